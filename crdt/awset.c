@@ -1,0 +1,91 @@
+/*  crdt_awset: add-wins observed-remove set (see awset.h). */
+#include "crdt/awset.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "crdt/internal.h"
+#include "engram/error.h"
+
+static int s_check_type(const crdt_scope_t *self, const char *key, const char *elem)
+{
+    if (crdt_scope_types_of(self, key) & ~(1u << CRDT_SET))
+        return ENGRAM_ETYPE;
+    if (!*elem)
+        return ENGRAM_EINVAL;
+    return 0;
+}
+
+/*  Removes the dots elem holds here (observed), with a fresh dot; adds elem if `add`. */
+static int s_update(crdt_scope_t *self, const char *key, const char *elem, bool add,
+                    crdt_scope_t **delta_p)
+{
+    int rc = s_check_type(self, key, elem);
+    if (rc)
+        return rc;
+    const crdt__object_t *set = crdt__scope_object(self, CRDT_SET, key);
+    const crdt__leaf_t *leaf = set ? crdt__object_leaf(set, elem) : NULL;
+    if (!add && !leaf)
+        return ENGRAM_ENOTFOUND;
+    size_t n = leaf ? leaf->n : 0;
+    crdt_dot_t *observed = malloc((n ? n : 1) * sizeof *observed);
+    if (!observed)
+        return ENGRAM_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        observed[i] = leaf->entries[i].dot;
+    rc = crdt__scope_operate(self, CRDT_SET, key, add ? elem : NULL, 0, NULL, 0, observed, n,
+                             delta_p);
+    free(observed);
+    return rc;
+}
+
+int crdt_awset_add(crdt_scope_t *self, const char *key, const char *elem,
+                   crdt_scope_t **delta_p)
+{
+    return s_update(self, key, elem, true, delta_p);
+}
+
+int crdt_awset_remove(crdt_scope_t *self, const char *key, const char *elem,
+                      crdt_scope_t **delta_p)
+{
+    return s_update(self, key, elem, false, delta_p);
+}
+
+bool crdt_awset_contains(const crdt_scope_t *self, const char *key, const char *elem)
+{
+    const crdt__object_t *set = crdt__scope_object(self, CRDT_SET, key);
+    return set && crdt__object_leaf(set, elem);
+}
+
+static int s_strcmp_p(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int crdt_awset_members(const crdt_scope_t *self, const char *key, const char ***members,
+                       size_t *n)
+{
+    const crdt__object_t *set = crdt__scope_object(self, CRDT_SET, key);
+    if (!set)
+        return ENGRAM_ENOTFOUND;
+    size_t count = crdt__hmap_count(set->leaves), at = 0;
+    *members = malloc((count ? count : 1) * sizeof **members);
+    if (!*members)
+        return ENGRAM_ENOMEM;
+    for (size_t i = 0; i < crdt__hmap_slots(set->leaves); i++) {
+        void *leaf;
+        if (crdt__hmap_at(set->leaves, i, NULL, NULL, &leaf))
+            (*members)[at++] = ((crdt__leaf_t *)leaf)->elem;
+    }
+    qsort(*members, count, sizeof **members, s_strcmp_p);
+    *n = count;
+    return 0;
+}
+
+static int s_check_entry(const char *elem, const uint8_t *data, size_t len)
+{
+    (void)data;
+    return (*elem && len == 0) ? 0 : ENGRAM_EDECODE;
+}
+
+const crdt_type_t crdt__awset_type = {CRDT_SET, "set", s_check_entry, NULL};

@@ -1,0 +1,29 @@
+/*  crdt codec: protobuf-c encodings of contexts and of scope states and deltas
+ *  (proto/crdt.proto), the form in which they cross the network and reach the disk.
+ *
+ *  Decoders take untrusted bytes. They return ENGRAM_EDECODE for anything malformed (bad
+ *  protobuf, a context not in canonical form, a dot outside the context or used twice, an
+ *  entry its type forbids, an oversized key or value), ENGRAM_EVERSION for a newer schema
+ *  major, and never crash, leak or return a half-built object. A decoded scope satisfies every
+ *  invariant of scope.h, so it can be joined without further checks.
+ *
+ *  Encoded buffers are the caller's to free(). An encoding's size is not bounded here: the
+ *  gossip layer chunks by bytes.
+ */
+#ifndef CRDT_CODEC_H
+#define CRDT_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crdt/ctx.h"
+#include "crdt/scope.h"
+
+int crdt_ctx_encode(const crdt_ctx_t *ctx, uint8_t **buf, size_t *len);
+int crdt_ctx_decode(const uint8_t *buf, size_t len, crdt_ctx_t **ctx_p);
+
+int crdt_scope_encode(const crdt_scope_t *scope, uint8_t **buf, size_t *len);
+/*  The decoded scope issues dots as `replica` (0 for a delta). */
+int crdt_scope_decode(const uint8_t *buf, size_t len, uint64_t replica, crdt_scope_t **scope_p);
+
+#endif

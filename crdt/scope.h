@@ -1,0 +1,94 @@
+/*  crdt_scope: one shared scope, the unit of causality: a delta-state CRDT holding every
+ *  object of the scope under one causal context.
+ *
+ *  Model (Almeida, Shoker, Baquero, "Delta State Replicated Data Types", 2018). A scope is
+ *  DotMap<(type, key), DotMap<elem, DotFun<value>>> with one context. Every type is an
+ *  instance of that one shape: an AWSet is DotMap<elem, DotSet> (a DotSet is a DotFun whose
+ *  values are empty), and MVReg, causal counter and Log are a DotFun under the empty element.
+ *  Flattened, the state is a set of entries (type, key, elem, dot) -> (hlc, value) plus the
+ *  context, and the one join for every store is
+ *      S ⊔ S' = (S ∩ S') ∪ {e ∈ S : dot(e) ∉ c'} ∪ {e ∈ S' : dot(e) ∉ c},   c ⊔ c' = c ∪ c'
+ *  with empty DotFuns and DotMaps pruned, exactly the paper's nested join. The object type is
+ *  part of the map key, so two replicas that concurrently create one key with different types
+ *  never conflict inside the lattice: both objects exist and crdt_scope_types_of reports both.
+ *
+ *  Invariants kept by every function:
+ *  - every live entry's dot is in the context, and no dot labels two entries;
+ *  - the digest is the XOR of the hashes of the live entries (order-independent, incremental);
+ *  - a replica's own dots are issued from its context: the next dot of replica r is
+ *    (r, max_r + 1), so the counter is persisted exactly when the context is;
+ *  - for every operation that removed dots, a removal record (op dot -> removed dots) is kept
+ *    until the op is below a stable cut handed to crdt_scope_prune. Joins carry records along,
+ *    so every replica can serve catch-up deltas to any other.
+ *
+ *  Deltas are scopes too (replica 0: they never issue dots). Mutators (in awset.h, mvreg.h,
+ *  counter.h, log.h) change the scope and return the delta m^δ(x), with x ⊔ m^δ(x) = m(x).
+ *
+ *  Ownership: a scope owns all its entries, values and records. Functions returning
+ *  crdt_scope_t * give the caller a new scope to destroy. Not thread-safe.
+ *
+ *  Cost: a join visits the delta's entries plus, for removals, whichever is smaller: the dots of
+ *  the delta's context or the scope's live entries. crdt_scope_delta_since scans the live
+ *  entries once (O(entries)); node/ answers anti-entropy from its RocksDB ops index instead.
+ *
+ *  ENGRAM_ENOMEM in the middle of a join leaves the scope unusable: it is marked broken and
+ *  every later change returns ENGRAM_ENOMEM (reads still work). Discard it and reload.
+ */
+#ifndef CRDT_SCOPE_H
+#define CRDT_SCOPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crdt/ctx.h"
+#include "crdt/type.h"
+
+typedef struct crdt_scope crdt_scope_t;
+
+/*  A new empty scope whose mutations issue dots as `replica` (0: a delta or a read-only copy,
+ *  whose mutators refuse with ENGRAM_EINVAL). */
+crdt_scope_t *crdt_scope_new(uint64_t replica);
+void crdt_scope_destroy(crdt_scope_t **self_p);
+/*  A copy with the same state, records and prune cut, issuing dots as `replica`. Caller owns. */
+crdt_scope_t *crdt_scope_dup(const crdt_scope_t *self, uint64_t replica);
+
+uint64_t crdt_scope_replica(const crdt_scope_t *self);
+/*  The causal context; borrowed until the next change of self. */
+const crdt_ctx_t *crdt_scope_ctx(const crdt_scope_t *self);
+uint64_t crdt_scope_digest(const crdt_scope_t *self);
+/*  Number of live entries. */
+size_t crdt_scope_entries(const crdt_scope_t *self);
+/*  Number of removal records held (garbage waiting for a stable cut). */
+size_t crdt_scope_records(const crdt_scope_t *self);
+/*  Removal records of ops at or below this cut are gone; borrowed until the next change. */
+const crdt_ctx_t *crdt_scope_pruned(const crdt_scope_t *self);
+/*  Bit (1u << type) is set for every type that has an object under key. */
+unsigned crdt_scope_types_of(const crdt_scope_t *self, const char *key);
+
+/*  self := self ⊔ delta. Refuses with ENGRAM_EDOTREUSE, changing nothing, when a dot of the
+ *  delta labels different content here (a replica issued one dot twice: joining would make
+ *  replicas diverge silently). */
+int crdt_scope_join(crdt_scope_t *self, const crdt_scope_t *delta);
+
+/*  The delta that brings a replica whose context is `since` up to date: the live entries whose
+ *  dots `since` lacks, the removed dots of every op `since` lacks (dots it may still hold
+ *  live), and the context difference, with the removal records of those ops. If `since` does
+ *  not cover the prune cut (records it would need are gone), the whole state. Caller owns;
+ *  NULL when out of memory. */
+crdt_scope_t *crdt_scope_delta_since(const crdt_scope_t *self, const crdt_ctx_t *since);
+
+/*  Drops the removal records of ops in stable_cut (a context every live replica has reached).
+ *  ENGRAM_EINVAL, changing nothing, if self does not cover the cut. */
+int crdt_scope_prune(crdt_scope_t *self, const crdt_ctx_t *stable_cut);
+
+/*  Removes every object under key, whatever its type: one operation with a fresh dot that
+ *  removes every entry it observes. ENGRAM_ENOTFOUND if there is none. */
+int crdt_scope_forget(crdt_scope_t *self, const char *key, crdt_scope_t **delta_p);
+
+/*  Same context and same live entries (records and prune cut are bookkeeping, not state). */
+bool crdt_scope_equal(const crdt_scope_t *self, const crdt_scope_t *other);
+/*  Recomputes the digest from scratch; tests compare it with the incremental one. */
+uint64_t crdt_scope_digest_recompute(const crdt_scope_t *self);
+
+#endif

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages engram needs to build and test. Idempotent: packages already
+# present are left alone, and apt is only asked when something is missing.
+#
+#   deploy/install-deps.sh            build + test dependencies
+#   deploy/install-deps.sh --bench    also the peers the benchmarks compare against
+#   deploy/install-deps.sh --fuzz     also clang and its runtime for ENGRAM_FUZZ=ON
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config
+          libzmq3-dev libczmq-dev librocksdb-dev libprotobuf-c-dev protobuf-c-compiler
+          libsodium-dev libcmocka-dev valgrind python3)
+for arg in "$@"; do
+    case "$arg" in
+        --bench) packages+=(redis-server redis-tools etcd-server etcd-client rocksdb-tools) ;;
+        --fuzz)  packages+=(clang libclang-rt-14-dev) ;;
+        *) echo "install-deps.sh: unknown option '$arg'" >&2; exit 2 ;;
+    esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+else
+    SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

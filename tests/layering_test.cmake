@@ -1,0 +1,18 @@
+# Fails if a file under crdt/ includes a ZeroMQ, czmq, RocksDB or libsodium header: the CRDT
+# kernel is pure algebra (DESIGN.md section 1). The linker would only catch calls.
+file(GLOB_RECURSE files ${SOURCE_DIR}/crdt/*.c ${SOURCE_DIR}/crdt/*.h)
+set(bad "")
+foreach(f ${files})
+  file(STRINGS ${f} lines REGEX "^[ \t]*#[ \t]*include[ \t]*[<\"](zmq|czmq|zmq_[a-z_]*|rocksdb/[a-z_]*|sodium|sodium/[a-z_0-9]*)\\.h[>\"]")
+  if(lines)
+    list(APPEND bad "${f}: ${lines}")
+  endif()
+endforeach()
+if(bad)
+  message(FATAL_ERROR "crdt/ must stay free of I/O libraries:\n${bad}")
+endif()
+list(LENGTH files n)
+if(n EQUAL 0)
+  message(FATAL_ERROR "no files found under ${SOURCE_DIR}/crdt: the check would be empty")
+endif()
+message(STATUS "layering: ${n} files under crdt/ include no zmq, rocksdb or sodium header")
