@@ -75,7 +75,12 @@ int crdt_scope_join(crdt_scope_t *self, const crdt_scope_t *delta);
  *  dots `since` lacks, the removed dots of every op `since` lacks (dots it may still hold
  *  live), and the context difference, with the removal records of those ops. If `since` does
  *  not cover the prune cut (records it would need are gone), the whole state. Caller owns;
- *  NULL when out of memory. */
+ *  NULL when out of memory.
+ *  Precondition: `since` is the context of a causally consistent replica, one that holds a
+ *  dot only with the effects of its operation, as replicas that apply pushes in causal order
+ *  and pulls as one unit always are. A replica that joined deltas out of causal order may
+ *  hold an operation's dot (carried by a later delta that removed its entry) without its
+ *  removals; this delta would not repeat them. */
 crdt_scope_t *crdt_scope_delta_since(const crdt_scope_t *self, const crdt_ctx_t *since);
 
 /*  Drops the removal records of ops in stable_cut (a context every live replica has reached).

@@ -1,0 +1,351 @@
+/*  Tests of crdt_scope: the one join and its laws over random states, delivery-order
+ *  independence, catch-up deltas (crdt_scope_delta_since) with and without pruned records,
+ *  causal delivery keeping contexts plain version vectors, and refusals that change nothing.
+ *  Random states come from tests/support/world.c; every case is replayable by its seed.
+ */
+#include "world.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "crdt/awset.h"
+#include "crdt/mvreg.h"
+#include "engram/error.h"
+#include "engram/limits.h"
+
+/*  The canonical use: two replicas of one scope write, ship deltas, and converge. */
+static void test_two_replicas_converge(void **state)
+{
+    (void)state;
+    crdt_scope_t *a = crdt_scope_new(1), *b = crdt_scope_new(2);
+    crdt_scope_t *d1 = NULL, *d2 = NULL;
+    assert_int_equal(crdt_mvreg_write(a, "goal", 10, "draft", 5, &d1), 0);
+    assert_int_equal(crdt_awset_add(b, "sources", "arxiv:2505.18279", &d2), 0);
+    assert_int_equal(crdt_scope_join(b, d1), 0);
+    assert_int_equal(crdt_scope_join(a, d2), 0);
+    assert_true(crdt_scope_equal(a, b));
+    assert_int_equal(crdt_scope_digest(a), crdt_scope_digest(b));
+    assert_true(crdt_awset_contains(a, "sources", "arxiv:2505.18279"));
+    crdt_entry_view_t *siblings;
+    size_t n;
+    assert_int_equal(crdt_mvreg_read(b, "goal", &siblings, &n), 0);
+    assert_int_equal(n, 1);
+    assert_memory_equal(siblings[0].data, "draft", 5);
+    free(siblings);
+    /* Both replicas' dots are in both contexts, with no cloud. */
+    assert_int_equal(crdt_ctx_base(crdt_scope_ctx(a), 1), 1);
+    assert_int_equal(crdt_ctx_base(crdt_scope_ctx(a), 2), 1);
+    assert_true(crdt_ctx_is_vv(crdt_scope_ctx(a)));
+    crdt_scope_destroy(&d1);
+    crdt_scope_destroy(&d2);
+    crdt_scope_destroy(&a);
+    crdt_scope_destroy(&b);
+}
+
+/*  A world with random ops and random partial, out-of-order, duplicated delivery. */
+static void s_random_world(world_t *w, prop_rng_t *rng, int nreplicas, int nops)
+{
+    world_init(w, rng, nreplicas, WORLD_ALL_KINDS, 3);
+    for (int i = 0; i < nops; i++) {
+        world_random_op(w, -1);
+        if (w->nops && prop_chance(rng, 60)) {
+            size_t op = prop_below(rng, w->nops);
+            world_deliver(w, op, (int)prop_below(rng, (uint64_t)nreplicas));
+        }
+    }
+}
+
+static crdt_scope_t *s_join2(const crdt_scope_t *a, const crdt_scope_t *b)
+{
+    crdt_scope_t *out = crdt_scope_dup(a, 0);
+    assert_non_null(out);
+    PROP_CHECK(crdt_scope_join(out, b) == 0);
+    PROP_CHECK(crdt_scope_digest(out) == crdt_scope_digest_recompute(out));
+    return out;
+}
+
+static void test_join_laws(void **state)
+{
+    (void)state;
+    int cases = prop_cases(2000);
+    for (int c = 0; c < cases; c++) {
+        prop_rng_t rng = prop_case("join_laws", c);
+        world_t w;
+        s_random_world(&w, &rng, 3, 10 + (int)prop_below(&rng, 60));
+        crdt_scope_t *a = w.replicas[0], *b = w.replicas[1], *x = w.replicas[2];
+        /* Operands are states and deltas alike. */
+        if (w.nops && prop_chance(&rng, 30))
+            x = w.ops[prop_below(&rng, w.nops)].delta;
+
+        crdt_scope_t *ab = s_join2(a, b), *ba = s_join2(b, a);
+        PROP_CHECK(crdt_scope_equal(ab, ba)); /* commutative */
+        crdt_scope_t *ab_x = s_join2(ab, x), *bx = s_join2(b, x), *a_bx = s_join2(a, bx);
+        PROP_CHECK(crdt_scope_equal(ab_x, a_bx)); /* associative */
+        crdt_scope_t *aa = s_join2(a, a);
+        PROP_CHECK(crdt_scope_equal(aa, a)); /* idempotent */
+        crdt_scope_t *ab_b = s_join2(ab, b);
+        PROP_CHECK(crdt_scope_equal(ab_b, ab)); /* absorbs what it holds */
+        /* The join is an upper bound: it holds both contexts. */
+        PROP_CHECK(crdt_ctx_covers(crdt_scope_ctx(ab), crdt_scope_ctx(a)));
+        PROP_CHECK(crdt_ctx_covers(crdt_scope_ctx(ab), crdt_scope_ctx(b)));
+
+        crdt_scope_destroy(&ab);
+        crdt_scope_destroy(&ba);
+        crdt_scope_destroy(&ab_x);
+        crdt_scope_destroy(&bx);
+        crdt_scope_destroy(&a_bx);
+        crdt_scope_destroy(&aa);
+        crdt_scope_destroy(&ab_b);
+        world_fini(&w);
+    }
+}
+
+/*  Replicas that receive the same deltas in any order, with duplicates, are equal. */
+static void test_delivery_order_does_not_matter(void **state)
+{
+    (void)state;
+    int cases = prop_cases(1000);
+    for (int c = 0; c < cases; c++) {
+        prop_rng_t rng = prop_case("delivery_order", c);
+        world_t w;
+        s_random_world(&w, &rng, 2 + (int)prop_below(&rng, 4), 20 + (int)prop_below(&rng, 80));
+        world_deliver_all(&w);
+        for (int r = 1; r < w.nreplicas; r++) {
+            PROP_CHECK(crdt_scope_digest(w.replicas[r]) == crdt_scope_digest(w.replicas[0]));
+            PROP_CHECK(crdt_scope_equal(w.replicas[r], w.replicas[0]));
+        }
+        /* A replica that only ever saw the deltas, in reverse order, agrees too. */
+        crdt_scope_t *fresh = crdt_scope_new(world_replica_id(7));
+        for (size_t i = w.nops; i-- > 0;)
+            PROP_CHECK(crdt_scope_join(fresh, w.ops[i].delta) == 0);
+        PROP_CHECK(crdt_scope_equal(fresh, w.replicas[0]));
+        crdt_scope_destroy(&fresh);
+        world_fini(&w);
+    }
+}
+
+/*  Gives replica `lag` a random causally closed subset of the ops (ops are numbered in an
+ *  order that extends causality, so one pass suffices). */
+static void s_random_subset(world_t *w, int lag, unsigned percent)
+{
+    for (size_t op = 0; op < w->nops; op++)
+        if (world_deliverable(w, op, lag) && prop_chance(w->rng, percent))
+            world_deliver(w, op, lag);
+}
+
+static void s_check_catch_up(const crdt_scope_t *full, const crdt_scope_t *lagging)
+{
+    crdt_scope_t *delta = crdt_scope_delta_since(full, crdt_scope_ctx(lagging));
+    PROP_CHECK(delta != NULL);
+    PROP_CHECK(crdt_scope_entries(delta) <= crdt_scope_entries(full));
+    crdt_scope_t *caught_up = s_join2(lagging, delta);
+    PROP_CHECK(crdt_scope_equal(caught_up, full));
+    crdt_scope_destroy(&caught_up);
+    crdt_scope_destroy(&delta);
+}
+
+/*  "The delta for context C" brings a replica at C to the state of one that got everything. */
+static void test_catch_up_delta(void **state)
+{
+    (void)state;
+    int cases = prop_cases(1000);
+    for (int c = 0; c < cases; c++) {
+        prop_rng_t rng = prop_case("catch_up", c);
+        world_t w;
+        world_init(&w, &rng, 4, WORLD_ALL_KINDS, 3);
+        int nops = 10 + (int)prop_below(&rng, 100);
+        for (int i = 0; i < nops; i++)
+            world_random_op(&w, (int)prop_below(&rng, 3)); /* replica 3 never writes */
+        /* Replica 0 gets everything; 3 a random subset; 1 and 2 keep what they wrote. */
+        for (size_t op = 0; op < w.nops; op++)
+            world_deliver(&w, op, 0);
+        s_random_subset(&w, 3, (unsigned)prop_below(&rng, 101));
+        crdt_scope_t *full = w.replicas[0];
+
+        s_check_catch_up(full, w.replicas[3]);
+        s_check_catch_up(full, w.replicas[1]);
+
+        /* An up-to-date replica is sent nothing: traffic tracks what the asker misses. */
+        crdt_scope_t *nothing = crdt_scope_delta_since(full, crdt_scope_ctx(full));
+        PROP_CHECK(crdt_scope_entries(nothing) == 0);
+        PROP_CHECK(crdt_ctx_is_empty(crdt_scope_ctx(nothing)));
+        PROP_CHECK(crdt_scope_records(nothing) == 0);
+        crdt_scope_destroy(&nothing);
+
+        /* A replica that caught up from another can serve a third (records travel along). */
+        crdt_scope_t *relay = crdt_scope_dup(w.replicas[3], world_replica_id(3));
+        crdt_scope_t *d = crdt_scope_delta_since(full, crdt_scope_ctx(relay));
+        PROP_CHECK(crdt_scope_join(relay, d) == 0);
+        crdt_scope_destroy(&d);
+        s_check_catch_up(relay, w.replicas[2]);
+        crdt_scope_destroy(&relay);
+
+        /* Prune at a cut the lagging replica has reached: the small delta still works. */
+        crdt_ctx_t *cut = crdt_ctx_meet(crdt_scope_ctx(full), crdt_scope_ctx(w.replicas[3]));
+        size_t before = crdt_scope_records(full);
+        PROP_CHECK(crdt_scope_prune(full, cut) == 0);
+        PROP_CHECK(crdt_scope_records(full) <= before);
+        s_check_catch_up(full, w.replicas[3]);
+        crdt_ctx_destroy(&cut);
+
+        /* Prune past it: records it needs are gone, so it is sent the whole state. */
+        crdt_ctx_t *all = crdt_ctx_dup(crdt_scope_ctx(full));
+        PROP_CHECK(crdt_scope_prune(full, all) == 0);
+        PROP_CHECK(crdt_scope_records(full) == 0);
+        s_check_catch_up(full, w.replicas[3]);
+        s_check_catch_up(full, w.replicas[1]);
+        crdt_ctx_destroy(&all);
+        world_fini(&w);
+    }
+}
+
+/*  Under causal delivery a scope's context stays a plain version vector, and so it does when
+ *  a replica catches up by one catch-up delta. */
+static void test_causal_delivery_keeps_version_vectors(void **state)
+{
+    (void)state;
+    int cases = prop_cases(300);
+    for (int c = 0; c < cases; c++) {
+        prop_rng_t rng = prop_case("causal_vv", c);
+        world_t w;
+        world_init(&w, &rng, 4, WORLD_ALL_KINDS, 2);
+        int nops = 10 + (int)prop_below(&rng, 50);
+        for (int i = 0; i < nops; i++) {
+            world_random_op(&w, (int)prop_below(&rng, 3));
+            /* Deliver a few causally ready deltas to replicas 0..2; 3 stays behind. */
+            for (int k = 0; k < 3; k++) {
+                size_t op = prop_below(&rng, w.nops ? w.nops : 1);
+                int r = (int)prop_below(&rng, 3);
+                if (w.nops && world_deliverable(&w, op, r))
+                    world_deliver(&w, op, r);
+                PROP_CHECK(crdt_ctx_is_vv(crdt_scope_ctx(w.replicas[r])));
+            }
+        }
+        crdt_scope_t *behind = w.replicas[3];
+        crdt_scope_t *d = crdt_scope_delta_since(w.replicas[0], crdt_scope_ctx(behind));
+        PROP_CHECK(crdt_scope_join(behind, d) == 0);
+        PROP_CHECK(crdt_ctx_is_vv(crdt_scope_ctx(behind)));
+        crdt_scope_destroy(&d);
+        world_deliver_causally(&w); /* checks is_vv after every delivery */
+        for (int r = 1; r < w.nreplicas; r++)
+            PROP_CHECK(crdt_scope_equal(w.replicas[r], w.replicas[0]));
+        world_fini(&w);
+    }
+}
+
+/*  Two replicas that share a replica id (a restore from an old snapshot that kept its id)
+ *  issue one dot twice: the join refuses instead of diverging silently. */
+static void test_dot_reuse_is_refused(void **state)
+{
+    (void)state;
+    crdt_scope_t *a = crdt_scope_new(5), *twin = crdt_scope_new(5), *d = NULL;
+    assert_int_equal(crdt_mvreg_write(a, "k", 1, "one", 3, NULL), 0);
+    assert_int_equal(crdt_mvreg_write(twin, "k", 1, "two", 3, &d), 0);
+    crdt_scope_t *before = crdt_scope_dup(a, 5);
+    assert_int_equal(crdt_scope_join(a, d), ENGRAM_EDOTREUSE);
+    assert_true(crdt_scope_equal(a, before));
+    crdt_scope_destroy(&d);
+    crdt_scope_destroy(&before);
+    crdt_scope_destroy(&a);
+    crdt_scope_destroy(&twin);
+}
+
+/*  Bad arguments get an error code and change nothing. */
+static void test_refusals_change_nothing(void **state)
+{
+    (void)state;
+    crdt_scope_t *s = crdt_scope_new(9), *d = NULL;
+    assert_int_equal(crdt_awset_add(s, "tags", "x", NULL), 0);
+    crdt_scope_t *before = crdt_scope_dup(s, 9);
+    char long_key[ENGRAM_MAX_KEY_BYTES + 2];
+    memset(long_key, 'k', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = '\0';
+    static char big[ENGRAM_MAX_VALUE_BYTES + 1];
+
+    assert_int_equal(crdt_mvreg_write(s, "tags", 1, "v", 1, &d), ENGRAM_ETYPE);
+    assert_int_equal(crdt_mvreg_write(s, "", 1, "v", 1, &d), ENGRAM_EINVAL);
+    assert_int_equal(crdt_mvreg_write(s, long_key, 1, "v", 1, &d), ENGRAM_ETOOBIG);
+    assert_int_equal(crdt_mvreg_write(s, "big", 1, big, sizeof big, &d), ENGRAM_ETOOBIG);
+    assert_int_equal(crdt_awset_add(s, "tags", "", &d), ENGRAM_EINVAL);
+    assert_int_equal(crdt_awset_remove(s, "tags", "absent", &d), ENGRAM_ENOTFOUND);
+    assert_int_equal(crdt_scope_forget(s, "absent", &d), ENGRAM_ENOTFOUND);
+    assert_null(d);
+    assert_true(crdt_scope_equal(s, before));
+
+    /* A delta or read-only copy (replica 0) never issues dots. */
+    crdt_scope_t *ro = crdt_scope_dup(s, 0);
+    assert_int_equal(crdt_awset_add(ro, "tags", "y", NULL), ENGRAM_EINVAL);
+    assert_true(crdt_scope_equal(ro, before));
+
+    /* A stable cut the scope has not reached is refused. */
+    crdt_ctx_t *cut = crdt_ctx_new();
+    assert_int_equal(crdt_ctx_insert(cut, (crdt_dot_t){77, 1}), 0);
+    assert_int_equal(crdt_scope_prune(s, cut), ENGRAM_EINVAL);
+    assert_true(crdt_ctx_is_empty(crdt_scope_pruned(s)));
+    crdt_ctx_destroy(&cut);
+    crdt_scope_destroy(&ro);
+    crdt_scope_destroy(&before);
+    crdt_scope_destroy(&s);
+}
+
+/*  Concurrent creation of one key with two types keeps both objects on every replica. */
+static void test_concurrent_types_coexist(void **state)
+{
+    (void)state;
+    crdt_scope_t *a = crdt_scope_new(1), *b = crdt_scope_new(2), *da = NULL, *db = NULL;
+    assert_int_equal(crdt_mvreg_write(a, "plan", 1, "v", 1, &da), 0);
+    assert_int_equal(crdt_awset_add(b, "plan", "step", &db), 0);
+    assert_int_equal(crdt_scope_join(a, db), 0);
+    assert_int_equal(crdt_scope_join(b, da), 0);
+    unsigned both = (1u << CRDT_REG) | (1u << CRDT_SET);
+    assert_int_equal(crdt_scope_types_of(a, "plan"), both);
+    assert_true(crdt_scope_equal(a, b));
+    /* Now that both exist, either type's mutators refuse on this replica... */
+    assert_int_equal(crdt_awset_add(a, "plan", "other", NULL), ENGRAM_ETYPE);
+    /* ...until a forget removes both. */
+    assert_int_equal(crdt_scope_forget(a, "plan", NULL), 0);
+    assert_int_equal(crdt_scope_types_of(a, "plan"), 0);
+    assert_int_equal(crdt_awset_add(a, "plan", "other", NULL), 0);
+    crdt_scope_destroy(&da);
+    crdt_scope_destroy(&db);
+    crdt_scope_destroy(&a);
+    crdt_scope_destroy(&b);
+}
+
+/*  Removal records are the garbage: one per removing op, gone once below a stable cut. */
+static void test_records_are_collected_at_stable_cut(void **state)
+{
+    (void)state;
+    crdt_scope_t *a = crdt_scope_new(1), *b = crdt_scope_new(2), *d = NULL;
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(crdt_mvreg_write(a, "k", (uint64_t)i, "v", 1, &d), 0);
+        assert_int_equal(crdt_scope_join(b, d), 0);
+        crdt_scope_destroy(&d);
+    }
+    /* The first write removed nothing; the nine after it each removed one value. */
+    assert_int_equal(crdt_scope_records(a), 9);
+    assert_int_equal(crdt_scope_records(b), 9);
+    crdt_ctx_t *cut = crdt_ctx_meet(crdt_scope_ctx(a), crdt_scope_ctx(b));
+    assert_int_equal(crdt_scope_prune(a, cut), 0);
+    assert_int_equal(crdt_scope_records(a), 0);
+    assert_int_equal(crdt_scope_entries(a), 1);
+    crdt_ctx_destroy(&cut);
+    crdt_scope_destroy(&a);
+    crdt_scope_destroy(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_two_replicas_converge),
+        cmocka_unit_test(test_join_laws),
+        cmocka_unit_test(test_delivery_order_does_not_matter),
+        cmocka_unit_test(test_catch_up_delta),
+        cmocka_unit_test(test_causal_delivery_keeps_version_vectors),
+        cmocka_unit_test(test_dot_reuse_is_refused),
+        cmocka_unit_test(test_refusals_change_nothing),
+        cmocka_unit_test(test_concurrent_types_coexist),
+        cmocka_unit_test(test_records_are_collected_at_stable_cut),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
