@@ -24,17 +24,14 @@ static int s_update(crdt_scope_t *self, const char *key, const char *elem, bool 
     if (rc)
         return rc;
     const crdt__object_t *set = crdt__scope_object(self, CRDT_SET, key);
-    const crdt__leaf_t *leaf = set ? crdt__object_leaf(set, elem) : NULL;
-    if (!add && !leaf)
-        return ENGRAM_ENOTFOUND;
-    size_t n = leaf ? leaf->n : 0;
-    crdt_dot_t *observed = malloc((n ? n : 1) * sizeof *observed);
-    if (!observed)
-        return ENGRAM_ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        observed[i] = leaf->entries[i].dot;
-    rc = crdt__scope_operate(self, CRDT_SET, key, add ? elem : NULL, 0, NULL, 0, observed, n,
-                             delta_p);
+    crdt_dot_t *observed = NULL;
+    size_t n = 0, cap = 0;
+    rc = crdt__object_dots(set, elem, &observed, &n, &cap);
+    if (rc == 0 && !add && n == 0)
+        rc = ENGRAM_ENOTFOUND;
+    if (rc == 0)
+        rc = crdt__scope_operate(self, CRDT_SET, key, add ? elem : NULL, 0, NULL, 0, observed,
+                                 n, delta_p);
     free(observed);
     return rc;
 }
@@ -88,4 +85,4 @@ static int s_check_entry(const char *elem, const uint8_t *data, size_t len)
     return (*elem && len == 0) ? 0 : ENGRAM_EDECODE;
 }
 
-const crdt_type_t crdt__awset_type = {CRDT_SET, "set", s_check_entry, NULL};
+const crdt_type_t crdt__awset_type = {CRDT_SET, "set", s_check_entry};

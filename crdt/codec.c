@@ -151,32 +151,31 @@ typedef struct {
 static int s_encode_object(void *arg, const crdt__object_t *object)
 {
     s_encoder_t *enc = arg;
+    crdt_entry_view_t *views;
+    size_t n;
+    int rc = crdt__object_views(object, &views, &n);
+    if (rc)
+        return rc;
     Engram__Object *o = &enc->objects[enc->nobjects];
     engram__object__init(o);
     o->type = object->type;
     o->key.data = (uint8_t *)object->key;
     o->key.len = strlen(object->key);
     o->entries = &enc->entry_ptrs[enc->nentries];
-    for (size_t i = 0; i < crdt__hmap_slots(object->leaves); i++) {
-        void *value;
-        if (!crdt__hmap_at(object->leaves, i, NULL, NULL, &value))
-            continue;
-        const crdt__leaf_t *leaf = value;
-        for (size_t k = 0; k < leaf->n; k++) {
-            const crdt__entry_t *e = &leaf->entries[k];
-            Engram__Entry *m = &enc->entries[enc->nentries];
-            engram__entry__init(m);
-            m->elem.data = (uint8_t *)leaf->elem;
-            m->elem.len = strlen(leaf->elem);
-            m->node = e->dot.node;
-            m->n = e->dot.n;
-            m->hlc = e->hlc;
-            m->data.data = e->data;
-            m->data.len = e->len;
-            enc->entry_ptrs[enc->nentries++] = m;
-            o->n_entries++;
-        }
+    o->n_entries = n;
+    for (size_t k = 0; k < n; k++) {
+        Engram__Entry *m = &enc->entries[enc->nentries];
+        engram__entry__init(m);
+        m->elem.data = (uint8_t *)views[k].elem;
+        m->elem.len = strlen(views[k].elem);
+        m->node = views[k].node;
+        m->n = views[k].n;
+        m->hlc = views[k].hlc;
+        m->data.data = (uint8_t *)views[k].data;
+        m->data.len = views[k].len;
+        enc->entry_ptrs[enc->nentries++] = m;
     }
+    free(views);
     enc->object_ptrs[enc->nobjects++] = o;
     return 0;
 }
@@ -229,8 +228,9 @@ int crdt_scope_encode(const crdt_scope_t *scope, uint8_t **buf, size_t *len)
     if (rc == 0 && (!enc.objects || !enc.object_ptrs || !enc.records || !enc.record_ptrs ||
                     !enc.entries || !enc.entry_ptrs))
         rc = ENGRAM_ENOMEM;
+    if (rc == 0)
+        rc = crdt__scope_foreach_object(scope, s_encode_object, &enc);
     if (rc == 0) {
-        crdt__scope_foreach_object(scope, s_encode_object, &enc);
         crdt__scope_foreach_record(scope, s_encode_record, &enc);
         enc.msg.schema_major = ENGRAM_SCHEMA_MAJOR;
         enc.msg.schema_minor = ENGRAM_SCHEMA_MINOR;
@@ -289,22 +289,15 @@ static int s_decode_object(crdt_scope_t *scope, const Engram__Object *o)
         if (rc)
             return rc == ENGRAM_EDOTREUSE ? ENGRAM_EDECODE : rc;
     }
-    if (!type->check_object)
-        return 0;
-    crdt_entry_view_t *views = NULL;
-    size_t n;
-    int rc = crdt__object_views(crdt__scope_object(scope, type->id, key), &views, &n);
-    if (rc == 0 && type->check_object(views, n) != 0)
-        rc = ENGRAM_EDECODE;
-    free(views);
-    return rc;
+    return 0;
 }
 
 static int s_decode_record(crdt_scope_t *scope, const Engram__Record *r)
 {
     const crdt_ctx_t *ctx = crdt_scope_ctx(scope);
     crdt_dot_t op = {r->node, r->n};
-    if (!s_dot_ok(r->node, r->n) || !crdt_ctx_contains(ctx, op) || r->n_removed % 2)
+    if (!s_dot_ok(r->node, r->n) || !crdt_ctx_contains(ctx, op) || r->n_removed % 2 ||
+        crdt__scope_has_record(scope, op))
         return ENGRAM_EDECODE;
     for (size_t i = 0; i < r->n_removed; i += 2) {
         crdt_dot_t dot = {r->removed[i], r->removed[i + 1]};

@@ -2,7 +2,7 @@
  *  totals; the HLC of an entry is unused (0). */
 #include "crdt/counter.h"
 
-#include <string.h>
+#include <stdlib.h>
 
 #include "crdt/internal.h"
 #include "engram/error.h"
@@ -31,21 +31,31 @@ int crdt_counter_add(crdt_scope_t *self, const char *key, int64_t amount,
         return ENGRAM_ETYPE;
     const crdt__object_t *counter = crdt__scope_object(self, CRDT_COUNTER, key);
     const crdt__leaf_t *leaf = counter ? crdt__object_leaf(counter, "") : NULL;
-    /* This replica's entry (entries are sorted by dot, so its own are adjacent). */
-    crdt_dot_t own = {0, 0};
+    /* This replica's running total. Under causal delivery it is one entry; a state joined out
+     * of causal order may hold several (an old total whose removal it has not seen beside a
+     * newer one started after a reset), and the increment replaces them all. */
+    crdt_dot_t *own = malloc((leaf && leaf->n ? leaf->n : 1) * sizeof *own);
+    if (!own)
+        return ENGRAM_ENOMEM;
+    size_t nown = 0;
     int64_t total = 0;
+    int rc = 0;
     for (size_t i = 0; leaf && i < leaf->n; i++) {
-        if (leaf->entries[i].dot.node == crdt_scope_replica(self)) {
-            own = leaf->entries[i].dot;
-            total = s_total(leaf->entries[i].data);
-        }
+        if (leaf->entries[i].dot.node != crdt_scope_replica(self))
+            continue;
+        own[nown++] = leaf->entries[i].dot;
+        if (__builtin_add_overflow(total, s_total(leaf->entries[i].data), &total))
+            rc = ENGRAM_ERANGE;
     }
-    if (__builtin_add_overflow(total, amount, &total))
-        return ENGRAM_ERANGE;
+    if (rc == 0 && __builtin_add_overflow(total, amount, &total))
+        rc = ENGRAM_ERANGE;
     uint8_t data[TOTAL_BYTES];
     s_put_total(data, total);
-    return crdt__scope_operate(self, CRDT_COUNTER, key, "", 0, data, sizeof data, &own,
-                               own.node ? 1 : 0, delta_p);
+    if (rc == 0)
+        rc = crdt__scope_operate(self, CRDT_COUNTER, key, "", 0, data, sizeof data, own, nown,
+                                 delta_p);
+    free(own);
+    return rc;
 }
 
 int crdt_counter_value(const crdt_scope_t *self, const char *key, int64_t *value)
@@ -68,14 +78,4 @@ static int s_check_entry(const char *elem, const uint8_t *data, size_t len)
     return (*elem || len != TOTAL_BYTES) ? ENGRAM_EDECODE : 0;
 }
 
-/*  One running total per node. */
-static int s_check_object(const crdt_entry_view_t *entries, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = i + 1; j < n; j++)
-            if (entries[i].node == entries[j].node)
-                return ENGRAM_EDECODE;
-    return 0;
-}
-
-const crdt_type_t crdt__counter_type = {CRDT_COUNTER, "counter", s_check_entry, s_check_object};
+const crdt_type_t crdt__counter_type = {CRDT_COUNTER, "counter", s_check_entry};

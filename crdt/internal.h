@@ -96,6 +96,7 @@ int crdt__scope_insert(struct crdt_scope *self, crdt_type_id_t type, const char 
                        size_t len);
 int crdt__scope_add_record(struct crdt_scope *self, crdt_dot_t op, const crdt_dot_t *removed,
                            size_t nremoved);
+bool crdt__scope_has_record(const struct crdt_scope *self, crdt_dot_t op);
 crdt_ctx_t *crdt__scope_ctx_mut(struct crdt_scope *self);
 crdt_ctx_t *crdt__scope_pruned_mut(struct crdt_scope *self);
 /*  For encoders: visits every object, then every record. Stops at the first non-zero. */
@@ -105,6 +106,11 @@ int crdt__scope_foreach_record(const struct crdt_scope *self,
                                int (*fn)(void *arg, crdt_dot_t op, const crdt_dot_t *removed,
                                          size_t nremoved),
                                void *arg);
+/*  Appends to (*dots, *n, *cap) the dots of the object's leaf for elem, or of all its leaves
+ *  when elem is NULL: what an operation that replaces or removes them observed. A NULL
+ *  object appends nothing. The caller frees *dots. */
+int crdt__object_dots(const crdt__object_t *object, const char *elem, crdt_dot_t **dots,
+                      size_t *n, size_t *cap);
 /*  Fills views with the object's entries in leaf order; caller frees *views. */
 int crdt__object_views(const crdt__object_t *object, crdt_entry_view_t **views, size_t *n);
 

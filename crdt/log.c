@@ -43,4 +43,4 @@ static int s_check_entry(const char *elem, const uint8_t *data, size_t len)
     return *elem ? ENGRAM_EDECODE : 0;
 }
 
-const crdt_type_t crdt__log_type = {CRDT_LOG, "log", s_check_entry, NULL};
+const crdt_type_t crdt__log_type = {CRDT_LOG, "log", s_check_entry};

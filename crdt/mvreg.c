@@ -11,15 +11,12 @@ int crdt_mvreg_write(crdt_scope_t *self, const char *key, uint64_t hlc, const vo
 {
     if (crdt_scope_types_of(self, key) & ~(1u << CRDT_REG))
         return ENGRAM_ETYPE;
-    const crdt__object_t *reg = crdt__scope_object(self, CRDT_REG, key);
-    const crdt__leaf_t *leaf = reg ? crdt__object_leaf(reg, "") : NULL;
-    size_t n = leaf ? leaf->n : 0;
-    crdt_dot_t *observed = malloc((n ? n : 1) * sizeof *observed);
-    if (!observed)
-        return ENGRAM_ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        observed[i] = leaf->entries[i].dot;
-    int rc = crdt__scope_operate(self, CRDT_REG, key, "", hlc, data, len, observed, n, delta_p);
+    crdt_dot_t *observed = NULL;
+    size_t n = 0, cap = 0;
+    int rc = crdt__object_dots(crdt__scope_object(self, CRDT_REG, key), NULL, &observed, &n,
+                               &cap);
+    if (rc == 0)
+        rc = crdt__scope_operate(self, CRDT_REG, key, "", hlc, data, len, observed, n, delta_p);
     free(observed);
     return rc;
 }
@@ -54,4 +51,4 @@ static int s_check_entry(const char *elem, const uint8_t *data, size_t len)
     return *elem ? ENGRAM_EDECODE : 0;
 }
 
-const crdt_type_t crdt__mvreg_type = {CRDT_REG, "reg", s_check_entry, NULL};
+const crdt_type_t crdt__mvreg_type = {CRDT_REG, "reg", s_check_entry};

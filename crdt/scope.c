@@ -434,6 +434,12 @@ int crdt__scope_add_record(crdt_scope_t *self, crdt_dot_t op, const crdt_dot_t *
     return 0;
 }
 
+bool crdt__scope_has_record(const crdt_scope_t *self, crdt_dot_t op)
+{
+    s_dotkey_t dk = s_dotkey(op);
+    return crdt__hmap_get(self->records, &dk, sizeof dk) != NULL;
+}
+
 /*  Drops every record whose op is in self->pruned. */
 static void s_drop_pruned_records(crdt_scope_t *self)
 {
@@ -652,18 +658,32 @@ int crdt__scope_operate(crdt_scope_t *self, crdt_type_id_t type, const char *key
     return rc;
 }
 
-static int s_collect_dots(const crdt__object_t *object, crdt_dot_t **dots, size_t *n,
-                          size_t *cap)
+static int s_append_leaf_dots(const crdt__leaf_t *leaf, crdt_dot_t **dots, size_t *n,
+                              size_t *cap)
 {
+    if (crdt__grow((void **)dots, cap, *n + leaf->n, sizeof **dots))
+        return ENGRAM_ENOMEM;
+    for (size_t k = 0; k < leaf->n; k++)
+        (*dots)[(*n)++] = leaf->entries[k].dot;
+    return 0;
+}
+
+int crdt__object_dots(const crdt__object_t *object, const char *elem, crdt_dot_t **dots,
+                      size_t *n, size_t *cap)
+{
+    if (!object)
+        return 0;
+    if (elem) {
+        const crdt__leaf_t *leaf = crdt__object_leaf(object, elem);
+        return leaf ? s_append_leaf_dots(leaf, dots, n, cap) : 0;
+    }
     for (size_t i = 0; i < crdt__hmap_slots(object->leaves); i++) {
-        void *value;
-        if (!crdt__hmap_at(object->leaves, i, NULL, NULL, &value))
-            continue;
-        const crdt__leaf_t *leaf = value;
-        if (crdt__grow((void **)dots, cap, *n + leaf->n, sizeof **dots))
-            return ENGRAM_ENOMEM;
-        for (size_t k = 0; k < leaf->n; k++)
-            (*dots)[(*n)++] = leaf->entries[k].dot;
+        void *leaf;
+        if (crdt__hmap_at(object->leaves, i, NULL, NULL, &leaf)) {
+            int rc = s_append_leaf_dots(leaf, dots, n, cap);
+            if (rc)
+                return rc;
+        }
     }
     return 0;
 }
@@ -674,9 +694,8 @@ int crdt_scope_forget(crdt_scope_t *self, const char *key, crdt_scope_t **delta_
     size_t n = 0, cap = 0;
     int rc = 0;
     for (unsigned t = 1; rc == 0 && t <= CRDT_TYPE_MAX; t++) {
-        const crdt__object_t *object = crdt__scope_object(self, (crdt_type_id_t)t, key);
-        if (object)
-            rc = s_collect_dots(object, &dots, &n, &cap);
+        rc = crdt__object_dots(crdt__scope_object(self, (crdt_type_id_t)t, key), NULL, &dots,
+                               &n, &cap);
     }
     if (rc == 0 && n == 0)
         rc = ENGRAM_ENOTFOUND;
@@ -746,7 +765,6 @@ crdt_scope_t *crdt_scope_delta_since(const crdt_scope_t *self, const crdt_ctx_t 
     if (rc == 0) {
         crdt_ctx_destroy(&ship.delta->ctx);
         ship.delta->ctx = missing;
-        rc = crdt_ctx_join(ship.delta->pruned, self->pruned);
     }
     if (rc == 0 && crdt_ctx_count(missing) <= self->nentries)
         rc = crdt__ctx_foreach_range(missing, s_ship_range, &ship);

@@ -19,7 +19,9 @@
  *    (r, max_r + 1), so the counter is persisted exactly when the context is;
  *  - for every operation that removed dots, a removal record (op dot -> removed dots) is kept
  *    until the op is below a stable cut handed to crdt_scope_prune. Joins carry records along,
- *    so every replica can serve catch-up deltas to any other.
+ *    so every replica can serve catch-up deltas to any other;
+ *  - the prune cut is inside the context. Only a whole state carries its prune cut to another
+ *    replica (which then lacks the same records); a catch-up delta carries none.
  *
  *  Deltas are scopes too (replica 0: they never issue dots). Mutators (in awset.h, mvreg.h,
  *  counter.h, log.h) change the scope and return the delta m^δ(x), with x ⊔ m^δ(x) = m(x).

@@ -4,8 +4,10 @@
  *  which decoders enforce on untrusted input:
  *    reg      MVReg      DotFun<value> under elem "": entries carry an HLC and the value bytes.
  *    set      AWSet      DotMap<elem, DotSet>: non-empty elems, no value bytes.
- *    counter  causal ctr DotFun<total> under elem "": value is a little-endian int64, at most
- *                        one entry per writing node (its running total).
+ *    counter  causal ctr DotFun<total> under elem "": value is a little-endian int64, the
+ *                        running total of the node that wrote it. (One entry per node under
+ *                        causal delivery; a state joined out of order may briefly hold more,
+ *                        so decoders do not insist on it.)
  *    log      Log        DotFun<entry> under elem "": entries ordered by (HLC, dot).
  *  Type ids are part of the wire and disk formats: append, never renumber.
  */
@@ -41,9 +43,6 @@ typedef struct {
     const char *name;
     /*  0 if an entry may belong to an object of this type, else ENGRAM_EDECODE. */
     int (*check_entry)(const char *elem, const uint8_t *data, size_t len);
-    /*  0 if the object's entries (all of one object, any order) form a valid state; NULL
-     *  when any set of valid entries does. */
-    int (*check_object)(const crdt_entry_view_t *entries, size_t n);
 } crdt_type_t;
 
 /*  NULL for an unknown id or name. */
