@@ -214,7 +214,7 @@ int crdt_scope_encode(const crdt_scope_t *scope, uint8_t **buf, size_t *len)
     s_encoder_t enc = {0};
     size_t nobjects = 0, nrecords = 0, nentries = crdt_scope_entries(scope);
     crdt__scope_foreach_object(scope, s_count_object, &nobjects);
-    crdt__scope_foreach_record(scope, s_count_record, &nrecords);
+    crdt_scope_foreach_record(scope, s_count_record, &nrecords);
     engram__scope__init(&enc.msg);
     int rc = s_ctx_msg_init(&enc.ctx, crdt_scope_ctx(scope));
     if (rc == 0)
@@ -231,7 +231,7 @@ int crdt_scope_encode(const crdt_scope_t *scope, uint8_t **buf, size_t *len)
     if (rc == 0)
         rc = crdt__scope_foreach_object(scope, s_encode_object, &enc);
     if (rc == 0) {
-        crdt__scope_foreach_record(scope, s_encode_record, &enc);
+        crdt_scope_foreach_record(scope, s_encode_record, &enc);
         enc.msg.schema_major = ENGRAM_SCHEMA_MAJOR;
         enc.msg.schema_minor = ENGRAM_SCHEMA_MINOR;
         enc.msg.ctx = &enc.ctx;

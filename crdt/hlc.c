@@ -33,7 +33,8 @@ uint64_t crdt_hlc_now(crdt_hlc_t *clock, uint64_t now_ms)
 int crdt_hlc_observe(crdt_hlc_t *clock, uint64_t remote, uint64_t now_ms, uint64_t max_drift_ms,
                      uint64_t *stamp)
 {
-    if (crdt_hlc_physical_ms(remote) > now_ms + max_drift_ms)
+    uint64_t remote_ms = crdt_hlc_physical_ms(remote);
+    if (remote_ms > now_ms && remote_ms - now_ms > max_drift_ms) /* no overflow */
         return ENGRAM_ERANGE;
     clock->last = s_next(remote > clock->last ? remote : clock->last, now_ms);
     *stamp = clock->last;

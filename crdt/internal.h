@@ -99,13 +99,9 @@ int crdt__scope_add_record(struct crdt_scope *self, crdt_dot_t op, const crdt_do
 bool crdt__scope_has_record(const struct crdt_scope *self, crdt_dot_t op);
 crdt_ctx_t *crdt__scope_ctx_mut(struct crdt_scope *self);
 crdt_ctx_t *crdt__scope_pruned_mut(struct crdt_scope *self);
-/*  For encoders: visits every object, then every record. Stops at the first non-zero. */
+/*  For encoders: visits every object. Stops at the first non-zero. */
 int crdt__scope_foreach_object(const struct crdt_scope *self,
                                int (*fn)(void *arg, const crdt__object_t *object), void *arg);
-int crdt__scope_foreach_record(const struct crdt_scope *self,
-                               int (*fn)(void *arg, crdt_dot_t op, const crdt_dot_t *removed,
-                                         size_t nremoved),
-                               void *arg);
 /*  Appends to (*dots, *n, *cap) the dots of the object's leaf for elem, or of all its leaves
  *  when elem is NULL: what an operation that replaces or removes them observed. A NULL
  *  object appends nothing. The caller frees *dots. */

@@ -458,10 +458,7 @@ static void s_drop_pruned_records(crdt_scope_t *self)
     }
 }
 
-int crdt__scope_foreach_record(const crdt_scope_t *self,
-                               int (*fn)(void *arg, crdt_dot_t op, const crdt_dot_t *removed,
-                                         size_t nremoved),
-                               void *arg)
+int crdt_scope_foreach_record(const crdt_scope_t *self, crdt_scope_record_fn fn, void *arg)
 {
     for (size_t i = 0; i < crdt__hmap_slots(self->records); i++) {
         void *value;
@@ -610,7 +607,7 @@ int crdt_scope_join(crdt_scope_t *self, const crdt_scope_t *delta)
     crdt_ctx_destroy(&self->pruned);
     self->pruned = pruned;
     if (rc == 0)
-        rc = crdt__scope_foreach_record(delta, s_copy_record, self);
+        rc = crdt_scope_foreach_record(delta, s_copy_record, self);
     if (pruned_grew)
         s_drop_pruned_records(self);
     if (rc)
@@ -771,7 +768,7 @@ crdt_scope_t *crdt_scope_delta_since(const crdt_scope_t *self, const crdt_ctx_t 
     else if (rc == 0)
         rc = s_foreach_entry(self, s_ship_unseen, &ship);
     if (rc == 0)
-        rc = crdt__scope_foreach_record(self, s_ship_record, &ship);
+        rc = crdt_scope_foreach_record(self, s_ship_record, &ship);
     if (rc)
         crdt_scope_destroy(&ship.delta);
     return ship.delta;
@@ -792,6 +789,46 @@ int crdt_scope_prune(crdt_scope_t *self, const crdt_ctx_t *stable_cut)
     self->pruned = pruned;
     s_drop_pruned_records(self);
     return 0;
+}
+
+/*  --- storage views ------------------------------------------------------------------ */
+
+int crdt_scope_restore_ctx(crdt_scope_t *self, const crdt_ctx_t *ctx)
+{
+    if (self->broken)
+        return ENGRAM_ENOMEM;
+    return crdt_ctx_join(self->ctx, ctx);
+}
+
+int crdt_scope_restore(crdt_scope_t *self, crdt_type_id_t type, const char *key,
+                       const crdt_entry_view_t *entry)
+{
+    crdt_dot_t dot = {entry->node, entry->n};
+    const crdt_type_t *t = crdt_type_by_id(type);
+    if (!t || !crdt_ctx_contains(self->ctx, dot) ||
+        t->check_entry(entry->elem, entry->data, entry->len) != 0)
+        return ENGRAM_EINVAL;
+    return crdt__scope_insert(self, type, key, entry->elem, dot, entry->hlc, entry->data,
+                              entry->len);
+}
+
+typedef struct {
+    crdt_scope_entry_fn fn;
+    void *arg;
+} s_visit_t;
+
+static int s_visit_entry(void *arg, const crdt__leaf_t *leaf, const crdt__entry_t *entry)
+{
+    s_visit_t *visit = arg;
+    crdt_entry_view_t view = {leaf->elem,  entry->dot.node, entry->dot.n,
+                              entry->hlc,  entry->data,     entry->len};
+    return visit->fn(visit->arg, leaf->object->type, leaf->object->key, &view);
+}
+
+int crdt_scope_foreach_entry(const crdt_scope_t *self, crdt_scope_entry_fn fn, void *arg)
+{
+    s_visit_t visit = {fn, arg};
+    return s_foreach_entry(self, s_visit_entry, &visit);
 }
 
 /*  --- comparison ---------------------------------------------------------------------- */

@@ -93,6 +93,24 @@ int crdt_scope_prune(crdt_scope_t *self, const crdt_ctx_t *stable_cut);
  *  removes every entry it observes. ENGRAM_ENOTFOUND if there is none. */
 int crdt_scope_forget(crdt_scope_t *self, const char *key, crdt_scope_t **delta_p);
 
+/*  For storage layers that keep a scope outside memory (node/ keeps entries in RocksDB and
+ *  loads one object at a time into a view): joins ctx into self's context, then restores
+ *  stored entries one by one. ENGRAM_EINVAL if the entry's dot is not in the context,
+ *  ENGRAM_EDOTREUSE if it is already used. */
+int crdt_scope_restore_ctx(crdt_scope_t *self, const crdt_ctx_t *ctx);
+int crdt_scope_restore(crdt_scope_t *self, crdt_type_id_t type, const char *key,
+                       const crdt_entry_view_t *entry);
+
+/*  Visits every live entry (object by object) and every removal record, for storage layers
+ *  that persist a delta. The visitor must not change self; a non-zero return stops the walk
+ *  and is returned. */
+typedef int (*crdt_scope_entry_fn)(void *arg, crdt_type_id_t type, const char *key,
+                                   const crdt_entry_view_t *entry);
+typedef int (*crdt_scope_record_fn)(void *arg, crdt_dot_t op, const crdt_dot_t *removed,
+                                    size_t nremoved);
+int crdt_scope_foreach_entry(const crdt_scope_t *self, crdt_scope_entry_fn fn, void *arg);
+int crdt_scope_foreach_record(const crdt_scope_t *self, crdt_scope_record_fn fn, void *arg);
+
 /*  Same context and same live entries (records and prune cut are bookkeeping, not state). */
 bool crdt_scope_equal(const crdt_scope_t *self, const crdt_scope_t *other);
 /*  Recomputes the digest from scratch; tests compare it with the incremental one. */
