@@ -23,7 +23,13 @@ extern "C" {
     X(ENGRAM_ENOTFOUND, -6, "not found")                                                       \
     X(ENGRAM_ETOOBIG, -7, "value or message too large")                                        \
     X(ENGRAM_EDOTREUSE, -8, "a dot was issued twice for different content")                    \
-    X(ENGRAM_ERANGE, -9, "counter overflow")
+    X(ENGRAM_ERANGE, -9, "out of range")                                                       \
+    X(ENGRAM_EUNAVAILABLE, -10, "node unavailable")                                            \
+    X(ENGRAM_ETIMEDOUT, -11, "timed out waiting for the causal token")                         \
+    X(ENGRAM_EIO, -12, "storage failure")                                                      \
+    X(ENGRAM_ENOSPC, -13, "no space left on the data volume")                                  \
+    X(ENGRAM_EREADONLY, -14, "the data directory is read-only")                                \
+    X(ENGRAM_ESCOPE, -15, "invalid scope name")
 
 typedef enum {
 #define ENGRAM__ERROR_ENUM(name, value, message) name = value,

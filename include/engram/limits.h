@@ -1,14 +1,14 @@
 /*  engram defaults and limits, in one place.
  *
- *  Every tunable number lives here as an overridable #ifndef ENGRAM_DEFAULT_* so that no .c
- *  file holds a magic number. Runtime configuration (the node's config file) may lower the
- *  limits further; it may never raise a hard decode limit past what is written here.
+ *  Every tunable number lives here as an overridable #ifndef so that no .c file holds a magic
+ *  number. Runtime configuration (the node's config file and flags, node/config.c) may lower
+ *  the limits further; it may never raise a hard decode limit past what is written here.
  */
 #ifndef ENGRAM_LIMITS_H
 #define ENGRAM_LIMITS_H
 
-/*  Schema version of every encoded state, delta and value. A reader refuses a newer major
- *  with ENGRAM_EVERSION; a newer minor only adds fields that older readers skip. */
+/*  Schema version of every encoded state, delta, value and API message. A reader refuses a
+ *  newer major with ENGRAM_EVERSION; a newer minor only adds fields that older readers skip. */
 #define ENGRAM_SCHEMA_MAJOR 1
 #define ENGRAM_SCHEMA_MINOR 0
 
@@ -23,5 +23,42 @@
 /*  Hybrid logical clock: physical milliseconds in the high bits, a logical counter in the
  *  low ENGRAM_HLC_LOGICAL_BITS bits. */
 #define ENGRAM_HLC_LOGICAL_BITS 16
+
+/*  engramd and libengram defaults; each can be set in the node's config file or by a flag. */
+#ifndef ENGRAM_DEFAULT_API_ENDPOINT
+#define ENGRAM_DEFAULT_API_ENDPOINT "ipc:///tmp/engram.sock"
+#endif
+#ifndef ENGRAM_DEFAULT_CLIENT_TIMEOUT_MS
+#define ENGRAM_DEFAULT_CLIENT_TIMEOUT_MS 5000
+#endif
+#ifndef ENGRAM_DEFAULT_AFTER_TIMEOUT_MS
+#define ENGRAM_DEFAULT_AFTER_TIMEOUT_MS 2000
+#endif
+#ifndef ENGRAM_DEFAULT_DURABILITY
+#define ENGRAM_DEFAULT_DURABILITY "sync"
+#endif
+/*  Requests read in one loop turn, applied and made durable by one group commit. */
+#ifndef ENGRAM_DEFAULT_MAX_BATCH
+#define ENGRAM_DEFAULT_MAX_BATCH 256
+#endif
+#ifndef ENGRAM_DEFAULT_PURGE_INTERVAL_MS
+#define ENGRAM_DEFAULT_PURGE_INTERVAL_MS 1000
+#endif
+#ifndef ENGRAM_DEFAULT_LIST_LIMIT
+#define ENGRAM_DEFAULT_LIST_LIMIT 100
+#endif
+/*  Events queued for a subscriber whose connection is full; past it the subscription ends
+ *  with an error event rather than silently dropping changes. */
+#ifndef ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG
+#define ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG 10000
+#endif
+/*  ZMQ_MAXMSGSIZE of the API socket: a larger frame is dropped by libzmq before we see it. */
+#ifndef ENGRAM_DEFAULT_MAX_FRAME_BYTES
+#define ENGRAM_DEFAULT_MAX_FRAME_BYTES (4 * 1024 * 1024)
+#endif
+/*  A remote HLC further ahead of the wall clock than this is refused. */
+#ifndef ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS
+#define ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS 60000
+#endif
 
 #endif

@@ -1,0 +1,148 @@
+/*  libengram: the client library agents use to talk to their local engram node.
+ *
+ *  A connection (engram_t) is a ZeroMQ DEALER to the node's agent API (proto/api.proto).
+ *  Every call sends one request and waits for its reply (engram_set_timeout, default
+ *  ENGRAM_DEFAULT_CLIENT_TIMEOUT_MS); no reply in time is ENGRAM_EUNAVAILABLE. Calls return 0
+ *  or a negative ENGRAM_E* code (engram_strerror); on an error the node's message is kept for
+ *  engram_last_error. Results are owned structs the caller destroys.
+ *
+ *  Scopes: "private" is the calling agent's own memory and never leaves its node; shared
+ *  scopes are "kind:id" (user:alice, run:q3-proposal, app:support, agent:researcher-1,
+ *  team:...). Every result carries the causal token of the scopes it touched: pass it as
+ *  `after` to a read (on any node) to wait until that node has seen everything it covers.
+ *
+ *  Thread safety: one engram_t per thread.
+ */
+#ifndef ENGRAM_ENGRAM_H
+#define ENGRAM_ENGRAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engram/error.h"
+#include "engram/limits.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct engram engram_t;
+
+/*  One row of a result: a register value or sibling, a set member, a log entry, a listed
+ *  key, or a history step. Strings are never NULL ("" when absent). */
+typedef struct {
+    char *key;
+    char *type;    /* reg, set, counter, log */
+    uint8_t *value; /* reg/log payload or set element; NUL-terminated for convenience */
+    size_t len;
+    char *meta_json;
+    char *author; /* agent that wrote this version */
+    char *user;
+    char **agents; /* provenance */
+    size_t nagents;
+    char **resources;
+    size_t nresources;
+    uint64_t hlc;
+    uint64_t node; /* the version's dot */
+    uint64_t n;
+    uint64_t created_hlc;
+    uint64_t expires_at_ms; /* 0: never */
+    char *op;               /* history: put, delete, set_add, ... */
+    int64_t amount;         /* history of counters */
+} engram_item_t;
+
+typedef struct {
+    engram_item_t *items; /* get: winner first, then siblings; members; entries; keys; steps */
+    size_t nitems;
+    int64_t number;    /* counter value */
+    char *memory_id;   /* remember */
+    char *next_cursor; /* list: "" when there is no further page */
+    char *token;       /* the causal token, printable (base64url) */
+} engram_result_t;
+
+typedef struct {
+    char *scope;
+    char *key;
+    char *op;
+    engram_item_t item;
+    char *token;
+} engram_event_t;
+
+typedef struct {
+    uint64_t node_id;
+    uint64_t replica_id;
+    uint64_t uptime_ms;
+    uint64_t requests;
+    uint64_t errors;
+    uint64_t writes;
+    uint64_t commits;
+    uint64_t scopes;
+    uint64_t subscribers;
+    uint64_t purged;
+    uint64_t malformed;
+    char durability[16];
+} engram_stats_t;
+
+/*  Connects to the node at endpoint (NULL: $ENGRAM_SOCKET, else ENGRAM_DEFAULT_API_ENDPOINT)
+ *  as agent acting for user. NULL if the socket cannot be created; an unreachable node shows
+ *  as ENGRAM_EUNAVAILABLE on the first call. */
+engram_t *engram_connect(const char *endpoint, const char *agent, const char *user);
+void engram_destroy(engram_t **self_p);
+void engram_set_timeout(engram_t *self, int timeout_ms);
+/*  The node's message for the last failed call; "" if none. Valid until the next call. */
+const char *engram_last_error(const engram_t *self);
+
+void engram_result_destroy(engram_result_t **self_p);
+void engram_event_destroy(engram_event_t **self_p);
+
+/*  Registers (multi-value). ttl_ms 0: never expires. meta_json may be NULL. */
+int engram_put(engram_t *self, const char *scope, const char *key, const void *value,
+               size_t len, const char *meta_json, uint64_t ttl_ms, engram_result_t **result);
+/*  after: a token from an earlier result, or NULL; timeout_ms bounds the wait for it
+ *  (ENGRAM_ETIMEDOUT). */
+int engram_get(engram_t *self, const char *scope, const char *key, const char *after,
+               int timeout_ms, engram_result_t **result);
+/*  Forgets the object under key, whatever its type. */
+int engram_delete(engram_t *self, const char *scope, const char *key, engram_result_t **result);
+
+int engram_set_add(engram_t *self, const char *scope, const char *key, const char *elem,
+                   engram_result_t **result);
+int engram_set_remove(engram_t *self, const char *scope, const char *key, const char *elem,
+                      engram_result_t **result);
+int engram_set_members(engram_t *self, const char *scope, const char *key,
+                       engram_result_t **result);
+
+int engram_counter_add(engram_t *self, const char *scope, const char *key, int64_t amount,
+                       engram_result_t **result);
+int engram_counter_get(engram_t *self, const char *scope, const char *key,
+                       engram_result_t **result);
+
+int engram_log_append(engram_t *self, const char *scope, const char *key, const void *text,
+                      size_t len, engram_result_t **result);
+int engram_log_range(engram_t *self, const char *scope, const char *key,
+                     engram_result_t **result);
+
+/*  Keys of scope starting with prefix (NULL: all), in key order, at most limit (0: the
+ *  node's default page), after cursor (NULL: from the start). */
+int engram_list(engram_t *self, const char *scope, const char *prefix, const char *cursor,
+                unsigned limit, engram_result_t **result);
+/*  A memory: text under a generated id (result->memory_id), with JSON metadata. */
+int engram_remember(engram_t *self, const char *scope, const char *text, const char *meta_json,
+                    uint64_t ttl_ms, engram_result_t **result);
+int engram_history(engram_t *self, const char *scope, const char *key,
+                   engram_result_t **result);
+/*  Copies the private memory under key into the shared scope, keeping its provenance. */
+int engram_share(engram_t *self, const char *key, const char *scope, engram_result_t **result);
+
+/*  Subscribes this connection to the changes of scope; then engram_next_event returns them
+ *  in commit order (timeout_ms -1: wait for ever; ENGRAM_ETIMEDOUT when none came). */
+int engram_subscribe(engram_t *self, const char *scope);
+int engram_next_event(engram_t *self, int timeout_ms, engram_event_t **event);
+
+int engram_stats(engram_t *self, engram_stats_t *stats);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
