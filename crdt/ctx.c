@@ -47,10 +47,28 @@ void crdt_ctx_destroy(crdt_ctx_t **self_p)
 crdt_ctx_t *crdt_ctx_dup(const crdt_ctx_t *self)
 {
     crdt_ctx_t *copy = crdt_ctx_new();
-    if (!copy)
-        return NULL;
-    if (crdt_ctx_join(copy, self) != 0)
+    if (!copy || !self->n)
+        return copy;
+    copy->entries = calloc(self->n, sizeof *copy->entries);
+    if (!copy->entries) {
         crdt_ctx_destroy(&copy);
+        return NULL;
+    }
+    copy->cap = self->n;
+    for (size_t i = 0; i < self->n; i++) {
+        const s_entry_t *e = &self->entries[i];
+        copy->entries[i] = (s_entry_t){.node = e->node, .base = e->base};
+        copy->n = i + 1;
+        if (!e->ncloud)
+            continue;
+        copy->entries[i].cloud = malloc(e->ncloud * sizeof *e->cloud);
+        if (!copy->entries[i].cloud) {
+            crdt_ctx_destroy(&copy);
+            return NULL;
+        }
+        memcpy(copy->entries[i].cloud, e->cloud, e->ncloud * sizeof *e->cloud);
+        copy->entries[i].ncloud = copy->entries[i].cap = e->ncloud;
+    }
     return copy;
 }
 
@@ -98,10 +116,16 @@ static int s_entry_add(s_entry_t *e, uint64_t lo, uint64_t hi)
     if (lo <= e->base + 1) {
         e->base = hi;
     } else {
-        /* First cloud range that ends at or after lo - 1 (could merge with [lo, hi]). */
-        size_t first = 0;
-        while (first < e->ncloud && e->cloud[first].hi + 1 < lo)
-            first++;
+        /* First cloud range that ends at or after lo - 1 (could merge with [lo, hi]): binary
+         * search, so that building a context in ascending order is linear, not quadratic. */
+        size_t first = 0, end = e->ncloud;
+        while (first < end) {
+            size_t mid = first + (end - first) / 2;
+            if (e->cloud[mid].hi + 1 < lo)
+                first = mid + 1;
+            else
+                end = mid;
+        }
         size_t last = first; /* one past the ranges that merge */
         while (last < e->ncloud && e->cloud[last].lo <= hi + 1) {
             if (e->cloud[last].lo < lo)

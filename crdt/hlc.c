@@ -5,6 +5,7 @@
 #include "engram/limits.h"
 
 #define LOGICAL_MASK ((UINT64_C(1) << ENGRAM_HLC_LOGICAL_BITS) - 1)
+#define PHYSICAL_MAX (UINT64_MAX >> ENGRAM_HLC_LOGICAL_BITS)
 
 uint64_t crdt_hlc_physical_ms(uint64_t stamp)
 {
@@ -20,6 +21,8 @@ uint64_t crdt_hlc_logical(uint64_t stamp)
  *  logical part is full carries into the physical part, which is the overflow rule. */
 static uint64_t s_next(uint64_t floor, uint64_t now_ms)
 {
+    if (now_ms > PHYSICAL_MAX)
+        now_ms = PHYSICAL_MAX; /* the year 10889: clamp rather than wrap */
     uint64_t wall = now_ms << ENGRAM_HLC_LOGICAL_BITS;
     return wall > floor ? wall : floor + 1;
 }
@@ -36,6 +39,8 @@ int crdt_hlc_observe(crdt_hlc_t *clock, uint64_t remote, uint64_t now_ms, uint64
     uint64_t remote_ms = crdt_hlc_physical_ms(remote);
     if (remote_ms > now_ms && remote_ms - now_ms > max_drift_ms) /* no overflow */
         return ENGRAM_ERANGE;
+    if (remote == UINT64_MAX || clock->last == UINT64_MAX)
+        return ENGRAM_ERANGE; /* no larger timestamp exists to issue */
     clock->last = s_next(remote > clock->last ? remote : clock->last, now_ms);
     *stamp = clock->last;
     return 0;

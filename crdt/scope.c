@@ -61,7 +61,7 @@ static bool s_objkey(crdt_type_id_t type, const char *key, uint8_t *buf, size_t 
 
 bool crdt__name_ok(const char *name, size_t len, bool may_be_empty)
 {
-    if (len > ENGRAM_MAX_KEY_BYTES || memchr(name, '\0', len))
+    if (len > ENGRAM_MAX_KEY_BYTES || (len && memchr(name, '\0', len)))
         return false;
     return len > 0 || may_be_empty;
 }
