@@ -25,7 +25,8 @@ crdt_value_t *crdt_value_new(void)
         return NULL;
     self->schema_major = ENGRAM_SCHEMA_MAJOR;
     self->schema_minor = ENGRAM_SCHEMA_MINOR;
-    if (s_set_string(&self->user, "") || s_set_string(&self->meta_json, ""))
+    if (s_set_string(&self->user, "") || s_set_string(&self->author, "") ||
+        s_set_string(&self->meta_json, ""))
         crdt_value_destroy(&self);
     return self;
 }
@@ -43,6 +44,7 @@ void crdt_value_destroy(crdt_value_t **self_p)
         return;
     crdt_value_t *self = *self_p;
     free(self->user);
+    free(self->author);
     s_strv_free(self->agents, self->nagents);
     s_strv_free(self->resources, self->nresources);
     free(self->data);
@@ -54,6 +56,11 @@ void crdt_value_destroy(crdt_value_t **self_p)
 int crdt_value_set_user(crdt_value_t *self, const char *user)
 {
     return s_set_string(&self->user, user);
+}
+
+int crdt_value_set_author(crdt_value_t *self, const char *author)
+{
+    return s_set_string(&self->author, author);
 }
 
 int crdt_value_set_meta(crdt_value_t *self, const char *meta_json)
@@ -135,6 +142,7 @@ int crdt_value_encode(const crdt_value_t *self, uint8_t **buf, size_t *len)
     msg.data.data = self->data;
     msg.data.len = self->len;
     msg.meta_json = self->meta_json;
+    msg.author = self->author;
     size_t size = engram__value__get_packed_size(&msg);
     *buf = malloc(size ? size : 1);
     if (!*buf)
@@ -167,6 +175,8 @@ int crdt_value_decode(const uint8_t *buf, size_t len, crdt_value_t **value_p)
     }
     if (rc == 0)
         rc = crdt_value_set_meta(value, msg->meta_json);
+    if (rc == 0)
+        rc = crdt_value_set_author(value, msg->author);
     if (rc == 0 && msg->provenance) {
         const Engram__Provenance *p = msg->provenance;
         rc = crdt_value_set_user(value, p->user);

@@ -24,6 +24,7 @@ typedef struct {
     uint64_t created_hlc;
     uint64_t updated_hlc;
     uint64_t expires_at_ms; /* 0: never */
+    char *author;           /* owned: the agent that wrote this version; "" when unknown */
     char *user;             /* owned; "" when unknown */
     char **agents;          /* owned, sorted, no duplicates */
     size_t nagents;
@@ -39,6 +40,7 @@ crdt_value_t *crdt_value_new(void);
 void crdt_value_destroy(crdt_value_t **self_p);
 
 int crdt_value_set_user(crdt_value_t *self, const char *user);
+int crdt_value_set_author(crdt_value_t *self, const char *author);
 int crdt_value_set_data(crdt_value_t *self, const void *data, size_t len);
 int crdt_value_set_meta(crdt_value_t *self, const char *meta_json);
 /*  Adds one contributing agent / source resource (kept sorted, duplicates ignored). */

@@ -1,0 +1,36 @@
+/*  node_server: engramd's agent API (proto/api.proto) over a ZeroMQ ROUTER socket.
+ *
+ *  One thread runs the loop. Each turn reads every request waiting (up to max_batch), handles
+ *  them in arrival order against the store (each write one WriteBatch, unsynced), then makes
+ *  the turn's writes durable with one WAL fsync (group commit, durability=sync), and only
+ *  then sends the replies and the subscription events. A reply is never sent for a write that
+ *  is not yet durable; under durability=async the fsync is skipped.
+ *
+ *  Requests carry the acting agent and user until access control lands. Every reply carries
+ *  the causal token of the scope it touched. A GET with `after` waits (parked, the loop goes
+ *  on) until the node's contexts cover the token or its timeout passes (ENGRAM_ETIMEDOUT).
+ *
+ *  Subscriptions are kept per connection (routing id) and scope; events go to the subscriber
+ *  on its own DEALER connection. A subscriber whose pipe is full gets its events queued up to
+ *  subscriber_backlog; past that its subscription ends with an error event, never a silent
+ *  drop.
+ *
+ *  Bad input (a frame that is not a Request, an unknown op, an invalid scope or key, a wrong
+ *  type, an oversized value) gets an error reply and changes nothing.
+ */
+#ifndef NODE_SERVER_H
+#define NODE_SERVER_H
+
+#include "node/config.h"
+
+typedef struct node_server node_server_t;
+
+/*  Opens the store and binds the API socket. On failure returns a code and writes a
+ *  one-line reason into why. */
+int node_server_new(const node_config_t *config, node_server_t **self_p, char *why,
+                    size_t why_len);
+/*  Serves until SIGINT or SIGTERM (czmq's handler sets zsys_interrupted). */
+int node_server_run(node_server_t *self);
+void node_server_destroy(node_server_t **self_p);
+
+#endif

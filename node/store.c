@@ -1,0 +1,898 @@
+/*  node_store: engramd's RocksDB storage (see store.h for the layout and its invariants). */
+#include "node/store.h"
+
+#include <czmq.h>
+#include <rocksdb/c.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crdt/codec.h"
+#include "crdt/value.h"
+#include "engram/error.h"
+#include "engram/limits.h"
+#include "node/identity.h"
+#include "proto/store.pb-c.h"
+
+enum { CF_DEFAULT, CF_ENTRIES, CF_PRIVATE, CF_OPS, CF_HISTORY, CF_EXPIRY, CF_META, CF_COUNT };
+static const char *const s_cf_names[CF_COUNT] = {"default", "entries", "private", "ops",
+                                                 "history", "expiry",  "meta"};
+
+struct node_store {
+    rocksdb_t *db;
+    rocksdb_options_t *options;
+    rocksdb_column_family_handle_t *cf[CF_COUNT];
+    rocksdb_writeoptions_t *write_options; /* never sync: node_store_sync does the fsync */
+    rocksdb_readoptions_t *read_options;
+    bool durability_sync;
+    node_identity_t identity;
+    uint64_t replica;
+    uint64_t hlc_floor;  /* the largest HLC ever persisted */
+    zhash_t *contexts;   /* sid -> crdt_ctx_t *, owned: every scope ever written */
+    bool unsynced;       /* applied since the last sync */
+};
+
+/*  --- keys ---------------------------------------------------------------------------- */
+
+static void s_be64(uint8_t *out, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        out[i] = (uint8_t)v;
+}
+
+static uint64_t s_get_be64(const uint8_t *in)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | in[i];
+    return v;
+}
+
+/*  A growable key buffer; every key is built in one. */
+typedef struct {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    bool failed;
+} s_key_t;
+
+static void s_key_add(s_key_t *k, const void *bytes, size_t len)
+{
+    if (k->failed)
+        return;
+    if (k->len + len > k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 128;
+        while (cap < k->len + len)
+            cap *= 2;
+        uint8_t *grown = realloc(k->data, cap);
+        if (!grown) {
+            k->failed = true;
+            return;
+        }
+        k->data = grown;
+        k->cap = cap;
+    }
+    memcpy(k->data + k->len, bytes, len);
+    k->len += len;
+}
+
+static void s_key_str0(s_key_t *k, const char *s)
+{
+    s_key_add(k, s, strlen(s) + 1);
+}
+
+static void s_key_u64(s_key_t *k, uint64_t v)
+{
+    uint8_t b[8];
+    s_be64(b, v);
+    s_key_add(k, b, 8);
+}
+
+/*  sid \0 key \0 elem \0 node n */
+static void s_entry_key(s_key_t *k, const char *sid, const char *key, const char *elem,
+                        uint64_t node, uint64_t n)
+{
+    s_key_str0(k, sid);
+    s_key_str0(k, key);
+    s_key_str0(k, elem);
+    s_key_u64(k, node);
+    s_key_u64(k, n);
+}
+
+/*  Splits an entry key (after `skip` bytes) into key, elem and dot; false if malformed. */
+static bool s_parse_entry_key(const char *raw, size_t len, size_t skip, const char **key,
+                              const char **elem, crdt_dot_t *dot)
+{
+    if (len < skip + 2 + 16)
+        return false;
+    const char *end = raw + len - 16;
+    const char *k = raw + skip;
+    const char *k_end = memchr(k, '\0', (size_t)(end - k));
+    if (!k_end)
+        return false;
+    const char *e = k_end + 1;
+    const char *e_end = memchr(e, '\0', (size_t)(end - e));
+    if (!e_end || e_end + 1 != end)
+        return false;
+    *key = k;
+    *elem = e;
+    dot->node = s_get_be64((const uint8_t *)end);
+    dot->n = s_get_be64((const uint8_t *)end + 8);
+    return true;
+}
+
+static bool s_is_private(const char *sid)
+{
+    return sid[0] == '@';
+}
+
+static rocksdb_column_family_handle_t *s_entries_cf(const node_store_t *self, const char *sid)
+{
+    return self->cf[s_is_private(sid) ? CF_PRIVATE : CF_ENTRIES];
+}
+
+/*  --- errors ------------------------------------------------------------------------- */
+
+static int s_rocks_error(char **err)
+{
+    if (!*err)
+        return 0;
+    int code = ENGRAM_EIO;
+    if (strstr(*err, "No space left"))
+        code = ENGRAM_ENOSPC;
+    else if (strstr(*err, "Read-only file system") || strstr(*err, "ermission denied"))
+        code = ENGRAM_EREADONLY;
+    zsys_error("rocksdb: %s", *err);
+    rocksdb_free(*err);
+    *err = NULL;
+    return code;
+}
+
+/*  --- open / close ------------------------------------------------------------------- */
+
+static void s_ctx_free(void *item)
+{
+    crdt_ctx_t *ctx = item;
+    crdt_ctx_destroy(&ctx);
+}
+
+static int s_meta_get(node_store_t *self, const char *name, char **value, size_t *len)
+{
+    char *err = NULL;
+    *value = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_META], name, strlen(name),
+                            len, &err);
+    return s_rocks_error(&err);
+}
+
+static int s_meta_put_sync(node_store_t *self, const char *name, const void *value, size_t len)
+{
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(wo, 1);
+    char *err = NULL;
+    rocksdb_put_cf(self->db, wo, self->cf[CF_META], name, strlen(name), value, len, &err);
+    rocksdb_writeoptions_destroy(wo);
+    return s_rocks_error(&err);
+}
+
+static uint64_t s_get_le64(const char *in)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | (uint8_t)in[i];
+    return v;
+}
+
+static void s_le64(char *out, uint64_t v)
+{
+    for (int i = 0; i < 8; i++, v >>= 8)
+        out[i] = (char)(uint8_t)v;
+}
+
+/*  Identity, replica id and the running mark (see store.h, "Dot safety"). */
+static int s_load_identity(node_store_t *self, char *why, size_t why_len)
+{
+    char *value;
+    size_t len;
+    int rc = s_meta_get(self, "identity", &value, &len);
+    if (rc == 0 && value) {
+        if (len != sizeof self->identity.public_key + sizeof self->identity.secret_key) {
+            snprintf(why, why_len, "the stored node identity is corrupt");
+            rc = ENGRAM_EIO;
+        } else {
+            memcpy(self->identity.public_key, value, sizeof self->identity.public_key);
+            memcpy(self->identity.secret_key, value + sizeof self->identity.public_key,
+                   sizeof self->identity.secret_key);
+            self->identity.node_id = node_identity_id_of(self->identity.public_key);
+        }
+        rocksdb_free(value);
+    } else if (rc == 0) {
+        uint8_t both[sizeof self->identity.public_key + sizeof self->identity.secret_key];
+        rc = node_identity_generate(&self->identity);
+        memcpy(both, self->identity.public_key, sizeof self->identity.public_key);
+        memcpy(both + sizeof self->identity.public_key, self->identity.secret_key,
+               sizeof self->identity.secret_key);
+        if (rc == 0)
+            rc = s_meta_put_sync(self, "identity", both, sizeof both);
+        sodium_memzero(both, sizeof both);
+        if (rc == 0)
+            zsys_info("engramd: new node identity %016" PRIx64, self->identity.node_id);
+    }
+    if (rc)
+        return rc;
+
+    self->replica = self->identity.node_id;
+    rc = s_meta_get(self, "replica", &value, &len);
+    if (rc == 0 && value && len == 8)
+        self->replica = s_get_le64(value);
+    rocksdb_free(value);
+    rc = rc ? rc : s_meta_get(self, "running", &value, &len);
+    if (rc)
+        return rc;
+    bool crashed_async = value && len == 5 && memcmp(value, "async", 5) == 0;
+    rocksdb_free(value);
+    if (crashed_async) {
+        uint64_t old = self->replica;
+        self->replica = node_identity_random_replica();
+        zsys_warning("engramd: the last run (durability=async) did not stop cleanly; its dot "
+                     "counters may be behind, so replica %016" PRIx64 " becomes %016" PRIx64,
+                     old, self->replica);
+    }
+    char raw[8];
+    s_le64(raw, self->replica);
+    rc = s_meta_put_sync(self, "replica", raw, 8);
+    const char *mode = self->durability_sync ? "sync" : "async";
+    return rc ? rc : s_meta_put_sync(self, "running", mode, strlen(mode));
+}
+
+/*  Loads every scope's context and the HLC floor. */
+static int s_load_meta(node_store_t *self)
+{
+    char *value;
+    size_t len;
+    int rc = s_meta_get(self, "hlc", &value, &len);
+    if (rc == 0 && value && len == 8)
+        self->hlc_floor = s_get_le64(value);
+    rocksdb_free(value);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(self->db, self->read_options,
+                                                        self->cf[CF_META]);
+    rocksdb_iter_seek(it, "ctx/", 4);
+    for (; rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < 4 || memcmp(k, "ctx/", 4) != 0)
+            break;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        char *sid = strndup(k + 4, klen - 4);
+        crdt_ctx_t *ctx = NULL;
+        rc = sid ? crdt_ctx_decode((const uint8_t *)v, vlen, &ctx) : ENGRAM_ENOMEM;
+        if (rc == 0) {
+            zhash_update(self->contexts, sid, ctx);
+            zhash_freefn(self->contexts, sid, s_ctx_free);
+        } else {
+            zsys_error("engramd: the stored context of scope '%s' is unreadable: %s",
+                       sid ? sid : "?", engram_strerror(rc));
+        }
+        free(sid);
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    return rc ? rc : s_rocks_error(&err);
+}
+
+int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p, char *why,
+                    size_t why_len)
+{
+    *self_p = NULL;
+    why[0] = '\0';
+    node_store_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return ENGRAM_ENOMEM;
+    self->durability_sync = durability_sync;
+    self->contexts = zhash_new();
+    self->options = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(self->options, 1);
+    rocksdb_options_set_create_missing_column_families(self->options, 1);
+    self->write_options = rocksdb_writeoptions_create();
+    self->read_options = rocksdb_readoptions_create();
+
+    const rocksdb_options_t *cf_options[CF_COUNT];
+    for (int i = 0; i < CF_COUNT; i++)
+        cf_options[i] = self->options;
+    char *err = NULL;
+    if (zsys_dir_create("%s", dir) != 0) {
+        snprintf(why, why_len, "cannot create data directory '%s'", dir);
+        node_store_close(&self);
+        return ENGRAM_EIO;
+    }
+    self->db = rocksdb_open_column_families(self->options, dir, CF_COUNT, s_cf_names,
+                                            cf_options, self->cf, &err);
+    if (err) {
+        snprintf(why, why_len, "cannot open RocksDB in '%s': %s", dir, err);
+        int rc = s_rocks_error(&err);
+        node_store_close(&self);
+        return rc;
+    }
+    int rc = s_load_identity(self, why, why_len);
+    if (rc == 0)
+        rc = s_load_meta(self);
+    if (rc) {
+        if (!why[0])
+            snprintf(why, why_len, "cannot read the node's metadata: %s", engram_strerror(rc));
+        node_store_close(&self);
+        return rc;
+    }
+    *self_p = self;
+    return 0;
+}
+
+void node_store_close(node_store_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    node_store_t *self = *self_p;
+    if (self->db) {
+        node_store_sync(self);
+        if (self->identity.node_id) { /* opened fully: this is a clean stop */
+            char *err = NULL;
+            rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+            rocksdb_writeoptions_set_sync(wo, 1);
+            rocksdb_delete_cf(self->db, wo, self->cf[CF_META], "running", 7, &err);
+            rocksdb_writeoptions_destroy(wo);
+            s_rocks_error(&err);
+        }
+        for (int i = 0; i < CF_COUNT; i++)
+            if (self->cf[i])
+                rocksdb_column_family_handle_destroy(self->cf[i]);
+        rocksdb_close(self->db);
+    }
+    rocksdb_options_destroy(self->options);
+    rocksdb_writeoptions_destroy(self->write_options);
+    rocksdb_readoptions_destroy(self->read_options);
+    zhash_destroy(&self->contexts);
+    sodium_memzero(&self->identity, sizeof self->identity);
+    free(self);
+    *self_p = NULL;
+}
+
+uint64_t node_store_node_id(const node_store_t *self)
+{
+    return self->identity.node_id;
+}
+
+uint64_t node_store_replica(const node_store_t *self)
+{
+    return self->replica;
+}
+
+uint64_t node_store_hlc_floor(const node_store_t *self)
+{
+    return self->hlc_floor;
+}
+
+size_t node_store_scopes(const node_store_t *self)
+{
+    return zhash_size(self->contexts);
+}
+
+const crdt_ctx_t *node_store_ctx(const node_store_t *self, const char *sid)
+{
+    return zhash_lookup(self->contexts, sid);
+}
+
+/*  --- views and writes -------------------------------------------------------------- */
+
+/*  Calls fn for every stored entry of one object (all types), in key order. */
+typedef int (*s_entry_fn)(void *arg, const char *key, const char *elem, crdt_dot_t dot,
+                          const Engram__StoredEntry *entry);
+
+/*  Calls fn for the stored entries of sid whose key starts with sid \0 key \0 [elem \0],
+ *  in key order; with `first_only`, for the first one only. */
+static int s_scan_object(node_store_t *self, const char *sid, const char *key, const char *elem,
+                         bool first_only, s_entry_fn fn, void *arg)
+{
+    s_key_t prefix = {0};
+    s_key_str0(&prefix, sid);
+    s_key_str0(&prefix, key);
+    if (elem)
+        s_key_str0(&prefix, elem);
+    if (prefix.failed) {
+        free(prefix.data);
+        return ENGRAM_ENOMEM;
+    }
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(self->db, self->read_options, s_entries_cf(self, sid));
+    int rc = 0;
+    size_t skip = strlen(sid) + 1;
+    for (rocksdb_iter_seek(it, (const char *)prefix.data, prefix.len);
+         rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < prefix.len || memcmp(k, prefix.data, prefix.len) != 0)
+            break;
+        const char *ekey, *eelem;
+        crdt_dot_t dot;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        Engram__StoredEntry *entry = engram__stored_entry__unpack(NULL, vlen, (const uint8_t *)v);
+        if (!s_parse_entry_key(k, klen, skip, &ekey, &eelem, &dot) || !entry)
+            zsys_error("engramd: skipping an unreadable entry of %s/%s", sid, key);
+        else
+            rc = fn(arg, ekey, eelem, dot, entry);
+        if (entry)
+            engram__stored_entry__free_unpacked(entry, NULL);
+        if (first_only)
+            break;
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    free(prefix.data);
+    return rc ? rc : s_rocks_error(&err);
+}
+
+typedef struct {
+    crdt_scope_t *view; /* NULL: probe types only */
+    unsigned types;
+} s_view_t;
+
+static int s_restore_entry(void *arg, const char *key, const char *elem, crdt_dot_t dot,
+                           const Engram__StoredEntry *entry)
+{
+    s_view_t *v = arg;
+    if (entry->type >= 1 && entry->type <= CRDT_TYPE_MAX)
+        v->types |= 1u << entry->type;
+    if (!v->view)
+        return 0;
+    crdt_entry_view_t view = {elem, dot.node, dot.n, entry->hlc, entry->data.data,
+                              entry->data.len};
+    int rc = crdt_scope_restore(v->view, (crdt_type_id_t)entry->type, key, &view);
+    if (rc)
+        zsys_error("engramd: stored entry (%" PRIu64 ",%" PRIu64 ") of '%s' does not fit its "
+                   "scope: %s",
+                   dot.node, dot.n, key, engram_strerror(rc));
+    return 0; /* one bad entry must not make the object unreadable */
+}
+
+int node_store_view(node_store_t *self, const char *sid, const char *key, node_view_t what,
+                    const char *elem, crdt_scope_t **view, unsigned *types)
+{
+    s_view_t v = {crdt_scope_new(self->replica), 0};
+    *view = NULL;
+    if (!v.view)
+        return ENGRAM_ENOMEM;
+    const crdt_ctx_t *ctx = node_store_ctx(self, sid);
+    int rc = ctx ? crdt_scope_restore_ctx(v.view, ctx) : 0;
+    if (rc == 0 && what != NODE_VIEW_OBJECT) {
+        /* The type of the object, from its first entry. */
+        s_view_t probe = {NULL, 0};
+        rc = s_scan_object(self, sid, key, NULL, true, s_restore_entry, &probe);
+        v.types = probe.types;
+    }
+    if (rc == 0 && what != NODE_VIEW_CONTEXT)
+        rc = s_scan_object(self, sid, key, what == NODE_VIEW_ELEM ? elem : NULL, false,
+                           s_restore_entry, &v);
+    if (rc) {
+        crdt_scope_destroy(&v.view);
+        return rc;
+    }
+    *view = v.view;
+    *types = v.types;
+    return 0;
+}
+
+typedef struct {
+    node_store_t *self;
+    rocksdb_writebatch_t *batch;
+    const char *sid;
+    const crdt_scope_t *delta;
+    const node_history_t *history;
+    s_key_t key;
+    Engram__StoredOp *op; /* the op record under construction (shared scopes) */
+} s_apply_t;
+
+static int s_put_added(void *arg, crdt_type_id_t type, const char *key,
+                       const crdt_entry_view_t *e)
+{
+    s_apply_t *a = arg;
+    Engram__StoredEntry stored = ENGRAM__STORED_ENTRY__INIT;
+    stored.type = type;
+    stored.hlc = e->hlc;
+    stored.data.data = (uint8_t *)e->data;
+    stored.data.len = e->len;
+    size_t size = engram__stored_entry__get_packed_size(&stored);
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf)
+        return ENGRAM_ENOMEM;
+    engram__stored_entry__pack(&stored, buf);
+    a->key.len = 0;
+    s_entry_key(&a->key, a->sid, key, e->elem, e->node, e->n);
+    if (a->key.failed) {
+        free(buf);
+        return ENGRAM_ENOMEM;
+    }
+    rocksdb_writebatch_put_cf(a->batch, s_entries_cf(a->self, a->sid), (char *)a->key.data,
+                              a->key.len, (char *)buf, size);
+    free(buf);
+    if (a->history->expires_at_ms) {
+        s_key_t exp = {0};
+        s_key_u64(&exp, a->history->expires_at_ms);
+        s_entry_key(&exp, a->sid, key, e->elem, e->node, e->n);
+        if (!exp.failed)
+            rocksdb_writebatch_put_cf(a->batch, a->self->cf[CF_EXPIRY], (char *)exp.data,
+                                      exp.len, "", 0);
+        free(exp.data);
+        if (exp.failed)
+            return ENGRAM_ENOMEM;
+    }
+    if (a->op) {
+        a->op->type = type;
+        a->op->added = true;
+        a->op->elem = (char *)e->elem;
+    }
+    return 0;
+}
+
+/*  Entries of the view the delta's context covers are the ones the operation removed. */
+static int s_delete_removed(void *arg, crdt_type_id_t type, const char *key,
+                            const crdt_entry_view_t *e)
+{
+    (void)type;
+    s_apply_t *a = arg;
+    if (!crdt_ctx_contains(crdt_scope_ctx(a->delta), (crdt_dot_t){e->node, e->n}))
+        return 0;
+    a->key.len = 0;
+    s_entry_key(&a->key, a->sid, key, e->elem, e->node, e->n);
+    if (a->key.failed)
+        return ENGRAM_ENOMEM;
+    rocksdb_writebatch_delete_cf(a->batch, s_entries_cf(a->self, a->sid), (char *)a->key.data,
+                                 a->key.len);
+    return 0;
+}
+
+static int s_put_record(void *arg, crdt_dot_t op, const crdt_dot_t *removed, size_t n)
+{
+    s_apply_t *a = arg;
+    (void)op;
+    if (!a->op)
+        return 0;
+    a->op->n_removed = 2 * n;
+    a->op->removed = (uint64_t *)removed; /* crdt_dot_t is (node, n) */
+    return 0;
+}
+
+static void s_put_history(s_apply_t *a, const char *key, crdt_dot_t dot, crdt_type_id_t type)
+{
+    const node_history_t *h = a->history;
+    Engram__StoredHistory stored = ENGRAM__STORED_HISTORY__INIT;
+    stored.op = (char *)h->op;
+    stored.agent = (char *)h->agent;
+    stored.user = (char *)h->user;
+    stored.type = type;
+    stored.elem = (char *)(h->elem ? h->elem : "");
+    stored.value.data = (uint8_t *)h->value;
+    stored.value.len = h->value ? h->len : 0;
+    stored.amount = h->amount;
+    size_t size = engram__stored_history__get_packed_size(&stored);
+    uint8_t *buf = malloc(size ? size : 1);
+    s_key_t k = {0};
+    s_key_str0(&k, a->sid);
+    s_key_str0(&k, key);
+    s_key_u64(&k, h->hlc);
+    s_key_u64(&k, dot.node);
+    s_key_u64(&k, dot.n);
+    if (buf && !k.failed) {
+        engram__stored_history__pack(&stored, buf);
+        rocksdb_writebatch_put_cf(a->batch, a->self->cf[CF_HISTORY], (char *)k.data, k.len,
+                                  (char *)buf, size);
+    }
+    free(buf);
+    free(k.data);
+}
+
+int node_store_apply(node_store_t *self, const char *sid, const char *key,
+                     const crdt_scope_t *before, const crdt_scope_t *delta,
+                     const node_history_t *history)
+{
+    /* The operation's dot: the one dot of this replica the delta adds to the context. */
+    const crdt_ctx_t *old = node_store_ctx(self, sid);
+    crdt_dot_t dot = {self->replica, (old ? crdt_ctx_max(old, self->replica) : 0) + 1};
+    if (!crdt_ctx_contains(crdt_scope_ctx(delta), dot))
+        return ENGRAM_EINVAL;
+    crdt_ctx_t *ctx = old ? crdt_ctx_dup(old) : crdt_ctx_new();
+    if (!ctx || crdt_ctx_join(ctx, crdt_scope_ctx(delta)) != 0) {
+        crdt_ctx_destroy(&ctx);
+        return ENGRAM_ENOMEM;
+    }
+    Engram__StoredOp op = ENGRAM__STORED_OP__INIT;
+    op.key = (char *)key;
+    op.elem = "";
+    s_apply_t a = {self, rocksdb_writebatch_create(), sid, delta, history, {0},
+                   s_is_private(sid) ? NULL : &op};
+    int rc = crdt_scope_foreach_entry(before, s_delete_removed, &a);
+    if (rc == 0)
+        rc = crdt_scope_foreach_entry(delta, s_put_added, &a);
+    if (rc == 0)
+        rc = crdt_scope_foreach_record(delta, s_put_record, &a);
+    if (rc == 0 && a.op) { /* ops: sid \0 node n */
+        s_key_t k = {0};
+        s_key_str0(&k, sid);
+        s_key_u64(&k, dot.node);
+        s_key_u64(&k, dot.n);
+        size_t size = engram__stored_op__get_packed_size(&op);
+        uint8_t *buf = malloc(size ? size : 1);
+        if (buf && !k.failed) {
+            engram__stored_op__pack(&op, buf);
+            rocksdb_writebatch_put_cf(a.batch, self->cf[CF_OPS], (char *)k.data, k.len,
+                                      (char *)buf, size);
+        } else {
+            rc = ENGRAM_ENOMEM;
+        }
+        free(buf);
+        free(k.data);
+    }
+    if (rc == 0) {
+        s_put_history(&a, key, dot, (crdt_type_id_t)op.type);
+        uint8_t *buf;
+        size_t len;
+        rc = crdt_ctx_encode(ctx, &buf, &len);
+        if (rc == 0) {
+            char name[8 + ENGRAM_MAX_KEY_BYTES];
+            snprintf(name, sizeof name, "ctx/%s", sid);
+            rocksdb_writebatch_put_cf(a.batch, self->cf[CF_META], name, strlen(name),
+                                      (char *)buf, len);
+            free(buf);
+        }
+        if (history->hlc > self->hlc_floor) {
+            char raw[8];
+            s_le64(raw, history->hlc);
+            rocksdb_writebatch_put_cf(a.batch, self->cf[CF_META], "hlc", 3, raw, 8);
+        }
+    }
+    if (rc == 0) {
+        char *err = NULL;
+        rocksdb_write(self->db, self->write_options, a.batch, &err);
+        rc = s_rocks_error(&err);
+    }
+    rocksdb_writebatch_destroy(a.batch);
+    free(a.key.data);
+    if (rc) {
+        crdt_ctx_destroy(&ctx);
+        return rc;
+    }
+    zhash_update(self->contexts, sid, ctx);
+    zhash_freefn(self->contexts, sid, s_ctx_free);
+    if (history->hlc > self->hlc_floor)
+        self->hlc_floor = history->hlc;
+    self->unsynced = true;
+    return 0;
+}
+
+int node_store_sync(node_store_t *self)
+{
+    if (!self->unsynced)
+        return 0;
+    char *err = NULL;
+    rocksdb_flush_wal(self->db, 1, &err);
+    int rc = s_rocks_error(&err);
+    if (rc == 0)
+        self->unsynced = false;
+    return rc;
+}
+
+/*  --- reads ------------------------------------------------------------------------- */
+
+/*  When a stored entry expires: registers and logs hold an encoded crdt_value_t. */
+static uint64_t s_expires_at(const Engram__StoredEntry *entry)
+{
+    if (entry->type != CRDT_REG && entry->type != CRDT_LOG)
+        return 0;
+    crdt_value_t *value;
+    if (crdt_value_decode(entry->data.data, entry->data.len, &value) != 0)
+        return 0;
+    uint64_t expires = value->expires_at_ms;
+    crdt_value_destroy(&value);
+    return expires;
+}
+
+static int s_grow_listed(node_listed_t **keys, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    node_listed_t *grown = realloc(*keys, ncap * sizeof *grown);
+    if (!grown)
+        return ENGRAM_ENOMEM;
+    *keys = grown;
+    *cap = ncap;
+    return 0;
+}
+
+int node_store_list(node_store_t *self, const char *sid, const char *prefix, const char *cursor,
+                    unsigned limit, uint64_t now_ms, node_listed_t **keys, size_t *n, bool *more)
+{
+    *keys = NULL;
+    *n = 0;
+    *more = false;
+    s_key_t seek = {0};
+    s_key_str0(&seek, sid);
+    size_t scope_len = seek.len;
+    if (cursor[0] && strcmp(cursor, prefix) >= 0) {
+        s_key_add(&seek, cursor, strlen(cursor));
+        s_key_add(&seek, "\1", 1); /* past every entry of the cursor's key */
+    } else {
+        s_key_add(&seek, prefix, strlen(prefix));
+    }
+    if (seek.failed) {
+        free(seek.data);
+        return ENGRAM_ENOMEM;
+    }
+    size_t cap = 0;
+    int rc = 0;
+    char *current = NULL;  /* the key whose entries are being read */
+    bool current_live = false;
+    crdt_type_id_t current_type = CRDT_REG;
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(self->db, self->read_options, s_entries_cf(self, sid));
+    size_t plen = strlen(prefix);
+    for (rocksdb_iter_seek(it, (const char *)seek.data, seek.len);; rocksdb_iter_next(it)) {
+        const char *ekey = NULL, *elem;
+        crdt_dot_t dot;
+        Engram__StoredEntry *entry = NULL;
+        bool valid = rocksdb_iter_valid(it);
+        if (valid) {
+            size_t klen, vlen;
+            const char *k = rocksdb_iter_key(it, &klen);
+            if (klen < scope_len || memcmp(k, seek.data, scope_len) != 0 ||
+                !s_parse_entry_key(k, klen, scope_len, &ekey, &elem, &dot) ||
+                strncmp(ekey, prefix, plen) != 0) {
+                valid = false;
+            } else {
+                const char *v = rocksdb_iter_value(it, &vlen);
+                entry = engram__stored_entry__unpack(NULL, vlen, (const uint8_t *)v);
+            }
+        }
+        /* A key ends: emit it if one of its entries is live. */
+        if (current && (!valid || strcmp(current, ekey) != 0)) {
+            if (current_live) {
+                if (*n == limit) {
+                    *more = true;
+                    free(current);
+                    current = NULL;
+                    if (entry)
+                        engram__stored_entry__free_unpacked(entry, NULL);
+                    break;
+                }
+                if (s_grow_listed(keys, &cap, *n + 1)) {
+                    rc = ENGRAM_ENOMEM;
+                } else {
+                    (*keys)[(*n)++] = (node_listed_t){current, current_type};
+                    current = NULL;
+                }
+            }
+            free(current);
+            current = NULL;
+        }
+        if (!valid || rc) {
+            if (entry)
+                engram__stored_entry__free_unpacked(entry, NULL);
+            break;
+        }
+        if (!current) {
+            current = strdup(ekey);
+            current_live = false;
+            if (!current)
+                rc = ENGRAM_ENOMEM;
+        }
+        if (entry && !current_live) {
+            uint64_t expires = s_expires_at(entry);
+            if (expires == 0 || expires > now_ms) {
+                current_live = true;
+                current_type = (crdt_type_id_t)entry->type;
+            }
+        }
+        if (entry)
+            engram__stored_entry__free_unpacked(entry, NULL);
+    }
+    free(current);
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    free(seek.data);
+    rc = rc ? rc : s_rocks_error(&err);
+    if (rc) {
+        node_store_listed_free(*keys, *n);
+        *keys = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+void node_store_listed_free(node_listed_t *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(keys[i].key);
+    free(keys);
+}
+
+int node_store_history(node_store_t *self, const char *sid, const char *key, node_history_fn fn,
+                       void *arg)
+{
+    s_key_t prefix = {0};
+    s_key_str0(&prefix, sid);
+    s_key_str0(&prefix, key);
+    if (prefix.failed) {
+        free(prefix.data);
+        return ENGRAM_ENOMEM;
+    }
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_HISTORY]);
+    int rc = 0;
+    for (rocksdb_iter_seek(it, (const char *)prefix.data, prefix.len);
+         rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        if (klen != prefix.len + 24 || memcmp(k, prefix.data, prefix.len) != 0)
+            break;
+        const uint8_t *tail = k + prefix.len;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        Engram__StoredHistory *h =
+            engram__stored_history__unpack(NULL, vlen, (const uint8_t *)v);
+        if (!h)
+            continue;
+        rc = fn(arg, s_get_be64(tail), (crdt_dot_t){s_get_be64(tail + 8), s_get_be64(tail + 16)},
+                h->op, h->agent, h->user, (crdt_type_id_t)h->type, h->elem, h->value.data,
+                h->value.len, h->amount);
+        engram__stored_history__free_unpacked(h, NULL);
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    free(prefix.data);
+    return rc ? rc : s_rocks_error(&err);
+}
+
+int node_store_purge(node_store_t *self, uint64_t now_ms, uint64_t *purged)
+{
+    *purged = 0;
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_EXPIRY]);
+    rocksdb_writebatch_t *batch = rocksdb_writebatch_create();
+    char *err = NULL;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < 8 || s_get_be64((const uint8_t *)k) > now_ms)
+            break;
+        /* The entry itself may be gone already (overwritten): deleting it again is harmless,
+         * and the context is untouched, so the purge cannot be undone by any replica. */
+        const char *sid = k + 8;
+        size_t sid_len = strnlen(sid, klen - 8);
+        if (sid_len < klen - 8) {
+            rocksdb_column_family_handle_t *cf = s_entries_cf(self, sid);
+            size_t vlen;
+            char *present = rocksdb_get_cf(self->db, self->read_options, cf, k + 8, klen - 8,
+                                           &vlen, &err);
+            if (present) {
+                rocksdb_writebatch_delete_cf(batch, cf, k + 8, klen - 8);
+                (*purged)++;
+            }
+            rocksdb_free(present);
+            if (err)
+                break;
+        }
+        rocksdb_writebatch_delete_cf(batch, self->cf[CF_EXPIRY], k, klen);
+    }
+    if (!err)
+        rocksdb_iter_get_error(it, &err);
+    int rc = s_rocks_error(&err);
+    if (rc == 0 && rocksdb_writebatch_count(batch) > 0) {
+        rocksdb_write(self->db, self->write_options, batch, &err);
+        rc = s_rocks_error(&err);
+        if (rc == 0)
+            self->unsynced = true;
+    }
+    rocksdb_writebatch_destroy(batch);
+    rocksdb_iter_destroy(it);
+    if (rc)
+        *purged = 0;
+    return rc;
+}
