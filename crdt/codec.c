@@ -296,8 +296,9 @@ static int s_decode_record(crdt_scope_t *scope, const Engram__Record *r)
 {
     const crdt_ctx_t *ctx = crdt_scope_ctx(scope);
     crdt_dot_t op = {r->node, r->n};
-    if (!s_dot_ok(r->node, r->n) || !crdt_ctx_contains(ctx, op) || r->n_removed % 2 ||
-        crdt__scope_has_record(scope, op))
+    /* Records exist only for operations that removed something. */
+    if (!s_dot_ok(r->node, r->n) || !crdt_ctx_contains(ctx, op) || r->n_removed == 0 ||
+        r->n_removed % 2 || crdt__scope_has_record(scope, op))
         return ENGRAM_EDECODE;
     for (size_t i = 0; i < r->n_removed; i += 2) {
         crdt_dot_t dot = {r->removed[i], r->removed[i + 1]};

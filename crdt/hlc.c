@@ -39,8 +39,8 @@ int crdt_hlc_observe(crdt_hlc_t *clock, uint64_t remote, uint64_t now_ms, uint64
     uint64_t remote_ms = crdt_hlc_physical_ms(remote);
     if (remote_ms > now_ms && remote_ms - now_ms > max_drift_ms) /* no overflow */
         return ENGRAM_ERANGE;
-    if (remote == UINT64_MAX || clock->last == UINT64_MAX)
-        return ENGRAM_ERANGE; /* no larger timestamp exists to issue */
+    if (remote_ms >= PHYSICAL_MAX || crdt_hlc_physical_ms(clock->last) >= PHYSICAL_MAX)
+        return ENGRAM_ERANGE; /* the last millisecond of the range: no room to issue after it */
     clock->last = s_next(remote > clock->last ? remote : clock->last, now_ms);
     *stamp = clock->last;
     return 0;

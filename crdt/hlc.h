@@ -20,8 +20,8 @@ typedef struct {
 uint64_t crdt_hlc_now(crdt_hlc_t *clock, uint64_t now_ms);
 /*  Merges a timestamp received from elsewhere and returns one for the receive event. A remote
  *  timestamp more than max_drift_ms ahead of now_ms is refused with ENGRAM_ERANGE and leaves
- *  the clock unchanged: one peer with a bad clock must not drag every clock forward. So is
- *  UINT64_MAX, after which no larger timestamp exists. */
+ *  the clock unchanged: one peer with a bad clock must not drag every clock forward. So is a
+ *  timestamp in the last millisecond of the range, after which no clock could advance. */
 int crdt_hlc_observe(crdt_hlc_t *clock, uint64_t remote, uint64_t now_ms, uint64_t max_drift_ms,
                      uint64_t *stamp);
 

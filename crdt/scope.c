@@ -430,7 +430,8 @@ int crdt__scope_add_record(crdt_scope_t *self, crdt_dot_t op, const crdt_dot_t *
         s_record_free(record);
         return ENGRAM_ENOMEM;
     }
-    memcpy(record->removed, removed, nremoved * sizeof *removed);
+    if (nremoved)
+        memcpy(record->removed, removed, nremoved * sizeof *removed);
     return 0;
 }
 

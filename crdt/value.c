@@ -104,6 +104,39 @@ static int s_strv_add(char ***strv, size_t *n, const char *text)
     return 0;
 }
 
+static int s_strcmp_p(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*  Replaces an empty vector by a sorted, deduplicated copy of n strings: one sort, so a
+ *  decoder handed many names is not quadratic. */
+static int s_strv_set(char ***strv, size_t *count, char *const *from, size_t n)
+{
+    char **copy = calloc(n ? n : 1, sizeof *copy);
+    if (!copy)
+        return ENGRAM_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        copy[i] = strdup(from[i]);
+        if (!copy[i]) {
+            s_strv_free(copy, i);
+            return ENGRAM_ENOMEM;
+        }
+    }
+    qsort(copy, n, sizeof *copy, s_strcmp_p);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (kept && strcmp(copy[kept - 1], copy[i]) == 0)
+            free(copy[i]);
+        else
+            copy[kept++] = copy[i];
+    }
+    s_strv_free(*strv, *count);
+    *strv = copy;
+    *count = kept;
+    return 0;
+}
+
 int crdt_value_add_agent(crdt_value_t *self, const char *agent)
 {
     return s_strv_add(&self->agents, &self->nagents, agent);
@@ -180,10 +213,11 @@ int crdt_value_decode(const uint8_t *buf, size_t len, crdt_value_t **value_p)
     if (rc == 0 && msg->provenance) {
         const Engram__Provenance *p = msg->provenance;
         rc = crdt_value_set_user(value, p->user);
-        for (size_t i = 0; rc == 0 && i < p->n_agents; i++)
-            rc = crdt_value_add_agent(value, p->agents[i]);
-        for (size_t i = 0; rc == 0 && i < p->n_resources; i++)
-            rc = crdt_value_add_resource(value, p->resources[i]);
+        if (rc == 0)
+            rc = s_strv_set(&value->agents, &value->nagents, p->agents, p->n_agents);
+        if (rc == 0)
+            rc = s_strv_set(&value->resources, &value->nresources, p->resources,
+                            p->n_resources);
     }
     engram__value__free_unpacked(msg, NULL);
     if (rc)

@@ -12,7 +12,8 @@ packages=(build-essential cmake pkg-config
           libsodium-dev libcmocka-dev valgrind python3)
 for arg in "$@"; do
     case "$arg" in
-        --bench) packages+=(redis-server redis-tools etcd-server etcd-client rocksdb-tools) ;;
+        --bench) packages+=(redis-server redis-tools etcd-server etcd-client rocksdb-tools
+                             libhiredis-dev) ;;
         --fuzz)  packages+=(clang libclang-rt-14-dev) ;;
         *) echo "install-deps.sh: unknown option '$arg'" >&2; exit 2 ;;
     esac

@@ -34,6 +34,8 @@ static const s_setting_t s_settings[] = {
      100000000},
     {"--max-frame-bytes", "engram/max_frame_bytes", S_SIZE, FIELD(max_frame_bytes),
      256 * 1024 * 1024},
+    {"--min-free-bytes", "engram/min_free_bytes", S_U64, FIELD(min_free_bytes),
+     UINT64_C(1) << 50},
 };
 #define NSETTINGS (sizeof s_settings / sizeof s_settings[0])
 
@@ -93,6 +95,7 @@ int node_config_parse(node_config_t *self, int argc, char **argv, char *why, siz
     self->list_limit = ENGRAM_DEFAULT_LIST_LIMIT;
     self->subscriber_backlog = ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG;
     self->max_frame_bytes = ENGRAM_DEFAULT_MAX_FRAME_BYTES;
+    self->min_free_bytes = ENGRAM_DEFAULT_MIN_FREE_BYTES;
     self->api_endpoint = strdup(ENGRAM_DEFAULT_API_ENDPOINT);
     if (!self->api_endpoint)
         return ENGRAM_ENOMEM;

@@ -12,6 +12,7 @@
  *    --list-limit N         engram/list_limit        ENGRAM_DEFAULT_LIST_LIMIT
  *    --subscriber-backlog N engram/subscriber_backlog ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG
  *    --max-frame-bytes N    engram/max_frame_bytes   ENGRAM_DEFAULT_MAX_FRAME_BYTES
+ *    --min-free-bytes N     engram/min_free_bytes    ENGRAM_DEFAULT_MIN_FREE_BYTES
  *    --config FILE          (the file itself)
  */
 #ifndef NODE_CONFIG_H
@@ -31,6 +32,7 @@ typedef struct {
     unsigned list_limit;
     size_t subscriber_backlog;
     size_t max_frame_bytes;
+    uint64_t min_free_bytes;
 } node_config_t;
 
 /*  Parses argv (argv[0] is the program). 0, or ENGRAM_EINVAL with a one-line reason written

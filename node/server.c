@@ -1228,6 +1228,7 @@ int node_server_new(const node_config_t *config, node_server_t **self_p, char *w
         node_server_destroy(&self);
         return rc;
     }
+    node_store_set_min_free(self->store, config->min_free_bytes);
     self->stats.node_id = node_store_node_id(self->store);
     self->stats.replica_id = node_store_replica(self->store);
     self->clock.last = node_store_hlc_floor(self->store);

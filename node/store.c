@@ -5,6 +5,7 @@
 #include <rocksdb/c.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "crdt/codec.h"
 #include "crdt/value.h"
@@ -29,6 +30,10 @@ struct node_store {
     uint64_t hlc_floor;  /* the largest HLC ever persisted */
     zhash_t *contexts;   /* sid -> crdt_ctx_t *, owned: every scope ever written */
     bool unsynced;       /* applied since the last sync */
+    int failed;          /* the first storage failure: every later write is refused with it */
+    bool read_only;      /* opened on a read-only data directory: reads only */
+    char *dir;           /* owned: the data directory, for free-space checks */
+    uint64_t min_free;   /* writes are refused below this much free space */
 };
 
 /*  --- keys ---------------------------------------------------------------------------- */
@@ -147,6 +152,19 @@ static int s_rocks_error(char **err)
     return code;
 }
 
+/*  Records the first storage failure. RocksDB does not recover a WAL that failed a write
+ *  (its C API has no resume, and syncing again trips its own assertions), so from here on
+ *  writes are refused with this error, reads go on, and a restart recovers from the WAL. */
+static void s_latch(node_store_t *self, int rc)
+{
+    if (self->failed)
+        return;
+    self->failed = rc;
+    zsys_error("engramd: storage failure (%s): writes are refused until engramd restarts; "
+               "reads go on",
+               engram_strerror(rc));
+}
+
 /*  --- open / close ------------------------------------------------------------------- */
 
 static void s_ctx_free(void *item)
@@ -204,6 +222,9 @@ static int s_load_identity(node_store_t *self, char *why, size_t why_len)
             self->identity.node_id = node_identity_id_of(self->identity.public_key);
         }
         rocksdb_free(value);
+    } else if (rc == 0 && self->read_only) {
+        snprintf(why, why_len, "the data directory is read-only and holds no node identity");
+        rc = ENGRAM_EREADONLY;
     } else if (rc == 0) {
         uint8_t both[sizeof self->identity.public_key + sizeof self->identity.secret_key];
         rc = node_identity_generate(&self->identity);
@@ -236,6 +257,8 @@ static int s_load_identity(node_store_t *self, char *why, size_t why_len)
                      "counters may be behind, so replica %016" PRIx64 " becomes %016" PRIx64,
                      old, self->replica);
     }
+    if (self->read_only)
+        return 0; /* it issues no dots, so its replica id does not matter */
     char raw[8];
     s_le64(raw, self->replica);
     rc = s_meta_put_sync(self, "replica", raw, 8);
@@ -288,6 +311,8 @@ int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p
     if (!self)
         return ENGRAM_ENOMEM;
     self->durability_sync = durability_sync;
+    self->dir = strdup(dir);
+    self->min_free = ENGRAM_DEFAULT_MIN_FREE_BYTES;
     self->contexts = zhash_new();
     self->options = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(self->options, 1);
@@ -306,6 +331,20 @@ int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p
     }
     self->db = rocksdb_open_column_families(self->options, dir, CF_COUNT, s_cf_names,
                                             cf_options, self->cf, &err);
+    if (err && strstr(err, "Read-only file system")) {
+        /* A read-only data directory: serve what it holds, refuse every write. */
+        rocksdb_free(err);
+        err = NULL;
+        self->db = rocksdb_open_for_read_only_column_families(
+            self->options, dir, CF_COUNT, s_cf_names, cf_options, self->cf, 0, &err);
+        if (!err) {
+            self->read_only = true;
+            self->failed = ENGRAM_EREADONLY;
+            zsys_warning("engramd: the data directory '%s' is read-only: serving reads, "
+                         "refusing writes",
+                         dir);
+        }
+    }
     if (err) {
         snprintf(why, why_len, "cannot open RocksDB in '%s': %s", dir, err);
         int rc = s_rocks_error(&err);
@@ -332,7 +371,7 @@ void node_store_close(node_store_t **self_p)
     node_store_t *self = *self_p;
     if (self->db) {
         node_store_sync(self);
-        if (self->identity.node_id) { /* opened fully: this is a clean stop */
+        if (self->identity.node_id && !self->failed) { /* opened fully: a clean stop */
             char *err = NULL;
             rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
             rocksdb_writeoptions_set_sync(wo, 1);
@@ -349,6 +388,7 @@ void node_store_close(node_store_t **self_p)
     rocksdb_writeoptions_destroy(self->write_options);
     rocksdb_readoptions_destroy(self->read_options);
     zhash_destroy(&self->contexts);
+    free(self->dir);
     sodium_memzero(&self->identity, sizeof self->identity);
     free(self);
     *self_p = NULL;
@@ -588,10 +628,27 @@ static void s_put_history(s_apply_t *a, const char *key, crdt_dot_t dot, crdt_ty
     free(k.data);
 }
 
+void node_store_set_min_free(node_store_t *self, uint64_t bytes)
+{
+    self->min_free = bytes;
+}
+
+static bool s_volume_full(const node_store_t *self)
+{
+    struct statvfs vfs;
+    if (!self->min_free || statvfs(self->dir, &vfs) != 0)
+        return false;
+    return (uint64_t)vfs.f_bavail * vfs.f_frsize < self->min_free;
+}
+
 int node_store_apply(node_store_t *self, const char *sid, const char *key,
                      const crdt_scope_t *before, const crdt_scope_t *delta,
                      const node_history_t *history)
 {
+    if (self->failed)
+        return self->failed;
+    if (s_volume_full(self))
+        return ENGRAM_ENOSPC;
     /* The operation's dot: the one dot of this replica the delta adds to the context. */
     const crdt_ctx_t *old = node_store_ctx(self, sid);
     crdt_dot_t dot = {self->replica, (old ? crdt_ctx_max(old, self->replica) : 0) + 1};
@@ -651,6 +708,8 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
         char *err = NULL;
         rocksdb_write(self->db, self->write_options, a.batch, &err);
         rc = s_rocks_error(&err);
+        if (rc)
+            s_latch(self, rc);
     }
     rocksdb_writebatch_destroy(a.batch);
     free(a.key.data);
@@ -668,6 +727,8 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
 
 int node_store_sync(node_store_t *self)
 {
+    if (self->failed)
+        return self->failed;
     if (!self->unsynced)
         return 0;
     char *err = NULL;
@@ -675,6 +736,8 @@ int node_store_sync(node_store_t *self)
     int rc = s_rocks_error(&err);
     if (rc == 0)
         self->unsynced = false;
+    else
+        s_latch(self, rc);
     return rc;
 }
 
@@ -853,6 +916,8 @@ int node_store_history(node_store_t *self, const char *sid, const char *key, nod
 int node_store_purge(node_store_t *self, uint64_t now_ms, uint64_t *purged)
 {
     *purged = 0;
+    if (self->failed)
+        return self->failed;
     rocksdb_iterator_t *it =
         rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_EXPIRY]);
     rocksdb_writebatch_t *batch = rocksdb_writebatch_create();
@@ -889,6 +954,8 @@ int node_store_purge(node_store_t *self, uint64_t now_ms, uint64_t *purged)
         rc = s_rocks_error(&err);
         if (rc == 0)
             self->unsynced = true;
+        else
+            s_latch(self, rc);
     }
     rocksdb_writebatch_destroy(batch);
     rocksdb_iter_destroy(it);

@@ -26,6 +26,11 @@
  *  with them. A store that finds the "running" mark of an async process that did not stop
  *  cleanly takes a new random replica id, so it never issues a dot twice.
  *
+ *  Storage failures: writes are refused with ENGRAM_ENOSPC while the volume's free space is
+ *  below a reserve (RocksDB does not survive a full disk while running), and the first I/O
+ *  error of a write or sync is latched: every later write is refused with it, reads go on,
+ *  and a restart recovers from the WAL. A read-only data directory opens read-only.
+ *
  *  Thread: one thread owns a store.
  */
 #ifndef NODE_STORE_H
@@ -62,6 +67,8 @@ typedef struct {
  *  one-line reason into why. */
 int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p, char *why,
                     size_t why_len);
+/*  Writes are refused with ENGRAM_ENOSPC while the data volume has less free space. */
+void node_store_set_min_free(node_store_t *self, uint64_t bytes);
 /*  Syncs, clears the running mark and closes. */
 void node_store_close(node_store_t **self_p);
 

@@ -31,6 +31,10 @@
 #ifndef ENGRAM_DEFAULT_CLIENT_TIMEOUT_MS
 #define ENGRAM_DEFAULT_CLIENT_TIMEOUT_MS 5000
 #endif
+/*  How long engram_destroy lets unsent requests linger on the socket. */
+#ifndef ENGRAM_CLIENT_LINGER_MS
+#define ENGRAM_CLIENT_LINGER_MS 100
+#endif
 #ifndef ENGRAM_DEFAULT_AFTER_TIMEOUT_MS
 #define ENGRAM_DEFAULT_AFTER_TIMEOUT_MS 2000
 #endif
@@ -55,6 +59,12 @@
 /*  ZMQ_MAXMSGSIZE of the API socket: a larger frame is dropped by libzmq before we see it. */
 #ifndef ENGRAM_DEFAULT_MAX_FRAME_BYTES
 #define ENGRAM_DEFAULT_MAX_FRAME_BYTES (4 * 1024 * 1024)
+#endif
+/*  Free space engramd keeps on its data volume: below it writes are refused with
+ *  ENGRAM_ENOSPC (and resume once space is freed), so RocksDB never meets a full disk, which
+ *  it does not recover from while running. */
+#ifndef ENGRAM_DEFAULT_MIN_FREE_BYTES
+#define ENGRAM_DEFAULT_MIN_FREE_BYTES (64 * 1024 * 1024)
 #endif
 /*  A remote HLC further ahead of the wall clock than this is refused. */
 #ifndef ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS

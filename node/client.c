@@ -1,0 +1,758 @@
+/*  libengram: the client side of the agent API (include/engram/engram.h, proto/api.proto).
+ *
+ *  A connection is one czmq DEALER socket connected to the node's ROUTER. A call packs one
+ *  Request with a fresh id (a per-connection counter from 1), sends it as one frame and reads
+ *  frames until the Reply carrying that id arrives or the call's time is up. Frames are
+ *  sorted as they arrive:
+ *    - a Reply for a subscription this connection holds (its id is the SUBSCRIBE request's)
+ *      that carries an Event, or an error code, is queued for engram_next_event; an error
+ *      ends the subscription (the node gives up on a subscriber that does not keep up);
+ *    - the Reply with the awaited id is the answer;
+ *    - anything else is dropped: a late reply to a call that already gave up with
+ *      ENGRAM_EUNAVAILABLE, or a frame that is not one Reply.
+ *  Ids are never reused on a connection, so a late reply can never be taken for the answer
+ *  to a later call.
+ *
+ *  The socket is ZMQ_IMMEDIATE: a request is only queued on a live connection, so a call
+ *  made while no node listens fails after its timeout without leaving a stale request behind
+ *  to be executed whenever a node comes up. A request that reached the node before the call
+ *  gave up may still be executed; the caller cannot tell.
+ *
+ *  Causal tokens travel as the bytes of an encoded Token; callers see them as base64url
+ *  without padding (libsodium), so a token can be printed, passed on a command line and given
+ *  back as `after`. The library never looks inside a token.
+ *
+ *  Ownership: an engram_t owns its socket and poller, the queued subscription Replies
+ *  (protobuf-c unpacked messages, freed with engram__reply__free_unpacked) and the last
+ *  error message. Results and events are deep copies the caller owns; nothing in them points
+ *  into protobuf-c memory. One thread at a time may use an engram_t (ZeroMQ sockets are not
+ *  thread-safe).
+ *
+ *  Signals: the library installs no signal handler (zsys_handler_set(NULL)). A signal that
+ *  interrupts the wait of a call is ignored and the wait resumes until the call's deadline;
+ *  one that interrupts engram_next_event ends it early with ENGRAM_ETIMEDOUT, so that a
+ *  program waiting for events can check its own flags.
+ *
+ *  Known limits: there is no call to end a subscription (UNSUBSCRIBE); it lasts as long as
+ *  the connection. A request larger than ENGRAM_DEFAULT_MAX_FRAME_BYTES is refused here
+ *  with ENGRAM_ETOOBIG, because the node's libzmq would drop it unseen.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <czmq.h>
+#include <sodium.h>
+
+#include "engram/engram.h"
+#include "proto/api.pb-c.h"
+
+#define S_TOKEN_VARIANT sodium_base64_VARIANT_URLSAFE_NO_PADDING
+/*  A deadline that never comes: engram_next_event(self, -1, ...). */
+#define S_FOREVER INT64_MAX
+
+struct engram {
+    zsock_t *sock;     /* DEALER connected to the node's agent API */
+    zpoller_t *poller; /* reads sock; nonstop, so only a real signal interrupts it */
+    char *endpoint;    /* where sock connects; for error messages */
+    char *agent;       /* Request.agent of every call */
+    char *user;        /* Request.user of every call */
+    int timeout_ms;    /* how long a call waits for its reply */
+    uint64_t next_id;  /* id of the next request */
+    uint64_t *subs;    /* ids of the SUBSCRIBE requests the node acknowledged */
+    size_t nsubs;      /* live subscriptions in subs */
+    zlist_t *events;   /* queued subscription Replies (Engram__Reply *), oldest first */
+    char *error;       /* the node's (or our) message for the last call; NULL: none */
+};
+
+static const Engram__Item s_empty_item = ENGRAM__ITEM__INIT;
+
+/*  protobuf-c's string fields are `char *`; packing only reads them. */
+static char *s_str(const char *s)
+{
+    return (char *)(s ? s : "");
+}
+
+static char *s_strdup(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+static void s_clear_error(engram_t *self)
+{
+    zstr_free(&self->error);
+}
+
+/*  Keeps a message for engram_last_error and returns code. */
+static int s_fail(engram_t *self, int code, const char *format, ...)
+{
+    s_clear_error(self);
+    va_list args;
+    va_start(args, format);
+    self->error = zsys_vprintf(format, args);
+    va_end(args);
+    return code;
+}
+
+/*  Milliseconds until deadline for zpoller_wait: -1 for S_FOREVER, else 0 or more. */
+static int s_remaining(int64_t deadline)
+{
+    if (deadline == S_FOREVER)
+        return -1;
+    int64_t left = deadline - zclock_mono();
+    if (left < 0)
+        return 0;
+    return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+static int64_t s_deadline(int64_t wait_ms)
+{
+    return zclock_mono() + wait_ms;
+}
+
+static bool s_subscribed(const engram_t *self, uint64_t id)
+{
+    for (size_t i = 0; i < self->nsubs; i++)
+        if (self->subs[i] == id)
+            return true;
+    return false;
+}
+
+static void s_unsubscribed(engram_t *self, uint64_t id)
+{
+    for (size_t i = 0; i < self->nsubs; i++)
+        if (self->subs[i] == id) {
+            self->subs[i] = self->subs[--self->nsubs];
+            return;
+        }
+}
+
+/*  ---------------------------------------------------------------------------------------
+ *  Tokens: Token bytes <-> base64url without padding.
+ */
+
+/*  Caller owns return value and must free it; NULL when out of memory. */
+static char *s_token_encode(const ProtobufCBinaryData *token)
+{
+    size_t size = sodium_base64_ENCODED_LEN(token->len, S_TOKEN_VARIANT);
+    char *b64 = malloc(size);
+    if (!b64)
+        return NULL;
+    if (token->len == 0)
+        b64[0] = '\0';
+    else
+        sodium_bin2base64(b64, size, token->data, token->len, S_TOKEN_VARIANT);
+    return b64;
+}
+
+/*  Decodes a printable token into out (out->data is the caller's to free; NULL and 0 for a
+ *  NULL or empty token). ENGRAM_EINVAL if it is not base64url. */
+static int s_token_decode(engram_t *self, const char *after, ProtobufCBinaryData *out)
+{
+    out->data = NULL;
+    out->len = 0;
+    if (!after || !*after)
+        return 0;
+    size_t b64_len = strlen(after);
+    size_t max = b64_len / 4 * 3 + 3;
+    uint8_t *bin = malloc(max);
+    if (!bin)
+        return s_fail(self, ENGRAM_ENOMEM, "decoding the token");
+    size_t bin_len = 0;
+    if (sodium_base642bin(bin, max, after, b64_len, NULL, &bin_len, NULL, S_TOKEN_VARIANT) != 0) {
+        free(bin);
+        return s_fail(self, ENGRAM_EINVAL, "the token is not base64url");
+    }
+    out->data = bin;
+    out->len = bin_len;
+    return 0;
+}
+
+/*  ---------------------------------------------------------------------------------------
+ *  Replies -> owned results.
+ */
+
+static void s_strv_free(char **strv, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(strv[i]);
+    free(strv);
+}
+
+/*  Caller owns return value (n strings) and frees it with s_strv_free; NULL when out of
+ *  memory. */
+static char **s_strv_dup(char *const *src, size_t n)
+{
+    char **strv = calloc(n + 1, sizeof *strv);
+    if (!strv)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!(strv[i] = s_strdup(src[i]))) {
+            s_strv_free(strv, n);
+            return NULL;
+        }
+    return strv;
+}
+
+static void s_item_fini(engram_item_t *item)
+{
+    free(item->key);
+    free(item->type);
+    free(item->value);
+    free(item->meta_json);
+    free(item->author);
+    free(item->user);
+    if (item->agents)
+        s_strv_free(item->agents, item->nagents);
+    if (item->resources)
+        s_strv_free(item->resources, item->nresources);
+    free(item->op);
+    memset(item, 0, sizeof *item);
+}
+
+/*  Fills dst with a deep copy of src (NULL: an empty item). On ENGRAM_ENOMEM dst is left
+ *  empty. */
+static int s_item_init(engram_item_t *dst, const Engram__Item *src)
+{
+    if (!src)
+        src = &s_empty_item;
+    memset(dst, 0, sizeof *dst);
+    dst->key = s_strdup(src->key);
+    dst->type = s_strdup(src->type);
+    dst->value = malloc(src->value.len + 1);
+    if (dst->value) {
+        if (src->value.len)
+            memcpy(dst->value, src->value.data, src->value.len);
+        dst->value[src->value.len] = '\0';
+        dst->len = src->value.len;
+    }
+    dst->meta_json = s_strdup(src->meta_json);
+    dst->author = s_strdup(src->author);
+    dst->user = s_strdup(src->user);
+    if ((dst->agents = s_strv_dup(src->agents, src->n_agents)))
+        dst->nagents = src->n_agents;
+    if ((dst->resources = s_strv_dup(src->resources, src->n_resources)))
+        dst->nresources = src->n_resources;
+    dst->hlc = src->hlc;
+    dst->node = src->node;
+    dst->n = src->n;
+    dst->created_hlc = src->created_hlc;
+    dst->expires_at_ms = src->expires_at_ms;
+    dst->op = s_strdup(src->op);
+    dst->amount = src->amount;
+    if (!dst->key || !dst->type || !dst->value || !dst->meta_json || !dst->author || !dst->user ||
+        !dst->agents || !dst->resources || !dst->op) {
+        s_item_fini(dst);
+        return ENGRAM_ENOMEM;
+    }
+    return 0;
+}
+
+void engram_result_destroy(engram_result_t **self_p)
+{
+    assert(self_p);
+    engram_result_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i < self->nitems; i++)
+        s_item_fini(&self->items[i]);
+    free(self->items);
+    free(self->memory_id);
+    free(self->next_cursor);
+    free(self->token);
+    free(self);
+    *self_p = NULL;
+}
+
+/*  Caller owns *result_p and must destroy it with engram_result_destroy. */
+static int s_result_new(const Engram__Reply *reply, engram_result_t **result_p)
+{
+    engram_result_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return ENGRAM_ENOMEM;
+    self->items = calloc(reply->n_items + 1, sizeof *self->items);
+    self->number = reply->number;
+    self->memory_id = s_strdup(reply->memory_id);
+    self->next_cursor = s_strdup(reply->next_cursor);
+    self->token = s_token_encode(&reply->token);
+    if (!self->items || !self->memory_id || !self->next_cursor || !self->token)
+        goto out_destroy;
+    for (; self->nitems < reply->n_items; self->nitems++)
+        if (s_item_init(&self->items[self->nitems], reply->items[self->nitems]) != 0)
+            goto out_destroy;
+    *result_p = self;
+    return 0;
+
+out_destroy:
+    engram_result_destroy(&self);
+    return ENGRAM_ENOMEM;
+}
+
+void engram_event_destroy(engram_event_t **self_p)
+{
+    assert(self_p);
+    engram_event_t *self = *self_p;
+    if (!self)
+        return;
+    free(self->scope);
+    free(self->key);
+    free(self->op);
+    s_item_fini(&self->item);
+    free(self->token);
+    free(self);
+    *self_p = NULL;
+}
+
+/*  Caller owns *event_p and must destroy it with engram_event_destroy. */
+static int s_event_new(const Engram__Event *event, engram_event_t **event_p)
+{
+    engram_event_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return ENGRAM_ENOMEM;
+    self->scope = s_strdup(event->scope);
+    self->key = s_strdup(event->key);
+    self->op = s_strdup(event->op);
+    self->token = s_token_encode(&event->token);
+    if (!self->scope || !self->key || !self->op || !self->token ||
+        s_item_init(&self->item, event->item) != 0) {
+        engram_event_destroy(&self);
+        return ENGRAM_ENOMEM;
+    }
+    *event_p = self;
+    return 0;
+}
+
+/*  ---------------------------------------------------------------------------------------
+ *  Transport.
+ */
+
+/*  Reads at most one frame, waiting until deadline. Returns ENGRAM_ETIMEDOUT if none came
+ *  in time (or, when interruptible, a signal cut the wait short). Otherwise 0, and *reply_p
+ *  is the Reply the frame held, for the caller to free with engram__reply__free_unpacked;
+ *  or NULL when the frame was queued as a subscription event or dropped. */
+static int s_pump(engram_t *self, int64_t deadline, bool interruptible, Engram__Reply **reply_p)
+{
+    *reply_p = NULL;
+    while (!zpoller_wait(self->poller, s_remaining(deadline))) {
+        if (zpoller_expired(self->poller) || interruptible ||
+            (deadline != S_FOREVER && s_remaining(deadline) == 0))
+            return ENGRAM_ETIMEDOUT;
+    }
+    zmsg_t *msg = zmsg_recv(self->sock);
+    if (!msg)
+        return 0;
+    Engram__Reply *reply = NULL;
+    if (zmsg_size(msg) == 1) {
+        zframe_t *frame = zmsg_first(msg);
+        reply = engram__reply__unpack(NULL, zframe_size(frame), zframe_data(frame));
+    }
+    zmsg_destroy(&msg);
+    if (!reply)
+        return 0;
+    if (s_subscribed(self, reply->id) && (reply->event || reply->code != 0)) {
+        if (zlist_append(self->events, reply) != 0) {
+            engram__reply__free_unpacked(reply, NULL);
+            return ENGRAM_ENOMEM;
+        }
+        return 0;
+    }
+    *reply_p = reply;
+    return 0;
+}
+
+/*  Sends req and waits up to wait_ms for its reply. On 0, *reply_p is the node's successful
+ *  answer; caller owns it and must free it with engram__reply__free_unpacked. Otherwise
+ *  *reply_p is NULL and the code is the node's, or the transport's. */
+static int s_call(engram_t *self, Engram__Request *req, int64_t wait_ms, Engram__Reply **reply_p)
+{
+    *reply_p = NULL;
+    s_clear_error(self);
+    req->schema_major = ENGRAM_SCHEMA_MAJOR;
+    req->schema_minor = ENGRAM_SCHEMA_MINOR;
+    req->id = self->next_id++;
+    req->agent = self->agent;
+    req->user = self->user;
+
+    size_t size = engram__request__get_packed_size(req);
+    if (size > ENGRAM_DEFAULT_MAX_FRAME_BYTES)
+        return s_fail(self, ENGRAM_ETOOBIG, "a request of %zu bytes exceeds the frame limit of %d",
+                      size, ENGRAM_DEFAULT_MAX_FRAME_BYTES);
+    zframe_t *frame = zframe_new(NULL, size);
+    if (!frame)
+        return ENGRAM_ENOMEM;
+    engram__request__pack(req, zframe_data(frame));
+
+    /*  With ZMQ_IMMEDIATE the send blocks until a connection to the node is up; a signal may
+     *  interrupt it, so it is retried until the deadline. ZFRAME_REUSE keeps the frame. */
+    int64_t deadline = s_deadline(wait_ms);
+    int sent;
+    do {
+        zsock_set_sndtimeo(self->sock, s_remaining(deadline));
+        sent = zframe_send(&frame, self->sock, ZFRAME_REUSE);
+    } while (sent != 0 && errno == EINTR && s_remaining(deadline) > 0);
+    zframe_destroy(&frame);
+    if (sent != 0)
+        return s_fail(self, ENGRAM_EUNAVAILABLE, "no node at %s within %lld ms", self->endpoint,
+                      (long long)wait_ms);
+
+    Engram__Reply *reply = NULL;
+    while (true) {
+        int rc = s_pump(self, deadline, false, &reply);
+        if (rc == ENGRAM_ETIMEDOUT)
+            return s_fail(self, ENGRAM_EUNAVAILABLE, "no reply from %s within %lld ms",
+                          self->endpoint, (long long)wait_ms);
+        if (rc != 0)
+            return rc;
+        if (reply && reply->id == req->id)
+            break;
+        if (reply)
+            engram__reply__free_unpacked(reply, NULL);
+    }
+
+    int rc = 0;
+    if (reply->schema_major > ENGRAM_SCHEMA_MAJOR)
+        rc = s_fail(self, ENGRAM_EVERSION, "the node answered in schema %u.%u", reply->schema_major,
+                    reply->schema_minor);
+    else if (reply->code > 0)
+        rc = s_fail(self, ENGRAM_EDECODE, "the node answered with code %d", reply->code);
+    else if (reply->code < 0)
+        rc = s_fail(self, reply->code, "%s", reply->message);
+    if (rc != 0) {
+        engram__reply__free_unpacked(reply, NULL);
+        return rc;
+    }
+    *reply_p = reply;
+    return 0;
+}
+
+/*  s_call with the connection's timeout, and the reply turned into a result. */
+static int s_call_result(engram_t *self, Engram__Request *req, int64_t wait_ms,
+                         engram_result_t **result)
+{
+    Engram__Reply *reply = NULL;
+    int rc = s_call(self, req, wait_ms, &reply);
+    if (rc != 0)
+        return rc;
+    rc = s_result_new(reply, result);
+    engram__reply__free_unpacked(reply, NULL);
+    return rc;
+}
+
+/*  ---------------------------------------------------------------------------------------
+ *  Connection.
+ */
+
+engram_t *engram_connect(const char *endpoint, const char *agent, const char *user)
+{
+    if (sodium_init() < 0)
+        return NULL;
+    /*  Before the first socket, which starts czmq: the host program keeps its signals. */
+    zsys_handler_set(NULL);
+    if (!endpoint) {
+        endpoint = getenv("ENGRAM_SOCKET");
+        if (!endpoint || !*endpoint)
+            endpoint = ENGRAM_DEFAULT_API_ENDPOINT;
+    }
+    engram_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->timeout_ms = ENGRAM_DEFAULT_CLIENT_TIMEOUT_MS;
+    self->next_id = 1;
+    self->endpoint = s_strdup(endpoint);
+    self->agent = s_strdup(agent);
+    self->user = s_strdup(user);
+    self->events = zlist_new();
+    self->sock = zsock_new(ZMQ_DEALER);
+    if (!self->endpoint || !self->agent || !self->user || !self->events || !self->sock)
+        goto out_destroy;
+    zsock_set_linger(self->sock, ENGRAM_CLIENT_LINGER_MS);
+    zsock_set_immediate(self->sock, 1);
+    if (zsock_connect(self->sock, "%s", endpoint) != 0)
+        goto out_destroy;
+    self->poller = zpoller_new(self->sock, NULL);
+    if (!self->poller)
+        goto out_destroy;
+    zpoller_set_nonstop(self->poller, true);
+    return self;
+
+out_destroy:
+    engram_destroy(&self);
+    return NULL;
+}
+
+void engram_destroy(engram_t **self_p)
+{
+    assert(self_p);
+    engram_t *self = *self_p;
+    if (!self)
+        return;
+    zpoller_destroy(&self->poller);
+    zsock_destroy(&self->sock);
+    if (self->events) {
+        Engram__Reply *reply;
+        while ((reply = zlist_pop(self->events)))
+            engram__reply__free_unpacked(reply, NULL);
+        zlist_destroy(&self->events);
+    }
+    free(self->subs);
+    free(self->endpoint);
+    free(self->agent);
+    free(self->user);
+    zstr_free(&self->error);
+    free(self);
+    *self_p = NULL;
+}
+
+void engram_set_timeout(engram_t *self, int timeout_ms)
+{
+    assert(self);
+    assert(timeout_ms > 0);
+    self->timeout_ms = timeout_ms;
+}
+
+const char *engram_last_error(const engram_t *self)
+{
+    assert(self);
+    return self->error ? self->error : "";
+}
+
+/*  ---------------------------------------------------------------------------------------
+ *  Calls.
+ */
+
+static Engram__Request s_request(Engram__Op op, const char *scope, const char *key)
+{
+    Engram__Request req = ENGRAM__REQUEST__INIT;
+    req.op = op;
+    req.scope = s_str(scope);
+    req.key = s_str(key);
+    return req;
+}
+
+int engram_put(engram_t *self, const char *scope, const char *key, const void *value, size_t len,
+               const char *meta_json, uint64_t ttl_ms, engram_result_t **result)
+{
+    assert(self && scope && key && (value || len == 0) && result);
+    *result = NULL;
+    Engram__Request req = s_request(ENGRAM__OP__PUT, scope, key);
+    req.value.data = (uint8_t *)value;
+    req.value.len = len;
+    req.meta_json = s_str(meta_json);
+    req.ttl_ms = ttl_ms;
+    return s_call_result(self, &req, self->timeout_ms, result);
+}
+
+int engram_get(engram_t *self, const char *scope, const char *key, const char *after,
+               int timeout_ms, engram_result_t **result)
+{
+    assert(self && scope && key && timeout_ms >= 0 && result);
+    *result = NULL;
+    Engram__Request req = s_request(ENGRAM__OP__GET, scope, key);
+    int rc = s_token_decode(self, after, &req.after);
+    if (rc != 0)
+        return rc;
+    req.timeout_ms = (uint32_t)timeout_ms;
+    /*  The node holds a read with a token until it has caught up, for timeout_ms (or its
+     *  default when 0): the reply may take that much longer. */
+    int64_t wait_ms = self->timeout_ms;
+    if (req.after.len)
+        wait_ms += timeout_ms > 0 ? timeout_ms : ENGRAM_DEFAULT_AFTER_TIMEOUT_MS;
+    rc = s_call_result(self, &req, wait_ms, result);
+    free(req.after.data);
+    return rc;
+}
+
+int engram_delete(engram_t *self, const char *scope, const char *key, engram_result_t **result)
+{
+    assert(self && scope && key && result);
+    *result = NULL;
+    Engram__Request req = s_request(ENGRAM__OP__DELETE, scope, key);
+    return s_call_result(self, &req, self->timeout_ms, result);
+}
+
+static int s_set_op(engram_t *self, Engram__Op op, const char *scope, const char *key,
+                    const char *elem, engram_result_t **result)
+{
+    assert(self && scope && key && elem && result);
+    *result = NULL;
+    Engram__Request req = s_request(op, scope, key);
+    req.elem = s_str(elem);
+    return s_call_result(self, &req, self->timeout_ms, result);
+}
+
+int engram_set_add(engram_t *self, const char *scope, const char *key, const char *elem,
+                   engram_result_t **result)
+{
+    return s_set_op(self, ENGRAM__OP__SET_ADD, scope, key, elem, result);
+}
+
+int engram_set_remove(engram_t *self, const char *scope, const char *key, const char *elem,
+                      engram_result_t **result)
+{
+    return s_set_op(self, ENGRAM__OP__SET_REMOVE, scope, key, elem, result);
+}
+
+/*  The reads that take only scope and key. */
+static int s_read(engram_t *self, Engram__Op op, const char *scope, const char *key,
+                  engram_result_t **result)
+{
+    assert(self && scope && key && result);
+    *result = NULL;
+    Engram__Request req = s_request(op, scope, key);
+    return s_call_result(self, &req, self->timeout_ms, result);
+}
+
+int engram_set_members(engram_t *self, const char *scope, const char *key, engram_result_t **result)
+{
+    return s_read(self, ENGRAM__OP__SET_MEMBERS, scope, key, result);
+}
+
+int engram_counter_add(engram_t *self, const char *scope, const char *key, int64_t amount,
+                       engram_result_t **result)
+{
+    assert(self && scope && key && result);
+    *result = NULL;
+    Engram__Request req = s_request(ENGRAM__OP__COUNTER_ADD, scope, key);
+    req.amount = amount;
+    return s_call_result(self, &req, self->timeout_ms, result);
+}
+
+int engram_counter_get(engram_t *self, const char *scope, const char *key, engram_result_t **result)
+{
+    return s_read(self, ENGRAM__OP__COUNTER_GET, scope, key, result);
+}
+
+int engram_log_append(engram_t *self, const char *scope, const char *key, const void *text,
+                      size_t len, engram_result_t **result)
+{
+    assert(self && scope && key && (text || len == 0) && result);
+    *result = NULL;
+    Engram__Request req = s_request(ENGRAM__OP__LOG_APPEND, scope, key);
+    req.value.data = (uint8_t *)text;
+    req.value.len = len;
+    return s_call_result(self, &req, self->timeout_ms, result);
+}
+
+int engram_log_range(engram_t *self, const char *scope, const char *key, engram_result_t **result)
+{
+    return s_read(self, ENGRAM__OP__LOG_RANGE, scope, key, result);
+}
+
+int engram_list(engram_t *self, const char *scope, const char *prefix, const char *cursor,
+                unsigned limit, engram_result_t **result)
+{
+    assert(self && scope && result);
+    *result = NULL;
+    Engram__Request req = s_request(ENGRAM__OP__LIST, scope, NULL);
+    req.prefix = s_str(prefix);
+    req.cursor = s_str(cursor);
+    req.limit = limit;
+    return s_call_result(self, &req, self->timeout_ms, result);
+}
+
+int engram_remember(engram_t *self, const char *scope, const char *text, const char *meta_json,
+                    uint64_t ttl_ms, engram_result_t **result)
+{
+    assert(self && scope && text && result);
+    *result = NULL;
+    Engram__Request req = s_request(ENGRAM__OP__REMEMBER, scope, NULL);
+    req.value.data = (uint8_t *)text;
+    req.value.len = strlen(text);
+    req.meta_json = s_str(meta_json);
+    req.ttl_ms = ttl_ms;
+    return s_call_result(self, &req, self->timeout_ms, result);
+}
+
+int engram_history(engram_t *self, const char *scope, const char *key, engram_result_t **result)
+{
+    return s_read(self, ENGRAM__OP__HISTORY, scope, key, result);
+}
+
+int engram_share(engram_t *self, const char *key, const char *scope, engram_result_t **result)
+{
+    assert(self && key && scope && result);
+    *result = NULL;
+    Engram__Request req = s_request(ENGRAM__OP__SHARE, scope, key);
+    return s_call_result(self, &req, self->timeout_ms, result);
+}
+
+int engram_subscribe(engram_t *self, const char *scope)
+{
+    assert(self && scope);
+    uint64_t *subs = realloc(self->subs, (self->nsubs + 1) * sizeof *subs);
+    if (!subs)
+        return s_fail(self, ENGRAM_ENOMEM, "subscribing");
+    self->subs = subs;
+    Engram__Request req = s_request(ENGRAM__OP__SUBSCRIBE, scope, NULL);
+    Engram__Reply *reply = NULL;
+    int rc = s_call(self, &req, self->timeout_ms, &reply);
+    if (rc != 0)
+        return rc;
+    engram__reply__free_unpacked(reply, NULL);
+    self->subs[self->nsubs++] = req.id;
+    return 0;
+}
+
+int engram_next_event(engram_t *self, int timeout_ms, engram_event_t **event)
+{
+    assert(self && timeout_ms >= -1 && event);
+    *event = NULL;
+    s_clear_error(self);
+    int64_t deadline = timeout_ms < 0 ? S_FOREVER : s_deadline(timeout_ms);
+    while (zlist_size(self->events) == 0) {
+        if (self->nsubs == 0)
+            return s_fail(self, ENGRAM_EINVAL, "no subscription on this connection");
+        Engram__Reply *reply = NULL;
+        int rc = s_pump(self, deadline, true, &reply);
+        if (rc != 0)
+            return rc;
+        if (reply)
+            engram__reply__free_unpacked(reply, NULL);
+    }
+    Engram__Reply *reply = zlist_pop(self->events);
+    int rc;
+    if (reply->code != 0) {
+        s_unsubscribed(self, reply->id);
+        rc = s_fail(self, reply->code < 0 ? reply->code : ENGRAM_EDECODE, "%s", reply->message);
+    } else if (reply->schema_major > ENGRAM_SCHEMA_MAJOR)
+        rc = s_fail(self, ENGRAM_EVERSION, "the node sent an event in schema %u.%u",
+                    reply->schema_major, reply->schema_minor);
+    else
+        rc = s_event_new(reply->event, event);
+    engram__reply__free_unpacked(reply, NULL);
+    return rc;
+}
+
+int engram_stats(engram_t *self, engram_stats_t *stats)
+{
+    assert(self && stats);
+    memset(stats, 0, sizeof *stats);
+    Engram__Request req = s_request(ENGRAM__OP__STATS, NULL, NULL);
+    Engram__Reply *reply = NULL;
+    int rc = s_call(self, &req, self->timeout_ms, &reply);
+    if (rc != 0)
+        return rc;
+    const Engram__Stats *s = reply->stats;
+    if (!s)
+        rc = s_fail(self, ENGRAM_EDECODE, "the node's reply carries no stats");
+    else {
+        stats->node_id = s->node_id;
+        stats->replica_id = s->replica_id;
+        stats->uptime_ms = s->uptime_ms;
+        stats->requests = s->requests;
+        stats->errors = s->errors;
+        stats->writes = s->writes;
+        stats->commits = s->commits;
+        stats->scopes = s->scopes;
+        stats->subscribers = s->subscribers;
+        stats->purged = s->purged;
+        stats->malformed = s->malformed;
+        snprintf(stats->durability, sizeof stats->durability, "%s", s_str(s->durability));
+    }
+    engram__reply__free_unpacked(reply, NULL);
+    return rc;
+}

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""The `engram` CLI contract (README, issue 3) against a real engramd.
+
+Usage: cli_test.py ENGRAMD ENGRAM. Starts engramd on a temporary directory, drives the CLI as
+users and scripts do, and checks outputs, --json documents and exit statuses:
+0 success, 2 usage, 3 not found, 4 refused, 5 unavailable.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
+
+
+class Node:
+    def __init__(self, *flags):
+        self.dir = tempfile.mkdtemp(prefix="engram-cli-")
+        self.socket = f"ipc://{self.dir}/engram.sock"
+        self.flags = flags
+        self.proc = None
+        self.start()
+
+    def start(self):
+        with open(os.path.join(self.dir, "engramd.log"), "ab") as log:
+            self.proc = subprocess.Popen([ENGRAMD, "--data", os.path.join(self.dir, "data"),
+                                          "--api", self.socket, *self.flags],
+                                         stdout=log, stderr=log)
+        for _ in range(100):
+            if run(self, "stats").returncode == 0:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("engramd did not start")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(timeout=10) == 0, "engramd must exit 0 on SIGTERM"
+
+    def close(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run(node, *args, agent="tester", user="alice", stdin=None, socket=None):
+    env = dict(os.environ, ENGRAM_SOCKET=socket or node.socket, ENGRAM_AGENT=agent,
+               ENGRAM_USER=user)
+    return subprocess.run([ENGRAM, *args], env=env, input=stdin, capture_output=True,
+                          text=True, timeout=30)
+
+
+class CliTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.node = Node("--purge-interval-ms", "100", "--max-value-bytes", "4096")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.close()
+
+    def ok(self, *args, **kw):
+        r = run(self.node, *args, **kw)
+        self.assertEqual(r.returncode, 0, f"engram {' '.join(args)}: {r.stderr}")
+        self.assertEqual(r.stderr, "")
+        return r.stdout
+
+    def fails(self, status, *args, **kw):
+        r = run(self.node, *args, **kw)
+        self.assertEqual(r.returncode, status, f"engram {' '.join(args)}: {r.stdout}{r.stderr}")
+        lines = r.stderr.strip().splitlines()
+        if status != 2:  # a usage error may add the usage after its one-line message
+            self.assertEqual(len(lines), 1, f"one line on stderr, got {r.stderr!r}")
+        self.assertTrue(lines[0].startswith("engram: "), lines[0])
+        return lines[0]
+
+    def test_put_get_json(self):
+        token = self.ok("put", "run:cli", "draft", "hello", "--meta", '{"v": 1}').strip()
+        self.assertRegex(token, r"^[A-Za-z0-9_-]+$")
+        self.assertEqual(self.ok("get", "run:cli", "draft"), "hello\n")
+        doc = json.loads(self.ok("--json", "get", "run:cli", "draft", "--after", token))
+        for field in ("value", "siblings", "token", "author"):
+            self.assertIn(field, doc)
+        self.assertEqual(doc["value"], "hello")
+        self.assertEqual(doc["author"], "tester")
+        self.assertEqual(doc["siblings"], [])
+        self.assertEqual(doc["meta"], {"v": 1})
+
+    def test_options_after_command_and_stdin_value(self):
+        self.ok("put", "run:cli", "piped", "-", "--ttl", "600", stdin="from stdin")
+        doc = json.loads(self.ok("get", "run:cli", "piped", "--json"))
+        self.assertEqual(doc["value"], "from stdin")
+        self.assertGreater(doc["expires_at_ms"], time.time() * 1000)
+
+    def test_every_command(self):
+        self.ok("set", "add", "run:every", "tags", "b")
+        self.ok("set", "add", "run:every", "tags", "a")
+        self.ok("set", "rm", "run:every", "tags", "b")
+        self.assertEqual(self.ok("set", "members", "run:every", "tags"), "a\n")
+        self.ok("counter", "add", "run:every", "n", "5")
+        self.ok("counter", "add", "run:every", "n", "-7")
+        self.assertEqual(self.ok("counter", "get", "run:every", "n"), "-2\n")
+        self.ok("log", "append", "run:every", "notes", "first")
+        self.ok("log", "append", "run:every", "notes", "second")
+        self.assertEqual(self.ok("log", "range", "run:every", "notes"), "first\nsecond\n")
+        self.ok("put", "run:every", "gone", "x")
+        self.ok("rm", "run:every", "gone")
+        self.assertEqual(self.ok("ls", "run:every").split(), ["n", "notes", "tags"])
+        self.assertEqual(self.ok("ls", "run:every", "no").split(), ["notes"])
+        listed = json.loads(self.ok("--json", "ls", "run:every"))
+        self.assertIn({"key": "tags", "type": "set"}, listed)
+        history = self.ok("history", "run:every", "gone").splitlines()
+        self.assertEqual(len(history), 2)
+        self.assertIn("put", history[0])
+        self.assertIn("delete", history[1])
+        stats = json.loads(self.ok("--json", "stats"))
+        self.assertGreater(stats["writes"], 0)
+
+    def test_remember_and_share(self):
+        mem = self.ok("remember", "user:alice", "likes tea", "--meta", '{"topic":"food"}').strip()
+        self.assertTrue(mem)
+        self.assertEqual(self.ok("get", "user:alice", mem), "likes tea\n")
+        self.ok("put", "private", "note", "secret plan", agent="a1")
+        self.fails(3, "get", "private", "note", agent="a2")
+        self.ok("share", "note", "team:x", agent="a1")
+        doc = json.loads(self.ok("--json", "get", "team:x", "note", agent="a2"))
+        self.assertEqual(doc["value"], "secret plan")
+        self.assertIn("a1", doc["agents"])
+
+    def test_watch(self):
+        env = dict(os.environ, ENGRAM_SOCKET=self.node.socket, ENGRAM_AGENT="w", ENGRAM_USER="u")
+        watcher = subprocess.Popen([ENGRAM, "watch", "run:watched", "--count", "2"], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)  # let the subscription land
+        self.ok("put", "run:other", "k", "not for the watcher")
+        self.ok("put", "run:watched", "k1", "v1")
+        self.ok("set", "add", "run:watched", "s", "e")
+        out, err = watcher.communicate(timeout=10)
+        self.assertEqual(watcher.returncode, 0, err)
+        lines = out.splitlines()
+        self.assertEqual(len(lines), 2)
+        self.assertIn("k1", lines[0])
+        self.assertIn("v1", lines[0])
+        self.assertIn("s", lines[1])
+
+    def test_ttl_expiry(self):
+        self.ok("put", "run:ttl", "short", "v", "--ttl", "1")
+        self.assertEqual(self.ok("get", "run:ttl", "short"), "v\n")
+        time.sleep(1.3)
+        self.fails(3, "get", "run:ttl", "short")
+        self.assertNotIn("short", self.ok("ls", "run:ttl").split())
+
+    def test_exit_statuses(self):
+        self.fails(2, "frobnicate")
+        self.fails(2, "put", "run:x")
+        self.fails(3, "get", "run:cli", "no-such-key")
+        self.fails(4, "put", "bogus", "k", "v")            # invalid scope
+        self.ok("set", "add", "run:typed", "s", "e")
+        self.fails(4, "put", "run:typed", "s", "v")        # wrong type
+        self.fails(4, "put", "run:cli", "big", "x" * 5000)  # over --max-value-bytes
+        self.fails(4, "get", "run:cli", "draft", "--after", "!!not-a-token!!")
+        line = self.fails(5, "stats", socket=f"ipc://{self.node.dir}/nobody.sock")
+        self.assertIn("unavailable", line)
+
+    def test_restart_keeps_data(self):
+        self.ok("put", "run:durable", "k", "survives")
+        self.node.stop()
+        self.node.start()
+        self.assertEqual(self.ok("get", "run:durable", "k"), "survives\n")
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0], "-v"])

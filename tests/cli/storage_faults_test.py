@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""engramd on a full and on a read-only data volume: every write gets a clear error (exit 1,
+"no space" / storage message), every acknowledged write stays readable, reads and stats keep
+working, and the process keeps serving.
+
+Usage: storage_faults_test.py ENGRAMD ENGRAM. Needs root (it mounts small tmpfs volumes);
+exits 77 (skipped) otherwise.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
+SKIP = 77
+
+
+def can_mount():
+    if os.geteuid() != 0:
+        return False
+    probe = tempfile.mkdtemp(prefix="engram-mnt-")
+    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", probe],
+                        capture_output=True).returncode == 0
+    if ok:
+        subprocess.run(["umount", probe])
+    os.rmdir(probe)
+    return ok
+
+
+class Volume:
+    """A tmpfs of `size` mounted on a fresh directory, with engramd's data on it."""
+
+    def __init__(self, size, *flags):
+        self.flags = flags
+        self.dir = tempfile.mkdtemp(prefix="engram-faults-")
+        self.mnt = os.path.join(self.dir, "mnt")
+        os.mkdir(self.mnt)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", self.mnt],
+                       check=True)
+        self.socket = f"ipc://{self.dir}/engram.sock"
+        self.start()
+
+    def start(self):
+        with open(os.path.join(self.dir, "engramd.log"), "ab") as log:
+            self.proc = subprocess.Popen([ENGRAMD, "--data", os.path.join(self.mnt, "data"),
+                                          "--api", self.socket, *self.flags],
+                                         stdout=log, stderr=log)
+        for _ in range(100):
+            if self.cli("stats").returncode == 0:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("engramd did not start")
+
+    def cli(self, *args, stdin=None):
+        env = dict(os.environ, ENGRAM_SOCKET=self.socket, ENGRAM_AGENT="t", ENGRAM_USER="u")
+        return subprocess.run([ENGRAM, *args], env=env, input=stdin, capture_output=True,
+                              text=True, timeout=30)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=10)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        subprocess.run(["umount", "-l", self.mnt])
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class StorageFaultsTest(unittest.TestCase):
+    def check_still_serving(self, vol, acked):
+        self.assertIsNone(vol.proc.poll(), "engramd must keep running")
+        self.assertEqual(vol.cli("stats").returncode, 0)
+        for key, value in acked.items():
+            r = vol.cli("get", "run:faults", key)
+            self.assertEqual(r.returncode, 0, f"acknowledged {key} lost: {r.stderr}")
+            self.assertEqual(r.stdout, value + "\n", f"{key} changed")
+
+    def test_full_volume(self):
+        vol = Volume("48m", "--min-free-bytes", str(16 << 20))
+        try:
+            acked = {"small": "keep me"}
+            self.assertEqual(vol.cli("put", "run:faults", "small", "keep me").returncode, 0)
+            with open(os.path.join(vol.mnt, "ballast"), "wb") as ballast:
+                ballast.write(b"\0" * (12 << 20))
+            big = "x" * (512 * 1024)
+            failure = None
+            for i in range(200):
+                r = vol.cli("put", "run:faults", f"big{i}", "-", stdin=big)
+                if r.returncode != 0:
+                    failure = r
+                    break
+                acked[f"big{i}"] = big
+            self.assertIsNotNone(failure, "the volume never filled up")
+            self.assertEqual(failure.returncode, 1, failure.stderr)
+            self.assertRegex(failure.stderr, r"^engram: no space left on the data volume")
+            self.check_still_serving(vol, acked)
+            r = vol.cli("put", "run:faults", "after", "v")
+            self.assertEqual(r.returncode, 1, "a write on a full volume must fail cleanly")
+            self.check_still_serving(vol, acked)
+            # Space freed (the ballast of another tenant goes): writes resume.
+            os.remove(os.path.join(vol.mnt, "ballast"))
+            self.assertEqual(vol.cli("put", "run:faults", "after", "v").returncode, 0)
+            acked["after"] = "v"
+            self.check_still_serving(vol, acked)
+        finally:
+            vol.close()
+
+    def test_read_only_volume(self):
+        vol = Volume("64m", "--min-free-bytes", str(1 << 20))
+        try:
+            acked = {"before": "written before the volume went read-only"}
+            self.assertEqual(vol.cli("put", "run:faults", "before", acked["before"]).returncode, 0)
+            self.assertEqual(vol.stop(), 0)
+            subprocess.run(["mount", "-o", "remount,ro", vol.mnt], check=True)
+            vol.start()  # on a read-only directory it serves reads and refuses writes
+            r = vol.cli("put", "run:faults", "after", "v")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertRegex(r.stderr, r"^engram: the data directory is read-only")
+            self.check_still_serving(vol, acked)
+            self.assertEqual(vol.cli("get", "run:faults", "after").returncode, 3,
+                             "a refused write must not be visible")
+        finally:
+            vol.close()
+
+
+if __name__ == "__main__":
+    if not can_mount():
+        print("storage_faults_test: needs root and tmpfs mounts; skipped")
+        sys.exit(SKIP)
+    unittest.main(argv=[sys.argv[0], "-v"])

@@ -1,0 +1,143 @@
+/*  Writes the seed corpora of the decoder fuzzers: a few valid encodings each, so libFuzzer
+ *  starts from well-formed messages instead of discovering protobuf from nothing.
+ *
+ *  Usage: fuzz_seed_corpus <dir>. Creates <dir>/scope_decode, <dir>/ctx_decode and
+ *  <dir>/value_decode (the directories must not need more than one level of creation) and
+ *  fills them with: scopes holding every object type, removal records, a dot cloud and a prune
+ *  cut, plus an empty scope and one delta; contexts with and without clouds; values with and
+ *  without provenance. Deterministic, so the corpus is the same on every build.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "crdt/awset.h"
+#include "crdt/codec.h"
+#include "crdt/counter.h"
+#include "crdt/log.h"
+#include "crdt/mvreg.h"
+#include "crdt/value.h"
+
+static const char *s_root;
+
+static void s_die(const char *what)
+{
+    fprintf(stderr, "fuzz_seed_corpus: %s\n", what);
+    exit(1);
+}
+
+static void s_ok(int rc, const char *what)
+{
+    if (rc != 0)
+        s_die(what);
+}
+
+static void s_write(const char *dir, const char *name, uint8_t *buf, size_t len)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/%s", s_root, dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0)
+        s_die(path);
+    free(buf);
+}
+
+static void s_write_scope(const char *name, const crdt_scope_t *scope)
+{
+    uint8_t *buf;
+    size_t len;
+    s_ok(crdt_scope_encode(scope, &buf, &len), "encode scope");
+    s_write("scope_decode", name, buf, len);
+}
+
+static void s_write_ctx(const char *name, const crdt_ctx_t *ctx)
+{
+    uint8_t *buf;
+    size_t len;
+    s_ok(crdt_ctx_encode(ctx, &buf, &len), "encode ctx");
+    s_write("ctx_decode", name, buf, len);
+}
+
+static void s_scopes(void)
+{
+    crdt_scope_t *a = crdt_scope_new(1), *b = crdt_scope_new(0x123456789abcdefULL);
+    crdt_scope_t *delta = NULL, *lost = NULL;
+    s_write_scope("empty", a);
+    s_ok(crdt_awset_add(a, "tags", "urgent", NULL), "add");
+    s_ok(crdt_awset_add(a, "tags", "draft", &delta), "add");
+    s_write_scope("delta-add", delta);
+    crdt_scope_destroy(&delta);
+    s_ok(crdt_awset_remove(a, "tags", "draft", NULL), "remove");
+    s_ok(crdt_mvreg_write(a, "title", 100, "Q3 plan", 7, NULL), "write");
+    s_ok(crdt_counter_add(a, "visits", 5, NULL), "counter");
+    s_ok(crdt_counter_add(a, "visits", -2, NULL), "counter");
+    s_ok(crdt_log_append(a, "journal", 101, "started", 7, NULL), "append");
+    s_ok(crdt_scope_join(b, a), "join");
+    s_ok(crdt_mvreg_write(b, "title", 102, "Q3 plan v2", 10, NULL), "write");
+    s_ok(crdt_mvreg_write(a, "title", 103, "Q3 draft", 8, NULL), "write"); /* siblings */
+    s_ok(crdt_log_append(b, "journal", 104, "lost", 4, &lost), "append");
+    s_ok(crdt_counter_add(b, "visits", 9, &delta), "counter");
+    s_ok(crdt_scope_join(a, delta), "join"); /* `lost` never arrives: a cloud */
+    s_write_scope("delta-counter", delta);
+    s_write_scope("state-cloud", a);
+    s_ok(crdt_scope_join(a, lost), "join");
+    crdt_ctx_t *cut = crdt_ctx_meet(crdt_scope_ctx(a), crdt_scope_ctx(b));
+    if (!cut)
+        s_die("meet");
+    s_write_ctx("vv", cut);
+    s_ok(crdt_scope_prune(b, cut), "prune");
+    s_write_scope("state-pruned", b);
+    s_ok(crdt_scope_forget(b, "tags", NULL), "forget");
+    s_write_scope("state-forgot", b);
+    s_write_ctx("cloud", crdt_scope_ctx(b));
+    crdt_ctx_t *empty = crdt_ctx_new();
+    s_write_ctx("empty", empty);
+    s_ok(crdt_ctx_insert_range(empty, 7, 3, 5), "insert");
+    s_ok(crdt_ctx_insert_range(empty, 7, 9, 9), "insert");
+    s_ok(crdt_ctx_insert_range(empty, 9, 1, 4), "insert");
+    s_write_ctx("clouds", empty);
+    crdt_ctx_destroy(&empty);
+    crdt_ctx_destroy(&cut);
+    crdt_scope_destroy(&lost);
+    crdt_scope_destroy(&delta);
+    crdt_scope_destroy(&b);
+    crdt_scope_destroy(&a);
+}
+
+static void s_values(void)
+{
+    crdt_value_t *v = crdt_value_new();
+    uint8_t *buf;
+    size_t len;
+    s_ok(crdt_value_encode(v, &buf, &len), "encode value");
+    s_write("value_decode", "empty", buf, len);
+    s_ok(crdt_value_set_user(v, "alice"), "user");
+    s_ok(crdt_value_set_data(v, "prefers tea", 11), "data");
+    s_ok(crdt_value_set_meta(v, "{\"topic\":\"drinks\"}"), "meta");
+    s_ok(crdt_value_add_agent(v, "researcher-1"), "agent");
+    s_ok(crdt_value_add_agent(v, "planner"), "agent");
+    s_ok(crdt_value_add_resource(v, "user:alice"), "resource");
+    v->created_hlc = UINT64_C(1767225600000) << 16;
+    v->updated_hlc = v->created_hlc + 3;
+    v->expires_at_ms = UINT64_C(1767225600000) + 86400000;
+    s_ok(crdt_value_encode(v, &buf, &len), "encode value");
+    s_write("value_decode", "full", buf, len);
+    crdt_value_destroy(&v);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2)
+        s_die("usage: fuzz_seed_corpus <dir>");
+    s_root = argv[1];
+    const char *dirs[] = {"", "/scope_decode", "/ctx_decode", "/value_decode"};
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s%s", s_root, dirs[i]);
+        mkdir(path, 0777); /* may exist already */
+    }
+    s_scopes();
+    s_values();
+    return 0;
+}
