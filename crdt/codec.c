@@ -280,7 +280,7 @@ static int s_decode_object(crdt_scope_t *scope, const Engram__Object *o)
         const Engram__Entry *e = o->entries[i];
         crdt_dot_t dot = {e->node, e->n};
         if (!s_name(&e->elem, elem, true) || !s_dot_ok(e->node, e->n) ||
-            e->data.len > ENGRAM_MAX_VALUE_BYTES ||
+            e->data.len > ENGRAM_MAX_ENTRY_BYTES ||
             type->check_entry(elem, e->data.data, e->data.len) != 0 ||
             !crdt_ctx_contains(crdt_scope_ctx(scope), dot))
             return ENGRAM_EDECODE;

@@ -628,7 +628,7 @@ int crdt__scope_operate(crdt_scope_t *self, crdt_type_id_t type, const char *key
         return ENGRAM_EINVAL;
     size_t klen = strlen(key);
     if (klen > ENGRAM_MAX_KEY_BYTES || (elem && strlen(elem) > ENGRAM_MAX_KEY_BYTES) ||
-        len > ENGRAM_MAX_VALUE_BYTES)
+        len > ENGRAM_MAX_ENTRY_BYTES)
         return ENGRAM_ETOOBIG;
     if (klen == 0)
         return ENGRAM_EINVAL;

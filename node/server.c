@@ -15,6 +15,7 @@
 #include "crdt/value.h"
 #include "engram/error.h"
 #include "engram/limits.h"
+#include "node/json.h"
 #include "node/store.h"
 #include "proto/api.pb-c.h"
 
@@ -327,6 +328,8 @@ static int s_mutate(node_server_t *self, const Engram__Request *req, s_reply_t *
     if (rc == 0) {
         engram__item__init(op.event);
         op.event->key = s_str(&r->arena, key);
+        op.event->author = (char *)req->agent;
+        op.event->user = (char *)req->user;
         op.hlc = crdt_hlc_now(&self->clock, (uint64_t)s_now_ms());
         op.history = (node_history_t){.agent = req->agent, .user = req->user, .hlc = op.hlc};
         rc = fn(&op);
@@ -346,6 +349,7 @@ static int s_mutate(node_server_t *self, const Engram__Request *req, s_reply_t *
             event->key = op.event->key;
             event->op = (char *)op.history.op;
             event->item = op.event;
+            event->author = (char *)req->agent;
             r->event = event;
         }
     }
@@ -754,6 +758,8 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
         if (rc)
             return rc;
     }
+    if (req->meta_json[0] && !node_json_valid(req->meta_json, strlen(req->meta_json)))
+        return s_fail(r, ENGRAM_EINVAL, "the metadata is not valid JSON");
     if (req->value.len > self->config.max_value_bytes)
         return s_fail(r, ENGRAM_ETOOBIG, "the value has %zu bytes; this node's limit is %zu",
                       req->value.len, self->config.max_value_bytes);

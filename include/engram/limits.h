@@ -19,6 +19,11 @@
 #ifndef ENGRAM_MAX_VALUE_BYTES
 #define ENGRAM_MAX_VALUE_BYTES (1024 * 1024)
 #endif
+/*  Largest entry the CRDT kernel stores: a value of ENGRAM_MAX_VALUE_BYTES plus room for its
+ *  header (times, metadata, provenance). */
+#ifndef ENGRAM_MAX_ENTRY_BYTES
+#define ENGRAM_MAX_ENTRY_BYTES (ENGRAM_MAX_VALUE_BYTES + 64 * 1024)
+#endif
 
 /*  Hybrid logical clock: physical milliseconds in the high bits, a logical counter in the
  *  low ENGRAM_HLC_LOGICAL_BITS bits. */

@@ -164,6 +164,9 @@ class CliTest(unittest.TestCase):
         self.fails(4, "put", "run:typed", "s", "v")        # wrong type
         self.fails(4, "put", "run:cli", "big", "x" * 5000)  # over --max-value-bytes
         self.fails(4, "get", "run:cli", "draft", "--after", "!!not-a-token!!")
+        self.fails(4, "put", "run:cli", "meta", "v", "--meta", "not json")
+        self.fails(3, "get", "run:cli", "meta")             # the refused put stored nothing
+        self.ok("put", "run:cli", "at-limit", "-", stdin="y" * 4096)  # exactly the limit
         line = self.fails(5, "stats", socket=f"ipc://{self.node.dir}/nobody.sock")
         self.assertIn("unavailable", line)
 

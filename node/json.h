@@ -1,0 +1,16 @@
+/*  node_json: checks that text is one JSON value (RFC 8259), for the metadata agents attach to
+ *  memories. Syntax only: nothing is built. Nesting deeper than NODE_JSON_MAX_DEPTH is refused
+ *  so that hostile input cannot exhaust the stack.
+ */
+#ifndef NODE_JSON_H
+#define NODE_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define NODE_JSON_MAX_DEPTH 64
+
+/*  True when text[0..len) is exactly one JSON value, with optional surrounding whitespace. */
+bool node_json_valid(const char *text, size_t len);
+
+#endif
