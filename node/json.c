@@ -1,6 +1,7 @@
 /*  node_json: a recursive-descent JSON syntax checker (see json.h). */
 #include "node/json.h"
 
+#include <stdint.h>
 #include <string.h>
 
 typedef struct {
@@ -148,4 +149,37 @@ bool node_json_valid(const char *text, size_t len)
         return false;
     s_space(&j);
     return j.at == j.end;
+}
+
+bool node_json_utf8_valid(const char *text, size_t len)
+{
+    const unsigned char *c = (const unsigned char *)text, *end = c + len;
+    while (c < end) {
+        if (*c < 0x80) {
+            c++;
+            continue;
+        }
+        int extra;
+        uint32_t cp, min;
+        if ((*c & 0xe0) == 0xc0) {
+            extra = 1, cp = *c & 0x1f, min = 0x80;
+        } else if ((*c & 0xf0) == 0xe0) {
+            extra = 2, cp = *c & 0x0f, min = 0x800;
+        } else if ((*c & 0xf8) == 0xf0) {
+            extra = 3, cp = *c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if (end - c <= extra)
+            return false;
+        for (int i = 1; i <= extra; i++) {
+            if ((c[i] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (c[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        c += extra + 1;
+    }
+    return true;
 }

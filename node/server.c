@@ -20,13 +20,28 @@
 #include "proto/api.pb-c.h"
 
 #define MAX_SCOPE_BYTES 256
+#define MAX_NAME_BYTES 128 /* agent and user names; "@" + agent must fit a scope id */
+/*  About 100 years: a longer TTL is refused rather than overflow expires_at. */
+#define MAX_TTL_MS (UINT64_C(100) * 365 * 24 * 3600 * 1000)
 
 typedef struct {
-    zframe_t *routing; /* owned */
+    zframe_t *routing; /* owned: the subscriber's connection */
     uint64_t request_id;
     char *sid;         /* owned */
-    zlist_t *backlog;  /* zmsg_t *, owned: events its full pipe could not take yet */
 } s_subscriber_t;
+
+/*  A connection whose pipe was full: what it has still to receive, in order. Replies are
+ *  never dropped; events past subscriber_backlog end the connection's subscriptions. */
+typedef struct {
+    zframe_t *routing; /* owned */
+    zlist_t *queue;    /* s_queued_t *, owned */
+    size_t events;     /* how many queued items are subscription events */
+} s_peer_t;
+
+typedef struct {
+    zframe_t *payload; /* owned */
+    bool event;
+} s_queued_t;
 
 /*  A GET waiting for its causal token. */
 typedef struct {
@@ -53,6 +68,7 @@ struct node_server {
     zsock_t *router;
     crdt_hlc_t clock;
     zlist_t *subscribers; /* s_subscriber_t * */
+    zhash_t *peers;       /* routing id (hex) -> s_peer_t *, owned: connections with a backlog */
     zlist_t *parked;      /* s_parked_t * */
     zlist_t *outbox;      /* s_out_t *, this turn's replies */
     int64_t started_ms;
@@ -155,6 +171,15 @@ static int64_t s_now_ms(void)
 
 static const char *const s_kinds[] = {"user", "run", "app", "agent", "team"};
 
+/*  Names (agents, users, scope ids) are UTF-8 without spaces or control characters. */
+static bool s_name_ok(const char *name)
+{
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        if (*c <= ' ' || *c == 0x7f)
+            return false;
+    return node_json_utf8_valid(name, strlen(name));
+}
+
 /*  Resolves the scope an agent named into a storage id ("@agent" for private). */
 static int s_resolve(const Engram__Request *req, char *sid, s_reply_t *r)
 {
@@ -178,11 +203,10 @@ static int s_resolve(const Engram__Request *req, char *sid, s_reply_t *r)
     if (!*id || strlen(scope) > MAX_SCOPE_BYTES)
         return s_fail(r, ENGRAM_ESCOPE, "invalid scope '%.64s': the id must have 1 to %d bytes",
                       scope, MAX_SCOPE_BYTES);
-    for (const unsigned char *c = (const unsigned char *)id; *c; c++)
-        if (*c <= ' ' || *c == 0x7f)
-            return s_fail(r, ENGRAM_ESCOPE, "invalid scope '%.64s': no spaces or control "
-                                            "characters",
-                          scope);
+    if (!s_name_ok(id))
+        return s_fail(r, ENGRAM_ESCOPE, "invalid scope '%.64s': the id is UTF-8 without "
+                                        "spaces or control characters",
+                      scope);
     strcpy(sid, scope);
     return 0;
 }
@@ -195,6 +219,8 @@ static int s_check_key(const char *key, const char *what, s_reply_t *r)
     if (len > ENGRAM_MAX_KEY_BYTES)
         return s_fail(r, ENGRAM_ETOOBIG, "the %s has %zu bytes; the limit is %d", what, len,
                       ENGRAM_MAX_KEY_BYTES);
+    if (!node_json_utf8_valid(key, len))
+        return s_fail(r, ENGRAM_EINVAL, "the %s is not valid UTF-8", what);
     return 0;
 }
 
@@ -218,7 +244,7 @@ static int s_check_type(unsigned types, crdt_type_id_t want, const char *key, s_
 
 static bool s_expired(const crdt_value_t *v, int64_t now)
 {
-    return v->expires_at_ms && (int64_t)v->expires_at_ms <= now;
+    return v->expires_at_ms && v->expires_at_ms <= (uint64_t)now;
 }
 
 static char **s_strv(s_arena_t *a, char **strv, size_t n)
@@ -342,6 +368,9 @@ static int s_mutate(node_server_t *self, const Engram__Request *req, s_reply_t *
     if (rc == 0) {
         r->wrote = true;
         self->stats.writes++;
+        uint64_t replica = node_store_replica(self->store);
+        op.event->node = replica;
+        op.event->n = crdt_ctx_max(node_store_ctx(self->store, sid), replica);
         Engram__Event *event = s_keep(&r->arena, malloc(sizeof *event));
         if (event) {
             engram__event__init(event);
@@ -660,8 +689,9 @@ static int s_history(node_server_t *self, const Engram__Request *req, const char
 static int s_private_value(node_server_t *self, const Engram__Request *req, s_reply_t *r,
                            crdt_value_t **value)
 {
+    *value = NULL;
     char sid[MAX_SCOPE_BYTES + 2];
-    snprintf(sid, sizeof sid, "@%s", req->agent);
+    snprintf(sid, sizeof sid, "@%s", req->agent); /* s_request checked the agent's length */
     const char *scope = r->scope;
     r->scope = "private";
     crdt_scope_t *view;
@@ -673,7 +703,7 @@ static int s_private_value(node_server_t *self, const Engram__Request *req, s_re
     size_t n;
     rc = crdt_mvreg_read(view, req->key, &siblings, &n);
     if (rc == 0) {
-        rc = crdt_value_decode(siblings[0].data, siblings[0].len, value);
+        rc = n ? crdt_value_decode(siblings[0].data, siblings[0].len, value) : ENGRAM_ENOTFOUND;
         free(siblings);
     }
     crdt_scope_destroy(&view);
@@ -758,11 +788,16 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
         if (rc)
             return rc;
     }
-    if (req->meta_json[0] && !node_json_valid(req->meta_json, strlen(req->meta_json)))
+    size_t meta_len = strlen(req->meta_json);
+    if (meta_len && !node_json_valid(req->meta_json, meta_len))
         return s_fail(r, ENGRAM_EINVAL, "the metadata is not valid JSON");
-    if (req->value.len > self->config.max_value_bytes)
-        return s_fail(r, ENGRAM_ETOOBIG, "the value has %zu bytes; this node's limit is %zu",
-                      req->value.len, self->config.max_value_bytes);
+    if (req->value.len + meta_len > self->config.max_value_bytes)
+        return s_fail(r, ENGRAM_ETOOBIG,
+                      "the value and its metadata have %zu bytes; this node's limit is %zu",
+                      req->value.len + meta_len, self->config.max_value_bytes);
+    if (req->ttl_ms > MAX_TTL_MS)
+        return s_fail(r, ENGRAM_EINVAL, "a TTL may be at most %" PRIu64 " ms (100 years)",
+                      MAX_TTL_MS);
     switch (req->op) {
     case ENGRAM__OP__PUT:
         return s_mutate(self, req, r, sid, req->key, NODE_VIEW_OBJECT, NULL, CRDT_REG, s_put,
@@ -809,7 +844,7 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
         if (sid[0] == '@')
             return s_fail(r, ENGRAM_ESCOPE, "share copies a private memory into a shared scope, "
                                             "not into private");
-        crdt_value_t *source;
+        crdt_value_t *source = NULL;
         int rc = s_private_value(self, req, r, &source);
         if (rc == 0)
             rc = s_mutate(self, req, r, sid, req->key, NODE_VIEW_OBJECT, NULL, CRDT_REG,
@@ -881,9 +916,8 @@ static void s_queue_reply(node_server_t *self, zframe_t *routing, uint64_t id, i
     zlist_append(self->outbox, out);
 }
 
-/*  Sends [routing][payload]; false if the peer's pipe is full (ROUTER_MANDATORY: EAGAIN). */
-static bool s_send(node_server_t *self, zframe_t *routing, const void *data, size_t len,
-                   bool *gone)
+/*  Sends [routing][payload] now: 0 sent, 1 the peer's pipe is full, -1 the peer is gone. */
+static int s_transmit(node_server_t *self, zframe_t *routing, const void *data, size_t len)
 {
     zmsg_t *msg = zmsg_new();
     zmsg_append(msg, &(zframe_t *){zframe_dup(routing)});
@@ -891,9 +925,9 @@ static bool s_send(node_server_t *self, zframe_t *routing, const void *data, siz
     int rc = zmsg_send(&msg, self->router);
     int err = zmq_errno();
     zmsg_destroy(&msg);
-    if (gone)
-        *gone = rc != 0 && err == EHOSTUNREACH;
-    return rc == 0 || err == EHOSTUNREACH;
+    if (rc == 0)
+        return 0;
+    return err == EHOSTUNREACH ? -1 : 1;
 }
 
 static void s_subscriber_free(s_subscriber_t **sub_p)
@@ -901,46 +935,120 @@ static void s_subscriber_free(s_subscriber_t **sub_p)
     s_subscriber_t *sub = *sub_p;
     zframe_destroy(&sub->routing);
     free(sub->sid);
-    if (sub->backlog) {
-        zmsg_t *msg;
-        while ((msg = zlist_pop(sub->backlog)))
-            zmsg_destroy(&msg);
-        zlist_destroy(&sub->backlog);
-    }
     free(sub);
     *sub_p = NULL;
 }
 
-/*  Sends a subscriber its queued events, then `payload` if given; drops the subscription if
- *  the peer is gone or its backlog overflows. Returns false if it was dropped. */
-static bool s_deliver(node_server_t *self, s_subscriber_t *sub, const uint8_t *payload,
-                      size_t len)
+static void s_peer_free(void *item)
 {
-    bool gone = false;
-    zmsg_t *queued;
-    while ((queued = zlist_first(sub->backlog))) {
-        zframe_t *frame = zmsg_last(queued);
-        if (!s_send(self, sub->routing, zframe_data(frame), zframe_size(frame), &gone))
-            break;
-        zlist_pop(sub->backlog);
-        zmsg_destroy(&queued);
-        if (gone)
-            return false;
+    s_peer_t *peer = item;
+    s_queued_t *q;
+    while ((q = zlist_pop(peer->queue))) {
+        zframe_destroy(&q->payload);
+        free(q);
     }
-    if (payload) {
-        if (zlist_size(sub->backlog) == 0 && s_send(self, sub->routing, payload, len, &gone))
-            return !gone;
-        if (zlist_size(sub->backlog) >= self->config.subscriber_backlog) {
-            zsys_warning("engramd: a subscriber of %s fell %zu events behind; its subscription "
-                         "ends",
-                         sub->sid, zlist_size(sub->backlog));
-            return false;
+    zlist_destroy(&peer->queue);
+    zframe_destroy(&peer->routing);
+    free(peer);
+}
+
+static void s_output(node_server_t *self, zframe_t *routing, const void *data, size_t len,
+                     bool event);
+
+/*  Ends every subscription of a connection: with an error reply to each (code 0: the
+ *  connection is gone, nothing to tell). */
+static void s_end_subscriptions(node_server_t *self, zframe_t *routing, int code)
+{
+    zlist_t *ended = zlist_new();
+    for (s_subscriber_t *sub = zlist_first(self->subscribers); sub;
+         sub = zlist_next(self->subscribers))
+        if (zframe_eq(sub->routing, routing))
+            zlist_append(ended, sub);
+    s_subscriber_t *sub;
+    while ((sub = zlist_pop(ended))) {
+        zlist_remove(self->subscribers, sub);
+        if (code) {
+            zsys_warning("engramd: a subscriber of %s fell more than %zu events behind; its "
+                         "subscription ends",
+                         sub->sid, self->config.subscriber_backlog);
+            Engram__Reply reply = ENGRAM__REPLY__INIT;
+            reply.schema_major = ENGRAM_SCHEMA_MAJOR;
+            reply.schema_minor = ENGRAM_SCHEMA_MINOR;
+            reply.id = sub->request_id;
+            reply.code = code;
+            reply.message = "the subscriber fell too far behind; subscribe again";
+            uint8_t buf[256];
+            size_t len = engram__reply__pack(&reply, buf);
+            s_output(self, routing, buf, len, false);
         }
-        zmsg_t *msg = zmsg_new();
-        zmsg_addmem(msg, payload, len);
-        zlist_append(sub->backlog, msg);
+        s_subscriber_free(&sub);
     }
-    return !gone;
+    zlist_destroy(&ended);
+}
+
+/*  Sends a reply or an event to a connection, after whatever it has queued; queues it if the
+ *  pipe is full. */
+static void s_output(node_server_t *self, zframe_t *routing, const void *data, size_t len,
+                     bool event)
+{
+    char *id = zframe_strhex(routing);
+    s_peer_t *peer = id ? zhash_lookup(self->peers, id) : NULL;
+    if (!peer) {
+        int rc = s_transmit(self, routing, data, len);
+        if (rc == -1)
+            s_end_subscriptions(self, routing, 0);
+        if (rc != 1 || !id) {
+            free(id);
+            return;
+        }
+        peer = calloc(1, sizeof *peer);
+        if (!peer) {
+            free(id);
+            return;
+        }
+        peer->routing = zframe_dup(routing);
+        peer->queue = zlist_new();
+        zhash_insert(self->peers, id, peer);
+        zhash_freefn(self->peers, id, s_peer_free);
+    }
+    free(id);
+    if (event && peer->events >= self->config.subscriber_backlog) {
+        s_end_subscriptions(self, routing, ENGRAM_ELAGGED);
+        return;
+    }
+    s_queued_t *q = calloc(1, sizeof *q);
+    if (!q)
+        return;
+    q->payload = zframe_new(data, len);
+    q->event = event;
+    peer->events += event;
+    zlist_append(peer->queue, q);
+}
+
+/*  Sends what full connections have queued, as far as their pipes now take it. */
+static void s_flush_peers(node_server_t *self)
+{
+    zlist_t *done = zlist_new();
+    zlist_autofree(done);
+    for (s_peer_t *peer = zhash_first(self->peers); peer; peer = zhash_next(self->peers)) {
+        s_queued_t *q;
+        int rc = 0;
+        while ((q = zlist_first(peer->queue)) &&
+               (rc = s_transmit(self, peer->routing, zframe_data(q->payload),
+                                zframe_size(q->payload))) == 0) {
+            zlist_pop(peer->queue);
+            peer->events -= q->event;
+            zframe_destroy(&q->payload);
+            free(q);
+        }
+        if (rc == -1 || zlist_size(peer->queue) == 0)
+            zlist_append(done, (void *)zhash_cursor(self->peers));
+        if (rc == -1)
+            s_end_subscriptions(self, peer->routing, 0);
+    }
+    for (char *id = zlist_first(done); id; id = zlist_next(done))
+        zhash_delete(self->peers, id);
+    zlist_destroy(&done);
 }
 
 static void s_publish(node_server_t *self, const s_out_t *out)
@@ -948,10 +1056,13 @@ static void s_publish(node_server_t *self, const s_out_t *out)
     Engram__Event *event = engram__event__unpack(NULL, out->event_len, out->event);
     if (!event)
         return;
-    zlist_t *dropped = zlist_new();
+    zlist_t *targets = zlist_new(); /* s_output may end subscriptions while we iterate */
     for (s_subscriber_t *sub = zlist_first(self->subscribers); sub;
-         sub = zlist_next(self->subscribers)) {
-        if (strcmp(sub->sid, out->event_sid) != 0)
+         sub = zlist_next(self->subscribers))
+        if (strcmp(sub->sid, out->event_sid) == 0)
+            zlist_append(targets, sub);
+    for (s_subscriber_t *sub = zlist_first(targets); sub; sub = zlist_next(targets)) {
+        if (!zlist_exists(self->subscribers, sub))
             continue;
         Engram__Reply reply = ENGRAM__REPLY__INIT;
         reply.schema_major = ENGRAM_SCHEMA_MAJOR;
@@ -963,16 +1074,12 @@ static void s_publish(node_server_t *self, const s_out_t *out)
         if (!buf)
             continue;
         engram__reply__pack(&reply, buf);
-        if (!s_deliver(self, sub, buf, len))
-            zlist_append(dropped, sub);
+        zframe_t *routing = zframe_dup(sub->routing);
+        s_output(self, routing, buf, len, true);
+        zframe_destroy(&routing);
         free(buf);
     }
-    s_subscriber_t *sub;
-    while ((sub = zlist_pop(dropped))) {
-        zlist_remove(self->subscribers, sub);
-        s_subscriber_free(&sub);
-    }
-    zlist_destroy(&dropped);
+    zlist_destroy(&targets);
     engram__event__free_unpacked(event, NULL);
 }
 
@@ -1001,8 +1108,8 @@ static void s_flush_outbox(node_server_t *self, int sync_rc)
                 engram__reply__pack(&reply, out->reply);
             self->stats.errors++;
         }
-        if (out->reply && !s_send(self, out->routing, out->reply, out->reply_len, NULL))
-            zsys_warning("engramd: a client's pipe is full; reply %" PRIu64 " dropped", out->id);
+        if (out->reply)
+            s_output(self, out->routing, out->reply, out->reply_len, false);
         if (out->event)
             s_publish(self, out);
         s_out_free(&out);
@@ -1036,9 +1143,8 @@ static void s_subscribe(node_server_t *self, zframe_t *routing, const Engram__Re
         sub->routing = zframe_dup(routing);
         sub->request_id = req->id;
         sub->sid = strdup(sid);
-        sub->backlog = zlist_new();
     }
-    if (!sub || !sub->sid || !sub->backlog) {
+    if (!sub || !sub->sid) {
         if (sub)
             s_subscriber_free(&sub);
         s_fail(r, ENGRAM_ENOMEM, "out of memory");
@@ -1060,6 +1166,11 @@ static void s_request(node_server_t *self, zframe_t *routing, Engram__Request *r
                     req->schema_major, ENGRAM_SCHEMA_MAJOR);
     else if (!req->agent[0])
         rc = s_fail(&r, ENGRAM_EINVAL, "a request must name its agent");
+    else if (strlen(req->agent) > MAX_NAME_BYTES || strlen(req->user) > MAX_NAME_BYTES ||
+             !s_name_ok(req->agent) || !s_name_ok(req->user))
+        rc = s_fail(&r, ENGRAM_EINVAL, "agent and user names are UTF-8 without spaces or control "
+                                       "characters, at most %d bytes",
+                    MAX_NAME_BYTES);
     bool scoped = req->op != ENGRAM__OP__STATS;
     if (rc == 0 && scoped && (rc = s_resolve(req, sid, &r)) == 0) {
         r.sid = sid;
@@ -1183,11 +1294,8 @@ static void s_turn(node_server_t *self)
         if (wrote && sync_rc == 0)
             self->stats.commits++;
     }
+    s_flush_peers(self);
     s_flush_outbox(self, sync_rc);
-    for (s_subscriber_t *sub = zlist_first(self->subscribers); sub;
-         sub = zlist_next(self->subscribers))
-        if (zlist_size(sub->backlog))
-            s_deliver(self, sub, NULL, 0);
 }
 
 /*  How long the loop may sleep: until the next purge or parked deadline. */
@@ -1197,10 +1305,8 @@ static int s_timeout(node_server_t *self)
     for (s_parked_t *p = zlist_first(self->parked); p; p = zlist_next(self->parked))
         if (p->deadline_ms < until)
             until = p->deadline_ms;
-    for (s_subscriber_t *sub = zlist_first(self->subscribers); sub;
-         sub = zlist_next(self->subscribers))
-        if (zlist_size(sub->backlog))
-            until = now + 10; /* retry a full subscriber soon */
+    if (zhash_size(self->peers))
+        until = now + 10; /* retry full connections soon */
     if (zlist_size(self->parked) && until > now + 50)
         until = now + 50; /* a parked token may be reached by another's write */
     return until <= now ? 0 : (int)(until - now);
@@ -1219,6 +1325,7 @@ int node_server_new(const node_config_t *config, node_server_t **self_p, char *w
     self->config.data_dir = strdup(config->data_dir);
     self->config.api_endpoint = strdup(config->api_endpoint);
     self->subscribers = zlist_new();
+    self->peers = zhash_new();
     self->parked = zlist_new();
     self->outbox = zlist_new();
     engram__stats__init(&self->stats);
@@ -1289,6 +1396,7 @@ void node_server_destroy(node_server_t **self_p)
     while (self->outbox && (out = zlist_pop(self->outbox)))
         s_out_free(&out);
     zlist_destroy(&self->subscribers);
+    zhash_destroy(&self->peers);
     zlist_destroy(&self->parked);
     zlist_destroy(&self->outbox);
     zsock_destroy(&self->router);

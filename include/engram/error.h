@@ -29,7 +29,8 @@ extern "C" {
     X(ENGRAM_EIO, -12, "storage failure")                                                      \
     X(ENGRAM_ENOSPC, -13, "no space left on the data volume")                                  \
     X(ENGRAM_EREADONLY, -14, "the data directory is read-only")                                \
-    X(ENGRAM_ESCOPE, -15, "invalid scope name")
+    X(ENGRAM_ESCOPE, -15, "invalid scope name")                                               \
+    X(ENGRAM_ELAGGED, -16, "subscriber fell too far behind")
 
 typedef enum {
 #define ENGRAM__ERROR_ENUM(name, value, message) name = value,

@@ -1433,17 +1433,17 @@ static void test_malformed_entries_by_type(void **state)
     msgb_baseline(&m);
     m.ent[B_COUNTER][0].elem = s_str("e");
     s_expect_scope(&m, ENGRAM_EDECODE);
-    /* Value size limit. */
-    uint8_t *huge = calloc(1, ENGRAM_MAX_VALUE_BYTES + 1);
+    /* Entry size limit: a value plus its header. */
+    uint8_t *huge = calloc(1, ENGRAM_MAX_ENTRY_BYTES + 1);
     assert_non_null(huge);
     msgb_baseline(&m);
-    m.ent[B_REG][0].data = s_bytes(huge, ENGRAM_MAX_VALUE_BYTES + 1);
+    m.ent[B_REG][0].data = s_bytes(huge, ENGRAM_MAX_ENTRY_BYTES + 1);
     s_expect_scope(&m, ENGRAM_EDECODE);
     msgb_baseline(&m);
-    m.ent[B_LOG][0].data = s_bytes(huge, ENGRAM_MAX_VALUE_BYTES + 1);
+    m.ent[B_LOG][0].data = s_bytes(huge, ENGRAM_MAX_ENTRY_BYTES + 1);
     s_expect_scope(&m, ENGRAM_EDECODE);
     msgb_baseline(&m);
-    m.ent[B_REG][0].data = s_bytes(huge, ENGRAM_MAX_VALUE_BYTES);
+    m.ent[B_REG][0].data = s_bytes(huge, ENGRAM_MAX_ENTRY_BYTES);
     s_expect_scope(&m, 0);
     free(huge);
 }

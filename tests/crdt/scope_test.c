@@ -260,7 +260,7 @@ static void test_refusals_change_nothing(void **state)
     char long_key[ENGRAM_MAX_KEY_BYTES + 2];
     memset(long_key, 'k', sizeof long_key - 1);
     long_key[sizeof long_key - 1] = '\0';
-    static char big[ENGRAM_MAX_VALUE_BYTES + 1];
+    static char big[ENGRAM_MAX_ENTRY_BYTES + 1];
 
     assert_int_equal(crdt_mvreg_write(s, "tags", 1, "v", 1, &d), ENGRAM_ETYPE);
     assert_int_equal(crdt_mvreg_write(s, "", 1, "v", 1, &d), ENGRAM_EINVAL);

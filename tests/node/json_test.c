@@ -65,6 +65,19 @@ static void test_random_bytes_never_crash(void **state)
     assert_true(valid > 0 && valid < cases);
 }
 
+static void test_utf8(void **state)
+{
+    (void)state;
+    const char *valid[] = {"", "ascii", "caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+    const char *invalid[] = {"\xff", "\xc3\x28", "\xc0\xaf" /* overlong */,
+                             "\xed\xa0\x80" /* surrogate */, "\xf4\x90\x80\x80" /* > U+10FFFF */,
+                             "\xe2\x82" /* truncated */};
+    for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++)
+        assert_true(node_json_utf8_valid(valid[i], strlen(valid[i])));
+    for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++)
+        assert_false(node_json_utf8_valid(invalid[i], strlen(invalid[i])));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -72,6 +85,7 @@ int main(void)
         cmocka_unit_test(test_invalid_documents),
         cmocka_unit_test(test_depth_is_bounded),
         cmocka_unit_test(test_random_bytes_never_crash),
+        cmocka_unit_test(test_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
