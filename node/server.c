@@ -1276,6 +1276,8 @@ static void s_turn(node_server_t *self)
         if (!msg)
             break;
         s_receive(self, msg);
+        if (!self->config.durability_sync)
+            s_flush_outbox(self, 0); /* nothing to wait for: answer at once */
     }
     int64_t now = s_now_ms();
     if (now >= self->next_purge_ms) {

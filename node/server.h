@@ -4,7 +4,8 @@
  *  them in arrival order against the store (each write one WriteBatch, unsynced), then makes
  *  the turn's writes durable with one WAL fsync (group commit, durability=sync), and only
  *  then sends the replies and the subscription events. A reply is never sent for a write that
- *  is not yet durable; under durability=async the fsync is skipped.
+ *  is not yet durable; under durability=async the fsync is skipped and each reply goes out as
+ *  soon as its request is handled.
  *
  *  Requests carry the acting agent and user until access control lands. Every reply carries
  *  the causal token of the scope it touched. A GET with `after` waits (parked, the loop goes

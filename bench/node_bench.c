@@ -1,0 +1,1112 @@
+/*  engram-node-bench: what one engramd serves to local agents, put and get, beside the two
+ *  things it should be judged against on the same machine: redis-server (the usual answer to
+ *  "a shared in-memory store for agents", with an append-only file for durability) and raw
+ *  RocksDB puts and gets through its C API (engramd's own storage engine: the physical limit
+ *  of its write path).
+ *
+ *  For each durability mode it starts, in a fresh temporary directory, three systems:
+ *    sync:   engramd --durability sync; redis-server appendonly yes, appendfsync always;
+ *            RocksDB with WriteOptions.sync=true (one fsync per put, shared by RocksDB's own
+ *            write group when threads write at once)
+ *    async:  engramd --durability async; redis-server appendonly yes, appendfsync everysec;
+ *            RocksDB with sync=false (the WAL is written, not synced)
+ *  then measures each for 1, 16 and 64 concurrent clients (one thread each, one request in
+ *  flight per client, no pipelining), a fixed duration per cell:
+ *    put: 256-byte values under random keys "k%08u" drawn from a 10M-key space;
+ *    get: keys the put cells of the same system wrote (every get must find 256 bytes).
+ *  Clients: engramd, one libengram connection (engram_t) per thread on an ipc:// endpoint,
+ *  scope "run:bench"; redis, one hiredis connection per thread over loopback TCP, SET/GET;
+ *  RocksDB, rocksdb_put/rocksdb_get on one handle shared by the threads.
+ *
+ *  Printed per cell: throughput (ops/s over the cell's wall time), latency p50 and p99 from
+ *  every operation's CLOCK_MONOTONIC time (nearest rank over all samples of all threads), the
+ *  CPU of the server process and of this process (utime+stime over wall time, 100 = one
+ *  core), for engramd sync the average group commit (writes per commit, from engram_stats),
+ *  the ratios engram/redis and engram/rocksdb of ops/s, and how busy the rest of the host was
+ *  (a figure measured while other processes ran is disturbed, and the table says so).
+ *
+ *  Run (Release, not sanitized, for numbers):
+ *      cmake -S . -B build-nb -DCMAKE_BUILD_TYPE=Release && cmake --build build-nb -j2
+ *      build-nb/bench/engram-node-bench                 # 3 s per cell, about 2.5 minutes
+ *      build-nb/bench/engram-node-bench --quick         # 0.2 s per cell, smoke run
+ *      build-nb/bench/engram-node-bench --modes sync --ops put --clients 64 --duration 30
+ *  The last form is for profiling: engramd's pid is printed on stderr when it starts.
+ *  --systems engram,redis,rocksdb, --modes and --ops pick cells; --max-batch N is passed to
+ *  engramd; --engramd PATH and --redis-server PATH run other binaries.
+ *
+ *  Everything it starts (engramd, redis-server) is stopped and its directory removed at exit,
+ *  also after a failure or SIGINT/SIGTERM; the children get PR_SET_PDEATHSIG so that even a
+ *  SIGKILL of the benchmark leaves no server running. Exit status: 0, 1 if an operation
+ *  failed or a get missed (the table shows the error count), 2 if a server could not start.
+ *
+ *  Limits: clients, servers and RocksDB share the machine's cores (2 where this was written),
+ *  so the client side's CPU is part of every figure, equally for every system. One key per
+ *  operation, no batching or pipelining anywhere; redis talks TCP, engramd ipc.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis.h>
+#include <rocksdb/c.h>
+
+#include "engram/engram.h"
+
+#ifndef ENGRAM_BENCH_BUILD_TYPE
+#define ENGRAM_BENCH_BUILD_TYPE "unknown"
+#endif
+#ifndef ENGRAMD_PATH
+#define ENGRAMD_PATH "engramd"
+#endif
+#ifndef REDIS_SERVER_PATH
+#define REDIS_SERVER_PATH "redis-server"
+#endif
+#ifndef ENGRAM_BENCH_ROCKSDB_VERSION
+#define ENGRAM_BENCH_ROCKSDB_VERSION "?"
+#endif
+
+#define VALUE_BYTES  256
+#define KEY_SPACE    10000000u /* "k%08u" */
+#define SCOPE        "run:bench"
+#define SEED         UINT64_C(0x656e6772616d)
+#define MAX_CLIENTS  256
+#define MAX_LEVELS   8
+#define START_WAIT_S 15.0 /* a server must answer within this after its start */
+
+typedef enum { SYS_ENGRAM, SYS_REDIS, SYS_ROCKSDB, SYS_COUNT } s_sys_t;
+typedef enum { OP_PUT, OP_GET, OP_COUNT } s_op_t;
+static const char *const s_sys_names[SYS_COUNT] = {"engram", "redis", "rocksdb"};
+static const char *const s_op_names[OP_COUNT] = {"put", "get"};
+
+typedef struct {
+    bool quick;
+    double duration; /* seconds per cell */
+    unsigned clients[MAX_LEVELS];
+    size_t nclients;
+    bool modes[2]; /* [0] sync, [1] async */
+    bool ops[OP_COUNT];
+    bool systems[SYS_COUNT];
+    unsigned max_batch; /* 0: engramd's default */
+    const char *engramd;
+    const char *redis;
+} s_config_t;
+
+/*  --- what has to be cleaned up, also from a failure path ---------------------------- */
+
+static char s_tmpdir[256];
+static pid_t s_children[4];
+static size_t s_nchildren;
+static volatile sig_atomic_t s_interrupted;
+static atomic_bool s_stop; /* the running cell ends */
+
+static void s_child_stop(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    if (waitpid(pid, NULL, WNOHANG) != 0)
+        return; /* gone already (or not ours) */
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 500; i++) { /* 5 s for a clean stop */
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            return;
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+static void s_child_forget(pid_t pid)
+{
+    for (size_t i = 0; i < s_nchildren; i++)
+        if (s_children[i] == pid) {
+            s_children[i] = s_children[--s_nchildren];
+            return;
+        }
+}
+
+static int s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static engram_t **s_control; /* the running engramd's stats connection */
+
+static void s_cleanup(void)
+{
+    if (s_control && *s_control)
+        engram_destroy(s_control);
+    while (s_nchildren)
+        s_child_stop(s_children[--s_nchildren]);
+    if (s_tmpdir[0]) {
+        nftw(s_tmpdir, s_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        s_tmpdir[0] = '\0';
+    }
+}
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_interrupted = 1;
+    atomic_store(&s_stop, true);
+}
+
+#define DIE(...) s_die(__LINE__, __VA_ARGS__)
+__attribute__((format(printf, 2, 3), noreturn)) static void s_die(int line, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    fprintf(stderr, "node_bench.c:%d: ", line);
+    vfprintf(stderr, format, args);
+    fputc('\n', stderr);
+    va_end(args);
+    if (s_control && *s_control) /* before czmq's own atexit handler, which runs first */
+        engram_destroy(s_control);
+    exit(2); /* s_cleanup runs from atexit */
+}
+
+/*  --- helpers ------------------------------------------------------------------------ */
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t s_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
+}
+
+static void s_sleep(double seconds)
+{
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !s_interrupted)
+        ;
+}
+
+/*  splitmix64: a fixed seed per thread gives the same key sequence on every run. */
+static uint64_t s_rand(uint64_t *state)
+{
+    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+/*  "1.23M", "45.6k", "789": three significant digits. */
+static const char *s_si(char *buf, size_t size, double v)
+{
+    const char *unit = "";
+    if (v >= 1e6) {
+        v /= 1e6;
+        unit = "M";
+    } else if (v >= 1e3) {
+        v /= 1e3;
+        unit = "k";
+    }
+    snprintf(buf, size, v >= 100 ? "%.0f%s" : v >= 10 ? "%.1f%s" : "%.2f%s", v, unit);
+    return buf;
+}
+
+/*  Latency from nanoseconds: "87us", "1.23ms", "1.5s". */
+static const char *s_lat(char *buf, size_t size, uint64_t ns)
+{
+    double us = (double)ns / 1e3;
+    if (us < 1000)
+        snprintf(buf, size, us < 10 ? "%.1fus" : "%.0fus", us);
+    else if (us < 1e6)
+        snprintf(buf, size, us < 1e4 ? "%.2fms" : us < 1e5 ? "%.1fms" : "%.0fms", us / 1e3);
+    else
+        snprintf(buf, size, "%.1fs", us / 1e6);
+    return buf;
+}
+
+static void s_key(char *buf, uint32_t idx)
+{
+    snprintf(buf, 16, "k%08u", idx);
+}
+
+/*  A 256-byte value with the thread and operation number stamped into it. */
+static void s_value_stamp(uint8_t *val, unsigned thread, uint64_t i)
+{
+    static const char hex[] = "0123456789abcdef";
+    val[0] = (uint8_t)hex[thread & 15];
+    for (int d = 15; d >= 0; d--, i >>= 4)
+        val[1 + d] = (uint8_t)hex[i & 15];
+}
+
+/*  The free loopback port the kernel hands out for port 0. */
+static int s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        DIE("socket: %s", strerror(errno));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        DIE("cannot find a free port: %s", strerror(errno));
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/*  Starts argv[0] with stdout and stderr into log; the child dies with this process. */
+static pid_t s_spawn(char *const argv[], const char *log)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        DIE("fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        signal(SIGINT, SIG_IGN); /* the benchmark stops it; a terminal ^C goes to it first */
+        execvp(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    s_children[s_nchildren++] = pid;
+    return pid;
+}
+
+/*  False once the child has exited (and then it is reaped and forgotten). */
+static bool s_alive(pid_t pid)
+{
+    if (waitpid(pid, NULL, WNOHANG) == 0)
+        return true;
+    s_child_forget(pid);
+    return false;
+}
+
+static void s_show_log(const char *log)
+{
+    FILE *f = fopen(log, "r");
+    if (!f)
+        return;
+    char line[512];
+    fprintf(stderr, "--- %s ---\n", log);
+    while (fgets(line, sizeof line, f))
+        fputs(line, stderr);
+    fclose(f);
+}
+
+/*  CPU seconds (user + system) a process has used, from /proc/PID/stat. */
+static double s_cpu_seconds(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NAN;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long utime = 0, stime = 0;
+    if (!p ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+        return NAN;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/*  CPU seconds this process (every thread) has used. */
+static double s_self_cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+/*  CPU seconds the whole host has been busy (every CPU, /proc/stat: all but idle and
+ *  iowait). */
+static double s_host_cpu_seconds(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return NAN;
+    unsigned long long v[10] = {0};
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                   &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
+    fclose(f);
+    if (n < 8)
+        return NAN;
+    /* user nice system idle iowait irq softirq steal (guest time is inside user) */
+    unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    return (double)busy / (double)sysconf(_SC_CLK_TCK);
+}
+
+/*  --- the systems ------------------------------------------------------------------- */
+
+typedef struct {
+    bool sync;
+    char dir[320];
+    /* engramd */
+    pid_t engramd;
+    char endpoint[400];
+    engram_t *control; /* stats */
+    /* redis-server */
+    pid_t redis;
+    int port;
+    char redis_version[32];
+    /* RocksDB */
+    rocksdb_t *db;
+    rocksdb_options_t *options;
+    rocksdb_writeoptions_t *wo;
+    rocksdb_readoptions_t *ro;
+    /* keys each system's put cells wrote: what its get cells read */
+    uint32_t *written[SYS_COUNT];
+    size_t nwritten[SYS_COUNT];
+} s_mode_t;
+
+static void s_engramd_start(s_mode_t *m, const s_config_t *cfg)
+{
+    char data[400], log[400], batch[16];
+    snprintf(data, sizeof data, "%s/engramd", m->dir);
+    snprintf(log, sizeof log, "%s/engramd.log", m->dir);
+    snprintf(m->endpoint, sizeof m->endpoint, "ipc://%s/api.sock", m->dir);
+    snprintf(batch, sizeof batch, "%u", cfg->max_batch);
+    char *argv[] = {
+        (char *)cfg->engramd,       "--data", data, "--api", m->endpoint, "--durability",
+        m->sync ? "sync" : "async", NULL,     NULL, NULL};
+    if (cfg->max_batch) {
+        argv[7] = "--max-batch";
+        argv[8] = batch;
+    }
+    m->engramd = s_spawn(argv, log);
+    m->control = engram_connect(m->endpoint, "bench-control", "bench");
+    if (!m->control)
+        DIE("engram_connect(%s) failed", m->endpoint);
+    s_control = &m->control;
+    engram_set_timeout(m->control, 200);
+    engram_stats_t st;
+    double deadline = s_now() + START_WAIT_S;
+    while (engram_stats(m->control, &st) != 0) {
+        if (!s_alive(m->engramd) || s_now() > deadline || s_interrupted) {
+            s_show_log(log);
+            DIE("engramd (%s) did not start", m->sync ? "sync" : "async");
+        }
+    }
+    engram_set_timeout(m->control, ENGRAM_DEFAULT_CLIENT_TIMEOUT_MS);
+    if (strcmp(st.durability, m->sync ? "sync" : "async") != 0)
+        DIE("engramd reports durability '%s'", st.durability);
+    fprintf(stderr, "engram-node-bench: engramd --durability %s pid %d on %s\n",
+            m->sync ? "sync" : "async", (int)m->engramd, m->endpoint);
+}
+
+static redisContext *s_redis_connect(int port, int timeout_ms)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    if (!c)
+        return NULL;
+    if (c->err) {
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, (struct timeval){5, 0});
+    redisReply *r = redisCommand(c, "PING");
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    if (r)
+        freeReplyObject(r);
+    if (!ok) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void s_redis_start(s_mode_t *m, const s_config_t *cfg)
+{
+    char dir[400], log[400], port[16];
+    snprintf(dir, sizeof dir, "%s/redis", m->dir);
+    snprintf(log, sizeof log, "%s/redis.stdout", m->dir);
+    if (mkdir(dir, 0755) != 0)
+        DIE("mkdir %s: %s", dir, strerror(errno));
+    char logfile[420];
+    snprintf(logfile, sizeof logfile, "%s/redis.log", dir);
+    m->port = s_free_port();
+    snprintf(port, sizeof port, "%d", m->port);
+    char *argv[] = {(char *)cfg->redis,
+                    "--port",
+                    port,
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    dir,
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    m->sync ? "always" : "everysec",
+                    "--save",
+                    "",
+                    "--protected-mode",
+                    "no",
+                    "--daemonize",
+                    "no",
+                    "--logfile",
+                    logfile,
+                    NULL};
+    m->redis = s_spawn(argv, log);
+    double deadline = s_now() + START_WAIT_S;
+    redisContext *c;
+    while (!(c = s_redis_connect(m->port, 200))) {
+        if (!s_alive(m->redis) || s_now() > deadline || s_interrupted) {
+            s_show_log(log);
+            s_show_log(logfile);
+            DIE("redis-server (appendfsync %s) did not start", m->sync ? "always" : "everysec");
+        }
+        usleep(20000);
+    }
+    redisReply *r = redisCommand(c, "CONFIG GET appendfsync");
+    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+              strcmp(r->element[1]->str, m->sync ? "always" : "everysec") == 0;
+    if (r)
+        freeReplyObject(r);
+    r = redisCommand(c, "INFO server");
+    if (r && r->type == REDIS_REPLY_STRING) {
+        const char *v = strstr(r->str, "redis_version:");
+        if (v)
+            sscanf(v + 14, "%31[^\r\n]", m->redis_version);
+    }
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    if (!ok)
+        DIE("redis-server does not run with the appendfsync asked for");
+    fprintf(stderr, "engram-node-bench: redis-server appendfsync %s pid %d on 127.0.0.1:%d\n",
+            m->sync ? "always" : "everysec", (int)m->redis, m->port);
+}
+
+static void s_rocksdb_open(s_mode_t *m)
+{
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/rocksdb", m->dir);
+    m->options = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(m->options, 1); /* else defaults, like engramd */
+    char *err = NULL;
+    m->db = rocksdb_open(m->options, dir, &err);
+    if (err)
+        DIE("rocksdb_open(%s): %s", dir, err);
+    m->wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(m->wo, m->sync);
+    m->ro = rocksdb_readoptions_create();
+}
+
+static void s_mode_start(s_mode_t *m, const s_config_t *cfg, bool sync)
+{
+    m->sync = sync;
+    snprintf(m->dir, sizeof m->dir, "%s/%s", s_tmpdir, sync ? "sync" : "async");
+    if (mkdir(m->dir, 0755) != 0)
+        DIE("mkdir %s: %s", m->dir, strerror(errno));
+    if (cfg->systems[SYS_ENGRAM])
+        s_engramd_start(m, cfg);
+    if (cfg->systems[SYS_REDIS])
+        s_redis_start(m, cfg);
+    if (cfg->systems[SYS_ROCKSDB])
+        s_rocksdb_open(m);
+}
+
+static void s_mode_stop(s_mode_t *m)
+{
+    if (m->control)
+        engram_destroy(&m->control);
+    s_control = NULL;
+    if (m->engramd) {
+        s_child_forget(m->engramd);
+        s_child_stop(m->engramd);
+    }
+    if (m->redis) {
+        s_child_forget(m->redis);
+        s_child_stop(m->redis);
+    }
+    if (m->db) {
+        rocksdb_close(m->db);
+        rocksdb_options_destroy(m->options);
+        rocksdb_writeoptions_destroy(m->wo);
+        rocksdb_readoptions_destroy(m->ro);
+    }
+    for (int s = 0; s < SYS_COUNT; s++)
+        free(m->written[s]);
+    nftw(m->dir, s_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    *m = (s_mode_t){0};
+}
+
+/*  --- one cell: one system, one operation, N client threads -------------------------- */
+
+typedef struct {
+    s_mode_t *mode;
+    s_sys_t sys;
+    s_op_t op;
+    pthread_barrier_t ready;
+} s_cell_t;
+
+typedef struct {
+    s_cell_t *cell;
+    unsigned id;
+    pthread_t thread;
+    uint64_t *lat; /* ns per operation */
+    size_t n, cap;
+    uint32_t *wrote; /* put: key indices written */
+    size_t nwrote, wcap;
+    uint64_t errors;
+    char error[200]; /* the first */
+    double t_end;
+} s_worker_t;
+
+static void s_push(void **array, size_t *n, size_t *cap, size_t elem, const void *value)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 4096;
+        void *grown = realloc(*array, *cap * elem);
+        if (!grown)
+            DIE("out of memory");
+        *array = grown;
+    }
+    memcpy((char *)*array + *n * elem, value, elem);
+    (*n)++;
+}
+
+__attribute__((format(printf, 2, 3))) static void s_worker_error(s_worker_t *w, const char *format,
+                                                                 ...)
+{
+    if (w->errors++ == 0) {
+        va_list args;
+        va_start(args, format);
+        vsnprintf(w->error, sizeof w->error, format, args);
+        va_end(args);
+    }
+}
+
+static void *s_worker_run(void *arg)
+{
+    s_worker_t *w = arg;
+    s_cell_t *cell = w->cell;
+    s_mode_t *m = cell->mode;
+    uint64_t rng = SEED ^ ((uint64_t)cell->sys << 56) ^ ((uint64_t)cell->op << 48) ^
+                   ((uint64_t)w->id << 32) ^ (uint64_t)m->nwritten[cell->sys];
+    engram_t *engram = NULL;
+    redisContext *redis = NULL;
+    bool ready = true;
+
+    /* Connect outside the measured window; one call makes sure the connection is up. */
+    if (cell->sys == SYS_ENGRAM) {
+        char agent[32];
+        snprintf(agent, sizeof agent, "bench-%u", w->id);
+        engram = engram_connect(m->endpoint, agent, "bench");
+        engram_stats_t st;
+        int rc = engram ? engram_stats(engram, &st) : ENGRAM_ENOMEM;
+        if (rc) {
+            s_worker_error(w, "connect: %s %s", engram_strerror(rc),
+                           engram ? engram_last_error(engram) : "");
+            ready = false;
+        }
+    } else if (cell->sys == SYS_REDIS) {
+        redis = s_redis_connect(m->port, 5000);
+        if (!redis) {
+            s_worker_error(w, "cannot connect to redis-server on port %d", m->port);
+            ready = false;
+        }
+    }
+    uint8_t value[VALUE_BYTES];
+    memset(value, 'v', sizeof value);
+    char key[16];
+    uint64_t i = 0;
+    pthread_barrier_wait(&cell->ready);
+
+    while (ready && !atomic_load_explicit(&s_stop, memory_order_relaxed)) {
+        uint32_t idx;
+        if (cell->op == OP_PUT) {
+            idx = (uint32_t)(s_rand(&rng) % KEY_SPACE);
+            s_value_stamp(value, w->id, i);
+        } else {
+            idx = m->written[cell->sys][s_rand(&rng) % m->nwritten[cell->sys]];
+        }
+        s_key(key, idx);
+        bool ok = true;
+        uint64_t t0 = s_now_ns();
+        switch (cell->sys) {
+        case SYS_ENGRAM: {
+            engram_result_t *res = NULL;
+            int rc = cell->op == OP_PUT
+                         ? engram_put(engram, SCOPE, key, value, VALUE_BYTES, NULL, 0, &res)
+                         : engram_get(engram, SCOPE, key, NULL, 0, &res);
+            if (rc) {
+                ok = false;
+                s_worker_error(w, "%s %s: %s %s", s_op_names[cell->op], key, engram_strerror(rc),
+                               engram_last_error(engram));
+            } else if (cell->op == OP_GET &&
+                       (res->nitems < 1 || res->items[0].len != VALUE_BYTES)) {
+                ok = false;
+                s_worker_error(w, "get %s: %zu items, first %zu bytes", key, res->nitems,
+                               res->nitems ? res->items[0].len : 0);
+            }
+            engram_result_destroy(&res);
+            break;
+        }
+        case SYS_REDIS: {
+            redisReply *r = cell->op == OP_PUT
+                                ? redisCommand(redis, "SET %s %b", key, value, (size_t)VALUE_BYTES)
+                                : redisCommand(redis, "GET %s", key);
+            if (!r) {
+                ok = false;
+                s_worker_error(w, "%s %s: %s", s_op_names[cell->op], key, redis->errstr);
+            } else if (cell->op == OP_PUT
+                           ? r->type != REDIS_REPLY_STATUS
+                           : r->type != REDIS_REPLY_STRING || r->len != VALUE_BYTES) {
+                ok = false;
+                s_worker_error(w, "%s %s: reply type %d %s", s_op_names[cell->op], key, r->type,
+                               r->type == REDIS_REPLY_ERROR ? r->str : "");
+            }
+            if (r)
+                freeReplyObject(r);
+            break;
+        }
+        case SYS_ROCKSDB: {
+            char *err = NULL;
+            if (cell->op == OP_PUT) {
+                rocksdb_put(m->db, m->wo, key, 9, (const char *)value, VALUE_BYTES, &err);
+            } else {
+                size_t len = 0;
+                char *v = rocksdb_get(m->db, m->ro, key, 9, &len, &err);
+                if (!err && (!v || len != VALUE_BYTES)) {
+                    ok = false;
+                    s_worker_error(w, "get %s: %s", key, v ? "wrong length" : "not found");
+                }
+                rocksdb_free(v);
+            }
+            if (err) {
+                ok = false;
+                s_worker_error(w, "%s %s: %s", s_op_names[cell->op], key, err);
+                rocksdb_free(err);
+            }
+            break;
+        }
+        default:
+            break;
+        }
+        uint64_t t1 = s_now_ns();
+        i++;
+        if (!ok) {
+            if (cell->sys == SYS_REDIS && redis->err)
+                break; /* the connection is gone */
+            continue;
+        }
+        uint64_t ns = t1 - t0;
+        s_push((void **)&w->lat, &w->n, &w->cap, sizeof ns, &ns);
+        if (cell->op == OP_PUT)
+            s_push((void **)&w->wrote, &w->nwrote, &w->wcap, sizeof idx, &idx);
+    }
+    w->t_end = s_now();
+    if (engram)
+        engram_destroy(&engram);
+    if (redis)
+        redisFree(redis);
+    return NULL;
+}
+
+typedef struct {
+    bool ran;
+    double ops_s;
+    uint64_t p50, p99; /* ns */
+    uint64_t errors;
+    double cpu;   /* server process, % of one core; NAN: in process */
+    double cli;   /* this process (the clients; RocksDB itself for rocksdb), % of a core */
+    double other; /* the rest of the host: other processes disturbing the cell */
+    double group; /* engramd sync: writes per commit; NAN: none */
+} s_result_t;
+
+static int s_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/*  Nearest rank: the smallest sample with at least p of all samples at or below it. */
+static uint64_t s_percentile(const uint64_t *sorted, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    size_t rank = (size_t)ceil(p * (double)n);
+    return sorted[rank ? rank - 1 : 0];
+}
+
+static s_result_t s_cell_run(const s_config_t *cfg, s_mode_t *m, s_sys_t sys, s_op_t op,
+                             unsigned clients)
+{
+    s_result_t res = {.ran = true, .cpu = NAN, .group = NAN};
+    if (op == OP_GET && m->nwritten[sys] == 0) {
+        fprintf(stderr, "engram-node-bench: %s get: no keys were written\n", s_sys_names[sys]);
+        res.errors = 1;
+        return res;
+    }
+    s_cell_t cell = {.mode = m, .sys = sys, .op = op};
+    pthread_barrier_init(&cell.ready, NULL, clients + 1);
+    s_worker_t *workers = calloc(clients, sizeof *workers);
+    if (!workers)
+        DIE("out of memory");
+    atomic_store(&s_stop, false);
+    for (unsigned t = 0; t < clients; t++) {
+        workers[t] = (s_worker_t){.cell = &cell, .id = t};
+        if (pthread_create(&workers[t].thread, NULL, s_worker_run, &workers[t]) != 0)
+            DIE("pthread_create: %s", strerror(errno));
+    }
+    engram_stats_t st0 = {0}, st1 = {0};
+    pid_t server = sys == SYS_ENGRAM ? m->engramd : sys == SYS_REDIS ? m->redis : 0;
+    pthread_barrier_wait(&cell.ready); /* every client is connected */
+    if (sys == SYS_ENGRAM && engram_stats(m->control, &st0) != 0)
+        DIE("engram_stats: %s", engram_last_error(m->control));
+    double cpu0 = server ? s_cpu_seconds(server) : NAN;
+    double self0 = s_self_cpu_seconds(), host0 = s_host_cpu_seconds();
+    double t0 = s_now();
+    s_sleep(cfg->duration);
+    atomic_store(&s_stop, true);
+    double t_end = t0;
+    size_t total = 0;
+    for (unsigned t = 0; t < clients; t++) {
+        pthread_join(workers[t].thread, NULL);
+        if (workers[t].t_end > t_end)
+            t_end = workers[t].t_end;
+        total += workers[t].n;
+    }
+    double cpu1 = server ? s_cpu_seconds(server) : NAN;
+    double self1 = s_self_cpu_seconds(), host1 = s_host_cpu_seconds();
+    if (sys == SYS_ENGRAM && engram_stats(m->control, &st1) != 0)
+        DIE("engram_stats: %s", engram_last_error(m->control));
+    uint64_t *all = malloc((total ? total : 1) * sizeof *all);
+    if (!all)
+        DIE("out of memory");
+    size_t at = 0;
+    for (unsigned t = 0; t < clients; t++) {
+        s_worker_t *w = &workers[t];
+        memcpy(all + at, w->lat, w->n * sizeof *all);
+        at += w->n;
+        if (w->errors && res.errors == 0)
+            fprintf(stderr, "engram-node-bench: %s %s, %u clients, client %u: %s\n",
+                    s_sys_names[sys], s_op_names[op], clients, t, w->error);
+        res.errors += w->errors;
+        free(w->lat);
+    }
+    /* The keys written, for the get cells (grown once, not key by key). */
+    size_t nw = 0;
+    for (unsigned t = 0; t < clients; t++)
+        nw += workers[t].nwrote;
+    if (nw) {
+        uint32_t *grown = realloc(m->written[sys], (m->nwritten[sys] + nw) * sizeof *grown);
+        if (!grown)
+            DIE("out of memory");
+        m->written[sys] = grown;
+        for (unsigned t = 0; t < clients; t++) {
+            memcpy(grown + m->nwritten[sys], workers[t].wrote, workers[t].nwrote * sizeof *grown);
+            m->nwritten[sys] += workers[t].nwrote;
+        }
+    }
+    for (unsigned t = 0; t < clients; t++)
+        free(workers[t].wrote);
+    qsort(all, total, sizeof *all, s_cmp_u64);
+    res.ops_s = (double)total / (t_end - t0);
+    res.p50 = s_percentile(all, total, 0.50);
+    res.p99 = s_percentile(all, total, 0.99);
+    if (server)
+        res.cpu = 100.0 * (cpu1 - cpu0) / (t_end - t0);
+    res.cli = 100.0 * (self1 - self0) / (t_end - t0);
+    res.other = 100.0 * (host1 - host0) / (t_end - t0) - res.cli - (server ? res.cpu : 0);
+    if (sys == SYS_ENGRAM && m->sync && op == OP_PUT && st1.commits > st0.commits)
+        res.group = (double)(st1.writes - st0.writes) / (double)(st1.commits - st0.commits);
+    if (total == 0 && res.errors == 0)
+        res.errors = 1; /* nothing completed: as good as failed */
+    free(all);
+    free(workers);
+    pthread_barrier_destroy(&cell.ready);
+    return res;
+}
+
+/*  --- the table ---------------------------------------------------------------------- */
+
+static void s_cell_text(char *buf, size_t size, const s_result_t *r, bool cpu, bool group)
+{
+    char a[16], b[16], c[16], d[16], e[16];
+    if (!r->ran) {
+        snprintf(buf, size, "%8s %8s %8s%s %7s", "-", "-", "-", group ? "      " : "", "-");
+        return;
+    }
+    if (isnan(r->group))
+        snprintf(d, sizeof d, "-");
+    else
+        snprintf(d, sizeof d, "%.1f", r->group);
+    if (isnan(r->cpu))
+        snprintf(e, sizeof e, "%.0f", r->cli);
+    else
+        snprintf(e, sizeof e, "%.0f+%.0f", r->cpu, r->cli);
+    int n = snprintf(buf, size, "%8s %8s %8s", s_si(a, sizeof a, r->ops_s),
+                     s_lat(b, sizeof b, r->p50), s_lat(c, sizeof c, r->p99));
+    if (group)
+        n += snprintf(buf + n, size - (size_t)n, " %5s", d);
+    (void)cpu;
+    snprintf(buf + n, size - (size_t)n, " %7s", e);
+}
+
+static void s_ratio_text(char *buf, size_t size, const s_result_t *e, const s_result_t *x)
+{
+    if (!e->ran || !x->ran || x->ops_s <= 0 || e->errors || x->errors)
+        snprintf(buf, size, "-");
+    else
+        snprintf(buf, size, "%.2f", e->ops_s / x->ops_s);
+}
+
+static void s_print_table(const s_config_t *cfg, const s_mode_t *m, s_op_t op,
+                          s_result_t res[][SYS_COUNT])
+{
+    const char *redis_mode = m->sync ? "appendfsync always" : "appendfsync everysec";
+    const char *rocks_mode = m->sync ? "sync=true" : "sync=false";
+    printf("\n%s, %d-byte values, durability %s: engramd --durability %s | redis-server AOF "
+           "%s | RocksDB %s\n",
+           s_op_names[op], VALUE_BYTES, m->sync ? "sync" : "async", m->sync ? "sync" : "async",
+           redis_mode, op == OP_PUT ? rocks_mode : "rocksdb_get");
+    printf("        %-40s   %-34s   %-34s   %s\n", "---------------- engramd ---------------",
+           "---------- redis-server ----------", "---------- RocksDB C API ----------",
+           "--- ops/s ratio ---");
+    printf("clients %8s %8s %8s %5s %7s   %8s %8s %8s %7s   %8s %8s %8s %7s   %7s %10s %6s\n",
+           "ops/s", "p50", "p99", "group", "cpu s+c", "ops/s", "p50", "p99", "cpu s+c", "ops/s",
+           "p50", "p99", "cpu", "e/redis", "e/rocksdb", "other");
+    for (size_t c = 0; c < cfg->nclients; c++) {
+        char e[96], r[96], k[96], rr[16], rk[16];
+        s_cell_text(e, sizeof e, &res[c][SYS_ENGRAM], true, true);
+        s_cell_text(r, sizeof r, &res[c][SYS_REDIS], true, false);
+        s_cell_text(k, sizeof k, &res[c][SYS_ROCKSDB], false, false);
+        s_ratio_text(rr, sizeof rr, &res[c][SYS_ENGRAM], &res[c][SYS_REDIS]);
+        s_ratio_text(rk, sizeof rk, &res[c][SYS_ENGRAM], &res[c][SYS_ROCKSDB]);
+        double other = 0;
+        for (int s = 0; s < SYS_COUNT; s++)
+            if (res[c][s].ran && res[c][s].other > other)
+                other = res[c][s].other;
+        printf("%7u %s   %s   %s   %7s %10s %6.0f\n", cfg->clients[c], e, r, k, rr, rk, other);
+    }
+    double other = 0;
+    for (size_t c = 0; c < cfg->nclients; c++)
+        for (int s = 0; s < SYS_COUNT; s++)
+            if (res[c][s].ran && res[c][s].other > other)
+                other = res[c][s].other;
+    if (other > 15)
+        printf("  note: other processes kept the host up to %.0f%% busy (of %ld00%%) during "
+               "these cells: the figures are disturbed\n",
+               other, sysconf(_SC_NPROCESSORS_ONLN));
+    for (size_t c = 0; c < cfg->nclients; c++)
+        for (int s = 0; s < SYS_COUNT; s++)
+            if (res[c][s].errors)
+                printf("  FAIL: %s %s, %u clients: %" PRIu64 " operations failed (see stderr)\n",
+                       s_sys_names[s], s_op_names[op], cfg->clients[c], res[c][s].errors);
+    fflush(stdout);
+}
+
+/*  --- main ------------------------------------------------------------------------- */
+
+static void s_usage(FILE *out)
+{
+    fprintf(out, "usage: engram-node-bench [--quick] [--duration SECONDS] [--clients 1,16,64]\n"
+                 "                         [--modes sync,async] [--ops put,get]\n"
+                 "                         [--systems engram,redis,rocksdb] [--max-batch N]\n"
+                 "                         [--engramd PATH] [--redis-server PATH]\n");
+}
+
+/*  Parses "a,b,c" of names into flags. */
+static bool s_parse_names(const char *arg, const char *const *names, size_t count, bool *flags)
+{
+    memset(flags, 0, count * sizeof *flags);
+    char *copy = strdup(arg), *save = NULL;
+    bool ok = copy != NULL;
+    for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; ok && tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        size_t i = 0;
+        while (i < count && strcmp(tok, names[i]) != 0)
+            i++;
+        if (i == count)
+            ok = false;
+        else
+            flags[i] = true;
+    }
+    free(copy);
+    return ok;
+}
+
+static void s_parse(s_config_t *cfg, int argc, char **argv)
+{
+    *cfg = (s_config_t){.duration = 3.0,
+                        .clients = {1, 16, 64},
+                        .nclients = 3,
+                        .modes = {true, true},
+                        .ops = {true, true},
+                        .systems = {true, true, true},
+                        .engramd = ENGRAMD_PATH,
+                        .redis = REDIS_SERVER_PATH};
+    bool duration_set = false;
+    static const char *const mode_names[] = {"sync", "async"};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool ok = true;
+        if (strcmp(a, "--quick") == 0) {
+            cfg->quick = true;
+            continue;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            s_usage(stdout);
+            exit(0);
+        } else if (!v) {
+            ok = false;
+        } else if (strcmp(a, "--duration") == 0) {
+            char *end;
+            cfg->duration = strtod(v, &end);
+            ok = *end == '\0' && cfg->duration > 0 && cfg->duration < 3600;
+            duration_set = true;
+        } else if (strcmp(a, "--clients") == 0) {
+            cfg->nclients = 0;
+            char *copy = strdup(v), *save = NULL;
+            for (char *tok = strtok_r(copy, ",", &save); ok && tok;
+                 tok = strtok_r(NULL, ",", &save)) {
+                char *end;
+                unsigned long n = strtoul(tok, &end, 10);
+                ok = *end == '\0' && n >= 1 && n <= MAX_CLIENTS && cfg->nclients < MAX_LEVELS;
+                if (ok)
+                    cfg->clients[cfg->nclients++] = (unsigned)n;
+            }
+            free(copy);
+            ok = ok && cfg->nclients > 0;
+        } else if (strcmp(a, "--modes") == 0) {
+            ok = s_parse_names(v, mode_names, 2, cfg->modes);
+        } else if (strcmp(a, "--ops") == 0) {
+            ok = s_parse_names(v, s_op_names, OP_COUNT, cfg->ops);
+        } else if (strcmp(a, "--systems") == 0) {
+            ok = s_parse_names(v, s_sys_names, SYS_COUNT, cfg->systems);
+        } else if (strcmp(a, "--max-batch") == 0) {
+            char *end;
+            unsigned long n = strtoul(v, &end, 10);
+            ok = *end == '\0' && n >= 1 && n <= 1000000;
+            cfg->max_batch = (unsigned)n;
+        } else if (strcmp(a, "--engramd") == 0) {
+            cfg->engramd = v;
+        } else if (strcmp(a, "--redis-server") == 0) {
+            cfg->redis = v;
+        } else {
+            ok = false;
+        }
+        if (!ok) {
+            fprintf(stderr, "engram-node-bench: bad option '%s%s%s'\n", a, v ? " " : "",
+                    v ? v : "");
+            s_usage(stderr);
+            exit(2);
+        }
+        i++;
+    }
+    if (cfg->quick && !duration_set)
+        cfg->duration = 0.2;
+    if (cfg->ops[OP_GET] && !cfg->ops[OP_PUT]) {
+        fprintf(stderr, "engram-node-bench: gets read the keys the puts wrote: add put\n");
+        exit(2);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    s_config_t cfg;
+    s_parse(&cfg, argc, argv);
+
+    const char *base = getenv("TMPDIR");
+    snprintf(s_tmpdir, sizeof s_tmpdir, "%s/engram-node-bench.XXXXXX",
+             base && *base && strlen(base) < 100 ? base : "/tmp");
+    if (!mkdtemp(s_tmpdir)) {
+        s_tmpdir[0] = '\0';
+        DIE("mkdtemp: %s", strerror(errno));
+    }
+    atexit(s_cleanup);
+    struct sigaction sa = {.sa_handler = s_on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    printf("engram-node-bench (%s build): %.1f s per cell, %d-byte values, keys k%%08u of %u, "
+           "scope %s, %ld CPUs\n",
+           ENGRAM_BENCH_BUILD_TYPE, cfg.duration, VALUE_BYTES, KEY_SPACE, SCOPE,
+           sysconf(_SC_NPROCESSORS_ONLN));
+    printf("engramd %s (ipc, one engram_t per client), redis-server (TCP loopback, one hiredis "
+           "connection per client, no pipelining), RocksDB %s C API (one handle shared by the "
+           "client threads)\n",
+           cfg.engramd, ENGRAM_BENCH_ROCKSDB_VERSION);
+    if (cfg.max_batch)
+        printf("engramd --max-batch %u\n", cfg.max_batch);
+    printf("ops/s over the cell's wall time; p50/p99 latency per operation (all samples); group: "
+           "engramd writes per group commit;\ncpu s+c: CPU of the server process + of this "
+           "process (the clients; for RocksDB the store itself), 100 = one core;\nother: the "
+           "most CPU the rest of the host used during the row's cells (kernel threads, other "
+           "processes): the noise\n");
+    fflush(stdout);
+
+    int failures = 0;
+    for (int mi = 0; mi < 2 && !s_interrupted; mi++) {
+        if (!cfg.modes[mi])
+            continue;
+        s_mode_t mode = {0};
+        s_mode_start(&mode, &cfg, mi == 0);
+        if (mode.redis_version[0] && mi == 0)
+            printf("redis-server %s\n", mode.redis_version);
+        for (int op = 0; op < OP_COUNT && !s_interrupted; op++) {
+            if (!cfg.ops[op])
+                continue;
+            s_result_t res[MAX_LEVELS][SYS_COUNT] = {{{0}}};
+            for (size_t c = 0; c < cfg.nclients && !s_interrupted; c++)
+                for (int s = 0; s < SYS_COUNT && !s_interrupted; s++)
+                    if (cfg.systems[s])
+                        res[c][s] = s_cell_run(&cfg, &mode, (s_sys_t)s, (s_op_t)op, cfg.clients[c]);
+            s_print_table(&cfg, &mode, (s_op_t)op, res);
+            for (size_t c = 0; c < cfg.nclients; c++)
+                for (int s = 0; s < SYS_COUNT; s++)
+                    failures += res[c][s].errors != 0;
+        }
+        if (cfg.systems[SYS_ENGRAM] && !s_interrupted) {
+            engram_stats_t st;
+            if (engram_stats(mode.control, &st) == 0)
+                printf("engramd (%s) totals: %" PRIu64 " requests, %" PRIu64 " errors, %" PRIu64
+                       " writes, %" PRIu64 " group commits\n",
+                       mode.sync ? "sync" : "async", st.requests, st.errors, st.writes, st.commits);
+        }
+        s_mode_stop(&mode);
+    }
+    if (s_interrupted) {
+        fprintf(stderr, "engram-node-bench: interrupted\n");
+        return 130;
+    }
+    if (failures)
+        printf("\n%d cell(s) had failed operations\n", failures);
+    return failures ? 1 : 0;
+}
