@@ -524,6 +524,21 @@ static int s_load(node_server_t *self, s_reply_t *r, const char *sid, const char
     return rc;
 }
 
+/*  One item per live value, in the given order; expired values are hidden. */
+static int s_add_values(s_reply_t *r, const char *key, const crdt_entry_view_t *entries,
+                        size_t n, const char *type)
+{
+    for (size_t i = 0; i < n; i++) {
+        Engram__Item *item = s_add_item(r);
+        if (!item)
+            return s_fail(r, ENGRAM_ENOMEM, "out of memory");
+        item->key = (char *)key;
+        if (!s_item_from_value(r, item, &entries[i], type, s_now_ms()))
+            r->msg.n_items--;
+    }
+    return 0;
+}
+
 static int s_get(node_server_t *self, const Engram__Request *req, const char *sid, s_reply_t *r)
 {
     crdt_scope_t *view;
@@ -533,18 +548,10 @@ static int s_get(node_server_t *self, const Engram__Request *req, const char *si
     crdt_entry_view_t *siblings;
     size_t n;
     rc = crdt_mvreg_read(view, req->key, &siblings, &n);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        Engram__Item *item = s_add_item(r);
-        if (!item) {
-            rc = ENGRAM_ENOMEM;
-            break;
-        }
-        item->key = (char *)req->key;
-        if (!s_item_from_value(r, item, &siblings[i], "reg", s_now_ms()))
-            r->msg.n_items--; /* expired: hidden */
-    }
-    if (rc == 0)
+    if (rc == 0) {
+        rc = s_add_values(r, req->key, siblings, n, "reg");
         free(siblings);
+    }
     crdt_scope_destroy(&view);
     if (rc == 0 && r->msg.n_items == 0)
         rc = s_fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s (expired)", req->key,
@@ -602,18 +609,10 @@ static int s_log_range(node_server_t *self, const Engram__Request *req, const ch
     crdt_entry_view_t *entries;
     size_t n;
     rc = crdt_log_range(view, req->key, &entries, &n);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        Engram__Item *item = s_add_item(r);
-        if (!item) {
-            rc = ENGRAM_ENOMEM;
-            break;
-        }
-        item->key = (char *)req->key;
-        if (!s_item_from_value(r, item, &entries[i], "log", s_now_ms()))
-            r->msg.n_items--;
-    }
-    if (rc == 0)
+    if (rc == 0) {
+        rc = s_add_values(r, req->key, entries, n, "log");
         free(entries);
+    }
     crdt_scope_destroy(&view);
     return rc;
 }
