@@ -813,6 +813,17 @@ int crdt_scope_restore(crdt_scope_t *self, crdt_type_id_t type, const char *key,
                               entry->len);
 }
 
+int crdt_scope_restore_record(crdt_scope_t *self, crdt_dot_t op, const crdt_dot_t *removed,
+                              size_t nremoved)
+{
+    if (nremoved == 0 || !crdt_ctx_contains(self->ctx, op))
+        return ENGRAM_EINVAL;
+    for (size_t i = 0; i < nremoved; i++)
+        if (!crdt_ctx_contains(self->ctx, removed[i]))
+            return ENGRAM_EINVAL;
+    return crdt__scope_add_record(self, op, removed, nremoved);
+}
+
 typedef struct {
     crdt_scope_entry_fn fn;
     void *arg;

@@ -100,6 +100,10 @@ int crdt_scope_forget(crdt_scope_t *self, const char *key, crdt_scope_t **delta_
 int crdt_scope_restore_ctx(crdt_scope_t *self, const crdt_ctx_t *ctx);
 int crdt_scope_restore(crdt_scope_t *self, crdt_type_id_t type, const char *key,
                        const crdt_entry_view_t *entry);
+/*  Restores a stored removal record: op removed those dots. ENGRAM_EINVAL unless the op and
+ *  every removed dot are in the context and nremoved > 0. */
+int crdt_scope_restore_record(crdt_scope_t *self, crdt_dot_t op, const crdt_dot_t *removed,
+                              size_t nremoved);
 
 /*  Visits every live entry (object by object) and every removal record, for storage layers
  *  that persist a delta. The visitor must not change self; a non-zero return stops the walk

@@ -972,3 +972,315 @@ int node_store_purge(node_store_t *self, uint64_t now_ms, uint64_t *purged)
         *purged = 0;
     return rc;
 }
+
+/*  --- the store as the gossip engine sees it ---------------------------------------------- */
+
+static bool s_shared(const char *scope)
+{
+    return scope[0] && scope[0] != '@' && strchr(scope, ':');
+}
+
+typedef struct {
+    void (*fn)(void *arg, const char *scope);
+    void *arg;
+} s_each_t;
+
+static void s_g_each_scope(void *state, void (*fn)(void *arg, const char *scope), void *arg)
+{
+    node_store_t *self = state;
+    zlist_t *names = zhash_keys(self->contexts);
+    for (char *sid = zlist_first(names); sid; sid = zlist_next(names))
+        if (s_shared(sid))
+            fn(arg, sid);
+    zlist_destroy(&names);
+}
+
+static const crdt_ctx_t *s_g_ctx(void *state, const char *scope)
+{
+    return s_shared(scope) ? node_store_ctx(state, scope) : NULL;
+}
+
+/*  Calls fn for every op record of sid in the ops dot index. */
+typedef int (*s_op_fn)(void *arg, crdt_dot_t dot, const Engram__StoredOp *op);
+
+static int s_scan_ops(node_store_t *self, const char *sid, s_op_fn fn, void *arg)
+{
+    s_key_t prefix = {0};
+    s_key_str0(&prefix, sid);
+    if (prefix.failed)
+        return ENGRAM_ENOMEM;
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_OPS]);
+    int rc = 0;
+    for (rocksdb_iter_seek(it, (const char *)prefix.data, prefix.len);
+         rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        if (klen != prefix.len + 16 || memcmp(k, prefix.data, prefix.len) != 0)
+            break;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        Engram__StoredOp *op = engram__stored_op__unpack(NULL, vlen, (const uint8_t *)v);
+        if (op) {
+            rc = fn(arg, (crdt_dot_t){s_get_be64(k + prefix.len), s_get_be64(k + prefix.len + 8)},
+                    op);
+            engram__stored_op__free_unpacked(op, NULL);
+        }
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    free(prefix.data);
+    return rc ? rc : s_rocks_error(&err);
+}
+
+static int s_restore_record(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
+{
+    if (op->n_removed >= 2 && op->n_removed % 2 == 0)
+        crdt_scope_restore_record(arg, dot, (const crdt_dot_t *)op->removed, op->n_removed / 2);
+    return 0;
+}
+
+/*  The whole scope as a kernel view: entries, removal records, context. */
+static int s_full_view(node_store_t *self, const char *sid, crdt_scope_t **view)
+{
+    s_view_t v = {crdt_scope_new(0), 0};
+    if (!v.view)
+        return ENGRAM_ENOMEM;
+    int rc = crdt_scope_restore_ctx(v.view, node_store_ctx(self, sid));
+    s_key_t prefix = {0};
+    s_key_str0(&prefix, sid);
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_ENTRIES]);
+    for (rocksdb_iter_seek(it, (const char *)prefix.data, prefix.len);
+         rc == 0 && !prefix.failed && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < prefix.len || memcmp(k, prefix.data, prefix.len) != 0)
+            break;
+        const char *key, *elem;
+        crdt_dot_t dot;
+        const char *val = rocksdb_iter_value(it, &vlen);
+        Engram__StoredEntry *entry =
+            engram__stored_entry__unpack(NULL, vlen, (const uint8_t *)val);
+        if (entry && s_parse_entry_key(k, klen, prefix.len, &key, &elem, &dot))
+            rc = s_restore_entry(&v, key, elem, dot, entry);
+        if (entry)
+            engram__stored_entry__free_unpacked(entry, NULL);
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    free(prefix.data);
+    rc = rc ? rc : s_rocks_error(&err);
+    if (rc == 0)
+        rc = s_scan_ops(self, sid, s_restore_record, v.view);
+    if (rc)
+        crdt_scope_destroy(&v.view);
+    *view = v.view;
+    return rc;
+}
+
+static crdt_scope_t *s_g_delta_since(void *state, const char *scope, const crdt_ctx_t *since)
+{
+    node_store_t *self = state;
+    if (!s_shared(scope) || !node_store_ctx(self, scope))
+        return NULL;
+    crdt_scope_t *view = NULL, *delta = NULL;
+    if (s_full_view(self, scope, &view) == 0)
+        delta = crdt_scope_delta_since(view, since);
+    crdt_scope_destroy(&view);
+    return delta;
+}
+
+typedef struct {
+    node_store_t *self;
+    rocksdb_writebatch_t *batch;
+    const char *sid;
+    const crdt_ctx_t *old;     /* the context before the delta */
+    const crdt_scope_t *delta;
+    s_key_t key;
+    int rc;
+} s_remote_t;
+
+/*  The removal record the delta holds for op, if any. */
+typedef struct {
+    crdt_dot_t op;
+    const crdt_dot_t *removed;
+    size_t n;
+} s_find_record_t;
+
+static int s_find_record(void *arg, crdt_dot_t op, const crdt_dot_t *removed, size_t n)
+{
+    s_find_record_t *f = arg;
+    if (op.node != f->op.node || op.n != f->op.n)
+        return 0;
+    f->removed = removed;
+    f->n = n;
+    return 1;
+}
+
+static void s_put_op(s_remote_t *r, crdt_dot_t dot, const char *key, crdt_type_id_t type,
+                     const char *elem, bool added)
+{
+    s_find_record_t f = {dot, NULL, 0};
+    crdt_scope_foreach_record(r->delta, s_find_record, &f);
+    Engram__StoredOp op = ENGRAM__STORED_OP__INIT;
+    op.key = (char *)key;
+    op.type = type;
+    op.elem = (char *)elem;
+    op.added = added;
+    op.n_removed = 2 * f.n;
+    op.removed = (uint64_t *)f.removed;
+    size_t size = engram__stored_op__get_packed_size(&op);
+    uint8_t *buf = malloc(size ? size : 1);
+    r->key.len = 0;
+    s_key_str0(&r->key, r->sid);
+    s_key_u64(&r->key, dot.node);
+    s_key_u64(&r->key, dot.n);
+    if (!buf || r->key.failed) {
+        r->rc = ENGRAM_ENOMEM;
+    } else {
+        engram__stored_op__pack(&op, buf);
+        rocksdb_writebatch_put_cf(r->batch, r->self->cf[CF_OPS], (char *)r->key.data, r->key.len,
+                                  (char *)buf, size);
+    }
+    free(buf);
+}
+
+/*  An entry of the delta this node has not seen: store it and its op record. */
+static int s_add_remote_entry(void *arg, crdt_type_id_t type, const char *key,
+                              const crdt_entry_view_t *e)
+{
+    s_remote_t *r = arg;
+    crdt_dot_t dot = {e->node, e->n};
+    if (crdt_ctx_contains(r->old, dot))
+        return 0; /* held already, or removed here */
+    Engram__StoredEntry stored = ENGRAM__STORED_ENTRY__INIT;
+    stored.type = type;
+    stored.hlc = e->hlc;
+    stored.data = (ProtobufCBinaryData){e->len, (uint8_t *)e->data};
+    size_t size = engram__stored_entry__get_packed_size(&stored);
+    uint8_t *buf = malloc(size ? size : 1);
+    r->key.len = 0;
+    s_entry_key(&r->key, r->sid, key, e->elem, e->node, e->n);
+    if (!buf || r->key.failed) {
+        free(buf);
+        return r->rc = ENGRAM_ENOMEM;
+    }
+    engram__stored_entry__pack(&stored, buf);
+    rocksdb_writebatch_put_cf(r->batch, r->self->cf[CF_ENTRIES], (char *)r->key.data,
+                              r->key.len, (char *)buf, size);
+    free(buf);
+    uint64_t expires = s_expires_at(&stored);
+    if (expires) {
+        s_key_t exp = {0};
+        s_key_u64(&exp, expires);
+        s_entry_key(&exp, r->sid, key, e->elem, e->node, e->n);
+        if (!exp.failed)
+            rocksdb_writebatch_put_cf(r->batch, r->self->cf[CF_EXPIRY], (char *)exp.data,
+                                      exp.len, "", 0);
+        free(exp.data);
+    }
+    s_put_op(r, dot, key, type, e->elem, true);
+    return r->rc;
+}
+
+/*  Whether the delta holds an entry with this dot. */
+static int s_has_entry(void *arg, crdt_type_id_t type, const char *key,
+                       const crdt_entry_view_t *e)
+{
+    (void)type;
+    (void)key;
+    const crdt_dot_t *dot = arg;
+    return e->node == dot->node && e->n == dot->n;
+}
+
+/*  A record of the delta: the op's removals, found through the ops dot index; and the op's own
+ *  record when it brought no entry (a remove or a forget). */
+static int s_apply_remote_record(void *arg, crdt_dot_t op, const crdt_dot_t *removed, size_t n)
+{
+    s_remote_t *r = arg;
+    for (size_t i = 0; i < n && r->rc == 0; i++) {
+        crdt_dot_t dot = removed[i];
+        if (crdt_scope_foreach_entry(r->delta, s_has_entry, &dot))
+            continue;
+        r->key.len = 0;
+        s_key_str0(&r->key, r->sid);
+        s_key_u64(&r->key, dot.node);
+        s_key_u64(&r->key, dot.n);
+        char *err = NULL;
+        size_t vlen;
+        char *v = rocksdb_get_cf(r->self->db, r->self->read_options, r->self->cf[CF_OPS],
+                                 (char *)r->key.data, r->key.len, &vlen, &err);
+        if (err) {
+            r->rc = s_rocks_error(&err);
+            break;
+        }
+        Engram__StoredOp *stored = v ? engram__stored_op__unpack(NULL, vlen, (uint8_t *)v) : NULL;
+        rocksdb_free(v);
+        if (stored && stored->added) {
+            r->key.len = 0;
+            s_entry_key(&r->key, r->sid, stored->key, stored->elem, dot.node, dot.n);
+            if (!r->key.failed)
+                rocksdb_writebatch_delete_cf(r->batch, r->self->cf[CF_ENTRIES],
+                                             (char *)r->key.data, r->key.len);
+        }
+        if (stored)
+            engram__stored_op__free_unpacked(stored, NULL);
+    }
+    if (r->rc == 0 && !crdt_ctx_contains(r->old, op) &&
+        !crdt_scope_foreach_entry(r->delta, s_has_entry, &op))
+        s_put_op(r, op, "", CRDT_REG, "", false);
+    return r->rc;
+}
+
+static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
+{
+    node_store_t *self = state;
+    if (!s_shared(scope))
+        return ENGRAM_ESCOPE;
+    if (self->failed)
+        return self->failed;
+    if (s_volume_full(self))
+        return ENGRAM_ENOSPC;
+    crdt_ctx_t *empty = crdt_ctx_new();
+    const crdt_ctx_t *old = node_store_ctx(self, scope);
+    crdt_ctx_t *ctx = old ? crdt_ctx_dup(old) : crdt_ctx_new();
+    if (!empty || !ctx || crdt_ctx_join(ctx, crdt_scope_ctx(delta)) != 0) {
+        crdt_ctx_destroy(&empty);
+        crdt_ctx_destroy(&ctx);
+        return ENGRAM_ENOMEM;
+    }
+    s_remote_t r = {self, rocksdb_writebatch_create(), scope, old ? old : empty, delta, {0}, 0};
+    crdt_scope_foreach_record(delta, s_apply_remote_record, &r);
+    if (r.rc == 0)
+        crdt_scope_foreach_entry(delta, s_add_remote_entry, &r);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = r.rc ? r.rc : crdt_ctx_encode(ctx, &buf, &len);
+    if (rc == 0) {
+        char name[8 + ENGRAM_MAX_KEY_BYTES];
+        snprintf(name, sizeof name, "ctx/%s", scope);
+        rocksdb_writebatch_put_cf(r.batch, self->cf[CF_META], name, strlen(name), (char *)buf,
+                                  len);
+        char *err = NULL;
+        rocksdb_write(self->db, self->write_options, r.batch, &err);
+        rc = s_rocks_error(&err);
+        if (rc)
+            s_latch(self, rc);
+    }
+    free(buf);
+    free(r.key.data);
+    rocksdb_writebatch_destroy(r.batch);
+    crdt_ctx_destroy(&empty);
+    if (rc) {
+        crdt_ctx_destroy(&ctx);
+        return rc;
+    }
+    zhash_update(self->contexts, scope, ctx);
+    zhash_freefn(self->contexts, scope, s_ctx_free);
+    self->unsynced = true;
+    return 0;
+}
+
+const gossip_store_t node_store_gossip = {s_g_each_scope, s_g_ctx, s_g_delta_since, s_g_apply};

@@ -41,6 +41,7 @@
 #include <stdint.h>
 
 #include "crdt/scope.h"
+#include "gossip/engine.h"
 
 typedef struct node_store node_store_t;
 
@@ -110,6 +111,14 @@ typedef int (*node_history_fn)(void *arg, uint64_t hlc, crdt_dot_t dot, const ch
                                int64_t amount);
 int node_store_history(node_store_t *self, const char *sid, const char *key, node_history_fn fn,
                        void *arg);
+
+/*  The store as the replication engine sees it (gossip/engine.h), with the node_store_t as its
+ *  state. It names shared scopes only: "@agent" private ids are neither listed nor accepted.
+ *  delta_since loads the scope's entries and removal records into a view and asks the kernel;
+ *  apply writes a remote delta in one batch: its entries, op records for the ops it brings
+ *  (so this node can serve them on), removals found through the ops dot index, the joined
+ *  context. Applies are unsynced like node_store_apply; node_store_sync makes them durable. */
+extern const gossip_store_t node_store_gossip;
 
 /*  Deletes every entry whose expires_at_ms is at or before now_ms (a local purge: the context
  *  keeps their dots, so no replica can bring them back). *purged counts them. */
