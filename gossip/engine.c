@@ -57,7 +57,7 @@ struct gossip_engine {
     s_stage_t *stages;
     size_t nstages, stages_cap;
     uint64_t rng;
-    uint64_t next_transfer;
+    uint64_t next_transfer; /* 0 until the first event with a clock: see s_clock */
     uint64_t now_ms;
     gossip_stats_t stats;
 };
@@ -99,7 +99,6 @@ gossip_engine_t *gossip_engine_new(const gossip_config_t *config, const gossip_s
     self->store = store;
     self->state = store_state;
     self->rng = config->seed ^ config->node_id;
-    self->next_transfer = s_random(self);
     return self;
 }
 
@@ -184,6 +183,19 @@ static int s_send(gossip_engine_t *self, uint64_t peer, Engram__Gossip *msg)
     self->outbox[self->n++] = (s_msg_t){peer, buf, len};
     self->stats.bytes_sent += len;
     return 0;
+}
+
+/*  Takes the clock of an event. The first one also seeds the ids of this engine's pull
+ *  transfers: an engine restarted with the same seed (a crashed node) must not reuse the ids of
+ *  its previous life, or a receiver could stage parts of two transfers as one. Mixing in the
+ *  clock keeps replays of a simulation deterministic. */
+static void s_clock(gossip_engine_t *self, uint64_t now_ms)
+{
+    self->now_ms = now_ms;
+    if (self->next_transfer == 0) {
+        self->rng ^= now_ms * UINT64_C(0xd6e8feb86659fd93);
+        self->next_transfer = s_random(self) | 1;
+    }
 }
 
 /*  --- push ------------------------------------------------------------------------- */
@@ -541,7 +553,7 @@ static int s_on_chunk(gossip_engine_t *self, uint64_t from, const Engram__Gossip
 int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *msg, size_t len,
                           uint64_t now_ms)
 {
-    self->now_ms = now_ms;
+    s_clock(self, now_ms);
     self->stats.bytes_received += len;
     Engram__Gossip *gossip = engram__gossip__unpack(NULL, len, msg);
     int rc = gossip ? 0 : ENGRAM_EDECODE;
@@ -570,7 +582,7 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
 
 void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms)
 {
-    self->now_ms = now_ms;
+    s_clock(self, now_ms);
     for (size_t i = 0; i < self->nstages;) {
         if (now_ms - self->stages[i].started_ms > STAGE_TIMEOUT_MS) {
             s_stage_free(&self->stages[i]);
