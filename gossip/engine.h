@@ -48,7 +48,10 @@ typedef struct {
 typedef struct {
     uint64_t node_id;          /* this node */
     unsigned fanout;           /* peers each push goes to */
-    size_t max_message_bytes;  /* budget of one message; larger pulls are chunked */
+    size_t max_message_bytes;  /* budget of one message; larger pulls are chunked. At least
+                                  2 * (ENGRAM_MAX_KEY_BYTES + 64) = 2176: a smaller budget is
+                                  raised to that, so a chunk always fits its scope name. A push
+                                  over the budget is not sent (the peers pull it). */
     uint64_t seed;             /* for the choice of peers */
 } gossip_config_t;
 
