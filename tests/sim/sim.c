@@ -437,6 +437,7 @@ static void s_flush(sim_t *self, s_node_t *node)
         self->stats.bytes_sent += len;
         if (len > self->stats.msg_max_bytes)
             self->stats.msg_max_bytes = len;
+        self->stats.msgs_over_budget += len > self->config.max_message_bytes;
         int to = s_route(self, peer);
         if (to < 0 || to == node->index) {
             self->stats.msgs_undeliverable++;
@@ -1456,6 +1457,7 @@ void sim_stats_add(const sim_t *self, sim_stats_t *total)
     total->msgs_undeliverable += s->msgs_undeliverable;
     total->msgs_delivered += s->msgs_delivered;
     total->bytes_sent += s->bytes_sent;
+    total->msgs_over_budget += s->msgs_over_budget;
     if (s->msg_max_bytes > total->msg_max_bytes)
         total->msg_max_bytes = s->msg_max_bytes;
     total->partitions += s->partitions;
@@ -1481,11 +1483,12 @@ void sim_stats_print(const char *title, const sim_stats_t *t, double wall_s)
            " lost in crashes of which %" PRIu64 " survived at a peer; %" PRIu64
            " refused by the kernel as they should be)\n",
            t->ops, t->ops_acked, t->ops_lost, t->ops_lost_survived, t->ops_refused);
-    printf("  messages %" PRIu64 " sent (%.1f MB, largest %" PRIu64 " B), %" PRIu64
-           " delivered, %" PRIu64 " lost, %" PRIu64 " duplicated, %" PRIu64
-           " cut by partitions, %" PRIu64 " to down or retired nodes\n",
-           t->msgs_sent, (double)t->bytes_sent / 1e6, t->msg_max_bytes, t->msgs_delivered,
-           t->msgs_lost, t->msgs_dup, t->msgs_partitioned, t->msgs_undeliverable);
+    printf("  messages %" PRIu64 " sent (%.1f MB, largest %" PRIu64 " B, %" PRIu64
+           " over the budget), %" PRIu64 " delivered, %" PRIu64 " lost, %" PRIu64
+           " duplicated, %" PRIu64 " cut by partitions, %" PRIu64 " to down or retired nodes\n",
+           t->msgs_sent, (double)t->bytes_sent / 1e6, t->msg_max_bytes, t->msgs_over_budget,
+           t->msgs_delivered, t->msgs_lost, t->msgs_dup, t->msgs_partitioned,
+           t->msgs_undeliverable);
     printf("  faults: %" PRIu64 " partitions, %" PRIu64 " crashes (%" PRIu64
            " losing unsynced state, %" PRIu64 " keeping it), %" PRIu64 " sync points\n",
            t->partitions, t->crashes, t->crashes_lossy, t->crashes - t->crashes_lossy, t->syncs);

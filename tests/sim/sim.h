@@ -84,6 +84,7 @@ typedef struct {
     uint64_t ops, ops_acked, ops_lost, ops_lost_survived, ops_refused;
     uint64_t msgs_sent, msgs_lost, msgs_dup, msgs_partitioned, msgs_undeliverable;
     uint64_t msgs_delivered, bytes_sent, msg_max_bytes;
+    uint64_t msgs_over_budget; /* longer than config.max_message_bytes */
     uint64_t partitions, crashes, crashes_lossy, syncs, applies;
     uint64_t converge_ms_sum, converge_ms_max;
     uint64_t violations;
