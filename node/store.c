@@ -401,6 +401,11 @@ uint64_t node_store_node_id(const node_store_t *self)
     return self->identity.node_id;
 }
 
+const node_identity_t *node_store_identity(const node_store_t *self)
+{
+    return &self->identity;
+}
+
 uint64_t node_store_replica(const node_store_t *self)
 {
     return self->replica;

@@ -42,6 +42,7 @@
 
 #include "crdt/scope.h"
 #include "gossip/engine.h"
+#include "node/identity.h"
 
 typedef struct node_store node_store_t;
 
@@ -74,6 +75,8 @@ void node_store_set_min_free(node_store_t *self, uint64_t bytes);
 void node_store_close(node_store_t **self_p);
 
 uint64_t node_store_node_id(const node_store_t *self);
+/*  The node's long-term key pair (node/identity.h); borrowed for the store's life. */
+const node_identity_t *node_store_identity(const node_store_t *self);
 uint64_t node_store_replica(const node_store_t *self);
 uint64_t node_store_hlc_floor(const node_store_t *self);
 size_t node_store_scopes(const node_store_t *self);
