@@ -1,6 +1,7 @@
 /*  node_store: engramd's RocksDB storage (see store.h for the layout and its invariants). */
 #include "node/store.h"
 
+#include <assert.h>
 #include <czmq.h>
 #include <rocksdb/c.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ struct node_store {
     uint64_t replica;
     uint64_t hlc_floor;  /* the largest HLC ever persisted */
     zhash_t *contexts;   /* sid -> crdt_ctx_t *, owned: every scope ever written */
+    zhash_t *prunes;     /* sid -> crdt_ctx_t *, owned: the prune cut of every collected scope */
     bool unsynced;       /* applied since the last sync */
     int failed;          /* the first storage failure: every later write is refused with it */
     bool read_only;      /* opened on a read-only data directory: reads only */
@@ -167,6 +169,29 @@ static void s_latch(node_store_t *self, int rc)
                engram_strerror(rc));
 }
 
+/*  Writes a batch (unsynced: node_store_sync makes it durable); a failure is latched. */
+static int s_write_batch(node_store_t *self, rocksdb_writebatch_t *batch)
+{
+    char *err = NULL;
+    rocksdb_write(self->db, self->write_options, batch, &err);
+    int rc = s_rocks_error(&err);
+    if (rc)
+        s_latch(self, rc);
+    else
+        self->unsynced = true;
+    return rc;
+}
+
+static void s_ctx_free(void *item);
+
+/*  map[sid] := *ctx_p (owned, the old one freed). */
+static void s_put_ctx(zhash_t *map, const char *sid, crdt_ctx_t **ctx_p)
+{
+    zhash_update(map, sid, *ctx_p);
+    zhash_freefn(map, sid, s_ctx_free);
+    *ctx_p = NULL;
+}
+
 /*  --- open / close ------------------------------------------------------------------- */
 
 static void s_ctx_free(void *item)
@@ -251,12 +276,15 @@ static int s_load_identity(node_store_t *self, char *why, size_t why_len)
     if (rc)
         return rc;
     bool crashed_async = value && len == 5 && memcmp(value, "async", 5) == 0;
+    bool restored = value && len == 8 && memcmp(value, "restored", 8) == 0;
     rocksdb_free(value);
-    if (crashed_async) {
+    if (crashed_async || restored) {
         uint64_t old = self->replica;
         self->replica = node_identity_random_replica();
-        zsys_warning("engramd: the last run (durability=async) did not stop cleanly; its dot "
-                     "counters may be behind, so replica %016" PRIx64 " becomes %016" PRIx64,
+        zsys_warning("engramd: %s; its dot counters may be behind, so replica %016" PRIx64
+                     " becomes %016" PRIx64,
+                     restored ? "the data directory is a restored checkpoint"
+                              : "the last run (durability=async) did not stop cleanly",
                      old, self->replica);
     }
     if (self->read_only)
@@ -268,32 +296,27 @@ static int s_load_identity(node_store_t *self, char *why, size_t why_len)
     return rc ? rc : s_meta_put_sync(self, "running", mode, strlen(mode));
 }
 
-/*  Loads every scope's context and the HLC floor. */
-static int s_load_meta(node_store_t *self)
+/*  Loads every context stored under a meta prefix ("ctx/", "prune/") into map. */
+static int s_load_ctx_map(node_store_t *self, const char *prefix, zhash_t *map)
 {
-    char *value;
-    size_t len;
-    int rc = s_meta_get(self, "hlc", &value, &len);
-    if (rc == 0 && value && len == 8)
-        self->hlc_floor = s_get_le64(value);
-    rocksdb_free(value);
+    size_t plen = strlen(prefix);
+    int rc = 0;
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(self->db, self->read_options,
                                                         self->cf[CF_META]);
-    rocksdb_iter_seek(it, "ctx/", 4);
+    rocksdb_iter_seek(it, prefix, plen);
     for (; rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
         const char *k = rocksdb_iter_key(it, &klen);
-        if (klen < 4 || memcmp(k, "ctx/", 4) != 0)
+        if (klen < plen || memcmp(k, prefix, plen) != 0)
             break;
         const char *v = rocksdb_iter_value(it, &vlen);
-        char *sid = strndup(k + 4, klen - 4);
+        char *sid = strndup(k + plen, klen - plen);
         crdt_ctx_t *ctx = NULL;
         rc = sid ? crdt_ctx_decode((const uint8_t *)v, vlen, &ctx) : ENGRAM_ENOMEM;
         if (rc == 0) {
-            zhash_update(self->contexts, sid, ctx);
-            zhash_freefn(self->contexts, sid, s_ctx_free);
+            s_put_ctx(map, sid, &ctx);
         } else {
-            zsys_error("engramd: the stored context of scope '%s' is unreadable: %s",
+            zsys_error("engramd: the stored %s of scope '%s' is unreadable: %s", prefix,
                        sid ? sid : "?", engram_strerror(rc));
         }
         free(sid);
@@ -302,6 +325,22 @@ static int s_load_meta(node_store_t *self)
     rocksdb_iter_get_error(it, &err);
     rocksdb_iter_destroy(it);
     return rc ? rc : s_rocks_error(&err);
+}
+
+/*  Loads every scope's context and prune cut, and the HLC floor. */
+static int s_load_meta(node_store_t *self)
+{
+    char *value;
+    size_t len;
+    int rc = s_meta_get(self, "hlc", &value, &len);
+    if (rc == 0 && value && len == 8)
+        self->hlc_floor = s_get_le64(value);
+    rocksdb_free(value);
+    if (rc == 0)
+        rc = s_load_ctx_map(self, "ctx/", self->contexts);
+    if (rc == 0)
+        rc = s_load_ctx_map(self, "prune/", self->prunes);
+    return rc;
 }
 
 int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p, char *why,
@@ -316,6 +355,7 @@ int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p
     self->dir = strdup(dir);
     self->min_free = ENGRAM_DEFAULT_MIN_FREE_BYTES;
     self->contexts = zhash_new();
+    self->prunes = zhash_new();
     self->options = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(self->options, 1);
     rocksdb_options_set_create_missing_column_families(self->options, 1);
@@ -390,6 +430,7 @@ void node_store_close(node_store_t **self_p)
     rocksdb_writeoptions_destroy(self->write_options);
     rocksdb_readoptions_destroy(self->read_options);
     zhash_destroy(&self->contexts);
+    zhash_destroy(&self->prunes);
     free(self->dir);
     sodium_memzero(&self->identity, sizeof self->identity);
     free(self);
@@ -718,24 +759,17 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
             rocksdb_writebatch_put_cf(a.batch, self->cf[CF_META], "hlc", 3, raw, 8);
         }
     }
-    if (rc == 0) {
-        char *err = NULL;
-        rocksdb_write(self->db, self->write_options, a.batch, &err);
-        rc = s_rocks_error(&err);
-        if (rc)
-            s_latch(self, rc);
-    }
+    if (rc == 0)
+        rc = s_write_batch(self, a.batch);
     rocksdb_writebatch_destroy(a.batch);
     free(a.key.data);
     if (rc) {
         crdt_ctx_destroy(&ctx);
         return rc;
     }
-    zhash_update(self->contexts, sid, ctx);
-    zhash_freefn(self->contexts, sid, s_ctx_free);
+    s_put_ctx(self->contexts, sid, &ctx);
     if (history->hlc > self->hlc_floor)
         self->hlc_floor = history->hlc;
-    self->unsynced = true;
     return 0;
 }
 
@@ -963,14 +997,8 @@ int node_store_purge(node_store_t *self, uint64_t now_ms, uint64_t *purged)
     if (!err)
         rocksdb_iter_get_error(it, &err);
     int rc = s_rocks_error(&err);
-    if (rc == 0 && rocksdb_writebatch_count(batch) > 0) {
-        rocksdb_write(self->db, self->write_options, batch, &err);
-        rc = s_rocks_error(&err);
-        if (rc == 0)
-            self->unsynced = true;
-        else
-            s_latch(self, rc);
-    }
+    if (rc == 0 && rocksdb_writebatch_count(batch) > 0)
+        rc = s_write_batch(self, batch);
     rocksdb_writebatch_destroy(batch);
     rocksdb_iter_destroy(it);
     if (rc)
@@ -1005,47 +1033,114 @@ static const crdt_ctx_t *s_g_ctx(void *state, const char *scope)
     return s_shared(scope) ? node_store_ctx(state, scope) : NULL;
 }
 
-/*  Calls fn for every op record of sid in the ops dot index. */
+/*  sid \0 node n: the ops dot index. */
+static void s_op_key(s_key_t *k, const char *sid, crdt_dot_t dot)
+{
+    k->len = 0;
+    s_key_str0(k, sid);
+    s_key_u64(k, dot.node);
+    s_key_u64(k, dot.n);
+}
+
+/*  Unpacks an op record; NULL (logged) if it is unreadable or its removals are not dots. */
+static Engram__StoredOp *s_unpack_op(const char *sid, crdt_dot_t dot, const char *v, size_t vlen)
+{
+    Engram__StoredOp *op = engram__stored_op__unpack(NULL, vlen, (const uint8_t *)v);
+    if (op && op->n_removed % 2 == 0)
+        return op;
+    zsys_error("engramd: skipping the unreadable op record (%" PRIu64 ",%" PRIu64 ") of %s",
+               dot.node, dot.n, sid);
+    if (op)
+        engram__stored_op__free_unpacked(op, NULL);
+    return NULL;
+}
+
+/*  Visits one op record. */
 typedef int (*s_op_fn)(void *arg, crdt_dot_t dot, const Engram__StoredOp *op);
 
-static int s_scan_ops(node_store_t *self, const char *sid, s_op_fn fn, void *arg)
+/*  Calls fn for every op record of sid whose dot is in ctx, by range seeks on the ops index:
+ *  the cost tracks the dots of ctx that have records, not the scope. With the scope's own
+ *  context, every op record of the scope. */
+static int s_scan_ops_in(node_store_t *self, const char *sid, const crdt_ctx_t *ctx, s_op_fn fn,
+                         void *arg)
 {
-    s_key_t prefix = {0};
-    s_key_str0(&prefix, sid);
-    if (prefix.failed)
-        return ENGRAM_ENOMEM;
+    s_key_t seek = {0};
     rocksdb_iterator_t *it =
         rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_OPS]);
+    size_t plen = strlen(sid) + 1;
     int rc = 0;
-    for (rocksdb_iter_seek(it, (const char *)prefix.data, prefix.len);
-         rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t klen, vlen;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
-        if (klen != prefix.len + 16 || memcmp(k, prefix.data, prefix.len) != 0)
-            break;
-        const char *v = rocksdb_iter_value(it, &vlen);
-        Engram__StoredOp *op = engram__stored_op__unpack(NULL, vlen, (const uint8_t *)v);
-        if (op) {
-            rc = fn(arg, (crdt_dot_t){s_get_be64(k + prefix.len), s_get_be64(k + prefix.len + 8)},
-                    op);
-            engram__stored_op__free_unpacked(op, NULL);
+    for (size_t i = 0; rc == 0 && i < crdt_ctx_nodes(ctx); i++) {
+        uint64_t node, base;
+        const crdt_range_t *cloud;
+        size_t ncloud;
+        crdt_ctx_node_at(ctx, i, &node, &base, &cloud, &ncloud);
+        for (size_t j = base ? 0 : 1; rc == 0 && j <= ncloud; j++) {
+            crdt_range_t range = j == 0 ? (crdt_range_t){1, base} : cloud[j - 1];
+            s_op_key(&seek, sid, (crdt_dot_t){node, range.lo});
+            if (seek.failed) {
+                rc = ENGRAM_ENOMEM;
+                break;
+            }
+            for (rocksdb_iter_seek(it, (const char *)seek.data, seek.len);
+                 rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+                size_t klen, vlen;
+                const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+                if (klen != plen + 16 || memcmp(k, seek.data, plen) != 0 ||
+                    s_get_be64(k + plen) != node)
+                    break;
+                crdt_dot_t dot = {node, s_get_be64(k + plen + 8)};
+                if (dot.n > range.hi)
+                    break;
+                const char *v = rocksdb_iter_value(it, &vlen);
+                Engram__StoredOp *op = s_unpack_op(sid, dot, v, vlen);
+                if (op) {
+                    rc = fn(arg, dot, op);
+                    engram__stored_op__free_unpacked(op, NULL);
+                }
+            }
         }
     }
     char *err = NULL;
     rocksdb_iter_get_error(it, &err);
     rocksdb_iter_destroy(it);
-    free(prefix.data);
+    free(seek.data);
     return rc ? rc : s_rocks_error(&err);
+}
+
+/*  The live entry an op added, if it is still there: *entry (caller frees) or NULL. */
+static int s_get_added(node_store_t *self, const char *sid, crdt_dot_t dot,
+                       const Engram__StoredOp *op, s_key_t *key, Engram__StoredEntry **entry)
+{
+    *entry = NULL;
+    if (!op->added)
+        return 0;
+    key->len = 0;
+    s_entry_key(key, sid, op->key, op->elem, dot.node, dot.n);
+    if (key->failed)
+        return ENGRAM_ENOMEM;
+    char *err = NULL;
+    size_t vlen;
+    char *v = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_ENTRIES],
+                             (const char *)key->data, key->len, &vlen, &err);
+    if (err)
+        return s_rocks_error(&err);
+    if (v) {
+        *entry = engram__stored_entry__unpack(NULL, vlen, (const uint8_t *)v);
+        if (!*entry)
+            zsys_error("engramd: skipping an unreadable entry of %s/%s", sid, op->key);
+    }
+    rocksdb_free(v);
+    return 0;
 }
 
 static int s_restore_record(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
 {
-    if (op->n_removed >= 2 && op->n_removed % 2 == 0)
+    if (op->n_removed >= 2)
         crdt_scope_restore_record(arg, dot, (const crdt_dot_t *)op->removed, op->n_removed / 2);
     return 0;
 }
 
-/*  The whole scope as a kernel view: entries, removal records, context. */
+/*  The whole scope as a kernel view: entries, removal records, context and prune cut. */
 static int s_full_view(node_store_t *self, const char *sid, crdt_scope_t **view)
 {
     s_view_t v = {crdt_scope_new(0), 0};
@@ -1075,14 +1170,109 @@ static int s_full_view(node_store_t *self, const char *sid, crdt_scope_t **view)
     char *err = NULL;
     rocksdb_iter_get_error(it, &err);
     rocksdb_iter_destroy(it);
+    rc = rc ? rc : prefix.failed ? ENGRAM_ENOMEM : s_rocks_error(&err);
     free(prefix.data);
-    rc = rc ? rc : s_rocks_error(&err);
     if (rc == 0)
-        rc = s_scan_ops(self, sid, s_restore_record, v.view);
+        rc = s_scan_ops_in(self, sid, node_store_ctx(self, sid), s_restore_record, v.view);
+    const crdt_ctx_t *pruned = node_store_pruned(self, sid);
+    if (rc == 0 && pruned)
+        rc = crdt_scope_prune(v.view, pruned); /* drops records kept for live entries */
     if (rc)
         crdt_scope_destroy(&v.view);
     *view = v.view;
     return rc;
+}
+
+/*  A removal record found for a catch-up delta; restored once its dots are in the delta's
+ *  context. */
+typedef struct {
+    crdt_dot_t op;
+    crdt_dot_t *removed; /* owned */
+    size_t n;
+} s_rec_t;
+
+typedef struct {
+    node_store_t *self;
+    const char *sid;
+    crdt_scope_t *delta;
+    crdt_ctx_t *removed; /* every dot the shipped records removed */
+    s_rec_t *recs;
+    size_t nrecs;
+    size_t cap;
+    s_key_t key;
+} s_ship_t;
+
+/*  One op the asker lacks: its entry if still alive, its removal record. */
+static int s_ship_op(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
+{
+    s_ship_t *s = arg;
+    Engram__StoredEntry *entry;
+    int rc = s_get_added(s->self, s->sid, dot, op, &s->key, &entry);
+    if (rc == 0 && entry) {
+        crdt_entry_view_t view = {op->elem,   dot.node,          dot.n,
+                                  entry->hlc, entry->data.data, entry->data.len};
+        rc = crdt_scope_restore(s->delta, (crdt_type_id_t)entry->type, op->key, &view);
+        if (rc && rc != ENGRAM_ENOMEM) {
+            zsys_error("engramd: stored entry (%" PRIu64 ",%" PRIu64 ") of '%s' does not fit "
+                       "its scope: %s",
+                       dot.node, dot.n, op->key, engram_strerror(rc));
+            rc = 0;
+        }
+    }
+    if (entry)
+        engram__stored_entry__free_unpacked(entry, NULL);
+    if (rc || op->n_removed == 0)
+        return rc;
+    if (s->nrecs == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        s_rec_t *grown = realloc(s->recs, cap * sizeof *grown);
+        if (!grown)
+            return ENGRAM_ENOMEM;
+        s->recs = grown;
+        s->cap = cap;
+    }
+    size_t n = op->n_removed / 2;
+    s_rec_t *rec = &s->recs[s->nrecs];
+    rec->op = dot;
+    rec->n = n;
+    rec->removed = malloc(n * sizeof *rec->removed);
+    if (!rec->removed)
+        return ENGRAM_ENOMEM;
+    s->nrecs++;
+    for (size_t i = 0; i < n; i++) {
+        rec->removed[i] = (crdt_dot_t){op->removed[2 * i], op->removed[2 * i + 1]};
+        if (crdt_ctx_insert(s->removed, rec->removed[i]) != 0)
+            return ENGRAM_ENOMEM;
+    }
+    return 0;
+}
+
+/*  The catch-up delta read from the ops index by range (see store.h). */
+static crdt_scope_t *s_catch_up(node_store_t *self, const char *sid, const crdt_ctx_t *since)
+{
+    const crdt_ctx_t *ctx = node_store_ctx(self, sid);
+    crdt_ctx_t *missing = crdt_ctx_diff(ctx, since);
+    s_ship_t s = {self, sid, crdt_scope_new(0), crdt_ctx_new(), NULL, 0, 0, {0}};
+    int rc = missing && s.delta && s.removed ? 0 : ENGRAM_ENOMEM;
+    if (rc == 0)
+        rc = crdt_scope_restore_ctx(s.delta, missing);
+    if (rc == 0)
+        rc = s_scan_ops_in(self, sid, missing, s_ship_op, &s);
+    if (rc == 0) /* removed dots the asker may still hold live */
+        rc = crdt_scope_restore_ctx(s.delta, s.removed);
+    for (size_t i = 0; i < s.nrecs; i++) {
+        if (rc == 0)
+            rc = crdt_scope_restore_record(s.delta, s.recs[i].op, s.recs[i].removed,
+                                           s.recs[i].n);
+        free(s.recs[i].removed);
+    }
+    free(s.recs);
+    free(s.key.data);
+    crdt_ctx_destroy(&s.removed);
+    crdt_ctx_destroy(&missing);
+    if (rc)
+        crdt_scope_destroy(&s.delta);
+    return s.delta;
 }
 
 static crdt_scope_t *s_g_delta_since(void *state, const char *scope, const crdt_ctx_t *since)
@@ -1090,11 +1280,79 @@ static crdt_scope_t *s_g_delta_since(void *state, const char *scope, const crdt_
     node_store_t *self = state;
     if (!s_shared(scope) || !node_store_ctx(self, scope))
         return NULL;
-    crdt_scope_t *view = NULL, *delta = NULL;
-    if (s_full_view(self, scope, &view) == 0)
-        delta = crdt_scope_delta_since(view, since);
-    crdt_scope_destroy(&view);
-    return delta;
+    const crdt_ctx_t *pruned = node_store_pruned(self, scope);
+    if (!pruned || crdt_ctx_covers(since, pruned))
+        return s_catch_up(self, scope, since);
+    /* Records the asker would need are gone: the whole state, as crdt_scope_delta_since. */
+    crdt_scope_t *view = NULL;
+    s_full_view(self, scope, &view);
+    return view;
+}
+
+/*  A sorted array of dots, for membership tests against a delta's entries. */
+typedef struct {
+    crdt_dot_t *dots;
+    size_t n;
+    size_t cap;
+} s_dots_t;
+
+static int s_cmp_dot(const void *a, const void *b)
+{
+    const crdt_dot_t *x = a, *y = b;
+    if (x->node != y->node)
+        return x->node < y->node ? -1 : 1;
+    return (x->n > y->n) - (x->n < y->n);
+}
+
+static int s_collect_dot(void *arg, crdt_type_id_t type, const char *key,
+                         const crdt_entry_view_t *e)
+{
+    (void)type;
+    (void)key;
+    s_dots_t *d = arg;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? 2 * d->cap : 64;
+        crdt_dot_t *grown = realloc(d->dots, cap * sizeof *grown);
+        if (!grown)
+            return ENGRAM_ENOMEM;
+        d->dots = grown;
+        d->cap = cap;
+    }
+    d->dots[d->n++] = (crdt_dot_t){e->node, e->n};
+    return 0;
+}
+
+static bool s_dots_has(const s_dots_t *d, crdt_dot_t dot)
+{
+    return d->n && bsearch(&dot, d->dots, d->n, sizeof dot, s_cmp_dot);
+}
+
+/*  The delta's removal records, sorted by op, for lookup by dot. */
+typedef struct {
+    crdt_dot_t op; /* first: compared by s_cmp_dot */
+    const crdt_dot_t *removed;
+    size_t n;
+} s_drec_t;
+
+typedef struct {
+    s_drec_t *recs;
+    size_t n;
+    size_t cap;
+} s_drecs_t;
+
+static int s_collect_record(void *arg, crdt_dot_t op, const crdt_dot_t *removed, size_t n)
+{
+    s_drecs_t *d = arg;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? 2 * d->cap : 64;
+        s_drec_t *grown = realloc(d->recs, cap * sizeof *grown);
+        if (!grown)
+            return ENGRAM_ENOMEM;
+        d->recs = grown;
+        d->cap = cap;
+    }
+    d->recs[d->n++] = (s_drec_t){op, removed, n};
+    return 0;
 }
 
 typedef struct {
@@ -1103,45 +1361,29 @@ typedef struct {
     const char *sid;
     const crdt_ctx_t *old;     /* the context before the delta */
     const crdt_scope_t *delta;
+    s_dots_t dots;             /* the dots of the delta's entries */
+    s_drecs_t recs;            /* the delta's removal records */
+    bool whole;                /* the delta is a whole state (it carries a prune cut) */
     s_key_t key;
     int rc;
 } s_remote_t;
 
-/*  The removal record the delta holds for op, if any. */
-typedef struct {
-    crdt_dot_t op;
-    const crdt_dot_t *removed;
-    size_t n;
-} s_find_record_t;
-
-static int s_find_record(void *arg, crdt_dot_t op, const crdt_dot_t *removed, size_t n)
-{
-    s_find_record_t *f = arg;
-    if (op.node != f->op.node || op.n != f->op.n)
-        return 0;
-    f->removed = removed;
-    f->n = n;
-    return 1;
-}
-
 static void s_put_op(s_remote_t *r, crdt_dot_t dot, const char *key, crdt_type_id_t type,
                      const char *elem, bool added)
 {
-    s_find_record_t f = {dot, NULL, 0};
-    crdt_scope_foreach_record(r->delta, s_find_record, &f);
+    s_drec_t probe = {dot, NULL, 0};
+    const s_drec_t *found =
+        r->recs.n ? bsearch(&probe, r->recs.recs, r->recs.n, sizeof probe, s_cmp_dot) : NULL;
     Engram__StoredOp op = ENGRAM__STORED_OP__INIT;
     op.key = (char *)key;
     op.type = type;
     op.elem = (char *)elem;
     op.added = added;
-    op.n_removed = 2 * f.n;
-    op.removed = (uint64_t *)f.removed;
+    op.n_removed = found ? 2 * found->n : 0;
+    op.removed = found ? (uint64_t *)found->removed : NULL; /* crdt_dot_t is (node, n) */
     size_t size = engram__stored_op__get_packed_size(&op);
     uint8_t *buf = malloc(size ? size : 1);
-    r->key.len = 0;
-    s_key_str0(&r->key, r->sid);
-    s_key_u64(&r->key, dot.node);
-    s_key_u64(&r->key, dot.n);
+    s_op_key(&r->key, r->sid, dot);
     if (!buf || r->key.failed) {
         r->rc = ENGRAM_ENOMEM;
     } else {
@@ -1190,29 +1432,17 @@ static int s_add_remote_entry(void *arg, crdt_type_id_t type, const char *key,
     return r->rc;
 }
 
-/*  Whether the delta holds an entry with this dot. */
-static int s_has_entry(void *arg, crdt_type_id_t type, const char *key,
-                       const crdt_entry_view_t *e)
-{
-    (void)type;
-    (void)key;
-    const crdt_dot_t *dot = arg;
-    return e->node == dot->node && e->n == dot->n;
-}
-
-/*  A record of the delta: the op's removals, found through the ops dot index; and the op's own
- *  record when it brought no entry (a remove or a forget). */
+/*  A record of the delta: the op's removals, found through the ops dot index (a whole state
+ *  removes by its context instead, s_remove_unseen); and the op's own record when it brought
+ *  no entry (a remove or a forget). */
 static int s_apply_remote_record(void *arg, crdt_dot_t op, const crdt_dot_t *removed, size_t n)
 {
     s_remote_t *r = arg;
-    for (size_t i = 0; i < n && r->rc == 0; i++) {
+    for (size_t i = 0; i < n && r->rc == 0 && !r->whole; i++) {
         crdt_dot_t dot = removed[i];
-        if (crdt_scope_foreach_entry(r->delta, s_has_entry, &dot))
+        if (s_dots_has(&r->dots, dot))
             continue;
-        r->key.len = 0;
-        s_key_str0(&r->key, r->sid);
-        s_key_u64(&r->key, dot.node);
-        s_key_u64(&r->key, dot.n);
+        s_op_key(&r->key, r->sid, dot);
         char *err = NULL;
         size_t vlen;
         char *v = rocksdb_get_cf(r->self->db, r->self->read_options, r->self->cf[CF_OPS],
@@ -1221,7 +1451,7 @@ static int s_apply_remote_record(void *arg, crdt_dot_t op, const crdt_dot_t *rem
             r->rc = s_rocks_error(&err);
             break;
         }
-        Engram__StoredOp *stored = v ? engram__stored_op__unpack(NULL, vlen, (uint8_t *)v) : NULL;
+        Engram__StoredOp *stored = v ? s_unpack_op(r->sid, dot, v, vlen) : NULL;
         rocksdb_free(v);
         if (stored && stored->added) {
             r->key.len = 0;
@@ -1233,10 +1463,55 @@ static int s_apply_remote_record(void *arg, crdt_dot_t op, const crdt_dot_t *rem
         if (stored)
             engram__stored_op__free_unpacked(stored, NULL);
     }
-    if (r->rc == 0 && !crdt_ctx_contains(r->old, op) &&
-        !crdt_scope_foreach_entry(r->delta, s_has_entry, &op))
+    if (r->rc == 0 && !crdt_ctx_contains(r->old, op) && !s_dots_has(&r->dots, op))
         s_put_op(r, op, "", CRDT_REG, "", false);
     return r->rc;
+}
+
+/*  The join of a whole state: every local entry whose dot the delta's context holds but whose
+ *  entry the delta lacks was removed elsewhere. One pass over the scope's live entries. */
+static int s_remove_unseen(s_remote_t *r)
+{
+    s_key_t prefix = {0};
+    s_key_str0(&prefix, r->sid);
+    if (prefix.failed)
+        return ENGRAM_ENOMEM;
+    const crdt_ctx_t *theirs = crdt_scope_ctx(r->delta);
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(r->self->db, r->self->read_options, r->self->cf[CF_ENTRIES]);
+    for (rocksdb_iter_seek(it, (const char *)prefix.data, prefix.len); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < prefix.len || memcmp(k, prefix.data, prefix.len) != 0)
+            break;
+        const char *key, *elem;
+        crdt_dot_t dot;
+        if (s_parse_entry_key(k, klen, prefix.len, &key, &elem, &dot) &&
+            crdt_ctx_contains(theirs, dot) && !s_dots_has(&r->dots, dot))
+            rocksdb_writebatch_delete_cf(r->batch, r->self->cf[CF_ENTRIES], k, klen);
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    free(prefix.data);
+    return s_rocks_error(&err);
+}
+
+/*  Puts "<prefix><sid>" -> the encoded ctx into the batch. */
+static int s_put_meta_ctx(node_store_t *self, rocksdb_writebatch_t *batch, const char *prefix,
+                          const char *sid, const crdt_ctx_t *ctx)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = crdt_ctx_encode(ctx, &buf, &len);
+    if (rc)
+        return rc;
+    char name[8 + ENGRAM_MAX_KEY_BYTES];
+    snprintf(name, sizeof name, "%s%s", prefix, sid);
+    rocksdb_writebatch_put_cf(batch, self->cf[CF_META], name, strlen(name), (char *)buf, len);
+    free(buf);
+    return 0;
 }
 
 static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
@@ -1248,44 +1523,211 @@ static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
         return self->failed;
     if (s_volume_full(self))
         return ENGRAM_ENOSPC;
+    const crdt_ctx_t *theirs_pruned = crdt_scope_pruned(delta);
+    const crdt_ctx_t *our_pruned = node_store_pruned(self, scope);
     crdt_ctx_t *empty = crdt_ctx_new();
     const crdt_ctx_t *old = node_store_ctx(self, scope);
     crdt_ctx_t *ctx = old ? crdt_ctx_dup(old) : crdt_ctx_new();
-    if (!empty || !ctx || crdt_ctx_join(ctx, crdt_scope_ctx(delta)) != 0) {
-        crdt_ctx_destroy(&empty);
-        crdt_ctx_destroy(&ctx);
-        return ENGRAM_ENOMEM;
+    crdt_ctx_t *pruned = NULL; /* the joined prune cut, if it grows */
+    s_remote_t r = {self, rocksdb_writebatch_create(), scope, old ? old : empty, delta,
+                    {0}, {0}, !crdt_ctx_is_empty(theirs_pruned), {0}, 0};
+    if (r.whole && !(our_pruned && crdt_ctx_covers(our_pruned, theirs_pruned))) {
+        pruned = our_pruned ? crdt_ctx_dup(our_pruned) : crdt_ctx_new();
+        if (!pruned || crdt_ctx_join(pruned, theirs_pruned) != 0)
+            r.rc = ENGRAM_ENOMEM;
     }
-    s_remote_t r = {self, rocksdb_writebatch_create(), scope, old ? old : empty, delta, {0}, 0};
-    crdt_scope_foreach_record(delta, s_apply_remote_record, &r);
+    if (!empty || !ctx || crdt_ctx_join(ctx, crdt_scope_ctx(delta)) != 0)
+        r.rc = ENGRAM_ENOMEM;
+    if (r.rc == 0)
+        r.rc = crdt_scope_foreach_entry(delta, s_collect_dot, &r.dots);
+    if (r.rc == 0)
+        r.rc = crdt_scope_foreach_record(delta, s_collect_record, &r.recs);
+    if (r.rc == 0) {
+        if (r.dots.n)
+            qsort(r.dots.dots, r.dots.n, sizeof *r.dots.dots, s_cmp_dot);
+        if (r.recs.n)
+            qsort(r.recs.recs, r.recs.n, sizeof *r.recs.recs, s_cmp_dot);
+        crdt_scope_foreach_record(delta, s_apply_remote_record, &r);
+    }
+    if (r.rc == 0 && r.whole)
+        r.rc = s_remove_unseen(&r);
     if (r.rc == 0)
         crdt_scope_foreach_entry(delta, s_add_remote_entry, &r);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = r.rc ? r.rc : crdt_ctx_encode(ctx, &buf, &len);
-    if (rc == 0) {
-        char name[8 + ENGRAM_MAX_KEY_BYTES];
-        snprintf(name, sizeof name, "ctx/%s", scope);
-        rocksdb_writebatch_put_cf(r.batch, self->cf[CF_META], name, strlen(name), (char *)buf,
-                                  len);
-        char *err = NULL;
-        rocksdb_write(self->db, self->write_options, r.batch, &err);
-        rc = s_rocks_error(&err);
-        if (rc)
-            s_latch(self, rc);
-    }
-    free(buf);
+    int rc = r.rc ? r.rc : s_put_meta_ctx(self, r.batch, "ctx/", scope, ctx);
+    if (rc == 0 && pruned)
+        rc = s_put_meta_ctx(self, r.batch, "prune/", scope, pruned);
+    if (rc == 0)
+        rc = s_write_batch(self, r.batch);
     free(r.key.data);
+    free(r.dots.dots);
+    free(r.recs.recs);
     rocksdb_writebatch_destroy(r.batch);
     crdt_ctx_destroy(&empty);
     if (rc) {
         crdt_ctx_destroy(&ctx);
+        crdt_ctx_destroy(&pruned);
         return rc;
     }
-    zhash_update(self->contexts, scope, ctx);
-    zhash_freefn(self->contexts, scope, s_ctx_free);
-    self->unsynced = true;
+    s_put_ctx(self->contexts, scope, &ctx);
+    if (pruned)
+        s_put_ctx(self->prunes, scope, &pruned);
     return 0;
 }
 
 const gossip_store_t node_store_gossip = {s_g_each_scope, s_g_ctx, s_g_delta_since, s_g_apply};
+
+/*  --- garbage ----------------------------------------------------------------------- */
+
+const crdt_ctx_t *node_store_pruned(const node_store_t *self, const char *sid)
+{
+    return zhash_lookup(self->prunes, sid);
+}
+
+typedef struct {
+    node_store_t *self;
+    const char *sid;
+    rocksdb_writebatch_t *batch;
+    s_key_t key;
+    uint64_t dropped;
+} s_gc_t;
+
+/*  An op at or below the cut: dropped if its entry is gone, else kept without its removals
+ *  (no replica at or above the cut needs them). */
+static int s_gc_op(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
+{
+    s_gc_t *g = arg;
+    Engram__StoredEntry *entry;
+    int rc = s_get_added(g->self, g->sid, dot, op, &g->key, &entry);
+    if (rc)
+        return rc;
+    bool alive = entry != NULL;
+    if (entry)
+        engram__stored_entry__free_unpacked(entry, NULL);
+    if (alive && op->n_removed == 0)
+        return 0;
+    s_op_key(&g->key, g->sid, dot);
+    if (g->key.failed)
+        return ENGRAM_ENOMEM;
+    if (!alive) {
+        rocksdb_writebatch_delete_cf(g->batch, g->self->cf[CF_OPS], (char *)g->key.data,
+                                     g->key.len);
+        g->dropped++;
+        return 0;
+    }
+    Engram__StoredOp kept = *op;
+    kept.n_removed = 0;
+    kept.removed = NULL;
+    size_t size = engram__stored_op__get_packed_size(&kept);
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf)
+        return ENGRAM_ENOMEM;
+    engram__stored_op__pack(&kept, buf);
+    rocksdb_writebatch_put_cf(g->batch, g->self->cf[CF_OPS], (char *)g->key.data, g->key.len,
+                              (char *)buf, size);
+    free(buf);
+    return 0;
+}
+
+int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_cut,
+                  uint64_t *dropped)
+{
+    assert(self && sid && stable_cut && dropped);
+    *dropped = 0;
+    if (!s_shared(sid))
+        return ENGRAM_ESCOPE;
+    if (self->failed)
+        return self->failed;
+    const crdt_ctx_t *ctx = node_store_ctx(self, sid);
+    if (!ctx || !crdt_ctx_covers(ctx, stable_cut))
+        return ENGRAM_EINVAL;
+    const crdt_ctx_t *old = node_store_pruned(self, sid);
+    crdt_ctx_t *cut = old ? crdt_ctx_dup(old) : crdt_ctx_new();
+    if (!cut || crdt_ctx_join(cut, stable_cut) != 0) {
+        crdt_ctx_destroy(&cut);
+        return ENGRAM_ENOMEM;
+    }
+    s_gc_t g = {self, sid, rocksdb_writebatch_create(), {0}, 0};
+    int rc = s_scan_ops_in(self, sid, cut, s_gc_op, &g);
+    if (rc == 0)
+        rc = s_put_meta_ctx(self, g.batch, "prune/", sid, cut);
+    if (rc == 0)
+        rc = s_write_batch(self, g.batch);
+    rocksdb_writebatch_destroy(g.batch);
+    free(g.key.data);
+    if (rc) {
+        crdt_ctx_destroy(&cut);
+        return rc;
+    }
+    s_put_ctx(self->prunes, sid, &cut);
+    *dropped = g.dropped;
+    return 0;
+}
+
+/*  How many keys of cf start with sid \0. */
+static int s_count_prefix(node_store_t *self, int cf, const char *sid, uint64_t *count)
+{
+    *count = 0;
+    size_t plen = strlen(sid) + 1;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(self->db, self->read_options,
+                                                        self->cf[cf]);
+    for (rocksdb_iter_seek(it, sid, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < plen || memcmp(k, sid, plen) != 0)
+            break;
+        (*count)++;
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    return s_rocks_error(&err);
+}
+
+int node_store_garbage(node_store_t *self, const char *sid, uint64_t *pending)
+{
+    assert(self && sid && pending);
+    *pending = 0;
+    if (!s_shared(sid))
+        return ENGRAM_ESCOPE;
+    uint64_t ops, entries;
+    int rc = s_count_prefix(self, CF_OPS, sid, &ops);
+    if (rc == 0)
+        rc = s_count_prefix(self, CF_ENTRIES, sid, &entries);
+    if (rc == 0) /* every live entry has exactly one op record: its own */
+        *pending = ops > entries ? ops - entries : 0;
+    return rc;
+}
+
+/*  --- checkpoints ------------------------------------------------------------------- */
+
+int node_store_checkpoint(node_store_t *self, const char *dir)
+{
+    assert(self && dir);
+    char *err = NULL;
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(self->db, &err);
+    if (!err)
+        rocksdb_checkpoint_create(cp, dir, 0, &err);
+    if (cp)
+        rocksdb_checkpoint_object_destroy(cp);
+    int rc = s_rocks_error(&err);
+    if (rc)
+        return rc;
+    /* Mark the copy, so that a store opened from it takes a new replica id (its counters
+     * will be behind once this store issues more dots). */
+    const rocksdb_options_t *cf_options[CF_COUNT];
+    for (int i = 0; i < CF_COUNT; i++)
+        cf_options[i] = self->options;
+    rocksdb_column_family_handle_t *cf[CF_COUNT] = {0};
+    rocksdb_t *db = rocksdb_open_column_families(self->options, dir, CF_COUNT, s_cf_names,
+                                                 cf_options, cf, &err);
+    if (!err) {
+        rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+        rocksdb_writeoptions_set_sync(wo, 1);
+        rocksdb_put_cf(db, wo, cf[CF_META], "running", 7, "restored", 8, &err);
+        rocksdb_writeoptions_destroy(wo);
+        for (int i = 0; i < CF_COUNT; i++)
+            rocksdb_column_family_handle_destroy(cf[i]);
+        rocksdb_close(db);
+    }
+    return s_rocks_error(&err);
+}

@@ -12,7 +12,8 @@
  *    history   sid \0 key \0 hlc node n          -> StoredHistory  who did what, when
  *    expiry    expires_at_ms sid \0 key \0 elem \0 node n -> ""    TTL index
  *    meta      "identity" -> public key | secret key;  "replica" -> u64;  "hlc" -> u64;
- *              "running" -> durability of the live process;  "ctx/" sid -> Context
+ *              "running" -> durability of the live process, or "restored";
+ *              "ctx/" sid -> Context;  "prune/" sid -> Context (the scope's prune cut)
  *
  *  Writing: the caller loads an object into a view (node_store_view), runs a CRDT mutator on
  *  it, and hands the delta to node_store_apply, which writes everything the operation changes
@@ -24,7 +25,32 @@
  *
  *  Dot safety: under durability=async a crash may lose acknowledged writes and the counters
  *  with them. A store that finds the "running" mark of an async process that did not stop
- *  cleanly takes a new random replica id, so it never issues a dot twice.
+ *  cleanly takes a new random replica id, so it never issues a dot twice. A checkpoint
+ *  (node_store_checkpoint) is marked "restored" for the same reason.
+ *
+ *  The ops dot index (shared scopes). Invariants kept by every write:
+ *  - every live entry of a shared scope has exactly one op record, its own dot's, with
+ *    added = true and the entry's key and elem: a dot finds its entry with one point read.
+ *    An op record outlives its entry (added stays true; the entry is looked up);
+ *  - every op whose removal record the kernel would hold (op -> removed dots) has an op record
+ *    listing those dots, unless the op is at or below the scope's prune cut;
+ *  - every op record's dot is in the scope's context, and the prune cut is inside it.
+ *  So the catch-up delta for an asker at `since` (node_store_gossip.delta_since) is read by
+ *  range: for each node, the op records above what `since` holds (one seek per node and per
+ *  dot-cloud range of ctx - since), their entries if still alive and their removal records,
+ *  under the context difference plus the removed dots. It is the delta crdt_scope_delta_since
+ *  would compute on the whole scope, at a cost that tracks what the asker misses. An asker
+ *  whose context does not cover the prune cut gets the whole state (every live entry, every
+ *  record kept, the whole context and the prune cut), as the kernel answers.
+ *
+ *  Garbage (DESIGN.md section 6): node_store_gc drops the op records at or below a stable cut
+ *  whose entries are gone, strips the removals from those whose entries live, and joins the
+ *  cut into the scope's prune cut, in one batch. History is user-facing and never collected.
+ *  A whole-state delta (one that carries a prune cut) is applied as the join of a whole state:
+ *  every local entry whose dot its context holds but whose entry it lacks is deleted (one pass
+ *  over the scope's entries), so a replica restored from an old copy, or back after the
+ *  records it needed were dropped, converges without resurrecting anything. Its prune cut is
+ *  joined into ours: we may lack records below it too.
  *
  *  Storage failures: writes are refused with ENGRAM_ENOSPC while the volume's free space is
  *  below a reserve (RocksDB does not survive a full disk while running), and the first I/O
@@ -117,11 +143,36 @@ int node_store_history(node_store_t *self, const char *sid, const char *key, nod
 
 /*  The store as the replication engine sees it (gossip/engine.h), with the node_store_t as its
  *  state. It names shared scopes only: "@agent" private ids are neither listed nor accepted.
- *  delta_since loads the scope's entries and removal records into a view and asks the kernel;
- *  apply writes a remote delta in one batch: its entries, op records for the ops it brings
- *  (so this node can serve them on), removals found through the ops dot index, the joined
- *  context. Applies are unsynced like node_store_apply; node_store_sync makes them durable. */
+ *  delta_since reads the ops dot index by range (see the top of this file; the whole state
+ *  for an asker below the prune cut); apply writes a remote delta in one batch: its entries, op
+ *  records for the ops it brings (so this node can serve them on), removals found through the
+ *  ops dot index (for a whole state: through its context), the joined context and prune cut.
+ *  Applies are unsynced like node_store_apply; node_store_sync makes them durable.
+ *  Cost: delta_since is O(K log S) for K missed ops (one point read per missed live entry);
+ *  a whole-state answer and a whole-state apply are O(scope). */
 extern const gossip_store_t node_store_gossip;
+
+/*  Stable-cut garbage collection of one shared scope: stable_cut is a context every live
+ *  replica has reached (the meet of their version vectors). Drops, in one batch, the op
+ *  records at or below the scope's prune cut joined with stable_cut whose entries are gone
+ *  (*dropped counts them), keeps those whose entries live without their removals, and
+ *  persists the joined prune cut. ENGRAM_EINVAL, changing nothing, if the scope's context
+ *  does not cover the cut; ENGRAM_ESCOPE for a private scope. Unsynced, like apply.
+ *  Cost: O(op records at or below the cut), one point read per record. */
+int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_cut,
+                  uint64_t *dropped);
+/*  The scope's prune cut (removal records of ops in it may be gone); NULL if never collected.
+ *  Borrowed until the next apply or gc. */
+const crdt_ctx_t *node_store_pruned(const node_store_t *self, const char *sid);
+/*  *pending := the op records of the scope whose entries are gone and that gc has not dropped
+ *  (records waiting for a stable cut), for `engram cluster status`. Two key-only scans of the
+ *  scope (its op records minus its live entries): O(scope), not for a hot path. */
+int node_store_garbage(node_store_t *self, const char *sid, uint64_t *pending);
+
+/*  Writes a consistent copy of the store into dir (a RocksDB checkpoint: hard links where it
+ *  can), marked "restored" so that a store opened from it takes a new replica id. dir must not
+ *  exist. For backups and for tests of restores. */
+int node_store_checkpoint(node_store_t *self, const char *dir);
 
 /*  Deletes every entry whose expires_at_ms is at or before now_ms (a local purge: the context
  *  keeps their dots, so no replica can bring them back). *purged counts them. */

@@ -3,6 +3,13 @@
  *  (view, mutator, node_store_apply), pushes and pulls passed by hand with random loss, one
  *  store closed and reopened in the middle: afterwards every store holds the same state per
  *  scope (compared as whole-scope views), removals included, and private scopes never leave.
+ *
+ *  Each store is shadowed by an in-memory kernel scope (its mirror) that joins every delta the
+ *  store applies, local or remote: the store's catch-up deltas, read from its ops index by
+ *  range, must equal crdt_scope_delta_since on the mirror for any causally consistent context,
+ *  removal records included, before and after stable-cut garbage collection (node_store_gc).
+ *  Replicas left below a prune cut (one kept away, one restored from a checkpoint) catch up
+ *  through the whole-state path without resurrecting anything, and the cut survives restarts.
  */
 #include "prop.h"
 
@@ -20,12 +27,52 @@
 #include "node/store.h"
 
 #define NODES 3
+#define SHARED 2
+
+static const char *const s_shared[SHARED] = {"run:a", "team:b"};
 
 typedef struct {
     char dir[64];
     node_store_t *store;
     gossip_engine_t *engine;
+    crdt_scope_t *mirror[SHARED]; /* every delta the store applied, joined in memory */
+    bool away;                    /* cut off: nothing is delivered to or from it */
 } node_t;
+
+static crdt_scope_t *s_mirror(node_t *n, const char *scope)
+{
+    for (int s = 0; s < SHARED; s++)
+        if (strcmp(scope, s_shared[s]) == 0)
+            return n->mirror[s];
+    return NULL;
+}
+
+/*  The engine's store: node_store_gossip, with every applied delta joined into the mirror. */
+static void s_m_each_scope(void *state, void (*fn)(void *arg, const char *scope), void *arg)
+{
+    node_store_gossip.each_scope(((node_t *)state)->store, fn, arg);
+}
+
+static const crdt_ctx_t *s_m_ctx(void *state, const char *scope)
+{
+    return node_store_gossip.ctx(((node_t *)state)->store, scope);
+}
+
+static crdt_scope_t *s_m_delta_since(void *state, const char *scope, const crdt_ctx_t *since)
+{
+    return node_store_gossip.delta_since(((node_t *)state)->store, scope, since);
+}
+
+static int s_m_apply(void *state, const char *scope, const crdt_scope_t *delta)
+{
+    node_t *n = state;
+    int rc = node_store_gossip.apply(n->store, scope, delta);
+    if (rc == 0 && s_mirror(n, scope))
+        PROP_CHECK(crdt_scope_join(s_mirror(n, scope), delta) == 0);
+    return rc;
+}
+
+static const gossip_store_t s_mirrored = {s_m_each_scope, s_m_ctx, s_m_delta_since, s_m_apply};
 
 static void s_open(node_t *n)
 {
@@ -34,7 +81,7 @@ static void s_open(node_t *n)
     node_store_set_min_free(n->store, 0);
     gossip_config_t config = {.node_id = node_store_replica(n->store), .fanout = 2,
                               .max_message_bytes = 2048, .seed = 3};
-    n->engine = gossip_engine_new(&config, &node_store_gossip, n->store);
+    n->engine = gossip_engine_new(&config, &s_mirrored, n);
     assert_non_null(n->engine);
 }
 
@@ -44,6 +91,36 @@ static void s_close(node_t *n)
     node_store_close(&n->store);
 }
 
+static void s_remove_dir(const char *path)
+{
+    zdir_t *dir = zdir_new(path, NULL);
+    zdir_remove(dir, true);
+    zdir_destroy(&dir);
+    assert_false(zsys_file_exists(path));
+}
+
+static void s_start(node_t *nodes)
+{
+    for (int i = 0; i < NODES; i++) {
+        memset(&nodes[i], 0, sizeof nodes[i]);
+        snprintf(nodes[i].dir, sizeof nodes[i].dir, "/tmp/engram-sg-XXXXXX");
+        assert_non_null(mkdtemp(nodes[i].dir));
+        s_open(&nodes[i]);
+        for (int s = 0; s < SHARED; s++)
+            assert_non_null(nodes[i].mirror[s] = crdt_scope_new(0));
+    }
+}
+
+static void s_stop(node_t *nodes)
+{
+    for (int i = 0; i < NODES; i++) {
+        s_close(&nodes[i]);
+        s_remove_dir(nodes[i].dir);
+        for (int s = 0; s < SHARED; s++)
+            crdt_scope_destroy(&nodes[i].mirror[s]);
+    }
+}
+
 static void s_connect(node_t *nodes)
 {
     for (int i = 0; i < NODES; i++)
@@ -51,43 +128,41 @@ static void s_connect(node_t *nodes)
             gossip_engine_add_peer(nodes[i].engine, node_store_replica(nodes[j].store));
 }
 
-/*  One random op at node n, as the server does it, handed to its engine. */
-static void s_random_op(node_t *n, prop_rng_t *rng)
+typedef enum { OP_PUT, OP_ADD, OP_REMOVE, OP_COUNT, OP_APPEND, OP_FORGET } op_t;
+
+/*  One op at node n, as the server does it, handed to its engine and joined into the mirror.
+ *  OP_REMOVE removes `value` from the set (its first member if value is NULL). Returns the
+ *  mutator's code (ENGRAM_ETYPE, ENGRAM_ENOTFOUND: nothing happened). */
+static int s_do(node_t *n, const char *sid, const char *key, op_t what, const char *value)
 {
-    static const char *const scopes[] = {"run:a", "team:b", "@agent-1"};
-    const char *sid = scopes[prop_below(rng, 3)];
-    char key[8];
-    snprintf(key, sizeof key, "k%d", (int)prop_below(rng, 4));
     crdt_scope_t *view = NULL, *delta = NULL;
     unsigned types = 0;
     assert_int_equal(node_store_view(n->store, sid, key, NODE_VIEW_OBJECT, NULL, &view, &types),
                      0);
     crdt_scope_t *before = crdt_scope_dup(view, 0);
     crdt_ctx_t *deps = crdt_ctx_dup(crdt_scope_ctx(view));
-    char value[32];
-    snprintf(value, sizeof value, "v%d", (int)prop_below(rng, 1000));
     int rc;
-    switch (prop_below(rng, 6)) {
-    case 0:
+    switch (what) {
+    case OP_PUT:
         rc = crdt_mvreg_write(view, key, 1, value, strlen(value), &delta);
         break;
-    case 1:
-        rc = crdt_awset_add(view, key, value + (value[1] % 2), &delta); /* "vNN" or "NN" */
+    case OP_ADD:
+        rc = crdt_awset_add(view, key, value, &delta);
         break;
-    case 2: {
+    case OP_REMOVE: {
         const char **members;
         size_t count;
         rc = crdt_awset_members(view, key, &members, &count);
         if (rc == 0) {
-            rc = crdt_awset_remove(view, key, members[0], &delta);
+            rc = crdt_awset_remove(view, key, value ? value : members[0], &delta);
             free(members);
         }
         break;
     }
-    case 3:
-        rc = crdt_counter_add(view, key, 1 + (int64_t)prop_below(rng, 5), &delta);
+    case OP_COUNT:
+        rc = crdt_counter_add(view, key, 1 + (int64_t)(strlen(value) % 5), &delta);
         break;
-    case 4:
+    case OP_APPEND:
         rc = crdt_log_append(view, key, 1, value, strlen(value), &delta);
         break;
     default:
@@ -96,20 +171,37 @@ static void s_random_op(node_t *n, prop_rng_t *rng)
     if (rc == 0) {
         node_history_t history = {.op = "op", .agent = "agent-1", .user = "u", .hlc = 1};
         assert_int_equal(node_store_apply(n->store, sid, key, before, delta, &history), 0);
-        if (sid[0] != '@')
+        if (sid[0] != '@') {
             assert_int_equal(gossip_engine_local(n->engine, sid, delta, deps), 0);
-    } else {
-        if (rc != ENGRAM_ETYPE && rc != ENGRAM_ENOTFOUND)
-            print_error("op on %s/%s failed: %s\n", sid, key, engram_strerror(rc));
-        PROP_CHECK(rc == ENGRAM_ETYPE || rc == ENGRAM_ENOTFOUND);
+            PROP_CHECK(crdt_scope_join(s_mirror(n, sid), delta) == 0);
+        }
     }
     crdt_ctx_destroy(&deps);
     crdt_scope_destroy(&delta);
     crdt_scope_destroy(&before);
     crdt_scope_destroy(&view);
+    return rc;
 }
 
-/*  Delivers queued messages, each lost with probability loss%. */
+/*  One random op at node n. */
+static void s_random_op(node_t *n, prop_rng_t *rng)
+{
+    static const char *const scopes[] = {"run:a", "team:b", "@agent-1"};
+    const char *sid = scopes[prop_below(rng, 3)];
+    char key[8];
+    snprintf(key, sizeof key, "k%d", (int)prop_below(rng, 4));
+    char value[32];
+    snprintf(value, sizeof value, "v%d", (int)prop_below(rng, 1000));
+    op_t what = (op_t)prop_below(rng, 6);
+    /* set elements: "vNN" or "NN" */
+    int rc = s_do(n, sid, key, what, what == OP_ADD ? value + (value[1] % 2) : value);
+    if (rc != 0 && rc != ENGRAM_ETYPE && rc != ENGRAM_ENOTFOUND)
+        print_error("op on %s/%s failed: %s\n", sid, key, engram_strerror(rc));
+    PROP_CHECK(rc == 0 || rc == ENGRAM_ETYPE || rc == ENGRAM_ENOTFOUND);
+}
+
+/*  Delivers queued messages, each lost with probability loss%; nothing to or from a node
+ *  that is away. */
 static void s_deliver(node_t *nodes, prop_rng_t *rng, unsigned loss, uint64_t now)
 {
     for (bool any = true; any;) {
@@ -120,8 +212,8 @@ static void s_deliver(node_t *nodes, prop_rng_t *rng, unsigned loss, uint64_t no
             size_t len;
             while (gossip_engine_next(nodes[from].engine, &to, &buf, &len)) {
                 any = true;
-                for (int t = 0; t < NODES && !prop_chance(rng, loss); t++)
-                    if (node_store_replica(nodes[t].store) == to)
+                for (int t = 0; t < NODES && !nodes[from].away && !prop_chance(rng, loss); t++)
+                    if (node_store_replica(nodes[t].store) == to && !nodes[t].away)
                         gossip_engine_receive(nodes[t].engine,
                                               node_store_replica(nodes[from].store), buf, len,
                                               now);
@@ -129,6 +221,35 @@ static void s_deliver(node_t *nodes, prop_rng_t *rng, unsigned loss, uint64_t no
             }
         }
     }
+}
+
+/*  Rounds of ticks at every node, without loss. */
+static void s_heal(node_t *nodes, prop_rng_t *rng, uint64_t *now, int rounds)
+{
+    for (int round = 0; round < rounds; round++) {
+        for (int i = 0; i < NODES; i++)
+            gossip_engine_tick(nodes[i].engine, *now += 100);
+        s_deliver(nodes, rng, 0, *now);
+    }
+}
+
+/*  A random op at a random node, sometimes a tick, and delivery with 25% loss. */
+static void s_random_step(node_t *nodes, prop_rng_t *rng, uint64_t *now)
+{
+    s_random_op(&nodes[prop_below(rng, NODES)], rng);
+    if (prop_chance(rng, 30))
+        gossip_engine_tick(nodes[prop_below(rng, NODES)].engine, *now += 100);
+    s_deliver(nodes, rng, 25, *now);
+}
+
+/*  Restarts a random node: replicated state must be on disk. */
+static void s_restart_one(node_t *nodes, prop_rng_t *rng)
+{
+    int r = (int)prop_below(rng, NODES);
+    assert_int_equal(node_store_sync(nodes[r].store), 0);
+    s_close(&nodes[r]);
+    s_open(&nodes[r]);
+    s_connect(nodes);
 }
 
 /*  The whole scope of a store as a kernel scope (the catch-up delta from nothing). */
@@ -140,6 +261,74 @@ static crdt_scope_t *s_whole(node_t *n, const char *scope)
     return whole;
 }
 
+typedef struct {
+    crdt_dot_t op;
+    const crdt_dot_t *removed;
+    size_t n;
+    bool same;
+} s_record_t;
+
+static int s_find_record(void *arg, crdt_dot_t op, const crdt_dot_t *removed, size_t n)
+{
+    s_record_t *r = arg;
+    if (op.node != r->op.node || op.n != r->op.n)
+        return 0;
+    r->same = n == r->n && memcmp(removed, r->removed, n * sizeof *removed) == 0;
+    return 1;
+}
+
+static int s_record_held(void *arg, crdt_dot_t op, const crdt_dot_t *removed, size_t n)
+{
+    s_record_t r = {op, removed, n, false};
+    crdt_scope_foreach_record(arg, s_find_record, &r);
+    return r.same ? 0 : 1;
+}
+
+/*  Same context, entries, removal records and prune cut. */
+static bool s_same(const crdt_scope_t *a, const crdt_scope_t *b)
+{
+    return a && b && crdt_scope_equal(a, b) && crdt_scope_records(a) == crdt_scope_records(b) &&
+           crdt_scope_foreach_record(a, s_record_held, (void *)b) == 0 &&
+           crdt_ctx_equal(crdt_scope_pruned(a), crdt_scope_pruned(b));
+}
+
+/*  Every store serves every scope the mirror of its state would serve. */
+static void s_check_mirrors(node_t *nodes, crdt_ctx_t *const *since, size_t nsince)
+{
+    for (int i = 0; i < NODES; i++)
+        for (int s = 0; s < SHARED; s++) {
+            if (!node_store_ctx(nodes[i].store, s_shared[s]))
+                continue;
+            for (size_t c = 0; c < nsince; c++) {
+                crdt_scope_t *got =
+                    node_store_gossip.delta_since(nodes[i].store, s_shared[s], since[c]);
+                crdt_scope_t *want = crdt_scope_delta_since(nodes[i].mirror[s], since[c]);
+                PROP_CHECK(s_same(got, want));
+                crdt_scope_destroy(&got);
+                crdt_scope_destroy(&want);
+            }
+        }
+}
+
+/*  Every store holds the same state of every shared scope, and its mirror's. */
+static void s_check_converged(node_t *nodes)
+{
+    for (int s = 0; s < SHARED; s++) {
+        crdt_scope_t *first = s_whole(&nodes[0], s_shared[s]);
+        for (int i = 0; i < NODES; i++) {
+            crdt_scope_t *other = s_whole(&nodes[i], s_shared[s]);
+            PROP_CHECK((first == NULL) == (other == NULL));
+            if (first && other) {
+                PROP_CHECK(crdt_scope_equal(first, other));
+                PROP_CHECK(crdt_scope_equal(other, nodes[i].mirror[s]));
+                PROP_CHECK(crdt_ctx_is_vv(crdt_scope_ctx(other)));
+            }
+            crdt_scope_destroy(&other);
+        }
+        crdt_scope_destroy(&first);
+    }
+}
+
 static void test_stores_converge_through_gossip(void **state)
 {
     (void)state;
@@ -147,46 +336,16 @@ static void test_stores_converge_through_gossip(void **state)
     for (int c = 0; c < cases; c++) {
         prop_rng_t rng = prop_case("store_gossip", c);
         node_t nodes[NODES];
-        for (int i = 0; i < NODES; i++) {
-            snprintf(nodes[i].dir, sizeof nodes[i].dir, "/tmp/engram-sg-XXXXXX");
-            assert_non_null(mkdtemp(nodes[i].dir));
-            s_open(&nodes[i]);
-        }
+        s_start(nodes);
         s_connect(nodes);
         uint64_t now = 1000;
         for (int step = 0; step < 120; step++) {
-            s_random_op(&nodes[prop_below(&rng, NODES)], &rng);
-            if (prop_chance(&rng, 30))
-                gossip_engine_tick(nodes[prop_below(&rng, NODES)].engine, now += 100);
-            s_deliver(nodes, &rng, 25, now);
-            if (step == 60) { /* a restart: replicated state must be on disk */
-                int r = (int)prop_below(&rng, NODES);
-                assert_int_equal(node_store_sync(nodes[r].store), 0);
-                s_close(&nodes[r]);
-                s_open(&nodes[r]);
-                s_connect(nodes);
-            }
+            s_random_step(nodes, &rng, &now);
+            if (step == 60)
+                s_restart_one(nodes, &rng);
         }
-        /* Heal: no loss, a few rounds of ticks. */
-        for (int round = 0; round < 6; round++) {
-            for (int i = 0; i < NODES; i++)
-                gossip_engine_tick(nodes[i].engine, now += 100);
-            s_deliver(nodes, &rng, 0, now);
-        }
-        static const char *const shared[] = {"run:a", "team:b"};
-        for (int s = 0; s < 2; s++) {
-            crdt_scope_t *first = s_whole(&nodes[0], shared[s]);
-            for (int i = 1; i < NODES; i++) {
-                crdt_scope_t *other = s_whole(&nodes[i], shared[s]);
-                PROP_CHECK((first == NULL) == (other == NULL));
-                if (first && other) {
-                    PROP_CHECK(crdt_scope_equal(first, other));
-                    PROP_CHECK(crdt_ctx_is_vv(crdt_scope_ctx(other)));
-                }
-                crdt_scope_destroy(&other);
-            }
-            crdt_scope_destroy(&first);
-        }
+        s_heal(nodes, &rng, &now, 6);
+        s_check_converged(nodes);
         /* Private scopes never left their node: nobody lists or serves them. */
         for (int i = 0; i < NODES; i++) {
             PROP_CHECK(node_store_gossip.ctx(nodes[i].store, "@agent-1") == NULL);
@@ -194,21 +353,239 @@ static void test_stores_converge_through_gossip(void **state)
             PROP_CHECK(node_store_gossip.apply(nodes[i].store, "@agent-1", NULL) ==
                        ENGRAM_ESCOPE);
         }
-        for (int i = 0; i < NODES; i++) {
-            s_close(&nodes[i]);
-            zdir_t *dir = zdir_new(nodes[i].dir, NULL);
-            zdir_remove(dir, true);
-            zdir_destroy(&dir);
-            assert_false(zsys_file_exists(nodes[i].dir));
-        }
+        s_stop(nodes);
     }
+}
+
+/*  The meet of the contexts of the nodes in mask (a stable cut if every node is in it). */
+static crdt_ctx_t *s_cut(node_t *nodes, unsigned mask, const char *sid)
+{
+    crdt_ctx_t *cut = NULL;
+    for (int i = 0; i < NODES; i++) {
+        if (!(mask & (1u << i)))
+            continue;
+        const crdt_ctx_t *ctx = node_store_ctx(nodes[i].store, sid);
+        crdt_ctx_t *next = !ctx ? crdt_ctx_new() : cut ? crdt_ctx_meet(cut, ctx)
+                                                       : crdt_ctx_dup(ctx);
+        crdt_ctx_destroy(&cut);
+        cut = next;
+    }
+    return cut;
+}
+
+/*  Collects garbage at node g, in the store and in its mirror. */
+static uint64_t s_gc(node_t *g, const char *sid, const crdt_ctx_t *cut)
+{
+    uint64_t dropped = 0;
+    if (!node_store_ctx(g->store, sid))
+        return 0;
+    PROP_CHECK(node_store_gc(g->store, sid, cut, &dropped) == 0);
+    PROP_CHECK(crdt_scope_prune(s_mirror(g, sid), cut) == 0);
+    return dropped;
+}
+
+/*  Random histories with losses, restarts and garbage collection at stable cuts and at cuts
+ *  that leave one replica behind (as if an admin had removed it): the store answers every
+ *  catch-up exactly as the kernel would from the same state, and all replicas converge. */
+static void test_catch_up_matches_kernel(void **state)
+{
+    (void)state;
+    int cases = prop_cases(10);
+    for (int c = 0; c < cases; c++) {
+        prop_rng_t rng = prop_case("store_catch_up", c);
+        node_t nodes[NODES];
+        s_start(nodes);
+        s_connect(nodes);
+        enum { MAX_SINCE = 24 };
+        crdt_ctx_t *since[MAX_SINCE];
+        size_t nsince = 0;
+        since[nsince++] = crdt_ctx_new();
+        uint64_t now = 1000, dropped = 0;
+        for (int step = 0; step < 160; step++) {
+            s_random_step(nodes, &rng, &now);
+            const char *sid = s_shared[prop_below(&rng, SHARED)];
+            node_t *n = &nodes[prop_below(&rng, NODES)];
+            if (prop_chance(&rng, 15) && nsince < MAX_SINCE && node_store_ctx(n->store, sid))
+                since[nsince++] = crdt_ctx_dup(node_store_ctx(n->store, sid));
+            if (prop_chance(&rng, 8)) {
+                /* Everyone, or two of three: the third is left below the cut. */
+                unsigned mask = prop_chance(&rng, 50) ? 7u : 7u & ~(1u << prop_below(&rng, 3));
+                crdt_ctx_t *cut = s_cut(nodes, mask, sid);
+                for (int i = 0; i < NODES; i++)
+                    if (mask & (1u << i) && prop_chance(&rng, 70))
+                        dropped += s_gc(&nodes[i], sid, cut);
+                crdt_ctx_destroy(&cut);
+            }
+            if (step % 40 == 39)
+                s_check_mirrors(nodes, since, nsince);
+            if (step == 100)
+                s_restart_one(nodes, &rng);
+        }
+        s_heal(nodes, &rng, &now, 6);
+        s_check_mirrors(nodes, since, nsince);
+        s_check_converged(nodes);
+        if (c == 0)
+            PROP_CHECK(dropped > 0); /* the collection did collect */
+        for (size_t i = 0; i < nsince; i++)
+            crdt_ctx_destroy(&since[i]);
+        s_stop(nodes);
+    }
+}
+
+/*  Whether the store holds a live entry under key. */
+static bool s_has_key(node_t *n, const char *sid, const char *key)
+{
+    crdt_scope_t *view = NULL;
+    unsigned types = 0;
+    assert_int_equal(node_store_view(n->store, sid, key, NODE_VIEW_OBJECT, NULL, &view, &types),
+                     0);
+    bool has = crdt_scope_entries(view) > 0;
+    crdt_scope_destroy(&view);
+    return has;
+}
+
+static uint64_t s_garbage(node_t *n, const char *sid)
+{
+    uint64_t pending = 0;
+    assert_int_equal(node_store_garbage(n->store, sid, &pending), 0);
+    return pending;
+}
+
+/*  The canonical story of garbage: A, B and C share a scope; C goes away; A and B remove
+ *  things and collect the removal records at the cut they both reached (an admin removed C);
+ *  a checkpoint of A taken before the removals is restored. C and the restored A hold entries
+ *  whose removal records no longer exist anywhere: they catch up through whole states and
+ *  end with the others' state, nothing resurrected. The prune cut survives restarts. */
+static void test_gc_lagging_and_restored_replicas(void **state)
+{
+    (void)state;
+    prop_rng_t rng = prop_case("store_gc_story", 0);
+    const char *sid = "run:a";
+    node_t nodes[NODES], *a = &nodes[0], *b = &nodes[1], *c = &nodes[2];
+    s_start(nodes);
+    s_connect(nodes);
+    uint64_t now = 1000;
+    assert_int_equal(s_do(a, sid, "doomed", OP_PUT, "v1"), 0);
+    assert_int_equal(s_do(a, sid, "kept", OP_PUT, "v1"), 0);
+    assert_int_equal(s_do(b, sid, "over", OP_PUT, "v1"), 0);
+    assert_int_equal(s_do(b, sid, "set", OP_ADD, "x"), 0);
+    assert_int_equal(s_do(b, sid, "set", OP_ADD, "y"), 0);
+    s_heal(nodes, &rng, &now, 3);
+    s_check_converged(nodes);
+
+    char copy[80];
+    snprintf(copy, sizeof copy, "%s-copy", a->dir);
+    assert_int_equal(node_store_checkpoint(a->store, copy), 0);
+
+    c->away = true;
+    crdt_ctx_t *c_old = crdt_ctx_dup(node_store_ctx(c->store, sid));
+    assert_int_equal(s_do(a, sid, "doomed", OP_FORGET, NULL), 0);
+    assert_int_equal(s_do(b, sid, "over", OP_PUT, "v2"), 0);
+    assert_int_equal(s_do(b, sid, "set", OP_REMOVE, "x"), 0);
+    assert_int_equal(s_do(a, sid, "new", OP_PUT, "v1"), 0);
+    s_heal(nodes, &rng, &now, 3);
+    assert_true(s_has_key(c, sid, "doomed"));
+    assert_false(s_has_key(a, sid, "doomed"));
+
+    /* Five dead op records at A and B: doomed's put and its forget, over's first put, x's
+     * add and its removal. */
+    assert_int_equal(s_garbage(a, sid), 5);
+    crdt_ctx_t *cut = s_cut(nodes, 3u, sid);
+    uint64_t dropped_a = s_gc(a, sid, cut), dropped_b = s_gc(b, sid, cut);
+    assert_int_equal(dropped_a, 5);
+    assert_int_equal(dropped_b, 5);
+    assert_int_equal(s_garbage(a, sid), 0);
+    assert_true(crdt_ctx_equal(node_store_pruned(a->store, sid), cut));
+    /* Nothing below the cut is left to drop. */
+    assert_int_equal(s_gc(a, sid, cut), 0);
+
+    /* C is below the cut: A answers it with the whole state, which C joins as one. */
+    crdt_scope_t *answer = node_store_gossip.delta_since(a->store, sid, c_old);
+    assert_non_null(answer);
+    assert_true(crdt_ctx_equal(crdt_scope_pruned(answer), cut));
+    assert_int_equal(crdt_scope_entries(answer), 4); /* kept, over v2, y in set, new */
+    crdt_scope_destroy(&answer);
+    c->away = false;
+    s_heal(nodes, &rng, &now, 4);
+    s_check_converged(nodes);
+    assert_false(s_has_key(c, sid, "doomed"));
+    assert_true(crdt_ctx_equal(node_store_pruned(c->store, sid), cut));
+
+    /* A is restored from its old copy: a new replica id, its old state, catches up. */
+    uint64_t old_replica = node_store_replica(a->store);
+    s_close(a);
+    s_remove_dir(a->dir);
+    assert_int_equal(rename(copy, a->dir), 0);
+    s_open(a);
+    assert_true(node_store_replica(a->store) != old_replica);
+    assert_true(s_has_key(a, sid, "doomed"));
+    crdt_scope_destroy(&a->mirror[0]);
+    a->mirror[0] = s_whole(a, sid);
+    s_connect(nodes);
+    s_heal(nodes, &rng, &now, 4);
+    s_check_converged(nodes);
+    assert_false(s_has_key(a, sid, "doomed"));
+    /* And writes again, with dots nobody has seen. */
+    assert_int_equal(s_do(a, sid, "after", OP_PUT, "v1"), 0);
+    s_heal(nodes, &rng, &now, 3);
+    s_check_converged(nodes);
+    assert_true(s_has_key(c, sid, "after"));
+
+    /* Restarts keep the prune cut, the garbage count and the whole-state answer. */
+    uint64_t pending = s_garbage(b, sid);
+    for (int i = 0; i < NODES; i++) {
+        s_close(&nodes[i]);
+        s_open(&nodes[i]);
+    }
+    s_connect(nodes);
+    for (int i = 0; i < NODES; i++) /* B collected; A and C joined whole states */
+        assert_true(crdt_ctx_equal(node_store_pruned(nodes[i].store, sid), cut));
+    assert_int_equal(s_garbage(b, sid), pending);
+    answer = node_store_gossip.delta_since(b->store, sid, c_old);
+    assert_true(crdt_ctx_equal(crdt_scope_pruned(answer), cut));
+    crdt_scope_destroy(&answer);
+    s_check_converged(nodes);
+
+    crdt_ctx_destroy(&cut);
+    crdt_ctx_destroy(&c_old);
+    s_stop(nodes);
+}
+
+/*  Bad input changes nothing. */
+static void test_gc_refuses(void **state)
+{
+    (void)state;
+    prop_rng_t rng = prop_case("store_gc_refuses", 0);
+    (void)rng;
+    node_t nodes[NODES];
+    s_start(nodes);
+    assert_int_equal(s_do(&nodes[0], "run:a", "k", OP_PUT, "v"), 0);
+    assert_int_equal(s_do(&nodes[0], "@agent-1", "k", OP_PUT, "v"), 0);
+    crdt_ctx_t *beyond = crdt_ctx_new();
+    assert_int_equal(crdt_ctx_insert(beyond, (crdt_dot_t){42, 1}), 0);
+    uint64_t dropped = 7, pending = 7;
+    assert_int_equal(node_store_gc(nodes[0].store, "run:a", beyond, &dropped), ENGRAM_EINVAL);
+    assert_int_equal(dropped, 0);
+    assert_null(node_store_pruned(nodes[0].store, "run:a"));
+    assert_int_equal(node_store_gc(nodes[0].store, "team:none", beyond, &dropped),
+                     ENGRAM_EINVAL);
+    assert_int_equal(node_store_gc(nodes[0].store, "@agent-1", beyond, &dropped),
+                     ENGRAM_ESCOPE);
+    assert_int_equal(node_store_garbage(nodes[0].store, "@agent-1", &pending), ENGRAM_ESCOPE);
+    assert_int_equal(node_store_garbage(nodes[0].store, "run:a", &pending), 0);
+    assert_int_equal(pending, 0);
+    crdt_ctx_destroy(&beyond);
+    s_stop(nodes);
 }
 
 int main(void)
 {
     zsys_handler_set(NULL);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gc_lagging_and_restored_replicas),
         cmocka_unit_test(test_stores_converge_through_gossip),
+        cmocka_unit_test(test_catch_up_matches_kernel),
+        cmocka_unit_test(test_gc_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
