@@ -9,7 +9,9 @@
  *  whole-state answer (delta_since of the empty context, what a new node gets) is timed as the
  *  O(scope) reference. Each answer is checked against the kernel's
  *  crdt_scope_delta_since(whole state, noted context) (PASS/FAIL): same context and entries,
- *  as many removal records.
+ *  as many removal records. Last, the garbage: node_store_garbage, node_store_gc at the
+ *  store's own context (one replica: everything is stable), and the whole-state answer an
+ *  asker from before the cut then gets.
  *
  *  Run (Release, not sanitized, for numbers):
  *      cmake -S . -B build-bench-rel -DCMAKE_BUILD_TYPE=Release
@@ -149,6 +151,27 @@ static int s_run(unsigned n_entries, const unsigned *ks, size_t nk)
         crdt_scope_destroy(&whole);
         crdt_ctx_destroy(&since);
     }
+    /* Garbage: everything is stable (one replica); then an asker from before the cut. */
+    uint64_t pending = 0, dropped = 0;
+    double a = s_now_us();
+    rc = node_store_garbage(store, SCOPE, &pending);
+    double b = s_now_us();
+    rc = rc ? rc : node_store_gc(store, SCOPE, node_store_ctx(store, SCOPE), &dropped);
+    double g = s_now_us();
+    if (rc)
+        s_die("gc", rc);
+    crdt_scope_t *whole = node_store_gossip.delta_since(store, SCOPE, empty);
+    double w = s_now_us() - g;
+    size_t wlen = 0;
+    uint8_t *buf;
+    if (whole && crdt_scope_encode(whole, &buf, &wlen) == 0)
+        free(buf);
+    bool ok = whole && dropped == pending && crdt_scope_entries(whole) == n_entries;
+    failed |= !ok;
+    printf("  garbage: %" PRIu64 " pending (counted in %.1f ms); gc dropped %" PRIu64
+           " in %.1f ms; whole state after gc %.1f ms, %zu bytes  %s\n",
+           pending, (b - a) / 1e3, dropped, (g - b) / 1e3, w / 1e3, wlen, ok ? "PASS" : "FAIL");
+    crdt_scope_destroy(&whole);
     crdt_ctx_destroy(&empty);
     node_store_close(&store);
     zdir_t *d = zdir_new(dir, NULL);

@@ -1281,9 +1281,11 @@ static crdt_scope_t *s_g_delta_since(void *state, const char *scope, const crdt_
     if (!s_shared(scope) || !node_store_ctx(self, scope))
         return NULL;
     const crdt_ctx_t *pruned = node_store_pruned(self, scope);
-    if (!pruned || crdt_ctx_covers(since, pruned))
+    if (!crdt_ctx_is_empty(since) && (!pruned || crdt_ctx_covers(since, pruned)))
         return s_catch_up(self, scope, since);
-    /* Records the asker would need are gone: the whole state, as crdt_scope_delta_since. */
+    /* Records the asker would need are gone, or it has nothing (a new node): the whole state,
+     * as crdt_scope_delta_since answers, read in one pass over the scope rather than one point
+     * read per op. */
     crdt_scope_t *view = NULL;
     s_full_view(self, scope, &view);
     return view;
