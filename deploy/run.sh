@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The README's main command: installs what a fresh Debian 12 machine lacks, builds engram,
-# starts a real engramd node, and shows two agents sharing memory through it with the CLI:
-# a researcher keeps private notes and shares one, both work on a task blackboard, a writer
-# reads with the researcher's causal token, and the node survives a restart with everything
-# intact. The node's data lives in a temporary directory removed at the end (ENGRAM_DEMO_DIR
-# keeps it elsewhere).
+# starts a three-node cluster on loopback (deploy/local-cluster.sh: cluster key, admission
+# cards, CurveZMQ gossip) and shows agents on three hosts sharing memory through their own
+# nodes with the CLI: private notes that never leave a node, a task blackboard written on one
+# node and read on another after a causal token, concurrent work from three nodes converging,
+# a node killed with SIGKILL that catches up after its restart, a write acknowledged by all
+# three nodes, and the cluster's status. The data lives in a temporary directory removed at
+# the end (ENGRAM_DEMO_DIR keeps it elsewhere; ENGRAM_BASE_PORT moves the ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-deps.sh
@@ -12,59 +14,70 @@ cmake -S . -B build >/dev/null
 cmake --build build -j "$(nproc 2>/dev/null || echo 2)" --target engramd engram-cli >/dev/null
 
 dir=${ENGRAM_DEMO_DIR:-$(mktemp -d /tmp/engram-demo.XXXXXX)}
-export ENGRAM_SOCKET="ipc://$dir/engram.sock"
-engramd=build/node/engramd
 engram=build/node/engram
-pid=
-stop() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; pid=; }
-cleanup() { stop; [ -z "${ENGRAM_DEMO_DIR:-}" ] && rm -rf "$dir"; }
+cleanup() {
+    deploy/local-cluster.sh stop "$dir" || true
+    [ -z "${ENGRAM_DEMO_DIR:-}" ] && rm -rf "$dir"
+}
 trap cleanup EXIT
 
-start() {
-    "$engramd" --data "$dir/data" --api "$ENGRAM_SOCKET" >>"$dir/engramd.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 50); do "$engram" stats >/dev/null 2>&1 && return; sleep 0.1; done
-    echo "engramd did not start; see $dir/engramd.log" >&2; exit 1
-}
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
-researcher() { run "$engram" --agent researcher-1 --user alice "$@"; }
-writer() { run "$engram" --agent writer-1 --user alice "$@"; }
+# on NODE as AGENT: the agent talks only to its own host's node
+on() {
+    local node=$1 agent=$2
+    shift 2
+    printf '[node %s, %s] ' "$node" "$agent"
+    run "$engram" --socket "ipc://$dir/n$node/api.sock" --agent "$agent" --user alice "$@"
+}
+# waits until NODE sees KEY in SCOPE (replication is asynchronous; this shows how long)
+until_seen() {
+    local node=$1 scope=$2 key=$3 start=$SECONDS
+    until "$engram" --socket "ipc://$dir/n$node/api.sock" get "$scope" "$key" >/dev/null 2>&1; do
+        [ $((SECONDS - start)) -lt 20 ] || { echo "node $node never saw $key" >&2; exit 1; }
+        sleep 0.05
+    done
+}
 
-start
-say "engramd is running (data in $dir/data); two agents act for user alice"
+say "Starting three nodes (keys, admission and join done by deploy/local-cluster.sh)"
+deploy/local-cluster.sh 3 "$dir"
 
-say "1. The researcher keeps a private note; the writer cannot see it"
-researcher put private churn-source "CRM export, Q3, churn 4.1% -> 3.9%"
-writer get private churn-source || echo "(exit $?: not found, as it should be: private is per agent)"
+say "1. The researcher on node 1 keeps a private note: it never leaves node 1"
+on 1 researcher-1 put private churn-source "CRM export, Q3, churn 4.1% -> 3.9%"
+on 2 writer-1 get private churn-source || echo "(exit $?: not found, as it should be)"
 
-say "2. The researcher shares it into the task blackboard run:q3-proposal"
-researcher share churn-source run:q3-proposal
-writer --json get run:q3-proposal churn-source
+say "2. It shares the note into the task blackboard run:q3-proposal and drafts; the writer on"
+say "   node 2 reads with the researcher's causal token and sees everything the researcher saw"
+on 1 researcher-1 share churn-source run:q3-proposal
+on 1 researcher-1 log append run:q3-proposal findings "churn fell 0.2 points"
+token=$(on 1 researcher-1 put run:q3-proposal draft "Q3: churn down, EU up" | tail -n 1)
+on 2 writer-1 get run:q3-proposal draft --after "$token"
+on 2 writer-1 log range run:q3-proposal findings
 
-say "3. Both work on the blackboard: findings log, sources set, token counter"
-researcher log append run:q3-proposal findings "churn fell 0.2 points"
-researcher log append run:q3-proposal findings "EU revenue up 11%"
-researcher set add run:q3-proposal sources crm:q3-export
-writer set add run:q3-proposal sources analyst-call
-researcher counter add run:q3-proposal tokens 1800
-writer counter add run:q3-proposal tokens 950
-token=$(researcher put run:q3-proposal draft "Q3: churn down, EU up" | tail -n 1)
+say "3. Three agents on three nodes work at once; every node converges to the same state"
+on 1 researcher-1 set add run:q3-proposal sources crm:q3-export
+on 2 writer-1 set add run:q3-proposal sources analyst-call
+on 3 reviewer-1 set add run:q3-proposal sources eu-sales-deck
+on 1 researcher-1 counter add run:q3-proposal tokens 1800
+on 2 writer-1 counter add run:q3-proposal tokens 950
+on 3 reviewer-1 counter add run:q3-proposal tokens 400
+on 3 reviewer-1 put run:q3-proposal review "cite the EU deck"
+until_seen 1 run:q3-proposal review
+sleep 1
+for n in 1 2 3; do on "$n" agent-$n set members run:q3-proposal sources | tr '\n' ' '; echo; done
+for n in 1 2 3; do on "$n" agent-$n counter get run:q3-proposal tokens; done
 
-say "4. The writer reads the draft after the researcher's causal token"
-writer get run:q3-proposal draft --after "$token"
-writer log range run:q3-proposal findings
-writer set members run:q3-proposal sources
-writer counter get run:q3-proposal tokens
-writer ls run:q3-proposal
+say "4. Node 3 is killed (SIGKILL) while node 1 keeps writing; restarted, it catches up"
+kill -KILL "$(cat "$dir/n3/pid")"
+for i in 1 2 3 4 5; do on 1 researcher-1 log append run:q3-proposal findings "note $i while node 3 is down" >/dev/null; done
+on 1 researcher-1 put run:q3-proposal status "ready for review" >/dev/null
+deploy/local-cluster.sh restart "$dir" 3
+until_seen 3 run:q3-proposal status
+on 3 reviewer-1 get run:q3-proposal status
+on 3 reviewer-1 log range run:q3-proposal findings
 
-say "5. A memory for alice, kept for an hour"
-id=$(researcher remember user:alice "prefers summaries in bullet points" --meta '{"topic":"style"}' --ttl 3600 | tail -n 1)
-writer get user:alice "$id"
+say "5. A write acknowledged only once all three nodes hold it"
+on 2 writer-1 put run:q3-proposal final "Q3 proposal v1" --replicas 3
 
-say "6. Restart the node: everything is still there"
-stop
-start
-writer get run:q3-proposal draft
-writer history run:q3-proposal draft
-writer stats
+say "6. The cluster as node 1 sees it: members, lag, version vectors, gossip counters"
+run "$engram" --socket "ipc://$dir/n1/api.sock" cluster status

@@ -24,6 +24,13 @@
  *  the exit status says what kind: 0 success, 1 other failure, 2 usage, 3 not found,
  *  4 refused, 5 node unavailable.
  *
+ *  Cluster administration: `cluster init` creates a cluster (its id and admin key) under
+ *  $ENGRAM_HOME (default ~/.engram); `node admit KEY --out FILE` signs a node's admission
+ *  card with that key (KEY from `engramd --data DIR --identity`); `cluster remove NODE` signs a
+ *  decommission and hands it to the node, which gossips it; `cluster status` shows members,
+ *  per-member lag, version vectors and gossip counters; `put --replicas N` answers once N
+ *  nodes hold the write (exit 5 if fewer did within --timeout, the write stays durable here).
+ *
  *  watch runs until --count events were printed, or until SIGINT or SIGTERM (exit 0). It
  *  prints nothing before the first event, so a script cannot tell when the subscription is
  *  in place.
@@ -38,8 +45,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engram/engram.h"
+#include "node/admission.h"
+#include "node/identity.h"
 
 /*  How long watch waits for an event before it looks at its signal flag again; this bounds
  *  the delay of a signal that arrives just before the wait starts. */
@@ -57,6 +67,8 @@ enum {
     S_OPT_AFTER = 1 << 2,
     S_OPT_TIMEOUT = 1 << 3,
     S_OPT_COUNT = 1 << 4,
+    S_OPT_REPLICAS = 1 << 5,
+    S_OPT_OUT = 1 << 6,
 };
 
 /*  The parsed command line. Strings point into argv. */
@@ -71,6 +83,8 @@ typedef struct {
     const char *after;  /* --after; NULL if not given */
     int timeout_ms;     /* --timeout */
     long count;         /* --count; 0: watch for ever */
+    unsigned replicas;  /* --replicas; 0: this node's acknowledgement suffices */
+    const char *out;    /* --out */
     const char **args;  /* positional arguments after the command word(s) */
     size_t nargs;
 } s_opts_t;
@@ -83,6 +97,7 @@ typedef struct {
     unsigned options; /* S_OPT_* it accepts */
     int (*run)(engram_t *engram, const s_opts_t *opts);
     const char *usage; /* its usage line, after "engram [global options]" */
+    bool offline;      /* runs without a node (admin key work): engram is NULL */
 } s_command_t;
 
 /*  A message of the CLI's own for the error line (stdin, a node's inconsistent answer); it
@@ -531,8 +546,14 @@ static int s_cmd_put(engram_t *engram, const s_opts_t *opts)
     if (rc != 0)
         return rc;
     engram_result_t *result = NULL;
-    rc = engram_put(engram, opts->args[0], opts->args[1], value.data, value.len, opts->meta,
-                    opts->ttl_ms, &result);
+    if (opts->given & S_OPT_REPLICAS)
+        rc = engram_put_replicated(engram, opts->args[0], opts->args[1], value.data, value.len,
+                                   opts->meta, opts->ttl_ms, opts->replicas,
+                                   (opts->given & S_OPT_TIMEOUT) ? opts->timeout_ms : 0,
+                                   &result);
+    else
+        rc = engram_put(engram, opts->args[0], opts->args[1], value.data, value.len, opts->meta,
+                        opts->ttl_ms, &result);
     s_value_fini(&value);
     return s_print_write(opts, rc, &result);
 }
@@ -881,26 +902,221 @@ static int s_cmd_stats(engram_t *engram, const s_opts_t *opts)
     return 0;
 }
 
+/*  --- cluster administration ----------------------------------------------------------- */
+
+static int s_cmd_cluster_init(engram_t *engram, const s_opts_t *opts)
+{
+    (void)engram;
+    char home[4096], why[512];
+    node_admin_home(home, sizeof home);
+    node_trust_t trust;
+    int rc = node_admin_init(home, &trust, why, sizeof why);
+    if (rc)
+        return s_fail(rc, "%s", why);
+    char id[2 * NODE_CLUSTER_ID_BYTES + 1];
+    sodium_bin2hex(id, sizeof id, trust.cluster_id, sizeof trust.cluster_id);
+    if (opts->json) {
+        fputs("{\"cluster\":", stdout);
+        s_json_str(id);
+        fputs(",\"home\":", stdout);
+        s_json_str(home);
+        fputs("}\n", stdout);
+    } else {
+        printf("cluster=%s home=%s\n", id, home);
+    }
+    return 0;
+}
+
+/*  The admin's cluster and secret key, from $ENGRAM_HOME. */
+static int s_admin(node_trust_t *trust, uint8_t secret[crypto_sign_SECRETKEYBYTES])
+{
+    char home[4096], why[512];
+    node_admin_home(home, sizeof home);
+    int rc = node_admin_load(home, trust, secret, why, sizeof why);
+    return rc ? s_fail(rc, "%s", why) : 0;
+}
+
+static int s_cmd_node_admit(engram_t *engram, const s_opts_t *opts)
+{
+    (void)engram;
+    uint8_t key[crypto_sign_PUBLICKEYBYTES], secret[crypto_sign_SECRETKEYBYTES];
+    size_t got = 0;
+    const char *hex = opts->args[0];
+    if (sodium_hex2bin(key, sizeof key, hex, strlen(hex), NULL, &got, NULL) != 0 ||
+        got != sizeof key)
+        return s_fail(ENGRAM_EINVAL, "KEY is a node's public key, 64 hex digits, as `engramd "
+                                     "--data DIR --identity` prints it");
+    if (!opts->out)
+        return s_fail(ENGRAM_EINVAL, "--out FILE is needed: where the node's card goes");
+    node_trust_t trust;
+    int rc = s_admin(&trust, secret);
+    uint8_t *card = NULL;
+    size_t len = 0;
+    if (rc == 0)
+        rc = node_admin_admit(&trust, secret, key, (uint64_t)time(NULL) * 1000, &card, &len);
+    sodium_memzero(secret, sizeof secret);
+    if (rc == 0 && (rc = node_admission_write_file(opts->out, card, len, 0644)) != 0)
+        s_fail(rc, "cannot write %s", opts->out);
+    free(card);
+    if (rc == 0) {
+        char id[17];
+        snprintf(id, sizeof id, "%016" PRIx64, node_identity_id_of(key));
+        if (opts->json) {
+            fputs("{\"node\":", stdout);
+            s_json_str(id);
+            fputs(",\"card\":", stdout);
+            s_json_str(opts->out);
+            fputs("}\n", stdout);
+        } else {
+            printf("node=%s card=%s\n", id, opts->out);
+        }
+    }
+    return rc;
+}
+
+static int s_cmd_cluster_remove(engram_t *engram, const s_opts_t *opts)
+{
+    char *end;
+    errno = 0;
+    uint64_t node = strtoull(opts->args[0], &end, 16);
+    if (errno || *end || strlen(opts->args[0]) != 16 || node == 0)
+        return s_fail(ENGRAM_EINVAL, "NODE is a node id, 16 hex digits, as `engram cluster "
+                                     "status` shows it");
+    node_trust_t trust;
+    uint8_t secret[crypto_sign_SECRETKEYBYTES];
+    int rc = s_admin(&trust, secret);
+    uint8_t *statement = NULL;
+    size_t len = 0;
+    if (rc == 0)
+        rc = node_admin_decommission(&trust, secret, node, (uint64_t)time(NULL) * 1000,
+                                     &statement, &len);
+    sodium_memzero(secret, sizeof secret);
+    if (rc == 0)
+        rc = engram_cluster_remove(engram, node, statement, len);
+    free(statement);
+    if (rc == 0)
+        printf(opts->json ? "{\"removed\":\"%016" PRIx64 "\"}\n" : "removed %016" PRIx64 "\n",
+               node);
+    return rc;
+}
+
+static int s_cmd_cluster_join(engram_t *engram, const s_opts_t *opts)
+{
+    int rc = engram_cluster_join(engram, opts->args[0]);
+    if (rc == 0 && !opts->json)
+        printf("joining through %s\n", opts->args[0]);
+    else if (rc == 0) {
+        fputs("{\"joining\":", stdout);
+        s_json_str(opts->args[0]);
+        fputs("}\n", stdout);
+    }
+    return rc;
+}
+
+static void s_cluster_json(const engram_cluster_t *c)
+{
+    fputs("{\"cluster\":", stdout);
+    s_json_str(c->cluster_id);
+    printf(",\"node\":\"%016" PRIx64 "\",\"endpoint\":", c->node_id);
+    s_json_str(c->endpoint);
+    fputs(",\"members\":[", stdout);
+    for (size_t i = 0; i < c->nmembers; i++) {
+        const engram_member_t *m = &c->members[i];
+        printf("%s{\"node\":\"%016" PRIx64 "\",\"state\":", i ? "," : "", m->id);
+        s_json_str(m->state);
+        printf(",\"incarnation\":%" PRIu64 ",\"endpoint\":", m->incarnation);
+        s_json_str(m->endpoint);
+        if (m->lag_known)
+            printf(",\"lag_ops\":%" PRIu64 ",\"lag_bytes\":%" PRIu64 "}", m->lag_ops,
+                   m->lag_bytes);
+        else
+            fputs(",\"lag_ops\":null,\"lag_bytes\":null}", stdout);
+    }
+    fputs("],\"scopes\":[", stdout);
+    for (size_t i = 0; i < c->nscopes; i++) {
+        const engram_scope_status_t *sc = &c->scopes[i];
+        fputs(i ? ",{\"scope\":" : "{\"scope\":", stdout);
+        s_json_str(sc->scope);
+        fputs(",\"vector\":", stdout);
+        s_json_str(sc->vector);
+        printf(",\"ops\":%" PRIu64 ",\"garbage\":%" PRIu64 "}", sc->ops, sc->garbage);
+    }
+    printf("],\"gossip\":{\"pushes_sent\":%" PRIu64 ",\"pushes_applied\":%" PRIu64
+           ",\"pushes_held_back\":%" PRIu64 ",\"digests_sent\":%" PRIu64
+           ",\"pulls_answered\":%" PRIu64 ",\"pull_deltas_applied\":%" PRIu64
+           ",\"bytes_sent\":%" PRIu64 ",\"bytes_received\":%" PRIu64
+           ",\"bad_messages\":%" PRIu64 "}}\n",
+           c->pushes_sent, c->pushes_applied, c->pushes_held_back, c->digests_sent,
+           c->pulls_answered, c->pull_deltas_applied, c->bytes_sent, c->bytes_received,
+           c->bad_messages);
+}
+
+static void s_cluster_text(const engram_cluster_t *c)
+{
+    printf("cluster %s, node %016" PRIx64 " at %s\n", c->cluster_id, c->node_id, c->endpoint);
+    printf("members:\n");
+    for (size_t i = 0; i < c->nmembers; i++) {
+        const engram_member_t *m = &c->members[i];
+        printf("  %016" PRIx64 " %-7s incarnation %" PRIu64 " %s", m->id, m->state,
+               m->incarnation, m->endpoint);
+        if (strcmp(m->state, "self") == 0 || strcmp(m->state, "left") == 0)
+            putchar('\n');
+        else if (m->lag_known)
+            printf(" lag %" PRIu64 " ops %" PRIu64 " bytes\n", m->lag_ops, m->lag_bytes);
+        else
+            printf(" lag unknown\n");
+    }
+    printf("scopes:\n");
+    for (size_t i = 0; i < c->nscopes; i++)
+        printf("  %s ops %" PRIu64 " garbage %" PRIu64 " vector %s\n", c->scopes[i].scope,
+               c->scopes[i].ops, c->scopes[i].garbage, c->scopes[i].vector);
+    printf("gossip: pushes sent %" PRIu64 " applied %" PRIu64 " held back %" PRIu64
+           ", digests sent %" PRIu64 ", pulls answered %" PRIu64 ", pulled deltas applied %" PRIu64
+           ", bytes sent %" PRIu64 " received %" PRIu64 ", bad messages %" PRIu64 "\n",
+           c->pushes_sent, c->pushes_applied, c->pushes_held_back, c->digests_sent,
+           c->pulls_answered, c->pull_deltas_applied, c->bytes_sent, c->bytes_received,
+           c->bad_messages);
+}
+
+static int s_cmd_cluster_status(engram_t *engram, const s_opts_t *opts)
+{
+    engram_cluster_t *status = NULL;
+    int rc = engram_cluster_status(engram, &status);
+    if (rc)
+        return rc;
+    if (opts->json)
+        s_cluster_json(status);
+    else
+        s_cluster_text(status);
+    engram_cluster_destroy(&status);
+    return 0;
+}
+
 static const s_command_t s_commands[] = {
-    {"put", NULL, 3, 3, S_OPT_META | S_OPT_TTL, s_cmd_put,
-     "put SCOPE KEY VALUE [--meta JSON] [--ttl SECONDS]"},
+    {"put", NULL, 3, 3, S_OPT_META | S_OPT_TTL | S_OPT_REPLICAS | S_OPT_TIMEOUT, s_cmd_put,
+     "put SCOPE KEY VALUE [--meta JSON] [--ttl SECONDS] [--replicas N [--timeout MS]]", false},
     {"get", NULL, 2, 2, S_OPT_AFTER | S_OPT_TIMEOUT, s_cmd_get,
-     "get SCOPE KEY [--after TOKEN] [--timeout MS]"},
-    {"rm", NULL, 2, 2, 0, s_cmd_rm, "rm SCOPE KEY"},
-    {"ls", NULL, 1, 2, 0, s_cmd_ls, "ls SCOPE [PREFIX]"},
-    {"history", NULL, 2, 2, 0, s_cmd_history, "history SCOPE KEY"},
-    {"set", "add", 3, 3, 0, s_cmd_set_add, "set add SCOPE KEY ELEM"},
-    {"set", "rm", 3, 3, 0, s_cmd_set_rm, "set rm SCOPE KEY ELEM"},
-    {"set", "members", 2, 2, 0, s_cmd_set_members, "set members SCOPE KEY"},
-    {"counter", "add", 3, 3, 0, s_cmd_counter_add, "counter add SCOPE KEY N"},
-    {"counter", "get", 2, 2, 0, s_cmd_counter_get, "counter get SCOPE KEY"},
-    {"log", "append", 3, 3, 0, s_cmd_log_append, "log append SCOPE KEY TEXT"},
-    {"log", "range", 2, 2, 0, s_cmd_log_range, "log range SCOPE KEY"},
+     "get SCOPE KEY [--after TOKEN] [--timeout MS]", false},
+    {"rm", NULL, 2, 2, 0, s_cmd_rm, "rm SCOPE KEY", false},
+    {"ls", NULL, 1, 2, 0, s_cmd_ls, "ls SCOPE [PREFIX]", false},
+    {"history", NULL, 2, 2, 0, s_cmd_history, "history SCOPE KEY", false},
+    {"set", "add", 3, 3, 0, s_cmd_set_add, "set add SCOPE KEY ELEM", false},
+    {"set", "rm", 3, 3, 0, s_cmd_set_rm, "set rm SCOPE KEY ELEM", false},
+    {"set", "members", 2, 2, 0, s_cmd_set_members, "set members SCOPE KEY", false},
+    {"counter", "add", 3, 3, 0, s_cmd_counter_add, "counter add SCOPE KEY N", false},
+    {"counter", "get", 2, 2, 0, s_cmd_counter_get, "counter get SCOPE KEY", false},
+    {"log", "append", 3, 3, 0, s_cmd_log_append, "log append SCOPE KEY TEXT", false},
+    {"log", "range", 2, 2, 0, s_cmd_log_range, "log range SCOPE KEY", false},
     {"remember", NULL, 2, 2, S_OPT_META | S_OPT_TTL, s_cmd_remember,
-     "remember SCOPE TEXT [--meta JSON] [--ttl SECONDS]"},
-    {"share", NULL, 2, 2, 0, s_cmd_share, "share KEY SCOPE"},
-    {"watch", NULL, 1, 1, S_OPT_COUNT, s_cmd_watch, "watch SCOPE [--count N]"},
-    {"stats", NULL, 0, 0, 0, s_cmd_stats, "stats"},
+     "remember SCOPE TEXT [--meta JSON] [--ttl SECONDS]", false},
+    {"share", NULL, 2, 2, 0, s_cmd_share, "share KEY SCOPE", false},
+    {"watch", NULL, 1, 1, S_OPT_COUNT, s_cmd_watch, "watch SCOPE [--count N]", false},
+    {"stats", NULL, 0, 0, 0, s_cmd_stats, "stats", false},
+    {"cluster", "init", 0, 0, 0, s_cmd_cluster_init, "cluster init", true},
+    {"node", "admit", 1, 1, S_OPT_OUT, s_cmd_node_admit, "node admit KEY --out FILE", true},
+    {"cluster", "status", 0, 0, 0, s_cmd_cluster_status, "cluster status", false},
+    {"cluster", "join", 1, 1, 0, s_cmd_cluster_join, "cluster join tcp://MEMBER:PORT", false},
+    {"cluster", "remove", 1, 1, 0, s_cmd_cluster_remove, "cluster remove NODE", false},
 };
 #define S_NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
 
@@ -950,8 +1166,11 @@ static int s_exit_status(int code)
     case ENGRAM_EDECODE:
     case ENGRAM_ERANGE:
         return 4;
+    case ENGRAM_EDENIED:
+        return 4;
     case ENGRAM_EUNAVAILABLE:
     case ENGRAM_ETIMEDOUT:
+    case ENGRAM_EREPLICAS:
         return 5;
     default:
         return 1;
@@ -1009,7 +1228,8 @@ static const s_option_t s_options[] = {
     {"socket", true, 0},          {"agent", true, 0},           {"user", true, 0},
     {"json", false, 0},           {"help", false, 0},           {"meta", true, S_OPT_META},
     {"ttl", true, S_OPT_TTL},     {"after", true, S_OPT_AFTER}, {"timeout", true, S_OPT_TIMEOUT},
-    {"count", true, S_OPT_COUNT},
+    {"count", true, S_OPT_COUNT}, {"replicas", true, S_OPT_REPLICAS},
+    {"out", true, S_OPT_OUT},
 };
 #define S_NOPTIONS (sizeof s_options / sizeof s_options[0])
 
@@ -1049,6 +1269,13 @@ static int s_set_option(s_opts_t *opts, const s_option_t *option, const char *va
         opts->meta = value;
     else if (strcmp(name, "after") == 0)
         opts->after = value;
+    else if (strcmp(name, "out") == 0)
+        opts->out = value;
+    else if (strcmp(name, "replicas") == 0) {
+        if (!s_parse_int(value, 1, 1000, &n))
+            return s_usage(NULL, "--replicas takes a number of nodes, not '%s'", value);
+        opts->replicas = (unsigned)n;
+    }
     else if (strcmp(name, "ttl") == 0) {
         if (!s_parse_seconds(value, &opts->ttl_ms))
             return s_usage(NULL, "--ttl takes a number of seconds, not '%s'", value);
@@ -1154,6 +1381,14 @@ int main(int argc, char **argv)
         return status;
     }
 
+    if (command->offline) {
+        int rc = command->run(NULL, &opts);
+        if (rc != 0)
+            fprintf(stderr, "engram: %s%s%s\n", engram_strerror(rc), s_message ? ": " : "",
+                    s_message ? s_message : "");
+        free(pos);
+        return s_exit_status(rc);
+    }
     engram_t *engram = engram_connect(opts.socket, opts.agent, opts.user);
     if (!engram) {
         fprintf(stderr, "engram: %s: cannot connect to %s\n", engram_strerror(ENGRAM_EUNAVAILABLE),

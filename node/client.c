@@ -279,6 +279,7 @@ static int s_result_new(const Engram__Reply *reply, engram_result_t **result_p)
     self->memory_id = s_strdup(reply->memory_id);
     self->next_cursor = s_strdup(reply->next_cursor);
     self->token = s_token_encode(&reply->token);
+    self->replicas = reply->replicas;
     if (!self->items || !self->memory_id || !self->next_cursor || !self->token)
         goto out_destroy;
     for (; self->nitems < reply->n_items; self->nitems++)
@@ -754,5 +755,131 @@ int engram_stats(engram_t *self, engram_stats_t *stats)
         snprintf(stats->durability, sizeof stats->durability, "%s", s_str(s->durability));
     }
     engram__reply__free_unpacked(reply, NULL);
+    return rc;
+}
+
+int engram_put_replicated(engram_t *self, const char *scope, const char *key, const void *value,
+                          size_t len, const char *meta_json, uint64_t ttl_ms, unsigned replicas,
+                          int timeout_ms, engram_result_t **result)
+{
+    assert(self && scope && key && (value || len == 0) && timeout_ms >= 0 && result);
+    *result = NULL;
+    Engram__Request req = s_request(ENGRAM__OP__PUT, scope, key);
+    req.value.data = (uint8_t *)value;
+    req.value.len = len;
+    req.meta_json = s_str(meta_json);
+    req.ttl_ms = ttl_ms;
+    req.replicas = replicas;
+    req.timeout_ms = (uint32_t)timeout_ms;
+    int64_t wait = timeout_ms ? timeout_ms : ENGRAM_DEFAULT_REPLICAS_TIMEOUT_MS;
+    return s_call_result(self, &req, self->timeout_ms + wait, result);
+}
+
+void engram_cluster_destroy(engram_cluster_t **self_p)
+{
+    assert(self_p);
+    engram_cluster_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i < self->nmembers; i++)
+        free(self->members[i].endpoint);
+    for (size_t i = 0; i < self->nscopes; i++) {
+        free(self->scopes[i].scope);
+        free(self->scopes[i].vector);
+    }
+    free(self->members);
+    free(self->scopes);
+    free(self->cluster_id);
+    free(self->endpoint);
+    free(self);
+    *self_p = NULL;
+}
+
+static int s_cluster_new(const Engram__ClusterStatus *c, engram_cluster_t **status)
+{
+    engram_cluster_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return ENGRAM_ENOMEM;
+    self->cluster_id = s_strdup(c->cluster_id);
+    self->node_id = c->node_id;
+    self->endpoint = s_strdup(c->endpoint);
+    self->members = calloc(c->n_members + 1, sizeof *self->members);
+    self->scopes = calloc(c->n_scopes + 1, sizeof *self->scopes);
+    bool ok = self->cluster_id && self->endpoint && self->members && self->scopes;
+    for (size_t i = 0; ok && i < c->n_members; i++, self->nmembers++) {
+        const Engram__Member *m = c->members[i];
+        engram_member_t *out = &self->members[i];
+        out->id = m->id;
+        snprintf(out->state, sizeof out->state, "%s", s_str(m->state));
+        out->incarnation = m->incarnation;
+        out->endpoint = s_strdup(m->endpoint);
+        out->lag_known = m->lag_known;
+        out->lag_ops = m->lag_ops;
+        out->lag_bytes = m->lag_bytes;
+        ok = out->endpoint != NULL;
+    }
+    for (size_t i = 0; ok && i < c->n_scopes; i++, self->nscopes++) {
+        const Engram__ScopeStatus *sc = c->scopes[i];
+        self->scopes[i].scope = s_strdup(sc->scope);
+        self->scopes[i].vector = s_strdup(sc->vector);
+        self->scopes[i].ops = sc->ops;
+        self->scopes[i].garbage = sc->garbage;
+        ok = self->scopes[i].scope && self->scopes[i].vector;
+    }
+    self->pushes_sent = c->pushes_sent;
+    self->pushes_applied = c->pushes_applied;
+    self->pushes_held_back = c->pushes_held_back;
+    self->digests_sent = c->digests_sent;
+    self->pulls_answered = c->pulls_answered;
+    self->pull_deltas_applied = c->pull_deltas_applied;
+    self->bytes_sent = c->bytes_sent;
+    self->bytes_received = c->bytes_received;
+    self->bad_messages = c->bad_messages;
+    if (!ok) {
+        engram_cluster_destroy(&self);
+        return ENGRAM_ENOMEM;
+    }
+    *status = self;
+    return 0;
+}
+
+int engram_cluster_status(engram_t *self, engram_cluster_t **status)
+{
+    assert(self && status);
+    *status = NULL;
+    Engram__Request req = s_request(ENGRAM__OP__CLUSTER_STATUS, NULL, NULL);
+    Engram__Reply *reply = NULL;
+    int rc = s_call(self, &req, self->timeout_ms, &reply);
+    if (rc != 0)
+        return rc;
+    rc = reply->cluster ? s_cluster_new(reply->cluster, status)
+                        : s_fail(self, ENGRAM_EDECODE, "the node's reply carries no cluster");
+    engram__reply__free_unpacked(reply, NULL);
+    return rc;
+}
+
+int engram_cluster_remove(engram_t *self, uint64_t node_id, const void *statement, size_t len)
+{
+    assert(self && statement);
+    Engram__Request req = s_request(ENGRAM__OP__CLUSTER_REMOVE, NULL, NULL);
+    req.node = node_id;
+    req.statement.data = (uint8_t *)statement;
+    req.statement.len = len;
+    Engram__Reply *reply = NULL;
+    int rc = s_call(self, &req, self->timeout_ms, &reply);
+    if (rc == 0)
+        engram__reply__free_unpacked(reply, NULL);
+    return rc;
+}
+
+int engram_cluster_join(engram_t *self, const char *endpoint)
+{
+    assert(self && endpoint);
+    Engram__Request req = s_request(ENGRAM__OP__CLUSTER_JOIN, NULL, NULL);
+    req.endpoint = (char *)endpoint;
+    Engram__Reply *reply = NULL;
+    int rc = s_call(self, &req, self->timeout_ms, &reply);
+    if (rc == 0)
+        engram__reply__free_unpacked(reply, NULL);
     return rc;
 }

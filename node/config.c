@@ -36,6 +36,14 @@ static const s_setting_t s_settings[] = {
      256 * 1024 * 1024},
     {"--min-free-bytes", "engram/min_free_bytes", S_U64, FIELD(min_free_bytes),
      UINT64_C(1) << 50},
+    {"--gossip", "engram/gossip", S_STRING, FIELD(gossip_endpoint), 0},
+    {"--join", "engram/join", S_STRING, FIELD(join), 0},
+    {"--admission", "engram/admission", S_STRING, FIELD(admission_path), 0},
+    {"--fanout", "engram/fanout", S_UINT, FIELD(fanout), 64},
+    {"--gossip-interval-ms", "engram/gossip_interval_ms", S_U64, FIELD(gossip_interval_ms),
+     3600000},
+    {"--max-gossip-bytes", "engram/max_gossip_bytes", S_SIZE, FIELD(max_gossip_bytes),
+     256 * 1024 * 1024},
 };
 #define NSETTINGS (sizeof s_settings / sizeof s_settings[0])
 
@@ -96,6 +104,9 @@ int node_config_parse(node_config_t *self, int argc, char **argv, char *why, siz
     self->subscriber_backlog = ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG;
     self->max_frame_bytes = ENGRAM_DEFAULT_MAX_FRAME_BYTES;
     self->min_free_bytes = ENGRAM_DEFAULT_MIN_FREE_BYTES;
+    self->fanout = ENGRAM_DEFAULT_FANOUT;
+    self->gossip_interval_ms = ENGRAM_DEFAULT_GOSSIP_INTERVAL_MS;
+    self->max_gossip_bytes = ENGRAM_DEFAULT_MAX_GOSSIP_BYTES;
     self->api_endpoint = strdup(ENGRAM_DEFAULT_API_ENDPOINT);
     if (!self->api_endpoint)
         return ENGRAM_ENOMEM;
@@ -145,6 +156,15 @@ int node_config_parse(node_config_t *self, int argc, char **argv, char *why, siz
         snprintf(why, why_len, "--data DIR is required");
         return ENGRAM_EINVAL;
     }
+    if ((self->join || self->admission_path) && !self->gossip_endpoint) {
+        snprintf(why, why_len, "--join and --admission need --gossip tcp://HOST:PORT");
+        return ENGRAM_EINVAL;
+    }
+    if (self->gossip_endpoint && !self->admission_path) {
+        self->admission_path = zsys_sprintf("%s/admission", self->data_dir);
+        if (!self->admission_path)
+            return ENGRAM_ENOMEM;
+    }
     return 0;
 }
 
@@ -152,5 +172,8 @@ void node_config_fini(node_config_t *self)
 {
     free(self->data_dir);
     free(self->api_endpoint);
+    free(self->gossip_endpoint);
+    free(self->join);
+    free(self->admission_path);
     memset(self, 0, sizeof *self);
 }

@@ -13,6 +13,12 @@
  *    --subscriber-backlog N engram/subscriber_backlog ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG
  *    --max-frame-bytes N    engram/max_frame_bytes   ENGRAM_DEFAULT_MAX_FRAME_BYTES
  *    --min-free-bytes N     engram/min_free_bytes    ENGRAM_DEFAULT_MIN_FREE_BYTES
+ *    --gossip ENDPOINT      engram/gossip            (none: a single node, no replication)
+ *    --join ENDPOINT        engram/join              (none) a member's gossip endpoint
+ *    --admission FILE       engram/admission         DATA/admission (the node's card)
+ *    --fanout N             engram/fanout            ENGRAM_DEFAULT_FANOUT
+ *    --gossip-interval-ms N engram/gossip_interval_ms ENGRAM_DEFAULT_GOSSIP_INTERVAL_MS
+ *    --max-gossip-bytes N   engram/max_gossip_bytes  ENGRAM_DEFAULT_MAX_GOSSIP_BYTES
  *    --config FILE          (the file itself)
  */
 #ifndef NODE_CONFIG_H
@@ -33,6 +39,12 @@ typedef struct {
     size_t subscriber_backlog;
     size_t max_frame_bytes;
     uint64_t min_free_bytes;
+    char *gossip_endpoint; /* owned; NULL: no cluster */
+    char *join;            /* owned; NULL: none */
+    char *admission_path;  /* owned; set whenever gossip_endpoint is */
+    unsigned fanout;
+    uint64_t gossip_interval_ms;
+    size_t max_gossip_bytes;
 } node_config_t;
 
 /*  Parses argv (argv[0] is the program). 0, or ENGRAM_EINVAL with a one-line reason written

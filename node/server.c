@@ -15,6 +15,7 @@
 #include "crdt/value.h"
 #include "engram/error.h"
 #include "engram/limits.h"
+#include "node/cluster.h"
 #include "node/json.h"
 #include "node/store.h"
 #include "proto/api.pb-c.h"
@@ -60,6 +61,10 @@ typedef struct {
     char *event_sid;   /* owned: scope whose subscribers get event, or NULL */
     uint8_t *event;    /* owned: encoded Event */
     size_t event_len;
+    unsigned replicas; /* > 1: the reply waits until that many nodes hold the write */
+    char *write_sid;   /* owned, with replicas: the scope and the write's dot */
+    crdt_dot_t dot;
+    int64_t deadline_ms;
 } s_out_t;
 
 struct node_server {
@@ -71,6 +76,8 @@ struct node_server {
     zhash_t *peers;       /* routing id (hex) -> s_peer_t *, owned: connections with a backlog */
     zlist_t *parked;      /* s_parked_t * */
     zlist_t *outbox;      /* s_out_t *, this turn's replies */
+    zlist_t *replicating; /* s_out_t *, durable writes waiting for replicas */
+    node_cluster_t *cluster; /* NULL: a single node */
     int64_t started_ms;
     int64_t next_purge_ms;
     Engram__Stats stats;
@@ -79,31 +86,45 @@ struct node_server {
 /*  --- per-request arena: everything a Reply points at ---------------------------------- */
 
 typedef struct {
-    void **ptrs;
+    void *ptr;
+    void (*destroy)(void *ptr);
+} s_owned_t;
+
+typedef struct {
+    s_owned_t *owned;
     size_t n;
     size_t cap;
     bool failed;
 } s_arena_t;
 
-static void *s_keep(s_arena_t *a, void *p)
+/*  Hands p to the arena, which calls destroy(p) when it is freed; NULL (after destroying p)
+ *  if p is NULL or memory ran out. */
+static void *s_keep_with(s_arena_t *a, void *p, void (*destroy)(void *ptr))
 {
     if (!p || a->failed) {
         a->failed = true;
-        free(p);
+        if (p)
+            destroy(p);
         return NULL;
     }
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 16;
-        void **grown = realloc(a->ptrs, cap * sizeof *grown);
+        s_owned_t *grown = realloc(a->owned, cap * sizeof *grown);
         if (!grown) {
             a->failed = true;
-            free(p);
+            destroy(p);
             return NULL;
         }
-        a->ptrs = grown;
+        a->owned = grown;
         a->cap = cap;
     }
-    return a->ptrs[a->n++] = p;
+    a->owned[a->n++] = (s_owned_t){p, destroy};
+    return p;
+}
+
+static void *s_keep(s_arena_t *a, void *p)
+{
+    return s_keep_with(a, p, free);
 }
 
 static char *s_str(s_arena_t *a, const char *s)
@@ -114,8 +135,8 @@ static char *s_str(s_arena_t *a, const char *s)
 static void s_arena_free(s_arena_t *a)
 {
     for (size_t i = 0; i < a->n; i++)
-        free(a->ptrs[i]);
-    free(a->ptrs);
+        a->owned[i].destroy(a->owned[i].ptr);
+    free(a->owned);
     memset(a, 0, sizeof *a);
 }
 
@@ -128,6 +149,9 @@ typedef struct {
     const char *sid;     /* the scope touched, for the token */
     const char *scope;   /* its name as the agent wrote it */
     bool wrote;
+    crdt_dot_t dot;       /* the write's dot */
+    unsigned replicas;    /* nodes that must hold the write before the reply */
+    uint32_t timeout_ms;
     Engram__Event *event; /* in the arena: published after the sync */
     char message[256];
 } s_reply_t;
@@ -368,9 +392,12 @@ static int s_mutate(node_server_t *self, const Engram__Request *req, s_reply_t *
     if (rc == 0) {
         r->wrote = true;
         self->stats.writes++;
+        if (self->cluster)
+            node_cluster_local(self->cluster, sid, op.delta, crdt_scope_ctx(before));
         uint64_t replica = node_store_replica(self->store);
         op.event->node = replica;
         op.event->n = crdt_ctx_max(node_store_ctx(self->store, sid), replica);
+        r->dot = (crdt_dot_t){.node = replica, .n = op.event->n};
         Engram__Event *event = s_keep(&r->arena, malloc(sizeof *event));
         if (event) {
             engram__event__init(event);
@@ -775,13 +802,60 @@ static int s_token_reached(node_server_t *self, const Engram__Request *req, s_re
     return rc;
 }
 
+/*  --- cluster administration -------------------------------------------------------- */
+
+static bool s_cluster_op(Engram__Op op)
+{
+    return op == ENGRAM__OP__CLUSTER_STATUS || op == ENGRAM__OP__CLUSTER_REMOVE ||
+           op == ENGRAM__OP__CLUSTER_JOIN;
+}
+
+static void s_free_status(void *status)
+{
+    node_cluster_status_free((Engram__ClusterStatus **)&status);
+}
+
+static int s_cluster_request(node_server_t *self, const Engram__Request *req, s_reply_t *r)
+{
+    if (!self->cluster)
+        return s_fail(r, ENGRAM_EUNAVAILABLE, "this node runs alone: start it with --gossip");
+    if (req->op == ENGRAM__OP__CLUSTER_STATUS) {
+        Engram__ClusterStatus *status = NULL;
+        int rc = node_cluster_status(self->cluster, &status);
+        if (rc)
+            return s_fail(r, rc, "cannot report the cluster: %s", engram_strerror(rc));
+        if (!s_keep_with(&r->arena, status, s_free_status))
+            return s_fail(r, ENGRAM_ENOMEM, "out of memory");
+        r->msg.cluster = status;
+        return 0;
+    }
+    if (req->op == ENGRAM__OP__CLUSTER_JOIN) {
+        int rc = node_cluster_join(self->cluster, req->endpoint);
+        return rc ? s_fail(r, rc, "join takes a member's gossip endpoint tcp://HOST:PORT, "
+                                  "not '%.128s'",
+                           req->endpoint)
+                  : 0;
+    }
+    int rc = node_cluster_remove(self->cluster, req->node, req->statement.data,
+                                 req->statement.len);
+    if (rc == ENGRAM_EDENIED)
+        return s_fail(r, rc, "the decommission of %016" PRIx64 " is not signed by this "
+                             "cluster's admin",
+                      req->node);
+    if (rc)
+        return s_fail(r, rc, "cannot remove %016" PRIx64 ": %s", req->node,
+                      engram_strerror(rc));
+    zsys_notice("engramd: member %016" PRIx64 " decommissioned by the admin", req->node);
+    return 0;
+}
+
 /*  --- dispatch --------------------------------------------------------------------- */
 
 static int s_dispatch(node_server_t *self, const Engram__Request *req, const char *sid,
                       s_reply_t *r)
 {
     bool keyed = req->op != ENGRAM__OP__LIST && req->op != ENGRAM__OP__REMEMBER &&
-                 req->op != ENGRAM__OP__STATS;
+                 req->op != ENGRAM__OP__STATS && !s_cluster_op(req->op);
     if (keyed) {
         int rc = s_check_key(req->key, "key", r);
         if (rc)
@@ -794,6 +868,9 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
         return s_fail(r, ENGRAM_ETOOBIG,
                       "the value and its metadata have %zu bytes; this node's limit is %zu",
                       req->value.len + meta_len, self->config.max_value_bytes);
+    if (req->replicas > 1 && !self->cluster)
+        return s_fail(r, ENGRAM_EINVAL, "replicas=%u asked of a node that is in no cluster",
+                      req->replicas);
     if (req->ttl_ms > MAX_TTL_MS)
         return s_fail(r, ENGRAM_EINVAL, "a TTL may be at most %" PRIu64 " ms (100 years)",
                       MAX_TTL_MS);
@@ -851,6 +928,10 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
         crdt_value_destroy(&source);
         return rc;
     }
+    case ENGRAM__OP__CLUSTER_STATUS:
+    case ENGRAM__OP__CLUSTER_REMOVE:
+    case ENGRAM__OP__CLUSTER_JOIN:
+        return s_cluster_request(self, req, r);
     case ENGRAM__OP__STATS:
         self->stats.uptime_ms = (uint64_t)(s_now_ms() - self->started_ms);
         self->stats.scopes = node_store_scopes(self->store);
@@ -869,6 +950,7 @@ static void s_out_free(s_out_t **out_p)
     s_out_t *out = *out_p;
     zframe_destroy(&out->routing);
     free(out->reply);
+    free(out->write_sid);
     free(out->event_sid);
     free(out->event);
     free(out);
@@ -911,6 +993,13 @@ static void s_queue_reply(node_server_t *self, zframe_t *routing, uint64_t id, i
         out->event_sid = strdup(r->sid);
         if (out->event)
             engram__event__pack(r->event, out->event);
+    }
+    if (out->wrote && r->replicas > 1) {
+        out->replicas = r->replicas;
+        out->write_sid = strdup(r->sid);
+        out->dot = r->dot;
+        out->deadline_ms = s_now_ms() + (r->timeout_ms ? r->timeout_ms
+                                                       : ENGRAM_DEFAULT_REPLICAS_TIMEOUT_MS);
     }
     zlist_append(self->outbox, out);
 }
@@ -1107,12 +1196,63 @@ static void s_flush_outbox(node_server_t *self, int sync_rc)
                 engram__reply__pack(&reply, out->reply);
             self->stats.errors++;
         }
-        if (out->reply)
-            s_output(self, out->routing, out->reply, out->reply_len, false);
         if (out->event)
             s_publish(self, out);
+        if (out->replicas > 1 && sync_rc == 0 && out->write_sid) {
+            zlist_append(self->replicating, out); /* durable here; answered once replicated */
+            continue;
+        }
+        if (out->reply)
+            s_output(self, out->routing, out->reply, out->reply_len, false);
         s_out_free(&out);
     }
+}
+
+/*  Answers the writes waiting for replicas that now have them, or whose time is up: the
+ *  write stays durable here either way, and the reply says how many nodes held it. */
+static void s_check_replicating(node_server_t *self)
+{
+    int64_t now = s_now_ms();
+    zlist_t *ready = zlist_new();
+    for (s_out_t *out = zlist_first(self->replicating); out;
+         out = zlist_next(self->replicating)) {
+        unsigned holders = 1 + node_cluster_holders(self->cluster, out->write_sid,
+                                                    out->dot.node, out->dot.n);
+        if (holders >= out->replicas || now >= out->deadline_ms)
+            zlist_append(ready, out);
+    }
+    s_out_t *out;
+    while ((out = zlist_pop(ready))) {
+        zlist_remove(self->replicating, out);
+        unsigned holders = 1 + node_cluster_holders(self->cluster, out->write_sid,
+                                                    out->dot.node, out->dot.n);
+        Engram__Reply *reply = engram__reply__unpack(NULL, out->reply_len, out->reply);
+        char message[160];
+        if (reply) {
+            char *unpacked_message = reply->message;
+            reply->replicas = holders;
+            if (holders < out->replicas) {
+                snprintf(message, sizeof message,
+                         "the write is durable here, but %u of the %u nodes asked for held it "
+                         "in time",
+                         holders, out->replicas);
+                reply->code = ENGRAM_EREPLICAS;
+                reply->message = message;
+                self->stats.errors++;
+            }
+            size_t len = engram__reply__get_packed_size(reply);
+            uint8_t *buf = malloc(len ? len : 1);
+            if (buf) {
+                engram__reply__pack(reply, buf);
+                s_output(self, out->routing, buf, len, false);
+                free(buf);
+            }
+            reply->message = unpacked_message; /* the unpacker frees its own */
+            engram__reply__free_unpacked(reply, NULL);
+        }
+        s_out_free(&out);
+    }
+    zlist_destroy(&ready);
 }
 
 /*  --- requests --------------------------------------------------------------------- */
@@ -1170,11 +1310,13 @@ static void s_request(node_server_t *self, zframe_t *routing, Engram__Request *r
         rc = s_fail(&r, ENGRAM_EINVAL, "agent and user names are UTF-8 without spaces or control "
                                        "characters, at most %d bytes",
                     MAX_NAME_BYTES);
-    bool scoped = req->op != ENGRAM__OP__STATS;
+    bool scoped = req->op != ENGRAM__OP__STATS && !s_cluster_op(req->op);
     if (rc == 0 && scoped && (rc = s_resolve(req, sid, &r)) == 0) {
         r.sid = sid;
         r.scope = req->scope;
     }
+    r.replicas = req->replicas;
+    r.timeout_ms = req->timeout_ms;
     if (rc == 0 && req->op == ENGRAM__OP__GET && req->after.len) {
         rc = s_token_reached(self, req, &r);
         if (rc == 1) { /* not yet: park it */
@@ -1279,6 +1421,8 @@ static void s_turn(node_server_t *self)
             s_flush_outbox(self, 0); /* nothing to wait for: answer at once */
     }
     int64_t now = s_now_ms();
+    if (self->cluster)
+        node_cluster_receive(self->cluster, self->config.max_batch * 8, (uint64_t)now);
     if (now >= self->next_purge_ms) {
         uint64_t purged = 0;
         if (node_store_purge(self->store, (uint64_t)now, &purged) == 0)
@@ -1297,6 +1441,11 @@ static void s_turn(node_server_t *self)
     }
     s_flush_peers(self);
     s_flush_outbox(self, sync_rc);
+    if (self->cluster) {
+        if (sync_rc == 0)
+            node_cluster_send(self->cluster); /* what it announces is durable now */
+        s_check_replicating(self);
+    }
 }
 
 /*  How long the loop may sleep: until the next purge or parked deadline. */
@@ -1310,6 +1459,15 @@ static int s_timeout(node_server_t *self)
         until = now + 10; /* retry full connections soon */
     if (zlist_size(self->parked) && until > now + 50)
         until = now + 50; /* a parked token may be reached by another's write */
+    for (s_out_t *out = zlist_first(self->replicating); out;
+         out = zlist_next(self->replicating))
+        if (out->deadline_ms < until)
+            until = out->deadline_ms;
+    if (self->cluster) {
+        int cluster = node_cluster_timeout(self->cluster, (uint64_t)now);
+        if (now + cluster < until)
+            until = now + cluster;
+    }
     return until <= now ? 0 : (int)(until - now);
 }
 
@@ -1329,6 +1487,7 @@ int node_server_new(const node_config_t *config, node_server_t **self_p, char *w
     self->peers = zhash_new();
     self->parked = zlist_new();
     self->outbox = zlist_new();
+    self->replicating = zlist_new();
     engram__stats__init(&self->stats);
     self->stats.durability = config->durability_sync ? "sync" : "async";
     self->started_ms = s_now_ms();
@@ -1360,6 +1519,20 @@ int node_server_new(const node_config_t *config, node_server_t **self_p, char *w
         node_server_destroy(&self);
         return ENGRAM_EUNAVAILABLE;
     }
+    if (config->gossip_endpoint) {
+        node_cluster_config_t cluster = {.data_dir = config->data_dir,
+                                         .gossip_endpoint = config->gossip_endpoint,
+                                         .admission_path = config->admission_path,
+                                         .join = config->join,
+                                         .fanout = config->fanout,
+                                         .gossip_interval_ms = config->gossip_interval_ms,
+                                         .max_message_bytes = config->max_gossip_bytes};
+        rc = node_cluster_new(&cluster, self->store, &self->cluster, why, why_len);
+        if (rc) {
+            node_server_destroy(&self);
+            return rc;
+        }
+    }
     *self_p = self;
     return 0;
 }
@@ -1367,6 +1540,10 @@ int node_server_new(const node_config_t *config, node_server_t **self_p, char *w
 int node_server_run(node_server_t *self)
 {
     zpoller_t *poller = zpoller_new(self->router, NULL);
+    if (poller && self->cluster) {
+        zpoller_add(poller, node_cluster_gossip_socket(self->cluster));
+        zpoller_add(poller, node_cluster_intro_socket(self->cluster));
+    }
     if (!poller)
         return ENGRAM_ENOMEM;
     while (!zsys_interrupted) {
@@ -1396,6 +1573,10 @@ void node_server_destroy(node_server_t **self_p)
     s_out_t *out;
     while (self->outbox && (out = zlist_pop(self->outbox)))
         s_out_free(&out);
+    while (self->replicating && (out = zlist_pop(self->replicating)))
+        s_out_free(&out);
+    zlist_destroy(&self->replicating);
+    node_cluster_destroy(&self->cluster);
     zlist_destroy(&self->subscribers);
     zhash_destroy(&self->peers);
     zlist_destroy(&self->parked);

@@ -58,6 +58,7 @@ typedef struct {
     char *memory_id;   /* remember */
     char *next_cursor; /* list: "" when there is no further page */
     char *token;       /* the causal token, printable (base64url) */
+    unsigned replicas; /* engram_put_replicated: nodes that held the write when answered */
 } engram_result_t;
 
 typedef struct {
@@ -140,6 +141,51 @@ int engram_subscribe(engram_t *self, const char *scope);
 int engram_next_event(engram_t *self, int timeout_ms, engram_event_t **event);
 
 int engram_stats(engram_t *self, engram_stats_t *stats);
+
+/*  engram_put that answers once `replicas` nodes (this one included) hold the write, or after
+ *  timeout_ms (0: ENGRAM_DEFAULT_REPLICAS_TIMEOUT_MS) with ENGRAM_EREPLICAS: the write is then
+ *  durable on this node and on fewer others than asked. */
+int engram_put_replicated(engram_t *self, const char *scope, const char *key, const void *value,
+                          size_t len, const char *meta_json, uint64_t ttl_ms, unsigned replicas,
+                          int timeout_ms, engram_result_t **result);
+
+/*  The cluster as the local node sees it (engram cluster status). */
+typedef struct {
+    uint64_t id;
+    char state[16];      /* self, alive, suspect, dead, left */
+    uint64_t incarnation;
+    char *endpoint;
+    int lag_known;       /* 0 until the member has told what it holds */
+    uint64_t lag_ops;    /* operations this node holds that the member lacks */
+    uint64_t lag_bytes;  /* size of the delta that would bring it up to date */
+} engram_member_t;
+
+typedef struct {
+    char *scope;
+    char *vector;        /* the version vector: "node:n ..." */
+    uint64_t ops;
+    uint64_t garbage;    /* op records waiting for the stable cut */
+} engram_scope_status_t;
+
+typedef struct {
+    char *cluster_id;
+    uint64_t node_id;
+    char *endpoint;
+    engram_member_t *members;
+    size_t nmembers;
+    engram_scope_status_t *scopes;
+    size_t nscopes;
+    uint64_t pushes_sent, pushes_applied, pushes_held_back;
+    uint64_t digests_sent, pulls_answered, pull_deltas_applied;
+    uint64_t bytes_sent, bytes_received, bad_messages;
+} engram_cluster_t;
+
+int engram_cluster_status(engram_t *self, engram_cluster_t **status);
+void engram_cluster_destroy(engram_cluster_t **self_p);
+/*  Hands the node an admin-signed decommission of node_id (see engram CLI: cluster remove). */
+int engram_cluster_remove(engram_t *self, uint64_t node_id, const void *statement, size_t len);
+/*  Asks the node to join (again) through a member's gossip endpoint. */
+int engram_cluster_join(engram_t *self, const char *endpoint);
 
 #ifdef __cplusplus
 }

@@ -74,6 +74,22 @@
 #ifndef ENGRAM_DEFAULT_MIN_FREE_BYTES
 #define ENGRAM_DEFAULT_MIN_FREE_BYTES (64 * 1024 * 1024)
 #endif
+/*  Replication (gossip/engine.h, node/cluster.h): peers each new write is pushed to, how
+ *  often a node sends one peer its version vectors (anti-entropy), and the byte budget of one
+ *  gossip message (larger pull answers are chunked; the gossip socket refuses larger frames). */
+#ifndef ENGRAM_DEFAULT_FANOUT
+#define ENGRAM_DEFAULT_FANOUT 3
+#endif
+#ifndef ENGRAM_DEFAULT_GOSSIP_INTERVAL_MS
+#define ENGRAM_DEFAULT_GOSSIP_INTERVAL_MS 200
+#endif
+#ifndef ENGRAM_DEFAULT_MAX_GOSSIP_BYTES
+#define ENGRAM_DEFAULT_MAX_GOSSIP_BYTES (1024 * 1024)
+#endif
+/*  How long a write with replicas=N waits for N nodes to hold it by default. */
+#ifndef ENGRAM_DEFAULT_REPLICAS_TIMEOUT_MS
+#define ENGRAM_DEFAULT_REPLICAS_TIMEOUT_MS 5000
+#endif
 /*  How often the free space is measured (statvfs), at most. */
 #ifndef ENGRAM_FREE_SPACE_CHECK_MS
 #define ENGRAM_FREE_SPACE_CHECK_MS 100

@@ -1,0 +1,91 @@
+/*  node_cluster: engramd's replication, the gossip engine (gossip/engine.h) over ZeroMQ.
+ *
+ *  Sockets, all owned by the server's thread:
+ *    - gossip: a ROUTER bound to the node's gossip endpoint (tcp://HOST:PORT), CurveZMQ server
+ *      with the node's CURVE key (derived from its Ed25519 identity). czmq's zauth admits a
+ *      connecting key only if DATA/peers holds its certificate, and DATA/peers holds exactly
+ *      the keys of admitted members that are not removed: a peer without an admitted key
+ *      cannot connect. Every frame's sender is the member the CURVE key belongs to (ZeroMQ's
+ *      User-Id), never an id the frame claims.
+ *    - one DEALER per member, CurveZMQ client, connected to the member's gossip endpoint:
+ *      messages to a member go out on its DEALER, answers come back on the gossip ROUTER.
+ *      Sends never block (ZMQ_IMMEDIATE, no wait): a message a peer cannot take now is
+ *      dropped and its content comes back through anti-entropy.
+ *    - introduction: a ROUTER on the gossip port + 1 with no CURVE, because a joiner does not
+ *      yet know any member's key. It takes one message, an Introduction with the joiner's
+ *      admission card (proto/cluster.proto); a card the cluster's admin signed makes the
+ *      joiner a member (its key goes into DATA/peers) and the answer carries this node's
+ *      card, from which the joiner takes the key to connect with. Nothing else is accepted
+ *      there.
+ *
+ *  Ordering with the server's group commit: the server calls node_cluster_receive during its
+ *  turn (remote deltas are applied to the store unsynced, like local writes), syncs, then calls
+ *  node_cluster_send: pushes of local writes and acks of applied pushes leave only once what
+ *  they announce is durable.
+ *
+ *  Membership (alive, suspect, dead, left, by incarnation) is the engine's; this module keeps
+ *  the sockets and DATA/peers in step with it and persists it in DATA/members, so a restarted
+ *  node knows its peers and a removed node stays removed.
+ */
+#ifndef NODE_CLUSTER_H
+#define NODE_CLUSTER_H
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gossip/engine.h"
+#include "node/store.h"
+#include "proto/api.pb-c.h"
+
+typedef struct {
+    const char *data_dir;        /* DATA/peers and DATA/members live here */
+    const char *gossip_endpoint; /* tcp://HOST:PORT, PORT explicit */
+    const char *admission_path;  /* the node's card (engram node admit) */
+    const char *join;            /* a member's gossip endpoint, or NULL */
+    unsigned fanout;
+    uint64_t gossip_interval_ms; /* how often a digest goes out */
+    size_t max_message_bytes;    /* gossip message budget (below the sockets' max size) */
+} node_cluster_config_t;
+
+typedef struct node_cluster node_cluster_t;
+
+/*  Loads the card, binds the sockets, starts zauth, learns the remembered members. On
+ *  failure returns a code and writes a one-line reason into why. */
+int node_cluster_new(const node_cluster_config_t *config, node_store_t *store,
+                     node_cluster_t **self_p, char *why, size_t why_len);
+void node_cluster_destroy(node_cluster_t **self_p);
+
+/*  The sockets the server polls. */
+zsock_t *node_cluster_gossip_socket(node_cluster_t *self);
+zsock_t *node_cluster_intro_socket(node_cluster_t *self);
+
+/*  A local write on shared scope sid: delta from the mutator, deps the context before it. */
+void node_cluster_local(node_cluster_t *self, const char *sid, const crdt_scope_t *delta,
+                        const crdt_ctx_t *deps);
+/*  Reads what waits on the cluster's sockets (at most max messages), runs the engine's
+ *  timers. Returns whether any remote delta may have been applied. */
+bool node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms);
+/*  Sends the engine's queued messages; call after the turn's sync. */
+void node_cluster_send(node_cluster_t *self);
+/*  Milliseconds until the cluster needs the loop again. */
+int node_cluster_timeout(node_cluster_t *self, uint64_t now_ms);
+
+/*  How many members other than this node are known to hold dot (node, n) of sid. */
+unsigned node_cluster_holders(node_cluster_t *self, const char *sid, uint64_t node, uint64_t n);
+/*  Decommissions a member for good with an admin statement. 0, ENGRAM_EDENIED for a
+ *  statement this cluster's admin did not sign, or ENGRAM_ENOTFOUND. */
+int node_cluster_remove(node_cluster_t *self, uint64_t id, const uint8_t *statement, size_t len);
+/*  Starts (or restarts) joining through a member's gossip endpoint. */
+int node_cluster_join(node_cluster_t *self, const char *endpoint);
+
+/*  The facts of `engram cluster status`: members with state and lag, this node's version
+ *  vector per shared scope, gossip counters. Caller frees with node_cluster_status_free. */
+int node_cluster_status(node_cluster_t *self, Engram__ClusterStatus **status_p);
+void node_cluster_status_free(Engram__ClusterStatus **status_p);
+
+gossip_engine_t *node_cluster_engine(node_cluster_t *self);
+const char *node_cluster_id_hex(const node_cluster_t *self);
+const char *node_cluster_endpoint(const node_cluster_t *self);
+
+#endif
