@@ -27,6 +27,8 @@
  *  order): a monitor on each link reports the refusal, and the link is made anew this long
  *  after it was made. */
 #define RELINK_MS 250
+/*  How often op records below the stable cut are collected. */
+#define GC_INTERVAL_MS 10000
 /*  Bad frames are logged this often at most (each is counted). */
 #define BAD_LOG_INTERVAL_MS 1000
 
@@ -65,6 +67,8 @@ struct node_cluster {
     uint64_t next_intro_ms;
     uint64_t next_tick_ms;
     uint64_t links_made; /* names the links' monitor endpoints */
+    uint64_t next_gc_ms;
+    uint64_t collected;  /* op records dropped below stable cuts */
     uint64_t last_bad_log_ms;
     uint64_t bad_frames;
     uint64_t incarnation; /* at start; the engine raises it to refute suspicion */
@@ -780,6 +784,24 @@ static void s_receive_gossip(node_cluster_t *self, uint64_t now)
     zmsg_destroy(&msg);
 }
 
+/*  Drops the op records of one scope below its stable cut: every member that is not LEFT
+ *  is known to hold the cut, so no replica will ever ask for them. */
+static void s_collect_scope(void *arg, const char *scope)
+{
+    node_cluster_t *self = arg;
+    crdt_ctx_t *cut = gossip_engine_stable_cut(self->engine, scope);
+    const crdt_ctx_t *pruned = node_store_pruned(self->store, scope);
+    uint64_t dropped = 0;
+    if (cut && !crdt_ctx_is_empty(cut) && !(pruned && crdt_ctx_covers(pruned, cut))) {
+        int rc = node_store_gc(self->store, scope, cut, &dropped);
+        if (rc)
+            zsys_warning("engramd: collecting %s below its stable cut failed: %s", scope,
+                         engram_strerror(rc));
+        self->collected += dropped;
+    }
+    crdt_ctx_destroy(&cut);
+}
+
 bool node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms)
 {
     self->applied = false;
@@ -806,6 +828,10 @@ bool node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms)
         self->next_tick_ms = now_ms + TICK_MS;
     }
     s_relink(self, now_ms);
+    if (now_ms >= self->next_gc_ms) {
+        node_store_gossip.each_scope(self->store, s_collect_scope, self);
+        self->next_gc_ms = now_ms + GC_INTERVAL_MS;
+    }
     if (self->members_dirty)
         s_save_members(self);
     return self->applied;
@@ -906,6 +932,9 @@ static void s_status_scope(void *arg, const char *scope)
     item->scope = strdup(scope);
     item->vector = s_vector_text(ctx);
     item->ops = crdt_ctx_count(ctx);
+    uint64_t garbage = 0;
+    if (node_store_garbage(st->self->store, scope, &garbage) == 0)
+        item->garbage = garbage;
     status->scopes[status->n_scopes++] = item;
     st->failed |= !item->scope || !item->vector;
 }
