@@ -41,6 +41,7 @@ typedef struct {
     zsock_t *monitor;   /* owned: PAIR receiving the dealer's handshake failures */
     uint64_t created_ms;
     bool refused;       /* a handshake failed: connect anew */
+    bool left;          /* decommissioned: no longer counts as a holder of anything */
 } s_link_t;
 
 struct node_cluster {
@@ -74,6 +75,7 @@ struct node_cluster {
     uint64_t incarnation; /* at start; the engine raises it to refute suspicion */
     bool applied;
     bool members_dirty;
+    bool removed; /* an admin decommissioned this node: it no longer replicates */
 };
 
 static uint64_t s_now_ms(void)
@@ -130,16 +132,6 @@ static void s_admit_key(node_cluster_t *self, uint64_t id, const uint8_t curve_p
                    name);
     zstr_free(&path);
     zcert_destroy(&cert);
-}
-
-static void s_forget_key(node_cluster_t *self, uint64_t id)
-{
-    char name[17];
-    s_key_of(id, name);
-    char *path = zsys_sprintf("%s/%s.cert", self->peers_dir, name);
-    if (path)
-        zsys_file_delete(path);
-    zstr_free(&path);
 }
 
 static void s_drop_link(node_cluster_t *self, uint64_t id)
@@ -216,7 +208,7 @@ static void s_relink(node_cluster_t *self, uint64_t now)
             link->refused = true;
             zmsg_destroy(&event);
         }
-        if (link->refused && now >= link->created_ms + RELINK_MS)
+        if (link->refused && !link->left && now >= link->created_ms + RELINK_MS)
             zlist_append(redo, link);
     }
     s_link_t *link;
@@ -255,13 +247,24 @@ static void s_changed(void *arg, const gossip_member_t *member)
 {
     node_cluster_t *self = arg;
     self->members_dirty = true;
-    if (member->id == self->node_id)
+    if (member->id == self->node_id) {
+        if (member->state == GOSSIP_LEFT && !self->removed)
+            zsys_error("engramd: this node was removed from cluster %s for good; it no longer "
+                       "replicates and refuses writes to shared scopes",
+                       self->cluster_hex);
+        self->removed |= member->state == GOSSIP_LEFT;
         return;
+    }
     zsys_info("engramd: member %016" PRIx64 " %s (incarnation %" PRIu64 ") at %s", member->id,
               s_state_name(member->state), member->incarnation, member->endpoint);
     if (member->state == GOSSIP_LEFT) {
-        s_forget_key(self, member->id);
-        s_drop_link(self, member->id);
+        /* its key may still connect, but the engine refuses every frame it sends and answers
+           with the decommission, so that a removed node learns it even after a restart */
+        char name[17];
+        s_key_of(member->id, name);
+        s_link_t *link = zhash_lookup(self->links, name);
+        if (link)
+            link->left = true;
         return;
     }
     uint8_t node_key[crypto_sign_PUBLICKEYBYTES], curve_public[32];
@@ -270,11 +273,6 @@ static void s_changed(void *arg, const gossip_member_t *member)
         node_admission_curve_keys(node_key, NULL, curve_public, NULL) != 0)
         return;
     s_admit_key(self, member->id, curve_public);
-    /* A member we cannot reach gets a fresh connection: libzmq never retries one whose CURVE
-     * handshake was refused, as the first one is when we learn a joiner before it has
-     * learned (and admitted) us. */
-    if (member->state != GOSSIP_ALIVE)
-        s_drop_link(self, member->id);
     if (*member->endpoint)
         s_ensure_link(self, member->id, member->endpoint, curve_public);
 }
@@ -350,8 +348,11 @@ static void s_load_members(node_cluster_t *self)
     }
     for (size_t i = 0; i < members->n_members; i++) {
         Engram__MemberRecord *rec = members->members[i];
-        if (rec->id == self->node_id)
+        if (rec->id == self->node_id) {
+            if (rec->state == GOSSIP_LEFT && rec->leave.len) /* removed for good, restarts too */
+                gossip_engine_leave(self->engine, rec->id, rec->leave.data, rec->leave.len);
             continue;
+        }
         gossip_member_t member = {.id = rec->id,
                                   .incarnation = rec->incarnation,
                                   .state = GOSSIP_ALIVE,
@@ -736,6 +737,11 @@ const char *node_cluster_id_hex(const node_cluster_t *self)
     return self->cluster_hex;
 }
 
+bool node_cluster_removed(const node_cluster_t *self)
+{
+    return self->removed;
+}
+
 const char *node_cluster_endpoint(const node_cluster_t *self)
 {
     return self->config.gossip_endpoint;
@@ -868,6 +874,8 @@ unsigned node_cluster_holders(node_cluster_t *self, const char *sid, uint64_t no
     unsigned holders = 0;
     crdt_dot_t dot = {.node = node, .n = n};
     for (s_link_t *link = zhash_first(self->links); link; link = zhash_next(self->links)) {
+        if (link->left)
+            continue;
         const crdt_ctx_t *ctx = gossip_engine_peer_ctx(self->engine, link->id, sid);
         if (ctx && crdt_ctx_contains(ctx, dot))
             holders++;

@@ -4,9 +4,11 @@
  *    - gossip: a ROUTER bound to the node's gossip endpoint (tcp://HOST:PORT), CurveZMQ server
  *      with the node's CURVE key (derived from its Ed25519 identity). czmq's zauth admits a
  *      connecting key only if DATA/peers holds its certificate, and DATA/peers holds exactly
- *      the keys of admitted members that are not removed: a peer without an admitted key
- *      cannot connect. Every frame's sender is the member the CURVE key belongs to (ZeroMQ's
- *      User-Id), never an id the frame claims.
+ *      the keys of members whose admission card this node verified: a peer without an
+ *      admitted key cannot connect. Every frame's sender is the member the CURVE key belongs
+ *      to (ZeroMQ's User-Id), never an id the frame claims. A removed member may still
+ *      connect, but the engine refuses all it sends and answers with the admin's
+ *      decommission, so that the removed node learns it (and then refuses shared writes).
  *    - one DEALER per member, CurveZMQ client, connected to the member's gossip endpoint:
  *      messages to a member go out on its DEALER, answers come back on the gossip ROUTER.
  *      Sends never block (ZMQ_IMMEDIATE, no wait): a message a peer cannot take now is
@@ -83,6 +85,9 @@ int node_cluster_join(node_cluster_t *self, const char *endpoint);
  *  vector per shared scope, gossip counters. Caller frees with node_cluster_status_free. */
 int node_cluster_status(node_cluster_t *self, Engram__ClusterStatus **status_p);
 void node_cluster_status_free(Engram__ClusterStatus **status_p);
+
+/*  Whether an admin removed this node from the cluster (it then refuses shared writes). */
+bool node_cluster_removed(const node_cluster_t *self);
 
 gossip_engine_t *node_cluster_engine(node_cluster_t *self);
 const char *node_cluster_id_hex(const node_cluster_t *self);

@@ -365,6 +365,9 @@ static int s_mutate(node_server_t *self, const Engram__Request *req, s_reply_t *
     s_op_t op = {.self = self, .req = req, .key = key, .r = r, .source = source};
     crdt_scope_t *before = NULL;
     unsigned types = 0;
+    if (self->cluster && sid[0] != '@' && node_cluster_removed(self->cluster))
+        return s_fail(r, ENGRAM_EDENIED, "this node was removed from its cluster: shared "
+                                         "scopes are read-only here");
     int rc = node_store_view(self->store, sid, key, what, elem, &op.view, &types);
     if (rc)
         return s_fail(r, rc, "cannot read '%.64s': %s", key, engram_strerror(rc));
