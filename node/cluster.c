@@ -76,6 +76,8 @@ struct node_cluster {
     bool applied;
     bool members_dirty;
     bool removed; /* an admin decommissioned this node: it no longer replicates */
+    node_cluster_applied_fn on_applied;
+    void *on_applied_arg;
 };
 
 static uint64_t s_now_ms(void)
@@ -511,8 +513,11 @@ static int s_store_apply(void *state, const char *scope, const crdt_scope_t *del
 {
     node_cluster_t *self = state;
     int rc = node_store_gossip.apply(self->store, scope, delta);
-    if (rc == 0)
+    if (rc == 0) {
         self->applied = true;
+        if (self->on_applied)
+            self->on_applied(self->on_applied_arg, scope, delta);
+    }
     return rc;
 }
 
@@ -735,6 +740,12 @@ gossip_engine_t *node_cluster_engine(node_cluster_t *self)
 const char *node_cluster_id_hex(const node_cluster_t *self)
 {
     return self->cluster_hex;
+}
+
+void node_cluster_on_applied(node_cluster_t *self, node_cluster_applied_fn fn, void *arg)
+{
+    self->on_applied = fn;
+    self->on_applied_arg = arg;
 }
 
 bool node_cluster_removed(const node_cluster_t *self)

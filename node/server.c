@@ -156,6 +156,12 @@ typedef struct {
     char message[256];
 } s_reply_t;
 
+static void s_reply_init(s_reply_t *r)
+{
+    memset(r, 0, sizeof *r);
+    engram__reply__init(&r->msg);
+}
+
 static Engram__Item *s_add_item(s_reply_t *r)
 {
     Engram__Item *item = s_keep(&r->arena, malloc(sizeof *item));
@@ -980,16 +986,19 @@ static void s_queue_reply(node_server_t *self, zframe_t *routing, uint64_t id, i
     }
     s_out_t *out = calloc(1, sizeof *out);
     if (!out) {
-        zframe_destroy(&routing);
+        if (routing)
+            zframe_destroy(&routing);
         return;
     }
     out->routing = routing;
     out->id = id;
     out->wrote = r->wrote && code == 0;
-    out->reply_len = engram__reply__get_packed_size(&r->msg);
-    out->reply = malloc(out->reply_len ? out->reply_len : 1);
-    if (out->reply)
-        engram__reply__pack(&r->msg, out->reply);
+    if (routing) { /* no routing: only an event, from another node's write */
+        out->reply_len = engram__reply__get_packed_size(&r->msg);
+        out->reply = malloc(out->reply_len ? out->reply_len : 1);
+        if (out->reply)
+            engram__reply__pack(&r->msg, out->reply);
+    }
     if (r->event && code == 0) {
         out->event_len = engram__event__get_packed_size(r->event);
         out->event = malloc(out->event_len ? out->event_len : 1);
@@ -1258,13 +1267,81 @@ static void s_check_replicating(node_server_t *self)
     zlist_destroy(&ready);
 }
 
-/*  --- requests --------------------------------------------------------------------- */
+/*  --- changes from other nodes ------------------------------------------------------- */
 
-static void s_reply_init(s_reply_t *r)
+typedef struct {
+    node_server_t *self;
+    const char *sid;
+    int64_t now;
+} s_remote_t;
+
+/*  One entry a remote delta brought: an event for the scope's subscribers, sent with this
+ *  turn's replies (after the sync). */
+static int s_remote_entry(void *arg, crdt_type_id_t type, const char *key,
+                          const crdt_entry_view_t *entry)
 {
-    memset(r, 0, sizeof *r);
-    engram__reply__init(&r->msg);
+    static const char *ops[] = {"", "put", "set_add", "counter_changed", "log_append"};
+    s_remote_t *remote = arg;
+    s_reply_t r;
+    s_reply_init(&r);
+    r.sid = remote->sid;
+    r.scope = remote->sid;
+    Engram__Item *item = s_keep(&r.arena, malloc(sizeof *item));
+    Engram__Event *event = s_keep(&r.arena, malloc(sizeof *event));
+    if (item && event) {
+        engram__item__init(item);
+        engram__event__init(event);
+        item->key = (char *)key;
+        bool shown = true;
+        if (type == CRDT_REG || type == CRDT_LOG) {
+            shown = s_item_from_value(&r, item, entry, s_type_name(1u << type), remote->now);
+        } else { /* a set element, a counter's running total: no value header */
+            item->type = (char *)s_type_name(1u << type);
+            if (type == CRDT_SET) {
+                item->value.data = (uint8_t *)entry->elem;
+                item->value.len = strlen(entry->elem);
+            } else { /* the entry is its writer's running total: show the counter's value */
+                crdt_scope_t *view = NULL;
+                unsigned types = 0;
+                if (node_store_view(remote->self->store, remote->sid, key, NODE_VIEW_OBJECT,
+                                    NULL, &view, &types) == 0)
+                    crdt_counter_value(view, key, &item->amount);
+                crdt_scope_destroy(&view);
+            }
+            item->hlc = entry->hlc;
+            item->node = entry->node;
+            item->n = entry->n;
+        }
+        if (shown) {
+            event->scope = (char *)remote->sid;
+            event->key = (char *)key;
+            event->op = (char *)(type <= CRDT_TYPE_MAX ? ops[type] : "");
+            event->item = item;
+            event->author = item->author;
+            r.event = event;
+            s_queue_reply(remote->self, NULL, 0, 0, &r);
+        }
+    }
+    s_arena_free(&r.arena);
+    return 0;
 }
+
+/*  A delta from another node is in the store: its new entries become events. Removals made
+ *  elsewhere are not evented (the delta names their dots, not their keys). */
+static void s_remote_applied(void *arg, const char *sid, const crdt_scope_t *delta)
+{
+    node_server_t *self = arg;
+    bool subscribed = false;
+    for (s_subscriber_t *sub = zlist_first(self->subscribers); sub && !subscribed;
+         sub = zlist_next(self->subscribers))
+        subscribed = strcmp(sub->sid, sid) == 0;
+    if (!subscribed)
+        return;
+    s_remote_t remote = {self, sid, s_now_ms()};
+    crdt_scope_foreach_entry(delta, s_remote_entry, &remote);
+}
+
+/*  --- requests --------------------------------------------------------------------- */
 
 static void s_subscribe(node_server_t *self, zframe_t *routing, const Engram__Request *req,
                         const char *sid, s_reply_t *r)
@@ -1535,6 +1612,7 @@ int node_server_new(const node_config_t *config, node_server_t **self_p, char *w
             node_server_destroy(&self);
             return rc;
         }
+        node_cluster_on_applied(self->cluster, s_remote_applied, self);
     }
     *self_p = self;
     return 0;
