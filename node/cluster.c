@@ -497,14 +497,18 @@ static void s_introduce(node_cluster_t *self, uint64_t now)
 
 int node_cluster_join(node_cluster_t *self, const char *endpoint)
 {
-    char *intro = s_port_plus(endpoint, 1);
-    if (!intro)
-        return ENGRAM_EINVAL;
+    /* HOST:PORT is taken as tcp://HOST:PORT */
+    char *full = strstr(endpoint, "://") ? strdup(endpoint) : zsys_sprintf("tcp://%s", endpoint);
+    char *intro = full ? s_port_plus(full, 1) : NULL;
+    if (!intro) {
+        free(full);
+        return full ? ENGRAM_EINVAL : ENGRAM_ENOMEM;
+    }
     zstr_free(&intro);
     zstr_free(&self->join);
-    self->join = strdup(endpoint);
+    self->join = full;
     self->next_intro_ms = 0;
-    return self->join ? 0 : ENGRAM_ENOMEM;
+    return 0;
 }
 
 /*  --- the engine's store, observed ---------------------------------------------------- */
@@ -688,7 +692,8 @@ int node_cluster_new(const node_cluster_config_t *config, node_store_t *store,
     s_load_members(self);
     if (config->join && node_cluster_join(self, config->join) != 0)
         return s_fail(self_p, ENGRAM_EINVAL, why, why_len,
-                      "--join takes a member's gossip endpoint tcp://HOST:PORT, not '%s'",
+                      "--join takes a member's gossip endpoint, HOST:PORT or tcp://HOST:PORT, "
+                      "not '%s'",
                       config->join);
     return 0;
 }
