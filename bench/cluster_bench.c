@@ -1,0 +1,2198 @@
+/*  engram-cluster-bench: what replication between engramd nodes costs, beside the peers an
+ *  operator would otherwise pick: Redis with replicas (asynchronous replication, optionally
+ *  WAIT) and a 3-member etcd cluster (Raft). Everything runs on this host's loopback.
+ *
+ *  Four measurements, each printed as a table with the command that reproduces it:
+ *
+ *    lag      Replication lag. A 3-node engram cluster (deploy/local-cluster.sh); writers on
+ *             node A, open loop at 1k and 10k writes/s (LAG_WRITERS threads, one request in
+ *             flight each; a write issued late counts from its scheduled time, so queueing is
+ *             in the figure); a subscriber on node B (engram_subscribe) timestamps the event of
+ *             every key. Lag = arrival on B - scheduled write time on A. Beside it Redis, a
+ *             primary and a replica (`--replicaof`), the replica's keyspace events
+ *             (__keyevent@0__:set) timestamped the same way. Writes that never arrived within
+ *             the grace period are counted, then looked up with a point read on B: "missing"
+ *             is what B cannot read at all (replication broken: the run fails).
+ *    put      Replicated write throughput, 64 clients (one thread and connection each, one
+ *             request in flight, closed loop): engram plain puts (local durability sync,
+ *             replication asynchronous) and puts with --replicas 3 (answered once all three
+ *             nodes hold the write), every client on node A and spread over the 3 nodes;
+ *             etcd 3.4 with 3 members, puts through its gRPC gateway (HTTP/1.1 JSON POST
+ *             /v3/kv/put, a minimal keep-alive client per thread: not etcdctl), all clients on
+ *             member 1 and spread; Redis primary with two replicas, SET (asynchronous
+ *             replication) and SET followed by WAIT 2 1000 (both replicas acknowledged).
+ *    bytes    Bytes of replication per write against the payload (64 B, 1 KiB, 16 KiB), while
+ *             the cluster replicates N writes made on A: the gossip bytes the engines count
+ *             (cluster status bytes_sent summed over the three nodes: encoded gossip messages,
+ *             pushes, acks and digests), and the TCP payload bytes of the gossip connections
+ *             (`ss -ti` bytes_sent, so ZMTP and CurveZMQ framing included), both net of the
+ *             idle gossip measured just before. Beside it Redis with two replicas: the
+ *             primary's replication output plus input (INFO total_net_repl_*_bytes). The floor
+ *             for three full replicas is 2 x payload.
+ *    catchup  Bytes to bring back a node that missed K writes: with T keys written beforehand
+ *             (T = 10k, then 100k), node C is stopped (SIGTERM), K writes go to A, C restarts
+ *             (`local-cluster.sh restart`) and the time until C's version vector of the scope
+ *             equals A's is measured, with the gossip bytes C received since its start
+ *             (its cluster status bytes_received: the counters start at 0 with the process).
+ *             K = 0 is the baseline (a restart that missed nothing). It must track K, not T.
+ *
+ *  Run (Release, not sanitized, for numbers):
+ *      cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j2
+ *      build/bench/engram-cluster-bench                      # all four, about 3 minutes
+ *      build/bench/engram-cluster-bench --only lag,bytes     # some of them
+ *      build/bench/engram-cluster-bench --quick              # smoke run, < 30 s (a CTest)
+ *  --no-redis, --no-etcd leave the peers out; without their binaries (deploy/install-deps.sh
+ *  --bench) they are skipped and the table says so. --duration S sets the seconds per lag and
+ *  put cell, --clients N the put clients, --rates A,B the lag cells' writes/s.
+ *
+ *  Processes: engram nodes are started by deploy/local-cluster.sh (ENGRAM_BIN = this build's
+ *  node directory, ENGRAM_BASE_PORT random in 20000-60000); they detach (setsid), so this
+ *  process makes itself their subreaper and stops them by pid at exit, after a failure or a
+ *  SIGINT/SIGTERM. redis-server and etcd are its own children with PR_SET_PDEATHSIG. A
+ *  SIGKILL of the benchmark leaves the engram nodes running (their pids are in DIR/n*\/pid).
+ *  Exit status: 0; 1 if a measurement failed (a write never arrived, operations failed, a node
+ *  never caught up); 2 if a system could not be started.
+ *
+ *  Limits: every server and client shares the machine's cores (2 where this was written), so
+ *  a cluster of three is three processes competing for the same CPUs, and loopback has no
+ *  network latency: lag here is processing and batching delay, not distance.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis.h>
+
+#include "engram/engram.h"
+
+#ifndef ENGRAM_BENCH_BUILD_TYPE
+#define ENGRAM_BENCH_BUILD_TYPE "unknown"
+#endif
+#ifndef ENGRAM_BIN_DIR
+#define ENGRAM_BIN_DIR "build/node"
+#endif
+#ifndef LOCAL_CLUSTER_SH
+#define LOCAL_CLUSTER_SH "deploy/local-cluster.sh"
+#endif
+#ifndef REDIS_SERVER_PATH
+#define REDIS_SERVER_PATH "redis-server"
+#endif
+#ifndef ETCD_PATH
+#define ETCD_PATH "etcd"
+#endif
+
+#define VALUE_BYTES  256 /* lag, put and catchup writes */
+#define NODES        3
+#define MAX_CHILDREN 16
+#define MAX_CLIENTS  256
+#define MAX_RATES    4
+#define LAG_WRITERS  16 /* open-loop writer threads of a lag cell */
+#define LOAD_THREADS 16 /* closed-loop writers that fill the catchup scope */
+#define BYTES_THREADS 8
+#define START_WAIT_S 20.0
+#define SETTLE_WAIT_S 120.0
+#define PORT_MIN     20000
+#define PORT_MAX     60000
+#define SCOPE_LAG    "run:lag"
+#define SCOPE_PUT    "run:put"
+#define SCOPE_BYTES  "run:bytes"
+#define SCOPE_CATCH  "run:catchup"
+
+enum { M_LAG, M_PUT, M_BYTES, M_CATCHUP, M_COUNT };
+static const char *const s_m_names[M_COUNT] = {"lag", "put", "bytes", "catchup"};
+
+typedef struct {
+    bool quick;
+    bool only[M_COUNT];
+    double duration; /* seconds per lag and put cell */
+    double grace;    /* seconds a lag cell waits for late arrivals */
+    unsigned rates[MAX_RATES];
+    size_t nrates;
+    unsigned clients;
+    bool redis, etcd;
+    const char *redis_path, *etcd_path, *bin_dir, *script;
+    const char *argv0;
+} s_config_t;
+
+/*  --- what has to be cleaned up, also from a failure path ---------------------------- */
+
+typedef struct {
+    char dir[300];
+    int base;
+    pid_t pid[NODES + 1];     /* [1..NODES]; 0 while stopped */
+    char api[NODES + 1][400]; /* ipc://DIR/nI/api.sock */
+    engram_t *ctl[NODES + 1]; /* status connections, main thread only */
+    uint64_t id[NODES + 1];   /* node ids */
+} s_cluster_t;
+
+static char s_tmpdir[256];
+static pid_t s_children[MAX_CHILDREN];
+static size_t s_nchildren;
+static s_cluster_t *s_live; /* the running engram cluster */
+static volatile sig_atomic_t s_interrupted;
+static atomic_bool s_stop; /* the running cell ends */
+static const s_config_t *s_cfg;
+
+static void s_rm_tree(const char *dir);
+
+/*  Stops a process that may be our child (redis, etcd) or a detached engramd reparented to
+ *  us as subreaper: SIGTERM, 10 s for a clean stop, then SIGKILL. */
+static void s_pid_stop(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    if (kill(pid, SIGTERM) != 0 && errno == ESRCH)
+        return;
+    for (int i = 0; i < 1000; i++) {
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            return;
+        if (kill(pid, 0) != 0 && errno == ESRCH)
+            return;
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+static void s_child_forget(pid_t pid)
+{
+    for (size_t i = 0; i < s_nchildren; i++)
+        if (s_children[i] == pid) {
+            s_children[i] = s_children[--s_nchildren];
+            return;
+        }
+}
+
+static void s_cluster_release(s_cluster_t *c)
+{
+    for (int i = 1; i <= NODES; i++)
+        if (c->ctl[i])
+            engram_destroy(&c->ctl[i]);
+}
+
+static void s_cluster_stop(s_cluster_t *c)
+{
+    s_cluster_release(c);
+    for (int i = 1; i <= NODES; i++) {
+        s_pid_stop(c->pid[i]);
+        c->pid[i] = 0;
+    }
+    if (c->dir[0])
+        s_rm_tree(c->dir);
+    if (s_live == c)
+        s_live = NULL;
+}
+
+static int s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void s_rm_tree(const char *dir)
+{
+    nftw(dir, s_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void s_cleanup(void)
+{
+    if (s_live)
+        s_cluster_stop(s_live);
+    while (s_nchildren)
+        s_pid_stop(s_children[--s_nchildren]);
+    if (s_tmpdir[0]) {
+        s_rm_tree(s_tmpdir);
+        s_tmpdir[0] = '\0';
+    }
+}
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_interrupted = 1;
+    atomic_store(&s_stop, true);
+}
+
+#define DIE(...) s_die(__LINE__, __VA_ARGS__)
+__attribute__((format(printf, 2, 3), noreturn)) static void s_die(int line, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    fflush(stdout);
+    fprintf(stderr, "cluster_bench.c:%d: ", line);
+    vfprintf(stderr, format, args);
+    fputc('\n', stderr);
+    va_end(args);
+    if (s_live) /* before czmq's own atexit handler, which runs first */
+        s_cluster_release(s_live);
+    exit(2); /* s_cleanup runs from atexit */
+}
+
+/*  --- helpers ------------------------------------------------------------------------ */
+
+static uint64_t s_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
+}
+
+static double s_now(void)
+{
+    return (double)s_now_ns() * 1e-9;
+}
+
+static void s_sleep(double seconds)
+{
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !s_interrupted)
+        ;
+}
+
+static void s_sleep_until_ns(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR &&
+           !atomic_load_explicit(&s_stop, memory_order_relaxed))
+        ;
+}
+
+/*  splitmix64 */
+static uint64_t s_rand(uint64_t *state)
+{
+    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+static uint64_t s_port_rng;
+
+/*  "1.23M", "45.6k", "789": three significant digits. */
+static const char *s_si(char *buf, size_t size, double v)
+{
+    const char *unit = "";
+    if (v >= 1e6) {
+        v /= 1e6;
+        unit = "M";
+    } else if (v >= 1e3) {
+        v /= 1e3;
+        unit = "k";
+    }
+    snprintf(buf, size, v >= 100 ? "%.0f%s" : v >= 10 ? "%.1f%s" : "%.2f%s", v, unit);
+    return buf;
+}
+
+/*  Latency from nanoseconds: "87us", "1.23ms", "1.5s". */
+static const char *s_lat(char *buf, size_t size, uint64_t ns)
+{
+    double us = (double)ns / 1e3;
+    if (us < 1000)
+        snprintf(buf, size, us < 10 ? "%.1fus" : "%.0fus", us);
+    else if (us < 1e6)
+        snprintf(buf, size, us < 1e4 ? "%.2fms" : us < 1e5 ? "%.1fms" : "%.0fms", us / 1e3);
+    else
+        snprintf(buf, size, "%.2fs", us / 1e6);
+    return buf;
+}
+
+static const char *s_ratio(char *buf, size_t size, double e, double peer)
+{
+    if (!(peer > 0) || isnan(e))
+        snprintf(buf, size, "-");
+    else
+        snprintf(buf, size, e / peer >= 100 ? "%.0f" : e / peer >= 10 ? "%.1f" : "%.2f", e / peer);
+    return buf;
+}
+
+static int s_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/*  Nearest rank over sorted samples. */
+static uint64_t s_percentile(const uint64_t *sorted, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    size_t rank = (size_t)ceil(p * (double)n);
+    return sorted[rank ? rank - 1 : 0];
+}
+
+static void *s_alloc(size_t n)
+{
+    void *p = calloc(n ? n : 1, 1);
+    if (!p)
+        DIE("out of memory");
+    return p;
+}
+
+static void s_push(uint64_t **array, size_t *n, size_t *cap, uint64_t value)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 4096;
+        uint64_t *grown = realloc(*array, *cap * sizeof *grown);
+        if (!grown)
+            DIE("out of memory");
+        *array = grown;
+    }
+    (*array)[(*n)++] = value;
+}
+
+static bool s_port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/*  A random base in PORT_MIN..PORT_MAX such that base + offsets[i] are all free. */
+static int s_port_base(const int *offsets, size_t n, int span)
+{
+    for (int attempt = 0; attempt < 200; attempt++) {
+        int base = PORT_MIN + (int)(s_rand(&s_port_rng) % (uint64_t)(PORT_MAX - PORT_MIN - span));
+        bool ok = true;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = s_port_free(base + offsets[i]);
+        if (ok)
+            return base;
+    }
+    DIE("no free ports found in %d-%d", PORT_MIN, PORT_MAX);
+}
+
+/*  Starts argv[0] with stdout and stderr into log; the child dies with this process. */
+static pid_t s_spawn(char *const argv[], const char *log)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        DIE("fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        close_range(3, ~0U, 0);
+        signal(SIGINT, SIG_IGN);
+        execvp(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    if (s_nchildren == MAX_CHILDREN)
+        DIE("too many children");
+    s_children[s_nchildren++] = pid;
+    return pid;
+}
+
+static bool s_alive(pid_t pid)
+{
+    if (waitpid(pid, NULL, WNOHANG) == 0)
+        return true;
+    s_child_forget(pid);
+    return false;
+}
+
+static void s_show_log(const char *log)
+{
+    FILE *f = fopen(log, "r");
+    if (!f)
+        return;
+    char line[512];
+    fprintf(stderr, "--- %s ---\n", log);
+    while (fgets(line, sizeof line, f))
+        fputs(line, stderr);
+    fclose(f);
+}
+
+static bool s_executable(const char *path)
+{
+    if (strchr(path, '/'))
+        return access(path, X_OK) == 0;
+    const char *p = getenv("PATH");
+    char buf[1024];
+    while (p && *p) {
+        const char *colon = strchr(p, ':');
+        size_t len = colon ? (size_t)(colon - p) : strlen(p);
+        snprintf(buf, sizeof buf, "%.*s/%s", (int)len, p, path);
+        if (access(buf, X_OK) == 0)
+            return true;
+        p = colon ? colon + 1 : NULL;
+    }
+    return false;
+}
+
+/*  CPU seconds (user + system) a process has used, from /proc/PID/stat. */
+static double s_cpu_seconds(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NAN;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long utime = 0, stime = 0;
+    if (!p ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+        return NAN;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double s_cpu_sum(const pid_t *pids, size_t n)
+{
+    double sum = 0;
+    for (size_t i = 0; i < n; i++)
+        if (pids[i] > 0)
+            sum += s_cpu_seconds(pids[i]);
+    return sum;
+}
+
+/*  TCP payload bytes sent by every established socket with one of ports at either end (both
+ *  ends of a loopback connection are listed, each counting what it sent): `ss -ti`. -1 when
+ *  ss is missing. */
+static bool s_have_ss;
+static int64_t s_tcp_bytes(const int *ports, size_t n)
+{
+    if (!s_have_ss)
+        return -1;
+    char cmd[1024] = "ss -tinH state established '(";
+    size_t at = strlen(cmd);
+    for (size_t i = 0; i < n; i++)
+        at += (size_t)snprintf(cmd + at, sizeof cmd - at, "%s sport = :%d or dport = :%d",
+                               i ? " or" : "", ports[i], ports[i]);
+    snprintf(cmd + at, sizeof cmd - at, " )' 2>/dev/null");
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return -1;
+    char line[4096];
+    int64_t sum = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, " bytes_sent:");
+        if (p)
+            sum += strtoll(p + 12, NULL, 10);
+    }
+    pclose(f);
+    return sum;
+}
+
+static void s_key(char *buf, size_t size, const char *prefix, uint64_t i)
+{
+    snprintf(buf, size, "%s%08" PRIu64, prefix, i);
+}
+
+/*  A value of len bytes with the thread and operation number stamped into its start. */
+static void s_value_stamp(uint8_t *val, size_t len, unsigned thread, uint64_t i)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (len < 17)
+        return;
+    val[0] = (uint8_t)hex[thread & 15];
+    for (int d = 15; d >= 0; d--, i >>= 4)
+        val[1 + d] = (uint8_t)hex[i & 15];
+}
+
+/*  --- engram: the cluster through deploy/local-cluster.sh ---------------------------- */
+
+/*  Runs local-cluster.sh with a1 a2 [a3] for cluster c; its stdout into out. Exit status. */
+static int s_script(const s_cluster_t *c, char *out, size_t size, const char *a1, const char *a2,
+                    const char *a3)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        DIE("pipe: %s", strerror(errno));
+    char base[16];
+    snprintf(base, sizeof base, "%d", c->base);
+    pid_t pid = fork();
+    if (pid < 0)
+        DIE("fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close_range(3, ~0U, 0);
+        setenv("ENGRAM_BIN", s_cfg->bin_dir, 1);
+        setenv("ENGRAM_BASE_PORT", base, 1);
+        execl("/bin/bash", "bash", s_cfg->script, a1, a2, a3, (char *)NULL);
+        fprintf(stderr, "exec bash %s: %s\n", s_cfg->script, strerror(errno));
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t at = 0;
+    ssize_t r;
+    while ((r = read(fds[0], out + at, size - 1 - at)) > 0 || (r < 0 && errno == EINTR))
+        if (r > 0)
+            at += (size_t)r;
+    out[at] = '\0';
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/*  Takes "node=I api=EP gossip=EP pid=PID" lines. */
+static void s_cluster_parse(s_cluster_t *c, const char *out)
+{
+    for (const char *line = out; line && *line;) {
+        int i = 0, pid = 0;
+        char api[400];
+        if (sscanf(line, "node=%d api=%399s gossip=%*s pid=%d", &i, api, &pid) == 3 && i >= 1 &&
+            i <= NODES) {
+            c->pid[i] = pid;
+            snprintf(c->api[i], sizeof c->api[i], "%s", api);
+        }
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+}
+
+static engram_t *s_engram_connect(const char *endpoint, const char *agent, int timeout_ms)
+{
+    engram_t *e = engram_connect(endpoint, agent, "bench");
+    if (!e)
+        return NULL;
+    engram_set_timeout(e, timeout_ms);
+    engram_stats_t st;
+    if (engram_stats(e, &st) != 0) {
+        engram_destroy(&e);
+        return NULL;
+    }
+    engram_set_timeout(e, ENGRAM_DEFAULT_CLIENT_TIMEOUT_MS);
+    return e;
+}
+
+static engram_cluster_t *s_status(s_cluster_t *c, int i)
+{
+    engram_cluster_t *st = NULL;
+    int rc = engram_cluster_status(c->ctl[i], &st);
+    if (rc)
+        DIE("cluster status of node %d: %s %s", i, engram_strerror(rc),
+            engram_last_error(c->ctl[i]));
+    return st;
+}
+
+static const engram_scope_status_t *s_scope_of(const engram_cluster_t *st, const char *scope)
+{
+    for (size_t i = 0; i < st->nscopes; i++)
+        if (strcmp(st->scopes[i].scope, scope) == 0)
+            return &st->scopes[i];
+    return NULL;
+}
+
+/*  Every running node sees every other running node alive with no lag. */
+static bool s_cluster_settled(s_cluster_t *c)
+{
+    int up = 0;
+    for (int i = 1; i <= NODES; i++)
+        up += c->pid[i] > 0;
+    for (int i = 1; i <= NODES; i++) {
+        if (c->pid[i] <= 0)
+            continue;
+        engram_cluster_t *st = s_status(c, i);
+        int alive = 0;
+        bool lagging = false;
+        for (size_t m = 0; m < st->nmembers; m++) {
+            const engram_member_t *mb = &st->members[m];
+            if (strcmp(mb->state, "alive") != 0)
+                continue;
+            alive++;
+            lagging |= !mb->lag_known || mb->lag_ops != 0;
+        }
+        engram_cluster_destroy(&st);
+        if (lagging || alive < up - 1)
+            return false;
+    }
+    return true;
+}
+
+static double s_cluster_wait_settled(s_cluster_t *c, double timeout_s)
+{
+    double t0 = s_now();
+    while (!s_cluster_settled(c)) {
+        if (s_now() - t0 > timeout_s || s_interrupted)
+            return -1;
+        s_sleep(0.02);
+    }
+    return s_now() - t0;
+}
+
+static uint64_t s_bytes_sent(s_cluster_t *c)
+{
+    uint64_t sum = 0;
+    for (int i = 1; i <= NODES; i++) {
+        if (c->pid[i] <= 0)
+            continue;
+        engram_cluster_t *st = s_status(c, i);
+        sum += st->bytes_sent;
+        engram_cluster_destroy(&st);
+    }
+    return sum;
+}
+
+static void s_cluster_ports(const s_cluster_t *c, int ports[NODES])
+{
+    for (int i = 1; i <= NODES; i++)
+        ports[i - 1] = c->base + 10 * i;
+}
+
+static void s_cluster_connect(s_cluster_t *c, int i)
+{
+    double deadline = s_now() + START_WAIT_S;
+    while (!(c->ctl[i] = s_engram_connect(c->api[i], "bench-control", 500)))
+        if (s_now() > deadline || s_interrupted)
+            DIE("node %d (%s) does not answer", i, c->api[i]);
+    engram_cluster_t *st = s_status(c, i);
+    c->id[i] = st->node_id;
+    engram_cluster_destroy(&st);
+}
+
+static void s_cluster_start(s_cluster_t *c, const char *name)
+{
+    *c = (s_cluster_t){0};
+    snprintf(c->dir, sizeof c->dir, "%s/%s", s_tmpdir, name);
+    int offsets[2 * NODES];
+    for (int i = 1; i <= NODES; i++) {
+        offsets[2 * i - 2] = 10 * i;
+        offsets[2 * i - 1] = 10 * i + 1;
+    }
+    c->base = s_port_base(offsets, 2 * NODES, 10 * NODES + 2);
+    s_live = c;
+    char out[4096], n[8];
+    snprintf(n, sizeof n, "%d", NODES);
+    int rc = s_script(c, out, sizeof out, n, c->dir, NULL);
+    s_cluster_parse(c, out);
+    for (int i = 1; i <= NODES; i++)
+        if (c->pid[i] <= 0)
+            rc = rc ? rc : 1;
+    if (rc) {
+        fputs(out, stderr);
+        DIE("%s %d %s failed (exit %d)", s_cfg->script, NODES, c->dir, rc);
+    }
+    for (int i = 1; i <= NODES; i++)
+        s_cluster_connect(c, i);
+    if (s_cluster_wait_settled(c, START_WAIT_S) < 0)
+        DIE("the %d engram nodes of %s do not see each other", NODES, c->dir);
+    fprintf(stderr, "engram-cluster-bench: engram cluster %s, gossip ports %d/%d/%d, pids %d %d %d\n",
+            c->dir, c->base + 10, c->base + 20, c->base + 30, (int)c->pid[1], (int)c->pid[2],
+            (int)c->pid[3]);
+}
+
+/*  --- Redis: a primary and replicas -------------------------------------------------- */
+
+typedef struct {
+    int nodes; /* primary + replicas */
+    pid_t pid[NODES];
+    int port[NODES];
+    char dir[300];
+    char version[32];
+} s_redis_t;
+
+static redisContext *s_redis_connect(int port, int timeout_ms)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    redisContext *r = redisConnectWithTimeout("127.0.0.1", port, tv);
+    if (!r)
+        return NULL;
+    if (r->err) {
+        redisFree(r);
+        return NULL;
+    }
+    redisSetTimeout(r, (struct timeval){10, 0});
+    redisReply *reply = redisCommand(r, "PING");
+    bool ok = reply && reply->type == REDIS_REPLY_STATUS;
+    if (reply)
+        freeReplyObject(reply);
+    if (!ok) {
+        redisFree(r);
+        return NULL;
+    }
+    return r;
+}
+
+/*  An INFO field as an integer; -1 if absent. */
+static int64_t s_redis_info(redisContext *r, const char *section, const char *field)
+{
+    redisReply *reply = redisCommand(r, "INFO %s", section);
+    int64_t v = -1;
+    if (reply && reply->type == REDIS_REPLY_STRING) {
+        char pat[96];
+        snprintf(pat, sizeof pat, "\n%s:", field);
+        const char *p = strstr(reply->str, pat);
+        if (p)
+            v = strtoll(p + strlen(pat), NULL, 10);
+    }
+    if (reply)
+        freeReplyObject(reply);
+    return v;
+}
+
+static bool s_redis_info_has(redisContext *r, const char *section, const char *text)
+{
+    redisReply *reply = redisCommand(r, "INFO %s", section);
+    bool has = reply && reply->type == REDIS_REPLY_STRING && strstr(reply->str, text);
+    if (reply)
+        freeReplyObject(reply);
+    return has;
+}
+
+static void s_redis_start(s_redis_t *rs, int nodes)
+{
+    *rs = (s_redis_t){.nodes = nodes};
+    snprintf(rs->dir, sizeof rs->dir, "%s/redis", s_tmpdir);
+    mkdir(rs->dir, 0755);
+    int offsets[NODES] = {0, 1, 2};
+    int base = s_port_base(offsets, (size_t)nodes, nodes);
+    for (int i = 0; i < nodes; i++) {
+        rs->port[i] = base + i;
+        char dir[400], log[420], logfile[420], port[16], primary[16];
+        snprintf(dir, sizeof dir, "%s/r%d", rs->dir, i);
+        mkdir(dir, 0755);
+        snprintf(log, sizeof log, "%s/stdout", dir);
+        snprintf(logfile, sizeof logfile, "%s/redis.log", dir);
+        snprintf(port, sizeof port, "%d", rs->port[i]);
+        snprintf(primary, sizeof primary, "%d", base);
+        char *argv[] = {(char *)s_cfg->redis_path, "--port", port, "--bind", "127.0.0.1", "--dir",
+                        dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+                        "--protected-mode", "no", "--daemonize", "no", "--logfile", logfile,
+                        i ? "--replicaof" : NULL, "127.0.0.1", primary, NULL};
+        rs->pid[i] = s_spawn(argv, log);
+        double deadline = s_now() + START_WAIT_S;
+        redisContext *r;
+        while (!(r = s_redis_connect(rs->port[i], 200))) {
+            if (!s_alive(rs->pid[i]) || s_now() > deadline || s_interrupted) {
+                s_show_log(logfile);
+                DIE("redis-server %d did not start", i);
+            }
+            usleep(20000);
+        }
+        if (i == 0) {
+            redisReply *reply = redisCommand(r, "INFO server");
+            if (reply && reply->type == REDIS_REPLY_STRING) {
+                const char *v = strstr(reply->str, "redis_version:");
+                if (v)
+                    sscanf(v + 14, "%31[^\r\n]", rs->version);
+            }
+            if (reply)
+                freeReplyObject(reply);
+        }
+        redisFree(r);
+    }
+    /* Every replica linked and in sync. */
+    double deadline = s_now() + START_WAIT_S;
+    for (int i = 1; i < nodes; i++) {
+        redisContext *r = s_redis_connect(rs->port[i], 1000);
+        while (!r || !s_redis_info_has(r, "replication", "master_link_status:up")) {
+            if (s_now() > deadline || s_interrupted)
+                DIE("redis replica %d does not link to its primary", i);
+            usleep(20000);
+        }
+        redisFree(r);
+    }
+    fprintf(stderr, "engram-cluster-bench: redis-server %s primary on %d, %d replicas\n",
+            rs->version, base, nodes - 1);
+}
+
+static void s_redis_stop(s_redis_t *rs)
+{
+    for (int i = rs->nodes - 1; i >= 0; i--) {
+        s_child_forget(rs->pid[i]);
+        s_pid_stop(rs->pid[i]);
+    }
+    s_rm_tree(rs->dir);
+    rs->nodes = 0;
+}
+
+/*  Waits until every replica's offset reached the primary's. */
+static bool s_redis_wait_synced(const s_redis_t *rs, double timeout_s)
+{
+    redisContext *p = s_redis_connect(rs->port[0], 1000);
+    if (!p)
+        return false;
+    int64_t target = s_redis_info(p, "replication", "master_repl_offset");
+    redisFree(p);
+    double deadline = s_now() + timeout_s;
+    for (int i = 1; i < rs->nodes; i++) {
+        redisContext *r = s_redis_connect(rs->port[i], 1000);
+        while (!r || s_redis_info(r, "replication", "slave_repl_offset") < target) {
+            if (s_now() > deadline || s_interrupted) {
+                if (r)
+                    redisFree(r);
+                return false;
+            }
+            usleep(5000);
+        }
+        redisFree(r);
+    }
+    return true;
+}
+
+/*  --- etcd: three members, HTTP/1.1 JSON through the gRPC gateway -------------------- */
+
+typedef struct {
+    pid_t pid[NODES];
+    int client[NODES], peer[NODES];
+    char dir[300];
+    char version[64];
+} s_etcd_t;
+
+typedef struct {
+    int fd;
+    int port;
+    char buf[16384];
+} s_http_t;
+
+static bool s_http_connect(s_http_t *h, int port)
+{
+    h->port = port;
+    h->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (h->fd < 0)
+        return false;
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1;
+    setsockopt(h->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct timeval tv = {10, 0};
+    setsockopt(h->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(h->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(h->fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(h->fd);
+        h->fd = -1;
+        return false;
+    }
+    return true;
+}
+
+static void s_http_close(s_http_t *h)
+{
+    if (h->fd >= 0)
+        close(h->fd);
+    h->fd = -1;
+}
+
+/*  One request on the keep-alive connection; the HTTP status, or -1 if the connection
+ *  failed. The body (NUL-terminated, truncated to the buffer) is left in h->buf. */
+static int s_http(s_http_t *h, const char *method, const char *path, const char *body,
+                  size_t len, const char **resp_body)
+{
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     method, path, h->port, len);
+    struct iovec iov[2] = {{head, (size_t)n}, {(void *)body, len}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = body ? 2 : 1};
+    size_t want = (size_t)n + (body ? len : 0);
+    ssize_t sent = sendmsg(h->fd, &msg, MSG_NOSIGNAL);
+    if (sent != (ssize_t)want)
+        return -1;
+    size_t at = 0;
+    char *end = NULL;
+    while (!end) {
+        if (at + 1 >= sizeof h->buf)
+            return -1;
+        ssize_t r = recv(h->fd, h->buf + at, sizeof h->buf - 1 - at, 0);
+        if (r <= 0)
+            return -1;
+        at += (size_t)r;
+        h->buf[at] = '\0';
+        end = strstr(h->buf, "\r\n\r\n");
+    }
+    int status = 0;
+    if (sscanf(h->buf, "HTTP/1.%*d %d", &status) != 1)
+        return -1;
+    size_t hlen = (size_t)(end + 4 - h->buf);
+    long clen = -1;
+    bool chunked = false;
+    for (char *line = strstr(h->buf, "\r\n"); line && line < end; line = strstr(line + 2, "\r\n")) {
+        if (strncasecmp(line + 2, "Content-Length:", 15) == 0)
+            clen = strtol(line + 17, NULL, 10);
+        else if (strncasecmp(line + 2, "Transfer-Encoding:", 18) == 0 && strstr(line, "chunked"))
+            chunked = true;
+    }
+    /* The body: by Content-Length, or chunks up to the terminating "0\r\n\r\n". */
+    for (;;) {
+        size_t have = at - hlen;
+        if (clen >= 0 && have >= (size_t)clen)
+            break;
+        if (chunked && have >= 5 &&
+            (memcmp(h->buf + at - 5, "0\r\n\r\n", 5) == 0) &&
+            (have == 5 || h->buf[at - 6] == '\n'))
+            break;
+        if (clen < 0 && !chunked)
+            break;
+        if (at + 1 >= sizeof h->buf)
+            return -1; /* larger than any answer expected here */
+        ssize_t r = recv(h->fd, h->buf + at, sizeof h->buf - 1 - at, 0);
+        if (r <= 0)
+            return -1;
+        at += (size_t)r;
+        h->buf[at] = '\0';
+    }
+    if (resp_body)
+        *resp_body = h->buf + hlen;
+    return status;
+}
+
+static size_t s_base64(char *out, const uint8_t *in, size_t len)
+{
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (i + 1 < len)
+            v |= (uint32_t)in[i + 1] << 8;
+        if (i + 2 < len)
+            v |= in[i + 2];
+        out[o++] = t[(v >> 18) & 63];
+        out[o++] = t[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? t[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < len ? t[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return o;
+}
+
+/*  A put: 200, or the HTTP status / -1. */
+static int s_etcd_put(s_http_t *h, const char *key, const uint8_t *value, size_t len)
+{
+    char body[1024];
+    char k64[128], v64[512];
+    s_base64(k64, (const uint8_t *)key, strlen(key));
+    s_base64(v64, value, len);
+    int n = snprintf(body, sizeof body, "{\"key\":\"%s\",\"value\":\"%s\"}", k64, v64);
+    const char *resp = NULL;
+    int status = s_http(h, "POST", "/v3/kv/put", body, (size_t)n, &resp);
+    if (status == 200 && !strstr(resp, "\"header\""))
+        status = 599; /* not a put answer */
+    return status;
+}
+
+static void s_etcd_start(s_etcd_t *es)
+{
+    *es = (s_etcd_t){0};
+    snprintf(es->dir, sizeof es->dir, "%s/etcd", s_tmpdir);
+    mkdir(es->dir, 0755);
+    int offsets[2 * NODES];
+    for (int i = 0; i < 2 * NODES; i++)
+        offsets[i] = i;
+    int base = s_port_base(offsets, 2 * NODES, 2 * NODES);
+    char initial[512] = "";
+    for (int i = 0; i < NODES; i++) {
+        es->client[i] = base + 2 * i;
+        es->peer[i] = base + 2 * i + 1;
+        size_t at = strlen(initial);
+        snprintf(initial + at, sizeof initial - at, "%se%d=http://127.0.0.1:%d", i ? "," : "", i,
+                 es->peer[i]);
+    }
+    for (int i = 0; i < NODES; i++) {
+        char name[8], data[400], log[420], curl[64], purl[64];
+        snprintf(name, sizeof name, "e%d", i);
+        snprintf(data, sizeof data, "%s/e%d", es->dir, i);
+        snprintf(log, sizeof log, "%s/e%d.log", es->dir, i);
+        snprintf(curl, sizeof curl, "http://127.0.0.1:%d", es->client[i]);
+        snprintf(purl, sizeof purl, "http://127.0.0.1:%d", es->peer[i]);
+        char *argv[] = {(char *)s_cfg->etcd_path,
+                        "--name", name, "--data-dir", data,
+                        "--listen-client-urls", curl, "--advertise-client-urls", curl,
+                        "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
+                        "--initial-cluster", initial, "--initial-cluster-state", "new",
+                        "--initial-cluster-token", "engram-cluster-bench",
+                        "--logger", "zap", "--log-level", "warn", NULL};
+        es->pid[i] = s_spawn(argv, log);
+    }
+    /* Up when a put through every member succeeds (a leader is elected). */
+    double deadline = s_now() + START_WAIT_S;
+    for (int i = 0; i < NODES; i++) {
+        for (;;) {
+            s_http_t h = {.fd = -1};
+            int status = -1;
+            if (s_http_connect(&h, es->client[i]))
+                status = s_etcd_put(&h, "bench-probe", (const uint8_t *)"x", 1);
+            if (status == 200 && i == 0) {
+                const char *body = NULL;
+                if (s_http(&h, "GET", "/version", NULL, 0, &body) == 200)
+                    snprintf(es->version, sizeof es->version, "%.60s", body);
+            }
+            s_http_close(&h);
+            if (status == 200)
+                break;
+            if (!s_alive(es->pid[i]) || s_now() > deadline || s_interrupted) {
+                char log[420];
+                snprintf(log, sizeof log, "%s/e%d.log", es->dir, i);
+                s_show_log(log);
+                DIE("etcd member %d did not start", i);
+            }
+            usleep(50000);
+        }
+    }
+    fprintf(stderr, "engram-cluster-bench: etcd %s, client ports %d/%d/%d\n", es->version,
+            es->client[0], es->client[1], es->client[2]);
+}
+
+static void s_etcd_stop(s_etcd_t *es)
+{
+    for (int i = 0; i < NODES; i++) {
+        s_child_forget(es->pid[i]);
+        s_pid_stop(es->pid[i]);
+    }
+    s_rm_tree(es->dir);
+}
+
+/*  --- lag: write on A, time until B has it ----------------------------------------- */
+
+typedef enum { SYS_ENGRAM, SYS_REDIS } s_sys_t;
+
+typedef struct {
+    s_sys_t sys;
+    double rate;
+    size_t n;
+    uint64_t t0;
+    uint64_t *sched, *ack; /* ns; ack 0: the write failed */
+    _Atomic uint64_t *arrive;
+    char prefix[32];
+    size_t plen;
+    const char *write_ep; /* engram: node A's API */
+    int write_port;       /* redis: the primary */
+    engram_t *sub;        /* engram: B, subscribed */
+    redisContext *rsub;   /* redis: the replica, subscribed */
+    atomic_bool stop_reader;
+    atomic_size_t arrived;
+    atomic_size_t errors;
+    atomic_size_t resubscribed;
+    char error[256];
+    pthread_mutex_t lock;
+    pthread_barrier_t ready;
+} s_lag_t;
+
+typedef struct {
+    s_lag_t *cell;
+    unsigned id;
+    pthread_t thread;
+} s_lag_writer_t;
+
+static void s_lag_error(s_lag_t *cell, const char *what, const char *detail)
+{
+    pthread_mutex_lock(&cell->lock);
+    if (atomic_fetch_add(&cell->errors, 1) == 0)
+        snprintf(cell->error, sizeof cell->error, "%s: %s", what, detail);
+    pthread_mutex_unlock(&cell->lock);
+}
+
+static void s_lag_arrived(s_lag_t *cell, const char *key, uint64_t now)
+{
+    if (strncmp(key, cell->prefix, cell->plen) != 0)
+        return;
+    char *end;
+    unsigned long long seq = strtoull(key + cell->plen, &end, 10);
+    if (*end || seq >= cell->n)
+        return;
+    uint64_t expect = 0;
+    if (atomic_compare_exchange_strong(&cell->arrive[seq], &expect, now))
+        atomic_fetch_add(&cell->arrived, 1);
+}
+
+static void *s_lag_writer(void *arg)
+{
+    s_lag_writer_t *w = arg;
+    s_lag_t *cell = w->cell;
+    engram_t *e = NULL;
+    redisContext *r = NULL;
+    if (cell->sys == SYS_ENGRAM)
+        e = s_engram_connect(cell->write_ep, "bench-writer", 5000);
+    else
+        r = s_redis_connect(cell->write_port, 5000);
+    if (!e && !r)
+        s_lag_error(cell, "connect", "writer cannot connect");
+    pthread_barrier_wait(&cell->ready); /* connected */
+    pthread_barrier_wait(&cell->ready); /* t0 and the schedule are set */
+    uint8_t value[VALUE_BYTES];
+    memset(value, 'v', sizeof value);
+    char key[64];
+    for (size_t seq = w->id; (e || r) && seq < cell->n; seq += LAG_WRITERS) {
+        s_sleep_until_ns(cell->sched[seq]);
+        if (atomic_load_explicit(&s_stop, memory_order_relaxed))
+            break;
+        s_key(key, sizeof key, cell->prefix, seq);
+        s_value_stamp(value, sizeof value, w->id, seq);
+        bool ok;
+        if (e) {
+            engram_result_t *res = NULL;
+            int rc = engram_put(e, SCOPE_LAG, key, value, sizeof value, NULL, 0, &res);
+            ok = rc == 0;
+            if (!ok)
+                s_lag_error(cell, engram_strerror(rc), engram_last_error(e));
+            engram_result_destroy(&res);
+        } else {
+            redisReply *reply = redisCommand(r, "SET %s %b", key, value, sizeof value);
+            ok = reply && reply->type == REDIS_REPLY_STATUS;
+            if (!ok)
+                s_lag_error(cell, "SET", reply ? reply->str : r->errstr);
+            if (reply)
+                freeReplyObject(reply);
+        }
+        if (ok)
+            cell->ack[seq] = s_now_ns();
+        if (r && r->err)
+            break;
+    }
+    if (e)
+        engram_destroy(&e);
+    if (r)
+        redisFree(r);
+    return NULL;
+}
+
+static void *s_lag_reader(void *arg)
+{
+    s_lag_t *cell = arg;
+    while (!atomic_load(&cell->stop_reader)) {
+        if (cell->sys == SYS_ENGRAM) {
+            engram_event_t *ev = NULL;
+            int rc = engram_next_event(cell->sub, 100, &ev);
+            if (rc == ENGRAM_ETIMEDOUT)
+                continue;
+            if (rc) {
+                /* The node ended the subscription (it fell behind): take it up again; the
+                 * events lost meanwhile show as "no event" and are checked by reads. */
+                atomic_fetch_add(&cell->resubscribed, 1);
+                if (engram_subscribe(cell->sub, SCOPE_LAG) != 0)
+                    s_sleep(0.01);
+                continue;
+            }
+            s_lag_arrived(cell, ev->key, s_now_ns());
+            engram_event_destroy(&ev);
+        } else {
+            void *reply = NULL;
+            if (redisReaderGetReply(cell->rsub->reader, &reply) != REDIS_OK)
+                break;
+            if (!reply) {
+                struct pollfd p = {.fd = cell->rsub->fd, .events = POLLIN};
+                if (poll(&p, 1, 100) > 0 && redisBufferRead(cell->rsub) != REDIS_OK)
+                    break;
+                continue;
+            }
+            uint64_t now = s_now_ns();
+            redisReply *m = reply;
+            if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 &&
+                m->element[2]->type == REDIS_REPLY_STRING)
+                s_lag_arrived(cell, m->element[2]->str, now);
+            freeReplyObject(m);
+        }
+    }
+    return NULL;
+}
+
+typedef struct {
+    bool ran;
+    double rate;      /* offered */
+    double achieved;  /* writes acknowledged per second */
+    size_t n, acked, arrived;
+    size_t no_event;  /* acknowledged, no event, but readable on B at the end */
+    size_t missing;   /* acknowledged and not readable on B at the end */
+    uint64_t p50, p99, max, ack50, ack99;
+    size_t errors, resubscribed;
+} s_lag_result_t;
+
+/*  One lag cell. For engram, ep_a/ep_b are node A's and B's API endpoints; for redis, the
+ *  primary's and the replica's ports. */
+static s_lag_result_t s_lag_run(s_sys_t sys, double rate, double duration, const char *ep_a,
+                                const char *ep_b, int port_a, int port_b, unsigned cellno)
+{
+    s_lag_result_t res = {.ran = true, .rate = rate};
+    s_lag_t *cell = s_alloc(sizeof *cell);
+    cell->sys = sys;
+    cell->rate = rate;
+    cell->n = (size_t)(rate * duration);
+    if (cell->n < LAG_WRITERS)
+        cell->n = LAG_WRITERS;
+    snprintf(cell->prefix, sizeof cell->prefix, "lag%u-", cellno);
+    cell->plen = strlen(cell->prefix);
+    cell->sched = s_alloc(cell->n * sizeof *cell->sched);
+    cell->ack = s_alloc(cell->n * sizeof *cell->ack);
+    cell->arrive = s_alloc(cell->n * sizeof *cell->arrive);
+    cell->write_ep = ep_a;
+    cell->write_port = port_a;
+    pthread_mutex_init(&cell->lock, NULL);
+    pthread_barrier_init(&cell->ready, NULL, LAG_WRITERS + 1);
+    atomic_store(&s_stop, false);
+    if (sys == SYS_ENGRAM) {
+        if (!(cell->sub = s_engram_connect(ep_b, "bench-reader", 5000)))
+            DIE("cannot connect to %s", ep_b);
+        if (engram_subscribe(cell->sub, SCOPE_LAG) != 0)
+            DIE("subscribe on %s: %s", ep_b, engram_last_error(cell->sub));
+    } else {
+        if (!(cell->rsub = s_redis_connect(port_b, 5000)))
+            DIE("cannot connect to the redis replica on %d", port_b);
+        redisReply *r = redisCommand(cell->rsub, "CONFIG SET notify-keyspace-events E$");
+        if (r)
+            freeReplyObject(r);
+        r = redisCommand(cell->rsub, "SUBSCRIBE __keyevent@0__:set");
+        if (!r || r->type != REDIS_REPLY_ARRAY)
+            DIE("SUBSCRIBE on the redis replica failed");
+        freeReplyObject(r);
+    }
+    pthread_t reader;
+    if (pthread_create(&reader, NULL, s_lag_reader, cell) != 0)
+        DIE("pthread_create");
+    s_lag_writer_t writers[LAG_WRITERS];
+    for (unsigned t = 0; t < LAG_WRITERS; t++) {
+        writers[t] = (s_lag_writer_t){.cell = cell, .id = t};
+        if (pthread_create(&writers[t].thread, NULL, s_lag_writer, &writers[t]) != 0)
+            DIE("pthread_create");
+    }
+    pthread_barrier_wait(&cell->ready);
+    cell->t0 = s_now_ns() + 50000000u;
+    for (size_t i = 0; i < cell->n; i++)
+        cell->sched[i] = cell->t0 + (uint64_t)((double)i * 1e9 / rate);
+    pthread_barrier_wait(&cell->ready);
+    for (unsigned t = 0; t < LAG_WRITERS; t++)
+        pthread_join(writers[t].thread, NULL);
+    uint64_t last_ack = cell->t0;
+    for (size_t i = 0; i < cell->n; i++) {
+        if (cell->ack[i]) {
+            res.acked++;
+            if (cell->ack[i] > last_ack)
+                last_ack = cell->ack[i];
+        }
+    }
+    double deadline = s_now() + s_cfg->grace;
+    while (atomic_load(&cell->arrived) < res.acked && s_now() < deadline && !s_interrupted)
+        s_sleep(0.005);
+    atomic_store(&cell->stop_reader, true);
+    pthread_join(reader, NULL);
+    res.arrived = atomic_load(&cell->arrived);
+    res.errors = atomic_load(&cell->errors);
+    res.resubscribed = atomic_load(&cell->resubscribed);
+    if (res.errors)
+        fprintf(stderr, "engram-cluster-bench: lag %s %.0f/s: %zu writes failed, first: %s\n",
+                sys == SYS_ENGRAM ? "engram" : "redis", rate, res.errors, cell->error);
+    /* What never came as an event: can B read it at all? */
+    engram_t *check = sys == SYS_ENGRAM ? s_engram_connect(ep_b, "bench-check", 5000) : NULL;
+    redisContext *rcheck = sys == SYS_REDIS ? s_redis_connect(port_b, 5000) : NULL;
+    char key[64];
+    for (size_t i = 0; i < cell->n; i++) {
+        if (!cell->ack[i] || atomic_load(&cell->arrive[i]))
+            continue;
+        s_key(key, sizeof key, cell->prefix, i);
+        bool found = false;
+        if (check) {
+            engram_result_t *r = NULL;
+            found = engram_get(check, SCOPE_LAG, key, NULL, 0, &r) == 0 && r->nitems > 0;
+            engram_result_destroy(&r);
+        } else if (rcheck) {
+            redisReply *r = redisCommand(rcheck, "EXISTS %s", key);
+            found = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+            if (r)
+                freeReplyObject(r);
+        }
+        if (found)
+            res.no_event++;
+        else
+            res.missing++;
+    }
+    if (check)
+        engram_destroy(&check);
+    if (rcheck)
+        redisFree(rcheck);
+    uint64_t *lag = s_alloc(cell->n * sizeof *lag), *ack = s_alloc(cell->n * sizeof *ack);
+    size_t nl = 0, na = 0;
+    for (size_t i = 0; i < cell->n; i++) {
+        uint64_t a = atomic_load(&cell->arrive[i]);
+        if (a)
+            lag[nl++] = a > cell->sched[i] ? a - cell->sched[i] : 0;
+        if (cell->ack[i])
+            ack[na++] = cell->ack[i] - cell->sched[i];
+    }
+    qsort(lag, nl, sizeof *lag, s_cmp_u64);
+    qsort(ack, na, sizeof *ack, s_cmp_u64);
+    res.n = cell->n;
+    res.p50 = s_percentile(lag, nl, 0.50);
+    res.p99 = s_percentile(lag, nl, 0.99);
+    res.max = nl ? lag[nl - 1] : 0;
+    res.ack50 = s_percentile(ack, na, 0.50);
+    res.ack99 = s_percentile(ack, na, 0.99);
+    res.achieved = (double)res.acked / ((double)(last_ack - cell->t0) * 1e-9);
+    free(lag);
+    free(ack);
+    if (cell->sub)
+        engram_destroy(&cell->sub);
+    if (cell->rsub)
+        redisFree(cell->rsub);
+    pthread_barrier_destroy(&cell->ready);
+    pthread_mutex_destroy(&cell->lock);
+    free(cell->sched);
+    free(cell->ack);
+    free((void *)cell->arrive);
+    free(cell);
+    return res;
+}
+
+static void s_lag_text(char *buf, size_t size, const s_lag_result_t *r)
+{
+    if (!r->ran) {
+        snprintf(buf, size, "%7s %8s %8s %8s %8s %8s %7s", "-", "-", "-", "-", "-", "-", "-");
+        return;
+    }
+    char a[16], b[16], c[16], d[16], e[16], f[16], g[32];
+    snprintf(g, sizeof g, "%zu", r->missing);
+    if (r->no_event)
+        snprintf(g, sizeof g, "%zu+%zu", r->missing, r->no_event);
+    snprintf(buf, size, "%7s %8s %8s %8s %8s %8s %7s", s_si(a, sizeof a, r->achieved),
+             s_lat(b, sizeof b, r->p50), s_lat(c, sizeof c, r->p99), s_lat(d, sizeof d, r->max),
+             s_lat(e, sizeof e, r->ack50), s_lat(f, sizeof f, r->ack99), g);
+}
+
+/*  --- put: closed-loop throughput of N clients --------------------------------------- */
+
+typedef enum { TP_ENGRAM, TP_ENGRAM_REP, TP_ETCD, TP_REDIS, TP_REDIS_WAIT, TP_COUNT } s_tp_kind_t;
+static const char *const s_tp_names[TP_COUNT] = {
+    "engram put (async replication, local sync)", "engram put --replicas 3",
+    "etcd put (Raft, 3 members)", "redis SET (async replication)", "redis SET + WAIT 2 1000"};
+
+typedef struct {
+    s_tp_kind_t kind;
+    bool spread;
+    const s_cluster_t *cluster;
+    const s_etcd_t *etcd;
+    const s_redis_t *redis;
+    pthread_barrier_t ready;
+} s_tp_t;
+
+typedef struct {
+    s_tp_t *cell;
+    unsigned id;
+    pthread_t thread;
+    uint64_t *lat;
+    size_t n, cap;
+    uint64_t errors, shortfall;
+    char error[200];
+    double t_end;
+} s_tp_worker_t;
+
+typedef struct {
+    bool ran;
+    double ops_s;
+    uint64_t p50, p99, errors, shortfall;
+    double cpu; /* the three servers, % of one core */
+} s_tp_result_t;
+
+__attribute__((format(printf, 2, 3))) static void s_tp_error(s_tp_worker_t *w, const char *format,
+                                                             ...)
+{
+    if (w->errors++ == 0) {
+        va_list args;
+        va_start(args, format);
+        vsnprintf(w->error, sizeof w->error, format, args);
+        va_end(args);
+    }
+}
+
+static void *s_tp_worker(void *arg)
+{
+    s_tp_worker_t *w = arg;
+    s_tp_t *cell = w->cell;
+    int target = cell->spread ? (int)(w->id % NODES) : 0;
+    engram_t *e = NULL;
+    redisContext *r = NULL;
+    s_http_t h = {.fd = -1};
+    bool ready = false;
+    switch (cell->kind) {
+    case TP_ENGRAM:
+    case TP_ENGRAM_REP:
+        ready = (e = s_engram_connect(cell->cluster->api[target + 1], "bench-put", 5000));
+        break;
+    case TP_ETCD:
+        ready = s_http_connect(&h, cell->etcd->client[target]);
+        break;
+    default:
+        ready = (r = s_redis_connect(cell->redis->port[0], 5000));
+        break;
+    }
+    if (!ready)
+        s_tp_error(w, "cannot connect");
+    uint8_t value[VALUE_BYTES];
+    memset(value, 'v', sizeof value);
+    char key[64], prefix[32];
+    snprintf(prefix, sizeof prefix, "p%d%c%u-", (int)cell->kind, cell->spread ? 's' : 'a', w->id);
+    pthread_barrier_wait(&cell->ready);
+    for (uint64_t i = 0; ready && !atomic_load_explicit(&s_stop, memory_order_relaxed); i++) {
+        s_key(key, sizeof key, prefix, i);
+        s_value_stamp(value, sizeof value, w->id, i);
+        uint64_t t0 = s_now_ns();
+        bool ok = true;
+        switch (cell->kind) {
+        case TP_ENGRAM:
+        case TP_ENGRAM_REP: {
+            engram_result_t *res = NULL;
+            int rc = cell->kind == TP_ENGRAM
+                         ? engram_put(e, SCOPE_PUT, key, value, sizeof value, NULL, 0, &res)
+                         : engram_put_replicated(e, SCOPE_PUT, key, value, sizeof value, NULL, 0,
+                                                 NODES, 5000, &res);
+            if (rc == ENGRAM_EREPLICAS)
+                w->shortfall++;
+            else if (rc) {
+                ok = false;
+                s_tp_error(w, "put: %s %s", engram_strerror(rc), engram_last_error(e));
+            }
+            engram_result_destroy(&res);
+            break;
+        }
+        case TP_ETCD: {
+            int status = s_etcd_put(&h, key, value, sizeof value);
+            if (status != 200) {
+                ok = false;
+                s_tp_error(w, "etcd put: HTTP %d %.100s", status,
+                           status > 0 ? strstr(h.buf, "\r\n\r\n") : "");
+                if (status < 0) {
+                    s_http_close(&h);
+                    ready = s_http_connect(&h, cell->etcd->client[target]);
+                }
+            }
+            break;
+        }
+        default: {
+            redisAppendCommand(r, "SET %s %b", key, value, sizeof value);
+            if (cell->kind == TP_REDIS_WAIT)
+                redisAppendCommand(r, "WAIT %d %d", NODES - 1, 1000);
+            for (int k = 0; k < (cell->kind == TP_REDIS_WAIT ? 2 : 1); k++) {
+                void *reply = NULL;
+                if (redisGetReply(r, &reply) != REDIS_OK) {
+                    ok = false;
+                    s_tp_error(w, "redis: %s", r->errstr);
+                    ready = false;
+                    break;
+                }
+                redisReply *rr = reply;
+                if (k == 0 && rr->type != REDIS_REPLY_STATUS) {
+                    ok = false;
+                    s_tp_error(w, "SET: %s", rr->type == REDIS_REPLY_ERROR ? rr->str : "?");
+                } else if (k == 1 && (rr->type != REDIS_REPLY_INTEGER || rr->integer < NODES - 1)) {
+                    w->shortfall++;
+                }
+                freeReplyObject(rr);
+            }
+            break;
+        }
+        }
+        uint64_t t1 = s_now_ns();
+        if (ok)
+            s_push(&w->lat, &w->n, &w->cap, t1 - t0);
+    }
+    w->t_end = s_now();
+    if (e)
+        engram_destroy(&e);
+    if (r)
+        redisFree(r);
+    s_http_close(&h);
+    return NULL;
+}
+
+static s_tp_result_t s_tp_run(s_tp_kind_t kind, bool spread, unsigned clients, double duration,
+                              const s_cluster_t *cluster, const s_etcd_t *etcd,
+                              const s_redis_t *redis)
+{
+    s_tp_result_t res = {.ran = true};
+    s_tp_t cell = {.kind = kind, .spread = spread, .cluster = cluster, .etcd = etcd, .redis = redis};
+    pthread_barrier_init(&cell.ready, NULL, clients + 1);
+    s_tp_worker_t *workers = s_alloc(clients * sizeof *workers);
+    atomic_store(&s_stop, false);
+    for (unsigned t = 0; t < clients; t++) {
+        workers[t] = (s_tp_worker_t){.cell = &cell, .id = t};
+        if (pthread_create(&workers[t].thread, NULL, s_tp_worker, &workers[t]) != 0)
+            DIE("pthread_create: %s", strerror(errno));
+    }
+    pid_t pids[NODES] = {0};
+    for (int i = 0; i < NODES; i++)
+        pids[i] = kind <= TP_ENGRAM_REP ? cluster->pid[i + 1]
+                  : kind == TP_ETCD     ? etcd->pid[i]
+                  : i < redis->nodes    ? redis->pid[i]
+                                        : 0;
+    pthread_barrier_wait(&cell.ready);
+    double cpu0 = s_cpu_sum(pids, NODES);
+    double t0 = s_now();
+    s_sleep(duration);
+    atomic_store(&s_stop, true);
+    double t_end = t0;
+    size_t total = 0;
+    for (unsigned t = 0; t < clients; t++) {
+        pthread_join(workers[t].thread, NULL);
+        if (workers[t].t_end > t_end)
+            t_end = workers[t].t_end;
+        total += workers[t].n;
+    }
+    double cpu1 = s_cpu_sum(pids, NODES);
+    uint64_t *all = s_alloc(total * sizeof *all);
+    size_t at = 0;
+    for (unsigned t = 0; t < clients; t++) {
+        s_tp_worker_t *w = &workers[t];
+        memcpy(all + at, w->lat, w->n * sizeof *all);
+        at += w->n;
+        if (w->errors && res.errors == 0)
+            fprintf(stderr, "engram-cluster-bench: %s (%s), client %u: %s\n", s_tp_names[kind],
+                    spread ? "spread" : "one node", t, w->error);
+        res.errors += w->errors;
+        res.shortfall += w->shortfall;
+        free(w->lat);
+    }
+    qsort(all, total, sizeof *all, s_cmp_u64);
+    res.ops_s = (double)total / (t_end - t0);
+    res.p50 = s_percentile(all, total, 0.50);
+    res.p99 = s_percentile(all, total, 0.99);
+    res.cpu = 100.0 * (cpu1 - cpu0) / (t_end - t0);
+    if (total == 0 && res.errors == 0)
+        res.errors = 1;
+    free(all);
+    free(workers);
+    pthread_barrier_destroy(&cell.ready);
+    return res;
+}
+
+/*  --- bytes: replication bytes per write ------------------------------------------- */
+
+typedef struct {
+    const char *ep;
+    int port; /* redis primary when ep is NULL */
+    size_t payload;
+    size_t from, n; /* writes [from, from+n) of this payload */
+    unsigned id, threads;
+    uint64_t errors;
+    pthread_t thread;
+} s_loader_t;
+
+/*  Closed-loop writes of keys prefix%08u, i in [from, from+n) stepping by threads. */
+static char s_load_prefix[32];
+static const char *s_load_scope;
+static void *s_loader(void *arg)
+{
+    s_loader_t *l = arg;
+    engram_t *e = l->ep ? s_engram_connect(l->ep, "bench-load", 5000) : NULL;
+    redisContext *r = l->ep ? NULL : s_redis_connect(l->port, 5000);
+    if (!e && !r) {
+        l->errors++;
+        return NULL;
+    }
+    uint8_t *value = s_alloc(l->payload);
+    memset(value, 'v', l->payload);
+    char key[64];
+    for (size_t i = l->from + l->id; i < l->from + l->n && !s_interrupted; i += l->threads) {
+        s_key(key, sizeof key, s_load_prefix, i);
+        s_value_stamp(value, l->payload, l->id, i);
+        if (e) {
+            engram_result_t *res = NULL;
+            int rc = engram_put(e, s_load_scope, key, value, l->payload, NULL, 0, &res);
+            engram_result_destroy(&res);
+            if (rc && l->errors++ == 0)
+                fprintf(stderr, "engram-cluster-bench: put %s: %s %s\n", key, engram_strerror(rc),
+                        engram_last_error(e));
+        } else {
+            redisReply *reply = redisCommand(r, "SET %s %b", key, value, l->payload);
+            if (!reply || reply->type != REDIS_REPLY_STATUS)
+                l->errors++;
+            if (reply)
+                freeReplyObject(reply);
+            if (r->err)
+                break;
+        }
+    }
+    free(value);
+    if (e)
+        engram_destroy(&e);
+    if (r)
+        redisFree(r);
+    return NULL;
+}
+
+/*  Writes n keys (prefix, from `from`) with threads clients; the errors. */
+static uint64_t s_load(const char *ep, int port, const char *scope, const char *prefix,
+                       size_t payload, size_t from, size_t n, unsigned threads)
+{
+    snprintf(s_load_prefix, sizeof s_load_prefix, "%s", prefix);
+    s_load_scope = scope;
+    s_loader_t l[LOAD_THREADS];
+    if (threads > LOAD_THREADS)
+        threads = LOAD_THREADS;
+    for (unsigned t = 0; t < threads; t++) {
+        l[t] = (s_loader_t){.ep = ep, .port = port, .payload = payload, .from = from, .n = n,
+                            .id = t, .threads = threads};
+        if (pthread_create(&l[t].thread, NULL, s_loader, &l[t]) != 0)
+            DIE("pthread_create");
+    }
+    uint64_t errors = 0;
+    for (unsigned t = 0; t < threads; t++) {
+        pthread_join(l[t].thread, NULL);
+        errors += l[t].errors;
+    }
+    return errors;
+}
+
+typedef struct {
+    size_t payload, n;
+    double seconds;        /* writes + until settled */
+    double gossip, tcp;    /* engram bytes per write, net of idle; tcp < 0: unknown */
+    double redis;          /* redis replication bytes per write; < 0: not run */
+    uint64_t errors;
+} s_bytes_result_t;
+
+/*  --- catchup: bring back a node that missed K writes -------------------------------- */
+
+typedef struct {
+    bool ran, ok;
+    size_t total;      /* keys written before the cell (preload and earlier cells) */
+    uint64_t ops;      /* operations in the scope on A after the K writes */
+    size_t k;
+    uint64_t lag_ops;  /* what A saw C lack before the restart */
+    uint64_t delta;    /* A's lag_bytes for C: the size of the delta C needs */
+    uint64_t received; /* gossip bytes C received from its start until caught up */
+    double seconds;    /* restart command until C holds every operation A holds */
+    uint64_t errors;
+} s_catch_result_t;
+
+/*  Stops node C, writes k keys on A, restarts C and waits until its context of SCOPE_CATCH
+ *  counts as many operations as A's. *written numbers the keys. */
+static s_catch_result_t s_catch_cell(s_cluster_t *c, size_t total, size_t k, size_t *written)
+{
+    s_catch_result_t res = {.ran = true, .total = total, .k = k};
+    if (s_cluster_wait_settled(c, SETTLE_WAIT_S) < 0)
+        DIE("the cluster does not settle before a catchup cell");
+    engram_destroy(&c->ctl[3]);
+    s_pid_stop(c->pid[3]);
+    c->pid[3] = 0;
+    res.errors = s_load(c->api[1], 0, SCOPE_CATCH, "m", VALUE_BYTES, *written, k, LOAD_THREADS);
+    *written += k;
+    engram_cluster_t *st = s_status(c, 1);
+    const engram_scope_status_t *sc = s_scope_of(st, SCOPE_CATCH);
+    res.ops = sc ? sc->ops : 0;
+    for (size_t m = 0; m < st->nmembers; m++)
+        if (st->members[m].id == c->id[3]) {
+            res.lag_ops = st->members[m].lag_ops;
+            res.delta = st->members[m].lag_bytes;
+        }
+    engram_cluster_destroy(&st);
+    double t0 = s_now();
+    char out[4096];
+    int rc = s_script(c, out, sizeof out, "restart", c->dir, "3");
+    s_cluster_parse(c, out);
+    if (rc || c->pid[3] <= 0) {
+        fputs(out, stderr);
+        DIE("%s restart %s 3 failed (exit %d)", s_cfg->script, c->dir, rc);
+    }
+    s_cluster_connect(c, 3);
+    double deadline = t0 + 60.0;
+    while (!s_interrupted && s_now() < deadline) {
+        st = s_status(c, 3);
+        sc = s_scope_of(st, SCOPE_CATCH);
+        bool done = sc && sc->ops >= res.ops;
+        if (done) {
+            res.seconds = s_now() - t0;
+            res.received = st->bytes_received;
+            res.ok = true;
+        }
+        engram_cluster_destroy(&st);
+        if (done)
+            break;
+        s_sleep(0.005);
+    }
+    return res;
+}
+
+/*  --- the tables --------------------------------------------------------------------- */
+
+static void s_repro(const char *what)
+{
+    printf("  reproduce: %s --only %s%s\n", s_cfg->argv0, what, s_cfg->quick ? " --quick" : "");
+}
+
+static const char *s_bytes_text(char *buf, size_t size, double b)
+{
+    if (b < 0 || isnan(b))
+        snprintf(buf, size, "-");
+    else if (b >= 1e6)
+        snprintf(buf, size, "%.2f MB", b / 1e6);
+    else if (b >= 1e4)
+        snprintf(buf, size, "%.1f kB", b / 1e3);
+    else
+        snprintf(buf, size, "%.0f B", b);
+    return buf;
+}
+
+/*  --- main ------------------------------------------------------------------------- */
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: engram-cluster-bench [--quick] [--only lag,put,bytes,catchup]\n"
+            "                            [--duration SECONDS] [--rates 1000,10000] [--clients N]\n"
+            "                            [--no-redis] [--no-etcd] [--redis-server PATH]\n"
+            "                            [--etcd PATH] [--engram-bin DIR] [--script PATH]\n");
+}
+
+static void s_parse(s_config_t *cfg, int argc, char **argv)
+{
+    *cfg = (s_config_t){.duration = 3.0,
+                        .grace = 5.0,
+                        .rates = {1000, 10000},
+                        .nrates = 2,
+                        .clients = 64,
+                        .redis = true,
+                        .etcd = true,
+                        .only = {true, true, true, true},
+                        .redis_path = REDIS_SERVER_PATH,
+                        .etcd_path = ETCD_PATH,
+                        .bin_dir = ENGRAM_BIN_DIR,
+                        .script = LOCAL_CLUSTER_SH,
+                        .argv0 = argv[0]};
+    bool duration_set = false, rates_set = false, clients_set = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool ok = true;
+        if (strcmp(a, "--quick") == 0) {
+            cfg->quick = true;
+            continue;
+        } else if (strcmp(a, "--no-redis") == 0) {
+            cfg->redis = false;
+            continue;
+        } else if (strcmp(a, "--no-etcd") == 0) {
+            cfg->etcd = false;
+            continue;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            s_usage(stdout);
+            exit(0);
+        } else if (!v) {
+            ok = false;
+        } else if (strcmp(a, "--only") == 0) {
+            memset(cfg->only, 0, sizeof cfg->only);
+            char *copy = strdup(v), *save = NULL;
+            for (char *tok = strtok_r(copy, ",", &save); ok && tok;
+                 tok = strtok_r(NULL, ",", &save)) {
+                int m = 0;
+                while (m < M_COUNT && strcmp(tok, s_m_names[m]) != 0)
+                    m++;
+                ok = m < M_COUNT;
+                if (ok)
+                    cfg->only[m] = true;
+            }
+            free(copy);
+        } else if (strcmp(a, "--duration") == 0) {
+            char *end;
+            cfg->duration = strtod(v, &end);
+            ok = *end == '\0' && cfg->duration > 0 && cfg->duration < 3600;
+            duration_set = true;
+        } else if (strcmp(a, "--rates") == 0) {
+            cfg->nrates = 0;
+            char *copy = strdup(v), *save = NULL;
+            for (char *tok = strtok_r(copy, ",", &save); ok && tok;
+                 tok = strtok_r(NULL, ",", &save)) {
+                char *end;
+                unsigned long n = strtoul(tok, &end, 10);
+                ok = *end == '\0' && n >= 1 && n <= 1000000 && cfg->nrates < MAX_RATES;
+                if (ok)
+                    cfg->rates[cfg->nrates++] = (unsigned)n;
+            }
+            free(copy);
+            ok = ok && cfg->nrates > 0;
+            rates_set = true;
+        } else if (strcmp(a, "--clients") == 0) {
+            char *end;
+            unsigned long n = strtoul(v, &end, 10);
+            ok = *end == '\0' && n >= 1 && n <= MAX_CLIENTS;
+            cfg->clients = (unsigned)n;
+            clients_set = true;
+        } else if (strcmp(a, "--redis-server") == 0) {
+            cfg->redis_path = v;
+        } else if (strcmp(a, "--etcd") == 0) {
+            cfg->etcd_path = v;
+        } else if (strcmp(a, "--engram-bin") == 0) {
+            cfg->bin_dir = v;
+        } else if (strcmp(a, "--script") == 0) {
+            cfg->script = v;
+        } else {
+            ok = false;
+        }
+        if (!ok) {
+            fprintf(stderr, "engram-cluster-bench: bad option '%s%s%s'\n", a, v ? " " : "",
+                    v ? v : "");
+            s_usage(stderr);
+            exit(2);
+        }
+        i++;
+    }
+    if (cfg->quick) {
+        if (!duration_set)
+            cfg->duration = 0.5;
+        if (!rates_set) {
+            cfg->rates[0] = 500;
+            cfg->nrates = 1;
+        }
+        if (!clients_set)
+            cfg->clients = 8;
+        cfg->grace = 3.0;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    s_config_t cfg;
+    s_parse(&cfg, argc, argv);
+    s_cfg = &cfg;
+    s_port_rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ s_now_ns();
+
+    const char *base = getenv("TMPDIR");
+    snprintf(s_tmpdir, sizeof s_tmpdir, "%s/engram-cluster-bench.XXXXXX",
+             base && *base && strlen(base) < 100 ? base : "/tmp");
+    if (!mkdtemp(s_tmpdir)) {
+        s_tmpdir[0] = '\0';
+        DIE("mkdtemp: %s", strerror(errno));
+    }
+    atexit(s_cleanup);
+    struct sigaction sa = {.sa_handler = s_on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    /* The nodes local-cluster.sh detaches become our children when the script exits. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    s_have_ss = system("ss -V >/dev/null 2>&1") == 0;
+
+    bool have_redis = cfg.redis && s_executable(cfg.redis_path);
+    bool have_etcd = cfg.etcd && s_executable(cfg.etcd_path);
+    printf("engram-cluster-bench (%s build): %d engram nodes on loopback (%s), %ld CPUs\n",
+           ENGRAM_BENCH_BUILD_TYPE, NODES, cfg.script, sysconf(_SC_NPROCESSORS_ONLN));
+    printf("peers: redis-server %s, etcd %s\n",
+           have_redis ? cfg.redis_path : cfg.redis ? "SKIPPED (not installed)" : "off (--no-redis)",
+           have_etcd ? cfg.etcd_path : cfg.etcd ? "SKIPPED (not installed)" : "off (--no-etcd)");
+    fflush(stdout);
+
+    int failures = 0;
+    s_cluster_t cluster;
+    s_redis_t redis = {0};
+    s_etcd_t etcd = {0};
+    bool need_cluster = cfg.only[M_LAG] || cfg.only[M_PUT] || cfg.only[M_BYTES];
+    if (need_cluster)
+        s_cluster_start(&cluster, "cluster");
+    if (have_redis && (cfg.only[M_LAG] || cfg.only[M_PUT] || cfg.only[M_BYTES]))
+        s_redis_start(&redis, NODES);
+
+    /* 1. lag */
+    if (cfg.only[M_LAG] && !s_interrupted) {
+        s_lag_result_t e[MAX_RATES] = {{0}}, r[MAX_RATES] = {{0}};
+        unsigned cellno = 0;
+        for (size_t i = 0; i < cfg.nrates && !s_interrupted; i++) {
+            e[i] = s_lag_run(SYS_ENGRAM, cfg.rates[i], cfg.duration, cluster.api[1],
+                             cluster.api[2], 0, 0, cellno++);
+            if (have_redis && !s_interrupted)
+                r[i] = s_lag_run(SYS_REDIS, cfg.rates[i], cfg.duration, NULL, NULL,
+                                 redis.port[0], redis.port[1], cellno++);
+        }
+        printf("\n1. Replication lag: write on A (open loop, %d writer threads, %d-byte values, "
+               "%.1f s per cell) until visible on B\n",
+               LAG_WRITERS, VALUE_BYTES, cfg.duration);
+        printf("   engram: 3-node cluster, engram_put on node A, engram_subscribe on node B | "
+               "redis: primary + 2 replicas (AOF always), SET on the primary, keyspace events "
+               "on replica 1\n");
+        printf("   lag = arrival on B - scheduled write time; ack = put answered - scheduled; "
+               "lost = not readable on B %.0f s after the last write (+ readable but no event)\n",
+               cfg.grace);
+        printf("         %-58s   %-58s   %s\n",
+               "-------------------------- engram ------------------------",
+               "--------------------------- redis ------------------------", "engram/redis");
+        printf("offered  %7s %8s %8s %8s %8s %8s %7s   %7s %8s %8s %8s %8s %8s %7s   %5s %5s\n",
+               "w/s", "lag p50", "lag p99", "lag max", "ack p50", "ack p99", "lost", "w/s",
+               "lag p50", "lag p99", "lag max", "ack p50", "ack p99", "lost", "p50", "p99");
+        for (size_t i = 0; i < cfg.nrates; i++) {
+            char et[128], rt[128], q50[16], q99[16];
+            s_lag_text(et, sizeof et, &e[i]);
+            s_lag_text(rt, sizeof rt, &r[i]);
+            s_ratio(q50, sizeof q50, r[i].ran ? (double)e[i].p50 : NAN, (double)r[i].p50);
+            s_ratio(q99, sizeof q99, r[i].ran ? (double)e[i].p99 : NAN, (double)r[i].p99);
+            printf("%7u  %s   %s   %5s %5s\n", cfg.rates[i], et, rt, q50, q99);
+        }
+        for (size_t i = 0; i < cfg.nrates; i++) {
+            if (e[i].missing || e[i].errors) {
+                printf("  FAIL: engram at %u/s: %zu writes never reached B, %zu writes failed\n",
+                       cfg.rates[i], e[i].missing, e[i].errors);
+                failures++;
+            }
+            if (e[i].resubscribed)
+                printf("  note: engram at %u/s: B ended the subscription %zu times (subscriber "
+                       "backlog); arrivals of the lost events were not timed\n",
+                       cfg.rates[i], e[i].resubscribed);
+            if (r[i].missing || r[i].errors)
+                printf("  note: redis at %u/s: %zu writes never reached the replica, %zu failed\n",
+                       cfg.rates[i], r[i].missing, r[i].errors);
+        }
+        if (!have_redis)
+            printf("  redis: skipped (%s)\n", cfg.redis ? "redis-server not installed" : "--no-redis");
+        s_repro("lag");
+        fflush(stdout);
+    }
+
+    /* 2. put throughput */
+    if (cfg.only[M_PUT] && !s_interrupted) {
+        if (have_etcd)
+            s_etcd_start(&etcd);
+        s_tp_result_t res[TP_COUNT][2] = {{{0}}};
+        for (int k = 0; k < TP_COUNT && !s_interrupted; k++) {
+            bool redis_kind = k == TP_REDIS || k == TP_REDIS_WAIT;
+            if ((redis_kind && !have_redis) || (k == TP_ETCD && !have_etcd))
+                continue;
+            for (int s = 0; s < 2 && !s_interrupted; s++) {
+                if (redis_kind && s == 1)
+                    continue; /* writes go to the primary */
+                res[k][s] = s_tp_run((s_tp_kind_t)k, s == 1, cfg.clients, cfg.duration, &cluster,
+                                     &etcd, &redis);
+            }
+        }
+        if (have_etcd)
+            s_etcd_stop(&etcd);
+        printf("\n2. Replicated write throughput: %u clients (a thread and connection each, one "
+               "request in flight), %d-byte values, %.1f s per cell\n",
+               cfg.clients, VALUE_BYTES, cfg.duration);
+        printf("   engram: libengram over ipc; etcd: HTTP/1.1 JSON POST /v3/kv/put (gRPC "
+               "gateway, keep-alive, not etcdctl); redis: hiredis, AOF always on all three\n");
+        printf("   one node: every client on node A / etcd member 1 / the redis primary; spread: "
+               "client i on node i %% 3; cpu: the three servers, 100 = one core\n");
+        printf("%-44s %-8s %8s %8s %8s %6s %6s %5s\n", "system", "clients", "ops/s", "p50", "p99",
+               "errors", "short", "cpu");
+        for (int k = 0; k < TP_COUNT; k++)
+            for (int s = 0; s < 2; s++) {
+                const s_tp_result_t *r = &res[k][s];
+                if (!r->ran)
+                    continue;
+                char a[16], b[16], c[16];
+                printf("%-44s %-8s %8s %8s %8s %6" PRIu64 " %6" PRIu64 " %5.0f\n", s_tp_names[k],
+                       s ? "spread" : "one node", s_si(a, sizeof a, r->ops_s),
+                       s_lat(b, sizeof b, r->p50), s_lat(c, sizeof c, r->p99), r->errors,
+                       r->shortfall, r->cpu);
+                if (r->errors)
+                    failures += k <= TP_ENGRAM_REP;
+            }
+        printf("   short: --replicas 3 answered ENGRAM_EREPLICAS (not all nodes within 5 s) / "
+               "WAIT saw fewer than 2 replicas within 1 s\n");
+        printf("ratios of ops/s                              one node   spread\n");
+        static const struct {
+            s_tp_kind_t e, peer;
+        } pairs[] = {{TP_ENGRAM, TP_REDIS},     {TP_ENGRAM_REP, TP_REDIS_WAIT},
+                     {TP_ENGRAM_REP, TP_ETCD},  {TP_ENGRAM, TP_ETCD}};
+        for (size_t p = 0; p < sizeof pairs / sizeof pairs[0]; p++) {
+            const s_tp_result_t *e = res[pairs[p].e], *x = res[pairs[p].peer];
+            char r0[16], r1[16], label[64];
+            bool one = pairs[p].peer == TP_REDIS || pairs[p].peer == TP_REDIS_WAIT;
+            s_ratio(r0, sizeof r0, x[0].ran ? e[0].ops_s : NAN, x[0].ops_s);
+            s_ratio(r1, sizeof r1, x[one ? 0 : 1].ran ? e[1].ops_s : NAN, x[one ? 0 : 1].ops_s);
+            snprintf(label, sizeof label, "%s / %s",
+                     pairs[p].e == TP_ENGRAM ? "engram put" : "engram --replicas 3",
+                     pairs[p].peer == TP_REDIS        ? "redis SET"
+                     : pairs[p].peer == TP_REDIS_WAIT ? "redis SET+WAIT 2"
+                                                      : "etcd put");
+            printf("  %-42s %8s %8s\n", label, r0, r1);
+        }
+        printf("  (against redis both engram columns divide by the primary's figure)\n");
+        if (!have_redis)
+            printf("  redis: skipped (%s)\n", cfg.redis ? "redis-server not installed" : "--no-redis");
+        if (!have_etcd)
+            printf("  etcd: skipped (%s)\n", cfg.etcd ? "etcd not installed" : "--no-etcd");
+        s_repro("put");
+        fflush(stdout);
+    }
+
+    /* 3. bytes per replicated write */
+    if (cfg.only[M_BYTES] && !s_interrupted) {
+        static const size_t payloads[] = {64, 1024, 16384};
+        size_t counts[] = {2000, 2000, 500};
+        if (cfg.quick)
+            counts[0] = counts[1] = counts[2] = 100;
+        int ports[NODES];
+        s_cluster_ports(&cluster, ports);
+        if (s_cluster_wait_settled(&cluster, SETTLE_WAIT_S) < 0)
+            DIE("the cluster does not settle before the bytes cells");
+        /* Idle gossip (digests, membership), subtracted from the cells. */
+        double idle_s = cfg.quick ? 0.5 : 2.0;
+        uint64_t g0 = s_bytes_sent(&cluster);
+        int64_t t0 = s_tcp_bytes(ports, NODES);
+        double w0 = s_now();
+        s_sleep(idle_s);
+        double idle_g = (double)(s_bytes_sent(&cluster) - g0) / (s_now() - w0);
+        double idle_t = t0 < 0 ? NAN : (double)(s_tcp_bytes(ports, NODES) - t0) / (s_now() - w0);
+        s_bytes_result_t br[3] = {{0}};
+        for (int p = 0; p < 3 && !s_interrupted; p++) {
+            s_bytes_result_t *b = &br[p];
+            b->payload = payloads[p];
+            b->n = counts[p];
+            b->redis = -1;
+            char prefix[32];
+            snprintf(prefix, sizeof prefix, "b%zu-", payloads[p]);
+            uint64_t a0 = s_bytes_sent(&cluster);
+            int64_t c0 = s_tcp_bytes(ports, NODES);
+            double s0 = s_now();
+            b->errors = s_load(cluster.api[1], 0, SCOPE_BYTES, prefix, b->payload, 0, b->n,
+                               BYTES_THREADS);
+            if (s_cluster_wait_settled(&cluster, SETTLE_WAIT_S) < 0) {
+                printf("  FAIL: the cluster did not settle after %zu writes of %zu bytes\n", b->n,
+                       b->payload);
+                failures++;
+            }
+            b->seconds = s_now() - s0;
+            uint64_t a1 = s_bytes_sent(&cluster);
+            int64_t c1 = s_tcp_bytes(ports, NODES);
+            b->gossip = ((double)(a1 - a0) - idle_g * b->seconds) / (double)b->n;
+            b->tcp = c0 < 0 || c1 < 0 ? -1
+                                      : ((double)(c1 - c0) - idle_t * b->seconds) / (double)b->n;
+            failures += b->errors != 0;
+            if (have_redis) {
+                redisContext *r = s_redis_connect(redis.port[0], 5000);
+                if (!r)
+                    DIE("cannot connect to the redis primary");
+                s_redis_wait_synced(&redis, 30);
+                int64_t o0 = s_redis_info(r, "stats", "total_net_repl_output_bytes");
+                int64_t i0 = s_redis_info(r, "stats", "total_net_repl_input_bytes");
+                s_load(NULL, redis.port[0], NULL, prefix, b->payload, 0, b->n, BYTES_THREADS);
+                if (!s_redis_wait_synced(&redis, 30))
+                    printf("  note: the redis replicas did not catch up\n");
+                int64_t o1 = s_redis_info(r, "stats", "total_net_repl_output_bytes");
+                int64_t i1 = s_redis_info(r, "stats", "total_net_repl_input_bytes");
+                if (o0 >= 0 && o1 >= 0)
+                    b->redis = (double)(o1 - o0 + (i1 - i0)) / (double)b->n;
+                redisFree(r);
+            }
+        }
+        char ig[24], it[24];
+        printf("\n3. Bytes on the wire per replicated write (3 nodes: every write goes to 2 "
+               "others, floor 2.0 x payload)\n");
+        printf("   writes on node A by %d closed-loop clients until every node holds them; "
+               "gossip: cluster status bytes_sent summed over the nodes (encoded messages);\n",
+               BYTES_THREADS);
+        printf("   tcp: ss bytes_sent of the gossip connections (ZMTP + CurveZMQ framing "
+               "included); both net of idle gossip (%s/s engine, %s/s tcp);\n",
+               s_bytes_text(ig, sizeof ig, idle_g), s_bytes_text(it, sizeof it, idle_t));
+        printf("   redis: primary + 2 replicas, INFO total_net_repl_output+input_bytes of the "
+               "primary\n");
+        printf("%8s %7s %8s   %11s %7s %11s %7s   %11s %7s   %12s\n", "payload", "writes", "time",
+               "gossip/w", "x pay", "tcp/w", "x pay", "redis/w", "x pay", "engram/redis");
+        for (int p = 0; p < 3; p++) {
+            const s_bytes_result_t *b = &br[p];
+            if (!b->n)
+                continue;
+            char g[24], t[24], rr[24], q[16], tx[16] = "-", rx[16] = "-";
+            double pay = (double)b->payload;
+            if (b->tcp >= 0)
+                snprintf(tx, sizeof tx, "%.2f", b->tcp / pay);
+            if (b->redis >= 0)
+                snprintf(rx, sizeof rx, "%.2f", b->redis / pay);
+            printf("%8zu %7zu %7.2fs   %11s %7.2f %11s %7s   %11s %7s   %12s\n", b->payload, b->n,
+                   b->seconds, s_bytes_text(g, sizeof g, b->gossip), b->gossip / pay,
+                   s_bytes_text(t, sizeof t, b->tcp), tx, s_bytes_text(rr, sizeof rr, b->redis), rx,
+                   s_ratio(q, sizeof q, b->gossip, b->redis));
+        }
+        if (!have_redis)
+            printf("  redis: skipped (%s)\n", cfg.redis ? "redis-server not installed" : "--no-redis");
+        s_repro("bytes");
+        fflush(stdout);
+    }
+
+    if (have_redis && redis.nodes)
+        s_redis_stop(&redis);
+    if (need_cluster)
+        s_cluster_stop(&cluster);
+
+    /* 4. catch-up */
+    if (cfg.only[M_CATCHUP] && !s_interrupted) {
+        s_cluster_t cc;
+        s_cluster_start(&cc, "catchup");
+        static const size_t totals_full[] = {10000, 100000}, ks_full[] = {0, 100, 1000, 10000};
+        static const size_t totals_quick[] = {1000}, ks_quick[] = {0, 100};
+        const size_t *totals = cfg.quick ? totals_quick : totals_full;
+        const size_t *ks = cfg.quick ? ks_quick : ks_full;
+        size_t ntotals = cfg.quick ? 1 : 2, nks = cfg.quick ? 2 : 4;
+        s_catch_result_t res[2][4] = {{{0}}};
+        size_t preloaded = 0, missed = 0;
+        double load_s[2] = {0};
+        for (size_t t = 0; t < ntotals && !s_interrupted; t++) {
+            double l0 = s_now();
+            uint64_t errors = s_load(cc.api[1], 0, SCOPE_CATCH, "pre", VALUE_BYTES, preloaded,
+                                     totals[t] - preloaded, LOAD_THREADS);
+            preloaded = totals[t];
+            load_s[t] = s_now() - l0;
+            if (errors) {
+                printf("  FAIL: %" PRIu64 " preload writes failed\n", errors);
+                failures++;
+            }
+            for (size_t i = 0; i < nks && !s_interrupted; i++) {
+                res[t][i] = s_catch_cell(&cc, preloaded + missed, ks[i], &missed);
+                if (!res[t][i].ok || res[t][i].errors)
+                    failures++;
+            }
+        }
+        s_cluster_stop(&cc);
+        printf("\n4. Bringing back a node that missed K writes: node C stopped (SIGTERM), K "
+               "writes of %d B on node A, C restarted (local-cluster.sh restart)\n",
+               VALUE_BYTES);
+        printf("   keys: written to the scope before the cell (T preloaded, then the earlier "
+               "cells' K); delta: A's lag_bytes for C before the restart (the encoded delta C "
+               "needs);\n   received: gossip bytes C received from its start until its "
+               "context held all of A's operations; time: restart command until then\n");
+        printf("%8s %9s %7s %7s %11s %12s %10s %9s %8s %8s\n", "keys", "ops on A", "K", "A lag",
+               "delta", "received", "recv/K", "net/K", "x delta", "time");
+        for (size_t t = 0; t < ntotals; t++) {
+            uint64_t base = res[t][0].ran && res[t][0].k == 0 ? res[t][0].received : 0;
+            for (size_t i = 0; i < nks; i++) {
+                const s_catch_result_t *r = &res[t][i];
+                if (!r->ran)
+                    continue;
+                char d[24], rv[24], pk[24], nk[24], x[16];
+                printf("%8zu %9" PRIu64 " %7zu %7" PRIu64 " %11s %12s %10s %9s %8s %7.2fs%s\n",
+                       r->total, r->ops, r->k, r->lag_ops, s_bytes_text(d, sizeof d, (double)r->delta),
+                       s_bytes_text(rv, sizeof rv, (double)r->received),
+                       s_bytes_text(pk, sizeof pk, r->k ? (double)r->received / (double)r->k : -1),
+                       s_bytes_text(nk, sizeof nk,
+                                    r->k ? ((double)r->received - (double)base) / (double)r->k
+                                         : -1),
+                       s_ratio(x, sizeof x, (double)r->received, (double)r->delta), r->seconds,
+                       r->ok ? "" : "  FAIL: never caught up");
+            }
+            printf("   (preloading to %zu keys took %.1f s)\n", totals[t], load_s[t]);
+        }
+        printf("   net/K: (received - received at K=0 for the same keys) / K\n");
+        s_repro("catchup");
+        fflush(stdout);
+    }
+
+    (void)failures;
+    return failures ? 1 : 0;
+}
