@@ -2,18 +2,25 @@
 #define _GNU_SOURCE
 #include "node_harness.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <inttypes.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "engram/error.h"
 
 #ifndef ENGRAM_ENGRAMD
 #error "build with -DENGRAM_ENGRAMD=<path of the engramd binary>"
@@ -29,6 +36,11 @@
 #endif
 /*  How much of the log a failure prints. */
 #define NODE_HARNESS_LOG_TAIL 8192
+/*  Starts of a member on fresh ports after its port was taken, and port picks per start. */
+#define NODE_HARNESS_BIND_TRIES 8
+#define NODE_HARNESS_PORT_TRIES 200
+/*  What engramd logs when its gossip or introduction port is taken (node/cluster.c). */
+#define NODE_HARNESS_BIND_FAILED "cannot bind gossip"
 
 struct node_harness {
     char *dir;      /* the temporary directory, removed by destroy */
@@ -37,6 +49,11 @@ struct node_harness {
     char *log_path; /* dir/engramd.log */
     char **args;    /* extra engramd flags, NULL-terminated, owned */
     pid_t pid;      /* the running node, 0 when none */
+    /* As a cluster member (node_harness_admit, node_harness_start_member): */
+    uint64_t node_id;
+    uint8_t public_key[crypto_sign_PUBLICKEYBYTES];
+    char *card_path; /* dir/admission */
+    char gossip[64]; /* tcp://127.0.0.1:PORT, "" until started as a member */
 };
 
 static int64_t s_now_ms(void)
@@ -100,8 +117,10 @@ node_harness_t *node_harness_new(const char *const *args)
     self->data_dir = s_printf("%s/data", tmpl);
     self->endpoint = s_printf("ipc://%s/api.sock", tmpl);
     self->log_path = s_printf("%s/engramd.log", tmpl);
+    self->card_path = s_printf("%s/admission", tmpl);
     self->args = s_args_dup(args);
-    if (!self->dir || !self->data_dir || !self->endpoint || !self->log_path || !self->args) {
+    if (!self->dir || !self->data_dir || !self->endpoint || !self->log_path || !self->card_path ||
+        !self->args) {
         if (!self->dir)
             rmdir(tmpl);
         node_harness_destroy(&self);
@@ -136,6 +155,7 @@ void node_harness_destroy(node_harness_t **self_p)
     free(self->data_dir);
     free(self->endpoint);
     free(self->log_path);
+    free(self->card_path);
     s_args_free(self->args);
     free(self);
     *self_p = NULL;
@@ -353,4 +373,224 @@ const char *node_harness_data_dir(const node_harness_t *self)
 pid_t node_harness_pid(const node_harness_t *self)
 {
     return self->pid;
+}
+
+/*  Whether the log appended since offset contains needle. */
+static bool s_log_since_contains(const node_harness_t *self, long offset, const char *needle)
+{
+    uint8_t *log = NULL;
+    size_t len = 0;
+    if (node_admission_read_file(self->log_path, 256 * 1024 * 1024, &log, &len) != 0)
+        return false;
+    bool found = (size_t)offset < len &&
+                 memmem(log + offset, len - (size_t)offset, needle, strlen(needle)) != NULL;
+    free(log);
+    return found;
+}
+
+bool node_harness_log_contains(const node_harness_t *self, const char *needle)
+{
+    return s_log_since_contains(self, 0, needle);
+}
+
+const char *node_harness_dir(const node_harness_t *self)
+{
+    return self->dir;
+}
+
+/*  The reason the last polled condition gave (one thread polls at a time). */
+static char s_why[1024];
+
+int64_t node_harness_now_ms(void)
+{
+    return s_now_ms();
+}
+
+void node_harness_because(const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(s_why, sizeof s_why, fmt, args);
+    va_end(args);
+}
+
+const char *node_harness_why(void)
+{
+    return s_why;
+}
+
+bool node_harness_poll(int timeout_ms, bool (*cond)(void *arg), void *arg)
+{
+    s_why[0] = '\0';
+    int64_t deadline = s_now_ms() + timeout_ms;
+    while (s_now_ms() < deadline) {
+        if (cond(arg))
+            return true;
+        s_sleep_ms(20);
+    }
+    return cond(arg);
+}
+
+/*  --- cluster members ------------------------------------------------------------------ */
+
+int node_harness_admin_init(node_harness_admin_t *admin)
+{
+    char home[] = "/tmp/engram-admin-XXXXXX";
+    if (!mkdtemp(home)) {
+        fprintf(stderr, "node_harness: mkdtemp: %s\n", strerror(errno));
+        return -1;
+    }
+    char why[512] = "";
+    int rc = node_admin_init(home, &admin->trust, why, sizeof why);
+    if (rc == 0)
+        rc = node_admin_load(home, &admin->trust, admin->secret_key, why, sizeof why);
+    if (rc)
+        fprintf(stderr, "node_harness: cannot make a cluster in %s: %s (%s)\n", home, why,
+                engram_strerror(rc));
+    nftw(home, s_remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    return rc ? -1 : 0;
+}
+
+/*  Whether 127.0.0.1:port can be bound now. */
+static bool s_port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
+    close(fd);
+    return ok;
+}
+
+int node_harness_free_ports(unsigned count)
+{
+    int span = NODE_HARNESS_PORT_MAX - NODE_HARNESS_PORT_MIN - (int)count;
+    for (int i = 0; i < NODE_HARNESS_PORT_TRIES; i++) {
+        int base = NODE_HARNESS_PORT_MIN + (int)randombytes_uniform((uint32_t)span);
+        bool ok = true;
+        for (unsigned p = 0; ok && p < count; p++)
+            ok = s_port_free(base + (int)p);
+        if (ok)
+            return base;
+    }
+    fprintf(stderr, "node_harness: no %u free ports found on 127.0.0.1\n", count);
+    return -1;
+}
+
+/*  Runs `engramd --data DIR/data --identity` and reads "node=ID key=HEX" from its output. */
+static int s_identity(node_harness_t *self)
+{
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (dup2(out[1], STDOUT_FILENO) < 0)
+            _exit(127);
+        int log = open(self->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (log >= 0)
+            dup2(log, STDERR_FILENO);
+        execl(ENGRAM_ENGRAMD, ENGRAM_ENGRAMD, "--data", self->data_dir, "--identity", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    char line[1024] = "";
+    size_t len = 0;
+    ssize_t n;
+    while (pid > 0 && len < sizeof line - 1 &&
+           ((n = read(out[0], line + len, sizeof line - 1 - len)) > 0 || (n < 0 && errno == EINTR)))
+        len += n > 0 ? (size_t)n : 0;
+    line[len] = '\0';
+    close(out[0]);
+    int status = -1;
+    if (pid > 0)
+        waitpid(pid, &status, 0);
+    /* zsys logs to stdout as well: the answer is the line that starts with node= */
+    const char *answer = strncmp(line, "node=", 5) == 0 ? line : strstr(line, "\nnode=");
+    answer = answer && *answer == '\n' ? answer + 1 : answer;
+    char hex[2 * crypto_sign_PUBLICKEYBYTES + 1];
+    size_t got = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !answer ||
+        sscanf(answer, "node=%" SCNx64 " key=%64s", &self->node_id, hex) != 2 ||
+        sodium_hex2bin(self->public_key, sizeof self->public_key, hex, strlen(hex), NULL, &got,
+                       NULL) != 0 ||
+        got != sizeof self->public_key) {
+        fprintf(stderr, "node_harness: engramd --identity said '%s' (wait status %d)\n", line,
+                status);
+        node_harness_dump_log(self, "engramd --identity failed");
+        return -1;
+    }
+    return 0;
+}
+
+int node_harness_admit(node_harness_t *self, const node_harness_admin_t *admin)
+{
+    if (self->pid > 0 || s_identity(self) != 0)
+        return -1;
+    uint8_t *card = NULL;
+    size_t len = 0;
+    int rc = node_admin_admit(&admin->trust, admin->secret_key, self->public_key,
+                              (uint64_t)time(NULL) * 1000, &card, &len);
+    if (rc == 0)
+        rc = node_admission_write_file(self->card_path, card, len, 0600);
+    free(card);
+    if (rc)
+        fprintf(stderr, "node_harness: cannot write the card %s: %s\n", self->card_path,
+                engram_strerror(rc));
+    return rc ? -1 : 0;
+}
+
+/*  The log's current size, so that a failed start can be told apart by what it appended. */
+static long s_log_size(const node_harness_t *self)
+{
+    struct stat st;
+    return stat(self->log_path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+int node_harness_start_member(node_harness_t *self, const char *join, const char *const *extra)
+{
+    for (int attempt = 0; attempt < NODE_HARNESS_BIND_TRIES; attempt++) {
+        int port = node_harness_free_ports(2);
+        if (port < 0)
+            return -1;
+        snprintf(self->gossip, sizeof self->gossip, "tcp://127.0.0.1:%d", port);
+        const char *args[64] = {"--gossip", self->gossip, "--admission", self->card_path};
+        size_t n = 4;
+        if (join) {
+            args[n++] = "--join";
+            args[n++] = join;
+        }
+        for (size_t i = 0; extra && extra[i] && n < 63; i++)
+            args[n++] = extra[i];
+        args[n] = NULL;
+        if (node_harness_set_args(self, args) != 0)
+            return -1;
+        long offset = s_log_size(self);
+        if (node_harness_start(self) == 0)
+            return 0;
+        if (!s_log_since_contains(self, offset, NODE_HARNESS_BIND_FAILED))
+            break;
+        fprintf(stderr, "node_harness: port %d was taken meanwhile; another one\n", port);
+    }
+    self->gossip[0] = '\0';
+    return -1;
+}
+
+uint64_t node_harness_node_id(const node_harness_t *self)
+{
+    return self->node_id;
+}
+
+const uint8_t *node_harness_public_key(const node_harness_t *self)
+{
+    return self->public_key;
+}
+
+const char *node_harness_gossip_endpoint(const node_harness_t *self)
+{
+    return self->gossip;
 }

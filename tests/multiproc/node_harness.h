@@ -19,6 +19,10 @@
  *  The child gets PR_SET_PDEATHSIG(SIGKILL), so a test process that dies unexpectedly does
  *  not leave a node running.
  *
+ *  Cluster members (below): the harness also makes an admin's cluster and the node's admission
+ *  card, and starts the node with gossip on a free random port (retried if another process
+ *  takes it first).
+ *
  *  Ownership: the harness owns its directory, the child process and its strings. One thread
  *  at a time may use a harness.
  */
@@ -26,9 +30,11 @@
 #define ENGRAM_TEST_NODE_HARNESS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "engram/engram.h"
+#include "node/admission.h"
 
 typedef struct node_harness node_harness_t;
 
@@ -65,5 +71,59 @@ engram_t *node_harness_connect(const node_harness_t *self, const char *agent, co
                                int timeout_ms);
 /*  Prints the last lines of the node's log to stderr under a title. */
 void node_harness_dump_log(const node_harness_t *self, const char *title);
+/*  Whether the node's log (every run so far) contains needle. */
+bool node_harness_log_contains(const node_harness_t *self, const char *needle);
+/*  The harness's temporary directory (holds data/, the log and, for a member, its card).
+ *  Valid as long as the harness. */
+const char *node_harness_dir(const node_harness_t *self);
+
+/*  CLOCK_MONOTONIC in milliseconds. */
+int64_t node_harness_now_ms(void);
+/*  Polls cond(arg) every few milliseconds until it holds (true) or timeout_ms have passed
+ *  (false, after one last try). A condition may say why it does not hold yet with
+ *  node_harness_because; node_harness_why returns the last reason ("" when none was given
+ *  since the poll started), for the failure message. */
+bool node_harness_poll(int timeout_ms, bool (*cond)(void *arg), void *arg);
+void node_harness_because(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *node_harness_why(void);
+
+/*  --- cluster members ------------------------------------------------------------------
+ *
+ *  A cluster member runs with `--gossip tcp://127.0.0.1:PORT --admission DIR/admission`: the
+ *  admin (node_harness_admin_t, made in-process with node/admission.c as `engram cluster
+ *  init` does) signs the card of the node's identity (`engramd --identity`). PORT is picked at
+ *  random in [NODE_HARNESS_PORT_MIN, NODE_HARNESS_PORT_MAX) with PORT + 1 (introductions) free
+ *  too, so that two test runs on one host rarely meet; a start that fails because the port
+ *  was taken in the meantime is retried on another. The member keeps its port across
+ *  restarts. */
+
+#define NODE_HARNESS_PORT_MIN 20000
+#define NODE_HARNESS_PORT_MAX 60000
+
+/*  A cluster's admin: its id, public and secret key. */
+typedef struct {
+    node_trust_t trust;
+    uint8_t secret_key[crypto_sign_SECRETKEYBYTES];
+} node_harness_admin_t;
+
+/*  A new cluster (node_admin_init in a temporary $ENGRAM_HOME, loaded back and removed).
+ *  0 or -1. */
+int node_harness_admin_init(node_harness_admin_t *admin);
+/*  A random base port P in [NODE_HARNESS_PORT_MIN, NODE_HARNESS_PORT_MAX - count) such that
+ *  127.0.0.1:P .. P + count - 1 can be bound right now; -1 if none was found. */
+int node_harness_free_ports(unsigned count);
+
+/*  Creates the node's identity (engramd --identity) and has admin sign its card into
+ *  DIR/admission. The node must not be running. 0 or -1. */
+int node_harness_admit(node_harness_t *self, const node_harness_admin_t *admin);
+/*  Starts the admitted node as a member: gossip on a fresh port, joining through join (a
+ *  member's gossip endpoint, or NULL), with extra flags (NULL-terminated, or NULL). Later
+ *  node_harness_start calls restart it with the same flags and port. 0 or -1. */
+int node_harness_start_member(node_harness_t *self, const char *join, const char *const *extra);
+/*  The member's node id and Ed25519 public key (after node_harness_admit). */
+uint64_t node_harness_node_id(const node_harness_t *self);
+const uint8_t *node_harness_public_key(const node_harness_t *self);
+/*  "tcp://127.0.0.1:PORT" once started as a member, else "". Valid as long as the harness. */
+const char *node_harness_gossip_endpoint(const node_harness_t *self);
 
 #endif
