@@ -241,7 +241,7 @@ class Node:
         self.skew = 0  # seconds of libfaketime offset of the running process
         self.paused = False
         self.starts = 0
-        self.lock = threading.Lock()
+        self.crashes = []  # exit statuses of the process ending on its own
 
     def name(self):
         return f"n{self.idx + 1}"
@@ -252,6 +252,7 @@ class Node:
         self.c.admin("node", "admit", key, "--out", self.card)
 
     def start(self, skew=0):
+        self.check_crashed()
         cmd = ["ip", "netns", "exec", self.ns, self.c.engramd, "--data",
                os.path.join(self.dir, "data"), "--api", self.api, "--gossip", self.gossip,
                "--admission", self.card, "--gossip-interval-ms", GOSSIP_INTERVAL_MS]
@@ -262,6 +263,9 @@ class Node:
         if skew and self.c.faketime:
             env.update(LD_PRELOAD=self.c.faketime, FAKETIME=f"{skew:+d}",
                        FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_NO_CACHE="1")
+            # a sanitizer build refuses a preloaded library ahead of its runtime
+            env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS", ""),
+                                                         "verify_asan_link_order=0"]))
         else:
             skew = 0
         logf = open(os.path.join(self.dir, "engramd.log"), "ab")
@@ -289,16 +293,28 @@ class Node:
         if self.alive():
             os.kill(self.proc.pid, sig)
 
+    def check_crashed(self):
+        """Records an exit the test did not cause (called before every kill and restart)."""
+        if self.proc is not None and self.proc.poll() is not None and \
+                not getattr(self.proc, "killed_by_test", False):
+            self.crashes.append((now(), self.proc.returncode))
+            self.proc.killed_by_test = True  # counted once
+            log(f"{self.name()} exited on its own with status {self.proc.returncode}")
+
     def kill(self):
+        self.check_crashed()
         if self.alive():
+            self.proc.killed_by_test = True
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         self.paused = False
 
     def stop(self):
         """SIGTERM (after SIGCONT), then SIGKILL after 10 s; returns the exit status."""
+        self.check_crashed()
         if not self.alive():
-            return self.proc.returncode if self.proc else None
+            return None
+        self.proc.killed_by_test = True
         os.kill(self.proc.pid, signal.SIGCONT)
         os.kill(self.proc.pid, signal.SIGTERM)
         try:
@@ -973,10 +989,128 @@ def summary(history, nemesis, conv_s, elapsed):
     return "\n".join(lines)
 
 
+def node_health(cluster):
+    """Stops every node with SIGTERM; problems: a node that exited on its own during the run,
+    a shutdown that was not clean (exit 0), a sanitizer or allocator report in a log."""
+    problems = []
+    shown = False
+    codes = cluster.down()
+    for node in cluster.nodes:
+        if node.crashes:
+            problems.append(f"{node.name()} exited on its own during the run: "
+                            f"{node.crashes} (test time, status)")
+        if codes.get(node.name()) not in (0, None):
+            problems.append(f"{node.name()}: engramd exited with status "
+                            f"{codes[node.name()]} on SIGTERM (negative: killed by that signal)")
+        try:
+            with open(os.path.join(node.dir, "engramd.log"), errors="replace") as f:
+                text = f.read()
+        except OSError:
+            text = ""
+        for pat in ("ERROR: AddressSanitizer", "runtime error:", "Assertion", "double free",
+                    "corruption", "LeakSanitizer", "malloc", "Segmentation"):
+            if pat in text:
+                i = text.index(pat)
+                n = 300 if shown else 2500  # the first report in full, then a line
+                shown = True
+                problems.append(f"{node.name()}'s log ({node.dir}/engramd.log) reports "
+                                f"'{pat}':\n{text[max(0, i - 200):i + n]}")
+                break
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# The checker's own test: a small valid history passes, and each kind of anomaly planted in
+# it is caught by the check meant for it (no cluster needed: `--self-test`).
+
+
+def self_test():
+    import copy
+
+    def op(i, kind, typ, t0, t1, node=0, process=0, **f):
+        return dict(id=i, process=process, node=node, kind=kind, type=typ, invoke=t0,
+                    complete=t1, **f)
+
+    base_ops = [
+        op(0, "set-add", "ok", 0, 1, key="s0", value="a"),
+        op(1, "set-add", "info", 0, 1, node=1, process=1, key="s0", value="b"),
+        op(2, "set-add", "fail", 1, 2, node=1, process=1, key="s0", value="c"),
+        op(3, "counter-add", "ok", 1, 2, key="c0", value=3),
+        op(4, "counter-add", "info", 1, 2, node=1, process=1, key="c0", value=2),
+        op(5, "log-append", "ok", 2, 3, key="l0", value="x"),
+        op(6, "log-append", "ok", 3, 4, key="l0", value="y"),
+        op(7, "put", "ok", 0, 1, scope=SCOPE_A, key="r0", value="v1"),
+        op(8, "get", "ok", 2, 3, node=2, process=2, scope=SCOPE_A, key="r0", value=["v1"]),
+        op(9, "handoff-put", "ok", 4, 5, scope=SCOPE_A, key="h0", value="hv", token="T"),
+        op(10, "handoff-get", "ok", 5, 6, node=1, scope=SCOPE_A, key="h0", after="T", put=9,
+           value=["hv"]),
+        op(11, "handoff-set-read", "ok", 6, 7, node=1, key="s0", put=9, value=["a"]),
+        op(12, "set-read", "ok", 2, 3, key="s0", value=["a"]),
+        op(13, "counter-read", "ok", 3, 3.5, key="c0", value=3),
+        op(14, "log-read", "ok", 3.2, 3.5, key="l0", value=["x"]),
+    ]
+    snap = {"vectors": {SCOPE_A: "v", SCOPE_B: "v"}, "members": [], "set:s0": ["a", "b"],
+            "set:s1": [], "counter:c0": 4, "log:l0": ["x", "y"], "reg:r0": ["v1"],
+            "reg:r1": [], "reg:r2": []}
+
+    def check(mutate=None):
+        h = History()
+        h.ops = copy.deepcopy(base_ops)
+        snaps = [copy.deepcopy(snap) for _ in range(NODES)]
+        conv = [1.0]
+        if mutate:
+            mutate({o["id"]: o for o in h.ops}, snaps, conv)
+        c = Checker(h, snaps, conv[0])
+        c.run()
+        return {k for k, v in c.results.items() if v != "ok"}
+
+    def setv(i, field, value):
+        return lambda ops, snaps, conv: snaps[i].__setitem__(field, value)
+
+    def opv(i, field, value):
+        return lambda ops, snaps, conv: ops[i].__setitem__(field, value)
+
+    cases = [
+        ("nothing planted", None, set()),
+        ("no convergence", lambda o, s, c: c.__setitem__(0, None), {"convergence"}),
+        ("acknowledged add lost", setv(2, "set:s0", ["b"]), {"sets"}),
+        ("failed add present", setv(1, "set:s0", ["a", "b", "c"]), {"sets"}),
+        ("add never made", setv(1, "set:s0", ["a", "zz"]), {"sets"}),
+        ("counter too high", setv(3, "counter:c0", 6), {"counters"}),
+        ("counter too low", setv(3, "counter:c0", 2), {"counters"}),
+        ("log entry lost", setv(0, "log:l0", ["y"]), {"logs"}),
+        ("log entry twice", setv(0, "log:l0", ["x", "y", "x"]), {"logs"}),
+        ("log out of session order", setv(4, "log:l0", ["y", "x"]), {"logs"}),
+        ("log entry never appended", setv(4, "log:l0", ["x", "y", "q"]), {"logs"}),
+        ("register ends unwritten", setv(4, "reg:r0", ["v9"]), {"registers"}),
+        ("read of an unwritten value", opv(8, "value", ["v0"]), {"registers"}),
+        ("read of a value written later", lambda o, s, c: o[7].update(invoke=3.5), {"registers"}),
+        ("hand-off read older", opv(10, "value", []), {"handoff"}),
+        ("hand-off read with an older sibling", opv(10, "value", ["hv", "old"]), {"handoff"}),
+        ("hand-off misses earlier add", opv(11, "value", []), {"handoff"}),
+        ("read misses own acked add", opv(12, "value", []), {"reads"}),
+        ("read sees never-added element", opv(12, "value", ["a", "zz"]), {"reads"}),
+        ("counter read past invoked sum", opv(13, "value", 9), {"reads"}),
+        ("counter read misses own acked", opv(13, "value", 1), {"reads"}),
+        ("log read duplicates", opv(14, "value", ["x", "x"]), {"reads"}),
+        ("log read misses own acked", opv(14, "value", []), {"reads"}),
+    ]
+    bad = 0
+    for name, mutate, want in cases:
+        got = check(mutate)
+        status = "ok" if got == want else "WRONG"
+        bad += got != want
+        print(f"  {status:5} {name}: failed checks {sorted(got)}, expected {sorted(want)}")
+    print("engram_jepsen self-test: " + ("PASS" if not bad else f"{bad} cases WRONG"))
+    return 1 if bad else 0
+
+
 # --------------------------------------------------------------------------------------------
 
 
 def main():
+    if sys.argv[1:] == ["--self-test"]:
+        return self_test()
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
@@ -1051,6 +1185,11 @@ def main():
                   file=sys.stderr)
         else:
             checker.results["membership"] = "ok"
+        problems = node_health(cluster)
+        checker.results["nodes"] = "FAIL" if problems else "ok"
+        ok = ok and not problems
+        for p in problems:
+            print(p, file=sys.stderr)
         if snaps and snaps[0]:
             print("final state: " + ", ".join(
                 f"{k}: {len(v) if isinstance(v, list) else v}" for k, v in
@@ -1074,15 +1213,10 @@ def main():
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        codes = cluster.down()
+        cluster.down()
         left = [ns for ns in netns_list() if ns.startswith(run_id)]
         if left:
             print(f"engram_jepsen: namespaces left behind: {left}", file=sys.stderr)
-            ok = False
-        bad_exit = {k: v for k, v in codes.items() if v not in (0, None)}
-        if bad_exit:
-            print(f"engram_jepsen: engramd exit status on SIGTERM: {bad_exit}",
-                  file=sys.stderr)
             ok = False
         if ok and not keep:
             shutil.rmtree(tmp, ignore_errors=True)
