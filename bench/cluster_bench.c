@@ -652,16 +652,20 @@ static double s_cluster_wait_settled(s_cluster_t *c, double timeout_s)
     return s_now() - t0;
 }
 
-static uint64_t s_bytes_sent(s_cluster_t *c)
+/*  Gossip bytes sent, summed over the running nodes; their pushes into *pushes if not NULL. */
+static uint64_t s_bytes_sent(s_cluster_t *c, uint64_t *pushes)
 {
-    uint64_t sum = 0;
+    uint64_t sum = 0, p = 0;
     for (int i = 1; i <= NODES; i++) {
         if (c->pid[i] <= 0)
             continue;
         engram_cluster_t *st = s_status(c, i);
         sum += st->bytes_sent;
+        p += st->pushes_sent;
         engram_cluster_destroy(&st);
     }
+    if (pushes)
+        *pushes = p;
     return sum;
 }
 
@@ -717,6 +721,7 @@ static void s_cluster_start(s_cluster_t *c, const char *name)
 
 typedef struct {
     int nodes; /* primary + replicas */
+    bool rdb;  /* RDB snapshots (saved at shutdown, with the replication offset) instead of AOF */
     pid_t pid[NODES];
     int port[NODES];
     char dir[300];
@@ -771,36 +776,45 @@ static bool s_redis_info_has(redisContext *r, const char *section, const char *t
     return has;
 }
 
-static void s_redis_start(s_redis_t *rs, int nodes)
+/*  Starts member i (0: the primary) and waits until it answers; connected to it. */
+static redisContext *s_redis_spawn(s_redis_t *rs, int i)
 {
-    *rs = (s_redis_t){.nodes = nodes};
-    snprintf(rs->dir, sizeof rs->dir, "%s/redis", s_tmpdir);
+    char dir[400], log[420], logfile[420], port[16], primary[16];
+    snprintf(dir, sizeof dir, "%s/r%d", rs->dir, i);
+    mkdir(dir, 0755);
+    snprintf(log, sizeof log, "%s/stdout", dir);
+    snprintf(logfile, sizeof logfile, "%s/redis.log", dir);
+    snprintf(port, sizeof port, "%d", rs->port[i]);
+    snprintf(primary, sizeof primary, "%d", rs->port[0]);
+    char *argv[] = {(char *)s_cfg->redis_path, "--port", port, "--bind", "127.0.0.1", "--dir",
+                    dir, "--appendonly", rs->rdb ? "no" : "yes", "--appendfsync", "always",
+                    "--save", rs->rdb ? "3600 1" : "", "--protected-mode", "no", "--daemonize",
+                    "no", "--logfile", logfile, i ? "--replicaof" : NULL, "127.0.0.1", primary,
+                    NULL};
+    rs->pid[i] = s_spawn(argv, log);
+    double deadline = s_now() + START_WAIT_S;
+    redisContext *r;
+    while (!(r = s_redis_connect(rs->port[i], 200))) {
+        if (!s_alive(rs->pid[i]) || s_now() > deadline || s_interrupted) {
+            s_show_log(logfile);
+            DIE("redis-server %d did not start", i);
+        }
+        usleep(5000);
+    }
+    return r;
+}
+
+static void s_redis_start(s_redis_t *rs, int nodes, bool rdb)
+{
+    *rs = (s_redis_t){.nodes = nodes, .rdb = rdb};
+    snprintf(rs->dir, sizeof rs->dir, "%s/redis%s", s_tmpdir, rdb ? "-rdb" : "");
     mkdir(rs->dir, 0755);
     int offsets[NODES] = {0, 1, 2};
     int base = s_port_base(offsets, (size_t)nodes, nodes);
-    for (int i = 0; i < nodes; i++) {
+    for (int i = 0; i < nodes; i++)
         rs->port[i] = base + i;
-        char dir[400], log[420], logfile[420], port[16], primary[16];
-        snprintf(dir, sizeof dir, "%s/r%d", rs->dir, i);
-        mkdir(dir, 0755);
-        snprintf(log, sizeof log, "%s/stdout", dir);
-        snprintf(logfile, sizeof logfile, "%s/redis.log", dir);
-        snprintf(port, sizeof port, "%d", rs->port[i]);
-        snprintf(primary, sizeof primary, "%d", base);
-        char *argv[] = {(char *)s_cfg->redis_path, "--port", port, "--bind", "127.0.0.1", "--dir",
-                        dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-                        "--protected-mode", "no", "--daemonize", "no", "--logfile", logfile,
-                        i ? "--replicaof" : NULL, "127.0.0.1", primary, NULL};
-        rs->pid[i] = s_spawn(argv, log);
-        double deadline = s_now() + START_WAIT_S;
-        redisContext *r;
-        while (!(r = s_redis_connect(rs->port[i], 200))) {
-            if (!s_alive(rs->pid[i]) || s_now() > deadline || s_interrupted) {
-                s_show_log(logfile);
-                DIE("redis-server %d did not start", i);
-            }
-            usleep(20000);
-        }
+    for (int i = 0; i < nodes; i++) {
+        redisContext *r = s_redis_spawn(rs, i);
         if (i == 0) {
             redisReply *reply = redisCommand(r, "INFO server");
             if (reply && reply->type == REDIS_REPLY_STRING) {
@@ -1227,6 +1241,7 @@ typedef struct {
     size_t no_event;  /* acknowledged, no event, but readable on B at the end */
     size_t missing;   /* acknowledged and not readable on B at the end */
     uint64_t p50, p99, max, ack50, ack99;
+    uint64_t after50, after99; /* arrival on B - answer on A (0 when B had it first) */
     size_t errors, resubscribed;
 } s_lag_result_t;
 
@@ -1332,16 +1347,23 @@ static s_lag_result_t s_lag_run(s_sys_t sys, double rate, double duration, const
     if (rcheck)
         redisFree(rcheck);
     uint64_t *lag = s_alloc(cell->n * sizeof *lag), *ack = s_alloc(cell->n * sizeof *ack);
-    size_t nl = 0, na = 0;
+    uint64_t *after = s_alloc(cell->n * sizeof *after);
+    size_t nl = 0, na = 0, nf = 0;
     for (size_t i = 0; i < cell->n; i++) {
         uint64_t a = atomic_load(&cell->arrive[i]);
         if (a)
             lag[nl++] = a > cell->sched[i] ? a - cell->sched[i] : 0;
         if (cell->ack[i])
             ack[na++] = cell->ack[i] - cell->sched[i];
+        if (a && cell->ack[i])
+            after[nf++] = a > cell->ack[i] ? a - cell->ack[i] : 0;
     }
     qsort(lag, nl, sizeof *lag, s_cmp_u64);
     qsort(ack, na, sizeof *ack, s_cmp_u64);
+    qsort(after, nf, sizeof *after, s_cmp_u64);
+    res.after50 = s_percentile(after, nf, 0.50);
+    res.after99 = s_percentile(after, nf, 0.99);
+    free(after);
     res.n = cell->n;
     res.p50 = s_percentile(lag, nl, 0.50);
     res.p99 = s_percentile(lag, nl, 0.99);
@@ -1366,17 +1388,14 @@ static s_lag_result_t s_lag_run(s_sys_t sys, double rate, double duration, const
 
 static void s_lag_text(char *buf, size_t size, const s_lag_result_t *r)
 {
-    if (!r->ran) {
-        snprintf(buf, size, "%7s %8s %8s %8s %8s %8s %7s", "-", "-", "-", "-", "-", "-", "-");
-        return;
-    }
-    char a[16], b[16], c[16], d[16], e[16], f[16], g[32];
-    snprintf(g, sizeof g, "%zu", r->missing);
+    char a[16], b[16], c[16], d[16], e[16], f[16], g[16], h[16], lost[48];
+    snprintf(lost, sizeof lost, "%zu", r->missing);
     if (r->no_event)
-        snprintf(g, sizeof g, "%zu+%zu", r->missing, r->no_event);
-    snprintf(buf, size, "%7s %8s %8s %8s %8s %8s %7s", s_si(a, sizeof a, r->achieved),
+        snprintf(lost, sizeof lost, "%zu+%zu", r->missing, r->no_event);
+    snprintf(buf, size, "%7s %8s %8s %8s   %8s %8s   %8s %8s %7s", s_si(a, sizeof a, r->achieved),
              s_lat(b, sizeof b, r->p50), s_lat(c, sizeof c, r->p99), s_lat(d, sizeof d, r->max),
-             s_lat(e, sizeof e, r->ack50), s_lat(f, sizeof f, r->ack99), g);
+             s_lat(e, sizeof e, r->ack50), s_lat(f, sizeof f, r->ack99),
+             s_lat(g, sizeof g, r->after50), s_lat(h, sizeof h, r->after99), lost);
 }
 
 /*  --- put: closed-loop throughput of N clients --------------------------------------- */
@@ -1667,6 +1686,7 @@ typedef struct {
     double seconds;        /* writes + until settled */
     double gossip, tcp;    /* engram bytes per write, net of idle; tcp < 0: unknown */
     double redis;          /* redis replication bytes per write; < 0: not run */
+    double pushes;         /* gossip pushes sent per write, all nodes */
     uint64_t errors;
 } s_bytes_result_t;
 
@@ -1729,6 +1749,51 @@ static s_catch_result_t s_catch_cell(s_cluster_t *c, size_t total, size_t k, siz
             break;
         s_sleep(0.005);
     }
+    return res;
+}
+
+/*  The same with Redis: replica 2 stopped (SIGTERM: it saves its RDB with the replication
+ *  offset), k SETs on the primary, the replica restarted; until its offset reaches the
+ *  primary's. Its total_net_repl_input_bytes is what it received; *full says whether the
+ *  primary answered with a full resynchronisation (the backlog did not hold the gap). */
+static s_catch_result_t s_redis_catch_cell(s_redis_t *rs, size_t total, size_t k, size_t *written,
+                                           bool *full)
+{
+    s_catch_result_t res = {.ran = true, .total = total, .k = k, .lag_ops = k};
+    if (!s_redis_wait_synced(rs, SETTLE_WAIT_S))
+        DIE("the redis replicas do not catch up before a catchup cell");
+    s_child_forget(rs->pid[2]);
+    s_pid_stop(rs->pid[2]);
+    redisContext *p = s_redis_connect(rs->port[0], 5000);
+    if (!p)
+        DIE("cannot connect to the redis primary");
+    int64_t off0 = s_redis_info(p, "replication", "master_repl_offset");
+    res.errors = s_load(NULL, rs->port[0], NULL, "m", VALUE_BYTES, *written, k, LOAD_THREADS);
+    *written += k;
+    int64_t target = s_redis_info(p, "replication", "master_repl_offset");
+    int64_t full0 = s_redis_info(p, "stats", "sync_full");
+    res.delta = (uint64_t)(target - off0);
+    redisReply *size = redisCommand(p, "DBSIZE");
+    if (size && size->type == REDIS_REPLY_INTEGER)
+        res.ops = (uint64_t)size->integer;
+    if (size)
+        freeReplyObject(size);
+    double t0 = s_now();
+    redisContext *r = s_redis_spawn(rs, 2);
+    double deadline = t0 + 60.0;
+    while (!s_interrupted && s_now() < deadline) {
+        if (s_redis_info_has(r, "replication", "master_link_status:up") &&
+            s_redis_info(r, "replication", "slave_repl_offset") >= target) {
+            res.seconds = s_now() - t0;
+            res.received = (uint64_t)s_redis_info(r, "stats", "total_net_repl_input_bytes");
+            res.ok = true;
+            break;
+        }
+        usleep(5000);
+    }
+    *full = s_redis_info(p, "stats", "sync_full") > full0;
+    redisFree(r);
+    redisFree(p);
     return res;
 }
 
@@ -1907,7 +1972,7 @@ int main(int argc, char **argv)
     if (need_cluster)
         s_cluster_start(&cluster, "cluster");
     if (have_redis && (cfg.only[M_LAG] || cfg.only[M_PUT] || cfg.only[M_BYTES]))
-        s_redis_start(&redis, NODES);
+        s_redis_start(&redis, NODES, false);
 
     /* 1. lag */
     if (cfg.only[M_LAG] && !s_interrupted) {
@@ -1929,19 +1994,24 @@ int main(int argc, char **argv)
         printf("   lag = arrival on B - scheduled write time; ack = put answered - scheduled; "
                "lost = not readable on B %.0f s after the last write (+ readable but no event)\n",
                cfg.grace);
-        printf("         %-58s   %-58s   %s\n",
-               "-------------------------- engram ------------------------",
-               "--------------------------- redis ------------------------", "engram/redis");
-        printf("offered  %7s %8s %8s %8s %8s %8s %7s   %7s %8s %8s %8s %8s %8s %7s   %5s %5s\n",
-               "w/s", "lag p50", "lag p99", "lag max", "ack p50", "ack p99", "lost", "w/s",
-               "lag p50", "lag p99", "lag max", "ack p50", "ack p99", "lost", "p50", "p99");
+        printf("   after ack = arrival on B - put answered on A (0 if B had it first)\n");
+        printf("%7s %-7s %7s %8s %8s %8s   %8s %8s   %8s %8s %7s   %s\n", "offered", "system",
+               "w/s", "lag p50", "lag p99", "lag max", "ack p50", "ack p99", "after50",
+               "after99", "lost", "engram/redis lag p50 p99");
         for (size_t i = 0; i < cfg.nrates; i++) {
-            char et[128], rt[128], q50[16], q99[16];
-            s_lag_text(et, sizeof et, &e[i]);
-            s_lag_text(rt, sizeof rt, &r[i]);
+            char text[256], q50[16], q99[16];
+            s_lag_text(text, sizeof text, &e[i]);
             s_ratio(q50, sizeof q50, r[i].ran ? (double)e[i].p50 : NAN, (double)r[i].p50);
             s_ratio(q99, sizeof q99, r[i].ran ? (double)e[i].p99 : NAN, (double)r[i].p99);
-            printf("%7u  %s   %s   %5s %5s\n", cfg.rates[i], et, rt, q50, q99);
+            printf("%7u %-7s %s   %s %s\n", cfg.rates[i], "engram", text, q50, q99);
+            if (r[i].ran) {
+                s_lag_text(text, sizeof text, &r[i]);
+                printf("%7u %-7s %s\n", cfg.rates[i], "redis", text);
+            }
+            if (e[i].achieved < 0.95 * cfg.rates[i])
+                printf("        engram did not keep up with %u/s (%d writers in flight): its lag "
+                       "is mostly queueing on A (see ack)\n",
+                       cfg.rates[i], LAG_WRITERS);
         }
         for (size_t i = 0; i < cfg.nrates; i++) {
             if (e[i].missing || e[i].errors) {
@@ -2044,11 +2114,11 @@ int main(int argc, char **argv)
             DIE("the cluster does not settle before the bytes cells");
         /* Idle gossip (digests, membership), subtracted from the cells. */
         double idle_s = cfg.quick ? 0.5 : 2.0;
-        uint64_t g0 = s_bytes_sent(&cluster);
+        uint64_t g0 = s_bytes_sent(&cluster, NULL);
         int64_t t0 = s_tcp_bytes(ports, NODES);
         double w0 = s_now();
         s_sleep(idle_s);
-        double idle_g = (double)(s_bytes_sent(&cluster) - g0) / (s_now() - w0);
+        double idle_g = (double)(s_bytes_sent(&cluster, NULL) - g0) / (s_now() - w0);
         double idle_t = t0 < 0 ? NAN : (double)(s_tcp_bytes(ports, NODES) - t0) / (s_now() - w0);
         s_bytes_result_t br[3] = {{0}};
         for (int p = 0; p < 3 && !s_interrupted; p++) {
@@ -2058,7 +2128,8 @@ int main(int argc, char **argv)
             b->redis = -1;
             char prefix[32];
             snprintf(prefix, sizeof prefix, "b%zu-", payloads[p]);
-            uint64_t a0 = s_bytes_sent(&cluster);
+            uint64_t p0 = 0, p1 = 0;
+            uint64_t a0 = s_bytes_sent(&cluster, &p0);
             int64_t c0 = s_tcp_bytes(ports, NODES);
             double s0 = s_now();
             b->errors = s_load(cluster.api[1], 0, SCOPE_BYTES, prefix, b->payload, 0, b->n,
@@ -2069,7 +2140,8 @@ int main(int argc, char **argv)
                 failures++;
             }
             b->seconds = s_now() - s0;
-            uint64_t a1 = s_bytes_sent(&cluster);
+            uint64_t a1 = s_bytes_sent(&cluster, &p1);
+            b->pushes = (double)(p1 - p0) / (double)b->n;
             int64_t c1 = s_tcp_bytes(ports, NODES);
             b->gossip = ((double)(a1 - a0) - idle_g * b->seconds) / (double)b->n;
             b->tcp = c0 < 0 || c1 < 0 ? -1
@@ -2103,8 +2175,9 @@ int main(int argc, char **argv)
                s_bytes_text(ig, sizeof ig, idle_g), s_bytes_text(it, sizeof it, idle_t));
         printf("   redis: primary + 2 replicas, INFO total_net_repl_output+input_bytes of the "
                "primary\n");
-        printf("%8s %7s %8s   %11s %7s %11s %7s   %11s %7s   %12s\n", "payload", "writes", "time",
-               "gossip/w", "x pay", "tcp/w", "x pay", "redis/w", "x pay", "engram/redis");
+        printf("%8s %7s %8s %8s   %11s %7s %11s %7s   %11s %7s   %12s\n", "payload", "writes",
+               "time", "pushes/w", "gossip/w", "x pay", "tcp/w", "x pay", "redis/w", "x pay",
+               "engram/redis");
         for (int p = 0; p < 3; p++) {
             const s_bytes_result_t *b = &br[p];
             if (!b->n)
@@ -2115,8 +2188,8 @@ int main(int argc, char **argv)
                 snprintf(tx, sizeof tx, "%.2f", b->tcp / pay);
             if (b->redis >= 0)
                 snprintf(rx, sizeof rx, "%.2f", b->redis / pay);
-            printf("%8zu %7zu %7.2fs   %11s %7.2f %11s %7s   %11s %7s   %12s\n", b->payload, b->n,
-                   b->seconds, s_bytes_text(g, sizeof g, b->gossip), b->gossip / pay,
+            printf("%8zu %7zu %7.2fs %8.2f   %11s %7.2f %11s %7s   %11s %7s   %12s\n", b->payload,
+                   b->n, b->seconds, b->pushes, s_bytes_text(g, sizeof g, b->gossip), b->gossip / pay,
                    s_bytes_text(t, sizeof t, b->tcp), tx, s_bytes_text(rr, sizeof rr, b->redis), rx,
                    s_ratio(q, sizeof q, b->gossip, b->redis));
         }
@@ -2160,6 +2233,23 @@ int main(int argc, char **argv)
             }
         }
         s_cluster_stop(&cc);
+        /* Redis: the same cells against a primary with two replicas, replica 2 restarted. */
+        s_catch_result_t rres[2][4] = {{{0}}};
+        bool rfull[2][4] = {{0}};
+        if (have_redis && !s_interrupted) {
+            s_redis_t rr;
+            s_redis_start(&rr, NODES, true);
+            preloaded = missed = 0;
+            for (size_t t = 0; t < ntotals && !s_interrupted; t++) {
+                s_load(NULL, rr.port[0], NULL, "pre", VALUE_BYTES, preloaded,
+                       totals[t] - preloaded, LOAD_THREADS);
+                preloaded = totals[t];
+                for (size_t i = 0; i < nks && !s_interrupted; i++)
+                    rres[t][i] = s_redis_catch_cell(&rr, preloaded + missed, ks[i], &missed,
+                                                    &rfull[t][i]);
+            }
+            s_redis_stop(&rr);
+        }
         printf("\n4. Bringing back a node that missed K writes: node C stopped (SIGTERM), K "
                "writes of %d B on node A, C restarted (local-cluster.sh restart)\n",
                VALUE_BYTES);
@@ -2189,6 +2279,34 @@ int main(int argc, char **argv)
             printf("   (preloading to %zu keys took %.1f s)\n", totals[t], load_s[t]);
         }
         printf("   net/K: (received - received at K=0 for the same keys) / K\n");
+        if (have_redis) {
+            printf("   redis: primary + 2 replicas with RDB snapshots (a replica saves its "
+                   "replication offset at shutdown and asks for a partial resync), default "
+                   "repl-backlog-size;\n   replica 2 stopped, K SETs, restarted; delta: the "
+                   "primary's replication stream for the K writes; received: the replica's "
+                   "total_net_repl_input_bytes\n");
+            printf("%8s %9s %7s %11s %12s %10s %8s %8s %8s   %s\n", "keys", "dbsize", "K", "delta",
+                   "received", "recv/K", "sync", "x delta", "time", "engram/redis received");
+            for (size_t t = 0; t < ntotals; t++)
+                for (size_t i = 0; i < nks; i++) {
+                    const s_catch_result_t *r = &rres[t][i];
+                    if (!r->ran)
+                        continue;
+                    char d[24], rv[24], pk[24], x[16], q[16];
+                    printf("%8zu %9" PRIu64 " %7zu %11s %12s %10s %8s %8s %7.2fs   %s%s\n",
+                           r->total, r->ops, r->k, s_bytes_text(d, sizeof d, (double)r->delta),
+                           s_bytes_text(rv, sizeof rv, (double)r->received),
+                           s_bytes_text(pk, sizeof pk,
+                                        r->k ? (double)r->received / (double)r->k : -1),
+                           rfull[t][i] ? "full" : "partial",
+                           s_ratio(x, sizeof x, (double)r->received, (double)r->delta), r->seconds,
+                           s_ratio(q, sizeof q, res[t][i].ran ? (double)res[t][i].received : NAN,
+                                   (double)r->received),
+                           r->ok ? "" : "  (never caught up)");
+                }
+        } else {
+            printf("  redis: skipped (%s)\n", cfg.redis ? "redis-server not installed" : "--no-redis");
+        }
         s_repro("catchup");
         fflush(stdout);
     }
