@@ -1,17 +1,21 @@
-/*  gossip_engine: push with dependencies, pull by version vectors, chunked answers applied as
- *  one unit (see engine.h for the protocol and its guarantees).
+/*  gossip_engine: push with dependencies and acks, pull by version vectors, chunked answers
+ *  applied as one unit, peer knowledge and the stable cut (see engine.h for the protocol and
+ *  its guarantees; swim.c holds the membership).
  *
- *  State: the peer list (with when each was last sent a digest), the outbox of encoded
- *  messages in send order, and the staging area of pull answers whose parts are still
+ *  State (gossip/internal.h): the member table, whose records also carry what each peer is
+ *  known to hold per scope and the multi-part answers recently sent to it; the outbox of
+ *  encoded messages in send order; the staging area of pull answers whose parts are still
  *  arriving. Everything else lives in the store. Staged transfers expire after
  *  STAGE_TIMEOUT_MS: a lost part costs one more pull, never a partial apply.
  */
-#include "gossip/engine.h"
+#include "gossip/internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "crdt/codec.h"
+#include "crdt/internal.h" /* crdt__hash: SipHash-2-4, for chunk checks */
 #include "engram/error.h"
 #include "engram/limits.h"
 #include "proto/gossip.pb-c.h"
@@ -22,49 +26,16 @@
 #define CHUNK_OVERHEAD (ENGRAM_MAX_KEY_BYTES + 64)
 /*  A held-back push asks its sender for a pull at most this often. */
 #define ASK_INTERVAL_MS 50
-
-typedef struct {
-    uint64_t id;
-    uint64_t asked_ms; /* when it was last sent a digest because of a held-back push */
-} s_peer_t;
-
-typedef struct {
-    uint64_t peer;
-    uint8_t *buf; /* owned */
-    size_t len;
-} s_msg_t;
-
-/*  A pull answer whose parts are arriving. */
-typedef struct {
-    uint64_t from;
-    uint64_t transfer;
-    char *scope;        /* owned */
-    uint32_t count;
-    uint32_t received;
-    uint8_t **parts;    /* owned, count entries, NULL until received */
-    size_t *lens;
-    uint64_t started_ms;
-} s_stage_t;
-
-struct gossip_engine {
-    gossip_config_t config;
-    const gossip_store_t *store;
-    void *state;
-    s_peer_t *peers;
-    size_t npeers, peers_cap;
-    s_msg_t *outbox; /* a FIFO: [head, n) are queued */
-    size_t head, n, outbox_cap;
-    s_stage_t *stages;
-    size_t nstages, stages_cap;
-    uint64_t rng;
-    uint64_t next_transfer; /* 0 until the first event with a clock: see s_clock */
-    uint64_t now_ms;
-    gossip_stats_t stats;
-};
+/*  Transfers staged per peer at most; a new one evicts that peer's oldest. */
+#define MAX_STAGES_PER_PEER 4
+/*  A multi-part answer for one (peer, scope) goes out at most this often. */
+#define ANSWER_RESEND_MS 1000
+/*  The key of the chunk hashes. */
+#define CHUNK_HASH_SEED UINT64_C(0x656e6772616d)
 
 /*  --- basics ------------------------------------------------------------------------ */
 
-static uint64_t s_random(gossip_engine_t *self)
+uint64_t gossip__random(gossip_engine_t *self)
 {
     uint64_t z = (self->rng += UINT64_C(0x9e3779b97f4a7c15));
     z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
@@ -72,7 +43,7 @@ static uint64_t s_random(gossip_engine_t *self)
     return z ^ (z >> 31);
 }
 
-static int s_grow(void **items, size_t *cap, size_t need, size_t size)
+int gossip__grow(void **items, size_t *cap, size_t need, size_t size)
 {
     if (need <= *cap)
         return 0;
@@ -99,16 +70,23 @@ gossip_engine_t *gossip_engine_new(const gossip_config_t *config, const gossip_s
     self->store = store;
     self->state = store_state;
     self->rng = config->seed ^ config->node_id;
+    if (gossip__swim_init(self) != 0)
+        gossip_engine_destroy(&self);
     return self;
 }
 
-static void s_stage_free(s_stage_t *stage)
+static void s_stage_free(gossip__stage_t *stage)
 {
-    for (uint32_t i = 0; i < stage->count; i++)
-        free(stage->parts[i]);
+    for (size_t i = 0; i < stage->nparts; i++)
+        free(stage->parts[i].buf);
     free(stage->parts);
-    free(stage->lens);
     free(stage->scope);
+}
+
+static void s_stage_drop(gossip_engine_t *self, size_t i)
+{
+    s_stage_free(&self->stages[i]);
+    self->stages[i] = self->stages[--self->nstages];
 }
 
 void gossip_engine_destroy(gossip_engine_t **self_p)
@@ -122,31 +100,27 @@ void gossip_engine_destroy(gossip_engine_t **self_p)
     for (size_t i = 0; i < self->nstages; i++)
         s_stage_free(&self->stages[i]);
     free(self->stages);
-    free(self->peers);
+    gossip__swim_fini(self);
     free(self);
     *self_p = NULL;
 }
 
-void gossip_engine_add_peer(gossip_engine_t *self, uint64_t peer)
+void gossip__forget_peer(gossip_engine_t *self, uint64_t peer)
 {
-    if (peer == self->config.node_id)
-        return;
-    for (size_t i = 0; i < self->npeers; i++)
-        if (self->peers[i].id == peer)
-            return;
-    if (s_grow((void **)&self->peers, &self->peers_cap, self->npeers + 1, sizeof *self->peers))
-        return;
-    self->peers[self->npeers++] = (s_peer_t){peer, 0};
-}
-
-void gossip_engine_remove_peer(gossip_engine_t *self, uint64_t peer)
-{
-    for (size_t i = 0; i < self->npeers; i++) {
-        if (self->peers[i].id == peer) {
-            self->peers[i] = self->peers[--self->npeers];
-            return;
-        }
+    for (size_t i = 0; i < self->nstages;) {
+        if (self->stages[i].from == peer)
+            s_stage_drop(self, i);
+        else
+            i++;
     }
+    gossip__member_t *m = gossip__member(self, peer);
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->nknown; i++) {
+        free(m->known[i].scope);
+        crdt_ctx_destroy(&m->known[i].ctx);
+    }
+    m->nknown = 0;
 }
 
 const gossip_stats_t *gossip_engine_stats(const gossip_engine_t *self)
@@ -154,11 +128,16 @@ const gossip_stats_t *gossip_engine_stats(const gossip_engine_t *self)
     return &self->stats;
 }
 
+size_t gossip_engine_staged(const gossip_engine_t *self)
+{
+    return self->nstages;
+}
+
 bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, size_t *len)
 {
     if (self->head == self->n)
         return false;
-    s_msg_t *msg = &self->outbox[self->head++];
+    gossip__msg_t *msg = &self->outbox[self->head++];
     *peer = msg->peer;
     *buf = msg->buf;
     *len = msg->len;
@@ -167,20 +146,19 @@ bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, si
     return true;
 }
 
-/*  Packs a Gossip into the outbox for peer. */
-static int s_send(gossip_engine_t *self, uint64_t peer, Engram__Gossip *msg)
+int gossip__send(gossip_engine_t *self, uint64_t peer, Engram__Gossip *msg)
 {
     msg->schema_major = ENGRAM_SCHEMA_MAJOR;
     msg->schema_minor = ENGRAM_SCHEMA_MINOR;
     size_t len = engram__gossip__get_packed_size(msg);
     uint8_t *buf = malloc(len ? len : 1);
-    if (!buf || s_grow((void **)&self->outbox, &self->outbox_cap, self->n + 1,
+    if (!buf || gossip__grow((void **)&self->outbox, &self->outbox_cap, self->n + 1,
                        sizeof *self->outbox)) {
         free(buf);
         return ENGRAM_ENOMEM;
     }
     engram__gossip__pack(msg, buf);
-    self->outbox[self->n++] = (s_msg_t){peer, buf, len};
+    self->outbox[self->n++] = (gossip__msg_t){peer, buf, len};
     self->stats.bytes_sent += len;
     return 0;
 }
@@ -194,7 +172,7 @@ static void s_clock(gossip_engine_t *self, uint64_t now_ms)
     self->now_ms = now_ms;
     if (self->next_transfer == 0) {
         self->rng ^= now_ms * UINT64_C(0xd6e8feb86659fd93);
-        self->next_transfer = s_random(self) | 1;
+        self->next_transfer = gossip__random(self) | 1;
     }
 }
 
@@ -205,6 +183,8 @@ int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_sco
 {
     uint8_t *deps_buf = NULL, *delta_buf = NULL;
     size_t deps_len = 0, delta_len = 0;
+    if (self->left)
+        return 0;
     int rc = crdt_ctx_encode(deps, &deps_buf, &deps_len);
     if (rc == 0)
         rc = crdt_scope_encode(delta, &delta_buf, &delta_len);
@@ -219,19 +199,122 @@ int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_sco
     Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
     msg.body_case = ENGRAM__GOSSIP__BODY_PUSH;
     msg.push = &push;
-    /* A partial Fisher-Yates shuffle picks `fanout` distinct peers. */
-    size_t targets = self->config.fanout < self->npeers ? self->config.fanout : self->npeers;
+    /* A partial Fisher-Yates shuffle picks `fanout` distinct ALIVE members. */
+    uint64_t *alive = malloc((self->nmembers ? self->nmembers : 1) * sizeof *alive);
+    size_t nalive = 0;
+    if (!alive) {
+        rc = ENGRAM_ENOMEM;
+        goto out_free;
+    }
+    for (size_t i = 0; i < self->nmembers; i++)
+        if (self->members[i].state == GOSSIP_ALIVE && self->members[i].id != self->config.node_id)
+            alive[nalive++] = self->members[i].id;
+    size_t targets = self->config.fanout < nalive ? self->config.fanout : nalive;
     for (size_t i = 0; rc == 0 && i < targets; i++) {
-        size_t j = i + s_random(self) % (self->npeers - i);
-        s_peer_t tmp = self->peers[i];
-        self->peers[i] = self->peers[j];
-        self->peers[j] = tmp;
-        rc = s_send(self, self->peers[i].id, &msg);
+        size_t j = i + gossip__random(self) % (nalive - i);
+        uint64_t tmp = alive[i];
+        alive[i] = alive[j];
+        alive[j] = tmp;
+        rc = gossip__send(self, alive[i], &msg);
         self->stats.pushes_sent += rc == 0;
     }
+    free(alive);
 out_free:
     free(deps_buf);
     free(delta_buf);
+    return rc;
+}
+
+/*  --- peer knowledge ------------------------------------------------------------------ */
+
+/*  Records that peer holds ctx of scope (the latest report wins: a peer restored from an old
+ *  snapshot must not be credited with what it lost). */
+static int s_know(gossip_engine_t *self, uint64_t peer, const char *scope, const crdt_ctx_t *ctx)
+{
+    gossip__member_t *m = gossip__member(self, peer);
+    if (!m || m->state == GOSSIP_LEFT)
+        return 0;
+    crdt_ctx_t *copy = crdt_ctx_dup(ctx);
+    if (!copy)
+        return ENGRAM_ENOMEM;
+    for (size_t i = 0; i < m->nknown; i++) {
+        if (strcmp(m->known[i].scope, scope) == 0) {
+            crdt_ctx_destroy(&m->known[i].ctx);
+            m->known[i].ctx = copy;
+            return 0;
+        }
+    }
+    char *name = strdup(scope);
+    if (!name || gossip__grow((void **)&m->known, &m->known_cap, m->nknown + 1,
+                              sizeof *m->known)) {
+        free(name);
+        crdt_ctx_destroy(&copy);
+        return ENGRAM_ENOMEM;
+    }
+    m->known[m->nknown++] = (gossip__known_t){name, copy};
+    return 0;
+}
+
+const crdt_ctx_t *gossip_engine_peer_ctx(gossip_engine_t *self, uint64_t peer, const char *scope)
+{
+    assert(self && scope);
+    gossip__member_t *m = gossip__member(self, peer);
+    for (size_t i = 0; m && i < m->nknown; i++)
+        if (strcmp(m->known[i].scope, scope) == 0)
+            return m->known[i].ctx;
+    return NULL;
+}
+
+crdt_ctx_t *gossip_engine_stable_cut(gossip_engine_t *self, const char *scope)
+{
+    assert(self && scope);
+    const crdt_ctx_t *ours = self->store->ctx(self->state, scope);
+    crdt_ctx_t *cut = ours ? crdt_ctx_dup(ours) : crdt_ctx_new();
+    for (size_t i = 0; cut && i < self->nmembers; i++) {
+        gossip__member_t *m = &self->members[i];
+        if (m->id == self->config.node_id || m->state == GOSSIP_LEFT)
+            continue;
+        const crdt_ctx_t *theirs = gossip_engine_peer_ctx(self, m->id, scope);
+        crdt_ctx_t *meet = theirs ? crdt_ctx_meet(cut, theirs) : NULL;
+        crdt_ctx_destroy(&cut);
+        cut = meet;
+    }
+    return cut;
+}
+
+/*  Tells the sender of a push what we now hold of its scope. */
+static int s_send_ack(gossip_engine_t *self, uint64_t peer, const char *scope)
+{
+    const crdt_ctx_t *ours = self->store->ctx(self->state, scope);
+    if (!ours)
+        return 0;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = crdt_ctx_encode(ours, &buf, &len);
+    if (rc)
+        return rc;
+    Engram__GossipAck ack = ENGRAM__GOSSIP_ACK__INIT;
+    ack.scope = (char *)scope;
+    ack.ctx = (ProtobufCBinaryData){len, buf};
+    Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
+    msg.body_case = ENGRAM__GOSSIP__BODY_ACK;
+    msg.ack = &ack;
+    rc = gossip__send(self, peer, &msg);
+    self->stats.acks_sent += rc == 0;
+    free(buf);
+    return rc;
+}
+
+static int s_on_ack(gossip_engine_t *self, uint64_t from, const Engram__GossipAck *ack)
+{
+    crdt_ctx_t *theirs = NULL;
+    int rc = ack->scope[0] ? crdt_ctx_decode(ack->ctx.data, ack->ctx.len, &theirs)
+                           : ENGRAM_EDECODE;
+    if (rc == 0) {
+        self->stats.acks_received++;
+        rc = s_know(self, from, ack->scope, theirs);
+    }
+    crdt_ctx_destroy(&theirs);
     return rc;
 }
 
@@ -320,7 +403,7 @@ static int s_send_digest(gossip_engine_t *self, uint64_t peer, s_digest_t *d, bo
         Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
         msg.body_case = ENGRAM__GOSSIP__BODY_DIGEST;
         msg.digest = &digest;
-        rc = s_send(self, peer, &msg);
+        rc = gossip__send(self, peer, &msg);
         self->stats.digests_sent += rc == 0;
         start = end;
     } while (rc == 0 && start < d->n);
@@ -344,6 +427,30 @@ static int s_send_full_digest(gossip_engine_t *self, uint64_t peer)
     return rc;
 }
 
+/*  True when a multi-part answer for (peer, scope) went out less than ANSWER_RESEND_MS ago (it
+ *  may still be arriving); otherwise records this one. */
+static bool s_answer_deferred(gossip_engine_t *self, uint64_t peer, const char *scope)
+{
+    gossip__member_t *m = gossip__member(self, peer);
+    if (!m)
+        return false;
+    uint64_t key = crdt__hash(scope, strlen(scope), CHUNK_HASH_SEED);
+    gossip__answered_t *slot = &m->answered[0];
+    for (size_t i = 0; i < GOSSIP__ANSWERED_SLOTS; i++) {
+        gossip__answered_t *a = &m->answered[i];
+        if (a->scope_hash == key && a->sent_ms) {
+            if (self->now_ms - a->sent_ms < ANSWER_RESEND_MS)
+                return true;
+            slot = a;
+            break;
+        }
+        if (a->sent_ms < slot->sent_ms)
+            slot = a;
+    }
+    *slot = (gossip__answered_t){key, self->now_ms ? self->now_ms : 1};
+    return false;
+}
+
 /*  Answers one scope of a digest: the delta since their context, in chunks. */
 static int s_answer(gossip_engine_t *self, uint64_t peer, const char *scope,
                     const crdt_ctx_t *theirs)
@@ -363,7 +470,13 @@ static int s_answer(gossip_engine_t *self, uint64_t peer, const char *scope,
         free(buf);
         return ENGRAM_ETOOBIG;
     }
+    if (count > 1 && s_answer_deferred(self, peer, scope)) {
+        free(buf);
+        self->stats.answers_deferred++;
+        return 0;
+    }
     uint64_t transfer = self->next_transfer++;
+    uint64_t hash = crdt__hash(buf, len, CHUNK_HASH_SEED);
     for (size_t i = 0; rc == 0 && i < count; i++) {
         Engram__GossipChunk chunk = ENGRAM__GOSSIP_CHUNK__INIT;
         chunk.scope = (char *)scope;
@@ -372,10 +485,12 @@ static int s_answer(gossip_engine_t *self, uint64_t peer, const char *scope,
         chunk.count = (uint32_t)count;
         size_t at = i * part;
         chunk.data = (ProtobufCBinaryData){len - at < part ? len - at : part, buf + at};
+        chunk.total = len;
+        chunk.hash = hash;
         Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
         msg.body_case = ENGRAM__GOSSIP__BODY_CHUNK;
         msg.chunk = &chunk;
-        rc = s_send(self, peer, &msg);
+        rc = gossip__send(self, peer, &msg);
         self->stats.chunks_sent += rc == 0;
     }
     free(buf);
@@ -399,7 +514,9 @@ static void s_answer_unlisted(void *arg, const char *scope)
             return;
     crdt_ctx_t *empty = crdt_ctx_new();
     if (a->rc == 0)
-        a->rc = empty ? s_answer(a->self, a->peer, scope, empty) : ENGRAM_ENOMEM;
+        a->rc = empty ? s_know(a->self, a->peer, scope, empty) : ENGRAM_ENOMEM;
+    if (a->rc == 0)
+        a->rc = s_answer(a->self, a->peer, scope, empty);
     crdt_ctx_destroy(&empty);
 }
 
@@ -416,6 +533,8 @@ static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__Gossi
         else
             rc = crdt_ctx_decode(v->ctx.data, v->ctx.len, &a.theirs[i]);
     }
+    for (size_t i = 0; rc == 0 && i < digest->n_versions; i++)
+        rc = s_know(self, from, digest->versions[i]->scope, a.theirs[i]);
     /* Answers: what they lack of the scopes they listed, and of the ones they lack entirely. */
     s_digest_t ask = {.self = self};
     for (size_t i = 0; rc == 0 && i < digest->n_versions; i++) {
@@ -446,15 +565,19 @@ static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__Gossi
 /*  Asks `from` for a pull (at most every ASK_INTERVAL_MS per peer). */
 static int s_ask(gossip_engine_t *self, uint64_t from)
 {
-    for (size_t i = 0; i < self->npeers; i++) {
-        if (self->peers[i].id != from)
-            continue;
-        if (self->peers[i].asked_ms && self->now_ms - self->peers[i].asked_ms < ASK_INTERVAL_MS)
-            return 0;
-        self->peers[i].asked_ms = self->now_ms;
-        return s_send_full_digest(self, from);
-    }
-    return 0; /* not a peer we know: it will pull from us, or we from it, in time */
+    gossip__member_t *m = gossip__member(self, from);
+    if (!m || (m->asked_ms && self->now_ms - m->asked_ms < ASK_INTERVAL_MS))
+        return 0;
+    m->asked_ms = self->now_ms;
+    return s_send_full_digest(self, from);
+}
+
+static int s_apply(gossip_engine_t *self, const char *scope, const crdt_scope_t *delta)
+{
+    int rc = self->store->apply(self->state, scope, delta);
+    if (rc && rc != ENGRAM_ENOMEM && !self->fault)
+        self->fault = &self->stats.bad_apply;
+    return rc;
 }
 
 static int s_on_push(gossip_engine_t *self, uint64_t from, const Engram__GossipPush *push)
@@ -468,10 +591,13 @@ static int s_on_push(gossip_engine_t *self, uint64_t from, const Engram__GossipP
     if (rc == 0) {
         const crdt_ctx_t *ours = self->store->ctx(self->state, push->scope);
         if (ours && crdt_ctx_covers(ours, crdt_scope_ctx(delta))) {
-            self->stats.pushes_redundant++; /* a duplicate or replay: nothing to do */
+            self->stats.pushes_redundant++; /* a duplicate or replay: held already */
+            rc = s_send_ack(self, from, push->scope);
         } else if (crdt_ctx_is_empty(deps) || (ours && crdt_ctx_covers(ours, deps))) {
-            rc = self->store->apply(self->state, push->scope, delta);
+            rc = s_apply(self, push->scope, delta);
             self->stats.pushes_applied += rc == 0;
+            if (rc == 0)
+                rc = s_send_ack(self, from, push->scope);
         } else {
             self->stats.pushes_held_back++; /* its cause has not arrived: pull instead */
             rc = s_ask(self, from);
@@ -482,71 +608,110 @@ static int s_on_push(gossip_engine_t *self, uint64_t from, const Engram__GossipP
     return rc;
 }
 
-/*  Applies a complete pull answer. */
+/*  Applies a complete pull answer after checking its length and hash. */
 static int s_apply_answer(gossip_engine_t *self, const char *scope, const uint8_t *buf,
-                          size_t len)
+                          size_t len, const Engram__GossipChunk *chunk)
 {
+    if (len != chunk->total || crdt__hash(buf, len, CHUNK_HASH_SEED) != chunk->hash) {
+        self->fault = &self->stats.bad_chunk;
+        return ENGRAM_EDECODE;
+    }
     crdt_scope_t *delta = NULL;
     int rc = crdt_scope_decode(buf, len, 0, &delta);
     if (rc == 0)
-        rc = self->store->apply(self->state, scope, delta);
+        rc = s_apply(self, scope, delta);
     self->stats.pull_deltas_applied += rc == 0;
     crdt_scope_destroy(&delta);
     return rc;
+}
+
+/*  The staged transfer of (from, total, hash), or a new one (evicting from's oldest when it
+ *  has MAX_STAGES_PER_PEER). NULL when out of memory. */
+static gossip__stage_t *s_stage(gossip_engine_t *self, uint64_t from,
+                                const Engram__GossipChunk *chunk)
+{
+    size_t mine = 0, oldest = SIZE_MAX;
+    for (size_t i = 0; i < self->nstages; i++) {
+        gossip__stage_t *st = &self->stages[i];
+        if (st->from != from)
+            continue;
+        if (st->total == chunk->total && st->hash == chunk->hash)
+            return st;
+        mine++;
+        if (oldest == SIZE_MAX || st->started_ms < self->stages[oldest].started_ms)
+            oldest = i;
+    }
+    if (mine >= MAX_STAGES_PER_PEER)
+        s_stage_drop(self, oldest);
+    if (gossip__grow((void **)&self->stages, &self->stages_cap, self->nstages + 1,
+                     sizeof *self->stages))
+        return NULL;
+    gossip__stage_t *st = &self->stages[self->nstages];
+    *st = (gossip__stage_t){.from = from, .total = chunk->total, .hash = chunk->hash,
+                            .count = chunk->count, .started_ms = self->now_ms};
+    if (!(st->scope = strdup(chunk->scope)))
+        return NULL;
+    self->nstages++;
+    return st;
 }
 
 static int s_on_chunk(gossip_engine_t *self, uint64_t from, const Engram__GossipChunk *chunk)
 {
     self->stats.chunks_received++;
     if (!chunk->scope[0] || chunk->count == 0 || chunk->count > MAX_CHUNKS ||
-        chunk->index >= chunk->count)
+        chunk->index >= chunk->count || chunk->data.len > chunk->total ||
+        chunk->total > (uint64_t)chunk->count * self->config.max_message_bytes * 64) {
+        self->fault = &self->stats.bad_chunk;
         return ENGRAM_EDECODE;
-    if (chunk->count == 1)
-        return s_apply_answer(self, chunk->scope, chunk->data.data, chunk->data.len);
-    s_stage_t *stage = NULL;
-    for (size_t i = 0; i < self->nstages && !stage; i++)
-        if (self->stages[i].from == from && self->stages[i].transfer == chunk->transfer)
-            stage = &self->stages[i];
-    if (!stage) {
-        if (s_grow((void **)&self->stages, &self->stages_cap, self->nstages + 1,
-                   sizeof *self->stages))
-            return ENGRAM_ENOMEM;
-        stage = &self->stages[self->nstages];
-        *stage = (s_stage_t){.from = from, .transfer = chunk->transfer, .count = chunk->count,
-                             .started_ms = self->now_ms};
-        stage->scope = strdup(chunk->scope);
-        stage->parts = calloc(chunk->count, sizeof *stage->parts);
-        stage->lens = calloc(chunk->count, sizeof *stage->lens);
-        if (!stage->scope || !stage->parts || !stage->lens) {
-            s_stage_free(stage);
-            return ENGRAM_ENOMEM;
-        }
-        self->nstages++;
     }
-    if (stage->count != chunk->count || strcmp(stage->scope, chunk->scope) != 0)
-        return ENGRAM_EDECODE; /* a part that contradicts its transfer */
-    if (stage->parts[chunk->index])
-        return 0; /* a duplicate part */
-    stage->parts[chunk->index] = malloc(chunk->data.len ? chunk->data.len : 1);
-    if (!stage->parts[chunk->index])
+    if (chunk->count == 1)
+        return s_apply_answer(self, chunk->scope, chunk->data.data, chunk->data.len, chunk);
+    gossip__stage_t *stage = s_stage(self, from, chunk);
+    if (!stage)
         return ENGRAM_ENOMEM;
-    memcpy(stage->parts[chunk->index], chunk->data.data, chunk->data.len);
-    stage->lens[chunk->index] = chunk->data.len;
-    if (++stage->received < stage->count)
+    if (stage->count != chunk->count || strcmp(stage->scope, chunk->scope) != 0) {
+        self->fault = &self->stats.bad_chunk; /* a part that contradicts its transfer */
+        return ENGRAM_EDECODE;
+    }
+    size_t lo = 0, hi = stage->nparts;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (stage->parts[mid].index < chunk->index)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < stage->nparts && stage->parts[lo].index == chunk->index)
+        return 0; /* a duplicate part, or the same part of a re-sent answer */
+    if (stage->received_bytes + chunk->data.len > stage->total) {
+        self->fault = &self->stats.bad_chunk; /* more bytes than the whole */
+        return ENGRAM_EDECODE;
+    }
+    uint8_t *copy = malloc(chunk->data.len ? chunk->data.len : 1);
+    if (!copy || gossip__grow((void **)&stage->parts, &stage->parts_cap, stage->nparts + 1,
+                              sizeof *stage->parts)) {
+        free(copy);
+        return ENGRAM_ENOMEM;
+    }
+    memcpy(copy, chunk->data.data, chunk->data.len);
+    memmove(&stage->parts[lo + 1], &stage->parts[lo], (stage->nparts - lo) * sizeof *stage->parts);
+    stage->parts[lo] = (gossip__part_t){chunk->index, copy, chunk->data.len};
+    stage->nparts++;
+    stage->received_bytes += chunk->data.len;
+    if (stage->nparts < stage->count)
         return 0;
-    /* Every part is here: apply the whole delta as one unit. */
-    size_t total = 0;
-    for (uint32_t i = 0; i < stage->count; i++)
-        total += stage->lens[i];
-    uint8_t *whole = malloc(total ? total : 1);
+    /* Every part is here: check, then apply the whole delta as one unit. */
+    uint8_t *whole = malloc(stage->total ? stage->total : 1);
     int rc = whole ? 0 : ENGRAM_ENOMEM;
-    for (uint32_t i = 0, at = 0; rc == 0 && i < stage->count; at += stage->lens[i], i++)
-        memcpy(whole + at, stage->parts[i], stage->lens[i]);
+    size_t at = 0;
+    for (size_t i = 0; rc == 0 && i < stage->nparts; i++) {
+        memcpy(whole + at, stage->parts[i].buf, stage->parts[i].len);
+        at += stage->parts[i].len;
+    }
     if (rc == 0)
-        rc = s_apply_answer(self, stage->scope, whole, total);
+        rc = s_apply_answer(self, stage->scope, whole, at, chunk);
     free(whole);
-    s_stage_free(stage);
-    *stage = self->stages[--self->nstages];
+    s_stage_drop(self, (size_t)(stage - self->stages));
     return rc;
 }
 
@@ -555,28 +720,42 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
 {
     s_clock(self, now_ms);
     self->stats.bytes_received += len;
+    self->fault = NULL;
     Engram__Gossip *gossip = engram__gossip__unpack(NULL, len, msg);
     int rc = gossip ? 0 : ENGRAM_EDECODE;
     if (rc == 0 && gossip->schema_major > ENGRAM_SCHEMA_MAJOR)
         rc = ENGRAM_EVERSION;
+    if (rc == 0)
+        rc = gossip__check_sender(self, from, gossip);
     if (rc == 0) {
         switch (gossip->body_case) {
         case ENGRAM__GOSSIP__BODY_PUSH:
-            rc = s_on_push(self, from, gossip->push);
+            rc = self->left ? 0 : s_on_push(self, from, gossip->push);
             break;
         case ENGRAM__GOSSIP__BODY_DIGEST:
-            rc = s_on_digest(self, from, gossip->digest);
+            rc = self->left ? 0 : s_on_digest(self, from, gossip->digest);
             break;
         case ENGRAM__GOSSIP__BODY_CHUNK:
-            rc = s_on_chunk(self, from, gossip->chunk);
+            rc = self->left ? 0 : s_on_chunk(self, from, gossip->chunk);
+            break;
+        case ENGRAM__GOSSIP__BODY_ACK:
+            rc = s_on_ack(self, from, gossip->ack);
             break;
         default:
-            rc = ENGRAM_EDECODE;
+            rc = gossip__swim_receive(self, from, gossip);
         }
     }
     if (gossip)
         engram__gossip__free_unpacked(gossip, NULL);
-    self->stats.bad_messages += rc != 0 && rc != ENGRAM_ENOMEM;
+    if (rc != 0 && rc != ENGRAM_ENOMEM) {
+        self->stats.bad_messages++;
+        uint64_t *counter = self->fault;
+        if (!counter)
+            counter = rc == ENGRAM_ENOTFOUND      ? &self->stats.bad_unknown_sender
+                      : rc == ENGRAM_EUNAVAILABLE ? &self->stats.bad_left_sender
+                                                  : &self->stats.bad_decode;
+        (*counter)++;
+    }
     return rc;
 }
 
@@ -584,13 +763,17 @@ void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms)
 {
     s_clock(self, now_ms);
     for (size_t i = 0; i < self->nstages;) {
-        if (now_ms - self->stages[i].started_ms > STAGE_TIMEOUT_MS) {
-            s_stage_free(&self->stages[i]);
-            self->stages[i] = self->stages[--self->nstages];
-        } else {
+        if (now_ms - self->stages[i].started_ms > STAGE_TIMEOUT_MS)
+            s_stage_drop(self, i);
+        else
             i++;
-        }
     }
-    if (self->npeers)
-        s_send_full_digest(self, self->peers[s_random(self) % self->npeers].id);
+    gossip__swim_tick(self);
+    self->started = true;
+    if (self->left || now_ms < self->next_digest_ms)
+        return;
+    self->next_digest_ms = now_ms + self->config.gossip_interval_ms;
+    gossip__member_t *m = gossip__pick(self, 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT);
+    if (m)
+        s_send_full_digest(self, m->id);
 }

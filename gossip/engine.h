@@ -2,25 +2,70 @@
  *  section 6). No socket, file or clock is touched here: the engine consumes events (a local
  *  operation, a message from a peer, a timer tick with `now`) and produces messages for the
  *  transport to send (gossip_engine_next). The same engine runs in engramd over ZeroMQ and in
- *  tests/sim/ over a simulated network.
+ *  tests/sim/ over a simulated network. engine.c holds the data plane, swim.c the membership.
  *
- *  Push: a local operation's delta goes at once to `fanout` random peers with its
+ *  Membership (SWIM, Das et al. 2002, as HashiCorp memberlist; gossip/swim.c). Every node keeps
+ *  a record per member it knows, itself included: (id, incarnation, state, endpoint, card,
+ *  leave statement). Records merge as a lattice: the higher incarnation wins, at equal
+ *  incarnation the higher state rank (ALIVE < SUSPECT < DEAD); LEFT absorbs everything, for
+ *  good, whatever incarnation is claimed later. Only the member itself raises its incarnation:
+ *  when it hears that it is suspect or dead (or finds a record of itself from a previous life),
+ *  it refutes with a higher incarnation; engramd starts at its start time in ms, so a restarted
+ *  node always outranks what others remember of it.
+ *  - Probing: every probe interval the node pings one member, round-robin over a shuffled list
+ *    (dead members too, one time in four, so a dead node that came back is seen again). No pong
+ *    within the probe timeout: it asks `indirect_probes` others to ping it on its behalf
+ *    (ping-req; their pongs are relayed back). Still none by the end of the interval: the
+ *    member becomes SUSPECT; SUSPECT for suspicion_mult * log10(N+1) probe intervals (at least
+ *    one): DEAD. Lifeguard's local health: every probe of ours that fails entirely raises a
+ *    score (0..8) that stretches our own probe interval and timeout, every success lowers it, so
+ *    a node that is itself slow or cut off does not accuse the healthy.
+ *  - Dissemination: every ping, ping-req and pong piggybacks the latest changed records, each
+ *    retransmitted 3 * ceil(log10(N+1)) times, and the record the receiver has in our view when
+ *    that is not ALIVE (so it can refute at once). Each carries its sender's own record, card
+ *    included. Every sync interval the node also exchanges its whole table with one random
+ *    member (push-pull, dead ones included): a joiner learns everyone from one seed, and both
+ *    sides of a healed partition see each other refute.
+ *  - Admission: a member is added only if its card passes the admit hook (each node checks the
+ *    admin signature itself, so it never trusts the relay); a LEFT record only if its statement
+ *    passes verify_leave. `from` is the id the transport bound to the peer's CURVE key; ids
+ *    inside messages are never taken as the sender. Messages from a sender that is unknown or
+ *    LEFT are dropped and counted, except a SWIM message that carries the sender's own valid
+ *    card (a joiner's first ping or push-pull), which admits it. A LEFT sender is told so.
+ *  - A LEFT node (gossip_engine_leave of its own id, or hearing a verified statement about
+ *    itself) stops pushing, pulling and probing.
+ *
+ *  Push: a local operation's delta goes at once to `fanout` random ALIVE members with its
  *  dependencies (the scope's context just before it). A receiver applies a push only when its
  *  context covers the dependencies, so every node applies a scope's operations in causal order;
  *  otherwise it drops it and pulls from the sender. Pushes are never forwarded, so a peer never
- *  gets back what it sent.
+ *  gets back what it sent. A receiver that applied a push, or already held it, answers with a
+ *  GossipAck carrying its context of the scope (through the outbox, so after the node's fsync):
+ *  the origin learns what each peer holds (gossip_engine_peer_ctx).
  *
- *  Pull (Scuttlebutt-style anti-entropy by version vectors): on each tick the engine sends one
- *  random peer a digest, its context per scope; the peer answers, per scope the asker lacks
- *  anything of, with crdt_scope_delta_since: traffic proportional to what the asker misses. An
- *  answer larger than max_message_bytes is cut into chunks that the receiver stages and applies
- *  as one unit, so pulls keep causal order too.
+ *  Pull (Scuttlebutt-style anti-entropy by version vectors): every gossip interval the engine
+ *  sends one random ALIVE or SUSPECT member a digest, its context per scope; the peer answers,
+ *  per scope the asker lacks anything of, with crdt_scope_delta_since: traffic proportional to
+ *  what the asker misses. Digests received also tell what their sender holds. An answer larger
+ *  than max_message_bytes is cut into chunks that the receiver stages and applies as one unit,
+ *  so pulls keep causal order too. Each chunk carries the whole answer's length and SipHash,
+ *  checked before the apply; parts of equal (length, hash) from one peer fill one staging slot,
+ *  so a re-sent answer completes a lossy first one. At most 4 transfers are staged per peer
+ *  (the oldest goes), part slots are allocated as parts arrive, and a multi-part answer for
+ *  one (peer, scope) is sent at most once per ANSWER_RESEND_MS.
  *
- *  Bad input from peers (undecodable, truncated, oversized, replayed, out-of-order) is counted
- *  in the stats, logged by the caller if it likes, and changes nothing.
+ *  Garbage: gossip_engine_stable_cut is the meet of this node's context and what every member
+ *  that is not LEFT is known to hold; a DEAD member blocks it until it is decommissioned.
  *
- *  Membership is a static peer list for now (gossip_engine_add_peer / remove_peer); SWIM
- *  probing comes on top of this engine. Not thread-safe: one owner.
+ *  Bad input from peers (undecodable, truncated, oversized, replayed, out-of-order, from an
+ *  unknown or LEFT sender, a card or statement the hooks refuse) is counted in the stats (one
+ *  counter per kind, bad_messages the total), logged by the caller if it likes, and changes
+ *  nothing, except that the valid records of a membership message with one bad record are
+ *  still merged.
+ *
+ *  gossip_engine_add_peer / remove_peer remain for static setups and tests: add_peer admits
+ *  an id without a card (ALIVE, incarnation 0), remove_peer forgets it. Not thread-safe: one
+ *  owner.
  */
 #ifndef GOSSIP_ENGINE_H
 #define GOSSIP_ENGINE_H
@@ -45,6 +90,52 @@ typedef struct {
     int (*apply)(void *store, const char *scope, const crdt_scope_t *delta);
 } gossip_store_t;
 
+/*  Defaults of gossip_config_t (a zero field takes them). */
+#ifndef GOSSIP_DEFAULT_PROBE_INTERVAL_MS
+#define GOSSIP_DEFAULT_PROBE_INTERVAL_MS 1000
+#endif
+#ifndef GOSSIP_DEFAULT_PROBE_TIMEOUT_MS
+#define GOSSIP_DEFAULT_PROBE_TIMEOUT_MS 400
+#endif
+#ifndef GOSSIP_DEFAULT_SUSPICION_MULT
+#define GOSSIP_DEFAULT_SUSPICION_MULT 4
+#endif
+#ifndef GOSSIP_DEFAULT_INDIRECT_PROBES
+#define GOSSIP_DEFAULT_INDIRECT_PROBES 3
+#endif
+#ifndef GOSSIP_DEFAULT_SYNC_INTERVAL_MS
+#define GOSSIP_DEFAULT_SYNC_INTERVAL_MS 10000
+#endif
+
+typedef enum { GOSSIP_ALIVE = 0, GOSSIP_SUSPECT, GOSSIP_DEAD, GOSSIP_LEFT } gossip_state_t;
+
+/*  A member as the engine knows it. Every pointer is borrowed for the duration of the call
+ *  that hands it out. */
+typedef struct {
+    uint64_t id;                 /* node id */
+    uint64_t incarnation;
+    gossip_state_t state;
+    const char *endpoint;        /* where its gossip socket listens (e.g. "tcp://127.0.0.1:7101");
+                                    never NULL */
+    const uint8_t *card;         /* its admission certificate, opaque to the engine; may be empty */
+    size_t card_len;
+    const uint8_t *leave;        /* LEFT only: the admin statement that removed it, opaque */
+    size_t leave_len;
+} gossip_member_t;
+
+typedef struct {
+    /*  True when card admits node id to this cluster (node/ checks an admin Ed25519 signature
+     *  and that id matches the key). A member whose card fails is never added and the message
+     *  is counted bad. NULL: every member is admitted (tests). */
+    bool (*admit)(void *arg, uint64_t id, const uint8_t *card, size_t len);
+    /*  True when stmt is a valid admin decommission of node id. NULL: accept. */
+    bool (*verify_leave)(void *arg, uint64_t id, const uint8_t *stmt, size_t len);
+    /*  Called after a member is added or its state, incarnation or endpoint changes (also for
+     *  LEFT). NULL: none. */
+    void (*changed)(void *arg, const gossip_member_t *member);
+    void *arg;
+} gossip_hooks_t;
+
 typedef struct {
     uint64_t node_id;          /* this node */
     unsigned fanout;           /* peers each push goes to */
@@ -53,12 +144,38 @@ typedef struct {
                                   raised to that, so a chunk always fits its scope name. A push
                                   over the budget is not sent (the peers pull it). */
     uint64_t seed;             /* for the choice of peers */
+    const char *endpoint;      /* this node's gossip endpoint (copied); NULL: "" */
+    const uint8_t *card;       /* this node's admission certificate (copied); may be empty */
+    size_t card_len;
+    uint64_t incarnation;      /* start value: engramd passes its start time in ms, so that a
+                                  restart always refutes what others remember of it */
+    uint64_t probe_interval_ms;  /* one probe per interval */
+    uint64_t probe_timeout_ms;   /* direct ping unanswered this long: ping-req */
+    unsigned suspicion_mult;     /* SUSPECT -> DEAD after mult * log10(N+1) probe intervals */
+    uint64_t gossip_interval_ms; /* one digest per interval; 0: one per tick */
+    unsigned indirect_probes;    /* k: members asked to ping on our behalf */
+    uint64_t sync_interval_ms;   /* full membership exchange with one member per interval */
 } gossip_config_t;
 
 typedef struct {
     uint64_t pushes_sent, pushes_applied, pushes_held_back, pushes_redundant;
     uint64_t digests_sent, pulls_answered, pull_deltas_applied, chunks_sent, chunks_received;
     uint64_t bytes_sent, bytes_received, bad_messages;
+    /* Each rejected message counted once, by its first fault (they add up to bad_messages). */
+    uint64_t bad_decode;         /* undecodable, newer major schema, invalid field */
+    uint64_t bad_chunk;          /* a part contradicting its transfer, wrong length or hash */
+    uint64_t bad_unknown_sender; /* from an id that is not a member */
+    uint64_t bad_left_sender;    /* from a LEFT member */
+    uint64_t bad_card;           /* a card the admit hook refused */
+    uint64_t bad_leave;          /* a decommission the verify_leave hook refused */
+    uint64_t bad_apply;          /* a delta the store refused */
+    /* Replication extras. */
+    uint64_t acks_sent, acks_received, answers_deferred;
+    /* Membership. */
+    uint64_t pings, ping_reqs, pongs;  /* sent */
+    uint64_t suspects, deaths;         /* members this node suspected / declared dead */
+    uint64_t refutes;                  /* times this node raised its own incarnation */
+    uint64_t syncs;                    /* full membership exchanges started */
 } gossip_stats_t;
 
 typedef struct gossip_engine gossip_engine_t;
@@ -67,6 +184,32 @@ gossip_engine_t *gossip_engine_new(const gossip_config_t *config, const gossip_s
                                    void *store_state);
 void gossip_engine_destroy(gossip_engine_t **self_p);
 
+void gossip_engine_set_hooks(gossip_engine_t *self, const gossip_hooks_t *hooks);
+/*  A member known from elsewhere: a seed reached through `--join`, or one remembered from the
+ *  last run. Checked with admit (LEFT: with verify_leave) and merged like a received record.
+ *  0, ENGRAM_EINVAL (refused) or ENGRAM_ENOMEM. */
+int gossip_engine_learn(gossip_engine_t *self, const gossip_member_t *member);
+/*  Decommission for good: marks id LEFT (stmt checked with verify_leave) and gossips the
+ *  statement so every node does. 0, ENGRAM_EINVAL (refused) or ENGRAM_ENOMEM. A LEFT member
+ *  never returns, whatever incarnation it claims; messages from it are dropped and counted. If
+ *  id is this node, the engine stops pushing, pulling and probing. */
+int gossip_engine_leave(gossip_engine_t *self, uint64_t id, const uint8_t *stmt, size_t len);
+/*  Visits every member this node knows (itself included), in ascending id order. */
+void gossip_engine_each_member(gossip_engine_t *self,
+                               void (*fn)(void *arg, const gossip_member_t *member), void *arg);
+/*  The member's record, or false if unknown. The pointers in *member are borrowed until the
+ *  next call into the engine. */
+bool gossip_engine_member(gossip_engine_t *self, uint64_t id, gossip_member_t *member);
+/*  What peer is known to hold of scope: from its digests and from its acks of pushes (the
+ *  latest report wins). NULL if unknown. Borrowed until the next call into the engine. */
+const crdt_ctx_t *gossip_engine_peer_ctx(gossip_engine_t *self, uint64_t peer, const char *scope);
+/*  The scope's stable cut: the meet of this node's context and the contexts every member that
+ *  is not LEFT is known to hold; NULL when some member's is unknown (or out of memory). Caller
+ *  owns return value and must destroy it. */
+crdt_ctx_t *gossip_engine_stable_cut(gossip_engine_t *self, const char *scope);
+
+/*  Static membership (tests, fixed setups): add_peer admits id as ALIVE without a card,
+ *  remove_peer forgets it (unlike leave, it may be learned again). */
 void gossip_engine_add_peer(gossip_engine_t *self, uint64_t peer);
 void gossip_engine_remove_peer(gossip_engine_t *self, uint64_t peer);
 
@@ -74,11 +217,14 @@ void gossip_engine_remove_peer(gossip_engine_t *self, uint64_t peer);
  *  just before it. Queues the pushes. */
 int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_scope_t *delta,
                         const crdt_ctx_t *deps);
-/*  A message from peer `from`. Returns 0, or ENGRAM_EDECODE etc. for bad input (counted,
- *  nothing changed). */
+/*  A message from peer `from` (the id bound to its CURVE key). Returns 0, or a code for bad
+ *  input, counted: ENGRAM_EDECODE (malformed, bad chunk), ENGRAM_EVERSION, ENGRAM_ENOTFOUND
+ *  (unknown sender), ENGRAM_EUNAVAILABLE (LEFT sender), ENGRAM_EINVAL (a card or statement
+ *  refused), or the store's code for a delta it refused. */
 int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *msg, size_t len,
                           uint64_t now_ms);
-/*  The timer: sends one digest to a random peer, drops stale chunk staging. */
+/*  The timer (call it at least every probe_timeout_ms / 2): probes, suspicion timeouts, the
+ *  membership exchange, one digest per gossip interval, drops stale chunk staging. */
 void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms);
 
 /*  Pops the next message to send: true and (*peer, *buf, *len) with *buf the caller's to
@@ -86,5 +232,7 @@ void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms);
 bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, size_t *len);
 
 const gossip_stats_t *gossip_engine_stats(const gossip_engine_t *self);
+/*  Pull answers being staged now (transfers with parts still missing). */
+size_t gossip_engine_staged(const gossip_engine_t *self);
 
 #endif

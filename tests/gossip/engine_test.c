@@ -2,7 +2,10 @@
  *  (a push reaches a peer), a push whose cause is missing is held back and the gap pulled, a
  *  new node pulls whole scopes it never heard of, answers past the message budget travel in
  *  chunks and apply as one unit (also when parts come twice and out of order), and bad input
- *  changes nothing. tests/sim/ runs the same engine under faults at scale.
+ *  changes nothing; acks and digests tell what peers hold, and the stable cut follows them and
+ *  ignores LEFT members; chunks whose hash is wrong are refused, staging is capped per peer and
+ *  large answers are not re-sent on every digest. tests/sim/ runs the same engine under faults
+ *  at scale; swim_test.c covers the membership.
  */
 #include "prop.h"
 
@@ -14,6 +17,7 @@
 #include "crdt/mvreg.h"
 #include "engram/error.h"
 #include "gossip/engine.h"
+#include "proto/gossip.pb-c.h"
 
 #define SCOPES 3
 
@@ -147,6 +151,14 @@ static bool s_same(node_t *a, node_t *b)
     return true;
 }
 
+/*  Checks that the two nodes converged, then frees them. */
+static void s_pair_fini(node_t nodes[2])
+{
+    assert_true(s_same(&nodes[0], &nodes[1]));
+    s_node_fini(&nodes[0]);
+    s_node_fini(&nodes[1]);
+}
+
 static void test_push_reaches_peer(void **state)
 {
     (void)state;
@@ -156,9 +168,14 @@ static void test_push_reaches_peer(void **state)
     gossip_engine_add_peer(nodes[0].engine, 22);
     gossip_engine_add_peer(nodes[1].engine, 11);
     s_write(&nodes[0], "run:a", "draft", "hello");
-    assert_int_equal(s_run(nodes, 2, NULL), 1); /* one push, nothing else needed */
+    assert_int_equal(s_run(nodes, 2, NULL), 2); /* one push and its ack, nothing else */
     assert_int_equal(gossip_engine_stats(nodes[1].engine)->pushes_applied, 1);
     assert_true(s_same(&nodes[0], &nodes[1]));
+    /* The ack told the origin what its peer holds. */
+    const crdt_ctx_t *theirs = gossip_engine_peer_ctx(nodes[0].engine, 22, "run:a");
+    assert_non_null(theirs);
+    assert_true(crdt_ctx_equal(theirs, crdt_scope_ctx(nodes[1].store.scopes[0])));
+    assert_null(gossip_engine_peer_ctx(nodes[0].engine, 22, "team:b"));
     s_node_fini(&nodes[0]);
     s_node_fini(&nodes[1]);
 }
@@ -184,9 +201,7 @@ static void test_held_back_push_pulls_the_gap(void **state)
     const gossip_stats_t *st = gossip_engine_stats(nodes[1].engine);
     assert_int_equal(st->pushes_held_back, 1);
     assert_true(st->pull_deltas_applied >= 1);
-    assert_true(s_same(&nodes[0], &nodes[1]));
-    s_node_fini(&nodes[0]);
-    s_node_fini(&nodes[1]);
+    s_pair_fini(nodes);
 }
 
 /*  A node that knows nothing pulls every scope, in chunks of a small budget, with parts
@@ -212,10 +227,11 @@ static void test_new_node_pulls_everything_in_chunks(void **state)
         free(buf);
     gossip_engine_add_peer(nodes[0].engine, 22);
     gossip_engine_add_peer(nodes[1].engine, 11);
-    gossip_engine_tick(nodes[1].engine, 1000); /* the new node's first digest */
-    assert_true(gossip_engine_next(nodes[1].engine, &to, &buf, &len));
-    assert_int_equal(gossip_engine_receive(nodes[0].engine, 22, buf, len, 1000), 0);
-    free(buf);
+    gossip_engine_tick(nodes[1].engine, 1000); /* the new node's first digest (and SWIM) */
+    while (gossip_engine_next(nodes[1].engine, &to, &buf, &len)) {
+        assert_int_equal(gossip_engine_receive(nodes[0].engine, 22, buf, len, 1000), 0);
+        free(buf);
+    }
     /* Collect the answer's chunks, then deliver them reversed and twice. */
     uint8_t *parts[256];
     size_t lens[256], n = 0;
@@ -284,6 +300,205 @@ static void test_bad_input_changes_nothing(void **state)
     s_node_fini(&b);
 }
 
+static bool s_drop_to_33(int index, uint64_t to)
+{
+    (void)index;
+    return to == 33;
+}
+
+/*  Acks and digests tell the origin what each peer holds; the stable cut is the meet of them
+ *  all, unknown while some member is unknown, held back by a member that missed writes, and
+ *  free of a member once it is LEFT. */
+static void test_peer_knowledge_and_stable_cut(void **state)
+{
+    (void)state;
+    node_t nodes[3];
+    uint64_t ids[3] = {11, 22, 33};
+    for (int i = 0; i < 3; i++)
+        s_node(&nodes[i], ids[i], 65536);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            gossip_engine_add_peer(nodes[i].engine, ids[j]);
+    s_write(&nodes[0], "run:a", "k", "one");
+    assert_null(gossip_engine_stable_cut(nodes[1].engine, "run:a")); /* 33's is unknown */
+    s_run(nodes, 3, NULL);
+    const crdt_ctx_t *ours = crdt_scope_ctx(nodes[0].store.scopes[0]);
+    crdt_ctx_t *cut = gossip_engine_stable_cut(nodes[0].engine, "run:a");
+    assert_non_null(cut);
+    assert_true(crdt_ctx_equal(cut, ours)); /* both acked the one write */
+    crdt_ctx_destroy(&cut);
+    /* 33 misses the next writes: the cut stays at what 33 holds. */
+    crdt_ctx_t *old = crdt_ctx_dup(ours);
+    s_write(&nodes[0], "run:a", "k", "two");
+    s_write(&nodes[0], "run:a", "k", "three");
+    s_run(nodes, 3, s_drop_to_33);
+    cut = gossip_engine_stable_cut(nodes[0].engine, "run:a");
+    assert_non_null(cut);
+    assert_true(crdt_ctx_equal(cut, old));
+    assert_false(crdt_ctx_covers(cut, crdt_scope_ctx(nodes[0].store.scopes[0])));
+    assert_true(crdt_ctx_covers(crdt_scope_ctx(nodes[2].store.scopes[0]), cut));
+    crdt_ctx_destroy(&cut);
+    /* 33 is decommissioned: it no longer holds the cut back. */
+    assert_int_equal(gossip_engine_leave(nodes[0].engine, 33, (const uint8_t *)"admin", 5), 0);
+    cut = gossip_engine_stable_cut(nodes[0].engine, "run:a");
+    assert_non_null(cut);
+    assert_true(crdt_ctx_equal(cut, crdt_scope_ctx(nodes[0].store.scopes[0])));
+    crdt_ctx_destroy(&cut);
+    crdt_ctx_destroy(&old);
+    for (int i = 0; i < 3; i++)
+        s_node_fini(&nodes[i]);
+}
+
+/*  Node 11 holds two scopes of large values; node 22 (budget 4096) will pull them in chunks. */
+static void s_big_pair(node_t nodes[2])
+{
+    s_node(&nodes[0], 11, 4096);
+    s_node(&nodes[1], 22, 4096);
+    char value[512];
+    memset(value, 'v', sizeof value - 1);
+    value[sizeof value - 1] = '\0';
+    for (int i = 0; i < 60; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        s_write(&nodes[0], i % 2 ? "run:a" : "team:b", key, value);
+    }
+    uint8_t *buf;
+    size_t len;
+    uint64_t to;
+    while (gossip_engine_next(nodes[0].engine, &to, &buf, &len))
+        free(buf);
+    gossip_engine_add_peer(nodes[0].engine, 22);
+    gossip_engine_add_peer(nodes[1].engine, 11);
+}
+
+/*  Node 22's complete digest, straight to node 11 at now; returns the chunks 11 answers with
+ *  (decoded; the caller frees them with s_chunks_free). */
+static size_t s_pull(node_t nodes[2], uint64_t now, Engram__Gossip **chunks, size_t cap)
+{
+    uint8_t *buf;
+    size_t len, n = 0;
+    uint64_t to;
+    gossip_engine_tick(nodes[1].engine, now);
+    while (gossip_engine_next(nodes[1].engine, &to, &buf, &len)) {
+        gossip_engine_receive(nodes[0].engine, 22, buf, len, now);
+        free(buf);
+    }
+    while (gossip_engine_next(nodes[0].engine, &to, &buf, &len)) {
+        Engram__Gossip *g = engram__gossip__unpack(NULL, len, buf);
+        assert_non_null(g);
+        if (g->body_case == ENGRAM__GOSSIP__BODY_CHUNK && n < cap)
+            chunks[n++] = g;
+        else
+            engram__gossip__free_unpacked(g, NULL);
+        free(buf);
+    }
+    return n;
+}
+
+static int s_deliver_chunk(node_t *to, uint64_t from, Engram__Gossip *g, uint64_t now)
+{
+    size_t len = engram__gossip__get_packed_size(g);
+    uint8_t *buf = malloc(len);
+    assert_non_null(buf);
+    engram__gossip__pack(g, buf);
+    int rc = gossip_engine_receive(to->engine, from, buf, len, now);
+    free(buf);
+    return rc;
+}
+
+/*  Parts whose hash does not match their whole are refused as a unit: nothing applied, counted
+ *  as bad chunks; the true parts then apply. */
+static void test_chunk_hash_is_checked(void **state)
+{
+    (void)state;
+    node_t nodes[2];
+    s_big_pair(nodes);
+    Engram__Gossip *chunks[256];
+    size_t n = s_pull(nodes, 1000, chunks, 256);
+    assert_true(n > 4);
+    int refused = 0;
+    for (size_t i = 0; i < n; i++) {
+        chunks[i]->chunk->hash ^= 1; /* another whole, as a peer with a bug would send */
+        refused += s_deliver_chunk(&nodes[1], 11, chunks[i], 1000) == ENGRAM_EDECODE;
+        chunks[i]->chunk->hash ^= 1;
+    }
+    assert_int_equal(nodes[1].store.applies, 0);
+    assert_int_equal(refused, 2); /* one per transfer, when its last part arrived */
+    assert_int_equal(gossip_engine_stats(nodes[1].engine)->bad_chunk, 2);
+    assert_int_equal(gossip_engine_staged(nodes[1].engine), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(s_deliver_chunk(&nodes[1], 11, chunks[i], 1000), 0);
+        engram__gossip__free_unpacked(chunks[i], NULL);
+    }
+    s_pair_fini(nodes);
+}
+
+/*  A peer cannot make us stage more than 4 transfers, however many it starts (each claiming
+ *  65536 parts), and a re-sent answer of equal content fills the holes of the first. */
+static void test_staging_is_capped_and_resends_fill_holes(void **state)
+{
+    (void)state;
+    node_t nodes[2];
+    s_big_pair(nodes);
+    Engram__GossipChunk chunk = ENGRAM__GOSSIP_CHUNK__INIT;
+    chunk.scope = "run:a";
+    chunk.count = 65536;
+    chunk.total = 1000;
+    uint8_t data[10] = {0};
+    chunk.data = (ProtobufCBinaryData){sizeof data, data};
+    Engram__Gossip g = ENGRAM__GOSSIP__INIT;
+    g.schema_major = 1;
+    g.body_case = ENGRAM__GOSSIP__BODY_CHUNK;
+    g.chunk = &chunk;
+    for (int i = 0; i < 20; i++) {
+        chunk.hash = (uint64_t)i;
+        chunk.transfer = (uint64_t)i;
+        assert_int_equal(s_deliver_chunk(&nodes[1], 11, &g, 1000), 0);
+        assert_true(gossip_engine_staged(nodes[1].engine) <= 4);
+    }
+    assert_int_equal(gossip_engine_staged(nodes[1].engine), 4);
+    /* A real answer, its even parts lost; the re-sent one (after the resend limit) loses its
+     * odd parts: together they make the whole. */
+    Engram__Gossip *first[256], *second[256];
+    size_t n = s_pull(nodes, 2000, first, 256);
+    assert_true(n > 4);
+    for (int pass = 0; pass < 2; pass++) /* each odd part twice: a duplicate is no overflow */
+        for (size_t i = 1; i < n; i += 2)
+            assert_int_equal(s_deliver_chunk(&nodes[1], 11, first[i], 2000), 0);
+    assert_int_equal(nodes[1].store.applies, 0);
+    size_t n2 = s_pull(nodes, 2000 + 1000, second, 256);
+    assert_int_equal(n2, n);
+    for (size_t i = 0; i < n; i++) {
+        if (i % 2 == 0)
+            assert_int_equal(s_deliver_chunk(&nodes[1], 11, second[i], 3000), 0);
+        engram__gossip__free_unpacked(first[i], NULL);
+        engram__gossip__free_unpacked(second[i], NULL);
+    }
+    s_pair_fini(nodes);
+}
+
+/*  A large answer goes out once per ANSWER_RESEND_MS to one peer, not on every digest. */
+static void test_large_answers_are_not_resent_every_tick(void **state)
+{
+    (void)state;
+    node_t nodes[2];
+    s_big_pair(nodes);
+    Engram__Gossip *chunks[256];
+    size_t n = s_pull(nodes, 1000, chunks, 256);
+    assert_true(n > 4);
+    for (size_t i = 0; i < n; i++)
+        engram__gossip__free_unpacked(chunks[i], NULL);
+    for (uint64_t now = 1100; now < 2000; now += 100)
+        assert_int_equal(s_pull(nodes, now, chunks, 256), 0);
+    assert_true(gossip_engine_stats(nodes[0].engine)->answers_deferred >= 9 * 2);
+    n = s_pull(nodes, 2000, chunks, 256);
+    assert_true(n > 4);
+    for (size_t i = 0; i < n; i++)
+        engram__gossip__free_unpacked(chunks[i], NULL);
+    s_node_fini(&nodes[0]);
+    s_node_fini(&nodes[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -291,6 +506,10 @@ int main(void)
         cmocka_unit_test(test_held_back_push_pulls_the_gap),
         cmocka_unit_test(test_new_node_pulls_everything_in_chunks),
         cmocka_unit_test(test_bad_input_changes_nothing),
+        cmocka_unit_test(test_peer_knowledge_and_stable_cut),
+        cmocka_unit_test(test_chunk_hash_is_checked),
+        cmocka_unit_test(test_staging_is_capped_and_resends_fill_holes),
+        cmocka_unit_test(test_large_answers_are_not_resent_every_tick),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

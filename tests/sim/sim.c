@@ -28,6 +28,9 @@
 
 /*  Wall clocks start here (skew is added on top), so that HLC stamps look real. */
 #define EPOCH_MS UINT64_C(1700000000000)
+/*  Bytes of a node's card and of a decommission statement (both made up from the id). */
+#define CARD_BYTES  96
+#define LEAVE_BYTES 22
 /*  How often quiesce compares the replicas. */
 #define AGREE_EVERY_MS 200
 /*  Violations printed in full per run and kind; the rest are only counted. */
@@ -46,6 +49,7 @@ typedef enum {
     EV_CRASH,
     EV_PARTITION,
     EV_HEAL,
+    EV_DECOMMISSION,
 } s_ev_kind_t;
 
 typedef struct {
@@ -89,6 +93,13 @@ typedef struct {
     crdt_hlc_t hlc;
     int64_t skew_ms;
     int group; /* partition side; 0 when healed */
+    bool retired;     /* decommissioned: no operations, excluded from the data checks */
+    int seed_index;   /* the host it joins through (s_seed) */
+    uint64_t old_id;  /* the id a lossy crash retired, decommissioned at the restart; or 0 */
+    uint64_t crash_ms; /* when it last crashed */
+    bool detected;    /* some node declared it DEAD since that crash */
+    uint64_t suspected_inc, dead_inc; /* 1 + the incarnation last counted as a false suspicion,
+                                         a false death (so each counts once, not per viewer) */
 } s_node_t;
 
 typedef struct {
@@ -112,6 +123,8 @@ struct sim {
     s_id_t *ids;        /* current ids, sorted, for routing */
     uint64_t *used_ids; /* every id ever given out */
     size_t nused, used_cap;
+    uint64_t *left_ids; /* every id decommissioned so far, as a node would remember them */
+    size_t nleft, left_cap;
     crdt_scope_t *empty; /* what a store that lacks a scope compares as */
     char *value;         /* scratch for values, value_max + 64 bytes */
     uint32_t partition;  /* generation of the current partition */
@@ -386,36 +399,204 @@ static void s_snapshot(s_node_t *node)
     }
 }
 
+/*  --- membership hooks: cards and statements made up from the id ----------------------- */
+
+static void s_card(uint64_t id, uint8_t card[CARD_BYTES])
+{
+    uint64_t x = id;
+    for (int i = 0; i < CARD_BYTES; i++) {
+        if (i % 8 == 0)
+            x = s_mix(x, (uint64_t)i);
+        card[i] = (uint8_t)(x >> (8 * (i % 8)));
+    }
+}
+
+static void s_leave_stmt(uint64_t id, char stmt[LEAVE_BYTES + 1])
+{
+    snprintf(stmt, LEAVE_BYTES + 1, "leave:%016" PRIx64, id);
+}
+
+static bool s_admit(void *arg, uint64_t id, const uint8_t *card, size_t len)
+{
+    (void)arg;
+    uint8_t want[CARD_BYTES];
+    s_card(id, want);
+    return len == CARD_BYTES && memcmp(card, want, len) == 0;
+}
+
+static bool s_verify_leave(void *arg, uint64_t id, const uint8_t *stmt, size_t len)
+{
+    (void)arg;
+    char want[LEAVE_BYTES + 1];
+    s_leave_stmt(id, want);
+    return len == LEAVE_BYTES && memcmp(stmt, want, len) == 0;
+}
+
+/*  The node that uses or used id: by its current id, or a down node by the id its crash
+ *  retired. -1 if none. */
+static int s_owner(const sim_t *self, uint64_t id)
+{
+    int t = s_route(self, id);
+    for (int i = 0; t < 0 && i < self->config.nodes; i++)
+        if (!self->nodes[i].up && self->nodes[i].old_id == id)
+            t = i;
+    return t;
+}
+
+/*  Membership figures: suspicions and deaths of nodes that are up are false; the first DEAD of
+ *  a crashed node is its detection. */
+static void s_changed(void *arg, const gossip_member_t *member)
+{
+    s_node_t *viewer = arg;
+    sim_t *self = viewer->sim;
+    if (member->id == viewer->id || member->state == GOSSIP_ALIVE ||
+        member->state == GOSSIP_LEFT)
+        return;
+    int t = s_owner(self, member->id);
+    if (t < 0)
+        return;
+    s_node_t *node = &self->nodes[t];
+    bool live = node->up && !node->retired && node->id == member->id;
+    if (member->state == GOSSIP_SUSPECT && live) {
+        if (node->suspected_inc != member->incarnation + 1) {
+            node->suspected_inc = member->incarnation + 1;
+            self->stats.suspicions_false++;
+            self->stats.suspicions_false_cut += node->group != viewer->group;
+        }
+    } else if (member->state == GOSSIP_DEAD && live) {
+        if (node->dead_inc != member->incarnation + 1) {
+            node->dead_inc = member->incarnation + 1;
+            self->stats.deaths_false++;
+        }
+    } else if (member->state == GOSSIP_DEAD && !node->up && !node->detected) {
+        node->detected = true;
+        uint64_t took = self->now - node->crash_ms;
+        self->stats.deaths_detected++;
+        self->stats.detect_ms_sum += took;
+        if (took > self->stats.detect_ms_max)
+            self->stats.detect_ms_max = took;
+    }
+}
+
+/*  Node i learns node j as its seed, as `--join` would give it. */
+static void s_learn(sim_t *self, s_node_t *node, const s_node_t *seed)
+{
+    uint8_t card[CARD_BYTES];
+    char endpoint[40];
+    s_card(seed->id, card);
+    snprintf(endpoint, sizeof endpoint, "sim://%016" PRIx64, seed->id);
+    gossip_member_t m = {.id = seed->id, .state = GOSSIP_ALIVE, .endpoint = endpoint,
+                         .card = card, .card_len = CARD_BYTES};
+    if (gossip_engine_learn(node->engine, &m) != 0)
+        s_violation(self, "membership", "node %d could not learn its seed", node->index);
+}
+
+static void s_remember_left(sim_t *self, uint64_t id)
+{
+    if (self->nleft == self->left_cap) {
+        self->left_cap = self->left_cap ? self->left_cap * 2 : 16;
+        self->left_ids = realloc(self->left_ids, self->left_cap * sizeof *self->left_ids);
+        assert_non_null(self->left_ids);
+    }
+    self->left_ids[self->nleft++] = id;
+}
+
+/*  A random node other than node that is not retired, or -1. */
+static int s_random_other(sim_t *self, const s_node_t *node)
+{
+    int count = 0, pick = -1;
+    for (int i = 0; i < self->config.nodes; i++)
+        if (i != node->index && !self->nodes[i].retired &&
+            prop_below(&self->rng, (uint64_t)++count) == 0)
+            pick = i;
+    return pick;
+}
+
+/*  The node's seed: its `--join` host (a fixed node index: a random lower one, any other for
+ *  node 0), or, if that host was decommissioned, that host's seed, and so on. Seeds are
+ *  hosts, not ids: a lossy crash gives the host a new id at the same address. */
+static int s_seed(sim_t *self, const s_node_t *node)
+{
+    int k = node->seed_index;
+    for (int steps = 0; steps < self->config.nodes; steps++) {
+        if (k != node->index && !self->nodes[k].retired)
+            return k;
+        k = self->nodes[k].seed_index;
+    }
+    return s_random_other(self, node);
+}
+
+/*  Joins through the seed host whenever the node does not know the id it has now (at start,
+ *  and at each sync point: engramd retries its `--join` address). */
+static void s_rejoin(sim_t *self, s_node_t *node)
+{
+    if (self->rounds || node->retired || !node->engine)
+        return;
+    int seed = s_seed(self, node);
+    gossip_member_t m;
+    if (seed >= 0 && !gossip_engine_member(node->engine, self->nodes[seed].id, &m))
+        s_learn(self, node, &self->nodes[seed]);
+}
+
 static void s_engine_start(sim_t *self, s_node_t *node)
 {
     if (!self->config.restart_same_seed || node->engine_seed == 0)
         node->engine_seed = prop_next(&self->rng) | 1;
+    uint8_t card[CARD_BYTES];
+    char endpoint[40];
+    s_card(node->id, card);
+    snprintf(endpoint, sizeof endpoint, "sim://%016" PRIx64, node->id);
     gossip_config_t config = {.node_id = node->id,
                               .fanout = self->config.fanout,
                               .max_message_bytes = self->config.max_message_bytes,
-                              .seed = node->engine_seed};
+                              .seed = node->engine_seed,
+                              .endpoint = endpoint,
+                              .card = card,
+                              .card_len = CARD_BYTES,
+                              .incarnation = s_local_now(self, node)};
     node->engine = gossip_engine_new(&config, &s_store, node);
     assert_non_null(node->engine);
-    for (int i = 0; i < self->config.nodes; i++)
-        if (i != node->index)
-            gossip_engine_add_peer(node->engine, self->nodes[i].id);
+    gossip_hooks_t hooks = {s_admit, s_verify_leave, s_changed, node};
+    gossip_engine_set_hooks(node->engine, &hooks);
     node->up = true;
+    if (self->config.rounds) {
+        for (int i = 0; i < self->config.nodes; i++)
+            if (i != node->index)
+                gossip_engine_add_peer(node->engine, self->nodes[i].id);
+        return;
+    }
+    s_rejoin(self, node);
+    /* The LEFT members remembered from the last run (engramd keeps them, the sim keeps them
+     * for every node: a statement is never lost with the node that first heard it). */
+    for (size_t i = 0; i < self->nleft; i++) {
+        char stmt[LEAVE_BYTES + 1];
+        s_leave_stmt(self->left_ids[i], stmt);
+        gossip_member_t m = {.id = self->left_ids[i], .state = GOSSIP_LEFT, .endpoint = "",
+                             .leave = (const uint8_t *)stmt, .leave_len = LEAVE_BYTES};
+        if (gossip_engine_learn(node->engine, &m) != 0)
+            s_violation(self, "membership", "node %d could not learn a LEFT member", node->index);
+    }
+    if (node->old_id) {
+        /* The admin decommissions the identity the lost state belonged to. */
+        char stmt[LEAVE_BYTES + 1];
+        s_leave_stmt(node->old_id, stmt);
+        if (gossip_engine_leave(node->engine, node->old_id, (const uint8_t *)stmt,
+                                LEAVE_BYTES) != 0)
+            s_violation(self, "membership", "node %d could not decommission its old id",
+                        node->index);
+        s_remember_left(self, node->old_id);
+        node->old_id = 0;
+    }
 }
 
+/*  Sums every counter (gossip_stats_t is all uint64_t). */
 static void s_engine_stats_add(gossip_stats_t *sum, const gossip_stats_t *s)
 {
-    sum->pushes_sent += s->pushes_sent;
-    sum->pushes_applied += s->pushes_applied;
-    sum->pushes_held_back += s->pushes_held_back;
-    sum->pushes_redundant += s->pushes_redundant;
-    sum->digests_sent += s->digests_sent;
-    sum->pulls_answered += s->pulls_answered;
-    sum->pull_deltas_applied += s->pull_deltas_applied;
-    sum->chunks_sent += s->chunks_sent;
-    sum->chunks_received += s->chunks_received;
-    sum->bytes_sent += s->bytes_sent;
-    sum->bytes_received += s->bytes_received;
-    sum->bad_messages += s->bad_messages;
+    _Static_assert(sizeof *s % sizeof(uint64_t) == 0, "gossip_stats_t holds uint64_t only");
+    uint64_t *to = (uint64_t *)sum;
+    const uint64_t *from = (const uint64_t *)s;
+    for (size_t i = 0; i < sizeof *s / sizeof(uint64_t); i++)
+        to[i] += from[i];
 }
 
 static void s_engine_stop(sim_t *self, s_node_t *node)
@@ -491,11 +672,18 @@ static void s_deliver(sim_t *self, s_event_t *ev)
         self->trace = s_mix(s_mix(s_mix(self->trace, self->now), ev->from ^ ev->to), ev->len);
         int rc =
             gossip_engine_receive(to->engine, ev->from, ev->buf, ev->len, s_local_now(self, to));
-        if (rc != 0)
+        /* Unknown senders (a joiner's digest before its card arrived) and LEFT ones are
+         * legitimately dropped; nothing else is refused on a network that never corrupts. */
+        if (rc != 0 && rc != ENGRAM_ENOTFOUND && rc != ENGRAM_EUNAVAILABLE) {
+            const gossip_stats_t *st = gossip_engine_stats(to->engine);
             s_violation(self, "message-refused",
                         "node %d (%016" PRIx64 ") refused a message of %zu bytes from %016" PRIx64
-                        ": %s (the network never corrupts one)",
-                        to->index, to->id, ev->len, ev->from, engram_strerror(rc));
+                        ": %s (the network never corrupts one; so far %" PRIu64 " undecodable, %"
+                        PRIu64 " bad chunks, %" PRIu64 " bad cards, %" PRIu64
+                        " bad statements, %" PRIu64 " refused by the store)",
+                        to->index, to->id, ev->len, ev->from, engram_strerror(rc), st->bad_decode,
+                        st->bad_chunk, st->bad_card, st->bad_leave, st->bad_apply);
+        }
         s_flush(self, to);
     }
     free(ev->buf);
@@ -512,12 +700,15 @@ static void s_sync(sim_t *self, s_node_t *node)
         if (op->node == node->index && op->dot.node == node->id && op->state == OP_PENDING)
             op->state = OP_ACKED;
     }
+    s_rejoin(self, node);
 }
 
 static void s_crash(sim_t *self, s_node_t *node, bool lossy)
 {
     s_engine_stop(self, node);
     node->incarnation++;
+    node->crash_ms = self->now;
+    node->detected = false;
     self->stats.crashes++;
     if (!lossy)
         return;
@@ -537,13 +728,56 @@ static void s_crash(sim_t *self, s_node_t *node, bool lossy)
         if (op->dot.node == old && op->state == OP_PENDING)
             op->state = OP_LOST;
     }
+    node->old_id = old;
     s_index_ids(self);
-    for (int i = 0; i < self->config.nodes; i++) {
-        if (self->nodes[i].engine) {
-            gossip_engine_remove_peer(self->nodes[i].engine, old);
-            gossip_engine_add_peer(self->nodes[i].engine, node->id);
+    if (self->rounds) {
+        for (int i = 0; i < self->config.nodes; i++) {
+            if (self->nodes[i].engine) {
+                gossip_engine_remove_peer(self->nodes[i].engine, old);
+                gossip_engine_add_peer(self->nodes[i].engine, node->id);
+            }
         }
     }
+}
+
+/*  Decommissions a random live node for good, at a random live node (or itself): it keeps
+ *  running, takes no more operations, and its operations count as lost from now on. */
+static void s_decommission(sim_t *self)
+{
+    int live = 0;
+    for (int i = 0; i < self->config.nodes; i++)
+        live += !self->nodes[i].retired;
+    int pick = -1, count = 0;
+    for (int i = 0; i < self->config.nodes; i++)
+        if (self->nodes[i].up && !self->nodes[i].retired &&
+            prop_below(&self->rng, (uint64_t)++count) == 0)
+            pick = i;
+    if (live < 3 || pick < 0)
+        return;
+    s_node_t *victim = &self->nodes[pick];
+    victim->retired = true;
+    self->stats.decommissions++;
+    for (size_t i = 0; i < self->nops; i++)
+        if (self->ops[i].node == pick && self->ops[i].state != OP_LOST)
+            self->ops[i].state = OP_LOST;
+    s_node_t *admin = victim;
+    if (prop_below(&self->rng, 4) != 0) {
+        int other = -1;
+        count = 0;
+        for (int i = 0; i < self->config.nodes; i++)
+            if (self->nodes[i].up && !self->nodes[i].retired &&
+                prop_below(&self->rng, (uint64_t)++count) == 0)
+                other = i;
+        if (other >= 0)
+            admin = &self->nodes[other];
+    }
+    char stmt[LEAVE_BYTES + 1];
+    s_leave_stmt(victim->id, stmt);
+    if (gossip_engine_leave(admin->engine, victim->id, (const uint8_t *)stmt, LEAVE_BYTES) != 0)
+        s_violation(self, "membership", "node %d refused to decommission node %d", admin->index,
+                    victim->index);
+    s_remember_left(self, victim->id);
+    s_flush(self, admin);
 }
 
 static void s_restart(sim_t *self, s_node_t *node)
@@ -661,11 +895,13 @@ static void s_operate(sim_t *self, s_node_t *node)
     s_flush(self, node);
 }
 
+/*  A random node that is up and not decommissioned, or -1. */
 static int s_random_up(sim_t *self)
 {
     int up = 0, pick = -1;
     for (int i = 0; i < self->config.nodes; i++)
-        if (self->nodes[i].up && prop_below(&self->rng, (uint64_t)++up) == 0)
+        if (self->nodes[i].up && !self->nodes[i].retired &&
+            prop_below(&self->rng, (uint64_t)++up) == 0)
             pick = i;
     return pick;
 }
@@ -753,6 +989,10 @@ static void s_handle(sim_t *self, s_event_t *ev)
         if (ev->incarnation == self->partition) /* not healed and split again since */
             s_heal(self);
         break;
+    case EV_DECOMMISSION:
+        if (self->faults)
+            s_decommission(self);
+        break;
     }
 }
 
@@ -816,6 +1056,7 @@ void sim_config_random(sim_config_t *config, uint64_t seed)
                        : prop_chance(&rng, 80) ? (int64_t)prop_below(&rng, 5000)
                                                : 60000,
     };
+    config->decommission = prop_chance(&rng, 30);
 }
 
 sim_t *sim_new(const sim_config_t *config, uint64_t seed)
@@ -842,6 +1083,8 @@ sim_t *sim_new(const sim_config_t *config, uint64_t seed)
         node->sim = self;
         node->index = i;
         node->id = s_new_id(self);
+        node->seed_index = i ? (int)prop_below(&self->rng, (uint64_t)i)
+                             : 1 + (int)prop_below(&self->rng, (uint64_t)config->nodes - 1);
         if (config->skew_max_ms)
             node->skew_ms = (int64_t)prop_below(&self->rng, 2 * (uint64_t)config->skew_max_ms + 1) -
                             config->skew_max_ms;
@@ -882,6 +1125,7 @@ void sim_destroy(sim_t **self_p)
     free(self->nodes);
     free(self->ids);
     free(self->used_ids);
+    free(self->left_ids);
     free(self->value);
     free(self);
     *self_p = NULL;
@@ -898,6 +1142,9 @@ void sim_fault_phase(sim_t *self)
     if (c->partition_every_ms)
         s_schedule(self, (s_event_t){.at = self->now + s_gap(self, c->partition_every_ms),
                                      .kind = EV_PARTITION});
+    if (c->decommission)
+        s_schedule(self, (s_event_t){.at = self->now + 1 + prop_below(&self->rng, c->fault_ms * 3 / 4),
+                                     .kind = EV_DECOMMISSION});
     s_run_until(self, self->now + c->fault_ms);
     self->faults = false;
     self->stats.fault_ms += c->fault_ms;
@@ -908,12 +1155,24 @@ static const crdt_scope_t *s_view(const sim_t *self, const s_node_t *node, int s
     return node->scopes[s] ? node->scopes[s] : self->empty;
 }
 
-/*  True when every node holds the same context and digest for every scope. */
-static bool s_agree(const sim_t *self)
+/*  The reference replica: the first node not decommissioned (there are always two). */
+static const s_node_t *s_ref(const sim_t *self)
+{
+    for (int i = 0; i < self->config.nodes; i++)
+        if (!self->nodes[i].retired)
+            return &self->nodes[i];
+    assert_true(false);
+    return NULL;
+}
+
+/*  True when every live node holds the same context and digest for every scope. */
+static bool s_data_agree(const sim_t *self)
 {
     for (int s = 0; s < self->config.scopes; s++) {
-        const crdt_scope_t *first = s_view(self, &self->nodes[0], s);
-        for (int i = 1; i < self->config.nodes; i++) {
+        const crdt_scope_t *first = s_view(self, s_ref(self), s);
+        for (int i = 0; i < self->config.nodes; i++) {
+            if (self->nodes[i].retired)
+                continue;
             const crdt_scope_t *x = s_view(self, &self->nodes[i], s);
             if (crdt_scope_digest(x) != crdt_scope_digest(first) ||
                 !crdt_ctx_equal(crdt_scope_ctx(x), crdt_scope_ctx(first)))
@@ -921,6 +1180,119 @@ static bool s_agree(const sim_t *self)
         }
     }
     return true;
+}
+
+/*  Membership after quiesce: every live node sees every live node ALIVE and every other id it
+ *  knows LEFT; every decommissioned node is LEFT in every view, its own included. With report,
+ *  each failure is a violation. */
+typedef struct {
+    const sim_t *sim;
+    int live_seen;
+    const gossip_member_t *bad; /* the first wrong record */
+    gossip_member_t bad_copy;
+} s_mcheck_t;
+
+static void s_mvisit(void *arg, const gossip_member_t *m)
+{
+    s_mcheck_t *c = arg;
+    int t = s_route(c->sim, m->id);
+    bool live = t >= 0 && !c->sim->nodes[t].retired;
+    c->live_seen += live && m->state == GOSSIP_ALIVE;
+    if (!c->bad && m->state != (live ? GOSSIP_ALIVE : GOSSIP_LEFT)) {
+        c->bad_copy = *m;
+        c->bad = &c->bad_copy;
+    }
+}
+
+static bool s_members_agree(sim_t *self, bool report)
+{
+    static const char *const names[] = {"ALIVE", "SUSPECT", "DEAD", "LEFT"};
+    int live = 0;
+    for (int i = 0; i < self->config.nodes; i++)
+        live += !self->nodes[i].retired;
+    bool ok = true;
+    for (int i = 0; i < self->config.nodes && (ok || report); i++) {
+        s_node_t *node = &self->nodes[i];
+        gossip_member_t m;
+        if (node->retired) {
+            if (!gossip_engine_member(node->engine, node->id, &m) || m.state != GOSSIP_LEFT) {
+                ok = false;
+                if (report)
+                    s_violation(self, "membership",
+                                "decommissioned node %d does not see itself LEFT", i);
+            }
+            continue;
+        }
+        s_mcheck_t c = {self, 0, NULL, {0}};
+        gossip_engine_each_member(node->engine, s_mvisit, &c);
+        if (c.bad || c.live_seen != live) {
+            ok = false;
+            if (report && c.bad)
+                s_violation(self, "membership",
+                            "node %d sees %016" PRIx64 " (node %d) %s at incarnation %" PRIu64,
+                            i, c.bad->id, s_route(self, c.bad->id), names[c.bad->state & 3],
+                            c.bad->incarnation);
+            else if (report)
+                s_violation(self, "membership", "node %d sees %d of the %d live nodes ALIVE", i,
+                            c.live_seen, live);
+        }
+        for (int j = 0; j < self->config.nodes; j++) {
+            if (!self->nodes[j].retired)
+                continue;
+            if (!gossip_engine_member(node->engine, self->nodes[j].id, &m) ||
+                m.state != GOSSIP_LEFT) {
+                ok = false;
+                if (report)
+                    s_violation(self, "membership",
+                                "node %d does not see decommissioned node %d LEFT", i, j);
+            }
+        }
+    }
+    return ok;
+}
+
+/*  The stable cuts after quiesce: every live node knows the cut of every scope it holds (the
+ *  decommissioned and retired ids do not hold it back), and every live replica covers it. With
+ *  check, failures are violations and the cuts are counted. */
+static bool s_cuts_known(sim_t *self, bool check)
+{
+    for (int i = 0; i < self->config.nodes; i++) {
+        s_node_t *node = &self->nodes[i];
+        if (node->retired)
+            continue;
+        for (int s = 0; s < self->config.scopes; s++) {
+            if (!node->scopes[s])
+                continue;
+            crdt_ctx_t *cut = gossip_engine_stable_cut(node->engine, s_scope_names[s]);
+            if (!cut) {
+                if (check)
+                    s_violation(self, "stable-cut", "node %d does not know the cut of scope %s",
+                                i, s_scope_names[s]);
+                return false;
+            }
+            for (int j = 0; check && j < self->config.nodes; j++) {
+                if (self->nodes[j].retired)
+                    continue;
+                if (!crdt_ctx_covers(crdt_scope_ctx(s_view(self, &self->nodes[j], s)), cut)) {
+                    char a[512];
+                    s_ctx_print(a, sizeof a, cut);
+                    s_violation(self, "stable-cut",
+                                "node %d's cut of scope %s, %s, is not covered by node %d", i,
+                                s_scope_names[s], a, j);
+                }
+            }
+            self->stats.cuts_checked += check;
+            crdt_ctx_destroy(&cut);
+        }
+    }
+    return true;
+}
+
+/*  Quiesce is over when the data, the membership and the stable cuts have settled. */
+static bool s_agree(sim_t *self)
+{
+    return s_data_agree(self) && (self->rounds || (s_members_agree(self, false) &&
+                                                   s_cuts_known(self, false)));
 }
 
 bool sim_quiesce(sim_t *self, uint64_t *took_ms)
@@ -1131,12 +1503,14 @@ static void s_check_key(sim_t *self, int s, const crdt_scope_t *final, const siz
 
 static void s_check_scope(sim_t *self, int s, bool *alive, size_t *order)
 {
-    const crdt_scope_t *final = s_view(self, &self->nodes[0], s);
+    const crdt_scope_t *final = s_view(self, s_ref(self), s);
     const crdt_ctx_t *ctx = crdt_scope_ctx(final);
     const char *name = s_scope_names[s];
 
     /* Convergence, in full. */
-    for (int i = 1; i < self->config.nodes; i++) {
+    for (int i = 0; i < self->config.nodes; i++) {
+        if (self->nodes[i].retired)
+            continue;
         const crdt_scope_t *x = s_view(self, &self->nodes[i], s);
         if (!crdt_scope_equal(x, final) || crdt_scope_digest(x) != crdt_scope_digest(final)) {
             char a[512], b[512];
@@ -1230,12 +1604,16 @@ int sim_check(sim_t *self)
     assert_true(alive && order);
     for (int s = 0; s < self->config.scopes; s++)
         s_check_scope(self, s, alive, order);
+    if (!self->rounds) {
+        s_members_agree(self, true);
+        s_cuts_known(self, true);
+    }
     for (size_t i = 0; i < self->nops; i++) {
         self->stats.ops_acked += self->ops[i].state == OP_ACKED;
         self->stats.ops_lost += self->ops[i].state == OP_LOST;
     }
     for (int s = 0; s < self->config.scopes; s++)
-        self->trace = s_mix(self->trace, crdt_scope_digest(s_view(self, &self->nodes[0], s)));
+        self->trace = s_mix(self->trace, crdt_scope_digest(s_view(self, s_ref(self), s)));
     free(alive);
     free(order);
     return self->violations - before;
@@ -1328,8 +1706,10 @@ int sim_run(sim_t *self)
     if (!sim_quiesce(self, &took)) {
         char a[512], b[512];
         for (int s = 0; s < self->config.scopes; s++) {
-            const crdt_scope_t *first = s_view(self, &self->nodes[0], s);
-            for (int i = 1; i < self->config.nodes; i++) {
+            const crdt_scope_t *first = s_view(self, s_ref(self), s);
+            for (int i = 0; i < self->config.nodes; i++) {
+                if (self->nodes[i].retired)
+                    continue;
                 const crdt_scope_t *x = s_view(self, &self->nodes[i], s);
                 if (crdt_ctx_equal(crdt_scope_ctx(x), crdt_scope_ctx(first)) &&
                     crdt_scope_digest(x) == crdt_scope_digest(first))
@@ -1344,6 +1724,13 @@ int sim_run(sim_t *self)
                     s_diff_entries(s, i, first, x);
                 break;
             }
+        }
+        if (!self->rounds) {
+            int before = self->violations;
+            if (s_members_agree(self, true))
+                s_cuts_known(self, true);
+            if (self->violations == before)
+                s_violation(self, "no-convergence", "quiesce did not settle");
         }
         return self->violations ? self->violations : 1;
     }
@@ -1427,7 +1814,7 @@ size_t sim_digest_bytes(const sim_t *self)
         uint8_t *buf = NULL;
         size_t len = 0;
         assert_int_equal(
-            crdt_ctx_encode(crdt_scope_ctx(s_view(self, &self->nodes[0], s)), &buf, &len), 0);
+            crdt_ctx_encode(crdt_scope_ctx(s_view(self, s_ref(self), s)), &buf, &len), 0);
         free(buf);
         total += len + strlen(s_scope_names[s]);
     }
@@ -1469,6 +1856,15 @@ void sim_stats_add(const sim_t *self, sim_stats_t *total)
     if (s->converge_ms_max > total->converge_ms_max)
         total->converge_ms_max = s->converge_ms_max;
     total->violations += s->violations;
+    total->suspicions_false += s->suspicions_false;
+    total->suspicions_false_cut += s->suspicions_false_cut;
+    total->deaths_false += s->deaths_false;
+    total->deaths_detected += s->deaths_detected;
+    total->detect_ms_sum += s->detect_ms_sum;
+    if (s->detect_ms_max > total->detect_ms_max)
+        total->detect_ms_max = s->detect_ms_max;
+    total->decommissions += s->decommissions;
+    total->cuts_checked += s->cuts_checked;
     s_engine_stats_add(&total->engine, &engine);
 }
 
@@ -1503,5 +1899,22 @@ void sim_stats_print(const char *title, const sim_stats_t *t, double wall_s)
            e->pushes_sent, e->pushes_applied, e->pushes_held_back, e->pushes_redundant,
            e->digests_sent, e->pulls_answered, e->pull_deltas_applied, e->chunks_sent,
            e->chunks_received, e->bad_messages);
+    printf("  rejected: %" PRIu64 " undecodable, %" PRIu64 " bad chunks, %" PRIu64
+           " from unknown senders, %" PRIu64 " from LEFT senders, %" PRIu64 " bad cards, %" PRIu64
+           " bad statements, %" PRIu64 " refused by the store; acks %" PRIu64 " sent, %" PRIu64
+           " received; %" PRIu64 " large answers deferred\n",
+           e->bad_decode, e->bad_chunk, e->bad_unknown_sender, e->bad_left_sender, e->bad_card,
+           e->bad_leave, e->bad_apply, e->acks_sent, e->acks_received, e->answers_deferred);
+    printf("  membership: pings %" PRIu64 ", ping-reqs %" PRIu64 ", pongs %" PRIu64
+           ", full exchanges %" PRIu64 "; %" PRIu64 " suspicions and %" PRIu64
+           " deaths declared, %" PRIu64 " refutations; false suspicions %" PRIu64 " (%" PRIu64
+           " across a partition), false deaths %" PRIu64 "; crashes detected %" PRIu64
+           " of %" PRIu64 ", in %.0f ms on average, %" PRIu64 " ms at most; %" PRIu64
+           " decommissions; %" PRIu64 " stable cuts checked\n",
+           e->pings, e->ping_reqs, e->pongs, e->syncs, e->suspects, e->deaths, e->refutes,
+           t->suspicions_false, t->suspicions_false_cut, t->deaths_false, t->deaths_detected,
+           t->crashes,
+           t->deaths_detected ? (double)t->detect_ms_sum / (double)t->deaths_detected : 0.0,
+           t->detect_ms_max, t->decommissions, t->cuts_checked);
     fflush(stdout);
 }

@@ -14,6 +14,16 @@
  *  issues a dot twice: the old id is never used again). Each node's wall clock has a constant
  *  skew; the HLC stamps of its register and log writes come from it.
  *
+ *  Membership is SWIM's (gossip/swim.c): each node starts knowing one seed, its `--join` host
+ *  (node i > 0 a random node below it, so the seeds form a tree; decommissioned hosts are
+ *  skipped up the tree), presents a card the sim's admit hook checks, and learns the rest
+ *  through the protocol. It learns its seed host's id again whenever it does not know it (a
+ *  lossy crash gives the host a new id), as engramd retries its `--join` address. A crash that loses state retires the
+ *  node's old id: the restarted node decommissions it (gossip_engine_leave) as an admin would.
+ *  In runs with `decommission`, one live node is decommissioned for good at a random node
+ *  during the fault phase: it keeps running, takes no more operations, and its operations count
+ *  as lost (they may survive at peers). Round mode uses a static full membership instead.
+ *
  *  A run is a fault phase (random operations of every type on a small key space at random live
  *  nodes, ticks every ~tick_ms per node, and the faults above), then heal and quiesce (no
  *  partition, no loss or duplication, every node up, ticks only) until every replica agrees.
@@ -21,7 +31,11 @@
  *  - after every apply, the scope's context is a plain version vector (causal delivery);
  *  - no join is refused and no engine call fails (the network never corrupts a message);
  *  - after quiesce, every node holds equal scopes (context, digest, crdt_scope_equal), the
- *    incremental digest equals the recomputed one;
+ *    incremental digest equals the recomputed one (decommissioned nodes excluded);
+ *  - after quiesce, every live node sees every live node ALIVE and every other id it knows
+ *    (retired by a crash, decommissioned) LEFT; a decommissioned node sees itself LEFT;
+ *  - after quiesce, every live node knows the stable cut of every scope it holds, and every
+ *    live replica's context covers it;
  *  - no operation is lost: every operation whose origin synced after it (acknowledged), and
  *    every one its origin never lost in a crash, has its dot in the final context, and joining
  *    the acknowledged deltas into the final state changes nothing (final ⊒ each of them);
@@ -54,7 +68,9 @@ typedef struct {
     unsigned fanout;          /* gossip_config_t */
     size_t max_message_bytes; /* gossip_config_t */
     bool restart_same_seed;   /* a restarted engine gets its old gossip_config_t.seed again */
-    bool rounds;              /* round mode (sim_round): no ticks of its own, no delay */
+    bool rounds;              /* round mode (sim_round): no ticks of its own, no delay, a
+                                 static full membership */
+    bool decommission;        /* one node is decommissioned during the fault phase */
 
     uint64_t fault_ms;      /* length of the fault phase */
     uint64_t quiesce_ms;    /* bound on heal + quiesce */
@@ -88,6 +104,14 @@ typedef struct {
     uint64_t partitions, crashes, crashes_lossy, syncs, applies;
     uint64_t converge_ms_sum, converge_ms_max;
     uint64_t violations;
+    /* Membership, as the engines' changed() hooks reported it. */
+    uint64_t suspicions_false;      /* a node up (and not retired) suspected (once per
+                                       incarnation, however many nodes suspect it) */
+    uint64_t suspicions_false_cut;  /* ... of which first by a node across a partition */
+    uint64_t deaths_false;          /* a node up declared DEAD (once per incarnation) */
+    uint64_t deaths_detected;       /* crashes that some node declared DEAD while it was down */
+    uint64_t detect_ms_sum, detect_ms_max; /* crash to first DEAD */
+    uint64_t decommissions, cuts_checked;
     gossip_stats_t engine; /* summed over every engine, crashed ones included */
 } sim_stats_t;
 

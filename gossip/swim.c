@@ -1,0 +1,815 @@
+/*  gossip swim: the engine's membership (SWIM with Lifeguard's local health; see engine.h for
+ *  the protocol). Sans-I/O like engine.c: time comes from the events.
+ *
+ *  State (in struct gossip_engine, gossip/internal.h): the member table sorted by id with this
+ *  node in it, the probe in progress, the shuffled probe order, the pings this node relays for
+ *  others (ping-req), the local health score and the timers of the next probe and membership
+ *  exchange. Invariants: a LEFT record never changes again; only this node changes its own
+ *  incarnation; every record's endpoint is a string ("" when unknown).
+ *
+ *  Known limits: suspicion does not shrink with independent confirmations (Lifeguard's dynamic
+ *  suspicion) and there are no nacks, so a failed probe always counts against local health.
+ */
+#include "gossip/internal.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engram/error.h"
+
+/*  Piggybacked records per ping, ping-req or pong, at most. */
+#define MAX_PIGGYBACK 8
+/*  Piggyback retransmissions: RETRANSMIT_MULT * ceil(log10(N + 1)). */
+#define RETRANSMIT_MULT 3
+/*  A dead member is probed when its turn comes one time in DEAD_PROBE_ODDS. */
+#define DEAD_PROBE_ODDS 4
+/*  Protobuf framing of a SWIM message around its records. */
+#define SWIM_OVERHEAD 64
+
+/*  --- the table --------------------------------------------------------------------- */
+
+static size_t s_lower(const gossip_engine_t *self, uint64_t id)
+{
+    size_t lo = 0, hi = self->nmembers;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (self->members[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+gossip__member_t *gossip__member(gossip_engine_t *self, uint64_t id)
+{
+    size_t at = s_lower(self, id);
+    return at < self->nmembers && self->members[at].id == id ? &self->members[at] : NULL;
+}
+
+void gossip__member_fini(gossip__member_t *m)
+{
+    free(m->endpoint);
+    free(m->card);
+    free(m->leave);
+    for (size_t i = 0; i < m->nknown; i++) {
+        free(m->known[i].scope);
+        crdt_ctx_destroy(&m->known[i].ctx);
+    }
+    free(m->known);
+    memset(m, 0, sizeof *m);
+}
+
+/*  A new ALIVE record of id at incarnation 0, in order. NULL when out of memory. */
+static gossip__member_t *s_insert(gossip_engine_t *self, uint64_t id)
+{
+    char *endpoint = strdup("");
+    if (!endpoint || gossip__grow((void **)&self->members, &self->members_cap,
+                                  self->nmembers + 1, sizeof *self->members)) {
+        free(endpoint);
+        return NULL;
+    }
+    size_t at = s_lower(self, id);
+    memmove(&self->members[at + 1], &self->members[at],
+            (self->nmembers - at) * sizeof *self->members);
+    self->nmembers++;
+    gossip__member_t *m = &self->members[at];
+    *m = (gossip__member_t){.id = id, .endpoint = endpoint, .since_ms = self->now_ms};
+    return m;
+}
+
+static gossip__member_t *s_me(gossip_engine_t *self)
+{
+    gossip__member_t *me = gossip__member(self, self->config.node_id);
+    assert(me);
+    return me;
+}
+
+static void s_view(const gossip__member_t *m, gossip_member_t *out)
+{
+    *out = (gossip_member_t){m->id,   m->incarnation, m->state,    m->endpoint,
+                             m->card, m->card_len,    m->leave,    m->leave_len};
+}
+
+static void s_changed(gossip_engine_t *self, const gossip__member_t *m)
+{
+    if (!self->hooks.changed)
+        return;
+    gossip_member_t view;
+    s_view(m, &view);
+    self->hooks.changed(self->hooks.arg, &view);
+}
+
+/*  ceil(log10(x)) for x >= 2, at least 1: the digits of x - 1. */
+static unsigned s_log10_ceil(size_t x)
+{
+    unsigned digits = 1;
+    for (size_t v = x > 1 ? x - 1 : 1; v >= 10; v /= 10)
+        digits++;
+    return digits;
+}
+
+static uint32_t s_retransmits(const gossip_engine_t *self)
+{
+    return RETRANSMIT_MULT * s_log10_ceil(self->nmembers + 1);
+}
+
+/*  suspicion_mult * max(1, log10(N + 1)) probe intervals (log10 interpolated linearly between
+ *  powers of ten: no libm, the same on every platform). */
+static uint64_t s_suspicion_ms(const gossip_engine_t *self)
+{
+    size_t alive = 0;
+    for (size_t i = 0; i < self->nmembers; i++)
+        alive += self->members[i].state != GOSSIP_LEFT;
+    double x = (double)alive + 1, lg = 0;
+    while (x >= 10) {
+        x /= 10;
+        lg += 1;
+    }
+    lg += (x - 1) / 9;
+    if (lg < 1)
+        lg = 1;
+    return (uint64_t)((double)self->config.suspicion_mult * lg *
+                      (double)self->config.probe_interval_ms);
+}
+
+static int s_set_bytes(uint8_t **dst, size_t *dst_len, const uint8_t *src, size_t len)
+{
+    uint8_t *copy = NULL;
+    if (len) {
+        copy = malloc(len);
+        if (!copy)
+            return ENGRAM_ENOMEM;
+        memcpy(copy, src, len);
+    }
+    free(*dst);
+    *dst = copy;
+    *dst_len = len;
+    return 0;
+}
+
+static int s_set_endpoint(gossip__member_t *m, const char *endpoint)
+{
+    if (!endpoint || strcmp(endpoint, m->endpoint) == 0)
+        return 0;
+    char *copy = strdup(endpoint);
+    if (!copy)
+        return ENGRAM_ENOMEM;
+    free(m->endpoint);
+    m->endpoint = copy;
+    return 0;
+}
+
+/*  A changed record: state timer, dissemination, hook. */
+static void s_touch(gossip_engine_t *self, gossip__member_t *m, gossip_state_t old)
+{
+    if (m->state != old)
+        m->since_ms = self->now_ms;
+    m->transmits = s_retransmits(self);
+    s_changed(self, m);
+}
+
+static int s_fault(gossip_engine_t *self, uint64_t *counter, int rc)
+{
+    if (!self->fault)
+        self->fault = counter;
+    return rc;
+}
+
+/*  Marks m LEFT with stmt (already verified). */
+static int s_set_left(gossip_engine_t *self, gossip__member_t *m, const uint8_t *stmt,
+                      size_t len)
+{
+    int rc = s_set_bytes(&m->leave, &m->leave_len, stmt, len);
+    if (rc)
+        return rc;
+    gossip_state_t old = m->state;
+    m->state = GOSSIP_LEFT;
+    s_touch(self, m, old);
+    if (m->id == self->config.node_id)
+        self->left = true;
+    else
+        gossip__forget_peer(self, m->id);
+    return 0;
+}
+
+/*  A record about this node: LEFT if proven, otherwise refuted when it is not ALIVE at our
+ *  incarnation or newer. */
+static int s_about_me(gossip_engine_t *self, const gossip_member_t *r)
+{
+    gossip__member_t *me = s_me(self);
+    if (me->state == GOSSIP_LEFT)
+        return 0;
+    if (r->state == GOSSIP_LEFT) {
+        if (self->hooks.verify_leave &&
+            !self->hooks.verify_leave(self->hooks.arg, r->id, r->leave, r->leave_len))
+            return s_fault(self, &self->stats.bad_leave, ENGRAM_EINVAL);
+        return s_set_left(self, me, r->leave, r->leave_len);
+    }
+    if (r->incarnation < me->incarnation ||
+        (r->incarnation == me->incarnation && r->state == GOSSIP_ALIVE))
+        return 0;
+    if (r->state != GOSSIP_ALIVE && self->health < GOSSIP__MAX_HEALTH)
+        self->health++; /* Lifeguard: being suspected hints that we are the slow one */
+    me->incarnation = r->incarnation + 1;
+    self->stats.refutes++;
+    s_touch(self, me, me->state);
+    return 0;
+}
+
+/*  Merges one record (from a message, learn, or a leave) into the table. 0, or a code with the
+ *  fault recorded; the table is unchanged on error. */
+static int s_merge(gossip_engine_t *self, const gossip_member_t *r)
+{
+    if (r->id == 0 || r->state > GOSSIP_LEFT || !r->endpoint)
+        return s_fault(self, &self->stats.bad_decode, ENGRAM_EDECODE);
+    if (r->id == self->config.node_id)
+        return s_about_me(self, r);
+    gossip__member_t *m = gossip__member(self, r->id);
+    if (m && m->state == GOSSIP_LEFT)
+        return 0; /* absorbing */
+    if (r->state == GOSSIP_LEFT) {
+        if (self->hooks.verify_leave &&
+            !self->hooks.verify_leave(self->hooks.arg, r->id, r->leave, r->leave_len))
+            return s_fault(self, &self->stats.bad_leave, ENGRAM_EINVAL);
+        bool added = !m;
+        if (added && !(m = s_insert(self, r->id)))
+            return ENGRAM_ENOMEM;
+        if (added && r->card_len && s_set_bytes(&m->card, &m->card_len, r->card, r->card_len))
+            return ENGRAM_ENOMEM;
+        if (r->incarnation > m->incarnation)
+            m->incarnation = r->incarnation;
+        s_set_endpoint(m, r->endpoint[0] ? r->endpoint : NULL);
+        return s_set_left(self, m, r->leave, r->leave_len);
+    }
+    bool newer = !m || r->incarnation > m->incarnation ||
+                 (r->incarnation == m->incarnation && r->state > m->state);
+    if (!newer)
+        return 0;
+    bool new_card = r->card_len && (!m || m->card_len != r->card_len ||
+                                    memcmp(m->card, r->card, r->card_len) != 0);
+    if ((!m || new_card) && self->hooks.admit &&
+        !self->hooks.admit(self->hooks.arg, r->id, r->card, r->card_len))
+        return s_fault(self, &self->stats.bad_card, ENGRAM_EINVAL);
+    if (!m && !(m = s_insert(self, r->id)))
+        return ENGRAM_ENOMEM;
+    if ((new_card && s_set_bytes(&m->card, &m->card_len, r->card, r->card_len)) ||
+        s_set_endpoint(m, r->endpoint[0] ? r->endpoint : NULL))
+        return ENGRAM_ENOMEM;
+    gossip_state_t old = m->state;
+    m->incarnation = r->incarnation;
+    m->state = r->state;
+    s_touch(self, m, old);
+    return 0;
+}
+
+static void s_from_wire(const Engram__GossipMember *w, gossip_member_t *r)
+{
+    *r = (gossip_member_t){w->id,          w->incarnation,  (gossip_state_t)w->state,
+                           w->endpoint,    w->card.data,    w->card.len,
+                           w->leave.data,  w->leave.len};
+    if (w->state > GOSSIP_LEFT)
+        r->state = (gossip_state_t)(GOSSIP_LEFT + 1); /* refused by s_merge */
+}
+
+static void s_to_wire(const gossip__member_t *m, Engram__GossipMember *w)
+{
+    engram__gossip_member__init(w);
+    w->id = m->id;
+    w->incarnation = m->incarnation;
+    w->state = (uint32_t)m->state;
+    w->endpoint = m->endpoint;
+    w->card = (ProtobufCBinaryData){m->card_len, m->card};
+    if (m->state == GOSSIP_LEFT)
+        w->leave = (ProtobufCBinaryData){m->leave_len, m->leave};
+}
+
+static size_t s_wire_size(const gossip__member_t *m)
+{
+    return 40 + strlen(m->endpoint) + m->card_len + (m->state == GOSSIP_LEFT ? m->leave_len : 0);
+}
+
+/*  --- the public membership calls ---------------------------------------------------- */
+
+int gossip__swim_init(gossip_engine_t *self)
+{
+    gossip_config_t *c = &self->config;
+    if (!c->probe_interval_ms)
+        c->probe_interval_ms = GOSSIP_DEFAULT_PROBE_INTERVAL_MS;
+    if (!c->probe_timeout_ms)
+        c->probe_timeout_ms = GOSSIP_DEFAULT_PROBE_TIMEOUT_MS;
+    if (c->probe_timeout_ms >= c->probe_interval_ms)
+        c->probe_timeout_ms = c->probe_interval_ms / 2;
+    if (!c->suspicion_mult)
+        c->suspicion_mult = GOSSIP_DEFAULT_SUSPICION_MULT;
+    if (!c->indirect_probes)
+        c->indirect_probes = GOSSIP_DEFAULT_INDIRECT_PROBES;
+    if (!c->sync_interval_ms)
+        c->sync_interval_ms = GOSSIP_DEFAULT_SYNC_INTERVAL_MS;
+    gossip__member_t *me = s_insert(self, c->node_id);
+    if (!me || s_set_endpoint(me, c->endpoint ? c->endpoint : "") ||
+        s_set_bytes(&me->card, &me->card_len, c->card, c->card_len))
+        return ENGRAM_ENOMEM;
+    me->incarnation = c->incarnation;
+    c->endpoint = NULL; /* the copies live in the record */
+    c->card = NULL;
+    return 0;
+}
+
+void gossip__swim_fini(gossip_engine_t *self)
+{
+    for (size_t i = 0; i < self->nmembers; i++)
+        gossip__member_fini(&self->members[i]);
+    free(self->members);
+    free(self->probe_order);
+    free(self->relays);
+}
+
+void gossip_engine_set_hooks(gossip_engine_t *self, const gossip_hooks_t *hooks)
+{
+    assert(self && hooks);
+    self->hooks = *hooks;
+}
+
+int gossip_engine_learn(gossip_engine_t *self, const gossip_member_t *member)
+{
+    assert(self && member);
+    if (member->id == self->config.node_id)
+        return 0;
+    self->fault = NULL;
+    return s_merge(self, member);
+}
+
+int gossip_engine_leave(gossip_engine_t *self, uint64_t id, const uint8_t *stmt, size_t len)
+{
+    assert(self && id);
+    gossip__member_t *m = gossip__member(self, id);
+    gossip_member_t r = {.id = id,
+                         .incarnation = m ? m->incarnation : 0,
+                         .state = GOSSIP_LEFT,
+                         .endpoint = "",
+                         .leave = stmt,
+                         .leave_len = len};
+    self->fault = NULL;
+    return s_merge(self, &r);
+}
+
+void gossip_engine_each_member(gossip_engine_t *self,
+                               void (*fn)(void *arg, const gossip_member_t *member), void *arg)
+{
+    for (size_t i = 0; i < self->nmembers; i++) {
+        gossip_member_t view;
+        s_view(&self->members[i], &view);
+        fn(arg, &view);
+    }
+}
+
+bool gossip_engine_member(gossip_engine_t *self, uint64_t id, gossip_member_t *member)
+{
+    gossip__member_t *m = gossip__member(self, id);
+    if (m)
+        s_view(m, member);
+    return m != NULL;
+}
+
+void gossip_engine_add_peer(gossip_engine_t *self, uint64_t peer)
+{
+    if (peer == self->config.node_id || gossip__member(self, peer))
+        return;
+    gossip__member_t *m = s_insert(self, peer);
+    if (m)
+        s_touch(self, m, GOSSIP_ALIVE);
+}
+
+void gossip_engine_remove_peer(gossip_engine_t *self, uint64_t peer)
+{
+    gossip__member_t *m = gossip__member(self, peer);
+    if (!m || peer == self->config.node_id)
+        return;
+    gossip__forget_peer(self, peer);
+    gossip__member_fini(m);
+    size_t at = (size_t)(m - self->members);
+    memmove(m, m + 1, (self->nmembers - at - 1) * sizeof *m);
+    self->nmembers--;
+}
+
+gossip__member_t *gossip__pick(gossip_engine_t *self, unsigned mask)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < self->nmembers; i++)
+        count += self->members[i].id != self->config.node_id &&
+                 (mask & (1u << self->members[i].state));
+    if (!count)
+        return NULL;
+    size_t k = gossip__random(self) % count;
+    for (size_t i = 0; i < self->nmembers; i++) {
+        gossip__member_t *m = &self->members[i];
+        if (m->id != self->config.node_id && (mask & (1u << m->state)) && k-- == 0)
+            return m;
+    }
+    return NULL;
+}
+
+/*  --- sending ----------------------------------------------------------------------- */
+
+/*  The records a SWIM message to `to` carries: the freshest changes (each sent a limited
+ *  number of times) within the budget, and to's own record when we do not see it ALIVE. */
+typedef struct {
+    Engram__GossipMember sender;
+    Engram__GossipMember records[MAX_PIGGYBACK + 1];
+    Engram__GossipMember *ptrs[MAX_PIGGYBACK + 1];
+    size_t n;
+} s_piggy_t;
+
+static void s_piggyback(gossip_engine_t *self, uint64_t to, s_piggy_t *p)
+{
+    gossip__member_t *me = s_me(self);
+    s_to_wire(me, &p->sender);
+    p->n = 0;
+    size_t room = self->config.max_message_bytes - SWIM_OVERHEAD - s_wire_size(me);
+    gossip__member_t *them = gossip__member(self, to);
+    if (them && them->state != GOSSIP_ALIVE && s_wire_size(them) <= room) {
+        room -= s_wire_size(them);
+        s_to_wire(them, &p->records[p->n]);
+        p->ptrs[p->n] = &p->records[p->n];
+        p->n++;
+    }
+    gossip__member_t *chosen[MAX_PIGGYBACK];
+    size_t nchosen = 0;
+    while (nchosen < MAX_PIGGYBACK) {
+        gossip__member_t *best = NULL;
+        for (size_t i = 0; i < self->nmembers; i++) {
+            gossip__member_t *m = &self->members[i];
+            if (m->transmits == 0 || m == them || m == me || s_wire_size(m) > room)
+                continue;
+            bool dup = false;
+            for (size_t c = 0; c < nchosen && !dup; c++)
+                dup = chosen[c] == m;
+            if (!dup && (!best || m->transmits > best->transmits))
+                best = m;
+        }
+        if (!best)
+            break;
+        room -= s_wire_size(best);
+        chosen[nchosen++] = best;
+    }
+    for (size_t c = 0; c < nchosen; c++) {
+        chosen[c]->transmits--;
+        s_to_wire(chosen[c], &p->records[p->n]);
+        p->ptrs[p->n] = &p->records[p->n];
+        p->n++;
+    }
+    /* Our own record goes as the sender: its retransmissions count too. */
+    if (me->transmits)
+        me->transmits--;
+}
+
+typedef enum { SWIM_PING, SWIM_PING_REQ, SWIM_PONG } s_swim_kind_t;
+
+static int s_send_swim(gossip_engine_t *self, uint64_t to, s_swim_kind_t kind, uint64_t seq,
+                       uint64_t target)
+{
+    s_piggy_t p;
+    s_piggyback(self, to, &p);
+    Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
+    Engram__GossipPing ping = ENGRAM__GOSSIP_PING__INIT;
+    Engram__GossipPingReq req = ENGRAM__GOSSIP_PING_REQ__INIT;
+    Engram__GossipPong pong = ENGRAM__GOSSIP_PONG__INIT;
+    switch (kind) {
+    case SWIM_PING:
+        ping = (Engram__GossipPing){ping.base, seq, &p.sender, p.n, p.ptrs};
+        msg.body_case = ENGRAM__GOSSIP__BODY_PING;
+        msg.ping = &ping;
+        self->stats.pings++;
+        break;
+    case SWIM_PING_REQ:
+        req = (Engram__GossipPingReq){req.base, seq, target, &p.sender, p.n, p.ptrs};
+        msg.body_case = ENGRAM__GOSSIP__BODY_PING_REQ;
+        msg.ping_req = &req;
+        self->stats.ping_reqs++;
+        break;
+    case SWIM_PONG:
+        pong = (Engram__GossipPong){pong.base, seq, target, &p.sender, p.n, p.ptrs};
+        msg.body_case = ENGRAM__GOSSIP__BODY_PONG;
+        msg.pong = &pong;
+        self->stats.pongs++;
+        break;
+    }
+    return gossip__send(self, to, &msg);
+}
+
+/*  Our whole table to `to`, in parts within the budget (reply asked on the first only). */
+static int s_send_members(gossip_engine_t *self, uint64_t to, bool reply)
+{
+    gossip__member_t *me = s_me(self);
+    Engram__GossipMember sender;
+    s_to_wire(me, &sender);
+    size_t cap = self->nmembers ? self->nmembers : 1;
+    Engram__GossipMember *records = malloc(cap * sizeof *records);
+    Engram__GossipMember **ptrs = malloc(cap * sizeof *ptrs);
+    int rc = records && ptrs ? 0 : ENGRAM_ENOMEM;
+    size_t start = 0;
+    while (rc == 0 && (start < self->nmembers || start == 0)) {
+        size_t room = self->config.max_message_bytes - SWIM_OVERHEAD - s_wire_size(me), n = 0;
+        while (start + n < self->nmembers &&
+               (n == 0 || s_wire_size(&self->members[start + n]) <= room)) {
+            gossip__member_t *m = &self->members[start + n];
+            room -= s_wire_size(m) < room ? s_wire_size(m) : room;
+            s_to_wire(m, &records[n]);
+            ptrs[n] = &records[n];
+            n++;
+        }
+        Engram__GossipMembers body = ENGRAM__GOSSIP_MEMBERS__INIT;
+        body.reply = reply && start == 0;
+        body.sender = &sender;
+        body.members = ptrs;
+        body.n_members = n;
+        Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
+        msg.body_case = ENGRAM__GOSSIP__BODY_MEMBERS;
+        msg.members = &body;
+        rc = gossip__send(self, to, &msg);
+        start += n ? n : 1;
+    }
+    free(records);
+    free(ptrs);
+    return rc;
+}
+
+/*  --- receiving --------------------------------------------------------------------- */
+
+static const Engram__GossipMember *s_sender_of(const Engram__Gossip *msg)
+{
+    switch (msg->body_case) {
+    case ENGRAM__GOSSIP__BODY_PING:
+        return msg->ping->sender;
+    case ENGRAM__GOSSIP__BODY_PING_REQ:
+        return msg->ping_req->sender;
+    case ENGRAM__GOSSIP__BODY_PONG:
+        return msg->pong->sender;
+    case ENGRAM__GOSSIP__BODY_MEMBERS:
+        return msg->members->sender;
+    default:
+        return NULL;
+    }
+}
+
+/*  Tells a LEFT member that it is (its record, with the statement). */
+static void s_tell_left(gossip_engine_t *self, gossip__member_t *m)
+{
+    gossip__member_t *me = s_me(self);
+    Engram__GossipMember sender, record;
+    s_to_wire(me, &sender);
+    s_to_wire(m, &record);
+    Engram__GossipMember *ptr = &record;
+    Engram__GossipMembers body = ENGRAM__GOSSIP_MEMBERS__INIT;
+    body.sender = &sender;
+    body.members = &ptr;
+    body.n_members = 1;
+    Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
+    msg.body_case = ENGRAM__GOSSIP__BODY_MEMBERS;
+    msg.members = &body;
+    gossip__send(self, m->id, &msg);
+}
+
+int gossip__check_sender(gossip_engine_t *self, uint64_t from, const Engram__Gossip *msg)
+{
+    if (from == self->config.node_id)
+        return s_fault(self, &self->stats.bad_unknown_sender, ENGRAM_ENOTFOUND);
+    gossip__member_t *m = gossip__member(self, from);
+    if (m && m->state == GOSSIP_LEFT) {
+        s_tell_left(self, m);
+        return s_fault(self, &self->stats.bad_left_sender, ENGRAM_EUNAVAILABLE);
+    }
+    const Engram__GossipMember *sender = s_sender_of(msg);
+    if (sender) {
+        if (sender->id != from)
+            return s_fault(self, &self->stats.bad_decode, ENGRAM_EDECODE);
+        gossip_member_t r;
+        s_from_wire(sender, &r);
+        int rc = s_merge(self, &r);
+        if (rc)
+            return rc;
+    }
+    if (!gossip__member(self, from))
+        return s_fault(self, &self->stats.bad_unknown_sender, ENGRAM_ENOTFOUND);
+    return 0;
+}
+
+/*  Merges records; a bad one is skipped and reported after the others are merged. */
+static int s_merge_all(gossip_engine_t *self, Engram__GossipMember **records, size_t n)
+{
+    int first = 0;
+    for (size_t i = 0; i < n; i++) {
+        gossip_member_t r;
+        s_from_wire(records[i], &r);
+        int rc = s_merge(self, &r);
+        if (rc && !first)
+            first = rc;
+    }
+    return first;
+}
+
+static void s_relay_add(gossip_engine_t *self, gossip__relay_t relay)
+{
+    if (gossip__grow((void **)&self->relays, &self->relays_cap, self->nrelays + 1,
+                     sizeof *self->relays) == 0)
+        self->relays[self->nrelays++] = relay;
+}
+
+static int s_on_pong(gossip_engine_t *self, uint64_t from, const Engram__GossipPong *pong)
+{
+    gossip__probe_t *p = &self->probe;
+    if (p->active && pong->seq == p->seq && pong->target == p->target) {
+        p->active = false;
+        if (self->health)
+            self->health--;
+        return 0;
+    }
+    for (size_t i = 0; i < self->nrelays; i++) {
+        gossip__relay_t *r = &self->relays[i];
+        if (r->seq == pong->seq && r->target == from && pong->target == from) {
+            uint64_t origin = r->origin, seq = r->origin_seq;
+            *r = self->relays[--self->nrelays];
+            return s_send_swim(self, origin, SWIM_PONG, seq, from);
+        }
+    }
+    return 0; /* late, or a duplicate */
+}
+
+int gossip__swim_receive(gossip_engine_t *self, uint64_t from, const Engram__Gossip *msg)
+{
+    int rc = 0, merged = 0;
+    switch (msg->body_case) {
+    case ENGRAM__GOSSIP__BODY_PING:
+        merged = s_merge_all(self, msg->ping->updates, msg->ping->n_updates);
+        if (!self->left)
+            rc = s_send_swim(self, from, SWIM_PONG, msg->ping->seq, self->config.node_id);
+        break;
+    case ENGRAM__GOSSIP__BODY_PING_REQ: {
+        const Engram__GossipPingReq *req = msg->ping_req;
+        merged = s_merge_all(self, req->updates, req->n_updates);
+        gossip__member_t *target = gossip__member(self, req->target);
+        if (!self->left && target && target->state != GOSSIP_LEFT &&
+            req->target != self->config.node_id && req->target != from) {
+            uint64_t seq = self->next_seq++;
+            s_relay_add(self, (gossip__relay_t){seq, from, req->seq, req->target, self->now_ms});
+            rc = s_send_swim(self, req->target, SWIM_PING, seq, 0);
+        }
+        break;
+    }
+    case ENGRAM__GOSSIP__BODY_PONG:
+        merged = s_merge_all(self, msg->pong->updates, msg->pong->n_updates);
+        rc = s_on_pong(self, from, msg->pong);
+        break;
+    case ENGRAM__GOSSIP__BODY_MEMBERS:
+        merged = s_merge_all(self, msg->members->members, msg->members->n_members);
+        if (msg->members->reply) /* a LEFT node answers too: a joiner may know only it */
+            rc = s_send_members(self, from, false);
+        break;
+    default:
+        return s_fault(self, &self->stats.bad_decode, ENGRAM_EDECODE);
+    }
+    return merged ? merged : rc;
+}
+
+/*  --- the timer ---------------------------------------------------------------------- */
+
+/*  The next member to probe: round-robin over a shuffled list, rebuilt once used up; a dead
+ *  one only one time in DEAD_PROBE_ODDS. */
+static gossip__member_t *s_next_target(gossip_engine_t *self)
+{
+    for (size_t tries = 0; tries <= 2 * self->nmembers + 1; tries++) {
+        if (self->probe_at >= self->probe_n) {
+            if (gossip__grow((void **)&self->probe_order, &self->probe_cap, self->nmembers,
+                             sizeof *self->probe_order))
+                return NULL;
+            self->probe_n = self->probe_at = 0;
+            for (size_t i = 0; i < self->nmembers; i++) {
+                gossip__member_t *m = &self->members[i];
+                if (m->id != self->config.node_id && m->state != GOSSIP_LEFT)
+                    self->probe_order[self->probe_n++] = m->id;
+            }
+            for (size_t i = self->probe_n; i > 1; i--) {
+                size_t j = gossip__random(self) % i;
+                uint64_t tmp = self->probe_order[i - 1];
+                self->probe_order[i - 1] = self->probe_order[j];
+                self->probe_order[j] = tmp;
+            }
+            if (!self->probe_n)
+                return NULL;
+        }
+        gossip__member_t *m = gossip__member(self, self->probe_order[self->probe_at++]);
+        if (!m || m->state == GOSSIP_LEFT || m->id == self->config.node_id)
+            continue;
+        if (m->state == GOSSIP_DEAD && gossip__random(self) % DEAD_PROBE_ODDS != 0)
+            continue;
+        return m;
+    }
+    return NULL;
+}
+
+/*  Asks up to k ALIVE members other than target to ping it for us. */
+static void s_ping_req(gossip_engine_t *self, uint64_t target, uint64_t seq)
+{
+    unsigned sent = 0;
+    size_t count = 0;
+    for (size_t i = 0; i < self->nmembers; i++)
+        count += self->members[i].state == GOSSIP_ALIVE && self->members[i].id != target &&
+                 self->members[i].id != self->config.node_id;
+    /* Each candidate is taken with probability (still wanted) / (still left): k at random. */
+    for (size_t i = 0; i < self->nmembers && sent < self->config.indirect_probes; i++) {
+        gossip__member_t *m = &self->members[i];
+        if (m->state != GOSSIP_ALIVE || m->id == target || m->id == self->config.node_id)
+            continue;
+        if (gossip__random(self) % count < self->config.indirect_probes - sent) {
+            if (s_send_swim(self, m->id, SWIM_PING_REQ, seq, target) == 0)
+                sent++;
+        }
+        count--;
+    }
+}
+
+static void s_probe_tick(gossip_engine_t *self)
+{
+    uint64_t now = self->now_ms;
+    uint64_t interval = self->config.probe_interval_ms * (self->health + 1);
+    uint64_t timeout = self->config.probe_timeout_ms * (self->health + 1);
+    gossip__probe_t *p = &self->probe;
+    if (p->active) {
+        gossip__member_t *m = gossip__member(self, p->target);
+        if (!m || m->state == GOSSIP_LEFT) {
+            p->active = false;
+        } else if (now - p->sent_ms >= interval) {
+            p->active = false;
+            if (m->state == GOSSIP_ALIVE) {
+                m->state = GOSSIP_SUSPECT;
+                self->stats.suspects++;
+                s_touch(self, m, GOSSIP_ALIVE);
+            }
+            if (m->state != GOSSIP_DEAD && self->health < GOSSIP__MAX_HEALTH)
+                self->health++;
+        } else if (!p->indirect && now - p->sent_ms >= timeout) {
+            p->indirect = true;
+            if (m->state != GOSSIP_DEAD)
+                s_ping_req(self, p->target, p->seq);
+        }
+    }
+    if (!p->active && now >= self->next_probe_ms) {
+        self->next_probe_ms = now + interval;
+        gossip__member_t *m = s_next_target(self);
+        if (m) {
+            *p = (gossip__probe_t){.active = true, .target = m->id, .seq = self->next_seq++,
+                                   .sent_ms = now};
+            s_send_swim(self, m->id, SWIM_PING, p->seq, 0);
+        }
+    }
+    for (size_t i = 0; i < self->nrelays;) {
+        if (now - self->relays[i].sent_ms > interval)
+            self->relays[i] = self->relays[--self->nrelays];
+        else
+            i++;
+    }
+}
+
+void gossip__swim_tick(gossip_engine_t *self)
+{
+    uint64_t now = self->now_ms;
+    if (!self->started) {
+        /* Spread the first probe over one interval; exchange tables at once (a joiner). */
+        self->next_probe_ms = now + gossip__random(self) % self->config.probe_interval_ms;
+        self->next_sync_ms = now;
+    }
+    if (self->left) {
+        /* Tell a few members, then fall silent. */
+        gossip__member_t *me = s_me(self);
+        if (me->transmits && now >= self->next_probe_ms) {
+            self->next_probe_ms = now + self->config.probe_interval_ms;
+            gossip__member_t *m = gossip__pick(self, 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT);
+            if (m)
+                s_send_members(self, m->id, false);
+            me->transmits--;
+        }
+        return;
+    }
+    uint64_t suspicion = s_suspicion_ms(self);
+    for (size_t i = 0; i < self->nmembers; i++) {
+        gossip__member_t *m = &self->members[i];
+        if (m->state == GOSSIP_SUSPECT && m->id != self->config.node_id &&
+            now - m->since_ms >= suspicion) {
+            m->state = GOSSIP_DEAD;
+            self->stats.deaths++;
+            s_touch(self, m, GOSSIP_SUSPECT);
+        }
+    }
+    s_probe_tick(self);
+    if (now >= self->next_sync_ms) {
+        self->next_sync_ms = now + self->config.sync_interval_ms;
+        gossip__member_t *m = gossip__pick(
+            self, 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT | 1u << GOSSIP_DEAD);
+        if (m) {
+            self->stats.syncs++;
+            s_send_members(self, m->id, true);
+        }
+    }
+}
