@@ -14,8 +14,12 @@
 #include "proto/cluster.pb-c.h"
 
 #define CARD_MAX_BYTES 4096
-/*  Frames on the gossip socket larger than this are refused by ZeroMQ itself. */
-#define GOSSIP_FRAME_SLACK 4096
+/*  The engine budgets every message it sends by max_message_bytes, so a larger frame is bad
+ *  input: counted and refused here. ZeroMQ itself drops (with the connection, uncounted) only
+ *  frames past this many budgets, so that what an oversized frame costs stays bounded. */
+#define GOSSIP_FRAME_HARD_LIMIT 4
+/*  The engine's smallest budget (gossip_config_t.max_message_bytes): a chunk fits a scope name. */
+#define GOSSIP_MIN_MESSAGE_BYTES (2 * (ENGRAM_MAX_KEY_BYTES + 64))
 /*  How often a joiner repeats its introduction until a member answers. */
 #define INTRO_RETRY_MS 1000
 /*  The engine's timer. */
@@ -611,7 +615,7 @@ static int s_open_sockets(node_cluster_t *self, char *why, size_t why_len)
         return ENGRAM_ENOMEM;
     zstr_sendx(self->auth, "CURVE", self->peers_dir, NULL);
     zsock_wait(self->auth);
-    size_t max_frame = self->config.max_message_bytes + GOSSIP_FRAME_SLACK;
+    size_t max_frame = self->config.max_message_bytes * GOSSIP_FRAME_HARD_LIMIT;
     self->gossip = zsock_new(ZMQ_ROUTER);
     self->intro = zsock_new(ZMQ_ROUTER);
     if (!self->gossip || !self->intro)
@@ -646,6 +650,8 @@ int node_cluster_new(const node_cluster_config_t *config, node_store_t *store,
     self->config.gossip_endpoint = strdup(config->gossip_endpoint);
     self->config.admission_path = strdup(config->admission_path);
     self->config.join = NULL;
+    if (self->config.max_message_bytes < GOSSIP_MIN_MESSAGE_BYTES)
+        self->config.max_message_bytes = GOSSIP_MIN_MESSAGE_BYTES; /* as the engine does */
     self->store = store;
     self->node_id = node_store_node_id(store);
     self->links = zhash_new();
@@ -673,7 +679,7 @@ int node_cluster_new(const node_cluster_config_t *config, node_store_t *store,
     self->incarnation = now;
     gossip_config_t engine_config = {.node_id = self->node_id,
                                      .fanout = config->fanout,
-                                     .max_message_bytes = config->max_message_bytes,
+                                     .max_message_bytes = self->config.max_message_bytes,
                                      .seed = node_identity_random_replica(),
                                      .endpoint = self->config.gossip_endpoint,
                                      .card = self->card,
@@ -794,6 +800,8 @@ static void s_receive_gossip(node_cluster_t *self, uint64_t now)
     s_link_t *link = key ? zhash_lookup(self->by_key, key) : NULL;
     if (!payload) {
         s_bad_frame(self, now, "not one frame", ENGRAM_EDECODE, false);
+    } else if (zframe_size(payload) > self->config.max_message_bytes) {
+        s_bad_frame(self, now, "larger than --max-gossip-bytes", ENGRAM_ETOOBIG, false);
     } else if (!link) {
         /* admitted by zauth, but its member has been removed since */
         s_bad_frame(self, now, "sender is not a member", ENGRAM_EDENIED, false);

@@ -75,8 +75,9 @@ int node_cluster_timeout(node_cluster_t *self, uint64_t now_ms);
 
 /*  How many members other than this node are known to hold dot (node, n) of sid. */
 unsigned node_cluster_holders(node_cluster_t *self, const char *sid, uint64_t node, uint64_t n);
-/*  Decommissions a member for good with an admin statement. 0, ENGRAM_EDENIED for a
- *  statement this cluster's admin did not sign, or ENGRAM_ENOTFOUND. */
+/*  Decommissions a node for good with an admin statement (a node not yet known is banned
+ *  before it ever joins). 0, or ENGRAM_EDENIED for a statement this cluster's admin did not
+ *  sign. */
 int node_cluster_remove(node_cluster_t *self, uint64_t id, const uint8_t *statement, size_t len);
 /*  Starts (or restarts) joining through a member's gossip endpoint. */
 int node_cluster_join(node_cluster_t *self, const char *endpoint);

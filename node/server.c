@@ -1563,6 +1563,10 @@ int node_server_new(const node_config_t *config, node_server_t **self_p, char *w
     self->config = *config;
     self->config.data_dir = strdup(config->data_dir);
     self->config.api_endpoint = strdup(config->api_endpoint);
+    /* the cluster's settings are read once, below; the caller keeps owning them */
+    self->config.gossip_endpoint = NULL;
+    self->config.join = NULL;
+    self->config.admission_path = NULL;
     self->subscribers = zlist_new();
     self->peers = zhash_new();
     self->parked = zlist_new();
