@@ -475,6 +475,61 @@ static double s_cpu_seconds(pid_t pid)
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/*  CPU seconds the whole host has been busy (/proc/stat: all but idle and iowait). */
+static double s_host_cpu_seconds(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return NAN;
+    unsigned long long v[8] = {0};
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n < 8)
+        return NAN;
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double s_self_cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/*  The most CPU (100 = one core) that processes other than this one and the servers it runs
+ *  used during a cell of the running table: other work on the host disturbing the figures. */
+static double s_other_max;
+
+typedef struct {
+    double host, self, servers, wall;
+} s_usage_t;
+
+static s_usage_t s_usage_at(double servers)
+{
+    return (s_usage_t){s_host_cpu_seconds(), s_self_cpu_seconds(), servers, s_now()};
+}
+
+static void s_usage_note(s_usage_t a, s_usage_t b)
+{
+    double other = 100.0 * ((b.host - a.host) - (b.self - a.self) - (b.servers - a.servers)) /
+                   (b.wall - a.wall);
+    if (other > s_other_max)
+        s_other_max = other;
+}
+
+static void s_other_print(void)
+{
+    if (s_other_max > 15)
+        printf("  note: other processes kept the host up to %.0f%% busy (of %ld00%%) during these "
+               "cells: the figures are disturbed\n",
+               s_other_max, sysconf(_SC_NPROCESSORS_ONLN));
+    else
+        printf("  host: other processes used at most %.0f%% of a core during these cells\n",
+               s_other_max < 0 ? 0 : s_other_max);
+    s_other_max = 0;
+}
+
 static double s_cpu_sum(const pid_t *pids, size_t n)
 {
     double sum = 0;
@@ -515,6 +570,16 @@ static int64_t s_tcp_bytes(const int *ports, size_t n)
 static void s_key(char *buf, size_t size, const char *prefix, uint64_t i)
 {
     snprintf(buf, size, "%s%08" PRIu64, prefix, i);
+}
+
+/*  Fills a value with random letters and digits (about 6 bits of entropy a byte: neither
+ *  engram nor Redis's RDB/LZF can shrink it much, so byte counts compare fairly). */
+static void s_value_fill(uint8_t *val, size_t len, uint64_t seed)
+{
+    static const char alnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    uint64_t state = seed;
+    for (size_t i = 0; i < len; i++)
+        val[i] = (uint8_t)alnum[s_rand(&state) % 62];
 }
 
 /*  A value of len bytes with the thread and operation number stamped into its start. */
@@ -1157,7 +1222,7 @@ static void *s_lag_writer(void *arg)
     pthread_barrier_wait(&cell->ready); /* connected */
     pthread_barrier_wait(&cell->ready); /* t0 and the schedule are set */
     uint8_t value[VALUE_BYTES];
-    memset(value, 'v', sizeof value);
+    s_value_fill(value, sizeof value, w->id + 1);
     char key[64];
     for (size_t seq = w->id; (e || r) && seq < cell->n; seq += LAG_WRITERS) {
         s_sleep_until_ns(cell->sched[seq]);
@@ -1248,7 +1313,8 @@ typedef struct {
 /*  One lag cell. For engram, ep_a/ep_b are node A's and B's API endpoints; for redis, the
  *  primary's and the replica's ports. */
 static s_lag_result_t s_lag_run(s_sys_t sys, double rate, double duration, const char *ep_a,
-                                const char *ep_b, int port_a, int port_b, unsigned cellno)
+                                const char *ep_b, int port_a, int port_b, unsigned cellno,
+                                const pid_t servers[NODES])
 {
     s_lag_result_t res = {.ran = true, .rate = rate};
     s_lag_t *cell = s_alloc(sizeof *cell);
@@ -1297,8 +1363,10 @@ static s_lag_result_t s_lag_run(s_sys_t sys, double rate, double duration, const
     for (size_t i = 0; i < cell->n; i++)
         cell->sched[i] = cell->t0 + (uint64_t)((double)i * 1e9 / rate);
     pthread_barrier_wait(&cell->ready);
+    s_usage_t u0 = s_usage_at(s_cpu_sum(servers, NODES));
     for (unsigned t = 0; t < LAG_WRITERS; t++)
         pthread_join(writers[t].thread, NULL);
+    s_usage_note(u0, s_usage_at(s_cpu_sum(servers, NODES)));
     uint64_t last_ack = cell->t0;
     for (size_t i = 0; i < cell->n; i++) {
         if (cell->ack[i]) {
@@ -1467,7 +1535,7 @@ static void *s_tp_worker(void *arg)
     if (!ready)
         s_tp_error(w, "cannot connect");
     uint8_t value[VALUE_BYTES];
-    memset(value, 'v', sizeof value);
+    s_value_fill(value, sizeof value, w->id + 1);
     char key[64], prefix[32];
     snprintf(prefix, sizeof prefix, "p%d%c%u-", (int)cell->kind, cell->spread ? 's' : 'a', w->id);
     pthread_barrier_wait(&cell->ready);
@@ -1565,6 +1633,7 @@ static s_tp_result_t s_tp_run(s_tp_kind_t kind, bool spread, unsigned clients, d
                                         : 0;
     pthread_barrier_wait(&cell.ready);
     double cpu0 = s_cpu_sum(pids, NODES);
+    s_usage_t u0 = s_usage_at(cpu0);
     double t0 = s_now();
     s_sleep(duration);
     atomic_store(&s_stop, true);
@@ -1577,6 +1646,7 @@ static s_tp_result_t s_tp_run(s_tp_kind_t kind, bool spread, unsigned clients, d
         total += workers[t].n;
     }
     double cpu1 = s_cpu_sum(pids, NODES);
+    s_usage_note(u0, s_usage_at(cpu1));
     uint64_t *all = s_alloc(total * sizeof *all);
     size_t at = 0;
     for (unsigned t = 0; t < clients; t++) {
@@ -1628,7 +1698,7 @@ static void *s_loader(void *arg)
         return NULL;
     }
     uint8_t *value = s_alloc(l->payload);
-    memset(value, 'v', l->payload);
+    s_value_fill(value, l->payload, l->id + 1 + l->from);
     char key[64];
     for (size_t i = l->from + l->id; i < l->from + l->n && !s_interrupted; i += l->threads) {
         s_key(key, sizeof key, s_load_prefix, i);
@@ -1980,10 +2050,10 @@ int main(int argc, char **argv)
         unsigned cellno = 0;
         for (size_t i = 0; i < cfg.nrates && !s_interrupted; i++) {
             e[i] = s_lag_run(SYS_ENGRAM, cfg.rates[i], cfg.duration, cluster.api[1],
-                             cluster.api[2], 0, 0, cellno++);
+                             cluster.api[2], 0, 0, cellno++, cluster.pid + 1);
             if (have_redis && !s_interrupted)
                 r[i] = s_lag_run(SYS_REDIS, cfg.rates[i], cfg.duration, NULL, NULL,
-                                 redis.port[0], redis.port[1], cellno++);
+                                 redis.port[0], redis.port[1], cellno++, redis.pid);
         }
         printf("\n1. Replication lag: write on A (open loop, %d writer threads, %d-byte values, "
                "%.1f s per cell) until visible on B\n",
@@ -2029,6 +2099,7 @@ int main(int argc, char **argv)
         }
         if (!have_redis)
             printf("  redis: skipped (%s)\n", cfg.redis ? "redis-server not installed" : "--no-redis");
+        s_other_print();
         s_repro("lag");
         fflush(stdout);
     }
@@ -2098,6 +2169,7 @@ int main(int argc, char **argv)
             printf("  redis: skipped (%s)\n", cfg.redis ? "redis-server not installed" : "--no-redis");
         if (!have_etcd)
             printf("  etcd: skipped (%s)\n", cfg.etcd ? "etcd not installed" : "--no-etcd");
+        s_other_print();
         s_repro("put");
         fflush(stdout);
     }
