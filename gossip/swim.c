@@ -290,6 +290,14 @@ static size_t s_wire_size(const gossip__member_t *m)
     return 40 + strlen(m->endpoint) + m->card_len + (m->state == GOSSIP_LEFT ? m->leave_len : 0);
 }
 
+/*  Bytes left for records in a SWIM message that carries our own record (none if that alone
+ *  fills the budget: the message then carries one record over it). */
+static size_t s_room(const gossip_engine_t *self, const gossip__member_t *me)
+{
+    size_t used = SWIM_OVERHEAD + s_wire_size(me);
+    return used < self->config.max_message_bytes ? self->config.max_message_bytes - used : 0;
+}
+
 /*  --- the public membership calls ---------------------------------------------------- */
 
 int gossip__swim_init(gossip_engine_t *self)
@@ -427,7 +435,7 @@ static void s_piggyback(gossip_engine_t *self, uint64_t to, s_piggy_t *p)
     gossip__member_t *me = s_me(self);
     s_to_wire(me, &p->sender);
     p->n = 0;
-    size_t room = self->config.max_message_bytes - SWIM_OVERHEAD - s_wire_size(me);
+    size_t room = s_room(self, me);
     gossip__member_t *them = gossip__member(self, to);
     if (them && them->state != GOSSIP_ALIVE && s_wire_size(them) <= room) {
         room -= s_wire_size(them);
@@ -511,7 +519,7 @@ static int s_send_members(gossip_engine_t *self, uint64_t to, bool reply)
     int rc = records && ptrs ? 0 : ENGRAM_ENOMEM;
     size_t start = 0;
     while (rc == 0 && (start < self->nmembers || start == 0)) {
-        size_t room = self->config.max_message_bytes - SWIM_OVERHEAD - s_wire_size(me), n = 0;
+        size_t room = s_room(self, me), n = 0;
         while (start + n < self->nmembers &&
                (n == 0 || s_wire_size(&self->members[start + n]) <= room)) {
             gossip__member_t *m = &self->members[start + n];

@@ -388,9 +388,15 @@ static uint64_t s_local_now(const sim_t *self, const s_node_t *node)
     return (uint64_t)((int64_t)(EPOCH_MS + self->now) + node->skew_ms);
 }
 
+/*  The store as it is now becomes the one a lossy crash goes back to. A scope unchanged since
+ *  the last snapshot (same context and digest: equal states) keeps its copy. */
 static void s_snapshot(s_node_t *node)
 {
     for (int s = 0; s < node->sim->config.scopes; s++) {
+        if (node->snaps[s] && node->scopes[s] &&
+            crdt_scope_digest(node->snaps[s]) == crdt_scope_digest(node->scopes[s]) &&
+            crdt_ctx_equal(crdt_scope_ctx(node->snaps[s]), crdt_scope_ctx(node->scopes[s])))
+            continue;
         crdt_scope_destroy(&node->snaps[s]);
         if (node->scopes[s]) {
             node->snaps[s] = crdt_scope_dup(node->scopes[s], 0);
@@ -527,10 +533,11 @@ static int s_seed(sim_t *self, const s_node_t *node)
 }
 
 /*  Joins through the seed host whenever the node does not know the id it has now (at start,
- *  and at each sync point: engramd retries its `--join` address). */
+ *  and at each sync point: engramd retries its `--join` address). A decommissioned node does
+ *  too, which is how it hears that it is LEFT if it was cut off when that spread. */
 static void s_rejoin(sim_t *self, s_node_t *node)
 {
-    if (self->rounds || node->retired || !node->engine)
+    if (self->rounds || !node->engine)
         return;
     int seed = s_seed(self, node);
     gossip_member_t m;
