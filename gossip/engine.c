@@ -21,7 +21,7 @@
 #include "proto/gossip.pb-c.h"
 
 #define STAGE_TIMEOUT_MS 30000
-#define MAX_CHUNKS 65536
+#define MAX_CHUNKS       65536
 /*  Protobuf framing around a chunk's data: scope name, ids, tags. */
 #define CHUNK_OVERHEAD (ENGRAM_MAX_KEY_BYTES + 64)
 /*  A held-back push asks its sender for a pull at most this often. */
@@ -153,7 +153,7 @@ int gossip__send(gossip_engine_t *self, uint64_t peer, Engram__Gossip *msg)
     size_t len = engram__gossip__get_packed_size(msg);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf || gossip__grow((void **)&self->outbox, &self->outbox_cap, self->n + 1,
-                       sizeof *self->outbox)) {
+                             sizeof *self->outbox)) {
         free(buf);
         return ENGRAM_ENOMEM;
     }
@@ -245,8 +245,7 @@ static int s_know(gossip_engine_t *self, uint64_t peer, const char *scope, const
         }
     }
     char *name = strdup(scope);
-    if (!name || gossip__grow((void **)&m->known, &m->known_cap, m->nknown + 1,
-                              sizeof *m->known)) {
+    if (!name || gossip__grow((void **)&m->known, &m->known_cap, m->nknown + 1, sizeof *m->known)) {
         free(name);
         crdt_ctx_destroy(&copy);
         return ENGRAM_ENOMEM;
@@ -308,8 +307,7 @@ static int s_send_ack(gossip_engine_t *self, uint64_t peer, const char *scope)
 static int s_on_ack(gossip_engine_t *self, uint64_t from, const Engram__GossipAck *ack)
 {
     crdt_ctx_t *theirs = NULL;
-    int rc = ack->scope[0] ? crdt_ctx_decode(ack->ctx.data, ack->ctx.len, &theirs)
-                           : ENGRAM_EDECODE;
+    int rc = ack->scope[0] ? crdt_ctx_decode(ack->ctx.data, ack->ctx.len, &theirs) : ENGRAM_EDECODE;
     if (rc == 0) {
         self->stats.acks_received++;
         rc = s_know(self, from, ack->scope, theirs);
@@ -324,7 +322,7 @@ typedef struct {
     gossip_engine_t *self;
     Engram__GossipVersion *versions; /* owned array */
     Engram__GossipVersion **ptrs;
-    uint8_t **bufs;                  /* owned encodings */
+    uint8_t **bufs; /* owned encodings */
     size_t n, cap;
     int rc;
 } s_digest_t;
@@ -391,8 +389,8 @@ static int s_send_digest(gossip_engine_t *self, uint64_t peer, s_digest_t *d, bo
     do {
         size_t end = start, size = 64;
         while (end < d->n && (end == start || size + strlen(d->versions[end].scope) +
-                                                       d->versions[end].ctx.len + 16 <=
-                                                   self->config.max_message_bytes)) {
+                                                      d->versions[end].ctx.len + 16 <=
+                                                  self->config.max_message_bytes)) {
             size += strlen(d->versions[end].scope) + d->versions[end].ctx.len + 16;
             end++;
         }
@@ -543,8 +541,8 @@ static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__Gossi
         if (ours && !crdt_ctx_covers(a.theirs[i], ours))
             rc = s_answer(self, from, scope, a.theirs[i]);
         /* Asks: what they have that we lack. */
-        if (rc == 0 && !(ours ? crdt_ctx_covers(ours, a.theirs[i])
-                              : crdt_ctx_is_empty(a.theirs[i])))
+        if (rc == 0 &&
+            !(ours ? crdt_ctx_covers(ours, a.theirs[i]) : crdt_ctx_is_empty(a.theirs[i])))
             rc = s_digest_add(&ask, scope, ours);
     }
     if (rc == 0 && digest->complete) {
@@ -584,8 +582,8 @@ static int s_on_push(gossip_engine_t *self, uint64_t from, const Engram__GossipP
 {
     crdt_ctx_t *deps = NULL;
     crdt_scope_t *delta = NULL;
-    int rc = push->scope[0] ? crdt_ctx_decode(push->deps.data, push->deps.len, &deps)
-                            : ENGRAM_EDECODE;
+    int rc =
+        push->scope[0] ? crdt_ctx_decode(push->deps.data, push->deps.len, &deps) : ENGRAM_EDECODE;
     if (rc == 0)
         rc = crdt_scope_decode(push->delta.data, push->delta.len, 0, &delta);
     if (rc == 0) {
@@ -609,8 +607,8 @@ static int s_on_push(gossip_engine_t *self, uint64_t from, const Engram__GossipP
 }
 
 /*  Applies a complete pull answer after checking its length and hash. */
-static int s_apply_answer(gossip_engine_t *self, const char *scope, const uint8_t *buf,
-                          size_t len, const Engram__GossipChunk *chunk)
+static int s_apply_answer(gossip_engine_t *self, const char *scope, const uint8_t *buf, size_t len,
+                          const Engram__GossipChunk *chunk)
 {
     if (len != chunk->total || crdt__hash(buf, len, CHUNK_HASH_SEED) != chunk->hash) {
         self->fault = &self->stats.bad_chunk;
@@ -647,8 +645,11 @@ static gossip__stage_t *s_stage(gossip_engine_t *self, uint64_t from,
                      sizeof *self->stages))
         return NULL;
     gossip__stage_t *st = &self->stages[self->nstages];
-    *st = (gossip__stage_t){.from = from, .total = chunk->total, .hash = chunk->hash,
-                            .count = chunk->count, .started_ms = self->now_ms};
+    *st = (gossip__stage_t){.from = from,
+                            .total = chunk->total,
+                            .hash = chunk->hash,
+                            .count = chunk->count,
+                            .started_ms = self->now_ms};
     if (!(st->scope = strdup(chunk->scope)))
         return NULL;
     self->nstages++;

@@ -112,14 +112,14 @@ typedef enum { GOSSIP_ALIVE = 0, GOSSIP_SUSPECT, GOSSIP_DEAD, GOSSIP_LEFT } goss
 /*  A member as the engine knows it. Every pointer is borrowed for the duration of the call
  *  that hands it out. */
 typedef struct {
-    uint64_t id;                 /* node id */
+    uint64_t id; /* node id */
     uint64_t incarnation;
     gossip_state_t state;
-    const char *endpoint;        /* where its gossip socket listens (e.g. "tcp://127.0.0.1:7101");
-                                    never NULL */
-    const uint8_t *card;         /* its admission certificate, opaque to the engine; may be empty */
+    const char *endpoint; /* where its gossip socket listens (e.g. "tcp://127.0.0.1:7101");
+                             never NULL */
+    const uint8_t *card;  /* its admission certificate, opaque to the engine; may be empty */
     size_t card_len;
-    const uint8_t *leave;        /* LEFT only: the admin statement that removed it, opaque */
+    const uint8_t *leave; /* LEFT only: the admin statement that removed it, opaque */
     size_t leave_len;
 } gossip_member_t;
 
@@ -131,24 +131,25 @@ typedef struct {
     /*  True when stmt is a valid admin decommission of node id. NULL: accept. */
     bool (*verify_leave)(void *arg, uint64_t id, const uint8_t *stmt, size_t len);
     /*  Called after a member is added or its state, incarnation or endpoint changes (also for
-     *  LEFT). NULL: none. */
+     *  LEFT, and for this node's own refutations). NULL: none. Hooks run inside engine calls:
+     *  they must not call back into the engine. */
     void (*changed)(void *arg, const gossip_member_t *member);
     void *arg;
 } gossip_hooks_t;
 
 typedef struct {
-    uint64_t node_id;          /* this node */
-    unsigned fanout;           /* peers each push goes to */
-    size_t max_message_bytes;  /* budget of one message; larger pulls are chunked. At least
-                                  2 * (ENGRAM_MAX_KEY_BYTES + 64) = 2176: a smaller budget is
-                                  raised to that, so a chunk always fits its scope name. A push
-                                  over the budget is not sent (the peers pull it). */
-    uint64_t seed;             /* for the choice of peers */
-    const char *endpoint;      /* this node's gossip endpoint (copied); NULL: "" */
-    const uint8_t *card;       /* this node's admission certificate (copied); may be empty */
+    uint64_t node_id;         /* this node */
+    unsigned fanout;          /* peers each push goes to */
+    size_t max_message_bytes; /* budget of one message; larger pulls are chunked. At least
+                                 2 * (ENGRAM_MAX_KEY_BYTES + 64) = 2176: a smaller budget is
+                                 raised to that, so a chunk always fits its scope name. A push
+                                 over the budget is not sent (the peers pull it). */
+    uint64_t seed;            /* for the choice of peers */
+    const char *endpoint;     /* this node's gossip endpoint (copied); NULL: "" */
+    const uint8_t *card;      /* this node's admission certificate (copied); may be empty */
     size_t card_len;
-    uint64_t incarnation;      /* start value: engramd passes its start time in ms, so that a
-                                  restart always refutes what others remember of it */
+    uint64_t incarnation;        /* start value: engramd passes its start time in ms, so that a
+                                    restart always refutes what others remember of it */
     uint64_t probe_interval_ms;  /* one probe per interval */
     uint64_t probe_timeout_ms;   /* direct ping unanswered this long: ping-req */
     unsigned suspicion_mult;     /* SUSPECT -> DEAD after mult * log10(N+1) probe intervals */
@@ -172,10 +173,10 @@ typedef struct {
     /* Replication extras. */
     uint64_t acks_sent, acks_received, answers_deferred;
     /* Membership. */
-    uint64_t pings, ping_reqs, pongs;  /* sent */
-    uint64_t suspects, deaths;         /* members this node suspected / declared dead */
-    uint64_t refutes;                  /* times this node raised its own incarnation */
-    uint64_t syncs;                    /* full membership exchanges started */
+    uint64_t pings, ping_reqs, pongs; /* sent */
+    uint64_t suspects, deaths;        /* members this node suspected / declared dead */
+    uint64_t refutes;                 /* times this node raised its own incarnation */
+    uint64_t syncs;                   /* full membership exchanges started */
 } gossip_stats_t;
 
 typedef struct gossip_engine gossip_engine_t;

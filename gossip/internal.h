@@ -30,14 +30,14 @@ typedef struct {
     uint64_t id;
     uint64_t incarnation;
     gossip_state_t state;
-    char *endpoint;    /* owned, never NULL */
-    uint8_t *card;     /* owned, NULL when card_len is 0 */
+    char *endpoint; /* owned, never NULL */
+    uint8_t *card;  /* owned, NULL when card_len is 0 */
     size_t card_len;
-    uint8_t *leave;    /* owned, LEFT only */
+    uint8_t *leave; /* owned, LEFT only */
     size_t leave_len;
-    uint64_t since_ms;   /* when state last changed (suspicion starts here) */
-    uint32_t transmits;  /* piggyback retransmissions left for this record */
-    uint64_t asked_ms;   /* when it was last sent a digest because of a held-back push */
+    uint64_t since_ms;      /* when state last changed (suspicion starts here) */
+    uint32_t transmits;     /* piggyback retransmissions left for this record */
+    uint64_t asked_ms;      /* when it was last sent a digest because of a held-back push */
     gossip__known_t *known; /* what it holds, per scope */
     size_t nknown, known_cap;
     gossip__answered_t answered[GOSSIP__ANSWERED_SLOTS];
@@ -102,8 +102,8 @@ struct gossip_engine {
     uint64_t rng;
     uint64_t next_transfer; /* 0 until the first event with a clock: see s_clock */
     uint64_t now_ms;
-    bool started;           /* the first tick set the timers */
-    bool left;              /* this node is LEFT: no push, pull or probe */
+    bool started; /* the first tick set the timers */
+    bool left;    /* this node is LEFT: no push, pull or probe */
     /* Membership timers and state. */
     uint64_t next_probe_ms, next_sync_ms, next_digest_ms;
     uint64_t next_seq;

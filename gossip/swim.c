@@ -65,8 +65,8 @@ void gossip__member_fini(gossip__member_t *m)
 static gossip__member_t *s_insert(gossip_engine_t *self, uint64_t id)
 {
     char *endpoint = strdup("");
-    if (!endpoint || gossip__grow((void **)&self->members, &self->members_cap,
-                                  self->nmembers + 1, sizeof *self->members)) {
+    if (!endpoint || gossip__grow((void **)&self->members, &self->members_cap, self->nmembers + 1,
+                                  sizeof *self->members)) {
         free(endpoint);
         return NULL;
     }
@@ -88,8 +88,8 @@ static gossip__member_t *s_me(gossip_engine_t *self)
 
 static void s_view(const gossip__member_t *m, gossip_member_t *out)
 {
-    *out = (gossip_member_t){m->id,   m->incarnation, m->state,    m->endpoint,
-                             m->card, m->card_len,    m->leave,    m->leave_len};
+    *out = (gossip_member_t){m->id,   m->incarnation, m->state, m->endpoint,
+                             m->card, m->card_len,    m->leave, m->leave_len};
 }
 
 static void s_changed(gossip_engine_t *self, const gossip__member_t *m)
@@ -178,8 +178,7 @@ static int s_fault(gossip_engine_t *self, uint64_t *counter, int rc)
 }
 
 /*  Marks m LEFT with stmt (already verified). */
-static int s_set_left(gossip_engine_t *self, gossip__member_t *m, const uint8_t *stmt,
-                      size_t len)
+static int s_set_left(gossip_engine_t *self, gossip__member_t *m, const uint8_t *stmt, size_t len)
 {
     int rc = s_set_bytes(&m->leave, &m->leave_len, stmt, len);
     if (rc)
@@ -266,9 +265,9 @@ static int s_merge(gossip_engine_t *self, const gossip_member_t *r)
 
 static void s_from_wire(const Engram__GossipMember *w, gossip_member_t *r)
 {
-    *r = (gossip_member_t){w->id,          w->incarnation,  (gossip_state_t)w->state,
-                           w->endpoint,    w->card.data,    w->card.len,
-                           w->leave.data,  w->leave.len};
+    *r = (gossip_member_t){w->id,         w->incarnation, (gossip_state_t)w->state,
+                           w->endpoint,   w->card.data,   w->card.len,
+                           w->leave.data, w->leave.len};
     if (w->state > GOSSIP_LEFT)
         r->state = (gossip_state_t)(GOSSIP_LEFT + 1); /* refused by s_merge */
 }
@@ -406,8 +405,8 @@ gossip__member_t *gossip__pick(gossip_engine_t *self, unsigned mask)
 {
     size_t count = 0;
     for (size_t i = 0; i < self->nmembers; i++)
-        count += self->members[i].id != self->config.node_id &&
-                 (mask & (1u << self->members[i].state));
+        count +=
+            self->members[i].id != self->config.node_id && (mask & (1u << self->members[i].state));
     if (!count)
         return NULL;
     size_t k = gossip__random(self) % count;
@@ -767,8 +766,8 @@ static void s_probe_tick(gossip_engine_t *self)
         self->next_probe_ms = now + interval;
         gossip__member_t *m = s_next_target(self);
         if (m) {
-            *p = (gossip__probe_t){.active = true, .target = m->id, .seq = self->next_seq++,
-                                   .sent_ms = now};
+            *p = (gossip__probe_t){
+                .active = true, .target = m->id, .seq = self->next_seq++, .sent_ms = now};
             s_send_swim(self, m->id, SWIM_PING, p->seq, 0);
         }
     }
@@ -813,8 +812,8 @@ void gossip__swim_tick(gossip_engine_t *self)
     s_probe_tick(self);
     if (now >= self->next_sync_ms) {
         self->next_sync_ms = now + self->config.sync_interval_ms;
-        gossip__member_t *m = gossip__pick(
-            self, 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT | 1u << GOSSIP_DEAD);
+        gossip__member_t *m =
+            gossip__pick(self, 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT | 1u << GOSSIP_DEAD);
         if (m) {
             self->stats.syncs++;
             s_send_members(self, m->id, true);

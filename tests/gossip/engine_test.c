@@ -87,8 +87,7 @@ static void s_node(node_t *n, uint64_t id, size_t budget)
 {
     memset(n, 0, sizeof *n);
     n->store.id = id;
-    gossip_config_t config = {.node_id = id, .fanout = 2, .max_message_bytes = budget,
-                              .seed = 7};
+    gossip_config_t config = {.node_id = id, .fanout = 2, .max_message_bytes = budget, .seed = 7};
     n->engine = gossip_engine_new(&config, &s_store_ops, &n->store);
     assert_non_null(n->engine);
 }
@@ -106,8 +105,7 @@ static void s_write(node_t *n, const char *scope, const char *key, const char *v
     int i = s_index(&n->store, scope, true);
     crdt_ctx_t *deps = crdt_ctx_dup(crdt_scope_ctx(n->store.scopes[i]));
     crdt_scope_t *delta = NULL;
-    assert_int_equal(crdt_mvreg_write(n->store.scopes[i], key, 1, value, strlen(value), &delta),
-                     0);
+    assert_int_equal(crdt_mvreg_write(n->store.scopes[i], key, 1, value, strlen(value), &delta), 0);
     assert_int_equal(gossip_engine_local(n->engine, scope, delta, deps), 0);
     crdt_scope_destroy(&delta);
     crdt_ctx_destroy(&deps);

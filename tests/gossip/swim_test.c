@@ -16,7 +16,7 @@
 #include "gossip/engine.h"
 #include "proto/gossip.pb-c.h"
 
-#define MAXN 6
+#define MAXN    6
 #define STEP_MS 100
 
 typedef struct {
@@ -135,8 +135,11 @@ static void s_learn(net_t *net, int i, int j)
 {
     char card[32];
     s_card(net->nodes[j].id, card, sizeof card);
-    gossip_member_t seed = {.id = net->nodes[j].id, .state = GOSSIP_ALIVE, .endpoint = "tcp://seed",
-                            .card = (const uint8_t *)card, .card_len = strlen(card)};
+    gossip_member_t seed = {.id = net->nodes[j].id,
+                            .state = GOSSIP_ALIVE,
+                            .endpoint = "tcp://seed",
+                            .card = (const uint8_t *)card,
+                            .card_len = strlen(card)};
     assert_int_equal(gossip_engine_learn(net->nodes[i].engine, &seed), 0);
 }
 
@@ -157,12 +160,12 @@ static void s_deliver(net_t *net)
             uint64_t to;
             uint8_t *buf;
             size_t len;
-            while (net->nodes[i].engine && gossip_engine_next(net->nodes[i].engine, &to, &buf,
-                                                              &len)) {
+            while (net->nodes[i].engine &&
+                   gossip_engine_next(net->nodes[i].engine, &to, &buf, &len)) {
                 any = true;
                 int t = s_index(net, to);
-                if (t >= 0 && !net->nodes[i].down && !net->nodes[t].down &&
-                    net->nodes[t].engine && !(net->cut && net->cut(net->nodes[i].id, to)))
+                if (t >= 0 && !net->nodes[i].down && !net->nodes[t].down && net->nodes[t].engine &&
+                    !(net->cut && net->cut(net->nodes[i].id, to)))
                     gossip_engine_receive(net->nodes[t].engine, net->nodes[i].id, buf, len,
                                           net->now);
                 free(buf);
@@ -358,10 +361,9 @@ static void test_left_absorbs_and_needs_a_valid_statement(void **state)
     assert_int_equal(gossip_engine_leave(e0, net.nodes[3].id, (const uint8_t *)"forged", 6),
                      ENGRAM_EINVAL);
     size_t len;
-    uint8_t *msg = s_members_msg(net.nodes[1].id, net.nodes[2].id, 5, GOSSIP_LEFT, "", "leave-9",
-                                 &len);
-    assert_int_equal(gossip_engine_receive(e0, net.nodes[1].id, msg, len, net.now),
-                     ENGRAM_EINVAL);
+    uint8_t *msg =
+        s_members_msg(net.nodes[1].id, net.nodes[2].id, 5, GOSSIP_LEFT, "", "leave-9", &len);
+    assert_int_equal(gossip_engine_receive(e0, net.nodes[1].id, msg, len, net.now), ENGRAM_EINVAL);
     free(msg);
     assert_int_equal(gossip_engine_stats(e0)->bad_leave, 1);
     assert_int_equal(s_state(&net, 0, 2), GOSSIP_ALIVE);
@@ -377,9 +379,12 @@ static void test_left_absorbs_and_needs_a_valid_statement(void **state)
     /* Absorbing: a later ALIVE claim at any incarnation changes nothing. */
     char card[32];
     s_card(net.nodes[3].id, card, sizeof card);
-    gossip_member_t claim = {.id = net.nodes[3].id, .incarnation = UINT64_MAX / 2,
-                             .state = GOSSIP_ALIVE, .endpoint = "",
-                             .card = (const uint8_t *)card, .card_len = strlen(card)};
+    gossip_member_t claim = {.id = net.nodes[3].id,
+                             .incarnation = UINT64_MAX / 2,
+                             .state = GOSSIP_ALIVE,
+                             .endpoint = "",
+                             .card = (const uint8_t *)card,
+                             .card_len = strlen(card)};
     assert_int_equal(gossip_engine_learn(e0, &claim), 0);
     assert_int_equal(s_state(&net, 0, 3), GOSSIP_LEFT);
     /* The LEFT node fell silent; a message from it is dropped and counted. */

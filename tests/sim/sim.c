@@ -92,12 +92,12 @@ typedef struct {
     crdt_scope_t *snaps[SIM_MAX_SCOPES];  /* the store at the last sync point (replica 0) */
     crdt_hlc_t hlc;
     int64_t skew_ms;
-    int group; /* partition side; 0 when healed */
-    bool retired;     /* decommissioned: no operations, excluded from the data checks */
-    int seed_index;   /* the host it joins through (s_seed) */
-    uint64_t old_id;  /* the id a lossy crash retired, decommissioned at the restart; or 0 */
+    int group;         /* partition side; 0 when healed */
+    bool retired;      /* decommissioned: no operations, excluded from the data checks */
+    int seed_index;    /* the host it joins through (s_seed) */
+    uint64_t old_id;   /* the id a lossy crash retired, decommissioned at the restart; or 0 */
     uint64_t crash_ms; /* when it last crashed */
-    bool detected;    /* some node declared it DEAD since that crash */
+    bool detected;     /* some node declared it DEAD since that crash */
     uint64_t suspected_inc, dead_inc; /* 1 + the incarnation last counted as a false suspicion,
                                          a false death (so each counts once, not per viewer) */
 } s_node_t;
@@ -455,8 +455,7 @@ static void s_changed(void *arg, const gossip_member_t *member)
 {
     s_node_t *viewer = arg;
     sim_t *self = viewer->sim;
-    if (member->id == viewer->id || member->state == GOSSIP_ALIVE ||
-        member->state == GOSSIP_LEFT)
+    if (member->id == viewer->id || member->state == GOSSIP_ALIVE || member->state == GOSSIP_LEFT)
         return;
     int t = s_owner(self, member->id);
     if (t < 0)
@@ -491,8 +490,11 @@ static void s_learn(sim_t *self, s_node_t *node, const s_node_t *seed)
     char endpoint[40];
     s_card(seed->id, card);
     snprintf(endpoint, sizeof endpoint, "sim://%016" PRIx64, seed->id);
-    gossip_member_t m = {.id = seed->id, .state = GOSSIP_ALIVE, .endpoint = endpoint,
-                         .card = card, .card_len = CARD_BYTES};
+    gossip_member_t m = {.id = seed->id,
+                         .state = GOSSIP_ALIVE,
+                         .endpoint = endpoint,
+                         .card = card,
+                         .card_len = CARD_BYTES};
     if (gossip_engine_learn(node->engine, &m) != 0)
         s_violation(self, "membership", "node %d could not learn its seed", node->index);
 }
@@ -578,8 +580,11 @@ static void s_engine_start(sim_t *self, s_node_t *node)
     for (size_t i = 0; i < self->nleft; i++) {
         char stmt[LEAVE_BYTES + 1];
         s_leave_stmt(self->left_ids[i], stmt);
-        gossip_member_t m = {.id = self->left_ids[i], .state = GOSSIP_LEFT, .endpoint = "",
-                             .leave = (const uint8_t *)stmt, .leave_len = LEAVE_BYTES};
+        gossip_member_t m = {.id = self->left_ids[i],
+                             .state = GOSSIP_LEFT,
+                             .endpoint = "",
+                             .leave = (const uint8_t *)stmt,
+                             .leave_len = LEAVE_BYTES};
         if (gossip_engine_learn(node->engine, &m) != 0)
             s_violation(self, "membership", "node %d could not learn a LEFT member", node->index);
     }
@@ -587,8 +592,8 @@ static void s_engine_start(sim_t *self, s_node_t *node)
         /* The admin decommissions the identity the lost state belonged to. */
         char stmt[LEAVE_BYTES + 1];
         s_leave_stmt(node->old_id, stmt);
-        if (gossip_engine_leave(node->engine, node->old_id, (const uint8_t *)stmt,
-                                LEAVE_BYTES) != 0)
+        if (gossip_engine_leave(node->engine, node->old_id, (const uint8_t *)stmt, LEAVE_BYTES) !=
+            0)
             s_violation(self, "membership", "node %d could not decommission its old id",
                         node->index);
         s_remember_left(self, node->old_id);
@@ -685,8 +690,8 @@ static void s_deliver(sim_t *self, s_event_t *ev)
             const gossip_stats_t *st = gossip_engine_stats(to->engine);
             s_violation(self, "message-refused",
                         "node %d (%016" PRIx64 ") refused a message of %zu bytes from %016" PRIx64
-                        ": %s (the network never corrupts one; so far %" PRIu64 " undecodable, %"
-                        PRIu64 " bad chunks, %" PRIu64 " bad cards, %" PRIu64
+                        ": %s (the network never corrupts one; so far %" PRIu64
+                        " undecodable, %" PRIu64 " bad chunks, %" PRIu64 " bad cards, %" PRIu64
                         " bad statements, %" PRIu64 " refused by the store)",
                         to->index, to->id, ev->len, ev->from, engram_strerror(rc), st->bad_decode,
                         st->bad_chunk, st->bad_card, st->bad_leave, st->bad_apply);
@@ -1150,8 +1155,9 @@ void sim_fault_phase(sim_t *self)
         s_schedule(self, (s_event_t){.at = self->now + s_gap(self, c->partition_every_ms),
                                      .kind = EV_PARTITION});
     if (c->decommission)
-        s_schedule(self, (s_event_t){.at = self->now + 1 + prop_below(&self->rng, c->fault_ms * 3 / 4),
-                                     .kind = EV_DECOMMISSION});
+        s_schedule(self,
+                   (s_event_t){.at = self->now + 1 + prop_below(&self->rng, c->fault_ms * 3 / 4),
+                               .kind = EV_DECOMMISSION});
     s_run_until(self, self->now + c->fault_ms);
     self->faults = false;
     self->stats.fault_ms += c->fault_ms;
@@ -1236,8 +1242,8 @@ static bool s_members_agree(sim_t *self, bool report)
             ok = false;
             if (report && c.bad)
                 s_violation(self, "membership",
-                            "node %d sees %016" PRIx64 " (node %d) %s at incarnation %" PRIu64,
-                            i, c.bad->id, s_route(self, c.bad->id), names[c.bad->state & 3],
+                            "node %d sees %016" PRIx64 " (node %d) %s at incarnation %" PRIu64, i,
+                            c.bad->id, s_route(self, c.bad->id), names[c.bad->state & 3],
                             c.bad->incarnation);
             else if (report)
                 s_violation(self, "membership", "node %d sees %d of the %d live nodes ALIVE", i,
@@ -1273,8 +1279,8 @@ static bool s_cuts_known(sim_t *self, bool check)
             crdt_ctx_t *cut = gossip_engine_stable_cut(node->engine, s_scope_names[s]);
             if (!cut) {
                 if (check)
-                    s_violation(self, "stable-cut", "node %d does not know the cut of scope %s",
-                                i, s_scope_names[s]);
+                    s_violation(self, "stable-cut", "node %d does not know the cut of scope %s", i,
+                                s_scope_names[s]);
                 return false;
             }
             for (int j = 0; check && j < self->config.nodes; j++) {
@@ -1298,8 +1304,8 @@ static bool s_cuts_known(sim_t *self, bool check)
 /*  Quiesce is over when the data, the membership and the stable cuts have settled. */
 static bool s_agree(sim_t *self)
 {
-    return s_data_agree(self) && (self->rounds || (s_members_agree(self, false) &&
-                                                   s_cuts_known(self, false)));
+    return s_data_agree(self) &&
+           (self->rounds || (s_members_agree(self, false) && s_cuts_known(self, false)));
 }
 
 bool sim_quiesce(sim_t *self, uint64_t *took_ms)
@@ -1820,8 +1826,8 @@ size_t sim_digest_bytes(const sim_t *self)
     for (int s = 0; s < self->config.scopes; s++) {
         uint8_t *buf = NULL;
         size_t len = 0;
-        assert_int_equal(
-            crdt_ctx_encode(crdt_scope_ctx(s_view(self, s_ref(self), s)), &buf, &len), 0);
+        assert_int_equal(crdt_ctx_encode(crdt_scope_ctx(s_view(self, s_ref(self), s)), &buf, &len),
+                         0);
         free(buf);
         total += len + strlen(s_scope_names[s]);
     }

@@ -18,11 +18,12 @@
  *  (node i > 0 a random node below it, so the seeds form a tree; decommissioned hosts are
  *  skipped up the tree), presents a card the sim's admit hook checks, and learns the rest
  *  through the protocol. It learns its seed host's id again whenever it does not know it (a
- *  lossy crash gives the host a new id), as engramd retries its `--join` address. A crash that loses state retires the
- *  node's old id: the restarted node decommissions it (gossip_engine_leave) as an admin would.
- *  In runs with `decommission`, one live node is decommissioned for good at a random node
- *  during the fault phase: it keeps running, takes no more operations, and its operations count
- *  as lost (they may survive at peers). Round mode uses a static full membership instead.
+ *  lossy crash gives the host a new id), as engramd retries its `--join` address. A crash that
+ * loses state retires the node's old id: the restarted node decommissions it (gossip_engine_leave)
+ * as an admin would. In runs with `decommission`, one live node is decommissioned for good at a
+ * random node during the fault phase: it keeps running, takes no more operations, and its
+ * operations count as lost (they may survive at peers). Round mode uses a static full membership
+ * instead.
  *
  *  A run is a fault phase (random operations of every type on a small key space at random live
  *  nodes, ticks every ~tick_ms per node, and the faults above), then heal and quiesce (no
@@ -105,11 +106,11 @@ typedef struct {
     uint64_t converge_ms_sum, converge_ms_max;
     uint64_t violations;
     /* Membership, as the engines' changed() hooks reported it. */
-    uint64_t suspicions_false;      /* a node up (and not retired) suspected (once per
-                                       incarnation, however many nodes suspect it) */
-    uint64_t suspicions_false_cut;  /* ... of which first by a node across a partition */
-    uint64_t deaths_false;          /* a node up declared DEAD (once per incarnation) */
-    uint64_t deaths_detected;       /* crashes that some node declared DEAD while it was down */
+    uint64_t suspicions_false;     /* a node up (and not retired) suspected (once per
+                                      incarnation, however many nodes suspect it) */
+    uint64_t suspicions_false_cut; /* ... of which first by a node across a partition */
+    uint64_t deaths_false;         /* a node up declared DEAD (once per incarnation) */
+    uint64_t deaths_detected;      /* crashes that some node declared DEAD while it was down */
     uint64_t detect_ms_sum, detect_ms_max; /* crash to first DEAD */
     uint64_t decommissions, cuts_checked;
     gossip_stats_t engine; /* summed over every engine, crashed ones included */
