@@ -100,6 +100,12 @@ void gossip_engine_destroy(gossip_engine_t **self_p)
     for (size_t i = 0; i < self->nstages; i++)
         s_stage_free(&self->stages[i]);
     free(self->stages);
+    for (size_t i = 0; i < self->npending; i++) {
+        free(self->pending[i].scope);
+        crdt_scope_destroy(&self->pending[i].delta);
+        crdt_ctx_destroy(&self->pending[i].deps);
+    }
+    free(self->pending);
     gossip__swim_fini(self);
     free(self);
     *self_p = NULL;
@@ -133,8 +139,12 @@ size_t gossip_engine_staged(const gossip_engine_t *self)
     return self->nstages;
 }
 
+static int s_flush_scope(gossip_engine_t *self, const char *scope);
+
 bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, size_t *len)
 {
+    if (self->npending)
+        s_flush_scope(self, NULL); /* the local operations since the last call, coalesced */
     if (self->head == self->n)
         return false;
     gossip__msg_t *msg = &self->outbox[self->head++];
@@ -178,13 +188,12 @@ static void s_clock(gossip_engine_t *self, uint64_t now_ms)
 
 /*  --- push ------------------------------------------------------------------------- */
 
-int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_scope_t *delta,
-                        const crdt_ctx_t *deps)
+/*  Sends a push of delta with deps to `fanout` random ALIVE members. */
+static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *delta,
+                  const crdt_ctx_t *deps)
 {
     uint8_t *deps_buf = NULL, *delta_buf = NULL;
     size_t deps_len = 0, delta_len = 0;
-    if (self->left)
-        return 0;
     int rc = crdt_ctx_encode(deps, &deps_buf, &deps_len);
     if (rc == 0)
         rc = crdt_scope_encode(delta, &delta_buf, &delta_len);
@@ -223,6 +232,81 @@ out_free:
     free(deps_buf);
     free(delta_buf);
     return rc;
+}
+
+/*  Pushes the coalesced operations of pending[i] and forgets them. */
+static int s_flush_pending(gossip_engine_t *self, size_t i)
+{
+    gossip__pending_t *p = &self->pending[i];
+    int rc = self->left ? 0 : s_push(self, p->scope, p->delta, p->deps);
+    free(p->scope);
+    crdt_scope_destroy(&p->delta);
+    crdt_ctx_destroy(&p->deps);
+    self->pending[i] = self->pending[--self->npending];
+    return rc;
+}
+
+/*  Pushes what is pending for scope (NULL: for every scope). */
+static int s_flush_scope(gossip_engine_t *self, const char *scope)
+{
+    int rc = 0;
+    for (size_t i = 0; i < self->npending;) {
+        if (!scope || strcmp(self->pending[i].scope, scope) == 0) {
+            int r = s_flush_pending(self, i);
+            rc = rc ? rc : r;
+        } else {
+            i++;
+        }
+    }
+    return rc;
+}
+
+int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_scope_t *delta,
+                        const crdt_ctx_t *deps)
+{
+    if (self->left)
+        return 0;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = crdt_scope_encode(delta, &buf, &len);
+    free(buf);
+    if (rc)
+        return rc;
+    gossip__pending_t *p = NULL;
+    for (size_t i = 0; i < self->npending && !p; i++)
+        if (strcmp(self->pending[i].scope, scope) == 0)
+            p = &self->pending[i];
+    /* one push stays within the budget: past half of it, the batch goes out as it is */
+    if (p && p->bytes + len + CHUNK_OVERHEAD > self->config.max_message_bytes / 2) {
+        rc = s_flush_pending(self, (size_t)(p - self->pending));
+        p = NULL;
+        if (rc)
+            return rc;
+    }
+    if (p) {
+        rc = crdt_scope_join(p->delta, delta);
+        if (rc == 0) {
+            p->bytes += len;
+            self->stats.pushes_coalesced++;
+        }
+        return rc;
+    }
+    if (gossip__grow((void **)&self->pending, &self->pending_cap, self->npending + 1,
+                     sizeof *self->pending))
+        return ENGRAM_ENOMEM;
+    p = &self->pending[self->npending];
+    *p = (gossip__pending_t){.scope = strdup(scope),
+                             .delta = crdt_scope_dup(delta, 0),
+                             .deps = crdt_ctx_dup(deps),
+                             .bytes = len};
+    if (!p->scope || !p->delta || !p->deps) {
+        free(p->scope);
+        crdt_scope_destroy(&p->delta);
+        crdt_ctx_destroy(&p->deps);
+        return ENGRAM_ENOMEM;
+    }
+    self->npending++;
+    return 0;
 }
 
 /*  --- peer knowledge ------------------------------------------------------------------ */
@@ -572,6 +656,9 @@ static int s_ask(gossip_engine_t *self, uint64_t from)
 
 static int s_apply(gossip_engine_t *self, const char *scope, const crdt_scope_t *delta)
 {
+    /* later local operations will depend on this delta: what is pending goes out first, with
+       the dependencies it was written on */
+    s_flush_scope(self, scope);
     int rc = self->store->apply(self->state, scope, delta);
     if (rc && rc != ENGRAM_ENOMEM && !self->fault)
         self->fault = &self->stats.bad_apply;

@@ -88,6 +88,15 @@ typedef struct {
     bool acked;
 } gossip__probe_t;
 
+/*  Local operations on one scope not yet pushed: joined into one delta, with the
+ *  dependencies of the first (see gossip_engine_local). */
+typedef struct {
+    char *scope;          /* owned */
+    crdt_scope_t *delta;  /* owned */
+    crdt_ctx_t *deps;     /* owned */
+    size_t bytes;         /* encoded size of the operations, summed */
+} gossip__pending_t;
+
 struct gossip_engine {
     gossip_config_t config; /* endpoint and card point into self_member's copies */
     gossip_hooks_t hooks;
@@ -99,6 +108,8 @@ struct gossip_engine {
     size_t head, n, outbox_cap;
     gossip__stage_t *stages;
     size_t nstages, stages_cap;
+    gossip__pending_t *pending; /* pushes being coalesced, one per scope */
+    size_t npending, pending_cap;
     uint64_t rng;
     uint64_t next_transfer; /* 0 until the first event with a clock: see s_clock */
     uint64_t now_ms;

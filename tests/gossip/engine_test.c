@@ -194,11 +194,65 @@ static void test_held_back_push_pulls_the_gap(void **state)
     gossip_engine_add_peer(nodes[0].engine, 22);
     gossip_engine_add_peer(nodes[1].engine, 11);
     s_write(&nodes[0], "run:a", "k", "first");
-    s_write(&nodes[0], "run:a", "k", "second");
     s_run(nodes, 2, s_drop_first);
+    s_write(&nodes[0], "run:a", "k", "second");
+    s_run(nodes, 2, NULL);
     const gossip_stats_t *st = gossip_engine_stats(nodes[1].engine);
     assert_int_equal(st->pushes_held_back, 1);
     assert_true(st->pull_deltas_applied >= 1);
+    s_pair_fini(nodes);
+}
+
+/*  Local operations between two drains of the outbox go out as one push per scope, with the
+ *  first one's dependencies; the receiver applies them as one. */
+static void test_local_operations_coalesce(void **state)
+{
+    (void)state;
+    node_t nodes[2];
+    s_node(&nodes[0], 11, 65536);
+    s_node(&nodes[1], 22, 65536);
+    gossip_engine_add_peer(nodes[0].engine, 22);
+    gossip_engine_add_peer(nodes[1].engine, 11);
+    s_write(&nodes[0], "run:a", "k", "first");
+    s_write(&nodes[0], "run:a", "k", "second");
+    s_write(&nodes[0], "run:a", "j", "third");
+    s_write(&nodes[0], "team:b", "k", "other scope");
+    /* two pushes (one per scope) and their two acks */
+    assert_int_equal(s_run(nodes, 2, NULL), 4);
+    const gossip_stats_t *origin = gossip_engine_stats(nodes[0].engine);
+    assert_int_equal(origin->pushes_sent, 2);
+    assert_int_equal(origin->pushes_coalesced, 2);
+    assert_int_equal(gossip_engine_stats(nodes[1].engine)->pushes_applied, 2);
+    assert_int_equal(gossip_engine_stats(nodes[1].engine)->pushes_held_back, 0);
+    assert_true(s_same(&nodes[0], &nodes[1]));
+    s_pair_fini(nodes);
+}
+
+/*  A remote delta applied to a scope seals the batch before it: later local operations
+ *  depend on it, so they go out in a push of their own whose dependencies include it. */
+static void test_remote_apply_seals_the_batch(void **state)
+{
+    (void)state;
+    node_t nodes[2];
+    s_node(&nodes[0], 11, 65536);
+    s_node(&nodes[1], 22, 65536);
+    gossip_engine_add_peer(nodes[0].engine, 22);
+    gossip_engine_add_peer(nodes[1].engine, 11);
+    s_write(&nodes[0], "run:a", "k", "before");         /* pending at node 11 */
+    s_write(&nodes[1], "run:a", "r", "remote");         /* pushed by node 22 */
+    uint64_t to;
+    uint8_t *buf;
+    size_t len;
+    assert_true(gossip_engine_next(nodes[1].engine, &to, &buf, &len));
+    assert_int_equal(gossip_engine_receive(nodes[0].engine, 22, buf, len, 1000), 0);
+    free(buf);
+    s_write(&nodes[0], "run:a", "k", "after");          /* depends on "remote" */
+    s_run(nodes, 2, NULL);
+    const gossip_stats_t *origin = gossip_engine_stats(nodes[0].engine);
+    assert_int_equal(origin->pushes_sent, 2);
+    assert_int_equal(origin->pushes_coalesced, 0);
+    assert_int_equal(gossip_engine_stats(nodes[1].engine)->pushes_held_back, 0);
+    assert_true(s_same(&nodes[0], &nodes[1]));
     s_pair_fini(nodes);
 }
 
@@ -502,6 +556,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_push_reaches_peer),
         cmocka_unit_test(test_held_back_push_pulls_the_gap),
+        cmocka_unit_test(test_local_operations_coalesce),
+        cmocka_unit_test(test_remote_apply_seals_the_batch),
         cmocka_unit_test(test_new_node_pulls_everything_in_chunks),
         cmocka_unit_test(test_bad_input_changes_nothing),
         cmocka_unit_test(test_peer_knowledge_and_stable_cut),
