@@ -582,6 +582,50 @@ static char *s_put_token(int i, const char *scope, const char *key, const char *
     return token;
 }
 
+/*  A subscriber on one node sees the writes made on the others: each new entry a delta brings
+ *  arrives as an event with the writer's op (a counter as its new value). */
+static void test_remote_writes_reach_subscribers(void **state)
+{
+    (void)state;
+    s_cluster_up(3);
+    const char *scope = "team:watched";
+    engram_t *watcher = node_harness_connect(s_c.nodes[1], "watcher", USER, CALL_TIMEOUT_MS);
+    assert_non_null(watcher);
+    EXPECT_RC(watcher, 0, engram_subscribe(watcher, scope));
+    engram_result_t *r = NULL;
+    s_put(0, scope, "draft", "from node 0");
+    EXPECT_RC(s_conn(2), 0, engram_set_add(s_conn(2), scope, "sources", "deck", &r));
+    engram_result_destroy(&r);
+    EXPECT_RC(s_conn(0), 0, engram_counter_add(s_conn(0), scope, "tokens", 40, &r));
+    engram_result_destroy(&r);
+    EXPECT_RC(s_conn(2), 0, engram_log_append(s_conn(2), scope, "log", "line", 4, &r));
+    engram_result_destroy(&r);
+    bool put = false, added = false, counted = false, logged = false;
+    int64_t deadline = node_harness_now_ms() + CONVERGE_MS;
+    while (!(put && added && counted && logged) && node_harness_now_ms() < deadline) {
+        engram_event_t *event = NULL;
+        int rc = engram_next_event(watcher, 500, &event);
+        if (rc == ENGRAM_ETIMEDOUT)
+            continue;
+        assert_int_equal(rc, 0);
+        const char *value = event->item.value ? (const char *)event->item.value : "";
+        put |= strcmp(event->key, "draft") == 0 && strcmp(event->op, "put") == 0 &&
+               strcmp(value, "from node 0") == 0;
+        added |= strcmp(event->key, "sources") == 0 && strcmp(event->op, "set_add") == 0 &&
+                 strcmp(value, "deck") == 0;
+        counted |= strcmp(event->key, "tokens") == 0 &&
+                   strcmp(event->op, "counter_changed") == 0 && event->item.amount == 40;
+        logged |= strcmp(event->key, "log") == 0 && strcmp(event->op, "log_append") == 0 &&
+                  strcmp(value, "line") == 0;
+        engram_event_destroy(&event);
+    }
+    engram_destroy(&watcher);
+    if (!(put && added && counted && logged))
+        fail_msg("events on node 1 for writes on nodes 0 and 2: put %d, set_add %d, counter %d, "
+                 "log %d",
+                 put, added, counted, logged);
+}
+
 static void test_after_token(void **state)
 {
     (void)state;
@@ -1128,6 +1172,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_writes_replicate, s_teardown),
+        cmocka_unit_test_teardown(test_remote_writes_reach_subscribers, s_teardown),
         cmocka_unit_test_teardown(test_after_token, s_teardown),
         cmocka_unit_test_teardown(test_put_replicas, s_teardown),
         cmocka_unit_test_teardown(test_kill_under_load, s_teardown),
