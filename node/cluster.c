@@ -75,6 +75,8 @@ struct node_cluster {
     uint64_t next_gc_ms;
     uint64_t collected;  /* op records dropped below stable cuts */
     uint64_t last_bad_log_ms;
+    uint64_t last_intro_log_ms;
+    uint64_t intros_refused; /* also counted in bad_frames */
     uint64_t bad_frames;
     uint64_t incarnation; /* at start; the engine raises it to refute suspicion */
     bool applied;
@@ -378,7 +380,8 @@ static void s_load_members(node_cluster_t *self)
 static zframe_t *s_introduction(node_cluster_t *self, const char *error)
 {
     Engram__Introduction intro = ENGRAM__INTRODUCTION__INIT;
-    intro.card = (ProtobufCBinaryData){self->card_len, self->card};
+    if (!error) /* a refusal tells nothing of this node to whoever sent junk */
+        intro.card = (ProtobufCBinaryData){self->card_len, self->card};
     intro.endpoint = (char *)self->config.gossip_endpoint;
     intro.incarnation = self->incarnation;
     intro.error = (char *)(error ? error : "");
@@ -405,8 +408,17 @@ static const char *s_accept_introduction(node_cluster_t *self, const Engram__Int
     zstr_free(&check);
     if (!endpoint_ok && !streq(in->endpoint, ""))
         return "the gossip endpoint is not tcp://HOST:PORT";
+    /* Nothing here is authenticated: a card is public (every member shows it), so anyone may
+       present a member's card with an endpoint and an incarnation of their choosing. A member
+       already known keeps its record, which changes only through its own CurveZMQ messages
+       (a restarted member's pings carry its new endpoint at a higher incarnation), and a new
+       one is learned at incarnation 0, so that its first authenticated record outranks
+       whatever this introduction claimed. */
+    gossip_member_t known;
+    if (gossip_engine_member(self->engine, *id, &known))
+        return NULL;
     gossip_member_t member = {.id = *id,
-                              .incarnation = in->incarnation,
+                              .incarnation = 0,
                               .state = GOSSIP_ALIVE,
                               .endpoint = in->endpoint,
                               .card = in->card.data,
@@ -434,8 +446,16 @@ static void s_serve_introduction(node_cluster_t *self)
     if (in)
         error = s_accept_introduction(self, in, &id);
     if (error) {
+        /* anyone may connect here: refusals are counted, and logged at most once per
+           BAD_LOG_INTERVAL_MS, so that noise at any rate cannot fill the log */
         self->bad_frames++;
-        zsys_warning("engramd: introduction refused: %s", error);
+        self->intros_refused++;
+        uint64_t now = s_now_ms();
+        if (now >= self->last_intro_log_ms + BAD_LOG_INTERVAL_MS) {
+            self->last_intro_log_ms = now;
+            zsys_warning("engramd: introduction refused: %s; %" PRIu64 " refused so far", error,
+                         self->intros_refused);
+        }
     } else {
         zsys_info("engramd: member %016" PRIx64 " introduced itself from %s", id, in->endpoint);
     }

@@ -18,7 +18,10 @@
  *      admission card (proto/cluster.proto); a card the cluster's admin signed makes the
  *      joiner a member (its key goes into DATA/peers) and the answer carries this node's
  *      card, from which the joiner takes the key to connect with. Nothing else is accepted
- *      there.
+ *      there. Nothing there is authenticated either (cards are public): an introduction
+ *      never changes the record of a member already known, and a new member is learned at
+ *      incarnation 0, so its endpoint and incarnation come from its own CurveZMQ messages. A
+ *      refusal carries no card and is logged at most once a second.
  *
  *  Ordering with the server's group commit: the server calls node_cluster_receive during its
  *  turn (remote deltas are applied to the store unsynced, like local writes), syncs, then calls
