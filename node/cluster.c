@@ -3,6 +3,7 @@
 #include "node/cluster.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,22 +125,29 @@ static void s_key_of(uint64_t id, char hex[17])
     snprintf(hex, 17, "%016" PRIx64, id);
 }
 
-/*  Writes the member's public CURVE certificate where zauth looks, so it may connect. */
+/*  Writes the member's public CURVE certificate where zauth looks, so it may connect.
+ *  zauth's thread reads DATA/peers whenever a peer connects, so a certificate appears there
+ *  whole (written beside the directory, then renamed in) and is written once: the key of an
+ *  id never changes (the id is the key's hash), and a rewrite on each change of the member's
+ *  state would let zauth see it truncated and refuse the member's handshake. */
 static void s_admit_key(node_cluster_t *self, uint64_t id, const uint8_t curve_public[32])
 {
-    uint8_t no_secret[32] = {0};
-    zcert_t *cert = zcert_new_from(curve_public, no_secret);
-    if (!cert)
-        return;
     char name[17];
     s_key_of(id, name);
-    zcert_set_meta(cert, "node", "%s", name);
     char *path = zsys_sprintf("%s/%s.cert", self->peers_dir, name);
-    if (!path || zcert_save_public(cert, path) != 0)
-        zsys_error("engramd: cannot write %s: peer %s cannot connect", path ? path : "",
-                   name);
-    zstr_free(&path);
+    char *tmp = zsys_sprintf("%s/peers-%s.cert.tmp", self->config.data_dir, name);
+    uint8_t no_secret[32] = {0};
+    zcert_t *cert = zcert_new_from(curve_public, no_secret);
+    if (path && tmp && cert && !zsys_file_exists(path)) {
+        zcert_set_meta(cert, "node", "%s", name);
+        if (zcert_save_public(cert, tmp) != 0 || rename(tmp, path) != 0) {
+            zsys_error("engramd: cannot write %s: peer %s cannot connect", path, name);
+            remove(tmp);
+        }
+    }
     zcert_destroy(&cert);
+    zstr_free(&tmp);
+    zstr_free(&path);
 }
 
 static void s_drop_link(node_cluster_t *self, uint64_t id)

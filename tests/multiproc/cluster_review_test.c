@@ -13,6 +13,9 @@
  *    test_noise_is_logged_sparingly        a thousand junk introductions are each counted
  *                                          (bad_messages) but logged only a few times, and a
  *                                          refusal carries no card
+ *    test_peer_cert_written_once           A writes B's certificate into DATA/peers (where
+ *                                          zauth's thread reads it) once: B's restart, a new
+ *                                          incarnation, leaves the file as it was
  *
  *  Both stop every node with SIGTERM, exit status 0 required (no leak under ASan).
  */
@@ -26,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <czmq.h>
@@ -292,11 +296,66 @@ static void test_noise_is_logged_sparingly(void **state)
     s_stop_all();
 }
 
+/*  A's DATA/peers certificate of B. */
+static struct stat s_b_cert(void)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/peers/%016" PRIx64 ".cert", node_harness_data_dir(s_a),
+             node_harness_node_id(s_b));
+    struct stat st;
+    if (stat(path, &st) != 0)
+        fail_msg("A has no certificate of B at %s", path);
+    return st;
+}
+
+typedef struct {
+    uint64_t id;
+    uint64_t above;
+} s_newer_t;
+
+static bool s_newer_alive(void *arg)
+{
+    const s_newer_t *want = arg;
+    engram_member_t m;
+    char endpoint[128];
+    bool known = s_member(s_ea, want->id, &m, endpoint, sizeof endpoint);
+    node_harness_because("A sees B %s at incarnation %" PRIu64 ", expected alive above %" PRIu64,
+                         known ? m.state : "nowhere", known ? m.incarnation : 0, want->above);
+    return known && strcmp(m.state, "alive") == 0 && m.incarnation > want->above;
+}
+
+static void test_peer_cert_written_once(void **state)
+{
+    (void)state;
+    struct stat before = s_b_cert();
+    engram_member_t m;
+    char endpoint[128];
+    s_newer_t want = {node_harness_node_id(s_b), 0};
+    assert_true(s_member(s_ea, want.id, &m, endpoint, sizeof endpoint));
+    want.above = m.incarnation;
+    engram_destroy(&s_eb);
+    if (node_harness_stop(s_b) != 0)
+        fail_msg("B did not stop cleanly");
+    zclock_sleep(20); /* a rewrite would get another mtime */
+    if (node_harness_start(s_b) != 0)
+        fail_msg("B did not restart");
+    s_eb = node_harness_connect(s_b, AGENT, USER, CALL_TIMEOUT_MS);
+    assert_non_null(s_eb);
+    if (!node_harness_poll(CONVERGE_MS, s_newer_alive, &want))
+        fail_msg("B's restart: %s", node_harness_why());
+    struct stat after = s_b_cert();
+    if (after.st_ino != before.st_ino || after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+        after.st_mtim.tv_nsec != before.st_mtim.tv_nsec)
+        fail_msg("A rewrote B's certificate in DATA/peers on a change of B's record");
+    s_stop_all();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_replayed_card_redirects_nothing, s_up, s_down),
         cmocka_unit_test_setup_teardown(test_noise_is_logged_sparingly, s_up, s_down),
+        cmocka_unit_test_setup_teardown(test_peer_cert_written_once, s_up, s_down),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
