@@ -26,6 +26,9 @@
 #define CHUNK_OVERHEAD (ENGRAM_MAX_KEY_BYTES + 64)
 /*  A held-back push asks its sender for a pull at most this often. */
 #define ASK_INTERVAL_MS 50
+/*  After a held-back push asked one peer for a pull, no other is asked until an answer is
+ *  applied or this long has passed: several asked peers would each send the whole gap. */
+#define ASK_WAIT_MS 1000
 /*  Transfers staged per peer at most; a new one evicts that peer's oldest. */
 #define MAX_STAGES_PER_PEER 4
 /*  A multi-part answer for one (peer, scope) goes out at most this often. */
@@ -648,9 +651,11 @@ static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__Gossi
 static int s_ask(gossip_engine_t *self, uint64_t from)
 {
     gossip__member_t *m = gossip__member(self, from);
-    if (!m || (m->asked_ms && self->now_ms - m->asked_ms < ASK_INTERVAL_MS))
+    if (!m || (m->asked_ms && self->now_ms - m->asked_ms < ASK_INTERVAL_MS) ||
+        self->now_ms < self->asking_until_ms)
         return 0;
     m->asked_ms = self->now_ms;
+    self->asking_until_ms = self->now_ms + ASK_WAIT_MS;
     return s_send_full_digest(self, from);
 }
 
@@ -706,6 +711,8 @@ static int s_apply_answer(gossip_engine_t *self, const char *scope, const uint8_
     if (rc == 0)
         rc = s_apply(self, scope, delta);
     self->stats.pull_deltas_applied += rc == 0;
+    if (rc == 0)
+        self->asking_until_ms = 0; /* the gap may be filled: a new hold-back may ask again */
     crdt_scope_destroy(&delta);
     return rc;
 }

@@ -117,6 +117,7 @@ struct gossip_engine {
     bool left;    /* this node is LEFT: no push, pull or probe */
     /* Membership timers and state. */
     uint64_t next_probe_ms, next_sync_ms, next_digest_ms;
+    uint64_t asking_until_ms; /* a held-back push's pull is awaited until then (s_ask) */
     uint64_t next_seq;
     gossip__probe_t probe;
     uint64_t *probe_order; /* shuffled ids, round-robin */

@@ -358,6 +358,34 @@ static bool s_drop_to_33(int index, uint64_t to)
     return to == 33;
 }
 
+/*  A node that missed a write gets pushes that depend on it from two peers: it asks only the
+ *  first for the gap (both would answer with all of it), and still catches up. */
+static void test_held_back_pushes_ask_one_peer(void **state)
+{
+    (void)state;
+    node_t nodes[3];
+    uint64_t ids[3] = {11, 22, 33};
+    for (int i = 0; i < 3; i++)
+        s_node(&nodes[i], ids[i], 65536);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            if (i != j)
+                gossip_engine_add_peer(nodes[i].engine, ids[j]);
+    s_write(&nodes[0], "run:a", "k", "missed by 33");
+    s_run(nodes, 3, s_drop_to_33);
+    uint64_t digests = gossip_engine_stats(nodes[2].engine)->digests_sent;
+    s_write(&nodes[0], "run:a", "k", "from 11");
+    s_write(&nodes[1], "run:a", "j", "from 22");
+    s_run(nodes, 3, NULL);
+    const gossip_stats_t *st = gossip_engine_stats(nodes[2].engine);
+    assert_int_equal(st->pushes_held_back, 2);
+    assert_int_equal(st->digests_sent - digests, 1);
+    for (int i = 0; i < 2; i++)
+        assert_true(s_same(&nodes[i], &nodes[2]));
+    for (int i = 0; i < 3; i++)
+        s_node_fini(&nodes[i]);
+}
+
 /*  Acks and digests tell the origin what each peer holds; the stable cut is the meet of them
  *  all, unknown while some member is unknown, held back by a member that missed writes, and
  *  free of a member once it is LEFT. */
@@ -557,6 +585,7 @@ int main(void)
         cmocka_unit_test(test_push_reaches_peer),
         cmocka_unit_test(test_held_back_push_pulls_the_gap),
         cmocka_unit_test(test_local_operations_coalesce),
+        cmocka_unit_test(test_held_back_pushes_ask_one_peer),
         cmocka_unit_test(test_remote_apply_seals_the_batch),
         cmocka_unit_test(test_new_node_pulls_everything_in_chunks),
         cmocka_unit_test(test_bad_input_changes_nothing),
