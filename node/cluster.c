@@ -548,11 +548,13 @@ int node_cluster_join(node_cluster_t *self, const char *endpoint)
 static int s_store_apply(void *state, const char *scope, const crdt_scope_t *delta)
 {
     node_cluster_t *self = state;
+    if (self->on_applied)
+        self->on_applied(self->on_applied_arg, scope, delta, false);
     int rc = node_store_gossip.apply(self->store, scope, delta);
     if (rc == 0) {
         self->applied = true;
         if (self->on_applied)
-            self->on_applied(self->on_applied_arg, scope, delta);
+            self->on_applied(self->on_applied_arg, scope, delta, true);
     }
     return rc;
 }

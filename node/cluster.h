@@ -90,9 +90,10 @@ int node_cluster_join(node_cluster_t *self, const char *endpoint);
 int node_cluster_status(node_cluster_t *self, Engram__ClusterStatus **status_p);
 void node_cluster_status_free(Engram__ClusterStatus **status_p);
 
-/*  Called after each remote delta is applied to the store (unsynced), e.g. to tell the
- *  scope's subscribers. */
-typedef void (*node_cluster_applied_fn)(void *arg, const char *sid, const crdt_scope_t *delta);
+/*  Called with each remote delta just before (applied false) and just after (applied true) it
+ *  is applied to the store (unsynced), e.g. to tell the scope's subscribers what it changes. */
+typedef void (*node_cluster_applied_fn)(void *arg, const char *sid, const crdt_scope_t *delta,
+                                        bool applied);
 void node_cluster_on_applied(node_cluster_t *self, node_cluster_applied_fn fn, void *arg);
 
 /*  Whether an admin removed this node from the cluster (it then refuses shared writes). */

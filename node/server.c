@@ -77,6 +77,7 @@ struct node_server {
     zlist_t *parked;      /* s_parked_t * */
     zlist_t *outbox;      /* s_out_t *, this turn's replies */
     zlist_t *replicating; /* s_out_t *, durable writes waiting for replicas */
+    zlist_t *removals;    /* s_removal_t *, owned: what the remote delta being applied removes */
     node_cluster_t *cluster; /* NULL: a single node */
     int64_t started_ms;
     int64_t next_purge_ms;
@@ -1326,9 +1327,109 @@ static int s_remote_entry(void *arg, crdt_type_id_t type, const char *key,
     return 0;
 }
 
-/*  A delta from another node is in the store: its new entries become events. Removals made
- *  elsewhere are not evented (the delta names their dots, not their keys). */
-static void s_remote_applied(void *arg, const char *sid, const crdt_scope_t *delta)
+/*  A live entry a remote delta is about to remove. */
+typedef struct {
+    char *key;
+    char *elem;
+    crdt_type_id_t type;
+} s_removal_t;
+
+static void s_removal_free(void *item)
+{
+    s_removal_t *removal = item;
+    free(removal->key);
+    free(removal->elem);
+    free(removal);
+}
+
+typedef struct {
+    node_server_t *self;
+    const char *sid;
+} s_collect_t;
+
+/*  Notes the local entries a removal record of the delta removes. */
+static int s_collect_removed(void *arg, crdt_dot_t op, const crdt_dot_t *removed, size_t n)
+{
+    (void)op;
+    s_collect_t *c = arg;
+    for (size_t i = 0; i < n; i++) {
+        s_removal_t *removal = calloc(1, sizeof *removal);
+        if (!removal)
+            return ENGRAM_ENOMEM;
+        if (node_store_entry_of(c->self->store, c->sid, removed[i], &removal->key,
+                                &removal->elem, &removal->type) == 0)
+            zlist_append(c->self->removals, removal);
+        else
+            s_removal_free(removal);
+    }
+    return 0;
+}
+
+/*  "key\0elem" of every entry of the delta, and "key" alone: what it writes anew. */
+static int s_note_written(void *arg, crdt_type_id_t type, const char *key,
+                          const crdt_entry_view_t *entry)
+{
+    (void)type;
+    zhash_t *written = arg;
+    char *both = zsys_sprintf("%s%c%s", key, 1, entry->elem);
+    if (both)
+        zhash_insert(written, both, "");
+    zstr_free(&both);
+    zhash_insert(written, key, "");
+    return 0;
+}
+
+/*  Events for what a remote delta removed: a set element that it does not add again
+ *  (set_remove), a register or log that it does not write again (delete). A counter's entries
+ *  are replaced on every increment: its change shows as counter_changed. */
+static void s_publish_removals(node_server_t *self, const char *sid,
+                               const crdt_scope_t *delta)
+{
+    zhash_t *written = zhash_new(), *told = zhash_new();
+    crdt_scope_foreach_entry(delta, s_note_written, written);
+    s_removal_t *removal;
+    while ((removal = zlist_pop(self->removals))) {
+        bool set = removal->type == CRDT_SET;
+        char *what = set ? zsys_sprintf("%s%c%s", removal->key, 1, removal->elem)
+                         : strdup(removal->key);
+        if (what && removal->type != CRDT_COUNTER && !zhash_lookup(written, what) &&
+            !zhash_lookup(told, what)) {
+            zhash_insert(told, what, "");
+            s_reply_t r;
+            s_reply_init(&r);
+            r.sid = sid;
+            r.scope = sid;
+            Engram__Item *item = s_keep(&r.arena, malloc(sizeof *item));
+            Engram__Event *event = s_keep(&r.arena, malloc(sizeof *event));
+            if (item && event) {
+                engram__item__init(item);
+                engram__event__init(event);
+                item->key = removal->key;
+                item->type = (char *)s_type_name(1u << removal->type);
+                if (set) {
+                    item->value.data = (uint8_t *)removal->elem;
+                    item->value.len = strlen(removal->elem);
+                }
+                event->scope = (char *)sid;
+                event->key = removal->key;
+                event->op = set ? "set_remove" : "delete";
+                event->item = item;
+                r.event = event;
+                s_queue_reply(self, NULL, 0, 0, &r);
+            }
+            s_arena_free(&r.arena);
+        }
+        free(what);
+        s_removal_free(removal);
+    }
+    zhash_destroy(&written);
+    zhash_destroy(&told);
+}
+
+/*  A delta from another node: before it is applied, the local entries it removes are noted;
+ *  after, its new entries and those removals become events for the scope's subscribers. */
+static void s_remote_applied(void *arg, const char *sid, const crdt_scope_t *delta,
+                             bool applied)
 {
     node_server_t *self = arg;
     bool subscribed = false;
@@ -1337,8 +1438,17 @@ static void s_remote_applied(void *arg, const char *sid, const crdt_scope_t *del
         subscribed = strcmp(sub->sid, sid) == 0;
     if (!subscribed)
         return;
+    if (!applied) {
+        s_removal_t *stale;
+        while ((stale = zlist_pop(self->removals))) /* a delta that failed to apply */
+            s_removal_free(stale);
+        s_collect_t collect = {self, sid};
+        crdt_scope_foreach_record(delta, s_collect_removed, &collect);
+        return;
+    }
     s_remote_t remote = {self, sid, s_now_ms()};
     crdt_scope_foreach_entry(delta, s_remote_entry, &remote);
+    s_publish_removals(self, sid, delta);
 }
 
 /*  --- requests --------------------------------------------------------------------- */
@@ -1572,6 +1682,7 @@ int node_server_new(const node_config_t *config, node_server_t **self_p, char *w
     self->parked = zlist_new();
     self->outbox = zlist_new();
     self->replicating = zlist_new();
+    self->removals = zlist_new();
     engram__stats__init(&self->stats);
     self->stats.durability = config->durability_sync ? "sync" : "async";
     self->started_ms = s_now_ms();
@@ -1661,6 +1772,10 @@ void node_server_destroy(node_server_t **self_p)
     while (self->replicating && (out = zlist_pop(self->replicating)))
         s_out_free(&out);
     zlist_destroy(&self->replicating);
+    s_removal_t *removal;
+    while (self->removals && (removal = zlist_pop(self->removals)))
+        s_removal_free(removal);
+    zlist_destroy(&self->removals);
     node_cluster_destroy(&self->cluster);
     zlist_destroy(&self->subscribers);
     zhash_destroy(&self->peers);

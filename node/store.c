@@ -1133,6 +1133,49 @@ static int s_get_added(node_store_t *self, const char *sid, crdt_dot_t dot,
     return 0;
 }
 
+int node_store_entry_of(node_store_t *self, const char *sid, crdt_dot_t dot, char **key,
+                        char **elem, crdt_type_id_t *type)
+{
+    *key = *elem = NULL;
+    if (!s_shared(sid))
+        return ENGRAM_ESCOPE;
+    s_key_t k = {0};
+    s_op_key(&k, sid, dot);
+    if (k.failed)
+        return ENGRAM_ENOMEM;
+    char *err = NULL;
+    size_t vlen;
+    char *v = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_OPS], (const char *)k.data,
+                             k.len, &vlen, &err);
+    int rc = err ? s_rocks_error(&err) : v ? 0 : ENGRAM_ENOTFOUND;
+    Engram__StoredOp *op = rc == 0 ? s_unpack_op(sid, dot, v, vlen) : NULL;
+    rocksdb_free(v);
+    Engram__StoredEntry *entry = NULL;
+    if (rc == 0 && !op)
+        rc = ENGRAM_ENOTFOUND;
+    if (rc == 0)
+        rc = s_get_added(self, sid, dot, op, &k, &entry);
+    if (rc == 0 && !entry)
+        rc = ENGRAM_ENOTFOUND;
+    if (rc == 0) {
+        *key = strdup(op->key);
+        *elem = strdup(op->elem);
+        *type = (crdt_type_id_t)op->type;
+        if (!*key || !*elem) {
+            free(*key);
+            free(*elem);
+            *key = *elem = NULL;
+            rc = ENGRAM_ENOMEM;
+        }
+    }
+    if (entry)
+        engram__stored_entry__free_unpacked(entry, NULL);
+    if (op)
+        engram__stored_op__free_unpacked(op, NULL);
+    free(k.data);
+    return rc;
+}
+
 static int s_restore_record(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
 {
     if (op->n_removed >= 2)

@@ -174,6 +174,12 @@ int node_store_garbage(node_store_t *self, const char *sid, uint64_t *pending);
  *  exist. For backups and for tests of restores. */
 int node_store_checkpoint(node_store_t *self, const char *dir);
 
+/*  The live entry of shared scope sid with this dot, found through the ops index: its key,
+ *  element ("" for none) and type; *key and *elem are the caller's to free(). ENGRAM_ENOTFOUND
+ *  if no live entry has the dot (never written here, or removed already). */
+int node_store_entry_of(node_store_t *self, const char *sid, crdt_dot_t dot, char **key,
+                        char **elem, crdt_type_id_t *type);
+
 /*  Deletes every entry whose expires_at_ms is at or before now_ms (a local purge: the context
  *  keeps their dots, so no replica can bring them back). *purged counts them. */
 int node_store_purge(node_store_t *self, uint64_t now_ms, uint64_t *purged);

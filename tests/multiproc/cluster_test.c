@@ -619,11 +619,44 @@ static void test_remote_writes_reach_subscribers(void **state)
                   strcmp(value, "line") == 0;
         engram_event_destroy(&event);
     }
-    engram_destroy(&watcher);
-    if (!(put && added && counted && logged))
+    if (!(put && added && counted && logged)) {
+        engram_destroy(&watcher);
         fail_msg("events on node 1 for writes on nodes 0 and 2: put %d, set_add %d, counter %d, "
                  "log %d",
                  put, added, counted, logged);
+    }
+    /* Removals made elsewhere: an element removed, a register overwritten (a put, not a
+       delete), then deleted. */
+    EXPECT_RC(s_conn(2), 0, engram_set_remove(s_conn(2), scope, "sources", "deck", &r));
+    engram_result_destroy(&r);
+    s_put(2, scope, "draft", "rewritten on node 2");
+    s_expect_everywhere(scope, "draft", "rewritten on node 2", s_all_nodes());
+    EXPECT_RC(s_conn(0), 0, engram_delete(s_conn(0), scope, "draft", &r));
+    engram_result_destroy(&r);
+    bool removed = false, rewritten = false, deleted = false, early_delete = false;
+    deadline = node_harness_now_ms() + CONVERGE_MS;
+    while (!(removed && rewritten && deleted) && node_harness_now_ms() < deadline) {
+        engram_event_t *event = NULL;
+        int rc = engram_next_event(watcher, 500, &event);
+        if (rc == ENGRAM_ETIMEDOUT)
+            continue;
+        assert_int_equal(rc, 0);
+        const char *value = event->item.value ? (const char *)event->item.value : "";
+        removed |= strcmp(event->key, "sources") == 0 && strcmp(event->op, "set_remove") == 0 &&
+                   strcmp(value, "deck") == 0;
+        early_delete |= strcmp(event->key, "draft") == 0 &&
+                        strcmp(event->op, "delete") == 0 && !rewritten;
+        rewritten |= strcmp(event->key, "draft") == 0 && strcmp(event->op, "put") == 0 &&
+                     strcmp(value, "rewritten on node 2") == 0;
+        deleted |= strcmp(event->key, "draft") == 0 && strcmp(event->op, "delete") == 0 &&
+                   rewritten;
+        engram_event_destroy(&event);
+    }
+    engram_destroy(&watcher);
+    if (!(removed && rewritten && deleted) || early_delete)
+        fail_msg("events on node 1 for removals on nodes 0 and 2: set_remove %d, overwrite %d, "
+                 "delete %d, a delete for the overwrite %d",
+                 removed, rewritten, deleted, early_delete);
 }
 
 static void test_after_token(void **state)
