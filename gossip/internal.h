@@ -130,6 +130,9 @@ struct gossip_engine {
 };
 
 #define GOSSIP__MAX_HEALTH 8
+/*  Incarnations above this are refused: engramd's are start times in ms, far below it, and a
+ *  member must always be able to refute by one more. */
+#define GOSSIP__MAX_INCARNATION (UINT64_C(1) << 62)
 
 /*  engine.c */
 uint64_t gossip__random(gossip_engine_t *self);

@@ -217,11 +217,15 @@ static int s_about_me(gossip_engine_t *self, const gossip_member_t *r)
     return 0;
 }
 
-/*  Merges one record (from a message, learn, or a leave) into the table. 0, or a code with the
- *  fault recorded; the table is unchanged on error. */
-static int s_merge(gossip_engine_t *self, const gossip_member_t *r)
+/*  Merges one record (from a message, learn, or a leave) into the table; `from` is the member
+ *  whose message carried it (0: this node's own learn or leave). A known member's endpoint
+ *  changes only by its own word: another member relaying a record cannot redirect it. An
+ *  incarnation past GOSSIP__MAX_INCARNATION is refused, so that one can never be raised past
+ *  every refutation. 0, or a code with the fault recorded; the table is unchanged on error. */
+static int s_merge(gossip_engine_t *self, uint64_t from, const gossip_member_t *r)
 {
-    if (r->id == 0 || r->state > GOSSIP_LEFT || !r->endpoint)
+    if (r->id == 0 || r->state > GOSSIP_LEFT || !r->endpoint ||
+        r->incarnation > GOSSIP__MAX_INCARNATION)
         return s_fault(self, &self->stats.bad_decode, ENGRAM_EDECODE);
     if (r->id == self->config.node_id)
         return s_about_me(self, r);
@@ -244,6 +248,14 @@ static int s_merge(gossip_engine_t *self, const gossip_member_t *r)
     }
     bool newer = !m || r->incarnation > m->incarnation ||
                  (r->incarnation == m->incarnation && r->state > m->state);
+    if (!newer && m && from == r->id && r->incarnation == m->incarnation && r->endpoint[0] &&
+        strcmp(r->endpoint, m->endpoint) != 0) {
+        /* its own word on where it is, which a relay raised the incarnation of before */
+        if (s_set_endpoint(m, r->endpoint))
+            return ENGRAM_ENOMEM;
+        s_touch(self, m, m->state);
+        return 0;
+    }
     if (!newer)
         return 0;
     bool new_card = r->card_len && (!m || m->card_len != r->card_len ||
@@ -253,8 +265,9 @@ static int s_merge(gossip_engine_t *self, const gossip_member_t *r)
         return s_fault(self, &self->stats.bad_card, ENGRAM_EINVAL);
     if (!m && !(m = s_insert(self, r->id)))
         return ENGRAM_ENOMEM;
+    bool own_word = !m || from == 0 || from == r->id;
     if ((new_card && s_set_bytes(&m->card, &m->card_len, r->card, r->card_len)) ||
-        s_set_endpoint(m, r->endpoint[0] ? r->endpoint : NULL))
+        (own_word && s_set_endpoint(m, r->endpoint[0] ? r->endpoint : NULL)))
         return ENGRAM_ENOMEM;
     gossip_state_t old = m->state;
     m->incarnation = r->incarnation;
@@ -345,7 +358,7 @@ int gossip_engine_learn(gossip_engine_t *self, const gossip_member_t *member)
     if (member->id == self->config.node_id)
         return 0;
     self->fault = NULL;
-    return s_merge(self, member);
+    return s_merge(self, 0, member);
 }
 
 int gossip_engine_leave(gossip_engine_t *self, uint64_t id, const uint8_t *stmt, size_t len)
@@ -359,7 +372,7 @@ int gossip_engine_leave(gossip_engine_t *self, uint64_t id, const uint8_t *stmt,
                          .leave = stmt,
                          .leave_len = len};
     self->fault = NULL;
-    return s_merge(self, &r);
+    return s_merge(self, 0, &r);
 }
 
 void gossip_engine_each_member(gossip_engine_t *self,
@@ -594,7 +607,7 @@ int gossip__check_sender(gossip_engine_t *self, uint64_t from, const Engram__Gos
             return s_fault(self, &self->stats.bad_decode, ENGRAM_EDECODE);
         gossip_member_t r;
         s_from_wire(sender, &r);
-        int rc = s_merge(self, &r);
+        int rc = s_merge(self, from, &r);
         if (rc)
             return rc;
     }
@@ -604,13 +617,14 @@ int gossip__check_sender(gossip_engine_t *self, uint64_t from, const Engram__Gos
 }
 
 /*  Merges records; a bad one is skipped and reported after the others are merged. */
-static int s_merge_all(gossip_engine_t *self, Engram__GossipMember **records, size_t n)
+static int s_merge_all(gossip_engine_t *self, uint64_t from, Engram__GossipMember **records,
+                       size_t n)
 {
     int first = 0;
     for (size_t i = 0; i < n; i++) {
         gossip_member_t r;
         s_from_wire(records[i], &r);
-        int rc = s_merge(self, &r);
+        int rc = s_merge(self, from, &r);
         if (rc && !first)
             first = rc;
     }
@@ -649,13 +663,13 @@ int gossip__swim_receive(gossip_engine_t *self, uint64_t from, const Engram__Gos
     int rc = 0, merged = 0;
     switch (msg->body_case) {
     case ENGRAM__GOSSIP__BODY_PING:
-        merged = s_merge_all(self, msg->ping->updates, msg->ping->n_updates);
+        merged = s_merge_all(self, from, msg->ping->updates, msg->ping->n_updates);
         if (!self->left)
             rc = s_send_swim(self, from, SWIM_PONG, msg->ping->seq, self->config.node_id);
         break;
     case ENGRAM__GOSSIP__BODY_PING_REQ: {
         const Engram__GossipPingReq *req = msg->ping_req;
-        merged = s_merge_all(self, req->updates, req->n_updates);
+        merged = s_merge_all(self, from, req->updates, req->n_updates);
         gossip__member_t *target = gossip__member(self, req->target);
         if (!self->left && target && target->state != GOSSIP_LEFT &&
             req->target != self->config.node_id && req->target != from) {
@@ -666,11 +680,11 @@ int gossip__swim_receive(gossip_engine_t *self, uint64_t from, const Engram__Gos
         break;
     }
     case ENGRAM__GOSSIP__BODY_PONG:
-        merged = s_merge_all(self, msg->pong->updates, msg->pong->n_updates);
+        merged = s_merge_all(self, from, msg->pong->updates, msg->pong->n_updates);
         rc = s_on_pong(self, from, msg->pong);
         break;
     case ENGRAM__GOSSIP__BODY_MEMBERS:
-        merged = s_merge_all(self, msg->members->members, msg->members->n_members);
+        merged = s_merge_all(self, from, msg->members->members, msg->members->n_members);
         if (msg->members->reply) /* a LEFT node answers too: a joiner may know only it */
             rc = s_send_members(self, from, false);
         break;

@@ -315,9 +315,10 @@ static void test_refutation_by_incarnation(void **state)
     s_net_fini(&net);
 }
 
-/*  Crafts a GossipMembers message carrying one record. */
+/*  Crafts a GossipMembers message carrying one record ("" endpoint: none). */
 static uint8_t *s_members_msg(uint64_t sender, uint64_t id, uint64_t incarnation, uint32_t state,
-                              const char *card, const char *leave, size_t *len)
+                              const char *endpoint, const char *card, const char *leave,
+                              size_t *len)
 {
     char sender_card[32];
     s_card(sender, sender_card, sizeof sender_card);
@@ -329,7 +330,7 @@ static uint8_t *s_members_msg(uint64_t sender, uint64_t id, uint64_t incarnation
     record.id = id;
     record.incarnation = incarnation;
     record.state = state;
-    record.endpoint = "";
+    record.endpoint = (char *)endpoint;
     record.card = (ProtobufCBinaryData){strlen(card), (uint8_t *)card};
     record.leave = (ProtobufCBinaryData){strlen(leave), (uint8_t *)leave};
     Engram__GossipMember *ptr = &record;
@@ -348,6 +349,49 @@ static uint8_t *s_members_msg(uint64_t sender, uint64_t id, uint64_t incarnation
     return buf;
 }
 
+/*  A member relaying a record about another cannot redirect it (its endpoint changes only by
+ *  its own word), and an incarnation no one could refute past is refused. */
+static void test_relayed_records_cannot_redirect(void **state)
+{
+    (void)state;
+    net_t net;
+    s_net(&net, 3);
+    s_join_all(&net);
+    char card[32];
+    s_card(net.nodes[2].id, card, sizeof card);
+    size_t len;
+    /* node 1 claims node 2 moved, at a higher incarnation */
+    uint8_t *msg = s_members_msg(net.nodes[1].id, net.nodes[2].id, 50, GOSSIP_ALIVE,
+                                 "tcp://elsewhere:1", card, "", &len);
+    assert_int_equal(gossip_engine_receive(net.nodes[0].engine, net.nodes[1].id, msg, len, net.now),
+                     0);
+    free(msg);
+    gossip_member_t m;
+    assert_true(gossip_engine_member(net.nodes[0].engine, net.nodes[2].id, &m));
+    assert_string_equal(m.endpoint, "tcp://n102:7101");
+    assert_int_equal(m.incarnation, 50);
+    /* node 2 itself announces a move: taken */
+    msg = s_members_msg(net.nodes[2].id, net.nodes[2].id, 60, GOSSIP_ALIVE, "tcp://n102:7202",
+                        card, "", &len);
+    assert_int_equal(gossip_engine_receive(net.nodes[0].engine, net.nodes[2].id, msg, len, net.now),
+                     0);
+    free(msg);
+    assert_true(gossip_engine_member(net.nodes[0].engine, net.nodes[2].id, &m));
+    assert_string_equal(m.endpoint, "tcp://n102:7202");
+    /* an incarnation past any refutation: refused, counted, nothing changed */
+    uint64_t bad = gossip_engine_stats(net.nodes[0].engine)->bad_decode;
+    msg = s_members_msg(net.nodes[1].id, net.nodes[2].id, UINT64_MAX, GOSSIP_DEAD, "", card, "",
+                        &len);
+    assert_int_not_equal(
+        gossip_engine_receive(net.nodes[0].engine, net.nodes[1].id, msg, len, net.now), 0);
+    free(msg);
+    assert_int_equal(gossip_engine_stats(net.nodes[0].engine)->bad_decode, bad + 1);
+    assert_true(gossip_engine_member(net.nodes[0].engine, net.nodes[2].id, &m));
+    assert_int_equal(m.incarnation, 60);
+    assert_int_equal(m.state, GOSSIP_ALIVE);
+    s_net_fini(&net);
+}
+
 /*  LEFT needs a statement verify_leave accepts, reaches every node (the node itself included,
  *  which falls silent), and absorbs any later claim; the LEFT node's messages are dropped. */
 static void test_left_absorbs_and_needs_a_valid_statement(void **state)
@@ -362,7 +406,8 @@ static void test_left_absorbs_and_needs_a_valid_statement(void **state)
                      ENGRAM_EINVAL);
     size_t len;
     uint8_t *msg =
-        s_members_msg(net.nodes[1].id, net.nodes[2].id, 5, GOSSIP_LEFT, "", "leave-9", &len);
+        s_members_msg(net.nodes[1].id, net.nodes[2].id, 5, GOSSIP_LEFT, "", "", "leave-9",
+                      &len);
     assert_int_equal(gossip_engine_receive(e0, net.nodes[1].id, msg, len, net.now), ENGRAM_EINVAL);
     free(msg);
     assert_int_equal(gossip_engine_stats(e0)->bad_leave, 1);
@@ -380,7 +425,7 @@ static void test_left_absorbs_and_needs_a_valid_statement(void **state)
     char card[32];
     s_card(net.nodes[3].id, card, sizeof card);
     gossip_member_t claim = {.id = net.nodes[3].id,
-                             .incarnation = UINT64_MAX / 2,
+                             .incarnation = UINT64_C(1) << 62, /* the largest taken */
                              .state = GOSSIP_ALIVE,
                              .endpoint = "",
                              .card = (const uint8_t *)card,
@@ -393,7 +438,7 @@ static void test_left_absorbs_and_needs_a_valid_statement(void **state)
     uint8_t *buf;
     gossip_engine_tick(net.nodes[3].engine, net.now + 5000);
     assert_false(gossip_engine_next(net.nodes[3].engine, &to, &buf, &len));
-    msg = s_members_msg(net.nodes[3].id, net.nodes[3].id, 99, GOSSIP_ALIVE, card, "", &len);
+    msg = s_members_msg(net.nodes[3].id, net.nodes[3].id, 99, GOSSIP_ALIVE, "", card, "", &len);
     uint64_t before = gossip_engine_stats(e0)->bad_left_sender;
     assert_int_equal(gossip_engine_receive(e0, net.nodes[3].id, msg, len, net.now),
                      ENGRAM_EUNAVAILABLE);
@@ -429,7 +474,7 @@ static void test_admit_refuses_bad_cards(void **state)
     assert_int_equal(st->bad_messages, st->bad_card + st->bad_unknown_sender);
     /* A member relays a record whose card is bad: refused, the rest of the table unchanged. */
     size_t len;
-    uint8_t *msg = s_members_msg(101, 555, 1, GOSSIP_ALIVE, "card-556", "", &len);
+    uint8_t *msg = s_members_msg(101, 555, 1, GOSSIP_ALIVE, "", "card-556", "", &len);
     uint64_t before = st->bad_card;
     assert_int_equal(gossip_engine_receive(net.nodes[0].engine, 101, msg, len, net.now),
                      ENGRAM_EINVAL);
@@ -486,6 +531,7 @@ int main(void)
         cmocka_unit_test(test_joiner_learns_everyone_through_one_seed),
         cmocka_unit_test(test_silent_node_becomes_suspect_then_dead),
         cmocka_unit_test(test_refutation_by_incarnation),
+        cmocka_unit_test(test_relayed_records_cannot_redirect),
         cmocka_unit_test(test_left_absorbs_and_needs_a_valid_statement),
         cmocka_unit_test(test_admit_refuses_bad_cards),
         cmocka_unit_test(test_ping_req_around_a_cut_link),
