@@ -263,9 +263,9 @@ static int s_merge(gossip_engine_t *self, uint64_t from, const gossip_member_t *
     if ((!m || new_card) && self->hooks.admit &&
         !self->hooks.admit(self->hooks.arg, r->id, r->card, r->card_len))
         return s_fault(self, &self->stats.bad_card, ENGRAM_EINVAL);
+    bool own_word = !m || from == 0 || from == r->id; /* a new member: the first word */
     if (!m && !(m = s_insert(self, r->id)))
         return ENGRAM_ENOMEM;
-    bool own_word = !m || from == 0 || from == r->id;
     if ((new_card && s_set_bytes(&m->card, &m->card_len, r->card, r->card_len)) ||
         (own_word && s_set_endpoint(m, r->endpoint[0] ? r->endpoint : NULL)))
         return ENGRAM_ENOMEM;

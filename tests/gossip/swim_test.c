@@ -378,6 +378,16 @@ static void test_relayed_records_cannot_redirect(void **state)
     free(msg);
     assert_true(gossip_engine_member(net.nodes[0].engine, net.nodes[2].id, &m));
     assert_string_equal(m.endpoint, "tcp://n102:7202");
+    /* a member first heard of through a relay takes the relay's endpoint: the first word */
+    char other[32];
+    s_card(999, other, sizeof other);
+    msg = s_members_msg(net.nodes[1].id, 999, 3, GOSSIP_ALIVE, "tcp://n999:7101", other, "",
+                        &len);
+    assert_int_equal(gossip_engine_receive(net.nodes[0].engine, net.nodes[1].id, msg, len, net.now),
+                     0);
+    free(msg);
+    assert_true(gossip_engine_member(net.nodes[0].engine, 999, &m));
+    assert_string_equal(m.endpoint, "tcp://n999:7101");
     /* an incarnation past any refutation: refused, counted, nothing changed */
     uint64_t bad = gossip_engine_stats(net.nodes[0].engine)->bad_decode;
     msg = s_members_msg(net.nodes[1].id, net.nodes[2].id, UINT64_MAX, GOSSIP_DEAD, "", card, "",

@@ -159,6 +159,26 @@ static bool s_member_state(int of, uint64_t id, char state[16])
     return known;
 }
 
+/*  Every node knows where every member's gossip socket is (without it, it cannot push to it
+ *  and only hears of its writes through others). */
+static bool s_endpoints_known(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < s_c.n; i++) {
+        engram_cluster_t *status = s_status(i);
+        for (size_t m = 0; m < status->nmembers; m++) {
+            if (!status->members[m].endpoint[0]) {
+                node_harness_because("node %d knows no endpoint of %016" PRIx64, i,
+                                     status->members[m].id);
+                engram_cluster_destroy(&status);
+                return false;
+            }
+        }
+        engram_cluster_destroy(&status);
+    }
+    return true;
+}
+
 /*  Every running node lists every other running node alive (and itself as self). */
 static bool s_all_alive(void *arg)
 {
@@ -543,6 +563,7 @@ static void test_writes_replicate(void **state)
     s_expect_everywhere(scope, "reg", "from-0", s_all_nodes());
     s_expect_everywhere(scope, "gone", NULL, s_all_nodes());
     s_eventually(CONVERGE_MS, s_types_everywhere, NULL, "sets, counters and logs agree");
+    s_eventually(CONVERGE_MS, s_endpoints_known, NULL, "every member's endpoint known");
     s_eventually(CONVERGE_MS, s_vectors_equal, (void *)scope, "equal version vectors");
     s_eventually(CONVERGE_MS, s_no_lag, NULL, "no member lags");
     /* Quiet: nothing changes the agreement any more. */
