@@ -692,6 +692,13 @@ static int s_on_push(gossip_engine_t *self, uint64_t from, const Engram__GossipP
             self->stats.pushes_held_back++; /* its cause has not arrived: pull instead */
             rc = s_ask(self, from);
         }
+        /* its sender holds what it pushed and what that depended on */
+        const crdt_ctx_t *known = gossip_engine_peer_ctx(self, from, push->scope);
+        crdt_ctx_t *holds = known ? crdt_ctx_dup(known) : crdt_ctx_new();
+        if (holds && crdt_ctx_join(holds, deps) == 0 &&
+            crdt_ctx_join(holds, crdt_scope_ctx(delta)) == 0 && rc == 0)
+            rc = s_know(self, from, push->scope, holds);
+        crdt_ctx_destroy(&holds);
     }
     crdt_ctx_destroy(&deps);
     crdt_scope_destroy(&delta);

@@ -174,6 +174,10 @@ static void test_push_reaches_peer(void **state)
     assert_non_null(theirs);
     assert_true(crdt_ctx_equal(theirs, crdt_scope_ctx(nodes[1].store.scopes[0])));
     assert_null(gossip_engine_peer_ctx(nodes[0].engine, 22, "team:b"));
+    /* ... and the push told the receiver what its origin holds. */
+    const crdt_ctx_t *origin = gossip_engine_peer_ctx(nodes[1].engine, 11, "run:a");
+    assert_non_null(origin);
+    assert_true(crdt_ctx_equal(origin, crdt_scope_ctx(nodes[0].store.scopes[0])));
     s_node_fini(&nodes[0]);
     s_node_fini(&nodes[1]);
 }
