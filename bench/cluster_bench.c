@@ -87,6 +87,8 @@
 
 #include "engram/engram.h"
 
+#include "bench_util.h"
+
 #ifndef ENGRAM_BENCH_BUILD_TYPE
 #define ENGRAM_BENCH_BUILD_TYPE "unknown"
 #endif
@@ -105,7 +107,6 @@
 
 #define VALUE_BYTES  256 /* lag, put and catchup writes */
 #define NODES        3
-#define MAX_CHILDREN 16
 #define MAX_CLIENTS  256
 #define MAX_RATES    4
 #define LAG_WRITERS  16 /* open-loop writer threads of a lag cell */
@@ -148,42 +149,9 @@ typedef struct {
 } s_cluster_t;
 
 static char s_tmpdir[256];
-static pid_t s_children[MAX_CHILDREN];
-static size_t s_nchildren;
 static s_cluster_t *s_live; /* the running engram cluster */
-static volatile sig_atomic_t s_interrupted;
 static atomic_bool s_stop; /* the running cell ends */
 static const s_config_t *s_cfg;
-
-static void s_rm_tree(const char *dir);
-
-/*  Stops a process that may be our child (redis, etcd) or a detached engramd reparented to
- *  us as subreaper: SIGTERM, 10 s for a clean stop, then SIGKILL. */
-static void s_pid_stop(pid_t pid)
-{
-    if (pid <= 0)
-        return;
-    if (kill(pid, SIGTERM) != 0 && errno == ESRCH)
-        return;
-    for (int i = 0; i < 1000; i++) {
-        if (waitpid(pid, NULL, WNOHANG) == pid)
-            return;
-        if (kill(pid, 0) != 0 && errno == ESRCH)
-            return;
-        usleep(10000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-}
-
-static void s_child_forget(pid_t pid)
-{
-    for (size_t i = 0; i < s_nchildren; i++)
-        if (s_children[i] == pid) {
-            s_children[i] = s_children[--s_nchildren];
-            return;
-        }
-}
 
 static void s_cluster_release(s_cluster_t *c)
 {
@@ -196,35 +164,22 @@ static void s_cluster_stop(s_cluster_t *c)
 {
     s_cluster_release(c);
     for (int i = 1; i <= NODES; i++) {
-        s_pid_stop(c->pid[i]);
+        bench_stop(c->pid[i]);
         c->pid[i] = 0;
     }
     if (c->dir[0])
-        s_rm_tree(c->dir);
+        bench_rm_tree(c->dir);
     if (s_live == c)
         s_live = NULL;
-}
-
-static int s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void s_rm_tree(const char *dir)
-{
-    nftw(dir, s_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void s_cleanup(void)
 {
     if (s_live)
         s_cluster_stop(s_live);
-    while (s_nchildren)
-        s_pid_stop(s_children[--s_nchildren]);
+    bench_children_stop();
     if (s_tmpdir[0]) {
-        s_rm_tree(s_tmpdir);
+        bench_rm_tree(s_tmpdir);
         s_tmpdir[0] = '\0';
     }
 }
@@ -232,7 +187,7 @@ static void s_cleanup(void)
 static void s_on_signal(int sig)
 {
     (void)sig;
-    s_interrupted = 1;
+    bench_interrupted = 1;
     atomic_store(&s_stop, true);
 }
 
@@ -253,25 +208,6 @@ __attribute__((format(printf, 2, 3), noreturn)) static void s_die(int line, cons
 
 /*  --- helpers ------------------------------------------------------------------------ */
 
-static uint64_t s_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
-}
-
-static double s_now(void)
-{
-    return (double)s_now_ns() * 1e-9;
-}
-
-static void s_sleep(double seconds)
-{
-    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !s_interrupted)
-        ;
-}
-
 static void s_sleep_until_ns(uint64_t ns)
 {
     struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
@@ -280,44 +216,7 @@ static void s_sleep_until_ns(uint64_t ns)
         ;
 }
 
-/*  splitmix64 */
-static uint64_t s_rand(uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
 static uint64_t s_port_rng;
-
-/*  "1.23M", "45.6k", "789": three significant digits. */
-static const char *s_si(char *buf, size_t size, double v)
-{
-    const char *unit = "";
-    if (v >= 1e6) {
-        v /= 1e6;
-        unit = "M";
-    } else if (v >= 1e3) {
-        v /= 1e3;
-        unit = "k";
-    }
-    snprintf(buf, size, v >= 100 ? "%.0f%s" : v >= 10 ? "%.1f%s" : "%.2f%s", v, unit);
-    return buf;
-}
-
-/*  Latency from nanoseconds: "87us", "1.23ms", "1.5s". */
-static const char *s_lat(char *buf, size_t size, uint64_t ns)
-{
-    double us = (double)ns / 1e3;
-    if (us < 1000)
-        snprintf(buf, size, us < 10 ? "%.1fus" : "%.0fus", us);
-    else if (us < 1e6)
-        snprintf(buf, size, us < 1e4 ? "%.2fms" : us < 1e5 ? "%.1fms" : "%.0fms", us / 1e3);
-    else
-        snprintf(buf, size, "%.2fs", us / 1e6);
-    return buf;
-}
 
 static const char *s_ratio(char *buf, size_t size, double e, double peer)
 {
@@ -326,21 +225,6 @@ static const char *s_ratio(char *buf, size_t size, double e, double peer)
     else
         snprintf(buf, size, e / peer >= 100 ? "%.0f" : e / peer >= 10 ? "%.1f" : "%.2f", e / peer);
     return buf;
-}
-
-static int s_cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/*  Nearest rank over sorted samples. */
-static uint64_t s_percentile(const uint64_t *sorted, size_t n, double p)
-{
-    if (n == 0)
-        return 0;
-    size_t rank = (size_t)ceil(p * (double)n);
-    return sorted[rank ? rank - 1 : 0];
 }
 
 static void *s_alloc(size_t n)
@@ -380,7 +264,7 @@ static bool s_port_free(int port)
 static int s_port_base(const int *offsets, size_t n, int span)
 {
     for (int attempt = 0; attempt < 200; attempt++) {
-        int base = PORT_MIN + (int)(s_rand(&s_port_rng) % (uint64_t)(PORT_MAX - PORT_MIN - span));
+        int base = PORT_MIN + (int)(bench_rand(&s_port_rng) % (uint64_t)(PORT_MAX - PORT_MIN - span));
         bool ok = true;
         for (size_t i = 0; ok && i < n; i++)
             ok = s_port_free(base + offsets[i]);
@@ -388,55 +272,6 @@ static int s_port_base(const int *offsets, size_t n, int span)
             return base;
     }
     DIE("no free ports found in %d-%d", PORT_MIN, PORT_MAX);
-}
-
-/*  Starts argv[0] with stdout and stderr into log; the child dies with this process. */
-static pid_t s_spawn(char *const argv[], const char *log)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        DIE("fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        close_range(3, ~0U, 0);
-        signal(SIGINT, SIG_IGN);
-        execvp(argv[0], argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    if (s_nchildren == MAX_CHILDREN)
-        DIE("too many children");
-    s_children[s_nchildren++] = pid;
-    return pid;
-}
-
-static bool s_alive(pid_t pid)
-{
-    if (waitpid(pid, NULL, WNOHANG) == 0)
-        return true;
-    s_child_forget(pid);
-    return false;
-}
-
-static void s_show_log(const char *log)
-{
-    FILE *f = fopen(log, "r");
-    if (!f)
-        return;
-    char line[512];
-    fprintf(stderr, "--- %s ---\n", log);
-    while (fgets(line, sizeof line, f))
-        fputs(line, stderr);
-    fclose(f);
 }
 
 static bool s_executable(const char *path)
@@ -456,47 +291,6 @@ static bool s_executable(const char *path)
     return false;
 }
 
-/*  CPU seconds (user + system) a process has used, from /proc/PID/stat. */
-static double s_cpu_seconds(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NAN;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    unsigned long utime = 0, stime = 0;
-    if (!p ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
-        return NAN;
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/*  CPU seconds the whole host has been busy (/proc/stat: all but idle and iowait). */
-static double s_host_cpu_seconds(void)
-{
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f)
-        return NAN;
-    unsigned long long v[8] = {0};
-    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-                   &v[4], &v[5], &v[6], &v[7]);
-    fclose(f);
-    if (n < 8)
-        return NAN;
-    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double s_self_cpu_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /*  The most CPU (100 = one core) that processes other than this one and the servers it runs
  *  used during a cell of the running table: other work on the host disturbing the figures. */
 static double s_other_max;
@@ -507,7 +301,7 @@ typedef struct {
 
 static s_usage_t s_usage_at(double servers)
 {
-    return (s_usage_t){s_host_cpu_seconds(), s_self_cpu_seconds(), servers, s_now()};
+    return (s_usage_t){bench_host_cpu_seconds(), bench_self_cpu_seconds(), servers, bench_now()};
 }
 
 static void s_usage_note(s_usage_t a, s_usage_t b)
@@ -535,7 +329,7 @@ static double s_cpu_sum(const pid_t *pids, size_t n)
     double sum = 0;
     for (size_t i = 0; i < n; i++)
         if (pids[i] > 0)
-            sum += s_cpu_seconds(pids[i]);
+            sum += bench_cpu_seconds(pids[i]);
     return sum;
 }
 
@@ -579,7 +373,7 @@ static void s_value_fill(uint8_t *val, size_t len, uint64_t seed)
     static const char alnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     uint64_t state = seed;
     for (size_t i = 0; i < len; i++)
-        val[i] = (uint8_t)alnum[s_rand(&state) % 62];
+        val[i] = (uint8_t)alnum[bench_rand(&state) % 62];
 }
 
 /*  A value of len bytes with the thread and operation number stamped into its start. */
@@ -708,13 +502,13 @@ static bool s_cluster_settled(s_cluster_t *c)
 
 static double s_cluster_wait_settled(s_cluster_t *c, double timeout_s)
 {
-    double t0 = s_now();
+    double t0 = bench_now();
     while (!s_cluster_settled(c)) {
-        if (s_now() - t0 > timeout_s || s_interrupted)
+        if (bench_now() - t0 > timeout_s || bench_interrupted)
             return -1;
-        s_sleep(0.02);
+        bench_sleep(0.02);
     }
-    return s_now() - t0;
+    return bench_now() - t0;
 }
 
 /*  Gossip bytes sent, summed over the running nodes; their pushes into *pushes if not NULL. */
@@ -742,9 +536,9 @@ static void s_cluster_ports(const s_cluster_t *c, int ports[NODES])
 
 static void s_cluster_connect(s_cluster_t *c, int i)
 {
-    double deadline = s_now() + START_WAIT_S;
+    double deadline = bench_now() + START_WAIT_S;
     while (!(c->ctl[i] = s_engram_connect(c->api[i], "bench-control", 500)))
-        if (s_now() > deadline || s_interrupted)
+        if (bench_now() > deadline || bench_interrupted)
             DIE("node %d (%s) does not answer", i, c->api[i]);
     engram_cluster_t *st = s_status(c, i);
     c->id[i] = st->node_id;
@@ -793,28 +587,6 @@ typedef struct {
     char version[32];
 } s_redis_t;
 
-static redisContext *s_redis_connect(int port, int timeout_ms)
-{
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    redisContext *r = redisConnectWithTimeout("127.0.0.1", port, tv);
-    if (!r)
-        return NULL;
-    if (r->err) {
-        redisFree(r);
-        return NULL;
-    }
-    redisSetTimeout(r, (struct timeval){10, 0});
-    redisReply *reply = redisCommand(r, "PING");
-    bool ok = reply && reply->type == REDIS_REPLY_STATUS;
-    if (reply)
-        freeReplyObject(reply);
-    if (!ok) {
-        redisFree(r);
-        return NULL;
-    }
-    return r;
-}
-
 /*  An INFO field as an integer; -1 if absent. */
 static int64_t s_redis_info(redisContext *r, const char *section, const char *field)
 {
@@ -856,12 +628,14 @@ static redisContext *s_redis_spawn(s_redis_t *rs, int i)
                     "--save", rs->rdb ? "3600 1" : "", "--protected-mode", "no", "--daemonize",
                     "no", "--logfile", logfile, i ? "--replicaof" : NULL, "127.0.0.1", primary,
                     NULL};
-    rs->pid[i] = s_spawn(argv, log);
-    double deadline = s_now() + START_WAIT_S;
+    rs->pid[i] = bench_spawn(argv, log);
+    if (rs->pid[i] < 0)
+        DIE("cannot start %s: %s", argv[0], strerror(errno));
+    double deadline = bench_now() + START_WAIT_S;
     redisContext *r;
-    while (!(r = s_redis_connect(rs->port[i], 200))) {
-        if (!s_alive(rs->pid[i]) || s_now() > deadline || s_interrupted) {
-            s_show_log(logfile);
+    while (!(r = bench_redis_connect(rs->port[i], 200))) {
+        if (!bench_alive(rs->pid[i]) || bench_now() > deadline || bench_interrupted) {
+            bench_show_log(logfile);
             DIE("redis-server %d did not start", i);
         }
         usleep(5000);
@@ -893,11 +667,11 @@ static void s_redis_start(s_redis_t *rs, int nodes, bool rdb)
         redisFree(r);
     }
     /* Every replica linked and in sync. */
-    double deadline = s_now() + START_WAIT_S;
+    double deadline = bench_now() + START_WAIT_S;
     for (int i = 1; i < nodes; i++) {
-        redisContext *r = s_redis_connect(rs->port[i], 1000);
+        redisContext *r = bench_redis_connect(rs->port[i], 1000);
         while (!r || !s_redis_info_has(r, "replication", "master_link_status:up")) {
-            if (s_now() > deadline || s_interrupted)
+            if (bench_now() > deadline || bench_interrupted)
                 DIE("redis replica %d does not link to its primary", i);
             usleep(20000);
         }
@@ -910,26 +684,25 @@ static void s_redis_start(s_redis_t *rs, int nodes, bool rdb)
 static void s_redis_stop(s_redis_t *rs)
 {
     for (int i = rs->nodes - 1; i >= 0; i--) {
-        s_child_forget(rs->pid[i]);
-        s_pid_stop(rs->pid[i]);
+        bench_stop(rs->pid[i]);
     }
-    s_rm_tree(rs->dir);
+    bench_rm_tree(rs->dir);
     rs->nodes = 0;
 }
 
 /*  Waits until every replica's offset reached the primary's. */
 static bool s_redis_wait_synced(const s_redis_t *rs, double timeout_s)
 {
-    redisContext *p = s_redis_connect(rs->port[0], 1000);
+    redisContext *p = bench_redis_connect(rs->port[0], 1000);
     if (!p)
         return false;
     int64_t target = s_redis_info(p, "replication", "master_repl_offset");
     redisFree(p);
-    double deadline = s_now() + timeout_s;
+    double deadline = bench_now() + timeout_s;
     for (int i = 1; i < rs->nodes; i++) {
-        redisContext *r = s_redis_connect(rs->port[i], 1000);
+        redisContext *r = bench_redis_connect(rs->port[i], 1000);
         while (!r || s_redis_info(r, "replication", "slave_repl_offset") < target) {
-            if (s_now() > deadline || s_interrupted) {
+            if (bench_now() > deadline || bench_interrupted) {
                 if (r)
                     redisFree(r);
                 return false;
@@ -1114,10 +887,12 @@ static void s_etcd_start(s_etcd_t *es)
                         "--initial-cluster", initial, "--initial-cluster-state", "new",
                         "--initial-cluster-token", "engram-cluster-bench",
                         "--logger", "zap", "--log-level", "warn", NULL};
-        es->pid[i] = s_spawn(argv, log);
+        es->pid[i] = bench_spawn(argv, log);
+        if (es->pid[i] < 0)
+            DIE("cannot start %s: %s", argv[0], strerror(errno));
     }
     /* Up when a put through every member succeeds (a leader is elected). */
-    double deadline = s_now() + START_WAIT_S;
+    double deadline = bench_now() + START_WAIT_S;
     for (int i = 0; i < NODES; i++) {
         for (;;) {
             s_http_t h = {.fd = -1};
@@ -1132,10 +907,10 @@ static void s_etcd_start(s_etcd_t *es)
             s_http_close(&h);
             if (status == 200)
                 break;
-            if (!s_alive(es->pid[i]) || s_now() > deadline || s_interrupted) {
+            if (!bench_alive(es->pid[i]) || bench_now() > deadline || bench_interrupted) {
                 char log[420];
                 snprintf(log, sizeof log, "%s/e%d.log", es->dir, i);
-                s_show_log(log);
+                bench_show_log(log);
                 DIE("etcd member %d did not start", i);
             }
             usleep(50000);
@@ -1148,10 +923,9 @@ static void s_etcd_start(s_etcd_t *es)
 static void s_etcd_stop(s_etcd_t *es)
 {
     for (int i = 0; i < NODES; i++) {
-        s_child_forget(es->pid[i]);
-        s_pid_stop(es->pid[i]);
+        bench_stop(es->pid[i]);
     }
-    s_rm_tree(es->dir);
+    bench_rm_tree(es->dir);
 }
 
 /*  --- lag: write on A, time until B has it ----------------------------------------- */
@@ -1216,7 +990,7 @@ static void *s_lag_writer(void *arg)
     if (cell->sys == SYS_ENGRAM)
         e = s_engram_connect(cell->write_ep, "bench-writer", 5000);
     else
-        r = s_redis_connect(cell->write_port, 5000);
+        r = bench_redis_connect(cell->write_port, 5000);
     if (!e && !r)
         s_lag_error(cell, "connect", "writer cannot connect");
     pthread_barrier_wait(&cell->ready); /* connected */
@@ -1247,7 +1021,7 @@ static void *s_lag_writer(void *arg)
                 freeReplyObject(reply);
         }
         if (ok)
-            cell->ack[seq] = s_now_ns();
+            cell->ack[seq] = bench_now_ns();
         if (r && r->err)
             break;
     }
@@ -1272,10 +1046,10 @@ static void *s_lag_reader(void *arg)
                  * events lost meanwhile show as "no event" and are checked by reads. */
                 atomic_fetch_add(&cell->resubscribed, 1);
                 if (engram_subscribe(cell->sub, SCOPE_LAG) != 0)
-                    s_sleep(0.01);
+                    bench_sleep(0.01);
                 continue;
             }
-            s_lag_arrived(cell, ev->key, s_now_ns());
+            s_lag_arrived(cell, ev->key, bench_now_ns());
             engram_event_destroy(&ev);
         } else {
             void *reply = NULL;
@@ -1287,7 +1061,7 @@ static void *s_lag_reader(void *arg)
                     break;
                 continue;
             }
-            uint64_t now = s_now_ns();
+            uint64_t now = bench_now_ns();
             redisReply *m = reply;
             if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 &&
                 m->element[2]->type == REDIS_REPLY_STRING)
@@ -1339,7 +1113,7 @@ static s_lag_result_t s_lag_run(s_sys_t sys, double rate, double duration, const
         if (engram_subscribe(cell->sub, SCOPE_LAG) != 0)
             DIE("subscribe on %s: %s", ep_b, engram_last_error(cell->sub));
     } else {
-        if (!(cell->rsub = s_redis_connect(port_b, 5000)))
+        if (!(cell->rsub = bench_redis_connect(port_b, 5000)))
             DIE("cannot connect to the redis replica on %d", port_b);
         redisReply *r = redisCommand(cell->rsub, "CONFIG SET notify-keyspace-events E$");
         if (r)
@@ -1359,7 +1133,7 @@ static s_lag_result_t s_lag_run(s_sys_t sys, double rate, double duration, const
             DIE("pthread_create");
     }
     pthread_barrier_wait(&cell->ready);
-    cell->t0 = s_now_ns() + 50000000u;
+    cell->t0 = bench_now_ns() + 50000000u;
     for (size_t i = 0; i < cell->n; i++)
         cell->sched[i] = cell->t0 + (uint64_t)((double)i * 1e9 / rate);
     pthread_barrier_wait(&cell->ready);
@@ -1375,9 +1149,9 @@ static s_lag_result_t s_lag_run(s_sys_t sys, double rate, double duration, const
                 last_ack = cell->ack[i];
         }
     }
-    double deadline = s_now() + s_cfg->grace;
-    while (atomic_load(&cell->arrived) < res.acked && s_now() < deadline && !s_interrupted)
-        s_sleep(0.005);
+    double deadline = bench_now() + s_cfg->grace;
+    while (atomic_load(&cell->arrived) < res.acked && bench_now() < deadline && !bench_interrupted)
+        bench_sleep(0.005);
     atomic_store(&cell->stop_reader, true);
     pthread_join(reader, NULL);
     res.arrived = atomic_load(&cell->arrived);
@@ -1388,7 +1162,7 @@ static s_lag_result_t s_lag_run(s_sys_t sys, double rate, double duration, const
                 sys == SYS_ENGRAM ? "engram" : "redis", rate, res.errors, cell->error);
     /* What never came as an event: can B read it at all? */
     engram_t *check = sys == SYS_ENGRAM ? s_engram_connect(ep_b, "bench-check", 5000) : NULL;
-    redisContext *rcheck = sys == SYS_REDIS ? s_redis_connect(port_b, 5000) : NULL;
+    redisContext *rcheck = sys == SYS_REDIS ? bench_redis_connect(port_b, 5000) : NULL;
     char key[64];
     for (size_t i = 0; i < cell->n; i++) {
         if (!cell->ack[i] || atomic_load(&cell->arrive[i]))
@@ -1426,18 +1200,18 @@ static s_lag_result_t s_lag_run(s_sys_t sys, double rate, double duration, const
         if (a && cell->ack[i])
             after[nf++] = a > cell->ack[i] ? a - cell->ack[i] : 0;
     }
-    qsort(lag, nl, sizeof *lag, s_cmp_u64);
-    qsort(ack, na, sizeof *ack, s_cmp_u64);
-    qsort(after, nf, sizeof *after, s_cmp_u64);
-    res.after50 = s_percentile(after, nf, 0.50);
-    res.after99 = s_percentile(after, nf, 0.99);
+    qsort(lag, nl, sizeof *lag, bench_cmp_u64);
+    qsort(ack, na, sizeof *ack, bench_cmp_u64);
+    qsort(after, nf, sizeof *after, bench_cmp_u64);
+    res.after50 = bench_percentile(after, nf, 0.50);
+    res.after99 = bench_percentile(after, nf, 0.99);
     free(after);
     res.n = cell->n;
-    res.p50 = s_percentile(lag, nl, 0.50);
-    res.p99 = s_percentile(lag, nl, 0.99);
+    res.p50 = bench_percentile(lag, nl, 0.50);
+    res.p99 = bench_percentile(lag, nl, 0.99);
     res.max = nl ? lag[nl - 1] : 0;
-    res.ack50 = s_percentile(ack, na, 0.50);
-    res.ack99 = s_percentile(ack, na, 0.99);
+    res.ack50 = bench_percentile(ack, na, 0.50);
+    res.ack99 = bench_percentile(ack, na, 0.99);
     res.achieved = (double)res.acked / ((double)(last_ack - cell->t0) * 1e-9);
     free(lag);
     free(ack);
@@ -1460,10 +1234,10 @@ static void s_lag_text(char *buf, size_t size, const s_lag_result_t *r)
     snprintf(lost, sizeof lost, "%zu", r->missing);
     if (r->no_event)
         snprintf(lost, sizeof lost, "%zu+%zu", r->missing, r->no_event);
-    snprintf(buf, size, "%7s %8s %8s %8s   %8s %8s   %8s %8s %7s", s_si(a, sizeof a, r->achieved),
-             s_lat(b, sizeof b, r->p50), s_lat(c, sizeof c, r->p99), s_lat(d, sizeof d, r->max),
-             s_lat(e, sizeof e, r->ack50), s_lat(f, sizeof f, r->ack99),
-             s_lat(g, sizeof g, r->after50), s_lat(h, sizeof h, r->after99), lost);
+    snprintf(buf, size, "%7s %8s %8s %8s   %8s %8s   %8s %8s %7s", bench_si(a, sizeof a, r->achieved),
+             bench_lat(b, sizeof b, r->p50), bench_lat(c, sizeof c, r->p99), bench_lat(d, sizeof d, r->max),
+             bench_lat(e, sizeof e, r->ack50), bench_lat(f, sizeof f, r->ack99),
+             bench_lat(g, sizeof g, r->after50), bench_lat(h, sizeof h, r->after99), lost);
 }
 
 /*  --- put: closed-loop throughput of N clients --------------------------------------- */
@@ -1529,7 +1303,7 @@ static void *s_tp_worker(void *arg)
         ready = s_http_connect(&h, cell->etcd->client[target]);
         break;
     default:
-        ready = (r = s_redis_connect(cell->redis->port[0], 5000));
+        ready = (r = bench_redis_connect(cell->redis->port[0], 5000));
         break;
     }
     if (!ready)
@@ -1542,7 +1316,7 @@ static void *s_tp_worker(void *arg)
     for (uint64_t i = 0; ready && !atomic_load_explicit(&s_stop, memory_order_relaxed); i++) {
         s_key(key, sizeof key, prefix, i);
         s_value_stamp(value, sizeof value, w->id, i);
-        uint64_t t0 = s_now_ns();
+        uint64_t t0 = bench_now_ns();
         bool ok = true;
         switch (cell->kind) {
         case TP_ENGRAM:
@@ -1598,11 +1372,11 @@ static void *s_tp_worker(void *arg)
             break;
         }
         }
-        uint64_t t1 = s_now_ns();
+        uint64_t t1 = bench_now_ns();
         if (ok)
             s_push(&w->lat, &w->n, &w->cap, t1 - t0);
     }
-    w->t_end = s_now();
+    w->t_end = bench_now();
     if (e)
         engram_destroy(&e);
     if (r)
@@ -1634,8 +1408,8 @@ static s_tp_result_t s_tp_run(s_tp_kind_t kind, bool spread, unsigned clients, d
     pthread_barrier_wait(&cell.ready);
     double cpu0 = s_cpu_sum(pids, NODES);
     s_usage_t u0 = s_usage_at(cpu0);
-    double t0 = s_now();
-    s_sleep(duration);
+    double t0 = bench_now();
+    bench_sleep(duration);
     atomic_store(&s_stop, true);
     double t_end = t0;
     size_t total = 0;
@@ -1660,10 +1434,10 @@ static s_tp_result_t s_tp_run(s_tp_kind_t kind, bool spread, unsigned clients, d
         res.shortfall += w->shortfall;
         free(w->lat);
     }
-    qsort(all, total, sizeof *all, s_cmp_u64);
+    qsort(all, total, sizeof *all, bench_cmp_u64);
     res.ops_s = (double)total / (t_end - t0);
-    res.p50 = s_percentile(all, total, 0.50);
-    res.p99 = s_percentile(all, total, 0.99);
+    res.p50 = bench_percentile(all, total, 0.50);
+    res.p99 = bench_percentile(all, total, 0.99);
     res.cpu = 100.0 * (cpu1 - cpu0) / (t_end - t0);
     if (total == 0 && res.errors == 0)
         res.errors = 1;
@@ -1692,7 +1466,7 @@ static void *s_loader(void *arg)
 {
     s_loader_t *l = arg;
     engram_t *e = l->ep ? s_engram_connect(l->ep, "bench-load", 5000) : NULL;
-    redisContext *r = l->ep ? NULL : s_redis_connect(l->port, 5000);
+    redisContext *r = l->ep ? NULL : bench_redis_connect(l->port, 5000);
     if (!e && !r) {
         l->errors++;
         return NULL;
@@ -1700,7 +1474,7 @@ static void *s_loader(void *arg)
     uint8_t *value = s_alloc(l->payload);
     s_value_fill(value, l->payload, l->id + 1 + l->from);
     char key[64];
-    for (size_t i = l->from + l->id; i < l->from + l->n && !s_interrupted; i += l->threads) {
+    for (size_t i = l->from + l->id; i < l->from + l->n && !bench_interrupted; i += l->threads) {
         s_key(key, sizeof key, s_load_prefix, i);
         s_value_stamp(value, l->payload, l->id, i);
         if (e) {
@@ -1782,7 +1556,7 @@ static s_catch_result_t s_catch_cell(s_cluster_t *c, size_t total, size_t k, siz
     if (s_cluster_wait_settled(c, SETTLE_WAIT_S) < 0)
         DIE("the cluster does not settle before a catchup cell");
     engram_destroy(&c->ctl[3]);
-    s_pid_stop(c->pid[3]);
+    bench_stop(c->pid[3]);
     c->pid[3] = 0;
     res.errors = s_load(c->api[1], 0, SCOPE_CATCH, "m", VALUE_BYTES, *written, k, LOAD_THREADS);
     *written += k;
@@ -1795,7 +1569,7 @@ static s_catch_result_t s_catch_cell(s_cluster_t *c, size_t total, size_t k, siz
             res.delta = st->members[m].lag_bytes;
         }
     engram_cluster_destroy(&st);
-    double t0 = s_now();
+    double t0 = bench_now();
     char out[4096];
     int rc = s_script(c, out, sizeof out, "restart", c->dir, "3");
     s_cluster_parse(c, out);
@@ -1805,19 +1579,19 @@ static s_catch_result_t s_catch_cell(s_cluster_t *c, size_t total, size_t k, siz
     }
     s_cluster_connect(c, 3);
     double deadline = t0 + 60.0;
-    while (!s_interrupted && s_now() < deadline) {
+    while (!bench_interrupted && bench_now() < deadline) {
         st = s_status(c, 3);
         sc = s_scope_of(st, SCOPE_CATCH);
         bool done = sc && sc->ops >= res.ops;
         if (done) {
-            res.seconds = s_now() - t0;
+            res.seconds = bench_now() - t0;
             res.received = st->bytes_received;
             res.ok = true;
         }
         engram_cluster_destroy(&st);
         if (done)
             break;
-        s_sleep(0.005);
+        bench_sleep(0.005);
     }
     return res;
 }
@@ -1832,9 +1606,8 @@ static s_catch_result_t s_redis_catch_cell(s_redis_t *rs, size_t total, size_t k
     s_catch_result_t res = {.ran = true, .total = total, .k = k, .lag_ops = k};
     if (!s_redis_wait_synced(rs, SETTLE_WAIT_S))
         DIE("the redis replicas do not catch up before a catchup cell");
-    s_child_forget(rs->pid[2]);
-    s_pid_stop(rs->pid[2]);
-    redisContext *p = s_redis_connect(rs->port[0], 5000);
+    bench_stop(rs->pid[2]);
+    redisContext *p = bench_redis_connect(rs->port[0], 5000);
     if (!p)
         DIE("cannot connect to the redis primary");
     int64_t off0 = s_redis_info(p, "replication", "master_repl_offset");
@@ -1848,13 +1621,13 @@ static s_catch_result_t s_redis_catch_cell(s_redis_t *rs, size_t total, size_t k
         res.ops = (uint64_t)size->integer;
     if (size)
         freeReplyObject(size);
-    double t0 = s_now();
+    double t0 = bench_now();
     redisContext *r = s_redis_spawn(rs, 2);
     double deadline = t0 + 60.0;
-    while (!s_interrupted && s_now() < deadline) {
+    while (!bench_interrupted && bench_now() < deadline) {
         if (s_redis_info_has(r, "replication", "master_link_status:up") &&
             s_redis_info(r, "replication", "slave_repl_offset") >= target) {
-            res.seconds = s_now() - t0;
+            res.seconds = bench_now() - t0;
             res.received = (uint64_t)s_redis_info(r, "stats", "total_net_repl_input_bytes");
             res.ok = true;
             break;
@@ -2006,7 +1779,7 @@ int main(int argc, char **argv)
     s_config_t cfg;
     s_parse(&cfg, argc, argv);
     s_cfg = &cfg;
-    s_port_rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ s_now_ns();
+    s_port_rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ bench_now_ns();
 
     const char *base = getenv("TMPDIR");
     snprintf(s_tmpdir, sizeof s_tmpdir, "%s/engram-cluster-bench.XXXXXX",
@@ -2045,13 +1818,13 @@ int main(int argc, char **argv)
         s_redis_start(&redis, NODES, false);
 
     /* 1. lag */
-    if (cfg.only[M_LAG] && !s_interrupted) {
+    if (cfg.only[M_LAG] && !bench_interrupted) {
         s_lag_result_t e[MAX_RATES] = {{0}}, r[MAX_RATES] = {{0}};
         unsigned cellno = 0;
-        for (size_t i = 0; i < cfg.nrates && !s_interrupted; i++) {
+        for (size_t i = 0; i < cfg.nrates && !bench_interrupted; i++) {
             e[i] = s_lag_run(SYS_ENGRAM, cfg.rates[i], cfg.duration, cluster.api[1],
                              cluster.api[2], 0, 0, cellno++, cluster.pid + 1);
-            if (have_redis && !s_interrupted)
+            if (have_redis && !bench_interrupted)
                 r[i] = s_lag_run(SYS_REDIS, cfg.rates[i], cfg.duration, NULL, NULL,
                                  redis.port[0], redis.port[1], cellno++, redis.pid);
         }
@@ -2105,15 +1878,15 @@ int main(int argc, char **argv)
     }
 
     /* 2. put throughput */
-    if (cfg.only[M_PUT] && !s_interrupted) {
+    if (cfg.only[M_PUT] && !bench_interrupted) {
         if (have_etcd)
             s_etcd_start(&etcd);
         s_tp_result_t res[TP_COUNT][2] = {{{0}}};
-        for (int k = 0; k < TP_COUNT && !s_interrupted; k++) {
+        for (int k = 0; k < TP_COUNT && !bench_interrupted; k++) {
             bool redis_kind = k == TP_REDIS || k == TP_REDIS_WAIT;
             if ((redis_kind && !have_redis) || (k == TP_ETCD && !have_etcd))
                 continue;
-            for (int s = 0; s < 2 && !s_interrupted; s++) {
+            for (int s = 0; s < 2 && !bench_interrupted; s++) {
                 if (redis_kind && s == 1)
                     continue; /* writes go to the primary */
                 res[k][s] = s_tp_run((s_tp_kind_t)k, s == 1, cfg.clients, cfg.duration, &cluster,
@@ -2138,8 +1911,8 @@ int main(int argc, char **argv)
                     continue;
                 char a[16], b[16], c[16];
                 printf("%-44s %-8s %8s %8s %8s %6" PRIu64 " %6" PRIu64 " %5.0f\n", s_tp_names[k],
-                       s ? "spread" : "one node", s_si(a, sizeof a, r->ops_s),
-                       s_lat(b, sizeof b, r->p50), s_lat(c, sizeof c, r->p99), r->errors,
+                       s ? "spread" : "one node", bench_si(a, sizeof a, r->ops_s),
+                       bench_lat(b, sizeof b, r->p50), bench_lat(c, sizeof c, r->p99), r->errors,
                        r->shortfall, r->cpu);
                 if (r->errors)
                     failures += k <= TP_ENGRAM_REP;
@@ -2175,7 +1948,7 @@ int main(int argc, char **argv)
     }
 
     /* 3. bytes per replicated write */
-    if (cfg.only[M_BYTES] && !s_interrupted) {
+    if (cfg.only[M_BYTES] && !bench_interrupted) {
         static const size_t payloads[] = {64, 1024, 16384};
         size_t counts[] = {2000, 2000, 500};
         if (cfg.quick)
@@ -2188,12 +1961,12 @@ int main(int argc, char **argv)
         double idle_s = cfg.quick ? 0.5 : 2.0;
         uint64_t g0 = s_bytes_sent(&cluster, NULL);
         int64_t t0 = s_tcp_bytes(ports, NODES);
-        double w0 = s_now();
-        s_sleep(idle_s);
-        double idle_g = (double)(s_bytes_sent(&cluster, NULL) - g0) / (s_now() - w0);
-        double idle_t = t0 < 0 ? NAN : (double)(s_tcp_bytes(ports, NODES) - t0) / (s_now() - w0);
+        double w0 = bench_now();
+        bench_sleep(idle_s);
+        double idle_g = (double)(s_bytes_sent(&cluster, NULL) - g0) / (bench_now() - w0);
+        double idle_t = t0 < 0 ? NAN : (double)(s_tcp_bytes(ports, NODES) - t0) / (bench_now() - w0);
         s_bytes_result_t br[3] = {{0}};
-        for (int p = 0; p < 3 && !s_interrupted; p++) {
+        for (int p = 0; p < 3 && !bench_interrupted; p++) {
             s_bytes_result_t *b = &br[p];
             b->payload = payloads[p];
             b->n = counts[p];
@@ -2203,7 +1976,7 @@ int main(int argc, char **argv)
             uint64_t p0 = 0, p1 = 0;
             uint64_t a0 = s_bytes_sent(&cluster, &p0);
             int64_t c0 = s_tcp_bytes(ports, NODES);
-            double s0 = s_now();
+            double s0 = bench_now();
             b->errors = s_load(cluster.api[1], 0, SCOPE_BYTES, prefix, b->payload, 0, b->n,
                                BYTES_THREADS);
             if (s_cluster_wait_settled(&cluster, SETTLE_WAIT_S) < 0) {
@@ -2211,7 +1984,7 @@ int main(int argc, char **argv)
                        b->payload);
                 failures++;
             }
-            b->seconds = s_now() - s0;
+            b->seconds = bench_now() - s0;
             uint64_t a1 = s_bytes_sent(&cluster, &p1);
             b->pushes = (double)(p1 - p0) / (double)b->n;
             int64_t c1 = s_tcp_bytes(ports, NODES);
@@ -2220,7 +1993,7 @@ int main(int argc, char **argv)
                                       : ((double)(c1 - c0) - idle_t * b->seconds) / (double)b->n;
             failures += b->errors != 0;
             if (have_redis) {
-                redisContext *r = s_redis_connect(redis.port[0], 5000);
+                redisContext *r = bench_redis_connect(redis.port[0], 5000);
                 if (!r)
                     DIE("cannot connect to the redis primary");
                 s_redis_wait_synced(&redis, 30);
@@ -2277,7 +2050,7 @@ int main(int argc, char **argv)
         s_cluster_stop(&cluster);
 
     /* 4. catch-up */
-    if (cfg.only[M_CATCHUP] && !s_interrupted) {
+    if (cfg.only[M_CATCHUP] && !bench_interrupted) {
         s_cluster_t cc;
         s_cluster_start(&cc, "catchup");
         static const size_t totals_full[] = {10000, 100000}, ks_full[] = {0, 100, 1000, 10000};
@@ -2288,17 +2061,17 @@ int main(int argc, char **argv)
         s_catch_result_t res[2][4] = {{{0}}};
         size_t preloaded = 0, missed = 0;
         double load_s[2] = {0};
-        for (size_t t = 0; t < ntotals && !s_interrupted; t++) {
-            double l0 = s_now();
+        for (size_t t = 0; t < ntotals && !bench_interrupted; t++) {
+            double l0 = bench_now();
             uint64_t errors = s_load(cc.api[1], 0, SCOPE_CATCH, "pre", VALUE_BYTES, preloaded,
                                      totals[t] - preloaded, LOAD_THREADS);
             preloaded = totals[t];
-            load_s[t] = s_now() - l0;
+            load_s[t] = bench_now() - l0;
             if (errors) {
                 printf("  FAIL: %" PRIu64 " preload writes failed\n", errors);
                 failures++;
             }
-            for (size_t i = 0; i < nks && !s_interrupted; i++) {
+            for (size_t i = 0; i < nks && !bench_interrupted; i++) {
                 res[t][i] = s_catch_cell(&cc, preloaded + missed, ks[i], &missed);
                 if (!res[t][i].ok || res[t][i].errors)
                     failures++;
@@ -2308,15 +2081,15 @@ int main(int argc, char **argv)
         /* Redis: the same cells against a primary with two replicas, replica 2 restarted. */
         s_catch_result_t rres[2][4] = {{{0}}};
         bool rfull[2][4] = {{0}};
-        if (have_redis && !s_interrupted) {
+        if (have_redis && !bench_interrupted) {
             s_redis_t rr;
             s_redis_start(&rr, NODES, true);
             preloaded = missed = 0;
-            for (size_t t = 0; t < ntotals && !s_interrupted; t++) {
+            for (size_t t = 0; t < ntotals && !bench_interrupted; t++) {
                 s_load(NULL, rr.port[0], NULL, "pre", VALUE_BYTES, preloaded,
                        totals[t] - preloaded, LOAD_THREADS);
                 preloaded = totals[t];
-                for (size_t i = 0; i < nks && !s_interrupted; i++)
+                for (size_t i = 0; i < nks && !bench_interrupted; i++)
                     rres[t][i] = s_redis_catch_cell(&rr, preloaded + missed, ks[i], &missed,
                                                     &rfull[t][i]);
             }

@@ -72,6 +72,8 @@
 
 #include "engram/engram.h"
 
+#include "bench_util.h"
+
 #ifndef ENGRAM_BENCH_BUILD_TYPE
 #define ENGRAM_BENCH_BUILD_TYPE "unknown"
 #endif
@@ -114,42 +116,7 @@ typedef struct {
 /*  --- what has to be cleaned up, also from a failure path ---------------------------- */
 
 static char s_tmpdir[256];
-static pid_t s_children[4];
-static size_t s_nchildren;
-static volatile sig_atomic_t s_interrupted;
 static atomic_bool s_stop; /* the running cell ends */
-
-static void s_child_stop(pid_t pid)
-{
-    if (pid <= 0)
-        return;
-    if (waitpid(pid, NULL, WNOHANG) != 0)
-        return; /* gone already (or not ours) */
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 500; i++) { /* 5 s for a clean stop */
-        if (waitpid(pid, NULL, WNOHANG) == pid)
-            return;
-        usleep(10000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-}
-
-static void s_child_forget(pid_t pid)
-{
-    for (size_t i = 0; i < s_nchildren; i++)
-        if (s_children[i] == pid) {
-            s_children[i] = s_children[--s_nchildren];
-            return;
-        }
-}
-
-static int s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    remove(path);
-    return 0;
-}
 
 static engram_t **s_control; /* the running engramd's stats connection */
 
@@ -157,10 +124,9 @@ static void s_cleanup(void)
 {
     if (s_control && *s_control)
         engram_destroy(s_control);
-    while (s_nchildren)
-        s_child_stop(s_children[--s_nchildren]);
+    bench_children_stop();
     if (s_tmpdir[0]) {
-        nftw(s_tmpdir, s_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        bench_rm_tree(s_tmpdir);
         s_tmpdir[0] = '\0';
     }
 }
@@ -168,7 +134,7 @@ static void s_cleanup(void)
 static void s_on_signal(int sig)
 {
     (void)sig;
-    s_interrupted = 1;
+    bench_interrupted = 1;
     atomic_store(&s_stop, true);
 }
 
@@ -187,64 +153,6 @@ __attribute__((format(printf, 2, 3), noreturn)) static void s_die(int line, cons
 }
 
 /*  --- helpers ------------------------------------------------------------------------ */
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t s_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
-}
-
-static void s_sleep(double seconds)
-{
-    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !s_interrupted)
-        ;
-}
-
-/*  splitmix64: a fixed seed per thread gives the same key sequence on every run. */
-static uint64_t s_rand(uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-/*  "1.23M", "45.6k", "789": three significant digits. */
-static const char *s_si(char *buf, size_t size, double v)
-{
-    const char *unit = "";
-    if (v >= 1e6) {
-        v /= 1e6;
-        unit = "M";
-    } else if (v >= 1e3) {
-        v /= 1e3;
-        unit = "k";
-    }
-    snprintf(buf, size, v >= 100 ? "%.0f%s" : v >= 10 ? "%.1f%s" : "%.2f%s", v, unit);
-    return buf;
-}
-
-/*  Latency from nanoseconds: "87us", "1.23ms", "1.5s". */
-static const char *s_lat(char *buf, size_t size, uint64_t ns)
-{
-    double us = (double)ns / 1e3;
-    if (us < 1000)
-        snprintf(buf, size, us < 10 ? "%.1fus" : "%.0fus", us);
-    else if (us < 1e6)
-        snprintf(buf, size, us < 1e4 ? "%.2fms" : us < 1e5 ? "%.1fms" : "%.0fms", us / 1e3);
-    else
-        snprintf(buf, size, "%.1fs", us / 1e6);
-    return buf;
-}
 
 static void s_key(char *buf, uint32_t idx)
 {
@@ -273,99 +181,6 @@ static int s_free_port(void)
         DIE("cannot find a free port: %s", strerror(errno));
     close(fd);
     return ntohs(a.sin_port);
-}
-
-/*  Starts argv[0] with stdout and stderr into log; the child dies with this process. */
-static pid_t s_spawn(char *const argv[], const char *log)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        DIE("fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        signal(SIGINT, SIG_IGN); /* the benchmark stops it; a terminal ^C goes to it first */
-        execvp(argv[0], argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    s_children[s_nchildren++] = pid;
-    return pid;
-}
-
-/*  False once the child has exited (and then it is reaped and forgotten). */
-static bool s_alive(pid_t pid)
-{
-    if (waitpid(pid, NULL, WNOHANG) == 0)
-        return true;
-    s_child_forget(pid);
-    return false;
-}
-
-static void s_show_log(const char *log)
-{
-    FILE *f = fopen(log, "r");
-    if (!f)
-        return;
-    char line[512];
-    fprintf(stderr, "--- %s ---\n", log);
-    while (fgets(line, sizeof line, f))
-        fputs(line, stderr);
-    fclose(f);
-}
-
-/*  CPU seconds (user + system) a process has used, from /proc/PID/stat. */
-static double s_cpu_seconds(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NAN;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    unsigned long utime = 0, stime = 0;
-    if (!p ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
-        return NAN;
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/*  CPU seconds this process (every thread) has used. */
-static double s_self_cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-}
-
-/*  CPU seconds the whole host has been busy (every CPU, /proc/stat: all but idle and
- *  iowait). */
-static double s_host_cpu_seconds(void)
-{
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f)
-        return NAN;
-    unsigned long long v[10] = {0};
-    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
-                   &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
-    fclose(f);
-    if (n < 8)
-        return NAN;
-    /* user nice system idle iowait irq softirq steal (guest time is inside user) */
-    unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
-    return (double)busy / (double)sysconf(_SC_CLK_TCK);
 }
 
 /*  --- the systems ------------------------------------------------------------------- */
@@ -405,17 +220,19 @@ static void s_engramd_start(s_mode_t *m, const s_config_t *cfg)
         argv[7] = "--max-batch";
         argv[8] = batch;
     }
-    m->engramd = s_spawn(argv, log);
+    m->engramd = bench_spawn(argv, log);
+    if (m->engramd < 0)
+        DIE("cannot start %s: %s", argv[0], strerror(errno));
     m->control = engram_connect(m->endpoint, "bench-control", "bench");
     if (!m->control)
         DIE("engram_connect(%s) failed", m->endpoint);
     s_control = &m->control;
     engram_set_timeout(m->control, 200);
     engram_stats_t st;
-    double deadline = s_now() + START_WAIT_S;
+    double deadline = bench_now() + START_WAIT_S;
     while (engram_stats(m->control, &st) != 0) {
-        if (!s_alive(m->engramd) || s_now() > deadline || s_interrupted) {
-            s_show_log(log);
+        if (!bench_alive(m->engramd) || bench_now() > deadline || bench_interrupted) {
+            bench_show_log(log);
             DIE("engramd (%s) did not start", m->sync ? "sync" : "async");
         }
     }
@@ -424,28 +241,6 @@ static void s_engramd_start(s_mode_t *m, const s_config_t *cfg)
         DIE("engramd reports durability '%s'", st.durability);
     fprintf(stderr, "engram-node-bench: engramd --durability %s pid %d on %s\n",
             m->sync ? "sync" : "async", (int)m->engramd, m->endpoint);
-}
-
-static redisContext *s_redis_connect(int port, int timeout_ms)
-{
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    if (!c)
-        return NULL;
-    if (c->err) {
-        redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, (struct timeval){5, 0});
-    redisReply *r = redisCommand(c, "PING");
-    bool ok = r && r->type == REDIS_REPLY_STATUS;
-    if (r)
-        freeReplyObject(r);
-    if (!ok) {
-        redisFree(c);
-        return NULL;
-    }
-    return c;
 }
 
 static void s_redis_start(s_mode_t *m, const s_config_t *cfg)
@@ -479,13 +274,15 @@ static void s_redis_start(s_mode_t *m, const s_config_t *cfg)
                     "--logfile",
                     logfile,
                     NULL};
-    m->redis = s_spawn(argv, log);
-    double deadline = s_now() + START_WAIT_S;
+    m->redis = bench_spawn(argv, log);
+    if (m->redis < 0)
+        DIE("cannot start %s: %s", argv[0], strerror(errno));
+    double deadline = bench_now() + START_WAIT_S;
     redisContext *c;
-    while (!(c = s_redis_connect(m->port, 200))) {
-        if (!s_alive(m->redis) || s_now() > deadline || s_interrupted) {
-            s_show_log(log);
-            s_show_log(logfile);
+    while (!(c = bench_redis_connect(m->port, 200))) {
+        if (!bench_alive(m->redis) || bench_now() > deadline || bench_interrupted) {
+            bench_show_log(log);
+            bench_show_log(logfile);
             DIE("redis-server (appendfsync %s) did not start", m->sync ? "always" : "everysec");
         }
         usleep(20000);
@@ -545,12 +342,10 @@ static void s_mode_stop(s_mode_t *m)
         engram_destroy(&m->control);
     s_control = NULL;
     if (m->engramd) {
-        s_child_forget(m->engramd);
-        s_child_stop(m->engramd);
+        bench_stop(m->engramd);
     }
     if (m->redis) {
-        s_child_forget(m->redis);
-        s_child_stop(m->redis);
+        bench_stop(m->redis);
     }
     if (m->db) {
         rocksdb_close(m->db);
@@ -560,7 +355,7 @@ static void s_mode_stop(s_mode_t *m)
     }
     for (int s = 0; s < SYS_COUNT; s++)
         free(m->written[s]);
-    nftw(m->dir, s_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    bench_rm_tree(m->dir);
     *m = (s_mode_t){0};
 }
 
@@ -634,7 +429,7 @@ static void *s_worker_run(void *arg)
             ready = false;
         }
     } else if (cell->sys == SYS_REDIS) {
-        redis = s_redis_connect(m->port, 5000);
+        redis = bench_redis_connect(m->port, 5000);
         if (!redis) {
             s_worker_error(w, "cannot connect to redis-server on port %d", m->port);
             ready = false;
@@ -649,14 +444,14 @@ static void *s_worker_run(void *arg)
     while (ready && !atomic_load_explicit(&s_stop, memory_order_relaxed)) {
         uint32_t idx;
         if (cell->op == OP_PUT) {
-            idx = (uint32_t)(s_rand(&rng) % KEY_SPACE);
+            idx = (uint32_t)(bench_rand(&rng) % KEY_SPACE);
             s_value_stamp(value, w->id, i);
         } else {
-            idx = m->written[cell->sys][s_rand(&rng) % m->nwritten[cell->sys]];
+            idx = m->written[cell->sys][bench_rand(&rng) % m->nwritten[cell->sys]];
         }
         s_key(key, idx);
         bool ok = true;
-        uint64_t t0 = s_now_ns();
+        uint64_t t0 = bench_now_ns();
         switch (cell->sys) {
         case SYS_ENGRAM: {
             engram_result_t *res = NULL;
@@ -717,7 +512,7 @@ static void *s_worker_run(void *arg)
         default:
             break;
         }
-        uint64_t t1 = s_now_ns();
+        uint64_t t1 = bench_now_ns();
         i++;
         if (!ok) {
             if (cell->sys == SYS_REDIS && redis->err)
@@ -729,7 +524,7 @@ static void *s_worker_run(void *arg)
         if (cell->op == OP_PUT)
             s_push((void **)&w->wrote, &w->nwrote, &w->wcap, sizeof idx, &idx);
     }
-    w->t_end = s_now();
+    w->t_end = bench_now();
     if (engram)
         engram_destroy(&engram);
     if (redis)
@@ -747,21 +542,6 @@ typedef struct {
     double other; /* the rest of the host: other processes disturbing the cell */
     double group; /* engramd sync: writes per commit; NAN: none */
 } s_result_t;
-
-static int s_cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/*  Nearest rank: the smallest sample with at least p of all samples at or below it. */
-static uint64_t s_percentile(const uint64_t *sorted, size_t n, double p)
-{
-    if (n == 0)
-        return 0;
-    size_t rank = (size_t)ceil(p * (double)n);
-    return sorted[rank ? rank - 1 : 0];
-}
 
 static s_result_t s_cell_run(const s_config_t *cfg, s_mode_t *m, s_sys_t sys, s_op_t op,
                              unsigned clients)
@@ -788,10 +568,10 @@ static s_result_t s_cell_run(const s_config_t *cfg, s_mode_t *m, s_sys_t sys, s_
     pthread_barrier_wait(&cell.ready); /* every client is connected */
     if (sys == SYS_ENGRAM && engram_stats(m->control, &st0) != 0)
         DIE("engram_stats: %s", engram_last_error(m->control));
-    double cpu0 = server ? s_cpu_seconds(server) : NAN;
-    double self0 = s_self_cpu_seconds(), host0 = s_host_cpu_seconds();
-    double t0 = s_now();
-    s_sleep(cfg->duration);
+    double cpu0 = server ? bench_cpu_seconds(server) : NAN;
+    double self0 = bench_self_cpu_seconds(), host0 = bench_host_cpu_seconds();
+    double t0 = bench_now();
+    bench_sleep(cfg->duration);
     atomic_store(&s_stop, true);
     double t_end = t0;
     size_t total = 0;
@@ -801,8 +581,8 @@ static s_result_t s_cell_run(const s_config_t *cfg, s_mode_t *m, s_sys_t sys, s_
             t_end = workers[t].t_end;
         total += workers[t].n;
     }
-    double cpu1 = server ? s_cpu_seconds(server) : NAN;
-    double self1 = s_self_cpu_seconds(), host1 = s_host_cpu_seconds();
+    double cpu1 = server ? bench_cpu_seconds(server) : NAN;
+    double self1 = bench_self_cpu_seconds(), host1 = bench_host_cpu_seconds();
     if (sys == SYS_ENGRAM && engram_stats(m->control, &st1) != 0)
         DIE("engram_stats: %s", engram_last_error(m->control));
     uint64_t *all = malloc((total ? total : 1) * sizeof *all);
@@ -835,10 +615,10 @@ static s_result_t s_cell_run(const s_config_t *cfg, s_mode_t *m, s_sys_t sys, s_
     }
     for (unsigned t = 0; t < clients; t++)
         free(workers[t].wrote);
-    qsort(all, total, sizeof *all, s_cmp_u64);
+    qsort(all, total, sizeof *all, bench_cmp_u64);
     res.ops_s = (double)total / (t_end - t0);
-    res.p50 = s_percentile(all, total, 0.50);
-    res.p99 = s_percentile(all, total, 0.99);
+    res.p50 = bench_percentile(all, total, 0.50);
+    res.p99 = bench_percentile(all, total, 0.99);
     if (server)
         res.cpu = 100.0 * (cpu1 - cpu0) / (t_end - t0);
     res.cli = 100.0 * (self1 - self0) / (t_end - t0);
@@ -870,8 +650,8 @@ static void s_cell_text(char *buf, size_t size, const s_result_t *r, bool cpu, b
         snprintf(e, sizeof e, "%.0f", r->cli);
     else
         snprintf(e, sizeof e, "%.0f+%.0f", r->cpu, r->cli);
-    int n = snprintf(buf, size, "%8s %8s %8s", s_si(a, sizeof a, r->ops_s),
-                     s_lat(b, sizeof b, r->p50), s_lat(c, sizeof c, r->p99));
+    int n = snprintf(buf, size, "%8s %8s %8s", bench_si(a, sizeof a, r->ops_s),
+                     bench_lat(b, sizeof b, r->p50), bench_lat(c, sizeof c, r->p99));
     if (group)
         n += snprintf(buf + n, size - (size_t)n, " %5s", d);
     (void)cpu;
@@ -1073,19 +853,19 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     int failures = 0;
-    for (int mi = 0; mi < 2 && !s_interrupted; mi++) {
+    for (int mi = 0; mi < 2 && !bench_interrupted; mi++) {
         if (!cfg.modes[mi])
             continue;
         s_mode_t mode = {0};
         s_mode_start(&mode, &cfg, mi == 0);
         if (mode.redis_version[0] && mi == 0)
             printf("redis-server %s\n", mode.redis_version);
-        for (int op = 0; op < OP_COUNT && !s_interrupted; op++) {
+        for (int op = 0; op < OP_COUNT && !bench_interrupted; op++) {
             if (!cfg.ops[op])
                 continue;
             s_result_t res[MAX_LEVELS][SYS_COUNT] = {{{0}}};
-            for (size_t c = 0; c < cfg.nclients && !s_interrupted; c++)
-                for (int s = 0; s < SYS_COUNT && !s_interrupted; s++)
+            for (size_t c = 0; c < cfg.nclients && !bench_interrupted; c++)
+                for (int s = 0; s < SYS_COUNT && !bench_interrupted; s++)
                     if (cfg.systems[s])
                         res[c][s] = s_cell_run(&cfg, &mode, (s_sys_t)s, (s_op_t)op, cfg.clients[c]);
             s_print_table(&cfg, &mode, (s_op_t)op, res);
@@ -1093,7 +873,7 @@ int main(int argc, char **argv)
                 for (int s = 0; s < SYS_COUNT; s++)
                     failures += res[c][s].errors != 0;
         }
-        if (cfg.systems[SYS_ENGRAM] && !s_interrupted) {
+        if (cfg.systems[SYS_ENGRAM] && !bench_interrupted) {
             engram_stats_t st;
             if (engram_stats(mode.control, &st) == 0)
                 printf("engramd (%s) totals: %" PRIu64 " requests, %" PRIu64 " errors, %" PRIu64
@@ -1102,7 +882,7 @@ int main(int argc, char **argv)
         }
         s_mode_stop(&mode);
     }
-    if (s_interrupted) {
+    if (bench_interrupted) {
         fprintf(stderr, "engram-node-bench: interrupted\n");
         return 130;
     }
