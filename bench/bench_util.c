@@ -3,6 +3,7 @@
 #include "bench_util.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
@@ -16,9 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <hiredis.h>
 
 volatile sig_atomic_t bench_interrupted;
+
+/*  What bench_start() was given. */
+static atomic_bool *s_stop;
+static void (*s_release)(void);
 
 /*  The children bench_spawn() started and nobody has stopped or reaped yet. Main thread. */
 static pid_t s_children[BENCH_MAX_CHILDREN];
@@ -47,6 +51,52 @@ void bench_sleep(double seconds)
         ;
 }
 
+/*  --- life --------------------------------------------------------------------------- */
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    bench_interrupted = 1;
+    if (s_stop)
+        atomic_store(s_stop, true);
+}
+
+void bench_start(atomic_bool *stop, void (*release)(void), void (*cleanup)(void))
+{
+    s_stop = stop;
+    s_release = release;
+    if (cleanup)
+        atexit(cleanup);
+    struct sigaction sa = {.sa_handler = s_on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+void bench_die(const char *file, int line, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    fflush(stdout);
+    fprintf(stderr, "%s:%d: ", file, line);
+    vfprintf(stderr, format, args);
+    fputc('\n', stderr);
+    va_end(args);
+    if (s_release) /* before czmq's own atexit handler, which runs before the cleanup */
+        s_release();
+    exit(2);
+}
+
+void bench_error(uint64_t *count, char *buf, size_t size, const char *format, ...)
+{
+    if ((*count)++ == 0) {
+        va_list args;
+        va_start(args, format);
+        vsnprintf(buf, size, format, args);
+        va_end(args);
+    }
+}
+
 /*  --- numbers ------------------------------------------------------------------------ */
 
 uint64_t bench_rand(uint64_t *state)
@@ -60,7 +110,10 @@ uint64_t bench_rand(uint64_t *state)
 const char *bench_si(char *buf, size_t size, double v)
 {
     const char *unit = "";
-    if (v >= 1e6) {
+    if (v >= 1e9) {
+        v /= 1e9;
+        unit = "G";
+    } else if (v >= 1e6) {
         v /= 1e6;
         unit = "M";
     } else if (v >= 1e3) {
@@ -236,26 +289,4 @@ static int s_rm_one(const char *path, const struct stat *st, int flag, struct FT
 void bench_rm_tree(const char *dir)
 {
     nftw(dir, s_rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-struct redisContext *bench_redis_connect(int port, int timeout_ms)
-{
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    redisContext *r = redisConnectWithTimeout("127.0.0.1", port, tv);
-    if (!r)
-        return NULL;
-    if (r->err) {
-        redisFree(r);
-        return NULL;
-    }
-    redisSetTimeout(r, (struct timeval){10, 0});
-    redisReply *reply = redisCommand(r, "PING");
-    bool ok = reply && reply->type == REDIS_REPLY_STATUS;
-    if (reply)
-        freeReplyObject(reply);
-    if (!ok) {
-        redisFree(r);
-        return NULL;
-    }
-    return r;
 }

@@ -11,8 +11,9 @@
  *    and bench_children_stop() stops every recorded child, for an atexit handler.
  *  - CPU: of a process, of this process, of the whole host.
  *  - Files: bench_rm_tree() removes a directory tree, best effort.
- *  - Redis: bench_redis_connect() (bench_util.c needs hiredis; every target that links this
- *    module links hiredis).
+ *  - Life: bench_start() installs the SIGINT/SIGTERM handler and the cleanup; BENCH_DIE()
+ *    reports where a benchmark gave up and exits 2 after releasing what must go first.
+ *  - Redis: bench_redis_connect(), in bench_redis.c (the only part that needs hiredis).
  *
  *  All of it is for the main thread only, except the time, number and CPU functions, which any
  *  thread may call. The child table is process-wide state.
@@ -21,6 +22,7 @@
 #define ENGRAM_BENCH_UTIL_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +35,19 @@ struct redisContext;
 /*  Set by the benchmark's signal handler; bench_sleep() returns early once it is set. */
 extern volatile sig_atomic_t bench_interrupted;
 
+/*  SIGINT and SIGTERM set bench_interrupted and *stop (may be NULL); cleanup (may be NULL)
+ *  runs at exit; release (may be NULL) runs in bench_die() before exit, for what must be freed
+ *  before czmq's own atexit handler. */
+void bench_start(atomic_bool *stop, void (*release)(void), void (*cleanup)(void));
+/*  Prints "file:line: message" to stderr and exits 2. */
+#define BENCH_DIE(...) bench_die(__FILE__, __LINE__, __VA_ARGS__)
+__attribute__((format(printf, 3, 4), noreturn)) void bench_die(const char *file, int line,
+                                                              const char *format, ...);
+
+/*  Counts an error of a worker, keeping the text of the first one in buf. */
+__attribute__((format(printf, 4, 5))) void bench_error(uint64_t *count, char *buf, size_t size,
+                                                       const char *format, ...);
+
 /*  CLOCK_MONOTONIC, in seconds and in nanoseconds. */
 double bench_now(void);
 uint64_t bench_now_ns(void);
@@ -42,7 +57,7 @@ void bench_sleep(double seconds);
 /*  splitmix64: a fixed seed gives the same sequence on every run. */
 uint64_t bench_rand(uint64_t *state);
 
-/*  "1.23M", "45.6k", "789": three significant digits. Returns buf. */
+/*  "1.23G", "45.6k", "789": three significant digits. Returns buf. */
 const char *bench_si(char *buf, size_t size, double v);
 /*  Latency from nanoseconds: "87us", "1.23ms", "1.50s". Returns buf. */
 const char *bench_lat(char *buf, size_t size, uint64_t ns);
@@ -79,7 +94,7 @@ double bench_host_cpu_seconds(void);
 /*  Removes dir and everything under it, without following symlinks; errors are ignored. */
 void bench_rm_tree(const char *dir);
 
-/*  A hiredis connection to 127.0.0.1:port that answered PING, with a 10 s command timeout;
+/*  (bench_redis.c) A hiredis connection to 127.0.0.1:port that answered PING, with a 10 s command timeout;
  *  NULL if it cannot connect within timeout_ms or PING fails. Caller owns return value and
  *  must redisFree it. */
 struct redisContext *bench_redis_connect(int port, int timeout_ms);

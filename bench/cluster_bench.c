@@ -184,27 +184,14 @@ static void s_cleanup(void)
     }
 }
 
-static void s_on_signal(int sig)
+/*  What must go before czmq's atexit handler when the benchmark gives up. */
+static void s_release(void)
 {
-    (void)sig;
-    bench_interrupted = 1;
-    atomic_store(&s_stop, true);
+    if (s_live)
+        s_cluster_release(s_live);
 }
 
-#define DIE(...) s_die(__LINE__, __VA_ARGS__)
-__attribute__((format(printf, 2, 3), noreturn)) static void s_die(int line, const char *format, ...)
-{
-    va_list args;
-    va_start(args, format);
-    fflush(stdout);
-    fprintf(stderr, "cluster_bench.c:%d: ", line);
-    vfprintf(stderr, format, args);
-    fputc('\n', stderr);
-    va_end(args);
-    if (s_live) /* before czmq's own atexit handler, which runs first */
-        s_cluster_release(s_live);
-    exit(2); /* s_cleanup runs from atexit */
-}
+#define DIE(...) BENCH_DIE(__VA_ARGS__)
 
 /*  --- helpers ------------------------------------------------------------------------ */
 
@@ -1274,16 +1261,7 @@ typedef struct {
     double cpu; /* the three servers, % of one core */
 } s_tp_result_t;
 
-__attribute__((format(printf, 2, 3))) static void s_tp_error(s_tp_worker_t *w, const char *format,
-                                                             ...)
-{
-    if (w->errors++ == 0) {
-        va_list args;
-        va_start(args, format);
-        vsnprintf(w->error, sizeof w->error, format, args);
-        va_end(args);
-    }
-}
+#define S_TP_ERROR(w, ...) bench_error(&(w)->errors, (w)->error, sizeof (w)->error, __VA_ARGS__)
 
 static void *s_tp_worker(void *arg)
 {
@@ -1307,7 +1285,7 @@ static void *s_tp_worker(void *arg)
         break;
     }
     if (!ready)
-        s_tp_error(w, "cannot connect");
+        S_TP_ERROR(w, "cannot connect");
     uint8_t value[VALUE_BYTES];
     s_value_fill(value, sizeof value, w->id + 1);
     char key[64], prefix[32];
@@ -1330,7 +1308,7 @@ static void *s_tp_worker(void *arg)
                 w->shortfall++;
             else if (rc) {
                 ok = false;
-                s_tp_error(w, "put: %s %s", engram_strerror(rc), engram_last_error(e));
+                S_TP_ERROR(w, "put: %s %s", engram_strerror(rc), engram_last_error(e));
             }
             engram_result_destroy(&res);
             break;
@@ -1339,7 +1317,7 @@ static void *s_tp_worker(void *arg)
             int status = s_etcd_put(&h, key, value, sizeof value);
             if (status != 200) {
                 ok = false;
-                s_tp_error(w, "etcd put: HTTP %d %.100s", status,
+                S_TP_ERROR(w, "etcd put: HTTP %d %.100s", status,
                            status > 0 ? strstr(h.buf, "\r\n\r\n") : "");
                 if (status < 0) {
                     s_http_close(&h);
@@ -1356,14 +1334,14 @@ static void *s_tp_worker(void *arg)
                 void *reply = NULL;
                 if (redisGetReply(r, &reply) != REDIS_OK) {
                     ok = false;
-                    s_tp_error(w, "redis: %s", r->errstr);
+                    S_TP_ERROR(w, "redis: %s", r->errstr);
                     ready = false;
                     break;
                 }
                 redisReply *rr = reply;
                 if (k == 0 && rr->type != REDIS_REPLY_STATUS) {
                     ok = false;
-                    s_tp_error(w, "SET: %s", rr->type == REDIS_REPLY_ERROR ? rr->str : "?");
+                    S_TP_ERROR(w, "SET: %s", rr->type == REDIS_REPLY_ERROR ? rr->str : "?");
                 } else if (k == 1 && (rr->type != REDIS_REPLY_INTEGER || rr->integer < NODES - 1)) {
                     w->shortfall++;
                 }
@@ -1788,11 +1766,7 @@ int main(int argc, char **argv)
         s_tmpdir[0] = '\0';
         DIE("mkdtemp: %s", strerror(errno));
     }
-    atexit(s_cleanup);
-    struct sigaction sa = {.sa_handler = s_on_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    bench_start(&s_stop, s_release, s_cleanup);
     signal(SIGPIPE, SIG_IGN);
     /* The nodes local-cluster.sh detaches become our children when the script exits. */
     prctl(PR_SET_CHILD_SUBREAPER, 1);

@@ -62,6 +62,7 @@
 #include "crdt/log.h"
 #include "crdt/mvreg.h"
 #include "crdt/scope.h"
+#include "bench_util.h"
 #include "engram/error.h"
 
 #ifndef ENGRAM_BENCH_BUILD_TYPE
@@ -95,13 +96,6 @@ static int s_failures;
 
 /*  --- helpers ------------------------------------------------------------------------ */
 
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /*  A kernel error is a bug in the kernel or in this benchmark: stop at once. */
 #define CHECK(call) s_check_rc((call), #call, __LINE__)
 static void s_check_rc(int rc, const char *what, int line)
@@ -128,36 +122,9 @@ static const char *s_verdict(bool ok)
     return ok ? "PASS" : "FAIL";
 }
 
-/*  splitmix64: a fixed seed gives the same workload on every run. */
-static uint64_t s_rand(uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
 static size_t s_below(uint64_t *state, size_t n)
 {
-    return (size_t)(s_rand(state) % n);
-}
-
-/*  "1.23M", "456k": three significant digits. */
-static const char *s_si(char *buf, size_t size, double v)
-{
-    const char *unit = "";
-    if (v >= 1e9) {
-        v /= 1e9;
-        unit = "G";
-    } else if (v >= 1e6) {
-        v /= 1e6;
-        unit = "M";
-    } else if (v >= 1e3) {
-        v /= 1e3;
-        unit = "k";
-    }
-    snprintf(buf, size, v >= 100 ? "%.0f%s" : v >= 10 ? "%.1f%s" : "%.2f%s", v, unit);
-    return buf;
+    return (size_t)(bench_rand(state) % n);
 }
 
 /*  Microseconds, milliseconds or seconds, whichever reads better. */
@@ -403,13 +370,13 @@ static void s_throughput(const s_config_t *cfg, crdt_type_id_t type, const s_nam
         s_value_init(w.val);
         crdt_scope_t *a = CHECK_PTR(crdt_scope_new(1));
         crdt_scope_t *b = CHECK_PTR(crdt_scope_new(2));
-        double t0 = s_now();
+        double t0 = bench_now();
         for (size_t i = 0; i < cfg->ops; i++)
             CHECK(s_do(type, a, &w, &ops[i], i, &deltas[i]));
-        double t1 = s_now();
+        double t1 = bench_now();
         for (size_t i = 0; i < cfg->ops; i++)
             CHECK(crdt_scope_join(b, deltas[i]));
-        double t2 = s_now();
+        double t2 = bench_now();
         mutate_s[run] = t1 - t0;
         apply_s[run] = t2 - t1;
         same = same && crdt_scope_equal(a, b) &&
@@ -423,8 +390,8 @@ static void s_throughput(const s_config_t *cfg, crdt_type_id_t type, const s_nam
     double m = s_median(mutate_s, RUNS), ap = s_median(apply_s, RUNS);
     char r1[16], r2[16], d1[16], d2[16];
     printf("  %-8s %-26s %8zu %9s %10s %9s %10s %8zu  %s\n", s_type_name(type),
-           s_workload_text(type), cfg->ops, s_si(r1, sizeof r1, cfg->ops / m),
-           s_dur(d1, sizeof d1, m / cfg->ops), s_si(r2, sizeof r2, cfg->ops / ap),
+           s_workload_text(type), cfg->ops, bench_si(r1, sizeof r1, cfg->ops / m),
+           s_dur(d1, sizeof d1, m / cfg->ops), bench_si(r2, sizeof r2, cfg->ops / ap),
            s_dur(d2, sizeof d2, ap / cfg->ops), entries, s_verdict(same));
     free(deltas);
     free(ops);
@@ -468,9 +435,9 @@ static void s_state_join(const s_config_t *cfg, crdt_type_id_t type, const s_nam
     size_t reps = 0;
     while (reps < 5 || (spent < cfg->join_budget && reps < MAX_REPS)) {
         crdt_scope_t *c = CHECK_PTR(crdt_scope_dup(a, 3));
-        double t0 = s_now();
+        double t0 = bench_now();
         CHECK(crdt_scope_join(c, b));
-        times[reps] = s_now() - t0;
+        times[reps] = bench_now() - t0;
         spent += times[reps++];
         crdt_scope_destroy(&c);
     }
@@ -484,8 +451,8 @@ static void s_state_join(const s_config_t *cfg, crdt_type_id_t type, const s_nam
     char r1[16], r2[16], d1[16];
     printf("  %-8s %9zu %9zu %9zu %9s %10s %11s %8zu  %s\n", s_type_name(type),
            crdt_scope_entries(a), crdt_scope_entries(b), crdt_scope_entries(ab),
-           s_si(r1, sizeof r1, 1 / join_s), s_dur(d1, sizeof d1, join_s),
-           s_si(r2, sizeof r2, crdt_scope_entries(b) / join_s), reps, s_verdict(commutes));
+           bench_si(r1, sizeof r1, 1 / join_s), s_dur(d1, sizeof d1, join_s),
+           bench_si(r2, sizeof r2, crdt_scope_entries(b) / join_s), reps, s_verdict(commutes));
     crdt_scope_destroy(&ab);
     crdt_scope_destroy(&ba);
     crdt_scope_destroy(&a);
@@ -568,26 +535,26 @@ static s_catchup_t s_catchup(size_t n, size_t keys)
         snprintf(key, sizeof key, "user:alice/mem-%07zu", keys == n ? i : s_below(&rng, keys));
         s_value_stamp(val, i);
         crdt_scope_t *delta;
-        double t0 = s_now();
+        double t0 = bench_now();
         CHECK(crdt_mvreg_write(full, key, s_hlc(&clock, i), val, VALUE_BYTES, &delta));
-        double t1 = s_now();
+        double t1 = bench_now();
         res.write_s += t1 - t0;
         if (i == n - 1) { /* the last delta: the largest dot, the most bytes */
             one = delta;
             if (missed[i])
                 continue;
             delta = CHECK_PTR(crdt_scope_dup(one, 0));
-            t1 = s_now();
+            t1 = bench_now();
         } else if (missed[i]) {
             crdt_scope_destroy(&delta);
             continue;
         }
         s_merger_add(&merger, &delta);
-        res.lag_s += s_now() - t1;
+        res.lag_s += bench_now() - t1;
     }
-    double t0 = s_now();
+    double t0 = bench_now();
     s_merger_finish(&merger, lag);
-    res.lag_s += s_now() - t0;
+    res.lag_s += bench_now() - t0;
     res.lag_cloud = crdt_ctx_cloud_ranges(crdt_scope_ctx(lag));
     res.lag_ctx_bytes = s_ctx_bytes(crdt_scope_ctx(lag));
     res.ctx_equal_before = crdt_ctx_equal(crdt_scope_ctx(lag), crdt_scope_ctx(full));
@@ -602,20 +569,20 @@ static s_catchup_t s_catchup(size_t n, size_t keys)
         crdt_scope_destroy(&catchup);
         crdt_scope_destroy(&decoded);
         free(buf);
-        t0 = s_now();
+        t0 = bench_now();
         catchup = CHECK_PTR(crdt_scope_delta_since(full, crdt_scope_ctx(lag)));
-        double t1 = s_now();
+        double t1 = bench_now();
         CHECK(crdt_scope_encode(catchup, &buf, &len));
-        double t2 = s_now();
+        double t2 = bench_now();
         CHECK(crdt_scope_decode(buf, len, 0, &decoded));
-        double t3 = s_now();
+        double t3 = bench_now();
         since[r] = t1 - t0;
         encode[r] = t2 - t1;
         decode[r] = t3 - t2;
     }
-    t0 = s_now();
+    t0 = bench_now();
     CHECK(crdt_scope_join(lag, decoded));
-    res.join_s = s_now() - t0;
+    res.join_s = bench_now() - t0;
     res.since_s = s_median(since, 3);
     res.encode_s = s_median(encode, 3);
     res.decode_s = s_median(decode, 3);
@@ -672,10 +639,10 @@ static void s_gap_apply(size_t gaps, double budget)
     uint8_t *buf;
     size_t len;
     CHECK(crdt_ctx_encode(crdt_scope_ctx(rcv), &buf, &len));
-    double t0 = s_now();
+    double t0 = bench_now();
     crdt_ctx_t *decoded;
     CHECK(crdt_ctx_decode(buf, len, &decoded));
-    double decode_s = s_now() - t0;
+    double decode_s = bench_now() - t0;
     bool same_ctx = crdt_ctx_equal(decoded, crdt_scope_ctx(rcv));
     crdt_ctx_destroy(&decoded);
     free(buf);
@@ -689,15 +656,15 @@ static void s_gap_apply(size_t gaps, double budget)
         crdt_scope_t *delta;
         CHECK(crdt_mvreg_write(writer, key, s_hlc(&clock, i), val, VALUE_BYTES, &delta));
         i++;
-        t0 = s_now();
+        t0 = bench_now();
         CHECK(crdt_scope_join(rcv, delta));
-        spent += s_now() - t0;
+        spent += bench_now() - t0;
         joins++;
         crdt_scope_destroy(&delta);
     }
     char r1[16], d1[16], d2[16];
     printf("  %12zu %10zu %9s %12s %8zu %14s %9zu  %s\n", cloud, crdt_scope_entries(rcv),
-           s_si(r1, sizeof r1, joins / spent), s_dur(d1, sizeof d1, spent / joins), joins,
+           bench_si(r1, sizeof r1, joins / spent), s_dur(d1, sizeof d1, spent / joins), joins,
            s_dur(d2, sizeof d2, decode_s), len, s_verdict(same_ctx));
     crdt_scope_destroy(&writer);
     crdt_scope_destroy(&rcv);
@@ -822,11 +789,11 @@ static void s_section3(const s_config_t *cfg)
            "bytes/writer", "observer: cloud ranges now");
     size_t next_report = 1000;
     double exchange_s = 0, observe_s = 0;
-    double t_start = s_now();
+    double t_start = bench_now();
     for (size_t op = 0; op < total; op++) {
         size_t from = op % nw;
         crdt_scope_t *delta;
-        double t0 = s_now();
+        double t0 = bench_now();
         if (s_below(&rng, 10) < 7) {
             s_value_stamp(val, op);
             CHECK(crdt_mvreg_write(w[from], regs.names[s_below(&rng, REG_KEYS)],
@@ -838,7 +805,7 @@ static void s_section3(const s_config_t *cfg)
         for (size_t i = 0; i < nw; i++)
             if (i != from)
                 CHECK(crdt_scope_join(w[i], delta));
-        double t1 = s_now();
+        double t1 = bench_now();
         exchange_s += t1 - t0;
 
         /* The observer: the window holds the newest deltas; deliver a random one. */
@@ -854,7 +821,7 @@ static void s_section3(const s_config_t *cfg)
             max_cloud = cloud > max_cloud ? cloud : max_cloud;
             cloudy += cloud > 0;
         }
-        observe_s += s_now() - t1;
+        observe_s += bench_now() - t1;
 
         if ((op + 1) % (PRUNE_EVERY * nw) == 0) {
             /* Every writer has every op so far: its context is the stable cut. */
@@ -875,7 +842,7 @@ static void s_section3(const s_config_t *cfg)
             next_report *= 10;
         }
     }
-    double t0 = s_now();
+    double t0 = bench_now();
     /* Every writer has finished: the window drains in random order. */
     while (nwindow) {
         size_t pick = s_below(&rng, nwindow);
@@ -887,8 +854,8 @@ static void s_section3(const s_config_t *cfg)
         max_cloud = cloud > max_cloud ? cloud : max_cloud;
         cloudy += cloud > 0;
     }
-    observe_s += s_now() - t0;
-    double elapsed = s_now() - t_start;
+    observe_s += bench_now() - t0;
+    double elapsed = bench_now() - t_start;
 
     const crdt_ctx_t *ctx = crdt_scope_ctx(w[0]);
     bool writers_equal = true;
@@ -900,8 +867,8 @@ static void s_section3(const s_config_t *cfg)
     char r1[16], r2[16];
     printf("\n  writers: %zu updates, %zu delta joins in %.2f s (%s updates/s, %s joins/s "
            "incl. the mutators)\n",
-           total, total * (nw - 1), exchange_s, s_si(r1, sizeof r1, total / exchange_s),
-           s_si(r2, sizeof r2, total * (nw - 1) / exchange_s));
+           total, total * (nw - 1), exchange_s, bench_si(r1, sizeof r1, total / exchange_s),
+           bench_si(r2, sizeof r2, total * (nw - 1) / exchange_s));
     printf("  context of writer 1: %zu nodes, %" PRIu64 " dots, %zu cloud ranges, %zu bytes "
            "encoded (%zu live entries)\n",
            crdt_ctx_nodes(ctx), crdt_ctx_count(ctx), crdt_ctx_cloud_ranges(ctx), s_ctx_bytes(ctx),
@@ -1017,7 +984,7 @@ int main(int argc, char **argv)
            ENGRAM_BENCH_BUILD_TYPE, cfg.quick ? ", --quick" : "");
     if (strstr(ENGRAM_BENCH_BUILD_TYPE, "sanitize") || strstr(ENGRAM_BENCH_BUILD_TYPE, "Debug"))
         printf("note: this build is not optimized or is sanitized; its times mean little\n");
-    double t0 = s_now();
+    double t0 = bench_now();
     if (cfg.sections & 1u << 1)
         s_section1(&cfg);
     fflush(stdout);
@@ -1027,6 +994,6 @@ int main(int argc, char **argv)
     if (cfg.sections & 1u << 3)
         s_section3(&cfg);
     printf("\n%s: %d check(s) failed; total %.1f s\n", s_failures ? "FAIL" : "PASS", s_failures,
-           s_now() - t0);
+           bench_now() - t0);
     return s_failures ? 1 : 0;
 }

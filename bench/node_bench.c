@@ -131,26 +131,14 @@ static void s_cleanup(void)
     }
 }
 
-static void s_on_signal(int sig)
+/*  What must go before czmq's atexit handler when the benchmark gives up. */
+static void s_release(void)
 {
-    (void)sig;
-    bench_interrupted = 1;
-    atomic_store(&s_stop, true);
+    if (s_control && *s_control)
+        engram_destroy(s_control);
 }
 
-#define DIE(...) s_die(__LINE__, __VA_ARGS__)
-__attribute__((format(printf, 2, 3), noreturn)) static void s_die(int line, const char *format, ...)
-{
-    va_list args;
-    va_start(args, format);
-    fprintf(stderr, "node_bench.c:%d: ", line);
-    vfprintf(stderr, format, args);
-    fputc('\n', stderr);
-    va_end(args);
-    if (s_control && *s_control) /* before czmq's own atexit handler, which runs first */
-        engram_destroy(s_control);
-    exit(2); /* s_cleanup runs from atexit */
-}
+#define DIE(...) BENCH_DIE(__VA_ARGS__)
 
 /*  --- helpers ------------------------------------------------------------------------ */
 
@@ -394,16 +382,7 @@ static void s_push(void **array, size_t *n, size_t *cap, size_t elem, const void
     (*n)++;
 }
 
-__attribute__((format(printf, 2, 3))) static void s_worker_error(s_worker_t *w, const char *format,
-                                                                 ...)
-{
-    if (w->errors++ == 0) {
-        va_list args;
-        va_start(args, format);
-        vsnprintf(w->error, sizeof w->error, format, args);
-        va_end(args);
-    }
-}
+#define S_WORKER_ERROR(w, ...) bench_error(&(w)->errors, (w)->error, sizeof (w)->error, __VA_ARGS__)
 
 static void *s_worker_run(void *arg)
 {
@@ -424,14 +403,14 @@ static void *s_worker_run(void *arg)
         engram_stats_t st;
         int rc = engram ? engram_stats(engram, &st) : ENGRAM_ENOMEM;
         if (rc) {
-            s_worker_error(w, "connect: %s %s", engram_strerror(rc),
+            S_WORKER_ERROR(w, "connect: %s %s", engram_strerror(rc),
                            engram ? engram_last_error(engram) : "");
             ready = false;
         }
     } else if (cell->sys == SYS_REDIS) {
         redis = bench_redis_connect(m->port, 5000);
         if (!redis) {
-            s_worker_error(w, "cannot connect to redis-server on port %d", m->port);
+            S_WORKER_ERROR(w, "cannot connect to redis-server on port %d", m->port);
             ready = false;
         }
     }
@@ -460,12 +439,12 @@ static void *s_worker_run(void *arg)
                          : engram_get(engram, SCOPE, key, NULL, 0, &res);
             if (rc) {
                 ok = false;
-                s_worker_error(w, "%s %s: %s %s", s_op_names[cell->op], key, engram_strerror(rc),
+                S_WORKER_ERROR(w, "%s %s: %s %s", s_op_names[cell->op], key, engram_strerror(rc),
                                engram_last_error(engram));
             } else if (cell->op == OP_GET &&
                        (res->nitems < 1 || res->items[0].len != VALUE_BYTES)) {
                 ok = false;
-                s_worker_error(w, "get %s: %zu items, first %zu bytes", key, res->nitems,
+                S_WORKER_ERROR(w, "get %s: %zu items, first %zu bytes", key, res->nitems,
                                res->nitems ? res->items[0].len : 0);
             }
             engram_result_destroy(&res);
@@ -477,12 +456,12 @@ static void *s_worker_run(void *arg)
                                 : redisCommand(redis, "GET %s", key);
             if (!r) {
                 ok = false;
-                s_worker_error(w, "%s %s: %s", s_op_names[cell->op], key, redis->errstr);
+                S_WORKER_ERROR(w, "%s %s: %s", s_op_names[cell->op], key, redis->errstr);
             } else if (cell->op == OP_PUT
                            ? r->type != REDIS_REPLY_STATUS
                            : r->type != REDIS_REPLY_STRING || r->len != VALUE_BYTES) {
                 ok = false;
-                s_worker_error(w, "%s %s: reply type %d %s", s_op_names[cell->op], key, r->type,
+                S_WORKER_ERROR(w, "%s %s: reply type %d %s", s_op_names[cell->op], key, r->type,
                                r->type == REDIS_REPLY_ERROR ? r->str : "");
             }
             if (r)
@@ -498,13 +477,13 @@ static void *s_worker_run(void *arg)
                 char *v = rocksdb_get(m->db, m->ro, key, 9, &len, &err);
                 if (!err && (!v || len != VALUE_BYTES)) {
                     ok = false;
-                    s_worker_error(w, "get %s: %s", key, v ? "wrong length" : "not found");
+                    S_WORKER_ERROR(w, "get %s: %s", key, v ? "wrong length" : "not found");
                 }
                 rocksdb_free(v);
             }
             if (err) {
                 ok = false;
-                s_worker_error(w, "%s %s: %s", s_op_names[cell->op], key, err);
+                S_WORKER_ERROR(w, "%s %s: %s", s_op_names[cell->op], key, err);
                 rocksdb_free(err);
             }
             break;
@@ -828,11 +807,7 @@ int main(int argc, char **argv)
         s_tmpdir[0] = '\0';
         DIE("mkdtemp: %s", strerror(errno));
     }
-    atexit(s_cleanup);
-    struct sigaction sa = {.sa_handler = s_on_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    bench_start(&s_stop, s_release, s_cleanup);
     signal(SIGPIPE, SIG_IGN);
 
     printf("engram-node-bench (%s build): %.1f s per cell, %d-byte values, keys k%%08u of %u, "
