@@ -62,6 +62,7 @@ typedef struct {
     uint8_t *event;    /* owned: encoded Event */
     size_t event_len;
     unsigned replicas; /* > 1: the reply waits until that many nodes hold the write */
+    unsigned holders;  /* how many did when last looked at (this one included) */
     char *write_sid;   /* owned, with replicas: the scope and the write's dot */
     crdt_dot_t dot;
     int64_t deadline_ms;
@@ -1229,16 +1230,15 @@ static void s_check_replicating(node_server_t *self)
     zlist_t *ready = zlist_new();
     for (s_out_t *out = zlist_first(self->replicating); out;
          out = zlist_next(self->replicating)) {
-        unsigned holders = 1 + node_cluster_holders(self->cluster, out->write_sid,
-                                                    out->dot.node, out->dot.n);
-        if (holders >= out->replicas || now >= out->deadline_ms)
+        out->holders =
+            1 + node_cluster_holders(self->cluster, out->write_sid, out->dot.node, out->dot.n);
+        if (out->holders >= out->replicas || now >= out->deadline_ms)
             zlist_append(ready, out);
     }
     s_out_t *out;
     while ((out = zlist_pop(ready))) {
         zlist_remove(self->replicating, out);
-        unsigned holders = 1 + node_cluster_holders(self->cluster, out->write_sid,
-                                                    out->dot.node, out->dot.n);
+        unsigned holders = out->holders;
         Engram__Reply *reply = engram__reply__unpack(NULL, out->reply_len, out->reply);
         char message[160];
         if (reply) {
@@ -1276,6 +1276,47 @@ typedef struct {
     int64_t now;
 } s_remote_t;
 
+/*  An event for a change another node made, built in its own reply's arena. */
+typedef struct {
+    s_reply_t r;
+    Engram__Item *item;
+    Engram__Event *event;
+} s_remote_event_t;
+
+/*  Starts the event of key (an item of type, to be filled in); false when out of memory,
+ *  after which only s_remote_event_send is called, and sends nothing. */
+static bool s_remote_event_init(s_remote_event_t *e, const char *sid, const char *key,
+                                crdt_type_id_t type)
+{
+    s_reply_init(&e->r);
+    e->r.sid = sid;
+    e->r.scope = sid;
+    e->item = s_keep(&e->r.arena, malloc(sizeof *e->item));
+    e->event = s_keep(&e->r.arena, malloc(sizeof *e->event));
+    if (!e->item || !e->event)
+        return false;
+    engram__item__init(e->item);
+    engram__event__init(e->event);
+    e->item->key = (char *)key;
+    e->item->type = (char *)s_type_name(1u << type);
+    return true;
+}
+
+/*  Queues the event (op NULL: drops it) for the scope's subscribers and frees its arena. */
+static void s_remote_event_send(node_server_t *self, s_remote_event_t *e, const char *op)
+{
+    if (op && e->item && e->event) {
+        e->event->scope = (char *)e->r.sid;
+        e->event->key = e->item->key;
+        e->event->op = (char *)op;
+        e->event->item = e->item;
+        e->event->author = e->item->author;
+        e->r.event = e->event;
+        s_queue_reply(self, NULL, 0, 0, &e->r);
+    }
+    s_arena_free(&e->r.arena);
+}
+
 /*  One entry a remote delta brought: an event for the scope's subscribers, sent with this
  *  turn's replies (after the sync). */
 static int s_remote_entry(void *arg, crdt_type_id_t type, const char *key,
@@ -1283,47 +1324,31 @@ static int s_remote_entry(void *arg, crdt_type_id_t type, const char *key,
 {
     static const char *ops[] = {"", "put", "set_add", "counter_changed", "log_append"};
     s_remote_t *remote = arg;
-    s_reply_t r;
-    s_reply_init(&r);
-    r.sid = remote->sid;
-    r.scope = remote->sid;
-    Engram__Item *item = s_keep(&r.arena, malloc(sizeof *item));
-    Engram__Event *event = s_keep(&r.arena, malloc(sizeof *event));
-    if (item && event) {
-        engram__item__init(item);
-        engram__event__init(event);
-        item->key = (char *)key;
-        bool shown = true;
+    s_remote_event_t e;
+    const char *op = type <= CRDT_TYPE_MAX ? ops[type] : NULL;
+    if (s_remote_event_init(&e, remote->sid, key, type)) {
+        Engram__Item *item = e.item;
         if (type == CRDT_REG || type == CRDT_LOG) {
-            shown = s_item_from_value(&r, item, entry, s_type_name(1u << type), remote->now);
-        } else { /* a set element, a counter's running total: no value header */
-            item->type = (char *)s_type_name(1u << type);
-            if (type == CRDT_SET) {
-                item->value.data = (uint8_t *)entry->elem;
-                item->value.len = strlen(entry->elem);
-            } else { /* the entry is its writer's running total: show the counter's value */
-                crdt_scope_t *view = NULL;
-                unsigned types = 0;
-                if (node_store_view(remote->self->store, remote->sid, key, NODE_VIEW_OBJECT,
-                                    NULL, &view, &types) == 0)
-                    crdt_counter_value(view, key, &item->amount);
-                crdt_scope_destroy(&view);
-            }
+            if (!s_item_from_value(&e.r, item, entry, item->type, remote->now))
+                op = NULL; /* expired */
+        } else if (type == CRDT_SET) { /* a set element: no value header */
+            item->value.data = (uint8_t *)entry->elem;
+            item->value.len = strlen(entry->elem);
+        } else { /* the entry is its writer's running total: show the counter's value */
+            crdt_scope_t *view = NULL;
+            unsigned types = 0;
+            if (node_store_view(remote->self->store, remote->sid, key, NODE_VIEW_OBJECT, NULL,
+                                &view, &types) == 0)
+                crdt_counter_value(view, key, &item->amount);
+            crdt_scope_destroy(&view);
+        }
+        if (type != CRDT_REG && type != CRDT_LOG) {
             item->hlc = entry->hlc;
             item->node = entry->node;
             item->n = entry->n;
         }
-        if (shown) {
-            event->scope = (char *)remote->sid;
-            event->key = (char *)key;
-            event->op = (char *)(type <= CRDT_TYPE_MAX ? ops[type] : "");
-            event->item = item;
-            event->author = item->author;
-            r.event = event;
-            s_queue_reply(remote->self, NULL, 0, 0, &r);
-        }
     }
-    s_arena_free(&r.arena);
+    s_remote_event_send(remote->self, &e, op);
     return 0;
 }
 
@@ -1395,29 +1420,12 @@ static void s_publish_removals(node_server_t *self, const char *sid,
         if (what && removal->type != CRDT_COUNTER && !zhash_lookup(written, what) &&
             !zhash_lookup(told, what)) {
             zhash_insert(told, what, "");
-            s_reply_t r;
-            s_reply_init(&r);
-            r.sid = sid;
-            r.scope = sid;
-            Engram__Item *item = s_keep(&r.arena, malloc(sizeof *item));
-            Engram__Event *event = s_keep(&r.arena, malloc(sizeof *event));
-            if (item && event) {
-                engram__item__init(item);
-                engram__event__init(event);
-                item->key = removal->key;
-                item->type = (char *)s_type_name(1u << removal->type);
-                if (set) {
-                    item->value.data = (uint8_t *)removal->elem;
-                    item->value.len = strlen(removal->elem);
-                }
-                event->scope = (char *)sid;
-                event->key = removal->key;
-                event->op = set ? "set_remove" : "delete";
-                event->item = item;
-                r.event = event;
-                s_queue_reply(self, NULL, 0, 0, &r);
+            s_remote_event_t e;
+            if (s_remote_event_init(&e, sid, removal->key, removal->type) && set) {
+                e.item->value.data = (uint8_t *)removal->elem;
+                e.item->value.len = strlen(removal->elem);
             }
-            s_arena_free(&r.arena);
+            s_remote_event_send(self, &e, set ? "set_remove" : "delete");
         }
         free(what);
         s_removal_free(removal);
