@@ -94,7 +94,7 @@ typedef struct {
     char *scope;          /* owned */
     crdt_scope_t *delta;  /* owned */
     crdt_ctx_t *deps;     /* owned */
-    size_t bytes;         /* encoded size of the operations, summed */
+    size_t bytes;         /* the operations' entries, summed: about their encoded size */
 } gossip__pending_t;
 
 struct gossip_engine {

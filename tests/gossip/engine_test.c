@@ -232,6 +232,33 @@ static void test_local_operations_coalesce(void **state)
     s_pair_fini(nodes);
 }
 
+/*  A batch stays within the message budget: past half of it, the operations so far go out as
+ *  one push and a new batch starts, so every push is applied (none is left to a pull). */
+static void test_coalesced_pushes_keep_the_budget(void **state)
+{
+    (void)state;
+    node_t nodes[2];
+    s_node(&nodes[0], 11, 4096);
+    s_node(&nodes[1], 22, 4096);
+    gossip_engine_add_peer(nodes[0].engine, 22);
+    gossip_engine_add_peer(nodes[1].engine, 11);
+    char value[1200];
+    memset(value, 'v', sizeof value - 1);
+    value[sizeof value - 1] = '\0';
+    const char *keys[] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 4; i++)
+        s_write(&nodes[0], "run:a", keys[i], value);
+    s_run(nodes, 2, NULL);
+    const gossip_stats_t *origin = gossip_engine_stats(nodes[0].engine);
+    assert_true(origin->pushes_sent >= 2);
+    assert_int_equal(origin->pushes_sent + origin->pushes_coalesced, 4);
+    const gossip_stats_t *peer = gossip_engine_stats(nodes[1].engine);
+    assert_int_equal(peer->pushes_applied, origin->pushes_sent);
+    assert_int_equal(peer->pull_deltas_applied, 0);
+    assert_true(s_same(&nodes[0], &nodes[1]));
+    s_pair_fini(nodes);
+}
+
 /*  A remote delta applied to a scope seals the batch before it: later local operations
  *  depend on it, so they go out in a push of their own whose dependencies include it. */
 static void test_remote_apply_seals_the_batch(void **state)
@@ -589,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_push_reaches_peer),
         cmocka_unit_test(test_held_back_push_pulls_the_gap),
         cmocka_unit_test(test_local_operations_coalesce),
+        cmocka_unit_test(test_coalesced_pushes_keep_the_budget),
         cmocka_unit_test(test_held_back_pushes_ask_one_peer),
         cmocka_unit_test(test_remote_apply_seals_the_batch),
         cmocka_unit_test(test_new_node_pulls_everything_in_chunks),
