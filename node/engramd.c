@@ -60,6 +60,7 @@ int main(int argc, char **argv)
     zsys_init();
     zsys_set_logident("engramd");
     if (identity) {
+        zsys_set_logstream(stderr); /* stdout is the one line a script reads */
         int rc = s_identity(&config);
         node_config_fini(&config);
         return rc;

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""The cluster administration commands end to end (issue 4): `engram cluster init`,
+`engram node admit`, `engramd --identity`, `deploy/local-cluster.sh N DIR | stop | restart`,
+`engram cluster status` (human and --json, the same facts), `engram cluster join HOST:PORT`,
+`engram cluster remove NODE` and `put --replicas N`, with their refusals and exit statuses
+(0 ok, 2 usage, 4 refused, 5 unavailable).
+
+Usage: cluster_cli_test.py ENGRAMD ENGRAM LOCAL_CLUSTER_SH. Ports are drawn at random.
+"""
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+ENGRAMD, ENGRAM, LOCAL_CLUSTER = sys.argv[1], sys.argv[2], sys.argv[3]
+BIN = os.path.dirname(ENGRAMD)
+
+
+def engram(*args, home=None, socket=None):
+    env = dict(os.environ, ENGRAM_AGENT="tester", ENGRAM_USER="alice")
+    if home:
+        env["ENGRAM_HOME"] = home
+    if socket:
+        env["ENGRAM_SOCKET"] = socket
+    return subprocess.run([ENGRAM, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def eventually(check, what, timeout=20):
+    deadline = time.monotonic() + timeout
+    while True:
+        last = check()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.1)
+
+
+class ClusterCliTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="engram-ccli-")
+        cls.home = os.path.join(cls.dir, "home")
+        cls.base = random.randrange(20000, 59000, 100)
+        env = dict(os.environ, ENGRAM_BIN=BIN, ENGRAM_BASE_PORT=str(cls.base),
+                   ENGRAM_NODE_FLAGS="--gossip-interval-ms 100")
+        out = subprocess.run([LOCAL_CLUSTER, "2", cls.dir], env=env, capture_output=True,
+                             text=True, timeout=120)
+        if out.returncode != 0:
+            raise RuntimeError(f"local-cluster.sh failed: {out.stderr}")
+        cls.env = env
+        cls.lines = out.stdout.strip().splitlines()
+        cls.extra = None
+
+    @classmethod
+    def tearDownClass(cls):
+        subprocess.run([LOCAL_CLUSTER, "stop", cls.dir], env=cls.env, timeout=120)
+        if cls.extra and cls.extra.poll() is None:
+            cls.extra.kill()
+            cls.extra.wait()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def api(self, i):
+        return f"ipc://{self.dir}/n{i}/api.sock"
+
+    def status(self, i):
+        out = engram("--json", "cluster", "status", socket=self.api(i))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return json.loads(out.stdout)
+
+    def test_1_local_cluster_lines(self):
+        self.assertEqual(len(self.lines), 2)
+        for i, line in enumerate(self.lines, 1):
+            fields = dict(f.split("=", 1) for f in line.split())
+            self.assertEqual(fields["node"], str(i))
+            self.assertEqual(fields["api"], self.api(i))
+            self.assertEqual(fields["gossip"], f"tcp://127.0.0.1:{self.base + 10 * i}")
+            self.assertTrue(os.path.exists(f"/proc/{fields['pid']}"))
+
+    def test_2_init_and_admit_refusals(self):
+        again = engram("cluster", "init", home=self.home)
+        self.assertEqual(again.returncode, 4)
+        self.assertIn("never overwritten", again.stderr)
+        bad_key = engram("node", "admit", "00ff", "--out", os.path.join(self.dir, "x"),
+                         home=self.home)
+        self.assertEqual(bad_key.returncode, 4)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "x")))
+        no_out = engram("node", "admit", "ab" * 32, home=self.home)
+        self.assertEqual(no_out.returncode, 4)
+        no_home = engram("node", "admit", "ab" * 32, "--out", os.path.join(self.dir, "y"),
+                         home=os.path.join(self.dir, "nowhere"))
+        self.assertEqual(no_home.returncode, 3)
+        self.assertIn("engram cluster init", no_home.stderr)
+
+    def test_3_status_human_and_json_agree(self):
+        eventually(lambda: all(m["state"] in ("self", "alive") for m in
+                               self.status(1)["members"]) and len(self.status(1)["members"]) == 2,
+                   "both members alive")
+        out = engram("put", "run:cli", "k", "v", socket=self.api(1))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        doc = eventually(lambda: (lambda d: d if d["scopes"] and all(
+            m["lag_ops"] == 0 for m in d["members"] if m["state"] == "alive") else None)(
+            self.status(1)), "no lag")
+        human = engram("cluster", "status", socket=self.api(1))
+        self.assertEqual(human.returncode, 0, human.stderr)
+        self.assertIn(f"cluster {doc['cluster']}, node {doc['node']} at {doc['endpoint']}",
+                      human.stdout)
+        for m in doc["members"]:
+            self.assertIn(f"{m['node']} {m['state']:<7} incarnation {m['incarnation']} "
+                          f"{m['endpoint']}", human.stdout)
+        for sc in doc["scopes"]:
+            self.assertIn(f"{sc['scope']} ops {sc['ops']} garbage {sc['garbage']} "
+                          f"vector {sc['vector']}", human.stdout)
+        self.assertIn(f"bad messages {doc['gossip']['bad_messages']}", human.stdout)
+
+    def test_4_join_remove_and_replicas(self):
+        # a third node started alone, admitted by the admin, then joined with the CLI
+        data = os.path.join(self.dir, "n9", "data")
+        ident = subprocess.run([ENGRAMD, "--data", data, "--identity"], capture_output=True,
+                               text=True, timeout=60)
+        self.assertEqual(ident.returncode, 0, ident.stderr)
+        fields = dict(f.split("=", 1) for f in ident.stdout.split())
+        card = os.path.join(self.dir, "n9", "admission")
+        admit = engram("node", "admit", fields["key"], "--out", card, home=self.home)
+        self.assertEqual(admit.returncode, 0, admit.stderr)
+        self.assertEqual(admit.stdout.strip(), f"node={fields['node']} card={card}")
+        api = f"ipc://{self.dir}/n9/api.sock"
+        log = open(os.path.join(self.dir, "n9", "engramd.log"), "ab")
+        type(self).extra = subprocess.Popen(
+            [ENGRAMD, "--data", data, "--api", api, "--admission", card, "--gossip",
+             f"tcp://127.0.0.1:{self.base + 90}", "--gossip-interval-ms", "100"],
+            stdout=log, stderr=log)
+        eventually(lambda: engram("stats", socket=api).returncode == 0, "node 9 serves")
+        alone = engram("put", "run:cli", "r", "v", "--replicas", "3", socket=api)
+        self.assertEqual(alone.returncode, 5)  # alone: nobody else holds it
+        bad = engram("cluster", "join", "not-an-endpoint", socket=api)
+        self.assertEqual(bad.returncode, 4)
+        join = engram("cluster", "join", f"127.0.0.1:{self.base + 10}", socket=api)
+        self.assertEqual(join.returncode, 0, join.stderr)
+        eventually(lambda: any(m["node"] == fields["node"] and m["state"] == "alive"
+                               for m in self.status(2)["members"]), "node 9 alive on node 2")
+        put = engram("put", "run:cli", "three", "v", "--replicas", "3", "--timeout", "10000",
+                     socket=self.api(1))
+        self.assertEqual(put.returncode, 0, put.stderr)
+        # decommission: refused for a malformed id, then done for good
+        self.assertEqual(engram("cluster", "remove", "xyz", home=self.home,
+                                socket=self.api(1)).returncode, 4)
+        remove = engram("cluster", "remove", fields["node"], home=self.home, socket=self.api(1))
+        self.assertEqual(remove.returncode, 0, remove.stderr)
+        self.assertEqual(remove.stdout.strip(), f"removed {fields['node']}")
+        eventually(lambda: any(m["node"] == fields["node"] and m["state"] == "left"
+                               for m in self.status(2)["members"]), "node 9 left on node 2")
+        refused = eventually(lambda: (lambda o: o if o.returncode == 4 else None)(
+            engram("put", "run:cli", "after", "v", socket=api)), "node 9 refuses shared writes")
+        self.assertIn("removed", refused.stderr)
+
+    def test_5_restart_prints_the_line_anew(self):
+        out = subprocess.run([LOCAL_CLUSTER, "restart", self.dir, "2"], env=self.env,
+                             capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        fields = dict(f.split("=", 1) for f in out.stdout.split())
+        self.assertEqual(fields["node"], "2")
+        got = eventually(lambda: (lambda o: o if o.returncode == 0 else None)(
+            engram("get", "run:cli", "k", socket=self.api(2))), "node 2 serves its data")
+        self.assertEqual(got.stdout.strip(), "v")
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0]], verbosity=2)
