@@ -170,5 +170,31 @@ class ClusterCliTest(unittest.TestCase):
         self.assertEqual(got.stdout.strip(), "v")
 
 
+    def test_6_bad_cluster_flags(self):
+        data = os.path.join(self.dir, "bad", "data")
+        def engramd(*flags):
+            return subprocess.run([ENGRAMD, "--data", data, "--api",
+                                   f"ipc://{self.dir}/bad.sock", *flags],
+                                  capture_output=True, text=True, timeout=60)
+        no_gossip = engramd("--join", "127.0.0.1:1")
+        self.assertEqual(no_gossip.returncode, 2)
+        self.assertIn("need --gossip", no_gossip.stderr)
+        no_card = engramd("--gossip", f"tcp://127.0.0.1:{self.base + 80}")
+        self.assertEqual(no_card.returncode, 1)
+        self.assertIn("engram node admit", no_card.stdout + no_card.stderr)
+        card = os.path.join(self.dir, "n1", "admission")  # another node's card
+        wildcard = engramd("--gossip", "tcp://*:7000", "--admission", card)
+        self.assertEqual(wildcard.returncode, 1)
+        self.assertIn("admits another node's key", wildcard.stdout + wildcard.stderr)
+        ident = subprocess.run([ENGRAMD, "--data", data, "--identity"], capture_output=True,
+                               text=True, timeout=60)
+        key = dict(f.split("=", 1) for f in ident.stdout.split())["key"]
+        own = os.path.join(self.dir, "bad", "admission")
+        self.assertEqual(engram("node", "admit", key, "--out", own, home=self.home).returncode, 0)
+        wildcard = engramd("--gossip", "tcp://*:7000", "--admission", own)
+        self.assertEqual(wildcard.returncode, 1)
+        self.assertIn("concrete host and port", wildcard.stdout + wildcard.stderr)
+
+
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0]], verbosity=2)
