@@ -103,11 +103,28 @@ class ClusterCliTest(unittest.TestCase):
                    "both members alive")
         out = engram("put", "run:cli", "k", "v", socket=self.api(1))
         self.assertEqual(out.returncode, 0, out.stderr)
-        doc = eventually(lambda: (lambda d: d if d["scopes"] and all(
-            m["lag_ops"] == 0 for m in d["members"] if m["state"] == "alive") else None)(
-            self.status(1)), "no lag")
-        human = engram("cluster", "status", socket=self.api(1))
-        self.assertEqual(human.returncode, 0, human.stderr)
+        def settled():
+            d = self.status(1)
+            if not d["scopes"] or any(m["lag_ops"] != 0 for m in d["members"]
+                                      if m["state"] == "alive"):
+                return None
+            return d
+
+        # Membership may still move between two calls (a member first heard of through an
+        # introduction is known at incarnation 0 until its own word arrives): compare the human
+        # form with a JSON document taken before and after it that agree with each other.
+        def snapshot():
+            before = eventually(settled, "no lag")
+            human = engram("cluster", "status", socket=self.api(1))
+            self.assertEqual(human.returncode, 0, human.stderr)
+            after = self.status(1)
+            facts = lambda d: ([(m["node"], m["state"], m["incarnation"], m["endpoint"])
+                                for m in d["members"]],
+                               [(sc["scope"], sc["ops"], sc["garbage"], sc["vector"])
+                                for sc in d["scopes"]], d["gossip"]["bad_messages"])
+            return (before, human) if facts(before) == facts(after) else None
+
+        doc, human = eventually(snapshot, "a status that holds still")
         self.assertIn(f"cluster {doc['cluster']}, node {doc['node']} at {doc['endpoint']}",
                       human.stdout)
         for m in doc["members"]:
@@ -130,11 +147,11 @@ class ClusterCliTest(unittest.TestCase):
         self.assertEqual(admit.returncode, 0, admit.stderr)
         self.assertEqual(admit.stdout.strip(), f"node={fields['node']} card={card}")
         api = f"ipc://{self.dir}/n9/api.sock"
-        log = open(os.path.join(self.dir, "n9", "engramd.log"), "ab")
-        type(self).extra = subprocess.Popen(
-            [ENGRAMD, "--data", data, "--api", api, "--admission", card, "--gossip",
-             f"tcp://127.0.0.1:{self.base + 90}", "--gossip-interval-ms", "100"],
-            stdout=log, stderr=log)
+        with open(os.path.join(self.dir, "n9", "engramd.log"), "ab") as log:
+            type(self).extra = subprocess.Popen(
+                [ENGRAMD, "--data", data, "--api", api, "--admission", card, "--gossip",
+                 f"tcp://127.0.0.1:{self.base + 90}", "--gossip-interval-ms", "100"],
+                stdout=log, stderr=log)
         eventually(lambda: engram("stats", socket=api).returncode == 0, "node 9 serves")
         alone = engram("put", "run:cli", "r", "v", "--replicas", "3", socket=api)
         self.assertEqual(alone.returncode, 5)  # alone: nobody else holds it
