@@ -16,10 +16,20 @@
  *    (dead members too, one time in four, so a dead node that came back is seen again). No pong
  *    within the probe timeout: it asks `indirect_probes` others to ping it on its behalf
  *    (ping-req; their pongs are relayed back). Still none by the end of the interval: the
- *    member becomes SUSPECT; SUSPECT for suspicion_mult * log10(N+1) probe intervals (at least
- *    one): DEAD. Lifeguard's local health: every probe of ours that fails entirely raises a
- *    score (0..8) that stretches our own probe interval and timeout, every success lowers it, so
- *    a node that is itself slow or cut off does not accuse the healthy.
+ *    member becomes SUSPECT. Lifeguard (Dadgar et al., 2018), as memberlist does it:
+ *    - local health: a score (0..8) that stretches our own probe interval and timeout; every
+ *      probe that succeeds lowers it; a failed probe raises it by the nacks that did not come
+ *      (a member asked to ping-req answers with a nack when the target is silent to it too:
+ *      if every nack comes, our links work and the target is the one at fault), or by one
+ *      when nobody was asked; so does hearing that we are suspected. A node that is itself slow
+ *      or cut off thus probes more gently and accuses later.
+ *    - dynamic suspicion: SUSPECT lasts from max = 6 * min down to min = suspicion_mult *
+ *      log10(N+1) probe intervals (at least one), shrinking with each independent
+ *      confirmation: a member that suspects it too (records carry their first suspector;
+ *      a node's own failed probe of a suspect confirms too) by max - (max - min) *
+ *      log(c+1) / log(k+1) for c confirmations of k = suspicion_mult - 2 expected (0 below
+ *      k + 2 members: then min). A lone slow accuser gives its victim 6x the time to refute;
+ *      a member everyone lost goes DEAD as fast as before. Then: DEAD.
  *  - Dissemination: every ping, ping-req and pong piggybacks the latest changed records, each
  *    retransmitted 3 * ceil(log10(N+1)) times, and the record the receiver has in our view when
  *    that is not ALIVE (so it can refute at once). Each carries its sender's own record, card
@@ -121,6 +131,7 @@ typedef struct {
     size_t card_len;
     const uint8_t *leave; /* LEFT only: the admin statement that removed it, opaque */
     size_t leave_len;
+    uint64_t suspector; /* SUSPECT only: the member whose failed probe began it (0: unknown) */
 } gossip_member_t;
 
 typedef struct {
@@ -174,7 +185,8 @@ typedef struct {
     /* Replication extras. */
     uint64_t acks_sent, acks_received, answers_deferred;
     /* Membership. */
-    uint64_t pings, ping_reqs, pongs; /* sent */
+    uint64_t pings, ping_reqs, pongs, nacks; /* sent */
+    uint64_t nacks_received;                  /* for probes of ours (Lifeguard) */
     uint64_t suspects, deaths;        /* members this node suspected / declared dead */
     uint64_t refutes;                 /* times this node raised its own incarnation */
     uint64_t syncs;                   /* full membership exchanges started */
@@ -234,6 +246,9 @@ void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms);
 bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, size_t *len);
 
 const gossip_stats_t *gossip_engine_stats(const gossip_engine_t *self);
+/*  This node's Lifeguard local health score: 0 (healthy) .. 8; its probe interval and timeout
+ *  are stretched by (score + 1). */
+unsigned gossip_engine_health(const gossip_engine_t *self);
 /*  Pull answers being staged now (transfers with parts still missing). */
 size_t gossip_engine_staged(const gossip_engine_t *self);
 

@@ -24,6 +24,9 @@ typedef struct {
 } gossip__answered_t;
 
 #define GOSSIP__ANSWERED_SLOTS 4
+/*  Suspectors remembered per suspect member: the first and up to 3 confirmations (Lifeguard's
+ *  k is capped there). */
+#define GOSSIP__MAX_SUSPECTORS 4
 
 /*  One member, this node included. */
 typedef struct {
@@ -36,6 +39,10 @@ typedef struct {
     uint8_t *leave; /* owned, LEFT only */
     size_t leave_len;
     uint64_t since_ms;      /* when state last changed (suspicion starts here) */
+    /* SUSPECT: the distinct members that suspected it at this incarnation, the first one
+     * (the record's suspector) at [0]; the others are Lifeguard's confirmations. */
+    uint64_t suspectors[GOSSIP__MAX_SUSPECTORS];
+    unsigned nsuspectors;
     uint32_t transmits;     /* piggyback retransmissions left for this record */
     uint64_t asked_ms;      /* when it was last sent a digest because of a held-back push */
     gossip__known_t *known; /* what it holds, per scope */
@@ -76,6 +83,7 @@ typedef struct {
     uint64_t origin_seq; /* the seq the origin used */
     uint64_t target;
     uint64_t sent_ms;
+    bool nacked; /* the origin was told the target is silent to us too */
 } gossip__relay_t;
 
 /*  The probe in progress. */
@@ -85,7 +93,8 @@ typedef struct {
     uint64_t seq;
     uint64_t sent_ms;
     bool indirect; /* the ping-reqs went out */
-    bool acked;
+    unsigned nacks_expected; /* ping-reqs sent */
+    unsigned nacks;          /* nacks received for them */
 } gossip__probe_t;
 
 /*  Local operations on one scope not yet pushed: joined into one delta, with the

@@ -7,8 +7,8 @@
  *  exchange. Invariants: a LEFT record never changes again; only this node changes its own
  *  incarnation; every record's endpoint is a string ("" when unknown).
  *
- *  Known limits: suspicion does not shrink with independent confirmations (Lifeguard's dynamic
- *  suspicion) and there are no nacks, so a failed probe always counts against local health.
+ *  Lifeguard (engine.h): the nacks relays send and the requester counts, the suspectors of
+ *  each suspect member and the suspicion timeout they shrink.
  */
 #include "gossip/internal.h"
 
@@ -24,6 +24,10 @@
 #define RETRANSMIT_MULT 3
 /*  A dead member is probed when its turn comes one time in DEAD_PROBE_ODDS. */
 #define DEAD_PROBE_ODDS 4
+/*  Dynamic suspicion lasts up to SUSPICION_MAX_MULT times the minimum (memberlist's value). */
+#define SUSPICION_MAX_MULT 6
+/*  A relay nacks when the target is silent for this share of its probe timeout (percent). */
+#define NACK_AT_PERCENT 80
 /*  Protobuf framing of a SWIM message around its records. */
 #define SWIM_OVERHEAD 64
 
@@ -88,8 +92,9 @@ static gossip__member_t *s_me(gossip_engine_t *self)
 
 static void s_view(const gossip__member_t *m, gossip_member_t *out)
 {
-    *out = (gossip_member_t){m->id,   m->incarnation, m->state, m->endpoint,
-                             m->card, m->card_len,    m->leave, m->leave_len};
+    *out = (gossip_member_t){m->id,   m->incarnation, m->state,    m->endpoint,
+                             m->card, m->card_len,    m->leave,    m->leave_len,
+                             m->state == GOSSIP_SUSPECT && m->nsuspectors ? m->suspectors[0] : 0};
 }
 
 static void s_changed(gossip_engine_t *self, const gossip__member_t *m)
@@ -115,14 +120,21 @@ static uint32_t s_retransmits(const gossip_engine_t *self)
     return RETRANSMIT_MULT * s_log10_ceil(self->nmembers + 1);
 }
 
-/*  suspicion_mult * max(1, log10(N + 1)) probe intervals (log10 interpolated linearly between
- *  powers of ten: no libm, the same on every platform). */
-static uint64_t s_suspicion_ms(const gossip_engine_t *self)
+/*  Members that are not LEFT, this node included. */
+static size_t s_live_members(const gossip_engine_t *self)
 {
-    size_t alive = 0;
+    size_t live = 0;
     for (size_t i = 0; i < self->nmembers; i++)
-        alive += self->members[i].state != GOSSIP_LEFT;
-    double x = (double)alive + 1, lg = 0;
+        live += self->members[i].state != GOSSIP_LEFT;
+    return live;
+}
+
+/*  The shortest suspicion: suspicion_mult * max(1, log10(N + 1)) probe intervals for N live
+ *  members (log10 interpolated linearly between powers of ten: no libm, the same on every
+ *  platform). */
+static uint64_t s_suspicion_ms(const gossip_engine_t *self, size_t live)
+{
+    double x = (double)live + 1, lg = 0;
     while (x >= 10) {
         x /= 10;
         lg += 1;
@@ -132,6 +144,38 @@ static uint64_t s_suspicion_ms(const gossip_engine_t *self)
         lg = 1;
     return (uint64_t)((double)self->config.suspicion_mult * lg *
                       (double)self->config.probe_interval_ms);
+}
+
+/*  ln(x) * 1000 for x = 1 .. GOSSIP__MAX_SUSPECTORS: enough for Lifeguard's log(c+1)/log(k+1)
+ *  with c, k < GOSSIP__MAX_SUSPECTORS, without libm. */
+static const unsigned LN_MILLI[GOSSIP__MAX_SUSPECTORS + 1] = {0, 0, 693, 1099, 1386};
+
+/*  How long m may stay SUSPECT (Lifeguard's dynamic suspicion, engine.h): from
+ *  SUSPICION_MAX_MULT * min down to min, by the confirmations beyond its first suspector. */
+static uint64_t s_suspicion_timeout_ms(const gossip_engine_t *self, const gossip__member_t *m,
+                                       size_t live, uint64_t min_ms)
+{
+    unsigned k = self->config.suspicion_mult > 2 ? self->config.suspicion_mult - 2 : 0;
+    if (k > GOSSIP__MAX_SUSPECTORS - 1)
+        k = GOSSIP__MAX_SUSPECTORS - 1;
+    if (live < (size_t)k + 2)
+        k = 0; /* too few members to expect confirmations */
+    unsigned confirmations = m->nsuspectors ? m->nsuspectors - 1 : 0;
+    if (confirmations >= k)
+        return min_ms;
+    uint64_t max_ms = SUSPICION_MAX_MULT * min_ms;
+    return max_ms - (max_ms - min_ms) * LN_MILLI[confirmations + 1] / LN_MILLI[k + 1];
+}
+
+/*  Counts `who` as a suspector of m (once; up to GOSSIP__MAX_SUSPECTORS). */
+static void s_suspected_by(gossip__member_t *m, uint64_t who)
+{
+    if (!who || m->nsuspectors == GOSSIP__MAX_SUSPECTORS)
+        return;
+    for (unsigned i = 0; i < m->nsuspectors; i++)
+        if (m->suspectors[i] == who)
+            return;
+    m->suspectors[m->nsuspectors++] = who;
 }
 
 static int s_set_bytes(uint8_t **dst, size_t *dst_len, const uint8_t *src, size_t len)
@@ -256,8 +300,12 @@ static int s_merge(gossip_engine_t *self, uint64_t from, const gossip_member_t *
         s_touch(self, m, m->state);
         return 0;
     }
-    if (!newer)
+    if (!newer) {
+        if (m && m->state == GOSSIP_SUSPECT && r->state == GOSSIP_SUSPECT &&
+            r->incarnation == m->incarnation)
+            s_suspected_by(m, r->suspector ? r->suspector : from);
         return 0;
+    }
     bool new_card = r->card_len && (!m || m->card_len != r->card_len ||
                                     memcmp(m->card, r->card, r->card_len) != 0);
     if ((!m || new_card) && self->hooks.admit &&
@@ -272,6 +320,9 @@ static int s_merge(gossip_engine_t *self, uint64_t from, const gossip_member_t *
     gossip_state_t old = m->state;
     m->incarnation = r->incarnation;
     m->state = r->state;
+    m->nsuspectors = 0;
+    if (r->state == GOSSIP_SUSPECT)
+        s_suspected_by(m, r->suspector ? r->suspector : from);
     s_touch(self, m, old);
     return 0;
 }
@@ -280,7 +331,7 @@ static void s_from_wire(const Engram__GossipMember *w, gossip_member_t *r)
 {
     *r = (gossip_member_t){w->id,         w->incarnation, (gossip_state_t)w->state,
                            w->endpoint,   w->card.data,   w->card.len,
-                           w->leave.data, w->leave.len};
+                           w->leave.data, w->leave.len,   w->suspector};
     if (w->state > GOSSIP_LEFT)
         r->state = (gossip_state_t)(GOSSIP_LEFT + 1); /* refused by s_merge */
 }
@@ -295,11 +346,13 @@ static void s_to_wire(const gossip__member_t *m, Engram__GossipMember *w)
     w->card = (ProtobufCBinaryData){m->card_len, m->card};
     if (m->state == GOSSIP_LEFT)
         w->leave = (ProtobufCBinaryData){m->leave_len, m->leave};
+    if (m->state == GOSSIP_SUSPECT && m->nsuspectors)
+        w->suspector = m->suspectors[0];
 }
 
 static size_t s_wire_size(const gossip__member_t *m)
 {
-    return 40 + strlen(m->endpoint) + m->card_len + (m->state == GOSSIP_LEFT ? m->leave_len : 0);
+    return 52 + strlen(m->endpoint) + m->card_len + (m->state == GOSSIP_LEFT ? m->leave_len : 0);
 }
 
 /*  Bytes left for records in a SWIM message that carries our own record (none if that alone
@@ -485,7 +538,7 @@ static void s_piggyback(gossip_engine_t *self, uint64_t to, s_piggy_t *p)
         me->transmits--;
 }
 
-typedef enum { SWIM_PING, SWIM_PING_REQ, SWIM_PONG } s_swim_kind_t;
+typedef enum { SWIM_PING, SWIM_PING_REQ, SWIM_PONG, SWIM_NACK } s_swim_kind_t;
 
 static int s_send_swim(gossip_engine_t *self, uint64_t to, s_swim_kind_t kind, uint64_t seq,
                        uint64_t target)
@@ -496,6 +549,7 @@ static int s_send_swim(gossip_engine_t *self, uint64_t to, s_swim_kind_t kind, u
     Engram__GossipPing ping = ENGRAM__GOSSIP_PING__INIT;
     Engram__GossipPingReq req = ENGRAM__GOSSIP_PING_REQ__INIT;
     Engram__GossipPong pong = ENGRAM__GOSSIP_PONG__INIT;
+    Engram__GossipNack nack = ENGRAM__GOSSIP_NACK__INIT;
     switch (kind) {
     case SWIM_PING:
         ping = (Engram__GossipPing){ping.base, seq, &p.sender, p.n, p.ptrs};
@@ -514,6 +568,12 @@ static int s_send_swim(gossip_engine_t *self, uint64_t to, s_swim_kind_t kind, u
         msg.body_case = ENGRAM__GOSSIP__BODY_PONG;
         msg.pong = &pong;
         self->stats.pongs++;
+        break;
+    case SWIM_NACK:
+        nack = (Engram__GossipNack){nack.base, seq, target, &p.sender, p.n, p.ptrs};
+        msg.body_case = ENGRAM__GOSSIP__BODY_NACK;
+        msg.nack = &nack;
+        self->stats.nacks++;
         break;
     }
     return gossip__send(self, to, &msg);
@@ -569,6 +629,8 @@ static const Engram__GossipMember *s_sender_of(const Engram__Gossip *msg)
         return msg->pong->sender;
     case ENGRAM__GOSSIP__BODY_MEMBERS:
         return msg->members->sender;
+    case ENGRAM__GOSSIP__BODY_NACK:
+        return msg->nack->sender;
     default:
         return NULL;
     }
@@ -674,7 +736,11 @@ int gossip__swim_receive(gossip_engine_t *self, uint64_t from, const Engram__Gos
         if (!self->left && target && target->state != GOSSIP_LEFT &&
             req->target != self->config.node_id && req->target != from) {
             uint64_t seq = self->next_seq++;
-            s_relay_add(self, (gossip__relay_t){seq, from, req->seq, req->target, self->now_ms});
+            s_relay_add(self, (gossip__relay_t){.seq = seq,
+                                                .origin = from,
+                                                .origin_seq = req->seq,
+                                                .target = req->target,
+                                                .sent_ms = self->now_ms});
             rc = s_send_swim(self, req->target, SWIM_PING, seq, 0);
         }
         break;
@@ -683,6 +749,16 @@ int gossip__swim_receive(gossip_engine_t *self, uint64_t from, const Engram__Gos
         merged = s_merge_all(self, from, msg->pong->updates, msg->pong->n_updates);
         rc = s_on_pong(self, from, msg->pong);
         break;
+    case ENGRAM__GOSSIP__BODY_NACK: {
+        merged = s_merge_all(self, from, msg->nack->updates, msg->nack->n_updates);
+        gossip__probe_t *p = &self->probe;
+        if (p->active && p->indirect && msg->nack->seq == p->seq &&
+            msg->nack->target == p->target && p->nacks < p->nacks_expected) {
+            p->nacks++;
+            self->stats.nacks_received++;
+        }
+        break;
+    }
     case ENGRAM__GOSSIP__BODY_MEMBERS:
         merged = s_merge_all(self, from, msg->members->members, msg->members->n_members);
         if (msg->members->reply) /* a LEFT node answers too: a joiner may know only it */
@@ -730,8 +806,8 @@ static gossip__member_t *s_next_target(gossip_engine_t *self)
     return NULL;
 }
 
-/*  Asks up to k ALIVE members other than target to ping it for us. */
-static void s_ping_req(gossip_engine_t *self, uint64_t target, uint64_t seq)
+/*  Asks up to k ALIVE members other than target to ping it for us; how many were asked. */
+static unsigned s_ping_req(gossip_engine_t *self, uint64_t target, uint64_t seq)
 {
     unsigned sent = 0;
     size_t count = 0;
@@ -749,6 +825,7 @@ static void s_ping_req(gossip_engine_t *self, uint64_t target, uint64_t seq)
         }
         count--;
     }
+    return sent;
 }
 
 static void s_probe_tick(gossip_engine_t *self)
@@ -765,15 +842,23 @@ static void s_probe_tick(gossip_engine_t *self)
             p->active = false;
             if (m->state == GOSSIP_ALIVE) {
                 m->state = GOSSIP_SUSPECT;
+                m->nsuspectors = 0;
+                s_suspected_by(m, self->config.node_id);
                 self->stats.suspects++;
                 s_touch(self, m, GOSSIP_ALIVE);
+            } else if (m->state == GOSSIP_SUSPECT) {
+                s_suspected_by(m, self->config.node_id); /* a confirmation, if not ours */
             }
-            if (m->state != GOSSIP_DEAD && self->health < GOSSIP__MAX_HEALTH)
-                self->health++;
+            if (m->state != GOSSIP_DEAD) {
+                /* Lifeguard: the nacks that did not come are what count against us */
+                unsigned missed = p->nacks_expected ? p->nacks_expected - p->nacks : 1;
+                self->health = self->health + missed < GOSSIP__MAX_HEALTH ? self->health + missed
+                                                                          : GOSSIP__MAX_HEALTH;
+            }
         } else if (!p->indirect && now - p->sent_ms >= timeout) {
             p->indirect = true;
             if (m->state != GOSSIP_DEAD)
-                s_ping_req(self, p->target, p->seq);
+                p->nacks_expected = s_ping_req(self, p->target, p->seq);
         }
     }
     if (!p->active && now >= self->next_probe_ms) {
@@ -786,7 +871,13 @@ static void s_probe_tick(gossip_engine_t *self)
         }
     }
     for (size_t i = 0; i < self->nrelays;) {
-        if (now - self->relays[i].sent_ms > interval)
+        gossip__relay_t *r = &self->relays[i];
+        if (!r->nacked &&
+            now - r->sent_ms >= self->config.probe_timeout_ms * NACK_AT_PERCENT / 100) {
+            r->nacked = true;
+            s_send_swim(self, r->origin, SWIM_NACK, r->origin_seq, r->target);
+        }
+        if (now - r->sent_ms > interval)
             self->relays[i] = self->relays[--self->nrelays];
         else
             i++;
@@ -813,11 +904,12 @@ void gossip__swim_tick(gossip_engine_t *self)
         }
         return;
     }
-    uint64_t suspicion = s_suspicion_ms(self);
+    size_t live = s_live_members(self);
+    uint64_t suspicion = s_suspicion_ms(self, live);
     for (size_t i = 0; i < self->nmembers; i++) {
         gossip__member_t *m = &self->members[i];
         if (m->state == GOSSIP_SUSPECT && m->id != self->config.node_id &&
-            now - m->since_ms >= suspicion) {
+            now - m->since_ms >= s_suspicion_timeout_ms(self, m, live, suspicion)) {
             m->state = GOSSIP_DEAD;
             self->stats.deaths++;
             s_touch(self, m, GOSSIP_SUSPECT);
@@ -833,4 +925,9 @@ void gossip__swim_tick(gossip_engine_t *self)
             s_send_members(self, m->id, true);
         }
     }
+}
+
+unsigned gossip_engine_health(const gossip_engine_t *self)
+{
+    return self->health;
 }

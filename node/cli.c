@@ -1045,10 +1045,10 @@ static void s_cluster_json(const engram_cluster_t *c)
            ",\"pushes_held_back\":%" PRIu64 ",\"digests_sent\":%" PRIu64
            ",\"pulls_answered\":%" PRIu64 ",\"pull_deltas_applied\":%" PRIu64
            ",\"bytes_sent\":%" PRIu64 ",\"bytes_received\":%" PRIu64
-           ",\"bad_messages\":%" PRIu64 "}}\n",
+           ",\"bad_messages\":%" PRIu64 ",\"local_health\":%u}}\n",
            c->pushes_sent, c->pushes_applied, c->pushes_held_back, c->digests_sent,
            c->pulls_answered, c->pull_deltas_applied, c->bytes_sent, c->bytes_received,
-           c->bad_messages);
+           c->bad_messages, c->local_health);
 }
 
 static void s_cluster_text(const engram_cluster_t *c)
@@ -1072,10 +1072,11 @@ static void s_cluster_text(const engram_cluster_t *c)
                c->scopes[i].ops, c->scopes[i].garbage, c->scopes[i].vector);
     printf("gossip: pushes sent %" PRIu64 " applied %" PRIu64 " held back %" PRIu64
            ", digests sent %" PRIu64 ", pulls answered %" PRIu64 ", pulled deltas applied %" PRIu64
-           ", bytes sent %" PRIu64 " received %" PRIu64 ", bad messages %" PRIu64 "\n",
+           ", bytes sent %" PRIu64 " received %" PRIu64 ", bad messages %" PRIu64
+           ", local health %u\n",
            c->pushes_sent, c->pushes_applied, c->pushes_held_back, c->digests_sent,
            c->pulls_answered, c->pull_deltas_applied, c->bytes_sent, c->bytes_received,
-           c->bad_messages);
+           c->bad_messages, c->local_health);
 }
 
 static int s_cmd_cluster_status(engram_t *engram, const s_opts_t *opts)

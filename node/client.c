@@ -835,6 +835,7 @@ static int s_cluster_new(const Engram__ClusterStatus *c, engram_cluster_t **stat
     self->bytes_sent = c->bytes_sent;
     self->bytes_received = c->bytes_received;
     self->bad_messages = c->bad_messages;
+    self->local_health = c->local_health;
     if (!ok) {
         engram_cluster_destroy(&self);
         return ENGRAM_ENOMEM;

@@ -192,7 +192,9 @@ static void s_ensure_link(node_cluster_t *self, uint64_t id, const char *endpoin
     zsock_set_linger(link->dealer, 0);
     zsock_set_reconnect_ivl_max(link->dealer, 2000);
     char monitor[64];
-    snprintf(monitor, sizeof monitor, "inproc://engram-link-%" PRIu64, self->links_made++);
+    /* named after this cluster object too: inproc names are per process */
+    snprintf(monitor, sizeof monitor, "inproc://engram-link-%p-%" PRIu64, (void *)self,
+             self->links_made++);
     if (zmq_socket_monitor(zsock_resolve(link->dealer), monitor,
                            ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
@@ -347,22 +349,41 @@ static void s_save_members(node_cluster_t *self)
     free(r.ptrs);
 }
 
-/*  Learns every member remembered from the last run (their current state comes from the
- *  cluster; a removal is kept as it is, for good). */
-static void s_load_members(node_cluster_t *self)
+/*  The membership remembered from the last run (DATA/members), NULL when there is none or it
+ *  is unreadable (then the cluster is relearned through --join). */
+static Engram__Members *s_read_members(node_cluster_t *self)
 {
     uint8_t *buf;
     size_t len;
     if (node_admission_read_file(self->members_path, 64 * 1024 * 1024, &buf, &len) != 0)
-        return;
+        return NULL;
     Engram__Members *members = engram__members__unpack(NULL, len, buf);
     free(buf);
-    if (!members) {
+    if (!members)
         zsys_warning("engramd: %s is unreadable; the cluster is relearned through --join",
                      self->members_path);
-        return;
+    return members;
+}
+
+/*  The incarnation this run starts at: its start time in ms, so that a restart outranks what
+ *  peers suspected of the last run, and above the one the last run reached, so that a clock
+ *  stepped back cannot start it below its own past (peers would ignore it until it refuted). */
+static uint64_t s_start_incarnation(const node_cluster_t *self, const Engram__Members *remembered,
+                                    uint64_t now_ms)
+{
+    for (size_t i = 0; remembered && i < remembered->n_members; i++) {
+        const Engram__MemberRecord *rec = remembered->members[i];
+        if (rec->id == self->node_id && rec->incarnation >= now_ms)
+            return rec->incarnation + 1;
     }
-    for (size_t i = 0; i < members->n_members; i++) {
+    return now_ms;
+}
+
+/*  Learns every member remembered from the last run (their current state comes from the
+ *  cluster; a removal is kept as it is, for good). */
+static void s_learn_members(node_cluster_t *self, const Engram__Members *members)
+{
+    for (size_t i = 0; members && i < members->n_members; i++) {
         Engram__MemberRecord *rec = members->members[i];
         if (rec->id == self->node_id) {
             if (rec->state == GOSSIP_LEFT && rec->leave.len) /* removed for good, restarts too */
@@ -380,7 +401,6 @@ static void s_load_members(node_cluster_t *self)
         if (rec->state == GOSSIP_LEFT && rec->leave.len)
             gossip_engine_leave(self->engine, rec->id, rec->leave.data, rec->leave.len);
     }
-    engram__members__free_unpacked(members, NULL);
 }
 
 /*  --- introduction ------------------------------------------------------------------ */
@@ -705,8 +725,8 @@ int node_cluster_new(const node_cluster_config_t *config, node_store_t *store,
                                        .ctx = s_store_ctx,
                                        .delta_since = s_store_delta,
                                        .apply = s_store_apply};
-    uint64_t now = s_now_ms();
-    self->incarnation = now;
+    Engram__Members *remembered = s_read_members(self);
+    self->incarnation = s_start_incarnation(self, remembered, s_now_ms());
     gossip_config_t engine_config = {.node_id = self->node_id,
                                      .fanout = config->fanout,
                                      .max_message_bytes = self->config.max_message_bytes,
@@ -714,18 +734,20 @@ int node_cluster_new(const node_cluster_config_t *config, node_store_t *store,
                                      .endpoint = self->config.gossip_endpoint,
                                      .card = self->card,
                                      .card_len = self->card_len,
-                                     /* a restart always outranks what peers suspected */
                                      .incarnation = self->incarnation,
                                      .gossip_interval_ms = config->gossip_interval_ms};
     self->engine = gossip_engine_new(&engine_config, &self->store_ops, self);
-    if (!self->engine)
+    if (!self->engine) {
+        engram__members__free_unpacked(remembered, NULL);
         return s_fail(self_p, ENGRAM_ENOMEM, why, why_len, "out of memory");
+    }
     gossip_hooks_t hooks = {.admit = s_admit,
                             .verify_leave = s_verify_leave,
                             .changed = s_changed,
                             .arg = self};
     gossip_engine_set_hooks(self->engine, &hooks);
-    s_load_members(self);
+    s_learn_members(self, remembered);
+    engram__members__free_unpacked(remembered, NULL);
     if (config->join && node_cluster_join(self, config->join) != 0)
         return s_fail(self_p, ENGRAM_EINVAL, why, why_len,
                       "--join takes a member's gossip endpoint, HOST:PORT or tcp://HOST:PORT, "
@@ -1084,6 +1106,7 @@ int node_cluster_status(node_cluster_t *self, Engram__ClusterStatus **status_p)
     status->bytes_sent = stats->bytes_sent;
     status->bytes_received = stats->bytes_received;
     status->bad_messages = stats->bad_messages + self->bad_frames;
+    status->local_health = gossip_engine_health(self->engine);
     if (scopes.failed || members.failed || !status->cluster_id || !status->endpoint) {
         node_cluster_status_free(status_p);
         return ENGRAM_ENOMEM;

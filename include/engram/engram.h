@@ -178,6 +178,8 @@ typedef struct {
     uint64_t pushes_sent, pushes_applied, pushes_held_back;
     uint64_t digests_sent, pulls_answered, pull_deltas_applied;
     uint64_t bytes_sent, bytes_received, bad_messages;
+    unsigned local_health; /* Lifeguard score 0..8: 0 while this node's own probes and links
+                              work; it stretches its probe interval by (score + 1) */
 } engram_cluster_t;
 
 int engram_cluster_status(engram_t *self, engram_cluster_t **status);

@@ -2,7 +2,8 @@
  *  clock: a joiner learns everyone through one seed (the canonical use), a node that stops
  *  answering becomes suspect then dead, a node that comes back refutes by incarnation, LEFT
  *  absorbs everything and needs a statement verify_leave accepts, a card admit refuses keeps
- *  its node out, and ping-req carries a probe around a cut link. The stores are empty: this is
+ *  its node out, ping-req carries a probe around a cut link, nacks keep healthy probers'
+ *  local health at 0, and confirmations shorten suspicion (Lifeguard). The stores are empty: this is
  *  membership only (engine_test.c covers the data plane; tests/sim/ all of it under faults).
  */
 #include "prop.h"
@@ -535,6 +536,103 @@ static void test_ping_req_around_a_cut_link(void **state)
     s_net_fini(&net);
 }
 
+/*  Runs until every node in [0, count) but `except` has node j SUSPECT or worse, at most ms. */
+static void s_run_until_suspected(net_t *net, int count, int except, int j, uint64_t ms)
+{
+    for (uint64_t t = 0; t < ms; t += STEP_MS) {
+        bool all = true;
+        for (int i = 0; i < count; i++)
+            all = all && (i == except || s_state(net, i, j) != GOSSIP_ALIVE);
+        if (all)
+            return;
+        s_run(net, STEP_MS);
+    }
+    fail_msg("node %d was not suspected within %" PRIu64 " ms", j, ms);
+}
+
+/*  Lifeguard's nacks: a crashed node's probers ask others to ping it, those answer with nacks,
+ *  so the probers know their own links work and keep a local health of 0. A node that hears
+ *  nothing from anyone (its incoming links cut) gets neither pongs nor nacks: its score rises. */
+static bool s_cut_into_0(uint64_t from, uint64_t to)
+{
+    return to == 100 && from != 100;
+}
+
+static void test_nacks_keep_healthy_probers_healthy(void **state)
+{
+    (void)state;
+    net_t net;
+    s_net(&net, 5);
+    s_join_all(&net);
+    net.nodes[4].down = true;
+    unsigned worst = 0; /* sampled after each tick (a probe fails there), before delivery */
+    for (uint64_t t = 0; t < 20000; t += STEP_MS) {
+        net.now += STEP_MS;
+        for (int i = 0; i < 4; i++) {
+            gossip_engine_tick(net.nodes[i].engine, net.now);
+            if (gossip_engine_health(net.nodes[i].engine) > worst)
+                worst = gossip_engine_health(net.nodes[i].engine);
+        }
+        s_deliver(&net);
+    }
+    assert_int_equal(worst, 0);
+    uint64_t nacks = 0;
+    for (int i = 0; i < 4; i++) {
+        assert_int_not_equal(s_state(&net, i, 4), GOSSIP_ALIVE);
+        nacks += gossip_engine_stats(net.nodes[i].engine)->nacks_received;
+    }
+    assert_true(nacks > 0);
+    s_net_fini(&net);
+
+    s_net(&net, 5);
+    s_join_all(&net);
+    net.cut = s_cut_into_0;
+    s_run(&net, 10000);
+    assert_true(gossip_engine_health(net.nodes[0].engine) > 0);
+    assert_int_equal(gossip_engine_stats(net.nodes[0].engine)->nacks_received, 0);
+    for (int i = 1; i < 5; i++)
+        assert_int_equal(gossip_engine_health(net.nodes[i].engine), 0);
+    s_net_fini(&net);
+}
+
+/*  Lifeguard's dynamic suspicion, 6 nodes (k = 2 confirmations expected; the shortest
+ *  suspicion is 4 probe intervals = 4 s). A crashed node is suspected by all five others, each
+ *  a confirmation: DEAD everywhere within the shortest suspicion (plus slack for the records
+ *  to spread). A lone accuser (node 0, which hears nothing: everyone it probes fails) gets no
+ *  confirmation, since its victims refute and suspect nobody but it: it declares nobody dead
+ *  for 6x as long. */
+static void test_confirmations_shorten_suspicion(void **state)
+{
+    (void)state;
+    net_t net;
+    s_net(&net, 6);
+    s_join_all(&net);
+    net.nodes[5].down = true;
+    s_run_until_suspected(&net, 5, -1, 5, 30000);
+    s_run(&net, 4000 + 2000);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(s_state(&net, i, 5), GOSSIP_DEAD);
+    s_net_fini(&net);
+
+    s_net(&net, 6);
+    s_join_all(&net);
+    net.cut = s_cut_into_0;
+    for (uint64_t t = 0; net.nodes[0].suspected == 0; t += STEP_MS) {
+        assert_true(t < 10000);
+        s_run(&net, STEP_MS);
+    }
+    s_run(&net, 4000 + 12000);
+    assert_int_equal(net.nodes[0].died, 0);
+    for (int i = 1; i < 6; i++) {
+        assert_int_equal(s_state(&net, 0, i) == GOSSIP_DEAD, false);
+        for (int j = 1; j < 6; j++) /* they refuted 0's word; only 0 is lost to them */
+            assert_int_equal(s_state(&net, i, j), GOSSIP_ALIVE);
+    }
+    s_run(&net, 20000); /* past 6 x 4 s: it does declare them dead in the end */
+    assert_true(net.nodes[0].died > 0);
+    s_net_fini(&net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -545,6 +643,8 @@ int main(void)
         cmocka_unit_test(test_left_absorbs_and_needs_a_valid_statement),
         cmocka_unit_test(test_admit_refuses_bad_cards),
         cmocka_unit_test(test_ping_req_around_a_cut_link),
+        cmocka_unit_test(test_nacks_keep_healthy_probers_healthy),
+        cmocka_unit_test(test_confirmations_shorten_suspicion),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1919,12 +1919,13 @@ void sim_stats_print(const char *title, const sim_stats_t *t, double wall_s)
            e->bad_decode, e->bad_chunk, e->bad_unknown_sender, e->bad_left_sender, e->bad_card,
            e->bad_leave, e->bad_apply, e->acks_sent, e->acks_received, e->answers_deferred);
     printf("  membership: pings %" PRIu64 ", ping-reqs %" PRIu64 ", pongs %" PRIu64
-           ", full exchanges %" PRIu64 "; %" PRIu64 " suspicions and %" PRIu64
+           ", nacks %" PRIu64 " (%" PRIu64 " received in time), full exchanges %" PRIu64
+           "; %" PRIu64 " suspicions and %" PRIu64
            " deaths declared, %" PRIu64 " refutations; false suspicions %" PRIu64 " (%" PRIu64
            " across a partition), false deaths %" PRIu64 "; crashes detected %" PRIu64
            " of %" PRIu64 ", in %.0f ms on average, %" PRIu64 " ms at most; %" PRIu64
            " decommissions; %" PRIu64 " stable cuts checked\n",
-           e->pings, e->ping_reqs, e->pongs, e->syncs, e->suspects, e->deaths, e->refutes,
+           e->pings, e->ping_reqs, e->pongs, e->nacks, e->nacks_received, e->syncs, e->suspects, e->deaths, e->refutes,
            t->suspicions_false, t->suspicions_false_cut, t->deaths_false, t->deaths_detected,
            t->crashes,
            t->deaths_detected ? (double)t->detect_ms_sum / (double)t->deaths_detected : 0.0,
