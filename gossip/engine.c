@@ -468,7 +468,10 @@ static void s_digest_fini(s_digest_t *d)
 
 /*  Sends the digest to peer, split into messages within the budget (all parts partial if it
  *  had to be split, so that no part reads as "I hold nothing else"). */
-static int s_send_digest(gossip_engine_t *self, uint64_t peer, s_digest_t *d, bool complete)
+/*  Sends the digest d in parts within the budget; `reply` asks peer for its own complete
+ *  digest back (set on the last part, so that it comes after every answer). */
+static int s_send_digest(gossip_engine_t *self, uint64_t peer, s_digest_t *d, bool complete,
+                         bool reply)
 {
     d->ptrs = calloc(d->n ? d->n : 1, sizeof *d->ptrs);
     if (!d->ptrs)
@@ -491,6 +494,7 @@ static int s_send_digest(gossip_engine_t *self, uint64_t peer, s_digest_t *d, bo
         }
         Engram__GossipDigest digest = ENGRAM__GOSSIP_DIGEST__INIT;
         digest.complete = complete && !split;
+        digest.reply = reply && end == d->n;
         digest.versions = d->ptrs + start;
         digest.n_versions = end - start;
         Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
@@ -511,13 +515,52 @@ static void s_add_own(void *arg, const char *scope)
 }
 
 /*  A complete digest of every scope this node holds, to peer. */
-static int s_send_full_digest(gossip_engine_t *self, uint64_t peer)
+static int s_send_full_digest(gossip_engine_t *self, uint64_t peer, bool reply)
 {
     s_digest_t d = {.self = self};
     self->store->each_scope(self->state, s_add_own, &d);
-    int rc = d.rc ? d.rc : s_send_digest(self, peer, &d, true);
+    int rc = d.rc ? d.rc : s_send_digest(self, peer, &d, true, reply);
     s_digest_fini(&d);
     return rc;
+}
+
+int gossip_engine_ask_digests(gossip_engine_t *self)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < self->nmembers; i++) {
+        const gossip__member_t *m = &self->members[i];
+        if (m->id != self->config.node_id && m->state != GOSSIP_LEFT)
+            rc = s_send_full_digest(self, m->id, true);
+    }
+    return rc;
+}
+
+unsigned gossip_engine_heard_since(gossip_engine_t *self, uint64_t since_ms, unsigned *members)
+{
+    unsigned heard = 0, of = 0;
+    for (size_t i = 0; i < self->nmembers; i++) {
+        const gossip__member_t *m = &self->members[i];
+        if (m->id == self->config.node_id || m->state == GOSSIP_LEFT)
+            continue;
+        of++;
+        heard += m->digest_ms && m->digest_ms >= since_ms;
+    }
+    if (members)
+        *members = of;
+    return heard;
+}
+
+bool gossip_engine_holds_unseen(gossip_engine_t *self, uint64_t replica)
+{
+    for (size_t i = 0; i < self->nmembers; i++) {
+        const gossip__member_t *m = &self->members[i];
+        for (size_t k = 0; m->id != self->config.node_id && k < m->nknown; k++) {
+            const crdt_ctx_t *ours = self->store->ctx(self->state, m->known[k].scope);
+            if (crdt_ctx_max(m->known[k].ctx, replica) > (ours ? crdt_ctx_max(ours, replica) : 0))
+                return true;
+        }
+    }
+    return false;
 }
 
 /*  True when a multi-part answer for (peer, scope) went out less than ANSWER_RESEND_MS ago (it
@@ -615,6 +658,9 @@ static void s_answer_unlisted(void *arg, const char *scope)
 
 static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__GossipDigest *digest)
 {
+    gossip__member_t *sender = gossip__member(self, from);
+    if (sender)
+        sender->digest_ms = self->now_ms;
     s_answer_t a = {self, from, digest, calloc(digest->n_versions + 1, sizeof(crdt_ctx_t *)), 0};
     if (!a.theirs)
         return ENGRAM_ENOMEM;
@@ -645,7 +691,9 @@ static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__Gossi
         rc = a.rc;
     }
     if (rc == 0 && ask.n)
-        rc = s_send_digest(self, from, &ask, false);
+        rc = s_send_digest(self, from, &ask, false, false);
+    if (rc == 0 && digest->reply) /* after the answers: see gossip_engine_ask_digests */
+        rc = s_send_full_digest(self, from, false);
     s_digest_fini(&ask);
     for (size_t i = 0; i < digest->n_versions; i++)
         crdt_ctx_destroy(&a.theirs[i]);
@@ -664,7 +712,7 @@ static int s_ask(gossip_engine_t *self, uint64_t from)
         return 0;
     m->asked_ms = self->now_ms;
     self->asking_until_ms = self->now_ms + ASK_WAIT_MS;
-    return s_send_full_digest(self, from);
+    return s_send_full_digest(self, from, false);
 }
 
 static int s_apply(gossip_engine_t *self, const char *scope, const crdt_scope_t *delta)
@@ -885,5 +933,5 @@ void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms)
     self->next_digest_ms = now_ms + self->config.gossip_interval_ms;
     gossip__member_t *m = gossip__pick(self, 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT);
     if (m)
-        s_send_full_digest(self, m->id);
+        s_send_full_digest(self, m->id, false);
 }

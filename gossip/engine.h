@@ -217,6 +217,21 @@ bool gossip_engine_member(gossip_engine_t *self, uint64_t id, gossip_member_t *m
 /*  What peer is known to hold of scope: from its digests and from its acks of pushes (the
  *  latest report wins). NULL if unknown. Borrowed until the next call into the engine. */
 const crdt_ctx_t *gossip_engine_peer_ctx(gossip_engine_t *self, uint64_t peer, const char *scope);
+/*  Dot safety at start (DESIGN.md section 6): a data directory restored from a plain copy
+ *  holds dot counters older than what its peers have seen of this replica; a write now would
+ *  reuse a dot, which peers would take for one they already have. Before writing to shared
+ *  scopes, a restarted node sends every member a complete digest asking for theirs back
+ *  (gossip_engine_ask_digests); a peer answers what the node lacks (the deltas carry the
+ *  replica's own lost dots, so its counters move past them) and then its digest. Once every
+ *  member was heard (gossip_engine_heard_since), the node may write. gossip_engine_holds_unseen says
+ *  whether some member is known to hold a dot of `replica` that this node lacks (then its
+ *  counters cannot be trusted: the caller takes a new replica id). */
+int gossip_engine_ask_digests(gossip_engine_t *self);
+/*  How many of the members that are neither LEFT nor this node (*members) sent a digest at or
+ *  after since_ms (ms on the engine's clock: the `now` of its events). */
+unsigned gossip_engine_heard_since(gossip_engine_t *self, uint64_t since_ms, unsigned *members);
+bool gossip_engine_holds_unseen(gossip_engine_t *self, uint64_t replica);
+
 /*  The scope's stable cut: the meet of this node's context and the contexts every member that
  *  is not LEFT is known to hold; NULL when some member's is unknown (or out of memory). Caller
  *  owns return value and must destroy it. */

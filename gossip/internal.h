@@ -45,6 +45,7 @@ typedef struct {
     unsigned nsuspectors;
     uint32_t transmits;     /* piggyback retransmissions left for this record */
     uint64_t asked_ms;      /* when it was last sent a digest because of a held-back push */
+    uint64_t digest_ms;     /* when its last digest arrived (0: never) */
     gossip__known_t *known; /* what it holds, per scope */
     size_t nknown, known_cap;
     gossip__answered_t answered[GOSSIP__ANSWERED_SLOTS];

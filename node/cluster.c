@@ -36,6 +36,10 @@
 #define GC_INTERVAL_MS 10000
 /*  Bad frames are logged this often at most (each is counted). */
 #define BAD_LOG_INTERVAL_MS 1000
+/*  The dot check at start (s_check_dots): how long shared writes wait for the members' digests
+ *  at most, and how often they are asked again meanwhile (the first asks may find no link up). */
+#define DOT_CHECK_MS 2000
+#define DOT_ASK_MS   250
 
 /*  A connection to one member. */
 typedef struct {
@@ -83,6 +87,9 @@ struct node_cluster {
     bool applied;
     bool members_dirty;
     bool removed; /* an admin decommissioned this node: it no longer replicates */
+    bool dots_pending;      /* shared writes wait for the dot check (s_check_dots) */
+    uint64_t dots_since_ms; /* when it began */
+    uint64_t dots_asked_ms; /* when the members were last asked for their digests */
     node_cluster_applied_fn on_applied;
     void *on_applied_arg;
 };
@@ -748,6 +755,12 @@ int node_cluster_new(const node_cluster_config_t *config, node_store_t *store,
     gossip_engine_set_hooks(self->engine, &hooks);
     s_learn_members(self, remembered);
     engram__members__free_unpacked(remembered, NULL);
+    unsigned members = 0;
+    gossip_engine_heard_since(self->engine, 0, &members);
+    if (members && !self->removed) {
+        self->dots_pending = true;
+        self->dots_since_ms = s_now_ms();
+    }
     if (config->join && node_cluster_join(self, config->join) != 0)
         return s_fail(self_p, ENGRAM_EINVAL, why, why_len,
                       "--join takes a member's gossip endpoint, HOST:PORT or tcp://HOST:PORT, "
@@ -884,6 +897,49 @@ static void s_collect_scope(void *arg, const char *scope)
     crdt_ctx_destroy(&cut);
 }
 
+/*  Dot safety at start (gossip_engine_ask_digests): a node that remembers members asks them
+ *  for their digests and holds shared writes until every one answered or DOT_CHECK_MS passed.
+ *  Their answers carry this replica's dots that its store lacks (a data directory restored
+ *  from an older plain copy), so its counters move past them before it writes. If a member is
+ *  still known to hold such a dot, or nobody answered (the counters cannot be proven current),
+ *  the store takes a new replica id: a reused dot would make replicas diverge silently. */
+static void s_check_dots(node_cluster_t *self, uint64_t now_ms)
+{
+    unsigned members = 0;
+    unsigned heard = gossip_engine_heard_since(self->engine, self->dots_since_ms, &members);
+    if (heard < members && now_ms < self->dots_since_ms + DOT_CHECK_MS) {
+        if (now_ms >= self->dots_asked_ms + DOT_ASK_MS) {
+            gossip_engine_ask_digests(self->engine);
+            self->dots_asked_ms = now_ms;
+        }
+        return;
+    }
+    self->dots_pending = false;
+    uint64_t old = node_store_replica(self->store);
+    bool unseen = gossip_engine_holds_unseen(self->engine, old);
+    if (!unseen && heard) {
+        zsys_info("engramd: dot counters checked against %u of %u members", heard, members);
+        return;
+    }
+    int rc = node_store_renew_replica(self->store);
+    if (rc)
+        zsys_error("engramd: cannot take a new replica id: %s", engram_strerror(rc));
+    else if (unseen)
+        zsys_error("engramd: members hold dots of replica %016" PRIx64 " that this node lacks "
+                   "(its data directory is older than its last run, e.g. restored from a "
+                   "copy): it writes as replica %016" PRIx64 " from now on",
+                   old, node_store_replica(self->store));
+    else
+        zsys_warning("engramd: no member answered within %d ms, so this node cannot prove its "
+                     "dot counters current: it writes as replica %016" PRIx64 " from now on",
+                     DOT_CHECK_MS, node_store_replica(self->store));
+}
+
+bool node_cluster_dots_checked(const node_cluster_t *self)
+{
+    return !self->dots_pending;
+}
+
 bool node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms)
 {
     self->applied = false;
@@ -910,6 +966,8 @@ bool node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms)
         self->next_tick_ms = now_ms + TICK_MS;
     }
     s_relink(self, now_ms);
+    if (self->dots_pending)
+        s_check_dots(self, now_ms);
     if (now_ms >= self->next_gc_ms) {
         node_store_gossip.each_scope(self->store, s_collect_scope, self);
         self->next_gc_ms = now_ms + GC_INTERVAL_MS;

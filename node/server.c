@@ -44,11 +44,11 @@ typedef struct {
     bool event;
 } s_queued_t;
 
-/*  A GET waiting for its causal token. */
+/*  A GET waiting for its causal token, or a shared write waiting for the dot check. */
 typedef struct {
     zframe_t *routing;        /* owned */
     Engram__Request *request; /* owned (unpacked) */
-    int64_t deadline_ms;
+    int64_t deadline_ms;      /* GETs */
 } s_parked_t;
 
 /*  One reply of this turn, sent once the turn's writes are durable. */
@@ -75,7 +75,8 @@ struct node_server {
     crdt_hlc_t clock;
     zlist_t *subscribers; /* s_subscriber_t * */
     zhash_t *peers;       /* routing id (hex) -> s_peer_t *, owned: connections with a backlog */
-    zlist_t *parked;      /* s_parked_t * */
+    zlist_t *parked;      /* s_parked_t *: GETs waiting for their token */
+    zlist_t *held;        /* s_parked_t *: shared writes waiting for the dot check, in order */
     zlist_t *outbox;      /* s_out_t *, this turn's replies */
     zlist_t *replicating; /* s_out_t *, durable writes waiting for replicas */
     zlist_t *removals;    /* s_removal_t *, owned: what the remote delta being applied removes */
@@ -1490,6 +1491,23 @@ static void s_subscribe(node_server_t *self, zframe_t *routing, const Engram__Re
     zlist_append(self->subscribers, sub);
 }
 
+static bool s_op_writes(Engram__Op op)
+{
+    switch (op) {
+    case ENGRAM__OP__PUT:
+    case ENGRAM__OP__DELETE:
+    case ENGRAM__OP__SET_ADD:
+    case ENGRAM__OP__SET_REMOVE:
+    case ENGRAM__OP__COUNTER_ADD:
+    case ENGRAM__OP__LOG_APPEND:
+    case ENGRAM__OP__REMEMBER:
+    case ENGRAM__OP__SHARE:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /*  Handles one request; takes ownership of routing and req (parking them, or freeing them
  *  once the reply is queued). */
 static void s_request(node_server_t *self, zframe_t *routing, Engram__Request *req)
@@ -1515,6 +1533,19 @@ static void s_request(node_server_t *self, zframe_t *routing, Engram__Request *r
     }
     r.replicas = req->replicas;
     r.timeout_ms = req->timeout_ms;
+    if (rc == 0 && scoped && sid[0] != '@' && s_op_writes(req->op) && self->cluster &&
+        !node_cluster_dots_checked(self->cluster)) {
+        /* the node may not issue dots yet (node_cluster_dots_checked): held, in order */
+        s_parked_t *held = calloc(1, sizeof *held);
+        if (held) {
+            held->routing = routing;
+            held->request = req;
+            zlist_append(self->held, held);
+            s_arena_free(&r.arena);
+            return;
+        }
+        rc = s_fail(&r, ENGRAM_ENOMEM, "out of memory");
+    }
     if (rc == 0 && req->op == ENGRAM__OP__GET && req->after.len) {
         rc = s_token_reached(self, req, &r);
         if (rc == 1) { /* not yet: park it */
@@ -1607,6 +1638,19 @@ static void s_check_parked(node_server_t *self)
     zlist_destroy(&ready);
 }
 
+/*  Runs the shared writes held for the dot check, in the order they came, once it is done. */
+static void s_release_held(node_server_t *self)
+{
+    if (!zlist_size(self->held) || !node_cluster_dots_checked(self->cluster))
+        return;
+    s_parked_t *held;
+    while ((held = zlist_pop(self->held))) {
+        s_request(self, held->routing, held->request);
+        free(held);
+    }
+    self->stats.replica_id = node_store_replica(self->store); /* it may have changed */
+}
+
 /*  One turn: every waiting request, one group commit, then the replies. */
 static void s_turn(node_server_t *self)
 {
@@ -1619,8 +1663,10 @@ static void s_turn(node_server_t *self)
             s_flush_outbox(self, 0); /* nothing to wait for: answer at once */
     }
     int64_t now = s_now_ms();
-    if (self->cluster)
+    if (self->cluster) {
         node_cluster_receive(self->cluster, self->config.max_batch * 8, (uint64_t)now);
+        s_release_held(self);
+    }
     if (now >= self->next_purge_ms) {
         uint64_t purged = 0;
         if (node_store_purge(self->store, (uint64_t)now, &purged) == 0)
@@ -1655,7 +1701,7 @@ static int s_timeout(node_server_t *self)
             until = p->deadline_ms;
     if (zhash_size(self->peers))
         until = now + 10; /* retry full connections soon */
-    if (zlist_size(self->parked) && until > now + 50)
+    if ((zlist_size(self->parked) || zlist_size(self->held)) && until > now + 50)
         until = now + 50; /* a parked token may be reached by another's write */
     for (s_out_t *out = zlist_first(self->replicating); out;
          out = zlist_next(self->replicating))
@@ -1688,6 +1734,7 @@ int node_server_new(const node_config_t *config, node_server_t **self_p, char *w
     self->subscribers = zlist_new();
     self->peers = zhash_new();
     self->parked = zlist_new();
+    self->held = zlist_new();
     self->outbox = zlist_new();
     self->replicating = zlist_new();
     self->removals = zlist_new();
@@ -1774,6 +1821,12 @@ void node_server_destroy(node_server_t **self_p)
         engram__request__free_unpacked(p->request, NULL);
         free(p);
     }
+    while (self->held && (p = zlist_pop(self->held))) {
+        zframe_destroy(&p->routing);
+        engram__request__free_unpacked(p->request, NULL);
+        free(p);
+    }
+    zlist_destroy(&self->held);
     s_out_t *out;
     while (self->outbox && (out = zlist_pop(self->outbox)))
         s_out_free(&out);

@@ -452,6 +452,19 @@ uint64_t node_store_replica(const node_store_t *self)
     return self->replica;
 }
 
+int node_store_renew_replica(node_store_t *self)
+{
+    if (self->read_only)
+        return ENGRAM_EREADONLY;
+    uint64_t fresh = node_identity_random_replica();
+    char raw[8];
+    s_le64(raw, fresh);
+    int rc = s_meta_put_sync(self, "replica", raw, 8);
+    if (rc == 0)
+        self->replica = fresh;
+    return rc;
+}
+
 uint64_t node_store_hlc_floor(const node_store_t *self)
 {
     return self->hlc_floor;

@@ -104,6 +104,10 @@ uint64_t node_store_node_id(const node_store_t *self);
 /*  The node's long-term key pair (node/identity.h); borrowed for the store's life. */
 const node_identity_t *node_store_identity(const node_store_t *self);
 uint64_t node_store_replica(const node_store_t *self);
+/*  Takes a new random replica id for the dots written from now on, durably: for a store whose
+ *  counters cannot be trusted (peers hold dots of its replica that it lacks, or it could not
+ *  ask them; node/cluster.c). 0 or a code (the old id stays). */
+int node_store_renew_replica(node_store_t *self);
 uint64_t node_store_hlc_floor(const node_store_t *self);
 size_t node_store_scopes(const node_store_t *self);
 /*  The scope's context; NULL for a scope never written. Borrowed until the next apply. */
