@@ -134,9 +134,17 @@ class CliTest(unittest.TestCase):
 
     def test_watch(self):
         env = dict(os.environ, ENGRAM_SOCKET=self.node.socket, ENGRAM_AGENT="w", ENGRAM_USER="u")
+        subscribers = lambda: json.loads(self.ok("--json", "stats"))["subscribers"]
+        before = subscribers()
         watcher = subprocess.Popen([ENGRAM, "watch", "run:watched", "--count", "2"], env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(0.5)  # let the subscription land
+        # watch prints nothing before its first event: the node's subscriber count tells when
+        # the subscription is in place (a fixed sleep is too short on a loaded machine)
+        deadline = time.monotonic() + 30
+        while subscribers() <= before:
+            self.assertIsNone(watcher.poll(), "engram watch exited before subscribing")
+            self.assertLess(time.monotonic(), deadline, "the watcher never subscribed")
+            time.sleep(0.05)
         self.ok("put", "run:other", "k", "not for the watcher")
         self.ok("put", "run:watched", "k1", "v1")
         self.ok("set", "add", "run:watched", "s", "e")
@@ -149,9 +157,15 @@ class CliTest(unittest.TestCase):
         self.assertIn("s", lines[1])
 
     def test_ttl_expiry(self):
-        self.ok("put", "run:ttl", "short", "v", "--ttl", "1")
-        self.assertEqual(self.ok("get", "run:ttl", "short"), "v\n")
-        time.sleep(1.3)
+        # The value is readable until its TTL has passed, and gone after: a slow machine may
+        # take the read past the TTL, so the read is judged by when it was made.
+        before = time.time()
+        self.ok("put", "run:ttl", "short", "v", "--ttl", "2")
+        put_done = time.time()
+        r = run(self.node, "get", "run:ttl", "short")
+        if r.returncode == 0 or time.time() - before < 2:  # missing only once it may expire
+            self.assertEqual((r.returncode, r.stdout), (0, "v\n"), r.stderr)
+        time.sleep(max(0.0, put_done + 2.3 - time.time()))
         self.fails(3, "get", "run:ttl", "short")
         self.assertNotIn("short", self.ok("ls", "run:ttl").split())
 

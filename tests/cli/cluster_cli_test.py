@@ -11,14 +11,20 @@ import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
+from polling import eventually
+
 ENGRAMD, ENGRAM, LOCAL_CLUSTER = sys.argv[1], sys.argv[2], sys.argv[3]
 BIN = os.path.dirname(ENGRAMD)
+FAKETIME_LIBS = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+                 "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+                 "/usr/lib/faketime/libfaketime.so.1"]
 
 
 def engram(*args, home=None, socket=None):
@@ -30,29 +36,42 @@ def engram(*args, home=None, socket=None):
     return subprocess.run([ENGRAM, *args], env=env, capture_output=True, text=True, timeout=60)
 
 
-def eventually(check, what, timeout=20):
-    deadline = time.monotonic() + timeout
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.1)
+def port_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 class ClusterCliTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="engram-ccli-")
+        # Ports are drawn at random: another process (a test beside this one, or the local
+        # end of an outgoing connection) may hold one. Draw bases until every port this test
+        # uses is free, and draw again if a node still lost its port before binding it.
+        for attempt in range(5):
+            cls.base = random.randrange(20000, 59000, 100)
+            if not all(port_free(cls.base + off) for off in (10, 11, 20, 21, 80, 81, 90, 91)):
+                continue
+            cls.dir = tempfile.mkdtemp(prefix="engram-ccli-")
+            env = dict(os.environ, ENGRAM_BIN=BIN, ENGRAM_BASE_PORT=str(cls.base),
+                       ENGRAM_NODE_FLAGS="--gossip-interval-ms 100")
+            out = subprocess.run([LOCAL_CLUSTER, "2", cls.dir], env=env, capture_output=True,
+                                 text=True, timeout=120)
+            if out.returncode == 0:
+                break
+            logs = "".join(open(p, errors="replace").read() for p in
+                           (os.path.join(cls.dir, f"n{i}", "engramd.log") for i in (1, 2))
+                           if os.path.exists(p))
+            subprocess.run([LOCAL_CLUSTER, "stop", cls.dir], env=env, timeout=120)
+            shutil.rmtree(cls.dir, ignore_errors=True)
+            if "cannot bind gossip" not in logs:
+                raise RuntimeError(f"local-cluster.sh failed: {out.stderr}\n{logs[-3000:]}")
+        else:
+            raise RuntimeError("no free ports for the cluster in 5 draws")
         cls.home = os.path.join(cls.dir, "home")
-        cls.base = random.randrange(20000, 59000, 100)
-        env = dict(os.environ, ENGRAM_BIN=BIN, ENGRAM_BASE_PORT=str(cls.base),
-                   ENGRAM_NODE_FLAGS="--gossip-interval-ms 100")
-        out = subprocess.run([LOCAL_CLUSTER, "2", cls.dir], env=env, capture_output=True,
-                             text=True, timeout=120)
-        if out.returncode != 0:
-            raise RuntimeError(f"local-cluster.sh failed: {out.stderr}")
         cls.env = env
         cls.lines = out.stdout.strip().splitlines()
         cls.extra = None
@@ -121,7 +140,8 @@ class ClusterCliTest(unittest.TestCase):
             facts = lambda d: ([(m["node"], m["state"], m["incarnation"], m["endpoint"])
                                 for m in d["members"]],
                                [(sc["scope"], sc["ops"], sc["garbage"], sc["vector"])
-                                for sc in d["scopes"]], d["gossip"]["bad_messages"])
+                                for sc in d["scopes"]], d["gossip"]["bad_messages"],
+                               d["gossip"]["local_health"])
             return (before, human) if facts(before) == facts(after) else None
 
         doc, human = eventually(snapshot, "a status that holds still")
@@ -133,7 +153,8 @@ class ClusterCliTest(unittest.TestCase):
         for sc in doc["scopes"]:
             self.assertIn(f"{sc['scope']} ops {sc['ops']} garbage {sc['garbage']} "
                           f"vector {sc['vector']}", human.stdout)
-        self.assertIn(f"bad messages {doc['gossip']['bad_messages']}", human.stdout)
+        self.assertIn(f"bad messages {doc['gossip']['bad_messages']}, "
+                      f"local health {doc['gossip']['local_health']}", human.stdout)
 
     def test_4_join_remove_and_replicas(self):
         # a third node started alone, admitted by the admin, then joined with the CLI
@@ -211,6 +232,32 @@ class ClusterCliTest(unittest.TestCase):
         wildcard = engramd("--gossip", "tcp://*:7000", "--admission", own)
         self.assertEqual(wildcard.returncode, 1)
         self.assertIn("concrete host and port", wildcard.stdout + wildcard.stderr)
+
+    def test_7_clock_stepped_back_cannot_lower_the_incarnation(self):
+        # A restarted node starts at its start time in ms, but never below the incarnation its
+        # last run reached (DATA/members): a clock stepped back a day would otherwise start it
+        # below what its peers hold, and they would ignore it until it refuted.
+        faketime = next((p for p in FAKETIME_LIBS if os.path.exists(p)), None)
+        if not faketime:
+            self.skipTest("libfaketime is not installed (deploy/install-deps.sh installs it)")
+        own = lambda: next(m for m in self.status(2)["members"] if m["state"] == "self")
+        before = eventually(lambda: engram("stats", socket=self.api(2)).returncode == 0 and own(),
+                            "node 2 serves")
+        env = dict(self.env, LD_PRELOAD=faketime, FAKETIME="-1d",
+                   FAKETIME_DONT_FAKE_MONOTONIC="1",
+                   ASAN_OPTIONS=":".join(filter(None, [os.environ.get("ASAN_OPTIONS", ""),
+                                                       "verify_asan_link_order=0"])))
+        out = subprocess.run([LOCAL_CLUSTER, "restart", self.dir, "2"], env=env,
+                             capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        after = eventually(lambda: engram("stats", socket=self.api(2)).returncode == 0 and own(),
+                           "node 2 serves again")
+        self.assertGreater(after["incarnation"], before["incarnation"])
+        self.assertLess(after["incarnation"], before["incarnation"] + 3600 * 1000)
+        eventually(lambda: any(m["node"] == after["node"] and m["state"] == "alive" and
+                               m["incarnation"] >= after["incarnation"]
+                               for m in self.status(1)["members"]),
+                   "node 1 sees node 2 back at its new incarnation")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import tempfile
 import time
 import unittest
 
+from polling import eventually
+
 ENGRAMD, ENGRAM, LOCAL_CLUSTER = sys.argv[1], sys.argv[2], sys.argv[3]
 BIN = os.path.dirname(ENGRAMD)
 WRITES = 20
@@ -32,17 +34,6 @@ WRITES = 20
 def engram(socket, *args):
     env = dict(os.environ, ENGRAM_AGENT="tester", ENGRAM_USER="alice", ENGRAM_SOCKET=socket)
     return subprocess.run([ENGRAM, *args], env=env, capture_output=True, text=True, timeout=60)
-
-
-def eventually(check, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.1)
 
 
 class RestoreTest(unittest.TestCase):

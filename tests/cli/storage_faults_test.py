@@ -107,9 +107,20 @@ class StorageFaultsTest(unittest.TestCase):
             r = vol.cli("put", "run:faults", "after", "v")
             self.assertEqual(r.returncode, 1, "a write on a full volume must fail cleanly")
             self.check_still_serving(vol, acked)
-            # Space freed (the ballast of another tenant goes): writes resume.
+            # Space freed (the ballast of another tenant goes): writes resume. engramd measures
+            # the free space at most every ENGRAM_FREE_SPACE_CHECK_MS (100 ms), so the first
+            # writes after the removal may still be refused; they must succeed soon after.
             os.remove(os.path.join(vol.mnt, "ballast"))
-            self.assertEqual(vol.cli("put", "run:faults", "after", "v").returncode, 0)
+            deadline = time.monotonic() + 30
+            while True:
+                r = vol.cli("put", "run:faults", "after", "v")
+                if r.returncode == 0 or time.monotonic() > deadline:
+                    break
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertRegex(r.stderr, r"^engram: no space left on the data volume")
+                time.sleep(0.05)
+            self.assertEqual(r.returncode, 0, f"writes did not resume after space was freed: "
+                                              f"{r.stderr}")
             acked["after"] = "v"
             self.check_still_serving(vol, acked)
         finally:

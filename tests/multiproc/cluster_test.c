@@ -815,7 +815,7 @@ typedef struct {
     atomic_int *stop;
     bool *acked; /* LOAD_MAX_KEYS entries */
     int sent;
-    int nacked;
+    atomic_int nacked; /* read by the main thread while the writer runs */
     int failures;
 } s_writer_t;
 
@@ -859,7 +859,12 @@ static void test_kill_under_load(void **state)
         assert_non_null(writers[t].acked);
         assert_int_equal(pthread_create(&threads[t], NULL, s_writer_run, &writers[t]), 0);
     }
-    /* The load runs on; node 1 crashes in its middle and comes back. */
+    /* The load runs on; node 1 crashes in its middle and comes back. Its middle: once both
+     * writers have been answered (their first calls may be slow on a loaded machine). */
+    int64_t deadline = node_harness_now_ms() + CONVERGE_MS;
+    while ((writers[0].nacked == 0 || writers[1].nacked == 0) &&
+           node_harness_now_ms() < deadline)
+        zclock_sleep(10);
     zclock_sleep(600);
     node_harness_kill(s_c.nodes[1]);
     engram_destroy(&s_c.conns[1]);

@@ -7,8 +7,8 @@
  *  and log appends. Each thread records every operation it sent and whether the node
  *  acknowledged it; a thread stops at its first failure, so at most its last operation is
  *  "in flight" (sent, not acknowledged: it may or may not have been applied). At a seeded
- *  moment 100-800 ms into the load the test SIGKILLs engramd (a process crash), joins the
- *  threads and restarts engramd on the same directory.
+ *  moment 100-800 ms after the first acknowledgement the test SIGKILLs engramd (a process
+ *  crash), joins the threads and restarts engramd on the same directory.
  *
  *  What must hold after the restart (s_verify):
  *    - every acknowledged write is there: a register holds the value of its last
@@ -90,7 +90,8 @@ typedef struct {
     char agent[32];
     prop_rng_t rng;
     atomic_int *stop;
-    s_op_t *ops; /* every operation sent, in order; only the last may be unacknowledged */
+    atomic_int *acks; /* acknowledgements so far, shared by the round's workers */
+    s_op_t *ops;      /* every operation sent, in order; only the last may be unacknowledged */
     size_t nops;
     size_t cap;
     int nkeys;   /* put keys used: t<index>/p0000 .. */
@@ -227,6 +228,7 @@ static void *s_worker_run(void *arg)
         int rc = s_send_op(w, e, op, &r);
         if (rc == 0) {
             op->acked = true;
+            atomic_fetch_add(w->acks, 1);
             free(w->token);
             w->token = strdup(r->token);
         }
@@ -241,10 +243,12 @@ static void *s_worker_run(void *arg)
 }
 
 /*  Runs one round of load and, at the round's seeded moment, kills the node (SIGKILL) or,
- *  with `term`, stops it (SIGTERM), which must then end with exit status 0. */
+ *  with `term`, stops it (SIGTERM), which must then end with exit status 0. The moment counts
+ *  from the first acknowledgement: on a loaded machine the workers' first calls may take
+ *  longer than KILL_MIN_MS, and a kill before any answer would test nothing. */
 static void s_load_and_stop(s_round_t *round, int index, bool term)
 {
-    atomic_int stop = 0;
+    atomic_int stop = 0, acks = 0;
     pthread_t threads[WORKERS];
     prop_rng_t rng = prop_case("kill moment", index);
     round->kill_ms = KILL_MIN_MS + (int)prop_below(&rng, KILL_SPAN_MS + 1);
@@ -258,8 +262,12 @@ static void s_load_and_stop(s_round_t *round, int index, bool term)
         snprintf(w->agent, sizeof w->agent, "worker-%d", t);
         w->rng = prop_case("worker", index * 100 + t);
         w->stop = &stop;
+        w->acks = &acks;
         assert_int_equal(pthread_create(&threads[t], NULL, s_worker_run, w), 0);
     }
+    int64_t first_deadline = s_now_ms() + VERIFY_TIMEOUT_MS;
+    while (atomic_load(&acks) == 0 && s_now_ms() < first_deadline)
+        zclock_sleep(5);
     zclock_sleep(round->kill_ms);
     int status = 0;
     if (term)
