@@ -22,8 +22,8 @@
 
 #define STAGE_TIMEOUT_MS 30000
 #define MAX_CHUNKS       65536
-/*  Protobuf framing around a chunk's data: scope name, ids, tags. */
-#define CHUNK_OVERHEAD (ENGRAM_MAX_KEY_BYTES + 64)
+/*  Protobuf framing around a chunk's data (scope name, ids, tags): GOSSIP_CHUNK_OVERHEAD. */
+#define CHUNK_OVERHEAD GOSSIP_CHUNK_OVERHEAD
 /*  A held-back push asks its sender for a pull at most this often. */
 #define ASK_INTERVAL_MS 50
 /*  After a held-back push asked one peer for a pull, no other is asked until an answer is
@@ -68,8 +68,8 @@ gossip_engine_t *gossip_engine_new(const gossip_config_t *config, const gossip_s
     if (!self)
         return NULL;
     self->config = *config;
-    if (self->config.max_message_bytes < 2 * CHUNK_OVERHEAD)
-        self->config.max_message_bytes = 2 * CHUNK_OVERHEAD;
+    if (self->config.max_message_bytes < GOSSIP_MIN_MESSAGE_BYTES)
+        self->config.max_message_bytes = GOSSIP_MIN_MESSAGE_BYTES;
     self->store = store;
     self->state = store_state;
     self->rng = config->seed ^ config->node_id;

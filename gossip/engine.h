@@ -86,6 +86,7 @@
 
 #include "crdt/ctx.h"
 #include "crdt/scope.h"
+#include "engram/limits.h"
 
 /*  What the engine replicates: the node's shared scopes, behind an interface so that engramd
  *  (RocksDB) and the simulator (memory) provide their own. It can name shared scopes only. */
@@ -148,13 +149,17 @@ typedef struct {
     void *arg;
 } gossip_hooks_t;
 
+/*  The smallest message budget: a smaller one is raised to it, so that a chunk always fits
+ *  its scope name (one chunk's framing is at most half of it). */
+#define GOSSIP_CHUNK_OVERHEAD    (ENGRAM_MAX_KEY_BYTES + 64)
+#define GOSSIP_MIN_MESSAGE_BYTES (2 * GOSSIP_CHUNK_OVERHEAD)
+
 typedef struct {
     uint64_t node_id;         /* this node */
     unsigned fanout;          /* peers each push goes to */
     size_t max_message_bytes; /* budget of one message; larger pulls are chunked. At least
-                                 2 * (ENGRAM_MAX_KEY_BYTES + 64) = 2176: a smaller budget is
-                                 raised to that, so a chunk always fits its scope name. A push
-                                 over the budget is not sent (the peers pull it). */
+                                 GOSSIP_MIN_MESSAGE_BYTES (2176). A push over the budget is
+                                 not sent (the peers pull it). */
     uint64_t seed;            /* for the choice of peers */
     const char *endpoint;     /* this node's gossip endpoint (copied); NULL: "" */
     const uint8_t *card;      /* this node's admission certificate (copied); may be empty */

@@ -19,8 +19,6 @@
  *  input: counted and refused here. ZeroMQ itself drops (with the connection, uncounted) only
  *  frames past this many budgets, so that what an oversized frame costs stays bounded. */
 #define GOSSIP_FRAME_HARD_LIMIT 4
-/*  The engine's smallest budget (gossip_config_t.max_message_bytes): a chunk fits a scope name. */
-#define GOSSIP_MIN_MESSAGE_BYTES (2 * (ENGRAM_MAX_KEY_BYTES + 64))
 /*  How often a joiner repeats its introduction until a member answers. */
 #define INTRO_RETRY_MS 1000
 /*  The engine's timer. */

@@ -630,7 +630,15 @@ static void s_flush(sim_t *self, s_node_t *node)
         self->stats.bytes_sent += len;
         if (len > self->stats.msg_max_bytes)
             self->stats.msg_max_bytes = len;
-        self->stats.msgs_over_budget += len > self->config.max_message_bytes;
+        /* the engine raises a budget below its floor to it (gossip_config_t) */
+        size_t budget = self->config.max_message_bytes > GOSSIP_MIN_MESSAGE_BYTES
+                            ? self->config.max_message_bytes
+                            : GOSSIP_MIN_MESSAGE_BYTES;
+        if (len > budget) {
+            self->stats.msgs_over_budget++;
+            s_violation(self, "budget", "node %d sent a %zu-byte message; its budget is %zu",
+                        node->index, len, budget);
+        }
         int to = s_route(self, peer);
         if (to < 0 || to == node->index) {
             self->stats.msgs_undeliverable++;

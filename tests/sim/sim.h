@@ -31,6 +31,8 @@
  *  The checks, each a counted and printed violation:
  *  - after every apply, the scope's context is a plain version vector (causal delivery);
  *  - no join is refused and no engine call fails (the network never corrupts a message);
+ *  - no message is larger than the engine's budget (max_message_bytes, raised to its floor
+ *    GOSSIP_MIN_MESSAGE_BYTES as the engine does): engramd's peers refuse larger frames;
  *  - after quiesce, every node holds equal scopes (context, digest, crdt_scope_equal), the
  *    incremental digest equals the recomputed one (decommissioned nodes excluded);
  *  - after quiesce, every live node sees every live node ALIVE and every other id it knows
