@@ -610,6 +610,72 @@ static void test_large_answers_are_not_resent_every_tick(void **state)
     s_node_fini(&nodes[1]);
 }
 
+/*  Hands every message queued on `from` to `to` (one hop; nothing goes back). */
+static void s_hop(node_t *from, node_t *to, uint64_t now)
+{
+    uint64_t peer;
+    uint8_t *buf;
+    size_t len;
+    while (gossip_engine_next(from->engine, &peer, &buf, &len)) {
+        if (peer == to->store.id)
+            gossip_engine_receive(to->engine, from->store.id, buf, len, now);
+        free(buf);
+    }
+}
+
+/*  Node 11 as restored from a copy of its "run:a": the copy's state, a new engine. */
+static void s_restored(node_t *n, const crdt_scope_t *copy)
+{
+    s_node(n, 11, 65536);
+    n->store.names[0] = "run:a";
+    n->store.scopes[0] = crdt_scope_dup(copy, 11);
+    assert_non_null(n->store.scopes[0]);
+    gossip_engine_add_peer(n->engine, 22);
+}
+
+/*  Dot safety at start: node 11 wrote three operations that node 22 holds, then comes back from
+ *  a copy taken after the first. Until it asked, it has heard nobody; a digest of 22's shows
+ *  that 22 holds dots of replica 11 it lacks (holds_unseen); restored again, it asks, and once
+ *  the answers came it holds them again (its next dot is past them) and has heard every
+ *  member. */
+static void test_asked_digests_bring_back_lost_dots(void **state)
+{
+    (void)state;
+    node_t nodes[2];
+    s_node(&nodes[0], 11, 65536);
+    s_node(&nodes[1], 22, 65536);
+    gossip_engine_add_peer(nodes[0].engine, 22);
+    gossip_engine_add_peer(nodes[1].engine, 11);
+    s_write(&nodes[0], "run:a", "k1", "one");
+    s_run(nodes, 2, NULL);
+    crdt_scope_t *copy = crdt_scope_dup(nodes[0].store.scopes[0], 11);
+    s_write(&nodes[0], "run:a", "k2", "two");
+    s_write(&nodes[0], "run:a", "k3", "three");
+    s_run(nodes, 2, NULL);
+    assert_int_equal(crdt_ctx_max(crdt_scope_ctx(nodes[1].store.scopes[0]), 11), 3);
+
+    s_node_fini(&nodes[0]); /* restored: the same replica, the copy's state, a new engine */
+    s_restored(&nodes[0], copy);
+    unsigned members = 0;
+    assert_int_equal(gossip_engine_heard_since(nodes[0].engine, 1000, &members), 0);
+    assert_int_equal(members, 1);
+    assert_false(gossip_engine_holds_unseen(nodes[0].engine, 11));
+    assert_int_equal(gossip_engine_ask_digests(nodes[1].engine), 0); /* 22's digest, alone */
+    s_hop(&nodes[1], &nodes[0], 1000);
+    assert_true(gossip_engine_holds_unseen(nodes[0].engine, 11));
+    assert_false(gossip_engine_holds_unseen(nodes[0].engine, 22));
+
+    s_node_fini(&nodes[0]); /* restored again; this time it asks */
+    s_restored(&nodes[0], copy);
+    assert_int_equal(gossip_engine_ask_digests(nodes[0].engine), 0);
+    s_run(nodes, 2, NULL);
+    assert_int_equal(gossip_engine_heard_since(nodes[0].engine, 1000, &members), 1);
+    assert_int_equal(crdt_ctx_max(crdt_scope_ctx(nodes[0].store.scopes[0]), 11), 3);
+    assert_false(gossip_engine_holds_unseen(nodes[0].engine, 11));
+    crdt_scope_destroy(&copy);
+    s_pair_fini(nodes);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -625,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_chunk_hash_is_checked),
         cmocka_unit_test(test_staging_is_capped_and_resends_fill_holes),
         cmocka_unit_test(test_large_answers_are_not_resent_every_tick),
+        cmocka_unit_test(test_asked_digests_bring_back_lost_dots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
