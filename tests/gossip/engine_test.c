@@ -149,6 +149,15 @@ static bool s_same(node_t *a, node_t *b)
     return true;
 }
 
+/*  Nodes 11 and 22, each the other's peer. */
+static void s_pair(node_t nodes[2], size_t budget)
+{
+    s_node(&nodes[0], 11, budget);
+    s_node(&nodes[1], 22, budget);
+    gossip_engine_add_peer(nodes[0].engine, 22);
+    gossip_engine_add_peer(nodes[1].engine, 11);
+}
+
 /*  Checks that the two nodes converged, then frees them. */
 static void s_pair_fini(node_t nodes[2])
 {
@@ -161,10 +170,7 @@ static void test_push_reaches_peer(void **state)
 {
     (void)state;
     node_t nodes[2];
-    s_node(&nodes[0], 11, 65536);
-    s_node(&nodes[1], 22, 65536);
-    gossip_engine_add_peer(nodes[0].engine, 22);
-    gossip_engine_add_peer(nodes[1].engine, 11);
+    s_pair(nodes, 65536);
     s_write(&nodes[0], "run:a", "draft", "hello");
     assert_int_equal(s_run(nodes, 2, NULL), 2); /* one push and its ack, nothing else */
     assert_int_equal(gossip_engine_stats(nodes[1].engine)->pushes_applied, 1);
@@ -193,10 +199,7 @@ static void test_held_back_push_pulls_the_gap(void **state)
 {
     (void)state;
     node_t nodes[2];
-    s_node(&nodes[0], 11, 65536);
-    s_node(&nodes[1], 22, 65536);
-    gossip_engine_add_peer(nodes[0].engine, 22);
-    gossip_engine_add_peer(nodes[1].engine, 11);
+    s_pair(nodes, 65536);
     s_write(&nodes[0], "run:a", "k", "first");
     s_run(nodes, 2, s_drop_first);
     s_write(&nodes[0], "run:a", "k", "second");
@@ -213,10 +216,7 @@ static void test_local_operations_coalesce(void **state)
 {
     (void)state;
     node_t nodes[2];
-    s_node(&nodes[0], 11, 65536);
-    s_node(&nodes[1], 22, 65536);
-    gossip_engine_add_peer(nodes[0].engine, 22);
-    gossip_engine_add_peer(nodes[1].engine, 11);
+    s_pair(nodes, 65536);
     s_write(&nodes[0], "run:a", "k", "first");
     s_write(&nodes[0], "run:a", "k", "second");
     s_write(&nodes[0], "run:a", "j", "third");
@@ -238,10 +238,7 @@ static void test_coalesced_pushes_keep_the_budget(void **state)
 {
     (void)state;
     node_t nodes[2];
-    s_node(&nodes[0], 11, 4096);
-    s_node(&nodes[1], 22, 4096);
-    gossip_engine_add_peer(nodes[0].engine, 22);
-    gossip_engine_add_peer(nodes[1].engine, 11);
+    s_pair(nodes, 4096);
     char value[1200];
     memset(value, 'v', sizeof value - 1);
     value[sizeof value - 1] = '\0';
@@ -265,10 +262,7 @@ static void test_remote_apply_seals_the_batch(void **state)
 {
     (void)state;
     node_t nodes[2];
-    s_node(&nodes[0], 11, 65536);
-    s_node(&nodes[1], 22, 65536);
-    gossip_engine_add_peer(nodes[0].engine, 22);
-    gossip_engine_add_peer(nodes[1].engine, 11);
+    s_pair(nodes, 65536);
     s_write(&nodes[0], "run:a", "k", "before");         /* pending at node 11 */
     s_write(&nodes[1], "run:a", "r", "remote");         /* pushed by node 22 */
     uint64_t to;
@@ -642,10 +636,7 @@ static void test_asked_digests_bring_back_lost_dots(void **state)
 {
     (void)state;
     node_t nodes[2];
-    s_node(&nodes[0], 11, 65536);
-    s_node(&nodes[1], 22, 65536);
-    gossip_engine_add_peer(nodes[0].engine, 22);
-    gossip_engine_add_peer(nodes[1].engine, 11);
+    s_pair(nodes, 65536);
     s_write(&nodes[0], "run:a", "k1", "one");
     s_run(nodes, 2, NULL);
     crdt_scope_t *copy = crdt_scope_dup(nodes[0].store.scopes[0], 11);
