@@ -468,10 +468,11 @@ static void s_digest_fini(s_digest_t *d)
 
 /*  Sends the digest to peer, split into messages within the budget (all parts partial if it
  *  had to be split, so that no part reads as "I hold nothing else"). */
-/*  Sends the digest d in parts within the budget; `reply` asks peer for its own complete
- *  digest back (set on the last part, so that it comes after every answer). */
+/*  Sends the digest d in parts within the budget. `reply` asks peer for its own complete
+ *  digest back; `answer` says this is that digest. Both are set on the last part only (so the
+ *  answer comes after the deltas, and marks the end of the sender's whole knowledge). */
 static int s_send_digest(gossip_engine_t *self, uint64_t peer, s_digest_t *d, bool complete,
-                         bool reply)
+                         bool reply, bool answer)
 {
     d->ptrs = calloc(d->n ? d->n : 1, sizeof *d->ptrs);
     if (!d->ptrs)
@@ -495,6 +496,7 @@ static int s_send_digest(gossip_engine_t *self, uint64_t peer, s_digest_t *d, bo
         Engram__GossipDigest digest = ENGRAM__GOSSIP_DIGEST__INIT;
         digest.complete = complete && !split;
         digest.reply = reply && end == d->n;
+        digest.answer = answer && end == d->n;
         digest.versions = d->ptrs + start;
         digest.n_versions = end - start;
         Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
@@ -514,23 +516,25 @@ static void s_add_own(void *arg, const char *scope)
         d->rc = s_digest_add(d, scope, d->self->store->ctx(d->self->state, scope));
 }
 
-/*  A complete digest of every scope this node holds, to peer. */
-static int s_send_full_digest(gossip_engine_t *self, uint64_t peer, bool reply)
+/*  A complete digest of every scope this node holds, to peer (`reply`, `answer`: see
+ *  s_send_digest). */
+static int s_send_full_digest(gossip_engine_t *self, uint64_t peer, bool reply, bool answer)
 {
     s_digest_t d = {.self = self};
     self->store->each_scope(self->state, s_add_own, &d);
-    int rc = d.rc ? d.rc : s_send_digest(self, peer, &d, true, reply);
+    int rc = d.rc ? d.rc : s_send_digest(self, peer, &d, true, reply, answer);
     s_digest_fini(&d);
     return rc;
 }
 
-int gossip_engine_ask_digests(gossip_engine_t *self)
+int gossip_engine_ask_digests(gossip_engine_t *self, uint64_t since_ms)
 {
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < self->nmembers; i++) {
         const gossip__member_t *m = &self->members[i];
-        if (m->id != self->config.node_id && m->state != GOSSIP_LEFT)
-            rc = s_send_full_digest(self, m->id, true);
+        if (m->id != self->config.node_id && m->state != GOSSIP_LEFT &&
+            !(m->answered_ms && m->answered_ms >= since_ms))
+            rc = s_send_full_digest(self, m->id, true, false);
     }
     return rc;
 }
@@ -543,7 +547,7 @@ unsigned gossip_engine_heard_since(gossip_engine_t *self, uint64_t since_ms, uns
         if (m->id == self->config.node_id || m->state == GOSSIP_LEFT)
             continue;
         of++;
-        heard += m->digest_ms && m->digest_ms >= since_ms;
+        heard += m->answered_ms && m->answered_ms >= since_ms;
     }
     if (members)
         *members = of;
@@ -659,8 +663,6 @@ static void s_answer_unlisted(void *arg, const char *scope)
 static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__GossipDigest *digest)
 {
     gossip__member_t *sender = gossip__member(self, from);
-    if (sender)
-        sender->digest_ms = self->now_ms;
     s_answer_t a = {self, from, digest, calloc(digest->n_versions + 1, sizeof(crdt_ctx_t *)), 0};
     if (!a.theirs)
         return ENGRAM_ENOMEM;
@@ -691,9 +693,11 @@ static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__Gossi
         rc = a.rc;
     }
     if (rc == 0 && ask.n)
-        rc = s_send_digest(self, from, &ask, false, false);
+        rc = s_send_digest(self, from, &ask, false, false, false);
     if (rc == 0 && digest->reply) /* after the answers: see gossip_engine_ask_digests */
-        rc = s_send_full_digest(self, from, false);
+        rc = s_send_full_digest(self, from, false, true);
+    if (rc == 0 && digest->answer && sender) /* its whole knowledge is in (s_know) */
+        sender->answered_ms = self->now_ms;
     s_digest_fini(&ask);
     for (size_t i = 0; i < digest->n_versions; i++)
         crdt_ctx_destroy(&a.theirs[i]);
@@ -712,7 +716,7 @@ static int s_ask(gossip_engine_t *self, uint64_t from)
         return 0;
     m->asked_ms = self->now_ms;
     self->asking_until_ms = self->now_ms + ASK_WAIT_MS;
-    return s_send_full_digest(self, from, false);
+    return s_send_full_digest(self, from, false, false);
 }
 
 static int s_apply(gossip_engine_t *self, const char *scope, const crdt_scope_t *delta)
@@ -933,5 +937,5 @@ void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms)
     self->next_digest_ms = now_ms + self->config.gossip_interval_ms;
     gossip__member_t *m = gossip__pick(self, 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT);
     if (m)
-        s_send_full_digest(self, m->id, false);
+        s_send_full_digest(self, m->id, false, false);
 }

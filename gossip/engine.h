@@ -25,8 +25,9 @@
  *      or cut off thus probes more gently and accuses later.
  *    - dynamic suspicion: SUSPECT lasts from max = 6 * min down to min = suspicion_mult *
  *      log10(N+1) probe intervals (at least one), shrinking with each independent
- *      confirmation: a member that suspects it too (records carry their first suspector;
- *      a node's own failed probe of a suspect confirms too) by max - (max - min) *
+ *      confirmation: a member that suspects it too (a record names a suspector, the first,
+ *      then each confirmation a node learns or makes with its own failed probe, passed on
+ *      like a change; only members count) by max - (max - min) *
  *      log(c+1) / log(k+1) for c confirmations of k = suspicion_mult - 2 expected (0 below
  *      k + 2 members: then min). A lone slow accuser gives its victim 6x the time to refute;
  *      a member everyone lost goes DEAD as fast as before. Then: DEAD.
@@ -231,9 +232,10 @@ const crdt_ctx_t *gossip_engine_peer_ctx(gossip_engine_t *self, uint64_t peer, c
  *  member was heard (gossip_engine_heard_since), the node may write. gossip_engine_holds_unseen says
  *  whether some member is known to hold a dot of `replica` that this node lacks (then its
  *  counters cannot be trusted: the caller takes a new replica id). */
-int gossip_engine_ask_digests(gossip_engine_t *self);
-/*  How many of the members that are neither LEFT nor this node (*members) sent a digest at or
- *  after since_ms (ms on the engine's clock: the `now` of its events). */
+int gossip_engine_ask_digests(gossip_engine_t *self, uint64_t since_ms);
+/*  How many of the members that are neither LEFT nor this node (*members) answered such a
+ *  request at or after since_ms (ms on the engine's clock: the `now` of its events): their
+ *  whole digest arrived, after the deltas it made them send. ask_digests asks only the others. */
 unsigned gossip_engine_heard_since(gossip_engine_t *self, uint64_t since_ms, unsigned *members);
 bool gossip_engine_holds_unseen(gossip_engine_t *self, uint64_t replica);
 

@@ -43,9 +43,12 @@ typedef struct {
      * (the record's suspector) at [0]; the others are Lifeguard's confirmations. */
     uint64_t suspectors[GOSSIP__MAX_SUSPECTORS];
     unsigned nsuspectors;
+    uint64_t told; /* SUSPECT: the suspector its record carries from this node: the first it
+                      heard of, then each new confirmation (its own failed probe included),
+                      retransmitted like a change, as memberlist re-broadcasts confirmations */
     uint32_t transmits;     /* piggyback retransmissions left for this record */
     uint64_t asked_ms;      /* when it was last sent a digest because of a held-back push */
-    uint64_t digest_ms;     /* when its last digest arrived (0: never) */
+    uint64_t answered_ms;   /* when its last answer to our `reply` digest ended (0: never) */
     gossip__known_t *known; /* what it holds, per scope */
     size_t nknown, known_cap;
     gossip__answered_t answered[GOSSIP__ANSWERED_SLOTS];

@@ -94,7 +94,7 @@ static void s_view(const gossip__member_t *m, gossip_member_t *out)
 {
     *out = (gossip_member_t){m->id,   m->incarnation, m->state,    m->endpoint,
                              m->card, m->card_len,    m->leave,    m->leave_len,
-                             m->state == GOSSIP_SUSPECT && m->nsuspectors ? m->suspectors[0] : 0};
+                             m->state == GOSSIP_SUSPECT ? m->told : 0};
 }
 
 static void s_changed(gossip_engine_t *self, const gossip__member_t *m)
@@ -167,15 +167,23 @@ static uint64_t s_suspicion_timeout_ms(const gossip_engine_t *self, const gossip
     return max_ms - (max_ms - min_ms) * LN_MILLI[confirmations + 1] / LN_MILLI[k + 1];
 }
 
-/*  Counts `who` as a suspector of m (once; up to GOSSIP__MAX_SUSPECTORS). */
-static void s_suspected_by(gossip__member_t *m, uint64_t who)
+/*  Counts `who` as a suspector of m, once, up to GOSSIP__MAX_SUSPECTORS, if it is a member
+ *  that is not LEFT and not m itself (a record names its suspector; nothing else is taken as
+ *  one, so relays do not pass for confirmations). True when it is new: m's record then carries
+ *  it and goes out again. */
+static bool s_suspected_by(gossip_engine_t *self, gossip__member_t *m, uint64_t who)
 {
-    if (!who || m->nsuspectors == GOSSIP__MAX_SUSPECTORS)
-        return;
+    if (!who || who == m->id || m->nsuspectors == GOSSIP__MAX_SUSPECTORS)
+        return false;
+    const gossip__member_t *suspector = gossip__member(self, who);
+    if (!suspector || suspector->state == GOSSIP_LEFT)
+        return false;
     for (unsigned i = 0; i < m->nsuspectors; i++)
         if (m->suspectors[i] == who)
-            return;
+            return false;
     m->suspectors[m->nsuspectors++] = who;
+    m->told = who;
+    return true;
 }
 
 static int s_set_bytes(uint8_t **dst, size_t *dst_len, const uint8_t *src, size_t len)
@@ -302,8 +310,8 @@ static int s_merge(gossip_engine_t *self, uint64_t from, const gossip_member_t *
     }
     if (!newer) {
         if (m && m->state == GOSSIP_SUSPECT && r->state == GOSSIP_SUSPECT &&
-            r->incarnation == m->incarnation)
-            s_suspected_by(m, r->suspector ? r->suspector : from);
+            r->incarnation == m->incarnation && s_suspected_by(self, m, r->suspector))
+            s_touch(self, m, m->state); /* a confirmation: passed on */
         return 0;
     }
     bool new_card = r->card_len && (!m || m->card_len != r->card_len ||
@@ -318,11 +326,14 @@ static int s_merge(gossip_engine_t *self, uint64_t from, const gossip_member_t *
         (own_word && s_set_endpoint(m, r->endpoint[0] ? r->endpoint : NULL)))
         return ENGRAM_ENOMEM;
     gossip_state_t old = m->state;
+    if (r->incarnation != m->incarnation)
+        m->since_ms = self->now_ms; /* a new suspicion starts its own timer */
     m->incarnation = r->incarnation;
     m->state = r->state;
     m->nsuspectors = 0;
+    m->told = 0;
     if (r->state == GOSSIP_SUSPECT)
-        s_suspected_by(m, r->suspector ? r->suspector : from);
+        s_suspected_by(self, m, r->suspector);
     s_touch(self, m, old);
     return 0;
 }
@@ -346,8 +357,8 @@ static void s_to_wire(const gossip__member_t *m, Engram__GossipMember *w)
     w->card = (ProtobufCBinaryData){m->card_len, m->card};
     if (m->state == GOSSIP_LEFT)
         w->leave = (ProtobufCBinaryData){m->leave_len, m->leave};
-    if (m->state == GOSSIP_SUSPECT && m->nsuspectors)
-        w->suspector = m->suspectors[0];
+    if (m->state == GOSSIP_SUSPECT)
+        w->suspector = m->told;
 }
 
 static size_t s_wire_size(const gossip__member_t *m)
@@ -843,11 +854,12 @@ static void s_probe_tick(gossip_engine_t *self)
             if (m->state == GOSSIP_ALIVE) {
                 m->state = GOSSIP_SUSPECT;
                 m->nsuspectors = 0;
-                s_suspected_by(m, self->config.node_id);
+                s_suspected_by(self, m, self->config.node_id);
                 self->stats.suspects++;
                 s_touch(self, m, GOSSIP_ALIVE);
-            } else if (m->state == GOSSIP_SUSPECT) {
-                s_suspected_by(m, self->config.node_id); /* a confirmation, if not ours */
+            } else if (m->state == GOSSIP_SUSPECT &&
+                       s_suspected_by(self, m, self->config.node_id)) {
+                s_touch(self, m, m->state); /* our confirmation, passed on */
             }
             if (m->state != GOSSIP_DEAD) {
                 /* Lifeguard: the nacks that did not come are what count against us */

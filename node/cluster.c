@@ -36,7 +36,7 @@
 #define BAD_LOG_INTERVAL_MS 1000
 /*  The dot check at start (s_check_dots): how long shared writes wait for the members' digests
  *  at most, and how often they are asked again meanwhile (the first asks may find no link up). */
-#define DOT_CHECK_MS 2000
+#define DOT_CHECK_MS 3000
 #define DOT_ASK_MS   250
 
 /*  A connection to one member. */
@@ -694,6 +694,32 @@ static int s_open_sockets(node_cluster_t *self, char *why, size_t why_len)
     return 0;
 }
 
+/*  Takes a new replica id for the writes from now on, saying why. */
+static void s_renew_replica(node_cluster_t *self, const char *why)
+{
+    uint64_t old = node_store_replica(self->store);
+    int rc = node_store_renew_replica(self->store);
+    if (rc)
+        zsys_error("engramd: %s, but it cannot take a new replica id: %s", why,
+                   engram_strerror(rc));
+    else
+        zsys_warning("engramd: %s: replica %016" PRIx64 " becomes %016" PRIx64, why, old,
+                     node_store_replica(self->store));
+}
+
+/*  Whether this replica wrote to a shared scope the store holds. */
+typedef struct {
+    node_cluster_t *self;
+    bool wrote;
+} s_wrote_t;
+
+static void s_wrote_scope(void *arg, const char *sid)
+{
+    s_wrote_t *w = arg;
+    const crdt_ctx_t *ctx = node_store_ctx(w->self->store, sid);
+    w->wrote |= ctx && crdt_ctx_max(ctx, node_store_replica(w->self->store)) > 0;
+}
+
 int node_cluster_new(const node_cluster_config_t *config, node_store_t *store,
                      node_cluster_t **self_p, char *why, size_t why_len)
 {
@@ -752,12 +778,19 @@ int node_cluster_new(const node_cluster_config_t *config, node_store_t *store,
                             .arg = self};
     gossip_engine_set_hooks(self->engine, &hooks);
     s_learn_members(self, remembered);
+    bool members_lost = !remembered; /* no DATA/members, or unreadable */
     engram__members__free_unpacked(remembered, NULL);
     unsigned members = 0;
     gossip_engine_heard_since(self->engine, 0, &members);
     if (members && !self->removed) {
         self->dots_pending = true;
         self->dots_since_ms = s_now_ms();
+    } else if (!self->removed && members_lost) {
+        s_wrote_t wrote = {self, false};
+        node_store_gossip.each_scope(self->store, s_wrote_scope, &wrote);
+        if (wrote.wrote) /* nobody to ask: its members were lost (a partial copy?) */
+            s_renew_replica(self, "this node wrote to shared scopes but its list of members "
+                                  "is gone, so it cannot ask them about its dot counters");
     }
     if (config->join && node_cluster_join(self, config->join) != 0)
         return s_fail(self_p, ENGRAM_EINVAL, why, why_len,
@@ -899,15 +932,18 @@ static void s_collect_scope(void *arg, const char *scope)
  *  for their digests and holds shared writes until every one answered or DOT_CHECK_MS passed.
  *  Their answers carry this replica's dots that its store lacks (a data directory restored
  *  from an older plain copy), so its counters move past them before it writes. If a member is
- *  still known to hold such a dot, or nobody answered (the counters cannot be proven current),
- *  the store takes a new replica id: a reused dot would make replicas diverge silently. */
+ *  still known to hold such a dot, or one did not answer (the counters cannot be proven
+ *  current: it may be the one that holds them), the store takes a new replica id: a reused
+ *  dot would make replicas diverge silently. */
 static void s_check_dots(node_cluster_t *self, uint64_t now_ms)
 {
+    if (now_ms < self->dots_since_ms)
+        self->dots_since_ms = now_ms; /* the clock stepped back: the wait starts again */
     unsigned members = 0;
     unsigned heard = gossip_engine_heard_since(self->engine, self->dots_since_ms, &members);
     if (heard < members && now_ms < self->dots_since_ms + DOT_CHECK_MS) {
         if (now_ms >= self->dots_asked_ms + DOT_ASK_MS) {
-            gossip_engine_ask_digests(self->engine);
+            gossip_engine_ask_digests(self->engine, self->dots_since_ms);
             self->dots_asked_ms = now_ms;
         }
         return;
@@ -915,22 +951,15 @@ static void s_check_dots(node_cluster_t *self, uint64_t now_ms)
     self->dots_pending = false;
     uint64_t old = node_store_replica(self->store);
     bool unseen = gossip_engine_holds_unseen(self->engine, old);
-    if (!unseen && heard) {
-        zsys_info("engramd: dot counters checked against %u of %u members", heard, members);
+    if (!unseen && heard == members) {
+        zsys_info("engramd: dot counters checked against all %u members", members);
         return;
     }
-    int rc = node_store_renew_replica(self->store);
-    if (rc)
-        zsys_error("engramd: cannot take a new replica id: %s", engram_strerror(rc));
-    else if (unseen)
-        zsys_error("engramd: members hold dots of replica %016" PRIx64 " that this node lacks "
-                   "(its data directory is older than its last run, e.g. restored from a "
-                   "copy): it writes as replica %016" PRIx64 " from now on",
-                   old, node_store_replica(self->store));
-    else
-        zsys_warning("engramd: no member answered within %d ms, so this node cannot prove its "
-                     "dot counters current: it writes as replica %016" PRIx64 " from now on",
-                     DOT_CHECK_MS, node_store_replica(self->store));
+    s_renew_replica(self, unseen ? "members hold dots of this replica that this node lacks "
+                                   "(its data directory is older than its last run, e.g. "
+                                   "restored from a copy)"
+                                 : "not every member answered in time, so this node cannot "
+                                   "prove its dot counters current");
 }
 
 bool node_cluster_dots_checked(const node_cluster_t *self)

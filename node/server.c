@@ -1638,17 +1638,18 @@ static void s_check_parked(node_server_t *self)
     zlist_destroy(&ready);
 }
 
-/*  Runs the shared writes held for the dot check, in the order they came, once it is done. */
+/*  Runs the shared writes held for the dot check, in the order they came, once it is done
+ *  (which may have given the store a new replica id). */
 static void s_release_held(node_server_t *self)
 {
-    if (!zlist_size(self->held) || !node_cluster_dots_checked(self->cluster))
+    if (!node_cluster_dots_checked(self->cluster))
         return;
+    self->stats.replica_id = node_store_replica(self->store);
     s_parked_t *held;
     while ((held = zlist_pop(self->held))) {
         s_request(self, held->routing, held->request);
         free(held);
     }
-    self->stats.replica_id = node_store_replica(self->store); /* it may have changed */
 }
 
 /*  One turn: every waiting request, one group commit, then the replies. */

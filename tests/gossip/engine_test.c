@@ -651,14 +651,14 @@ static void test_asked_digests_bring_back_lost_dots(void **state)
     assert_int_equal(gossip_engine_heard_since(nodes[0].engine, 1000, &members), 0);
     assert_int_equal(members, 1);
     assert_false(gossip_engine_holds_unseen(nodes[0].engine, 11));
-    assert_int_equal(gossip_engine_ask_digests(nodes[1].engine), 0); /* 22's digest, alone */
+    assert_int_equal(gossip_engine_ask_digests(nodes[1].engine, 1000), 0); /* 22's digest, alone */
     s_hop(&nodes[1], &nodes[0], 1000);
     assert_true(gossip_engine_holds_unseen(nodes[0].engine, 11));
     assert_false(gossip_engine_holds_unseen(nodes[0].engine, 22));
 
     s_node_fini(&nodes[0]); /* restored again; this time it asks */
     s_restored(&nodes[0], copy);
-    assert_int_equal(gossip_engine_ask_digests(nodes[0].engine), 0);
+    assert_int_equal(gossip_engine_ask_digests(nodes[0].engine, 1000), 0);
     s_run(nodes, 2, NULL);
     assert_int_equal(gossip_engine_heard_since(nodes[0].engine, 1000, &members), 1);
     assert_int_equal(crdt_ctx_max(crdt_scope_ctx(nodes[0].store.scopes[0]), 11), 3);
