@@ -317,9 +317,9 @@ static void test_refutation_by_incarnation(void **state)
 }
 
 /*  Crafts a GossipMembers message carrying one record ("" endpoint: none). */
-static uint8_t *s_members_msg(uint64_t sender, uint64_t id, uint64_t incarnation, uint32_t state,
-                              const char *endpoint, const char *card, const char *leave,
-                              size_t *len)
+static uint8_t *s_members_msg_by(uint64_t sender, uint64_t id, uint64_t incarnation,
+                                 uint32_t state, uint64_t suspector, const char *endpoint,
+                                 const char *card, const char *leave, size_t *len)
 {
     char sender_card[32];
     s_card(sender, sender_card, sizeof sender_card);
@@ -334,6 +334,7 @@ static uint8_t *s_members_msg(uint64_t sender, uint64_t id, uint64_t incarnation
     record.endpoint = (char *)endpoint;
     record.card = (ProtobufCBinaryData){strlen(card), (uint8_t *)card};
     record.leave = (ProtobufCBinaryData){strlen(leave), (uint8_t *)leave};
+    record.suspector = suspector;
     Engram__GossipMember *ptr = &record;
     Engram__GossipMembers body = ENGRAM__GOSSIP_MEMBERS__INIT;
     body.sender = &from;
@@ -348,6 +349,13 @@ static uint8_t *s_members_msg(uint64_t sender, uint64_t id, uint64_t incarnation
     assert_non_null(buf);
     engram__gossip__pack(&msg, buf);
     return buf;
+}
+
+static uint8_t *s_members_msg(uint64_t sender, uint64_t id, uint64_t incarnation, uint32_t state,
+                              const char *endpoint, const char *card, const char *leave,
+                              size_t *len)
+{
+    return s_members_msg_by(sender, id, incarnation, state, 0, endpoint, card, leave, len);
 }
 
 /*  A member relaying a record about another cannot redirect it (its endpoint changes only by
@@ -633,6 +641,73 @@ static void test_confirmations_shorten_suspicion(void **state)
     s_net_fini(&net);
 }
 
+/*  The suspector of member id in the last record about it that node i's queued messages
+ *  carry (0: none); the messages are dropped. */
+static uint64_t s_told_suspector(net_t *net, int i, uint64_t id)
+{
+    uint64_t to, told = 0;
+    uint8_t *buf;
+    size_t len;
+    while (gossip_engine_next(net->nodes[i].engine, &to, &buf, &len)) {
+        Engram__Gossip *g = engram__gossip__unpack(NULL, len, buf);
+        free(buf);
+        assert_non_null(g);
+        Engram__GossipMember **records = NULL;
+        size_t n = 0;
+        if (g->body_case == ENGRAM__GOSSIP__BODY_PING)
+            records = g->ping->updates, n = g->ping->n_updates;
+        else if (g->body_case == ENGRAM__GOSSIP__BODY_PING_REQ)
+            records = g->ping_req->updates, n = g->ping_req->n_updates;
+        else if (g->body_case == ENGRAM__GOSSIP__BODY_PONG)
+            records = g->pong->updates, n = g->pong->n_updates;
+        for (size_t r = 0; r < n; r++)
+            if (records[r]->id == id && records[r]->state == GOSSIP_SUSPECT)
+                told = records[r]->suspector;
+        engram__gossip__free_unpacked(g, NULL);
+    }
+    return told;
+}
+
+/*  Node 0 hears that node 3 is suspected by node 1, then by node 2: a confirmation, which its
+ *  messages pass on (the record then names node 2), so that every node counts it. A suspector
+ *  that is not a member, or is the suspect itself, is no confirmation. */
+static void test_confirmations_are_passed_on(void **state)
+{
+    (void)state;
+    net_t net;
+    s_net(&net, 5);
+    s_join_all(&net);
+    gossip_member_t three;
+    assert_true(gossip_engine_member(net.nodes[0].engine, net.nodes[3].id, &three));
+    uint64_t inc = three.incarnation;
+    size_t len;
+    uint8_t *msg = s_members_msg_by(net.nodes[1].id, net.nodes[3].id, inc, GOSSIP_SUSPECT,
+                                    net.nodes[1].id, "", "", "", &len);
+    assert_int_equal(gossip_engine_receive(net.nodes[0].engine, net.nodes[1].id, msg, len,
+                                           net.now), 0);
+    free(msg);
+    assert_int_equal(s_state(&net, 0, 3), GOSSIP_SUSPECT);
+    uint64_t not_confirmations[] = {777, net.nodes[3].id};
+    for (int k = 0; k < 2; k++) {
+        msg = s_members_msg_by(net.nodes[2].id, net.nodes[3].id, inc, GOSSIP_SUSPECT,
+                               not_confirmations[k], "", "", "", &len);
+        gossip_engine_receive(net.nodes[0].engine, net.nodes[2].id, msg, len, net.now);
+        free(msg);
+    }
+    net.now += 1000; /* a probe goes out, with the record */
+    gossip_engine_tick(net.nodes[0].engine, net.now);
+    assert_int_equal(s_told_suspector(&net, 0, net.nodes[3].id), net.nodes[1].id);
+    msg = s_members_msg_by(net.nodes[2].id, net.nodes[3].id, inc, GOSSIP_SUSPECT,
+                           net.nodes[2].id, "", "", "", &len);
+    assert_int_equal(gossip_engine_receive(net.nodes[0].engine, net.nodes[2].id, msg, len,
+                                           net.now), 0);
+    free(msg);
+    net.now += 1000;
+    gossip_engine_tick(net.nodes[0].engine, net.now);
+    assert_int_equal(s_told_suspector(&net, 0, net.nodes[3].id), net.nodes[2].id);
+    s_net_fini(&net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -645,6 +720,7 @@ int main(void)
         cmocka_unit_test(test_ping_req_around_a_cut_link),
         cmocka_unit_test(test_nacks_keep_healthy_probers_healthy),
         cmocka_unit_test(test_confirmations_shorten_suspicion),
+        cmocka_unit_test(test_confirmations_are_passed_on),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
