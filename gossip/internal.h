@@ -39,13 +39,11 @@ typedef struct {
     uint8_t *leave; /* owned, LEFT only */
     size_t leave_len;
     uint64_t since_ms;      /* when state last changed (suspicion starts here) */
-    /* SUSPECT: the distinct members that suspected it at this incarnation, the first one
-     * (the record's suspector) at [0]; the others are Lifeguard's confirmations. */
+    /* SUSPECT: the distinct members that suspected it at this incarnation, the first at [0];
+     * the others are Lifeguard's confirmations. Its record names the latest of them as its
+     * suspector (retransmitted like a change, as memberlist re-broadcasts confirmations). */
     uint64_t suspectors[GOSSIP__MAX_SUSPECTORS];
     unsigned nsuspectors;
-    uint64_t told; /* SUSPECT: the suspector its record carries from this node: the first it
-                      heard of, then each new confirmation (its own failed probe included),
-                      retransmitted like a change, as memberlist re-broadcasts confirmations */
     uint32_t transmits;     /* piggyback retransmissions left for this record */
     uint64_t asked_ms;      /* when it was last sent a digest because of a held-back push */
     uint64_t answered_ms;   /* when its last answer to our `reply` digest ended (0: never) */

@@ -90,11 +90,17 @@ static gossip__member_t *s_me(gossip_engine_t *self)
     return me;
 }
 
+/*  The suspector m's record names: the latest of its suspectors (0 unless SUSPECT). */
+static uint64_t s_told(const gossip__member_t *m)
+{
+    return m->state == GOSSIP_SUSPECT && m->nsuspectors ? m->suspectors[m->nsuspectors - 1] : 0;
+}
+
 static void s_view(const gossip__member_t *m, gossip_member_t *out)
 {
     *out = (gossip_member_t){m->id,   m->incarnation, m->state,    m->endpoint,
                              m->card, m->card_len,    m->leave,    m->leave_len,
-                             m->state == GOSSIP_SUSPECT ? m->told : 0};
+                             s_told(m)};
 }
 
 static void s_changed(gossip_engine_t *self, const gossip__member_t *m)
@@ -182,7 +188,6 @@ static bool s_suspected_by(gossip_engine_t *self, gossip__member_t *m, uint64_t 
         if (m->suspectors[i] == who)
             return false;
     m->suspectors[m->nsuspectors++] = who;
-    m->told = who;
     return true;
 }
 
@@ -331,7 +336,6 @@ static int s_merge(gossip_engine_t *self, uint64_t from, const gossip_member_t *
     m->incarnation = r->incarnation;
     m->state = r->state;
     m->nsuspectors = 0;
-    m->told = 0;
     if (r->state == GOSSIP_SUSPECT)
         s_suspected_by(self, m, r->suspector);
     s_touch(self, m, old);
@@ -357,8 +361,7 @@ static void s_to_wire(const gossip__member_t *m, Engram__GossipMember *w)
     w->card = (ProtobufCBinaryData){m->card_len, m->card};
     if (m->state == GOSSIP_LEFT)
         w->leave = (ProtobufCBinaryData){m->leave_len, m->leave};
-    if (m->state == GOSSIP_SUSPECT)
-        w->suspector = m->told;
+    w->suspector = s_told(m);
 }
 
 static size_t s_wire_size(const gossip__member_t *m)

@@ -948,6 +948,7 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
         self->stats.uptime_ms = (uint64_t)(s_now_ms() - self->started_ms);
         self->stats.scopes = node_store_scopes(self->store);
         self->stats.subscribers = zlist_size(self->subscribers);
+        self->stats.replica_id = node_store_replica(self->store); /* the dot check may renew it */
         r->msg.stats = &self->stats;
         return 0;
     default:
@@ -1638,13 +1639,11 @@ static void s_check_parked(node_server_t *self)
     zlist_destroy(&ready);
 }
 
-/*  Runs the shared writes held for the dot check, in the order they came, once it is done
- *  (which may have given the store a new replica id). */
+/*  Runs the shared writes held for the dot check, in the order they came, once it is done. */
 static void s_release_held(node_server_t *self)
 {
     if (!node_cluster_dots_checked(self->cluster))
         return;
-    self->stats.replica_id = node_store_replica(self->store);
     s_parked_t *held;
     while ((held = zlist_pop(self->held))) {
         s_request(self, held->routing, held->request);
@@ -1754,7 +1753,6 @@ int node_server_new(const node_config_t *config, node_server_t **self_p, char *w
     }
     node_store_set_min_free(self->store, config->min_free_bytes);
     self->stats.node_id = node_store_node_id(self->store);
-    self->stats.replica_id = node_store_replica(self->store);
     self->clock.last = node_store_hlc_floor(self->store);
     self->router = zsock_new(ZMQ_ROUTER);
     if (self->router) {
