@@ -603,6 +603,29 @@ static char *s_put_token(int i, const char *scope, const char *key, const char *
     return token;
 }
 
+/*  The watcher's next event before deadline (ms, node_harness_now_ms), or NULL if none came. */
+static engram_event_t *s_event_before(engram_t *watcher, int64_t deadline)
+{
+    while (node_harness_now_ms() < deadline) {
+        engram_event_t *event = NULL;
+        int rc = engram_next_event(watcher, 500, &event);
+        if (rc != ENGRAM_ETIMEDOUT) {
+            assert_int_equal(rc, 0);
+            return event;
+        }
+    }
+    return NULL;
+}
+
+/*  Whether event is op on key, with value (NULL: any). */
+static bool s_event_is(const engram_event_t *event, const char *key, const char *op,
+                       const char *value)
+{
+    const char *got = event->item.value ? (const char *)event->item.value : "";
+    return strcmp(event->key, key) == 0 && strcmp(event->op, op) == 0 &&
+           (!value || strcmp(got, value) == 0);
+}
+
 /*  A subscriber on one node sees the writes made on the others: each new entry a delta brings
  *  arrives as an event with the writer's op (a counter as its new value). */
 static void test_remote_writes_reach_subscribers(void **state)
@@ -623,21 +646,13 @@ static void test_remote_writes_reach_subscribers(void **state)
     engram_result_destroy(&r);
     bool put = false, added = false, counted = false, logged = false;
     int64_t deadline = node_harness_now_ms() + CONVERGE_MS;
-    while (!(put && added && counted && logged) && node_harness_now_ms() < deadline) {
-        engram_event_t *event = NULL;
-        int rc = engram_next_event(watcher, 500, &event);
-        if (rc == ENGRAM_ETIMEDOUT)
-            continue;
-        assert_int_equal(rc, 0);
-        const char *value = event->item.value ? (const char *)event->item.value : "";
-        put |= strcmp(event->key, "draft") == 0 && strcmp(event->op, "put") == 0 &&
-               strcmp(value, "from node 0") == 0;
-        added |= strcmp(event->key, "sources") == 0 && strcmp(event->op, "set_add") == 0 &&
-                 strcmp(value, "deck") == 0;
-        counted |= strcmp(event->key, "tokens") == 0 &&
-                   strcmp(event->op, "counter_changed") == 0 && event->item.amount == 40;
-        logged |= strcmp(event->key, "log") == 0 && strcmp(event->op, "log_append") == 0 &&
-                  strcmp(value, "line") == 0;
+    engram_event_t *event;
+    while (!(put && added && counted && logged) && (event = s_event_before(watcher, deadline))) {
+        put |= s_event_is(event, "draft", "put", "from node 0");
+        added |= s_event_is(event, "sources", "set_add", "deck");
+        counted |= s_event_is(event, "tokens", "counter_changed", NULL) &&
+                   event->item.amount == 40;
+        logged |= s_event_is(event, "log", "log_append", "line");
         engram_event_destroy(&event);
     }
     if (!(put && added && counted && logged)) {
@@ -656,21 +671,11 @@ static void test_remote_writes_reach_subscribers(void **state)
     engram_result_destroy(&r);
     bool removed = false, rewritten = false, deleted = false, early_delete = false;
     deadline = node_harness_now_ms() + CONVERGE_MS;
-    while (!(removed && rewritten && deleted) && node_harness_now_ms() < deadline) {
-        engram_event_t *event = NULL;
-        int rc = engram_next_event(watcher, 500, &event);
-        if (rc == ENGRAM_ETIMEDOUT)
-            continue;
-        assert_int_equal(rc, 0);
-        const char *value = event->item.value ? (const char *)event->item.value : "";
-        removed |= strcmp(event->key, "sources") == 0 && strcmp(event->op, "set_remove") == 0 &&
-                   strcmp(value, "deck") == 0;
-        early_delete |= strcmp(event->key, "draft") == 0 &&
-                        strcmp(event->op, "delete") == 0 && !rewritten;
-        rewritten |= strcmp(event->key, "draft") == 0 && strcmp(event->op, "put") == 0 &&
-                     strcmp(value, "rewritten on node 2") == 0;
-        deleted |= strcmp(event->key, "draft") == 0 && strcmp(event->op, "delete") == 0 &&
-                   rewritten;
+    while (!(removed && rewritten && deleted) && (event = s_event_before(watcher, deadline))) {
+        removed |= s_event_is(event, "sources", "set_remove", "deck");
+        early_delete |= s_event_is(event, "draft", "delete", NULL) && !rewritten;
+        rewritten |= s_event_is(event, "draft", "put", "rewritten on node 2");
+        deleted |= s_event_is(event, "draft", "delete", NULL) && rewritten;
         engram_event_destroy(&event);
     }
     engram_destroy(&watcher);
