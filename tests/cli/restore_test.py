@@ -9,7 +9,7 @@ answers carry the lost dots, so its counters move past them), or takes a new rep
 Checks, on a 3-node deploy/local-cluster.sh cluster: the writes made right after the restore
 reach every node with their values, the writes made between copy and restore come back to the
 restored node, and every node ends with the same version vector; a node restarted while no
-member answers writes under a new replica id.
+member answers, or without its list of members, writes under a new replica id.
 
 Usage: restore_test.py ENGRAMD ENGRAM LOCAL_CLUSTER_SH. Ports are drawn at random.
 """
@@ -67,13 +67,23 @@ class RestoreTest(unittest.TestCase):
         with open(os.path.join(self.dir, f"n{i}", "pid")) as f:
             pid = int(f.read())
         os.kill(pid, signal.SIGTERM)
-        eventually(lambda: not os.path.exists(f"/proc/{pid}") or
-                   open(f"/proc/{pid}/stat").read().split()[2] == "Z", f"node {i} stops")
+
+        def stopped():
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    return stat.read().split()[2] == "Z"
+            except FileNotFoundError:
+                return True
+        eventually(stopped, f"node {i} stops")
 
     def restart(self, i):
         out = subprocess.run([LOCAL_CLUSTER, "restart", self.dir, str(i)], env=self.env,
                              capture_output=True, text=True, timeout=120)
         self.assertEqual(out.returncode, 0, out.stderr)
+
+    def log(self, i):
+        with open(os.path.join(self.dir, f"n{i}", "engramd.log"), errors="replace") as f:
+            return f.read()
 
     def vectors(self, i):
         out = engram(self.api(i), "--json", "cluster", "status")
@@ -106,7 +116,7 @@ class RestoreTest(unittest.TestCase):
                        f"node {i} holds the writes of both runs")
         eventually(lambda: self.vectors(1) == self.vectors(2) == self.vectors(3),
                    "equal version vectors")
-        log = open(os.path.join(self.dir, "n2", "engramd.log"), errors="replace").read()
+        log = self.log(2)
         self.assertIn("dot counters checked against", log)
 
     def replica(self, i):
@@ -125,12 +135,27 @@ class RestoreTest(unittest.TestCase):
         self.restart(2)
         self.put(2, "alone", "a")
         self.assertNotEqual(self.replica(2), before)
-        log = open(os.path.join(self.dir, "n2", "engramd.log"), errors="replace").read()
+        log = self.log(2)
         self.assertIn("cannot prove its dot counters current", log)
         for i in (1, 3):
             self.restart(i)
         for i in (1, 3):
             eventually(lambda: self.get(i, "alone") == "a", f"node {i} gets the write")
+
+    def test_lost_members_list_takes_a_new_replica_id(self):
+        # A data directory without DATA/members (a partial copy) names nobody to ask: a node
+        # that wrote to shared scopes takes a new replica id at once, and its writes spread.
+        self.put(2, "seed", "s")
+        eventually(lambda: self.get(1, "seed") == "s", "the first write spreads")
+        before = self.replica(2)
+        self.stop(2)
+        os.remove(os.path.join(self.dir, "n2", "data", "members"))
+        self.restart(2)
+        self.assertNotEqual(self.replica(2), before)
+        log = self.log(2)
+        self.assertIn("its list of members is gone", log)
+        self.put(2, "after", "a")
+        eventually(lambda: self.get(1, "after") == "a", "the write after it spreads")
 
 
 if __name__ == "__main__":
