@@ -35,7 +35,7 @@
 #include "crdt/codec.h"
 #include "crdt/mvreg.h"
 #include "engram/error.h"
-#include "node/store.h"
+#include "node/store/store.h"
 
 #define SCOPE "run:bench"
 #define REPS 5

@@ -9,11 +9,11 @@
 # Everything lives under DIR: the admin's $ENGRAM_HOME (DIR/home: cluster id, admin key),
 # node I's data, card and log (DIR/nI/), its API socket (ipc://DIR/nI/api.sock). Node I
 # gossips on tcp://127.0.0.1:(ENGRAM_BASE_PORT + 10*I), introductions on the port after it;
-# nodes 2..N join through node 1. Binaries come from ENGRAM_BIN (default build/node).
+# nodes 2..N join through node 1. Binaries come from ENGRAM_BIN (default build/bin).
 # Stopped nodes keep their data: `N DIR` again starts them on it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${ENGRAM_BIN:-$root/build/node}
+bin=${ENGRAM_BIN:-$root/build/bin}
 base=${ENGRAM_BASE_PORT:-7100}
 
 usage() {

@@ -14,7 +14,7 @@ cmake -S . -B build >/dev/null
 cmake --build build -j "$(nproc 2>/dev/null || echo 2)" --target engramd engram-cli >/dev/null
 
 dir=${ENGRAM_DEMO_DIR:-$(mktemp -d /tmp/engram-demo.XXXXXX)}
-engram=build/node/engram
+engram=build/bin/engram
 cleanup() {
     deploy/local-cluster.sh stop "$dir" || true
     [ -z "${ENGRAM_DEMO_DIR:-}" ] && rm -rf "$dir"

@@ -36,7 +36,7 @@
 #include <sodium.h>
 
 #include "engram/engram.h"
-#include "node/admission.h"
+#include "node/trust/admission.h"
 #include "node_harness.h"
 #include "proto/cluster.pb-c.h"
 

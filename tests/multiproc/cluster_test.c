@@ -57,7 +57,7 @@
 #include <sodium.h>
 
 #include "engram/engram.h"
-#include "node/admission.h"
+#include "node/trust/admission.h"
 #include "node_harness.h"
 
 #define MAX_NODES       5

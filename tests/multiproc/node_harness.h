@@ -34,7 +34,7 @@
 #include <sys/types.h>
 
 #include "engram/engram.h"
-#include "node/admission.h"
+#include "node/trust/admission.h"
 
 typedef struct node_harness node_harness_t;
 

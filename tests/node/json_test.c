@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#include "node/json.h"
+#include "node/api/json.h"
 
 static bool s_valid(const char *text)
 {

@@ -24,7 +24,7 @@
 #include "crdt/mvreg.h"
 #include "engram/error.h"
 #include "gossip/engine.h"
-#include "node/store.h"
+#include "node/store/store.h"
 
 #define NODES 3
 #define SHARED 2

@@ -1,5 +1,5 @@
 /*  node_identity: key pair and node id (see identity.h). */
-#include "node/identity.h"
+#include "node/trust/identity.h"
 
 #include "engram/error.h"
 

@@ -1,5 +1,5 @@
 /*  node_json: a recursive-descent JSON syntax checker (see json.h). */
-#include "node/json.h"
+#include "node/api/json.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*  node_store: engramd's RocksDB storage (see store.h for the layout and its invariants). */
-#include "node/store.h"
+#include "node/store/store.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -12,7 +12,7 @@
 #include "crdt/value.h"
 #include "engram/error.h"
 #include "engram/limits.h"
-#include "node/identity.h"
+#include "node/trust/identity.h"
 #include "proto/store.pb-c.h"
 
 enum { CF_DEFAULT, CF_ENTRIES, CF_PRIVATE, CF_OPS, CF_HISTORY, CF_EXPIRY, CF_META, CF_COUNT };

@@ -68,7 +68,7 @@
 
 #include "crdt/scope.h"
 #include "gossip/engine.h"
-#include "node/identity.h"
+#include "node/trust/identity.h"
 
 typedef struct node_store node_store_t;
 

@@ -1,5 +1,5 @@
 /*  node_server: the agent API loop with group commit (see server.h). */
-#include "node/server.h"
+#include "node/api/server.h"
 
 #include <czmq.h>
 #include <sodium.h>
@@ -15,9 +15,9 @@
 #include "crdt/value.h"
 #include "engram/error.h"
 #include "engram/limits.h"
-#include "node/cluster.h"
-#include "node/json.h"
-#include "node/store.h"
+#include "node/cluster/cluster.h"
+#include "node/api/json.h"
+#include "node/store/store.h"
 #include "proto/api.pb-c.h"
 
 #define MAX_SCOPE_BYTES 256

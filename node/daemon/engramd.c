@@ -16,9 +16,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "node/config.h"
-#include "node/server.h"
-#include "node/store.h"
+#include "node/daemon/config.h"
+#include "node/api/server.h"
+#include "node/store/store.h"
 
 /*  Prints the node's id and Ed25519 public key (creating its store on first use). */
 static int s_identity(const node_config_t *config)

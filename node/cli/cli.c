@@ -48,8 +48,8 @@
 #include <time.h>
 
 #include "engram/engram.h"
-#include "node/admission.h"
-#include "node/identity.h"
+#include "node/trust/admission.h"
+#include "node/trust/identity.h"
 
 /*  How long watch waits for an event before it looks at its signal flag again; this bounds
  *  the delay of a signal that arrives just before the wait starts. */

@@ -40,7 +40,7 @@
 #include <stdint.h>
 
 #include "gossip/engine.h"
-#include "node/store.h"
+#include "node/store/store.h"
 #include "proto/api.pb-c.h"
 
 typedef struct {

@@ -1,5 +1,5 @@
 /*  node_config: defaults, then zconfig file, then flags (see config.h). */
-#include "node/config.h"
+#include "node/daemon/config.h"
 
 #include <czmq.h>
 #include <errno.h>

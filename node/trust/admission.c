@@ -1,5 +1,5 @@
 /*  node_admission: cluster files, admin signatures, card checks (see admission.h). */
-#include "node/admission.h"
+#include "node/trust/admission.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 
 #include "engram/error.h"
-#include "node/identity.h"
+#include "node/trust/identity.h"
 #include "proto/cluster.pb-c.h"
 
 /*  Cards and statements are a few hundred bytes; anything larger is not one. */

@@ -22,7 +22,7 @@
 #ifndef NODE_SERVER_H
 #define NODE_SERVER_H
 
-#include "node/config.h"
+#include "node/daemon/config.h"
 
 typedef struct node_server node_server_t;
 

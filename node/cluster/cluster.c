@@ -1,6 +1,6 @@
 /*  node_cluster: the gossip engine over CurveZMQ, admission, membership persistence (see
  *  cluster.h). */
-#include "node/cluster.h"
+#include "node/cluster/cluster.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -10,8 +10,8 @@
 #include "crdt/codec.h"
 #include "engram/error.h"
 #include "engram/limits.h"
-#include "node/admission.h"
-#include "node/identity.h"
+#include "node/trust/admission.h"
+#include "node/trust/identity.h"
 #include "proto/cluster.pb-c.h"
 
 #define CARD_MAX_BYTES 4096
