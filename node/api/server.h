@@ -22,16 +22,36 @@
 #ifndef NODE_SERVER_H
 #define NODE_SERVER_H
 
-#include "node/daemon/config.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node/cluster/cluster.h"
+#include "node/store/store.h"
+
+/*  The server's settings (node/daemon/config.h documents each). */
+typedef struct {
+    const char *api_endpoint; /* borrowed for the call of node_server_new */
+    bool durability_sync;
+    size_t max_value_bytes;
+    unsigned max_batch;
+    uint64_t purge_interval_ms;
+    unsigned list_limit;
+    size_t subscriber_backlog;
+    size_t max_frame_bytes;
+} node_server_config_t;
 
 typedef struct node_server node_server_t;
 
-/*  Opens the store and binds the API socket. On failure returns a code and writes a
- *  one-line reason into why. */
-int node_server_new(const node_config_t *config, node_server_t **self_p, char *why,
-                    size_t why_len);
+/*  Binds the API socket. The store and the cluster (NULL for a single node) stay the
+ *  caller's: they must outlive the server. On failure returns a code and writes a one-line
+ *  reason into why. */
+int node_server_new(const node_server_config_t *config, node_store_t *store,
+                    node_cluster_t *cluster, node_server_t **self_p, char *why, size_t why_len);
+
 /*  Serves until SIGINT or SIGTERM (czmq's handler sets zsys_interrupted). */
 int node_server_run(node_server_t *self);
+
 void node_server_destroy(node_server_t **self_p);
 
 #endif

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "node/daemon/config.h"
-#include "node/api/server.h"
+#include "node/daemon/daemon.h"
 #include "node/store/store.h"
 
 /*  Prints the node's id and Ed25519 public key (creating its store on first use). */
@@ -65,20 +65,8 @@ int main(int argc, char **argv)
         node_config_fini(&config);
         return rc;
     }
-    node_server_t *server;
-    if (node_server_new(&config, &server, why, sizeof why) != 0) {
-        zsys_error("engramd: %s", why);
-        node_config_fini(&config);
-        return 1;
-    }
-    zsys_info("engramd: serving agents on %s, data in %s, durability %s", config.api_endpoint,
-              config.data_dir, config.durability_sync ? "sync" : "async");
-    if (config.gossip_endpoint)
-        zsys_info("engramd: gossip on %s%s%s", config.gossip_endpoint,
-                  config.join ? ", joining through " : "", config.join ? config.join : "");
-    node_server_run(server);
-    zsys_info("engramd: stopping");
-    node_server_destroy(&server);
+    int rc = node_daemon_run(&config);
     node_config_fini(&config);
-    return 0;
+    return rc ? 1 : 0;
 }
+

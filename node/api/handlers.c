@@ -1,0 +1,782 @@
+/*  node/api handlers: checks a request's names, scope and key, and runs its operation
+ *  against the store: one handler per operation, and the dispatch between them. */
+#include <czmq.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crdt/awset.h"
+#include "crdt/codec.h"
+#include "crdt/counter.h"
+#include "crdt/hlc.h"
+#include "crdt/log.h"
+#include "crdt/mvreg.h"
+#include "crdt/value.h"
+#include "engram/error.h"
+#include "engram/limits.h"
+#include "node/api/internal.h"
+#include "node/api/json.h"
+
+/*  About 100 years: a longer TTL is refused rather than overflow expires_at. */
+#define MAX_TTL_MS (UINT64_C(100) * 365 * 24 * 3600 * 1000)
+
+/*  --- names ------------------------------------------------------------------------ */
+
+int64_t api__now_ms(void)
+{
+    return zclock_time();
+}
+
+static const char *const s_kinds[] = {"user", "run", "app", "agent", "team"};
+
+/*  Names (agents, users, scope ids) are UTF-8 without spaces or control characters. */
+bool api__name_ok(const char *name)
+{
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        if (*c <= ' ' || *c == 0x7f)
+            return false;
+    return node_json_utf8_valid(name, strlen(name));
+}
+
+/*  Resolves the scope an agent named into a storage id ("@agent" for private). */
+int api__resolve(const Engram__Request *req, char *sid, api_reply_t *r)
+{
+    const char *scope = req->scope;
+    if (strcmp(scope, "private") == 0) {
+        if (snprintf(sid, MAX_SCOPE_BYTES + 2, "@%s", req->agent) > MAX_SCOPE_BYTES + 1)
+            return api__fail(r, ENGRAM_ESCOPE, "agent name too long");
+        return 0;
+    }
+    const char *colon = strchr(scope, ':');
+    size_t kind_len = colon ? (size_t)(colon - scope) : 0;
+    bool known = false;
+    for (size_t i = 0; colon && i < sizeof s_kinds / sizeof s_kinds[0]; i++)
+        known |= strlen(s_kinds[i]) == kind_len && strncmp(scope, s_kinds[i], kind_len) == 0;
+    if (!known)
+        return api__fail(r, ENGRAM_ESCOPE,
+                      "invalid scope '%.64s': use private or KIND:ID with KIND one of user, run, "
+                      "app, agent, team",
+                      scope);
+    const char *id = colon + 1;
+    if (!*id || strlen(scope) > MAX_SCOPE_BYTES)
+        return api__fail(r, ENGRAM_ESCOPE, "invalid scope '%.64s': the id must have 1 to %d bytes",
+                      scope, MAX_SCOPE_BYTES);
+    if (!api__name_ok(id))
+        return api__fail(r, ENGRAM_ESCOPE, "invalid scope '%.64s': the id is UTF-8 without "
+                                        "spaces or control characters",
+                      scope);
+    strcpy(sid, scope);
+    return 0;
+}
+
+static int s_check_key(const char *key, const char *what, api_reply_t *r)
+{
+    size_t len = strlen(key);
+    if (len == 0)
+        return api__fail(r, ENGRAM_EINVAL, "the %s must not be empty", what);
+    if (len > ENGRAM_MAX_KEY_BYTES)
+        return api__fail(r, ENGRAM_ETOOBIG, "the %s has %zu bytes; the limit is %d", what, len,
+                      ENGRAM_MAX_KEY_BYTES);
+    if (!node_json_utf8_valid(key, len))
+        return api__fail(r, ENGRAM_EINVAL, "the %s is not valid UTF-8", what);
+    return 0;
+}
+
+const char *api__type_name(unsigned types)
+{
+    for (unsigned t = 1; t <= CRDT_TYPE_MAX; t++)
+        if (types & (1u << t))
+            return crdt_type_by_id(t)->name;
+    return "nothing";
+}
+
+static int s_check_type(unsigned types, crdt_type_id_t want, const char *key, api_reply_t *r)
+{
+    if (types & ~(1u << want))
+        return api__fail(r, ENGRAM_ETYPE, "'%.64s' holds a %s, not a %s", key, api__type_name(types),
+                      crdt_type_by_id(want)->name);
+    return 0;
+}
+
+/*  --- values and items ------------------------------------------------------------- */
+
+static bool s_expired(const crdt_value_t *v, int64_t now)
+{
+    return v->expires_at_ms && v->expires_at_ms <= (uint64_t)now;
+}
+
+static char **s_strv(api_arena_t *a, char **strv, size_t n)
+{
+    char **copy = api__keep(a, calloc(n ? n : 1, sizeof *copy));
+    for (size_t i = 0; copy && i < n; i++)
+        copy[i] = api__str(a, strv[i]);
+    return copy;
+}
+
+/*  Fills item from a stored register or log value; false if it is unreadable or expired. */
+bool api__item_from_value(api_reply_t *r, Engram__Item *item, const crdt_entry_view_t *e,
+                              const char *type, int64_t now)
+{
+    crdt_value_t *v;
+    if (crdt_value_decode(e->data, e->len, &v) != 0)
+        return false;
+    bool live = !s_expired(v, now);
+    if (live) {
+        item->type = (char *)type;
+        uint8_t *data = api__keep(&r->arena, malloc(v->len ? v->len : 1));
+        if (data && v->len)
+            memcpy(data, v->data, v->len);
+        item->value.data = data;
+        item->value.len = v->len;
+        item->meta_json = api__str(&r->arena, v->meta_json);
+        item->author = api__str(&r->arena, v->author);
+        item->user = api__str(&r->arena, v->user);
+        item->agents = s_strv(&r->arena, v->agents, v->nagents);
+        item->n_agents = v->nagents;
+        item->resources = s_strv(&r->arena, v->resources, v->nresources);
+        item->n_resources = v->nresources;
+        item->hlc = e->hlc;
+        item->node = e->node;
+        item->n = e->n;
+        item->created_hlc = v->created_hlc;
+        item->expires_at_ms = v->expires_at_ms;
+    }
+    crdt_value_destroy(&v);
+    return live;
+}
+
+/*  Builds the value a write stores: payload, metadata and provenance. */
+static int s_make_value(node_server_t *self, const Engram__Request *req, uint64_t hlc,
+                        uint64_t created_hlc, const uint8_t *data, size_t len,
+                        crdt_value_t **value_p)
+{
+    crdt_value_t *v = crdt_value_new();
+    int rc = v ? 0 : ENGRAM_ENOMEM;
+    if (rc == 0) {
+        v->created_hlc = created_hlc ? created_hlc : hlc;
+        v->updated_hlc = hlc;
+        v->expires_at_ms = req->ttl_ms ? (uint64_t)api__now_ms() + req->ttl_ms : 0;
+        rc = crdt_value_set_data(v, data, len);
+    }
+    if (rc == 0)
+        rc = crdt_value_set_meta(v, req->meta_json);
+    if (rc == 0)
+        rc = crdt_value_set_user(v, req->user);
+    if (rc == 0)
+        rc = crdt_value_set_author(v, req->agent);
+    if (rc == 0)
+        rc = crdt_value_add_agent(v, req->agent);
+    if (rc)
+        crdt_value_destroy(&v);
+    *value_p = v;
+    (void)self;
+    return rc;
+}
+
+/*  --- writes ----------------------------------------------------------------------- */
+
+/*  One mutation in progress: what the mutator function gets and fills. */
+typedef struct {
+    node_server_t *self;
+    const Engram__Request *req;
+    const char *key;
+    crdt_scope_t *view;      /* the object as stored, plus the scope's context */
+    uint64_t hlc;
+    api_reply_t *r;
+    crdt_scope_t *delta;     /* out: owned */
+    node_history_t history;  /* out */
+    Engram__Item *event;     /* out: the item subscribers see */
+    const crdt_value_t *source; /* SHARE: the private value being shared */
+} s_op_t;
+
+typedef int (*s_mutator_fn)(s_op_t *op);
+
+/*  Runs one mutation: load a view, check the type, mutate, persist, record the event. */
+static int s_mutate(node_server_t *self, const Engram__Request *req, api_reply_t *r,
+                    const char *sid, const char *key, node_view_t what, const char *elem,
+                    crdt_type_id_t type, s_mutator_fn fn, const crdt_value_t *source)
+{
+    s_op_t op = {.self = self, .req = req, .key = key, .r = r, .source = source};
+    crdt_scope_t *before = NULL;
+    unsigned types = 0;
+    if (self->cluster && sid[0] != '@' && node_cluster_removed(self->cluster))
+        return api__fail(r, ENGRAM_EDENIED, "this node was removed from its cluster: shared "
+                                         "scopes are read-only here");
+    int rc = node_store_view(self->store, sid, key, what, elem, &op.view, &types);
+    if (rc)
+        return api__fail(r, rc, "cannot read '%.64s': %s", key, engram_strerror(rc));
+    if (type)
+        rc = s_check_type(types, type, key, r);
+    if (rc == 0) {
+        before = crdt_scope_dup(op.view, 0);
+        op.event = api__keep(&r->arena, malloc(sizeof *op.event));
+        rc = before && op.event ? 0 : api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    }
+    if (rc == 0) {
+        engram__item__init(op.event);
+        op.event->key = api__str(&r->arena, key);
+        op.event->author = (char *)req->agent;
+        op.event->user = (char *)req->user;
+        op.hlc = crdt_hlc_now(&self->clock, (uint64_t)api__now_ms());
+        op.history = (node_history_t){.agent = req->agent, .user = req->user, .hlc = op.hlc};
+        rc = fn(&op);
+    }
+    if (rc == 0) {
+        rc = node_store_apply(self->store, sid, key, before, op.delta, &op.history);
+        if (rc)
+            api__fail(r, rc, "the write failed: %s", engram_strerror(rc));
+    }
+    if (rc == 0) {
+        r->wrote = true;
+        self->stats.writes++;
+        if (self->cluster)
+            node_cluster_local(self->cluster, sid, op.delta, crdt_scope_ctx(before));
+        uint64_t replica = node_store_replica(self->store);
+        op.event->node = replica;
+        op.event->n = crdt_ctx_max(node_store_ctx(self->store, sid), replica);
+        r->dot = (crdt_dot_t){.node = replica, .n = op.event->n};
+        Engram__Event *event = api__keep(&r->arena, malloc(sizeof *event));
+        if (event) {
+            engram__event__init(event);
+            event->scope = (char *)r->scope;
+            event->key = op.event->key;
+            event->op = (char *)op.history.op;
+            event->item = op.event;
+            event->author = (char *)req->agent;
+            r->event = event;
+        }
+    }
+    crdt_scope_destroy(&op.delta);
+    crdt_scope_destroy(&before);
+    crdt_scope_destroy(&op.view);
+    return rc;
+}
+
+/*  The register's current winner's creation time, so an overwrite keeps it. */
+static uint64_t s_created_hlc(const crdt_scope_t *view, const char *key)
+{
+    crdt_entry_view_t *siblings;
+    size_t n;
+    uint64_t created = 0;
+    if (crdt_mvreg_read(view, key, &siblings, &n) != 0)
+        return 0;
+    crdt_value_t *v;
+    if (n && crdt_value_decode(siblings[0].data, siblings[0].len, &v) == 0) {
+        created = v->created_hlc;
+        crdt_value_destroy(&v);
+    }
+    free(siblings);
+    return created;
+}
+
+/*  Encodes v, runs `write` with it, and fills the history and the event from it. */
+static int s_write_encoded(s_op_t *op, crdt_value_t *v, const char *what, const char *type,
+                           bool as_log)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = crdt_value_encode(v, &buf, &len);
+    if (rc == 0 && as_log)
+        rc = crdt_log_append(op->view, op->key, op->hlc, buf, len, &op->delta);
+    else if (rc == 0)
+        rc = crdt_mvreg_write(op->view, op->key, op->hlc, buf, len, &op->delta);
+    if (rc == 0) {
+        op->history.op = what;
+        op->history.expires_at_ms = v->expires_at_ms;
+        /* The history keeps the payload; the arena keeps it alive until the commit. */
+        op->history.value = api__keep(&op->r->arena, v->data);
+        op->history.len = v->len;
+        v->data = NULL;
+        v->len = 0;
+        crdt_entry_view_t e = {"", 0, 0, op->hlc, buf, len};
+        api__item_from_value(op->r, op->event, &e, type, api__now_ms());
+    }
+    free(buf);
+    crdt_value_destroy(&v);
+    return rc ? api__fail(op->r, rc, "'%.64s': %s", op->key, engram_strerror(rc)) : 0;
+}
+
+static int s_put(s_op_t *op)
+{
+    crdt_value_t *v;
+    int rc = s_make_value(op->self, op->req, op->hlc, s_created_hlc(op->view, op->key),
+                          op->req->value.data, op->req->value.len, &v);
+    if (rc)
+        return api__fail(op->r, rc, "%s", engram_strerror(rc));
+    return s_write_encoded(op, v, "put", "reg", false);
+}
+
+/*  SHARE: a copy of the private value, keeping its user, metadata, expiry and provenance,
+ *  with the sharing agent added to the contributors. */
+static int s_share(s_op_t *op)
+{
+    const crdt_value_t *src = op->source;
+    crdt_value_t *v;
+    int rc = s_make_value(op->self, op->req, op->hlc, src->created_hlc, src->data, src->len, &v);
+    if (rc == 0)
+        rc = crdt_value_set_meta(v, src->meta_json);
+    if (rc == 0)
+        rc = crdt_value_set_user(v, src->user);
+    if (rc == 0)
+        rc = crdt_value_merge_provenance(v, src);
+    if (rc) {
+        crdt_value_destroy(&v);
+        return api__fail(op->r, rc, "%s", engram_strerror(rc));
+    }
+    v->expires_at_ms = src->expires_at_ms;
+    return s_write_encoded(op, v, "share", "reg", false);
+}
+
+static int s_log_append(s_op_t *op)
+{
+    crdt_value_t *v;
+    int rc = s_make_value(op->self, op->req, op->hlc, 0, op->req->value.data,
+                          op->req->value.len, &v);
+    if (rc)
+        return api__fail(op->r, rc, "%s", engram_strerror(rc));
+    return s_write_encoded(op, v, "log_append", "log", true);
+}
+
+static int s_delete(s_op_t *op)
+{
+    op->history.op = "delete";
+    int rc = crdt_scope_forget(op->view, op->key, &op->delta);
+    return rc ? api__fail(op->r, rc, "'%.64s': %s", op->key, engram_strerror(rc)) : 0;
+}
+
+static int s_set_op(s_op_t *op)
+{
+    bool add = op->req->op == ENGRAM__OP__SET_ADD;
+    op->history.op = add ? "set_add" : "set_remove";
+    op->history.elem = op->req->elem;
+    op->event->type = "set";
+    op->event->value.data = (uint8_t *)op->req->elem;
+    op->event->value.len = strlen(op->req->elem);
+    int rc = add ? crdt_awset_add(op->view, op->key, op->req->elem, &op->delta)
+                 : crdt_awset_remove(op->view, op->key, op->req->elem, &op->delta);
+    return rc ? api__fail(op->r, rc, "'%.64s' in '%.64s': %s", op->req->elem, op->key,
+                       engram_strerror(rc))
+              : 0;
+}
+
+static int s_counter_add(s_op_t *op)
+{
+    op->history.op = "counter_add";
+    op->history.amount = op->req->amount;
+    op->event->type = "counter";
+    op->event->amount = op->req->amount;
+    int rc = crdt_counter_add(op->view, op->key, op->req->amount, &op->delta);
+    if (rc == 0)
+        rc = crdt_counter_value(op->view, op->key, &op->r->msg.number);
+    return rc ? api__fail(op->r, rc, "counter '%.64s': %s", op->key, engram_strerror(rc)) : 0;
+}
+
+/*  --- reads ------------------------------------------------------------------------ */
+
+static int s_load(node_server_t *self, api_reply_t *r, const char *sid, const char *key,
+                  crdt_type_id_t type, crdt_scope_t **view)
+{
+    unsigned types = 0;
+    int rc = node_store_view(self->store, sid, key, NODE_VIEW_OBJECT, NULL, view, &types);
+    if (rc)
+        return api__fail(r, rc, "cannot read '%.64s': %s", key, engram_strerror(rc));
+    rc = s_check_type(types, type, key, r);
+    if (rc == 0 && !(types & (1u << type)))
+        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s", key, r->scope);
+    if (rc)
+        crdt_scope_destroy(view);
+    return rc;
+}
+
+/*  One item per live value, in the given order; expired values are hidden. */
+static int s_add_values(api_reply_t *r, const char *key, const crdt_entry_view_t *entries,
+                        size_t n, const char *type)
+{
+    for (size_t i = 0; i < n; i++) {
+        Engram__Item *item = api__add_item(r);
+        if (!item)
+            return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+        item->key = (char *)key;
+        if (!api__item_from_value(r, item, &entries[i], type, api__now_ms()))
+            r->msg.n_items--;
+    }
+    return 0;
+}
+
+static int s_get(node_server_t *self, const Engram__Request *req, const char *sid, api_reply_t *r)
+{
+    crdt_scope_t *view;
+    int rc = s_load(self, r, sid, req->key, CRDT_REG, &view);
+    if (rc)
+        return rc;
+    crdt_entry_view_t *siblings;
+    size_t n;
+    rc = crdt_mvreg_read(view, req->key, &siblings, &n);
+    if (rc == 0) {
+        rc = s_add_values(r, req->key, siblings, n, "reg");
+        free(siblings);
+    }
+    crdt_scope_destroy(&view);
+    if (rc == 0 && r->msg.n_items == 0)
+        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s (expired)", req->key,
+                    r->scope);
+    return rc;
+}
+
+static int s_members(node_server_t *self, const Engram__Request *req, const char *sid,
+                     api_reply_t *r)
+{
+    crdt_scope_t *view;
+    int rc = s_load(self, r, sid, req->key, CRDT_SET, &view);
+    if (rc)
+        return rc;
+    const char **members;
+    size_t n;
+    rc = crdt_awset_members(view, req->key, &members, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        Engram__Item *item = api__add_item(r);
+        char *elem = api__str(&r->arena, members[i]);
+        if (!item || !elem) {
+            free(members);
+            crdt_scope_destroy(&view);
+            return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+        }
+        item->key = (char *)req->key;
+        item->type = "set";
+        item->value.data = (uint8_t *)elem;
+        item->value.len = strlen(elem);
+    }
+    if (rc == 0)
+        free(members);
+    crdt_scope_destroy(&view);
+    return rc;
+}
+
+static int s_counter_get(node_server_t *self, const Engram__Request *req, const char *sid,
+                         api_reply_t *r)
+{
+    crdt_scope_t *view;
+    int rc = s_load(self, r, sid, req->key, CRDT_COUNTER, &view);
+    if (rc == 0)
+        rc = crdt_counter_value(view, req->key, &r->msg.number);
+    crdt_scope_destroy(&view);
+    return rc;
+}
+
+static int s_log_range(node_server_t *self, const Engram__Request *req, const char *sid,
+                       api_reply_t *r)
+{
+    crdt_scope_t *view;
+    int rc = s_load(self, r, sid, req->key, CRDT_LOG, &view);
+    if (rc)
+        return rc;
+    crdt_entry_view_t *entries;
+    size_t n;
+    rc = crdt_log_range(view, req->key, &entries, &n);
+    if (rc == 0) {
+        rc = s_add_values(r, req->key, entries, n, "log");
+        free(entries);
+    }
+    crdt_scope_destroy(&view);
+    return rc;
+}
+
+static int s_list(node_server_t *self, const Engram__Request *req, const char *sid,
+                  api_reply_t *r)
+{
+    node_listed_t *keys;
+    size_t n;
+    bool more;
+    unsigned limit = req->limit && req->limit < self->config.list_limit ? req->limit
+                                                                         : self->config.list_limit;
+    int rc = node_store_list(self->store, sid, req->prefix, req->cursor, limit,
+                             (uint64_t)api__now_ms(), &keys, &n, &more);
+    if (rc)
+        return api__fail(r, rc, "cannot list %s: %s", r->scope, engram_strerror(rc));
+    for (size_t i = 0; i < n; i++) {
+        Engram__Item *item = api__add_item(r);
+        if (!item)
+            break;
+        item->key = api__str(&r->arena, keys[i].key);
+        item->type = (char *)crdt_type_by_id(keys[i].type)->name;
+    }
+    if (more && n)
+        r->msg.next_cursor = api__str(&r->arena, keys[n - 1].key);
+    node_store_listed_free(keys, n);
+    return r->arena.failed ? api__fail(r, ENGRAM_ENOMEM, "out of memory") : 0;
+}
+
+static int s_history_step(void *arg, uint64_t hlc, crdt_dot_t dot, const char *op,
+                          const char *agent, const char *user, crdt_type_id_t type,
+                          const char *elem, const uint8_t *value, size_t len, int64_t amount)
+{
+    api_reply_t *r = arg;
+    Engram__Item *item = api__add_item(r);
+    if (!item)
+        return ENGRAM_ENOMEM;
+    const crdt_type_t *t = crdt_type_by_id(type);
+    item->type = (char *)(t ? t->name : "");
+    item->op = api__str(&r->arena, op);
+    item->author = api__str(&r->arena, agent);
+    item->user = api__str(&r->arena, user);
+    item->hlc = hlc;
+    item->node = dot.node;
+    item->n = dot.n;
+    item->amount = amount;
+    if (elem && *elem) {
+        len = strlen(elem);
+        value = (const uint8_t *)elem;
+    }
+    uint8_t *copy = api__keep(&r->arena, malloc(len ? len : 1));
+    if (copy && len)
+        memcpy(copy, value, len);
+    item->value.data = copy;
+    item->value.len = len;
+    return r->arena.failed ? ENGRAM_ENOMEM : 0;
+}
+
+static int s_history(node_server_t *self, const Engram__Request *req, const char *sid,
+                     api_reply_t *r)
+{
+    int rc = node_store_history(self->store, sid, req->key, s_history_step, r);
+    if (rc)
+        return api__fail(r, rc, "history of '%.64s': %s", req->key, engram_strerror(rc));
+    if (r->msg.n_items == 0)
+        return api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' has no history in %s", req->key, r->scope);
+    for (size_t i = 0; i < r->msg.n_items; i++)
+        r->items[i]->key = (char *)req->key;
+    return 0;
+}
+
+/*  The private value under key, for SHARE. Caller owns *value. */
+static int s_private_value(node_server_t *self, const Engram__Request *req, api_reply_t *r,
+                           crdt_value_t **value)
+{
+    *value = NULL;
+    char sid[MAX_SCOPE_BYTES + 2];
+    snprintf(sid, sizeof sid, "@%s", req->agent); /* api__request checked the agent's length */
+    const char *scope = r->scope;
+    r->scope = "private";
+    crdt_scope_t *view;
+    int rc = s_load(self, r, sid, req->key, CRDT_REG, &view);
+    r->scope = scope;
+    if (rc)
+        return rc;
+    crdt_entry_view_t *siblings;
+    size_t n;
+    rc = crdt_mvreg_read(view, req->key, &siblings, &n);
+    if (rc == 0) {
+        rc = n ? crdt_value_decode(siblings[0].data, siblings[0].len, value) : ENGRAM_ENOTFOUND;
+        free(siblings);
+    }
+    crdt_scope_destroy(&view);
+    if (rc == 0 && s_expired(*value, api__now_ms())) {
+        crdt_value_destroy(value);
+        rc = ENGRAM_ENOTFOUND;
+    }
+    return rc ? api__fail(r, rc, "private '%.64s': %s", req->key, engram_strerror(rc)) : 0;
+}
+
+/*  --- tokens ----------------------------------------------------------------------- */
+
+/*  The reply's causal token: the context of the scope it touched. */
+int api__token(node_server_t *self, api_reply_t *r)
+{
+    const crdt_ctx_t *ctx = node_store_ctx(self->store, r->sid);
+    crdt_ctx_t *empty = ctx ? NULL : crdt_ctx_new();
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = crdt_ctx_encode(ctx ? ctx : empty, &buf, &len);
+    crdt_ctx_destroy(&empty);
+    if (rc)
+        return rc;
+    api__keep(&r->arena, buf);
+    Engram__ScopeVersion version = ENGRAM__SCOPE_VERSION__INIT;
+    version.scope = (char *)r->scope;
+    version.ctx.data = buf;
+    version.ctx.len = len;
+    Engram__ScopeVersion *versions[1] = {&version};
+    Engram__Token token = ENGRAM__TOKEN__INIT;
+    token.schema_major = ENGRAM_SCHEMA_MAJOR;
+    token.schema_minor = ENGRAM_SCHEMA_MINOR;
+    token.scopes = versions;
+    token.n_scopes = 1;
+    size_t size = engram__token__get_packed_size(&token);
+    uint8_t *out = api__keep(&r->arena, malloc(size ? size : 1));
+    if (!out)
+        return ENGRAM_ENOMEM;
+    engram__token__pack(&token, out);
+    r->msg.token.data = out;
+    r->msg.token.len = size;
+    return 0;
+}
+
+/*  0 when the node has seen everything the token covers, ENGRAM_EAGAIN-like 1 when not yet,
+ *  or an error for a token that is not one. */
+int api__token_reached(node_server_t *self, const Engram__Request *req, api_reply_t *r)
+{
+    Engram__Token *token = engram__token__unpack(NULL, req->after.len, req->after.data);
+    if (!token)
+        return api__fail(r, ENGRAM_EINVAL, "the causal token is malformed");
+    int rc = token->schema_major > ENGRAM_SCHEMA_MAJOR ? ENGRAM_EVERSION : 0;
+    for (size_t i = 0; rc == 0 && i < token->n_scopes; i++) {
+        Engram__Request scoped = *req;
+        scoped.scope = token->scopes[i]->scope;
+        char sid[MAX_SCOPE_BYTES + 2];
+        crdt_ctx_t *want = NULL;
+        rc = api__resolve(&scoped, sid, r);
+        if (rc == 0 && crdt_ctx_decode(token->scopes[i]->ctx.data, token->scopes[i]->ctx.len,
+                                       &want) != 0)
+            rc = api__fail(r, ENGRAM_EINVAL, "the causal token is malformed");
+        if (rc == 0) {
+            const crdt_ctx_t *have = node_store_ctx(self->store, sid);
+            if (!crdt_ctx_is_empty(want) && (!have || !crdt_ctx_covers(have, want)))
+                rc = 1;
+        }
+        crdt_ctx_destroy(&want);
+    }
+    engram__token__free_unpacked(token, NULL);
+    return rc;
+}
+
+/*  --- cluster administration -------------------------------------------------------- */
+
+bool api__cluster_op(Engram__Op op)
+{
+    return op == ENGRAM__OP__CLUSTER_STATUS || op == ENGRAM__OP__CLUSTER_REMOVE ||
+           op == ENGRAM__OP__CLUSTER_JOIN;
+}
+
+static void s_free_status(void *status)
+{
+    node_cluster_status_free((Engram__ClusterStatus **)&status);
+}
+
+static int s_cluster_request(node_server_t *self, const Engram__Request *req, api_reply_t *r)
+{
+    if (!self->cluster)
+        return api__fail(r, ENGRAM_EUNAVAILABLE, "this node runs alone: start it with --gossip");
+    if (req->op == ENGRAM__OP__CLUSTER_STATUS) {
+        Engram__ClusterStatus *status = NULL;
+        int rc = node_cluster_status(self->cluster, &status);
+        if (rc)
+            return api__fail(r, rc, "cannot report the cluster: %s", engram_strerror(rc));
+        if (!api__keep_with(&r->arena, status, s_free_status))
+            return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+        r->msg.cluster = status;
+        return 0;
+    }
+    if (req->op == ENGRAM__OP__CLUSTER_JOIN) {
+        int rc = node_cluster_join(self->cluster, req->endpoint);
+        return rc ? api__fail(r, rc, "join takes a member's gossip endpoint tcp://HOST:PORT, "
+                                  "not '%.128s'",
+                           req->endpoint)
+                  : 0;
+    }
+    int rc = node_cluster_remove(self->cluster, req->node, req->statement.data,
+                                 req->statement.len);
+    if (rc == ENGRAM_EDENIED)
+        return api__fail(r, rc, "the decommission of %016" PRIx64 " is not signed by this "
+                             "cluster's admin",
+                      req->node);
+    if (rc)
+        return api__fail(r, rc, "cannot remove %016" PRIx64 ": %s", req->node,
+                      engram_strerror(rc));
+    zsys_notice("engramd: member %016" PRIx64 " decommissioned by the admin", req->node);
+    return 0;
+}
+
+/*  --- dispatch --------------------------------------------------------------------- */
+
+int api__dispatch(node_server_t *self, const Engram__Request *req, const char *sid,
+                      api_reply_t *r)
+{
+    bool keyed = req->op != ENGRAM__OP__LIST && req->op != ENGRAM__OP__REMEMBER &&
+                 req->op != ENGRAM__OP__STATS && !api__cluster_op(req->op);
+    if (keyed) {
+        int rc = s_check_key(req->key, "key", r);
+        if (rc)
+            return rc;
+    }
+    size_t meta_len = strlen(req->meta_json);
+    if (meta_len && !node_json_valid(req->meta_json, meta_len))
+        return api__fail(r, ENGRAM_EINVAL, "the metadata is not valid JSON");
+    if (req->value.len + meta_len > self->config.max_value_bytes)
+        return api__fail(r, ENGRAM_ETOOBIG,
+                      "the value and its metadata have %zu bytes; this node's limit is %zu",
+                      req->value.len + meta_len, self->config.max_value_bytes);
+    if (req->replicas > 1 && !self->cluster)
+        return api__fail(r, ENGRAM_EINVAL, "replicas=%u asked of a node that is in no cluster",
+                      req->replicas);
+    if (req->ttl_ms > MAX_TTL_MS)
+        return api__fail(r, ENGRAM_EINVAL, "a TTL may be at most %" PRIu64 " ms (100 years)",
+                      MAX_TTL_MS);
+    switch (req->op) {
+    case ENGRAM__OP__PUT:
+        return s_mutate(self, req, r, sid, req->key, NODE_VIEW_OBJECT, NULL, CRDT_REG, s_put,
+                        NULL);
+    case ENGRAM__OP__GET:
+        return s_get(self, req, sid, r);
+    case ENGRAM__OP__DELETE:
+        return s_mutate(self, req, r, sid, req->key, NODE_VIEW_OBJECT, NULL, 0, s_delete, NULL);
+    case ENGRAM__OP__SET_ADD:
+    case ENGRAM__OP__SET_REMOVE: {
+        int rc = s_check_key(req->elem, "element", r);
+        return rc ? rc
+                  : s_mutate(self, req, r, sid, req->key, NODE_VIEW_ELEM, req->elem, CRDT_SET,
+                             s_set_op, NULL);
+    }
+    case ENGRAM__OP__SET_MEMBERS:
+        return s_members(self, req, sid, r);
+    case ENGRAM__OP__COUNTER_ADD:
+        return s_mutate(self, req, r, sid, req->key, NODE_VIEW_OBJECT, NULL, CRDT_COUNTER,
+                        s_counter_add, NULL);
+    case ENGRAM__OP__COUNTER_GET:
+        return s_counter_get(self, req, sid, r);
+    case ENGRAM__OP__LOG_APPEND:
+        return s_mutate(self, req, r, sid, req->key, NODE_VIEW_CONTEXT, NULL, CRDT_LOG,
+                        s_log_append, NULL);
+    case ENGRAM__OP__LOG_RANGE:
+        return s_log_range(self, req, sid, r);
+    case ENGRAM__OP__LIST:
+        return s_list(self, req, sid, r);
+    case ENGRAM__OP__REMEMBER: {
+        uint8_t raw[8];
+        randombytes_buf(raw, sizeof raw);
+        char *id = api__keep(&r->arena, malloc(4 + 2 * sizeof raw + 1));
+        if (!id)
+            return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+        memcpy(id, "mem-", 4);
+        sodium_bin2hex(id + 4, 2 * sizeof raw + 1, raw, sizeof raw);
+        r->msg.memory_id = id;
+        return s_mutate(self, req, r, sid, id, NODE_VIEW_OBJECT, NULL, CRDT_REG, s_put, NULL);
+    }
+    case ENGRAM__OP__HISTORY:
+        return s_history(self, req, sid, r);
+    case ENGRAM__OP__SHARE: {
+        if (sid[0] == '@')
+            return api__fail(r, ENGRAM_ESCOPE, "share copies a private memory into a shared scope, "
+                                            "not into private");
+        crdt_value_t *source = NULL;
+        int rc = s_private_value(self, req, r, &source);
+        if (rc == 0)
+            rc = s_mutate(self, req, r, sid, req->key, NODE_VIEW_OBJECT, NULL, CRDT_REG,
+                          s_share, source);
+        crdt_value_destroy(&source);
+        return rc;
+    }
+    case ENGRAM__OP__CLUSTER_STATUS:
+    case ENGRAM__OP__CLUSTER_REMOVE:
+    case ENGRAM__OP__CLUSTER_JOIN:
+        return s_cluster_request(self, req, r);
+    case ENGRAM__OP__STATS:
+        self->stats.uptime_ms = (uint64_t)(api__now_ms() - self->started_ms);
+        self->stats.scopes = node_store_scopes(self->store);
+        self->stats.subscribers = zlist_size(self->subscribers);
+        self->stats.replica_id = node_store_replica(self->store); /* the dot check may renew it */
+        r->msg.stats = &self->stats;
+        return 0;
+    default:
+        return api__fail(r, ENGRAM_EINVAL, "unknown operation %d", (int)req->op);
+    }
+}

@@ -1,0 +1,203 @@
+/*  node/api internals: the state of the agent API server and the helpers its files share.
+ *
+ *  The server is single-threaded: every field below is touched only by the thread that runs
+ *  node_server_run. Its files, one concern each:
+ *    server.c    the loop: a turn reads requests, runs them, syncs once, then answers
+ *                (group commit); parked GETs (causal tokens), writes held for the dot check
+ *    handlers.c  validation of names, scopes and keys, and one handler per operation
+ *    reply.c     the per-request arena and the Reply under construction
+ *    delivery.c  the outbox, per-connection queues, subscriptions and events, replica waits
+ *    remote.c    events for the changes other nodes make (remote deltas)
+ *
+ *  Invariants: a reply that acknowledges a write leaves only after the write is durable
+ *  (api__flush_outbox after node_store_sync); replies are never dropped (a full connection
+ *  queues them); everything a Reply points at lives in its arena until it is encoded.
+ */
+#ifndef NODE_API_INTERNAL_H
+#define NODE_API_INTERNAL_H
+
+#include <czmq.h>
+
+#include "crdt/hlc.h"
+#include "crdt/value.h"
+#include "node/api/server.h"
+#include "node/cluster/cluster.h"
+#include "node/store/store.h"
+#include "proto/api.pb-c.h"
+
+#define MAX_SCOPE_BYTES 256
+#define MAX_NAME_BYTES 128 /* agent and user names; "@" + agent must fit a scope id */
+
+typedef struct {
+    zframe_t *routing; /* owned: the subscriber's connection */
+    uint64_t request_id;
+    char *sid;         /* owned */
+} api_subscriber_t;
+
+/*  A connection whose pipe was full: what it has still to receive, in order. Replies are
+ *  never dropped; events past subscriber_backlog end the connection's subscriptions. */
+typedef struct {
+    zframe_t *routing; /* owned */
+    zlist_t *queue;    /* api_queued_t *, owned */
+    size_t events;     /* how many queued items are subscription events */
+} api_peer_t;
+
+typedef struct {
+    zframe_t *payload; /* owned */
+    bool event;
+} api_queued_t;
+
+/*  A GET waiting for its causal token, or a shared write waiting for the dot check. */
+typedef struct {
+    zframe_t *routing;        /* owned */
+    Engram__Request *request; /* owned (unpacked) */
+    int64_t deadline_ms;      /* GETs */
+} api_parked_t;
+
+/*  One reply of this turn, sent once the turn's writes are durable. */
+typedef struct {
+    zframe_t *routing; /* owned */
+    uint64_t id;
+    uint8_t *reply;    /* owned: the encoded success (or error) Reply */
+    size_t reply_len;
+    bool wrote;        /* acknowledges a write: replaced by an error if the sync fails */
+    char *event_sid;   /* owned: scope whose subscribers get event, or NULL */
+    uint8_t *event;    /* owned: encoded Event */
+    size_t event_len;
+    unsigned replicas; /* > 1: the reply waits until that many nodes hold the write */
+    unsigned holders;  /* how many did when last looked at (this one included) */
+    char *write_sid;   /* owned, with replicas: the scope and the write's dot */
+    crdt_dot_t dot;
+    int64_t deadline_ms;
+} api_out_t;
+
+struct node_server {
+    node_server_config_t config; /* strings borrowed from the caller for the server's life */
+    node_store_t *store;       /* borrowed: the daemon opens and closes it */
+    zsock_t *router;
+    crdt_hlc_t clock;
+    zlist_t *subscribers; /* api_subscriber_t * */
+    zhash_t *peers;       /* routing id (hex) -> api_peer_t *, owned: connections with a backlog */
+    zlist_t *parked;      /* api_parked_t *: GETs waiting for their token */
+    zlist_t *held;        /* api_parked_t *: shared writes waiting for the dot check, in order */
+    zlist_t *outbox;      /* api_out_t *, this turn's replies */
+    zlist_t *replicating; /* api_out_t *, durable writes waiting for replicas */
+    zlist_t *removals;    /* api_removal_t *, owned: what the remote delta being applied removes */
+    node_cluster_t *cluster; /* borrowed; NULL: a single node */
+    int64_t started_ms;
+    int64_t next_purge_ms;
+    Engram__Stats stats;
+};
+
+
+typedef struct {
+    void *ptr;
+    void (*destroy)(void *ptr);
+} api_owned_t;
+
+typedef struct {
+    api_owned_t *owned;
+    size_t n;
+    size_t cap;
+    bool failed;
+} api_arena_t;
+
+/*  The reply under construction. */
+typedef struct {
+    Engram__Reply msg;
+    Engram__Item **items;
+    size_t cap;
+    api_arena_t arena;
+    const char *sid;     /* the scope touched, for the token */
+    const char *scope;   /* its name as the agent wrote it */
+    bool wrote;
+    crdt_dot_t dot;       /* the write's dot */
+    unsigned replicas;    /* nodes that must hold the write before the reply */
+    uint32_t timeout_ms;
+    Engram__Event *event; /* in the arena: published after the sync */
+    char message[256];
+} api_reply_t;
+
+/*  A live entry a remote delta is about to remove. */
+typedef struct {
+    char *key;
+    char *elem;
+    crdt_type_id_t type;
+} api_removal_t;
+
+Engram__Item *api__add_item(api_reply_t *r);
+
+void api__arena_free(api_arena_t *a);
+
+/*  Answers the writes waiting for replicas that now have them, or whose time is up: the
+ *  write stays durable here either way, and the reply says how many nodes held it. */
+void api__check_replicating(node_server_t *self);
+
+bool api__cluster_op(Engram__Op op);
+
+int api__dispatch(node_server_t *self, const Engram__Request *req, const char *sid,
+                      api_reply_t *r);
+
+int api__fail(api_reply_t *r, int code, const char *fmt, ...);
+
+/*  Sends this turn's replies once its writes are durable (sync_rc 0); if the sync failed,
+ *  every write's acknowledgement becomes an error and its event is not published. */
+void api__flush_outbox(node_server_t *self, int sync_rc);
+
+/*  Sends what full connections have queued, as far as their pipes now take it. */
+void api__flush_peers(node_server_t *self);
+
+/*  Fills item from a stored register or log value; false if it is unreadable or expired. */
+bool api__item_from_value(api_reply_t *r, Engram__Item *item, const crdt_entry_view_t *e,
+                              const char *type, int64_t now);
+
+void *api__keep(api_arena_t *a, void *p);
+
+/*  Hands p to the arena, which calls destroy(p) when it is freed; NULL (after destroying p)
+ *  if p is NULL or memory ran out. */
+void *api__keep_with(api_arena_t *a, void *p, void (*destroy)(void *ptr));
+
+/*  Names (agents, users, scope ids) are UTF-8 without spaces or control characters. */
+bool api__name_ok(const char *name);
+
+int64_t api__now_ms(void);
+
+void api__out_free(api_out_t **out_p);
+
+/*  Encodes the reply (and its event) into the outbox. */
+void api__queue_reply(node_server_t *self, zframe_t *routing, uint64_t id, int code,
+                          api_reply_t *r);
+
+/*  A delta from another node: before it is applied, the local entries it removes are noted;
+ *  after, its new entries and those removals become events for the scope's subscribers. */
+void api__remote_applied(void *arg, const char *sid, const crdt_scope_t *delta,
+                             bool applied);
+
+void api__removal_free(void *item);
+
+void api__reply_init(api_reply_t *r);
+
+/*  Handles one request; takes ownership of routing and req (parking them, or freeing them
+ *  once the reply is queued). */
+void api__request(node_server_t *self, zframe_t *routing, Engram__Request *req);
+
+/*  Resolves the scope an agent named into a storage id ("@agent" for private). */
+int api__resolve(const Engram__Request *req, char *sid, api_reply_t *r);
+
+char *api__str(api_arena_t *a, const char *s);
+
+void api__subscribe(node_server_t *self, zframe_t *routing, const Engram__Request *req,
+                        const char *sid, api_reply_t *r);
+
+void api__subscriber_free(api_subscriber_t **sub_p);
+
+/*  The reply's causal token: the context of the scope it touched. */
+int api__token(node_server_t *self, api_reply_t *r);
+
+/*  0 when the node has seen everything the token covers, ENGRAM_EAGAIN-like 1 when not yet,
+ *  or an error for a token that is not one. */
+int api__token_reached(node_server_t *self, const Engram__Request *req, api_reply_t *r);
+
+const char *api__type_name(unsigned types);
+
+#endif

@@ -1,0 +1,202 @@
+/*  node/api remote: the changes other nodes make, told to the scope's subscribers. */
+#include <czmq.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crdt/awset.h"
+#include "crdt/codec.h"
+#include "crdt/counter.h"
+#include "crdt/hlc.h"
+#include "crdt/log.h"
+#include "crdt/mvreg.h"
+#include "crdt/value.h"
+#include "engram/error.h"
+#include "engram/limits.h"
+#include "node/api/internal.h"
+#include "node/api/json.h"
+
+/*  --- changes from other nodes ------------------------------------------------------- */
+
+typedef struct {
+    node_server_t *self;
+    const char *sid;
+    int64_t now;
+} s_remote_t;
+
+/*  An event for a change another node made, built in its own reply's arena. */
+typedef struct {
+    api_reply_t r;
+    Engram__Item *item;
+    Engram__Event *event;
+} s_remote_event_t;
+
+/*  Starts the event of key (an item of type, to be filled in); false when out of memory,
+ *  after which only s_remote_event_send is called, and sends nothing. */
+static bool s_remote_event_init(s_remote_event_t *e, const char *sid, const char *key,
+                                crdt_type_id_t type)
+{
+    api__reply_init(&e->r);
+    e->r.sid = sid;
+    e->r.scope = sid;
+    e->item = api__keep(&e->r.arena, malloc(sizeof *e->item));
+    e->event = api__keep(&e->r.arena, malloc(sizeof *e->event));
+    if (!e->item || !e->event)
+        return false;
+    engram__item__init(e->item);
+    engram__event__init(e->event);
+    e->item->key = (char *)key;
+    e->item->type = (char *)api__type_name(1u << type);
+    return true;
+}
+
+/*  Queues the event (op NULL: drops it) for the scope's subscribers and frees its arena. */
+static void s_remote_event_send(node_server_t *self, s_remote_event_t *e, const char *op)
+{
+    if (op && e->item && e->event) {
+        e->event->scope = (char *)e->r.sid;
+        e->event->key = e->item->key;
+        e->event->op = (char *)op;
+        e->event->item = e->item;
+        e->event->author = e->item->author;
+        e->r.event = e->event;
+        api__queue_reply(self, NULL, 0, 0, &e->r);
+    }
+    api__arena_free(&e->r.arena);
+}
+
+/*  One entry a remote delta brought: an event for the scope's subscribers, sent with this
+ *  turn's replies (after the sync). */
+static int s_remote_entry(void *arg, crdt_type_id_t type, const char *key,
+                          const crdt_entry_view_t *entry)
+{
+    static const char *ops[] = {"", "put", "set_add", "counter_changed", "log_append"};
+    s_remote_t *remote = arg;
+    s_remote_event_t e;
+    const char *op = type <= CRDT_TYPE_MAX ? ops[type] : NULL;
+    if (s_remote_event_init(&e, remote->sid, key, type)) {
+        Engram__Item *item = e.item;
+        if (type == CRDT_REG || type == CRDT_LOG) {
+            if (!api__item_from_value(&e.r, item, entry, item->type, remote->now))
+                op = NULL; /* expired */
+        } else if (type == CRDT_SET) { /* a set element: no value header */
+            item->value.data = (uint8_t *)entry->elem;
+            item->value.len = strlen(entry->elem);
+        } else { /* the entry is its writer's running total: show the counter's value */
+            crdt_scope_t *view = NULL;
+            unsigned types = 0;
+            if (node_store_view(remote->self->store, remote->sid, key, NODE_VIEW_OBJECT, NULL,
+                                &view, &types) == 0)
+                crdt_counter_value(view, key, &item->amount);
+            crdt_scope_destroy(&view);
+        }
+        if (type != CRDT_REG && type != CRDT_LOG) {
+            item->hlc = entry->hlc;
+            item->node = entry->node;
+            item->n = entry->n;
+        }
+    }
+    s_remote_event_send(remote->self, &e, op);
+    return 0;
+}
+
+
+void api__removal_free(void *item)
+{
+    api_removal_t *removal = item;
+    free(removal->key);
+    free(removal->elem);
+    free(removal);
+}
+
+typedef struct {
+    node_server_t *self;
+    const char *sid;
+} s_collect_t;
+
+/*  Notes the local entries a removal record of the delta removes. */
+static int s_collect_removed(void *arg, crdt_dot_t op, const crdt_dot_t *removed, size_t n)
+{
+    (void)op;
+    s_collect_t *c = arg;
+    for (size_t i = 0; i < n; i++) {
+        api_removal_t *removal = calloc(1, sizeof *removal);
+        if (!removal)
+            return ENGRAM_ENOMEM;
+        if (node_store_entry_of(c->self->store, c->sid, removed[i], &removal->key,
+                                &removal->elem, &removal->type) == 0)
+            zlist_append(c->self->removals, removal);
+        else
+            api__removal_free(removal);
+    }
+    return 0;
+}
+
+/*  "key\0elem" of every entry of the delta, and "key" alone: what it writes anew. */
+static int s_note_written(void *arg, crdt_type_id_t type, const char *key,
+                          const crdt_entry_view_t *entry)
+{
+    (void)type;
+    zhash_t *written = arg;
+    char *both = zsys_sprintf("%s%c%s", key, 1, entry->elem);
+    if (both)
+        zhash_insert(written, both, "");
+    zstr_free(&both);
+    zhash_insert(written, key, "");
+    return 0;
+}
+
+/*  Events for what a remote delta removed: a set element that it does not add again
+ *  (set_remove), a register or log that it does not write again (delete). A counter's entries
+ *  are replaced on every increment: its change shows as counter_changed. */
+static void s_publish_removals(node_server_t *self, const char *sid,
+                               const crdt_scope_t *delta)
+{
+    zhash_t *written = zhash_new(), *told = zhash_new();
+    crdt_scope_foreach_entry(delta, s_note_written, written);
+    api_removal_t *removal;
+    while ((removal = zlist_pop(self->removals))) {
+        bool set = removal->type == CRDT_SET;
+        char *what = set ? zsys_sprintf("%s%c%s", removal->key, 1, removal->elem)
+                         : strdup(removal->key);
+        if (what && removal->type != CRDT_COUNTER && !zhash_lookup(written, what) &&
+            !zhash_lookup(told, what)) {
+            zhash_insert(told, what, "");
+            s_remote_event_t e;
+            if (s_remote_event_init(&e, sid, removal->key, removal->type) && set) {
+                e.item->value.data = (uint8_t *)removal->elem;
+                e.item->value.len = strlen(removal->elem);
+            }
+            s_remote_event_send(self, &e, set ? "set_remove" : "delete");
+        }
+        free(what);
+        api__removal_free(removal);
+    }
+    zhash_destroy(&written);
+    zhash_destroy(&told);
+}
+
+/*  A delta from another node: before it is applied, the local entries it removes are noted;
+ *  after, its new entries and those removals become events for the scope's subscribers. */
+void api__remote_applied(void *arg, const char *sid, const crdt_scope_t *delta,
+                             bool applied)
+{
+    node_server_t *self = arg;
+    bool subscribed = false;
+    for (api_subscriber_t *sub = zlist_first(self->subscribers); sub && !subscribed;
+         sub = zlist_next(self->subscribers))
+        subscribed = strcmp(sub->sid, sid) == 0;
+    if (!subscribed)
+        return;
+    if (!applied) {
+        api_removal_t *stale;
+        while ((stale = zlist_pop(self->removals))) /* a delta that failed to apply */
+            api__removal_free(stale);
+        s_collect_t collect = {self, sid};
+        crdt_scope_foreach_record(delta, s_collect_removed, &collect);
+        return;
+    }
+    s_remote_t remote = {self, sid, api__now_ms()};
+    crdt_scope_foreach_entry(delta, s_remote_entry, &remote);
+    s_publish_removals(self, sid, delta);
+}

@@ -1,0 +1,59 @@
+/*  node_daemon: engramd's composition root (see daemon.h). */
+#include "node/daemon/daemon.h"
+
+#include <czmq.h>
+
+#include "node/api/server.h"
+#include "node/cluster/cluster.h"
+#include "node/store/store.h"
+
+int node_daemon_run(const node_config_t *config)
+{
+    char why[512] = "";
+    node_store_t *store = NULL;
+    node_cluster_t *cluster = NULL;
+    node_server_t *server = NULL;
+    int rc = node_store_open(config->data_dir, config->durability_sync, &store, why, sizeof why);
+    if (rc)
+        goto out_log;
+    node_store_set_min_free(store, config->min_free_bytes);
+    if (config->gossip_endpoint) {
+        node_cluster_config_t cluster_config = {.data_dir = config->data_dir,
+                                                .gossip_endpoint = config->gossip_endpoint,
+                                                .admission_path = config->admission_path,
+                                                .join = config->join,
+                                                .fanout = config->fanout,
+                                                .gossip_interval_ms = config->gossip_interval_ms,
+                                                .max_message_bytes = config->max_gossip_bytes};
+        rc = node_cluster_new(&cluster_config, store, &cluster, why, sizeof why);
+        if (rc)
+            goto out_close_store;
+    }
+    node_server_config_t server_config = {.api_endpoint = config->api_endpoint,
+                                          .durability_sync = config->durability_sync,
+                                          .max_value_bytes = config->max_value_bytes,
+                                          .max_batch = config->max_batch,
+                                          .purge_interval_ms = config->purge_interval_ms,
+                                          .list_limit = config->list_limit,
+                                          .subscriber_backlog = config->subscriber_backlog,
+                                          .max_frame_bytes = config->max_frame_bytes};
+    rc = node_server_new(&server_config, store, cluster, &server, why, sizeof why);
+    if (rc)
+        goto out_destroy_cluster;
+    zsys_info("engramd: serving agents on %s, data in %s, durability %s", config->api_endpoint,
+              config->data_dir, config->durability_sync ? "sync" : "async");
+    if (config->gossip_endpoint)
+        zsys_info("engramd: gossip on %s%s%s", config->gossip_endpoint,
+                  config->join ? ", joining through " : "", config->join ? config->join : "");
+    rc = node_server_run(server);
+    zsys_info("engramd: stopping");
+    node_server_destroy(&server);
+out_destroy_cluster:
+    node_cluster_destroy(&cluster);
+out_close_store:
+    node_store_close(&store);
+out_log:
+    if (rc && why[0])
+        zsys_error("engramd: %s", why);
+    return rc;
+}
