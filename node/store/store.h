@@ -3,7 +3,7 @@
  *  Scopes are addressed by a storage id: a shared scope by its name ("run:q3"), an agent's
  *  private scope as "@agent". Private scopes live in their own column family and have no op
  *  records, so nothing that reads the entries and ops families can reach them; the interface
- *  the gossip layer will get accepts only shared names.
+ *  the gossip engine gets (node_store_gossip) accepts only shared names.
  *
  *  Column families and keys (every integer big-endian, so keys sort numerically):
  *    entries   sid \0 key \0 elem \0 node n      -> StoredEntry    live entries, shared scopes

@@ -1,0 +1,171 @@
+/*  node/store gc: garbage below the stable cut, pending-garbage counts and checkpoints. */
+#include <assert.h>
+#include <czmq.h>
+#include <rocksdb/c.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "crdt/codec.h"
+#include "crdt/value.h"
+#include "engram/error.h"
+#include "engram/limits.h"
+#include "node/store/internal.h"
+#include "node/trust/identity.h"
+#include "proto/store.pb-c.h"
+
+/*  --- garbage ----------------------------------------------------------------------- */
+
+const crdt_ctx_t *node_store_pruned(const node_store_t *self, const char *sid)
+{
+    return zhash_lookup(self->prunes, sid);
+}
+
+typedef struct {
+    node_store_t *self;
+    const char *sid;
+    rocksdb_writebatch_t *batch;
+    store_key_t key;
+    uint64_t dropped;
+} s_gc_t;
+
+/*  An op at or below the cut: dropped if its entry is gone, else kept without its removals
+ *  (no replica at or above the cut needs them). */
+static int s_gc_op(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
+{
+    s_gc_t *g = arg;
+    Engram__StoredEntry *entry;
+    int rc = store__get_added(g->self, g->sid, dot, op, &g->key, &entry);
+    if (rc)
+        return rc;
+    bool alive = entry != NULL;
+    if (entry)
+        engram__stored_entry__free_unpacked(entry, NULL);
+    if (alive && op->n_removed == 0)
+        return 0;
+    store__op_key(&g->key, g->sid, dot);
+    if (g->key.failed)
+        return ENGRAM_ENOMEM;
+    if (!alive) {
+        rocksdb_writebatch_delete_cf(g->batch, g->self->cf[CF_OPS], (char *)g->key.data,
+                                     g->key.len);
+        g->dropped++;
+        return 0;
+    }
+    Engram__StoredOp kept = *op;
+    kept.n_removed = 0;
+    kept.removed = NULL;
+    size_t size = engram__stored_op__get_packed_size(&kept);
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf)
+        return ENGRAM_ENOMEM;
+    engram__stored_op__pack(&kept, buf);
+    rocksdb_writebatch_put_cf(g->batch, g->self->cf[CF_OPS], (char *)g->key.data, g->key.len,
+                              (char *)buf, size);
+    free(buf);
+    return 0;
+}
+
+int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_cut,
+                  uint64_t *dropped)
+{
+    assert(self && sid && stable_cut && dropped);
+    *dropped = 0;
+    if (!store__shared(sid))
+        return ENGRAM_ESCOPE;
+    if (self->failed)
+        return self->failed;
+    const crdt_ctx_t *ctx = node_store_ctx(self, sid);
+    if (!ctx || !crdt_ctx_covers(ctx, stable_cut))
+        return ENGRAM_EINVAL;
+    const crdt_ctx_t *old = node_store_pruned(self, sid);
+    crdt_ctx_t *cut = old ? crdt_ctx_dup(old) : crdt_ctx_new();
+    if (!cut || crdt_ctx_join(cut, stable_cut) != 0) {
+        crdt_ctx_destroy(&cut);
+        return ENGRAM_ENOMEM;
+    }
+    s_gc_t g = {self, sid, rocksdb_writebatch_create(), {0}, 0};
+    int rc = store__scan_ops_in(self, sid, cut, s_gc_op, &g);
+    if (rc == 0)
+        rc = store__put_meta_ctx(self, g.batch, "prune/", sid, cut);
+    if (rc == 0)
+        rc = store__write_batch(self, g.batch);
+    rocksdb_writebatch_destroy(g.batch);
+    free(g.key.data);
+    if (rc) {
+        crdt_ctx_destroy(&cut);
+        return rc;
+    }
+    store__put_ctx(self->prunes, sid, &cut);
+    *dropped = g.dropped;
+    return 0;
+}
+
+/*  How many keys of cf start with sid \0. */
+static int s_count_prefix(node_store_t *self, int cf, const char *sid, uint64_t *count)
+{
+    *count = 0;
+    size_t plen = strlen(sid) + 1;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(self->db, self->read_options,
+                                                        self->cf[cf]);
+    for (rocksdb_iter_seek(it, sid, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < plen || memcmp(k, sid, plen) != 0)
+            break;
+        (*count)++;
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    return store__rocks_error(&err);
+}
+
+int node_store_garbage(node_store_t *self, const char *sid, uint64_t *pending)
+{
+    assert(self && sid && pending);
+    *pending = 0;
+    if (!store__shared(sid))
+        return ENGRAM_ESCOPE;
+    uint64_t ops, entries;
+    int rc = s_count_prefix(self, CF_OPS, sid, &ops);
+    if (rc == 0)
+        rc = s_count_prefix(self, CF_ENTRIES, sid, &entries);
+    if (rc == 0) /* every live entry has exactly one op record: its own */
+        *pending = ops > entries ? ops - entries : 0;
+    return rc;
+}
+
+/*  --- checkpoints ------------------------------------------------------------------- */
+
+int node_store_checkpoint(node_store_t *self, const char *dir)
+{
+    assert(self && dir);
+    char *err = NULL;
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(self->db, &err);
+    if (!err)
+        rocksdb_checkpoint_create(cp, dir, 0, &err);
+    if (cp)
+        rocksdb_checkpoint_object_destroy(cp);
+    int rc = store__rocks_error(&err);
+    if (rc)
+        return rc;
+    /* Mark the copy, so that a store opened from it takes a new replica id (its counters
+     * will be behind once this store issues more dots). */
+    const rocksdb_options_t *cf_options[CF_COUNT];
+    for (int i = 0; i < CF_COUNT; i++)
+        cf_options[i] = self->options;
+    rocksdb_column_family_handle_t *cf[CF_COUNT] = {0};
+    rocksdb_t *db = rocksdb_open_column_families(self->options, dir, CF_COUNT, store__cf_names,
+                                                 cf_options, cf, &err);
+    if (!err) {
+        rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+        rocksdb_writeoptions_set_sync(wo, 1);
+        rocksdb_put_cf(db, wo, cf[CF_META], "running", 7, "restored", 8, &err);
+        rocksdb_writeoptions_destroy(wo);
+        for (int i = 0; i < CF_COUNT; i++)
+            rocksdb_column_family_handle_destroy(cf[i]);
+        rocksdb_close(db);
+    }
+    return store__rocks_error(&err);
+}

@@ -1,0 +1,130 @@
+/*  node/store internals: the store's state and the helpers its files share.
+ *
+ *  Files, one concern each:
+ *    store.c        open and close, the column families, identity and replica id, the error
+ *                   latch, the in-memory contexts and prune cuts
+ *    keys.c         the encoding of RocksDB keys (every integer big-endian)
+ *    objects.c      the object read/write path: views, one WriteBatch per mutation, listing,
+ *                   history, TTL purge, group commit (node_store_sync)
+ *    replication.c  the store as the gossip engine sees it: catch-up deltas read from the ops
+ *                   index, remote deltas applied (removals found through the ops index)
+ *    gc.c           garbage below the stable cut, pending-garbage counts, checkpoints
+ *
+ *  Thread: one thread owns a store and every field below.
+ */
+#ifndef NODE_STORE_INTERNAL_H
+#define NODE_STORE_INTERNAL_H
+
+#include <rocksdb/c.h>
+
+#include "node/store/store.h"
+#include "proto/store.pb-c.h"
+
+enum { CF_DEFAULT, CF_ENTRIES, CF_PRIVATE, CF_OPS, CF_HISTORY, CF_EXPIRY, CF_META, CF_COUNT };
+/*  The column families' names, in the order of the enum. */
+extern const char *const store__cf_names[CF_COUNT];
+
+struct node_store {
+    rocksdb_t *db;
+    rocksdb_options_t *options;
+    rocksdb_column_family_handle_t *cf[CF_COUNT];
+    rocksdb_writeoptions_t *write_options; /* never sync: node_store_sync does the fsync */
+    rocksdb_readoptions_t *read_options;
+    bool durability_sync;
+    node_identity_t identity;
+    uint64_t replica;
+    uint64_t hlc_floor;  /* the largest HLC ever persisted */
+    zhash_t *contexts;   /* sid -> crdt_ctx_t *, owned: every scope ever written */
+    zhash_t *prunes;     /* sid -> crdt_ctx_t *, owned: the prune cut of every collected scope */
+    bool unsynced;       /* applied since the last sync */
+    int failed;          /* the first storage failure: every later write is refused with it */
+    bool read_only;      /* opened on a read-only data directory: reads only */
+    char *dir;           /* owned: the data directory, for free-space checks */
+    uint64_t min_free;   /* writes are refused below this much free space */
+    int64_t space_checked_ms; /* when the free space was last measured */
+    bool volume_full;    /* the last measurement found less than min_free */
+};
+
+/*  A growable key buffer; every key is built in one. */
+typedef struct {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    bool failed;
+} store_key_t;
+
+/*  Visits one op record. */
+typedef int (*store_op_fn)(void *arg, crdt_dot_t dot, const Engram__StoredOp *op);
+
+/*  A view of one object being loaded: the entries, or only their types. */
+typedef struct {
+    crdt_scope_t *view; /* NULL: probe types only */
+    unsigned types;
+} store_view_t;
+
+rocksdb_column_family_handle_t *store__entries_cf(const node_store_t *self, const char *sid);
+
+/*  sid \0 key \0 elem \0 node n */
+void store__entry_key(store_key_t *k, const char *sid, const char *key, const char *elem,
+                        uint64_t node, uint64_t n);
+
+/*  When a stored entry expires: registers and logs hold an encoded crdt_value_t. */
+uint64_t store__expires_at(const Engram__StoredEntry *entry);
+
+/*  The live entry an op added, if it is still there: *entry (caller frees) or NULL. */
+int store__get_added(node_store_t *self, const char *sid, crdt_dot_t dot,
+                       const Engram__StoredOp *op, store_key_t *key, Engram__StoredEntry **entry);
+
+uint64_t store__get_be64(const uint8_t *in);
+
+bool store__is_private(const char *sid);
+
+void store__key_add(store_key_t *k, const void *bytes, size_t len);
+
+void store__key_str0(store_key_t *k, const char *s);
+
+void store__key_u64(store_key_t *k, uint64_t v);
+
+/*  Records the first storage failure. RocksDB does not recover a WAL that failed a write
+ *  (its C API has no resume, and syncing again trips its own assertions), so from here on
+ *  writes are refused with this error, reads go on, and a restart recovers from the WAL. */
+void store__latch(node_store_t *self, int rc);
+
+void store__le64(char *out, uint64_t v);
+
+/*  sid \0 node n: the ops dot index. */
+void store__op_key(store_key_t *k, const char *sid, crdt_dot_t dot);
+
+/*  Splits an entry key (after `skip` bytes) into key, elem and dot; false if malformed. */
+bool store__parse_entry_key(const char *raw, size_t len, size_t skip, const char **key,
+                              const char **elem, crdt_dot_t *dot);
+
+/*  map[sid] := *ctx_p (owned, the old one freed). */
+void store__put_ctx(zhash_t *map, const char *sid, crdt_ctx_t **ctx_p);
+
+/*  Puts "<prefix><sid>" -> the encoded ctx into the batch. */
+int store__put_meta_ctx(node_store_t *self, rocksdb_writebatch_t *batch, const char *prefix,
+                          const char *sid, const crdt_ctx_t *ctx);
+
+int store__restore_entry(void *arg, const char *key, const char *elem, crdt_dot_t dot,
+                           const Engram__StoredEntry *entry);
+
+int store__rocks_error(char **err);
+
+/*  Calls fn for every op record of sid whose dot is in ctx, by range seeks on the ops index:
+ *  the cost tracks the dots of ctx that have records, not the scope. With the scope's own
+ *  context, every op record of the scope. */
+int store__scan_ops_in(node_store_t *self, const char *sid, const crdt_ctx_t *ctx, store_op_fn fn,
+                         void *arg);
+
+bool store__shared(const char *scope);
+
+/*  Measures the free space at most every ENGRAM_FREE_SPACE_CHECK_MS (a statvfs per write
+ *  cost 4% of the write path). A burst in between may eat into the reserve, never through it
+ *  unless it writes more than the reserve in that time. */
+bool store__volume_full(node_store_t *self);
+
+/*  Writes a batch (unsynced: node_store_sync makes it durable); a failure is latched. */
+int store__write_batch(node_store_t *self, rocksdb_writebatch_t *batch);
+
+#endif
