@@ -649,7 +649,64 @@ bool api__cluster_op(Engram__Op op)
 
 static void s_free_status(void *status)
 {
-    node_cluster_status_free((Engram__ClusterStatus **)&status);
+    node_cluster_status_free((node_cluster_status_t **)&status);
+}
+
+/*  The cluster's status as the reply carries it, every part in the reply's arena (the
+ *  strings are the status's own, which the arena keeps too). */
+static Engram__ClusterStatus *s_status_message(api_reply_t *r, node_cluster_status_t *status)
+{
+    Engram__ClusterStatus *msg = api__keep(&r->arena, malloc(sizeof *msg));
+    Engram__Member **members =
+        api__keep(&r->arena, calloc(status->n_members + 1, sizeof *members));
+    Engram__ScopeStatus **scopes =
+        api__keep(&r->arena, calloc(status->n_scopes + 1, sizeof *scopes));
+    if (!msg || !members || !scopes)
+        return NULL;
+    engram__cluster_status__init(msg);
+    msg->cluster_id = status->cluster_id;
+    msg->node_id = status->node_id;
+    msg->endpoint = status->endpoint;
+    for (size_t i = 0; i < status->n_members; i++) {
+        const node_cluster_member_status_t *from = &status->members[i];
+        Engram__Member *m = members[i] = api__keep(&r->arena, malloc(sizeof *m));
+        if (!m)
+            return NULL;
+        engram__member__init(m);
+        m->id = from->id;
+        m->state = (char *)from->state;
+        m->incarnation = from->incarnation;
+        m->endpoint = from->endpoint;
+        m->lag_ops = from->lag_ops;
+        m->lag_bytes = from->lag_bytes;
+        m->lag_known = from->lag_known;
+    }
+    for (size_t i = 0; i < status->n_scopes; i++) {
+        const node_cluster_scope_status_t *from = &status->scopes[i];
+        Engram__ScopeStatus *sc = scopes[i] = api__keep(&r->arena, malloc(sizeof *sc));
+        if (!sc)
+            return NULL;
+        engram__scope_status__init(sc);
+        sc->scope = from->scope;
+        sc->vector = from->vector;
+        sc->ops = from->ops;
+        sc->garbage = from->garbage;
+    }
+    msg->n_members = status->n_members;
+    msg->members = members;
+    msg->n_scopes = status->n_scopes;
+    msg->scopes = scopes;
+    msg->pushes_sent = status->pushes_sent;
+    msg->pushes_applied = status->pushes_applied;
+    msg->pushes_held_back = status->pushes_held_back;
+    msg->digests_sent = status->digests_sent;
+    msg->pulls_answered = status->pulls_answered;
+    msg->pull_deltas_applied = status->pull_deltas_applied;
+    msg->bytes_sent = status->bytes_sent;
+    msg->bytes_received = status->bytes_received;
+    msg->bad_messages = status->bad_messages;
+    msg->local_health = status->local_health;
+    return msg;
 }
 
 static int s_cluster_request(node_server_t *self, const Engram__Request *req, api_reply_t *r)
@@ -657,13 +714,13 @@ static int s_cluster_request(node_server_t *self, const Engram__Request *req, ap
     if (!self->cluster)
         return api__fail(r, ENGRAM_EUNAVAILABLE, "this node runs alone: start it with --gossip");
     if (req->op == ENGRAM__OP__CLUSTER_STATUS) {
-        Engram__ClusterStatus *status = NULL;
+        node_cluster_status_t *status = NULL;
         int rc = node_cluster_status(self->cluster, &status);
         if (rc)
             return api__fail(r, rc, "cannot report the cluster: %s", engram_strerror(rc));
-        if (!api__keep_with(&r->arena, status, s_free_status))
+        if (!api__keep_with(&r->arena, status, s_free_status) ||
+            !(r->msg.cluster = s_status_message(r, status)))
             return api__fail(r, ENGRAM_ENOMEM, "out of memory");
-        r->msg.cluster = status;
         return 0;
     }
     if (req->op == ENGRAM__OP__CLUSTER_JOIN) {

@@ -1,0 +1,168 @@
+/*  node/cluster internals: the cluster's state and the helpers its files share.
+ *
+ *  Files, one concern each:
+ *    cluster.c   life (card, sockets, zauth), the loop's calls (receive, send, timers,
+ *                holders, removal), the engine's store observed, GC below the stable cut
+ *    links.c     one CurveZMQ DEALER per member, DATA/peers (the keys zauth admits), relinks
+ *    members.c   the engine's membership callbacks, DATA/members (saved and learned)
+ *    intro.c     the introduction protocol on gossip port + 1 (cards, joining)
+ *    dots.c      the dot check at start (shared writes wait; a new replica id if unproven)
+ *    status.c    what `engram cluster status` shows, as a plain C struct
+ *
+ *  Thread: every field below belongs to the thread that runs the server's loop.
+ */
+#ifndef NODE_CLUSTER_INTERNAL_H
+#define NODE_CLUSTER_INTERNAL_H
+
+#include <czmq.h>
+
+#include "node/cluster/cluster.h"
+#include "node/trust/admission.h"
+#include "node/trust/identity.h"
+#include "proto/cluster.pb-c.h"
+
+#define CARD_MAX_BYTES 4096
+/*  The engine budgets every message it sends by max_message_bytes, so a larger frame is bad
+ *  input: counted and refused here. ZeroMQ itself drops (with the connection, uncounted) only
+ *  frames past this many budgets, so that what an oversized frame costs stays bounded. */
+#define GOSSIP_FRAME_HARD_LIMIT 4
+/*  How often a joiner repeats its introduction until a member answers. */
+#define INTRO_RETRY_MS 1000
+/*  The engine's timer. */
+#define TICK_MS 50
+/*  Messages queued for one peer before further ones are dropped. */
+#define PEER_SNDHWM 10000
+/*  libzmq never retries a CURVE handshake that the peer's ZAP handler refused, and that
+ *  happens whenever we learn of a member before it learns of us (gossip reaches nodes in any
+ *  order): a monitor on each link reports the refusal, and the link is made anew this long
+ *  after it was made. */
+#define RELINK_MS 250
+/*  How often op records below the stable cut are collected. */
+#define GC_INTERVAL_MS 10000
+/*  Bad frames are logged this often at most (each is counted). */
+#define BAD_LOG_INTERVAL_MS 1000
+/*  The dot check at start (cluster__check_dots): how long shared writes wait for the members' digests
+ *  at most, and how often they are asked again meanwhile (the first asks may find no link up). */
+#define DOT_CHECK_MS 3000
+#define DOT_ASK_MS   250
+
+/*  A connection to one member. */
+typedef struct {
+    uint64_t id;
+    char *endpoint;     /* owned */
+    zsock_t *dealer;    /* owned */
+    char key_txt[41];   /* its CURVE public key, Z85 */
+    zsock_t *monitor;   /* owned: PAIR receiving the dealer's handshake failures */
+    uint64_t created_ms;
+    bool refused;       /* a handshake failed: connect anew */
+    bool left;          /* decommissioned: no longer counts as a holder of anything */
+} cluster_link_t;
+
+struct node_cluster {
+    node_cluster_config_t config; /* strings owned */
+    node_store_t *store;
+    gossip_engine_t *engine;
+    gossip_store_t store_ops; /* node_store_gossip, apply observed */
+    node_trust_t trust;
+    char cluster_hex[2 * NODE_CLUSTER_ID_BYTES + 1];
+    uint64_t node_id;
+    uint8_t *card; /* owned: this node's admission */
+    size_t card_len;
+    zcert_t *cert; /* this node's CURVE key pair */
+    zactor_t *auth;
+    char *peers_dir;    /* owned: DATA/peers, the keys zauth admits */
+    char *members_path; /* owned: DATA/members */
+    char *intro_endpoint;
+    zsock_t *gossip;
+    zsock_t *intro;
+    zhash_t *links;     /* id (hex) -> cluster_link_t *, owned */
+    zhash_t *by_key;    /* CURVE key (Z85) -> cluster_link_t *, borrowed from links */
+    char *join;         /* owned: a member's gossip endpoint while joining, else NULL */
+    zsock_t *joiner;    /* owned: DEALER to that member's introduction socket */
+    uint64_t next_intro_ms;
+    uint64_t next_tick_ms;
+    uint64_t links_made; /* names the links' monitor endpoints */
+    uint64_t next_gc_ms;
+    uint64_t collected;  /* op records dropped below stable cuts */
+    uint64_t last_bad_log_ms;
+    uint64_t last_intro_log_ms;
+    uint64_t intros_refused; /* also counted in bad_frames */
+    uint64_t bad_frames;
+    uint64_t incarnation; /* at start; the engine raises it to refute suspicion */
+    bool applied;
+    bool members_dirty;
+    bool removed; /* an admin decommissioned this node: it no longer replicates */
+    bool dots_pending;      /* shared writes wait for the dot check (cluster__check_dots) */
+    uint64_t dots_since_ms; /* when it began */
+    uint64_t dots_asked_ms; /* when the members were last asked for their digests */
+    node_cluster_applied_fn on_applied;
+    void *on_applied_arg;
+};
+
+bool cluster__admit(void *arg, uint64_t id, const uint8_t *card, size_t len);
+
+/*  Writes the member's public CURVE certificate where zauth looks, so it may connect.
+ *  zauth's thread reads DATA/peers whenever a peer connects, so a certificate appears there
+ *  whole (written beside the directory, then renamed in) and is written once: the key of an
+ *  id never changes (the id is the key's hash), and a rewrite on each change of the member's
+ *  state would let zauth see it truncated and refuse the member's handshake. */
+void cluster__admit_key(node_cluster_t *self, uint64_t id, const uint8_t curve_public[32]);
+
+void cluster__changed(void *arg, const gossip_member_t *member);
+
+/*  Dot safety at start (gossip_engine_ask_digests): a node that remembers members asks them
+ *  for their digests and holds shared writes until every one answered or DOT_CHECK_MS passed.
+ *  Their answers carry this replica's dots that its store lacks (a data directory restored
+ *  from an older plain copy), so its counters move past them before it writes. If a member is
+ *  still known to hold such a dot, or one did not answer (the counters cannot be proven
+ *  current: it may be the one that holds them), the store takes a new replica id: a reused
+ *  dot would make replicas diverge silently. */
+void cluster__check_dots(node_cluster_t *self, uint64_t now_ms);
+
+/*  Makes sure a DEALER to the member's endpoint exists. */
+void cluster__ensure_link(node_cluster_t *self, uint64_t id, const char *endpoint,
+                          const uint8_t curve_public[32]);
+
+void cluster__introduce(node_cluster_t *self, uint64_t now);
+
+/*  The member's answer to our introduction: its card, or a refusal. */
+void cluster__joined(node_cluster_t *self);
+
+void cluster__key_of(uint64_t id, char hex[17]);
+
+/*  Learns every member remembered from the last run (their current state comes from the
+ *  cluster; a removal is kept as it is, for good). */
+void cluster__learn_members(node_cluster_t *self, const Engram__Members *members);
+
+uint64_t cluster__now_ms(void);
+
+/*  "tcp://HOST:PORT" -> the same host with PORT + delta. NULL if it is not of that form. */
+char *cluster__port_plus(const char *endpoint, int delta);
+
+/*  The membership remembered from the last run (DATA/members), NULL when there is none or it
+ *  is unreadable (then the cluster is relearned through --join). */
+Engram__Members *cluster__read_members(node_cluster_t *self);
+
+/*  Makes anew the links whose handshake a member refused (see RELINK_MS). */
+void cluster__relink(node_cluster_t *self, uint64_t now);
+
+/*  Takes a new replica id for the writes from now on, saying why. */
+void cluster__renew_replica(node_cluster_t *self, const char *why);
+
+/*  Rewrites DATA/members from the engine's view. */
+void cluster__save_members(node_cluster_t *self);
+
+/*  A joiner's introduction on our introduction socket: answer with our card or an error. */
+void cluster__serve_introduction(node_cluster_t *self);
+
+/*  The incarnation this run starts at: its start time in ms, so that a restart outranks what
+ *  peers suspected of the last run, and above the one the last run reached, so that a clock
+ *  stepped back cannot start it below its own past (peers would ignore it until it refuted). */
+uint64_t cluster__start_incarnation(const node_cluster_t *self, const Engram__Members *remembered,
+                                    uint64_t now_ms);
+
+const char *cluster__state_name(gossip_state_t state);
+
+bool cluster__verify_leave(void *arg, uint64_t id, const uint8_t *statement, size_t len);
+
+#endif
