@@ -24,7 +24,7 @@ static int s_ctx_msg_init(Engram__Context *msg, const crdt_ctx_t *ctx)
     engram__context__init(msg);
     msg->schema_major = ENGRAM_SCHEMA_MAJOR;
     msg->schema_minor = ENGRAM_SCHEMA_MINOR;
-    size_t n = crdt_ctx_nodes(ctx), slots = n ? n : 1;
+    size_t n = ctx ? crdt_ctx_nodes(ctx) : 0, slots = n ? n : 1;
     Engram__CtxNode *nodes = calloc(slots, sizeof *nodes);
     msg->nodes = calloc(slots, sizeof *msg->nodes);
     if (!msg->nodes || !nodes) {

@@ -19,6 +19,8 @@
 #include "crdt/ctx.h"
 #include "crdt/scope.h"
 
+/*  Encodes ctx (NULL: the empty context, as a scope never written has) into a new buffer
+ *  that the caller owns and frees. 0 or ENGRAM_ENOMEM. */
 int crdt_ctx_encode(const crdt_ctx_t *ctx, uint8_t **buf, size_t *len);
 int crdt_ctx_decode(const uint8_t *buf, size_t len, crdt_ctx_t **ctx_p);
 

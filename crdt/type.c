@@ -1,8 +1,6 @@
 /*  crdt_type: the table of object types (see type.h). */
 #include "crdt/type.h"
 
-#include <string.h>
-
 #include "crdt/awset.h"
 #include "crdt/counter.h"
 #include "crdt/log.h"
@@ -18,12 +16,4 @@ static const crdt_type_t *const s_types[] = {
 const crdt_type_t *crdt_type_by_id(unsigned id)
 {
     return (id >= 1 && id <= CRDT_TYPE_MAX) ? s_types[id] : NULL;
-}
-
-const crdt_type_t *crdt_type_by_name(const char *name)
-{
-    for (unsigned id = 1; id <= CRDT_TYPE_MAX; id++)
-        if (strcmp(s_types[id]->name, name) == 0)
-            return s_types[id];
-    return NULL;
 }

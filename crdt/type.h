@@ -45,8 +45,7 @@ typedef struct {
     int (*check_entry)(const char *elem, const uint8_t *data, size_t len);
 } crdt_type_t;
 
-/*  NULL for an unknown id or name. */
+/*  NULL for an unknown id. */
 const crdt_type_t *crdt_type_by_id(unsigned id);
-const crdt_type_t *crdt_type_by_name(const char *name);
 
 #endif

@@ -94,7 +94,9 @@
 #ifndef ENGRAM_FREE_SPACE_CHECK_MS
 #define ENGRAM_FREE_SPACE_CHECK_MS 100
 #endif
-/*  A remote HLC further ahead of the wall clock than this is refused. */
+/*  The largest lead over the wall clock that a remote HLC may have. Not enforced yet: nodes do
+ *  not observe each other's timestamps today (the reliability work adds the observation and
+ *  the refusal past this bound, which is why the default is defined here already). */
 #ifndef ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS
 #define ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS 60000
 #endif

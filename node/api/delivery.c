@@ -35,8 +35,6 @@ void api__out_free(api_out_t **out_p)
 void api__queue_reply(node_server_t *self, zframe_t *routing, uint64_t id, int code,
                           api_reply_t *r)
 {
-    r->msg.schema_major = ENGRAM_SCHEMA_MAJOR;
-    r->msg.schema_minor = ENGRAM_SCHEMA_MINOR;
     r->msg.id = id;
     r->msg.code = code;
     if (code) {
@@ -136,11 +134,8 @@ static void s_end_subscriptions(node_server_t *self, zframe_t *routing, int code
             zsys_warning("engramd: a subscriber of %s fell more than %zu events behind; its "
                          "subscription ends",
                          sub->sid, self->config.subscriber_backlog);
-            Engram__Reply reply = ENGRAM__REPLY__INIT;
-            reply.schema_major = ENGRAM_SCHEMA_MAJOR;
-            reply.schema_minor = ENGRAM_SCHEMA_MINOR;
-            reply.id = sub->request_id;
-            reply.code = code;
+            Engram__Reply reply;
+            api__reply_header(&reply, sub->request_id, code);
             reply.message = "the subscriber fell too far behind; subscribe again";
             uint8_t buf[256];
             size_t len = engram__reply__pack(&reply, buf);
@@ -229,10 +224,8 @@ static void s_publish(node_server_t *self, const api_out_t *out)
     for (api_subscriber_t *sub = zlist_first(targets); sub; sub = zlist_next(targets)) {
         if (!zlist_exists(self->subscribers, sub))
             continue;
-        Engram__Reply reply = ENGRAM__REPLY__INIT;
-        reply.schema_major = ENGRAM_SCHEMA_MAJOR;
-        reply.schema_minor = ENGRAM_SCHEMA_MINOR;
-        reply.id = sub->request_id;
+        Engram__Reply reply;
+        api__reply_header(&reply, sub->request_id, 0);
         reply.event = event;
         size_t len = engram__reply__get_packed_size(&reply);
         uint8_t *buf = malloc(len ? len : 1);
@@ -255,14 +248,11 @@ void api__flush_outbox(node_server_t *self, int sync_rc)
     api_out_t *out;
     while ((out = zlist_pop(self->outbox))) {
         if (out->wrote && sync_rc) {
-            Engram__Reply reply = ENGRAM__REPLY__INIT;
+            Engram__Reply reply;
+            api__reply_header(&reply, out->id, sync_rc);
             char message[128];
             snprintf(message, sizeof message, "the write could not be made durable: %s",
                      engram_strerror(sync_rc));
-            reply.schema_major = ENGRAM_SCHEMA_MAJOR;
-            reply.schema_minor = ENGRAM_SCHEMA_MINOR;
-            reply.id = out->id;
-            reply.code = sync_rc;
             reply.message = message;
             free(out->reply);
             free(out->event);

@@ -403,25 +403,6 @@ static int s_add_values(api_reply_t *r, const char *key, const crdt_entry_view_t
     return 0;
 }
 
-static int s_get(node_server_t *self, const Engram__Request *req, const char *sid, api_reply_t *r)
-{
-    crdt_scope_t *view;
-    int rc = s_load(self, r, sid, req->key, CRDT_REG, &view);
-    if (rc)
-        return rc;
-    crdt_entry_view_t *siblings;
-    size_t n;
-    rc = crdt_mvreg_read(view, req->key, &siblings, &n);
-    if (rc == 0) {
-        rc = s_add_values(r, req->key, siblings, n, "reg");
-        free(siblings);
-    }
-    crdt_scope_destroy(&view);
-    if (rc == 0 && r->msg.n_items == 0)
-        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s (expired)", req->key,
-                    r->scope);
-    return rc;
-}
 
 static int s_members(node_server_t *self, const Engram__Request *req, const char *sid,
                      api_reply_t *r)
@@ -463,21 +444,28 @@ static int s_counter_get(node_server_t *self, const Engram__Request *req, const 
     return rc;
 }
 
-static int s_log_range(node_server_t *self, const Engram__Request *req, const char *sid,
-                       api_reply_t *r)
+/*  Reads a register's siblings or a log's entries (read: crdt_mvreg_read or crdt_log_range)
+ *  into the reply's items. */
+static int s_read_values(node_server_t *self, const Engram__Request *req, const char *sid,
+                         api_reply_t *r, crdt_type_id_t type,
+                         int (*read)(const crdt_scope_t *view, const char *key,
+                                     crdt_entry_view_t **entries, size_t *n))
 {
     crdt_scope_t *view;
-    int rc = s_load(self, r, sid, req->key, CRDT_LOG, &view);
+    int rc = s_load(self, r, sid, req->key, type, &view);
     if (rc)
         return rc;
     crdt_entry_view_t *entries;
     size_t n;
-    rc = crdt_log_range(view, req->key, &entries, &n);
+    rc = read(view, req->key, &entries, &n);
     if (rc == 0) {
-        rc = s_add_values(r, req->key, entries, n, "log");
+        rc = s_add_values(r, req->key, entries, n, crdt_type_by_id(type)->name);
         free(entries);
     }
     crdt_scope_destroy(&view);
+    if (rc == 0 && type == CRDT_REG && r->msg.n_items == 0)
+        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s (expired)", req->key,
+                       r->scope);
     return rc;
 }
 
@@ -582,12 +570,9 @@ static int s_private_value(node_server_t *self, const Engram__Request *req, api_
 /*  The reply's causal token: the context of the scope it touched. */
 int api__token(node_server_t *self, api_reply_t *r)
 {
-    const crdt_ctx_t *ctx = node_store_ctx(self->store, r->sid);
-    crdt_ctx_t *empty = ctx ? NULL : crdt_ctx_new();
     uint8_t *buf = NULL;
     size_t len = 0;
-    int rc = crdt_ctx_encode(ctx ? ctx : empty, &buf, &len);
-    crdt_ctx_destroy(&empty);
+    int rc = crdt_ctx_encode(node_store_ctx(self->store, r->sid), &buf, &len);
     if (rc)
         return rc;
     api__keep(&r->arena, buf);
@@ -773,7 +758,7 @@ int api__dispatch(node_server_t *self, const Engram__Request *req, const char *s
         return s_mutate(self, req, r, sid, req->key, NODE_VIEW_OBJECT, NULL, CRDT_REG, s_put,
                         NULL);
     case ENGRAM__OP__GET:
-        return s_get(self, req, sid, r);
+        return s_read_values(self, req, sid, r, CRDT_REG, crdt_mvreg_read);
     case ENGRAM__OP__DELETE:
         return s_mutate(self, req, r, sid, req->key, NODE_VIEW_OBJECT, NULL, 0, s_delete, NULL);
     case ENGRAM__OP__SET_ADD:
@@ -794,7 +779,7 @@ int api__dispatch(node_server_t *self, const Engram__Request *req, const char *s
         return s_mutate(self, req, r, sid, req->key, NODE_VIEW_CONTEXT, NULL, CRDT_LOG,
                         s_log_append, NULL);
     case ENGRAM__OP__LOG_RANGE:
-        return s_log_range(self, req, sid, r);
+        return s_read_values(self, req, sid, r, CRDT_LOG, crdt_log_range);
     case ENGRAM__OP__LIST:
         return s_list(self, req, sid, r);
     case ENGRAM__OP__REMEMBER: {

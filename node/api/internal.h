@@ -175,6 +175,10 @@ void api__remote_applied(void *arg, const char *sid, const crdt_scope_t *delta,
 
 void api__removal_free(void *item);
 
+/*  Initialises reply with the protocol's header: schema version, request id and code. */
+void api__reply_header(Engram__Reply *reply, uint64_t id, int code);
+
+/*  Starts an empty reply under construction, with its header. */
 void api__reply_init(api_reply_t *r);
 
 /*  Handles one request; takes ownership of routing and req (parking them, or freeing them

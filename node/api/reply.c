@@ -63,11 +63,19 @@ void api__arena_free(api_arena_t *a)
     memset(a, 0, sizeof *a);
 }
 
+void api__reply_header(Engram__Reply *reply, uint64_t id, int code)
+{
+    engram__reply__init(reply);
+    reply->schema_major = ENGRAM_SCHEMA_MAJOR;
+    reply->schema_minor = ENGRAM_SCHEMA_MINOR;
+    reply->id = id;
+    reply->code = code;
+}
 
 void api__reply_init(api_reply_t *r)
 {
     memset(r, 0, sizeof *r);
-    engram__reply__init(&r->msg);
+    api__reply_header(&r->msg, 0, 0);
 }
 
 Engram__Item *api__add_item(api_reply_t *r)

@@ -678,6 +678,19 @@ static void test_roundtrip_empty(void **state)
     crdt_scope_destroy(&empty);
     crdt_ctx_t *ctx = crdt_ctx_new();
     s_ctx_roundtrip(ctx);
+    /* NULL encodes the empty context, byte for byte (a scope never written has none). */
+    uint8_t *of_empty = NULL, *of_null = NULL;
+    size_t empty_len = 0, null_len = 0;
+    assert_int_equal(crdt_ctx_encode(ctx, &of_empty, &empty_len), 0);
+    assert_int_equal(crdt_ctx_encode(NULL, &of_null, &null_len), 0);
+    assert_int_equal(null_len, empty_len);
+    assert_memory_equal(of_null, of_empty, empty_len);
+    crdt_ctx_t *decoded = NULL;
+    assert_int_equal(crdt_ctx_decode(of_null, null_len, &decoded), 0);
+    assert_true(crdt_ctx_is_empty(decoded));
+    crdt_ctx_destroy(&decoded);
+    free(of_null);
+    free(of_empty);
     crdt_ctx_destroy(&ctx);
 }
 
