@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""`cmake --install` of the current build, used from outside as a program would use it (issue 8).
+
+Usage: install_test.py --cmake CMAKE --build-dir DIR --cc CC --pkg-config PKG_CONFIG
+           --bindir D --libdir D --includedir D --docdir D --soname NAME --version V
+           --headers SOURCE_INCLUDE_ENGRAM [--cc-flag=FLAG ...]
+
+Installs the build into a fresh temporary prefix and then uses nothing but that prefix:
+  - the tree holds bin/engramd, bin/engram, the library under its soname (libengram.so.MAJOR,
+    which it carries) with the libengram.so link to it, every public header of the source tree
+    and engram.pc;
+  - pkg-config, with PKG_CONFIG_PATH the prefix's only, names the prefix and the version;
+  - each installed header compiles alone, and the installed example compiles and links, with
+    `CC $(pkg-config --cflags --libs engram)` and no other -I or -L (the --cc-flags are the
+    build's warning and sanitizer flags, never paths);
+  - the example needs libengram by its soname;
+  - the installed engramd starts on a temporary data directory and ipc socket; the example,
+    with LD_LIBRARY_PATH the prefix's lib directory only, writes a value and reads it back;
+    the installed engram CLI, with no LD_LIBRARY_PATH (its RPATH finds the library), reads
+    the same value. engramd must then exit 0 on SIGTERM.
+Everything is removed afterwards.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def parse_args():
+    p = argparse.ArgumentParser()
+    for name in ("cmake", "build-dir", "cc", "pkg-config", "bindir", "libdir", "includedir",
+                 "docdir", "soname", "version", "headers"):
+        p.add_argument("--" + name, required=True)
+    p.add_argument("--cc-flag", action="append", default=[])
+    return p.parse_args()
+
+
+ARGS = parse_args()
+
+
+def fail(what):
+    print(f"install_test: FAIL: {what}", file=sys.stderr)
+    sys.exit(1)
+
+
+def run(cmd, env=None, what=None):
+    """Runs cmd and returns its stdout; fails the test with its output if it exits non-zero."""
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        fail(f"{what or cmd[0]}: exit {r.returncode}\n$ {' '.join(cmd)}\n{r.stdout}{r.stderr}")
+    return r.stdout
+
+
+def dynamic_entries(path, tag):
+    """The values of the ELF dynamic entries `tag` (NEEDED, SONAME) of path, from readelf."""
+    readelf = shutil.which("readelf")
+    if not readelf:
+        fail("readelf (binutils) is needed to read sonames")
+    out = run([readelf, "-d", path])
+    return [line.split("[", 1)[1].split("]", 1)[0] for line in out.splitlines()
+            if f"({tag})" in line]
+
+
+def env_without(*names, **extra):
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    env.update(extra)
+    return env
+
+
+def check_tree(prefix):
+    bindir, libdir = (os.path.join(prefix, d) for d in (ARGS.bindir, ARGS.libdir))
+    for program in ("engramd", "engram"):
+        if not os.access(os.path.join(bindir, program), os.X_OK):
+            fail(f"{ARGS.bindir}/{program} is not installed")
+    # A soname names the ABI: the library's major version only (libengram.so.0).
+    if not re.fullmatch(r"libengram\.so\.[0-9]+", ARGS.soname):
+        fail(f"the build gives libengram the soname {ARGS.soname!r}, not libengram.so.MAJOR")
+    lib = os.path.join(libdir, ARGS.soname)
+    if not os.path.isfile(lib):
+        fail(f"{ARGS.libdir}/{ARGS.soname} is not installed")
+    if dynamic_entries(lib, "SONAME") != [ARGS.soname]:
+        fail(f"{lib} does not carry the soname {ARGS.soname}")
+    dev_link = os.path.join(libdir, "libengram.so")
+    if not os.path.islink(dev_link) or os.path.realpath(dev_link) != os.path.realpath(lib):
+        fail(f"{ARGS.libdir}/libengram.so does not lead to {ARGS.soname}")
+    include = os.path.join(prefix, ARGS.includedir, "engram")
+    wanted = sorted(f for f in os.listdir(ARGS.headers) if f.endswith(".h"))
+    got = sorted(f for f in os.listdir(include) if f.endswith(".h")) \
+        if os.path.isdir(include) else []
+    if got != wanted:
+        fail(f"installed headers {got}, the source tree has {wanted}")
+    return wanted
+
+
+def compile_against(prefix, headers, workdir):
+    """Compiles every installed header alone and the installed example, with pkg-config only.
+    Returns the example program's path."""
+    pc_env = env_without("PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR",
+                         PKG_CONFIG_PATH=os.path.join(prefix, ARGS.libdir, "pkgconfig"))
+    pkg = lambda *a: run([ARGS.pkg_config, *a, "engram"], env=pc_env, what="pkg-config").split()
+    if pkg("--variable=prefix") != [prefix]:
+        fail(f"engram.pc names prefix {pkg('--variable=prefix')}, installed into {prefix}")
+    if pkg("--modversion") != [ARGS.version]:
+        fail(f"engram.pc says version {pkg('--modversion')}, the build is {ARGS.version}")
+    cflags, libs = pkg("--cflags"), pkg("--libs")
+    print(f"pkg-config --cflags --libs engram: {' '.join(cflags + libs)}")
+    for header in headers:
+        source = os.path.join(workdir, f"{header}.c")
+        with open(source, "w") as f:
+            # Twice: its include guard works too.
+            f.write(f"#include <engram/{header}>\n#include <engram/{header}>\n"
+                    "int main(void) { return 0; }\n")
+        run([ARGS.cc, *ARGS.cc_flag, "-fsyntax-only", *cflags, source],
+            what=f"engram/{header} compiled alone")
+    example = os.path.join(prefix, ARGS.docdir, "examples", "hello.c")
+    program = os.path.join(workdir, "hello")
+    run([ARGS.cc, *ARGS.cc_flag, example, "-o", program, *cflags, *libs],
+        what="the installed example, with pkg-config's flags")
+    needed = dynamic_entries(program, "NEEDED")
+    if ARGS.soname not in needed:
+        fail(f"the example needs {needed}, not {ARGS.soname}")
+    return program
+
+
+def run_against_node(prefix, program, workdir):
+    bindir = os.path.join(prefix, ARGS.bindir)
+    socket = f"ipc://{workdir}/engram.sock"
+    # The installed programs find their libraries from the prefix alone.
+    plain = env_without("LD_LIBRARY_PATH", "ENGRAM_SOCKET")
+    cli = lambda *a: subprocess.run([os.path.join(bindir, "engram"), *a], capture_output=True,
+                                    text=True, timeout=30,
+                                    env=dict(plain, ENGRAM_SOCKET=socket, ENGRAM_AGENT="reader",
+                                             ENGRAM_USER="alice"))
+    log_path = os.path.join(workdir, "engramd.log")
+    with open(log_path, "wb") as log:
+        node = subprocess.Popen([os.path.join(bindir, "engramd"), "--data",
+                                 os.path.join(workdir, "data"), "--api", socket],
+                                stdout=log, stderr=log, env=plain)
+    try:
+        deadline = time.monotonic() + 60
+        while (r := cli("stats")).returncode != 0:
+            if node.poll() is not None or time.monotonic() > deadline:
+                with open(log_path) as f:
+                    fail(f"the installed engramd did not serve (engram stats: {r.stderr.strip()})"
+                         f"\nengramd log:\n{f.read()}")
+            time.sleep(0.1)
+
+        value = f"installed at {time.time():.6f}"
+        lib_only = env_without("ENGRAM_SOCKET",
+                               LD_LIBRARY_PATH=os.path.join(prefix, ARGS.libdir))
+        out = run([program, socket, value], env=lib_only, what="the example")
+        print(f"hello: {out.strip()}")
+        if out != f"run:hello/greeting: {value}\n":
+            fail(f"the example printed {out!r}")
+        r = cli("get", "run:hello", "greeting")
+        if r.returncode != 0 or r.stdout != value + "\n":
+            fail(f"the installed engram CLI read {r.stdout!r} (exit {r.returncode}): {r.stderr}")
+        print(f"engram get run:hello greeting: {r.stdout.strip()}")
+        node.send_signal(signal.SIGTERM)
+        if node.wait(timeout=30) != 0:
+            with open(log_path) as f:
+                fail(f"the installed engramd exited {node.returncode} on SIGTERM:\n{f.read()}")
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait()
+
+
+def main():
+    workdir = tempfile.mkdtemp(prefix="engram-install-")
+    try:
+        prefix = os.path.join(workdir, "prefix")
+        run([ARGS.cmake, "--install", ARGS.build_dir, "--prefix", prefix], what="cmake --install")
+        for root, dirs, files in sorted(os.walk(prefix)):
+            for name in sorted(files):
+                path = os.path.join(root, name)
+                link = f" -> {os.readlink(path)}" if os.path.islink(path) else ""
+                print(f"installed: {os.path.relpath(path, prefix)}{link}")
+        headers = check_tree(prefix)
+        program = compile_against(prefix, headers, workdir)
+        run_against_node(prefix, program, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("install_test: ok")
+
+
+if __name__ == "__main__":
+    main()
