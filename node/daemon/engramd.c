@@ -1,9 +1,11 @@
 /*  engramd: the engram node. Runs in the foreground, logs through zsys, stops cleanly on
- *  SIGTERM or SIGINT. See node/config.h for every setting and node/server.h for the API.
+ *  SIGTERM or SIGINT. `engramd --help` lists every setting (node/daemon/config.h);
+ *  node/api/server.h is the API.
  *
  *    engramd --data DIR [--api ENDPOINT] [--config FILE] [--durability sync|async] ...
  *    engramd --data DIR [--gossip tcp://HOST:PORT [--join tcp://MEMBER:PORT]] ...
  *    engramd --data DIR --identity
+ *    engramd --help
  *
  *  With --gossip the node replicates its shared scopes with the cluster its admission card
  *  (DATA/admission, from `engram node admit`) names; --identity creates the data directory if
@@ -16,8 +18,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "node/daemon/config.h"
 #include "node/api/server.h"
+#include "node/daemon/config.h"
 #include "node/store/store.h"
 
 /*  Prints the node's id and Ed25519 public key (creating its store on first use). */
@@ -41,25 +43,19 @@ int main(int argc, char **argv)
 {
     node_config_t config;
     char why[512];
-    bool identity = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--identity") == 0) {
-            identity = true;
-            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof *argv);
-            argc--;
-            break;
-        }
-    }
     if (node_config_parse(&config, argc, argv, why, sizeof why) != 0) {
-        fprintf(stderr, "engramd: %s\nusage: engramd --data DIR [--api ENDPOINT] "
-                        "[--config FILE] [--durability sync|async]\n",
-                why);
+        fprintf(stderr, "engramd: %s\n`engramd --help` lists every flag and its default\n", why);
         node_config_fini(&config);
         return 2;
     }
+    if (config.help) {
+        node_config_help(stdout);
+        node_config_fini(&config);
+        return 0;
+    }
     zsys_init();
     zsys_set_logident("engramd");
-    if (identity) {
+    if (config.identity) {
         zsys_set_logstream(stderr); /* stdout is the one line a script reads */
         int rc = s_identity(&config);
         node_config_fini(&config);
