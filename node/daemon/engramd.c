@@ -20,6 +20,7 @@
 
 #include "node/api/server.h"
 #include "node/daemon/config.h"
+#include "node/daemon/preflight.h"
 #include "node/store/store.h"
 
 /*  Prints the node's id and Ed25519 public key (creating its store on first use). */
@@ -52,6 +53,13 @@ int main(int argc, char **argv)
         node_config_help(stdout);
         node_config_fini(&config);
         return 0;
+    }
+    /* Before anything is opened or bound: a node already running here is left unharmed. */
+    if (node_preflight_data(config.data_dir, why, sizeof why) != 0 ||
+        (!config.identity && node_preflight_api(config.api_endpoint, why, sizeof why) != 0)) {
+        fprintf(stderr, "engramd: %s\n", why);
+        node_config_fini(&config);
+        return 1;
     }
     zsys_init();
     zsys_set_logident("engramd");

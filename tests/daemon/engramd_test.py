@@ -2,8 +2,10 @@
 """engramd's front door (issue 8) as a newcomer meets it.
 
 Usage: engramd_test.py ENGRAMD ENGRAM DAEMON_SOURCE_DIR. Checks that --help lists every flag the
-parser knows (read from both sides), and that a misspelled flag, config key or section is refused
-naming the nearest valid one before anything is written.
+parser knows (read from both sides), that a misspelled flag, config key or section is refused
+naming the nearest valid one before anything is written, and that a second engramd refuses to
+start on a live node's API socket or data directory while the first keeps serving; a socket file
+that nobody listens on any more is taken over.
 """
 import glob
 import os
@@ -77,6 +79,11 @@ class DaemonTest(unittest.TestCase):
 
     def path(self, name):
         return os.path.join(self.dir, name)
+
+    def node(self, data, endpoint):
+        node = Node(self.path(data), endpoint, self.path(data + ".log"))
+        self.nodes.append(node)
+        return node
 
     def config(self, text):
         """A config file of text and, should it be read as valid, an API socket of the test's own
@@ -172,6 +179,45 @@ class DaemonTest(unittest.TestCase):
         self.assertIn(f"config {cfg}: engram/durability must be sync or async, not 'maybe'",
                       self.refused(2, "--config", cfg))
         self.assertFalse(os.path.exists(data))
+
+    # --- a second node -----------------------------------------------------------------
+
+    def test_second_node_on_a_live_socket_is_refused(self):
+        endpoint = f"ipc://{self.path('api.sock')}"
+        first = self.node("a", endpoint)
+        err = self.refused(1, "--data", self.path("b"), "--api", endpoint)
+        self.assertIn(f"another engramd (pid {first.proc.pid}) is already listening on "
+                      f"{endpoint}", err)
+        self.assertFalse(os.path.exists(self.path("b")), "nothing is created")
+        self.assertEqual(stats(endpoint).returncode, 0, "the first node still answers")
+        self.assertIsNone(first.proc.poll())
+
+    def test_stale_socket_file_is_taken_over(self):
+        path = self.path("api.sock")
+        stale = socket.socket(socket.AF_UNIX)
+        stale.bind(path)  # a node that died leaves its socket file behind
+        stale.close()
+        self.assertTrue(os.path.exists(path))
+        self.node("a", f"ipc://{path}")
+
+    def test_locked_data_directory_names_its_holder(self):
+        first = self.node("a", f"ipc://{self.path('a.sock')}")
+        expected = (f"the data directory '{self.path('a')}' is locked by another engramd "
+                    f"(pid {first.proc.pid})")
+        self.assertIn(expected, self.refused(1, "--data", self.path("a"), "--api",
+                                             f"ipc://{self.path('b.sock')}"))
+        self.assertIn(expected, self.refused(1, "--data", self.path("a"), "--identity"))
+        self.assertFalse(os.path.exists(self.path("b.sock")))
+        self.assertEqual(stats(first.endpoint).returncode, 0, "the first node still answers")
+
+    def test_tcp_endpoint_in_use_is_refused_before_the_data_directory(self):
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            endpoint = f"tcp://127.0.0.1:{taken.getsockname()[1]}"
+            err = self.refused(1, "--data", self.path("data"), "--api", endpoint)
+        self.assertIn(f"{endpoint} is already in use by another process", err)
+        self.assertFalse(os.path.exists(self.path("data")), "nothing is created")
 
 
 if __name__ == "__main__":
