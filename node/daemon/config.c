@@ -98,6 +98,8 @@ static const s_setting_t s_settings[] = {
 
 /*  The longest flag, config key or misspelling of one that gets a suggestion. */
 #define S_NAME_MAX 64
+/*  The largest config file read: engramd's settings fit in a few hundred bytes. */
+#define S_CONFIG_MAX_BYTES (64 * 1024)
 
 static bool s_numeric(const s_setting_t *s)
 {
@@ -276,12 +278,42 @@ static int s_load_section(node_config_t *self, zconfig_t *section, const char *w
     return 0;
 }
 
+/*  The whole text of the file at path, or NULL with the reason in why. Caller owns return value
+ *  and must free it. (zconfig_load leaks its file handle on a malformed file, czmq 4.2.) */
+static char *s_read(const char *path, char *why, size_t why_len)
+{
+    FILE *file = fopen(path, "rb");
+    if (!file) {
+        snprintf(why, why_len, "cannot read config file '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    char *text = malloc(S_CONFIG_MAX_BYTES + 1);
+    size_t size = text ? fread(text, 1, S_CONFIG_MAX_BYTES + 1, file) : 0;
+    int error = !text ? ENOMEM : ferror(file) ? errno : 0;
+    fclose(file);
+    if (error)
+        snprintf(why, why_len, "cannot read config file '%s': %s", path, strerror(error));
+    else if (size > S_CONFIG_MAX_BYTES)
+        snprintf(why, why_len, "config %s: larger than %d bytes", path, S_CONFIG_MAX_BYTES);
+    else {
+        text[size] = '\0';
+        return text;
+    }
+    free(text);
+    return NULL;
+}
+
 /*  Reads a config file: sections other than engram, and keys no setting has, are refused. */
 static int s_load(node_config_t *self, const char *path, char *why, size_t why_len)
 {
-    zconfig_t *root = zconfig_load(path);
+    char *text = s_read(path, why, why_len);
+    if (!text)
+        return ENGRAM_EINVAL;
+    zconfig_t *root = zconfig_str_load(text);
+    free(text);
     if (!root) {
-        snprintf(why, why_len, "cannot read config file '%s'", path);
+        snprintf(why, why_len, "config %s: not in zconfig format (czmq's log names the line)",
+                 path);
         return ENGRAM_EINVAL;
     }
     char where[1024];
@@ -342,7 +374,7 @@ int node_config_parse(node_config_t *self, int argc, char **argv, char *why, siz
             return s_unknown("", "option", argv[i],
                              s_nearest(argv[i], false, nearest, sizeof nearest) ? nearest : NULL,
                              why, why_len);
-        if (s->kind == S_SWITCH) {
+        if (s->kind == S_SWITCH || s->kind == S_HELP) {
             *(bool *)((char *)self + s->offset) = true;
             continue;
         }

@@ -11,7 +11,10 @@
  *  (DATA/admission, from `engram node admit`) names; --identity creates the data directory if
  *  needed, prints "node=ID key=PUBLIC_KEY" (what an admin admits) and exits.
  *
- *  Exit status: 0 after a clean stop, 1 if the node could not start, 2 for a usage error.
+ *  Exit status: 0 after a clean stop (or --help), 1 if the node could not start (among the
+ *  reasons: another node on this host serves its API endpoint or holds its data directory,
+ *  checked before anything is opened: node/daemon/preflight.h), 2 for a usage error (an
+ *  unknown flag or config key is one: node/daemon/config.h).
  */
 #include <czmq.h>
 #include <inttypes.h>
@@ -43,7 +46,7 @@ static int s_identity(const node_config_t *config)
 int main(int argc, char **argv)
 {
     node_config_t config;
-    char why[512];
+    char why[1024];
     if (node_config_parse(&config, argc, argv, why, sizeof why) != 0) {
         fprintf(stderr, "engramd: %s\n`engramd --help` lists every flag and its default\n", why);
         node_config_fini(&config);

@@ -178,6 +178,10 @@ class DaemonTest(unittest.TestCase):
         cfg = self.config(f'engram\n    data = "{data}"\n    durability = "maybe"\n')
         self.assertIn(f"config {cfg}: engram/durability must be sync or async, not 'maybe'",
                       self.refused(2, "--config", cfg))
+        cfg = self.config(f'engram\n  data = "{data}"\n')  # zconfig indents by 4
+        err = self.refused(2, "--config", cfg)
+        self.assertIn(f"config {cfg}: not in zconfig format", err)
+        self.assertNotIn("Sanitizer", err)  # zconfig_load leaked on a malformed file
         self.assertFalse(os.path.exists(data))
 
     # --- a second node -----------------------------------------------------------------
