@@ -1,4 +1,8 @@
-/*  node_config: defaults, then zconfig file, then flags (see config.h). */
+/*  node_config: defaults, then zconfig file, then flags (see config.h).
+ *
+ *  s_settings is the only list of engramd's flags: the defaults are applied from it, both the
+ *  flags and the config keys are looked up in it, and --help prints it.
+ */
 #include "node/daemon/config.h"
 
 #include <czmq.h>
@@ -9,49 +13,134 @@
 #include "engram/error.h"
 #include "engram/limits.h"
 
-typedef enum { S_STRING, S_SIZE, S_UINT, S_U64, S_DURABILITY } s_kind_t;
+typedef enum {
+    S_HELP,   /* -h, --help: stops the parse; not a config key */
+    S_SWITCH, /* a flag without a value, setting a bool; not a config key */
+    S_CONFIG, /* --config FILE: read before every other flag; not a config key */
+    S_STRING, /* the settings from here on are config keys too */
+    S_SIZE,
+    S_UINT,
+    S_U64,
+    S_DURABILITY, /* sync or async, into a bool: true for sync */
+} s_kind_t;
 
 typedef struct {
-    const char *flag;
-    const char *path;
+    const char *flag;  /* "--max-batch"; its config key is engram/max_batch */
+    const char *alias; /* a short form, or NULL */
+    const char *value; /* what the flag's value is, for --help; NULL for a switch */
     s_kind_t kind;
-    size_t offset;
-    uint64_t max; /* numeric settings: largest accepted value */
+    size_t offset;    /* of the setting in node_config_t */
+    uint64_t max;     /* numeric settings: the largest value accepted */
+    uint64_t number;  /* numeric settings: the default */
+    const char *text; /* other settings: the default, or NULL for none */
+    const char *help; /* one line; says what a setting without a default does when unset */
 } s_setting_t;
 
 #define FIELD(f) offsetof(node_config_t, f)
+/* clang-format off */
 static const s_setting_t s_settings[] = {
-    {"--data", "engram/data", S_STRING, FIELD(data_dir), 0},
-    {"--api", "engram/api", S_STRING, FIELD(api_endpoint), 0},
-    {"--durability", "engram/durability", S_DURABILITY, FIELD(durability_sync), 0},
-    {"--max-value-bytes", "engram/max_value_bytes", S_SIZE, FIELD(max_value_bytes),
-     ENGRAM_MAX_VALUE_BYTES},
-    {"--max-batch", "engram/max_batch", S_UINT, FIELD(max_batch), 65536},
-    {"--purge-interval-ms", "engram/purge_interval_ms", S_U64, FIELD(purge_interval_ms),
-     86400000},
-    {"--list-limit", "engram/list_limit", S_UINT, FIELD(list_limit), 100000},
-    {"--subscriber-backlog", "engram/subscriber_backlog", S_SIZE, FIELD(subscriber_backlog),
-     100000000},
-    {"--max-frame-bytes", "engram/max_frame_bytes", S_SIZE, FIELD(max_frame_bytes),
-     256 * 1024 * 1024},
-    {"--min-free-bytes", "engram/min_free_bytes", S_U64, FIELD(min_free_bytes),
-     UINT64_C(1) << 50},
-    {"--gossip", "engram/gossip", S_STRING, FIELD(gossip_endpoint), 0},
-    {"--join", "engram/join", S_STRING, FIELD(join), 0},
-    {"--admission", "engram/admission", S_STRING, FIELD(admission_path), 0},
-    {"--fanout", "engram/fanout", S_UINT, FIELD(fanout), 64},
-    {"--gossip-interval-ms", "engram/gossip_interval_ms", S_U64, FIELD(gossip_interval_ms),
-     3600000},
-    {"--max-gossip-bytes", "engram/max_gossip_bytes", S_SIZE, FIELD(max_gossip_bytes),
-     256 * 1024 * 1024},
+    {.flag = "--help", .alias = "-h", .kind = S_HELP, .offset = FIELD(help),
+     .help = "print this help and exit"},
+    {.flag = "--identity", .kind = S_SWITCH, .offset = FIELD(identity),
+     .help = "create the data directory if needed, print \"node=ID key=KEY\" and exit"},
+    {.flag = "--config", .value = "FILE", .kind = S_CONFIG,
+     .help = "read the settings below from FILE first (zconfig); flags override it"},
+    {.flag = "--data", .value = "DIR", .kind = S_STRING, .offset = FIELD(data_dir),
+     .help = "the node's data directory (required)"},
+    {.flag = "--api", .value = "ENDPOINT", .kind = S_STRING, .offset = FIELD(api_endpoint),
+     .text = ENGRAM_DEFAULT_API_ENDPOINT,
+     .help = "where agents connect: ipc or tcp"},
+    {.flag = "--durability", .value = "sync|async", .kind = S_DURABILITY,
+     .offset = FIELD(durability_sync), .text = ENGRAM_DEFAULT_DURABILITY,
+     .help = "acknowledge writes once fsynced (sync) or once written"},
+    {.flag = "--max-value-bytes", .value = "N", .kind = S_SIZE, .offset = FIELD(max_value_bytes),
+     .max = ENGRAM_MAX_VALUE_BYTES, .number = ENGRAM_MAX_VALUE_BYTES,
+     .help = "largest value a write may carry (only lowers)"},
+    {.flag = "--max-batch", .value = "N", .kind = S_UINT, .offset = FIELD(max_batch),
+     .max = 65536, .number = ENGRAM_DEFAULT_MAX_BATCH,
+     .help = "requests applied and made durable by one group commit"},
+    {.flag = "--purge-interval-ms", .value = "N", .kind = S_U64,
+     .offset = FIELD(purge_interval_ms), .max = 86400000,
+     .number = ENGRAM_DEFAULT_PURGE_INTERVAL_MS, .help = "how often expired objects are purged"},
+    {.flag = "--list-limit", .value = "N", .kind = S_UINT, .offset = FIELD(list_limit),
+     .max = 100000, .number = ENGRAM_DEFAULT_LIST_LIMIT,
+     .help = "most keys one list reply returns"},
+    {.flag = "--subscriber-backlog", .value = "N", .kind = S_SIZE,
+     .offset = FIELD(subscriber_backlog), .max = 100000000,
+     .number = ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG,
+     .help = "events a slow subscriber may lag before it is cut off"},
+    {.flag = "--max-frame-bytes", .value = "N", .kind = S_SIZE, .offset = FIELD(max_frame_bytes),
+     .max = 256 * 1024 * 1024, .number = ENGRAM_DEFAULT_MAX_FRAME_BYTES,
+     .help = "largest request frame the API accepts"},
+    {.flag = "--min-free-bytes", .value = "N", .kind = S_U64, .offset = FIELD(min_free_bytes),
+     .max = UINT64_C(1) << 50, .number = ENGRAM_DEFAULT_MIN_FREE_BYTES,
+     .help = "free space below which writes are refused"},
+    {.flag = "--gossip", .value = "tcp://HOST:PORT", .kind = S_STRING,
+     .offset = FIELD(gossip_endpoint),
+     .help = "replicate with a cluster, gossiping here (default: none, a single node)"},
+    {.flag = "--join", .value = "tcp://HOST:PORT", .kind = S_STRING, .offset = FIELD(join),
+     .help = "a member's gossip endpoint to join the cluster through (default: none)"},
+    {.flag = "--admission", .value = "FILE", .kind = S_STRING, .offset = FIELD(admission_path),
+     .help = "the node's card from `engram node admit` (default: DATA/admission)"},
+    {.flag = "--fanout", .value = "N", .kind = S_UINT, .offset = FIELD(fanout), .max = 64,
+     .number = ENGRAM_DEFAULT_FANOUT, .help = "peers each new operation is pushed to"},
+    {.flag = "--gossip-interval-ms", .value = "N", .kind = S_U64,
+     .offset = FIELD(gossip_interval_ms), .max = 3600000,
+     .number = ENGRAM_DEFAULT_GOSSIP_INTERVAL_MS,
+     .help = "how often the node sends a peer its version vectors"},
+    {.flag = "--max-gossip-bytes", .value = "N", .kind = S_SIZE,
+     .offset = FIELD(max_gossip_bytes), .max = 256 * 1024 * 1024,
+     .number = ENGRAM_DEFAULT_MAX_GOSSIP_BYTES,
+     .help = "byte budget of one gossip message"},
 };
+/* clang-format on */
 #define NSETTINGS (sizeof s_settings / sizeof s_settings[0])
 
-static int s_set(node_config_t *self, const s_setting_t *s, const char *text, char *why,
-                 size_t why_len)
+/*  The longest flag, config key or misspelling of one that gets a suggestion. */
+#define S_NAME_MAX 64
+/*  The largest config file read: engramd's settings fit in a few hundred bytes. */
+#define S_CONFIG_MAX_BYTES (64 * 1024)
+
+static bool s_numeric(const s_setting_t *s)
+{
+    return s->kind == S_SIZE || s->kind == S_UINT || s->kind == S_U64;
+}
+
+/*  Writes the config key of s into key ("engram/max_batch" for --max-batch); false if s is
+ *  a flag only. */
+static bool s_key(const s_setting_t *s, char *key, size_t key_len)
+{
+    if (s->kind < S_STRING)
+        return false;
+    int n = snprintf(key, key_len, "engram/%s", s->flag + 2);
+    assert(n > 0 && (size_t)n < key_len);
+    for (char *c = key; *c; c++)
+        if (*c == '-')
+            *c = '_';
+    return true;
+}
+
+static void s_store(node_config_t *self, const s_setting_t *s, uint64_t v)
+{
+    void *field = (char *)self + s->offset;
+    if (s->kind == S_SIZE)
+        *(size_t *)field = (size_t)v;
+    else if (s->kind == S_UINT)
+        *(unsigned *)field = (unsigned)v;
+    else
+        *(uint64_t *)field = v;
+}
+
+/*  Sets s from text; name is what a refusal calls the setting (its flag, or its key). */
+static int s_set(node_config_t *self, const s_setting_t *s, const char *name, const char *text,
+                 char *why, size_t why_len)
 {
     void *field = (char *)self + s->offset;
     if (s->kind == S_STRING) {
+        if (!text[0]) {
+            snprintf(why, why_len, "%s needs %s", name, s->value);
+            return ENGRAM_EINVAL;
+        }
         char *copy = strdup(text);
         if (!copy)
             return ENGRAM_ENOMEM;
@@ -61,96 +150,244 @@ static int s_set(node_config_t *self, const s_setting_t *s, const char *text, ch
     }
     if (s->kind == S_DURABILITY) {
         if (strcmp(text, "sync") && strcmp(text, "async")) {
-            snprintf(why, why_len, "%s must be sync or async, not '%s'", s->flag, text);
+            snprintf(why, why_len, "%s must be sync or async, not '%s'", name, text);
             return ENGRAM_EINVAL;
         }
         *(bool *)field = strcmp(text, "sync") == 0;
         return 0;
     }
+    assert(s_numeric(s));
     char *end;
     errno = 0;
     unsigned long long v = strtoull(text, &end, 10);
     if (errno || end == text || *end || text[0] == '-' || v == 0 || v > s->max) {
-        snprintf(why, why_len, "%s must be a number from 1 to %llu, not '%s'", s->flag,
+        snprintf(why, why_len, "%s must be a number from 1 to %llu, not '%s'", name,
                  (unsigned long long)s->max, text);
         return ENGRAM_EINVAL;
     }
-    if (s->kind == S_SIZE)
-        *(size_t *)field = (size_t)v;
-    else if (s->kind == S_UINT)
-        *(unsigned *)field = (unsigned)v;
-    else
-        *(uint64_t *)field = v;
+    s_store(self, s, v);
     return 0;
 }
 
 static const s_setting_t *s_by_flag(const char *flag)
 {
     for (size_t i = 0; i < NSETTINGS; i++)
-        if (strcmp(s_settings[i].flag, flag) == 0)
+        if (strcmp(s_settings[i].flag, flag) == 0 ||
+            (s_settings[i].alias && strcmp(s_settings[i].alias, flag) == 0))
             return &s_settings[i];
     return NULL;
+}
+
+static const s_setting_t *s_by_key(const char *key)
+{
+    char name[S_NAME_MAX];
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (s_key(&s_settings[i], name, sizeof name) && strcmp(name, key) == 0)
+            return &s_settings[i];
+    return NULL;
+}
+
+/*  Edit distance between a and b, adjacent transpositions counting one (optimal string
+ *  alignment); SIZE_MAX when either is too long to be worth comparing. */
+static size_t s_distance(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b);
+    if (n >= S_NAME_MAX || m >= S_NAME_MAX)
+        return SIZE_MAX;
+    unsigned char d[S_NAME_MAX + 1][S_NAME_MAX + 1];
+    for (size_t i = 0; i <= n; i++)
+        d[i][0] = (unsigned char)i;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = (unsigned char)j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            unsigned best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1u < best)
+                best = d[i - 1][j] + 1u;
+            if (d[i][j - 1] + 1u < best)
+                best = d[i][j - 1] + 1u;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1u < best)
+                best = d[i - 2][j - 2] + 1u;
+            d[i][j] = (unsigned char)best;
+        }
+    return d[n][m];
+}
+
+/*  The flag (as_key false) or config key (as_key true) whose name is nearest to word's, written
+ *  into out, if it is near enough to be what word misspells; false if none is. Names are
+ *  compared without their "--" or "engram/", so that the prefix does not make every short word
+ *  look like a misspelling. */
+static bool s_nearest(const char *word, bool as_key, char *out, size_t out_len)
+{
+    while (!as_key && *word == '-')
+        word++;
+    size_t limit = strlen(word) / 3 > 1 ? strlen(word) / 3 : 1; /* the farthest suggested */
+    size_t best = limit + 1;
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const s_setting_t *s = &s_settings[i];
+        char name[S_NAME_MAX];
+        if (!as_key)
+            snprintf(name, sizeof name, "%s", s->flag);
+        else if (!s_key(s, name, sizeof name))
+            continue;
+        size_t d = s_distance(word, name + (as_key ? strlen("engram/") : strlen("--")));
+        if (d < best) {
+            best = d;
+            snprintf(out, out_len, "%s", name);
+        }
+    }
+    return best <= limit;
+}
+
+/*  Refuses word, a WHAT ("option", "key", "section") that nothing in s_settings names, with the
+ *  nearest one that does when there is one. where prefixes the reason ("config FILE: "). */
+static int s_unknown(const char *where, const char *what, const char *word, const char *nearest,
+                     char *why, size_t why_len)
+{
+    if (nearest)
+        snprintf(why, why_len, "%sunknown %s '%s' (did you mean '%s'?)", where, what, word,
+                 nearest);
+    else
+        snprintf(why, why_len, "%sunknown %s '%s'", where, what, word);
+    return ENGRAM_EINVAL;
+}
+
+/*  Reads the settings of one engram section of a config file. */
+static int s_load_section(node_config_t *self, zconfig_t *section, const char *where, char *why,
+                          size_t why_len)
+{
+    for (zconfig_t *item = zconfig_child(section); item; item = zconfig_next(item)) {
+        char key[2 * S_NAME_MAX], nearest[S_NAME_MAX];
+        snprintf(key, sizeof key, "engram/%s", zconfig_name(item));
+        const s_setting_t *s = s_by_key(key);
+        zconfig_t *child = zconfig_child(item);
+        if (child) /* settings hold a value, not more keys */
+            snprintf(key + strlen(key), sizeof key - strlen(key), "/%s", zconfig_name(child));
+        if (!s || child)
+            return s_unknown(where, "key", key,
+                             s_nearest(zconfig_name(item), true, nearest, sizeof nearest) ? nearest
+                                                                                          : NULL,
+                             why, why_len);
+        char name[2 * S_NAME_MAX + 1024];
+        snprintf(name, sizeof name, "%s%s", where, key);
+        int rc = s_set(self, s, name, zconfig_value(item) ? zconfig_value(item) : "", why, why_len);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/*  The whole text of the file at path, or NULL with the reason in why. Caller owns return value
+ *  and must free it. (zconfig_load leaks its file handle on a malformed file, czmq 4.2.) */
+static char *s_read(const char *path, char *why, size_t why_len)
+{
+    FILE *file = fopen(path, "rb");
+    if (!file) {
+        snprintf(why, why_len, "cannot read config file '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    char *text = malloc(S_CONFIG_MAX_BYTES + 1);
+    size_t size = text ? fread(text, 1, S_CONFIG_MAX_BYTES + 1, file) : 0;
+    int error = !text ? ENOMEM : ferror(file) ? errno : 0;
+    fclose(file);
+    if (error)
+        snprintf(why, why_len, "cannot read config file '%s': %s", path, strerror(error));
+    else if (size > S_CONFIG_MAX_BYTES)
+        snprintf(why, why_len, "config %s: larger than %d bytes", path, S_CONFIG_MAX_BYTES);
+    else {
+        text[size] = '\0';
+        return text;
+    }
+    free(text);
+    return NULL;
+}
+
+/*  Reads a config file: sections other than engram, and keys no setting has, are refused. */
+static int s_load(node_config_t *self, const char *path, char *why, size_t why_len)
+{
+    char *text = s_read(path, why, why_len);
+    if (!text)
+        return ENGRAM_EINVAL;
+    zconfig_t *root = zconfig_str_load(text);
+    free(text);
+    if (!root) {
+        snprintf(why, why_len, "config %s: not in zconfig format (czmq's log names the line)",
+                 path);
+        return ENGRAM_EINVAL;
+    }
+    char where[1024];
+    snprintf(where, sizeof where, "config %s: ", path);
+    int rc = 0;
+    for (zconfig_t *section = zconfig_child(root); rc == 0 && section;
+         section = zconfig_next(section)) {
+        const char *name = zconfig_name(section);
+        char nearest[S_NAME_MAX];
+        if (strcmp(name, "engram") == 0)
+            rc = s_load_section(self, section, where, why, why_len);
+        else if (s_nearest(name, true, nearest, sizeof nearest)) /* a setting outside engram */
+            rc = s_unknown(where, "section", name, nearest, why, why_len);
+        else
+            rc = s_unknown(where, "section", name,
+                           s_distance(name, "engram") <= 2 ? "engram" : NULL, why, why_len);
+    }
+    zconfig_destroy(&root);
+    return rc;
 }
 
 int node_config_parse(node_config_t *self, int argc, char **argv, char *why, size_t why_len)
 {
     memset(self, 0, sizeof *self);
     why[0] = '\0';
-    self->durability_sync = strcmp(ENGRAM_DEFAULT_DURABILITY, "sync") == 0;
-    self->max_value_bytes = ENGRAM_MAX_VALUE_BYTES;
-    self->max_batch = ENGRAM_DEFAULT_MAX_BATCH;
-    self->purge_interval_ms = ENGRAM_DEFAULT_PURGE_INTERVAL_MS;
-    self->list_limit = ENGRAM_DEFAULT_LIST_LIMIT;
-    self->subscriber_backlog = ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG;
-    self->max_frame_bytes = ENGRAM_DEFAULT_MAX_FRAME_BYTES;
-    self->min_free_bytes = ENGRAM_DEFAULT_MIN_FREE_BYTES;
-    self->fanout = ENGRAM_DEFAULT_FANOUT;
-    self->gossip_interval_ms = ENGRAM_DEFAULT_GOSSIP_INTERVAL_MS;
-    self->max_gossip_bytes = ENGRAM_DEFAULT_MAX_GOSSIP_BYTES;
-    self->api_endpoint = strdup(ENGRAM_DEFAULT_API_ENDPOINT);
-    if (!self->api_endpoint)
-        return ENGRAM_ENOMEM;
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const s_setting_t *s = &s_settings[i];
+        if (s_numeric(s))
+            s_store(self, s, s->number);
+        else if (s->text && s_set(self, s, s->flag, s->text, why, why_len) != 0)
+            return ENGRAM_ENOMEM; /* the defaults are valid */
+    }
 
-    /* The config file first, so that flags override it wherever they stand. */
+    /* --help, and the config files first, so that flags override a file wherever they stand.
+     * This pass stops at anything it does not know; the next reports it. */
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") != 0)
+        const s_setting_t *s = s_by_flag(argv[i]);
+        if (s && s->kind == S_HELP) {
+            self->help = true;
+            return 0;
+        }
+        if (!s)
+            break;
+        if (s->kind == S_SWITCH)
             continue;
-        if (i + 1 >= argc) {
-            snprintf(why, why_len, "--config needs a file");
-            return ENGRAM_EINVAL;
+        if (++i >= argc)
+            break;
+        if (s->kind == S_CONFIG) {
+            int rc = s_load(self, argv[i], why, why_len);
+            if (rc)
+                return rc;
         }
-        zconfig_t *file = zconfig_load(argv[i + 1]);
-        if (!file) {
-            snprintf(why, why_len, "cannot read config file '%s'", argv[i + 1]);
-            return ENGRAM_EINVAL;
-        }
-        int rc = 0;
-        for (size_t s = 0; rc == 0 && s < NSETTINGS; s++) {
-            const char *text = zconfig_get(file, s_settings[s].path, NULL);
-            if (text)
-                rc = s_set(self, &s_settings[s], text, why, why_len);
-        }
-        zconfig_destroy(&file);
-        if (rc)
-            return rc;
     }
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0) {
-            i++;
+        const s_setting_t *s = s_by_flag(argv[i]);
+        char nearest[S_NAME_MAX];
+        if (!s)
+            return s_unknown("", "option", argv[i],
+                             s_nearest(argv[i], false, nearest, sizeof nearest) ? nearest : NULL,
+                             why, why_len);
+        if (s->kind == S_SWITCH || s->kind == S_HELP) {
+            *(bool *)((char *)self + s->offset) = true;
             continue;
         }
-        const s_setting_t *s = s_by_flag(argv[i]);
-        if (!s) {
-            snprintf(why, why_len, "unknown option '%s'", argv[i]);
-            return ENGRAM_EINVAL;
-        }
         if (i + 1 >= argc) {
-            snprintf(why, why_len, "%s needs a value", argv[i]);
+            snprintf(why, why_len, "%s needs %s", argv[i], s->value);
             return ENGRAM_EINVAL;
         }
-        int rc = s_set(self, s, argv[++i], why, why_len);
-        if (rc)
-            return rc;
+        i++;
+        if (s->kind != S_CONFIG) {
+            int rc = s_set(self, s, s->flag, argv[i], why, why_len);
+            if (rc)
+                return rc;
+        }
     }
     if (!self->data_dir) {
         snprintf(why, why_len, "--data DIR is required");
@@ -166,6 +403,27 @@ int node_config_parse(node_config_t *self, int argc, char **argv, char *why, siz
             return ENGRAM_ENOMEM;
     }
     return 0;
+}
+
+void node_config_help(FILE *out)
+{
+    fprintf(out, "usage: engramd --data DIR [FLAG VALUE]...  serve agents on this host\n"
+                 "       engramd --data DIR --identity       print the node's id and key\n\n");
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const s_setting_t *s = &s_settings[i];
+        char left[S_NAME_MAX];
+        snprintf(left, sizeof left, "%s%s%s%s%s", s->alias ? s->alias : "", s->alias ? ", " : "",
+                 s->flag, s->value ? " " : "", s->value ? s->value : "");
+        fprintf(out, "  %-26s %s", left, s->help);
+        if (s_numeric(s))
+            fprintf(out, " (default: %llu)", (unsigned long long)s->number);
+        else if (s->text)
+            fprintf(out, " (default: %s)", s->text);
+        fputc('\n', out);
+    }
+    fprintf(out, "\nIn a --config file each setting is a key under 'engram', named as its flag:\n"
+                 "    engram\n"
+                 "        max_batch = 64    # --max-batch 64\n");
 }
 
 void node_config_fini(node_config_t *self)

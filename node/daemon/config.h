@@ -1,25 +1,17 @@
-/*  node_config: engramd's settings, from defaults (include/engram/limits.h), then a config
- *  file in czmq's zconfig format, then command-line flags, each later source overriding the
- *  earlier. Every setting has a flag and a config path:
+/*  node_config: engramd's command line and settings, from defaults (include/engram/limits.h),
+ *  then a config file in czmq's zconfig format, then command-line flags, each later source
+ *  overriding the earlier.
  *
- *    flag                   zconfig path             default
- *    --data DIR             engram/data              (required)
- *    --api ENDPOINT         engram/api               ENGRAM_DEFAULT_API_ENDPOINT
- *    --durability sync|async engram/durability       ENGRAM_DEFAULT_DURABILITY
- *    --max-value-bytes N    engram/max_value_bytes   ENGRAM_MAX_VALUE_BYTES (may only lower)
- *    --max-batch N          engram/max_batch         ENGRAM_DEFAULT_MAX_BATCH
- *    --purge-interval-ms N  engram/purge_interval_ms ENGRAM_DEFAULT_PURGE_INTERVAL_MS
- *    --list-limit N         engram/list_limit        ENGRAM_DEFAULT_LIST_LIMIT
- *    --subscriber-backlog N engram/subscriber_backlog ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG
- *    --max-frame-bytes N    engram/max_frame_bytes   ENGRAM_DEFAULT_MAX_FRAME_BYTES
- *    --min-free-bytes N     engram/min_free_bytes    ENGRAM_DEFAULT_MIN_FREE_BYTES
- *    --gossip ENDPOINT      engram/gossip            (none: a single node, no replication)
- *    --join ENDPOINT        engram/join              (none) a member's gossip endpoint
- *    --admission FILE       engram/admission         DATA/admission (the node's card)
- *    --fanout N             engram/fanout            ENGRAM_DEFAULT_FANOUT
- *    --gossip-interval-ms N engram/gossip_interval_ms ENGRAM_DEFAULT_GOSSIP_INTERVAL_MS
- *    --max-gossip-bytes N   engram/max_gossip_bytes  ENGRAM_DEFAULT_MAX_GOSSIP_BYTES
- *    --config FILE          (the file itself)
+ *  One table in config.c lists every flag with its value, default, limits and one line of help;
+ *  the parser reads it and `engramd --help` prints it, so the two cannot disagree. A setting's
+ *  config key is its flag's name under `engram`, dashes turned into underscores:
+ *
+ *    engram
+ *        data = "/var/lib/engram"          # --data /var/lib/engram
+ *        max_batch = 64                    # --max-batch 64
+ *
+ *  A key, a section or a flag that the table does not know is refused, naming the nearest one
+ *  it does know: a misspelled setting never passes silently as its default.
  */
 #ifndef NODE_CONFIG_H
 #define NODE_CONFIG_H
@@ -27,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct {
     char *data_dir;     /* owned */
@@ -45,11 +38,16 @@ typedef struct {
     unsigned fanout;
     uint64_t gossip_interval_ms;
     size_t max_gossip_bytes;
+    bool identity; /* --identity: print the node's id and key, then exit */
+    bool help;     /* --help: print node_config_help, then exit; nothing else is parsed */
 } node_config_t;
 
 /*  Parses argv (argv[0] is the program). 0, or ENGRAM_EINVAL with a one-line reason written
  *  into why (why_len bytes). The caller frees with node_config_fini either way. */
 int node_config_parse(node_config_t *self, int argc, char **argv, char *why, size_t why_len);
 void node_config_fini(node_config_t *self);
+
+/*  Writes the usage and every flag with its one-line description and default to out. */
+void node_config_help(FILE *out);
 
 #endif

@@ -1,15 +1,20 @@
 /*  engramd: the engram node. Runs in the foreground, logs through zsys, stops cleanly on
- *  SIGTERM or SIGINT. See node/config.h for every setting and node/server.h for the API.
+ *  SIGTERM or SIGINT. `engramd --help` lists every setting (node/daemon/config.h);
+ *  node/api/server.h is the API.
  *
  *    engramd --data DIR [--api ENDPOINT] [--config FILE] [--durability sync|async] ...
  *    engramd --data DIR [--gossip tcp://HOST:PORT [--join tcp://MEMBER:PORT]] ...
  *    engramd --data DIR --identity
+ *    engramd --help
  *
  *  With --gossip the node replicates its shared scopes with the cluster its admission card
  *  (DATA/admission, from `engram node admit`) names; --identity creates the data directory if
  *  needed, prints "node=ID key=PUBLIC_KEY" (what an admin admits) and exits.
  *
- *  Exit status: 0 after a clean stop, 1 if the node could not start, 2 for a usage error.
+ *  Exit status: 0 after a clean stop (or --help), 1 if the node could not start (among the
+ *  reasons: another node on this host serves its API endpoint or holds its data directory,
+ *  checked before anything is opened: node/daemon/preflight.h), 2 for a usage error (an
+ *  unknown flag or config key is one: node/daemon/config.h).
  */
 #include <czmq.h>
 #include <inttypes.h>
@@ -18,6 +23,7 @@
 
 #include "node/daemon/config.h"
 #include "node/daemon/daemon.h"
+#include "node/daemon/preflight.h"
 #include "node/store/store.h"
 
 /*  Prints the node's id and Ed25519 public key (creating its store on first use). */
@@ -40,26 +46,27 @@ static int s_identity(const node_config_t *config)
 int main(int argc, char **argv)
 {
     node_config_t config;
-    char why[512];
-    bool identity = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--identity") == 0) {
-            identity = true;
-            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof *argv);
-            argc--;
-            break;
-        }
-    }
+    char why[1024];
     if (node_config_parse(&config, argc, argv, why, sizeof why) != 0) {
-        fprintf(stderr, "engramd: %s\nusage: engramd --data DIR [--api ENDPOINT] "
-                        "[--config FILE] [--durability sync|async]\n",
-                why);
+        fprintf(stderr, "engramd: %s\n`engramd --help` lists every flag and its default\n", why);
         node_config_fini(&config);
         return 2;
     }
+    if (config.help) {
+        node_config_help(stdout);
+        node_config_fini(&config);
+        return 0;
+    }
+    /* Before anything is opened or bound: a node already running here is left unharmed. */
+    if (node_preflight_data(config.data_dir, why, sizeof why) != 0 ||
+        (!config.identity && node_preflight_api(config.api_endpoint, why, sizeof why) != 0)) {
+        fprintf(stderr, "engramd: %s\n", why);
+        node_config_fini(&config);
+        return 1;
+    }
     zsys_init();
     zsys_set_logident("engramd");
-    if (identity) {
+    if (config.identity) {
         zsys_set_logstream(stderr); /* stdout is the one line a script reads */
         int rc = s_identity(&config);
         node_config_fini(&config);
