@@ -32,8 +32,7 @@ void api__out_free(api_out_t **out_p)
 }
 
 /*  Encodes the reply (and its event) into the outbox. */
-void api__queue_reply(node_server_t *self, zframe_t *routing, uint64_t id, int code,
-                          api_reply_t *r)
+void api__queue_reply(node_server_t *self, zframe_t *routing, uint64_t id, int code, api_reply_t *r)
 {
     r->msg.id = id;
     r->msg.code = code;
@@ -73,8 +72,8 @@ void api__queue_reply(node_server_t *self, zframe_t *routing, uint64_t id, int c
         out->replicas = r->replicas;
         out->write_sid = strdup(r->sid);
         out->dot = r->dot;
-        out->deadline_ms = api__now_ms() + (r->timeout_ms ? r->timeout_ms
-                                                       : ENGRAM_DEFAULT_REPLICAS_TIMEOUT_MS);
+        out->deadline_ms =
+            api__now_ms() + (r->timeout_ms ? r->timeout_ms : ENGRAM_DEFAULT_REPLICAS_TIMEOUT_MS);
     }
     zlist_append(self->outbox, out);
 }
@@ -324,7 +323,7 @@ void api__check_replicating(node_server_t *self)
 /*  --- requests --------------------------------------------------------------------- */
 
 void api__subscribe(node_server_t *self, zframe_t *routing, const Engram__Request *req,
-                        const char *sid, api_reply_t *r)
+                    const char *sid, api_reply_t *r)
 {
     bool subscribe = req->op == ENGRAM__OP__SUBSCRIBE;
     for (api_subscriber_t *sub = zlist_first(self->subscribers); sub;

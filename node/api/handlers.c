@@ -53,18 +53,20 @@ int api__resolve(const Engram__Request *req, char *sid, api_reply_t *r)
     for (size_t i = 0; colon && i < sizeof s_kinds / sizeof s_kinds[0]; i++)
         known |= strlen(s_kinds[i]) == kind_len && strncmp(scope, s_kinds[i], kind_len) == 0;
     if (!known)
-        return api__fail(r, ENGRAM_ESCOPE,
-                      "invalid scope '%.64s': use private or KIND:ID with KIND one of user, run, "
-                      "app, agent, team",
-                      scope);
+        return api__fail(
+            r, ENGRAM_ESCOPE,
+            "invalid scope '%.64s': use private or KIND:ID with KIND one of user, run, "
+            "app, agent, team",
+            scope);
     const char *id = colon + 1;
     if (!*id || strlen(scope) > MAX_SCOPE_BYTES)
         return api__fail(r, ENGRAM_ESCOPE, "invalid scope '%.64s': the id must have 1 to %d bytes",
-                      scope, MAX_SCOPE_BYTES);
+                         scope, MAX_SCOPE_BYTES);
     if (!api__name_ok(id))
-        return api__fail(r, ENGRAM_ESCOPE, "invalid scope '%.64s': the id is UTF-8 without "
-                                        "spaces or control characters",
-                      scope);
+        return api__fail(r, ENGRAM_ESCOPE,
+                         "invalid scope '%.64s': the id is UTF-8 without "
+                         "spaces or control characters",
+                         scope);
     strcpy(sid, scope);
     return 0;
 }
@@ -76,7 +78,7 @@ static int s_check_key(const char *key, const char *what, api_reply_t *r)
         return api__fail(r, ENGRAM_EINVAL, "the %s must not be empty", what);
     if (len > ENGRAM_MAX_KEY_BYTES)
         return api__fail(r, ENGRAM_ETOOBIG, "the %s has %zu bytes; the limit is %d", what, len,
-                      ENGRAM_MAX_KEY_BYTES);
+                         ENGRAM_MAX_KEY_BYTES);
     if (!node_json_utf8_valid(key, len))
         return api__fail(r, ENGRAM_EINVAL, "the %s is not valid UTF-8", what);
     return 0;
@@ -93,8 +95,8 @@ const char *api__type_name(unsigned types)
 static int s_check_type(unsigned types, crdt_type_id_t want, const char *key, api_reply_t *r)
 {
     if (types & ~(1u << want))
-        return api__fail(r, ENGRAM_ETYPE, "'%.64s' holds a %s, not a %s", key, api__type_name(types),
-                      crdt_type_by_id(want)->name);
+        return api__fail(r, ENGRAM_ETYPE, "'%.64s' holds a %s, not a %s", key,
+                         api__type_name(types), crdt_type_by_id(want)->name);
     return 0;
 }
 
@@ -115,7 +117,7 @@ static char **s_strv(api_arena_t *a, char **strv, size_t n)
 
 /*  Fills item from a stored register or log value; false if it is unreadable or expired. */
 bool api__item_from_value(api_reply_t *r, Engram__Item *item, const crdt_entry_view_t *e,
-                              const char *type, int64_t now)
+                          const char *type, int64_t now)
 {
     crdt_value_t *v;
     if (crdt_value_decode(e->data, e->len, &v) != 0)
@@ -180,12 +182,12 @@ typedef struct {
     node_server_t *self;
     const Engram__Request *req;
     const char *key;
-    crdt_scope_t *view;      /* the object as stored, plus the scope's context */
+    crdt_scope_t *view; /* the object as stored, plus the scope's context */
     uint64_t hlc;
     api_reply_t *r;
-    crdt_scope_t *delta;     /* out: owned */
-    node_history_t history;  /* out */
-    Engram__Item *event;     /* out: the item subscribers see */
+    crdt_scope_t *delta;        /* out: owned */
+    node_history_t history;     /* out */
+    Engram__Item *event;        /* out: the item subscribers see */
     const crdt_value_t *source; /* SHARE: the private value being shared */
 } s_op_t;
 
@@ -200,8 +202,9 @@ static int s_mutate(node_server_t *self, const Engram__Request *req, api_reply_t
     crdt_scope_t *before = NULL;
     unsigned types = 0;
     if (self->cluster && sid[0] != '@' && node_cluster_removed(self->cluster))
-        return api__fail(r, ENGRAM_EDENIED, "this node was removed from its cluster: shared "
-                                         "scopes are read-only here");
+        return api__fail(r, ENGRAM_EDENIED,
+                         "this node was removed from its cluster: shared "
+                         "scopes are read-only here");
     int rc = node_store_view(self->store, sid, key, what, elem, &op.view, &types);
     if (rc)
         return api__fail(r, rc, "cannot read '%.64s': %s", key, engram_strerror(rc));
@@ -330,8 +333,8 @@ static int s_share(s_op_t *op)
 static int s_log_append(s_op_t *op)
 {
     crdt_value_t *v;
-    int rc = s_make_value(op->self, op->req, op->hlc, 0, op->req->value.data,
-                          op->req->value.len, &v);
+    int rc =
+        s_make_value(op->self, op->req, op->hlc, 0, op->req->value.data, op->req->value.len, &v);
     if (rc)
         return api__fail(op->r, rc, "%s", engram_strerror(rc));
     return s_write_encoded(op, v, "log_append", "log", true);
@@ -355,7 +358,7 @@ static int s_set_op(s_op_t *op)
     int rc = add ? crdt_awset_add(op->view, op->key, op->req->elem, &op->delta)
                  : crdt_awset_remove(op->view, op->key, op->req->elem, &op->delta);
     return rc ? api__fail(op->r, rc, "'%.64s' in '%.64s': %s", op->req->elem, op->key,
-                       engram_strerror(rc))
+                          engram_strerror(rc))
               : 0;
 }
 
@@ -389,8 +392,8 @@ static int s_load(node_server_t *self, api_reply_t *r, const char *sid, const ch
 }
 
 /*  One item per live value, in the given order; expired values are hidden. */
-static int s_add_values(api_reply_t *r, const char *key, const crdt_entry_view_t *entries,
-                        size_t n, const char *type)
+static int s_add_values(api_reply_t *r, const char *key, const crdt_entry_view_t *entries, size_t n,
+                        const char *type)
 {
     for (size_t i = 0; i < n; i++) {
         Engram__Item *item = api__add_item(r);
@@ -402,7 +405,6 @@ static int s_add_values(api_reply_t *r, const char *key, const crdt_entry_view_t
     }
     return 0;
 }
-
 
 static int s_members(node_server_t *self, const Engram__Request *req, const char *sid,
                      api_reply_t *r)
@@ -464,19 +466,18 @@ static int s_read_values(node_server_t *self, const Engram__Request *req, const 
     }
     crdt_scope_destroy(&view);
     if (rc == 0 && type == CRDT_REG && r->msg.n_items == 0)
-        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s (expired)", req->key,
-                       r->scope);
+        rc =
+            api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s (expired)", req->key, r->scope);
     return rc;
 }
 
-static int s_list(node_server_t *self, const Engram__Request *req, const char *sid,
-                  api_reply_t *r)
+static int s_list(node_server_t *self, const Engram__Request *req, const char *sid, api_reply_t *r)
 {
     node_listed_t *keys;
     size_t n;
     bool more;
-    unsigned limit = req->limit && req->limit < self->config.list_limit ? req->limit
-                                                                         : self->config.list_limit;
+    unsigned limit =
+        req->limit && req->limit < self->config.list_limit ? req->limit : self->config.list_limit;
     int rc = node_store_list(self->store, sid, req->prefix, req->cursor, limit,
                              (uint64_t)api__now_ms(), &keys, &n, &more);
     if (rc)
@@ -610,8 +611,8 @@ int api__token_reached(node_server_t *self, const Engram__Request *req, api_repl
         char sid[MAX_SCOPE_BYTES + 2];
         crdt_ctx_t *want = NULL;
         rc = api__resolve(&scoped, sid, r);
-        if (rc == 0 && crdt_ctx_decode(token->scopes[i]->ctx.data, token->scopes[i]->ctx.len,
-                                       &want) != 0)
+        if (rc == 0 &&
+            crdt_ctx_decode(token->scopes[i]->ctx.data, token->scopes[i]->ctx.len, &want) != 0)
             rc = api__fail(r, ENGRAM_EINVAL, "the causal token is malformed");
         if (rc == 0) {
             const crdt_ctx_t *have = node_store_ctx(self->store, sid);
@@ -642,8 +643,7 @@ static void s_free_status(void *status)
 static Engram__ClusterStatus *s_status_message(api_reply_t *r, node_cluster_status_t *status)
 {
     Engram__ClusterStatus *msg = api__keep(&r->arena, malloc(sizeof *msg));
-    Engram__Member **members =
-        api__keep(&r->arena, calloc(status->n_members + 1, sizeof *members));
+    Engram__Member **members = api__keep(&r->arena, calloc(status->n_members + 1, sizeof *members));
     Engram__ScopeStatus **scopes =
         api__keep(&r->arena, calloc(status->n_scopes + 1, sizeof *scopes));
     if (!msg || !members || !scopes)
@@ -710,28 +710,27 @@ static int s_cluster_request(node_server_t *self, const Engram__Request *req, ap
     }
     if (req->op == ENGRAM__OP__CLUSTER_JOIN) {
         int rc = node_cluster_join(self->cluster, req->endpoint);
-        return rc ? api__fail(r, rc, "join takes a member's gossip endpoint tcp://HOST:PORT, "
-                                  "not '%.128s'",
-                           req->endpoint)
+        return rc ? api__fail(r, rc,
+                              "join takes a member's gossip endpoint tcp://HOST:PORT, "
+                              "not '%.128s'",
+                              req->endpoint)
                   : 0;
     }
-    int rc = node_cluster_remove(self->cluster, req->node, req->statement.data,
-                                 req->statement.len);
+    int rc = node_cluster_remove(self->cluster, req->node, req->statement.data, req->statement.len);
     if (rc == ENGRAM_EDENIED)
-        return api__fail(r, rc, "the decommission of %016" PRIx64 " is not signed by this "
-                             "cluster's admin",
-                      req->node);
+        return api__fail(r, rc,
+                         "the decommission of %016" PRIx64 " is not signed by this "
+                         "cluster's admin",
+                         req->node);
     if (rc)
-        return api__fail(r, rc, "cannot remove %016" PRIx64 ": %s", req->node,
-                      engram_strerror(rc));
+        return api__fail(r, rc, "cannot remove %016" PRIx64 ": %s", req->node, engram_strerror(rc));
     zsys_notice("engramd: member %016" PRIx64 " decommissioned by the admin", req->node);
     return 0;
 }
 
 /*  --- dispatch --------------------------------------------------------------------- */
 
-int api__dispatch(node_server_t *self, const Engram__Request *req, const char *sid,
-                      api_reply_t *r)
+int api__dispatch(node_server_t *self, const Engram__Request *req, const char *sid, api_reply_t *r)
 {
     bool keyed = req->op != ENGRAM__OP__LIST && req->op != ENGRAM__OP__REMEMBER &&
                  req->op != ENGRAM__OP__STATS && !api__cluster_op(req->op);
@@ -745,18 +744,17 @@ int api__dispatch(node_server_t *self, const Engram__Request *req, const char *s
         return api__fail(r, ENGRAM_EINVAL, "the metadata is not valid JSON");
     if (req->value.len + meta_len > self->config.max_value_bytes)
         return api__fail(r, ENGRAM_ETOOBIG,
-                      "the value and its metadata have %zu bytes; this node's limit is %zu",
-                      req->value.len + meta_len, self->config.max_value_bytes);
+                         "the value and its metadata have %zu bytes; this node's limit is %zu",
+                         req->value.len + meta_len, self->config.max_value_bytes);
     if (req->replicas > 1 && !self->cluster)
         return api__fail(r, ENGRAM_EINVAL, "replicas=%u asked of a node that is in no cluster",
-                      req->replicas);
+                         req->replicas);
     if (req->ttl_ms > MAX_TTL_MS)
         return api__fail(r, ENGRAM_EINVAL, "a TTL may be at most %" PRIu64 " ms (100 years)",
-                      MAX_TTL_MS);
+                         MAX_TTL_MS);
     switch (req->op) {
     case ENGRAM__OP__PUT:
-        return s_mutate(self, req, r, sid, req->key, NODE_VIEW_OBJECT, NULL, CRDT_REG, s_put,
-                        NULL);
+        return s_mutate(self, req, r, sid, req->key, NODE_VIEW_OBJECT, NULL, CRDT_REG, s_put, NULL);
     case ENGRAM__OP__GET:
         return s_read_values(self, req, sid, r, CRDT_REG, crdt_mvreg_read);
     case ENGRAM__OP__DELETE:
@@ -797,13 +795,14 @@ int api__dispatch(node_server_t *self, const Engram__Request *req, const char *s
         return s_history(self, req, sid, r);
     case ENGRAM__OP__SHARE: {
         if (sid[0] == '@')
-            return api__fail(r, ENGRAM_ESCOPE, "share copies a private memory into a shared scope, "
-                                            "not into private");
+            return api__fail(r, ENGRAM_ESCOPE,
+                             "share copies a private memory into a shared scope, "
+                             "not into private");
         crdt_value_t *source = NULL;
         int rc = s_private_value(self, req, r, &source);
         if (rc == 0)
-            rc = s_mutate(self, req, r, sid, req->key, NODE_VIEW_OBJECT, NULL, CRDT_REG,
-                          s_share, source);
+            rc = s_mutate(self, req, r, sid, req->key, NODE_VIEW_OBJECT, NULL, CRDT_REG, s_share,
+                          source);
         crdt_value_destroy(&source);
         return rc;
     }

@@ -26,12 +26,12 @@
 #include "proto/api.pb-c.h"
 
 #define MAX_SCOPE_BYTES 256
-#define MAX_NAME_BYTES 128 /* agent and user names; "@" + agent must fit a scope id */
+#define MAX_NAME_BYTES  128 /* agent and user names; "@" + agent must fit a scope id */
 
 typedef struct {
     zframe_t *routing; /* owned: the subscriber's connection */
     uint64_t request_id;
-    char *sid;         /* owned */
+    char *sid; /* owned */
 } api_subscriber_t;
 
 /*  A connection whose pipe was full: what it has still to receive, in order. Replies are
@@ -58,11 +58,11 @@ typedef struct {
 typedef struct {
     zframe_t *routing; /* owned */
     uint64_t id;
-    uint8_t *reply;    /* owned: the encoded success (or error) Reply */
+    uint8_t *reply; /* owned: the encoded success (or error) Reply */
     size_t reply_len;
-    bool wrote;        /* acknowledges a write: replaced by an error if the sync fails */
-    char *event_sid;   /* owned: scope whose subscribers get event, or NULL */
-    uint8_t *event;    /* owned: encoded Event */
+    bool wrote;      /* acknowledges a write: replaced by an error if the sync fails */
+    char *event_sid; /* owned: scope whose subscribers get event, or NULL */
+    uint8_t *event;  /* owned: encoded Event */
     size_t event_len;
     unsigned replicas; /* > 1: the reply waits until that many nodes hold the write */
     unsigned holders;  /* how many did when last looked at (this one included) */
@@ -72,8 +72,8 @@ typedef struct {
 } api_out_t;
 
 struct node_server {
-    node_server_config_t config; /* strings borrowed from the caller for the server's life */
-    node_store_t *store;       /* borrowed: the daemon opens and closes it */
+    node_server_config_t config;
+    node_store_t *store; /* borrowed: the daemon opens and closes it */
     zsock_t *router;
     crdt_hlc_t clock;
     zlist_t *subscribers; /* api_subscriber_t * */
@@ -88,7 +88,6 @@ struct node_server {
     int64_t next_purge_ms;
     Engram__Stats stats;
 };
-
 
 typedef struct {
     void *ptr;
@@ -108,11 +107,11 @@ typedef struct {
     Engram__Item **items;
     size_t cap;
     api_arena_t arena;
-    const char *sid;     /* the scope touched, for the token */
-    const char *scope;   /* its name as the agent wrote it */
+    const char *sid;   /* the scope touched, for the token */
+    const char *scope; /* its name as the agent wrote it */
     bool wrote;
-    crdt_dot_t dot;       /* the write's dot */
-    unsigned replicas;    /* nodes that must hold the write before the reply */
+    crdt_dot_t dot;    /* the write's dot */
+    unsigned replicas; /* nodes that must hold the write before the reply */
     uint32_t timeout_ms;
     Engram__Event *event; /* in the arena: published after the sync */
     char message[256];
@@ -135,8 +134,7 @@ void api__check_replicating(node_server_t *self);
 
 bool api__cluster_op(Engram__Op op);
 
-int api__dispatch(node_server_t *self, const Engram__Request *req, const char *sid,
-                      api_reply_t *r);
+int api__dispatch(node_server_t *self, const Engram__Request *req, const char *sid, api_reply_t *r);
 
 int api__fail(api_reply_t *r, int code, const char *fmt, ...);
 
@@ -149,7 +147,7 @@ void api__flush_peers(node_server_t *self);
 
 /*  Fills item from a stored register or log value; false if it is unreadable or expired. */
 bool api__item_from_value(api_reply_t *r, Engram__Item *item, const crdt_entry_view_t *e,
-                              const char *type, int64_t now);
+                          const char *type, int64_t now);
 
 void *api__keep(api_arena_t *a, void *p);
 
@@ -166,12 +164,11 @@ void api__out_free(api_out_t **out_p);
 
 /*  Encodes the reply (and its event) into the outbox. */
 void api__queue_reply(node_server_t *self, zframe_t *routing, uint64_t id, int code,
-                          api_reply_t *r);
+                      api_reply_t *r);
 
 /*  A delta from another node: before it is applied, the local entries it removes are noted;
  *  after, its new entries and those removals become events for the scope's subscribers. */
-void api__remote_applied(void *arg, const char *sid, const crdt_scope_t *delta,
-                             bool applied);
+void api__remote_applied(void *arg, const char *sid, const crdt_scope_t *delta, bool applied);
 
 void api__removal_free(void *item);
 
@@ -191,7 +188,7 @@ int api__resolve(const Engram__Request *req, char *sid, api_reply_t *r);
 char *api__str(api_arena_t *a, const char *s);
 
 void api__subscribe(node_server_t *self, zframe_t *routing, const Engram__Request *req,
-                        const char *sid, api_reply_t *r);
+                    const char *sid, api_reply_t *r);
 
 void api__subscriber_free(api_subscriber_t **sub_p);
 

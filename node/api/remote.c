@@ -78,7 +78,7 @@ static int s_remote_entry(void *arg, crdt_type_id_t type, const char *key,
         Engram__Item *item = e.item;
         if (type == CRDT_REG || type == CRDT_LOG) {
             if (!api__item_from_value(&e.r, item, entry, item->type, remote->now))
-                op = NULL; /* expired */
+                op = NULL;             /* expired */
         } else if (type == CRDT_SET) { /* a set element: no value header */
             item->value.data = (uint8_t *)entry->elem;
             item->value.len = strlen(entry->elem);
@@ -99,7 +99,6 @@ static int s_remote_entry(void *arg, crdt_type_id_t type, const char *key,
     s_remote_event_send(remote->self, &e, op);
     return 0;
 }
-
 
 void api__removal_free(void *item)
 {
@@ -123,8 +122,8 @@ static int s_collect_removed(void *arg, crdt_dot_t op, const crdt_dot_t *removed
         api_removal_t *removal = calloc(1, sizeof *removal);
         if (!removal)
             return ENGRAM_ENOMEM;
-        if (node_store_entry_of(c->self->store, c->sid, removed[i], &removal->key,
-                                &removal->elem, &removal->type) == 0)
+        if (node_store_entry_of(c->self->store, c->sid, removed[i], &removal->key, &removal->elem,
+                                &removal->type) == 0)
             zlist_append(c->self->removals, removal);
         else
             api__removal_free(removal);
@@ -149,16 +148,15 @@ static int s_note_written(void *arg, crdt_type_id_t type, const char *key,
 /*  Events for what a remote delta removed: a set element that it does not add again
  *  (set_remove), a register or log that it does not write again (delete). A counter's entries
  *  are replaced on every increment: its change shows as counter_changed. */
-static void s_publish_removals(node_server_t *self, const char *sid,
-                               const crdt_scope_t *delta)
+static void s_publish_removals(node_server_t *self, const char *sid, const crdt_scope_t *delta)
 {
     zhash_t *written = zhash_new(), *told = zhash_new();
     crdt_scope_foreach_entry(delta, s_note_written, written);
     api_removal_t *removal;
     while ((removal = zlist_pop(self->removals))) {
         bool set = removal->type == CRDT_SET;
-        char *what = set ? zsys_sprintf("%s%c%s", removal->key, 1, removal->elem)
-                         : strdup(removal->key);
+        char *what =
+            set ? zsys_sprintf("%s%c%s", removal->key, 1, removal->elem) : strdup(removal->key);
         if (what && removal->type != CRDT_COUNTER && !zhash_lookup(written, what) &&
             !zhash_lookup(told, what)) {
             zhash_insert(told, what, "");
@@ -178,8 +176,7 @@ static void s_publish_removals(node_server_t *self, const char *sid,
 
 /*  A delta from another node: before it is applied, the local entries it removes are noted;
  *  after, its new entries and those removals become events for the scope's subscribers. */
-void api__remote_applied(void *arg, const char *sid, const crdt_scope_t *delta,
-                             bool applied)
+void api__remote_applied(void *arg, const char *sid, const crdt_scope_t *delta, bool applied)
 {
     node_server_t *self = arg;
     bool subscribed = false;

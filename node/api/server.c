@@ -43,14 +43,15 @@ void api__request(node_server_t *self, zframe_t *routing, Engram__Request *req)
     int rc = 0;
     if (req->schema_major > ENGRAM_SCHEMA_MAJOR)
         rc = api__fail(&r, ENGRAM_EVERSION, "request schema %u is newer than this node's %d",
-                    req->schema_major, ENGRAM_SCHEMA_MAJOR);
+                       req->schema_major, ENGRAM_SCHEMA_MAJOR);
     else if (!req->agent[0])
         rc = api__fail(&r, ENGRAM_EINVAL, "a request must name its agent");
     else if (strlen(req->agent) > MAX_NAME_BYTES || strlen(req->user) > MAX_NAME_BYTES ||
              !api__name_ok(req->agent) || !api__name_ok(req->user))
-        rc = api__fail(&r, ENGRAM_EINVAL, "agent and user names are UTF-8 without spaces or control "
-                                       "characters, at most %d bytes",
-                    MAX_NAME_BYTES);
+        rc = api__fail(&r, ENGRAM_EINVAL,
+                       "agent and user names are UTF-8 without spaces or control "
+                       "characters, at most %d bytes",
+                       MAX_NAME_BYTES);
     bool scoped = req->op != ENGRAM__OP__STATS && !api__cluster_op(req->op);
     if (rc == 0 && scoped && (rc = api__resolve(req, sid, &r)) == 0) {
         r.sid = sid;
@@ -78,8 +79,9 @@ void api__request(node_server_t *self, zframe_t *routing, Engram__Request *req)
             if (parked) {
                 parked->routing = routing;
                 parked->request = req;
-                parked->deadline_ms = api__now_ms() + (req->timeout_ms ? req->timeout_ms
-                                                                   : ENGRAM_DEFAULT_AFTER_TIMEOUT_MS);
+                parked->deadline_ms =
+                    api__now_ms() +
+                    (req->timeout_ms ? req->timeout_ms : ENGRAM_DEFAULT_AFTER_TIMEOUT_MS);
                 zlist_append(self->parked, parked);
                 api__arena_free(&r.arena);
                 return;
@@ -148,8 +150,8 @@ static void s_check_parked(node_server_t *self)
         int rc = api__token_reached(self, p->request, &r);
         if (rc == 1) {
             api__fail(&r, ENGRAM_ETIMEDOUT, "this node has not seen the token's writes after %u ms",
-                   p->request->timeout_ms ? p->request->timeout_ms
-                                          : ENGRAM_DEFAULT_AFTER_TIMEOUT_MS);
+                      p->request->timeout_ms ? p->request->timeout_ms
+                                             : ENGRAM_DEFAULT_AFTER_TIMEOUT_MS);
             api__queue_reply(self, p->routing, p->request->id, ENGRAM_ETIMEDOUT, &r);
             api__arena_free(&r.arena);
             engram__request__free_unpacked(p->request, NULL);
@@ -227,8 +229,7 @@ static int s_timeout(node_server_t *self)
         until = now + 10; /* retry full connections soon */
     if ((zlist_size(self->parked) || zlist_size(self->held)) && until > now + 50)
         until = now + 50; /* a parked token may be reached by another's write */
-    for (api_out_t *out = zlist_first(self->replicating); out;
-         out = zlist_next(self->replicating))
+    for (api_out_t *out = zlist_first(self->replicating); out; out = zlist_next(self->replicating))
         if (out->deadline_ms < until)
             until = out->deadline_ms;
     if (self->cluster) {
@@ -241,7 +242,7 @@ static int s_timeout(node_server_t *self)
 
 /*  --- life -------------------------------------------------------------------------- */
 
-int node_server_new(const node_server_config_t *config, node_store_t *store,
+int node_server_new(const node_server_config_t *config, const char *endpoint, node_store_t *store,
                     node_cluster_t *cluster, node_server_t **self_p, char *why, size_t why_len)
 {
     *self_p = NULL;
@@ -249,7 +250,6 @@ int node_server_new(const node_server_config_t *config, node_store_t *store,
     if (!self)
         return ENGRAM_ENOMEM;
     self->config = *config;
-    self->config.api_endpoint = NULL; /* used only to bind, below */
     self->store = store;
     self->cluster = cluster;
     self->subscribers = zlist_new();
@@ -272,8 +272,8 @@ int node_server_new(const node_server_config_t *config, node_store_t *store,
         zsock_set_sndtimeo(self->router, 0);
         zsock_set_linger(self->router, 100);
     }
-    if (!self->router || zsock_bind(self->router, "%s", config->api_endpoint) < 0) {
-        snprintf(why, why_len, "cannot bind the agent API to '%s': %s", config->api_endpoint,
+    if (!self->router || zsock_bind(self->router, "%s", endpoint) < 0) {
+        snprintf(why, why_len, "cannot bind the agent API to '%s': %s", endpoint,
                  zmq_strerror(zmq_errno()));
         node_server_destroy(&self);
         return ENGRAM_EUNAVAILABLE;

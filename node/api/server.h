@@ -31,7 +31,6 @@
 
 /*  The server's settings (node/daemon/config.h documents each). */
 typedef struct {
-    const char *api_endpoint; /* borrowed for the call of node_server_new */
     bool durability_sync;
     size_t max_value_bytes;
     unsigned max_batch;
@@ -43,10 +42,10 @@ typedef struct {
 
 typedef struct node_server node_server_t;
 
-/*  Binds the API socket. The store and the cluster (NULL for a single node) stay the
- *  caller's: they must outlive the server. On failure returns a code and writes a one-line
- *  reason into why. */
-int node_server_new(const node_server_config_t *config, node_store_t *store,
+/*  Binds the API socket to endpoint. The store and the cluster (NULL for a single node) stay
+ *  the caller's: they must outlive the server. On failure returns a code and writes a
+ *  one-line reason into why. */
+int node_server_new(const node_server_config_t *config, const char *endpoint, node_store_t *store,
                     node_cluster_t *cluster, node_server_t **self_p, char *why, size_t why_len);
 
 /*  Serves until SIGINT or SIGTERM (czmq's handler sets zsys_interrupted). */

@@ -67,8 +67,7 @@ static crdt_scope_t *s_store_delta(void *state, const char *scope, const crdt_ct
 
 /*  --- life -------------------------------------------------------------------------- */
 
-static int s_fail(node_cluster_t **self_p, int rc, char *why, size_t why_len, const char *fmt,
-                  ...)
+static int s_fail(node_cluster_t **self_p, int rc, char *why, size_t why_len, const char *fmt, ...)
 {
     va_list args;
     va_start(args, fmt);
@@ -119,8 +118,9 @@ static int s_open_sockets(node_cluster_t *self, char *why, size_t why_len)
     if (!self->cert || !self->peers_dir || !self->members_path)
         return ENGRAM_ENOMEM;
     if (!self->intro_endpoint) {
-        snprintf(why, why_len, "the gossip endpoint must be tcp://HOST:PORT with a concrete "
-                               "host and port (port + 1 serves introductions), not '%s'",
+        snprintf(why, why_len,
+                 "the gossip endpoint must be tcp://HOST:PORT with a concrete "
+                 "host and port (port + 1 serves introductions), not '%s'",
                  self->config.gossip_endpoint);
         return ENGRAM_EINVAL;
     }
@@ -188,8 +188,8 @@ int node_cluster_new(const node_cluster_config_t *config, node_store_t *store,
     self->node_id = node_store_node_id(store);
     self->links = zhash_new();
     self->by_key = zhash_new();
-    if (!self->config.data_dir || !self->config.gossip_endpoint ||
-        !self->config.admission_path || !self->links || !self->by_key)
+    if (!self->config.data_dir || !self->config.gossip_endpoint || !self->config.admission_path ||
+        !self->links || !self->by_key)
         return s_fail(self_p, ENGRAM_ENOMEM, why, why_len, "out of memory");
     int rc = s_load_card(self, why, why_len);
     if (rc) {
@@ -241,7 +241,7 @@ int node_cluster_new(const node_cluster_config_t *config, node_store_t *store,
         node_store_gossip.each_scope(self->store, s_wrote_scope, &wrote);
         if (wrote.wrote) /* nobody to ask: its members were lost (a partial copy?) */
             cluster__renew_replica(self, "this node wrote to shared scopes but its list of members "
-                                  "is gone, so it cannot ask them about its dot counters");
+                                         "is gone, so it cannot ask them about its dot counters");
     }
     if (config->join && node_cluster_join(self, config->join) != 0)
         return s_fail(self_p, ENGRAM_EINVAL, why, why_len,

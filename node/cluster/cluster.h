@@ -89,35 +89,35 @@ int node_cluster_join(node_cluster_t *self, const char *endpoint);
  *  shared scopes (from its digests and push acknowledgements). */
 typedef struct {
     uint64_t id;
-    const char *state;    /* static text: alive, suspect, dead, left; "self" for this node */
+    const char *state; /* static text: alive, suspect, dead, left; "self" for this node */
     uint64_t incarnation;
-    char *endpoint;       /* owned */
-    uint64_t lag_ops;     /* operations this node holds that the member is not known to */
-    uint64_t lag_bytes;   /* encoded size of the delta that would bring it up to date */
-    bool lag_known;       /* false until the member has told what it holds */
+    char *endpoint;     /* owned */
+    uint64_t lag_ops;   /* operations this node holds that the member is not known to */
+    uint64_t lag_bytes; /* encoded size of the delta that would bring it up to date */
+    bool lag_known;     /* false until the member has told what it holds */
 } node_cluster_member_status_t;
 
 /*  One shared scope of this node. */
 typedef struct {
-    char *scope;          /* owned */
-    char *vector;         /* owned: the version vector, "node:n ..." (hex node ids) */
-    uint64_t ops;         /* operations in the context */
-    uint64_t garbage;     /* op records waiting for the stable cut */
+    char *scope;      /* owned */
+    char *vector;     /* owned: the version vector, "node:n ..." (hex node ids) */
+    uint64_t ops;     /* operations in the context */
+    uint64_t garbage; /* op records waiting for the stable cut */
 } node_cluster_scope_status_t;
 
 /*  The facts of `engram cluster status`. */
 typedef struct {
     char cluster_id[2 * NODE_CLUSTER_ID_BYTES + 1]; /* hex */
     uint64_t node_id;
-    char *endpoint;                          /* owned: this node's gossip endpoint */
-    node_cluster_member_status_t *members;   /* owned, n_members of them */
+    char *endpoint;                        /* owned: this node's gossip endpoint */
+    node_cluster_member_status_t *members; /* owned, n_members of them */
     size_t n_members;
-    node_cluster_scope_status_t *scopes;     /* owned, n_scopes of them */
+    node_cluster_scope_status_t *scopes; /* owned, n_scopes of them */
     size_t n_scopes;
     uint64_t pushes_sent, pushes_applied, pushes_held_back, digests_sent;
     uint64_t pulls_answered, pull_deltas_applied, bytes_sent, bytes_received;
-    uint64_t bad_messages;                   /* the engine's and the transport's */
-    unsigned local_health;                   /* Lifeguard score 0..8 */
+    uint64_t bad_messages; /* the engine's and the transport's */
+    unsigned local_health; /* Lifeguard score 0..8 */
 } node_cluster_status_t;
 
 /*  Gathers the cluster's status. Caller owns *status_p and frees it with
@@ -135,6 +135,5 @@ void node_cluster_on_applied(node_cluster_t *self, node_cluster_applied_fn fn, v
 bool node_cluster_removed(const node_cluster_t *self);
 /*  False while the dot check at start runs (at most DOT_CHECK_MS, 2 s): shared writes wait. */
 bool node_cluster_dots_checked(const node_cluster_t *self);
-
 
 #endif

@@ -50,10 +50,10 @@ void cluster__check_dots(node_cluster_t *self, uint64_t now_ms)
         return;
     }
     cluster__renew_replica(self, unseen ? "members hold dots of this replica that this node lacks "
-                                   "(its data directory is older than its last run, e.g. "
-                                   "restored from a copy)"
-                                 : "not every member answered in time, so this node cannot "
-                                   "prove its dot counters current");
+                                          "(its data directory is older than its last run, e.g. "
+                                          "restored from a copy)"
+                                        : "not every member answered in time, so this node cannot "
+                                          "prove its dot counters current");
 }
 
 bool node_cluster_dots_checked(const node_cluster_t *self)

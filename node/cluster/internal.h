@@ -41,21 +41,22 @@
 #define GC_INTERVAL_MS 10000
 /*  Bad frames are logged this often at most (each is counted). */
 #define BAD_LOG_INTERVAL_MS 1000
-/*  The dot check at start (cluster__check_dots): how long shared writes wait for the members' digests
- *  at most, and how often they are asked again meanwhile (the first asks may find no link up). */
+/*  The dot check at start (cluster__check_dots): how long shared writes wait for the members'
+ * digests at most, and how often they are asked again meanwhile (the first asks may find no link
+ * up). */
 #define DOT_CHECK_MS 3000
 #define DOT_ASK_MS   250
 
 /*  A connection to one member. */
 typedef struct {
     uint64_t id;
-    char *endpoint;     /* owned */
-    zsock_t *dealer;    /* owned */
-    char key_txt[41];   /* its CURVE public key, Z85 */
-    zsock_t *monitor;   /* owned: PAIR receiving the dealer's handshake failures */
+    char *endpoint;   /* owned */
+    zsock_t *dealer;  /* owned */
+    char key_txt[41]; /* its CURVE public key, Z85 */
+    zsock_t *monitor; /* owned: PAIR receiving the dealer's handshake failures */
     uint64_t created_ms;
-    bool refused;       /* a handshake failed: connect anew */
-    bool left;          /* decommissioned: no longer counts as a holder of anything */
+    bool refused; /* a handshake failed: connect anew */
+    bool left;    /* decommissioned: no longer counts as a holder of anything */
 } cluster_link_t;
 
 struct node_cluster {
@@ -75,15 +76,15 @@ struct node_cluster {
     char *intro_endpoint;
     zsock_t *gossip;
     zsock_t *intro;
-    zhash_t *links;     /* id (hex) -> cluster_link_t *, owned */
-    zhash_t *by_key;    /* CURVE key (Z85) -> cluster_link_t *, borrowed from links */
-    char *join;         /* owned: a member's gossip endpoint while joining, else NULL */
-    zsock_t *joiner;    /* owned: DEALER to that member's introduction socket */
+    zhash_t *links;  /* id (hex) -> cluster_link_t *, owned */
+    zhash_t *by_key; /* CURVE key (Z85) -> cluster_link_t *, borrowed from links */
+    char *join;      /* owned: a member's gossip endpoint while joining, else NULL */
+    zsock_t *joiner; /* owned: DEALER to that member's introduction socket */
     uint64_t next_intro_ms;
     uint64_t next_tick_ms;
     uint64_t links_made; /* names the links' monitor endpoints */
     uint64_t next_gc_ms;
-    uint64_t collected;  /* op records dropped below stable cuts */
+    uint64_t collected; /* op records dropped below stable cuts */
     uint64_t last_bad_log_ms;
     uint64_t last_intro_log_ms;
     uint64_t intros_refused; /* also counted in bad_frames */
@@ -91,7 +92,7 @@ struct node_cluster {
     uint64_t incarnation; /* at start; the engine raises it to refute suspicion */
     bool applied;
     bool members_dirty;
-    bool removed; /* an admin decommissioned this node: it no longer replicates */
+    bool removed;           /* an admin decommissioned this node: it no longer replicates */
     bool dots_pending;      /* shared writes wait for the dot check (cluster__check_dots) */
     uint64_t dots_since_ms; /* when it began */
     uint64_t dots_asked_ms; /* when the members were last asked for their digests */

@@ -116,7 +116,7 @@ void cluster__joined(node_cluster_t *self)
         engram__introduction__unpack(NULL, zframe_size(frame), zframe_data(frame));
     zframe_destroy(&frame);
     uint64_t id = 0;
-    const char *error = !in ? "the answer is not an engram.Introduction"
+    const char *error = !in          ? "the answer is not an engram.Introduction"
                         : *in->error ? in->error
                                      : s_accept_introduction(self, in, &id);
     if (error) {

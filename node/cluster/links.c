@@ -118,7 +118,6 @@ void cluster__ensure_link(node_cluster_t *self, uint64_t id, const char *endpoin
     zhash_insert(self->by_key, link->key_txt, link);
 }
 
-
 /*  Makes anew the links whose handshake a member refused (see RELINK_MS). */
 void cluster__relink(node_cluster_t *self, uint64_t now)
 {

@@ -21,16 +21,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "node/api/server.h"
+
 typedef struct {
     char *data_dir;     /* owned */
     char *api_endpoint; /* owned */
-    bool durability_sync;
-    size_t max_value_bytes;
-    unsigned max_batch;
-    uint64_t purge_interval_ms;
-    unsigned list_limit;
-    size_t subscriber_backlog;
-    size_t max_frame_bytes;
+    node_server_config_t api; /* the API server's settings */
     uint64_t min_free_bytes;
     char *gossip_endpoint; /* owned; NULL: no cluster */
     char *join;            /* owned; NULL: none */

@@ -13,7 +13,8 @@ int node_daemon_run(const node_config_t *config)
     node_store_t *store = NULL;
     node_cluster_t *cluster = NULL;
     node_server_t *server = NULL;
-    int rc = node_store_open(config->data_dir, config->durability_sync, &store, why, sizeof why);
+    int rc =
+        node_store_open(config->data_dir, config->api.durability_sync, &store, why, sizeof why);
     if (rc)
         goto out_log;
     node_store_set_min_free(store, config->min_free_bytes);
@@ -29,19 +30,12 @@ int node_daemon_run(const node_config_t *config)
         if (rc)
             goto out_close_store;
     }
-    node_server_config_t server_config = {.api_endpoint = config->api_endpoint,
-                                          .durability_sync = config->durability_sync,
-                                          .max_value_bytes = config->max_value_bytes,
-                                          .max_batch = config->max_batch,
-                                          .purge_interval_ms = config->purge_interval_ms,
-                                          .list_limit = config->list_limit,
-                                          .subscriber_backlog = config->subscriber_backlog,
-                                          .max_frame_bytes = config->max_frame_bytes};
-    rc = node_server_new(&server_config, store, cluster, &server, why, sizeof why);
+    rc = node_server_new(&config->api, config->api_endpoint, store, cluster, &server, why,
+                         sizeof why);
     if (rc)
         goto out_destroy_cluster;
     zsys_info("engramd: serving agents on %s, data in %s, durability %s", config->api_endpoint,
-              config->data_dir, config->durability_sync ? "sync" : "async");
+              config->data_dir, config->api.durability_sync ? "sync" : "async");
     if (config->gossip_endpoint)
         zsys_info("engramd: gossip on %s%s%s", config->gossip_endpoint,
                   config->join ? ", joining through " : "", config->join ? config->join : "");

@@ -106,8 +106,7 @@ static int s_count_prefix(node_store_t *self, int cf, const char *sid, uint64_t 
 {
     *count = 0;
     size_t plen = strlen(sid) + 1;
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(self->db, self->read_options,
-                                                        self->cf[cf]);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[cf]);
     for (rocksdb_iter_seek(it, sid, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen;
         const char *k = rocksdb_iter_key(it, &klen);

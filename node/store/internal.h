@@ -33,16 +33,16 @@ struct node_store {
     bool durability_sync;
     node_identity_t identity;
     uint64_t replica;
-    uint64_t hlc_floor;  /* the largest HLC ever persisted */
-    zhash_t *contexts;   /* sid -> crdt_ctx_t *, owned: every scope ever written */
-    zhash_t *prunes;     /* sid -> crdt_ctx_t *, owned: the prune cut of every collected scope */
-    bool unsynced;       /* applied since the last sync */
-    int failed;          /* the first storage failure: every later write is refused with it */
-    bool read_only;      /* opened on a read-only data directory: reads only */
-    char *dir;           /* owned: the data directory, for free-space checks */
-    uint64_t min_free;   /* writes are refused below this much free space */
+    uint64_t hlc_floor; /* the largest HLC ever persisted */
+    zhash_t *contexts;  /* sid -> crdt_ctx_t *, owned: every scope ever written */
+    zhash_t *prunes;    /* sid -> crdt_ctx_t *, owned: the prune cut of every collected scope */
+    bool unsynced;      /* applied since the last sync */
+    int failed;         /* the first storage failure: every later write is refused with it */
+    bool read_only;     /* opened on a read-only data directory: reads only */
+    char *dir;          /* owned: the data directory, for free-space checks */
+    uint64_t min_free;  /* writes are refused below this much free space */
     int64_t space_checked_ms; /* when the free space was last measured */
-    bool volume_full;    /* the last measurement found less than min_free */
+    bool volume_full;         /* the last measurement found less than min_free */
 };
 
 /*  A growable key buffer; every key is built in one. */
@@ -66,14 +66,14 @@ rocksdb_column_family_handle_t *store__entries_cf(const node_store_t *self, cons
 
 /*  sid \0 key \0 elem \0 node n */
 void store__entry_key(store_key_t *k, const char *sid, const char *key, const char *elem,
-                        uint64_t node, uint64_t n);
+                      uint64_t node, uint64_t n);
 
 /*  When a stored entry expires: registers and logs hold an encoded crdt_value_t. */
 uint64_t store__expires_at(const Engram__StoredEntry *entry);
 
 /*  The live entry an op added, if it is still there: *entry (caller frees) or NULL. */
 int store__get_added(node_store_t *self, const char *sid, crdt_dot_t dot,
-                       const Engram__StoredOp *op, store_key_t *key, Engram__StoredEntry **entry);
+                     const Engram__StoredOp *op, store_key_t *key, Engram__StoredEntry **entry);
 
 uint64_t store__get_be64(const uint8_t *in);
 
@@ -97,17 +97,17 @@ void store__op_key(store_key_t *k, const char *sid, crdt_dot_t dot);
 
 /*  Splits an entry key (after `skip` bytes) into key, elem and dot; false if malformed. */
 bool store__parse_entry_key(const char *raw, size_t len, size_t skip, const char **key,
-                              const char **elem, crdt_dot_t *dot);
+                            const char **elem, crdt_dot_t *dot);
 
 /*  map[sid] := *ctx_p (owned, the old one freed). */
 void store__put_ctx(zhash_t *map, const char *sid, crdt_ctx_t **ctx_p);
 
 /*  Puts "<prefix><sid>" -> the encoded ctx into the batch. */
 int store__put_meta_ctx(node_store_t *self, rocksdb_writebatch_t *batch, const char *prefix,
-                          const char *sid, const crdt_ctx_t *ctx);
+                        const char *sid, const crdt_ctx_t *ctx);
 
 int store__restore_entry(void *arg, const char *key, const char *elem, crdt_dot_t dot,
-                           const Engram__StoredEntry *entry);
+                         const Engram__StoredEntry *entry);
 
 int store__rocks_error(char **err);
 
@@ -115,7 +115,7 @@ int store__rocks_error(char **err);
  *  the cost tracks the dots of ctx that have records, not the scope. With the scope's own
  *  context, every op record of the scope. */
 int store__scan_ops_in(node_store_t *self, const char *sid, const crdt_ctx_t *ctx, store_op_fn fn,
-                         void *arg);
+                       void *arg);
 
 bool store__shared(const char *scope);
 

@@ -30,7 +30,6 @@ uint64_t store__get_be64(const uint8_t *in)
     return v;
 }
 
-
 void store__key_add(store_key_t *k, const void *bytes, size_t len)
 {
     if (k->failed)
@@ -65,7 +64,7 @@ void store__key_u64(store_key_t *k, uint64_t v)
 
 /*  sid \0 key \0 elem \0 node n */
 void store__entry_key(store_key_t *k, const char *sid, const char *key, const char *elem,
-                        uint64_t node, uint64_t n)
+                      uint64_t node, uint64_t n)
 {
     store__key_str0(k, sid);
     store__key_str0(k, key);
@@ -76,7 +75,7 @@ void store__entry_key(store_key_t *k, const char *sid, const char *key, const ch
 
 /*  Splits an entry key (after `skip` bytes) into key, elem and dot; false if malformed. */
 bool store__parse_entry_key(const char *raw, size_t len, size_t skip, const char **key,
-                              const char **elem, crdt_dot_t *dot)
+                            const char **elem, crdt_dot_t *dot)
 {
     if (len < skip + 2 + 16)
         return false;

@@ -65,17 +65,15 @@ static int s_scan_object(node_store_t *self, const char *sid, const char *key, c
     return rc ? rc : store__rocks_error(&err);
 }
 
-
 int store__restore_entry(void *arg, const char *key, const char *elem, crdt_dot_t dot,
-                           const Engram__StoredEntry *entry)
+                         const Engram__StoredEntry *entry)
 {
     store_view_t *v = arg;
     if (entry->type >= 1 && entry->type <= CRDT_TYPE_MAX)
         v->types |= 1u << entry->type;
     if (!v->view)
         return 0;
-    crdt_entry_view_t view = {elem, dot.node, dot.n, entry->hlc, entry->data.data,
-                              entry->data.len};
+    crdt_entry_view_t view = {elem, dot.node, dot.n, entry->hlc, entry->data.data, entry->data.len};
     int rc = crdt_scope_restore(v->view, (crdt_type_id_t)entry->type, key, &view);
     if (rc)
         zsys_error("engramd: stored entry (%" PRIu64 ",%" PRIu64 ") of '%s' does not fit its "
@@ -121,8 +119,7 @@ typedef struct {
     Engram__StoredOp *op; /* the op record under construction (shared scopes) */
 } s_apply_t;
 
-static int s_put_added(void *arg, crdt_type_id_t type, const char *key,
-                       const crdt_entry_view_t *e)
+static int s_put_added(void *arg, crdt_type_id_t type, const char *key, const crdt_entry_view_t *e)
 {
     s_apply_t *a = arg;
     Engram__StoredEntry stored = ENGRAM__STORED_ENTRY__INIT;
@@ -149,8 +146,8 @@ static int s_put_added(void *arg, crdt_type_id_t type, const char *key,
         store__key_u64(&exp, a->history->expires_at_ms);
         store__entry_key(&exp, a->sid, key, e->elem, e->node, e->n);
         if (!exp.failed)
-            rocksdb_writebatch_put_cf(a->batch, a->self->cf[CF_EXPIRY], (char *)exp.data,
-                                      exp.len, "", 0);
+            rocksdb_writebatch_put_cf(a->batch, a->self->cf[CF_EXPIRY], (char *)exp.data, exp.len,
+                                      "", 0);
         free(exp.data);
         if (exp.failed)
             return ENGRAM_ENOMEM;
@@ -261,8 +258,8 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
     Engram__StoredOp op = ENGRAM__STORED_OP__INIT;
     op.key = (char *)key;
     op.elem = "";
-    s_apply_t a = {self, rocksdb_writebatch_create(), sid, delta, history, {0},
-                   store__is_private(sid) ? NULL : &op};
+    s_apply_t a = {self, rocksdb_writebatch_create(),        sid, delta, history,
+                   {0},  store__is_private(sid) ? NULL : &op};
     int rc = crdt_scope_foreach_entry(before, s_delete_removed, &a);
     if (rc == 0)
         rc = crdt_scope_foreach_entry(delta, s_put_added, &a);
@@ -277,8 +274,8 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
         uint8_t *buf = malloc(size ? size : 1);
         if (buf && !k.failed) {
             engram__stored_op__pack(&op, buf);
-            rocksdb_writebatch_put_cf(a.batch, self->cf[CF_OPS], (char *)k.data, k.len,
-                                      (char *)buf, size);
+            rocksdb_writebatch_put_cf(a.batch, self->cf[CF_OPS], (char *)k.data, k.len, (char *)buf,
+                                      size);
         } else {
             rc = ENGRAM_ENOMEM;
         }
@@ -293,8 +290,8 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
         if (rc == 0) {
             char name[8 + ENGRAM_MAX_KEY_BYTES];
             snprintf(name, sizeof name, "ctx/%s", sid);
-            rocksdb_writebatch_put_cf(a.batch, self->cf[CF_META], name, strlen(name),
-                                      (char *)buf, len);
+            rocksdb_writebatch_put_cf(a.batch, self->cf[CF_META], name, strlen(name), (char *)buf,
+                                      len);
             free(buf);
         }
         if (history->hlc > self->hlc_floor) {
@@ -382,7 +379,7 @@ int node_store_list(node_store_t *self, const char *sid, const char *prefix, con
     }
     size_t cap = 0;
     int rc = 0;
-    char *current = NULL;  /* the key whose entries are being read */
+    char *current = NULL; /* the key whose entries are being read */
     bool current_live = false;
     crdt_type_id_t current_type = CRDT_REG;
     rocksdb_iterator_t *it =
@@ -489,13 +486,13 @@ int node_store_history(node_store_t *self, const char *sid, const char *key, nod
             break;
         const uint8_t *tail = k + prefix.len;
         const char *v = rocksdb_iter_value(it, &vlen);
-        Engram__StoredHistory *h =
-            engram__stored_history__unpack(NULL, vlen, (const uint8_t *)v);
+        Engram__StoredHistory *h = engram__stored_history__unpack(NULL, vlen, (const uint8_t *)v);
         if (!h)
             continue;
-        rc = fn(arg, store__get_be64(tail), (crdt_dot_t){store__get_be64(tail + 8), store__get_be64(tail + 16)},
-                h->op, h->agent, h->user, (crdt_type_id_t)h->type, h->elem, h->value.data,
-                h->value.len, h->amount);
+        rc =
+            fn(arg, store__get_be64(tail),
+               (crdt_dot_t){store__get_be64(tail + 8), store__get_be64(tail + 16)}, h->op, h->agent,
+               h->user, (crdt_type_id_t)h->type, h->elem, h->value.data, h->value.len, h->amount);
         engram__stored_history__free_unpacked(h, NULL);
     }
     char *err = NULL;
@@ -526,8 +523,8 @@ int node_store_purge(node_store_t *self, uint64_t now_ms, uint64_t *purged)
         if (sid_len < klen - 8) {
             rocksdb_column_family_handle_t *cf = store__entries_cf(self, sid);
             size_t vlen;
-            char *present = rocksdb_get_cf(self->db, self->read_options, cf, k + 8, klen - 8,
-                                           &vlen, &err);
+            char *present =
+                rocksdb_get_cf(self->db, self->read_options, cf, k + 8, klen - 8, &vlen, &err);
             if (present) {
                 rocksdb_writebatch_delete_cf(batch, cf, k + 8, klen - 8);
                 (*purged)++;

@@ -68,7 +68,7 @@ static Engram__StoredOp *s_unpack_op(const char *sid, crdt_dot_t dot, const char
  *  the cost tracks the dots of ctx that have records, not the scope. With the scope's own
  *  context, every op record of the scope. */
 int store__scan_ops_in(node_store_t *self, const char *sid, const crdt_ctx_t *ctx, store_op_fn fn,
-                         void *arg)
+                       void *arg)
 {
     store_key_t seek = {0};
     rocksdb_iterator_t *it =
@@ -115,7 +115,7 @@ int store__scan_ops_in(node_store_t *self, const char *sid, const crdt_ctx_t *ct
 
 /*  The live entry an op added, if it is still there: *entry (caller frees) or NULL. */
 int store__get_added(node_store_t *self, const char *sid, crdt_dot_t dot,
-                       const Engram__StoredOp *op, store_key_t *key, Engram__StoredEntry **entry)
+                     const Engram__StoredOp *op, store_key_t *key, Engram__StoredEntry **entry)
 {
     *entry = NULL;
     if (!op->added)
@@ -209,8 +209,7 @@ static int s_full_view(node_store_t *self, const char *sid, crdt_scope_t **view)
         const char *key, *elem;
         crdt_dot_t dot;
         const char *val = rocksdb_iter_value(it, &vlen);
-        Engram__StoredEntry *entry =
-            engram__stored_entry__unpack(NULL, vlen, (const uint8_t *)val);
+        Engram__StoredEntry *entry = engram__stored_entry__unpack(NULL, vlen, (const uint8_t *)val);
         if (entry && store__parse_entry_key(k, klen, prefix.len, &key, &elem, &dot))
             rc = store__restore_entry(&v, key, elem, dot, entry);
         if (entry)
@@ -258,7 +257,7 @@ static int s_ship_op(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
     Engram__StoredEntry *entry;
     int rc = store__get_added(s->self, s->sid, dot, op, &s->key, &entry);
     if (rc == 0 && entry) {
-        crdt_entry_view_t view = {op->elem,   dot.node,          dot.n,
+        crdt_entry_view_t view = {op->elem,   dot.node,         dot.n,
                                   entry->hlc, entry->data.data, entry->data.len};
         rc = crdt_scope_restore(s->delta, (crdt_type_id_t)entry->type, op->key, &view);
         if (rc && rc != ENGRAM_ENOMEM) {
@@ -311,8 +310,7 @@ static crdt_scope_t *s_catch_up(node_store_t *self, const char *sid, const crdt_
         rc = crdt_scope_restore_ctx(s.delta, s.removed);
     for (size_t i = 0; i < s.nrecs; i++) {
         if (rc == 0)
-            rc = crdt_scope_restore_record(s.delta, s.recs[i].op, s.recs[i].removed,
-                                           s.recs[i].n);
+            rc = crdt_scope_restore_record(s.delta, s.recs[i].op, s.recs[i].removed, s.recs[i].n);
         free(s.recs[i].removed);
     }
     free(s.recs);
@@ -410,11 +408,11 @@ typedef struct {
     node_store_t *self;
     rocksdb_writebatch_t *batch;
     const char *sid;
-    const crdt_ctx_t *old;     /* the context before the delta */
+    const crdt_ctx_t *old; /* the context before the delta */
     const crdt_scope_t *delta;
-    s_dots_t dots;             /* the dots of the delta's entries */
-    s_drecs_t recs;            /* the delta's removal records */
-    bool whole;                /* the delta is a whole state (it carries a prune cut) */
+    s_dots_t dots;  /* the dots of the delta's entries */
+    s_drecs_t recs; /* the delta's removal records */
+    bool whole;     /* the delta is a whole state (it carries a prune cut) */
     store_key_t key;
     int rc;
 } s_remote_t;
@@ -466,8 +464,8 @@ static int s_add_remote_entry(void *arg, crdt_type_id_t type, const char *key,
         return r->rc = ENGRAM_ENOMEM;
     }
     engram__stored_entry__pack(&stored, buf);
-    rocksdb_writebatch_put_cf(r->batch, r->self->cf[CF_ENTRIES], (char *)r->key.data,
-                              r->key.len, (char *)buf, size);
+    rocksdb_writebatch_put_cf(r->batch, r->self->cf[CF_ENTRIES], (char *)r->key.data, r->key.len,
+                              (char *)buf, size);
     free(buf);
     uint64_t expires = store__expires_at(&stored);
     if (expires) {
@@ -475,8 +473,8 @@ static int s_add_remote_entry(void *arg, crdt_type_id_t type, const char *key,
         store__key_u64(&exp, expires);
         store__entry_key(&exp, r->sid, key, e->elem, e->node, e->n);
         if (!exp.failed)
-            rocksdb_writebatch_put_cf(r->batch, r->self->cf[CF_EXPIRY], (char *)exp.data,
-                                      exp.len, "", 0);
+            rocksdb_writebatch_put_cf(r->batch, r->self->cf[CF_EXPIRY], (char *)exp.data, exp.len,
+                                      "", 0);
         free(exp.data);
     }
     s_put_op(r, dot, key, type, e->elem, true);
@@ -508,8 +506,8 @@ static int s_apply_remote_record(void *arg, crdt_dot_t op, const crdt_dot_t *rem
             r->key.len = 0;
             store__entry_key(&r->key, r->sid, stored->key, stored->elem, dot.node, dot.n);
             if (!r->key.failed)
-                rocksdb_writebatch_delete_cf(r->batch, r->self->cf[CF_ENTRIES],
-                                             (char *)r->key.data, r->key.len);
+                rocksdb_writebatch_delete_cf(r->batch, r->self->cf[CF_ENTRIES], (char *)r->key.data,
+                                             r->key.len);
         }
         if (stored)
             engram__stored_op__free_unpacked(stored, NULL);
@@ -551,7 +549,7 @@ static int s_remove_unseen(s_remote_t *r)
 
 /*  Puts "<prefix><sid>" -> the encoded ctx into the batch. */
 int store__put_meta_ctx(node_store_t *self, rocksdb_writebatch_t *batch, const char *prefix,
-                          const char *sid, const crdt_ctx_t *ctx)
+                        const char *sid, const crdt_ctx_t *ctx)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -580,8 +578,11 @@ static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
     const crdt_ctx_t *old = node_store_ctx(self, scope);
     crdt_ctx_t *ctx = old ? crdt_ctx_dup(old) : crdt_ctx_new();
     crdt_ctx_t *pruned = NULL; /* the joined prune cut, if it grows */
-    s_remote_t r = {self, rocksdb_writebatch_create(), scope, old ? old : empty, delta,
-                    {0}, {0}, !crdt_ctx_is_empty(theirs_pruned), {0}, 0};
+    s_remote_t r = {self,  rocksdb_writebatch_create(),
+                    scope, old ? old : empty,
+                    delta, {0},
+                    {0},   !crdt_ctx_is_empty(theirs_pruned),
+                    {0},   0};
     if (r.whole && !(our_pruned && crdt_ctx_covers(our_pruned, theirs_pruned))) {
         pruned = our_pruned ? crdt_ctx_dup(our_pruned) : crdt_ctx_new();
         if (!pruned || crdt_ctx_join(pruned, theirs_pruned) != 0)

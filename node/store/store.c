@@ -16,7 +16,7 @@
 #include "proto/store.pb-c.h"
 
 const char *const store__cf_names[CF_COUNT] = {"default", "entries", "private", "ops",
-                                                 "history", "expiry",  "meta"};
+                                               "history", "expiry",  "meta"};
 
 /*  --- errors ------------------------------------------------------------------------- */
 
@@ -180,8 +180,8 @@ static int s_load_ctx_map(node_store_t *self, const char *prefix, zhash_t *map)
 {
     size_t plen = strlen(prefix);
     int rc = 0;
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(self->db, self->read_options,
-                                                        self->cf[CF_META]);
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_META]);
     rocksdb_iter_seek(it, prefix, plen);
     for (; rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;

@@ -74,7 +74,7 @@ typedef struct node_store node_store_t;
 
 /*  What one operation records besides its delta. */
 typedef struct {
-    const char *op;    /* put, delete, set_add, ... */
+    const char *op; /* put, delete, set_add, ... */
     const char *agent;
     const char *user;
     uint64_t hlc;
@@ -140,8 +140,7 @@ void node_store_listed_free(node_listed_t *keys, size_t n);
 /*  Visits the history of one object in HLC order. */
 typedef int (*node_history_fn)(void *arg, uint64_t hlc, crdt_dot_t dot, const char *op,
                                const char *agent, const char *user, crdt_type_id_t type,
-                               const char *elem, const uint8_t *value, size_t len,
-                               int64_t amount);
+                               const char *elem, const uint8_t *value, size_t len, int64_t amount);
 int node_store_history(node_store_t *self, const char *sid, const char *key, node_history_fn fn,
                        void *arg);
 
