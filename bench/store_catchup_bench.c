@@ -81,7 +81,7 @@ static void s_write(node_store_t *store, unsigned k, uint64_t hlc)
     crdt_scope_destroy(&view);
 }
 
-/*  Same state and as many removal records (tests/node/store_gossip_test.c compares the
+/*  Same state and as many removal records (tests/node/store/replication_test.c compares the
  *  records themselves). */
 static bool s_same(const crdt_scope_t *a, const crdt_scope_t *b)
 {

@@ -208,7 +208,7 @@ static void test_sim_chunks(void **state)
 }
 
 /*  An engine restarted after a crash with the seed it had before (a fixed seed from a config,
- *  as tests/node/store_gossip_test.c passes): chunked answers of its new life must not mix with
+ *  as tests/node/store/replication_test.c passes): chunked answers of its new life must not mix with
  *  parts of its old life still staged at the receivers. When transfer ids came from the seed
  *  alone they repeated after such a restart, and mixed parts were refused as malformed,
  *  rejected as dot reuse, or decoded into a wrong entry that no pull ever repaired (equal
