@@ -12,6 +12,7 @@
 #include "node/cli/cli.h"
 #include "node/trust/admission.h"
 #include "node/trust/identity.h"
+
 int cli_cmd_cluster_init(engram_t *engram, const cli_opts_t *opts)
 {
     (void)engram;
@@ -23,15 +24,9 @@ int cli_cmd_cluster_init(engram_t *engram, const cli_opts_t *opts)
         return cli_fail(rc, "%s", why);
     char id[2 * NODE_CLUSTER_ID_BYTES + 1];
     sodium_bin2hex(id, sizeof id, trust.cluster_id, sizeof trust.cluster_id);
-    if (opts->json) {
-        fputs("{\"cluster\":", stdout);
-        cli_json_str(id);
-        fputs(",\"home\":", stdout);
-        cli_json_str(home);
-        fputs("}\n", stdout);
-    } else {
-        printf("cluster=%s home=%s\n", id, home);
-    }
+    if (opts->json)
+        return cli_json_print(json_pack("{s:s, s:o}", "cluster", id, "home", cli_json_str(home)));
+    printf("cluster=%s home=%s\n", id, home);
     return 0;
 }
 
@@ -66,20 +61,14 @@ int cli_cmd_node_admit(engram_t *engram, const cli_opts_t *opts)
     if (rc == 0 && (rc = node_admission_write_file(opts->out, card, len, 0644)) != 0)
         cli_fail(rc, "cannot write %s", opts->out);
     free(card);
-    if (rc == 0) {
-        char id[17];
-        snprintf(id, sizeof id, "%016" PRIx64, node_identity_id_of(key));
-        if (opts->json) {
-            fputs("{\"node\":", stdout);
-            cli_json_str(id);
-            fputs(",\"card\":", stdout);
-            cli_json_str(opts->out);
-            fputs("}\n", stdout);
-        } else {
-            printf("node=%s card=%s\n", id, opts->out);
-        }
-    }
-    return rc;
+    if (rc != 0)
+        return rc;
+    char id[CLI_NODE_ID_CHARS + 1];
+    cli_node_id(node_identity_id_of(key), id);
+    if (opts->json)
+        return cli_json_print(json_pack("{s:s, s:o}", "node", id, "card", cli_json_str(opts->out)));
+    printf("node=%s card=%s\n", id, opts->out);
+    return 0;
 }
 
 int cli_cmd_cluster_remove(engram_t *engram, const cli_opts_t *opts)
@@ -87,7 +76,7 @@ int cli_cmd_cluster_remove(engram_t *engram, const cli_opts_t *opts)
     char *end;
     errno = 0;
     uint64_t node = strtoull(opts->args[0], &end, 16);
-    if (errno || *end || strlen(opts->args[0]) != 16 || node == 0)
+    if (errno || *end || strlen(opts->args[0]) != CLI_NODE_ID_CHARS || node == 0)
         return cli_fail(ENGRAM_EINVAL, "NODE is a node id, 16 hex digits, as `engram cluster "
                                        "status` shows it");
     node_trust_t trust;
@@ -102,69 +91,85 @@ int cli_cmd_cluster_remove(engram_t *engram, const cli_opts_t *opts)
     if (rc == 0)
         rc = engram_cluster_remove(engram, node, statement, len);
     free(statement);
-    if (rc == 0)
-        printf(opts->json ? "{\"removed\":\"%016" PRIx64 "\"}\n" : "removed %016" PRIx64 "\n",
-               node);
-    return rc;
+    if (rc != 0)
+        return rc;
+    char id[CLI_NODE_ID_CHARS + 1];
+    cli_node_id(node, id);
+    if (opts->json)
+        return cli_json_print(json_pack("{s:s}", "removed", id));
+    printf("removed %s\n", id);
+    return 0;
 }
 
 int cli_cmd_cluster_join(engram_t *engram, const cli_opts_t *opts)
 {
     int rc = engram_cluster_join(engram, opts->args[0]);
-    if (rc == 0 && !opts->json)
-        printf("joining through %s\n", opts->args[0]);
-    else if (rc == 0) {
-        fputs("{\"joining\":", stdout);
-        cli_json_str(opts->args[0]);
-        fputs("}\n", stdout);
-    }
-    return rc;
+    if (rc != 0)
+        return rc;
+    if (opts->json)
+        return cli_json_print(json_pack("{s:o}", "joining", cli_json_str(opts->args[0])));
+    printf("joining through %s\n", opts->args[0]);
+    return 0;
 }
 
-static void s_cluster_json(const engram_cluster_t *c)
+/*  A member as cluster status --json shows it; its lag is null while unknown. */
+static json_t *s_member_json(const engram_member_t *m)
 {
-    fputs("{\"cluster\":", stdout);
-    cli_json_str(c->cluster_id);
-    printf(",\"node\":\"%016" PRIx64 "\",\"endpoint\":", c->node_id);
-    cli_json_str(c->endpoint);
-    fputs(",\"members\":[", stdout);
-    for (size_t i = 0; i < c->nmembers; i++) {
-        const engram_member_t *m = &c->members[i];
-        printf("%s{\"node\":\"%016" PRIx64 "\",\"state\":", i ? "," : "", m->id);
-        cli_json_str(m->state);
-        printf(",\"incarnation\":%" PRIu64 ",\"endpoint\":", m->incarnation);
-        cli_json_str(m->endpoint);
-        if (m->lag_known)
-            printf(",\"lag_ops\":%" PRIu64 ",\"lag_bytes\":%" PRIu64 "}", m->lag_ops, m->lag_bytes);
-        else
-            fputs(",\"lag_ops\":null,\"lag_bytes\":null}", stdout);
-    }
-    fputs("],\"scopes\":[", stdout);
-    for (size_t i = 0; i < c->nscopes; i++) {
-        const engram_scope_status_t *sc = &c->scopes[i];
-        fputs(i ? ",{\"scope\":" : "{\"scope\":", stdout);
-        cli_json_str(sc->scope);
-        fputs(",\"vector\":", stdout);
-        cli_json_str(sc->vector);
-        printf(",\"ops\":%" PRIu64 ",\"garbage\":%" PRIu64 "}", sc->ops, sc->garbage);
-    }
-    printf(
-        "],\"gossip\":{\"pushes_sent\":%" PRIu64 ",\"pushes_applied\":%" PRIu64
-        ",\"pushes_held_back\":%" PRIu64 ",\"digests_sent\":%" PRIu64 ",\"pulls_answered\":%" PRIu64
-        ",\"pull_deltas_applied\":%" PRIu64 ",\"bytes_sent\":%" PRIu64
-        ",\"bytes_received\":%" PRIu64 ",\"bad_messages\":%" PRIu64 ",\"local_health\":%u}}\n",
-        c->pushes_sent, c->pushes_applied, c->pushes_held_back, c->digests_sent, c->pulls_answered,
-        c->pull_deltas_applied, c->bytes_sent, c->bytes_received, c->bad_messages, c->local_health);
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}",
+                     "node", cli_json_node(m->id),
+                     "state", cli_json_str(m->state),
+                     "incarnation", cli_json_u64(m->incarnation),
+                     "endpoint", cli_json_str(m->endpoint),
+                     "lag_ops", m->lag_known ? cli_json_u64(m->lag_ops) : json_null(),
+                     "lag_bytes", m->lag_known ? cli_json_u64(m->lag_bytes) : json_null());
+}
+
+static json_t *s_scope_json(const engram_scope_status_t *sc)
+{
+    return json_pack("{s:o, s:o, s:o, s:o}",
+                     "scope", cli_json_str(sc->scope),
+                     "vector", cli_json_str(sc->vector),
+                     "ops", cli_json_u64(sc->ops),
+                     "garbage", cli_json_u64(sc->garbage));
+}
+
+static json_t *s_cluster_json(const engram_cluster_t *c)
+{
+    json_t *members = json_array(), *scopes = json_array();
+    for (size_t i = 0; i < c->nmembers; i++)
+        members = cli_json_append(members, s_member_json(&c->members[i]));
+    for (size_t i = 0; i < c->nscopes; i++)
+        scopes = cli_json_append(scopes, s_scope_json(&c->scopes[i]));
+    json_t *gossip = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I}",
+                               "pushes_sent", cli_json_u64(c->pushes_sent),
+                               "pushes_applied", cli_json_u64(c->pushes_applied),
+                               "pushes_held_back", cli_json_u64(c->pushes_held_back),
+                               "digests_sent", cli_json_u64(c->digests_sent),
+                               "pulls_answered", cli_json_u64(c->pulls_answered),
+                               "pull_deltas_applied", cli_json_u64(c->pull_deltas_applied),
+                               "bytes_sent", cli_json_u64(c->bytes_sent),
+                               "bytes_received", cli_json_u64(c->bytes_received),
+                               "bad_messages", cli_json_u64(c->bad_messages),
+                               "local_health", (json_int_t)c->local_health);
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}",
+                     "cluster", cli_json_str(c->cluster_id),
+                     "node", cli_json_node(c->node_id),
+                     "endpoint", cli_json_str(c->endpoint),
+                     "members", members,
+                     "scopes", scopes,
+                     "gossip", gossip);
 }
 
 static void s_cluster_text(const engram_cluster_t *c)
 {
-    printf("cluster %s, node %016" PRIx64 " at %s\n", c->cluster_id, c->node_id, c->endpoint);
+    char id[CLI_NODE_ID_CHARS + 1];
+    cli_node_id(c->node_id, id);
+    printf("cluster %s, node %s at %s\n", c->cluster_id, id, c->endpoint);
     printf("members:\n");
     for (size_t i = 0; i < c->nmembers; i++) {
         const engram_member_t *m = &c->members[i];
-        printf("  %016" PRIx64 " %-7s incarnation %" PRIu64 " %s", m->id, m->state, m->incarnation,
-               m->endpoint);
+        cli_node_id(m->id, id);
+        printf("  %s %-7s incarnation %" PRIu64 " %s", id, m->state, m->incarnation, m->endpoint);
         if (strcmp(m->state, "self") == 0 || strcmp(m->state, "left") == 0)
             putchar('\n');
         else if (m->lag_known)
@@ -192,9 +197,9 @@ int cli_cmd_cluster_status(engram_t *engram, const cli_opts_t *opts)
     if (rc)
         return rc;
     if (opts->json)
-        s_cluster_json(status);
+        rc = cli_json_print(s_cluster_json(status));
     else
         s_cluster_text(status);
     engram_cluster_destroy(&status);
-    return 0;
+    return rc;
 }

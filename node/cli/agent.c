@@ -19,17 +19,24 @@
 /*  Set by SIGINT and SIGTERM: watch ends. */
 static volatile sig_atomic_t s_stop;
 
-/*  Prints a write's result: its token (--json: {"token": ...}). */
+/*  Prints a write's result: its token (--json: {"token": ...}). Takes *result. */
 static int s_print_write(const cli_opts_t *opts, int rc, engram_result_t **result)
 {
-    if (rc == 0) {
-        if (opts->json)
-            cli_json_token(*result);
-        else
-            cli_print_token(*result);
-    }
+    if (rc == 0 && opts->json)
+        rc = cli_json_print(json_pack("{s:o}", "token", cli_json_str((*result)->token)));
+    else if (rc == 0)
+        printf("%s\n", (*result)->token);
     engram_result_destroy(result);
     return rc;
+}
+
+/*  A change to an object, as history and watch give it: its op, the amount of a counter
+ *  change, and the item's fields. */
+static json_t *s_json_change(const engram_item_t *item, const char *op)
+{
+    return cli_json_merge(
+        json_pack("{s:o, s:I}", "op", cli_json_str(op), "amount", (json_int_t)item->amount),
+        cli_json_item(item));
 }
 
 int cli_cmd_put(engram_t *engram, const cli_opts_t *opts)
@@ -63,24 +70,19 @@ int cli_cmd_get(engram_t *engram, const cli_opts_t *opts)
     }
     const engram_item_t *winner = &result->items[0];
     if (opts->json) {
-        putchar('{');
-        cli_json_item_fields(winner);
-        fputs(",\"siblings\":[", stdout);
-        for (size_t i = 1; i < result->nitems; i++) {
-            if (i > 1)
-                putchar(',');
-            cli_json_item(&result->items[i], NULL);
-        }
-        fputs("],\"token\":", stdout);
-        cli_json_str(result->token);
-        fputs("}\n", stdout);
+        json_t *siblings = json_array();
+        for (size_t i = 1; i < result->nitems; i++)
+            siblings = cli_json_append(siblings, cli_json_item(&result->items[i]));
+        rc = cli_json_print(
+            cli_json_merge(cli_json_item(winner), json_pack("{s:o, s:o}", "siblings", siblings,
+                                                            "token", cli_json_str(result->token))));
     } else {
         fwrite(winner->value, 1, winner->len, stdout);
         if (winner->len == 0 || winner->value[winner->len - 1] != '\n')
             putchar('\n');
     }
     engram_result_destroy(&result);
-    return 0;
+    return rc;
 }
 
 int cli_cmd_rm(engram_t *engram, const cli_opts_t *opts)
@@ -94,10 +96,8 @@ int cli_cmd_ls(engram_t *engram, const cli_opts_t *opts)
 {
     const char *prefix = opts->nargs > 1 ? opts->args[1] : NULL;
     char *cursor = NULL;
-    bool first = true;
+    json_t *keys = opts->json ? json_array() : NULL; /* --json: printed once complete */
     int rc;
-    if (opts->json)
-        putchar('[');
     while (true) {
         engram_result_t *result = NULL;
         rc = engram_list(engram, opts->args[0], prefix, cursor, 0, &result);
@@ -106,16 +106,12 @@ int cli_cmd_ls(engram_t *engram, const cli_opts_t *opts)
         for (size_t i = 0; i < result->nitems; i++) {
             const engram_item_t *item = &result->items[i];
             if (opts->json) {
-                fputs(first ? "{\"key\":" : ",{\"key\":", stdout);
-                cli_json_str(item->key);
-                fputs(",\"type\":", stdout);
-                cli_json_str(item->type);
-                putchar('}');
+                keys = cli_json_append(keys, json_pack("{s:o, s:o}", "key", cli_json_str(item->key),
+                                                       "type", cli_json_str(item->type)));
             } else {
                 cli_print_field((const uint8_t *)item->key, strlen(item->key));
                 putchar('\n');
             }
-            first = false;
         }
         bool done = !*result->next_cursor;
         if (!done && cursor && strcmp(cursor, result->next_cursor) == 0) {
@@ -135,7 +131,8 @@ int cli_cmd_ls(engram_t *engram, const cli_opts_t *opts)
     }
     free(cursor);
     if (rc == 0 && opts->json)
-        fputs("]\n", stdout);
+        return cli_json_print(keys);
+    json_decref(keys);
     return rc;
 }
 
@@ -145,14 +142,11 @@ int cli_cmd_history(engram_t *engram, const cli_opts_t *opts)
     int rc = engram_history(engram, opts->args[0], opts->args[1], &result);
     if (rc != 0)
         return rc;
-    if (opts->json)
-        putchar('[');
+    json_t *steps = opts->json ? json_array() : NULL;
     for (size_t i = 0; i < result->nitems; i++) {
         const engram_item_t *step = &result->items[i];
         if (opts->json) {
-            if (i)
-                putchar(',');
-            cli_json_item(step, step->op);
+            steps = cli_json_append(steps, s_json_change(step, step->op));
         } else {
             printf("%" PRIu64 " ", step->hlc);
             cli_print_str(step->op);
@@ -163,9 +157,9 @@ int cli_cmd_history(engram_t *engram, const cli_opts_t *opts)
         }
     }
     if (opts->json)
-        fputs("]\n", stdout);
+        rc = cli_json_print(steps);
     engram_result_destroy(&result);
-    return 0;
+    return rc;
 }
 
 int cli_cmd_set_add(engram_t *engram, const cli_opts_t *opts)
@@ -183,27 +177,21 @@ int cli_cmd_set_rm(engram_t *engram, const cli_opts_t *opts)
 }
 
 /*  Prints the values of a result's items, one a line (--json: an array of strings, or of
- *  objects with each item's provenance when as_objects). */
-static void s_print_values(const cli_opts_t *opts, const engram_result_t *result, bool as_objects)
+ *  objects with each item's provenance when as_objects). Returns 0 or an ENGRAM_E* code. */
+static int s_print_values(const cli_opts_t *opts, const engram_result_t *result, bool as_objects)
 {
-    if (opts->json)
-        putchar('[');
+    json_t *values = opts->json ? json_array() : NULL;
     for (size_t i = 0; i < result->nitems; i++) {
         const engram_item_t *item = &result->items[i];
         if (opts->json) {
-            if (i)
-                putchar(',');
-            if (as_objects)
-                cli_json_item(item, NULL);
-            else
-                cli_json_bytes(item->value, item->len);
+            values = cli_json_append(values, as_objects ? cli_json_item(item)
+                                                        : cli_json_bytes(item->value, item->len));
         } else {
             cli_print_field(item->value, item->len);
             putchar('\n');
         }
     }
-    if (opts->json)
-        fputs("]\n", stdout);
+    return opts->json ? cli_json_print(values) : 0;
 }
 
 int cli_cmd_set_members(engram_t *engram, const cli_opts_t *opts)
@@ -212,9 +200,9 @@ int cli_cmd_set_members(engram_t *engram, const cli_opts_t *opts)
     int rc = engram_set_members(engram, opts->args[0], opts->args[1], &result);
     if (rc != 0)
         return rc;
-    s_print_values(opts, result, false);
+    rc = s_print_values(opts, result, false);
     engram_result_destroy(&result);
-    return 0;
+    return rc;
 }
 
 int cli_cmd_counter_add(engram_t *engram, const cli_opts_t *opts)
@@ -234,14 +222,13 @@ int cli_cmd_counter_get(engram_t *engram, const cli_opts_t *opts)
     int rc = engram_counter_get(engram, opts->args[0], opts->args[1], &result);
     if (rc != 0)
         return rc;
-    if (opts->json) {
-        printf("{\"value\":%" PRId64 ",\"token\":", result->number);
-        cli_json_str(result->token);
-        fputs("}\n", stdout);
-    } else
+    if (opts->json)
+        rc = cli_json_print(json_pack("{s:I, s:o}", "value", (json_int_t)result->number, "token",
+                                      cli_json_str(result->token)));
+    else
         printf("%" PRId64 "\n", result->number);
     engram_result_destroy(&result);
-    return 0;
+    return rc;
 }
 
 int cli_cmd_log_append(engram_t *engram, const cli_opts_t *opts)
@@ -262,9 +249,9 @@ int cli_cmd_log_range(engram_t *engram, const cli_opts_t *opts)
     int rc = engram_log_range(engram, opts->args[0], opts->args[1], &result);
     if (rc != 0)
         return rc;
-    s_print_values(opts, result, true);
+    rc = s_print_values(opts, result, true);
     engram_result_destroy(&result);
-    return 0;
+    return rc;
 }
 
 int cli_cmd_remember(engram_t *engram, const cli_opts_t *opts)
@@ -283,16 +270,13 @@ int cli_cmd_remember(engram_t *engram, const cli_opts_t *opts)
     cli_value_fini(&text);
     if (rc != 0)
         return rc;
-    if (opts->json) {
-        fputs("{\"memory_id\":", stdout);
-        cli_json_str(result->memory_id);
-        fputs(",\"token\":", stdout);
-        cli_json_str(result->token);
-        fputs("}\n", stdout);
-    } else
+    if (opts->json)
+        rc = cli_json_print(json_pack("{s:o, s:o}", "memory_id", cli_json_str(result->memory_id),
+                                      "token", cli_json_str(result->token)));
+    else
         printf("%s\n", result->memory_id);
     engram_result_destroy(&result);
-    return 0;
+    return rc;
 }
 
 int cli_cmd_share(engram_t *engram, const cli_opts_t *opts)
@@ -308,20 +292,15 @@ static void s_on_signal(int sig)
     s_stop = 1;
 }
 
-static void s_print_event(const cli_opts_t *opts, const engram_event_t *event)
+/*  Prints an event on a line. Returns 0 or an ENGRAM_E* code. */
+static int s_print_event(const cli_opts_t *opts, const engram_event_t *event)
 {
     if (opts->json) {
-        fputs("{\"scope\":", stdout);
-        cli_json_str(event->scope);
-        fputs(",\"key\":", stdout);
-        cli_json_str(event->key);
-        fputs(",\"op\":", stdout);
-        cli_json_str(event->op);
-        printf(",\"amount\":%" PRId64 ",", event->item.amount);
-        cli_json_item_fields(&event->item);
-        fputs(",\"token\":", stdout);
-        cli_json_str(event->token);
-        fputs("}\n", stdout);
+        json_t *where = json_pack("{s:o, s:o}", "scope", cli_json_str(event->scope), "key",
+                                  cli_json_str(event->key));
+        return cli_json_print(
+            cli_json_merge(cli_json_merge(where, s_json_change(&event->item, event->op)),
+                           json_pack("{s:o}", "token", cli_json_str(event->token))));
     } else {
         cli_print_str(event->scope);
         putchar(' ');
@@ -331,6 +310,7 @@ static void s_print_event(const cli_opts_t *opts, const engram_event_t *event)
         cli_print_item_value(&event->item, event->op);
         putchar('\n');
     }
+    return 0;
 }
 
 int cli_cmd_watch(engram_t *engram, const cli_opts_t *opts)
@@ -351,8 +331,10 @@ int cli_cmd_watch(engram_t *engram, const cli_opts_t *opts)
             continue;
         if (rc != 0)
             return rc;
-        s_print_event(opts, event);
+        rc = s_print_event(opts, event);
         engram_event_destroy(&event);
+        if (rc != 0)
+            return rc;
         if (fflush(stdout) != 0)
             return cli_fail(ENGRAM_EIO, "writing stdout: %s", strerror(errno));
         seen++;
@@ -366,29 +348,31 @@ int cli_cmd_stats(engram_t *engram, const cli_opts_t *opts)
     int rc = engram_stats(engram, &stats);
     if (rc != 0)
         return rc;
+    char node_id[CLI_NODE_ID_CHARS + 1], replica_id[CLI_NODE_ID_CHARS + 1];
+    cli_node_id(stats.node_id, node_id);
+    cli_node_id(stats.replica_id, replica_id);
     const struct {
         const char *name;
         uint64_t value;
-    } fields[] = {
-        {"node_id", stats.node_id},         {"replica_id", stats.replica_id},
+    } counts[] = {
         {"uptime_ms", stats.uptime_ms},     {"requests", stats.requests},
         {"errors", stats.errors},           {"writes", stats.writes},
         {"commits", stats.commits},         {"scopes", stats.scopes},
         {"subscribers", stats.subscribers}, {"purged", stats.purged},
         {"malformed", stats.malformed},
     };
-    size_t n = sizeof fields / sizeof fields[0];
+    size_t n = sizeof counts / sizeof counts[0];
     if (opts->json) {
-        putchar('{');
+        json_t *doc = json_pack("{s:s, s:s}", "node_id", node_id, "replica_id", replica_id);
         for (size_t i = 0; i < n; i++)
-            printf("\"%s\":%" PRIu64 ",", fields[i].name, fields[i].value);
-        fputs("\"durability\":", stdout);
-        cli_json_str(stats.durability);
-        fputs("}\n", stdout);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            printf("%s: %" PRIu64 "\n", fields[i].name, fields[i].value);
-        printf("durability: %s\n", stats.durability);
+            doc = cli_json_merge(doc,
+                                 json_pack("{s:o}", counts[i].name, cli_json_u64(counts[i].value)));
+        return cli_json_print(
+            cli_json_merge(doc, json_pack("{s:o}", "durability", cli_json_str(stats.durability))));
     }
+    printf("node_id: %s\nreplica_id: %s\n", node_id, replica_id);
+    for (size_t i = 0; i < n; i++)
+        printf("%s: %" PRIu64 "\n", counts[i].name, counts[i].value);
+    printf("durability: %s\n", stats.durability);
     return 0;
 }

@@ -55,6 +55,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "engram/engram.h"
 
 #define CLI_USAGE_GLOBAL "engram [--socket EP] [--agent NAME] [--user NAME] [--json]"
@@ -145,22 +147,40 @@ typedef struct {
 int cli_value_init(cli_value_t *value, const char *arg);
 void cli_value_fini(cli_value_t *value);
 
-/*  --- print.c --------------------------------------------------------------------------- */
+/*  --- print.c: the forms of output ------------------------------------------------------ */
 
-void cli_json_bytes(const uint8_t *p, size_t len);
-void cli_json_str(const char *s);
-/*  The fields of an item every JSON form shares, without braces. */
-void cli_json_item_fields(const engram_item_t *item);
-/*  An item as one JSON object; with op, also its op and counter amount (history, watch). */
-void cli_json_item(const engram_item_t *item, const char *op);
-void cli_json_token(const engram_result_t *result);
+/*  JSON values: each returns a new reference the caller owns, or NULL when memory runs out. */
+/*  Bytes as a JSON string: as they are when UTF-8; otherwise each byte outside a well-formed
+ *  sequence becomes the code point of its value (U+0080 to U+00FF, "\u00XX" in JSON terms). */
+json_t *cli_json_bytes(const uint8_t *p, size_t len);
+json_t *cli_json_str(const char *s);
+/*  A count or stamp; past INT64_MAX, which jansson's integers cannot hold, the nearest real. */
+json_t *cli_json_u64(uint64_t v);
+/*  A node id, as cli_node_id writes it. */
+json_t *cli_json_node(uint64_t id);
+/*  The fields of an item every JSON form of one shares: value, meta, author, user, agents,
+ *  resources, hlc, created_hlc, expires_at_ms, node, n. */
+json_t *cli_json_item(const engram_item_t *item);
+/*  object with the members of more appended in their order. Takes both, even when either is
+ *  NULL; returns object, or NULL when either was NULL or memory ran out. */
+json_t *cli_json_merge(json_t *object, json_t *more);
+/*  array with value appended. Takes both, as cli_json_merge. */
+json_t *cli_json_append(json_t *array, json_t *value);
+/*  Prints doc as one line of compact JSON and releases it. Takes doc; NULL means its building
+ *  failed (out of memory). Returns 0 or an ENGRAM_E* code (with cli_fail's message). */
+int cli_json_print(json_t *doc);
+
+/*  A node id as every output writes it, human or JSON: 16 lower-case hex digits, as
+ *  `engramd --identity` prints it and `cluster remove` takes it. */
+#define CLI_NODE_ID_CHARS 16
+void cli_node_id(uint64_t id, char text[CLI_NODE_ID_CHARS + 1]);
+
 /*  A field of a line-oriented output: newline and carriage return bytes written as \n, \r. */
 void cli_print_field(const uint8_t *p, size_t len);
 /*  A name in a line-oriented output: "-" when empty. */
 void cli_print_str(const char *s);
 /*  The value of a history step or event: the payload, or the amount of a counter change. */
 void cli_print_item_value(const engram_item_t *item, const char *op);
-void cli_print_token(const engram_result_t *result);
 
 /*  --- agent.c: the agent commands ------------------------------------------------------- */
 

@@ -1,15 +1,17 @@
-/*  The forms of output: JSON values and the fields of line-oriented records (see cli.h for
- *  the contract they keep).
+/*  The forms of output (cli.h has the contract they keep): JSON values built with jansson and
+ *  printed by cli_json_print, the fields of line-oriented records, and node ids.
+ *
+ *  JSON builders return a new reference, or NULL when memory runs out. json_pack's "o" takes
+ *  their results as they are: on a NULL it fails and releases every other value it was given,
+ *  so a document is built in one expression and its failure shows once, at cli_json_print.
  */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "node/cli/cli.h"
-
-/*  Nesting a meta document may have and still be embedded as JSON. */
-#define S_JSON_MAX_DEPTH 64
 
 /*  Length of the well-formed UTF-8 sequence of 2 to 4 bytes at p, or 0 if there is none
  *  (overlong forms, surrogates and code points past U+10FFFF are not well-formed). */
@@ -42,248 +44,127 @@ static size_t s_utf8_len(const uint8_t *p, size_t avail)
     return n;
 }
 
-void cli_json_bytes(const uint8_t *p, size_t len)
+json_t *cli_json_bytes(const uint8_t *p, size_t len)
 {
-    putchar('"');
+    json_t *string = json_stringn((const char *)p, len);
+    if (string || len > SIZE_MAX / 2)
+        return string;
+    /*  Not UTF-8, which a JSON string must be: each byte outside a well-formed sequence
+     *  stands for the code point of its value, U+0080 to U+00FF, two bytes in UTF-8. */
+    char *utf8 = malloc(2 * len);
+    if (!utf8)
+        return NULL;
+    size_t at = 0;
     for (size_t i = 0; i < len;) {
-        uint8_t c = p[i];
-        if (c == '"' || c == '\\') {
-            putchar('\\');
-            putchar(c);
-        } else if (c == '\n')
-            fputs("\\n", stdout);
-        else if (c == '\r')
-            fputs("\\r", stdout);
-        else if (c == '\t')
-            fputs("\\t", stdout);
-        else if (c < 0x20 || c == 0x7F)
-            printf("\\u%04x", c);
-        else if (c < 0x80)
-            putchar(c);
-        else {
-            size_t n = s_utf8_len(p + i, len - i);
-            if (n == 0)
-                printf("\\u%04x", c);
-            else {
-                fwrite(p + i, 1, n, stdout);
-                i += n;
-                continue;
-            }
+        size_t n = p[i] < 0x80 ? 1 : s_utf8_len(p + i, len - i);
+        if (n) {
+            memcpy(utf8 + at, p + i, n);
+            at += n;
+            i += n;
+        } else {
+            utf8[at++] = (char)(0xC0 | p[i] >> 6);
+            utf8[at++] = (char)(0x80 | (p[i] & 0x3F));
+            i++;
         }
-        i++;
     }
-    putchar('"');
+    string = json_stringn(utf8, at);
+    free(utf8);
+    return string;
 }
 
-void cli_json_str(const char *s)
+json_t *cli_json_str(const char *s)
 {
-    cli_json_bytes((const uint8_t *)s, strlen(s));
+    return cli_json_bytes((const uint8_t *)s, strlen(s));
 }
 
-/*  A recursive-descent check of RFC 8259 over [p, end), to decide whether meta can be
- *  embedded as it is. */
-typedef struct {
-    const char *p;
-    const char *end;
-    int depth;
-} s_json_parser_t;
-
-static bool s_jp_value(s_json_parser_t *jp);
-
-static void s_jp_space(s_json_parser_t *jp)
+json_t *cli_json_u64(uint64_t v)
 {
-    while (jp->p < jp->end && (*jp->p == ' ' || *jp->p == '\t' || *jp->p == '\n' || *jp->p == '\r'))
-        jp->p++;
+    /*  jansson's integers are int64. Past that (an HLC gets there in the year 4400), the
+     *  nearest double. */
+    return v <= INT64_MAX ? json_integer((json_int_t)v) : json_real((double)v);
 }
 
-static bool s_jp_accept(s_json_parser_t *jp, char c)
+void cli_node_id(uint64_t id, char text[CLI_NODE_ID_CHARS + 1])
 {
-    s_jp_space(jp);
-    if (jp->p < jp->end && *jp->p == c) {
-        jp->p++;
-        return true;
-    }
-    return false;
+    snprintf(text, CLI_NODE_ID_CHARS + 1, "%016" PRIx64, id);
 }
 
-static bool s_jp_literal(s_json_parser_t *jp, const char *word)
+json_t *cli_json_node(uint64_t id)
 {
-    size_t n = strlen(word);
-    if ((size_t)(jp->end - jp->p) < n || memcmp(jp->p, word, n) != 0)
-        return false;
-    jp->p += n;
-    return true;
+    char text[CLI_NODE_ID_CHARS + 1];
+    cli_node_id(id, text);
+    return json_string(text);
 }
 
-static bool s_jp_digits(s_json_parser_t *jp)
-{
-    const char *start = jp->p;
-    while (jp->p < jp->end && *jp->p >= '0' && *jp->p <= '9')
-        jp->p++;
-    return jp->p > start;
-}
-
-static bool s_jp_number(s_json_parser_t *jp)
-{
-    if (jp->p < jp->end && *jp->p == '-')
-        jp->p++;
-    if (jp->p < jp->end && *jp->p == '0')
-        jp->p++;
-    else if (!s_jp_digits(jp))
-        return false;
-    if (jp->p < jp->end && *jp->p == '.') {
-        jp->p++;
-        if (!s_jp_digits(jp))
-            return false;
-    }
-    if (jp->p < jp->end && (*jp->p == 'e' || *jp->p == 'E')) {
-        jp->p++;
-        if (jp->p < jp->end && (*jp->p == '+' || *jp->p == '-'))
-            jp->p++;
-        if (!s_jp_digits(jp))
-            return false;
-    }
-    return true;
-}
-
-static bool s_jp_string(s_json_parser_t *jp)
-{
-    if (!s_jp_accept(jp, '"'))
-        return false;
-    while (jp->p < jp->end) {
-        uint8_t c = (uint8_t)*jp->p;
-        if (c == '"') {
-            jp->p++;
-            return true;
-        }
-        if (c < 0x20)
-            return false;
-        if (c == '\\') {
-            if (++jp->p == jp->end)
-                return false;
-            if (*jp->p == 'u') {
-                for (int i = 0; i < 4; i++)
-                    if (++jp->p == jp->end || !strchr("0123456789abcdefABCDEF", *jp->p))
-                        return false;
-            } else if (!strchr("\"\\/bfnrt", *jp->p))
-                return false;
-            jp->p++;
-        } else if (c >= 0x80) {
-            size_t n = s_utf8_len((const uint8_t *)jp->p, (size_t)(jp->end - jp->p));
-            if (n == 0)
-                return false;
-            jp->p += n;
-        } else
-            jp->p++;
-    }
-    return false;
-}
-
-/*  The members of an object or the elements of an array, after its opening bracket. */
-static bool s_jp_members(s_json_parser_t *jp, char close, bool object)
-{
-    if (s_jp_accept(jp, close))
-        return true;
-    do {
-        if (object && (!s_jp_string(jp) || !s_jp_accept(jp, ':')))
-            return false;
-        if (!s_jp_value(jp))
-            return false;
-    } while (s_jp_accept(jp, ','));
-    return s_jp_accept(jp, close);
-}
-
-static bool s_jp_value(s_json_parser_t *jp)
-{
-    s_jp_space(jp);
-    if (jp->p == jp->end)
-        return false;
-    char c = *jp->p;
-    if (c == '{' || c == '[') {
-        if (++jp->depth > S_JSON_MAX_DEPTH)
-            return false;
-        jp->p++;
-        bool ok = s_jp_members(jp, c == '{' ? '}' : ']', c == '{');
-        jp->depth--;
-        return ok;
-    }
-    if (c == '"')
-        return s_jp_string(jp);
-    if (c == 't')
-        return s_jp_literal(jp, "true");
-    if (c == 'f')
-        return s_jp_literal(jp, "false");
-    if (c == 'n')
-        return s_jp_literal(jp, "null");
-    return s_jp_number(jp);
-}
-
-static bool s_json_valid(const char *s)
-{
-    s_json_parser_t jp = {s, s + strlen(s), 0};
-    if (!s_jp_value(&jp))
-        return false;
-    s_jp_space(&jp);
-    return jp.p == jp.end;
-}
-
-static void s_json_meta(const char *meta)
+/*  Metadata: embedded as the JSON value it holds, with the node's reading of JSON (jansson,
+ *  as node/api/json.h); as a string when it is not JSON (written before the node checked);
+ *  null when there is none. */
+static json_t *s_json_meta(const char *meta)
 {
     if (!*meta)
-        fputs("null", stdout);
-    else if (s_json_valid(meta))
-        fputs(meta, stdout);
-    else
-        cli_json_str(meta);
+        return json_null();
+    json_t *doc = json_loads(meta, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    return doc ? doc : cli_json_str(meta);
 }
 
-static void s_json_strv(char *const *strv, size_t n)
+static json_t *s_json_strv(char *const *strv, size_t n)
 {
-    putchar('[');
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            putchar(',');
-        cli_json_str(strv[i]);
+    json_t *array = json_array();
+    for (size_t i = 0; i < n; i++)
+        array = cli_json_append(array, cli_json_str(strv[i]));
+    return array;
+}
+
+json_t *cli_json_item(const engram_item_t *item)
+{
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+                     "value", cli_json_bytes(item->value, item->len),
+                     "meta", s_json_meta(item->meta_json),
+                     "author", cli_json_str(item->author),
+                     "user", cli_json_str(item->user),
+                     "agents", s_json_strv(item->agents, item->nagents),
+                     "resources", s_json_strv(item->resources, item->nresources),
+                     "hlc", cli_json_u64(item->hlc),
+                     "created_hlc", cli_json_u64(item->created_hlc),
+                     "expires_at_ms", cli_json_u64(item->expires_at_ms),
+                     "node", cli_json_node(item->node),
+                     "n", cli_json_u64(item->n));
+}
+
+json_t *cli_json_merge(json_t *object, json_t *more)
+{
+    if (object && more && json_object_update(object, more) == 0) {
+        json_decref(more);
+        return object;
     }
-    putchar(']');
+    json_decref(object);
+    json_decref(more);
+    return NULL;
 }
 
-void cli_json_item_fields(const engram_item_t *item)
+json_t *cli_json_append(json_t *array, json_t *value)
 {
-    fputs("\"value\":", stdout);
-    cli_json_bytes(item->value, item->len);
-    fputs(",\"meta\":", stdout);
-    s_json_meta(item->meta_json);
-    fputs(",\"author\":", stdout);
-    cli_json_str(item->author);
-    fputs(",\"user\":", stdout);
-    cli_json_str(item->user);
-    fputs(",\"agents\":", stdout);
-    s_json_strv(item->agents, item->nagents);
-    fputs(",\"resources\":", stdout);
-    s_json_strv(item->resources, item->nresources);
-    printf(",\"hlc\":%" PRIu64 ",\"created_hlc\":%" PRIu64 ",\"expires_at_ms\":%" PRIu64
-           ",\"node\":%" PRIu64 ",\"n\":%" PRIu64,
-           item->hlc, item->created_hlc, item->expires_at_ms, item->node, item->n);
-}
-
-void cli_json_item(const engram_item_t *item, const char *op)
-{
-    putchar('{');
-    if (op) {
-        fputs("\"op\":", stdout);
-        cli_json_str(op);
-        printf(",\"amount\":%" PRId64 ",", item->amount);
+    if (!array || !value) {
+        json_decref(array);
+        json_decref(value);
+        return NULL;
     }
-    cli_json_item_fields(item);
-    putchar('}');
+    if (json_array_append_new(array, value) != 0) { /* it has released value */
+        json_decref(array);
+        return NULL;
+    }
+    return array;
 }
 
-void cli_json_token(const engram_result_t *result)
+int cli_json_print(json_t *doc)
 {
-    fputs("{\"token\":", stdout);
-    cli_json_str(result->token);
-    fputs("}\n", stdout);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text)
+        return cli_fail(ENGRAM_ENOMEM, "building the JSON output");
+    puts(text);
+    free(text);
+    return 0;
 }
 
 void cli_print_field(const uint8_t *p, size_t len)
@@ -310,9 +191,4 @@ void cli_print_item_value(const engram_item_t *item, const char *op)
         cli_print_field(item->value, item->len);
     } else if (strncmp(op, "counter", strlen("counter")) == 0 || strcmp(item->type, "counter") == 0)
         printf(" %" PRId64, item->amount);
-}
-
-void cli_print_token(const engram_result_t *result)
-{
-    printf("%s\n", result->token);
 }
