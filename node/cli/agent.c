@@ -30,6 +30,18 @@ static int s_print_write(const cli_opts_t *opts, int rc, engram_result_t **resul
     return rc;
 }
 
+/*  The libengram calls on the two arguments of a command: KEY in SCOPE (share: KEY, SCOPE). */
+typedef int s_call_t(engram_t *engram, const char *arg0, const char *arg1,
+                     engram_result_t **result);
+
+/*  A write on the two arguments, which prints its token. */
+static int s_write(engram_t *engram, const cli_opts_t *opts, s_call_t *call)
+{
+    engram_result_t *result = NULL;
+    int rc = call(engram, opts->args[0], opts->args[1], &result);
+    return s_print_write(opts, rc, &result);
+}
+
 /*  A change to an object, as history and watch give it: its op, the amount of a counter
  *  change, and the item's fields. */
 static json_t *s_json_change(const engram_item_t *item, const char *op)
@@ -39,21 +51,70 @@ static json_t *s_json_change(const engram_item_t *item, const char *op)
         cli_json_item(item));
 }
 
-int cli_cmd_put(engram_t *engram, const cli_opts_t *opts)
+/*  A history step: its op, the amount of a counter change and the item's fields; on a line,
+ *  hlc, op, author and value. */
+static json_t *s_json_step(const engram_item_t *step)
 {
-    cli_value_t value;
-    int rc = cli_value_init(&value, opts->args[2]);
+    return s_json_change(step, step->op);
+}
+
+static void s_print_step(const engram_item_t *step)
+{
+    printf("%" PRIu64 " ", step->hlc);
+    cli_print_str(step->op);
+    putchar(' ');
+    cli_print_str(step->author);
+    cli_print_item_value(step, step->op);
+}
+
+/*  An item by its value alone: a set member; the line of a log entry. */
+static json_t *s_json_value(const engram_item_t *item)
+{
+    return cli_json_bytes(item->value, item->len);
+}
+
+static void s_print_value(const engram_item_t *item)
+{
+    cli_print_field(item->value, item->len);
+}
+
+/*  Reads the items of KEY in SCOPE with call and prints them: with --json an array of
+ *  to_json(item), else each print_line(item) on its own line. */
+static int s_read_items(engram_t *engram, const cli_opts_t *opts, s_call_t *call,
+                        json_t *(*to_json)(const engram_item_t *),
+                        void (*print_line)(const engram_item_t *))
+{
+    engram_result_t *result = NULL;
+    int rc = call(engram, opts->args[0], opts->args[1], &result);
     if (rc != 0)
         return rc;
+    json_t *items = opts->json ? json_array() : NULL;
+    for (size_t i = 0; i < result->nitems; i++) {
+        if (opts->json) {
+            items = cli_json_append(items, to_json(&result->items[i]));
+        } else {
+            print_line(&result->items[i]);
+            putchar('\n');
+        }
+    }
+    if (opts->json)
+        rc = cli_json_print(items);
+    engram_result_destroy(&result);
+    return rc;
+}
+
+int cli_cmd_put(engram_t *engram, const cli_opts_t *opts)
+{
+    const cli_value_t *value = &opts->value;
     engram_result_t *result = NULL;
+    int rc;
     if (opts->given & CLI_OPT_REPLICAS)
-        rc = engram_put_replicated(engram, opts->args[0], opts->args[1], value.data, value.len,
+        rc = engram_put_replicated(engram, opts->args[0], opts->args[1], value->data, value->len,
                                    opts->meta, opts->ttl_ms, opts->replicas,
                                    (opts->given & CLI_OPT_TIMEOUT) ? opts->timeout_ms : 0, &result);
     else
-        rc = engram_put(engram, opts->args[0], opts->args[1], value.data, value.len, opts->meta,
+        rc = engram_put(engram, opts->args[0], opts->args[1], value->data, value->len, opts->meta,
                         opts->ttl_ms, &result);
-    cli_value_fini(&value);
     return s_print_write(opts, rc, &result);
 }
 
@@ -87,9 +148,7 @@ int cli_cmd_get(engram_t *engram, const cli_opts_t *opts)
 
 int cli_cmd_rm(engram_t *engram, const cli_opts_t *opts)
 {
-    engram_result_t *result = NULL;
-    int rc = engram_delete(engram, opts->args[0], opts->args[1], &result);
-    return s_print_write(opts, rc, &result);
+    return s_write(engram, opts, engram_delete);
 }
 
 int cli_cmd_ls(engram_t *engram, const cli_opts_t *opts)
@@ -138,28 +197,7 @@ int cli_cmd_ls(engram_t *engram, const cli_opts_t *opts)
 
 int cli_cmd_history(engram_t *engram, const cli_opts_t *opts)
 {
-    engram_result_t *result = NULL;
-    int rc = engram_history(engram, opts->args[0], opts->args[1], &result);
-    if (rc != 0)
-        return rc;
-    json_t *steps = opts->json ? json_array() : NULL;
-    for (size_t i = 0; i < result->nitems; i++) {
-        const engram_item_t *step = &result->items[i];
-        if (opts->json) {
-            steps = cli_json_append(steps, s_json_change(step, step->op));
-        } else {
-            printf("%" PRIu64 " ", step->hlc);
-            cli_print_str(step->op);
-            putchar(' ');
-            cli_print_str(step->author);
-            cli_print_item_value(step, step->op);
-            putchar('\n');
-        }
-    }
-    if (opts->json)
-        rc = cli_json_print(steps);
-    engram_result_destroy(&result);
-    return rc;
+    return s_read_items(engram, opts, engram_history, s_json_step, s_print_step);
 }
 
 int cli_cmd_set_add(engram_t *engram, const cli_opts_t *opts)
@@ -176,33 +214,9 @@ int cli_cmd_set_rm(engram_t *engram, const cli_opts_t *opts)
     return s_print_write(opts, rc, &result);
 }
 
-/*  Prints the values of a result's items, one a line (--json: an array of strings, or of
- *  objects with each item's provenance when as_objects). Returns 0 or an ENGRAM_E* code. */
-static int s_print_values(const cli_opts_t *opts, const engram_result_t *result, bool as_objects)
-{
-    json_t *values = opts->json ? json_array() : NULL;
-    for (size_t i = 0; i < result->nitems; i++) {
-        const engram_item_t *item = &result->items[i];
-        if (opts->json) {
-            values = cli_json_append(values, as_objects ? cli_json_item(item)
-                                                        : cli_json_bytes(item->value, item->len));
-        } else {
-            cli_print_field(item->value, item->len);
-            putchar('\n');
-        }
-    }
-    return opts->json ? cli_json_print(values) : 0;
-}
-
 int cli_cmd_set_members(engram_t *engram, const cli_opts_t *opts)
 {
-    engram_result_t *result = NULL;
-    int rc = engram_set_members(engram, opts->args[0], opts->args[1], &result);
-    if (rc != 0)
-        return rc;
-    rc = s_print_values(opts, result, false);
-    engram_result_destroy(&result);
-    return rc;
+    return s_read_items(engram, opts, engram_set_members, s_json_value, s_print_value);
 }
 
 int cli_cmd_counter_add(engram_t *engram, const cli_opts_t *opts)
@@ -233,41 +247,25 @@ int cli_cmd_counter_get(engram_t *engram, const cli_opts_t *opts)
 
 int cli_cmd_log_append(engram_t *engram, const cli_opts_t *opts)
 {
-    cli_value_t text;
-    int rc = cli_value_init(&text, opts->args[2]);
-    if (rc != 0)
-        return rc;
     engram_result_t *result = NULL;
-    rc = engram_log_append(engram, opts->args[0], opts->args[1], text.data, text.len, &result);
-    cli_value_fini(&text);
+    int rc = engram_log_append(engram, opts->args[0], opts->args[1], opts->value.data,
+                               opts->value.len, &result);
     return s_print_write(opts, rc, &result);
 }
 
 int cli_cmd_log_range(engram_t *engram, const cli_opts_t *opts)
 {
-    engram_result_t *result = NULL;
-    int rc = engram_log_range(engram, opts->args[0], opts->args[1], &result);
-    if (rc != 0)
-        return rc;
-    rc = s_print_values(opts, result, true);
-    engram_result_destroy(&result);
-    return rc;
+    return s_read_items(engram, opts, engram_log_range, cli_json_item, s_print_value);
 }
 
 int cli_cmd_remember(engram_t *engram, const cli_opts_t *opts)
 {
-    cli_value_t text;
-    int rc = cli_value_init(&text, opts->args[1]);
-    if (rc != 0)
-        return rc;
-    if (memchr(text.data, '\0', text.len)) {
-        cli_value_fini(&text);
+    const cli_value_t *text = &opts->value;
+    if (memchr(text->data, '\0', text->len))
         return cli_fail(ENGRAM_EINVAL, "the text holds a NUL byte");
-    }
     engram_result_t *result = NULL;
-    rc = engram_remember(engram, opts->args[0], (const char *)text.data, opts->meta, opts->ttl_ms,
-                         &result);
-    cli_value_fini(&text);
+    int rc = engram_remember(engram, opts->args[0], (const char *)text->data, opts->meta,
+                             opts->ttl_ms, &result);
     if (rc != 0)
         return rc;
     if (opts->json)
@@ -281,9 +279,7 @@ int cli_cmd_remember(engram_t *engram, const cli_opts_t *opts)
 
 int cli_cmd_share(engram_t *engram, const cli_opts_t *opts)
 {
-    engram_result_t *result = NULL;
-    int rc = engram_share(engram, opts->args[0], opts->args[1], &result);
-    return s_print_write(opts, rc, &result);
+    return s_write(engram, opts, engram_share);
 }
 
 static void s_on_signal(int sig)

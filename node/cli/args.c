@@ -182,10 +182,9 @@ int cli_parse(int argc, char **argv, cli_opts_t *opts, const char **pos, size_t 
         if (options_end || strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
             if (!options_end && strcmp(arg, "--") == 0)
                 options_end = true;
-            else if (i == 1 && strcmp(arg, "-h") == 0) {
-                cli_help(stdout);
-                return -1;
-            } else
+            else if (i == 1 && strcmp(arg, "-h") == 0)
+                opts->help = true;
+            else
                 pos[(*npos)++] = arg;
             continue;
         }
@@ -197,11 +196,10 @@ int cli_parse(int argc, char **argv, cli_opts_t *opts, const char **pos, size_t 
         if (!option->takes_value) {
             if (eq)
                 return cli_usage(NULL, "--%s takes no value", option->name);
-            if (strcmp(option->name, "help") == 0) {
-                cli_help(stdout);
-                return -1;
-            }
-            opts->json = true;
+            if (strcmp(option->name, "help") == 0)
+                opts->help = true;
+            else
+                opts->json = true;
             continue;
         }
         const char *value = eq ? eq + 1 : NULL;

@@ -13,7 +13,9 @@
  *  ($USER, then "anonymous"). Options may stand anywhere on the line, before or after the
  *  command, as `--name value` or `--name=value`; `--` ends them, so that a later argument
  *  starting with `--` is taken as it is. A VALUE or TEXT argument "-" is read from stdin.
- *  The commands are listed in commands.c; their usage lines are the reference.
+ *  The commands are listed in commands.c; their usage lines and help are the reference, which
+ *  `engram help [COMMAND]` (or --help anywhere on a command line) prints. A mistyped command
+ *  word is refused (exit 2) with the nearest command word, when one is near enough.
  *
  *  Output is the CLI's contract with scripts and tests:
  *    - writes (put, rm, set add/rm, counter add, log append, share) print the causal token;
@@ -72,12 +74,20 @@ enum {
     CLI_OPT_OUT = 1 << 6,
 };
 
+/*  A VALUE or TEXT argument: the argument itself, or stdin for "-". */
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+    uint8_t *owned; /* what data points to when it came from stdin; freed by cli_value_fini */
+} cli_value_t;
+
 /*  The parsed command line. Strings point into argv. */
 typedef struct {
     const char *socket; /* --socket; NULL: libengram's default */
     const char *agent;  /* --agent, $ENGRAM_AGENT or "cli" */
     const char *user;   /* --user, $ENGRAM_USER, $USER or "anonymous" */
     bool json;          /* --json */
+    bool help;          /* --help, or -h first: print the help instead of running */
     unsigned given;     /* CLI_OPT_* of the command options given */
     const char *meta;   /* --meta; NULL if not given */
     uint64_t ttl_ms;    /* --ttl, in milliseconds; 0: never expires */
@@ -88,7 +98,14 @@ typedef struct {
     const char *out;    /* --out */
     const char **args;  /* positional arguments after the command word(s) */
     size_t nargs;
+    cli_value_t value; /* the VALUE or TEXT of a CLI_CMD_VALUE command; main owns it */
 } cli_opts_t;
+
+/*  What a command needs besides its arguments. */
+enum {
+    CLI_CMD_OFFLINE = 1 << 0, /* runs without a node (admin key work): engram is NULL */
+    CLI_CMD_VALUE = 1 << 1,   /* its last argument is a VALUE or TEXT, "-" read from stdin */
+};
 
 /*  A command. run returns 0 or an ENGRAM_E* code, having printed its output. */
 typedef struct {
@@ -99,7 +116,8 @@ typedef struct {
     unsigned options; /* CLI_OPT_* it accepts */
     int (*run)(engram_t *engram, const cli_opts_t *opts);
     const char *usage; /* its usage line, after "engram [global options]" */
-    bool offline;      /* runs without a node (admin key work): engram is NULL */
+    unsigned flags;    /* CLI_CMD_* */
+    const char *help;  /* what it does: a line for the list of commands, then more lines */
 } cli_command_t;
 
 /*  --- main.c ---------------------------------------------------------------------------- */
@@ -115,36 +133,33 @@ int cli_fail(int code, const char *format, ...) __attribute__((format(printf, 2,
 const cli_command_t *cli_command_find(const char *name, const char *sub);
 /*  True when commands named name take a second word. */
 bool cli_command_has_sub(const char *name);
-/*  Lists the commands on out. */
-void cli_help(FILE *out);
+/*  `engram help WORDS...`: prints the usage and help of the command WORDS name (of every
+ *  command of a first word that takes a second one; extra words are ignored), or lists every
+ *  command when there are no words. Returns 0, or 2 after a usage error when WORDS name no
+ *  command. */
+int cli_help(const char *const *words, size_t nwords);
 /*  A usage error: the message and a short usage (command's, if not NULL) on stderr. Returns
  *  2, the exit status of usage errors. */
 int cli_usage(const cli_command_t *command, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
-/*  A usage error for a command word without a known subcommand (sub: the one given, or NULL):
- *  the usage lines of them all. Returns 2. */
-int cli_usage_sub(const char *name, const char *sub);
+/*  A usage error for command words that name no command (sub: the second word, or NULL), with
+ *  the nearest command word when one is near enough to be a slip, and for a first word that
+ *  takes a second one, the usage lines of all its commands. Returns 2. */
+int cli_usage_command(const char *name, const char *sub);
 
 /*  --- args.c ---------------------------------------------------------------------------- */
 
 /*  Splits argv into options (into opts) and positional arguments (into pos, which has room
- *  for argc). Returns 0, -1 after printing the help, or 2 after a usage message. */
+ *  for argc). Returns 0, or 2 after a usage message. */
 int cli_parse(int argc, char **argv, cli_opts_t *opts, const char **pos, size_t *npos);
 /*  The name of a command option among bits (CLI_OPT_*), without its dashes. */
 const char *cli_option_name(unsigned bits);
 /*  A decimal integer in [min, max], the whole of s. */
 bool cli_parse_int(const char *s, long long min, long long max, long long *out);
 
-/*  A VALUE or TEXT argument: the argument itself, or stdin for "-". */
-typedef struct {
-    const uint8_t *data;
-    size_t len;
-    uint8_t *owned; /* what data points to when it came from stdin; freed by cli_value_fini */
-} cli_value_t;
-
-/*  Returns 0 or an ENGRAM_E* code (with cli_fail's message); on success the caller must call
- *  cli_value_fini. */
+/*  Returns 0 or an ENGRAM_E* code (with cli_fail's message). */
 int cli_value_init(cli_value_t *value, const char *arg);
+/*  Frees what cli_value_init read; harmless on a zeroed value and twice. */
 void cli_value_fini(cli_value_t *value);
 
 /*  --- print.c: the forms of output ------------------------------------------------------ */

@@ -71,17 +71,20 @@ int main(int argc, char **argv)
     }
     size_t npos;
     int status = cli_parse(argc, argv, &opts, pos, &npos);
-    if (status != 0) {
+    /*  `engram help [COMMAND]`, and --help anywhere: the help of the command words given. */
+    size_t help_word = npos > 0 && strcmp(pos[0], "help") == 0;
+    if (status == 0 && (opts.help || help_word))
+        status = cli_help(pos + help_word, npos - help_word);
+    if (status != 0 || opts.help || help_word) {
         free(pos);
-        return status < 0 ? 0 : status;
+        return status;
     }
 
     const cli_command_t *command = NULL;
     if (npos == 0)
         status = cli_usage(NULL, "no command");
     else if (!(command = cli_command_find(pos[0], npos > 1 ? pos[1] : NULL)))
-        status = cli_command_has_sub(pos[0]) ? cli_usage_sub(pos[0], npos > 1 ? pos[1] : NULL)
-                                             : cli_usage(NULL, "unknown command '%s'", pos[0]);
+        status = cli_usage_command(pos[0], npos > 1 ? pos[1] : NULL);
     else {
         opts.args = pos + (command->sub ? 2 : 1);
         opts.nargs = npos - (command->sub ? 2 : 1);
@@ -100,29 +103,27 @@ int main(int argc, char **argv)
         return status;
     }
 
-    if (command->offline) {
-        int rc = command->run(NULL, &opts);
-        if (rc != 0)
-            fprintf(stderr, "engram: %s%s%s\n", engram_strerror(rc), s_message ? ": " : "",
-                    s_message ? s_message : "");
-        free(pos);
-        return s_exit_status(rc);
+    int rc = 0;
+    if (command->flags & CLI_CMD_VALUE)
+        rc = cli_value_init(&opts.value, opts.args[opts.nargs - 1]);
+    engram_t *engram = NULL;
+    if (rc == 0 && !(command->flags & CLI_CMD_OFFLINE)) {
+        engram = engram_connect(opts.socket, opts.agent, opts.user);
+        if (!engram)
+            rc = cli_fail(ENGRAM_EUNAVAILABLE, "cannot connect to %s",
+                          opts.socket ? opts.socket
+                                      : s_env("ENGRAM_SOCKET", ENGRAM_DEFAULT_API_ENDPOINT));
     }
-    engram_t *engram = engram_connect(opts.socket, opts.agent, opts.user);
-    if (!engram) {
-        fprintf(stderr, "engram: %s: cannot connect to %s\n", engram_strerror(ENGRAM_EUNAVAILABLE),
-                opts.socket ? opts.socket : s_env("ENGRAM_SOCKET", ENGRAM_DEFAULT_API_ENDPOINT));
-        free(pos);
-        return s_exit_status(ENGRAM_EUNAVAILABLE);
-    }
-    int rc = command->run(engram, &opts);
+    if (rc == 0)
+        rc = command->run(engram, &opts);
     if (rc == 0 && fflush(stdout) != 0)
         rc = cli_fail(ENGRAM_EIO, "writing stdout: %s", strerror(errno));
     if (rc != 0) {
-        const char *message = s_message ? s_message : engram_last_error(engram);
+        const char *message = s_message ? s_message : engram ? engram_last_error(engram) : "";
         fprintf(stderr, "engram: %s%s%s\n", engram_strerror(rc), *message ? ": " : "", message);
     }
     engram_destroy(&engram);
+    cli_value_fini(&opts.value);
     free(pos);
     return s_exit_status(rc);
 }

@@ -5,6 +5,7 @@ Usage: cli_test.py ENGRAMD ENGRAM. Starts engramd on a temporary directory, driv
 users and scripts do, and checks outputs, --json documents and exit statuses:
 0 success, 2 usage, 3 not found, 4 refused, 5 unavailable.
 """
+import itertools
 import json
 import os
 import shutil
@@ -19,6 +20,12 @@ ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
 # The fields of every JSON form of an item (a version, a log entry, a change).
 ITEM = {"value", "meta", "author", "user", "agents", "resources", "hlc", "created_hlc",
         "expires_at_ms", "node", "n"}
+USAGE = "usage: engram [--socket EP] [--agent NAME] [--user NAME] [--json] "
+# Every command, by its words.
+COMMANDS = ["put", "get", "rm", "ls", "history", "set add", "set rm", "set members",
+            "counter add", "counter get", "log append", "log range", "remember", "share", "watch",
+            "stats", "cluster init", "node admit", "cluster status", "cluster join",
+            "cluster remove"]
 
 
 class Node:
@@ -201,6 +208,50 @@ class CliTest(unittest.TestCase):
         memory = json.loads(self.ok("--json", "remember", "run:json", "a memory"))
         self.assertEqual(set(memory), {"memory_id", "token"})
         self.assertEqual(self.ok("get", "run:json", memory["memory_id"]), "a memory\n")
+
+    def test_help(self):
+        listing = self.ok("help")
+        self.assertEqual(self.ok("--help"), listing)
+        self.assertEqual(self.ok("-h"), listing)
+        # the listing: each command's usage line, then its summary indented below it
+        lines = listing.splitlines()
+        usages = {}
+        for i, line in enumerate(lines):
+            if line.startswith("  ") and not line.startswith("   "):
+                words = " ".join(itertools.takewhile(lambda w: w.isalpha() and w.islower(),
+                                                     line.split()))
+                usages[words] = (line[2:], lines[i + 1].strip())
+        self.assertEqual(sorted(usages), sorted(COMMANDS))
+        for command in COMMANDS:
+            usage, summary = usages[command]
+            out = self.ok("help", *command.split())
+            self.assertEqual(out.splitlines()[:3], [USAGE + usage, "", summary], command)
+            # --help anywhere on a command line gives the same, and runs nothing
+            self.assertEqual(self.ok(*command.split(), "--help"), out)
+        self.ok("put", "run:help", "k", "v", "--help")
+        self.fails(3, "get", "run:help", "k")
+        # a first word that takes a second one: the help of each of its commands
+        out = self.ok("help", "set")
+        self.assertEqual([l for l in out.splitlines() if l.startswith("usage: ")],
+                         [USAGE + usages[c][0] for c in ("set add", "set rm", "set members")])
+
+    def test_unknown_command_names_the_nearest(self):
+        self.assertEqual(self.fails(2, "stat"),
+                         "engram: unknown command 'stat'; did you mean 'stats'?")
+        self.assertEqual(self.fails(2, "gte", "run:cli", "draft"),
+                         "engram: unknown command 'gte'; did you mean 'get'?")
+        self.assertEqual(self.fails(2, "clsuter", "status"),
+                         "engram: unknown command 'clsuter'; did you mean 'cluster status'?")
+        self.assertEqual(self.fails(2, "set", "ad", "run:x", "k", "e"),
+                         "engram: unknown subcommand 'set ad'; did you mean 'set add'?")
+        self.assertEqual(self.fails(2, "help", "remeber"),
+                         "engram: unknown command 'remeber'; did you mean 'remember'?")
+        self.assertEqual(self.fails(2, "hlep"),
+                         "engram: unknown command 'hlep'; did you mean 'help'?")
+        # nothing near enough to be a slip: no guess
+        self.assertEqual(self.fails(2, "frobnicate"), "engram: unknown command 'frobnicate'")
+        self.assertEqual(self.fails(2, "set", "frobnicate"),
+                         "engram: unknown subcommand 'set frobnicate'")
 
     def test_ttl_expiry(self):
         # The value is readable until its TTL has passed, and gone after: a slow machine may
