@@ -134,9 +134,9 @@ const cli_command_t *cli_command_find(const char *name, const char *sub);
 /*  True when commands named name take a second word. */
 bool cli_command_has_sub(const char *name);
 /*  `engram help WORDS...`: prints the usage and help of the command WORDS name (of every
- *  command of a first word that takes a second one; extra words are ignored), or lists every
- *  command when there are no words. Returns 0, or 2 after a usage error when WORDS name no
- *  command. */
+ *  command of a first word that takes a second one; leading "help" words and extra words are
+ *  ignored), or lists every command when there are no others. Returns 0, or 2 after a usage
+ *  error when WORDS name no command. */
 int cli_help(const char *const *words, size_t nwords);
 /*  A usage error: the message and a short usage (command's, if not NULL) on stderr. Returns
  *  2, the exit status of usage errors. */

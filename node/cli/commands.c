@@ -208,6 +208,8 @@ static void s_help_all(void)
 
 int cli_help(const char *const *words, size_t nwords)
 {
+    for (; nwords > 0 && strcmp(words[0], "help") == 0; nwords--)
+        words++;
     if (nwords == 0) {
         s_help_all();
         return 0;

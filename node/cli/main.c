@@ -72,10 +72,10 @@ int main(int argc, char **argv)
     size_t npos;
     int status = cli_parse(argc, argv, &opts, pos, &npos);
     /*  `engram help [COMMAND]`, and --help anywhere: the help of the command words given. */
-    size_t help_word = npos > 0 && strcmp(pos[0], "help") == 0;
-    if (status == 0 && (opts.help || help_word))
-        status = cli_help(pos + help_word, npos - help_word);
-    if (status != 0 || opts.help || help_word) {
+    bool help = opts.help || (npos > 0 && strcmp(pos[0], "help") == 0);
+    if (status == 0 && help)
+        status = cli_help(pos, npos);
+    if (status != 0 || help) {
         free(pos);
         return status;
     }

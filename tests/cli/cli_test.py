@@ -213,6 +213,7 @@ class CliTest(unittest.TestCase):
         listing = self.ok("help")
         self.assertEqual(self.ok("--help"), listing)
         self.assertEqual(self.ok("-h"), listing)
+        self.assertEqual(self.ok("help", "help"), listing)
         # the listing: each command's usage line, then its summary indented below it
         lines = listing.splitlines()
         usages = {}
