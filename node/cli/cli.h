@@ -24,11 +24,15 @@
  *    - line-oriented outputs (ls, history, set members, log range, watch) print one record a
  *      line, fields separated by one space, newline and carriage return bytes inside a field
  *      written as \n and \r, and an empty name (author, op) as "-";
- *    - --json prints one JSON document (watch: one object a line). Strings are escaped as
- *      RFC 8259 asks; bytes that are not UTF-8 are written as \u00XX, one per byte. meta is
- *      embedded as JSON when it is valid JSON, as a string otherwise, null when empty.
- *      get --json is the winner's fields, "siblings" (the other concurrent versions, as
- *      objects of the same fields) and "token".
+ *    - --json prints one JSON document (watch: one object a line), compact, built and
+ *      written by jansson and by nothing else. A byte of a string that is not part of
+ *      well-formed UTF-8 stands for the code point of its value (U+0080 to U+00FF: \u00XX in
+ *      JSON terms). meta is embedded as the JSON value it holds when jansson reads it as one
+ *      (as the node does), as a string otherwise, null when empty. get --json is the winner's
+ *      fields, "siblings" (the other concurrent versions, as objects of the same fields) and
+ *      "token";
+ *    - node ids, human and JSON alike, are 16 lower-case hex digits (cli_node_id), as
+ *      `engramd --identity` prints them and `cluster remove` takes them.
  *  Errors are one line on stderr, `engram: <engram_strerror(code)>[: <node message>]`, and
  *  the exit status says what kind: 0 success, 1 other failure, 2 usage, 3 not found,
  *  4 refused, 5 node unavailable.
@@ -44,7 +48,7 @@
  *  prints nothing before the first event, so a script cannot tell when the subscription is
  *  in place.
  *
- *  Files: main.c (connect, run, report), commands.c (the command table, usage), args.c
+ *  Files: main.c (connect, run, report), commands.c (the command table, help, usage), args.c
  *  (options, numbers, stdin values), print.c (the forms of output), agent.c (the agent
  *  commands), admin.c (cluster administration and the admin key). This header is shared by
  *  them and by nothing else.
@@ -131,8 +135,6 @@ int cli_fail(int code, const char *format, ...) __attribute__((format(printf, 2,
 /*  The command named by its first word and, for commands that have one, its second; NULL if
  *  there is none. */
 const cli_command_t *cli_command_find(const char *name, const char *sub);
-/*  True when commands named name take a second word. */
-bool cli_command_has_sub(const char *name);
 /*  `engram help WORDS...`: prints the usage and help of the command WORDS name (of every
  *  command of a first word that takes a second one; leading "help" words and extra words are
  *  ignored), or lists every command when there are no others. Returns 0, or 2 after a usage

@@ -94,7 +94,8 @@ const cli_command_t *cli_command_find(const char *name, const char *sub)
     return NULL;
 }
 
-bool cli_command_has_sub(const char *name)
+/*  True when commands named name take a second word. */
+static bool s_has_sub(const char *name)
 {
     for (size_t i = 0; i < S_NCOMMANDS; i++)
         if (strcmp(s_commands[i].name, name) == 0 && s_commands[i].sub)
@@ -171,7 +172,7 @@ int cli_usage(const cli_command_t *command, const char *format, ...)
 
 int cli_usage_command(const char *name, const char *sub)
 {
-    if (!cli_command_has_sub(name)) {
+    if (!s_has_sub(name)) {
         const char *nearest = s_nearest(name, NULL);
         const cli_command_t *meant = nearest ? cli_command_find(nearest, sub) : NULL;
         if (!nearest)
@@ -216,7 +217,7 @@ int cli_help(const char *const *words, size_t nwords)
     }
     const char *sub = nwords > 1 ? words[1] : NULL;
     const cli_command_t *command = cli_command_find(words[0], sub);
-    if (!command && (sub || !cli_command_has_sub(words[0])))
+    if (!command && (sub || !s_has_sub(words[0])))
         return cli_usage_command(words[0], sub);
     /*  The command, or every command of a word that takes a second one. */
     bool first = true;
