@@ -1,6 +1,10 @@
-/*  node_json: checks that text is one JSON value (RFC 8259), for the metadata agents attach to
- *  memories, and that names are UTF-8. Syntax only: nothing is built. Nesting deeper than NODE_JSON_MAX_DEPTH is refused
- *  so that hostile input cannot exhaust the stack.
+/*  node_json: the checks the agent API makes on text an agent sends: that metadata is one JSON
+ *  value, and that names and keys are UTF-8. Both are jansson's own checks (RFC 8259, strict
+ *  UTF-8), so the node and the CLI, which prints metadata through jansson, agree on what JSON
+ *  is. Nothing built here outlives a call.
+ *
+ *  Known limits, jansson's: a number must fit its type (an integer in int64, a real in a
+ *  double), so valid RFC 8259 text such as 123456789012345678901234567890 or 1e400 is refused.
  */
 #ifndef NODE_JSON_H
 #define NODE_JSON_H
@@ -8,12 +12,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/*  Nesting of arrays and objects a metadata document may have. */
 #define NODE_JSON_MAX_DEPTH 64
 
-/*  True when text[0..len) is exactly one JSON value, with optional surrounding whitespace. */
+/*  True when text[0..len) is exactly one JSON value with optional whitespace around it, its
+ *  strings well-formed UTF-8 ("\u0000" and duplicate keys allowed, lone surrogate escapes not),
+ *  nested at most NODE_JSON_MAX_DEPTH deep. False also when memory runs out. */
 bool node_json_valid(const char *text, size_t len);
 /*  True when text[0..len) is well-formed UTF-8 (no overlong forms, surrogates or code points
- *  past U+10FFFF), as JSON text and protobuf strings must be. */
+ *  past U+10FFFF), as JSON text and protobuf strings must be. False also when memory runs out. */
 bool node_json_utf8_valid(const char *text, size_t len);
 
 #endif

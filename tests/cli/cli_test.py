@@ -5,6 +5,7 @@ Usage: cli_test.py ENGRAMD ENGRAM. Starts engramd on a temporary directory, driv
 users and scripts do, and checks outputs, --json documents and exit statuses:
 0 success, 2 usage, 3 not found, 4 refused, 5 unavailable.
 """
+import itertools
 import json
 import os
 import shutil
@@ -16,6 +17,15 @@ import time
 import unittest
 
 ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
+# The fields of every JSON form of an item (a version, a log entry, a change).
+ITEM = {"value", "meta", "author", "user", "agents", "resources", "hlc", "created_hlc",
+        "expires_at_ms", "node", "n"}
+USAGE = "usage: engram [--socket EP] [--agent NAME] [--user NAME] [--json] "
+# Every command, by its words.
+COMMANDS = ["put", "get", "rm", "ls", "history", "set add", "set rm", "set members",
+            "counter add", "counter get", "log append", "log range", "remember", "share", "watch",
+            "stats", "cluster init", "node admit", "cluster status", "cluster join",
+            "cluster remove"]
 
 
 class Node:
@@ -90,6 +100,15 @@ class CliTest(unittest.TestCase):
         self.assertEqual(doc["author"], "tester")
         self.assertEqual(doc["siblings"], [])
         self.assertEqual(doc["meta"], {"v": 1})
+        # node ids in one form everywhere: 16 lower-case hex digits, in JSON and in the human
+        # form; the version's node is the replica that wrote it, this one
+        stats = json.loads(self.ok("--json", "stats"))
+        for field in ("node_id", "replica_id"):
+            self.assertRegex(stats[field], r"^[0-9a-f]{16}$")
+        self.assertEqual(doc["node"], stats["replica_id"])
+        human = dict(line.split(": ", 1) for line in self.ok("stats").splitlines())
+        self.assertEqual((human["node_id"], human["replica_id"]),
+                         (stats["node_id"], stats["replica_id"]))
 
     def test_options_after_command_and_stdin_value(self):
         self.ok("put", "run:cli", "piped", "-", "--ttl", "600", stdin="from stdin")
@@ -136,25 +155,104 @@ class CliTest(unittest.TestCase):
         env = dict(os.environ, ENGRAM_SOCKET=self.node.socket, ENGRAM_AGENT="w", ENGRAM_USER="u")
         subscribers = lambda: json.loads(self.ok("--json", "stats"))["subscribers"]
         before = subscribers()
-        watcher = subprocess.Popen([ENGRAM, "watch", "run:watched", "--count", "2"], env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        watchers = [subprocess.Popen([ENGRAM, *json_flag, "watch", "run:watched", "--count", "2"],
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True) for json_flag in ([], ["--json"])]
         # watch prints nothing before its first event: the node's subscriber count tells when
-        # the subscription is in place (a fixed sleep is too short on a loaded machine)
+        # the subscriptions are in place (a fixed sleep is too short on a loaded machine)
         deadline = time.monotonic() + 30
-        while subscribers() <= before:
-            self.assertIsNone(watcher.poll(), "engram watch exited before subscribing")
-            self.assertLess(time.monotonic(), deadline, "the watcher never subscribed")
+        while subscribers() < before + len(watchers):
+            for watcher in watchers:
+                self.assertIsNone(watcher.poll(), "engram watch exited before subscribing")
+            self.assertLess(time.monotonic(), deadline, "the watchers never subscribed")
             time.sleep(0.05)
         self.ok("put", "run:other", "k", "not for the watcher")
         self.ok("put", "run:watched", "k1", "v1")
         self.ok("set", "add", "run:watched", "s", "e")
-        out, err = watcher.communicate(timeout=10)
-        self.assertEqual(watcher.returncode, 0, err)
-        lines = out.splitlines()
-        self.assertEqual(len(lines), 2)
-        self.assertIn("k1", lines[0])
-        self.assertIn("v1", lines[0])
-        self.assertIn("s", lines[1])
+        (out, err), (json_out, json_err) = [w.communicate(timeout=10) for w in watchers]
+        self.assertEqual([w.returncode for w in watchers], [0, 0], err + json_err)
+        # one line an event: scope, key, op, value; the write to run:other is not among them
+        self.assertEqual(out.splitlines(), ["run:watched k1 put v1", "run:watched s set_add e"])
+        # --json: one object a line, the same facts and the item's fields
+        events = [json.loads(line) for line in json_out.splitlines()]
+        self.assertEqual([(e["scope"], e["key"], e["op"], e["value"]) for e in events],
+                         [("run:watched", "k1", "put", "v1"), ("run:watched", "s", "set_add", "e")])
+        for e in events:
+            self.assertEqual(set(e), ITEM | {"scope", "key", "op", "amount", "token"})
+
+    def test_json_forms(self):
+        # bytes that are not UTF-8 stand for the code points of their values, U+0080 to U+00FF
+        self.ok("put", "run:json", "bytes", "caf\u00e9 \udcff\udcfe\x01")
+        doc = json.loads(self.ok("--json", "get", "run:json", "bytes"))
+        self.assertEqual(doc["value"], "caf\u00e9 \u00ff\u00fe\x01")
+        self.assertIsNone(doc["meta"])
+        self.assertEqual(set(doc), ITEM | {"siblings", "token"})
+        # meta is embedded as the JSON value it is
+        meta = {"score": 0.93, "tags": ["a", "\u00e9"], "n": -7, "deep": [[{}]], "none": None}
+        self.ok("put", "run:json", "meta", "v", "--meta", json.dumps(meta))
+        self.assertEqual(json.loads(self.ok("--json", "get", "run:json", "meta"))["meta"], meta)
+        # the other documents
+        self.ok("counter", "add", "run:json", "c", "-3")
+        counter = json.loads(self.ok("--json", "counter", "get", "run:json", "c"))
+        self.assertEqual((set(counter), counter["value"]), ({"value", "token"}, -3))
+        history = json.loads(self.ok("--json", "history", "run:json", "c"))
+        self.assertEqual([(h["op"], h["amount"]) for h in history], [("counter_add", -3)])
+        self.assertEqual(set(history[0]), ITEM | {"op", "amount"})
+        self.ok("log", "append", "run:json", "log", "first")
+        entries = json.loads(self.ok("--json", "log", "range", "run:json", "log"))
+        self.assertEqual([(set(e), e["value"]) for e in entries], [(ITEM, "first")])
+        self.ok("set", "add", "run:json", "set", "x")
+        self.assertEqual(json.loads(self.ok("--json", "set", "members", "run:json", "set")), ["x"])
+        written = json.loads(self.ok("--json", "set", "add", "run:json", "set", "y"))
+        self.assertEqual(list(written), ["token"])
+        memory = json.loads(self.ok("--json", "remember", "run:json", "a memory"))
+        self.assertEqual(set(memory), {"memory_id", "token"})
+        self.assertEqual(self.ok("get", "run:json", memory["memory_id"]), "a memory\n")
+
+    def test_help(self):
+        listing = self.ok("help")
+        self.assertEqual(self.ok("--help"), listing)
+        self.assertEqual(self.ok("-h"), listing)
+        self.assertEqual(self.ok("help", "help"), listing)
+        # the listing: each command's usage line, then its summary indented below it
+        lines = listing.splitlines()
+        usages = {}
+        for i, line in enumerate(lines):
+            if line.startswith("  ") and not line.startswith("   "):
+                words = " ".join(itertools.takewhile(lambda w: w.isalpha() and w.islower(),
+                                                     line.split()))
+                usages[words] = (line[2:], lines[i + 1].strip())
+        self.assertEqual(sorted(usages), sorted(COMMANDS))
+        for command in COMMANDS:
+            usage, summary = usages[command]
+            out = self.ok("help", *command.split())
+            self.assertEqual(out.splitlines()[:3], [USAGE + usage, "", summary], command)
+            # --help anywhere on a command line gives the same, and runs nothing
+            self.assertEqual(self.ok(*command.split(), "--help"), out)
+        self.ok("put", "run:help", "k", "v", "--help")
+        self.fails(3, "get", "run:help", "k")
+        # a first word that takes a second one: the help of each of its commands
+        out = self.ok("help", "set")
+        self.assertEqual([l for l in out.splitlines() if l.startswith("usage: ")],
+                         [USAGE + usages[c][0] for c in ("set add", "set rm", "set members")])
+
+    def test_unknown_command_names_the_nearest(self):
+        self.assertEqual(self.fails(2, "stat"),
+                         "engram: unknown command 'stat'; did you mean 'stats'?")
+        self.assertEqual(self.fails(2, "gte", "run:cli", "draft"),
+                         "engram: unknown command 'gte'; did you mean 'get'?")
+        self.assertEqual(self.fails(2, "clsuter", "status"),
+                         "engram: unknown command 'clsuter'; did you mean 'cluster status'?")
+        self.assertEqual(self.fails(2, "set", "ad", "run:x", "k", "e"),
+                         "engram: unknown subcommand 'set ad'; did you mean 'set add'?")
+        self.assertEqual(self.fails(2, "help", "remeber"),
+                         "engram: unknown command 'remeber'; did you mean 'remember'?")
+        self.assertEqual(self.fails(2, "hlep"),
+                         "engram: unknown command 'hlep'; did you mean 'help'?")
+        # nothing near enough to be a slip: no guess
+        self.assertEqual(self.fails(2, "frobnicate"), "engram: unknown command 'frobnicate'")
+        self.assertEqual(self.fails(2, "set", "frobnicate"),
+                         "engram: unknown subcommand 'set frobnicate'")
 
     def test_ttl_expiry(self):
         # The value is readable until its TTL has passed, and gone after: a slow machine may

@@ -145,6 +145,9 @@ class ClusterCliTest(unittest.TestCase):
             return (before, human) if facts(before) == facts(after) else None
 
         doc, human = eventually(snapshot, "a status that holds still")
+        # node ids in one form: stats and cluster status name this node alike
+        stats = engram("--json", "stats", socket=self.api(1))
+        self.assertEqual(json.loads(stats.stdout)["node_id"], doc["node"])
         self.assertIn(f"cluster {doc['cluster']}, node {doc['node']} at {doc['endpoint']}",
                       human.stdout)
         for m in doc["members"]:

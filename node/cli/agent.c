@@ -1,0 +1,374 @@
+/*  The agent commands: put, get, rm, ls, history, set, counter, log, remember, share, watch
+ *  and stats, each a call of libengram and the printing of its answer.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/cli/cli.h"
+
+/*  How long watch waits for an event before it looks at its signal flag again; this bounds
+ *  the delay of a signal that arrives just before the wait starts. */
+#define S_WATCH_POLL_MS 1000
+
+/*  Set by SIGINT and SIGTERM: watch ends. */
+static volatile sig_atomic_t s_stop;
+
+/*  Prints a write's result: its token (--json: {"token": ...}). Takes *result. */
+static int s_print_write(const cli_opts_t *opts, int rc, engram_result_t **result)
+{
+    if (rc == 0 && opts->json)
+        rc = cli_json_print(json_pack("{s:o}", "token", cli_json_str((*result)->token)));
+    else if (rc == 0)
+        printf("%s\n", (*result)->token);
+    engram_result_destroy(result);
+    return rc;
+}
+
+/*  The libengram calls on the two arguments of a command: KEY in SCOPE (share: KEY, SCOPE). */
+typedef int s_call_t(engram_t *engram, const char *arg0, const char *arg1,
+                     engram_result_t **result);
+
+/*  A write on the two arguments, which prints its token. */
+static int s_write(engram_t *engram, const cli_opts_t *opts, s_call_t *call)
+{
+    engram_result_t *result = NULL;
+    int rc = call(engram, opts->args[0], opts->args[1], &result);
+    return s_print_write(opts, rc, &result);
+}
+
+/*  A change to an object, as history and watch give it: its op, the amount of a counter
+ *  change, and the item's fields. */
+static json_t *s_json_change(const engram_item_t *item, const char *op)
+{
+    return cli_json_merge(
+        json_pack("{s:o, s:I}", "op", cli_json_str(op), "amount", (json_int_t)item->amount),
+        cli_json_item(item));
+}
+
+/*  A history step: its op, the amount of a counter change and the item's fields; on a line,
+ *  hlc, op, author and value. */
+static json_t *s_json_step(const engram_item_t *step)
+{
+    return s_json_change(step, step->op);
+}
+
+static void s_print_step(const engram_item_t *step)
+{
+    printf("%" PRIu64 " ", step->hlc);
+    cli_print_str(step->op);
+    putchar(' ');
+    cli_print_str(step->author);
+    cli_print_item_value(step, step->op);
+}
+
+/*  An item by its value alone: a set member; the line of a log entry. */
+static json_t *s_json_value(const engram_item_t *item)
+{
+    return cli_json_bytes(item->value, item->len);
+}
+
+static void s_print_value(const engram_item_t *item)
+{
+    cli_print_field(item->value, item->len);
+}
+
+/*  Reads the items of KEY in SCOPE with call and prints them: with --json an array of
+ *  to_json(item), else each print_line(item) on its own line. */
+static int s_read_items(engram_t *engram, const cli_opts_t *opts, s_call_t *call,
+                        json_t *(*to_json)(const engram_item_t *),
+                        void (*print_line)(const engram_item_t *))
+{
+    engram_result_t *result = NULL;
+    int rc = call(engram, opts->args[0], opts->args[1], &result);
+    if (rc != 0)
+        return rc;
+    json_t *items = opts->json ? json_array() : NULL;
+    for (size_t i = 0; i < result->nitems; i++) {
+        if (opts->json) {
+            items = cli_json_append(items, to_json(&result->items[i]));
+        } else {
+            print_line(&result->items[i]);
+            putchar('\n');
+        }
+    }
+    if (opts->json)
+        rc = cli_json_print(items);
+    engram_result_destroy(&result);
+    return rc;
+}
+
+int cli_cmd_put(engram_t *engram, const cli_opts_t *opts)
+{
+    const cli_value_t *value = &opts->value;
+    engram_result_t *result = NULL;
+    int rc;
+    if (opts->given & CLI_OPT_REPLICAS)
+        rc = engram_put_replicated(engram, opts->args[0], opts->args[1], value->data, value->len,
+                                   opts->meta, opts->ttl_ms, opts->replicas,
+                                   (opts->given & CLI_OPT_TIMEOUT) ? opts->timeout_ms : 0, &result);
+    else
+        rc = engram_put(engram, opts->args[0], opts->args[1], value->data, value->len, opts->meta,
+                        opts->ttl_ms, &result);
+    return s_print_write(opts, rc, &result);
+}
+
+int cli_cmd_get(engram_t *engram, const cli_opts_t *opts)
+{
+    engram_result_t *result = NULL;
+    int rc =
+        engram_get(engram, opts->args[0], opts->args[1], opts->after, opts->timeout_ms, &result);
+    if (rc != 0)
+        return rc;
+    if (result->nitems == 0) {
+        engram_result_destroy(&result);
+        return cli_fail(ENGRAM_ENOTFOUND, "%s %s", opts->args[0], opts->args[1]);
+    }
+    const engram_item_t *winner = &result->items[0];
+    if (opts->json) {
+        json_t *siblings = json_array();
+        for (size_t i = 1; i < result->nitems; i++)
+            siblings = cli_json_append(siblings, cli_json_item(&result->items[i]));
+        rc = cli_json_print(
+            cli_json_merge(cli_json_item(winner), json_pack("{s:o, s:o}", "siblings", siblings,
+                                                            "token", cli_json_str(result->token))));
+    } else {
+        fwrite(winner->value, 1, winner->len, stdout);
+        if (winner->len == 0 || winner->value[winner->len - 1] != '\n')
+            putchar('\n');
+    }
+    engram_result_destroy(&result);
+    return rc;
+}
+
+int cli_cmd_rm(engram_t *engram, const cli_opts_t *opts)
+{
+    return s_write(engram, opts, engram_delete);
+}
+
+int cli_cmd_ls(engram_t *engram, const cli_opts_t *opts)
+{
+    const char *prefix = opts->nargs > 1 ? opts->args[1] : NULL;
+    char *cursor = NULL;
+    json_t *keys = opts->json ? json_array() : NULL; /* --json: printed once complete */
+    int rc;
+    while (true) {
+        engram_result_t *result = NULL;
+        rc = engram_list(engram, opts->args[0], prefix, cursor, 0, &result);
+        if (rc != 0)
+            break;
+        for (size_t i = 0; i < result->nitems; i++) {
+            const engram_item_t *item = &result->items[i];
+            if (opts->json) {
+                keys = cli_json_append(keys, json_pack("{s:o, s:o}", "key", cli_json_str(item->key),
+                                                       "type", cli_json_str(item->type)));
+            } else {
+                cli_print_field((const uint8_t *)item->key, strlen(item->key));
+                putchar('\n');
+            }
+        }
+        bool done = !*result->next_cursor;
+        if (!done && cursor && strcmp(cursor, result->next_cursor) == 0) {
+            engram_result_destroy(&result);
+            rc = cli_fail(ENGRAM_EIO, "the node repeated the cursor %s", cursor);
+            break;
+        }
+        free(cursor);
+        cursor = done ? NULL : strdup(result->next_cursor);
+        engram_result_destroy(&result);
+        if (done)
+            break;
+        if (!cursor) {
+            rc = cli_fail(ENGRAM_ENOMEM, "listing");
+            break;
+        }
+    }
+    free(cursor);
+    if (rc == 0 && opts->json)
+        return cli_json_print(keys);
+    json_decref(keys);
+    return rc;
+}
+
+int cli_cmd_history(engram_t *engram, const cli_opts_t *opts)
+{
+    return s_read_items(engram, opts, engram_history, s_json_step, s_print_step);
+}
+
+int cli_cmd_set_add(engram_t *engram, const cli_opts_t *opts)
+{
+    engram_result_t *result = NULL;
+    int rc = engram_set_add(engram, opts->args[0], opts->args[1], opts->args[2], &result);
+    return s_print_write(opts, rc, &result);
+}
+
+int cli_cmd_set_rm(engram_t *engram, const cli_opts_t *opts)
+{
+    engram_result_t *result = NULL;
+    int rc = engram_set_remove(engram, opts->args[0], opts->args[1], opts->args[2], &result);
+    return s_print_write(opts, rc, &result);
+}
+
+int cli_cmd_set_members(engram_t *engram, const cli_opts_t *opts)
+{
+    return s_read_items(engram, opts, engram_set_members, s_json_value, s_print_value);
+}
+
+int cli_cmd_counter_add(engram_t *engram, const cli_opts_t *opts)
+{
+    long long amount;
+    bool parsed = cli_parse_int(opts->args[2], INT64_MIN, INT64_MAX, &amount);
+    assert(parsed);
+    (void)parsed;
+    engram_result_t *result = NULL;
+    int rc = engram_counter_add(engram, opts->args[0], opts->args[1], amount, &result);
+    return s_print_write(opts, rc, &result);
+}
+
+int cli_cmd_counter_get(engram_t *engram, const cli_opts_t *opts)
+{
+    engram_result_t *result = NULL;
+    int rc = engram_counter_get(engram, opts->args[0], opts->args[1], &result);
+    if (rc != 0)
+        return rc;
+    if (opts->json)
+        rc = cli_json_print(json_pack("{s:I, s:o}", "value", (json_int_t)result->number, "token",
+                                      cli_json_str(result->token)));
+    else
+        printf("%" PRId64 "\n", result->number);
+    engram_result_destroy(&result);
+    return rc;
+}
+
+int cli_cmd_log_append(engram_t *engram, const cli_opts_t *opts)
+{
+    engram_result_t *result = NULL;
+    int rc = engram_log_append(engram, opts->args[0], opts->args[1], opts->value.data,
+                               opts->value.len, &result);
+    return s_print_write(opts, rc, &result);
+}
+
+int cli_cmd_log_range(engram_t *engram, const cli_opts_t *opts)
+{
+    return s_read_items(engram, opts, engram_log_range, cli_json_item, s_print_value);
+}
+
+int cli_cmd_remember(engram_t *engram, const cli_opts_t *opts)
+{
+    const cli_value_t *text = &opts->value;
+    if (memchr(text->data, '\0', text->len))
+        return cli_fail(ENGRAM_EINVAL, "the text holds a NUL byte");
+    engram_result_t *result = NULL;
+    int rc = engram_remember(engram, opts->args[0], (const char *)text->data, opts->meta,
+                             opts->ttl_ms, &result);
+    if (rc != 0)
+        return rc;
+    if (opts->json)
+        rc = cli_json_print(json_pack("{s:o, s:o}", "memory_id", cli_json_str(result->memory_id),
+                                      "token", cli_json_str(result->token)));
+    else
+        printf("%s\n", result->memory_id);
+    engram_result_destroy(&result);
+    return rc;
+}
+
+int cli_cmd_share(engram_t *engram, const cli_opts_t *opts)
+{
+    return s_write(engram, opts, engram_share);
+}
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+/*  Prints an event on a line. Returns 0 or an ENGRAM_E* code. */
+static int s_print_event(const cli_opts_t *opts, const engram_event_t *event)
+{
+    if (opts->json) {
+        json_t *where = json_pack("{s:o, s:o}", "scope", cli_json_str(event->scope), "key",
+                                  cli_json_str(event->key));
+        return cli_json_print(
+            cli_json_merge(cli_json_merge(where, s_json_change(&event->item, event->op)),
+                           json_pack("{s:o}", "token", cli_json_str(event->token))));
+    } else {
+        cli_print_str(event->scope);
+        putchar(' ');
+        cli_print_str(event->key);
+        putchar(' ');
+        cli_print_str(event->op);
+        cli_print_item_value(&event->item, event->op);
+        putchar('\n');
+    }
+    return 0;
+}
+
+int cli_cmd_watch(engram_t *engram, const cli_opts_t *opts)
+{
+    /*  No SA_RESTART: the signal must cut engram_next_event's wait short. */
+    struct sigaction action = {.sa_handler = s_on_signal};
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGTERM, &action, NULL);
+
+    int rc = engram_subscribe(engram, opts->args[0]);
+    if (rc != 0)
+        return s_stop ? 0 : rc;
+    for (long seen = 0; !s_stop && (opts->count == 0 || seen < opts->count);) {
+        engram_event_t *event = NULL;
+        rc = engram_next_event(engram, S_WATCH_POLL_MS, &event);
+        if (rc == ENGRAM_ETIMEDOUT)
+            continue;
+        if (rc != 0)
+            return rc;
+        rc = s_print_event(opts, event);
+        engram_event_destroy(&event);
+        if (rc != 0)
+            return rc;
+        if (fflush(stdout) != 0)
+            return cli_fail(ENGRAM_EIO, "writing stdout: %s", strerror(errno));
+        seen++;
+    }
+    return 0;
+}
+
+int cli_cmd_stats(engram_t *engram, const cli_opts_t *opts)
+{
+    engram_stats_t stats;
+    int rc = engram_stats(engram, &stats);
+    if (rc != 0)
+        return rc;
+    char node_id[CLI_NODE_ID_CHARS + 1], replica_id[CLI_NODE_ID_CHARS + 1];
+    cli_node_id(stats.node_id, node_id);
+    cli_node_id(stats.replica_id, replica_id);
+    const struct {
+        const char *name;
+        uint64_t value;
+    } counts[] = {
+        {"uptime_ms", stats.uptime_ms},     {"requests", stats.requests},
+        {"errors", stats.errors},           {"writes", stats.writes},
+        {"commits", stats.commits},         {"scopes", stats.scopes},
+        {"subscribers", stats.subscribers}, {"purged", stats.purged},
+        {"malformed", stats.malformed},
+    };
+    size_t n = sizeof counts / sizeof counts[0];
+    if (opts->json) {
+        json_t *doc = json_pack("{s:s, s:s}", "node_id", node_id, "replica_id", replica_id);
+        for (size_t i = 0; i < n; i++)
+            doc = cli_json_merge(doc,
+                                 json_pack("{s:o}", counts[i].name, cli_json_u64(counts[i].value)));
+        return cli_json_print(
+            cli_json_merge(doc, json_pack("{s:o}", "durability", cli_json_str(stats.durability))));
+    }
+    printf("node_id: %s\nreplica_id: %s\n", node_id, replica_id);
+    for (size_t i = 0; i < n; i++)
+        printf("%s: %" PRIu64 "\n", counts[i].name, counts[i].value);
+    printf("durability: %s\n", stats.durability);
+    return 0;
+}

@@ -1,0 +1,129 @@
+/*  engram's main: parse the command line, connect to the node (unless the command is
+ *  offline), run the command, report its error and exit with the status its code maps to.
+ *  The folder's contract is in cli.h.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/cli/cli.h"
+
+/*  A message of the CLI's own for the error line (stdin, a node's inconsistent answer); it
+ *  replaces engram_last_error when set. */
+static const char *s_message;
+static char s_message_buf[256];
+
+int cli_fail(int code, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    vsnprintf(s_message_buf, sizeof s_message_buf, format, args);
+    va_end(args);
+    s_message = s_message_buf;
+    return code;
+}
+
+static int s_exit_status(int code)
+{
+    switch (code) {
+    case ENGRAM_OK:
+        return 0;
+    case ENGRAM_ENOTFOUND:
+        return 3;
+    case ENGRAM_EINVAL:
+    case ENGRAM_ETYPE:
+    case ENGRAM_ETOOBIG:
+    case ENGRAM_ESCOPE:
+    case ENGRAM_EVERSION:
+    case ENGRAM_EDECODE:
+    case ENGRAM_ERANGE:
+        return 4;
+    case ENGRAM_EDENIED:
+        return 4;
+    case ENGRAM_EUNAVAILABLE:
+    case ENGRAM_ETIMEDOUT:
+    case ENGRAM_EREPLICAS:
+        return 5;
+    default:
+        return 1;
+    }
+}
+
+static const char *s_env(const char *name, const char *fallback)
+{
+    const char *value = getenv(name);
+    return value && *value ? value : fallback;
+}
+
+int main(int argc, char **argv)
+{
+    cli_opts_t opts = {
+        .agent = s_env("ENGRAM_AGENT", "cli"),
+        .user = s_env("ENGRAM_USER", s_env("USER", "anonymous")),
+        .timeout_ms = ENGRAM_DEFAULT_AFTER_TIMEOUT_MS,
+    };
+    const char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    if (!pos) {
+        fprintf(stderr, "engram: %s\n", engram_strerror(ENGRAM_ENOMEM));
+        return 1;
+    }
+    size_t npos;
+    int status = cli_parse(argc, argv, &opts, pos, &npos);
+    /*  `engram help [COMMAND]`, and --help anywhere: the help of the command words given. */
+    bool help = opts.help || (npos > 0 && strcmp(pos[0], "help") == 0);
+    if (status == 0 && help)
+        status = cli_help(pos, npos);
+    if (status != 0 || help) {
+        free(pos);
+        return status;
+    }
+
+    const cli_command_t *command = NULL;
+    if (npos == 0)
+        status = cli_usage(NULL, "no command");
+    else if (!(command = cli_command_find(pos[0], npos > 1 ? pos[1] : NULL)))
+        status = cli_usage_command(pos[0], npos > 1 ? pos[1] : NULL);
+    else {
+        opts.args = pos + (command->sub ? 2 : 1);
+        opts.nargs = npos - (command->sub ? 2 : 1);
+        long long amount;
+        if (opts.given & ~command->options)
+            status = cli_usage(command, "--%s does not apply to this command",
+                               cli_option_name(opts.given & ~command->options));
+        else if (opts.nargs < command->min_args || opts.nargs > command->max_args)
+            status = cli_usage(command, "wrong number of arguments");
+        else if (command->run == cli_cmd_counter_add &&
+                 !cli_parse_int(opts.args[2], INT64_MIN, INT64_MAX, &amount))
+            status = cli_usage(command, "N must be an integer, not '%s'", opts.args[2]);
+    }
+    if (status != 0) {
+        free(pos);
+        return status;
+    }
+
+    int rc = 0;
+    if (command->flags & CLI_CMD_VALUE)
+        rc = cli_value_init(&opts.value, opts.args[opts.nargs - 1]);
+    engram_t *engram = NULL;
+    if (rc == 0 && !(command->flags & CLI_CMD_OFFLINE)) {
+        engram = engram_connect(opts.socket, opts.agent, opts.user);
+        if (!engram)
+            rc = cli_fail(ENGRAM_EUNAVAILABLE, "cannot connect to %s",
+                          opts.socket ? opts.socket
+                                      : s_env("ENGRAM_SOCKET", ENGRAM_DEFAULT_API_ENDPOINT));
+    }
+    if (rc == 0)
+        rc = command->run(engram, &opts);
+    if (rc == 0 && fflush(stdout) != 0)
+        rc = cli_fail(ENGRAM_EIO, "writing stdout: %s", strerror(errno));
+    if (rc != 0) {
+        const char *message = s_message ? s_message : engram ? engram_last_error(engram) : "";
+        fprintf(stderr, "engram: %s%s%s\n", engram_strerror(rc), *message ? ": " : "", message);
+    }
+    engram_destroy(&engram);
+    cli_value_fini(&opts.value);
+    free(pos);
+    return s_exit_status(rc);
+}
