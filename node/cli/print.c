@@ -156,9 +156,41 @@ json_t *cli_json_append(json_t *array, json_t *value)
     return array;
 }
 
+/*  The fewest significant digits (1..17) that print every real of doc so that it reads back
+ *  as the same double: 0.93 prints as 0.93, not as its 17-digit expansion. */
+static int s_real_precision(const json_t *doc)
+{
+    int precision = 1;
+    if (json_is_real(doc)) {
+        double value = json_real_value(doc);
+        char text[32];
+        for (; precision < 17; precision++) {
+            snprintf(text, sizeof text, "%.*g", precision, value);
+            if (strtod(text, NULL) == value)
+                break;
+        }
+    } else if (json_is_array(doc)) {
+        size_t i;
+        const json_t *item;
+        json_array_foreach(doc, i, item) {
+            int p = s_real_precision(item);
+            precision = p > precision ? p : precision;
+        }
+    } else if (json_is_object(doc)) {
+        const char *key;
+        const json_t *item;
+        json_object_foreach((json_t *)doc, key, item) {
+            int p = s_real_precision(item);
+            precision = p > precision ? p : precision;
+        }
+    }
+    return precision;
+}
+
 int cli_json_print(json_t *doc)
 {
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    char *text =
+        doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(s_real_precision(doc))) : NULL;
     json_decref(doc);
     if (!text)
         return cli_fail(ENGRAM_ENOMEM, "building the JSON output");

@@ -191,6 +191,13 @@ class CliTest(unittest.TestCase):
         meta = {"score": 0.93, "tags": ["a", "\u00e9"], "n": -7, "deep": [[{}]], "none": None}
         self.ok("put", "run:json", "meta", "v", "--meta", json.dumps(meta))
         self.assertEqual(json.loads(self.ok("--json", "get", "run:json", "meta"))["meta"], meta)
+        # reals print with the fewest digits that read back the same: 0.93, never its expansion
+        reals = {"score": 0.93, "third": 1 / 3, "big": 1e300, "tenth": 0.1}
+        self.ok("put", "run:json", "reals", "v", "--meta", json.dumps(reals))
+        text = self.ok("--json", "get", "run:json", "reals")
+        self.assertEqual(json.loads(text)["meta"], reals)
+        self.assertIn('"tenth":0.1', text.replace(" ", ""))
+        self.assertNotIn("0.1000", text)
         # the other documents
         self.ok("counter", "add", "run:json", "c", "-3")
         counter = json.loads(self.ok("--json", "counter", "get", "run:json", "c"))
