@@ -53,6 +53,16 @@ typedef struct {
     bool failed;
 } store_key_t;
 
+/*  Visits one stored entry. */
+typedef int (*store_entry_fn)(void *arg, const char *key, const char *elem, crdt_dot_t dot,
+                              const Engram__StoredEntry *entry);
+
+/*  Calls fn for the stored entries of sid whose key starts with sid \0 key \0 [elem \0]
+ *  (key NULL: every entry of the scope), in key order; with `first_only`, for the first one
+ *  only. Unreadable entries are logged and skipped. */
+int store__scan_entries(node_store_t *self, const char *sid, const char *key, const char *elem,
+                        bool first_only, store_entry_fn fn, void *arg);
+
 /*  Visits one op record. */
 typedef int (*store_op_fn)(void *arg, crdt_dot_t dot, const Engram__StoredOp *op);
 

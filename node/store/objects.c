@@ -17,19 +17,14 @@
 
 /*  --- views and writes -------------------------------------------------------------- */
 
-/*  Calls fn for every stored entry of one object (all types), in key order. */
-typedef int (*s_entry_fn)(void *arg, const char *key, const char *elem, crdt_dot_t dot,
-                          const Engram__StoredEntry *entry);
-
-/*  Calls fn for the stored entries of sid whose key starts with sid \0 key \0 [elem \0],
- *  in key order; with `first_only`, for the first one only. */
-static int s_scan_object(node_store_t *self, const char *sid, const char *key, const char *elem,
-                         bool first_only, s_entry_fn fn, void *arg)
+int store__scan_entries(node_store_t *self, const char *sid, const char *key, const char *elem,
+                        bool first_only, store_entry_fn fn, void *arg)
 {
     store_key_t prefix = {0};
     store__key_str0(&prefix, sid);
-    store__key_str0(&prefix, key);
-    if (elem)
+    if (key)
+        store__key_str0(&prefix, key);
+    if (key && elem)
         store__key_str0(&prefix, elem);
     if (prefix.failed) {
         free(prefix.data);
@@ -50,7 +45,7 @@ static int s_scan_object(node_store_t *self, const char *sid, const char *key, c
         const char *v = rocksdb_iter_value(it, &vlen);
         Engram__StoredEntry *entry = engram__stored_entry__unpack(NULL, vlen, (const uint8_t *)v);
         if (!store__parse_entry_key(k, klen, skip, &ekey, &eelem, &dot) || !entry)
-            zsys_error("engramd: skipping an unreadable entry of %s/%s", sid, key);
+            zsys_error("engramd: skipping an unreadable entry of %s/%s", sid, key ? key : "*");
         else
             rc = fn(arg, ekey, eelem, dot, entry);
         if (entry)
@@ -94,12 +89,12 @@ int node_store_view(node_store_t *self, const char *sid, const char *key, node_v
     if (rc == 0 && what != NODE_VIEW_OBJECT) {
         /* The type of the object, from its first entry. */
         store_view_t probe = {NULL, 0};
-        rc = s_scan_object(self, sid, key, NULL, true, store__restore_entry, &probe);
+        rc = store__scan_entries(self, sid, key, NULL, true, store__restore_entry, &probe);
         v.types = probe.types;
     }
     if (rc == 0 && what != NODE_VIEW_CONTEXT)
-        rc = s_scan_object(self, sid, key, what == NODE_VIEW_ELEM ? elem : NULL, false,
-                           store__restore_entry, &v);
+        rc = store__scan_entries(self, sid, key, what == NODE_VIEW_ELEM ? elem : NULL, false,
+                                 store__restore_entry, &v);
     if (rc) {
         crdt_scope_destroy(&v.view);
         return rc;

@@ -196,30 +196,8 @@ static int s_full_view(node_store_t *self, const char *sid, crdt_scope_t **view)
     if (!v.view)
         return ENGRAM_ENOMEM;
     int rc = crdt_scope_restore_ctx(v.view, node_store_ctx(self, sid));
-    store_key_t prefix = {0};
-    store__key_str0(&prefix, sid);
-    rocksdb_iterator_t *it =
-        rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_ENTRIES]);
-    for (rocksdb_iter_seek(it, (const char *)prefix.data, prefix.len);
-         rc == 0 && !prefix.failed && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t klen, vlen;
-        const char *k = rocksdb_iter_key(it, &klen);
-        if (klen < prefix.len || memcmp(k, prefix.data, prefix.len) != 0)
-            break;
-        const char *key, *elem;
-        crdt_dot_t dot;
-        const char *val = rocksdb_iter_value(it, &vlen);
-        Engram__StoredEntry *entry = engram__stored_entry__unpack(NULL, vlen, (const uint8_t *)val);
-        if (entry && store__parse_entry_key(k, klen, prefix.len, &key, &elem, &dot))
-            rc = store__restore_entry(&v, key, elem, dot, entry);
-        if (entry)
-            engram__stored_entry__free_unpacked(entry, NULL);
-    }
-    char *err = NULL;
-    rocksdb_iter_get_error(it, &err);
-    rocksdb_iter_destroy(it);
-    rc = rc ? rc : prefix.failed ? ENGRAM_ENOMEM : store__rocks_error(&err);
-    free(prefix.data);
+    if (rc == 0)
+        rc = store__scan_entries(self, sid, NULL, NULL, false, store__restore_entry, &v);
     if (rc == 0)
         rc = store__scan_ops_in(self, sid, node_store_ctx(self, sid), s_restore_record, v.view);
     const crdt_ctx_t *pruned = node_store_pruned(self, sid);
