@@ -88,15 +88,9 @@ int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_
     int rc = store__scan_ops_in(self, sid, cut, s_gc_op, &g);
     if (rc == 0)
         rc = store__put_meta_ctx(self, g.batch, "prune/", sid, cut);
-    if (rc == 0)
-        rc = store__write_batch(self, g.batch);
-    rocksdb_writebatch_destroy(g.batch);
-    free(g.key.data);
-    if (rc) {
-        crdt_ctx_destroy(&cut);
+    rc = store__finish_write(self, rc, g.batch, &g.key, self->prunes, sid, &cut);
+    if (rc)
         return rc;
-    }
-    store__put_ctx(self->prunes, sid, &cut);
     *dropped = g.dropped;
     return 0;
 }

@@ -112,6 +112,12 @@ bool store__parse_entry_key(const char *raw, size_t len, size_t skip, const char
 /*  map[sid] := *ctx_p (owned, the old one freed). */
 void store__put_ctx(zhash_t *map, const char *sid, crdt_ctx_t **ctx_p);
 
+/*  Ends a write: writes batch unless rc is already an error, destroys it and key's buffer;
+ *  then *ctx_p (taken) becomes sid's entry in map, or is destroyed if the write failed.
+ *  Returns rc or the write's error. */
+int store__finish_write(node_store_t *self, int rc, rocksdb_writebatch_t *batch,
+                        store_key_t *key, zhash_t *map, const char *sid, crdt_ctx_t **ctx_p);
+
 /*  Puts "<prefix><sid>" -> the encoded ctx into the batch. */
 int store__put_meta_ctx(node_store_t *self, rocksdb_writebatch_t *batch, const char *prefix,
                         const char *sid, const crdt_ctx_t *ctx);

@@ -295,15 +295,9 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
             rocksdb_writebatch_put_cf(a.batch, self->cf[CF_META], "hlc", 3, raw, 8);
         }
     }
-    if (rc == 0)
-        rc = store__write_batch(self, a.batch);
-    rocksdb_writebatch_destroy(a.batch);
-    free(a.key.data);
-    if (rc) {
-        crdt_ctx_destroy(&ctx);
+    rc = store__finish_write(self, rc, a.batch, &a.key, self->contexts, sid, &ctx);
+    if (rc)
         return rc;
-    }
-    store__put_ctx(self->contexts, sid, &ctx);
     if (history->hlc > self->hlc_floor)
         self->hlc_floor = history->hlc;
     return 0;

@@ -71,6 +71,21 @@ void store__put_ctx(zhash_t *map, const char *sid, crdt_ctx_t **ctx_p)
     *ctx_p = NULL;
 }
 
+int store__finish_write(node_store_t *self, int rc, rocksdb_writebatch_t *batch,
+                        store_key_t *key, zhash_t *map, const char *sid, crdt_ctx_t **ctx_p)
+{
+    if (rc == 0)
+        rc = store__write_batch(self, batch);
+    rocksdb_writebatch_destroy(batch);
+    free(key->data);
+    key->data = NULL;
+    if (rc)
+        crdt_ctx_destroy(ctx_p);
+    else
+        store__put_ctx(map, sid, ctx_p);
+    return rc;
+}
+
 /*  --- open / close ------------------------------------------------------------------- */
 
 static void s_ctx_free(void *item)
