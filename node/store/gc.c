@@ -108,10 +108,7 @@ static int s_count_prefix(node_store_t *self, int cf, const char *sid, uint64_t 
             break;
         (*count)++;
     }
-    char *err = NULL;
-    rocksdb_iter_get_error(it, &err);
-    rocksdb_iter_destroy(it);
-    return store__rocks_error(&err);
+    return store__iter_end(it, NULL, 0);
 }
 
 int node_store_garbage(node_store_t *self, const char *sid, uint64_t *pending)

@@ -112,6 +112,10 @@ bool store__parse_entry_key(const char *raw, size_t len, size_t skip, const char
 /*  map[sid] := *ctx_p (owned, the old one freed). */
 void store__put_ctx(zhash_t *map, const char *sid, crdt_ctx_t **ctx_p);
 
+/*  Ends a scan: destroys the iterator and key's buffer (key may be NULL); returns rc, or if
+ *  rc is 0 the iterator's error. */
+int store__iter_end(rocksdb_iterator_t *it, store_key_t *key, int rc);
+
 /*  Ends a write: writes batch unless rc is already an error, destroys it and key's buffer;
  *  then *ctx_p (taken) becomes sid's entry in map, or is destroyed if the write failed.
  *  Returns rc or the write's error. */

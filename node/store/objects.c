@@ -53,11 +53,7 @@ int store__scan_entries(node_store_t *self, const char *sid, const char *key, co
         if (first_only)
             break;
     }
-    char *err = NULL;
-    rocksdb_iter_get_error(it, &err);
-    rocksdb_iter_destroy(it);
-    free(prefix.data);
-    return rc ? rc : store__rocks_error(&err);
+    return store__iter_end(it, &prefix, rc);
 }
 
 int store__restore_entry(void *arg, const char *key, const char *elem, crdt_dot_t dot,
@@ -434,11 +430,7 @@ int node_store_list(node_store_t *self, const char *sid, const char *prefix, con
             engram__stored_entry__free_unpacked(entry, NULL);
     }
     free(current);
-    char *err = NULL;
-    rocksdb_iter_get_error(it, &err);
-    rocksdb_iter_destroy(it);
-    free(seek.data);
-    rc = rc ? rc : store__rocks_error(&err);
+    rc = store__iter_end(it, &seek, rc);
     if (rc) {
         node_store_listed_free(*keys, *n);
         *keys = NULL;
@@ -484,11 +476,7 @@ int node_store_history(node_store_t *self, const char *sid, const char *key, nod
                h->user, (crdt_type_id_t)h->type, h->elem, h->value.data, h->value.len, h->amount);
         engram__stored_history__free_unpacked(h, NULL);
     }
-    char *err = NULL;
-    rocksdb_iter_get_error(it, &err);
-    rocksdb_iter_destroy(it);
-    free(prefix.data);
-    return rc ? rc : store__rocks_error(&err);
+    return store__iter_end(it, &prefix, rc);
 }
 
 int node_store_purge(node_store_t *self, uint64_t now_ms, uint64_t *purged)

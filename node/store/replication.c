@@ -106,11 +106,7 @@ int store__scan_ops_in(node_store_t *self, const char *sid, const crdt_ctx_t *ct
             }
         }
     }
-    char *err = NULL;
-    rocksdb_iter_get_error(it, &err);
-    rocksdb_iter_destroy(it);
-    free(seek.data);
-    return rc ? rc : store__rocks_error(&err);
+    return store__iter_end(it, &seek, rc);
 }
 
 /*  The live entry an op added, if it is still there: *entry (caller frees) or NULL. */
@@ -518,11 +514,7 @@ static int s_remove_unseen(s_remote_t *r)
             crdt_ctx_contains(theirs, dot) && !s_dots_has(&r->dots, dot))
             rocksdb_writebatch_delete_cf(r->batch, r->self->cf[CF_ENTRIES], k, klen);
     }
-    char *err = NULL;
-    rocksdb_iter_get_error(it, &err);
-    rocksdb_iter_destroy(it);
-    free(prefix.data);
-    return store__rocks_error(&err);
+    return store__iter_end(it, &prefix, 0);
 }
 
 /*  Puts "<prefix><sid>" -> the encoded ctx into the batch. */

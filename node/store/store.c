@@ -71,6 +71,19 @@ void store__put_ctx(zhash_t *map, const char *sid, crdt_ctx_t **ctx_p)
     *ctx_p = NULL;
 }
 
+int store__iter_end(rocksdb_iterator_t *it, store_key_t *key, int rc)
+{
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    if (key) {
+        free(key->data);
+        key->data = NULL;
+    }
+    int iter_rc = store__rocks_error(&err);
+    return rc ? rc : iter_rc;
+}
+
 int store__finish_write(node_store_t *self, int rc, rocksdb_writebatch_t *batch,
                         store_key_t *key, zhash_t *map, const char *sid, crdt_ctx_t **ctx_p)
 {
@@ -215,10 +228,7 @@ static int s_load_ctx_map(node_store_t *self, const char *prefix, zhash_t *map)
         }
         free(sid);
     }
-    char *err = NULL;
-    rocksdb_iter_get_error(it, &err);
-    rocksdb_iter_destroy(it);
-    return rc ? rc : store__rocks_error(&err);
+    return store__iter_end(it, NULL, rc);
 }
 
 /*  Loads every scope's context and prune cut, and the HLC floor. */
