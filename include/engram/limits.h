@@ -1,7 +1,7 @@
 /*  engram defaults and limits, in one place.
  *
  *  Every tunable number lives here as an overridable #ifndef so that no .c file holds a magic
- *  number. Runtime configuration (the node's config file and flags, node/config.c) may lower
+ *  number. Runtime configuration (the node's config file and flags, node/daemon/config.c) may lower
  *  the limits further; it may never raise a hard decode limit past what is written here.
  */
 #ifndef ENGRAM_LIMITS_H
@@ -74,7 +74,7 @@
 #ifndef ENGRAM_DEFAULT_MIN_FREE_BYTES
 #define ENGRAM_DEFAULT_MIN_FREE_BYTES (64 * 1024 * 1024)
 #endif
-/*  Replication (gossip/engine.h, node/cluster.h): peers each new write is pushed to, how
+/*  Replication (gossip/engine.h, node/cluster/cluster.h): peers each new write is pushed to, how
  *  often a node sends one peer its version vectors (anti-entropy), and the byte budget of one
  *  gossip message (larger pull answers are chunked; the gossip socket refuses larger frames). */
 #ifndef ENGRAM_DEFAULT_FANOUT

@@ -101,12 +101,12 @@ void node_store_set_min_free(node_store_t *self, uint64_t bytes);
 void node_store_close(node_store_t **self_p);
 
 uint64_t node_store_node_id(const node_store_t *self);
-/*  The node's long-term key pair (node/identity.h); borrowed for the store's life. */
+/*  The node's long-term key pair (node/trust/identity.h); borrowed for the store's life. */
 const node_identity_t *node_store_identity(const node_store_t *self);
 uint64_t node_store_replica(const node_store_t *self);
 /*  Takes a new random replica id for the dots written from now on, durably: for a store whose
  *  counters cannot be trusted (peers hold dots of its replica that it lacks, or it could not
- *  ask them; node/cluster.c). 0 or a code (the old id stays). */
+ *  ask them; node/cluster/dots.c). 0 or a code (the old id stays). */
 int node_store_renew_replica(node_store_t *self);
 uint64_t node_store_hlc_floor(const node_store_t *self);
 size_t node_store_scopes(const node_store_t *self);

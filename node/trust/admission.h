@@ -6,7 +6,7 @@
  *    - an admission ("card") for each node's Ed25519 public key: a node presents its card to
  *      every peer it meets, and a peer admits it only if the card names the peer's own cluster
  *      id and admin key, the signature verifies, and the node id it claims is the id of the
- *      card's key (node/identity.h);
+ *      card's key (node/trust/identity.h);
  *    - a decommission of a node id, which every node verifies the same way before it marks
  *      the node left for good.
  *  A node learns its cluster (id and admin key) from its own card, which the operator put in

@@ -1,7 +1,7 @@
 /*  node_identity: a node's long-term Ed25519 key pair (libsodium) and the node id derived from
  *  its public key: the first 8 bytes, little-endian, of BLAKE2b(public key), never 0. The id
  *  names the node in version vectors; a node that cannot prove its dot counters current takes
- *  a fresh random replica id instead (node/store.c), but keeps its identity.
+ *  a fresh random replica id instead (node/store/store.c), but keeps its identity.
  */
 #ifndef NODE_IDENTITY_H
 #define NODE_IDENTITY_H

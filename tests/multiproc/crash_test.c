@@ -23,7 +23,7 @@
  *    - the node's context still covers every acknowledged token, and its next write takes a
  *      fresh dot: under durability=sync the same replica id with a larger counter than any
  *      dot seen before the crash; under durability=async, where a crash may lose the
- *      counter, a new replica id (the dot-safety rule of node/store.h).
+ *      counter, a new replica id (the dot-safety rule of node/store/store.h).
  *  Under async durability a SIGKILL is a process crash, not a power loss: the WAL write
  *  reached the OS before the reply, so nothing acknowledged may be lost either.
  *

@@ -39,7 +39,7 @@
 /*  Starts of a member on fresh ports after its port was taken, and port picks per start. */
 #define NODE_HARNESS_BIND_TRIES 8
 #define NODE_HARNESS_PORT_TRIES 200
-/*  What engramd logs when its gossip or introduction port is taken (node/cluster.c). */
+/*  What engramd logs when its gossip or introduction port is taken (node/cluster/). */
 #define NODE_HARNESS_BIND_FAILED "cannot bind gossip"
 
 struct node_harness {

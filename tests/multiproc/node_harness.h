@@ -90,7 +90,7 @@ const char *node_harness_why(void);
 /*  --- cluster members ------------------------------------------------------------------
  *
  *  A cluster member runs with `--gossip tcp://127.0.0.1:PORT --admission DIR/admission`: the
- *  admin (node_harness_admin_t, made in-process with node/admission.c as `engram cluster
+ *  admin (node_harness_admin_t, made in-process with node/trust/admission.c as `engram cluster
  *  init` does) signs the card of the node's identity (`engramd --identity`). PORT is picked at
  *  random in [NODE_HARNESS_PORT_MIN, NODE_HARNESS_PORT_MAX) with PORT + 1 (introductions) free
  *  too, so that two test runs on one host rarely meet; a start that fails because the port

@@ -30,8 +30,8 @@
  *    test_still_replicating      the peer is still alive on A, B converges with A, clean stops
  *
  *  test_frame_above_budget fails against an engramd that applies such a frame (engine.h
- *  promises that oversized input is counted and changes nothing; the node/cluster.c socket
- *  admits frames up to the budget plus GOSSIP_FRAME_SLACK).
+ *  promises that oversized input is counted and changes nothing; the node/cluster/ socket
+ *  admits frames up to GOSSIP_FRAME_HARD_LIMIT (4) budgets).
  *
  *  Sizes: A runs with --max-gossip-bytes MAX_GOSSIP. A frame above that budget but below the
  *  socket's own limit (budget + slack) reaches the engine and must be refused there; a frame
@@ -69,7 +69,7 @@
 #define CALL_TIMEOUT_MS 10000
 #define WAIT_MS         20000
 /*  Node A's gossip budget, and how much above it a frame must be for ZeroMQ to cut it off
- *  (GOSSIP_FRAME_SLACK in node/cluster.c is 4096). */
+ *  (past GOSSIP_FRAME_HARD_LIMIT, 4, budgets in node/cluster/). */
 #define MAX_GOSSIP     4096
 #define MAX_GOSSIP_TXT "4096"
 #define FAR_ABOVE      (64 * 1024)
