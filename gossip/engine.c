@@ -14,8 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crdt/array.h"
 #include "crdt/codec.h"
-#include "crdt/internal.h" /* crdt__hash: SipHash-2-4, for chunk checks */
+#include "crdt/hash.h"
 #include "engram/error.h"
 #include "engram/limits.h"
 #include "proto/gossip.pb-c.h"
@@ -44,21 +45,6 @@ uint64_t gossip__random(gossip_engine_t *self)
     z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
     z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
     return z ^ (z >> 31);
-}
-
-int gossip__grow(void **items, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 8;
-    while (ncap < need)
-        ncap *= 2;
-    void *grown = realloc(*items, ncap * size);
-    if (!grown)
-        return ENGRAM_ENOMEM;
-    *items = grown;
-    *cap = ncap;
-    return 0;
 }
 
 gossip_engine_t *gossip_engine_new(const gossip_config_t *config, const gossip_store_t *store,
@@ -165,7 +151,7 @@ int gossip__send(gossip_engine_t *self, uint64_t peer, Engram__Gossip *msg)
     msg->schema_minor = ENGRAM_SCHEMA_MINOR;
     size_t len = engram__gossip__get_packed_size(msg);
     uint8_t *buf = malloc(len ? len : 1);
-    if (!buf || gossip__grow((void **)&self->outbox, &self->outbox_cap, self->n + 1,
+    if (!buf || crdt_array_grow((void **)&self->outbox, &self->outbox_cap, self->n + 1,
                              sizeof *self->outbox)) {
         free(buf);
         return ENGRAM_ENOMEM;
@@ -302,7 +288,7 @@ int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_sco
         }
         return rc;
     }
-    if (gossip__grow((void **)&self->pending, &self->pending_cap, self->npending + 1,
+    if (crdt_array_grow((void **)&self->pending, &self->pending_cap, self->npending + 1,
                      sizeof *self->pending))
         return ENGRAM_ENOMEM;
     p = &self->pending[self->npending];
@@ -340,7 +326,7 @@ static int s_know(gossip_engine_t *self, uint64_t peer, const char *scope, const
         }
     }
     char *name = strdup(scope);
-    if (!name || gossip__grow((void **)&m->known, &m->known_cap, m->nknown + 1, sizeof *m->known)) {
+    if (!name || crdt_array_grow((void **)&m->known, &m->known_cap, m->nknown + 1, sizeof *m->known)) {
         free(name);
         crdt_ctx_destroy(&copy);
         return ENGRAM_ENOMEM;
@@ -574,7 +560,7 @@ static bool s_answer_deferred(gossip_engine_t *self, uint64_t peer, const char *
     gossip__member_t *m = gossip__member(self, peer);
     if (!m)
         return false;
-    uint64_t key = crdt__hash(scope, strlen(scope), CHUNK_HASH_SEED);
+    uint64_t key = crdt_hash(scope, strlen(scope), CHUNK_HASH_SEED);
     gossip__answered_t *slot = &m->answered[0];
     for (size_t i = 0; i < GOSSIP__ANSWERED_SLOTS; i++) {
         gossip__answered_t *a = &m->answered[i];
@@ -616,7 +602,7 @@ static int s_answer(gossip_engine_t *self, uint64_t peer, const char *scope,
         return 0;
     }
     uint64_t transfer = self->next_transfer++;
-    uint64_t hash = crdt__hash(buf, len, CHUNK_HASH_SEED);
+    uint64_t hash = crdt_hash(buf, len, CHUNK_HASH_SEED);
     for (size_t i = 0; rc == 0 && i < count; i++) {
         Engram__GossipChunk chunk = ENGRAM__GOSSIP_CHUNK__INIT;
         chunk.scope = (char *)scope;
@@ -769,7 +755,7 @@ static int s_on_push(gossip_engine_t *self, uint64_t from, const Engram__GossipP
 static int s_apply_answer(gossip_engine_t *self, const char *scope, const uint8_t *buf, size_t len,
                           const Engram__GossipChunk *chunk)
 {
-    if (len != chunk->total || crdt__hash(buf, len, CHUNK_HASH_SEED) != chunk->hash) {
+    if (len != chunk->total || crdt_hash(buf, len, CHUNK_HASH_SEED) != chunk->hash) {
         self->fault = &self->stats.bad_chunk;
         return ENGRAM_EDECODE;
     }
@@ -802,7 +788,7 @@ static gossip__stage_t *s_stage(gossip_engine_t *self, uint64_t from,
     }
     if (mine >= MAX_STAGES_PER_PEER)
         s_stage_drop(self, oldest);
-    if (gossip__grow((void **)&self->stages, &self->stages_cap, self->nstages + 1,
+    if (crdt_array_grow((void **)&self->stages, &self->stages_cap, self->nstages + 1,
                      sizeof *self->stages))
         return NULL;
     gossip__stage_t *st = &self->stages[self->nstages];
@@ -850,7 +836,7 @@ static int s_on_chunk(gossip_engine_t *self, uint64_t from, const Engram__Gossip
         return ENGRAM_EDECODE;
     }
     uint8_t *copy = malloc(chunk->data.len ? chunk->data.len : 1);
-    if (!copy || gossip__grow((void **)&stage->parts, &stage->parts_cap, stage->nparts + 1,
+    if (!copy || crdt_array_grow((void **)&stage->parts, &stage->parts_cap, stage->nparts + 1,
                               sizeof *stage->parts)) {
         free(copy);
         return ENGRAM_ENOMEM;

@@ -147,7 +147,6 @@ struct gossip_engine {
 
 /*  engine.c */
 uint64_t gossip__random(gossip_engine_t *self);
-int gossip__grow(void **items, size_t *cap, size_t need, size_t size);
 /*  Packs msg into the outbox for peer. 0 or ENGRAM_ENOMEM. */
 int gossip__send(gossip_engine_t *self, uint64_t peer, Engram__Gossip *msg);
 /*  Drops what is staged from peer and what it is known to hold. */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crdt/array.h"
 #include "engram/error.h"
 
 /*  Piggybacked records per ping, ping-req or pong, at most. */
@@ -69,7 +70,7 @@ void gossip__member_fini(gossip__member_t *m)
 static gossip__member_t *s_insert(gossip_engine_t *self, uint64_t id)
 {
     char *endpoint = strdup("");
-    if (!endpoint || gossip__grow((void **)&self->members, &self->members_cap, self->nmembers + 1,
+    if (!endpoint || crdt_array_grow((void **)&self->members, &self->members_cap, self->nmembers + 1,
                                   sizeof *self->members)) {
         free(endpoint);
         return NULL;
@@ -709,7 +710,7 @@ static int s_merge_all(gossip_engine_t *self, uint64_t from, Engram__GossipMembe
 
 static void s_relay_add(gossip_engine_t *self, gossip__relay_t relay)
 {
-    if (gossip__grow((void **)&self->relays, &self->relays_cap, self->nrelays + 1,
+    if (crdt_array_grow((void **)&self->relays, &self->relays_cap, self->nrelays + 1,
                      sizeof *self->relays) == 0)
         self->relays[self->nrelays++] = relay;
 }
@@ -792,7 +793,7 @@ static gossip__member_t *s_next_target(gossip_engine_t *self)
 {
     for (size_t tries = 0; tries <= 2 * self->nmembers + 1; tries++) {
         if (self->probe_at >= self->probe_n) {
-            if (gossip__grow((void **)&self->probe_order, &self->probe_cap, self->nmembers,
+            if (crdt_array_grow((void **)&self->probe_order, &self->probe_cap, self->nmembers,
                              sizeof *self->probe_order))
                 return NULL;
             self->probe_n = self->probe_at = 0;
