@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crdt/array.h"
 #include "crdt/internal.h"
 #include "engram/error.h"
 
@@ -135,7 +136,7 @@ static int s_entry_add(s_entry_t *e, uint64_t lo, uint64_t hi)
             last++;
         }
         if (first == last) {
-            int rc = crdt__grow((void **)&e->cloud, &e->cap, e->ncloud + 1, sizeof *e->cloud);
+            int rc = crdt_array_grow((void **)&e->cloud, &e->cap, e->ncloud + 1, sizeof *e->cloud);
             if (rc)
                 return rc;
             memmove(&e->cloud[first + 1], &e->cloud[first],
@@ -167,7 +168,7 @@ static s_entry_t *s_entry_get_or_add(crdt_ctx_t *self, uint64_t node)
     size_t i = s_lower(self, node);
     if (i < self->n && self->entries[i].node == node)
         return &self->entries[i];
-    if (crdt__grow((void **)&self->entries, &self->cap, self->n + 1, sizeof *self->entries))
+    if (crdt_array_grow((void **)&self->entries, &self->cap, self->n + 1, sizeof *self->entries))
         return NULL;
     memmove(&self->entries[i + 1], &self->entries[i], (self->n - i) * sizeof *self->entries);
     self->entries[i] = (s_entry_t){.node = node};

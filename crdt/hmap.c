@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crdt/hash.h"
 #include "engram/error.h"
 
 #define HMAP_MIN_SLOTS 8
@@ -70,7 +71,7 @@ static size_t s_find(const crdt__hmap_t *self, const void *key, size_t klen, uin
 
 void *crdt__hmap_get(const crdt__hmap_t *self, const void *key, size_t klen)
 {
-    uint64_t hash = crdt__hash(key, klen, 0);
+    uint64_t hash = crdt_hash(key, klen, 0);
     const s_slot_t *slot = &self->slots[s_find(self, key, klen, hash)];
     return slot->key ? slot->value : NULL;
 }
@@ -101,7 +102,7 @@ int crdt__hmap_put(crdt__hmap_t *self, const void *key, size_t klen, void *value
         if (rc)
             return rc;
     }
-    uint64_t hash = crdt__hash(key, klen, 0);
+    uint64_t hash = crdt_hash(key, klen, 0);
     s_slot_t *slot = &self->slots[s_find(self, key, klen, hash)];
     if (!slot->key) {
         slot->key = malloc(klen ? klen : 1);
@@ -118,7 +119,7 @@ int crdt__hmap_put(crdt__hmap_t *self, const void *key, size_t klen, void *value
 
 void *crdt__hmap_del(crdt__hmap_t *self, const void *key, size_t klen)
 {
-    uint64_t hash = crdt__hash(key, klen, 0);
+    uint64_t hash = crdt_hash(key, klen, 0);
     size_t mask = self->nslots - 1;
     size_t hole = s_find(self, key, klen, hash);
     if (!self->slots[hole].key)
@@ -159,73 +160,4 @@ bool crdt__hmap_at(const crdt__hmap_t *self, size_t slot, const void **key, size
     if (value)
         *value = s->value;
     return true;
-}
-
-int crdt__grow(void **items, size_t *cap, size_t need, size_t item_size)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap : 4;
-    while (ncap < need)
-        ncap *= 2;
-    void *grown = realloc(*items, ncap * item_size);
-    if (!grown)
-        return ENGRAM_ENOMEM;
-    *items = grown;
-    *cap = ncap;
-    return 0;
-}
-
-/*  SipHash-2-4 (Aumasson and Bernstein), key (seed, ~seed). */
-static inline uint64_t s_rotl(uint64_t x, int b)
-{
-    return (x << b) | (x >> (64 - b));
-}
-
-#define SIPROUND                                                                               \
-    do {                                                                                       \
-        v0 += v1;                                                                              \
-        v1 = s_rotl(v1, 13);                                                                   \
-        v1 ^= v0;                                                                              \
-        v0 = s_rotl(v0, 32);                                                                   \
-        v2 += v3;                                                                              \
-        v3 = s_rotl(v3, 16);                                                                   \
-        v3 ^= v2;                                                                              \
-        v0 += v3;                                                                              \
-        v3 = s_rotl(v3, 21);                                                                   \
-        v3 ^= v0;                                                                              \
-        v2 += v1;                                                                              \
-        v1 = s_rotl(v1, 17);                                                                   \
-        v1 ^= v2;                                                                              \
-        v2 = s_rotl(v2, 32);                                                                   \
-    } while (0)
-
-uint64_t crdt__hash(const void *data, size_t len, uint64_t seed)
-{
-    const uint8_t *in = data;
-    uint64_t k0 = seed ^ 0x0706050403020100ULL, k1 = ~seed ^ 0x0f0e0d0c0b0a0908ULL;
-    uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
-    uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
-    size_t whole = len - (len % 8);
-    for (size_t i = 0; i < whole; i += 8) {
-        uint64_t m;
-        memcpy(&m, in + i, 8); /* little-endian hosts only; see CMakeLists.txt */
-        v3 ^= m;
-        SIPROUND;
-        SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t b = (uint64_t)len << 56;
-    for (size_t i = 0; i < len % 8; i++)
-        b |= (uint64_t)in[whole + i] << (8 * i);
-    v3 ^= b;
-    SIPROUND;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
 }

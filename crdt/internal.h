@@ -5,10 +5,8 @@
  *  map owns a copy of each key; it never owns the values (the caller frees them, usually while
  *  iterating just before crdt__hmap_destroy). Slots are addressed by index for iteration; an
  *  insertion or deletion may move entries, so an index is valid only until the next change.
- *
- *  crdt__hash: SipHash-2-4 with a fixed key. Used for map buckets and for entry hashes that
- *  make up a scope's digest. It is not a defence against chosen collisions from a peer; a
- *  collision costs a probe, never correctness (keys are compared in full).
+ *  Keys are hashed with crdt_hash (crdt/hash.h); a collision costs a probe, never
+ *  correctness (keys are compared in full).
  */
 #ifndef CRDT_INTERNAL_H
 #define CRDT_INTERNAL_H
@@ -18,8 +16,6 @@
 #include <stdint.h>
 
 #include "crdt/ctx.h"
-
-uint64_t crdt__hash(const void *data, size_t len, uint64_t seed);
 
 typedef struct crdt__hmap crdt__hmap_t;
 
@@ -41,9 +37,6 @@ bool crdt__hmap_at(const crdt__hmap_t *self, size_t slot, const void **key, size
  *  order. Stops early and returns fn's value if fn returns non-zero. */
 typedef int (*crdt__range_fn)(void *arg, uint64_t node, uint64_t lo, uint64_t hi);
 int crdt__ctx_foreach_range(const crdt_ctx_t *ctx, crdt__range_fn fn, void *arg);
-
-/*  Small growable arrays: doubles capacity; returns 0 or ENGRAM_ENOMEM. */
-int crdt__grow(void **items, size_t *cap, size_t need, size_t item_size);
 
 /*  The scope's flattened store (see scope.h). Type modules read these; only scope.c and
  *  codec.c change them. */

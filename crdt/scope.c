@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crdt/array.h"
+#include "crdt/hash.h"
 #include "crdt/internal.h"
 #include "engram/error.h"
 #include "engram/limits.h"
@@ -70,10 +72,10 @@ static uint64_t s_entry_hash(crdt_type_id_t type, const char *key, const char *e
                              crdt_dot_t dot, uint64_t hlc, const uint8_t *data, size_t len)
 {
     uint64_t fixed[4] = {type, dot.node, dot.n, hlc};
-    uint64_t h = crdt__hash(fixed, sizeof fixed, 0x656e6772616dULL);
-    h = crdt__hash(key, strlen(key) + 1, h);
-    h = crdt__hash(elem, strlen(elem) + 1, h);
-    return crdt__hash(data, len, h);
+    uint64_t h = crdt_hash(fixed, sizeof fixed, 0x656e6772616dULL);
+    h = crdt_hash(key, strlen(key) + 1, h);
+    h = crdt_hash(elem, strlen(elem) + 1, h);
+    return crdt_hash(data, len, h);
 }
 
 /*  --- construction ------------------------------------------------------------------- */
@@ -312,7 +314,7 @@ int crdt__scope_insert(crdt_scope_t *self, crdt_type_id_t type, const char *key,
             goto out_undo_leaf;
         memcpy(entry.data, data, len);
     }
-    if (crdt__grow((void **)&leaf->entries, &leaf->cap, leaf->n + 1, sizeof *leaf->entries) ||
+    if (crdt_array_grow((void **)&leaf->entries, &leaf->cap, leaf->n + 1, sizeof *leaf->entries) ||
         crdt__hmap_put(self->dots, &dk, sizeof dk, leaf) != 0) {
         free(entry.data);
         goto out_undo_leaf;
@@ -538,7 +540,7 @@ static int s_doom(s_join_t *join, crdt_dot_t dot)
     if (!crdt__hmap_get(join->self->dots, &dk, sizeof dk) ||
         crdt__hmap_get(join->delta->dots, &dk, sizeof dk))
         return 0;
-    if (crdt__grow((void **)&join->doomed, &join->cap, join->ndoomed + 1, sizeof *join->doomed))
+    if (crdt_array_grow((void **)&join->doomed, &join->cap, join->ndoomed + 1, sizeof *join->doomed))
         return ENGRAM_ENOMEM;
     join->doomed[join->ndoomed++] = dot;
     return 0;
@@ -659,7 +661,7 @@ int crdt__scope_operate(crdt_scope_t *self, crdt_type_id_t type, const char *key
 static int s_append_leaf_dots(const crdt__leaf_t *leaf, crdt_dot_t **dots, size_t *n,
                               size_t *cap)
 {
-    if (crdt__grow((void **)dots, cap, *n + leaf->n, sizeof **dots))
+    if (crdt_array_grow((void **)dots, cap, *n + leaf->n, sizeof **dots))
         return ENGRAM_ENOMEM;
     for (size_t k = 0; k < leaf->n; k++)
         (*dots)[(*n)++] = leaf->entries[k].dot;

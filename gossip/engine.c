@@ -1,23 +1,33 @@
 /*  gossip_engine: push with dependencies and acks, pull by version vectors, chunked answers
  *  applied as one unit, peer knowledge and the stable cut (see engine.h for the protocol and
- *  its guarantees; swim.c holds the membership).
+ *  its guarantees). The membership is a gossip_swim_t (swim.h) the engine owns: it hands SWIM
+ *  its messages and ticks, sends what SWIM emits, and learns of members through its callbacks;
+ *  SWIM never calls the engine otherwise.
  *
- *  State (gossip/internal.h): the member table, whose records also carry what each peer is
- *  known to hold per scope and the multi-part answers recently sent to it; the outbox of
- *  encoded messages in send order; the staging area of pull answers whose parts are still
- *  arriving. Everything else lives in the store. Staged transfers expire after
- *  STAGE_TIMEOUT_MS: a lost part costs one more pull, never a partial apply.
+ *  State: the SWIM object; the peer table, one entry per member that is neither this node nor
+ *  LEFT, made on first use, with what that peer is known to hold per scope, when it answered
+ *  gossip_engine_ask_digests, when a held-back push last asked it for a pull and the
+ *  multi-part answers recently sent to it (an entry goes when its member turns LEFT or is
+ *  removed); the outbox of encoded messages in send order; the staging area of pull answers
+ *  whose parts are still arriving; the pushes being coalesced. Everything else lives in the
+ *  store. Staged transfers expire after STAGE_TIMEOUT_MS: a lost part costs one more pull,
+ *  never a partial apply.
+ *
+ *  Ownership: the engine owns everything reachable from it. Arrays may move when they grow, so
+ *  a pointer into one is valid only until the next insertion. Single-threaded: one owner.
  */
-#include "gossip/internal.h"
+#include "gossip/engine.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "crdt/array.h"
 #include "crdt/codec.h"
-#include "crdt/internal.h" /* crdt__hash: SipHash-2-4, for chunk checks */
+#include "crdt/hash.h"
 #include "engram/error.h"
 #include "engram/limits.h"
+#include "gossip/swim.h"
 #include "proto/gossip.pb-c.h"
 
 #define STAGE_TIMEOUT_MS 30000
@@ -33,12 +43,94 @@
 #define MAX_STAGES_PER_PEER 4
 /*  A multi-part answer for one (peer, scope) goes out at most this often. */
 #define ANSWER_RESEND_MS 1000
+/*  Multi-part answers remembered per peer for that limit. */
+#define ANSWERED_SLOTS 4
 /*  The key of the chunk hashes. */
 #define CHUNK_HASH_SEED UINT64_C(0x656e6772616d)
 
+/*  What a peer is known to hold of one scope. */
+typedef struct {
+    char *scope;     /* owned */
+    crdt_ctx_t *ctx; /* owned */
+} s_known_t;
+
+/*  One multi-part pull answer sent recently to a peer, for the resend limit. */
+typedef struct {
+    uint64_t scope_hash;
+    uint64_t sent_ms;
+} s_answered_t;
+
+/*  The replication state of one peer: a member that is neither this node nor LEFT. */
+typedef struct {
+    uint64_t id;
+    uint64_t asked_ms;    /* when it was last sent a digest because of a held-back push */
+    uint64_t answered_ms; /* when its last answer to our `reply` digest ended (0: never) */
+    s_known_t *known;     /* what it holds, per scope */
+    size_t nknown, known_cap;
+    s_answered_t answered[ANSWERED_SLOTS];
+} s_peer_t;
+
+typedef struct {
+    uint64_t peer;
+    uint8_t *buf; /* owned */
+    size_t len;
+} s_msg_t;
+
+/*  One received part of a staged transfer. */
+typedef struct {
+    uint32_t index;
+    uint8_t *buf; /* owned */
+    size_t len;
+} s_part_t;
+
+/*  A pull answer whose parts are arriving: keyed by (from, total, hash). */
+typedef struct {
+    uint64_t from;
+    uint64_t total;
+    uint64_t hash;
+    char *scope; /* owned */
+    uint32_t count;
+    s_part_t *parts; /* owned, sorted by index, allocated as parts arrive */
+    size_t nparts, parts_cap;
+    uint64_t received_bytes;
+    uint64_t started_ms;
+} s_stage_t;
+
+/*  Local operations on one scope not yet pushed: joined into one delta, with the
+ *  dependencies of the first (see gossip_engine_local). */
+typedef struct {
+    char *scope;         /* owned */
+    crdt_scope_t *delta; /* owned */
+    crdt_ctx_t *deps;    /* owned */
+    size_t bytes;        /* the operations' entries, summed: about their encoded size */
+} s_pending_t;
+
+struct gossip_engine {
+    gossip_config_t config; /* endpoint and card are NULL: the SWIM object keeps the copies */
+    gossip_hooks_t hooks;
+    const gossip_store_t *store;
+    void *state;
+    gossip_swim_t *swim; /* the membership */
+    s_peer_t *peers;     /* the peer table, sorted by id */
+    size_t npeers, peers_cap;
+    s_msg_t *outbox; /* a FIFO: [head, n) are queued */
+    size_t head, n, outbox_cap;
+    s_stage_t *stages;
+    size_t nstages, stages_cap;
+    s_pending_t *pending; /* pushes being coalesced, one per scope */
+    size_t npending, pending_cap;
+    uint64_t rng;
+    uint64_t next_transfer; /* 0 until the first event with a clock: see s_clock */
+    uint64_t now_ms;
+    uint64_t next_digest_ms;
+    uint64_t asking_until_ms; /* a held-back push's pull is awaited until then (s_ask) */
+    uint64_t *fault;          /* the stats counter of the current message's first fault, or NULL */
+    gossip_stats_t stats;
+};
+
 /*  --- basics ------------------------------------------------------------------------ */
 
-uint64_t gossip__random(gossip_engine_t *self)
+static uint64_t s_random(gossip_engine_t *self)
 {
     uint64_t z = (self->rng += UINT64_C(0x9e3779b97f4a7c15));
     z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
@@ -46,19 +138,155 @@ uint64_t gossip__random(gossip_engine_t *self)
     return z ^ (z >> 31);
 }
 
-int gossip__grow(void **items, size_t *cap, size_t need, size_t size)
+/*  Packs msg into the outbox for peer. 0 or ENGRAM_ENOMEM. */
+static int s_send(gossip_engine_t *self, uint64_t peer, Engram__Gossip *msg)
 {
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 8;
-    while (ncap < need)
-        ncap *= 2;
-    void *grown = realloc(*items, ncap * size);
-    if (!grown)
+    msg->schema_major = ENGRAM_SCHEMA_MAJOR;
+    msg->schema_minor = ENGRAM_SCHEMA_MINOR;
+    size_t len = engram__gossip__get_packed_size(msg);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf || crdt_array_grow((void **)&self->outbox, &self->outbox_cap, self->n + 1,
+                                sizeof *self->outbox)) {
+        free(buf);
         return ENGRAM_ENOMEM;
-    *items = grown;
-    *cap = ncap;
+    }
+    engram__gossip__pack(msg, buf);
+    self->outbox[self->n++] = (s_msg_t){peer, buf, len};
+    self->stats.bytes_sent += len;
     return 0;
+}
+
+/*  This node is LEFT: it no longer pushes, pulls or digests. */
+static bool s_left(const gossip_engine_t *self)
+{
+    gossip_member_t me;
+    return gossip_swim_member(self->swim, self->config.node_id, &me) && me.state == GOSSIP_LEFT;
+}
+
+/*  --- the peer table ----------------------------------------------------------------- */
+
+static int s_peer_cmp(const void *key, const void *entry)
+{
+    uint64_t id = *(const uint64_t *)key, other = ((const s_peer_t *)entry)->id;
+    return id < other ? -1 : id > other;
+}
+
+/*  The entry of peer id, or NULL. */
+static s_peer_t *s_peer_find(const gossip_engine_t *self, uint64_t id)
+{
+    return self->npeers ? bsearch(&id, self->peers, self->npeers, sizeof *self->peers, s_peer_cmp)
+                        : NULL;
+}
+
+/*  Sets *peer_p to the entry of id, made on first use, or to NULL when id is not a peer
+ *  (unknown, LEFT or this node). 0 or ENGRAM_ENOMEM. */
+static int s_peer(gossip_engine_t *self, uint64_t id, s_peer_t **peer_p)
+{
+    gossip_member_t m;
+    *peer_p = s_peer_find(self, id);
+    if (*peer_p || id == self->config.node_id || !gossip_swim_member(self->swim, id, &m) ||
+        m.state == GOSSIP_LEFT)
+        return 0;
+    if (crdt_array_grow((void **)&self->peers, &self->peers_cap, self->npeers + 1,
+                        sizeof *self->peers))
+        return ENGRAM_ENOMEM;
+    size_t at = 0;
+    while (at < self->npeers && self->peers[at].id < id)
+        at++;
+    memmove(&self->peers[at + 1], &self->peers[at], (self->npeers - at) * sizeof *self->peers);
+    self->npeers++;
+    self->peers[at] = (s_peer_t){.id = id};
+    *peer_p = &self->peers[at];
+    return 0;
+}
+
+static void s_peer_fini(s_peer_t *p)
+{
+    for (size_t i = 0; i < p->nknown; i++) {
+        free(p->known[i].scope);
+        crdt_ctx_destroy(&p->known[i].ctx);
+    }
+    free(p->known);
+}
+
+static void s_stage_drop(gossip_engine_t *self, size_t i);
+
+/*  Drops what is staged from peer and its entry: it is LEFT or removed. */
+static void s_forget_peer(gossip_engine_t *self, uint64_t peer)
+{
+    for (size_t i = 0; i < self->nstages;) {
+        if (self->stages[i].from == peer)
+            s_stage_drop(self, i);
+        else
+            i++;
+    }
+    s_peer_t *p = s_peer_find(self, peer);
+    if (!p)
+        return;
+    s_peer_fini(p);
+    size_t at = (size_t)(p - self->peers);
+    memmove(p, p + 1, (self->npeers - at - 1) * sizeof *p);
+    self->npeers--;
+}
+
+/*  --- SWIM's callbacks: the engine's side of the membership --------------------------- */
+
+static int s_swim_send(void *arg, uint64_t to, Engram__Gossip *msg)
+{
+    return s_send(arg, to, msg);
+}
+
+static uint64_t s_swim_random(void *arg)
+{
+    return s_random(arg);
+}
+
+static void s_swim_changed(void *arg, const gossip_member_t *member)
+{
+    gossip_engine_t *self = arg;
+    if (self->hooks.changed)
+        self->hooks.changed(self->hooks.arg, member);
+    if (member->state == GOSSIP_LEFT)
+        s_forget_peer(self, member->id);
+}
+
+static bool s_swim_admit(void *arg, uint64_t id, const uint8_t *card, size_t len)
+{
+    gossip_engine_t *self = arg;
+    return !self->hooks.admit || self->hooks.admit(self->hooks.arg, id, card, len);
+}
+
+static bool s_swim_verify_leave(void *arg, uint64_t id, const uint8_t *stmt, size_t len)
+{
+    gossip_engine_t *self = arg;
+    return !self->hooks.verify_leave || self->hooks.verify_leave(self->hooks.arg, id, stmt, len);
+}
+
+/*  The stats counter of a fault SWIM reported, or NULL for none. */
+static uint64_t *s_swim_fault(gossip_engine_t *self, gossip_swim_fault_t fault)
+{
+    switch (fault) {
+    case GOSSIP_SWIM_FAULT_NONE:
+        return NULL;
+    case GOSSIP_SWIM_FAULT_DECODE:
+        return &self->stats.bad_decode;
+    case GOSSIP_SWIM_FAULT_UNKNOWN_SENDER:
+        return &self->stats.bad_unknown_sender;
+    case GOSSIP_SWIM_FAULT_LEFT_SENDER:
+        return &self->stats.bad_left_sender;
+    case GOSSIP_SWIM_FAULT_CARD:
+        return &self->stats.bad_card;
+    case GOSSIP_SWIM_FAULT_LEAVE:
+        return &self->stats.bad_leave;
+    }
+    return NULL;
+}
+
+/*  Copies SWIM's counters into the engine's stats: after every call into SWIM that may move
+ *  them, so that a caller's pointer to the stats stays current. */
+static void s_swim_stats(gossip_engine_t *self)
+{
+    self->stats.swim = *gossip_swim_stats(self->swim);
 }
 
 gossip_engine_t *gossip_engine_new(const gossip_config_t *config, const gossip_store_t *store,
@@ -73,12 +301,28 @@ gossip_engine_t *gossip_engine_new(const gossip_config_t *config, const gossip_s
     self->store = store;
     self->state = store_state;
     self->rng = config->seed ^ config->node_id;
-    if (gossip__swim_init(self) != 0)
+    gossip_swim_config_t swim = {.node_id = config->node_id,
+                                 .endpoint = config->endpoint,
+                                 .card = config->card,
+                                 .card_len = config->card_len,
+                                 .incarnation = config->incarnation,
+                                 .max_message_bytes = self->config.max_message_bytes,
+                                 .probe_interval_ms = config->probe_interval_ms,
+                                 .probe_timeout_ms = config->probe_timeout_ms,
+                                 .suspicion_mult = config->suspicion_mult,
+                                 .indirect_probes = config->indirect_probes,
+                                 .sync_interval_ms = config->sync_interval_ms};
+    gossip_swim_callbacks_t callbacks = {s_swim_send,  s_swim_changed,      s_swim_random,
+                                         s_swim_admit, s_swim_verify_leave, self};
+    self->config.endpoint = NULL;
+    self->config.card = NULL;
+    self->swim = gossip_swim_new(&swim, &callbacks);
+    if (!self->swim)
         gossip_engine_destroy(&self);
     return self;
 }
 
-static void s_stage_free(gossip__stage_t *stage)
+static void s_stage_free(s_stage_t *stage)
 {
     for (size_t i = 0; i < stage->nparts; i++)
         free(stage->parts[i].buf);
@@ -109,27 +353,67 @@ void gossip_engine_destroy(gossip_engine_t **self_p)
         crdt_ctx_destroy(&self->pending[i].deps);
     }
     free(self->pending);
-    gossip__swim_fini(self);
+    for (size_t i = 0; i < self->npeers; i++)
+        s_peer_fini(&self->peers[i]);
+    free(self->peers);
+    gossip_swim_destroy(&self->swim);
     free(self);
     *self_p = NULL;
 }
 
-void gossip__forget_peer(gossip_engine_t *self, uint64_t peer)
+/*  --- membership, through SWIM ----------------------------------------------------- */
+
+void gossip_engine_set_hooks(gossip_engine_t *self, const gossip_hooks_t *hooks)
 {
-    for (size_t i = 0; i < self->nstages;) {
-        if (self->stages[i].from == peer)
-            s_stage_drop(self, i);
-        else
-            i++;
+    assert(self && hooks);
+    self->hooks = *hooks;
+}
+
+int gossip_engine_learn(gossip_engine_t *self, const gossip_member_t *member)
+{
+    int rc = gossip_swim_learn(self->swim, member, self->now_ms);
+    s_swim_stats(self);
+    return rc;
+}
+
+int gossip_engine_leave(gossip_engine_t *self, uint64_t id, const uint8_t *stmt, size_t len)
+{
+    int rc = gossip_swim_leave(self->swim, id, stmt, len, self->now_ms);
+    s_swim_stats(self);
+    return rc;
+}
+
+void gossip_engine_each_member(gossip_engine_t *self,
+                               void (*fn)(void *arg, const gossip_member_t *member), void *arg)
+{
+    for (size_t i = 0; i < gossip_swim_size(self->swim); i++) {
+        gossip_member_t view;
+        gossip_swim_at(self->swim, i, &view);
+        fn(arg, &view);
     }
-    gossip__member_t *m = gossip__member(self, peer);
-    if (!m)
+}
+
+bool gossip_engine_member(gossip_engine_t *self, uint64_t id, gossip_member_t *member)
+{
+    return gossip_swim_member(self->swim, id, member);
+}
+
+void gossip_engine_add_peer(gossip_engine_t *self, uint64_t peer)
+{
+    gossip_swim_add(self->swim, peer, self->now_ms);
+}
+
+void gossip_engine_remove_peer(gossip_engine_t *self, uint64_t peer)
+{
+    if (peer == self->config.node_id)
         return;
-    for (size_t i = 0; i < m->nknown; i++) {
-        free(m->known[i].scope);
-        crdt_ctx_destroy(&m->known[i].ctx);
-    }
-    m->nknown = 0;
+    s_forget_peer(self, peer);
+    gossip_swim_remove(self->swim, peer);
+}
+
+unsigned gossip_engine_health(const gossip_engine_t *self)
+{
+    return gossip_swim_health(self->swim);
 }
 
 const gossip_stats_t *gossip_engine_stats(const gossip_engine_t *self)
@@ -150,30 +434,13 @@ bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, si
         s_flush_scope(self, NULL); /* the local operations since the last call, coalesced */
     if (self->head == self->n)
         return false;
-    gossip__msg_t *msg = &self->outbox[self->head++];
+    s_msg_t *msg = &self->outbox[self->head++];
     *peer = msg->peer;
     *buf = msg->buf;
     *len = msg->len;
     if (self->head == self->n)
         self->head = self->n = 0;
     return true;
-}
-
-int gossip__send(gossip_engine_t *self, uint64_t peer, Engram__Gossip *msg)
-{
-    msg->schema_major = ENGRAM_SCHEMA_MAJOR;
-    msg->schema_minor = ENGRAM_SCHEMA_MINOR;
-    size_t len = engram__gossip__get_packed_size(msg);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf || gossip__grow((void **)&self->outbox, &self->outbox_cap, self->n + 1,
-                             sizeof *self->outbox)) {
-        free(buf);
-        return ENGRAM_ENOMEM;
-    }
-    engram__gossip__pack(msg, buf);
-    self->outbox[self->n++] = (gossip__msg_t){peer, buf, len};
-    self->stats.bytes_sent += len;
-    return 0;
 }
 
 /*  Takes the clock of an event. The first one also seeds the ids of this engine's pull
@@ -185,7 +452,7 @@ static void s_clock(gossip_engine_t *self, uint64_t now_ms)
     self->now_ms = now_ms;
     if (self->next_transfer == 0) {
         self->rng ^= now_ms * UINT64_C(0xd6e8feb86659fd93);
-        self->next_transfer = gossip__random(self) | 1;
+        self->next_transfer = s_random(self) | 1;
     }
 }
 
@@ -212,22 +479,26 @@ static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *
     msg.body_case = ENGRAM__GOSSIP__BODY_PUSH;
     msg.push = &push;
     /* A partial Fisher-Yates shuffle picks `fanout` distinct ALIVE members. */
-    uint64_t *alive = malloc((self->nmembers ? self->nmembers : 1) * sizeof *alive);
+    size_t nmembers = gossip_swim_size(self->swim);
+    uint64_t *alive = malloc((nmembers ? nmembers : 1) * sizeof *alive);
     size_t nalive = 0;
     if (!alive) {
         rc = ENGRAM_ENOMEM;
         goto out_free;
     }
-    for (size_t i = 0; i < self->nmembers; i++)
-        if (self->members[i].state == GOSSIP_ALIVE && self->members[i].id != self->config.node_id)
-            alive[nalive++] = self->members[i].id;
+    for (size_t i = 0; i < nmembers; i++) {
+        gossip_member_t m;
+        gossip_swim_at(self->swim, i, &m);
+        if (m.state == GOSSIP_ALIVE && m.id != self->config.node_id)
+            alive[nalive++] = m.id;
+    }
     size_t targets = self->config.fanout < nalive ? self->config.fanout : nalive;
     for (size_t i = 0; rc == 0 && i < targets; i++) {
-        size_t j = i + gossip__random(self) % (nalive - i);
+        size_t j = i + s_random(self) % (nalive - i);
         uint64_t tmp = alive[i];
         alive[i] = alive[j];
         alive[j] = tmp;
-        rc = gossip__send(self, alive[i], &msg);
+        rc = s_send(self, alive[i], &msg);
         self->stats.pushes_sent += rc == 0;
     }
     free(alive);
@@ -240,8 +511,8 @@ out_free:
 /*  Pushes the coalesced operations of pending[i] and forgets them. */
 static int s_flush_pending(gossip_engine_t *self, size_t i)
 {
-    gossip__pending_t *p = &self->pending[i];
-    int rc = self->left ? 0 : s_push(self, p->scope, p->delta, p->deps);
+    s_pending_t *p = &self->pending[i];
+    int rc = s_left(self) ? 0 : s_push(self, p->scope, p->delta, p->deps);
     free(p->scope);
     crdt_scope_destroy(&p->delta);
     crdt_ctx_destroy(&p->deps);
@@ -278,12 +549,12 @@ static int s_add_entry_bytes(void *arg, crdt_type_id_t type, const char *key,
 int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_scope_t *delta,
                         const crdt_ctx_t *deps)
 {
-    if (self->left)
+    if (s_left(self))
         return 0;
     size_t len = 0;
     crdt_scope_foreach_entry(delta, s_add_entry_bytes, &len);
     int rc = 0;
-    gossip__pending_t *p = NULL;
+    s_pending_t *p = NULL;
     for (size_t i = 0; i < self->npending && !p; i++)
         if (strcmp(self->pending[i].scope, scope) == 0)
             p = &self->pending[i];
@@ -302,14 +573,14 @@ int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_sco
         }
         return rc;
     }
-    if (gossip__grow((void **)&self->pending, &self->pending_cap, self->npending + 1,
+    if (crdt_array_grow((void **)&self->pending, &self->pending_cap, self->npending + 1,
                      sizeof *self->pending))
         return ENGRAM_ENOMEM;
     p = &self->pending[self->npending];
-    *p = (gossip__pending_t){.scope = strdup(scope),
-                             .delta = crdt_scope_dup(delta, 0),
-                             .deps = crdt_ctx_dup(deps),
-                             .bytes = len};
+    *p = (s_pending_t){.scope = strdup(scope),
+                       .delta = crdt_scope_dup(delta, 0),
+                       .deps = crdt_ctx_dup(deps),
+                       .bytes = len};
     if (!p->scope || !p->delta || !p->deps) {
         free(p->scope);
         crdt_scope_destroy(&p->delta);
@@ -326,36 +597,38 @@ int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_sco
  *  snapshot must not be credited with what it lost). */
 static int s_know(gossip_engine_t *self, uint64_t peer, const char *scope, const crdt_ctx_t *ctx)
 {
-    gossip__member_t *m = gossip__member(self, peer);
-    if (!m || m->state == GOSSIP_LEFT)
-        return 0;
+    s_peer_t *p;
+    int rc = s_peer(self, peer, &p);
+    if (rc || !p)
+        return rc;
     crdt_ctx_t *copy = crdt_ctx_dup(ctx);
     if (!copy)
         return ENGRAM_ENOMEM;
-    for (size_t i = 0; i < m->nknown; i++) {
-        if (strcmp(m->known[i].scope, scope) == 0) {
-            crdt_ctx_destroy(&m->known[i].ctx);
-            m->known[i].ctx = copy;
+    for (size_t i = 0; i < p->nknown; i++) {
+        if (strcmp(p->known[i].scope, scope) == 0) {
+            crdt_ctx_destroy(&p->known[i].ctx);
+            p->known[i].ctx = copy;
             return 0;
         }
     }
     char *name = strdup(scope);
-    if (!name || gossip__grow((void **)&m->known, &m->known_cap, m->nknown + 1, sizeof *m->known)) {
+    if (!name ||
+        crdt_array_grow((void **)&p->known, &p->known_cap, p->nknown + 1, sizeof *p->known)) {
         free(name);
         crdt_ctx_destroy(&copy);
         return ENGRAM_ENOMEM;
     }
-    m->known[m->nknown++] = (gossip__known_t){name, copy};
+    p->known[p->nknown++] = (s_known_t){name, copy};
     return 0;
 }
 
 const crdt_ctx_t *gossip_engine_peer_ctx(gossip_engine_t *self, uint64_t peer, const char *scope)
 {
     assert(self && scope);
-    gossip__member_t *m = gossip__member(self, peer);
-    for (size_t i = 0; m && i < m->nknown; i++)
-        if (strcmp(m->known[i].scope, scope) == 0)
-            return m->known[i].ctx;
+    const s_peer_t *p = s_peer_find(self, peer);
+    for (size_t i = 0; p && i < p->nknown; i++)
+        if (strcmp(p->known[i].scope, scope) == 0)
+            return p->known[i].ctx;
     return NULL;
 }
 
@@ -364,11 +637,12 @@ crdt_ctx_t *gossip_engine_stable_cut(gossip_engine_t *self, const char *scope)
     assert(self && scope);
     const crdt_ctx_t *ours = self->store->ctx(self->state, scope);
     crdt_ctx_t *cut = ours ? crdt_ctx_dup(ours) : crdt_ctx_new();
-    for (size_t i = 0; cut && i < self->nmembers; i++) {
-        gossip__member_t *m = &self->members[i];
-        if (m->id == self->config.node_id || m->state == GOSSIP_LEFT)
+    for (size_t i = 0; cut && i < gossip_swim_size(self->swim); i++) {
+        gossip_member_t m;
+        gossip_swim_at(self->swim, i, &m);
+        if (m.id == self->config.node_id || m.state == GOSSIP_LEFT)
             continue;
-        const crdt_ctx_t *theirs = gossip_engine_peer_ctx(self, m->id, scope);
+        const crdt_ctx_t *theirs = gossip_engine_peer_ctx(self, m.id, scope);
         crdt_ctx_t *meet = theirs ? crdt_ctx_meet(cut, theirs) : NULL;
         crdt_ctx_destroy(&cut);
         cut = meet;
@@ -393,7 +667,7 @@ static int s_send_ack(gossip_engine_t *self, uint64_t peer, const char *scope)
     Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
     msg.body_case = ENGRAM__GOSSIP__BODY_ACK;
     msg.ack = &ack;
-    rc = gossip__send(self, peer, &msg);
+    rc = s_send(self, peer, &msg);
     self->stats.acks_sent += rc == 0;
     free(buf);
     return rc;
@@ -415,27 +689,16 @@ static int s_on_ack(gossip_engine_t *self, uint64_t from, const Engram__GossipAc
 
 typedef struct {
     gossip_engine_t *self;
-    Engram__GossipVersion *versions; /* owned array */
+    Engram__GossipVersion *versions; /* owned array, with each scope and ctx.data */
     Engram__GossipVersion **ptrs;
-    uint8_t **bufs; /* owned encodings */
     size_t n, cap;
     int rc;
 } s_digest_t;
 
 static int s_digest_add(s_digest_t *d, const char *scope, const crdt_ctx_t *ctx)
 {
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 8;
-        Engram__GossipVersion *v = realloc(d->versions, cap * sizeof *v);
-        if (v)
-            d->versions = v;
-        uint8_t **b = realloc(d->bufs, cap * sizeof *b);
-        if (b)
-            d->bufs = b;
-        if (!v || !b)
-            return ENGRAM_ENOMEM;
-        d->cap = cap;
-    }
+    if (crdt_array_grow((void **)&d->versions, &d->cap, d->n + 1, sizeof *d->versions))
+        return ENGRAM_ENOMEM;
     crdt_ctx_t *empty = ctx ? NULL : crdt_ctx_new();
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -450,8 +713,7 @@ static int s_digest_add(s_digest_t *d, const char *scope, const crdt_ctx_t *ctx)
     }
     engram__gossip_version__init(&d->versions[d->n]);
     d->versions[d->n].scope = name;
-    d->versions[d->n].ctx = (ProtobufCBinaryData){len, buf};
-    d->bufs[d->n++] = buf;
+    d->versions[d->n++].ctx = (ProtobufCBinaryData){len, buf};
     return 0;
 }
 
@@ -459,16 +721,14 @@ static void s_digest_fini(s_digest_t *d)
 {
     for (size_t i = 0; i < d->n; i++) {
         free(d->versions[i].scope);
-        free(d->bufs[i]);
+        free(d->versions[i].ctx.data);
     }
     free(d->versions);
-    free(d->bufs);
     free(d->ptrs);
 }
 
-/*  Sends the digest to peer, split into messages within the budget (all parts partial if it
- *  had to be split, so that no part reads as "I hold nothing else"). */
-/*  Sends the digest d in parts within the budget. `reply` asks peer for its own complete
+/*  Sends the digest d to peer in parts within the budget (all partial if it had to be split,
+ *  so that no part reads as "I hold nothing else"). `reply` asks peer for its own complete
  *  digest back; `answer` says this is that digest. Both are set on the last part only (so the
  *  answer comes after the deltas, and marks the end of the sender's whole knowledge). */
 static int s_send_digest(gossip_engine_t *self, uint64_t peer, s_digest_t *d, bool complete,
@@ -502,7 +762,7 @@ static int s_send_digest(gossip_engine_t *self, uint64_t peer, s_digest_t *d, bo
         Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
         msg.body_case = ENGRAM__GOSSIP__BODY_DIGEST;
         msg.digest = &digest;
-        rc = gossip__send(self, peer, &msg);
+        rc = s_send(self, peer, &msg);
         self->stats.digests_sent += rc == 0;
         start = end;
     } while (rc == 0 && start < d->n);
@@ -527,14 +787,22 @@ static int s_send_full_digest(gossip_engine_t *self, uint64_t peer, bool reply, 
     return rc;
 }
 
+/*  Whether peer's whole digest, answering our `reply` one, arrived at or after since_ms. */
+static bool s_answered_since(const gossip_engine_t *self, uint64_t peer, uint64_t since_ms)
+{
+    const s_peer_t *p = s_peer_find(self, peer);
+    return p && p->answered_ms && p->answered_ms >= since_ms;
+}
+
 int gossip_engine_ask_digests(gossip_engine_t *self, uint64_t since_ms)
 {
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < self->nmembers; i++) {
-        const gossip__member_t *m = &self->members[i];
-        if (m->id != self->config.node_id && m->state != GOSSIP_LEFT &&
-            !(m->answered_ms && m->answered_ms >= since_ms))
-            rc = s_send_full_digest(self, m->id, true, false);
+    for (size_t i = 0; rc == 0 && i < gossip_swim_size(self->swim); i++) {
+        gossip_member_t m;
+        gossip_swim_at(self->swim, i, &m);
+        if (m.id != self->config.node_id && m.state != GOSSIP_LEFT &&
+            !s_answered_since(self, m.id, since_ms))
+            rc = s_send_full_digest(self, m.id, true, false);
     }
     return rc;
 }
@@ -542,12 +810,13 @@ int gossip_engine_ask_digests(gossip_engine_t *self, uint64_t since_ms)
 unsigned gossip_engine_heard_since(gossip_engine_t *self, uint64_t since_ms, unsigned *members)
 {
     unsigned heard = 0, of = 0;
-    for (size_t i = 0; i < self->nmembers; i++) {
-        const gossip__member_t *m = &self->members[i];
-        if (m->id == self->config.node_id || m->state == GOSSIP_LEFT)
+    for (size_t i = 0; i < gossip_swim_size(self->swim); i++) {
+        gossip_member_t m;
+        gossip_swim_at(self->swim, i, &m);
+        if (m.id == self->config.node_id || m.state == GOSSIP_LEFT)
             continue;
         of++;
-        heard += m->answered_ms && m->answered_ms >= since_ms;
+        heard += s_answered_since(self, m.id, since_ms);
     }
     if (members)
         *members = of;
@@ -556,11 +825,11 @@ unsigned gossip_engine_heard_since(gossip_engine_t *self, uint64_t since_ms, uns
 
 bool gossip_engine_holds_unseen(gossip_engine_t *self, uint64_t replica)
 {
-    for (size_t i = 0; i < self->nmembers; i++) {
-        const gossip__member_t *m = &self->members[i];
-        for (size_t k = 0; m->id != self->config.node_id && k < m->nknown; k++) {
-            const crdt_ctx_t *ours = self->store->ctx(self->state, m->known[k].scope);
-            if (crdt_ctx_max(m->known[k].ctx, replica) > (ours ? crdt_ctx_max(ours, replica) : 0))
+    for (size_t i = 0; i < self->npeers; i++) {
+        const s_peer_t *p = &self->peers[i];
+        for (size_t k = 0; k < p->nknown; k++) {
+            const crdt_ctx_t *ours = self->store->ctx(self->state, p->known[k].scope);
+            if (crdt_ctx_max(p->known[k].ctx, replica) > (ours ? crdt_ctx_max(ours, replica) : 0))
                 return true;
         }
     }
@@ -571,13 +840,13 @@ bool gossip_engine_holds_unseen(gossip_engine_t *self, uint64_t replica)
  *  may still be arriving); otherwise records this one. */
 static bool s_answer_deferred(gossip_engine_t *self, uint64_t peer, const char *scope)
 {
-    gossip__member_t *m = gossip__member(self, peer);
-    if (!m)
+    s_peer_t *p;
+    if (s_peer(self, peer, &p) || !p)
         return false;
-    uint64_t key = crdt__hash(scope, strlen(scope), CHUNK_HASH_SEED);
-    gossip__answered_t *slot = &m->answered[0];
-    for (size_t i = 0; i < GOSSIP__ANSWERED_SLOTS; i++) {
-        gossip__answered_t *a = &m->answered[i];
+    uint64_t key = crdt_hash(scope, strlen(scope), CHUNK_HASH_SEED);
+    s_answered_t *slot = &p->answered[0];
+    for (size_t i = 0; i < ANSWERED_SLOTS; i++) {
+        s_answered_t *a = &p->answered[i];
         if (a->scope_hash == key && a->sent_ms) {
             if (self->now_ms - a->sent_ms < ANSWER_RESEND_MS)
                 return true;
@@ -587,7 +856,7 @@ static bool s_answer_deferred(gossip_engine_t *self, uint64_t peer, const char *
         if (a->sent_ms < slot->sent_ms)
             slot = a;
     }
-    *slot = (gossip__answered_t){key, self->now_ms ? self->now_ms : 1};
+    *slot = (s_answered_t){key, self->now_ms ? self->now_ms : 1};
     return false;
 }
 
@@ -616,7 +885,7 @@ static int s_answer(gossip_engine_t *self, uint64_t peer, const char *scope,
         return 0;
     }
     uint64_t transfer = self->next_transfer++;
-    uint64_t hash = crdt__hash(buf, len, CHUNK_HASH_SEED);
+    uint64_t hash = crdt_hash(buf, len, CHUNK_HASH_SEED);
     for (size_t i = 0; rc == 0 && i < count; i++) {
         Engram__GossipChunk chunk = ENGRAM__GOSSIP_CHUNK__INIT;
         chunk.scope = (char *)scope;
@@ -630,7 +899,7 @@ static int s_answer(gossip_engine_t *self, uint64_t peer, const char *scope,
         Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
         msg.body_case = ENGRAM__GOSSIP__BODY_CHUNK;
         msg.chunk = &chunk;
-        rc = gossip__send(self, peer, &msg);
+        rc = s_send(self, peer, &msg);
         self->stats.chunks_sent += rc == 0;
     }
     free(buf);
@@ -662,7 +931,6 @@ static void s_answer_unlisted(void *arg, const char *scope)
 
 static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__GossipDigest *digest)
 {
-    gossip__member_t *sender = gossip__member(self, from);
     s_answer_t a = {self, from, digest, calloc(digest->n_versions + 1, sizeof(crdt_ctx_t *)), 0};
     if (!a.theirs)
         return ENGRAM_ENOMEM;
@@ -696,7 +964,10 @@ static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__Gossi
         rc = s_send_digest(self, from, &ask, false, false, false);
     if (rc == 0 && digest->reply) /* after the answers: see gossip_engine_ask_digests */
         rc = s_send_full_digest(self, from, false, true);
-    if (rc == 0 && digest->answer && sender) /* its whole knowledge is in (s_know) */
+    s_peer_t *sender = NULL;
+    if (rc == 0 && digest->answer)
+        rc = s_peer(self, from, &sender);
+    if (sender) /* its whole knowledge is in (s_know) */
         sender->answered_ms = self->now_ms;
     s_digest_fini(&ask);
     for (size_t i = 0; i < digest->n_versions; i++)
@@ -710,11 +981,12 @@ static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__Gossi
 /*  Asks `from` for a pull (at most every ASK_INTERVAL_MS per peer). */
 static int s_ask(gossip_engine_t *self, uint64_t from)
 {
-    gossip__member_t *m = gossip__member(self, from);
-    if (!m || (m->asked_ms && self->now_ms - m->asked_ms < ASK_INTERVAL_MS) ||
+    s_peer_t *p;
+    int rc = s_peer(self, from, &p);
+    if (rc || !p || (p->asked_ms && self->now_ms - p->asked_ms < ASK_INTERVAL_MS) ||
         self->now_ms < self->asking_until_ms)
-        return 0;
-    m->asked_ms = self->now_ms;
+        return rc;
+    p->asked_ms = self->now_ms;
     self->asking_until_ms = self->now_ms + ASK_WAIT_MS;
     return s_send_full_digest(self, from, false, false);
 }
@@ -769,7 +1041,7 @@ static int s_on_push(gossip_engine_t *self, uint64_t from, const Engram__GossipP
 static int s_apply_answer(gossip_engine_t *self, const char *scope, const uint8_t *buf, size_t len,
                           const Engram__GossipChunk *chunk)
 {
-    if (len != chunk->total || crdt__hash(buf, len, CHUNK_HASH_SEED) != chunk->hash) {
+    if (len != chunk->total || crdt_hash(buf, len, CHUNK_HASH_SEED) != chunk->hash) {
         self->fault = &self->stats.bad_chunk;
         return ENGRAM_EDECODE;
     }
@@ -786,12 +1058,11 @@ static int s_apply_answer(gossip_engine_t *self, const char *scope, const uint8_
 
 /*  The staged transfer of (from, total, hash), or a new one (evicting from's oldest when it
  *  has MAX_STAGES_PER_PEER). NULL when out of memory. */
-static gossip__stage_t *s_stage(gossip_engine_t *self, uint64_t from,
-                                const Engram__GossipChunk *chunk)
+static s_stage_t *s_stage(gossip_engine_t *self, uint64_t from, const Engram__GossipChunk *chunk)
 {
     size_t mine = 0, oldest = SIZE_MAX;
     for (size_t i = 0; i < self->nstages; i++) {
-        gossip__stage_t *st = &self->stages[i];
+        s_stage_t *st = &self->stages[i];
         if (st->from != from)
             continue;
         if (st->total == chunk->total && st->hash == chunk->hash)
@@ -802,15 +1073,15 @@ static gossip__stage_t *s_stage(gossip_engine_t *self, uint64_t from,
     }
     if (mine >= MAX_STAGES_PER_PEER)
         s_stage_drop(self, oldest);
-    if (gossip__grow((void **)&self->stages, &self->stages_cap, self->nstages + 1,
+    if (crdt_array_grow((void **)&self->stages, &self->stages_cap, self->nstages + 1,
                      sizeof *self->stages))
         return NULL;
-    gossip__stage_t *st = &self->stages[self->nstages];
-    *st = (gossip__stage_t){.from = from,
-                            .total = chunk->total,
-                            .hash = chunk->hash,
-                            .count = chunk->count,
-                            .started_ms = self->now_ms};
+    s_stage_t *st = &self->stages[self->nstages];
+    *st = (s_stage_t){.from = from,
+                      .total = chunk->total,
+                      .hash = chunk->hash,
+                      .count = chunk->count,
+                      .started_ms = self->now_ms};
     if (!(st->scope = strdup(chunk->scope)))
         return NULL;
     self->nstages++;
@@ -828,7 +1099,7 @@ static int s_on_chunk(gossip_engine_t *self, uint64_t from, const Engram__Gossip
     }
     if (chunk->count == 1)
         return s_apply_answer(self, chunk->scope, chunk->data.data, chunk->data.len, chunk);
-    gossip__stage_t *stage = s_stage(self, from, chunk);
+    s_stage_t *stage = s_stage(self, from, chunk);
     if (!stage)
         return ENGRAM_ENOMEM;
     if (stage->count != chunk->count || strcmp(stage->scope, chunk->scope) != 0) {
@@ -850,14 +1121,14 @@ static int s_on_chunk(gossip_engine_t *self, uint64_t from, const Engram__Gossip
         return ENGRAM_EDECODE;
     }
     uint8_t *copy = malloc(chunk->data.len ? chunk->data.len : 1);
-    if (!copy || gossip__grow((void **)&stage->parts, &stage->parts_cap, stage->nparts + 1,
+    if (!copy || crdt_array_grow((void **)&stage->parts, &stage->parts_cap, stage->nparts + 1,
                               sizeof *stage->parts)) {
         free(copy);
         return ENGRAM_ENOMEM;
     }
     memcpy(copy, chunk->data.data, chunk->data.len);
     memmove(&stage->parts[lo + 1], &stage->parts[lo], (stage->nparts - lo) * sizeof *stage->parts);
-    stage->parts[lo] = (gossip__part_t){chunk->index, copy, chunk->data.len};
+    stage->parts[lo] = (s_part_t){chunk->index, copy, chunk->data.len};
     stage->nparts++;
     stage->received_bytes += chunk->data.len;
     if (stage->nparts < stage->count)
@@ -887,36 +1158,35 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
     int rc = gossip ? 0 : ENGRAM_EDECODE;
     if (rc == 0 && gossip->schema_major > ENGRAM_SCHEMA_MAJOR)
         rc = ENGRAM_EVERSION;
+    gossip_swim_fault_t fault = GOSSIP_SWIM_FAULT_NONE;
     if (rc == 0)
-        rc = gossip__check_sender(self, from, gossip);
+        rc = gossip_swim_check_sender(self->swim, from, gossip, now_ms, &fault);
     if (rc == 0) {
         switch (gossip->body_case) {
         case ENGRAM__GOSSIP__BODY_PUSH:
-            rc = self->left ? 0 : s_on_push(self, from, gossip->push);
+            rc = s_left(self) ? 0 : s_on_push(self, from, gossip->push);
             break;
         case ENGRAM__GOSSIP__BODY_DIGEST:
-            rc = self->left ? 0 : s_on_digest(self, from, gossip->digest);
+            rc = s_left(self) ? 0 : s_on_digest(self, from, gossip->digest);
             break;
         case ENGRAM__GOSSIP__BODY_CHUNK:
-            rc = self->left ? 0 : s_on_chunk(self, from, gossip->chunk);
+            rc = s_left(self) ? 0 : s_on_chunk(self, from, gossip->chunk);
             break;
         case ENGRAM__GOSSIP__BODY_ACK:
             rc = s_on_ack(self, from, gossip->ack);
             break;
         default:
-            rc = gossip__swim_receive(self, from, gossip);
+            rc = gossip_swim_receive(self->swim, from, gossip, now_ms, &fault);
         }
     }
+    s_swim_stats(self);
     if (gossip)
         engram__gossip__free_unpacked(gossip, NULL);
     if (rc != 0 && rc != ENGRAM_ENOMEM) {
         self->stats.bad_messages++;
-        uint64_t *counter = self->fault;
-        if (!counter)
-            counter = rc == ENGRAM_ENOTFOUND      ? &self->stats.bad_unknown_sender
-                      : rc == ENGRAM_EUNAVAILABLE ? &self->stats.bad_left_sender
-                                                  : &self->stats.bad_decode;
-        (*counter)++;
+        /* a fault is SWIM's or the data plane's, never both: SWIM admits the sender first */
+        uint64_t *counter = self->fault ? self->fault : s_swim_fault(self, fault);
+        (*(counter ? counter : &self->stats.bad_decode))++;
     }
     return rc;
 }
@@ -930,12 +1200,12 @@ void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms)
         else
             i++;
     }
-    gossip__swim_tick(self);
-    self->started = true;
-    if (self->left || now_ms < self->next_digest_ms)
+    gossip_swim_tick(self->swim, now_ms);
+    s_swim_stats(self);
+    if (s_left(self) || now_ms < self->next_digest_ms)
         return;
     self->next_digest_ms = now_ms + self->config.gossip_interval_ms;
-    gossip__member_t *m = gossip__pick(self, 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT);
-    if (m)
-        s_send_full_digest(self, m->id, false, false);
+    uint64_t peer;
+    if (gossip_swim_pick(self->swim, 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT, &peer))
+        s_send_full_digest(self, peer, false, false);
 }

@@ -4,47 +4,15 @@
  *  transport to send (gossip_engine_next). The same engine runs in engramd over ZeroMQ and in
  *  tests/sim/ over a simulated network. engine.c holds the data plane, swim.c the membership.
  *
- *  Membership (SWIM, Das et al. 2002, as HashiCorp memberlist; gossip/swim.c). Every node keeps
- *  a record per member it knows, itself included: (id, incarnation, state, endpoint, card,
- *  leave statement). Records merge as a lattice: the higher incarnation wins, at equal
- *  incarnation the higher state rank (ALIVE < SUSPECT < DEAD); LEFT absorbs everything, for
- *  good, whatever incarnation is claimed later. Only the member itself raises its incarnation:
- *  when it hears that it is suspect or dead (or finds a record of itself from a previous life),
- *  it refutes with a higher incarnation; engramd starts at its start time in ms, so a restarted
- *  node always outranks what others remember of it.
- *  - Probing: every probe interval the node pings one member, round-robin over a shuffled list
- *    (dead members too, one time in four, so a dead node that came back is seen again). No pong
- *    within the probe timeout: it asks `indirect_probes` others to ping it on its behalf
- *    (ping-req; their pongs are relayed back). Still none by the end of the interval: the
- *    member becomes SUSPECT. Lifeguard (Dadgar et al., 2018), as memberlist does it:
- *    - local health: a score (0..8) that stretches our own probe interval and timeout; every
- *      probe that succeeds lowers it; a failed probe raises it by the nacks that did not come
- *      (a member asked to ping-req answers with a nack when the target is silent to it too:
- *      if every nack comes, our links work and the target is the one at fault), or by one
- *      when nobody was asked; so does hearing that we are suspected. A node that is itself slow
- *      or cut off thus probes more gently and accuses later.
- *    - dynamic suspicion: SUSPECT lasts from max = 6 * min down to min = suspicion_mult *
- *      log10(N+1) probe intervals (at least one), shrinking with each independent
- *      confirmation: a member that suspects it too (a record names a suspector, the first,
- *      then each confirmation a node learns or makes with its own failed probe, passed on
- *      like a change; only members count) by max - (max - min) *
- *      log(c+1) / log(k+1) for c confirmations of k = suspicion_mult - 2 expected (0 below
- *      k + 2 members: then min). A lone slow accuser gives its victim 6x the time to refute;
- *      a member everyone lost goes DEAD as fast as before. Then: DEAD.
- *  - Dissemination: every ping, ping-req and pong piggybacks the latest changed records, each
- *    retransmitted 3 * ceil(log10(N+1)) times, and the record the receiver has in our view when
- *    that is not ALIVE (so it can refute at once). Each carries its sender's own record, card
- *    included. Every sync interval the node also exchanges its whole table with one random
- *    member (push-pull, dead ones included): a joiner learns everyone from one seed, and both
- *    sides of a healed partition see each other refute.
- *  - Admission: a member is added only if its card passes the admit hook (each node checks the
- *    admin signature itself, so it never trusts the relay); a LEFT record only if its statement
- *    passes verify_leave. `from` is the id the transport bound to the peer's CURVE key; ids
- *    inside messages are never taken as the sender. Messages from a sender that is unknown or
- *    LEFT are dropped and counted, except a SWIM message that carries the sender's own valid
- *    card (a joiner's first ping or push-pull), which admits it. A LEFT sender is told so.
- *  - A LEFT node (gossip_engine_leave of its own id, or hearing a verified statement about
- *    itself) stops pushing, pulling and probing.
+ *  Membership is SWIM with Lifeguard (gossip/swim.h): the engine owns a gossip_swim_t, hands
+ *  it the SWIM messages and ticks, sends what it emits, and learns of members through its
+ *  callbacks. The membership calls below (learn, leave, each_member, member, add_peer,
+ *  remove_peer, health) are SWIM's, on the engine's clock (the `now` of its latest event); the
+ *  hooks reach SWIM through the engine. A LEFT node (gossip_engine_leave of its own id, or
+ *  hearing a verified statement about itself) stops pushing, pulling and probing. What each
+ *  member is known to hold, and when it answered gossip_engine_ask_digests, live in the
+ *  engine's peer table, keyed by member id; an entry goes when its member turns LEFT or is
+ *  removed.
  *
  *  Push: a local operation's delta goes at once to `fanout` random ALIVE members with its
  *  dependencies (the scope's context just before it). A receiver applies a push only when its
@@ -88,6 +56,7 @@
 #include "crdt/ctx.h"
 #include "crdt/scope.h"
 #include "engram/limits.h"
+#include "gossip/swim.h" /* gossip_state_t, gossip_member_t, the GOSSIP_DEFAULT_* of SWIM */
 
 /*  What the engine replicates: the node's shared scopes, behind an interface so that engramd
  *  (RocksDB) and the simulator (memory) provide their own. It can name shared scopes only. */
@@ -102,40 +71,6 @@ typedef struct {
     int (*apply)(void *store, const char *scope, const crdt_scope_t *delta);
 } gossip_store_t;
 
-/*  Defaults of gossip_config_t (a zero field takes them). */
-#ifndef GOSSIP_DEFAULT_PROBE_INTERVAL_MS
-#define GOSSIP_DEFAULT_PROBE_INTERVAL_MS 1000
-#endif
-#ifndef GOSSIP_DEFAULT_PROBE_TIMEOUT_MS
-#define GOSSIP_DEFAULT_PROBE_TIMEOUT_MS 400
-#endif
-#ifndef GOSSIP_DEFAULT_SUSPICION_MULT
-#define GOSSIP_DEFAULT_SUSPICION_MULT 4
-#endif
-#ifndef GOSSIP_DEFAULT_INDIRECT_PROBES
-#define GOSSIP_DEFAULT_INDIRECT_PROBES 3
-#endif
-#ifndef GOSSIP_DEFAULT_SYNC_INTERVAL_MS
-#define GOSSIP_DEFAULT_SYNC_INTERVAL_MS 10000
-#endif
-
-typedef enum { GOSSIP_ALIVE = 0, GOSSIP_SUSPECT, GOSSIP_DEAD, GOSSIP_LEFT } gossip_state_t;
-
-/*  A member as the engine knows it. Every pointer is borrowed for the duration of the call
- *  that hands it out. */
-typedef struct {
-    uint64_t id; /* node id */
-    uint64_t incarnation;
-    gossip_state_t state;
-    const char *endpoint; /* where its gossip socket listens (e.g. "tcp://127.0.0.1:7101");
-                             never NULL */
-    const uint8_t *card;  /* its admission certificate, opaque to the engine; may be empty */
-    size_t card_len;
-    const uint8_t *leave; /* LEFT only: the admin statement that removed it, opaque */
-    size_t leave_len;
-    uint64_t suspector; /* SUSPECT only: the member whose failed probe began it (0: unknown) */
-} gossip_member_t;
-
 typedef struct {
     /*  True when card admits node id to this cluster (node/ checks an admin Ed25519 signature
      *  and that id matches the key). A member whose card fails is never added and the message
@@ -145,7 +80,7 @@ typedef struct {
     bool (*verify_leave)(void *arg, uint64_t id, const uint8_t *stmt, size_t len);
     /*  Called after a member is added or its state, incarnation or endpoint changes (also for
      *  LEFT, and for this node's own refutations). NULL: none. Hooks run inside engine calls:
-     *  they must not call back into the engine. */
+     *  they must not call back into the engine. All three reach SWIM as its callbacks. */
     void (*changed)(void *arg, const gossip_member_t *member);
     void *arg;
 } gossip_hooks_t;
@@ -155,13 +90,16 @@ typedef struct {
 #define GOSSIP_CHUNK_OVERHEAD    (ENGRAM_MAX_KEY_BYTES + 64)
 #define GOSSIP_MIN_MESSAGE_BYTES (2 * GOSSIP_CHUNK_OVERHEAD)
 
+/*  The probe, suspicion and sync fields are passed to the SWIM object (gossip_swim_config_t; a
+ *  zero takes the GOSSIP_DEFAULT_* of swim.h), with node_id, endpoint, card, incarnation and
+ *  the budget. */
 typedef struct {
     uint64_t node_id;         /* this node */
     unsigned fanout;          /* peers each push goes to */
     size_t max_message_bytes; /* budget of one message; larger pulls are chunked. At least
                                  GOSSIP_MIN_MESSAGE_BYTES (2176). A push over the budget is
                                  not sent (the peers pull it). */
-    uint64_t seed;            /* for the choice of peers */
+    uint64_t seed;            /* for every random choice (push targets, probes, partners) */
     const char *endpoint;     /* this node's gossip endpoint (copied); NULL: "" */
     const uint8_t *card;      /* this node's admission certificate (copied); may be empty */
     size_t card_len;
@@ -190,12 +128,7 @@ typedef struct {
     uint64_t bad_apply;          /* a delta the store refused */
     /* Replication extras. */
     uint64_t acks_sent, acks_received, answers_deferred;
-    /* Membership. */
-    uint64_t pings, ping_reqs, pongs, nacks; /* sent */
-    uint64_t nacks_received;                  /* for probes of ours (Lifeguard) */
-    uint64_t suspects, deaths;        /* members this node suspected / declared dead */
-    uint64_t refutes;                 /* times this node raised its own incarnation */
-    uint64_t syncs;                   /* full membership exchanges started */
+    gossip_swim_stats_t swim; /* membership: its SWIM object's counters (gossip/swim.h) */
 } gossip_stats_t;
 
 typedef struct gossip_engine gossip_engine_t;

@@ -83,13 +83,24 @@ typedef struct {
     gossip_engine_t *engine;
 } node_t;
 
-static void s_node(node_t *n, uint64_t id, size_t budget)
+/*  Node id presenting `card` ("": none) to the others. */
+static void s_node_card(node_t *n, uint64_t id, size_t budget, const char *card)
 {
     memset(n, 0, sizeof *n);
     n->store.id = id;
-    gossip_config_t config = {.node_id = id, .fanout = 2, .max_message_bytes = budget, .seed = 7};
+    gossip_config_t config = {.node_id = id,
+                              .fanout = 2,
+                              .max_message_bytes = budget,
+                              .seed = 7,
+                              .card = (const uint8_t *)card,
+                              .card_len = strlen(card)};
     n->engine = gossip_engine_new(&config, &s_store_ops, &n->store);
     assert_non_null(n->engine);
+}
+
+static void s_node(node_t *n, uint64_t id, size_t budget)
+{
+    s_node_card(n, id, budget, "");
 }
 
 static void s_node_fini(node_t *n)
@@ -111,9 +122,9 @@ static void s_write(node_t *n, const char *scope, const char *key, const char *v
     crdt_ctx_destroy(&deps);
 }
 
-/*  Delivers every queued message among nodes until none is left; drops the messages whose
- *  index in the run `drop` says to (NULL: none). Returns how many were delivered. */
-static int s_run(node_t *nodes, int count, bool (*drop)(int index, uint64_t to))
+/*  Delivers every queued message among nodes at now_ms until none is left; drops the messages
+ *  whose index in the run `drop` says to (NULL: none). Returns how many were delivered. */
+static int s_run_at(node_t *nodes, int count, bool (*drop)(int index, uint64_t to), uint64_t now_ms)
 {
     int delivered = 0, index = 0;
     for (bool any = true; any;) {
@@ -127,7 +138,7 @@ static int s_run(node_t *nodes, int count, bool (*drop)(int index, uint64_t to))
                 for (int t = 0; t < count; t++)
                     if (nodes[t].store.id == to && !(drop && drop(index, to)))
                         gossip_engine_receive(nodes[t].engine, nodes[from].store.id, buf, len,
-                                              1000);
+                                              now_ms);
                 index++;
                 delivered++;
                 free(buf);
@@ -135,6 +146,21 @@ static int s_run(node_t *nodes, int count, bool (*drop)(int index, uint64_t to))
         }
     }
     return delivered;
+}
+
+static int s_run(node_t *nodes, int count, bool (*drop)(int index, uint64_t to))
+{
+    return s_run_at(nodes, count, drop, 1000);
+}
+
+/*  Runs [from_ms, to_ms): every 100 ms each node ticks, then everything is delivered. */
+static void s_tick_run(node_t *nodes, int count, uint64_t from_ms, uint64_t to_ms)
+{
+    for (uint64_t now = from_ms; now < to_ms; now += 100) {
+        for (int i = 0; i < count; i++)
+            gossip_engine_tick(nodes[i].engine, now);
+        s_run_at(nodes, count, NULL, now);
+    }
 }
 
 static bool s_same(node_t *a, node_t *b)
@@ -667,6 +693,69 @@ static void test_asked_digests_bring_back_lost_dots(void **state)
     s_pair_fini(nodes);
 }
 
+/*  Hooks: the only valid card, and the only valid statement, is "ok"; changed counts LEFT
+ *  records. */
+static bool s_ok(void *arg, uint64_t id, const uint8_t *bytes, size_t len)
+{
+    (void)arg, (void)id;
+    return len == 2 && memcmp(bytes, "ok", 2) == 0;
+}
+
+static void s_count_left(void *arg, const gossip_member_t *member)
+{
+    *(int *)arg += member->state == GOSSIP_LEFT;
+}
+
+/*  The engine's membership is its SWIM object's (swim_test.c covers SWIM itself): the hooks
+ *  decide (admit refuses 33's card, verify_leave 22's record of a forged decommission of 44,
+ *  changed hears of 22's), what SWIM refuses is counted in the engine's stats by kind, SWIM's
+ *  counters and health show there (on a stats pointer taken once), and a member that turns
+ *  LEFT loses what it was known to hold, no longer counts as a member, and is told so. */
+static void test_membership_runs_through_swim(void **state)
+{
+    (void)state;
+    node_t nodes[3];
+    s_pair(nodes, 65536);
+    int lefts = 0;
+    gossip_hooks_t hooks = {s_ok, s_ok, s_count_left, &lefts};
+    gossip_engine_set_hooks(nodes[0].engine, &hooks);
+    s_node_card(&nodes[2], 33, 65536, "no");
+    gossip_member_t seed = {.id = 11, .state = GOSSIP_ALIVE, .endpoint = ""};
+    assert_int_equal(gossip_engine_learn(nodes[2].engine, &seed), 0);
+    assert_int_equal(gossip_engine_leave(nodes[1].engine, 44, (const uint8_t *)"forged", 6), 0);
+    s_write(&nodes[0], "run:a", "k", "v");
+    s_tick_run(nodes, 3, 1000, 6000);
+    const gossip_stats_t *st = gossip_engine_stats(nodes[0].engine);
+    assert_true(st->swim.pings > 0 && st->swim.pongs > 0 && st->swim.syncs > 0);
+    assert_int_equal(gossip_engine_health(nodes[0].engine), 0);
+    assert_true(st->bad_card > 0);           /* 33's own SWIM messages */
+    assert_true(st->bad_unknown_sender > 0); /* 33's digests, which carry no card */
+    assert_true(st->bad_leave > 0);          /* 22's record of 44 */
+    gossip_member_t m;
+    assert_false(gossip_engine_member(nodes[0].engine, 33, &m));
+    assert_false(gossip_engine_member(nodes[0].engine, 44, &m));
+    assert_non_null(gossip_engine_peer_ctx(nodes[0].engine, 22, "run:a"));
+    unsigned members = 0;
+    gossip_engine_heard_since(nodes[0].engine, 0, &members);
+    assert_int_equal(members, 1);
+
+    assert_int_equal(lefts, 0);
+    assert_int_equal(gossip_engine_leave(nodes[0].engine, 22, (const uint8_t *)"ok", 2), 0);
+    assert_int_equal(lefts, 1);
+    assert_null(gossip_engine_peer_ctx(nodes[0].engine, 22, "run:a"));
+    gossip_engine_heard_since(nodes[0].engine, 0, &members);
+    assert_int_equal(members, 0);
+    uint64_t left_before = st->bad_left_sender;
+    s_tick_run(nodes, 3, 6000, 8000);
+    assert_true(st->bad_left_sender > left_before); /* 22 spoke until it was told */
+    assert_true(gossip_engine_member(nodes[1].engine, 22, &m));
+    assert_int_equal(m.state, GOSSIP_LEFT);
+    assert_int_equal(st->bad_messages,
+                     st->bad_card + st->bad_unknown_sender + st->bad_leave + st->bad_left_sender);
+    for (int i = 0; i < 3; i++)
+        s_node_fini(&nodes[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -683,6 +772,7 @@ int main(void)
         cmocka_unit_test(test_staging_is_capped_and_resends_fill_holes),
         cmocka_unit_test(test_large_answers_are_not_resent_every_tick),
         cmocka_unit_test(test_asked_digests_bring_back_lost_dots),
+        cmocka_unit_test(test_membership_runs_through_swim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

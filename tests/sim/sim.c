@@ -1933,7 +1933,8 @@ void sim_stats_print(const char *title, const sim_stats_t *t, double wall_s)
            " across a partition), false deaths %" PRIu64 "; crashes detected %" PRIu64
            " of %" PRIu64 ", in %.0f ms on average, %" PRIu64 " ms at most; %" PRIu64
            " decommissions; %" PRIu64 " stable cuts checked\n",
-           e->pings, e->ping_reqs, e->pongs, e->nacks, e->nacks_received, e->syncs, e->suspects, e->deaths, e->refutes,
+           e->swim.pings, e->swim.ping_reqs, e->swim.pongs, e->swim.nacks, e->swim.nacks_received,
+           e->swim.syncs, e->swim.suspects, e->swim.deaths, e->swim.refutes,
            t->suspicions_false, t->suspicions_false_cut, t->deaths_false, t->deaths_detected,
            t->crashes,
            t->deaths_detected ? (double)t->detect_ms_sum / (double)t->deaths_detected : 0.0,
