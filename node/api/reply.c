@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crdt/array.h"
 #include "crdt/awset.h"
 #include "crdt/codec.h"
 #include "crdt/counter.h"
@@ -30,16 +31,10 @@ void *api__keep_with(api_arena_t *a, void *p, void (*destroy)(void *ptr))
             destroy(p);
         return NULL;
     }
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 16;
-        api_owned_t *grown = realloc(a->owned, cap * sizeof *grown);
-        if (!grown) {
-            a->failed = true;
-            destroy(p);
-            return NULL;
-        }
-        a->owned = grown;
-        a->cap = cap;
+    if (crdt_array_grow((void **)&a->owned, &a->cap, a->n + 1, sizeof *a->owned)) {
+        a->failed = true;
+        destroy(p);
+        return NULL;
     }
     a->owned[a->n++] = (api_owned_t){p, destroy};
     return p;

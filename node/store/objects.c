@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
+#include "crdt/array.h"
 #include "crdt/codec.h"
 #include "crdt/value.h"
 #include "engram/error.h"
@@ -330,19 +331,6 @@ uint64_t store__expires_at(const Engram__StoredEntry *entry)
     return expires;
 }
 
-static int s_grow_listed(node_listed_t **keys, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    node_listed_t *grown = realloc(*keys, ncap * sizeof *grown);
-    if (!grown)
-        return ENGRAM_ENOMEM;
-    *keys = grown;
-    *cap = ncap;
-    return 0;
-}
-
 int node_store_list(node_store_t *self, const char *sid, const char *prefix, const char *cursor,
                     unsigned limit, uint64_t now_ms, node_listed_t **keys, size_t *n, bool *more)
 {
@@ -398,7 +386,7 @@ int node_store_list(node_store_t *self, const char *sid, const char *prefix, con
                         engram__stored_entry__free_unpacked(entry, NULL);
                     break;
                 }
-                if (s_grow_listed(keys, &cap, *n + 1)) {
+                if (crdt_array_grow((void **)keys, &cap, *n + 1, sizeof **keys)) {
                     rc = ENGRAM_ENOMEM;
                 } else {
                     (*keys)[(*n)++] = (node_listed_t){current, current_type};

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
+#include "crdt/array.h"
 #include "crdt/codec.h"
 #include "crdt/value.h"
 #include "engram/error.h"
@@ -245,14 +246,8 @@ static int s_ship_op(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
         engram__stored_entry__free_unpacked(entry, NULL);
     if (rc || op->n_removed == 0)
         return rc;
-    if (s->nrecs == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 64;
-        s_rec_t *grown = realloc(s->recs, cap * sizeof *grown);
-        if (!grown)
-            return ENGRAM_ENOMEM;
-        s->recs = grown;
-        s->cap = cap;
-    }
+    if (crdt_array_grow((void **)&s->recs, &s->cap, s->nrecs + 1, sizeof *s->recs))
+        return ENGRAM_ENOMEM;
     size_t n = op->n_removed / 2;
     s_rec_t *rec = &s->recs[s->nrecs];
     rec->op = dot;
@@ -333,14 +328,8 @@ static int s_collect_dot(void *arg, crdt_type_id_t type, const char *key,
     (void)type;
     (void)key;
     s_dots_t *d = arg;
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? 2 * d->cap : 64;
-        crdt_dot_t *grown = realloc(d->dots, cap * sizeof *grown);
-        if (!grown)
-            return ENGRAM_ENOMEM;
-        d->dots = grown;
-        d->cap = cap;
-    }
+    if (crdt_array_grow((void **)&d->dots, &d->cap, d->n + 1, sizeof *d->dots))
+        return ENGRAM_ENOMEM;
     d->dots[d->n++] = (crdt_dot_t){e->node, e->n};
     return 0;
 }
@@ -366,14 +355,8 @@ typedef struct {
 static int s_collect_record(void *arg, crdt_dot_t op, const crdt_dot_t *removed, size_t n)
 {
     s_drecs_t *d = arg;
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? 2 * d->cap : 64;
-        s_drec_t *grown = realloc(d->recs, cap * sizeof *grown);
-        if (!grown)
-            return ENGRAM_ENOMEM;
-        d->recs = grown;
-        d->cap = cap;
-    }
+    if (crdt_array_grow((void **)&d->recs, &d->cap, d->n + 1, sizeof *d->recs))
+        return ENGRAM_ENOMEM;
     d->recs[d->n++] = (s_drec_t){op, removed, n};
     return 0;
 }
