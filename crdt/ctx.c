@@ -7,6 +7,8 @@
  */
 #include "crdt/ctx.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,8 +141,7 @@ static int s_entry_add(s_entry_t *e, uint64_t lo, uint64_t hi)
             int rc = crdt_array_grow((void **)&e->cloud, &e->cap, e->ncloud + 1, sizeof *e->cloud);
             if (rc)
                 return rc;
-            memmove(&e->cloud[first + 1], &e->cloud[first],
-                    (e->ncloud - first) * sizeof *e->cloud);
+            memmove(&e->cloud[first + 1], &e->cloud[first], (e->ncloud - first) * sizeof *e->cloud);
             e->ncloud++;
         } else if (last - first > 1) {
             memmove(&e->cloud[first + 1], &e->cloud[last], (e->ncloud - last) * sizeof *e->cloud);
@@ -411,4 +412,35 @@ int crdt__ctx_foreach_range(const crdt_ctx_t *ctx, crdt__range_fn fn, void *arg)
         }
     }
     return 0;
+}
+
+/*  Room for one node's text: 16 hex digits, ':', the base and '+' with the cloud's count
+ *  (each at most 20 digits), and the separating space. */
+#define CTX_NODE_TEXT 64
+
+char *crdt_ctx_text(const crdt_ctx_t *self)
+{
+    size_t nodes = crdt_ctx_nodes(self);
+    size_t size = nodes * CTX_NODE_TEXT + 1;
+    char *text = calloc(1, size);
+    if (!text)
+        return NULL;
+    size_t at = 0;
+    for (size_t i = 0; i < nodes; i++) {
+        uint64_t node, base;
+        const crdt_range_t *cloud;
+        size_t ncloud;
+        crdt_ctx_node_at(self, i, &node, &base, &cloud, &ncloud);
+        uint64_t extra = 0;
+        for (size_t c = 0; c < ncloud; c++)
+            extra += cloud[c].hi - cloud[c].lo + 1;
+        int n =
+            snprintf(text + at, size - at, "%s%016" PRIx64 ":%" PRIu64, i ? " " : "", node, base);
+        at += (size_t)n;
+        if (extra) {
+            n = snprintf(text + at, size - at, "+%" PRIu64, extra);
+            at += (size_t)n;
+        }
+    }
+    return text;
 }

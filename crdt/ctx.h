@@ -75,6 +75,12 @@ uint64_t crdt_ctx_count(const crdt_ctx_t *self);
 /*  How many cloud ranges the context holds (0 for a version vector). */
 size_t crdt_ctx_cloud_ranges(const crdt_ctx_t *self);
 
+/*  The context as text, nodes in ascending order: "node:base" per node (16 hex digits, then
+ *  the base in decimal), with "+k" when its cloud holds k more dots, separated by spaces, e.g.
+ *  "00000000000001a2:17 0000000000003c4d:5+2"; "" for the empty context. Caller owns the
+ *  string and frees it; NULL when out of memory. */
+char *crdt_ctx_text(const crdt_ctx_t *self);
+
 /*  Read access by index, for codecs: nodes in ascending order. `cloud` is borrowed until the
  *  next change of self. */
 size_t crdt_ctx_nodes(const crdt_ctx_t *self);

@@ -9,22 +9,22 @@ static inline uint64_t s_rotl(uint64_t x, int b)
     return (x << b) | (x >> (64 - b));
 }
 
-#define SIPROUND                                                                               \
-    do {                                                                                       \
-        v0 += v1;                                                                              \
-        v1 = s_rotl(v1, 13);                                                                   \
-        v1 ^= v0;                                                                              \
-        v0 = s_rotl(v0, 32);                                                                   \
-        v2 += v3;                                                                              \
-        v3 = s_rotl(v3, 16);                                                                   \
-        v3 ^= v2;                                                                              \
-        v0 += v3;                                                                              \
-        v3 = s_rotl(v3, 21);                                                                   \
-        v3 ^= v0;                                                                              \
-        v2 += v1;                                                                              \
-        v1 = s_rotl(v1, 17);                                                                   \
-        v1 ^= v2;                                                                              \
-        v2 = s_rotl(v2, 32);                                                                   \
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = s_rotl(v1, 13);                                                                       \
+        v1 ^= v0;                                                                                  \
+        v0 = s_rotl(v0, 32);                                                                       \
+        v2 += v3;                                                                                  \
+        v3 = s_rotl(v3, 16);                                                                       \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = s_rotl(v3, 21);                                                                       \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = s_rotl(v1, 17);                                                                       \
+        v1 ^= v2;                                                                                  \
+        v2 = s_rotl(v2, 32);                                                                       \
     } while (0)
 
 uint64_t crdt_hash(const void *data, size_t len, uint64_t seed)

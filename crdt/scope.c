@@ -26,15 +26,15 @@ typedef struct {
 } s_record_t;
 
 struct crdt_scope {
-    uint64_t replica;       /* issues dots (replica, n); 0 for deltas */
-    crdt_ctx_t *ctx;        /* owned */
-    crdt_ctx_t *pruned;     /* owned: records of ops in here are gone */
-    crdt__hmap_t *objects;  /* (type, key) -> crdt__object_t *, owned */
-    crdt__hmap_t *dots;     /* dot -> crdt__leaf_t * holding it, borrowed from objects */
-    crdt__hmap_t *records;  /* op dot -> s_record_t *, owned */
-    uint64_t digest;        /* XOR of the live entries' hashes */
-    size_t nentries;        /* live entries */
-    bool broken;            /* a join ran out of memory half-way: refuse changes */
+    uint64_t replica;      /* issues dots (replica, n); 0 for deltas */
+    crdt_ctx_t *ctx;       /* owned */
+    crdt_ctx_t *pruned;    /* owned: records of ops in here are gone */
+    crdt__hmap_t *objects; /* (type, key) -> crdt__object_t *, owned */
+    crdt__hmap_t *dots;    /* dot -> crdt__leaf_t * holding it, borrowed from objects */
+    crdt__hmap_t *records; /* op dot -> s_record_t *, owned */
+    uint64_t digest;       /* XOR of the live entries' hashes */
+    size_t nentries;       /* live entries */
+    bool broken;           /* a join ran out of memory half-way: refuse changes */
 };
 
 /*  --- keys --------------------------------------------------------------------------- */
@@ -68,8 +68,8 @@ bool crdt__name_ok(const char *name, size_t len, bool may_be_empty)
     return len > 0 || may_be_empty;
 }
 
-static uint64_t s_entry_hash(crdt_type_id_t type, const char *key, const char *elem,
-                             crdt_dot_t dot, uint64_t hlc, const uint8_t *data, size_t len)
+static uint64_t s_entry_hash(crdt_type_id_t type, const char *key, const char *elem, crdt_dot_t dot,
+                             uint64_t hlc, const uint8_t *data, size_t len)
 {
     uint64_t fixed[4] = {type, dot.node, dot.n, hlc};
     uint64_t h = crdt_hash(fixed, sizeof fixed, 0x656e6772616dULL);
@@ -267,9 +267,8 @@ static const crdt__entry_t *s_lookup(const crdt_scope_t *self, crdt_dot_t dot,
     return found ? &leaf->entries[i] : NULL;
 }
 
-int crdt__scope_insert(crdt_scope_t *self, crdt_type_id_t type, const char *key,
-                       const char *elem, crdt_dot_t dot, uint64_t hlc, const uint8_t *data,
-                       size_t len)
+int crdt__scope_insert(crdt_scope_t *self, crdt_type_id_t type, const char *key, const char *elem,
+                       crdt_dot_t dot, uint64_t hlc, const uint8_t *data, size_t len)
 {
     uint8_t okey[ENGRAM_MAX_KEY_BYTES + 1];
     size_t oklen;
@@ -356,8 +355,7 @@ static void s_remove(crdt_scope_t *self, crdt_dot_t dot)
     self->digest ^= leaf->entries[at].hash;
     self->nentries--;
     free(leaf->entries[at].data);
-    memmove(&leaf->entries[at], &leaf->entries[at + 1],
-            (leaf->n - at - 1) * sizeof *leaf->entries);
+    memmove(&leaf->entries[at], &leaf->entries[at + 1], (leaf->n - at - 1) * sizeof *leaf->entries);
     leaf->n--;
     if (leaf->n)
         return;
@@ -507,8 +505,8 @@ int crdt__object_views(const crdt__object_t *object, crdt_entry_view_t **views, 
         const crdt__leaf_t *leaf = value;
         for (size_t k = 0; k < leaf->n; k++) {
             const crdt__entry_t *e = &leaf->entries[k];
-            (*views)[at++] = (crdt_entry_view_t){leaf->elem, e->dot.node, e->dot.n,
-                                                 e->hlc,     e->data,     e->len};
+            (*views)[at++] =
+                (crdt_entry_view_t){leaf->elem, e->dot.node, e->dot.n, e->hlc, e->data, e->len};
         }
     }
     *n = total;
@@ -540,7 +538,8 @@ static int s_doom(s_join_t *join, crdt_dot_t dot)
     if (!crdt__hmap_get(join->self->dots, &dk, sizeof dk) ||
         crdt__hmap_get(join->delta->dots, &dk, sizeof dk))
         return 0;
-    if (crdt_array_grow((void **)&join->doomed, &join->cap, join->ndoomed + 1, sizeof *join->doomed))
+    if (crdt_array_grow((void **)&join->doomed, &join->cap, join->ndoomed + 1,
+                        sizeof *join->doomed))
         return ENGRAM_ENOMEM;
     join->doomed[join->ndoomed++] = dot;
     return 0;
@@ -620,9 +619,9 @@ int crdt_scope_join(crdt_scope_t *self, const crdt_scope_t *delta)
 
 /*  --- operations --------------------------------------------------------------------- */
 
-int crdt__scope_operate(crdt_scope_t *self, crdt_type_id_t type, const char *key,
-                        const char *elem, uint64_t hlc, const void *data, size_t len,
-                        const crdt_dot_t *removed, size_t nremoved, crdt_scope_t **delta_p)
+int crdt__scope_operate(crdt_scope_t *self, crdt_type_id_t type, const char *key, const char *elem,
+                        uint64_t hlc, const void *data, size_t len, const crdt_dot_t *removed,
+                        size_t nremoved, crdt_scope_t **delta_p)
 {
     if (self->broken)
         return ENGRAM_ENOMEM;
@@ -658,8 +657,7 @@ int crdt__scope_operate(crdt_scope_t *self, crdt_type_id_t type, const char *key
     return rc;
 }
 
-static int s_append_leaf_dots(const crdt__leaf_t *leaf, crdt_dot_t **dots, size_t *n,
-                              size_t *cap)
+static int s_append_leaf_dots(const crdt__leaf_t *leaf, crdt_dot_t **dots, size_t *n, size_t *cap)
 {
     if (crdt_array_grow((void **)dots, cap, *n + leaf->n, sizeof **dots))
         return ENGRAM_ENOMEM;
@@ -668,8 +666,8 @@ static int s_append_leaf_dots(const crdt__leaf_t *leaf, crdt_dot_t **dots, size_
     return 0;
 }
 
-int crdt__object_dots(const crdt__object_t *object, const char *elem, crdt_dot_t **dots,
-                      size_t *n, size_t *cap)
+int crdt__object_dots(const crdt__object_t *object, const char *elem, crdt_dot_t **dots, size_t *n,
+                      size_t *cap)
 {
     if (!object)
         return 0;
@@ -694,8 +692,8 @@ int crdt_scope_forget(crdt_scope_t *self, const char *key, crdt_scope_t **delta_
     size_t n = 0, cap = 0;
     int rc = 0;
     for (unsigned t = 1; rc == 0 && t <= CRDT_TYPE_MAX; t++) {
-        rc = crdt__object_dots(crdt__scope_object(self, (crdt_type_id_t)t, key), NULL, &dots,
-                               &n, &cap);
+        rc = crdt__object_dots(crdt__scope_object(self, (crdt_type_id_t)t, key), NULL, &dots, &n,
+                               &cap);
     }
     if (rc == 0 && n == 0)
         rc = ENGRAM_ENOTFOUND;
@@ -834,8 +832,8 @@ typedef struct {
 static int s_visit_entry(void *arg, const crdt__leaf_t *leaf, const crdt__entry_t *entry)
 {
     s_visit_t *visit = arg;
-    crdt_entry_view_t view = {leaf->elem,  entry->dot.node, entry->dot.n,
-                              entry->hlc,  entry->data,     entry->len};
+    crdt_entry_view_t view = {leaf->elem, entry->dot.node, entry->dot.n,
+                              entry->hlc, entry->data,     entry->len};
     return visit->fn(visit->arg, leaf->object->type, leaf->object->key, &view);
 }
 
@@ -861,8 +859,8 @@ bool crdt_scope_equal(const crdt_scope_t *self, const crdt_scope_t *other)
 
 static int s_rehash(void *arg, const crdt__leaf_t *leaf, const crdt__entry_t *entry)
 {
-    *(uint64_t *)arg ^= s_entry_hash(leaf->object->type, leaf->object->key, leaf->elem,
-                                     entry->dot, entry->hlc, entry->data, entry->len);
+    *(uint64_t *)arg ^= s_entry_hash(leaf->object->type, leaf->object->key, leaf->elem, entry->dot,
+                                     entry->hlc, entry->data, entry->len);
     return 0;
 }
 

@@ -115,7 +115,9 @@ for n in 1 2 3; do on "$n" agent-$n counter get run:q3-proposal tokens; done
 
 say "4. Node 3 is killed (SIGKILL) while node 1 keeps writing; restarted, it catches up"
 run kill -KILL "$(cat "$dir/n3/pid")"
-for i in 1 2 3 4 5; do on 1 researcher-1 log append run:q3-proposal findings "note $i while node 3 is down" >/dev/null; done
+for i in 1 2 3 4 5; do
+    on 1 researcher-1 log append run:q3-proposal findings "note $i while node 3 is down" >/dev/null
+done
 on 1 researcher-1 put run:q3-proposal status "ready for review" >/dev/null
 run deploy/local-cluster.sh restart "$dir" 3
 until_seen 3 run:q3-proposal status

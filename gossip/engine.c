@@ -574,7 +574,7 @@ int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_sco
         return rc;
     }
     if (crdt_array_grow((void **)&self->pending, &self->pending_cap, self->npending + 1,
-                     sizeof *self->pending))
+                        sizeof *self->pending))
         return ENGRAM_ENOMEM;
     p = &self->pending[self->npending];
     *p = (s_pending_t){.scope = strdup(scope),
@@ -699,11 +699,9 @@ static int s_digest_add(s_digest_t *d, const char *scope, const crdt_ctx_t *ctx)
 {
     if (crdt_array_grow((void **)&d->versions, &d->cap, d->n + 1, sizeof *d->versions))
         return ENGRAM_ENOMEM;
-    crdt_ctx_t *empty = ctx ? NULL : crdt_ctx_new();
     uint8_t *buf = NULL;
     size_t len = 0;
-    int rc = crdt_ctx_encode(ctx ? ctx : empty, &buf, &len);
-    crdt_ctx_destroy(&empty);
+    int rc = crdt_ctx_encode(ctx, &buf, &len); /* NULL: the empty context */
     if (rc)
         return rc;
     char *name = strdup(scope);
@@ -1074,7 +1072,7 @@ static s_stage_t *s_stage(gossip_engine_t *self, uint64_t from, const Engram__Go
     if (mine >= MAX_STAGES_PER_PEER)
         s_stage_drop(self, oldest);
     if (crdt_array_grow((void **)&self->stages, &self->stages_cap, self->nstages + 1,
-                     sizeof *self->stages))
+                        sizeof *self->stages))
         return NULL;
     s_stage_t *st = &self->stages[self->nstages];
     *st = (s_stage_t){.from = from,
@@ -1122,7 +1120,7 @@ static int s_on_chunk(gossip_engine_t *self, uint64_t from, const Engram__Gossip
     }
     uint8_t *copy = malloc(chunk->data.len ? chunk->data.len : 1);
     if (!copy || crdt_array_grow((void **)&stage->parts, &stage->parts_cap, stage->nparts + 1,
-                              sizeof *stage->parts)) {
+                                 sizeof *stage->parts)) {
         free(copy);
         return ENGRAM_ENOMEM;
     }

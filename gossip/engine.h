@@ -162,8 +162,8 @@ const crdt_ctx_t *gossip_engine_peer_ctx(gossip_engine_t *self, uint64_t peer, c
  *  scopes, a restarted node sends every member a complete digest asking for theirs back
  *  (gossip_engine_ask_digests); a peer answers what the node lacks (the deltas carry the
  *  replica's own lost dots, so its counters move past them) and then its digest. Once every
- *  member was heard (gossip_engine_heard_since), the node may write. gossip_engine_holds_unseen says
- *  whether some member is known to hold a dot of `replica` that this node lacks (then its
+ *  member was heard (gossip_engine_heard_since), the node may write. gossip_engine_holds_unseen
+ * says whether some member is known to hold a dot of `replica` that this node lacks (then its
  *  counters cannot be trusted: the caller takes a new replica id). */
 int gossip_engine_ask_digests(gossip_engine_t *self, uint64_t since_ms);
 /*  How many of the members that are neither LEFT nor this node (*members) answered such a

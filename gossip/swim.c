@@ -136,8 +136,8 @@ static void s_member_fini(s_member_t *m)
 static s_member_t *s_insert(gossip_swim_t *self, uint64_t id)
 {
     char *endpoint = strdup("");
-    if (!endpoint || crdt_array_grow((void **)&self->members, &self->members_cap, self->nmembers + 1,
-                                  sizeof *self->members)) {
+    if (!endpoint || crdt_array_grow((void **)&self->members, &self->members_cap,
+                                     self->nmembers + 1, sizeof *self->members)) {
         free(endpoint);
         return NULL;
     }
@@ -165,9 +165,8 @@ static uint64_t s_told(const s_member_t *m)
 
 static void s_view(const s_member_t *m, gossip_member_t *out)
 {
-    *out = (gossip_member_t){m->id,   m->incarnation, m->state,    m->endpoint,
-                             m->card, m->card_len,    m->leave,    m->leave_len,
-                             s_told(m)};
+    *out = (gossip_member_t){m->id,       m->incarnation, m->state,     m->endpoint, m->card,
+                             m->card_len, m->leave,       m->leave_len, s_told(m)};
 }
 
 static void s_changed(gossip_swim_t *self, const s_member_t *m)
@@ -848,7 +847,7 @@ static int s_merge_all(gossip_swim_t *self, uint64_t from, Engram__GossipMember 
 static void s_relay_add(gossip_swim_t *self, s_relay_t relay)
 {
     if (crdt_array_grow((void **)&self->relays, &self->relays_cap, self->nrelays + 1,
-                     sizeof *self->relays) == 0)
+                        sizeof *self->relays) == 0)
         self->relays[self->nrelays++] = relay;
 }
 
@@ -937,7 +936,7 @@ static s_member_t *s_next_target(gossip_swim_t *self)
     for (size_t tries = 0; tries <= 2 * self->nmembers + 1; tries++) {
         if (self->probe_at >= self->probe_n) {
             if (crdt_array_grow((void **)&self->probe_order, &self->probe_cap, self->nmembers,
-                             sizeof *self->probe_order))
+                                sizeof *self->probe_order))
                 return NULL;
             self->probe_n = self->probe_at = 0;
             for (size_t i = 0; i < self->nmembers; i++) {

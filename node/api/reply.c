@@ -19,8 +19,6 @@
 
 /*  --- per-request arena: everything a Reply points at ---------------------------------- */
 
-
-
 /*  Hands p to the arena, which calls destroy(p) when it is freed; NULL (after destroying p)
  *  if p is NULL or memory ran out. */
 void *api__keep_with(api_arena_t *a, void *p, void (*destroy)(void *ptr))

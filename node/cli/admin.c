@@ -115,22 +115,18 @@ int cli_cmd_cluster_join(engram_t *engram, const cli_opts_t *opts)
 /*  A member as cluster status --json shows it; its lag is null while unknown. */
 static json_t *s_member_json(const engram_member_t *m)
 {
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}",
-                     "node", cli_json_node(m->id),
-                     "state", cli_json_str(m->state),
-                     "incarnation", cli_json_u64(m->incarnation),
-                     "endpoint", cli_json_str(m->endpoint),
-                     "lag_ops", m->lag_known ? cli_json_u64(m->lag_ops) : json_null(),
-                     "lag_bytes", m->lag_known ? cli_json_u64(m->lag_bytes) : json_null());
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "node", cli_json_node(m->id), "state",
+                     cli_json_str(m->state), "incarnation", cli_json_u64(m->incarnation),
+                     "endpoint", cli_json_str(m->endpoint), "lag_ops",
+                     m->lag_known ? cli_json_u64(m->lag_ops) : json_null(), "lag_bytes",
+                     m->lag_known ? cli_json_u64(m->lag_bytes) : json_null());
 }
 
 static json_t *s_scope_json(const engram_scope_status_t *sc)
 {
-    return json_pack("{s:o, s:o, s:o, s:o}",
-                     "scope", cli_json_str(sc->scope),
-                     "vector", cli_json_str(sc->vector),
-                     "ops", cli_json_u64(sc->ops),
-                     "garbage", cli_json_u64(sc->garbage));
+    return json_pack("{s:o, s:o, s:o, s:o}", "scope", cli_json_str(sc->scope), "vector",
+                     cli_json_str(sc->vector), "ops", cli_json_u64(sc->ops), "garbage",
+                     cli_json_u64(sc->garbage));
 }
 
 static json_t *s_cluster_json(const engram_cluster_t *c)
@@ -140,24 +136,17 @@ static json_t *s_cluster_json(const engram_cluster_t *c)
         members = cli_json_append(members, s_member_json(&c->members[i]));
     for (size_t i = 0; i < c->nscopes; i++)
         scopes = cli_json_append(scopes, s_scope_json(&c->scopes[i]));
-    json_t *gossip = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I}",
-                               "pushes_sent", cli_json_u64(c->pushes_sent),
-                               "pushes_applied", cli_json_u64(c->pushes_applied),
-                               "pushes_held_back", cli_json_u64(c->pushes_held_back),
-                               "digests_sent", cli_json_u64(c->digests_sent),
-                               "pulls_answered", cli_json_u64(c->pulls_answered),
-                               "pull_deltas_applied", cli_json_u64(c->pull_deltas_applied),
-                               "bytes_sent", cli_json_u64(c->bytes_sent),
-                               "bytes_received", cli_json_u64(c->bytes_received),
-                               "bad_messages", cli_json_u64(c->bad_messages),
-                               "local_health", (json_int_t)c->local_health);
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}",
-                     "cluster", cli_json_str(c->cluster_id),
-                     "node", cli_json_node(c->node_id),
-                     "endpoint", cli_json_str(c->endpoint),
-                     "members", members,
-                     "scopes", scopes,
-                     "gossip", gossip);
+    json_t *gossip = json_pack(
+        "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I}", "pushes_sent",
+        cli_json_u64(c->pushes_sent), "pushes_applied", cli_json_u64(c->pushes_applied),
+        "pushes_held_back", cli_json_u64(c->pushes_held_back), "digests_sent",
+        cli_json_u64(c->digests_sent), "pulls_answered", cli_json_u64(c->pulls_answered),
+        "pull_deltas_applied", cli_json_u64(c->pull_deltas_applied), "bytes_sent",
+        cli_json_u64(c->bytes_sent), "bytes_received", cli_json_u64(c->bytes_received),
+        "bad_messages", cli_json_u64(c->bad_messages), "local_health", (json_int_t)c->local_health);
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "cluster", cli_json_str(c->cluster_id),
+                     "node", cli_json_node(c->node_id), "endpoint", cli_json_str(c->endpoint),
+                     "members", members, "scopes", scopes, "gossip", gossip);
 }
 
 static void s_cluster_text(const engram_cluster_t *c)

@@ -117,18 +117,14 @@ static json_t *s_json_strv(char *const *strv, size_t n)
 
 json_t *cli_json_item(const engram_item_t *item)
 {
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-                     "value", cli_json_bytes(item->value, item->len),
-                     "meta", s_json_meta(item->meta_json),
-                     "author", cli_json_str(item->author),
-                     "user", cli_json_str(item->user),
-                     "agents", s_json_strv(item->agents, item->nagents),
-                     "resources", s_json_strv(item->resources, item->nresources),
-                     "hlc", cli_json_u64(item->hlc),
-                     "created_hlc", cli_json_u64(item->created_hlc),
-                     "expires_at_ms", cli_json_u64(item->expires_at_ms),
-                     "node", cli_json_node(item->node),
-                     "n", cli_json_u64(item->n));
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "value",
+                     cli_json_bytes(item->value, item->len), "meta", s_json_meta(item->meta_json),
+                     "author", cli_json_str(item->author), "user", cli_json_str(item->user),
+                     "agents", s_json_strv(item->agents, item->nagents), "resources",
+                     s_json_strv(item->resources, item->nresources), "hlc", cli_json_u64(item->hlc),
+                     "created_hlc", cli_json_u64(item->created_hlc), "expires_at_ms",
+                     cli_json_u64(item->expires_at_ms), "node", cli_json_node(item->node), "n",
+                     cli_json_u64(item->n));
 }
 
 json_t *cli_json_merge(json_t *object, json_t *more)
@@ -172,14 +168,16 @@ static int s_real_precision(const json_t *doc)
     } else if (json_is_array(doc)) {
         size_t i;
         const json_t *item;
-        json_array_foreach(doc, i, item) {
+        json_array_foreach(doc, i, item)
+        {
             int p = s_real_precision(item);
             precision = p > precision ? p : precision;
         }
     } else if (json_is_object(doc)) {
         const char *key;
         const json_t *item;
-        json_object_foreach((json_t *)doc, key, item) {
+        json_object_foreach((json_t *)doc, key, item)
+        {
             int p = s_real_precision(item);
             precision = p > precision ? p : precision;
         }

@@ -9,8 +9,8 @@
 const char *engram_strerror(int code)
 {
     switch (code) {
-#define ENGRAM__ERROR_CASE(name, value, message)                                               \
-    case value:                                                                                \
+#define ENGRAM__ERROR_CASE(name, value, message)                                                   \
+    case value:                                                                                    \
         return message;
         ENGRAM_ERRORS(ENGRAM__ERROR_CASE)
 #undef ENGRAM__ERROR_CASE

@@ -10,29 +10,6 @@
 #include "engram/error.h"
 #include "node/cluster/internal.h"
 
-/*  "node:max node:max ..." with the cloud's extra dots counted, e.g. "1a2b:17 3c4d:5+2". */
-static char *s_vector_text(const crdt_ctx_t *ctx)
-{
-    size_t nodes = crdt_ctx_nodes(ctx);
-    char *text = calloc(1, nodes * 48 + 1);
-    if (!text)
-        return NULL;
-    size_t at = 0;
-    for (size_t i = 0; i < nodes; i++) {
-        uint64_t node, base;
-        const crdt_range_t *cloud;
-        size_t ncloud;
-        crdt_ctx_node_at(ctx, i, &node, &base, &cloud, &ncloud);
-        uint64_t extra = 0;
-        for (size_t c = 0; c < ncloud; c++)
-            extra += cloud[c].hi - cloud[c].lo + 1;
-        at += (size_t)sprintf(text + at, "%s%016" PRIx64 ":%" PRIu64, i ? " " : "", node, base);
-        if (extra)
-            at += (size_t)sprintf(text + at, "+%" PRIu64, extra);
-    }
-    return text;
-}
-
 typedef struct {
     node_cluster_t *self;
     node_cluster_status_t *status;
@@ -55,7 +32,7 @@ static void s_scope(void *arg, const char *scope)
         return;
     node_cluster_scope_status_t *item = &status->scopes[status->n_scopes++];
     item->scope = strdup(scope);
-    item->vector = s_vector_text(ctx);
+    item->vector = crdt_ctx_text(ctx);
     item->ops = crdt_ctx_count(ctx);
     uint64_t garbage = 0;
     if (node_store_garbage(g->self->store, scope, &garbage) == 0)

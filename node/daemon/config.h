@@ -24,8 +24,8 @@
 #include "node/api/server.h"
 
 typedef struct {
-    char *data_dir;     /* owned */
-    char *api_endpoint; /* owned */
+    char *data_dir;           /* owned */
+    char *api_endpoint;       /* owned */
     node_server_config_t api; /* the API server's settings */
     uint64_t min_free_bytes;
     char *gossip_endpoint; /* owned; NULL: no cluster */

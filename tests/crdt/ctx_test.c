@@ -6,6 +6,7 @@
  */
 #include "prop.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "crdt/ctx.h"
@@ -161,10 +162,43 @@ static void test_ranges_stay_compact(void **state)
     crdt_ctx_destroy(&c);
 }
 
+/*  The text form: empty, a plain vector, a cloud counted after "+", and the widest values
+ *  (largest node id, counters near CRDT_DOT_MAX, a cloud of 2^61 dots) fit exactly. */
+static void test_text(void **state)
+{
+    (void)state;
+    crdt_ctx_t *ctx = crdt_ctx_new();
+    char *text = crdt_ctx_text(ctx);
+    assert_string_equal(text, "");
+    free(text);
+    assert_int_equal(crdt_ctx_insert_range(ctx, 0x1a2, 1, 17), 0);
+    assert_int_equal(crdt_ctx_insert_range(ctx, 0x3c4d, 1, 5), 0);
+    assert_int_equal(crdt_ctx_insert(ctx, (crdt_dot_t){0x3c4d, 9}), 0);
+    assert_int_equal(crdt_ctx_insert(ctx, (crdt_dot_t){0x3c4d, 11}), 0);
+    text = crdt_ctx_text(ctx);
+    assert_string_equal(text, "00000000000001a2:17 0000000000003c4d:5+2");
+    free(text);
+    crdt_ctx_destroy(&ctx);
+
+    ctx = crdt_ctx_new();
+    for (uint64_t node = UINT64_MAX; node > UINT64_MAX - 3; node--) {
+        assert_int_equal(crdt_ctx_insert_range(ctx, node, 1, CRDT_DOT_MAX / 2 - 1), 0);
+        assert_int_equal(crdt_ctx_insert_range(ctx, node, CRDT_DOT_MAX / 2 + 1, CRDT_DOT_MAX),
+                         0);
+    }
+    text = crdt_ctx_text(ctx);
+    const char *one = "ffffffffffffffff:2305843009213693951+2305843009213693952";
+    assert_int_equal(strlen(text), 3 * strlen(one) + 2);
+    assert_non_null(strstr(text, one));
+    free(text);
+    crdt_ctx_destroy(&ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_version_vector_and_cloud),
+        cmocka_unit_test(test_text),
         cmocka_unit_test(test_operations_match_model),
         cmocka_unit_test(test_ranges_stay_compact),
     };

@@ -208,9 +208,9 @@ static void test_sim_chunks(void **state)
 }
 
 /*  An engine restarted after a crash with the seed it had before (a fixed seed from a config,
- *  as tests/node/store/replication_test.c passes): chunked answers of its new life must not mix with
- *  parts of its old life still staged at the receivers. When transfer ids came from the seed
- *  alone they repeated after such a restart, and mixed parts were refused as malformed,
+ *  as tests/node/store/replication_test.c passes): chunked answers of its new life must not
+ *  mix with parts of its old life still staged at the receivers. When transfer ids came from
+ *  the seed alone they repeated after such a restart, and mixed parts were refused as malformed,
  *  rejected as dot reuse, or decoded into a wrong entry that no pull ever repaired (equal
  *  version vectors, different digests: ENGRAM_SIM_REPLAY=same_seed:6188295701936677656). */
 static void s_config_same_seed(sim_config_t *config, uint64_t seed)
