@@ -9,22 +9,28 @@ cmake_minimum_required(VERSION 3.25)
 #   gossip/           includes gossip/, the public crdt/ headers (never crdt/internal.h),
 #                     proto/, include/engram/; no I/O library (it is sans-I/O). Inside it the
 #                     arrow runs engine -> swim: swim.* never includes engine.h
-#   node/X/           includes its own folder, the node/ folders below it, gossip/, crdt/
-#                     (public headers only), proto/, include/engram/; never another folder's
-#                     internal.h. Below, in node/:
-#                       trust   <- store <- cluster <- api <- daemon
-#                       client  (libengram: nothing of node/)
-#                       cli     -> trust (admin keys) and libengram through include/engram/
+#   node/X/           includes its own folder, the node/ folders below it, proto/,
+#                     include/engram/, and only where its rule says so the public crdt/
+#                     headers and gossip/engine.h, swim.h; never another folder's internal.h.
+#                     In node/ (every folder must have a rule here, so a new one is checked):
+#                       common <- trust <- store <- cluster <- api <- daemon
+#                       client -> common (libengram: nothing else of node/)
+#                       cli    -> trust, common, and libengram through include/engram/
+#
+# Project headers are checked whether included with "..." or <...>.
 #
 # Run: cmake -DSOURCE_DIR=... -P layering_test.cmake
-set(node_below_trust "")
-set(node_below_store trust)
-set(node_below_cluster store trust)
-set(node_below_api cluster store trust)
-set(node_below_daemon api cluster store trust)
-set(node_below_client "")
-set(node_below_cli trust)
-set(node_folders trust store cluster api daemon client cli)
+set(node_below_common "")
+set(node_below_trust common)
+set(node_below_store trust common)
+set(node_below_cluster store trust common)
+set(node_below_api cluster store trust common)
+set(node_below_daemon api cluster store trust common)
+set(node_below_client common)
+set(node_below_cli trust common)
+# Which folders may use the CRDT kernel's public headers and the gossip engine directly.
+set(node_crdt store cluster api client)
+set(node_gossip store cluster)
 
 set(io_regex "^(zmq|czmq|zmq_[a-z_]*|rocksdb/[a-z_]*|sodium|sodium/[a-z_0-9]*)\\.h$")
 set(bad "")
@@ -38,6 +44,8 @@ macro(read_includes f)
   foreach(line ${lines})
     if(line MATCHES "^[ \t]*#[ \t]*include[ \t]*\"([^\"]+)\"")
       list(APPEND quoted "${CMAKE_MATCH_1}")
+    elseif(line MATCHES "^[ \t]*#[ \t]*include[ \t]*<((crdt|gossip|node|proto|engram)/[^>]+)>")
+      list(APPEND quoted "${CMAKE_MATCH_1}") # a project header, whatever its brackets
     elseif(line MATCHES "^[ \t]*#[ \t]*include[ \t]*<([^>]+)>")
       list(APPEND angled "${CMAKE_MATCH_1}")
     endif()
@@ -107,18 +115,32 @@ foreach(f ${gossip_files})
 endforeach()
 
 set(node_count 0)
+file(GLOB node_entries LIST_DIRECTORIES true ${SOURCE_DIR}/node/*)
+set(node_folders "")
+foreach(entry ${node_entries})
+  if(IS_DIRECTORY ${entry})
+    get_filename_component(folder ${entry} NAME)
+    list(APPEND node_folders ${folder})
+    if(NOT DEFINED node_below_${folder})
+      list(APPEND bad "node/${folder}/: a folder with no rule in tests/layering_test.cmake")
+    endif()
+  endif()
+endforeach()
 foreach(folder ${node_folders})
   file(GLOB_RECURSE files ${SOURCE_DIR}/node/${folder}/*.c ${SOURCE_DIR}/node/${folder}/*.h)
-  set(allowed ${common_allowed} "^node/${folder}/[a-z_]+\\.h$" "^gossip/engine\\.h$"
-      "^gossip/swim\\.h$")
+  set(allowed ${common_allowed} "^node/${folder}/[a-z_/]+\\.h$")
   foreach(below ${node_below_${folder}})
     list(APPEND allowed "^node/${below}/[a-z_]+\\.h$")
   endforeach()
+  if(folder IN_LIST node_gossip)
+    list(APPEND allowed "^gossip/engine\\.h$" "^gossip/swim\\.h$")
+  endif()
   foreach(f ${files})
     read_includes(${f})
     set(file_allowed ${allowed})
     foreach(inc ${quoted})
-      if(inc MATCHES "${crdt_public}" AND NOT inc STREQUAL "crdt/internal.h")
+      if(folder IN_LIST node_crdt AND inc MATCHES "${crdt_public}"
+         AND NOT inc STREQUAL "crdt/internal.h")
         list(APPEND file_allowed "^${inc}$")
       endif()
       if(inc MATCHES "^node/([a-z_]+)/internal\\.h$" AND NOT CMAKE_MATCH_1 STREQUAL folder)

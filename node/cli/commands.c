@@ -8,9 +8,7 @@
 #include <string.h>
 
 #include "node/cli/cli.h"
-
-/*  Words longer than this are never compared for a suggestion. */
-#define S_WORD_MAX 32
+#include "node/common/words.h"
 
 static const cli_command_t s_commands[] = {
     {"put", NULL, 3, 3, CLI_OPT_META | CLI_OPT_TTL | CLI_OPT_REPLICAS | CLI_OPT_TIMEOUT,
@@ -103,46 +101,18 @@ static bool s_has_sub(const char *name)
     return false;
 }
 
-static size_t s_min(size_t a, size_t b)
-{
-    return a < b ? a : b;
-}
-
-/*  The optimal string alignment distance of a and b: how many insertions, deletions,
- *  substitutions and swaps of neighbours make one the other. SIZE_MAX when either is longer
- *  than S_WORD_MAX. */
-static size_t s_distance(const char *a, const char *b)
-{
-    size_t n = strlen(a), m = strlen(b);
-    if (n > S_WORD_MAX || m > S_WORD_MAX)
-        return SIZE_MAX;
-    size_t d[S_WORD_MAX + 1][S_WORD_MAX + 1];
-    for (size_t i = 0; i <= n; i++)
-        d[i][0] = i;
-    for (size_t j = 0; j <= m; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= n; i++)
-        for (size_t j = 1; j <= m; j++) {
-            d[i][j] = s_min(s_min(d[i - 1][j], d[i][j - 1]) + 1,
-                            d[i - 1][j - 1] + (a[i - 1] != b[j - 1]));
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-                d[i][j] = s_min(d[i][j], d[i - 2][j - 2] + 1);
-        }
-    return d[n][m];
-}
-
 /*  The command word nearest to word: a first word ("help" among them) when name is NULL, else
  *  a second word of the commands named name. NULL when none is near enough to be a slip: at
  *  most one edit in three letters of the longer word. */
 static const char *s_nearest(const char *word, const char *name)
 {
     const char *best = name ? NULL : "help";
-    size_t best_distance = name ? SIZE_MAX : s_distance(word, best);
+    size_t best_distance = name ? SIZE_MAX : node_words_distance(word, best);
     for (size_t i = 0; i < S_NCOMMANDS; i++) {
         const char *candidate = name ? s_commands[i].sub : s_commands[i].name;
         if (name && (strcmp(s_commands[i].name, name) != 0 || !candidate))
             continue;
-        size_t distance = s_distance(word, candidate);
+        size_t distance = node_words_distance(word, candidate);
         if (distance < best_distance) {
             best = candidate;
             best_distance = distance;

@@ -12,6 +12,7 @@
 
 #include "engram/error.h"
 #include "engram/limits.h"
+#include "node/common/words.h"
 
 typedef enum {
     S_HELP,   /* -h, --help: stops the parse; not a config key */
@@ -189,33 +190,6 @@ static const s_setting_t *s_by_key(const char *key)
     return NULL;
 }
 
-/*  Edit distance between a and b, adjacent transpositions counting one (optimal string
- *  alignment); SIZE_MAX when either is too long to be worth comparing. */
-static size_t s_distance(const char *a, const char *b)
-{
-    size_t n = strlen(a), m = strlen(b);
-    if (n >= S_NAME_MAX || m >= S_NAME_MAX)
-        return SIZE_MAX;
-    unsigned char d[S_NAME_MAX + 1][S_NAME_MAX + 1];
-    for (size_t i = 0; i <= n; i++)
-        d[i][0] = (unsigned char)i;
-    for (size_t j = 0; j <= m; j++)
-        d[0][j] = (unsigned char)j;
-    for (size_t i = 1; i <= n; i++)
-        for (size_t j = 1; j <= m; j++) {
-            unsigned best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            if (d[i - 1][j] + 1u < best)
-                best = d[i - 1][j] + 1u;
-            if (d[i][j - 1] + 1u < best)
-                best = d[i][j - 1] + 1u;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                d[i - 2][j - 2] + 1u < best)
-                best = d[i - 2][j - 2] + 1u;
-            d[i][j] = (unsigned char)best;
-        }
-    return d[n][m];
-}
-
 /*  The flag (as_key false) or config key (as_key true) whose name is nearest to word's, written
  *  into out, if it is near enough to be what word misspells; false if none is. Names are
  *  compared without their "--" or "engram/", so that the prefix does not make every short word
@@ -233,7 +207,7 @@ static bool s_nearest(const char *word, bool as_key, char *out, size_t out_len)
             snprintf(name, sizeof name, "%s", s->flag);
         else if (!s_key(s, name, sizeof name))
             continue;
-        size_t d = s_distance(word, name + (as_key ? strlen("engram/") : strlen("--")));
+        size_t d = node_words_distance(word, name + (as_key ? strlen("engram/") : strlen("--")));
         if (d < best) {
             best = d;
             snprintf(out, out_len, "%s", name);
@@ -331,7 +305,7 @@ static int s_load(node_config_t *self, const char *path, char *why, size_t why_l
             rc = s_unknown(where, "section", name, nearest, why, why_len);
         else
             rc = s_unknown(where, "section", name,
-                           s_distance(name, "engram") <= 2 ? "engram" : NULL, why, why_len);
+                           node_words_distance(name, "engram") <= 2 ? "engram" : NULL, why, why_len);
     }
     zconfig_destroy(&root);
     return rc;

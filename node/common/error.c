@@ -1,8 +1,8 @@
 /*  engram_strerror: the messages of ENGRAM_ERRORS (include/engram/error.h).
  *
  *  libengram exports it, and every part of engram that prints an error code (engramd's
- *  libraries, the CLI, tests, benchmarks) links it from here, through the engram_error library
- *  (node/client/CMakeLists.txt). The CRDT kernel returns codes and never needs their text.
+ *  libraries, the CLI, tests, benchmarks) links it from here, through the engram_common library
+ *  (node/common/CMakeLists.txt). The CRDT kernel returns codes and never needs their text.
  */
 #include "engram/error.h"
 
