@@ -740,8 +740,9 @@ int api__dispatch(node_server_t *self, const Engram__Request *req, const char *s
             return rc;
     }
     size_t meta_len = strlen(req->meta_json);
-    if (meta_len && !node_json_valid(req->meta_json, meta_len))
-        return api__fail(r, ENGRAM_EINVAL, "the metadata is not valid JSON");
+    char why[160];
+    if (meta_len && !node_json_valid(req->meta_json, meta_len, why, sizeof why))
+        return api__fail(r, ENGRAM_EINVAL, "the metadata is not JSON this node reads: %s", why);
     if (req->value.len + meta_len > self->config.max_value_bytes)
         return api__fail(r, ENGRAM_ETOOBIG,
                          "the value and its metadata have %zu bytes; this node's limit is %zu",

@@ -97,13 +97,16 @@ json_t *cli_json_node(uint64_t id)
 }
 
 /*  Metadata: embedded as the JSON value it holds, with the node's reading of JSON (jansson,
- *  as node/api/json.h); as a string when it is not JSON (written before the node checked);
- *  null when there is none. */
+ *  as node/api/json.h: integers stay integers unless one is past int64, then every number is
+ *  read as a double); as a string when it is not JSON (written before the node checked); null
+ *  when there is none. */
 static json_t *s_json_meta(const char *meta)
 {
     if (!*meta)
         return json_null();
     json_t *doc = json_loads(meta, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    if (!doc)
+        doc = json_loads(meta, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, NULL);
     return doc ? doc : cli_json_str(meta);
 }
 

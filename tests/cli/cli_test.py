@@ -198,6 +198,16 @@ class CliTest(unittest.TestCase):
         self.assertEqual(json.loads(text)["meta"], reals)
         self.assertIn('"tenth":0.1', text.replace(" ", ""))
         self.assertNotIn("0.1000", text)
+        # integers stay integers; one past int64 is taken (read as a double), 1e400 is refused
+        big = '{"n": -7, "big": 123456789012345678901234567890}'
+        self.ok("put", "run:json", "ints", "v", "--meta", big)
+        ints = json.loads(self.ok("--json", "get", "run:json", "ints"))["meta"]
+        self.assertEqual(ints["n"], -7)
+        self.assertAlmostEqual(ints["big"], 1.2345678901234568e29)
+        plain = json.loads(self.ok("--json", "get", "run:json", "meta"))["meta"]
+        self.assertIs(type(plain["n"]), int)
+        line = self.fails(4, "put", "run:json", "huge", "v", "--meta", "[1e400]")
+        self.assertIn("metadata is not JSON this node reads", line)
         # the other documents
         self.ok("counter", "add", "run:json", "c", "-3")
         counter = json.loads(self.ok("--json", "counter", "get", "run:json", "c"))
