@@ -93,7 +93,7 @@
 #define ENGRAM_BENCH_BUILD_TYPE "unknown"
 #endif
 #ifndef ENGRAM_BIN_DIR
-#define ENGRAM_BIN_DIR "build/node"
+#define ENGRAM_BIN_DIR "build/bin"
 #endif
 #ifndef LOCAL_CLUSTER_SH
 #define LOCAL_CLUSTER_SH "deploy/local-cluster.sh"

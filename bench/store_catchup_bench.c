@@ -1,5 +1,5 @@
 /*  engram-store-catchup-bench: what node_store_gossip.delta_since costs a node that answers a
- *  peer which missed K operations of one scope, as the scope grows (DESIGN.md section 6: the
+ *  peer which missed K operations of one scope, as the scope grows (the
  *  traffic and the work must track what the asker misses, not the data set).
  *
  *  One RocksDB store in a temporary directory, one shared scope of N registers (distinct keys,

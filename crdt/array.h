@@ -1,5 +1,5 @@
-/*  crdt_array: growth of the small hand-managed arrays of the kernel and of gossip/ (a pointer,
- *  a count and a capacity kept side by side by their owner).
+/*  crdt_array: growth of the small hand-managed arrays of the kernel, gossip/ and node/ (a
+ *  pointer, a count and a capacity kept side by side by their owner).
  *
  *  Invariant: capacity only grows, by doubling, so appending n items costs O(n) copies. The
  *  owner keeps the array and frees it with free(); nothing here knows what the items are.

@@ -1,8 +1,8 @@
-/*  gossip_engine: one node's replication protocol as a sans-I/O state machine (DESIGN.md
- *  section 6). No socket, file or clock is touched here: the engine consumes events (a local
- *  operation, a message from a peer, a timer tick with `now`) and produces messages for the
- *  transport to send (gossip_engine_next). The same engine runs in engramd over ZeroMQ and in
- *  tests/sim/ over a simulated network. engine.c holds the data plane, swim.c the membership.
+/*  gossip_engine: one node's replication protocol as a sans-I/O state machine. No socket, file
+ *  or clock is touched here: the engine consumes events (a local operation, a message from a
+ *  peer, a timer tick with `now`) and produces messages for the transport to send
+ *  (gossip_engine_next). The same engine runs in engramd over ZeroMQ and in tests/sim/ over a
+ *  simulated network. engine.c holds the data plane, swim.c the membership.
  *
  *  Membership is SWIM with Lifeguard (gossip/swim.h): the engine owns a gossip_swim_t, hands
  *  it the SWIM messages and ticks, sends what it emits, and learns of members through its
@@ -156,15 +156,15 @@ bool gossip_engine_member(gossip_engine_t *self, uint64_t id, gossip_member_t *m
 /*  What peer is known to hold of scope: from its digests and from its acks of pushes (the
  *  latest report wins). NULL if unknown. Borrowed until the next call into the engine. */
 const crdt_ctx_t *gossip_engine_peer_ctx(gossip_engine_t *self, uint64_t peer, const char *scope);
-/*  Dot safety at start (DESIGN.md section 6): a data directory restored from a plain copy
- *  holds dot counters older than what its peers have seen of this replica; a write now would
- *  reuse a dot, which peers would take for one they already have. Before writing to shared
- *  scopes, a restarted node sends every member a complete digest asking for theirs back
- *  (gossip_engine_ask_digests); a peer answers what the node lacks (the deltas carry the
- *  replica's own lost dots, so its counters move past them) and then its digest. Once every
- *  member was heard (gossip_engine_heard_since), the node may write. gossip_engine_holds_unseen
- * says whether some member is known to hold a dot of `replica` that this node lacks (then its
- *  counters cannot be trusted: the caller takes a new replica id). */
+/*  Dot safety at start: a data directory restored from a plain copy holds dot counters older
+ *  than what its peers have seen of this replica; a write now would reuse a dot, which peers
+ *  would take for one they already have. Before writing to shared scopes, a restarted node
+ *  sends every member a complete digest asking for theirs back (gossip_engine_ask_digests); a
+ *  peer answers what the node lacks (the deltas carry the replica's own lost dots, so its
+ *  counters move past them) and then its digest. Once every member was heard
+ *  (gossip_engine_heard_since), the node may write. gossip_engine_holds_unseen says whether
+ *  some member is known to hold a dot of `replica` that this node lacks (then its counters
+ *  cannot be trusted: the caller takes a new replica id). */
 int gossip_engine_ask_digests(gossip_engine_t *self, uint64_t since_ms);
 /*  How many of the members that are neither LEFT nor this node (*members) answered such a
  *  request at or after since_ms (ms on the engine's clock: the `now` of its events): their

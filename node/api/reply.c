@@ -78,6 +78,7 @@ Engram__Item *api__add_item(api_reply_t *r)
         return NULL;
     engram__item__init(item);
     if (r->msg.n_items == r->cap) {
+        /* the arena owns every block, so the array moves to a new one (no realloc) */
         size_t cap = r->cap ? r->cap * 2 : 8;
         Engram__Item **grown = api__keep(&r->arena, malloc(cap * sizeof *grown));
         if (!grown)

@@ -1,4 +1,5 @@
 /*  node_server: the agent API loop with group commit (see server.h). */
+#include <assert.h>
 #include <czmq.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -243,7 +244,7 @@ static int s_timeout(node_server_t *self)
 /*  --- life -------------------------------------------------------------------------- */
 
 int node_server_new(const node_server_config_t *config, const char *endpoint, node_store_t *store,
-                    node_cluster_t *cluster, node_server_t **self_p, char *why, size_t why_len)
+                    node_server_t **self_p, char *why, size_t why_len)
 {
     *self_p = NULL;
     node_server_t *self = calloc(1, sizeof *self);
@@ -251,7 +252,6 @@ int node_server_new(const node_server_config_t *config, const char *endpoint, no
         return ENGRAM_ENOMEM;
     self->config = *config;
     self->store = store;
-    self->cluster = cluster;
     self->subscribers = zlist_new();
     self->peers = zhash_new();
     self->parked = zlist_new();
@@ -278,10 +278,15 @@ int node_server_new(const node_server_config_t *config, const char *endpoint, no
         node_server_destroy(&self);
         return ENGRAM_EUNAVAILABLE;
     }
-    if (cluster)
-        node_cluster_on_applied(cluster, api__remote_applied, self);
     *self_p = self;
     return 0;
+}
+
+void node_server_set_cluster(node_server_t *self, node_cluster_t *cluster)
+{
+    assert(self && cluster && !self->cluster);
+    self->cluster = cluster;
+    node_cluster_on_applied(cluster, api__remote_applied, self);
 }
 
 int node_server_run(node_server_t *self)

@@ -42,11 +42,16 @@ typedef struct {
 
 typedef struct node_server node_server_t;
 
-/*  Binds the API socket to endpoint. The store and the cluster (NULL for a single node) stay
- *  the caller's: they must outlive the server. On failure returns a code and writes a
- *  one-line reason into why. */
+/*  Binds the API socket to endpoint, for a single node until node_server_set_cluster. The
+ *  store stays the caller's and must outlive the server. On failure returns a code and writes
+ *  a one-line reason into why. */
 int node_server_new(const node_server_config_t *config, const char *endpoint, node_store_t *store,
-                    node_cluster_t *cluster, node_server_t **self_p, char *why, size_t why_len);
+                    node_server_t **self_p, char *why, size_t why_len);
+
+/*  Makes the server a cluster member's: replica waits, the dot check's hold, cluster admin and
+ *  the events of remote changes use cluster, which stays the caller's and must outlive the
+ *  server. Called once, before node_server_run. */
+void node_server_set_cluster(node_server_t *self, node_cluster_t *cluster);
 
 /*  Serves until SIGINT or SIGTERM (czmq's handler sets zsys_interrupted). */
 int node_server_run(node_server_t *self);

@@ -157,7 +157,6 @@ static int s_open_sockets(node_cluster_t *self, char *why, size_t why_len)
     return 0;
 }
 
-/*  Takes a new replica id for the writes from now on, saying why. */
 /*  Whether this replica wrote to a shared scope the store holds. */
 typedef struct {
     node_cluster_t *self;

@@ -304,8 +304,9 @@ static int s_load(node_config_t *self, const char *path, char *why, size_t why_l
         else if (s_nearest(name, true, nearest, sizeof nearest)) /* a setting outside engram */
             rc = s_unknown(where, "section", name, nearest, why, why_len);
         else
-            rc = s_unknown(where, "section", name,
-                           node_words_distance(name, "engram") <= 2 ? "engram" : NULL, why, why_len);
+            rc =
+                s_unknown(where, "section", name,
+                          node_words_distance(name, "engram") <= 2 ? "engram" : NULL, why, why_len);
     }
     zconfig_destroy(&root);
     return rc;

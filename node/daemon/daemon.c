@@ -18,6 +18,10 @@ int node_daemon_run(const node_config_t *config)
     if (rc)
         goto out_log;
     node_store_set_min_free(store, config->min_free_bytes);
+    /* the API socket first: a node that cannot serve touches nothing of its cluster state */
+    rc = node_server_new(&config->api, config->api_endpoint, store, &server, why, sizeof why);
+    if (rc)
+        goto out_close_store;
     if (config->gossip_endpoint) {
         node_cluster_config_t cluster_config = {.data_dir = config->data_dir,
                                                 .gossip_endpoint = config->gossip_endpoint,
@@ -28,12 +32,9 @@ int node_daemon_run(const node_config_t *config)
                                                 .max_message_bytes = config->max_gossip_bytes};
         rc = node_cluster_new(&cluster_config, store, &cluster, why, sizeof why);
         if (rc)
-            goto out_close_store;
+            goto out_destroy_server;
+        node_server_set_cluster(server, cluster);
     }
-    rc = node_server_new(&config->api, config->api_endpoint, store, cluster, &server, why,
-                         sizeof why);
-    if (rc)
-        goto out_destroy_cluster;
     zsys_info("engramd: serving agents on %s, data in %s, durability %s", config->api_endpoint,
               config->data_dir, config->api.durability_sync ? "sync" : "async");
     if (config->gossip_endpoint)
@@ -41,8 +42,8 @@ int node_daemon_run(const node_config_t *config)
                   config->join ? ", joining through " : "", config->join ? config->join : "");
     rc = node_server_run(server);
     zsys_info("engramd: stopping");
-    node_server_destroy(&server);
-out_destroy_cluster:
+out_destroy_server:
+    node_server_destroy(&server); /* first: it borrows the cluster */
     node_cluster_destroy(&cluster);
 out_close_store:
     node_store_close(&store);

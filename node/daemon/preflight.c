@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -53,6 +54,15 @@ static int s_ipc(const char *endpoint, const char *path, char *why, size_t why_l
     if (path[0] == '@') {
         addr.sun_path[0] = '\0';
         addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_len);
+    }
+    struct stat st;
+    if (path[0] != '@' && lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+        /* libzmq would unlink it to bind: never take a file that is not a socket */
+        snprintf(why, why_len,
+                 "%s: '%s' exists and is not a socket; engramd would replace it: give this "
+                 "node another --api",
+                 endpoint, path);
+        return ENGRAM_EINVAL;
     }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)

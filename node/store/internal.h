@@ -59,7 +59,7 @@ typedef int (*store_entry_fn)(void *arg, const char *key, const char *elem, crdt
 
 /*  Calls fn for the stored entries of sid whose key starts with sid \0 key \0 [elem \0]
  *  (key NULL: every entry of the scope), in key order; with `first_only`, for the first one
- *  only. Unreadable entries are logged and skipped. */
+ *  only. Unreadable entries are skipped (and logged when an object is read). */
 int store__scan_entries(node_store_t *self, const char *sid, const char *key, const char *elem,
                         bool first_only, store_entry_fn fn, void *arg);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
+#include "crdt/array.h"
 #include "crdt/codec.h"
 #include "crdt/value.h"
 #include "engram/error.h"
@@ -34,17 +35,9 @@ void store__key_add(store_key_t *k, const void *bytes, size_t len)
 {
     if (k->failed)
         return;
-    if (k->len + len > k->cap) {
-        size_t cap = k->cap ? k->cap * 2 : 128;
-        while (cap < k->len + len)
-            cap *= 2;
-        uint8_t *grown = realloc(k->data, cap);
-        if (!grown) {
-            k->failed = true;
-            return;
-        }
-        k->data = grown;
-        k->cap = cap;
+    if (crdt_array_grow((void **)&k->data, &k->cap, k->len + len, 1)) {
+        k->failed = true;
+        return;
     }
     memcpy(k->data + k->len, bytes, len);
     k->len += len;

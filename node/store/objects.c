@@ -45,9 +45,10 @@ int store__scan_entries(node_store_t *self, const char *sid, const char *key, co
         crdt_dot_t dot;
         const char *v = rocksdb_iter_value(it, &vlen);
         Engram__StoredEntry *entry = engram__stored_entry__unpack(NULL, vlen, (const uint8_t *)v);
-        if (!store__parse_entry_key(k, klen, skip, &ekey, &eelem, &dot) || !entry)
-            zsys_error("engramd: skipping an unreadable entry of %s/%s", sid, key ? key : "*");
-        else
+        if (!store__parse_entry_key(k, klen, skip, &ekey, &eelem, &dot) || !entry) {
+            if (key) /* a whole-scope scan serves anti-entropy, again and again: no log flood */
+                zsys_error("engramd: skipping an unreadable entry of %s/%s", sid, key);
+        } else
             rc = fn(arg, ekey, eelem, dot, entry);
         if (entry)
             engram__stored_entry__free_unpacked(entry, NULL);

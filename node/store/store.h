@@ -1,4 +1,4 @@
-/*  node_store: engramd's durable state in RocksDB (DESIGN.md section 4).
+/*  node_store: engramd's durable state in RocksDB.
  *
  *  Scopes are addressed by a storage id: a shared scope by its name ("run:q3"), an agent's
  *  private scope as "@agent". Private scopes live in their own column family and have no op
@@ -43,7 +43,7 @@
  *  whose context does not cover the prune cut gets the whole state (every live entry, every
  *  record kept, the whole context and the prune cut), as the kernel answers.
  *
- *  Garbage (DESIGN.md section 6): node_store_gc drops the op records at or below a stable cut
+ *  Garbage: node_store_gc drops the op records at or below a stable cut
  *  whose entries are gone, strips the removals from those whose entries live, and joins the
  *  cut into the scope's prune cut, in one batch. History is user-facing and never collected.
  *  A whole-state delta (one that carries a prune cut) is applied as the join of a whole state:

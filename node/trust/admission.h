@@ -1,4 +1,4 @@
-/*  node_admission: the cluster's root of trust (DESIGN.md sections 6 and 7).
+/*  node_admission: the cluster's root of trust.
  *
  *  `engram cluster init` gives a cluster a random 16-byte id and an admin Ed25519 key pair,
  *  kept under $ENGRAM_HOME (default ~/.engram): `cluster` (a zconfig file with the id and the

@@ -204,6 +204,16 @@ class DaemonTest(unittest.TestCase):
         self.assertTrue(os.path.exists(path))
         self.node("a", f"ipc://{path}")
 
+    def test_a_file_that_is_not_a_socket_is_never_taken(self):
+        path = self.path("notes.txt")  # a typo in --api must not cost the user a file
+        with open(path, "w") as f:
+            f.write("precious")
+        err = self.refused(1, "--data", self.path("data"), "--api", f"ipc://{path}")
+        self.assertIn(f"'{path}' exists and is not a socket", err)
+        with open(path) as f:
+            self.assertEqual(f.read(), "precious")
+        self.assertFalse(os.path.exists(self.path("data")), "nothing is created")
+
     def test_locked_data_directory_names_its_holder(self):
         first = self.node("a", f"ipc://{self.path('a.sock')}")
         expected = (f"the data directory '{self.path('a')}' is locked by another engramd "

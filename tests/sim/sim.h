@@ -1,4 +1,4 @@
-/*  sim: the deterministic multi-node simulation of gossip/ (DESIGN.md section 8).
+/*  sim: the deterministic multi-node simulation of gossip/.
  *
  *  N gossip engines, each over an in-memory store of crdt_scope_t (one per shared scope name),
  *  run on a simulated network and a simulated clock, both driven by one 64-bit seed: the same
