@@ -85,9 +85,19 @@ typedef struct {
 } engram_stats_t;
 
 /*  Connects to the node at endpoint (NULL: $ENGRAM_SOCKET, else ENGRAM_DEFAULT_API_ENDPOINT)
- *  as agent acting for user. NULL if the socket cannot be created; an unreachable node shows
- *  as ENGRAM_EUNAVAILABLE on the first call. */
+ *  as agent acting for user, over CURVE. The agent's key pair is the one `engram agent
+ *  create` wrote: $ENGRAM_HOME/agents/AGENT.cert_secret (ENGRAM_HOME defaults to ~/.engram).
+ *  The node's public key is pinned, never taken on first use: ENGRAM_SERVER_KEY (40 Z85
+ *  characters) if set, else, for ipc://PATH, the certificate the node publishes beside its
+ *  socket (PATH.pub). Without either key every call fails with ENGRAM_EDENIED and
+ *  engram_last_error says which file is missing. NULL if the socket cannot be created; an
+ *  unreachable node shows as ENGRAM_EUNAVAILABLE on the first call. */
 engram_t *engram_connect(const char *endpoint, const char *agent, const char *user);
+/*  The same with explicit CURVE keys (32 bytes each): the client's key pair and the node's
+ *  public key. agent may be NULL or "": the node takes the agent from the key either way. */
+engram_t *engram_connect_keys(const char *endpoint, const char *agent, const char *user,
+                              const uint8_t public_key[32], const uint8_t secret_key[32],
+                              const uint8_t server_key[32]);
 void engram_destroy(engram_t **self_p);
 void engram_set_timeout(engram_t *self, int timeout_ms);
 /*  The node's message for the last failed call; "" if none. Valid until the next call. */
@@ -148,6 +158,21 @@ int engram_stats(engram_t *self, engram_stats_t *stats);
 int engram_put_replicated(engram_t *self, const char *scope, const char *key, const void *value,
                           size_t len, const char *meta_json, uint64_t ttl_ms, unsigned replicas,
                           int timeout_ms, engram_result_t **result);
+
+/*  The resources the following writes of this connection declare they were derived from
+ *  (their provenance: a reader needs read access to each); n 0 clears. Copied. */
+int engram_set_sources(engram_t *self, const char *const *sources, size_t n);
+
+/*  Access control (an admin's or operator's connection). Hands the node a packed
+ *  SignedStatement (proto/acl.proto; `engram acl` builds them); *id_hex (may be NULL) gets its
+ *  id, the caller's to free(). */
+int engram_acl_submit(engram_t *self, const void *statement, size_t len, char **id_hex);
+/*  The statements the node holds and which are valid at at_ms (0: now), as a JSON document
+ *  the caller frees with free(). */
+int engram_acl_show(engram_t *self, uint64_t at_ms, char **json);
+/*  The decision for agent acting for user on scope at at_ms (0: now), explained, as JSON. */
+int engram_acl_check(engram_t *self, const char *agent, const char *user, const char *scope,
+                     uint64_t at_ms, char **json);
 
 /*  The cluster as the local node sees it (engram cluster status). */
 typedef struct {
