@@ -97,6 +97,8 @@ void api__subscriber_free(api_subscriber_t **sub_p)
     api_subscriber_t *sub = *sub_p;
     zframe_destroy(&sub->routing);
     free(sub->sid);
+    free(sub->agent);
+    free(sub->user);
     free(sub);
     *sub_p = NULL;
 }
@@ -210,6 +212,22 @@ void api__flush_peers(node_server_t *self)
     zlist_destroy(&done);
 }
 
+/*  Whether sub may read the event now: by its item's provenance, or for a change that has
+ *  none (a delete, a set remove, a counter's new total) by its author and the scope. */
+static bool s_event_visible(node_server_t *self, const api_subscriber_t *sub,
+                            const Engram__Event *event)
+{
+    const Engram__Item *item = event->item;
+    const char *author[1] = {event->author}, *scope[1] = {sub->sid};
+    bool has_agents = item && item->n_agents;
+    return api__may_read_provenance(
+        self, sub->agent, sub->user, sub->sid,
+        has_agents ? (const char *const *)item->agents : author,
+        has_agents ? item->n_agents : (event->author[0] ? 1 : 0),
+        item && item->n_resources ? (const char *const *)item->resources : scope,
+        item && item->n_resources ? item->n_resources : (sub->sid[0] == '@' ? 0 : 1));
+}
+
 static void s_publish(node_server_t *self, const api_out_t *out)
 {
     Engram__Event *event = engram__event__unpack(NULL, out->event_len, out->event);
@@ -221,7 +239,7 @@ static void s_publish(node_server_t *self, const api_out_t *out)
         if (strcmp(sub->sid, out->event_sid) == 0)
             zlist_append(targets, sub);
     for (api_subscriber_t *sub = zlist_first(targets); sub; sub = zlist_next(targets)) {
-        if (!zlist_exists(self->subscribers, sub))
+        if (!zlist_exists(self->subscribers, sub) || !s_event_visible(self, sub, event))
             continue;
         Engram__Reply reply;
         api__reply_header(&reply, sub->request_id, 0);
@@ -341,8 +359,10 @@ void api__subscribe(node_server_t *self, zframe_t *routing, const Engram__Reques
         sub->routing = zframe_dup(routing);
         sub->request_id = req->id;
         sub->sid = strdup(sid);
+        sub->agent = strdup(req->agent);
+        sub->user = strdup(req->user);
     }
-    if (!sub || !sub->sid) {
+    if (!sub || !sub->sid || !sub->agent || !sub->user) {
         if (sub)
             api__subscriber_free(&sub);
         api__fail(r, ENGRAM_ENOMEM, "out of memory");

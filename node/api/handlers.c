@@ -115,14 +115,15 @@ static char **s_strv(api_arena_t *a, char **strv, size_t n)
     return copy;
 }
 
-/*  Fills item from a stored register or log value; false if it is unreadable or expired. */
+/*  Fills item from a stored register or log value; false if it is unreadable, expired, or
+ *  (reader not NULL) hidden from the reader by its provenance. */
 bool api__item_from_value(api_reply_t *r, Engram__Item *item, const crdt_entry_view_t *e,
-                          const char *type, int64_t now)
+                          const char *type, int64_t now, const api_reader_t *reader)
 {
     crdt_value_t *v;
     if (crdt_value_decode(e->data, e->len, &v) != 0)
         return false;
-    bool live = !s_expired(v, now);
+    bool live = !s_expired(v, now) && (!reader || api__reader_may(reader, v));
     if (live) {
         item->type = (char *)type;
         uint8_t *data = api__keep(&r->arena, malloc(v->len ? v->len : 1));
@@ -148,7 +149,7 @@ bool api__item_from_value(api_reply_t *r, Engram__Item *item, const crdt_entry_v
 }
 
 /*  Builds the value a write stores: payload, metadata and provenance. */
-static int s_make_value(node_server_t *self, const Engram__Request *req, uint64_t hlc,
+static int s_make_value(const Engram__Request *req, const char *sid, uint64_t hlc,
                         uint64_t created_hlc, const uint8_t *data, size_t len,
                         crdt_value_t **value_p)
 {
@@ -163,15 +164,10 @@ static int s_make_value(node_server_t *self, const Engram__Request *req, uint64_
     if (rc == 0)
         rc = crdt_value_set_meta(v, req->meta_json);
     if (rc == 0)
-        rc = crdt_value_set_user(v, req->user);
-    if (rc == 0)
-        rc = crdt_value_set_author(v, req->agent);
-    if (rc == 0)
-        rc = crdt_value_add_agent(v, req->agent);
+        rc = api__set_provenance(v, req, sid);
     if (rc)
         crdt_value_destroy(&v);
     *value_p = v;
-    (void)self;
     return rc;
 }
 
@@ -181,6 +177,7 @@ static int s_make_value(node_server_t *self, const Engram__Request *req, uint64_
 typedef struct {
     node_server_t *self;
     const Engram__Request *req;
+    const char *sid;
     const char *key;
     crdt_scope_t *view; /* the object as stored, plus the scope's context */
     uint64_t hlc;
@@ -198,7 +195,7 @@ static int s_mutate(node_server_t *self, const Engram__Request *req, api_reply_t
                     const char *sid, const char *key, node_view_t what, const char *elem,
                     crdt_type_id_t type, s_mutator_fn fn, const crdt_value_t *source)
 {
-    s_op_t op = {.self = self, .req = req, .key = key, .r = r, .source = source};
+    s_op_t op = {.self = self, .req = req, .sid = sid, .key = key, .r = r, .source = source};
     crdt_scope_t *before = NULL;
     unsigned types = 0;
     if (self->cluster && sid[0] != '@' && node_cluster_removed(self->cluster))
@@ -286,13 +283,14 @@ static int s_write_encoded(s_op_t *op, crdt_value_t *v, const char *what, const 
     if (rc == 0) {
         op->history.op = what;
         op->history.expires_at_ms = v->expires_at_ms;
-        /* The history keeps the payload; the arena keeps it alive until the commit. */
-        op->history.value = api__keep(&op->r->arena, v->data);
-        op->history.len = v->len;
-        v->data = NULL;
-        v->len = 0;
         crdt_entry_view_t e = {"", 0, 0, op->hlc, buf, len};
-        api__item_from_value(op->r, op->event, &e, type, api__now_ms());
+        api__item_from_value(op->r, op->event, &e, type, api__now_ms(), NULL);
+        /* The history keeps the encoded value, provenance included, so that its readers are
+         * judged as the value's; the arena keeps it alive until the commit. */
+        op->history.value = api__keep(&op->r->arena, buf);
+        op->history.len = len;
+        buf = NULL;
+        rc = op->history.value ? 0 : ENGRAM_ENOMEM;
     }
     free(buf);
     crdt_value_destroy(&v);
@@ -302,7 +300,7 @@ static int s_write_encoded(s_op_t *op, crdt_value_t *v, const char *what, const 
 static int s_put(s_op_t *op)
 {
     crdt_value_t *v;
-    int rc = s_make_value(op->self, op->req, op->hlc, s_created_hlc(op->view, op->key),
+    int rc = s_make_value(op->req, op->sid, op->hlc, s_created_hlc(op->view, op->key),
                           op->req->value.data, op->req->value.len, &v);
     if (rc)
         return api__fail(op->r, rc, "%s", engram_strerror(rc));
@@ -315,7 +313,7 @@ static int s_share(s_op_t *op)
 {
     const crdt_value_t *src = op->source;
     crdt_value_t *v;
-    int rc = s_make_value(op->self, op->req, op->hlc, src->created_hlc, src->data, src->len, &v);
+    int rc = s_make_value(op->req, op->sid, op->hlc, src->created_hlc, src->data, src->len, &v);
     if (rc == 0)
         rc = crdt_value_set_meta(v, src->meta_json);
     if (rc == 0)
@@ -333,8 +331,7 @@ static int s_share(s_op_t *op)
 static int s_log_append(s_op_t *op)
 {
     crdt_value_t *v;
-    int rc =
-        s_make_value(op->self, op->req, op->hlc, 0, op->req->value.data, op->req->value.len, &v);
+    int rc = s_make_value(op->req, op->sid, op->hlc, 0, op->req->value.data, op->req->value.len, &v);
     if (rc)
         return api__fail(op->r, rc, "%s", engram_strerror(rc));
     return s_write_encoded(op, v, "log_append", "log", true);
@@ -374,7 +371,57 @@ static int s_counter_add(s_op_t *op)
     return rc ? api__fail(op->r, rc, "counter '%.64s': %s", op->key, engram_strerror(rc)) : 0;
 }
 
+/*  Keeps an access statement (a packed SignedStatement the acl accepted) in sys:acl under its
+ *  id, as a register whose value's payload is the statement: it replicates like any write. */
+int api__write_statement(node_server_t *self, const Engram__Request *req, const char *id_hex,
+                         api_reply_t *r)
+{
+    Engram__Request put = *req;
+    put.value = req->statement;
+    put.meta_json = "";
+    put.ttl_ms = 0;
+    put.n_sources = 0;
+    put.agent = "";
+    put.user = "";
+    r->sid = API_ACL_SCOPE;
+    r->scope = API_ACL_SCOPE;
+    return s_mutate(self, &put, r, API_ACL_SCOPE, id_hex, NODE_VIEW_OBJECT, NULL, CRDT_REG, s_put,
+                    NULL);
+}
+
 /*  --- reads ------------------------------------------------------------------------ */
+
+/*  Whether any reg version, log entry, set element or counter contribution of key in view is
+ *  readable by reader (and not expired). */
+static bool s_object_visible(const api_reader_t *reader, const crdt_scope_t *view,
+                             const char *key, unsigned types, int64_t now)
+{
+    for (unsigned t = 1; t <= CRDT_TYPE_MAX; t++) {
+        if (!(types & (1u << t)))
+            continue;
+        if (t == CRDT_SET || t == CRDT_COUNTER) {
+            if (api__fragments_visible(reader, view, key, t))
+                return true;
+            continue;
+        }
+        crdt_entry_view_t *entries = NULL;
+        size_t n = 0;
+        int rc = t == CRDT_REG ? crdt_mvreg_read(view, key, &entries, &n)
+                               : crdt_log_range(view, key, &entries, &n);
+        bool visible = false;
+        for (size_t i = 0; rc == 0 && i < n && !visible; i++) {
+            crdt_value_t *v;
+            if (crdt_value_decode(entries[i].data, entries[i].len, &v) == 0) {
+                visible = !s_expired(v, now) && api__reader_may(reader, v);
+                crdt_value_destroy(&v);
+            }
+        }
+        free(entries);
+        if (visible)
+            return true;
+    }
+    return false;
+}
 
 static int s_load(node_server_t *self, api_reply_t *r, const char *sid, const char *key,
                   crdt_type_id_t type, crdt_scope_t **view)
@@ -383,6 +430,9 @@ static int s_load(node_server_t *self, api_reply_t *r, const char *sid, const ch
     int rc = node_store_view(self->store, sid, key, NODE_VIEW_OBJECT, NULL, view, &types);
     if (rc)
         return api__fail(r, rc, "cannot read '%.64s': %s", key, engram_strerror(rc));
+    if ((types & ~(1u << type)) && r->reader &&
+        !s_object_visible(r->reader, *view, key, types, api__now_ms()))
+        types = 0; /* another type, but hidden: as if nothing were there */
     rc = s_check_type(types, type, key, r);
     if (rc == 0 && !(types & (1u << type)))
         rc = api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s", key, r->scope);
@@ -393,14 +443,14 @@ static int s_load(node_server_t *self, api_reply_t *r, const char *sid, const ch
 
 /*  One item per live value, in the given order; expired values are hidden. */
 static int s_add_values(api_reply_t *r, const char *key, const crdt_entry_view_t *entries, size_t n,
-                        const char *type)
+                        const char *type, const api_reader_t *reader)
 {
     for (size_t i = 0; i < n; i++) {
         Engram__Item *item = api__add_item(r);
         if (!item)
             return api__fail(r, ENGRAM_ENOMEM, "out of memory");
         item->key = (char *)key;
-        if (!api__item_from_value(r, item, &entries[i], type, api__now_ms()))
+        if (!api__item_from_value(r, item, &entries[i], type, api__now_ms(), reader))
             r->msg.n_items--;
     }
     return 0;
@@ -461,45 +511,108 @@ static int s_read_values(node_server_t *self, const Engram__Request *req, const 
     size_t n;
     rc = read(view, req->key, &entries, &n);
     if (rc == 0) {
-        rc = s_add_values(r, req->key, entries, n, crdt_type_by_id(type)->name);
+        rc = s_add_values(r, req->key, entries, n, crdt_type_by_id(type)->name, r->reader);
         free(entries);
     }
     crdt_scope_destroy(&view);
-    if (rc == 0 && type == CRDT_REG && r->msg.n_items == 0)
-        rc =
-            api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s (expired)", req->key, r->scope);
+    /* hidden and expired alike: nothing tells a hidden value from no value */
+    if (rc == 0 && r->msg.n_items == 0)
+        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s", req->key, r->scope);
     return rc;
 }
 
+/*  Whether reader may see anything of key in sid. */
+static bool s_key_visible(node_server_t *self, const api_reader_t *reader, const char *sid,
+                          const char *key, int64_t now)
+{
+    crdt_scope_t *view = NULL;
+    unsigned types = 0;
+    bool visible = node_store_view(self->store, sid, key, NODE_VIEW_OBJECT, NULL, &view, &types) ==
+                       0 &&
+                   s_object_visible(reader, view, key, types, now);
+    crdt_scope_destroy(&view);
+    return visible;
+}
+
+/*  The keys of a page are those the agent may see: hidden keys are skipped, pages are filled
+ *  past them, and the cursor is the last key shown, so neither the count, the cursor nor an
+ *  empty page tells a hidden key exists. A further page is announced only when a visible key
+ *  follows. */
 static int s_list(node_server_t *self, const Engram__Request *req, const char *sid, api_reply_t *r)
 {
-    node_listed_t *keys;
-    size_t n;
-    bool more;
     unsigned limit =
         req->limit && req->limit < self->config.list_limit ? req->limit : self->config.list_limit;
-    int rc = node_store_list(self->store, sid, req->prefix, req->cursor, limit,
-                             (uint64_t)api__now_ms(), &keys, &n, &more);
-    if (rc)
-        return api__fail(r, rc, "cannot list %s: %s", r->scope, engram_strerror(rc));
-    for (size_t i = 0; i < n; i++) {
-        Engram__Item *item = api__add_item(r);
-        if (!item)
-            break;
-        item->key = api__str(&r->arena, keys[i].key);
-        item->type = (char *)crdt_type_by_id(keys[i].type)->name;
+    int64_t now = api__now_ms();
+    char *cursor = api__str(&r->arena, req->cursor);
+    bool more = true, next_visible = false;
+    while (cursor && more && !next_visible) {
+        node_listed_t *keys;
+        size_t n;
+        int rc = node_store_list(self->store, sid, req->prefix, cursor, limit, (uint64_t)now, &keys,
+                                 &n, &more);
+        if (rc)
+            return api__fail(r, rc, "cannot list %s: %s", r->scope, engram_strerror(rc));
+        for (size_t i = 0; i < n && !next_visible; i++) {
+            if (!s_key_visible(self, r->reader, sid, keys[i].key, now))
+                continue;
+            if (r->msg.n_items == limit) {
+                next_visible = true;
+                break;
+            }
+            Engram__Item *item = api__add_item(r);
+            if (!item)
+                break;
+            item->key = api__str(&r->arena, keys[i].key);
+            item->type = (char *)crdt_type_by_id(keys[i].type)->name;
+        }
+        cursor = n ? api__str(&r->arena, keys[n - 1].key) : NULL;
+        node_store_listed_free(keys, n);
+        more = more && n;
     }
-    if (more && n)
-        r->msg.next_cursor = api__str(&r->arena, keys[n - 1].key);
-    node_store_listed_free(keys, n);
+    if (next_visible && r->msg.n_items)
+        r->msg.next_cursor = r->items[r->msg.n_items - 1]->key;
     return r->arena.failed ? api__fail(r, ENGRAM_ENOMEM, "out of memory") : 0;
 }
 
+static int s_history_item(api_reply_t *r, uint64_t hlc, crdt_dot_t dot, const char *op,
+                          const char *agent, const char *user, crdt_type_id_t type,
+                          const char *elem, const uint8_t *value, size_t len, int64_t amount);
+
+/*  One step of a history, shown if the reader may read what it wrote: a put or append by its
+ *  value's provenance (the history keeps the encoded value), any other step by its agent and
+ *  the scope. */
 static int s_history_step(void *arg, uint64_t hlc, crdt_dot_t dot, const char *op,
                           const char *agent, const char *user, crdt_type_id_t type,
                           const char *elem, const uint8_t *value, size_t len, int64_t amount)
 {
     api_reply_t *r = arg;
+    crdt_value_t *v = NULL;
+    bool visible;
+    if (value && len && crdt_value_decode(value, len, &v) == 0) {
+        visible = api__reader_may(r->reader, v);
+        value = v->data;
+        len = v->len;
+    } else {
+        const char *agents[1] = {agent};
+        const char *resources[1] = {r->reader->sid};
+        visible = api__may_read_provenance(r->reader->self, r->reader->agent, r->reader->user,
+                                           r->reader->sid, agents, 1, resources,
+                                           r->reader->sid[0] == '@' ? 0 : 1);
+        len = 0;
+    }
+    if (!visible) {
+        crdt_value_destroy(&v);
+        return 0;
+    }
+    int rc = s_history_item(r, hlc, dot, op, agent, user, type, elem, value, len, amount);
+    crdt_value_destroy(&v);
+    return rc;
+}
+
+static int s_history_item(api_reply_t *r, uint64_t hlc, crdt_dot_t dot, const char *op,
+                          const char *agent, const char *user, crdt_type_id_t type,
+                          const char *elem, const uint8_t *value, size_t len, int64_t amount)
+{
     Engram__Item *item = api__add_item(r);
     if (!item)
         return ENGRAM_ENOMEM;
@@ -560,6 +673,11 @@ static int s_private_value(node_server_t *self, const Engram__Request *req, api_
     }
     crdt_scope_destroy(&view);
     if (rc == 0 && s_expired(*value, api__now_ms())) {
+        crdt_value_destroy(value);
+        rc = ENGRAM_ENOTFOUND;
+    }
+    api_reader_t reader = {self, req->agent, req->user, sid};
+    if (rc == 0 && !api__reader_may(&reader, *value)) { /* derived from what it may not read */
         crdt_value_destroy(value);
         rc = ENGRAM_ENOTFOUND;
     }
@@ -730,10 +848,23 @@ static int s_cluster_request(node_server_t *self, const Engram__Request *req, ap
 
 /*  --- dispatch --------------------------------------------------------------------- */
 
+static int s_dispatch(node_server_t *self, const Engram__Request *req, const char *sid,
+                      api_reply_t *r);
+
 int api__dispatch(node_server_t *self, const Engram__Request *req, const char *sid, api_reply_t *r)
 {
+    api_reader_t reader = {self, req->agent, req->user, sid};
+    r->reader = sid ? &reader : NULL;
+    int rc = s_dispatch(self, req, sid, r);
+    r->reader = NULL;
+    return rc;
+}
+
+static int s_dispatch(node_server_t *self, const Engram__Request *req, const char *sid,
+                      api_reply_t *r)
+{
     bool keyed = req->op != ENGRAM__OP__LIST && req->op != ENGRAM__OP__REMEMBER &&
-                 req->op != ENGRAM__OP__STATS && !api__cluster_op(req->op);
+                 req->op != ENGRAM__OP__STATS && !api__admin_op(req->op);
     if (keyed) {
         int rc = s_check_key(req->key, "key", r);
         if (rc)
@@ -811,6 +942,10 @@ int api__dispatch(node_server_t *self, const Engram__Request *req, const char *s
     case ENGRAM__OP__CLUSTER_REMOVE:
     case ENGRAM__OP__CLUSTER_JOIN:
         return s_cluster_request(self, req, r);
+    case ENGRAM__OP__ACL_SUBMIT:
+    case ENGRAM__OP__ACL_SHOW:
+    case ENGRAM__OP__ACL_CHECK:
+        return api__acl_request(self, req, r);
     case ENGRAM__OP__STATS:
         self->stats.uptime_ms = (uint64_t)(api__now_ms() - self->started_ms);
         self->stats.scopes = node_store_scopes(self->store);

@@ -8,6 +8,8 @@
  *    reply.c     the per-request arena and the Reply under construction
  *    delivery.c  the outbox, per-connection queues, subscriptions and events, replica waits
  *    remote.c    events for the changes other nodes make (remote deltas)
+ *    access.c    identity from the connection's key, access decisions, write policy, the
+ *                statements of sys:acl and the ACL operations
  *
  *  Invariants: a reply that acknowledges a write leaves only after the write is durable
  *  (api__flush_outbox after node_store_sync); replies are never dropped (a full connection
@@ -23,15 +25,19 @@
 #include "node/api/server.h"
 #include "node/cluster/cluster.h"
 #include "node/store/store.h"
+#include "node/trust/acl.h"
 #include "proto/api.pb-c.h"
 
 #define MAX_SCOPE_BYTES 256
 #define MAX_NAME_BYTES  128 /* agent and user names; "@" + agent must fit a scope id */
+#define API_ACL_SCOPE   "sys:acl" /* the access statements: no agent can name a sys: scope */
 
 typedef struct {
     zframe_t *routing; /* owned: the subscriber's connection */
     uint64_t request_id;
-    char *sid; /* owned */
+    char *sid;   /* owned */
+    char *agent; /* owned: who subscribed, for whom: each event is judged for them */
+    char *user;  /* owned */
 } api_subscriber_t;
 
 /*  A connection whose pipe was full: what it has still to receive, in order. Replies are
@@ -84,6 +90,9 @@ struct node_server {
     zlist_t *replicating; /* api_out_t *, durable writes waiting for replicas */
     zlist_t *removals;    /* api_removal_t *, owned: what the remote delta being applied removes */
     node_cluster_t *cluster; /* borrowed; NULL: a single node */
+    node_acl_t *acl;         /* borrowed: the daemon's */
+    uint64_t denials;        /* requests refused with ENGRAM_EDENIED */
+    uint64_t redactions;     /* matches the write policy replaced */
     int64_t started_ms;
     int64_t next_purge_ms;
     Engram__Stats stats;
@@ -101,6 +110,14 @@ typedef struct {
     bool failed;
 } api_arena_t;
 
+/*  Who reads, for the provenance checks of the fragments a read returns. */
+typedef struct {
+    node_server_t *self;
+    const char *agent;
+    const char *user;
+    const char *sid;
+} api_reader_t;
+
 /*  The reply under construction. */
 typedef struct {
     Engram__Reply msg;
@@ -114,6 +131,8 @@ typedef struct {
     unsigned replicas; /* nodes that must hold the write before the reply */
     uint32_t timeout_ms;
     Engram__Event *event; /* in the arena: published after the sync */
+    const api_reader_t *reader; /* scoped operations: whose reads are filtered */
+    bool admin;                 /* the connection's key is an admin's */
     char message[256];
 } api_reply_t;
 
@@ -145,9 +164,44 @@ void api__flush_outbox(node_server_t *self, int sync_rc);
 /*  Sends what full connections have queued, as far as their pipes now take it. */
 void api__flush_peers(node_server_t *self);
 
-/*  Fills item from a stored register or log value; false if it is unreadable or expired. */
+/*  Fills item from a stored register or log value; false if it is unreadable, expired, or
+ *  (reader not NULL) hidden from the reader by its provenance. */
 bool api__item_from_value(api_reply_t *r, Engram__Item *item, const crdt_entry_view_t *e,
-                          const char *type, int64_t now);
+                          const char *type, int64_t now, const api_reader_t *reader);
+
+/*  --- access (access.c) --- */
+
+/*  Cluster and ACL operations: they need an admin's key or an operator agent. */
+bool api__admin_op(Engram__Op op);
+/*  Takes the acting agent from the connection's key into req->agent (or marks an admin), and
+ *  checks administration rights. ENGRAM_EDENIED for an unregistered key, an agent acting as
+ *  another, or administration without the right. */
+int api__identify(node_server_t *self, Engram__Request *req, api_reply_t *r);
+/*  Checks that the identified agent may act for the user and read or write scope sid, then
+ *  applies the write policy to the request (block, or redact its value, element and
+ *  metadata in place). */
+int api__authorize(node_server_t *self, Engram__Request *req, const char *sid, api_reply_t *r);
+/*  The retrospective check of one fragment (node_acl_may_read) for agent acting for user. */
+bool api__may_read_provenance(node_server_t *self, const char *agent, const char *user,
+                              const char *sid, const char *const *agents, size_t nagents,
+                              const char *const *resources, size_t nresources);
+/*  The same for a stored value. */
+bool api__reader_may(const api_reader_t *reader, const crdt_value_t *v);
+/*  Whether any element add (CRDT_SET) or contribution (CRDT_COUNTER) of key is readable. */
+bool api__fragments_visible(const api_reader_t *reader, const crdt_scope_t *view,
+                            const char *key, crdt_type_id_t type);
+/*  Sets the provenance a write records: user, agent, the shared scope and declared sources. */
+int api__set_provenance(crdt_value_t *v, const Engram__Request *req, const char *sid);
+/*  Loads every statement of sys:acl into the acl (at start). */
+int api__acl_load(node_server_t *self);
+/*  Adds the statements a remote delta of sys:acl brought. */
+void api__acl_ingest(node_server_t *self, const crdt_scope_t *delta);
+/*  ACL_SUBMIT, ACL_SHOW, ACL_CHECK. */
+int api__acl_request(node_server_t *self, const Engram__Request *req, api_reply_t *r);
+/*  Keeps a statement the acl accepted in sys:acl (handlers.c). */
+int api__write_statement(node_server_t *self, const Engram__Request *req, const char *id_hex,
+                         api_reply_t *r);
+uint64_t api__acl_now(void);
 
 void *api__keep(api_arena_t *a, void *p);
 

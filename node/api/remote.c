@@ -77,7 +77,7 @@ static int s_remote_entry(void *arg, crdt_type_id_t type, const char *key,
     if (s_remote_event_init(&e, remote->sid, key, type)) {
         Engram__Item *item = e.item;
         if (type == CRDT_REG || type == CRDT_LOG) {
-            if (!api__item_from_value(&e.r, item, entry, item->type, remote->now))
+            if (!api__item_from_value(&e.r, item, entry, item->type, remote->now, NULL))
                 op = NULL;             /* expired */
         } else if (type == CRDT_SET) { /* a set element: no value header */
             item->value.data = (uint8_t *)entry->elem;
@@ -175,10 +175,13 @@ static void s_publish_removals(node_server_t *self, const char *sid, const crdt_
 }
 
 /*  A delta from another node: before it is applied, the local entries it removes are noted;
- *  after, its new entries and those removals become events for the scope's subscribers. */
+ *  after, its new entries and those removals become events for the scope's subscribers, and
+ *  the statements it brings to sys:acl go to the acl. */
 void api__remote_applied(void *arg, const char *sid, const crdt_scope_t *delta, bool applied)
 {
     node_server_t *self = arg;
+    if (applied && strcmp(sid, API_ACL_SCOPE) == 0)
+        api__acl_ingest(self, delta); /* access statements from another node */
     bool subscribed = false;
     for (api_subscriber_t *sub = zlist_first(self->subscribers); sub && !subscribed;
          sub = zlist_next(self->subscribers))
