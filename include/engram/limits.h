@@ -25,6 +25,16 @@
 #define ENGRAM_MAX_ENTRY_BYTES (ENGRAM_MAX_VALUE_BYTES + 64 * 1024)
 #endif
 
+/*  Access-control statements (node/trust/acl.h): the largest signed statement, agent or user
+ *  name, resource or scope pattern and redaction pattern a node keeps, and the most patterns
+ *  one write policy lists; past them a statement is refused (ENGRAM_ETOOBIG). Not overridable:
+ *  nodes that kept different statements would decide differently. */
+#define ENGRAM_ACL_MAX_STATEMENT_BYTES (32 * 1024)
+#define ENGRAM_ACL_MAX_NAME_BYTES      128
+#define ENGRAM_ACL_MAX_RESOURCE_BYTES  256
+#define ENGRAM_ACL_MAX_PATTERNS        32
+#define ENGRAM_ACL_MAX_PATTERN_BYTES   512
+
 /*  Hybrid logical clock: physical milliseconds in the high bits, a logical counter in the
  *  low ENGRAM_HLC_LOGICAL_BITS bits. */
 #define ENGRAM_HLC_LOGICAL_BITS 16
