@@ -30,6 +30,14 @@ class AclCliTest(unittest.TestCase):
         cls.data = os.path.join(cls.dir, "data")
         cls.socket = f"ipc://{cls.dir}/engram.sock"
         cls.proc = None
+        try:
+            cls.start()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def start(cls):
         r = cls.run_engram("--json", "init", "--data", cls.data, "--agent", "a1", "--user",
                            "alice")
         if r.returncode != 0:
@@ -42,7 +50,6 @@ class AclCliTest(unittest.TestCase):
             if cls.run_engram("acl", "show").returncode == 0:
                 return
             time.sleep(0.05)
-        cls.tearDownClass()
         raise RuntimeError("engramd did not start")
 
     @classmethod

@@ -48,14 +48,18 @@ class Node:
         self.socket = f"ipc://{self.dir}/engram.sock"
         self.flags = flags
         self.proc = None
-        admin(self, "init", "--data", os.path.join(self.dir, "data"), "--agent", "tester",
-              "--user", "alice")
-        self.start()
-        admin(self, "acl", "allow", "tester", "*", "read,write")
-        for user, agent, resource, access in GRANTS:
-            admin(self, "agent", "create", agent)
-            admin(self, "acl", "allow-user", user, agent)
-            admin(self, "acl", "allow", agent, resource, access)
+        try:
+            admin(self, "init", "--data", os.path.join(self.dir, "data"), "--agent", "tester",
+                  "--user", "alice")
+            self.start()
+            admin(self, "acl", "allow", "tester", "*", "read,write")
+            for user, agent, resource, access in GRANTS:
+                admin(self, "agent", "create", agent)
+                admin(self, "acl", "allow-user", user, agent)
+                admin(self, "acl", "allow", agent, resource, access)
+        except BaseException:
+            self.close()
+            raise
 
     def start(self):
         with open(os.path.join(self.dir, "engramd.log"), "ab") as log:
