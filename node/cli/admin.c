@@ -1,8 +1,8 @@
-/*  Cluster administration: the commands that sign with the admin key under $ENGRAM_HOME
- *  (cluster init, node admit, cluster remove) and those that ask a node about its cluster
- *  (cluster status, cluster join).
+/*  Cluster administration: the admin key under $ENGRAM_HOME (cli_admin_load, which every
+ *  command signing or connecting as the admin uses), the commands that sign with it (cluster
+ *  init, node admit, cluster remove) and those that ask a node about its cluster (cluster
+ *  status, cluster join).
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +30,7 @@ int cli_cmd_cluster_init(engram_t *engram, const cli_opts_t *opts)
     return 0;
 }
 
-/*  The admin's cluster and secret key, from $ENGRAM_HOME. */
-static int s_admin(node_trust_t *trust, uint8_t secret[crypto_sign_SECRETKEYBYTES])
+int cli_admin_load(node_trust_t *trust, uint8_t secret[crypto_sign_SECRETKEYBYTES])
 {
     char home[4096], why[512];
     node_admin_home(home, sizeof home);
@@ -52,7 +51,7 @@ int cli_cmd_node_admit(engram_t *engram, const cli_opts_t *opts)
     if (!opts->out)
         return cli_fail(ENGRAM_EINVAL, "--out FILE is needed: where the node's card goes");
     node_trust_t trust;
-    int rc = s_admin(&trust, secret);
+    int rc = cli_admin_load(&trust, secret);
     uint8_t *card = NULL;
     size_t len = 0;
     if (rc == 0)
@@ -73,15 +72,13 @@ int cli_cmd_node_admit(engram_t *engram, const cli_opts_t *opts)
 
 int cli_cmd_cluster_remove(engram_t *engram, const cli_opts_t *opts)
 {
-    char *end;
-    errno = 0;
-    uint64_t node = strtoull(opts->args[0], &end, 16);
-    if (errno || *end || strlen(opts->args[0]) != CLI_NODE_ID_CHARS || node == 0)
+    uint64_t node;
+    if (!cli_parse_node(opts->args[0], &node))
         return cli_fail(ENGRAM_EINVAL, "NODE is a node id, 16 hex digits, as `engram cluster "
                                        "status` shows it");
     node_trust_t trust;
     uint8_t secret[crypto_sign_SECRETKEYBYTES];
-    int rc = s_admin(&trust, secret);
+    int rc = cli_admin_load(&trust, secret);
     uint8_t *statement = NULL;
     size_t len = 0;
     if (rc == 0)

@@ -103,11 +103,19 @@ static int s_read_items(engram_t *engram, const cli_opts_t *opts, s_call_t *call
     return rc;
 }
 
+/*  Declares the resources of --source as the provenance of the write that follows. */
+static int s_sources(engram_t *engram, const cli_opts_t *opts)
+{
+    return opts->sources.n ? engram_set_sources(engram, opts->sources.items, opts->sources.n) : 0;
+}
+
 int cli_cmd_put(engram_t *engram, const cli_opts_t *opts)
 {
     const cli_value_t *value = &opts->value;
     engram_result_t *result = NULL;
-    int rc;
+    int rc = s_sources(engram, opts);
+    if (rc != 0)
+        return rc;
     if (opts->given & CLI_OPT_REPLICAS)
         rc = engram_put_replicated(engram, opts->args[0], opts->args[1], value->data, value->len,
                                    opts->meta, opts->ttl_ms, opts->replicas,
@@ -219,6 +227,14 @@ int cli_cmd_set_members(engram_t *engram, const cli_opts_t *opts)
     return s_read_items(engram, opts, engram_set_members, s_json_value, s_print_value);
 }
 
+int cli_check_counter_add(const cli_command_t *command, const cli_opts_t *opts)
+{
+    long long amount;
+    if (!cli_parse_int(opts->args[2], INT64_MIN, INT64_MAX, &amount))
+        return cli_usage(command, "N must be an integer, not '%s'", opts->args[2]);
+    return 0;
+}
+
 int cli_cmd_counter_add(engram_t *engram, const cli_opts_t *opts)
 {
     long long amount;
@@ -248,7 +264,9 @@ int cli_cmd_counter_get(engram_t *engram, const cli_opts_t *opts)
 int cli_cmd_log_append(engram_t *engram, const cli_opts_t *opts)
 {
     engram_result_t *result = NULL;
-    int rc = engram_log_append(engram, opts->args[0], opts->args[1], opts->value.data,
+    int rc = s_sources(engram, opts);
+    if (rc == 0)
+        rc = engram_log_append(engram, opts->args[0], opts->args[1], opts->value.data,
                                opts->value.len, &result);
     return s_print_write(opts, rc, &result);
 }
@@ -264,7 +282,9 @@ int cli_cmd_remember(engram_t *engram, const cli_opts_t *opts)
     if (memchr(text->data, '\0', text->len))
         return cli_fail(ENGRAM_EINVAL, "the text holds a NUL byte");
     engram_result_t *result = NULL;
-    int rc = engram_remember(engram, opts->args[0], (const char *)text->data, opts->meta,
+    int rc = s_sources(engram, opts);
+    if (rc == 0)
+        rc = engram_remember(engram, opts->args[0], (const char *)text->data, opts->meta,
                              opts->ttl_ms, &result);
     if (rc != 0)
         return rc;

@@ -1,5 +1,5 @@
-/*  The command line: options and positional arguments, the numbers options take, and
- *  VALUE or TEXT arguments read from stdin.
+/*  The command line: options and positional arguments, the numbers and times options take,
+ *  and VALUE or TEXT arguments read from stdin.
  */
 #include <assert.h>
 #include <errno.h>
@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "node/cli/cli.h"
 
@@ -63,6 +64,14 @@ void cli_value_fini(cli_value_t *value)
     memset(value, 0, sizeof *value);
 }
 
+void cli_opts_fini(cli_opts_t *opts)
+{
+    cli_value_fini(&opts->value);
+    free(opts->sources.items);
+    free(opts->patterns.items);
+    opts->sources = opts->patterns = (cli_list_t){0};
+}
+
 bool cli_parse_int(const char *s, long long min, long long max, long long *out)
 {
     const char *digits = s[0] == '-' ? s + 1 : s;
@@ -74,6 +83,107 @@ bool cli_parse_int(const char *s, long long min, long long max, long long *out)
     if (errno || *end || v < min || v > max)
         return false;
     *out = v;
+    return true;
+}
+
+bool cli_parse_node(const char *s, uint64_t *id)
+{
+    if (strlen(s) != CLI_NODE_ID_CHARS || strspn(s, "0123456789abcdefABCDEF") != CLI_NODE_ID_CHARS)
+        return false;
+    *id = strtoull(s, NULL, 16);
+    return *id != 0;
+}
+
+uint64_t cli_now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+/*  The n decimal digits at s, as a number; -1 when one of them is not a digit. */
+static int s_digits(const char *s, size_t n)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/*  An ISO 8601 UTC time, YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DDTHH:MM:SS.sssZ, from 1970 on. The
+ *  date must exist (no February 30) and the seconds stop at 59. */
+static bool s_parse_iso(const char *s, uint64_t *ms)
+{
+    size_t len = strlen(s);
+    bool with_ms = len == CLI_TIME_CHARS; /* the longer form: .sss before the Z */
+    if (len != CLI_TIME_CHARS - strlen(".sss") && !with_ms)
+        return false;
+    int year = s_digits(s, 4), mon = s_digits(s + 5, 2), day = s_digits(s + 8, 2);
+    int hour = s_digits(s + 11, 2), min = s_digits(s + 14, 2), sec = s_digits(s + 17, 2);
+    int milli = with_ms ? s_digits(s + 20, 3) : 0;
+    if (s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
+        (with_ms && s[19] != '.') || s[len - 1] != 'Z' || year < 1970 || mon < 0 || day < 0 ||
+        hour < 0 || min < 0 || sec < 0 || milli < 0)
+        return false;
+    struct tm tm = {.tm_year = year - 1900,
+                    .tm_mon = mon - 1,
+                    .tm_mday = day,
+                    .tm_hour = hour,
+                    .tm_min = min,
+                    .tm_sec = sec};
+    time_t t = timegm(&tm);
+    /*  timegm carries what is out of range into the next field: a field that changed was. */
+    if (t < 0 || tm.tm_year != year - 1900 || tm.tm_mon != mon - 1 || tm.tm_mday != day ||
+        tm.tm_hour != hour || tm.tm_min != min || tm.tm_sec != sec)
+        return false;
+    *ms = (uint64_t)t * 1000 + (uint64_t)milli;
+    return true;
+}
+
+/*  now plus or minus a duration: a sign, decimal digits and a unit, s, m, h or d. */
+static bool s_parse_relative(const char *s, uint64_t now, uint64_t *ms)
+{
+    static const struct {
+        char unit;
+        uint64_t ms;
+    } units[] = {{'s', 1000}, {'m', 60 * 1000}, {'h', 60 * 60 * 1000}, {'d', 24 * 60 * 60 * 1000}};
+    size_t n = strspn(s + 1, "0123456789");
+    if (n == 0 || !s[1 + n] || s[2 + n])
+        return false;
+    errno = 0;
+    uint64_t count = strtoull(s + 1, NULL, 10);
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (units[i].unit != s[1 + n])
+            continue;
+        if (errno || count > (uint64_t)INT64_MAX / units[i].ms)
+            return false;
+        uint64_t delta = count * units[i].ms;
+        if (s[0] == '+' ? delta > (uint64_t)INT64_MAX - now : delta > now)
+            return false;
+        *ms = s[0] == '+' ? now + delta : now - delta;
+        return true;
+    }
+    return false;
+}
+
+/*  A time T: milliseconds since the epoch, an ISO 8601 UTC time, "now", or now plus or minus
+ *  a duration (+30s, -5m, +2h, +1d). */
+static bool s_parse_time(const char *s, uint64_t *ms)
+{
+    long long v;
+    if (strcmp(s, "now") == 0)
+        *ms = cli_now_ms();
+    else if (s[0] == '+' || s[0] == '-')
+        return s_parse_relative(s, cli_now_ms(), ms);
+    else if (strchr(s, 'T'))
+        return s_parse_iso(s, ms);
+    else if (cli_parse_int(s, 0, INT64_MAX, &v))
+        *ms = (uint64_t)v;
+    else
+        return false;
     return true;
 }
 
@@ -113,6 +223,13 @@ static const s_option_t s_options[] = {
     {"count", true, CLI_OPT_COUNT},
     {"replicas", true, CLI_OPT_REPLICAS},
     {"out", true, CLI_OPT_OUT},
+    {"data", true, CLI_OPT_DATA},
+    {"node", true, CLI_OPT_NODE},
+    {"from", true, CLI_OPT_FROM},
+    {"until", true, CLI_OPT_UNTIL},
+    {"at", true, CLI_OPT_AT},
+    {"source", true, CLI_OPT_SOURCE},
+    {"pattern", true, CLI_OPT_PATTERN},
 };
 #define S_NOPTIONS (sizeof s_options / sizeof s_options[0])
 
@@ -133,7 +250,34 @@ const char *cli_option_name(unsigned bits)
     return "?";
 }
 
-/*  Sets an option that takes a value. Returns 0, or 2 after a usage message. */
+/*  Appends value to the values of a repeatable option. Returns 0, or 1 after a message (out
+ *  of memory). */
+static int s_append(cli_list_t *list, const char *value)
+{
+    const char **grown = realloc(list->items, (list->n + 1) * sizeof *grown);
+    if (!grown) {
+        fprintf(stderr, "engram: %s\n", engram_strerror(ENGRAM_ENOMEM));
+        return 1;
+    }
+    grown[list->n++] = value;
+    list->items = grown;
+    return 0;
+}
+
+/*  Sets a time option (--from, --until, --at). Returns 0, or 2 after a usage message. */
+static int s_set_time(const char *name, const char *value, uint64_t *ms)
+{
+    if (!s_parse_time(value, ms))
+        return cli_usage(NULL,
+                         "--%s takes a time: milliseconds since the epoch, an ISO 8601 UTC time "
+                         "(2026-12-02T10:00:00Z), now, or +/- a duration (+30s, -5m, +2h, +1d); "
+                         "not '%s'",
+                         name, value);
+    return 0;
+}
+
+/*  Sets an option that takes a value. Returns 0, or 2 after a usage message (1 when memory
+ *  runs out). */
 static int s_set_option(cli_opts_t *opts, const s_option_t *option, const char *value)
 {
     const char *name = option->name;
@@ -153,7 +297,22 @@ static int s_set_option(cli_opts_t *opts, const s_option_t *option, const char *
         opts->after = value;
     else if (strcmp(name, "out") == 0)
         opts->out = value;
-    else if (strcmp(name, "replicas") == 0) {
+    else if (strcmp(name, "data") == 0)
+        opts->data = value;
+    else if (strcmp(name, "source") == 0)
+        return s_append(&opts->sources, value);
+    else if (strcmp(name, "pattern") == 0)
+        return s_append(&opts->patterns, value);
+    else if (strcmp(name, "from") == 0)
+        return s_set_time(name, value, &opts->from_ms);
+    else if (strcmp(name, "until") == 0)
+        return s_set_time(name, value, &opts->until_ms);
+    else if (strcmp(name, "at") == 0)
+        return s_set_time(name, value, &opts->at_ms);
+    else if (strcmp(name, "node") == 0) {
+        if (!cli_parse_node(value, &opts->node))
+            return cli_usage(NULL, "--node takes a node id, 16 hex digits, not '%s'", value);
+    } else if (strcmp(name, "replicas") == 0) {
         if (!cli_parse_int(value, 1, 1000, &n))
             return cli_usage(NULL, "--replicas takes a number of nodes, not '%s'", value);
         opts->replicas = (unsigned)n;

@@ -1,10 +1,11 @@
 /*  node/cli: the `engram` command, the command-line client of an engram node.
  *
  *  What the folder owns: the command line (its options and commands), the connection to the
- *  local node through libengram, what the commands print, and the admin key work of cluster
- *  administration. What it may call: libengram's public API (include/engram/engram.h) for
- *  everything a node does, and node/trust for the admin's key and the statements it signs
- *  (offline, no node needed). It never touches a node's internals (store, api, cluster): what
+ *  local node through libengram, what the commands print, the admin key work of cluster
+ *  administration and access control, and the agents' key pairs. What it may call: libengram's
+ *  public API (include/engram/engram.h) for everything a node does, and node/trust for the
+ *  admin's key, the statements it signs (offline, no node needed) and the check of redaction
+ *  patterns. It never touches a node's internals (store, api, cluster): what
  *  it knows of a node is what libengram answers.
  *
  *      engram [--socket EP] [--agent NAME] [--user NAME] [--json] COMMAND ARGS...
@@ -19,11 +20,12 @@
  *
  *  Output is the CLI's contract with scripts and tests:
  *    - writes (put, rm, set add/rm, counter add, log append, share) print the causal token;
- *      remember prints the memory id;
+ *      remember prints the memory id; the commands that sign a statement (agent create, acl
+ *      allow-user, allow, revoke, policy) print its id;
  *    - get prints the winning value as it is, followed by a newline unless it ends with one;
- *    - line-oriented outputs (ls, history, set members, log range, watch) print one record a
- *      line, fields separated by one space, newline and carriage return bytes inside a field
- *      written as \n and \r, and an empty name (author, op) as "-";
+ *    - line-oriented outputs (ls, history, set members, log range, watch, acl show) print
+ *      one record a line, fields separated by one space, newline and carriage return bytes
+ *      inside a field written as \n and \r, and an empty name (author, op) as "-";
  *    - --json prints one JSON document (watch: one object a line), compact, built and
  *      written by jansson and by nothing else. A byte of a string that is not part of
  *      well-formed UTF-8 stands for the code point of its value (U+0080 to U+00FF: \u00XX in
@@ -35,7 +37,9 @@
  *      `engramd --identity` prints them and `cluster remove` takes them.
  *  Errors are one line on stderr, `engram: <engram_strerror(code)>[: <node message>]`, and
  *  the exit status says what kind: 0 success, 1 other failure, 2 usage, 3 not found,
- *  4 refused, 5 node unavailable.
+ *  4 refused, 5 node unavailable, 6 access denied. A malformed argument of the access control
+ *  commands (a time, an agent name, a statement id, a --pattern the redaction engine would
+ *  refuse) is a usage error, found before anything is signed or sent.
  *
  *  Cluster administration: `cluster init` creates a cluster (its id and admin key) under
  *  $ENGRAM_HOME (default ~/.engram); `node admit KEY --out FILE` signs a node's admission
@@ -44,14 +48,40 @@
  *  per-member lag, version vectors and gossip counters; `put --replicas N` answers once N
  *  nodes hold the write (exit 5 if fewer did within --timeout, the write stays durable here).
  *
+ *  Access control (node/trust/acl.h): an agent is whoever holds its CURVE key pair,
+ *  $ENGRAM_HOME/agents/NAME.cert and NAME.cert_secret (czmq's format, the secret mode 0600),
+ *  which libengram connects with for --agent NAME. What an agent may do, the admin signs as
+ *  statements (proto/acl.proto) and the node keeps:
+ *    - `init --data DIR` is the single-node quick start, offline: the admin key (created if
+ *      $ENGRAM_HOME has none), DIR/trust (the node's trust root, a copy of $ENGRAM_HOME/cluster;
+ *      a node with a card in DIR/admission takes its root from the card, which must name this
+ *      admin), the key pair of --agent and the statements registering it and letting --user
+ *      act through it, appended to DIR/acl.init, which engramd imports at every start;
+ *    - `agent create` (a key pair, reused when one exists, and its registration) and the `acl`
+ *      commands sign with the admin key and hand the statement to the node; they print its id
+ *      (32 hex digits), which `acl revoke` takes. `acl show` lists the statements, `acl check`
+ *      explains a decision (the explanation on stdout either way) and exits 0 when the agent may
+ *      read the scope, 6 when not.
+ *  Every command that talks to a node as the admin (agent create, acl, cluster status, join
+ *  and remove) connects with the CURVE form of the admin key (node_admission_curve_keys), not
+ *  with an agent's; --agent does not apply to them. A time T (--from, --until, --at) is
+ *  milliseconds since the epoch, an ISO 8601 UTC time (2026-12-02T10:00:00Z, or with
+ *  milliseconds .sss before the Z), "now", or now plus or minus a number of seconds, minutes,
+ *  hours or days (+30s, -5m, +2h, +1d); an edge is valid from --from (default now) until
+ *  --until (default: until revoked). acl show prints times in the ISO form.
+ *
+ *  Provenance: put, remember and log append take --source RESOURCE, repeatable: the resources
+ *  the value was derived from (engram_set_sources), which a reader must be allowed to read.
+ *
  *  watch runs until --count events were printed, or until SIGINT or SIGTERM (exit 0). It
  *  prints nothing before the first event, so a script cannot tell when the subscription is
  *  in place.
  *
  *  Files: main.c (connect, run, report), commands.c (the command table, help, usage), args.c
- *  (options, numbers, stdin values), print.c (the forms of output), agent.c (the agent
- *  commands), admin.c (cluster administration and the admin key). This header is shared by
- *  them and by nothing else.
+ *  (options, numbers, times, stdin values), print.c (the forms of output), agent.c (the agent
+ *  commands), admin.c (cluster administration and the admin key), keys.c (agent key pairs),
+ *  acl.c (the statements: agent create and the acl commands), init.c (engram init). This
+ *  header is shared by them and by nothing else.
  */
 #ifndef NODE_CLI_H
 #define NODE_CLI_H
@@ -62,8 +92,12 @@
 #include <stdio.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "engram/engram.h"
+#include "node/trust/acl.h"
+#include "node/trust/admission.h"
+#include "proto/acl.pb-c.h"
 
 #define CLI_USAGE_GLOBAL "engram [--socket EP] [--agent NAME] [--user NAME] [--json]"
 
@@ -76,7 +110,21 @@ enum {
     CLI_OPT_COUNT = 1 << 4,
     CLI_OPT_REPLICAS = 1 << 5,
     CLI_OPT_OUT = 1 << 6,
+    CLI_OPT_DATA = 1 << 7,
+    CLI_OPT_NODE = 1 << 8,
+    CLI_OPT_FROM = 1 << 9,
+    CLI_OPT_UNTIL = 1 << 10,
+    CLI_OPT_AT = 1 << 11,
+    CLI_OPT_SOURCE = 1 << 12,
+    CLI_OPT_PATTERN = 1 << 13,
 };
+
+/*  The values of a repeatable option, in the order given. The array is the cli_opts_t's (freed
+ *  by cli_opts_fini); the strings point into argv. */
+typedef struct {
+    const char **items;
+    size_t n;
+} cli_list_t;
 
 /*  A VALUE or TEXT argument: the argument itself, or stdin for "-". */
 typedef struct {
@@ -85,34 +133,45 @@ typedef struct {
     uint8_t *owned; /* what data points to when it came from stdin; freed by cli_value_fini */
 } cli_value_t;
 
-/*  The parsed command line. Strings point into argv. */
+/*  The parsed command line. Strings point into argv; cli_opts_fini frees the rest. */
 typedef struct {
-    const char *socket; /* --socket; NULL: libengram's default */
-    const char *agent;  /* --agent, $ENGRAM_AGENT or "cli" */
-    const char *user;   /* --user, $ENGRAM_USER, $USER or "anonymous" */
-    bool json;          /* --json */
-    bool help;          /* --help, or -h first: print the help instead of running */
-    unsigned given;     /* CLI_OPT_* of the command options given */
-    const char *meta;   /* --meta; NULL if not given */
-    uint64_t ttl_ms;    /* --ttl, in milliseconds; 0: never expires */
-    const char *after;  /* --after; NULL if not given */
-    int timeout_ms;     /* --timeout */
-    long count;         /* --count; 0: watch for ever */
-    unsigned replicas;  /* --replicas; 0: this node's acknowledgement suffices */
-    const char *out;    /* --out */
-    const char **args;  /* positional arguments after the command word(s) */
+    const char *socket;  /* --socket; NULL: libengram's default */
+    const char *agent;   /* --agent, $ENGRAM_AGENT or "cli" */
+    const char *user;    /* --user, $ENGRAM_USER, $USER or "anonymous" */
+    bool json;           /* --json */
+    bool help;           /* --help, or -h first: print the help instead of running */
+    unsigned given;      /* CLI_OPT_* of the command options given */
+    const char *meta;    /* --meta; NULL if not given */
+    uint64_t ttl_ms;     /* --ttl, in milliseconds; 0: never expires */
+    const char *after;   /* --after; NULL if not given */
+    int timeout_ms;      /* --timeout */
+    long count;          /* --count; 0: watch for ever */
+    unsigned replicas;   /* --replicas; 0: this node's acknowledgement suffices */
+    const char *out;     /* --out */
+    const char *data;    /* --data */
+    uint64_t node;       /* --node: an agent's home node; 0 when not given (any node) */
+    uint64_t from_ms;    /* --from: a time T, in ms since the epoch (given or not: `given`) */
+    uint64_t until_ms;   /* --until, likewise */
+    uint64_t at_ms;      /* --at, likewise */
+    cli_list_t sources;  /* --source, repeatable */
+    cli_list_t patterns; /* --pattern, repeatable */
+    const char **args;   /* positional arguments after the command word(s) */
     size_t nargs;
-    cli_value_t value; /* the VALUE or TEXT of a CLI_CMD_VALUE command; main owns it */
+    cli_value_t value; /* the VALUE or TEXT of a CLI_CMD_VALUE command */
 } cli_opts_t;
 
 /*  What a command needs besides its arguments. */
 enum {
     CLI_CMD_OFFLINE = 1 << 0, /* runs without a node (admin key work): engram is NULL */
     CLI_CMD_VALUE = 1 << 1,   /* its last argument is a VALUE or TEXT, "-" read from stdin */
+    CLI_CMD_ADMIN = 1 << 2,   /* talks to the node as the admin: connects with the admin key */
 };
 
-/*  A command. run returns 0 or an ENGRAM_E* code, having printed its output. */
-typedef struct {
+/*  A command. run returns 0 or an ENGRAM_E* code, having printed its output. check, when not
+ *  NULL, looks at the arguments and options before main connects (nothing is signed or sent
+ *  before it passed) and returns 0, or 2 after a usage message (cli_usage). */
+typedef struct cli_command cli_command_t;
+struct cli_command {
     const char *name; /* first command word */
     const char *sub;  /* second command word, or NULL */
     size_t min_args;  /* positional arguments the command takes */
@@ -122,7 +181,8 @@ typedef struct {
     const char *usage; /* its usage line, after "engram [global options]" */
     unsigned flags;    /* CLI_CMD_* */
     const char *help;  /* what it does: a line for the list of commands, then more lines */
-} cli_command_t;
+    int (*check)(const cli_command_t *command, const cli_opts_t *opts);
+};
 
 /*  --- main.c ---------------------------------------------------------------------------- */
 
@@ -152,12 +212,19 @@ int cli_usage_command(const char *name, const char *sub);
 /*  --- args.c ---------------------------------------------------------------------------- */
 
 /*  Splits argv into options (into opts) and positional arguments (into pos, which has room
- *  for argc). Returns 0, or 2 after a usage message. */
+ *  for argc). Returns 0, or 2 after a usage message (1 after a message when memory runs
+ *  out). */
 int cli_parse(int argc, char **argv, cli_opts_t *opts, const char **pos, size_t *npos);
 /*  The name of a command option among bits (CLI_OPT_*), without its dashes. */
 const char *cli_option_name(unsigned bits);
 /*  A decimal integer in [min, max], the whole of s. */
 bool cli_parse_int(const char *s, long long min, long long max, long long *out);
+/*  A node id, as every output writes it: 16 hex digits, not all 0. */
+bool cli_parse_node(const char *s, uint64_t *id);
+/*  The wall clock, in milliseconds since the epoch. */
+uint64_t cli_now_ms(void);
+/*  Frees what cli_parse and cli_value_init allocated into opts; harmless twice. */
+void cli_opts_fini(cli_opts_t *opts);
 
 /*  Returns 0 or an ENGRAM_E* code (with cli_fail's message). */
 int cli_value_init(cli_value_t *value, const char *arg);
@@ -192,6 +259,12 @@ int cli_json_print(json_t *doc);
 #define CLI_NODE_ID_CHARS 16
 void cli_node_id(uint64_t id, char text[CLI_NODE_ID_CHARS + 1]);
 
+/*  A time in ms since the epoch as ISO 8601 UTC, with milliseconds only when there are some
+ *  (2026-12-02T10:00:00Z, 2026-12-02T10:00:00.250Z): a form --from, --until and --at take.
+ *  From the year 10000 on, the milliseconds as they are. */
+#define CLI_TIME_CHARS 24
+void cli_format_time(uint64_t ms, char text[CLI_TIME_CHARS + 1]);
+
 /*  A field of a line-oriented output: newline and carriage return bytes written as \n, \r. */
 void cli_print_field(const uint8_t *p, size_t len);
 /*  A name in a line-oriented output: "-" when empty. */
@@ -212,6 +285,7 @@ int cli_cmd_set_members(engram_t *engram, const cli_opts_t *opts);
 /*  N is checked before: main refuses a counter add whose N is not an integer. */
 int cli_cmd_counter_add(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_counter_get(engram_t *engram, const cli_opts_t *opts);
+int cli_check_counter_add(const cli_command_t *command, const cli_opts_t *opts);
 int cli_cmd_log_append(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_log_range(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_remember(engram_t *engram, const cli_opts_t *opts);
@@ -221,6 +295,10 @@ int cli_cmd_stats(engram_t *engram, const cli_opts_t *opts);
 
 /*  --- admin.c: cluster administration --------------------------------------------------- */
 
+/*  The admin's cluster and Ed25519 secret key, from $ENGRAM_HOME; the caller wipes secret
+ *  (sodium_memzero). Returns 0 or an ENGRAM_E* code (with cli_fail's message). */
+int cli_admin_load(node_trust_t *trust, uint8_t secret[crypto_sign_SECRETKEYBYTES]);
+
 /*  Offline (engram is NULL): the admin key under $ENGRAM_HOME. */
 int cli_cmd_cluster_init(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_node_admit(engram_t *engram, const cli_opts_t *opts);
@@ -228,5 +306,60 @@ int cli_cmd_node_admit(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_cluster_status(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_cluster_join(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_cluster_remove(engram_t *engram, const cli_opts_t *opts);
+
+/*  --- keys.c: agent key pairs ----------------------------------------------------------- */
+
+/*  A check of an agent name (of command): 1 to CLI_AGENT_NAME_MAX letters, digits, '.', '_'
+ *  and '-', not starting with '.' (it names the agent's files under $ENGRAM_HOME/agents).
+ *  Returns 0, or 2 after a usage message. */
+#define CLI_AGENT_NAME_MAX 128
+int cli_check_agent(const cli_command_t *command, const char *name);
+/*  A CURVE key in Z85 (zmq_z85_encode), as czmq's certificates and ENGRAM_SERVER_KEY write
+ *  it. */
+#define CLI_KEY_Z85_CHARS 40
+/*  The CURVE public key of agent name (checked by cli_check_agent): the key pair under
+ * $ENGRAM_HOME/agents when there is one (*created false; never overwritten), else a new one written
+ * there (*created true). Returns 0 or an ENGRAM_E* code (with cli_fail's message). */
+int cli_agent_key(const char *name, uint8_t curve_key[32], bool *created);
+/*  Creates directory path and its missing parents, mode 0700 (existing ones stay as they
+ *  are). Returns 0 or ENGRAM_EIO (with cli_fail's message). */
+int cli_mkdirs(const char *path);
+
+/*  --- acl.c: statements and the commands that sign them ---------------------------------- */
+
+/*  A statement id as the acl commands print it and acl revoke takes it: 32 hex digits. */
+#define CLI_ACL_ID_CHARS (2 * NODE_ACL_ID_BYTES)
+/*  Signed statements, for engram init: an agent's registration (home_node 0: any node), and
+ *  user's edge to agent during [from_ms, until_ms) (until_ms 0: open), each signed by secret
+ *  (an admin's Ed25519 key) at now. *out is a packed SignedStatement the caller frees. Return
+ *  0 or an ENGRAM_E* code (with cli_fail's message). */
+int cli_acl_sign_agent(const uint8_t secret[crypto_sign_SECRETKEYBYTES], const char *agent,
+                       const uint8_t curve_key[32], uint64_t home_node, uint8_t **out, size_t *len);
+int cli_acl_sign_user_agent(const uint8_t secret[crypto_sign_SECRETKEYBYTES], const char *user,
+                            const char *agent, uint64_t from_ms, uint64_t until_ms, uint8_t **out,
+                            size_t *len);
+/*  The id of a packed SignedStatement, in hex. 0 or ENGRAM_EDECODE. */
+int cli_acl_id(const uint8_t *signed_statement, size_t len, char hex[CLI_ACL_ID_CHARS + 1]);
+
+int cli_check_agent_create(const cli_command_t *command, const cli_opts_t *opts);
+int cli_cmd_agent_create(engram_t *engram, const cli_opts_t *opts);
+int cli_check_acl_allow_user(const cli_command_t *command, const cli_opts_t *opts);
+int cli_cmd_acl_allow_user(engram_t *engram, const cli_opts_t *opts);
+int cli_check_acl_allow(const cli_command_t *command, const cli_opts_t *opts);
+int cli_cmd_acl_allow(engram_t *engram, const cli_opts_t *opts);
+int cli_check_acl_revoke(const cli_command_t *command, const cli_opts_t *opts);
+int cli_cmd_acl_revoke(engram_t *engram, const cli_opts_t *opts);
+int cli_check_acl_policy(const cli_command_t *command, const cli_opts_t *opts);
+int cli_cmd_acl_policy(engram_t *engram, const cli_opts_t *opts);
+int cli_cmd_acl_show(engram_t *engram, const cli_opts_t *opts);
+int cli_check_acl_check(const cli_command_t *command, const cli_opts_t *opts);
+/*  Returns ENGRAM_EDENIED, having printed the explanation, when the agent may not read. */
+int cli_cmd_acl_check(engram_t *engram, const cli_opts_t *opts);
+
+/*  --- init.c: the single-node quick start ----------------------------------------------- */
+
+int cli_check_init(const cli_command_t *command, const cli_opts_t *opts);
+/*  Offline (engram is NULL). */
+int cli_cmd_init(engram_t *engram, const cli_opts_t *opts);
 
 #endif

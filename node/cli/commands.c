@@ -11,73 +11,149 @@
 #include "node/common/words.h"
 
 static const cli_command_t s_commands[] = {
-    {"put", NULL, 3, 3, CLI_OPT_META | CLI_OPT_TTL | CLI_OPT_REPLICAS | CLI_OPT_TIMEOUT,
-     cli_cmd_put, "put SCOPE KEY VALUE [--meta JSON] [--ttl SECONDS] [--replicas N [--timeout MS]]",
+    {"put", NULL, 3, 3,
+     CLI_OPT_META | CLI_OPT_TTL | CLI_OPT_REPLICAS | CLI_OPT_TIMEOUT | CLI_OPT_SOURCE, cli_cmd_put,
+     "put SCOPE KEY VALUE [--meta JSON] [--ttl SECONDS] [--replicas N [--timeout MS]] "
+     "[--source RESOURCE]...",
      CLI_CMD_VALUE,
      "Writes VALUE under KEY in SCOPE (a register) and prints the causal token.\n"
      "--meta attaches a JSON value, --ttl makes the value expire after SECONDS, --replicas waits\n"
      "until N nodes hold the write (exit 5 if fewer did within --timeout; the write stays\n"
-     "durable on this node). VALUE \"-\" is read from stdin."},
+     "durable on this node). --source names a resource VALUE was derived from (repeatable): a\n"
+     "reader must be allowed to read each. VALUE \"-\" is read from stdin.",
+     NULL},
     {"get", NULL, 2, 2, CLI_OPT_AFTER | CLI_OPT_TIMEOUT, cli_cmd_get,
      "get SCOPE KEY [--after TOKEN] [--timeout MS]", 0,
      "Prints the value of KEY in SCOPE (exit 3 if there is none).\n"
      "With concurrent writes, the winner is printed; --json gives its fields, the other versions\n"
      "(\"siblings\") and the causal token. --after waits until this node has seen everything\n"
-     "TOKEN covers, at most --timeout milliseconds (exit 5 then)."},
+     "TOKEN covers, at most --timeout milliseconds (exit 5 then).",
+     NULL},
     {"rm", NULL, 2, 2, 0, cli_cmd_rm, "rm SCOPE KEY", 0,
-     "Deletes KEY from SCOPE and prints the causal token."},
+     "Deletes KEY from SCOPE and prints the causal token.", NULL},
     {"ls", NULL, 1, 2, 0, cli_cmd_ls, "ls SCOPE [PREFIX]", 0,
      "Lists the keys of SCOPE, or those that start with PREFIX, one a line.\n"
-     "--json gives each key with its type (reg, set, counter, log)."},
+     "--json gives each key with its type (reg, set, counter, log).",
+     NULL},
     {"history", NULL, 2, 2, 0, cli_cmd_history, "history SCOPE KEY", 0,
-     "Prints the changes to KEY in SCOPE, oldest first, one a line: hlc, op, author, value."},
+     "Prints the changes to KEY in SCOPE, oldest first, one a line: hlc, op, author, value.", NULL},
     {"set", "add", 3, 3, 0, cli_cmd_set_add, "set add SCOPE KEY ELEM", 0,
-     "Adds ELEM to the set KEY in SCOPE and prints the causal token."},
+     "Adds ELEM to the set KEY in SCOPE and prints the causal token.", NULL},
     {"set", "rm", 3, 3, 0, cli_cmd_set_rm, "set rm SCOPE KEY ELEM", 0,
      "Removes ELEM from the set KEY in SCOPE and prints the causal token.\n"
-     "A concurrent add of the same element wins."},
+     "A concurrent add of the same element wins.",
+     NULL},
     {"set", "members", 2, 2, 0, cli_cmd_set_members, "set members SCOPE KEY", 0,
-     "Prints the members of the set KEY in SCOPE, one a line."},
+     "Prints the members of the set KEY in SCOPE, one a line.", NULL},
     {"counter", "add", 3, 3, 0, cli_cmd_counter_add, "counter add SCOPE KEY N", 0,
      "Adds the integer N (negative to subtract) to the counter KEY in SCOPE and prints the\n"
-     "causal token."},
+     "causal token.",
+     cli_check_counter_add},
     {"counter", "get", 2, 2, 0, cli_cmd_counter_get, "counter get SCOPE KEY", 0,
-     "Prints the value of the counter KEY in SCOPE."},
-    {"log", "append", 3, 3, 0, cli_cmd_log_append, "log append SCOPE KEY TEXT", CLI_CMD_VALUE,
-     "Appends TEXT to the log KEY in SCOPE and prints the causal token. TEXT \"-\" is read from\n"
-     "stdin."},
+     "Prints the value of the counter KEY in SCOPE.", NULL},
+    {"log", "append", 3, 3, CLI_OPT_SOURCE, cli_cmd_log_append,
+     "log append SCOPE KEY TEXT [--source RESOURCE]...", CLI_CMD_VALUE,
+     "Appends TEXT to the log KEY in SCOPE and prints the causal token. --source names a\n"
+     "resource TEXT was derived from (repeatable). TEXT \"-\" is read from stdin.",
+     NULL},
     {"log", "range", 2, 2, 0, cli_cmd_log_range, "log range SCOPE KEY", 0,
-     "Prints the entries of the log KEY in SCOPE, oldest first, one a line."},
-    {"remember", NULL, 2, 2, CLI_OPT_META | CLI_OPT_TTL, cli_cmd_remember,
-     "remember SCOPE TEXT [--meta JSON] [--ttl SECONDS]", CLI_CMD_VALUE,
+     "Prints the entries of the log KEY in SCOPE, oldest first, one a line.", NULL},
+    {"remember", NULL, 2, 2, CLI_OPT_META | CLI_OPT_TTL | CLI_OPT_SOURCE, cli_cmd_remember,
+     "remember SCOPE TEXT [--meta JSON] [--ttl SECONDS] [--source RESOURCE]...", CLI_CMD_VALUE,
      "Stores TEXT as a new memory in SCOPE and prints its id (the key to get it by).\n"
-     "--meta attaches a JSON value, --ttl makes it expire after SECONDS. TEXT \"-\" is read from\n"
-     "stdin."},
+     "--meta attaches a JSON value, --ttl makes it expire after SECONDS, --source names a\n"
+     "resource TEXT was derived from (repeatable). TEXT \"-\" is read from stdin.",
+     NULL},
     {"share", NULL, 2, 2, 0, cli_cmd_share, "share KEY SCOPE", 0,
      "Copies KEY from the agent's private scope into the shared SCOPE, with its provenance,\n"
-     "and prints the causal token."},
+     "and prints the causal token.",
+     NULL},
     {"watch", NULL, 1, 1, CLI_OPT_COUNT, cli_cmd_watch, "watch SCOPE [--count N]", 0,
      "Prints the changes to SCOPE as they happen, one a line: scope, key, op, value.\n"
-     "Runs until N changes were printed, or until SIGINT or SIGTERM (exit 0)."},
+     "Runs until N changes were printed, or until SIGINT or SIGTERM (exit 0).",
+     NULL},
     {"stats", NULL, 0, 0, 0, cli_cmd_stats, "stats", 0,
-     "Prints the node's id, replica id and counters, one \"name: value\" a line."},
+     "Prints the node's id, replica id and counters, one \"name: value\" a line.", NULL},
     {"cluster", "init", 0, 0, 0, cli_cmd_cluster_init, "cluster init", CLI_CMD_OFFLINE,
      "Creates a cluster: its id and the admin key, under $ENGRAM_HOME (default ~/.engram).\n"
-     "Needs no node. An existing cluster is never overwritten."},
+     "Needs no node. An existing cluster is never overwritten.",
+     NULL},
     {"node", "admit", 1, 1, CLI_OPT_OUT, cli_cmd_node_admit, "node admit KEY --out FILE",
      CLI_CMD_OFFLINE,
      "Signs the admission card of the node whose public key is KEY (64 hex digits, as\n"
-     "`engramd --data DIR --identity` prints it) with the admin key, into FILE. Needs no node."},
-    {"cluster", "status", 0, 0, 0, cli_cmd_cluster_status, "cluster status", 0,
+     "`engramd --data DIR --identity` prints it) with the admin key, into FILE. Needs no node.",
+     NULL},
+    {"cluster", "status", 0, 0, 0, cli_cmd_cluster_status, "cluster status", CLI_CMD_ADMIN,
      "Prints the node's cluster: members with their state and lag, the version vector of each\n"
-     "scope, and the gossip counters."},
-    {"cluster", "join", 1, 1, 0, cli_cmd_cluster_join, "cluster join tcp://MEMBER:PORT", 0,
+     "scope, and the gossip counters.",
+     NULL},
+    {"cluster", "join", 1, 1, 0, cli_cmd_cluster_join, "cluster join tcp://MEMBER:PORT",
+     CLI_CMD_ADMIN,
      "Asks the node to join (again) through a member's gossip endpoint.\n"
      "The node shows the member its admission card there; `cluster status` tells when both\n"
-     "see each other alive."},
-    {"cluster", "remove", 1, 1, 0, cli_cmd_cluster_remove, "cluster remove NODE", 0,
+     "see each other alive.",
+     NULL},
+    {"cluster", "remove", 1, 1, 0, cli_cmd_cluster_remove, "cluster remove NODE", CLI_CMD_ADMIN,
      "Decommissions the node NODE (16 hex digits, as `cluster status` shows it) for good: the\n"
-     "admin key signs it and the node this command talks to spreads it."},
+     "admin key signs it and the node this command talks to spreads it.",
+     NULL},
+    {"init", NULL, 0, 0, CLI_OPT_DATA, cli_cmd_init, "init --data DIR [--agent NAME] [--user USER]",
+     CLI_CMD_OFFLINE,
+     "The single-node quick start: lets USER act through agent NAME on the node of DIR.\n"
+     "Creates the admin key under $ENGRAM_HOME (default ~/.engram) unless there is one, writes\n"
+     "the node's trust root DIR/trust, the agent's key pair $ENGRAM_HOME/agents/NAME.cert\n"
+     "(reused when it exists) and two signed statements (the agent's registration and USER's\n"
+     "edge to it) into DIR/acl.init, which engramd imports at start. Needs no node; then run\n"
+     "`engramd --data DIR`. --json gives the statement ids. NAME and USER default to the\n"
+     "global --agent and --user.",
+     cli_check_init},
+    {"agent", "create", 1, 1, CLI_OPT_NODE, cli_cmd_agent_create, "agent create NAME [--node N]",
+     CLI_CMD_ADMIN,
+     "Registers agent NAME with its key pair and prints the statement id.\n"
+     "The key pair is $ENGRAM_HOME/agents/NAME.cert and NAME.cert_secret, created unless it\n"
+     "exists. --json gives agent, statement and the public key in Z85. --node makes node N (16\n"
+     "hex digits) the agent's home; by default it may use any node.",
+     cli_check_agent_create},
+    {"acl", "allow-user", 2, 2, CLI_OPT_FROM | CLI_OPT_UNTIL, cli_cmd_acl_allow_user,
+     "acl allow-user USER AGENT [--from T] [--until T]", CLI_CMD_ADMIN,
+     "Lets AGENT act for USER and prints the statement id.\n"
+     "From --from (default now) until --until (default: until revoked); acting for USER\n"
+     "includes the scope user:USER. T: milliseconds since the epoch, 2026-12-02T10:00:00Z\n"
+     "(UTC), now, or now plus or minus a duration: +30s, -5m, +2h, +1d.",
+     cli_check_acl_allow_user},
+    {"acl", "allow", 3, 3, CLI_OPT_FROM | CLI_OPT_UNTIL, cli_cmd_acl_allow,
+     "acl allow AGENT RESOURCE read|write|read,write [--from T] [--until T]", CLI_CMD_ADMIN,
+     "Lets AGENT read and/or write RESOURCE and prints the statement id.\n"
+     "RESOURCE is a shared scope (run:q3), a pattern ending in * (run:*, *), a named resource\n"
+     "(tool:web-search) or cluster (the cluster's administration). From --from (default now)\n"
+     "until --until (default: until revoked); T as for acl allow-user.",
+     cli_check_acl_allow},
+    {"acl", "revoke", 1, 1, CLI_OPT_AT, cli_cmd_acl_revoke, "acl revoke ID [--at T]", CLI_CMD_ADMIN,
+     "Ends the statement ID at --at (default now) and prints the revocation's id.\n"
+     "ID is 32 hex digits, as the acl commands print it: an edge, an agent's registration or a\n"
+     "policy. What was written under a revoked edge is hidden from then on, not deleted. T as\n"
+     "for acl allow-user.",
+     cli_check_acl_revoke},
+    {"acl", "policy", 2, 2, CLI_OPT_PATTERN, cli_cmd_acl_policy,
+     "acl policy SCOPE_PATTERN block|redact [--pattern RE]...", CLI_CMD_ADMIN,
+     "Blocks or redacts the writes into shared scopes matching SCOPE_PATTERN; prints the id.\n"
+     "block refuses them; redact replaces the matches of each --pattern (a POSIX extended\n"
+     "regular expression, or @email, @phone, @card, @secret; none given: all four) before\n"
+     "anything is stored. A pattern the node would refuse is a usage error (exit 2), and\n"
+     "nothing is signed.",
+     cli_check_acl_policy},
+    {"acl", "show", 0, 0, CLI_OPT_AT, cli_cmd_acl_show, "acl show [--at T]", CLI_CMD_ADMIN,
+     "Lists the statements the node holds and their state at --at (default now).\n"
+     "One a line: id, kind, details, [from, until) and valid, pending (not yet), expired\n"
+     "(revoked or past) or ineffective (its signer was no admin). --json gives the node's\n"
+     "document.",
+     NULL},
+    {"acl", "check", 3, 3, CLI_OPT_AT, cli_cmd_acl_check, "acl check AGENT USER SCOPE [--at T]",
+     CLI_CMD_ADMIN,
+     "Explains whether AGENT acting for USER may read and write SCOPE.\n"
+     "Prints the decision at --at (default now), then one line per step of it. Exits 0 if the\n"
+     "agent may read SCOPE, 6 if not.",
+     cli_check_acl_check},
 };
 #define S_NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
 
@@ -174,7 +250,7 @@ static void s_help_all(void)
     }
     printf("\n`engram help COMMAND` tells more of a command. A VALUE or TEXT of \"-\" is read from "
            "stdin.\nDefaults: $ENGRAM_SOCKET, $ENGRAM_AGENT, $ENGRAM_USER.\nExit status: 0 ok, "
-           "1 failure, 2 usage, 3 not found, 4 refused, 5 node unavailable.\n");
+           "1 failure, 2 usage, 3 not found, 4 refused, 5 node unavailable, 6 access denied.\n");
 }
 
 int cli_help(const char *const *words, size_t nwords)

@@ -1,6 +1,7 @@
-/*  engram's main: parse the command line, connect to the node (unless the command is
- *  offline), run the command, report its error and exit with the status its code maps to.
- *  The folder's contract is in cli.h.
+/*  engram's main: parse the command line, check the command's arguments, connect to the node
+ *  (unless the command is offline; as the admin for the admin's commands), run the command,
+ *  report its error and exit with the status its code maps to. The folder's contract is in
+ *  cli.h.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -40,12 +41,12 @@ static int s_exit_status(int code)
     case ENGRAM_EDECODE:
     case ENGRAM_ERANGE:
         return 4;
-    case ENGRAM_EDENIED:
-        return 4;
     case ENGRAM_EUNAVAILABLE:
     case ENGRAM_ETIMEDOUT:
     case ENGRAM_EREPLICAS:
         return 5;
+    case ENGRAM_EDENIED:
+        return 6;
     default:
         return 1;
     }
@@ -55,6 +56,34 @@ static const char *s_env(const char *name, const char *fallback)
 {
     const char *value = getenv(name);
     return value && *value ? value : fallback;
+}
+
+/*  Connects as the command needs: with the CURVE form of the admin's key (CLI_CMD_ADMIN), or
+ *  as --agent with its key pair (libengram finds it). The node's key is found by libengram
+ *  either way (ENGRAM_SERVER_KEY, or the certificate beside an ipc socket). */
+static int s_connect(const cli_command_t *command, const cli_opts_t *opts, engram_t **engram)
+{
+    int rc = 0;
+    if (command->flags & CLI_CMD_ADMIN) {
+        node_trust_t trust;
+        uint8_t secret[crypto_sign_SECRETKEYBYTES], curve_public[32], curve_secret[32];
+        rc = cli_admin_load(&trust, secret);
+        if (rc == 0 &&
+            node_admission_curve_keys(trust.admin_key, secret, curve_public, curve_secret) != 0)
+            rc = cli_fail(ENGRAM_EINVAL, "the admin key has no CURVE form");
+        sodium_memzero(secret, sizeof secret);
+        if (rc == 0)
+            *engram = engram_connect_keys(opts->socket, NULL, opts->user, curve_public,
+                                          curve_secret, NULL);
+        sodium_memzero(curve_secret, sizeof curve_secret);
+    } else {
+        *engram = engram_connect(opts->socket, opts->agent, opts->user);
+    }
+    if (rc == 0 && !*engram)
+        rc = cli_fail(ENGRAM_EUNAVAILABLE, "cannot connect to %s",
+                      opts->socket ? opts->socket
+                                   : s_env("ENGRAM_SOCKET", ENGRAM_DEFAULT_API_ENDPOINT));
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -76,6 +105,7 @@ int main(int argc, char **argv)
     if (status == 0 && help)
         status = cli_help(pos, npos);
     if (status != 0 || help) {
+        cli_opts_fini(&opts);
         free(pos);
         return status;
     }
@@ -88,17 +118,16 @@ int main(int argc, char **argv)
     else {
         opts.args = pos + (command->sub ? 2 : 1);
         opts.nargs = npos - (command->sub ? 2 : 1);
-        long long amount;
         if (opts.given & ~command->options)
             status = cli_usage(command, "--%s does not apply to this command",
                                cli_option_name(opts.given & ~command->options));
         else if (opts.nargs < command->min_args || opts.nargs > command->max_args)
             status = cli_usage(command, "wrong number of arguments");
-        else if (command->run == cli_cmd_counter_add &&
-                 !cli_parse_int(opts.args[2], INT64_MIN, INT64_MAX, &amount))
-            status = cli_usage(command, "N must be an integer, not '%s'", opts.args[2]);
+        else if (command->check)
+            status = command->check(command, &opts);
     }
     if (status != 0) {
+        cli_opts_fini(&opts);
         free(pos);
         return status;
     }
@@ -107,13 +136,8 @@ int main(int argc, char **argv)
     if (command->flags & CLI_CMD_VALUE)
         rc = cli_value_init(&opts.value, opts.args[opts.nargs - 1]);
     engram_t *engram = NULL;
-    if (rc == 0 && !(command->flags & CLI_CMD_OFFLINE)) {
-        engram = engram_connect(opts.socket, opts.agent, opts.user);
-        if (!engram)
-            rc = cli_fail(ENGRAM_EUNAVAILABLE, "cannot connect to %s",
-                          opts.socket ? opts.socket
-                                      : s_env("ENGRAM_SOCKET", ENGRAM_DEFAULT_API_ENDPOINT));
-    }
+    if (rc == 0 && !(command->flags & CLI_CMD_OFFLINE))
+        rc = s_connect(command, &opts, &engram);
     if (rc == 0)
         rc = command->run(engram, &opts);
     if (rc == 0 && fflush(stdout) != 0)
@@ -123,7 +147,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "engram: %s%s%s\n", engram_strerror(rc), *message ? ": " : "", message);
     }
     engram_destroy(&engram);
-    cli_value_fini(&opts.value);
+    cli_opts_fini(&opts);
     free(pos);
     return s_exit_status(rc);
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "node/cli/cli.h"
 
@@ -87,6 +88,23 @@ json_t *cli_json_u64(uint64_t v)
 void cli_node_id(uint64_t id, char text[CLI_NODE_ID_CHARS + 1])
 {
     snprintf(text, CLI_NODE_ID_CHARS + 1, "%016" PRIx64, id);
+}
+
+void cli_format_time(uint64_t ms, char text[CLI_TIME_CHARS + 1])
+{
+    /*  The first millisecond of the year 10000, past which a year takes five digits. */
+    const uint64_t year_10000_ms = UINT64_C(253402300800000);
+    struct tm tm;
+    time_t seconds = (time_t)(ms / 1000);
+    if (ms >= year_10000_ms || !gmtime_r(&seconds, &tm)) {
+        snprintf(text, CLI_TIME_CHARS + 1, "%" PRIu64, ms);
+        return;
+    }
+    size_t n = strftime(text, CLI_TIME_CHARS + 1, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (ms % 1000)
+        snprintf(text + n, CLI_TIME_CHARS + 1 - n, ".%03uZ", (unsigned)(ms % 1000));
+    else
+        snprintf(text + n, CLI_TIME_CHARS + 1 - n, "Z");
 }
 
 json_t *cli_json_node(uint64_t id)

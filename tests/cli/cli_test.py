@@ -3,11 +3,16 @@
 
 Usage: cli_test.py ENGRAMD ENGRAM. Starts engramd on a temporary directory, drives the CLI as
 users and scripts do, and checks outputs, --json documents and exit statuses:
-0 success, 2 usage, 3 not found, 4 refused, 5 unavailable.
+0 success, 2 usage, 3 not found, 4 refused, 5 unavailable, 6 access denied.
+
+Access control is on: the fixture runs `engram init` (the admin key, agent tester for user
+alice) under a temporary $ENGRAM_HOME before the node starts, then grants what the tests use
+(tests/cli/acl_cli_test.py tests the grants themselves).
 """
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,16 +30,36 @@ USAGE = "usage: engram [--socket EP] [--agent NAME] [--user NAME] [--json] "
 COMMANDS = ["put", "get", "rm", "ls", "history", "set add", "set rm", "set members",
             "counter add", "counter get", "log append", "log range", "remember", "share", "watch",
             "stats", "cluster init", "node admit", "cluster status", "cluster join",
-            "cluster remove"]
+            "cluster remove", "init", "agent create", "acl allow-user", "acl allow", "acl revoke",
+            "acl policy", "acl show", "acl check"]
+# The other agents the tests use, each (user it acts for, agent, resource, access): a1 shares
+# its private memory into team:x, where a2 reads it; w watches run:watched for user u.
+GRANTS = [("alice", "a1", "team:*", "read,write"), ("alice", "a2", "team:*", "read"),
+          ("u", "w", "run:watched", "read")]
 
 
 class Node:
+    """engramd on a temporary directory, set up by `engram init` for agent tester acting for
+    alice, with the admin key and the agents' key pairs in a temporary $ENGRAM_HOME."""
+
     def __init__(self, *flags):
         self.dir = tempfile.mkdtemp(prefix="engram-cli-")
+        self.home = os.path.join(self.dir, "home")
         self.socket = f"ipc://{self.dir}/engram.sock"
         self.flags = flags
         self.proc = None
-        self.start()
+        try:
+            admin(self, "init", "--data", os.path.join(self.dir, "data"), "--agent", "tester",
+                  "--user", "alice")
+            self.start()
+            admin(self, "acl", "allow", "tester", "*", "read,write")
+            for user, agent, resource, access in GRANTS:
+                admin(self, "agent", "create", agent)
+                admin(self, "acl", "allow-user", user, agent)
+                admin(self, "acl", "allow", agent, resource, access)
+        except BaseException:
+            self.close()
+            raise
 
     def start(self):
         with open(os.path.join(self.dir, "engramd.log"), "ab") as log:
@@ -42,10 +67,17 @@ class Node:
                                           "--api", self.socket, *self.flags],
                                          stdout=log, stderr=log)
         for _ in range(100):
-            if run(self, "stats").returncode == 0:
+            if run(self, "acl", "show").returncode == 0:
                 return
             time.sleep(0.05)
         raise RuntimeError("engramd did not start")
+
+    def server_key(self):
+        """The node's public key in Z85, from the certificate beside its socket."""
+        with open(self.socket[len("ipc://"):] + ".pub") as f:
+            text = f.read()
+        found = re.search(r'public-key\s*=\s*"(.{40})"', text)
+        return found.group(1) if found else text.strip()
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -58,11 +90,19 @@ class Node:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def run(node, *args, agent="tester", user="alice", stdin=None, socket=None):
+def run(node, *args, agent="tester", user="alice", stdin=None, socket=None, env=None):
     env = dict(os.environ, ENGRAM_SOCKET=socket or node.socket, ENGRAM_AGENT=agent,
-               ENGRAM_USER=user)
+               ENGRAM_USER=user, ENGRAM_HOME=node.home, **(env or {}))
     return subprocess.run([ENGRAM, *args], env=env, input=stdin, capture_output=True,
                           text=True, timeout=30)
+
+
+def admin(node, *args):
+    """An admin command of the fixture, which must succeed."""
+    r = run(node, *args)
+    if r.returncode != 0:
+        raise RuntimeError(f"engram {' '.join(args)}: {r.stderr}")
+    return r.stdout
 
 
 class CliTest(unittest.TestCase):
@@ -152,7 +192,8 @@ class CliTest(unittest.TestCase):
         self.assertIn("a1", doc["agents"])
 
     def test_watch(self):
-        env = dict(os.environ, ENGRAM_SOCKET=self.node.socket, ENGRAM_AGENT="w", ENGRAM_USER="u")
+        env = dict(os.environ, ENGRAM_SOCKET=self.node.socket, ENGRAM_AGENT="w", ENGRAM_USER="u",
+                   ENGRAM_HOME=self.node.home)
         subscribers = lambda: json.loads(self.ok("--json", "stats"))["subscribers"]
         before = subscribers()
         watchers = [subprocess.Popen([ENGRAM, *json_flag, "watch", "run:watched", "--count", "2"],
@@ -236,8 +277,8 @@ class CliTest(unittest.TestCase):
         usages = {}
         for i, line in enumerate(lines):
             if line.startswith("  ") and not line.startswith("   "):
-                words = " ".join(itertools.takewhile(lambda w: w.isalpha() and w.islower(),
-                                                     line.split()))
+                words = " ".join(itertools.takewhile(
+                    lambda w: re.fullmatch(r"[a-z]+(-[a-z]+)*", w), line.split()))
                 usages[words] = (line[2:], lines[i + 1].strip())
         self.assertEqual(sorted(usages), sorted(COMMANDS))
         for command in COMMANDS:
@@ -296,7 +337,9 @@ class CliTest(unittest.TestCase):
         self.fails(4, "put", "run:cli", "meta", "v", "--meta", "not json")
         self.fails(3, "get", "run:cli", "meta")             # the refused put stored nothing
         self.ok("put", "run:cli", "at-limit", "-", stdin="y" * 4096)  # exactly the limit
-        line = self.fails(5, "stats", socket=f"ipc://{self.node.dir}/nobody.sock")
+        # no node there: the node's key given, so that the client gets as far as trying
+        line = self.fails(5, "stats", socket=f"ipc://{self.node.dir}/nobody.sock",
+                          env={"ENGRAM_SERVER_KEY": self.node.server_key()})
         self.assertIn("unavailable", line)
 
     def test_restart_keeps_data(self):
