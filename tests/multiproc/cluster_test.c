@@ -1159,7 +1159,7 @@ static void test_foreign_node_refused(void **state)
     s_put(0, scope, "before", "spreads");
     s_expect_everywhere(scope, "before", "spreads", members);
 
-    /* A CurveZMQ client with a random key on node 0's gossip port: zauth refuses it. This
+    /* A CurveZMQ client with a random key on node 0's gossip port: ZAP refuses it. This
        comes first, while only members run, so that the stranger is the only one whose frames
        could move node 0's bad_messages (a member's frames are never refused) and the count is
        compared exactly. The foreign node below must not be running yet: it repeats its
