@@ -45,6 +45,10 @@ int node_daemon_run(const node_config_t *config)
             goto out_destroy_server;
         node_server_set_cluster(server, cluster);
     }
+    /* last: the published key (PATH.pub beside an ipc socket) says the node is up */
+    rc = node_server_publish(server, config->data_dir, why, sizeof why);
+    if (rc)
+        goto out_destroy_server;
     zsys_info("engramd: serving agents on %s, data in %s, durability %s", config->api_endpoint,
               config->data_dir, config->api.durability_sync ? "sync" : "async");
     if (config->gossip_endpoint)

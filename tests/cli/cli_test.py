@@ -16,6 +16,9 @@ import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import agent_keys  # noqa: E402  tests/support: the agents' CURVE keys under a temporary home
+
 ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
 # The fields of every JSON form of an item (a version, a log entry, a change).
 ITEM = {"value", "meta", "author", "user", "agents", "resources", "hlc", "created_hlc",
@@ -59,6 +62,7 @@ class Node:
 
 
 def run(node, *args, agent="tester", user="alice", stdin=None, socket=None):
+    agent_keys.make(agent)
     env = dict(os.environ, ENGRAM_SOCKET=socket or node.socket, ENGRAM_AGENT=agent,
                ENGRAM_USER=user)
     return subprocess.run([ENGRAM, *args], env=env, input=stdin, capture_output=True,
@@ -152,6 +156,7 @@ class CliTest(unittest.TestCase):
         self.assertIn("a1", doc["agents"])
 
     def test_watch(self):
+        agent_keys.make("w")
         env = dict(os.environ, ENGRAM_SOCKET=self.node.socket, ENGRAM_AGENT="w", ENGRAM_USER="u")
         subscribers = lambda: json.loads(self.ok("--json", "stats"))["subscribers"]
         before = subscribers()
