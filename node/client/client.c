@@ -77,12 +77,14 @@ struct engram {
     char *server_from; /* where the pinned server key came from, for error messages */
     char *agent;       /* Request.agent of every call */
     char *user;        /* Request.user of every call */
-    int timeout_ms;    /* how long a call waits for its reply */
-    uint64_t next_id;  /* id of the next request */
-    uint64_t *subs;    /* ids of the SUBSCRIBE requests the node acknowledged */
-    size_t nsubs;      /* live subscriptions in subs */
-    zlist_t *events;   /* queued subscription Replies (Engram__Reply *), oldest first */
-    char *error;       /* the node's (or our) message for the last call; NULL: none */
+    char **sources;    /* Request.sources of every write (engram_set_sources), owned */
+    size_t nsources;
+    int timeout_ms;   /* how long a call waits for its reply */
+    uint64_t next_id; /* id of the next request */
+    uint64_t *subs;   /* ids of the SUBSCRIBE requests the node acknowledged */
+    size_t nsubs;     /* live subscriptions in subs */
+    zlist_t *events;  /* queued subscription Replies (Engram__Reply *), oldest first */
+    char *error;      /* the node's (or our) message for the last call; NULL: none */
 };
 
 static const Engram__Item s_empty_item = ENGRAM__ITEM__INIT;
@@ -677,6 +679,8 @@ void engram_destroy(engram_t **self_p)
     free(self->server_from);
     free(self->agent);
     free(self->user);
+    if (self->sources)
+        s_strv_free(self->sources, self->nsources);
     zstr_free(&self->error);
     free(self);
     *self_p = NULL;
@@ -708,12 +712,39 @@ static Engram__Request s_request(Engram__Op op, const char *scope, const char *k
     return req;
 }
 
+/*  A write that brings content (put, log append, remember, share): it declares the sources
+ *  the connection's writes derive from. The request borrows them until the next
+ *  engram_set_sources. */
+static Engram__Request s_write(const engram_t *self, Engram__Op op, const char *scope,
+                               const char *key)
+{
+    Engram__Request req = s_request(op, scope, key);
+    req.sources = self->sources;
+    req.n_sources = self->nsources;
+    return req;
+}
+
+int engram_set_sources(engram_t *self, const char *const *sources, size_t n)
+{
+    assert(self && (sources || n == 0));
+    for (size_t i = 0; i < n; i++)
+        assert(sources[i]);
+    char **copy = NULL;
+    if (n && !(copy = s_strv_dup((char *const *)sources, n)))
+        return s_fail(self, ENGRAM_ENOMEM, "copying the sources");
+    if (self->sources)
+        s_strv_free(self->sources, self->nsources);
+    self->sources = copy;
+    self->nsources = n;
+    return 0;
+}
+
 int engram_put(engram_t *self, const char *scope, const char *key, const void *value, size_t len,
                const char *meta_json, uint64_t ttl_ms, engram_result_t **result)
 {
     assert(self && scope && key && (value || len == 0) && result);
     *result = NULL;
-    Engram__Request req = s_request(ENGRAM__OP__PUT, scope, key);
+    Engram__Request req = s_write(self, ENGRAM__OP__PUT, scope, key);
     req.value.data = (uint8_t *)value;
     req.value.len = len;
     req.meta_json = s_str(meta_json);
@@ -806,7 +837,7 @@ int engram_log_append(engram_t *self, const char *scope, const char *key, const 
 {
     assert(self && scope && key && (text || len == 0) && result);
     *result = NULL;
-    Engram__Request req = s_request(ENGRAM__OP__LOG_APPEND, scope, key);
+    Engram__Request req = s_write(self, ENGRAM__OP__LOG_APPEND, scope, key);
     req.value.data = (uint8_t *)text;
     req.value.len = len;
     return s_call_result(self, &req, self->timeout_ms, result);
@@ -834,7 +865,7 @@ int engram_remember(engram_t *self, const char *scope, const char *text, const c
 {
     assert(self && scope && text && result);
     *result = NULL;
-    Engram__Request req = s_request(ENGRAM__OP__REMEMBER, scope, NULL);
+    Engram__Request req = s_write(self, ENGRAM__OP__REMEMBER, scope, NULL);
     req.value.data = (uint8_t *)text;
     req.value.len = strlen(text);
     req.meta_json = s_str(meta_json);
@@ -851,7 +882,7 @@ int engram_share(engram_t *self, const char *key, const char *scope, engram_resu
 {
     assert(self && key && scope && result);
     *result = NULL;
-    Engram__Request req = s_request(ENGRAM__OP__SHARE, scope, key);
+    Engram__Request req = s_write(self, ENGRAM__OP__SHARE, scope, key);
     return s_call_result(self, &req, self->timeout_ms, result);
 }
 
@@ -938,7 +969,7 @@ int engram_put_replicated(engram_t *self, const char *scope, const char *key, co
 {
     assert(self && scope && key && (value || len == 0) && timeout_ms >= 0 && result);
     *result = NULL;
-    Engram__Request req = s_request(ENGRAM__OP__PUT, scope, key);
+    Engram__Request req = s_write(self, ENGRAM__OP__PUT, scope, key);
     req.value.data = (uint8_t *)value;
     req.value.len = len;
     req.meta_json = s_str(meta_json);
@@ -1057,4 +1088,67 @@ int engram_cluster_join(engram_t *self, const char *endpoint)
     if (rc == 0)
         engram__reply__free_unpacked(reply, NULL);
     return rc;
+}
+
+/*  ---------------------------------------------------------------------------------------
+ *  Access control.
+ */
+
+int engram_acl_submit(engram_t *self, const void *statement, size_t len, char **id_hex)
+{
+    assert(self && statement && len);
+    if (id_hex)
+        *id_hex = NULL;
+    Engram__Request req = s_request(ENGRAM__OP__ACL_SUBMIT, NULL, NULL);
+    req.statement.data = (uint8_t *)statement;
+    req.statement.len = len;
+    Engram__Reply *reply = NULL;
+    int rc = s_call(self, &req, self->timeout_ms, &reply);
+    if (rc != 0)
+        return rc;
+    if (id_hex) {
+        size_t size = 2 * reply->statement_id.len + 1;
+        *id_hex = malloc(size);
+        if (*id_hex)
+            sodium_bin2hex(*id_hex, size, reply->statement_id.data, reply->statement_id.len);
+        else
+            rc = s_fail(self, ENGRAM_ENOMEM, "the statement's id");
+    }
+    engram__reply__free_unpacked(reply, NULL);
+    return rc;
+}
+
+/*  Runs req and hands the caller the JSON document of its reply (*json, the caller's to
+ *  free). */
+static int s_call_json(engram_t *self, Engram__Request *req, char **json)
+{
+    Engram__Reply *reply = NULL;
+    int rc = s_call(self, req, self->timeout_ms, &reply);
+    if (rc != 0)
+        return rc;
+    if (!(*json = strdup(s_str(reply->json))))
+        rc = s_fail(self, ENGRAM_ENOMEM, "the node's answer");
+    engram__reply__free_unpacked(reply, NULL);
+    return rc;
+}
+
+int engram_acl_show(engram_t *self, uint64_t at_ms, char **json)
+{
+    assert(self && json);
+    *json = NULL;
+    Engram__Request req = s_request(ENGRAM__OP__ACL_SHOW, NULL, NULL);
+    req.at_ms = at_ms;
+    return s_call_json(self, &req, json);
+}
+
+int engram_acl_check(engram_t *self, const char *agent, const char *user, const char *scope,
+                     uint64_t at_ms, char **json)
+{
+    assert(self && agent && user && scope && json);
+    *json = NULL;
+    Engram__Request req = s_request(ENGRAM__OP__ACL_CHECK, scope, NULL);
+    req.check_agent = (char *)agent;
+    req.check_user = (char *)user;
+    req.at_ms = at_ms;
+    return s_call_json(self, &req, json);
 }
