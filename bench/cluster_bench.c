@@ -87,6 +87,7 @@
 
 #include "engram/engram.h"
 
+#include "agent_keys.h"
 #include "bench_util.h"
 
 #ifndef ENGRAM_BENCH_BUILD_TYPE
@@ -430,7 +431,7 @@ static void s_cluster_parse(s_cluster_t *c, const char *out)
 
 static engram_t *s_engram_connect(const char *endpoint, const char *agent, int timeout_ms)
 {
-    engram_t *e = engram_connect(endpoint, agent, "bench");
+    engram_t *e = agent_keys_make(agent) == 0 ? engram_connect(endpoint, agent, "bench") : NULL;
     if (!e)
         return NULL;
     engram_set_timeout(e, timeout_ms);
@@ -1767,6 +1768,9 @@ int main(int argc, char **argv)
         DIE("mkdtemp: %s", strerror(errno));
     }
     bench_start(&s_stop, s_release, s_cleanup);
+    /* the agents' keys (engramd's API is CURVE), before any thread: it sets ENGRAM_HOME */
+    if (!agent_keys_home())
+        DIE("no $ENGRAM_HOME for the agents' keys");
     signal(SIGPIPE, SIG_IGN);
     /* The nodes local-cluster.sh detaches become our children when the script exits. */
     prctl(PR_SET_CHILD_SUBREAPER, 1);

@@ -72,6 +72,7 @@
 
 #include "engram/engram.h"
 
+#include "agent_keys.h"
 #include "bench_util.h"
 
 #ifndef ENGRAM_BENCH_BUILD_TYPE
@@ -211,7 +212,9 @@ static void s_engramd_start(s_mode_t *m, const s_config_t *cfg)
     m->engramd = bench_spawn(argv, log);
     if (m->engramd < 0)
         DIE("cannot start %s: %s", argv[0], strerror(errno));
-    m->control = engram_connect(m->endpoint, "bench-control", "bench");
+    m->control = agent_keys_make("bench-control") == 0
+                     ? engram_connect(m->endpoint, "bench-control", "bench")
+                     : NULL;
     if (!m->control)
         DIE("engram_connect(%s) failed", m->endpoint);
     s_control = &m->control;
@@ -399,7 +402,7 @@ static void *s_worker_run(void *arg)
     if (cell->sys == SYS_ENGRAM) {
         char agent[32];
         snprintf(agent, sizeof agent, "bench-%u", w->id);
-        engram = engram_connect(m->endpoint, agent, "bench");
+        engram = agent_keys_make(agent) == 0 ? engram_connect(m->endpoint, agent, "bench") : NULL;
         engram_stats_t st;
         int rc = engram ? engram_stats(engram, &st) : ENGRAM_ENOMEM;
         if (rc) {
@@ -808,6 +811,9 @@ int main(int argc, char **argv)
         DIE("mkdtemp: %s", strerror(errno));
     }
     bench_start(&s_stop, s_release, s_cleanup);
+    /* the agents' keys (engramd's API is CURVE), before any thread: it sets ENGRAM_HOME */
+    if (!agent_keys_home())
+        DIE("no $ENGRAM_HOME for the agents' keys");
     signal(SIGPIPE, SIG_IGN);
 
     printf("engram-node-bench (%s build): %.1f s per cell, %d-byte values, keys k%%08u of %u, "

@@ -4,9 +4,11 @@
 #   deploy/local-cluster.sh N DIR        start N nodes (creating the cluster on first use)
 #   deploy/local-cluster.sh stop DIR     stop every node of DIR (SIGTERM, clean)
 #   deploy/local-cluster.sh restart DIR I  restart node I on its data
+#   deploy/local-cluster.sh agents DIR NAME...  key pairs for agents NAME... in DIR/home
 #
 # Prints one line per node started: `node=I api=ENDPOINT gossip=ENDPOINT pid=PID`.
-# Everything lives under DIR: the admin's $ENGRAM_HOME (DIR/home: cluster id, admin key),
+# Everything lives under DIR: the admin's $ENGRAM_HOME (DIR/home: cluster id, admin key, and
+# the agents' CURVE key pairs: agents talk to a node with ENGRAM_HOME=DIR/home),
 # node I's data, card and log (DIR/nI/), its API socket (ipc://DIR/nI/api.sock). Node I
 # gossips on tcp://127.0.0.1:(ENGRAM_BASE_PORT + 10*I), introductions on the port after it;
 # nodes 2..N join through node 1. Binaries come from ENGRAM_BIN (default build/bin).
@@ -15,10 +17,19 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${ENGRAM_BIN:-$root/build/bin}
 base=${ENGRAM_BASE_PORT:-7100}
+# The agent this script checks a node with.
+probe_agent=local-cluster
 
 usage() {
-    echo "usage: $0 N DIR | stop DIR | restart DIR I" >&2
+    echo "usage: $0 N DIR | stop DIR | restart DIR I | agents DIR NAME..." >&2
     exit 2
+}
+
+# Key pairs for agents in DIR/home/agents, as `engram agent create` writes them.
+agents() {
+    local dir=$1
+    shift
+    python3 "$root/tests/support/agent_keys.py" "$dir/home" "$@"
 }
 
 # The command line of node I, saved so that a restart runs exactly the same.
@@ -34,8 +45,10 @@ start_node() {
     local api gossip
     api=$(sed -n 's/.*--api \([^ ]*\).*/\1/p' "$node/cmdline")
     gossip=$(sed -n 's/.*--gossip \([^ ]*\).*/\1/p' "$node/cmdline")
+    agents "$dir" "$probe_agent"
     for _ in $(seq 100); do
-        if "$bin/engram" --socket "$api" stats >/dev/null 2>&1; then
+        if ENGRAM_HOME="$dir/home" "$bin/engram" --socket "$api" --agent "$probe_agent" stats \
+            >/dev/null 2>&1; then
             echo "node=$i api=$api gossip=$gossip pid=$pid"
             return 0
         fi
@@ -53,7 +66,7 @@ create_node() {
     mkdir -p "$node"
     if [ ! -f "$node/admission" ]; then
         local key
-        key=$("$bin/engramd" --data "$node/data" --identity | sed -n 's/.*key=//p')
+        key=$("$bin/engramd" --data "$node/data" --identity | sed -n 's/.* key=\([0-9a-f]*\).*/\1/p')
         ENGRAM_HOME="$dir/home" "$bin/engram" node admit "$key" --out "$node/admission" >/dev/null
     fi
     local port=$((base + 10 * i))
@@ -76,6 +89,10 @@ stop_node() {
 }
 
 case "${1:-}" in
+agents)
+    [ $# -ge 3 ] || usage
+    agents "$2" "${@:3}"
+    ;;
 stop)
     [ $# -eq 2 ] || usage
     for node in "$2"/n*; do [ -d "$node" ] && stop_node "$node"; done

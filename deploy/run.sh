@@ -87,6 +87,11 @@ sys.exit(len(members) != 3 or any(m["state"] not in ("alive", "self") for m in m
 
 say "Starting three nodes (keys, admission and join done by deploy/local-cluster.sh)"
 run deploy/local-cluster.sh 3 "$dir"
+# Each agent talks to its node with its own CURVE key pair, kept in $ENGRAM_HOME/agents; the
+# node's key is pinned from the certificate it publishes beside its socket.
+run deploy/local-cluster.sh agents "$dir" cli researcher-1 writer-1 reviewer-1 agent-1 agent-2 \
+    agent-3
+export ENGRAM_HOME="$dir/home"
 
 say "1. The researcher on node 1 keeps a private note: it never leaves node 1"
 on 1 researcher-1 put private churn-source "CRM export, Q3, churn 4.1% -> 3.9%"

@@ -34,6 +34,10 @@ import threading
 import time
 import traceback
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "support"))
+import agent_keys  # noqa: E402  the clients' CURVE keys under a temporary home
+
 SKIP = 77
 NODES = 5
 SUBNET = "10.77.0"
@@ -343,6 +347,7 @@ class Cluster:
         return r.stdout
 
     def cli(self, idx, *args, timeout=CLI_TIMEOUT_S, agent="jepsen"):
+        agent_keys.make(agent)
         env = dict(os.environ, ENGRAM_AGENT=agent, ENGRAM_USER="jepsen")
         env.pop("ENGRAM_SOCKET", None)
         try:

@@ -90,8 +90,11 @@ typedef struct {
  *  The node's public key is pinned, never taken on first use: ENGRAM_SERVER_KEY (40 Z85
  *  characters) if set, else, for ipc://PATH, the certificate the node publishes beside its
  *  socket (PATH.pub). Without either key every call fails with ENGRAM_EDENIED and
- *  engram_last_error says which file is missing. NULL if the socket cannot be created; an
- *  unreachable node shows as ENGRAM_EUNAVAILABLE on the first call. */
+ *  engram_last_error says which file is missing (ENGRAM_EUNAVAILABLE while PATH.pub does not
+ *  exist: the node publishes it while it serves); each call looks for a missing key again, and
+ *  the connection is made once both are found (a client may start before its node). NULL if
+ *  the socket cannot be created or libzmq refuses the endpoint; an unreachable node, or one
+ *  whose key is not the pinned one, shows as ENGRAM_EUNAVAILABLE on the first call. */
 engram_t *engram_connect(const char *endpoint, const char *agent, const char *user);
 /*  The same with explicit CURVE keys (32 bytes each): the client's key pair and the node's
  *  public key. agent may be NULL or "": the node takes the agent from the key either way. */

@@ -2,8 +2,9 @@
  *
  *  The server is single-threaded: every field below is touched only by the thread that runs
  *  node_server_run. Its files, one concern each:
- *    server.c    the loop: a turn reads requests, runs them, syncs once, then answers
- *                (group commit); parked GETs (causal tokens), writes held for the dot check
+ *    server.c    the loop: a turn reads requests (each with its connection's CURVE key),
+ *                runs them, syncs once, then answers (group commit); parked GETs (causal
+ *                tokens), writes held for the dot check; the CURVE socket and its published key
  *    handlers.c  validation of names, scopes and keys, and one handler per operation
  *    reply.c     the per-request arena and the Reply under construction
  *    delivery.c  the outbox, per-connection queues, subscriptions and events, replica waits
@@ -57,6 +58,7 @@ typedef struct {
 typedef struct {
     zframe_t *routing;        /* owned */
     Engram__Request *request; /* owned (unpacked) */
+    uint8_t client_key[32];   /* the CURVE key the request came with */
     int64_t deadline_ms;      /* GETs */
 } api_parked_t;
 
@@ -79,8 +81,10 @@ typedef struct {
 
 struct node_server {
     node_server_config_t config;
-    node_store_t *store; /* borrowed: the daemon opens and closes it */
-    zsock_t *router;
+    node_store_t *store;      /* borrowed: the daemon opens and closes it */
+    zsock_t *router;          /* CURVE server, ZAP domain NODE_ZAP_API */
+    uint8_t curve_public[32]; /* the router's CURVE key, derived from the node's identity */
+    char *published;          /* owned: PATH.pub of an ipc://PATH endpoint once published */
     crdt_hlc_t clock;
     zlist_t *subscribers; /* api_subscriber_t * */
     zhash_t *peers;       /* routing id (hex) -> api_peer_t *, owned: connections with a backlog */
@@ -133,6 +137,7 @@ typedef struct {
     Engram__Event *event; /* in the arena: published after the sync */
     const api_reader_t *reader; /* scoped operations: whose reads are filtered */
     bool admin;                 /* the connection's key is an admin's */
+    const uint8_t *client_key; /* 32 bytes: the request's CURVE key; NULL: a remote change */
     char message[256];
 } api_reply_t;
 
@@ -232,9 +237,11 @@ void api__reply_header(Engram__Reply *reply, uint64_t id, int code);
 /*  Starts an empty reply under construction, with its header. */
 void api__reply_init(api_reply_t *r);
 
-/*  Handles one request; takes ownership of routing and req (parking them, or freeing them
- *  once the reply is queued). */
-void api__request(node_server_t *self, zframe_t *routing, Engram__Request *req);
+/*  Handles one request that came with the CURVE key client_key (32 bytes, borrowed for the
+ *  call); takes ownership of routing and req (parking them, or freeing them once the reply is
+ *  queued). */
+void api__request(node_server_t *self, zframe_t *routing, Engram__Request *req,
+                  const uint8_t client_key[32]);
 
 /*  Resolves the scope an agent named into a storage id ("@agent" for private). */
 int api__resolve(const Engram__Request *req, char *sid, api_reply_t *r);

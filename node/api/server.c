@@ -1,6 +1,8 @@
 /*  node_server: the agent API loop with group commit (see server.h). */
 #include <assert.h>
 #include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,8 @@
 #include "engram/limits.h"
 #include "node/api/internal.h"
 #include "node/api/json.h"
+#include "node/trust/admission.h"
+#include "node/trust/zap.h"
 
 static bool s_op_writes(Engram__Op op)
 {
@@ -34,12 +38,27 @@ static bool s_op_writes(Engram__Op op)
     }
 }
 
-/*  Handles one request; takes ownership of routing and req (parking them, or freeing them
- *  once the reply is queued). */
-void api__request(node_server_t *self, zframe_t *routing, Engram__Request *req)
+/*  Keeps a request (a GET waiting for its token, a write waiting for the dot check) with its
+ *  routing and the key it came with; NULL when out of memory. */
+static api_parked_t *s_park(zlist_t *list, zframe_t *routing, Engram__Request *req,
+                            const uint8_t client_key[32])
+{
+    api_parked_t *parked = calloc(1, sizeof *parked);
+    if (!parked)
+        return NULL;
+    parked->routing = routing;
+    parked->request = req;
+    memcpy(parked->client_key, client_key, sizeof parked->client_key);
+    zlist_append(list, parked);
+    return parked;
+}
+
+void api__request(node_server_t *self, zframe_t *routing, Engram__Request *req,
+                  const uint8_t client_key[32])
 {
     api_reply_t r;
     api__reply_init(&r);
+    r.client_key = client_key;
     char sid[MAX_SCOPE_BYTES + 2];
     int rc = 0;
     if (req->schema_major > ENGRAM_SCHEMA_MAJOR)
@@ -63,11 +82,7 @@ void api__request(node_server_t *self, zframe_t *routing, Engram__Request *req)
     if (rc == 0 && scoped && sid[0] != '@' && s_op_writes(req->op) && self->cluster &&
         !node_cluster_dots_checked(self->cluster)) {
         /* the node may not issue dots yet (node_cluster_dots_checked): held, in order */
-        api_parked_t *held = calloc(1, sizeof *held);
-        if (held) {
-            held->routing = routing;
-            held->request = req;
-            zlist_append(self->held, held);
+        if (s_park(self->held, routing, req, client_key)) {
             api__arena_free(&r.arena);
             return;
         }
@@ -76,14 +91,11 @@ void api__request(node_server_t *self, zframe_t *routing, Engram__Request *req)
     if (rc == 0 && req->op == ENGRAM__OP__GET && req->after.len) {
         rc = api__token_reached(self, req, &r);
         if (rc == 1) { /* not yet: park it */
-            api_parked_t *parked = calloc(1, sizeof *parked);
+            api_parked_t *parked = s_park(self->parked, routing, req, client_key);
             if (parked) {
-                parked->routing = routing;
-                parked->request = req;
                 parked->deadline_ms =
                     api__now_ms() +
                     (req->timeout_ms ? req->timeout_ms : ENGRAM_DEFAULT_AFTER_TIMEOUT_MS);
-                zlist_append(self->parked, parked);
                 api__arena_free(&r.arena);
                 return;
             }
@@ -112,20 +124,36 @@ static void s_malformed(node_server_t *self, zframe_t *routing, const char *why)
     api__arena_free(&r.arena);
 }
 
+/*  The CURVE key a frame came with: the ZAP handler's User-Id, the key's Z85 text. */
+static bool s_client_key(zframe_t *payload, uint8_t key[32])
+{
+    const char *user = zframe_meta(payload, "User-Id");
+    return user && strlen(user) == 40 && zmq_z85_decode(key, user) != NULL;
+}
+
 static void s_receive(node_server_t *self, zmsg_t *msg)
 {
     self->stats.requests++;
     zframe_t *routing = zmsg_pop(msg);
+    zframe_t *payload = zmsg_first(msg);
+    Engram__Request *req = zmsg_size(msg) == 1 ? engram__request__unpack(NULL, zframe_size(payload),
+                                                                         zframe_data(payload))
+                                               : NULL;
+    uint8_t client_key[32];
     if (zmsg_size(msg) != 1) {
         s_malformed(self, routing, "a request is exactly one frame");
+    } else if (!req) {
+        s_malformed(self, routing, "the frame is not an engram.Request");
+    } else if (!s_client_key(payload, client_key)) {
+        /* cannot happen on a CURVE socket under engramd's ZAP handler; refused all the same */
+        api_reply_t r;
+        api__reply_init(&r);
+        api__fail(&r, ENGRAM_EDENIED, "the connection carries no CURVE key (no ZAP User-Id)");
+        api__queue_reply(self, routing, req->id, ENGRAM_EDENIED, &r);
+        api__arena_free(&r.arena);
+        engram__request__free_unpacked(req, NULL);
     } else {
-        zframe_t *payload = zmsg_first(msg);
-        Engram__Request *req =
-            engram__request__unpack(NULL, zframe_size(payload), zframe_data(payload));
-        if (req)
-            api__request(self, routing, req);
-        else
-            s_malformed(self, routing, "the frame is not an engram.Request");
+        api__request(self, routing, req, client_key);
     }
     zmsg_destroy(&msg);
 }
@@ -159,7 +187,7 @@ static void s_check_parked(node_server_t *self)
         } else {
             api__arena_free(&r.arena);
             p->request->after.len = 0; /* reached: answer it as a plain GET */
-            api__request(self, p->routing, p->request);
+            api__request(self, p->routing, p->request, p->client_key);
         }
         free(p);
     }
@@ -173,7 +201,7 @@ static void s_release_held(node_server_t *self)
         return;
     api_parked_t *held;
     while ((held = zlist_pop(self->held))) {
-        api__request(self, held->routing, held->request);
+        api__request(self, held->routing, held->request, held->client_key);
         free(held);
     }
 }
@@ -264,14 +292,23 @@ int node_server_new(const node_server_config_t *config, const char *endpoint, no
     self->started_ms = api__now_ms();
     self->stats.node_id = node_store_node_id(store);
     self->clock.last = node_store_hlc_floor(store);
-    self->router = zsock_new(ZMQ_ROUTER);
+    const node_identity_t *identity = node_store_identity(store);
+    uint8_t curve_secret[32];
+    bool keyed = node_admission_curve_keys(identity->public_key, identity->secret_key,
+                                           self->curve_public, curve_secret) == 0;
+    self->router = keyed ? zsock_new(ZMQ_ROUTER) : NULL;
     if (self->router) {
+        zsock_set_curve_server(self->router, 1);
+        zsock_set_curve_publickey_bin(self->router, self->curve_public);
+        zsock_set_curve_secretkey_bin(self->router, curve_secret);
+        zsock_set_zap_domain(self->router, NODE_ZAP_API);
         zsock_set_maxmsgsize(self->router, (int64_t)config->max_frame_bytes);
         zsock_set_router_mandatory(self->router, 1);
         zsock_set_rcvtimeo(self->router, 0);
         zsock_set_sndtimeo(self->router, 0);
         zsock_set_linger(self->router, 100);
     }
+    sodium_memzero(curve_secret, sizeof curve_secret);
     if (!self->router || zsock_bind(self->router, "%s", endpoint) < 0) {
         snprintf(why, why_len, "cannot bind the agent API to '%s': %s", endpoint,
                  zmq_strerror(zmq_errno()));
@@ -280,6 +317,58 @@ int node_server_new(const node_server_config_t *config, const char *endpoint, no
     }
     *self_p = self;
     return 0;
+}
+
+/*  Writes the public certificate of key to path whole: beside it, then renamed over it. */
+static int s_write_key(const uint8_t key[32], uint64_t node_id, const char *path, char *why,
+                       size_t why_len)
+{
+    uint8_t no_secret[32] = {0};
+    zcert_t *cert = zcert_new_from(key, no_secret);
+    char *tmp = zsys_sprintf("%s.tmp", path);
+    int rc = cert && tmp ? 0 : ENGRAM_ENOMEM;
+    if (rc == 0) {
+        zcert_set_meta(cert, "node", "%016" PRIx64, node_id);
+        if (zcert_save_public(cert, tmp) != 0 || rename(tmp, path) != 0) {
+            snprintf(why, why_len, "cannot write the API's public key to %s: %s", path,
+                     strerror(errno));
+            remove(tmp);
+            rc = ENGRAM_EIO;
+        }
+    }
+    zstr_free(&tmp);
+    zcert_destroy(&cert);
+    return rc;
+}
+
+int node_server_publish(node_server_t *self, const char *data_dir, char *why, size_t why_len)
+{
+    assert(self && data_dir && !self->published);
+    uint64_t node_id = node_store_node_id(self->store);
+    char *path = zsys_sprintf("%s/%s", data_dir, NODE_SERVER_KEY_FILE);
+    if (!path)
+        return ENGRAM_ENOMEM;
+    /* the data directory's copy: written when it does not hold the key yet; a node on a
+     * read-only or full volume still serves (the key is the identity's, which it keeps) */
+    zcert_t *held = zcert_load(path);
+    bool current = held && memcmp(zcert_public_key(held), self->curve_public, 32) == 0;
+    zcert_destroy(&held);
+    char copy_why[512];
+    if (!current && s_write_key(self->curve_public, node_id, path, copy_why, sizeof copy_why))
+        zsys_warning("engramd: %s (`engramd --identity` prints it too)", copy_why);
+    zstr_free(&path);
+    /* the endpoint bound, with a wildcard resolved; "@NAME" is abstract, not a file */
+    int rc = 0;
+    const char *bound = zsock_endpoint(self->router);
+    if (bound && strncmp(bound, "ipc://", 6) == 0 && bound[6] && bound[6] != '@') {
+        path = zsys_sprintf("%s.pub", bound + 6);
+        rc = path ? s_write_key(self->curve_public, node_id, path, why, why_len) : ENGRAM_ENOMEM;
+        if (rc == 0)
+            self->published = path;
+        else
+            zstr_free(&path);
+    }
+    return rc;
 }
 
 void node_server_set_cluster(node_server_t *self, node_cluster_t *cluster)
@@ -345,6 +434,9 @@ void node_server_destroy(node_server_t **self_p)
     zlist_destroy(&self->parked);
     zlist_destroy(&self->outbox);
     zsock_destroy(&self->router);
+    if (self->published)
+        remove(self->published); /* the socket is gone: so is the key clients pin for it */
+    zstr_free(&self->published);
     free(self);
     *self_p = NULL;
 }

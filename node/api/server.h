@@ -7,7 +7,16 @@
  *  is not yet durable; under durability=async the fsync is skipped and each reply goes out as
  *  soon as its request is handled.
  *
- *  Requests carry the acting agent and user until access control lands. Every reply carries
+ *  Transport: the ROUTER is a CURVE server on every endpoint, ipc:// included, with the node's
+ *  CURVE key (derived from its Ed25519 identity, node/trust/admission.h) and ZAP domain
+ *  NODE_ZAP_API: the process's ZAP handler (node/trust/zap.h) lets any CURVE client connect, and
+ *  every request is handled with the 32-byte key its connection authenticated with (the ZAP
+ *  User-Id; a frame without one is refused with ENGRAM_EDENIED). Access control maps the key to
+ *  an agent; until it does, requests name their agent and user themselves. Clients pin the
+ *  node's public key, never take it on first use: node_server_publish writes it where they
+ *  look (libengram: include/engram/engram.h).
+ *
+ *  Every reply carries
  *  the causal token of the scope it touched. A GET with `after` waits (parked, the loop goes
  *  on) until the node's contexts cover the token or its timeout passes (ENGRAM_ETIMEDOUT).
  *
@@ -42,11 +51,24 @@ typedef struct {
 
 typedef struct node_server node_server_t;
 
+/*  The file of the data directory that holds the API's public key (a zcert public
+ *  certificate); `engramd --identity` prints the same key. */
+#define NODE_SERVER_KEY_FILE "api.pub"
+
 /*  Binds the API socket to endpoint, for a single node until node_server_set_cluster. The
  *  store stays the caller's and must outlive the server. On failure returns a code and writes
  *  a one-line reason into why. */
 int node_server_new(const node_server_config_t *config, const char *endpoint, node_store_t *store,
                     node_server_t **self_p, char *why, size_t why_len);
+
+/*  Publishes the API's public CURVE key for the clients of this host, each a zcert public
+ *  certificate ("curve public-key = Z85") written whole (a temporary file renamed): when the
+ *  endpoint bound is ipc://PATH, beside the socket as PATH.pub, which node_server_destroy
+ *  removes again; and in DATA/NODE_SERVER_KEY_FILE unless it holds the key already (a copy:
+ *  failing to write it, on a read-only or full volume, is only logged). Call it once everything
+ *  else has started: PATH.pub then also says that the node is up. 0, or a code with a one-line
+ *  reason in why. */
+int node_server_publish(node_server_t *self, const char *data_dir, char *why, size_t why_len);
 
 /*  Makes the server a cluster member's: replica waits, the dot check's hold, cluster admin and
  *  the events of remote changes use cluster, which stays the caller's and must outlive the

@@ -18,6 +18,17 @@
  *  to be executed whenever a node comes up. A request that reached the node before the call
  *  gave up may still be executed; the caller cannot tell.
  *
+ *  Keys: the socket is a CURVE client. engram_connect finds the agent's key pair in
+ *  $ENGRAM_HOME/agents/AGENT.cert_secret and the node's public key in ENGRAM_SERVER_KEY or, for
+ *  ipc://PATH, in the certificate the node publishes at PATH.pub (both zcert files, read as
+ *  zconfig text). The socket connects only once all three keys are known: until then each call
+ *  looks for what is missing again and, not finding it, fails with ENGRAM_EDENIED, saying
+ *  which file is missing and what makes it; or with ENGRAM_EUNAVAILABLE when PATH.pub does not
+ *  exist, since engramd publishes it while it serves PATH. So a client may start before its
+ *  node, and it never talks to a node without having pinned its key: with another key the
+ *  CURVE handshake fails, the connection never comes up and calls end with
+ *  ENGRAM_EUNAVAILABLE.
+ *
  *  Causal tokens travel as the bytes of an encoded Token; callers see them as base64url
  *  without padding (libsodium), so a token can be printed, passed on a command line and given
  *  back as `after`. The library never looks inside a token.
@@ -56,17 +67,24 @@
 #define S_FOREVER INT64_MAX
 
 struct engram {
-    zsock_t *sock;     /* DEALER connected to the node's agent API */
+    zsock_t *sock;     /* DEALER, connected to the node's agent API once keyed */
     zpoller_t *poller; /* reads sock; nonstop, so only a real signal interrupts it */
     char *endpoint;    /* where sock connects; for error messages */
+    bool keyed;        /* sock has its CURVE keys and is connected */
+    char *key_path;    /* the agent's AGENT.cert_secret, until keyed */
+    char *server_path; /* PATH.pub of an ipc://PATH endpoint without ENGRAM_SERVER_KEY */
+    char *server_env;  /* ENGRAM_SERVER_KEY as it was at connect, or NULL */
+    char *server_from; /* where the pinned server key came from, for error messages */
     char *agent;       /* Request.agent of every call */
     char *user;        /* Request.user of every call */
-    int timeout_ms;    /* how long a call waits for its reply */
-    uint64_t next_id;  /* id of the next request */
-    uint64_t *subs;    /* ids of the SUBSCRIBE requests the node acknowledged */
-    size_t nsubs;      /* live subscriptions in subs */
-    zlist_t *events;   /* queued subscription Replies (Engram__Reply *), oldest first */
-    char *error;       /* the node's (or our) message for the last call; NULL: none */
+    char **sources;    /* Request.sources of every write (engram_set_sources), owned */
+    size_t nsources;
+    int timeout_ms;   /* how long a call waits for its reply */
+    uint64_t next_id; /* id of the next request */
+    uint64_t *subs;   /* ids of the SUBSCRIBE requests the node acknowledged */
+    size_t nsubs;     /* live subscriptions in subs */
+    zlist_t *events;  /* queued subscription Replies (Engram__Reply *), oldest first */
+    char *error;      /* the node's (or our) message for the last call; NULL: none */
 };
 
 static const Engram__Item s_empty_item = ENGRAM__ITEM__INIT;
@@ -328,6 +346,104 @@ static int s_event_new(const Engram__Event *event, engram_event_t **event_p)
 }
 
 /*  ---------------------------------------------------------------------------------------
+ *  Keys.
+ */
+
+/*  The largest certificate file read: a zcert file is a few hundred bytes. */
+#define S_CERT_MAX_BYTES (64 * 1024)
+
+/*  Decodes 40 Z85 characters into key; false if text is not that. */
+static bool s_z85_key(const char *text, uint8_t key[32])
+{
+    return text && strlen(text) == 40 && zmq_z85_decode(key, text) != NULL;
+}
+
+/*  Reads the zcert file at path: its public key and, if secret is not NULL, its secret key.
+ *  NULL, or why it cannot, with errno set: the file's (ENOENT: there is none), or EINVAL for a
+ *  file that is not such a certificate. The file is read as zconfig text, as zcert_load does;
+ *  zcert_load itself would cut paths longer than 255 bytes and fall back from NAME_secret to
+ *  NAME without a word. */
+static const char *s_load_cert(const char *path, uint8_t public_key[32], uint8_t secret_key[32])
+{
+    FILE *file = fopen(path, "rb");
+    if (!file)
+        return strerror(errno);
+    char *text = malloc(S_CERT_MAX_BYTES + 1);
+    size_t size = text ? fread(text, 1, S_CERT_MAX_BYTES + 1, file) : 0;
+    fclose(file);
+    zconfig_t *root = NULL;
+    if (text && size <= S_CERT_MAX_BYTES) {
+        text[size] = '\0';
+        root = zconfig_str_load(text);
+    }
+    if (text)
+        sodium_memzero(text, size);
+    free(text);
+    bool ok = root && s_z85_key(zconfig_get(root, "curve/public-key", NULL), public_key) &&
+              (!secret_key || s_z85_key(zconfig_get(root, "curve/secret-key", NULL), secret_key));
+    zconfig_destroy(&root);
+    errno = ok ? 0 : EINVAL;
+    return ok           ? NULL
+           : secret_key ? "not a secret CURVE certificate (zcert)"
+                        : "not a CURVE certificate";
+}
+
+/*  Sets the three keys on the socket and connects it. 0, or ENGRAM_EINVAL for an endpoint
+ *  libzmq refuses. */
+static int s_key(engram_t *self, const uint8_t public_key[32], const uint8_t secret_key[32],
+                 const uint8_t server_key[32])
+{
+    zsock_set_curve_serverkey_bin(self->sock, server_key);
+    zsock_set_curve_publickey_bin(self->sock, public_key);
+    zsock_set_curve_secretkey_bin(self->sock, secret_key);
+    if (zsock_connect(self->sock, "%s", self->endpoint) != 0)
+        return s_fail(self, ENGRAM_EINVAL, "cannot connect to '%s': %s", self->endpoint,
+                      zmq_strerror(zmq_errno()));
+    self->keyed = true;
+    zstr_free(&self->key_path);
+    return 0;
+}
+
+/*  Finds what the connection lacks of its keys (see the top of this file) and, once all three
+ *  are known, connects. 0, or ENGRAM_EDENIED with the missing file and what makes it
+ *  (ENGRAM_EUNAVAILABLE: no PATH.pub, so no node; ENGRAM_EINVAL: libzmq refused the endpoint). */
+static int s_keys(engram_t *self)
+{
+    if (self->keyed)
+        return 0;
+    if (!self->key_path)
+        return s_fail(self, ENGRAM_EDENIED,
+                      "'%s' is not an agent name, so it has no key ($ENGRAM_HOME/agents/AGENT)",
+                      self->agent);
+    uint8_t public_key[32], secret_key[32], server_key[32];
+    const char *why = s_load_cert(self->key_path, public_key, secret_key);
+    if (why)
+        return s_fail(self, ENGRAM_EDENIED,
+                      "no key for agent '%s': %s: %s (`engram agent create %s` makes it)",
+                      self->agent, self->key_path, why, self->agent);
+    int rc;
+    if (self->server_env && !s_z85_key(self->server_env, server_key))
+        rc = s_fail(self, ENGRAM_EDENIED,
+                    "ENGRAM_SERVER_KEY is not a node's key: 40 Z85 characters, as `engramd "
+                    "--data DIR --identity` prints after api=");
+    else if (!self->server_env && !self->server_path)
+        rc = s_fail(self, ENGRAM_EDENIED,
+                    "no key for the node at %s: set ENGRAM_SERVER_KEY (`engramd --data DIR "
+                    "--identity` prints it after api=)",
+                    self->endpoint);
+    else if (!self->server_env && (why = s_load_cert(self->server_path, server_key, NULL)))
+        /* engramd publishes PATH.pub while it serves PATH: none there is no node there */
+        rc = s_fail(self, errno == ENOENT ? ENGRAM_EUNAVAILABLE : ENGRAM_EDENIED,
+                    "no key for the node at %s: %s: %s (start engramd, which publishes %s, or "
+                    "set ENGRAM_SERVER_KEY)",
+                    self->endpoint, self->server_path, why, self->server_path);
+    else
+        rc = s_key(self, public_key, secret_key, server_key);
+    sodium_memzero(secret_key, sizeof secret_key);
+    return rc;
+}
+
+/*  ---------------------------------------------------------------------------------------
  *  Transport.
  */
 
@@ -372,6 +488,9 @@ static int s_call(engram_t *self, Engram__Request *req, int64_t wait_ms, Engram_
 {
     *reply_p = NULL;
     s_clear_error(self);
+    int keys = s_keys(self);
+    if (keys != 0)
+        return keys;
     req->schema_major = ENGRAM_SCHEMA_MAJOR;
     req->schema_minor = ENGRAM_SCHEMA_MINOR;
     req->id = self->next_id++;
@@ -397,8 +516,10 @@ static int s_call(engram_t *self, Engram__Request *req, int64_t wait_ms, Engram_
     } while (sent != 0 && errno == EINTR && s_remaining(deadline) > 0);
     zframe_destroy(&frame);
     if (sent != 0)
-        return s_fail(self, ENGRAM_EUNAVAILABLE, "no node at %s within %lld ms", self->endpoint,
-                      (long long)wait_ms);
+        return s_fail(self, ENGRAM_EUNAVAILABLE,
+                      "no node at %s within %lld ms (a node whose key is not the one pinned "
+                      "from %s is never connected to)",
+                      self->endpoint, (long long)wait_ms, self->server_from);
 
     Engram__Reply *reply = NULL;
     while (true) {
@@ -447,7 +568,9 @@ static int s_call_result(engram_t *self, Engram__Request *req, int64_t wait_ms,
  *  Connection.
  */
 
-engram_t *engram_connect(const char *endpoint, const char *agent, const char *user)
+/*  A connection with its socket, not yet connected: the keys decide when it connects. NULL
+ *  when out of memory. */
+static engram_t *s_new(const char *endpoint, const char *agent, const char *user)
 {
     if (sodium_init() < 0)
         return NULL;
@@ -468,21 +591,70 @@ engram_t *engram_connect(const char *endpoint, const char *agent, const char *us
     self->user = s_strdup(user);
     self->events = zlist_new();
     self->sock = zsock_new(ZMQ_DEALER);
-    if (!self->endpoint || !self->agent || !self->user || !self->events || !self->sock)
-        goto out_destroy;
-    zsock_set_linger(self->sock, ENGRAM_CLIENT_LINGER_MS);
-    zsock_set_immediate(self->sock, 1);
-    if (zsock_connect(self->sock, "%s", endpoint) != 0)
-        goto out_destroy;
-    self->poller = zpoller_new(self->sock, NULL);
-    if (!self->poller)
-        goto out_destroy;
+    if (self->sock) {
+        zsock_set_linger(self->sock, ENGRAM_CLIENT_LINGER_MS);
+        zsock_set_immediate(self->sock, 1);
+        self->poller = zpoller_new(self->sock, NULL);
+    }
+    if (!self->endpoint || !self->agent || !self->user || !self->events || !self->poller) {
+        engram_destroy(&self);
+        return NULL;
+    }
     zpoller_set_nonstop(self->poller, true);
     return self;
+}
 
-out_destroy:
-    engram_destroy(&self);
-    return NULL;
+/*  Whether name can name a file of $ENGRAM_HOME/agents. */
+static bool s_agent_file_name(const char *name)
+{
+    return name && *name && !strchr(name, '/') && strcmp(name, ".") && strcmp(name, "..");
+}
+
+engram_t *engram_connect(const char *endpoint, const char *agent, const char *user)
+{
+    engram_t *self = s_new(endpoint, agent, user);
+    if (!self)
+        return NULL;
+    bool ok = true;
+    if (s_agent_file_name(agent)) {
+        const char *home = getenv("ENGRAM_HOME");
+        const char *user_home = getenv("HOME");
+        self->key_path = home && *home ? zsys_sprintf("%s/agents/%s.cert_secret", home, agent)
+                                       : zsys_sprintf("%s/.engram/agents/%s.cert_secret",
+                                                      user_home ? user_home : ".", agent);
+        ok = self->key_path != NULL;
+    }
+    const char *server_env = getenv("ENGRAM_SERVER_KEY");
+    const char *path = strncmp(self->endpoint, "ipc://", 6) == 0 ? self->endpoint + 6 : NULL;
+    if (server_env && *server_env) {
+        self->server_env = strdup(server_env);
+        self->server_from = strdup("ENGRAM_SERVER_KEY");
+        ok = ok && self->server_env && self->server_from;
+    } else if (path && *path && *path != '@' && strcmp(path, "*") != 0) {
+        self->server_path = zsys_sprintf("%s.pub", path);
+        self->server_from = self->server_path ? strdup(self->server_path) : NULL;
+        ok = ok && self->server_from;
+    }
+    /*  Connects now if the keys are there: an endpoint libzmq refuses is refused here. */
+    if (!ok || s_keys(self) == ENGRAM_EINVAL) {
+        engram_destroy(&self);
+        return NULL;
+    }
+    s_clear_error(self);
+    return self;
+}
+
+engram_t *engram_connect_keys(const char *endpoint, const char *agent, const char *user,
+                              const uint8_t public_key[32], const uint8_t secret_key[32],
+                              const uint8_t server_key[32])
+{
+    assert(public_key && secret_key && server_key);
+    engram_t *self = s_new(endpoint, agent, user);
+    if (self && !(self->server_from = strdup("the caller of engram_connect_keys")))
+        engram_destroy(&self);
+    if (self && s_key(self, public_key, secret_key, server_key) != 0)
+        engram_destroy(&self);
+    return self;
 }
 
 void engram_destroy(engram_t **self_p)
@@ -501,8 +673,14 @@ void engram_destroy(engram_t **self_p)
     }
     free(self->subs);
     free(self->endpoint);
+    zstr_free(&self->key_path);
+    zstr_free(&self->server_path);
+    free(self->server_env);
+    free(self->server_from);
     free(self->agent);
     free(self->user);
+    if (self->sources)
+        s_strv_free(self->sources, self->nsources);
     zstr_free(&self->error);
     free(self);
     *self_p = NULL;
@@ -534,12 +712,39 @@ static Engram__Request s_request(Engram__Op op, const char *scope, const char *k
     return req;
 }
 
+/*  A write that brings content (put, log append, remember, share): it declares the sources
+ *  the connection's writes derive from. The request borrows them until the next
+ *  engram_set_sources. */
+static Engram__Request s_write(const engram_t *self, Engram__Op op, const char *scope,
+                               const char *key)
+{
+    Engram__Request req = s_request(op, scope, key);
+    req.sources = self->sources;
+    req.n_sources = self->nsources;
+    return req;
+}
+
+int engram_set_sources(engram_t *self, const char *const *sources, size_t n)
+{
+    assert(self && (sources || n == 0));
+    for (size_t i = 0; i < n; i++)
+        assert(sources[i]);
+    char **copy = NULL;
+    if (n && !(copy = s_strv_dup((char *const *)sources, n)))
+        return s_fail(self, ENGRAM_ENOMEM, "copying the sources");
+    if (self->sources)
+        s_strv_free(self->sources, self->nsources);
+    self->sources = copy;
+    self->nsources = n;
+    return 0;
+}
+
 int engram_put(engram_t *self, const char *scope, const char *key, const void *value, size_t len,
                const char *meta_json, uint64_t ttl_ms, engram_result_t **result)
 {
     assert(self && scope && key && (value || len == 0) && result);
     *result = NULL;
-    Engram__Request req = s_request(ENGRAM__OP__PUT, scope, key);
+    Engram__Request req = s_write(self, ENGRAM__OP__PUT, scope, key);
     req.value.data = (uint8_t *)value;
     req.value.len = len;
     req.meta_json = s_str(meta_json);
@@ -632,7 +837,7 @@ int engram_log_append(engram_t *self, const char *scope, const char *key, const 
 {
     assert(self && scope && key && (text || len == 0) && result);
     *result = NULL;
-    Engram__Request req = s_request(ENGRAM__OP__LOG_APPEND, scope, key);
+    Engram__Request req = s_write(self, ENGRAM__OP__LOG_APPEND, scope, key);
     req.value.data = (uint8_t *)text;
     req.value.len = len;
     return s_call_result(self, &req, self->timeout_ms, result);
@@ -660,7 +865,7 @@ int engram_remember(engram_t *self, const char *scope, const char *text, const c
 {
     assert(self && scope && text && result);
     *result = NULL;
-    Engram__Request req = s_request(ENGRAM__OP__REMEMBER, scope, NULL);
+    Engram__Request req = s_write(self, ENGRAM__OP__REMEMBER, scope, NULL);
     req.value.data = (uint8_t *)text;
     req.value.len = strlen(text);
     req.meta_json = s_str(meta_json);
@@ -677,7 +882,7 @@ int engram_share(engram_t *self, const char *key, const char *scope, engram_resu
 {
     assert(self && key && scope && result);
     *result = NULL;
-    Engram__Request req = s_request(ENGRAM__OP__SHARE, scope, key);
+    Engram__Request req = s_write(self, ENGRAM__OP__SHARE, scope, key);
     return s_call_result(self, &req, self->timeout_ms, result);
 }
 
@@ -764,7 +969,7 @@ int engram_put_replicated(engram_t *self, const char *scope, const char *key, co
 {
     assert(self && scope && key && (value || len == 0) && timeout_ms >= 0 && result);
     *result = NULL;
-    Engram__Request req = s_request(ENGRAM__OP__PUT, scope, key);
+    Engram__Request req = s_write(self, ENGRAM__OP__PUT, scope, key);
     req.value.data = (uint8_t *)value;
     req.value.len = len;
     req.meta_json = s_str(meta_json);
@@ -883,4 +1088,67 @@ int engram_cluster_join(engram_t *self, const char *endpoint)
     if (rc == 0)
         engram__reply__free_unpacked(reply, NULL);
     return rc;
+}
+
+/*  ---------------------------------------------------------------------------------------
+ *  Access control.
+ */
+
+int engram_acl_submit(engram_t *self, const void *statement, size_t len, char **id_hex)
+{
+    assert(self && statement && len);
+    if (id_hex)
+        *id_hex = NULL;
+    Engram__Request req = s_request(ENGRAM__OP__ACL_SUBMIT, NULL, NULL);
+    req.statement.data = (uint8_t *)statement;
+    req.statement.len = len;
+    Engram__Reply *reply = NULL;
+    int rc = s_call(self, &req, self->timeout_ms, &reply);
+    if (rc != 0)
+        return rc;
+    if (id_hex) {
+        size_t size = 2 * reply->statement_id.len + 1;
+        *id_hex = malloc(size);
+        if (*id_hex)
+            sodium_bin2hex(*id_hex, size, reply->statement_id.data, reply->statement_id.len);
+        else
+            rc = s_fail(self, ENGRAM_ENOMEM, "the statement's id");
+    }
+    engram__reply__free_unpacked(reply, NULL);
+    return rc;
+}
+
+/*  Runs req and hands the caller the JSON document of its reply (*json, the caller's to
+ *  free). */
+static int s_call_json(engram_t *self, Engram__Request *req, char **json)
+{
+    Engram__Reply *reply = NULL;
+    int rc = s_call(self, req, self->timeout_ms, &reply);
+    if (rc != 0)
+        return rc;
+    if (!(*json = strdup(s_str(reply->json))))
+        rc = s_fail(self, ENGRAM_ENOMEM, "the node's answer");
+    engram__reply__free_unpacked(reply, NULL);
+    return rc;
+}
+
+int engram_acl_show(engram_t *self, uint64_t at_ms, char **json)
+{
+    assert(self && json);
+    *json = NULL;
+    Engram__Request req = s_request(ENGRAM__OP__ACL_SHOW, NULL, NULL);
+    req.at_ms = at_ms;
+    return s_call_json(self, &req, json);
+}
+
+int engram_acl_check(engram_t *self, const char *agent, const char *user, const char *scope,
+                     uint64_t at_ms, char **json)
+{
+    assert(self && agent && user && scope && json);
+    *json = NULL;
+    Engram__Request req = s_request(ENGRAM__OP__ACL_CHECK, scope, NULL);
+    req.check_agent = (char *)agent;
+    req.check_user = (char *)user;
+    req.at_ms = at_ms;
+    return s_call_json(self, &req, json);
 }

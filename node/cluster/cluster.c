@@ -9,6 +9,7 @@
 #include "engram/error.h"
 #include "engram/limits.h"
 #include "node/cluster/internal.h"
+#include "node/trust/zap.h" /* the gossip socket's ZAP domain; the daemon runs the handler */
 #include "proto/cluster.pb-c.h"
 
 uint64_t cluster__now_ms(void)
@@ -112,7 +113,7 @@ static int s_open_sockets(node_cluster_t *self, char *why, size_t why_len)
                               curve_secret);
     self->cert = zcert_new_from(curve_public, curve_secret);
     sodium_memzero(curve_secret, sizeof curve_secret);
-    self->peers_dir = zsys_sprintf("%s/peers", self->config.data_dir);
+    self->peers_dir = zsys_sprintf("%s/%s", self->config.data_dir, NODE_CLUSTER_PEERS_DIR);
     self->members_path = zsys_sprintf("%s/members", self->config.data_dir);
     self->intro_endpoint = cluster__port_plus(self->config.gossip_endpoint, 1);
     if (!self->cert || !self->peers_dir || !self->members_path)
@@ -128,11 +129,6 @@ static int s_open_sockets(node_cluster_t *self, char *why, size_t why_len)
         snprintf(why, why_len, "cannot create %s", self->peers_dir);
         return ENGRAM_EIO;
     }
-    self->auth = zactor_new(zauth, NULL);
-    if (!self->auth)
-        return ENGRAM_ENOMEM;
-    zstr_sendx(self->auth, "CURVE", self->peers_dir, NULL);
-    zsock_wait(self->auth);
     size_t max_frame = self->config.max_message_bytes * GOSSIP_FRAME_HARD_LIMIT;
     self->gossip = zsock_new(ZMQ_ROUTER);
     self->intro = zsock_new(ZMQ_ROUTER);
@@ -140,7 +136,7 @@ static int s_open_sockets(node_cluster_t *self, char *why, size_t why_len)
         return ENGRAM_ENOMEM;
     zcert_apply(self->cert, self->gossip);
     zsock_set_curve_server(self->gossip, 1);
-    zsock_set_zap_domain(self->gossip, "engram-gossip");
+    zsock_set_zap_domain(self->gossip, NODE_ZAP_GOSSIP);
     zsock_set_maxmsgsize(self->gossip, (int64_t)max_frame);
     zsock_set_rcvtimeo(self->gossip, 0);
     zsock_set_linger(self->gossip, 0);
@@ -263,7 +259,6 @@ void node_cluster_destroy(node_cluster_t **self_p)
     zsock_destroy(&self->joiner);
     zsock_destroy(&self->gossip);
     zsock_destroy(&self->intro);
-    zactor_destroy(&self->auth);
     zcert_destroy(&self->cert);
     free(self->card);
     zstr_free(&self->peers_dir);
@@ -334,7 +329,7 @@ static void s_receive_gossip(node_cluster_t *self, uint64_t now)
     } else if (zframe_size(payload) > self->config.max_message_bytes) {
         s_bad_frame(self, now, "larger than --max-gossip-bytes", ENGRAM_ETOOBIG, false);
     } else if (!link) {
-        /* admitted by zauth, but its member has been removed since */
+        /* admitted by the ZAP handler, but its member has been removed since */
         s_bad_frame(self, now, "sender is not a member", ENGRAM_EDENIED, false);
     } else {
         int rc = gossip_engine_receive(self->engine, link->id, zframe_data(payload),

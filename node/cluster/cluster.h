@@ -2,11 +2,12 @@
  *
  *  Sockets, all owned by the server's thread:
  *    - gossip: a ROUTER bound to the node's gossip endpoint (tcp://HOST:PORT), CurveZMQ server
- *      with the node's CURVE key (derived from its Ed25519 identity). czmq's zauth admits a
- *      connecting key only if DATA/peers holds its certificate, and DATA/peers holds exactly
- *      the keys of members whose admission card this node verified: a peer without an
- *      admitted key cannot connect. Every frame's sender is the member the CURVE key belongs
- *      to (ZeroMQ's User-Id), never an id the frame claims. A removed member may still
+ *      with the node's CURVE key (derived from its Ed25519 identity), ZAP domain
+ *      NODE_ZAP_GOSSIP. The process's ZAP handler (node/trust/zap.h, which the daemon runs, not
+ *      this module) admits a connecting key only if DATA/peers holds its certificate, and
+ *      DATA/peers holds exactly the keys of members whose admission card this node verified:
+ *      a peer without an admitted key cannot connect. Every frame's sender is the member the CURVE
+ * key belongs to (ZeroMQ's User-Id), never an id the frame claims. A removed member may still
  *      connect, but the engine refuses all it sends and answers with the admin's
  *      decommission, so that the removed node learns it (and then refuses shared writes).
  *    - one DEALER per member, CurveZMQ client, connected to the member's gossip endpoint:
@@ -55,8 +56,13 @@ typedef struct {
 
 typedef struct node_cluster node_cluster_t;
 
-/*  Loads the card, binds the sockets, starts zauth, learns the remembered members. On
- *  failure returns a code and writes a one-line reason into why. */
+/*  The folder of the data directory that holds the admitted members' certificates. */
+#define NODE_CLUSTER_PEERS_DIR "peers"
+
+/*  Loads the card, binds the sockets, learns the remembered members. Gossip is authenticated
+ *  only while the process runs a ZAP handler over DATA/NODE_CLUSTER_PEERS_DIR (node_zap_new):
+ *  without one, libzmq would admit any CURVE client. On failure returns a code and writes a
+ *  one-line reason into why. */
 int node_cluster_new(const node_cluster_config_t *config, node_store_t *store,
                      node_cluster_t **self_p, char *why, size_t why_len);
 void node_cluster_destroy(node_cluster_t **self_p);

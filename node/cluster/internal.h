@@ -1,9 +1,9 @@
 /*  node/cluster internals: the cluster's state and the helpers its files share.
  *
  *  Files, one concern each:
- *    cluster.c   life (card, sockets, zauth), the loop's calls (receive, send, timers,
+ *    cluster.c   life (card, sockets), the loop's calls (receive, send, timers,
  *                holders, removal), the engine's store observed, GC below the stable cut
- *    links.c     one CurveZMQ DEALER per member, DATA/peers (the keys zauth admits), relinks
+ *    links.c     one CurveZMQ DEALER per member, DATA/peers (the keys ZAP admits), relinks
  *    members.c   the engine's membership callbacks, DATA/members (saved and learned)
  *    intro.c     the introduction protocol on gossip port + 1 (cards, joining)
  *    dots.c      the dot check at start (shared writes wait; a new replica id if unproven)
@@ -69,9 +69,8 @@ struct node_cluster {
     uint64_t node_id;
     uint8_t *card; /* owned: this node's admission */
     size_t card_len;
-    zcert_t *cert; /* this node's CURVE key pair */
-    zactor_t *auth;
-    char *peers_dir;    /* owned: DATA/peers, the keys zauth admits */
+    zcert_t *cert;      /* this node's CURVE key pair */
+    char *peers_dir;    /* owned: DATA/peers, the keys the ZAP handler admits */
     char *members_path; /* owned: DATA/members */
     char *intro_endpoint;
     zsock_t *gossip;
@@ -102,11 +101,11 @@ struct node_cluster {
 
 bool cluster__admit(void *arg, uint64_t id, const uint8_t *card, size_t len);
 
-/*  Writes the member's public CURVE certificate where zauth looks, so it may connect.
- *  zauth's thread reads DATA/peers whenever a peer connects, so a certificate appears there
- *  whole (written beside the directory, then renamed in) and is written once: the key of an
- *  id never changes (the id is the key's hash), and a rewrite on each change of the member's
- *  state would let zauth see it truncated and refuse the member's handshake. */
+/*  Writes the member's public CURVE certificate where the ZAP handler looks, so it may connect.
+ *  The handler's thread reads DATA/peers whenever a peer connects, so a certificate appears
+ *  there whole (written beside the directory, then renamed in) and is written once: the key of
+ *  an id never changes (the id is the key's hash), and a rewrite on each change of the member's
+ *  state would let the handler see it truncated and refuse the member's handshake. */
 void cluster__admit_key(node_cluster_t *self, uint64_t id, const uint8_t curve_public[32]);
 
 void cluster__changed(void *arg, const gossip_member_t *member);

@@ -1,4 +1,4 @@
-/*  node/cluster links: a CurveZMQ DEALER per member, the keys zauth admits (DATA/peers), and
+/*  node/cluster links: a CurveZMQ DEALER per member, the keys ZAP admits (DATA/peers), and
  *  links made anew after a refused handshake. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -29,11 +29,11 @@ void cluster__key_of(uint64_t id, char hex[17])
     snprintf(hex, 17, "%016" PRIx64, id);
 }
 
-/*  Writes the member's public CURVE certificate where zauth looks, so it may connect.
- *  zauth's thread reads DATA/peers whenever a peer connects, so a certificate appears there
- *  whole (written beside the directory, then renamed in) and is written once: the key of an
- *  id never changes (the id is the key's hash), and a rewrite on each change of the member's
- *  state would let zauth see it truncated and refuse the member's handshake. */
+/*  Writes the member's public CURVE certificate where the ZAP handler looks, so it may connect.
+ *  The handler's thread reads DATA/peers whenever a peer connects, so a certificate appears
+ *  there whole (written beside the directory, then renamed in) and is written once: the key of
+ *  an id never changes (the id is the key's hash), and a rewrite on each change of the member's
+ *  state would let the handler see it truncated and refuse the member's handshake. */
 void cluster__admit_key(node_cluster_t *self, uint64_t id, const uint8_t curve_public[32])
 {
     char name[17];

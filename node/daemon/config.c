@@ -43,7 +43,7 @@ static const s_setting_t s_settings[] = {
     {.flag = "--help", .alias = "-h", .kind = S_HELP, .offset = FIELD(help),
      .help = "print this help and exit"},
     {.flag = "--identity", .kind = S_SWITCH, .offset = FIELD(identity),
-     .help = "create the data directory if needed, print \"node=ID key=KEY\" and exit"},
+     .help = "create the data directory if needed, print \"node=ID key=KEY api=KEY\" and exit"},
     {.flag = "--config", .value = "FILE", .kind = S_CONFIG,
      .help = "read the settings below from FILE first (zconfig); flags override it"},
     {.flag = "--data", .value = "DIR", .kind = S_STRING, .offset = FIELD(data_dir),
@@ -385,7 +385,7 @@ int node_config_parse(node_config_t *self, int argc, char **argv, char *why, siz
 void node_config_help(FILE *out)
 {
     fprintf(out, "usage: engramd --data DIR [FLAG VALUE]...  serve agents on this host\n"
-                 "       engramd --data DIR --identity       print the node's id and key\n\n");
+                 "       engramd --data DIR --identity       print the node's id and keys\n\n");
     for (size_t i = 0; i < NSETTINGS; i++) {
         const s_setting_t *s = &s_settings[i];
         char left[S_NAME_MAX];

@@ -34,7 +34,7 @@ typedef struct {
     unsigned fanout;
     uint64_t gossip_interval_ms;
     size_t max_gossip_bytes;
-    bool identity; /* --identity: print the node's id and key, then exit */
+    bool identity; /* --identity: print the node's id and keys, then exit */
     bool help;     /* --help: print node_config_help, then exit; nothing else is parsed */
 } node_config_t;
 

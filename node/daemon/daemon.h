@@ -1,7 +1,8 @@
-/*  node_daemon: engramd's composition root. It opens the store, creates the cluster when the
- *  node gossips, creates the agent API server over both, runs the server's loop, and closes
- *  them in reverse order. It is the only place that wires the rooms of node/ together: no
- *  handler opens the store or creates the cluster.
+/*  node_daemon: engramd's composition root. It starts the process's ZAP handler
+ *  (node/trust/zap.h: which CURVE clients may connect to gossip and to the agent API), opens
+ *  the store, creates the agent API server and, when the node gossips, the cluster, runs the
+ *  server's loop, and closes them in reverse order, the ZAP handler last. It is the only place
+ *  that wires the rooms of node/ together: no handler opens the store or creates the cluster.
  */
 #ifndef NODE_DAEMON_H
 #define NODE_DAEMON_H

@@ -9,7 +9,9 @@
  *
  *  With --gossip the node replicates its shared scopes with the cluster its admission card
  *  (DATA/admission, from `engram node admit`) names; --identity creates the data directory if
- *  needed, prints "node=ID key=PUBLIC_KEY" (what an admin admits) and exits.
+ *  needed, prints "node=ID key=PUBLIC_KEY api=API_KEY" and exits: KEY (Ed25519, hex) is what an
+ *  admin admits, API_KEY (CURVE, Z85) is what clients of the agent API pin (ENGRAM_SERVER_KEY;
+ *  a running node also publishes it in DATA/api.pub and beside an ipc socket).
  *
  *  Exit status: 0 after a clean stop (or --help), 1 if the node could not start (among the
  *  reasons: another node on this host serves its API endpoint or holds its data directory,
@@ -21,12 +23,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engram/error.h"
 #include "node/daemon/config.h"
 #include "node/daemon/daemon.h"
 #include "node/daemon/preflight.h"
 #include "node/store/store.h"
+#include "node/trust/admission.h"
 
-/*  Prints the node's id and Ed25519 public key (creating its store on first use). */
+/*  Prints the node's id, its Ed25519 public key and its API's CURVE public key (creating its
+ *  store on first use). */
 static int s_identity(const node_config_t *config)
 {
     node_store_t *store;
@@ -38,9 +43,17 @@ static int s_identity(const node_config_t *config)
     const node_identity_t *identity = node_store_identity(store);
     char hex[2 * sizeof identity->public_key + 1];
     sodium_bin2hex(hex, sizeof hex, identity->public_key, sizeof identity->public_key);
-    printf("node=%016" PRIx64 " key=%s\n", identity->node_id, hex);
+    uint8_t curve_public[32];
+    char api[41];
+    int rc = node_admission_curve_keys(identity->public_key, NULL, curve_public, NULL);
+    if (rc == 0) {
+        zmq_z85_encode(api, curve_public, sizeof curve_public);
+        printf("node=%016" PRIx64 " key=%s api=%s\n", identity->node_id, hex, api);
+    } else {
+        fprintf(stderr, "engramd: the node's key has no CURVE form: %s\n", engram_strerror(rc));
+    }
     node_store_close(&store);
-    return 0;
+    return rc ? 1 : 0;
 }
 
 int main(int argc, char **argv)

@@ -18,6 +18,9 @@ import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import agent_keys  # noqa: E402  tests/support: the agents' CURVE keys under a temporary home
+
 from polling import eventually
 
 ENGRAMD, ENGRAM, LOCAL_CLUSTER = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -28,6 +31,8 @@ FAKETIME_LIBS = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
 
 
 def engram(*args, home=None, socket=None):
+    if socket:  # a command that talks to a node: the agent's key, in the home it runs with
+        agent_keys.make("tester", home)
     env = dict(os.environ, ENGRAM_AGENT="tester", ENGRAM_USER="alice")
     if home:
         env["ENGRAM_HOME"] = home

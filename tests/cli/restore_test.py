@@ -24,6 +24,9 @@ import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import agent_keys  # noqa: E402  tests/support: the agents' CURVE keys under a temporary home
+
 from polling import eventually
 
 ENGRAMD, ENGRAM, LOCAL_CLUSTER = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -32,6 +35,7 @@ WRITES = 20
 
 
 def engram(socket, *args):
+    agent_keys.make("tester")
     env = dict(os.environ, ENGRAM_AGENT="tester", ENGRAM_USER="alice", ENGRAM_SOCKET=socket)
     return subprocess.run([ENGRAM, *args], env=env, capture_output=True, text=True, timeout=60)
 

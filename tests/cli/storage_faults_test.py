@@ -15,6 +15,9 @@ import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import agent_keys  # noqa: E402  tests/support: the agents' CURVE keys under a temporary home
+
 ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
 SKIP = 77
 
@@ -56,6 +59,7 @@ class Volume:
         raise RuntimeError("engramd did not start")
 
     def cli(self, *args, stdin=None):
+        agent_keys.make("t")
         env = dict(os.environ, ENGRAM_SOCKET=self.socket, ENGRAM_AGENT="t", ENGRAM_USER="u")
         return subprocess.run([ENGRAM, *args], env=env, input=stdin, capture_output=True,
                               text=True, timeout=30)

@@ -19,6 +19,9 @@ import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import agent_keys  # noqa: E402  tests/support: the agents' CURVE keys under a temporary home
+
 ENGRAMD, ENGRAM, SOURCES = sys.argv[1], sys.argv[2], sys.argv[3]
 TIMEOUT = 60  # the machines that run the tests are shared and slow
 
@@ -28,6 +31,7 @@ def engramd(*args):
 
 
 def stats(endpoint):
+    agent_keys.make("tester")
     env = dict(os.environ, ENGRAM_SOCKET=endpoint, ENGRAM_AGENT="tester", ENGRAM_USER="alice")
     return subprocess.run([ENGRAM, "stats"], env=env, capture_output=True, text=True,
                           timeout=TIMEOUT)

@@ -30,6 +30,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import agent_keys  # noqa: E402  tests/support: the agents' CURVE keys under a temporary home
+
 
 def parse_args():
     p = argparse.ArgumentParser()
@@ -131,6 +134,8 @@ def run_against_node(prefix, program, workdir):
     bindir = os.path.join(prefix, ARGS.bindir)
     socket = f"ipc://{workdir}/engram.sock"
     # The installed programs find their libraries from the prefix alone.
+    agent_keys.make("reader")  # the CLI's agent below, and the example's (in a temporary home)
+    agent_keys.make("hello")
     plain = env_without("LD_LIBRARY_PATH", "ENGRAM_SOCKET")
     cli = lambda *a: subprocess.run([os.path.join(bindir, "engram"), *a], capture_output=True,
                                     text=True, timeout=30,

@@ -50,6 +50,7 @@
 #include <czmq.h>
 #include <sodium.h>
 
+#include "agent_keys.h"
 #include "crdt/codec.h"
 #include "crdt/ctx.h"
 #include "engram/engram.h"
@@ -370,10 +371,9 @@ static bool s_token_grew(const char *newer, const char *older, const char *scope
 
 static zsock_t *s_dealer(node_harness_t *node)
 {
-    zsock_t *d = s_hold(S_HELD_SOCK, zsock_new(ZMQ_DEALER));
+    zsock_t *d = s_hold(S_HELD_SOCK, node_harness_dealer(node, "raw-agent"));
     zsock_set_linger(d, 0);
     zsock_set_rcvtimeo(d, 5000);
-    assert_int_equal(zsock_connect(d, "%s", node_harness_endpoint(node)), 0);
     return d;
 }
 
@@ -1242,6 +1242,7 @@ static void test_causal_token(void **state)
     char *forged = s_token_forge(token, "user:tok", 5);
     s_waiter_t waiter = {node_harness_endpoint(s_nodes.a), forged, 800, 0, 0, "", false};
     pthread_t thread;
+    assert_int_equal(agent_keys_make("agent-wait"), 0); /* s_wait_get's agent */
     assert_int_equal(pthread_create(&thread, NULL, s_wait_get, &waiter), 0);
     s_waiter_parked(&waiter, 100);
     start = s_now_ms();

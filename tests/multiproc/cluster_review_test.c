@@ -14,7 +14,7 @@
  *                                          (bad_messages) but logged only a few times, and a
  *                                          refusal carries no card
  *    test_peer_cert_written_once           A writes B's certificate into DATA/peers (where
- *                                          zauth's thread reads it) once: B's restart, a new
+ *                                          the ZAP handler reads it) once: B's restart, a new
  *                                          incarnation, leaves the file as it was
  *
  *  Both stop every node with SIGTERM, exit status 0 required (no leak under ASan).

@@ -58,6 +58,7 @@
 #include <czmq.h>
 #include <sodium.h>
 
+#include "agent_keys.h"
 #include "engram/engram.h"
 #include "node/trust/admission.h"
 #include "node_harness.h"
@@ -857,6 +858,7 @@ static void test_kill_under_load(void **state)
     atomic_int stop = 0;
     s_writer_t writers[2];
     pthread_t threads[2];
+    assert_int_equal(agent_keys_make("writer"), 0); /* s_writer_run's agent */
     for (int t = 0; t < 2; t++) {
         writers[t] = (s_writer_t){.endpoint = node_harness_endpoint(s_c.nodes[t]),
                                   .prefix = (char)('a' + t),
@@ -1159,7 +1161,7 @@ static void test_foreign_node_refused(void **state)
     s_put(0, scope, "before", "spreads");
     s_expect_everywhere(scope, "before", "spreads", members);
 
-    /* A CurveZMQ client with a random key on node 0's gossip port: zauth refuses it. This
+    /* A CurveZMQ client with a random key on node 0's gossip port: ZAP refuses it. This
        comes first, while only members run, so that the stranger is the only one whose frames
        could move node 0's bad_messages (a member's frames are never refused) and the count is
        compared exactly. The foreign node below must not be running yet: it repeats its

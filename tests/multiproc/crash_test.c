@@ -51,6 +51,7 @@
 #include <czmq.h>
 #include <sodium.h>
 
+#include "agent_keys.h"
 #include "crdt/codec.h"
 #include "crdt/ctx.h"
 #include "engram/engram.h"
@@ -260,6 +261,7 @@ static void s_load_and_stop(s_round_t *round, int index, bool term)
         w->endpoint = node_harness_endpoint(s_node);
         snprintf(w->scope, sizeof w->scope, "run:crash-%d", index);
         snprintf(w->agent, sizeof w->agent, "worker-%d", t);
+        assert_int_equal(agent_keys_make(w->agent), 0);
         w->rng = prop_case("worker", index * 100 + t);
         w->stop = &stop;
         w->acks = &acks;

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent_keys.h"
 #include "engram/error.h"
 
 #ifndef ENGRAM_ENGRAMD
@@ -285,10 +286,31 @@ static int s_spawn(node_harness_t *self)
 engram_t *node_harness_connect(const node_harness_t *self, const char *agent, const char *user,
                                int timeout_ms)
 {
-    engram_t *e = engram_connect(self->endpoint, agent, user);
+    engram_t *e = agent_keys_make(agent) == 0 ? engram_connect(self->endpoint, agent, user) : NULL;
     if (e)
         engram_set_timeout(e, timeout_ms);
     return e;
+}
+
+zsock_t *node_harness_dealer(const node_harness_t *self, const char *agent)
+{
+    zcert_t *cert = agent_keys_cert(agent);
+    char *published = s_printf("%s.pub", self->endpoint + strlen("ipc://"));
+    zcert_t *server = published ? zcert_load(published) : NULL;
+    zsock_t *dealer = cert && server ? zsock_new(ZMQ_DEALER) : NULL;
+    if (dealer) {
+        zcert_apply(cert, dealer);
+        zsock_set_curve_serverkey(dealer, zcert_public_txt(server));
+        if (zsock_connect(dealer, "%s", self->endpoint) != 0)
+            zsock_destroy(&dealer);
+    }
+    if (!dealer)
+        fprintf(stderr, "node_harness: no CURVE DEALER as '%s' to %s (its key in %s)\n", agent,
+                self->endpoint, published ? published : "?");
+    zcert_destroy(&server);
+    zcert_destroy(&cert);
+    free(published);
+    return dealer;
 }
 
 int node_harness_start(node_harness_t *self)

@@ -19,6 +19,11 @@
  *  The child gets PR_SET_PDEATHSIG(SIGKILL), so a test process that dies unexpectedly does
  *  not leave a node running.
  *
+ *  Keys: the node's agent API is CURVE. node_harness_connect gives the agent a key pair on its
+ *  first use (tests/support/agent_keys.h: a temporary $ENGRAM_HOME for the test process) and
+ *  libengram pins the node's key from the certificate the node publishes beside its socket
+ *  (api.sock.pub); a test that calls engram_connect itself calls agent_keys_make first.
+ *
  *  Cluster members (below): the harness also makes an admin's cluster and the node's admission
  *  card, and starts the node with gossip on a free random port (retried if another process
  *  takes it first).
@@ -32,6 +37,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include <czmq.h>
 
 #include "engram/engram.h"
 #include "node/trust/admission.h"
@@ -65,10 +72,16 @@ const char *node_harness_endpoint(const node_harness_t *self);
 const char *node_harness_data_dir(const node_harness_t *self);
 pid_t node_harness_pid(const node_harness_t *self);
 
-/*  A libengram connection to the node as agent/user, with the given call timeout. Caller
- *  owns return value and must destroy it with engram_destroy; NULL on failure. */
+/*  A libengram connection to the node as agent/user, with the given call timeout; the agent
+ *  gets a key pair on its first use. Caller owns return value and must destroy it with
+ *  engram_destroy; NULL on failure. */
 engram_t *node_harness_connect(const node_harness_t *self, const char *agent, const char *user,
                                int timeout_ms);
+/*  A raw ZeroMQ DEALER connected to the node's API with agent's CURVE key pair (made on first
+ *  use) and the key the running node published, for tests that write frames by hand. Caller
+ *  owns return value and must destroy it with zsock_destroy; NULL on failure (said on
+ *  stderr), e.g. when the node has not published its key (is not running). */
+zsock_t *node_harness_dealer(const node_harness_t *self, const char *agent);
 /*  Prints the last lines of the node's log to stderr under a title. */
 void node_harness_dump_log(const node_harness_t *self, const char *title);
 /*  Whether the node's log (every run so far) contains needle. */

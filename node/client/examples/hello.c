@@ -6,7 +6,8 @@
  *  Against an installed engram (README.md, "Building and installing"):
  *      cc hello.c $(pkg-config --cflags --libs engram) -o hello
  *
- *  It acts as agent "hello" for user "alice" and writes VALUE (default "hello, engram") to
+ *  It acts as agent "hello" (with the key pair `engram agent create hello` makes, in
+ *  $ENGRAM_HOME/agents) for user "alice" and writes VALUE (default "hello, engram") to
  *  key "greeting" of the task scope "run:hello"; it prints "run:hello/greeting: VALUE" and
  *  exits 0, or prints the error on stderr and exits 1.
  */

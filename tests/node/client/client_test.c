@@ -1,0 +1,256 @@
+/*  Tests of libengram's requests against a fake node in this process: a CURVE ROUTER on an ipc
+ *  socket (its key published beside it, as engramd does) that answers every Request with a
+ *  canned Reply and hands the Request it got to the test, which checks what libengram put in
+ *  it: the sources declared for writes (engram_set_sources) and the access-control calls
+ *  (engram_acl_submit, engram_acl_show, engram_acl_check) with their answers.
+ */
+#define _GNU_SOURCE /* nftw */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent_keys.h"
+#include "engram/engram.h"
+#include "proto/api.pb-c.h"
+
+#define CALL_MS 5000
+/*  What the fake node answers. */
+#define S_JSON         "{\"answer\": true}"
+#define S_ID_BYTE      0xab
+#define S_ID_BYTES     16
+#define S_DENIED_AGENT "denied" /* ACL_CHECK of this agent: ENGRAM_EDENIED */
+
+typedef struct {
+    const char *endpoint;
+    zcert_t *cert;
+} s_node_args_t;
+
+/*  The fake node: answers each request, and sends the request's frame to the test. */
+static void s_fake_node(zsock_t *pipe, void *args)
+{
+    s_node_args_t *a = args;
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    assert(router);
+    zcert_apply(a->cert, router);
+    zsock_set_curve_server(router, 1);
+    zsock_set_linger(router, 0);
+    int bound = zsock_bind(router, "%s", a->endpoint);
+    zsock_signal(pipe, bound == 0 ? 0 : 1); /* a is the test's no longer */
+    zpoller_t *poller = zpoller_new(pipe, router, NULL);
+    while (bound == 0) {
+        void *which = zpoller_wait(poller, -1);
+        if (which == pipe) {
+            char *command = zstr_recv(pipe);
+            bool end = !command || streq(command, "$TERM");
+            zstr_free(&command);
+            if (end)
+                break;
+            continue;
+        }
+        if (which != router)
+            continue;
+        zmsg_t *msg = zmsg_recv(router);
+        zframe_t *routing = zmsg_pop(msg);
+        zframe_t *payload = zmsg_pop(msg);
+        zmsg_destroy(&msg);
+        Engram__Request *req =
+            engram__request__unpack(NULL, zframe_size(payload), zframe_data(payload));
+        Engram__Reply reply = ENGRAM__REPLY__INIT;
+        reply.schema_major = ENGRAM_SCHEMA_MAJOR;
+        reply.id = req ? req->id : 0;
+        uint8_t id[S_ID_BYTES];
+        memset(id, S_ID_BYTE, sizeof id);
+        if (req && req->op == ENGRAM__OP__ACL_SUBMIT) {
+            reply.statement_id.data = id;
+            reply.statement_id.len = sizeof id;
+        }
+        if (req && req->op == ENGRAM__OP__ACL_CHECK && streq(req->check_agent, S_DENIED_AGENT)) {
+            reply.code = ENGRAM_EDENIED;
+            reply.message = "not for you";
+        } else {
+            reply.json = S_JSON;
+        }
+        engram__request__free_unpacked(req, NULL);
+        zframe_t *answer = zframe_new(NULL, engram__reply__get_packed_size(&reply));
+        engram__reply__pack(&reply, zframe_data(answer));
+        zmsg_t *out = zmsg_new();
+        zmsg_append(out, &routing);
+        zmsg_append(out, &answer);
+        zmsg_send(&out, router);
+        zframe_send(&payload, pipe, 0);
+    }
+    zpoller_destroy(&poller);
+    zsock_destroy(&router);
+}
+
+static char s_dir[64];
+static zactor_t *s_node;
+static engram_t *s_engram;
+
+static int s_remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static int s_setup(void **state)
+{
+    (void)state;
+    snprintf(s_dir, sizeof s_dir, "/tmp/engram-client-XXXXXX");
+    if (!mkdtemp(s_dir) || !agent_keys_home() || agent_keys_make("agent-a") != 0)
+        return -1;
+    char endpoint[128], published[128];
+    snprintf(endpoint, sizeof endpoint, "ipc://%s/api.sock", s_dir);
+    snprintf(published, sizeof published, "%s/api.sock.pub", s_dir);
+    zcert_t *cert = zcert_new();
+    s_node_args_t args = {endpoint, cert};
+    s_node = cert ? zactor_new(s_fake_node, &args) : NULL;
+    bool ok = s_node && zcert_save_public(cert, published) == 0;
+    zcert_destroy(&cert);
+    s_engram = ok ? engram_connect(endpoint, "agent-a", "alice") : NULL;
+    if (!s_engram)
+        return -1;
+    engram_set_timeout(s_engram, CALL_MS);
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    (void)state;
+    engram_destroy(&s_engram);
+    zactor_destroy(&s_node);
+    nftw(s_dir, s_remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    return 0;
+}
+
+/*  The request the fake node got last. Caller frees it with engram__request__free_unpacked. */
+static Engram__Request *s_last_request(void)
+{
+    zsock_set_rcvtimeo(s_node, CALL_MS);
+    zframe_t *frame = zframe_recv(s_node);
+    assert_non_null(frame);
+    Engram__Request *req = engram__request__unpack(NULL, zframe_size(frame), zframe_data(frame));
+    zframe_destroy(&frame);
+    assert_non_null(req);
+    return req;
+}
+
+static void s_ok(int rc)
+{
+    if (rc)
+        fail_msg("%s: %s", engram_strerror(rc), engram_last_error(s_engram));
+}
+
+/*  The request of the last call declares exactly sources (n of them). */
+static void s_expect_sources(Engram__Op op, const char *const *sources, size_t n)
+{
+    Engram__Request *req = s_last_request();
+    assert_int_equal(req->op, op);
+    assert_int_equal(req->n_sources, n);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(req->sources[i], sources[i]);
+    engram__request__free_unpacked(req, NULL);
+}
+
+/*  engram_set_sources: every write that brings content declares the sources (a copy of the
+ *  caller's), reads declare none, and n 0 clears them. */
+static void test_sources_go_with_writes(void **state)
+{
+    (void)state;
+    char first[] = "crm:q3-export";
+    const char *sources[] = {first, "kb:pricing"};
+    s_ok(engram_set_sources(s_engram, sources, 2));
+    first[0] = 'X'; /* the connection kept its own copy */
+    const char *expected[] = {"crm:q3-export", "kb:pricing"};
+
+    engram_result_t *r = NULL;
+    s_ok(engram_put(s_engram, "run:a", "k", "v", 1, NULL, 0, &r));
+    engram_result_destroy(&r);
+    s_expect_sources(ENGRAM__OP__PUT, expected, 2);
+    s_ok(engram_put_replicated(s_engram, "run:a", "k", "v", 1, NULL, 0, 1, 100, &r));
+    engram_result_destroy(&r);
+    s_expect_sources(ENGRAM__OP__PUT, expected, 2);
+    s_ok(engram_log_append(s_engram, "run:a", "log", "line", 4, &r));
+    engram_result_destroy(&r);
+    s_expect_sources(ENGRAM__OP__LOG_APPEND, expected, 2);
+    s_ok(engram_remember(s_engram, "run:a", "a memory", NULL, 0, &r));
+    engram_result_destroy(&r);
+    s_expect_sources(ENGRAM__OP__REMEMBER, expected, 2);
+    s_ok(engram_share(s_engram, "note", "run:a", &r));
+    engram_result_destroy(&r);
+    s_expect_sources(ENGRAM__OP__SHARE, expected, 2);
+    s_ok(engram_get(s_engram, "run:a", "k", NULL, 0, &r));
+    engram_result_destroy(&r);
+    s_expect_sources(ENGRAM__OP__GET, NULL, 0);
+
+    s_ok(engram_set_sources(s_engram, NULL, 0));
+    s_ok(engram_put(s_engram, "run:a", "k", "v", 1, NULL, 0, &r));
+    engram_result_destroy(&r);
+    s_expect_sources(ENGRAM__OP__PUT, NULL, 0);
+}
+
+/*  The access-control calls: what each request carries and what the caller gets back. */
+static void test_acl_calls(void **state)
+{
+    (void)state;
+    const uint8_t statement[] = {1, 2, 3, 4, 5};
+    char *id = NULL;
+    s_ok(engram_acl_submit(s_engram, statement, sizeof statement, &id));
+    Engram__Request *req = s_last_request();
+    assert_int_equal(req->op, ENGRAM__OP__ACL_SUBMIT);
+    assert_int_equal(req->statement.len, sizeof statement);
+    assert_memory_equal(req->statement.data, statement, sizeof statement);
+    engram__request__free_unpacked(req, NULL);
+    assert_string_equal(id, "abababababababababababababababab");
+    free(id);
+    s_ok(engram_acl_submit(s_engram, statement, sizeof statement, NULL)); /* id not wanted */
+    engram__request__free_unpacked(s_last_request(), NULL);
+
+    char *json = NULL;
+    s_ok(engram_acl_show(s_engram, 1234, &json));
+    req = s_last_request();
+    assert_int_equal(req->op, ENGRAM__OP__ACL_SHOW);
+    assert_int_equal(req->at_ms, 1234);
+    engram__request__free_unpacked(req, NULL);
+    assert_string_equal(json, S_JSON);
+    free(json);
+
+    s_ok(engram_acl_check(s_engram, "researcher-1", "bob", "run:q3", 99, &json));
+    req = s_last_request();
+    assert_int_equal(req->op, ENGRAM__OP__ACL_CHECK);
+    assert_string_equal(req->check_agent, "researcher-1");
+    assert_string_equal(req->check_user, "bob");
+    assert_string_equal(req->scope, "run:q3");
+    assert_int_equal(req->at_ms, 99);
+    engram__request__free_unpacked(req, NULL);
+    assert_string_equal(json, S_JSON);
+    free(json);
+
+    /* the node's refusal is the caller's code and message, and no document */
+    json = (char *)"untouched";
+    assert_int_equal(engram_acl_check(s_engram, S_DENIED_AGENT, "bob", "run:q3", 0, &json),
+                     ENGRAM_EDENIED);
+    assert_null(json);
+    assert_string_equal(engram_last_error(s_engram), "not for you");
+    engram__request__free_unpacked(s_last_request(), NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_sources_go_with_writes, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_acl_calls, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
