@@ -97,7 +97,8 @@ typedef struct {
  *  whose key is not the pinned one, shows as ENGRAM_EUNAVAILABLE on the first call. */
 engram_t *engram_connect(const char *endpoint, const char *agent, const char *user);
 /*  The same with explicit CURVE keys (32 bytes each): the client's key pair and the node's
- *  public key. agent may be NULL or "": the node takes the agent from the key either way. */
+ *  public key (NULL: found as engram_connect finds it). agent may be NULL or "": the node
+ *  takes the agent from the key either way. */
 engram_t *engram_connect_keys(const char *endpoint, const char *agent, const char *user,
                               const uint8_t public_key[32], const uint8_t secret_key[32],
                               const uint8_t server_key[32]);

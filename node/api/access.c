@@ -24,6 +24,7 @@
 #include "crdt/mvreg.h"
 #include "crdt/value.h"
 #include "engram/error.h"
+#include "engram/limits.h"
 #include "node/api/internal.h"
 #include "node/trust/redact.h"
 #include "proto/acl.pb-c.h"
@@ -292,7 +293,7 @@ void api__acl_ingest(node_server_t *self, const crdt_scope_t *delta)
 
 int api__acl_load(node_server_t *self)
 {
-    char cursor[2 * NODE_ACL_ID_BYTES + 1] = "";
+    char cursor[ENGRAM_MAX_KEY_BYTES + 1] = "";
     bool more = true;
     while (more) {
         node_listed_t *keys = NULL;
@@ -481,9 +482,7 @@ static int s_acl_submit(node_server_t *self, const Engram__Request *req, api_rep
     r->msg.statement_id.len = sizeof id;
     if (rc == 1)
         return 0; /* already held: a replay changes nothing */
-    char key[2 * NODE_ACL_ID_BYTES + 1];
-    sodium_bin2hex(key, sizeof key, id, sizeof id);
-    return api__write_statement(self, req, key, r);
+    return api__write_statement(self, req, r);
 }
 
 int api__acl_request(node_server_t *self, const Engram__Request *req, api_reply_t *r)

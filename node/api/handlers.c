@@ -371,11 +371,15 @@ static int s_counter_add(s_op_t *op)
     return rc ? api__fail(op->r, rc, "counter '%.64s': %s", op->key, engram_strerror(rc)) : 0;
 }
 
-/*  Keeps an access statement (a packed SignedStatement the acl accepted) in sys:acl under its
- *  id, as a register whose value's payload is the statement: it replicates like any write. */
-int api__write_statement(node_server_t *self, const Engram__Request *req, const char *id_hex,
-                         api_reply_t *r)
+/*  Keeps an access statement (a packed SignedStatement the acl accepted) in sys:acl, as a
+ *  register under the hex of its hash whose value's payload is the statement: it replicates
+ *  like any write, and no register is ever written twice. */
+int api__write_statement(node_server_t *self, const Engram__Request *req, api_reply_t *r)
 {
+    uint8_t hash[16];
+    char key[2 * sizeof hash + 1];
+    crypto_generichash(hash, sizeof hash, req->statement.data, req->statement.len, NULL, 0);
+    sodium_bin2hex(key, sizeof key, hash, sizeof hash);
     Engram__Request put = *req;
     put.value = req->statement;
     put.meta_json = "";
@@ -385,7 +389,7 @@ int api__write_statement(node_server_t *self, const Engram__Request *req, const 
     put.user = "";
     r->sid = API_ACL_SCOPE;
     r->scope = API_ACL_SCOPE;
-    return s_mutate(self, &put, r, API_ACL_SCOPE, id_hex, NODE_VIEW_OBJECT, NULL, CRDT_REG, s_put,
+    return s_mutate(self, &put, r, API_ACL_SCOPE, key, NODE_VIEW_OBJECT, NULL, CRDT_REG, s_put,
                     NULL);
 }
 

@@ -95,6 +95,7 @@ struct node_server {
     zlist_t *removals;    /* api_removal_t *, owned: what the remote delta being applied removes */
     node_cluster_t *cluster; /* borrowed; NULL: a single node */
     node_acl_t *acl;         /* borrowed: the daemon's */
+    zlist_t *pending_statements; /* zframe_t *: imported statements not yet in sys:acl */
     uint64_t denials;        /* requests refused with ENGRAM_EDENIED */
     uint64_t redactions;     /* matches the write policy replaced */
     int64_t started_ms;
@@ -203,9 +204,10 @@ int api__acl_load(node_server_t *self);
 void api__acl_ingest(node_server_t *self, const crdt_scope_t *delta);
 /*  ACL_SUBMIT, ACL_SHOW, ACL_CHECK. */
 int api__acl_request(node_server_t *self, const Engram__Request *req, api_reply_t *r);
-/*  Keeps a statement the acl accepted in sys:acl (handlers.c). */
-int api__write_statement(node_server_t *self, const Engram__Request *req, const char *id_hex,
-                         api_reply_t *r);
+/*  Keeps the statement (req->statement) the acl accepted in sys:acl, under the hex of its
+ *  BLAKE2b-128 hash, so that no other statement, even one claiming its id, can displace it
+ *  (handlers.c). */
+int api__write_statement(node_server_t *self, const Engram__Request *req, api_reply_t *r);
 uint64_t api__acl_now(void);
 
 void *api__keep(api_arena_t *a, void *p);

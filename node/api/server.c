@@ -64,23 +64,25 @@ void api__request(node_server_t *self, zframe_t *routing, Engram__Request *req,
     if (req->schema_major > ENGRAM_SCHEMA_MAJOR)
         rc = api__fail(&r, ENGRAM_EVERSION, "request schema %u is newer than this node's %d",
                        req->schema_major, ENGRAM_SCHEMA_MAJOR);
-    else if (!req->agent[0])
-        rc = api__fail(&r, ENGRAM_EINVAL, "a request must name its agent");
     else if (strlen(req->agent) > MAX_NAME_BYTES || strlen(req->user) > MAX_NAME_BYTES ||
              !api__name_ok(req->agent) || !api__name_ok(req->user))
         rc = api__fail(&r, ENGRAM_EINVAL,
                        "agent and user names are UTF-8 without spaces or control "
                        "characters, at most %d bytes",
                        MAX_NAME_BYTES);
-    bool scoped = req->op != ENGRAM__OP__STATS && !api__cluster_op(req->op);
+    else /* who acts: from the connection's key (req->agent is set from it) */
+        rc = api__identify(self, req, &r);
+    bool scoped = req->op != ENGRAM__OP__STATS && !api__admin_op(req->op);
     if (rc == 0 && scoped && (rc = api__resolve(req, sid, &r)) == 0) {
         r.sid = sid;
         r.scope = req->scope;
+        rc = api__authorize(self, req, sid, &r);
     }
     r.replicas = req->replicas;
     r.timeout_ms = req->timeout_ms;
-    if (rc == 0 && scoped && sid[0] != '@' && s_op_writes(req->op) && self->cluster &&
-        !node_cluster_dots_checked(self->cluster)) {
+    bool shared_write = (scoped && sid[0] != '@' && s_op_writes(req->op)) ||
+                        req->op == ENGRAM__OP__ACL_SUBMIT; /* statements go to sys:acl */
+    if (rc == 0 && shared_write && self->cluster && !node_cluster_dots_checked(self->cluster)) {
         /* the node may not issue dots yet (node_cluster_dots_checked): held, in order */
         if (s_park(self->held, routing, req, client_key)) {
             api__arena_free(&r.arena);
@@ -222,6 +224,7 @@ static void s_turn(node_server_t *self)
         node_cluster_receive(self->cluster, self->config.max_batch * 8, (uint64_t)now);
         s_release_held(self);
     }
+    s_keep_imported(self);
     if (now >= self->next_purge_ms) {
         uint64_t purged = 0;
         if (node_store_purge(self->store, (uint64_t)now, &purged) == 0)
@@ -272,7 +275,7 @@ static int s_timeout(node_server_t *self)
 /*  --- life -------------------------------------------------------------------------- */
 
 int node_server_new(const node_server_config_t *config, const char *endpoint, node_store_t *store,
-                    node_server_t **self_p, char *why, size_t why_len)
+                    node_acl_t *acl, node_server_t **self_p, char *why, size_t why_len)
 {
     *self_p = NULL;
     node_server_t *self = calloc(1, sizeof *self);
@@ -280,6 +283,8 @@ int node_server_new(const node_server_config_t *config, const char *endpoint, no
         return ENGRAM_ENOMEM;
     self->config = *config;
     self->store = store;
+    self->acl = acl;
+    self->pending_statements = zlist_new();
     self->subscribers = zlist_new();
     self->peers = zhash_new();
     self->parked = zlist_new();
@@ -315,8 +320,46 @@ int node_server_new(const node_server_config_t *config, const char *endpoint, no
         node_server_destroy(&self);
         return ENGRAM_EUNAVAILABLE;
     }
+    int rc = api__acl_load(self);
+    if (rc) {
+        snprintf(why, why_len, "cannot read the access statements (sys:acl): %s",
+                 engram_strerror(rc));
+        node_server_destroy(&self);
+        return rc;
+    }
     *self_p = self;
     return 0;
+}
+
+void node_server_import(node_server_t *self, const uint8_t *statement, size_t len)
+{
+    char why[256] = "";
+    int rc = node_acl_add(self->acl, statement, len, NULL, why, sizeof why);
+    if (rc < 0)
+        zsys_warning("engramd: a statement of acl.init was refused: %s", why);
+    else if (rc == 0) /* new here: kept in sys:acl once shared writes may go */
+        zlist_append(self->pending_statements, zframe_new(statement, len));
+}
+
+/*  Keeps the imported statements in sys:acl, once the node may issue dots. */
+static void s_keep_imported(node_server_t *self)
+{
+    if (self->cluster && !node_cluster_dots_checked(self->cluster))
+        return;
+    zframe_t *statement;
+    while ((statement = zlist_pop(self->pending_statements))) {
+        api_reply_t r;
+        api__reply_init(&r);
+        Engram__Request req = ENGRAM__REQUEST__INIT;
+        req.statement.data = zframe_data(statement);
+        req.statement.len = zframe_size(statement);
+        int rc = api__write_statement(self, &req, &r);
+        if (rc)
+            zsys_warning("engramd: cannot keep a statement of acl.init: %s", r.message);
+        api__queue_reply(self, NULL, 0, rc, &r);
+        api__arena_free(&r.arena);
+        zframe_destroy(&statement);
+    }
 }
 
 /*  Writes the public certificate of key to path whole: beside it, then renamed over it. */
@@ -417,6 +460,10 @@ void node_server_destroy(node_server_t **self_p)
         free(p);
     }
     zlist_destroy(&self->held);
+    zframe_t *statement;
+    while (self->pending_statements && (statement = zlist_pop(self->pending_statements)))
+        zframe_destroy(&statement);
+    zlist_destroy(&self->pending_statements);
     api_out_t *out;
     while (self->outbox && (out = zlist_pop(self->outbox)))
         api__out_free(&out);

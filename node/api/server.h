@@ -37,6 +37,7 @@
 
 #include "node/cluster/cluster.h"
 #include "node/store/store.h"
+#include "node/trust/acl.h"
 
 /*  The server's settings (node/daemon/config.h documents each). */
 typedef struct {
@@ -59,7 +60,12 @@ typedef struct node_server node_server_t;
  *  store stays the caller's and must outlive the server. On failure returns a code and writes
  *  a one-line reason into why. */
 int node_server_new(const node_server_config_t *config, const char *endpoint, node_store_t *store,
-                    node_server_t **self_p, char *why, size_t why_len);
+                    node_acl_t *acl, node_server_t **self_p, char *why, size_t why_len);
+
+/*  Hands the server a packed SignedStatement the node was started with (DATA/acl.init): the
+ *  acl takes it at once, and one new to the node is kept in sys:acl (and so replicated) as soon
+ *  as the node may write shared scopes. A statement the acl refuses is logged and dropped. */
+void node_server_import(node_server_t *self, const uint8_t *statement, size_t len);
 
 /*  Publishes the API's public CURVE key for the clients of this host, each a zcert public
  *  certificate ("curve public-key = Z85") written whole (a temporary file renamed): when the

@@ -71,6 +71,9 @@ struct engram {
     zpoller_t *poller; /* reads sock; nonstop, so only a real signal interrupts it */
     char *endpoint;    /* where sock connects; for error messages */
     bool keyed;        /* sock has its CURVE keys and is connected */
+    bool key_given;    /* engram_connect_keys without the node's key: the client's are these */
+    uint8_t given_public[32];
+    uint8_t given_secret[32];
     char *key_path;    /* the agent's AGENT.cert_secret, until keyed */
     char *server_path; /* PATH.pub of an ipc://PATH endpoint without ENGRAM_SERVER_KEY */
     char *server_env;  /* ENGRAM_SERVER_KEY as it was at connect, or NULL */
@@ -411,12 +414,18 @@ static int s_keys(engram_t *self)
 {
     if (self->keyed)
         return 0;
-    if (!self->key_path)
+    if (!self->key_path && !self->key_given)
         return s_fail(self, ENGRAM_EDENIED,
                       "'%s' is not an agent name, so it has no key ($ENGRAM_HOME/agents/AGENT)",
                       self->agent);
     uint8_t public_key[32], secret_key[32], server_key[32];
-    const char *why = s_load_cert(self->key_path, public_key, secret_key);
+    const char *why = NULL;
+    if (self->key_given) {
+        memcpy(public_key, self->given_public, sizeof public_key);
+        memcpy(secret_key, self->given_secret, sizeof secret_key);
+    } else {
+        why = s_load_cert(self->key_path, public_key, secret_key);
+    }
     if (why)
         return s_fail(self, ENGRAM_EDENIED,
                       "no key for agent '%s': %s: %s (`engram agent create %s` makes it)",
@@ -610,6 +619,25 @@ static bool s_agent_file_name(const char *name)
     return name && *name && !strchr(name, '/') && strcmp(name, ".") && strcmp(name, "..");
 }
 
+/*  Where the node's key is to be found: ENGRAM_SERVER_KEY, else PATH.pub for ipc://PATH.
+ *  false when out of memory. */
+static bool s_find_server(engram_t *self)
+{
+    const char *server_env = getenv("ENGRAM_SERVER_KEY");
+    const char *path = strncmp(self->endpoint, "ipc://", 6) == 0 ? self->endpoint + 6 : NULL;
+    if (server_env && *server_env) {
+        self->server_env = strdup(server_env);
+        self->server_from = strdup("ENGRAM_SERVER_KEY");
+        return self->server_env && self->server_from;
+    }
+    if (path && *path && *path != '@' && strcmp(path, "*") != 0) {
+        self->server_path = zsys_sprintf("%s.pub", path);
+        self->server_from = self->server_path ? strdup(self->server_path) : NULL;
+        return self->server_from != NULL;
+    }
+    return true;
+}
+
 engram_t *engram_connect(const char *endpoint, const char *agent, const char *user)
 {
     engram_t *self = s_new(endpoint, agent, user);
@@ -624,19 +652,8 @@ engram_t *engram_connect(const char *endpoint, const char *agent, const char *us
                                                       user_home ? user_home : ".", agent);
         ok = self->key_path != NULL;
     }
-    const char *server_env = getenv("ENGRAM_SERVER_KEY");
-    const char *path = strncmp(self->endpoint, "ipc://", 6) == 0 ? self->endpoint + 6 : NULL;
-    if (server_env && *server_env) {
-        self->server_env = strdup(server_env);
-        self->server_from = strdup("ENGRAM_SERVER_KEY");
-        ok = ok && self->server_env && self->server_from;
-    } else if (path && *path && *path != '@' && strcmp(path, "*") != 0) {
-        self->server_path = zsys_sprintf("%s.pub", path);
-        self->server_from = self->server_path ? strdup(self->server_path) : NULL;
-        ok = ok && self->server_from;
-    }
     /*  Connects now if the keys are there: an endpoint libzmq refuses is refused here. */
-    if (!ok || s_keys(self) == ENGRAM_EINVAL) {
+    if (!ok || !s_find_server(self) || s_keys(self) == ENGRAM_EINVAL) {
         engram_destroy(&self);
         return NULL;
     }
@@ -648,8 +665,18 @@ engram_t *engram_connect_keys(const char *endpoint, const char *agent, const cha
                               const uint8_t public_key[32], const uint8_t secret_key[32],
                               const uint8_t server_key[32])
 {
-    assert(public_key && secret_key && server_key);
+    assert(public_key && secret_key);
     engram_t *self = s_new(endpoint, agent, user);
+    if (self && !server_key) { /* the node's key found as engram_connect finds it */
+        memcpy(self->given_public, public_key, sizeof self->given_public);
+        memcpy(self->given_secret, secret_key, sizeof self->given_secret);
+        self->key_given = true;
+        if (!s_find_server(self) || s_keys(self) == ENGRAM_EINVAL)
+            engram_destroy(&self);
+        else
+            s_clear_error(self);
+        return self;
+    }
     if (self && !(self->server_from = strdup("the caller of engram_connect_keys")))
         engram_destroy(&self);
     if (self && s_key(self, public_key, secret_key, server_key) != 0)
@@ -663,6 +690,7 @@ void engram_destroy(engram_t **self_p)
     engram_t *self = *self_p;
     if (!self)
         return;
+    sodium_memzero(self->given_secret, sizeof self->given_secret);
     zpoller_destroy(&self->poller);
     zsock_destroy(&self->sock);
     if (self->events) {

@@ -75,26 +75,32 @@ static int s_hex_field(zconfig_t *config, const char *path, uint8_t *out, size_t
     return 0;
 }
 
-int node_admin_load(const char *home, node_trust_t *trust,
-                    uint8_t secret_key[crypto_sign_SECRETKEYBYTES], char *why, size_t why_len)
+int node_admin_load_file(const char *path, node_trust_t *trust, char *why, size_t why_len)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/cluster", home);
     zconfig_t *config = zconfig_load(path);
     if (!config) {
-        snprintf(why, why_len, "no cluster in %s: run `engram cluster init` first", home);
+        snprintf(why, why_len, "cannot read %s", path);
         return ENGRAM_ENOTFOUND;
     }
     int rc = s_hex_field(config, "cluster/id", trust->cluster_id, sizeof trust->cluster_id);
     if (rc == 0)
         rc = s_hex_field(config, "cluster/admin_key", trust->admin_key, sizeof trust->admin_key);
     zconfig_destroy(&config);
-    if (rc) {
+    if (rc)
         snprintf(why, why_len, "%s is not a cluster file", path);
+    return rc;
+}
+
+int node_admin_load(const char *home, node_trust_t *trust,
+                    uint8_t secret_key[crypto_sign_SECRETKEYBYTES], char *why, size_t why_len)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/cluster", home);
+    int rc = node_admin_load_file(path, trust, why, why_len);
+    if (rc == ENGRAM_ENOTFOUND)
+        snprintf(why, why_len, "no cluster in %s: run `engram cluster init` first", home);
+    if (rc || !secret_key)
         return rc;
-    }
-    if (!secret_key)
-        return 0;
     snprintf(path, sizeof path, "%s/admin.key", home);
     uint8_t *hex;
     size_t len, got = 0;

@@ -39,6 +39,9 @@ int node_admin_init(const char *home, node_trust_t *trust, char *why, size_t why
 /*  Loads the cluster of home and, if secret_key is not NULL, the admin's secret key. */
 int node_admin_load(const char *home, node_trust_t *trust,
                     uint8_t secret_key[crypto_sign_SECRETKEYBYTES], char *why, size_t why_len);
+/*  Reads a cluster file (the format of $ENGRAM_HOME/cluster: its id and admin public key),
+ *  such as the trust file `engram init` writes into a lone node's data directory. */
+int node_admin_load_file(const char *path, node_trust_t *trust, char *why, size_t why_len);
 /*  Signs an admission of node_key; *card is the caller's to free(). */
 int node_admin_admit(const node_trust_t *trust, const uint8_t *secret_key,
                      const uint8_t node_key[crypto_sign_PUBLICKEYBYTES], uint64_t now_ms,
