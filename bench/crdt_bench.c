@@ -328,10 +328,10 @@ static int s_do(crdt_type_id_t type, crdt_scope_t *r, s_workload_t *w, const s_o
         return crdt_mvreg_write(r, key, s_hlc(&w->clock, i), w->val, VALUE_BYTES, delta_p);
     case CRDT_SET:
         if (op->add)
-            return crdt_awset_add(r, key, w->elems->names[op->arg], delta_p);
+            return crdt_awset_add(r, key, w->elems->names[op->arg], NULL, 0, delta_p);
         return crdt_awset_remove(r, key, w->elems->names[op->arg], delta_p);
     case CRDT_COUNTER:
-        return crdt_counter_add(r, key, op->arg, delta_p);
+        return crdt_counter_add(r, key, "", op->arg, delta_p);
     case CRDT_LOG:
         s_value_stamp(w->val, i);
         return crdt_log_append(r, key, s_hlc(&w->clock, i), w->val, VALUE_BYTES, delta_p);
@@ -800,7 +800,7 @@ static void s_section3(const s_config_t *cfg)
                                    s_hlc(&clocks[from], op), val, VALUE_BYTES, &delta));
         } else {
             CHECK(
-                crdt_counter_add(w[from], counters.names[s_below(&rng, COUNTER_KEYS)], 1, &delta));
+                crdt_counter_add(w[from], counters.names[s_below(&rng, COUNTER_KEYS)], "", 1, &delta));
         }
         for (size_t i = 0; i < nw; i++)
             if (i != from)

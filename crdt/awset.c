@@ -1,11 +1,13 @@
 /*  crdt_awset: add-wins observed-remove set (see awset.h). */
 #include "crdt/awset.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "crdt/internal.h"
 #include "engram/error.h"
+#include "engram/limits.h"
 
 static int s_check_type(const crdt_scope_t *self, const char *key, const char *elem)
 {
@@ -16,9 +18,10 @@ static int s_check_type(const crdt_scope_t *self, const char *key, const char *e
     return 0;
 }
 
-/*  Removes the dots elem holds here (observed), with a fresh dot; adds elem if `add`. */
+/*  Removes the entries elem holds here (observed), with a fresh dot; adds elem with data if
+ *  `add`. */
 static int s_update(crdt_scope_t *self, const char *key, const char *elem, bool add,
-                    crdt_scope_t **delta_p)
+                    const void *data, size_t len, crdt_scope_t **delta_p)
 {
     int rc = s_check_type(self, key, elem);
     if (rc)
@@ -30,22 +33,22 @@ static int s_update(crdt_scope_t *self, const char *key, const char *elem, bool 
     if (rc == 0 && !add && n == 0)
         rc = ENGRAM_ENOTFOUND;
     if (rc == 0)
-        rc = crdt__scope_operate(self, CRDT_SET, key, add ? elem : NULL, 0, NULL, 0, observed,
-                                 n, delta_p);
+        rc = crdt__scope_operate(self, CRDT_SET, key, add ? elem : NULL, 0, data, len, observed, n,
+                                 delta_p);
     free(observed);
     return rc;
 }
 
-int crdt_awset_add(crdt_scope_t *self, const char *key, const char *elem,
-                   crdt_scope_t **delta_p)
+int crdt_awset_add(crdt_scope_t *self, const char *key, const char *elem, const void *data,
+                   size_t len, crdt_scope_t **delta_p)
 {
-    return s_update(self, key, elem, true, delta_p);
+    assert(data || len == 0);
+    return s_update(self, key, elem, true, data, len, delta_p);
 }
 
-int crdt_awset_remove(crdt_scope_t *self, const char *key, const char *elem,
-                      crdt_scope_t **delta_p)
+int crdt_awset_remove(crdt_scope_t *self, const char *key, const char *elem, crdt_scope_t **delta_p)
 {
-    return s_update(self, key, elem, false, delta_p);
+    return s_update(self, key, elem, false, NULL, 0, delta_p);
 }
 
 bool crdt_awset_contains(const crdt_scope_t *self, const char *key, const char *elem)
@@ -59,8 +62,7 @@ static int s_strcmp_p(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-int crdt_awset_members(const crdt_scope_t *self, const char *key, const char ***members,
-                       size_t *n)
+int crdt_awset_members(const crdt_scope_t *self, const char *key, const char ***members, size_t *n)
 {
     const crdt__object_t *set = crdt__scope_object(self, CRDT_SET, key);
     if (!set)
@@ -79,10 +81,50 @@ int crdt_awset_members(const crdt_scope_t *self, const char *key, const char ***
     return 0;
 }
 
+/*  Element order, then dot order. */
+static int s_elem_dot_order(const void *a, const void *b)
+{
+    const crdt_entry_view_t *x = a, *y = b;
+    int c = strcmp(x->elem, y->elem);
+    if (c)
+        return c;
+    if (x->node != y->node)
+        return x->node < y->node ? -1 : 1;
+    return x->n < y->n ? -1 : (x->n > y->n);
+}
+
+int crdt_awset_entries(const crdt_scope_t *self, const char *key, const char *elem,
+                       crdt_entry_view_t **entries, size_t *n)
+{
+    const crdt__object_t *set = crdt__scope_object(self, CRDT_SET, key);
+    if (!set)
+        return ENGRAM_ENOTFOUND;
+    if (!elem) {
+        int rc = crdt__object_views(set, entries, n);
+        if (rc == 0)
+            qsort(*entries, *n, sizeof **entries, s_elem_dot_order);
+        return rc;
+    }
+    const crdt__leaf_t *leaf = crdt__object_leaf(set, elem);
+    if (!leaf)
+        return ENGRAM_ENOTFOUND;
+    *entries = calloc(leaf->n ? leaf->n : 1, sizeof **entries);
+    if (!*entries)
+        return ENGRAM_ENOMEM;
+    for (size_t k = 0; k < leaf->n; k++) { /* a leaf keeps its entries in dot order */
+        const crdt__entry_t *e = &leaf->entries[k];
+        (*entries)[k] =
+            (crdt_entry_view_t){leaf->elem, e->dot.node, e->dot.n, e->hlc, e->data, e->len};
+    }
+    *n = leaf->n;
+    return 0;
+}
+
+/*  Data is the add's, opaque: empty (adds from before sets carried provenance) or not. */
 static int s_check_entry(const char *elem, const uint8_t *data, size_t len)
 {
     (void)data;
-    return (*elem && len == 0) ? 0 : ENGRAM_EDECODE;
+    return (*elem && len <= ENGRAM_MAX_ENTRY_BYTES) ? 0 : ENGRAM_EDECODE;
 }
 
 const crdt_type_t crdt__awset_type = {CRDT_SET, "set", s_check_entry};

@@ -52,7 +52,7 @@ typedef struct {
 
 typedef struct crdt__object crdt__object_t;
 
-/*  DotFun<value> (a DotSet when every len is 0): the entries of one element, sorted by dot. */
+/*  DotFun<value>: the entries of one element, sorted by dot. */
 typedef struct {
     crdt__object_t *object; /* the object holding this leaf */
     char *elem;             /* owned */

@@ -3,8 +3,9 @@
  *
  *  Model (Almeida, Shoker, Baquero, "Delta State Replicated Data Types", 2018). A scope is
  *  DotMap<(type, key), DotMap<elem, DotFun<value>>> with one context. Every type is an
- *  instance of that one shape: an AWSet is DotMap<elem, DotSet> (a DotSet is a DotFun whose
- *  values are empty), and MVReg, causal counter and Log are a DotFun under the empty element.
+ *  instance of that one shape: an AWSet is DotMap<elem, DotFun<data>> (each add's data, which
+ *  may be empty: then a DotSet), a causal counter is DotMap<contributor, DotFun<total>>, and
+ *  MVReg and Log are a DotFun under the empty element.
  *  Flattened, the state is a set of entries (type, key, elem, dot) -> (hlc, value) plus the
  *  context, and the one join for every store is
  *      S ⊔ S' = (S ∩ S') ∪ {e ∈ S : dot(e) ∉ c'} ∪ {e ∈ S' : dot(e) ∉ c},   c ⊔ c' = c ∪ c'

@@ -3,11 +3,14 @@
  *  A type is a reading of the one store shape (see scope.h) plus the rules its entries obey,
  *  which decoders enforce on untrusted input:
  *    reg      MVReg      DotFun<value> under elem "": entries carry an HLC and the value bytes.
- *    set      AWSet      DotMap<elem, DotSet>: non-empty elems, no value bytes.
- *    counter  causal ctr DotFun<total> under elem "": value is a little-endian int64, the
- *                        running total of the node that wrote it. (One entry per node under
- *                        causal delivery; a state joined out of order may briefly hold more,
- *                        so decoders do not insist on it.)
+ *    set      AWSet      DotMap<elem, DotFun<data>>: non-empty elems; each add's data is
+ *                        opaque (node/ puts the add's provenance there; empty in adds from
+ *                        before sets carried it).
+ *    counter  causal ctr DotMap<contributor, DotFun<total>>: any elem (the contributor, ""
+ *                        included); value is a little-endian int64, the running total of the
+ *                        node that wrote it for that contributor. (One entry per node and
+ *                        contributor under causal delivery; a state joined out of order may
+ *                        briefly hold more, so decoders do not insist on it.)
  *    log      Log        DotFun<entry> under elem "": entries ordered by (HLC, dot).
  *  Type ids are part of the wire and disk formats: append, never renumber.
  */

@@ -112,9 +112,9 @@ int main(void)
                 "log append");
         s_push(hosts, 0, &d, all);
     }
-    s_check(crdt_awset_add(hosts[0].scope, "sources", "crm:q3-export", &d), "set add");
+    s_check(crdt_awset_add(hosts[0].scope, "sources", "crm:q3-export", NULL, 0, &d), "set add");
     s_push(hosts, 0, &d, all);
-    s_check(crdt_counter_add(hosts[0].scope, "tokens", 1800, &d), "counter add");
+    s_check(crdt_counter_add(hosts[0].scope, "tokens", "", 1800, &d), "counter add");
     s_push(hosts, 0, &d, all);
 
     printf("\n2. host-c is partitioned away; writer-1 on host-b and researcher-1 on host-a both "
@@ -129,9 +129,9 @@ int main(void)
             "write");
     s_push(hosts, 0, &from_a, partitioned);
     s_push(hosts, 1, &d, partitioned);
-    s_check(crdt_awset_add(hosts[1].scope, "sources", "analyst-call-notes", &d), "set add");
+    s_check(crdt_awset_add(hosts[1].scope, "sources", "analyst-call-notes", NULL, 0, &d), "set add");
     s_push(hosts, 1, &d, partitioned);
-    s_check(crdt_counter_add(hosts[1].scope, "tokens", 950, &d), "counter add");
+    s_check(crdt_counter_add(hosts[1].scope, "tokens", "", 950, &d), "counter add");
     s_push(hosts, 1, &d, partitioned);
     for (int h = 0; h < HOSTS; h++)
         s_show(&hosts[h]);

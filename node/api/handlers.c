@@ -352,7 +352,7 @@ static int s_set_op(s_op_t *op)
     op->event->type = "set";
     op->event->value.data = (uint8_t *)op->req->elem;
     op->event->value.len = strlen(op->req->elem);
-    int rc = add ? crdt_awset_add(op->view, op->key, op->req->elem, &op->delta)
+    int rc = add ? crdt_awset_add(op->view, op->key, op->req->elem, NULL, 0, &op->delta)
                  : crdt_awset_remove(op->view, op->key, op->req->elem, &op->delta);
     return rc ? api__fail(op->r, rc, "'%.64s' in '%.64s': %s", op->req->elem, op->key,
                           engram_strerror(rc))
@@ -365,7 +365,7 @@ static int s_counter_add(s_op_t *op)
     op->history.amount = op->req->amount;
     op->event->type = "counter";
     op->event->amount = op->req->amount;
-    int rc = crdt_counter_add(op->view, op->key, op->req->amount, &op->delta);
+    int rc = crdt_counter_add(op->view, op->key, "", op->req->amount, &op->delta);
     if (rc == 0)
         rc = crdt_counter_value(op->view, op->key, &op->r->msg.number);
     return rc ? api__fail(op->r, rc, "counter '%.64s': %s", op->key, engram_strerror(rc)) : 0;

@@ -8,6 +8,8 @@
  *    the original: same context, same entries, same digest, same prune cut, same removal
  *    records. Replicas also restart from their own encoding and carry on, and deltas travel
  *    only as bytes, so convergence at the end is a check of the codec too;
+ *  - set adds carry their data (the provenance node/ puts there) and counter totals their
+ *    contributor across the wire, in states, deltas and catch-up deltas;
  *  - contexts (with dot clouds) round-trip through crdt_ctx_encode/crdt_ctx_decode;
  *  - malformed input: every truncation, single and multiple bit flips, random bytes, and
  *    hand-built protobuf messages that parse but break one invariant each (bad type, key,
@@ -80,8 +82,7 @@ static bool s_same_records(const uint8_t *a, size_t alen, const uint8_t *b, size
             continue;
         qsort(p->removed, p->n_removed / 2, sizeof(crdt_dot_t), s_dotcmp);
         qsort(q->removed, q->n_removed / 2, sizeof(crdt_dot_t), s_dotcmp);
-        same =
-               memcmp(p->removed, q->removed, p->n_removed * sizeof *p->removed) == 0;
+        same = memcmp(p->removed, q->removed, p->n_removed * sizeof *p->removed) == 0;
     }
     if (x)
         engram__scope__free_unpacked(x, NULL);
@@ -199,7 +200,7 @@ static int s_decode_untrusted(const uint8_t *buf, size_t len)
     PROP_CHECK(rc2 == rc);
     if (rc2 == 0) {
         crdt_scope_t *delta = NULL;
-        int op = crdt_awset_add(s, "untrusted-key", "e", &delta);
+        int op = crdt_awset_add(s, "untrusted-key", "e", NULL, 0, &delta);
         PROP_CHECK(op == 0 || op == ENGRAM_ETYPE || op == ENGRAM_ERANGE);
         PROP_CHECK(crdt_scope_digest(s) == crdt_scope_digest_recompute(s));
         if (op == 0) {
@@ -242,12 +243,12 @@ static void test_canonical_use(void **state)
     (void)state;
     crdt_scope_t *alice = crdt_scope_new(1);
     assert_non_null(alice);
-    assert_int_equal(crdt_awset_add(alice, "tags", "urgent", NULL), 0);
-    assert_int_equal(crdt_awset_add(alice, "tags", "draft", NULL), 0);
+    assert_int_equal(crdt_awset_add(alice, "tags", "urgent", NULL, 0, NULL), 0);
+    assert_int_equal(crdt_awset_add(alice, "tags", "draft", NULL, 0, NULL), 0);
     assert_int_equal(crdt_awset_remove(alice, "tags", "draft", NULL), 0);
     assert_int_equal(crdt_mvreg_write(alice, "title", 100, "Q3 plan", 7, NULL), 0);
-    assert_int_equal(crdt_counter_add(alice, "visits", 5, NULL), 0);
-    assert_int_equal(crdt_counter_add(alice, "visits", -2, NULL), 0);
+    assert_int_equal(crdt_counter_add(alice, "visits", "", 5, NULL), 0);
+    assert_int_equal(crdt_counter_add(alice, "visits", "", -2, NULL), 0);
     assert_int_equal(crdt_log_append(alice, "journal", 101, "started", 7, NULL), 0);
     assert_int_equal(crdt_mvreg_write(alice, "scratch", 102, "tmp", 3, NULL), 0);
     crdt_scope_t *delta = NULL;
@@ -305,7 +306,7 @@ static void test_canonical_use(void **state)
 /*  --- random worlds: replicas exchanging deltas as bytes ----------------------------- */
 
 #define W_MAX_REPLICAS 4
-#define W_MAX_PENDING 64
+#define W_MAX_PENDING  64
 
 typedef struct {
     uint8_t *buf;
@@ -327,7 +328,7 @@ typedef struct {
 
 static const char *const s_keys[] = {"k", "tags", "title", "visits", "journal", "x"};
 static const char *const s_elems[] = {"a", "b", "c", "a-much-longer-element-name"};
-#define NKEYS (sizeof s_keys / sizeof *s_keys)
+#define NKEYS  (sizeof s_keys / sizeof *s_keys)
 #define NELEMS (sizeof s_elems / sizeof *s_elems)
 
 static void s_world_init(world_t *w, prop_rng_t *rng)
@@ -419,14 +420,15 @@ static void s_world_local_op(world_t *w, size_t r)
     int rc;
     bool removes = false;
     if (kind < 22) {
-        rc = crdt_awset_add(s, key, elem, &delta);
+        rc = crdt_awset_add(s, key, elem, data, len, &delta); /* len 0: an old add */
     } else if (kind < 34) {
         rc = crdt_awset_remove(s, key, elem, &delta);
         removes = true;
     } else if (kind < 52) {
         rc = crdt_mvreg_write(s, key, ++w->hlc, data, len, &delta);
     } else if (kind < 70) {
-        rc = crdt_counter_add(s, key, (int64_t)prop_below(w->rng, 201) - 100, &delta);
+        const char *contributor = prop_chance(w->rng, 25) ? "" : elem;
+        rc = crdt_counter_add(s, key, contributor, (int64_t)prop_below(w->rng, 201) - 100, &delta);
     } else if (kind < 88) {
         rc = crdt_log_append(s, key, ++w->hlc, data, len, &delta);
     } else {
@@ -663,6 +665,69 @@ static void test_roundtrip_random_worlds(void **state)
     assert_true(clouds > 0);
 }
 
+/*  Set adds carry their data (node/ puts the add's provenance there) and counter totals their
+ *  contributor across the wire: in an add's delta, an increment's delta, a whole state and a
+ *  catch-up delta. */
+static void test_roundtrip_provenance(void **state)
+{
+    (void)state;
+    crdt_scope_t *a = crdt_scope_new(1), *b = crdt_scope_new(2), *add = NULL, *inc = NULL;
+    assert_int_equal(crdt_awset_add(a, "sources", "crm", "prov-a", 6, NULL), 0);
+    assert_int_equal(crdt_awset_add(a, "sources", "old", NULL, 0, NULL), 0); /* no data */
+    assert_int_equal(crdt_counter_add(a, "tokens", "ann\x1fu1", 5, NULL), 0);
+    assert_int_equal(crdt_counter_add(a, "tokens", "", 2, NULL), 0);
+    assert_int_equal(crdt_awset_add(b, "sources", "crm", "prov-b", 6, &add), 0);
+    assert_int_equal(crdt_counter_add(b, "tokens", "bob\x1fu1", 7, &inc), 0);
+    crdt_scope_t *add_wire = s_roundtrip_as(add, 0), *inc_wire = s_roundtrip_as(inc, 0);
+    assert_int_equal(crdt_scope_join(a, add_wire), 0);
+    assert_int_equal(crdt_scope_join(a, inc_wire), 0);
+
+    crdt_scope_t *copy = s_roundtrip_as(a, 1);
+    crdt_entry_view_t *entries = NULL;
+    size_t n = 0;
+    assert_int_equal(crdt_awset_entries(copy, "sources", "crm", &entries, &n), 0);
+    assert_int_equal(n, 2); /* concurrent adds: both, in dot order */
+    assert_int_equal(entries[0].node, 1);
+    assert_int_equal(entries[0].len, 6);
+    assert_memory_equal(entries[0].data, "prov-a", 6);
+    assert_int_equal(entries[1].node, 2);
+    assert_int_equal(entries[1].len, 6);
+    assert_memory_equal(entries[1].data, "prov-b", 6);
+    free(entries);
+    assert_int_equal(crdt_awset_entries(copy, "sources", "old", &entries, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(entries[0].len, 0);
+    free(entries);
+    crdt_counter_contribution_t *shares = NULL;
+    assert_int_equal(crdt_counter_contributions(copy, "tokens", &shares, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(shares[0].contributor, "");
+    assert_int_equal(shares[0].total, 2);
+    assert_string_equal(shares[1].contributor, "ann\x1fu1");
+    assert_int_equal(shares[1].total, 5);
+    assert_string_equal(shares[2].contributor, "bob\x1fu1");
+    assert_int_equal(shares[2].total, 7);
+    free(shares);
+
+    /* b catches up through the wire and holds the same entries, data and contributors. */
+    crdt_scope_t *catch_up = crdt_scope_delta_since(a, crdt_scope_ctx(b));
+    assert_non_null(catch_up);
+    crdt_scope_t *wire = s_roundtrip_as(catch_up, 0);
+    assert_int_equal(crdt_scope_join(b, wire), 0);
+    assert_true(crdt_scope_equal(a, b));
+    assert_true(crdt_scope_equal(copy, b));
+
+    crdt_scope_destroy(&wire);
+    crdt_scope_destroy(&catch_up);
+    crdt_scope_destroy(&copy);
+    crdt_scope_destroy(&inc_wire);
+    crdt_scope_destroy(&add_wire);
+    crdt_scope_destroy(&inc);
+    crdt_scope_destroy(&add);
+    crdt_scope_destroy(&b);
+    crdt_scope_destroy(&a);
+}
+
 static void test_roundtrip_empty(void **state)
 {
     (void)state;
@@ -672,7 +737,7 @@ static void test_roundtrip_empty(void **state)
     assert_int_equal(crdt_scope_entries(copy), 0);
     assert_true(crdt_ctx_is_empty(crdt_scope_ctx(copy)));
     /* A decoded empty replica issues its first dot. */
-    assert_int_equal(crdt_awset_add(copy, "k", "e", NULL), 0);
+    assert_int_equal(crdt_awset_add(copy, "k", "e", NULL, 0, NULL), 0);
     assert_int_equal(crdt_ctx_max(crdt_scope_ctx(copy), 42), 1);
     crdt_scope_destroy(&copy);
     crdt_scope_destroy(&empty);
@@ -701,7 +766,7 @@ static void test_roundtrip_removal_only_delta(void **state)
     (void)state;
     crdt_scope_t *a = crdt_scope_new(5);
     for (int i = 0; i < 4; i++)
-        assert_int_equal(crdt_awset_add(a, "s", s_elems[i], NULL), 0);
+        assert_int_equal(crdt_awset_add(a, "s", s_elems[i], NULL, 0, NULL), 0);
     crdt_scope_t *remove = NULL, *forget = NULL;
     assert_int_equal(crdt_awset_remove(a, "s", "b", &remove), 0);
     assert_int_equal(crdt_scope_entries(remove), 0);
@@ -731,13 +796,13 @@ static void test_delta_since_after_prune(void **state)
 {
     (void)state;
     crdt_scope_t *a = crdt_scope_new(1), *b = crdt_scope_new(2);
-    assert_int_equal(crdt_awset_add(a, "s", "x", NULL), 0);
-    assert_int_equal(crdt_awset_add(a, "s", "x", NULL), 0); /* replaces (1,1): a record */
+    assert_int_equal(crdt_awset_add(a, "s", "x", NULL, 0, NULL), 0);
+    assert_int_equal(crdt_awset_add(a, "s", "x", NULL, 0, NULL), 0); /* replaces (1,1): a record */
     assert_int_equal(crdt_scope_join(b, a), 0);
     crdt_ctx_t *cut = crdt_ctx_meet(crdt_scope_ctx(a), crdt_scope_ctx(b));
     assert_int_equal(crdt_scope_prune(a, cut), 0);
     assert_int_equal(crdt_scope_prune(b, cut), 0);
-    assert_int_equal(crdt_awset_add(a, "s", "y", NULL), 0);
+    assert_int_equal(crdt_awset_add(a, "s", "y", NULL, 0, NULL), 0);
 
     crdt_scope_t *delta = crdt_scope_delta_since(a, crdt_scope_ctx(b));
     assert_non_null(delta);
@@ -748,7 +813,8 @@ static void test_delta_since_after_prune(void **state)
     int rc = crdt_scope_decode(buf, len, 0, &wire);
     if (rc != 0)
         print_error("delta_since after prune: decode gave %d (%s); delta prune cut covered by "
-                    "its context: %s\n", rc, engram_strerror(rc),
+                    "its context: %s\n",
+                    rc, engram_strerror(rc),
                     crdt_ctx_covers(crdt_scope_ctx(delta), crdt_scope_pruned(delta)) ? "yes"
                                                                                      : "no");
     assert_int_equal(rc, 0);
@@ -772,12 +838,12 @@ static void test_counter_two_totals_after_forget(void **state)
     (void)state;
     crdt_scope_t *n1 = crdt_scope_new(1), *n2 = crdt_scope_new(2), *n3 = crdt_scope_new(3);
     crdt_scope_t *first = NULL, *forget = NULL, *second = NULL;
-    assert_int_equal(crdt_counter_add(n1, "c", 5, &first), 0);
+    assert_int_equal(crdt_counter_add(n1, "c", "", 5, &first), 0);
     assert_int_equal(crdt_scope_join(n2, first), 0);
     assert_int_equal(crdt_scope_join(n3, first), 0);
     assert_int_equal(crdt_scope_forget(n2, "c", &forget), 0);
     assert_int_equal(crdt_scope_join(n1, forget), 0);
-    assert_int_equal(crdt_counter_add(n1, "c", 7, &second), 0);
+    assert_int_equal(crdt_counter_add(n1, "c", "", 7, &second), 0);
     assert_int_equal(crdt_scope_join(n3, second), 0); /* the forget is still on its way */
     assert_int_equal(crdt_scope_entries(n3), 2);
 
@@ -818,8 +884,8 @@ static void test_catch_up_after_lost_delta(void **state)
     crdt_scope_t *n2 = crdt_scope_new(2), *n1 = crdt_scope_new(1);
     crdt_scope_t *add = NULL, *readd = NULL, *remove = NULL;
     crdt_ctx_t *remove_deps = NULL;
-    assert_int_equal(crdt_awset_add(n2, "s", "e", &add), 0);   /* (2,1) */
-    assert_int_equal(crdt_awset_add(n2, "s", "e", &readd), 0); /* (2,2) removes (2,1) */
+    assert_int_equal(crdt_awset_add(n2, "s", "e", NULL, 0, &add), 0);   /* (2,1) */
+    assert_int_equal(crdt_awset_add(n2, "s", "e", NULL, 0, &readd), 0); /* (2,2) removes (2,1) */
     remove_deps = crdt_ctx_dup(crdt_scope_ctx(n2));
     assert_int_equal(crdt_awset_remove(n2, "s", "e", &remove), 0); /* (2,3) removes (2,2) */
     assert_false(crdt_awset_contains(n2, "s", "e"));
@@ -1000,9 +1066,9 @@ static void test_ctx_bit_flips(void **state)
         crdt_ctx_t *ctx = crdt_ctx_new();
         for (int i = 0; i < 12; i++) {
             uint64_t lo = 1 + prop_below(&rng, 30);
-            assert_int_equal(crdt_ctx_insert_range(ctx, 1 + prop_below(&rng, 4), lo,
-                                                   lo + prop_below(&rng, 3)),
-                             0);
+            assert_int_equal(
+                crdt_ctx_insert_range(ctx, 1 + prop_below(&rng, 4), lo, lo + prop_below(&rng, 3)),
+                0);
         }
         uint8_t *buf = NULL;
         size_t len = 0;
@@ -1061,8 +1127,7 @@ static void ctxb_init(ctxb_t *b)
 
 /*  Appends a node; cloud is a flat (lo, hi, ...) list of ncloud numbers (odd on purpose in
  *  one test). */
-static void ctxb_node(ctxb_t *b, uint64_t node, uint64_t vv, const uint64_t *cloud,
-                      size_t ncloud)
+static void ctxb_node(ctxb_t *b, uint64_t node, uint64_t vv, const uint64_t *cloud, size_t ncloud)
 {
     size_t i = b->msg.n_nodes++;
     assert_true(i < 5 && ncloud <= 8);
@@ -1128,8 +1193,8 @@ static size_t msgb_object(msgb_t *m, unsigned type, ProtobufCBinaryData key)
     return i;
 }
 
-static Engram__Entry *msgb_entry(msgb_t *m, size_t object, ProtobufCBinaryData elem,
-                                 uint64_t node, uint64_t n, uint64_t hlc, ProtobufCBinaryData data)
+static Engram__Entry *msgb_entry(msgb_t *m, size_t object, ProtobufCBinaryData elem, uint64_t node,
+                                 uint64_t n, uint64_t hlc, ProtobufCBinaryData data)
 {
     size_t i = m->obj[object].n_entries++;
     assert_true(i < M_ENTRIES);
@@ -1217,8 +1282,8 @@ static void s_expect_scope(const msgb_t *m, int expected)
     crdt_scope_t *s = NOT_NULL;
     int rc = crdt_scope_decode(buf, len, 0, &s);
     if (rc != expected)
-        print_error("crdt_scope_decode gave %d (%s), expected %d (%s)\n", rc,
-                    engram_strerror(rc), expected, engram_strerror(expected));
+        print_error("crdt_scope_decode gave %d (%s), expected %d (%s)\n", rc, engram_strerror(rc),
+                    expected, engram_strerror(expected));
     assert_int_equal(rc, expected);
     if (expected == 0) {
         assert_true(s != NULL && s != NOT_NULL);
@@ -1243,8 +1308,8 @@ static void s_expect_ctx(const ctxb_t *b, int expected)
     crdt_ctx_t *ctx = NOT_NULL;
     int rc = crdt_ctx_decode(buf, len, &ctx);
     if (rc != expected)
-        print_error("crdt_ctx_decode gave %d (%s), expected %d (%s)\n", rc,
-                    engram_strerror(rc), expected, engram_strerror(expected));
+        print_error("crdt_ctx_decode gave %d (%s), expected %d (%s)\n", rc, engram_strerror(rc),
+                    expected, engram_strerror(expected));
     assert_int_equal(rc, expected);
     if (expected == 0) {
         assert_true(ctx != NULL && ctx != NOT_NULL);
@@ -1291,7 +1356,7 @@ static void test_handbuilt_baseline(void **state)
     free(views);
     assert_true(crdt_awset_contains(s, "set", "a") && crdt_awset_contains(s, "set", "b"));
     /* Replica 2 issues (2, 7), after the top of its cloud. */
-    assert_int_equal(crdt_counter_add(s, "ctr", 1, NULL), 0);
+    assert_int_equal(crdt_counter_add(s, "ctr", "", 1, NULL), 0);
     assert_int_equal(crdt_ctx_max(crdt_scope_ctx(s), 2), 7);
     assert_int_equal(crdt_counter_value(s, "ctr", &total), 0);
     assert_int_equal(total, 3);
@@ -1369,13 +1434,13 @@ static void test_malformed_entry_dots(void **state)
     (void)state;
     /* (node, n) pairs each placed on the log entry (2, 6). */
     const crdt_dot_t bad[] = {
-        {1, 6},                    /* past node 1's base */
-        {2, 3},                    /* in node 2's gap */
-        {2, 7},                    /* past node 2's cloud */
-        {3, 1},                    /* a node the context lacks */
-        {1, 0},                    /* n = 0 */
-        {0, 1},                    /* node = 0 */
-        {2, CRDT_DOT_MAX + 1},     /* n past the dot space */
+        {1, 6},                   /* past node 1's base */
+        {2, 3},                   /* in node 2's gap */
+        {2, 7},                   /* past node 2's cloud */
+        {3, 1},                   /* a node the context lacks */
+        {1, 0},                   /* n = 0 */
+        {0, 1},                   /* node = 0 */
+        {2, CRDT_DOT_MAX + 1},    /* n past the dot space */
         {UINT64_MAX, UINT64_MAX}, /* both */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -1429,24 +1494,29 @@ static void test_malformed_entries_by_type(void **state)
 {
     (void)state;
     msgb_t m;
-    /* A set entry is an element and nothing else. */
+    /* A set entry is a non-empty element with the add's data, if any (opaque here). */
     msgb_baseline(&m);
     m.ent[B_SET][0].data = s_str("x");
-    s_expect_scope(&m, ENGRAM_EDECODE);
+    s_expect_scope(&m, 0);
     msgb_baseline(&m);
     m.ent[B_SET][1].elem = s_str("");
     s_expect_scope(&m, ENGRAM_EDECODE);
-    /* Registers, logs and counters keep their values under the empty element. */
+    /* A counter total's element is its contributor: any name, "" included. */
+    msgb_baseline(&m);
+    m.ent[B_COUNTER][0].elem = s_str("e");
+    s_expect_scope(&m, 0);
+    msgb_baseline(&m);
+    m.ent[B_COUNTER][0].elem = s_str("agent\x1fuser");
+    m.ent[B_COUNTER][1].elem = s_str("agent\x1fuser");
+    s_expect_scope(&m, 0);
+    /* Registers and logs keep their values under the empty element. */
     msgb_baseline(&m);
     m.ent[B_REG][1].elem = s_str("e");
     s_expect_scope(&m, ENGRAM_EDECODE);
     msgb_baseline(&m);
     m.ent[B_LOG][0].elem = s_str("e");
     s_expect_scope(&m, ENGRAM_EDECODE);
-    msgb_baseline(&m);
-    m.ent[B_COUNTER][0].elem = s_str("e");
-    s_expect_scope(&m, ENGRAM_EDECODE);
-    /* Entry size limit: a value plus its header. */
+    /* Entry size limit: a value plus its header; set data obeys it too. */
     uint8_t *huge = calloc(1, ENGRAM_MAX_ENTRY_BYTES + 1);
     assert_non_null(huge);
     msgb_baseline(&m);
@@ -1456,7 +1526,13 @@ static void test_malformed_entries_by_type(void **state)
     m.ent[B_LOG][0].data = s_bytes(huge, ENGRAM_MAX_ENTRY_BYTES + 1);
     s_expect_scope(&m, ENGRAM_EDECODE);
     msgb_baseline(&m);
+    m.ent[B_SET][0].data = s_bytes(huge, ENGRAM_MAX_ENTRY_BYTES + 1);
+    s_expect_scope(&m, ENGRAM_EDECODE);
+    msgb_baseline(&m);
     m.ent[B_REG][0].data = s_bytes(huge, ENGRAM_MAX_ENTRY_BYTES);
+    s_expect_scope(&m, 0);
+    msgb_baseline(&m);
+    m.ent[B_SET][0].data = s_bytes(huge, ENGRAM_MAX_ENTRY_BYTES);
     s_expect_scope(&m, 0);
     free(huge);
 }
@@ -1881,6 +1957,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_canonical_use),
+        cmocka_unit_test(test_roundtrip_provenance),
         cmocka_unit_test(test_roundtrip_empty),
         cmocka_unit_test(test_roundtrip_removal_only_delta),
         cmocka_unit_test(test_delta_since_after_prune),

@@ -20,7 +20,7 @@ static void test_two_replicas_converge(void **state)
     crdt_scope_t *a = crdt_scope_new(1), *b = crdt_scope_new(2);
     crdt_scope_t *d1 = NULL, *d2 = NULL;
     assert_int_equal(crdt_mvreg_write(a, "goal", 10, "draft", 5, &d1), 0);
-    assert_int_equal(crdt_awset_add(b, "sources", "arxiv:2505.18279", &d2), 0);
+    assert_int_equal(crdt_awset_add(b, "sources", "arxiv:2505.18279", NULL, 0, &d2), 0);
     assert_int_equal(crdt_scope_join(b, d1), 0);
     assert_int_equal(crdt_scope_join(a, d2), 0);
     assert_true(crdt_scope_equal(a, b));
@@ -255,7 +255,7 @@ static void test_refusals_change_nothing(void **state)
 {
     (void)state;
     crdt_scope_t *s = crdt_scope_new(9), *d = NULL;
-    assert_int_equal(crdt_awset_add(s, "tags", "x", NULL), 0);
+    assert_int_equal(crdt_awset_add(s, "tags", "x", NULL, 0, NULL), 0);
     crdt_scope_t *before = crdt_scope_dup(s, 9);
     char long_key[ENGRAM_MAX_KEY_BYTES + 2];
     memset(long_key, 'k', sizeof long_key - 1);
@@ -266,7 +266,7 @@ static void test_refusals_change_nothing(void **state)
     assert_int_equal(crdt_mvreg_write(s, "", 1, "v", 1, &d), ENGRAM_EINVAL);
     assert_int_equal(crdt_mvreg_write(s, long_key, 1, "v", 1, &d), ENGRAM_ETOOBIG);
     assert_int_equal(crdt_mvreg_write(s, "big", 1, big, sizeof big, &d), ENGRAM_ETOOBIG);
-    assert_int_equal(crdt_awset_add(s, "tags", "", &d), ENGRAM_EINVAL);
+    assert_int_equal(crdt_awset_add(s, "tags", "", NULL, 0, &d), ENGRAM_EINVAL);
     assert_int_equal(crdt_awset_remove(s, "tags", "absent", &d), ENGRAM_ENOTFOUND);
     assert_int_equal(crdt_scope_forget(s, "absent", &d), ENGRAM_ENOTFOUND);
     assert_null(d);
@@ -274,7 +274,7 @@ static void test_refusals_change_nothing(void **state)
 
     /* A delta or read-only copy (replica 0) never issues dots. */
     crdt_scope_t *ro = crdt_scope_dup(s, 0);
-    assert_int_equal(crdt_awset_add(ro, "tags", "y", NULL), ENGRAM_EINVAL);
+    assert_int_equal(crdt_awset_add(ro, "tags", "y", NULL, 0, NULL), ENGRAM_EINVAL);
     assert_true(crdt_scope_equal(ro, before));
 
     /* A stable cut the scope has not reached is refused. */
@@ -294,18 +294,18 @@ static void test_concurrent_types_coexist(void **state)
     (void)state;
     crdt_scope_t *a = crdt_scope_new(1), *b = crdt_scope_new(2), *da = NULL, *db = NULL;
     assert_int_equal(crdt_mvreg_write(a, "plan", 1, "v", 1, &da), 0);
-    assert_int_equal(crdt_awset_add(b, "plan", "step", &db), 0);
+    assert_int_equal(crdt_awset_add(b, "plan", "step", NULL, 0, &db), 0);
     assert_int_equal(crdt_scope_join(a, db), 0);
     assert_int_equal(crdt_scope_join(b, da), 0);
     unsigned both = (1u << CRDT_REG) | (1u << CRDT_SET);
     assert_int_equal(crdt_scope_types_of(a, "plan"), both);
     assert_true(crdt_scope_equal(a, b));
     /* Now that both exist, either type's mutators refuse on this replica... */
-    assert_int_equal(crdt_awset_add(a, "plan", "other", NULL), ENGRAM_ETYPE);
+    assert_int_equal(crdt_awset_add(a, "plan", "other", NULL, 0, NULL), ENGRAM_ETYPE);
     /* ...until a forget removes both. */
     assert_int_equal(crdt_scope_forget(a, "plan", NULL), 0);
     assert_int_equal(crdt_scope_types_of(a, "plan"), 0);
-    assert_int_equal(crdt_awset_add(a, "plan", "other", NULL), 0);
+    assert_int_equal(crdt_awset_add(a, "plan", "other", NULL, 0, NULL), 0);
     crdt_scope_destroy(&da);
     crdt_scope_destroy(&db);
     crdt_scope_destroy(&a);

@@ -116,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s = NOT_NULL;
     CHECK(crdt_scope_decode(data, size, 3, &s) == 0);
     crdt_scope_t *delta = NULL;
-    rc = crdt_awset_add(s, "fuzz-key", "fuzz-elem", &delta);
+    rc = crdt_awset_add(s, "fuzz-key", "fuzz-elem", "fuzz-data", 9, &delta);
     CHECK(rc == 0 || rc == ENGRAM_ETYPE || rc == ENGRAM_ERANGE);
     CHECK(crdt_scope_digest(s) == crdt_scope_digest_recompute(s));
     if (rc == 0) {

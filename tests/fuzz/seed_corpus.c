@@ -64,20 +64,20 @@ static void s_scopes(void)
     crdt_scope_t *a = crdt_scope_new(1), *b = crdt_scope_new(0x123456789abcdefULL);
     crdt_scope_t *delta = NULL, *lost = NULL;
     s_write_scope("empty", a);
-    s_ok(crdt_awset_add(a, "tags", "urgent", NULL), "add");
-    s_ok(crdt_awset_add(a, "tags", "draft", &delta), "add");
+    s_ok(crdt_awset_add(a, "tags", "urgent", NULL, 0, NULL), "add"); /* an old add: no data */
+    s_ok(crdt_awset_add(a, "tags", "draft", "provenance", 10, &delta), "add");
     s_write_scope("delta-add", delta);
     crdt_scope_destroy(&delta);
     s_ok(crdt_awset_remove(a, "tags", "draft", NULL), "remove");
     s_ok(crdt_mvreg_write(a, "title", 100, "Q3 plan", 7, NULL), "write");
-    s_ok(crdt_counter_add(a, "visits", 5, NULL), "counter");
-    s_ok(crdt_counter_add(a, "visits", -2, NULL), "counter");
+    s_ok(crdt_counter_add(a, "visits", "", 5, NULL), "counter");
+    s_ok(crdt_counter_add(a, "visits", "agent\x1fuser", -2, NULL), "counter");
     s_ok(crdt_log_append(a, "journal", 101, "started", 7, NULL), "append");
     s_ok(crdt_scope_join(b, a), "join");
     s_ok(crdt_mvreg_write(b, "title", 102, "Q3 plan v2", 10, NULL), "write");
     s_ok(crdt_mvreg_write(a, "title", 103, "Q3 draft", 8, NULL), "write"); /* siblings */
     s_ok(crdt_log_append(b, "journal", 104, "lost", 4, &lost), "append");
-    s_ok(crdt_counter_add(b, "visits", 9, &delta), "counter");
+    s_ok(crdt_counter_add(b, "visits", "agent\x1fuser", 9, &delta), "counter");
     s_ok(crdt_scope_join(a, delta), "join"); /* `lost` never arrives: a cloud */
     s_write_scope("delta-counter", delta);
     s_write_scope("state-cloud", a);

@@ -74,7 +74,7 @@ typedef struct {
     crdt_dot_t dot;
     s_op_state_t state;
     char key[16];
-    char elem[16];
+    char elem[16];       /* set: the element; counter: the contributor */
     int64_t total;       /* counter: the running total the operation wrote */
     crdt_ctx_t *past;    /* owned: the origin's context just before */
     crdt_scope_t *delta; /* owned */
@@ -868,13 +868,13 @@ static void s_operate(sim_t *self, s_node_t *node)
         rc = crdt_mvreg_write(x, op.key, hlc, self->value, len, &op.delta);
         break;
     case OP_SET_ADD:
-        rc = crdt_awset_add(x, op.key, op.elem, &op.delta);
+        rc = crdt_awset_add(x, op.key, op.elem, self->value, len, &op.delta);
         break;
     case OP_SET_REMOVE:
         rc = crdt_awset_remove(x, op.key, op.elem, &op.delta);
         break;
     case OP_COUNTER_ADD:
-        rc = crdt_counter_add(x, op.key, amount, &op.delta);
+        rc = crdt_counter_add(x, op.key, op.elem, amount, &op.delta); /* elem: contributor */
         break;
     case OP_LOG_APPEND:
         rc = crdt_log_append(x, op.key, hlc, self->value, len, &op.delta);
@@ -1496,8 +1496,8 @@ static void s_check_key(sim_t *self, int s, const crdt_scope_t *final, const siz
         free(entries);
     }
 
-    /* Counters: the sum of the running totals that no later add of the same replica and no
-     * forget saw. */
+    /* Counters: the sum of the running totals that no later add of the same replica and
+     * contributor and no forget saw. */
     int64_t expect = 0;
     any = false;
     for (size_t i = 0; i < n; i++) {
@@ -1506,7 +1506,7 @@ static void s_check_key(sim_t *self, int s, const crdt_scope_t *final, const siz
             continue;
         any = true;
         if (alive[group[i]] &&
-            !s_superseded(self, group, n, alive, group[i], 1u << OP_COUNTER_ADD, false, true))
+            !s_superseded(self, group, n, alive, group[i], 1u << OP_COUNTER_ADD, true, true))
             expect += op->total;
     }
     if (any) {

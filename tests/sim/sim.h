@@ -81,7 +81,7 @@ typedef struct {
     uint64_t op_every_ms;   /* mean gap between two operations in the whole cluster */
     uint64_t sync_every_ms; /* mean gap between two sync points of a node */
     int nkeys;              /* keys per type */
-    size_t value_max;       /* register and log values take 8..value_max bytes */
+    size_t value_max;       /* register, log and set-add values take 8..value_max bytes */
 
     unsigned loss_permille; /* per message, in the fault phase */
     unsigned dup_permille;

@@ -7,6 +7,9 @@
 
 #include "engram/error.h"
 
+const char *const world_contributors[WORLD_CONTRIBUTORS] = {"", "ann\x1fu1", "bob\x1fu1",
+                                                            "ann\x1fu2"};
+
 uint64_t world_replica_id(int index)
 {
     /* Spread over the whole 64-bit space, as ids derived from keys are. */
@@ -65,11 +68,11 @@ static int s_apply(world_t *w, crdt_scope_t *x, world_op_t *op)
     case OP_REG_WRITE:
         return crdt_mvreg_write(x, op->key, op->hlc, op->value, strlen(op->value), &op->delta);
     case OP_SET_ADD:
-        return crdt_awset_add(x, op->key, op->elem, &op->delta);
+        return crdt_awset_add(x, op->key, op->elem, op->value, strlen(op->value), &op->delta);
     case OP_SET_REMOVE:
         return crdt_awset_remove(x, op->key, op->elem, &op->delta);
     case OP_COUNTER_ADD:
-        return crdt_counter_add(x, op->key, op->amount, &op->delta);
+        return crdt_counter_add(x, op->key, op->elem, op->amount, &op->delta);
     case OP_LOG_APPEND:
         return crdt_log_append(x, op->key, op->hlc, op->value, strlen(op->value), &op->delta);
     case OP_FORGET:
@@ -95,6 +98,8 @@ int world_random_op(world_t *w, int r)
         s_random_key(w, prefixes[op.kind], op.key);
     }
     snprintf(op.elem, sizeof op.elem, "e%d", (int)prop_below(w->rng, 5));
+    if (op.kind == OP_COUNTER_ADD)
+        strcpy(op.elem, world_contributors[prop_below(w->rng, WORLD_CONTRIBUTORS)]);
     op.amount = (int64_t)prop_below(w->rng, 21) - 5;
     w->now_ms += prop_below(w->rng, 3);
     op.hlc = crdt_hlc_now(&w->clocks[r], w->now_ms);
@@ -193,8 +198,7 @@ bool world_saw(const world_t *w, size_t earlier, size_t later)
     return crdt_ctx_contains(w->ops[later].past, w->ops[earlier].dot);
 }
 
-bool world_superseded(const world_t *w, size_t a, unsigned kinds, const char *key,
-                      const char *elem)
+bool world_superseded(const world_t *w, size_t a, unsigned kinds, const char *key, const char *elem)
 {
     for (size_t o = 0; o < w->nops; o++) {
         const world_op_t *op = &w->ops[o];

@@ -39,15 +39,19 @@ typedef enum {
 
 #define WORLD_ALL_KINDS ((1u << OP_KINDS) - 1)
 
+/*  Counter contributors: the legacy "" and names shaped as node/'s "<agent>\x1f<user>". */
+#define WORLD_CONTRIBUTORS 4
+extern const char *const world_contributors[WORLD_CONTRIBUTORS];
+
 typedef struct {
     world_kind_t kind;
-    int origin;          /* replica index */
-    crdt_dot_t dot;      /* the dot the operation took */
+    int origin;     /* replica index */
+    crdt_dot_t dot; /* the dot the operation took */
     char key[16];
-    char elem[16];       /* set operations */
+    char elem[16];       /* set: the element; counter: the contributor */
     int64_t amount;      /* counter */
     uint64_t hlc;        /* reg and log */
-    char value[24];      /* reg and log payload */
+    char value[24];      /* reg and log payload, set add data */
     crdt_ctx_t *past;    /* owned: the origin's context just before the operation */
     crdt_scope_t *delta; /* owned */
 } world_op_t;
@@ -80,8 +84,6 @@ bool world_deliverable(const world_t *w, size_t op, int r);
 void world_deliver_all(world_t *w);
 /*  Keeps delivering deliverable ops in random causal order until none is left. */
 void world_deliver_causally(world_t *w);
-
-
 
 /*  True when op `later` had op `earlier` in its causal past. */
 bool world_saw(const world_t *w, size_t earlier, size_t later);

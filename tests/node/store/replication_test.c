@@ -130,6 +130,9 @@ static void s_connect(node_t *nodes)
 
 typedef enum { OP_PUT, OP_ADD, OP_REMOVE, OP_COUNT, OP_APPEND, OP_FORGET } op_t;
 
+/*  Counter contributors, as node/ names them (agent \x1f user), and the legacy "". */
+static const char *const s_contributors[] = {"", "agent-1\x1fu", "agent-2\x1fu"};
+
 /*  One op at node n, as the server does it, handed to its engine and joined into the mirror.
  *  OP_REMOVE removes `value` from the set (its first member if value is NULL). Returns the
  *  mutator's code (ENGRAM_ETYPE, ENGRAM_ENOTFOUND: nothing happened). */
@@ -147,7 +150,7 @@ static int s_do(node_t *n, const char *sid, const char *key, op_t what, const ch
         rc = crdt_mvreg_write(view, key, 1, value, strlen(value), &delta);
         break;
     case OP_ADD:
-        rc = crdt_awset_add(view, key, value, &delta);
+        rc = crdt_awset_add(view, key, value, value, strlen(value), &delta); /* data: any bytes */
         break;
     case OP_REMOVE: {
         const char **members;
@@ -160,7 +163,8 @@ static int s_do(node_t *n, const char *sid, const char *key, op_t what, const ch
         break;
     }
     case OP_COUNT:
-        rc = crdt_counter_add(view, key, 1 + (int64_t)(strlen(value) % 5), &delta);
+        rc = crdt_counter_add(view, key, s_contributors[value[1] % 3], 1 + (int64_t)(strlen(value) % 5),
+                              &delta);
         break;
     case OP_APPEND:
         rc = crdt_log_append(view, key, 1, value, strlen(value), &delta);
