@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crdt/awset.h"
+#include "crdt/counter.h"
 #include "crdt/mvreg.h"
 #include "crdt/value.h"
 #include "engram/error.h"
@@ -242,6 +244,76 @@ bool api__reader_may(const api_reader_t *reader, const crdt_value_t *v)
     return api__may_read_provenance(reader->self, reader->agent, reader->user, reader->sid,
                                     (const char *const *)v->agents, v->nagents,
                                     (const char *const *)v->resources, v->nresources);
+}
+
+/*  An element add: its data is an encoded value carrying the provenance (none for adds made
+ *  before access control: those count as the scope's). */
+bool api__add_visible(const api_reader_t *reader, const crdt_entry_view_t *add)
+{
+    if (add->len == 0)
+        return api__may_read_provenance(reader->self, reader->agent, reader->user, reader->sid,
+                                        NULL, 0, NULL, 0);
+    crdt_value_t *v = NULL;
+    if (crdt_value_decode(add->data, add->len, &v) != 0)
+        return false;
+    bool visible = api__reader_may(reader, v);
+    crdt_value_destroy(&v);
+    return visible;
+}
+
+/*  A counter contribution, "<agent> SEP <user>": the contributing agent and the scope. */
+static bool s_contribution_visible(const api_reader_t *reader, const char *contributor)
+{
+    const char *sep = strchr(contributor, API_CONTRIBUTOR_SEP);
+    char agent[MAX_NAME_BYTES + 1];
+    size_t len = sep ? (size_t)(sep - contributor) : strlen(contributor);
+    if (len > MAX_NAME_BYTES)
+        return false;
+    memcpy(agent, contributor, len);
+    agent[len] = '\0';
+    const char *agents[1] = {agent}, *resources[1] = {reader->sid};
+    return api__may_read_provenance(reader->self, reader->agent, reader->user, reader->sid,
+                                    agents, len ? 1 : 0, resources,
+                                    reader->sid[0] == '@' ? 0 : 1);
+}
+
+int api__visible_sum(const api_reader_t *reader, const crdt_scope_t *view, const char *key,
+                     int64_t *sum)
+{
+    crdt_counter_contribution_t *parts = NULL;
+    size_t n = 0;
+    int rc = crdt_counter_contributions(view, key, &parts, &n);
+    *sum = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (s_contribution_visible(reader, parts[i].contributor) &&
+            __builtin_add_overflow(*sum, parts[i].total, sum))
+            rc = ENGRAM_ERANGE;
+    free(parts);
+    return rc;
+}
+
+bool api__fragments_visible(const api_reader_t *reader, const crdt_scope_t *view,
+                            const char *key, crdt_type_id_t type)
+{
+    bool visible = false;
+    if (type == CRDT_SET) {
+        crdt_entry_view_t *adds = NULL;
+        size_t n = 0;
+        if (crdt_awset_entries(view, key, NULL, &adds, &n) == 0) {
+            for (size_t i = 0; i < n && !visible; i++)
+                visible = api__add_visible(reader, &adds[i]);
+            free(adds);
+        }
+    } else if (type == CRDT_COUNTER) {
+        crdt_counter_contribution_t *parts = NULL;
+        size_t n = 0;
+        if (crdt_counter_contributions(view, key, &parts, &n) == 0) {
+            for (size_t i = 0; i < n && !visible; i++)
+                visible = s_contribution_visible(reader, parts[i].contributor);
+            free(parts);
+        }
+    }
+    return visible;
 }
 
 /*  The provenance a write records: the user, the writing agent, and the resources it derives

@@ -352,8 +352,30 @@ static int s_set_op(s_op_t *op)
     op->event->type = "set";
     op->event->value.data = (uint8_t *)op->req->elem;
     op->event->value.len = strlen(op->req->elem);
-    int rc = add ? crdt_awset_add(op->view, op->key, op->req->elem, NULL, 0, &op->delta)
-                 : crdt_awset_remove(op->view, op->key, op->req->elem, &op->delta);
+    if (!add) {
+        int rc = crdt_awset_remove(op->view, op->key, op->req->elem, &op->delta);
+        return rc ? api__fail(op->r, rc, "'%.64s' in '%.64s': %s", op->req->elem, op->key,
+                              engram_strerror(rc))
+                  : 0;
+    }
+    /* the add carries its provenance: a value with no payload */
+    crdt_value_t *v = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = s_make_value(op->req, op->sid, op->hlc, 0, NULL, 0, &v);
+    if (rc == 0)
+        rc = crdt_value_encode(v, &buf, &len);
+    if (rc == 0)
+        rc = crdt_awset_add(op->view, op->key, op->req->elem, buf, len, &op->delta);
+    if (rc == 0) {
+        op->event->author = api__str(&op->r->arena, v->author);
+        op->event->agents = s_strv(&op->r->arena, v->agents, v->nagents);
+        op->event->n_agents = v->nagents;
+        op->event->resources = s_strv(&op->r->arena, v->resources, v->nresources);
+        op->event->n_resources = v->nresources;
+    }
+    free(buf);
+    crdt_value_destroy(&v);
     return rc ? api__fail(op->r, rc, "'%.64s' in '%.64s': %s", op->req->elem, op->key,
                           engram_strerror(rc))
               : 0;
@@ -365,9 +387,17 @@ static int s_counter_add(s_op_t *op)
     op->history.amount = op->req->amount;
     op->event->type = "counter";
     op->event->amount = op->req->amount;
-    int rc = crdt_counter_add(op->view, op->key, "", op->req->amount, &op->delta);
-    if (rc == 0)
-        rc = crdt_counter_value(op->view, op->key, &op->r->msg.number);
+    /* each (agent, user) keeps its own contribution, so a reader's sum leaves out those it
+     * may not see */
+    char *contributor = api__keep(&op->r->arena, zsys_sprintf("%s%c%s", op->req->agent,
+                                                               API_CONTRIBUTOR_SEP, op->req->user));
+    if (!contributor)
+        return api__fail(op->r, ENGRAM_ENOMEM, "out of memory");
+    int rc = crdt_counter_add(op->view, op->key, contributor, op->req->amount, &op->delta);
+    if (rc == 0) {
+        api_reader_t reader = {op->self, op->req->agent, op->req->user, op->sid};
+        rc = api__visible_sum(&reader, op->view, op->key, &op->r->msg.number);
+    }
     return rc ? api__fail(op->r, rc, "counter '%.64s': %s", op->key, engram_strerror(rc)) : 0;
 }
 
@@ -467,25 +497,31 @@ static int s_members(node_server_t *self, const Engram__Request *req, const char
     int rc = s_load(self, r, sid, req->key, CRDT_SET, &view);
     if (rc)
         return rc;
-    const char **members;
+    /* an element is shown when one of its adds is readable (entries come by element) */
+    crdt_entry_view_t *adds;
     size_t n;
-    rc = crdt_awset_members(view, req->key, &members, &n);
+    rc = crdt_awset_entries(view, req->key, NULL, &adds, &n);
+    const char *last = NULL;
     for (size_t i = 0; rc == 0 && i < n; i++) {
+        if ((last && strcmp(last, adds[i].elem) == 0) || !api__add_visible(r->reader, &adds[i]))
+            continue;
+        last = adds[i].elem;
         Engram__Item *item = api__add_item(r);
-        char *elem = api__str(&r->arena, members[i]);
-        if (!item || !elem) {
-            free(members);
-            crdt_scope_destroy(&view);
-            return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+        char *elem = api__str(&r->arena, adds[i].elem);
+        if (!item || !elem)
+            rc = api__fail(r, ENGRAM_ENOMEM, "out of memory");
+        else {
+            item->key = (char *)req->key;
+            item->type = "set";
+            item->value.data = (uint8_t *)elem;
+            item->value.len = strlen(elem);
         }
-        item->key = (char *)req->key;
-        item->type = "set";
-        item->value.data = (uint8_t *)elem;
-        item->value.len = strlen(elem);
     }
-    if (rc == 0)
-        free(members);
+    if (rc == 0 || rc == ENGRAM_ENOMEM)
+        free(adds);
     crdt_scope_destroy(&view);
+    if (rc == 0 && r->msg.n_items == 0) /* every add hidden: as if there were no set */
+        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s", req->key, r->scope);
     return rc;
 }
 
@@ -494,10 +530,14 @@ static int s_counter_get(node_server_t *self, const Engram__Request *req, const 
 {
     crdt_scope_t *view;
     int rc = s_load(self, r, sid, req->key, CRDT_COUNTER, &view);
-    if (rc == 0)
-        rc = crdt_counter_value(view, req->key, &r->msg.number);
+    if (rc == 0 && !api__fragments_visible(r->reader, view, req->key, CRDT_COUNTER))
+        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s", req->key, r->scope);
+    else if (rc == 0)
+        rc = api__visible_sum(r->reader, view, req->key, &r->msg.number);
     crdt_scope_destroy(&view);
-    return rc;
+    return rc ? (r->message[0] ? rc : api__fail(r, rc, "counter '%.64s': %s", req->key,
+                                                  engram_strerror(rc)))
+              : 0;
 }
 
 /*  Reads a register's siblings or a log's entries (read: crdt_mvreg_read or crdt_log_range)

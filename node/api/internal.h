@@ -32,6 +32,8 @@
 #define MAX_SCOPE_BYTES 256
 #define MAX_NAME_BYTES  128 /* agent and user names; "@" + agent must fit a scope id */
 #define API_ACL_SCOPE   "sys:acl" /* the access statements: no agent can name a sys: scope */
+/*  A counter contribution's name: "<agent> SEP <user>" (no name holds a control character). */
+#define API_CONTRIBUTOR_SEP '\x1f'
 
 typedef struct {
     zframe_t *routing; /* owned: the subscriber's connection */
@@ -196,6 +198,11 @@ bool api__reader_may(const api_reader_t *reader, const crdt_value_t *v);
 /*  Whether any element add (CRDT_SET) or contribution (CRDT_COUNTER) of key is readable. */
 bool api__fragments_visible(const api_reader_t *reader, const crdt_scope_t *view,
                             const char *key, crdt_type_id_t type);
+/*  Whether a set element's add is readable (its data is an encoded value with provenance). */
+bool api__add_visible(const api_reader_t *reader, const crdt_entry_view_t *add);
+/*  The sum of the counter's contributions reader may see. */
+int api__visible_sum(const api_reader_t *reader, const crdt_scope_t *view, const char *key,
+                     int64_t *sum);
 /*  Sets the provenance a write records: user, agent, the shared scope and declared sources. */
 int api__set_provenance(crdt_value_t *v, const Engram__Request *req, const char *sid);
 /*  Loads every statement of sys:acl into the acl (at start). */
