@@ -208,6 +208,27 @@ static void s_release_held(node_server_t *self)
     }
 }
 
+/*  Keeps the imported statements in sys:acl, once the node may issue dots. */
+static void s_keep_imported(node_server_t *self)
+{
+    if (self->cluster && !node_cluster_dots_checked(self->cluster))
+        return;
+    zframe_t *statement;
+    while ((statement = zlist_pop(self->pending_statements))) {
+        api_reply_t r;
+        api__reply_init(&r);
+        Engram__Request req = ENGRAM__REQUEST__INIT;
+        req.statement.data = zframe_data(statement);
+        req.statement.len = zframe_size(statement);
+        int rc = api__write_statement(self, &req, &r);
+        if (rc)
+            zsys_warning("engramd: cannot keep a statement of acl.init: %s", r.message);
+        api__queue_reply(self, NULL, 0, rc, &r);
+        api__arena_free(&r.arena);
+        zframe_destroy(&statement);
+    }
+}
+
 /*  One turn: every waiting request, one group commit, then the replies. */
 static void s_turn(node_server_t *self)
 {
@@ -341,26 +362,6 @@ void node_server_import(node_server_t *self, const uint8_t *statement, size_t le
         zlist_append(self->pending_statements, zframe_new(statement, len));
 }
 
-/*  Keeps the imported statements in sys:acl, once the node may issue dots. */
-static void s_keep_imported(node_server_t *self)
-{
-    if (self->cluster && !node_cluster_dots_checked(self->cluster))
-        return;
-    zframe_t *statement;
-    while ((statement = zlist_pop(self->pending_statements))) {
-        api_reply_t r;
-        api__reply_init(&r);
-        Engram__Request req = ENGRAM__REQUEST__INIT;
-        req.statement.data = zframe_data(statement);
-        req.statement.len = zframe_size(statement);
-        int rc = api__write_statement(self, &req, &r);
-        if (rc)
-            zsys_warning("engramd: cannot keep a statement of acl.init: %s", r.message);
-        api__queue_reply(self, NULL, 0, rc, &r);
-        api__arena_free(&r.arena);
-        zframe_destroy(&statement);
-    }
-}
 
 /*  Writes the public certificate of key to path whole: beside it, then renamed over it. */
 static int s_write_key(const uint8_t key[32], uint64_t node_id, const char *path, char *why,
