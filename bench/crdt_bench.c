@@ -799,8 +799,8 @@ static void s_section3(const s_config_t *cfg)
             CHECK(crdt_mvreg_write(w[from], regs.names[s_below(&rng, REG_KEYS)],
                                    s_hlc(&clocks[from], op), val, VALUE_BYTES, &delta));
         } else {
-            CHECK(
-                crdt_counter_add(w[from], counters.names[s_below(&rng, COUNTER_KEYS)], "", 1, &delta));
+            CHECK(crdt_counter_add(w[from], counters.names[s_below(&rng, COUNTER_KEYS)], "", 1,
+                                   &delta));
         }
         for (size_t i = 0; i < nw; i++)
             if (i != from)

@@ -21,8 +21,9 @@
 #include "crdt/scope.h"
 
 /*  Adds amount to this replica's total for contributor. ENGRAM_ETYPE if key names an object of
- *  another type; ENGRAM_ETOOBIG for a key or contributor past ENGRAM_MAX_KEY_BYTES;
- *  ENGRAM_ERANGE, and no operation, if the total would overflow. */
+ *  another type; ENGRAM_EINVAL for an empty key; ENGRAM_ETOOBIG for a key or contributor past
+ *  ENGRAM_MAX_KEY_BYTES; ENGRAM_ERANGE, and no operation, if the total would overflow. The
+ *  delta is the caller's if delta_p. */
 int crdt_counter_add(crdt_scope_t *self, const char *key, const char *contributor, int64_t amount,
                      crdt_scope_t **delta_p);
 /*  The sum of every contributor's totals. ENGRAM_ENOTFOUND if there is no counter under key. */

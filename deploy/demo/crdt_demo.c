@@ -129,7 +129,8 @@ int main(void)
             "write");
     s_push(hosts, 0, &from_a, partitioned);
     s_push(hosts, 1, &d, partitioned);
-    s_check(crdt_awset_add(hosts[1].scope, "sources", "analyst-call-notes", NULL, 0, &d), "set add");
+    s_check(crdt_awset_add(hosts[1].scope, "sources", "analyst-call-notes", NULL, 0, &d),
+            "set add");
     s_push(hosts, 1, &d, partitioned);
     s_check(crdt_counter_add(hosts[1].scope, "tokens", "", 950, &d), "counter add");
     s_push(hosts, 1, &d, partitioned);

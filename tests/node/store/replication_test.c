@@ -163,8 +163,8 @@ static int s_do(node_t *n, const char *sid, const char *key, op_t what, const ch
         break;
     }
     case OP_COUNT:
-        rc = crdt_counter_add(view, key, s_contributors[value[1] % 3], 1 + (int64_t)(strlen(value) % 5),
-                              &delta);
+        rc = crdt_counter_add(view, key, s_contributors[value[1] % 3],
+                              1 + (int64_t)(strlen(value) % 5), &delta);
         break;
     case OP_APPEND:
         rc = crdt_log_append(view, key, 1, value, strlen(value), &delta);
