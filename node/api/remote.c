@@ -79,10 +79,15 @@ static int s_remote_entry(void *arg, crdt_type_id_t type, const char *key,
         if (type == CRDT_REG || type == CRDT_LOG) {
             if (!api__item_from_value(&e.r, item, entry, item->type, remote->now, NULL))
                 op = NULL;             /* expired */
-        } else if (type == CRDT_SET) { /* a set element: no value header */
+        } else if (type == CRDT_SET) { /* the add's data: a value holding its provenance */
+            if (entry->len)
+                api__item_from_value(&e.r, item, entry, item->type, remote->now, NULL);
             item->value.data = (uint8_t *)entry->elem;
             item->value.len = strlen(entry->elem);
-        } else { /* the entry is its writer's running total: show the counter's value */
+        } else { /* the entry is a contributor's running total: show the counter's value */
+            const char *sep = strchr(entry->elem, API_CONTRIBUTOR_SEP);
+            item->author = api__keep(&e.r.arena, strndup(entry->elem, sep ? (size_t)(sep - entry->elem)
+                                                                           : strlen(entry->elem)));
             crdt_scope_t *view = NULL;
             unsigned types = 0;
             if (node_store_view(remote->self->store, remote->sid, key, NODE_VIEW_OBJECT, NULL,
