@@ -14,6 +14,8 @@
  *  - Life: bench_start() installs the SIGINT/SIGTERM handler and the cleanup; BENCH_DIE()
  *    reports where a benchmark gave up and exits 2 after releasing what must go first.
  *  - Redis: bench_redis_connect(), in bench_redis.c (the only part that needs hiredis).
+ *  - Access control: bench_acl_*(), in bench_acl.c (the part that needs engram_trust and the
+ *    tests' agent keys): what an engramd a benchmark starts needs before it serves anyone.
  *
  *  All of it is for the main thread only, except the time, number and CPU functions, which any
  *  thread may call. The child table is process-wide state.
@@ -42,7 +44,7 @@ void bench_start(atomic_bool *stop, void (*release)(void), void (*cleanup)(void)
 /*  Prints "file:line: message" to stderr and exits 2. */
 #define BENCH_DIE(...) bench_die(__FILE__, __LINE__, __VA_ARGS__)
 __attribute__((format(printf, 3, 4), noreturn)) void bench_die(const char *file, int line,
-                                                              const char *format, ...);
+                                                               const char *format, ...);
 
 /*  Counts an error of a worker, keeping the text of the first one in buf. */
 __attribute__((format(printf, 4, 5))) void bench_error(uint64_t *count, char *buf, size_t size,
@@ -94,9 +96,79 @@ double bench_host_cpu_seconds(void);
 /*  Removes dir and everything under it, without following symlinks; errors are ignored. */
 void bench_rm_tree(const char *dir);
 
-/*  (bench_redis.c) A hiredis connection to 127.0.0.1:port that answered PING, with a 10 s command timeout;
- *  NULL if it cannot connect within timeout_ms or PING fails. Caller owns return value and
+/*  (bench_redis.c) A hiredis connection to 127.0.0.1:port that answered PING, with a 10 s command
+ * timeout; NULL if it cannot connect within timeout_ms or PING fails. Caller owns return value and
  *  must redisFree it. */
 struct redisContext *bench_redis_connect(int port, int timeout_ms);
+
+/*  --- access control (bench_acl.c) ----------------------------------------------------
+ *
+ *  engramd refuses to start without a trust root, and serves a connection only when its
+ *  CURVE key is registered to an agent that may act for the request's user and may read or
+ *  write its scope (node/trust/acl.h). A bench_acl_t is the benchmarks' admin: an Ed25519
+ *  key pair made by node_admin_init in a directory of the benchmark's (the format of an
+ *  $ENGRAM_HOME: `cluster`, `admin.key`, so the engram CLI and deploy/local-cluster.sh can
+ *  use it to sign admission cards), and the statements it signed so far, which
+ *  bench_acl_write hands a node as DATA/acl.init (imported at every start), with DATA/trust
+ *  for a lone node. Agents' keys are the engram_test_keys ones (agent_keys.h), made on first
+ *  use in the process's $ENGRAM_HOME. Every failure is said on stderr. Main thread only. */
+
+typedef struct bench_acl bench_acl_t;
+
+/*  The admin of home: loaded when home holds a cluster already, else created there (and home
+ *  with it). NULL on failure. Caller owns return value and must destroy it. */
+bench_acl_t *bench_acl_new(const char *home);
+void bench_acl_destroy(bench_acl_t **self_p);
+/*  Statements kept so far. */
+size_t bench_acl_size(const bench_acl_t *self);
+
+/*  agent (its key pair made if needed) registered, and allowed to act for user. 0 or -1. */
+int bench_acl_register(bench_acl_t *self, const char *user, const char *agent);
+/*  The same, and one allow-all edge: read and write on "*" (every shared scope and external
+ *  resource); with cluster, read on "cluster" too (status, acl show). 0 or -1. */
+int bench_acl_allow_all(bench_acl_t *self, const char *user, const char *agent, bool cluster);
+/*  Registers agent with the public key of the certificate at cert_path (a key pair made by
+ *  someone else: a script's probe agent); no edge. 0 or -1. */
+int bench_acl_register_cert(bench_acl_t *self, const char *agent, const char *cert_path);
+/*  A realistic graph around the n agents (registered here, acting for user): see bench_acl.c
+ *  for its shape. They reach scope through a pattern edge ("run:*"), behind revoked older
+ *  edges and edges to other resources, among BENCH_ACL_GRAPH_AGENTS other agents and
+ *  BENCH_ACL_GRAPH_POLICIES write policies, none of which matches scope. scope must be
+ *  "run:..." and match none of the other agents' exact resources. 0 or -1. */
+#define BENCH_ACL_GRAPH_AGENTS   1000
+#define BENCH_ACL_GRAPH_POLICIES 10
+int bench_acl_graph(bench_acl_t *self, const char *user, const char *const *agents, size_t n,
+                    const char *scope);
+/*  The external resources the graph's agents (the n above included) may read: what a
+ *  benchmark may declare as the sources of its writes (engram_set_sources). */
+extern const char *const bench_acl_sources[2];
+
+/*  Writes data_dir/acl.init (every statement kept, a packed engram.StatementList) and, with
+ *  trust, data_dir/trust (the admin's cluster: a lone node's trust root); creates data_dir.
+ *  0 or -1. */
+int bench_acl_write(const bench_acl_t *self, const char *data_dir, bool trust);
+
+/*  Signed now, not kept: an edge (agent, resource, read, write) from now on, its id into id;
+ *  a revocation of the statement id at at_ms. *signed_out (a packed SignedStatement, for
+ *  engram_acl_submit) is the caller's to free(). 0 or -1. */
+int bench_acl_sign_edge(bench_acl_t *self, const char *agent, const char *resource, bool read,
+                        bool write, uint8_t id[16], uint8_t **signed_out, size_t *len);
+int bench_acl_sign_revocation(bench_acl_t *self, const uint8_t id[16], uint64_t at_ms,
+                              uint8_t **signed_out, size_t *len);
+/*  The admin's CURVE key pair: engram_connect_keys with it administers a node. */
+void bench_acl_admin_curve(const bench_acl_t *self, uint8_t public_key[32], uint8_t secret_key[32]);
+/*  Wall-clock milliseconds, the statements' time. */
+uint64_t bench_acl_now_ms(void);
+
+/*  The access decisions of a request, timed in this process on a node_acl_t holding the
+ *  statements kept (*import_s: the seconds node_acl_add took for all of them, in order):
+ *  *write_ns per write of agent acting for user into scope (identify the connection's key,
+ *  act, scope write, the write policy), *read_ns per read of one fragment agent wrote there
+ *  declaring the nsources sources (identify, act, scope read, then the fragment's check: act
+ *  and scope again, its author's act edge, each of its resources readable), as engramd's
+ *  request path calls them. Fails (-1, said on stderr) unless both are allowed. */
+int bench_acl_decision_ns(const bench_acl_t *self, const char *agent, const char *user,
+                          const char *scope, const char *const *sources, size_t nsources,
+                          double *write_ns, double *read_ns, double *import_s);
 
 #endif

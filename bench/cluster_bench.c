@@ -2,7 +2,7 @@
  *  operator would otherwise pick: Redis with replicas (asynchronous replication, optionally
  *  WAIT) and a 3-member etcd cluster (Raft). Everything runs on this host's loopback.
  *
- *  Four measurements, each printed as a table with the command that reproduces it:
+ *  Five measurements, each printed as a table with the command that reproduces it:
  *
  *    lag      Replication lag. A 3-node engram cluster (deploy/local-cluster.sh); writers on
  *             node A, open loop at 1k and 10k writes/s (LAG_WRITERS threads, one request in
@@ -29,6 +29,17 @@
  *             idle gossip measured just before. Beside it Redis with two replicas: the
  *             primary's replication output plus input (INFO total_net_repl_*_bytes). The floor
  *             for three full replicas is 2 x payload.
+ *    revoke   Revocation across three nodes: per round (50; --quick 5) the admin grants agent
+ *             bench-revoke-reader read on a fresh scope run:revoke-N through node A (an
+ *             admin's connection: engram_connect_keys with the admin's CURVE key pair,
+ *             engram_acl_submit), waits until that agent reads a key of the scope on node C,
+ *             then revokes the edge through node B (Revocation{target: the edge's id, at_ms:
+ *             now}). Measured: from engram_acl_submit of the revocation returning on B to the
+ *             first read refused (ENGRAM_EDENIED) on C, reads on C polled back to back; the
+ *             grant's own way from A to C beside it. p50/p99/max; the gossip settings are
+ *             printed (engramd's defaults, as local-cluster.sh starts the nodes, plus
+ *             $ENGRAM_NODE_FLAGS, which the script passes on). A round whose grant or
+ *             revocation never shows on C within 10 s fails the run.
  *    catchup  Bytes to bring back a node that missed K writes: with T keys written beforehand
  *             (T = 10k, then 100k), node C is stopped (SIGTERM), K writes go to A, C restarts
  *             (`local-cluster.sh restart`) and the time until C's version vector of the scope
@@ -38,12 +49,21 @@
  *
  *  Run (Release, not sanitized, for numbers):
  *      cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j2
- *      build/bench/engram-cluster-bench                      # all four, about 3 minutes
+ *      build/bench/engram-cluster-bench                      # all five, about 3 minutes
  *      build/bench/engram-cluster-bench --only lag,bytes     # some of them
  *      build/bench/engram-cluster-bench --quick              # smoke run, < 30 s (a CTest)
  *  --no-redis, --no-etcd leave the peers out; without their binaries (deploy/install-deps.sh
  *  --bench) they are skipped and the table says so. --duration S sets the seconds per lag and
  *  put cell, --clients N the put clients, --rates A,B the lag cells' writes/s.
+ *
+ *  Access control: before local-cluster.sh first starts a cluster in DIR, the benchmark makes
+ *  the cluster's admin in DIR/home itself (bench_acl_new: node_admin_init; the script then
+ *  signs the nodes' cards with it instead of running `engram cluster init`) and writes every
+ *  node's DIR/nI/data/acl.init (bench_acl_write): the script's probe agent (local-cluster, its
+ *  key made through `local-cluster.sh agents`) registered, every agent the benchmark connects
+ *  as registered for user "bench" with one allow-all edge ("*"; bench-control also reads
+ *  "cluster", for cluster status), and bench-revoke-reader registered with no edge. The
+ *  agents' keys live in this process's $ENGRAM_HOME (tests/support/agent_keys.h).
  *
  *  Processes: engram nodes are started by deploy/local-cluster.sh (ENGRAM_BIN = this build's
  *  node directory, ENGRAM_BASE_PORT random in 20000-60000); they detach (setsid), so this
@@ -106,24 +126,41 @@
 #define ETCD_PATH "etcd"
 #endif
 
-#define VALUE_BYTES  256 /* lag, put and catchup writes */
-#define NODES        3
-#define MAX_CLIENTS  256
-#define MAX_RATES    4
-#define LAG_WRITERS  16 /* open-loop writer threads of a lag cell */
-#define LOAD_THREADS 16 /* closed-loop writers that fill the catchup scope */
-#define BYTES_THREADS 8
-#define START_WAIT_S 20.0
-#define SETTLE_WAIT_S 120.0
-#define PORT_MIN     20000
-#define PORT_MAX     60000
-#define SCOPE_LAG    "run:lag"
-#define SCOPE_PUT    "run:put"
-#define SCOPE_BYTES  "run:bytes"
-#define SCOPE_CATCH  "run:catchup"
+#define VALUE_BYTES         256 /* lag, put and catchup writes */
+#define NODES               3
+#define MAX_CLIENTS         256
+#define MAX_RATES           4
+#define LAG_WRITERS         16 /* open-loop writer threads of a lag cell */
+#define LOAD_THREADS        16 /* closed-loop writers that fill the catchup scope */
+#define BYTES_THREADS       8
+#define START_WAIT_S        20.0
+#define SETTLE_WAIT_S       120.0
+#define PORT_MIN            20000
+#define PORT_MAX            60000
+#define SCOPE_LAG           "run:lag"
+#define SCOPE_PUT           "run:put"
+#define SCOPE_BYTES         "run:bytes"
+#define SCOPE_CATCH         "run:catchup"
+#define SCOPE_REVOKE        "run:revoke-" /* then the round's number */
+#define USER                "bench"
+#define REVOKE_ROUNDS       50
+#define REVOKE_ROUNDS_QUICK 5
+#define REVOKE_WAIT_S       10.0 /* a grant or revocation not seen on C by then: the round fails */
+/*  The agent deploy/local-cluster.sh checks a node with (`engram stats`, keys in DIR/home). */
+#define PROBE_AGENT "local-cluster"
+/*  The agent of the revoke cell whose access is granted and revoked, and its writer. */
+#define REVOKE_READER "bench-revoke-reader"
+#define REVOKE_WRITER "bench-revoke-writer"
 
-enum { M_LAG, M_PUT, M_BYTES, M_CATCHUP, M_COUNT };
-static const char *const s_m_names[M_COUNT] = {"lag", "put", "bytes", "catchup"};
+enum { M_LAG, M_PUT, M_BYTES, M_REVOKE, M_CATCHUP, M_COUNT };
+static const char *const s_m_names[M_COUNT] = {"lag", "put", "bytes", "revoke", "catchup"};
+
+/*  Every agent the benchmark connects as, each with one allow-all edge (bench_acl_allow_all);
+ *  the control agent reads the cluster's status too. REVOKE_READER is registered without any
+ *  edge: the revoke cell grants and revokes its access. */
+static const char *const s_agents[] = {"bench-control", "bench-writer", "bench-reader",
+                                       "bench-check",   "bench-put",    "bench-load",
+                                       REVOKE_WRITER};
 
 typedef struct {
     bool quick;
@@ -147,11 +184,12 @@ typedef struct {
     char api[NODES + 1][400]; /* ipc://DIR/nI/api.sock */
     engram_t *ctl[NODES + 1]; /* status connections, main thread only */
     uint64_t id[NODES + 1];   /* node ids */
+    bench_acl_t *acl;         /* the cluster's admin (DIR/home) and what its nodes start with */
 } s_cluster_t;
 
 static char s_tmpdir[256];
 static s_cluster_t *s_live; /* the running engram cluster */
-static atomic_bool s_stop; /* the running cell ends */
+static atomic_bool s_stop;  /* the running cell ends */
 static const s_config_t *s_cfg;
 
 static void s_cluster_release(s_cluster_t *c)
@@ -164,6 +202,7 @@ static void s_cluster_release(s_cluster_t *c)
 static void s_cluster_stop(s_cluster_t *c)
 {
     s_cluster_release(c);
+    bench_acl_destroy(&c->acl);
     for (int i = 1; i <= NODES; i++) {
         bench_stop(c->pid[i]);
         c->pid[i] = 0;
@@ -252,7 +291,8 @@ static bool s_port_free(int port)
 static int s_port_base(const int *offsets, size_t n, int span)
 {
     for (int attempt = 0; attempt < 200; attempt++) {
-        int base = PORT_MIN + (int)(bench_rand(&s_port_rng) % (uint64_t)(PORT_MAX - PORT_MIN - span));
+        int base =
+            PORT_MIN + (int)(bench_rand(&s_port_rng) % (uint64_t)(PORT_MAX - PORT_MIN - span));
         bool ok = true;
         for (size_t i = 0; ok && i < n; i++)
             ok = s_port_free(base + offsets[i]);
@@ -431,7 +471,7 @@ static void s_cluster_parse(s_cluster_t *c, const char *out)
 
 static engram_t *s_engram_connect(const char *endpoint, const char *agent, int timeout_ms)
 {
-    engram_t *e = agent_keys_make(agent) == 0 ? engram_connect(endpoint, agent, "bench") : NULL;
+    engram_t *e = agent_keys_make(agent) == 0 ? engram_connect(endpoint, agent, USER) : NULL;
     if (!e)
         return NULL;
     engram_set_timeout(e, timeout_ms);
@@ -533,6 +573,33 @@ static void s_cluster_connect(s_cluster_t *c, int i)
     engram_cluster_destroy(&st);
 }
 
+/*  Before local-cluster.sh first starts the nodes of c: the admin in DIR/home (the script
+ *  then signs the nodes' cards with it rather than make one), and DIR/nI/data/acl.init for
+ *  every node: the script's probe agent (its key made now, by the script) registered, every
+ *  agent of the benchmark allowed, REVOKE_READER registered without an edge. */
+static void s_cluster_provision(s_cluster_t *c)
+{
+    char path[600], out[1024];
+    snprintf(path, sizeof path, "%s/home", c->dir);
+    if (!(c->acl = bench_acl_new(path)))
+        DIE("no admin for the cluster in %s", path);
+    int rc = s_script(c, out, sizeof out, "agents", c->dir, PROBE_AGENT);
+    if (rc)
+        DIE("%s agents %s %s failed (exit %d)", s_cfg->script, c->dir, PROBE_AGENT, rc);
+    snprintf(path, sizeof path, "%s/home/agents/%s.cert", c->dir, PROBE_AGENT);
+    rc = bench_acl_register_cert(c->acl, PROBE_AGENT, path);
+    for (size_t i = 0; rc == 0 && i < sizeof s_agents / sizeof s_agents[0]; i++)
+        rc = bench_acl_allow_all(c->acl, USER, s_agents[i], i == 0);
+    if (rc == 0)
+        rc = bench_acl_register(c->acl, USER, REVOKE_READER);
+    for (int i = 1; rc == 0 && i <= NODES; i++) {
+        snprintf(path, sizeof path, "%s/n%d/data", c->dir, i);
+        rc = bench_acl_write(c->acl, path, false);
+    }
+    if (rc)
+        DIE("cannot provision the access control of %s", c->dir);
+}
+
 static void s_cluster_start(s_cluster_t *c, const char *name)
 {
     *c = (s_cluster_t){0};
@@ -544,6 +611,7 @@ static void s_cluster_start(s_cluster_t *c, const char *name)
     }
     c->base = s_port_base(offsets, 2 * NODES, 10 * NODES + 2);
     s_live = c;
+    s_cluster_provision(c);
     char out[4096], n[8];
     snprintf(n, sizeof n, "%d", NODES);
     int rc = s_script(c, out, sizeof out, n, c->dir, NULL);
@@ -559,7 +627,8 @@ static void s_cluster_start(s_cluster_t *c, const char *name)
         s_cluster_connect(c, i);
     if (s_cluster_wait_settled(c, START_WAIT_S) < 0)
         DIE("the %d engram nodes of %s do not see each other", NODES, c->dir);
-    fprintf(stderr, "engram-cluster-bench: engram cluster %s, gossip ports %d/%d/%d, pids %d %d %d\n",
+    fprintf(stderr,
+            "engram-cluster-bench: engram cluster %s, gossip ports %d/%d/%d, pids %d %d %d\n",
             c->dir, c->base + 10, c->base + 20, c->base + 30, (int)c->pid[1], (int)c->pid[2],
             (int)c->pid[3]);
 }
@@ -611,10 +680,28 @@ static redisContext *s_redis_spawn(s_redis_t *rs, int i)
     snprintf(logfile, sizeof logfile, "%s/redis.log", dir);
     snprintf(port, sizeof port, "%d", rs->port[i]);
     snprintf(primary, sizeof primary, "%d", rs->port[0]);
-    char *argv[] = {(char *)s_cfg->redis_path, "--port", port, "--bind", "127.0.0.1", "--dir",
-                    dir, "--appendonly", rs->rdb ? "no" : "yes", "--appendfsync", "always",
-                    "--save", rs->rdb ? "3600 1" : "", "--protected-mode", "no", "--daemonize",
-                    "no", "--logfile", logfile, i ? "--replicaof" : NULL, "127.0.0.1", primary,
+    char *argv[] = {(char *)s_cfg->redis_path,
+                    "--port",
+                    port,
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    dir,
+                    "--appendonly",
+                    rs->rdb ? "no" : "yes",
+                    "--appendfsync",
+                    "always",
+                    "--save",
+                    rs->rdb ? "3600 1" : "",
+                    "--protected-mode",
+                    "no",
+                    "--daemonize",
+                    "no",
+                    "--logfile",
+                    logfile,
+                    i ? "--replicaof" : NULL,
+                    "127.0.0.1",
+                    primary,
                     NULL};
     rs->pid[i] = bench_spawn(argv, log);
     if (rs->pid[i] < 0)
@@ -748,8 +835,8 @@ static void s_http_close(s_http_t *h)
 
 /*  One request on the keep-alive connection; the HTTP status, or -1 if the connection
  *  failed. The body (NUL-terminated, truncated to the buffer) is left in h->buf. */
-static int s_http(s_http_t *h, const char *method, const char *path, const char *body,
-                  size_t len, const char **resp_body)
+static int s_http(s_http_t *h, const char *method, const char *path, const char *body, size_t len,
+                  const char **resp_body)
 {
     char head[256];
     int n = snprintf(head, sizeof head,
@@ -791,8 +878,7 @@ static int s_http(s_http_t *h, const char *method, const char *path, const char 
         size_t have = at - hlen;
         if (clen >= 0 && have >= (size_t)clen)
             break;
-        if (chunked && have >= 5 &&
-            (memcmp(h->buf + at - 5, "0\r\n\r\n", 5) == 0) &&
+        if (chunked && have >= 5 && (memcmp(h->buf + at - 5, "0\r\n\r\n", 5) == 0) &&
             (have == 5 || h->buf[at - 6] == '\n'))
             break;
         if (clen < 0 && !chunked)
@@ -869,12 +955,29 @@ static void s_etcd_start(s_etcd_t *es)
         snprintf(curl, sizeof curl, "http://127.0.0.1:%d", es->client[i]);
         snprintf(purl, sizeof purl, "http://127.0.0.1:%d", es->peer[i]);
         char *argv[] = {(char *)s_cfg->etcd_path,
-                        "--name", name, "--data-dir", data,
-                        "--listen-client-urls", curl, "--advertise-client-urls", curl,
-                        "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
-                        "--initial-cluster", initial, "--initial-cluster-state", "new",
-                        "--initial-cluster-token", "engram-cluster-bench",
-                        "--logger", "zap", "--log-level", "warn", NULL};
+                        "--name",
+                        name,
+                        "--data-dir",
+                        data,
+                        "--listen-client-urls",
+                        curl,
+                        "--advertise-client-urls",
+                        curl,
+                        "--listen-peer-urls",
+                        purl,
+                        "--initial-advertise-peer-urls",
+                        purl,
+                        "--initial-cluster",
+                        initial,
+                        "--initial-cluster-state",
+                        "new",
+                        "--initial-cluster-token",
+                        "engram-cluster-bench",
+                        "--logger",
+                        "zap",
+                        "--log-level",
+                        "warn",
+                        NULL};
         es->pid[i] = bench_spawn(argv, log);
         if (es->pid[i] < 0)
             DIE("cannot start %s: %s", argv[0], strerror(errno));
@@ -1062,11 +1165,11 @@ static void *s_lag_reader(void *arg)
 
 typedef struct {
     bool ran;
-    double rate;      /* offered */
-    double achieved;  /* writes acknowledged per second */
+    double rate;     /* offered */
+    double achieved; /* writes acknowledged per second */
     size_t n, acked, arrived;
-    size_t no_event;  /* acknowledged, no event, but readable on B at the end */
-    size_t missing;   /* acknowledged and not readable on B at the end */
+    size_t no_event; /* acknowledged, no event, but readable on B at the end */
+    size_t missing;  /* acknowledged and not readable on B at the end */
     uint64_t p50, p99, max, ack50, ack99;
     uint64_t after50, after99; /* arrival on B - answer on A (0 when B had it first) */
     size_t errors, resubscribed;
@@ -1222,8 +1325,9 @@ static void s_lag_text(char *buf, size_t size, const s_lag_result_t *r)
     snprintf(lost, sizeof lost, "%zu", r->missing);
     if (r->no_event)
         snprintf(lost, sizeof lost, "%zu+%zu", r->missing, r->no_event);
-    snprintf(buf, size, "%7s %8s %8s %8s   %8s %8s   %8s %8s %7s", bench_si(a, sizeof a, r->achieved),
-             bench_lat(b, sizeof b, r->p50), bench_lat(c, sizeof c, r->p99), bench_lat(d, sizeof d, r->max),
+    snprintf(buf, size, "%7s %8s %8s %8s   %8s %8s   %8s %8s %7s",
+             bench_si(a, sizeof a, r->achieved), bench_lat(b, sizeof b, r->p50),
+             bench_lat(c, sizeof c, r->p99), bench_lat(d, sizeof d, r->max),
              bench_lat(e, sizeof e, r->ack50), bench_lat(f, sizeof f, r->ack99),
              bench_lat(g, sizeof g, r->after50), bench_lat(h, sizeof h, r->after99), lost);
 }
@@ -1262,7 +1366,7 @@ typedef struct {
     double cpu; /* the three servers, % of one core */
 } s_tp_result_t;
 
-#define S_TP_ERROR(w, ...) bench_error(&(w)->errors, (w)->error, sizeof (w)->error, __VA_ARGS__)
+#define S_TP_ERROR(w, ...) bench_error(&(w)->errors, (w)->error, sizeof(w)->error, __VA_ARGS__)
 
 static void *s_tp_worker(void *arg)
 {
@@ -1369,7 +1473,8 @@ static s_tp_result_t s_tp_run(s_tp_kind_t kind, bool spread, unsigned clients, d
                               const s_redis_t *redis)
 {
     s_tp_result_t res = {.ran = true};
-    s_tp_t cell = {.kind = kind, .spread = spread, .cluster = cluster, .etcd = etcd, .redis = redis};
+    s_tp_t cell = {
+        .kind = kind, .spread = spread, .cluster = cluster, .etcd = etcd, .redis = redis};
     pthread_barrier_init(&cell.ready, NULL, clients + 1);
     s_tp_worker_t *workers = s_alloc(clients * sizeof *workers);
     atomic_store(&s_stop, false);
@@ -1491,8 +1596,13 @@ static uint64_t s_load(const char *ep, int port, const char *scope, const char *
     if (threads > LOAD_THREADS)
         threads = LOAD_THREADS;
     for (unsigned t = 0; t < threads; t++) {
-        l[t] = (s_loader_t){.ep = ep, .port = port, .payload = payload, .from = from, .n = n,
-                            .id = t, .threads = threads};
+        l[t] = (s_loader_t){.ep = ep,
+                            .port = port,
+                            .payload = payload,
+                            .from = from,
+                            .n = n,
+                            .id = t,
+                            .threads = threads};
         if (pthread_create(&l[t].thread, NULL, s_loader, &l[t]) != 0)
             DIE("pthread_create");
     }
@@ -1506,10 +1616,10 @@ static uint64_t s_load(const char *ep, int port, const char *scope, const char *
 
 typedef struct {
     size_t payload, n;
-    double seconds;        /* writes + until settled */
-    double gossip, tcp;    /* engram bytes per write, net of idle; tcp < 0: unknown */
-    double redis;          /* redis replication bytes per write; < 0: not run */
-    double pushes;         /* gossip pushes sent per write, all nodes */
+    double seconds;     /* writes + until settled */
+    double gossip, tcp; /* engram bytes per write, net of idle; tcp < 0: unknown */
+    double redis;       /* redis replication bytes per write; < 0: not run */
+    double pushes;      /* gossip pushes sent per write, all nodes */
     uint64_t errors;
 } s_bytes_result_t;
 
@@ -1517,8 +1627,8 @@ typedef struct {
 
 typedef struct {
     bool ran, ok;
-    size_t total;      /* keys written before the cell (preload and earlier cells) */
-    uint64_t ops;      /* operations in the scope on A after the K writes */
+    size_t total; /* keys written before the cell (preload and earlier cells) */
+    uint64_t ops; /* operations in the scope on A after the K writes */
     size_t k;
     uint64_t lag_ops;  /* what A saw C lack before the restart */
     uint64_t delta;    /* A's lag_bytes for C: the size of the delta C needs */
@@ -1619,6 +1729,146 @@ static s_catch_result_t s_redis_catch_cell(s_redis_t *rs, size_t total, size_t k
     return res;
 }
 
+/*  --- revocation: how soon a node refuses what another node's admin revoked ------------ */
+
+typedef struct {
+    bool ran;
+    size_t rounds, done; /* asked, completed */
+    uint64_t *grant_ns;  /* per completed round: grant submitted on A until readable on C */
+    uint64_t *revoke_ns; /* revocation submitted on B until the first refusal on C */
+    uint64_t reads;      /* reads polled on C while waiting for the refusals */
+    uint64_t errors;     /* rounds that failed */
+    char error[256];     /* the first failure */
+} s_revoke_result_t;
+
+/*  An admin's connection to node i (the admin's CURVE key: node_acl_admin_curve). */
+static engram_t *s_admin_connect(s_cluster_t *c, int i)
+{
+    uint8_t public_key[32], secret_key[32];
+    bench_acl_admin_curve(c->acl, public_key, secret_key);
+    engram_t *e = engram_connect_keys(c->api[i], NULL, USER, public_key, secret_key, NULL);
+    memset(secret_key, 0, sizeof secret_key);
+    if (!e)
+        DIE("cannot connect to node %d as the admin", i);
+    return e;
+}
+
+/*  Reads key of scope on C through e: 1 when it is there, 0 when the node refuses
+ *  (ENGRAM_EDENIED), -1 for anything else (not there yet, or another error). */
+static int s_revoke_read(engram_t *e, const char *scope, const char *key)
+{
+    engram_result_t *res = NULL;
+    int rc = engram_get(e, scope, key, NULL, 0, &res);
+    int seen = rc == ENGRAM_EDENIED ? 0 : rc == 0 && res->nitems > 0 ? 1 : -1;
+    engram_result_destroy(&res);
+    return seen;
+}
+
+/*  Polls s_revoke_read until it answers want; the nanoseconds from t0, or 0 after
+ *  REVOKE_WAIT_S. *reads counts the reads. */
+static uint64_t s_revoke_until(engram_t *e, const char *scope, const char *key, int want,
+                               uint64_t t0, uint64_t *reads)
+{
+    uint64_t deadline = t0 + (uint64_t)(REVOKE_WAIT_S * 1e9);
+    while (!bench_interrupted) {
+        int seen = s_revoke_read(e, scope, key);
+        uint64_t now = bench_now_ns();
+        if (reads)
+            (*reads)++;
+        if (seen == want)
+            return now - t0 ? now - t0 : 1;
+        if (now > deadline)
+            break;
+    }
+    return 0;
+}
+
+#define S_REVOKE_FAIL(res, ...)                                                                    \
+    (bench_error(&(res)->errors, (res)->error, sizeof(res)->error, __VA_ARGS__), false)
+
+/*  The connections of the revoke cell. */
+typedef struct {
+    engram_t *admin_a, *admin_b; /* the admin on A and on B */
+    engram_t *writer, *check;    /* REVOKE_WRITER on A and on C */
+    engram_t *reader;            /* REVOKE_READER on C */
+} s_revoke_links_t;
+
+/*  Round r (see s_revoke_run); false when it failed (counted in res). */
+static bool s_revoke_round(s_cluster_t *c, const s_revoke_links_t *l, size_t r,
+                           s_revoke_result_t *res)
+{
+    char scope[64];
+    snprintf(scope, sizeof scope, "%s%zu", SCOPE_REVOKE, r);
+    engram_result_t *put = NULL;
+    int rc = engram_put(l->writer, scope, "k", "revocable", 9, NULL, 0, &put);
+    engram_result_destroy(&put);
+    if (rc)
+        return S_REVOKE_FAIL(res, "round %zu: put on A: %s %s", r, engram_strerror(rc),
+                             engram_last_error(l->writer));
+    if (!s_revoke_until(l->check, scope, "k", 1, bench_now_ns(), NULL))
+        return S_REVOKE_FAIL(res, "round %zu: the key never reached C", r);
+    if (s_revoke_read(l->reader, scope, "k") != 0)
+        return S_REVOKE_FAIL(res, "round %zu: %s is not refused %s before its grant", r,
+                             REVOKE_READER, scope);
+    uint8_t id[16], *statement = NULL;
+    size_t len = 0;
+    if (bench_acl_sign_edge(c->acl, REVOKE_READER, scope, true, false, id, &statement, &len) != 0)
+        DIE("cannot sign a grant");
+    rc = engram_acl_submit(l->admin_a, statement, len, NULL);
+    free(statement);
+    uint64_t t_grant = bench_now_ns();
+    if (rc)
+        return S_REVOKE_FAIL(res, "round %zu: grant on A: %s %s", r, engram_strerror(rc),
+                             engram_last_error(l->admin_a));
+    uint64_t grant = s_revoke_until(l->reader, scope, "k", 1, t_grant, NULL);
+    if (!grant)
+        return S_REVOKE_FAIL(res, "round %zu: C never let %s read %s", r, REVOKE_READER, scope);
+    if (bench_acl_sign_revocation(c->acl, id, bench_acl_now_ms(), &statement, &len) != 0)
+        DIE("cannot sign a revocation");
+    rc = engram_acl_submit(l->admin_b, statement, len, NULL);
+    free(statement);
+    uint64_t t_revoke = bench_now_ns();
+    if (rc)
+        return S_REVOKE_FAIL(res, "round %zu: revocation on B: %s %s", r, engram_strerror(rc),
+                             engram_last_error(l->admin_b));
+    uint64_t revoke = s_revoke_until(l->reader, scope, "k", 0, t_revoke, &res->reads);
+    if (!revoke)
+        return S_REVOKE_FAIL(res, "round %zu: C still lets %s read %s %.0f s after the revocation",
+                             r, REVOKE_READER, scope, REVOKE_WAIT_S);
+    res->grant_ns[res->done] = grant;
+    res->revoke_ns[res->done++] = revoke;
+    return true;
+}
+
+/*  Per round N: REVOKE_WRITER writes a key into run:revoke-N on A and it is awaited on C; the
+ *  admin grants REVOKE_READER read on run:revoke-N through A (engram_acl_submit) and the reader
+ *  polls the key on C until it reads it; then the admin revokes that edge through B, at once,
+ *  and the reader polls on C until the node refuses (ENGRAM_EDENIED). Nodes 1, 2, 3 are A, B,
+ *  C. */
+static s_revoke_result_t s_revoke_run(s_cluster_t *c, size_t rounds)
+{
+    s_revoke_result_t res = {.ran = true, .rounds = rounds};
+    res.grant_ns = s_alloc(rounds * sizeof *res.grant_ns);
+    res.revoke_ns = s_alloc(rounds * sizeof *res.revoke_ns);
+    if (s_cluster_wait_settled(c, SETTLE_WAIT_S) < 0)
+        DIE("the cluster does not settle before the revoke cell");
+    s_revoke_links_t l = {.admin_a = s_admin_connect(c, 1),
+                          .admin_b = s_admin_connect(c, 2),
+                          .writer = s_engram_connect(c->api[1], REVOKE_WRITER, 5000),
+                          .check = s_engram_connect(c->api[3], REVOKE_WRITER, 5000),
+                          .reader = s_engram_connect(c->api[3], REVOKE_READER, 5000)};
+    if (!l.writer || !l.check || !l.reader)
+        DIE("the agents of the revoke cell cannot connect (not registered?)");
+    for (size_t r = 0; r < rounds && !bench_interrupted; r++)
+        s_revoke_round(c, &l, r, &res);
+    engram_destroy(&l.reader);
+    engram_destroy(&l.check);
+    engram_destroy(&l.writer);
+    engram_destroy(&l.admin_b);
+    engram_destroy(&l.admin_a);
+    return res;
+}
+
 /*  --- the tables --------------------------------------------------------------------- */
 
 static void s_repro(const char *what)
@@ -1644,7 +1894,7 @@ static const char *s_bytes_text(char *buf, size_t size, double b)
 static void s_usage(FILE *out)
 {
     fprintf(out,
-            "usage: engram-cluster-bench [--quick] [--only lag,put,bytes,catchup]\n"
+            "usage: engram-cluster-bench [--quick] [--only lag,put,bytes,revoke,catchup]\n"
             "                            [--duration SECONDS] [--rates 1000,10000] [--clients N]\n"
             "                            [--no-redis] [--no-etcd] [--redis-server PATH]\n"
             "                            [--etcd PATH] [--engram-bin DIR] [--script PATH]\n");
@@ -1659,7 +1909,7 @@ static void s_parse(s_config_t *cfg, int argc, char **argv)
                         .clients = 64,
                         .redis = true,
                         .etcd = true,
-                        .only = {true, true, true, true},
+                        .only = {true, true, true, true, true},
                         .redis_path = REDIS_SERVER_PATH,
                         .etcd_path = ETCD_PATH,
                         .bin_dir = ENGRAM_BIN_DIR,
@@ -1781,15 +2031,20 @@ int main(int argc, char **argv)
     printf("engram-cluster-bench (%s build): %d engram nodes on loopback (%s), %ld CPUs\n",
            ENGRAM_BENCH_BUILD_TYPE, NODES, cfg.script, sysconf(_SC_NPROCESSORS_ONLN));
     printf("peers: redis-server %s, etcd %s\n",
-           have_redis ? cfg.redis_path : cfg.redis ? "SKIPPED (not installed)" : "off (--no-redis)",
-           have_etcd ? cfg.etcd_path : cfg.etcd ? "SKIPPED (not installed)" : "off (--no-etcd)");
+           have_redis  ? cfg.redis_path
+           : cfg.redis ? "SKIPPED (not installed)"
+                       : "off (--no-redis)",
+           have_etcd  ? cfg.etcd_path
+           : cfg.etcd ? "SKIPPED (not installed)"
+                      : "off (--no-etcd)");
     fflush(stdout);
 
     int failures = 0;
     s_cluster_t cluster;
     s_redis_t redis = {0};
     s_etcd_t etcd = {0};
-    bool need_cluster = cfg.only[M_LAG] || cfg.only[M_PUT] || cfg.only[M_BYTES];
+    bool need_cluster =
+        cfg.only[M_LAG] || cfg.only[M_PUT] || cfg.only[M_BYTES] || cfg.only[M_REVOKE];
     if (need_cluster)
         s_cluster_start(&cluster, "cluster");
     if (have_redis && (cfg.only[M_LAG] || cfg.only[M_PUT] || cfg.only[M_BYTES]))
@@ -1800,11 +2055,11 @@ int main(int argc, char **argv)
         s_lag_result_t e[MAX_RATES] = {{0}}, r[MAX_RATES] = {{0}};
         unsigned cellno = 0;
         for (size_t i = 0; i < cfg.nrates && !bench_interrupted; i++) {
-            e[i] = s_lag_run(SYS_ENGRAM, cfg.rates[i], cfg.duration, cluster.api[1],
-                             cluster.api[2], 0, 0, cellno++, cluster.pid + 1);
+            e[i] = s_lag_run(SYS_ENGRAM, cfg.rates[i], cfg.duration, cluster.api[1], cluster.api[2],
+                             0, 0, cellno++, cluster.pid + 1);
             if (have_redis && !bench_interrupted)
-                r[i] = s_lag_run(SYS_REDIS, cfg.rates[i], cfg.duration, NULL, NULL,
-                                 redis.port[0], redis.port[1], cellno++, redis.pid);
+                r[i] = s_lag_run(SYS_REDIS, cfg.rates[i], cfg.duration, NULL, NULL, redis.port[0],
+                                 redis.port[1], cellno++, redis.pid);
         }
         printf("\n1. Replication lag: write on A (open loop, %d writer threads, %d-byte values, "
                "%.1f s per cell) until visible on B\n",
@@ -1817,8 +2072,8 @@ int main(int argc, char **argv)
                cfg.grace);
         printf("   after ack = arrival on B - put answered on A (0 if B had it first)\n");
         printf("%7s %-7s %7s %8s %8s %8s   %8s %8s   %8s %8s %7s   %s\n", "offered", "system",
-               "w/s", "lag p50", "lag p99", "lag max", "ack p50", "ack p99", "after50",
-               "after99", "lost", "engram/redis lag p50 p99");
+               "w/s", "lag p50", "lag p99", "lag max", "ack p50", "ack p99", "after50", "after99",
+               "lost", "engram/redis lag p50 p99");
         for (size_t i = 0; i < cfg.nrates; i++) {
             char text[256], q50[16], q99[16];
             s_lag_text(text, sizeof text, &e[i]);
@@ -1849,7 +2104,8 @@ int main(int argc, char **argv)
                        cfg.rates[i], r[i].missing, r[i].errors);
         }
         if (!have_redis)
-            printf("  redis: skipped (%s)\n", cfg.redis ? "redis-server not installed" : "--no-redis");
+            printf("  redis: skipped (%s)\n",
+                   cfg.redis ? "redis-server not installed" : "--no-redis");
         s_other_print();
         s_repro("lag");
         fflush(stdout);
@@ -1900,8 +2156,10 @@ int main(int argc, char **argv)
         printf("ratios of ops/s                              one node   spread\n");
         static const struct {
             s_tp_kind_t e, peer;
-        } pairs[] = {{TP_ENGRAM, TP_REDIS},     {TP_ENGRAM_REP, TP_REDIS_WAIT},
-                     {TP_ENGRAM_REP, TP_ETCD},  {TP_ENGRAM, TP_ETCD}};
+        } pairs[] = {{TP_ENGRAM, TP_REDIS},
+                     {TP_ENGRAM_REP, TP_REDIS_WAIT},
+                     {TP_ENGRAM_REP, TP_ETCD},
+                     {TP_ENGRAM, TP_ETCD}};
         for (size_t p = 0; p < sizeof pairs / sizeof pairs[0]; p++) {
             const s_tp_result_t *e = res[pairs[p].e], *x = res[pairs[p].peer];
             char r0[16], r1[16], label[64];
@@ -1917,7 +2175,8 @@ int main(int argc, char **argv)
         }
         printf("  (against redis both engram columns divide by the primary's figure)\n");
         if (!have_redis)
-            printf("  redis: skipped (%s)\n", cfg.redis ? "redis-server not installed" : "--no-redis");
+            printf("  redis: skipped (%s)\n",
+                   cfg.redis ? "redis-server not installed" : "--no-redis");
         if (!have_etcd)
             printf("  etcd: skipped (%s)\n", cfg.etcd ? "etcd not installed" : "--no-etcd");
         s_other_print();
@@ -1942,7 +2201,8 @@ int main(int argc, char **argv)
         double w0 = bench_now();
         bench_sleep(idle_s);
         double idle_g = (double)(s_bytes_sent(&cluster, NULL) - g0) / (bench_now() - w0);
-        double idle_t = t0 < 0 ? NAN : (double)(s_tcp_bytes(ports, NODES) - t0) / (bench_now() - w0);
+        double idle_t =
+            t0 < 0 ? NAN : (double)(s_tcp_bytes(ports, NODES) - t0) / (bench_now() - w0);
         s_bytes_result_t br[3] = {{0}};
         for (int p = 0; p < 3 && !bench_interrupted; p++) {
             s_bytes_result_t *b = &br[p];
@@ -1955,8 +2215,8 @@ int main(int argc, char **argv)
             uint64_t a0 = s_bytes_sent(&cluster, &p0);
             int64_t c0 = s_tcp_bytes(ports, NODES);
             double s0 = bench_now();
-            b->errors = s_load(cluster.api[1], 0, SCOPE_BYTES, prefix, b->payload, 0, b->n,
-                               BYTES_THREADS);
+            b->errors =
+                s_load(cluster.api[1], 0, SCOPE_BYTES, prefix, b->payload, 0, b->n, BYTES_THREADS);
             if (s_cluster_wait_settled(&cluster, SETTLE_WAIT_S) < 0) {
                 printf("  FAIL: the cluster did not settle after %zu writes of %zu bytes\n", b->n,
                        b->payload);
@@ -1967,8 +2227,8 @@ int main(int argc, char **argv)
             b->pushes = (double)(p1 - p0) / (double)b->n;
             int64_t c1 = s_tcp_bytes(ports, NODES);
             b->gossip = ((double)(a1 - a0) - idle_g * b->seconds) / (double)b->n;
-            b->tcp = c0 < 0 || c1 < 0 ? -1
-                                      : ((double)(c1 - c0) - idle_t * b->seconds) / (double)b->n;
+            b->tcp =
+                c0 < 0 || c1 < 0 ? -1 : ((double)(c1 - c0) - idle_t * b->seconds) / (double)b->n;
             failures += b->errors != 0;
             if (have_redis) {
                 redisContext *r = bench_redis_connect(redis.port[0], 5000);
@@ -2012,22 +2272,68 @@ int main(int argc, char **argv)
             if (b->redis >= 0)
                 snprintf(rx, sizeof rx, "%.2f", b->redis / pay);
             printf("%8zu %7zu %7.2fs %8.2f   %11s %7.2f %11s %7s   %11s %7s   %12s\n", b->payload,
-                   b->n, b->seconds, b->pushes, s_bytes_text(g, sizeof g, b->gossip), b->gossip / pay,
-                   s_bytes_text(t, sizeof t, b->tcp), tx, s_bytes_text(rr, sizeof rr, b->redis), rx,
+                   b->n, b->seconds, b->pushes, s_bytes_text(g, sizeof g, b->gossip),
+                   b->gossip / pay, s_bytes_text(t, sizeof t, b->tcp), tx,
+                   s_bytes_text(rr, sizeof rr, b->redis), rx,
                    s_ratio(q, sizeof q, b->gossip, b->redis));
         }
         if (!have_redis)
-            printf("  redis: skipped (%s)\n", cfg.redis ? "redis-server not installed" : "--no-redis");
+            printf("  redis: skipped (%s)\n",
+                   cfg.redis ? "redis-server not installed" : "--no-redis");
         s_repro("bytes");
         fflush(stdout);
     }
 
     if (have_redis && redis.nodes)
         s_redis_stop(&redis);
+
+    /* 4. revocation */
+    if (cfg.only[M_REVOKE] && !bench_interrupted) {
+        size_t rounds = cfg.quick ? REVOKE_ROUNDS_QUICK : REVOKE_ROUNDS;
+        s_revoke_result_t rv = s_revoke_run(&cluster, rounds);
+        const char *flags = getenv("ENGRAM_NODE_FLAGS");
+        printf("\n4. Revocation across three nodes: per round the admin grants agent %s read on "
+               "a fresh scope %sN through node A (engram_acl_submit), %s reads a key there on "
+               "node C once it can;\n   then the admin revokes that edge through node B "
+               "(Revocation, at_ms = now); revoke: from engram_acl_submit returning on B until a "
+               "read on C is first refused (ENGRAM_EDENIED),\n   reads on C polled back to back "
+               "(each a full request); grant: from the grant's submit returning on A until the "
+               "first read on C that finds the key\n",
+               REVOKE_READER, SCOPE_REVOKE, REVOKE_READER);
+        printf("   gossip: every node with engramd's defaults (local-cluster.sh), interval %d ms "
+               "(digests; new operations are pushed at once), fanout %d; ENGRAM_NODE_FLAGS: "
+               "%s\n",
+               ENGRAM_DEFAULT_GOSSIP_INTERVAL_MS, ENGRAM_DEFAULT_FANOUT,
+               flags && *flags ? flags : "(none)");
+        qsort(rv.revoke_ns, rv.done, sizeof *rv.revoke_ns, bench_cmp_u64);
+        qsort(rv.grant_ns, rv.done, sizeof *rv.grant_ns, bench_cmp_u64);
+        char a[16], b[16], d[16], e[16], f[16], g[16];
+        printf("%7s %6s   %9s %9s %9s   %9s %9s %9s   %12s\n", "rounds", "done", "revoke50",
+               "revoke99", "revokemax", "grant50", "grant99", "grantmax", "reads/revoke");
+        printf("%7zu %6zu   %9s %9s %9s   %9s %9s %9s   %12.1f\n", rv.rounds, rv.done,
+               bench_lat(a, sizeof a, bench_percentile(rv.revoke_ns, rv.done, 0.50)),
+               bench_lat(b, sizeof b, bench_percentile(rv.revoke_ns, rv.done, 0.99)),
+               bench_lat(d, sizeof d, rv.done ? rv.revoke_ns[rv.done - 1] : 0),
+               bench_lat(e, sizeof e, bench_percentile(rv.grant_ns, rv.done, 0.50)),
+               bench_lat(f, sizeof f, bench_percentile(rv.grant_ns, rv.done, 0.99)),
+               bench_lat(g, sizeof g, rv.done ? rv.grant_ns[rv.done - 1] : 0),
+               rv.done ? (double)rv.reads / (double)rv.done : 0.0);
+        if (rv.done < 100)
+            printf("   (p99 of fewer than 100 rounds is their maximum or next to it: nearest rank)"
+                   "\n");
+        if (rv.errors) {
+            printf("  FAIL: %" PRIu64 " round(s) failed; the first: %s\n", rv.errors, rv.error);
+            failures++;
+        }
+        free(rv.grant_ns);
+        free(rv.revoke_ns);
+        s_repro("revoke");
+        fflush(stdout);
+    }
     if (need_cluster)
         s_cluster_stop(&cluster);
 
-    /* 4. catch-up */
+    /* 5. catch-up */
     if (cfg.only[M_CATCHUP] && !bench_interrupted) {
         s_cluster_t cc;
         s_cluster_start(&cc, "catchup");
@@ -2064,16 +2370,16 @@ int main(int argc, char **argv)
             s_redis_start(&rr, NODES, true);
             preloaded = missed = 0;
             for (size_t t = 0; t < ntotals && !bench_interrupted; t++) {
-                s_load(NULL, rr.port[0], NULL, "pre", VALUE_BYTES, preloaded,
-                       totals[t] - preloaded, LOAD_THREADS);
+                s_load(NULL, rr.port[0], NULL, "pre", VALUE_BYTES, preloaded, totals[t] - preloaded,
+                       LOAD_THREADS);
                 preloaded = totals[t];
                 for (size_t i = 0; i < nks && !bench_interrupted; i++)
-                    rres[t][i] = s_redis_catch_cell(&rr, preloaded + missed, ks[i], &missed,
-                                                    &rfull[t][i]);
+                    rres[t][i] =
+                        s_redis_catch_cell(&rr, preloaded + missed, ks[i], &missed, &rfull[t][i]);
             }
             s_redis_stop(&rr);
         }
-        printf("\n4. Bringing back a node that missed K writes: node C stopped (SIGTERM), K "
+        printf("\n5. Bringing back a node that missed K writes: node C stopped (SIGTERM), K "
                "writes of %d B on node A, C restarted (local-cluster.sh restart)\n",
                VALUE_BYTES);
         printf("   keys: written to the scope before the cell (T preloaded, then the earlier "
@@ -2089,15 +2395,15 @@ int main(int argc, char **argv)
                 if (!r->ran)
                     continue;
                 char d[24], rv[24], pk[24], nk[24], x[16];
-                printf("%8zu %9" PRIu64 " %7zu %7" PRIu64 " %11s %12s %10s %9s %8s %7.2fs%s\n",
-                       r->total, r->ops, r->k, r->lag_ops, s_bytes_text(d, sizeof d, (double)r->delta),
-                       s_bytes_text(rv, sizeof rv, (double)r->received),
-                       s_bytes_text(pk, sizeof pk, r->k ? (double)r->received / (double)r->k : -1),
-                       s_bytes_text(nk, sizeof nk,
-                                    r->k ? ((double)r->received - (double)base) / (double)r->k
-                                         : -1),
-                       s_ratio(x, sizeof x, (double)r->received, (double)r->delta), r->seconds,
-                       r->ok ? "" : "  FAIL: never caught up");
+                printf(
+                    "%8zu %9" PRIu64 " %7zu %7" PRIu64 " %11s %12s %10s %9s %8s %7.2fs%s\n",
+                    r->total, r->ops, r->k, r->lag_ops, s_bytes_text(d, sizeof d, (double)r->delta),
+                    s_bytes_text(rv, sizeof rv, (double)r->received),
+                    s_bytes_text(pk, sizeof pk, r->k ? (double)r->received / (double)r->k : -1),
+                    s_bytes_text(nk, sizeof nk,
+                                 r->k ? ((double)r->received - (double)base) / (double)r->k : -1),
+                    s_ratio(x, sizeof x, (double)r->received, (double)r->delta), r->seconds,
+                    r->ok ? "" : "  FAIL: never caught up");
             }
             printf("   (preloading to %zu keys took %.1f s)\n", totals[t], load_s[t]);
         }
@@ -2116,19 +2422,20 @@ int main(int argc, char **argv)
                     if (!r->ran)
                         continue;
                     char d[24], rv[24], pk[24], x[16], q[16];
-                    printf("%8zu %9" PRIu64 " %7zu %11s %12s %10s %8s %8s %7.2fs   %s%s\n",
-                           r->total, r->ops, r->k, s_bytes_text(d, sizeof d, (double)r->delta),
-                           s_bytes_text(rv, sizeof rv, (double)r->received),
-                           s_bytes_text(pk, sizeof pk,
-                                        r->k ? (double)r->received / (double)r->k : -1),
-                           rfull[t][i] ? "full" : "partial",
-                           s_ratio(x, sizeof x, (double)r->received, (double)r->delta), r->seconds,
-                           s_ratio(q, sizeof q, res[t][i].ran ? (double)res[t][i].received : NAN,
-                                   (double)r->received),
-                           r->ok ? "" : "  (never caught up)");
+                    printf(
+                        "%8zu %9" PRIu64 " %7zu %11s %12s %10s %8s %8s %7.2fs   %s%s\n", r->total,
+                        r->ops, r->k, s_bytes_text(d, sizeof d, (double)r->delta),
+                        s_bytes_text(rv, sizeof rv, (double)r->received),
+                        s_bytes_text(pk, sizeof pk, r->k ? (double)r->received / (double)r->k : -1),
+                        rfull[t][i] ? "full" : "partial",
+                        s_ratio(x, sizeof x, (double)r->received, (double)r->delta), r->seconds,
+                        s_ratio(q, sizeof q, res[t][i].ran ? (double)res[t][i].received : NAN,
+                                (double)r->received),
+                        r->ok ? "" : "  (never caught up)");
                 }
         } else {
-            printf("  redis: skipped (%s)\n", cfg.redis ? "redis-server not installed" : "--no-redis");
+            printf("  redis: skipped (%s)\n",
+                   cfg.redis ? "redis-server not installed" : "--no-redis");
         }
         s_repro("catchup");
         fflush(stdout);

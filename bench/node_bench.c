@@ -34,6 +34,38 @@
  *  --systems engram,redis,rocksdb, --modes and --ops pick cells; --max-batch N is passed to
  *  engramd; --engramd PATH and --redis-server PATH run other binaries.
  *
+ *  Access control: engramd serves only registered agents, so each engramd it starts gets, in
+ *  its data directory, a trust file (the benchmark's admin, made with node_admin_init under
+ *  the temporary directory) and an acl.init it imports at start (bench/bench_acl.c): in the
+ *  tables above, every agent (bench-0.., bench-control) is registered, may act for user
+ *  "bench", and has one allow-all edge ("*", read and write).
+ *
+ *  --acl-compare: what access control costs a request, "a realistic graph against one
+ *  allow-all edge" (the goal: under 10%). Instead of the tables, two engramd --durability sync
+ *  run at once, the same except for their statements:
+ *    allow-all  as above: per agent a registration, a user edge and one edge to "*";
+ *    graph      about 7.9k statements: 1,000 other agents with a user edge and five resource
+ *               edges each (exact scopes, the pattern run:q*, tool:..., kb:handbook, app:/team:;
+ *               every tenth with a revoked edge), 10 write policies on other scopes (none on
+ *               run:bench, so nothing is redacted, but every put walks them), and the bench
+ *               agents granted run:bench only through the pattern edge "run:*", behind a
+ *               revoked user edge, a revoked run:bench edge and four other edges (the shape is
+ *               described in bench/bench_acl.c);
+ *  and the same cells against each: put then get, 1 and 64 clients (--clients changes them),
+ *  scope run:bench, each put declaring two sources (tool:web-search, kb:handbook), so every
+ *  fragment carries provenance that each get checks again (the writer's user edge, and each
+ *  resource readable by the reader). The cells run in --rounds rounds (3; --quick 1) with the
+ *  policies' order alternating, and the table gives each cell's medians, the ratios
+ *  graph/allow-all of ops/s and p50, and the range of the per-round ratios (the noise). Before
+ *  the cells, the decisions of one put and one get are timed in this process against each
+ *  policy's statements (node_acl_* as engramd calls them), which measures the check itself
+ *  where the end-to-end ratio drowns it in the request's own cost.
+ *      build-nb/bench/engram-node-bench --acl-compare              # 3 rounds, about 1.5 minutes
+ *      build-nb/bench/engram-node-bench --acl-compare --quick      # a smoke run (a CTest)
+ *      build-nb/bench/engram-node-bench --acl graph --ops put --clients 64 --duration 30
+ *  --acl allow-all,graph picks the policies (and implies --acl-compare); --modes, --systems
+ *  are ignored there (engramd, durability sync only).
+ *
  *  Everything it starts (engramd, redis-server) is stopped and its directory removed at exit,
  *  also after a failure or SIGINT/SIGTERM; the children get PR_SET_PDEATHSIG so that even a
  *  SIGKILL of the benchmark leaves no server running. Exit status: 0, 1 if an operation
@@ -96,10 +128,15 @@
 #define MAX_LEVELS   8
 #define START_WAIT_S 15.0 /* a server must answer within this after its start */
 
+#define MAX_ROUNDS 16
+#define USER       "bench"
+
 typedef enum { SYS_ENGRAM, SYS_REDIS, SYS_ROCKSDB, SYS_COUNT } s_sys_t;
 typedef enum { OP_PUT, OP_GET, OP_COUNT } s_op_t;
+typedef enum { POL_ALLOW, POL_GRAPH, POL_COUNT } s_policy_t;
 static const char *const s_sys_names[SYS_COUNT] = {"engram", "redis", "rocksdb"};
 static const char *const s_op_names[OP_COUNT] = {"put", "get"};
+static const char *const s_policy_names[POL_COUNT] = {"allow-all", "graph"};
 
 typedef struct {
     bool quick;
@@ -112,6 +149,9 @@ typedef struct {
     unsigned max_batch; /* 0: engramd's default */
     const char *engramd;
     const char *redis;
+    bool acl_compare;         /* the access-control comparison instead of the tables */
+    bool policies[POL_COUNT]; /* the policies it runs */
+    unsigned rounds;          /* its rounds */
 } s_config_t;
 
 /*  --- what has to be cleaned up, also from a failure path ---------------------------- */
@@ -119,12 +159,18 @@ typedef struct {
 static char s_tmpdir[256];
 static atomic_bool s_stop; /* the running cell ends */
 
-static engram_t **s_control; /* the running engramd's stats connection */
+static engram_t **s_control[POL_COUNT]; /* the running engramds' stats connections */
+
+static void s_controls_destroy(void)
+{
+    for (int i = 0; i < POL_COUNT; i++)
+        if (s_control[i] && *s_control[i])
+            engram_destroy(s_control[i]);
+}
 
 static void s_cleanup(void)
 {
-    if (s_control && *s_control)
-        engram_destroy(s_control);
+    s_controls_destroy();
     bench_children_stop();
     if (s_tmpdir[0]) {
         bench_rm_tree(s_tmpdir);
@@ -135,8 +181,7 @@ static void s_cleanup(void)
 /*  What must go before czmq's atexit handler when the benchmark gives up. */
 static void s_release(void)
 {
-    if (s_control && *s_control)
-        engram_destroy(s_control);
+    s_controls_destroy();
 }
 
 #define DIE(...) BENCH_DIE(__VA_ARGS__)
@@ -178,8 +223,12 @@ typedef struct {
     bool sync;
     char dir[320];
     /* engramd */
+    const bench_acl_t *acl; /* its access control: DATA/trust and DATA/acl.init */
+    bool sources;           /* puts declare bench_acl_sources (engram_set_sources) */
+    int slot;               /* in s_control */
     pid_t engramd;
     char endpoint[400];
+    double started_s;  /* from its start until it answered */
     engram_t *control; /* stats */
     /* redis-server */
     pid_t redis;
@@ -202,6 +251,8 @@ static void s_engramd_start(s_mode_t *m, const s_config_t *cfg)
     snprintf(log, sizeof log, "%s/engramd.log", m->dir);
     snprintf(m->endpoint, sizeof m->endpoint, "ipc://%s/api.sock", m->dir);
     snprintf(batch, sizeof batch, "%u", cfg->max_batch);
+    if (bench_acl_write(m->acl, data, true) != 0)
+        DIE("cannot give engramd in %s its trust root and statements", data);
     char *argv[] = {
         (char *)cfg->engramd,       "--data", data, "--api", m->endpoint, "--durability",
         m->sync ? "sync" : "async", NULL,     NULL, NULL};
@@ -209,15 +260,16 @@ static void s_engramd_start(s_mode_t *m, const s_config_t *cfg)
         argv[7] = "--max-batch";
         argv[8] = batch;
     }
+    double t0 = bench_now();
     m->engramd = bench_spawn(argv, log);
     if (m->engramd < 0)
         DIE("cannot start %s: %s", argv[0], strerror(errno));
     m->control = agent_keys_make("bench-control") == 0
-                     ? engram_connect(m->endpoint, "bench-control", "bench")
+                     ? engram_connect(m->endpoint, "bench-control", USER)
                      : NULL;
     if (!m->control)
         DIE("engram_connect(%s) failed", m->endpoint);
-    s_control = &m->control;
+    s_control[m->slot] = &m->control;
     engram_set_timeout(m->control, 200);
     engram_stats_t st;
     double deadline = bench_now() + START_WAIT_S;
@@ -227,11 +279,15 @@ static void s_engramd_start(s_mode_t *m, const s_config_t *cfg)
             DIE("engramd (%s) did not start", m->sync ? "sync" : "async");
         }
     }
+    m->started_s = bench_now() - t0;
     engram_set_timeout(m->control, ENGRAM_DEFAULT_CLIENT_TIMEOUT_MS);
     if (strcmp(st.durability, m->sync ? "sync" : "async") != 0)
         DIE("engramd reports durability '%s'", st.durability);
-    fprintf(stderr, "engram-node-bench: engramd --durability %s pid %d on %s\n",
-            m->sync ? "sync" : "async", (int)m->engramd, m->endpoint);
+    fprintf(stderr,
+            "engram-node-bench: engramd --durability %s pid %d on %s (%zu statements, "
+            "answered after %.2f s)\n",
+            m->sync ? "sync" : "async", (int)m->engramd, m->endpoint, bench_acl_size(m->acl),
+            m->started_s);
 }
 
 static void s_redis_start(s_mode_t *m, const s_config_t *cfg)
@@ -313,17 +369,23 @@ static void s_rocksdb_open(s_mode_t *m)
     m->ro = rocksdb_readoptions_create();
 }
 
-static void s_mode_start(s_mode_t *m, const s_config_t *cfg, bool sync)
+/*  Starts the systems asked for in a fresh directory s_tmpdir/name; engramd under acl, as the
+ *  running engramd number slot. */
+static void s_mode_start(s_mode_t *m, const s_config_t *cfg, bool sync,
+                         const bool systems[SYS_COUNT], const char *name, const bench_acl_t *acl,
+                         int slot)
 {
     m->sync = sync;
-    snprintf(m->dir, sizeof m->dir, "%s/%s", s_tmpdir, sync ? "sync" : "async");
+    m->acl = acl;
+    m->slot = slot;
+    snprintf(m->dir, sizeof m->dir, "%s/%s", s_tmpdir, name);
     if (mkdir(m->dir, 0755) != 0)
         DIE("mkdir %s: %s", m->dir, strerror(errno));
-    if (cfg->systems[SYS_ENGRAM])
+    if (systems[SYS_ENGRAM])
         s_engramd_start(m, cfg);
-    if (cfg->systems[SYS_REDIS])
+    if (systems[SYS_REDIS])
         s_redis_start(m, cfg);
-    if (cfg->systems[SYS_ROCKSDB])
+    if (systems[SYS_ROCKSDB])
         s_rocksdb_open(m);
 }
 
@@ -331,7 +393,7 @@ static void s_mode_stop(s_mode_t *m)
 {
     if (m->control)
         engram_destroy(&m->control);
-    s_control = NULL;
+    s_control[m->slot] = NULL;
     if (m->engramd) {
         bench_stop(m->engramd);
     }
@@ -385,7 +447,7 @@ static void s_push(void **array, size_t *n, size_t *cap, size_t elem, const void
     (*n)++;
 }
 
-#define S_WORKER_ERROR(w, ...) bench_error(&(w)->errors, (w)->error, sizeof (w)->error, __VA_ARGS__)
+#define S_WORKER_ERROR(w, ...) bench_error(&(w)->errors, (w)->error, sizeof(w)->error, __VA_ARGS__)
 
 static void *s_worker_run(void *arg)
 {
@@ -402,9 +464,11 @@ static void *s_worker_run(void *arg)
     if (cell->sys == SYS_ENGRAM) {
         char agent[32];
         snprintf(agent, sizeof agent, "bench-%u", w->id);
-        engram = agent_keys_make(agent) == 0 ? engram_connect(m->endpoint, agent, "bench") : NULL;
+        engram = agent_keys_make(agent) == 0 ? engram_connect(m->endpoint, agent, USER) : NULL;
         engram_stats_t st;
         int rc = engram ? engram_stats(engram, &st) : ENGRAM_ENOMEM;
+        if (rc == 0 && m->sources)
+            rc = engram_set_sources(engram, bench_acl_sources, 2);
         if (rc) {
             S_WORKER_ERROR(w, "connect: %s %s", engram_strerror(rc),
                            engram ? engram_last_error(engram) : "");
@@ -693,6 +757,183 @@ static void s_print_table(const s_config_t *cfg, const s_mode_t *m, s_op_t op,
     fflush(stdout);
 }
 
+/*  --- access control: a realistic graph against one allow-all edge --------------------- */
+
+/*  The median of n doubles (n <= MAX_ROUNDS); NAN for none. */
+static double s_median(const double *v, size_t n)
+{
+    double sorted[MAX_ROUNDS];
+    if (n == 0)
+        return NAN;
+    memcpy(sorted, v, n * sizeof *v);
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+            double t = sorted[j];
+            sorted[j] = sorted[j - 1];
+            sorted[j - 1] = t;
+        }
+    return n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
+/*  One cell of the comparison over its rounds. */
+typedef struct {
+    double ops_s[MAX_ROUNDS], p50[MAX_ROUNDS], p99[MAX_ROUNDS], cpu[MAX_ROUNDS];
+    double other; /* the most of the rounds */
+    size_t n;
+    uint64_t errors;
+} s_rounds_t;
+
+static void s_rounds_add(s_rounds_t *r, const s_result_t *res)
+{
+    r->errors += res->errors;
+    if (res->errors || r->n == MAX_ROUNDS)
+        return;
+    r->ops_s[r->n] = res->ops_s;
+    r->p50[r->n] = (double)res->p50;
+    r->p99[r->n] = (double)res->p99;
+    r->cpu[r->n] = res->cpu;
+    if (res->other > r->other)
+        r->other = res->other;
+    r->n++;
+}
+
+static const char *s_ratio2(char *buf, size_t size, double a, double b)
+{
+    if (!(b > 0) || isnan(a))
+        snprintf(buf, size, "-");
+    else
+        snprintf(buf, size, "%.3f", a / b);
+    return buf;
+}
+
+/*  Runs engramd (durability sync) under each policy asked for, both running at once, and the
+ *  same put and get cells against each, in rounds whose policy order alternates; prints the
+ *  medians and the ratios graph/allow-all. Returns the number of cells that failed. */
+static int s_acl_compare(const s_config_t *cfg, bench_acl_t *const acl[POL_COUNT],
+                         size_t max_clients)
+{
+    static const bool engram_only[SYS_COUNT] = {[SYS_ENGRAM] = true};
+    s_mode_t modes[POL_COUNT] = {{0}};
+    double write_ns[POL_COUNT] = {NAN, NAN}, read_ns[POL_COUNT] = {NAN, NAN};
+    double import_s[POL_COUNT] = {NAN, NAN};
+    for (int p = 0; p < POL_COUNT; p++) {
+        if (!cfg->policies[p])
+            continue;
+        if (bench_acl_decision_ns(acl[p], "bench-0", USER, SCOPE, bench_acl_sources, 2,
+                                  &write_ns[p], &read_ns[p], &import_s[p]) != 0)
+            DIE("the %s statements do not let bench-0 work on %s", s_policy_names[p], SCOPE);
+        modes[p].sources = true;
+        s_mode_start(&modes[p], cfg, true, engram_only, s_policy_names[p], acl[p], p);
+    }
+    printf("\naccess control: engramd --durability sync under two policies, the same cells, "
+           "%u round(s) of %.1f s cells, the policies' order alternating each round\n",
+           cfg->rounds, cfg->duration);
+    printf("  put: %d-byte values into %s, each put declaring the sources %s and %s (kept as "
+           "its provenance); get: keys those puts wrote (the fragment's provenance is checked "
+           "again at each read)\n",
+           VALUE_BYTES, SCOPE, bench_acl_sources[0], bench_acl_sources[1]);
+    if (cfg->policies[POL_ALLOW])
+        printf("  allow-all: %zu statements: each of the %zu agents registered, one user edge, "
+               "one edge to \"*\"; no write policy\n",
+               bench_acl_size(acl[POL_ALLOW]), max_clients + 1);
+    if (cfg->policies[POL_GRAPH])
+        printf("  graph:     %zu statements: %d other agents (user edge, 5 resource edges: "
+               "exact, run:q*, tool:, kb:, app:/team:; a tenth with a revoked edge), %d write "
+               "policies on other scopes; the %zu bench agents granted through \"run:*\" behind "
+               "a revoked user edge, a revoked %s edge and 4 other edges (bench/bench_acl.c)\n",
+               bench_acl_size(acl[POL_GRAPH]), BENCH_ACL_GRAPH_AGENTS, BENCH_ACL_GRAPH_POLICIES,
+               max_clients, SCOPE);
+    printf("  the decisions of one request, timed in this process (node_acl_*: identify + act + "
+           "scope, then the write policy for a put, the fragment's provenance for a get; the "
+           "least of 5 runs):\n");
+    for (int p = 0; p < POL_COUNT; p++)
+        if (cfg->policies[p])
+            printf("    %-9s put %6.0f ns, get %6.0f ns; node_acl_add of its statements %.3f s "
+                   "(engramd: start to first answer %.2f s)\n",
+                   s_policy_names[p], write_ns[p], read_ns[p], import_s[p], modes[p].started_s);
+    fflush(stdout);
+
+    s_rounds_t res[OP_COUNT][MAX_LEVELS][POL_COUNT];
+    memset(res, 0, sizeof res);
+    for (unsigned r = 0; r < cfg->rounds && !bench_interrupted; r++)
+        for (int op = 0; op < OP_COUNT && !bench_interrupted; op++) {
+            if (!cfg->ops[op])
+                continue;
+            for (size_t c = 0; c < cfg->nclients && !bench_interrupted; c++)
+                for (int i = 0; i < POL_COUNT && !bench_interrupted; i++) {
+                    int p = r % 2 ? POL_COUNT - 1 - i : i;
+                    if (!cfg->policies[p])
+                        continue;
+                    s_result_t one =
+                        s_cell_run(cfg, &modes[p], SYS_ENGRAM, (s_op_t)op, cfg->clients[c]);
+                    s_rounds_add(&res[op][c][p], &one);
+                }
+        }
+
+    printf("%-4s %7s   %-33s   %-33s   %-30s\n", "", "", "------------ allow-all ------------",
+           "-------------- graph --------------", "-------- graph/allow-all --------");
+    printf("%-4s %7s   %8s %8s %8s %7s   %8s %8s %8s %7s   %7s %7s %14s %6s\n", "op", "clients",
+           "ops/s", "p50", "p99", "cpu", "ops/s", "p50", "p99", "cpu", "ops/s", "p50",
+           "ops/s rounds", "other");
+    int failures = 0;
+    for (int op = 0; op < OP_COUNT; op++) {
+        if (!cfg->ops[op])
+            continue;
+        for (size_t c = 0; c < cfg->nclients; c++) {
+            char cols[POL_COUNT][64], a[16], b[16], d[16], q[2][16], spread[32] = "-";
+            double ops[POL_COUNT], p50[POL_COUNT], other = 0;
+            for (int p = 0; p < POL_COUNT; p++) {
+                const s_rounds_t *x = &res[op][c][p];
+                ops[p] = s_median(x->ops_s, x->n);
+                p50[p] = s_median(x->p50, x->n);
+                if (x->other > other)
+                    other = x->other;
+                failures += x->errors != 0;
+                if (!cfg->policies[p] || x->n == 0) {
+                    snprintf(cols[p], sizeof cols[p], "%8s %8s %8s %7s", "-", "-", "-", "-");
+                    continue;
+                }
+                snprintf(cols[p], sizeof cols[p], "%8s %8s %8s %7.0f",
+                         bench_si(a, sizeof a, ops[p]), bench_lat(b, sizeof b, (uint64_t)p50[p]),
+                         bench_lat(d, sizeof d, (uint64_t)s_median(x->p99, x->n)),
+                         s_median(x->cpu, x->n));
+            }
+            /* the spread of the per-round ratios: how much to trust the median's */
+            const s_rounds_t *x = &res[op][c][POL_ALLOW], *y = &res[op][c][POL_GRAPH];
+            if (x->n == y->n && x->n > 1) {
+                double lo = INFINITY, hi = -INFINITY;
+                for (size_t i = 0; i < x->n; i++) {
+                    double ratio = y->ops_s[i] / x->ops_s[i];
+                    lo = ratio < lo ? ratio : lo;
+                    hi = ratio > hi ? ratio : hi;
+                }
+                snprintf(spread, sizeof spread, "%.2f..%.2f", lo, hi);
+            }
+            printf("%-4s %7u   %s   %s   %7s %7s %14s %6.0f\n", s_op_names[op], cfg->clients[c],
+                   cols[POL_ALLOW], cols[POL_GRAPH],
+                   s_ratio2(q[0], sizeof q[0], ops[POL_GRAPH], ops[POL_ALLOW]),
+                   s_ratio2(q[1], sizeof q[1], p50[POL_GRAPH], p50[POL_ALLOW]), spread, other);
+        }
+    }
+    printf("  medians over the rounds; cpu: engramd, 100 = one core; ratios: graph / allow-all "
+           "(ops/s below 1 and p50 above 1: the graph costs; the goal: under 10%%, ops/s at or "
+           "above 0.90); ops/s rounds: the lowest and "
+           "highest ratio of a single round; other: the most CPU the rest of the host used\n");
+    for (int op = 0; op < OP_COUNT; op++)
+        for (size_t c = 0; c < cfg->nclients; c++)
+            for (int p = 0; p < POL_COUNT; p++)
+                if (res[op][c][p].errors)
+                    printf("  FAIL: %s %s, %u clients: %" PRIu64 " operations failed (see "
+                           "stderr)\n",
+                           s_policy_names[p], s_op_names[op], cfg->clients[c],
+                           res[op][c][p].errors);
+    fflush(stdout);
+    for (int p = 0; p < POL_COUNT; p++)
+        if (cfg->policies[p])
+            s_mode_stop(&modes[p]);
+    return failures;
+}
+
 /*  --- main ------------------------------------------------------------------------- */
 
 static void s_usage(FILE *out)
@@ -700,7 +941,10 @@ static void s_usage(FILE *out)
     fprintf(out, "usage: engram-node-bench [--quick] [--duration SECONDS] [--clients 1,16,64]\n"
                  "                         [--modes sync,async] [--ops put,get]\n"
                  "                         [--systems engram,redis,rocksdb] [--max-batch N]\n"
-                 "                         [--engramd PATH] [--redis-server PATH]\n");
+                 "                         [--engramd PATH] [--redis-server PATH]\n"
+                 "       engram-node-bench --acl-compare [--acl allow-all,graph] [--rounds N]\n"
+                 "                         [--quick] [--duration SECONDS] [--clients 1,64]\n"
+                 "                         [--ops put,get] [--max-batch N] [--engramd PATH]\n");
 }
 
 /*  Parses "a,b,c" of names into flags. */
@@ -732,14 +976,19 @@ static void s_parse(s_config_t *cfg, int argc, char **argv)
                         .ops = {true, true},
                         .systems = {true, true, true},
                         .engramd = ENGRAMD_PATH,
-                        .redis = REDIS_SERVER_PATH};
-    bool duration_set = false;
+                        .redis = REDIS_SERVER_PATH,
+                        .policies = {true, true},
+                        .rounds = 3};
+    bool duration_set = false, clients_set = false, rounds_set = false;
     static const char *const mode_names[] = {"sync", "async"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = true;
         if (strcmp(a, "--quick") == 0) {
             cfg->quick = true;
+            continue;
+        } else if (strcmp(a, "--acl-compare") == 0) {
+            cfg->acl_compare = true;
             continue;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             s_usage(stdout);
@@ -764,6 +1013,16 @@ static void s_parse(s_config_t *cfg, int argc, char **argv)
             }
             free(copy);
             ok = ok && cfg->nclients > 0;
+            clients_set = true;
+        } else if (strcmp(a, "--acl") == 0) {
+            ok = s_parse_names(v, s_policy_names, POL_COUNT, cfg->policies);
+            cfg->acl_compare = true;
+        } else if (strcmp(a, "--rounds") == 0) {
+            char *end;
+            unsigned long n = strtoul(v, &end, 10);
+            ok = *end == '\0' && n >= 1 && n <= MAX_ROUNDS;
+            cfg->rounds = (unsigned)n;
+            rounds_set = true;
         } else if (strcmp(a, "--modes") == 0) {
             ok = s_parse_names(v, mode_names, 2, cfg->modes);
         } else if (strcmp(a, "--ops") == 0) {
@@ -792,10 +1051,52 @@ static void s_parse(s_config_t *cfg, int argc, char **argv)
     }
     if (cfg->quick && !duration_set)
         cfg->duration = 0.2;
+    if (cfg->acl_compare && !clients_set) {
+        cfg->clients[0] = 1;
+        cfg->clients[1] = 64;
+        cfg->nclients = 2;
+    }
+    if (cfg->quick && !rounds_set)
+        cfg->rounds = 1;
     if (cfg->ops[OP_GET] && !cfg->ops[OP_PUT]) {
         fprintf(stderr, "engram-node-bench: gets read the keys the puts wrote: add put\n");
         exit(2);
     }
+}
+
+/*  The statements of each policy, signed by one admin (s_tmpdir/admin): allow-all for the
+ *  tables and the comparison, graph for the comparison. The control agent has one allow-all
+ *  edge in both. */
+static void s_acls_provision(const s_config_t *cfg, bench_acl_t *acl[POL_COUNT], size_t max_clients)
+{
+    char home[300];
+    snprintf(home, sizeof home, "%s/admin", s_tmpdir);
+    const char **names = calloc(max_clients, sizeof *names);
+    char(*buf)[32] = calloc(max_clients, sizeof *buf);
+    if (!names || !buf)
+        DIE("out of memory");
+    for (size_t i = 0; i < max_clients; i++) {
+        snprintf(buf[i], sizeof buf[i], "bench-%zu", i);
+        names[i] = buf[i];
+    }
+    for (int p = 0; p < POL_COUNT; p++) {
+        if (p == POL_GRAPH && !(cfg->acl_compare && cfg->policies[POL_GRAPH]))
+            continue;
+        if (!(acl[p] = bench_acl_new(home)))
+            DIE("no admin for engramd's access control");
+        if (bench_acl_allow_all(acl[p], USER, "bench-control", false) != 0)
+            DIE("cannot sign the statements of bench-control");
+        int rc = 0;
+        if (p == POL_ALLOW)
+            for (size_t i = 0; i < max_clients && rc == 0; i++)
+                rc = bench_acl_allow_all(acl[p], USER, names[i], false);
+        else
+            rc = bench_acl_graph(acl[p], USER, names, max_clients, SCOPE);
+        if (rc != 0)
+            DIE("cannot sign the statements of the %s policy", s_policy_names[p]);
+    }
+    free(buf);
+    free(names);
 }
 
 int main(int argc, char **argv)
@@ -815,6 +1116,12 @@ int main(int argc, char **argv)
     if (!agent_keys_home())
         DIE("no $ENGRAM_HOME for the agents' keys");
     signal(SIGPIPE, SIG_IGN);
+    /* the access control of every engramd: one admin; its statements for each policy */
+    size_t max_clients = 0;
+    for (size_t c = 0; c < cfg.nclients; c++)
+        max_clients = cfg.clients[c] > max_clients ? cfg.clients[c] : max_clients;
+    bench_acl_t *acl[POL_COUNT] = {NULL, NULL};
+    s_acls_provision(&cfg, acl, max_clients);
 
     printf("engram-node-bench (%s build): %.1f s per cell, %d-byte values, keys k%%08u of %u, "
            "scope %s, %ld CPUs\n",
@@ -831,14 +1138,20 @@ int main(int argc, char **argv)
            "process (the clients; for RocksDB the store itself), 100 = one core;\nother: the "
            "most CPU the rest of the host used during the row's cells (kernel threads, other "
            "processes): the noise\n");
+    printf("access control: every agent registered, acting for user %s with one edge to \"*\" "
+           "(allow-all)%s\n",
+           USER, cfg.acl_compare ? "; against a realistic graph below" : "");
     fflush(stdout);
 
     int failures = 0;
-    for (int mi = 0; mi < 2 && !bench_interrupted; mi++) {
+    if (cfg.acl_compare)
+        failures += s_acl_compare(&cfg, acl, max_clients);
+    for (int mi = 0; mi < 2 && !bench_interrupted && !cfg.acl_compare; mi++) {
         if (!cfg.modes[mi])
             continue;
         s_mode_t mode = {0};
-        s_mode_start(&mode, &cfg, mi == 0);
+        s_mode_start(&mode, &cfg, mi == 0, cfg.systems, mi == 0 ? "sync" : "async", acl[POL_ALLOW],
+                     0);
         if (mode.redis_version[0] && mi == 0)
             printf("redis-server %s\n", mode.redis_version);
         for (int op = 0; op < OP_COUNT && !bench_interrupted; op++) {
@@ -863,6 +1176,8 @@ int main(int argc, char **argv)
         }
         s_mode_stop(&mode);
     }
+    for (int p = 0; p < POL_COUNT; p++)
+        bench_acl_destroy(&acl[p]);
     if (bench_interrupted) {
         fprintf(stderr, "engram-node-bench: interrupted\n");
         return 130;
