@@ -18,6 +18,8 @@ import tempfile
 import time
 import unittest
 
+from access import Admin
+
 ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
 ID = r"^[0-9a-f]{32}$"
 
@@ -61,11 +63,8 @@ class AclCliTest(unittest.TestCase):
 
     @classmethod
     def run_engram(cls, *args, agent="a1", user="alice", home=None, stdin=None):
-        env = dict(os.environ, ENGRAM_SOCKET=cls.socket, ENGRAM_AGENT=agent, ENGRAM_USER=user,
-                   ENGRAM_HOME=home or cls.home)
-        env.pop("ENGRAM_SERVER_KEY", None)  # the node's key is the one beside its socket
-        return subprocess.run([ENGRAM, *args], env=env, input=stdin, capture_output=True,
-                              text=True, timeout=30)
+        return Admin(ENGRAM, home or cls.home).run(*args, socket=cls.socket, agent=agent,
+                                                   user=user, stdin=stdin, timeout=30)
 
     def ok(self, *args, **kw):
         r = self.run_engram(*args, **kw)
@@ -232,23 +231,27 @@ class AclCliTest(unittest.TestCase):
         self.fails(3, "get", "run:blocked", "k")
 
     def test_8_sources(self):
-        # a reader must be allowed to read every source of a value: a1 may read both
+        # a reader must be allowed to read every source of a value: a1 may read both. The node
+        # records the shared scope written to among the resources, with the sources declared
+        # (node/api/access.c, api__set_provenance).
         self.statement("acl", "allow", "a1", "kb:*", "read")
         self.ok("put", "user:alice", "derived", "from the handbook", "--source", "kb:handbook",
                 "--source", "kb:faq")
         doc = json.loads(self.ok("--json", "get", "user:alice", "derived"))
-        self.assertEqual(sorted(doc["resources"]), ["kb:faq", "kb:handbook"])
+        self.assertEqual(sorted(doc["resources"]), ["kb:faq", "kb:handbook", "user:alice"])
         memory = self.ok("remember", "user:alice", "a memory", "--source", "kb:handbook").strip()
         doc = json.loads(self.ok("--json", "get", "user:alice", memory))
-        self.assertEqual(doc["resources"], ["kb:handbook"])
+        self.assertEqual(sorted(doc["resources"]), ["kb:handbook", "user:alice"])
         self.ok("log", "append", "user:alice", "notes", "noted", "--source", "kb:handbook")
         entries = json.loads(self.ok("--json", "log", "range", "user:alice", "notes"))
-        self.assertEqual(entries[-1]["resources"], ["kb:handbook"])
+        self.assertEqual(sorted(entries[-1]["resources"]), ["kb:handbook", "user:alice"])
         # a2 acts for alice too, but may not read the handbook: the value is not for it (hidden
         # or denied, as the node answers a read of a fragment it may not see)
         r = self.run_engram("get", "user:alice", "derived", agent="a2")
         self.assertIn(r.returncode, (3, 6), r.stderr)
         self.assertNotIn("handbook", r.stdout)
+        # (the sources hide it: a value of user:alice without any, a2 reads)
+        self.assertEqual(self.ok("get", "user:alice", "k", agent="a2"), "v\n")
 
     def test_9_usage_errors_send_nothing(self):
         before = self.shown()

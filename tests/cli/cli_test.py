@@ -21,6 +21,8 @@ import tempfile
 import time
 import unittest
 
+from access import Admin
+
 ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
 # The fields of every JSON form of an item (a version, a log entry, a change).
 ITEM = {"value", "meta", "author", "user", "agents", "resources", "hlc", "created_hlc",
@@ -32,10 +34,15 @@ COMMANDS = ["put", "get", "rm", "ls", "history", "set add", "set rm", "set membe
             "stats", "cluster init", "node admit", "cluster status", "cluster join",
             "cluster remove", "init", "agent create", "acl allow-user", "acl allow", "acl revoke",
             "acl policy", "acl show", "acl check"]
-# The other agents the tests use, each (user it acts for, agent, resource, access): a1 shares
-# its private memory into team:x, where a2 reads it; w watches run:watched for user u.
-GRANTS = [("alice", "a1", "team:*", "read,write"), ("alice", "a2", "team:*", "read"),
-          ("u", "w", "run:watched", "read")]
+# The agents the tests use: (agent, the users it acts for, the resources it may access).
+# tester (registered for alice by engram init) writes everywhere; a1 shares its private memory
+# into team:x, where a2 reads it; w watches run:watched for user u and sees tester's writes
+# there, for tester acts for u too (a reader sees a fragment only when every agent of it acts
+# for the reader's user).
+AGENTS = [("tester", ["u"], [("*", "read,write")]),
+          ("a1", ["alice"], [("team:*", "read,write")]),
+          ("a2", ["alice"], [("team:*", "read")]),
+          ("w", ["u"], [("run:watched", "read")])]
 
 
 class Node:
@@ -44,19 +51,16 @@ class Node:
 
     def __init__(self, *flags):
         self.dir = tempfile.mkdtemp(prefix="engram-cli-")
-        self.home = os.path.join(self.dir, "home")
+        self.admin = Admin(ENGRAM, os.path.join(self.dir, "home"))
         self.socket = f"ipc://{self.dir}/engram.sock"
         self.flags = flags
         self.proc = None
         try:
-            admin(self, "init", "--data", os.path.join(self.dir, "data"), "--agent", "tester",
-                  "--user", "alice")
+            self.admin.init(os.path.join(self.dir, "data"), "tester", "alice")
             self.start()
-            admin(self, "acl", "allow", "tester", "*", "read,write")
-            for user, agent, resource, access in GRANTS:
-                admin(self, "agent", "create", agent)
-                admin(self, "acl", "allow-user", user, agent)
-                admin(self, "acl", "allow", agent, resource, access)
+            for agent, users, resources in AGENTS:
+                self.admin.grant(self.socket, agent, users, resources,
+                                 register=agent != "tester")
         except BaseException:
             self.close()
             raise
@@ -91,18 +95,9 @@ class Node:
 
 
 def run(node, *args, agent="tester", user="alice", stdin=None, socket=None, env=None):
-    env = dict(os.environ, ENGRAM_SOCKET=socket or node.socket, ENGRAM_AGENT=agent,
-               ENGRAM_USER=user, ENGRAM_HOME=node.home, **(env or {}))
+    env = dict(node.admin.env(socket or node.socket, agent, user), **(env or {}))
     return subprocess.run([ENGRAM, *args], env=env, input=stdin, capture_output=True,
                           text=True, timeout=30)
-
-
-def admin(node, *args):
-    """An admin command of the fixture, which must succeed."""
-    r = run(node, *args)
-    if r.returncode != 0:
-        raise RuntimeError(f"engram {' '.join(args)}: {r.stderr}")
-    return r.stdout
 
 
 class CliTest(unittest.TestCase):
@@ -192,8 +187,7 @@ class CliTest(unittest.TestCase):
         self.assertIn("a1", doc["agents"])
 
     def test_watch(self):
-        env = dict(os.environ, ENGRAM_SOCKET=self.node.socket, ENGRAM_AGENT="w", ENGRAM_USER="u",
-                   ENGRAM_HOME=self.node.home)
+        env = self.node.admin.env(self.node.socket, "w", "u")
         subscribers = lambda: json.loads(self.ok("--json", "stats"))["subscribers"]
         before = subscribers()
         watchers = [subprocess.Popen([ENGRAM, *json_flag, "watch", "run:watched", "--count", "2"],

@@ -3,7 +3,13 @@
 `engram node admit`, `engramd --identity`, `deploy/local-cluster.sh N DIR | stop | restart`,
 `engram cluster status` (human and --json, the same facts), `engram cluster join HOST:PORT`,
 `engram cluster remove NODE` and `put --replicas N`, with their refusals and exit statuses
-(0 ok, 2 usage, 4 refused, 5 unavailable).
+(0 ok, 2 usage, 3 not found, 4 refused, 5 unavailable; a removed node's shared writes are
+refused as denied, 6).
+
+Access control is on: the cluster's admin (ENGRAM_HOME=DIR/home, which local-cluster.sh makes)
+runs the cluster commands, and registers agent tester for alice, with run:cli, through node 1
+(tests/cli/access.py) once the cluster is up; the tests wait until every node holds those
+statements.
 
 Usage: cluster_cli_test.py ENGRAMD ENGRAM LOCAL_CLUSTER_SH. Ports are drawn at random.
 """
@@ -18,9 +24,7 @@ import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-import agent_keys  # noqa: E402  tests/support: the agents' CURVE keys under a temporary home
-
+from access import Admin
 from polling import eventually
 
 ENGRAMD, ENGRAM, LOCAL_CLUSTER = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -28,17 +32,6 @@ BIN = os.path.dirname(ENGRAMD)
 FAKETIME_LIBS = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
                  "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
                  "/usr/lib/faketime/libfaketime.so.1"]
-
-
-def engram(*args, home=None, socket=None):
-    if socket:  # a command that talks to a node: the agent's key, in the home it runs with
-        agent_keys.make("tester", home)
-    env = dict(os.environ, ENGRAM_AGENT="tester", ENGRAM_USER="alice")
-    if home:
-        env["ENGRAM_HOME"] = home
-    if socket:
-        env["ENGRAM_SOCKET"] = socket
-    return subprocess.run([ENGRAM, *args], env=env, capture_output=True, text=True, timeout=60)
 
 
 def port_free(port):
@@ -80,6 +73,15 @@ class ClusterCliTest(unittest.TestCase):
         cls.env = env
         cls.lines = out.stdout.strip().splitlines()
         cls.extra = None
+        try:
+            cls.admin = Admin(ENGRAM, cls.home)
+            cls.tester = [("run:cli", "read,write")]
+            ids = cls.admin.grant(cls.api(1), "tester", ["alice"], cls.tester)
+            for i in (1, 2):
+                cls.admin.wait_held(cls.api(i), ids)
+        except BaseException:
+            cls.tearDownClass()
+            raise
 
     @classmethod
     def tearDownClass(cls):
@@ -89,11 +91,18 @@ class ClusterCliTest(unittest.TestCase):
             cls.extra.wait()
         shutil.rmtree(cls.dir, ignore_errors=True)
 
-    def api(self, i):
-        return f"ipc://{self.dir}/n{i}/api.sock"
+    @classmethod
+    def api(cls, i):
+        return f"ipc://{cls.dir}/n{i}/api.sock"
+
+    def engram(self, *args, home=None, socket=None):
+        """engram ARGS as agent tester for alice, or as the admin for the admin's commands, with
+        the cluster's home (or home)."""
+        return Admin(ENGRAM, home or self.home).run(*args, socket=socket, agent="tester",
+                                                    user="alice")
 
     def status(self, i):
-        out = engram("--json", "cluster", "status", socket=self.api(i))
+        out = self.engram("--json", "cluster", "status", socket=self.api(i))
         self.assertEqual(out.returncode, 0, out.stderr)
         return json.loads(out.stdout)
 
@@ -107,17 +116,16 @@ class ClusterCliTest(unittest.TestCase):
             self.assertTrue(os.path.exists(f"/proc/{fields['pid']}"))
 
     def test_2_init_and_admit_refusals(self):
-        again = engram("cluster", "init", home=self.home)
+        again = self.engram("cluster", "init")
         self.assertEqual(again.returncode, 4)
         self.assertIn("never overwritten", again.stderr)
-        bad_key = engram("node", "admit", "00ff", "--out", os.path.join(self.dir, "x"),
-                         home=self.home)
+        bad_key = self.engram("node", "admit", "00ff", "--out", os.path.join(self.dir, "x"))
         self.assertEqual(bad_key.returncode, 4)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "x")))
-        no_out = engram("node", "admit", "ab" * 32, home=self.home)
+        no_out = self.engram("node", "admit", "ab" * 32)
         self.assertEqual(no_out.returncode, 4)
-        no_home = engram("node", "admit", "ab" * 32, "--out", os.path.join(self.dir, "y"),
-                         home=os.path.join(self.dir, "nowhere"))
+        no_home = self.engram("node", "admit", "ab" * 32, "--out", os.path.join(self.dir, "y"),
+                              home=os.path.join(self.dir, "nowhere"))
         self.assertEqual(no_home.returncode, 3)
         self.assertIn("engram cluster init", no_home.stderr)
 
@@ -125,7 +133,7 @@ class ClusterCliTest(unittest.TestCase):
         eventually(lambda: all(m["state"] in ("self", "alive") for m in
                                self.status(1)["members"]) and len(self.status(1)["members"]) == 2,
                    "both members alive")
-        out = engram("put", "run:cli", "k", "v", socket=self.api(1))
+        out = self.engram("put", "run:cli", "k", "v", socket=self.api(1))
         self.assertEqual(out.returncode, 0, out.stderr)
         def settled():
             d = self.status(1)
@@ -139,7 +147,7 @@ class ClusterCliTest(unittest.TestCase):
         # form with a JSON document taken before and after it that agree with each other.
         def snapshot():
             before = eventually(settled, "no lag")
-            human = engram("cluster", "status", socket=self.api(1))
+            human = self.engram("cluster", "status", socket=self.api(1))
             self.assertEqual(human.returncode, 0, human.stderr)
             after = self.status(1)
             facts = lambda d: ([(m["node"], m["state"], m["incarnation"], m["endpoint"])
@@ -151,7 +159,7 @@ class ClusterCliTest(unittest.TestCase):
 
         doc, human = eventually(snapshot, "a status that holds still")
         # node ids in one form: stats and cluster status name this node alike
-        stats = engram("--json", "stats", socket=self.api(1))
+        stats = self.engram("--json", "stats", socket=self.api(1))
         self.assertEqual(json.loads(stats.stdout)["node_id"], doc["node"])
         self.assertIn(f"cluster {doc['cluster']}, node {doc['node']} at {doc['endpoint']}",
                       human.stdout)
@@ -172,7 +180,7 @@ class ClusterCliTest(unittest.TestCase):
         self.assertEqual(ident.returncode, 0, ident.stderr)
         fields = dict(f.split("=", 1) for f in ident.stdout.split())
         card = os.path.join(self.dir, "n9", "admission")
-        admit = engram("node", "admit", fields["key"], "--out", card, home=self.home)
+        admit = self.engram("node", "admit", fields["key"], "--out", card)
         self.assertEqual(admit.returncode, 0, admit.stderr)
         self.assertEqual(admit.stdout.strip(), f"node={fields['node']} card={card}")
         api = f"ipc://{self.dir}/n9/api.sock"
@@ -181,28 +189,34 @@ class ClusterCliTest(unittest.TestCase):
                 [ENGRAMD, "--data", data, "--api", api, "--admission", card, "--gossip",
                  f"tcp://127.0.0.1:{self.base + 90}", "--gossip-interval-ms", "100"],
                 stdout=log, stderr=log)
-        eventually(lambda: engram("stats", socket=api).returncode == 0, "node 9 serves")
-        alone = engram("put", "run:cli", "r", "v", "--replicas", "3", socket=api)
+        # the admin's key is good on node 9 from the start (the root of its access control);
+        # tester is registered there, alone, as on the others: these statements spread from
+        # node 9 once it joins
+        eventually(lambda: self.engram("cluster", "status", socket=api).returncode == 0,
+                   "node 9 serves")
+        self.admin.grant(api, "tester", ["alice"], self.tester)
+        alone = self.engram("put", "run:cli", "r", "v", "--replicas", "3", socket=api)
         self.assertEqual(alone.returncode, 5)  # alone: nobody else holds it
-        bad = engram("cluster", "join", "not-an-endpoint", socket=api)
+        bad = self.engram("cluster", "join", "not-an-endpoint", socket=api)
         self.assertEqual(bad.returncode, 4)
-        join = engram("cluster", "join", f"127.0.0.1:{self.base + 10}", socket=api)
+        join = self.engram("cluster", "join", f"127.0.0.1:{self.base + 10}", socket=api)
         self.assertEqual(join.returncode, 0, join.stderr)
         eventually(lambda: any(m["node"] == fields["node"] and m["state"] == "alive"
                                for m in self.status(2)["members"]), "node 9 alive on node 2")
-        put = engram("put", "run:cli", "three", "v", "--replicas", "3", "--timeout", "10000",
-                     socket=self.api(1))
+        put = self.engram("put", "run:cli", "three", "v", "--replicas", "3", "--timeout",
+                          "10000", socket=self.api(1))
         self.assertEqual(put.returncode, 0, put.stderr)
         # decommission: refused for a malformed id, then done for good
-        self.assertEqual(engram("cluster", "remove", "xyz", home=self.home,
-                                socket=self.api(1)).returncode, 4)
-        remove = engram("cluster", "remove", fields["node"], home=self.home, socket=self.api(1))
+        self.assertEqual(self.engram("cluster", "remove", "xyz", socket=self.api(1)).returncode,
+                         4)
+        remove = self.engram("cluster", "remove", fields["node"], socket=self.api(1))
         self.assertEqual(remove.returncode, 0, remove.stderr)
         self.assertEqual(remove.stdout.strip(), f"removed {fields['node']}")
         eventually(lambda: any(m["node"] == fields["node"] and m["state"] == "left"
                                for m in self.status(2)["members"]), "node 9 left on node 2")
-        refused = eventually(lambda: (lambda o: o if o.returncode == 4 else None)(
-            engram("put", "run:cli", "after", "v", socket=api)), "node 9 refuses shared writes")
+        refused = eventually(lambda: (lambda o: o if o.returncode == 6 else None)(
+            self.engram("put", "run:cli", "after", "v", socket=api)),
+            "node 9 refuses shared writes")
         self.assertIn("removed", refused.stderr)
 
     def test_5_restart_prints_the_line_anew(self):
@@ -212,7 +226,7 @@ class ClusterCliTest(unittest.TestCase):
         fields = dict(f.split("=", 1) for f in out.stdout.split())
         self.assertEqual(fields["node"], "2")
         got = eventually(lambda: (lambda o: o if o.returncode == 0 else None)(
-            engram("get", "run:cli", "k", socket=self.api(2))), "node 2 serves its data")
+            self.engram("get", "run:cli", "k", socket=self.api(2))), "node 2 serves its data")
         self.assertEqual(got.stdout.strip(), "v")
 
 
@@ -225,9 +239,12 @@ class ClusterCliTest(unittest.TestCase):
         no_gossip = engramd("--join", "127.0.0.1:1")
         self.assertEqual(no_gossip.returncode, 2)
         self.assertIn("need --gossip", no_gossip.stderr)
+        # a trust root (the cluster's admin): what it lacks is its card
+        self.admin.init(data, "tester", "alice")
         no_card = engramd("--gossip", f"tcp://127.0.0.1:{self.base + 80}")
         self.assertEqual(no_card.returncode, 1)
         self.assertIn("engram node admit", no_card.stdout + no_card.stderr)
+        self.assertNotIn("no trust root", no_card.stdout + no_card.stderr)
         card = os.path.join(self.dir, "n1", "admission")  # another node's card
         wildcard = engramd("--gossip", "tcp://*:7000", "--admission", card)
         self.assertEqual(wildcard.returncode, 1)
@@ -236,7 +253,7 @@ class ClusterCliTest(unittest.TestCase):
                                text=True, timeout=60)
         key = dict(f.split("=", 1) for f in ident.stdout.split())["key"]
         own = os.path.join(self.dir, "bad", "admission")
-        self.assertEqual(engram("node", "admit", key, "--out", own, home=self.home).returncode, 0)
+        self.assertEqual(self.engram("node", "admit", key, "--out", own).returncode, 0)
         wildcard = engramd("--gossip", "tcp://*:7000", "--admission", own)
         self.assertEqual(wildcard.returncode, 1)
         self.assertIn("concrete host and port", wildcard.stdout + wildcard.stderr)
@@ -249,8 +266,11 @@ class ClusterCliTest(unittest.TestCase):
         if not faketime:
             self.skipTest("libfaketime is not installed (deploy/install-deps.sh installs it)")
         own = lambda: next(m for m in self.status(2)["members"] if m["state"] == "self")
-        before = eventually(lambda: engram("stats", socket=self.api(2)).returncode == 0 and own(),
-                            "node 2 serves")
+        # whether node 2 serves, asked as the admin: with its clock a day back, the statements
+        # that registered tester today are not valid yet there (the root admin's key is, always)
+        serves = lambda: (self.engram("cluster", "status", socket=self.api(2)).returncode == 0
+                          and own())
+        before = eventually(serves, "node 2 serves")
         env = dict(self.env, LD_PRELOAD=faketime, FAKETIME="-1d",
                    FAKETIME_DONT_FAKE_MONOTONIC="1",
                    ASAN_OPTIONS=":".join(filter(None, [os.environ.get("ASAN_OPTIONS", ""),
@@ -258,8 +278,7 @@ class ClusterCliTest(unittest.TestCase):
         out = subprocess.run([LOCAL_CLUSTER, "restart", self.dir, "2"], env=env,
                              capture_output=True, text=True, timeout=120)
         self.assertEqual(out.returncode, 0, out.stderr)
-        after = eventually(lambda: engram("stats", socket=self.api(2)).returncode == 0 and own(),
-                           "node 2 serves again")
+        after = eventually(serves, "node 2 serves again")
         self.assertGreater(after["incarnation"], before["incarnation"])
         self.assertLess(after["incarnation"], before["incarnation"] + 3600 * 1000)
         eventually(lambda: any(m["node"] == after["node"] and m["state"] == "alive" and

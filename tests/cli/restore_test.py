@@ -11,7 +11,9 @@ reach every node with their values, the writes made between copy and restore com
 restored node, and every node ends with the same version vector; a node restarted while no
 member answers, or without its list of members, writes under a new replica id.
 
-Usage: restore_test.py ENGRAMD ENGRAM LOCAL_CLUSTER_SH. Ports are drawn at random.
+Usage: restore_test.py ENGRAMD ENGRAM LOCAL_CLUSTER_SH. Ports are drawn at random. The cluster's
+admin (DIR/home) registers agent tester for alice, with run:restore, through node 1
+(tests/cli/access.py); each test starts once every node holds those statements.
 """
 import json
 import os
@@ -24,20 +26,12 @@ import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-import agent_keys  # noqa: E402  tests/support: the agents' CURVE keys under a temporary home
-
+from access import Admin
 from polling import eventually
 
 ENGRAMD, ENGRAM, LOCAL_CLUSTER = sys.argv[1], sys.argv[2], sys.argv[3]
 BIN = os.path.dirname(ENGRAMD)
 WRITES = 20
-
-
-def engram(socket, *args):
-    agent_keys.make("tester")
-    env = dict(os.environ, ENGRAM_AGENT="tester", ENGRAM_USER="alice", ENGRAM_SOCKET=socket)
-    return subprocess.run([ENGRAM, *args], env=env, capture_output=True, text=True, timeout=60)
 
 
 class RestoreTest(unittest.TestCase):
@@ -49,8 +43,17 @@ class RestoreTest(unittest.TestCase):
         out = subprocess.run([LOCAL_CLUSTER, "3", self.dir], env=self.env, capture_output=True,
                              text=True, timeout=120)
         if out.returncode != 0:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            self.tearDown()
             self.fail(f"local-cluster.sh failed: {out.stderr}")
+        self.admin = Admin(ENGRAM, os.path.join(self.dir, "home"))
+        try:
+            ids = self.admin.grant(self.api(1), "tester", ["alice"],
+                                   [("run:restore", "read,write")])
+            for i in (1, 2, 3):
+                self.admin.wait_held(self.api(i), ids)
+        except BaseException:
+            self.tearDown()
+            raise
 
     def tearDown(self):
         subprocess.run([LOCAL_CLUSTER, "stop", self.dir], env=self.env, timeout=120)
@@ -59,12 +62,17 @@ class RestoreTest(unittest.TestCase):
     def api(self, i):
         return f"ipc://{self.dir}/n{i}/api.sock"
 
+    def engram(self, i, *args):
+        """engram ARGS on node i, as agent tester for alice (the admin's commands as the
+        admin)."""
+        return self.admin.run(*args, socket=self.api(i), agent="tester", user="alice")
+
     def get(self, i, key):
-        out = engram(self.api(i), "get", "run:restore", key)
+        out = self.engram(i, "get", "run:restore", key)
         return out.stdout.strip() if out.returncode == 0 else None
 
     def put(self, i, key, value):
-        out = engram(self.api(i), "put", "run:restore", key, value)
+        out = self.engram(i, "put", "run:restore", key, value)
         self.assertEqual(out.returncode, 0, out.stderr)
 
     def stop(self, i):
@@ -90,7 +98,7 @@ class RestoreTest(unittest.TestCase):
             return f.read()
 
     def vectors(self, i):
-        out = engram(self.api(i), "--json", "cluster", "status")
+        out = self.engram(i, "--json", "cluster", "status")
         self.assertEqual(out.returncode, 0, out.stderr)
         return {s["scope"]: s["vector"] for s in json.loads(out.stdout)["scopes"]}
 
@@ -124,7 +132,7 @@ class RestoreTest(unittest.TestCase):
         self.assertIn("dot counters checked against", log)
 
     def replica(self, i):
-        out = engram(self.api(i), "--json", "stats")
+        out = self.engram(i, "--json", "stats")
         self.assertEqual(out.returncode, 0, out.stderr)
         return json.loads(out.stdout)["replica_id"]
 

@@ -15,8 +15,7 @@ import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-import agent_keys  # noqa: E402  tests/support: the agents' CURVE keys under a temporary home
+from access import Admin
 
 ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
 SKIP = 77
@@ -35,17 +34,27 @@ def can_mount():
 
 
 class Volume:
-    """A tmpfs of `size` mounted on a fresh directory, with engramd's data on it."""
+    """A tmpfs of `size` mounted on a fresh directory, with engramd's data on it, set up by
+    `engram init` for agent t acting for user u, which may read and write run:faults."""
 
     def __init__(self, size, *flags):
         self.flags = flags
+        self.proc = None
         self.dir = tempfile.mkdtemp(prefix="engram-faults-")
+        self.admin = Admin(ENGRAM, os.path.join(self.dir, "home"))
         self.mnt = os.path.join(self.dir, "mnt")
         os.mkdir(self.mnt)
         subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", self.mnt],
                        check=True)
         self.socket = f"ipc://{self.dir}/engram.sock"
-        self.start()
+        try:
+            self.admin.init(os.path.join(self.mnt, "data"), "t", "u")
+            self.start()
+            self.admin.grant(self.socket, "t", resources=[("run:faults", "read,write")],
+                             register=False)
+        except BaseException:
+            self.close()
+            raise
 
     def start(self):
         with open(os.path.join(self.dir, "engramd.log"), "ab") as log:
@@ -59,17 +68,15 @@ class Volume:
         raise RuntimeError("engramd did not start")
 
     def cli(self, *args, stdin=None):
-        agent_keys.make("t")
-        env = dict(os.environ, ENGRAM_SOCKET=self.socket, ENGRAM_AGENT="t", ENGRAM_USER="u")
-        return subprocess.run([ENGRAM, *args], env=env, input=stdin, capture_output=True,
-                              text=True, timeout=30)
+        return self.admin.run(*args, socket=self.socket, agent="t", user="u", stdin=stdin,
+                              timeout=30)
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=10)
 
     def close(self):
-        if self.proc.poll() is None:
+        if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=10)

@@ -5,7 +5,8 @@ Usage: engramd_test.py ENGRAMD ENGRAM DAEMON_SOURCE_DIR. Checks that --help list
 parser knows (read from both sides), that a misspelled flag, config key or section is refused
 naming the nearest valid one before anything is written, and that a second engramd refuses to
 start on a live node's API socket or data directory while the first keeps serving; a socket file
-that nobody listens on any more is taken over.
+that nobody listens on any more is taken over; and that a node without a trust root refuses to
+start, naming `engram init`. The nodes that serve are set up by `engram init` (tests/cli/access.py).
 """
 import glob
 import os
@@ -19,8 +20,8 @@ import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-import agent_keys  # noqa: E402  tests/support: the agents' CURVE keys under a temporary home
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
+from access import Admin  # noqa: E402  tests/cli: trust roots and agents for the tests' nodes
 
 ENGRAMD, ENGRAM, SOURCES = sys.argv[1], sys.argv[2], sys.argv[3]
 TIMEOUT = 60  # the machines that run the tests are shared and slow
@@ -28,13 +29,6 @@ TIMEOUT = 60  # the machines that run the tests are shared and slow
 
 def engramd(*args):
     return subprocess.run([ENGRAMD, *args], capture_output=True, text=True, timeout=TIMEOUT)
-
-
-def stats(endpoint):
-    agent_keys.make("tester")
-    env = dict(os.environ, ENGRAM_SOCKET=endpoint, ENGRAM_AGENT="tester", ENGRAM_USER="alice")
-    return subprocess.run([ENGRAM, "stats"], env=env, capture_output=True, text=True,
-                          timeout=TIMEOUT)
 
 
 def snapshot(top):
@@ -48,18 +42,25 @@ def snapshot(top):
 
 
 class Node:
-    """An engramd serving on data and endpoint, started and answering."""
+    """An engramd serving on data and endpoint, started and answering; data set up by `engram
+    init` for agent tester acting for alice, with admin's home."""
 
-    def __init__(self, data, endpoint, log):
+    def __init__(self, admin, data, endpoint, log):
+        self.admin = admin
         self.endpoint = endpoint
+        admin.init(data, "tester", "alice")
         with open(log, "ab") as out:
             self.proc = subprocess.Popen([ENGRAMD, "--data", data, "--api", endpoint],
                                          stdout=out, stderr=out)
         deadline = time.monotonic() + TIMEOUT
-        while stats(endpoint).returncode != 0:
+        while self.stats().returncode != 0:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"engramd did not start; see {log}")
             time.sleep(0.05)
+
+    def stats(self):
+        return self.admin.run("stats", socket=self.endpoint, agent="tester", user="alice",
+                              timeout=TIMEOUT)
 
     def close(self):
         if self.proc.poll() is None:
@@ -85,7 +86,8 @@ class DaemonTest(unittest.TestCase):
         return os.path.join(self.dir, name)
 
     def node(self, data, endpoint):
-        node = Node(self.path(data), endpoint, self.path(data + ".log"))
+        node = Node(Admin(ENGRAM, self.path("home")), self.path(data), endpoint,
+                    self.path(data + ".log"))
         self.nodes.append(node)
         return node
 
@@ -197,7 +199,7 @@ class DaemonTest(unittest.TestCase):
         self.assertIn(f"another engramd (pid {first.proc.pid}) is already listening on "
                       f"{endpoint}", err)
         self.assertFalse(os.path.exists(self.path("b")), "nothing is created")
-        self.assertEqual(stats(endpoint).returncode, 0, "the first node still answers")
+        self.assertEqual(first.stats().returncode, 0, "the first node still answers")
         self.assertIsNone(first.proc.poll())
 
     def test_stale_socket_file_is_taken_over(self):
@@ -226,7 +228,7 @@ class DaemonTest(unittest.TestCase):
                                              f"ipc://{self.path('b.sock')}"))
         self.assertIn(expected, self.refused(1, "--data", self.path("a"), "--identity"))
         self.assertFalse(os.path.exists(self.path("b.sock")))
-        self.assertEqual(stats(first.endpoint).returncode, 0, "the first node still answers")
+        self.assertEqual(first.stats().returncode, 0, "the first node still answers")
 
     def test_tcp_endpoint_in_use_is_refused_before_the_data_directory(self):
         with socket.socket() as taken:
@@ -236,6 +238,16 @@ class DaemonTest(unittest.TestCase):
             err = self.refused(1, "--data", self.path("data"), "--api", endpoint)
         self.assertIn(f"{endpoint} is already in use by another process", err)
         self.assertFalse(os.path.exists(self.path("data")), "nothing is created")
+
+    # --- access control ----------------------------------------------------------------
+
+    def test_no_trust_root_names_engram_init(self):
+        data = self.path("data")
+        r = engramd("--data", data, "--api", f"ipc://{self.path('api.sock')}")
+        self.assertEqual(r.returncode, 1, f"{r.stdout}{r.stderr}")
+        self.assertIn(f"no trust root in {data}: a lone node needs `engram init --data {data}`",
+                      r.stdout + r.stderr)
+        self.assertFalse(os.path.exists(self.path("api.sock")), "it never served")
 
 
 if __name__ == "__main__":

@@ -14,10 +14,12 @@ Installs the build into a fresh temporary prefix and then uses nothing but that 
     `CC $(pkg-config --cflags --libs engram)` and no other -I or -L (the --cc-flags are the
     build's warning and sanitizer flags, never paths);
   - the example needs libengram by its soname;
-  - the installed engramd starts on a temporary data directory and ipc socket; the example,
-    with LD_LIBRARY_PATH the prefix's lib directory only, writes a value and reads it back;
-    the installed engram CLI, with no LD_LIBRARY_PATH (its RPATH finds the library), reads
-    the same value. engramd must then exit 0 on SIGTERM.
+  - the installed engram CLI sets up a temporary data directory (engram init: its trust root and
+    agent reader) and, once the installed engramd serves it on an ipc socket, agent hello (agent
+    create, acl allow-user, acl allow); the example, with LD_LIBRARY_PATH the prefix's lib
+    directory only, writes a value and reads it back; the installed engram CLI, with no
+    LD_LIBRARY_PATH (its RPATH finds the library), reads the same value. engramd must then exit
+    0 on SIGTERM.
 Everything is removed afterwards.
 """
 import argparse
@@ -30,8 +32,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-import agent_keys  # noqa: E402  tests/support: the agents' CURVE keys under a temporary home
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
+from access import Admin  # noqa: E402  tests/cli: trust roots and agents for the tests' nodes
 
 
 def parse_args():
@@ -133,19 +135,22 @@ def compile_against(prefix, headers, workdir):
 def run_against_node(prefix, program, workdir):
     bindir = os.path.join(prefix, ARGS.bindir)
     socket = f"ipc://{workdir}/engram.sock"
-    # The installed programs find their libraries from the prefix alone.
-    agent_keys.make("reader")  # the CLI's agent below, and the example's (in a temporary home)
-    agent_keys.make("hello")
+    # The installed programs find their libraries from the prefix alone. The installed CLI sets
+    # the node up, the admin's key and the agents' key pairs in a temporary $ENGRAM_HOME: the
+    # node's trust root with agent reader acting for alice (engram init), then agent hello
+    # (the example's) for alice, writing run:hello, which reader reads.
     plain = env_without("LD_LIBRARY_PATH", "ENGRAM_SOCKET")
-    cli = lambda *a: subprocess.run([os.path.join(bindir, "engram"), *a], capture_output=True,
-                                    text=True, timeout=30,
-                                    env=dict(plain, ENGRAM_SOCKET=socket, ENGRAM_AGENT="reader",
-                                             ENGRAM_USER="alice"))
+    admin = Admin(os.path.join(bindir, "engram"), os.path.join(workdir, "home"), env=plain)
+    cli = lambda *a: admin.run(*a, socket=socket, agent="reader", user="alice", timeout=30)
+    data = os.path.join(workdir, "data")
+    try:
+        admin.init(data, "reader", "alice")
+    except RuntimeError as e:
+        fail(f"the installed engram CLI: {e}")
     log_path = os.path.join(workdir, "engramd.log")
     with open(log_path, "wb") as log:
-        node = subprocess.Popen([os.path.join(bindir, "engramd"), "--data",
-                                 os.path.join(workdir, "data"), "--api", socket],
-                                stdout=log, stderr=log, env=plain)
+        node = subprocess.Popen([os.path.join(bindir, "engramd"), "--data", data,
+                                 "--api", socket], stdout=log, stderr=log, env=plain)
     try:
         deadline = time.monotonic() + 60
         while (r := cli("stats")).returncode != 0:
@@ -154,10 +159,14 @@ def run_against_node(prefix, program, workdir):
                     fail(f"the installed engramd did not serve (engram stats: {r.stderr.strip()})"
                          f"\nengramd log:\n{f.read()}")
             time.sleep(0.1)
+        try:
+            admin.grant(socket, "reader", resources=[("run:hello", "read")], register=False)
+            admin.grant(socket, "hello", users=["alice"], resources=[("run:hello", "read,write")])
+        except RuntimeError as e:
+            fail(f"the installed engram CLI: {e}")
 
         value = f"installed at {time.time():.6f}"
-        lib_only = env_without("ENGRAM_SOCKET",
-                               LD_LIBRARY_PATH=os.path.join(prefix, ARGS.libdir))
+        lib_only = dict(admin.env(), LD_LIBRARY_PATH=os.path.join(prefix, ARGS.libdir))
         out = run([program, socket, value], env=lib_only, what="the example")
         print(f"hello: {out.strip()}")
         if out != f"run:hello/greeting: {value}\n":
