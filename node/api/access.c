@@ -100,12 +100,23 @@ static int s_identify(node_server_t *self, Engram__Request *req, api_reply_t *r,
                          "an admin's key administers the cluster; memory is read and written "
                          "with an agent's key (engram agent create)");
     }
-    const char *agent = node_acl_agent_of(self->acl, r->client_key, now);
+    uint64_t home = 0, here = node_store_node_id(self->store);
+    const char *agent = node_acl_agent_home(self->acl, r->client_key, now, &home);
+    if (!agent && node_acl_key_pending(self->acl, r->client_key, now))
+        return api__fail(r, ENGRAM_EDENIED,
+                         "the key %s is registered from a time this node's clock has not "
+                         "reached yet (is its clock behind?)",
+                         z85);
     if (!agent)
         return api__fail(r, ENGRAM_EDENIED,
                          "the key %s is not registered to any agent on this node (engram agent "
                          "create NAME registers one)",
                          z85);
+    if (home && home != here)
+        return api__fail(r, ENGRAM_EDENIED,
+                         "agent '%s' lives on node %016" PRIx64 "; this is node %016" PRIx64
+                         ": an agent talks to its own node",
+                         agent, home, here);
     if (req->agent[0] && strcmp(req->agent, agent) != 0)
         return api__fail(r, ENGRAM_EDENIED,
                          "this connection's key belongs to agent '%s'; it cannot act as '%.64s'",

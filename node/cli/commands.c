@@ -20,7 +20,8 @@ static const cli_command_t s_commands[] = {
      "--meta attaches a JSON value, --ttl makes the value expire after SECONDS, --replicas waits\n"
      "until N nodes hold the write (exit 5 if fewer did within --timeout; the write stays\n"
      "durable on this node). --source names a resource VALUE was derived from (repeatable): a\n"
-     "reader must be allowed to read each. VALUE \"-\" is read from stdin.",
+     "reader must be allowed to read each, and the shared SCOPE itself, which the node records\n"
+     "among the value's resources too. VALUE \"-\" is read from stdin.",
      NULL},
     {"get", NULL, 2, 2, CLI_OPT_AFTER | CLI_OPT_TIMEOUT, cli_cmd_get,
      "get SCOPE KEY [--after TOKEN] [--timeout MS]", 0,

@@ -90,16 +90,16 @@ int node_daemon_run(const node_config_t *config)
         zsys_error("engramd: cannot start the ZAP handler (out of memory?)");
         return ENGRAM_ENOMEM;
     }
-    int rc =
-        node_store_open(config->data_dir, config->api.durability_sync, &store, why, sizeof why);
-    if (rc)
-        goto out_stop_zap;
-    node_store_set_min_free(store, config->min_free_bytes);
-    rc = s_trust_root(config, &trust, why, sizeof why);
+    /* the trust root before the store: a node that may not serve creates nothing */
+    int rc = s_trust_root(config, &trust, why, sizeof why);
     if (rc == 0 && !(acl = node_acl_new(trust.admin_key)))
         rc = ENGRAM_ENOMEM;
+    if (rc == 0)
+        rc = node_store_open(config->data_dir, config->api.durability_sync, &store, why,
+                             sizeof why);
     if (rc)
         goto out_close_store;
+    node_store_set_min_free(store, config->min_free_bytes);
     /* the API socket first: a node that cannot serve touches nothing of its cluster state */
     rc = node_server_new(&config->api, config->api_endpoint, store, acl, &server, why,
                          sizeof why);
@@ -137,7 +137,6 @@ out_destroy_server:
 out_close_store:
     node_acl_destroy(&acl);
     node_store_close(&store);
-out_stop_zap:
     zactor_destroy(&zap);
     if (rc && why[0])
         zsys_error("engramd: %s", why);

@@ -863,14 +863,36 @@ size_t node_acl_size(const node_acl_t *self)
 
 const char *node_acl_agent_of(const node_acl_t *self, const uint8_t curve_key[32], uint64_t t)
 {
+    return node_acl_agent_home(self, curve_key, t, NULL);
+}
+
+const char *node_acl_agent_home(const node_acl_t *self, const uint8_t curve_key[32], uint64_t t,
+                                uint64_t *home_node)
+{
     assert(self && curve_key);
     char hex[KEY_HEX_BYTES];
     sodium_bin2hex(hex, sizeof hex, curve_key, 32);
     const s_list_t *regs = zhashx_lookup(self->graph->registrations, hex);
     for (size_t i = 0; regs && i < regs->n; i++)
-        if (s_valid(regs->items[i], t))
+        if (s_valid(regs->items[i], t)) {
+            if (home_node)
+                *home_node = regs->items[i]->stmt->msg->agent->home_node;
             return regs->items[i]->stmt->msg->agent->name;
+        }
     return NULL;
+}
+
+bool node_acl_key_pending(const node_acl_t *self, const uint8_t curve_key[32], uint64_t t)
+{
+    assert(self && curve_key);
+    char hex[KEY_HEX_BYTES];
+    sodium_bin2hex(hex, sizeof hex, curve_key, 32);
+    const s_list_t *regs = zhashx_lookup(self->graph->registrations, hex);
+    for (size_t i = 0; regs && i < regs->n; i++)
+        if (regs->items[i]->effective && t < regs->items[i]->from_ms &&
+            regs->items[i]->from_ms < regs->items[i]->until_ms)
+            return true;
+    return false;
 }
 
 bool node_acl_admin_curve(const node_acl_t *self, const uint8_t curve_key[32], uint64_t t)

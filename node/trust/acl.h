@@ -108,6 +108,12 @@ size_t node_acl_size(const node_acl_t *self);
  *  registered for several names, the registration valid at t first in (issued_ms, id) order
  *  wins. Borrowed until node_acl_destroy. */
 const char *node_acl_agent_of(const node_acl_t *self, const uint8_t curve_key[32], uint64_t t);
+/*  The same, and *home_node (may be NULL) gets the node the registration names (0: any). */
+const char *node_acl_agent_home(const node_acl_t *self, const uint8_t curve_key[32], uint64_t t,
+                                uint64_t *home_node);
+/*  Whether curve_key has a registration that is not valid at t but will be (issued later than
+ *  t by this node's clock): for a clear refusal on a node whose clock is behind. */
+bool node_acl_key_pending(const node_acl_t *self, const uint8_t curve_key[32], uint64_t t);
 /*  Whether curve_key is the CURVE form (crypto_sign_ed25519_pk_to_curve25519) of an admin's
  *  Ed25519 key valid at t: how an admin's client authenticates to the agent API. */
 bool node_acl_admin_curve(const node_acl_t *self, const uint8_t curve_key[32], uint64_t t);
