@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A Jepsen-style test of an engram cluster: five engramd nodes, each in its own network
 namespace behind one software switch, clients writing and reading through the `engram` CLI
+(each an agent with its own CURVE key, registered and granted by the admin with the CLI)
 while a seeded nemesis partitions, drops packets, kills, pauses and skews nodes; then heal,
 wait for quiescence and check the history. Python 3 standard library only.
 
@@ -34,10 +35,6 @@ import threading
 import time
 import traceback
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
-                                "support"))
-import agent_keys  # noqa: E402  the clients' CURVE keys under a temporary home
-
 SKIP = 77
 NODES = 5
 SUBNET = "10.77.0"
@@ -51,6 +48,12 @@ LOG_KEYS = ["l0"]
 REG_KEYS = [(SCOPE_A, "r0"), (SCOPE_A, "r1"), (SCOPE_B, "r2")]
 CLI_TIMEOUT_S = 8  # the CLI's own request timeout is 5 s; this bounds a hung exec
 AFTER_TIMEOUT_MS = 3000
+USER = "jepsen"  # the user every client acts for
+READER = "jepsen"  # the agent the checker reads the final state with, on every node
+# Grants start this long before they are made, and agents are registered as of then (below):
+# longer than the largest negative clock skew the nemesis gives a node, which would otherwise
+# refuse a statement issued later than its own clock says it is.
+BACKDATE_S = 3600
 FAKETIME_LIBS = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
                  "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
                  "/usr/lib/faketime/libfaketimeMT.so.1"]
@@ -241,6 +244,7 @@ class Node:
         self.ip = cluster.net.ips[idx]
         self.gossip = f"tcp://{self.ip}:{GOSSIP_PORT}"
         self.card = os.path.join(self.dir, "admission")
+        self.id = None  # 16 hex digits, from `engramd --identity`
         self.proc = None
         self.skew = 0  # seconds of libfaketime offset of the running process
         self.paused = False
@@ -252,6 +256,7 @@ class Node:
 
     def identity(self):
         r = sh(self.c.engramd, "--data", os.path.join(self.dir, "data"), "--identity")
+        self.id = re.search(r"node=([0-9a-f]+)", r.stdout).group(1)
         key = re.search(r"key=(\S+)", r.stdout).group(1)
         self.c.admin("node", "admit", key, "--out", self.card)
 
@@ -283,7 +288,8 @@ class Node:
         self.starts += 1
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            if self.c.cli(self.idx, "stats", timeout=3).returncode == 0:
+            # the admin's key: good from the start (the root of the node's access control)
+            if self.c.cli(self.idx, "cluster", "status", timeout=3).returncode == 0:
                 return
             if self.proc.poll() is not None:
                 break
@@ -338,17 +344,20 @@ class Cluster:
         self.nodes = []
         self.faketime = next((p for p in FAKETIME_LIBS if os.path.exists(p)), None)
 
-    def admin(self, *args):
-        env = dict(os.environ, ENGRAM_HOME=self.home)
+    def admin(self, *args, env=None):
+        """The CLI as the admin ($ENGRAM_HOME/admin.key); its stdout. Raises on failure."""
+        env = dict(os.environ, **(env or {}), ENGRAM_HOME=self.home)
+        env.pop("ENGRAM_SOCKET", None)
         r = subprocess.run([self.engram, *args], env=env, capture_output=True, text=True,
                            timeout=30)
         if r.returncode != 0:
             raise RuntimeError(f"engram {' '.join(args)}: {r.stderr.strip()}")
         return r.stdout
 
-    def cli(self, idx, *args, timeout=CLI_TIMEOUT_S, agent="jepsen"):
-        agent_keys.make(agent)
-        env = dict(os.environ, ENGRAM_AGENT=agent, ENGRAM_USER="jepsen")
+    def cli(self, idx, *args, timeout=CLI_TIMEOUT_S, agent=READER):
+        """The CLI on node idx as agent (its key pair in $ENGRAM_HOME/agents), for USER; the
+        admin commands (cluster status) go as the admin whatever agent says."""
+        env = dict(os.environ, ENGRAM_HOME=self.home, ENGRAM_AGENT=agent, ENGRAM_USER=USER)
         env.pop("ENGRAM_SOCKET", None)
         try:
             return subprocess.run([self.engram, "--socket", f"ipc://{self.dir}/n{idx + 1}/api.sock",
@@ -370,6 +379,45 @@ class Cluster:
         if not self.wait_members(60):
             raise RuntimeError("the cluster did not form within 60 s: "
                                + json.dumps(self.membership()))
+
+    def provision(self, agents):
+        """Registers each (agent, node index) through that node, lets USER act through it and
+        lets it read and write both scopes, with the CLI as an admin would; then waits until
+        every node holds every statement (they spread by gossip in sys:acl). No agent gets a
+        home node: every client also reads on other nodes (the causal hand-off), and the
+        reader reads everywhere. Registrations and grants date from BACKDATE_S ago, so that
+        a node restarted with its clock behind still knows them: the grants with --from, the
+        registrations (`agent create` has no --from; it is valid from the time it is issued)
+        signed under libfaketime when the nemesis can skew clocks at all."""
+        ids = set()
+        backdate = f"-{BACKDATE_S}s"
+        earlier = {}
+        if self.faketime:
+            earlier = dict(LD_PRELOAD=self.faketime, FAKETIME=f"-{BACKDATE_S}",
+                           FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_NO_CACHE="1")
+        for agent, idx in agents:
+            sock = ["--socket", self.nodes[idx].api]
+            ids.add(self.admin(*sock, "agent", "create", agent, env=earlier).strip())
+            ids.add(self.admin(*sock, "acl", "allow-user", USER, agent,
+                               f"--from={backdate}").strip())
+            for scope in (SCOPE_A, SCOPE_B):
+                ids.add(self.admin(*sock, "acl", "allow", agent, scope, "read,write",
+                                   f"--from={backdate}").strip())
+        deadline = time.monotonic() + 60
+        for node in self.nodes:
+            while True:
+                r = self.cli(node.idx, "--json", "acl", "show", timeout=5)
+                held = set()
+                if r.returncode == 0:
+                    held = {st["id"] for st in json.loads(r.stdout)["statements"]
+                            if st["valid"]}
+                if ids <= held:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{node.name()} holds {len(ids & held)} of the "
+                                       f"{len(ids)} statements after 60 s")
+                time.sleep(0.2)
+        log(f"{len(agents)} agents registered and granted ({len(ids)} statements on every node)")
 
     def status(self, idx):
         r = self.cli(idx, "cluster", "status", "--json", timeout=5)
@@ -461,7 +509,7 @@ def classify(kind, r):
     if r.returncode == 0:
         return "ok"
     if kind in WRITE_KINDS:
-        return "fail" if r.returncode in (2, 4) else "info"
+        return "fail" if r.returncode in (2, 4, 6) else "info"
     if r.returncode == 3:
         return "ok"  # not found: an empty answer
     return "fail"
@@ -769,11 +817,18 @@ class Checker:
     def run(self):
         before = len(self.failures)
         for name in ["convergence", "sets", "counters", "logs", "registers", "handoff",
-                     "reads"]:
+                     "reads", "access"]:
             n0 = len(self.failures)
             getattr(self, f"check_{name}")()
             self.results[name] = "ok" if len(self.failures) == n0 else "FAIL"
         return len(self.failures) == before
+
+    def check_access(self):
+        """Every client is granted both scopes for the whole run: no op may be refused."""
+        denied = [o for o in self.ops if o.get("rc") == 6]
+        if denied:
+            self.fail("access", f"{len(denied)} operations of granted agents were refused "
+                      f"(exit 6): {denied[0].get('err', '')}", denied[:5])
 
     def check_convergence(self):
         if self.converged is None:
@@ -1106,6 +1161,7 @@ def self_test():
         ("counter read misses own acked", opv(13, "value", 1), {"reads"}),
         ("log read duplicates", opv(14, "value", ["x", "x"]), {"reads"}),
         ("log read misses own acked", opv(14, "value", []), {"reads"}),
+        ("granted agent refused", opv(2, "rc", 6), {"access"}),
     ]
     bad = 0
     for name, mutate, want in cases:
@@ -1159,6 +1215,8 @@ def main():
         if not cluster.faketime:
             log("libfaketime not found: kill-skew restarts run without skew")
         cluster.up()
+        cluster.provision([(READER, 0)] + [(f"agent-{p}", p % NODES)
+                                           for p in range(NODES * per_node)])
         log(f"cluster formed in namespaces {cluster.net.switch}, {', '.join(cluster.net.hosts)}")
         rng = random.Random(seed)
         stop = threading.Event()
