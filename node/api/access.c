@@ -72,13 +72,15 @@ uint64_t api__acl_now(void)
     return (uint64_t)api__now_ms();
 }
 
-/*  Replaces a string field of the unpacked request (protobuf-c frees it with free()). */
+/*  Replaces a string field of the unpacked request: protobuf-c frees it with free(), unless
+ *  it is its shared empty string (a field that was not sent), which nobody frees. */
 static int s_set_field(char **field, const char *text)
 {
     char *copy = strdup(text);
     if (!copy)
         return ENGRAM_ENOMEM;
-    free(*field);
+    if (*field != protobuf_c_empty_string)
+        free(*field);
     *field = copy;
     return 0;
 }
