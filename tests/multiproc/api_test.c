@@ -22,10 +22,17 @@
  *  Group and test teardowns kill and remove every node and release what the test held (the
  *  s_hold registry), also after a failure.
  *
+ *  Access control: every connection's agent is granted for its user on the node it connects
+ *  to (node_harness_connect); the agent comes from the connection's key, so a raw request
+ *  naming another agent is refused and one naming none acts as the key's. A reader sees a
+ *  fragment only while its user may act through every agent that wrote it, so a test in which
+ *  one user reads another agent's writes grants that agent for the reader's user too
+ *  (s_grant), and test_put_get shows the write hidden until then.
+ *
  *  Tests named for a bug (test_share_refusals, test_private_isolation_long_agent_names,
  *  test_ttl_overflow, test_subscriber_backlog, test_reply_to_a_lagging_subscriber,
- *  test_non_utf8_names) state the expected behaviour in their comment; they fail against an
- *  engramd with that bug.
+ *  test_non_utf8_names, test_connection_without_agent_name) state the expected behaviour in
+ *  their comment; they fail against an engramd with that bug.
  *
  *  Random frames are seeded (tests/support/prop.h): ENGRAM_SEED replays a run.
  *
@@ -190,6 +197,13 @@ static char *s_hold_str(const char *s)
 static engram_t *s_connect(node_harness_t *node, const char *agent, const char *user)
 {
     return s_hold(S_HELD_CONN, node_harness_connect(node, agent, user, CALL_TIMEOUT_MS));
+}
+
+/*  user may act through agent on node: a reader acting for user then sees what agent wrote
+ *  (node_acl_may_read: every agent of a fragment's provenance must be one of the user's). */
+static void s_grant(node_harness_t *node, const char *agent, const char *user)
+{
+    assert_int_equal(node_harness_grant(node, agent, user), 0);
 }
 
 static void s_disconnect(engram_t **e_p)
@@ -371,7 +385,7 @@ static bool s_token_grew(const char *newer, const char *older, const char *scope
 
 static zsock_t *s_dealer(node_harness_t *node)
 {
-    zsock_t *d = s_hold(S_HELD_SOCK, node_harness_dealer(node, "raw-agent"));
+    zsock_t *d = s_hold(S_HELD_SOCK, node_harness_dealer(node, "raw-agent", "alice"));
     zsock_set_linger(d, 0);
     zsock_set_rcvtimeo(d, 5000);
     return d;
@@ -543,8 +557,11 @@ static void test_put_get(void **state)
     s_expect_value(e, "user:alice", "empty", "");
 
     s_expect_missing(e, "user:alice", "never-written");
-    /* Another agent of the same scope sees it. */
+    /* Another agent of the same scope sees it once its user (bob) may act through the writer
+     * (agent-a); until then agent-a's writes are hidden from bob's readers. */
     engram_t *b = s_connect(s_nodes.a, "agent-b", "bob");
+    s_expect_missing(b, "user:alice", "greeting");
+    s_grant(s_nodes.a, "agent-a", "bob");
     s_expect_value(b, "user:alice", "greeting", "hello again");
     s_disconnect(&b);
     s_disconnect(&e);
@@ -788,6 +805,8 @@ static void test_history(void **state)
     (void)state;
     engram_t *a = s_connect(s_nodes.a, "agent-a", "alice");
     engram_t *b = s_connect(s_nodes.a, "agent-b", "bob");
+    s_grant(s_nodes.a, "agent-a", "bob"); /* each reads the other's steps */
+    s_grant(s_nodes.a, "agent-b", "alice");
     engram_result_t *r;
     s_put(a, "run:hist", "doc", "v1");
     s_put(b, "run:hist", "doc", "v2");
@@ -857,6 +876,7 @@ static void test_share(void **state)
     engram_t *a2 = s_connect(s_nodes.a, "agent-a", "carol");
     EXPECT_OK(a2, engram_share(a2, "note", "team:shared", &r), &r);
     engram_t *b = s_connect(s_nodes.a, "agent-b", "bob");
+    s_grant(s_nodes.a, "agent-a", "bob"); /* bob reads what agent-a wrote */
     EXPECT_OK_KEEP(b, engram_get(b, "team:shared", "note", NULL, 0, &r), &r);
     assert_int_equal(r->nitems, 1);
     engram_item_t *it = &r->items[0];
@@ -963,14 +983,19 @@ static void test_private_isolation(void **state)
 
 /*  Agent names are not checked for length on SHARE: the private scope id "@agent" is cut to
  *  its buffer, so an agent whose name extends another's (past 256 bytes) reads the other's
- *  private memory. */
+ *  private memory. Under access control the thief's name cannot be registered either (it is
+ *  longer than ENGRAM_ACL_MAX_NAME_BYTES): its key acts as no agent at all. */
 static void test_private_isolation_long_agent_names(void **state)
 {
     (void)state;
-    char *victim = s_repeat('v', 128); /* the longest agent name engramd accepts */
-    char *thief = s_repeat('v', 129);
+    char *victim = s_repeat('v', ENGRAM_ACL_MAX_NAME_BYTES); /* the longest name engramd takes */
+    char *thief = s_repeat('v', ENGRAM_ACL_MAX_NAME_BYTES + 1);
     engram_t *v = s_connect(s_nodes.a, victim, "alice");
-    engram_t *t = s_connect(s_nodes.a, thief, "mallory");
+    assert_int_equal(node_harness_grant(s_nodes.a, thief, "mallory"), ENGRAM_ETOOBIG);
+    assert_int_equal(agent_keys_make(thief), 0);
+    engram_t *t =
+        s_hold(S_HELD_CONN, engram_connect(node_harness_endpoint(s_nodes.a), thief, "mallory"));
+    engram_set_timeout(t, CALL_TIMEOUT_MS);
     engram_result_t *r;
     s_put(v, "private", "diary", "the victim's private memory");
     s_expect_value(v, "private", "diary", "the victim's private memory");
@@ -1242,7 +1267,7 @@ static void test_causal_token(void **state)
     char *forged = s_token_forge(token, "user:tok", 5);
     s_waiter_t waiter = {node_harness_endpoint(s_nodes.a), forged, 800, 0, 0, "", false};
     pthread_t thread;
-    assert_int_equal(agent_keys_make("agent-wait"), 0); /* s_wait_get's agent */
+    s_grant(s_nodes.a, "agent-wait", "alice"); /* s_wait_get's agent */
     assert_int_equal(pthread_create(&thread, NULL, s_wait_get, &waiter), 0);
     s_waiter_parked(&waiter, 100);
     start = s_now_ms();
@@ -1346,7 +1371,8 @@ static void test_reply_to_a_lagging_subscriber(void **state)
     req.schema_major = ENGRAM_SCHEMA_MAJOR;
     req.id = 1;
     req.op = ENGRAM__OP__SUBSCRIBE;
-    req.agent = "raw-subscriber";
+    req.agent = "raw-agent";
+    req.user = "alice";
     req.scope = "run:flood";
     s_raw_expect(d, &req, 0, "SUBSCRIBE");
     char key[32];
@@ -1423,6 +1449,7 @@ static void test_restart(void **state)
     req.id = 1;
     req.op = ENGRAM__OP__SUBSCRIBE;
     req.agent = "raw-agent";
+    req.user = "alice";
     req.scope = "user:r";
     req.key = "reg";
     s_raw_expect(d, &req, 0, "SUBSCRIBE");
@@ -1684,12 +1711,14 @@ static void test_raw_frames(void **state)
     s_expect_value(e, "run:raw", "control", "raw");
     s_stats(s_nodes.a, e, &before);
 
-    /* An empty frame decodes as an empty Request, which names no agent. */
+    /* An empty frame decodes as an empty Request: it acts as the key's agent (it names none),
+     * and names neither an operation nor a scope. */
     zmsg_t *msg = zmsg_new();
     zmsg_addmem(msg, "", 0);
     Engram__Reply *reply = s_raw_exchange(d, &msg);
     assert_non_null(reply);
-    if (reply->code != ENGRAM_EDECODE && reply->code != ENGRAM_EINVAL)
+    if (reply->code != ENGRAM_EDECODE && reply->code != ENGRAM_EINVAL &&
+        reply->code != ENGRAM_ESCOPE)
         fail_msg("empty frame: code %d", reply->code);
     engram__reply__free_unpacked(reply, NULL);
     s_serving(s_nodes.a, e);
@@ -1716,9 +1745,9 @@ static void test_raw_frames(void **state)
     req.schema_major = ENGRAM_SCHEMA_MAJOR + 1;
     s_raw_expect(d, &req, ENGRAM_EVERSION, "schema_major 2");
     s_serving(s_nodes.a, e);
-    req = s_raw_put(5, "no-agent");
-    req.agent = "";
-    s_raw_expect(d, &req, ENGRAM_EINVAL, "no agent");
+    req = s_raw_put(5, "other-agent");
+    req.agent = "agent-a"; /* the connection's key is raw-agent's */
+    s_raw_expect(d, &req, ENGRAM_EDENIED, "another agent than the key's");
     s_serving(s_nodes.a, e);
     req = s_raw_put(6, "no-scope");
     req.scope = "";
@@ -1731,9 +1760,18 @@ static void test_raw_frames(void **state)
     s_raw_expect(d, &stats_v2, ENGRAM_EVERSION, "STATS in schema 2");
     s_stats(s_nodes.a, e, &after);
     assert_true(after.writes == before.writes);
-    const char *never[] = {"unknown-op", "op-none", "schema-2", "no-agent"};
+    const char *never[] = {"unknown-op", "op-none", "schema-2", "other-agent"};
     for (size_t i = 0; i < sizeof never / sizeof never[0]; i++)
         s_expect_missing(e, "run:raw", never[i]);
+
+    /* A request that names no agent acts as the agent of the connection's key. */
+    req = s_raw_put(9, "no-agent");
+    req.agent = "";
+    s_raw_expect(d, &req, 0, "no agent");
+    engram_result_t *r;
+    EXPECT_OK_KEEP(e, engram_get(e, "run:raw", "no-agent", NULL, 0, &r), &r);
+    assert_string_equal(r->items[0].author, "raw-agent");
+    engram_result_destroy(&r);
 
     /* Random frames, one at a time: each gets one reply; those that are not a Request get
      * ENGRAM_EDECODE. */
@@ -1808,6 +1846,32 @@ static void test_raw_frames(void **state)
     s_disconnect(&e);
 }
 
+/*  engram_connect_keys without an agent name: the node takes the agent from the key
+ *  (engram.h), so the connection writes and reads as that agent. The request's agent field is
+ *  then protobuf-c's static default string, which engramd must not free: it did, to replace
+ *  it (node/api/access.c, s_set_field from s_identify), and died of free(): invalid pointer
+ *  (SIGABRT) on the first request of such a connection, as on any raw request without an
+ *  agent (test_raw_frames). */
+static void test_connection_without_agent_name(void **state)
+{
+    (void)state;
+    s_grant(s_nodes.a, "agent-k", "alice");
+    zcert_t *cert = agent_keys_cert("agent-k");
+    assert_non_null(cert);
+    engram_t *e = engram_connect_keys(node_harness_endpoint(s_nodes.a), NULL, "alice",
+                                      zcert_public_key(cert), zcert_secret_key(cert), NULL);
+    zcert_destroy(&cert);
+    s_hold(S_HELD_CONN, e);
+    engram_set_timeout(e, 3000); /* a node that crashes does not answer: no need to wait long */
+    s_put(e, "run:anon", "k", "v");
+    engram_result_t *r;
+    EXPECT_OK_KEEP(e, engram_get(e, "run:anon", "k", NULL, 0, &r), &r);
+    assert_int_equal(r->nitems, 1);
+    assert_string_equal(r->items[0].author, "agent-k");
+    engram_result_destroy(&r);
+    s_serving(s_nodes.a, e);
+}
+
 /*  Successful replies carry a token even when the scope was never written; error replies
  *  carry none. Checked on the wire, under libengram. */
 static void test_tokens_on_the_wire(void **state)
@@ -1817,6 +1881,7 @@ static void test_tokens_on_the_wire(void **state)
     Engram__Request req = ENGRAM__REQUEST__INIT;
     req.schema_major = ENGRAM_SCHEMA_MAJOR;
     req.agent = "raw-agent";
+    req.user = "alice";
     req.scope = "run:never-seen";
     req.key = "k";
     const Engram__Op reads[] = {ENGRAM__OP__LIST, ENGRAM__OP__SUBSCRIBE, ENGRAM__OP__UNSUBSCRIBE};
@@ -1897,6 +1962,7 @@ int main(void)
         GROUP_TEST(test_non_utf8_names),
         GROUP_TEST(test_key_limits),
         GROUP_TEST(test_raw_frames),
+        GROUP_TEST(test_connection_without_agent_name),
         GROUP_TEST(test_tokens_on_the_wire),
         GROUP_TEST(test_clean_stop),
     };

@@ -9,9 +9,12 @@
  *                                     --identity` prints; PATH.pub goes with a clean stop and
  *                                     comes back with the next start
  *    test_missing_agent_key           EDENIED naming AGENT.cert_secret and `engram agent
- *                                     create`; the same connection works once the key exists
+ *                                     create`; then, the key made, EDENIED by the node for a
+ *                                     key no statement registers; the same connection works
+ *                                     once the admin has registered the key
  *    test_missing_server_key          EUNAVAILABLE naming PATH.pub while no node serves
- *                                     there, and the client works once one does; EDENIED for
+ *                                     there, and the client (granted before the node's start,
+ *                                     through DATA/acl.init) works once one does; EDENIED for
  *                                     a PATH.pub that is not a certificate, and naming
  *                                     ENGRAM_SERVER_KEY (tcp, or a malformed key)
  *    test_wrong_server_key            ENGRAM_SERVER_KEY of another key, an impostor node on
@@ -146,8 +149,9 @@ static void test_published_key_is_pinned(void **state)
     assert_int_equal(node_harness_stop(s_node), 0);
 }
 
-/*  An agent without a key pair is refused, told which file and which command; the same
- *  connection works once the key exists. */
+/*  An agent without a key pair is refused, told which file and which command; with a key the
+ *  node does not know it is refused by the node; the same connection works once the admin has
+ *  registered the key (node_harness_grant). */
 static void test_missing_agent_key(void **state)
 {
     (void)state;
@@ -164,10 +168,13 @@ static void test_missing_agent_key(void **state)
     assert_null(r);
 
     assert_int_equal(agent_keys_make("nobody"), 0);
+    assert_int_equal(engram_stats(e, &stats), ENGRAM_EDENIED);
+    s_error_says(e, "is not registered");
+    assert_int_equal(node_harness_grant(s_node, "nobody", "alice"), 0);
     int rc = engram_stats(e, &stats);
     if (rc)
-        fail_msg("with its key made, the agent's call failed: %s: %s", engram_strerror(rc),
-                 engram_last_error(e));
+        fail_msg("with its key made and registered, the agent's call failed: %s: %s",
+                 engram_strerror(rc), engram_last_error(e));
     engram_destroy(&e);
 
     e = engram_connect(node_harness_endpoint(s_node), "../escape", "alice");
@@ -179,13 +186,14 @@ static void test_missing_agent_key(void **state)
 }
 
 /*  Without the node's key a client is refused and told where it looks; one made before its node
- *  started works once the node publishes its key. */
+ *  started works once the node publishes its key (its agent granted before the start, in
+ *  DATA/acl.init). */
 static void test_missing_server_key(void **state)
 {
     (void)state;
     char published[512];
     s_published_path(s_node, published, sizeof published);
-    assert_int_equal(agent_keys_make("agent-a"), 0);
+    assert_int_equal(node_harness_grant(s_node, "agent-a", "alice"), 0);
     engram_t *e = engram_connect(node_harness_endpoint(s_node), "agent-a", "alice");
     assert_non_null(e);
     engram_set_timeout(e, CALL_MS);

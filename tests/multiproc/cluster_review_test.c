@@ -17,7 +17,8 @@
  *                                          the ZAP handler reads it) once: B's restart, a new
  *                                          incarnation, leaves the file as it was
  *
- *  Both stop every node with SIGTERM, exit status 0 required (no leak under ASan).
+ *  Both stop every node with SIGTERM, exit status 0 required (no leak under ASan). Cluster
+ *  status takes the admin's connection (node_harness_admin_connect).
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -53,7 +54,8 @@
 
 static node_harness_admin_t s_admin;
 static node_harness_t *s_a, *s_b;
-static engram_t *s_ea, *s_eb;
+static engram_t *s_ea, *s_eb; /* the test's agent on A and B */
+static engram_t *s_aa, *s_ab; /* the admin's connections to A and B */
 
 static void s_expect(engram_t *e, int rc, int want, const char *what)
 {
@@ -90,12 +92,12 @@ static bool s_alive_both_ways(void *arg)
     (void)arg;
     engram_member_t m;
     char endpoint[128];
-    if (!s_member(s_ea, node_harness_node_id(s_b), &m, endpoint, sizeof endpoint) ||
+    if (!s_member(s_aa, node_harness_node_id(s_b), &m, endpoint, sizeof endpoint) ||
         strcmp(m.state, "alive") != 0) {
         node_harness_because("A does not see B alive");
         return false;
     }
-    if (!s_member(s_eb, node_harness_node_id(s_a), &m, endpoint, sizeof endpoint) ||
+    if (!s_member(s_ab, node_harness_node_id(s_a), &m, endpoint, sizeof endpoint) ||
         strcmp(m.state, "alive") != 0) {
         node_harness_because("B does not see A alive");
         return false;
@@ -117,17 +119,27 @@ static int s_up(void **state)
     assert_int_equal(node_harness_start_member(s_b, node_harness_gossip_endpoint(s_a), extra), 0);
     s_ea = node_harness_connect(s_a, AGENT, USER, CALL_TIMEOUT_MS);
     s_eb = node_harness_connect(s_b, AGENT, USER, CALL_TIMEOUT_MS);
-    assert_true(s_ea && s_eb);
+    s_aa = node_harness_admin_connect(s_a, CALL_TIMEOUT_MS);
+    s_ab = node_harness_admin_connect(s_b, CALL_TIMEOUT_MS);
+    assert_true(s_ea && s_eb && s_aa && s_ab);
     if (!node_harness_poll(CONVERGE_MS, s_alive_both_ways, NULL))
         fail_msg("the cluster did not come up: %s", node_harness_why());
     return 0;
 }
 
+/*  Closes every connection (before the nodes stop). */
+static void s_disconnect(void)
+{
+    engram_destroy(&s_ea);
+    engram_destroy(&s_eb);
+    engram_destroy(&s_aa);
+    engram_destroy(&s_ab);
+}
+
 static int s_down(void **state)
 {
     (void)state;
-    engram_destroy(&s_ea);
-    engram_destroy(&s_eb);
+    s_disconnect();
     node_harness_destroy(&s_a);
     node_harness_destroy(&s_b);
     return 0;
@@ -135,8 +147,7 @@ static int s_down(void **state)
 
 static void s_stop_all(void)
 {
-    engram_destroy(&s_ea);
-    engram_destroy(&s_eb);
+    s_disconnect();
     if (node_harness_stop(s_a) != 0)
         fail_msg("A did not stop cleanly");
     if (node_harness_stop(s_b) != 0)
@@ -158,8 +169,8 @@ static zsock_t *s_intro_socket(void)
     return intro;
 }
 
-static void s_send_intro(zsock_t *intro, const uint8_t *card, size_t card_len,
-                         const char *endpoint, uint64_t incarnation)
+static void s_send_intro(zsock_t *intro, const uint8_t *card, size_t card_len, const char *endpoint,
+                         uint64_t incarnation)
 {
     Engram__Introduction hello = ENGRAM__INTRODUCTION__INIT;
     hello.card = (ProtobufCBinaryData){card_len, (uint8_t *)card};
@@ -203,7 +214,7 @@ static void test_replayed_card_redirects_nothing(void **state)
     uint64_t b = node_harness_node_id(s_b);
     engram_member_t before;
     char endpoint_before[128];
-    assert_true(s_member(s_ea, b, &before, endpoint_before, sizeof endpoint_before));
+    assert_true(s_member(s_aa, b, &before, endpoint_before, sizeof endpoint_before));
     assert_string_equal(endpoint_before, node_harness_gossip_endpoint(s_b));
 
     char path[4096];
@@ -224,7 +235,7 @@ static void test_replayed_card_redirects_nothing(void **state)
 
     engram_member_t after;
     char endpoint_after[128];
-    assert_true(s_member(s_ea, b, &after, endpoint_after, sizeof endpoint_after));
+    assert_true(s_member(s_aa, b, &after, endpoint_after, sizeof endpoint_after));
     if (strcmp(endpoint_after, endpoint_before) != 0 || after.incarnation == UINT64_MAX)
         fail_msg("an unauthenticated introduction moved B on A: %s incarnation %" PRIu64
                  " -> %s incarnation %" PRIu64,
@@ -260,7 +271,7 @@ static size_t s_log_count(const char *needle)
 static bool s_counted(void *arg)
 {
     uint64_t want = *(uint64_t *)arg;
-    engram_cluster_t *status = s_status(s_ea);
+    engram_cluster_t *status = s_status(s_aa);
     uint64_t bad = status->bad_messages;
     engram_cluster_destroy(&status);
     node_harness_because("A counted %" PRIu64 " bad messages, expected %" PRIu64, bad, want);
@@ -270,7 +281,7 @@ static bool s_counted(void *arg)
 static void test_noise_is_logged_sparingly(void **state)
 {
     (void)state;
-    engram_cluster_t *status = s_status(s_ea);
+    engram_cluster_t *status = s_status(s_aa);
     uint64_t want = status->bad_messages + NOISE;
     engram_cluster_destroy(&status);
 
@@ -318,7 +329,7 @@ static bool s_newer_alive(void *arg)
     const s_newer_t *want = arg;
     engram_member_t m;
     char endpoint[128];
-    bool known = s_member(s_ea, want->id, &m, endpoint, sizeof endpoint);
+    bool known = s_member(s_aa, want->id, &m, endpoint, sizeof endpoint);
     node_harness_because("A sees B %s at incarnation %" PRIu64 ", expected alive above %" PRIu64,
                          known ? m.state : "nowhere", known ? m.incarnation : 0, want->above);
     return known && strcmp(m.state, "alive") == 0 && m.incarnation > want->above;
@@ -331,16 +342,18 @@ static void test_peer_cert_written_once(void **state)
     engram_member_t m;
     char endpoint[128];
     s_newer_t want = {node_harness_node_id(s_b), 0};
-    assert_true(s_member(s_ea, want.id, &m, endpoint, sizeof endpoint));
+    assert_true(s_member(s_aa, want.id, &m, endpoint, sizeof endpoint));
     want.above = m.incarnation;
     engram_destroy(&s_eb);
+    engram_destroy(&s_ab);
     if (node_harness_stop(s_b) != 0)
         fail_msg("B did not stop cleanly");
     zclock_sleep(20); /* a rewrite would get another mtime */
     if (node_harness_start(s_b) != 0)
         fail_msg("B did not restart");
     s_eb = node_harness_connect(s_b, AGENT, USER, CALL_TIMEOUT_MS);
-    assert_non_null(s_eb);
+    s_ab = node_harness_admin_connect(s_b, CALL_TIMEOUT_MS);
+    assert_true(s_eb && s_ab);
     if (!node_harness_poll(CONVERGE_MS, s_newer_alive, &want))
         fail_msg("B's restart: %s", node_harness_why());
     struct stat after = s_b_cert();

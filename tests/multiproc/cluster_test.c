@@ -35,6 +35,12 @@
  *                              introduction is refused and counted, its writes never reach
  *                              the cluster and no member lists it
  *
+ *  Access control: the test's agent (AGENT acting for USER) is granted on every node before it
+ *  starts (node_harness_grant into DATA/acl.init), so that every node knows it before any of
+ *  its writes arrive there (a subscriber's events are judged once, at delivery); other agents
+ *  are granted on the node they connect to. Cluster status and remove take the admin's
+ *  connection (node_harness_admin_connect), one per node.
+ *
  *  Nothing here waits by sleeping and then asserts: every expectation is polled until it holds
  *  or CONVERGE_MS pass, and the failure says what was last seen. The checks that something
  *  never happens (a removed or foreign node's writes) are made after a later write on a live
@@ -58,7 +64,6 @@
 #include <czmq.h>
 #include <sodium.h>
 
-#include "agent_keys.h"
 #include "engram/engram.h"
 #include "node/trust/admission.h"
 #include "node_harness.h"
@@ -76,7 +81,8 @@
 typedef struct {
     node_harness_admin_t admin;
     node_harness_t *nodes[MAX_NODES];
-    engram_t *conns[MAX_NODES]; /* one connection per node, the main thread's */
+    engram_t *conns[MAX_NODES];  /* one connection per node, the main thread's */
+    engram_t *admins[MAX_NODES]; /* one admin's connection per node, the main thread's */
     int n;
 } s_cluster_t;
 
@@ -121,7 +127,24 @@ static engram_t *s_conn(int i)
     return s_c.conns[i];
 }
 
-/*  Adds node i (admitted by admin) and starts it, joining through `join` (NULL: none). */
+static engram_t *s_admin(int i)
+{
+    assert_true(i < s_c.n);
+    if (!s_c.admins[i])
+        s_c.admins[i] = node_harness_admin_connect(s_c.nodes[i], CALL_TIMEOUT_MS);
+    assert_non_null(s_c.admins[i]);
+    return s_c.admins[i];
+}
+
+/*  Closes node i's connections (before it stops, or after it was killed). */
+static void s_disconnect(int i)
+{
+    engram_destroy(&s_c.conns[i]);
+    engram_destroy(&s_c.admins[i]);
+}
+
+/*  Adds node i (admitted by admin, the test's agent granted) and starts it, joining through
+ *  `join` (NULL: none). */
 static void s_add_node(const node_harness_admin_t *admin, const char *join)
 {
     static const char *const extra[] = {"--gossip-interval-ms", GOSSIP_INTERVAL, NULL};
@@ -130,6 +153,7 @@ static void s_add_node(const node_harness_admin_t *admin, const char *join)
     s_c.nodes[i] = node_harness_new(NULL);
     assert_non_null(s_c.nodes[i]);
     assert_int_equal(node_harness_admit(s_c.nodes[i], admin), 0);
+    assert_int_equal(node_harness_grant(s_c.nodes[i], AGENT, USER), 0);
     if (node_harness_start_member(s_c.nodes[i], join, extra) != 0)
         fail_msg("node %d did not start as a cluster member", i);
 }
@@ -142,7 +166,7 @@ static const char *s_seed(void)
 static engram_cluster_t *s_status(int i)
 {
     engram_cluster_t *status = NULL;
-    EXPECT_RC(s_conn(i), 0, engram_cluster_status(s_conn(i), &status));
+    EXPECT_RC(s_admin(i), 0, engram_cluster_status(s_admin(i), &status));
     assert_non_null(status);
     return status;
 }
@@ -218,7 +242,7 @@ static void s_cluster_up(int n)
 static void s_cluster_stop(void)
 {
     for (int i = 0; i < s_c.n; i++) {
-        engram_destroy(&s_c.conns[i]);
+        s_disconnect(i);
         if (node_harness_alive(s_c.nodes[i]) && node_harness_stop(s_c.nodes[i]) != 0)
             fail_msg("node %d did not stop cleanly", i);
     }
@@ -228,17 +252,17 @@ static int s_teardown(void **state)
 {
     (void)state;
     for (int i = 0; i < s_c.n; i++) {
-        engram_destroy(&s_c.conns[i]);
+        s_disconnect(i);
         node_harness_destroy(&s_c.nodes[i]);
     }
     memset(&s_c, 0, sizeof s_c);
     return 0;
 }
 
-/*  Stops node i (SIGTERM, exit 0), keeping its data; its connection goes too. */
+/*  Stops node i (SIGTERM, exit 0), keeping its data; its connections go too. */
 static void s_stop_node(int i)
 {
-    engram_destroy(&s_c.conns[i]);
+    s_disconnect(i);
     if (node_harness_stop(s_c.nodes[i]) != 0)
         fail_msg("node %d did not stop cleanly", i);
 }
@@ -653,8 +677,7 @@ static void test_remote_writes_reach_subscribers(void **state)
     while (!(put && added && counted && logged) && (event = s_event_before(watcher, deadline))) {
         put |= s_event_is(event, "draft", "put", "from node 0");
         added |= s_event_is(event, "sources", "set_add", "deck");
-        counted |= s_event_is(event, "tokens", "counter_changed", NULL) &&
-                   event->item.amount == 40;
+        counted |= s_event_is(event, "tokens", "counter_changed", NULL) && event->item.amount == 40;
         logged |= s_event_is(event, "log", "log_append", "line");
         engram_event_destroy(&event);
     }
@@ -858,8 +881,8 @@ static void test_kill_under_load(void **state)
     atomic_int stop = 0;
     s_writer_t writers[2];
     pthread_t threads[2];
-    assert_int_equal(agent_keys_make("writer"), 0); /* s_writer_run's agent */
     for (int t = 0; t < 2; t++) {
+        assert_int_equal(node_harness_grant(s_c.nodes[t], "writer", USER), 0); /* s_writer_run's */
         writers[t] = (s_writer_t){.endpoint = node_harness_endpoint(s_c.nodes[t]),
                                   .prefix = (char)('a' + t),
                                   .timeout_ms = t ? 1000 : CALL_TIMEOUT_MS,
@@ -871,12 +894,11 @@ static void test_kill_under_load(void **state)
     /* The load runs on; node 1 crashes in its middle and comes back. Its middle: once both
      * writers have been answered (their first calls may be slow on a loaded machine). */
     int64_t deadline = node_harness_now_ms() + CONVERGE_MS;
-    while ((writers[0].nacked == 0 || writers[1].nacked == 0) &&
-           node_harness_now_ms() < deadline)
+    while ((writers[0].nacked == 0 || writers[1].nacked == 0) && node_harness_now_ms() < deadline)
         zclock_sleep(10);
     zclock_sleep(600);
     node_harness_kill(s_c.nodes[1]);
-    engram_destroy(&s_c.conns[1]);
+    s_disconnect(1);
     zclock_sleep(700);
     int restarted = node_harness_start(s_c.nodes[1]);
     zclock_sleep(500);
@@ -1073,8 +1095,8 @@ static void test_removed_node(void **state)
     assert_int_equal(node_admin_decommission(&s_c.admin.trust, s_c.admin.secret_key, id2, now,
                                              &statement, &statement_len),
                      0);
-    int rc_forged = engram_cluster_remove(s_conn(0), id1, forged, forged_len);
-    int rc_mismatch = engram_cluster_remove(s_conn(0), id1, statement, statement_len);
+    int rc_forged = engram_cluster_remove(s_admin(0), id1, forged, forged_len);
+    int rc_mismatch = engram_cluster_remove(s_admin(0), id1, statement, statement_len);
     free(forged);
     if (rc_forged != ENGRAM_EDENIED || rc_mismatch != ENGRAM_EDENIED) {
         free(statement);
@@ -1089,11 +1111,11 @@ static void test_removed_node(void **state)
 
     /* The admin's decommission of node 2, handed to node 0, reaches node 1 and node 2, which
      * then refuses shared writes; what it accepted before it knew never spreads. */
-    int rc = engram_cluster_remove(s_conn(0), id2, statement, statement_len);
+    int rc = engram_cluster_remove(s_admin(0), id2, statement, statement_len);
     free(statement);
     if (rc != 0)
         fail_msg("engram_cluster_remove: %d (%s): %s", rc, engram_strerror(rc),
-                 engram_last_error(s_conn(0)));
+                 engram_last_error(s_admin(0)));
     s_seen_t left = {id2, "left", others};
     s_eventually(CONVERGE_MS, s_seen_as, &left, "the removed node shown left everywhere");
     s_local_t local = {.scope = scope, .others = others};

@@ -27,6 +27,10 @@
  *  Under async durability a SIGKILL is a process crash, not a power loss: the WAL write
  *  reached the OS before the reply, so nothing acknowledged may be lost either.
  *
+ *  Access control: the workers and the verifier are granted on the running node, online
+ *  (node_harness_grant, kept in sys:acl) and once per node; so every call they make after a
+ *  restart also checks that those statements survived the crash before it.
+ *
  *  test_sync_kills runs SYNC_ROUNDS rounds on one node, verifying each round after its
  *  restart and every round again at the end; test_async_kill runs one round under
  *  --durability async and checks that clean stops keep the replica id. The seed
@@ -51,7 +55,6 @@
 #include <czmq.h>
 #include <sodium.h>
 
-#include "agent_keys.h"
 #include "crdt/codec.h"
 #include "crdt/ctx.h"
 #include "engram/engram.h"
@@ -261,7 +264,7 @@ static void s_load_and_stop(s_round_t *round, int index, bool term)
         w->endpoint = node_harness_endpoint(s_node);
         snprintf(w->scope, sizeof w->scope, "run:crash-%d", index);
         snprintf(w->agent, sizeof w->agent, "worker-%d", t);
-        assert_int_equal(agent_keys_make(w->agent), 0);
+        assert_int_equal(node_harness_grant(s_node, w->agent, "crash-user"), 0);
         w->rng = prop_case("worker", index * 100 + t);
         w->stop = &stop;
         w->acks = &acks;

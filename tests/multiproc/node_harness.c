@@ -22,6 +22,8 @@
 
 #include "agent_keys.h"
 #include "engram/error.h"
+#include "node/trust/acl.h"
+#include "proto/acl.pb-c.h"
 
 #ifndef ENGRAM_ENGRAMD
 #error "build with -DENGRAM_ENGRAMD=<path of the engramd binary>"
@@ -42,6 +44,10 @@
 #define NODE_HARNESS_PORT_TRIES 200
 /*  What engramd logs when its gossip or introduction port is taken (node/cluster/). */
 #define NODE_HARNESS_BIND_FAILED "cannot bind gossip"
+/*  How long a harness call on the admin's connection (a stats probe excepted) may take. */
+#define NODE_HARNESS_ADMIN_MS 10000
+/*  The largest acl.init read back: far more statements than any test grants. */
+#define NODE_HARNESS_ACL_INIT_MAX (16 * 1024 * 1024)
 
 struct node_harness {
     char *dir;      /* the temporary directory, removed by destroy */
@@ -55,6 +61,10 @@ struct node_harness {
     uint8_t public_key[crypto_sign_PUBLICKEYBYTES];
     char *card_path; /* dir/admission */
     char gossip[64]; /* tcp://127.0.0.1:PORT, "" until started as a member */
+    /* Access control: */
+    node_harness_admin_t admin; /* valid when has_admin */
+    bool has_admin;             /* set by node_harness_admit, or made for a lone node */
+    zlist_t *granted;           /* "LEN:AGENTUSER" of every pair granted, strings owned (a set) */
 };
 
 static int64_t s_now_ms(void)
@@ -120,8 +130,13 @@ node_harness_t *node_harness_new(const char *const *args)
     self->log_path = s_printf("%s/engramd.log", tmpl);
     self->card_path = s_printf("%s/admission", tmpl);
     self->args = s_args_dup(args);
+    self->granted = zlist_new();
+    if (self->granted) {
+        zlist_autofree(self->granted);
+        zlist_comparefn(self->granted, (zlist_compare_fn *)strcmp);
+    }
     if (!self->dir || !self->data_dir || !self->endpoint || !self->log_path || !self->card_path ||
-        !self->args) {
+        !self->args || !self->granted) {
         if (!self->dir)
             rmdir(tmpl);
         node_harness_destroy(&self);
@@ -158,6 +173,8 @@ void node_harness_destroy(node_harness_t **self_p)
     free(self->log_path);
     free(self->card_path);
     s_args_free(self->args);
+    zlist_destroy(&self->granted);
+    sodium_memzero(&self->admin, sizeof self->admin);
     free(self);
     *self_p = NULL;
 }
@@ -283,34 +300,244 @@ static int s_spawn(node_harness_t *self)
     return 0;
 }
 
-engram_t *node_harness_connect(const node_harness_t *self, const char *agent, const char *user,
+engram_t *node_harness_connect(node_harness_t *self, const char *agent, const char *user,
                                int timeout_ms)
 {
-    engram_t *e = agent_keys_make(agent) == 0 ? engram_connect(self->endpoint, agent, user) : NULL;
+    engram_t *e = node_harness_grant(self, agent, user) == 0
+                      ? engram_connect(self->endpoint, agent, user)
+                      : NULL;
+    if (e)
+        engram_set_timeout(e, timeout_ms);
+    else
+        fprintf(stderr, "node_harness: no connection as '%s' for '%s' to %s\n", agent, user,
+                self->endpoint);
+    return e;
+}
+
+/*  The key the node published beside its socket (PATH.pub) into key; false while there is
+ *  none (the node is not running). */
+static bool s_published_key(const node_harness_t *self, uint8_t key[32])
+{
+    char *published = s_printf("%s.pub", self->endpoint + strlen("ipc://"));
+    zcert_t *server = published ? zcert_load(published) : NULL;
+    bool found = server != NULL;
+    if (found)
+        memcpy(key, zcert_public_key(server), 32);
+    zcert_destroy(&server);
+    free(published);
+    return found;
+}
+
+zsock_t *node_harness_dealer(node_harness_t *self, const char *agent, const char *user)
+{
+    uint8_t server_key[32];
+    zcert_t *cert = node_harness_grant(self, agent, user) == 0 ? agent_keys_cert(agent) : NULL;
+    bool published = s_published_key(self, server_key);
+    zsock_t *dealer = cert && published ? zsock_new(ZMQ_DEALER) : NULL;
+    if (dealer) {
+        zcert_apply(cert, dealer);
+        zsock_set_curve_serverkey_bin(dealer, server_key);
+        if (zsock_connect(dealer, "%s", self->endpoint) != 0)
+            zsock_destroy(&dealer);
+    }
+    if (!dealer)
+        fprintf(stderr, "node_harness: no CURVE DEALER as '%s' for '%s' to %s (%s)\n", agent, user,
+                self->endpoint,
+                !cert        ? "not granted"
+                : !published ? "the node published no key"
+                             : "no socket");
+    zcert_destroy(&cert);
+    return dealer;
+}
+
+engram_t *node_harness_admin_connect(const node_harness_t *self, int timeout_ms)
+{
+    uint8_t server_key[32], curve_public[32], curve_secret[32];
+    if (!self->has_admin || !s_published_key(self, server_key) ||
+        node_admission_curve_keys(self->admin.trust.admin_key, self->admin.secret_key, curve_public,
+                                  curve_secret) != 0)
+        return NULL;
+    engram_t *e =
+        engram_connect_keys(self->endpoint, NULL, NULL, curve_public, curve_secret, server_key);
+    sodium_memzero(curve_secret, sizeof curve_secret);
     if (e)
         engram_set_timeout(e, timeout_ms);
     return e;
 }
 
-zsock_t *node_harness_dealer(const node_harness_t *self, const char *agent)
+/*  --- access control --------------------------------------------------------------------- */
+
+/*  Wall-clock milliseconds since the Unix epoch: the time statements are about. */
+static uint64_t s_wall_ms(void)
 {
-    zcert_t *cert = agent_keys_cert(agent);
-    char *published = s_printf("%s.pub", self->endpoint + strlen("ipc://"));
-    zcert_t *server = published ? zcert_load(published) : NULL;
-    zsock_t *dealer = cert && server ? zsock_new(ZMQ_DEALER) : NULL;
-    if (dealer) {
-        zcert_apply(cert, dealer);
-        zsock_set_curve_serverkey(dealer, zcert_public_txt(server));
-        if (zsock_connect(dealer, "%s", self->endpoint) != 0)
-            zsock_destroy(&dealer);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*  DATA/trust: the lone node's cluster file (zconfig: cluster/id, cluster/admin_key in hex).
+ *  0 or ENGRAM_EIO (said on stderr). */
+static int s_write_trust(const node_harness_t *self)
+{
+    char id_hex[2 * NODE_CLUSTER_ID_BYTES + 1], key_hex[2 * crypto_sign_PUBLICKEYBYTES + 1];
+    sodium_bin2hex(id_hex, sizeof id_hex, self->admin.trust.cluster_id,
+                   sizeof self->admin.trust.cluster_id);
+    sodium_bin2hex(key_hex, sizeof key_hex, self->admin.trust.admin_key,
+                   sizeof self->admin.trust.admin_key);
+    char *path = s_printf("%s/trust", self->data_dir);
+    zconfig_t *config = zconfig_new("root", NULL);
+    bool ok = path && config && zsys_dir_create("%s", self->data_dir) == 0;
+    if (ok) {
+        zconfig_put(config, "cluster/id", id_hex);
+        zconfig_put(config, "cluster/admin_key", key_hex);
+        ok = zconfig_save(config, path) == 0;
     }
-    if (!dealer)
-        fprintf(stderr, "node_harness: no CURVE DEALER as '%s' to %s (its key in %s)\n", agent,
-                self->endpoint, published ? published : "?");
-    zcert_destroy(&server);
+    if (!ok)
+        fprintf(stderr, "node_harness: cannot write the trust file %s\n", path ? path : "?");
+    zconfig_destroy(&config);
+    free(path);
+    return ok ? 0 : ENGRAM_EIO;
+}
+
+/*  A node that was never admitted gets an admin of its own and its trust file, once. 0 or
+ *  ENGRAM_EIO (said on stderr). */
+static int s_admin_ensure(node_harness_t *self)
+{
+    if (self->has_admin)
+        return 0;
+    if (node_harness_admin_init(&self->admin) != 0)
+        return ENGRAM_EIO;
+    self->has_admin = true;
+    return s_write_trust(self);
+}
+
+/*  Appends a packed SignedStatement to DATA/acl.init, a packed StatementList (made when
+ *  missing), through a new file and a rename. 0 or an ENGRAM_E* code (said on stderr). */
+static int s_acl_init_append(const node_harness_t *self, const uint8_t *statement, size_t len)
+{
+    char *path = s_printf("%s/acl.init", self->data_dir);
+    uint8_t *data = NULL, *packed = NULL;
+    size_t data_len = 0;
+    int rc = path ? node_admission_read_file(path, NODE_HARNESS_ACL_INIT_MAX, &data, &data_len)
+                  : ENGRAM_ENOMEM;
+    Engram__StatementList *old =
+        rc == 0 ? engram__statement_list__unpack(NULL, data_len, data) : NULL;
+    if (rc == ENGRAM_ENOTFOUND || old)
+        rc = zsys_dir_create("%s", self->data_dir) == 0 ? 0 : ENGRAM_EIO;
+    else if (rc == 0)
+        rc = ENGRAM_EDECODE;
+    size_t nold = old ? old->n_statements : 0;
+    Engram__StatementList list = ENGRAM__STATEMENT_LIST__INIT;
+    list.statements = rc == 0 ? calloc(nold + 1, sizeof *list.statements) : NULL;
+    if (rc == 0 && !list.statements)
+        rc = ENGRAM_ENOMEM;
+    if (rc == 0) {
+        for (size_t i = 0; i < nold; i++)
+            list.statements[list.n_statements++] = old->statements[i];
+        list.statements[list.n_statements++] = (ProtobufCBinaryData){len, (uint8_t *)statement};
+        size_t packed_len = engram__statement_list__get_packed_size(&list);
+        packed = malloc(packed_len);
+        rc = packed ? 0 : ENGRAM_ENOMEM;
+        if (rc == 0) {
+            engram__statement_list__pack(&list, packed);
+            rc = node_admission_write_file(path, packed, packed_len, 0600);
+        }
+    }
+    if (rc)
+        fprintf(stderr, "node_harness: cannot append to %s: %s\n", path ? path : "acl.init",
+                engram_strerror(rc));
+    free(packed);
+    free(list.statements);
+    if (old)
+        engram__statement_list__free_unpacked(old, NULL);
+    free(data);
+    free(path);
+    return rc;
+}
+
+int node_harness_submit(node_harness_t *self, const uint8_t *signed_statement, size_t len)
+{
+    int rc = s_admin_ensure(self);
+    if (rc)
+        return rc;
+    if (!node_harness_alive(self))
+        return s_acl_init_append(self, signed_statement, len);
+    engram_t *admin = node_harness_admin_connect(self, NODE_HARNESS_ADMIN_MS);
+    rc = admin ? engram_acl_submit(admin, signed_statement, len, NULL) : ENGRAM_EUNAVAILABLE;
+    if (rc)
+        fprintf(stderr, "node_harness: %s refused a statement: %s (%s)\n", self->endpoint,
+                engram_strerror(rc), admin ? engram_last_error(admin) : "no admin connection");
+    engram_destroy(&admin);
+    return rc;
+}
+
+/*  Signs statement (its body set) with the node's admin key at now, and submits it. */
+static int s_sign_submit(node_harness_t *self, Engram__Statement *statement, uint64_t now)
+{
+    uint8_t *signed_statement = NULL;
+    size_t len = 0;
+    int rc = node_acl_sign(statement, self->admin.secret_key, now, &signed_statement, &len);
+    if (rc == 0)
+        rc = node_harness_submit(self, signed_statement, len);
+    else
+        fprintf(stderr, "node_harness: cannot sign a statement: %s\n", engram_strerror(rc));
+    free(signed_statement);
+    return rc;
+}
+
+/*  Signs and submits the three statements of a grant: agent registered with curve_key, user's
+ *  edge to it, its read and write edge to every shared scope, all from now on. */
+static int s_grant(node_harness_t *self, const char *agent, const char *user,
+                   const uint8_t curve_key[32])
+{
+    uint64_t now = s_wall_ms();
+    Engram__AgentRegister agent_register = ENGRAM__AGENT_REGISTER__INIT;
+    agent_register.name = (char *)agent;
+    agent_register.curve_key = (ProtobufCBinaryData){32, (uint8_t *)curve_key};
+    Engram__UserAgentEdge user_agent = ENGRAM__USER_AGENT_EDGE__INIT;
+    user_agent.user = (char *)user;
+    user_agent.agent = (char *)agent;
+    user_agent.from_ms = now;
+    Engram__AgentResourceEdge agent_resource = ENGRAM__AGENT_RESOURCE_EDGE__INIT;
+    agent_resource.agent = (char *)agent;
+    agent_resource.resource = "*";
+    agent_resource.read = true;
+    agent_resource.write = true;
+    agent_resource.from_ms = now;
+    Engram__Statement statements[3];
+    for (size_t i = 0; i < 3; i++)
+        engram__statement__init(&statements[i]);
+    statements[0].body_case = ENGRAM__STATEMENT__BODY_AGENT;
+    statements[0].agent = &agent_register;
+    statements[1].body_case = ENGRAM__STATEMENT__BODY_USER_AGENT;
+    statements[1].user_agent = &user_agent;
+    statements[2].body_case = ENGRAM__STATEMENT__BODY_AGENT_RESOURCE;
+    statements[2].agent_resource = &agent_resource;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < 3; i++)
+        rc = s_sign_submit(self, &statements[i], now);
+    return rc;
+}
+
+int node_harness_grant(node_harness_t *self, const char *agent, const char *user)
+{
+    /* the pair's key: the agent's length first, so that no two pairs share one */
+    char *pair = zsys_sprintf("%zu:%s%s", strlen(agent), agent, user);
+    if (!pair)
+        return ENGRAM_ENOMEM;
+    if (zlist_exists(self->granted, pair)) {
+        zstr_free(&pair);
+        return 0;
+    }
+    zcert_t *cert = agent_keys_cert(agent);
+    int rc = cert ? s_admin_ensure(self) : ENGRAM_EIO;
+    if (rc == 0)
+        rc = s_grant(self, agent, user, zcert_public_key(cert));
+    if (rc == 0)
+        zlist_append(self->granted, pair);
     zcert_destroy(&cert);
-    free(published);
-    return dealer;
+    zstr_free(&pair);
+    return rc;
 }
 
 int node_harness_start(node_harness_t *self)
@@ -319,20 +546,19 @@ int node_harness_start(node_harness_t *self)
         fprintf(stderr, "node_harness: engramd %d is already running\n", (int)self->pid);
         return -1;
     }
-    if (s_spawn(self) != 0)
+    if (s_admin_ensure(self) != 0 || s_spawn(self) != 0)
         return -1;
-    engram_t *probe = node_harness_connect(self, "harness", "harness", 200);
-    if (!probe) {
-        node_harness_kill(self);
-        return -1;
-    }
+    /* The admin's connection is made once the node has published its key. */
+    engram_t *probe = NULL;
     int64_t deadline = s_now_ms() + NODE_HARNESS_START_MS;
     int rc = -1;
     while (s_now_ms() < deadline) {
         if (!node_harness_alive(self))
             break;
+        if (!probe)
+            probe = node_harness_admin_connect(self, 200);
         engram_stats_t stats;
-        if (engram_stats(probe, &stats) == 0) {
+        if (probe && engram_stats(probe, &stats) == 0) {
             rc = 0;
             break;
         }
@@ -551,8 +777,15 @@ static int s_identity(node_harness_t *self)
 
 int node_harness_admit(node_harness_t *self, const node_harness_admin_t *admin)
 {
+    if (self->has_admin && sodium_memcmp(self->admin.trust.admin_key, admin->trust.admin_key,
+                                         sizeof admin->trust.admin_key) != 0) {
+        fprintf(stderr, "node_harness: %s has another admin already (a lone node's?)\n", self->dir);
+        return -1;
+    }
     if (self->pid > 0 || s_identity(self) != 0)
         return -1;
+    self->admin = *admin;
+    self->has_admin = true;
     uint8_t *card = NULL;
     size_t len = 0;
     int rc = node_admin_admit(&admin->trust, admin->secret_key, self->public_key,

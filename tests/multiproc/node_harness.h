@@ -5,8 +5,9 @@
  *  log `engramd.log` (stdout and stderr of every run, appended). It starts the built engramd
  *  (ENGRAM_ENGRAMD, a compile definition) by fork and exec with
  *  `--data DIR/data --api ipc://DIR/api.sock` plus the caller's extra flags, and a start
- *  returns only once the node answers engram_stats. The same harness restarts the node on the
- *  same directory, so a test can stop or kill a node and look at what survived.
+ *  returns only once the node answers engram_stats (on the admin's connection, below). The same
+ * harness restarts the node on the same directory, so a test can stop or kill a node and look at
+ * what survived.
  *
  *  Stopping is SIGTERM and a wait for the exit status, which a clean stop makes 0 (under
  *  -DENGRAM_SANITIZE=ON a leak or a sanitizer report makes it non-zero, so every clean stop
@@ -19,17 +20,44 @@
  *  The child gets PR_SET_PDEATHSIG(SIGKILL), so a test process that dies unexpectedly does
  *  not leave a node running.
  *
- *  Keys: the node's agent API is CURVE. node_harness_connect gives the agent a key pair on its
- *  first use (tests/support/agent_keys.h: a temporary $ENGRAM_HOME for the test process) and
- *  libengram pins the node's key from the certificate the node publishes beside its socket
- *  (api.sock.pub); a test that calls engram_connect itself calls agent_keys_make first.
+ *  Keys: the node's agent API is CURVE. Every agent gets a key pair on its first use
+ *  (tests/support/agent_keys.h: a temporary $ENGRAM_HOME for the test process) and libengram
+ *  pins the node's key from the certificate the node publishes beside its socket
+ *  (api.sock.pub).
  *
- *  Cluster members (below): the harness also makes an admin's cluster and the node's admission
- *  card, and starts the node with gossip on a free random port (retried if another process
- *  takes it first).
+ *  Access control: engramd refuses to start without a trust root, takes every request's agent
+ *  from the connection's key, and serves an agent only what admin-signed statements allow
+ *  (node/trust/acl.h). So every harness node has an admin (node_harness_admin_t), kept in the
+ *  harness: a member the cluster's admin of node_harness_admit, whose card is its trust root;
+ *  a lone node (never admitted) a fresh admin of its own, made (node_harness_admin_init) with
+ *  its trust file DATA/trust (the cluster file `engram init` writes) before its first start
+ *  or grant. node_harness_admin_connect connects with the admin's key, which administers
+ *  (cluster status, join and remove, acl submit, show and check) and reads stats, but holds
+ *  no memory; the harness uses it to see that a node answers after a start.
  *
- *  Ownership: the harness owns its directory, the child process and its strings. One thread
- *  at a time may use a harness.
+ *  node_harness_grant(agent, user) makes the agent's key pair and has the admin sign what an
+ *  agent of the tests needs: the key's registration as the agent (AgentRegister), the user's
+ *  edge to it (UserAgentEdge, from now on) and the agent's read and write edge to "*", every
+ *  shared scope (AgentResourceEdge). node_harness_submit hands a statement to the node: a
+ *  running node gets it online (engram_acl_submit, which keeps it in the replicated scope
+ *  sys:acl: durable, so a restart keeps it); a node not running finds it in DATA/acl.init,
+ *  which engramd imports at every start (a StatementList, proto/acl.proto). The harness
+ *  remembers the pairs it granted and grants each once per node; node_harness_connect and
+ *  node_harness_dealer grant their pair on first use, so a test names agents and users as it
+ *  likes. A test that calls engram_connect itself (a thread's own connection) grants first.
+ *
+ *  Grants in a cluster: statements replicate (sys:acl), but asynchronously, so each node is
+ *  granted on its own: the harness of the node a test connects to signs and submits the
+ *  grant there, whatever the other nodes hold (a grant replicated here already is granted
+ *  again under new ids, which changes nothing). So a connection never waits for replication,
+ *  and nothing races it. What a reader sees is judged by the acl of the node it
+ *  reads from: a fragment written by agent X counts for a reader acting for user U only while
+ *  X may act for U there (node_acl_may_read), so a test reading another agent's writes grants
+ *  that agent for the reader's user too; and subscription events are judged once, at
+ *  delivery, so a node must know the writers' grants before their writes reach it.
+ *
+ *  Ownership: the harness owns its directory, the child process, its strings and its copy of
+ *  the admin's keys (the secret zeroed by destroy). One thread at a time may use a harness.
  */
 #ifndef ENGRAM_TEST_NODE_HARNESS_H
 #define ENGRAM_TEST_NODE_HARNESS_H
@@ -45,6 +73,12 @@
 
 typedef struct node_harness node_harness_t;
 
+/*  A cluster's admin (or a lone node's): its cluster id, public and secret key. */
+typedef struct {
+    node_trust_t trust;
+    uint8_t secret_key[crypto_sign_SECRETKEYBYTES];
+} node_harness_admin_t;
+
 /*  Creates the temporary directory; the node is not started. args: extra engramd flags
  *  (NULL-terminated; NULL for none), copied. Caller owns return value and must destroy it;
  *  NULL if the directory cannot be made. */
@@ -52,7 +86,8 @@ node_harness_t *node_harness_new(const char *const *args);
 /*  Kills and reaps a running node, removes the directory, frees, nulls *self_p. */
 void node_harness_destroy(node_harness_t **self_p);
 
-/*  Starts engramd and waits (up to NODE_HARNESS_START_MS) until it answers engram_stats.
+/*  Starts engramd and waits (up to NODE_HARNESS_START_MS) until it answers engram_stats on
+ *  the admin's connection; a lone node gets its admin and DATA/trust first if it has none.
  *  0, or -1 if it could not be started, exited, or did not answer (it is then killed). */
 int node_harness_start(node_harness_t *self);
 /*  Replaces the extra flags used by the next start (NULL-terminated; NULL for none). */
@@ -72,16 +107,34 @@ const char *node_harness_endpoint(const node_harness_t *self);
 const char *node_harness_data_dir(const node_harness_t *self);
 pid_t node_harness_pid(const node_harness_t *self);
 
-/*  A libengram connection to the node as agent/user, with the given call timeout; the agent
- *  gets a key pair on its first use. Caller owns return value and must destroy it with
- *  engram_destroy; NULL on failure. */
-engram_t *node_harness_connect(const node_harness_t *self, const char *agent, const char *user,
+/*  A libengram connection to the node as agent acting for user, with the given call timeout;
+ *  the pair is granted first (node_harness_grant) if it was not yet. Caller owns return value
+ *  and must destroy it with engram_destroy; NULL on failure (said on stderr). */
+engram_t *node_harness_connect(node_harness_t *self, const char *agent, const char *user,
                                int timeout_ms);
-/*  A raw ZeroMQ DEALER connected to the node's API with agent's CURVE key pair (made on first
- *  use) and the key the running node published, for tests that write frames by hand. Caller
- *  owns return value and must destroy it with zsock_destroy; NULL on failure (said on
+/*  A raw ZeroMQ DEALER connected to the node's API with agent's CURVE key pair and the key
+ *  the running node published, for tests that write frames by hand; the pair (agent, user)
+ *  is granted first as for node_harness_connect (the frames may name user, or another one).
+ *  Caller owns return value and must destroy it with zsock_destroy; NULL on failure (said on
  *  stderr), e.g. when the node has not published its key (is not running). */
-zsock_t *node_harness_dealer(const node_harness_t *self, const char *agent);
+zsock_t *node_harness_dealer(node_harness_t *self, const char *agent, const char *user);
+/*  A libengram connection with the admin's key (its CURVE form, node_admission_curve_keys)
+ *  and the key the running node published, with the given call timeout. Caller owns return
+ *  value and must destroy it with engram_destroy; NULL when the node has no admin yet or has
+ *  not published its key (is not running). */
+engram_t *node_harness_admin_connect(const node_harness_t *self, int timeout_ms);
+/*  Hands the node a packed SignedStatement (node_acl_sign by the harness's admin, or any
+ *  other: the node judges it): online to a running node, else appended to DATA/acl.init for
+ *  its next start. A lone node's admin is made first if need be. 0, or an ENGRAM_E* code (said
+ *  on stderr): the node's refusal, or why the admin, its trust file or acl.init could not be
+ *  made. */
+int node_harness_submit(node_harness_t *self, const uint8_t *signed_statement, size_t len);
+/*  Lets agent act for user on the node and read and write every shared scope (see above);
+ *  nothing when this harness granted the pair already. 0, or an ENGRAM_E* code: what
+ *  node_harness_submit returned for the first statement that failed (e.g. ENGRAM_ETOOBIG from
+ *  a running node for a name longer than ENGRAM_ACL_MAX_NAME_BYTES), or ENGRAM_EIO if the
+ *  agent's key pair cannot be made; the pair is then not remembered. */
+int node_harness_grant(node_harness_t *self, const char *agent, const char *user);
 /*  Prints the last lines of the node's log to stderr under a title. */
 void node_harness_dump_log(const node_harness_t *self, const char *title);
 /*  Whether the node's log (every run so far) contains needle. */
@@ -113,12 +166,6 @@ const char *node_harness_why(void);
 #define NODE_HARNESS_PORT_MIN 20000
 #define NODE_HARNESS_PORT_MAX 60000
 
-/*  A cluster's admin: its id, public and secret key. */
-typedef struct {
-    node_trust_t trust;
-    uint8_t secret_key[crypto_sign_SECRETKEYBYTES];
-} node_harness_admin_t;
-
 /*  A new cluster (node_admin_init in a temporary $ENGRAM_HOME, loaded back and removed).
  *  0 or -1. */
 int node_harness_admin_init(node_harness_admin_t *admin);
@@ -127,7 +174,8 @@ int node_harness_admin_init(node_harness_admin_t *admin);
 int node_harness_free_ports(unsigned count);
 
 /*  Creates the node's identity (engramd --identity) and has admin sign its card into
- *  DIR/admission. The node must not be running. 0 or -1. */
+ *  DIR/admission; admin becomes the node's (copied). The node must not be running, nor have
+ *  another admin already (a lone node's, made by its first start or grant). 0 or -1. */
 int node_harness_admit(node_harness_t *self, const node_harness_admin_t *admin);
 /*  Starts the admitted node as a member: gossip on a fresh port, joining through join (a
  *  member's gossip endpoint, or NULL), with extra flags (NULL-terminated, or NULL). Later

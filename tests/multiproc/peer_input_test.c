@@ -33,6 +33,12 @@
  *  promises that oversized input is counted and changes nothing; the node/cluster/ socket
  *  admits frames up to GOSSIP_FRAME_HARD_LIMIT (4) budgets).
  *
+ *  Access control: the fake member's values name agent "peer" acting for USER, and A and B
+ *  show a fragment to a reader acting for USER only while its agents may act for USER there;
+ *  so "peer" is granted on both nodes, with the test's agents, before they start
+ *  (DATA/acl.init: no grant is submitted while counters are compared). Cluster status takes the
+ * admin's connection (node_harness_admin_connect).
+ *
  *  Sizes: A runs with --max-gossip-bytes MAX_GOSSIP. A frame above that budget but below the
  *  socket's own limit (budget + slack) reaches the engine and must be refused there; a frame
  *  far above it is cut off by ZeroMQ (ZMQ_MAXMSGSIZE closes the connection before engramd sees
@@ -98,7 +104,8 @@ typedef struct {
 
 static node_harness_admin_t s_admin;
 static node_harness_t *s_a, *s_b;
-static engram_t *s_ea, *s_eb;
+static engram_t *s_ea, *s_eb; /* the test's agent on A and B */
+static engram_t *s_aa, *s_ab; /* the admin's connections to A and B */
 static s_peer_t s_peer;
 
 /*  --- checks --------------------------------------------------------------------------- */
@@ -113,7 +120,7 @@ static void s_expect(engram_t *e, int rc, int want, const char *what)
 static engram_cluster_t *s_status(void)
 {
     engram_cluster_t *status = NULL;
-    s_expect(s_ea, engram_cluster_status(s_ea, &status), 0, "cluster status of A");
+    s_expect(s_aa, engram_cluster_status(s_aa, &status), 0, "cluster status of A");
     return status;
 }
 
@@ -428,6 +435,8 @@ static int s_teardown(void **state)
     (void)state;
     engram_destroy(&s_ea);
     engram_destroy(&s_eb);
+    engram_destroy(&s_aa);
+    engram_destroy(&s_ab);
     node_harness_destroy(&s_a);
     node_harness_destroy(&s_b);
     zsock_destroy(&s_peer.dealer);
@@ -450,13 +459,19 @@ static int s_setup(void **state)
     s_a = node_harness_new(NULL);
     s_b = node_harness_new(NULL);
     bool up = s_a && s_b && node_harness_admit(s_a, &s_admin) == 0 &&
-              node_harness_admit(s_b, &s_admin) == 0 &&
-              node_harness_start_member(s_a, NULL, extra) == 0 &&
-              node_harness_start_member(s_b, node_harness_gossip_endpoint(s_a), extra) == 0;
+              node_harness_admit(s_b, &s_admin) == 0;
+    const char *agents[] = {"agent-p", "peer", "victim"};
+    for (size_t i = 0; up && i < sizeof agents / sizeof agents[0]; i++)
+        up = node_harness_grant(s_a, agents[i], USER) == 0 &&
+             node_harness_grant(s_b, agents[i], USER) == 0;
+    up = up && node_harness_start_member(s_a, NULL, extra) == 0 &&
+         node_harness_start_member(s_b, node_harness_gossip_endpoint(s_a), extra) == 0;
     if (up) {
         s_ea = node_harness_connect(s_a, "agent-p", USER, CALL_TIMEOUT_MS);
         s_eb = node_harness_connect(s_b, "agent-p", USER, CALL_TIMEOUT_MS);
-        up = s_ea && s_eb;
+        s_aa = node_harness_admin_connect(s_a, CALL_TIMEOUT_MS);
+        s_ab = node_harness_admin_connect(s_b, CALL_TIMEOUT_MS);
+        up = s_ea && s_eb && s_aa && s_ab;
     }
     if (!up) /* cmocka runs no group teardown after a failed group setup */
         s_teardown(state);
@@ -702,7 +717,7 @@ static bool s_b_like_a(void *arg)
 {
     (void)arg;
     engram_cluster_t *a = s_status(), *b = NULL;
-    s_expect(s_eb, engram_cluster_status(s_eb, &b), 0, "cluster status of B");
+    s_expect(s_ab, engram_cluster_status(s_ab, &b), 0, "cluster status of B");
     bool differs = false;
     for (size_t i = 0; i < a->nscopes && !differs; i++) {
         const char *theirs = "(none)";
@@ -742,6 +757,8 @@ static void test_still_replicating(void **state)
     s_expect_value(s_eb, "k4", "v4");
     engram_destroy(&s_ea);
     engram_destroy(&s_eb);
+    engram_destroy(&s_aa);
+    engram_destroy(&s_ab);
     assert_int_equal(node_harness_stop(s_b), 0);
     assert_int_equal(node_harness_stop(s_a), 0);
 }
