@@ -29,7 +29,6 @@
  *  "*" instead, and no policy exists.
  */
 #include <czmq.h>
-#include <math.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -440,42 +439,20 @@ int bench_acl_write(const bench_acl_t *self, const char *data_dir, bool trust)
 
 /*  --- the decisions, in this process ------------------------------------------------ */
 
-/*  Nanoseconds per call of fn(arg): the least of S_TIMINGS runs of enough calls for 20 ms
- *  each (the least: other processes only ever add time); -1 when fn says no. */
-#define S_TIMINGS 5
-typedef bool (*s_decide_fn)(void *arg);
-static double s_time_ns(s_decide_fn fn, void *arg)
-{
-    unsigned calls = 1000;
-    double best = INFINITY;
-    for (int run = 0; run < S_TIMINGS;) {
-        uint64_t t0 = bench_now_ns();
-        for (unsigned i = 0; i < calls; i++)
-            if (!fn(arg))
-                return -1;
-        uint64_t ns = bench_now_ns() - t0;
-        if (ns < 20000000u && calls < (1u << 26)) {
-            calls *= 4;
-            continue;
-        }
-        double per = (double)ns / calls;
-        best = per < best ? per : best;
-        run++;
-    }
-    return best;
-}
-
-typedef struct {
-    const node_acl_t *acl;
-    const uint8_t *key;
-    const char *user, *scope;
+/*  A node_acl_t holding the statements, and the request whose decisions are timed. */
+struct bench_acl_decider {
+    node_acl_t *acl;
+    uint8_t key[32]; /* the agent's CURVE key: what identifies a connection */
+    char *user, *scope;
+    const char *resources[8]; /* the fragment's provenance: scope and sources */
+    const char *agents[1];
     node_provenance_t m;
-} s_decide_t;
+    unsigned calls; /* per timing, calibrated on the first */
+};
 
 /*  What a write costs: identify (the connection key's agent), act, scope write, policy. */
-static bool s_decide_write(void *arg)
+static bool s_decide_write(const bench_acl_decider_t *d)
 {
-    s_decide_t *d = arg;
     uint64_t t = bench_acl_now_ms();
     const char *agent = node_acl_agent_of(d->acl, d->key, t);
     bool block = false;
@@ -487,52 +464,87 @@ static bool s_decide_write(void *arg)
     return !block && npatterns == 0;
 }
 
-/*  What a read of one fragment costs: identify, act, scope read, the provenance again. */
-static bool s_decide_read(void *arg)
+/*  What a read of one fragment costs: identify, act, scope read, then the fragment's check. */
+static bool s_decide_read(const bench_acl_decider_t *d)
 {
-    s_decide_t *d = arg;
     uint64_t t = bench_acl_now_ms();
     const char *agent = node_acl_agent_of(d->acl, d->key, t);
     return agent && node_acl_may_read_scope(d->acl, agent, d->user, d->scope, t) &&
            node_acl_may_read(d->acl, agent, d->user, d->scope, &d->m, t);
 }
 
-int bench_acl_decision_ns(const bench_acl_t *self, const char *agent, const char *user,
-                          const char *scope, const char *const *sources, size_t nsources,
-                          double *write_ns, double *read_ns, double *import_s)
+void bench_acl_decider_destroy(bench_acl_decider_t **self_p)
 {
-    double t0 = bench_now();
-    node_acl_t *acl = node_acl_new(self->trust.admin_key);
-    uint8_t key[32];
-    if (!acl || s_agent_key(agent, key) != 0) {
-        node_acl_destroy(&acl);
-        return -1;
+    bench_acl_decider_t *self = *self_p;
+    if (!self)
+        return;
+    node_acl_destroy(&self->acl);
+    free(self->user);
+    free(self->scope);
+    free(self);
+    *self_p = NULL;
+}
+
+bench_acl_decider_t *bench_acl_decider_new(const bench_acl_t *acl, const char *agent,
+                                           const char *user, const char *scope,
+                                           const char *const *sources, size_t nsources,
+                                           double *import_s)
+{
+    bench_acl_decider_t *self = calloc(1, sizeof *self);
+    if (!self || !(self->user = strdup(user)) || !(self->scope = strdup(scope)) ||
+        s_agent_key(agent, self->key) != 0) {
+        fprintf(stderr, "bench_acl: out of memory, or no key for %s\n", agent);
+        bench_acl_decider_destroy(&self);
+        return NULL;
     }
-    for (size_t i = 0; i < self->n; i++) {
+    double t0 = bench_now();
+    self->acl = node_acl_new(acl->trust.admin_key);
+    for (size_t i = 0; self->acl && i < acl->n; i++) {
         char why[256];
-        int rc = node_acl_add(acl, self->statements[i].data, self->statements[i].len, NULL, why,
+        int rc = node_acl_add(self->acl, acl->statements[i].data, acl->statements[i].len, NULL, why,
                               sizeof why);
         if (rc < 0) {
             fprintf(stderr, "bench_acl: statement %zu refused: %s\n", i, why);
-            node_acl_destroy(&acl);
-            return -1;
+            node_acl_destroy(&self->acl);
         }
     }
     *import_s = bench_now() - t0;
-    const char *resources[8];
-    size_t nresources = 0;
-    resources[nresources++] = scope;
-    for (size_t i = 0; i < nsources && nresources < 8; i++)
-        resources[nresources++] = sources[i];
-    const char *agents[1] = {agent};
-    s_decide_t d = {acl, key, user, scope, {agents, 1, resources, nresources}};
-    *write_ns = s_time_ns(s_decide_write, &d);
-    *read_ns = s_time_ns(s_decide_read, &d);
-    node_acl_destroy(&acl);
-    if (*write_ns < 0 || *read_ns < 0) {
-        fprintf(stderr, "bench_acl: %s acting for %s is refused %s on %s\n", agent, user,
-                *write_ns < 0 ? "writing" : "reading", scope);
-        return -1;
+    if (!self->acl) {
+        bench_acl_decider_destroy(&self);
+        return NULL;
     }
-    return 0;
+    size_t n = 0;
+    self->resources[n++] = self->scope;
+    for (size_t i = 0; i < nsources && n < 8; i++)
+        self->resources[n++] = sources[i];
+    /* the author is the agent itself: its own user edge is checked again, as engramd does */
+    self->agents[0] = node_acl_agent_of(self->acl, self->key, bench_acl_now_ms());
+    self->m = (node_provenance_t){self->agents, 1, self->resources, n};
+    if (!self->agents[0] || !s_decide_write(self) || !s_decide_read(self)) {
+        fprintf(stderr, "bench_acl: %s acting for %s may not write and read %s\n", agent, user,
+                scope);
+        bench_acl_decider_destroy(&self);
+    }
+    return self;
+}
+
+/*  Nanoseconds per call of fn over self->calls calls. */
+static double s_time(const bench_acl_decider_t *self, bool (*fn)(const bench_acl_decider_t *))
+{
+    uint64_t t0 = bench_now_ns();
+    for (unsigned i = 0; i < self->calls; i++)
+        if (!fn(self))
+            BENCH_DIE("a decision changed its answer");
+    return (double)(bench_now_ns() - t0) / self->calls;
+}
+
+void bench_acl_decider_time(bench_acl_decider_t *self, double *write_ns, double *read_ns)
+{
+    if (self->calls == 0) { /* enough calls of the slower one for about 5 ms */
+        self->calls = 100;
+        while (self->calls < (1u << 24) && s_time(self, s_decide_read) * self->calls < 5e6)
+            self->calls *= 2;
+    }
+    *write_ns = s_time(self, s_decide_write);
+    *read_ns = s_time(self, s_decide_read);
 }

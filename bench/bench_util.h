@@ -160,15 +160,22 @@ void bench_acl_admin_curve(const bench_acl_t *self, uint8_t public_key[32], uint
 /*  Wall-clock milliseconds, the statements' time. */
 uint64_t bench_acl_now_ms(void);
 
-/*  The access decisions of a request, timed in this process on a node_acl_t holding the
- *  statements kept (*import_s: the seconds node_acl_add took for all of them, in order):
- *  *write_ns per write of agent acting for user into scope (identify the connection's key,
- *  act, scope write, the write policy), *read_ns per read of one fragment agent wrote there
- *  declaring the nsources sources (identify, act, scope read, then the fragment's check: act
- *  and scope again, its author's act edge, each of its resources readable), as engramd's
- *  request path calls them. Fails (-1, said on stderr) unless both are allowed. */
-int bench_acl_decision_ns(const bench_acl_t *self, const char *agent, const char *user,
-                          const char *scope, const char *const *sources, size_t nsources,
-                          double *write_ns, double *read_ns, double *import_s);
+/*  The access decisions of one request, timed in this process: a node_acl_t holding the
+ *  statements acl kept (node_acl_add of them all, in order, took *import_s seconds), and agent
+ *  acting for user on scope. NULL (said on stderr) unless both decisions below allow. Caller
+ *  owns return value and must destroy it. */
+typedef struct bench_acl_decider bench_acl_decider_t;
+bench_acl_decider_t *bench_acl_decider_new(const bench_acl_t *acl, const char *agent,
+                                           const char *user, const char *scope,
+                                           const char *const *sources, size_t nsources,
+                                           double *import_s);
+void bench_acl_decider_destroy(bench_acl_decider_t **self_p);
+/*  One timing (about 5 ms of calls each) of the decisions as engramd's request path makes
+ *  them: *write_ns per put (identify the connection's key, act, scope write, the write
+ *  policy), *read_ns per get of one fragment the agent wrote declaring the nsources sources
+ *  (identify, act, scope read, then the fragment's check: act and scope again, its author's
+ *  user edge, each of its resources readable). Take the least of several, alternating with
+ *  whatever it is compared with: other processes only ever add time. */
+void bench_acl_decider_time(bench_acl_decider_t *self, double *write_ns, double *read_ns);
 
 #endif

@@ -1859,8 +1859,10 @@ static s_revoke_result_t s_revoke_run(s_cluster_t *c, size_t rounds)
                           .reader = s_engram_connect(c->api[3], REVOKE_READER, 5000)};
     if (!l.writer || !l.check || !l.reader)
         DIE("the agents of the revoke cell cannot connect (not registered?)");
+    s_usage_t u0 = s_usage_at(s_cpu_sum(c->pid + 1, NODES));
     for (size_t r = 0; r < rounds && !bench_interrupted; r++)
         s_revoke_round(c, &l, r, &res);
+    s_usage_note(u0, s_usage_at(s_cpu_sum(c->pid + 1, NODES)));
     engram_destroy(&l.reader);
     engram_destroy(&l.check);
     engram_destroy(&l.writer);
@@ -2301,7 +2303,8 @@ int main(int argc, char **argv)
                "first read on C that finds the key\n",
                REVOKE_READER, SCOPE_REVOKE, REVOKE_READER);
         printf("   gossip: every node with engramd's defaults (local-cluster.sh), interval %d ms "
-               "(digests; new operations are pushed at once), fanout %d; ENGRAM_NODE_FLAGS: "
+               "(digests; new operations, statements included, are pushed to fanout peers after "
+               "their local commit), fanout %d; ENGRAM_NODE_FLAGS: "
                "%s\n",
                ENGRAM_DEFAULT_GOSSIP_INTERVAL_MS, ENGRAM_DEFAULT_FANOUT,
                flags && *flags ? flags : "(none)");
@@ -2327,6 +2330,7 @@ int main(int argc, char **argv)
         }
         free(rv.grant_ns);
         free(rv.revoke_ns);
+        s_other_print();
         s_repro("revoke");
         fflush(stdout);
     }
