@@ -261,19 +261,6 @@ int bench_acl_allow_all(bench_acl_t *self, const char *user, const char *agent, 
     return cluster ? s_edge(self, agent, "cluster", true, false, now, NULL, NULL, NULL) : 0;
 }
 
-int bench_acl_register_cert(bench_acl_t *self, const char *agent, const char *cert_path)
-{
-    zcert_t *cert = zcert_load(cert_path);
-    if (!cert) {
-        fprintf(stderr, "bench_acl: cannot read the certificate %s\n", cert_path);
-        return -1;
-    }
-    uint8_t key[32];
-    memcpy(key, zcert_public_key(cert), 32);
-    zcert_destroy(&cert);
-    return s_register(self, agent, key, bench_acl_now_ms());
-}
-
 /*  The other agents of the graph, and the revocations of every tenth one's team:ops edge. */
 static int s_graph_others(bench_acl_t *self, uint64_t old, uint64_t revoked)
 {

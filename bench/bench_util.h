@@ -127,9 +127,6 @@ int bench_acl_register(bench_acl_t *self, const char *user, const char *agent);
 /*  The same, and one allow-all edge: read and write on "*" (every shared scope and external
  *  resource); with cluster, read on "cluster" too (status, acl show). 0 or -1. */
 int bench_acl_allow_all(bench_acl_t *self, const char *user, const char *agent, bool cluster);
-/*  Registers agent with the public key of the certificate at cert_path (a key pair made by
- *  someone else: a script's probe agent); no edge. 0 or -1. */
-int bench_acl_register_cert(bench_acl_t *self, const char *agent, const char *cert_path);
 /*  A realistic graph around the n agents (registered here, acting for user): see bench_acl.c
  *  for its shape. They reach scope through a pattern edge ("run:*"), behind revoked older
  *  edges and edges to other resources, among BENCH_ACL_GRAPH_AGENTS other agents and

@@ -147,7 +147,6 @@
 #define REVOKE_ROUNDS_QUICK 5
 #define REVOKE_WAIT_S       10.0 /* a grant or revocation not seen on C by then: the round fails */
 /*  The agent deploy/local-cluster.sh checks a node with (`engram stats`, keys in DIR/home). */
-#define PROBE_AGENT "local-cluster"
 /*  The agent of the revoke cell whose access is granted and revoked, and its writer. */
 #define REVOKE_READER "bench-revoke-reader"
 #define REVOKE_WRITER "bench-revoke-writer"
@@ -574,20 +573,16 @@ static void s_cluster_connect(s_cluster_t *c, int i)
 }
 
 /*  Before local-cluster.sh first starts the nodes of c: the admin in DIR/home (the script
- *  then signs the nodes' cards with it rather than make one), and DIR/nI/data/acl.init for
- *  every node: the script's probe agent (its key made now, by the script) registered, every
- *  agent of the benchmark allowed, REVOKE_READER registered without an edge. */
+ *  then signs the nodes' cards with it rather than make one, and probes the nodes with its
+ *  key), and DIR/nI/data/acl.init for every node: every agent of the benchmark allowed,
+ *  REVOKE_READER registered without an edge. */
 static void s_cluster_provision(s_cluster_t *c)
 {
-    char path[600], out[1024];
+    char path[600];
     snprintf(path, sizeof path, "%s/home", c->dir);
     if (!(c->acl = bench_acl_new(path)))
         DIE("no admin for the cluster in %s", path);
-    int rc = s_script(c, out, sizeof out, "agents", c->dir, PROBE_AGENT);
-    if (rc)
-        DIE("%s agents %s %s failed (exit %d)", s_cfg->script, c->dir, PROBE_AGENT, rc);
-    snprintf(path, sizeof path, "%s/home/agents/%s.cert", c->dir, PROBE_AGENT);
-    rc = bench_acl_register_cert(c->acl, PROBE_AGENT, path);
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < sizeof s_agents / sizeof s_agents[0]; i++)
         rc = bench_acl_allow_all(c->acl, USER, s_agents[i], i == 0);
     if (rc == 0)
