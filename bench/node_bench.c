@@ -777,8 +777,9 @@ static double s_median(const double *v, size_t n)
 
 /*  One cell of the comparison over its rounds. */
 typedef struct {
-    double ops_s[MAX_ROUNDS], p50[MAX_ROUNDS], p99[MAX_ROUNDS], cpu[MAX_ROUNDS];
-    double other; /* the most of the rounds */
+    double ops_s[MAX_ROUNDS], p50[MAX_ROUNDS], p99[MAX_ROUNDS];
+    double cpu_op[MAX_ROUNDS]; /* engramd's CPU microseconds per operation */
+    double other;              /* the most of the rounds */
     size_t n;
     uint64_t errors;
 } s_rounds_t;
@@ -791,7 +792,7 @@ static void s_rounds_add(s_rounds_t *r, const s_result_t *res)
     r->ops_s[r->n] = res->ops_s;
     r->p50[r->n] = (double)res->p50;
     r->p99[r->n] = (double)res->p99;
-    r->cpu[r->n] = res->cpu;
+    r->cpu_op[r->n] = res->ops_s > 0 ? res->cpu / 100 * 1e6 / res->ops_s : NAN;
     if (res->other > r->other)
         r->other = res->other;
     r->n++;
@@ -802,7 +803,7 @@ static const char *s_ratio2(char *buf, size_t size, double a, double b)
     if (!(b > 0) || isnan(a))
         snprintf(buf, size, "-");
     else
-        snprintf(buf, size, "%.3f", a / b);
+        snprintf(buf, size, "%.2f", a / b);
     return buf;
 }
 
@@ -888,22 +889,24 @@ static int s_acl_compare(const s_config_t *cfg, bench_acl_t *const acl[POL_COUNT
                 }
         }
 
-    printf("%-4s %7s   %-33s   %-33s   %-30s\n", "", "", "------------ allow-all ------------",
-           "-------------- graph --------------", "-------- graph/allow-all --------");
-    printf("%-4s %7s   %8s %8s %8s %7s   %8s %8s %8s %7s   %7s %7s %14s %6s\n", "op", "clients",
-           "ops/s", "p50", "p99", "cpu", "ops/s", "p50", "p99", "cpu", "ops/s", "p50",
-           "ops/s rounds", "other");
+    printf("%-4s %7s   %-34s   %-34s   %-38s\n", "", "", "------------ allow-all -------------",
+           "--------------- graph --------------", "----------- graph/allow-all ----------");
+    printf("%-4s %7s   %8s %8s %8s %7s   %8s %8s %8s %7s   %6s %6s %6s %14s %6s\n", "op", "clients",
+           "ops/s", "p50", "p99", "cpu/op", "ops/s", "p50", "p99", "cpu/op", "ops/s", "p50",
+           "cpu/op", "ops/s rounds", "other");
     int failures = 0;
     for (int op = 0; op < OP_COUNT; op++) {
         if (!cfg->ops[op])
             continue;
         for (size_t c = 0; c < cfg->nclients; c++) {
             char cols[POL_COUNT][64], a[16], b[16], d[16], q[2][16], spread[32] = "-";
-            double ops[POL_COUNT], p50[POL_COUNT], other = 0;
+            double ops[POL_COUNT], p50[POL_COUNT], cpu_op[POL_COUNT], other = 0;
+            char q2[16];
             for (int p = 0; p < POL_COUNT; p++) {
                 const s_rounds_t *x = &res[op][c][p];
                 ops[p] = s_median(x->ops_s, x->n);
                 p50[p] = s_median(x->p50, x->n);
+                cpu_op[p] = s_median(x->cpu_op, x->n);
                 if (x->other > other)
                     other = x->other;
                 failures += x->errors != 0;
@@ -911,10 +914,9 @@ static int s_acl_compare(const s_config_t *cfg, bench_acl_t *const acl[POL_COUNT
                     snprintf(cols[p], sizeof cols[p], "%8s %8s %8s %7s", "-", "-", "-", "-");
                     continue;
                 }
-                snprintf(cols[p], sizeof cols[p], "%8s %8s %8s %7.0f",
+                snprintf(cols[p], sizeof cols[p], "%8s %8s %8s %5.0fus",
                          bench_si(a, sizeof a, ops[p]), bench_lat(b, sizeof b, (uint64_t)p50[p]),
-                         bench_lat(d, sizeof d, (uint64_t)s_median(x->p99, x->n)),
-                         s_median(x->cpu, x->n));
+                         bench_lat(d, sizeof d, (uint64_t)s_median(x->p99, x->n)), cpu_op[p]);
             }
             /* the spread of the per-round ratios: how much to trust the median's */
             const s_rounds_t *x = &res[op][c][POL_ALLOW], *y = &res[op][c][POL_GRAPH];
@@ -927,16 +929,19 @@ static int s_acl_compare(const s_config_t *cfg, bench_acl_t *const acl[POL_COUNT
                 }
                 snprintf(spread, sizeof spread, "%.2f..%.2f", lo, hi);
             }
-            printf("%-4s %7u   %s   %s   %7s %7s %14s %6.0f\n", s_op_names[op], cfg->clients[c],
+            printf("%-4s %7u   %s   %s   %6s %6s %6s %14s %6.0f\n", s_op_names[op], cfg->clients[c],
                    cols[POL_ALLOW], cols[POL_GRAPH],
                    s_ratio2(q[0], sizeof q[0], ops[POL_GRAPH], ops[POL_ALLOW]),
-                   s_ratio2(q[1], sizeof q[1], p50[POL_GRAPH], p50[POL_ALLOW]), spread, other);
+                   s_ratio2(q[1], sizeof q[1], p50[POL_GRAPH], p50[POL_ALLOW]),
+                   s_ratio2(q2, sizeof q2, cpu_op[POL_GRAPH], cpu_op[POL_ALLOW]), spread, other);
         }
     }
-    printf("  medians over the rounds; cpu: engramd, 100 = one core; ratios: graph / allow-all "
-           "(ops/s below 1 and p50 above 1: the graph costs; the goal: under 10%%, ops/s at or "
-           "above 0.90); ops/s rounds: the lowest and "
-           "highest ratio of a single round; other: the most CPU the rest of the host used\n");
+    printf("  medians over the rounds; cpu/op: engramd's CPU time per operation (less disturbed "
+           "by other processes than ops/s: it counts only engramd's own work, though cache "
+           "misses still grow with the host's load); ratios: graph / allow-all (ops/s below 1, "
+           "p50 and cpu/op above 1: the graph costs; the goal: under 10%%); ops/s rounds: the "
+           "lowest and highest ratio of a single round; other: the most CPU the rest of the host "
+           "used\n");
     for (int op = 0; op < OP_COUNT; op++)
         for (size_t c = 0; c < cfg->nclients; c++)
             for (int p = 0; p < POL_COUNT; p++)
