@@ -695,14 +695,14 @@ static s_graph_t *s_graph_new(const node_acl_t *self)
     return graph;
 }
 
-/*  Adds the fact of a new statement, kept at position `at`, that is neither an admin
- *  statement nor a revocation: it changes no admin interval and no other fact, so the graph
- *  s_graph_new would build is this one plus its fact. 0, or ENGRAM_ENOMEM and nothing
+/*  Adds the fact of a new statement, kept at position `at`, that is not an admin statement:
+ *  it changes no admin interval, so the graph s_graph_new would build is this one plus its
+ *  fact and, for an effective revocation, the intervals of its targets lowered (found by a
+ *  scan of the facts: O(n) comparisons, no allocation). 0, or ENGRAM_ENOMEM and nothing
  *  changes (an empty index list aside). */
 static int s_graph_insert(s_graph_t *graph, size_t at, const s_stmt_t *stmt)
 {
-    assert(!s_is_admin_statement(stmt->msg) &&
-           stmt->msg->body_case != ENGRAM__STATEMENT__BODY_REVOCATION);
+    assert(!s_is_admin_statement(stmt->msg));
     if (graph->nfacts == graph->cap) {
         s_fact_t **facts = realloc(graph->facts, 2 * graph->cap * sizeof *facts);
         if (!facts)
@@ -730,6 +730,14 @@ static int s_graph_insert(s_graph_t *graph, size_t at, const s_stmt_t *stmt)
     if (list)
         s_list_insert(list, fact);
     graph->ineffective += !fact->effective;
+    if (fact->effective && stmt->msg->body_case == ENGRAM__STATEMENT__BODY_REVOCATION) {
+        char target[2 * NODE_ACL_ID_BYTES + 1];
+        sodium_bin2hex(target, sizeof target, stmt->msg->revocation->target.data,
+                       NODE_ACL_ID_BYTES);
+        for (size_t i = 0; i < graph->nfacts; i++)
+            if (strcmp(graph->facts[i]->stmt->id_hex, target) == 0)
+                s_fact_interval(graph, graph->facts[i]);
+    }
     return 0;
 }
 
@@ -817,9 +825,8 @@ int node_acl_add(node_acl_t *self, const uint8_t *signed_statement, size_t len,
     memmove(&self->stmts[at + 1], &self->stmts[at], (self->nstmts - at) * sizeof *self->stmts);
     self->stmts[at] = stmt;
     self->nstmts++;
-    /* Admin statements and revocations change other facts: the graph is built anew. */
-    if (s_is_admin_statement(stmt->msg) ||
-        stmt->msg->body_case == ENGRAM__STATEMENT__BODY_REVOCATION) {
+    /* Admin statements change which other statements count: the graph is built anew. */
+    if (s_is_admin_statement(stmt->msg)) {
         s_graph_t *graph = s_graph_new(self);
         rc = graph ? 0 : ENGRAM_ENOMEM;
         if (graph) {

@@ -36,8 +36,8 @@ typedef struct {
     uint8_t sk[crypto_sign_SECRETKEYBYTES];
 } ed_t;
 
-/*  A signed statement (owned data), its id, and whether it is an admin statement or a
- *  revocation (which make node_acl_add rebuild its graph rather than add to it). */
+/*  A signed statement (owned data), its id, and whether it is an admin statement (which
+ *  makes node_acl_add rebuild its graph rather than add to it). */
 typedef struct {
     uint8_t *data;
     size_t len;
@@ -82,8 +82,7 @@ static blob_t s_sign(const ed_t *by, uint64_t issued_ms, Engram__Statement *st)
     assert_memory_equal(msg->signer.data, by->pk, crypto_sign_PUBLICKEYBYTES);
     memcpy(blob.id, msg->id.data, NODE_ACL_ID_BYTES);
     blob.rebuilds = msg->body_case == ENGRAM__STATEMENT__BODY_ADMIN_ADD ||
-                    msg->body_case == ENGRAM__STATEMENT__BODY_ADMIN_RETIRE ||
-                    msg->body_case == ENGRAM__STATEMENT__BODY_REVOCATION;
+                    msg->body_case == ENGRAM__STATEMENT__BODY_ADMIN_RETIRE;
     engram__statement__free_unpacked(msg, NULL);
     engram__signed_statement__free_unpacked(signed_msg, NULL);
     return blob;
