@@ -128,10 +128,16 @@ static int s_identify(node_server_t *self, Engram__Request *req, api_reply_t *r,
     return 0;
 }
 
-/*  Write policy: refuses a write into a blocked scope, and redacts the value, the element and
- *  the metadata of one into a scope with redaction, before anything is stored. */
-static int s_apply_policy(node_server_t *self, Engram__Request *req, const char *sid,
-                          api_reply_t *r, uint64_t now)
+/*  One buffer a redaction may replace: bytes with a length, or a NUL-terminated string. */
+typedef struct {
+    uint8_t **data;
+    size_t *len; /* NULL: a string */
+} s_field_t;
+
+/*  Write policy: refuses a write into a blocked scope, and redacts the fields of one into a
+ *  scope with redaction, in place, before anything is stored. */
+static int s_apply_policy(node_server_t *self, const char *sid, api_reply_t *r, uint64_t now,
+                          const s_field_t *fields, size_t nfields)
 {
     bool block = false;
     const char *const *patterns = NULL;
@@ -148,15 +154,9 @@ static int s_apply_policy(node_server_t *self, Engram__Request *req, const char 
     int rc = node_redactor_new(patterns, npatterns, &redactor, why, sizeof why);
     if (rc)
         return api__fail(r, rc, "the write policy of %s cannot be applied: %s", r->scope, why);
-    struct {
-        uint8_t **data;
-        size_t *len;
-        bool text;
-    } fields[] = {{&req->value.data, &req->value.len, false},
-                  {(uint8_t **)&req->elem, NULL, true},
-                  {(uint8_t **)&req->meta_json, NULL, true}};
-    for (size_t i = 0; rc == 0 && i < sizeof fields / sizeof fields[0]; i++) {
-        size_t len = fields[i].text ? strlen((char *)*fields[i].data) : *fields[i].len;
+    for (size_t i = 0; rc == 0 && i < nfields; i++) {
+        bool text = !fields[i].len;
+        size_t len = text ? strlen((char *)*fields[i].data) : *fields[i].len;
         uint8_t *out = NULL;
         size_t out_len = 0, matches = 0;
         if (len == 0)
@@ -171,24 +171,30 @@ static int s_apply_policy(node_server_t *self, Engram__Request *req, const char 
             free(out);
             continue;
         }
-        if (fields[i].text) { /* NUL-terminate: elem and metadata are strings */
-            uint8_t *text = realloc(out, out_len + 1);
-            if (!text) {
+        if (text) { /* NUL-terminate: elements and metadata are strings */
+            uint8_t *terminated = realloc(out, out_len + 1);
+            if (!terminated) {
                 free(out);
                 rc = api__fail(r, ENGRAM_ENOMEM, "out of memory");
                 break;
             }
-            text[out_len] = '\0';
-            out = text;
+            terminated[out_len] = '\0';
+            out = terminated;
         }
         free(*fields[i].data);
         *fields[i].data = out;
-        if (fields[i].len)
+        if (!text)
             *fields[i].len = out_len;
         self->redactions += matches;
     }
     node_redactor_destroy(&redactor);
     return rc;
+}
+
+int api__redact_shared(node_server_t *self, const char *sid, api_reply_t *r, crdt_value_t *v)
+{
+    s_field_t fields[] = {{&v->data, &v->len}, {(uint8_t **)&v->meta_json, NULL}};
+    return s_apply_policy(self, sid, r, api__acl_now(), fields, 2);
 }
 
 /*  Who the connection is (see s_identify), and for administration whether it may. */
@@ -235,8 +241,12 @@ int api__authorize(node_server_t *self, Engram__Request *req, const char *sid, a
                            "a source is a resource name: UTF-8 without spaces or control "
                            "characters, 1 to %d bytes",
                            MAX_SCOPE_BYTES);
-    if (rc == 0 && writes && sid[0] != '@' && req->op != ENGRAM__OP__DELETE)
-        rc = s_apply_policy(self, req, sid, r, now);
+    if (rc == 0 && writes && sid[0] != '@' && req->op != ENGRAM__OP__DELETE) {
+        s_field_t fields[] = {{&req->value.data, &req->value.len},
+                              {(uint8_t **)&req->elem, NULL},
+                              {(uint8_t **)&req->meta_json, NULL}};
+        rc = s_apply_policy(self, sid, r, now, fields, 3);
+    }
     if (rc == ENGRAM_EDENIED)
         self->denials++;
     return rc;
@@ -533,6 +543,12 @@ static int s_acl_check(node_server_t *self, const Engram__Request *req, api_repl
     char sid[MAX_SCOPE_BYTES + 2];
     if (!req->check_agent[0] || !req->check_user[0])
         return api__fail(r, ENGRAM_EINVAL, "acl check needs an agent, a user and a scope");
+    if (strlen(req->check_agent) > MAX_NAME_BYTES || strlen(req->check_user) > MAX_NAME_BYTES ||
+        !api__name_ok(req->check_agent) || !api__name_ok(req->check_user))
+        return api__fail(r, ENGRAM_EINVAL,
+                         "agent and user names are UTF-8 without spaces or control characters, "
+                         "at most %d bytes",
+                         MAX_NAME_BYTES);
     int rc = api__resolve(&as, sid, r);
     if (rc)
         return rc;
@@ -565,8 +581,8 @@ static int s_acl_submit(node_server_t *self, const Engram__Request *req, api_rep
     memcpy(copy, id, sizeof id);
     r->msg.statement_id.data = copy;
     r->msg.statement_id.len = sizeof id;
-    if (rc == 1)
-        return 0; /* already held: a replay changes nothing */
+    /* new, or held already (a replay changes nothing), yet perhaps not stored: an earlier
+     * submission whose write failed; so written unless sys:acl holds it */
     return api__write_statement(self, req, r);
 }
 

@@ -228,6 +228,22 @@ static bool s_event_visible(node_server_t *self, const api_subscriber_t *sub,
         item && item->n_resources ? item->n_resources : (sub->sid[0] == '@' ? 0 : 1));
 }
 
+/*  A counter's new value as sub may see it: the sum of the contributions it may read, into
+ *  the event's item (another node's increment reports the counter's value). */
+static int s_visible_total(node_server_t *self, const api_subscriber_t *sub,
+                           Engram__Event *event)
+{
+    crdt_scope_t *view = NULL;
+    unsigned types = 0;
+    api_reader_t reader = {self, sub->agent, sub->user, sub->sid};
+    int rc = node_store_view(self->store, sub->sid, event->key, NODE_VIEW_OBJECT, NULL, &view,
+                             &types);
+    if (rc == 0)
+        rc = api__visible_sum(&reader, view, event->key, &event->item->amount);
+    crdt_scope_destroy(&view);
+    return rc;
+}
+
 static void s_publish(node_server_t *self, const api_out_t *out)
 {
     Engram__Event *event = engram__event__unpack(NULL, out->event_len, out->event);
@@ -238,8 +254,11 @@ static void s_publish(node_server_t *self, const api_out_t *out)
          sub = zlist_next(self->subscribers))
         if (strcmp(sub->sid, out->event_sid) == 0)
             zlist_append(targets, sub);
+    bool total = event->item && strcmp(event->op, "counter_changed") == 0;
     for (api_subscriber_t *sub = zlist_first(targets); sub; sub = zlist_next(targets)) {
         if (!zlist_exists(self->subscribers, sub) || !s_event_visible(self, sub, event))
+            continue;
+        if (total && s_visible_total(self, sub, event) != 0)
             continue;
         Engram__Reply reply;
         api__reply_header(&reply, sub->request_id, 0);

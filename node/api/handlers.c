@@ -190,6 +190,32 @@ typedef struct {
 
 typedef int (*s_mutator_fn)(s_op_t *op);
 
+static bool s_object_visible(const api_reader_t *reader, const crdt_scope_t *view,
+                             const char *key, unsigned types, int64_t now);
+
+/*  Whether what a delete or a set remove would remove is hidden from the writer: then it is
+ *  answered as if absent, and nothing is removed. */
+static bool s_removes_hidden(const s_op_t *op, unsigned types)
+{
+    const api_reader_t *reader = op->r->reader;
+    if (!reader || !types)
+        return false;
+    if (op->req->op == ENGRAM__OP__DELETE)
+        return !s_object_visible(reader, op->view, op->key, types, api__now_ms());
+    if (op->req->op != ENGRAM__OP__SET_REMOVE)
+        return false;
+    crdt_entry_view_t *adds = NULL;
+    size_t n = 0;
+    bool visible = false;
+    if (crdt_awset_entries(op->view, op->key, op->req->elem, &adds, &n) == 0) {
+        for (size_t i = 0; i < n && !visible; i++)
+            visible = api__add_visible(reader, &adds[i]);
+        free(adds);
+        return !visible;
+    }
+    return false;
+}
+
 /*  Runs one mutation: load a view, check the type, mutate, persist, record the event. */
 static int s_mutate(node_server_t *self, const Engram__Request *req, api_reply_t *r,
                     const char *sid, const char *key, node_view_t what, const char *elem,
@@ -207,6 +233,12 @@ static int s_mutate(node_server_t *self, const Engram__Request *req, api_reply_t
         return api__fail(r, rc, "cannot read '%.64s': %s", key, engram_strerror(rc));
     if (type)
         rc = s_check_type(types, type, key, r);
+    if (rc == 0 && s_removes_hidden(&op, types))
+        rc = op.req->op == ENGRAM__OP__DELETE
+                 ? api__fail(r, ENGRAM_ENOTFOUND, "'%.64s': %s", key,
+                             engram_strerror(ENGRAM_ENOTFOUND))
+                 : api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' in '%.64s': %s", req->elem, key,
+                             engram_strerror(ENGRAM_ENOTFOUND));
     if (rc == 0) {
         before = crdt_scope_dup(op.view, 0);
         op.event = api__keep(&r->arena, malloc(sizeof *op.event));
@@ -252,8 +284,10 @@ static int s_mutate(node_server_t *self, const Engram__Request *req, api_reply_t
     return rc;
 }
 
-/*  The register's current winner's creation time, so an overwrite keeps it. */
-static uint64_t s_created_hlc(const crdt_scope_t *view, const char *key)
+/*  The register's current winner's creation time, so an overwrite keeps it (when the writer
+ *  may read that winner: a hidden one tells nothing). */
+static uint64_t s_created_hlc(const crdt_scope_t *view, const char *key,
+                              const api_reader_t *reader)
 {
     crdt_entry_view_t *siblings;
     size_t n;
@@ -262,7 +296,8 @@ static uint64_t s_created_hlc(const crdt_scope_t *view, const char *key)
         return 0;
     crdt_value_t *v;
     if (n && crdt_value_decode(siblings[0].data, siblings[0].len, &v) == 0) {
-        created = v->created_hlc;
+        if (!reader || api__reader_may(reader, v))
+            created = v->created_hlc;
         crdt_value_destroy(&v);
     }
     free(siblings);
@@ -300,7 +335,7 @@ static int s_write_encoded(s_op_t *op, crdt_value_t *v, const char *what, const 
 static int s_put(s_op_t *op)
 {
     crdt_value_t *v;
-    int rc = s_make_value(op->req, op->sid, op->hlc, s_created_hlc(op->view, op->key),
+    int rc = s_make_value(op->req, op->sid, op->hlc, s_created_hlc(op->view, op->key, op->r->reader),
                           op->req->value.data, op->req->value.len, &v);
     if (rc)
         return api__fail(op->r, rc, "%s", engram_strerror(rc));
@@ -325,6 +360,11 @@ static int s_share(s_op_t *op)
         return api__fail(op->r, rc, "%s", engram_strerror(rc));
     }
     v->expires_at_ms = src->expires_at_ms;
+    /* what is shared passes the target's write policy, as a write of it would */
+    if ((rc = api__redact_shared(op->self, op->sid, op->r, v)) != 0) {
+        crdt_value_destroy(&v);
+        return rc;
+    }
     return s_write_encoded(op, v, "share", "reg", false);
 }
 
@@ -367,6 +407,12 @@ static int s_set_op(s_op_t *op)
         rc = crdt_value_encode(v, &buf, &len);
     if (rc == 0)
         rc = crdt_awset_add(op->view, op->key, op->req->elem, buf, len, &op->delta);
+    if (rc == 0) { /* the history keeps the add's provenance, judged as the element's */
+        op->history.value = api__keep(&op->r->arena, buf);
+        op->history.len = len;
+        buf = NULL;
+        rc = op->history.value ? 0 : ENGRAM_ENOMEM;
+    }
     if (rc == 0) {
         op->event->author = api__str(&op->r->arena, v->author);
         op->event->agents = s_strv(&op->r->arena, v->agents, v->nagents);
@@ -402,14 +448,23 @@ static int s_counter_add(s_op_t *op)
 }
 
 /*  Keeps an access statement (a packed SignedStatement the acl accepted) in sys:acl, as a
- *  register under the hex of its hash whose value's payload is the statement: it replicates
- *  like any write, and no register is ever written twice. */
+ *  register under the hex of its hash whose value's payload is the statement, unless sys:acl
+ *  holds it already: it replicates like any write, and no register is written twice. */
 int api__write_statement(node_server_t *self, const Engram__Request *req, api_reply_t *r)
 {
     uint8_t hash[16];
     char key[2 * sizeof hash + 1];
     crypto_generichash(hash, sizeof hash, req->statement.data, req->statement.len, NULL, 0);
     sodium_bin2hex(key, sizeof key, hash, sizeof hash);
+    crdt_scope_t *view = NULL;
+    unsigned types = 0;
+    int rc = node_store_view(self->store, API_ACL_SCOPE, key, NODE_VIEW_OBJECT, NULL, &view,
+                             &types);
+    crdt_scope_destroy(&view);
+    if (rc)
+        return api__fail(r, rc, "cannot read sys:acl: %s", engram_strerror(rc));
+    if (types) /* held already: a statement is written once */
+        return 0;
     Engram__Request put = *req;
     put.value = req->statement;
     put.meta_json = "";
@@ -587,13 +642,14 @@ static int s_list(node_server_t *self, const Engram__Request *req, const char *s
     unsigned limit =
         req->limit && req->limit < self->config.list_limit ? req->limit : self->config.list_limit;
     int64_t now = api__now_ms();
-    char *cursor = api__str(&r->arena, req->cursor);
+    char cursor[ENGRAM_MAX_KEY_BYTES + 1];
+    snprintf(cursor, sizeof cursor, "%s", req->cursor);
     bool more = true, next_visible = false;
-    while (cursor && more && !next_visible) {
+    while (more && !next_visible) {
         node_listed_t *keys;
         size_t n;
-        int rc = node_store_list(self->store, sid, req->prefix, cursor, limit, (uint64_t)now, &keys,
-                                 &n, &more);
+        int rc = node_store_list(self->store, sid, req->prefix, cursor, self->config.list_limit,
+                                 (uint64_t)now, &keys, &n, &more);
         if (rc)
             return api__fail(r, rc, "cannot list %s: %s", r->scope, engram_strerror(rc));
         for (size_t i = 0; i < n && !next_visible; i++) {
@@ -609,7 +665,8 @@ static int s_list(node_server_t *self, const Engram__Request *req, const char *s
             item->key = api__str(&r->arena, keys[i].key);
             item->type = (char *)crdt_type_by_id(keys[i].type)->name;
         }
-        cursor = n ? api__str(&r->arena, keys[n - 1].key) : NULL;
+        if (n)
+            snprintf(cursor, sizeof cursor, "%s", keys[n - 1].key);
         node_store_listed_free(keys, n);
         more = more && n;
     }
@@ -773,6 +830,12 @@ int api__token_reached(node_server_t *self, const Engram__Request *req, api_repl
         char sid[MAX_SCOPE_BYTES + 2];
         crdt_ctx_t *want = NULL;
         rc = api__resolve(&scoped, sid, r);
+        if (rc == 0 && !node_acl_may_read_scope(self->acl, req->agent, req->user, sid,
+                                                api__acl_now()))
+            rc = api__fail(r, ENGRAM_EDENIED,
+                           "the causal token names %.64s, which agent '%s' acting for '%s' may "
+                           "not read",
+                           scoped.scope, req->agent, req->user);
         if (rc == 0 &&
             crdt_ctx_decode(token->scopes[i]->ctx.data, token->scopes[i]->ctx.len, &want) != 0)
             rc = api__fail(r, ENGRAM_EINVAL, "the causal token is malformed");

@@ -189,6 +189,10 @@ int api__identify(node_server_t *self, Engram__Request *req, api_reply_t *r);
  *  applies the write policy to the request (block, or redact its value, element and
  *  metadata in place). */
 int api__authorize(node_server_t *self, Engram__Request *req, const char *sid, api_reply_t *r);
+/*  The write policy of shared scope sid applied to a value about to be stored there (what
+ *  SHARE copies from a private scope): refused if blocked, its payload and metadata
+ *  redacted in place. */
+int api__redact_shared(node_server_t *self, const char *sid, api_reply_t *r, crdt_value_t *v);
 /*  The retrospective check of one fragment (node_acl_may_read) for agent acting for user. */
 bool api__may_read_provenance(node_server_t *self, const char *agent, const char *user,
                               const char *sid, const char *const *agents, size_t nagents,

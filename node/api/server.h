@@ -12,7 +12,7 @@
  *  NODE_ZAP_API: the process's ZAP handler (node/trust/zap.h) lets any CURVE client connect, and
  *  every request is handled with the 32-byte key its connection authenticated with (the ZAP
  *  User-Id; a frame without one is refused with ENGRAM_EDENIED). Access control maps the key to
- *  an agent; until it does, requests name their agent and user themselves. Clients pin the
+ *  an agent (a request naming another is refused); the request names the user. Clients pin the
  *  node's public key, never take it on first use: node_server_publish writes it where they
  *  look (libengram: include/engram/engram.h).
  *

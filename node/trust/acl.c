@@ -287,6 +287,10 @@ static int s_check_name(const char *name, const char *what, char *why, size_t wh
     if (strlen(name) > ENGRAM_ACL_MAX_NAME_BYTES)
         return s_why(ENGRAM_ETOOBIG, why, why_len, "%s name longer than %d bytes", what,
                      ENGRAM_ACL_MAX_NAME_BYTES);
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        if (*c <= ' ' || *c == 0x7f) /* as the agent API's names: no space, no control */
+            return s_why(ENGRAM_EDECODE, why, why_len, "%s name with a space or control byte",
+                         what);
     return 0;
 }
 

@@ -7,18 +7,23 @@
  *    test_grant_and_revoke_travel   a grant made through A lets an agent on C read; a
  *                                   revocation of another agent's user edge submitted on B
  *                                   hides, on C, what that agent wrote before (retrospective),
- *                                   while a third agent's fragment stays; revoking the read
- *                                   edge through B stops reads on C
+ *                                   while a third agent's fragment stays (a delete of the
+ *                                   hidden key is answered as of a missing one and removes
+ *                                   nothing); revoking the read edge through B stops reads
+ *                                   on C, and a causal token cannot ask about a scope the
+ *                                   agent may not read
  *    test_bad_statements            a statement with a bad signature is refused and counted; a
  *                                   replayed (revoked) grant changes nothing; a grant signed
  *                                   by a key that is no admin is kept without effect
  *    test_identity_from_keys        a key no statement registers can neither read nor write;
  *                                   a registered agent cannot act as another by naming it
  *    test_subscriber_sees_only_readable  events of a fragment the subscriber may not read
- *                                   never reach it, those it may read do, in order
+ *                                   never reach it, those it may read do; a counter's value
+ *                                   in its events and reads leaves hidden contributions out
  *    test_redacted_never_stored     with a redact policy made through A, an e-mail address
- *                                   written on A reaches C as [redacted:email], and no file of
- *                                   any node's data directory holds it
+ *                                   written (or shared from a private scope) on A reaches C as
+ *                                   [redacted:email], and no file of any node's data
+ *                                   directory holds it (A's private copy aside)
  */
 #define _GNU_SOURCE /* memmem */
 #include <dirent.h>
@@ -354,11 +359,31 @@ static void test_grant_and_revoke_travel(void **state)
     engram_result_destroy(&history);
     /* and the writer itself may no longer act for alice */
     assert_int_equal(s_put(writer, "run:proj", "plan", "again"), ENGRAM_EDENIED);
+    /* a delete of the hidden key is answered as one of a missing key, and removes nothing:
+     * once the writer acts for alice again, the plan is back */
+    engram_result_t *deleted = NULL;
+    assert_int_equal(engram_delete(helper, "run:proj", "plan", &deleted), ENGRAM_ENOTFOUND);
+    char hidden_message[256];
+    snprintf(hidden_message, sizeof hidden_message, "%s", engram_last_error(helper));
+    assert_int_equal(engram_delete(helper, "run:proj", "plan-missing", &deleted), ENGRAM_ENOTFOUND);
+    assert_non_null(strstr(hidden_message, "'plan'"));
+    assert_string_equal(strstr(engram_last_error(helper), ":"), strstr(hidden_message, ":"));
+    engram_result_destroy(&deleted);
+    st = s_allow_user("alice", "writer");
+    assert_int_equal(s_submit(A, &st), 0);
+    s_until_get(reader, "run:proj", "plan", 0, "ship on friday");
 
     /* revoking the read edge through B stops reads on C */
+    engram_result_t *written = NULL;
+    assert_int_equal(engram_put(helper, "run:proj", "later", "x", 1, NULL, 0, &written), 0);
     st = s_revoke(grant_id);
     assert_int_equal(s_submit(B, &st), 0);
     s_until_get(reader, "run:proj", "note", ENGRAM_EDENIED, NULL);
+    /* nor may a causal token ask about a scope the agent may not read */
+    engram_result_t *waited = NULL;
+    assert_int_equal(engram_get(reader, "user:alice", "x", written->token, 1000, &waited),
+                     ENGRAM_EDENIED);
+    engram_result_destroy(&written);
     engram_destroy(&writer);
     engram_destroy(&helper);
     engram_destroy(&reader);
@@ -509,6 +534,12 @@ static void test_subscriber_sees_only_readable(void **state)
     assert_int_equal(s_put(alice_bot, "run:sub", "shown", "erin's"), 0);
     engram_t *watcher_write = s_agent(C, "watcher", "erin");
     assert_int_equal(s_put(watcher_write, "run:sub", "shown-local", "erin's own"), 0);
+    /* a counter: frank's contribution never shows in what erin's watcher sees of it */
+    engram_result_t *counted = NULL;
+    assert_int_equal(engram_counter_add(bob_bot_a, "run:sub", "total", 1000, &counted), 0);
+    engram_result_destroy(&counted);
+    assert_int_equal(engram_counter_add(alice_bot, "run:sub", "total", 1, &counted), 0);
+    engram_result_destroy(&counted);
     int seen = 0;
     int64_t until = node_harness_now_ms() + WAIT_MS;
     while (seen < 2 && node_harness_now_ms() < until) {
@@ -519,6 +550,8 @@ static void test_subscriber_sees_only_readable(void **state)
         assert_int_equal(rc, 0);
         if (strncmp(event->key, "hidden", 6) == 0)
             fail_msg("the watcher received %s by %s", event->key, event->item.author);
+        if (strcmp(event->key, "total") == 0 && event->item.amount >= 1000)
+            fail_msg("the watcher saw the counter at %lld", (long long)event->item.amount);
         seen += strncmp(event->key, "shown", 5) == 0;
         engram_event_destroy(&event);
     }
@@ -527,8 +560,26 @@ static void test_subscriber_sees_only_readable(void **state)
     engram_event_t *event = NULL;
     while (engram_next_event(watcher, 300, &event) == 0) {
         assert_false(strncmp(event->key, "hidden", 6) == 0);
+        assert_false(strcmp(event->key, "total") == 0 && event->item.amount >= 1000);
         engram_event_destroy(&event);
     }
+    /* erin's sum leaves frank's contribution out; frank's includes it */
+    int64_t until_sum = node_harness_now_ms() + WAIT_MS;
+    int64_t erin = 0, frank = 0;
+    while (node_harness_now_ms() < until_sum) {
+        engram_result_t *got = NULL;
+        if (engram_counter_get(watcher_write, "run:sub", "total", &got) == 0)
+            erin = got->number;
+        engram_result_destroy(&got);
+        if (engram_counter_get(bob_bot_c, "run:sub", "total", &got) == 0)
+            frank = got->number;
+        engram_result_destroy(&got);
+        if (erin == 1 && frank == 1000)
+            break;
+        zclock_sleep(20);
+    }
+    assert_int_equal(erin, 1);
+    assert_int_equal(frank, 1000);
     engram_destroy(&watcher);
     engram_destroy(&watcher_write);
     engram_destroy(&alice_bot);
@@ -586,8 +637,16 @@ static void test_redacted_never_stored(void **state)
     assert_int_equal(engram_log_append(scribe_a, "run:red", "journal", text, strlen(text), &result),
                      0);
     engram_result_destroy(&result);
+    /* what is shared into the scope passes its policy too (the private copy stays on A) */
+    const char *shared_secret = "gina.shared@example.com";
+    char shared_text[128];
+    snprintf(shared_text, sizeof shared_text, "cc %s", shared_secret);
+    assert_int_equal(s_put(scribe_a, "private", "draft", shared_text), 0);
+    assert_int_equal(engram_share(scribe_a, "draft", "run:red", &result), 0);
+    engram_result_destroy(&result);
     engram_t *scribe_c = s_agent(C, "scribe", "gina");
     s_until_get(scribe_c, "run:red", "contact", 0, "write to [redacted:email] today");
+    s_until_get(scribe_c, "run:red", "draft", 0, "cc [redacted:email]");
     engram_t *scribe_b = s_agent(B, "scribe", "gina");
     s_until_get(scribe_b, "run:red", "contact", 0, "write to [redacted:email] today");
     engram_destroy(&scribe_a);
@@ -599,6 +658,9 @@ static void test_redacted_never_stored(void **state)
     for (int i = 0; i < NODES; i++)
         if (s_tree_contains(node_harness_data_dir(s_world->node[i]), secret))
             fail_msg("node %d's data directory holds the redacted address", i);
+    for (int i = B; i < NODES; i++)
+        if (s_tree_contains(node_harness_data_dir(s_world->node[i]), shared_secret))
+            fail_msg("node %d's data directory holds the shared address", i);
     /* the check can fail: the unredacted form is in none, the redacted one in each */
     for (int i = 0; i < NODES; i++)
         assert_true(s_tree_contains(node_harness_data_dir(s_world->node[i]), "[redacted:email]"));
