@@ -144,11 +144,13 @@ typedef struct {
     char message[256];
 } api_reply_t;
 
-/*  A live entry a remote delta is about to remove. */
+/*  A live entry a remote delta is about to remove, with its provenance (read before it goes,
+ *  so that its removal's event is judged as the entry was). */
 typedef struct {
     char *key;
     char *elem;
     crdt_type_id_t type;
+    crdt_value_t *provenance; /* owned; NULL when the entry had none */
 } api_removal_t;
 
 Engram__Item *api__add_item(api_reply_t *r);

@@ -110,7 +110,37 @@ void api__removal_free(void *item)
     api_removal_t *removal = item;
     free(removal->key);
     free(removal->elem);
+    crdt_value_destroy(&removal->provenance);
     free(removal);
+}
+
+typedef struct {
+    crdt_dot_t dot;
+    api_removal_t *removal;
+} s_find_t;
+
+/*  The provenance of the entry with the removal's dot: its value's (reg, log, set add), or
+ *  for a counter contribution its agent. */
+static int s_note_provenance(void *arg, crdt_type_id_t type, const char *key,
+                             const crdt_entry_view_t *entry)
+{
+    (void)key;
+    s_find_t *find = arg;
+    if (entry->node != find->dot.node || entry->n != find->dot.n || find->removal->provenance)
+        return 0;
+    if (type == CRDT_COUNTER) {
+        const char *sep = strchr(entry->elem, API_CONTRIBUTOR_SEP);
+        char *agent = strndup(entry->elem, sep ? (size_t)(sep - entry->elem) : strlen(entry->elem));
+        crdt_value_t *v = crdt_value_new();
+        if (v && agent && *agent && crdt_value_add_agent(v, agent) == 0)
+            find->removal->provenance = v;
+        else
+            crdt_value_destroy(&v);
+        free(agent);
+    } else if (entry->len) {
+        crdt_value_decode(entry->data, entry->len, &find->removal->provenance);
+    }
+    return 0;
 }
 
 typedef struct {
@@ -128,10 +158,19 @@ static int s_collect_removed(void *arg, crdt_dot_t op, const crdt_dot_t *removed
         if (!removal)
             return ENGRAM_ENOMEM;
         if (node_store_entry_of(c->self->store, c->sid, removed[i], &removal->key, &removal->elem,
-                                &removal->type) == 0)
-            zlist_append(c->self->removals, removal);
-        else
+                                &removal->type) != 0) {
             api__removal_free(removal);
+            continue;
+        }
+        crdt_scope_t *view = NULL;
+        unsigned types = 0;
+        s_find_t find = {removed[i], removal};
+        if (node_store_view(c->self->store, c->sid, removal->key,
+                            removal->elem[0] ? NODE_VIEW_ELEM : NODE_VIEW_OBJECT, removal->elem,
+                            &view, &types) == 0)
+            crdt_scope_foreach_entry(view, s_note_provenance, &find);
+        crdt_scope_destroy(&view);
+        zlist_append(c->self->removals, removal);
     }
     return 0;
 }
@@ -166,9 +205,18 @@ static void s_publish_removals(node_server_t *self, const char *sid, const crdt_
             !zhash_lookup(told, what)) {
             zhash_insert(told, what, "");
             s_remote_event_t e;
-            if (s_remote_event_init(&e, sid, removal->key, removal->type) && set) {
+            bool ready = s_remote_event_init(&e, sid, removal->key, removal->type);
+            if (ready && set) {
                 e.item->value.data = (uint8_t *)removal->elem;
                 e.item->value.len = strlen(removal->elem);
+            }
+            const crdt_value_t *p = removal->provenance;
+            if (ready && p) { /* judged at delivery as the entry it removed */
+                e.item->author = p->author;
+                e.item->agents = p->agents;
+                e.item->n_agents = p->nagents;
+                e.item->resources = p->resources;
+                e.item->n_resources = p->nresources;
             }
             s_remote_event_send(self, &e, set ? "set_remove" : "delete");
         }

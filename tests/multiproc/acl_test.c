@@ -18,7 +18,8 @@
  *    test_identity_from_keys        a key no statement registers can neither read nor write;
  *                                   a registered agent cannot act as another by naming it
  *    test_subscriber_sees_only_readable  events of a fragment the subscriber may not read
- *                                   never reach it, those it may read do; a counter's value
+ *                                   never reach it (nor their removals, from this node or
+ *                                   another), those it may read do; a counter's value
  *                                   in its events and reads leaves hidden contributions out
  *    test_redacted_never_stored     with a redact policy made through A, an e-mail address
  *                                   written (or shared from a private scope) on A reaches C as
@@ -531,6 +532,14 @@ static void test_subscriber_sees_only_readable(void **state)
      * erin), neither from another node nor from its own */
     assert_int_equal(s_put(bob_bot_a, "run:sub", "hidden-remote", "frank's"), 0);
     assert_int_equal(s_put(bob_bot_c, "run:sub", "hidden-local", "frank's"), 0);
+    /* their removal neither (the remote one judged as the value it removed) */
+    s_until_get(bob_bot_c, "run:sub", "hidden-remote", 0, "frank's");
+    s_until_get(bob_bot_a, "run:sub", "hidden-local", 0, "frank's");
+    engram_result_t *removed = NULL;
+    assert_int_equal(engram_delete(bob_bot_a, "run:sub", "hidden-local", &removed), 0);
+    engram_result_destroy(&removed);
+    assert_int_equal(engram_delete(bob_bot_c, "run:sub", "hidden-remote", &removed), 0);
+    engram_result_destroy(&removed);
     assert_int_equal(s_put(alice_bot, "run:sub", "shown", "erin's"), 0);
     engram_t *watcher_write = s_agent(C, "watcher", "erin");
     assert_int_equal(s_put(watcher_write, "run:sub", "shown-local", "erin's own"), 0);
