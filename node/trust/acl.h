@@ -22,7 +22,10 @@
  *    - every other statement is effective when its signer is an admin at its issued_ms by
  *      the final admin intervals: a retirement back-dated to a key's compromise voids the
  *      grants the key signed since at_ms, but not the admin statements it signed before the
- *      retirement's own issued_ms (retire the admins it added too);
+ *      retirement's own issued_ms (retire the admins it added too). issued_ms is the signer's
+ *      own claim: a stolen admin key can still sign admin statements dated before its
+ *      retirement, so retiring a key contains an honest holder's mistakes, not a thief (a
+ *      stolen key means a new cluster root);
  *    - an effective revocation lowers the until of every statement with its target id that
  *      is an agent registration, an edge or a policy, to at_ms, whatever their order; a
  *      revocation of any other statement changes nothing (admins leave by admin_retire).
