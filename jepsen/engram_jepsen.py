@@ -395,6 +395,9 @@ class Cluster:
         if self.faketime:
             earlier = dict(LD_PRELOAD=self.faketime, FAKETIME=f"-{BACKDATE_S}",
                            FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_NO_CACHE="1")
+            # a sanitized CLI: ASan wants to come first, libfaketime is preloaded before it
+            earlier["ASAN_OPTIONS"] = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS", ""),
+                                                             "verify_asan_link_order=0"]))
         for agent, idx in agents:
             sock = ["--socket", self.nodes[idx].api]
             ids.add(self.admin(*sock, "agent", "create", agent, env=earlier).strip())
