@@ -4,9 +4,9 @@
  *  from the request: the key of a registered agent acts as that agent (a request naming
  *  another agent is refused), an admin's key administers, any other key is refused with
  *  ENGRAM_EDENIED on every request (api__identify). Before an operation runs, api__authorize
- *  checks that the agent may act for the user and may read or write the scope; the handlers then filter every
- *  fragment they return by its provenance (api__may_read_value and friends), so a revocation
- *  hides what was written before it. Write policy (block, redact) runs here too, on the
+ *  checks that the agent may act for the user and may read or write the scope; the handlers then
+ * filter every fragment they return by its provenance (api__may_read_value and friends), so a
+ * revocation hides what was written before it. Write policy (block, redact) runs here too, on the
  *  request, before anything is stored: redacted text never reaches the store or the wire.
  *
  *  The statements themselves live in the replicated scope sys:acl, one register per statement
@@ -229,11 +229,11 @@ int api__authorize(node_server_t *self, Engram__Request *req, const char *sid, a
         rc = api__fail(r, ENGRAM_EDENIED, "agent '%s' may not act for user '%s'", req->agent,
                        req->user);
     else if (writes && !node_acl_may_write_scope(self->acl, req->agent, req->user, sid, now))
-        rc = api__fail(r, ENGRAM_EDENIED, "agent '%s' acting for '%s' may not write %s",
-                       req->agent, req->user, r->scope);
+        rc = api__fail(r, ENGRAM_EDENIED, "agent '%s' acting for '%s' may not write %s", req->agent,
+                       req->user, r->scope);
     else if (reads && !node_acl_may_read_scope(self->acl, req->agent, req->user, sid, now))
-        rc = api__fail(r, ENGRAM_EDENIED, "agent '%s' acting for '%s' may not read %s",
-                       req->agent, req->user, r->scope);
+        rc = api__fail(r, ENGRAM_EDENIED, "agent '%s' acting for '%s' may not read %s", req->agent,
+                       req->user, r->scope);
     for (size_t i = 0; rc == 0 && i < req->n_sources; i++)
         if (!req->sources[i][0] || strlen(req->sources[i]) > MAX_SCOPE_BYTES ||
             !api__name_ok(req->sources[i]))
@@ -295,9 +295,8 @@ static bool s_contribution_visible(const api_reader_t *reader, const char *contr
     memcpy(agent, contributor, len);
     agent[len] = '\0';
     const char *agents[1] = {agent}, *resources[1] = {reader->sid};
-    return api__may_read_provenance(reader->self, reader->agent, reader->user, reader->sid,
-                                    agents, len ? 1 : 0, resources,
-                                    reader->sid[0] == '@' ? 0 : 1);
+    return api__may_read_provenance(reader->self, reader->agent, reader->user, reader->sid, agents,
+                                    len ? 1 : 0, resources, reader->sid[0] == '@' ? 0 : 1);
 }
 
 int api__visible_sum(const api_reader_t *reader, const crdt_scope_t *view, const char *key,
@@ -315,8 +314,8 @@ int api__visible_sum(const api_reader_t *reader, const crdt_scope_t *view, const
     return rc;
 }
 
-bool api__fragments_visible(const api_reader_t *reader, const crdt_scope_t *view,
-                            const char *key, crdt_type_id_t type)
+bool api__fragments_visible(const api_reader_t *reader, const crdt_scope_t *view, const char *key,
+                            crdt_type_id_t type)
 {
     bool visible = false;
     if (type == CRDT_SET) {
@@ -448,8 +447,7 @@ static int s_body_json(json_t *doc, const uint8_t *packed, size_t len)
         json_object_set_new(doc, "key", s_hex(s->admin_add->key.data, s->admin_add->key.len));
         break;
     case ENGRAM__STATEMENT__BODY_ADMIN_RETIRE:
-        json_object_set_new(doc, "key",
-                            s_hex(s->admin_retire->key.data, s->admin_retire->key.len));
+        json_object_set_new(doc, "key", s_hex(s->admin_retire->key.data, s->admin_retire->key.len));
         json_object_set_new(doc, "at_ms", json_integer((json_int_t)s->admin_retire->at_ms));
         break;
     case ENGRAM__STATEMENT__BODY_AGENT: {
@@ -460,7 +458,8 @@ static int s_body_json(json_t *doc, const uint8_t *packed, size_t len)
         json_object_set_new(doc, "curve_key", json_string(z85));
         char node[17];
         snprintf(node, sizeof node, "%016" PRIx64, s->agent->home_node);
-        json_object_set_new(doc, "home_node", s->agent->home_node ? json_string(node) : json_null());
+        json_object_set_new(doc, "home_node",
+                            s->agent->home_node ? json_string(node) : json_null());
         break;
     }
     case ENGRAM__STATEMENT__BODY_USER_AGENT:
@@ -485,9 +484,10 @@ static int s_body_json(json_t *doc, const uint8_t *packed, size_t len)
         for (size_t i = 0; i < s->policy->n_patterns; i++)
             json_array_append_new(patterns, json_string(s->policy->patterns[i]));
         json_object_set_new(doc, "scope_pattern", json_string(s->policy->scope_pattern));
-        json_object_set_new(doc, "action", json_string(s->policy->action == ENGRAM__POLICY_ACTION__POLICY_BLOCK
-                                                           ? "block"
-                                                           : "redact"));
+        json_object_set_new(doc, "action",
+                            json_string(s->policy->action == ENGRAM__POLICY_ACTION__POLICY_BLOCK
+                                            ? "block"
+                                            : "redact"));
         json_object_set_new(doc, "patterns", patterns);
         break;
     }
@@ -500,11 +500,11 @@ static int s_body_json(json_t *doc, const uint8_t *packed, size_t len)
 
 static int s_show_entry(void *arg, const node_acl_entry_t *entry)
 {
-    json_t *doc = json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:b, s:b}", "kind", entry->kind, "id",
-                            entry->id_hex, "signer", entry->signer_hex, "issued_ms",
-                            (json_int_t)entry->issued_ms, "from_ms", s_time(entry->from_ms),
-                            "until_ms", s_time(entry->until_ms), "effective", entry->effective,
-                            "valid", entry->valid_at);
+    json_t *doc =
+        json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:b, s:b}", "kind", entry->kind, "id",
+                  entry->id_hex, "signer", entry->signer_hex, "issued_ms",
+                  (json_int_t)entry->issued_ms, "from_ms", s_time(entry->from_ms), "until_ms",
+                  s_time(entry->until_ms), "effective", entry->effective, "valid", entry->valid_at);
     if (!doc || s_body_json(doc, entry->statement, entry->statement_len) != 0 ||
         json_array_append_new(arg, doc) != 0)
         return ENGRAM_ENOMEM;
@@ -528,10 +528,9 @@ static int s_acl_show(node_server_t *self, const Engram__Request *req, api_reply
         json_decref(statements);
         return api__fail(r, ENGRAM_ENOMEM, "out of memory");
     }
-    return s_reply_json(r, json_pack("{s:I, s:o, s:I, s:I}", "at_ms", (json_int_t)at,
-                                     "statements", statements, "refused",
-                                     (json_int_t)node_acl_refused(self->acl), "ineffective",
-                                     (json_int_t)node_acl_ineffective(self->acl)));
+    return s_reply_json(r, json_pack("{s:I, s:o, s:I, s:I}", "at_ms", (json_int_t)at, "statements",
+                                     statements, "refused", (json_int_t)node_acl_refused(self->acl),
+                                     "ineffective", (json_int_t)node_acl_ineffective(self->acl)));
 }
 
 static int s_acl_check(node_server_t *self, const Engram__Request *req, api_reply_t *r)
@@ -559,13 +558,13 @@ static int s_acl_check(node_server_t *self, const Engram__Request *req, api_repl
     json_t *lines = json_array();
     for (char *line = explain, *end; line && *line; line = end ? end + 1 : NULL) {
         end = strchr(line, '\n');
-        json_array_append_new(lines, end ? json_stringn(line, (size_t)(end - line))
-                                         : json_string(line));
+        json_array_append_new(lines,
+                              end ? json_stringn(line, (size_t)(end - line)) : json_string(line));
     }
     return s_reply_json(r, json_pack("{s:s, s:s, s:s, s:I, s:b, s:b, s:o}", "agent",
-                                     req->check_agent, "user", req->check_user, "scope",
-                                     req->scope, "at_ms", (json_int_t)at, "read", may_read,
-                                     "write", may_write, "explain", lines));
+                                     req->check_agent, "user", req->check_user, "scope", req->scope,
+                                     "at_ms", (json_int_t)at, "read", may_read, "write", may_write,
+                                     "explain", lines));
 }
 
 static int s_acl_submit(node_server_t *self, const Engram__Request *req, api_reply_t *r)

@@ -230,14 +230,13 @@ static bool s_event_visible(node_server_t *self, const api_subscriber_t *sub,
 
 /*  A counter's new value as sub may see it: the sum of the contributions it may read, into
  *  the event's item (another node's increment reports the counter's value). */
-static int s_visible_total(node_server_t *self, const api_subscriber_t *sub,
-                           Engram__Event *event)
+static int s_visible_total(node_server_t *self, const api_subscriber_t *sub, Engram__Event *event)
 {
     crdt_scope_t *view = NULL;
     unsigned types = 0;
     api_reader_t reader = {self, sub->agent, sub->user, sub->sid};
-    int rc = node_store_view(self->store, sub->sid, event->key, NODE_VIEW_OBJECT, NULL, &view,
-                             &types);
+    int rc =
+        node_store_view(self->store, sub->sid, event->key, NODE_VIEW_OBJECT, NULL, &view, &types);
     if (rc == 0)
         rc = api__visible_sum(&reader, view, event->key, &event->item->amount);
     crdt_scope_destroy(&view);

@@ -190,8 +190,8 @@ typedef struct {
 
 typedef int (*s_mutator_fn)(s_op_t *op);
 
-static bool s_object_visible(const api_reader_t *reader, const crdt_scope_t *view,
-                             const char *key, unsigned types, int64_t now);
+static bool s_object_visible(const api_reader_t *reader, const crdt_scope_t *view, const char *key,
+                             unsigned types, int64_t now);
 
 /*  Whether what a delete or a set remove would remove is hidden from the writer: then it is
  *  answered as if absent, and nothing is removed. */
@@ -286,8 +286,7 @@ static int s_mutate(node_server_t *self, const Engram__Request *req, api_reply_t
 
 /*  The register's current winner's creation time, so an overwrite keeps it (when the writer
  *  may read that winner: a hidden one tells nothing). */
-static uint64_t s_created_hlc(const crdt_scope_t *view, const char *key,
-                              const api_reader_t *reader)
+static uint64_t s_created_hlc(const crdt_scope_t *view, const char *key, const api_reader_t *reader)
 {
     crdt_entry_view_t *siblings;
     size_t n;
@@ -335,8 +334,9 @@ static int s_write_encoded(s_op_t *op, crdt_value_t *v, const char *what, const 
 static int s_put(s_op_t *op)
 {
     crdt_value_t *v;
-    int rc = s_make_value(op->req, op->sid, op->hlc, s_created_hlc(op->view, op->key, op->r->reader),
-                          op->req->value.data, op->req->value.len, &v);
+    int rc =
+        s_make_value(op->req, op->sid, op->hlc, s_created_hlc(op->view, op->key, op->r->reader),
+                     op->req->value.data, op->req->value.len, &v);
     if (rc)
         return api__fail(op->r, rc, "%s", engram_strerror(rc));
     return s_write_encoded(op, v, "put", "reg", false);
@@ -371,7 +371,8 @@ static int s_share(s_op_t *op)
 static int s_log_append(s_op_t *op)
 {
     crdt_value_t *v;
-    int rc = s_make_value(op->req, op->sid, op->hlc, 0, op->req->value.data, op->req->value.len, &v);
+    int rc =
+        s_make_value(op->req, op->sid, op->hlc, 0, op->req->value.data, op->req->value.len, &v);
     if (rc)
         return api__fail(op->r, rc, "%s", engram_strerror(rc));
     return s_write_encoded(op, v, "log_append", "log", true);
@@ -435,8 +436,8 @@ static int s_counter_add(s_op_t *op)
     op->event->amount = op->req->amount;
     /* each (agent, user) keeps its own contribution, so a reader's sum leaves out those it
      * may not see */
-    char *contributor = api__keep(&op->r->arena, zsys_sprintf("%s%c%s", op->req->agent,
-                                                               API_CONTRIBUTOR_SEP, op->req->user));
+    char *contributor = api__keep(
+        &op->r->arena, zsys_sprintf("%s%c%s", op->req->agent, API_CONTRIBUTOR_SEP, op->req->user));
     if (!contributor)
         return api__fail(op->r, ENGRAM_ENOMEM, "out of memory");
     int rc = crdt_counter_add(op->view, op->key, contributor, op->req->amount, &op->delta);
@@ -458,8 +459,8 @@ int api__write_statement(node_server_t *self, const Engram__Request *req, api_re
     sodium_bin2hex(key, sizeof key, hash, sizeof hash);
     crdt_scope_t *view = NULL;
     unsigned types = 0;
-    int rc = node_store_view(self->store, API_ACL_SCOPE, key, NODE_VIEW_OBJECT, NULL, &view,
-                             &types);
+    int rc =
+        node_store_view(self->store, API_ACL_SCOPE, key, NODE_VIEW_OBJECT, NULL, &view, &types);
     crdt_scope_destroy(&view);
     if (rc)
         return api__fail(r, rc, "cannot read sys:acl: %s", engram_strerror(rc));
@@ -482,8 +483,8 @@ int api__write_statement(node_server_t *self, const Engram__Request *req, api_re
 
 /*  Whether any reg version, log entry, set element or counter contribution of key in view is
  *  readable by reader (and not expired). */
-static bool s_object_visible(const api_reader_t *reader, const crdt_scope_t *view,
-                             const char *key, unsigned types, int64_t now)
+static bool s_object_visible(const api_reader_t *reader, const crdt_scope_t *view, const char *key,
+                             unsigned types, int64_t now)
 {
     for (unsigned t = 1; t <= CRDT_TYPE_MAX; t++) {
         if (!(types & (1u << t)))
@@ -590,8 +591,9 @@ static int s_counter_get(node_server_t *self, const Engram__Request *req, const 
     else if (rc == 0)
         rc = api__visible_sum(r->reader, view, req->key, &r->msg.number);
     crdt_scope_destroy(&view);
-    return rc ? (r->message[0] ? rc : api__fail(r, rc, "counter '%.64s': %s", req->key,
-                                                  engram_strerror(rc)))
+    return rc ? (r->message[0]
+                     ? rc
+                     : api__fail(r, rc, "counter '%.64s': %s", req->key, engram_strerror(rc)))
               : 0;
 }
 
@@ -626,9 +628,9 @@ static bool s_key_visible(node_server_t *self, const api_reader_t *reader, const
 {
     crdt_scope_t *view = NULL;
     unsigned types = 0;
-    bool visible = node_store_view(self->store, sid, key, NODE_VIEW_OBJECT, NULL, &view, &types) ==
-                       0 &&
-                   s_object_visible(reader, view, key, types, now);
+    bool visible =
+        node_store_view(self->store, sid, key, NODE_VIEW_OBJECT, NULL, &view, &types) == 0 &&
+        s_object_visible(reader, view, key, types, now);
     crdt_scope_destroy(&view);
     return visible;
 }
@@ -830,8 +832,8 @@ int api__token_reached(node_server_t *self, const Engram__Request *req, api_repl
         char sid[MAX_SCOPE_BYTES + 2];
         crdt_ctx_t *want = NULL;
         rc = api__resolve(&scoped, sid, r);
-        if (rc == 0 && !node_acl_may_read_scope(self->acl, req->agent, req->user, sid,
-                                                api__acl_now()))
+        if (rc == 0 &&
+            !node_acl_may_read_scope(self->acl, req->agent, req->user, sid, api__acl_now()))
             rc = api__fail(r, ENGRAM_EDENIED,
                            "the causal token names %.64s, which agent '%s' acting for '%s' may "
                            "not read",

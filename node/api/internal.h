@@ -30,7 +30,7 @@
 #include "proto/api.pb-c.h"
 
 #define MAX_SCOPE_BYTES 256
-#define MAX_NAME_BYTES  128 /* agent and user names; "@" + agent must fit a scope id */
+#define MAX_NAME_BYTES  128       /* agent and user names; "@" + agent must fit a scope id */
 #define API_ACL_SCOPE   "sys:acl" /* the access statements: no agent can name a sys: scope */
 /*  A counter contribution's name: "<agent> SEP <user>" (no name holds a control character). */
 #define API_CONTRIBUTOR_SEP '\x1f'
@@ -95,11 +95,11 @@ struct node_server {
     zlist_t *outbox;      /* api_out_t *, this turn's replies */
     zlist_t *replicating; /* api_out_t *, durable writes waiting for replicas */
     zlist_t *removals;    /* api_removal_t *, owned: what the remote delta being applied removes */
-    node_cluster_t *cluster; /* borrowed; NULL: a single node */
-    node_acl_t *acl;         /* borrowed: the daemon's */
+    node_cluster_t *cluster;     /* borrowed; NULL: a single node */
+    node_acl_t *acl;             /* borrowed: the daemon's */
     zlist_t *pending_statements; /* zframe_t *: imported statements not yet in sys:acl */
-    uint64_t denials;        /* requests refused with ENGRAM_EDENIED */
-    uint64_t redactions;     /* matches the write policy replaced */
+    uint64_t denials;            /* requests refused with ENGRAM_EDENIED */
+    uint64_t redactions;         /* matches the write policy replaced */
     int64_t started_ms;
     int64_t next_purge_ms;
     Engram__Stats stats;
@@ -137,10 +137,10 @@ typedef struct {
     crdt_dot_t dot;    /* the write's dot */
     unsigned replicas; /* nodes that must hold the write before the reply */
     uint32_t timeout_ms;
-    Engram__Event *event; /* in the arena: published after the sync */
+    Engram__Event *event;       /* in the arena: published after the sync */
     const api_reader_t *reader; /* scoped operations: whose reads are filtered */
     bool admin;                 /* the connection's key is an admin's */
-    const uint8_t *client_key; /* 32 bytes: the request's CURVE key; NULL: a remote change */
+    const uint8_t *client_key;  /* 32 bytes: the request's CURVE key; NULL: a remote change */
     char message[256];
 } api_reply_t;
 
@@ -202,8 +202,8 @@ bool api__may_read_provenance(node_server_t *self, const char *agent, const char
 /*  The same for a stored value. */
 bool api__reader_may(const api_reader_t *reader, const crdt_value_t *v);
 /*  Whether any element add (CRDT_SET) or contribution (CRDT_COUNTER) of key is readable. */
-bool api__fragments_visible(const api_reader_t *reader, const crdt_scope_t *view,
-                            const char *key, crdt_type_id_t type);
+bool api__fragments_visible(const api_reader_t *reader, const crdt_scope_t *view, const char *key,
+                            crdt_type_id_t type);
 /*  Whether a set element's add is readable (its data is an encoded value with provenance). */
 bool api__add_visible(const api_reader_t *reader, const crdt_entry_view_t *add);
 /*  The sum of the counter's contributions reader may see. */

@@ -86,8 +86,9 @@ static int s_remote_entry(void *arg, crdt_type_id_t type, const char *key,
             item->value.len = strlen(entry->elem);
         } else { /* the entry is a contributor's running total: show the counter's value */
             const char *sep = strchr(entry->elem, API_CONTRIBUTOR_SEP);
-            item->author = api__keep(&e.r.arena, strndup(entry->elem, sep ? (size_t)(sep - entry->elem)
-                                                                           : strlen(entry->elem)));
+            item->author =
+                api__keep(&e.r.arena, strndup(entry->elem, sep ? (size_t)(sep - entry->elem)
+                                                               : strlen(entry->elem)));
             crdt_scope_t *view = NULL;
             unsigned types = 0;
             if (node_store_view(remote->self->store, remote->sid, key, NODE_VIEW_OBJECT, NULL,

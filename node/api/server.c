@@ -362,7 +362,6 @@ void node_server_import(node_server_t *self, const uint8_t *statement, size_t le
         zlist_append(self->pending_statements, zframe_new(statement, len));
 }
 
-
 /*  Writes the public certificate of key to path whole: beside it, then renamed over it. */
 static int s_write_key(const uint8_t key[32], uint64_t node_id, const char *path, char *why,
                        size_t why_len)

@@ -14,12 +14,10 @@
 
 /*  The root of the node's access control: the admin key of its card (a cluster member's, or
  *  a lone node's DATA/admission), else of DATA/trust (`engram init --data DIR`). */
-static int s_trust_root(const node_config_t *config, node_trust_t *trust, char *why,
-                        size_t why_len)
+static int s_trust_root(const node_config_t *config, node_trust_t *trust, char *why, size_t why_len)
 {
-    char *card_path = config->admission_path
-                          ? strdup(config->admission_path)
-                          : zsys_sprintf("%s/admission", config->data_dir);
+    char *card_path = config->admission_path ? strdup(config->admission_path)
+                                             : zsys_sprintf("%s/admission", config->data_dir);
     char *trust_path = zsys_sprintf("%s/trust", config->data_dir);
     int rc = card_path && trust_path ? 0 : ENGRAM_ENOMEM;
     if (rc == 0 && zsys_file_exists(card_path)) {
@@ -95,14 +93,13 @@ int node_daemon_run(const node_config_t *config)
     if (rc == 0 && !(acl = node_acl_new(trust.admin_key)))
         rc = ENGRAM_ENOMEM;
     if (rc == 0)
-        rc = node_store_open(config->data_dir, config->api.durability_sync, &store, why,
-                             sizeof why);
+        rc =
+            node_store_open(config->data_dir, config->api.durability_sync, &store, why, sizeof why);
     if (rc)
         goto out_close_store;
     node_store_set_min_free(store, config->min_free_bytes);
     /* the API socket first: a node that cannot serve touches nothing of its cluster state */
-    rc = node_server_new(&config->api, config->api_endpoint, store, acl, &server, why,
-                         sizeof why);
+    rc = node_server_new(&config->api, config->api_endpoint, store, acl, &server, why, sizeof why);
     if (rc == 0)
         rc = s_import_statements(config, server, why, sizeof why);
     if (rc)

@@ -66,7 +66,7 @@
 #include <stdint.h>
 
 #define NODE_ACL_ID_BYTES 16
-#define NODE_ACL_FOREVER UINT64_MAX
+#define NODE_ACL_FOREVER  UINT64_MAX
 
 typedef struct node_acl node_acl_t;
 
@@ -135,8 +135,8 @@ bool node_acl_may_write_scope(const node_acl_t *self, const char *agent, const c
                               const char *sid, uint64_t t);
 /*  The whole read decision for fragment m of sid (scope read plus the retrospective check);
  *  m NULL: a fragment without provenance. */
-bool node_acl_may_read(const node_acl_t *self, const char *agent, const char *user,
-                       const char *sid, const node_provenance_t *m, uint64_t t);
+bool node_acl_may_read(const node_acl_t *self, const char *agent, const char *user, const char *sid,
+                       const node_provenance_t *m, uint64_t t);
 /*  Whether the connection key (CURVE) may look at (write false) or change (write true) the
  *  cluster's administration at t: an admin, or a registered agent with an edge to "cluster". */
 bool node_acl_may_administer(const node_acl_t *self, const uint8_t curve_key[32], bool write,
@@ -149,8 +149,8 @@ bool node_acl_may_administer(const node_acl_t *self, const uint8_t curve_key[32]
  *    "may read SID: user scope of U", or "denied: no read edge for (A, SID) at T"; the same
  *    for write. UNTIL is "open" for NODE_ACL_FOREVER. Returns whether reading is allowed;
  *    *may_write (may be NULL) gets whether writing is. */
-bool node_acl_explain(const node_acl_t *self, const char *agent, const char *user,
-                      const char *sid, uint64_t t, bool *may_write, char *buf, size_t len);
+bool node_acl_explain(const node_acl_t *self, const char *agent, const char *user, const char *sid,
+                      uint64_t t, bool *may_write, char *buf, size_t len);
 
 /*  --- write policy ---------------------------------------------------------------------- */
 
