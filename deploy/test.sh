@@ -4,7 +4,8 @@
 #
 #   deploy/test.sh              normal build in build/, every test
 #   deploy/test.sh --sanitize   ENGRAM_SANITIZE=ON (ASan + UBSan) in build-sanitize/
-#   deploy/test.sh --valgrind   the crdt tests under valgrind (leaks are errors), fewer cases
+#   deploy/test.sh --valgrind   the crdt tests and the access decisions under valgrind (leaks
+#                               are errors), fewer cases
 #   deploy/test.sh --fuzz       clang + ENGRAM_FUZZ=ON in build-fuzz/, short fuzzer runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,7 @@ cmake --build "$dir" -j "$jobs"
 if [ "$mode" = --valgrind ]; then
     export ENGRAM_PROP_SCALE=${ENGRAM_PROP_SCALE:-0.05}
     failed=0; passed=0
-    for t in "$dir"/tests/crdt/crdt_*_test; do
+    for t in "$dir"/tests/crdt/crdt_*_test "$dir"/tests/node/node_trust_acl_test; do
         if valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
                 --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 \
                 "$t" >"$t.valgrind.log" 2>&1; then
