@@ -7,7 +7,8 @@
  *    test_grant_and_revoke_travel   a grant made through A lets an agent on C read; a
  *                                   revocation of another agent's user edge submitted on B
  *                                   hides, on C, what that agent wrote before (retrospective),
- *                                   while a third agent's fragment stays (a delete of the
+ *                                   while a third agent's fragment stays (in a register, a
+ *                                   set, a log and a counter alike; a delete of the
  *                                   hidden key is answered as of a missing one and removes
  *                                   nothing); revoking the read edge through B stops reads
  *                                   on C, and a causal token cannot ask about a scope the
@@ -268,6 +269,32 @@ static void s_until_get(engram_t *e, const char *scope, const char *key, int wan
              engram_strerror(rc), got, want, WAIT_MS);
 }
 
+/*  Polls until reader sees `members` members of run:proj's set tags, `entries` entries of its
+ *  log journal, and its counter votes at `votes`. */
+static void s_until_parts(engram_t *reader, size_t members, size_t entries, int64_t votes)
+{
+    int64_t until = node_harness_now_ms() + WAIT_MS;
+    size_t got_members = 0, got_entries = 0;
+    int64_t got_votes = 0;
+    do {
+        engram_result_t *r = NULL;
+        if (engram_set_members(reader, "run:proj", "tags", &r) == 0)
+            got_members = r->nitems;
+        engram_result_destroy(&r);
+        if (engram_log_range(reader, "run:proj", "journal", &r) == 0)
+            got_entries = r->nitems;
+        engram_result_destroy(&r);
+        if (engram_counter_get(reader, "run:proj", "votes", &r) == 0)
+            got_votes = r->number;
+        engram_result_destroy(&r);
+        if (got_members == members && got_entries == entries && got_votes == votes)
+            return;
+        zclock_sleep(10);
+    } while (node_harness_now_ms() < until);
+    fail_msg("tags %zu, journal %zu, votes %lld; expected %zu, %zu, %lld", got_members, got_entries,
+             (long long)got_votes, members, entries, (long long)votes);
+}
+
 /*  --- setup ---------------------------------------------------------------------------- */
 
 static int s_setup(void **state)
@@ -330,6 +357,19 @@ static void test_grant_and_revoke_travel(void **state)
     engram_t *reader = s_agent(C, "reader", "alice");
     assert_int_equal(s_put(writer, "run:proj", "plan", "ship on friday"), 0);
     assert_int_equal(s_put(helper, "run:proj", "note", "bring slides"), 0);
+    engram_result_t *done = NULL;
+    assert_int_equal(engram_set_add(writer, "run:proj", "tags", "urgent", &done), 0);
+    engram_result_destroy(&done);
+    assert_int_equal(engram_set_add(helper, "run:proj", "tags", "ok", &done), 0);
+    engram_result_destroy(&done);
+    assert_int_equal(engram_log_append(writer, "run:proj", "journal", "w", 1, &done), 0);
+    engram_result_destroy(&done);
+    assert_int_equal(engram_log_append(helper, "run:proj", "journal", "h", 1, &done), 0);
+    engram_result_destroy(&done);
+    assert_int_equal(engram_counter_add(writer, "run:proj", "votes", 5, &done), 0);
+    engram_result_destroy(&done);
+    assert_int_equal(engram_counter_add(helper, "run:proj", "votes", 1, &done), 0);
+    engram_result_destroy(&done);
     /* no edge to run:proj yet: refused, whatever C holds */
     assert_int_equal(s_get(reader, "run:proj", "plan", NULL, 0), ENGRAM_EDENIED);
 
@@ -340,6 +380,7 @@ static void test_grant_and_revoke_travel(void **state)
     assert_int_equal(s_submit(A, &grant), 0);
     s_until_get(reader, "run:proj", "plan", 0, "ship on friday");
     s_until_get(reader, "run:proj", "note", 0, "bring slides");
+    s_until_parts(reader, 2, 2, 6);
     /* read only: no write edge */
     assert_int_equal(s_put(reader, "run:proj", "mine", "x"), ENGRAM_EDENIED);
 
@@ -349,10 +390,14 @@ static void test_grant_and_revoke_travel(void **state)
     assert_int_equal(s_submit(B, &st), 0);
     s_until_get(reader, "run:proj", "plan", ENGRAM_ENOTFOUND, NULL);
     s_until_get(reader, "run:proj", "note", 0, "bring slides");
+    s_until_parts(reader, 1, 1, 1); /* the set, the log and the counter leave the writer out */
     engram_result_t *listed = NULL;
     assert_int_equal(engram_list(reader, "run:proj", NULL, NULL, 0, &listed), 0);
-    assert_int_equal(listed->nitems, 1);
-    assert_string_equal(listed->items[0].key, "note");
+    assert_int_equal(listed->nitems, 4);
+    assert_string_equal(listed->items[0].key, "journal");
+    assert_string_equal(listed->items[1].key, "note");
+    assert_string_equal(listed->items[2].key, "tags");
+    assert_string_equal(listed->items[3].key, "votes");
     assert_string_equal(listed->next_cursor, "");
     engram_result_destroy(&listed);
     engram_result_t *history = NULL;
