@@ -120,9 +120,9 @@ static void s_actor(zsock_t *pipe, void *args)
     self.handler = zsock_new(ZMQ_REP);
     self.peers = zcertstore_new(start->peers_dir);
     self.poller = zpoller_new(pipe, NULL);
-    start->bound = self.handler && self.peers && self.poller &&
-                   zsock_bind(self.handler, S_ENDPOINT) == 0 &&
-                   zpoller_add(self.poller, self.handler) == 0;
+    bool bound = self.handler && zsock_bind(self.handler, S_ENDPOINT) == 0;
+    start->bound =
+        bound && self.peers && self.poller && zpoller_add(self.poller, self.handler) == 0;
     zsock_signal(pipe, 0); /* start is node_zap_new's no longer */
     if (self.poller)
         zpoller_set_nonstop(self.poller, true); /* only $TERM ends it */
@@ -137,6 +137,10 @@ static void s_actor(zsock_t *pipe, void *args)
     }
     zpoller_destroy(&self.poller);
     zcertstore_destroy(&self.peers);
+    /* unbound now, not whenever libzmq's reaper closes the socket: a handler started right
+     * after this one ends (a test's next case) finds the endpoint free */
+    if (bound)
+        zsock_unbind(self.handler, S_ENDPOINT);
     zsock_destroy(&self.handler);
 }
 
