@@ -284,12 +284,17 @@ bool api__add_visible(const api_reader_t *reader, const crdt_entry_view_t *add)
     return visible;
 }
 
+size_t api__contributor_agent_len(const char *contributor)
+{
+    const char *sep = strchr(contributor, API_CONTRIBUTOR_SEP);
+    return sep ? (size_t)(sep - contributor) : strlen(contributor);
+}
+
 /*  A counter contribution, "<agent> SEP <user>": the contributing agent and the scope. */
 static bool s_contribution_visible(const api_reader_t *reader, const char *contributor)
 {
-    const char *sep = strchr(contributor, API_CONTRIBUTOR_SEP);
     char agent[MAX_NAME_BYTES + 1];
-    size_t len = sep ? (size_t)(sep - contributor) : strlen(contributor);
+    size_t len = api__contributor_agent_len(contributor);
     if (len > MAX_NAME_BYTES)
         return false;
     memcpy(agent, contributor, len);

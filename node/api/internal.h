@@ -206,6 +206,8 @@ bool api__fragments_visible(const api_reader_t *reader, const crdt_scope_t *view
                             crdt_type_id_t type);
 /*  Whether a set element's add is readable (its data is an encoded value with provenance). */
 bool api__add_visible(const api_reader_t *reader, const crdt_entry_view_t *add);
+/*  The length of the agent part of a counter contribution's name ("<agent> SEP <user>"). */
+size_t api__contributor_agent_len(const char *contributor);
 /*  The sum of the counter's contributions reader may see. */
 int api__visible_sum(const api_reader_t *reader, const crdt_scope_t *view, const char *key,
                      int64_t *sum);

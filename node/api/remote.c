@@ -85,10 +85,8 @@ static int s_remote_entry(void *arg, crdt_type_id_t type, const char *key,
             item->value.data = (uint8_t *)entry->elem;
             item->value.len = strlen(entry->elem);
         } else { /* the entry is a contributor's running total: show the counter's value */
-            const char *sep = strchr(entry->elem, API_CONTRIBUTOR_SEP);
-            item->author =
-                api__keep(&e.r.arena, strndup(entry->elem, sep ? (size_t)(sep - entry->elem)
-                                                               : strlen(entry->elem)));
+            item->author = api__keep(&e.r.arena,
+                                     strndup(entry->elem, api__contributor_agent_len(entry->elem)));
             crdt_scope_t *view = NULL;
             unsigned types = 0;
             if (node_store_view(remote->self->store, remote->sid, key, NODE_VIEW_OBJECT, NULL,
@@ -130,8 +128,7 @@ static int s_note_provenance(void *arg, crdt_type_id_t type, const char *key,
     if (entry->node != find->dot.node || entry->n != find->dot.n || find->removal->provenance)
         return 0;
     if (type == CRDT_COUNTER) {
-        const char *sep = strchr(entry->elem, API_CONTRIBUTOR_SEP);
-        char *agent = strndup(entry->elem, sep ? (size_t)(sep - entry->elem) : strlen(entry->elem));
+        char *agent = strndup(entry->elem, api__contributor_agent_len(entry->elem));
         crdt_value_t *v = crdt_value_new();
         if (v && agent && *agent && crdt_value_add_agent(v, agent) == 0)
             find->removal->provenance = v;
