@@ -9,7 +9,7 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config
           libzmq3-dev libczmq-dev librocksdb-dev libprotobuf-c-dev protobuf-c-compiler
-          libsodium-dev libjansson-dev libcmocka-dev valgrind python3
+          libsodium-dev libjansson-dev libutf8proc-dev libcmocka-dev valgrind python3
           iproute2 nftables libfaketime)   # the last three: jepsen/ (namespaces, partitions, skew)
 for arg in "$@"; do
     case "$arg" in

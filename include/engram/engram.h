@@ -56,7 +56,7 @@ typedef struct {
     size_t nitems;
     int64_t number;    /* counter value */
     char *memory_id;   /* remember */
-    char *next_cursor; /* list: "" when there is no further page */
+    char *next_cursor; /* paged reads: "" when there is no further page */
     char *token;       /* the causal token, printable (base64url) */
     unsigned replicas; /* engram_put_replicated: nodes that held the write when answered */
 } engram_result_t;
@@ -124,8 +124,13 @@ int engram_set_add(engram_t *self, const char *scope, const char *key, const cha
                    engram_result_t **result);
 int engram_set_remove(engram_t *self, const char *scope, const char *key, const char *elem,
                       engram_result_t **result);
+/*  Every member, fetched page by page. */
 int engram_set_members(engram_t *self, const char *scope, const char *key,
                        engram_result_t **result);
+/*  One page of members in element order: at most limit (0: the node's default page), after
+ *  cursor (NULL: from the start); result->next_cursor resumes ("" at the end). */
+int engram_set_members_page(engram_t *self, const char *scope, const char *key,
+                            const char *cursor, unsigned limit, engram_result_t **result);
 
 int engram_counter_add(engram_t *self, const char *scope, const char *key, int64_t amount,
                        engram_result_t **result);
@@ -134,8 +139,12 @@ int engram_counter_get(engram_t *self, const char *scope, const char *key,
 
 int engram_log_append(engram_t *self, const char *scope, const char *key, const void *text,
                       size_t len, engram_result_t **result);
+/*  Every entry in log order, fetched page by page. */
 int engram_log_range(engram_t *self, const char *scope, const char *key,
                      engram_result_t **result);
+/*  One page of entries in log order, as engram_set_members_page. */
+int engram_log_page(engram_t *self, const char *scope, const char *key, const char *cursor,
+                    unsigned limit, engram_result_t **result);
 
 /*  Keys of scope starting with prefix (NULL: all), in key order, at most limit (0: the
  *  node's default page), after cursor (NULL: from the start). */
@@ -144,8 +153,12 @@ int engram_list(engram_t *self, const char *scope, const char *prefix, const cha
 /*  A memory: text under a generated id (result->memory_id), with JSON metadata. */
 int engram_remember(engram_t *self, const char *scope, const char *text, const char *meta_json,
                     uint64_t ttl_ms, engram_result_t **result);
+/*  Every step, oldest first, fetched page by page. */
 int engram_history(engram_t *self, const char *scope, const char *key,
                    engram_result_t **result);
+/*  One page of steps, as engram_set_members_page. */
+int engram_history_page(engram_t *self, const char *scope, const char *key, const char *cursor,
+                        unsigned limit, engram_result_t **result);
 /*  Copies the private memory under key into the shared scope, keeping its provenance. */
 int engram_share(engram_t *self, const char *key, const char *scope, engram_result_t **result);
 
@@ -162,6 +175,13 @@ int engram_stats(engram_t *self, engram_stats_t *stats);
 int engram_put_replicated(engram_t *self, const char *scope, const char *key, const void *value,
                           size_t len, const char *meta_json, uint64_t ttl_ms, unsigned replicas,
                           int timeout_ms, engram_result_t **result);
+
+/*  The causal token every following read of this connection carries (get, set members,
+ *  counter get, log range, list, history): the node answers once it has seen what the token
+ *  covers, or fails with ENGRAM_ETIMEDOUT after timeout_ms (0: ENGRAM_DEFAULT_AFTER_TIMEOUT_MS;
+ *  the node clamps it to ENGRAM_MAX_AFTER_TIMEOUT_MS). NULL clears. Copied. engram_get's own
+ *  `after`, when given, takes precedence for that call. */
+int engram_set_after(engram_t *self, const char *token, int timeout_ms);
 
 /*  The resources the following writes of this connection declare they were derived from
  *  (their provenance: a reader needs read access to each); n 0 clears. Copied. */

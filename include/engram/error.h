@@ -32,7 +32,8 @@ extern "C" {
     X(ENGRAM_ESCOPE, -15, "invalid scope name")                                               \
     X(ENGRAM_ELAGGED, -16, "subscriber fell too far behind")                                   \
     X(ENGRAM_EREPLICAS, -17, "durable here, but fewer nodes than asked hold the write yet")    \
-    X(ENGRAM_EDENIED, -18, "access denied")
+    X(ENGRAM_EDENIED, -18, "access denied")                                                    \
+    X(ENGRAM_EBUSY, -19, "too many requests waiting; retry later")
 
 typedef enum {
 #define ENGRAM__ERROR_ENUM(name, value, message) name = value,

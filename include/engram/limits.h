@@ -53,6 +53,31 @@
 #ifndef ENGRAM_DEFAULT_AFTER_TIMEOUT_MS
 #define ENGRAM_DEFAULT_AFTER_TIMEOUT_MS 2000
 #endif
+/*  The longest a read may wait for its causal token: a larger timeout_ms is clamped. */
+#ifndef ENGRAM_MAX_AFTER_TIMEOUT_MS
+#define ENGRAM_MAX_AFTER_TIMEOUT_MS 60000
+#endif
+/*  Reads parked for their causal token, per connection and in the whole node; past either the
+ *  read is refused with ENGRAM_EBUSY and the node keeps serving. */
+#ifndef ENGRAM_MAX_PARKED_PER_CONNECTION
+#define ENGRAM_MAX_PARKED_PER_CONNECTION 64
+#endif
+#ifndef ENGRAM_MAX_PARKED
+#define ENGRAM_MAX_PARKED 4096
+#endif
+/*  Subscriptions one connection may hold. */
+#ifndef ENGRAM_MAX_SUBSCRIPTIONS_PER_CONNECTION
+#define ENGRAM_MAX_SUBSCRIPTIONS_PER_CONNECTION 256
+#endif
+/*  Bytes of replies and events the node keeps for one connection that does not read them;
+ *  past it the connection gets one error and is cut (its state goes), never the node. */
+#ifndef ENGRAM_CONNECTION_BYTE_BUDGET
+#define ENGRAM_CONNECTION_BYTE_BUDGET (16 * 1024 * 1024)
+#endif
+/*  The largest page of a paged read (list, set members, log range, history). */
+#ifndef ENGRAM_MAX_PAGE
+#define ENGRAM_MAX_PAGE 1000
+#endif
 #ifndef ENGRAM_DEFAULT_DURABILITY
 #define ENGRAM_DEFAULT_DURABILITY "sync"
 #endif
