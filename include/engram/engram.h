@@ -81,6 +81,8 @@ typedef struct {
     uint64_t subscribers;
     uint64_t purged;
     uint64_t malformed;
+    uint64_t clock_refusals; /* stamps from other nodes refused: too far ahead of this clock */
+    uint64_t hlc;            /* the node's hybrid logical clock */
     char durability[16];
 } engram_stats_t;
 

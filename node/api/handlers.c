@@ -249,7 +249,7 @@ static int s_mutate(node_server_t *self, const Engram__Request *req, api_reply_t
         op.event->key = api__str(&r->arena, key);
         op.event->author = (char *)req->agent;
         op.event->user = (char *)req->user;
-        op.hlc = crdt_hlc_now(&self->clock, (uint64_t)api__now_ms());
+        op.hlc = node_store_hlc_now(self->store, (uint64_t)api__now_ms());
         op.history = (node_history_t){.agent = req->agent, .user = req->user, .hlc = op.hlc};
         rc = fn(&op);
     }
@@ -1060,6 +1060,8 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
         self->stats.scopes = node_store_scopes(self->store);
         self->stats.subscribers = zlist_size(self->subscribers);
         self->stats.replica_id = node_store_replica(self->store); /* the dot check may renew it */
+        self->stats.clock_refusals = node_store_clock_refusals(self->store);
+        self->stats.hlc = node_store_hlc_last(self->store);
         r->msg.stats = &self->stats;
         return 0;
     default:

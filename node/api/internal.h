@@ -87,7 +87,6 @@ struct node_server {
     zsock_t *router;          /* CURVE server, ZAP domain NODE_ZAP_API */
     uint8_t curve_public[32]; /* the router's CURVE key, derived from the node's identity */
     char *published;          /* owned: PATH.pub of an ipc://PATH endpoint once published */
-    crdt_hlc_t clock;
     zlist_t *subscribers; /* api_subscriber_t * */
     zhash_t *peers;       /* routing id (hex) -> api_peer_t *, owned: connections with a backlog */
     zlist_t *parked;      /* api_parked_t *: GETs waiting for their token */

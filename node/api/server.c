@@ -317,7 +317,6 @@ int node_server_new(const node_server_config_t *config, const char *endpoint, no
     self->stats.durability = config->durability_sync ? "sync" : "async";
     self->started_ms = api__now_ms();
     self->stats.node_id = node_store_node_id(store);
-    self->clock.last = node_store_hlc_floor(store);
     const node_identity_t *identity = node_store_identity(store);
     uint8_t curve_secret[32];
     bool keyed = node_admission_curve_keys(identity->public_key, identity->secret_key,

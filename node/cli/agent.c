@@ -376,6 +376,8 @@ int cli_cmd_stats(engram_t *engram, const cli_opts_t *opts)
         {"commits", stats.commits},         {"scopes", stats.scopes},
         {"subscribers", stats.subscribers}, {"purged", stats.purged},
         {"malformed", stats.malformed},
+        {"clock_refusals", stats.clock_refusals},
+        {"hlc", stats.hlc},
     };
     size_t n = sizeof counts / sizeof counts[0];
     if (opts->json) {

@@ -985,6 +985,8 @@ int engram_stats(engram_t *self, engram_stats_t *stats)
         stats->subscribers = s->subscribers;
         stats->purged = s->purged;
         stats->malformed = s->malformed;
+        stats->clock_refusals = s->clock_refusals;
+        stats->hlc = s->hlc;
         snprintf(stats->durability, sizeof stats->durability, "%s", s_str(s->durability));
     }
     engram__reply__free_unpacked(reply, NULL);

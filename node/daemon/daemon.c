@@ -98,6 +98,7 @@ int node_daemon_run(const node_config_t *config)
     if (rc)
         goto out_close_store;
     node_store_set_min_free(store, config->min_free_bytes);
+    node_store_set_max_drift(store, config->max_clock_drift_ms);
     /* the API socket first: a node that cannot serve touches nothing of its cluster state */
     rc = node_server_new(&config->api, config->api_endpoint, store, acl, &server, why, sizeof why);
     if (rc == 0)

@@ -17,6 +17,7 @@
 
 #include <rocksdb/c.h>
 
+#include "crdt/hlc.h"
 #include "node/store/store.h"
 #include "proto/store.pb-c.h"
 
@@ -33,7 +34,10 @@ struct node_store {
     bool durability_sync;
     node_identity_t identity;
     uint64_t replica;
-    uint64_t hlc_floor; /* the largest HLC ever persisted */
+    crdt_hlc_t clock;   /* the node's HLC: every local write's stamp, every remote one observed */
+    uint64_t hlc_floor; /* the largest HLC persisted ("hlc" in meta); the clock starts there */
+    uint64_t max_drift_ms;       /* a remote stamp further ahead of the wall clock is refused */
+    uint64_t clock_refusals;     /* remote stamps refused for being too far ahead */
     zhash_t *contexts;  /* sid -> crdt_ctx_t *, owned: every scope ever written */
     zhash_t *prunes;    /* sid -> crdt_ctx_t *, owned: the prune cut of every collected scope */
     bool unsynced;      /* applied since the last sync */
@@ -44,6 +48,9 @@ struct node_store {
     int64_t space_checked_ms; /* when the free space was last measured */
     bool volume_full;         /* the last measurement found less than min_free */
 };
+
+/*  Puts the clock's persisted floor ("hlc" in meta) into batch. */
+void store__put_hlc(node_store_t *self, rocksdb_writebatch_t *batch, uint64_t stamp);
 
 /*  A growable key buffer; every key is built in one. */
 typedef struct {

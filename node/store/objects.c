@@ -287,11 +287,8 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
                                       len);
             free(buf);
         }
-        if (history->hlc > self->hlc_floor) {
-            char raw[8];
-            store__le64(raw, history->hlc);
-            rocksdb_writebatch_put_cf(a.batch, self->cf[CF_META], "hlc", 3, raw, 8);
-        }
+        if (history->hlc > self->hlc_floor)
+            store__put_hlc(self, a.batch, history->hlc);
     }
     rc = store__finish_write(self, rc, a.batch, &a.key, self->contexts, sid, &ctx);
     if (rc)

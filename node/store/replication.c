@@ -516,6 +516,23 @@ int store__put_meta_ctx(node_store_t *self, rocksdb_writebatch_t *batch, const c
     return 0;
 }
 
+/*  Records the largest stamp of the delta's entries. */
+static int s_max_stamp(void *arg, crdt_type_id_t type, const char *key, const crdt_entry_view_t *e)
+{
+    (void)type, (void)key;
+    uint64_t *max = arg;
+    if (e->hlc > *max)
+        *max = e->hlc;
+    return 0;
+}
+
+void store__put_hlc(node_store_t *self, rocksdb_writebatch_t *batch, uint64_t stamp)
+{
+    char raw[8];
+    store__le64(raw, stamp);
+    rocksdb_writebatch_put_cf(batch, self->cf[CF_META], "hlc", 3, raw, 8);
+}
+
 static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
 {
     node_store_t *self = state;
@@ -525,6 +542,10 @@ static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
         return self->failed;
     if (store__volume_full(self))
         return ENGRAM_ENOSPC;
+    uint64_t stamp = 0;
+    crdt_scope_foreach_entry(delta, s_max_stamp, &stamp);
+    if (stamp && node_store_hlc_observe(self, stamp, (uint64_t)zclock_time()) != 0)
+        return ENGRAM_ERANGE; /* too far ahead of this node's clock: refused, counted */
     const crdt_ctx_t *theirs_pruned = crdt_scope_pruned(delta);
     const crdt_ctx_t *our_pruned = node_store_pruned(self, scope);
     crdt_ctx_t *empty = crdt_ctx_new();
@@ -561,6 +582,9 @@ static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
     int rc = r.rc ? r.rc : store__put_meta_ctx(self, r.batch, "ctx/", scope, ctx);
     if (rc == 0 && pruned)
         rc = store__put_meta_ctx(self, r.batch, "prune/", scope, pruned);
+    uint64_t clock = node_store_hlc_last(self);
+    if (rc == 0 && clock > self->hlc_floor)
+        store__put_hlc(self, r.batch, clock);
     if (rc == 0)
         rc = store__write_batch(self, r.batch);
     free(r.key.data);
@@ -576,6 +600,8 @@ static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
     store__put_ctx(self->contexts, scope, &ctx);
     if (pruned)
         store__put_ctx(self->prunes, scope, &pruned);
+    if (clock > self->hlc_floor)
+        self->hlc_floor = clock;
     return 0;
 }
 

@@ -238,7 +238,7 @@ static int s_load_meta(node_store_t *self)
     size_t len;
     int rc = s_meta_get(self, "hlc", &value, &len);
     if (rc == 0 && value && len == 8)
-        self->hlc_floor = s_get_le64(value);
+        self->clock.last = self->hlc_floor = s_get_le64(value);
     rocksdb_free(value);
     if (rc == 0)
         rc = s_load_ctx_map(self, "ctx/", self->contexts);
@@ -258,6 +258,7 @@ int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p
     self->durability_sync = durability_sync;
     self->dir = strdup(dir);
     self->min_free = ENGRAM_DEFAULT_MIN_FREE_BYTES;
+    self->max_drift_ms = ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS;
     self->contexts = zhash_new();
     self->prunes = zhash_new();
     self->options = rocksdb_options_create();
@@ -369,9 +370,33 @@ int node_store_renew_replica(node_store_t *self)
     return rc;
 }
 
-uint64_t node_store_hlc_floor(const node_store_t *self)
+uint64_t node_store_hlc_now(node_store_t *self, uint64_t now_ms)
 {
-    return self->hlc_floor;
+    return crdt_hlc_now(&self->clock, now_ms);
+}
+
+int node_store_hlc_observe(node_store_t *self, uint64_t stamp, uint64_t now_ms)
+{
+    uint64_t merged;
+    int rc = crdt_hlc_observe(&self->clock, stamp, now_ms, self->max_drift_ms, &merged);
+    if (rc)
+        self->clock_refusals++;
+    return rc;
+}
+
+uint64_t node_store_hlc_last(const node_store_t *self)
+{
+    return self->clock.last;
+}
+
+void node_store_set_max_drift(node_store_t *self, uint64_t max_drift_ms)
+{
+    self->max_drift_ms = max_drift_ms;
+}
+
+uint64_t node_store_clock_refusals(const node_store_t *self)
+{
+    return self->clock_refusals;
 }
 
 size_t node_store_scopes(const node_store_t *self)

@@ -108,7 +108,22 @@ uint64_t node_store_replica(const node_store_t *self);
  *  counters cannot be trusted (peers hold dots of its replica that it lacks, or it could not
  *  ask them; node/cluster/dots.c). 0 or a code (the old id stays). */
 int node_store_renew_replica(node_store_t *self);
-uint64_t node_store_hlc_floor(const node_store_t *self);
+/*  The node's hybrid logical clock (crdt/hlc.h), kept by the store so that it covers every
+ *  stamp the store holds: it starts at the largest persisted stamp, issues the stamps of local
+ *  writes (node_store_hlc_now), and observes every stamp that arrives from another node (the
+ *  entries of a remote delta, in the apply that stores them; a causal token, through
+ *  node_store_hlc_observe), so an effect is stamped after its cause across nodes too. A stamp
+ *  more than the maximum drift (ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS unless set) ahead of the wall
+ *  clock is refused with ENGRAM_ERANGE and counted, never adopted: a remote delta holding one
+ *  is not applied (anti-entropy brings it again once the clocks allow). The apply that
+ *  observes a stamp persists the clock in the same batch. */
+uint64_t node_store_hlc_now(node_store_t *self, uint64_t now_ms);
+int node_store_hlc_observe(node_store_t *self, uint64_t stamp, uint64_t now_ms);
+/*  The largest stamp issued or observed. */
+uint64_t node_store_hlc_last(const node_store_t *self);
+void node_store_set_max_drift(node_store_t *self, uint64_t max_drift_ms);
+/*  How many remote stamps were refused for drift. */
+uint64_t node_store_clock_refusals(const node_store_t *self);
 size_t node_store_scopes(const node_store_t *self);
 /*  The scope's context; NULL for a scope never written. Borrowed until the next apply. */
 const crdt_ctx_t *node_store_ctx(const node_store_t *self, const char *sid);
