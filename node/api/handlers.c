@@ -1,9 +1,12 @@
 /*  node/api handlers: checks a request's names, scope and key, and runs its operation
  *  against the store: one handler per operation, and the dispatch between them. */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <czmq.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 #include "crdt/awset.h"
 #include "crdt/codec.h"
@@ -16,6 +19,8 @@
 #include "engram/limits.h"
 #include "node/api/internal.h"
 #include "node/api/json.h"
+#include "node/common/names.h"
+#include "node/common/wire.h"
 
 /*  About 100 years: a longer TTL is refused rather than overflow expires_at. */
 #define MAX_TTL_MS (UINT64_C(100) * 365 * 24 * 3600 * 1000)
@@ -29,13 +34,9 @@ int64_t api__now_ms(void)
 
 static const char *const s_kinds[] = {"user", "run", "app", "agent", "team"};
 
-/*  Names (agents, users, scope ids) are UTF-8 without spaces or control characters. */
 bool api__name_ok(const char *name)
 {
-    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
-        if (*c <= ' ' || *c == 0x7f)
-            return false;
-    return node_json_utf8_valid(name, strlen(name));
+    return !*name || node_name_ok(name, strlen(name), NULL);
 }
 
 /*  Resolves the scope an agent named into a storage id ("@agent" for private). */
@@ -53,24 +54,29 @@ int api__resolve(const Engram__Request *req, char *sid, api_reply_t *r)
     for (size_t i = 0; colon && i < sizeof s_kinds / sizeof s_kinds[0]; i++)
         known |= strlen(s_kinds[i]) == kind_len && strncmp(scope, s_kinds[i], kind_len) == 0;
     if (!known)
-        return api__fail(
-            r, ENGRAM_ESCOPE,
-            "invalid scope '%.64s': use private or KIND:ID with KIND one of user, run, "
-            "app, agent, team",
-            scope);
+        return api__fail(r, ENGRAM_ESCOPE,
+                         "invalid scope '%s': use private or KIND:ID with KIND one of user, run, "
+                         "app, agent, team",
+                         api__quote(r, scope));
     const char *id = colon + 1;
     if (!*id || strlen(scope) > MAX_SCOPE_BYTES)
-        return api__fail(r, ENGRAM_ESCOPE, "invalid scope '%.64s': the id must have 1 to %d bytes",
-                         scope, MAX_SCOPE_BYTES);
-    if (!api__name_ok(id))
-        return api__fail(r, ENGRAM_ESCOPE,
-                         "invalid scope '%.64s': the id is UTF-8 without "
-                         "spaces or control characters",
-                         scope);
+        return api__fail(r, ENGRAM_ESCOPE, "invalid scope '%s': the id must have 1 to %d bytes",
+                         api__quote(r, scope), MAX_SCOPE_BYTES);
+    const char *why = NULL;
+    if (!node_name_ok(id, strlen(id), &why))
+        return api__fail(r, ENGRAM_ESCOPE, "invalid scope '%s': the id %s", api__quote(r, scope),
+                         why);
     strcpy(sid, scope);
     return 0;
 }
 
+/*  Keys and set elements: 1 to ENGRAM_MAX_KEY_BYTES bytes of UTF-8 without NUL (the wire check
+ *  refuses those before a handler runs) and without control characters (Cc: C0, DEL, C1),
+ *  which would break every line-oriented listing and terminal that shows them. Unlike names,
+ *  keys may hold format characters (U+200D joins emoji, U+200F/U+202B order right-to-left
+ *  text), separators and any assigned or unassigned code point: a key is data an agent
+ *  chooses, often derived from content in any script, and never stands for who someone is;
+ *  messages quote it escaped (api__quote). */
 static int s_check_key(const char *key, const char *what, api_reply_t *r)
 {
     size_t len = strlen(key);
@@ -79,8 +85,18 @@ static int s_check_key(const char *key, const char *what, api_reply_t *r)
     if (len > ENGRAM_MAX_KEY_BYTES)
         return api__fail(r, ENGRAM_ETOOBIG, "the %s has %zu bytes; the limit is %d", what, len,
                          ENGRAM_MAX_KEY_BYTES);
-    if (!node_json_utf8_valid(key, len))
+    if (!node_wire_text_ok(key, len))
         return api__fail(r, ENGRAM_EINVAL, "the %s is not valid UTF-8", what);
+    const utf8proc_uint8_t *at = (const utf8proc_uint8_t *)key;
+    while (len) { /* valid UTF-8: every step is positive */
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t step = utf8proc_iterate(at, (utf8proc_ssize_t)len, &cp);
+        if (utf8proc_category(cp) == UTF8PROC_CATEGORY_CC)
+            return api__fail(r, ENGRAM_EINVAL, "the %s '%s' holds a control character", what,
+                             api__quote(r, key));
+        at += step;
+        len -= (size_t)step;
+    }
     return 0;
 }
 
@@ -95,7 +111,7 @@ const char *api__type_name(unsigned types)
 static int s_check_type(unsigned types, crdt_type_id_t want, const char *key, api_reply_t *r)
 {
     if (types & ~(1u << want))
-        return api__fail(r, ENGRAM_ETYPE, "'%.64s' holds a %s, not a %s", key,
+        return api__fail(r, ENGRAM_ETYPE, "'%s' holds a %s, not a %s", api__quote(r, key),
                          api__type_name(types), crdt_type_by_id(want)->name);
     return 0;
 }
@@ -230,15 +246,15 @@ static int s_mutate(node_server_t *self, const Engram__Request *req, api_reply_t
                          "scopes are read-only here");
     int rc = node_store_view(self->store, sid, key, what, elem, &op.view, &types);
     if (rc)
-        return api__fail(r, rc, "cannot read '%.64s': %s", key, engram_strerror(rc));
+        return api__fail(r, rc, "cannot read '%s': %s", api__quote(r, key), engram_strerror(rc));
     if (type)
         rc = s_check_type(types, type, key, r);
     if (rc == 0 && s_removes_hidden(&op, types))
         rc = op.req->op == ENGRAM__OP__DELETE
-                 ? api__fail(r, ENGRAM_ENOTFOUND, "'%.64s': %s", key,
+                 ? api__fail(r, ENGRAM_ENOTFOUND, "'%s': %s", api__quote(r, key),
                              engram_strerror(ENGRAM_ENOTFOUND))
-                 : api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' in '%.64s': %s", req->elem, key,
-                             engram_strerror(ENGRAM_ENOTFOUND));
+                 : api__fail(r, ENGRAM_ENOTFOUND, "'%s' in '%s': %s", api__quote(r, req->elem),
+                             api__quote(r, key), engram_strerror(ENGRAM_ENOTFOUND));
     if (rc == 0) {
         before = crdt_scope_dup(op.view, 0);
         op.event = api__keep(&r->arena, malloc(sizeof *op.event));
@@ -328,7 +344,8 @@ static int s_write_encoded(s_op_t *op, crdt_value_t *v, const char *what, const 
     }
     free(buf);
     crdt_value_destroy(&v);
-    return rc ? api__fail(op->r, rc, "'%.64s': %s", op->key, engram_strerror(rc)) : 0;
+    return rc ? api__fail(op->r, rc, "'%s': %s", api__quote(op->r, op->key), engram_strerror(rc))
+              : 0;
 }
 
 static int s_put(s_op_t *op)
@@ -382,7 +399,8 @@ static int s_delete(s_op_t *op)
 {
     op->history.op = "delete";
     int rc = crdt_scope_forget(op->view, op->key, &op->delta);
-    return rc ? api__fail(op->r, rc, "'%.64s': %s", op->key, engram_strerror(rc)) : 0;
+    return rc ? api__fail(op->r, rc, "'%s': %s", api__quote(op->r, op->key), engram_strerror(rc))
+              : 0;
 }
 
 static int s_set_op(s_op_t *op)
@@ -395,8 +413,8 @@ static int s_set_op(s_op_t *op)
     op->event->value.len = strlen(op->req->elem);
     if (!add) {
         int rc = crdt_awset_remove(op->view, op->key, op->req->elem, &op->delta);
-        return rc ? api__fail(op->r, rc, "'%.64s' in '%.64s': %s", op->req->elem, op->key,
-                              engram_strerror(rc))
+        return rc ? api__fail(op->r, rc, "'%s' in '%s': %s", api__quote(op->r, op->req->elem),
+                              api__quote(op->r, op->key), engram_strerror(rc))
                   : 0;
     }
     /* the add carries its provenance: a value with no payload */
@@ -423,8 +441,8 @@ static int s_set_op(s_op_t *op)
     }
     free(buf);
     crdt_value_destroy(&v);
-    return rc ? api__fail(op->r, rc, "'%.64s' in '%.64s': %s", op->req->elem, op->key,
-                          engram_strerror(rc))
+    return rc ? api__fail(op->r, rc, "'%s' in '%s': %s", api__quote(op->r, op->req->elem),
+                          api__quote(op->r, op->key), engram_strerror(rc))
               : 0;
 }
 
@@ -445,7 +463,9 @@ static int s_counter_add(s_op_t *op)
         api_reader_t reader = {op->self, op->req->agent, op->req->user, op->sid};
         rc = api__visible_sum(&reader, op->view, op->key, &op->r->msg.number);
     }
-    return rc ? api__fail(op->r, rc, "counter '%.64s': %s", op->key, engram_strerror(rc)) : 0;
+    return rc ? api__fail(op->r, rc, "counter '%s': %s", api__quote(op->r, op->key),
+                          engram_strerror(rc))
+              : 0;
 }
 
 /*  Keeps an access statement (a packed SignedStatement the acl accepted) in sys:acl, as a
@@ -519,13 +539,13 @@ static int s_load(node_server_t *self, api_reply_t *r, const char *sid, const ch
     unsigned types = 0;
     int rc = node_store_view(self->store, sid, key, NODE_VIEW_OBJECT, NULL, view, &types);
     if (rc)
-        return api__fail(r, rc, "cannot read '%.64s': %s", key, engram_strerror(rc));
+        return api__fail(r, rc, "cannot read '%s': %s", api__quote(r, key), engram_strerror(rc));
     if ((types & ~(1u << type)) && r->reader &&
         !s_object_visible(r->reader, *view, key, types, api__now_ms()))
         types = 0; /* another type, but hidden: as if nothing were there */
     rc = s_check_type(types, type, key, r);
     if (rc == 0 && !(types & (1u << type)))
-        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s", key, r->scope);
+        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%s' not found in %s", api__quote(r, key), r->scope);
     if (rc)
         crdt_scope_destroy(view);
     return rc;
@@ -577,7 +597,8 @@ static int s_members(node_server_t *self, const Engram__Request *req, const char
         free(adds);
     crdt_scope_destroy(&view);
     if (rc == 0 && r->msg.n_items == 0) /* every add hidden: as if there were no set */
-        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s", req->key, r->scope);
+        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%s' not found in %s", api__quote(r, req->key),
+                       r->scope);
     return rc;
 }
 
@@ -587,13 +608,14 @@ static int s_counter_get(node_server_t *self, const Engram__Request *req, const 
     crdt_scope_t *view;
     int rc = s_load(self, r, sid, req->key, CRDT_COUNTER, &view);
     if (rc == 0 && !api__fragments_visible(r->reader, view, req->key, CRDT_COUNTER))
-        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s", req->key, r->scope);
+        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%s' not found in %s", api__quote(r, req->key),
+                       r->scope);
     else if (rc == 0)
         rc = api__visible_sum(r->reader, view, req->key, &r->msg.number);
     crdt_scope_destroy(&view);
-    return rc ? (r->message[0]
-                     ? rc
-                     : api__fail(r, rc, "counter '%.64s': %s", req->key, engram_strerror(rc)))
+    return rc ? (r->message[0] ? rc
+                               : api__fail(r, rc, "counter '%s': %s", api__quote(r, req->key),
+                                           engram_strerror(rc)))
               : 0;
 }
 
@@ -618,7 +640,8 @@ static int s_read_values(node_server_t *self, const Engram__Request *req, const 
     crdt_scope_destroy(&view);
     /* hidden and expired alike: nothing tells a hidden value from no value */
     if (rc == 0 && r->msg.n_items == 0)
-        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s", req->key, r->scope);
+        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%s' not found in %s", api__quote(r, req->key),
+                       r->scope);
     return rc;
 }
 
@@ -745,9 +768,11 @@ static int s_history(node_server_t *self, const Engram__Request *req, const char
 {
     int rc = node_store_history(self->store, sid, req->key, s_history_step, r);
     if (rc)
-        return api__fail(r, rc, "history of '%.64s': %s", req->key, engram_strerror(rc));
+        return api__fail(r, rc, "history of '%s': %s", api__quote(r, req->key),
+                         engram_strerror(rc));
     if (r->msg.n_items == 0)
-        return api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' has no history in %s", req->key, r->scope);
+        return api__fail(r, ENGRAM_ENOTFOUND, "'%s' has no history in %s", api__quote(r, req->key),
+                         r->scope);
     for (size_t i = 0; i < r->msg.n_items; i++)
         r->items[i]->key = (char *)req->key;
     return 0;
@@ -784,7 +809,8 @@ static int s_private_value(node_server_t *self, const Engram__Request *req, api_
         crdt_value_destroy(value);
         rc = ENGRAM_ENOTFOUND;
     }
-    return rc ? api__fail(r, rc, "private '%.64s': %s", req->key, engram_strerror(rc)) : 0;
+    return rc ? api__fail(r, rc, "private '%s': %s", api__quote(r, req->key), engram_strerror(rc))
+              : 0;
 }
 
 /*  --- tokens ----------------------------------------------------------------------- */
@@ -921,6 +947,67 @@ static Engram__ClusterStatus *s_status_message(api_reply_t *r, node_cluster_stat
     return msg;
 }
 
+/*  The longest DNS name (RFC 1035: 253 bytes of text) and label. */
+#define S_MAX_HOST_BYTES  253
+#define S_MAX_LABEL_BYTES 63
+
+/*  Whether host[0..len) is a DNS name: dot-separated labels of 1 to 63 letters, digits and
+ *  hyphens, none starting or ending with a hyphen (RFC 1123), one trailing dot allowed. */
+static bool s_dns_name(const char *host, size_t len)
+{
+    if (len && host[len - 1] == '.')
+        len--;
+    size_t label = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || host[i] == '.') {
+            if (label == 0 || label > S_MAX_LABEL_BYTES || host[i - 1] == '-' ||
+                host[i - label] == '-')
+                return false;
+            label = 0;
+        } else if (isalnum((unsigned char)host[i]) || host[i] == '-') {
+            label++;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*  Why endpoint is not tcp://HOST:PORT with HOST a DNS name, an IPv4 address or a bracketed
+ *  IPv6 address of at most 253 bytes and PORT 1 to 65535; NULL when it is. */
+static const char *s_endpoint_problem(const char *endpoint)
+{
+    if (strncmp(endpoint, "tcp://", 6) != 0)
+        return "it must start with tcp://";
+    const char *host = endpoint + 6;
+    const char *colon = strrchr(host, ':');
+    if (!colon)
+        return "it has no :PORT";
+    const char *port = colon + 1;
+    size_t digits = strspn(port, "0123456789");
+    long number = digits && digits <= 5 && !port[digits] ? strtol(port, NULL, 10) : 0;
+    if (number < 1 || number > 65535)
+        return "the port must be a number from 1 to 65535";
+    size_t host_len = (size_t)(colon - host);
+    if (host_len == 0)
+        return "the host is empty";
+    if (host_len > S_MAX_HOST_BYTES)
+        return "the host is longer than 253 bytes";
+    char name[S_MAX_HOST_BYTES + 1];
+    memcpy(name, host, host_len);
+    name[host_len] = '\0';
+    unsigned char address[16];
+    if (name[0] == '[') {
+        if (host_len < 3 || name[host_len - 1] != ']')
+            return "an IPv6 address is written [ADDRESS]";
+        name[host_len - 1] = '\0';
+        return inet_pton(AF_INET6, name + 1, address) == 1 ? NULL : "not an IPv6 address";
+    }
+    if (strspn(name, "0123456789.") == host_len)
+        return inet_pton(AF_INET, name, address) == 1 ? NULL : "not an IPv4 address";
+    return s_dns_name(name, host_len) ? NULL : "the host is neither a DNS name nor an IP address";
+}
+
 static int s_cluster_request(node_server_t *self, const Engram__Request *req, api_reply_t *r)
 {
     if (!self->cluster)
@@ -936,11 +1023,14 @@ static int s_cluster_request(node_server_t *self, const Engram__Request *req, ap
         return 0;
     }
     if (req->op == ENGRAM__OP__CLUSTER_JOIN) {
+        const char *why = s_endpoint_problem(req->endpoint);
+        if (why)
+            return api__fail(r, ENGRAM_EINVAL,
+                             "join takes a member's gossip endpoint tcp://HOST:PORT, not '%s': %s",
+                             api__quote(r, req->endpoint), why);
         int rc = node_cluster_join(self->cluster, req->endpoint);
-        return rc ? api__fail(r, rc,
-                              "join takes a member's gossip endpoint tcp://HOST:PORT, "
-                              "not '%.128s'",
-                              req->endpoint)
+        return rc ? api__fail(r, rc, "cannot join through '%s': %s", api__quote(r, req->endpoint),
+                              engram_strerror(rc))
                   : 0;
     }
     int rc = node_cluster_remove(self->cluster, req->node, req->statement.data, req->statement.len);

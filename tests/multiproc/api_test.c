@@ -1642,10 +1642,106 @@ static void test_non_utf8_names(void **state)
     fprintf(stderr, "non-UTF-8 scope: %d (%s); key: %d (%s); element: %d (%s)\n", scope_rc,
             engram_strerror(scope_rc), key_rc, engram_strerror(key_rc), elem_rc,
             engram_strerror(elem_rc));
-    assert_int_equal(scope_rc, ENGRAM_ESCOPE);
+    assert_int_equal(scope_rc, ENGRAM_EINVAL); /* refused on the wire, before any handler */
     assert_int_not_equal(key_rc, 0);
     assert_int_not_equal(elem_rc, 0);
     assert_true(after.writes == before.writes);
+}
+
+static Engram__Request s_raw_put(uint64_t id, const char *key);
+
+/*  Packs req after replacing, in its wire bytes, the first '~' of the field holding `marked`
+ *  with the byte `byte` (protobuf-c would stop at a NUL given as a C string). */
+static zmsg_t *s_request_msg_patched(const Engram__Request *req, const char *marked, char byte)
+{
+    size_t size = engram__request__get_packed_size(req);
+    uint8_t *buf = malloc(size);
+    assert_non_null(buf);
+    engram__request__pack(req, buf);
+    uint8_t *at = memmem(buf, size, marked, strlen(marked));
+    assert_non_null(at);
+    *(uint8_t *)memchr(at, '~', strlen(marked)) = (uint8_t)byte;
+    zmsg_t *msg = zmsg_new();
+    zmsg_addmem(msg, buf, size);
+    free(buf);
+    return msg;
+}
+
+/*  protobuf-c unpacks a string at its first NUL: a key "k\0hidden" wrote `k` and an agent
+ *  "raw-agent\0x" acted as raw-agent, answered as success. Every string field is checked on
+ *  the wire now: refused with ENGRAM_EINVAL naming the field, never quoting it, and nothing
+ *  written. */
+static void test_strings_checked_on_the_wire(void **state)
+{
+    (void)state;
+    engram_t *e = s_connect(s_nodes.a, "agent-a", "alice");
+    zsock_t *d = s_dealer(s_nodes.a);
+    engram_stats_t before, after;
+    s_stats(s_nodes.a, e, &before);
+    static const struct {
+        const char *key, *agent, *marked, *field;
+        char byte;
+    } cases[] = {
+        {"k~hidden", "raw-agent", "k~hidden", "key", '\0'},
+        {"nul-agent", "raw-agent~x", "raw-agent~x", "agent", '\0'},
+        {"bad-utf8~", "raw-agent", "bad-utf8~", "key", (char)0xc0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Engram__Request req = s_raw_put(100 + i, cases[i].key);
+        req.agent = (char *)cases[i].agent;
+        zmsg_t *msg = s_request_msg_patched(&req, cases[i].marked, cases[i].byte);
+        Engram__Reply *reply = s_raw_exchange(d, &msg);
+        assert_non_null(reply);
+        assert_int_equal(reply->id, 100 + i);
+        assert_int_equal(reply->code, ENGRAM_EINVAL);
+        char want[96];
+        snprintf(want, sizeof want, "field '%s' is not valid UTF-8 or holds a NUL", cases[i].field);
+        assert_string_equal(reply->message, want);
+        engram__reply__free_unpacked(reply, NULL);
+        s_serving(s_nodes.a, e);
+    }
+    s_expect_missing(e, "run:raw", "k");
+    s_expect_missing(e, "run:raw", "nul-agent");
+    s_stats(s_nodes.a, e, &after);
+    assert_true(after.writes == before.writes);
+    s_close(&d);
+    s_disconnect(&e);
+}
+
+/*  Scope ids are names: invisible, bidirectional and space characters could make two scopes
+ *  look alike, so they are refused (and the message shows them escaped); a key may hold them
+ *  (it is data, not an identity) but no control character. */
+static void test_names_are_visible(void **state)
+{
+    (void)state;
+    engram_t *e = s_connect(s_nodes.a, "agent-a", "alice");
+    engram_result_t *r;
+    engram_stats_t before, after;
+    s_stats(s_nodes.a, e, &before);
+    const char *spoofs[] = {"run:team\xe2\x80\xae"
+                            "evil",
+                            "run:a\xe2\x80\x8b",
+                            "run:a\xc2\xa0"
+                            "b",
+                            "run:e\xcc\x81" /* e + combining acute: not NFC */};
+    for (size_t i = 0; i < sizeof spoofs / sizeof spoofs[0]; i++) {
+        EXPECT_RC(e, ENGRAM_ESCOPE, engram_put(e, spoofs[i], "k", "v", 1, NULL, 0, &r));
+        assert_null(strstr(engram_last_error(e), "\xe2\x80"));
+        s_serving(s_nodes.a, e);
+    }
+    EXPECT_RC(e, ENGRAM_ESCOPE, engram_put(e, spoofs[0], "k", "v", 1, NULL, 0, &r));
+    if (!strstr(engram_last_error(e), "\\u202E"))
+        fail_msg("the message shows no escape: %s", engram_last_error(e));
+    EXPECT_REFUSED(e, ENGRAM_EINVAL, engram_put(e, "run:names", "tab\tkey", "v", 1, NULL, 0, &r));
+    EXPECT_REFUSED(e, ENGRAM_EINVAL, engram_set_add(e, "run:names", "set", "\x1b[31m", &r));
+    s_stats(s_nodes.a, e, &after);
+    assert_true(after.writes == before.writes);
+    s_put(e, "run:names",
+          "emoji\xe2\x80\x8d"
+          "key",
+          "v");                                  /* a zero-width joiner: data */
+    s_put(e, "run:\xc3\xa9t\xc3\xa9", "k", "v"); /* NFC: fine */
+    s_disconnect(&e);
 }
 
 static void test_key_limits(void **state)
@@ -1960,6 +2056,8 @@ int main(void)
         GROUP_TEST(test_oversized_value),
         GROUP_TEST(test_invalid_scopes),
         GROUP_TEST(test_non_utf8_names),
+        GROUP_TEST(test_strings_checked_on_the_wire),
+        GROUP_TEST(test_names_are_visible),
         GROUP_TEST(test_key_limits),
         GROUP_TEST(test_raw_frames),
         GROUP_TEST(test_connection_without_agent_name),
