@@ -566,40 +566,126 @@ static int s_add_values(api_reply_t *r, const char *key, const crdt_entry_view_t
     return 0;
 }
 
+/*  --- pages: SET_MEMBERS, LOG_RANGE and HISTORY return at most a page of items -------- */
+
+/*  The page size a read gets: its limit, or the node's list limit, at most ENGRAM_MAX_PAGE. */
+static unsigned s_page_limit(const node_server_t *self, const Engram__Request *req)
+{
+    unsigned limit = req->limit ? req->limit : self->config.list_limit;
+    return limit && limit < ENGRAM_MAX_PAGE ? limit : ENGRAM_MAX_PAGE;
+}
+
+/*  A log's or a history's cursor: the position of the last item shown, "HLC.NODE.N" in 16
+ *  lower-case hex digits each. */
+#define S_POSITION_CURSOR_CHARS (3 * 16 + 2)
+
+static int s_position_cursor(api_reply_t *r, node_position_t at)
+{
+    char *cursor = api__keep(&r->arena, malloc(S_POSITION_CURSOR_CHARS + 1));
+    if (!cursor)
+        return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    snprintf(cursor, S_POSITION_CURSOR_CHARS + 1, "%016" PRIx64 ".%016" PRIx64 ".%016" PRIx64,
+             at.hlc, at.dot.node, at.dot.n);
+    r->msg.next_cursor = cursor;
+    return 0;
+}
+
+/*  Reads a cursor s_position_cursor wrote; ENGRAM_EINVAL for anything else. */
+static int s_parse_position(api_reply_t *r, const char *cursor, node_position_t *at)
+{
+    uint64_t parts[3];
+    bool ok = strlen(cursor) == S_POSITION_CURSOR_CHARS;
+    for (int i = 0; ok && i < 3; i++) {
+        const char *part = cursor + 17 * i;
+        ok = strspn(part, "0123456789abcdef") >= 16 && (i == 2 || part[16] == '.');
+        char hex[17];
+        memcpy(hex, part, 16);
+        hex[16] = '\0';
+        parts[i] = ok ? strtoull(hex, NULL, 16) : 0;
+    }
+    if (!ok)
+        return api__fail(r, ENGRAM_EINVAL,
+                         "the cursor '%s' is not one this read returned: give the next_cursor "
+                         "of the previous page, or none to start",
+                         api__quote(r, cursor));
+    *at = (node_position_t){parts[0], {parts[1], parts[2]}};
+    return 0;
+}
+
+/*  Whether a read found nothing: only a first page that shows no item is "not found" (a later
+ *  page may find the rest removed since). */
+static int s_page_found(api_reply_t *r, const Engram__Request *req)
+{
+    if (r->msg.n_items || req->cursor[0])
+        return 0;
+    return api__fail(r, ENGRAM_ENOTFOUND, "'%s' not found in %s", api__quote(r, req->key),
+                     r->scope);
+}
+
+/*  A page of set members being filled from the store's entries, in element order. */
+typedef struct {
+    api_reply_t *r;
+    const char *key;
+    unsigned limit;
+    const char *shown; /* the last element shown (in the arena), NULL before the first */
+    bool more;         /* a visible element follows the page */
+} s_members_page_t;
+
+static int s_member_entry(void *arg, crdt_type_id_t type, const crdt_entry_view_t *add)
+{
+    s_members_page_t *page = arg;
+    api_reply_t *r = page->r;
+    if (type != CRDT_SET || (page->shown && strcmp(page->shown, add->elem) == 0) ||
+        !api__add_visible(r->reader, add))
+        return 0;
+    if (r->msg.n_items == page->limit) {
+        page->more = true;
+        return NODE_STORE_STOP;
+    }
+    Engram__Item *item = api__add_item(r);
+    char *elem = api__str(&r->arena, add->elem);
+    if (!item || !elem)
+        return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    item->key = (char *)page->key;
+    item->type = "set";
+    item->value.data = (uint8_t *)elem;
+    item->value.len = strlen(elem);
+    page->shown = elem;
+    return 0;
+}
+
+/*  An element is shown when one of its adds is readable; hidden elements are skipped and
+ *  never counted. The page reads the set's entries from the cursor's element on, up to the
+ *  first visible element past the page (which only says that a further page exists). */
 static int s_members(node_server_t *self, const Engram__Request *req, const char *sid,
                      api_reply_t *r)
 {
-    crdt_scope_t *view;
-    int rc = s_load(self, r, sid, req->key, CRDT_SET, &view);
-    if (rc)
-        return rc;
-    /* an element is shown when one of its adds is readable (entries come by element) */
-    crdt_entry_view_t *adds;
-    size_t n;
-    rc = crdt_awset_entries(view, req->key, NULL, &adds, &n);
-    const char *last = NULL;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if ((last && strcmp(last, adds[i].elem) == 0) || !api__add_visible(r->reader, &adds[i]))
-            continue;
-        last = adds[i].elem;
-        Engram__Item *item = api__add_item(r);
-        char *elem = api__str(&r->arena, adds[i].elem);
-        if (!item || !elem)
-            rc = api__fail(r, ENGRAM_ENOMEM, "out of memory");
-        else {
-            item->key = (char *)req->key;
-            item->type = "set";
-            item->value.data = (uint8_t *)elem;
-            item->value.len = strlen(elem);
-        }
+    if (req->cursor[0]) {
+        int rc = s_check_key(req->cursor, "cursor (an element)", r);
+        if (rc)
+            return rc;
     }
-    if (rc == 0 || rc == ENGRAM_ENOMEM)
-        free(adds);
+    crdt_scope_t *view = NULL;
+    unsigned types = 0;
+    int rc = node_store_view(self->store, sid, req->key, NODE_VIEW_CONTEXT, NULL, &view, &types);
     crdt_scope_destroy(&view);
-    if (rc == 0 && r->msg.n_items == 0) /* every add hidden: as if there were no set */
-        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%s' not found in %s", api__quote(r, req->key),
-                       r->scope);
-    return rc;
+    if (rc)
+        return api__fail(r, rc, "cannot read '%s': %s", api__quote(r, req->key),
+                         engram_strerror(rc));
+    if (types != 1u << CRDT_SET) { /* absent, or another type: the whole object decides */
+        if ((rc = s_load(self, r, sid, req->key, CRDT_SET, &view)) != 0)
+            return rc;
+        crdt_scope_destroy(&view);
+    }
+    s_members_page_t page = {r, req->key, s_page_limit(self, req), NULL, false};
+    rc = node_store_object_entries(self->store, sid, req->key, req->cursor, s_member_entry, &page);
+    if (rc)
+        return r->message[0] ? rc
+                             : api__fail(r, rc, "cannot read '%s': %s", api__quote(r, req->key),
+                                         engram_strerror(rc));
+    if (page.more)
+        r->msg.next_cursor = (char *)page.shown;
+    return s_page_found(r, req);
 }
 
 static int s_counter_get(node_server_t *self, const Engram__Request *req, const char *sid,
@@ -643,6 +729,59 @@ static int s_read_values(node_server_t *self, const Engram__Request *req, const 
         rc = api__fail(r, ENGRAM_ENOTFOUND, "'%s' not found in %s", api__quote(r, req->key),
                        r->scope);
     return rc;
+}
+
+/*  A page of a log in its order (HLC, then dot), after the cursor's position. The store keeps
+ *  a log's entries by dot, not by HLC, so the whole log is loaded and sorted for each page;
+ *  only the page's values are decoded for the reader. Hidden and expired entries are skipped
+ *  and never counted. */
+static int s_log_page(node_server_t *self, const Engram__Request *req, const char *sid,
+                      api_reply_t *r)
+{
+    node_position_t after = {0};
+    int rc = req->cursor[0] ? s_parse_position(r, req->cursor, &after) : 0;
+    crdt_scope_t *view = NULL;
+    if (rc == 0)
+        rc = s_load(self, r, sid, req->key, CRDT_LOG, &view);
+    if (rc)
+        return rc;
+    crdt_entry_view_t *entries = NULL;
+    size_t n = 0;
+    rc = crdt_log_range(view, req->key, &entries, &n);
+    size_t i = 0;
+    if (req->cursor[0]) /* entries are sorted by (hlc, node, n): skip those up to the cursor */
+        while (i < n &&
+               (entries[i].hlc < after.hlc ||
+                (entries[i].hlc == after.hlc &&
+                 (entries[i].node < after.dot.node ||
+                  (entries[i].node == after.dot.node && entries[i].n <= after.dot.n)))))
+            i++;
+    unsigned limit = s_page_limit(self, req);
+    int64_t now = api__now_ms();
+    bool more = false;
+    for (; rc == 0 && i < n; i++) {
+        Engram__Item item = ENGRAM__ITEM__INIT;
+        if (!api__item_from_value(r, &item, &entries[i], "log", now, r->reader))
+            continue;
+        if (r->msg.n_items == limit) {
+            more = true;
+            break;
+        }
+        Engram__Item *kept = api__add_item(r);
+        if (!kept) {
+            rc = api__fail(r, ENGRAM_ENOMEM, "out of memory");
+            break;
+        }
+        *kept = item;
+        kept->key = (char *)req->key;
+    }
+    if (rc == 0 && more) {
+        const Engram__Item *last = r->items[r->msg.n_items - 1];
+        rc = s_position_cursor(r, (node_position_t){last->hlc, {last->node, last->n}});
+    }
+    free(entries);
+    crdt_scope_destroy(&view);
+    return rc ? rc : s_page_found(r, req);
 }
 
 /*  Whether reader may see anything of key in sid. */
@@ -707,11 +846,19 @@ static int s_history_item(api_reply_t *r, uint64_t hlc, crdt_dot_t dot, const ch
 /*  One step of a history, shown if the reader may read what it wrote: a put or append by its
  *  value's provenance (the history keeps the encoded value), any other step by its agent and
  *  the scope. */
+/*  A page of a history being filled, in HLC order. */
+typedef struct {
+    api_reply_t *r;
+    unsigned limit;
+    bool more; /* a visible step follows the page */
+} s_history_page_t;
+
 static int s_history_step(void *arg, uint64_t hlc, crdt_dot_t dot, const char *op,
                           const char *agent, const char *user, crdt_type_id_t type,
                           const char *elem, const uint8_t *value, size_t len, int64_t amount)
 {
-    api_reply_t *r = arg;
+    s_history_page_t *page = arg;
+    api_reply_t *r = page->r;
     crdt_value_t *v = NULL;
     bool visible;
     if (value && len && crdt_value_decode(value, len, &v) == 0) {
@@ -729,6 +876,11 @@ static int s_history_step(void *arg, uint64_t hlc, crdt_dot_t dot, const char *o
     if (!visible) {
         crdt_value_destroy(&v);
         return 0;
+    }
+    if (r->msg.n_items == page->limit) {
+        crdt_value_destroy(&v);
+        page->more = true;
+        return NODE_STORE_STOP;
     }
     int rc = s_history_item(r, hlc, dot, op, agent, user, type, elem, value, len, amount);
     crdt_value_destroy(&v);
@@ -763,18 +915,30 @@ static int s_history_item(api_reply_t *r, uint64_t hlc, crdt_dot_t dot, const ch
     return r->arena.failed ? ENGRAM_ENOMEM : 0;
 }
 
+/*  A page of the steps the reader may see, from the step after the cursor's position: the
+ *  store seeks there, so a page reads its steps and the hidden ones skipped on the way. */
 static int s_history(node_server_t *self, const Engram__Request *req, const char *sid,
                      api_reply_t *r)
 {
-    int rc = node_store_history(self->store, sid, req->key, s_history_step, r);
+    node_position_t after = {0};
+    int rc = req->cursor[0] ? s_parse_position(r, req->cursor, &after) : 0;
+    if (rc)
+        return rc;
+    s_history_page_t page = {r, s_page_limit(self, req), false};
+    rc = node_store_history(self->store, sid, req->key, req->cursor[0] ? &after : NULL,
+                            s_history_step, &page);
     if (rc)
         return api__fail(r, rc, "history of '%s': %s", api__quote(r, req->key),
                          engram_strerror(rc));
-    if (r->msg.n_items == 0)
+    if (r->msg.n_items == 0 && !req->cursor[0])
         return api__fail(r, ENGRAM_ENOTFOUND, "'%s' has no history in %s", api__quote(r, req->key),
                          r->scope);
     for (size_t i = 0; i < r->msg.n_items; i++)
         r->items[i]->key = (char *)req->key;
+    if (page.more) {
+        const Engram__Item *last = r->items[r->msg.n_items - 1];
+        return s_position_cursor(r, (node_position_t){last->hlc, {last->node, last->n}});
+    }
     return 0;
 }
 
@@ -1108,7 +1272,7 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
         return s_mutate(self, req, r, sid, req->key, NODE_VIEW_CONTEXT, NULL, CRDT_LOG,
                         s_log_append, NULL);
     case ENGRAM__OP__LOG_RANGE:
-        return s_read_values(self, req, sid, r, CRDT_LOG, crdt_log_range);
+        return s_log_page(self, req, sid, r);
     case ENGRAM__OP__LIST:
         return s_list(self, req, sid, r);
     case ENGRAM__OP__REMEMBER: {

@@ -117,6 +117,8 @@ enum {
     CLI_OPT_AT = 1 << 11,
     CLI_OPT_SOURCE = 1 << 12,
     CLI_OPT_PATTERN = 1 << 13,
+    CLI_OPT_CURSOR = 1 << 14,
+    CLI_OPT_LIMIT = 1 << 15,
 };
 
 /*  The values of a repeatable option, in the order given. The array is the cli_opts_t's (freed
@@ -144,6 +146,8 @@ typedef struct {
     const char *meta;    /* --meta; NULL if not given */
     uint64_t ttl_ms;     /* --ttl, in milliseconds; 0: never expires */
     const char *after;   /* --after; NULL if not given */
+    const char *cursor;  /* --cursor: the page after it (with --limit: one page); NULL: none */
+    unsigned limit;      /* --limit: at most this many items, one page; 0: the node's page */
     int timeout_ms;      /* --timeout */
     long count;          /* --count; 0: watch for ever */
     unsigned replicas;   /* --replicas; 0: this node's acknowledgement suffices */
@@ -314,6 +318,9 @@ int cli_cmd_cluster_remove(engram_t *engram, const cli_opts_t *opts);
  *  Returns 0, or 2 after a usage message. */
 #define CLI_AGENT_NAME_MAX 128
 int cli_check_agent(const cli_command_t *command, const char *name);
+/*  Whether user is a user name (node/common/names.h); 2 after a usage message when not, never
+ *  quoting it (it may hold what a terminal would act on). */
+int cli_check_user(const cli_command_t *command, const char *user);
 /*  A CURVE key in Z85 (zmq_z85_encode), as czmq's certificates and ENGRAM_SERVER_KEY write
  *  it. */
 #define CLI_KEY_Z85_CHARS 40
