@@ -750,11 +750,10 @@ static int s_log_page(node_server_t *self, const Engram__Request *req, const cha
     rc = crdt_log_range(view, req->key, &entries, &n);
     size_t i = 0;
     if (req->cursor[0]) /* entries are sorted by (hlc, node, n): skip those up to the cursor */
-        while (i < n &&
-               (entries[i].hlc < after.hlc ||
-                (entries[i].hlc == after.hlc &&
-                 (entries[i].node < after.dot.node ||
-                  (entries[i].node == after.dot.node && entries[i].n <= after.dot.n)))))
+        while (i < n && (entries[i].hlc < after.hlc ||
+                         (entries[i].hlc == after.hlc &&
+                          (entries[i].node < after.dot.node ||
+                           (entries[i].node == after.dot.node && entries[i].n <= after.dot.n)))))
             i++;
     unsigned limit = s_page_limit(self, req);
     int64_t now = api__now_ms();
@@ -1137,13 +1136,15 @@ static bool s_dns_name(const char *host, size_t len)
     return true;
 }
 
-/*  Why endpoint is not tcp://HOST:PORT with HOST a DNS name, an IPv4 address or a bracketed
+/*  Why endpoint is not [tcp://]HOST:PORT with HOST a DNS name, an IPv4 address or a bracketed
  *  IPv6 address of at most 253 bytes and PORT 1 to 65535; NULL when it is. */
 static const char *s_endpoint_problem(const char *endpoint)
 {
-    if (strncmp(endpoint, "tcp://", 6) != 0)
-        return "it must start with tcp://";
-    const char *host = endpoint + 6;
+    const char *host = endpoint; /* HOST:PORT stands for tcp://HOST:PORT */
+    if (strstr(endpoint, "://") && strncmp(endpoint, "tcp://", 6) != 0)
+        return "the transport must be tcp://";
+    if (strncmp(endpoint, "tcp://", 6) == 0)
+        host += 6;
     const char *colon = strrchr(host, ':');
     if (!colon)
         return "it has no :PORT";

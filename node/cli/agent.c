@@ -85,8 +85,8 @@ static int s_after(engram_t *engram, const cli_opts_t *opts)
 }
 
 /*  One page of a paged read: KEY in SCOPE after CURSOR (NULL: the first), at most limit. */
-typedef int s_page_call_t(engram_t *engram, const char *scope, const char *key,
-                          const char *cursor, unsigned limit, engram_result_t **result);
+typedef int s_page_call_t(engram_t *engram, const char *scope, const char *key, const char *cursor,
+                          unsigned limit, engram_result_t **result);
 
 /*  Prints result's items: with --json an array of to_json(item) (with one_page, an object:
  *  "items" and "next_cursor"), else each print_line(item) on its own line and, with one_page
@@ -107,8 +107,8 @@ static int s_print_items(const cli_opts_t *opts, engram_result_t **result, bool 
     }
     int rc = 0;
     if (opts->json && one_page)
-        rc = cli_json_print(json_pack("{s:o, s:o}", "items", items, "next_cursor",
-                                      cli_json_str(r->next_cursor)));
+        rc = cli_json_print(
+            json_pack("{s:o, s:o}", "items", items, "next_cursor", cli_json_str(r->next_cursor)));
     else if (opts->json)
         rc = cli_json_print(items);
     else if (one_page && *r->next_cursor)
@@ -425,10 +425,14 @@ int cli_cmd_stats(engram_t *engram, const cli_opts_t *opts)
         const char *name;
         uint64_t value;
     } counts[] = {
-        {"uptime_ms", stats.uptime_ms},     {"requests", stats.requests},
-        {"errors", stats.errors},           {"writes", stats.writes},
-        {"commits", stats.commits},         {"scopes", stats.scopes},
-        {"subscribers", stats.subscribers}, {"purged", stats.purged},
+        {"uptime_ms", stats.uptime_ms},
+        {"requests", stats.requests},
+        {"errors", stats.errors},
+        {"writes", stats.writes},
+        {"commits", stats.commits},
+        {"scopes", stats.scopes},
+        {"subscribers", stats.subscribers},
+        {"purged", stats.purged},
         {"malformed", stats.malformed},
         {"clock_refusals", stats.clock_refusals},
         {"hlc", stats.hlc},

@@ -41,8 +41,9 @@ static const cli_command_t s_commands[] = {
      "--after waits until this node has seen everything TOKEN covers, at most --timeout\n"
      "milliseconds (exit 5 then).",
      NULL},
-    {"history", NULL, 2, 2, CLI_OPT_AFTER | CLI_OPT_TIMEOUT | CLI_OPT_CURSOR | CLI_OPT_LIMIT, cli_cmd_history,
-     "history SCOPE KEY [--cursor C] [--limit N] [--after TOKEN] [--timeout MS]", 0,
+    {"history", NULL, 2, 2, CLI_OPT_AFTER | CLI_OPT_TIMEOUT | CLI_OPT_CURSOR | CLI_OPT_LIMIT,
+     cli_cmd_history, "history SCOPE KEY [--cursor C] [--limit N] [--after TOKEN] [--timeout MS]",
+     0,
      "Prints the changes to KEY in SCOPE, oldest first, one a line: hlc, op, author, value.\n"
      "--cursor/--limit print one page (at most N items after cursor C) and, when more follow,\n"
      "\"next_cursor C\" on stderr (--json: {\"items\", \"next_cursor\"}).\n"
@@ -55,7 +56,8 @@ static const cli_command_t s_commands[] = {
      "Removes ELEM from the set KEY in SCOPE and prints the causal token.\n"
      "A concurrent add of the same element wins.",
      NULL},
-    {"set", "members", 2, 2, CLI_OPT_AFTER | CLI_OPT_TIMEOUT | CLI_OPT_CURSOR | CLI_OPT_LIMIT, cli_cmd_set_members,
+    {"set", "members", 2, 2, CLI_OPT_AFTER | CLI_OPT_TIMEOUT | CLI_OPT_CURSOR | CLI_OPT_LIMIT,
+     cli_cmd_set_members,
      "set members SCOPE KEY [--cursor C] [--limit N] [--after TOKEN] [--timeout MS]", 0,
      "Prints the members of the set KEY in SCOPE, one a line.\n"
      "--cursor/--limit print one page (at most N items after cursor C) and, when more follow,\n"
@@ -78,7 +80,8 @@ static const cli_command_t s_commands[] = {
      "Appends TEXT to the log KEY in SCOPE and prints the causal token. --source names a\n"
      "resource TEXT was derived from (repeatable). TEXT \"-\" is read from stdin.",
      NULL},
-    {"log", "range", 2, 2, CLI_OPT_AFTER | CLI_OPT_TIMEOUT | CLI_OPT_CURSOR | CLI_OPT_LIMIT, cli_cmd_log_range,
+    {"log", "range", 2, 2, CLI_OPT_AFTER | CLI_OPT_TIMEOUT | CLI_OPT_CURSOR | CLI_OPT_LIMIT,
+     cli_cmd_log_range,
      "log range SCOPE KEY [--cursor C] [--limit N] [--after TOKEN] [--timeout MS]", 0,
      "Prints the entries of the log KEY in SCOPE, oldest first, one a line.\n"
      "--cursor/--limit print one page (at most N items after cursor C) and, when more follow,\n"

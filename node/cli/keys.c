@@ -39,8 +39,10 @@ int cli_check_user(const cli_command_t *command, const char *user)
 {
     const char *why = NULL;
     if (!node_name_ok(user, strlen(user), &why))
-        return cli_usage(command, "USER %s (a user name is visible characters in Unicode "
-                                  "normalisation form C)", why);
+        return cli_usage(command,
+                         "USER %s (a user name is visible characters in Unicode "
+                         "normalisation form C)",
+                         why);
     return 0;
 }
 

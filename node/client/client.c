@@ -84,12 +84,12 @@ struct engram {
     size_t nsources;
     ProtobufCBinaryData after; /* Request.after of every read (engram_set_after), owned */
     uint32_t after_timeout_ms; /* Request.timeout_ms with it */
-    int timeout_ms;   /* how long a call waits for its reply */
-    uint64_t next_id; /* id of the next request */
-    uint64_t *subs;   /* ids of the SUBSCRIBE requests the node acknowledged */
-    size_t nsubs;     /* live subscriptions in subs */
-    zlist_t *events;  /* queued subscription Replies (Engram__Reply *), oldest first */
-    char *error;      /* the node's (or our) message for the last call; NULL: none */
+    int timeout_ms;            /* how long a call waits for its reply */
+    uint64_t next_id;          /* id of the next request */
+    uint64_t *subs;            /* ids of the SUBSCRIBE requests the node acknowledged */
+    size_t nsubs;              /* live subscriptions in subs */
+    zlist_t *events;           /* queued subscription Replies (Engram__Reply *), oldest first */
+    char *error;               /* the node's (or our) message for the last call; NULL: none */
 };
 
 static const Engram__Item s_empty_item = ENGRAM__ITEM__INIT;
@@ -937,8 +937,8 @@ int engram_set_members(engram_t *self, const char *scope, const char *key, engra
     return s_all_pages(self, ENGRAM__OP__SET_MEMBERS, scope, key, result);
 }
 
-int engram_set_members_page(engram_t *self, const char *scope, const char *key,
-                            const char *cursor, unsigned limit, engram_result_t **result)
+int engram_set_members_page(engram_t *self, const char *scope, const char *key, const char *cursor,
+                            unsigned limit, engram_result_t **result)
 {
     return s_page(self, ENGRAM__OP__SET_MEMBERS, scope, key, cursor, limit, result);
 }

@@ -1776,6 +1776,126 @@ static void test_key_limits(void **state)
     s_disconnect(&e);
 }
 
+/*  --- paged reads ----------------------------------------------------------------------- */
+
+#define PAGED_ITEMS  2500
+#define PAGED_HIDDEN 10 /* a hidden fragment after every PAGED_HIDDEN-th visible one */
+
+typedef int s_page_fn(engram_t *e, const char *scope, const char *key, const char *cursor,
+                      unsigned limit, engram_result_t **result);
+
+/*  What a paged item shows: a set member's or log entry's value, a history step's value. */
+static void s_item_text(const engram_item_t *item, char *out, size_t size)
+{
+    snprintf(out, size, "%.*s", (int)item->len, (const char *)item->value);
+}
+
+/*  Pages through KEY with page (limit a page, 0: node A's), checking each page holds at most
+ *  that many items and every one but the last exactly that many, and that the concatenation is
+ * want[0..n) in order. Returns the number of pages. */
+static int s_page_through(engram_t *e, s_page_fn *page, const char *scope, const char *key,
+                          unsigned limit, char (*want)[16], size_t n)
+{
+    char *cursor = NULL;
+    size_t seen = 0;
+    int pages = 0;
+    do {
+        engram_result_t *r = NULL;
+        EXPECT_RC(e, 0, page(e, scope, key, cursor, limit, &r));
+        s_token_ok(r, "a page");
+        pages++;
+        unsigned size = limit ? limit : A_LIST_LIMIT; /* 0: the node's page */
+        assert_true(r->nitems <= size);
+        bool last = !*r->next_cursor;
+        if (!last && r->nitems != size)
+            fail_msg("page %d of %s holds %zu items, not %u, and is not the last", pages, key,
+                     r->nitems, size);
+        for (size_t i = 0; i < r->nitems; i++) {
+            char text[64];
+            s_item_text(&r->items[i], text, sizeof text);
+            if (seen >= n || strcmp(text, want[seen]) != 0)
+                fail_msg("%s: item %zu is '%s', expected '%s'", key, seen, text,
+                         seen < n ? want[seen] : "(the end)");
+            seen++;
+        }
+        free(cursor);
+        cursor = last ? NULL : strdup(r->next_cursor);
+        engram_result_destroy(&r);
+    } while (cursor);
+    assert_int_equal(seen, n);
+    return pages;
+}
+
+/*  SET_MEMBERS, LOG_RANGE and HISTORY page with a cursor: 2,500 visible items in pages of 100
+ *  come each exactly once, in order, 25 pages; fragments another agent wrote that the reader
+ *  may not see (interleaved) appear on no page and are not counted (every page but the last
+ *  is full); the whole-object calls gather every page (node A's page is 3 items); a cursor
+ *  this read never returned is refused with ENGRAM_EINVAL. */
+static void test_paged_reads(void **state)
+{
+    (void)state;
+    engram_t *e = s_connect(s_nodes.a, "agent-a", "alice");
+    engram_t *h = s_connect(s_nodes.a, "agent-h", "hank"); /* alice cannot act through it */
+    engram_result_t *r;
+    static char want[PAGED_ITEMS][16];
+    for (int i = 0; i < PAGED_ITEMS; i++) {
+        snprintf(want[i], sizeof want[i], "e%04d", i);
+        EXPECT_OK(e, engram_set_add(e, "run:pages", "set", want[i], &r), &r);
+        EXPECT_OK(e, engram_log_append(e, "run:pages", "log", want[i], 5, &r), &r);
+        EXPECT_OK(e, engram_put(e, "run:pages", "reg", want[i], 5, NULL, 0, &r), &r);
+        if (i % PAGED_HIDDEN == 0) {
+            char hidden[16];
+            snprintf(hidden, sizeof hidden, "e%04d-h", i);
+            EXPECT_OK(h, engram_set_add(h, "run:pages", "set", hidden, &r), &r);
+            EXPECT_OK(h, engram_log_append(h, "run:pages", "log", hidden, 7, &r), &r);
+            EXPECT_OK(h, engram_put(h, "run:pages", "reg", hidden, 7, NULL, 0, &r), &r);
+        }
+    }
+    assert_int_equal(
+        s_page_through(e, engram_set_members_page, "run:pages", "set", 100, want, PAGED_ITEMS), 25);
+    assert_int_equal(s_page_through(e, engram_log_page, "run:pages", "log", 100, want, PAGED_ITEMS),
+                     25);
+    assert_int_equal(
+        s_page_through(e, engram_history_page, "run:pages", "reg", 100, want, PAGED_ITEMS), 25);
+    /* odd page sizes, the node's default (3 on node A) */
+    s_page_through(e, engram_set_members_page, "run:pages", "set", 7, want, PAGED_ITEMS);
+    assert_int_equal(s_page_through(e, engram_log_page, "run:pages", "log", 0, want, PAGED_ITEMS),
+                     (PAGED_ITEMS + A_LIST_LIMIT - 1) / A_LIST_LIMIT);
+    /* the hidden agent sees its own fragments only where alice's are hidden from hank too */
+    EXPECT_OK_KEEP(h, engram_set_members(h, "run:pages", "set", &r), &r);
+    assert_int_equal(r->nitems, PAGED_ITEMS / PAGED_HIDDEN);
+    engram_result_destroy(&r);
+
+    /* every page, gathered */
+    EXPECT_OK_KEEP(e, engram_set_members(e, "run:pages", "set", &r), &r);
+    assert_int_equal(r->nitems, PAGED_ITEMS);
+    assert_string_equal(r->next_cursor, "");
+    for (size_t i = 0; i < r->nitems; i++)
+        assert_memory_equal(r->items[i].value, want[i], 6);
+    engram_result_destroy(&r);
+    EXPECT_OK_KEEP(e, engram_history(e, "run:pages", "reg", &r), &r);
+    assert_int_equal(r->nitems, PAGED_ITEMS);
+    engram_result_destroy(&r);
+
+    /* cursors that no read returned */
+    const char *bad[] = {"garbage", "0000000000000001.0000000000000002",
+                         "000000000000000g.0000000000000002.0000000000000003",
+                         "0000000000000001-0000000000000002-0000000000000003"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        EXPECT_RC(e, ENGRAM_EINVAL, engram_log_page(e, "run:pages", "log", bad[i], 10, &r));
+        assert_non_null(strstr(engram_last_error(e), "cursor"));
+        EXPECT_REFUSED(e, ENGRAM_EINVAL,
+                       engram_history_page(e, "run:pages", "reg", bad[i], 10, &r));
+    }
+    /* past the end: an empty last page, not "not found" */
+    EXPECT_OK_KEEP(e, engram_set_members_page(e, "run:pages", "set", "zzz", 10, &r), &r);
+    assert_int_equal(r->nitems, 0);
+    assert_string_equal(r->next_cursor, "");
+    engram_result_destroy(&r);
+    s_disconnect(&h);
+    s_disconnect(&e);
+}
+
 /*  --- bad input as raw frames ---------------------------------------------------------- */
 
 static Engram__Request s_raw_put(uint64_t id, const char *key)
@@ -2058,6 +2178,7 @@ int main(void)
         GROUP_TEST(test_non_utf8_names),
         GROUP_TEST(test_strings_checked_on_the_wire),
         GROUP_TEST(test_names_are_visible),
+        GROUP_TEST(test_paged_reads),
         GROUP_TEST(test_key_limits),
         GROUP_TEST(test_raw_frames),
         GROUP_TEST(test_connection_without_agent_name),
