@@ -1,5 +1,13 @@
 /*  node/api handlers: checks a request's names, scope and key, and runs its operation
- *  against the store: one handler per operation, and the dispatch between them. */
+ *  against the store: one handler per operation, and the dispatch between them.
+ *
+ *  Every message that mentions what a request sent quotes it with api__quote (reply.c).
+ *  Paged reads (SET_MEMBERS, LOG_RANGE, HISTORY; LIST as before) return at most a page of
+ *  the items the reader may see: hidden items are skipped and never counted, a cursor is the
+ *  position of the last item shown (a set's element; a log entry's or history step's
+ *  "HLC.NODE.N"), and next_cursor is "" unless a visible item follows. A set's page and a
+ *  history's page seek to the cursor in the store and read only what they show and skip; a
+ *  log's page loads and sorts the whole log (its entries are stored by dot, not by HLC). */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <czmq.h>

@@ -70,6 +70,17 @@
  *  hours or days (+30s, -5m, +2h, +1d); an edge is valid from --from (default now) until
  *  --until (default: until revoked). acl show prints times in the ISO form.
  *
+ *  Reads: every read (get, ls, history, set members, counter get, log range) takes --after
+ *  TOKEN (a write's causal token: the node answers once it has seen what TOKEN covers, at
+ *  most --timeout MS, else exit 5). ls, history, set members and log range print every page;
+ *  with --cursor C and/or --limit N (1 to ENGRAM_MAX_PAGE) they print one page, at most N
+ *  items after C, and when more follow "next_cursor C2" on stderr (--json: an object with
+ *  "items" and "next_cursor", "" at the end), so stdout keeps one record a line.
+ *
+ *  Names: a user name (init --user, acl allow-user) and a resource (acl allow) must pass the
+ *  node's own rule (node/common/names.h: NFC, visible characters only), checked before
+ *  anything is signed; agent names are stricter still (they name files).
+ *
  *  Provenance: put, remember and log append take --source RESOURCE, repeatable: the resources
  *  the value was derived from (engram_set_sources), which a reader must be allowed to read.
  *

@@ -31,7 +31,16 @@
  *
  *  Causal tokens travel as the bytes of an encoded Token; callers see them as base64url
  *  without padding (libsodium), so a token can be printed, passed on a command line and given
- *  back as `after`. The library never looks inside a token.
+ *  back as `after`. The library never looks inside a token. engram_set_after keeps one (decoded)
+ *  that every following read carries, with its timeout; a read that carries a token waits
+ *  that much longer for its reply, since the node may hold it until it has caught up.
+ *
+ *  Paged reads: engram_set_members_page, engram_log_page and engram_history_page ask for one
+ *  page (Request.cursor and limit); engram_set_members, engram_log_range and engram_history
+ *  ask page after page, each after the previous page's next_cursor, and return the items of
+ *  them all with the last page's token. A node that names the cursor it was given again is an
+ *  error (ENGRAM_EIO), never a loop. The pages are not one snapshot: a write between two pages
+ *  may be seen by the later one.
  *
  *  Ownership: an engram_t owns its socket and poller, the queued subscription Replies
  *  (protobuf-c unpacked messages, freed with engram__reply__free_unpacked) and the last
