@@ -1,8 +1,10 @@
 /*  Tests of libengram's requests against a fake node in this process: a CURVE ROUTER on an ipc
  *  socket (its key published beside it, as engramd does) that answers every Request with a
  *  canned Reply and hands the Request it got to the test, which checks what libengram put in
- *  it: the sources declared for writes (engram_set_sources) and the access-control calls
- *  (engram_acl_submit, engram_acl_show, engram_acl_check) with their answers.
+ *  it: the sources declared for writes (engram_set_sources), the causal token every read
+ *  carries (engram_set_after), the pages the whole-object reads gather (it answers a paged
+ *  read in two pages) and the access-control calls (engram_acl_submit, engram_acl_show,
+ *  engram_acl_check) with their answers.
  */
 #define _GNU_SOURCE /* nftw */
 #include <setjmp.h>
