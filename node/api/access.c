@@ -121,8 +121,8 @@ static int s_identify(node_server_t *self, Engram__Request *req, api_reply_t *r,
                          agent, home, here);
     if (req->agent[0] && strcmp(req->agent, agent) != 0)
         return api__fail(r, ENGRAM_EDENIED,
-                         "this connection's key belongs to agent '%s'; it cannot act as '%.64s'",
-                         agent, req->agent);
+                         "this connection's key belongs to agent '%s'; it cannot act as '%s'",
+                         agent, api__quote(r, req->agent));
     if (!req->agent[0] && s_set_field(&req->agent, agent) != 0)
         return api__fail(r, ENGRAM_ENOMEM, "out of memory");
     return 0;
@@ -238,8 +238,9 @@ int api__authorize(node_server_t *self, Engram__Request *req, const char *sid, a
         if (!req->sources[i][0] || strlen(req->sources[i]) > MAX_SCOPE_BYTES ||
             !api__name_ok(req->sources[i]))
             rc = api__fail(r, ENGRAM_EINVAL,
-                           "a source is a resource name: UTF-8 without spaces or control "
-                           "characters, 1 to %d bytes",
+                           "a source is a resource name: 1 to %d bytes of visible characters "
+                           "in Unicode normalisation form C (no space, control, invisible or "
+                           "formatting character)",
                            MAX_SCOPE_BYTES);
     if (rc == 0 && writes && sid[0] != '@' && req->op != ENGRAM__OP__DELETE) {
         s_field_t fields[] = {{&req->value.data, &req->value.len},
@@ -550,8 +551,9 @@ static int s_acl_check(node_server_t *self, const Engram__Request *req, api_repl
     if (strlen(req->check_agent) > MAX_NAME_BYTES || strlen(req->check_user) > MAX_NAME_BYTES ||
         !api__name_ok(req->check_agent) || !api__name_ok(req->check_user))
         return api__fail(r, ENGRAM_EINVAL,
-                         "agent and user names are UTF-8 without spaces or control characters, "
-                         "at most %d bytes",
+                         "agent and user names are visible characters in Unicode normalisation "
+                         "form C (no space, control, invisible or formatting character), at "
+                         "most %d bytes",
                          MAX_NAME_BYTES);
     int rc = api__resolve(&as, sid, r);
     if (rc)

@@ -1,9 +1,20 @@
 /*  node/api handlers: checks a request's names, scope and key, and runs its operation
- *  against the store: one handler per operation, and the dispatch between them. */
+ *  against the store: one handler per operation, and the dispatch between them.
+ *
+ *  Every message that mentions what a request sent quotes it with api__quote (reply.c).
+ *  Paged reads (SET_MEMBERS, LOG_RANGE, HISTORY; LIST as before) return at most a page of
+ *  the items the reader may see: hidden items are skipped and never counted, a cursor is the
+ *  position of the last item shown (a set's element; a log entry's or history step's
+ *  "HLC.NODE.N"), and next_cursor is "" unless a visible item follows. A set's page and a
+ *  history's page seek to the cursor in the store and read only what they show and skip; a
+ *  log's page loads and sorts the whole log (its entries are stored by dot, not by HLC). */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <czmq.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 #include "crdt/awset.h"
 #include "crdt/codec.h"
@@ -16,6 +27,8 @@
 #include "engram/limits.h"
 #include "node/api/internal.h"
 #include "node/api/json.h"
+#include "node/common/names.h"
+#include "node/common/wire.h"
 
 /*  About 100 years: a longer TTL is refused rather than overflow expires_at. */
 #define MAX_TTL_MS (UINT64_C(100) * 365 * 24 * 3600 * 1000)
@@ -29,13 +42,9 @@ int64_t api__now_ms(void)
 
 static const char *const s_kinds[] = {"user", "run", "app", "agent", "team"};
 
-/*  Names (agents, users, scope ids) are UTF-8 without spaces or control characters. */
 bool api__name_ok(const char *name)
 {
-    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
-        if (*c <= ' ' || *c == 0x7f)
-            return false;
-    return node_json_utf8_valid(name, strlen(name));
+    return !*name || node_name_ok(name, strlen(name), NULL);
 }
 
 /*  Resolves the scope an agent named into a storage id ("@agent" for private). */
@@ -53,24 +62,29 @@ int api__resolve(const Engram__Request *req, char *sid, api_reply_t *r)
     for (size_t i = 0; colon && i < sizeof s_kinds / sizeof s_kinds[0]; i++)
         known |= strlen(s_kinds[i]) == kind_len && strncmp(scope, s_kinds[i], kind_len) == 0;
     if (!known)
-        return api__fail(
-            r, ENGRAM_ESCOPE,
-            "invalid scope '%.64s': use private or KIND:ID with KIND one of user, run, "
-            "app, agent, team",
-            scope);
+        return api__fail(r, ENGRAM_ESCOPE,
+                         "invalid scope '%s': use private or KIND:ID with KIND one of user, run, "
+                         "app, agent, team",
+                         api__quote(r, scope));
     const char *id = colon + 1;
     if (!*id || strlen(scope) > MAX_SCOPE_BYTES)
-        return api__fail(r, ENGRAM_ESCOPE, "invalid scope '%.64s': the id must have 1 to %d bytes",
-                         scope, MAX_SCOPE_BYTES);
-    if (!api__name_ok(id))
-        return api__fail(r, ENGRAM_ESCOPE,
-                         "invalid scope '%.64s': the id is UTF-8 without "
-                         "spaces or control characters",
-                         scope);
+        return api__fail(r, ENGRAM_ESCOPE, "invalid scope '%s': the id must have 1 to %d bytes",
+                         api__quote(r, scope), MAX_SCOPE_BYTES);
+    const char *why = NULL;
+    if (!node_name_ok(id, strlen(id), &why))
+        return api__fail(r, ENGRAM_ESCOPE, "invalid scope '%s': the id %s", api__quote(r, scope),
+                         why);
     strcpy(sid, scope);
     return 0;
 }
 
+/*  Keys and set elements: 1 to ENGRAM_MAX_KEY_BYTES bytes of UTF-8 without NUL (the wire check
+ *  refuses those before a handler runs) and without control characters (Cc: C0, DEL, C1),
+ *  which would break every line-oriented listing and terminal that shows them. Unlike names,
+ *  keys may hold format characters (U+200D joins emoji, U+200F/U+202B order right-to-left
+ *  text), separators and any assigned or unassigned code point: a key is data an agent
+ *  chooses, often derived from content in any script, and never stands for who someone is;
+ *  messages quote it escaped (api__quote). */
 static int s_check_key(const char *key, const char *what, api_reply_t *r)
 {
     size_t len = strlen(key);
@@ -79,8 +93,18 @@ static int s_check_key(const char *key, const char *what, api_reply_t *r)
     if (len > ENGRAM_MAX_KEY_BYTES)
         return api__fail(r, ENGRAM_ETOOBIG, "the %s has %zu bytes; the limit is %d", what, len,
                          ENGRAM_MAX_KEY_BYTES);
-    if (!node_json_utf8_valid(key, len))
+    if (!node_wire_text_ok(key, len))
         return api__fail(r, ENGRAM_EINVAL, "the %s is not valid UTF-8", what);
+    const utf8proc_uint8_t *at = (const utf8proc_uint8_t *)key;
+    while (len) { /* valid UTF-8: every step is positive */
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t step = utf8proc_iterate(at, (utf8proc_ssize_t)len, &cp);
+        if (utf8proc_category(cp) == UTF8PROC_CATEGORY_CC)
+            return api__fail(r, ENGRAM_EINVAL, "the %s '%s' holds a control character", what,
+                             api__quote(r, key));
+        at += step;
+        len -= (size_t)step;
+    }
     return 0;
 }
 
@@ -95,7 +119,7 @@ const char *api__type_name(unsigned types)
 static int s_check_type(unsigned types, crdt_type_id_t want, const char *key, api_reply_t *r)
 {
     if (types & ~(1u << want))
-        return api__fail(r, ENGRAM_ETYPE, "'%.64s' holds a %s, not a %s", key,
+        return api__fail(r, ENGRAM_ETYPE, "'%s' holds a %s, not a %s", api__quote(r, key),
                          api__type_name(types), crdt_type_by_id(want)->name);
     return 0;
 }
@@ -230,15 +254,15 @@ static int s_mutate(node_server_t *self, const Engram__Request *req, api_reply_t
                          "scopes are read-only here");
     int rc = node_store_view(self->store, sid, key, what, elem, &op.view, &types);
     if (rc)
-        return api__fail(r, rc, "cannot read '%.64s': %s", key, engram_strerror(rc));
+        return api__fail(r, rc, "cannot read '%s': %s", api__quote(r, key), engram_strerror(rc));
     if (type)
         rc = s_check_type(types, type, key, r);
     if (rc == 0 && s_removes_hidden(&op, types))
         rc = op.req->op == ENGRAM__OP__DELETE
-                 ? api__fail(r, ENGRAM_ENOTFOUND, "'%.64s': %s", key,
+                 ? api__fail(r, ENGRAM_ENOTFOUND, "'%s': %s", api__quote(r, key),
                              engram_strerror(ENGRAM_ENOTFOUND))
-                 : api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' in '%.64s': %s", req->elem, key,
-                             engram_strerror(ENGRAM_ENOTFOUND));
+                 : api__fail(r, ENGRAM_ENOTFOUND, "'%s' in '%s': %s", api__quote(r, req->elem),
+                             api__quote(r, key), engram_strerror(ENGRAM_ENOTFOUND));
     if (rc == 0) {
         before = crdt_scope_dup(op.view, 0);
         op.event = api__keep(&r->arena, malloc(sizeof *op.event));
@@ -328,7 +352,8 @@ static int s_write_encoded(s_op_t *op, crdt_value_t *v, const char *what, const 
     }
     free(buf);
     crdt_value_destroy(&v);
-    return rc ? api__fail(op->r, rc, "'%.64s': %s", op->key, engram_strerror(rc)) : 0;
+    return rc ? api__fail(op->r, rc, "'%s': %s", api__quote(op->r, op->key), engram_strerror(rc))
+              : 0;
 }
 
 static int s_put(s_op_t *op)
@@ -382,7 +407,8 @@ static int s_delete(s_op_t *op)
 {
     op->history.op = "delete";
     int rc = crdt_scope_forget(op->view, op->key, &op->delta);
-    return rc ? api__fail(op->r, rc, "'%.64s': %s", op->key, engram_strerror(rc)) : 0;
+    return rc ? api__fail(op->r, rc, "'%s': %s", api__quote(op->r, op->key), engram_strerror(rc))
+              : 0;
 }
 
 static int s_set_op(s_op_t *op)
@@ -395,8 +421,8 @@ static int s_set_op(s_op_t *op)
     op->event->value.len = strlen(op->req->elem);
     if (!add) {
         int rc = crdt_awset_remove(op->view, op->key, op->req->elem, &op->delta);
-        return rc ? api__fail(op->r, rc, "'%.64s' in '%.64s': %s", op->req->elem, op->key,
-                              engram_strerror(rc))
+        return rc ? api__fail(op->r, rc, "'%s' in '%s': %s", api__quote(op->r, op->req->elem),
+                              api__quote(op->r, op->key), engram_strerror(rc))
                   : 0;
     }
     /* the add carries its provenance: a value with no payload */
@@ -423,8 +449,8 @@ static int s_set_op(s_op_t *op)
     }
     free(buf);
     crdt_value_destroy(&v);
-    return rc ? api__fail(op->r, rc, "'%.64s' in '%.64s': %s", op->req->elem, op->key,
-                          engram_strerror(rc))
+    return rc ? api__fail(op->r, rc, "'%s' in '%s': %s", api__quote(op->r, op->req->elem),
+                          api__quote(op->r, op->key), engram_strerror(rc))
               : 0;
 }
 
@@ -445,7 +471,9 @@ static int s_counter_add(s_op_t *op)
         api_reader_t reader = {op->self, op->req->agent, op->req->user, op->sid};
         rc = api__visible_sum(&reader, op->view, op->key, &op->r->msg.number);
     }
-    return rc ? api__fail(op->r, rc, "counter '%.64s': %s", op->key, engram_strerror(rc)) : 0;
+    return rc ? api__fail(op->r, rc, "counter '%s': %s", api__quote(op->r, op->key),
+                          engram_strerror(rc))
+              : 0;
 }
 
 /*  Keeps an access statement (a packed SignedStatement the acl accepted) in sys:acl, as a
@@ -519,13 +547,13 @@ static int s_load(node_server_t *self, api_reply_t *r, const char *sid, const ch
     unsigned types = 0;
     int rc = node_store_view(self->store, sid, key, NODE_VIEW_OBJECT, NULL, view, &types);
     if (rc)
-        return api__fail(r, rc, "cannot read '%.64s': %s", key, engram_strerror(rc));
+        return api__fail(r, rc, "cannot read '%s': %s", api__quote(r, key), engram_strerror(rc));
     if ((types & ~(1u << type)) && r->reader &&
         !s_object_visible(r->reader, *view, key, types, api__now_ms()))
         types = 0; /* another type, but hidden: as if nothing were there */
     rc = s_check_type(types, type, key, r);
     if (rc == 0 && !(types & (1u << type)))
-        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s", key, r->scope);
+        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%s' not found in %s", api__quote(r, key), r->scope);
     if (rc)
         crdt_scope_destroy(view);
     return rc;
@@ -546,39 +574,126 @@ static int s_add_values(api_reply_t *r, const char *key, const crdt_entry_view_t
     return 0;
 }
 
+/*  --- pages: SET_MEMBERS, LOG_RANGE and HISTORY return at most a page of items -------- */
+
+/*  The page size a read gets: its limit, or the node's list limit, at most ENGRAM_MAX_PAGE. */
+static unsigned s_page_limit(const node_server_t *self, const Engram__Request *req)
+{
+    unsigned limit = req->limit ? req->limit : self->config.list_limit;
+    return limit && limit < ENGRAM_MAX_PAGE ? limit : ENGRAM_MAX_PAGE;
+}
+
+/*  A log's or a history's cursor: the position of the last item shown, "HLC.NODE.N" in 16
+ *  lower-case hex digits each. */
+#define S_POSITION_CURSOR_CHARS (3 * 16 + 2)
+
+static int s_position_cursor(api_reply_t *r, node_position_t at)
+{
+    char *cursor = api__keep(&r->arena, malloc(S_POSITION_CURSOR_CHARS + 1));
+    if (!cursor)
+        return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    snprintf(cursor, S_POSITION_CURSOR_CHARS + 1, "%016" PRIx64 ".%016" PRIx64 ".%016" PRIx64,
+             at.hlc, at.dot.node, at.dot.n);
+    r->msg.next_cursor = cursor;
+    return 0;
+}
+
+/*  Reads a cursor s_position_cursor wrote; ENGRAM_EINVAL for anything else. */
+static int s_parse_position(api_reply_t *r, const char *cursor, node_position_t *at)
+{
+    uint64_t parts[3];
+    bool ok = strlen(cursor) == S_POSITION_CURSOR_CHARS;
+    for (int i = 0; ok && i < 3; i++) {
+        const char *part = cursor + 17 * i;
+        ok = strspn(part, "0123456789abcdef") >= 16 && (i == 2 || part[16] == '.');
+        char hex[17];
+        memcpy(hex, part, 16);
+        hex[16] = '\0';
+        parts[i] = ok ? strtoull(hex, NULL, 16) : 0;
+    }
+    if (!ok)
+        return api__fail(r, ENGRAM_EINVAL,
+                         "the cursor '%s' is not one this read returned: give the next_cursor "
+                         "of the previous page, or none to start",
+                         api__quote(r, cursor));
+    *at = (node_position_t){parts[0], {parts[1], parts[2]}};
+    return 0;
+}
+
+/*  Whether a read found nothing: only a first page that shows no item is "not found" (a later
+ *  page may find the rest removed since). */
+static int s_page_found(api_reply_t *r, const Engram__Request *req)
+{
+    if (r->msg.n_items || req->cursor[0])
+        return 0;
+    return api__fail(r, ENGRAM_ENOTFOUND, "'%s' not found in %s", api__quote(r, req->key),
+                     r->scope);
+}
+
+/*  A page of set members being filled from the store's entries, in element order. */
+typedef struct {
+    api_reply_t *r;
+    const char *key;
+    unsigned limit;
+    const char *shown; /* the last element shown (in the arena), NULL before the first */
+    bool more;         /* a visible element follows the page */
+} s_members_page_t;
+
+static int s_member_entry(void *arg, crdt_type_id_t type, const crdt_entry_view_t *add)
+{
+    s_members_page_t *page = arg;
+    api_reply_t *r = page->r;
+    if (type != CRDT_SET || (page->shown && strcmp(page->shown, add->elem) == 0) ||
+        !api__add_visible(r->reader, add))
+        return 0;
+    if (r->msg.n_items == page->limit) {
+        page->more = true;
+        return NODE_STORE_STOP;
+    }
+    Engram__Item *item = api__add_item(r);
+    char *elem = api__str(&r->arena, add->elem);
+    if (!item || !elem)
+        return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    item->key = (char *)page->key;
+    item->type = "set";
+    item->value.data = (uint8_t *)elem;
+    item->value.len = strlen(elem);
+    page->shown = elem;
+    return 0;
+}
+
+/*  An element is shown when one of its adds is readable; hidden elements are skipped and
+ *  never counted. The page reads the set's entries from the cursor's element on, up to the
+ *  first visible element past the page (which only says that a further page exists). */
 static int s_members(node_server_t *self, const Engram__Request *req, const char *sid,
                      api_reply_t *r)
 {
-    crdt_scope_t *view;
-    int rc = s_load(self, r, sid, req->key, CRDT_SET, &view);
-    if (rc)
-        return rc;
-    /* an element is shown when one of its adds is readable (entries come by element) */
-    crdt_entry_view_t *adds;
-    size_t n;
-    rc = crdt_awset_entries(view, req->key, NULL, &adds, &n);
-    const char *last = NULL;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if ((last && strcmp(last, adds[i].elem) == 0) || !api__add_visible(r->reader, &adds[i]))
-            continue;
-        last = adds[i].elem;
-        Engram__Item *item = api__add_item(r);
-        char *elem = api__str(&r->arena, adds[i].elem);
-        if (!item || !elem)
-            rc = api__fail(r, ENGRAM_ENOMEM, "out of memory");
-        else {
-            item->key = (char *)req->key;
-            item->type = "set";
-            item->value.data = (uint8_t *)elem;
-            item->value.len = strlen(elem);
-        }
+    if (req->cursor[0]) {
+        int rc = s_check_key(req->cursor, "cursor (an element)", r);
+        if (rc)
+            return rc;
     }
-    if (rc == 0 || rc == ENGRAM_ENOMEM)
-        free(adds);
+    crdt_scope_t *view = NULL;
+    unsigned types = 0;
+    int rc = node_store_view(self->store, sid, req->key, NODE_VIEW_CONTEXT, NULL, &view, &types);
     crdt_scope_destroy(&view);
-    if (rc == 0 && r->msg.n_items == 0) /* every add hidden: as if there were no set */
-        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s", req->key, r->scope);
-    return rc;
+    if (rc)
+        return api__fail(r, rc, "cannot read '%s': %s", api__quote(r, req->key),
+                         engram_strerror(rc));
+    if (types != 1u << CRDT_SET) { /* absent, or another type: the whole object decides */
+        if ((rc = s_load(self, r, sid, req->key, CRDT_SET, &view)) != 0)
+            return rc;
+        crdt_scope_destroy(&view);
+    }
+    s_members_page_t page = {r, req->key, s_page_limit(self, req), NULL, false};
+    rc = node_store_object_entries(self->store, sid, req->key, req->cursor, s_member_entry, &page);
+    if (rc)
+        return r->message[0] ? rc
+                             : api__fail(r, rc, "cannot read '%s': %s", api__quote(r, req->key),
+                                         engram_strerror(rc));
+    if (page.more)
+        r->msg.next_cursor = (char *)page.shown;
+    return s_page_found(r, req);
 }
 
 static int s_counter_get(node_server_t *self, const Engram__Request *req, const char *sid,
@@ -587,13 +702,14 @@ static int s_counter_get(node_server_t *self, const Engram__Request *req, const 
     crdt_scope_t *view;
     int rc = s_load(self, r, sid, req->key, CRDT_COUNTER, &view);
     if (rc == 0 && !api__fragments_visible(r->reader, view, req->key, CRDT_COUNTER))
-        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s", req->key, r->scope);
+        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%s' not found in %s", api__quote(r, req->key),
+                       r->scope);
     else if (rc == 0)
         rc = api__visible_sum(r->reader, view, req->key, &r->msg.number);
     crdt_scope_destroy(&view);
-    return rc ? (r->message[0]
-                     ? rc
-                     : api__fail(r, rc, "counter '%.64s': %s", req->key, engram_strerror(rc)))
+    return rc ? (r->message[0] ? rc
+                               : api__fail(r, rc, "counter '%s': %s", api__quote(r, req->key),
+                                           engram_strerror(rc)))
               : 0;
 }
 
@@ -618,8 +734,61 @@ static int s_read_values(node_server_t *self, const Engram__Request *req, const 
     crdt_scope_destroy(&view);
     /* hidden and expired alike: nothing tells a hidden value from no value */
     if (rc == 0 && r->msg.n_items == 0)
-        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' not found in %s", req->key, r->scope);
+        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%s' not found in %s", api__quote(r, req->key),
+                       r->scope);
     return rc;
+}
+
+/*  A page of a log in its order (HLC, then dot), after the cursor's position. The store keeps
+ *  a log's entries by dot, not by HLC, so the whole log is loaded and sorted for each page;
+ *  only the page's values are decoded for the reader. Hidden and expired entries are skipped
+ *  and never counted. */
+static int s_log_page(node_server_t *self, const Engram__Request *req, const char *sid,
+                      api_reply_t *r)
+{
+    node_position_t after = {0};
+    int rc = req->cursor[0] ? s_parse_position(r, req->cursor, &after) : 0;
+    crdt_scope_t *view = NULL;
+    if (rc == 0)
+        rc = s_load(self, r, sid, req->key, CRDT_LOG, &view);
+    if (rc)
+        return rc;
+    crdt_entry_view_t *entries = NULL;
+    size_t n = 0;
+    rc = crdt_log_range(view, req->key, &entries, &n);
+    size_t i = 0;
+    if (req->cursor[0]) /* entries are sorted by (hlc, node, n): skip those up to the cursor */
+        while (i < n && (entries[i].hlc < after.hlc ||
+                         (entries[i].hlc == after.hlc &&
+                          (entries[i].node < after.dot.node ||
+                           (entries[i].node == after.dot.node && entries[i].n <= after.dot.n)))))
+            i++;
+    unsigned limit = s_page_limit(self, req);
+    int64_t now = api__now_ms();
+    bool more = false;
+    for (; rc == 0 && i < n; i++) {
+        Engram__Item item = ENGRAM__ITEM__INIT;
+        if (!api__item_from_value(r, &item, &entries[i], "log", now, r->reader))
+            continue;
+        if (r->msg.n_items == limit) {
+            more = true;
+            break;
+        }
+        Engram__Item *kept = api__add_item(r);
+        if (!kept) {
+            rc = api__fail(r, ENGRAM_ENOMEM, "out of memory");
+            break;
+        }
+        *kept = item;
+        kept->key = (char *)req->key;
+    }
+    if (rc == 0 && more) {
+        const Engram__Item *last = r->items[r->msg.n_items - 1];
+        rc = s_position_cursor(r, (node_position_t){last->hlc, {last->node, last->n}});
+    }
+    free(entries);
+    crdt_scope_destroy(&view);
+    return rc ? rc : s_page_found(r, req);
 }
 
 /*  Whether reader may see anything of key in sid. */
@@ -684,11 +853,19 @@ static int s_history_item(api_reply_t *r, uint64_t hlc, crdt_dot_t dot, const ch
 /*  One step of a history, shown if the reader may read what it wrote: a put or append by its
  *  value's provenance (the history keeps the encoded value), any other step by its agent and
  *  the scope. */
+/*  A page of a history being filled, in HLC order. */
+typedef struct {
+    api_reply_t *r;
+    unsigned limit;
+    bool more; /* a visible step follows the page */
+} s_history_page_t;
+
 static int s_history_step(void *arg, uint64_t hlc, crdt_dot_t dot, const char *op,
                           const char *agent, const char *user, crdt_type_id_t type,
                           const char *elem, const uint8_t *value, size_t len, int64_t amount)
 {
-    api_reply_t *r = arg;
+    s_history_page_t *page = arg;
+    api_reply_t *r = page->r;
     crdt_value_t *v = NULL;
     bool visible;
     if (value && len && crdt_value_decode(value, len, &v) == 0) {
@@ -706,6 +883,11 @@ static int s_history_step(void *arg, uint64_t hlc, crdt_dot_t dot, const char *o
     if (!visible) {
         crdt_value_destroy(&v);
         return 0;
+    }
+    if (r->msg.n_items == page->limit) {
+        crdt_value_destroy(&v);
+        page->more = true;
+        return NODE_STORE_STOP;
     }
     int rc = s_history_item(r, hlc, dot, op, agent, user, type, elem, value, len, amount);
     crdt_value_destroy(&v);
@@ -740,16 +922,30 @@ static int s_history_item(api_reply_t *r, uint64_t hlc, crdt_dot_t dot, const ch
     return r->arena.failed ? ENGRAM_ENOMEM : 0;
 }
 
+/*  A page of the steps the reader may see, from the step after the cursor's position: the
+ *  store seeks there, so a page reads its steps and the hidden ones skipped on the way. */
 static int s_history(node_server_t *self, const Engram__Request *req, const char *sid,
                      api_reply_t *r)
 {
-    int rc = node_store_history(self->store, sid, req->key, s_history_step, r);
+    node_position_t after = {0};
+    int rc = req->cursor[0] ? s_parse_position(r, req->cursor, &after) : 0;
     if (rc)
-        return api__fail(r, rc, "history of '%.64s': %s", req->key, engram_strerror(rc));
-    if (r->msg.n_items == 0)
-        return api__fail(r, ENGRAM_ENOTFOUND, "'%.64s' has no history in %s", req->key, r->scope);
+        return rc;
+    s_history_page_t page = {r, s_page_limit(self, req), false};
+    rc = node_store_history(self->store, sid, req->key, req->cursor[0] ? &after : NULL,
+                            s_history_step, &page);
+    if (rc)
+        return api__fail(r, rc, "history of '%s': %s", api__quote(r, req->key),
+                         engram_strerror(rc));
+    if (r->msg.n_items == 0 && !req->cursor[0])
+        return api__fail(r, ENGRAM_ENOTFOUND, "'%s' has no history in %s", api__quote(r, req->key),
+                         r->scope);
     for (size_t i = 0; i < r->msg.n_items; i++)
         r->items[i]->key = (char *)req->key;
+    if (page.more) {
+        const Engram__Item *last = r->items[r->msg.n_items - 1];
+        return s_position_cursor(r, (node_position_t){last->hlc, {last->node, last->n}});
+    }
     return 0;
 }
 
@@ -784,7 +980,8 @@ static int s_private_value(node_server_t *self, const Engram__Request *req, api_
         crdt_value_destroy(value);
         rc = ENGRAM_ENOTFOUND;
     }
-    return rc ? api__fail(r, rc, "private '%.64s': %s", req->key, engram_strerror(rc)) : 0;
+    return rc ? api__fail(r, rc, "private '%s': %s", api__quote(r, req->key), engram_strerror(rc))
+              : 0;
 }
 
 /*  --- tokens ----------------------------------------------------------------------- */
@@ -921,6 +1118,69 @@ static Engram__ClusterStatus *s_status_message(api_reply_t *r, node_cluster_stat
     return msg;
 }
 
+/*  The longest DNS name (RFC 1035: 253 bytes of text) and label. */
+#define S_MAX_HOST_BYTES  253
+#define S_MAX_LABEL_BYTES 63
+
+/*  Whether host[0..len) is a DNS name: dot-separated labels of 1 to 63 letters, digits and
+ *  hyphens, none starting or ending with a hyphen (RFC 1123), one trailing dot allowed. */
+static bool s_dns_name(const char *host, size_t len)
+{
+    if (len && host[len - 1] == '.')
+        len--;
+    size_t label = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || host[i] == '.') {
+            if (label == 0 || label > S_MAX_LABEL_BYTES || host[i - 1] == '-' ||
+                host[i - label] == '-')
+                return false;
+            label = 0;
+        } else if (isalnum((unsigned char)host[i]) || host[i] == '-') {
+            label++;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*  Why endpoint is not [tcp://]HOST:PORT with HOST a DNS name, an IPv4 address or a bracketed
+ *  IPv6 address of at most 253 bytes and PORT 1 to 65535; NULL when it is. */
+static const char *s_endpoint_problem(const char *endpoint)
+{
+    const char *host = endpoint; /* HOST:PORT stands for tcp://HOST:PORT */
+    if (strstr(endpoint, "://") && strncmp(endpoint, "tcp://", 6) != 0)
+        return "the transport must be tcp://";
+    if (strncmp(endpoint, "tcp://", 6) == 0)
+        host += 6;
+    const char *colon = strrchr(host, ':');
+    if (!colon)
+        return "it has no :PORT";
+    const char *port = colon + 1;
+    size_t digits = strspn(port, "0123456789");
+    long number = digits && digits <= 5 && !port[digits] ? strtol(port, NULL, 10) : 0;
+    if (number < 1 || number > 65535)
+        return "the port must be a number from 1 to 65535";
+    size_t host_len = (size_t)(colon - host);
+    if (host_len == 0)
+        return "the host is empty";
+    if (host_len > S_MAX_HOST_BYTES)
+        return "the host is longer than 253 bytes";
+    char name[S_MAX_HOST_BYTES + 1];
+    memcpy(name, host, host_len);
+    name[host_len] = '\0';
+    unsigned char address[16];
+    if (name[0] == '[') {
+        if (host_len < 3 || name[host_len - 1] != ']')
+            return "an IPv6 address is written [ADDRESS]";
+        name[host_len - 1] = '\0';
+        return inet_pton(AF_INET6, name + 1, address) == 1 ? NULL : "not an IPv6 address";
+    }
+    if (strspn(name, "0123456789.") == host_len)
+        return inet_pton(AF_INET, name, address) == 1 ? NULL : "not an IPv4 address";
+    return s_dns_name(name, host_len) ? NULL : "the host is neither a DNS name nor an IP address";
+}
+
 static int s_cluster_request(node_server_t *self, const Engram__Request *req, api_reply_t *r)
 {
     if (!self->cluster)
@@ -936,11 +1196,14 @@ static int s_cluster_request(node_server_t *self, const Engram__Request *req, ap
         return 0;
     }
     if (req->op == ENGRAM__OP__CLUSTER_JOIN) {
+        const char *why = s_endpoint_problem(req->endpoint);
+        if (why)
+            return api__fail(r, ENGRAM_EINVAL,
+                             "join takes a member's gossip endpoint tcp://HOST:PORT, not '%s': %s",
+                             api__quote(r, req->endpoint), why);
         int rc = node_cluster_join(self->cluster, req->endpoint);
-        return rc ? api__fail(r, rc,
-                              "join takes a member's gossip endpoint tcp://HOST:PORT, "
-                              "not '%.128s'",
-                              req->endpoint)
+        return rc ? api__fail(r, rc, "cannot join through '%s': %s", api__quote(r, req->endpoint),
+                              engram_strerror(rc))
                   : 0;
     }
     int rc = node_cluster_remove(self->cluster, req->node, req->statement.data, req->statement.len);
@@ -1018,7 +1281,7 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
         return s_mutate(self, req, r, sid, req->key, NODE_VIEW_CONTEXT, NULL, CRDT_LOG,
                         s_log_append, NULL);
     case ENGRAM__OP__LOG_RANGE:
-        return s_read_values(self, req, sid, r, CRDT_LOG, crdt_log_range);
+        return s_log_page(self, req, sid, r);
     case ENGRAM__OP__LIST:
         return s_list(self, req, sid, r);
     case ENGRAM__OP__REMEMBER: {

@@ -164,7 +164,23 @@ bool api__cluster_op(Engram__Op op);
 
 int api__dispatch(node_server_t *self, const Engram__Request *req, const char *sid, api_reply_t *r);
 
+/*  Formats the reply's error message (cut at a character boundary if it is too long); returns
+ *  code. What a request sent is shown only through api__quote. */
 int api__fail(api_reply_t *r, int code, const char *fmt, ...);
+
+/*  The longest quote api__quote makes, in bytes. */
+#define API_QUOTE_BYTES 64
+/*  text (what a request sent) as an error message may show it, in the reply's arena: each
+ *  character that is not visible (control, format, separator but the ASCII space, surrogate,
+ *  private use, unassigned) written \uXXXX, a backslash \\, a byte that is not UTF-8 \xHH;
+ *  cut at a character boundary with "..." past API_QUOTE_BYTES. "" when memory runs out. */
+const char *api__quote(api_reply_t *r, const char *text);
+
+/*  Refuses a request one of whose string fields (field, NULL: unknown) is not UTF-8 or holds
+ *  a NUL (node_wire_check_strings) with ENGRAM_EINVAL, running nothing. Takes routing and
+ *  *req_p. */
+void api__refuse_bad_string(node_server_t *self, zframe_t *routing, Engram__Request **req_p,
+                            const char *field);
 
 /*  Sends this turn's replies once its writes are durable (sync_rc 0); if the sync failed,
  *  every write's acknowledgement becomes an error and its event is not published. */
@@ -230,7 +246,7 @@ void *api__keep(api_arena_t *a, void *p);
  *  if p is NULL or memory ran out. */
 void *api__keep_with(api_arena_t *a, void *p, void (*destroy)(void *ptr));
 
-/*  Names (agents, users, scope ids) are UTF-8 without spaces or control characters. */
+/*  Whether name is empty or a name (node/common/names.h: NFC, visible characters only). */
 bool api__name_ok(const char *name);
 
 int64_t api__now_ms(void);

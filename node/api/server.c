@@ -18,6 +18,7 @@
 #include "engram/limits.h"
 #include "node/api/internal.h"
 #include "node/api/json.h"
+#include "node/common/wire.h"
 #include "node/trust/admission.h"
 #include "node/trust/zap.h"
 
@@ -142,10 +143,14 @@ static void s_receive(node_server_t *self, zmsg_t *msg)
                                                                          zframe_data(payload))
                                                : NULL;
     uint8_t client_key[32];
+    const char *field = NULL;
     if (zmsg_size(msg) != 1) {
         s_malformed(self, routing, "a request is exactly one frame");
     } else if (!req) {
         s_malformed(self, routing, "the frame is not an engram.Request");
+    } else if (node_wire_check_strings(&engram__request__descriptor, zframe_data(payload),
+                                       zframe_size(payload), &field) != 0) {
+        api__refuse_bad_string(self, routing, &req, field); /* a NUL or not UTF-8 */
     } else if (!s_client_key(payload, client_key)) {
         /* cannot happen on a CURVE socket under engramd's ZAP handler; refused all the same */
         api_reply_t r;

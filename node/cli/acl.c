@@ -14,6 +14,7 @@
 #include <zmq.h>
 
 #include "node/cli/cli.h"
+#include "node/common/names.h"
 #include "node/trust/redact.h"
 
 /*  Signs st (its body set) with secret at now into *out, a packed SignedStatement the caller
@@ -74,7 +75,7 @@ static int s_check_interval(const cli_command_t *command, const cli_opts_t *opts
 
 static int s_check_user(const cli_command_t *command, const char *user)
 {
-    return *user ? 0 : cli_usage(command, "USER is empty");
+    return cli_check_user(command, user);
 }
 
 /*  --- the statements --------------------------------------------------------------------- */
@@ -195,8 +196,9 @@ int cli_check_acl_allow(const cli_command_t *command, const cli_opts_t *opts)
 {
     bool read, write;
     int rc = cli_check_agent(command, opts->args[0]);
-    if (rc == 0 && !*opts->args[1])
-        rc = cli_usage(command, "RESOURCE is empty");
+    const char *why = NULL;
+    if (rc == 0 && !node_name_ok(opts->args[1], strlen(opts->args[1]), &why))
+        rc = cli_usage(command, "RESOURCE %s", why);
     if (rc == 0 && !s_parse_access(opts->args[2], &read, &write))
         rc = cli_usage(command, "ACCESS is read, write or read,write, not '%s'", opts->args[2]);
     return rc ? rc : s_check_interval(command, opts);

@@ -78,29 +78,61 @@ static void s_print_value(const engram_item_t *item)
     cli_print_field(item->value, item->len);
 }
 
-/*  Reads the items of KEY in SCOPE with call and prints them: with --json an array of
- *  to_json(item), else each print_line(item) on its own line. */
-static int s_read_items(engram_t *engram, const cli_opts_t *opts, s_call_t *call,
-                        json_t *(*to_json)(const engram_item_t *),
-                        void (*print_line)(const engram_item_t *))
+/*  --after TOKEN (with --timeout): every read that follows carries the token. */
+static int s_after(engram_t *engram, const cli_opts_t *opts)
 {
-    engram_result_t *result = NULL;
-    int rc = call(engram, opts->args[0], opts->args[1], &result);
-    if (rc != 0)
-        return rc;
+    return opts->after ? engram_set_after(engram, opts->after, opts->timeout_ms) : 0;
+}
+
+/*  One page of a paged read: KEY in SCOPE after CURSOR (NULL: the first), at most limit. */
+typedef int s_page_call_t(engram_t *engram, const char *scope, const char *key, const char *cursor,
+                          unsigned limit, engram_result_t **result);
+
+/*  Prints result's items: with --json an array of to_json(item) (with one_page, an object:
+ *  "items" and "next_cursor"), else each print_line(item) on its own line and, with one_page
+ *  and a further page, "next_cursor CURSOR" on stderr. Takes *result. */
+static int s_print_items(const cli_opts_t *opts, engram_result_t **result, bool one_page,
+                         json_t *(*to_json)(const engram_item_t *),
+                         void (*print_line)(const engram_item_t *))
+{
+    engram_result_t *r = *result;
     json_t *items = opts->json ? json_array() : NULL;
-    for (size_t i = 0; i < result->nitems; i++) {
+    for (size_t i = 0; i < r->nitems; i++) {
         if (opts->json) {
-            items = cli_json_append(items, to_json(&result->items[i]));
+            items = cli_json_append(items, to_json(&r->items[i]));
         } else {
-            print_line(&result->items[i]);
+            print_line(&r->items[i]);
             putchar('\n');
         }
     }
-    if (opts->json)
+    int rc = 0;
+    if (opts->json && one_page)
+        rc = cli_json_print(
+            json_pack("{s:o, s:o}", "items", items, "next_cursor", cli_json_str(r->next_cursor)));
+    else if (opts->json)
         rc = cli_json_print(items);
-    engram_result_destroy(&result);
+    else if (one_page && *r->next_cursor)
+        fprintf(stderr, "next_cursor %s\n", r->next_cursor);
+    engram_result_destroy(result);
     return rc;
+}
+
+/*  Reads the items of KEY in SCOPE and prints them (s_print_items): every page with call, or
+ *  with --cursor or --limit the one page page_call gives. */
+static int s_read_items(engram_t *engram, const cli_opts_t *opts, s_call_t *call,
+                        s_page_call_t *page_call, json_t *(*to_json)(const engram_item_t *),
+                        void (*print_line)(const engram_item_t *))
+{
+    engram_result_t *result = NULL;
+    bool one_page = opts->given & (CLI_OPT_CURSOR | CLI_OPT_LIMIT);
+    int rc = s_after(engram, opts);
+    if (rc == 0 && one_page)
+        rc = page_call(engram, opts->args[0], opts->args[1], opts->cursor, opts->limit, &result);
+    else if (rc == 0)
+        rc = call(engram, opts->args[0], opts->args[1], &result);
+    if (rc != 0)
+        return rc;
+    return s_print_items(opts, &result, one_page, to_json, print_line);
 }
 
 /*  Declares the resources of --source as the provenance of the write that follows. */
@@ -159,12 +191,30 @@ int cli_cmd_rm(engram_t *engram, const cli_opts_t *opts)
     return s_write(engram, opts, engram_delete);
 }
 
+static json_t *s_json_key(const engram_item_t *item)
+{
+    return json_pack("{s:o, s:o}", "key", cli_json_str(item->key), "type",
+                     cli_json_str(item->type));
+}
+
+static void s_print_key(const engram_item_t *item)
+{
+    cli_print_field((const uint8_t *)item->key, strlen(item->key));
+}
+
 int cli_cmd_ls(engram_t *engram, const cli_opts_t *opts)
 {
     const char *prefix = opts->nargs > 1 ? opts->args[1] : NULL;
+    int rc = s_after(engram, opts);
+    if (rc != 0)
+        return rc;
+    if (opts->given & (CLI_OPT_CURSOR | CLI_OPT_LIMIT)) {
+        engram_result_t *result = NULL;
+        rc = engram_list(engram, opts->args[0], prefix, opts->cursor, opts->limit, &result);
+        return rc ? rc : s_print_items(opts, &result, true, s_json_key, s_print_key);
+    }
     char *cursor = NULL;
     json_t *keys = opts->json ? json_array() : NULL; /* --json: printed once complete */
-    int rc;
     while (true) {
         engram_result_t *result = NULL;
         rc = engram_list(engram, opts->args[0], prefix, cursor, 0, &result);
@@ -173,10 +223,9 @@ int cli_cmd_ls(engram_t *engram, const cli_opts_t *opts)
         for (size_t i = 0; i < result->nitems; i++) {
             const engram_item_t *item = &result->items[i];
             if (opts->json) {
-                keys = cli_json_append(keys, json_pack("{s:o, s:o}", "key", cli_json_str(item->key),
-                                                       "type", cli_json_str(item->type)));
+                keys = cli_json_append(keys, s_json_key(item));
             } else {
-                cli_print_field((const uint8_t *)item->key, strlen(item->key));
+                s_print_key(item);
                 putchar('\n');
             }
         }
@@ -205,7 +254,8 @@ int cli_cmd_ls(engram_t *engram, const cli_opts_t *opts)
 
 int cli_cmd_history(engram_t *engram, const cli_opts_t *opts)
 {
-    return s_read_items(engram, opts, engram_history, s_json_step, s_print_step);
+    return s_read_items(engram, opts, engram_history, engram_history_page, s_json_step,
+                        s_print_step);
 }
 
 int cli_cmd_set_add(engram_t *engram, const cli_opts_t *opts)
@@ -224,7 +274,8 @@ int cli_cmd_set_rm(engram_t *engram, const cli_opts_t *opts)
 
 int cli_cmd_set_members(engram_t *engram, const cli_opts_t *opts)
 {
-    return s_read_items(engram, opts, engram_set_members, s_json_value, s_print_value);
+    return s_read_items(engram, opts, engram_set_members, engram_set_members_page, s_json_value,
+                        s_print_value);
 }
 
 int cli_check_counter_add(const cli_command_t *command, const cli_opts_t *opts)
@@ -249,7 +300,9 @@ int cli_cmd_counter_add(engram_t *engram, const cli_opts_t *opts)
 int cli_cmd_counter_get(engram_t *engram, const cli_opts_t *opts)
 {
     engram_result_t *result = NULL;
-    int rc = engram_counter_get(engram, opts->args[0], opts->args[1], &result);
+    int rc = s_after(engram, opts);
+    if (rc == 0)
+        rc = engram_counter_get(engram, opts->args[0], opts->args[1], &result);
     if (rc != 0)
         return rc;
     if (opts->json)
@@ -273,7 +326,8 @@ int cli_cmd_log_append(engram_t *engram, const cli_opts_t *opts)
 
 int cli_cmd_log_range(engram_t *engram, const cli_opts_t *opts)
 {
-    return s_read_items(engram, opts, engram_log_range, cli_json_item, s_print_value);
+    return s_read_items(engram, opts, engram_log_range, engram_log_page, cli_json_item,
+                        s_print_value);
 }
 
 int cli_cmd_remember(engram_t *engram, const cli_opts_t *opts)
@@ -371,10 +425,14 @@ int cli_cmd_stats(engram_t *engram, const cli_opts_t *opts)
         const char *name;
         uint64_t value;
     } counts[] = {
-        {"uptime_ms", stats.uptime_ms},     {"requests", stats.requests},
-        {"errors", stats.errors},           {"writes", stats.writes},
-        {"commits", stats.commits},         {"scopes", stats.scopes},
-        {"subscribers", stats.subscribers}, {"purged", stats.purged},
+        {"uptime_ms", stats.uptime_ms},
+        {"requests", stats.requests},
+        {"errors", stats.errors},
+        {"writes", stats.writes},
+        {"commits", stats.commits},
+        {"scopes", stats.scopes},
+        {"subscribers", stats.subscribers},
+        {"purged", stats.purged},
         {"malformed", stats.malformed},
         {"clock_refusals", stats.clock_refusals},
         {"hlc", stats.hlc},

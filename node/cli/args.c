@@ -230,6 +230,8 @@ static const s_option_t s_options[] = {
     {"at", true, CLI_OPT_AT},
     {"source", true, CLI_OPT_SOURCE},
     {"pattern", true, CLI_OPT_PATTERN},
+    {"cursor", true, CLI_OPT_CURSOR},
+    {"limit", true, CLI_OPT_LIMIT},
 };
 #define S_NOPTIONS (sizeof s_options / sizeof s_options[0])
 
@@ -295,6 +297,8 @@ static int s_set_option(cli_opts_t *opts, const s_option_t *option, const char *
         opts->meta = value;
     else if (strcmp(name, "after") == 0)
         opts->after = value;
+    else if (strcmp(name, "cursor") == 0)
+        opts->cursor = value;
     else if (strcmp(name, "out") == 0)
         opts->out = value;
     else if (strcmp(name, "data") == 0)
@@ -316,6 +320,11 @@ static int s_set_option(cli_opts_t *opts, const s_option_t *option, const char *
         if (!cli_parse_int(value, 1, 1000, &n))
             return cli_usage(NULL, "--replicas takes a number of nodes, not '%s'", value);
         opts->replicas = (unsigned)n;
+    } else if (strcmp(name, "limit") == 0) {
+        if (!cli_parse_int(value, 1, ENGRAM_MAX_PAGE, &n))
+            return cli_usage(NULL, "--limit takes a number of items from 1 to %d, not '%s'",
+                             ENGRAM_MAX_PAGE, value);
+        opts->limit = (unsigned)n;
     } else if (strcmp(name, "ttl") == 0) {
         if (!s_parse_seconds(value, &opts->ttl_ms))
             return cli_usage(NULL, "--ttl takes a number of seconds, not '%s'", value);

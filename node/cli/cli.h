@@ -70,6 +70,17 @@
  *  hours or days (+30s, -5m, +2h, +1d); an edge is valid from --from (default now) until
  *  --until (default: until revoked). acl show prints times in the ISO form.
  *
+ *  Reads: every read (get, ls, history, set members, counter get, log range) takes --after
+ *  TOKEN (a write's causal token: the node answers once it has seen what TOKEN covers, at
+ *  most --timeout MS, else exit 5). ls, history, set members and log range print every page;
+ *  with --cursor C and/or --limit N (1 to ENGRAM_MAX_PAGE) they print one page, at most N
+ *  items after C, and when more follow "next_cursor C2" on stderr (--json: an object with
+ *  "items" and "next_cursor", "" at the end), so stdout keeps one record a line.
+ *
+ *  Names: a user name (init --user, acl allow-user) and a resource (acl allow) must pass the
+ *  node's own rule (node/common/names.h: NFC, visible characters only), checked before
+ *  anything is signed; agent names are stricter still (they name files).
+ *
  *  Provenance: put, remember and log append take --source RESOURCE, repeatable: the resources
  *  the value was derived from (engram_set_sources), which a reader must be allowed to read.
  *
@@ -117,6 +128,8 @@ enum {
     CLI_OPT_AT = 1 << 11,
     CLI_OPT_SOURCE = 1 << 12,
     CLI_OPT_PATTERN = 1 << 13,
+    CLI_OPT_CURSOR = 1 << 14,
+    CLI_OPT_LIMIT = 1 << 15,
 };
 
 /*  The values of a repeatable option, in the order given. The array is the cli_opts_t's (freed
@@ -144,6 +157,8 @@ typedef struct {
     const char *meta;    /* --meta; NULL if not given */
     uint64_t ttl_ms;     /* --ttl, in milliseconds; 0: never expires */
     const char *after;   /* --after; NULL if not given */
+    const char *cursor;  /* --cursor: the page after it (with --limit: one page); NULL: none */
+    unsigned limit;      /* --limit: at most this many items, one page; 0: the node's page */
     int timeout_ms;      /* --timeout */
     long count;          /* --count; 0: watch for ever */
     unsigned replicas;   /* --replicas; 0: this node's acknowledgement suffices */
@@ -314,6 +329,9 @@ int cli_cmd_cluster_remove(engram_t *engram, const cli_opts_t *opts);
  *  Returns 0, or 2 after a usage message. */
 #define CLI_AGENT_NAME_MAX 128
 int cli_check_agent(const cli_command_t *command, const char *name);
+/*  Whether user is a user name (node/common/names.h); 2 after a usage message when not, never
+ *  quoting it (it may hold what a terminal would act on). */
+int cli_check_user(const cli_command_t *command, const char *user);
 /*  A CURVE key in Z85 (zmq_z85_encode), as czmq's certificates and ENGRAM_SERVER_KEY write
  *  it. */
 #define CLI_KEY_Z85_CHARS 40

@@ -32,33 +32,63 @@ static const cli_command_t s_commands[] = {
      NULL},
     {"rm", NULL, 2, 2, 0, cli_cmd_rm, "rm SCOPE KEY", 0,
      "Deletes KEY from SCOPE and prints the causal token.", NULL},
-    {"ls", NULL, 1, 2, 0, cli_cmd_ls, "ls SCOPE [PREFIX]", 0,
+    {"ls", NULL, 1, 2, CLI_OPT_AFTER | CLI_OPT_TIMEOUT | CLI_OPT_CURSOR | CLI_OPT_LIMIT, cli_cmd_ls,
+     "ls SCOPE [PREFIX] [--cursor C] [--limit N] [--after TOKEN] [--timeout MS]", 0,
      "Lists the keys of SCOPE, or those that start with PREFIX, one a line.\n"
-     "--json gives each key with its type (reg, set, counter, log).",
+     "--json gives each key with its type (reg, set, counter, log).\n"
+     "--cursor/--limit print one page (at most N items after cursor C) and, when more follow,\n"
+     "\"next_cursor C\" on stderr (--json: {\"items\", \"next_cursor\"}).\n"
+     "--after waits until this node has seen everything TOKEN covers, at most --timeout\n"
+     "milliseconds (exit 5 then).",
      NULL},
-    {"history", NULL, 2, 2, 0, cli_cmd_history, "history SCOPE KEY", 0,
-     "Prints the changes to KEY in SCOPE, oldest first, one a line: hlc, op, author, value.", NULL},
+    {"history", NULL, 2, 2, CLI_OPT_AFTER | CLI_OPT_TIMEOUT | CLI_OPT_CURSOR | CLI_OPT_LIMIT,
+     cli_cmd_history, "history SCOPE KEY [--cursor C] [--limit N] [--after TOKEN] [--timeout MS]",
+     0,
+     "Prints the changes to KEY in SCOPE, oldest first, one a line: hlc, op, author, value.\n"
+     "--cursor/--limit print one page (at most N items after cursor C) and, when more follow,\n"
+     "\"next_cursor C\" on stderr (--json: {\"items\", \"next_cursor\"}).\n"
+     "--after waits until this node has seen everything TOKEN covers, at most --timeout\n"
+     "milliseconds (exit 5 then).",
+     NULL},
     {"set", "add", 3, 3, 0, cli_cmd_set_add, "set add SCOPE KEY ELEM", 0,
      "Adds ELEM to the set KEY in SCOPE and prints the causal token.", NULL},
     {"set", "rm", 3, 3, 0, cli_cmd_set_rm, "set rm SCOPE KEY ELEM", 0,
      "Removes ELEM from the set KEY in SCOPE and prints the causal token.\n"
      "A concurrent add of the same element wins.",
      NULL},
-    {"set", "members", 2, 2, 0, cli_cmd_set_members, "set members SCOPE KEY", 0,
-     "Prints the members of the set KEY in SCOPE, one a line.", NULL},
+    {"set", "members", 2, 2, CLI_OPT_AFTER | CLI_OPT_TIMEOUT | CLI_OPT_CURSOR | CLI_OPT_LIMIT,
+     cli_cmd_set_members,
+     "set members SCOPE KEY [--cursor C] [--limit N] [--after TOKEN] [--timeout MS]", 0,
+     "Prints the members of the set KEY in SCOPE, one a line.\n"
+     "--cursor/--limit print one page (at most N items after cursor C) and, when more follow,\n"
+     "\"next_cursor C\" on stderr (--json: {\"items\", \"next_cursor\"}).\n"
+     "--after waits until this node has seen everything TOKEN covers, at most --timeout\n"
+     "milliseconds (exit 5 then).",
+     NULL},
     {"counter", "add", 3, 3, 0, cli_cmd_counter_add, "counter add SCOPE KEY N", 0,
      "Adds the integer N (negative to subtract) to the counter KEY in SCOPE and prints the\n"
      "causal token.",
      cli_check_counter_add},
-    {"counter", "get", 2, 2, 0, cli_cmd_counter_get, "counter get SCOPE KEY", 0,
-     "Prints the value of the counter KEY in SCOPE.", NULL},
+    {"counter", "get", 2, 2, CLI_OPT_AFTER | CLI_OPT_TIMEOUT, cli_cmd_counter_get,
+     "counter get SCOPE KEY [--after TOKEN] [--timeout MS]", 0,
+     "Prints the value of the counter KEY in SCOPE.\n"
+     "--after waits until this node has seen everything TOKEN covers, at most --timeout\n"
+     "milliseconds (exit 5 then).",
+     NULL},
     {"log", "append", 3, 3, CLI_OPT_SOURCE, cli_cmd_log_append,
      "log append SCOPE KEY TEXT [--source RESOURCE]...", CLI_CMD_VALUE,
      "Appends TEXT to the log KEY in SCOPE and prints the causal token. --source names a\n"
      "resource TEXT was derived from (repeatable). TEXT \"-\" is read from stdin.",
      NULL},
-    {"log", "range", 2, 2, 0, cli_cmd_log_range, "log range SCOPE KEY", 0,
-     "Prints the entries of the log KEY in SCOPE, oldest first, one a line.", NULL},
+    {"log", "range", 2, 2, CLI_OPT_AFTER | CLI_OPT_TIMEOUT | CLI_OPT_CURSOR | CLI_OPT_LIMIT,
+     cli_cmd_log_range,
+     "log range SCOPE KEY [--cursor C] [--limit N] [--after TOKEN] [--timeout MS]", 0,
+     "Prints the entries of the log KEY in SCOPE, oldest first, one a line.\n"
+     "--cursor/--limit print one page (at most N items after cursor C) and, when more follow,\n"
+     "\"next_cursor C\" on stderr (--json: {\"items\", \"next_cursor\"}).\n"
+     "--after waits until this node has seen everything TOKEN covers, at most --timeout\n"
+     "milliseconds (exit 5 then).",
+     NULL},
     {"remember", NULL, 2, 2, CLI_OPT_META | CLI_OPT_TTL | CLI_OPT_SOURCE, cli_cmd_remember,
      "remember SCOPE TEXT [--meta JSON] [--ttl SECONDS] [--source RESOURCE]...", CLI_CMD_VALUE,
      "Stores TEXT as a new memory in SCOPE and prints its id (the key to get it by).\n"

@@ -28,7 +28,8 @@ int cli_check_init(const cli_command_t *command, const cli_opts_t *opts)
 {
     if (!opts->data)
         return cli_usage(command, "--data DIR is needed: the node's data directory");
-    return cli_check_agent(command, opts->agent);
+    int rc = cli_check_agent(command, opts->agent);
+    return rc ? rc : cli_check_user(command, opts->user);
 }
 
 /*  The admin's cluster and secret key from home, created first when home has no cluster

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "node/cli/cli.h"
+#include "node/common/names.h"
 
 /*  zcert_save writes NAME_secret through a buffer of this many bytes: a longer path would be
  *  cut short, so the secret key would land in another file. */
@@ -31,6 +32,17 @@ int cli_check_agent(const cli_command_t *command, const char *name)
                          "'%s' is no agent name: 1 to %d letters, digits, '.', '_' and '-', "
                          "not starting with '.'",
                          name, CLI_AGENT_NAME_MAX);
+    return 0;
+}
+
+int cli_check_user(const cli_command_t *command, const char *user)
+{
+    const char *why = NULL;
+    if (!node_name_ok(user, strlen(user), &why))
+        return cli_usage(command,
+                         "USER %s (a user name is visible characters in Unicode "
+                         "normalisation form C)",
+                         why);
     return 0;
 }
 

@@ -31,7 +31,16 @@
  *
  *  Causal tokens travel as the bytes of an encoded Token; callers see them as base64url
  *  without padding (libsodium), so a token can be printed, passed on a command line and given
- *  back as `after`. The library never looks inside a token.
+ *  back as `after`. The library never looks inside a token. engram_set_after keeps one (decoded)
+ *  that every following read carries, with its timeout; a read that carries a token waits
+ *  that much longer for its reply, since the node may hold it until it has caught up.
+ *
+ *  Paged reads: engram_set_members_page, engram_log_page and engram_history_page ask for one
+ *  page (Request.cursor and limit); engram_set_members, engram_log_range and engram_history
+ *  ask page after page, each after the previous page's next_cursor, and return the items of
+ *  them all with the last page's token. A node that names the cursor it was given again is an
+ *  error (ENGRAM_EIO), never a loop. The pages are not one snapshot: a write between two pages
+ *  may be seen by the later one.
  *
  *  Ownership: an engram_t owns its socket and poller, the queued subscription Replies
  *  (protobuf-c unpacked messages, freed with engram__reply__free_unpacked) and the last
@@ -82,12 +91,14 @@ struct engram {
     char *user;        /* Request.user of every call */
     char **sources;    /* Request.sources of every write (engram_set_sources), owned */
     size_t nsources;
-    int timeout_ms;   /* how long a call waits for its reply */
-    uint64_t next_id; /* id of the next request */
-    uint64_t *subs;   /* ids of the SUBSCRIBE requests the node acknowledged */
-    size_t nsubs;     /* live subscriptions in subs */
-    zlist_t *events;  /* queued subscription Replies (Engram__Reply *), oldest first */
-    char *error;      /* the node's (or our) message for the last call; NULL: none */
+    ProtobufCBinaryData after; /* Request.after of every read (engram_set_after), owned */
+    uint32_t after_timeout_ms; /* Request.timeout_ms with it */
+    int timeout_ms;            /* how long a call waits for its reply */
+    uint64_t next_id;          /* id of the next request */
+    uint64_t *subs;            /* ids of the SUBSCRIBE requests the node acknowledged */
+    size_t nsubs;              /* live subscriptions in subs */
+    zlist_t *events;           /* queued subscription Replies (Engram__Reply *), oldest first */
+    char *error;               /* the node's (or our) message for the last call; NULL: none */
 };
 
 static const Engram__Item s_empty_item = ENGRAM__ITEM__INIT;
@@ -709,6 +720,7 @@ void engram_destroy(engram_t **self_p)
     free(self->user);
     if (self->sources)
         s_strv_free(self->sources, self->nsources);
+    free(self->after.data);
     zstr_free(&self->error);
     free(self);
     *self_p = NULL;
@@ -752,6 +764,40 @@ static Engram__Request s_write(const engram_t *self, Engram__Op op, const char *
     return req;
 }
 
+int engram_set_after(engram_t *self, const char *token, int timeout_ms)
+{
+    assert(self && timeout_ms >= 0);
+    ProtobufCBinaryData decoded;
+    int rc = s_token_decode(self, token, &decoded);
+    if (rc != 0)
+        return rc;
+    free(self->after.data);
+    self->after = decoded;
+    self->after_timeout_ms = (uint32_t)timeout_ms;
+    return 0;
+}
+
+/*  How long a read waits for its reply: the connection's timeout, plus what the node may hold
+ *  it for its causal token (timeout_ms, or the node's default when 0). */
+static int64_t s_read_wait(const engram_t *self, const Engram__Request *req)
+{
+    int64_t wait_ms = self->timeout_ms;
+    if (req->after.len)
+        wait_ms += req->timeout_ms ? req->timeout_ms : ENGRAM_DEFAULT_AFTER_TIMEOUT_MS;
+    return wait_ms;
+}
+
+/*  A read of scope and key, carrying the connection's causal token (engram_set_after). The
+ *  request borrows the token until the next engram_set_after. */
+static Engram__Request s_read_request(const engram_t *self, Engram__Op op, const char *scope,
+                                      const char *key)
+{
+    Engram__Request req = s_request(op, scope, key);
+    req.after = self->after;
+    req.timeout_ms = self->after_timeout_ms;
+    return req;
+}
+
 int engram_set_sources(engram_t *self, const char *const *sources, size_t n)
 {
     assert(self && (sources || n == 0));
@@ -785,18 +831,19 @@ int engram_get(engram_t *self, const char *scope, const char *key, const char *a
 {
     assert(self && scope && key && timeout_ms >= 0 && result);
     *result = NULL;
-    Engram__Request req = s_request(ENGRAM__OP__GET, scope, key);
-    int rc = s_token_decode(self, after, &req.after);
+    Engram__Request req = s_read_request(self, ENGRAM__OP__GET, scope, key);
+    ProtobufCBinaryData own = {0, NULL};
+    int rc = s_token_decode(self, after, &own);
     if (rc != 0)
         return rc;
-    req.timeout_ms = (uint32_t)timeout_ms;
-    /*  The node holds a read with a token until it has caught up, for timeout_ms (or its
-     *  default when 0): the reply may take that much longer. */
-    int64_t wait_ms = self->timeout_ms;
-    if (req.after.len)
-        wait_ms += timeout_ms > 0 ? timeout_ms : ENGRAM_DEFAULT_AFTER_TIMEOUT_MS;
-    rc = s_call_result(self, &req, wait_ms, result);
-    free(req.after.data);
+    if (own.len) { /* its own token takes precedence over the connection's */
+        req.after = own;
+        req.timeout_ms = (uint32_t)timeout_ms;
+    }
+    /*  The node holds a read with a token until it has caught up: the reply may take that
+     *  much longer. */
+    rc = s_call_result(self, &req, s_read_wait(self, &req), result);
+    free(own.data);
     return rc;
 }
 
@@ -836,13 +883,73 @@ static int s_read(engram_t *self, Engram__Op op, const char *scope, const char *
 {
     assert(self && scope && key && result);
     *result = NULL;
-    Engram__Request req = s_request(op, scope, key);
-    return s_call_result(self, &req, self->timeout_ms, result);
+    Engram__Request req = s_read_request(self, op, scope, key);
+    return s_call_result(self, &req, s_read_wait(self, &req), result);
+}
+
+/*  One page of a paged read (SET_MEMBERS, LOG_RANGE, HISTORY). */
+static int s_page(engram_t *self, Engram__Op op, const char *scope, const char *key,
+                  const char *cursor, unsigned limit, engram_result_t **result)
+{
+    assert(self && scope && key && result);
+    *result = NULL;
+    Engram__Request req = s_read_request(self, op, scope, key);
+    req.cursor = s_str(cursor);
+    req.limit = limit;
+    return s_call_result(self, &req, s_read_wait(self, &req), result);
+}
+
+/*  Moves the items of page to the end of all's (page keeps none). */
+static int s_take_items(engram_t *self, engram_result_t *all, engram_result_t *page)
+{
+    engram_item_t *items = realloc(all->items, (all->nitems + page->nitems + 1) * sizeof *items);
+    if (!items)
+        return s_fail(self, ENGRAM_ENOMEM, "gathering the pages");
+    memcpy(items + all->nitems, page->items, page->nitems * sizeof *items);
+    all->items = items;
+    all->nitems += page->nitems;
+    page->nitems = 0;
+    return 0;
+}
+
+/*  Every page of a paged read, gathered into one result (the last page's token). */
+static int s_all_pages(engram_t *self, Engram__Op op, const char *scope, const char *key,
+                       engram_result_t **result)
+{
+    engram_result_t *all = NULL;
+    int rc = s_page(self, op, scope, key, NULL, 0, &all);
+    while (rc == 0 && *all->next_cursor) {
+        engram_result_t *page = NULL;
+        rc = s_page(self, op, scope, key, all->next_cursor, 0, &page);
+        if (rc == 0 && strcmp(page->next_cursor, all->next_cursor) == 0 && *page->next_cursor)
+            rc = s_fail(self, ENGRAM_EIO, "the node repeated the cursor %s", page->next_cursor);
+        if (rc == 0)
+            rc = s_take_items(self, all, page);
+        if (rc == 0) { /* the last page's cursor and token stand for the whole */
+            char *swap = all->next_cursor;
+            all->next_cursor = page->next_cursor;
+            page->next_cursor = swap;
+            swap = all->token;
+            all->token = page->token;
+            page->token = swap;
+        }
+        engram_result_destroy(&page);
+    }
+    if (rc != 0)
+        engram_result_destroy(&all);
+    *result = all;
+    return rc;
 }
 
 int engram_set_members(engram_t *self, const char *scope, const char *key, engram_result_t **result)
 {
-    return s_read(self, ENGRAM__OP__SET_MEMBERS, scope, key, result);
+    return s_all_pages(self, ENGRAM__OP__SET_MEMBERS, scope, key, result);
+}
+
+int engram_set_members_page(engram_t *self, const char *scope, const char *key, const char *cursor,
+                            unsigned limit, engram_result_t **result)
+{
+    return s_page(self, ENGRAM__OP__SET_MEMBERS, scope, key, cursor, limit, result);
 }
 
 int engram_counter_add(engram_t *self, const char *scope, const char *key, int64_t amount,
@@ -873,7 +980,13 @@ int engram_log_append(engram_t *self, const char *scope, const char *key, const 
 
 int engram_log_range(engram_t *self, const char *scope, const char *key, engram_result_t **result)
 {
-    return s_read(self, ENGRAM__OP__LOG_RANGE, scope, key, result);
+    return s_all_pages(self, ENGRAM__OP__LOG_RANGE, scope, key, result);
+}
+
+int engram_log_page(engram_t *self, const char *scope, const char *key, const char *cursor,
+                    unsigned limit, engram_result_t **result)
+{
+    return s_page(self, ENGRAM__OP__LOG_RANGE, scope, key, cursor, limit, result);
 }
 
 int engram_list(engram_t *self, const char *scope, const char *prefix, const char *cursor,
@@ -881,11 +994,11 @@ int engram_list(engram_t *self, const char *scope, const char *prefix, const cha
 {
     assert(self && scope && result);
     *result = NULL;
-    Engram__Request req = s_request(ENGRAM__OP__LIST, scope, NULL);
+    Engram__Request req = s_read_request(self, ENGRAM__OP__LIST, scope, NULL);
     req.prefix = s_str(prefix);
     req.cursor = s_str(cursor);
     req.limit = limit;
-    return s_call_result(self, &req, self->timeout_ms, result);
+    return s_call_result(self, &req, s_read_wait(self, &req), result);
 }
 
 int engram_remember(engram_t *self, const char *scope, const char *text, const char *meta_json,
@@ -903,7 +1016,13 @@ int engram_remember(engram_t *self, const char *scope, const char *text, const c
 
 int engram_history(engram_t *self, const char *scope, const char *key, engram_result_t **result)
 {
-    return s_read(self, ENGRAM__OP__HISTORY, scope, key, result);
+    return s_all_pages(self, ENGRAM__OP__HISTORY, scope, key, result);
+}
+
+int engram_history_page(engram_t *self, const char *scope, const char *key, const char *cursor,
+                        unsigned limit, engram_result_t **result)
+{
+    return s_page(self, ENGRAM__OP__HISTORY, scope, key, cursor, limit, result);
 }
 
 int engram_share(engram_t *self, const char *key, const char *scope, engram_result_t **result)

@@ -432,20 +432,29 @@ void node_store_listed_free(node_listed_t *keys, size_t n)
     free(keys);
 }
 
-int node_store_history(node_store_t *self, const char *sid, const char *key, node_history_fn fn,
-                       void *arg)
+int node_store_history(node_store_t *self, const char *sid, const char *key,
+                       const node_position_t *after, node_history_fn fn, void *arg)
 {
     store_key_t prefix = {0};
     store__key_str0(&prefix, sid);
     store__key_str0(&prefix, key);
-    if (prefix.failed) {
+    store_key_t seek = {0};
+    store__key_add(&seek, prefix.data, prefix.len);
+    if (after) { /* every key holds 24 bytes after the prefix: one more byte seeks past it */
+        store__key_u64(&seek, after->hlc);
+        store__key_u64(&seek, after->dot.node);
+        store__key_u64(&seek, after->dot.n);
+        store__key_add(&seek, "", 1);
+    }
+    if (prefix.failed || seek.failed) {
         free(prefix.data);
+        free(seek.data);
         return ENGRAM_ENOMEM;
     }
     rocksdb_iterator_t *it =
         rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_HISTORY]);
     int rc = 0;
-    for (rocksdb_iter_seek(it, (const char *)prefix.data, prefix.len);
+    for (rocksdb_iter_seek(it, (const char *)seek.data, seek.len);
          rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
@@ -462,7 +471,55 @@ int node_store_history(node_store_t *self, const char *sid, const char *key, nod
                h->user, (crdt_type_id_t)h->type, h->elem, h->value.data, h->value.len, h->amount);
         engram__stored_history__free_unpacked(h, NULL);
     }
-    return store__iter_end(it, &prefix, rc);
+    free(seek.data);
+    rc = store__iter_end(it, &prefix, rc);
+    return rc == NODE_STORE_STOP ? 0 : rc;
+}
+
+int node_store_object_entries(node_store_t *self, const char *sid, const char *key,
+                              const char *after, node_entry_fn fn, void *arg)
+{
+    store_key_t prefix = {0};
+    store__key_str0(&prefix, sid);
+    store__key_str0(&prefix, key);
+    store_key_t seek = {0};
+    store__key_add(&seek, prefix.data, prefix.len);
+    if (after && *after) { /* past every entry of element `after`: elem \0 sorts first */
+        store__key_add(&seek, after, strlen(after));
+        store__key_add(&seek, "\1", 1);
+    }
+    if (prefix.failed || seek.failed) {
+        free(prefix.data);
+        free(seek.data);
+        return ENGRAM_ENOMEM;
+    }
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(self->db, self->read_options, store__entries_cf(self, sid));
+    size_t skip = strlen(sid) + 1;
+    int rc = 0;
+    for (rocksdb_iter_seek(it, (const char *)seek.data, seek.len);
+         rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < prefix.len || memcmp(k, prefix.data, prefix.len) != 0)
+            break;
+        const char *ekey, *elem;
+        crdt_dot_t dot;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        Engram__StoredEntry *entry = engram__stored_entry__unpack(NULL, vlen, (const uint8_t *)v);
+        if (!store__parse_entry_key(k, klen, skip, &ekey, &elem, &dot) || !entry) {
+            zsys_error("engramd: skipping an unreadable entry of %s/%s", sid, key);
+        } else {
+            crdt_entry_view_t view = {elem,       dot.node,         dot.n,
+                                      entry->hlc, entry->data.data, entry->data.len};
+            rc = fn(arg, (crdt_type_id_t)entry->type, &view);
+        }
+        if (entry)
+            engram__stored_entry__free_unpacked(entry, NULL);
+    }
+    free(seek.data);
+    rc = store__iter_end(it, &prefix, rc);
+    return rc == NODE_STORE_STOP ? 0 : rc;
 }
 
 int node_store_purge(node_store_t *self, uint64_t now_ms, uint64_t *purged)

@@ -152,12 +152,30 @@ int node_store_list(node_store_t *self, const char *sid, const char *prefix, con
                     unsigned limit, uint64_t now_ms, node_listed_t **keys, size_t *n, bool *more);
 void node_store_listed_free(node_listed_t *keys, size_t n);
 
-/*  Visits the history of one object in HLC order. */
+/*  A position in a history or a log: entries are ordered by HLC, then dot. */
+typedef struct {
+    uint64_t hlc;
+    crdt_dot_t dot;
+} node_position_t;
+
+/*  Visits the history of one object in HLC order, from the step after `after` (NULL: from
+ *  the first), seeking there directly: the cost is the steps visited. fn returns 0 to go on,
+ *  NODE_STORE_STOP to stop (then node_store_history returns 0), or an error, returned. */
+#define NODE_STORE_STOP 1
 typedef int (*node_history_fn)(void *arg, uint64_t hlc, crdt_dot_t dot, const char *op,
                                const char *agent, const char *user, crdt_type_id_t type,
                                const char *elem, const uint8_t *value, size_t len, int64_t amount);
-int node_store_history(node_store_t *self, const char *sid, const char *key, node_history_fn fn,
-                       void *arg);
+int node_store_history(node_store_t *self, const char *sid, const char *key,
+                       const node_position_t *after, node_history_fn fn, void *arg);
+
+/*  Visits the live entries of the object under key in storage order (element, then dot),
+ *  from the first entry of the first element after `after` (NULL or "": from the first),
+ *  seeking there directly: the cost is the entries visited, so a page of a set's members
+ *  reads that page (and the hidden elements skipped on the way). The view's strings and data
+ *  are borrowed for the call. fn returns as for node_store_history. */
+typedef int (*node_entry_fn)(void *arg, crdt_type_id_t type, const crdt_entry_view_t *entry);
+int node_store_object_entries(node_store_t *self, const char *sid, const char *key,
+                              const char *after, node_entry_fn fn, void *arg);
 
 /*  The store as the replication engine sees it (gossip/engine.h), with the node_store_t as its
  *  state. It names shared scopes only: "@agent" private ids are neither listed nor accepted.

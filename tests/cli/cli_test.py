@@ -175,6 +175,47 @@ class CliTest(unittest.TestCase):
         stats = json.loads(self.ok("--json", "stats"))
         self.assertGreater(stats["writes"], 0)
 
+    def test_pages_and_after(self):
+        """--cursor/--limit print one page and its cursor; without them every page; --after
+        and --timeout are taken by every read."""
+        for i in range(7):
+            self.ok("set", "add", "run:pages", "s", f"m{i}")
+            self.ok("log", "append", "run:pages", "l", f"line {i}")
+            self.ok("put", "run:pages", "r", f"v{i}")
+        token = self.ok("put", "run:pages", "k", "v").strip()
+        commands = (("set", "members", "run:pages", "s"), ("log", "range", "run:pages", "l"),
+                    ("history", "run:pages", "r"), ("ls", "run:pages"))
+        for words in commands:
+            whole = self.ok(*words).splitlines()
+            got, cursor, pages = [], None, 0
+            while True:
+                extra = ("--cursor", cursor) if cursor else ()
+                r = run(self.node, *words, "--limit", "3", *extra)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                lines = r.stdout.splitlines()
+                self.assertLessEqual(len(lines), 3)
+                got += lines
+                pages += 1
+                if not r.stderr:
+                    break
+                self.assertRegex(r.stderr, r"^next_cursor \S+\n$")
+                cursor = r.stderr.split()[1]
+            self.assertEqual(got, whole, words)
+            self.assertEqual(pages, (len(whole) + 2) // 3, words)
+            doc = json.loads(self.ok("--json", *words, "--limit", "2"))
+            self.assertEqual(len(doc["items"]), 2)
+            self.assertTrue(doc["next_cursor"])
+            # every read takes the causal token of a write
+            self.assertEqual(self.ok(*words, "--after", token, "--timeout", "2000").splitlines(),
+                             whole)
+        self.ok("counter", "add", "run:pages", "n", "2")
+        self.assertEqual(self.ok("counter", "get", "run:pages", "n", "--after", token), "2\n")
+        self.fails(4, "log", "range", "run:pages", "l", "--cursor", "garbage")
+        self.assertIn("cursor", self.fails(4, "history", "run:pages", "r", "--cursor", "x.y.z"))
+        self.fails(4, "set", "members", "run:pages", "s", "--after", "!!not-a-token!!")
+        self.fails(2, "set", "members", "run:pages", "s", "--limit", "0")
+        self.fails(2, "put", "run:pages", "k", "v", "--cursor", "c")
+
     def test_remember_and_share(self):
         mem = self.ok("remember", "user:alice", "likes tea", "--meta", '{"topic":"food"}').strip()
         self.assertTrue(mem)

@@ -199,6 +199,22 @@ class ClusterCliTest(unittest.TestCase):
         self.assertEqual(alone.returncode, 5)  # alone: nobody else holds it
         bad = self.engram("cluster", "join", "not-an-endpoint", socket=api)
         self.assertEqual(bad.returncode, 4)
+        # endpoints the node took before (and tried to reach for ever): refused, saying why,
+        # never echoing more than a bounded, escaped quote of what was given
+        for endpoint, why in (("tcp://:1", "the host is empty"),
+                              ("tcp://x:0", "the port must be a number from 1 to 65535"),
+                              ("tcp://x:65536", "the port must be a number from 1 to 65535"),
+                              ("tcp://x:1x", "the port must be a number from 1 to 65535"),
+                              ("tcp://" + "h" * 5000 + ":1", "longer than 253 bytes"),
+                              ("tcp://bad_host:1", "neither a DNS name nor an IP address"),
+                              ("tcp://-x.y:1", "neither a DNS name nor an IP address"),
+                              ("tcp://999.1.1.1:1", "not an IPv4 address"),
+                              ("tcp://[::g]:1", "not an IPv6 address"),
+                              ("udp://x:1", "the transport must be tcp://")):
+            refused = self.engram("cluster", "join", endpoint, socket=api)
+            self.assertEqual(refused.returncode, 4, endpoint[:40])
+            self.assertIn(why, refused.stderr)
+            self.assertLess(len(refused.stderr), 400)
         join = self.engram("cluster", "join", f"127.0.0.1:{self.base + 10}", socket=api)
         self.assertEqual(join.returncode, 0, join.stderr)
         eventually(lambda: any(m["node"] == fields["node"] and m["state"] == "alive"

@@ -1642,10 +1642,106 @@ static void test_non_utf8_names(void **state)
     fprintf(stderr, "non-UTF-8 scope: %d (%s); key: %d (%s); element: %d (%s)\n", scope_rc,
             engram_strerror(scope_rc), key_rc, engram_strerror(key_rc), elem_rc,
             engram_strerror(elem_rc));
-    assert_int_equal(scope_rc, ENGRAM_ESCOPE);
+    assert_int_equal(scope_rc, ENGRAM_EINVAL); /* refused on the wire, before any handler */
     assert_int_not_equal(key_rc, 0);
     assert_int_not_equal(elem_rc, 0);
     assert_true(after.writes == before.writes);
+}
+
+static Engram__Request s_raw_put(uint64_t id, const char *key);
+
+/*  Packs req after replacing, in its wire bytes, the first '~' of the field holding `marked`
+ *  with the byte `byte` (protobuf-c would stop at a NUL given as a C string). */
+static zmsg_t *s_request_msg_patched(const Engram__Request *req, const char *marked, char byte)
+{
+    size_t size = engram__request__get_packed_size(req);
+    uint8_t *buf = malloc(size);
+    assert_non_null(buf);
+    engram__request__pack(req, buf);
+    uint8_t *at = memmem(buf, size, marked, strlen(marked));
+    assert_non_null(at);
+    *(uint8_t *)memchr(at, '~', strlen(marked)) = (uint8_t)byte;
+    zmsg_t *msg = zmsg_new();
+    zmsg_addmem(msg, buf, size);
+    free(buf);
+    return msg;
+}
+
+/*  protobuf-c unpacks a string at its first NUL: a key "k\0hidden" wrote `k` and an agent
+ *  "raw-agent\0x" acted as raw-agent, answered as success. Every string field is checked on
+ *  the wire now: refused with ENGRAM_EINVAL naming the field, never quoting it, and nothing
+ *  written. */
+static void test_strings_checked_on_the_wire(void **state)
+{
+    (void)state;
+    engram_t *e = s_connect(s_nodes.a, "agent-a", "alice");
+    zsock_t *d = s_dealer(s_nodes.a);
+    engram_stats_t before, after;
+    s_stats(s_nodes.a, e, &before);
+    static const struct {
+        const char *key, *agent, *marked, *field;
+        char byte;
+    } cases[] = {
+        {"k~hidden", "raw-agent", "k~hidden", "key", '\0'},
+        {"nul-agent", "raw-agent~x", "raw-agent~x", "agent", '\0'},
+        {"bad-utf8~", "raw-agent", "bad-utf8~", "key", (char)0xc0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Engram__Request req = s_raw_put(100 + i, cases[i].key);
+        req.agent = (char *)cases[i].agent;
+        zmsg_t *msg = s_request_msg_patched(&req, cases[i].marked, cases[i].byte);
+        Engram__Reply *reply = s_raw_exchange(d, &msg);
+        assert_non_null(reply);
+        assert_int_equal(reply->id, 100 + i);
+        assert_int_equal(reply->code, ENGRAM_EINVAL);
+        char want[96];
+        snprintf(want, sizeof want, "field '%s' is not valid UTF-8 or holds a NUL", cases[i].field);
+        assert_string_equal(reply->message, want);
+        engram__reply__free_unpacked(reply, NULL);
+        s_serving(s_nodes.a, e);
+    }
+    s_expect_missing(e, "run:raw", "k");
+    s_expect_missing(e, "run:raw", "nul-agent");
+    s_stats(s_nodes.a, e, &after);
+    assert_true(after.writes == before.writes);
+    s_close(&d);
+    s_disconnect(&e);
+}
+
+/*  Scope ids are names: invisible, bidirectional and space characters could make two scopes
+ *  look alike, so they are refused (and the message shows them escaped); a key may hold them
+ *  (it is data, not an identity) but no control character. */
+static void test_names_are_visible(void **state)
+{
+    (void)state;
+    engram_t *e = s_connect(s_nodes.a, "agent-a", "alice");
+    engram_result_t *r;
+    engram_stats_t before, after;
+    s_stats(s_nodes.a, e, &before);
+    const char *spoofs[] = {"run:team\xe2\x80\xae"
+                            "evil",
+                            "run:a\xe2\x80\x8b",
+                            "run:a\xc2\xa0"
+                            "b",
+                            "run:e\xcc\x81" /* e + combining acute: not NFC */};
+    for (size_t i = 0; i < sizeof spoofs / sizeof spoofs[0]; i++) {
+        EXPECT_RC(e, ENGRAM_ESCOPE, engram_put(e, spoofs[i], "k", "v", 1, NULL, 0, &r));
+        assert_null(strstr(engram_last_error(e), "\xe2\x80"));
+        s_serving(s_nodes.a, e);
+    }
+    EXPECT_RC(e, ENGRAM_ESCOPE, engram_put(e, spoofs[0], "k", "v", 1, NULL, 0, &r));
+    if (!strstr(engram_last_error(e), "\\u202E"))
+        fail_msg("the message shows no escape: %s", engram_last_error(e));
+    EXPECT_REFUSED(e, ENGRAM_EINVAL, engram_put(e, "run:names", "tab\tkey", "v", 1, NULL, 0, &r));
+    EXPECT_REFUSED(e, ENGRAM_EINVAL, engram_set_add(e, "run:names", "set", "\x1b[31m", &r));
+    s_stats(s_nodes.a, e, &after);
+    assert_true(after.writes == before.writes);
+    s_put(e, "run:names",
+          "emoji\xe2\x80\x8d"
+          "key",
+          "v");                                  /* a zero-width joiner: data */
+    s_put(e, "run:\xc3\xa9t\xc3\xa9", "k", "v"); /* NFC: fine */
+    s_disconnect(&e);
 }
 
 static void test_key_limits(void **state)
@@ -1677,6 +1773,126 @@ static void test_key_limits(void **state)
     s_expect_value(e, "run:keys", max_key, "v");
     EXPECT_OK(e, engram_set_add(e, "run:keys", "set", max_key, &r), &r);
     s_expect_members(e, "run:keys", "set", max_key);
+    s_disconnect(&e);
+}
+
+/*  --- paged reads ----------------------------------------------------------------------- */
+
+#define PAGED_ITEMS  2500
+#define PAGED_HIDDEN 10 /* a hidden fragment after every PAGED_HIDDEN-th visible one */
+
+typedef int s_page_fn(engram_t *e, const char *scope, const char *key, const char *cursor,
+                      unsigned limit, engram_result_t **result);
+
+/*  What a paged item shows: a set member's or log entry's value, a history step's value. */
+static void s_item_text(const engram_item_t *item, char *out, size_t size)
+{
+    snprintf(out, size, "%.*s", (int)item->len, (const char *)item->value);
+}
+
+/*  Pages through KEY with page (limit a page, 0: node A's), checking each page holds at most
+ *  that many items and every one but the last exactly that many, and that the concatenation is
+ * want[0..n) in order. Returns the number of pages. */
+static int s_page_through(engram_t *e, s_page_fn *page, const char *scope, const char *key,
+                          unsigned limit, char (*want)[16], size_t n)
+{
+    char *cursor = NULL;
+    size_t seen = 0;
+    int pages = 0;
+    do {
+        engram_result_t *r = NULL;
+        EXPECT_RC(e, 0, page(e, scope, key, cursor, limit, &r));
+        s_token_ok(r, "a page");
+        pages++;
+        unsigned size = limit ? limit : A_LIST_LIMIT; /* 0: the node's page */
+        assert_true(r->nitems <= size);
+        bool last = !*r->next_cursor;
+        if (!last && r->nitems != size)
+            fail_msg("page %d of %s holds %zu items, not %u, and is not the last", pages, key,
+                     r->nitems, size);
+        for (size_t i = 0; i < r->nitems; i++) {
+            char text[64];
+            s_item_text(&r->items[i], text, sizeof text);
+            if (seen >= n || strcmp(text, want[seen]) != 0)
+                fail_msg("%s: item %zu is '%s', expected '%s'", key, seen, text,
+                         seen < n ? want[seen] : "(the end)");
+            seen++;
+        }
+        free(cursor);
+        cursor = last ? NULL : strdup(r->next_cursor);
+        engram_result_destroy(&r);
+    } while (cursor);
+    assert_int_equal(seen, n);
+    return pages;
+}
+
+/*  SET_MEMBERS, LOG_RANGE and HISTORY page with a cursor: 2,500 visible items in pages of 100
+ *  come each exactly once, in order, 25 pages; fragments another agent wrote that the reader
+ *  may not see (interleaved) appear on no page and are not counted (every page but the last
+ *  is full); the whole-object calls gather every page (node A's page is 3 items); a cursor
+ *  this read never returned is refused with ENGRAM_EINVAL. */
+static void test_paged_reads(void **state)
+{
+    (void)state;
+    engram_t *e = s_connect(s_nodes.a, "agent-a", "alice");
+    engram_t *h = s_connect(s_nodes.a, "agent-h", "hank"); /* alice cannot act through it */
+    engram_result_t *r;
+    static char want[PAGED_ITEMS][16];
+    for (int i = 0; i < PAGED_ITEMS; i++) {
+        snprintf(want[i], sizeof want[i], "e%04d", i);
+        EXPECT_OK(e, engram_set_add(e, "run:pages", "set", want[i], &r), &r);
+        EXPECT_OK(e, engram_log_append(e, "run:pages", "log", want[i], 5, &r), &r);
+        EXPECT_OK(e, engram_put(e, "run:pages", "reg", want[i], 5, NULL, 0, &r), &r);
+        if (i % PAGED_HIDDEN == 0) {
+            char hidden[16];
+            snprintf(hidden, sizeof hidden, "e%04d-h", i);
+            EXPECT_OK(h, engram_set_add(h, "run:pages", "set", hidden, &r), &r);
+            EXPECT_OK(h, engram_log_append(h, "run:pages", "log", hidden, 7, &r), &r);
+            EXPECT_OK(h, engram_put(h, "run:pages", "reg", hidden, 7, NULL, 0, &r), &r);
+        }
+    }
+    assert_int_equal(
+        s_page_through(e, engram_set_members_page, "run:pages", "set", 100, want, PAGED_ITEMS), 25);
+    assert_int_equal(s_page_through(e, engram_log_page, "run:pages", "log", 100, want, PAGED_ITEMS),
+                     25);
+    assert_int_equal(
+        s_page_through(e, engram_history_page, "run:pages", "reg", 100, want, PAGED_ITEMS), 25);
+    /* odd page sizes, the node's default (3 on node A) */
+    s_page_through(e, engram_set_members_page, "run:pages", "set", 7, want, PAGED_ITEMS);
+    assert_int_equal(s_page_through(e, engram_log_page, "run:pages", "log", 0, want, PAGED_ITEMS),
+                     (PAGED_ITEMS + A_LIST_LIMIT - 1) / A_LIST_LIMIT);
+    /* the hidden agent sees its own fragments only where alice's are hidden from hank too */
+    EXPECT_OK_KEEP(h, engram_set_members(h, "run:pages", "set", &r), &r);
+    assert_int_equal(r->nitems, PAGED_ITEMS / PAGED_HIDDEN);
+    engram_result_destroy(&r);
+
+    /* every page, gathered */
+    EXPECT_OK_KEEP(e, engram_set_members(e, "run:pages", "set", &r), &r);
+    assert_int_equal(r->nitems, PAGED_ITEMS);
+    assert_string_equal(r->next_cursor, "");
+    for (size_t i = 0; i < r->nitems; i++)
+        assert_memory_equal(r->items[i].value, want[i], 6);
+    engram_result_destroy(&r);
+    EXPECT_OK_KEEP(e, engram_history(e, "run:pages", "reg", &r), &r);
+    assert_int_equal(r->nitems, PAGED_ITEMS);
+    engram_result_destroy(&r);
+
+    /* cursors that no read returned */
+    const char *bad[] = {"garbage", "0000000000000001.0000000000000002",
+                         "000000000000000g.0000000000000002.0000000000000003",
+                         "0000000000000001-0000000000000002-0000000000000003"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        EXPECT_RC(e, ENGRAM_EINVAL, engram_log_page(e, "run:pages", "log", bad[i], 10, &r));
+        assert_non_null(strstr(engram_last_error(e), "cursor"));
+        EXPECT_REFUSED(e, ENGRAM_EINVAL,
+                       engram_history_page(e, "run:pages", "reg", bad[i], 10, &r));
+    }
+    /* past the end: an empty last page, not "not found" */
+    EXPECT_OK_KEEP(e, engram_set_members_page(e, "run:pages", "set", "zzz", 10, &r), &r);
+    assert_int_equal(r->nitems, 0);
+    assert_string_equal(r->next_cursor, "");
+    engram_result_destroy(&r);
+    s_disconnect(&h);
     s_disconnect(&e);
 }
 
@@ -1960,6 +2176,9 @@ int main(void)
         GROUP_TEST(test_oversized_value),
         GROUP_TEST(test_invalid_scopes),
         GROUP_TEST(test_non_utf8_names),
+        GROUP_TEST(test_strings_checked_on_the_wire),
+        GROUP_TEST(test_names_are_visible),
+        GROUP_TEST(test_paged_reads),
         GROUP_TEST(test_key_limits),
         GROUP_TEST(test_raw_frames),
         GROUP_TEST(test_connection_without_agent_name),

@@ -1,8 +1,10 @@
 /*  Tests of libengram's requests against a fake node in this process: a CURVE ROUTER on an ipc
  *  socket (its key published beside it, as engramd does) that answers every Request with a
  *  canned Reply and hands the Request it got to the test, which checks what libengram put in
- *  it: the sources declared for writes (engram_set_sources) and the access-control calls
- *  (engram_acl_submit, engram_acl_show, engram_acl_check) with their answers.
+ *  it: the sources declared for writes (engram_set_sources), the causal token every read
+ *  carries (engram_set_after), the pages the whole-object reads gather (it answers a paged
+ *  read in two pages) and the access-control calls (engram_acl_submit, engram_acl_show,
+ *  engram_acl_check) with their answers.
  */
 #define _GNU_SOURCE /* nftw */
 #include <setjmp.h>
@@ -77,6 +79,19 @@ static void s_fake_node(zsock_t *pipe, void *args)
             reply.message = "not for you";
         } else {
             reply.json = S_JSON;
+        }
+        /* paged reads: two pages, "first" then (after cursor "c1") "second"; for key "loop"
+         * the second page names the same cursor again */
+        Engram__Item item = ENGRAM__ITEM__INIT;
+        Engram__Item *items[1] = {&item};
+        if (req && (req->op == ENGRAM__OP__SET_MEMBERS || req->op == ENGRAM__OP__LOG_RANGE ||
+                    req->op == ENGRAM__OP__HISTORY)) {
+            bool first = !req->cursor[0];
+            item.value.data = (uint8_t *)(first ? "first" : "second");
+            item.value.len = strlen((char *)item.value.data);
+            reply.items = items;
+            reply.n_items = 1;
+            reply.next_cursor = first || streq(req->key, "loop") ? "c1" : "";
         }
         engram__request__free_unpacked(req, NULL);
         zframe_t *answer = zframe_new(NULL, engram__reply__get_packed_size(&reply));
@@ -200,6 +215,99 @@ static void test_sources_go_with_writes(void **state)
     s_expect_sources(ENGRAM__OP__PUT, NULL, 0);
 }
 
+/*  The causal token and timeout of the last request. */
+static void s_expect_after(Engram__Op op, const char *after, uint32_t timeout_ms)
+{
+    Engram__Request *req = s_last_request();
+    assert_int_equal(req->op, op);
+    assert_int_equal(req->after.len, strlen(after));
+    if (req->after.len)
+        assert_memory_equal(req->after.data, after, req->after.len);
+    assert_int_equal(req->timeout_ms, timeout_ms);
+    engram__request__free_unpacked(req, NULL);
+}
+
+/*  engram_set_after: every read of the connection carries the token and its timeout (get,
+ *  set members, counter get, log range, list, history, and their pages); writes carry none;
+ *  engram_get's own token takes precedence; NULL clears; a token that is not base64url is
+ *  refused and the one set stays. */
+static void test_after_goes_with_reads(void **state)
+{
+    (void)state;
+    engram_result_t *r = NULL;
+    s_ok(engram_set_after(s_engram, "YWJj", 1234)); /* base64url of "abc" */
+#define S_READ(call, op)                                                                           \
+    do {                                                                                           \
+        s_ok(call);                                                                                \
+        engram_result_destroy(&r);                                                                 \
+        s_expect_after(op, "abc", 1234);                                                           \
+    } while (0)
+    S_READ(engram_get(s_engram, "run:a", "k", NULL, 0, &r), ENGRAM__OP__GET);
+    S_READ(engram_counter_get(s_engram, "run:a", "k", &r), ENGRAM__OP__COUNTER_GET);
+    S_READ(engram_list(s_engram, "run:a", NULL, NULL, 0, &r), ENGRAM__OP__LIST);
+    S_READ(engram_set_members_page(s_engram, "run:a", "k", "c1", 5, &r), ENGRAM__OP__SET_MEMBERS);
+    S_READ(engram_log_page(s_engram, "run:a", "k", "c1", 5, &r), ENGRAM__OP__LOG_RANGE);
+    S_READ(engram_history_page(s_engram, "run:a", "k", "c1", 5, &r), ENGRAM__OP__HISTORY);
+    s_ok(engram_log_range(s_engram, "run:a", "k", &r)); /* two pages, both with the token */
+    engram_result_destroy(&r);
+    s_expect_after(ENGRAM__OP__LOG_RANGE, "abc", 1234);
+    s_expect_after(ENGRAM__OP__LOG_RANGE, "abc", 1234);
+#undef S_READ
+    s_ok(engram_put(s_engram, "run:a", "k", "v", 1, NULL, 0, &r));
+    engram_result_destroy(&r);
+    s_expect_after(ENGRAM__OP__PUT, "", 0);
+    s_ok(engram_get(s_engram, "run:a", "k", "eHl6", 99, &r)); /* its own: "xyz" */
+    engram_result_destroy(&r);
+    s_expect_after(ENGRAM__OP__GET, "xyz", 99);
+    assert_int_equal(engram_set_after(s_engram, "not base64!", 0), ENGRAM_EINVAL);
+    s_ok(engram_counter_get(s_engram, "run:a", "k", &r));
+    engram_result_destroy(&r);
+    s_expect_after(ENGRAM__OP__COUNTER_GET, "abc", 1234);
+    s_ok(engram_set_after(s_engram, NULL, 0));
+    s_ok(engram_counter_get(s_engram, "run:a", "k", &r));
+    engram_result_destroy(&r);
+    s_expect_after(ENGRAM__OP__COUNTER_GET, "", 0);
+}
+
+/*  The whole-object reads fetch every page, in order, asking each after the previous page's
+ *  cursor; the one-page calls pass cursor and limit; a node that names the same cursor again
+ *  is an error, not a loop. */
+static void test_pages_gathered(void **state)
+{
+    (void)state;
+    engram_result_t *r = NULL;
+    int (*whole[])(engram_t *, const char *, const char *,
+                   engram_result_t **) = {engram_set_members, engram_log_range, engram_history};
+    for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++) {
+        s_ok(whole[i](s_engram, "run:a", "k", &r));
+        assert_int_equal(r->nitems, 2);
+        assert_string_equal((char *)r->items[0].value, "first");
+        assert_string_equal((char *)r->items[1].value, "second");
+        assert_string_equal(r->next_cursor, "");
+        engram_result_destroy(&r);
+        Engram__Request *req = s_last_request();
+        assert_string_equal(req->cursor, "");
+        assert_int_equal(req->limit, 0);
+        engram__request__free_unpacked(req, NULL);
+        req = s_last_request();
+        assert_string_equal(req->cursor, "c1");
+        engram__request__free_unpacked(req, NULL);
+    }
+    s_ok(engram_set_members_page(s_engram, "run:a", "k", NULL, 7, &r));
+    assert_int_equal(r->nitems, 1);
+    assert_string_equal(r->next_cursor, "c1");
+    engram_result_destroy(&r);
+    Engram__Request *req = s_last_request();
+    assert_string_equal(req->cursor, "");
+    assert_int_equal(req->limit, 7);
+    engram__request__free_unpacked(req, NULL);
+
+    assert_int_equal(engram_history(s_engram, "run:a", "loop", &r), ENGRAM_EIO);
+    assert_null(r);
+    engram__request__free_unpacked(s_last_request(), NULL);
+    engram__request__free_unpacked(s_last_request(), NULL);
+}
+
 /*  The access-control calls: what each request carries and what the caller gets back. */
 static void test_acl_calls(void **state)
 {
@@ -251,6 +359,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sources_go_with_writes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_acl_calls, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_after_goes_with_reads, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_pages_gathered, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
