@@ -39,6 +39,7 @@
 
 #include "engram/error.h"
 #include "engram/limits.h"
+#include "node/common/names.h"
 #include "proto/acl.pb-c.h"
 
 #define KEY_HEX_BYTES (2 * crypto_sign_PUBLICKEYBYTES + 1)
@@ -287,10 +288,9 @@ static int s_check_name(const char *name, const char *what, char *why, size_t wh
     if (strlen(name) > ENGRAM_ACL_MAX_NAME_BYTES)
         return s_why(ENGRAM_ETOOBIG, why, why_len, "%s name longer than %d bytes", what,
                      ENGRAM_ACL_MAX_NAME_BYTES);
-    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
-        if (*c <= ' ' || *c == 0x7f) /* as the agent API's names: no space, no control */
-            return s_why(ENGRAM_EDECODE, why, why_len, "%s name with a space or control byte",
-                         what);
+    const char *problem = NULL; /* the agent API's rule for names (node/common/names.h) */
+    if (!node_name_ok(name, strlen(name), &problem))
+        return s_why(ENGRAM_EDECODE, why, why_len, "the %s name %s", what, problem);
     return 0;
 }
 
@@ -305,13 +305,11 @@ static int s_check_resource(const char *resource, const char *what, char *why, s
         return s_why(ENGRAM_ETOOBIG, why, why_len, "%s longer than %d bytes", what,
                      ENGRAM_ACL_MAX_RESOURCE_BYTES);
     if (resource[0] == '@')
-        return s_why(ENGRAM_EDECODE, why, why_len, "%s '%.64s' names a private scope", what,
-                     resource);
+        return s_why(ENGRAM_EDECODE, why, why_len, "the %s names a private scope", what);
     const char *star = strchr(resource, '*');
     if (star && (star[1] || (star != resource && !memchr(resource, ':', len - 1))))
         return s_why(ENGRAM_EDECODE, why, why_len,
-                     "%s '%.64s': a pattern is '*' or KIND:PREFIX then one final '*'", what,
-                     resource);
+                     "the %s is not a pattern: '*' or KIND:PREFIX then one final '*'", what);
     return 0;
 }
 
