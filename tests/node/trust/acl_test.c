@@ -1024,12 +1024,20 @@ static void test_refusals(void **state)
     s_refused(acl, s_ua(&root, 10, "", "bot", 0, OPEN), ENGRAM_EDECODE, "empty user");
     s_refused(acl, s_ua(&root, 10, "alice", "", 0, OPEN), ENGRAM_EDECODE, "empty agent");
     /* names follow node/common/names.h: nothing invisible, bidirectional or spaced */
-    s_refused(acl, s_ua(&root, 10, "ali\xe2\x80\xae" "ce", "bot", 0, OPEN), ENGRAM_EDECODE,
-              "user with U+202E");
+    s_refused(acl,
+              s_ua(&root, 10,
+                   "ali\xe2\x80\xae"
+                   "ce",
+                   "bot", 0, OPEN),
+              ENGRAM_EDECODE, "user with U+202E");
     s_refused(acl, s_ua(&root, 10, "alice", "b\xe2\x80\x8bot", 0, OPEN), ENGRAM_EDECODE,
               "agent with U+200B");
-    s_refused(acl, s_ua(&root, 10, "ali\xc2\xa0" "ce", "bot", 0, OPEN), ENGRAM_EDECODE,
-              "user with U+00A0");
+    s_refused(acl,
+              s_ua(&root, 10,
+                   "ali\xc2\xa0"
+                   "ce",
+                   "bot", 0, OPEN),
+              ENGRAM_EDECODE, "user with U+00A0");
     s_refused(acl, s_ua(&root, 10, "alice", "bot", 10, 10), ENGRAM_EDECODE, "empty interval");
     s_refused(acl, s_ua(&root, 10, "alice", "bot", 11, 10), ENGRAM_EDECODE, "reversed interval");
     s_kept(acl, s_ua(&root, 10, "alice", "bot", 10, 11));
