@@ -38,9 +38,11 @@
  *  Paged reads: engram_set_members_page, engram_log_page and engram_history_page ask for one
  *  page (Request.cursor and limit); engram_set_members, engram_log_range and engram_history
  *  ask page after page, each after the previous page's next_cursor, and return the items of
- *  them all with the last page's token. A node that names the cursor it was given again is an
- *  error (ENGRAM_EIO), never a loop. The pages are not one snapshot: a write between two pages
- *  may be seen by the later one.
+ *  them all with the last page's token, in the largest pages a node serves (ENGRAM_MAX_PAGE),
+ *  so an object of up to that many items is read in one request, as one snapshot. A larger one
+ *  is not: a write between two pages may be seen by the later one, and a remote log entry
+ *  stamped before the cursor and arriving between two pages is missed by that read. A node
+ *  that names the cursor it was given again is an error (ENGRAM_EIO), never a loop.
  *
  *  Ownership: an engram_t owns its socket and poller, the queued subscription Replies
  *  (protobuf-c unpacked messages, freed with engram__reply__free_unpacked) and the last
@@ -917,10 +919,10 @@ static int s_all_pages(engram_t *self, Engram__Op op, const char *scope, const c
                        engram_result_t **result)
 {
     engram_result_t *all = NULL;
-    int rc = s_page(self, op, scope, key, NULL, 0, &all);
+    int rc = s_page(self, op, scope, key, NULL, ENGRAM_MAX_PAGE, &all);
     while (rc == 0 && *all->next_cursor) {
         engram_result_t *page = NULL;
-        rc = s_page(self, op, scope, key, all->next_cursor, 0, &page);
+        rc = s_page(self, op, scope, key, all->next_cursor, ENGRAM_MAX_PAGE, &page);
         if (rc == 0 && strcmp(page->next_cursor, all->next_cursor) == 0 && *page->next_cursor)
             rc = s_fail(self, ENGRAM_EIO, "the node repeated the cursor %s", page->next_cursor);
         if (rc == 0)

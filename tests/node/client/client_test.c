@@ -287,7 +287,7 @@ static void test_pages_gathered(void **state)
         engram_result_destroy(&r);
         Engram__Request *req = s_last_request();
         assert_string_equal(req->cursor, "");
-        assert_int_equal(req->limit, 0);
+        assert_int_equal(req->limit, ENGRAM_MAX_PAGE); /* one request, one snapshot, when it fits */
         engram__request__free_unpacked(req, NULL);
         req = s_last_request();
         assert_string_equal(req->cursor, "c1");
