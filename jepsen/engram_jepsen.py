@@ -922,6 +922,8 @@ class Nemesis(threading.Thread):
         try:
             end = time.monotonic() + self.duration
             self.stop_ev.wait(self.rng.uniform(2, 4))
+            if not self.faults:  # nemesis none: the load alone, for the whole time
+                self.stop_ev.wait(max(0.0, end - time.monotonic()))
             while self.faults and time.monotonic() < end and not self.stop_ev.is_set():
                 fault = self.rng.choice(self.faults)
                 if fault == "clock-big" and self.big_done:
@@ -1801,8 +1803,9 @@ class Checker:
 def fmt_op(o):
     fields = {k: v for k, v in o.items() if k not in ("id", "process", "type", "invoke",
                                                         "complete", "kind", "node")}
-    if isinstance(fields.get("value"), list) and len(fields["value"]) > 8:
-        fields["value"] = fields["value"][:8] + [f"... {len(fields['value']) - 8} more"]
+    for name in ("value", "read_before"):
+        if isinstance(fields.get(name), list) and len(fields[name]) > 8:
+            fields[name] = fields[name][:8] + [f"... {len(fields[name]) - 8} more"]
     where = "" if o["process"] == "nemesis" else f" p{o['process']}@n{o['node'] + 1}"
     return (f"{o['invoke']:8.3f}-{o.get('complete', float('nan')):8.3f} {o['type']:6} "
             f"{o['kind']}{where} {json.dumps(fields, sort_keys=True)}")
