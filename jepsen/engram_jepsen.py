@@ -226,13 +226,13 @@ class Network:
         self.cut = set(pairs)
         self.apply()
 
-    def host_table(self, idx, name, body):
-        """Replaces (body) or deletes (None) an inet table in host idx's own namespace: the
-        faults a switch cannot make (duplication, TCP resets)."""
+    def host_table(self, idx, name, body, family="inet"):
+        """Replaces (body) or deletes (None) a table in host idx's own namespace: the faults
+        a switch cannot make (duplication, TCP resets)."""
         host = self.hosts[idx]
-        text = f"table inet {name}\ndelete table inet {name}\n"
+        text = f"table {family} {name}\ndelete table {family} {name}\n"
         if body:
-            text += f"table inet {name} {{\n{body}\n}}\n"
+            text += f"table {family} {name} {{\n{body}\n}}\n"
         with self.lock:
             sh("ip", "netns", "exec", host, "nft", "-f", "-", input=text)
 
@@ -242,7 +242,7 @@ class Network:
                  for j, ip in enumerate(self.ips) if j != idx]
         self.host_table(idx, "jdup", None if pct <= 0 else
                         "  chain out_dup {\n    type filter hook output priority 0;\n"
-                        + "\n".join(rules) + "\n  }")
+                        + "\n".join(rules) + "\n  }", family="ip")
 
     def set_reset(self, idx, on):
         """Host idx answers every gossip segment, in or out, with a TCP reset."""
@@ -1473,13 +1473,15 @@ class Checker:
                 if extra:
                     self.fail("logs", f"{name}: log {key} holds entries never appended: "
                               f"{extra[:10]}")
-                # Session order: a client's acknowledged appends (each after the previous was
-                # acknowledged, on its node or handed over by token) appear in that order.
+                # Session order: a client's acknowledged appends on one node (each after the
+                # previous was acknowledged there, so causally after it) appear in that order.
+                # Appends on different nodes with no token between are concurrent: the
+                # log may order them either way (causal_order covers the handed-over ones).
                 pos = {e: i for i, e in enumerate(entries)}
                 by_client = collections.defaultdict(list)
                 for o in sorted(ok.values(), key=lambda o: o["invoke"]):
-                    by_client[o["process"]].append(o)
-                for proc, seq in by_client.items():
+                    by_client[(o["process"], o["node"])].append(o)
+                for (proc, _node), seq in by_client.items():
                     for a, b in zip(seq, seq[1:]):
                         if a["value"] in pos and b["value"] in pos and \
                                 pos[a["value"]] > pos[b["value"]]:
@@ -2225,6 +2227,9 @@ def write_results(out, cfg, result, history, nemesis, checker, sampler, cluster)
                                          for k, v in verdicts.items()) + "\n")
         if checker and checker.failures:
             f.write("\nfailures:\n" + checker.excerpt() + "\n")
+    if checker:
+        with open(os.path.join(out, "final.json"), "w") as f:  # each node's final state
+            json.dump(checker.snaps, f, sort_keys=True)
     if sampler:
         with open(os.path.join(out, "rss.json"), "w") as f:
             json.dump(sampler.rss, f)
