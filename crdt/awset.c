@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crdt/array.h"
 #include "crdt/internal.h"
 #include "engram/error.h"
 #include "engram/limits.h"
@@ -18,6 +19,35 @@ static int s_check_type(const crdt_scope_t *self, const char *key, const char *e
     return 0;
 }
 
+#ifdef ENGRAM_FAULT_REMOVE_DROPS_UNOBSERVED
+/*  The deliberate defect: a remove's context also claims the next dots of every other replica,
+ *  unobserved here, so it drops the adds they make concurrently (and never takes them here). */
+typedef struct {
+    uint64_t self;
+    crdt_dot_t **dots;
+    size_t *n, *cap;
+} s_fault_t;
+
+static int s_fault_claim(void *arg, uint64_t node, uint64_t lo, uint64_t hi)
+{
+    s_fault_t *f = arg;
+    (void)lo;
+    if (node == f->self)
+        return 0;
+    if (crdt_array_grow((void **)f->dots, f->cap, *f->n + 64, sizeof **f->dots))
+        return ENGRAM_ENOMEM;
+    for (uint64_t k = 1; k <= 64; k++)
+        (*f->dots)[(*f->n)++] = (crdt_dot_t){node, hi + k};
+    return 0;
+}
+
+static int s_fault_claim_unobserved(crdt_scope_t *self, crdt_dot_t **dots, size_t *n, size_t *cap)
+{
+    s_fault_t f = {crdt_scope_replica(self), dots, n, cap};
+    return crdt__ctx_foreach_range(crdt_scope_ctx(self), s_fault_claim, &f);
+}
+#endif
+
 /*  Removes the entries elem holds here (observed), with a fresh dot; adds elem with data if
  *  `add`. */
 static int s_update(crdt_scope_t *self, const char *key, const char *elem, bool add,
@@ -30,6 +60,10 @@ static int s_update(crdt_scope_t *self, const char *key, const char *elem, bool 
     crdt_dot_t *observed = NULL;
     size_t n = 0, cap = 0;
     rc = crdt__object_dots(set, elem, &observed, &n, &cap);
+#ifdef ENGRAM_FAULT_REMOVE_DROPS_UNOBSERVED /* deliberate defect for jepsen/ */
+    if (rc == 0 && !add && n > 0)
+        rc = s_fault_claim_unobserved(self, &observed, &n, &cap);
+#endif
     if (rc == 0 && !add && n == 0)
         rc = ENGRAM_ENOTFOUND;
     if (rc == 0)

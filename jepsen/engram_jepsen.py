@@ -2,12 +2,18 @@
 """A Jepsen-style test of an engram cluster: five engramd nodes, each in its own network
 namespace behind one software switch, clients writing and reading through the `engram` CLI
 (each an agent with its own CURVE key, registered and granted by the admin with the CLI)
-while a seeded nemesis partitions, drops packets, kills, pauses and skews nodes; then heal,
-wait for quiescence and check the history. Python 3 standard library only.
+while a seeded nemesis partitions, drops, duplicates and resets packets, kills, pauses and
+skews nodes; then heal, wait for quiescence and check the history. Python 3 standard library
+(matplotlib, when installed, for the plots).
+
+This module is the library behind `jepsen/run` (workloads, nemeses, suites, a results folder
+per run: see jepsen/README.md); run directly it is the CTest `jepsen`, one short cell of the
+`mixed` workload:
 
 Usage: engram_jepsen.py ENGRAMD ENGRAM
+       engram_jepsen.py --self-test
 
-Environment:
+Environment (direct use):
   ENGRAM_JEPSEN_SEED=N      the nemesis' and clients' seed (default: drawn, printed)
   ENGRAM_JEPSEN_TIME=S      seconds of faults and load (default 60)
   ENGRAM_JEPSEN_CLIENTS=N   client threads per node (default 2)
@@ -35,14 +41,17 @@ import threading
 import time
 import traceback
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 SKIP = 77
 NODES = 5
+CLOCK_NEMESES = {"clock", "clock-big", "skew", "mixed"}
 SUBNET = "10.77.0"
 GOSSIP_PORT = 7400
 GOSSIP_INTERVAL_MS = "100"
 SCOPE_A = "run:jepsen"  # sets, counters, registers, hand-off keys
 SCOPE_B = "team:jepsen"  # logs, a register
-SET_KEYS = ["s0", "s1"]
+SET_KEYS = ["s0", "s1", "s9", "a0"]
 COUNTER_KEYS = ["c0"]
 LOG_KEYS = ["l0"]
 REG_KEYS = [(SCOPE_A, "r0"), (SCOPE_A, "r1"), (SCOPE_B, "r2")]
@@ -212,6 +221,36 @@ class Network:
         self.cut = cut
         self.apply()
 
+    def cut_pairs(self, pairs):
+        """Drops exactly the frames from host i to host j for each (i, j): one-way cuts."""
+        self.cut = set(pairs)
+        self.apply()
+
+    def host_table(self, idx, name, body, family="inet"):
+        """Replaces (body) or deletes (None) a table in host idx's own namespace: the faults
+        a switch cannot make (duplication, TCP resets)."""
+        host = self.hosts[idx]
+        text = f"table {family} {name}\ndelete table {family} {name}\n"
+        if body:
+            text += f"table {family} {name} {{\n{body}\n}}\n"
+        with self.lock:
+            sh("ip", "netns", "exec", host, "nft", "-f", "-", input=text)
+
+    def set_dup(self, idx, pct):
+        """Host idx sends a copy of pct% of its frames to each peer (nftables `dup`)."""
+        rules = [f'    ip daddr {ip} numgen random mod 100 < {pct} dup to {ip} device "eth0"'
+                 for j, ip in enumerate(self.ips) if j != idx]
+        self.host_table(idx, "jdup", None if pct <= 0 else
+                        "  chain out_dup {\n    type filter hook output priority 0;\n"
+                        + "\n".join(rules) + "\n  }", family="ip")
+
+    def set_reset(self, idx, on):
+        """Host idx answers every gossip segment, in or out, with a TCP reset."""
+        self.host_table(idx, "jrst", None if not on else
+                        "  chain in_rst {\n    type filter hook input priority 0;\n"
+                        f"    tcp dport {GOSSIP_PORT} reject with tcp reset\n"
+                        f"    tcp sport {GOSSIP_PORT} reject with tcp reset\n  }}")
+
     def set_loss(self, loss):
         self.loss = dict(loss)
         self.apply()
@@ -250,33 +289,58 @@ class Node:
         self.paused = False
         self.starts = 0
         self.crashes = []  # exit statuses of the process ending on its own
+        self.clock_file = os.path.join(self.dir, "faketime")  # libfaketime reads it per call
+        self.clock = 0  # seconds the node's clock is off at run time (clock nemesis)
+        self.generation = 0  # bumped by a wipe: a new identity and data directory
 
     def name(self):
         return f"n{self.idx + 1}"
 
+    def data_dir(self):
+        return os.path.join(self.dir, f"data{self.generation or ''}")
+
     def identity(self):
-        r = sh(self.c.engramd, "--data", os.path.join(self.dir, "data"), "--identity")
+        r = sh(self.c.engramd, "--data", self.data_dir(), "--identity")
         self.id = re.search(r"node=([0-9a-f]+)", r.stdout).group(1)
         key = re.search(r"key=(\S+)", r.stdout).group(1)
         self.c.admin("node", "admit", key, "--out", self.card)
 
+    def set_clock(self, offset):
+        """The node's wall clock offset, at run time (the process rereads the file)."""
+        with open(self.clock_file + ".tmp", "w") as f:
+            f.write(f"{offset:+d}\n")
+        os.replace(self.clock_file + ".tmp", self.clock_file)
+        self.clock = offset
+
     def start(self, skew=0):
         self.check_crashed()
         cmd = ["ip", "netns", "exec", self.ns, self.c.engramd, "--data",
-               os.path.join(self.dir, "data"), "--api", self.api, "--gossip", self.gossip,
-               "--admission", self.card, "--gossip-interval-ms", GOSSIP_INTERVAL_MS]
+               self.data_dir(), "--api", self.api, "--gossip", self.gossip,
+               "--admission", self.card, "--gossip-interval-ms", GOSSIP_INTERVAL_MS,
+               "--durability", self.c.cfg.get("durability", "sync")]
         if self.idx != 0:
-            cmd += ["--join", self.c.nodes[0].gossip if self.c.nodes else
-                    f"tcp://{self.c.net.ips[0]}:{GOSSIP_PORT}"]
+            cmd += ["--join", self.c.nodes[0].gossip if self.c.nodes and self.c.nodes[0] is not self
+                    else f"tcp://{self.c.net.ips[0]}:{GOSSIP_PORT}"]
         env = dict(os.environ)
-        if skew and self.c.faketime:
-            env.update(LD_PRELOAD=self.c.faketime, FAKETIME=f"{skew:+d}",
-                       FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_NO_CACHE="1")
+        preload = []
+        if self.c.faketime and (skew or self.c.clock_faults):
+            # Every node of a cell with clock faults runs under libfaketime reading its offset
+            # from a file at each call, so the nemesis can jump or drift it at run time.
+            self.set_clock(skew)
+            preload.append(self.c.faketime)
+            env.update(FAKETIME_TIMESTAMP_FILE=self.clock_file, FAKETIME_NO_CACHE="1",
+                       FAKETIME_DONT_FAKE_MONOTONIC="1")
+            env.pop("FAKETIME", None)
+        else:
+            skew = 0
+        if self.c.cfg.get("slow_wal_ms") and self.c.slowwal:
+            preload.append(self.c.slowwal)
+            env["ENGRAM_SLOWWAL_MS"] = str(self.c.cfg["slow_wal_ms"])
+        if preload:
+            env["LD_PRELOAD"] = " ".join(preload)
             # a sanitizer build refuses a preloaded library ahead of its runtime
             env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS", ""),
                                                          "verify_asan_link_order=0"]))
-        else:
-            skew = 0
         logf = open(os.path.join(self.dir, "engramd.log"), "ab")
         logf.write(f"---- start {self.starts} at {now()} skew {skew:+d}s ----\n".encode())
         logf.flush()
@@ -335,14 +399,20 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, engramd, engram, run_id, tmp):
+    def __init__(self, engramd, engram, run_id, tmp, cfg=None):
         self.engramd = engramd
         self.engram = engram
         self.dir = tmp
+        self.cfg = cfg or {}
         self.home = os.path.join(tmp, "home")
         self.net = Network(run_id, NODES)
         self.nodes = []
         self.faketime = next((p for p in FAKETIME_LIBS if os.path.exists(p)), None)
+        self.clock_faults = bool(set(self.cfg.get("nemeses", ())) & CLOCK_NEMESES or
+                                 self.cfg.get("preset_skew"))
+        self.slowwal = self.cfg.get("slowwal_lib")
+        self.user_grants = {}  # agent -> id of its allow-user statement
+        self.scope_grants = {}  # agent -> ids of its scope grants
 
     def admin(self, *args, env=None):
         """The CLI as the admin ($ENGRAM_HOME/admin.key); its stdout. Raises on failure."""
@@ -373,8 +443,9 @@ class Cluster:
         for node in nodes:
             node.identity()
         self.nodes = nodes
+        preset = self.cfg.get("preset_skew") or {}
         for node in nodes:
-            node.start()
+            node.start(int(preset.get(node.idx, 0)))
         log(f"{NODES} nodes started; waiting for every member to see every other alive")
         if not self.wait_members(60):
             raise RuntimeError("the cluster did not form within 60 s: "
@@ -401,11 +472,15 @@ class Cluster:
         for agent, idx in agents:
             sock = ["--socket", self.nodes[idx].api]
             ids.add(self.admin(*sock, "agent", "create", agent, env=earlier).strip())
-            ids.add(self.admin(*sock, "acl", "allow-user", USER, agent,
-                               f"--from={backdate}").strip())
+            uid = self.admin(*sock, "acl", "allow-user", USER, agent,
+                             f"--from={backdate}").strip()
+            ids.add(uid)
+            self.user_grants[agent] = uid
             for scope in (SCOPE_A, SCOPE_B):
-                ids.add(self.admin(*sock, "acl", "allow", agent, scope, "read,write",
-                                   f"--from={backdate}").strip())
+                sid = self.admin(*sock, "acl", "allow", agent, scope, "read,write",
+                                 f"--from={backdate}").strip()
+                ids.add(sid)
+                self.scope_grants.setdefault(agent, []).append(sid)
         deadline = time.monotonic() + 60
         for node in self.nodes:
             while True:
@@ -502,16 +577,23 @@ class History:
                 f.write(json.dumps(op, sort_keys=True) + "\n")
 
 
-WRITE_KINDS = ("set-add", "counter-add", "log-append", "put", "handoff-put")
+WRITE_KINDS = ("set-add", "set-rm", "counter-add", "log-append", "put", "handoff-put",
+               "token-put")
+WORKLOADS = ("mixed", "set", "counter", "log", "register", "acl", "durability")
+SESSION_SET = "s9"  # add-only: the session guarantees are checked on it
+ACL_SET = "a0"  # the acl workload's set
 
 
 def classify(kind, r):
     """ok / fail / info of one CLI call. A write is `fail` only when it surely did not happen
-    (usage or refusal); anything else that is not success (unavailable, timeout, a storage
-    error) may have happened: `info`. A read that did not answer is `fail` (no effect)."""
+    (usage, refusal, or a remove of an element the node does not hold); anything else that is
+    not success (unavailable, timeout, a storage error) may have happened: `info`. A read that
+    did not answer is `fail` (no effect)."""
     if r.returncode == 0:
         return "ok"
     if kind in WRITE_KINDS:
+        if kind == "set-rm" and r.returncode == 3:
+            return "fail"
         return "fail" if r.returncode in (2, 4, 6) else "info"
     if r.returncode == 3:
         return "ok"  # not found: an empty answer
@@ -519,9 +601,10 @@ def classify(kind, r):
 
 
 class Client(threading.Thread):
-    """A process of the history: one thread bound to one node, one operation at a time."""
+    """A process of the history: one thread bound to one node, one operation at a time.
+    What it does is its cell's workload (step_WORKLOAD)."""
 
-    def __init__(self, pid, node, cluster, history, rng, stop):
+    def __init__(self, pid, node, cluster, history, rng, stop, workload="mixed"):
         super().__init__(daemon=True, name=f"client-{pid}")
         self.pid = pid
         self.node = node
@@ -531,15 +614,19 @@ class Client(threading.Thread):
         self.stop_ev = stop
         self.seq = 0
         self.handoff_key = f"h{pid}"
+        self.token_key = f"t{pid}"
+        self.workload = workload
         self.error = None
+        self.seen = {}  # (key, node) -> the elements of this client's last read there
 
     def uid(self):
         self.seq += 1
         return f"p{self.pid}-{self.seq}"
 
-    def call(self, kind, args, timeout=CLI_TIMEOUT_S, **fields):
-        op = self.h.invoke(self.pid, self.node, kind, **fields)
-        r = self.c.cli(self.node, *args, timeout=timeout, agent=f"agent-{self.pid}")
+    def call(self, kind, args, timeout=CLI_TIMEOUT_S, node=None, **fields):
+        node = self.node if node is None else node
+        op = self.h.invoke(self.pid, node, kind, **fields)
+        r = self.c.cli(node, *args, timeout=timeout, agent=f"agent-{self.pid}")
         typ = classify(kind, r)
         extra = dict(rc=r.returncode)
         if typ != "ok":
@@ -549,49 +636,199 @@ class Client(threading.Thread):
 
     def run(self):
         try:
+            step = getattr(self, f"step_{self.workload}")
             while not self.stop_ev.is_set():
-                self.step()
+                step()
                 time.sleep(self.rng.uniform(0.01, 0.06))
         except Exception:  # noqa: BLE001 - reported by the checker
             self.error = traceback.format_exc()
 
-    def step(self):
+    def other(self):
+        return self.rng.choice([i for i in range(NODES) if i != self.node])
+
+    # --- the operations the workloads share
+
+    def set_add(self, key, node=None, **fields):
+        elem = self.uid()
+        return self.call("set-add", ["set", "add", SCOPE_A, key, elem], node=node, key=key,
+                         value=elem, **fields)
+
+    def set_read(self, key, node=None, kind="set-read", **fields):
+        node = self.node if node is None else node
+        op, r = self.call(kind, ["set", "members", SCOPE_A, key], node=node, key=key, **fields)
+        if op["type"] == "ok":
+            self.h.complete(op, "ok", value=r.stdout.split())
+            self.seen[(key, node)] = op["value"]
+        return op
+
+    def counter_add(self, n):
+        return self.call("counter-add", ["counter", "add", SCOPE_A, "c0", str(n)], key="c0",
+                         value=n)
+
+    def counter_read(self):
+        op, r = self.call("counter-read", ["counter", "get", SCOPE_A, "c0"], key="c0")
+        if op["type"] == "ok":
+            self.h.complete(op, "ok", value=int(r.stdout.strip() or 0))
+        return op
+
+    def log_append(self, node=None, **fields):
+        text = self.uid()
+        return self.call("log-append", ["log", "append", SCOPE_B, "l0", text], node=node,
+                         key="l0", value=text, **fields)
+
+    def log_read(self, node=None):
+        op, r = self.call("log-read", ["log", "range", SCOPE_B, "l0"], node=node, key="l0")
+        if op["type"] == "ok":
+            self.h.complete(op, "ok", value=r.stdout.split("\n")[:-1])
+        return op
+
+    def put(self, scope, key, node=None, kind="put", **fields):
+        value = self.uid()
+        op, r = self.call(kind, ["put", scope, key, value], node=node, scope=scope, key=key,
+                          value=value, **fields)
+        if op["type"] == "ok":
+            self.h.complete(op, "ok", token=r.stdout.strip().splitlines()[-1])
+        return op
+
+    def get(self, scope, key, node=None, after=None, kind="get", **fields):
+        args = ["get", "--json", scope, key]
+        if after:
+            args += ["--after", after, "--timeout", str(AFTER_TIMEOUT_MS)]
+            fields["after"] = after
+        op, r = self.call(kind, args, node=node, scope=scope, key=key, **fields)
+        if op["type"] == "ok":
+            self.h.complete(op, "ok", value=reg_values(r))
+        elif after and op["rc"] == 3:
+            pass
+        return op
+
+    def carry(self, scope, node, target):
+        """The causal hand-off of whatever this client read on `node`: a put of its own token
+        key there (its token covers the node's whole scope, the read included), then a read
+        with --after that token on `target`. True once `target` covers it."""
+        p = self.put(scope, self.token_key, node=node, kind="token-put")
+        if p["type"] != "ok":
+            return False
+        g = self.get(scope, self.token_key, node=target, after=p["token"], kind="token-get",
+                     put=p["id"])
+        return g["type"] == "ok"
+
+    # --- workloads
+
+    def step_mixed(self):
+        """Everything at once, as the original suite (the CTest smoke cell)."""
         x = self.rng.random()
         if x < 0.22:
-            key, elem = self.rng.choice(SET_KEYS), self.uid()
-            self.call("set-add", ["set", "add", SCOPE_A, key, elem], key=key, value=elem)
+            self.set_add(self.rng.choice(["s0", "s1"]))
         elif x < 0.36:
-            key, n = self.rng.choice(COUNTER_KEYS), self.rng.randint(1, 5)
-            self.call("counter-add", ["counter", "add", SCOPE_A, key, str(n)], key=key, value=n)
+            self.counter_add(self.rng.randint(1, 5))
         elif x < 0.50:
-            key, text = self.rng.choice(LOG_KEYS), self.uid()
-            self.call("log-append", ["log", "append", SCOPE_B, key, text], key=key, value=text)
+            self.log_append()
         elif x < 0.62:
             scope, key = self.rng.choice(REG_KEYS)
-            self.call("put", ["put", scope, key, self.uid()], scope=scope, key=key,
-                      value=f"p{self.pid}-{self.seq}")
+            self.put(scope, key)
         elif x < 0.70:
-            key = self.rng.choice(SET_KEYS)
-            op, r = self.call("set-read", ["set", "members", SCOPE_A, key], key=key)
-            if op["type"] == "ok":
-                self.h.complete(op, "ok", value=r.stdout.split())
+            self.set_read(self.rng.choice(["s0", "s1"]))
         elif x < 0.76:
-            key = self.rng.choice(COUNTER_KEYS)
-            op, r = self.call("counter-read", ["counter", "get", SCOPE_A, key], key=key)
-            if op["type"] == "ok":
-                self.h.complete(op, "ok", value=int(r.stdout.strip() or 0))
+            self.counter_read()
         elif x < 0.81:
-            key = self.rng.choice(LOG_KEYS)
-            op, r = self.call("log-read", ["log", "range", SCOPE_B, key], key=key)
-            if op["type"] == "ok":
-                self.h.complete(op, "ok", value=r.stdout.split("\n")[:-1])
+            self.log_read()
         elif x < 0.90:
             scope, key = self.rng.choice(REG_KEYS)
-            op, r = self.call("get", ["get", "--json", scope, key], scope=scope, key=key)
-            if op["type"] == "ok":
-                self.h.complete(op, "ok", value=reg_values(r))
+            self.get(scope, key)
         else:
             self.handoff()
+
+    def step_set(self):
+        """Adds and removes on s0 (a remove names an element this client last read on its
+        node); adds on the add-only session set, read-then-add (writes follow reads)."""
+        x = self.rng.random()
+        if x < 0.25:
+            self.set_add("s0")
+        elif x < 0.40:
+            seen = self.seen.get(("s0", self.node)) or []
+            if seen:
+                elem = self.rng.choice(seen)
+                self.call("set-rm", ["set", "rm", SCOPE_A, "s0", elem], key="s0", value=elem)
+            else:
+                self.set_read("s0")
+        elif x < 0.60:
+            self.set_read("s0")
+        elif x < 0.75:
+            self.set_add(SESSION_SET,
+                         read_before=self.seen.get((SESSION_SET, self.node)))
+        elif x < 0.92:
+            self.set_read(SESSION_SET)
+        else:
+            self.handoff()
+
+    def step_durability(self):
+        """Acknowledged writes only, against crashes: adds and appends, and reads."""
+        x = self.rng.random()
+        if x < 0.45:
+            self.set_add("s0")
+        elif x < 0.75:
+            self.log_append()
+        elif x < 0.88:
+            self.set_read("s0")
+        else:
+            self.log_read()
+
+    def step_counter(self):
+        x = self.rng.random()
+        if x < 0.65:
+            n = self.rng.choice([-5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 5, 3])
+            self.counter_add(n)
+        else:
+            self.counter_read()
+
+    def step_log(self):
+        """Appends and reads; read-then-append on one node, and read on one node, hand the
+        token over, append on another: each append must order after what was read."""
+        x = self.rng.random()
+        if x < 0.30:
+            self.log_append()
+        elif x < 0.50:
+            self.log_read()
+        elif x < 0.75:
+            r = self.log_read()
+            if r["type"] == "ok":
+                self.log_append(read_before=r["value"], read_op=r["id"])
+        else:
+            r = self.log_read()
+            if r["type"] == "ok":
+                target = self.other()
+                if self.carry(SCOPE_B, self.node, target):
+                    self.log_append(node=target, read_before=r["value"], read_op=r["id"])
+
+    def step_register(self):
+        """Puts and gets, the hand-off, and read-then-put (on one node, or read on one, hand
+        over, put on another): a put that followed a read overwrites what it read."""
+        scope, key = self.rng.choice(REG_KEYS)
+        x = self.rng.random()
+        if x < 0.25:
+            self.put(scope, key)
+        elif x < 0.50:
+            self.get(scope, key)
+        elif x < 0.65:
+            self.handoff()
+        elif x < 0.85:
+            g = self.get(scope, key)
+            if g["type"] == "ok":
+                self.put(scope, key, read_before=g["value"], read_op=g["id"])
+        else:
+            g = self.get(scope, key)
+            if g["type"] == "ok":
+                target = self.other()
+                if self.carry(scope, self.node, target):
+                    self.put(scope, key, node=target, read_before=g["value"], read_op=g["id"])
+
+    def step_acl(self):
+        """Adds and reads of one set while the admin revokes agents (AclActor)."""
+        if self.rng.random() < 0.5:
+            self.set_add(ACL_SET)
+        else:
+            self.set_read(ACL_SET)
 
     def handoff(self):
         """put on this node, then `get --after TOKEN` on another: the causal hand-off."""
@@ -602,7 +839,7 @@ class Client(threading.Thread):
             return
         token = r.stdout.strip().splitlines()[-1]
         self.h.complete(op, "ok", token=token)
-        other = self.rng.choice([i for i in range(NODES) if i != self.node])
+        other = self.other()
         g = self.h.invoke(self.pid, other, "handoff-get", scope=SCOPE_A, key=self.handoff_key,
                           after=token, put=op["id"])
         r = self.c.cli(other, "get", "--json", SCOPE_A, self.handoff_key, "--after", token,
@@ -618,7 +855,7 @@ class Client(threading.Thread):
             return
         # What the token covers is all of this node's scope at the put: the other node must
         # now hold every set element acknowledged here before the put was invoked.
-        key = self.rng.choice(SET_KEYS)
+        key = self.rng.choice(["s0", "s1"] if self.workload == "mixed" else ["s0"])
         s = self.h.invoke(self.pid, other, "handoff-set-read", key=key, put=op["id"])
         r = self.c.cli(other, "set", "members", SCOPE_A, key, agent=f"agent-{self.pid}")
         if r.returncode in (0, 3):
@@ -639,20 +876,43 @@ def reg_values(r):
 # Nemesis
 
 
-class Nemesis(threading.Thread):
-    FAULTS = ["partition-halves", "partition-bridge", "partition-isolate", "loss", "kill",
-              "pause", "kill-skew", "partition+kill", "loss+pause"]
+# The nemeses a cell may name, and the faults each draws from.
+NEMESES = {
+    "none": [],
+    "partition": ["partition-halves", "partition-bridge", "partition-isolate"],
+    "partition-oneway": ["partition-oneway"],
+    "partition-ring": ["partition-ring"],
+    "flap": ["partition-flap"],
+    "loss": ["loss"],
+    "dup": ["dup"],
+    "reset": ["reset"],
+    "kill": ["kill"],
+    "pause": ["pause"],
+    "skew": ["kill-skew"],
+    "clock": ["clock-jump", "clock-drift"],
+    "clock-big": ["clock-big"],
+    "mixed": ["partition-halves", "partition-bridge", "partition-isolate", "loss", "kill",
+              "pause", "kill-skew", "partition+kill", "loss+pause"],
+}
+CLOCK_JUMPS_S = [-50, -20, -5, 5, 20, 50]  # inside --max-clock-drift-ms (60 s)
+MAX_DRIFT_S = 60  # engramd's default --max-clock-drift-ms, in seconds
+CLOCK_BIG_S = MAX_DRIFT_S + 30  # past it: the others refuse this node's deltas for a while
 
-    def __init__(self, cluster, history, rng, duration, stop):
+
+class Nemesis(threading.Thread):
+    def __init__(self, cluster, history, rng, duration, stop, nemeses=("mixed",)):
         super().__init__(daemon=True, name="nemesis")
         self.c = cluster
         self.h = history
         self.rng = rng
         self.duration = duration
         self.stop_ev = stop
+        self.faults = sorted({f for n in nemeses for f in NEMESES[n]})
         self.counts = collections.Counter()
+        self.timeline = []  # {fault, start, end, nodes, detail}
         self.error = None
         self.lock = threading.Lock()  # node restarts vs the final heal
+        self.big_done = False
 
     def ev(self, kind, **fields):
         self.h.event(kind, **fields)
@@ -662,11 +922,17 @@ class Nemesis(threading.Thread):
         try:
             end = time.monotonic() + self.duration
             self.stop_ev.wait(self.rng.uniform(2, 4))
-            while time.monotonic() < end and not self.stop_ev.is_set():
-                fault = self.rng.choice(self.FAULTS)
+            if not self.faults:  # nemesis none: the load alone, for the whole time
+                self.stop_ev.wait(max(0.0, end - time.monotonic()))
+            while self.faults and time.monotonic() < end and not self.stop_ev.is_set():
+                fault = self.rng.choice(self.faults)
+                if fault == "clock-big" and self.big_done:
+                    fault = self.rng.choice([f for f in self.faults if f != "clock-big"]
+                                            or ["none"])
                 hold = self.rng.uniform(3, 8)
                 hold = max(1.0, min(hold, end - time.monotonic()))
-                self.inject(fault, hold)
+                if fault != "none":
+                    self.inject(fault, hold)
                 self.stop_ev.wait(self.rng.uniform(1, 3))
         except Exception:  # noqa: BLE001
             self.error = traceback.format_exc()
@@ -680,7 +946,15 @@ class Nemesis(threading.Thread):
         net = self.c.net
         ids = list(range(NODES))
         after = []  # undo steps
-        if fault.startswith("partition"):
+        entry = dict(fault=fault, start=now(), nodes=[], detail={})
+        self.timeline.append(entry)
+
+        def heal_net():
+            net.partition([set(range(NODES))])
+            self.ev("heal-partition")
+
+        if fault in ("partition-halves", "partition-bridge", "partition-isolate",
+                     "partition+kill"):
             rng.shuffle(ids)
             if fault in ("partition-halves", "partition+kill"):
                 k = rng.randint(1, NODES // 2)
@@ -692,24 +966,86 @@ class Nemesis(threading.Thread):
             else:
                 groups = [ids[:1], ids[1:]]
             net.partition([set(g) for g in groups])
-            self.ev("partition", groups=[self.node_names(sorted(g)) for g in groups])
-            after.append(lambda: (net.partition([set(range(NODES))]), self.ev("heal-partition")))
-        if fault.startswith("loss"):
+            named = [self.node_names(sorted(g)) for g in groups]
+            entry.update(nodes=sorted(named[0]), detail=dict(groups=named))
+            self.ev("partition", groups=named)
+            after.append(heal_net)
+        if fault == "partition-oneway":
+            # frames from A to B are dropped, B to A pass: A hears B, B never hears A
+            rng.shuffle(ids)
+            k = rng.randint(1, NODES // 2)
+            src, dst = ids[:k], ids[k:]
+            net.cut_pairs({(i, j) for i in src for j in dst})
+            entry.update(nodes=self.node_names(sorted(src)),
+                         detail=dict(dropped_from=self.node_names(sorted(src)),
+                                     dropped_to=self.node_names(sorted(dst))))
+            self.ev("partition-oneway", src=self.node_names(sorted(src)),
+                    dst=self.node_names(sorted(dst)))
+            after.append(heal_net)
+        if fault == "partition-ring":
+            # each node sees its two ring neighbours: a majority each, no two the same one
+            rng.shuffle(ids)
+            groups = [{ids[i], ids[(i + 1) % NODES]} for i in range(NODES)]
+            net.partition(groups)
+            ring = self.node_names(ids)
+            entry.update(nodes=ring, detail=dict(ring=ring))
+            self.ev("partition-ring", ring=ring)
+            after.append(heal_net)
+        if fault == "partition-flap":
+            # a halves partition switched on and off every 0.3-1 s for the hold
+            rng.shuffle(ids)
+            k = rng.randint(1, NODES // 2)
+            groups = [set(ids[:k]), set(ids[k:])]
+            entry.update(nodes=self.node_names(sorted(ids[:k])),
+                         detail=dict(groups=[self.node_names(sorted(g)) for g in groups]))
+            deadline = time.monotonic() + hold
+            flips = 0
+            while time.monotonic() < deadline and not self.stop_ev.is_set():
+                net.partition(groups if flips % 2 == 0 else [set(range(NODES))])
+                flips += 1
+                self.stop_ev.wait(rng.uniform(0.3, 1.0))
+            entry["detail"]["flips"] = flips
+            self.ev("partition-flap", groups=entry["detail"]["groups"], flips=flips)
+            hold = 0
+            after.append(heal_net)
+        if fault in ("loss", "loss+pause"):
             if rng.random() < 0.5:
                 loss = {-1: rng.choice([10, 20, 30])}
             else:
                 loss = {rng.randrange(NODES): rng.choice([30, 50, 70])}
             net.set_loss(loss)
-            self.ev("loss", percent={("all" if k < 0 else f"n{k + 1}"): v
-                                     for k, v in loss.items()})
+            pct = {("all" if k < 0 else f"n{k + 1}"): v for k, v in loss.items()}
+            entry.update(nodes=sorted(pct), detail=dict(percent=pct))
+            self.ev("loss", percent=pct)
             after.append(lambda: (net.set_loss({}), self.ev("heal-loss")))
+        if fault == "dup":
+            victims = rng.sample(range(NODES), rng.randint(1, NODES))
+            pct = rng.choice([20, 50, 100])
+            for i in victims:
+                net.set_dup(i, pct)
+            entry.update(nodes=self.node_names(sorted(victims)), detail=dict(percent=pct))
+            self.ev("dup", nodes=self.node_names(sorted(victims)), percent=pct)
+            after.append(lambda v=victims: ([net.set_dup(i, 0) for i in v],
+                                            self.ev("heal-dup")))
+        if fault == "reset":
+            victims = rng.sample(range(NODES), rng.randint(1, 2))
+            for i in victims:
+                net.set_reset(i, True)
+            entry.update(nodes=self.node_names(sorted(victims)))
+            self.ev("reset", nodes=self.node_names(sorted(victims)))
+            after.append(lambda v=victims: ([net.set_reset(i, False) for i in v],
+                                            self.ev("heal-reset")))
         if fault in ("kill", "kill-skew", "partition+kill"):
             node = self.c.nodes[rng.randrange(NODES)]
             skew = 0
             if fault == "kill-skew" and self.c.faketime:
-                skew = rng.choice([-120, -30, 30, 90, 300])
+                skew = rng.choice([-50, -30, 30, 50])
             with self.lock:
                 node.kill()
+            entry["nodes"] = sorted(set(entry["nodes"]) | {node.name()})
+            entry["detail"]["killed"] = node.name()
+            if skew:
+                entry["detail"]["restart_skew_s"] = skew
             self.ev("kill", node=node.name())
             after.append(lambda n=node, s=skew: self.restart(n, s))
         if fault in ("pause", "loss+pause"):
@@ -717,11 +1053,43 @@ class Nemesis(threading.Thread):
             with self.lock:
                 node.signal(signal.SIGSTOP)
                 node.paused = True
+            entry["nodes"] = sorted(set(entry["nodes"]) | {node.name()})
+            entry["detail"]["paused"] = node.name()
             self.ev("pause", node=node.name())
             after.append(lambda n=node: self.resume(n))
+        if fault in ("clock-jump", "clock-drift", "clock-big") and self.c.faketime:
+            node = self.c.nodes[rng.randrange(NODES)]
+            if fault == "clock-jump":
+                offset = rng.choice(CLOCK_JUMPS_S)
+            elif fault == "clock-big":
+                offset = CLOCK_BIG_S
+                self.big_done = True
+            else:
+                offset = 0
+            before = node.clock
+            if fault == "clock-drift":
+                # the clock runs fast or slow by up to 4 s per second held, in 0.5 s steps
+                rate = rng.choice([-4, -2, 2, 4])
+                deadline = time.monotonic() + hold
+                while time.monotonic() < deadline and not self.stop_ev.is_set():
+                    node.set_clock(max(-MAX_DRIFT_S + 5, min(MAX_DRIFT_S - 5,
+                                                              node.clock + rate // 2)))
+                    self.stop_ev.wait(0.5)
+                hold = 0
+                offset = node.clock
+                entry["detail"]["rate_s_per_s"] = rate
+            else:
+                node.set_clock(before + offset if fault == "clock-jump" else offset)
+            entry.update(nodes=[node.name()])
+            entry["detail"]["clock_s"] = node.clock
+            self.ev(fault, node=node.name(), clock_s=node.clock)
+            after.append(lambda n=node, b=before: (n.set_clock(b),
+                                                   self.ev("clock-back", node=n.name(),
+                                                           clock_s=b)))
         self.stop_ev.wait(hold)
         for undo in reversed(after):
             undo()
+        entry["end"] = now()
 
     def restart(self, node, skew):
         with self.lock:
@@ -738,6 +1106,9 @@ class Nemesis(threading.Thread):
     def heal_all(self):
         with self.lock:
             self.c.net.heal()
+            for i in range(NODES):
+                self.c.net.set_dup(i, 0)
+                self.c.net.set_reset(i, False)
             for node in self.c.nodes:
                 if node.alive():
                     node.signal(signal.SIGCONT)
@@ -745,6 +1116,153 @@ class Nemesis(threading.Thread):
                 else:
                     node.start(node.skew)
         self.ev("heal-all")
+
+
+# --------------------------------------------------------------------------------------------
+# Watchers: the nodes' memory and counters, and the access-control actor
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class Sampler(threading.Thread):
+    """Every second: each node's resident set size (from /proc) and, every third second, its
+    `engram stats` counters (clock_refusals); maxima are kept per process start."""
+
+    def __init__(self, cluster, stop):
+        super().__init__(daemon=True, name="sampler")
+        self.c = cluster
+        self.stop_ev = stop
+        self.rss = []  # (t, node name, KiB)
+        self.refusals = {}  # (node name, start) -> highest clock_refusals seen
+        self.error = None
+
+    def run(self):
+        try:
+            tick = 0
+            while not self.stop_ev.wait(1.0):
+                self.sample(stats=tick % 3 == 0)
+                tick += 1
+        except Exception:  # noqa: BLE001
+            self.error = traceback.format_exc()
+
+    def sample(self, stats=True):
+        for node in self.c.nodes:
+            if node.alive():
+                kib = rss_kib(node.proc.pid)
+                if kib is not None:
+                    self.rss.append((now(), node.name(), kib))
+            if stats and node.alive() and not node.paused:
+                r = self.c.cli(node.idx, "stats", timeout=3)
+                m = re.search(r"clock_refusals: (\d+)", r.stdout or "")
+                if m:
+                    k = (node.name(), node.starts)
+                    self.refusals[k] = max(self.refusals.get(k, 0), int(m.group(1)))
+
+    def clock_refusals(self):
+        return sum(self.refusals.values())
+
+
+class AclActor(threading.Thread):
+    """The acl workload's admin: revokes, at seeded moments, the allow-user statement of a
+    few writing agents (what they wrote becomes unreadable at once, the retrospective check)
+    and the scope grant of a few readers, while a watcher polls every node's `acl show` to
+    learn when each node learned each revocation."""
+
+    def __init__(self, cluster, history, rng, duration, stop, clients):
+        super().__init__(daemon=True, name="acl")
+        self.c = cluster
+        self.h = history
+        self.rng = rng
+        self.duration = duration
+        self.stop_ev = stop
+        self.clients = clients
+        self.revocations = []  # {kind, agent, pid, statement, revocation, issued, learned}
+        self.error = None
+
+    def run(self):
+        try:
+            victims = self.rng.sample(range(self.clients), 3)
+            moments = sorted(self.rng.uniform(0.15, 0.75) * self.duration for _ in victims)
+            t0 = time.monotonic()
+            for k, (pid, at) in enumerate(zip(victims, moments)):
+                if self.stop_ev.wait(max(0, t0 + at - time.monotonic())):
+                    break
+                agent = f"agent-{pid}"
+                # the first two lose the user (their fragments vanish), the last its read grant
+                kind = "user" if k < 2 else "scope"
+                target = (self.c.user_grants[agent] if kind == "user"
+                          else self.c.scope_grants[agent][0])
+                node = self.rng.randrange(NODES)
+                invoked = now()
+                try:
+                    rid = self.c.admin("--socket", self.c.nodes[node].api, "acl", "revoke",
+                                       target).strip()
+                except RuntimeError as e:
+                    self.h.event("revoke-failed", agent=agent, err=str(e)[:200])
+                    continue
+                rev = dict(kind=kind, agent=agent, pid=pid, statement=target, revocation=rid,
+                           node=node, invoked=invoked, issued=now(), learned={})
+                self.revocations.append(rev)
+                self.h.event("revoke", agent=agent, what=kind, statement=target,
+                             revocation=rid, node=f"n{node + 1}")
+                log(f"acl: revoked {kind} grant of {agent} through n{node + 1}")
+            while not self.stop_ev.wait(0.2):
+                pass
+        except Exception:  # noqa: BLE001
+            self.error = traceback.format_exc()
+
+
+class AclWatcher(threading.Thread):
+    """Polls `acl show --json` on every node; records when each first holds a revocation."""
+
+    def __init__(self, cluster, actor, stop):
+        super().__init__(daemon=True, name="acl-watch")
+        self.c = cluster
+        self.actor = actor
+        self.stop_ev = stop
+        self.error = None
+
+    def poll_once(self):
+        pending = [r for r in self.actor.revocations if len(r["learned"]) < NODES]
+        if not pending:
+            return
+        for node in self.c.nodes:
+            if not node.alive() or node.paused:
+                continue
+            asked = now()
+            r = self.c.cli(node.idx, "--json", "acl", "show", timeout=3)
+            if r.returncode != 0:
+                continue
+            try:
+                doc = json.loads(r.stdout)
+            except ValueError:
+                continue
+            ids = {st.get("id"): st for st in doc.get("statements", [])}
+            for rev in pending:
+                if node.name() in rev["learned"]:
+                    continue
+                st = ids.get(rev["statement"])
+                if rev["revocation"] in ids or (st is not None and not st.get("valid", True)):
+                    # it held the revocation by the time the answer came; the reads the
+                    # checker judges are those invoked after that answer
+                    rev["learned"][node.name()] = now()
+                    rev.setdefault("asked", {})[node.name()] = asked
+
+    def run(self):
+        try:
+            while not self.stop_ev.wait(0.2):
+                self.poll_once()
+        except Exception:  # noqa: BLE001
+            self.error = traceback.format_exc()
 
 
 # --------------------------------------------------------------------------------------------
@@ -802,60 +1320,115 @@ def converge(cluster, seconds):
         time.sleep(0.5)
 
 
+CHECKS = {
+    "mixed": ["convergence", "sets", "counters", "logs", "registers", "handoff", "reads",
+              "access"],
+    "set": ["convergence", "sets", "reads", "session", "handoff", "access"],
+    "durability": ["convergence", "sets", "logs", "reads", "access"],
+    "counter": ["convergence", "counters", "reads", "access"],
+    "log": ["convergence", "logs", "causal_order", "reads", "access"],
+    "register": ["convergence", "registers", "register_causality", "handoff", "access"],
+    "acl": ["convergence", "acl"],
+}
+
+
 class Checker:
-    def __init__(self, history, snaps, converged):
+    """Every check over one history: a verdict per check (valid or not, with counts) and the
+    failures with the ops they name."""
+
+    def __init__(self, history, snaps, converged, workload="mixed", extra=None):
         self.ops = sorted(history.ops, key=lambda o: o["invoke"])
         self.snaps = snaps
         self.converged = converged
+        self.workload = workload
+        self.extra = extra or {}  # rss samples, limits, revocations, clock refusals
         self.failures = []  # (check, message, [op ids], window (t0, t1))
         self.results = collections.OrderedDict()
+        self.counts = collections.defaultdict(collections.Counter)
+        self.current = None
 
     def fail(self, check, message, ops=(), around=None):
+        self.counts[check]["violations"] += 1
         if len(self.failures) < 200:
             self.failures.append((check, message, [o["id"] for o in ops], around))
 
     def of(self, kind, typ=None):
         return [o for o in self.ops if o["kind"] == kind and (typ is None or o["type"] == typ)]
 
+    def names(self):
+        names = list(CHECKS[self.workload])
+        if "rss" in self.extra:
+            names.append("resources")
+        if self.extra.get("clock_big"):
+            names.append("clock_refusals")
+        return names
+
     def run(self):
         before = len(self.failures)
-        for name in ["convergence", "sets", "counters", "logs", "registers", "handoff",
-                     "reads", "access"]:
+        for name in self.names():
             n0 = len(self.failures)
+            self.counts[name]["violations"] += 0
             getattr(self, f"check_{name}")()
-            self.results[name] = "ok" if len(self.failures) == n0 else "FAIL"
+            self.results[name] = "ok" if len(self.failures) == n0 and \
+                self.counts[name]["violations"] == 0 else "FAIL"
         return len(self.failures) == before
+
+    def verdicts(self):
+        return {name: dict(valid=res == "ok", **self.counts.get(name, {}),
+                           errors=[m for c, m, _, _ in self.failures if c == name][:20])
+                for name, res in self.results.items()}
 
     def check_access(self):
         """Every client is granted both scopes for the whole run: no op may be refused."""
         denied = [o for o in self.ops if o.get("rc") == 6]
+        self.counts["access"]["refused"] = len(denied)
         if denied:
             self.fail("access", f"{len(denied)} operations of granted agents were refused "
                       f"(exit 6): {denied[0].get('err', '')}", denied[:5])
 
     def check_convergence(self):
+        self.counts["convergence"]["seconds_x10"] = (
+            -1 if self.converged is None else int(round(self.converged * 10)))
         if self.converged is None:
             views = {}
-            for i, s in enumerate(self.snaps):
+            for i, s in enumerate(self.snaps or []):
                 views[f"n{i + 1}"] = None if s is None else data_view(s)
             self.fail("convergence", "the nodes did not converge: "
                       + json.dumps(views, sort_keys=True)[:4000])
 
     def finals(self):
-        return [(f"n{i + 1}", s) for i, s in enumerate(self.snaps) if s is not None]
+        return [(f"n{i + 1}", s) for i, s in enumerate(self.snaps or []) if s is not None]
+
+    def removed(self, key, t=float("inf"), typ=("ok", "info")):
+        """Elements of set key whose remove was invoked before t with outcome in typ."""
+        return {o["value"] for o in self.of("set-rm") if o["key"] == key and
+                o["type"] in typ and o["invoke"] <= t}
 
     def check_sets(self):
-        for key in SET_KEYS:
+        keys = sorted({o["key"] for o in self.of("set-add")})
+        for key in keys:
             adds = [o for o in self.of("set-add") if o["key"] == key]
             ok = {o["value"]: o for o in adds if o["type"] == "ok"}
             maybe = {o["value"]: o for o in adds if o["type"] in ("ok", "info")}
             failed = {o["value"]: o for o in adds if o["type"] == "fail"}
+            removed = self.removed(key)
+            gone = self.removed(key, typ=("ok",))
+            self.counts["sets"]["acknowledged_adds"] += len(ok)
+            self.counts["sets"]["removes_ok"] += len(gone)
             for name, s in self.finals():
-                members = set(s[f"set:{key}"])
-                lost = [ok[v] for v in sorted(set(ok) - members)]
+                members = set(s.get(f"set:{key}", []))
+                lost = [ok[v] for v in sorted(set(ok) - members - removed)]
+                self.counts["sets"]["lost"] = max(self.counts["sets"]["lost"], len(lost))
                 if lost:
                     self.fail("sets", f"{name}: {len(lost)} acknowledged adds to {key} are "
-                              f"missing: {[o['value'] for o in lost[:10]]}", lost[:5])
+                              f"missing (never removed): {[o['value'] for o in lost[:10]]}",
+                              lost[:5])
+                back = sorted(members & gone)
+                self.counts["sets"]["resurrected"] = max(self.counts["sets"]["resurrected"],
+                                                         len(back))
+                if back:
+                    self.fail("sets", f"{name}: {key} holds elements whose remove was "
+                              f"acknowledged (resurrected): {back[:10]}")
                 extra = sorted(members - set(maybe))
                 if extra:
                     self.fail("sets", f"{name}: {key} holds elements never (successfully or "
@@ -863,21 +1436,27 @@ class Checker:
                               [failed[v] for v in extra if v in failed][:5])
 
     def check_counters(self):
-        for key in COUNTER_KEYS:
+        for key in sorted({o["key"] for o in self.of("counter-add")}):
             adds = [o for o in self.of("counter-add") if o["key"] == key]
-            lo = sum(o["value"] for o in adds if o["type"] == "ok")
-            hi = lo + sum(o["value"] for o in adds if o["type"] == "info")
+            lo = sum(o["value"] for o in adds if o["type"] == "ok") + \
+                sum(min(0, o["value"]) for o in adds if o["type"] == "info")
+            hi = sum(o["value"] for o in adds if o["type"] == "ok") + \
+                sum(max(0, o["value"]) for o in adds if o["type"] == "info")
+            self.counts["counters"]["acknowledged_adds"] += sum(1 for o in adds
+                                                                if o["type"] == "ok")
+            self.counts["counters"]["negative_adds"] += sum(1 for o in adds if o["value"] < 0)
             for name, s in self.finals():
-                v = s[f"counter:{key}"]
+                v = s.get(f"counter:{key}", 0)
                 if not lo <= v <= hi:
                     self.fail("counters", f"{name}: counter {key} = {v}, expected within "
-                              f"[{lo}, {hi}] (acknowledged sum, plus indeterminate)")
+                              f"[{lo}, {hi}] (acknowledged sum, plus or minus indeterminate)")
 
     def check_logs(self):
         for key in LOG_KEYS:
             apps = [o for o in self.of("log-append") if o["key"] == key]
             ok = {o["value"]: o for o in apps if o["type"] == "ok"}
             maybe = {o["value"]: o for o in apps if o["type"] in ("ok", "info")}
+            self.counts["logs"]["acknowledged_appends"] += len(ok)
             for name, s in self.finals():
                 entries = s[f"log:{key}"]
                 counts = collections.Counter(entries)
@@ -886,6 +1465,7 @@ class Checker:
                     self.fail("logs", f"{name}: log {key} holds entries more than once: "
                               f"{dup[:10]}", [ok[e] for e in dup if e in ok][:5])
                 lost = [ok[v] for v in sorted(set(ok) - set(entries))]
+                self.counts["logs"]["lost"] = max(self.counts["logs"]["lost"], len(lost))
                 if lost:
                     self.fail("logs", f"{name}: {len(lost)} acknowledged appends to {key} "
                               f"are missing: {[o['value'] for o in lost[:10]]}", lost[:5])
@@ -893,19 +1473,50 @@ class Checker:
                 if extra:
                     self.fail("logs", f"{name}: log {key} holds entries never appended: "
                               f"{extra[:10]}")
-                # Session order: a client's acknowledged appends (one at a time, on one node,
-                # so each causally after the last) appear in the order they were made.
+                # Session order: a client's acknowledged appends on one node (each after the
+                # previous was acknowledged there, so causally after it) appear in that order.
+                # Appends on different nodes with no token between are concurrent: the
+                # log may order them either way (causal_order covers the handed-over ones).
                 pos = {e: i for i, e in enumerate(entries)}
                 by_client = collections.defaultdict(list)
                 for o in sorted(ok.values(), key=lambda o: o["invoke"]):
-                    by_client[o["process"]].append(o)
-                for proc, seq in by_client.items():
+                    by_client[(o["process"], o["node"])].append(o)
+                for (proc, _node), seq in by_client.items():
                     for a, b in zip(seq, seq[1:]):
                         if a["value"] in pos and b["value"] in pos and \
                                 pos[a["value"]] > pos[b["value"]]:
                             self.fail("logs", f"{name}: log {key} has {b['value']} before "
-                                      f"{a['value']}, appended in that order on "
-                                      f"n{a['node'] + 1} by client {proc}", [a, b])
+                                      f"{a['value']}, appended in that order by client "
+                                      f"{proc}", [a, b])
+
+    def check_causal_order(self):
+        """An append made after its client read the log (on the same node, or on another and
+        handed over with the token before appending) follows every entry it read, on every
+        node, under clock skew too."""
+        pairs = bad = 0
+        for o in self.of("log-append"):
+            if o["type"] == "fail" or o.get("read_before") is None:
+                continue
+            for name, s in self.finals():
+                entries = s.get(f"log:{o['key']}", [])
+                pos = {e: i for i, e in enumerate(entries)}
+                if o["value"] not in pos:
+                    continue
+                early = [e for e in o["read_before"] if e in pos and
+                         pos[e] > pos[o["value"]]]
+                pairs += len(o["read_before"])
+                if early:
+                    bad += len(early)
+                    self.fail("causal_order", f"{name}: {o['value']} appended on "
+                              f"n{o['node'] + 1} after its client read "
+                              f"{len(o['read_before'])} entries, yet placed before "
+                              f"{len(early)} of them: {early[:5]}", [o],
+                              (o["invoke"] - 5, o["complete"]))
+        self.counts["causal_order"]["pairs_checked"] = pairs
+        self.counts["causal_order"]["misordered_pairs"] = bad
+        self.counts["causal_order"]["cross_node_appends"] = sum(
+            1 for o in self.of("log-append") if o.get("read_before") is not None
+            and o["node"] != o["process"] % NODES)
 
     def written_before(self, kinds, scope, key, t):
         return {o["value"] for o in self.ops if o["kind"] in kinds and o.get("scope") == scope
@@ -927,6 +1538,33 @@ class Checker:
                           f"{bad}, never written (before the read completed)", [o],
                           (o["invoke"] - 5, o["complete"]))
 
+    def check_register_causality(self):
+        """A put made after its writer read the register (same node, or handed over by token)
+        overwrites what it read: no value it read survives it, in the final state or in a
+        read on the put's node after it was acknowledged."""
+        checked = 0
+        for p in self.of("put", "ok"):
+            read = set(p.get("read_before") or [])
+            if not read:
+                continue
+            checked += 1
+            for name, s in self.finals():
+                back = sorted(read & set(s.get(f"reg:{p['key']}", [])))
+                if back:
+                    self.fail("register_causality", f"{name}: register {p['key']} ends with "
+                              f"{back}, read and then overwritten by {p['value']} on "
+                              f"n{p['node'] + 1}", [p], (p["invoke"] - 5, p["complete"]))
+            for g in self.of("get", "ok"):
+                if g["key"] == p["key"] and g.get("scope") == p["scope"] and \
+                        g["node"] == p["node"] and g["invoke"] > p["complete"]:
+                    back = sorted(read & set(g["value"]))
+                    if back:
+                        self.fail("register_causality", f"read of {g['key']} on "
+                                  f"n{g['node'] + 1} returned {back} after {p['value']}, "
+                                  f"which overwrote them, was acknowledged there", [p, g],
+                                  (p["invoke"] - 2, g["complete"]))
+        self.counts["register_causality"]["puts_after_reads"] = checked
+
     def check_handoff(self):
         by_id = {o["id"]: o for o in self.ops}
         # A hand-off put with no answer may still land later, after this client's next put
@@ -935,6 +1573,7 @@ class Checker:
         maybe = collections.defaultdict(set)
         for o in self.of("handoff-put", "info"):
             maybe[o["key"]].add(o["value"])
+        self.counts["handoff"]["handoffs"] = len(self.of("handoff-get", "ok"))
         for g in self.of("handoff-get", "ok"):
             put = by_id[g["put"]]
             got = set(g["value"])
@@ -945,8 +1584,10 @@ class Checker:
                           (put["invoke"] - 2, g["complete"]))
         for s in self.of("handoff-set-read", "ok"):
             put = by_id[s["put"]]
+            removed = self.removed(s["key"], s["complete"])
             need = [o for o in self.of("set-add", "ok") if o["key"] == s["key"]
-                    and o["node"] == put["node"] and o["complete"] < put["invoke"]]
+                    and o["node"] == put["node"] and o["complete"] < put["invoke"]
+                    and o["value"] not in removed]
             have = set(s["value"])
             missing = [o for o in need if o["value"] not in have]
             if missing:
@@ -955,6 +1596,51 @@ class Checker:
                           f"{len(missing)} set elements acknowledged on n{put['node'] + 1} before "
                           f"the put: {[o['value'] for o in missing[:10]]}",
                           [put, s] + missing[:3], (put["invoke"] - 2, s["complete"]))
+
+    def check_session(self):
+        """Session guarantees on the add-only set, one client on its node: monotonic reads
+        (a later read holds all an earlier one held), read-your-writes (its acknowledged adds
+        are in its later reads), and writes-follow-reads (an add made after reading R is never
+        seen anywhere without all of R: the scope's operations apply in causal order)."""
+        key = SESSION_SET
+        reads = [o for o in self.of("set-read", "ok") if o["key"] == key]
+        adds = [o for o in self.of("set-add") if o["key"] == key]
+        last = {}
+        mr = ryw = wfr = 0
+        for o in reads:  # sorted by invoke: one client's ops never overlap
+            k = (o["process"], o["node"])
+            if k in last:
+                gone = set(last[k]["value"]) - set(o["value"])
+                if gone:
+                    mr += 1
+                    self.fail("session", f"monotonic reads: client {o['process']} read "
+                              f"{key} on n{o['node'] + 1} without {sorted(gone)[:5]}, which "
+                              f"its previous read there held", [last[k], o],
+                              (last[k]["invoke"], o["complete"]))
+            last[k] = o
+            mine = [a for a in adds if a["process"] == o["process"] and a["type"] == "ok"
+                    and a["node"] == o["node"] and a["complete"] < o["invoke"]]
+            missing = [a for a in mine if a["value"] not in set(o["value"])]
+            if missing:
+                ryw += 1
+                self.fail("session", f"read-your-writes: client {o['process']} read {key} on "
+                          f"n{o['node'] + 1} without its own acknowledged adds "
+                          f"{[a['value'] for a in missing[:5]]}", [o] + missing[:3],
+                          (missing[0]["invoke"], o["complete"]))
+        follows = {a["value"]: a for a in adds if a["type"] != "fail" and a.get("read_before")}
+        for o in reads + [r for r in self.of("handoff-set-read", "ok") if r["key"] == key]:
+            have = set(o["value"])
+            for e in have & set(follows):
+                need = set(follows[e]["read_before"]) - have
+                if need:
+                    wfr += 1
+                    self.fail("session", f"writes-follow-reads: a read on n{o['node'] + 1} "
+                              f"holds {e}, added after its client read {sorted(need)[:5]}, "
+                              f"but not those", [follows[e], o],
+                              (follows[e]["invoke"], o["complete"]))
+        c = self.counts["session"]
+        c.update(reads=len(reads), monotonic_reads_violations=mr, read_your_writes_violations=ryw,
+                 writes_follow_reads_violations=wfr, adds_after_reads=len(follows))
 
     def check_reads(self):
         """Reads during the run: nothing never written, and a node's reads reflect every
@@ -968,8 +1654,10 @@ class Checker:
             if bad:
                 self.fail("reads", f"set read of {o['key']} on n{o['node'] + 1} saw {bad[:5]} "
                           f"never added", [o], (o["invoke"] - 5, o["complete"]))
+            removed = self.removed(o["key"], o["complete"])
             local = [a for a in adds if a["key"] == o["key"] and a["type"] == "ok"
-                     and a["node"] == o["node"] and a["complete"] < o["invoke"]]
+                     and a["node"] == o["node"] and a["complete"] < o["invoke"]
+                     and a["value"] not in removed]
             have = set(o["value"])
             missing = [a for a in local if a["value"] not in have]
             if missing:
@@ -979,14 +1667,18 @@ class Checker:
                                                          o["complete"]))
         incs = self.of("counter-add")
         for o in self.of("counter-read", "ok"):
-            hi = sum(a["value"] for a in incs if a["key"] == o["key"] and a["type"] != "fail"
-                     and a["invoke"] <= o["complete"])
-            lo = sum(a["value"] for a in incs if a["key"] == o["key"] and a["type"] == "ok"
-                     and a["node"] == o["node"] and a["complete"] < o["invoke"])
+            mine = [a for a in incs if a["key"] == o["key"] and a["type"] == "ok"
+                    and a["node"] == o["node"] and a["complete"] < o["invoke"]]
+            some = [a for a in incs if a["key"] == o["key"] and a["type"] != "fail"
+                    and a["invoke"] <= o["complete"]]
+            # at most: every invoked increment and this node's acknowledged decrements; at
+            # least: every invoked decrement and this node's acknowledged increments
+            hi = sum(max(0, a["value"]) for a in some) + sum(min(0, a["value"]) for a in mine)
+            lo = sum(min(0, a["value"]) for a in some) + sum(max(0, a["value"]) for a in mine)
             if not lo <= o["value"] <= hi:
                 self.fail("reads", f"counter read of {o['key']} on n{o['node'] + 1} = "
-                          f"{o['value']}, expected within [{lo} (this node's acknowledged), "
-                          f"{hi} (all invoked)]", [o], (o["invoke"] - 5, o["complete"]))
+                          f"{o['value']}, expected within [{lo}, {hi}] (this node's "
+                          f"acknowledged, all invoked)", [o], (o["invoke"] - 5, o["complete"]))
         apps = self.of("log-append")
         for o in self.of("log-read", "ok"):
             attempted = {a["value"] for a in apps if a["key"] == o["key"]
@@ -1006,6 +1698,90 @@ class Checker:
                           f"{[a['value'] for a in missing[:5]]}, acknowledged by that node "
                           f"before", [o] + missing[:3], (missing[0]["invoke"] - 1,
                                                          o["complete"]))
+        self.counts["reads"]["reads_checked"] = len(self.of("set-read", "ok")) + len(
+            self.of("counter-read", "ok")) + len(self.of("log-read", "ok"))
+
+    def check_resources(self):
+        """Every node's resident set stays under the limit the cell states."""
+        limit = self.extra.get("rss_limit_kib")
+        peak = collections.Counter()
+        for _t, name, kib in self.extra.get("rss", []):
+            peak[name] = max(peak[name], kib)
+        self.counts["resources"].update(limit_mib=limit // 1024 if limit else 0,
+                                        samples=len(self.extra.get("rss", [])),
+                                        peak_mib=max(peak.values(), default=0) // 1024)
+        if not peak:
+            self.fail("resources", "no RSS sample was taken")
+        for name, kib in sorted(peak.items()):
+            if limit and kib > limit:
+                self.fail("resources", f"{name}: resident set reached {kib // 1024} MiB, "
+                          f"over the limit of {limit // 1024} MiB")
+
+    def check_clock_refusals(self):
+        """A clock pushed past --max-clock-drift-ms: its deltas are refused (counted), and the
+        cluster converges anyway once the clock is back (the convergence check)."""
+        n = self.extra.get("clock_refusals", 0)
+        self.counts["clock_refusals"]["clock_refusals"] = n
+        if n <= 0:
+            self.fail("clock_refusals", "a node's clock ran past the drift bound, yet no node "
+                      "counted a clock refusal")
+
+    def check_acl(self):
+        """Revocations racing reads: once a node held a revocation, it serves no read that
+        shows what the revoked agent wrote (allow-user revoked: the retrospective check), and
+        serves the revoked agent nothing (allow-user) or no read of the scope (scope grant).
+        Refusals are allowed only for revoked agents; propagation times are reported."""
+        revs = self.extra.get("revocations", [])
+        adds = self.of("set-add")
+        c = self.counts["acl"]
+        c["revocations"] = len(revs)
+        prop = []
+        revoked_pids = {}
+        for rev in revs:
+            revoked_pids[rev["pid"]] = min(revoked_pids.get(rev["pid"], 1e18), rev["invoked"])
+            for name, t in rev["learned"].items():
+                prop.append(t - rev["issued"])
+            missing = NODES - len(rev["learned"])
+            if missing:
+                self.fail("acl", f"revocation of {rev['agent']} ({rev['kind']}) never reached "
+                          f"{missing} nodes")
+            written = {a["value"] for a in adds if a["process"] == rev["pid"]
+                       and a["type"] != "fail"}
+            for o in self.of("set-read", "ok"):
+                learned = rev["learned"].get(f"n{o['node'] + 1}")
+                if learned is None or o["invoke"] <= learned:
+                    continue
+                if rev["kind"] == "user":
+                    shown = sorted(set(o["value"]) & written)
+                    if shown:
+                        c["served_after_revocation"] += 1
+                        self.fail("acl", f"n{o['node'] + 1} held the revocation of "
+                                  f"{rev['agent']} at {learned:.3f}, then served a read "
+                                  f"(client {o['process']}) showing what it wrote: "
+                                  f"{shown[:5]}", [o], (learned - 1, o["complete"]))
+                if o["process"] == rev["pid"]:
+                    c["served_after_revocation"] += 1
+                    self.fail("acl", f"n{o['node'] + 1} held the revocation of "
+                              f"{rev['agent']}'s {rev['kind']} grant at {learned:.3f}, then "
+                              f"served it a read", [o], (learned - 1, o["complete"]))
+            if rev["kind"] == "user":
+                for a in adds:
+                    learned = rev["learned"].get(f"n{a['node'] + 1}")
+                    if a["process"] == rev["pid"] and a["type"] == "ok" and \
+                            learned is not None and a["invoke"] > learned:
+                        c["served_after_revocation"] += 1
+                        self.fail("acl", f"n{a['node'] + 1} took a write from {rev['agent']} "
+                                  f"after it held the revocation of its user grant", [a])
+        denied = [o for o in self.ops if o.get("rc") == 6 and
+                  (o["process"] not in revoked_pids or o["invoke"] < revoked_pids[o["process"]])]
+        c["refusals_of_revoked"] = sum(1 for o in self.ops if o.get("rc") == 6) - len(denied)
+        if denied:
+            self.fail("acl", f"{len(denied)} operations of agents not (yet) revoked were "
+                      f"refused (exit 6): {denied[0].get('err', '')}", denied[:5])
+        if prop:
+            c["propagation_max_ms"] = int(max(prop) * 1000)
+            c["propagation_median_ms"] = int(sorted(prop)[len(prop) // 2] * 1000)
+        c["reads_checked"] = len(self.of("set-read", "ok"))
 
     def excerpt(self, limit=40):
         """The ops each failure names, and the nemesis events around them."""
@@ -1029,18 +1805,24 @@ class Checker:
 def fmt_op(o):
     fields = {k: v for k, v in o.items() if k not in ("id", "process", "type", "invoke",
                                                         "complete", "kind", "node")}
-    if isinstance(fields.get("value"), list) and len(fields["value"]) > 8:
-        fields["value"] = fields["value"][:8] + [f"... {len(fields['value']) - 8} more"]
+    for name in ("value", "read_before"):
+        if isinstance(fields.get(name), list) and len(fields[name]) > 8:
+            fields[name] = fields[name][:8] + [f"... {len(fields[name]) - 8} more"]
     where = "" if o["process"] == "nemesis" else f" p{o['process']}@n{o['node'] + 1}"
     return (f"{o['invoke']:8.3f}-{o.get('complete', float('nan')):8.3f} {o['type']:6} "
             f"{o['kind']}{where} {json.dumps(fields, sort_keys=True)}")
 
 
-def summary(history, nemesis, conv_s, elapsed):
+def op_table(history):
     table = collections.defaultdict(collections.Counter)
     for o in history.ops:
         if o["process"] != "nemesis":
-            table[o["kind"]][o["type"]] += 1
+            table[o["kind"]][o.get("type", "invoke")] += 1
+    return table
+
+
+def summary(history, nemesis, conv_s, elapsed):
+    table = op_table(history)
     lines = ["operations (ok / fail / info):"]
     for kind in sorted(table):
         c = table[kind]
@@ -1118,43 +1900,75 @@ def self_test():
         op(12, "set-read", "ok", 2, 3, key="s0", value=["a"]),
         op(13, "counter-read", "ok", 3, 3.5, key="c0", value=3),
         op(14, "log-read", "ok", 3.2, 3.5, key="l0", value=["x"]),
+        # set removes, the session set, a decrement
+        op(15, "set-add", "ok", 4, 4.5, key="s0", value="d"),
+        op(16, "set-rm", "ok", 5, 5.5, key="s0", value="d"),
+        op(17, "set-read", "ok", 6, 6.5, process=3, key="s9", value=["e"]),
+        op(18, "set-add", "ok", 7, 7.5, process=3, key="s9", value="f", read_before=["e"]),
+        op(19, "set-read", "ok", 8, 8.5, process=3, key="s9", value=["e", "f"]),
+        op(20, "set-read", "ok", 8, 8.5, node=2, process=4, key="s9", value=["e", "f"]),
+        op(21, "set-add", "ok", 5, 5.5, node=1, process=5, key="s9", value="e"),
+        op(22, "counter-add", "ok", 4, 4.5, key="c0", value=-2),
+        # a read-then-append, a read-then-put
+        op(23, "log-append", "ok", 4.5, 5, node=1, process=6, key="l0", value="z",
+           read_before=["x", "y"]),
+        op(24, "get", "ok", 9, 9.5, process=7, scope=SCOPE_A, key="r1", value=["w1"]),
+        op(25, "put", "ok", 8, 8.5, process=8, scope=SCOPE_A, key="r1", value="w1"),
+        op(26, "put", "ok", 10, 10.5, process=7, scope=SCOPE_A, key="r1", value="w2",
+           read_before=["w1"]),
+        op(27, "get", "ok", 11, 11.5, process=9, scope=SCOPE_A, key="r1", value=["w2"]),
+        # the acl workload: client 10 revoked at 20 (every node learned it by 21)
+        op(28, "set-add", "ok", 12, 12.5, process=10, key="a0", value="g"),
+        op(29, "set-add", "ok", 12, 12.5, process=11, key="a0", value="h"),
+        op(30, "set-read", "ok", 22, 22.5, process=11, key="a0", value=["h"]),
+        op(31, "set-read", "fail", 22, 22.5, process=10, key="a0", rc=6),
     ]
     snap = {"vectors": {SCOPE_A: "v", SCOPE_B: "v"}, "members": [], "set:s0": ["a", "b"],
-            "set:s1": [], "counter:c0": 4, "log:l0": ["x", "y"], "reg:r0": ["v1"],
-            "reg:r1": [], "reg:r2": []}
+            "set:s1": [], "set:s9": ["e", "f"], "set:a0": ["h"], "counter:c0": 2,
+            "log:l0": ["x", "y", "z"], "reg:r0": ["v1"], "reg:r1": ["w2"], "reg:r2": []}
+    revocation = dict(kind="user", agent="agent-10", pid=10, statement="S", revocation="R",
+                      node=0, invoked=20, issued=20.5,
+                      learned={f"n{i + 1}": 21 for i in range(NODES)})
 
-    def check(mutate=None):
+    def check(mutate=None, workload="mixed"):
         h = History()
-        h.ops = copy.deepcopy(base_ops)
+        h.ops = [o for o in copy.deepcopy(base_ops) if workload == "acl" or o["id"] < 28]
         snaps = [copy.deepcopy(snap) for _ in range(NODES)]
         conv = [1.0]
+        extra = dict(rss=[(1, f"n{i + 1}", 100 * 1024) for i in range(NODES)],
+                     rss_limit_kib=512 * 1024, revocations=[copy.deepcopy(revocation)],
+                     clock_big=False)
         if mutate:
-            mutate({o["id"]: o for o in h.ops}, snaps, conv)
-        c = Checker(h, snaps, conv[0])
+            mutate({o["id"]: o for o in h.ops}, snaps, conv, extra)
+        c = Checker(h, snaps, conv[0], workload, extra)
         c.run()
         return {k for k, v in c.results.items() if v != "ok"}
 
     def setv(i, field, value):
-        return lambda ops, snaps, conv: snaps[i].__setitem__(field, value)
+        return lambda ops, snaps, conv, extra: snaps[i].__setitem__(field, value)
 
     def opv(i, field, value):
-        return lambda ops, snaps, conv: ops[i].__setitem__(field, value)
+        return lambda ops, snaps, conv, extra: ops[i].__setitem__(field, value)
+
+    def both(*fns):
+        return lambda *a: [f(*a) for f in fns]
 
     cases = [
         ("nothing planted", None, set()),
-        ("no convergence", lambda o, s, c: c.__setitem__(0, None), {"convergence"}),
+        ("no convergence", lambda o, s, c, e: c.__setitem__(0, None), {"convergence"}),
         ("acknowledged add lost", setv(2, "set:s0", ["b"]), {"sets"}),
         ("failed add present", setv(1, "set:s0", ["a", "b", "c"]), {"sets"}),
         ("add never made", setv(1, "set:s0", ["a", "zz"]), {"sets"}),
         ("counter too high", setv(3, "counter:c0", 6), {"counters"}),
-        ("counter too low", setv(3, "counter:c0", 2), {"counters"}),
+        ("counter too low", setv(3, "counter:c0", 0), {"counters"}),
         ("log entry lost", setv(0, "log:l0", ["y"]), {"logs"}),
         ("log entry twice", setv(0, "log:l0", ["x", "y", "x"]), {"logs"}),
         ("log out of session order", setv(4, "log:l0", ["y", "x"]), {"logs"}),
         ("log entry never appended", setv(4, "log:l0", ["x", "y", "q"]), {"logs"}),
         ("register ends unwritten", setv(4, "reg:r0", ["v9"]), {"registers"}),
         ("read of an unwritten value", opv(8, "value", ["v0"]), {"registers"}),
-        ("read of a value written later", lambda o, s, c: o[7].update(invoke=3.5), {"registers"}),
+        ("read of a value written later", lambda o, s, c, e: o[7].update(invoke=3.5),
+         {"registers"}),
         ("hand-off read older", opv(10, "value", []), {"handoff"}),
         ("hand-off read with an older sibling", opv(10, "value", ["hv", "old"]), {"handoff"}),
         ("hand-off misses earlier add", opv(11, "value", []), {"handoff"}),
@@ -1166,9 +1980,43 @@ def self_test():
         ("log read misses own acked", opv(14, "value", []), {"reads"}),
         ("granted agent refused", opv(2, "rc", 6), {"access"}),
     ]
+    cases = [(n, m, w, "mixed") for n, m, w in cases] + [
+        ("set: nothing planted", None, set(), "set"),
+        ("set: acknowledged remove resurrected", setv(1, "set:s0", ["a", "b", "d"]), {"sets"},
+         "set"),
+        ("set: read shows a removed element missing: fine", opv(12, "value", ["a"]), set(),
+         "set"),
+        ("session: monotonic reads", opv(19, "value", ["f"]), {"session"}, "set"),
+        ("session: read-your-writes (its node's own write too: reads)",
+         both(opv(19, "value", ["e"]), opv(20, "value", ["e"])), {"session", "reads"}, "set"),
+        ("session: writes-follow-reads", opv(20, "value", ["f"]), {"session"}, "set"),
+        ("counter: nothing planted, with a decrement", None, set(), "counter"),
+        ("counter: decrement lost", setv(2, "counter:c0", 4), {"counters"}, "counter"),
+        ("log: nothing planted", None, set(), "log"),
+        ("log: append before what its client read", setv(3, "log:l0", ["x", "z", "y"]),
+         {"causal_order"}, "log"),
+        ("register: nothing planted", None, set(), "register"),
+        ("register: overwritten value survives", setv(0, "reg:r1", ["w2", "w1"]),
+         {"register_causality"}, "register"),
+        ("register: read of the overwritten value after", opv(27, "value", ["w1"]),
+         {"register_causality"}, "register"),
+        ("acl: nothing planted", None, set(), "acl"),
+        ("acl: revoked agent's element served after", opv(30, "value", ["h", "g"]), {"acl"},
+         "acl"),
+        ("acl: revoked agent served", both(opv(31, "type", "ok"), opv(31, "value", ["h"])),
+         {"acl"}, "acl"),
+        ("acl: revocation never reached a node",
+         lambda o, s, c, e: e["revocations"][0]["learned"].pop("n3"), {"acl"}, "acl"),
+        ("acl: agent refused before its revocation", opv(30, "rc", 6), {"acl"}, "acl"),
+        ("resources: a node over the limit",
+         lambda o, s, c, e: e["rss"].append((2, "n2", 600 * 1024)), {"resources"}, "set"),
+        ("clock-big without a refusal counted",
+         lambda o, s, c, e: e.update(clock_big=True, clock_refusals=0), {"clock_refusals"},
+         "set"),
+    ]
     bad = 0
-    for name, mutate, want in cases:
-        got = check(mutate)
+    for name, mutate, want, workload in cases:
+        got = check(mutate, workload)
         status = "ok" if got == want else "WRONG"
         bad += got != want
         print(f"  {status:5} {name}: failed checks {sorted(got)}, expected {sorted(want)}")
@@ -1179,56 +2027,67 @@ def self_test():
 # --------------------------------------------------------------------------------------------
 
 
-def main():
-    if sys.argv[1:] == ["--self-test"]:
-        return self_test()
-    if len(sys.argv) != 3:
-        print(__doc__, file=sys.stderr)
-        return 2
-    engramd, engram = (os.path.abspath(p) for p in sys.argv[1:3])
-    why = skip_reason()
-    if why:
-        print(f"engram_jepsen: skipped: {why}")
-        return SKIP
-    remove_stale_runs()
-
-    seed_env = os.environ.get("ENGRAM_JEPSEN_SEED", "")
-    seed = int(seed_env) if seed_env else int.from_bytes(os.urandom(4), "little")
-    duration = float(os.environ.get("ENGRAM_JEPSEN_TIME", "60"))
-    per_node = int(os.environ.get("ENGRAM_JEPSEN_CLIENTS", "2"))
-    conv_limit = float(os.environ.get("ENGRAM_JEPSEN_CONVERGE", "60"))
-    keep = os.environ.get("ENGRAM_JEPSEN_KEEP") == "1"
-    print(f"engram_jepsen: seed {seed} (replay: ENGRAM_JEPSEN_SEED={seed}), {duration:.0f} s, "
-          f"{NODES} nodes x {per_node} clients", flush=True)
-
+def run_cell(cfg):
+    """One run: a cluster, cfg's workload against cfg's nemeses for cfg's time, heal,
+    convergence, every check. Writes the results folder cfg["out"] (when given) and returns
+    the cell's summary (its "valid" is the verdict). cfg: engramd, engram, workload,
+    nemeses, time, seed, clients, converge, out, keep, rss_limit_mib, durability,
+    slow_wal_ms, slowwal_lib."""
+    engramd, engram = os.path.abspath(cfg["engramd"]), os.path.abspath(cfg["engram"])
+    workload = cfg.get("workload", "mixed")
+    nemeses = list(cfg.get("nemeses", ["mixed"]))
+    seed = cfg.get("seed")
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "little")
+    duration = float(cfg.get("time", 60))
+    per_node = int(cfg.get("clients", 2))
+    conv_limit = float(cfg.get("converge", 60))
+    if "clock-big" in nemeses:
+        conv_limit = max(conv_limit, CLOCK_BIG_S + 60)
+    out = cfg.get("out")
+    cfg = dict(cfg, workload=workload, nemeses=nemeses, seed=seed)
+    label = f"{workload} x {','.join(nemeses)}"
+    print(f"engram_jepsen: {label}, seed {seed}, {duration:.0f} s, {NODES} nodes x "
+          f"{per_node} clients", flush=True)
+    global T0
+    T0 = time.monotonic()
     run_id = f"ej{os.getpid()}x{os.urandom(2).hex()}"
     tmp = tempfile.mkdtemp(prefix=f"engram-jepsen-{seed}-")
-    cluster = Cluster(engramd, engram, run_id, tmp)
+    cluster = Cluster(engramd, engram, run_id, tmp, cfg)
     history = History()
     ok = False
     started = time.monotonic()
-
-    def on_signal(signum, _frame):
-        raise SystemExit(f"engram_jepsen: signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    result = dict(workload=workload, nemeses=nemeses, seed=seed, time_s=duration,
+                  valid=False, replay=f"jepsen/run --workload {workload} --nemesis "
+                  f"{','.join(nemeses)} --time {duration:g} --seed {seed}")
+    nemesis = Nemesis(cluster, history, random.Random(0), 0, threading.Event(), nemeses)
+    checker = None
+    sampler = None
+    actor = None
+    conv_s = None
     try:
         if not cluster.faketime:
-            log("libfaketime not found: kill-skew restarts run without skew")
+            log("libfaketime not found: clock faults and skewed restarts run without skew")
         cluster.up()
+        clients_n = NODES * per_node
         cluster.provision([(READER, 0)] + [(f"agent-{p}", p % NODES)
-                                           for p in range(NODES * per_node)])
+                                           for p in range(clients_n)])
         log(f"cluster formed in namespaces {cluster.net.switch}, {', '.join(cluster.net.hosts)}")
         rng = random.Random(seed)
         stop = threading.Event()
+        watch_stop = threading.Event()
         clients = [Client(p, p % NODES, cluster, history, random.Random(rng.getrandbits(64)),
-                          stop) for p in range(NODES * per_node)]
-        nemesis = Nemesis(cluster, history, random.Random(rng.getrandbits(64)), duration, stop)
-        for c in clients:
-            c.start()
-        nemesis.start()
+                          stop, workload) for p in range(clients_n)]
+        nemesis = Nemesis(cluster, history, random.Random(rng.getrandbits(64)), duration, stop,
+                          nemeses)
+        sampler = Sampler(cluster, watch_stop)
+        threads = [sampler]
+        if workload == "acl":
+            actor = AclActor(cluster, history, random.Random(rng.getrandbits(64)), duration,
+                             stop, clients_n)
+            threads += [actor, AclWatcher(cluster, actor, watch_stop)]
+        for t in threads + clients + [nemesis]:
+            t.start()
         nemesis.join(duration + 60)
         log("nemesis done; healing everything")
         nemesis.heal_all()
@@ -1237,16 +2096,30 @@ def main():
         stop.set()
         for c in clients:
             c.join(30)
-        heal_t = time.monotonic()
+        heal_t = time.monotonic()  # convergence counts from the last write after the heal
         log("clients stopped; waiting for convergence")
         conv_s, snaps = converge(cluster, conv_limit)
         if conv_s is not None:
-            conv_s = time.monotonic() - heal_t if conv_s is not None else None
-        log("converged in %s" % ("%.1f s" % conv_s if conv_s is not None else "NEVER"))
+            conv_s = time.monotonic() - heal_t
+        log("converged %s after the heal" % ("in %.1f s" % conv_s if conv_s is not None
+                                             else "NEVER"))
         members_ok = cluster.wait_members(20)
-        checker = Checker(history, snaps, conv_s)
+        if actor:  # the last revocations reach the last nodes
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and any(len(r["learned"]) < NODES
+                                                      for r in actor.revocations):
+                time.sleep(0.3)
+        sampler.sample()
+        watch_stop.set()
+        for t in threads:
+            t.join(10)
+        extra = dict(rss=sampler.rss, rss_limit_kib=int(cfg.get("rss_limit_mib", 512)) * 1024,
+                     clock_refusals=sampler.clock_refusals(),
+                     clock_big="clock-big" in nemeses,
+                     revocations=actor.revocations if actor else [])
+        checker = Checker(history, snaps, conv_s, workload, extra)
         ok = checker.run()
-        for c in clients + [nemesis]:
+        for c in clients + threads + [nemesis]:
             if c.error:
                 ok = False
                 checker.results[f"{c.name} crashed"] = "FAIL"
@@ -1260,6 +2133,9 @@ def main():
             checker.results["membership"] = "ok"
         problems = node_health(cluster)
         checker.results["nodes"] = "FAIL" if problems else "ok"
+        checker.counts["nodes"]["problems"] = len(problems)
+        for p in problems:
+            checker.failures.append(("nodes", p[:3000], [], None))
         ok = ok and not problems
         for p in problems:
             print(p, file=sys.stderr)
@@ -1267,36 +2143,139 @@ def main():
             print("final state: " + ", ".join(
                 f"{k}: {len(v) if isinstance(v, list) else v}" for k, v in
                 sorted(data_view(snaps[0]).items()) if k != "vectors"))
-            print("final vectors: " + json.dumps(snaps[0]["vectors"], sort_keys=True))
         print(summary(history, nemesis, conv_s, time.monotonic() - started))
         print("checks: " + ", ".join(f"{k} {v}" for k, v in checker.results.items()))
-        history.dump(os.path.join(tmp, "history.jsonl"))
         if not ok:
-            print(f"\nengram_jepsen: FAILED, seed {seed} (replay: ENGRAM_JEPSEN_SEED={seed}); "
-                  f"history and node logs in {tmp}", file=sys.stderr)
+            print(f"\nengram_jepsen: FAILED, seed {seed} ({label}); history and node logs in "
+                  f"{out or tmp}", file=sys.stderr)
             print(checker.excerpt(), file=sys.stderr)
-    except BaseException:
+        if actor:
+            result["revocations"] = actor.revocations
+    except BaseException as e:  # noqa: BLE001 - the cell's error is its verdict
         traceback.print_exc()
-        print(f"engram_jepsen: error, seed {seed}; logs in {tmp}", file=sys.stderr)
-        try:
-            history.dump(os.path.join(tmp, "history.jsonl"))
-        except Exception:  # noqa: BLE001
-            pass
+        print(f"engram_jepsen: error, seed {seed}; logs in {out or tmp}", file=sys.stderr)
+        result["error"] = f"{type(e).__name__}: {e}"[:500]
         ok = False
+        if isinstance(e, KeyboardInterrupt):
+            raise
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         cluster.down()
         left = [ns for ns in netns_list() if ns.startswith(run_id)]
         if left:
             print(f"engram_jepsen: namespaces left behind: {left}", file=sys.stderr)
             ok = False
-        if ok and not keep:
+        result.update(valid=bool(ok), wall_s=round(time.monotonic() - started, 1),
+                      convergence_s=None if conv_s is None else round(conv_s, 2))
+        result.update(cell_summary(history, nemesis, checker, sampler))
+        if out:
+            write_results(out, cfg, result, history, nemesis, checker, sampler, cluster)
+        if (ok and not cfg.get("keep")) or out:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             print(f"engram_jepsen: kept {tmp}")
-    print("engram_jepsen: " + ("PASS" if ok else "FAIL") + f" (seed {seed})")
-    return 0 if ok else 1
+    print(f"engram_jepsen: {label}: " + ("PASS" if ok else "FAIL") + f" (seed {seed})",
+          flush=True)
+    return result
+
+
+def cell_summary(history, nemesis, checker, sampler):
+    table = op_table(history)
+    tot = collections.Counter()
+    for c in table.values():
+        tot.update(c)
+    counts = checker.counts if checker else {}
+    lost = max(counts.get("sets", {}).get("lost", 0), counts.get("logs", {}).get("lost", 0))
+    peak = 0
+    if sampler:
+        peak = max((kib for _t, _n, kib in sampler.rss), default=0) // 1024
+    return dict(ops=dict(ok=tot["ok"], fail=tot["fail"], info=tot["info"]),
+                ops_by_kind={k: dict(v) for k, v in sorted(table.items())},
+                faults=dict(sorted(nemesis.counts.items())),
+                faults_injected=sum(nemesis.counts.values()),
+                lost=lost, resurrected=counts.get("sets", {}).get("resurrected", 0),
+                rss_peak_mib=peak,
+                clock_refusals=sampler.clock_refusals() if sampler else 0,
+                verdicts={k: v == "ok" for k, v in (checker.results.items() if checker else [])},
+                failed_checks=[k for k, v in (checker.results.items() if checker else [])
+                               if v != "ok"])
+
+
+def write_results(out, cfg, result, history, nemesis, checker, sampler, cluster):
+    """The results folder of one run: history.jsonl, timeline.json (what fault, when, which
+    nodes), verdicts.json (per check: valid, counts, first errors), summary.json and .txt,
+    rss.json, each node's log, and the plots (when matplotlib is there)."""
+    os.makedirs(out, exist_ok=True)
+    history.dump(os.path.join(out, "history.jsonl"))
+    with open(os.path.join(out, "timeline.json"), "w") as f:
+        json.dump(nemesis.timeline, f, indent=1, sort_keys=True)
+    verdicts = checker.verdicts() if checker else {}
+    if checker:
+        for name in checker.results:
+            verdicts.setdefault(name, dict(valid=checker.results[name] == "ok"))
+    if "error" in result:
+        verdicts["run"] = dict(valid=False, errors=[result["error"]])
+    with open(os.path.join(out, "verdicts.json"), "w") as f:
+        json.dump(verdicts, f, indent=1, sort_keys=True)
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(dict(result, config={k: v for k, v in cfg.items()
+                                       if k not in ("engramd", "engram")}),
+                  f, indent=1, sort_keys=True, default=str)
+    with open(os.path.join(out, "summary.txt"), "w") as f:
+        f.write(summary(history, nemesis, result.get("convergence_s"),
+                        result.get("wall_s", 0)) + "\n")
+        f.write("verdicts: " + ", ".join(f"{k} {'ok' if v['valid'] else 'FAIL'}"
+                                         for k, v in verdicts.items()) + "\n")
+        if checker and checker.failures:
+            f.write("\nfailures:\n" + checker.excerpt() + "\n")
+    if checker:
+        with open(os.path.join(out, "final.json"), "w") as f:  # each node's final state
+            json.dump(checker.snaps, f, sort_keys=True)
+    if sampler:
+        with open(os.path.join(out, "rss.json"), "w") as f:
+            json.dump(sampler.rss, f)
+    logs = os.path.join(out, "nodes")
+    os.makedirs(logs, exist_ok=True)
+    for node in cluster.nodes:
+        src = os.path.join(node.dir, "engramd.log")
+        if os.path.exists(src):
+            shutil.copy(src, os.path.join(logs, f"{node.name()}.log"))
+    try:
+        import plots  # noqa: E402 - jepsen/plots.py, beside this file
+        made = plots.plot_cell(out, history.ops, nemesis.timeline,
+                               sampler.rss if sampler else [],
+                               int(cfg.get("rss_limit_mib", 512)))
+        if made:
+            result["plots"] = made
+    except Exception as e:  # noqa: BLE001 - a missing plot never fails a run
+        print(f"engram_jepsen: no plots: {e}", file=sys.stderr)
+
+
+def main():
+    if sys.argv[1:] == ["--self-test"]:
+        return self_test()
+    if len(sys.argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    why = skip_reason()
+    if why:
+        print(f"engram_jepsen: skipped: {why}")
+        return SKIP
+    remove_stale_runs()
+    seed_env = os.environ.get("ENGRAM_JEPSEN_SEED", "")
+
+    def on_signal(signum, _frame):
+        raise SystemExit(f"engram_jepsen: signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    result = run_cell(dict(engramd=sys.argv[1], engram=sys.argv[2], workload="mixed",
+                           nemeses=["mixed"], seed=int(seed_env) if seed_env else None,
+                           time=float(os.environ.get("ENGRAM_JEPSEN_TIME", "60")),
+                           clients=int(os.environ.get("ENGRAM_JEPSEN_CLIENTS", "2")),
+                           converge=float(os.environ.get("ENGRAM_JEPSEN_CONVERGE", "60")),
+                           keep=os.environ.get("ENGRAM_JEPSEN_KEEP") == "1"))
+    return 0 if result["valid"] else 1
 
 
 if __name__ == "__main__":

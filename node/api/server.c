@@ -258,6 +258,9 @@ static void s_turn(node_server_t *self)
         self->next_purge_ms = now + (int64_t)self->config.purge_interval_ms;
     }
     s_check_parked(self);
+#ifdef ENGRAM_FAULT_ACK_BEFORE_FSYNC /* deliberate defect for jepsen/: replies before the sync */
+    api__flush_outbox(self, 0);
+#endif
     int sync_rc = 0;
     if (self->config.durability_sync) {
         bool wrote = false;

@@ -544,6 +544,9 @@ static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
         return ENGRAM_ENOSPC;
     uint64_t stamp = 0;
     crdt_scope_foreach_entry(delta, s_max_stamp, &stamp);
+#ifdef ENGRAM_FAULT_NO_HLC_OBSERVE /* deliberate defect for jepsen/: remote stamps unobserved */
+    stamp = 0;
+#endif
     if (stamp && node_store_hlc_observe(self, stamp, (uint64_t)zclock_time()) != 0)
         return ENGRAM_ERANGE; /* too far ahead of this node's clock: refused, counted */
     const crdt_ctx_t *theirs_pruned = crdt_scope_pruned(delta);

@@ -264,6 +264,9 @@ int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p
     self->options = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(self->options, 1);
     rocksdb_options_set_create_missing_column_families(self->options, 1);
+#ifdef ENGRAM_FAULT_ACK_BEFORE_FSYNC /* jepsen/: kill -9 loses the unsynced WAL, as power loss */
+    rocksdb_options_set_manual_wal_flush(self->options, 1);
+#endif
     self->write_options = rocksdb_writeoptions_create();
     self->read_options = rocksdb_readoptions_create();
 
