@@ -208,8 +208,9 @@ void api__forget_delivery(node_server_t *self, api_conn_t *conn)
 }
 
 /*  Cuts a connection whose queue would pass its byte budget: the queue, its subscriptions
- *  and parked reads go, and it is left one EBUSY reply, after which nothing more is queued
- *  for it nor any request of it answered until that reply has left (api__flush_peers). */
+ *  and parked reads go, and it is left one EBUSY reply, after which nothing more is sent to
+ *  it nor any request of it answered until it disconnects (or, for a connection the monitor
+ *  did not report, until that reply has left). */
 static void s_cut(node_server_t *self, api_peer_t *peer, const char *id)
 {
     api_queued_t *q;
@@ -226,6 +227,7 @@ static void s_cut(node_server_t *self, api_peer_t *peer, const char *id)
                  ENGRAM_CONNECTION_BYTE_BUDGET);
     api_conn_t *conn = zhash_lookup(self->routes, id);
     if (conn) {
+        conn->cut = true;
         s_end_subscriptions(self, conn, 0);
         api__drop_parked(self, conn);
     }
@@ -234,7 +236,8 @@ static void s_cut(node_server_t *self, api_peer_t *peer, const char *id)
     char message[200];
     snprintf(message, sizeof message,
              "this connection left more than %d bytes of replies unread: they were dropped, "
-             "with its subscriptions and waiting reads, and nothing was answered until now",
+             "with its subscriptions and waiting reads, and nothing more is answered on it; "
+             "connect again",
              ENGRAM_CONNECTION_BYTE_BUDGET);
     reply.message = message;
     size_t len = engram__reply__get_packed_size(&reply);
@@ -255,14 +258,14 @@ static void s_output(node_server_t *self, zframe_t *routing, const void *data, s
 {
     char *id = zframe_strhex(routing);
     api_peer_t *peer = id ? zhash_lookup(self->peers, id) : NULL;
-    if (peer && peer->cut) { /* nothing more until its EBUSY reply leaves */
+    api_conn_t *conn = id ? zhash_lookup(self->routes, id) : NULL;
+    if ((peer && peer->cut) || (conn && conn->cut)) { /* nothing more after its EBUSY reply */
         free(id);
         return;
     }
     if (!peer) {
         int rc = s_transmit(self, routing, data, len);
-        api_conn_t *conn = rc == -1 && id ? zhash_lookup(self->routes, id) : NULL;
-        if (conn)
+        if (rc == -1 && conn) /* the peer is gone */
             s_end_subscriptions(self, conn, 0);
         if (rc != 1 || !id) {
             free(id);
@@ -279,7 +282,6 @@ static void s_output(node_server_t *self, zframe_t *routing, const void *data, s
         zhash_freefn(self->peers, id, s_peer_free);
     }
     if (event && peer->events >= self->config.subscriber_backlog) {
-        api_conn_t *conn = zhash_lookup(self->routes, id);
         if (conn)
             s_end_subscriptions(self, conn, ENGRAM_ELAGGED);
         free(id);

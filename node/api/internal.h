@@ -18,8 +18,8 @@
  *  Invariants: a reply that acknowledges a write leaves only after the write is durable
  *  (api__flush_outbox after node_store_sync); a connection's replies are dropped only when
  *  it is cut: when what waits for it passes ENGRAM_CONNECTION_BYTE_BUDGET, its queue, parked
- *  reads and subscriptions go and it gets one ENGRAM_EBUSY reply, after which nothing is
- *  sent or answered to it until that reply has left; everything a Reply points at lives in
+ *  reads and subscriptions go and it gets one ENGRAM_EBUSY reply (id 0), after which nothing
+ *  more is sent to it nor any request of it answered until it disconnects; everything a Reply points at lives in
  *  its arena until it is encoded. What a connection holds (subscriptions, parked reads,
  *  queued replies, replica waits) goes when libzmq reports it disconnected, and is bounded
  *  while it lasts: ENGRAM_MAX_SUBSCRIPTIONS_PER_CONNECTION, ENGRAM_MAX_PARKED_PER_CONNECTION
@@ -66,6 +66,8 @@ typedef struct {
     char *id;                /* owned: the hex of routing, its key in routes; NULL until then */
     zhashx_t *subscriptions; /* sid -> api_subscriber_t *, owned */
     size_t parked;           /* its reads parked for their token */
+    bool cut; /* it left more than its byte budget unread: nothing more is sent to it (but its
+                 EBUSY reply) nor any request of it answered */
 } api_conn_t;
 
 /*  One subscription: owned by its connection's subscriptions, listed (not owned) in the
@@ -81,13 +83,13 @@ typedef struct {
 
 /*  A connection whose pipe was full: what it has still to receive, in order. Events past
  *  subscriber_backlog end the connection's subscriptions; past the byte budget the
- *  connection is cut (the queue holds only its EBUSY reply until that leaves). */
+ *  connection is cut (the queue holds only its EBUSY reply). */
 typedef struct {
     zframe_t *routing; /* owned */
     zlist_t *queue;    /* api_queued_t *, owned */
     size_t events;     /* how many queued items are subscription events */
     size_t bytes;      /* the queued payloads' bytes */
-    bool cut;          /* past the budget: nothing more is queued or answered */
+    bool cut;          /* past the budget: nothing more is queued */
 } api_peer_t;
 
 typedef struct {

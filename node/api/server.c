@@ -459,10 +459,12 @@ static api_conn_t *s_conn_of(node_server_t *self, int fd, zframe_t *routing)
 
 /*  --- receiving ------------------------------------------------------------------------ */
 
-/*  Whether the connection was cut (its replies past the byte budget) and has not read its
- *  EBUSY reply yet: then its requests are not answered. */
+/*  Whether the connection was cut (its replies past the byte budget): then its requests are
+ *  not answered. */
 static bool s_cut(node_server_t *self, const api_conn_t *conn, zframe_t *routing)
 {
+    if (conn && conn->cut)
+        return true;
     if (!zhash_size(self->peers))
         return false;
     char *id = conn && conn->id ? NULL : zframe_strhex(routing);
