@@ -129,8 +129,6 @@ static void s_peer_free(void *item)
         zframe_destroy(&q->payload);
         free(q);
     }
-    peer->bytes = 0;
-    peer->events = 0;
     zlist_destroy(&peer->queue);
     zframe_destroy(&peer->routing);
     free(peer);

@@ -333,6 +333,13 @@ void api__request(node_server_t *self, api_conn_t *conn, zframe_t *routing, Engr
             engram__request__free_unpacked(req, NULL);
             return;
         }
+    } else if (rc == 0 && req->after.len) { /* nothing waits for it, but its clock counts */
+        api_token_t token;
+        rc = api__token_open(self, req, &r, &token);
+        if (rc == 0) {
+            rc = api__token_observe(self, &token, &r);
+            api__token_close(&token);
+        }
     }
     if (rc == 0 && (req->op == ENGRAM__OP__SUBSCRIBE || req->op == ENGRAM__OP__UNSUBSCRIBE))
         rc = api__subscribe(self, conn, req, sid, &r);

@@ -153,7 +153,7 @@ static Engram__Reply *s_call_expect(zsock_t *d, const Engram__Request *req, int 
 
 typedef struct {
     uint64_t parked, subscribers, busy_refusals, connections_cut, connections, writes, hlc;
-    uint64_t clock_refusals;
+    uint64_t clock_refusals, requests;
 } s_stats_t;
 
 static s_stats_t s_stats(node_harness_t *node)
@@ -165,7 +165,8 @@ static s_stats_t s_stats(node_harness_t *node)
     assert_non_null(reply->stats);
     const Engram__Stats *st = reply->stats;
     s_stats_t s = {st->parked,      st->subscribers, st->busy_refusals, st->connections_cut,
-                   st->connections, st->writes,      st->hlc,           st->clock_refusals};
+                   st->connections, st->writes,      st->hlc,           st->clock_refusals,
+                   st->requests};
     engram__reply__free_unpacked(reply, NULL);
     zsock_destroy(&d);
     return s;
@@ -302,6 +303,31 @@ static void s_wait_stats(node_harness_t *node, uint64_t parked, uint64_t subscri
                  subscribers, node_harness_why());
 }
 
+typedef struct {
+    node_harness_t *node;
+    uint64_t requests;
+    uint64_t polls; /* each poll is one more request (its STATS) */
+} s_handled_t;
+
+static bool s_requests_handled(void *arg)
+{
+    s_handled_t *h = arg;
+    uint64_t requests = s_stats(h->node).requests;
+    h->polls++;
+    node_harness_because("%" PRIu64 " of %" PRIu64 " requests read", requests,
+                         h->requests + h->polls);
+    return requests >= h->requests + h->polls;
+}
+
+/*  Waits until the node has read `requests` requests in all (its stats count each), besides
+ *  the STATS requests of the wait. */
+static void s_wait_handled(node_harness_t *node, uint64_t requests)
+{
+    s_handled_t h = {node, requests, 0};
+    if (!node_harness_poll(POLL_MS, s_requests_handled, &h))
+        fail_msg("the node did not read the flood: %s", node_harness_why());
+}
+
 /*  Another client is served as usual: a put and a get through libengram. */
 static void s_served(node_harness_t *node)
 {
@@ -341,6 +367,14 @@ static void test_parked_flood(void **state)
         req.timeout_ms = UINT32_MAX;
         s_send(f, &req);
     }
+    s_wait_handled(s_node, before.requests + FLOOD_GETS);
+    long rss1 = s_rss_mb(s_node);
+    printf("parked flood: %d GETs of %d kB on one connection in %" PRId64
+           " ms; engramd RSS %ld MB -> %ld MB\n",
+           FLOOD_GETS, BIG_VALUE / 1000, node_harness_now_ms() - start, rss0, rss1);
+    if (rss1 - rss0 > RSS_BOUND_MB)
+        fail_msg("engramd grew by %ld MB for parked reads (bound %d MB)", rss1 - rss0,
+                 RSS_BOUND_MB);
     size_t busy = 0;
     Engram__Reply *reply;
     while (busy < FLOOD_GETS - ENGRAM_MAX_PARKED_PER_CONNECTION && (reply = s_recv(f))) {
@@ -352,13 +386,6 @@ static void test_parked_flood(void **state)
     if (busy != FLOOD_GETS - ENGRAM_MAX_PARKED_PER_CONNECTION)
         fail_msg("%zu GETs of %d refused with EBUSY; expected all past %d", busy, FLOOD_GETS,
                  ENGRAM_MAX_PARKED_PER_CONNECTION);
-    long rss1 = s_rss_mb(s_node);
-    printf("parked flood: %d GETs of %d kB on one connection in %" PRId64
-           " ms; engramd RSS %ld MB -> %ld MB\n",
-           FLOOD_GETS, BIG_VALUE / 1000, node_harness_now_ms() - start, rss0, rss1);
-    if (rss1 - rss0 > RSS_BOUND_MB)
-        fail_msg("engramd grew by %ld MB for parked reads (bound %d MB)", rss1 - rss0,
-                 RSS_BOUND_MB);
 
     /* The node's cap: 64 more connections of 64 each fill it, and 64 are refused. */
     enum { MORE = ENGRAM_MAX_PARKED / ENGRAM_MAX_PARKED_PER_CONNECTION };
@@ -422,13 +449,15 @@ static void test_slow_reader(void **state)
                          rss - rss0, i, BIG_VALUE / 1000, RSS_BOUND_MB);
         }
     }
-    s_wait_stats(s_node, 0, 0, UINT64_MAX, before.connections_cut + 1, "the slow reader is cut");
+    s_wait_handled(s_node, before.requests + SLOW_GETS);
     long rss1 = s_rss_mb(s_node);
     printf("slow reader: %d GETs of %d kB unread in %" PRId64 " ms; engramd RSS %ld MB -> peak "
            "%ld MB -> %ld MB\n",
            SLOW_GETS, BIG_VALUE / 1000, node_harness_now_ms() - start, rss0, peak, rss1);
     if (rss1 - rss0 > RSS_BOUND_MB)
-        fail_msg("engramd kept %ld MB for a client that does not read", rss1 - rss0);
+        fail_msg("engramd kept %ld MB for a client that does not read (bound %d MB)", rss1 - rss0,
+                 RSS_BOUND_MB);
+    s_wait_stats(s_node, 0, 0, UINT64_MAX, before.connections_cut + 1, "the slow reader is cut");
     s_served(s_node);
 
     /* When it reads at last: what its pipe held, then the one EBUSY reply; then it is
