@@ -1,5 +1,10 @@
-/*  node/api delivery: the outbox of a turn, the queues of connections whose pipe is full,
- *  subscriptions and their events, and writes waiting for replicas. */
+/*  node/api delivery: the outbox of a turn, the queues of connections whose pipe is full and
+ *  their byte budget, subscriptions and their events, and writes waiting for replicas.
+ *
+ *  A subscription belongs to its connection (api_conn_t, keyed by scope there) and is listed
+ *  under its scope in the server's subscribers, so subscribing, unsubscribing and publishing
+ *  never walk every subscription. A connection's queue holds what its full pipe did not take;
+ *  past ENGRAM_CONNECTION_BYTE_BUDGET bytes the connection is cut (s_cut). */
 #include <czmq.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -68,12 +73,16 @@ void api__queue_reply(node_server_t *self, zframe_t *routing, uint64_t id, int c
         if (out->event)
             engram__event__pack(r->event, out->event);
     }
+    if (out->wrote)
+        zhashx_insert(self->changed, r->sid, ""); /* parked reads may wait for it */
     if (out->wrote && r->replicas > 1) {
+        uint32_t timeout = r->timeout_ms ? r->timeout_ms : ENGRAM_DEFAULT_REPLICAS_TIMEOUT_MS;
         out->replicas = r->replicas;
         out->write_sid = strdup(r->sid);
         out->dot = r->dot;
         out->deadline_ms =
-            api__now_ms() + (r->timeout_ms ? r->timeout_ms : ENGRAM_DEFAULT_REPLICAS_TIMEOUT_MS);
+            api__now_ms() +
+            (timeout < API_MAX_REPLICAS_TIMEOUT_MS ? timeout : API_MAX_REPLICAS_TIMEOUT_MS);
     }
     zlist_append(self->outbox, out);
 }
@@ -95,12 +104,21 @@ static int s_transmit(node_server_t *self, zframe_t *routing, const void *data, 
 void api__subscriber_free(api_subscriber_t **sub_p)
 {
     api_subscriber_t *sub = *sub_p;
-    zframe_destroy(&sub->routing);
     free(sub->sid);
     free(sub->agent);
     free(sub->user);
     free(sub);
     *sub_p = NULL;
+}
+
+static void s_list_destroy(void *item)
+{
+    zlistx_destroy((zlistx_t **)&item);
+}
+
+void api__subscriber_destroy(void **item)
+{
+    api__subscriber_free((api_subscriber_t **)item);
 }
 
 static void s_peer_free(void *item)
@@ -119,45 +137,134 @@ static void s_peer_free(void *item)
 static void s_output(node_server_t *self, zframe_t *routing, const void *data, size_t len,
                      bool event);
 
-/*  Ends every subscription of a connection: with an error reply to each (code 0: the
- *  connection is gone, nothing to tell). */
-static void s_end_subscriptions(node_server_t *self, zframe_t *routing, int code)
+/*  Takes sub out of the server's list of its scope's subscribers (its connection still owns
+ *  it). */
+static void s_unlist(node_server_t *self, api_subscriber_t *sub)
 {
-    zlist_t *ended = zlist_new();
-    for (api_subscriber_t *sub = zlist_first(self->subscribers); sub;
-         sub = zlist_next(self->subscribers))
-        if (zframe_eq(sub->routing, routing))
-            zlist_append(ended, sub);
-    api_subscriber_t *sub;
-    while ((sub = zlist_pop(ended))) {
-        zlist_remove(self->subscribers, sub);
-        if (code) {
-            zsys_warning("engramd: a subscriber of %s fell more than %zu events behind; its "
-                         "subscription ends",
-                         sub->sid, self->config.subscriber_backlog);
-            Engram__Reply reply;
-            api__reply_header(&reply, sub->request_id, code);
-            reply.message = "the subscriber fell too far behind; subscribe again";
-            uint8_t buf[256];
-            size_t len = engram__reply__pack(&reply, buf);
-            s_output(self, routing, buf, len, false);
-        }
-        api__subscriber_free(&sub);
+    zlistx_t *list = zhash_lookup(self->subscribers, sub->sid);
+    if (list) {
+        zlistx_delete(list, sub->handle);
+        if (zlistx_size(list) == 0)
+            zhash_delete(self->subscribers, sub->sid);
     }
-    zlist_destroy(&ended);
+    self->stats.subscribers--;
+}
+
+/*  Ends every subscription of a connection: with an error reply to each (code 0: the
+ *  connection is gone or cut, nothing to tell). */
+static void s_end_subscriptions(node_server_t *self, api_conn_t *conn, int code)
+{
+    size_t n = zhashx_size(conn->subscriptions);
+    if (n == 0)
+        return;
+    uint64_t *ids = code ? calloc(n, sizeof *ids) : NULL;
+    size_t told = 0;
+    for (api_subscriber_t *sub = zhashx_first(conn->subscriptions); sub;
+         sub = zhashx_next(conn->subscriptions)) {
+        if (ids)
+            ids[told++] = sub->request_id;
+        s_unlist(self, sub);
+    }
+    zhashx_purge(conn->subscriptions); /* frees them */
+    if (code)
+        zsys_warning("engramd: a subscriber fell more than %zu events behind; its %zu "
+                     "subscriptions end",
+                     self->config.subscriber_backlog, n);
+    for (size_t i = 0; i < told; i++) {
+        Engram__Reply reply;
+        api__reply_header(&reply, ids[i], code);
+        reply.message = "the subscriber fell too far behind; subscribe again";
+        uint8_t buf[256];
+        size_t len = engram__reply__pack(&reply, buf);
+        s_output(self, conn->routing, buf, len, false);
+    }
+    free(ids);
+}
+
+/*  Drops the writes waiting for replicas whose reply goes to routing. */
+static void s_drop_replicating(node_server_t *self, const zframe_t *routing)
+{
+    zlist_t *kept = zlist_new();
+    api_out_t *out;
+    while ((out = zlist_pop(self->replicating))) {
+        if (out->routing && zframe_eq(out->routing, (zframe_t *)routing))
+            api__out_free(&out);
+        else
+            zlist_append(kept, out);
+    }
+    zlist_destroy(&self->replicating);
+    self->replicating = kept;
+}
+
+void api__forget_delivery(node_server_t *self, api_conn_t *conn)
+{
+    s_end_subscriptions(self, conn, 0);
+    if (conn->id)
+        zhash_delete(self->peers, conn->id);
+    if (conn->routing)
+        s_drop_replicating(self, conn->routing);
+}
+
+/*  Cuts a connection whose queue would pass its byte budget: the queue, its subscriptions
+ *  and parked reads go, and it is left one EBUSY reply, after which nothing more is sent to
+ *  it nor any request of it answered until it disconnects (or, for a connection the monitor
+ *  did not report, until that reply has left). */
+static void s_cut(node_server_t *self, api_peer_t *peer, const char *id)
+{
+    api_queued_t *q;
+    while ((q = zlist_pop(peer->queue))) {
+        zframe_destroy(&q->payload);
+        free(q);
+    }
+    peer->bytes = 0;
+    peer->events = 0;
+    peer->cut = true;
+    self->stats.connections_cut++;
+    zsys_warning("engramd: a connection left more than %d bytes of replies and events unread; "
+                 "it is cut",
+                 ENGRAM_CONNECTION_BYTE_BUDGET);
+    api_conn_t *conn = zhash_lookup(self->routes, id);
+    if (conn) {
+        conn->cut = true;
+        s_end_subscriptions(self, conn, 0);
+        api__drop_parked(self, conn);
+    }
+    Engram__Reply reply;
+    api__reply_header(&reply, 0, ENGRAM_EBUSY);
+    char message[200];
+    snprintf(message, sizeof message,
+             "this connection left more than %d bytes of replies unread: they were dropped, "
+             "with its subscriptions and waiting reads, and nothing more is answered on it; "
+             "connect again",
+             ENGRAM_CONNECTION_BYTE_BUDGET);
+    reply.message = message;
+    size_t len = engram__reply__get_packed_size(&reply);
+    q = calloc(1, sizeof *q);
+    if (q && (q->payload = zframe_new(NULL, len)) != NULL) {
+        engram__reply__pack(&reply, zframe_data(q->payload));
+        peer->bytes = len;
+        zlist_append(peer->queue, q);
+    } else {
+        free(q);
+    }
 }
 
 /*  Sends a reply or an event to a connection, after whatever it has queued; queues it if the
- *  pipe is full. */
+ *  pipe is full, within the connection's byte budget. */
 static void s_output(node_server_t *self, zframe_t *routing, const void *data, size_t len,
                      bool event)
 {
     char *id = zframe_strhex(routing);
     api_peer_t *peer = id ? zhash_lookup(self->peers, id) : NULL;
+    api_conn_t *conn = id ? zhash_lookup(self->routes, id) : NULL;
+    if ((peer && peer->cut) || (conn && conn->cut)) { /* nothing more after its EBUSY reply */
+        free(id);
+        return;
+    }
     if (!peer) {
         int rc = s_transmit(self, routing, data, len);
-        if (rc == -1)
-            s_end_subscriptions(self, routing, 0);
+        if (rc == -1 && conn) /* the peer is gone */
+            s_end_subscriptions(self, conn, 0);
         if (rc != 1 || !id) {
             free(id);
             return;
@@ -172,17 +279,25 @@ static void s_output(node_server_t *self, zframe_t *routing, const void *data, s
         zhash_insert(self->peers, id, peer);
         zhash_freefn(self->peers, id, s_peer_free);
     }
-    free(id);
     if (event && peer->events >= self->config.subscriber_backlog) {
-        s_end_subscriptions(self, routing, ENGRAM_ELAGGED);
+        if (conn)
+            s_end_subscriptions(self, conn, ENGRAM_ELAGGED);
+        free(id);
         return;
     }
+    if (peer->bytes + len > ENGRAM_CONNECTION_BYTE_BUDGET) {
+        s_cut(self, peer, id);
+        free(id);
+        return;
+    }
+    free(id);
     api_queued_t *q = calloc(1, sizeof *q);
     if (!q)
         return;
     q->payload = zframe_new(data, len);
     q->event = event;
     peer->events += event;
+    peer->bytes += len;
     zlist_append(peer->queue, q);
 }
 
@@ -199,16 +314,20 @@ void api__flush_peers(node_server_t *self)
                                 zframe_size(q->payload))) == 0) {
             zlist_pop(peer->queue);
             peer->events -= q->event;
+            peer->bytes -= zframe_size(q->payload);
             zframe_destroy(&q->payload);
             free(q);
         }
         if (rc == -1 || zlist_size(peer->queue) == 0)
             zlist_append(done, (void *)zhash_cursor(self->peers));
-        if (rc == -1)
-            s_end_subscriptions(self, peer->routing, 0);
     }
-    for (char *id = zlist_first(done); id; id = zlist_next(done))
+    for (char *id = zlist_first(done); id; id = zlist_next(done)) {
+        api_conn_t *conn = zhash_lookup(self->routes, id);
+        api_peer_t *peer = zhash_lookup(self->peers, id);
+        if (conn && zlist_size(peer->queue)) /* the peer is gone */
+            s_end_subscriptions(self, conn, 0);
         zhash_delete(self->peers, id);
+    }
     zlist_destroy(&done);
 }
 
@@ -243,20 +362,31 @@ static int s_visible_total(node_server_t *self, const api_subscriber_t *sub, Eng
     return rc;
 }
 
+/*  A subscriber as s_publish holds it while it sends: sending may end subscriptions, but no
+ *  connection ends and no subscription starts meanwhile. */
+typedef struct {
+    api_conn_t *conn;
+    api_subscriber_t *sub;
+} s_target_t;
+
 static void s_publish(node_server_t *self, const api_out_t *out)
 {
-    Engram__Event *event = engram__event__unpack(NULL, out->event_len, out->event);
-    if (!event)
+    zlistx_t *list = zhash_lookup(self->subscribers, out->event_sid);
+    size_t n = list ? zlistx_size(list) : 0;
+    if (n == 0)
         return;
-    zlist_t *targets = zlist_new(); /* s_output may end subscriptions while we iterate */
-    for (api_subscriber_t *sub = zlist_first(self->subscribers); sub;
-         sub = zlist_next(self->subscribers))
-        if (strcmp(sub->sid, out->event_sid) == 0)
-            zlist_append(targets, sub);
-    bool total = event->item && strcmp(event->op, "counter_changed") == 0;
-    for (api_subscriber_t *sub = zlist_first(targets); sub; sub = zlist_next(targets)) {
-        if (!zlist_exists(self->subscribers, sub) || !s_event_visible(self, sub, event))
-            continue;
+    Engram__Event *event = engram__event__unpack(NULL, out->event_len, out->event);
+    s_target_t *targets = event ? calloc(n, sizeof *targets) : NULL;
+    size_t k = 0;
+    for (api_subscriber_t *sub = targets ? zlistx_first(list) : NULL; sub && k < n;
+         sub = zlistx_next(list))
+        targets[k++] = (s_target_t){sub->conn, sub};
+    bool total = event && event->item && strcmp(event->op, "counter_changed") == 0;
+    for (size_t i = 0; i < k; i++) {
+        api_subscriber_t *sub = targets[i].sub;
+        if (zhashx_lookup(targets[i].conn->subscriptions, out->event_sid) != sub ||
+            !s_event_visible(self, sub, event))
+            continue; /* ended while this event went to others */
         if (total && s_visible_total(self, sub, event) != 0)
             continue;
         Engram__Reply reply;
@@ -267,13 +397,12 @@ static void s_publish(node_server_t *self, const api_out_t *out)
         if (!buf)
             continue;
         engram__reply__pack(&reply, buf);
-        zframe_t *routing = zframe_dup(sub->routing);
-        s_output(self, routing, buf, len, true);
-        zframe_destroy(&routing);
+        s_output(self, targets[i].conn->routing, buf, len, true);
         free(buf);
     }
-    zlist_destroy(&targets);
-    engram__event__free_unpacked(event, NULL);
+    free(targets);
+    if (event)
+        engram__event__free_unpacked(event, NULL);
 }
 
 /*  Sends this turn's replies once its writes are durable (sync_rc 0); if the sync failed,
@@ -358,33 +487,46 @@ void api__check_replicating(node_server_t *self)
 
 /*  --- requests --------------------------------------------------------------------- */
 
-void api__subscribe(node_server_t *self, zframe_t *routing, const Engram__Request *req,
-                    const char *sid, api_reply_t *r)
+int api__subscribe(node_server_t *self, api_conn_t *conn, const Engram__Request *req,
+                   const char *sid, api_reply_t *r)
 {
-    bool subscribe = req->op == ENGRAM__OP__SUBSCRIBE;
-    for (api_subscriber_t *sub = zlist_first(self->subscribers); sub;
-         sub = zlist_next(self->subscribers)) {
-        if (zframe_eq(sub->routing, routing) && strcmp(sub->sid, sid) == 0) {
-            zlist_remove(self->subscribers, sub);
-            api__subscriber_free(&sub);
-            break;
-        }
+    if (!conn)
+        return api__fail(r, ENGRAM_EUNAVAILABLE,
+                         "the connection is gone (or its transport reports no disconnection)");
+    api_subscriber_t *old = zhashx_lookup(conn->subscriptions, sid);
+    if (old) { /* subscribing again replaces it */
+        s_unlist(self, old);
+        zhashx_delete(conn->subscriptions, sid);
     }
-    if (!subscribe)
-        return;
+    if (req->op != ENGRAM__OP__SUBSCRIBE)
+        return 0;
+    if (zhashx_size(conn->subscriptions) >= ENGRAM_MAX_SUBSCRIPTIONS_PER_CONNECTION) {
+        self->stats.busy_refusals++;
+        return api__fail(r, ENGRAM_EBUSY, "a connection may hold at most %d subscriptions",
+                         ENGRAM_MAX_SUBSCRIPTIONS_PER_CONNECTION);
+    }
+    zlistx_t *list = zhash_lookup(self->subscribers, sid);
+    if (!list && (list = zlistx_new()) != NULL) {
+        zhash_insert(self->subscribers, sid, list);
+        zhash_freefn(self->subscribers, sid, s_list_destroy);
+    }
     api_subscriber_t *sub = calloc(1, sizeof *sub);
     if (sub) {
-        sub->routing = zframe_dup(routing);
+        sub->conn = conn;
         sub->request_id = req->id;
         sub->sid = strdup(sid);
         sub->agent = strdup(req->agent);
         sub->user = strdup(req->user);
     }
-    if (!sub || !sub->sid || !sub->agent || !sub->user) {
+    if (!list || !sub || !sub->sid || !sub->agent || !sub->user ||
+        zhashx_insert(conn->subscriptions, sid, sub) != 0) {
         if (sub)
             api__subscriber_free(&sub);
-        api__fail(r, ENGRAM_ENOMEM, "out of memory");
-        return;
+        if (list && zlistx_size(list) == 0)
+            zhash_delete(self->subscribers, sid);
+        return api__fail(r, ENGRAM_ENOMEM, "out of memory");
     }
-    zlist_append(self->subscribers, sub);
+    sub->handle = zlistx_add_end(list, sub);
+    self->stats.subscribers++;
+    return 0;
 }

@@ -984,71 +984,6 @@ static int s_private_value(node_server_t *self, const Engram__Request *req, api_
               : 0;
 }
 
-/*  --- tokens ----------------------------------------------------------------------- */
-
-/*  The reply's causal token: the context of the scope it touched. */
-int api__token(node_server_t *self, api_reply_t *r)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = crdt_ctx_encode(node_store_ctx(self->store, r->sid), &buf, &len);
-    if (rc)
-        return rc;
-    api__keep(&r->arena, buf);
-    Engram__ScopeVersion version = ENGRAM__SCOPE_VERSION__INIT;
-    version.scope = (char *)r->scope;
-    version.ctx.data = buf;
-    version.ctx.len = len;
-    Engram__ScopeVersion *versions[1] = {&version};
-    Engram__Token token = ENGRAM__TOKEN__INIT;
-    token.schema_major = ENGRAM_SCHEMA_MAJOR;
-    token.schema_minor = ENGRAM_SCHEMA_MINOR;
-    token.scopes = versions;
-    token.n_scopes = 1;
-    size_t size = engram__token__get_packed_size(&token);
-    uint8_t *out = api__keep(&r->arena, malloc(size ? size : 1));
-    if (!out)
-        return ENGRAM_ENOMEM;
-    engram__token__pack(&token, out);
-    r->msg.token.data = out;
-    r->msg.token.len = size;
-    return 0;
-}
-
-/*  0 when the node has seen everything the token covers, ENGRAM_EAGAIN-like 1 when not yet,
- *  or an error for a token that is not one. */
-int api__token_reached(node_server_t *self, const Engram__Request *req, api_reply_t *r)
-{
-    Engram__Token *token = engram__token__unpack(NULL, req->after.len, req->after.data);
-    if (!token)
-        return api__fail(r, ENGRAM_EINVAL, "the causal token is malformed");
-    int rc = token->schema_major > ENGRAM_SCHEMA_MAJOR ? ENGRAM_EVERSION : 0;
-    for (size_t i = 0; rc == 0 && i < token->n_scopes; i++) {
-        Engram__Request scoped = *req;
-        scoped.scope = token->scopes[i]->scope;
-        char sid[MAX_SCOPE_BYTES + 2];
-        crdt_ctx_t *want = NULL;
-        rc = api__resolve(&scoped, sid, r);
-        if (rc == 0 &&
-            !node_acl_may_read_scope(self->acl, req->agent, req->user, sid, api__acl_now()))
-            rc = api__fail(r, ENGRAM_EDENIED,
-                           "the causal token names %.64s, which agent '%s' acting for '%s' may "
-                           "not read",
-                           scoped.scope, req->agent, req->user);
-        if (rc == 0 &&
-            crdt_ctx_decode(token->scopes[i]->ctx.data, token->scopes[i]->ctx.len, &want) != 0)
-            rc = api__fail(r, ENGRAM_EINVAL, "the causal token is malformed");
-        if (rc == 0) {
-            const crdt_ctx_t *have = node_store_ctx(self->store, sid);
-            if (!crdt_ctx_is_empty(want) && (!have || !crdt_ctx_covers(have, want)))
-                rc = 1;
-        }
-        crdt_ctx_destroy(&want);
-    }
-    engram__token__free_unpacked(token, NULL);
-    return rc;
-}
-
 /*  --- cluster administration -------------------------------------------------------- */
 
 bool api__cluster_op(Engram__Op op)
@@ -1232,8 +1167,7 @@ int api__dispatch(node_server_t *self, const Engram__Request *req, const char *s
     return rc;
 }
 
-static int s_dispatch(node_server_t *self, const Engram__Request *req, const char *sid,
-                      api_reply_t *r)
+int api__check_input(node_server_t *self, const Engram__Request *req, api_reply_t *r)
 {
     bool keyed = req->op != ENGRAM__OP__LIST && req->op != ENGRAM__OP__REMEMBER &&
                  req->op != ENGRAM__OP__STATS && !api__admin_op(req->op);
@@ -1256,6 +1190,15 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
     if (req->ttl_ms > MAX_TTL_MS)
         return api__fail(r, ENGRAM_EINVAL, "a TTL may be at most %" PRIu64 " ms (100 years)",
                          MAX_TTL_MS);
+    return 0;
+}
+
+static int s_dispatch(node_server_t *self, const Engram__Request *req, const char *sid,
+                      api_reply_t *r)
+{
+    int rc = api__check_input(self, req, r);
+    if (rc)
+        return rc;
     switch (req->op) {
     case ENGRAM__OP__PUT:
         return s_mutate(self, req, r, sid, req->key, NODE_VIEW_OBJECT, NULL, CRDT_REG, s_put, NULL);
@@ -1321,7 +1264,6 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
     case ENGRAM__OP__STATS:
         self->stats.uptime_ms = (uint64_t)(api__now_ms() - self->started_ms);
         self->stats.scopes = node_store_scopes(self->store);
-        self->stats.subscribers = zlist_size(self->subscribers);
         self->stats.replica_id = node_store_replica(self->store); /* the dot check may renew it */
         self->stats.clock_refusals = node_store_clock_refusals(self->store);
         self->stats.hlc = node_store_hlc_last(self->store);

@@ -2,19 +2,29 @@
  *
  *  The server is single-threaded: every field below is touched only by the thread that runs
  *  node_server_run. Its files, one concern each:
- *    server.c    the loop: a turn reads requests (each with its connection's CURVE key),
- *                runs them, syncs once, then answers (group commit); parked GETs (causal
- *                tokens), writes held for the dot check; the CURVE socket and its published key
+ *    server.c    the loop: a turn reads requests (each with its connection's CURVE key and
+ *                socket), runs them, syncs once, then answers (group commit); connections as
+ *                the socket monitor reports them; reads parked for their causal token, writes
+ *                held for the dot check; the CURVE socket and its published key
+ *    token.c     causal tokens: issued with every reply, decoded once for a read that waits
  *    handlers.c  validation of names, scopes and keys, and one handler per operation
  *    reply.c     the per-request arena and the Reply under construction
- *    delivery.c  the outbox, per-connection queues, subscriptions and events, replica waits
+ *    delivery.c  the outbox, per-connection queues and their byte budget, subscriptions and
+ *                events, replica waits
  *    remote.c    events for the changes other nodes make (remote deltas)
  *    access.c    identity from the connection's key, access decisions, write policy, the
  *                statements of sys:acl and the ACL operations
  *
  *  Invariants: a reply that acknowledges a write leaves only after the write is durable
- *  (api__flush_outbox after node_store_sync); replies are never dropped (a full connection
- *  queues them); everything a Reply points at lives in its arena until it is encoded.
+ *  (api__flush_outbox after node_store_sync); a connection's replies are dropped only when
+ *  it is cut: when what waits for it passes ENGRAM_CONNECTION_BYTE_BUDGET, its queue, parked
+ *  reads and subscriptions go and it gets one ENGRAM_EBUSY reply (id 0), after which nothing
+ *  more is sent to it nor any request of it answered until it disconnects; everything a Reply points at lives in
+ *  its arena until it is encoded. What a connection holds (subscriptions, parked reads,
+ *  queued replies, replica waits) goes when libzmq reports it disconnected, and is bounded
+ *  while it lasts: ENGRAM_MAX_SUBSCRIPTIONS_PER_CONNECTION, ENGRAM_MAX_PARKED_PER_CONNECTION
+ *  (and ENGRAM_MAX_PARKED in all), the byte budget, plus API_PIPE_HWM messages in libzmq's
+ *  own pipe each way.
  */
 #ifndef NODE_API_INTERNAL_H
 #define NODE_API_INTERNAL_H
@@ -34,21 +44,52 @@
 #define API_ACL_SCOPE   "sys:acl" /* the access statements: no agent can name a sys: scope */
 /*  A counter contribution's name: "<agent> SEP <user>" (no name holds a control character). */
 #define API_CONTRIBUTOR_SEP '\x1f'
+/*  A causal token names the scope a read touches: one, its context at most this large (a
+ *  version vector of thousands of nodes); a larger token is refused before it is decoded. */
+#define API_TOKEN_MAX_SCOPES 1
+#define API_TOKEN_MAX_BYTES  (16 * 1024)
+/*  A parked read keeps its request packed again without its value, metadata and token: its
+ *  names, scope, key, prefix and cursor, at most this large. */
+#define API_PARKED_READ_MAX_BYTES (8 * 1024)
+/*  Messages libzmq keeps in the pipe of one connection, each way (ZMQ_SNDHWM, ZMQ_RCVHWM):
+ *  with replies of up to a megabyte, its default of 1000 held a gigabyte for one client that
+ *  does not read. Past it replies wait in the connection's queue, under its byte budget. */
+#define API_PIPE_HWM 16
+/*  The longest a write with replicas waits for them: a larger timeout_ms is clamped. */
+#define API_MAX_REPLICAS_TIMEOUT_MS ENGRAM_MAX_AFTER_TIMEOUT_MS
 
+/*  A connection to the API socket, from libzmq's ACCEPTED until its DISCONNECTED (the socket
+ *  monitor's events, which name its file descriptor, as ZMQ_SRCFD names each message's). */
 typedef struct {
-    zframe_t *routing; /* owned: the subscriber's connection */
+    int fd;
+    zframe_t *routing;       /* owned: its routing id; NULL until its first request */
+    char *id;                /* owned: the hex of routing, its key in routes; NULL until then */
+    zhashx_t *subscriptions; /* sid -> api_subscriber_t *, owned */
+    size_t parked;           /* its reads parked for their token */
+    bool cut; /* it left more than its byte budget unread: nothing more is sent to it (but its
+                 EBUSY reply) nor any request of it answered */
+} api_conn_t;
+
+/*  One subscription: owned by its connection's subscriptions, listed (not owned) in the
+ *  server's subscribers under its scope. */
+typedef struct {
+    api_conn_t *conn; /* borrowed: the subscriber's connection (it owns this) */
     uint64_t request_id;
-    char *sid;   /* owned */
-    char *agent; /* owned: who subscribed, for whom: each event is judged for them */
-    char *user;  /* owned */
+    char *sid;    /* owned */
+    char *agent;  /* owned: who subscribed, for whom: each event is judged for them */
+    char *user;   /* owned */
+    void *handle; /* its place in the server's list of sid's subscribers */
 } api_subscriber_t;
 
-/*  A connection whose pipe was full: what it has still to receive, in order. Replies are
- *  never dropped; events past subscriber_backlog end the connection's subscriptions. */
+/*  A connection whose pipe was full: what it has still to receive, in order. Events past
+ *  subscriber_backlog end the connection's subscriptions; past the byte budget the
+ *  connection is cut (the queue holds only its EBUSY reply). */
 typedef struct {
     zframe_t *routing; /* owned */
     zlist_t *queue;    /* api_queued_t *, owned */
     size_t events;     /* how many queued items are subscription events */
+    size_t bytes;      /* the queued payloads' bytes */
+    bool cut;          /* past the budget: nothing more is queued */
 } api_peer_t;
 
 typedef struct {
@@ -56,13 +97,37 @@ typedef struct {
     bool event;
 } api_queued_t;
 
-/*  A GET waiting for its causal token, or a shared write waiting for the dot check. */
+/*  A shared write waiting for the dot check. */
 typedef struct {
     zframe_t *routing;        /* owned */
     Engram__Request *request; /* owned (unpacked) */
     uint8_t client_key[32];   /* the CURVE key the request came with */
-    int64_t deadline_ms;      /* GETs */
 } api_parked_t;
+
+/*  One scope a causal token names: its storage id and the context the read waits for. */
+typedef struct {
+    char sid[MAX_SCOPE_BYTES + 2];
+    crdt_ctx_t *want; /* owned */
+} api_token_scope_t;
+
+/*  A causal token, decoded (api__token_open); closed with api__token_close. */
+typedef struct {
+    api_token_scope_t scopes[API_TOKEN_MAX_SCOPES];
+    size_t n;
+    uint64_t hlc; /* the issuing node's clock; 0: none sent */
+} api_token_t;
+
+/*  A read parked until the node has seen its causal token, or its deadline. */
+typedef struct {
+    api_conn_t *conn;  /* borrowed: the connection it came on (it outlives this) */
+    zframe_t *routing; /* owned */
+    uint8_t *request;  /* owned: the request packed again without `after` or a value */
+    size_t request_len;
+    uint8_t client_key[32]; /* the CURVE key the request came with */
+    api_token_t token;      /* owned: what it waits for */
+    int64_t deadline_ms;
+    uint32_t timeout_ms; /* as clamped, for the timeout's message */
+} api_waiting_t;
 
 /*  One reply of this turn, sent once the turn's writes are durable. */
 typedef struct {
@@ -87,13 +152,18 @@ struct node_server {
     zsock_t *router;          /* CURVE server, ZAP domain NODE_ZAP_API */
     uint8_t curve_public[32]; /* the router's CURVE key, derived from the node's identity */
     char *published;          /* owned: PATH.pub of an ipc://PATH endpoint once published */
-    zlist_t *subscribers; /* api_subscriber_t * */
-    zhash_t *peers;       /* routing id (hex) -> api_peer_t *, owned: connections with a backlog */
-    zlist_t *parked;      /* api_parked_t *: GETs waiting for their token */
-    zlist_t *held;        /* api_parked_t *: shared writes waiting for the dot check, in order */
-    zlist_t *outbox;      /* api_out_t *, this turn's replies */
-    zlist_t *replicating; /* api_out_t *, durable writes waiting for replicas */
-    zlist_t *removals;    /* api_removal_t *, owned: what the remote delta being applied removes */
+    zsock_t *monitor;         /* PAIR: the router's ACCEPTED and DISCONNECTED events */
+    zhash_t *conns;           /* fd (decimal) -> api_conn_t *, owned: the open connections */
+    zhash_t *routes;          /* routing id (hex) -> api_conn_t * (in conns) */
+    zhash_t *subscribers;     /* sid -> zlistx_t * of api_subscriber_t * (the connections' own) */
+    zhash_t *peers;  /* routing id (hex) -> api_peer_t *, owned: connections with a backlog */
+    zlist_t *parked; /* api_waiting_t *, owned: reads waiting for their token */
+    int64_t parked_next_ms; /* the earliest deadline of parked */
+    zhashx_t *changed;      /* sid -> "": scopes whose context grew since parked was checked */
+    zlist_t *held;          /* api_parked_t *: shared writes waiting for the dot check, in order */
+    zlist_t *outbox;        /* api_out_t *, this turn's replies */
+    zlist_t *replicating;   /* api_out_t *, durable writes waiting for replicas */
+    zlist_t *removals; /* api_removal_t *, owned: what the remote delta being applied removes */
     node_cluster_t *cluster;     /* borrowed; NULL: a single node */
     node_acl_t *acl;             /* borrowed: the daemon's */
     zlist_t *pending_statements; /* zframe_t *: imported statements not yet in sys:acl */
@@ -160,7 +230,19 @@ void api__arena_free(api_arena_t *a);
  *  write stays durable here either way, and the reply says how many nodes held it. */
 void api__check_replicating(node_server_t *self);
 
+/*  The checks api__dispatch makes of every request before its operation (key, metadata,
+ *  sizes, replicas, TTL): 0 or the refusal (in r). */
+int api__check_input(node_server_t *self, const Engram__Request *req, api_reply_t *r);
+
 bool api__cluster_op(Engram__Op op);
+
+/*  Drops what a connection holds in delivery (its subscriptions, queue and replica waits) and
+ *  its parked reads (server.c); the connection itself stays. */
+void api__forget_delivery(node_server_t *self, api_conn_t *conn);
+void api__drop_parked(node_server_t *self, api_conn_t *conn);
+
+/*  The operations that read a scope; each may wait for a causal token (`after`). */
+bool api__op_reads(Engram__Op op);
 
 int api__dispatch(node_server_t *self, const Engram__Request *req, const char *sid, api_reply_t *r);
 
@@ -269,10 +351,11 @@ void api__reply_header(Engram__Reply *reply, uint64_t id, int code);
 /*  Starts an empty reply under construction, with its header. */
 void api__reply_init(api_reply_t *r);
 
-/*  Handles one request that came with the CURVE key client_key (32 bytes, borrowed for the
+/*  Handles one request that came on conn (NULL: a connection already gone, which gets no
+ *  subscription or parked read) with the CURVE key client_key (32 bytes, borrowed for the
  *  call); takes ownership of routing and req (parking them, or freeing them once the reply is
  *  queued). */
-void api__request(node_server_t *self, zframe_t *routing, Engram__Request *req,
+void api__request(node_server_t *self, api_conn_t *conn, zframe_t *routing, Engram__Request *req,
                   const uint8_t client_key[32]);
 
 /*  Resolves the scope an agent named into a storage id ("@agent" for private). */
@@ -280,17 +363,30 @@ int api__resolve(const Engram__Request *req, char *sid, api_reply_t *r);
 
 char *api__str(api_arena_t *a, const char *s);
 
-void api__subscribe(node_server_t *self, zframe_t *routing, const Engram__Request *req,
-                    const char *sid, api_reply_t *r);
+/*  SUBSCRIBE or UNSUBSCRIBE for conn; 0 or the refusal (in r): ENGRAM_EBUSY past
+ *  ENGRAM_MAX_SUBSCRIPTIONS_PER_CONNECTION. */
+int api__subscribe(node_server_t *self, api_conn_t *conn, const Engram__Request *req,
+                   const char *sid, api_reply_t *r);
 
 void api__subscriber_free(api_subscriber_t **sub_p);
+/*  The same as a zhashx destructor (api_conn_t.subscriptions). */
+void api__subscriber_destroy(void **item);
 
-/*  The reply's causal token: the context of the scope it touched. */
+/*  --- causal tokens (token.c) --- */
+
+/*  The reply's causal token: the context of the scope it touched and the node's clock. */
 int api__token(node_server_t *self, api_reply_t *r);
-
-/*  0 when the node has seen everything the token covers, ENGRAM_EAGAIN-like 1 when not yet,
- *  or an error for a token that is not one. */
-int api__token_reached(node_server_t *self, const Engram__Request *req, api_reply_t *r);
+/*  Decodes the request's token (req->after) once into token; 0, or an error (in r) for a
+ *  token that is not one, too large, naming too many scopes or one the agent may not read. On
+ *  success the caller closes token (api__token_close); on error it holds nothing. */
+int api__token_open(node_server_t *self, const Engram__Request *req, api_reply_t *r,
+                    api_token_t *token);
+void api__token_close(api_token_t *token);
+/*  Whether this node has seen everything the token covers. */
+bool api__token_reached(node_server_t *self, const api_token_t *token);
+/*  Observes the token's clock, so that the holder's next write here is stamped after what it
+ *  read; a clock too far ahead is refused (ENGRAM_ERANGE, in r) and changes nothing. */
+int api__token_observe(node_server_t *self, const api_token_t *token, api_reply_t *r);
 
 const char *api__type_name(unsigned types);
 

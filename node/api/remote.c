@@ -226,18 +226,17 @@ static void s_publish_removals(node_server_t *self, const char *sid, const crdt_
 }
 
 /*  A delta from another node: before it is applied, the local entries it removes are noted;
- *  after, its new entries and those removals become events for the scope's subscribers, and
- *  the statements it brings to sys:acl go to the acl. */
+ *  after, its new entries and those removals become events for the scope's subscribers, the
+ *  statements it brings to sys:acl go to the acl, and the reads parked on the scope are
+ *  checked. */
 void api__remote_applied(void *arg, const char *sid, const crdt_scope_t *delta, bool applied)
 {
     node_server_t *self = arg;
     if (applied && strcmp(sid, API_ACL_SCOPE) == 0)
         api__acl_ingest(self, delta); /* access statements from another node */
-    bool subscribed = false;
-    for (api_subscriber_t *sub = zlist_first(self->subscribers); sub && !subscribed;
-         sub = zlist_next(self->subscribers))
-        subscribed = strcmp(sub->sid, sid) == 0;
-    if (!subscribed)
+    if (applied)
+        zhashx_insert(self->changed, sid, ""); /* parked reads may wait for it */
+    if (!zhash_lookup(self->subscribers, sid))
         return;
     if (!applied) {
         api_removal_t *stale;

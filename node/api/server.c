@@ -39,22 +39,256 @@ static bool s_op_writes(Engram__Op op)
     }
 }
 
-/*  Keeps a request (a GET waiting for its token, a write waiting for the dot check) with its
- *  routing and the key it came with; NULL when out of memory. */
-static api_parked_t *s_park(zlist_t *list, zframe_t *routing, Engram__Request *req,
-                            const uint8_t client_key[32])
+bool api__op_reads(Engram__Op op)
 {
-    api_parked_t *parked = calloc(1, sizeof *parked);
-    if (!parked)
-        return NULL;
-    parked->routing = routing;
-    parked->request = req;
-    memcpy(parked->client_key, client_key, sizeof parked->client_key);
-    zlist_append(list, parked);
-    return parked;
+    switch (op) {
+    case ENGRAM__OP__GET:
+    case ENGRAM__OP__SET_MEMBERS:
+    case ENGRAM__OP__COUNTER_GET:
+    case ENGRAM__OP__LOG_RANGE:
+    case ENGRAM__OP__LIST:
+    case ENGRAM__OP__HISTORY:
+        return true;
+    default:
+        return false;
+    }
 }
 
-void api__request(node_server_t *self, zframe_t *routing, Engram__Request *req,
+/*  Keeps a shared write waiting for the dot check with its routing and the key it came with;
+ *  NULL when out of memory. */
+static api_parked_t *s_hold(zlist_t *list, zframe_t *routing, Engram__Request *req,
+                            const uint8_t client_key[32])
+{
+    api_parked_t *held = calloc(1, sizeof *held);
+    if (!held)
+        return NULL;
+    held->routing = routing;
+    held->request = req;
+    memcpy(held->client_key, client_key, sizeof held->client_key);
+    zlist_append(list, held);
+    return held;
+}
+
+/*  --- reads parked for their causal token ------------------------------------------------ */
+
+static void s_waiting_free(api_waiting_t **w_p)
+{
+    api_waiting_t *w = *w_p;
+    zframe_destroy(&w->routing);
+    free(w->request);
+    api__token_close(&w->token);
+    free(w);
+    *w_p = NULL;
+}
+
+/*  The read as a parked one keeps it: what its answer needs (who, where, which key, prefix,
+ *  page), packed; never its value, metadata or token. Caller owns *buf_p. */
+static int s_pack_read(const Engram__Request *req, uint8_t **buf_p, size_t *len_p)
+{
+    Engram__Request read = ENGRAM__REQUEST__INIT;
+    read.schema_major = req->schema_major;
+    read.schema_minor = req->schema_minor;
+    read.id = req->id;
+    read.op = req->op;
+    read.agent = req->agent;
+    read.user = req->user;
+    read.scope = req->scope;
+    read.key = req->key;
+    read.prefix = req->prefix;
+    read.cursor = req->cursor;
+    read.limit = req->limit;
+    *len_p = engram__request__get_packed_size(&read);
+    if (*len_p > API_PARKED_READ_MAX_BYTES)
+        return ENGRAM_ETOOBIG;
+    *buf_p = malloc(*len_p ? *len_p : 1);
+    if (!*buf_p)
+        return ENGRAM_ENOMEM;
+    engram__request__pack(&read, *buf_p);
+    return 0;
+}
+
+/*  Parks a read whose token this node has not reached, taking *routing_p and *token (closed
+ *  here either way); 0, or the refusal in r: ENGRAM_EBUSY past either cap. */
+static int s_park_read(node_server_t *self, api_conn_t *conn, zframe_t **routing_p,
+                       const Engram__Request *req, const uint8_t client_key[32], api_token_t *token,
+                       api_reply_t *r)
+{
+    int rc = 0;
+    if (!conn)
+        rc = api__fail(r, ENGRAM_EUNAVAILABLE,
+                       "the connection is gone (or its transport reports no disconnection): "
+                       "its read cannot wait");
+    else if (conn->parked >= ENGRAM_MAX_PARKED_PER_CONNECTION ||
+             zlist_size(self->parked) >= ENGRAM_MAX_PARKED) {
+        self->stats.busy_refusals++;
+        rc = api__fail(r, ENGRAM_EBUSY,
+                       "%zu reads of this connection and %zu in all wait for their causal "
+                       "token; the limits are %d and %d: retry later",
+                       conn->parked, zlist_size(self->parked), ENGRAM_MAX_PARKED_PER_CONNECTION,
+                       ENGRAM_MAX_PARKED);
+    }
+    uint8_t *read = NULL;
+    size_t read_len = 0;
+    if (rc == 0 && (rc = s_pack_read(req, &read, &read_len)) != 0)
+        rc = api__fail(r, rc,
+                       rc == ENGRAM_ETOOBIG
+                           ? "the read's names, key, prefix and cursor take %zu bytes; a read "
+                             "waiting for its token keeps at most %d"
+                           : "out of memory (%zu, %d)",
+                       read_len, API_PARKED_READ_MAX_BYTES);
+    if (rc == 0)
+        rc = api__token_observe(self, token, r);
+    api_waiting_t *w = rc == 0 ? calloc(1, sizeof *w) : NULL;
+    if (rc == 0 && !w)
+        rc = api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    if (rc) {
+        free(read);
+        api__token_close(token);
+        return rc;
+    }
+    uint32_t timeout = req->timeout_ms ? req->timeout_ms : ENGRAM_DEFAULT_AFTER_TIMEOUT_MS;
+    if (timeout > ENGRAM_MAX_AFTER_TIMEOUT_MS)
+        timeout = ENGRAM_MAX_AFTER_TIMEOUT_MS;
+    w->conn = conn;
+    w->routing = *routing_p;
+    *routing_p = NULL;
+    w->request = read;
+    w->request_len = read_len;
+    memcpy(w->client_key, client_key, sizeof w->client_key);
+    w->token = *token; /* the contexts move */
+    token->n = 0;
+    w->timeout_ms = timeout;
+    w->deadline_ms = api__now_ms() + timeout;
+    zlist_append(self->parked, w);
+    conn->parked++;
+    self->stats.parked = zlist_size(self->parked);
+    if (w->deadline_ms < self->parked_next_ms)
+        self->parked_next_ms = w->deadline_ms;
+    return 0;
+}
+
+void api__drop_parked(node_server_t *self, api_conn_t *conn)
+{
+    if (!conn->parked)
+        return;
+    zlist_t *kept = zlist_new();
+    api_waiting_t *w;
+    while ((w = zlist_pop(self->parked))) {
+        if (w->conn == conn)
+            s_waiting_free(&w);
+        else
+            zlist_append(kept, w);
+    }
+    zlist_destroy(&self->parked);
+    self->parked = kept;
+    conn->parked = 0;
+    self->stats.parked = zlist_size(self->parked);
+}
+
+/*  Whether a scope the parked read waits for has changed since the last check. */
+static bool s_waits_on_changed(node_server_t *self, const api_waiting_t *w)
+{
+    for (size_t i = 0; i < w->token.n; i++)
+        if (zhashx_lookup(self->changed, w->token.scopes[i].sid))
+            return true;
+    return false;
+}
+
+/*  Answers a parked read: as a plain read once its token is reached, else ENGRAM_ETIMEDOUT. */
+static void s_answer_parked(node_server_t *self, api_waiting_t *w)
+{
+    w->conn->parked--;
+    api_reply_t r;
+    api__reply_init(&r);
+    Engram__Request *req = engram__request__unpack(NULL, w->request_len, w->request);
+    if (!req) {
+        api__fail(&r, ENGRAM_ENOMEM, "out of memory");
+        api__queue_reply(self, w->routing, 0, ENGRAM_ENOMEM, &r);
+        w->routing = NULL;
+    } else if (!api__token_reached(self, &w->token)) {
+        api__fail(&r, ENGRAM_ETIMEDOUT, "this node has not seen the token's writes after %u ms",
+                  w->timeout_ms);
+        api__queue_reply(self, w->routing, req->id, ENGRAM_ETIMEDOUT, &r);
+        w->routing = NULL;
+        engram__request__free_unpacked(req, NULL);
+    } else {
+        api__request(self, w->conn, w->routing, req, w->client_key); /* takes both */
+        w->routing = NULL;
+    }
+    api__arena_free(&r.arena);
+    s_waiting_free(&w);
+}
+
+/*  Answers the parked reads whose token is now reached or whose time is up. Only reads
+ *  waiting on a scope that changed since the last check are compared (their decoded
+ *  contexts against the store's), and none when nothing changed and no deadline passed. */
+static void s_check_parked(node_server_t *self)
+{
+    int64_t now = api__now_ms();
+    bool changed = zhashx_size(self->changed) > 0;
+    if (zlist_size(self->parked) && (changed || now >= self->parked_next_ms)) {
+        zlist_t *kept = zlist_new(), *ready = zlist_new();
+        self->parked_next_ms = INT64_MAX;
+        api_waiting_t *w;
+        while ((w = zlist_pop(self->parked))) {
+            if (now >= w->deadline_ms ||
+                (changed && s_waits_on_changed(self, w) && api__token_reached(self, &w->token)))
+                zlist_append(ready, w);
+            else {
+                zlist_append(kept, w);
+                if (w->deadline_ms < self->parked_next_ms)
+                    self->parked_next_ms = w->deadline_ms;
+            }
+        }
+        zlist_destroy(&self->parked);
+        self->parked = kept;
+        self->stats.parked = zlist_size(self->parked);
+        while ((w = zlist_pop(ready)))
+            s_answer_parked(self, w);
+        zlist_destroy(&ready);
+    }
+    zhashx_purge(self->changed);
+}
+
+/*  --- requests ---------------------------------------------------------------------------- */
+
+/*  Refuses replicas that no cluster could give: more than this node and its members that
+ *  have not left. */
+static int s_check_replicas(node_server_t *self, const Engram__Request *req, api_reply_t *r)
+{
+    if (req->replicas <= 1 || !self->cluster || !s_op_writes(req->op))
+        return 0;
+    unsigned could = node_cluster_possible_holders(self->cluster);
+    if (req->replicas > could)
+        return api__fail(r, ENGRAM_EINVAL,
+                         "replicas=%u, but at most %u nodes could ever hold the write (this "
+                         "node and the members that have not left)",
+                         req->replicas, could);
+    return 0;
+}
+
+/*  A read with `after`: validated whole, its token decoded once, then parked until the node
+ *  has seen the token (taking *routing_p; 1) or answered now (0, after observing the token's
+ *  clock), or refused (an error in r). */
+static int s_read_after(node_server_t *self, api_conn_t *conn, zframe_t **routing_p,
+                        const Engram__Request *req, const uint8_t client_key[32], api_reply_t *r)
+{
+    int rc = api__check_input(self, req, r);
+    api_token_t token;
+    if (rc == 0)
+        rc = api__token_open(self, req, r, &token);
+    if (rc)
+        return rc;
+    if (!api__token_reached(self, &token)) {
+        rc = s_park_read(self, conn, routing_p, req, client_key, &token, r);
+        return rc ? rc : 1;
+    }
+    rc = api__token_observe(self, &token, r);
+    api__token_close(&token);
+    return rc;
+}
+
+void api__request(node_server_t *self, api_conn_t *conn, zframe_t *routing, Engram__Request *req,
                   const uint8_t client_key[32])
 {
     api_reply_t r;
@@ -79,38 +313,39 @@ void api__request(node_server_t *self, zframe_t *routing, Engram__Request *req,
         r.scope = req->scope;
         rc = api__authorize(self, req, sid, &r);
     }
+    if (rc == 0)
+        rc = s_check_replicas(self, req, &r);
     r.replicas = req->replicas;
     r.timeout_ms = req->timeout_ms;
     bool shared_write = (scoped && sid[0] != '@' && s_op_writes(req->op)) ||
                         req->op == ENGRAM__OP__ACL_SUBMIT; /* statements go to sys:acl */
     if (rc == 0 && shared_write && self->cluster && !node_cluster_dots_checked(self->cluster)) {
         /* the node may not issue dots yet (node_cluster_dots_checked): held, in order */
-        if (s_park(self->held, routing, req, client_key)) {
+        if (s_hold(self->held, routing, req, client_key)) {
             api__arena_free(&r.arena);
             return;
         }
         rc = api__fail(&r, ENGRAM_ENOMEM, "out of memory");
     }
-    if (rc == 0 && req->op == ENGRAM__OP__GET && req->after.len) {
-        rc = api__token_reached(self, req, &r);
-        if (rc == 1) { /* not yet: park it */
-            api_parked_t *parked = s_park(self->parked, routing, req, client_key);
-            if (parked) {
-                parked->deadline_ms =
-                    api__now_ms() +
-                    (req->timeout_ms ? req->timeout_ms : ENGRAM_DEFAULT_AFTER_TIMEOUT_MS);
-                api__arena_free(&r.arena);
-                return;
-            }
-            rc = api__fail(&r, ENGRAM_ENOMEM, "out of memory");
+    if (rc == 0 && api__op_reads(req->op) && req->after.len) {
+        rc = s_read_after(self, conn, &routing, req, client_key, &r);
+        if (rc == 1) { /* parked: it keeps what it needs of req */
+            api__arena_free(&r.arena);
+            engram__request__free_unpacked(req, NULL);
+            return;
+        }
+    } else if (rc == 0 && req->after.len) { /* nothing waits for it, but its clock counts */
+        api_token_t token;
+        rc = api__token_open(self, req, &r, &token);
+        if (rc == 0) {
+            rc = api__token_observe(self, &token, &r);
+            api__token_close(&token);
         }
     }
-    if (rc == 0 && (req->op == ENGRAM__OP__SUBSCRIBE || req->op == ENGRAM__OP__UNSUBSCRIBE)) {
-        api__subscribe(self, routing, req, sid, &r);
-        rc = r.message[0] ? ENGRAM_ENOMEM : 0;
-    } else if (rc == 0) {
+    if (rc == 0 && (req->op == ENGRAM__OP__SUBSCRIBE || req->op == ENGRAM__OP__UNSUBSCRIBE))
+        rc = api__subscribe(self, conn, req, sid, &r);
+    else if (rc == 0)
         rc = api__dispatch(self, req, scoped ? sid : NULL, &r);
-    }
     api__queue_reply(self, routing, req->id, rc, &r);
     api__arena_free(&r.arena);
     engram__request__free_unpacked(req, NULL);
@@ -127,31 +362,146 @@ static void s_malformed(node_server_t *self, zframe_t *routing, const char *why)
     api__arena_free(&r.arena);
 }
 
-/*  The CURVE key a frame came with: the ZAP handler's User-Id, the key's Z85 text. */
-static bool s_client_key(zframe_t *payload, uint8_t key[32])
+/*  --- connections ------------------------------------------------------------------------- */
+
+static void s_conn_free(void *item)
 {
-    const char *user = zframe_meta(payload, "User-Id");
-    return user && strlen(user) == 40 && zmq_z85_decode(key, user) != NULL;
+    api_conn_t *conn = item;
+    zframe_destroy(&conn->routing);
+    zstr_free(&conn->id);
+    zhashx_destroy(&conn->subscriptions);
+    free(conn);
 }
 
-static void s_receive(node_server_t *self, zmsg_t *msg)
+/*  Ends a connection libzmq reported gone (or whose fd another connection now has): its
+ *  parked reads, subscriptions, queue and replica waits go, then the record. */
+static void s_conn_end(node_server_t *self, api_conn_t *conn)
+{
+    api__drop_parked(self, conn);
+    api__forget_delivery(self, conn);
+    if (conn->id && zhash_lookup(self->routes, conn->id) == conn)
+        zhash_delete(self->routes, conn->id);
+    char fd[16];
+    snprintf(fd, sizeof fd, "%d", conn->fd);
+    zhash_delete(self->conns, fd); /* frees conn */
+    self->stats.connections = zhash_size(self->conns);
+}
+
+static void s_conn_open(node_server_t *self, int fd)
+{
+    char key[16];
+    snprintf(key, sizeof key, "%d", fd);
+    api_conn_t *stale = zhash_lookup(self->conns, key);
+    if (stale) /* its DISCONNECTED was lost: the fd is another connection's now */
+        s_conn_end(self, stale);
+    api_conn_t *conn = calloc(1, sizeof *conn);
+    if (!conn)
+        return;
+    conn->fd = fd;
+    conn->subscriptions = zhashx_new();
+    if (conn->subscriptions)
+        zhashx_set_destructor(conn->subscriptions, api__subscriber_destroy);
+    if (!conn->subscriptions || zhash_insert(self->conns, key, conn) != 0) {
+        s_conn_free(conn);
+        return;
+    }
+    zhash_freefn(self->conns, key, s_conn_free);
+    self->stats.connections = zhash_size(self->conns);
+}
+
+/*  Applies the socket monitor's events, in order: a connection opens with ACCEPTED and ends
+ *  with DISCONNECTED, each naming its fd. */
+static void s_drain_monitor(node_server_t *self)
+{
+    void *monitor = zsock_resolve(self->monitor);
+    for (;;) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&part);
+            return;
+        }
+        uint16_t event = 0;
+        uint32_t fd = 0;
+        if (zmq_msg_size(&part) >= 6) {
+            memcpy(&event, zmq_msg_data(&part), 2);
+            memcpy(&fd, (uint8_t *)zmq_msg_data(&part) + 2, 4);
+        }
+        bool more = zmq_msg_more(&part);
+        while (more) { /* the endpoint's address */
+            zmq_msg_close(&part);
+            zmq_msg_init(&part);
+            more = zmq_msg_recv(&part, monitor, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&part);
+        }
+        zmq_msg_close(&part);
+        char key[16];
+        snprintf(key, sizeof key, "%d", (int)fd);
+        api_conn_t *conn = zhash_lookup(self->conns, key);
+        if (event == ZMQ_EVENT_ACCEPTED)
+            s_conn_open(self, (int)fd);
+        else if (event == ZMQ_EVENT_DISCONNECTED && conn)
+            s_conn_end(self, conn);
+    }
+}
+
+/*  The connection a request came on (its fd, ZMQ_SRCFD), given its routing id on the first
+ *  one; NULL when libzmq has reported it gone already. */
+static api_conn_t *s_conn_of(node_server_t *self, int fd, zframe_t *routing)
+{
+    char key[16];
+    snprintf(key, sizeof key, "%d", fd);
+    api_conn_t *conn = fd >= 0 ? zhash_lookup(self->conns, key) : NULL;
+    if (conn && conn->routing && !zframe_eq(conn->routing, routing)) {
+        s_conn_end(self, conn); /* events were lost: the fd holds another connection now */
+        s_conn_open(self, fd);
+        conn = zhash_lookup(self->conns, key);
+    }
+    if (conn && !conn->routing) {
+        conn->routing = zframe_dup(routing);
+        conn->id = zframe_strhex(routing);
+        if (conn->id)
+            zhash_update(self->routes, conn->id, conn);
+    }
+    return conn;
+}
+
+/*  --- receiving ------------------------------------------------------------------------ */
+
+/*  Whether the connection was cut (its replies past the byte budget): then its requests are
+ *  not answered. */
+static bool s_cut(node_server_t *self, const api_conn_t *conn, zframe_t *routing)
+{
+    if (conn && conn->cut)
+        return true;
+    if (!zhash_size(self->peers))
+        return false;
+    char *id = conn && conn->id ? NULL : zframe_strhex(routing);
+    const char *key = id ? id : conn && conn->id ? conn->id : NULL;
+    api_peer_t *peer = key ? zhash_lookup(self->peers, key) : NULL;
+    free(id);
+    return peer && peer->cut;
+}
+
+/*  Handles one message: [routing][payload] (more parts are malformed); user_id is the ZAP
+ *  User-Id of its connection, NULL if none. */
+static void s_receive(node_server_t *self, api_conn_t *conn, zframe_t *routing, size_t parts,
+                      const void *data, size_t len, const char *user_id)
 {
     self->stats.requests++;
-    zframe_t *routing = zmsg_pop(msg);
-    zframe_t *payload = zmsg_first(msg);
-    Engram__Request *req = zmsg_size(msg) == 1 ? engram__request__unpack(NULL, zframe_size(payload),
-                                                                         zframe_data(payload))
-                                               : NULL;
+    if (s_cut(self, conn, routing)) {
+        zframe_destroy(&routing);
+        return;
+    }
+    Engram__Request *req = parts == 1 ? engram__request__unpack(NULL, len, data) : NULL;
     uint8_t client_key[32];
     const char *field = NULL;
-    if (zmsg_size(msg) != 1) {
+    if (parts != 1) {
         s_malformed(self, routing, "a request is exactly one frame");
     } else if (!req) {
         s_malformed(self, routing, "the frame is not an engram.Request");
-    } else if (node_wire_check_strings(&engram__request__descriptor, zframe_data(payload),
-                                       zframe_size(payload), &field) != 0) {
+    } else if (node_wire_check_strings(&engram__request__descriptor, data, len, &field) != 0) {
         api__refuse_bad_string(self, routing, &req, field); /* a NUL or not UTF-8 */
-    } else if (!s_client_key(payload, client_key)) {
+    } else if (!user_id || strlen(user_id) != 40 || !zmq_z85_decode(client_key, user_id)) {
         /* cannot happen on a CURVE socket under engramd's ZAP handler; refused all the same */
         api_reply_t r;
         api__reply_init(&r);
@@ -160,45 +510,50 @@ static void s_receive(node_server_t *self, zmsg_t *msg)
         api__arena_free(&r.arena);
         engram__request__free_unpacked(req, NULL);
     } else {
-        api__request(self, routing, req, client_key);
+        api__request(self, conn, routing, req, client_key);
     }
-    zmsg_destroy(&msg);
 }
 
-/*  Answers the parked GETs whose token is now reached or whose time is up. */
-static void s_check_parked(node_server_t *self)
+/*  Reads one message from the router and handles it; false when none waits. Each message is
+ *  read with the fd it came on (ZMQ_SRCFD of its payload: the routing id part, which the
+ *  ROUTER makes, carries none) and the monitor's events are applied after it is read and
+ *  before it is handled: libzmq queued the ACCEPTED of its connection, and the DISCONNECTED
+ *  of an earlier connection that had the same fd, before the message, so an fd libzmq
+ *  reuses is never taken for the connection it had before. A message whose connection was
+ *  reported gone in between gets no connection (nothing it asks is kept). */
+static bool s_receive_one(node_server_t *self)
 {
-    int64_t now = api__now_ms();
-    zlist_t *ready = zlist_new();
-    for (api_parked_t *p = zlist_first(self->parked); p; p = zlist_next(self->parked)) {
-        api_reply_t r;
-        api__reply_init(&r);
-        int rc = api__token_reached(self, p->request, &r);
-        api__arena_free(&r.arena);
-        if (rc != 1 || now >= p->deadline_ms)
-            zlist_append(ready, p);
+    void *router = zsock_resolve(self->router);
+    zmq_msg_t head, payload;
+    zmq_msg_init(&head);
+    if (zmq_msg_recv(&head, router, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&head);
+        return false;
     }
-    api_parked_t *p;
-    while ((p = zlist_pop(ready))) {
-        zlist_remove(self->parked, p);
-        api_reply_t r;
-        api__reply_init(&r);
-        int rc = api__token_reached(self, p->request, &r);
-        if (rc == 1) {
-            api__fail(&r, ENGRAM_ETIMEDOUT, "this node has not seen the token's writes after %u ms",
-                      p->request->timeout_ms ? p->request->timeout_ms
-                                             : ENGRAM_DEFAULT_AFTER_TIMEOUT_MS);
-            api__queue_reply(self, p->routing, p->request->id, ENGRAM_ETIMEDOUT, &r);
-            api__arena_free(&r.arena);
-            engram__request__free_unpacked(p->request, NULL);
-        } else {
-            api__arena_free(&r.arena);
-            p->request->after.len = 0; /* reached: answer it as a plain GET */
-            api__request(self, p->routing, p->request, p->client_key);
+    zmq_msg_init(&payload);
+    size_t parts = 0;
+    bool more = zmq_msg_more(&head);
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, router, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&part);
+            break;
         }
-        free(p);
+        more = zmq_msg_more(&part);
+        if (parts++ == 0)
+            zmq_msg_move(&payload, &part);
+        zmq_msg_close(&part);
     }
-    zlist_destroy(&ready);
+    int fd = zmq_msg_get(parts ? &payload : &head, ZMQ_SRCFD);
+    s_drain_monitor(self);
+    zframe_t *routing = zframe_new(zmq_msg_data(&head), zmq_msg_size(&head));
+    if (routing)
+        s_receive(self, s_conn_of(self, fd, routing), routing, parts, zmq_msg_data(&payload),
+                  zmq_msg_size(&payload), parts ? zmq_msg_gets(&payload, "User-Id") : NULL);
+    zmq_msg_close(&payload);
+    zmq_msg_close(&head);
+    return true;
 }
 
 /*  Runs the shared writes held for the dot check, in the order they came, once it is done. */
@@ -208,7 +563,7 @@ static void s_release_held(node_server_t *self)
         return;
     api_parked_t *held;
     while ((held = zlist_pop(self->held))) {
-        api__request(self, held->routing, held->request, held->client_key);
+        api__request(self, NULL, held->routing, held->request, held->client_key);
         free(held);
     }
 }
@@ -237,11 +592,10 @@ static void s_keep_imported(node_server_t *self)
 /*  One turn: every waiting request, one group commit, then the replies. */
 static void s_turn(node_server_t *self)
 {
+    s_drain_monitor(self);
     for (unsigned i = 0; i < self->config.max_batch; i++) {
-        zmsg_t *msg = zmsg_recv(self->router);
-        if (!msg)
+        if (!s_receive_one(self))
             break;
-        s_receive(self, msg);
         if (!self->config.durability_sync)
             api__flush_outbox(self, 0); /* nothing to wait for: answer at once */
     }
@@ -279,17 +633,16 @@ static void s_turn(node_server_t *self)
     }
 }
 
-/*  How long the loop may sleep: until the next purge or parked deadline. */
+/*  How long the loop may sleep: until the next purge, parked deadline or replica deadline. */
 static int s_timeout(node_server_t *self)
 {
     int64_t now = api__now_ms(), until = self->next_purge_ms;
-    for (api_parked_t *p = zlist_first(self->parked); p; p = zlist_next(self->parked))
-        if (p->deadline_ms < until)
-            until = p->deadline_ms;
+    if (zlist_size(self->parked) && self->parked_next_ms < until)
+        until = self->parked_next_ms; /* a token reached wakes the loop: the write's socket */
     if (zhash_size(self->peers))
         until = now + 10; /* retry full connections soon */
-    if ((zlist_size(self->parked) || zlist_size(self->held)) && until > now + 50)
-        until = now + 50; /* a parked token may be reached by another's write */
+    if (zlist_size(self->held) && until > now + 50)
+        until = now + 50; /* the dot check ends */
     for (api_out_t *out = zlist_first(self->replicating); out; out = zlist_next(self->replicating))
         if (out->deadline_ms < until)
             until = out->deadline_ms;
@@ -303,6 +656,23 @@ static int s_timeout(node_server_t *self)
 
 /*  --- life -------------------------------------------------------------------------- */
 
+/*  Connects self->monitor to the router's socket monitor (before the router binds, so that
+ *  every connection's ACCEPTED is seen). The monitor's pipe has no high-water mark: an event
+ *  libzmq could not queue would be lost for good. */
+static int s_monitor_start(node_server_t *self)
+{
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "inproc://engram-api-monitor-%p", (void *)self);
+    if (zmq_socket_monitor(zsock_resolve(self->router), endpoint,
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0)
+        return -1;
+    self->monitor = zsock_new(ZMQ_PAIR);
+    if (!self->monitor)
+        return -1;
+    zsock_set_rcvhwm(self->monitor, 0);
+    return zsock_connect(self->monitor, "%s", endpoint);
+}
+
 int node_server_new(const node_server_config_t *config, const char *endpoint, node_store_t *store,
                     node_acl_t *acl, node_server_t **self_p, char *why, size_t why_len)
 {
@@ -314,9 +684,13 @@ int node_server_new(const node_server_config_t *config, const char *endpoint, no
     self->store = store;
     self->acl = acl;
     self->pending_statements = zlist_new();
-    self->subscribers = zlist_new();
+    self->conns = zhash_new();
+    self->routes = zhash_new();
+    self->subscribers = zhash_new();
     self->peers = zhash_new();
     self->parked = zlist_new();
+    self->parked_next_ms = INT64_MAX;
+    self->changed = zhashx_new();
     self->held = zlist_new();
     self->outbox = zlist_new();
     self->replicating = zlist_new();
@@ -340,8 +714,16 @@ int node_server_new(const node_server_config_t *config, const char *endpoint, no
         zsock_set_rcvtimeo(self->router, 0);
         zsock_set_sndtimeo(self->router, 0);
         zsock_set_linger(self->router, 100);
+        zsock_set_sndhwm(self->router, API_PIPE_HWM);
+        zsock_set_rcvhwm(self->router, API_PIPE_HWM);
     }
     sodium_memzero(curve_secret, sizeof curve_secret);
+    if (self->router && s_monitor_start(self) != 0) {
+        snprintf(why, why_len, "cannot monitor the agent API's connections: %s",
+                 zmq_strerror(zmq_errno()));
+        node_server_destroy(&self);
+        return ENGRAM_EUNAVAILABLE;
+    }
     if (!self->router || zsock_bind(self->router, "%s", endpoint) < 0) {
         snprintf(why, why_len, "cannot bind the agent API to '%s': %s", endpoint,
                  zmq_strerror(zmq_errno()));
@@ -430,7 +812,7 @@ void node_server_set_cluster(node_server_t *self, node_cluster_t *cluster)
 
 int node_server_run(node_server_t *self)
 {
-    zpoller_t *poller = zpoller_new(self->router, NULL);
+    zpoller_t *poller = zpoller_new(self->router, self->monitor, NULL);
     if (poller && self->cluster) {
         zpoller_add(poller, node_cluster_gossip_socket(self->cluster));
         zpoller_add(poller, node_cluster_intro_socket(self->cluster));
@@ -452,15 +834,17 @@ void node_server_destroy(node_server_t **self_p)
     if (!self_p || !*self_p)
         return;
     node_server_t *self = *self_p;
-    api_subscriber_t *sub;
-    while (self->subscribers && (sub = zlist_pop(self->subscribers)))
-        api__subscriber_free(&sub);
+    api_conn_t *conn;
+    while (self->conns && (conn = zhash_first(self->conns)))
+        s_conn_end(self, conn); /* its subscriptions and parked reads */
+    zhash_destroy(&self->conns);
+    zhash_destroy(&self->routes);
+    zhash_destroy(&self->subscribers);
+    zhashx_destroy(&self->changed);
+    api_waiting_t *w;
+    while (self->parked && (w = zlist_pop(self->parked)))
+        s_waiting_free(&w); /* none are left: each was its connection's */
     api_parked_t *p;
-    while (self->parked && (p = zlist_pop(self->parked))) {
-        zframe_destroy(&p->routing);
-        engram__request__free_unpacked(p->request, NULL);
-        free(p);
-    }
     while (self->held && (p = zlist_pop(self->held))) {
         zframe_destroy(&p->routing);
         engram__request__free_unpacked(p->request, NULL);
@@ -483,10 +867,12 @@ void node_server_destroy(node_server_t **self_p)
     zlist_destroy(&self->removals);
     if (self->cluster)
         node_cluster_on_applied(self->cluster, NULL, NULL);
-    zlist_destroy(&self->subscribers);
     zhash_destroy(&self->peers);
     zlist_destroy(&self->parked);
     zlist_destroy(&self->outbox);
+    if (self->monitor)
+        zmq_socket_monitor(zsock_resolve(self->router), NULL, 0);
+    zsock_destroy(&self->monitor);
     zsock_destroy(&self->router);
     if (self->published)
         remove(self->published); /* the socket is gone: so is the key clients pin for it */

@@ -16,14 +16,15 @@
  *  node's public key, never take it on first use: node_server_publish writes it where they
  *  look (libengram: include/engram/engram.h).
  *
- *  Every reply carries
- *  the causal token of the scope it touched. A GET with `after` waits (parked, the loop goes
- *  on) until the node's contexts cover the token or its timeout passes (ENGRAM_ETIMEDOUT).
+ *  Every reply carries the causal token of the scope it touched and the node's clock. A read
+ *  with `after` (any read op) waits (parked, the loop goes on) until the node's contexts cover
+ *  the token or its timeout passes (ENGRAM_ETIMEDOUT), within the bounds of internal.h.
  *
- *  Subscriptions are kept per connection (routing id) and scope; events go to the subscriber
- *  on its own DEALER connection. A subscriber whose pipe is full gets its events queued up to
- *  subscriber_backlog; past that its subscription ends with an error event, never a silent
- *  drop.
+ *  Subscriptions are kept per connection and scope, and end when the connection does; events
+ *  go to the subscriber on its own DEALER connection. A subscriber whose pipe is full gets its
+ *  events queued up to subscriber_backlog; past that its subscription ends with an error
+ *  event, never a silent drop. A connection that leaves more than its byte budget unread is
+ *  cut with one ENGRAM_EBUSY reply.
  *
  *  Bad input (a frame that is not a Request, an unknown op, an invalid scope or key, a wrong
  *  type, an oversized value) gets an error reply and changes nothing.

@@ -84,6 +84,8 @@ int node_cluster_timeout(node_cluster_t *self, uint64_t now_ms);
 
 /*  How many members other than this node are known to hold dot (node, n) of sid. */
 unsigned node_cluster_holders(node_cluster_t *self, const char *sid, uint64_t node, uint64_t n);
+/*  How many nodes could ever hold a write: this one and every member that has not left. */
+unsigned node_cluster_possible_holders(node_cluster_t *self);
 /*  Decommissions a node for good with an admin statement (a node not yet known is banned
  *  before it ever joins). 0, or ENGRAM_EDENIED for a statement this cluster's admin did not
  *  sign. */

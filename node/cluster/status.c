@@ -141,3 +141,17 @@ void node_cluster_status_free(node_cluster_status_t **status_p)
     free(status);
     *status_p = NULL;
 }
+
+static void s_count_holder(void *arg, const gossip_member_t *member)
+{
+    s_gather_t *g = arg;
+    if (member->id != g->self->node_id && member->state != GOSSIP_LEFT)
+        g->cap++;
+}
+
+unsigned node_cluster_possible_holders(node_cluster_t *self)
+{
+    s_gather_t g = {self, NULL, 0, false};
+    gossip_engine_each_member(self->engine, s_count_holder, &g);
+    return 1 + (unsigned)g.cap;
+}
