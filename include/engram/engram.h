@@ -83,6 +83,10 @@ typedef struct {
     uint64_t malformed;
     uint64_t clock_refusals; /* stamps from other nodes refused: too far ahead of this clock */
     uint64_t hlc;            /* the node's hybrid logical clock */
+    uint64_t parked;          /* reads waiting now for their causal token */
+    uint64_t busy_refusals;   /* requests refused with ENGRAM_EBUSY */
+    uint64_t connections_cut; /* connections cut for leaving their byte budget unread */
+    uint64_t connections;     /* API connections open now */
     char durability[16];
 } engram_stats_t;
 

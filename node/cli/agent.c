@@ -435,6 +435,10 @@ int cli_cmd_stats(engram_t *engram, const cli_opts_t *opts)
         {"purged", stats.purged},
         {"malformed", stats.malformed},
         {"clock_refusals", stats.clock_refusals},
+        {"parked", stats.parked},
+        {"busy_refusals", stats.busy_refusals},
+        {"connections_cut", stats.connections_cut},
+        {"connections", stats.connections},
         {"hlc", stats.hlc},
     };
     size_t n = sizeof counts / sizeof counts[0];

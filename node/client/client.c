@@ -1107,6 +1107,10 @@ int engram_stats(engram_t *self, engram_stats_t *stats)
         stats->purged = s->purged;
         stats->malformed = s->malformed;
         stats->clock_refusals = s->clock_refusals;
+        stats->parked = s->parked;
+        stats->busy_refusals = s->busy_refusals;
+        stats->connections_cut = s->connections_cut;
+        stats->connections = s->connections;
         stats->hlc = s->hlc;
         snprintf(stats->durability, sizeof stats->durability, "%s", s_str(s->durability));
     }

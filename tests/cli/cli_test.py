@@ -255,6 +255,14 @@ class CliTest(unittest.TestCase):
                          [("run:watched", "k1", "put", "v1"), ("run:watched", "s", "set_add", "e")])
         for e in events:
             self.assertEqual(set(e), ITEM | {"scope", "key", "op", "amount", "token"})
+        # the watchers' connections closed: their subscriptions went with them
+        deadline = time.monotonic() + 30
+        while subscribers() != before:
+            self.assertLess(time.monotonic(), deadline, "subscriptions outlived their watchers")
+            time.sleep(0.05)
+        stats = json.loads(self.ok("--json", "stats"))
+        self.assertEqual(stats["parked"], 0)
+        self.assertGreaterEqual(stats["connections"], 1)  # the stats call's own
 
     def test_json_forms(self):
         # bytes that are not UTF-8 stand for the code points of their values, U+0080 to U+00FF
