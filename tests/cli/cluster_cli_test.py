@@ -196,7 +196,9 @@ class ClusterCliTest(unittest.TestCase):
                    "node 9 serves")
         self.admin.grant(api, "tester", ["alice"], self.tester)
         alone = self.engram("put", "run:cli", "r", "v", "--replicas", "3", socket=api)
-        self.assertEqual(alone.returncode, 5)  # alone: nobody else holds it
+        # alone: no other node could ever hold it, so it is refused at once
+        self.assertEqual(alone.returncode, 4, alone.stderr)
+        self.assertIn("replicas", alone.stderr)
         bad = self.engram("cluster", "join", "not-an-endpoint", socket=api)
         self.assertEqual(bad.returncode, 4)
         # endpoints the node took before (and tried to reach for ever): refused, saying why,
