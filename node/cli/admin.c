@@ -174,10 +174,10 @@ static void s_cluster_text(const engram_cluster_t *c)
     printf("gossip: pushes sent %" PRIu64 " applied %" PRIu64 " held back %" PRIu64
            ", digests sent %" PRIu64 ", pulls answered %" PRIu64 ", pulled deltas applied %" PRIu64
            ", bytes sent %" PRIu64 " received %" PRIu64 ", bad messages %" PRIu64
-           " (bad scope names %" PRIu64 "), local health %u\n",
+           ", local health %u, bad scope names %" PRIu64 "\n",
            c->pushes_sent, c->pushes_applied, c->pushes_held_back, c->digests_sent,
            c->pulls_answered, c->pull_deltas_applied, c->bytes_sent, c->bytes_received,
-           c->bad_messages, c->bad_scope, c->local_health);
+           c->bad_messages, c->local_health, c->bad_scope);
 }
 
 int cli_cmd_cluster_status(engram_t *engram, const cli_opts_t *opts)
