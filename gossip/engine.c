@@ -9,9 +9,9 @@
  *  gossip_engine_ask_digests, when a held-back push last asked it for a pull and the
  *  multi-part answers recently sent to it (an entry goes when its member turns LEFT or is
  *  removed); the outbox of encoded messages in send order; the staging area of pull answers
- *  whose parts are still arriving; the pushes being coalesced. Everything else lives in the
- *  store. Staged transfers expire after STAGE_TIMEOUT_MS: a lost part costs one more pull,
- *  never a partial apply.
+ *  whose parts are still arriving, with their bytes counted; the pushes being coalesced; what
+ *  the store can do now. Everything else lives in the store. Staged transfers expire after
+ * STAGE_TIMEOUT_MS: a lost part costs one more pull, never a partial apply.
  *
  *  Ownership: the engine owns everything reachable from it. Arrays may move when they grow, so
  *  a pointer into one is valid only until the next insertion. Single-threaded: one owner.
@@ -48,9 +48,9 @@
 /*  The key of the chunk hashes. */
 #define CHUNK_HASH_SEED UINT64_C(0x656e6772616d)
 
-/*  What a peer is known to hold of one scope. */
+/*  What a peer is known to hold of one scope: a slot of the peer's open-addressing table. */
 typedef struct {
-    char *scope;     /* owned */
+    char *scope;     /* owned; NULL: a free slot */
     crdt_ctx_t *ctx; /* owned */
 } s_known_t;
 
@@ -65,7 +65,8 @@ typedef struct {
     uint64_t id;
     uint64_t asked_ms;    /* when it was last sent a digest because of a held-back push */
     uint64_t answered_ms; /* when its last answer to our `reply` digest ended (0: never) */
-    s_known_t *known;     /* what it holds, per scope */
+    s_known_t *known;     /* what it holds, per scope: known_cap slots (0 or a power of two, at
+                             most half full), linear probing, no deletion */
     size_t nknown, known_cap;
     s_answered_t answered[ANSWERED_SLOTS];
 } s_peer_t;
@@ -74,6 +75,7 @@ typedef struct {
     uint64_t peer;
     uint8_t *buf; /* owned */
     size_t len;
+    bool data; /* push, ack, digest or chunk (else membership) */
 } s_msg_t;
 
 /*  One received part of a staged transfer. */
@@ -115,8 +117,12 @@ struct gossip_engine {
     size_t npeers, peers_cap;
     s_msg_t *outbox; /* a FIFO: [head, n) are queued */
     size_t head, n, outbox_cap;
+    size_t outbox_bytes; /* of [head, n) */
     s_stage_t *stages;
     size_t nstages, stages_cap;
+    size_t staged_bytes; /* of every staged part */
+    uint64_t known_seed; /* the key of the peer tables' hash */
+    gossip_storage_t storage;
     s_pending_t *pending; /* pushes being coalesced, one per scope */
     size_t npending, pending_cap;
     uint64_t rng;
@@ -138,12 +144,38 @@ static uint64_t s_random(gossip_engine_t *self)
     return z ^ (z >> 31);
 }
 
-/*  Packs msg into the outbox for peer. 0 or ENGRAM_ENOMEM. */
+static bool s_is_data(const Engram__Gossip *msg)
+{
+    return msg->body_case == ENGRAM__GOSSIP__BODY_PUSH ||
+           msg->body_case == ENGRAM__GOSSIP__BODY_DIGEST ||
+           msg->body_case == ENGRAM__GOSSIP__BODY_CHUNK ||
+           msg->body_case == ENGRAM__GOSSIP__BODY_ACK;
+}
+
+/*  Whether the outbox has room for len more bytes of data (or membership) messages. */
+static bool s_outbox_room(const gossip_engine_t *self, size_t len, bool data)
+{
+    size_t max = self->config.max_outbox_bytes * (data ? 1 : 2);
+    return self->outbox_bytes <= max && len <= max - self->outbox_bytes;
+}
+
+/*  Packs msg into the outbox for peer. 0 or ENGRAM_ENOMEM. A data message is dropped (and
+ *  counted) while the store may hold what is not durable, and any message when the outbox
+ *  is full: both return 0, as a message lost on the way would. */
 static int s_send(gossip_engine_t *self, uint64_t peer, Engram__Gossip *msg)
 {
     msg->schema_major = ENGRAM_SCHEMA_MAJOR;
     msg->schema_minor = ENGRAM_SCHEMA_MINOR;
+    bool data = s_is_data(msg);
+    if (data && self->storage == GOSSIP_STORAGE_FAILED) {
+        self->stats.data_dropped++;
+        return 0;
+    }
     size_t len = engram__gossip__get_packed_size(msg);
+    if (!s_outbox_room(self, len, data)) {
+        self->stats.outbox_dropped++;
+        return 0;
+    }
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf || crdt_array_grow((void **)&self->outbox, &self->outbox_cap, self->n + 1,
                                 sizeof *self->outbox)) {
@@ -151,7 +183,8 @@ static int s_send(gossip_engine_t *self, uint64_t peer, Engram__Gossip *msg)
         return ENGRAM_ENOMEM;
     }
     engram__gossip__pack(msg, buf);
-    self->outbox[self->n++] = (s_msg_t){peer, buf, len};
+    self->outbox[self->n++] = (s_msg_t){peer, buf, len, data};
+    self->outbox_bytes += len;
     self->stats.bytes_sent += len;
     return 0;
 }
@@ -161,6 +194,28 @@ static bool s_left(const gossip_engine_t *self)
 {
     gossip_member_t me;
     return gossip_swim_member(self->swim, self->config.node_id, &me) && me.state == GOSSIP_LEFT;
+}
+
+bool gossip_engine_scope_ok(const char *scope)
+{
+    size_t len = strnlen(scope, ENGRAM_MAX_KEY_BYTES + 1);
+    const char *colon = memchr(scope, ':', len);
+    if (len > ENGRAM_MAX_KEY_BYTES || !colon || colon == scope || colon == scope + len - 1)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)scope[i] < 0x20 || scope[i] == 0x7f)
+            return false;
+    return true;
+}
+
+/*  Whether a scope name from a peer passes the store's check (else the message's fault). */
+static bool s_scope_checked(gossip_engine_t *self, const char *scope)
+{
+    bool ok = self->store->scope_ok ? self->store->scope_ok(self->state, scope)
+                                    : gossip_engine_scope_ok(scope);
+    if (!ok)
+        self->fault = &self->stats.bad_scope;
+    return ok;
 }
 
 /*  --- the peer table ----------------------------------------------------------------- */
@@ -202,11 +257,50 @@ static int s_peer(gossip_engine_t *self, uint64_t id, s_peer_t **peer_p)
 
 static void s_peer_fini(s_peer_t *p)
 {
-    for (size_t i = 0; i < p->nknown; i++) {
+    for (size_t i = 0; i < p->known_cap; i++) {
         free(p->known[i].scope);
         crdt_ctx_destroy(&p->known[i].ctx);
     }
     free(p->known);
+}
+
+/*  The slot of scope in p's table: its own, or the free one where it would go. p->known_cap
+ *  must be non-zero. */
+static s_known_t *s_known_slot(const gossip_engine_t *self, const s_peer_t *p, const char *scope)
+{
+    size_t mask = p->known_cap - 1;
+    size_t i = (size_t)crdt_hash(scope, strlen(scope), self->known_seed) & mask;
+    while (p->known[i].scope && strcmp(p->known[i].scope, scope) != 0)
+        i = (i + 1) & mask;
+    return &p->known[i];
+}
+
+/*  What p is known to hold of scope, or NULL. */
+static const crdt_ctx_t *s_known_ctx(const gossip_engine_t *self, const s_peer_t *p,
+                                     const char *scope)
+{
+    return p && p->known_cap ? s_known_slot(self, p, scope)->ctx : NULL;
+}
+
+/*  Makes room for one more scope in p's table (doubling it past half full). 0 or ENOMEM. */
+static int s_known_reserve(const gossip_engine_t *self, s_peer_t *p)
+{
+    if (2 * (p->nknown + 1) <= p->known_cap)
+        return 0;
+    size_t cap = p->known_cap ? 2 * p->known_cap : 16;
+    s_known_t *old = p->known;
+    size_t old_cap = p->known_cap;
+    p->known = calloc(cap, sizeof *p->known);
+    if (!p->known) {
+        p->known = old;
+        return ENGRAM_ENOMEM;
+    }
+    p->known_cap = cap;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].scope)
+            *s_known_slot(self, p, old[i].scope) = old[i];
+    free(old);
+    return 0;
 }
 
 static void s_stage_drop(gossip_engine_t *self, size_t i);
@@ -298,9 +392,22 @@ gossip_engine_t *gossip_engine_new(const gossip_config_t *config, const gossip_s
     self->config = *config;
     if (self->config.max_message_bytes < GOSSIP_MIN_MESSAGE_BYTES)
         self->config.max_message_bytes = GOSSIP_MIN_MESSAGE_BYTES;
+    /* the bounds scale with the budget, from a floor that small budgets share */
+    size_t budget = self->config.max_message_bytes < GOSSIP_DEFAULT_BUDGET_FLOOR
+                        ? GOSSIP_DEFAULT_BUDGET_FLOOR
+                        : self->config.max_message_bytes;
+    if (!self->config.max_peer_scopes)
+        self->config.max_peer_scopes = GOSSIP_DEFAULT_MAX_PEER_SCOPES;
+    if (!self->config.max_staged_peer_bytes)
+        self->config.max_staged_peer_bytes = GOSSIP_DEFAULT_STAGED_PEER_BUDGETS * budget;
+    if (!self->config.max_staged_bytes)
+        self->config.max_staged_bytes = GOSSIP_DEFAULT_STAGED_BUDGETS * budget;
+    if (!self->config.max_outbox_bytes)
+        self->config.max_outbox_bytes = GOSSIP_DEFAULT_OUTBOX_BUDGETS * budget;
     self->store = store;
     self->state = store_state;
     self->rng = config->seed ^ config->node_id;
+    self->known_seed = s_random(self);
     gossip_swim_config_t swim = {.node_id = config->node_id,
                                  .endpoint = config->endpoint,
                                  .card = config->card,
@@ -332,6 +439,7 @@ static void s_stage_free(s_stage_t *stage)
 
 static void s_stage_drop(gossip_engine_t *self, size_t i)
 {
+    self->staged_bytes -= self->stages[i].received_bytes;
     s_stage_free(&self->stages[i]);
     self->stages[i] = self->stages[--self->nstages];
 }
@@ -426,6 +534,52 @@ size_t gossip_engine_staged(const gossip_engine_t *self)
     return self->nstages;
 }
 
+size_t gossip_engine_staged_bytes(const gossip_engine_t *self)
+{
+    return self->staged_bytes;
+}
+
+size_t gossip_engine_outbox_bytes(const gossip_engine_t *self)
+{
+    return self->outbox_bytes;
+}
+
+void gossip_engine_set_storage(gossip_engine_t *self, gossip_storage_t storage)
+{
+    assert(self);
+    self->storage = storage;
+}
+
+gossip_storage_t gossip_engine_storage(const gossip_engine_t *self)
+{
+    return self->storage;
+}
+
+void gossip_engine_drop_data(gossip_engine_t *self)
+{
+    for (size_t i = 0; i < self->npending; i++) {
+        free(self->pending[i].scope);
+        crdt_scope_destroy(&self->pending[i].delta);
+        crdt_ctx_destroy(&self->pending[i].deps);
+        self->stats.data_dropped++;
+    }
+    self->npending = 0;
+    size_t kept = self->head;
+    for (size_t i = self->head; i < self->n; i++) {
+        s_msg_t msg = self->outbox[i];
+        if (msg.data) {
+            self->outbox_bytes -= msg.len;
+            free(msg.buf);
+            self->stats.data_dropped++;
+        } else {
+            self->outbox[kept++] = msg;
+        }
+    }
+    self->n = kept;
+    if (self->head == self->n)
+        self->head = self->n = 0;
+}
+
 static int s_flush_scope(gossip_engine_t *self, const char *scope);
 
 bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, size_t *len)
@@ -438,6 +592,7 @@ bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, si
     *peer = msg->peer;
     *buf = msg->buf;
     *len = msg->len;
+    self->outbox_bytes -= msg->len;
     if (self->head == self->n)
         self->head = self->n = 0;
     return true;
@@ -601,35 +756,50 @@ static int s_know(gossip_engine_t *self, uint64_t peer, const char *scope, const
     int rc = s_peer(self, peer, &p);
     if (rc || !p)
         return rc;
+    s_known_t *slot = p->known_cap ? s_known_slot(self, p, scope) : NULL;
+    if (!(slot && slot->scope) && p->nknown >= self->config.max_peer_scopes)
+        return 0; /* only this node's own scopes get here past the bound (s_may_know) */
     crdt_ctx_t *copy = crdt_ctx_dup(ctx);
     if (!copy)
         return ENGRAM_ENOMEM;
-    for (size_t i = 0; i < p->nknown; i++) {
-        if (strcmp(p->known[i].scope, scope) == 0) {
-            crdt_ctx_destroy(&p->known[i].ctx);
-            p->known[i].ctx = copy;
-            return 0;
-        }
+    if (slot && slot->scope) {
+        crdt_ctx_destroy(&slot->ctx);
+        slot->ctx = copy;
+        return 0;
     }
     char *name = strdup(scope);
-    if (!name ||
-        crdt_array_grow((void **)&p->known, &p->known_cap, p->nknown + 1, sizeof *p->known)) {
+    if (!name || s_known_reserve(self, p)) {
         free(name);
         crdt_ctx_destroy(&copy);
         return ENGRAM_ENOMEM;
     }
-    p->known[p->nknown++] = (s_known_t){name, copy};
+    *s_known_slot(self, p, scope) = (s_known_t){name, copy};
+    p->nknown++;
     return 0;
+}
+
+/*  Whether peer may make this node remember the scopes named in a message: the scope `one`,
+ *  or else the n scopes of versions (some may be known already). False (the message's fault
+ *  set) when its table would pass max_peer_scopes. */
+static bool s_may_know(gossip_engine_t *self, uint64_t peer, const char *one,
+                       Engram__GossipVersion *const *versions, size_t n)
+{
+    const s_peer_t *p = s_peer_find(self, peer);
+    size_t known = p ? p->nknown : 0, fresh = 0;
+    for (size_t i = 0; i < (one ? 1 : n); i++) {
+        const char *scope = one ? one : versions[i]->scope;
+        fresh += !(p && p->known_cap && s_known_slot(self, p, scope)->scope);
+    }
+    if (known + fresh <= self->config.max_peer_scopes)
+        return true;
+    self->fault = &self->stats.bad_peer_scopes;
+    return false;
 }
 
 const crdt_ctx_t *gossip_engine_peer_ctx(gossip_engine_t *self, uint64_t peer, const char *scope)
 {
     assert(self && scope);
-    const s_peer_t *p = s_peer_find(self, peer);
-    for (size_t i = 0; p && i < p->nknown; i++)
-        if (strcmp(p->known[i].scope, scope) == 0)
-            return p->known[i].ctx;
-    return NULL;
+    return s_known_ctx(self, s_peer_find(self, peer), scope);
 }
 
 crdt_ctx_t *gossip_engine_stable_cut(gossip_engine_t *self, const char *scope)
@@ -675,8 +845,12 @@ static int s_send_ack(gossip_engine_t *self, uint64_t peer, const char *scope)
 
 static int s_on_ack(gossip_engine_t *self, uint64_t from, const Engram__GossipAck *ack)
 {
+    if (!s_scope_checked(self, ack->scope))
+        return ENGRAM_ESCOPE;
+    if (!s_may_know(self, from, ack->scope, NULL, 0))
+        return ENGRAM_ETOOBIG;
     crdt_ctx_t *theirs = NULL;
-    int rc = ack->scope[0] ? crdt_ctx_decode(ack->ctx.data, ack->ctx.len, &theirs) : ENGRAM_EDECODE;
+    int rc = crdt_ctx_decode(ack->ctx.data, ack->ctx.len, &theirs);
     if (rc == 0) {
         self->stats.acks_received++;
         rc = s_know(self, from, ack->scope, theirs);
@@ -825,7 +999,9 @@ bool gossip_engine_holds_unseen(gossip_engine_t *self, uint64_t replica)
 {
     for (size_t i = 0; i < self->npeers; i++) {
         const s_peer_t *p = &self->peers[i];
-        for (size_t k = 0; k < p->nknown; k++) {
+        for (size_t k = 0; k < p->known_cap; k++) {
+            if (!p->known[k].scope)
+                continue;
             const crdt_ctx_t *ours = self->store->ctx(self->state, p->known[k].scope);
             if (crdt_ctx_max(p->known[k].ctx, replica) > (ours ? crdt_ctx_max(ours, replica) : 0))
                 return true;
@@ -873,9 +1049,15 @@ static int s_answer(gossip_engine_t *self, uint64_t peer, const char *scope,
         return rc;
     size_t part = self->config.max_message_bytes - CHUNK_OVERHEAD;
     size_t count = len ? (len + part - 1) / part : 1;
-    if (count > MAX_CHUNKS) {
-        free(buf);
-        return ENGRAM_ETOOBIG;
+    if (count > MAX_CHUNKS || len > self->config.max_staged_peer_bytes) {
+        free(buf); /* more than a receiver stages: the scope waits for a larger budget */
+        self->stats.answers_too_big++;
+        return 0;
+    }
+    if (!s_outbox_room(self, len + count * CHUNK_OVERHEAD, true)) {
+        free(buf); /* not half an answer: none, and the next digest asks again */
+        self->stats.outbox_dropped++;
+        return 0;
     }
     if (count > 1 && s_answer_deferred(self, peer, scope)) {
         free(buf);
@@ -910,47 +1092,74 @@ typedef struct {
     uint64_t peer;
     const Engram__GossipDigest *digest;
     crdt_ctx_t **theirs; /* decoded contexts, one per digest version */
+    size_t *listed;      /* a hash set of the versions' scopes: 1 + index, 0 free */
+    size_t listed_cap;   /* a power of two, at least twice n_versions */
+    bool serve;          /* answers may go: what the store holds is durable */
     int rc;
 } s_answer_t;
+
+/*  The slot of scope in a->listed: the one holding it, or the free one where it would go. */
+static size_t *s_listed_slot(const s_answer_t *a, const char *scope)
+{
+    size_t mask = a->listed_cap - 1;
+    size_t i = (size_t)crdt_hash(scope, strlen(scope), a->self->known_seed) & mask;
+    while (a->listed[i] && strcmp(a->digest->versions[a->listed[i] - 1]->scope, scope) != 0)
+        i = (i + 1) & mask;
+    return &a->listed[i];
+}
 
 static void s_answer_unlisted(void *arg, const char *scope)
 {
     s_answer_t *a = arg;
-    for (size_t i = 0; i < a->digest->n_versions; i++)
-        if (strcmp(a->digest->versions[i]->scope, scope) == 0)
-            return;
+    if (*s_listed_slot(a, scope))
+        return;
     crdt_ctx_t *empty = crdt_ctx_new();
     if (a->rc == 0)
         a->rc = empty ? s_know(a->self, a->peer, scope, empty) : ENGRAM_ENOMEM;
-    if (a->rc == 0)
+    if (a->rc == 0 && a->serve)
         a->rc = s_answer(a->self, a->peer, scope, empty);
     crdt_ctx_destroy(&empty);
 }
 
 static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__GossipDigest *digest)
 {
-    s_answer_t a = {self, from, digest, calloc(digest->n_versions + 1, sizeof(crdt_ctx_t *)), 0};
-    if (!a.theirs)
-        return ENGRAM_ENOMEM;
-    int rc = 0;
+    for (size_t i = 0; i < digest->n_versions; i++)
+        if (!s_scope_checked(self, digest->versions[i]->scope))
+            return ENGRAM_ESCOPE;
+    if (!s_may_know(self, from, NULL, digest->versions, digest->n_versions))
+        return ENGRAM_ETOOBIG;
+    s_answer_t a = {self,
+                    from,
+                    digest,
+                    calloc(digest->n_versions + 1, sizeof(crdt_ctx_t *)),
+                    NULL,
+                    16,
+                    self->storage != GOSSIP_STORAGE_FAILED,
+                    0};
+    while (a.listed_cap < 2 * digest->n_versions)
+        a.listed_cap *= 2;
+    a.listed = calloc(a.listed_cap, sizeof *a.listed);
+    int rc = a.theirs && a.listed ? 0 : ENGRAM_ENOMEM;
     for (size_t i = 0; rc == 0 && i < digest->n_versions; i++) {
         const Engram__GossipVersion *v = digest->versions[i];
-        if (!v->scope[0])
-            rc = ENGRAM_EDECODE;
-        else
-            rc = crdt_ctx_decode(v->ctx.data, v->ctx.len, &a.theirs[i]);
+        rc = crdt_ctx_decode(v->ctx.data, v->ctx.len, &a.theirs[i]);
+        size_t *slot = rc == 0 ? s_listed_slot(&a, v->scope) : NULL;
+        if (slot && !*slot)
+            *slot = i + 1;
     }
     for (size_t i = 0; rc == 0 && i < digest->n_versions; i++)
         rc = s_know(self, from, digest->versions[i]->scope, a.theirs[i]);
-    /* Answers: what they lack of the scopes they listed, and of the ones they lack entirely. */
+    /* Answers: what they lack of the scopes they listed, and of the ones they lack entirely
+     * (only from a store whose state is durable). Asks: what they hold that we lack (only
+     * when the store takes deltas). */
+    bool take = self->storage == GOSSIP_STORAGE_OK;
     s_digest_t ask = {.self = self};
     for (size_t i = 0; rc == 0 && i < digest->n_versions; i++) {
         const char *scope = digest->versions[i]->scope;
         const crdt_ctx_t *ours = self->store->ctx(self->state, scope);
-        if (ours && !crdt_ctx_covers(a.theirs[i], ours))
+        if (a.serve && ours && !crdt_ctx_covers(a.theirs[i], ours))
             rc = s_answer(self, from, scope, a.theirs[i]);
-        /* Asks: what they have that we lack. */
-        if (rc == 0 &&
+        if (rc == 0 && take &&
             !(ours ? crdt_ctx_covers(ours, a.theirs[i]) : crdt_ctx_is_empty(a.theirs[i])))
             rc = s_digest_add(&ask, scope, ours);
     }
@@ -960,7 +1169,7 @@ static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__Gossi
     }
     if (rc == 0 && ask.n)
         rc = s_send_digest(self, from, &ask, false, false, false);
-    if (rc == 0 && digest->reply) /* after the answers: see gossip_engine_ask_digests */
+    if (rc == 0 && digest->reply && a.serve) /* after the answers: see ask_digests */
         rc = s_send_full_digest(self, from, false, true);
     s_peer_t *sender = NULL;
     if (rc == 0 && digest->answer)
@@ -968,9 +1177,10 @@ static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__Gossi
     if (sender) /* its whole knowledge is in (s_know) */
         sender->answered_ms = self->now_ms;
     s_digest_fini(&ask);
-    for (size_t i = 0; i < digest->n_versions; i++)
+    for (size_t i = 0; a.theirs && i < digest->n_versions; i++)
         crdt_ctx_destroy(&a.theirs[i]);
     free(a.theirs);
+    free(a.listed);
     return rc;
 }
 
@@ -989,12 +1199,20 @@ static int s_ask(gossip_engine_t *self, uint64_t from)
     return s_send_full_digest(self, from, false, false);
 }
 
+/*  What s_apply returns when the store could not write (not the peer's fault: counted in
+ *  `unstored`, and gossip_engine_receive returns 0 for it). */
+#define S_UNSTORED 1
+
 static int s_apply(gossip_engine_t *self, const char *scope, const crdt_scope_t *delta)
 {
     /* later local operations will depend on this delta: what is pending goes out first, with
        the dependencies it was written on */
     s_flush_scope(self, scope);
     int rc = self->store->apply(self->state, scope, delta);
+    if (rc == ENGRAM_EIO || rc == ENGRAM_ENOSPC || rc == ENGRAM_EREADONLY) {
+        self->stats.unstored++;
+        return S_UNSTORED;
+    }
     if (rc && rc != ENGRAM_ENOMEM && !self->fault)
         self->fault = &self->stats.bad_apply;
     return rc;
@@ -1002,10 +1220,13 @@ static int s_apply(gossip_engine_t *self, const char *scope, const crdt_scope_t 
 
 static int s_on_push(gossip_engine_t *self, uint64_t from, const Engram__GossipPush *push)
 {
+    if (!s_scope_checked(self, push->scope))
+        return ENGRAM_ESCOPE;
+    if (!s_may_know(self, from, push->scope, NULL, 0))
+        return ENGRAM_ETOOBIG;
     crdt_ctx_t *deps = NULL;
     crdt_scope_t *delta = NULL;
-    int rc =
-        push->scope[0] ? crdt_ctx_decode(push->deps.data, push->deps.len, &deps) : ENGRAM_EDECODE;
+    int rc = crdt_ctx_decode(push->deps.data, push->deps.len, &deps);
     if (rc == 0)
         rc = crdt_scope_decode(push->delta.data, push->delta.len, 0, &delta);
     if (rc == 0) {
@@ -1013,6 +1234,8 @@ static int s_on_push(gossip_engine_t *self, uint64_t from, const Engram__GossipP
         if (ours && crdt_ctx_covers(ours, crdt_scope_ctx(delta))) {
             self->stats.pushes_redundant++; /* a duplicate or replay: held already */
             rc = s_send_ack(self, from, push->scope);
+        } else if (self->storage != GOSSIP_STORAGE_OK) {
+            self->stats.unstored++; /* nothing to apply it to, nor to pull into */
         } else if (crdt_ctx_is_empty(deps) || (ours && crdt_ctx_covers(ours, deps))) {
             rc = s_apply(self, push->scope, delta);
             self->stats.pushes_applied += rc == 0;
@@ -1086,17 +1309,38 @@ static s_stage_t *s_stage(gossip_engine_t *self, uint64_t from, const Engram__Go
     return st;
 }
 
+/*  The bytes staged from peer. */
+static size_t s_staged_from(const gossip_engine_t *self, uint64_t peer)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < self->nstages; i++)
+        if (self->stages[i].from == peer)
+            bytes += self->stages[i].received_bytes;
+    return bytes;
+}
+
 static int s_on_chunk(gossip_engine_t *self, uint64_t from, const Engram__GossipChunk *chunk)
 {
     self->stats.chunks_received++;
-    if (!chunk->scope[0] || chunk->count == 0 || chunk->count > MAX_CHUNKS ||
-        chunk->index >= chunk->count || chunk->data.len > chunk->total ||
-        chunk->total > (uint64_t)chunk->count * self->config.max_message_bytes * 64) {
+    if (!s_scope_checked(self, chunk->scope))
+        return ENGRAM_ESCOPE;
+    /* a sender cuts parts within its budget, which is ours: a frame over it was refused */
+    if (chunk->count == 0 || chunk->count > MAX_CHUNKS || chunk->index >= chunk->count ||
+        chunk->data.len > chunk->total ||
+        chunk->total > (uint64_t)chunk->count * self->config.max_message_bytes) {
         self->fault = &self->stats.bad_chunk;
         return ENGRAM_EDECODE;
     }
+    if (self->storage != GOSSIP_STORAGE_OK) {
+        self->stats.unstored++;
+        return 0;
+    }
     if (chunk->count == 1)
         return s_apply_answer(self, chunk->scope, chunk->data.data, chunk->data.len, chunk);
+    if (chunk->total > self->config.max_staged_peer_bytes) {
+        self->stats.staging_refused++; /* more than we stage: never allocated */
+        return 0;
+    }
     s_stage_t *stage = s_stage(self, from, chunk);
     if (!stage)
         return ENGRAM_ENOMEM;
@@ -1118,6 +1362,12 @@ static int s_on_chunk(gossip_engine_t *self, uint64_t from, const Engram__Gossip
         self->fault = &self->stats.bad_chunk; /* more bytes than the whole */
         return ENGRAM_EDECODE;
     }
+    if (s_staged_from(self, from) + chunk->data.len > self->config.max_staged_peer_bytes ||
+        self->staged_bytes + chunk->data.len > self->config.max_staged_bytes) {
+        self->stats.staging_refused++; /* the transfer goes: a later pull may fit */
+        s_stage_drop(self, (size_t)(stage - self->stages));
+        return 0;
+    }
     uint8_t *copy = malloc(chunk->data.len ? chunk->data.len : 1);
     if (!copy || crdt_array_grow((void **)&stage->parts, &stage->parts_cap, stage->nparts + 1,
                                  sizeof *stage->parts)) {
@@ -1129,11 +1379,19 @@ static int s_on_chunk(gossip_engine_t *self, uint64_t from, const Engram__Gossip
     stage->parts[lo] = (s_part_t){chunk->index, copy, chunk->data.len};
     stage->nparts++;
     stage->received_bytes += chunk->data.len;
+    self->staged_bytes += chunk->data.len;
     if (stage->nparts < stage->count)
         return 0;
-    /* Every part is here: check, then apply the whole delta as one unit. */
-    uint8_t *whole = malloc(stage->total ? stage->total : 1);
-    int rc = whole ? 0 : ENGRAM_ENOMEM;
+    /* Every part is here: check, then apply the whole delta as one unit. The parts add up to
+       the total before the whole is allocated, so its size is what arrived. */
+    int rc = 0;
+    uint8_t *whole = NULL;
+    if (stage->received_bytes != stage->total) {
+        self->fault = &self->stats.bad_chunk;
+        rc = ENGRAM_EDECODE;
+    } else if (!(whole = malloc(stage->total ? stage->total : 1))) {
+        rc = ENGRAM_ENOMEM;
+    }
     size_t at = 0;
     for (size_t i = 0; rc == 0 && i < stage->nparts; i++) {
         memcpy(whole + at, stage->parts[i].buf, stage->parts[i].len);
@@ -1180,6 +1438,8 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
     s_swim_stats(self);
     if (gossip)
         engram__gossip__free_unpacked(gossip, NULL);
+    if (rc == S_UNSTORED)
+        rc = 0;
     if (rc != 0 && rc != ENGRAM_ENOMEM) {
         self->stats.bad_messages++;
         /* a fault is SWIM's or the data plane's, never both: SWIM admits the sender first */
@@ -1187,6 +1447,17 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
         (*(counter ? counter : &self->stats.bad_decode))++;
     }
     return rc;
+}
+
+typedef struct {
+    gossip_engine_t *self;
+    uint64_t peer;
+} s_report_t;
+
+static void s_report_scope(void *arg, const char *scope)
+{
+    s_report_t *r = arg;
+    s_send_ack(r->self, r->peer, scope);
 }
 
 void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms)
@@ -1200,10 +1471,16 @@ void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms)
     }
     gossip_swim_tick(self->swim, now_ms);
     s_swim_stats(self);
-    if (s_left(self) || now_ms < self->next_digest_ms)
+    if (s_left(self) || now_ms < self->next_digest_ms || self->storage == GOSSIP_STORAGE_FAILED)
         return;
     self->next_digest_ms = now_ms + self->config.gossip_interval_ms;
     uint64_t peer;
-    if (gossip_swim_pick(self->swim, 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT, &peer))
+    if (!gossip_swim_pick(self->swim, 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT, &peer))
+        return;
+    if (self->storage == GOSSIP_STORAGE_OK) {
         s_send_full_digest(self, peer, false, false);
+    } else { /* a report of what it holds, which asks for nothing (see engine.h) */
+        s_report_t report = {self, peer};
+        self->store->each_scope(self->state, s_report_scope, &report);
+    }
 }

@@ -14,6 +14,18 @@
  *  engine's peer table, keyed by member id; an entry goes when its member turns LEFT or is
  *  removed.
  *
+ *  Storage (gossip_engine_set_storage): the node's store may stop taking writes (a read-only
+ *  data directory, a latched I/O error). Membership goes on whatever the store does, so the
+ *  node stays ALIVE to its peers. A store that takes no delta applies nothing received (pushes
+ *  and chunks are dropped, counted in `unstored`, never as bad input) and asks for nothing;
+ *  if what it holds is durable (GOSSIP_STORAGE_READ_ONLY) it still answers digests from it,
+ *  acknowledges pushes it already holds, and instead of a digest (which would make the peer
+ *  send what it lacks, in vain) reports its context of every scope as acks, so that peers
+ *  know what it holds and their stable cuts move up to it. If what it holds may not be
+ *  durable (GOSSIP_STORAGE_FAILED: writes since the last sync are in doubt) no data message
+ *  leaves at all. gossip_engine_drop_data drops the queued data messages of a turn whose sync
+ *  failed (what they announce is not durable).
+ *
  *  Push: a local operation's delta goes at once to `fanout` random ALIVE members with its
  *  dependencies (the scope's context just before it). A receiver applies a push only when its
  *  context covers the dependencies, so every node applies a scope's operations in causal order;
@@ -30,14 +42,30 @@
  *  so pulls keep causal order too. Each chunk carries the whole answer's length and SipHash,
  *  checked before the apply; parts of equal (length, hash) from one peer fill one staging slot,
  *  so a re-sent answer completes a lossy first one. At most 4 transfers are staged per peer
- *  (the oldest goes), part slots are allocated as parts arrive, and a multi-part answer for
- *  one (peer, scope) is sent at most once per ANSWER_RESEND_MS.
+ *  (the oldest goes); parts are copied as they arrive, never more bytes than the transfer's
+ *  claimed total, within max_staged_peer_bytes per peer and max_staged_bytes in all (a part
+ *  past either drops its transfer, counted in staging_refused); the whole is assembled only
+ *  once every part is in and their lengths add up to the total (so a peer's claim allocates
+ *  nothing). A multi-part answer for one (peer, scope) is sent at most once per
+ *  ANSWER_RESEND_MS; an answer larger than max_staged_peer_bytes (the most a receiver stages)
+ *  is not sent (answers_too_big): the scope cannot be pulled until the budget grows. An answer
+ *  is built whole in memory (the delta, its encoding, then its parts in the outbox): at most
+ *  about three times max_staged_peer_bytes while it is cut.
+ *
+ *  Outbox: at most max_outbox_bytes of data messages are queued (more are dropped and counted
+ *  in outbox_dropped; anti-entropy brings their content later), membership messages up to
+ *  twice that, so a caller that stops draining it cannot make it grow without end.
  *
  *  Garbage: gossip_engine_stable_cut is the meet of this node's context and what every member
  *  that is not LEFT is known to hold; a DEAD member blocks it until it is decommissioned.
  *
+ *  Peer knowledge: what each peer holds is kept per scope in a hash table (keyed by SipHash
+ *  with a per-engine random key), at most max_peer_scopes scopes per peer: a message that
+ *  would make a peer's table grow past it is refused (bad_peer_scopes).
+ *
  *  Bad input from peers (undecodable, truncated, oversized, replayed, out-of-order, from an
- *  unknown or LEFT sender, a card or statement the hooks refuse) is counted in the stats (one
+ *  unknown or LEFT sender, a card or statement the hooks refuse, a scope name the store's
+ *  scope_ok refuses in any push, ack, chunk or digest entry) is counted in the stats (one
  *  counter per kind, bad_messages the total), logged by the caller if it likes, and changes
  *  nothing, except that the valid records of a membership message with one bad record are
  *  still merged.
@@ -67,9 +95,25 @@ typedef struct {
     const crdt_ctx_t *(*ctx)(void *store, const char *scope);
     /*  The catch-up delta for a replica at `since`, or NULL. Caller owns. */
     crdt_scope_t *(*delta_since)(void *store, const char *scope, const crdt_ctx_t *since);
-    /*  Joins a causally ready delta into the scope (creating it), as one unit. 0 or a code. */
+    /*  Joins a causally ready delta into the scope (creating it), as one unit. 0 or a code;
+     *  ENGRAM_EIO, ENGRAM_ENOSPC and ENGRAM_EREADONLY say the store cannot write (counted in
+     *  `unstored`, not as the peer's fault). */
     int (*apply)(void *store, const char *scope, const crdt_scope_t *delta);
+    /*  Whether a scope name from a peer is one this store could hold. Checked for every scope
+     *  named in every data message before anything else. NULL: gossip_engine_scope_ok. */
+    bool (*scope_ok)(void *store, const char *scope);
 } gossip_store_t;
+
+/*  The default scope check: KIND:ID, both non-empty, at most ENGRAM_MAX_KEY_BYTES bytes, no
+ *  ASCII control byte. */
+bool gossip_engine_scope_ok(const char *scope);
+
+/*  What the node's store can do (gossip_engine_set_storage). */
+typedef enum {
+    GOSSIP_STORAGE_OK,        /* it takes deltas */
+    GOSSIP_STORAGE_READ_ONLY, /* it takes none, and everything it holds is durable */
+    GOSSIP_STORAGE_FAILED,    /* it takes none, and what it holds may not be durable */
+} gossip_storage_t;
 
 typedef struct {
     /*  True when card admits node id to this cluster (node/ checks an admin Ed25519 signature
@@ -111,7 +155,20 @@ typedef struct {
     uint64_t gossip_interval_ms; /* one digest per interval; 0: one per tick */
     unsigned indirect_probes;    /* k: members asked to ping on our behalf */
     uint64_t sync_interval_ms;   /* full membership exchange with one member per interval */
+    /* Memory bounds (0: the GOSSIP_DEFAULT_* below). */
+    size_t max_peer_scopes;       /* scopes remembered per peer */
+    size_t max_staged_peer_bytes; /* chunk bytes staged per peer; also the largest answer */
+    size_t max_staged_bytes;      /* chunk bytes staged in all */
+    size_t max_outbox_bytes;      /* data messages queued; membership ones up to twice it */
 } gossip_config_t;
+
+#define GOSSIP_DEFAULT_MAX_PEER_SCOPES 65536
+/*  In message budgets, a budget below GOSSIP_DEFAULT_BUDGET_FLOOR counting as that: 64 MiB,
+ *  256 MiB and 128 MiB at the default 1 MiB budget and below. */
+#define GOSSIP_DEFAULT_BUDGET_FLOOR        (1024 * 1024)
+#define GOSSIP_DEFAULT_STAGED_PEER_BUDGETS 64
+#define GOSSIP_DEFAULT_STAGED_BUDGETS      256
+#define GOSSIP_DEFAULT_OUTBOX_BUDGETS      128
 
 typedef struct {
     uint64_t pushes_sent, pushes_applied, pushes_held_back, pushes_redundant;
@@ -126,8 +183,15 @@ typedef struct {
     uint64_t bad_card;           /* a card the admit hook refused */
     uint64_t bad_leave;          /* a decommission the verify_leave hook refused */
     uint64_t bad_apply;          /* a delta the store refused */
+    uint64_t bad_scope;          /* a scope name scope_ok refused */
+    uint64_t bad_peer_scopes;    /* more scopes than a peer may make this node remember */
     /* Replication extras. */
     uint64_t acks_sent, acks_received, answers_deferred;
+    uint64_t unstored;        /* pushes and chunks received while the store takes no delta */
+    uint64_t staging_refused; /* transfers dropped: past a staging bound */
+    uint64_t answers_too_big; /* answers not sent: larger than max_staged_peer_bytes */
+    uint64_t outbox_dropped;  /* messages not queued: the outbox was full */
+    uint64_t data_dropped;    /* data messages dropped by the storage state or drop_data */
     gossip_swim_stats_t swim; /* membership: its SWIM object's counters (gossip/swim.h) */
 } gossip_stats_t;
 
@@ -189,7 +253,8 @@ int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_sco
 /*  A message from peer `from` (the id bound to its CURVE key). Returns 0, or a code for bad
  *  input, counted: ENGRAM_EDECODE (malformed, bad chunk), ENGRAM_EVERSION, ENGRAM_ENOTFOUND
  *  (unknown sender), ENGRAM_EUNAVAILABLE (LEFT sender), ENGRAM_EINVAL (a card or statement
- *  refused), or the store's code for a delta it refused. */
+ *  refused), ENGRAM_ESCOPE (a scope name refused), ENGRAM_ETOOBIG (too many scopes), or the
+ *  store's code for a delta it refused. */
 int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *msg, size_t len,
                           uint64_t now_ms);
 /*  The timer (call it at least every probe_timeout_ms / 2): probes, suspicion timeouts, the
@@ -200,11 +265,24 @@ void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms);
  *  free(), or false when there is none. */
 bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, size_t *len);
 
+/*  Tells the engine what the store can do now (see the top of this file); GOSSIP_STORAGE_OK
+ *  at start. */
+void gossip_engine_set_storage(gossip_engine_t *self, gossip_storage_t storage);
+gossip_storage_t gossip_engine_storage(const gossip_engine_t *self);
+/*  Drops every queued data message (pushes, acks, digests, chunks) and the local operations
+ *  not yet pushed, counted in data_dropped; membership messages stay. For a turn whose sync
+ *  failed: what those messages announce is not durable. */
+void gossip_engine_drop_data(gossip_engine_t *self);
+
 const gossip_stats_t *gossip_engine_stats(const gossip_engine_t *self);
 /*  This node's Lifeguard local health score: 0 (healthy) .. 8; its probe interval and timeout
  *  are stretched by (score + 1). */
 unsigned gossip_engine_health(const gossip_engine_t *self);
 /*  Pull answers being staged now (transfers with parts still missing). */
 size_t gossip_engine_staged(const gossip_engine_t *self);
+/*  The bytes of their parts. */
+size_t gossip_engine_staged_bytes(const gossip_engine_t *self);
+/*  The bytes of the messages queued to send. */
+size_t gossip_engine_outbox_bytes(const gossip_engine_t *self);
 
 #endif

@@ -235,6 +235,9 @@ typedef struct {
     uint64_t bytes_sent, bytes_received, bad_messages;
     unsigned local_health; /* Lifeguard score 0..8: 0 while this node's own probes and links
                               work; it stretches its probe interval by (score + 1) */
+    char storage[96];      /* "ok", "read-only" or "failed: ERROR": whether the node's store
+                              takes writes (if not, it still serves reads and its peers) */
+    uint64_t bad_scope;    /* gossip messages refused for a scope name (in bad_messages) */
 } engram_cluster_t;
 
 int engram_cluster_status(engram_t *self, engram_cluster_t **status);

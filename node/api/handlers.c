@@ -1050,6 +1050,8 @@ static Engram__ClusterStatus *s_status_message(api_reply_t *r, node_cluster_stat
     msg->bytes_received = status->bytes_received;
     msg->bad_messages = status->bad_messages;
     msg->local_health = status->local_health;
+    msg->storage = status->storage;
+    msg->bad_scope = status->bad_scope;
     return msg;
 }
 

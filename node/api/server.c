@@ -627,8 +627,7 @@ static void s_turn(node_server_t *self)
     api__flush_peers(self);
     api__flush_outbox(self, sync_rc);
     if (self->cluster) {
-        if (sync_rc == 0)
-            node_cluster_send(self->cluster); /* what it announces is durable now */
+        node_cluster_send(self->cluster, sync_rc == 0); /* data only once it is durable */
         api__check_replicating(self);
     }
 }

@@ -141,9 +141,12 @@ static json_t *s_cluster_json(const engram_cluster_t *c)
         "pull_deltas_applied", cli_json_u64(c->pull_deltas_applied), "bytes_sent",
         cli_json_u64(c->bytes_sent), "bytes_received", cli_json_u64(c->bytes_received),
         "bad_messages", cli_json_u64(c->bad_messages), "local_health", (json_int_t)c->local_health);
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "cluster", cli_json_str(c->cluster_id),
+    if (gossip && json_object_set_new(gossip, "bad_scope", cli_json_u64(c->bad_scope)) != 0)
+        gossip = NULL;
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "cluster", cli_json_str(c->cluster_id),
                      "node", cli_json_node(c->node_id), "endpoint", cli_json_str(c->endpoint),
-                     "members", members, "scopes", scopes, "gossip", gossip);
+                     "storage", cli_json_str(c->storage), "members", members, "scopes", scopes,
+                     "gossip", gossip);
 }
 
 static void s_cluster_text(const engram_cluster_t *c)
@@ -151,6 +154,7 @@ static void s_cluster_text(const engram_cluster_t *c)
     char id[CLI_NODE_ID_CHARS + 1];
     cli_node_id(c->node_id, id);
     printf("cluster %s, node %s at %s\n", c->cluster_id, id, c->endpoint);
+    printf("storage: %s\n", c->storage);
     printf("members:\n");
     for (size_t i = 0; i < c->nmembers; i++) {
         const engram_member_t *m = &c->members[i];
@@ -170,10 +174,10 @@ static void s_cluster_text(const engram_cluster_t *c)
     printf("gossip: pushes sent %" PRIu64 " applied %" PRIu64 " held back %" PRIu64
            ", digests sent %" PRIu64 ", pulls answered %" PRIu64 ", pulled deltas applied %" PRIu64
            ", bytes sent %" PRIu64 " received %" PRIu64 ", bad messages %" PRIu64
-           ", local health %u\n",
+           ", local health %u, bad scope names %" PRIu64 "\n",
            c->pushes_sent, c->pushes_applied, c->pushes_held_back, c->digests_sent,
            c->pulls_answered, c->pull_deltas_applied, c->bytes_sent, c->bytes_received,
-           c->bad_messages, c->local_health);
+           c->bad_messages, c->local_health, c->bad_scope);
 }
 
 int cli_cmd_cluster_status(engram_t *engram, const cli_opts_t *opts)

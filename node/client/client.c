@@ -1196,6 +1196,8 @@ static int s_cluster_new(const Engram__ClusterStatus *c, engram_cluster_t **stat
     self->bytes_received = c->bytes_received;
     self->bad_messages = c->bad_messages;
     self->local_health = c->local_health;
+    snprintf(self->storage, sizeof self->storage, "%s", s_str(c->storage));
+    self->bad_scope = c->bad_scope;
     if (!ok) {
         engram_cluster_destroy(&self);
         return ENGRAM_ENOMEM;

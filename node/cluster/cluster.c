@@ -66,6 +66,12 @@ static crdt_scope_t *s_store_delta(void *state, const char *scope, const crdt_ct
     return node_store_gossip.delta_since(self->store, scope, since);
 }
 
+static bool s_store_scope_ok(void *state, const char *scope)
+{
+    node_cluster_t *self = state;
+    return node_store_gossip.scope_ok(self->store, scope);
+}
+
 /*  --- life -------------------------------------------------------------------------- */
 
 static int s_fail(node_cluster_t **self_p, int rc, char *why, size_t why_len, const char *fmt, ...)
@@ -201,7 +207,8 @@ int node_cluster_new(const node_cluster_config_t *config, node_store_t *store,
     self->store_ops = (gossip_store_t){.each_scope = s_store_each,
                                        .ctx = s_store_ctx,
                                        .delta_since = s_store_delta,
-                                       .apply = s_store_apply};
+                                       .apply = s_store_apply,
+                                       .scope_ok = s_store_scope_ok};
     Engram__Members *remembered = cluster__read_members(self);
     self->incarnation = cluster__start_incarnation(self, remembered, cluster__now_ms());
     gossip_config_t engine_config = {.node_id = self->node_id,
@@ -358,9 +365,31 @@ static void s_collect_scope(void *arg, const char *scope)
     crdt_ctx_destroy(&cut);
 }
 
+/*  What the store can do, told to the engine (see gossip_engine_set_storage): a change is
+ *  logged once. */
+static void s_update_storage(node_cluster_t *self)
+{
+    gossip_storage_t storage = GOSSIP_STORAGE_OK;
+    if (node_store_failure(self->store))
+        storage = node_store_failure_durable(self->store) ? GOSSIP_STORAGE_READ_ONLY
+                                                          : GOSSIP_STORAGE_FAILED;
+    if (storage == gossip_engine_storage(self->engine))
+        return;
+    gossip_engine_set_storage(self->engine, storage);
+    if (storage == GOSSIP_STORAGE_READ_ONLY)
+        zsys_warning("engramd: the store takes no writes (%s): this node stays a member, serves "
+                     "what it holds to its peers and applies nothing from them",
+                     engram_strerror(node_store_failure(self->store)));
+    else if (storage == GOSSIP_STORAGE_FAILED)
+        zsys_warning("engramd: the store failed (%s) with writes in doubt: this node stays a "
+                     "member but sends its peers no data",
+                     engram_strerror(node_store_failure(self->store)));
+}
+
 bool node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms)
 {
     self->applied = false;
+    s_update_storage(self);
     for (unsigned i = 0; i < max; i++) {
         bool any = false;
         if (zsock_events(self->gossip) & ZMQ_POLLIN) {
@@ -386,7 +415,7 @@ bool node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms)
     cluster__relink(self, now_ms);
     if (self->dots_pending)
         cluster__check_dots(self, now_ms);
-    if (now_ms >= self->next_gc_ms) {
+    if (now_ms >= self->next_gc_ms && !node_store_failure(self->store)) {
         node_store_gossip.each_scope(self->store, s_collect_scope, self);
         self->next_gc_ms = now_ms + GC_INTERVAL_MS;
     }
@@ -395,11 +424,16 @@ bool node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms)
     return self->applied;
 }
 
-void node_cluster_send(node_cluster_t *self)
+void node_cluster_send(node_cluster_t *self, bool durable)
 {
     uint64_t peer;
     uint8_t *buf;
     size_t len;
+    /* a failed store fails every sync; what its data messages announce is lost only if
+       writes were in doubt when it failed (then nothing is written since) */
+    s_update_storage(self);
+    if (!durable && gossip_engine_storage(self->engine) != GOSSIP_STORAGE_READ_ONLY)
+        gossip_engine_drop_data(self->engine);
     while (gossip_engine_next(self->engine, &peer, &buf, &len)) {
         char name[17];
         cluster__key_of(peer, name);

@@ -29,6 +29,14 @@
  *  node_cluster_send: pushes of local writes and acks of applied pushes leave only once what
  *  they announce is durable.
  *
+ *  Storage failures: a node whose store stops taking writes (a read-only data directory, a
+ *  latched I/O error; node_store_failure) stays a member: SWIM goes on, so its peers keep it
+ *  ALIVE and their stable cuts are bounded only by what it holds. Each turn the engine is told
+ *  what the store can do (gossip_engine_set_storage): if everything the store holds is durable
+ *  (node_store_failure_durable) it answers digests from it and reports what it holds; if writes
+ *  are in doubt it sends no data at all. It applies nothing, and collects no garbage. `engram
+ *  cluster status` shows the state (storage: ok, read-only, failed: ERROR).
+ *
  *  Membership (alive, suspect, dead, left, by incarnation) is the engine's; this module keeps
  *  the sockets and DATA/peers in step with it and persists it in DATA/members, so a restarted
  *  node knows its peers and a removed node stays removed.
@@ -77,8 +85,10 @@ void node_cluster_local(node_cluster_t *self, const char *sid, const crdt_scope_
 /*  Reads what waits on the cluster's sockets (at most max messages), runs the engine's
  *  timers. Returns whether any remote delta may have been applied. */
 bool node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms);
-/*  Sends the engine's queued messages; call after the turn's sync. */
-void node_cluster_send(node_cluster_t *self);
+/*  Sends the engine's queued messages; call after the turn's sync, every turn, with whether
+ *  it succeeded (durable): after a failed sync the turn's data messages are dropped, and
+ *  membership messages go whatever the store does (see "Storage failures" above). */
+void node_cluster_send(node_cluster_t *self, bool durable);
 /*  Milliseconds until the cluster needs the loop again. */
 int node_cluster_timeout(node_cluster_t *self, uint64_t now_ms);
 
@@ -126,6 +136,8 @@ typedef struct {
     uint64_t pulls_answered, pull_deltas_applied, bytes_sent, bytes_received;
     uint64_t bad_messages; /* the engine's and the transport's */
     unsigned local_health; /* Lifeguard score 0..8 */
+    char storage[96];      /* "ok", "read-only" or "failed: ERROR" */
+    uint64_t bad_scope;    /* messages refused for a scope name (in bad_messages) */
 } node_cluster_status_t;
 
 /*  Gathers the cluster's status. Caller owns *status_p and frees it with

@@ -117,6 +117,14 @@ int node_cluster_status(node_cluster_t *self, node_cluster_status_t **status_p)
     status->bytes_received = stats->bytes_received;
     status->bad_messages = stats->bad_messages + self->bad_frames;
     status->local_health = gossip_engine_health(self->engine);
+    status->bad_scope = stats->bad_scope;
+    int failure = node_store_failure(self->store);
+    if (!failure)
+        snprintf(status->storage, sizeof status->storage, "ok");
+    else if (node_store_read_only(self->store))
+        snprintf(status->storage, sizeof status->storage, "read-only");
+    else
+        snprintf(status->storage, sizeof status->storage, "failed: %s", engram_strerror(failure));
     if (failed) {
         node_cluster_status_free(status_p);
         return ENGRAM_ENOMEM;

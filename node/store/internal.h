@@ -36,15 +36,16 @@ struct node_store {
     uint64_t replica;
     crdt_hlc_t clock;   /* the node's HLC: every local write's stamp, every remote one observed */
     uint64_t hlc_floor; /* the largest HLC persisted ("hlc" in meta); the clock starts there */
-    uint64_t max_drift_ms;       /* a remote stamp further ahead of the wall clock is refused */
-    uint64_t clock_refusals;     /* remote stamps refused for being too far ahead */
-    zhash_t *contexts;  /* sid -> crdt_ctx_t *, owned: every scope ever written */
-    zhash_t *prunes;    /* sid -> crdt_ctx_t *, owned: the prune cut of every collected scope */
-    bool unsynced;      /* applied since the last sync */
-    int failed;         /* the first storage failure: every later write is refused with it */
-    bool read_only;     /* opened on a read-only data directory: reads only */
-    char *dir;          /* owned: the data directory, for free-space checks */
-    uint64_t min_free;  /* writes are refused below this much free space */
+    uint64_t max_drift_ms;   /* a remote stamp further ahead of the wall clock is refused */
+    uint64_t clock_refusals; /* remote stamps refused for being too far ahead */
+    zhash_t *contexts;       /* sid -> crdt_ctx_t *, owned: every scope ever written */
+    zhash_t *prunes;      /* sid -> crdt_ctx_t *, owned: the prune cut of every collected scope */
+    bool unsynced;        /* applied since the last sync */
+    int failed;           /* the first storage failure: every later write is refused with it */
+    bool failed_unsynced; /* writes were waiting for a sync when it failed: they are in doubt */
+    bool read_only;       /* opened on a read-only data directory: reads only */
+    char *dir;            /* owned: the data directory, for free-space checks */
+    uint64_t min_free;    /* writes are refused below this much free space */
     int64_t space_checked_ms; /* when the free space was last measured */
     bool volume_full;         /* the last measurement found less than min_free */
 };
@@ -126,8 +127,8 @@ int store__iter_end(rocksdb_iterator_t *it, store_key_t *key, int rc);
 /*  Ends a write: writes batch unless rc is already an error, destroys it and key's buffer;
  *  then *ctx_p (taken) becomes sid's entry in map, or is destroyed if the write failed.
  *  Returns rc or the write's error. */
-int store__finish_write(node_store_t *self, int rc, rocksdb_writebatch_t *batch,
-                        store_key_t *key, zhash_t *map, const char *sid, crdt_ctx_t **ctx_p);
+int store__finish_write(node_store_t *self, int rc, rocksdb_writebatch_t *batch, store_key_t *key,
+                        zhash_t *map, const char *sid, crdt_ctx_t **ctx_p);
 
 /*  Puts "<prefix><sid>" -> the encoded ctx into the batch. */
 int store__put_meta_ctx(node_store_t *self, rocksdb_writebatch_t *batch, const char *prefix,

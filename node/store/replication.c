@@ -12,6 +12,7 @@
 #include "crdt/value.h"
 #include "engram/error.h"
 #include "engram/limits.h"
+#include "node/common/names.h"
 #include "node/store/internal.h"
 #include "node/trust/identity.h"
 #include "proto/store.pb-c.h"
@@ -608,4 +609,12 @@ static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
     return 0;
 }
 
-const gossip_store_t node_store_gossip = {s_g_each_scope, s_g_ctx, s_g_delta_since, s_g_apply};
+/*  A scope name from a peer is held to the rule agents' names are (node/common/names.h). */
+static bool s_g_scope_ok(void *state, const char *scope)
+{
+    (void)state;
+    return node_scope_name_ok(scope, strlen(scope), NULL);
+}
+
+const gossip_store_t node_store_gossip = {s_g_each_scope, s_g_ctx, s_g_delta_since, s_g_apply,
+                                          s_g_scope_ok};

@@ -43,6 +43,7 @@ void store__latch(node_store_t *self, int rc)
     if (self->failed)
         return;
     self->failed = rc;
+    self->failed_unsynced = self->unsynced;
     zsys_error("engramd: storage failure (%s): writes are refused until engramd restarts; "
                "reads go on",
                engram_strerror(rc));
@@ -84,8 +85,8 @@ int store__iter_end(rocksdb_iterator_t *it, store_key_t *key, int rc)
     return rc ? rc : iter_rc;
 }
 
-int store__finish_write(node_store_t *self, int rc, rocksdb_writebatch_t *batch,
-                        store_key_t *key, zhash_t *map, const char *sid, crdt_ctx_t **ctx_p)
+int store__finish_write(node_store_t *self, int rc, rocksdb_writebatch_t *batch, store_key_t *key,
+                        zhash_t *map, const char *sid, crdt_ctx_t **ctx_p)
 {
     if (rc == 0)
         rc = store__write_batch(self, batch);
@@ -343,6 +344,21 @@ void node_store_close(node_store_t **self_p)
     sodium_memzero(&self->identity, sizeof self->identity);
     free(self);
     *self_p = NULL;
+}
+
+int node_store_failure(const node_store_t *self)
+{
+    return self->failed;
+}
+
+bool node_store_read_only(const node_store_t *self)
+{
+    return self->read_only;
+}
+
+bool node_store_failure_durable(const node_store_t *self)
+{
+    return self->read_only || !self->failed_unsynced;
 }
 
 uint64_t node_store_node_id(const node_store_t *self)

@@ -97,6 +97,15 @@ int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p
                     size_t why_len);
 /*  Writes are refused with ENGRAM_ENOSPC while the data volume has less free space. */
 void node_store_set_min_free(node_store_t *self, uint64_t bytes);
+/*  The storage failure: 0 while writes are taken; ENGRAM_EREADONLY for a read-only data
+ *  directory, else the first I/O error of a write or sync (latched until a restart). */
+int node_store_failure(const node_store_t *self);
+/*  Whether the store opened on a read-only data directory. */
+bool node_store_read_only(const node_store_t *self);
+/*  After a failure: whether everything the store holds (and serves) is durable. True on a
+ *  read-only data directory, and when the failure came with no write waiting for a sync;
+ *  false when writes since the last sync are in doubt (a sync failed, or durability=async). */
+bool node_store_failure_durable(const node_store_t *self);
 /*  Syncs, clears the running mark and closes. */
 void node_store_close(node_store_t **self_p);
 

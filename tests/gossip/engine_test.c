@@ -76,7 +76,7 @@ static int s_apply(void *store, const char *scope, const crdt_scope_t *delta)
     return rc;
 }
 
-static const gossip_store_t s_store_ops = {s_each, s_ctx, s_delta_since, s_apply};
+static const gossip_store_t s_store_ops = {s_each, s_ctx, s_delta_since, s_apply, NULL};
 
 typedef struct {
     store_t store;

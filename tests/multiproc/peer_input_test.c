@@ -23,6 +23,10 @@
  *                                its last byte, two frames, a newer schema, truncated deps or
  *                                delta inside a valid frame, no body, a chunk past its count
  *    test_forbidden_scopes       pushes into a private scope (@victim) and an invalid name
+ *    test_malformed_scope_names  a push, an ack, a chunk and a digest naming a scope of an
+ *                                unknown kind, with an empty id, far too long, in invalid
+ *                                UTF-8, or holding U+202E: each refused, counted in bad_scope
+ *                                (and bad_messages) of `engram cluster status`, nothing held
  *    test_frame_above_budget     a push above --max-gossip-bytes but within the socket's slack
  *    test_frame_far_above_budget a push ZeroMQ cuts off: nothing changes, the peer reconnects
  *    test_out_of_order           a push before its dependency is held back without effect
@@ -630,6 +634,79 @@ static void test_forbidden_scopes(void **state)
         fail_msg("A holds the scope '%s' a peer pushed", name);
 }
 
+/*  A frame of kind 0 push, 1 ack, 2 chunk, 3 digest naming scope (otherwise well formed).
+ *  Caller owns it. */
+static zframe_t *s_named(int kind, const char *scope)
+{
+    if (kind == 0)
+        return s_write_alone(scope, "k", 0);
+    uint8_t *ctx = NULL;
+    size_t ctx_len = 0;
+    assert_int_equal(crdt_ctx_encode(crdt_scope_ctx(s_peer.scope), &ctx, &ctx_len), 0);
+    Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
+    Engram__GossipAck ack = ENGRAM__GOSSIP_ACK__INIT;
+    Engram__GossipChunk chunk = ENGRAM__GOSSIP_CHUNK__INIT;
+    Engram__GossipDigest digest = ENGRAM__GOSSIP_DIGEST__INIT;
+    Engram__GossipVersion version = ENGRAM__GOSSIP_VERSION__INIT, *versions[] = {&version};
+    if (kind == 1) {
+        ack.scope = (char *)scope;
+        ack.ctx = (ProtobufCBinaryData){ctx_len, ctx};
+        msg.body_case = ENGRAM__GOSSIP__BODY_ACK;
+        msg.ack = &ack;
+    } else if (kind == 2) {
+        chunk.scope = (char *)scope;
+        chunk.count = 1;
+        chunk.total = ctx_len;
+        chunk.data = (ProtobufCBinaryData){ctx_len, ctx};
+        msg.body_case = ENGRAM__GOSSIP__BODY_CHUNK;
+        msg.chunk = &chunk;
+    } else {
+        version.scope = (char *)scope;
+        version.ctx = (ProtobufCBinaryData){ctx_len, ctx};
+        digest.versions = versions;
+        digest.n_versions = 1;
+        msg.body_case = ENGRAM__GOSSIP__BODY_DIGEST;
+        msg.digest = &digest;
+    }
+    zframe_t *frame = s_pack(&msg, ENGRAM_SCHEMA_MAJOR);
+    free(ctx);
+    return frame;
+}
+
+/*  Scope names engramd's rule refuses (node/common/names.h), in every message that names a
+ *  scope: each is counted once in bad_scope and bad_messages, and A holds none of them. */
+static void test_malformed_scope_names(void **state)
+{
+    (void)state;
+    char long_name[2048];
+    memset(long_name, 'a', sizeof long_name - 1);
+    memcpy(long_name, "team:", 5);
+    long_name[sizeof long_name - 1] = '\0';
+    const char *names[] = {"cult:x", "team:", long_name, "team:\xc3\x28", "team:evil\xe2\x80\xae"};
+    const char *kinds[] = {"push", "ack", "chunk", "digest"};
+    for (size_t n = 0; n < sizeof names / sizeof *names; n++) {
+        for (int kind = 0; kind < 4; kind++) {
+            engram_cluster_t *status = s_status();
+            uint64_t bad_scope = status->bad_scope;
+            engram_cluster_destroy(&status);
+            zframe_t *frame = s_named(kind, names[n]);
+            char what[96];
+            snprintf(what, sizeof what, "a %s naming bad scope #%zu", kinds[kind], n);
+            s_expect_bad(&frame, what);
+            status = s_status();
+            /* protobuf-c may refuse invalid UTF-8 itself: counted bad all the same */
+            if (status->bad_scope != bad_scope + 1 && n != 3)
+                fail_msg("%s: bad_scope went from %" PRIu64 " to %" PRIu64, what, bad_scope,
+                         status->bad_scope);
+            for (size_t i = 0; i < status->nscopes; i++)
+                if (strcmp(status->scopes[i].scope, names[n]) == 0)
+                    fail_msg("%s: A holds that scope", what);
+            engram_cluster_destroy(&status);
+        }
+    }
+    assert_true(node_harness_log_contains(s_a, "gossip frame refused"));
+}
+
 /*  A frame above --max-gossip-bytes that the socket still lets through (it allows some slack
  *  for framing): engine.h counts oversized input as bad, changing nothing. */
 static void test_frame_above_budget(void **state)
@@ -777,6 +854,7 @@ int main(void)
         cmocka_unit_test(test_push_replayed),
         cmocka_unit_test_setup(test_malformed_frames, s_up),
         cmocka_unit_test_setup(test_forbidden_scopes, s_up),
+        cmocka_unit_test_setup(test_malformed_scope_names, s_up),
         cmocka_unit_test_setup(test_frame_above_budget, s_up),
         cmocka_unit_test_setup(test_frame_far_above_budget, s_up),
         cmocka_unit_test_setup(test_out_of_order, s_up),

@@ -72,7 +72,8 @@ static int s_m_apply(void *state, const char *scope, const crdt_scope_t *delta)
     return rc;
 }
 
-static const gossip_store_t s_mirrored = {s_m_each_scope, s_m_ctx, s_m_delta_since, s_m_apply};
+static const gossip_store_t s_mirrored = {s_m_each_scope, s_m_ctx, s_m_delta_since, s_m_apply,
+                                          NULL};
 
 static void s_open(node_t *n)
 {
