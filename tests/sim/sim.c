@@ -23,6 +23,7 @@
 #include "crdt/mvreg.h"
 #include "crdt/scope.h"
 #include "engram/error.h"
+#include "engram/limits.h"
 #include "prop.h"
 #include "world.h"
 
@@ -340,6 +341,18 @@ static crdt_scope_t *s_store_delta_since(void *store, const char *scope, const c
     return delta;
 }
 
+/*  The largest stamp of a delta's entries. */
+static int s_max_stamp(void *arg, crdt_type_id_t type, const char *key, const crdt_entry_view_t *e)
+{
+    (void)type, (void)key;
+    uint64_t *max = arg;
+    if (e->hlc > *max)
+        *max = e->hlc;
+    return 0;
+}
+
+static uint64_t s_local_now(const sim_t *self, const s_node_t *node);
+
 static int s_store_apply(void *store, const char *scope, const crdt_scope_t *delta)
 {
     s_node_t *node = store;
@@ -355,6 +368,15 @@ static int s_store_apply(void *store, const char *scope, const crdt_scope_t *del
         assert_non_null(node->scopes[s]);
     }
     crdt_scope_t *x = node->scopes[s];
+    /* as engramd's store: the node's clock observes every stamp it is handed, and a stamp
+     * further ahead of its wall clock than the drift allowed is refused (not applied) */
+    uint64_t stamp = 0, merged;
+    crdt_scope_foreach_entry(delta, s_max_stamp, &stamp);
+    if (stamp && crdt_hlc_observe(&node->hlc, stamp, s_local_now(sim, node),
+                                  ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS, &merged) != 0) {
+        sim->stats.clock_refusals++;
+        return ENGRAM_ERANGE;
+    }
     sim->stats.applies++;
     int rc = crdt_scope_join(x, delta);
     if (rc != 0) {
@@ -1080,9 +1102,10 @@ void sim_config_random(sim_config_t *config, uint64_t seed)
         .crash_every_ms = prop_chance(&rng, 75) ? 3000 + prop_below(&rng, 12000) : 0,
         .down_max_ms = 1000 + prop_below(&rng, 15000),
         .lossy_crash_pct = (unsigned)(50 * prop_below(&rng, 3)),
+        /* at most 30 s either way: two clocks differ by at most the default drift allowed */
         .skew_max_ms = prop_chance(&rng, 20)   ? 0
                        : prop_chance(&rng, 80) ? (int64_t)prop_below(&rng, 5000)
-                                               : 60000,
+                                               : ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS / 2,
     };
     config->decommission = prop_chance(&rng, 30);
 }
@@ -1424,6 +1447,35 @@ static void s_compare_dots(sim_t *self, int s, const char *what, const char *key
     free(got);
 }
 
+/*  Log order follows cause and effect: every entry an append's node held when it appended
+ *  (its `past`) is listed before the append, whatever the nodes' clocks said. This holds only
+ *  because every node's clock observes the stamps it receives (s_store_apply). */
+static void s_check_log_causal(sim_t *self, int s, const char *key, const size_t *group, size_t n,
+                               const bool *alive, const crdt_entry_view_t *entries, size_t nent)
+{
+    for (size_t i = 0; i < n; i++) {
+        const s_op_t *op = &self->ops[group[i]];
+        if (op->kind != OP_LOG_APPEND || !alive[group[i]])
+            continue;
+        size_t at = nent;
+        for (size_t k = 0; k < nent && at == nent; k++)
+            if (entries[k].node == op->dot.node && entries[k].n == op->dot.n)
+                at = k;
+        for (size_t k = at + 1; k < nent; k++) {
+            if (!crdt_ctx_contains(op->past, (crdt_dot_t){entries[k].node, entries[k].n}))
+                continue;
+            s_violation(self, "causal-order",
+                        "scope %s log '%s': node %d appended (%016" PRIx64 ", %" PRIu64
+                        ") at hlc %" PRIu64 " after holding (%016" PRIx64 ", %" PRIu64
+                        ") at hlc %" PRIu64 ", yet the log lists it first",
+                        s_scope_names[s], key, op->node, op->dot.node, op->dot.n, entries[at].hlc,
+                        entries[k].node, entries[k].n, entries[k].hlc);
+            self->stats.causal_inversions++;
+            break;
+        }
+    }
+}
+
 /*  The per-type checks of one key's ops against the final state. */
 static void s_check_key(sim_t *self, int s, const crdt_scope_t *final, const size_t *group,
                         size_t n, const bool *alive)
@@ -1501,6 +1553,7 @@ static void s_check_key(sim_t *self, int s, const crdt_scope_t *final, const siz
         if (rc == ENGRAM_ENOTFOUND)
             nent = 0;
         s_compare_dots(self, s, "log", key, want, nwant, entries, nent);
+        s_check_log_causal(self, s, key, group, n, alive, entries, nent);
         free(entries);
     }
 
@@ -1866,6 +1919,8 @@ void sim_stats_add(const sim_t *self, sim_stats_t *total)
     total->ops_lost += s->ops_lost;
     total->ops_lost_survived += s->ops_lost_survived;
     total->ops_refused += s->ops_refused;
+    total->clock_refusals += s->clock_refusals;
+    total->causal_inversions += s->causal_inversions;
     total->msgs_sent += s->msgs_sent;
     total->msgs_lost += s->msgs_lost;
     total->msgs_dup += s->msgs_dup;
@@ -1908,6 +1963,9 @@ void sim_stats_print(const char *title, const sim_stats_t *t, double wall_s)
            " lost in crashes of which %" PRIu64 " survived at a peer; %" PRIu64
            " refused by the kernel as they should be)\n",
            t->ops, t->ops_acked, t->ops_lost, t->ops_lost_survived, t->ops_refused);
+    printf("  clocks: %" PRIu64 " deltas refused for a stamp past the drift allowed, %" PRIu64
+           " appends listed before what their node held\n",
+           t->clock_refusals, t->causal_inversions);
     printf("  messages %" PRIu64 " sent (%.1f MB, largest %" PRIu64 " B, %" PRIu64
            " over the budget), %" PRIu64 " delivered, %" PRIu64 " lost, %" PRIu64
            " duplicated, %" PRIu64 " cut by partitions, %" PRIu64 " to down or retired nodes\n",

@@ -12,7 +12,9 @@
  *  are gone) and keeps its store; a crash that loses unsynced state also puts the store back to
  *  its snapshot at its last sync point, after which the node takes a new replica id (so it never
  *  issues a dot twice: the old id is never used again). Each node's wall clock has a constant
- *  skew; the HLC stamps of its register and log writes come from it.
+ *  skew; the HLC stamps of its register and log writes come from its clock, which observes
+ *  every stamp of every delta it applies and refuses one past the default drift
+ *  (ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS), as engramd's store does.
  *
  *  Membership is SWIM's (gossip/swim.c): each node starts knowing one seed, its `--join` host
  *  (node i > 0 a random node below it, so the seeds form a tree; decommissioned hosts are
@@ -47,7 +49,9 @@
  *  - per type, against the causal pasts recorded at each operation (as tests/support/world.c):
  *    a set element is present iff some surviving add of it was seen by no surviving remove,
  *    add of it or forget of its key (so no removed element comes back and no add is lost);
- *    a register's siblings, a log's entries and a counter's value are what the history says.
+ *    a register's siblings, a log's entries and a counter's value are what the history says;
+ *  - log order follows cause and effect: an append is listed after every entry its node held
+ *    when it appended, whatever the clocks' skew (this fails without HLC observation).
  *
  *  Ownership: sim_new returns a simulation the caller destroys with sim_destroy; it owns the
  *  engines, stores, in-flight messages and the operation history. Single-threaded.
@@ -101,6 +105,8 @@ typedef struct {
     uint64_t runs, nodes;
     uint64_t sim_ms, fault_ms;
     uint64_t ops, ops_acked, ops_lost, ops_lost_survived, ops_refused;
+    uint64_t clock_refusals;    /* deltas refused: a stamp past the drift allowed */
+    uint64_t causal_inversions; /* appends listed before an entry their node held */
     uint64_t msgs_sent, msgs_lost, msgs_dup, msgs_partitioned, msgs_undeliverable;
     uint64_t msgs_delivered, bytes_sent, msg_max_bytes;
     uint64_t msgs_over_budget; /* longer than config.max_message_bytes */
