@@ -68,6 +68,7 @@ typedef struct {
     s_known_t *known;     /* what it holds, per scope: known_cap slots (0 or a power of two, at
                              most half full), linear probing, no deletion */
     size_t nknown, known_cap;
+    size_t nforeign; /* of nknown, the scopes this node did not hold when they were learned */
     s_answered_t answered[ANSWERED_SLOTS];
 } s_peer_t;
 
@@ -757,8 +758,9 @@ static int s_know(gossip_engine_t *self, uint64_t peer, const char *scope, const
     if (rc || !p)
         return rc;
     s_known_t *slot = p->known_cap ? s_known_slot(self, p, scope) : NULL;
-    if (!(slot && slot->scope) && p->nknown >= self->config.max_peer_scopes)
-        return 0; /* only this node's own scopes get here past the bound (s_may_know) */
+    bool foreign = !(slot && slot->scope) && !self->store->ctx(self->state, scope);
+    if (foreign && p->nforeign >= self->config.max_peer_scopes)
+        return 0; /* s_may_know refused the message already; a defensive stop */
     crdt_ctx_t *copy = crdt_ctx_dup(ctx);
     if (!copy)
         return ENGRAM_ENOMEM;
@@ -775,22 +777,25 @@ static int s_know(gossip_engine_t *self, uint64_t peer, const char *scope, const
     }
     *s_known_slot(self, p, scope) = (s_known_t){name, copy};
     p->nknown++;
+    p->nforeign += foreign;
     return 0;
 }
 
 /*  Whether peer may make this node remember the scopes named in a message: the scope `one`,
- *  or else the n scopes of versions (some may be known already). False (the message's fault
- *  set) when its table would pass max_peer_scopes. */
+ *  or else the n scopes of versions (some may be known already, some held here: those do not
+ *  count). False (the message's fault set) when its foreign scopes would pass
+ *  max_peer_scopes. */
 static bool s_may_know(gossip_engine_t *self, uint64_t peer, const char *one,
                        Engram__GossipVersion *const *versions, size_t n)
 {
     const s_peer_t *p = s_peer_find(self, peer);
-    size_t known = p ? p->nknown : 0, fresh = 0;
+    size_t known = p ? p->nforeign : 0, fresh = 0;
     for (size_t i = 0; i < (one ? 1 : n); i++) {
         const char *scope = one ? one : versions[i]->scope;
-        fresh += !(p && p->known_cap && s_known_slot(self, p, scope)->scope);
+        fresh += !(p && p->known_cap && s_known_slot(self, p, scope)->scope) &&
+                 !self->store->ctx(self->state, scope);
     }
-    if (known + fresh <= self->config.max_peer_scopes)
+    if (fresh == 0 || known + fresh <= self->config.max_peer_scopes)
         return true;
     self->fault = &self->stats.bad_peer_scopes;
     return false;

@@ -60,8 +60,10 @@
  *  that is not LEFT is known to hold; a DEAD member blocks it until it is decommissioned.
  *
  *  Peer knowledge: what each peer holds is kept per scope in a hash table (keyed by SipHash
- *  with a per-engine random key), at most max_peer_scopes scopes per peer: a message that
- *  would make a peer's table grow past it is refused (bad_peer_scopes).
+ *  with a per-engine random key). The scopes this node holds itself are bounded by its own
+ *  store; of the others, a peer may make it remember at most max_peer_scopes: a message that
+ *  would pass that is refused (bad_peer_scopes), and one naming only scopes this node holds
+ *  never is, however many there are.
  *
  *  Bad input from peers (undecodable, truncated, oversized, replayed, out-of-order, from an
  *  unknown or LEFT sender, a card or statement the hooks refuse, a scope name the store's
@@ -156,7 +158,7 @@ typedef struct {
     unsigned indirect_probes;    /* k: members asked to ping on our behalf */
     uint64_t sync_interval_ms;   /* full membership exchange with one member per interval */
     /* Memory bounds (0: the GOSSIP_DEFAULT_* below). */
-    size_t max_peer_scopes;       /* scopes remembered per peer */
+    size_t max_peer_scopes;       /* scopes this node does not hold remembered per peer */
     size_t max_staged_peer_bytes; /* chunk bytes staged per peer; also the largest answer */
     size_t max_staged_bytes;      /* chunk bytes staged in all */
     size_t max_outbox_bytes;      /* data messages queued; membership ones up to twice it */

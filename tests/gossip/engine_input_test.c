@@ -343,8 +343,9 @@ static int s_digest_of(node_t *b, int first, int count)
     return rc;
 }
 
-/*  A peer makes this node remember at most max_peer_scopes scopes: a digest past the bound is
- *  refused whole (nothing of it remembered); within it, every scope is found again. */
+/*  A peer makes this node remember at most max_peer_scopes scopes it does not hold: a digest
+ *  past the bound is refused whole (nothing of it remembered); within it, every scope is found
+ *  again; scopes the node holds never count. */
 static void test_peer_scopes_are_bounded(void **state)
 {
     (void)state;
@@ -370,6 +371,23 @@ static void test_peer_scopes_are_bounded(void **state)
     assert_int_equal(st->bad_peer_scopes, 2);
     assert_int_equal(s_digest_of(&b, 0, 1000), 0); /* what it holds may change as often */
     s_node_fini(&b);
+
+    /* only the scopes this node does not hold count: with a bound of 10 and 40 held here, a
+     * digest of 50 (10 foreign) is taken, one of 51 is not */
+    node_t c;
+    gossip_config_t small = {.max_peer_scopes = 10};
+    s_node_config(&c, 33, &small);
+    gossip_engine_add_peer(c.engine, 11);
+    for (int i = 0; i < 40; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "team:s%d", i);
+        assert_true(s_index(&c.store, name, true) >= 0);
+    }
+    assert_int_equal(s_digest_of(&c, 0, 50), 0);
+    assert_non_null(gossip_engine_peer_ctx(c.engine, 11, "team:s49"));
+    assert_int_equal(s_digest_of(&c, 0, 51), ENGRAM_ETOOBIG);
+    assert_int_equal(s_digest_of(&c, 0, 40), 0); /* its own scopes, whatever the count */
+    s_node_fini(&c);
 }
 
 /*  Part `index` of a transfer claiming (count, total), with len bytes of data. */
