@@ -81,7 +81,7 @@ void api__queue_reply(node_server_t *self, zframe_t *routing, uint64_t id, int c
         out->write_sid = strdup(r->sid);
         out->dot = r->dot;
         out->deadline_ms =
-            api__now_ms() +
+            api__mono_ms() +
             (timeout < API_MAX_REPLICAS_TIMEOUT_MS ? timeout : API_MAX_REPLICAS_TIMEOUT_MS);
     }
     zlist_append(self->outbox, out);
@@ -443,7 +443,7 @@ void api__flush_outbox(node_server_t *self, int sync_rc)
  *  write stays durable here either way, and the reply says how many nodes held it. */
 void api__check_replicating(node_server_t *self)
 {
-    int64_t now = api__now_ms();
+    int64_t now = api__mono_ms();
     zlist_t *ready = zlist_new();
     for (api_out_t *out = zlist_first(self->replicating); out;
          out = zlist_next(self->replicating)) {

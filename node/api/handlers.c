@@ -40,6 +40,11 @@ int64_t api__now_ms(void)
     return zclock_time();
 }
 
+int64_t api__mono_ms(void)
+{
+    return zclock_mono();
+}
+
 static const char *const s_kinds[] = {"user", "run", "app", "agent", "team"};
 
 bool api__name_ok(const char *name)
@@ -79,13 +84,15 @@ int api__resolve(const Engram__Request *req, char *sid, api_reply_t *r)
 }
 
 /*  Keys and set elements: 1 to ENGRAM_MAX_KEY_BYTES bytes of UTF-8 without NUL (the wire check
- *  refuses those before a handler runs) and without control characters (Cc: C0, DEL, C1),
- *  which would break every line-oriented listing and terminal that shows them. Unlike names,
+ *  refuses those before a handler runs), and a write that may create one (`creates`) refuses
+ *  control characters (Cc: C0, DEL, C1), which would break every line-oriented listing and
+ *  terminal that shows them; reads, removals and cursors take them, so that one stored before
+ *  the rule (or by an older peer) can still be read and removed. Unlike names,
  *  keys may hold format characters (U+200D joins emoji, U+200F/U+202B order right-to-left
  *  text), separators and any assigned or unassigned code point: a key is data an agent
  *  chooses, often derived from content in any script, and never stands for who someone is;
  *  messages quote it escaped (api__quote). */
-static int s_check_key(const char *key, const char *what, api_reply_t *r)
+static int s_check_key(const char *key, const char *what, bool creates, api_reply_t *r)
 {
     size_t len = strlen(key);
     if (len == 0)
@@ -96,7 +103,7 @@ static int s_check_key(const char *key, const char *what, api_reply_t *r)
     if (!node_wire_text_ok(key, len))
         return api__fail(r, ENGRAM_EINVAL, "the %s is not valid UTF-8", what);
     const utf8proc_uint8_t *at = (const utf8proc_uint8_t *)key;
-    while (len) { /* valid UTF-8: every step is positive */
+    while (creates && len) { /* valid UTF-8: every step is positive */
         utf8proc_int32_t cp;
         utf8proc_ssize_t step = utf8proc_iterate(at, (utf8proc_ssize_t)len, &cp);
         if (utf8proc_category(cp) == UTF8PROC_CATEGORY_CC)
@@ -630,6 +637,24 @@ static int s_page_found(api_reply_t *r, const Engram__Request *req)
                      r->scope);
 }
 
+/*  A later page (a cursor given) of an object removed since the first: an empty last page,
+ *  not ENGRAM_ENOTFOUND, so that a reader gathering pages keeps what it read. */
+static int s_later_page_gone(api_reply_t *r, const Engram__Request *req, int rc)
+{
+    if (rc != ENGRAM_ENOTFOUND || !req->cursor[0])
+        return rc;
+    r->message[0] = '\0';
+    return 0;
+}
+
+/*  Whether a page is full before an item of `len` bytes: `limit` items, or the page's values
+ *  would pass ENGRAM_MAX_PAGE_BYTES (a first item always fits), so that a reply stays far below
+ *  the frame limit whatever the values' sizes. */
+static bool s_page_full(const api_reply_t *r, unsigned limit, size_t bytes, size_t len)
+{
+    return r->msg.n_items >= limit || (r->msg.n_items && bytes + len > ENGRAM_MAX_PAGE_BYTES);
+}
+
 /*  A page of set members being filled from the store's entries, in element order. */
 typedef struct {
     api_reply_t *r;
@@ -669,7 +694,7 @@ static int s_members(node_server_t *self, const Engram__Request *req, const char
                      api_reply_t *r)
 {
     if (req->cursor[0]) {
-        int rc = s_check_key(req->cursor, "cursor (an element)", r);
+        int rc = s_check_key(req->cursor, "cursor (an element)", false, r);
         if (rc)
             return rc;
     }
@@ -682,7 +707,7 @@ static int s_members(node_server_t *self, const Engram__Request *req, const char
                          engram_strerror(rc));
     if (types != 1u << CRDT_SET) { /* absent, or another type: the whole object decides */
         if ((rc = s_load(self, r, sid, req->key, CRDT_SET, &view)) != 0)
-            return rc;
+            return s_later_page_gone(r, req, rc);
         crdt_scope_destroy(&view);
     }
     s_members_page_t page = {r, req->key, s_page_limit(self, req), NULL, false};
@@ -749,10 +774,10 @@ static int s_log_page(node_server_t *self, const Engram__Request *req, const cha
     node_position_t after = {0};
     int rc = req->cursor[0] ? s_parse_position(r, req->cursor, &after) : 0;
     crdt_scope_t *view = NULL;
-    if (rc == 0)
-        rc = s_load(self, r, sid, req->key, CRDT_LOG, &view);
     if (rc)
         return rc;
+    if ((rc = s_load(self, r, sid, req->key, CRDT_LOG, &view)) != 0)
+        return s_later_page_gone(r, req, rc);
     crdt_entry_view_t *entries = NULL;
     size_t n = 0;
     rc = crdt_log_range(view, req->key, &entries, &n);
@@ -766,14 +791,16 @@ static int s_log_page(node_server_t *self, const Engram__Request *req, const cha
     unsigned limit = s_page_limit(self, req);
     int64_t now = api__now_ms();
     bool more = false;
+    size_t bytes = 0;
     for (; rc == 0 && i < n; i++) {
         Engram__Item item = ENGRAM__ITEM__INIT;
         if (!api__item_from_value(r, &item, &entries[i], "log", now, r->reader))
             continue;
-        if (r->msg.n_items == limit) {
+        if (s_page_full(r, limit, bytes, item.value.len + strlen(item.meta_json))) {
             more = true;
             break;
         }
+        bytes += item.value.len + strlen(item.meta_json);
         Engram__Item *kept = api__add_item(r);
         if (!kept) {
             rc = api__fail(r, ENGRAM_ENOMEM, "out of memory");
@@ -850,16 +877,17 @@ static int s_history_item(api_reply_t *r, uint64_t hlc, crdt_dot_t dot, const ch
                           const char *agent, const char *user, crdt_type_id_t type,
                           const char *elem, const uint8_t *value, size_t len, int64_t amount);
 
-/*  One step of a history, shown if the reader may read what it wrote: a put or append by its
- *  value's provenance (the history keeps the encoded value), any other step by its agent and
- *  the scope. */
 /*  A page of a history being filled, in HLC order. */
 typedef struct {
     api_reply_t *r;
     unsigned limit;
-    bool more; /* a visible step follows the page */
+    size_t bytes; /* the values shown so far */
+    bool more;    /* a visible step follows the page */
 } s_history_page_t;
 
+/*  One step of a history, shown if the reader may read what it wrote: a put or append by its
+ *  value's provenance (the history keeps the encoded value), any other step by its agent and
+ *  the scope. */
 static int s_history_step(void *arg, uint64_t hlc, crdt_dot_t dot, const char *op,
                           const char *agent, const char *user, crdt_type_id_t type,
                           const char *elem, const uint8_t *value, size_t len, int64_t amount)
@@ -884,11 +912,12 @@ static int s_history_step(void *arg, uint64_t hlc, crdt_dot_t dot, const char *o
         crdt_value_destroy(&v);
         return 0;
     }
-    if (r->msg.n_items == page->limit) {
+    if (s_page_full(r, page->limit, page->bytes, len)) {
         crdt_value_destroy(&v);
         page->more = true;
         return NODE_STORE_STOP;
     }
+    page->bytes += len;
     int rc = s_history_item(r, hlc, dot, op, agent, user, type, elem, value, len, amount);
     crdt_value_destroy(&v);
     return rc;
@@ -931,7 +960,7 @@ static int s_history(node_server_t *self, const Engram__Request *req, const char
     int rc = req->cursor[0] ? s_parse_position(r, req->cursor, &after) : 0;
     if (rc)
         return rc;
-    s_history_page_t page = {r, s_page_limit(self, req), false};
+    s_history_page_t page = {r, s_page_limit(self, req), 0, false};
     rc = node_store_history(self->store, sid, req->key, req->cursor[0] ? &after : NULL,
                             s_history_step, &page);
     if (rc)
@@ -1173,8 +1202,11 @@ int api__check_input(node_server_t *self, const Engram__Request *req, api_reply_
 {
     bool keyed = req->op != ENGRAM__OP__LIST && req->op != ENGRAM__OP__REMEMBER &&
                  req->op != ENGRAM__OP__STATS && !api__admin_op(req->op);
+    bool creates = req->op == ENGRAM__OP__PUT || req->op == ENGRAM__OP__SET_ADD ||
+                   req->op == ENGRAM__OP__COUNTER_ADD || req->op == ENGRAM__OP__LOG_APPEND ||
+                   req->op == ENGRAM__OP__SHARE;
     if (keyed) {
-        int rc = s_check_key(req->key, "key", r);
+        int rc = s_check_key(req->key, "key", creates, r);
         if (rc)
             return rc;
     }
@@ -1210,7 +1242,7 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
         return s_mutate(self, req, r, sid, req->key, NODE_VIEW_OBJECT, NULL, 0, s_delete, NULL);
     case ENGRAM__OP__SET_ADD:
     case ENGRAM__OP__SET_REMOVE: {
-        int rc = s_check_key(req->elem, "element", r);
+        int rc = s_check_key(req->elem, "element", req->op == ENGRAM__OP__SET_ADD, r);
         return rc ? rc
                   : s_mutate(self, req, r, sid, req->key, NODE_VIEW_ELEM, req->elem, CRDT_SET,
                              s_set_op, NULL);

@@ -19,9 +19,9 @@
  *  (api__flush_outbox after node_store_sync); a connection's replies are dropped only when
  *  it is cut: when what waits for it passes ENGRAM_CONNECTION_BYTE_BUDGET, its queue, parked
  *  reads and subscriptions go and it gets one ENGRAM_EBUSY reply (id 0), after which nothing
- *  more is sent to it nor any request of it answered until it disconnects; everything a Reply points at lives in
- *  its arena until it is encoded. What a connection holds (subscriptions, parked reads,
- *  queued replies, replica waits) goes when libzmq reports it disconnected, and is bounded
+ *  more is sent to it nor any request of it answered until it disconnects; everything a Reply
+ * points at lives in its arena until it is encoded. What a connection holds (subscriptions, parked
+ * reads, queued replies, replica waits) goes when libzmq reports it disconnected, and is bounded
  *  while it lasts: ENGRAM_MAX_SUBSCRIPTIONS_PER_CONNECTION, ENGRAM_MAX_PARKED_PER_CONNECTION
  *  (and ENGRAM_MAX_PARKED in all), the byte budget, plus API_PIPE_HWM messages in libzmq's
  *  own pipe each way.
@@ -125,8 +125,8 @@ typedef struct {
     size_t request_len;
     uint8_t client_key[32]; /* the CURVE key the request came with */
     api_token_t token;      /* owned: what it waits for */
-    int64_t deadline_ms;
-    uint32_t timeout_ms; /* as clamped, for the timeout's message */
+    int64_t deadline_ms;    /* api__mono_ms */
+    uint32_t timeout_ms;    /* as clamped, for the timeout's message */
 } api_waiting_t;
 
 /*  One reply of this turn, sent once the turn's writes are durable. */
@@ -143,7 +143,7 @@ typedef struct {
     unsigned holders;  /* how many did when last looked at (this one included) */
     char *write_sid;   /* owned, with replicas: the scope and the write's dot */
     crdt_dot_t dot;
-    int64_t deadline_ms;
+    int64_t deadline_ms; /* api__mono_ms */
 } api_out_t;
 
 struct node_server {
@@ -331,7 +331,11 @@ void *api__keep_with(api_arena_t *a, void *p, void (*destroy)(void *ptr));
 /*  Whether name is empty or a name (node/common/names.h: NFC, visible characters only). */
 bool api__name_ok(const char *name);
 
+/*  Wall-clock ms (HLC stamps, TTLs, access-control times). */
 int64_t api__now_ms(void);
+/*  Monotonic ms, for deadlines (parked reads, replica waits): a clock step never stretches or
+ *  ends a wait. */
+int64_t api__mono_ms(void);
 
 void api__out_free(api_out_t **out_p);
 

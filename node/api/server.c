@@ -158,7 +158,7 @@ static int s_park_read(node_server_t *self, api_conn_t *conn, zframe_t **routing
     w->token = *token; /* the contexts move */
     token->n = 0;
     w->timeout_ms = timeout;
-    w->deadline_ms = api__now_ms() + timeout;
+    w->deadline_ms = api__mono_ms() + timeout;
     zlist_append(self->parked, w);
     conn->parked++;
     self->stats.parked = zlist_size(self->parked);
@@ -224,7 +224,7 @@ static void s_answer_parked(node_server_t *self, api_waiting_t *w)
  *  contexts against the store's), and none when nothing changed and no deadline passed. */
 static void s_check_parked(node_server_t *self)
 {
-    int64_t now = api__now_ms();
+    int64_t now = api__mono_ms();
     bool changed = zhashx_size(self->changed) > 0;
     if (zlist_size(self->parked) && (changed || now >= self->parked_next_ms)) {
         zlist_t *kept = zlist_new(), *ready = zlist_new();
@@ -636,15 +636,16 @@ static void s_turn(node_server_t *self)
 static int s_timeout(node_server_t *self)
 {
     int64_t now = api__now_ms(), until = self->next_purge_ms;
-    if (zlist_size(self->parked) && self->parked_next_ms < until)
-        until = self->parked_next_ms; /* a token reached wakes the loop: the write's socket */
+    int64_t to_wall = now - api__mono_ms(); /* deadlines are monotonic: moved onto wall time */
+    if (zlist_size(self->parked) && self->parked_next_ms + to_wall < until)
+        until = self->parked_next_ms + to_wall; /* a token reached wakes the loop */
     if (zhash_size(self->peers))
         until = now + 10; /* retry full connections soon */
     if (zlist_size(self->held) && until > now + 50)
         until = now + 50; /* the dot check ends */
     for (api_out_t *out = zlist_first(self->replicating); out; out = zlist_next(self->replicating))
-        if (out->deadline_ms < until)
-            until = out->deadline_ms;
+        if (out->deadline_ms + to_wall < until)
+            until = out->deadline_ms + to_wall;
     if (self->cluster) {
         int cluster = node_cluster_timeout(self->cluster, (uint64_t)now);
         if (now + cluster < until)

@@ -413,6 +413,11 @@ void node_store_set_max_drift(node_store_t *self, uint64_t max_drift_ms)
     self->max_drift_ms = max_drift_ms;
 }
 
+uint64_t node_store_max_drift(const node_store_t *self)
+{
+    return self->max_drift_ms;
+}
+
 uint64_t node_store_clock_refusals(const node_store_t *self)
 {
     return self->clock_refusals;

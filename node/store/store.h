@@ -131,6 +131,7 @@ int node_store_hlc_observe(node_store_t *self, uint64_t stamp, uint64_t now_ms);
 /*  The largest stamp issued or observed. */
 uint64_t node_store_hlc_last(const node_store_t *self);
 void node_store_set_max_drift(node_store_t *self, uint64_t max_drift_ms);
+uint64_t node_store_max_drift(const node_store_t *self);
 /*  How many remote stamps were refused for drift. */
 uint64_t node_store_clock_refusals(const node_store_t *self);
 size_t node_store_scopes(const node_store_t *self);
