@@ -91,7 +91,7 @@ void api__request(node_server_t *self, zframe_t *routing, Engram__Request *req,
         }
         rc = api__fail(&r, ENGRAM_ENOMEM, "out of memory");
     }
-    if (rc == 0 && req->op == ENGRAM__OP__GET && req->after.len) {
+    if (rc == 0 && req->after.len) { /* any read carrying a token waits until it is covered */
         rc = api__token_reached(self, req, &r);
         if (rc == 1) { /* not yet: park it */
             api_parked_t *parked = s_park(self->parked, routing, req, client_key);
@@ -193,7 +193,7 @@ static void s_check_parked(node_server_t *self)
             engram__request__free_unpacked(p->request, NULL);
         } else {
             api__arena_free(&r.arena);
-            p->request->after.len = 0; /* reached: answer it as a plain GET */
+            p->request->after.len = 0; /* reached: answer it as the plain request */
             api__request(self, p->routing, p->request, p->client_key);
         }
         free(p);
