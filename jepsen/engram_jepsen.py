@@ -2531,27 +2531,73 @@ def self_test():
         op(29, "set-add", "ok", 12, 12.5, process=11, key="a0", value="h"),
         op(30, "set-read", "ok", 22, 22.5, process=11, key="a0", value=["h"]),
         op(31, "set-read", "fail", 22, 22.5, process=10, key="a0", rc=6),
+        # the kv workload: one client's key put, read with its token, deleted, read; a ttl
+        # put read live and after expiry; put --replicas 3 read at once on the four others;
+        # a private put read by its agent and by another
+        op(40, "kv-put", "ok", 30, 30.5, process=12, key="k12", value="kv1", token="T1",
+           clock=0),
+        op(41, "kv-get", "ok", 31, 31.5, node=1, process=12, key="k12", value=["kv1"],
+           after="T1", clock=0),
+        op(42, "kv-rm", "ok", 32, 32.5, process=12, key="k12", token="T2", clock=0),
+        op(43, "kv-get", "ok", 33, 33.5, process=12, key="k12", value=[], clock=0),
+        op(44, "ttl-put", "ok", 34, 34.2, process=12, key="x12", value="tv", ttl=2, clock=0),
+        op(45, "ttl-get", "ok", 34.5, 34.6, process=12, key="x12", value=["tv"], clock=0),
+        op(46, "ttl-get", "ok", 38, 38.1, node=2, process=12, key="x12", value=[], clock=0),
+        op(47, "replicas-put", "ok", 39, 39.5, process=12, key="q12", value="qv"),
+        op(48, "replicas-get", "ok", 39.5, 39.6, node=1, process=12, key="q12", value=["qv"],
+           put=47),
+        op(49, "replicas-get", "ok", 39.6, 39.7, node=2, process=12, key="q12", value=["qv"],
+           put=47),
+        op(50, "replicas-get", "ok", 39.7, 39.8, node=3, process=12, key="q12", value=[],
+           put=47),
+        op(51, "replicas-get", "ok", 39.8, 39.9, node=4, process=12, key="q12", value=[],
+           put=47),
+        op(52, "private-put", "ok", 40, 40.1, process=12, key=PRIVATE_KEY, scope=PRIVATE,
+           value="pv"),
+        op(53, "private-get", "ok", 41, 41.1, process=12, key=PRIVATE_KEY, value=["pv"]),
+        op(54, "private-get", "ok", 41, 41.1, node=1, process=13, key=PRIVATE_KEY, value=[]),
+        # log range --after the token of append 23 on another node
+        op(55, "log-read", "ok", 5.5, 5.6, node=2, process=6, key="l0", value=["x", "y", "z"],
+           carried=23),
     ]
     snap = {"vectors": {SCOPE_A: "v", SCOPE_B: "v"}, "members": [], "set:s0": ["a", "b"],
             "set:s1": [], "set:s9": ["e", "f"], "set:a0": ["h"], "counter:c0": 2,
-            "log:l0": ["x", "y", "z"], "reg:r0": ["v1"], "reg:r1": ["w2"], "reg:r2": []}
+            "log:l0": ["x", "y", "z"], "reg:r0": ["v1"], "reg:r1": ["w2"], "reg:r2": [],
+            "kv:k12": [], "ttl:x12": []}
     revocation = dict(kind="user", agent="agent-10", pid=10, statement="S", revocation="R",
                       node=0, invoked=20, issued=20.5,
                       learned={f"n{i + 1}": 21 for i in range(NODES)})
 
     def check(mutate=None, workload="mixed"):
         h = History()
-        h.ops = [o for o in copy.deepcopy(base_ops) if workload == "acl" or o["id"] < 28]
+        wanted = {"acl": range(28, 32), "kv": range(40, 55), "log": range(55, 56)}
+        h.ops = [o for o in copy.deepcopy(base_ops)
+                 if o["id"] < 28 or o["id"] in wanted.get(workload, ())]
         snaps = [copy.deepcopy(snap) for _ in range(NODES)]
         conv = [1.0]
         extra = dict(rss=[(1, f"n{i + 1}", 100 * 1024) for i in range(NODES)],
                      rss_limit_kib=512 * 1024, revocations=[copy.deepcopy(revocation)],
                      clock_big=False)
+        if workload == "log":  # a subscriber that got every append once, in order
+            extra["subscribers"] = [dict(node="n1", gaps=[], events=[
+                (t, "l0", "append", v) for t, v in ((3, "x"), (4, "y"), (5, "z"))])]
         if mutate:
             mutate({o["id"]: o for o in h.ops}, snaps, conv, extra)
+        h.ops += extra.pop("planted", [])
         c = Checker(h, snaps, conv[0], workload, extra)
         c.run()
         return {k for k, v in c.results.items() if v != "ok"}
+
+    def event(kind, t, node):
+        """A nemesis event planted in the history (a wipe, a kill)."""
+        def plant(ops, snaps, conv, extra):
+            ops[1000 + len(ops)] = ev = dict(id=1000 + len(ops), process="nemesis", kind=kind,
+                                             type="info", invoke=t, complete=t, node=node)
+            extra.setdefault("planted", []).append(ev)
+        return plant
+
+    def xset(field, value):
+        return lambda ops, snaps, conv, extra: extra.__setitem__(field, value)
 
     def setv(i, field, value):
         return lambda ops, snaps, conv, extra: snaps[i].__setitem__(field, value)
@@ -2619,6 +2665,66 @@ def self_test():
         ("acl: agent refused before its revocation", opv(30, "rc", 6), {"acl"}, "acl"),
         ("resources: a node over the limit",
          lambda o, s, c, e: e["rss"].append((2, "n2", 600 * 1024)), {"resources"}, "set"),
+        ("kv: nothing planted", None, set(), "kv"),
+        ("kv: acknowledged delete resurrected in a read", opv(43, "value", ["kv1"]),
+         {"deletes"}, "kv"),
+        ("kv: read with the put's token misses it", opv(41, "value", []), {"deletes"}, "kv"),
+        ("kv: acknowledged delete undone at the end", setv(3, "kv:k12", ["kv1"]), {"deletes"},
+         "kv"),
+        ("kv: value read past its ttl", opv(46, "value", ["tv"]), {"ttl"}, "kv"),
+        ("kv: value read by a node whose clock is 5 s behind: fine",
+         both(opv(46, "value", ["tv"]), opv(46, "clock", -5)), set(), "kv"),
+        ("kv: live ttl value not read on its node", opv(45, "value", []), {"ttl"}, "kv"),
+        ("kv: expired value held at the end", setv(1, "ttl:x12", ["tv"]), {"ttl"}, "kv"),
+        ("kv: put --replicas 3 held by 2 nodes", opv(49, "value", []), {"replicas"}, "kv"),
+        ("kv: the same, a node not answering: fine", both(opv(49, "value", []),
+                                                         opv(49, "type", "fail")), set(), "kv"),
+        ("kv: private value read by another agent", opv(54, "value", ["pv"]), {"private"},
+         "kv"),
+        ("kv: private value read on another node by its agent",
+         both(opv(54, "process", 12), opv(54, "value", ["pv"])), {"private"}, "kv"),
+        ("kv: private value not read back by its agent", opv(53, "value", []), {"private"},
+         "kv"),
+        ("log: log range --after misses what the token covers", opv(55, "value", ["x", "y"]),
+         {"causal_order"}, "log"),
+        ("watch: an append never delivered",
+         lambda o, s, c, e: e["subscribers"][0]["events"].pop(1), {"watch"}, "log"),
+        ("watch: an append delivered twice",
+         lambda o, s, c, e: e["subscribers"][0]["events"].append((6, "l0", "append", "x")),
+         {"watch"}, "log"),
+        ("watch: a client's appends out of order",
+         lambda o, s, c, e: e["subscribers"][0]["events"].reverse(), {"watch"}, "log"),
+        ("watch: no unbroken subscriber",
+         lambda o, s, c, e: e["subscribers"][0]["gaps"].append((4, 5)), {"watch"}, "log"),
+        ("delay: packets delayed, clean exit",
+         xset("delays", [dict(nodes=["n1"], max_ms=80, results={"n1": (0, 10, 0)})]), set(),
+         "set"),
+        ("delay: no packet delayed",
+         xset("delays", [dict(nodes=["n1"], max_ms=80, results={"n1": (0, 0, 0)})]),
+         {"delay"}, "set"),
+        ("delay: a rule left behind",
+         xset("delays", [dict(nodes=["n1"], max_ms=80, results={"n1": (0, 10, 1)})]),
+         {"delay"}, "set"),
+        ("delay: the delayer failed",
+         xset("delays", [dict(nodes=["n1"], max_ms=80, results={"n1": (1, 10, 0)})]),
+         {"delay"}, "set"),
+        ("wipe: new replica id, an add acked just before lost: fine",
+         both(xset("wipes", [dict(node="n1", replicas_before=["a"], replica_after="b")]),
+              event("wipe", 1.5, "n1"), setv(2, "set:s0", ["b"])), set(), "set"),
+        ("wipe: an add acked long before the wipe lost",
+         both(xset("wipes", [dict(node="n1", replicas_before=["a"], replica_after="b")]),
+              event("wipe", 5, "n1"), setv(2, "set:s0", ["b"])), {"sets"}, "set"),
+        ("wipe: the replica id reused",
+         xset("wipes", [dict(node="n1", replicas_before=["a"], replica_after="a")]),
+         {"wipe"}, "set"),
+        ("wipe: refused on the wiped node until it relearns the grants: fine",
+         both(xset("wipes", []), event("wipe", 1.2, "n1"), opv(12, "rc", 6),
+              opv(12, "type", "fail")), set(), "set"),
+        ("async: an acked add lost to a kill: reported, fine",
+         both(xset("durability", "async"), event("kill", 3, "n1"), setv(2, "set:s0", ["b"])),
+         set(), "durability"),
+        ("sync: the same loss", both(event("kill", 3, "n1"), setv(2, "set:s0", ["b"])),
+         {"sets"}, "durability"),
         ("clock-big without a refusal counted",
          lambda o, s, c, e: e.update(clock_big=True, clock_refusals=0), {"clock_refusals"},
          "set"),
