@@ -2381,8 +2381,9 @@ class Checker:
                         c["served_after_revocation"] += 1
                         self.fail("acl", f"n{a['node'] + 1} took a write from {rev['agent']} "
                                   f"after it held the revocation of its user grant", [a])
+        # an op still running when its agent's revocation was invoked may be refused
         denied = [o for o in self.ops if o.get("rc") == 6 and
-                  (o["process"] not in revoked_pids or o["invoke"] < revoked_pids[o["process"]])]
+                  (o["process"] not in revoked_pids or o["complete"] < revoked_pids[o["process"]])]
         c["refusals_of_revoked"] = sum(1 for o in self.ops if o.get("rc") == 6) - len(denied)
         if denied:
             self.fail("acl", f"{len(denied)} operations of agents not (yet) revoked were "
@@ -2663,6 +2664,10 @@ def self_test():
         ("acl: revocation never reached a node",
          lambda o, s, c, e: e["revocations"][0]["learned"].pop("n3"), {"acl"}, "acl"),
         ("acl: agent refused before its revocation", opv(30, "rc", 6), {"acl"}, "acl"),
+        ("acl: a refusal of an op running when its revocation was invoked: fine",
+         lambda o, s, c, e: o[31].update(invoke=19.5, complete=20.3), set(), "acl"),
+        ("acl: a refusal of an op done before its revocation was invoked",
+         lambda o, s, c, e: o[31].update(invoke=19, complete=19.5), {"acl"}, "acl"),
         ("resources: a node over the limit",
          lambda o, s, c, e: e["rss"].append((2, "n2", 600 * 1024)), {"resources"}, "set"),
         ("kv: nothing planted", None, set(), "kv"),
@@ -2969,6 +2974,9 @@ def write_results(out, cfg, result, history, nemesis, checker, sampler, cluster)
     if checker:
         with open(os.path.join(out, "final.json"), "w") as f:  # each node's final state
             json.dump(checker.snaps, f, sort_keys=True)
+    if checker and "subscribers" in checker.extra:  # each subscriber's events, as received
+        with open(os.path.join(out, "watch.json"), "w") as f:
+            json.dump(checker.extra["subscribers"], f)
     if sampler:
         with open(os.path.join(out, "rss.json"), "w") as f:
             json.dump(sampler.rss, f)
