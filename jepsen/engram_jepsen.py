@@ -1661,10 +1661,13 @@ class Checker:
         """Times node lost data it had acknowledged: each wipe, and each kill when the cell
         runs with durability=async. A node's reads are judged against its own acknowledged
         writes of the same epoch only."""
-        name = f"n{node + 1}"
-        kinds = {"wipe"} | ({"kill"} if self.extra.get("durability") == "async" else set())
-        return sorted(o["invoke"] for o in self.ops if o["process"] == "nemesis"
-                      and o["kind"] in kinds and o.get("node") == name)
+        if not hasattr(self, "_boundaries"):  # the history does not change while checked
+            kinds = {"wipe"} | ({"kill"} if self.extra.get("durability") == "async" else set())
+            self._boundaries = collections.defaultdict(list)
+            for o in self.ops:
+                if o["process"] == "nemesis" and o["kind"] in kinds and o.get("node"):
+                    self._boundaries[o["node"]].append(o["invoke"])
+        return sorted(self._boundaries.get(f"n{node + 1}", []))
 
     def epoch(self, node, t):
         return sum(1 for b in self.boundaries(node) if b <= t)
