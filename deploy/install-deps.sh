@@ -10,7 +10,7 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config
           libzmq3-dev libczmq-dev librocksdb-dev libprotobuf-c-dev protobuf-c-compiler
           libsodium-dev libjansson-dev libutf8proc-dev libcmocka-dev valgrind python3
-          iproute2 nftables libfaketime python3-matplotlib libnetfilter-queue-dev)
+          iproute2 nftables iptables libfaketime python3-matplotlib libnetfilter-queue-dev)
           # the last five: jepsen/ (namespaces, partitions, skew, plots, the packet delayer)
 for arg in "$@"; do
     case "$arg" in

@@ -63,6 +63,8 @@ READER = "jepsen"  # the agent the checker reads the final state with, on every 
 # longer than the largest negative clock skew the nemesis gives a node, which would otherwise
 # refuse a statement issued later than its own clock says it is.
 BACKDATE_S = 3600
+DELAY_QUEUE = 7  # the netfilter queue nfqdelay binds, in each host's own namespace
+DELAY_MAX_MS = [20, 80, 150]  # the delay nemesis' bounds: each frame held 0..this
 FAKETIME_LIBS = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
                  "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
                  "/usr/lib/faketime/libfaketimeMT.so.1"]
@@ -152,6 +154,8 @@ class Network:
         self.cut = set()  # (i, j): frames from host i to host j are dropped
         self.loss = {}  # host index (or -1: every port) -> percent dropped
         self.lock = threading.Lock()
+        self.nfqdelay = None  # the delayer binary (nfqdelay.c), when built
+        self.delayers = {}  # host index -> the nfqdelay process delaying its frames
 
     def up(self):
         sh("ip", "netns", "add", self.switch)
@@ -255,12 +259,53 @@ class Network:
         self.loss = dict(loss)
         self.apply()
 
+    DELAY_RULE = ["OUTPUT", "-o", "eth0", "-j", "NFQUEUE", "--queue-num", str(DELAY_QUEUE),
+                  "--queue-bypass"]
+
+    def start_delay(self, idx, seed, max_ms):
+        """Host idx's outgoing frames held 0..max_ms each (seeded) and let out of order: an
+        nfqdelay bound to the queue in the host's namespace, then the iptables rule that
+        feeds it (only once it is bound: --queue-bypass passes frames while it is not)."""
+        host = self.hosts[idx]
+        proc = subprocess.Popen(["ip", "netns", "exec", host, self.nfqdelay, "--queue",
+                                 str(DELAY_QUEUE), "--max-ms", str(max_ms), "--seed",
+                                 str(seed)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, stdin=subprocess.DEVNULL)
+        line = proc.stdout.readline().strip()
+        if line != "ready":
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"nfqdelay in {host} did not start: {line}")
+        self.delayers[idx] = proc
+        sh("ip", "netns", "exec", host, "iptables", "-A", *self.DELAY_RULE)
+
+    def stop_delay(self, idx):
+        """The rule deleted, then the delayer stopped (it lets out what it holds); returns
+        (exit status, packets it delayed, rules of ours left in the namespace)."""
+        proc = self.delayers.pop(idx, None)
+        if proc is None:
+            return None
+        host = self.hosts[idx]
+        sh("ip", "netns", "exec", host, "iptables", "-D", *self.DELAY_RULE, check=False)
+        proc.terminate()
+        try:
+            out, _ = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        m = re.search(r"delayed (\d+) packets", out or "")
+        left = sh("ip", "netns", "exec", host, "iptables", "-S", "OUTPUT",
+                  check=False).stdout.count("NFQUEUE")
+        return proc.returncode, int(m.group(1)) if m else 0, left
+
     def heal(self):
         self.cut = set()
         self.loss = {}
         self.apply()
 
     def down(self):
+        for idx in list(self.delayers):
+            self.stop_delay(idx)
         for ns in reversed(self.created):
             kill_netns_pids(ns)
         for ns in reversed(self.created):
@@ -292,6 +337,8 @@ class Node:
         self.clock_file = os.path.join(self.dir, "faketime")  # libfaketime reads it per call
         self.clock = 0  # seconds the node's clock is off at run time (clock nemesis)
         self.generation = 0  # bumped by a wipe: a new identity and data directory
+        self.wiped = 0  # wipes: data destroyed, the identity and card kept
+        self.replicas = []  # replica ids it was seen to use, oldest first (`engram stats`)
 
     def name(self):
         return f"n{self.idx + 1}"
@@ -304,6 +351,24 @@ class Node:
         self.id = re.search(r"node=([0-9a-f]+)", r.stdout).group(1)
         key = re.search(r"key=(\S+)", r.stdout).group(1)
         self.c.admin("node", "admit", key, "--out", self.card)
+        # The data directory as `--identity` left it: the node's key and no data. A wipe
+        # puts it back (the disk lost, the identity kept, as a re-imaged host would).
+        shutil.copytree(self.data_dir(), self.pristine())
+
+    def pristine(self):
+        return os.path.join(self.dir, "pristine")
+
+    def wipe(self):
+        """SIGKILL, then every byte of data destroyed; identity and card kept."""
+        self.kill()
+        shutil.rmtree(self.data_dir())
+        shutil.copytree(self.pristine(), self.data_dir())
+        self.wiped += 1
+
+    def replica_id(self):
+        r = self.c.cli(self.idx, "stats", timeout=3)
+        m = re.search(r"replica_id: ([0-9a-f]+)", r.stdout or "")
+        return m.group(1) if m else None
 
     def set_clock(self, offset):
         """The node's wall clock offset, at run time (the process rereads the file)."""
@@ -319,8 +384,9 @@ class Node:
                "--admission", self.card, "--gossip-interval-ms", GOSSIP_INTERVAL_MS,
                "--durability", self.c.cfg.get("durability", "sync")]
         if self.idx != 0:
-            cmd += ["--join", self.c.nodes[0].gossip if self.c.nodes and self.c.nodes[0] is not self
-                    else f"tcp://{self.c.net.ips[0]}:{GOSSIP_PORT}"]
+            cmd += ["--join", f"tcp://{self.c.net.ips[0]}:{GOSSIP_PORT}"]
+        elif self.wiped:  # the first node, wiped, remembers nobody: it joins through n2
+            cmd += ["--join", f"tcp://{self.c.net.ips[1]}:{GOSSIP_PORT}"]
         env = dict(os.environ)
         preload = []
         if self.c.faketime and (skew or self.c.clock_faults):
@@ -406,6 +472,7 @@ class Cluster:
         self.cfg = cfg or {}
         self.home = os.path.join(tmp, "home")
         self.net = Network(run_id, NODES)
+        self.net.nfqdelay = self.cfg.get("nfqdelay")
         self.nodes = []
         self.faketime = next((p for p in FAKETIME_LIBS if os.path.exists(p)), None)
         self.clock_faults = bool(set(self.cfg.get("nemeses", ())) & CLOCK_NEMESES or
@@ -496,6 +563,8 @@ class Cluster:
                                        f"{len(ids)} statements after 60 s")
                 time.sleep(0.2)
         log(f"{len(agents)} agents registered and granted ({len(ids)} statements on every node)")
+        for node in self.nodes:  # the replica id each node starts with (the wipe check)
+            node.replicas.append(node.replica_id())
 
     def status(self, idx):
         r = self.cli(idx, "cluster", "status", "--json", timeout=5)
@@ -578,8 +647,12 @@ class History:
 
 
 WRITE_KINDS = ("set-add", "set-rm", "counter-add", "log-append", "put", "handoff-put",
-               "token-put")
-WORKLOADS = ("mixed", "set", "counter", "log", "register", "acl", "durability")
+               "token-put", "kv-put", "kv-rm", "ttl-put", "private-put", "replicas-put")
+WORKLOADS = ("mixed", "set", "counter", "log", "register", "acl", "durability", "kv")
+PRIVATE = "private"  # the calling agent's own scope, never replicated
+PRIVATE_KEY = "pk"  # every agent writes its private value under the same key
+TTL_TOLERANCE_S = 1.0  # an expired value may still be read this long after its expiry
+REPLICAS = 3  # the kv workload's `put --replicas`
 SESSION_SET = "s9"  # add-only: the session guarantees are checked on it
 ACL_SET = "a0"  # the acl workload's set
 
@@ -673,11 +746,17 @@ class Client(threading.Thread):
 
     def log_append(self, node=None, **fields):
         text = self.uid()
-        return self.call("log-append", ["log", "append", SCOPE_B, "l0", text], node=node,
-                         key="l0", value=text, **fields)
+        op, r = self.call("log-append", ["log", "append", SCOPE_B, "l0", text], node=node,
+                          key="l0", value=text, **fields)
+        if op["type"] == "ok":
+            self.h.complete(op, "ok", token=r.stdout.strip().splitlines()[-1])
+        return op
 
-    def log_read(self, node=None):
-        op, r = self.call("log-read", ["log", "range", SCOPE_B, "l0"], node=node, key="l0")
+    def log_read(self, node=None, after=None, **fields):
+        args = ["log", "range", SCOPE_B, "l0"]
+        if after:
+            args += ["--after", after, "--timeout", str(AFTER_TIMEOUT_MS)]
+        op, r = self.call("log-read", args, node=node, key="l0", **fields)
         if op["type"] == "ok":
             self.h.complete(op, "ok", value=r.stdout.split("\n")[:-1])
         return op
@@ -701,6 +780,26 @@ class Client(threading.Thread):
         elif after and op["rc"] == 3:
             pass
         return op
+
+    def kv_call(self, kind, args, node=None, **fields):
+        """A put/rm/get of the kv workload; a put or rm records its token, a get the winner
+        and siblings. Each records the node's clock offset (the ttl check needs it)."""
+        node = self.node if node is None else node
+        n = self.c.nodes[node]
+        op, r = self.call(kind, args, node=node, clock=n.clock + n.skew, **fields)
+        if op["type"] == "ok":
+            if kind.endswith("-get"):
+                self.h.complete(op, "ok", value=reg_values(r))
+            else:
+                self.h.complete(op, "ok", token=r.stdout.strip().splitlines()[-1])
+        return op
+
+    def kv_get(self, kind, scope, key, node=None, after=None):
+        args = ["get", "--json", scope, key]
+        if after:
+            args += ["--after", after, "--timeout", str(AFTER_TIMEOUT_MS)]
+        return self.kv_call(kind, args, node=node, scope=scope, key=key,
+                            **(dict(after=after) if after else {}))
 
     def carry(self, scope, node, target):
         """The causal hand-off of whatever this client read on `node`: a put of its own token
@@ -794,12 +893,26 @@ class Client(threading.Thread):
             r = self.log_read()
             if r["type"] == "ok":
                 self.log_append(read_before=r["value"], read_op=r["id"])
-        else:
+        elif x < 0.87:
             r = self.log_read()
             if r["type"] == "ok":
                 target = self.other()
                 if self.carry(SCOPE_B, self.node, target):
                     self.log_append(node=target, read_before=r["value"], read_op=r["id"])
+        else:
+            # read, append after it here, then `log range --after` the append's token on
+            # another node (which must hold the append and all that was read), then append
+            # there after that read
+            r = self.log_read()
+            if r["type"] != "ok":
+                return
+            a = self.log_append(read_before=r["value"], read_op=r["id"])
+            if a["type"] != "ok":
+                return
+            target = self.other()
+            r2 = self.log_read(node=target, after=a["token"], carried=a["id"])
+            if r2["type"] == "ok":
+                self.log_append(node=target, read_before=r2["value"], read_op=r2["id"])
 
     def step_register(self):
         """Puts and gets, the hand-off, and read-then-put (on one node, or read on one, hand
@@ -822,6 +935,52 @@ class Client(threading.Thread):
                 target = self.other()
                 if self.carry(scope, self.node, target):
                     self.put(scope, key, node=target, read_before=g["value"], read_op=g["id"])
+
+    def step_kv(self):
+        """Per-client keys, so each key's history is one sequence: put and rm of k<pid>
+        and reads of it (on its node, and with the token of the last write on another);
+        puts with --ttl of x<pid> and reads of it anywhere; put --replicas 3 of q<pid>, then
+        at once a plain read of it on every other node; the agent's private key on its node,
+        and reads of the same key by it on other nodes and by others."""
+        x = self.rng.random()
+        dkey, tkey, qkey = f"k{self.pid}", f"x{self.pid}", f"q{self.pid}"
+        if x < 0.14:
+            value = self.uid()
+            op = self.kv_call("kv-put", ["put", SCOPE_A, dkey, value], key=dkey,
+                              scope=SCOPE_A, value=value)
+            self.last_token = op.get("token")
+        elif x < 0.26:
+            op = self.kv_call("kv-rm", ["rm", SCOPE_A, dkey], key=dkey, scope=SCOPE_A)
+            self.last_token = op.get("token")
+        elif x < 0.36:
+            self.kv_get("kv-get", SCOPE_A, dkey)
+        elif x < 0.44:
+            self.kv_get("kv-get", SCOPE_A, dkey, node=self.other(),
+                        after=getattr(self, "last_token", None))
+        elif x < 0.56:
+            ttl = self.rng.choice([1, 2, 3])
+            value = self.uid()
+            self.kv_call("ttl-put", ["put", SCOPE_A, tkey, value, "--ttl", str(ttl)],
+                         key=tkey, scope=SCOPE_A, value=value, ttl=ttl)
+        elif x < 0.70:
+            node = self.node if self.rng.random() < 0.5 else self.other()
+            self.kv_get("ttl-get", SCOPE_A, tkey, node=node)
+        elif x < 0.80:
+            value = self.uid()
+            p = self.kv_call("replicas-put", ["put", SCOPE_A, qkey, value, "--replicas",
+                                              str(REPLICAS), "--timeout", "2000"],
+                             key=qkey, scope=SCOPE_A, value=value)
+            if p["type"] == "ok":
+                for j in range(NODES):
+                    if j != self.node:
+                        self.kv_get("replicas-get", SCOPE_A, qkey, node=j).update(put=p["id"])
+        elif x < 0.88:
+            value = self.uid()
+            self.kv_call("private-put", ["put", PRIVATE, PRIVATE_KEY, value], key=PRIVATE_KEY,
+                         scope=PRIVATE, value=value)
+        else:
+            node = self.node if self.rng.random() < 0.5 else self.other()
+            self.kv_get("private-get", PRIVATE, PRIVATE_KEY, node=node)
 
     def step_acl(self):
         """Adds and reads of one set while the admin revokes agents (AclActor)."""
@@ -891,6 +1050,8 @@ NEMESES = {
     "skew": ["kill-skew"],
     "clock": ["clock-jump", "clock-drift"],
     "clock-big": ["clock-big"],
+    "delay": ["delay"],
+    "wipe": ["wipe"],
     "mixed": ["partition-halves", "partition-bridge", "partition-isolate", "loss", "kill",
               "pause", "kill-skew", "partition+kill", "loss+pause"],
 }
@@ -913,6 +1074,14 @@ class Nemesis(threading.Thread):
         self.error = None
         self.lock = threading.Lock()  # node restarts vs the final heal
         self.big_done = False
+        self.wipes = []  # {node, t, replicas_before, replica_after}
+        self.delays = []  # {nodes, max_ms, results: node -> (exit, delayed, rules left)}
+        self.skipped = []  # faults this machine cannot make, and why
+        why = delay_unavailable(cluster.cfg.get("nfqdelay"))
+        if "delay" in self.faults and why:
+            self.faults.remove("delay")
+            self.skipped.append(f"delay: {why}")
+            log(f"nemesis: the delay fault is skipped: {why}")
 
     def ev(self, kind, **fields):
         self.h.event(kind, **fields)
@@ -1048,6 +1217,40 @@ class Nemesis(threading.Thread):
                 entry["detail"]["restart_skew_s"] = skew
             self.ev("kill", node=node.name())
             after.append(lambda n=node, s=skew: self.restart(n, s))
+        if fault == "delay":
+            victims = sorted(rng.sample(range(NODES), rng.randint(1, NODES)))
+            max_ms = rng.choice(DELAY_MAX_MS)
+            seed = rng.getrandbits(32)
+            for i in victims:
+                net.start_delay(i, seed + i, max_ms)
+            rec = dict(nodes=self.node_names(victims), max_ms=max_ms, results={})
+            self.delays.append(rec)
+            entry.update(nodes=rec["nodes"], detail=dict(max_ms=max_ms))
+            self.ev("delay", nodes=rec["nodes"], max_ms=max_ms)
+
+            def undo_delay(v=victims, rec=rec):
+                for i in v:
+                    res = net.stop_delay(i)
+                    if res is not None:
+                        rec["results"][f"n{i + 1}"] = res
+                entry["detail"]["delayed_packets"] = {k: r[1] for k, r in rec["results"].items()}
+                self.ev("heal-delay", results=rec["results"])
+            after.append(undo_delay)
+        if fault == "wipe":
+            node = self.c.nodes[rng.randrange(NODES)]
+            rec = dict(node=node.name(), t=now(), replicas_before=[])
+            with self.lock:
+                if node.alive() and not node.paused:
+                    rid = node.replica_id()
+                    if rid and rid not in node.replicas:
+                        node.replicas.append(rid)
+                rec["replicas_before"] = list(node.replicas)
+                rec["t"] = now()
+                node.wipe()
+            self.wipes.append(rec)
+            entry.update(nodes=[node.name()], detail=dict(replicas_before=rec["replicas_before"]))
+            self.ev("wipe", node=node.name(), replicas_before=rec["replicas_before"])
+            after.append(lambda n=node, rec=rec: self.rejoin(n, rec))
         if fault in ("pause", "loss+pause"):
             node = self.c.nodes[rng.randrange(NODES)]
             with self.lock:
@@ -1097,6 +1300,22 @@ class Nemesis(threading.Thread):
                 node.start(skew)
         self.ev("restart", node=node.name(), skew_s=node.skew)
 
+    def rejoin(self, node, rec):
+        """The wiped node back on its empty data; its replica id once the dot check is done
+        (a node that cannot prove its counters current takes a new one: it must here)."""
+        self.restart(node, node.skew)
+        deadline = time.monotonic() + 15
+        rid = None
+        while time.monotonic() < deadline:
+            rid = node.replica_id()
+            if rid and rid not in rec["replicas_before"]:
+                break
+            time.sleep(0.3)
+        rec["replica_after"] = rid
+        if rid and rid not in node.replicas:
+            node.replicas.append(rid)
+        self.ev("rejoined", node=node.name(), replica=rid)
+
     def resume(self, node):
         with self.lock:
             node.signal(signal.SIGCONT)
@@ -1109,6 +1328,8 @@ class Nemesis(threading.Thread):
             for i in range(NODES):
                 self.c.net.set_dup(i, 0)
                 self.c.net.set_reset(i, False)
+                if i in self.c.net.delayers:
+                    self.c.net.stop_delay(i)
             for node in self.c.nodes:
                 if node.alive():
                     node.signal(signal.SIGCONT)
@@ -1116,6 +1337,16 @@ class Nemesis(threading.Thread):
                 else:
                     node.start(node.skew)
         self.ev("heal-all")
+
+
+def delay_unavailable(nfqdelay):
+    """Why the delay nemesis cannot run here, or None."""
+    if not nfqdelay or not os.path.exists(nfqdelay):
+        return ("jepsen/nfqdelay is not built (libnetfilter_queue was not found by pkg-config: "
+                "apt-get install libnetfilter-queue-dev, then reconfigure)")
+    if not shutil.which("iptables"):
+        return "no `iptables` (apt-get install iptables)"
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -1221,6 +1452,54 @@ class AclActor(threading.Thread):
             self.error = traceback.format_exc()
 
 
+class Subscriber(threading.Thread):
+    """`engram --json watch team:jepsen` on one node for the whole run, as the reader
+    agent: every event with the time it arrived. If the watch ends (its node was killed),
+    the gap is recorded and it starts again; the watch check judges gapless streams only."""
+
+    def __init__(self, cluster, idx, stop):
+        super().__init__(daemon=True, name=f"watch-n{idx + 1}")
+        self.c = cluster
+        self.idx = idx
+        self.stop_ev = stop
+        self.events = []  # (t, key, op, value)
+        self.gaps = []  # (t, exit status)
+        self.proc = None
+        self.error = None
+
+    def run(self):
+        try:
+            env = dict(os.environ, ENGRAM_HOME=self.c.home, ENGRAM_AGENT=READER,
+                       ENGRAM_USER=USER)
+            env.pop("ENGRAM_SOCKET", None)
+            while not self.stop_ev.is_set():
+                self.proc = subprocess.Popen(
+                    [self.c.engram, "--socket", self.c.nodes[self.idx].api, "--json", "watch",
+                     SCOPE_B], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True, stdin=subprocess.DEVNULL)
+                for line in self.proc.stdout:
+                    try:
+                        ev = json.loads(line)
+                    except ValueError:
+                        continue
+                    self.events.append((now(), ev.get("key"), ev.get("op"), ev.get("value")))
+                rc = self.proc.wait()
+                if not self.stop_ev.is_set():
+                    self.gaps.append((now(), rc))
+                    self.stop_ev.wait(0.5)
+        except Exception:  # noqa: BLE001
+            self.error = traceback.format_exc()
+
+    def stop(self):
+        """SIGTERM (the CLI ends cleanly on it), once the stream had time to drain."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
 class AclWatcher(threading.Thread):
     """Polls `acl show --json` on every node; records when each first holds a revocation."""
 
@@ -1296,6 +1575,13 @@ def snapshot(cluster, idx):
         if r.returncode not in (0, 3):
             return None
         snap[f"reg:{key}"] = sorted(reg_values(r))
+    if cluster.cfg.get("workload") == "kv":  # the one-writer keys: deleted, with a ttl
+        for p in range(NODES * int(cluster.cfg.get("clients", 2))):
+            for name, key in (("kv", f"k{p}"), ("ttl", f"x{p}")):
+                r = cluster.cli(idx, "get", "--json", SCOPE_A, key)
+                if r.returncode not in (0, 3):
+                    return None
+                snap[f"{name}:{key}"] = sorted(reg_values(r))
     return snap
 
 
@@ -1329,7 +1615,9 @@ CHECKS = {
     "log": ["convergence", "logs", "causal_order", "reads", "access"],
     "register": ["convergence", "registers", "register_causality", "handoff", "access"],
     "acl": ["convergence", "acl"],
+    "kv": ["convergence", "deletes", "ttl", "replicas", "private", "access"],
 }
+WIPE_WINDOW_S = 2.0  # adds a wiped node acknowledged this soon before the wipe may be lost
 
 
 class Checker:
@@ -1361,7 +1649,42 @@ class Checker:
             names.append("resources")
         if self.extra.get("clock_big"):
             names.append("clock_refusals")
+        if "subscribers" in self.extra:
+            names.append("watch")
+        if "delays" in self.extra:
+            names.append("delay")
+        if "wipes" in self.extra:
+            names.append("wipe")
         return names
+
+    def boundaries(self, node):
+        """Times node lost data it had acknowledged: each wipe, and each kill when the cell
+        runs with durability=async. A node's reads are judged against its own acknowledged
+        writes of the same epoch only."""
+        if not hasattr(self, "_boundaries"):  # the history does not change while checked
+            kinds = {"wipe"} | ({"kill"} if self.extra.get("durability") == "async" else set())
+            self._boundaries = collections.defaultdict(list)
+            for o in self.ops:
+                if o["process"] == "nemesis" and o["kind"] in kinds and o.get("node"):
+                    self._boundaries[o["node"]].append(o["invoke"])
+        return sorted(self._boundaries.get(f"n{node + 1}", []))
+
+    def epoch(self, node, t):
+        return sum(1 for b in self.boundaries(node) if b <= t)
+
+    def may_be_lost(self, o):
+        """Why an acknowledged write o may be missing at the end, or None: its node was wiped
+        soon after (its data destroyed before gossip carried it out), or, under
+        durability=async, its node was killed after acknowledging it."""
+        name = f"n{o['node'] + 1}"
+        for e in self.ops:
+            if e["process"] != "nemesis" or e.get("node") != name or e["invoke"] < o["complete"]:
+                continue
+            if e["kind"] == "wipe" and e["invoke"] - o["complete"] <= WIPE_WINDOW_S:
+                return "wipe"
+            if e["kind"] == "kill" and self.extra.get("durability") == "async":
+                return "async"
+        return None
 
     def run(self):
         before = len(self.failures)
@@ -1378,10 +1701,22 @@ class Checker:
                            errors=[m for c, m, _, _ in self.failures if c == name][:20])
                 for name, res in self.results.items()}
 
+    def relearning(self, o):
+        """A refusal on a node wiped before it, until that agent is served there again: the
+        wiped node lost the access graph with its data and learns it back by gossip."""
+        wipes = [b for b in self.boundaries(o["node"]) if b <= o["invoke"]]
+        if not wipes or o["process"] == "nemesis":
+            return False
+        return not any(p["process"] == o["process"] and p["node"] == o["node"] and
+                       p["type"] == "ok" and wipes[-1] < p["invoke"] < o["invoke"]
+                       for p in self.ops)
+
     def check_access(self):
         """Every client is granted both scopes for the whole run: no op may be refused."""
-        denied = [o for o in self.ops if o.get("rc") == 6]
+        denied = [o for o in self.ops if o.get("rc") == 6 and not self.relearning(o)]
         self.counts["access"]["refused"] = len(denied)
+        self.counts["access"]["refused_while_relearning"] = sum(
+            1 for o in self.ops if o.get("rc") == 6) - len(denied)
         if denied:
             self.fail("access", f"{len(denied)} operations of granted agents were refused "
                       f"(exit 6): {denied[0].get('err', '')}", denied[:5])
@@ -1418,6 +1753,11 @@ class Checker:
             for name, s in self.finals():
                 members = set(s.get(f"set:{key}", []))
                 lost = [ok[v] for v in sorted(set(ok) - members - removed)]
+                excused = collections.Counter(self.may_be_lost(o) for o in lost)
+                lost = [o for o in lost if self.may_be_lost(o) is None]
+                for why in ("wipe", "async"):
+                    self.counts["sets"][f"lost_{why}"] = max(
+                        self.counts["sets"][f"lost_{why}"], excused[why])
                 self.counts["sets"]["lost"] = max(self.counts["sets"]["lost"], len(lost))
                 if lost:
                     self.fail("sets", f"{name}: {len(lost)} acknowledged adds to {key} are "
@@ -1465,6 +1805,11 @@ class Checker:
                     self.fail("logs", f"{name}: log {key} holds entries more than once: "
                               f"{dup[:10]}", [ok[e] for e in dup if e in ok][:5])
                 lost = [ok[v] for v in sorted(set(ok) - set(entries))]
+                excused = collections.Counter(self.may_be_lost(o) for o in lost)
+                lost = [o for o in lost if self.may_be_lost(o) is None]
+                for why in ("wipe", "async"):
+                    self.counts["logs"][f"lost_{why}"] = max(
+                        self.counts["logs"][f"lost_{why}"], excused[why])
                 self.counts["logs"]["lost"] = max(self.counts["logs"]["lost"], len(lost))
                 if lost:
                     self.fail("logs", f"{name}: {len(lost)} acknowledged appends to {key} "
@@ -1512,6 +1857,24 @@ class Checker:
                               f"{len(o['read_before'])} entries, yet placed before "
                               f"{len(early)} of them: {early[:5]}", [o],
                               (o["invoke"] - 5, o["complete"]))
+        # `log range --after TOKEN` on another node: it holds the append the token came from
+        # and everything that append's client had read before it
+        by_id = {o["id"]: o for o in self.ops}
+        after_reads = 0
+        for r in self.of("log-read", "ok"):
+            if r.get("carried") is None:
+                continue
+            after_reads += 1
+            a = by_id[r["carried"]]
+            need = [a["value"]] + list(a.get("read_before") or [])
+            missing = [e for e in need if e not in set(r["value"])]
+            if missing:
+                bad += 1
+                self.fail("causal_order", f"log range --after the token of {a['value']} "
+                          f"(n{a['node'] + 1}) on n{r['node'] + 1} lacks {len(missing)} entries "
+                          f"the token covers: {missing[:5]}", [a, r],
+                          (a["invoke"] - 2, r["complete"]))
+        self.counts["causal_order"]["log_range_after_reads"] = after_reads
         self.counts["causal_order"]["pairs_checked"] = pairs
         self.counts["causal_order"]["misordered_pairs"] = bad
         self.counts["causal_order"]["cross_node_appends"] = sum(
@@ -1587,7 +1950,7 @@ class Checker:
             removed = self.removed(s["key"], s["complete"])
             need = [o for o in self.of("set-add", "ok") if o["key"] == s["key"]
                     and o["node"] == put["node"] and o["complete"] < put["invoke"]
-                    and o["value"] not in removed]
+                    and o["value"] not in removed and self.may_be_lost(o) is None]
             have = set(s["value"])
             missing = [o for o in need if o["value"] not in have]
             if missing:
@@ -1608,7 +1971,7 @@ class Checker:
         last = {}
         mr = ryw = wfr = 0
         for o in reads:  # sorted by invoke: one client's ops never overlap
-            k = (o["process"], o["node"])
+            k = (o["process"], o["node"], self.epoch(o["node"], o["invoke"]))
             if k in last:
                 gone = set(last[k]["value"]) - set(o["value"])
                 if gone:
@@ -1619,7 +1982,8 @@ class Checker:
                               (last[k]["invoke"], o["complete"]))
             last[k] = o
             mine = [a for a in adds if a["process"] == o["process"] and a["type"] == "ok"
-                    and a["node"] == o["node"] and a["complete"] < o["invoke"]]
+                    and a["node"] == o["node"] and a["complete"] < o["invoke"]
+                    and self.epoch(a["node"], a["complete"]) == k[2]]
             missing = [a for a in mine if a["value"] not in set(o["value"])]
             if missing:
                 ryw += 1
@@ -1657,7 +2021,9 @@ class Checker:
             removed = self.removed(o["key"], o["complete"])
             local = [a for a in adds if a["key"] == o["key"] and a["type"] == "ok"
                      and a["node"] == o["node"] and a["complete"] < o["invoke"]
-                     and a["value"] not in removed]
+                     and a["value"] not in removed
+                     and self.epoch(a["node"], a["complete"]) == self.epoch(o["node"],
+                                                                            o["invoke"])]
             have = set(o["value"])
             missing = [a for a in local if a["value"] not in have]
             if missing:
@@ -1668,7 +2034,9 @@ class Checker:
         incs = self.of("counter-add")
         for o in self.of("counter-read", "ok"):
             mine = [a for a in incs if a["key"] == o["key"] and a["type"] == "ok"
-                    and a["node"] == o["node"] and a["complete"] < o["invoke"]]
+                    and a["node"] == o["node"] and a["complete"] < o["invoke"]
+                    and self.epoch(a["node"], a["complete"]) == self.epoch(o["node"],
+                                                                           o["invoke"])]
             some = [a for a in incs if a["key"] == o["key"] and a["type"] != "fail"
                     and a["invoke"] <= o["complete"]]
             # at most: every invoked increment and this node's acknowledged decrements; at
@@ -1690,7 +2058,9 @@ class Checker:
                           f"appended {bad[:5]}, duplicated {dup[:5]}", [o],
                           (o["invoke"] - 5, o["complete"]))
             local = [a for a in apps if a["key"] == o["key"] and a["type"] == "ok"
-                     and a["node"] == o["node"] and a["complete"] < o["invoke"]]
+                     and a["node"] == o["node"] and a["complete"] < o["invoke"]
+                     and self.epoch(a["node"], a["complete"]) == self.epoch(o["node"],
+                                                                            o["invoke"])]
             have = set(o["value"])
             missing = [a for a in local if a["value"] not in have]
             if missing:
@@ -1700,6 +2070,248 @@ class Checker:
                                                          o["complete"]))
         self.counts["reads"]["reads_checked"] = len(self.of("set-read", "ok")) + len(
             self.of("counter-read", "ok")) + len(self.of("log-read", "ok"))
+
+    def kv_writes(self, key):
+        return [o for o in self.ops if o["kind"] in ("kv-put", "kv-rm") and o.get("key") == key]
+
+    def allowed_after(self, writes, t):
+        """What a covering read of a one-writer key may return after the writes invoked
+        before t: (values, may be empty) from the last acknowledged write and any later
+        indeterminate ones; None when there is no acknowledged write to start from."""
+        before = [w for w in writes if w["invoke"] < t and w["type"] != "fail"]
+        oks = [i for i, w in enumerate(before) if w["type"] == "ok"]
+        if not oks:
+            return None
+        values, empty = set(), False
+        for w in before[oks[-1]:]:
+            if w["kind"] == "kv-rm":
+                empty = True
+            else:
+                values.add(w["value"])
+        return values, empty
+
+    def check_deletes(self):
+        """A deleted key stays deleted unless written again after: a read that covers the
+        client's last acknowledged write (on that write's node, or with its token) returns
+        exactly what that write left (nothing after a delete), or what a later indeterminate
+        write left; no read returns a value never put; every node ends as the last write left
+        it."""
+        keys = sorted({o["key"] for o in self.ops if o["kind"] in ("kv-put", "kv-rm")})
+        strict = 0
+        for key in keys:
+            writes = self.kv_writes(key)
+            put_values = {w["value"] for w in writes if w["kind"] == "kv-put"
+                          and w["type"] != "fail"}
+            for g in self.of("kv-get", "ok"):
+                if g["key"] != key:
+                    continue
+                never = set(g["value"]) - put_values
+                if never:
+                    self.fail("deletes", f"read of {key} on n{g['node'] + 1} returned {never}, "
+                              "never put", [g])
+                done = [w for w in writes if w["complete"] < g["invoke"] and w["type"] == "ok"]
+                if not done:
+                    continue
+                last = done[-1]
+                covered = g.get("after") == last.get("token") or (
+                    g["node"] == last["node"] and
+                    self.epoch(g["node"], last["complete"]) == self.epoch(g["node"],
+                                                                          g["invoke"]))
+                allowed = self.allowed_after(writes, g["invoke"])
+                if not covered or allowed is None:
+                    continue
+                strict += 1
+                values, empty = allowed
+                got = set(g["value"])
+                if (not got and not empty) or not got <= values:
+                    self.fail("deletes", f"read of {key} on n{g['node'] + 1} returned "
+                              f"{sorted(got) or 'nothing'} after {last['kind']} "
+                              f"{last.get('value', '')} was acknowledged (it covers it): "
+                              f"allowed {sorted(values)}{' or nothing' if empty else ''}",
+                              [last, g], (last["invoke"] - 2, g["complete"]))
+            allowed = self.allowed_after(writes, float("inf"))
+            for name, snap in self.finals():
+                if allowed is None or f"kv:{key}" not in snap:
+                    continue
+                values, empty = allowed
+                got = set(snap[f"kv:{key}"])
+                if (not got and not empty) or not got <= values:
+                    self.fail("deletes", f"{name}: {key} ends as {sorted(got) or 'nothing'}; "
+                              f"its last writes allow {sorted(values)}"
+                              f"{' or nothing' if empty else ''}")
+        self.counts["deletes"].update(keys=len(keys), covering_reads=strict,
+                                      deletes_ok=len(self.of("kv-rm", "ok")))
+
+    def check_ttl(self):
+        """A value put with --ttl is never read once its expiry (by the writer's clock at the
+        put) plus TTL_TOLERANCE_S has passed by the reading node's clock, and is read on its
+        own node until its expiry minus the tolerance (unless the client wrote again); no
+        node ends holding it."""
+        puts = {o["value"]: o for o in self.of("ttl-put") if o["type"] != "fail"}
+        late = live = 0
+        for g in self.of("ttl-get", "ok"):
+            t_reader = g["invoke"] + g.get("clock", 0)
+            for v in g["value"]:
+                p = puts.get(v)
+                if p is None:
+                    self.fail("ttl", f"read of {g['key']} returned {v}, never put", [g])
+                    continue
+                expiry = p["complete"] + p.get("clock", 0) + p["ttl"]
+                if t_reader > expiry + TTL_TOLERANCE_S:
+                    late += 1
+                    self.fail("ttl", f"n{g['node'] + 1} read {v} {t_reader - expiry:.2f} s "
+                              f"past its expiry (ttl {p['ttl']} s, put on n{p['node'] + 1}), "
+                              "by that node's clock", [p, g], (p["invoke"] - 1, g["complete"]))
+            mine = [p for p in puts.values() if p["key"] == g["key"]
+                    and p["invoke"] < g["invoke"]]
+            if not mine or mine[-1]["type"] != "ok" or mine[-1]["node"] != g["node"]:
+                continue
+            p = mine[-1]
+            if g["invoke"] + g.get("clock", 0) < p["invoke"] + p.get("clock", 0) + p["ttl"] - \
+                    TTL_TOLERANCE_S and self.epoch(g["node"], p["complete"]) == \
+                    self.epoch(g["node"], g["invoke"]):
+                live += 1
+                if p["value"] not in g["value"]:
+                    self.fail("ttl", f"n{g['node'] + 1} did not return {p['value']}, put there "
+                              f"with ttl {p['ttl']} s and not yet expired", [p, g])
+        for name, snap in self.finals():
+            held = [v for k, vs in snap.items() if k.startswith("ttl:") for v in vs]
+            if held:
+                self.fail("ttl", f"{name} ends holding values whose ttl ran out: {held[:5]}")
+        self.counts["ttl"].update(puts=len(puts), read_after_expiry=late,
+                                  live_reads_checked=live)
+
+    def check_replicas(self):
+        """A put acknowledged with --replicas N is held by N nodes when acknowledged: read
+        at once (no token) on every other node, the holders plus the nodes that did not
+        answer reach N."""
+        gets = collections.defaultdict(list)
+        for g in self.of("replicas-get"):
+            if "put" in g:
+                gets[g["put"]].append(g)
+        least = None
+        checked = 0
+        for p in self.of("replicas-put", "ok"):
+            gs = gets.get(p["id"], [])
+            if len(gs) < NODES - 1:
+                continue
+            checked += 1
+            holders = 1 + sum(1 for g in gs if g["type"] == "ok" and p["value"] in g["value"])
+            unknown = sum(1 for g in gs if g["type"] != "ok")
+            least = holders if least is None else min(least, holders)
+            if holders + unknown < REPLICAS:
+                self.fail("replicas", f"put {p['key']}={p['value']} acknowledged on "
+                          f"n{p['node'] + 1} with --replicas {REPLICAS}, yet right after only "
+                          f"{holders} nodes held it ({unknown} did not answer)", [p] + gs,
+                          (p["invoke"] - 1, max(g["complete"] for g in gs)))
+        self.counts["replicas"].update(puts_checked=checked, least_holders=least or 0,
+                                       puts_short=len(self.of("replicas-put", "info")))
+
+    def check_private(self):
+        """What an agent writes to `private` stays with it on its node: a read of the private
+        key returns only values that same agent put on that same node, and, on its own node,
+        its last acknowledged one (or a later indeterminate one)."""
+        puts = [o for o in self.of("private-put") if o["type"] != "fail"]
+        by_value = {o["value"]: o for o in puts}
+        leaks = 0
+        for g in self.of("private-get", "ok"):
+            for v in g["value"]:
+                p = by_value.get(v)
+                if p is None or p["process"] != g["process"] or p["node"] != g["node"]:
+                    leaks += 1
+                    self.fail("private", f"agent-{g['process']} read {v} from its private "
+                              f"scope on n{g['node'] + 1}, " + (
+                                  "never put" if p is None else
+                                  f"put by agent-{p['process']} on n{p['node'] + 1}"),
+                              [g] + ([p] if p else []))
+            mine = [p for p in puts if p["process"] == g["process"] and p["node"] == g["node"]
+                    and p["invoke"] < g["invoke"]]
+            oks = [i for i, p in enumerate(mine) if p["type"] == "ok"]
+            if oks and self.epoch(g["node"], mine[oks[-1]]["complete"]) == \
+                    self.epoch(g["node"], g["invoke"]):
+                allowed = {p["value"] for p in mine[oks[-1]:]}
+                if not set(g["value"]) & allowed:
+                    self.fail("private", f"agent-{g['process']} read {g['value']} from its "
+                              f"private scope on n{g['node'] + 1}, not its last write there "
+                              f"{sorted(allowed)}", [mine[oks[-1]], g])
+        self.counts["private"].update(reads=len(self.of("private-get", "ok")), leaks=leaks)
+
+    def check_watch(self):
+        """Every subscriber (`engram watch`, one per node, for the whole run, unbroken) gets
+        every acknowledged append once, nothing never appended, in causal order: a client's
+        appends on one node in their order, and an append after all it was read after."""
+        apps = self.of("log-append")
+        ok = {o["value"]: o for o in apps if o["type"] == "ok"}
+        maybe = {o["value"] for o in apps if o["type"] != "fail"}
+        judged = delivered = 0
+        for sub in self.extra.get("subscribers", []):
+            if sub["gaps"]:
+                continue
+            judged += 1
+            name = sub["node"]
+            stream = [v for _t, key, _op, v in sub["events"] if key == "l0"]
+            pos = {}
+            for i, v in enumerate(stream):
+                if v in pos:
+                    self.fail("watch", f"{name}'s subscriber got {v} twice")
+                pos.setdefault(v, i)
+            missing = sorted(set(ok) - set(pos))
+            if missing:
+                self.fail("watch", f"{name}'s subscriber never got {len(missing)} acknowledged "
+                          f"appends: {missing[:5]}", [ok[v] for v in missing[:3]])
+            never = sorted(set(pos) - maybe)
+            if never:
+                self.fail("watch", f"{name}'s subscriber got appends never made: {never[:5]}")
+            delivered += len(pos)
+            seqs = collections.defaultdict(list)
+            for o in sorted(ok.values(), key=lambda o: o["invoke"]):
+                seqs[(o["process"], o["node"])].append(o)
+            for seq in seqs.values():
+                for a, b in zip(seq, seq[1:]):
+                    if a["value"] in pos and b["value"] in pos and \
+                            pos[a["value"]] > pos[b["value"]]:
+                        self.fail("watch", f"{name}'s subscriber got {b['value']} before "
+                                  f"{a['value']}, appended in that order on n{a['node'] + 1}",
+                                  [a, b])
+            for o in apps:
+                if o["type"] == "fail" or not o.get("read_before") or o["value"] not in pos:
+                    continue
+                early = [e for e in o["read_before"] if e in pos and pos[e] > pos[o["value"]]]
+                if early:
+                    self.fail("watch", f"{name}'s subscriber got {o['value']} before "
+                              f"{early[:5]}, which its client had read before appending it",
+                              [o])
+        self.counts["watch"].update(subscribers=len(self.extra.get("subscribers", [])),
+                                    gapless=judged, events=delivered)
+        if not judged:
+            self.fail("watch", "no subscriber ran the whole run unbroken")
+
+    def check_delay(self):
+        """Each delay fault delayed packets, its delayer exited 0 and left no rule."""
+        delays = self.extra.get("delays", [])
+        total = 0
+        for d in delays:
+            got = sum(r[1] for r in d["results"].values())
+            total += got
+            if got == 0:
+                self.fail("delay", f"the delay of {d['nodes']} ({d['max_ms']} ms) held no packet")
+            for node, (rc, _n, left) in sorted(d["results"].items()):
+                if rc != 0 or left:
+                    self.fail("delay", f"{node}: nfqdelay exited {rc}, {left} NFQUEUE rules "
+                              "left behind")
+        self.counts["delay"].update(faults=len(delays), packets_delayed=total)
+
+    def check_wipe(self):
+        """A wiped node (empty data, same identity) takes a new replica id, never one it used:
+        reusing one would reissue dots the others hold, and its new writes would vanish."""
+        wipes = self.extra.get("wipes", [])
+        for w in wipes:
+            after = w.get("replica_after")
+            if not after or after in w["replicas_before"]:
+                self.fail("wipe", f"{w['node']} rejoined after its wipe with replica id "
+                          f"{after}, one it had used before ({w['replicas_before']}): its dots "
+                          "restart where the others already hold them")
+        self.counts["wipe"].update(wipes=len(wipes))
 
     def check_resources(self):
         """Every node's resident set stays under the limit the cell states."""
@@ -1772,8 +2384,9 @@ class Checker:
                         c["served_after_revocation"] += 1
                         self.fail("acl", f"n{a['node'] + 1} took a write from {rev['agent']} "
                                   f"after it held the revocation of its user grant", [a])
+        # an op still running when its agent's revocation was invoked may be refused
         denied = [o for o in self.ops if o.get("rc") == 6 and
-                  (o["process"] not in revoked_pids or o["invoke"] < revoked_pids[o["process"]])]
+                  (o["process"] not in revoked_pids or o["complete"] < revoked_pids[o["process"]])]
         c["refusals_of_revoked"] = sum(1 for o in self.ops if o.get("rc") == 6) - len(denied)
         if denied:
             self.fail("acl", f"{len(denied)} operations of agents not (yet) revoked were "
@@ -1922,27 +2535,73 @@ def self_test():
         op(29, "set-add", "ok", 12, 12.5, process=11, key="a0", value="h"),
         op(30, "set-read", "ok", 22, 22.5, process=11, key="a0", value=["h"]),
         op(31, "set-read", "fail", 22, 22.5, process=10, key="a0", rc=6),
+        # the kv workload: one client's key put, read with its token, deleted, read; a ttl
+        # put read live and after expiry; put --replicas 3 read at once on the four others;
+        # a private put read by its agent and by another
+        op(40, "kv-put", "ok", 30, 30.5, process=12, key="k12", value="kv1", token="T1",
+           clock=0),
+        op(41, "kv-get", "ok", 31, 31.5, node=1, process=12, key="k12", value=["kv1"],
+           after="T1", clock=0),
+        op(42, "kv-rm", "ok", 32, 32.5, process=12, key="k12", token="T2", clock=0),
+        op(43, "kv-get", "ok", 33, 33.5, process=12, key="k12", value=[], clock=0),
+        op(44, "ttl-put", "ok", 34, 34.2, process=12, key="x12", value="tv", ttl=2, clock=0),
+        op(45, "ttl-get", "ok", 34.5, 34.6, process=12, key="x12", value=["tv"], clock=0),
+        op(46, "ttl-get", "ok", 38, 38.1, node=2, process=12, key="x12", value=[], clock=0),
+        op(47, "replicas-put", "ok", 39, 39.5, process=12, key="q12", value="qv"),
+        op(48, "replicas-get", "ok", 39.5, 39.6, node=1, process=12, key="q12", value=["qv"],
+           put=47),
+        op(49, "replicas-get", "ok", 39.6, 39.7, node=2, process=12, key="q12", value=["qv"],
+           put=47),
+        op(50, "replicas-get", "ok", 39.7, 39.8, node=3, process=12, key="q12", value=[],
+           put=47),
+        op(51, "replicas-get", "ok", 39.8, 39.9, node=4, process=12, key="q12", value=[],
+           put=47),
+        op(52, "private-put", "ok", 40, 40.1, process=12, key=PRIVATE_KEY, scope=PRIVATE,
+           value="pv"),
+        op(53, "private-get", "ok", 41, 41.1, process=12, key=PRIVATE_KEY, value=["pv"]),
+        op(54, "private-get", "ok", 41, 41.1, node=1, process=13, key=PRIVATE_KEY, value=[]),
+        # log range --after the token of append 23 on another node
+        op(55, "log-read", "ok", 5.5, 5.6, node=2, process=6, key="l0", value=["x", "y", "z"],
+           carried=23),
     ]
     snap = {"vectors": {SCOPE_A: "v", SCOPE_B: "v"}, "members": [], "set:s0": ["a", "b"],
             "set:s1": [], "set:s9": ["e", "f"], "set:a0": ["h"], "counter:c0": 2,
-            "log:l0": ["x", "y", "z"], "reg:r0": ["v1"], "reg:r1": ["w2"], "reg:r2": []}
+            "log:l0": ["x", "y", "z"], "reg:r0": ["v1"], "reg:r1": ["w2"], "reg:r2": [],
+            "kv:k12": [], "ttl:x12": []}
     revocation = dict(kind="user", agent="agent-10", pid=10, statement="S", revocation="R",
                       node=0, invoked=20, issued=20.5,
                       learned={f"n{i + 1}": 21 for i in range(NODES)})
 
     def check(mutate=None, workload="mixed"):
         h = History()
-        h.ops = [o for o in copy.deepcopy(base_ops) if workload == "acl" or o["id"] < 28]
+        wanted = {"acl": range(28, 32), "kv": range(40, 55), "log": range(55, 56)}
+        h.ops = [o for o in copy.deepcopy(base_ops)
+                 if o["id"] < 28 or o["id"] in wanted.get(workload, ())]
         snaps = [copy.deepcopy(snap) for _ in range(NODES)]
         conv = [1.0]
         extra = dict(rss=[(1, f"n{i + 1}", 100 * 1024) for i in range(NODES)],
                      rss_limit_kib=512 * 1024, revocations=[copy.deepcopy(revocation)],
                      clock_big=False)
+        if workload == "log":  # a subscriber that got every append once, in order
+            extra["subscribers"] = [dict(node="n1", gaps=[], events=[
+                (t, "l0", "append", v) for t, v in ((3, "x"), (4, "y"), (5, "z"))])]
         if mutate:
             mutate({o["id"]: o for o in h.ops}, snaps, conv, extra)
+        h.ops += extra.pop("planted", [])
         c = Checker(h, snaps, conv[0], workload, extra)
         c.run()
         return {k for k, v in c.results.items() if v != "ok"}
+
+    def event(kind, t, node):
+        """A nemesis event planted in the history (a wipe, a kill)."""
+        def plant(ops, snaps, conv, extra):
+            ops[1000 + len(ops)] = ev = dict(id=1000 + len(ops), process="nemesis", kind=kind,
+                                             type="info", invoke=t, complete=t, node=node)
+            extra.setdefault("planted", []).append(ev)
+        return plant
+
+    def xset(field, value):
+        return lambda ops, snaps, conv, extra: extra.__setitem__(field, value)
 
     def setv(i, field, value):
         return lambda ops, snaps, conv, extra: snaps[i].__setitem__(field, value)
@@ -2008,8 +2667,72 @@ def self_test():
         ("acl: revocation never reached a node",
          lambda o, s, c, e: e["revocations"][0]["learned"].pop("n3"), {"acl"}, "acl"),
         ("acl: agent refused before its revocation", opv(30, "rc", 6), {"acl"}, "acl"),
+        ("acl: a refusal of an op running when its revocation was invoked: fine",
+         lambda o, s, c, e: o[31].update(invoke=19.5, complete=20.3), set(), "acl"),
+        ("acl: a refusal of an op done before its revocation was invoked",
+         lambda o, s, c, e: o[31].update(invoke=19, complete=19.5), {"acl"}, "acl"),
         ("resources: a node over the limit",
          lambda o, s, c, e: e["rss"].append((2, "n2", 600 * 1024)), {"resources"}, "set"),
+        ("kv: nothing planted", None, set(), "kv"),
+        ("kv: acknowledged delete resurrected in a read", opv(43, "value", ["kv1"]),
+         {"deletes"}, "kv"),
+        ("kv: read with the put's token misses it", opv(41, "value", []), {"deletes"}, "kv"),
+        ("kv: acknowledged delete undone at the end", setv(3, "kv:k12", ["kv1"]), {"deletes"},
+         "kv"),
+        ("kv: value read past its ttl", opv(46, "value", ["tv"]), {"ttl"}, "kv"),
+        ("kv: value read by a node whose clock is 5 s behind: fine",
+         both(opv(46, "value", ["tv"]), opv(46, "clock", -5)), set(), "kv"),
+        ("kv: live ttl value not read on its node", opv(45, "value", []), {"ttl"}, "kv"),
+        ("kv: expired value held at the end", setv(1, "ttl:x12", ["tv"]), {"ttl"}, "kv"),
+        ("kv: put --replicas 3 held by 2 nodes", opv(49, "value", []), {"replicas"}, "kv"),
+        ("kv: the same, a node not answering: fine", both(opv(49, "value", []),
+                                                         opv(49, "type", "fail")), set(), "kv"),
+        ("kv: private value read by another agent", opv(54, "value", ["pv"]), {"private"},
+         "kv"),
+        ("kv: private value read on another node by its agent",
+         both(opv(54, "process", 12), opv(54, "value", ["pv"])), {"private"}, "kv"),
+        ("kv: private value not read back by its agent", opv(53, "value", []), {"private"},
+         "kv"),
+        ("log: log range --after misses what the token covers", opv(55, "value", ["x", "y"]),
+         {"causal_order"}, "log"),
+        ("watch: an append never delivered",
+         lambda o, s, c, e: e["subscribers"][0]["events"].pop(1), {"watch"}, "log"),
+        ("watch: an append delivered twice",
+         lambda o, s, c, e: e["subscribers"][0]["events"].append((6, "l0", "append", "x")),
+         {"watch"}, "log"),
+        ("watch: a client's appends out of order",
+         lambda o, s, c, e: e["subscribers"][0]["events"].reverse(), {"watch"}, "log"),
+        ("watch: no unbroken subscriber",
+         lambda o, s, c, e: e["subscribers"][0]["gaps"].append((4, 5)), {"watch"}, "log"),
+        ("delay: packets delayed, clean exit",
+         xset("delays", [dict(nodes=["n1"], max_ms=80, results={"n1": (0, 10, 0)})]), set(),
+         "set"),
+        ("delay: no packet delayed",
+         xset("delays", [dict(nodes=["n1"], max_ms=80, results={"n1": (0, 0, 0)})]),
+         {"delay"}, "set"),
+        ("delay: a rule left behind",
+         xset("delays", [dict(nodes=["n1"], max_ms=80, results={"n1": (0, 10, 1)})]),
+         {"delay"}, "set"),
+        ("delay: the delayer failed",
+         xset("delays", [dict(nodes=["n1"], max_ms=80, results={"n1": (1, 10, 0)})]),
+         {"delay"}, "set"),
+        ("wipe: new replica id, an add acked just before lost: fine",
+         both(xset("wipes", [dict(node="n1", replicas_before=["a"], replica_after="b")]),
+              event("wipe", 1.5, "n1"), setv(2, "set:s0", ["b"])), set(), "set"),
+        ("wipe: an add acked long before the wipe lost",
+         both(xset("wipes", [dict(node="n1", replicas_before=["a"], replica_after="b")]),
+              event("wipe", 5, "n1"), setv(2, "set:s0", ["b"])), {"sets"}, "set"),
+        ("wipe: the replica id reused",
+         xset("wipes", [dict(node="n1", replicas_before=["a"], replica_after="a")]),
+         {"wipe"}, "set"),
+        ("wipe: refused on the wiped node until it relearns the grants: fine",
+         both(xset("wipes", []), event("wipe", 1.2, "n1"), opv(12, "rc", 6),
+              opv(12, "type", "fail")), set(), "set"),
+        ("async: an acked add lost to a kill: reported, fine",
+         both(xset("durability", "async"), event("kill", 3, "n1"), setv(2, "set:s0", ["b"])),
+         set(), "durability"),
+        ("sync: the same loss", both(event("kill", 3, "n1"), setv(2, "set:s0", ["b"])),
+         {"sets"}, "durability"),
         ("clock-big without a refusal counted",
          lambda o, s, c, e: e.update(clock_big=True, clock_refusals=0), {"clock_refusals"},
          "set"),
@@ -2046,6 +2769,9 @@ def run_cell(cfg):
         conv_limit = max(conv_limit, CLOCK_BIG_S + 60)
     out = cfg.get("out")
     cfg = dict(cfg, workload=workload, nemeses=nemeses, seed=seed)
+    if not cfg.get("nfqdelay"):  # built beside engramd: build/jepsen/nfqdelay
+        cfg["nfqdelay"] = os.path.join(os.path.dirname(os.path.dirname(engramd)), "jepsen",
+                                       "nfqdelay")
     label = f"{workload} x {','.join(nemeses)}"
     print(f"engram_jepsen: {label}, seed {seed}, {duration:.0f} s, {NODES} nodes x "
           f"{per_node} clients", flush=True)
@@ -2082,6 +2808,10 @@ def run_cell(cfg):
                           nemeses)
         sampler = Sampler(cluster, watch_stop)
         threads = [sampler]
+        subscribers = []
+        if cfg.get("watch"):
+            subscribers = [Subscriber(cluster, i, watch_stop) for i in range(NODES)]
+            threads += subscribers
         if workload == "acl":
             actor = AclActor(cluster, history, random.Random(rng.getrandbits(64)), duration,
                              stop, clients_n)
@@ -2104,6 +2834,11 @@ def run_cell(cfg):
         log("converged %s after the heal" % ("in %.1f s" % conv_s if conv_s is not None
                                              else "NEVER"))
         members_ok = cluster.wait_members(20)
+        if subscribers:  # the last events reach the subscribers, then they stop
+            time.sleep(1)
+            watch_stop.set()
+            for sub in subscribers:
+                sub.stop()
         if actor:  # the last revocations reach the last nodes
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and any(len(r["learned"]) < NODES
@@ -2116,7 +2851,16 @@ def run_cell(cfg):
         extra = dict(rss=sampler.rss, rss_limit_kib=int(cfg.get("rss_limit_mib", 512)) * 1024,
                      clock_refusals=sampler.clock_refusals(),
                      clock_big="clock-big" in nemeses,
-                     revocations=actor.revocations if actor else [])
+                     revocations=actor.revocations if actor else [],
+                     durability=cfg.get("durability", "sync"))
+        if subscribers:
+            extra["subscribers"] = [dict(node=f"n{s.idx + 1}", events=s.events, gaps=s.gaps)
+                                    for s in subscribers]
+        if "delay" in nemesis.faults:
+            extra["delays"] = nemesis.delays
+        if "wipe" in nemesis.faults:
+            extra["wipes"] = nemesis.wipes
+        result["skipped"] = nemesis.skipped
         checker = Checker(history, snaps, conv_s, workload, extra)
         ok = checker.run()
         for c in clients + threads + [nemesis]:
@@ -2185,6 +2929,8 @@ def cell_summary(history, nemesis, checker, sampler):
         tot.update(c)
     counts = checker.counts if checker else {}
     lost = max(counts.get("sets", {}).get("lost", 0), counts.get("logs", {}).get("lost", 0))
+    excused = {why: max(counts.get("sets", {}).get(f"lost_{why}", 0),
+                        counts.get("logs", {}).get(f"lost_{why}", 0)) for why in ("async", "wipe")}
     peak = 0
     if sampler:
         peak = max((kib for _t, _n, kib in sampler.rss), default=0) // 1024
@@ -2193,6 +2939,7 @@ def cell_summary(history, nemesis, checker, sampler):
                 faults=dict(sorted(nemesis.counts.items())),
                 faults_injected=sum(nemesis.counts.values()),
                 lost=lost, resurrected=counts.get("sets", {}).get("resurrected", 0),
+                lost_async=excused["async"], lost_wipe=excused["wipe"],
                 rss_peak_mib=peak,
                 clock_refusals=sampler.clock_refusals() if sampler else 0,
                 verdicts={k: v == "ok" for k, v in (checker.results.items() if checker else [])},
@@ -2230,6 +2977,9 @@ def write_results(out, cfg, result, history, nemesis, checker, sampler, cluster)
     if checker:
         with open(os.path.join(out, "final.json"), "w") as f:  # each node's final state
             json.dump(checker.snaps, f, sort_keys=True)
+    if checker and "subscribers" in checker.extra:  # each subscriber's events, as received
+        with open(os.path.join(out, "watch.json"), "w") as f:
+            json.dump(checker.extra["subscribers"], f)
     if sampler:
         with open(os.path.join(out, "rss.json"), "w") as f:
             json.dump(sampler.rss, f)
