@@ -1702,9 +1702,10 @@ class Checker:
                 for name, res in self.results.items()}
 
     def relearning(self, o):
-        """A refusal on a node wiped before it, until that agent is served there again: the
-        wiped node lost the access graph with its data and learns it back by gossip."""
-        wipes = [b for b in self.boundaries(o["node"]) if b <= o["invoke"]]
+        """A refusal on a node wiped before it ended (an op in flight when the wipe began
+        included), until that agent is served there again: the wiped node lost the access
+        graph with its data and learns it back by gossip."""
+        wipes = [b for b in self.boundaries(o["node"]) if b <= o["complete"]]
         if not wipes or o["process"] == "nemesis":
             return False
         return not any(p["process"] == o["process"] and p["node"] == o["node"] and

@@ -164,6 +164,8 @@ struct node_server {
     zlist_t *outbox;        /* api_out_t *, this turn's replies */
     zlist_t *replicating;   /* api_out_t *, durable writes waiting for replicas */
     zlist_t *removals; /* api_removal_t *, owned: what the remote delta being applied removes */
+    crdt_ctx_t *held_before;     /* owned: the scope's context before that delta (its entries
+                                    already held get no event), or NULL */
     node_cluster_t *cluster;     /* borrowed; NULL: a single node */
     node_acl_t *acl;             /* borrowed: the daemon's */
     zlist_t *pending_statements; /* zframe_t *: imported statements not yet in sys:acl */

@@ -72,6 +72,9 @@ static int s_remote_entry(void *arg, crdt_type_id_t type, const char *key,
 {
     static const char *ops[] = {"", "put", "set_add", "counter_changed", "log_append"};
     s_remote_t *remote = arg;
+    if (remote->self->held_before &&
+        crdt_ctx_contains(remote->self->held_before, (crdt_dot_t){entry->node, entry->n}))
+        return 0; /* held already (a pull answer overlapping a push): told once, before */
     s_remote_event_t e;
     const char *op = type <= CRDT_TYPE_MAX ? ops[type] : NULL;
     if (s_remote_event_init(&e, remote->sid, key, type)) {
@@ -242,11 +245,15 @@ void api__remote_applied(void *arg, const char *sid, const crdt_scope_t *delta, 
         api_removal_t *stale;
         while ((stale = zlist_pop(self->removals))) /* a delta that failed to apply */
             api__removal_free(stale);
+        crdt_ctx_destroy(&self->held_before);
+        const crdt_ctx_t *held = node_store_ctx(self->store, sid);
+        self->held_before = held ? crdt_ctx_dup(held) : NULL;
         s_collect_t collect = {self, sid};
         crdt_scope_foreach_record(delta, s_collect_removed, &collect);
         return;
     }
     s_remote_t remote = {self, sid, api__now_ms()};
     crdt_scope_foreach_entry(delta, s_remote_entry, &remote);
+    crdt_ctx_destroy(&self->held_before);
     s_publish_removals(self, sid, delta);
 }

@@ -865,6 +865,7 @@ void node_server_destroy(node_server_t **self_p)
     while (self->removals && (removal = zlist_pop(self->removals)))
         api__removal_free(removal);
     zlist_destroy(&self->removals);
+    crdt_ctx_destroy(&self->held_before);
     if (self->cluster)
         node_cluster_on_applied(self->cluster, NULL, NULL);
     zhash_destroy(&self->peers);

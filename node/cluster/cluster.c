@@ -239,11 +239,19 @@ int node_cluster_new(const node_cluster_config_t *config, node_store_t *store,
         self->dots_pending = true;
         self->dots_since_ms = cluster__now_ms();
     } else if (!self->removed && members_lost) {
+        /* Nobody to ask. A node that wrote lost its members (a partial copy?); one that holds
+         * nothing may be new, or its data was wiped while its identity was kept: then the
+         * others hold dots of its old replica that its fresh counters would issue again. A new
+         * node loses nothing by a fresh replica id, so every such node takes one. */
         s_wrote_t wrote = {self, false};
         node_store_gossip.each_scope(self->store, s_wrote_scope, &wrote);
-        if (wrote.wrote) /* nobody to ask: its members were lost (a partial copy?) */
-            cluster__renew_replica(self, "this node wrote to shared scopes but its list of members "
-                                         "is gone, so it cannot ask them about its dot counters");
+        cluster__renew_replica(self, wrote.wrote
+                                         ? "this node wrote to shared scopes but its list of "
+                                           "members is gone, so it cannot ask them about its dot "
+                                           "counters"
+                                         : "this node starts with no list of members (new, or "
+                                           "its data was wiped): a replica id of its own, so that "
+                                           "no dot it issues was issued before");
     }
     if (config->join && node_cluster_join(self, config->join) != 0)
         return s_fail(self_p, ENGRAM_EINVAL, why, why_len,
