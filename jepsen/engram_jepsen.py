@@ -1452,6 +1452,21 @@ class AclActor(threading.Thread):
             self.error = traceback.format_exc()
 
 
+def subscribed(cluster, idx):
+    """Whether node idx counts a subscriber (the watcher's SUBSCRIBE was acknowledged)."""
+    r = cluster.cli(idx, "stats", timeout=3)
+    m = re.search(r"subscribers: (\d+)", r.stdout or "")
+    return bool(m) and int(m.group(1)) > 0
+
+
+def wait_until(cond, seconds, what):
+    deadline = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not within {seconds} s: {what}")
+        time.sleep(0.1)
+
+
 class Subscriber(threading.Thread):
     """`engram --json watch team:jepsen` on one node for the whole run, as the reader
     agent: every event with the time it arrived. If the watch ends (its node was killed),
@@ -2817,7 +2832,12 @@ def run_cell(cfg):
             actor = AclActor(cluster, history, random.Random(rng.getrandbits(64)), duration,
                              stop, clients_n)
             threads += [actor, AclWatcher(cluster, actor, watch_stop)]
-        for t in threads + clients + [nemesis]:
+        for t in threads:
+            t.start()
+        if subscribers:  # every watch in place before the first write it must be told of
+            wait_until(lambda: all(subscribed(cluster, i) for i in range(NODES)), 30,
+                       "every node's watcher subscribed")
+        for t in clients + [nemesis]:
             t.start()
         nemesis.join(duration + 60)
         log("nemesis done; healing everything")

@@ -228,6 +228,49 @@ static void s_publish_removals(node_server_t *self, const char *sid, const crdt_
     zhash_destroy(&told);
 }
 
+/*  The entries of one delta, to be told in causal order: a pull answer holds entries of many
+ *  operations, which its encoding lists by key and dot, while their stamps (which observe
+ *  every stamp their writers had seen) order each after what caused it. */
+typedef struct {
+    crdt_type_id_t type;
+    const char *key;        /* the delta's */
+    crdt_entry_view_t view; /* pointing into the delta */
+} s_entry_t;
+
+typedef struct {
+    s_entry_t *at;
+    size_t n, cap;
+    bool failed;
+} s_entries_t;
+
+static int s_collect_entry(void *arg, crdt_type_id_t type, const char *key,
+                           const crdt_entry_view_t *entry)
+{
+    s_entries_t *entries = arg;
+    if (entries->n == entries->cap) {
+        size_t cap = entries->cap ? 2 * entries->cap : 16;
+        s_entry_t *at = realloc(entries->at, cap * sizeof *at);
+        if (!at) {
+            entries->failed = true;
+            return ENGRAM_ENOMEM;
+        }
+        entries->at = at;
+        entries->cap = cap;
+    }
+    entries->at[entries->n++] = (s_entry_t){type, key, *entry};
+    return 0;
+}
+
+static int s_by_stamp(const void *a, const void *b)
+{
+    const crdt_entry_view_t *x = &((const s_entry_t *)a)->view, *y = &((const s_entry_t *)b)->view;
+    if (x->hlc != y->hlc)
+        return x->hlc < y->hlc ? -1 : 1;
+    if (x->node != y->node)
+        return x->node < y->node ? -1 : 1;
+    return x->n < y->n ? -1 : x->n > y->n;
+}
+
 /*  A delta from another node: before it is applied, the local entries it removes are noted;
  *  after, its new entries and those removals become events for the scope's subscribers, the
  *  statements it brings to sys:acl go to the acl, and the reads parked on the scope are
@@ -253,7 +296,16 @@ void api__remote_applied(void *arg, const char *sid, const crdt_scope_t *delta, 
         return;
     }
     s_remote_t remote = {self, sid, api__now_ms()};
-    crdt_scope_foreach_entry(delta, s_remote_entry, &remote);
+    s_entries_t entries = {0};
+    crdt_scope_foreach_entry(delta, s_collect_entry, &entries);
+    if (entries.failed) /* out of memory: told in the delta's order rather than not at all */
+        crdt_scope_foreach_entry(delta, s_remote_entry, &remote);
+    else {
+        qsort(entries.at, entries.n, sizeof *entries.at, s_by_stamp);
+        for (size_t i = 0; i < entries.n; i++)
+            s_remote_entry(&remote, entries.at[i].type, entries.at[i].key, &entries.at[i].view);
+    }
+    free(entries.at);
     crdt_ctx_destroy(&self->held_before);
     s_publish_removals(self, sid, delta);
 }
