@@ -300,7 +300,7 @@ void api__remote_applied(void *arg, const char *sid, const crdt_scope_t *delta, 
     crdt_scope_foreach_entry(delta, s_collect_entry, &entries);
     if (entries.failed) /* out of memory: told in the delta's order rather than not at all */
         crdt_scope_foreach_entry(delta, s_remote_entry, &remote);
-    else {
+    else if (entries.n) {
         qsort(entries.at, entries.n, sizeof *entries.at, s_by_stamp);
         for (size_t i = 0; i < entries.n; i++)
             s_remote_entry(&remote, entries.at[i].type, entries.at[i].key, &entries.at[i].view);
