@@ -143,7 +143,7 @@ int main(int argc, char **argv)
 {
     long queue_num = -1, min_ms = 0, max_ms = 80;
     unsigned long long seed = 1;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* --flag VALUE pairs */
         if (i + 1 >= argc)
             return s_usage();
         char *end;
@@ -161,7 +161,6 @@ int main(int argc, char **argv)
             seed = v;
         else
             return s_usage();
-        i++;
     }
     if (queue_num < 0 || max_ms < min_ms)
         return s_usage();
