@@ -51,20 +51,10 @@ static bool s_admin_changes(Engram__Op op)
            op == ENGRAM__OP__ACL_SUBMIT;
 }
 
+/*  Operations that need read access: the reads, and a subscription (its events are reads). */
 static bool s_reads(Engram__Op op)
 {
-    switch (op) {
-    case ENGRAM__OP__GET:
-    case ENGRAM__OP__SET_MEMBERS:
-    case ENGRAM__OP__COUNTER_GET:
-    case ENGRAM__OP__LOG_RANGE:
-    case ENGRAM__OP__LIST:
-    case ENGRAM__OP__HISTORY:
-    case ENGRAM__OP__SUBSCRIBE:
-        return true;
-    default:
-        return false;
-    }
+    return api__op_reads(op) || op == ENGRAM__OP__SUBSCRIBE;
 }
 
 uint64_t api__acl_now(void)
