@@ -257,7 +257,8 @@ int api__fail(api_reply_t *r, int code, const char *fmt, ...);
 /*  text (what a request sent) as an error message may show it, in the reply's arena: each
  *  character that is not visible (control, format, separator but the ASCII space, surrogate,
  *  private use, unassigned) written \u and four hex digits (\U and eight past U+FFFF), a
- *  backslash \\, a byte that is not UTF-8 \x and two hex digits; cut at a character boundary with "..." past API_QUOTE_BYTES. "" when memory runs out. */
+ *  backslash \\, a byte that is not UTF-8 \x and two hex digits; cut at a character boundary with
+ * "..." past API_QUOTE_BYTES. "" when memory runs out. */
 const char *api__quote(api_reply_t *r, const char *text);
 
 /*  Refuses a request one of whose string fields (field, NULL: unknown) is not UTF-8 or holds
