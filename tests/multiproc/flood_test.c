@@ -34,9 +34,8 @@
  *  Each test fails against an engramd without the bounds (the server before issue 10): no
  *  EBUSY, RSS past the bound, subscribers and parked reads left after a disconnect, reads
  *  other than GET answered before their token, waits that never end, tokens never refused.
- *  Every stop is SIGTERM with exit status 0 required (no leak under ASan; the nodes then run
- *  with a small ASan quarantine, so that RSS measures what engramd holds). Timings are
- *  printed, never asserted.
+ *  Every stop is SIGTERM with exit status 0 required (no leak under ASan). The RSS bound is
+ *  asserted without ASan only (see RSS_BOUND_MB). Timings are printed, never asserted.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -66,12 +65,19 @@
 #define CALL_TIMEOUT_MS 10000
 #define POLL_MS         20000
 #define BIG_VALUE       (900 * 1000)
-/*  What a flood may add to the node's resident memory. */
+/*  What a flood may add to the node's resident memory. Asserted without ASan only: under
+ *  ASan, RSS also measures ASan's allocator and shadow memory (a loaded CI machine once saw
+ *  +266 MB under ASan for what takes +3 MB without it); the figures are printed either way. */
 #define RSS_BOUND_MB 250
-#define FLOOD_GETS   1000
-#define SLOW_GETS    2000
-#define SUB_CONNS    80
-#define SUB_EACH     250
+#ifdef __SANITIZE_ADDRESS__
+#define RSS_ASSERTED false
+#else
+#define RSS_ASSERTED true
+#endif
+#define FLOOD_GETS 1000
+#define SLOW_GETS  2000
+#define SUB_CONNS  80
+#define SUB_EACH   250
 
 static node_harness_t *s_node;                 /* the lone node of the single-node tests */
 static node_harness_admin_t s_admin;           /* the cluster's */
@@ -267,11 +273,15 @@ static int s_lone_up(void **state)
     return s_node && node_harness_start(s_node) == 0 ? 0 : -1;
 }
 
+/*  Each single-node test has a node of its own, so that one that fails (leaving its
+ *  connections open) cannot fail the next; the node must then stop cleanly (exit status 0:
+ *  no leak under ASan). */
 static int s_lone_down(void **state)
 {
     (void)state;
+    int rc = node_harness_stop(s_node);
     node_harness_destroy(&s_node);
-    return 0;
+    return rc == 0 ? 0 : -1;
 }
 
 typedef struct {
@@ -374,7 +384,7 @@ static void test_parked_flood(void **state)
     printf("parked flood: %d GETs of %d kB on one connection in %" PRId64
            " ms; engramd RSS %ld MB -> %ld MB\n",
            FLOOD_GETS, BIG_VALUE / 1000, node_harness_now_ms() - start, rss0, rss1);
-    if (rss1 - rss0 > RSS_BOUND_MB)
+    if (RSS_ASSERTED && rss1 - rss0 > RSS_BOUND_MB)
         fail_msg("engramd grew by %ld MB for parked reads (bound %d MB)", rss1 - rss0,
                  RSS_BOUND_MB);
     size_t busy = 0;
@@ -445,7 +455,7 @@ static void test_slow_reader(void **state)
         if (i % 100 == 0) {
             long rss = s_rss_mb(s_node);
             peak = rss > peak ? rss : peak;
-            if (rss - rss0 > RSS_BOUND_MB)
+            if (RSS_ASSERTED && rss - rss0 > RSS_BOUND_MB)
                 fail_msg("engramd grew by %ld MB after %" PRIu64 " GETs of %d kB from a client "
                          "that does not read (bound %d MB)",
                          rss - rss0, i, BIG_VALUE / 1000, RSS_BOUND_MB);
@@ -456,7 +466,7 @@ static void test_slow_reader(void **state)
     printf("slow reader: %d GETs of %d kB unread in %" PRId64 " ms; engramd RSS %ld MB -> peak "
            "%ld MB -> %ld MB\n",
            SLOW_GETS, BIG_VALUE / 1000, node_harness_now_ms() - start, rss0, peak, rss1);
-    if (rss1 - rss0 > RSS_BOUND_MB)
+    if (RSS_ASSERTED && rss1 - rss0 > RSS_BOUND_MB)
         fail_msg("engramd kept %ld MB for a client that does not read (bound %d MB)", rss1 - rss0,
                  RSS_BOUND_MB);
     s_wait_stats(s_node, 0, 0, UINT64_MAX, before.connections_cut + 1, "the slow reader is cut");
@@ -635,12 +645,6 @@ static void test_token_refusals(void **state)
     free(near.data);
     free(next.data);
     zsock_destroy(&d);
-}
-
-static void test_lone_stop(void **state)
-{
-    (void)state;
-    assert_int_equal(node_harness_stop(s_node), 0);
 }
 
 /*  --- two nodes -------------------------------------------------------------------------- */
@@ -902,16 +906,17 @@ int main(void)
     for (size_t i = 0; i < sizeof s_big; i++)
         s_big[i] = (uint8_t)('a' + i % 26);
     const struct CMUnitTest lone[] = {
-        cmocka_unit_test(test_parked_flood),  cmocka_unit_test(test_slow_reader),
-        cmocka_unit_test(test_subscriptions), cmocka_unit_test(test_token_refusals),
-        cmocka_unit_test(test_lone_stop),
+        cmocka_unit_test_setup_teardown(test_parked_flood, s_lone_up, s_lone_down),
+        cmocka_unit_test_setup_teardown(test_slow_reader, s_lone_up, s_lone_down),
+        cmocka_unit_test_setup_teardown(test_subscriptions, s_lone_up, s_lone_down),
+        cmocka_unit_test_setup_teardown(test_token_refusals, s_lone_up, s_lone_down),
     };
     const struct CMUnitTest cluster[] = {
         cmocka_unit_test(test_replicas_refused),
         cmocka_unit_test(test_after_on_every_read),
         cmocka_unit_test(test_waits_end),
     };
-    int failed = cmocka_run_group_tests_name("lone node", lone, s_lone_up, s_lone_down);
+    int failed = cmocka_run_group_tests_name("lone node", lone, NULL, NULL);
     failed += cmocka_run_group_tests_name("two nodes", cluster, s_cluster_up, s_cluster_down);
     return failed;
 }
