@@ -13,7 +13,7 @@ cmake_minimum_required(VERSION 3.25)
 #                     include/engram/, and only where its rule says so the public crdt/
 #                     headers and gossip/engine.h, swim.h; never another folder's internal.h.
 #                     In node/ (every folder must have a rule here, so a new one is checked):
-#                       common <- trust <- store <- cluster <- api <- daemon
+#                       common <- search, trust <- store <- cluster <- api <- daemon
 #                       client -> common (libengram: nothing else of node/)
 #                       cli    -> trust, common, and libengram through include/engram/
 #
@@ -21,11 +21,12 @@ cmake_minimum_required(VERSION 3.25)
 #
 # Run: cmake -DSOURCE_DIR=... -P layering_test.cmake
 set(node_below_common "")
+set(node_below_search common)
 set(node_below_trust common)
-set(node_below_store trust common)
-set(node_below_cluster store trust common)
-set(node_below_api cluster store trust common)
-set(node_below_daemon api cluster store trust common)
+set(node_below_store search trust common)
+set(node_below_cluster store search trust common)
+set(node_below_api cluster store search trust common)
+set(node_below_daemon api cluster store search trust common)
 set(node_below_client common)
 set(node_below_cli trust common)
 # Which folders may use the CRDT kernel's public headers and the gossip engine directly.

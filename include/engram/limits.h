@@ -83,6 +83,17 @@
 #ifndef ENGRAM_MAX_PAGE_BYTES
 #define ENGRAM_MAX_PAGE_BYTES (4 * 1024 * 1024)
 #endif
+/*  Search (SEARCH): embeddings have at most this many float32 dimensions; a search returns at
+ *  most ENGRAM_MAX_TOP_K results, ENGRAM_DEFAULT_TOP_K unless asked. */
+#ifndef ENGRAM_MAX_EMBEDDING_DIMS
+#define ENGRAM_MAX_EMBEDDING_DIMS 4096
+#endif
+#ifndef ENGRAM_MAX_TOP_K
+#define ENGRAM_MAX_TOP_K 1000
+#endif
+#ifndef ENGRAM_DEFAULT_TOP_K
+#define ENGRAM_DEFAULT_TOP_K 10
+#endif
 #ifndef ENGRAM_DEFAULT_DURABILITY
 #define ENGRAM_DEFAULT_DURABILITY "sync"
 #endif

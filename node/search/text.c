@@ -1,0 +1,151 @@
+/*  search_text: terms and BM25 (text.h). */
+#include "node/search/text.h"
+
+#include <libstemmer.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "engram/error.h"
+
+struct search_tokenizer {
+    struct sb_stemmer *stemmer;
+    char *language;
+};
+
+int search_tokenizer_new(const char *language, search_tokenizer_t **self_p)
+{
+    *self_p = NULL;
+    search_tokenizer_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return ENGRAM_ENOMEM;
+    self->language = strdup(language);
+    self->stemmer = self->language ? sb_stemmer_new(language, "UTF_8") : NULL;
+    if (!self->stemmer) {
+        int rc = self->language ? ENGRAM_EINVAL : ENGRAM_ENOMEM;
+        search_tokenizer_destroy(&self);
+        return rc;
+    }
+    *self_p = self;
+    return 0;
+}
+
+void search_tokenizer_destroy(search_tokenizer_t **self_p)
+{
+    search_tokenizer_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->stemmer)
+        sb_stemmer_delete(self->stemmer);
+    free(self->language);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *search_tokenizer_language(const search_tokenizer_t *self)
+{
+    return self->language;
+}
+
+void search_terms_free(search_terms_t *terms)
+{
+    for (size_t i = 0; i < terms->n; i++)
+        free(terms->terms[i]);
+    free(terms->terms);
+    terms->terms = NULL;
+    terms->n = 0;
+}
+
+/*  Letters, marks and numbers make words; every other category separates them. */
+static bool s_word_char(utf8proc_int32_t cp)
+{
+    utf8proc_category_t c = utf8proc_category(cp);
+    return c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_NO;
+}
+
+/*  Stems word[0..len) and appends the term, unless it is too long or the text has enough. */
+static int s_add_term(search_tokenizer_t *self, const uint8_t *word, size_t len,
+                      search_terms_t *terms, size_t *cap)
+{
+    /* Snowball strips a few bytes of suffix at most: a word this long stays too long. */
+    if (len > 2 * SEARCH_MAX_TERM_BYTES || terms->n >= SEARCH_MAX_TERMS)
+        return 0;
+    const sb_symbol *stem = sb_stemmer_stem(self->stemmer, word, (int)len);
+    if (!stem)
+        return ENGRAM_ENOMEM;
+    size_t stem_len = (size_t)sb_stemmer_length(self->stemmer);
+    if (stem_len == 0 || stem_len > SEARCH_MAX_TERM_BYTES)
+        return 0;
+    if (terms->n == *cap) {
+        size_t grown = *cap ? 2 * *cap : 16;
+        char **more = realloc(terms->terms, grown * sizeof *more);
+        if (!more)
+            return ENGRAM_ENOMEM;
+        terms->terms = more;
+        *cap = grown;
+    }
+    char *term = malloc(stem_len + 1);
+    if (!term)
+        return ENGRAM_ENOMEM;
+    memcpy(term, stem, stem_len);
+    term[stem_len] = '\0';
+    terms->terms[terms->n++] = term;
+    return 0;
+}
+
+int search_tokenize(search_tokenizer_t *self, const char *text, size_t len,
+                    search_terms_t *terms)
+{
+    terms->terms = NULL;
+    terms->n = 0;
+    if (len == 0)
+        return 0;
+    utf8proc_uint8_t *folded = NULL;
+    utf8proc_ssize_t folded_len =
+        utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, &folded,
+                     UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE | UTF8PROC_CASEFOLD |
+                         UTF8PROC_IGNORE);
+    if (folded_len < 0)
+        return folded_len == UTF8PROC_ERROR_NOMEM ? ENGRAM_ENOMEM : ENGRAM_EINVAL;
+    int rc = 0;
+    size_t cap = 0, word = 0, at = 0;
+    bool in_word = false;
+    while (rc == 0 && at < (size_t)folded_len) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t step = utf8proc_iterate(folded + at, folded_len - (utf8proc_ssize_t)at,
+                                                 &cp);
+        if (step <= 0) { /* utf8proc's own output is valid UTF-8 */
+            rc = ENGRAM_EINVAL;
+            break;
+        }
+        bool inside = s_word_char(cp);
+        if (inside && !in_word)
+            word = at;
+        else if (!inside && in_word)
+            rc = s_add_term(self, folded + word, at - word, terms, &cap);
+        in_word = inside;
+        at += (size_t)step;
+    }
+    if (rc == 0 && in_word)
+        rc = s_add_term(self, folded + word, at - word, terms, &cap);
+    free(folded);
+    if (rc)
+        search_terms_free(terms);
+    return rc;
+}
+
+double search_bm25_idf(uint64_t docs, uint64_t df)
+{
+    double n = (double)docs, d = (double)df;
+    return log(1.0 + (n - d + 0.5) / (d + 0.5));
+}
+
+double search_bm25_term(double idf, uint32_t tf, uint32_t dl, double avgdl)
+{
+    double f = (double)tf;
+    double norm = avgdl > 0 ? (double)dl / avgdl : 1.0;
+    return idf * f * (SEARCH_BM25_K1 + 1.0) /
+           (f + SEARCH_BM25_K1 * (1.0 - SEARCH_BM25_B + SEARCH_BM25_B * norm));
+}
