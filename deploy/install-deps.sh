@@ -13,7 +13,8 @@ packages=(build-essential cmake pkg-config
           libstemmer-dev libsqlite3-dev fortunes
           iproute2 nftables iptables libfaketime python3-matplotlib libnetfilter-queue-dev)
           # search: Snowball stemmers; SQLite FTS5, the peer its bench and tests compare with;
-          # the fortunes, a corpus of short texts for its BM25 test. The last five: jepsen/ (namespaces, partitions, skew, plots, the packet delayer)
+          # the fortunes, a corpus of short texts for its BM25 test. The last five: jepsen/
+          # (namespaces, partitions, skew, plots, the packet delayer)
 for arg in "$@"; do
     case "$arg" in
         --bench) packages+=(redis-server redis-tools etcd-server etcd-client rocksdb-tools
