@@ -16,6 +16,7 @@
 #ifndef ENGRAM_ENGRAM_H
 #define ENGRAM_ENGRAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,7 +33,7 @@ typedef struct engram engram_t;
  *  key, or a history step. Strings are never NULL ("" when absent). */
 typedef struct {
     char *key;
-    char *type;    /* reg, set, counter, log */
+    char *type;     /* reg, set, counter, log */
     uint8_t *value; /* reg/log payload or set element; NUL-terminated for convenience */
     size_t len;
     char *meta_json;
@@ -49,6 +50,9 @@ typedef struct {
     uint64_t expires_at_ms; /* 0: never */
     char *op;               /* history: put, delete, set_add, ... */
     int64_t amount;         /* history of counters */
+    char *scope;            /* search: the scope the result is in */
+    double score;           /* search: its score, higher first */
+    char *explain_json;     /* search with explain: the score's components, as JSON */
 } engram_item_t;
 
 typedef struct {
@@ -81,8 +85,8 @@ typedef struct {
     uint64_t subscribers;
     uint64_t purged;
     uint64_t malformed;
-    uint64_t clock_refusals; /* stamps from other nodes refused: too far ahead of this clock */
-    uint64_t hlc;            /* the node's hybrid logical clock */
+    uint64_t clock_refusals;  /* stamps from other nodes refused: too far ahead of this clock */
+    uint64_t hlc;             /* the node's hybrid logical clock */
     uint64_t parked;          /* reads waiting now for their causal token */
     uint64_t busy_refusals;   /* requests refused with ENGRAM_EBUSY */
     uint64_t connections_cut; /* connections cut for leaving their byte budget unread */
@@ -117,8 +121,8 @@ void engram_result_destroy(engram_result_t **self_p);
 void engram_event_destroy(engram_event_t **self_p);
 
 /*  Registers (multi-value). ttl_ms 0: never expires. meta_json may be NULL. */
-int engram_put(engram_t *self, const char *scope, const char *key, const void *value,
-               size_t len, const char *meta_json, uint64_t ttl_ms, engram_result_t **result);
+int engram_put(engram_t *self, const char *scope, const char *key, const void *value, size_t len,
+               const char *meta_json, uint64_t ttl_ms, engram_result_t **result);
 /*  after: a token from an earlier result, or NULL; timeout_ms bounds the wait for it
  *  (ENGRAM_ETIMEDOUT). */
 int engram_get(engram_t *self, const char *scope, const char *key, const char *after,
@@ -135,8 +139,8 @@ int engram_set_members(engram_t *self, const char *scope, const char *key,
                        engram_result_t **result);
 /*  One page of members in element order: at most limit (0: the node's default page), after
  *  cursor (NULL: from the start); result->next_cursor resumes ("" at the end). */
-int engram_set_members_page(engram_t *self, const char *scope, const char *key,
-                            const char *cursor, unsigned limit, engram_result_t **result);
+int engram_set_members_page(engram_t *self, const char *scope, const char *key, const char *cursor,
+                            unsigned limit, engram_result_t **result);
 
 int engram_counter_add(engram_t *self, const char *scope, const char *key, int64_t amount,
                        engram_result_t **result);
@@ -146,8 +150,7 @@ int engram_counter_get(engram_t *self, const char *scope, const char *key,
 int engram_log_append(engram_t *self, const char *scope, const char *key, const void *text,
                       size_t len, engram_result_t **result);
 /*  Every entry in log order, fetched page by page. */
-int engram_log_range(engram_t *self, const char *scope, const char *key,
-                     engram_result_t **result);
+int engram_log_range(engram_t *self, const char *scope, const char *key, engram_result_t **result);
 /*  One page of entries in log order, as engram_set_members_page. */
 int engram_log_page(engram_t *self, const char *scope, const char *key, const char *cursor,
                     unsigned limit, engram_result_t **result);
@@ -160,13 +163,33 @@ int engram_list(engram_t *self, const char *scope, const char *prefix, const cha
 int engram_remember(engram_t *self, const char *scope, const char *text, const char *meta_json,
                     uint64_t ttl_ms, engram_result_t **result);
 /*  Every step, oldest first, fetched page by page. */
-int engram_history(engram_t *self, const char *scope, const char *key,
-                   engram_result_t **result);
+int engram_history(engram_t *self, const char *scope, const char *key, engram_result_t **result);
 /*  One page of steps, as engram_set_members_page. */
 int engram_history_page(engram_t *self, const char *scope, const char *key, const char *cursor,
                         unsigned limit, engram_result_t **result);
 /*  Copies the private memory under key into the shared scope, keeping its provenance. */
 int engram_share(engram_t *self, const char *key, const char *scope, engram_result_t **result);
+
+/*  What a search asks besides its query; zeroed means every default. */
+typedef struct {
+    const char *const *scopes; /* the scopes searched; NULL or none: every scope the agent may
+                                  read for its user (its private scope included) */
+    size_t nscopes;
+    const char *filter_json; /* mem0's filter grammar, e.g. {"AND":[{"author":"researcher"}]};
+                                NULL: none */
+    unsigned top_k;          /* at most this many results (0: ENGRAM_DEFAULT_TOP_K) */
+    double threshold;        /* results scoring below are left out */
+    const char *mode;        /* "keyword" (BM25); NULL: the node's default */
+    bool explain;            /* each item's explain_json shows its score's components */
+} engram_search_options_t;
+
+/*  Searches memories (register values and log entries) by their words: BM25 over the text of
+ *  each scope searched, with Unicode folding and English stemming (the node's README), best
+ *  first; only what the agent may read is searched, scored or counted. The connection's causal
+ *  token (engram_set_after) makes the node wait until it has seen the writes it covers.
+ *  options may be NULL. Items carry scope, key, value, provenance and score. */
+int engram_search(engram_t *self, const char *query, const engram_search_options_t *options,
+                  engram_result_t **result);
 
 /*  Subscribes this connection to the changes of scope; then engram_next_event returns them
  *  in commit order (timeout_ms -1: wait for ever; ENGRAM_ETIMEDOUT when none came). */
@@ -207,19 +230,19 @@ int engram_acl_check(engram_t *self, const char *agent, const char *user, const 
 /*  The cluster as the local node sees it (engram cluster status). */
 typedef struct {
     uint64_t id;
-    char state[16];      /* self, alive, suspect, dead, left */
+    char state[16]; /* self, alive, suspect, dead, left */
     uint64_t incarnation;
     char *endpoint;
-    int lag_known;       /* 0 until the member has told what it holds */
-    uint64_t lag_ops;    /* operations this node holds that the member lacks */
-    uint64_t lag_bytes;  /* size of the delta that would bring it up to date */
+    int lag_known;      /* 0 until the member has told what it holds */
+    uint64_t lag_ops;   /* operations this node holds that the member lacks */
+    uint64_t lag_bytes; /* size of the delta that would bring it up to date */
 } engram_member_t;
 
 typedef struct {
     char *scope;
-    char *vector;        /* the version vector: "node:n ..." */
+    char *vector; /* the version vector: "node:n ..." */
     uint64_t ops;
-    uint64_t garbage;    /* op records waiting for the stable cut */
+    uint64_t garbage; /* op records waiting for the stable cut */
 } engram_scope_status_t;
 
 typedef struct {

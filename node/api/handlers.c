@@ -1201,7 +1201,8 @@ int api__dispatch(node_server_t *self, const Engram__Request *req, const char *s
 int api__check_input(node_server_t *self, const Engram__Request *req, api_reply_t *r)
 {
     bool keyed = req->op != ENGRAM__OP__LIST && req->op != ENGRAM__OP__REMEMBER &&
-                 req->op != ENGRAM__OP__STATS && !api__admin_op(req->op);
+                 req->op != ENGRAM__OP__STATS && req->op != ENGRAM__OP__SEARCH &&
+                 !api__admin_op(req->op);
     bool creates = req->op == ENGRAM__OP__PUT || req->op == ENGRAM__OP__SET_ADD ||
                    req->op == ENGRAM__OP__COUNTER_ADD || req->op == ENGRAM__OP__LOG_APPEND ||
                    req->op == ENGRAM__OP__SHARE;
@@ -1274,6 +1275,8 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
     }
     case ENGRAM__OP__HISTORY:
         return s_history(self, req, sid, r);
+    case ENGRAM__OP__SEARCH:
+        return api__search(self, req, r);
     case ENGRAM__OP__SHARE: {
         if (sid[0] == '@')
             return api__fail(r, ENGRAM_ESCOPE,

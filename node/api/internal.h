@@ -279,6 +279,11 @@ void api__flush_peers(node_server_t *self);
 bool api__item_from_value(api_reply_t *r, Engram__Item *item, const crdt_entry_view_t *e,
                           const char *type, int64_t now, const api_reader_t *reader);
 
+/*  --- search (search.c) --- */
+
+/*  SEARCH: ranked results of every scope searched that the agent may read. */
+int api__search(node_server_t *self, const Engram__Request *req, api_reply_t *r);
+
 /*  --- access (access.c) --- */
 
 /*  Cluster and ACL operations: they need an admin's key or an operator agent. */

@@ -48,6 +48,7 @@ bool api__op_reads(Engram__Op op)
     case ENGRAM__OP__LOG_RANGE:
     case ENGRAM__OP__LIST:
     case ENGRAM__OP__HISTORY:
+    case ENGRAM__OP__SEARCH:
         return true;
     default:
         return false;
@@ -307,7 +308,9 @@ void api__request(node_server_t *self, api_conn_t *conn, zframe_t *routing, Engr
                        MAX_NAME_BYTES);
     else /* who acts: from the connection's key (req->agent is set from it) */
         rc = api__identify(self, req, &r);
-    bool scoped = req->op != ENGRAM__OP__STATS && !api__admin_op(req->op);
+    /* SEARCH resolves and authorizes each scope it searches itself (search.c) */
+    bool scoped =
+        req->op != ENGRAM__OP__STATS && req->op != ENGRAM__OP__SEARCH && !api__admin_op(req->op);
     if (rc == 0 && scoped && (rc = api__resolve(req, sid, &r)) == 0) {
         r.sid = sid;
         r.scope = req->scope;

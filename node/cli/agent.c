@@ -456,3 +456,51 @@ int cli_cmd_stats(engram_t *engram, const cli_opts_t *opts)
     printf("durability: %s\n", stats.durability);
     return 0;
 }
+
+/*  A search result as JSON: the item's fields, its scope, key, type, score and, with
+ *  --explain, the score's components. */
+static json_t *s_json_result(const engram_item_t *item)
+{
+    json_t *explain = item->explain_json[0] ? json_loads(item->explain_json, 0, NULL) : NULL;
+    return cli_json_merge(cli_json_item(item),
+                          json_pack("{s:o, s:o, s:o, s:f, s:o}", "scope", cli_json_str(item->scope),
+                                    "key", cli_json_str(item->key), "type",
+                                    cli_json_str(item->type), "score", item->score, "explain",
+                                    explain ? explain : json_null()));
+}
+
+/*  SCORE SCOPE KEY AUTHOR VALUE; with --explain, the components on the next line. */
+static void s_print_result(const engram_item_t *item)
+{
+    printf("%.4f ", item->score);
+    cli_print_str(item->scope);
+    putchar(' ');
+    cli_print_str(item->key);
+    putchar(' ');
+    cli_print_str(item->author);
+    putchar(' ');
+    cli_print_field(item->value, item->len);
+    if (item->explain_json[0]) {
+        fputs("\n  ", stdout);
+        cli_print_str(item->explain_json);
+    }
+}
+
+int cli_cmd_search(engram_t *engram, const cli_opts_t *opts)
+{
+    int rc = s_after(engram, opts);
+    if (rc != 0)
+        return rc;
+    engram_search_options_t options = {
+        .scopes = opts->scopes.items,
+        .nscopes = opts->scopes.n,
+        .filter_json = opts->filter,
+        .top_k = opts->top_k,
+        .threshold = opts->threshold,
+        .mode = opts->mode,
+        .explain = opts->explain,
+    };
+    engram_result_t *result = NULL;
+    rc = engram_search(engram, opts->args[0], &options, &result);
+    return rc ? rc : s_print_items(opts, &result, false, s_json_result, s_print_result);
+}

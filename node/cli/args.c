@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,8 +69,9 @@ void cli_opts_fini(cli_opts_t *opts)
 {
     cli_value_fini(&opts->value);
     free(opts->sources.items);
+    free(opts->scopes.items);
     free(opts->patterns.items);
-    opts->sources = opts->patterns = (cli_list_t){0};
+    opts->sources = opts->patterns = opts->scopes = (cli_list_t){0};
 }
 
 bool cli_parse_int(const char *s, long long min, long long max, long long *out)
@@ -232,6 +234,12 @@ static const s_option_t s_options[] = {
     {"pattern", true, CLI_OPT_PATTERN},
     {"cursor", true, CLI_OPT_CURSOR},
     {"limit", true, CLI_OPT_LIMIT},
+    {"scope", true, CLI_OPT_SCOPE},
+    {"filter", true, CLI_OPT_FILTER},
+    {"top-k", true, CLI_OPT_TOP_K},
+    {"threshold", true, CLI_OPT_THRESHOLD},
+    {"mode", true, CLI_OPT_MODE},
+    {"explain", false, CLI_OPT_EXPLAIN},
 };
 #define S_NOPTIONS (sizeof s_options / sizeof s_options[0])
 
@@ -307,7 +315,24 @@ static int s_set_option(cli_opts_t *opts, const s_option_t *option, const char *
         return s_append(&opts->sources, value);
     else if (strcmp(name, "pattern") == 0)
         return s_append(&opts->patterns, value);
-    else if (strcmp(name, "from") == 0)
+    else if (strcmp(name, "scope") == 0)
+        return s_append(&opts->scopes, value);
+    else if (strcmp(name, "filter") == 0)
+        opts->filter = value;
+    else if (strcmp(name, "mode") == 0)
+        opts->mode = value;
+    else if (strcmp(name, "threshold") == 0) {
+        char *end = NULL;
+        opts->threshold = strtod(value, &end);
+        if (*end || !isfinite(opts->threshold) || opts->threshold < 0)
+            return cli_usage(NULL, "--threshold takes a score, a number 0 or more, not '%s'",
+                             value);
+    } else if (strcmp(name, "top-k") == 0) {
+        if (!cli_parse_int(value, 1, ENGRAM_MAX_TOP_K, &n))
+            return cli_usage(NULL, "--top-k takes a number of results from 1 to %d, not '%s'",
+                             ENGRAM_MAX_TOP_K, value);
+        opts->top_k = (unsigned)n;
+    } else if (strcmp(name, "from") == 0)
         return s_set_time(name, value, &opts->from_ms);
     else if (strcmp(name, "until") == 0)
         return s_set_time(name, value, &opts->until_ms);
@@ -366,8 +391,11 @@ int cli_parse(int argc, char **argv, cli_opts_t *opts, const char **pos, size_t 
                 return cli_usage(NULL, "--%s takes no value", option->name);
             if (strcmp(option->name, "help") == 0)
                 opts->help = true;
+            else if (strcmp(option->name, "explain") == 0)
+                opts->explain = true;
             else
                 opts->json = true;
+            opts->given |= option->bit;
             continue;
         }
         const char *value = eq ? eq + 1 : NULL;

@@ -130,6 +130,12 @@ enum {
     CLI_OPT_PATTERN = 1 << 13,
     CLI_OPT_CURSOR = 1 << 14,
     CLI_OPT_LIMIT = 1 << 15,
+    CLI_OPT_SCOPE = 1 << 16,
+    CLI_OPT_FILTER = 1 << 17,
+    CLI_OPT_TOP_K = 1 << 18,
+    CLI_OPT_THRESHOLD = 1 << 19,
+    CLI_OPT_MODE = 1 << 20,
+    CLI_OPT_EXPLAIN = 1 << 21,
 };
 
 /*  The values of a repeatable option, in the order given. The array is the cli_opts_t's (freed
@@ -170,6 +176,12 @@ typedef struct {
     uint64_t at_ms;      /* --at, likewise */
     cli_list_t sources;  /* --source, repeatable */
     cli_list_t patterns; /* --pattern, repeatable */
+    cli_list_t scopes;   /* --scope, repeatable (search) */
+    const char *filter;  /* --filter: mem0's filter grammar, JSON */
+    unsigned top_k;      /* --top-k; 0: the node's default */
+    double threshold;    /* --threshold: the lowest score shown */
+    const char *mode;    /* --mode */
+    bool explain;        /* --explain */
     const char **args;   /* positional arguments after the command word(s) */
     size_t nargs;
     cli_value_t value; /* the VALUE or TEXT of a CLI_CMD_VALUE command */
@@ -292,6 +304,7 @@ void cli_print_item_value(const engram_item_t *item, const char *op);
 int cli_cmd_put(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_get(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_rm(engram_t *engram, const cli_opts_t *opts);
+int cli_cmd_search(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_ls(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_history(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_set_add(engram_t *engram, const cli_opts_t *opts);

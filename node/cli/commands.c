@@ -50,6 +50,25 @@ static const cli_command_t s_commands[] = {
      "--after waits until this node has seen everything TOKEN covers, at most --timeout\n"
      "milliseconds (exit 5 then).",
      NULL},
+    {"search", NULL, 1, 1,
+     CLI_OPT_SCOPE | CLI_OPT_FILTER | CLI_OPT_TOP_K | CLI_OPT_THRESHOLD | CLI_OPT_MODE |
+         CLI_OPT_EXPLAIN | CLI_OPT_AFTER | CLI_OPT_TIMEOUT,
+     cli_cmd_search,
+     "search QUERY [--scope S]... [--filter JSON] [--top-k N] [--threshold X] "
+     "[--mode keyword] [--explain] [--after TOKEN] [--timeout MS]",
+     0,
+     "Finds memories (register values and log entries) by the words of QUERY, best first, one\n"
+     "a line: score, scope, key, author, value. Ranked by BM25 over Unicode-folded, stemmed\n"
+     "(English) words; searches every scope the agent may read for its user (its private\n"
+     "scope included) unless --scope names some (repeatable). --filter keeps the memories a\n"
+     "mem0-style filter matches ({\"AND\":[{\"author\":\"researcher\"},{\"created_at\":\n"
+     "{\"gte\":\"2026-12-01\"}}]}: AND OR NOT, eq ne in nin gt gte lt lte contains icontains *,\n"
+     "over author, user, key, created_at, updated_at and metadata fields). --top-k shows at\n"
+     "most N (default 10), --threshold leaves out scores below X, --explain prints each\n"
+     "score's parts (term frequencies, document frequencies, idf, lengths) on the next line.\n"
+     "--after waits until this node has seen everything TOKEN covers, at most --timeout\n"
+     "milliseconds (exit 5 then).",
+     NULL},
     {"set", "add", 3, 3, 0, cli_cmd_set_add, "set add SCOPE KEY ELEM", 0,
      "Adds ELEM to the set KEY in SCOPE and prints the causal token.", NULL},
     {"set", "rm", 3, 3, 0, cli_cmd_set_rm, "set rm SCOPE KEY ELEM", 0,

@@ -245,6 +245,8 @@ static void s_item_fini(engram_item_t *item)
     if (item->resources)
         s_strv_free(item->resources, item->nresources);
     free(item->op);
+    free(item->scope);
+    free(item->explain_json);
     memset(item, 0, sizeof *item);
 }
 
@@ -278,8 +280,11 @@ static int s_item_init(engram_item_t *dst, const Engram__Item *src)
     dst->expires_at_ms = src->expires_at_ms;
     dst->op = s_strdup(src->op);
     dst->amount = src->amount;
+    dst->scope = s_strdup(src->scope);
+    dst->score = src->score;
+    dst->explain_json = s_strdup(src->explain_json);
     if (!dst->key || !dst->type || !dst->value || !dst->meta_json || !dst->author || !dst->user ||
-        !dst->agents || !dst->resources || !dst->op) {
+        !dst->agents || !dst->resources || !dst->op || !dst->scope || !dst->explain_json) {
         s_item_fini(dst);
         return ENGRAM_ENOMEM;
     }
@@ -1033,6 +1038,26 @@ int engram_share(engram_t *self, const char *key, const char *scope, engram_resu
     *result = NULL;
     Engram__Request req = s_write(self, ENGRAM__OP__SHARE, scope, key);
     return s_call_result(self, &req, self->timeout_ms, result);
+}
+
+int engram_search(engram_t *self, const char *query, const engram_search_options_t *options,
+                  engram_result_t **result)
+{
+    assert(self && query && result);
+    *result = NULL;
+    static const engram_search_options_t defaults;
+    if (!options)
+        options = &defaults;
+    Engram__Request req = s_read_request(self, ENGRAM__OP__SEARCH, NULL, NULL);
+    req.query = (char *)query;
+    req.scopes = (char **)options->scopes;
+    req.n_scopes = options->scopes ? options->nscopes : 0;
+    req.filter_json = s_str(options->filter_json);
+    req.top_k = options->top_k;
+    req.threshold = options->threshold;
+    req.mode = s_str(options->mode);
+    req.explain = options->explain;
+    return s_call_result(self, &req, s_read_wait(self, &req), result);
 }
 
 int engram_subscribe(engram_t *self, const char *scope)

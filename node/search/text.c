@@ -95,18 +95,16 @@ static int s_add_term(search_tokenizer_t *self, const uint8_t *word, size_t len,
     return 0;
 }
 
-int search_tokenize(search_tokenizer_t *self, const char *text, size_t len,
-                    search_terms_t *terms)
+int search_tokenize(search_tokenizer_t *self, const char *text, size_t len, search_terms_t *terms)
 {
     terms->terms = NULL;
     terms->n = 0;
     if (len == 0)
         return 0;
     utf8proc_uint8_t *folded = NULL;
-    utf8proc_ssize_t folded_len =
-        utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, &folded,
-                     UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE | UTF8PROC_CASEFOLD |
-                         UTF8PROC_IGNORE);
+    utf8proc_ssize_t folded_len = utf8proc_map(
+        (const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, &folded,
+        UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE | UTF8PROC_CASEFOLD | UTF8PROC_IGNORE);
     if (folded_len < 0)
         return folded_len == UTF8PROC_ERROR_NOMEM ? ENGRAM_ENOMEM : ENGRAM_EINVAL;
     int rc = 0;
@@ -114,8 +112,8 @@ int search_tokenize(search_tokenizer_t *self, const char *text, size_t len,
     bool in_word = false;
     while (rc == 0 && at < (size_t)folded_len) {
         utf8proc_int32_t cp;
-        utf8proc_ssize_t step = utf8proc_iterate(folded + at, folded_len - (utf8proc_ssize_t)at,
-                                                 &cp);
+        utf8proc_ssize_t step =
+            utf8proc_iterate(folded + at, folded_len - (utf8proc_ssize_t)at, &cp);
         if (step <= 0) { /* utf8proc's own output is valid UTF-8 */
             rc = ENGRAM_EINVAL;
             break;

@@ -27,10 +27,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SEARCH_MAX_TERM_BYTES 64
-#define SEARCH_MAX_TERMS      65536
-#define SEARCH_BM25_K1        1.2
-#define SEARCH_BM25_B         0.75
+#define SEARCH_MAX_TERM_BYTES   64
+#define SEARCH_MAX_TERMS        65536
+#define SEARCH_BM25_K1          1.2
+#define SEARCH_BM25_B           0.75
 #define SEARCH_DEFAULT_LANGUAGE "english"
 
 typedef struct search_tokenizer search_tokenizer_t;
@@ -50,8 +50,7 @@ const char *search_tokenizer_language(const search_tokenizer_t *self);
 
 /*  Fills *terms (zeroed first) with the terms of text[0..len). 0, ENGRAM_EINVAL (not UTF-8:
  *  *terms stays empty) or ENGRAM_ENOMEM. An empty text has no terms. */
-int search_tokenize(search_tokenizer_t *self, const char *text, size_t len,
-                    search_terms_t *terms);
+int search_tokenize(search_tokenizer_t *self, const char *text, size_t len, search_terms_t *terms);
 void search_terms_free(search_terms_t *terms);
 
 /*  BM25's inverse document frequency of a term df of docs documents hold. */

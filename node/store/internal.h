@@ -9,6 +9,8 @@
  *    replication.c  the store as the gossip engine sees it: catch-up deltas read from the ops
  *                   index, remote deltas applied (removals found through the ops index)
  *    gc.c           garbage below the stable cut, pending-garbage counts, checkpoints
+ *    index.c        the search index: postings written and removed with what they index,
+ *                   BM25 queries over them, the rebuild (engramd --reindex)
  *
  *  Thread: one thread owns a store and every field below.
  */
@@ -18,10 +20,21 @@
 #include <rocksdb/c.h>
 
 #include "crdt/hlc.h"
+#include "node/search/text.h"
 #include "node/store/store.h"
 #include "proto/store.pb-c.h"
 
-enum { CF_DEFAULT, CF_ENTRIES, CF_PRIVATE, CF_OPS, CF_HISTORY, CF_EXPIRY, CF_META, CF_COUNT };
+enum {
+    CF_DEFAULT,
+    CF_ENTRIES,
+    CF_PRIVATE,
+    CF_OPS,
+    CF_HISTORY,
+    CF_EXPIRY,
+    CF_META,
+    CF_SEARCH,
+    CF_COUNT
+};
 /*  The column families' names, in the order of the enum. */
 extern const char *const store__cf_names[CF_COUNT];
 
@@ -46,9 +59,33 @@ struct node_store {
     bool read_only;       /* opened on a read-only data directory: reads only */
     char *dir;            /* owned: the data directory, for free-space checks */
     uint64_t min_free;    /* writes are refused below this much free space */
-    int64_t space_checked_ms; /* when the free space was last measured */
-    bool volume_full;         /* the last measurement found less than min_free */
+    int64_t space_checked_ms;      /* when the free space was last measured */
+    bool volume_full;              /* the last measurement found less than min_free */
+    search_tokenizer_t *tokenizer; /* the index's terms (English) */
 };
+
+/*  The meta key whose value names the index's format; a store without it (written before the
+ *  index, or by another format) is reindexed when it opens. */
+#define STORE_INDEX_MARK    "index"
+#define STORE_INDEX_VERSION "bm25-english-1"
+
+/*  The index changes of one WriteBatch (index.c): every write that adds or removes entries
+ *  calls store__index_add / store__index_remove for each, then store__index_finish once,
+ *  before the batch is written. */
+typedef struct store_index_batch store_index_batch_t;
+store_index_batch_t *store__index_batch_new(void);
+void store__index_batch_destroy(store_index_batch_t **self_p);
+/*  Indexes a live entry being put into batch (only registers and logs whose payload is text
+ *  have terms; anything else is left alone). */
+int store__index_add(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
+                     const char *sid, const char *key, const char *elem, crdt_dot_t dot,
+                     crdt_type_id_t type, const uint8_t *data, size_t len);
+/*  Unindexes an entry being deleted by batch (nothing if it was not indexed; once per batch
+ *  however often it is named). */
+int store__index_remove(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
+                        const char *sid, const char *key, const char *elem, crdt_dot_t dot);
+/*  Puts the changed totals of every provenance class the batch touched. */
+int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch);
 
 /*  Puts the clock's persisted floor ("hlc" in meta) into batch. */
 void store__put_hlc(node_store_t *self, rocksdb_writebatch_t *batch, uint64_t stamp);

@@ -109,7 +109,8 @@ typedef struct {
     const crdt_scope_t *delta;
     const node_history_t *history;
     store_key_t key;
-    Engram__StoredOp *op; /* the op record under construction (shared scopes) */
+    Engram__StoredOp *op;    /* the op record under construction (shared scopes) */
+    store_index_batch_t *ib; /* the search index's changes */
 } s_apply_t;
 
 static int s_put_added(void *arg, crdt_type_id_t type, const char *key, const crdt_entry_view_t *e)
@@ -150,7 +151,8 @@ static int s_put_added(void *arg, crdt_type_id_t type, const char *key, const cr
         a->op->added = true;
         a->op->elem = (char *)e->elem;
     }
-    return 0;
+    return store__index_add(a->self, a->ib, a->batch, a->sid, key, e->elem,
+                            (crdt_dot_t){e->node, e->n}, type, e->data, e->len);
 }
 
 /*  Entries of the view the delta's context covers are the ones the operation removed. */
@@ -167,7 +169,8 @@ static int s_delete_removed(void *arg, crdt_type_id_t type, const char *key,
         return ENGRAM_ENOMEM;
     rocksdb_writebatch_delete_cf(a->batch, store__entries_cf(a->self, a->sid), (char *)a->key.data,
                                  a->key.len);
-    return 0;
+    return store__index_remove(a->self, a->ib, a->batch, a->sid, key, e->elem,
+                               (crdt_dot_t){e->node, e->n});
 }
 
 static int s_put_record(void *arg, crdt_dot_t op, const crdt_dot_t *removed, size_t n)
@@ -251,9 +254,15 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
     Engram__StoredOp op = ENGRAM__STORED_OP__INIT;
     op.key = (char *)key;
     op.elem = "";
-    s_apply_t a = {self, rocksdb_writebatch_create(),        sid, delta, history,
-                   {0},  store__is_private(sid) ? NULL : &op};
-    int rc = crdt_scope_foreach_entry(before, s_delete_removed, &a);
+    s_apply_t a = {self,
+                   rocksdb_writebatch_create(),
+                   sid,
+                   delta,
+                   history,
+                   {0},
+                   store__is_private(sid) ? NULL : &op,
+                   store__index_batch_new()};
+    int rc = a.ib ? crdt_scope_foreach_entry(before, s_delete_removed, &a) : ENGRAM_ENOMEM;
     if (rc == 0)
         rc = crdt_scope_foreach_entry(delta, s_put_added, &a);
     if (rc == 0)
@@ -290,6 +299,9 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
         if (history->hlc > self->hlc_floor)
             store__put_hlc(self, a.batch, history->hlc);
     }
+    if (rc == 0)
+        rc = store__index_finish(self, a.ib, a.batch);
+    store__index_batch_destroy(&a.ib);
     rc = store__finish_write(self, rc, a.batch, &a.key, self->contexts, sid, &ctx);
     if (rc)
         return rc;
@@ -530,8 +542,10 @@ int node_store_purge(node_store_t *self, uint64_t now_ms, uint64_t *purged)
     rocksdb_iterator_t *it =
         rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_EXPIRY]);
     rocksdb_writebatch_t *batch = rocksdb_writebatch_create();
+    store_index_batch_t *ib = store__index_batch_new();
     char *err = NULL;
-    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+    int rc = ib ? 0 : ENGRAM_ENOMEM;
+    for (rocksdb_iter_seek_to_first(it); rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen;
         const char *k = rocksdb_iter_key(it, &klen);
         if (klen < 8 || store__get_be64((const uint8_t *)k) > now_ms)
@@ -545,9 +559,13 @@ int node_store_purge(node_store_t *self, uint64_t now_ms, uint64_t *purged)
             size_t vlen;
             char *present =
                 rocksdb_get_cf(self->db, self->read_options, cf, k + 8, klen - 8, &vlen, &err);
+            const char *key, *elem;
+            crdt_dot_t dot;
             if (present) {
                 rocksdb_writebatch_delete_cf(batch, cf, k + 8, klen - 8);
                 (*purged)++;
+                if (store__parse_entry_key(k + 8, klen - 8, sid_len + 1, &key, &elem, &dot))
+                    rc = store__index_remove(self, ib, batch, sid, key, elem, dot);
             }
             rocksdb_free(present);
             if (err)
@@ -557,9 +575,13 @@ int node_store_purge(node_store_t *self, uint64_t now_ms, uint64_t *purged)
     }
     if (!err)
         rocksdb_iter_get_error(it, &err);
-    int rc = store__rocks_error(&err);
+    int read_rc = store__rocks_error(&err);
+    rc = rc ? rc : read_rc;
+    if (rc == 0)
+        rc = store__index_finish(self, ib, batch);
     if (rc == 0 && rocksdb_writebatch_count(batch) > 0)
         rc = store__write_batch(self, batch);
+    store__index_batch_destroy(&ib);
     rocksdb_writebatch_destroy(batch);
     rocksdb_iter_destroy(it);
     if (rc)

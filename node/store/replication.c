@@ -373,6 +373,7 @@ typedef struct {
     bool whole;     /* the delta is a whole state (it carries a prune cut) */
     store_key_t key;
     int rc;
+    store_index_batch_t *ib; /* the search index's changes */
 } s_remote_t;
 
 static void s_put_op(s_remote_t *r, crdt_dot_t dot, const char *key, crdt_type_id_t type,
@@ -436,6 +437,9 @@ static int s_add_remote_entry(void *arg, crdt_type_id_t type, const char *key,
         free(exp.data);
     }
     s_put_op(r, dot, key, type, e->elem, true);
+    if (r->rc == 0)
+        r->rc = store__index_add(r->self, r->ib, r->batch, r->sid, key, e->elem, dot, type, e->data,
+                                 e->len);
     return r->rc;
 }
 
@@ -466,6 +470,8 @@ static int s_apply_remote_record(void *arg, crdt_dot_t op, const crdt_dot_t *rem
             if (!r->key.failed)
                 rocksdb_writebatch_delete_cf(r->batch, r->self->cf[CF_ENTRIES], (char *)r->key.data,
                                              r->key.len);
+            r->rc = store__index_remove(r->self, r->ib, r->batch, r->sid, stored->key, stored->elem,
+                                        dot);
         }
         if (stored)
             engram__stored_op__free_unpacked(stored, NULL);
@@ -495,8 +501,12 @@ static int s_remove_unseen(s_remote_t *r)
         const char *key, *elem;
         crdt_dot_t dot;
         if (store__parse_entry_key(k, klen, prefix.len, &key, &elem, &dot) &&
-            crdt_ctx_contains(theirs, dot) && !s_dots_has(&r->dots, dot))
+            crdt_ctx_contains(theirs, dot) && !s_dots_has(&r->dots, dot)) {
             rocksdb_writebatch_delete_cf(r->batch, r->self->cf[CF_ENTRIES], k, klen);
+            int rc = store__index_remove(r->self, r->ib, r->batch, r->sid, key, elem, dot);
+            if (rc)
+                return store__iter_end(it, &prefix, rc);
+        }
     }
     return store__iter_end(it, &prefix, 0);
 }
@@ -556,11 +566,19 @@ static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
     const crdt_ctx_t *old = node_store_ctx(self, scope);
     crdt_ctx_t *ctx = old ? crdt_ctx_dup(old) : crdt_ctx_new();
     crdt_ctx_t *pruned = NULL; /* the joined prune cut, if it grows */
-    s_remote_t r = {self,  rocksdb_writebatch_create(),
-                    scope, old ? old : empty,
-                    delta, {0},
-                    {0},   !crdt_ctx_is_empty(theirs_pruned),
-                    {0},   0};
+    s_remote_t r = {self,
+                    rocksdb_writebatch_create(),
+                    scope,
+                    old ? old : empty,
+                    delta,
+                    {0},
+                    {0},
+                    !crdt_ctx_is_empty(theirs_pruned),
+                    {0},
+                    0,
+                    store__index_batch_new()};
+    if (!r.ib)
+        r.rc = ENGRAM_ENOMEM;
     if (r.whole && !(our_pruned && crdt_ctx_covers(our_pruned, theirs_pruned))) {
         pruned = our_pruned ? crdt_ctx_dup(our_pruned) : crdt_ctx_new();
         if (!pruned || crdt_ctx_join(pruned, theirs_pruned) != 0)
@@ -583,7 +601,9 @@ static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
         r.rc = s_remove_unseen(&r);
     if (r.rc == 0)
         crdt_scope_foreach_entry(delta, s_add_remote_entry, &r);
-    int rc = r.rc ? r.rc : store__put_meta_ctx(self, r.batch, "ctx/", scope, ctx);
+    int rc = r.rc ? r.rc : store__index_finish(self, r.ib, r.batch);
+    if (rc == 0)
+        rc = store__put_meta_ctx(self, r.batch, "ctx/", scope, ctx);
     if (rc == 0 && pruned)
         rc = store__put_meta_ctx(self, r.batch, "prune/", scope, pruned);
     uint64_t clock = node_store_hlc_last(self);
@@ -594,6 +614,7 @@ static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
     free(r.key.data);
     free(r.dots.dots);
     free(r.recs.recs);
+    store__index_batch_destroy(&r.ib);
     rocksdb_writebatch_destroy(r.batch);
     crdt_ctx_destroy(&empty);
     if (rc) {

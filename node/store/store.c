@@ -2,6 +2,7 @@
  *  open and close, identity and replica id, the error latch. */
 #include <assert.h>
 #include <czmq.h>
+#include <inttypes.h>
 #include <rocksdb/c.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,7 @@
 #include "proto/store.pb-c.h"
 
 const char *const store__cf_names[CF_COUNT] = {"default", "entries", "private", "ops",
-                                               "history", "expiry",  "meta"};
+                                               "history", "expiry",  "meta",    "search"};
 
 /*  --- errors ------------------------------------------------------------------------- */
 
@@ -248,6 +249,36 @@ static int s_load_meta(node_store_t *self)
     return rc;
 }
 
+/*  Rebuilds the search index of a store written without it (or in another format). */
+static int s_check_index(node_store_t *self, char *why, size_t why_len)
+{
+    char *mark = NULL;
+    size_t len = 0;
+    int rc = s_meta_get(self, STORE_INDEX_MARK, &mark, &len);
+    bool current =
+        mark && len == strlen(STORE_INDEX_VERSION) && memcmp(mark, STORE_INDEX_VERSION, len) == 0;
+    rocksdb_free(mark);
+    if (rc || current)
+        return rc;
+    if (self->read_only) {
+        zsys_warning("engramd: the search index of this read-only store is not current: "
+                     "searches may miss memories until it is opened writable");
+        return 0;
+    }
+    uint64_t indexed = 0;
+    rc = node_store_reindex(self, &indexed);
+    if (rc)
+        snprintf(why, why_len, "cannot build the search index: %s", engram_strerror(rc));
+    else if (indexed)
+        zsys_info("engramd: search index built from %" PRIu64 " entries", indexed);
+    return rc;
+}
+
+search_tokenizer_t *node_store_tokenizer(node_store_t *self)
+{
+    return self->tokenizer;
+}
+
 int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p, char *why,
                     size_t why_len)
 {
@@ -302,9 +333,13 @@ int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p
         node_store_close(&self);
         return rc;
     }
-    int rc = s_load_identity(self, why, why_len);
+    int rc = search_tokenizer_new(SEARCH_DEFAULT_LANGUAGE, &self->tokenizer);
+    if (rc == 0)
+        rc = s_load_identity(self, why, why_len);
     if (rc == 0)
         rc = s_load_meta(self);
+    if (rc == 0)
+        rc = s_check_index(self, why, why_len);
     if (rc) {
         if (!why[0])
             snprintf(why, why_len, "cannot read the node's metadata: %s", engram_strerror(rc));
@@ -338,6 +373,7 @@ void node_store_close(node_store_t **self_p)
     rocksdb_options_destroy(self->options);
     rocksdb_writeoptions_destroy(self->write_options);
     rocksdb_readoptions_destroy(self->read_options);
+    search_tokenizer_destroy(&self->tokenizer);
     zhash_destroy(&self->contexts);
     zhash_destroy(&self->prunes);
     free(self->dir);

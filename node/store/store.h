@@ -11,6 +11,7 @@
  *    ops       sid \0 node n                     -> StoredOp       the dot index (shared only)
  *    history   sid \0 key \0 hlc node n          -> StoredHistory  who did what, when
  *    expiry    expires_at_ms sid \0 key \0 elem \0 node n -> ""    TTL index
+ *    search    the full-text index (index.c): postings, documents, per-provenance totals
  *    meta      "identity" -> public key | secret key;  "replica" -> u64;  "hlc" -> u64;
  *              "running" -> durability of the live process, or "restored";
  *              "ctx/" sid -> Context;  "prune/" sid -> Context (the scope's prune cut)
@@ -57,6 +58,14 @@
  *  error of a write or sync is latched: every later write is refused with it, reads go on,
  *  and a restart recovers from the WAL. A read-only data directory opens read-only.
  *
+ *  Search index: every live register or log entry whose payload is text (valid UTF-8 with at
+ *  least one term, node/search/text.h) is indexed for BM25, in the batch that writes it, and
+ *  unindexed in the batch that deletes it: local writes, remote deltas (entries brought, entries
+ *  removed, a whole state's join), TTL purges. So the index never drifts from the entries,
+ *  after a crash too; node_store_reindex rebuilds it from them (a store opened without the
+ *  index's mark, e.g. written by an older engramd, is rebuilt at open). Index records are
+ *  per node, never gossiped: each node derives its own from the entries it holds.
+ *
  *  Thread: one thread owns a store.
  */
 #ifndef NODE_STORE_H
@@ -68,6 +77,7 @@
 
 #include "crdt/scope.h"
 #include "gossip/engine.h"
+#include "node/search/text.h"
 #include "node/trust/identity.h"
 
 typedef struct node_store node_store_t;
@@ -229,5 +239,52 @@ int node_store_entry_of(node_store_t *self, const char *sid, crdt_dot_t dot, cha
 /*  Deletes every entry whose expires_at_ms is at or before now_ms (a local purge: the context
  *  keeps their dots, so no replica can bring them back). *purged counts them. */
 int node_store_purge(node_store_t *self, uint64_t now_ms, uint64_t *purged);
+
+/*  --- search ----------------------------------------------------------------------------- */
+
+/*  Whether the reader may see documents with this provenance (the API's retrospective check). */
+typedef bool (*node_visible_fn)(void *arg, const char *const *agents, size_t nagents,
+                                const char *const *resources, size_t nresources);
+
+/*  A document holding at least one query term. */
+typedef struct {
+    char *key;  /* owned, with elem in the same allocation */
+    char *elem; /* "" for none */
+    crdt_dot_t dot;
+    uint32_t dl;  /* its length in terms */
+    uint32_t *tf; /* owned: how often it holds each query term */
+    double bm25;
+} node_search_hit_t;
+
+/*  The documents of one scope matching a query, with the statistics their scores came from,
+ *  all counted over the documents the reader may see. */
+typedef struct {
+    node_search_hit_t *hits; /* unordered */
+    size_t n;
+    uint64_t docs; /* N: documents the reader may see */
+    double avgdl;
+    uint64_t *df; /* per query term: documents holding it */
+    size_t nterms;
+} node_search_hits_t;
+
+/*  Every document of sid holding at least one of terms (query terms, node/search/text.h; a
+ *  term given twice counts twice) that the reader may see (visible), with its BM25 score.
+ *  A document it may not see is neither returned nor counted in docs, avgdl or df.
+ *  Cost: one merge pass over the terms' postings, plus one visibility decision per
+ *  provenance class of the scope. Caller frees with node_search_hits_free. */
+int node_store_search_terms(node_store_t *self, const char *sid, const char *const *terms,
+                            size_t nterms, node_visible_fn visible, void *arg,
+                            node_search_hits_t *out);
+void node_search_hits_free(node_search_hits_t *hits);
+/*  The tokenizer the index uses (for the query's terms). Borrowed. */
+search_tokenizer_t *node_store_tokenizer(node_store_t *self);
+/*  The live entry (sid, key, elem, dot): its type, HLC and data (*data the caller's to free()).
+ *  ENGRAM_ENOTFOUND if it is gone. */
+int node_store_entry_get(node_store_t *self, const char *sid, const char *key, const char *elem,
+                         crdt_dot_t dot, crdt_type_id_t *type, uint64_t *hlc, uint8_t **data,
+                         size_t *len);
+/*  Drops the whole search index and rebuilds it from the live entries (engramd --reindex);
+ *  *indexed counts the entries read. Synced. */
+int node_store_reindex(node_store_t *self, uint64_t *indexed);
 
 #endif

@@ -1,0 +1,749 @@
+/*  The search index: BM25 postings of every text memory, kept in the column family "search"
+ *  by the same WriteBatch that writes or removes what they index (store.h, "Search index").
+ *
+ *  Keys (after the one-byte tag; "doc" is key \0 elem \0 node n, as in an entry key):
+ *    'p' sid \0 term \0 doc  -> tf u32, dl u32, prov u64      a posting
+ *    'd' sid \0 doc          -> prov u64, dl u32, then (term \0 tf u32)...   what a doc indexed
+ *    'n' sid \0 prov u64     -> docs u64, terms u64             a provenance class's totals
+ *    'g' sid \0 prov u64     -> agents \0 ... \1 resources \0 ... the class's provenance
+ *  Integers in values are little-endian. A provenance class is the set of documents whose
+ *  values carry the same contributing agents and source resources (prov is the first 8 bytes
+ *  of their BLAKE2b): access control judges a document by that pair only, so one decision per
+ *  class decides every posting of it, and N, avgdl and df are counted over the classes the
+ *  reader may see: a document it may not read is neither scored nor counted.
+ *
+ *  Invariants (kept by every write, checked by `engramd --reindex` in tests):
+ *  - a live register or log entry whose value's payload is valid UTF-8 with at least one term
+ *    has exactly one 'd' record and one posting per distinct term; nothing else has any;
+ *  - 'n' sid prov holds the number of such documents of the class and the sum of their
+ *    lengths; it and its 'g' record are gone when the class has no document.
+ */
+#include <czmq.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crdt/value.h"
+#include "engram/error.h"
+#include "engram/limits.h"
+#include "node/search/text.h"
+#include "node/store/internal.h"
+
+#define TAG_POSTING 'p'
+#define TAG_DOC     'd'
+#define TAG_TOTALS  'n'
+#define TAG_PROV    'g'
+
+/*  A class's totals changed by the batch. */
+typedef struct {
+    char *sid;
+    uint64_t prov;
+    int64_t docs;
+    int64_t terms;
+    uint8_t *provenance; /* the 'g' value, when the batch added a document of the class */
+    size_t provenance_len;
+} s_delta_t;
+
+struct store_index_batch {
+    zhash_t *deltas;  /* sid \x1f prov hex -> s_delta_t */
+    zhash_t *removed; /* hex of the 'd' keys removed by this batch: a doc is removed once */
+};
+
+static void s_delta_free(void *item)
+{
+    s_delta_t *d = item;
+    free(d->sid);
+    free(d->provenance);
+    free(d);
+}
+
+store_index_batch_t *store__index_batch_new(void)
+{
+    store_index_batch_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->deltas = zhash_new();
+    self->removed = zhash_new();
+    if (!self->deltas || !self->removed) {
+        store__index_batch_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void store__index_batch_destroy(store_index_batch_t **self_p)
+{
+    store_index_batch_t *self = *self_p;
+    if (!self)
+        return;
+    zhash_destroy(&self->deltas);
+    zhash_destroy(&self->removed);
+    free(self);
+    *self_p = NULL;
+}
+
+static void s_le32(uint8_t *out, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        out[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t s_get_le32(const uint8_t *in)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)in[i] << (8 * i);
+    return v;
+}
+
+static uint64_t s_get_le64(const uint8_t *in)
+{
+    return (uint64_t)s_get_le32(in) | (uint64_t)s_get_le32(in + 4) << 32;
+}
+
+static void s_doc_suffix(store_key_t *k, const char *key, const char *elem, crdt_dot_t dot)
+{
+    store__key_str0(k, key);
+    store__key_str0(k, elem);
+    store__key_u64(k, dot.node);
+    store__key_u64(k, dot.n);
+}
+
+static void s_tagged(store_key_t *k, char tag, const char *sid)
+{
+    k->len = 0;
+    store__key_add(k, &tag, 1);
+    store__key_str0(k, sid);
+}
+
+/*  The provenance a class is named by: agents \0 ... \1 resources \0 ... */
+static int s_provenance(const crdt_value_t *v, uint8_t **out, size_t *len, uint64_t *prov)
+{
+    store_key_t k = {0};
+    for (size_t i = 0; i < v->nagents; i++)
+        store__key_str0(&k, v->agents[i]);
+    store__key_add(&k, "\1", 1);
+    for (size_t i = 0; i < v->nresources; i++)
+        store__key_str0(&k, v->resources[i]);
+    if (k.failed) {
+        free(k.data);
+        return ENGRAM_ENOMEM;
+    }
+    uint8_t hash[crypto_generichash_BYTES_MIN];
+    crypto_generichash(hash, sizeof hash, k.data, k.len, NULL, 0);
+    *prov = s_get_le64(hash);
+    *out = k.data;
+    *len = k.len;
+    return 0;
+}
+
+static s_delta_t *s_delta(store_index_batch_t *ib, const char *sid, uint64_t prov)
+{
+    char name[ENGRAM_MAX_KEY_BYTES + 32];
+    snprintf(name, sizeof name, "%s\x1f%016" PRIx64, sid, prov);
+    s_delta_t *d = zhash_lookup(ib->deltas, name);
+    if (d)
+        return d;
+    d = calloc(1, sizeof *d);
+    if (!d || !(d->sid = strdup(sid))) {
+        free(d);
+        return NULL;
+    }
+    d->prov = prov;
+    zhash_insert(ib->deltas, name, d);
+    zhash_freefn(ib->deltas, name, s_delta_free);
+    return d;
+}
+
+static int s_cmp_term(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int store__index_add(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
+                     const char *sid, const char *key, const char *elem, crdt_dot_t dot,
+                     crdt_type_id_t type, const uint8_t *data, size_t len)
+{
+    if (type != CRDT_REG && type != CRDT_LOG)
+        return 0;
+    crdt_value_t *v = NULL;
+    if (crdt_value_decode(data, len, &v) != 0)
+        return 0; /* not a value this build reads: nothing to index */
+    search_terms_t terms = {0};
+    int rc = search_tokenize(self->tokenizer, (const char *)v->data, v->len, &terms);
+    if (rc == ENGRAM_EINVAL || (rc == 0 && terms.n == 0)) { /* binary, or no word */
+        crdt_value_destroy(&v);
+        return 0;
+    }
+    uint8_t *provenance = NULL;
+    size_t provenance_len = 0;
+    uint64_t prov = 0;
+    if (rc == 0)
+        rc = s_provenance(v, &provenance, &provenance_len, &prov);
+    crdt_value_destroy(&v);
+    s_delta_t *delta = rc == 0 ? s_delta(ib, sid, prov) : NULL;
+    if (rc == 0 && !delta)
+        rc = ENGRAM_ENOMEM;
+    if (rc) {
+        free(provenance);
+        search_terms_free(&terms);
+        return rc;
+    }
+    uint32_t dl = (uint32_t)terms.n;
+    qsort(terms.terms, terms.n, sizeof *terms.terms, s_cmp_term);
+    store_key_t k = {0}, doc = {0};
+    uint8_t head[16];
+    store__le64((char *)head, prov);
+    s_le32(head + 8, dl);
+    s_le32(head + 12, 0);
+    store__key_add(&doc, head, sizeof head);
+    for (size_t i = 0; i < terms.n;) {
+        size_t j = i + 1;
+        while (j < terms.n && strcmp(terms.terms[j], terms.terms[i]) == 0)
+            j++;
+        uint8_t posting[16];
+        s_le32(posting, (uint32_t)(j - i));
+        s_le32(posting + 4, dl);
+        store__le64((char *)posting + 8, prov);
+        s_tagged(&k, TAG_POSTING, sid);
+        store__key_str0(&k, terms.terms[i]);
+        s_doc_suffix(&k, key, elem, dot);
+        if (!k.failed)
+            rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len,
+                                      (char *)posting, 8 + 8);
+        store__key_str0(&doc, terms.terms[i]);
+        store__key_add(&doc, posting, 4);
+        i = j;
+    }
+    s_tagged(&k, TAG_DOC, sid);
+    s_doc_suffix(&k, key, elem, dot);
+    rc = k.failed || doc.failed ? ENGRAM_ENOMEM : 0;
+    if (rc == 0)
+        rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len,
+                                  (char *)doc.data, doc.len);
+    free(k.data);
+    free(doc.data);
+    search_terms_free(&terms);
+    if (rc == 0) {
+        delta->docs++;
+        delta->terms += dl;
+        if (!delta->provenance) {
+            delta->provenance = provenance;
+            delta->provenance_len = provenance_len;
+            provenance = NULL;
+        }
+    }
+    free(provenance);
+    return rc;
+}
+
+int store__index_remove(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
+                        const char *sid, const char *key, const char *elem, crdt_dot_t dot)
+{
+    store_key_t k = {0};
+    s_tagged(&k, TAG_DOC, sid);
+    s_doc_suffix(&k, key, elem, dot);
+    if (k.failed) {
+        free(k.data);
+        return ENGRAM_ENOMEM;
+    }
+    char *err = NULL;
+    size_t len = 0;
+    char *doc = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH], (char *)k.data,
+                               k.len, &len, &err);
+    int rc = store__rocks_error(&err);
+    char *seen = NULL;
+    if (rc == 0 && doc && len >= 16) {
+        seen = malloc(2 * k.len + 1);
+        if (!seen)
+            rc = ENGRAM_ENOMEM;
+        else
+            sodium_bin2hex(seen, 2 * k.len + 1, k.data, k.len);
+    }
+    if (rc || !seen || zhash_lookup(ib->removed, seen)) { /* not indexed, or removed already */
+        free(seen);
+        rocksdb_free(doc);
+        free(k.data);
+        return rc;
+    }
+    zhash_insert(ib->removed, seen, (void *)1);
+    free(seen);
+    rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len);
+    const uint8_t *p = (const uint8_t *)doc, *end = p + len;
+    uint64_t prov = s_get_le64(p);
+    uint32_t dl = s_get_le32(p + 8);
+    for (p += 16; p < end;) {
+        const uint8_t *nul = memchr(p, '\0', (size_t)(end - p));
+        if (!nul || end - nul < 5)
+            break; /* written by this file: cannot happen short of corruption */
+        s_tagged(&k, TAG_POSTING, sid);
+        store__key_str0(&k, (const char *)p);
+        s_doc_suffix(&k, key, elem, dot);
+        if (!k.failed)
+            rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len);
+        p = nul + 1 + 4;
+    }
+    rc = k.failed ? ENGRAM_ENOMEM : 0;
+    s_delta_t *delta = rc == 0 ? s_delta(ib, sid, prov) : NULL;
+    if (rc == 0 && !delta)
+        rc = ENGRAM_ENOMEM;
+    if (rc == 0) {
+        delta->docs--;
+        delta->terms -= dl;
+    }
+    rocksdb_free(doc);
+    free(k.data);
+    return rc;
+}
+
+int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch)
+{
+    int rc = 0;
+    store_key_t k = {0};
+    for (s_delta_t *d = zhash_first(ib->deltas); d && rc == 0; d = zhash_next(ib->deltas)) {
+        if (d->docs == 0 && d->terms == 0)
+            continue;
+        s_tagged(&k, TAG_TOTALS, d->sid);
+        store__key_u64(&k, d->prov);
+        if (k.failed) {
+            rc = ENGRAM_ENOMEM;
+            break;
+        }
+        char *err = NULL;
+        size_t len = 0;
+        char *old = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH],
+                                   (char *)k.data, k.len, &len, &err);
+        rc = store__rocks_error(&err);
+        uint64_t docs = old && len == 16 ? s_get_le64((uint8_t *)old) : 0;
+        uint64_t terms = old && len == 16 ? s_get_le64((uint8_t *)old + 8) : 0;
+        rocksdb_free(old);
+        docs += (uint64_t)d->docs;
+        terms += (uint64_t)d->terms;
+        if (rc == 0 && docs == 0) {
+            rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len);
+            k.data[0] = TAG_PROV;
+            rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len);
+        } else if (rc == 0) {
+            char totals[16];
+            store__le64(totals, docs);
+            store__le64(totals + 8, terms);
+            rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len, totals,
+                                      sizeof totals);
+            if (d->provenance) {
+                k.data[0] = TAG_PROV;
+                rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len,
+                                          (char *)d->provenance, d->provenance_len);
+            }
+        }
+    }
+    free(k.data);
+    return rc;
+}
+
+/*  --- queries ---------------------------------------------------------------------------- */
+
+/*  A provenance class and whether the reader may see it. */
+typedef struct {
+    uint64_t prov;
+    bool visible;
+} s_class_t;
+
+typedef struct {
+    node_store_t *self;
+    const char *sid;
+    node_visible_fn visible;
+    void *arg;
+    s_class_t *classes; /* sorted by prov */
+    size_t n;
+} s_classes_t;
+
+static int s_cmp_class(const void *a, const void *b)
+{
+    uint64_t x = ((const s_class_t *)a)->prov, y = ((const s_class_t *)b)->prov;
+    return x < y ? -1 : x > y;
+}
+
+/*  Decides one class from its 'g' record. */
+static bool s_decide(s_classes_t *c, const uint8_t *p, size_t len)
+{
+    size_t names = 0;
+    for (size_t i = 0; i < len; i++)
+        names += p[i] == '\0';
+    const char **agents = calloc(names + 1, sizeof *agents);
+    const char **resources = calloc(names + 1, sizeof *resources);
+    size_t na = 0, nr = 0;
+    bool in_resources = false, readable = agents && resources;
+    for (const uint8_t *end = p + len; readable && p < end;) {
+        if (*p == 1 && !in_resources) {
+            in_resources = true;
+            p++;
+            continue;
+        }
+        const uint8_t *nul = memchr(p, '\0', (size_t)(end - p));
+        if (!nul) {
+            readable = false; /* unreadable: never shown */
+            break;
+        }
+        if (in_resources)
+            resources[nr++] = (const char *)p;
+        else
+            agents[na++] = (const char *)p;
+        p = nul + 1;
+    }
+    bool visible = readable && c->visible(c->arg, agents, na, resources, nr);
+    free(agents);
+    free(resources);
+    return visible;
+}
+
+/*  Loads the classes of sid and the totals of the visible ones. */
+static int s_load_classes(s_classes_t *c, uint64_t *docs, uint64_t *terms)
+{
+    *docs = *terms = 0;
+    store_key_t prefix = {0};
+    s_tagged(&prefix, TAG_TOTALS, c->sid);
+    if (prefix.failed)
+        return ENGRAM_ENOMEM;
+    store_key_t g = {0};
+    int rc = 0;
+    size_t cap = 0;
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(c->self->db, c->self->read_options, c->self->cf[CF_SEARCH]);
+    for (rocksdb_iter_seek(it, (char *)prefix.data, prefix.len); rc == 0 && rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen != prefix.len + 8 || memcmp(k, prefix.data, prefix.len) != 0)
+            break;
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+        if (vlen != 16)
+            continue;
+        if (c->n == cap) {
+            size_t grown = cap ? 2 * cap : 8;
+            s_class_t *more = realloc(c->classes, grown * sizeof *more);
+            if (!more) {
+                rc = ENGRAM_ENOMEM;
+                break;
+            }
+            c->classes = more;
+            cap = grown;
+        }
+        s_class_t *class = &c->classes[c->n++];
+        class->prov = store__get_be64((const uint8_t *)k + prefix.len);
+        g.len = 0;
+        store__key_add(&g, k, klen);
+        if (g.failed) {
+            rc = ENGRAM_ENOMEM;
+            break;
+        }
+        g.data[0] = TAG_PROV;
+        char *err = NULL;
+        size_t glen = 0;
+        char *provenance =
+            rocksdb_get_cf(c->self->db, c->self->read_options, c->self->cf[CF_SEARCH],
+                           (char *)g.data, g.len, &glen, &err);
+        rc = store__rocks_error(&err);
+        class->visible = rc == 0 && provenance && s_decide(c, (uint8_t *)provenance, glen);
+        rocksdb_free(provenance);
+        if (class->visible) {
+            *docs += s_get_le64(v);
+            *terms += s_get_le64(v + 8);
+        }
+    }
+    free(g.data);
+    rc = store__iter_end(it, &prefix, rc);
+    if (rc == 0 && c->n)
+        qsort(c->classes, c->n, sizeof *c->classes, s_cmp_class);
+    return rc;
+}
+
+static bool s_class_visible(const s_classes_t *c, uint64_t prov)
+{
+    s_class_t probe = {prov, false};
+    const s_class_t *found = bsearch(&probe, c->classes, c->n, sizeof probe, s_cmp_class);
+    return found && found->visible;
+}
+
+/*  One query term's cursor over its postings. */
+typedef struct {
+    rocksdb_iterator_t *it;
+    store_key_t prefix; /* 'p' sid \0 term \0 */
+    const uint8_t *doc; /* the current posting's doc part, or NULL at the end */
+    size_t doc_len;
+} s_cursor_t;
+
+/*  Moves the cursor to its next visible posting (the current one included). */
+static void s_cursor_settle(s_cursor_t *c, const s_classes_t *classes)
+{
+    c->doc = NULL;
+    for (; rocksdb_iter_valid(c->it); rocksdb_iter_next(c->it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(c->it, &klen);
+        if (klen <= c->prefix.len || memcmp(k, c->prefix.data, c->prefix.len) != 0)
+            return;
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(c->it, &vlen);
+        if (vlen == 16 && s_class_visible(classes, s_get_le64(v + 8))) {
+            c->doc = (const uint8_t *)k + c->prefix.len;
+            c->doc_len = klen - c->prefix.len;
+            return;
+        }
+    }
+}
+
+static int s_cmp_doc(const s_cursor_t *a, const s_cursor_t *b)
+{
+    size_t n = a->doc_len < b->doc_len ? a->doc_len : b->doc_len;
+    int c = memcmp(a->doc, b->doc, n);
+    return c ? c : (a->doc_len > b->doc_len) - (a->doc_len < b->doc_len);
+}
+
+void node_search_hits_free(node_search_hits_t *hits)
+{
+    for (size_t i = 0; i < hits->n; i++) {
+        free(hits->hits[i].key);
+        free(hits->hits[i].tf);
+    }
+    free(hits->hits);
+    free(hits->df);
+    memset(hits, 0, sizeof *hits);
+}
+
+static int s_add_hit(node_search_hits_t *out, size_t *cap, const uint8_t *doc, size_t doc_len,
+                     uint32_t dl, uint32_t *tf)
+{
+    const char *key, *elem;
+    crdt_dot_t dot;
+    if (!store__parse_entry_key((const char *)doc, doc_len, 0, &key, &elem, &dot)) {
+        free(tf);
+        return 0; /* corrupt: skipped */
+    }
+    if (out->n == *cap) {
+        size_t grown = *cap ? 2 * *cap : 64;
+        node_search_hit_t *more = realloc(out->hits, grown * sizeof *more);
+        if (!more) {
+            free(tf);
+            return ENGRAM_ENOMEM;
+        }
+        out->hits = more;
+        *cap = grown;
+    }
+    size_t klen = strlen(key), elen = strlen(elem);
+    char *both = malloc(klen + 1 + elen + 1);
+    if (!both) {
+        free(tf);
+        return ENGRAM_ENOMEM;
+    }
+    memcpy(both, key, klen + 1);
+    memcpy(both + klen + 1, elem, elen + 1);
+    out->hits[out->n++] = (node_search_hit_t){both, both + klen + 1, dot, dl, tf, 0};
+    return 0;
+}
+
+int node_store_search_terms(node_store_t *self, const char *sid, const char *const *terms,
+                            size_t nterms, node_visible_fn visible, void *arg,
+                            node_search_hits_t *out)
+{
+    memset(out, 0, sizeof *out);
+    s_classes_t classes = {self, sid, visible, arg, NULL, 0};
+    uint64_t docs = 0, lengths = 0;
+    int rc = s_load_classes(&classes, &docs, &lengths);
+    out->docs = docs;
+    out->avgdl = docs ? (double)lengths / (double)docs : 0;
+    out->nterms = nterms;
+    out->df = nterms ? calloc(nterms, sizeof *out->df) : NULL;
+    s_cursor_t *cursors = nterms ? calloc(nterms, sizeof *cursors) : NULL;
+    if (rc == 0 && nterms && (!out->df || !cursors))
+        rc = ENGRAM_ENOMEM;
+    for (size_t t = 0; rc == 0 && t < nterms; t++) {
+        s_tagged(&cursors[t].prefix, TAG_POSTING, sid);
+        store__key_str0(&cursors[t].prefix, terms[t]);
+        if (cursors[t].prefix.failed) {
+            rc = ENGRAM_ENOMEM;
+            break;
+        }
+        cursors[t].it =
+            rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_SEARCH]);
+        rocksdb_iter_seek(cursors[t].it, (char *)cursors[t].prefix.data, cursors[t].prefix.len);
+        s_cursor_settle(&cursors[t], &classes);
+    }
+    /* Merge the terms' postings, each in doc order: one pass gives every doc's tf of every
+     * term. */
+    size_t cap = 0;
+    while (rc == 0) {
+        s_cursor_t *least = NULL;
+        for (size_t t = 0; t < nterms; t++)
+            if (cursors[t].doc && (!least || s_cmp_doc(&cursors[t], least) < 0))
+                least = &cursors[t];
+        if (!least)
+            break;
+        uint32_t *tf = calloc(nterms, sizeof *tf);
+        if (!tf) {
+            rc = ENGRAM_ENOMEM;
+            break;
+        }
+        uint32_t dl = 0;
+        uint8_t *doc = malloc(least->doc_len);
+        size_t doc_len = least->doc_len;
+        if (!doc) {
+            free(tf);
+            rc = ENGRAM_ENOMEM;
+            break;
+        }
+        memcpy(doc, least->doc, doc_len);
+        for (size_t t = 0; t < nterms; t++) {
+            if (!cursors[t].doc || cursors[t].doc_len != doc_len ||
+                memcmp(cursors[t].doc, doc, doc_len) != 0)
+                continue;
+            size_t vlen;
+            const uint8_t *v = (const uint8_t *)rocksdb_iter_value(cursors[t].it, &vlen);
+            tf[t] = s_get_le32(v);
+            dl = s_get_le32(v + 4);
+            out->df[t]++;
+            rocksdb_iter_next(cursors[t].it);
+            s_cursor_settle(&cursors[t], &classes);
+        }
+        rc = s_add_hit(out, &cap, doc, doc_len, dl, tf);
+        free(doc);
+    }
+    for (size_t t = 0; cursors && t < nterms; t++) {
+        if (cursors[t].it) {
+            int end = store__iter_end(cursors[t].it, &cursors[t].prefix, 0);
+            rc = rc ? rc : end;
+        } else {
+            free(cursors[t].prefix.data);
+        }
+    }
+    free(cursors);
+    free(classes.classes);
+    if (rc) {
+        node_search_hits_free(out);
+        return rc;
+    }
+    /* Score once df is known. */
+    for (size_t i = 0; i < out->n; i++) {
+        node_search_hit_t *h = &out->hits[i];
+        for (size_t t = 0; t < nterms; t++)
+            if (h->tf[t])
+                h->bm25 += search_bm25_term(search_bm25_idf(out->docs, out->df[t]), h->tf[t], h->dl,
+                                            out->avgdl);
+    }
+    return 0;
+}
+
+/*  --- rebuild ---------------------------------------------------------------------------- */
+
+typedef struct {
+    node_store_t *self;
+    store_index_batch_t *ib;
+    rocksdb_writebatch_t *batch;
+    uint64_t indexed;
+} s_rebuild_t;
+
+/*  Writes the batch so far (every REINDEX_BATCH entries), so memory stays bounded. */
+#define REINDEX_BATCH 1024
+
+static int s_rebuild_flush(s_rebuild_t *r)
+{
+    int rc = store__index_finish(r->self, r->ib, r->batch);
+    if (rc == 0 && rocksdb_writebatch_count(r->batch) > 0)
+        rc = store__write_batch(r->self, r->batch);
+    rocksdb_writebatch_clear(r->batch);
+    store__index_batch_destroy(&r->ib);
+    r->ib = store__index_batch_new();
+    return rc ? rc : r->ib ? 0 : ENGRAM_ENOMEM;
+}
+
+static int s_rebuild_entries(s_rebuild_t *r, int cf)
+{
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(r->self->db, r->self->read_options, r->self->cf[cf]);
+    int rc = 0;
+    for (rocksdb_iter_seek_to_first(it); rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *v = rocksdb_iter_value(it, &vlen);
+        size_t sid_len = strnlen(k, klen);
+        const char *key, *elem;
+        crdt_dot_t dot;
+        if (sid_len == klen || !store__parse_entry_key(k, klen, sid_len + 1, &key, &elem, &dot))
+            continue;
+        Engram__StoredEntry *entry = engram__stored_entry__unpack(NULL, vlen, (const uint8_t *)v);
+        if (!entry)
+            continue;
+        rc = store__index_add(r->self, r->ib, r->batch, k, key, elem, dot,
+                              (crdt_type_id_t)entry->type, entry->data.data, entry->data.len);
+        engram__stored_entry__free_unpacked(entry, NULL);
+        if (rc == 0 && ++r->indexed % REINDEX_BATCH == 0)
+            rc = s_rebuild_flush(r);
+    }
+    return store__iter_end(it, NULL, rc);
+}
+
+int node_store_reindex(node_store_t *self, uint64_t *indexed)
+{
+    *indexed = 0;
+    if (self->failed)
+        return self->failed;
+    /* Drop every index record: a range delete of the whole family. */
+    char *err = NULL;
+    const char first[1] = {0}, last[1] = {(char)0xff};
+    rocksdb_delete_range_cf(self->db, self->write_options, self->cf[CF_SEARCH], first, 1, last, 1,
+                            &err);
+    int rc = store__rocks_error(&err);
+    s_rebuild_t r = {self, store__index_batch_new(), rocksdb_writebatch_create(), 0};
+    if (rc == 0 && !r.ib)
+        rc = ENGRAM_ENOMEM;
+    if (rc == 0)
+        rc = s_rebuild_entries(&r, CF_ENTRIES);
+    if (rc == 0)
+        rc = s_rebuild_entries(&r, CF_PRIVATE);
+    if (rc == 0) {
+        rocksdb_writebatch_put_cf(r.batch, self->cf[CF_META], STORE_INDEX_MARK,
+                                  strlen(STORE_INDEX_MARK), STORE_INDEX_VERSION,
+                                  strlen(STORE_INDEX_VERSION));
+        rc = s_rebuild_flush(&r);
+    }
+    store__index_batch_destroy(&r.ib);
+    rocksdb_writebatch_destroy(r.batch);
+    if (rc == 0)
+        rc = node_store_sync(self);
+    *indexed = r.indexed;
+    return rc;
+}
+
+int node_store_entry_get(node_store_t *self, const char *sid, const char *key, const char *elem,
+                         crdt_dot_t dot, crdt_type_id_t *type, uint64_t *hlc, uint8_t **data,
+                         size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    store_key_t k = {0};
+    store__entry_key(&k, sid, key, elem, dot.node, dot.n);
+    if (k.failed) {
+        free(k.data);
+        return ENGRAM_ENOMEM;
+    }
+    char *err = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf(self->db, self->read_options, store__entries_cf(self, sid),
+                             (char *)k.data, k.len, &vlen, &err);
+    free(k.data);
+    int rc = store__rocks_error(&err);
+    Engram__StoredEntry *entry =
+        rc == 0 && v ? engram__stored_entry__unpack(NULL, vlen, (uint8_t *)v) : NULL;
+    rocksdb_free(v);
+    if (rc)
+        return rc;
+    if (!entry)
+        return ENGRAM_ENOTFOUND;
+    *type = (crdt_type_id_t)entry->type;
+    *hlc = entry->hlc;
+    *data = malloc(entry->data.len ? entry->data.len : 1);
+    if (*data) {
+        memcpy(*data, entry->data.data, entry->data.len);
+        *len = entry->data.len;
+    }
+    engram__stored_entry__free_unpacked(entry, NULL);
+    return *data ? 0 : ENGRAM_ENOMEM;
+}
