@@ -44,6 +44,8 @@ static const s_setting_t s_settings[] = {
      .help = "print this help and exit"},
     {.flag = "--identity", .kind = S_SWITCH, .offset = FIELD(identity),
      .help = "create the data directory if needed, print \"node=ID key=KEY api=KEY\" and exit"},
+    {.flag = "--reindex", .kind = S_SWITCH, .offset = FIELD(reindex),
+     .help = "rebuild the search index from the stored memories before serving"},
     {.flag = "--config", .value = "FILE", .kind = S_CONFIG,
      .help = "read the settings below from FILE first (zconfig); flags override it"},
     {.flag = "--data", .value = "DIR", .kind = S_STRING, .offset = FIELD(data_dir),

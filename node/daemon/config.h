@@ -36,6 +36,7 @@ typedef struct {
     uint64_t gossip_interval_ms;
     size_t max_gossip_bytes;
     bool identity; /* --identity: print the node's id and keys, then exit */
+    bool reindex;  /* --reindex: rebuild the search index before serving */
     bool help;     /* --help: print node_config_help, then exit; nothing else is parsed */
 } node_config_t;
 

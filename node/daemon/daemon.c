@@ -99,6 +99,16 @@ int node_daemon_run(const node_config_t *config)
         goto out_close_store;
     node_store_set_min_free(store, config->min_free_bytes);
     node_store_set_max_drift(store, config->max_clock_drift_ms);
+    if (config->reindex) {
+        uint64_t indexed = 0;
+        rc = node_store_reindex(store, &indexed);
+        if (rc) {
+            snprintf(why, sizeof why, "cannot rebuild the search index: %s",
+                     engram_strerror(rc));
+            goto out_close_store;
+        }
+        zsys_info("engramd: search index rebuilt from %" PRIu64 " entries", indexed);
+    }
     /* the API socket first: a node that cannot serve touches nothing of its cluster state */
     rc = node_server_new(&config->api, config->api_endpoint, store, acl, &server, why, sizeof why);
     if (rc == 0)

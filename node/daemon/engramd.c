@@ -5,13 +5,15 @@
  *    engramd --data DIR [--api ENDPOINT] [--config FILE] [--durability sync|async] ...
  *    engramd --data DIR [--gossip tcp://HOST:PORT [--join tcp://MEMBER:PORT]] ...
  *    engramd --data DIR --identity
+ *    engramd --data DIR --reindex ...
  *    engramd --help
  *
  *  With --gossip the node replicates its shared scopes with the cluster its admission card
  *  (DATA/admission, from `engram node admit`) names; --identity creates the data directory if
  *  needed, prints "node=ID key=PUBLIC_KEY api=API_KEY" and exits: KEY (Ed25519, hex) is what an
  *  admin admits, API_KEY (CURVE, Z85) is what clients of the agent API pin (ENGRAM_SERVER_KEY;
- *  a running node also publishes it in DATA/api.pub and beside an ipc socket).
+ *  a running node also publishes it in DATA/api.pub and beside an ipc socket). --reindex
+ *  rebuilds the search index from the stored memories, then serves as usual.
  *
  *  Exit status: 0 after a clean stop (or --help), 1 if the node could not start (among the
  *  reasons: another node on this host serves its API endpoint or holds its data directory,
