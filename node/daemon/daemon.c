@@ -100,14 +100,22 @@ int node_daemon_run(const node_config_t *config)
     node_store_set_min_free(store, config->min_free_bytes);
     node_store_set_max_drift(store, config->max_clock_drift_ms);
     if (config->reindex) {
-        uint64_t indexed = 0;
-        rc = node_store_reindex(store, &indexed);
+        uint8_t before[32], after[32];
+        uint64_t indexed = 0, records_before = 0, records_after = 0;
+        rc = node_store_index_digest(store, before, &records_before);
+        if (rc == 0)
+            rc = node_store_reindex(store, &indexed);
+        if (rc == 0)
+            rc = node_store_index_digest(store, after, &records_after);
         if (rc) {
-            snprintf(why, sizeof why, "cannot rebuild the search index: %s",
-                     engram_strerror(rc));
+            snprintf(why, sizeof why, "cannot rebuild the search index: %s", engram_strerror(rc));
             goto out_close_store;
         }
-        zsys_info("engramd: search index rebuilt from %" PRIu64 " entries", indexed);
+        bool same = records_before == records_after && memcmp(before, after, 32) == 0;
+        zsys_info("engramd: search index rebuilt from %" PRIu64 " entries: %" PRIu64 " records, %s",
+                  indexed, records_after,
+                  same ? "identical to the index it replaced"
+                       : "different from the index it replaced (it had drifted)");
     }
     /* the API socket first: a node that cannot serve touches nothing of its cluster state */
     rc = node_server_new(&config->api, config->api_endpoint, store, acl, &server, why, sizeof why);

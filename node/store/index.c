@@ -747,3 +747,26 @@ int node_store_entry_get(node_store_t *self, const char *sid, const char *key, c
     engram__stored_entry__free_unpacked(entry, NULL);
     return *data ? 0 : ENGRAM_ENOMEM;
 }
+
+int node_store_index_digest(node_store_t *self, uint8_t digest[32], uint64_t *records)
+{
+    *records = 0;
+    crypto_generichash_state state;
+    crypto_generichash_init(&state, NULL, 0, 32);
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_SEARCH]);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *v = rocksdb_iter_value(it, &vlen);
+        uint8_t lengths[16];
+        store__le64((char *)lengths, klen);
+        store__le64((char *)lengths + 8, vlen);
+        crypto_generichash_update(&state, lengths, sizeof lengths);
+        crypto_generichash_update(&state, (const uint8_t *)k, klen);
+        crypto_generichash_update(&state, (const uint8_t *)v, vlen);
+        (*records)++;
+    }
+    crypto_generichash_final(&state, digest, 32);
+    return store__iter_end(it, NULL, 0);
+}

@@ -283,6 +283,10 @@ search_tokenizer_t *node_store_tokenizer(node_store_t *self);
 int node_store_entry_get(node_store_t *self, const char *sid, const char *key, const char *elem,
                          crdt_dot_t dot, crdt_type_id_t *type, uint64_t *hlc, uint8_t **data,
                          size_t *len);
+/*  A BLAKE2b digest of every record of the search index, and how many there are: equal
+ *  before and after node_store_reindex when the incremental index was exact (engramd
+ *  --reindex reports it; tests compare). O(index). */
+int node_store_index_digest(node_store_t *self, uint8_t digest[32], uint64_t *records);
 /*  Drops the whole search index and rebuilds it from the live entries (engramd --reindex);
  *  *indexed counts the entries read. Synced. */
 int node_store_reindex(node_store_t *self, uint64_t *indexed);

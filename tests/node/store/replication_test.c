@@ -10,10 +10,16 @@
  *  removal records included, before and after stable-cut garbage collection (node_store_gc).
  *  Replicas left below a prune cut (one kept away, one restored from a checkpoint) catch up
  *  through the whole-state path without resurrecting anything, and the cut survives restarts.
+ *
+ *  Registers and logs hold text values (as the server writes them), so every store's search
+ *  index is checked wherever convergence is: the index kept incrementally by local writes,
+ *  remote deltas, whole states and removals equals, record for record, the one
+ *  node_store_reindex rebuilds from the entries; TTL purges, overwrites and forgets unindex.
  */
 #include "prop.h"
 
 #include <czmq.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +28,12 @@
 #include "crdt/counter.h"
 #include "crdt/log.h"
 #include "crdt/mvreg.h"
+#include "crdt/value.h"
 #include "engram/error.h"
 #include "gossip/engine.h"
 #include "node/store/store.h"
 
-#define NODES 3
+#define NODES  3
 #define SHARED 2
 
 static const char *const s_shared[SHARED] = {"run:a", "team:b"};
@@ -80,8 +87,8 @@ static void s_open(node_t *n)
     char why[256];
     assert_int_equal(node_store_open(n->dir, true, &n->store, why, sizeof why), 0);
     node_store_set_min_free(n->store, 0);
-    gossip_config_t config = {.node_id = node_store_replica(n->store), .fanout = 2,
-                              .max_message_bytes = 2048, .seed = 3};
+    gossip_config_t config = {
+        .node_id = node_store_replica(n->store), .fanout = 2, .max_message_bytes = 2048, .seed = 3};
     n->engine = gossip_engine_new(&config, &s_mirrored, n);
     assert_non_null(n->engine);
 }
@@ -131,6 +138,28 @@ static void s_connect(node_t *nodes)
 
 typedef enum { OP_PUT, OP_ADD, OP_REMOVE, OP_COUNT, OP_APPEND, OP_FORGET } op_t;
 
+/*  A register or log value as the server stores it (crdt_value_t), holding text the search
+ *  index takes: words drawn from `value`'s digits, written by one of two agents (two
+ *  provenance classes). Caller frees *buf. */
+static void s_text_value(const char *value, uint8_t **buf, size_t *len)
+{
+    static const char *const words[] = {"client", "summary", "slides", "format", "figures",
+                                        "draft",  "review",  "needs",  "pages",  "budget"};
+    char text[128] = "";
+    for (const char *p = value; *p; p++)
+        if (*p >= '0' && *p <= '9')
+            snprintf(text + strlen(text), sizeof text - strlen(text), "%s%s", text[0] ? " " : "",
+                     words[*p - '0']);
+    const char *agent = strlen(value) % 2 ? "agent-1" : "agent-2";
+    crdt_value_t *v = crdt_value_new();
+    assert_non_null(v);
+    assert_int_equal(crdt_value_set_data(v, text, strlen(text)), 0);
+    assert_int_equal(crdt_value_set_author(v, agent), 0);
+    assert_int_equal(crdt_value_add_agent(v, agent), 0);
+    assert_int_equal(crdt_value_encode(v, buf, len), 0);
+    crdt_value_destroy(&v);
+}
+
 /*  Counter contributors, as node/ names them (agent \x1f user), and the legacy "". */
 static const char *const s_contributors[] = {"", "agent-1\x1fu", "agent-2\x1fu"};
 
@@ -141,14 +170,17 @@ static int s_do(node_t *n, const char *sid, const char *key, op_t what, const ch
 {
     crdt_scope_t *view = NULL, *delta = NULL;
     unsigned types = 0;
-    assert_int_equal(node_store_view(n->store, sid, key, NODE_VIEW_OBJECT, NULL, &view, &types),
-                     0);
+    assert_int_equal(node_store_view(n->store, sid, key, NODE_VIEW_OBJECT, NULL, &view, &types), 0);
     crdt_scope_t *before = crdt_scope_dup(view, 0);
     crdt_ctx_t *deps = crdt_ctx_dup(crdt_scope_ctx(view));
     int rc;
+    uint8_t *text = NULL;
+    size_t text_len = 0;
+    if (what == OP_PUT || what == OP_APPEND)
+        s_text_value(value, &text, &text_len);
     switch (what) {
     case OP_PUT:
-        rc = crdt_mvreg_write(view, key, 1, value, strlen(value), &delta);
+        rc = crdt_mvreg_write(view, key, 1, text, text_len, &delta);
         break;
     case OP_ADD:
         rc = crdt_awset_add(view, key, value, value, strlen(value), &delta); /* data: any bytes */
@@ -168,7 +200,7 @@ static int s_do(node_t *n, const char *sid, const char *key, op_t what, const ch
                               1 + (int64_t)(strlen(value) % 5), &delta);
         break;
     case OP_APPEND:
-        rc = crdt_log_append(view, key, 1, value, strlen(value), &delta);
+        rc = crdt_log_append(view, key, 1, text, text_len, &delta);
         break;
     default:
         rc = crdt_scope_forget(view, key, &delta);
@@ -181,6 +213,7 @@ static int s_do(node_t *n, const char *sid, const char *key, op_t what, const ch
             PROP_CHECK(crdt_scope_join(s_mirror(n, sid), delta) == 0);
         }
     }
+    free(text);
     crdt_ctx_destroy(&deps);
     crdt_scope_destroy(&delta);
     crdt_scope_destroy(&before);
@@ -220,8 +253,7 @@ static void s_deliver(node_t *nodes, prop_rng_t *rng, unsigned loss, uint64_t no
                 for (int t = 0; t < NODES && !nodes[from].away && !prop_chance(rng, loss); t++)
                     if (node_store_replica(nodes[t].store) == to && !nodes[t].away)
                         gossip_engine_receive(nodes[t].engine,
-                                              node_store_replica(nodes[from].store), buf, len,
-                                              now);
+                                              node_store_replica(nodes[from].store), buf, len, now);
                 free(buf);
             }
         }
@@ -316,8 +348,26 @@ static void s_check_mirrors(node_t *nodes, crdt_ctx_t *const *since, size_t nsin
 }
 
 /*  Every store holds the same state of every shared scope, and its mirror's. */
+/*  The search index every write kept up to date incrementally (local writes, remote deltas,
+ *  whole states, removals) is exactly the one rebuilt from the entries, record for record. */
+static void s_check_index(node_t *n)
+{
+    uint8_t incremental[32], rebuilt[32];
+    uint64_t records = 0, records_rebuilt = 0, indexed = 0;
+    PROP_CHECK(node_store_index_digest(n->store, incremental, &records) == 0);
+    PROP_CHECK(node_store_reindex(n->store, &indexed) == 0);
+    PROP_CHECK(node_store_index_digest(n->store, rebuilt, &records_rebuilt) == 0);
+    if (records != records_rebuilt || memcmp(incremental, rebuilt, sizeof rebuilt) != 0)
+        print_error("the incremental index (%" PRIu64 " records) differs from the rebuilt one "
+                    "(%" PRIu64 " records, from %" PRIu64 " entries)\n",
+                    records, records_rebuilt, indexed);
+    PROP_CHECK(records == records_rebuilt && memcmp(incremental, rebuilt, sizeof rebuilt) == 0);
+}
+
 static void s_check_converged(node_t *nodes)
 {
+    for (int i = 0; i < NODES; i++)
+        s_check_index(&nodes[i]);
     for (int s = 0; s < SHARED; s++) {
         crdt_scope_t *first = s_whole(&nodes[0], s_shared[s]);
         for (int i = 0; i < NODES; i++) {
@@ -355,8 +405,7 @@ static void test_stores_converge_through_gossip(void **state)
         for (int i = 0; i < NODES; i++) {
             PROP_CHECK(node_store_gossip.ctx(nodes[i].store, "@agent-1") == NULL);
             PROP_CHECK(s_whole(&nodes[i], "@agent-1") == NULL);
-            PROP_CHECK(node_store_gossip.apply(nodes[i].store, "@agent-1", NULL) ==
-                       ENGRAM_ESCOPE);
+            PROP_CHECK(node_store_gossip.apply(nodes[i].store, "@agent-1", NULL) == ENGRAM_ESCOPE);
         }
         s_stop(nodes);
     }
@@ -370,8 +419,9 @@ static crdt_ctx_t *s_cut(node_t *nodes, unsigned mask, const char *sid)
         if (!(mask & (1u << i)))
             continue;
         const crdt_ctx_t *ctx = node_store_ctx(nodes[i].store, sid);
-        crdt_ctx_t *next = !ctx ? crdt_ctx_new() : cut ? crdt_ctx_meet(cut, ctx)
-                                                       : crdt_ctx_dup(ctx);
+        crdt_ctx_t *next = !ctx  ? crdt_ctx_new()
+                           : cut ? crdt_ctx_meet(cut, ctx)
+                                 : crdt_ctx_dup(ctx);
         crdt_ctx_destroy(&cut);
         cut = next;
     }
@@ -442,8 +492,7 @@ static bool s_has_key(node_t *n, const char *sid, const char *key)
 {
     crdt_scope_t *view = NULL;
     unsigned types = 0;
-    assert_int_equal(node_store_view(n->store, sid, key, NODE_VIEW_OBJECT, NULL, &view, &types),
-                     0);
+    assert_int_equal(node_store_view(n->store, sid, key, NODE_VIEW_OBJECT, NULL, &view, &types), 0);
     bool has = crdt_scope_entries(view) > 0;
     crdt_scope_destroy(&view);
     return has;
@@ -556,6 +605,73 @@ static void test_gc_lagging_and_restored_replicas(void **state)
     s_stop(nodes);
 }
 
+static bool s_visible_all(void *arg, const char *const *agents, size_t nagents,
+                          const char *const *resources, size_t nresources)
+{
+    (void)arg, (void)agents, (void)nagents, (void)resources, (void)nresources;
+    return true;
+}
+
+/*  Documents of sid holding term. */
+static size_t s_found(node_t *n, const char *sid, const char *term)
+{
+    node_search_hits_t hits;
+    const char *terms[1] = {term};
+    assert_int_equal(node_store_search_terms(n->store, sid, terms, 1, s_visible_all, NULL, &hits),
+                     0);
+    size_t found = hits.n;
+    node_search_hits_free(&hits);
+    return found;
+}
+
+/*  A TTL purge unindexes what it deletes, in its batch; overwrites and forgets unindex too. */
+static void test_index_follows_purge(void **state)
+{
+    (void)state;
+    node_t nodes[NODES], *a = &nodes[0];
+    s_start(nodes);
+    const char *sid = "run:a";
+    crdt_scope_t *view = NULL, *delta = NULL;
+    unsigned types = 0;
+    assert_int_equal(node_store_view(a->store, sid, "short", NODE_VIEW_OBJECT, NULL, &view, &types),
+                     0);
+    crdt_value_t *v = crdt_value_new();
+    assert_non_null(v);
+    v->expires_at_ms = 5000;
+    assert_int_equal(crdt_value_set_data(v, "ephemeral budget", 16), 0);
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(crdt_value_encode(v, &buf, &len), 0);
+    crdt_value_destroy(&v);
+    crdt_scope_t *before = crdt_scope_dup(view, 0);
+    assert_int_equal(crdt_mvreg_write(view, "short", 1, buf, len, &delta), 0);
+    node_history_t history = {
+        .op = "put", .agent = "a", .user = "u", .hlc = 1, .expires_at_ms = 5000};
+    assert_int_equal(node_store_apply(a->store, sid, "short", before, delta, &history), 0);
+    free(buf);
+    crdt_scope_destroy(&delta);
+    crdt_scope_destroy(&before);
+    crdt_scope_destroy(&view);
+    assert_int_equal(s_do(a, sid, "long", OP_PUT, "v9"), 0); /* "budget" */
+    assert_int_equal(s_found(a, sid, "budget"), 2);
+    assert_int_equal(s_found(a, sid, "ephemer"), 1);
+    uint64_t purged = 0;
+    assert_int_equal(node_store_purge(a->store, 4999, &purged), 0);
+    assert_int_equal(purged, 0);
+    assert_int_equal(node_store_purge(a->store, 5000, &purged), 0);
+    assert_int_equal(purged, 1);
+    assert_int_equal(s_found(a, sid, "ephemer"), 0);
+    assert_int_equal(s_found(a, sid, "budget"), 1);
+    s_check_index(a);
+    assert_int_equal(s_do(a, sid, "long", OP_PUT, "v0"), 0); /* overwritten: "client" */
+    assert_int_equal(s_found(a, sid, "budget"), 0);
+    assert_int_equal(s_found(a, sid, "client"), 1);
+    assert_int_equal(s_do(a, sid, "long", OP_FORGET, NULL), 0);
+    assert_int_equal(s_found(a, sid, "client"), 0);
+    s_check_index(a);
+    s_stop(nodes);
+}
+
 /*  Bad input changes nothing. */
 static void test_gc_refuses(void **state)
 {
@@ -572,10 +688,8 @@ static void test_gc_refuses(void **state)
     assert_int_equal(node_store_gc(nodes[0].store, "run:a", beyond, &dropped), ENGRAM_EINVAL);
     assert_int_equal(dropped, 0);
     assert_null(node_store_pruned(nodes[0].store, "run:a"));
-    assert_int_equal(node_store_gc(nodes[0].store, "team:none", beyond, &dropped),
-                     ENGRAM_EINVAL);
-    assert_int_equal(node_store_gc(nodes[0].store, "@agent-1", beyond, &dropped),
-                     ENGRAM_ESCOPE);
+    assert_int_equal(node_store_gc(nodes[0].store, "team:none", beyond, &dropped), ENGRAM_EINVAL);
+    assert_int_equal(node_store_gc(nodes[0].store, "@agent-1", beyond, &dropped), ENGRAM_ESCOPE);
     assert_int_equal(node_store_garbage(nodes[0].store, "@agent-1", &pending), ENGRAM_ESCOPE);
     assert_int_equal(node_store_garbage(nodes[0].store, "run:a", &pending), 0);
     assert_int_equal(pending, 0);
@@ -591,6 +705,7 @@ int main(void)
         cmocka_unit_test(test_stores_converge_through_gossip),
         cmocka_unit_test(test_catch_up_matches_kernel),
         cmocka_unit_test(test_gc_refuses),
+        cmocka_unit_test(test_index_follows_purge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
