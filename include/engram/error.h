@@ -33,7 +33,8 @@ extern "C" {
     X(ENGRAM_ELAGGED, -16, "subscriber fell too far behind")                                   \
     X(ENGRAM_EREPLICAS, -17, "durable here, but fewer nodes than asked hold the write yet")    \
     X(ENGRAM_EDENIED, -18, "access denied")                                                    \
-    X(ENGRAM_EBUSY, -19, "too many requests waiting; retry later")
+    X(ENGRAM_EBUSY, -19, "too many requests waiting; retry later")                            \
+    X(ENGRAM_ECONFLICT, -20, "the object changed since the version the write expected")
 
 typedef enum {
 #define ENGRAM__ERROR_ENUM(name, value, message) name = value,

@@ -40,6 +40,7 @@ static int s_exit_status(int code)
     case ENGRAM_EVERSION:
     case ENGRAM_EDECODE:
     case ENGRAM_ERANGE:
+    case ENGRAM_ECONFLICT:
         return 4;
     case ENGRAM_EUNAVAILABLE:
     case ENGRAM_ETIMEDOUT:
