@@ -32,12 +32,16 @@
  *  Bad input gets an error naming what is wrong and where (the path of the member, e.g.
  *  "AND[1].created_at.gte: not a time"), never a filter that matches something else: unknown
  *  operators, an empty AND/OR/NOT, a filter deeper than SEARCH_FILTER_MAX_DEPTH, more than
- *  SEARCH_FILTER_MAX_NODES conditions, or text longer than SEARCH_FILTER_MAX_BYTES.
+ *  SEARCH_FILTER_MAX_NODES conditions (each operator test and each AND, OR and NOT counts), or
+ *  text longer than SEARCH_FILTER_MAX_BYTES; also a value an operator cannot take (a string
+ *  that is not a time, gt with a boolean or null, icontains with anything but a string, an
+ *  array or object but in's and nin's list), a field with no operator ({"x": {}}), and an
+ *  empty object inside a filter ({"AND": [{}]}).
  *  An empty object {} is a valid filter that matches everything; callers that must refuse an
  *  empty filter (forget) ask search_filter_is_empty.
  *
  *  Ownership: a filter owns its parsed tree; evaluation never allocates more than the
- *  metadata's parse.
+ *  metadata's parse and, for icontains, the case folding of the field's text.
  */
 #ifndef NODE_SEARCH_FILTER_H
 #define NODE_SEARCH_FILTER_H

@@ -34,7 +34,7 @@ double search_cosine(const float *a, double norm_a, const float *b, double norm_
                      uint32_t dims);
 /*  1 / (SEARCH_RRF_K + rank), rank from 1. */
 double search_rrf(uint32_t rank);
-/*  2^(-age_ms / half_life_ms); 1 for age 0 or less. */
+/*  2^(-age_ms / half_life_ms); 1 for age 0 or less, else 0 for a half-life of 0. */
 double search_recency(int64_t age_ms, uint64_t half_life_ms);
 
 #endif
