@@ -111,7 +111,12 @@ static void test_cosine(void **state)
     const float big[] = {1e4f, 1.0f, 1e4f}, small[] = {1e4f, 1.0f, -1e4f};
     double dot = search_cosine(big, 1.0, small, 1.0, 3);
     assert_near(dot, 1.0, 1e-9);
-    /* Never past [-1, 1], whatever the rounding. */
+    /* Never past [-1, 1], whatever the rounding: sqrt(3)^2 is 3 less an ulp, so the raw
+     * quotient for (1, 1, 1) is 1 + 2^-52. */
+    const float ones[] = {1, 1, 1}, minus[] = {-1, -1, -1};
+    double n3 = search_vector_norm(ones, 3);
+    assert_true(search_cosine(ones, n3, ones, n3, 3) == 1.0);
+    assert_true(search_cosine(ones, n3, minus, n3, 3) == -1.0);
     float many[384];
     for (int i = 0; i < 384; i++)
         many[i] = 0.1f * (float)(i % 7) + 0.01f;
