@@ -1,15 +1,18 @@
 /*  Writes the seed corpora of the decoder fuzzers: a few valid encodings each, so libFuzzer
  *  starts from well-formed messages instead of discovering protobuf from nothing.
  *
- *  Usage: fuzz_seed_corpus <dir>. Creates <dir>/scope_decode, <dir>/ctx_decode and
- *  <dir>/value_decode (the directories must not need more than one level of creation) and
- *  fills them with: scopes holding every object type, removal records, a dot cloud and a prune
- *  cut, plus an empty scope and one delta; contexts with and without clouds; values with and
- *  without provenance. Deterministic, so the corpus is the same on every build.
+ *  Usage: fuzz_seed_corpus <dir>. Creates <dir>/scope_decode, <dir>/ctx_decode,
+ *  <dir>/value_decode, <dir>/filter_parse and <dir>/embedding_decode (the directories must not
+ *  need more than one level of creation) and fills them with: scopes holding every object type,
+ *  removal records, a dot cloud and a prune cut, plus an empty scope and one delta; contexts
+ *  with and without clouds; values with and without provenance; filters using every operator,
+ *  combinator and time form; embeddings of one, a few and 384 dimensions. Deterministic, so
+ *  the corpus is the same on every build.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "crdt/awset.h"
@@ -126,12 +129,72 @@ static void s_values(void)
     crdt_value_destroy(&v);
 }
 
+static void s_filters(void)
+{
+    static const char *filters[] = {
+        "{}",
+        "{\"author\": \"researcher\", \"user\": {\"ne\": \"bob\"}}",
+        "{\"AND\": [{\"key\": {\"in\": [\"a\", \"b\"]}}, {\"OR\": [{\"topic\": \"*\"}, "
+        "{\"NOT\": [{\"priority\": {\"gte\": 2, \"lt\": 5.5}}]}]}]}",
+        "{\"created_at\": {\"gte\": \"2026-01-01\", \"lt\": \"2026-07-01T12:00:00.250Z\"}, "
+        "\"updated_at\": {\"nin\": [1767225600000, \"2026-01-01T00:00:00+00:00\"]}}",
+        "{\"metadata\": {\"tags\": {\"contains\": \"Tea\"}, \"city\": {\"icontains\": "
+        "\"STRASSE\"}, \"done\": false, \"note\": null}}",
+        "{\"NOT\": {\"author\": {\"icontains\": \"WRIT\"}}, \"score\": {\"lte\": -1e300}}",
+    };
+    for (size_t i = 0; i < sizeof filters / sizeof *filters; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "filter-%zu", i);
+        size_t len = strlen(filters[i]);
+        uint8_t *copy = malloc(len);
+        if (!copy)
+            s_die("out of memory");
+        memcpy(copy, filters[i], len);
+        s_write("filter_parse", name, copy, len);
+    }
+}
+
+/*  An embedding of dims little-endian float32 values, each value_at(i). */
+static void s_embedding(const char *name, size_t dims, float (*value_at)(size_t))
+{
+    uint8_t *bytes = malloc(4 * dims);
+    if (!bytes)
+        s_die("out of memory");
+    for (size_t i = 0; i < dims; i++) {
+        float value = value_at(i);
+        uint32_t bits;
+        memcpy(&bits, &value, sizeof bits);
+        for (int b = 0; b < 4; b++)
+            bytes[4 * i + b] = (uint8_t)(bits >> (8 * b));
+    }
+    s_write("embedding_decode", name, bytes, 4 * dims);
+}
+
+static float s_one(size_t i)
+{
+    (void)i;
+    return 1.0f;
+}
+
+static float s_wave(size_t i)
+{
+    return (float)((int)(i % 13) - 6) / 7.0f;
+}
+
+static void s_embeddings(void)
+{
+    s_embedding("one", 1, s_one);
+    s_embedding("few", 8, s_wave);
+    s_embedding("d384", 384, s_wave);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2)
         s_die("usage: fuzz_seed_corpus <dir>");
     s_root = argv[1];
-    const char *dirs[] = {"", "/scope_decode", "/ctx_decode", "/value_decode"};
+    const char *dirs[] = {
+        "", "/scope_decode", "/ctx_decode", "/value_decode", "/filter_parse", "/embedding_decode"};
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s%s", s_root, dirs[i]);
@@ -139,5 +202,7 @@ int main(int argc, char **argv)
     }
     s_scopes();
     s_values();
+    s_filters();
+    s_embeddings();
     return 0;
 }
