@@ -49,6 +49,7 @@ void crdt_value_destroy(crdt_value_t **self_p)
     s_strv_free(self->resources, self->nresources);
     free(self->data);
     free(self->meta_json);
+    free(self->embedding);
     free(self);
     *self_p = NULL;
 }
@@ -80,6 +81,21 @@ int crdt_value_set_data(crdt_value_t *self, const void *data, size_t len)
     free(self->data);
     self->data = copy;
     self->len = len;
+    return 0;
+}
+
+int crdt_value_set_embedding(crdt_value_t *self, const void *bytes, size_t len)
+{
+    if (len > 4 * (size_t)ENGRAM_MAX_EMBEDDING_DIMS)
+        return ENGRAM_ETOOBIG;
+    uint8_t *copy = len ? malloc(len) : NULL;
+    if (len && !copy)
+        return ENGRAM_ENOMEM;
+    if (len)
+        memcpy(copy, bytes, len);
+    free(self->embedding);
+    self->embedding = copy;
+    self->embedding_len = len;
     return 0;
 }
 
@@ -176,6 +192,8 @@ int crdt_value_encode(const crdt_value_t *self, uint8_t **buf, size_t *len)
     msg.data.len = self->len;
     msg.meta_json = self->meta_json;
     msg.author = self->author;
+    msg.embedding.data = self->embedding;
+    msg.embedding.len = self->embedding_len;
     size_t size = engram__value__get_packed_size(&msg);
     *buf = malloc(size ? size : 1);
     if (!*buf)
@@ -210,6 +228,10 @@ int crdt_value_decode(const uint8_t *buf, size_t len, crdt_value_t **value_p)
         rc = crdt_value_set_meta(value, msg->meta_json);
     if (rc == 0)
         rc = crdt_value_set_author(value, msg->author);
+    if (rc == 0)
+        rc = msg->embedding.len > 4 * (size_t)ENGRAM_MAX_EMBEDDING_DIMS
+                 ? ENGRAM_EDECODE
+                 : crdt_value_set_embedding(value, msg->embedding.data, msg->embedding.len);
     if (rc == 0 && msg->provenance) {
         const Engram__Provenance *p = msg->provenance;
         rc = crdt_value_set_user(value, p->user);

@@ -33,6 +33,8 @@ typedef struct {
     uint8_t *data; /* owned payload */
     size_t len;
     char *meta_json; /* owned; "" when none */
+    uint8_t *embedding; /* owned: the client's embedding (float32 LE, uninterpreted here) */
+    size_t embedding_len; /* 0: none */
 } crdt_value_t;
 
 /*  A value at the current schema version with empty strings; NULL when out of memory. */
@@ -43,6 +45,8 @@ int crdt_value_set_user(crdt_value_t *self, const char *user);
 int crdt_value_set_author(crdt_value_t *self, const char *author);
 int crdt_value_set_data(crdt_value_t *self, const void *data, size_t len);
 int crdt_value_set_meta(crdt_value_t *self, const char *meta_json);
+/*  The embedding's bytes (len 0: none), at most ENGRAM_MAX_EMBEDDING_DIMS float32 values. */
+int crdt_value_set_embedding(crdt_value_t *self, const void *bytes, size_t len);
 /*  Adds one contributing agent / source resource (kept sorted, duplicates ignored). */
 int crdt_value_add_agent(crdt_value_t *self, const char *agent);
 int crdt_value_add_resource(crdt_value_t *self, const char *resource);

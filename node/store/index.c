@@ -4,8 +4,10 @@
  *  Keys (after the one-byte tag; "doc" is key \0 elem \0 node n, as in an entry key):
  *    'p' sid \0 term \0 doc  -> tf u32, dl u32, prov u64      a posting
  *    'd' sid \0 doc          -> prov u64, dl u32, then (term \0 tf u32)...   what a doc indexed
- *    'n' sid \0 prov u64     -> docs u64, terms u64             a provenance class's totals
+ *    'n' sid \0 prov u64     -> docs u64, terms u64, vectors u64  a provenance class's totals
  *    'g' sid \0 prov u64     -> agents \0 ... \1 resources \0 ... the class's provenance
+ *    'v' sid \0 doc          -> prov u64, norm f64, float32 x dims   an embedding
+ *    'm' sid                 -> dims u32, count u64              the scope's embeddings
  *  Integers in values are little-endian. A provenance class is the set of documents whose
  *  values carry the same contributing agents and source resources (prov is the first 8 bytes
  *  of their BLAKE2b): access control judges a document by that pair only, so one decision per
@@ -15,8 +17,12 @@
  *  Invariants (kept by every write, checked by `engramd --reindex` in tests):
  *  - a live register or log entry whose value's payload is valid UTF-8 with at least one term
  *    has exactly one 'd' record and one posting per distinct term; nothing else has any;
- *  - 'n' sid prov holds the number of such documents of the class and the sum of their
- *    lengths; it and its 'g' record are gone when the class has no document.
+ *  - a live register or log entry whose value carries a valid embedding (node/search/vector.h)
+ *    of the scope's dimension has exactly one 'v' record; the scope's dimension is that of
+ *    the embeddings it holds ('m', with their count; gone with the last one), and an
+ *    embedding of another dimension (from a peer: a write here is refused) is not indexed;
+ *  - 'n' sid prov holds the number of text documents of the class, the sum of their lengths
+ *    and the number of its embeddings; it and its 'g' record are gone when both counts are 0.
  */
 #include <czmq.h>
 #include <inttypes.h>
@@ -28,12 +34,15 @@
 #include "engram/error.h"
 #include "engram/limits.h"
 #include "node/search/text.h"
+#include "node/search/vector.h"
 #include "node/store/internal.h"
 
 #define TAG_POSTING 'p'
 #define TAG_DOC     'd'
 #define TAG_TOTALS  'n'
 #define TAG_PROV    'g'
+#define TAG_VECTOR  'v'
+#define TAG_DIMS    'm'
 
 /*  A class's totals changed by the batch. */
 typedef struct {
@@ -41,13 +50,21 @@ typedef struct {
     uint64_t prov;
     int64_t docs;
     int64_t terms;
+    int64_t vectors;
     uint8_t *provenance; /* the 'g' value, when the batch added a document of the class */
     size_t provenance_len;
 } s_delta_t;
 
+/*  A scope's embeddings changed by the batch. */
+typedef struct {
+    uint32_t dims; /* of the embeddings the batch added (0: it added none) */
+    int64_t count;
+} s_vectors_t;
+
 struct store_index_batch {
     zhash_t *deltas;  /* sid \x1f prov hex -> s_delta_t */
-    zhash_t *removed; /* hex of the 'd' keys removed by this batch: a doc is removed once */
+    zhash_t *vectors; /* sid -> s_vectors_t */
+    zhash_t *removed; /* hex of the 'd' and 'v' keys removed by this batch: each once */
 };
 
 static void s_delta_free(void *item)
@@ -64,8 +81,9 @@ store_index_batch_t *store__index_batch_new(void)
     if (!self)
         return NULL;
     self->deltas = zhash_new();
+    self->vectors = zhash_new();
     self->removed = zhash_new();
-    if (!self->deltas || !self->removed) {
+    if (!self->deltas || !self->vectors || !self->removed) {
         store__index_batch_destroy(&self);
         return NULL;
     }
@@ -78,6 +96,7 @@ void store__index_batch_destroy(store_index_batch_t **self_p)
     if (!self)
         return;
     zhash_destroy(&self->deltas);
+    zhash_destroy(&self->vectors);
     zhash_destroy(&self->removed);
     free(self);
     *self_p = NULL;
@@ -156,9 +175,146 @@ static s_delta_t *s_delta(store_index_batch_t *ib, const char *sid, uint64_t pro
     return d;
 }
 
+static s_vectors_t *s_vectors(store_index_batch_t *ib, const char *sid)
+{
+    s_vectors_t *v = zhash_lookup(ib->vectors, sid);
+    if (v)
+        return v;
+    v = calloc(1, sizeof *v);
+    if (!v)
+        return NULL;
+    zhash_insert(ib->vectors, sid, v);
+    zhash_freefn(ib->vectors, sid, free);
+    return v;
+}
+
 static int s_cmp_term(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*  The scope's embedding dimension and count as stored ('m'); 0 and 0 for none. */
+static int s_scope_vectors(node_store_t *self, const char *sid, uint32_t *dims, uint64_t *count)
+{
+    *dims = 0;
+    *count = 0;
+    store_key_t k = {0};
+    s_tagged(&k, TAG_DIMS, sid);
+    if (k.failed) {
+        free(k.data);
+        return ENGRAM_ENOMEM;
+    }
+    char *err = NULL;
+    size_t len = 0;
+    char *v = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH], (char *)k.data,
+                             k.len, &len, &err);
+    free(k.data);
+    int rc = store__rocks_error(&err);
+    if (rc == 0 && v && len == 12) {
+        *dims = s_get_le32((uint8_t *)v);
+        *count = s_get_le64((uint8_t *)v + 4);
+    }
+    rocksdb_free(v);
+    return rc;
+}
+
+uint32_t node_store_vector_dims(node_store_t *self, const char *sid)
+{
+    uint32_t dims = 0;
+    uint64_t count = 0;
+    return s_scope_vectors(self, sid, &dims, &count) == 0 ? dims : 0;
+}
+
+/*  Puts the terms of a text document: its postings and its 'd' record. */
+static int s_add_terms(node_store_t *self, rocksdb_writebatch_t *batch, const char *sid,
+                       const char *key, const char *elem, crdt_dot_t dot, uint64_t prov,
+                       search_terms_t *terms)
+{
+    uint32_t dl = (uint32_t)terms->n;
+    qsort(terms->terms, terms->n, sizeof *terms->terms, s_cmp_term);
+    store_key_t k = {0}, doc = {0};
+    uint8_t head[16];
+    store__le64((char *)head, prov);
+    s_le32(head + 8, dl);
+    s_le32(head + 12, 0);
+    store__key_add(&doc, head, sizeof head);
+    for (size_t i = 0; i < terms->n;) {
+        size_t j = i + 1;
+        while (j < terms->n && strcmp(terms->terms[j], terms->terms[i]) == 0)
+            j++;
+        uint8_t posting[16];
+        s_le32(posting, (uint32_t)(j - i));
+        s_le32(posting + 4, dl);
+        store__le64((char *)posting + 8, prov);
+        s_tagged(&k, TAG_POSTING, sid);
+        store__key_str0(&k, terms->terms[i]);
+        s_doc_suffix(&k, key, elem, dot);
+        if (!k.failed)
+            rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len,
+                                      (char *)posting, sizeof posting);
+        store__key_str0(&doc, terms->terms[i]);
+        store__key_add(&doc, posting, 4);
+        i = j;
+    }
+    s_tagged(&k, TAG_DOC, sid);
+    s_doc_suffix(&k, key, elem, dot);
+    int rc = k.failed || doc.failed ? ENGRAM_ENOMEM : 0;
+    if (rc == 0)
+        rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len,
+                                  (char *)doc.data, doc.len);
+    free(k.data);
+    free(doc.data);
+    return rc;
+}
+
+/*  Puts an embedding's 'v' record, unless the scope holds embeddings of another dimension
+ *  (*added false then). */
+static int s_add_vector(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
+                        const char *sid, const char *key, const char *elem, crdt_dot_t dot,
+                        uint64_t prov, const float *vector, uint32_t dims, bool *added)
+{
+    *added = false;
+    s_vectors_t *pending = s_vectors(ib, sid);
+    if (!pending)
+        return ENGRAM_ENOMEM;
+    uint32_t stored_dims = 0;
+    uint64_t count = 0;
+    int rc = s_scope_vectors(self, sid, &stored_dims, &count);
+    if (rc)
+        return rc;
+    /* the scope's dimension: what this batch added first, else what the scope holds, else
+     * free (a scope with no embedding left takes a new dimension) */
+    uint32_t want = pending->dims                               ? pending->dims
+                    : (int64_t)count + pending->count > 0 ? stored_dims
+                                                                : dims;
+    if (dims != want) {
+        zsys_warning("engramd: an embedding of %u dimensions in %s is not indexed: the scope's "
+                     "embeddings have %u",
+                     dims, sid, want);
+        return 0;
+    }
+    store_key_t k = {0};
+    s_tagged(&k, TAG_VECTOR, sid);
+    s_doc_suffix(&k, key, elem, dot);
+    size_t len = 16 + 4 * (size_t)dims;
+    uint8_t *record = malloc(len);
+    if (!record || k.failed) {
+        free(record);
+        free(k.data);
+        return ENGRAM_ENOMEM;
+    }
+    store__le64((char *)record, prov);
+    double norm = search_vector_norm(vector, dims);
+    memcpy(record + 8, &norm, 8);
+    memcpy(record + 16, vector, 4 * (size_t)dims); /* little-endian host (CMakeLists.txt) */
+    rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len, (char *)record,
+                              len);
+    free(record);
+    free(k.data);
+    pending->dims = dims;
+    pending->count++;
+    *added = true;
+    return 0;
 }
 
 int store__index_add(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
@@ -172,70 +328,137 @@ int store__index_add(node_store_t *self, store_index_batch_t *ib, rocksdb_writeb
         return 0; /* not a value this build reads: nothing to index */
     search_terms_t terms = {0};
     int rc = search_tokenize(self->tokenizer, (const char *)v->data, v->len, &terms);
-    if (rc == ENGRAM_EINVAL || (rc == 0 && terms.n == 0)) { /* binary, or no word */
+    if (rc == ENGRAM_EINVAL)
+        rc = 0; /* binary: no terms */
+    float *vector = v->embedding_len ? malloc(v->embedding_len) : NULL;
+    uint32_t dims = 0;
+    if (rc == 0 && v->embedding_len && !vector)
+        rc = ENGRAM_ENOMEM;
+    bool has_vector = rc == 0 && vector &&
+                      search_embedding_decode(v->embedding, v->embedding_len, vector, &dims, NULL,
+                                              0) == 0;
+    if (rc || (terms.n == 0 && !has_vector)) {
+        free(vector);
+        search_terms_free(&terms);
         crdt_value_destroy(&v);
-        return 0;
+        return rc;
     }
     uint8_t *provenance = NULL;
     size_t provenance_len = 0;
     uint64_t prov = 0;
-    if (rc == 0)
-        rc = s_provenance(v, &provenance, &provenance_len, &prov);
+    rc = s_provenance(v, &provenance, &provenance_len, &prov);
     crdt_value_destroy(&v);
     s_delta_t *delta = rc == 0 ? s_delta(ib, sid, prov) : NULL;
     if (rc == 0 && !delta)
         rc = ENGRAM_ENOMEM;
-    if (rc) {
-        free(provenance);
-        search_terms_free(&terms);
-        return rc;
-    }
-    uint32_t dl = (uint32_t)terms.n;
-    qsort(terms.terms, terms.n, sizeof *terms.terms, s_cmp_term);
-    store_key_t k = {0}, doc = {0};
-    uint8_t head[16];
-    store__le64((char *)head, prov);
-    s_le32(head + 8, dl);
-    s_le32(head + 12, 0);
-    store__key_add(&doc, head, sizeof head);
-    for (size_t i = 0; i < terms.n;) {
-        size_t j = i + 1;
-        while (j < terms.n && strcmp(terms.terms[j], terms.terms[i]) == 0)
-            j++;
-        uint8_t posting[16];
-        s_le32(posting, (uint32_t)(j - i));
-        s_le32(posting + 4, dl);
-        store__le64((char *)posting + 8, prov);
-        s_tagged(&k, TAG_POSTING, sid);
-        store__key_str0(&k, terms.terms[i]);
-        s_doc_suffix(&k, key, elem, dot);
-        if (!k.failed)
-            rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len,
-                                      (char *)posting, 8 + 8);
-        store__key_str0(&doc, terms.terms[i]);
-        store__key_add(&doc, posting, 4);
-        i = j;
-    }
-    s_tagged(&k, TAG_DOC, sid);
-    s_doc_suffix(&k, key, elem, dot);
-    rc = k.failed || doc.failed ? ENGRAM_ENOMEM : 0;
-    if (rc == 0)
-        rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len,
-                                  (char *)doc.data, doc.len);
-    free(k.data);
-    free(doc.data);
-    search_terms_free(&terms);
-    if (rc == 0) {
-        delta->docs++;
-        delta->terms += dl;
-        if (!delta->provenance) {
-            delta->provenance = provenance;
-            delta->provenance_len = provenance_len;
-            provenance = NULL;
+    if (rc == 0 && terms.n) {
+        rc = s_add_terms(self, batch, sid, key, elem, dot, prov, &terms);
+        if (rc == 0) {
+            delta->docs++;
+            delta->terms += (int64_t)terms.n;
         }
     }
+    bool added = false;
+    if (rc == 0 && has_vector)
+        rc = s_add_vector(self, ib, batch, sid, key, elem, dot, prov, vector, dims, &added);
+    if (rc == 0 && added)
+        delta->vectors++;
+    if (rc == 0 && !delta->provenance && (terms.n || added)) {
+        delta->provenance = provenance;
+        delta->provenance_len = provenance_len;
+        provenance = NULL;
+    }
     free(provenance);
+    free(vector);
+    search_terms_free(&terms);
     return rc;
+}
+
+/*  Reads the record at k unless this batch removed it already (*found false then); marks it
+ *  removed. */
+static int s_take_record(node_store_t *self, store_index_batch_t *ib, const store_key_t *k,
+                         char **value, size_t *len)
+{
+    *value = NULL;
+    char *err = NULL;
+    char *v = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH], (char *)k->data,
+                             k->len, len, &err);
+    int rc = store__rocks_error(&err);
+    if (rc || !v)
+        return rc;
+    char *seen = malloc(2 * k->len + 1);
+    if (!seen) {
+        rocksdb_free(v);
+        return ENGRAM_ENOMEM;
+    }
+    sodium_bin2hex(seen, 2 * k->len + 1, k->data, k->len);
+    if (zhash_lookup(ib->removed, seen)) {
+        rocksdb_free(v);
+    } else {
+        zhash_insert(ib->removed, seen, (void *)1);
+        *value = v;
+    }
+    free(seen);
+    return 0;
+}
+
+/*  Deletes a text document's postings and 'd' record (k holds its 'd' key). */
+static int s_remove_terms(node_store_t *self, store_index_batch_t *ib,
+                          rocksdb_writebatch_t *batch, const char *sid, const char *key,
+                          const char *elem, crdt_dot_t dot, store_key_t *k)
+{
+    char *doc = NULL;
+    size_t len = 0;
+    int rc = s_take_record(self, ib, k, &doc, &len);
+    if (rc || !doc || len < 16) {
+        rocksdb_free(doc);
+        return rc;
+    }
+    rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len);
+    const uint8_t *p = (const uint8_t *)doc, *end = p + len;
+    uint64_t prov = s_get_le64(p);
+    uint32_t dl = s_get_le32(p + 8);
+    for (p += 16; p < end;) {
+        const uint8_t *nul = memchr(p, '\0', (size_t)(end - p));
+        if (!nul || end - nul < 5)
+            break; /* written by this file: cannot happen short of corruption */
+        s_tagged(k, TAG_POSTING, sid);
+        store__key_str0(k, (const char *)p);
+        s_doc_suffix(k, key, elem, dot);
+        if (!k->failed)
+            rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len);
+        p = nul + 1 + 4;
+    }
+    rocksdb_free(doc);
+    s_delta_t *delta = k->failed ? NULL : s_delta(ib, sid, prov);
+    if (!delta)
+        return ENGRAM_ENOMEM;
+    delta->docs--;
+    delta->terms -= dl;
+    return 0;
+}
+
+/*  Deletes an embedding's 'v' record (k holds its key). */
+static int s_remove_vector(node_store_t *self, store_index_batch_t *ib,
+                           rocksdb_writebatch_t *batch, const char *sid, store_key_t *k)
+{
+    char *record = NULL;
+    size_t len = 0;
+    int rc = s_take_record(self, ib, k, &record, &len);
+    if (rc || !record || len < 16) {
+        rocksdb_free(record);
+        return rc;
+    }
+    rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len);
+    uint64_t prov = s_get_le64((uint8_t *)record);
+    rocksdb_free(record);
+    s_delta_t *delta = s_delta(ib, sid, prov);
+    s_vectors_t *vectors = s_vectors(ib, sid);
+    if (!delta || !vectors)
+        return ENGRAM_ENOMEM;
+    delta->vectors--;
+    vectors->count--;
+    return 0;
 }
 
 int store__index_remove(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
@@ -244,97 +467,84 @@ int store__index_remove(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
     store_key_t k = {0};
     s_tagged(&k, TAG_DOC, sid);
     s_doc_suffix(&k, key, elem, dot);
-    if (k.failed) {
-        free(k.data);
-        return ENGRAM_ENOMEM;
-    }
-    char *err = NULL;
-    size_t len = 0;
-    char *doc = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH], (char *)k.data,
-                               k.len, &len, &err);
-    int rc = store__rocks_error(&err);
-    char *seen = NULL;
-    if (rc == 0 && doc && len >= 16) {
-        seen = malloc(2 * k.len + 1);
-        if (!seen)
-            rc = ENGRAM_ENOMEM;
-        else
-            sodium_bin2hex(seen, 2 * k.len + 1, k.data, k.len);
-    }
-    if (rc || !seen || zhash_lookup(ib->removed, seen)) { /* not indexed, or removed already */
-        free(seen);
-        rocksdb_free(doc);
-        free(k.data);
-        return rc;
-    }
-    zhash_insert(ib->removed, seen, (void *)1);
-    free(seen);
-    rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len);
-    const uint8_t *p = (const uint8_t *)doc, *end = p + len;
-    uint64_t prov = s_get_le64(p);
-    uint32_t dl = s_get_le32(p + 8);
-    for (p += 16; p < end;) {
-        const uint8_t *nul = memchr(p, '\0', (size_t)(end - p));
-        if (!nul || end - nul < 5)
-            break; /* written by this file: cannot happen short of corruption */
-        s_tagged(&k, TAG_POSTING, sid);
-        store__key_str0(&k, (const char *)p);
-        s_doc_suffix(&k, key, elem, dot);
-        if (!k.failed)
-            rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len);
-        p = nul + 1 + 4;
-    }
-    rc = k.failed ? ENGRAM_ENOMEM : 0;
-    s_delta_t *delta = rc == 0 ? s_delta(ib, sid, prov) : NULL;
-    if (rc == 0 && !delta)
-        rc = ENGRAM_ENOMEM;
+    int rc = k.failed ? ENGRAM_ENOMEM : s_remove_terms(self, ib, batch, sid, key, elem, dot, &k);
     if (rc == 0) {
-        delta->docs--;
-        delta->terms -= dl;
+        s_tagged(&k, TAG_VECTOR, sid);
+        s_doc_suffix(&k, key, elem, dot);
+        rc = k.failed ? ENGRAM_ENOMEM : s_remove_vector(self, ib, batch, sid, &k);
     }
-    rocksdb_free(doc);
     free(k.data);
     return rc;
+}
+
+/*  Puts a class's changed totals ('n' docs, terms, vectors) and its provenance ('g'); both go
+ *  when the class has nothing left. */
+static int s_finish_class(node_store_t *self, rocksdb_writebatch_t *batch, const s_delta_t *d,
+                          store_key_t *k)
+{
+    s_tagged(k, TAG_TOTALS, d->sid);
+    store__key_u64(k, d->prov);
+    if (k->failed)
+        return ENGRAM_ENOMEM;
+    char *err = NULL;
+    size_t len = 0;
+    char *old = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH], (char *)k->data,
+                               k->len, &len, &err);
+    int rc = store__rocks_error(&err);
+    uint64_t totals[3] = {0, 0, 0};
+    for (int i = 0; old && len == sizeof totals && i < 3; i++)
+        totals[i] = s_get_le64((uint8_t *)old + 8 * i);
+    rocksdb_free(old);
+    if (rc)
+        return rc;
+    totals[0] += (uint64_t)d->docs;
+    totals[1] += (uint64_t)d->terms;
+    totals[2] += (uint64_t)d->vectors;
+    if (totals[0] == 0 && totals[2] == 0) {
+        rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len);
+        k->data[0] = TAG_PROV;
+        rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len);
+        return 0;
+    }
+    char raw[sizeof totals];
+    for (int i = 0; i < 3; i++)
+        store__le64(raw + 8 * i, totals[i]);
+    rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len, raw,
+                              sizeof raw);
+    if (d->provenance) {
+        k->data[0] = TAG_PROV;
+        rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len,
+                                  (char *)d->provenance, d->provenance_len);
+    }
+    return 0;
 }
 
 int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch)
 {
     int rc = 0;
     store_key_t k = {0};
-    for (s_delta_t *d = zhash_first(ib->deltas); d && rc == 0; d = zhash_next(ib->deltas)) {
-        if (d->docs == 0 && d->terms == 0)
+    for (s_delta_t *d = zhash_first(ib->deltas); d && rc == 0; d = zhash_next(ib->deltas))
+        if (d->docs || d->terms || d->vectors)
+            rc = s_finish_class(self, batch, d, &k);
+    for (s_vectors_t *v = zhash_first(ib->vectors); v && rc == 0; v = zhash_next(ib->vectors)) {
+        if (v->count == 0)
             continue;
-        s_tagged(&k, TAG_TOTALS, d->sid);
-        store__key_u64(&k, d->prov);
-        if (k.failed) {
+        const char *sid = zhash_cursor(ib->vectors);
+        uint32_t dims = 0;
+        uint64_t count = 0;
+        rc = s_scope_vectors(self, sid, &dims, &count);
+        count += (uint64_t)v->count;
+        s_tagged(&k, TAG_DIMS, sid);
+        if (rc == 0 && k.failed)
             rc = ENGRAM_ENOMEM;
-            break;
-        }
-        char *err = NULL;
-        size_t len = 0;
-        char *old = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH],
-                                   (char *)k.data, k.len, &len, &err);
-        rc = store__rocks_error(&err);
-        uint64_t docs = old && len == 16 ? s_get_le64((uint8_t *)old) : 0;
-        uint64_t terms = old && len == 16 ? s_get_le64((uint8_t *)old + 8) : 0;
-        rocksdb_free(old);
-        docs += (uint64_t)d->docs;
-        terms += (uint64_t)d->terms;
-        if (rc == 0 && docs == 0) {
-            rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len);
-            k.data[0] = TAG_PROV;
+        if (rc == 0 && count == 0) {
             rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len);
         } else if (rc == 0) {
-            char totals[16];
-            store__le64(totals, docs);
-            store__le64(totals + 8, terms);
-            rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len, totals,
-                                      sizeof totals);
-            if (d->provenance) {
-                k.data[0] = TAG_PROV;
-                rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len,
-                                          (char *)d->provenance, d->provenance_len);
-            }
+            uint8_t raw[12];
+            s_le32(raw, v->dims ? v->dims : dims);
+            store__le64((char *)raw + 4, count);
+            rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len,
+                                      (char *)raw, sizeof raw);
         }
     }
     free(k.data);
@@ -417,7 +627,7 @@ static int s_load_classes(s_classes_t *c, uint64_t *docs, uint64_t *terms)
         if (klen != prefix.len + 8 || memcmp(k, prefix.data, prefix.len) != 0)
             break;
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
-        if (vlen != 16)
+        if (vlen != 24)
             continue;
         if (c->n == cap) {
             size_t grown = cap ? 2 * cap : 8;
@@ -628,6 +838,137 @@ int node_store_search_terms(node_store_t *self, const char *sid, const char *con
                 h->bm25 += search_bm25_term(search_bm25_idf(out->docs, out->df[t]), h->tf[t], h->dl,
                                             out->avgdl);
     }
+    return 0;
+}
+
+/*  The best `keep` vector hits so far, as a min-heap on cosine (ties: the later doc is the
+ *  lesser, so the first in doc order is kept). */
+typedef struct {
+    node_vector_hit_t *hits;
+    size_t n;
+    size_t keep;
+} s_heap_t;
+
+static bool s_less(const node_vector_hit_t *a, const node_vector_hit_t *b)
+{
+    return a->cosine < b->cosine;
+}
+
+static void s_sift_down(s_heap_t *h, size_t i)
+{
+    for (;;) {
+        size_t least = i, l = 2 * i + 1, r = l + 1;
+        if (l < h->n && s_less(&h->hits[l], &h->hits[least]))
+            least = l;
+        if (r < h->n && s_less(&h->hits[r], &h->hits[least]))
+            least = r;
+        if (least == i)
+            return;
+        node_vector_hit_t t = h->hits[i];
+        h->hits[i] = h->hits[least];
+        h->hits[least] = t;
+        i = least;
+    }
+}
+
+static void s_sift_up(s_heap_t *h, size_t i)
+{
+    while (i && s_less(&h->hits[i], &h->hits[(i - 1) / 2])) {
+        node_vector_hit_t t = h->hits[i];
+        h->hits[i] = h->hits[(i - 1) / 2];
+        h->hits[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+/*  Offers one hit (its doc bytes) to the heap. */
+static int s_offer(s_heap_t *h, const uint8_t *doc, size_t doc_len, double cosine)
+{
+    if (h->n == h->keep && cosine <= h->hits[0].cosine)
+        return 0;
+    const char *key, *elem;
+    crdt_dot_t dot;
+    if (!store__parse_entry_key((const char *)doc, doc_len, 0, &key, &elem, &dot))
+        return 0;
+    size_t klen = strlen(key), elen = strlen(elem);
+    char *both = malloc(klen + 1 + elen + 1);
+    if (!both)
+        return ENGRAM_ENOMEM;
+    memcpy(both, key, klen + 1);
+    memcpy(both + klen + 1, elem, elen + 1);
+    node_vector_hit_t hit = {both, both + klen + 1, dot, cosine};
+    if (h->n == h->keep) {
+        free(h->hits[0].key);
+        h->hits[0] = hit;
+        s_sift_down(h, 0);
+    } else {
+        h->hits[h->n++] = hit;
+        s_sift_up(h, h->n - 1);
+    }
+    return 0;
+}
+
+static int s_cmp_vector_hit(const void *a, const void *b)
+{
+    const node_vector_hit_t *x = a, *y = b;
+    return x->cosine > y->cosine ? -1 : x->cosine < y->cosine;
+}
+
+void node_vector_hits_free(node_vector_hits_t *hits)
+{
+    for (size_t i = 0; i < hits->n; i++)
+        free(hits->hits[i].key);
+    free(hits->hits);
+    memset(hits, 0, sizeof *hits);
+}
+
+int node_store_search_vector(node_store_t *self, const char *sid, const float *query,
+                             uint32_t dims, size_t keep, node_visible_fn visible, void *arg,
+                             node_vector_hits_t *out)
+{
+    memset(out, 0, sizeof *out);
+    s_classes_t classes = {self, sid, visible, arg, NULL, 0};
+    uint64_t docs = 0, lengths = 0;
+    int rc = s_load_classes(&classes, &docs, &lengths);
+    s_heap_t heap = {keep ? calloc(keep, sizeof *heap.hits) : NULL, 0, keep};
+    if (rc == 0 && keep && !heap.hits)
+        rc = ENGRAM_ENOMEM;
+    double query_norm = search_vector_norm(query, dims);
+    store_key_t prefix = {0};
+    s_tagged(&prefix, TAG_VECTOR, sid);
+    if (rc == 0 && prefix.failed)
+        rc = ENGRAM_ENOMEM;
+    float *vector = malloc(4 * (size_t)(dims ? dims : 1));
+    if (rc == 0 && !vector)
+        rc = ENGRAM_ENOMEM;
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_SEARCH]);
+    for (rocksdb_iter_seek(it, (char *)prefix.data, prefix.len);
+         rc == 0 && keep && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen <= prefix.len || memcmp(k, prefix.data, prefix.len) != 0)
+            break;
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+        if (vlen != 16 + 4 * (size_t)dims || !s_class_visible(&classes, s_get_le64(v)))
+            continue; /* another dimension (the scope's changed): not comparable */
+        double norm;
+        memcpy(&norm, v + 8, 8);
+        memcpy(vector, v + 16, 4 * (size_t)dims); /* aligned for the arithmetic */
+        rc = s_offer(&heap, (const uint8_t *)k + prefix.len, klen - prefix.len,
+                     search_cosine(query, query_norm, vector, norm, dims));
+    }
+    rc = store__iter_end(it, &prefix, rc);
+    free(vector);
+    free(classes.classes);
+    out->hits = heap.hits;
+    out->n = heap.n;
+    if (rc) {
+        node_vector_hits_free(out);
+        return rc;
+    }
+    if (out->n)
+        qsort(out->hits, out->n, sizeof *out->hits, s_cmp_vector_hit);
     return 0;
 }
 

@@ -276,6 +276,28 @@ int node_store_search_terms(node_store_t *self, const char *sid, const char *con
                             size_t nterms, node_visible_fn visible, void *arg,
                             node_search_hits_t *out);
 void node_search_hits_free(node_search_hits_t *hits);
+/*  A document whose embedding is near the query's. */
+typedef struct {
+    char *key;  /* owned, with elem in the same allocation */
+    char *elem; /* "" for none */
+    crdt_dot_t dot;
+    double cosine;
+} node_vector_hit_t;
+
+typedef struct {
+    node_vector_hit_t *hits; /* best first */
+    size_t n;
+} node_vector_hits_t;
+
+/*  The `keep` documents of sid the reader may see whose embeddings are nearest to query (exact
+ *  cosine over every embedding of the scope: O(embeddings x dims)), best first. A scope whose
+ *  embeddings have another dimension has no hits. Caller frees with node_vector_hits_free. */
+int node_store_search_vector(node_store_t *self, const char *sid, const float *query,
+                             uint32_t dims, size_t keep, node_visible_fn visible, void *arg,
+                             node_vector_hits_t *out);
+void node_vector_hits_free(node_vector_hits_t *hits);
+/*  The dimension of sid's embeddings; 0 while it holds none (the next one fixes it). */
+uint32_t node_store_vector_dims(node_store_t *self, const char *sid);
 /*  The tokenizer the index uses (for the query's terms). Borrowed. */
 search_tokenizer_t *node_store_tokenizer(node_store_t *self);
 /*  The live entry (sid, key, elem, dot): its type, HLC and data (*data the caller's to free()).
