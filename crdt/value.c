@@ -238,8 +238,7 @@ int crdt_value_decode(const uint8_t *buf, size_t len, crdt_value_t **value_p)
         if (rc == 0)
             rc = s_strv_set(&value->agents, &value->nagents, p->agents, p->n_agents);
         if (rc == 0)
-            rc = s_strv_set(&value->resources, &value->nresources, p->resources,
-                            p->n_resources);
+            rc = s_strv_set(&value->resources, &value->nresources, p->resources, p->n_resources);
     }
     engram__value__free_unpacked(msg, NULL);
     if (rc)

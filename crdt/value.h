@@ -32,8 +32,8 @@ typedef struct {
     size_t nresources;
     uint8_t *data; /* owned payload */
     size_t len;
-    char *meta_json; /* owned; "" when none */
-    uint8_t *embedding; /* owned: the client's embedding (float32 LE, uninterpreted here) */
+    char *meta_json;      /* owned; "" when none */
+    uint8_t *embedding;   /* owned: the client's embedding (float32 LE, uninterpreted here) */
     size_t embedding_len; /* 0: none */
 } crdt_value_t;
 

@@ -170,6 +170,15 @@ int engram_history_page(engram_t *self, const char *scope, const char *key, cons
 /*  Copies the private memory under key into the shared scope, keeping its provenance. */
 int engram_share(engram_t *self, const char *key, const char *scope, engram_result_t **result);
 
+/*  engram_put and engram_remember with the memory's embedding (dims float32 values computed by
+ *  the client's model: engram computes none); a scope's embeddings all have one dimension. */
+int engram_put_embedded(engram_t *self, const char *scope, const char *key, const void *value,
+                        size_t len, const char *meta_json, uint64_t ttl_ms, const float *embedding,
+                        size_t dims, engram_result_t **result);
+int engram_remember_embedded(engram_t *self, const char *scope, const char *text,
+                             const char *meta_json, uint64_t ttl_ms, const float *embedding,
+                             size_t dims, engram_result_t **result);
+
 /*  What a search asks besides its query; zeroed means every default. */
 typedef struct {
     const char *const *scopes; /* the scopes searched; NULL or none: every scope the agent may
@@ -179,13 +188,20 @@ typedef struct {
                                 NULL: none */
     unsigned top_k;          /* at most this many results (0: ENGRAM_DEFAULT_TOP_K) */
     double threshold;        /* results scoring below are left out */
-    const char *mode;        /* "keyword" (BM25); NULL: the node's default */
-    bool explain;            /* each item's explain_json shows its score's components */
+    const char *mode;        /* "keyword" (BM25), "vector" (cosine of embeddings) or "hybrid"
+                                (reciprocal-rank fusion of both); NULL: hybrid with an
+                                embedding, else keyword */
+    const float *embedding;  /* the query's embedding (same model as the memories'), or NULL */
+    size_t dims;
+    double half_life_ms; /* > 0: recent memories score up to twice as much */
+    bool votes;          /* memories' usefulness votes (engram_vote) boost their score */
+    bool explain;        /* each item's explain_json shows its score's components */
 } engram_search_options_t;
 
-/*  Searches memories (register values and log entries) by their words: BM25 over the text of
- *  each scope searched, with Unicode folding and English stemming (the node's README), best
- *  first; only what the agent may read is searched, scored or counted. The connection's causal
+/*  Searches memories (register values and log entries) by their words (BM25 over the text of
+ *  each scope searched, with Unicode folding and English stemming: the node's README), by
+ *  meaning (the cosine of client-supplied embeddings) or both, best first; only what the
+ *  agent may read is searched, scored or counted. The connection's causal
  *  token (engram_set_after) makes the node wait until it has seen the writes it covers.
  *  options may be NULL. Items carry scope, key, value, provenance and score. */
 int engram_search(engram_t *self, const char *query, const engram_search_options_t *options,

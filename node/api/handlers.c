@@ -195,6 +195,8 @@ static int s_make_value(const Engram__Request *req, const char *sid, uint64_t hl
     if (rc == 0)
         rc = crdt_value_set_meta(v, req->meta_json);
     if (rc == 0)
+        rc = crdt_value_set_embedding(v, req->embedding.data, req->embedding.len);
+    if (rc == 0)
         rc = api__set_provenance(v, req, sid);
     if (rc)
         crdt_value_destroy(&v);
@@ -387,6 +389,8 @@ static int s_share(s_op_t *op)
         rc = crdt_value_set_user(v, src->user);
     if (rc == 0)
         rc = crdt_value_merge_provenance(v, src);
+    if (rc == 0 && !op->req->embedding.len) /* the private memory's, unless one is given */
+        rc = crdt_value_set_embedding(v, src->embedding, src->embedding_len);
     if (rc) {
         crdt_value_destroy(&v);
         return api__fail(op->r, rc, "%s", engram_strerror(rc));
@@ -1232,6 +1236,8 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
                       api_reply_t *r)
 {
     int rc = api__check_input(self, req, r);
+    if (rc == 0 && req->embedding.len && req->op != ENGRAM__OP__SEARCH)
+        rc = api__check_embedding(self, req, sid, r);
     if (rc)
         return rc;
     switch (req->op) {

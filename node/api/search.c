@@ -1,11 +1,22 @@
-/*  SEARCH: memories found by their words, within the reader's rights.
+/*  SEARCH: memories found by their words and meaning, within the reader's rights.
  *
- *  The query is split into terms as the index splits texts (node/search/text.h); each scope
- *  searched answers with BM25 over its postings (node_store_search_terms), counting and
- *  scoring only the documents whose provenance the reader may see (the retrospective check,
- *  decided once per provenance class). Results of all scopes are ranked together by score
- *  (ties: scope, key, dot), then walked in that order: each is loaded, checked again (expiry,
- *  provenance), matched against the filter and the threshold, until top_k are kept.
+ *  Rankings, per the request's mode:
+ *    keyword  BM25 over the query's terms (split as the index splits texts, node/search/text.h):
+ *             each scope answers from its postings (node_store_search_terms), counting and
+ *             scoring only the documents whose provenance the reader may see (the
+ *             retrospective check, decided once per provenance class);
+ *    vector   the cosine of the query's embedding with each memory's (node_store_search_vector,
+ *             an exact scan, the best SEARCH_POOL per scope, the same access rule);
+ *    hybrid   reciprocal-rank fusion of the two rankings (k = SEARCH_RRF_K): a memory at rank r
+ *             of a ranking gets 1 / (k + r), summed over the rankings it is in.
+ *  Without a mode, hybrid when the query carries an embedding, else keyword.
+ *  Results of all scopes are ranked together (ties: scope, key, dot) and walked best first:
+ *  each is loaded and checked again (expiry, provenance) and matched against the filter.
+ *  Optional boosts then multiply the score: recency, 1 + 2^(-age / half_life_ms) with the age
+ *  of the memory's version; usefulness, 1 + tanh(votes / 4) / 2 with the votes of its counter
+ *  KEY#votes (VOTE; contributions the reader may see). Without boosts the walk stops at top_k;
+ *  with them the best SEARCH_POOL by the unboosted score are boosted and ranked again (a
+ *  memory beyond the pool is not considered). The threshold applies to the final score.
  *
  *  Scopes: those named (each must be readable, as for GET: else ENGRAM_EDENIED), or by
  *  default every shared scope this node holds that the agent may read for its user, and its
@@ -22,16 +33,26 @@
 #include "node/api/internal.h"
 #include "node/search/filter.h"
 #include "node/search/text.h"
+#include "node/search/vector.h"
 
 /*  The longest query text. */
 #define SEARCH_MAX_QUERY_BYTES 4096
 /*  At most this many scopes are named in one search. */
 #define SEARCH_MAX_SCOPES 64
+/*  Candidates a vector ranking keeps per scope, and that boosts re-rank. */
+#define SEARCH_POOL 200
+/*  The suffix of a memory's usefulness counter (VOTE). */
+#define SEARCH_VOTES_SUFFIX "#votes"
+
+typedef enum { MODE_KEYWORD, MODE_VECTOR, MODE_HYBRID } s_mode_t;
+
+static const char *const s_mode_names[] = {"keyword", "vector", "hybrid"};
 
 typedef struct {
     char sid[MAX_SCOPE_BYTES + 2];
     char *name; /* as the agent names it: "private" or the scope */
-    node_search_hits_t hits;
+    node_search_hits_t text;
+    node_vector_hits_t vector;
 } s_scope_t;
 
 typedef struct {
@@ -40,11 +61,42 @@ typedef struct {
     size_t cap;
 } s_scopes_t;
 
-/*  One ranked candidate. */
+/*  One memory in a ranking, and what its score came from. */
 typedef struct {
     const s_scope_t *scope;
-    const node_search_hit_t *hit;
+    const char *key;
+    const char *elem;
+    crdt_dot_t dot;
+    const node_search_hit_t *text;   /* its BM25 hit, or NULL */
+    const node_vector_hit_t *vector; /* its vector hit, or NULL */
+    size_t text_rank, vector_rank;   /* 1-based ranks in each ranking; 0: not in it */
+    double base;                     /* the mode's score */
+    double recency, usefulness;      /* boost factors (1: none) */
+    int64_t votes;
+    double score; /* base x boosts */
+    /* loaded: */
+    crdt_type_id_t type;
+    uint64_t hlc;
+    uint8_t *data;
+    size_t len;
 } s_candidate_t;
+
+typedef struct {
+    s_candidate_t *items;
+    size_t n;
+    size_t cap;
+} s_candidates_t;
+
+/*  What one search asks, checked. */
+typedef struct {
+    s_mode_t mode;
+    search_filter_t *filter;
+    search_terms_t terms;
+    float *embedding; /* the query's, or NULL */
+    uint32_t dims;
+    size_t top_k;
+    bool boosted;
+} s_query_t;
 
 typedef struct {
     node_server_t *self;
@@ -59,6 +111,8 @@ static bool s_visible(void *arg, const char *const *agents, size_t nagents,
     return api__may_read_provenance(reader->self, reader->req->agent, reader->req->user,
                                     reader->sid, agents, nagents, resources, nresources);
 }
+
+/*  --- scopes ------------------------------------------------------------------------------ */
 
 static int s_add_scope(s_scopes_t *list, const char *sid, const char *name)
 {
@@ -84,7 +138,8 @@ static void s_scopes_free(s_scopes_t *list)
 {
     for (size_t i = 0; i < list->n; i++) {
         free(list->scopes[i].name);
-        node_search_hits_free(&list->scopes[i].hits);
+        node_search_hits_free(&list->scopes[i].text);
+        node_vector_hits_free(&list->scopes[i].vector);
     }
     free(list->scopes);
 }
@@ -147,177 +202,397 @@ static int s_scopes(node_server_t *self, const Engram__Request *req, api_reply_t
     return every.rc ? api__fail(r, every.rc, "out of memory") : 0;
 }
 
-static int s_cmp_candidate(const void *a, const void *b)
+/*  --- the request ------------------------------------------------------------------------- */
+
+static void s_query_fini(s_query_t *q)
 {
-    const s_candidate_t *x = a, *y = b;
-    if (x->hit->bm25 != y->hit->bm25)
-        return x->hit->bm25 > y->hit->bm25 ? -1 : 1;
+    search_filter_destroy(&q->filter);
+    search_terms_free(&q->terms);
+    free(q->embedding);
+}
+
+static int s_check(node_server_t *self, const Engram__Request *req, api_reply_t *r, s_query_t *q)
+{
+    if (strlen(req->query) > SEARCH_MAX_QUERY_BYTES)
+        return api__fail(r, ENGRAM_ETOOBIG, "a query has at most %d bytes", SEARCH_MAX_QUERY_BYTES);
+    if (req->top_k > ENGRAM_MAX_TOP_K)
+        return api__fail(r, ENGRAM_EINVAL, "top_k may be at most %d", ENGRAM_MAX_TOP_K);
+    if (!isfinite(req->threshold))
+        return api__fail(r, ENGRAM_EINVAL, "the threshold is a score: a finite number");
+    if (!isfinite(req->half_life_ms) || req->half_life_ms < 0)
+        return api__fail(r, ENGRAM_EINVAL, "the half-life is a duration in ms: 0 (none) or more");
+    q->top_k = req->top_k ? req->top_k : ENGRAM_DEFAULT_TOP_K;
+    q->boosted = req->half_life_ms > 0 || req->votes;
+    if (!req->mode[0])
+        q->mode = req->embedding.len ? MODE_HYBRID : MODE_KEYWORD;
+    else if (strcmp(req->mode, "keyword") == 0)
+        q->mode = MODE_KEYWORD;
+    else if (strcmp(req->mode, "vector") == 0)
+        q->mode = MODE_VECTOR;
+    else if (strcmp(req->mode, "hybrid") == 0)
+        q->mode = MODE_HYBRID;
+    else
+        return api__fail(r, ENGRAM_EINVAL, "search mode '%s': use keyword, vector or hybrid",
+                         api__quote(r, req->mode));
+    char why[160];
+    if (q->mode != MODE_KEYWORD) {
+        if (!req->embedding.len)
+            return api__fail(r, ENGRAM_EINVAL,
+                             "a %s search needs the query's embedding (float32 values)",
+                             s_mode_names[q->mode]);
+        q->embedding = malloc(req->embedding.len);
+        if (!q->embedding)
+            return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+        if (search_embedding_decode(req->embedding.data, req->embedding.len, q->embedding, &q->dims,
+                                    why, sizeof why) != 0)
+            return api__fail(r, ENGRAM_EINVAL, "the query's embedding: %s", why);
+    } else if (req->embedding.len) {
+        return api__fail(r, ENGRAM_EINVAL, "a keyword search takes no embedding");
+    }
+    if (req->filter_json[0] && search_filter_parse(req->filter_json, strlen(req->filter_json),
+                                                   &q->filter, why, sizeof why) != 0)
+        return api__fail(r, ENGRAM_EINVAL, "the filter is not valid: %s", why);
+    if (q->mode == MODE_VECTOR)
+        return 0;
+    int rc = search_tokenize(node_store_tokenizer(self->store), req->query, strlen(req->query),
+                             &q->terms);
+    if (rc)
+        return api__fail(r, rc, "cannot split the query into words: %s", engram_strerror(rc));
+    if (q->terms.n == 0 && q->mode == MODE_KEYWORD)
+        return api__fail(r, ENGRAM_EINVAL,
+                         "the query has no words to search for (letters or digits)");
+    return 0;
+}
+
+int api__check_embedding(node_server_t *self, const Engram__Request *req, const char *sid,
+                         api_reply_t *r)
+{
+    if (req->op != ENGRAM__OP__PUT && req->op != ENGRAM__OP__REMEMBER &&
+        req->op != ENGRAM__OP__LOG_APPEND && req->op != ENGRAM__OP__SHARE)
+        return api__fail(r, ENGRAM_EINVAL,
+                         "an embedding goes with a memory's text: put, remember, log append, "
+                         "share, or a search's query");
+    char why[160];
+    uint32_t dims = 0;
+    if (search_embedding_decode(req->embedding.data, req->embedding.len, NULL, &dims, why,
+                                sizeof why) != 0)
+        return api__fail(r, ENGRAM_EINVAL, "the embedding: %s", why);
+    uint32_t scope_dims = node_store_vector_dims(self->store, sid);
+    if (scope_dims && scope_dims != dims)
+        return api__fail(r, ENGRAM_EINVAL,
+                         "%s holds embeddings of %u dimensions; this one has %u (one model per "
+                         "scope)",
+                         r->scope, scope_dims, dims);
+    return 0;
+}
+
+/*  --- ranking ----------------------------------------------------------------------------- */
+
+static int s_add_candidate(s_candidates_t *list, s_candidate_t c)
+{
+    if (list->n == list->cap) {
+        size_t grown = list->cap ? 2 * list->cap : 64;
+        s_candidate_t *more = realloc(list->items, grown * sizeof *more);
+        if (!more)
+            return ENGRAM_ENOMEM;
+        list->items = more;
+        list->cap = grown;
+    }
+    list->items[list->n++] = c;
+    return 0;
+}
+
+static int s_cmp_dot(crdt_dot_t a, crdt_dot_t b)
+{
+    return a.node != b.node ? (a.node < b.node ? -1 : 1) : a.n != b.n ? (a.n < b.n ? -1 : 1) : 0;
+}
+
+/*  The order of identity: scope, key, element, dot. */
+static int s_cmp_identity(const s_candidate_t *x, const s_candidate_t *y)
+{
     int c = strcmp(x->scope->sid, y->scope->sid);
     if (c == 0)
-        c = strcmp(x->hit->key, y->hit->key);
+        c = strcmp(x->key, y->key);
     if (c == 0)
-        c = strcmp(x->hit->elem, y->hit->elem);
-    if (c == 0)
-        c = x->hit->dot.node != y->hit->dot.node ? (x->hit->dot.node < y->hit->dot.node ? -1 : 1)
-            : x->hit->dot.n != y->hit->dot.n     ? (x->hit->dot.n < y->hit->dot.n ? -1 : 1)
-                                                 : 0;
-    return c;
+        c = strcmp(x->elem, y->elem);
+    return c ? c : s_cmp_dot(x->dot, y->dot);
 }
 
-/*  The parts of a BM25 score, as JSON. */
-static char *s_explain(const s_candidate_t *c, const search_terms_t *terms)
+static int s_cmp_identity_q(const void *a, const void *b)
 {
-    const node_search_hits_t *hits = &c->scope->hits;
-    json_t *parts = json_array();
-    for (size_t t = 0; parts && t < terms->n; t++) {
-        if (!c->hit->tf[t])
-            continue;
-        double idf = search_bm25_idf(hits->docs, hits->df[t]);
-        json_array_append_new(
-            parts, json_pack("{s:s, s:i, s:I, s:f, s:f}", "term", terms->terms[t], "tf",
-                             (int)c->hit->tf[t], "df", (json_int_t)hits->df[t], "idf", idf, "score",
-                             search_bm25_term(idf, c->hit->tf[t], c->hit->dl, hits->avgdl)));
+    return s_cmp_identity(a, b);
+}
+
+static int s_cmp_by(double x, double y, const s_candidate_t *a, const s_candidate_t *b)
+{
+    return x != y ? (x > y ? -1 : 1) : s_cmp_identity(a, b);
+}
+
+static int s_cmp_text(const void *a, const void *b)
+{
+    const s_candidate_t *x = a, *y = b;
+    return s_cmp_by(x->text ? x->text->bm25 : -1, y->text ? y->text->bm25 : -1, x, y);
+}
+
+static int s_cmp_vector(const void *a, const void *b)
+{
+    const s_candidate_t *x = a, *y = b;
+    return s_cmp_by(x->vector ? x->vector->cosine : -2, y->vector ? y->vector->cosine : -2, x, y);
+}
+
+static int s_cmp_base(const void *a, const void *b)
+{
+    const s_candidate_t *x = a, *y = b;
+    return s_cmp_by(x->base, y->base, x, y);
+}
+
+static int s_cmp_score(const void *a, const void *b)
+{
+    const s_candidate_t *x = a, *y = b;
+    return s_cmp_by(x->score, y->score, x, y);
+}
+
+/*  Every scope's hits as candidates, a memory in both rankings once; then ranks and base
+ *  scores. */
+static int s_rank(const s_query_t *q, s_scopes_t *list, s_candidates_t *out)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < list->n; i++) {
+        const s_scope_t *scope = &list->scopes[i];
+        for (size_t h = 0; rc == 0 && h < scope->text.n; h++) {
+            const node_search_hit_t *hit = &scope->text.hits[h];
+            rc = s_add_candidate(out, (s_candidate_t){.scope = scope,
+                                                      .key = hit->key,
+                                                      .elem = hit->elem,
+                                                      .dot = hit->dot,
+                                                      .text = hit});
+        }
+        for (size_t h = 0; rc == 0 && h < scope->vector.n; h++) {
+            const node_vector_hit_t *hit = &scope->vector.hits[h];
+            rc = s_add_candidate(out, (s_candidate_t){.scope = scope,
+                                                      .key = hit->key,
+                                                      .elem = hit->elem,
+                                                      .dot = hit->dot,
+                                                      .vector = hit});
+        }
     }
-    json_t *doc =
-        json_pack("{s:f, s:f, s:I, s:f, s:I, s:f, s:f, s:o}", "score", c->hit->bm25, "bm25",
-                  c->hit->bm25, "docs", (json_int_t)hits->docs, "avgdl", hits->avgdl, "dl",
-                  (json_int_t)c->hit->dl, "k1", SEARCH_BM25_K1, "b", SEARCH_BM25_B, "terms", parts);
-    char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
-    json_decref(doc);
-    return text;
+    if (rc || out->n == 0)
+        return rc;
+    /* one candidate per memory: merge the two hits of one identity */
+    qsort(out->items, out->n, sizeof *out->items, s_cmp_identity_q);
+    size_t kept = 0;
+    for (size_t i = 0; i < out->n; i++) {
+        if (kept && s_cmp_identity(&out->items[kept - 1], &out->items[i]) == 0) {
+            s_candidate_t *into = &out->items[kept - 1];
+            into->text = into->text ? into->text : out->items[i].text;
+            into->vector = into->vector ? into->vector : out->items[i].vector;
+        } else {
+            out->items[kept++] = out->items[i];
+        }
+    }
+    out->n = kept;
+    qsort(out->items, out->n, sizeof *out->items, s_cmp_text);
+    for (size_t i = 0; i < out->n && out->items[i].text; i++)
+        out->items[i].text_rank = i + 1;
+    qsort(out->items, out->n, sizeof *out->items, s_cmp_vector);
+    for (size_t i = 0; i < out->n && out->items[i].vector; i++)
+        out->items[i].vector_rank = i + 1;
+    for (size_t i = 0; i < out->n; i++) {
+        s_candidate_t *c = &out->items[i];
+        c->recency = c->usefulness = 1;
+        if (q->mode == MODE_KEYWORD)
+            c->base = c->text ? c->text->bm25 : 0;
+        else if (q->mode == MODE_VECTOR)
+            c->base = c->vector ? c->vector->cosine : -1;
+        else
+            c->base = (c->text_rank ? search_rrf((uint32_t)c->text_rank) : 0) +
+                      (c->vector_rank ? search_rrf((uint32_t)c->vector_rank) : 0);
+        c->score = c->base;
+    }
+    qsort(out->items, out->n, sizeof *out->items, s_cmp_base);
+    return 0;
 }
 
-/*  Whether the candidate's stored value passes the filter; *item filled when it does. */
-static int s_take(node_server_t *self, const Engram__Request *req, api_reply_t *r,
-                  const s_candidate_t *c, const search_filter_t *filter,
-                  const search_terms_t *terms, bool *taken)
+/*  The usefulness votes of key the reader may see (0 without a counter). */
+static int64_t s_votes(node_server_t *self, const Engram__Request *req, const s_candidate_t *c)
 {
-    *taken = false;
-    crdt_type_id_t type;
-    uint64_t hlc;
-    uint8_t *data = NULL;
-    size_t len = 0;
-    int rc = node_store_entry_get(self->store, c->scope->sid, c->hit->key, c->hit->elem,
-                                  c->hit->dot, &type, &hlc, &data, &len);
+    size_t len = strlen(c->key);
+    if (len + sizeof SEARCH_VOTES_SUFFIX > ENGRAM_MAX_KEY_BYTES + 1)
+        return 0;
+    char key[ENGRAM_MAX_KEY_BYTES + 1];
+    memcpy(key, c->key, len);
+    memcpy(key + len, SEARCH_VOTES_SUFFIX, sizeof SEARCH_VOTES_SUFFIX);
+    crdt_scope_t *view = NULL;
+    unsigned types = 0;
+    int64_t votes = 0;
+    if (node_store_view(self->store, c->scope->sid, key, NODE_VIEW_OBJECT, NULL, &view, &types) ==
+            0 &&
+        (types & (1u << CRDT_COUNTER))) {
+        api_reader_t reader = {self, req->agent, req->user, c->scope->sid};
+        if (api__visible_sum(&reader, view, key, &votes) != 0)
+            votes = 0;
+    }
+    crdt_scope_destroy(&view);
+    return votes;
+}
+
+/*  Loads a candidate and tells whether it is shown: live, readable and matching the filter;
+ *  then its boosts. */
+static int s_load(node_server_t *self, const Engram__Request *req, const s_query_t *q,
+                  api_reply_t *r, s_candidate_t *c, bool *shown)
+{
+    *shown = false;
+    int rc = node_store_entry_get(self->store, c->scope->sid, c->key, c->elem, c->dot, &c->type,
+                                  &c->hlc, &c->data, &c->len);
     if (rc == ENGRAM_ENOTFOUND)
         return 0;
     if (rc)
         return api__fail(r, rc, "cannot read a result: %s", engram_strerror(rc));
     crdt_value_t *v = NULL;
-    bool passes = crdt_value_decode(data, len, &v) == 0;
-    if (passes && filter) {
-        search_record_t record = {v->author,
-                                  v->user,
-                                  c->hit->key,
-                                  v->created_hlc >> ENGRAM_HLC_LOGICAL_BITS,
-                                  v->updated_hlc >> ENGRAM_HLC_LOGICAL_BITS,
-                                  v->meta_json};
-        passes = search_filter_match(filter, &record);
+    if (crdt_value_decode(c->data, c->len, &v) != 0)
+        return 0;
+    int64_t now = api__now_ms();
+    api_reader_t reader = {self, req->agent, req->user, c->scope->sid};
+    bool live =
+        (!v->expires_at_ms || (int64_t)v->expires_at_ms > now) && api__reader_may(&reader, v);
+    uint64_t updated_ms = v->updated_hlc >> ENGRAM_HLC_LOGICAL_BITS;
+    if (live && q->filter) {
+        search_record_t record = {v->author,  v->user,
+                                  c->key,     v->created_hlc >> ENGRAM_HLC_LOGICAL_BITS,
+                                  updated_ms, v->meta_json};
+        live = search_filter_match(q->filter, &record);
     }
     crdt_value_destroy(&v);
-    Engram__Item *item = passes ? api__add_item(r) : NULL;
-    if (passes && !item)
-        rc = api__fail(r, ENGRAM_ENOMEM, "out of memory");
-    if (item) {
-        api_reader_t reader = {self, req->agent, req->user, c->scope->sid};
-        crdt_entry_view_t view = {c->hit->elem, c->hit->dot.node, c->hit->dot.n, hlc, data, len};
-        item->key = api__str(&r->arena, c->hit->key);
-        item->scope = api__str(&r->arena, c->scope->name);
-        item->score = c->hit->bm25;
-        if (api__item_from_value(r, item, &view, type == CRDT_LOG ? "log" : "reg", api__now_ms(),
-                                 &reader)) {
-            *taken = true;
-            if (req->explain) {
-                char *explain = s_explain(c, terms);
-                item->explain_json = api__keep(&r->arena, explain);
-                if (!item->explain_json)
-                    rc = api__fail(r, ENGRAM_ENOMEM, "out of memory");
-            }
-        } else {
-            r->msg.n_items--; /* expired, or hidden by its provenance */
-        }
+    if (!live)
+        return 0;
+    if (req->half_life_ms > 0)
+        c->recency = 1 + search_recency(now - (int64_t)updated_ms, (uint64_t)req->half_life_ms);
+    if (req->votes) {
+        c->votes = s_votes(self, req, c);
+        c->usefulness = 1 + tanh((double)c->votes / 4) / 2;
     }
-    free(data);
-    return rc;
+    c->score = c->base * c->recency * c->usefulness;
+    *shown = true;
+    return 0;
 }
 
-static int s_check(node_server_t *self, const Engram__Request *req, api_reply_t *r,
-                   search_filter_t **filter)
+/*  The parts of a score, as JSON. */
+static char *s_explain(const s_query_t *q, const s_candidate_t *c)
 {
-    (void)self;
-    *filter = NULL;
-    if (strlen(req->query) > SEARCH_MAX_QUERY_BYTES)
-        return api__fail(r, ENGRAM_ETOOBIG, "a query has at most %d bytes", SEARCH_MAX_QUERY_BYTES);
-    if (req->top_k > ENGRAM_MAX_TOP_K)
-        return api__fail(r, ENGRAM_EINVAL, "top_k may be at most %d", ENGRAM_MAX_TOP_K);
-    if (!isfinite(req->threshold) || req->threshold < 0)
-        return api__fail(r, ENGRAM_EINVAL, "the threshold is a score: a finite number, 0 or more");
-    if (req->mode[0] && strcmp(req->mode, "keyword") != 0)
-        return api__fail(r, ENGRAM_EINVAL,
-                         "search mode '%s' is not served by this node: it ranks by words "
-                         "(keyword)",
-                         api__quote(r, req->mode));
-    if (req->embedding.len)
-        return api__fail(r, ENGRAM_EINVAL,
-                         "this node ranks by words only: a query embedding is not served yet");
-    if (req->filter_json[0]) {
-        char why[200];
-        int rc = search_filter_parse(req->filter_json, strlen(req->filter_json), filter, why,
-                                     sizeof why);
-        if (rc)
-            return api__fail(r, rc, "the filter is not valid: %s", why);
+    json_t *doc = json_pack("{s:s, s:f, s:f}", "mode", s_mode_names[q->mode], "score", c->score,
+                            "base", c->base);
+    if (doc && c->text) {
+        const node_search_hits_t *hits = &c->scope->text;
+        json_t *parts = json_array();
+        for (size_t t = 0; parts && t < q->terms.n; t++) {
+            if (!c->text->tf[t])
+                continue;
+            double idf = search_bm25_idf(hits->docs, hits->df[t]);
+            json_array_append_new(
+                parts,
+                json_pack("{s:s, s:i, s:I, s:f, s:f}", "term", q->terms.terms[t], "tf",
+                          (int)c->text->tf[t], "df", (json_int_t)hits->df[t], "idf", idf, "score",
+                          search_bm25_term(idf, c->text->tf[t], c->text->dl, hits->avgdl)));
+        }
+        json_object_set_new(doc, "bm25",
+                            json_pack("{s:f, s:I, s:I, s:f, s:I, s:f, s:f, s:o}", "score",
+                                      c->text->bm25, "rank", (json_int_t)c->text_rank, "docs",
+                                      (json_int_t)hits->docs, "avgdl", hits->avgdl, "dl",
+                                      (json_int_t)c->text->dl, "k1", SEARCH_BM25_K1, "b",
+                                      SEARCH_BM25_B, "terms", parts));
     }
-    return 0;
+    if (doc && c->vector)
+        json_object_set_new(doc, "vector",
+                            json_pack("{s:f, s:I}", "cosine", c->vector->cosine, "rank",
+                                      (json_int_t)c->vector_rank));
+    if (doc && q->mode == MODE_HYBRID)
+        json_object_set_new(doc, "rrf", json_pack("{s:f}", "k", SEARCH_RRF_K));
+    if (doc && c->recency != 1)
+        json_object_set_new(doc, "recency", json_real(c->recency));
+    if (doc && c->usefulness != 1)
+        json_object_set_new(
+            doc, "usefulness",
+            json_pack("{s:f, s:I}", "factor", c->usefulness, "votes", (json_int_t)c->votes));
+    char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    json_decref(doc);
+    return text;
+}
+
+/*  The reply's item for a shown candidate. */
+static int s_item(node_server_t *self, const Engram__Request *req, const s_query_t *q,
+                  api_reply_t *r, const s_candidate_t *c)
+{
+    Engram__Item *item = api__add_item(r);
+    if (!item)
+        return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    api_reader_t reader = {self, req->agent, req->user, c->scope->sid};
+    crdt_entry_view_t view = {c->elem, c->dot.node, c->dot.n, c->hlc, c->data, c->len};
+    if (!api__item_from_value(r, item, &view, c->type == CRDT_LOG ? "log" : "reg", api__now_ms(),
+                              &reader)) {
+        r->msg.n_items--; /* expired since it was loaded */
+        return 0;
+    }
+    item->key = api__str(&r->arena, c->key);
+    item->scope = api__str(&r->arena, c->scope->name);
+    item->score = c->score;
+    if (req->explain) {
+        item->explain_json = api__keep(&r->arena, s_explain(q, c));
+        if (!item->explain_json)
+            return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    }
+    return item->key && item->scope ? 0 : api__fail(r, ENGRAM_ENOMEM, "out of memory");
 }
 
 int api__search(node_server_t *self, const Engram__Request *req, api_reply_t *r)
 {
-    search_filter_t *filter = NULL;
-    int rc = s_check(self, req, r, &filter);
-    search_terms_t terms = {0};
-    if (rc == 0) {
-        rc = search_tokenize(node_store_tokenizer(self->store), req->query, strlen(req->query),
-                             &terms);
-        if (rc)
-            rc = api__fail(r, rc, "cannot split the query into words: %s", engram_strerror(rc));
-        else if (terms.n == 0)
-            rc = api__fail(r, ENGRAM_EINVAL,
-                           "the query has no words to search for (letters or digits)");
-    }
+    s_query_t q = {0};
+    int rc = s_check(self, req, r, &q);
     s_scopes_t list = {0};
     if (rc == 0)
         rc = s_scopes(self, req, r, &list);
-    size_t total = 0;
     for (size_t i = 0; rc == 0 && i < list.n; i++) {
-        s_reader_t reader = {self, req, list.scopes[i].sid};
-        rc = node_store_search_terms(self->store, list.scopes[i].sid,
-                                     (const char *const *)terms.terms, terms.n, s_visible, &reader,
-                                     &list.scopes[i].hits);
+        s_scope_t *scope = &list.scopes[i];
+        s_reader_t reader = {self, req, scope->sid};
+        if (q.terms.n)
+            rc =
+                node_store_search_terms(self->store, scope->sid, (const char *const *)q.terms.terms,
+                                        q.terms.n, s_visible, &reader, &scope->text);
+        if (rc == 0 && q.embedding)
+            rc = node_store_search_vector(self->store, scope->sid, q.embedding, q.dims, SEARCH_POOL,
+                                          s_visible, &reader, &scope->vector);
         if (rc)
-            rc = api__fail(r, rc, "cannot search %s: %s", list.scopes[i].name, engram_strerror(rc));
-        else
-            total += list.scopes[i].hits.n;
+            rc = api__fail(r, rc, "cannot search %s: %s", scope->name, engram_strerror(rc));
     }
-    s_candidate_t *ranked = rc == 0 && total ? calloc(total, sizeof *ranked) : NULL;
-    if (rc == 0 && total && !ranked)
-        rc = api__fail(r, ENGRAM_ENOMEM, "out of memory");
-    size_t n = 0;
-    for (size_t i = 0; ranked && i < list.n; i++)
-        for (size_t h = 0; h < list.scopes[i].hits.n; h++)
-            ranked[n++] = (s_candidate_t){&list.scopes[i], &list.scopes[i].hits.hits[h]};
-    if (ranked)
-        qsort(ranked, n, sizeof *ranked, s_cmp_candidate);
-    size_t top_k = req->top_k ? req->top_k : ENGRAM_DEFAULT_TOP_K, kept = 0;
-    for (size_t i = 0; rc == 0 && i < n && kept < top_k; i++) {
-        if (ranked[i].hit->bm25 < req->threshold)
+    s_candidates_t ranked = {0};
+    if (rc == 0 && (rc = s_rank(&q, &list, &ranked)) != 0)
+        rc = api__fail(r, rc, "out of memory");
+    /* Walk best first: without boosts the first top_k shown are the answer; with them, the
+     * best SEARCH_POOL shown are boosted and ranked again. */
+    size_t want = q.boosted ? (q.top_k > SEARCH_POOL ? q.top_k : SEARCH_POOL) : q.top_k;
+    size_t shown = 0;
+    for (size_t i = 0; rc == 0 && i < ranked.n && shown < want; i++) {
+        s_candidate_t *c = &ranked.items[i];
+        if (!q.boosted && c->base < req->threshold)
             break;
-        bool taken = false;
-        rc = s_take(self, req, r, &ranked[i], filter, &terms, &taken);
-        kept += taken;
+        bool ok = false;
+        rc = s_load(self, req, &q, r, c, &ok);
+        if (!ok) {
+            free(c->data);
+            c->data = NULL;
+        } else if (shown++ != i) { /* the shown ones move to the front, with their data */
+            ranked.items[shown - 1] = *c;
+            c->data = NULL;
+        }
     }
-    free(ranked);
+    if (q.boosted && shown)
+        qsort(ranked.items, shown, sizeof *ranked.items, s_cmp_score);
+    for (size_t i = 0; rc == 0 && i < shown && i < q.top_k; i++)
+        if (ranked.items[i].score >= req->threshold)
+            rc = s_item(self, req, &q, r, &ranked.items[i]);
+    for (size_t i = 0; i < shown; i++)
+        free(ranked.items[i].data);
+    free(ranked.items);
     s_scopes_free(&list);
-    search_terms_free(&terms);
-    search_filter_destroy(&filter);
+    s_query_fini(&q);
     return rc;
 }

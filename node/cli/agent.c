@@ -148,13 +148,15 @@ int cli_cmd_put(engram_t *engram, const cli_opts_t *opts)
     int rc = s_sources(engram, opts);
     if (rc != 0)
         return rc;
+    if ((opts->given & CLI_OPT_REPLICAS) && opts->embedding)
+        return cli_fail(ENGRAM_EINVAL, "--embedding and --replicas do not go together yet");
     if (opts->given & CLI_OPT_REPLICAS)
         rc = engram_put_replicated(engram, opts->args[0], opts->args[1], value->data, value->len,
                                    opts->meta, opts->ttl_ms, opts->replicas,
                                    (opts->given & CLI_OPT_TIMEOUT) ? opts->timeout_ms : 0, &result);
     else
-        rc = engram_put(engram, opts->args[0], opts->args[1], value->data, value->len, opts->meta,
-                        opts->ttl_ms, &result);
+        rc = engram_put_embedded(engram, opts->args[0], opts->args[1], value->data, value->len,
+                                 opts->meta, opts->ttl_ms, opts->embedding, opts->dims, &result);
     return s_print_write(opts, rc, &result);
 }
 
@@ -338,8 +340,8 @@ int cli_cmd_remember(engram_t *engram, const cli_opts_t *opts)
     engram_result_t *result = NULL;
     int rc = s_sources(engram, opts);
     if (rc == 0)
-        rc = engram_remember(engram, opts->args[0], (const char *)text->data, opts->meta,
-                             opts->ttl_ms, &result);
+        rc = engram_remember_embedded(engram, opts->args[0], (const char *)text->data, opts->meta,
+                                      opts->ttl_ms, opts->embedding, opts->dims, &result);
     if (rc != 0)
         return rc;
     if (opts->json)
@@ -498,6 +500,10 @@ int cli_cmd_search(engram_t *engram, const cli_opts_t *opts)
         .top_k = opts->top_k,
         .threshold = opts->threshold,
         .mode = opts->mode,
+        .embedding = opts->embedding,
+        .dims = opts->dims,
+        .half_life_ms = (double)opts->half_life_ms,
+        .votes = opts->votes,
         .explain = opts->explain,
     };
     engram_result_t *result = NULL;

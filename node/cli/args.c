@@ -3,6 +3,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdbool.h>
@@ -70,6 +71,7 @@ void cli_opts_fini(cli_opts_t *opts)
     cli_value_fini(&opts->value);
     free(opts->sources.items);
     free(opts->scopes.items);
+    free(opts->embedding);
     free(opts->patterns.items);
     opts->sources = opts->patterns = opts->scopes = (cli_list_t){0};
 }
@@ -240,6 +242,9 @@ static const s_option_t s_options[] = {
     {"threshold", true, CLI_OPT_THRESHOLD},
     {"mode", true, CLI_OPT_MODE},
     {"explain", false, CLI_OPT_EXPLAIN},
+    {"embedding", true, CLI_OPT_EMBEDDING},
+    {"half-life", true, CLI_OPT_HALF_LIFE},
+    {"votes", false, CLI_OPT_VOTES},
 };
 #define S_NOPTIONS (sizeof s_options / sizeof s_options[0])
 
@@ -271,6 +276,35 @@ static int s_append(cli_list_t *list, const char *value)
     }
     grown[list->n++] = value;
     list->items = grown;
+    return 0;
+}
+
+/*  --embedding FILE ("-": stdin): a JSON array of numbers, the float32 values of an embedding
+ *  (the node checks the rest). Returns 0, or 2 after a usage message. */
+static int s_read_embedding(cli_opts_t *opts, const char *path)
+{
+    json_error_t error;
+    json_t *doc =
+        strcmp(path, "-") == 0 ? json_loadf(stdin, 0, &error) : json_load_file(path, 0, &error);
+    size_t dims = json_is_array(doc) ? json_array_size(doc) : 0;
+    float *values = dims ? calloc(dims, sizeof *values) : NULL;
+    bool ok = values != NULL;
+    for (size_t i = 0; ok && i < dims; i++) {
+        json_t *item = json_array_get(doc, i);
+        ok = json_is_number(item);
+        values[i] = ok ? (float)json_number_value(item) : 0;
+    }
+    json_decref(doc);
+    if (!ok) {
+        free(values);
+        return cli_usage(NULL,
+                         "--embedding takes a file (or - for stdin) holding a JSON array of "
+                         "numbers; '%s' does not",
+                         path);
+    }
+    free(opts->embedding);
+    opts->embedding = values;
+    opts->dims = dims;
     return 0;
 }
 
@@ -319,7 +353,13 @@ static int s_set_option(cli_opts_t *opts, const s_option_t *option, const char *
         return s_append(&opts->scopes, value);
     else if (strcmp(name, "filter") == 0)
         opts->filter = value;
-    else if (strcmp(name, "mode") == 0)
+    else if (strcmp(name, "embedding") == 0)
+        return s_read_embedding(opts, value);
+    else if (strcmp(name, "half-life") == 0) {
+        if (!s_parse_seconds(value, &opts->half_life_ms) || !opts->half_life_ms)
+            return cli_usage(NULL, "--half-life takes a number of seconds above 0, not '%s'",
+                             value);
+    } else if (strcmp(name, "mode") == 0)
         opts->mode = value;
     else if (strcmp(name, "threshold") == 0) {
         char *end = NULL;
@@ -393,6 +433,8 @@ int cli_parse(int argc, char **argv, cli_opts_t *opts, const char **pos, size_t 
                 opts->help = true;
             else if (strcmp(option->name, "explain") == 0)
                 opts->explain = true;
+            else if (strcmp(option->name, "votes") == 0)
+                opts->votes = true;
             else
                 opts->json = true;
             opts->given |= option->bit;

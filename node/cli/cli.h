@@ -136,6 +136,9 @@ enum {
     CLI_OPT_THRESHOLD = 1 << 19,
     CLI_OPT_MODE = 1 << 20,
     CLI_OPT_EXPLAIN = 1 << 21,
+    CLI_OPT_EMBEDDING = 1 << 22,
+    CLI_OPT_HALF_LIFE = 1 << 23,
+    CLI_OPT_VOTES = 1 << 30,
 };
 
 /*  The values of a repeatable option, in the order given. The array is the cli_opts_t's (freed
@@ -182,7 +185,11 @@ typedef struct {
     double threshold;    /* --threshold: the lowest score shown */
     const char *mode;    /* --mode */
     bool explain;        /* --explain */
-    const char **args;   /* positional arguments after the command word(s) */
+    float *embedding;    /* --embedding FILE: its JSON array of numbers (owned); NULL: none */
+    size_t dims;
+    uint64_t half_life_ms; /* --half-life SECONDS; 0: no recency boost */
+    bool votes;            /* --votes: boost by usefulness votes */
+    const char **args;     /* positional arguments after the command word(s) */
     size_t nargs;
     cli_value_t value; /* the VALUE or TEXT of a CLI_CMD_VALUE command */
 } cli_opts_t;

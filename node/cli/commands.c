@@ -12,16 +12,20 @@
 
 static const cli_command_t s_commands[] = {
     {"put", NULL, 3, 3,
-     CLI_OPT_META | CLI_OPT_TTL | CLI_OPT_REPLICAS | CLI_OPT_TIMEOUT | CLI_OPT_SOURCE, cli_cmd_put,
+     CLI_OPT_META | CLI_OPT_TTL | CLI_OPT_REPLICAS | CLI_OPT_TIMEOUT | CLI_OPT_SOURCE |
+         CLI_OPT_EMBEDDING,
+     cli_cmd_put,
      "put SCOPE KEY VALUE [--meta JSON] [--ttl SECONDS] [--replicas N [--timeout MS]] "
-     "[--source RESOURCE]...",
+     "[--source RESOURCE]... [--embedding FILE]",
      CLI_CMD_VALUE,
      "Writes VALUE under KEY in SCOPE (a register) and prints the causal token.\n"
      "--meta attaches a JSON value, --ttl makes the value expire after SECONDS, --replicas waits\n"
      "until N nodes hold the write (exit 5 if fewer did within --timeout; the write stays\n"
      "durable on this node). --source names a resource VALUE was derived from (repeatable): a\n"
      "reader must be allowed to read each, and the shared SCOPE itself, which the node records\n"
-     "among the value's resources too. VALUE \"-\" is read from stdin.",
+     "among the value's resources too. --embedding attaches the value's embedding (a JSON\n"
+     "array of numbers in FILE, - for stdin) for search by meaning. VALUE \"-\" is read from\n"
+     "stdin.",
      NULL},
     {"get", NULL, 2, 2, CLI_OPT_AFTER | CLI_OPT_TIMEOUT, cli_cmd_get,
      "get SCOPE KEY [--after TOKEN] [--timeout MS]", 0,
@@ -52,10 +56,12 @@ static const cli_command_t s_commands[] = {
      NULL},
     {"search", NULL, 1, 1,
      CLI_OPT_SCOPE | CLI_OPT_FILTER | CLI_OPT_TOP_K | CLI_OPT_THRESHOLD | CLI_OPT_MODE |
-         CLI_OPT_EXPLAIN | CLI_OPT_AFTER | CLI_OPT_TIMEOUT,
+         CLI_OPT_EXPLAIN | CLI_OPT_AFTER | CLI_OPT_TIMEOUT | CLI_OPT_EMBEDDING | CLI_OPT_HALF_LIFE |
+         CLI_OPT_VOTES,
      cli_cmd_search,
      "search QUERY [--scope S]... [--filter JSON] [--top-k N] [--threshold X] "
-     "[--mode keyword] [--explain] [--after TOKEN] [--timeout MS]",
+     "[--mode keyword|vector|hybrid] [--embedding FILE] [--half-life SECONDS] [--votes] "
+     "[--explain] [--after TOKEN] [--timeout MS]",
      0,
      "Finds memories (register values and log entries) by the words of QUERY, best first, one\n"
      "a line: score, scope, key, author, value. Ranked by BM25 over Unicode-folded, stemmed\n"
@@ -66,6 +72,11 @@ static const cli_command_t s_commands[] = {
      "over author, user, key, created_at, updated_at and metadata fields). --top-k shows at\n"
      "most N (default 10), --threshold leaves out scores below X, --explain prints each\n"
      "score's parts (term frequencies, document frequencies, idf, lengths) on the next line.\n"
+     "--embedding gives the query's embedding (a JSON array of numbers in FILE): --mode vector\n"
+     "ranks by its cosine with the memories' embeddings, hybrid (the default with an\n"
+     "embedding) fuses both rankings by reciprocal rank (k 60). --half-life boosts recent\n"
+     "memories (up to 2x, halving every SECONDS of age); --votes boosts memories by their\n"
+     "usefulness votes (engram vote).\n"
      "--after waits until this node has seen everything TOKEN covers, at most --timeout\n"
      "milliseconds (exit 5 then).",
      NULL},
@@ -108,8 +119,11 @@ static const cli_command_t s_commands[] = {
      "--after waits until this node has seen everything TOKEN covers, at most --timeout\n"
      "milliseconds (exit 5 then).",
      NULL},
-    {"remember", NULL, 2, 2, CLI_OPT_META | CLI_OPT_TTL | CLI_OPT_SOURCE, cli_cmd_remember,
-     "remember SCOPE TEXT [--meta JSON] [--ttl SECONDS] [--source RESOURCE]...", CLI_CMD_VALUE,
+    {"remember", NULL, 2, 2, CLI_OPT_META | CLI_OPT_TTL | CLI_OPT_SOURCE | CLI_OPT_EMBEDDING,
+     cli_cmd_remember,
+     "remember SCOPE TEXT [--meta JSON] [--ttl SECONDS] [--source RESOURCE]... "
+     "[--embedding FILE]",
+     CLI_CMD_VALUE,
      "Stores TEXT as a new memory in SCOPE and prints its id (the key to get it by).\n"
      "--meta attaches a JSON value, --ttl makes it expire after SECONDS, --source names a\n"
      "resource TEXT was derived from (repeatable). TEXT \"-\" is read from stdin.",

@@ -823,13 +823,28 @@ int engram_set_sources(engram_t *self, const char *const *sources, size_t n)
 int engram_put(engram_t *self, const char *scope, const char *key, const void *value, size_t len,
                const char *meta_json, uint64_t ttl_ms, engram_result_t **result)
 {
-    assert(self && scope && key && (value || len == 0) && result);
+    return engram_put_embedded(self, scope, key, value, len, meta_json, ttl_ms, NULL, 0, result);
+}
+
+/*  An embedding as the wire carries it: the float32 values' bytes (this little-endian host's
+ *  own layout, as the node's CMakeLists.txt requires). */
+static ProtobufCBinaryData s_embedding(const float *embedding, size_t dims)
+{
+    return (ProtobufCBinaryData){dims * sizeof *embedding, (uint8_t *)embedding};
+}
+
+int engram_put_embedded(engram_t *self, const char *scope, const char *key, const void *value,
+                        size_t len, const char *meta_json, uint64_t ttl_ms, const float *embedding,
+                        size_t dims, engram_result_t **result)
+{
+    assert(self && scope && key && (value || len == 0) && (embedding || dims == 0) && result);
     *result = NULL;
     Engram__Request req = s_write(self, ENGRAM__OP__PUT, scope, key);
     req.value.data = (uint8_t *)value;
     req.value.len = len;
     req.meta_json = s_str(meta_json);
     req.ttl_ms = ttl_ms;
+    req.embedding = s_embedding(embedding, dims);
     return s_call_result(self, &req, self->timeout_ms, result);
 }
 
@@ -1011,13 +1026,21 @@ int engram_list(engram_t *self, const char *scope, const char *prefix, const cha
 int engram_remember(engram_t *self, const char *scope, const char *text, const char *meta_json,
                     uint64_t ttl_ms, engram_result_t **result)
 {
-    assert(self && scope && text && result);
+    return engram_remember_embedded(self, scope, text, meta_json, ttl_ms, NULL, 0, result);
+}
+
+int engram_remember_embedded(engram_t *self, const char *scope, const char *text,
+                             const char *meta_json, uint64_t ttl_ms, const float *embedding,
+                             size_t dims, engram_result_t **result)
+{
+    assert(self && scope && text && (embedding || dims == 0) && result);
     *result = NULL;
     Engram__Request req = s_write(self, ENGRAM__OP__REMEMBER, scope, NULL);
     req.value.data = (uint8_t *)text;
     req.value.len = strlen(text);
     req.meta_json = s_str(meta_json);
     req.ttl_ms = ttl_ms;
+    req.embedding = s_embedding(embedding, dims);
     return s_call_result(self, &req, self->timeout_ms, result);
 }
 
@@ -1056,6 +1079,9 @@ int engram_search(engram_t *self, const char *query, const engram_search_options
     req.top_k = options->top_k;
     req.threshold = options->threshold;
     req.mode = s_str(options->mode);
+    req.embedding = s_embedding(options->embedding, options->embedding ? options->dims : 0);
+    req.half_life_ms = options->half_life_ms;
+    req.votes = options->votes;
     req.explain = options->explain;
     return s_call_result(self, &req, s_read_wait(self, &req), result);
 }

@@ -284,9 +284,9 @@ static int s_add_vector(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
         return rc;
     /* the scope's dimension: what this batch added first, else what the scope holds, else
      * free (a scope with no embedding left takes a new dimension) */
-    uint32_t want = pending->dims                               ? pending->dims
+    uint32_t want = pending->dims                         ? pending->dims
                     : (int64_t)count + pending->count > 0 ? stored_dims
-                                                                : dims;
+                                                          : dims;
     if (dims != want) {
         zsys_warning("engramd: an embedding of %u dimensions in %s is not indexed: the scope's "
                      "embeddings have %u",
@@ -334,9 +334,9 @@ int store__index_add(node_store_t *self, store_index_batch_t *ib, rocksdb_writeb
     uint32_t dims = 0;
     if (rc == 0 && v->embedding_len && !vector)
         rc = ENGRAM_ENOMEM;
-    bool has_vector = rc == 0 && vector &&
-                      search_embedding_decode(v->embedding, v->embedding_len, vector, &dims, NULL,
-                                              0) == 0;
+    bool has_vector =
+        rc == 0 && vector &&
+        search_embedding_decode(v->embedding, v->embedding_len, vector, &dims, NULL, 0) == 0;
     if (rc || (terms.n == 0 && !has_vector)) {
         free(vector);
         search_terms_free(&terms);
@@ -403,9 +403,9 @@ static int s_take_record(node_store_t *self, store_index_batch_t *ib, const stor
 }
 
 /*  Deletes a text document's postings and 'd' record (k holds its 'd' key). */
-static int s_remove_terms(node_store_t *self, store_index_batch_t *ib,
-                          rocksdb_writebatch_t *batch, const char *sid, const char *key,
-                          const char *elem, crdt_dot_t dot, store_key_t *k)
+static int s_remove_terms(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
+                          const char *sid, const char *key, const char *elem, crdt_dot_t dot,
+                          store_key_t *k)
 {
     char *doc = NULL;
     size_t len = 0;
@@ -439,8 +439,8 @@ static int s_remove_terms(node_store_t *self, store_index_batch_t *ib,
 }
 
 /*  Deletes an embedding's 'v' record (k holds its key). */
-static int s_remove_vector(node_store_t *self, store_index_batch_t *ib,
-                           rocksdb_writebatch_t *batch, const char *sid, store_key_t *k)
+static int s_remove_vector(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
+                           const char *sid, store_key_t *k)
 {
     char *record = NULL;
     size_t len = 0;
@@ -509,8 +509,7 @@ static int s_finish_class(node_store_t *self, rocksdb_writebatch_t *batch, const
     char raw[sizeof totals];
     for (int i = 0; i < 3; i++)
         store__le64(raw + 8 * i, totals[i]);
-    rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len, raw,
-                              sizeof raw);
+    rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len, raw, sizeof raw);
     if (d->provenance) {
         k->data[0] = TAG_PROV;
         rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len,
@@ -922,8 +921,8 @@ void node_vector_hits_free(node_vector_hits_t *hits)
     memset(hits, 0, sizeof *hits);
 }
 
-int node_store_search_vector(node_store_t *self, const char *sid, const float *query,
-                             uint32_t dims, size_t keep, node_visible_fn visible, void *arg,
+int node_store_search_vector(node_store_t *self, const char *sid, const float *query, uint32_t dims,
+                             size_t keep, node_visible_fn visible, void *arg,
                              node_vector_hits_t *out)
 {
     memset(out, 0, sizeof *out);

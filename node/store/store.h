@@ -292,8 +292,8 @@ typedef struct {
 /*  The `keep` documents of sid the reader may see whose embeddings are nearest to query (exact
  *  cosine over every embedding of the scope: O(embeddings x dims)), best first. A scope whose
  *  embeddings have another dimension has no hits. Caller frees with node_vector_hits_free. */
-int node_store_search_vector(node_store_t *self, const char *sid, const float *query,
-                             uint32_t dims, size_t keep, node_visible_fn visible, void *arg,
+int node_store_search_vector(node_store_t *self, const char *sid, const float *query, uint32_t dims,
+                             size_t keep, node_visible_fn visible, void *arg,
                              node_vector_hits_t *out);
 void node_vector_hits_free(node_vector_hits_t *hits);
 /*  The dimension of sid's embeddings; 0 while it holds none (the next one fixes it). */
