@@ -35,5 +35,5 @@ plant(node/store/keys.c "#include \"node/api/server.h\""
 plant(gossip/swim.c "#include <crdt/internal.h>" "gossip/swim.c: includes \"crdt/internal.h\"")
 plant(node/daemon/daemon.c "#include \"node/api/internal.h\"" "another folder's internals")
 plant(node/trust/identity.c "#include \"gossip/engine.h\"" "node/trust/identity.c: includes")
-plant(node/search/index.c "#include \"node/store/store.h\"" "node/search/: a folder with no rule")
+plant(node/unruled/index.c "#include \"node/store/store.h\"" "node/unruled/: a folder with no rule")
 file(REMOVE_RECURSE ${SCRATCH})
