@@ -13,6 +13,7 @@
 struct search_tokenizer {
     struct sb_stemmer *stemmer;
     char *language;
+    bool stop_words; /* English: drop s_english_stop */
 };
 
 int search_tokenizer_new(const char *language, search_tokenizer_t **self_p)
@@ -23,6 +24,7 @@ int search_tokenizer_new(const char *language, search_tokenizer_t **self_p)
         return ENGRAM_ENOMEM;
     self->language = strdup(language);
     self->stemmer = self->language ? sb_stemmer_new(language, "UTF_8") : NULL;
+    self->stop_words = strcmp(language, "english") == 0;
     if (!self->stemmer) {
         int rc = self->language ? ENGRAM_EINVAL : ENGRAM_ENOMEM;
         search_tokenizer_destroy(&self);
@@ -58,6 +60,31 @@ void search_terms_free(search_terms_t *terms)
     terms->n = 0;
 }
 
+/*  English stop words (Lucene's EnglishAnalyzer set), in byte order for bsearch: dropped before
+ *  stemming, from texts and queries alike. On a small scope BM25 alone would weigh them up
+ *  (a rare "and" gets a high idf and ranks the one memory holding it first). */
+static const char *const s_english_stop[] = {
+    "a",   "an",    "and",  "are",   "as",    "at",   "be",   "but", "by",  "for",  "if",
+    "in",  "into",  "is",   "it",    "no",    "not",  "of",   "on",  "or",  "such", "that",
+    "the", "their", "then", "there", "these", "they", "this", "to",  "was", "will", "with"};
+
+static int s_cmp_word(const void *key, const void *item)
+{
+    return strcmp(key, *(const char *const *)item);
+}
+
+/*  Whether word[0..len) (case-folded) is one of the tokenizer's stop words. */
+static bool s_stop_word(const search_tokenizer_t *self, const uint8_t *word, size_t len)
+{
+    char text[8];
+    if (!self->stop_words || len >= sizeof text)
+        return false;
+    memcpy(text, word, len);
+    text[len] = '\0';
+    return bsearch(text, s_english_stop, sizeof s_english_stop / sizeof *s_english_stop,
+                   sizeof *s_english_stop, s_cmp_word) != NULL;
+}
+
 /*  Letters, marks and numbers make words; every other category separates them. */
 static bool s_word_char(utf8proc_int32_t cp)
 {
@@ -70,7 +97,8 @@ static int s_add_term(search_tokenizer_t *self, const uint8_t *word, size_t len,
                       search_terms_t *terms, size_t *cap)
 {
     /* Snowball strips a few bytes of suffix at most: a word this long stays too long. */
-    if (len > 2 * SEARCH_MAX_TERM_BYTES || terms->n >= SEARCH_MAX_TERMS)
+    if (len > 2 * SEARCH_MAX_TERM_BYTES || terms->n >= SEARCH_MAX_TERMS ||
+        s_stop_word(self, word, len))
         return 0;
     const sb_symbol *stem = sb_stemmer_stem(self->stemmer, word, (int)len);
     if (!stem)

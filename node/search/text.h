@@ -10,7 +10,9 @@
  *       English by default: "requirements" and "required" are both "requir");
  *    5. a term longer than SEARCH_MAX_TERM_BYTES after stemming is dropped (hashes, base64),
  *       and at most SEARCH_MAX_TERMS terms of a text are kept.
- *  No stop words are removed: BM25's inverse document frequency weighs them down already.
+ *  In English, the 33 stop words of Lucene's EnglishAnalyzer ("a", "and", "the", ...) are
+ *  dropped before stemming: BM25's idf weighs them down on a large scope, but on a small one
+ *  a rare "and" would outweigh the words that matter.
  *
  *  BM25 (Robertson and Zaragoza; k1 = 1.2, b = 0.75, Lucene's non-negative idf):
  *    idf(t)      = ln(1 + (N - df + 0.5) / (df + 0.5))
