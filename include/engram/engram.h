@@ -63,6 +63,7 @@ typedef struct {
     char *next_cursor; /* paged reads: "" when there is no further page */
     char *token;       /* the causal token, printable (base64url) */
     unsigned replicas; /* engram_put_replicated: nodes that held the write when answered */
+    char *context;     /* engram_context: the prompt block */
 } engram_result_t;
 
 typedef struct {
@@ -206,6 +207,12 @@ typedef struct {
  *  options may be NULL. Items carry scope, key, value, provenance and score. */
 int engram_search(engram_t *self, const char *query, const engram_search_options_t *options,
                   engram_result_t **result);
+/*  A ready prompt block of the memories a search finds, best first, within a budget of tokens
+ *  (counted as one per 4 bytes): a header line, then per memory "- WHEN UTC, AUTHOR in SCOPE
+ *  (KEY): TEXT", duplicates collapsed, at most options->top_k (default 10). result->context is
+ *  the block, result->items the memories in it, result->number its tokens. */
+int engram_context(engram_t *self, const char *query, const engram_search_options_t *options,
+                   unsigned tokens, engram_result_t **result);
 
 /*  Subscribes this connection to the changes of scope; then engram_next_event returns them
  *  in commit order (timeout_ms -1: wait for ever; ENGRAM_ETIMEDOUT when none came). */

@@ -1206,7 +1206,7 @@ int api__check_input(node_server_t *self, const Engram__Request *req, api_reply_
 {
     bool keyed = req->op != ENGRAM__OP__LIST && req->op != ENGRAM__OP__REMEMBER &&
                  req->op != ENGRAM__OP__STATS && req->op != ENGRAM__OP__SEARCH &&
-                 !api__admin_op(req->op);
+                 req->op != ENGRAM__OP__CONTEXT && !api__admin_op(req->op);
     bool creates = req->op == ENGRAM__OP__PUT || req->op == ENGRAM__OP__SET_ADD ||
                    req->op == ENGRAM__OP__COUNTER_ADD || req->op == ENGRAM__OP__LOG_APPEND ||
                    req->op == ENGRAM__OP__SHARE;
@@ -1236,7 +1236,8 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
                       api_reply_t *r)
 {
     int rc = api__check_input(self, req, r);
-    if (rc == 0 && req->embedding.len && req->op != ENGRAM__OP__SEARCH)
+    if (rc == 0 && req->embedding.len && req->op != ENGRAM__OP__SEARCH &&
+        req->op != ENGRAM__OP__CONTEXT)
         rc = api__check_embedding(self, req, sid, r);
     if (rc)
         return rc;
@@ -1283,6 +1284,8 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
         return s_history(self, req, sid, r);
     case ENGRAM__OP__SEARCH:
         return api__search(self, req, r);
+    case ENGRAM__OP__CONTEXT:
+        return api__context(self, req, r);
     case ENGRAM__OP__SHARE: {
         if (sid[0] == '@')
             return api__fail(r, ENGRAM_ESCOPE,

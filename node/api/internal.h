@@ -283,6 +283,8 @@ bool api__item_from_value(api_reply_t *r, Engram__Item *item, const crdt_entry_v
 
 /*  SEARCH: ranked results of every scope searched that the agent may read. */
 int api__search(node_server_t *self, const Engram__Request *req, api_reply_t *r);
+/*  CONTEXT: a prompt block of the best memories within a token budget. */
+int api__context(node_server_t *self, const Engram__Request *req, api_reply_t *r);
 /*  A write's embedding (Request.embedding): well-formed (node/search/vector.h), on a write of
  *  text, and of the dimension scope sid's embeddings have, if it has any. */
 int api__check_embedding(node_server_t *self, const Engram__Request *req, const char *sid,

@@ -21,11 +21,22 @@
  *  Scopes: those named (each must be readable, as for GET: else ENGRAM_EDENIED), or by
  *  default every shared scope this node holds that the agent may read for its user, and its
  *  private scope. A scope the agent may not read is never searched.
+ *
+ *  CONTEXT is a search (of at least SEARCH_CONTEXT_POOL candidates) made into a prompt block:
+ *  a header, then one line per memory, best first, "- WHEN UTC, AUTHOR in SCOPE (KEY): TEXT",
+ *  as many as fit the token budget (one token per SEARCH_BYTES_PER_TOKEN bytes), at most
+ *  top_k; a memory whose text equals a better one's (NFKC, case-folded, white space
+ *  collapsed) is left out. Relevance first, with who and when on every line, as Zep's user
+ *  context and Redis's memory prompt do; Reply.items are the memories shown, Reply.number the
+ *  block's tokens.
  */
+#include <czmq.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <utf8proc.h>
 
 #include "crdt/value.h"
 #include "engram/error.h"
@@ -543,7 +554,7 @@ static int s_item(node_server_t *self, const Engram__Request *req, const s_query
     return item->key && item->scope ? 0 : api__fail(r, ENGRAM_ENOMEM, "out of memory");
 }
 
-int api__search(node_server_t *self, const Engram__Request *req, api_reply_t *r)
+static int s_search(node_server_t *self, const Engram__Request *req, api_reply_t *r)
 {
     s_query_t q = {0};
     int rc = s_check(self, req, r, &q);
@@ -595,4 +606,134 @@ int api__search(node_server_t *self, const Engram__Request *req, api_reply_t *r)
     s_scopes_free(&list);
     s_query_fini(&q);
     return rc;
+}
+
+int api__search(node_server_t *self, const Engram__Request *req, api_reply_t *r)
+{
+    return s_search(self, req, r);
+}
+
+/*  --- CONTEXT ----------------------------------------------------------------------------- */
+
+/*  A context block's budget is counted as one token per SEARCH_BYTES_PER_TOKEN bytes of UTF-8
+ *  (the rule of thumb for English with GPT-style tokenizers), rounded up. */
+#define SEARCH_BYTES_PER_TOKEN 4
+/*  Candidates a context considers, at least. */
+#define SEARCH_CONTEXT_POOL       50
+#define SEARCH_MAX_CONTEXT_TOKENS 100000
+
+static size_t s_tokens(size_t bytes)
+{
+    return (bytes + SEARCH_BYTES_PER_TOKEN - 1) / SEARCH_BYTES_PER_TOKEN;
+}
+
+/*  The text a duplicate is recognised by: NFKC, case-folded, runs of white space as one. */
+static char *s_fingerprint(const uint8_t *text, size_t len)
+{
+    utf8proc_uint8_t *folded = NULL;
+    utf8proc_ssize_t n = utf8proc_map(text, (utf8proc_ssize_t)len, &folded,
+                                      UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE |
+                                          UTF8PROC_CASEFOLD | UTF8PROC_IGNORE);
+    if (n < 0)
+        return NULL;
+    size_t out = 0;
+    bool space = true;
+    for (utf8proc_ssize_t i = 0; i < n; i++) {
+        bool is_space =
+            folded[i] == ' ' || folded[i] == '\t' || folded[i] == '\n' || folded[i] == '\r';
+        if (is_space && !space)
+            folded[out++] = ' ';
+        else if (!is_space)
+            folded[out++] = folded[i];
+        space = is_space;
+    }
+    while (out && folded[out - 1] == ' ')
+        out--;
+    folded[out] = '\0';
+    return (char *)folded;
+}
+
+/*  Appends one memory's line: "- WHEN UTC, AUTHOR in SCOPE (KEY): TEXT", the text on one line
+ *  (line breaks as spaces). */
+static char *s_context_line(const Engram__Item *item)
+{
+    char when[32] = "?";
+    time_t seconds = (time_t)((item->hlc >> ENGRAM_HLC_LOGICAL_BITS) / 1000);
+    struct tm tm;
+    if (gmtime_r(&seconds, &tm))
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &tm);
+    char *text = malloc(item->value.len + 1);
+    if (!text)
+        return NULL;
+    for (size_t i = 0; i < item->value.len; i++) {
+        uint8_t c = item->value.data[i];
+        text[i] = c == '\n' || c == '\r' || c == '\t' ? ' ' : (char)c;
+    }
+    text[item->value.len] = '\0';
+    char *line =
+        zsys_sprintf("- %s, %s in %s (%s): %s\n", when, item->author[0] ? item->author : "unknown",
+                     item->scope, item->key, text);
+    free(text);
+    return line;
+}
+
+int api__context(node_server_t *self, const Engram__Request *req, api_reply_t *r)
+{
+    if (req->tokens == 0 || req->tokens > SEARCH_MAX_CONTEXT_TOKENS)
+        return api__fail(r, ENGRAM_EINVAL,
+                         "a context needs a budget: tokens from 1 to %d (one token per %d bytes)",
+                         SEARCH_MAX_CONTEXT_TOKENS, SEARCH_BYTES_PER_TOKEN);
+    Engram__Request wide = *req;
+    if (wide.top_k < SEARCH_CONTEXT_POOL)
+        wide.top_k = SEARCH_CONTEXT_POOL;
+    int rc = s_search(self, &wide, r);
+    if (rc)
+        return rc;
+    char *header =
+        zsys_sprintf("Memories relevant to \"%s\" (best first; when, who, where):\n", req->query);
+    if (!header)
+        return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    size_t budget = (size_t)req->tokens * SEARCH_BYTES_PER_TOKEN;
+    size_t used = strlen(header);
+    zchunk_t *block = zchunk_new(header, used);
+    zstr_free(&header);
+    zhash_t *seen = zhash_new();
+    size_t kept = 0, top_k = req->top_k ? req->top_k : ENGRAM_DEFAULT_TOP_K;
+    for (size_t i = 0; block && seen && i < r->msg.n_items && kept < top_k; i++) {
+        Engram__Item *item = r->msg.items[i];
+        char *print = s_fingerprint(item->value.data, item->value.len);
+        bool twice = print && zhash_lookup(seen, print);
+        if (print && !twice)
+            zhash_insert(seen, print, (void *)1);
+        free(print);
+        if (twice)
+            continue; /* a duplicate of a better one: collapsed into it */
+        char *line = s_context_line(item);
+        size_t len = line ? strlen(line) : 0;
+        if (line && used + len <= budget) {
+            zchunk_extend(block, line, len);
+            used += len;
+            r->msg.items[kept++] = item;
+        }
+        zstr_free(&line);
+        if (used + 2 > budget) /* not even a line's start fits */
+            break;
+    }
+    zhash_destroy(&seen);
+    r->msg.n_items = kept;
+    if (!block)
+        return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    if (used > budget) /* the header alone is over the budget */
+        zchunk_set(block, "", 0);
+    char *text = api__keep(&r->arena, malloc(zchunk_size(block) + 1));
+    if (text) {
+        memcpy(text, zchunk_data(block), zchunk_size(block));
+        text[zchunk_size(block)] = '\0';
+    }
+    zchunk_destroy(&block);
+    if (!text)
+        return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    r->msg.context = text;
+    r->msg.number = (int64_t)s_tokens(strlen(text));
+    return 0;
 }

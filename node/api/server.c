@@ -49,6 +49,7 @@ bool api__op_reads(Engram__Op op)
     case ENGRAM__OP__LIST:
     case ENGRAM__OP__HISTORY:
     case ENGRAM__OP__SEARCH:
+    case ENGRAM__OP__CONTEXT:
         return true;
     default:
         return false;
@@ -308,9 +309,9 @@ void api__request(node_server_t *self, api_conn_t *conn, zframe_t *routing, Engr
                        MAX_NAME_BYTES);
     else /* who acts: from the connection's key (req->agent is set from it) */
         rc = api__identify(self, req, &r);
-    /* SEARCH resolves and authorizes each scope it searches itself (search.c) */
-    bool scoped =
-        req->op != ENGRAM__OP__STATS && req->op != ENGRAM__OP__SEARCH && !api__admin_op(req->op);
+    /* SEARCH and CONTEXT resolve and authorize each scope they search themselves (search.c) */
+    bool scoped = req->op != ENGRAM__OP__STATS && req->op != ENGRAM__OP__SEARCH &&
+                  req->op != ENGRAM__OP__CONTEXT && !api__admin_op(req->op);
     if (rc == 0 && scoped && (rc = api__resolve(req, sid, &r)) == 0) {
         r.sid = sid;
         r.scope = req->scope;

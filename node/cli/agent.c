@@ -488,12 +488,10 @@ static void s_print_result(const engram_item_t *item)
     }
 }
 
-int cli_cmd_search(engram_t *engram, const cli_opts_t *opts)
+/*  The search options of the command line. */
+static engram_search_options_t s_search_options(const cli_opts_t *opts)
 {
-    int rc = s_after(engram, opts);
-    if (rc != 0)
-        return rc;
-    engram_search_options_t options = {
+    return (engram_search_options_t){
         .scopes = opts->scopes.items,
         .nscopes = opts->scopes.n,
         .filter_json = opts->filter,
@@ -506,7 +504,44 @@ int cli_cmd_search(engram_t *engram, const cli_opts_t *opts)
         .votes = opts->votes,
         .explain = opts->explain,
     };
+}
+
+int cli_cmd_search(engram_t *engram, const cli_opts_t *opts)
+{
+    int rc = s_after(engram, opts);
+    if (rc != 0)
+        return rc;
+    engram_search_options_t options = s_search_options(opts);
     engram_result_t *result = NULL;
     rc = engram_search(engram, opts->args[0], &options, &result);
     return rc ? rc : s_print_items(opts, &result, false, s_json_result, s_print_result);
+}
+
+int cli_check_context(const cli_command_t *command, const cli_opts_t *opts)
+{
+    return opts->tokens ? 0 : cli_usage(command, "context needs --tokens N, the block's budget");
+}
+
+/*  The block as it is (--json: "context", "tokens" and the memories in it). */
+int cli_cmd_context(engram_t *engram, const cli_opts_t *opts)
+{
+    int rc = s_after(engram, opts);
+    if (rc != 0)
+        return rc;
+    engram_search_options_t options = s_search_options(opts);
+    engram_result_t *result = NULL;
+    rc = engram_context(engram, opts->args[0], &options, opts->tokens, &result);
+    if (rc != 0)
+        return rc;
+    if (opts->json) {
+        json_t *items = json_array();
+        for (size_t i = 0; i < result->nitems; i++)
+            items = cli_json_append(items, s_json_result(&result->items[i]));
+        rc = cli_json_print(json_pack("{s:o, s:I, s:o}", "context", cli_json_str(result->context),
+                                      "tokens", (json_int_t)result->number, "items", items));
+    } else {
+        fputs(result->context, stdout);
+    }
+    engram_result_destroy(&result);
+    return rc;
 }

@@ -245,6 +245,7 @@ static const s_option_t s_options[] = {
     {"embedding", true, CLI_OPT_EMBEDDING},
     {"half-life", true, CLI_OPT_HALF_LIFE},
     {"votes", false, CLI_OPT_VOTES},
+    {"tokens", true, CLI_OPT_TOKENS},
 };
 #define S_NOPTIONS (sizeof s_options / sizeof s_options[0])
 
@@ -367,6 +368,11 @@ static int s_set_option(cli_opts_t *opts, const s_option_t *option, const char *
         if (*end || !isfinite(opts->threshold) || opts->threshold < 0)
             return cli_usage(NULL, "--threshold takes a score, a number 0 or more, not '%s'",
                              value);
+    } else if (strcmp(name, "tokens") == 0) {
+        if (!cli_parse_int(value, 1, 100000, &n))
+            return cli_usage(NULL, "--tokens takes a budget from 1 to 100000 tokens, not '%s'",
+                             value);
+        opts->tokens = (unsigned)n;
     } else if (strcmp(name, "top-k") == 0) {
         if (!cli_parse_int(value, 1, ENGRAM_MAX_TOP_K, &n))
             return cli_usage(NULL, "--top-k takes a number of results from 1 to %d, not '%s'",

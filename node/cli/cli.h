@@ -138,6 +138,7 @@ enum {
     CLI_OPT_EXPLAIN = 1 << 21,
     CLI_OPT_EMBEDDING = 1 << 22,
     CLI_OPT_HALF_LIFE = 1 << 23,
+    CLI_OPT_TOKENS = 1 << 29,
     CLI_OPT_VOTES = 1 << 30,
 };
 
@@ -189,6 +190,7 @@ typedef struct {
     size_t dims;
     uint64_t half_life_ms; /* --half-life SECONDS; 0: no recency boost */
     bool votes;            /* --votes: boost by usefulness votes */
+    unsigned tokens;       /* --tokens: a context's budget */
     const char **args;     /* positional arguments after the command word(s) */
     size_t nargs;
     cli_value_t value; /* the VALUE or TEXT of a CLI_CMD_VALUE command */
@@ -311,6 +313,7 @@ void cli_print_item_value(const engram_item_t *item, const char *op);
 int cli_cmd_put(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_get(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_rm(engram_t *engram, const cli_opts_t *opts);
+int cli_cmd_context(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_search(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_ls(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_history(engram_t *engram, const cli_opts_t *opts);
@@ -321,6 +324,7 @@ int cli_cmd_set_members(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_counter_add(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_counter_get(engram_t *engram, const cli_opts_t *opts);
 int cli_check_counter_add(const cli_command_t *command, const cli_opts_t *opts);
+int cli_check_context(const cli_command_t *command, const cli_opts_t *opts);
 int cli_cmd_log_append(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_log_range(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_remember(engram_t *engram, const cli_opts_t *opts);

@@ -80,6 +80,17 @@ static const cli_command_t s_commands[] = {
      "--after waits until this node has seen everything TOKEN covers, at most --timeout\n"
      "milliseconds (exit 5 then).",
      NULL},
+    {"context", NULL, 1, 1,
+     CLI_OPT_TOKENS | CLI_OPT_SCOPE | CLI_OPT_FILTER | CLI_OPT_TOP_K | CLI_OPT_THRESHOLD |
+         CLI_OPT_MODE | CLI_OPT_EMBEDDING | CLI_OPT_HALF_LIFE | CLI_OPT_VOTES | CLI_OPT_AFTER |
+         CLI_OPT_TIMEOUT,
+     cli_cmd_context,
+     "context QUERY --tokens N [--scope S]... [--filter JSON] [--top-k N] [search options]", 0,
+     "Prints a ready prompt block of the memories `search QUERY` finds, best first, within a\n"
+     "budget of N tokens (counted as one token per 4 bytes): a header line, then one line per\n"
+     "memory, \"- WHEN UTC, AUTHOR in SCOPE (KEY): TEXT\", a text repeated elsewhere shown once,\n"
+     "at most --top-k memories (default 10). Takes the options of search.",
+     cli_check_context},
     {"set", "add", 3, 3, 0, cli_cmd_set_add, "set add SCOPE KEY ELEM", 0,
      "Adds ELEM to the set KEY in SCOPE and prints the causal token.", NULL},
     {"set", "rm", 3, 3, 0, cli_cmd_set_rm, "set rm SCOPE KEY ELEM", 0,

@@ -303,6 +303,7 @@ void engram_result_destroy(engram_result_t **self_p)
     free(self->memory_id);
     free(self->next_cursor);
     free(self->token);
+    free(self->context);
     free(self);
     *self_p = NULL;
 }
@@ -319,7 +320,8 @@ static int s_result_new(const Engram__Reply *reply, engram_result_t **result_p)
     self->next_cursor = s_strdup(reply->next_cursor);
     self->token = s_token_encode(&reply->token);
     self->replicas = reply->replicas;
-    if (!self->items || !self->memory_id || !self->next_cursor || !self->token)
+    self->context = s_strdup(reply->context);
+    if (!self->items || !self->memory_id || !self->next_cursor || !self->token || !self->context)
         goto out_destroy;
     for (; self->nitems < reply->n_items; self->nitems++)
         if (s_item_init(&self->items[self->nitems], reply->items[self->nitems]) != 0)
@@ -1063,15 +1065,18 @@ int engram_share(engram_t *self, const char *key, const char *scope, engram_resu
     return s_call_result(self, &req, self->timeout_ms, result);
 }
 
-int engram_search(engram_t *self, const char *query, const engram_search_options_t *options,
-                  engram_result_t **result)
+/*  SEARCH or CONTEXT (tokens > 0). */
+static int s_search(engram_t *self, const char *query, const engram_search_options_t *options,
+                    unsigned tokens, engram_result_t **result)
 {
     assert(self && query && result);
     *result = NULL;
     static const engram_search_options_t defaults;
     if (!options)
         options = &defaults;
-    Engram__Request req = s_read_request(self, ENGRAM__OP__SEARCH, NULL, NULL);
+    Engram__Request req =
+        s_read_request(self, tokens ? ENGRAM__OP__CONTEXT : ENGRAM__OP__SEARCH, NULL, NULL);
+    req.tokens = tokens;
     req.query = (char *)query;
     req.scopes = (char **)options->scopes;
     req.n_scopes = options->scopes ? options->nscopes : 0;
@@ -1084,6 +1089,20 @@ int engram_search(engram_t *self, const char *query, const engram_search_options
     req.votes = options->votes;
     req.explain = options->explain;
     return s_call_result(self, &req, s_read_wait(self, &req), result);
+}
+
+int engram_search(engram_t *self, const char *query, const engram_search_options_t *options,
+                  engram_result_t **result)
+{
+    return s_search(self, query, options, 0, result);
+}
+
+int engram_context(engram_t *self, const char *query, const engram_search_options_t *options,
+                   unsigned tokens, engram_result_t **result)
+{
+    if (tokens == 0)
+        return s_fail(self, ENGRAM_EINVAL, "a context needs a budget of tokens");
+    return s_search(self, query, options, tokens, result);
 }
 
 int engram_subscribe(engram_t *self, const char *scope)
