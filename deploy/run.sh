@@ -9,7 +9,9 @@
 # killed with SIGKILL catches up after its restart; a write is acknowledged by all three
 # nodes; a grant made on node 1 lets an agent on node 3 read, and a revocation made on node 2
 # stops it there again; a redaction policy makes an e-mail address written on node 2 stored as
-# [redacted:email] on every node; and the cluster's status. The data lives in a temporary
+# [redacted:email] on every node; the writer on node 2 finds by search what the researcher
+# (node 1) and the reviewer (node 3) wrote, and gets a prompt block of it; and the cluster's
+# status. The data lives in a temporary
 # directory removed at the end (ENGRAM_DEMO_DIR keeps it elsewhere; ENGRAM_BASE_PORT moves the
 # ports). Every command it runs is echoed first as `+ COMMAND`, ready to paste into a shell
 # (with ENGRAM_HOME set as the demo sets it); a command repeated until replication has done
@@ -236,7 +238,21 @@ until_seen 3 run:q3-proposal contact
 for n in 1 2 3; do on "$n" get run:q3-proposal contact; done
 on 2 history run:q3-proposal contact
 
-say "9. The cluster as node 1 sees it, once every node sees every member alive again:" \
+say "9. Agents find memory by its words (BM25 over folded, stemmed text), within their rights:" \
+    "   the researcher's finding on node 1 and the reviewer's constraints on node 3, found by" \
+    "   the writer on node 2 and the reviewer, and made into a prompt block"
+on 1 put run:q3-proposal client-needs \
+    "Client needs executive summary first, uses slide decks, needs ROI figures" >/dev/null
+on 3 put run:q3-proposal format-constraints \
+    "Output format constraints: at most 12 slides, the Acme template, 40 words per slide" >/dev/null
+until_seen 2 run:q3-proposal client-needs
+until_seen 2 run:q3-proposal format-constraints
+until_seen 3 run:q3-proposal client-needs
+on 2 search "client requirements and format" --scope run:q3-proposal --top-k 3
+on 3 search "output format constraints" --scope run:q3-proposal --top-k 1
+on 2 context "what does the client want" --tokens 80 --scope run:q3-proposal
+
+say "10. The cluster as node 1 sees it, once every node sees every member alive again:" \
     "   members, lag, version vectors, gossip counters"
 for n in 1 2 3; do
     until_ "node $n sees every member alive" three_alive \
