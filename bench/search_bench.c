@@ -26,7 +26,10 @@
  *                         transaction per batch, journal_mode=WAL, synchronous=FULL (COMMIT
  *                         fsyncs the WAL, as engram's sync does);
  *    SQLite plain         the same into a plain table (rowid, body).
- *  The index cost is indexed over not-indexed throughput, for each engine.
+ *  The index cost is indexed over not-indexed throughput, for each engine. The bytes on disk
+ *  are the apparent sizes of the indexed stores' files once filled: for engram its WAL, SST
+ *  files not compacted yet and every family (the history holds each value again), for SQLite
+ *  the database and its WAL.
  *
  *  Queries: 60, of 1, 2 and 3 words, of three kinds: with a common word (rank < 50), of
  *  middle words (rank 50 to 2000), of rare words (rank 2000 and above). A memory matches when
