@@ -240,6 +240,9 @@ static const s_option_t s_options[] = {
     {"threshold", true, CLI_OPT_THRESHOLD},
     {"mode", true, CLI_OPT_MODE},
     {"explain", false, CLI_OPT_EXPLAIN},
+    {"if-version", true, CLI_OPT_IF_VERSION},
+    {"id", true, CLI_OPT_ID},
+    {"dry-run", false, CLI_OPT_DRY_RUN},
 };
 #define S_NOPTIONS (sizeof s_options / sizeof s_options[0])
 
@@ -321,6 +324,10 @@ static int s_set_option(cli_opts_t *opts, const s_option_t *option, const char *
         opts->filter = value;
     else if (strcmp(name, "mode") == 0)
         opts->mode = value;
+    else if (strcmp(name, "if-version") == 0)
+        opts->if_version = value;
+    else if (strcmp(name, "id") == 0)
+        opts->id = value;
     else if (strcmp(name, "threshold") == 0) {
         char *end = NULL;
         opts->threshold = strtod(value, &end);
@@ -393,6 +400,8 @@ int cli_parse(int argc, char **argv, cli_opts_t *opts, const char **pos, size_t 
                 opts->help = true;
             else if (strcmp(option->name, "explain") == 0)
                 opts->explain = true;
+            else if (strcmp(option->name, "dry-run") == 0)
+                opts->dry_run = true;
             else
                 opts->json = true;
             opts->given |= option->bit;
