@@ -1147,8 +1147,8 @@ static int s_check_if_version(node_server_t *self, const Engram__Request *req, c
                 !crdt_ctx_contains(token.scopes[0].want,
                                    (crdt_dot_t){.node = siblings[i].node, .n = siblings[i].n}))
                 rc = api__fail(r, ENGRAM_ECONFLICT,
-                               "the object changed since that version: '%s' holds a version "
-                               "by '%s' the token does not cover (get it again, then retry)",
+                               "'%s' changed since that version: it holds a version by '%s' "
+                               "the token does not cover (get it again, then retry)",
                                api__quote(r, req->key), api__quote(r, v->author));
             crdt_value_destroy(&v);
         }
