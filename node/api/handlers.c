@@ -398,7 +398,7 @@ static bool s_filter_matches(const search_filter_t *filter, const char *key, con
 
 /*  A register write. An overwrite keeps the creation time of the winner the writer sees (a
  *  hidden one tells nothing) and, when the write gives no metadata, its metadata too (as
- *  mem0's update does); metadata given replaces it ({} clears it). */
+ *  mem0's update does); metadata given replaces it ({} leaves none). */
 static int s_put(s_op_t *op)
 {
     crdt_value_t *winner = s_shown_value(op->view, op->key, CRDT_REG, op->r->reader, api__now_ms());
@@ -859,22 +859,22 @@ static int s_log_page(node_server_t *self, const Engram__Request *req, const cha
     return rc ? rc : s_page_found(r, req);
 }
 
-/*  A listed key's preview: the first bytes of its value, at most API_PREVIEW_BYTES in all,
+/*  A listed key's preview: the first bytes of its value, at most S_PREVIEW_BYTES in all,
  *  cut at a UTF-8 character boundary and ending with U+2026 when cut (a value that is not
  *  UTF-8 is cut before the continuation bytes at the cut, whatever they belong to). */
-#define API_PREVIEW_BYTES 80
-#define S_ELLIPSIS        "\xe2\x80\xa6"
+#define S_PREVIEW_BYTES 80
+#define S_ELLIPSIS      "\xe2\x80\xa6"
 
 static int s_preview(api_reply_t *r, Engram__Item *item, const crdt_value_t *v)
 {
     size_t keep = v->len;
-    bool cut = v->len > API_PREVIEW_BYTES;
+    bool cut = v->len > S_PREVIEW_BYTES;
     if (cut) {
-        keep = API_PREVIEW_BYTES - strlen(S_ELLIPSIS);
+        keep = S_PREVIEW_BYTES - strlen(S_ELLIPSIS);
         while (keep > 0 && (v->data[keep] & 0xc0) == 0x80)
             keep--;
     }
-    uint8_t *preview = api__keep(&r->arena, malloc(API_PREVIEW_BYTES + 1));
+    uint8_t *preview = api__keep(&r->arena, malloc(S_PREVIEW_BYTES + 1));
     if (!preview)
         return api__fail(r, ENGRAM_ENOMEM, "out of memory");
     if (keep)
