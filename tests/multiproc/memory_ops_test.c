@@ -8,7 +8,8 @@
  *  Each refusal is checked for its code and for changing nothing: a conflicting put leaves
  *  the other writer's value, a dry run and an empty filter delete nothing, a vote on a missing
  *  key writes no counter. Threads that increment one register by get and put --if-version lose
- *  no update, which a put without the check would.
+ *  no update, which a put without the check would. Each deletion of a forget reaches the
+ *  scope's subscribers as a delete event.
  *
  *  One node for the group (--list-limit 3, so that lists page; --durability async, so that
  *  the thousand writes of the forget bound are quick); each test uses scopes of its own.
@@ -483,6 +484,35 @@ static void test_forget(void **state)
     engram_destroy(&e);
 }
 
+/*  Each deletion of a forget is an event for the scope's subscribers, as a delete is. */
+static void test_forget_events(void **state)
+{
+    (void)state;
+    engram_t *e = s_connect("forgetter", "alice");
+    engram_t *watcher = s_connect("forgetter", "alice");
+    const char *scope = "run:forget-events";
+    free(s_put(e, scope, "e1", "x", "{\"gone\":true}"));
+    free(s_put(e, scope, "e2", "x", "{\"gone\":true}"));
+    free(s_put(e, scope, "e3", "x", "{\"gone\":false}"));
+    EXPECT_RC(0, watcher, engram_subscribe(watcher, scope));
+    int64_t count = 0;
+    EXPECT_RC(0, e, engram_forget(e, scope, "{\"gone\":true}", false, &count));
+    assert_int_equal(count, 2);
+    const char *want[] = {"e1", "e2"};
+    for (int i = 0; i < 2; i++) {
+        engram_event_t *event = NULL;
+        EXPECT_RC(0, watcher, engram_next_event(watcher, CALL_TIMEOUT_MS, &event));
+        assert_string_equal(event->key, want[i]);
+        assert_string_equal(event->op, "delete");
+        assert_true(event->token[0]);
+        engram_event_destroy(&event);
+    }
+    engram_event_t *event = NULL;
+    EXPECT_RC(ENGRAM_ETIMEDOUT, watcher, engram_next_event(watcher, 200, &event));
+    engram_destroy(&watcher);
+    engram_destroy(&e);
+}
+
 /*  More matches than a request deletes (ENGRAM_MAX_PAGE): engram_forget goes on until all
  *  are gone, and a dry run counts them all. */
 static void test_forget_more_than_a_page(void **state)
@@ -690,11 +720,17 @@ static void test_cli_if_version(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_if_version),  cmocka_unit_test(test_if_version_concurrent_writers),
-        cmocka_unit_test(test_remember_id), cmocka_unit_test(test_update_keeps_metadata),
-        cmocka_unit_test(test_forget),      cmocka_unit_test(test_forget_more_than_a_page),
-        cmocka_unit_test(test_vote),        cmocka_unit_test(test_ls_previews),
-        cmocka_unit_test(test_ls_filter),   cmocka_unit_test(test_cli_if_version),
+        cmocka_unit_test(test_if_version),
+        cmocka_unit_test(test_if_version_concurrent_writers),
+        cmocka_unit_test(test_remember_id),
+        cmocka_unit_test(test_update_keeps_metadata),
+        cmocka_unit_test(test_forget),
+        cmocka_unit_test(test_forget_events),
+        cmocka_unit_test(test_forget_more_than_a_page),
+        cmocka_unit_test(test_vote),
+        cmocka_unit_test(test_ls_previews),
+        cmocka_unit_test(test_ls_filter),
+        cmocka_unit_test(test_cli_if_version),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
