@@ -157,7 +157,10 @@ int engram_log_page(engram_t *self, const char *scope, const char *key, const ch
                     unsigned limit, engram_result_t **result);
 
 /*  Keys of scope starting with prefix (NULL: all), in key order, at most limit (0: the
- *  node's default page), after cursor (NULL: from the start). */
+ *  node's default page), after cursor (NULL: from the start). Each item has key and type and,
+ *  for a register or a log, a preview of its value in value/len: the winner's (a log's last
+ *  entry's) first bytes, at most 80, cut at a UTF-8 character boundary and ending with "…"
+ *  (U+2026) when cut. */
 int engram_list(engram_t *self, const char *scope, const char *prefix, const char *cursor,
                 unsigned limit, engram_result_t **result);
 /*  A memory: text under a generated id (result->memory_id), with JSON metadata. */
@@ -171,12 +174,13 @@ int engram_history_page(engram_t *self, const char *scope, const char *key, cons
 /*  Copies the private memory under key into the shared scope, keeping its provenance. */
 int engram_share(engram_t *self, const char *key, const char *scope, engram_result_t **result);
 
-/*  engram_put and engram_remember with the memory's embedding (dims float32 values computed by
- *  the client's model: engram computes none); a scope's embeddings all have one dimension. */
+/*  engram_put and engram_remember_id (id may be NULL) with the memory's embedding (dims float32
+ *  values computed by the client's model: engram computes none); a scope's embeddings all
+ *  have one dimension. */
 int engram_put_embedded(engram_t *self, const char *scope, const char *key, const void *value,
                         size_t len, const char *meta_json, uint64_t ttl_ms, const float *embedding,
                         size_t dims, engram_result_t **result);
-int engram_remember_embedded(engram_t *self, const char *scope, const char *text,
+int engram_remember_embedded(engram_t *self, const char *scope, const char *id, const char *text,
                              const char *meta_json, uint64_t ttl_ms, const float *embedding,
                              size_t dims, engram_result_t **result);
 
@@ -227,6 +231,40 @@ int engram_stats(engram_t *self, engram_stats_t *stats);
 int engram_put_replicated(engram_t *self, const char *scope, const char *key, const void *value,
                           size_t len, const char *meta_json, uint64_t ttl_ms, unsigned replicas,
                           int timeout_ms, engram_result_t **result);
+
+/*  --- memory operations: compare-and-set, idempotent remember, forget, vote, filtered ls --- */
+
+/*  engram_put that is refused with ENGRAM_ECONFLICT if the register under key changed since
+ *  token (a causal token of scope, from a get or a write there): if it holds a version the
+ *  token does not cover, someone wrote it since. A token taken before the key was first
+ *  written makes the put a create-if-absent. A token of another scope is ENGRAM_EINVAL. */
+int engram_put_if_version(engram_t *self, const char *scope, const char *key, const void *value,
+                          size_t len, const char *meta_json, uint64_t ttl_ms, const char *token,
+                          engram_result_t **result);
+/*  engram_remember under the given id (a key): the first call writes the memory
+ *  (result->number 1), a later one with the same id writes nothing, whatever its text, and
+ *  answers the same id (result->number 0): a retried remember stores once. */
+int engram_remember_id(engram_t *self, const char *scope, const char *id, const char *text,
+                       const char *meta_json, uint64_t ttl_ms, engram_result_t **result);
+/*  Deletes every memory (register and log) of scope whose value matches filter_json (mem0's
+ *  grammar, as engram_search's; the winner, a log's last entry), each as engram_delete does;
+ *  only what the agent may read is considered. An empty filter ({} or none) is refused with
+ *  ENGRAM_EINVAL. dry_run: counts and deletes nothing. *count: how many were (would be)
+ *  deleted. The node deletes at most ENGRAM_MAX_PAGE a request: this asks again until done;
+ *  on an error, *count says how many were deleted before it. */
+int engram_forget(engram_t *self, const char *scope, const char *filter_json, bool dry_run,
+                  int64_t *count);
+/*  Votes for (amount +1) or against (-1) the memory under key, which must exist and be
+ *  readable (else ENGRAM_ENOTFOUND): adds amount to the counter KEY#votes of scope
+ *  (engram_counter_get reads it; result->number is its sum). */
+int engram_vote(engram_t *self, const char *scope, const char *key, int amount,
+                engram_result_t **result);
+/*  engram_list keeping only the registers and logs whose value matches filter_json (NULL: all
+ *  keys). A page examines a bounded number of keys: it may hold fewer than limit items, even
+ *  none, while result->next_cursor goes on ("" at the end). */
+int engram_list_filtered(engram_t *self, const char *scope, const char *prefix,
+                         const char *filter_json, const char *cursor, unsigned limit,
+                         engram_result_t **result);
 
 /*  The causal token every following read of this connection carries (get, set members,
  *  counter get, log range, list, history): the node answers once it has seen what the token

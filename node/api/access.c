@@ -232,7 +232,9 @@ int api__authorize(node_server_t *self, Engram__Request *req, const char *sid, a
                            "in Unicode normalisation form C (no space, control, invisible or "
                            "formatting character)",
                            MAX_SCOPE_BYTES);
-    if (rc == 0 && writes && sid[0] != '@' && req->op != ENGRAM__OP__DELETE) {
+    /* deletions (DELETE, FORGET) store nothing the policy could redact or block */
+    if (rc == 0 && writes && sid[0] != '@' && req->op != ENGRAM__OP__DELETE &&
+        req->op != ENGRAM__OP__FORGET) {
         s_field_t fields[] = {{&req->value.data, &req->value.len},
                               {(uint8_t **)&req->elem, NULL},
                               {(uint8_t **)&req->meta_json, NULL}};

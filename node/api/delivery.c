@@ -411,7 +411,10 @@ void api__flush_outbox(node_server_t *self, int sync_rc)
 {
     api_out_t *out;
     while ((out = zlist_pop(self->outbox))) {
-        if (out->wrote && sync_rc) {
+        if (out->wrote && sync_rc && !out->routing) { /* an event alone (one of FORGET's) */
+            free(out->event);
+            out->event = NULL;
+        } else if (out->wrote && sync_rc) {
             Engram__Reply reply;
             api__reply_header(&reply, out->id, sync_rc);
             char message[128];

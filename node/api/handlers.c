@@ -19,6 +19,7 @@
 #include "crdt/awset.h"
 #include "crdt/codec.h"
 #include "crdt/counter.h"
+#include "crdt/ctx.h"
 #include "crdt/hlc.h"
 #include "crdt/log.h"
 #include "crdt/mvreg.h"
@@ -29,6 +30,7 @@
 #include "node/api/json.h"
 #include "node/common/names.h"
 #include "node/common/wire.h"
+#include "node/search/filter.h"
 
 /*  About 100 years: a longer TTL is refused rather than overflow expires_at. */
 #define MAX_TTL_MS (UINT64_C(100) * 365 * 24 * 3600 * 1000)
@@ -317,23 +319,30 @@ static int s_mutate(node_server_t *self, const Engram__Request *req, api_reply_t
     return rc;
 }
 
-/*  The register's current winner's creation time, so an overwrite keeps it (when the writer
- *  may read that winner: a hidden one tells nothing). */
-static uint64_t s_created_hlc(const crdt_scope_t *view, const char *key, const api_reader_t *reader)
+/*  The value a reader sees an object by: a register's winner (its first live sibling the
+ *  reader may read: NULL reader, any), a log's last live entry the reader may read; NULL when
+ *  there is none (another type, nothing readable, or out of memory). The caller destroys it. */
+static crdt_value_t *s_shown_value(const crdt_scope_t *view, const char *key, crdt_type_id_t type,
+                                   const api_reader_t *reader, int64_t now)
 {
-    crdt_entry_view_t *siblings;
-    size_t n;
-    uint64_t created = 0;
-    if (crdt_mvreg_read(view, key, &siblings, &n) != 0)
-        return 0;
-    crdt_value_t *v;
-    if (n && crdt_value_decode(siblings[0].data, siblings[0].len, &v) == 0) {
-        if (!reader || api__reader_may(reader, v))
-            created = v->created_hlc;
-        crdt_value_destroy(&v);
+    crdt_entry_view_t *entries = NULL;
+    size_t n = 0;
+    int rc = type == CRDT_REG   ? crdt_mvreg_read(view, key, &entries, &n)
+             : type == CRDT_LOG ? crdt_log_range(view, key, &entries, &n)
+                                : ENGRAM_ENOTFOUND;
+    crdt_value_t *shown = NULL;
+    for (size_t i = 0; rc == 0 && i < n && !shown; i++) {
+        const crdt_entry_view_t *e = &entries[type == CRDT_LOG ? n - 1 - i : i];
+        crdt_value_t *v;
+        if (crdt_value_decode(e->data, e->len, &v) != 0)
+            continue;
+        if (!s_expired(v, now) && (!reader || api__reader_may(reader, v)))
+            shown = v;
+        else
+            crdt_value_destroy(&v);
     }
-    free(siblings);
-    return created;
+    free(entries);
+    return shown;
 }
 
 /*  Encodes v, runs `write` with it, and fills the history and the event from it. */
@@ -365,14 +374,46 @@ static int s_write_encoded(s_op_t *op, crdt_value_t *v, const char *what, const 
               : 0;
 }
 
+/*  The filter a request gives (filter_json), parsed into *filter; NULL when none is given. */
+static int s_parse_filter(const Engram__Request *req, api_reply_t *r, search_filter_t **filter)
+{
+    *filter = NULL;
+    if (!req->filter_json[0])
+        return 0;
+    char why[200];
+    int rc =
+        search_filter_parse(req->filter_json, strlen(req->filter_json), filter, why, sizeof why);
+    return rc ? api__fail(r, rc, "the filter is not valid: %s", why) : 0;
+}
+
+/*  Whether the value a reader sees key by matches the filter. */
+static bool s_filter_matches(const search_filter_t *filter, const char *key, const crdt_value_t *v)
+{
+    search_record_t record = {v->author,
+                              v->user,
+                              key,
+                              v->created_hlc >> ENGRAM_HLC_LOGICAL_BITS,
+                              v->updated_hlc >> ENGRAM_HLC_LOGICAL_BITS,
+                              v->meta_json};
+    return search_filter_match(filter, &record);
+}
+
+/*  A register write. An overwrite keeps the creation time of the winner the writer sees (a
+ *  hidden one tells nothing) and, when the write gives no metadata, its metadata too (as
+ *  mem0's update does); metadata given replaces it ({} leaves none). */
 static int s_put(s_op_t *op)
 {
+    crdt_value_t *winner = s_shown_value(op->view, op->key, CRDT_REG, op->r->reader, api__now_ms());
     crdt_value_t *v;
-    int rc =
-        s_make_value(op->req, op->sid, op->hlc, s_created_hlc(op->view, op->key, op->r->reader),
-                     op->req->value.data, op->req->value.len, &v);
-    if (rc)
+    int rc = s_make_value(op->req, op->sid, op->hlc, winner ? winner->created_hlc : 0,
+                          op->req->value.data, op->req->value.len, &v);
+    if (rc == 0 && winner && !op->req->meta_json[0])
+        rc = crdt_value_set_meta(v, winner->meta_json);
+    crdt_value_destroy(&winner);
+    if (rc) {
+        crdt_value_destroy(&v);
         return api__fail(op->r, rc, "%s", engram_strerror(rc));
+    }
     return s_write_encoded(op, v, "put", "reg", false);
 }
 
@@ -822,59 +863,112 @@ static int s_log_page(node_server_t *self, const Engram__Request *req, const cha
     return rc ? rc : s_page_found(r, req);
 }
 
-/*  Whether reader may see anything of key in sid. */
-static bool s_key_visible(node_server_t *self, const api_reader_t *reader, const char *sid,
-                          const char *key, int64_t now)
+/*  A listed key's preview: the first bytes of its value, at most S_PREVIEW_BYTES in all,
+ *  cut at a UTF-8 character boundary and ending with U+2026 when cut (a value that is not
+ *  UTF-8 is cut before the continuation bytes at the cut, whatever they belong to). */
+#define S_PREVIEW_BYTES 80
+#define S_ELLIPSIS      "\xe2\x80\xa6"
+
+static int s_preview(api_reply_t *r, Engram__Item *item, const crdt_value_t *v)
 {
-    crdt_scope_t *view = NULL;
-    unsigned types = 0;
-    bool visible =
-        node_store_view(self->store, sid, key, NODE_VIEW_OBJECT, NULL, &view, &types) == 0 &&
-        s_object_visible(reader, view, key, types, now);
-    crdt_scope_destroy(&view);
-    return visible;
+    size_t keep = v->len;
+    bool cut = v->len > S_PREVIEW_BYTES;
+    if (cut) {
+        keep = S_PREVIEW_BYTES - strlen(S_ELLIPSIS);
+        while (keep > 0 && (v->data[keep] & 0xc0) == 0x80)
+            keep--;
+    }
+    uint8_t *preview = api__keep(&r->arena, malloc(S_PREVIEW_BYTES + 1));
+    if (!preview)
+        return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    if (keep)
+        memcpy(preview, v->data, keep);
+    if (cut)
+        memcpy(preview + keep, S_ELLIPSIS, strlen(S_ELLIPSIS));
+    item->value.data = preview;
+    item->value.len = keep + (cut ? strlen(S_ELLIPSIS) : 0);
+    return 0;
 }
+
+/*  A filtered page examines at most this many keys the reader may see. */
+#define S_LIST_MAX_EXAMINED ENGRAM_MAX_PAGE
 
 /*  The keys of a page are those the agent may see: hidden keys are skipped, pages are filled
  *  past them, and the cursor is the last key shown, so neither the count, the cursor nor an
  *  empty page tells a hidden key exists. A further page is announced only when a visible key
- *  follows. */
+ *  follows. Each item carries its key, its type and, for registers and logs, a preview of
+ *  the value the reader sees (s_shown_value, s_preview). With a filter, only registers and
+ *  logs whose value matches are shown; a page examines at most S_LIST_MAX_EXAMINED visible
+ *  keys, and when it stops there its cursor is the last visible key examined (so a page may
+ *  hold fewer items than its limit, even none, and still have a next_cursor). */
 static int s_list(node_server_t *self, const Engram__Request *req, const char *sid, api_reply_t *r)
 {
     unsigned limit =
         req->limit && req->limit < self->config.list_limit ? req->limit : self->config.list_limit;
+    search_filter_t *filter = NULL;
+    int rc = s_parse_filter(req, r, &filter);
+    if (rc)
+        return rc;
+    if (filter && search_filter_is_empty(filter))
+        search_filter_destroy(&filter);
     int64_t now = api__now_ms();
     char cursor[ENGRAM_MAX_KEY_BYTES + 1];
     snprintf(cursor, sizeof cursor, "%s", req->cursor);
-    bool more = true, next_visible = false;
-    while (more && !next_visible) {
+    char examined_key[ENGRAM_MAX_KEY_BYTES + 1] = "";
+    unsigned examined = 0;
+    bool more = true, next_visible = false, stopped = false;
+    while (rc == 0 && more && !next_visible && !stopped) {
         node_listed_t *keys;
         size_t n;
-        int rc = node_store_list(self->store, sid, req->prefix, cursor, self->config.list_limit,
-                                 (uint64_t)now, &keys, &n, &more);
-        if (rc)
-            return api__fail(r, rc, "cannot list %s: %s", r->scope, engram_strerror(rc));
-        for (size_t i = 0; i < n && !next_visible; i++) {
-            if (!s_key_visible(self, r->reader, sid, keys[i].key, now))
-                continue;
-            if (r->msg.n_items == limit) {
-                next_visible = true;
+        rc = node_store_list(self->store, sid, req->prefix, cursor, self->config.list_limit,
+                             (uint64_t)now, &keys, &n, &more);
+        if (rc) {
+            api__fail(r, rc, "cannot list %s: %s", r->scope, engram_strerror(rc));
+            break;
+        }
+        for (size_t i = 0; rc == 0 && i < n && !next_visible; i++) {
+            if (filter && examined == S_LIST_MAX_EXAMINED) {
+                stopped = true;
                 break;
             }
-            Engram__Item *item = api__add_item(r);
-            if (!item)
-                break;
-            item->key = api__str(&r->arena, keys[i].key);
-            item->type = (char *)crdt_type_by_id(keys[i].type)->name;
+            crdt_scope_t *view = NULL;
+            unsigned types = 0;
+            bool visible = node_store_view(self->store, sid, keys[i].key, NODE_VIEW_OBJECT, NULL,
+                                           &view, &types) == 0 &&
+                           s_object_visible(r->reader, view, keys[i].key, types, now);
+            crdt_value_t *shown =
+                visible ? s_shown_value(view, keys[i].key, keys[i].type, r->reader, now) : NULL;
+            crdt_scope_destroy(&view);
+            bool listed =
+                visible && (!filter || (shown && s_filter_matches(filter, keys[i].key, shown)));
+            if (visible && filter) {
+                examined++;
+                snprintf(examined_key, sizeof examined_key, "%s", keys[i].key);
+            }
+            if (listed && r->msg.n_items == limit) {
+                next_visible = true;
+            } else if (listed) {
+                Engram__Item *item = api__add_item(r);
+                if (!item || !(item->key = api__str(&r->arena, keys[i].key)))
+                    rc = api__fail(r, ENGRAM_ENOMEM, "out of memory");
+                else
+                    item->type = (char *)crdt_type_by_id(keys[i].type)->name;
+                if (rc == 0 && shown)
+                    rc = s_preview(r, item, shown);
+            }
+            crdt_value_destroy(&shown);
         }
         if (n)
             snprintf(cursor, sizeof cursor, "%s", keys[n - 1].key);
         node_store_listed_free(keys, n);
         more = more && n;
     }
-    if (next_visible && r->msg.n_items)
+    search_filter_destroy(&filter);
+    if (rc == 0 && next_visible && r->msg.n_items)
         r->msg.next_cursor = r->items[r->msg.n_items - 1]->key;
-    return r->arena.failed ? api__fail(r, ENGRAM_ENOMEM, "out of memory") : 0;
+    else if (rc == 0 && stopped)
+        r->msg.next_cursor = api__str(&r->arena, examined_key);
+    return rc == 0 && r->arena.failed ? api__fail(r, ENGRAM_ENOMEM, "out of memory") : rc;
 }
 
 static int s_history_item(api_reply_t *r, uint64_t hlc, crdt_dot_t dot, const char *op,
@@ -1015,6 +1109,223 @@ static int s_private_value(node_server_t *self, const Engram__Request *req, api_
     }
     return rc ? api__fail(r, rc, "private '%s': %s", api__quote(r, req->key), engram_strerror(rc))
               : 0;
+}
+
+/*  --- memory operations: compare-and-set, idempotent remember, forget, vote --------- */
+
+/*  PUT with if_version: the token (as `after`: it names the scope written, which the agent
+ *  may read) must cover every live version of the register the writer may read, else someone
+ *  wrote it since and the put is refused with ENGRAM_ECONFLICT. A token that covers nothing of
+ *  the register (taken before it was first written) makes the put a create-if-absent.
+ *  Versions the writer may not read are left out, so that a refusal never tells of them. The
+ *  server is single-threaded: nothing is written between this check and the put. */
+static int s_check_if_version(node_server_t *self, const Engram__Request *req, const char *sid,
+                              api_reply_t *r)
+{
+    Engram__Request as_after = *req;
+    as_after.after = req->if_version;
+    api_token_t token;
+    int rc = api__token_open(self, &as_after, r, &token);
+    if (rc)
+        return rc;
+    if (token.n != 1 || strcmp(token.scopes[0].sid, sid) != 0)
+        rc = api__fail(r, ENGRAM_EINVAL,
+                       "the version token must be one of %s, the scope written (a token of a "
+                       "get or a write there)",
+                       r->scope);
+    crdt_scope_t *view = NULL;
+    unsigned types = 0;
+    if (rc == 0 &&
+        (rc = node_store_view(self->store, sid, req->key, NODE_VIEW_OBJECT, NULL, &view, &types)))
+        api__fail(r, rc, "cannot read '%s': %s", api__quote(r, req->key), engram_strerror(rc));
+    crdt_entry_view_t *siblings = NULL;
+    size_t n = 0;
+    if (rc == 0 && (types & (1u << CRDT_REG)) &&
+        crdt_mvreg_read(view, req->key, &siblings, &n) == 0) {
+        int64_t now = api__now_ms();
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            crdt_value_t *v;
+            if (crdt_value_decode(siblings[i].data, siblings[i].len, &v) != 0)
+                continue;
+            if (!s_expired(v, now) && api__reader_may(r->reader, v) &&
+                !crdt_ctx_contains(token.scopes[0].want,
+                                   (crdt_dot_t){.node = siblings[i].node, .n = siblings[i].n}))
+                rc = api__fail(r, ENGRAM_ECONFLICT,
+                               "'%s' changed since that version: it holds a version by '%s' "
+                               "the token does not cover (get it again, then retry)",
+                               api__quote(r, req->key), api__quote(r, v->author));
+            crdt_value_destroy(&v);
+        }
+        free(siblings);
+    }
+    crdt_scope_destroy(&view);
+    api__token_close(&token);
+    return rc;
+}
+
+/*  REMEMBER under the id the request gives (key): the first remember of an id writes it
+ *  (Reply.number 1); any later one, whatever its text, writes nothing and is answered with the
+ *  id alone (number 0), so that a retried remember stores once. A live version the agent may
+ *  not read counts as the memory too: it is not overwritten, and the answer, the same as a
+ *  write's, tells nothing of it. */
+static int s_remember_id(node_server_t *self, const Engram__Request *req, const char *sid,
+                         api_reply_t *r)
+{
+    int rc = s_check_key(req->key, "memory id", true, r);
+    if (rc)
+        return rc;
+    crdt_scope_t *view = NULL;
+    unsigned types = 0;
+    rc = node_store_view(self->store, sid, req->key, NODE_VIEW_OBJECT, NULL, &view, &types);
+    if (rc)
+        return api__fail(r, rc, "cannot read '%s': %s", api__quote(r, req->key),
+                         engram_strerror(rc));
+    rc = s_check_type(types, CRDT_REG, req->key, r);
+    crdt_value_t *held =
+        rc == 0 ? s_shown_value(view, req->key, CRDT_REG, NULL, api__now_ms()) : NULL;
+    crdt_scope_destroy(&view);
+    r->msg.memory_id = (char *)req->key;
+    r->msg.number = held ? 0 : 1;
+    if (rc == 0 && !held)
+        rc = s_mutate(self, req, r, sid, req->key, NODE_VIEW_OBJECT, NULL, CRDT_REG, s_put, NULL);
+    crdt_value_destroy(&held);
+    return rc;
+}
+
+/*  FORGET stops after this many deletions, or this many keys examined, per request. */
+#define S_FORGET_MAX ENGRAM_MAX_PAGE
+
+/*  One deletion of FORGET: a DELETE of key, with its own history step and event (an event
+ *  alone in the outbox, published once the turn is durable). */
+static int s_forget_one(node_server_t *self, const Engram__Request *req, const char *sid,
+                        const char *key, api_reply_t *r)
+{
+    Engram__Request del = *req;
+    del.op = ENGRAM__OP__DELETE;
+    api_reply_t one;
+    api__reply_init(&one);
+    one.sid = r->sid;
+    one.scope = r->scope;
+    one.reader = r->reader;
+    one.client_key = r->client_key;
+    int rc = s_mutate(self, &del, &one, sid, key, NODE_VIEW_OBJECT, NULL, 0, s_delete, NULL);
+    if (rc == 0) {
+        r->wrote = true;
+        r->dot = one.dot;
+        api__queue_reply(self, NULL, 0, 0, &one);
+    } else {
+        memcpy(r->message, one.message, sizeof r->message);
+    }
+    api__arena_free(&one.arena);
+    return rc;
+}
+
+/*  FORGET: deletes every register and log of the scope (under prefix, after cursor) whose
+ *  value as the agent sees it (a register's winner, a log's last entry) the filter matches;
+ *  keys it may not read are never examined. Each deletion is a DELETE. An empty filter is
+ *  refused: mem0's delete_all once wiped every user. A request deletes (dry_run: counts) at
+ *  most S_FORGET_MAX keys and examines at most S_FORGET_MAX keys it may read; when it stops
+ *  before the end, next_cursor is the last key it examined (give it as cursor to go on), else
+ *  "". Reply.number is how many it deleted (would delete). An error stops it; what it deleted
+ *  before stays deleted. */
+static int s_forget(node_server_t *self, const Engram__Request *req, const char *sid,
+                    api_reply_t *r)
+{
+    search_filter_t *filter = NULL;
+    int rc = s_parse_filter(req, r, &filter);
+    if (rc == 0 && (!filter || search_filter_is_empty(filter)))
+        rc = api__fail(r, ENGRAM_EINVAL,
+                       "forget needs a filter that names what to forget: an empty filter "
+                       "would forget everything in %s",
+                       r->scope);
+    int64_t now = api__now_ms();
+    char cursor[ENGRAM_MAX_KEY_BYTES + 1], examined_key[ENGRAM_MAX_KEY_BYTES + 1] = "";
+    snprintf(cursor, sizeof cursor, "%s", req->cursor);
+    unsigned examined = 0;
+    bool more = true, stopped = false;
+    while (rc == 0 && more && !stopped) {
+        node_listed_t *keys;
+        size_t n;
+        rc = node_store_list(self->store, sid, req->prefix, cursor, self->config.list_limit,
+                             (uint64_t)now, &keys, &n, &more);
+        if (rc) {
+            api__fail(r, rc, "cannot list %s: %s", r->scope, engram_strerror(rc));
+            break;
+        }
+        for (size_t i = 0; rc == 0 && i < n && !stopped; i++) {
+            if (keys[i].type != CRDT_REG && keys[i].type != CRDT_LOG)
+                continue;
+            if (examined == S_FORGET_MAX || r->msg.number == S_FORGET_MAX) {
+                stopped = true;
+                break;
+            }
+            crdt_scope_t *view = NULL;
+            unsigned types = 0;
+            crdt_value_t *shown = NULL;
+            if (node_store_view(self->store, sid, keys[i].key, NODE_VIEW_OBJECT, NULL, &view,
+                                &types) == 0)
+                shown = s_shown_value(view, keys[i].key, keys[i].type, r->reader, now);
+            crdt_scope_destroy(&view);
+            if (!shown)
+                continue;
+            examined++;
+            snprintf(examined_key, sizeof examined_key, "%s", keys[i].key);
+            if (s_filter_matches(filter, keys[i].key, shown) &&
+                (req->dry_run || (rc = s_forget_one(self, req, sid, keys[i].key, r)) == 0))
+                r->msg.number++;
+            crdt_value_destroy(&shown);
+        }
+        if (n)
+            snprintf(cursor, sizeof cursor, "%s", keys[n - 1].key);
+        node_store_listed_free(keys, n);
+        more = more && n;
+    }
+    search_filter_destroy(&filter);
+    if (rc == 0 && stopped && !(r->msg.next_cursor = api__str(&r->arena, examined_key)))
+        rc = api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    return rc;
+}
+
+/*  What VOTE appends to a memory's key: the counter of its votes, in the same scope (listed,
+ *  and read with COUNTER_GET, as any counter). */
+#define S_VOTES_SUFFIX "#votes"
+
+/*  VOTE: adds +1 or -1 to the counter KEY#votes, when KEY is a memory (a register or a log)
+ *  the agent may read; Reply.number is the counter's sum as the agent sees it. */
+static int s_vote(node_server_t *self, const Engram__Request *req, const char *sid, api_reply_t *r)
+{
+    if (req->amount != 1 && req->amount != -1)
+        return api__fail(r, ENGRAM_EINVAL, "a vote is +1 or -1, not %" PRId64, req->amount);
+    size_t len = strlen(req->key);
+    if (len + strlen(S_VOTES_SUFFIX) > ENGRAM_MAX_KEY_BYTES)
+        return api__fail(r, ENGRAM_ETOOBIG,
+                         "the key has %zu bytes: its votes' counter (KEY" S_VOTES_SUFFIX
+                         ") would pass the limit of %d",
+                         len, ENGRAM_MAX_KEY_BYTES);
+    crdt_scope_t *view = NULL;
+    unsigned types = 0;
+    int rc = node_store_view(self->store, sid, req->key, NODE_VIEW_OBJECT, NULL, &view, &types);
+    if (rc)
+        return api__fail(r, rc, "cannot read '%s': %s", api__quote(r, req->key),
+                         engram_strerror(rc));
+    int64_t now = api__now_ms();
+    unsigned memories = (1u << CRDT_REG) | (1u << CRDT_LOG);
+    bool memory = s_object_visible(r->reader, view, req->key, types & memories, now);
+    bool other = !memory && s_object_visible(r->reader, view, req->key, types & ~memories, now);
+    crdt_scope_destroy(&view);
+    if (other)
+        return api__fail(r, ENGRAM_ETYPE, "'%s' holds a %s: a vote is for a memory (reg or log)",
+                         api__quote(r, req->key), api__type_name(types & ~memories));
+    if (!memory)
+        return api__fail(r, ENGRAM_ENOTFOUND, "'%s' not found in %s", api__quote(r, req->key),
+                         r->scope);
+    char *votes = api__keep(&r->arena, malloc(len + sizeof S_VOTES_SUFFIX));
+    if (!votes)
+        return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    memcpy(votes, req->key, len);
+    memcpy(votes + len, S_VOTES_SUFFIX, sizeof S_VOTES_SUFFIX);
+    return s_mutate(self, req, r, sid, votes, NODE_VIEW_OBJECT, NULL, CRDT_COUNTER, s_counter_add,
+                    NULL);
 }
 
 /*  --- cluster administration -------------------------------------------------------- */
@@ -1206,15 +1517,18 @@ int api__check_input(node_server_t *self, const Engram__Request *req, api_reply_
 {
     bool keyed = req->op != ENGRAM__OP__LIST && req->op != ENGRAM__OP__REMEMBER &&
                  req->op != ENGRAM__OP__STATS && req->op != ENGRAM__OP__SEARCH &&
-                 req->op != ENGRAM__OP__CONTEXT && !api__admin_op(req->op);
+                 req->op != ENGRAM__OP__CONTEXT && req->op != ENGRAM__OP__FORGET &&
+                 !api__admin_op(req->op);
     bool creates = req->op == ENGRAM__OP__PUT || req->op == ENGRAM__OP__SET_ADD ||
                    req->op == ENGRAM__OP__COUNTER_ADD || req->op == ENGRAM__OP__LOG_APPEND ||
-                   req->op == ENGRAM__OP__SHARE;
+                   req->op == ENGRAM__OP__SHARE || req->op == ENGRAM__OP__VOTE;
     if (keyed) {
         int rc = s_check_key(req->key, "key", creates, r);
         if (rc)
             return rc;
     }
+    if (req->if_version.len && req->op != ENGRAM__OP__PUT)
+        return api__fail(r, ENGRAM_EINVAL, "if_version is taken by put alone");
     size_t meta_len = strlen(req->meta_json);
     char why[160];
     if (meta_len && !node_json_valid(req->meta_json, meta_len, why, sizeof why))
@@ -1243,6 +1557,8 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
         return rc;
     switch (req->op) {
     case ENGRAM__OP__PUT:
+        if (req->if_version.len && (rc = s_check_if_version(self, req, sid, r)) != 0)
+            return rc;
         return s_mutate(self, req, r, sid, req->key, NODE_VIEW_OBJECT, NULL, CRDT_REG, s_put, NULL);
     case ENGRAM__OP__GET:
         return s_read_values(self, req, sid, r, CRDT_REG, crdt_mvreg_read);
@@ -1270,6 +1586,8 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
     case ENGRAM__OP__LIST:
         return s_list(self, req, sid, r);
     case ENGRAM__OP__REMEMBER: {
+        if (req->key[0])
+            return s_remember_id(self, req, sid, r);
         uint8_t raw[8];
         randombytes_buf(raw, sizeof raw);
         char *id = api__keep(&r->arena, malloc(4 + 2 * sizeof raw + 1));
@@ -1282,6 +1600,10 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
     }
     case ENGRAM__OP__HISTORY:
         return s_history(self, req, sid, r);
+    case ENGRAM__OP__FORGET:
+        return s_forget(self, req, sid, r);
+    case ENGRAM__OP__VOTE:
+        return s_vote(self, req, sid, r);
     case ENGRAM__OP__SEARCH:
         return api__search(self, req, r);
     case ENGRAM__OP__CONTEXT:

@@ -49,7 +49,7 @@
 #define API_TOKEN_MAX_SCOPES 1
 #define API_TOKEN_MAX_BYTES  (16 * 1024)
 /*  A parked read keeps its request packed again without its value, metadata and token: its
- *  names, scope, key, prefix and cursor, at most this large. */
+ *  names, scope, key, prefix, cursor and filter, at most this large. */
 #define API_PARKED_READ_MAX_BYTES (8 * 1024)
 /*  Messages libzmq keeps in the pipe of one connection, each way (ZMQ_SNDHWM, ZMQ_RCVHWM):
  *  with replies of up to a megabyte, its default of 1000 held a gigabyte for one client that

@@ -33,6 +33,8 @@ static bool s_op_writes(Engram__Op op)
     case ENGRAM__OP__LOG_APPEND:
     case ENGRAM__OP__REMEMBER:
     case ENGRAM__OP__SHARE:
+    case ENGRAM__OP__FORGET:
+    case ENGRAM__OP__VOTE:
         return true;
     default:
         return false;
@@ -84,7 +86,7 @@ static void s_waiting_free(api_waiting_t **w_p)
 }
 
 /*  The read as a parked one keeps it: what its answer needs (who, where, which key, prefix,
- *  page), packed; never its value, metadata or token. Caller owns *buf_p. */
+ *  page, filter), packed; never its value, metadata or token. Caller owns *buf_p. */
 static int s_pack_read(const Engram__Request *req, uint8_t **buf_p, size_t *len_p)
 {
     Engram__Request read = ENGRAM__REQUEST__INIT;
@@ -99,6 +101,7 @@ static int s_pack_read(const Engram__Request *req, uint8_t **buf_p, size_t *len_
     read.prefix = req->prefix;
     read.cursor = req->cursor;
     read.limit = req->limit;
+    read.filter_json = req->filter_json;
     *len_p = engram__request__get_packed_size(&read);
     if (*len_p > API_PARKED_READ_MAX_BYTES)
         return ENGRAM_ETOOBIG;
@@ -132,12 +135,13 @@ static int s_park_read(node_server_t *self, api_conn_t *conn, zframe_t **routing
     uint8_t *read = NULL;
     size_t read_len = 0;
     if (rc == 0 && (rc = s_pack_read(req, &read, &read_len)) != 0)
-        rc = api__fail(r, rc,
-                       rc == ENGRAM_ETOOBIG
-                           ? "the read's names, key, prefix and cursor take %zu bytes; a read "
-                             "waiting for its token keeps at most %d"
-                           : "out of memory (%zu, %d)",
-                       read_len, API_PARKED_READ_MAX_BYTES);
+        rc = api__fail(
+            r, rc,
+            rc == ENGRAM_ETOOBIG
+                ? "the read's names, key, prefix, cursor and filter take %zu bytes; a read "
+                  "waiting for its token keeps at most %d"
+                : "out of memory (%zu, %d)",
+            read_len, API_PARKED_READ_MAX_BYTES);
     if (rc == 0)
         rc = api__token_observe(self, token, r);
     api_waiting_t *w = rc == 0 ? calloc(1, sizeof *w) : NULL;

@@ -1,5 +1,5 @@
-/*  The agent commands: put, get, rm, ls, history, set, counter, log, remember, share, watch
- *  and stats, each a call of libengram and the printing of its answer.
+/*  The agent commands: put, get, rm, ls, history, set, counter, log, remember, share, forget,
+ *  vote, watch and stats, each a call of libengram and the printing of its answer.
  */
 #include <assert.h>
 #include <errno.h>
@@ -148,9 +148,15 @@ int cli_cmd_put(engram_t *engram, const cli_opts_t *opts)
     int rc = s_sources(engram, opts);
     if (rc != 0)
         return rc;
-    if ((opts->given & CLI_OPT_REPLICAS) && opts->embedding)
-        return cli_fail(ENGRAM_EINVAL, "--embedding and --replicas do not go together yet");
-    if (opts->given & CLI_OPT_REPLICAS)
+    if ((opts->given & (CLI_OPT_REPLICAS | CLI_OPT_IF_VERSION)) && opts->embedding)
+        return cli_fail(ENGRAM_EINVAL,
+                        "--embedding goes with neither --replicas nor --if-version yet");
+    if ((opts->given & CLI_OPT_IF_VERSION) && (opts->given & CLI_OPT_REPLICAS))
+        return cli_fail(ENGRAM_EINVAL, "--if-version and --replicas cannot be given together");
+    if (opts->given & CLI_OPT_IF_VERSION)
+        rc = engram_put_if_version(engram, opts->args[0], opts->args[1], value->data, value->len,
+                                   opts->meta, opts->ttl_ms, opts->if_version, &result);
+    else if (opts->given & CLI_OPT_REPLICAS)
         rc = engram_put_replicated(engram, opts->args[0], opts->args[1], value->data, value->len,
                                    opts->meta, opts->ttl_ms, opts->replicas,
                                    (opts->given & CLI_OPT_TIMEOUT) ? opts->timeout_ms : 0, &result);
@@ -193,15 +199,30 @@ int cli_cmd_rm(engram_t *engram, const cli_opts_t *opts)
     return s_write(engram, opts, engram_delete);
 }
 
-static json_t *s_json_key(const engram_item_t *item)
+/*  Whether a listed item carries a preview of its value: registers and logs. */
+static bool s_has_preview(const engram_item_t *item)
 {
-    return json_pack("{s:o, s:o}", "key", cli_json_str(item->key), "type",
-                     cli_json_str(item->type));
+    return strcmp(item->type, "reg") == 0 || strcmp(item->type, "log") == 0;
 }
 
+static json_t *s_json_key(const engram_item_t *item)
+{
+    json_t *key =
+        json_pack("{s:o, s:o}", "key", cli_json_str(item->key), "type", cli_json_str(item->type));
+    if (!s_has_preview(item))
+        return key;
+    return cli_json_merge(key,
+                          json_pack("{s:o}", "preview", cli_json_bytes(item->value, item->len)));
+}
+
+/*  KEY, then for a register or a log a tab and the preview of its value. */
 static void s_print_key(const engram_item_t *item)
 {
     cli_print_field((const uint8_t *)item->key, strlen(item->key));
+    if (s_has_preview(item)) {
+        putchar('\t');
+        cli_print_field(item->value, item->len);
+    }
 }
 
 int cli_cmd_ls(engram_t *engram, const cli_opts_t *opts)
@@ -212,14 +233,15 @@ int cli_cmd_ls(engram_t *engram, const cli_opts_t *opts)
         return rc;
     if (opts->given & (CLI_OPT_CURSOR | CLI_OPT_LIMIT)) {
         engram_result_t *result = NULL;
-        rc = engram_list(engram, opts->args[0], prefix, opts->cursor, opts->limit, &result);
+        rc = engram_list_filtered(engram, opts->args[0], prefix, opts->filter, opts->cursor,
+                                  opts->limit, &result);
         return rc ? rc : s_print_items(opts, &result, true, s_json_key, s_print_key);
     }
     char *cursor = NULL;
     json_t *keys = opts->json ? json_array() : NULL; /* --json: printed once complete */
     while (true) {
         engram_result_t *result = NULL;
-        rc = engram_list(engram, opts->args[0], prefix, cursor, 0, &result);
+        rc = engram_list_filtered(engram, opts->args[0], prefix, opts->filter, cursor, 0, &result);
         if (rc != 0)
             break;
         for (size_t i = 0; i < result->nitems; i++) {
@@ -340,8 +362,9 @@ int cli_cmd_remember(engram_t *engram, const cli_opts_t *opts)
     engram_result_t *result = NULL;
     int rc = s_sources(engram, opts);
     if (rc == 0)
-        rc = engram_remember_embedded(engram, opts->args[0], (const char *)text->data, opts->meta,
-                                      opts->ttl_ms, opts->embedding, opts->dims, &result);
+        rc = engram_remember_embedded(engram, opts->args[0], opts->id, (const char *)text->data,
+                                      opts->meta, opts->ttl_ms, opts->embedding, opts->dims,
+                                      &result);
     if (rc != 0)
         return rc;
     if (opts->json)
@@ -356,6 +379,48 @@ int cli_cmd_remember(engram_t *engram, const cli_opts_t *opts)
 int cli_cmd_share(engram_t *engram, const cli_opts_t *opts)
 {
     return s_write(engram, opts, engram_share);
+}
+
+int cli_cmd_forget(engram_t *engram, const cli_opts_t *opts)
+{
+    int64_t count = 0;
+    int rc = engram_forget(engram, opts->args[0], opts->filter, opts->dry_run, &count);
+    if (rc != 0)
+        return rc;
+    if (opts->json)
+        return cli_json_print(
+            json_pack("{s:I, s:b}", "count", (json_int_t)count, "dry_run", opts->dry_run));
+    printf("%" PRId64 "\n", count);
+    return 0;
+}
+
+/*  A vote's AMOUNT: +1 (or 1) or -1; 0 for anything else. */
+static int s_vote_amount(const char *arg)
+{
+    if (strcmp(arg, "+1") == 0 || strcmp(arg, "1") == 0)
+        return 1;
+    return strcmp(arg, "-1") == 0 ? -1 : 0;
+}
+
+int cli_check_vote(const cli_command_t *command, const cli_opts_t *opts)
+{
+    if (!s_vote_amount(opts->args[2]))
+        return cli_usage(command, "a vote is +1 or -1, not '%s'", opts->args[2]);
+    return 0;
+}
+
+int cli_cmd_vote(engram_t *engram, const cli_opts_t *opts)
+{
+    engram_result_t *result = NULL;
+    int rc =
+        engram_vote(engram, opts->args[0], opts->args[1], s_vote_amount(opts->args[2]), &result);
+    if (rc == 0 && opts->json)
+        rc = cli_json_print(json_pack("{s:o, s:I}", "token", cli_json_str(result->token), "votes",
+                                      (json_int_t)result->number));
+    else if (rc == 0)
+        printf("%s\n", result->token);
+    engram_result_destroy(&result);
+    return rc;
 }
 
 static void s_on_signal(int sig)

@@ -246,6 +246,9 @@ static const s_option_t s_options[] = {
     {"half-life", true, CLI_OPT_HALF_LIFE},
     {"votes", false, CLI_OPT_VOTES},
     {"tokens", true, CLI_OPT_TOKENS},
+    {"if-version", true, CLI_OPT_IF_VERSION},
+    {"id", true, CLI_OPT_ID},
+    {"dry-run", false, CLI_OPT_DRY_RUN},
 };
 #define S_NOPTIONS (sizeof s_options / sizeof s_options[0])
 
@@ -362,6 +365,10 @@ static int s_set_option(cli_opts_t *opts, const s_option_t *option, const char *
                              value);
     } else if (strcmp(name, "mode") == 0)
         opts->mode = value;
+    else if (strcmp(name, "if-version") == 0)
+        opts->if_version = value;
+    else if (strcmp(name, "id") == 0)
+        opts->id = value;
     else if (strcmp(name, "threshold") == 0) {
         char *end = NULL;
         opts->threshold = strtod(value, &end);
@@ -441,6 +448,8 @@ int cli_parse(int argc, char **argv, cli_opts_t *opts, const char **pos, size_t 
                 opts->explain = true;
             else if (strcmp(option->name, "votes") == 0)
                 opts->votes = true;
+            else if (strcmp(option->name, "dry-run") == 0)
+                opts->dry_run = true;
             else
                 opts->json = true;
             opts->given |= option->bit;

@@ -19,13 +19,16 @@
  *  word is refused (exit 2) with the nearest command word, when one is near enough.
  *
  *  Output is the CLI's contract with scripts and tests:
- *    - writes (put, rm, set add/rm, counter add, log append, share) print the causal token;
- *      remember prints the memory id; the commands that sign a statement (agent create, acl
+ *    - writes (put, rm, set add/rm, counter add, log append, share, vote) print the causal
+ *      token; remember prints the memory id; forget prints how many memories it forgot (with
+ *      --dry-run: would forget); the commands that sign a statement (agent create, acl
  *      allow-user, allow, revoke, policy) print its id;
  *    - get prints the winning value as it is, followed by a newline unless it ends with one;
  *    - line-oriented outputs (ls, history, set members, log range, watch, acl show) print
  *      one record a line, fields separated by one space, newline and carriage return bytes
- *      inside a field written as \n and \r, and an empty name (author, op) as "-";
+ *      inside a field written as \n and \r, and an empty name (author, op) as "-"; ls
+ *      prints the key, then for a register or a log a tab and a preview of its value (a key
+ *      may hold spaces but no control character, so `cut -f1` gives it whole);
  *    - --json prints one JSON document (watch: one object a line), compact, built and
  *      written by jansson and by nothing else. A byte of a string that is not part of
  *      well-formed UTF-8 stands for the code point of its value (U+0080 to U+00FF: \u00XX in
@@ -138,8 +141,12 @@ enum {
     CLI_OPT_EXPLAIN = 1 << 21,
     CLI_OPT_EMBEDDING = 1 << 22,
     CLI_OPT_HALF_LIFE = 1 << 23,
-    CLI_OPT_TOKENS = 1 << 29,
-    CLI_OPT_VOTES = 1 << 30,
+    /* memory operations (put --if-version, remember --id, forget --dry-run) */
+    CLI_OPT_IF_VERSION = 1 << 24,
+    CLI_OPT_ID = 1 << 25,
+    CLI_OPT_DRY_RUN = 1 << 26,
+    CLI_OPT_TOKENS = 1 << 27,
+    CLI_OPT_VOTES = 1 << 28,
 };
 
 /*  The values of a repeatable option, in the order given. The array is the cli_opts_t's (freed
@@ -194,6 +201,10 @@ typedef struct {
     const char **args;     /* positional arguments after the command word(s) */
     size_t nargs;
     cli_value_t value; /* the VALUE or TEXT of a CLI_CMD_VALUE command */
+    /* memory operations */
+    const char *if_version; /* put --if-version: the causal token the write expects */
+    const char *id;         /* remember --id: the memory's id */
+    bool dry_run;           /* forget --dry-run */
 } cli_opts_t;
 
 /*  What a command needs besides its arguments. */
@@ -331,6 +342,10 @@ int cli_cmd_remember(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_share(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_watch(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_stats(engram_t *engram, const cli_opts_t *opts);
+int cli_cmd_forget(engram_t *engram, const cli_opts_t *opts);
+/*  AMOUNT is checked before: main refuses a vote that is not +1 or -1. */
+int cli_cmd_vote(engram_t *engram, const cli_opts_t *opts);
+int cli_check_vote(const cli_command_t *command, const cli_opts_t *opts);
 
 /*  --- admin.c: cluster administration --------------------------------------------------- */
 

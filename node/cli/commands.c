@@ -13,13 +13,16 @@
 static const cli_command_t s_commands[] = {
     {"put", NULL, 3, 3,
      CLI_OPT_META | CLI_OPT_TTL | CLI_OPT_REPLICAS | CLI_OPT_TIMEOUT | CLI_OPT_SOURCE |
-         CLI_OPT_EMBEDDING,
+         CLI_OPT_EMBEDDING | CLI_OPT_IF_VERSION,
      cli_cmd_put,
      "put SCOPE KEY VALUE [--meta JSON] [--ttl SECONDS] [--replicas N [--timeout MS]] "
-     "[--source RESOURCE]... [--embedding FILE]",
+     "[--source RESOURCE]... [--embedding FILE] [--if-version TOKEN]",
      CLI_CMD_VALUE,
      "Writes VALUE under KEY in SCOPE (a register) and prints the causal token.\n"
-     "--meta attaches a JSON value, --ttl makes the value expire after SECONDS, --replicas waits\n"
+     "--meta attaches a JSON value; overwriting without --meta keeps the value's metadata.\n"
+     "--if-version writes only if KEY did not change since TOKEN (a token of a get or a write in\n"
+     "SCOPE; exit 4 when someone wrote KEY since; a token from before KEY existed: only if it\n"
+     "still does not). --ttl makes the value expire after SECONDS, --replicas waits\n"
      "until N nodes hold the write (exit 5 if fewer did within --timeout; the write stays\n"
      "durable on this node). --source names a resource VALUE was derived from (repeatable): a\n"
      "reader must be allowed to read each, and the shared SCOPE itself, which the node records\n"
@@ -36,10 +39,14 @@ static const cli_command_t s_commands[] = {
      NULL},
     {"rm", NULL, 2, 2, 0, cli_cmd_rm, "rm SCOPE KEY", 0,
      "Deletes KEY from SCOPE and prints the causal token.", NULL},
-    {"ls", NULL, 1, 2, CLI_OPT_AFTER | CLI_OPT_TIMEOUT | CLI_OPT_CURSOR | CLI_OPT_LIMIT, cli_cmd_ls,
-     "ls SCOPE [PREFIX] [--cursor C] [--limit N] [--after TOKEN] [--timeout MS]", 0,
-     "Lists the keys of SCOPE, or those that start with PREFIX, one a line.\n"
-     "--json gives each key with its type (reg, set, counter, log).\n"
+    {"ls", NULL, 1, 2,
+     CLI_OPT_AFTER | CLI_OPT_TIMEOUT | CLI_OPT_CURSOR | CLI_OPT_LIMIT | CLI_OPT_FILTER, cli_cmd_ls,
+     "ls SCOPE [PREFIX] [--filter JSON] [--cursor C] [--limit N] [--after TOKEN] [--timeout MS]", 0,
+     "Lists the keys of SCOPE, or those that start with PREFIX, one a line: the key, then for\n"
+     "a register or a log a tab and a preview of its value (a log: its last entry), at most 80\n"
+     "bytes, ending with \"\u2026\" when cut. --filter lists only the registers and logs whose\n"
+     "value matches (the grammar of search --filter). --json gives each key with its type (reg,\n"
+     "set, counter, log) and, for a register or a log, \"preview\".\n"
      "--cursor/--limit print one page (at most N items after cursor C) and, when more follow,\n"
      "\"next_cursor C\" on stderr (--json: {\"items\", \"next_cursor\"}).\n"
      "--after waits until this node has seen everything TOKEN covers, at most --timeout\n"
@@ -130,12 +137,15 @@ static const cli_command_t s_commands[] = {
      "--after waits until this node has seen everything TOKEN covers, at most --timeout\n"
      "milliseconds (exit 5 then).",
      NULL},
-    {"remember", NULL, 2, 2, CLI_OPT_META | CLI_OPT_TTL | CLI_OPT_SOURCE | CLI_OPT_EMBEDDING,
+    {"remember", NULL, 2, 2,
+     CLI_OPT_META | CLI_OPT_TTL | CLI_OPT_SOURCE | CLI_OPT_ID | CLI_OPT_EMBEDDING,
      cli_cmd_remember,
-     "remember SCOPE TEXT [--meta JSON] [--ttl SECONDS] [--source RESOURCE]... "
+     "remember SCOPE TEXT [--id ID] [--meta JSON] [--ttl SECONDS] [--source RESOURCE]... "
      "[--embedding FILE]",
      CLI_CMD_VALUE,
      "Stores TEXT as a new memory in SCOPE and prints its id (the key to get it by).\n"
+     "--id gives the id: the first remember of an ID stores it, a later one stores nothing\n"
+     "(whatever its TEXT) and prints the same ID, so a retried remember stores once.\n"
      "--meta attaches a JSON value, --ttl makes it expire after SECONDS, --source names a\n"
      "resource TEXT was derived from (repeatable). TEXT \"-\" is read from stdin.",
      NULL},
@@ -143,6 +153,18 @@ static const cli_command_t s_commands[] = {
      "Copies KEY from the agent's private scope into the shared SCOPE, with its provenance,\n"
      "and prints the causal token.",
      NULL},
+    {"forget", NULL, 1, 1, CLI_OPT_FILTER | CLI_OPT_DRY_RUN, cli_cmd_forget,
+     "forget SCOPE --filter JSON [--dry-run]", 0,
+     "Deletes every memory (register and log) of SCOPE that the filter matches and prints how\n"
+     "many. The filter (the grammar of search --filter) is matched against each memory's value\n"
+     "(a log: its last entry); only memories the agent may read are considered, and an empty\n"
+     "filter is refused (exit 4). --dry-run prints how many it would delete, deleting nothing.",
+     NULL},
+    {"vote", NULL, 3, 3, 0, cli_cmd_vote, "vote SCOPE KEY +1|-1", 0,
+     "Votes for (+1) or against (-1) the memory KEY in SCOPE and prints the causal token.\n"
+     "The votes add up in the counter KEY#votes of SCOPE (ls lists it, counter get reads it).\n"
+     "Exit 3 when there is no memory KEY the agent may read.",
+     cli_check_vote},
     {"watch", NULL, 1, 1, CLI_OPT_COUNT, cli_cmd_watch, "watch SCOPE [--count N]", 0,
      "Prints the changes to SCOPE as they happen, one a line: scope, key, op, value.\n"
      "Runs until N changes were printed, or until SIGINT or SIGTERM (exit 0).",

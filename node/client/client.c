@@ -1016,9 +1016,17 @@ int engram_log_page(engram_t *self, const char *scope, const char *key, const ch
 int engram_list(engram_t *self, const char *scope, const char *prefix, const char *cursor,
                 unsigned limit, engram_result_t **result)
 {
+    return engram_list_filtered(self, scope, prefix, NULL, cursor, limit, result);
+}
+
+int engram_list_filtered(engram_t *self, const char *scope, const char *prefix,
+                         const char *filter_json, const char *cursor, unsigned limit,
+                         engram_result_t **result)
+{
     assert(self && scope && result);
     *result = NULL;
     Engram__Request req = s_read_request(self, ENGRAM__OP__LIST, scope, NULL);
+    req.filter_json = s_str(filter_json);
     req.prefix = s_str(prefix);
     req.cursor = s_str(cursor);
     req.limit = limit;
@@ -1028,16 +1036,22 @@ int engram_list(engram_t *self, const char *scope, const char *prefix, const cha
 int engram_remember(engram_t *self, const char *scope, const char *text, const char *meta_json,
                     uint64_t ttl_ms, engram_result_t **result)
 {
-    return engram_remember_embedded(self, scope, text, meta_json, ttl_ms, NULL, 0, result);
+    return engram_remember_embedded(self, scope, NULL, text, meta_json, ttl_ms, NULL, 0, result);
 }
 
-int engram_remember_embedded(engram_t *self, const char *scope, const char *text,
+int engram_remember_id(engram_t *self, const char *scope, const char *id, const char *text,
+                       const char *meta_json, uint64_t ttl_ms, engram_result_t **result)
+{
+    return engram_remember_embedded(self, scope, id, text, meta_json, ttl_ms, NULL, 0, result);
+}
+
+int engram_remember_embedded(engram_t *self, const char *scope, const char *id, const char *text,
                              const char *meta_json, uint64_t ttl_ms, const float *embedding,
                              size_t dims, engram_result_t **result)
 {
     assert(self && scope && text && (embedding || dims == 0) && result);
     *result = NULL;
-    Engram__Request req = s_write(self, ENGRAM__OP__REMEMBER, scope, NULL);
+    Engram__Request req = s_write(self, ENGRAM__OP__REMEMBER, scope, id);
     req.value.data = (uint8_t *)text;
     req.value.len = strlen(text);
     req.meta_json = s_str(meta_json);
@@ -1186,6 +1200,66 @@ int engram_stats(engram_t *self, engram_stats_t *stats)
     }
     engram__reply__free_unpacked(reply, NULL);
     return rc;
+}
+
+int engram_put_if_version(engram_t *self, const char *scope, const char *key, const void *value,
+                          size_t len, const char *meta_json, uint64_t ttl_ms, const char *token,
+                          engram_result_t **result)
+{
+    assert(self && scope && key && (value || len == 0) && token && result);
+    *result = NULL;
+    Engram__Request req = s_write(self, ENGRAM__OP__PUT, scope, key);
+    req.value.data = (uint8_t *)value;
+    req.value.len = len;
+    req.meta_json = s_str(meta_json);
+    req.ttl_ms = ttl_ms;
+    int rc = s_token_decode(self, token, &req.if_version);
+    if (rc == 0 && !req.if_version.len)
+        rc = s_fail(self, ENGRAM_EINVAL, "the version token is empty");
+    if (rc == 0)
+        rc = s_call_result(self, &req, self->timeout_ms, result);
+    free(req.if_version.data);
+    return rc;
+}
+
+int engram_forget(engram_t *self, const char *scope, const char *filter_json, bool dry_run,
+                  int64_t *count)
+{
+    assert(self && scope && count);
+    *count = 0;
+    char *cursor = NULL;
+    int rc = 0;
+    do {
+        Engram__Request req = s_request(ENGRAM__OP__FORGET, scope, NULL);
+        req.filter_json = s_str(filter_json);
+        req.dry_run = dry_run;
+        req.cursor = s_str(cursor);
+        Engram__Reply *reply = NULL;
+        rc = s_call(self, &req, self->timeout_ms, &reply);
+        if (rc != 0)
+            break;
+        *count += reply->number;
+        const char *next = s_str(reply->next_cursor);
+        if (*next && cursor && strcmp(next, cursor) == 0)
+            rc = s_fail(self, ENGRAM_EIO, "the node repeated the cursor %s", next);
+        free(cursor);
+        cursor = rc == 0 && *next ? s_strdup(next) : NULL;
+        if (rc == 0 && *next && !cursor)
+            rc = s_fail(self, ENGRAM_ENOMEM, "forgetting");
+        engram__reply__free_unpacked(reply, NULL);
+    } while (rc == 0 && cursor);
+    free(cursor);
+    return rc;
+}
+
+int engram_vote(engram_t *self, const char *scope, const char *key, int amount,
+                engram_result_t **result)
+{
+    assert(self && scope && key && result);
+    *result = NULL;
+    Engram__Request req = s_request(ENGRAM__OP__VOTE, scope, key);
+    req.amount = amount;
+    return s_call_result(self, &req, self->timeout_ms, result);
 }
 
 int engram_put_replicated(engram_t *self, const char *scope, const char *key, const void *value,

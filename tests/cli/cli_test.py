@@ -30,8 +30,8 @@ ITEM = {"value", "meta", "author", "user", "agents", "resources", "hlc", "create
 USAGE = "usage: engram [--socket EP] [--agent NAME] [--user NAME] [--json] "
 # Every command, by its words.
 COMMANDS = ["put", "get", "rm", "ls", "history", "set add", "set rm", "set members",
-            "counter add", "counter get", "log append", "log range", "remember", "share", "watch",
-            "search", "context",
+            "counter add", "counter get", "log append", "log range", "remember", "share", "forget",
+            "vote", "watch", "search", "context",
             "stats", "cluster init", "node admit", "cluster status", "cluster join",
             "cluster remove", "init", "agent create", "acl allow-user", "acl allow", "acl revoke",
             "acl policy", "acl show", "acl check"]
@@ -165,8 +165,9 @@ class CliTest(unittest.TestCase):
         self.assertEqual(self.ok("log", "range", "run:every", "notes"), "first\nsecond\n")
         self.ok("put", "run:every", "gone", "x")
         self.ok("rm", "run:every", "gone")
-        self.assertEqual(self.ok("ls", "run:every").split(), ["n", "notes", "tags"])
-        self.assertEqual(self.ok("ls", "run:every", "no").split(), ["notes"])
+        # ls: KEY, and for a register or a log a tab and a preview of its value
+        self.assertEqual(self.ok("ls", "run:every").splitlines(), ["n", "notes\tsecond", "tags"])
+        self.assertEqual(self.ok("ls", "run:every", "no"), "notes\tsecond\n")
         listed = json.loads(self.ok("--json", "ls", "run:every"))
         self.assertIn({"key": "tags", "type": "set"}, listed)
         history = self.ok("history", "run:every", "gone").splitlines()

@@ -532,12 +532,13 @@ static void test_put_get(void **state)
     uint64_t created = it->created_hlc, hlc = it->hlc, n = it->n;
     engram_result_destroy(&r);
 
-    /* An overwrite replaces the value (no sibling), keeps the creation time. */
+    /* An overwrite replaces the value (no sibling), keeps the creation time and, giving no
+     * metadata, the metadata (as mem0's update does). */
     EXPECT_OK(e, engram_put(e, "user:alice", "greeting", "hello again", 11, NULL, 0, &r), &r);
     EXPECT_OK_KEEP(e, engram_get(e, "user:alice", "greeting", NULL, 0, &r), &r);
     assert_int_equal(r->nitems, 1);
     assert_string_equal((char *)r->items[0].value, "hello again");
-    assert_string_equal(r->items[0].meta_json, "");
+    assert_string_equal(r->items[0].meta_json, meta);
     assert_int_equal(r->items[0].created_hlc, created);
     assert_true(r->items[0].hlc > hlc);
     assert_true(r->items[0].n > n);
