@@ -86,7 +86,8 @@ static void s_waiting_free(api_waiting_t **w_p)
 }
 
 /*  The read as a parked one keeps it: what its answer needs (who, where, which key, prefix,
- *  page, filter), packed; never its value, metadata or token. Caller owns *buf_p. */
+ *  page, filter; a search's query, scopes, options and embedding), packed; never its value,
+ *  metadata or token. Caller owns *buf_p. */
 static int s_pack_read(const Engram__Request *req, uint8_t **buf_p, size_t *len_p)
 {
     Engram__Request read = ENGRAM__REQUEST__INIT;
@@ -102,6 +103,18 @@ static int s_pack_read(const Engram__Request *req, uint8_t **buf_p, size_t *len_
     read.cursor = req->cursor;
     read.limit = req->limit;
     read.filter_json = req->filter_json;
+    /* SEARCH and CONTEXT */
+    read.query = req->query;
+    read.scopes = req->scopes;
+    read.n_scopes = req->n_scopes;
+    read.top_k = req->top_k;
+    read.threshold = req->threshold;
+    read.mode = req->mode;
+    read.embedding = req->embedding;
+    read.explain = req->explain;
+    read.half_life_ms = req->half_life_ms;
+    read.votes = req->votes;
+    read.tokens = req->tokens;
     *len_p = engram__request__get_packed_size(&read);
     if (*len_p > API_PARKED_READ_MAX_BYTES)
         return ENGRAM_ETOOBIG;

@@ -23,7 +23,7 @@
  *                              of 3.8 MB, or naming two scopes, is refused at once
  *  On a cluster of two nodes A and B:
  *    test_replicas_refused     replicas 2^32-1 (or 3) on two nodes is refused at once
- *    test_after_on_every_read  get, set members, counter get, log range and list with a
+ *    test_after_on_every_read  get, set members, counter get, log range, list and search with a
  *                              token of A's next write park on B (stats: parked) and answer
  *                              with that write once it reaches B; history (which a node keeps
  *                              of its own writes) the same on A
@@ -708,8 +708,18 @@ static const s_read_t s_reads[] = {
     {ENGRAM__OP__LOG_RANGE, false, "run:after-log", "k"},
     {ENGRAM__OP__LIST, false, "run:after-list", ""},
     {ENGRAM__OP__HISTORY, true, "run:after-history", "k"},
+    {ENGRAM__OP__SEARCH, false, "run:after-search", "k"},
 };
 #define N_READS (sizeof s_reads / sizeof s_reads[0])
+
+/*  Read op i as a request (a search asks for both writes' words, "v1 v2"). */
+static Engram__Request s_read_req(uint64_t id, size_t i)
+{
+    Engram__Request req = s_req(id, s_reads[i].read, s_reads[i].scope, s_reads[i].key);
+    if (s_reads[i].read == ENGRAM__OP__SEARCH)
+        req.query = "v1 v2";
+    return req;
+}
 
 /*  The n-th write (1 or 2) on A for read op i; returns its token (copied). */
 static ProtobufCBinaryData s_write_for(zsock_t *d, size_t i, int n)
@@ -773,9 +783,9 @@ static bool s_b_has(void *arg)
     for (size_t i = 0; i < N_READS; i++) {
         if (s_reads[i].on_a)
             continue;
-        Engram__Request req = s_req(++id, s_reads[i].read, s_reads[i].scope, s_reads[i].key);
+        Engram__Request req = s_read_req(++id, i);
         Engram__Reply *reply = s_call(h->d, &req);
-        bool has = reply->code == 0;
+        bool has = reply->code == 0 && (s_reads[i].read != ENGRAM__OP__SEARCH || reply->n_items);
         engram__reply__free_unpacked(reply, NULL);
         if (!has) {
             node_harness_because("B lacks %s", s_reads[i].scope);
@@ -811,7 +821,7 @@ static void test_after_on_every_read(void **state)
     uint64_t on_each[2] = {0, 0};
     for (size_t i = 0; i < N_READS; i++) {
         next[i] = s_token_forge(first[i], 1, 0);
-        Engram__Request req = s_req(i + 1, s_reads[i].read, s_reads[i].scope, s_reads[i].key);
+        Engram__Request req = s_read_req(i + 1, i);
         req.after = next[i];
         req.timeout_ms = 30000;
         s_send(s_reads[i].on_a ? read_a : on_b, &req);
