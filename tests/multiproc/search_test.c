@@ -22,9 +22,34 @@
  *                          longer counted once purged
  *    test_filters          filters on author and metadata restrict the results; a bad filter
  *                          is ENGRAM_EINVAL with a reason; a query with no word is EINVAL
+ *    test_vector_search    memories with 8-dimension embeddings (put and remember), some
+ *                          without: a vector query ranks exactly by the cosine the test computes
+ *                          (within 1e-6), keeps top_k, never shows a memory without an
+ *                          embedding; a query of another dimension finds nothing; a write of
+ *                          another dimension, NaN, infinite, all-zero or too long embeddings
+ *                          (and such queries) are ENGRAM_EINVAL; C finds A's embeddings after
+ *                          A's token; a scope's dimension is free again once B deleted its last
+ *                          embedding
+ *    test_hybrid           a hybrid score is 1/(60 + keyword rank) + 1/(60 + vector rank), the
+ *                          ranks taken from the keyword-only and vector-only answers; explain
+ *                          shows both; no mode with an embedding is hybrid; keyword with an
+ *                          embedding, or vector without one, is EINVAL
+ *    test_boosts           votes (counter KEY#votes) multiply by 1 + tanh(votes/4)/2 and re-rank;
+ *                          votes of an agent that does not act for the user are not counted;
+ *                          recency multiplies by 1 + 2^(-age/half-life) (age from the item's HLC
+ *                          and the wall clock around the search) and a new memory overtakes an
+ *                          older, closer one
+ *    test_vector_access    vector and hybrid search never show a memory of a scope the reader may
+ *                          not read, nor one derived from a resource it may not read
+ *    test_context          the CONTEXT block: a header, one line per memory as the test formats
+ *                          it, the worse of two duplicates left out; for every budget up to the
+ *                          whole block's, exactly what fits (header only, or nothing), its size
+ *                          as result->number; top_k caps it; tokens 0 is EINVAL; the CLI prints
+ *                          the same block and exits 2 without --tokens
  *    test_reindex          C, which took local puts, overwrites, deletes and TTL expiries and
- *                          deltas of all of these from A and B, answers 60 queries (keys,
- *                          scores, explain) the same before and after a restart with --reindex
+ *                          deltas of all of these from A and B, most with embeddings, answers 60
+ *                          keyword and 12 vector and hybrid queries (keys, scores, explain) the
+ *                          same before and after a restart with --reindex
  *    test_seed_scenario    through the engram CLI: a researcher on A, a writer on B and an
  *                          editor on C write the blackboard run:q3-report; the editor's search
  *                          "output format constraints" on C returns the format constraints first
@@ -74,15 +99,16 @@
 #define USER    "alice"
 #define AGENT   "agent-s"
 
-#define FORTUNES_DIR    "/usr/share/games/fortunes"
-#define FORTUNE_MAX     400
-#define FORTUNES_WANTED 2500
-#define BM25_QUERIES    200
-#define BM25_TOP_K      20
-#define REINDEX_QUERIES 60
-#define REINDEX_TOP_K   50
-#define TTL_MS          1500
-#define DIMS            8 /* the embeddings of search by meaning */
+#define FORTUNES_DIR     "/usr/share/games/fortunes"
+#define FORTUNE_MAX      400
+#define FORTUNES_WANTED  2500
+#define BM25_QUERIES     200
+#define BM25_TOP_K       20
+#define REINDEX_QUERIES  60
+#define REINDEX_TOP_K    50
+#define REINDEX_MEANINGS 12 /* vector and hybrid queries */
+#define TTL_MS           1500
+#define DIMS             8 /* the embeddings of search by meaning */
 
 enum { A = 0, B = 1, C = 2 };
 
@@ -1604,6 +1630,22 @@ static char *s_answers(engram_t *e)
                     r->items[i].score, r->items[i].explain_json);
         engram_result_destroy(&r);
     }
+    /* by meaning: vector and hybrid, over every scope, the latter with votes too */
+    for (size_t q = 0; q < REINDEX_MEANINGS; q++) {
+        float query[DIMS];
+        s_random_embedding(600 + q, query);
+        const char *words = extra[q % nextra];
+        s_ask_t ask = {NULL,      q % 3 == 0 ? "vector" : "hybrid", query, DIMS, REINDEX_TOP_K, 0,
+                       q % 3 == 2};
+        engram_result_t *r = NULL;
+        EXPECT_RC(e, 0, s_ask(e, words, &ask, &r));
+        fprintf(out, "%s %zu %s%s: %zu\n", ask.mode, q, words, ask.votes ? " votes" : "",
+                r->nitems);
+        for (size_t i = 0; i < r->nitems; i++)
+            fprintf(out, "  %s %s %.17g %s\n", r->items[i].scope, r->items[i].key,
+                    r->items[i].score, r->items[i].explain_json);
+        engram_result_destroy(&r);
+    }
     fclose(out);
     return text;
 }
@@ -1646,27 +1688,34 @@ static void test_reindex(void **state)
 {
     (void)state;
     engram_t *a = s_conn(A), *b = s_conn(B), *c = s_conn(C);
-    /* Every document of run:mix holds "ledger"; 6 are live at the end. */
-    free(s_put(c, "run:mix", "c-keep", "local ledger entry kept", NULL, 0));
-    free(s_put(c, "run:mix", "c-over", "local ledger entry soon overwritten", NULL, 0));
-    free(s_put(c, "run:mix", "c-over", "overwritten ledger entry, second text", NULL, 0));
-    free(s_put(c, "run:mix", "c-gone", "local ledger entry deleted", NULL, 0));
+    /* Every document of run:mix holds "ledger"; 6 are live at the end. Most carry an
+     * embedding (seed: 500 + the number in the comment). */
+    float v[16][DIMS];
+    for (size_t i = 0; i < 16; i++)
+        s_random_embedding(500 + i, v[i]);
+    free(s_put_vec(c, "run:mix", "c-keep", "local ledger entry kept", v[1], DIMS, 0));
+    free(s_put_vec(c, "run:mix", "c-over", "local ledger entry soon overwritten", v[2], DIMS, 0));
+    free(s_put_vec(c, "run:mix", "c-over", "overwritten ledger entry, second text", v[3], DIMS, 0));
+    free(s_put_vec(c, "run:mix", "c-gone", "local ledger entry deleted", v[4], DIMS, 0));
     free(s_delete(c, "run:mix", "c-gone"));
-    free(s_put(c, "run:mix", "c-ttl", "ephemeral local ledger entry", NULL, TTL_MS));
-    free(s_put(c, "private", "c-private", "a private ledger note, never shared", NULL, 0));
-    free(s_put(a, "run:mix", "a-keep", "remote ledger entry from A", NULL, 0));
-    free(s_put(a, "run:mix", "a-ttl", "ephemeral remote ledger entry from A", NULL, TTL_MS));
-    free(s_put(a, "run:mix", "a-over", "remote ledger entry from A, to be overwritten on B", NULL,
-               0));
-    char *from_a =
-        s_put(a, "run:mix", "a-gone", "remote ledger entry from A, deleted on B", NULL, 0);
+    free(s_put_vec(c, "run:mix", "c-ttl", "ephemeral local ledger entry", v[5], DIMS, TTL_MS));
+    free(
+        s_put_vec(c, "private", "c-private", "a private ledger note, never shared", v[6], DIMS, 0));
+    free(s_put_vec(a, "run:mix", "a-keep", "remote ledger entry from A", v[7], DIMS, 0));
+    free(s_put_vec(a, "run:mix", "a-ttl", "ephemeral remote ledger entry from A", v[8], DIMS,
+                   TTL_MS));
+    free(s_put_vec(a, "run:mix", "a-over", "remote ledger entry from A, to be overwritten on B",
+                   v[9], DIMS, 0));
+    char *from_a = s_put_vec(a, "run:mix", "a-gone", "remote ledger entry from A, deleted on B",
+                             v[10], DIMS, 0);
     s_after(b, "run:mix", from_a);
+    /* overwritten without an embedding: a-over's is gone */
     free(s_put(b, "run:mix", "a-over", "overwritten on B: the ledger's final text", NULL, 0));
     free(s_delete(b, "run:mix", "a-gone"));
-    free(s_put(b, "run:mix", "b-keep", "remote ledger entry from B", NULL, 0));
-    free(s_put(b, "run:mix", "b-over", "first ledger text from B", NULL, 0));
-    char *from_b = s_put(b, "run:mix", "b-over", "second ledger text from B", NULL, 0);
-    free(from_b);
+    free(s_put_vec(b, "run:mix", "b-keep", "remote ledger entry from B", v[11], DIMS, 0));
+    free(s_put_vec(b, "run:mix", "b-over", "first ledger text from B", v[12], DIMS, 0));
+    free(s_put_vec(b, "run:mix", "b-over", "second ledger text from B", v[13], DIMS, 0));
+    free(s_put_vec(b, "run:mix", "b-vector", "of the", v[14], DIMS, 0)); /* no words */
     /* C holds every write of every test: it waits for each connection's last one per scope. */
     for (const char *token = zhash_first(s_w->latest); token; token = zhash_next(s_w->latest)) {
         const char *name = zhash_cursor(s_w->latest);
@@ -1709,9 +1758,9 @@ static void test_reindex(void **state)
     double restarted = s_seconds(restart);
     assert_true(node_harness_log_contains(s_w->node[C], "search index rebuilt from"));
     char *after = s_answers(s_conn(C));
-    print_message("test_reindex: %d queries asked in %.2f s; restart with --reindex %.2f s; "
+    print_message("test_reindex: %d + %d queries asked in %.2f s; restart with --reindex %.2f s; "
                   "%zu bytes of answers compared\n",
-                  REINDEX_QUERIES, asked, restarted, strlen(before));
+                  REINDEX_QUERIES, REINDEX_MEANINGS, asked, restarted, strlen(before));
     s_expect_same(before, after);
     free(before);
     free(after);
