@@ -22,9 +22,34 @@
  *                          longer counted once purged
  *    test_filters          filters on author and metadata restrict the results; a bad filter
  *                          is ENGRAM_EINVAL with a reason; a query with no word is EINVAL
+ *    test_vector_search    memories with 8-dimension embeddings (put and remember), some
+ *                          without: a vector query ranks exactly by the cosine the test computes
+ *                          (within 1e-6), keeps top_k, never shows a memory without an
+ *                          embedding; a query of another dimension finds nothing; a write of
+ *                          another dimension, NaN, infinite, all-zero or too long embeddings
+ *                          (and such queries) are ENGRAM_EINVAL; C finds A's embeddings after
+ *                          A's token; a scope's dimension is free again once B deleted its last
+ *                          embedding
+ *    test_hybrid           a hybrid score is 1/(60 + keyword rank) + 1/(60 + vector rank), the
+ *                          ranks taken from the keyword-only and vector-only answers; explain
+ *                          shows both; no mode with an embedding is hybrid; keyword with an
+ *                          embedding, or vector without one, is EINVAL
+ *    test_boosts           votes (counter KEY#votes) multiply by 1 + tanh(votes/4)/2 and re-rank;
+ *                          votes of an agent that does not act for the user are not counted;
+ *                          recency multiplies by 1 + 2^(-age/half-life) (age from the item's HLC
+ *                          and the wall clock around the search) and a new memory overtakes an
+ *                          older, closer one
+ *    test_vector_access    vector and hybrid search never show a memory of a scope the reader may
+ *                          not read, nor one derived from a resource it may not read
+ *    test_context          the CONTEXT block: a header, one line per memory as the test formats
+ *                          it, the worse of two duplicates left out; for every budget up to the
+ *                          whole block's, exactly what fits (header only, or nothing), its size
+ *                          as result->number; top_k caps it; tokens 0 is EINVAL; the CLI prints
+ *                          the same block and exits 2 without --tokens
  *    test_reindex          C, which took local puts, overwrites, deletes and TTL expiries and
- *                          deltas of all of these from A and B, answers 60 queries (keys,
- *                          scores, explain) the same before and after a restart with --reindex
+ *                          deltas of all of these from A and B, most with embeddings, answers 60
+ *                          keyword and 12 vector and hybrid queries (keys, scores, explain) the
+ *                          same before and after a restart with --reindex
  *    test_seed_scenario    through the engram CLI: a researcher on A, a writer on B and an
  *                          editor on C write the blackboard run:q3-report; the editor's search
  *                          "output format constraints" on C returns the format constraints first
@@ -41,6 +66,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -73,14 +99,16 @@
 #define USER    "alice"
 #define AGENT   "agent-s"
 
-#define FORTUNES_DIR    "/usr/share/games/fortunes"
-#define FORTUNE_MAX     400
-#define FORTUNES_WANTED 2500
-#define BM25_QUERIES    200
-#define BM25_TOP_K      20
-#define REINDEX_QUERIES 60
-#define REINDEX_TOP_K   50
-#define TTL_MS          1500
+#define FORTUNES_DIR     "/usr/share/games/fortunes"
+#define FORTUNE_MAX      400
+#define FORTUNES_WANTED  2500
+#define BM25_QUERIES     200
+#define BM25_TOP_K       20
+#define REINDEX_QUERIES  60
+#define REINDEX_TOP_K    50
+#define REINDEX_MEANINGS 12 /* vector and hybrid queries */
+#define TTL_MS           1500
+#define DIMS             8 /* the embeddings of search by meaning */
 
 enum { A = 0, B = 1, C = 2 };
 
@@ -314,6 +342,51 @@ static void s_expect_counted(const engram_result_t *r, size_t i, const char *ter
         fail_msg("%s: explain counts %" PRId64 " documents, %" PRId64 " holding '%s'; "
                  "expected %" PRId64 " and %" PRId64 " (%s)",
                  r->items[i].key, got_docs, got_df, term, docs, df, r->items[i].explain_json);
+}
+
+/*  Runs the engram CLI against node i as agent: argv after the global flags (NULL-terminated).
+ *  Returns its exit status; *out (may be NULL) gets its stdout, the caller's to free. */
+static int s_cli(int i, const char *agent, const char *const *argv, char **out)
+{
+    const char *full[32] = {ENGRAM_CLI, "--socket", node_harness_endpoint(s_w->node[i]),
+                            "--agent",  agent,      "--user",
+                            USER};
+    size_t n = 7;
+    for (size_t k = 0; argv[k] && n < 31; k++)
+        full[n++] = argv[k];
+    full[n] = NULL;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execv(ENGRAM_CLI, (char *const *)full);
+        _exit(127);
+    }
+    close(fds[1]);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *collect = open_memstream(&text, &len);
+    assert_non_null(collect);
+    char buf[4096];
+    for (ssize_t got; (got = read(fds[0], buf, sizeof buf)) > 0;)
+        fwrite(buf, 1, (size_t)got, collect);
+    close(fds[0]);
+    fclose(collect);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (code != 0)
+        print_message("engram %s %s: exit %d, stdout '%s'\n", argv[0], argv[1] ? argv[1] : "", code,
+                      text);
+    if (out)
+        *out = text;
+    else
+        free(text);
+    return code;
 }
 
 /*  --- test_bm25_reference ---------------------------------------------------------------- */
@@ -802,6 +875,738 @@ static void test_filters(void **state)
     engram_destroy(&editor);
 }
 
+/*  --- search by meaning: helpers ----------------------------------------------------------- */
+
+/*  A pseudo-random embedding of DIMS values in [-1, 1), from seed. */
+static void s_random_embedding(uint64_t seed, float out[DIMS])
+{
+    uint64_t state = 0x2545f4914f6cdd1du ^ (seed * 0x9e3779b97f4a7c15u);
+    for (size_t i = 0; i < DIMS; i++)
+        out[i] = (float)((double)(s_rand(&state) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/*  An embedding whose cosine with the first axis (s_axis) is cosine, near enough. */
+static void s_at_cosine(double cosine, float out[DIMS])
+{
+    memset(out, 0, DIMS * sizeof *out);
+    out[0] = (float)cosine;
+    out[1] = (float)sqrt(1.0 - cosine * cosine);
+}
+
+static const float s_axis[DIMS] = {1};
+
+/*  The cosine of a and b as a test computes it: double sums over the float32 values. */
+static double s_cosine(const float *a, const float *b, size_t dims)
+{
+    double dot = 0, na = 0, nb = 0;
+    for (size_t i = 0; i < dims; i++) {
+        dot += (double)a[i] * b[i];
+        na += (double)a[i] * a[i];
+        nb += (double)b[i] * b[i];
+    }
+    return dot / (sqrt(na) * sqrt(nb));
+}
+
+/*  Puts text with an embedding of dims values; returns the causal token (caller frees). */
+static char *s_put_vec(engram_t *e, const char *scope, const char *key, const char *text,
+                       const float *embedding, size_t dims, uint64_t ttl_ms)
+{
+    engram_result_t *r = NULL;
+    int rc =
+        engram_put_embedded(e, scope, key, text, strlen(text), NULL, ttl_ms, embedding, dims, &r);
+    if (rc)
+        fail_msg("put %s %s with an embedding: %s (%s)", scope, key, engram_strerror(rc),
+                 engram_last_error(e));
+    char *token = strdup(r->token);
+    engram_result_destroy(&r);
+    assert_non_null(token);
+    s_note(e, scope, token);
+    return token;
+}
+
+/*  What a search by meaning asks. */
+typedef struct {
+    const char *scope; /* NULL: every scope */
+    const char *mode;  /* NULL: the default */
+    const float *embedding;
+    size_t dims;
+    unsigned top_k;
+    double half_life_ms;
+    bool votes;
+} s_ask_t;
+
+static int s_ask(engram_t *e, const char *query, const s_ask_t *ask, engram_result_t **r)
+{
+    const char *scopes[1] = {ask->scope};
+    engram_search_options_t options = {.scopes = ask->scope ? scopes : NULL,
+                                       .nscopes = ask->scope ? 1 : 0,
+                                       .top_k = ask->top_k,
+                                       .mode = ask->mode,
+                                       .embedding = ask->embedding,
+                                       .dims = ask->dims,
+                                       .half_life_ms = ask->half_life_ms,
+                                       .votes = ask->votes,
+                                       .threshold = -2, /* negative cosines too */
+                                       .explain = true};
+    *r = NULL;
+    return engram_search(e, query, &options, r);
+}
+
+/*  A number of item i's explain: explain[outer][inner], or explain[outer] when inner is NULL;
+ *  NAN when absent. */
+static double s_explain_num(const engram_result_t *r, size_t i, const char *outer,
+                            const char *inner)
+{
+    json_error_t err;
+    json_t *explain = json_loads(r->items[i].explain_json, 0, &err);
+    if (!explain)
+        fail_msg("explain of %s is not JSON: %s", r->items[i].key, err.text);
+    json_t *field = json_object_get(explain, outer);
+    if (field && inner)
+        field = json_object_get(field, inner);
+    double value = json_is_number(field) ? json_number_value(field) : NAN;
+    json_decref(explain);
+    return value;
+}
+
+static bool s_near(double got, double want, double tolerance)
+{
+    return fabs(got - want) <= tolerance;
+}
+
+/*  The index of key among r's items, or -1. */
+static long s_find(const engram_result_t *r, const char *key)
+{
+    for (size_t i = 0; i < r->nitems; i++)
+        if (strcmp(r->items[i].key, key) == 0)
+            return (long)i;
+    return -1;
+}
+
+/*  --- test_vector_search ------------------------------------------------------------------- */
+
+#define VEC_MEMORIES 12
+
+/*  Refusals of an embedding, each ENGRAM_EINVAL with a reason naming the embedding. */
+static void s_expect_bad_embedding(engram_t *e, int rc, const char *what)
+{
+    s_expect(e, rc, ENGRAM_EINVAL, what);
+    if (!strstr(engram_last_error(e), "embedding"))
+        fail_msg("%s: the reason '%s' does not name the embedding", what, engram_last_error(e));
+}
+
+static void test_vector_search(void **state)
+{
+    (void)state;
+    engram_t *a = s_conn(A), *b = s_conn(B), *c = s_conn(C);
+    float vectors[VEC_MEMORIES + 1][DIMS], query[DIMS];
+    char keys[VEC_MEMORIES + 1][64];
+    for (size_t i = 0; i < VEC_MEMORIES; i++) {
+        snprintf(keys[i], sizeof keys[i], "v%02zu", i + 1);
+        s_random_embedding(i + 1, vectors[i]);
+        char text[64];
+        snprintf(text, sizeof text, "lighthouse keeper's note %zu", i + 1);
+        free(s_put_vec(a, "run:vec", keys[i], text, vectors[i], DIMS, 0));
+    }
+    /* one memory by remember, under its generated id */
+    s_random_embedding(99, vectors[VEC_MEMORIES]);
+    engram_result_t *r = NULL;
+    EXPECT_RC(a, 0,
+              engram_remember_embedded(a, "run:vec", "a lighthouse remembered", NULL, 0,
+                                       vectors[VEC_MEMORIES], DIMS, &r));
+    snprintf(keys[VEC_MEMORIES], sizeof keys[VEC_MEMORIES], "%s", r->memory_id);
+    engram_result_destroy(&r);
+    /* memories without an embedding, holding the same words */
+    free(s_put(a, "run:vec", "plain-1", "lighthouse keeper's note, no embedding", NULL, 0));
+    char *last = s_put(a, "run:vec", "plain-2", "another lighthouse keeper's note", NULL, 0);
+
+    /* Ranked by the cosine, exactly: every score within 1e-6 of the test's own. */
+    s_random_embedding(1000, query);
+    double want[VEC_MEMORIES + 1];
+    size_t order[VEC_MEMORIES + 1];
+    for (size_t i = 0; i <= VEC_MEMORIES; i++) {
+        want[i] = s_cosine(query, vectors[i], DIMS);
+        order[i] = i;
+    }
+    for (size_t i = 1; i <= VEC_MEMORIES; i++) /* by cosine, best first */
+        for (size_t j = i; j > 0 && want[order[j]] > want[order[j - 1]]; j--) {
+            size_t t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    s_ask_t ask = {"run:vec", "vector", query, DIMS, 100, 0, false};
+    EXPECT_RC(a, 0, s_ask(a, "lighthouse", &ask, &r));
+    assert_int_equal(r->nitems, VEC_MEMORIES + 1);
+    for (size_t i = 0; i < r->nitems; i++) {
+        size_t m = order[i];
+        if (strcmp(r->items[i].key, keys[m]) != 0 || !s_near(r->items[i].score, want[m], 1e-6))
+            fail_msg("vector result %zu: %s scored %.9f; expected %s at %.9f", i + 1,
+                     r->items[i].key, r->items[i].score, keys[m], want[m]);
+        assert_true(s_near(s_explain_num(r, i, "vector", "cosine"), r->items[i].score, 1e-12));
+        assert_true(s_explain_num(r, i, "vector", "rank") == (double)(i + 1));
+        assert_true(isnan(s_explain_num(r, i, "bm25", "score")));
+    }
+    engram_result_destroy(&r);
+    ask.top_k = 5;
+    EXPECT_RC(a, 0, s_ask(a, "lighthouse", &ask, &r));
+    assert_int_equal(r->nitems, 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_string_equal(r->items[i].key, keys[order[i]]);
+    engram_result_destroy(&r);
+
+    /* A query of another dimension than the scope's compares with nothing: no hits. */
+    ask = (s_ask_t){"run:vec", "vector", query, 4, 100, 0, false};
+    EXPECT_RC(a, 0, s_ask(a, "lighthouse", &ask, &r));
+    assert_int_equal(r->nitems, 0);
+    engram_result_destroy(&r);
+
+    /* A write of another dimension: refused, naming both, and nothing stored. */
+    EXPECT_RC(a, ENGRAM_EINVAL,
+              engram_put_embedded(a, "run:vec", "v-four", "x", 1, NULL, 0, query, 4, &r));
+    const char *why = engram_last_error(a);
+    if (!strstr(why, "8 dimensions") || !strstr(why, "has 4"))
+        fail_msg("the refusal of a 4-dimension embedding in an 8-dimension scope says '%s'", why);
+    print_message("another dimension: %s\n", why);
+    EXPECT_RC(a, ENGRAM_ENOTFOUND, engram_get(a, "run:vec", "v-four", NULL, 0, &r));
+
+    /* NaN, infinite, all-zero and too long embeddings: refused for writes and queries. */
+    static float big[ENGRAM_MAX_EMBEDDING_DIMS + 1];
+    for (size_t i = 0; i < ENGRAM_MAX_EMBEDDING_DIMS + 1; i++)
+        big[i] = 0.5f;
+    float nan_v[DIMS], inf_v[DIMS], zero_v[DIMS] = {0};
+    memcpy(nan_v, query, sizeof nan_v);
+    memcpy(inf_v, query, sizeof inf_v);
+    nan_v[3] = NAN;
+    inf_v[5] = -INFINITY;
+    const struct {
+        const char *name;
+        const float *v;
+        size_t dims;
+    } bad[] = {{"NaN", nan_v, DIMS},
+               {"infinite", inf_v, DIMS},
+               {"zeros", zero_v, DIMS},
+               {"too long", big, ENGRAM_MAX_EMBEDDING_DIMS + 1}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char what[128];
+        snprintf(what, sizeof what, "put with a %s embedding", bad[i].name);
+        s_expect_bad_embedding(
+            a,
+            engram_put_embedded(a, "run:vec", "v-bad", "x", 1, NULL, 0, bad[i].v, bad[i].dims, &r),
+            what);
+        print_message("%s: %s\n", what, engram_last_error(a));
+        snprintf(what, sizeof what, "remember with a %s embedding", bad[i].name);
+        s_expect_bad_embedding(
+            a, engram_remember_embedded(a, "run:vec", "x", NULL, 0, bad[i].v, bad[i].dims, &r),
+            what);
+        snprintf(what, sizeof what, "vector search with a %s embedding", bad[i].name);
+        ask = (s_ask_t){"run:vec", "vector", bad[i].v, bad[i].dims, 0, 0, false};
+        s_expect_bad_embedding(a, s_ask(a, "lighthouse", &ask, &r), what);
+        snprintf(what, sizeof what, "hybrid search with a %s embedding", bad[i].name);
+        ask.mode = "hybrid";
+        s_expect_bad_embedding(a, s_ask(a, "lighthouse", &ask, &r), what);
+    }
+    EXPECT_RC(a, ENGRAM_ENOTFOUND, engram_get(a, "run:vec", "v-bad", NULL, 0, &r));
+
+    /* Across nodes: the embeddings written on A are found on C after A's token, the same. */
+    char *copy = strdup(last);
+    s_after(c, "run:vec", last);
+    ask = (s_ask_t){"run:vec", "vector", query, DIMS, 100, 0, false};
+    EXPECT_RC(c, 0, s_ask(c, "lighthouse", &ask, &r));
+    assert_int_equal(r->nitems, VEC_MEMORIES + 1);
+    for (size_t i = 0; i < r->nitems; i++) {
+        assert_string_equal(r->items[i].key, keys[order[i]]);
+        assert_true(s_near(r->items[i].score, want[order[i]], 1e-6));
+    }
+    engram_result_destroy(&r);
+
+    /* The scope's dimension is free again once its last embedding is gone: a 4-dimension
+     * memory written on A; B, once it has it, refuses 8 dimensions, deletes it, then takes 8;
+     * A, after B's token, finds the 8-dimension memory. */
+    free(copy);
+    float four[4] = {0.25f, -1, 0.5f, 2};
+    s_after(b, "run:dims", s_put_vec(a, "run:dims", "d-four", "four dimensions", four, 4, 0));
+    EXPECT_RC(b, ENGRAM_EINVAL,
+              engram_put_embedded(b, "run:dims", "d-eight", "x", 1, NULL, 0, query, DIMS, &r));
+    free(s_delete(b, "run:dims", "d-four"));
+    char *eight = s_put_vec(b, "run:dims", "d-eight", "eight dimensions", query, DIMS, 0);
+    s_after(a, "run:dims", eight);
+    ask = (s_ask_t){"run:dims", "vector", query, DIMS, 0, 0, false};
+    r = NULL;
+    EXPECT_RC(a, 0, s_ask(a, "x", &ask, &r));
+    assert_int_equal(r->nitems, 1);
+    assert_string_equal(r->items[0].key, "d-eight");
+    assert_true(s_near(r->items[0].score, 1, 1e-9));
+    engram_result_destroy(&r);
+    EXPECT_RC(a, ENGRAM_EINVAL,
+              engram_put_embedded(a, "run:dims", "d-four", "x", 1, NULL, 0, four, 4, &r));
+    for (int i = 0; i < NODES; i++)
+        EXPECT_RC(s_conn(i), 0, engram_set_after(s_conn(i), NULL, 0));
+}
+
+/*  --- test_hybrid --------------------------------------------------------------------------- */
+
+static void test_hybrid(void **state)
+{
+    (void)state;
+    engram_t *a = s_conn(A);
+    static const char *const texts[] = {
+        "orchid greenhouse watering schedule",     "the greenhouse heater failed overnight",
+        "orchid orchid orchid: repotting notes",   "seed catalogue for the spring",
+        "greenhouse glass cleaning, orchid shelf", "compost temperature log",
+        "an orchid show in the town hall",         "pruning the apple trees",
+    };
+    size_t ntexts = sizeof texts / sizeof *texts;
+    char key[32];
+    for (size_t i = 0; i < ntexts; i++) {
+        float v[DIMS];
+        s_random_embedding(200 + i, v);
+        snprintf(key, sizeof key, "h%02zu", i + 1);
+        free(s_put_vec(a, "run:hyb", key, texts[i], v, DIMS, 0));
+    }
+    free(s_put(a, "run:hyb", "text-only", "orchid greenhouse, no embedding", NULL, 0));
+    float only[DIMS];
+    s_random_embedding(300, only);
+    free(s_put_vec(a, "run:hyb", "vector-only", "of the and", only, DIMS, 0));
+
+    float query[DIMS];
+    s_random_embedding(301, query);
+    const char *words = "orchid greenhouse";
+    engram_result_t *keyword = NULL, *vector = NULL, *hybrid = NULL, *fallback = NULL;
+    s_ask_t ask = {"run:hyb", "keyword", NULL, 0, 100, 0, false};
+    EXPECT_RC(a, 0, s_ask(a, words, &ask, &keyword));
+    ask = (s_ask_t){"run:hyb", "vector", query, DIMS, 100, 0, false};
+    EXPECT_RC(a, 0, s_ask(a, words, &ask, &vector));
+    ask.mode = "hybrid";
+    EXPECT_RC(a, 0, s_ask(a, words, &ask, &hybrid));
+    ask.mode = NULL;
+    EXPECT_RC(a, 0, s_ask(a, words, &ask, &fallback));
+    assert_int_equal(keyword->nitems, 6); /* h01 h02 h03 h05 h07 text-only */
+    assert_int_equal(vector->nitems, ntexts + 1);
+    assert_int_equal(hybrid->nitems, ntexts + 2); /* the union */
+    assert_int_equal(fallback->nitems, hybrid->nitems);
+    for (size_t i = 0; i < hybrid->nitems; i++) {
+        const char *k = hybrid->items[i].key;
+        long kr = s_find(keyword, k), vr = s_find(vector, k);
+        assert_true(kr >= 0 || vr >= 0);
+        double want = (kr >= 0 ? 1.0 / (60 + kr + 1) : 0) + (vr >= 0 ? 1.0 / (60 + vr + 1) : 0);
+        if (!s_near(hybrid->items[i].score, want, 1e-12))
+            fail_msg("hybrid %s: score %.17g, the RRF of ranks %ld and %ld is %.17g (%s)", k,
+                     hybrid->items[i].score, kr + 1, vr + 1, want, hybrid->items[i].explain_json);
+        if (i > 0)
+            assert_true(hybrid->items[i].score <= hybrid->items[i - 1].score);
+        /* explain: each ranking's rank and score, or nothing for a ranking it is not in */
+        double bm25_rank = s_explain_num(hybrid, i, "bm25", "rank");
+        double vector_rank = s_explain_num(hybrid, i, "vector", "rank");
+        assert_true(kr >= 0 ? bm25_rank == (double)(kr + 1) : isnan(bm25_rank));
+        assert_true(vr >= 0 ? vector_rank == (double)(vr + 1) : isnan(vector_rank));
+        if (kr >= 0)
+            assert_true(
+                s_near(s_explain_num(hybrid, i, "bm25", "score"), keyword->items[kr].score, 1e-12));
+        if (vr >= 0)
+            assert_true(s_near(s_explain_num(hybrid, i, "vector", "cosine"),
+                               vector->items[vr].score, 1e-12));
+        assert_true(s_explain_num(hybrid, i, "rrf", "k") == 60);
+        assert_true(s_near(s_explain_num(hybrid, i, "base", NULL), want, 1e-12));
+        /* no mode with an embedding is hybrid */
+        assert_string_equal(fallback->items[i].key, k);
+        assert_true(fallback->items[i].score == hybrid->items[i].score);
+        assert_string_equal(fallback->items[i].explain_json, hybrid->items[i].explain_json);
+    }
+    assert_non_null(strstr(hybrid->items[0].explain_json, "\"mode\":\"hybrid\""));
+    print_message("hybrid: first %s %s\n", hybrid->items[0].key, hybrid->items[0].explain_json);
+    engram_result_destroy(&keyword);
+    engram_result_destroy(&vector);
+    engram_result_destroy(&hybrid);
+    engram_result_destroy(&fallback);
+
+    /* keyword with an embedding, vector and hybrid without one, an unknown mode: refused */
+    engram_result_t *r = NULL;
+    ask = (s_ask_t){"run:hyb", "keyword", query, DIMS, 0, 0, false};
+    EXPECT_RC(a, ENGRAM_EINVAL, s_ask(a, words, &ask, &r));
+    print_message("keyword with an embedding: %s\n", engram_last_error(a));
+    ask = (s_ask_t){"run:hyb", "vector", NULL, 0, 0, 0, false};
+    EXPECT_RC(a, ENGRAM_EINVAL, s_ask(a, words, &ask, &r));
+    ask.mode = "hybrid";
+    EXPECT_RC(a, ENGRAM_EINVAL, s_ask(a, words, &ask, &r));
+    ask = (s_ask_t){"run:hyb", "semantic", query, DIMS, 0, 0, false};
+    EXPECT_RC(a, ENGRAM_EINVAL, s_ask(a, words, &ask, &r));
+    assert_null(r);
+}
+
+/*  --- test_boosts -------------------------------------------------------------------------- */
+
+#define HALF_LIFE_MS 250
+#define OLD_AGE_MS   1500
+/*  The newer memory's age below which recency must reorder (see test_boosts). */
+#define YOUNG_AGE_MS 400
+
+/*  Expects item i's explain to show a recency factor 1 + 2^(-age / HALF_LIFE_MS) for an age
+ *  between from_ms and to_ms (the wall clock around the search) minus its version's time,
+ *  and its score to be base x recency. */
+static void s_expect_recency(const engram_result_t *r, size_t i, int64_t from_ms, int64_t to_ms)
+{
+    int64_t written = (int64_t)(r->items[i].hlc >> 16);
+    double oldest = (double)(to_ms - written + 2), youngest = (double)(from_ms - written - 2);
+    double low = 1 + exp2(-oldest / HALF_LIFE_MS), high = 1 + exp2(-youngest / HALF_LIFE_MS);
+    double got = s_explain_num(r, i, "recency", NULL), base = s_explain_num(r, i, "base", NULL);
+    if (!(got >= low && got <= high))
+        fail_msg("%s: recency %.9f, expected within [%.9f, %.9f] for an age of %.0f to %.0f ms",
+                 r->items[i].key, got, low, high, youngest + 2, oldest - 2);
+    assert_true(s_near(r->items[i].score, base * got, 1e-12));
+}
+
+static void test_boosts(void **state)
+{
+    (void)state;
+    engram_t *a = s_conn(A);
+    float v[DIMS];
+    s_at_cosine(0.9, v);
+    free(s_put_vec(a, "run:recency", "r-old", "an old but close memory", v, DIMS, 0));
+    int64_t old_written = node_harness_now_ms();
+
+    /* Usefulness: u1 -2 votes, u2 +4, u3 +8 from an agent that does not act for USER. */
+    static const double cosines[] = {0.9, 0.8, 0.7};
+    for (size_t i = 0; i < 3; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "u%zu", i + 1);
+        s_at_cosine(cosines[i], v);
+        free(s_put_vec(a, "run:useful", key, "a memory voted on", v, DIMS, 0));
+    }
+    engram_result_t *r = NULL;
+    EXPECT_RC(a, 0, engram_counter_add(a, "run:useful", "u1#votes", -2, &r));
+    engram_result_destroy(&r);
+    EXPECT_RC(a, 0, engram_counter_add(a, "run:useful", "u2#votes", 4, &r));
+    engram_result_destroy(&r);
+    assert_int_equal(node_harness_grant(s_w->node[A], "voter-b", "bob"), 0);
+    engram_t *voter = node_harness_connect(s_w->node[A], "voter-b", "bob", CALL_MS);
+    assert_non_null(voter);
+    EXPECT_RC(voter, 0, engram_counter_add(voter, "run:useful", "u3#votes", 8, &r));
+    engram_result_destroy(&r);
+    engram_destroy(&voter);
+
+    s_ask_t ask = {"run:useful", "vector", s_axis, DIMS, 0, 0, false};
+    EXPECT_RC(a, 0, s_ask(a, "x", &ask, &r));
+    char got[256];
+    s_keys(r, false, got, sizeof got);
+    assert_string_equal(got, "u1 u2 u3");
+    assert_true(isnan(s_explain_num(r, 0, "usefulness", "factor")));
+    engram_result_destroy(&r);
+    ask.votes = true;
+    EXPECT_RC(a, 0, s_ask(a, "x", &ask, &r));
+    s_keys(r, false, got, sizeof got);
+    assert_string_equal(got, "u2 u3 u1");
+    static const struct {
+        const char *key;
+        int64_t votes;
+    } voted[] = {{"u1", -2}, {"u2", 4}};
+    for (size_t v_i = 0; v_i < 2; v_i++) {
+        size_t i = s_item(r, voted[v_i].key);
+        double factor = 1 + tanh((double)voted[v_i].votes / 4) / 2;
+        double base = s_explain_num(r, i, "base", NULL);
+        assert_true(s_explain_num(r, i, "usefulness", "votes") == (double)voted[v_i].votes);
+        if (!s_near(s_explain_num(r, i, "usefulness", "factor"), factor, 1e-12) ||
+            !s_near(r->items[i].score, base * factor, 1e-12))
+            fail_msg("%s: %s; expected a factor %.12f", r->items[i].key, r->items[i].explain_json,
+                     factor);
+    }
+    /* u3's votes are voter-b's, who does not act for USER: not counted */
+    size_t u3 = s_item(r, "u3");
+    if (!isnan(s_explain_num(r, u3, "usefulness", "factor")))
+        fail_msg("u3 counts votes the reader may not see: %s", r->items[u3].explain_json);
+    assert_true(s_near(r->items[u3].score, s_explain_num(r, u3, "base", NULL), 1e-12));
+    engram_result_destroy(&r);
+    /* once voter-b acts for USER too, they count: 1 + tanh(2) / 2 */
+    assert_int_equal(node_harness_grant(s_w->node[A], "voter-b", USER), 0);
+    EXPECT_RC(a, 0, s_ask(a, "x", &ask, &r));
+    u3 = s_item(r, "u3");
+    assert_true(s_explain_num(r, u3, "usefulness", "votes") == 8);
+    assert_true(s_near(s_explain_num(r, u3, "usefulness", "factor"), 1 + tanh(2.0) / 2, 1e-12));
+    engram_result_destroy(&r);
+
+    /* Recency: the old memory (cosine 0.9) ranks first without a half-life; with one of
+     * HALF_LIFE_MS, a new memory (cosine 0.7) overtakes it while younger than YOUNG_AGE_MS
+     * (its factor is then over 1.306, the old one's under 1.016). */
+    while (node_harness_now_ms() - old_written < OLD_AGE_MS)
+        zclock_sleep(50);
+    s_at_cosine(0.7, v);
+    free(s_put_vec(a, "run:recency", "r-new", "a new, less close memory", v, DIMS, 0));
+    ask = (s_ask_t){"run:recency", "vector", s_axis, DIMS, 0, 0, false};
+    EXPECT_RC(a, 0, s_ask(a, "x", &ask, &r));
+    s_keys(r, false, got, sizeof got);
+    assert_string_equal(got, "r-old r-new");
+    assert_true(isnan(s_explain_num(r, 0, "recency", NULL)));
+    engram_result_destroy(&r);
+    ask.half_life_ms = HALF_LIFE_MS;
+    int64_t from = (int64_t)s_wall_ms();
+    EXPECT_RC(a, 0, s_ask(a, "x", &ask, &r));
+    int64_t to = (int64_t)s_wall_ms();
+    assert_int_equal(r->nitems, 2);
+    for (size_t i = 0; i < 2; i++)
+        s_expect_recency(r, i, from, to);
+    s_keys(r, false, got, sizeof got);
+    int64_t young = to - (int64_t)(r->items[s_item(r, "r-new")].hlc >> 16);
+    if (young < YOUNG_AGE_MS)
+        assert_string_equal(got, "r-new r-old");
+    else
+        print_message("test_boosts: the new memory was %" PRId64 " ms old when searched; the "
+                      "order is not judged\n",
+                      young);
+    print_message("recency: %s | %s\n", r->items[0].explain_json, r->items[1].explain_json);
+    engram_result_destroy(&r);
+}
+
+/*  --- test_vector_access -------------------------------------------------------------------- */
+
+static void test_vector_access(void **state)
+{
+    (void)state;
+    engram_t *writer = s_conn(A);
+    engram_t *reader = s_narrow_agent(A, "reader-v", "run:vopen");
+    float v[DIMS];
+    s_at_cosine(0.95, v);
+    free(s_put_vec(writer, "run:vclosed", "vsecret", "ocelot secret", v, DIMS, 0));
+    s_at_cosine(0.5, v);
+    free(s_put_vec(writer, "run:vopen", "vplain", "an ocelot sighting", v, DIMS, 0));
+    const char *vault[] = {"doc:vault"};
+    EXPECT_RC(writer, 0, engram_set_sources(writer, vault, 1));
+    s_at_cosine(0.99, v);
+    free(s_put_vec(writer, "run:vopen", "vsourced", "the ocelot ledger", v, DIMS, 0));
+    EXPECT_RC(writer, 0, engram_set_sources(writer, NULL, 0));
+
+    /* The reader, by default over every scope it may read: the open memory only, ranked
+     * first of one in each ranking. */
+    engram_result_t *r = NULL;
+    s_ask_t ask = {NULL, "vector", s_axis, DIMS, 100, 0, false};
+    EXPECT_RC(reader, 0, s_ask(reader, "ocelot", &ask, &r));
+    char got[256];
+    s_keys(r, false, got, sizeof got);
+    assert_string_equal(got, "vplain");
+    assert_true(s_explain_num(r, 0, "vector", "rank") == 1);
+    assert_true(s_near(r->items[0].score, 0.5, 1e-6));
+    engram_result_destroy(&r);
+    ask.mode = "hybrid";
+    EXPECT_RC(reader, 0, s_ask(reader, "ocelot", &ask, &r));
+    s_keys(r, false, got, sizeof got);
+    assert_string_equal(got, "vplain");
+    assert_true(s_near(r->items[0].score, 2.0 / 61, 1e-12));
+    s_expect_counted(r, 0, "ocelot", 1, 1);
+    engram_result_destroy(&r);
+    ask.scope = "run:vclosed";
+    EXPECT_RC(reader, ENGRAM_EDENIED, s_ask(reader, "ocelot", &ask, &r));
+
+    /* The writer gets and ranks all three. */
+    ask = (s_ask_t){NULL, "vector", s_axis, DIMS, 100, 0, false};
+    EXPECT_RC(writer, 0, s_ask(writer, "ocelot", &ask, &r));
+    assert_true(s_find(r, "vsourced") >= 0 && s_find(r, "vsourced") < s_find(r, "vsecret") &&
+                s_find(r, "vsecret") < s_find(r, "vplain"));
+    engram_result_destroy(&r);
+    engram_destroy(&reader);
+}
+
+/*  --- test_context -------------------------------------------------------------------------- */
+
+#define CONTEXT_TOP_K 20
+
+/*  A context of query in run:ctx; mode NULL for keyword, else with an embedding. */
+static int s_context(engram_t *e, const char *query, const float *embedding, unsigned top_k,
+                     unsigned tokens, engram_result_t **r)
+{
+    const char *scopes[1] = {"run:ctx"};
+    engram_search_options_t options = {.scopes = scopes,
+                                       .nscopes = 1,
+                                       .top_k = top_k,
+                                       .mode = embedding ? "vector" : NULL,
+                                       .embedding = embedding,
+                                       .dims = embedding ? DIMS : 0};
+    *r = NULL;
+    return engram_context(e, query, &options, tokens, r);
+}
+
+/*  The line a memory gets: "- WHEN UTC, AUTHOR in SCOPE (KEY): TEXT\n". Caller frees. */
+static char *s_context_line(const engram_item_t *item)
+{
+    time_t seconds = (time_t)((item->hlc >> 16) / 1000);
+    struct tm tm;
+    char when[32];
+    assert_non_null(gmtime_r(&seconds, &tm));
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M", &tm);
+    char *text = strndup((const char *)item->value, item->len);
+    assert_non_null(text);
+    for (char *p = text; *p; p++)
+        if (*p == '\n' || *p == '\t' || *p == '\r')
+            *p = ' ';
+    char *line = NULL;
+    assert_true(asprintf(&line, "- %s UTC, %s in %s (%s): %s\n", when, item->author, item->scope,
+                         item->key, text) > 0);
+    free(text);
+    return line;
+}
+
+/*  text in lower case, runs of white space as one space, none at either end (ASCII). */
+static void s_folded(const char *text, char *out, size_t len)
+{
+    size_t n = 0;
+    for (const char *p = text; *p && n + 2 < len; p++) {
+        bool space = *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r';
+        if (!space)
+            out[n++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+        else if (n && out[n - 1] != ' ')
+            out[n++] = ' ';
+    }
+    while (n && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+}
+
+/*  Whether two ASCII texts are equal modulo case and white space. */
+static bool s_same_text(const char *x, const char *y)
+{
+    char fx[512], fy[512];
+    s_folded(x, fx, sizeof fx);
+    s_folded(y, fy, sizeof fy);
+    return strcmp(fx, fy) == 0;
+}
+
+static size_t s_tokens(size_t bytes)
+{
+    return (bytes + 3) / 4;
+}
+
+/*  Expects a context's block, items and token count: the header, then the lines of
+ *  lines[0..n) that fit the budget, greedily in order, as the node fills it. */
+static void s_expect_block(const engram_result_t *r, const char *header, char **lines, size_t n,
+                           unsigned tokens)
+{
+    size_t budget = (size_t)tokens * 4, used = strlen(header);
+    char *want = NULL;
+    size_t want_len = 0;
+    FILE *out = open_memstream(&want, &want_len);
+    assert_non_null(out);
+    fputs(header, out);
+    for (size_t i = 0; i < n && used + 2 <= budget; i++)
+        if (used + strlen(lines[i]) <= budget) {
+            fputs(lines[i], out);
+            used += strlen(lines[i]);
+        }
+    fclose(out);
+    if (used > budget)
+        want[0] = '\0';
+    if (strcmp(r->context, want) != 0)
+        fail_msg("context of %u tokens:\n%s\nexpected:\n%s", tokens, r->context, want);
+    assert_true(r->number == (int64_t)s_tokens(strlen(r->context)));
+    assert_true(r->number <= (int64_t)tokens);
+    free(want);
+}
+
+static void test_context(void **state)
+{
+    (void)state;
+    engram_t *e = s_conn(A);
+    static const struct {
+        const char *key;
+        const char *text;
+        double cosine;
+    } memories[] = {
+        {"c-nest", "A kestrel nest on the church tower, two eggs.", 0.5},
+        {"c-hover", "Kestrel hovering over the motorway verge, hunting voles", 0.6},
+        {"c-long",
+         "Survey note: the kestrel pair returned in March; the male hunts the north field, the "
+         "female stays near the nest box. Ringing planned for June.\nSecond line of the note.",
+         0.3},
+        {"c-short", "kestrel seen", 0.2},
+        {"dup-a", "The kestrel  hovers over the FIELD", 0.4},
+        {"dup-b", "the Kestrel hovers over the field", 0.8},
+        {"c-other", "a buzzard on the fence post", 0.95},
+    };
+    size_t nmem = sizeof memories / sizeof *memories;
+    char *last = NULL;
+    for (size_t i = 0; i < nmem; i++) {
+        float v[DIMS];
+        s_at_cosine(memories[i].cosine, v);
+        free(last);
+        last = s_put_vec(e, "run:ctx", memories[i].key, memories[i].text, v, DIMS, 0);
+    }
+    const char *header = "Memories relevant to \"kestrel\" (best first; when, who, where):\n";
+
+    /* The whole block: the search's memories best first, the worse duplicate left out. */
+    engram_result_t *full = NULL, *found = NULL;
+    EXPECT_RC(e, 0, s_context(e, "kestrel", NULL, CONTEXT_TOP_K, 10000, &full));
+    const char *scopes[1] = {"run:ctx"};
+    engram_search_options_t options = {.scopes = scopes, .nscopes = 1, .top_k = CONTEXT_TOP_K};
+    EXPECT_RC(e, 0, engram_search(e, "kestrel", &options, &found));
+    assert_int_equal(found->nitems, 6);
+    size_t kept = 0;
+    for (size_t i = 0; i < found->nitems; i++) {
+        bool twice = false;
+        for (size_t j = 0; j < i; j++)
+            twice |= s_same_text((char *)found->items[j].value, (char *)found->items[i].value);
+        if (twice)
+            continue;
+        assert_true(kept < full->nitems);
+        assert_string_equal(full->items[kept].key, found->items[i].key);
+        kept++;
+    }
+    assert_int_equal(full->nitems, 5);
+    assert_int_equal(kept, 5);
+    assert_int_equal(s_find(full, "dup-b"), -1); /* ties with dup-a, which comes first */
+    char *lines[CONTEXT_TOP_K];
+    size_t nlines = full->nitems;
+    for (size_t i = 0; i < nlines; i++)
+        lines[i] = s_context_line(&full->items[i]);
+    s_expect_block(full, header, lines, nlines, 10000);
+    print_message("context:\n%s(%" PRId64 " tokens)\n", full->context, full->number);
+
+    /* By meaning, dup-b is the closer: it is kept and dup-a left out. */
+    engram_result_t *r = NULL;
+    EXPECT_RC(e, 0, s_context(e, "kestrel", s_axis, CONTEXT_TOP_K, 10000, &r));
+    assert_true(s_find(r, "dup-b") >= 0);
+    assert_int_equal(s_find(r, "dup-a"), -1);
+    assert_int_equal(r->nitems, nmem - 1);
+    engram_result_destroy(&r);
+
+    /* Every budget up to the whole block's: what fits, never over; the header only when no
+     * line fits; nothing when the header does not. */
+    bool header_only = false, empty = false;
+    for (unsigned tokens = 1; tokens <= full->number + 1; tokens++) {
+        EXPECT_RC(e, 0, s_context(e, "kestrel", NULL, CONTEXT_TOP_K, tokens, &r));
+        s_expect_block(r, header, lines, nlines, tokens);
+        header_only |= strcmp(r->context, header) == 0 && r->nitems == 0;
+        empty |= r->context[0] == '\0' && r->nitems == 0 && r->number == 0;
+        engram_result_destroy(&r);
+    }
+    assert_true(header_only && empty);
+
+    /* top_k caps the lines */
+    EXPECT_RC(e, 0, s_context(e, "kestrel", NULL, 2, 10000, &r));
+    s_expect_block(r, header, lines, 2, 10000);
+    assert_int_equal(r->nitems, 2);
+    engram_result_destroy(&r);
+
+    /* a budget of 0, or over the most: refused */
+    EXPECT_RC(e, ENGRAM_EINVAL, s_context(e, "kestrel", NULL, 0, 0, &r));
+    print_message("tokens 0: %s\n", engram_last_error(e));
+    EXPECT_RC(e, ENGRAM_EINVAL, s_context(e, "kestrel", NULL, 0, 100001, &r));
+
+    /* The CLI prints the same block; without --tokens it is a usage error. */
+    char tokens[16];
+    snprintf(tokens, sizeof tokens, "%u", 60);
+    EXPECT_RC(e, 0, s_context(e, "kestrel", NULL, 0, 60, &r));
+    const char *cli[] = {"context", "kestrel", "--scope", "run:ctx", "--tokens",
+                         tokens,    "--after", last,      NULL};
+    char *printed = NULL;
+    assert_int_equal(s_cli(A, AGENT, cli, &printed), 0);
+    assert_string_equal(printed, r->context);
+    free(printed);
+    engram_result_destroy(&r);
+    const char *no_budget[] = {"context", "kestrel", "--scope", "run:ctx", NULL};
+    assert_int_equal(s_cli(A, AGENT, no_budget, NULL), 2);
+    free(last);
+    for (size_t i = 0; i < nlines; i++)
+        free(lines[i]);
+    engram_result_destroy(&full);
+    engram_result_destroy(&found);
+}
+
 /*  --- test_reindex ----------------------------------------------------------------------- */
 
 /*  Every answer to the reindex queries, one line per result: scope, key, score, explain. */
@@ -820,6 +1625,22 @@ static char *s_answers(engram_t *e)
         engram_result_t *r = NULL;
         EXPECT_RC(e, 0, s_search(e, query, NULL, NULL, REINDEX_TOP_K, &r));
         fprintf(out, "query %s: %zu\n", query, r->nitems);
+        for (size_t i = 0; i < r->nitems; i++)
+            fprintf(out, "  %s %s %.17g %s\n", r->items[i].scope, r->items[i].key,
+                    r->items[i].score, r->items[i].explain_json);
+        engram_result_destroy(&r);
+    }
+    /* by meaning: vector and hybrid, over every scope, the latter with votes too */
+    for (size_t q = 0; q < REINDEX_MEANINGS; q++) {
+        float query[DIMS];
+        s_random_embedding(600 + q, query);
+        const char *words = extra[q % nextra];
+        s_ask_t ask = {NULL,      q % 3 == 0 ? "vector" : "hybrid", query, DIMS, REINDEX_TOP_K, 0,
+                       q % 3 == 2};
+        engram_result_t *r = NULL;
+        EXPECT_RC(e, 0, s_ask(e, words, &ask, &r));
+        fprintf(out, "%s %zu %s%s: %zu\n", ask.mode, q, words, ask.votes ? " votes" : "",
+                r->nitems);
         for (size_t i = 0; i < r->nitems; i++)
             fprintf(out, "  %s %s %.17g %s\n", r->items[i].scope, r->items[i].key,
                     r->items[i].score, r->items[i].explain_json);
@@ -867,27 +1688,34 @@ static void test_reindex(void **state)
 {
     (void)state;
     engram_t *a = s_conn(A), *b = s_conn(B), *c = s_conn(C);
-    /* Every document of run:mix holds "ledger"; 6 are live at the end. */
-    free(s_put(c, "run:mix", "c-keep", "local ledger entry kept", NULL, 0));
-    free(s_put(c, "run:mix", "c-over", "local ledger entry soon overwritten", NULL, 0));
-    free(s_put(c, "run:mix", "c-over", "overwritten ledger entry, second text", NULL, 0));
-    free(s_put(c, "run:mix", "c-gone", "local ledger entry deleted", NULL, 0));
+    /* Every document of run:mix holds "ledger"; 6 are live at the end. Most carry an
+     * embedding (seed: 500 + the number in the comment). */
+    float v[16][DIMS];
+    for (size_t i = 0; i < 16; i++)
+        s_random_embedding(500 + i, v[i]);
+    free(s_put_vec(c, "run:mix", "c-keep", "local ledger entry kept", v[1], DIMS, 0));
+    free(s_put_vec(c, "run:mix", "c-over", "local ledger entry soon overwritten", v[2], DIMS, 0));
+    free(s_put_vec(c, "run:mix", "c-over", "overwritten ledger entry, second text", v[3], DIMS, 0));
+    free(s_put_vec(c, "run:mix", "c-gone", "local ledger entry deleted", v[4], DIMS, 0));
     free(s_delete(c, "run:mix", "c-gone"));
-    free(s_put(c, "run:mix", "c-ttl", "ephemeral local ledger entry", NULL, TTL_MS));
-    free(s_put(c, "private", "c-private", "a private ledger note, never shared", NULL, 0));
-    free(s_put(a, "run:mix", "a-keep", "remote ledger entry from A", NULL, 0));
-    free(s_put(a, "run:mix", "a-ttl", "ephemeral remote ledger entry from A", NULL, TTL_MS));
-    free(s_put(a, "run:mix", "a-over", "remote ledger entry from A, to be overwritten on B", NULL,
-               0));
-    char *from_a =
-        s_put(a, "run:mix", "a-gone", "remote ledger entry from A, deleted on B", NULL, 0);
+    free(s_put_vec(c, "run:mix", "c-ttl", "ephemeral local ledger entry", v[5], DIMS, TTL_MS));
+    free(
+        s_put_vec(c, "private", "c-private", "a private ledger note, never shared", v[6], DIMS, 0));
+    free(s_put_vec(a, "run:mix", "a-keep", "remote ledger entry from A", v[7], DIMS, 0));
+    free(s_put_vec(a, "run:mix", "a-ttl", "ephemeral remote ledger entry from A", v[8], DIMS,
+                   TTL_MS));
+    free(s_put_vec(a, "run:mix", "a-over", "remote ledger entry from A, to be overwritten on B",
+                   v[9], DIMS, 0));
+    char *from_a = s_put_vec(a, "run:mix", "a-gone", "remote ledger entry from A, deleted on B",
+                             v[10], DIMS, 0);
     s_after(b, "run:mix", from_a);
+    /* overwritten without an embedding: a-over's is gone */
     free(s_put(b, "run:mix", "a-over", "overwritten on B: the ledger's final text", NULL, 0));
     free(s_delete(b, "run:mix", "a-gone"));
-    free(s_put(b, "run:mix", "b-keep", "remote ledger entry from B", NULL, 0));
-    free(s_put(b, "run:mix", "b-over", "first ledger text from B", NULL, 0));
-    char *from_b = s_put(b, "run:mix", "b-over", "second ledger text from B", NULL, 0);
-    free(from_b);
+    free(s_put_vec(b, "run:mix", "b-keep", "remote ledger entry from B", v[11], DIMS, 0));
+    free(s_put_vec(b, "run:mix", "b-over", "first ledger text from B", v[12], DIMS, 0));
+    free(s_put_vec(b, "run:mix", "b-over", "second ledger text from B", v[13], DIMS, 0));
+    free(s_put_vec(b, "run:mix", "b-vector", "of the", v[14], DIMS, 0)); /* no words */
     /* C holds every write of every test: it waits for each connection's last one per scope. */
     for (const char *token = zhash_first(s_w->latest); token; token = zhash_next(s_w->latest)) {
         const char *name = zhash_cursor(s_w->latest);
@@ -930,9 +1758,9 @@ static void test_reindex(void **state)
     double restarted = s_seconds(restart);
     assert_true(node_harness_log_contains(s_w->node[C], "search index rebuilt from"));
     char *after = s_answers(s_conn(C));
-    print_message("test_reindex: %d queries asked in %.2f s; restart with --reindex %.2f s; "
+    print_message("test_reindex: %d + %d queries asked in %.2f s; restart with --reindex %.2f s; "
                   "%zu bytes of answers compared\n",
-                  REINDEX_QUERIES, asked, restarted, strlen(before));
+                  REINDEX_QUERIES, REINDEX_MEANINGS, asked, restarted, strlen(before));
     s_expect_same(before, after);
     free(before);
     free(after);
@@ -941,51 +1769,6 @@ static void test_reindex(void **state)
 }
 
 /*  --- test_seed_scenario ------------------------------------------------------------------ */
-
-/*  Runs the engram CLI against node i as agent: argv after the global flags (NULL-terminated).
- *  Returns its exit status; *out (may be NULL) gets its stdout, the caller's to free. */
-static int s_cli(int i, const char *agent, const char *const *argv, char **out)
-{
-    const char *full[32] = {ENGRAM_CLI, "--socket", node_harness_endpoint(s_w->node[i]),
-                            "--agent",  agent,      "--user",
-                            USER};
-    size_t n = 7;
-    for (size_t k = 0; argv[k] && n < 31; k++)
-        full[n++] = argv[k];
-    full[n] = NULL;
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        execv(ENGRAM_CLI, (char *const *)full);
-        _exit(127);
-    }
-    close(fds[1]);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *collect = open_memstream(&text, &len);
-    assert_non_null(collect);
-    char buf[4096];
-    for (ssize_t got; (got = read(fds[0], buf, sizeof buf)) > 0;)
-        fwrite(buf, 1, (size_t)got, collect);
-    close(fds[0]);
-    fclose(collect);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (code != 0)
-        print_message("engram %s %s: exit %d, stdout '%s'\n", argv[0], argv[1] ? argv[1] : "", code,
-                      text);
-    if (out)
-        *out = text;
-    else
-        free(text);
-    return code;
-}
 
 /*  A memory of the blackboard: who writes it, on which node, under which key. */
 typedef struct {
@@ -1110,8 +1893,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bm25_reference), cmocka_unit_test(test_across_nodes),
         cmocka_unit_test(test_access_control), cmocka_unit_test(test_ttl),
-        cmocka_unit_test(test_filters),        cmocka_unit_test(test_reindex),
-        cmocka_unit_test(test_seed_scenario),  cmocka_unit_test(test_seed_writer),
+        cmocka_unit_test(test_filters),        cmocka_unit_test(test_vector_search),
+        cmocka_unit_test(test_hybrid),         cmocka_unit_test(test_boosts),
+        cmocka_unit_test(test_vector_access),  cmocka_unit_test(test_context),
+        cmocka_unit_test(test_reindex),        cmocka_unit_test(test_seed_scenario),
+        cmocka_unit_test(test_seed_writer),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
