@@ -192,7 +192,8 @@ typedef struct {
     const char *filter_json; /* mem0's filter grammar, e.g. {"AND":[{"author":"researcher"}]};
                                 NULL: none */
     unsigned top_k;          /* at most this many results (0: ENGRAM_DEFAULT_TOP_K) */
-    double threshold;        /* results scoring below are left out */
+    double threshold;        /* results scoring below are left out (0: none; cosines may be
+                                negative) */
     const char *mode;        /* "keyword" (BM25), "vector" (cosine of embeddings) or "hybrid"
                                 (reciprocal-rank fusion of both); NULL: hybrid with an
                                 embedding, else keyword */

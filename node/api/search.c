@@ -16,7 +16,8 @@
  *  of the memory's version; usefulness, 1 + tanh(votes / 4) / 2 with the votes of its counter
  *  KEY#votes (VOTE; contributions the reader may see). Without boosts the walk stops at top_k;
  *  with them the best SEARCH_POOL by the unboosted score are boosted and ranked again (a
- *  memory beyond the pool is not considered). The threshold applies to the final score.
+ *  memory beyond the pool is not considered). The threshold, unless 0 (none: a cosine may be
+ *  negative), applies to the final score.
  *
  *  Scopes: those named (each must be readable, as for GET: else ENGRAM_EDENIED), or by
  *  default every shared scope this node holds that the agent may read for its user, and its
@@ -288,12 +289,47 @@ int api__check_embedding(node_server_t *self, const Engram__Request *req, const 
     if (search_embedding_decode(req->embedding.data, req->embedding.len, NULL, &dims, why,
                                 sizeof why) != 0)
         return api__fail(r, ENGRAM_EINVAL, "the embedding: %s", why);
-    uint32_t scope_dims = node_store_vector_dims(self->store, sid);
-    if (scope_dims && scope_dims != dims)
+    uint32_t held[4];
+    size_t n = 0;
+    int rc = node_store_vector_dims(self->store, sid, held, 4, &n);
+    if (rc)
+        return api__fail(r, rc, "cannot read the scope's embeddings: %s", engram_strerror(rc));
+    bool same = n == 0;
+    for (size_t i = 0; i < n; i++)
+        same |= held[i] == dims;
+    if (!same)
         return api__fail(r, ENGRAM_EINVAL,
                          "%s holds embeddings of %u dimensions; this one has %u (one model per "
                          "scope)",
-                         r->scope, scope_dims, dims);
+                         r->scope, held[0], dims);
+    return 0;
+}
+
+/*  A vector or hybrid query's dimension against the scopes searched: refused when none of them
+ *  holds embeddings of it but some hold others (a client on the wrong model), so that it is
+ *  not answered as if nothing were near. */
+static int s_check_dims(node_server_t *self, const s_query_t *q, const s_scopes_t *list,
+                        api_reply_t *r)
+{
+    uint32_t other = 0;
+    for (size_t i = 0; i < list->n; i++) {
+        uint32_t held[4];
+        size_t n = 0;
+        int rc = node_store_vector_dims(self->store, list->scopes[i].sid, held, 4, &n);
+        if (rc)
+            return api__fail(r, rc, "cannot read the embeddings of %s: %s", list->scopes[i].name,
+                             engram_strerror(rc));
+        for (size_t d = 0; d < n; d++) {
+            if (held[d] == q->dims)
+                return 0;
+            other = held[d];
+        }
+    }
+    if (other)
+        return api__fail(r, ENGRAM_EINVAL,
+                         "the query's embedding has %u dimensions; the scopes searched hold "
+                         "embeddings of %u (another model?)",
+                         q->dims, other);
     return 0;
 }
 
@@ -561,6 +597,8 @@ static int s_search(node_server_t *self, const Engram__Request *req, api_reply_t
     s_scopes_t list = {0};
     if (rc == 0)
         rc = s_scopes(self, req, r, &list);
+    if (rc == 0 && q.embedding)
+        rc = s_check_dims(self, &q, &list, r);
     for (size_t i = 0; rc == 0 && i < list.n; i++) {
         s_scope_t *scope = &list.scopes[i];
         s_reader_t reader = {self, req, scope->sid};
@@ -583,7 +621,7 @@ static int s_search(node_server_t *self, const Engram__Request *req, api_reply_t
     size_t shown = 0;
     for (size_t i = 0; rc == 0 && i < ranked.n && shown < want; i++) {
         s_candidate_t *c = &ranked.items[i];
-        if (!q.boosted && c->base < req->threshold)
+        if (!q.boosted && req->threshold != 0 && c->base < req->threshold)
             break;
         bool ok = false;
         rc = s_load(self, req, &q, r, c, &ok);
@@ -598,7 +636,7 @@ static int s_search(node_server_t *self, const Engram__Request *req, api_reply_t
     if (q.boosted && shown)
         qsort(ranked.items, shown, sizeof *ranked.items, s_cmp_score);
     for (size_t i = 0; rc == 0 && i < shown && i < q.top_k; i++)
-        if (ranked.items[i].score >= req->threshold)
+        if (req->threshold == 0 || ranked.items[i].score >= req->threshold)
             rc = s_item(self, req, &q, r, &ranked.items[i]);
     for (size_t i = 0; i < shown; i++)
         free(ranked.items[i].data);

@@ -372,8 +372,8 @@ static int s_set_option(cli_opts_t *opts, const s_option_t *option, const char *
     else if (strcmp(name, "threshold") == 0) {
         char *end = NULL;
         opts->threshold = strtod(value, &end);
-        if (*end || !isfinite(opts->threshold) || opts->threshold < 0)
-            return cli_usage(NULL, "--threshold takes a score, a number 0 or more, not '%s'",
+        if (*end || end == value || !isfinite(opts->threshold))
+            return cli_usage(NULL, "--threshold takes a score (a number; 0: none), not '%s'",
                              value);
     } else if (strcmp(name, "tokens") == 0) {
         if (!cli_parse_int(value, 1, 100000, &n))

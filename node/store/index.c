@@ -7,7 +7,7 @@
  *    'n' sid \0 prov u64     -> docs u64, terms u64, vectors u64  a provenance class's totals
  *    'g' sid \0 prov u64     -> agents \0 ... \1 resources \0 ... the class's provenance
  *    'v' sid \0 doc          -> prov u64, norm f64, float32 x dims   an embedding
- *    'm' sid                 -> dims u32, count u64              the scope's embeddings
+ *    'm' sid \0 dims u32 (BE) -> count u64                       the scope's embeddings of dims
  *  Integers in values are little-endian. A provenance class is the set of documents whose
  *  values carry the same contributing agents and source resources (prov is the first 8 bytes
  *  of their BLAKE2b): access control judges a document by that pair only, so one decision per
@@ -18,9 +18,11 @@
  *  - a live register or log entry whose value's payload is valid UTF-8 with at least one term
  *    has exactly one 'd' record and one posting per distinct term; nothing else has any;
  *  - a live register or log entry whose value carries a valid embedding (node/search/vector.h)
- *    of the scope's dimension has exactly one 'v' record; the scope's dimension is that of
- *    the embeddings it holds ('m', with their count; gone with the last one), and an
- *    embedding of another dimension (from a peer: a write here is refused) is not indexed;
+ *    has exactly one 'v' record, and 'm' counts the scope's embeddings of each dimension
+ *    (gone with the last one). A write here is refused an embedding of another dimension
+ *    than the scope's; two nodes that gave a new scope its first embedding at once may leave
+ *    it with two dimensions, both indexed (the order things arrive in decides nothing, so
+ *    a rebuilt index equals the incremental one), each found by queries of its dimension;
  *  - 'n' sid prov holds the number of text documents of the class, the sum of their lengths
  *    and the number of its embeddings; it and its 'g' record are gone when both counts are 0.
  */
@@ -55,15 +57,16 @@ typedef struct {
     size_t provenance_len;
 } s_delta_t;
 
-/*  A scope's embeddings changed by the batch. */
+/*  A scope's embeddings of one dimension changed by the batch. */
 typedef struct {
-    uint32_t dims; /* of the embeddings the batch added (0: it added none) */
+    char *sid;
+    uint32_t dims;
     int64_t count;
 } s_vectors_t;
 
 struct store_index_batch {
     zhash_t *deltas;  /* sid \x1f prov hex -> s_delta_t */
-    zhash_t *vectors; /* sid -> s_vectors_t */
+    zhash_t *vectors; /* sid \x1f dims hex -> s_vectors_t */
     zhash_t *removed; /* hex of the 'd' and 'v' keys removed by this batch: each once */
 };
 
@@ -175,16 +178,28 @@ static s_delta_t *s_delta(store_index_batch_t *ib, const char *sid, uint64_t pro
     return d;
 }
 
-static s_vectors_t *s_vectors(store_index_batch_t *ib, const char *sid)
+static void s_vectors_free(void *item)
 {
-    s_vectors_t *v = zhash_lookup(ib->vectors, sid);
+    s_vectors_t *v = item;
+    free(v->sid);
+    free(v);
+}
+
+static s_vectors_t *s_vectors(store_index_batch_t *ib, const char *sid, uint32_t dims)
+{
+    char name[ENGRAM_MAX_KEY_BYTES + 16];
+    snprintf(name, sizeof name, "%s\x1f%08x", sid, dims);
+    s_vectors_t *v = zhash_lookup(ib->vectors, name);
     if (v)
         return v;
     v = calloc(1, sizeof *v);
-    if (!v)
+    if (!v || !(v->sid = strdup(sid))) {
+        free(v);
         return NULL;
-    zhash_insert(ib->vectors, sid, v);
-    zhash_freefn(ib->vectors, sid, free);
+    }
+    v->dims = dims;
+    zhash_insert(ib->vectors, name, v);
+    zhash_freefn(ib->vectors, name, s_vectors_free);
     return v;
 }
 
@@ -193,36 +208,37 @@ static int s_cmp_term(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/*  The scope's embedding dimension and count as stored ('m'); 0 and 0 for none. */
-static int s_scope_vectors(node_store_t *self, const char *sid, uint32_t *dims, uint64_t *count)
+/*  'm' sid \0 dims: the count of the scope's embeddings of that dimension. */
+static void s_dims_key(store_key_t *k, const char *sid, uint32_t dims)
 {
-    *dims = 0;
-    *count = 0;
-    store_key_t k = {0};
-    s_tagged(&k, TAG_DIMS, sid);
-    if (k.failed) {
-        free(k.data);
-        return ENGRAM_ENOMEM;
-    }
-    char *err = NULL;
-    size_t len = 0;
-    char *v = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH], (char *)k.data,
-                             k.len, &len, &err);
-    free(k.data);
-    int rc = store__rocks_error(&err);
-    if (rc == 0 && v && len == 12) {
-        *dims = s_get_le32((uint8_t *)v);
-        *count = s_get_le64((uint8_t *)v + 4);
-    }
-    rocksdb_free(v);
-    return rc;
+    s_tagged(k, TAG_DIMS, sid);
+    uint8_t be[4] = {(uint8_t)(dims >> 24), (uint8_t)(dims >> 16), (uint8_t)(dims >> 8),
+                     (uint8_t)dims};
+    store__key_add(k, be, sizeof be);
 }
 
-uint32_t node_store_vector_dims(node_store_t *self, const char *sid)
+int node_store_vector_dims(node_store_t *self, const char *sid, uint32_t *dims, size_t max,
+                           size_t *n)
 {
-    uint32_t dims = 0;
-    uint64_t count = 0;
-    return s_scope_vectors(self, sid, &dims, &count) == 0 ? dims : 0;
+    *n = 0;
+    store_key_t prefix = {0};
+    s_tagged(&prefix, TAG_DIMS, sid);
+    if (prefix.failed) {
+        free(prefix.data);
+        return ENGRAM_ENOMEM;
+    }
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_SEARCH]);
+    for (rocksdb_iter_seek(it, (char *)prefix.data, prefix.len); rocksdb_iter_valid(it) && *n < max;
+         rocksdb_iter_next(it)) {
+        size_t klen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        if (klen != prefix.len + 4 || memcmp(k, prefix.data, prefix.len) != 0)
+            break;
+        const uint8_t *d = k + prefix.len;
+        dims[(*n)++] = (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3];
+    }
+    return store__iter_end(it, &prefix, 0);
 }
 
 /*  Puts the terms of a text document: its postings and its 'd' record. */
@@ -267,38 +283,18 @@ static int s_add_terms(node_store_t *self, rocksdb_writebatch_t *batch, const ch
     return rc;
 }
 
-/*  Puts an embedding's 'v' record, unless the scope holds embeddings of another dimension
- *  (*added false then). */
+/*  Puts an embedding's 'v' record and counts it under its dimension. */
 static int s_add_vector(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
                         const char *sid, const char *key, const char *elem, crdt_dot_t dot,
-                        uint64_t prov, const float *vector, uint32_t dims, bool *added)
+                        uint64_t prov, const float *vector, uint32_t dims)
 {
-    *added = false;
-    s_vectors_t *pending = s_vectors(ib, sid);
-    if (!pending)
-        return ENGRAM_ENOMEM;
-    uint32_t stored_dims = 0;
-    uint64_t count = 0;
-    int rc = s_scope_vectors(self, sid, &stored_dims, &count);
-    if (rc)
-        return rc;
-    /* the scope's dimension: what this batch added first, else what the scope holds, else
-     * free (a scope with no embedding left takes a new dimension) */
-    uint32_t want = pending->dims                         ? pending->dims
-                    : (int64_t)count + pending->count > 0 ? stored_dims
-                                                          : dims;
-    if (dims != want) {
-        zsys_warning("engramd: an embedding of %u dimensions in %s is not indexed: the scope's "
-                     "embeddings have %u",
-                     dims, sid, want);
-        return 0;
-    }
+    s_vectors_t *pending = s_vectors(ib, sid, dims);
     store_key_t k = {0};
     s_tagged(&k, TAG_VECTOR, sid);
     s_doc_suffix(&k, key, elem, dot);
     size_t len = 16 + 4 * (size_t)dims;
     uint8_t *record = malloc(len);
-    if (!record || k.failed) {
+    if (!pending || !record || k.failed) {
         free(record);
         free(k.data);
         return ENGRAM_ENOMEM;
@@ -311,9 +307,7 @@ static int s_add_vector(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
                               len);
     free(record);
     free(k.data);
-    pending->dims = dims;
     pending->count++;
-    *added = true;
     return 0;
 }
 
@@ -358,12 +352,11 @@ int store__index_add(node_store_t *self, store_index_batch_t *ib, rocksdb_writeb
             delta->terms += (int64_t)terms.n;
         }
     }
-    bool added = false;
     if (rc == 0 && has_vector)
-        rc = s_add_vector(self, ib, batch, sid, key, elem, dot, prov, vector, dims, &added);
-    if (rc == 0 && added)
+        rc = s_add_vector(self, ib, batch, sid, key, elem, dot, prov, vector, dims);
+    if (rc == 0 && has_vector)
         delta->vectors++;
-    if (rc == 0 && !delta->provenance && (terms.n || added)) {
+    if (rc == 0 && !delta->provenance) {
         delta->provenance = provenance;
         delta->provenance_len = provenance_len;
         provenance = NULL;
@@ -451,9 +444,10 @@ static int s_remove_vector(node_store_t *self, store_index_batch_t *ib, rocksdb_
     }
     rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len);
     uint64_t prov = s_get_le64((uint8_t *)record);
+    uint32_t dims = (uint32_t)((len - 16) / 4);
     rocksdb_free(record);
     s_delta_t *delta = s_delta(ib, sid, prov);
-    s_vectors_t *vectors = s_vectors(ib, sid);
+    s_vectors_t *vectors = s_vectors(ib, sid, dims);
     if (!delta || !vectors)
         return ENGRAM_ENOMEM;
     delta->vectors--;
@@ -528,22 +522,25 @@ int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
     for (s_vectors_t *v = zhash_first(ib->vectors); v && rc == 0; v = zhash_next(ib->vectors)) {
         if (v->count == 0)
             continue;
-        const char *sid = zhash_cursor(ib->vectors);
-        uint32_t dims = 0;
-        uint64_t count = 0;
-        rc = s_scope_vectors(self, sid, &dims, &count);
-        count += (uint64_t)v->count;
-        s_tagged(&k, TAG_DIMS, sid);
-        if (rc == 0 && k.failed)
+        s_dims_key(&k, v->sid, v->dims);
+        if (k.failed) {
             rc = ENGRAM_ENOMEM;
+            break;
+        }
+        char *err = NULL;
+        size_t len = 0;
+        char *old = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH],
+                                   (char *)k.data, k.len, &len, &err);
+        rc = store__rocks_error(&err);
+        uint64_t count = (old && len == 8 ? s_get_le64((uint8_t *)old) : 0) + (uint64_t)v->count;
+        rocksdb_free(old);
         if (rc == 0 && count == 0) {
             rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len);
         } else if (rc == 0) {
-            uint8_t raw[12];
-            s_le32(raw, v->dims ? v->dims : dims);
-            store__le64((char *)raw + 4, count);
-            rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len,
-                                      (char *)raw, sizeof raw);
+            char raw[8];
+            store__le64(raw, count);
+            rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len, raw,
+                                      sizeof raw);
         }
     }
     free(k.data);

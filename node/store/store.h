@@ -296,8 +296,11 @@ int node_store_search_vector(node_store_t *self, const char *sid, const float *q
                              size_t keep, node_visible_fn visible, void *arg,
                              node_vector_hits_t *out);
 void node_vector_hits_free(node_vector_hits_t *hits);
-/*  The dimension of sid's embeddings; 0 while it holds none (the next one fixes it). */
-uint32_t node_store_vector_dims(node_store_t *self, const char *sid);
+/*  The dimensions of sid's embeddings, ascending, at most max into dims (*n: how many): none
+ *  while it holds no embedding (the next one fixes its dimension); two only when two nodes
+ *  gave a new scope its first embeddings at once. */
+int node_store_vector_dims(node_store_t *self, const char *sid, uint32_t *dims, size_t max,
+                           size_t *n);
 /*  The tokenizer the index uses (for the query's terms). Borrowed. */
 search_tokenizer_t *node_store_tokenizer(node_store_t *self);
 /*  The live entry (sid, key, elem, dot): its type, HLC and data (*data the caller's to free()).

@@ -25,7 +25,7 @@
  *    test_vector_search    memories with 8-dimension embeddings (put and remember), some
  *                          without: a vector query ranks exactly by the cosine the test computes
  *                          (within 1e-6), keeps top_k, never shows a memory without an
- *                          embedding; a query of another dimension finds nothing; a write of
+ *                          embedding; a query of another dimension is refused; a write of
  *                          another dimension, NaN, infinite, all-zero or too long embeddings
  *                          (and such queries) are ENGRAM_EINVAL; C finds A's embeddings after
  *                          A's token; a scope's dimension is free again once B deleted its last
@@ -946,7 +946,7 @@ static int s_ask(engram_t *e, const char *query, const s_ask_t *ask, engram_resu
                                        .dims = ask->dims,
                                        .half_life_ms = ask->half_life_ms,
                                        .votes = ask->votes,
-                                       .threshold = -2, /* negative cosines too */
+                                       .threshold = 0, /* none: negative cosines too */
                                        .explain = true};
     *r = NULL;
     return engram_search(e, query, &options, r);
@@ -1012,7 +1012,7 @@ static void test_vector_search(void **state)
     s_random_embedding(99, vectors[VEC_MEMORIES]);
     engram_result_t *r = NULL;
     EXPECT_RC(a, 0,
-              engram_remember_embedded(a, "run:vec", "a lighthouse remembered", NULL, 0,
+              engram_remember_embedded(a, "run:vec", NULL, "a lighthouse remembered", NULL, 0,
                                        vectors[VEC_MEMORIES], DIMS, &r));
     snprintf(keys[VEC_MEMORIES], sizeof keys[VEC_MEMORIES], "%s", r->memory_id);
     engram_result_destroy(&r);
@@ -1054,11 +1054,13 @@ static void test_vector_search(void **state)
         assert_string_equal(r->items[i].key, keys[order[i]]);
     engram_result_destroy(&r);
 
-    /* A query of another dimension than the scope's compares with nothing: no hits. */
+    /* A query of another dimension than any scope searched holds: refused, naming both (a
+     * client on the wrong model is told, not answered "nothing is near"). */
     ask = (s_ask_t){"run:vec", "vector", query, 4, 100, 0, false};
-    EXPECT_RC(a, 0, s_ask(a, "lighthouse", &ask, &r));
-    assert_int_equal(r->nitems, 0);
-    engram_result_destroy(&r);
+    EXPECT_RC(a, ENGRAM_EINVAL, s_ask(a, "lighthouse", &ask, &r));
+    const char *refused = engram_last_error(a);
+    if (!strstr(refused, "4 dimensions") || !strstr(refused, "of 8"))
+        fail_msg("the refusal of a 4-dimension query of an 8-dimension scope says '%s'", refused);
 
     /* A write of another dimension: refused, naming both, and nothing stored. */
     EXPECT_RC(a, ENGRAM_EINVAL,
@@ -1096,7 +1098,8 @@ static void test_vector_search(void **state)
         print_message("%s: %s\n", what, engram_last_error(a));
         snprintf(what, sizeof what, "remember with a %s embedding", bad[i].name);
         s_expect_bad_embedding(
-            a, engram_remember_embedded(a, "run:vec", "x", NULL, 0, bad[i].v, bad[i].dims, &r),
+            a,
+            engram_remember_embedded(a, "run:vec", NULL, "x", NULL, 0, bad[i].v, bad[i].dims, &r),
             what);
         snprintf(what, sizeof what, "vector search with a %s embedding", bad[i].name);
         ask = (s_ask_t){"run:vec", "vector", bad[i].v, bad[i].dims, 0, 0, false};
