@@ -14,6 +14,8 @@
  *    remote.c    events for the changes other nodes make (remote deltas)
  *    access.c    identity from the connection's key, access decisions, write policy, the
  *                statements of sys:acl and the ACL operations
+ *    search.c    SEARCH and CONTEXT: rankings over the store's index, filters, boosts, the
+ *                prompt block; the check of a write's embedding
  *
  *  Invariants: a reply that acknowledges a write leaves only after the write is durable
  *  (api__flush_outbox after node_store_sync); a connection's replies are dropped only when
