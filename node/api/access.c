@@ -125,10 +125,12 @@ typedef struct {
 } s_field_t;
 
 /*  Write policy: refuses a write into a blocked scope, and redacts the fields of one into a
- *  scope with redaction, in place, before anything is stored. */
+ *  scope with redaction, in place, before anything is stored; *redacted tells whether any
+ *  field changed (the write's embedding then goes: it was computed from the text before). */
 static int s_apply_policy(node_server_t *self, const char *sid, api_reply_t *r, uint64_t now,
-                          const s_field_t *fields, size_t nfields)
+                          const s_field_t *fields, size_t nfields, bool *redacted)
 {
+    *redacted = false;
     bool block = false;
     const char *const *patterns = NULL;
     size_t npatterns = 0;
@@ -176,6 +178,7 @@ static int s_apply_policy(node_server_t *self, const char *sid, api_reply_t *r, 
         if (!text)
             *fields[i].len = out_len;
         self->redactions += matches;
+        *redacted = true;
     }
     node_redactor_destroy(&redactor);
     return rc;
@@ -184,7 +187,11 @@ static int s_apply_policy(node_server_t *self, const char *sid, api_reply_t *r, 
 int api__redact_shared(node_server_t *self, const char *sid, api_reply_t *r, crdt_value_t *v)
 {
     s_field_t fields[] = {{&v->data, &v->len}, {(uint8_t **)&v->meta_json, NULL}};
-    return s_apply_policy(self, sid, r, api__acl_now(), fields, 2);
+    bool redacted = false;
+    int rc = s_apply_policy(self, sid, r, api__acl_now(), fields, 2, &redacted);
+    if (rc == 0 && redacted) /* computed from the text before its redaction: it would tell */
+        rc = crdt_value_set_embedding(v, NULL, 0);
+    return rc;
 }
 
 /*  Who the connection is (see s_identify), and for administration whether it may. */
@@ -238,7 +245,10 @@ int api__authorize(node_server_t *self, Engram__Request *req, const char *sid, a
         s_field_t fields[] = {{&req->value.data, &req->value.len},
                               {(uint8_t **)&req->elem, NULL},
                               {(uint8_t **)&req->meta_json, NULL}};
-        rc = s_apply_policy(self, sid, r, now, fields, 3);
+        bool redacted = false;
+        rc = s_apply_policy(self, sid, r, now, fields, 3, &redacted);
+        if (redacted) /* computed from the text before its redaction: it would tell */
+            req->embedding.len = 0;
     }
     if (rc == ENGRAM_EDENIED)
         self->denials++;

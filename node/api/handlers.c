@@ -430,8 +430,15 @@ static int s_share(s_op_t *op)
         rc = crdt_value_set_user(v, src->user);
     if (rc == 0)
         rc = crdt_value_merge_provenance(v, src);
-    if (rc == 0 && !op->req->embedding.len) /* the private memory's, unless one is given */
+    if (rc == 0 && !op->req->embedding.len && src->embedding_len) {
+        /* the private memory's, unless one is given: of the target scope's dimension */
+        rc = api__check_embedding_of(op->self, op->sid, src->embedding, src->embedding_len, op->r);
+        if (rc) {
+            crdt_value_destroy(&v);
+            return rc;
+        }
         rc = crdt_value_set_embedding(v, src->embedding, src->embedding_len);
+    }
     if (rc) {
         crdt_value_destroy(&v);
         return api__fail(op->r, rc, "%s", engram_strerror(rc));

@@ -291,6 +291,9 @@ int api__context(node_server_t *self, const Engram__Request *req, api_reply_t *r
  *  text, and of the dimension scope sid's embeddings have, if it has any. */
 int api__check_embedding(node_server_t *self, const Engram__Request *req, const char *sid,
                          api_reply_t *r);
+/*  The same for an embedding's bytes (SHARE: the private memory's). */
+int api__check_embedding_of(node_server_t *self, const char *sid, const uint8_t *bytes, size_t len,
+                            api_reply_t *r);
 
 /*  --- access (access.c) --- */
 
@@ -302,11 +305,11 @@ bool api__admin_op(Engram__Op op);
 int api__identify(node_server_t *self, Engram__Request *req, api_reply_t *r);
 /*  Checks that the identified agent may act for the user and read or write scope sid, then
  *  applies the write policy to the request (block, or redact its value, element and
- *  metadata in place). */
+ *  metadata in place and drop its embedding). */
 int api__authorize(node_server_t *self, Engram__Request *req, const char *sid, api_reply_t *r);
 /*  The write policy of shared scope sid applied to a value about to be stored there (what
  *  SHARE copies from a private scope): refused if blocked, its payload and metadata
- *  redacted in place. */
+ *  redacted in place and, if anything was, its embedding dropped. */
 int api__redact_shared(node_server_t *self, const char *sid, api_reply_t *r, crdt_value_t *v);
 /*  The retrospective check of one fragment (node_acl_may_read) for agent acting for user. */
 bool api__may_read_provenance(node_server_t *self, const char *agent, const char *user,

@@ -16,12 +16,14 @@ static bool s_depth_within(json_t *value, int depth)
     const char *key;
     json_t *child;
     if (json_is_array(value)) {
-        json_array_foreach(value, index, child) {
+        json_array_foreach(value, index, child)
+        {
             if (!s_depth_within(child, depth - 1))
                 return false;
         }
     } else {
-        json_object_foreach(value, key, child) {
+        json_object_foreach(value, key, child)
+        {
             if (!s_depth_within(child, depth - 1))
                 return false;
         }

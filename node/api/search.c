@@ -43,12 +43,19 @@
 #include "engram/error.h"
 #include "engram/limits.h"
 #include "node/api/internal.h"
+#include "node/api/json.h"
 #include "node/search/filter.h"
 #include "node/search/text.h"
 #include "node/search/vector.h"
 
 /*  The longest query text. */
 #define SEARCH_MAX_QUERY_BYTES 4096
+/*  At most this many words (terms, repeats included) in a query: the merge keeps one
+ *  iterator and one frequency per term and hit. */
+#define SEARCH_MAX_QUERY_TERMS 64
+/*  At most this many candidates are loaded and checked (expiry, provenance, filter) by one
+ *  search: a filter that matches few memories may answer fewer than top_k. */
+#define SEARCH_MAX_EXAMINED 10000
 /*  At most this many scopes are named in one search. */
 #define SEARCH_MAX_SCOPES 64
 /*  Candidates a vector ranking keeps per scope, and that boosts re-rank. */
@@ -270,6 +277,9 @@ static int s_check(node_server_t *self, const Engram__Request *req, api_reply_t 
                              &q->terms);
     if (rc)
         return api__fail(r, rc, "cannot split the query into words: %s", engram_strerror(rc));
+    if (q->terms.n > SEARCH_MAX_QUERY_TERMS)
+        return api__fail(r, ENGRAM_EINVAL, "a query has at most %d words (this one has %zu)",
+                         SEARCH_MAX_QUERY_TERMS, q->terms.n);
     if (q->terms.n == 0 && q->mode == MODE_KEYWORD)
         return api__fail(r, ENGRAM_EINVAL,
                          "the query has no words to search for (letters or digits)");
@@ -284,10 +294,15 @@ int api__check_embedding(node_server_t *self, const Engram__Request *req, const 
         return api__fail(r, ENGRAM_EINVAL,
                          "an embedding goes with a memory's text: put, remember, log append, "
                          "share, or a search's query");
+    return api__check_embedding_of(self, sid, req->embedding.data, req->embedding.len, r);
+}
+
+int api__check_embedding_of(node_server_t *self, const char *sid, const uint8_t *bytes, size_t len,
+                            api_reply_t *r)
+{
     char why[160];
     uint32_t dims = 0;
-    if (search_embedding_decode(req->embedding.data, req->embedding.len, NULL, &dims, why,
-                                sizeof why) != 0)
+    if (search_embedding_decode(bytes, len, NULL, &dims, why, sizeof why) != 0)
         return api__fail(r, ENGRAM_EINVAL, "the embedding: %s", why);
     uint32_t held[4];
     size_t n = 0;
@@ -305,25 +320,17 @@ int api__check_embedding(node_server_t *self, const Engram__Request *req, const 
     return 0;
 }
 
-/*  A vector or hybrid query's dimension against the scopes searched: refused when none of them
- *  holds embeddings of it but some hold others (a client on the wrong model), so that it is
- *  not answered as if nothing were near. */
-static int s_check_dims(node_server_t *self, const s_query_t *q, const s_scopes_t *list,
-                        api_reply_t *r)
+/*  A vector or hybrid query's dimension against what the scopes searched answered: refused
+ *  when the reader may see no embedding of it but some of another dimension (a client on the
+ *  wrong model), so that it is not answered as if nothing were near. Embeddings the reader
+ *  may not see count for nothing either way. */
+static int s_check_dims(const s_query_t *q, const s_scopes_t *list, api_reply_t *r)
 {
     uint32_t other = 0;
     for (size_t i = 0; i < list->n; i++) {
-        uint32_t held[4];
-        size_t n = 0;
-        int rc = node_store_vector_dims(self->store, list->scopes[i].sid, held, 4, &n);
-        if (rc)
-            return api__fail(r, rc, "cannot read the embeddings of %s: %s", list->scopes[i].name,
-                             engram_strerror(rc));
-        for (size_t d = 0; d < n; d++) {
-            if (held[d] == q->dims)
-                return 0;
-            other = held[d];
-        }
+        if (list->scopes[i].vector.compared)
+            return 0;
+        other = other ? other : list->scopes[i].vector.other_dims;
     }
     if (other)
         return api__fail(r, ENGRAM_EINVAL,
@@ -597,8 +604,6 @@ static int s_search(node_server_t *self, const Engram__Request *req, api_reply_t
     s_scopes_t list = {0};
     if (rc == 0)
         rc = s_scopes(self, req, r, &list);
-    if (rc == 0 && q.embedding)
-        rc = s_check_dims(self, &q, &list, r);
     for (size_t i = 0; rc == 0 && i < list.n; i++) {
         s_scope_t *scope = &list.scopes[i];
         s_reader_t reader = {self, req, scope->sid};
@@ -612,6 +617,8 @@ static int s_search(node_server_t *self, const Engram__Request *req, api_reply_t
         if (rc)
             rc = api__fail(r, rc, "cannot search %s: %s", scope->name, engram_strerror(rc));
     }
+    if (rc == 0 && q.embedding)
+        rc = s_check_dims(&q, &list, r);
     s_candidates_t ranked = {0};
     if (rc == 0 && (rc = s_rank(&q, &list, &ranked)) != 0)
         rc = api__fail(r, rc, "out of memory");
@@ -619,7 +626,7 @@ static int s_search(node_server_t *self, const Engram__Request *req, api_reply_t
      * best SEARCH_POOL shown are boosted and ranked again. */
     size_t want = q.boosted ? (q.top_k > SEARCH_POOL ? q.top_k : SEARCH_POOL) : q.top_k;
     size_t shown = 0;
-    for (size_t i = 0; rc == 0 && i < ranked.n && shown < want; i++) {
+    for (size_t i = 0; rc == 0 && i < ranked.n && i < SEARCH_MAX_EXAMINED && shown < want; i++) {
         s_candidate_t *c = &ranked.items[i];
         if (!q.boosted && req->threshold != 0 && c->base < req->threshold)
             break;
@@ -739,6 +746,9 @@ int api__context(node_server_t *self, const Engram__Request *req, api_reply_t *r
     size_t kept = 0, top_k = req->top_k ? req->top_k : ENGRAM_DEFAULT_TOP_K;
     for (size_t i = 0; block && seen && i < r->msg.n_items && kept < top_k; i++) {
         Engram__Item *item = r->msg.items[i];
+        if (!item->value.len || memchr(item->value.data, '\0', item->value.len) ||
+            !node_json_utf8_valid((const char *)item->value.data, item->value.len))
+            continue; /* not text (a memory found by its embedding only): nothing to show */
         char *print = s_fingerprint(item->value.data, item->value.len);
         bool twice = print && zhash_lookup(seen, print);
         if (print && !twice)

@@ -125,6 +125,11 @@ static int s_pack_read(const Engram__Request *req, uint8_t **buf_p, size_t *len_
     return 0;
 }
 
+/*  Why a read with a causal token is refused by s_pack_read (its length, the bound). */
+#define S_PACKED_TOO_BIG                                                                           \
+    "a read with a causal token keeps at most its names, key, prefix, cursor, filter and a "       \
+    "search's query, options and embedding, %zu bytes here; the limit is %d"
+
 /*  Parks a read whose token this node has not reached, taking *routing_p and *token (closed
  *  here either way); 0, or the refusal in r: ENGRAM_EBUSY past either cap. */
 static int s_park_read(node_server_t *self, api_conn_t *conn, zframe_t **routing_p,
@@ -148,13 +153,7 @@ static int s_park_read(node_server_t *self, api_conn_t *conn, zframe_t **routing
     uint8_t *read = NULL;
     size_t read_len = 0;
     if (rc == 0 && (rc = s_pack_read(req, &read, &read_len)) != 0)
-        rc = api__fail(
-            r, rc,
-            rc == ENGRAM_ETOOBIG
-                ? "the read's names, key, prefix, cursor and filter take %zu bytes; a read "
-                  "waiting for its token keeps at most %d"
-                : "out of memory (%zu, %d)",
-            read_len, API_PARKED_READ_MAX_BYTES);
+        rc = api__fail(r, rc, S_PACKED_TOO_BIG, read_len, API_PARKED_READ_MAX_BYTES);
     if (rc == 0)
         rc = api__token_observe(self, token, r);
     api_waiting_t *w = rc == 0 ? calloc(1, sizeof *w) : NULL;
@@ -293,6 +292,13 @@ static int s_read_after(node_server_t *self, api_conn_t *conn, zframe_t **routin
                         const Engram__Request *req, const uint8_t client_key[32], api_reply_t *r)
 {
     int rc = api__check_input(self, req, r);
+    /* whether it waits or not: a read with a token too big to keep when waiting is refused
+     * either way, so that the answer never depends on how far replication got */
+    uint8_t *packed = NULL;
+    size_t packed_len = 0;
+    if (rc == 0 && (rc = s_pack_read(req, &packed, &packed_len)) != 0)
+        rc = api__fail(r, rc, S_PACKED_TOO_BIG, packed_len, API_PARKED_READ_MAX_BYTES);
+    free(packed);
     api_token_t token;
     if (rc == 0)
         rc = api__token_open(self, req, r, &token);

@@ -937,6 +937,8 @@ int node_store_search_vector(node_store_t *self, const char *sid, const float *q
     float *vector = malloc(4 * (size_t)(dims ? dims : 1));
     if (rc == 0 && !vector)
         rc = ENGRAM_ENOMEM;
+    size_t compared = 0;
+    uint32_t other_dims = 0;
     rocksdb_iterator_t *it =
         rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_SEARCH]);
     for (rocksdb_iter_seek(it, (char *)prefix.data, prefix.len);
@@ -946,8 +948,13 @@ int node_store_search_vector(node_store_t *self, const char *sid, const float *q
         if (klen <= prefix.len || memcmp(k, prefix.data, prefix.len) != 0)
             break;
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
-        if (vlen != 16 + 4 * (size_t)dims || !s_class_visible(&classes, s_get_le64(v)))
-            continue; /* another dimension (the scope's changed): not comparable */
+        if (vlen < 16 || !s_class_visible(&classes, s_get_le64(v)))
+            continue;
+        if (vlen != 16 + 4 * (size_t)dims) { /* another dimension: not comparable */
+            other_dims = (uint32_t)((vlen - 16) / 4);
+            continue;
+        }
+        compared++;
         double norm;
         memcpy(&norm, v + 8, 8);
         memcpy(vector, v + 16, 4 * (size_t)dims); /* aligned for the arithmetic */
@@ -959,6 +966,8 @@ int node_store_search_vector(node_store_t *self, const char *sid, const float *q
     free(classes.classes);
     out->hits = heap.hits;
     out->n = heap.n;
+    out->compared = compared;
+    out->other_dims = other_dims;
     if (rc) {
         node_vector_hits_free(out);
         return rc;
@@ -1022,15 +1031,17 @@ int node_store_reindex(node_store_t *self, uint64_t *indexed)
     *indexed = 0;
     if (self->failed)
         return self->failed;
-    /* Drop every index record: a range delete of the whole family. */
-    char *err = NULL;
-    const char first[1] = {0}, last[1] = {(char)0xff};
-    rocksdb_delete_range_cf(self->db, self->write_options, self->cf[CF_SEARCH], first, 1, last, 1,
-                            &err);
-    int rc = store__rocks_error(&err);
+    /* Drop every index record (a range delete of the whole family) and the index's mark in one
+     * batch, the mark written again only by the last batch of the rebuild: a rebuild that is
+     * killed or fails leaves a store without the mark, rebuilt when it next opens, never a
+     * partial index that is trusted. */
     s_rebuild_t r = {self, store__index_batch_new(), rocksdb_writebatch_create(), 0};
-    if (rc == 0 && !r.ib)
-        rc = ENGRAM_ENOMEM;
+    const char first[1] = {0}, last[1] = {(char)0xff};
+    rocksdb_writebatch_delete_range_cf(r.batch, self->cf[CF_SEARCH], first, 1, last, 1);
+    rocksdb_writebatch_delete_cf(r.batch, self->cf[CF_META], STORE_INDEX_MARK,
+                                 strlen(STORE_INDEX_MARK));
+    int rc = r.ib ? store__write_batch(self, r.batch) : ENGRAM_ENOMEM;
+    rocksdb_writebatch_clear(r.batch);
     if (rc == 0)
         rc = s_rebuild_entries(&r, CF_ENTRIES);
     if (rc == 0)

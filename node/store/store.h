@@ -287,6 +287,8 @@ typedef struct {
 typedef struct {
     node_vector_hit_t *hits; /* best first */
     size_t n;
+    size_t compared;     /* embeddings of the query's dimension the reader may see */
+    uint32_t other_dims; /* a dimension of other embeddings the reader may see; 0: none */
 } node_vector_hits_t;
 
 /*  The `keep` documents of sid the reader may see whose embeddings are nearest to query (exact

@@ -25,7 +25,8 @@
  *    test_redacted_never_stored     with a redact policy made through A, an e-mail address
  *                                   written (or shared from a private scope) on A reaches C as
  *                                   [redacted:email], and no file of any node's data
- *                                   directory holds it (A's private copy aside)
+ *                                   directory holds it (A's private copy aside); a write's
+ *                                   embedding goes with what its text had redacted
  */
 #define _GNU_SOURCE /* memmem */
 #include <dirent.h>
@@ -690,6 +691,24 @@ static void test_redacted_never_stored(void **state)
     engram_result_t *result = NULL;
     assert_int_equal(engram_log_append(scribe_a, "run:red", "journal", text, strlen(text), &result),
                      0);
+    engram_result_destroy(&result);
+    /* an embedding computed from a text the policy redacts is dropped with the secret (it
+     * would tell it); one whose text passes untouched is kept */
+    float near[3] = {1, 0, 0};
+    assert_int_equal(engram_put_embedded(scribe_a, "run:red", "vec-secret", text, strlen(text),
+                                         NULL, 0, near, 3, &result),
+                     0);
+    engram_result_destroy(&result);
+    assert_int_equal(engram_put_embedded(scribe_a, "run:red", "vec-plain", "no address", 10, NULL,
+                                         0, near, 3, &result),
+                     0);
+    engram_result_destroy(&result);
+    const char *red[] = {"run:red"};
+    engram_search_options_t by_meaning = {
+        .scopes = red, .nscopes = 1, .mode = "vector", .embedding = near, .dims = 3};
+    assert_int_equal(engram_search(scribe_a, "x", &by_meaning, &result), 0);
+    assert_int_equal(result->nitems, 1);
+    assert_string_equal(result->items[0].key, "vec-plain");
     engram_result_destroy(&result);
     /* what is shared into the scope passes its policy too (the private copy stays on A) */
     const char *shared_secret = "gina.shared@example.com";

@@ -54,10 +54,15 @@
  *                          editor on C write the blackboard run:q3-report; the editor's search
  *                          "output format constraints" on C returns the format constraints first
  *    test_seed_writer      the writer's "client requirements and format" on B returns the
- *                          researcher's finding first. Fails with keyword search alone: on a
- *                          board of 10 memories "and" is in one of them (df 1, the highest idf),
- *                          so the review that holds "and" and "format" outscores the finding,
- *                          which holds "client" only ("requirements" is not "needs")
+ *                          researcher's finding first. It failed before English stop words
+ *                          were dropped: on a board of 10 memories "and" is in one of them
+ *                          (df 1, the highest idf), so the review that holds "and" and
+ *                          "format" outscored the finding, which holds "client" only
+ *                          ("requirements" is not "needs")
+ *    test_bounds           a query of 65 words is refused (64 answered); a share whose
+ *                          private embedding has another dimension than the scope's is
+ *                          refused; a search with a token and an embedding too big to keep
+ *                          while waiting is refused even when the token is reached
  *
  *  Nothing sleeps and then asserts: cross-node reads wait for the writer's causal token
  *  (engram_set_after), purges are polled. Timings are printed, never asserted.
@@ -1771,6 +1776,50 @@ static void test_reindex(void **state)
     assert_int_equal(node_harness_set_args(s_w->node[C], args), 0);
 }
 
+/*  --- test_bounds -------------------------------------------------------------------------- */
+
+/*  What a search or a share refuses whatever the node holds: a query of more than 64 words; a
+ *  share whose private embedding has another dimension than the target scope's; a read with a
+ *  causal token too big to keep while waiting, refused even when the token is reached (the
+ *  answer never depends on how far replication got). */
+static void test_bounds(void **state)
+{
+    (void)state;
+    engram_t *a = s_conn(A);
+    engram_result_t *r = NULL;
+    char query[65 * 5 + 1] = "";
+    for (int i = 0; i < 65; i++)
+        strcat(query, "word ");
+    EXPECT_RC(a, ENGRAM_EINVAL, engram_search(a, query, NULL, &r));
+    assert_non_null(strstr(engram_last_error(a), "at most 64 words"));
+    query[64 * 5] = '\0';
+    EXPECT_RC(a, 0, engram_search(a, query, NULL, &r));
+    engram_result_destroy(&r);
+
+    float eight[DIMS], four[4] = {1, 2, 3, 4};
+    s_random_embedding(77, eight);
+    char *token = s_put_vec(a, "run:bounds", "k8", "eight dimensions", eight, DIMS, 0);
+    EXPECT_RC(a, 0, engram_put_embedded(a, "private", "p4", "four", 4, NULL, 0, four, 4, &r));
+    engram_result_destroy(&r);
+    EXPECT_RC(a, ENGRAM_EINVAL, engram_share(a, "p4", "run:bounds", &r));
+    const char *why = engram_last_error(a);
+    if (!strstr(why, "8 dimensions") || !strstr(why, "has 4"))
+        fail_msg("a share of a 4-dimension memory into an 8-dimension scope: '%s'", why);
+
+    engram_t *waiting = node_harness_connect(s_w->node[A], AGENT, USER, CALL_MS);
+    assert_non_null(waiting);
+    EXPECT_RC(waiting, 0, engram_set_after(waiting, token, WAIT_MS));
+    free(token);
+    static float big[3000];
+    for (size_t i = 0; i < 3000; i++)
+        big[i] = (float)(i % 7) + 1;
+    const char *scopes[] = {"run:bounds"};
+    engram_search_options_t options = {
+        .scopes = scopes, .nscopes = 1, .mode = "vector", .embedding = big, .dims = 3000};
+    EXPECT_RC(waiting, ENGRAM_ETOOBIG, engram_search(waiting, "x", &options, &r));
+    engram_destroy(&waiting);
+}
+
 /*  --- test_seed_scenario ------------------------------------------------------------------ */
 
 /*  A memory of the blackboard: who writes it, on which node, under which key. */
@@ -1900,7 +1949,7 @@ int main(void)
         cmocka_unit_test(test_hybrid),         cmocka_unit_test(test_boosts),
         cmocka_unit_test(test_vector_access),  cmocka_unit_test(test_context),
         cmocka_unit_test(test_reindex),        cmocka_unit_test(test_seed_scenario),
-        cmocka_unit_test(test_seed_writer),
+        cmocka_unit_test(test_seed_writer),    cmocka_unit_test(test_bounds),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
