@@ -77,7 +77,7 @@ static const cli_command_t s_commands[] = {
      "mem0-style filter matches ({\"AND\":[{\"author\":\"researcher\"},{\"created_at\":\n"
      "{\"gte\":\"2026-12-01\"}}]}: AND OR NOT, eq ne in nin gt gte lt lte contains icontains *,\n"
      "over author, user, key, created_at, updated_at and metadata fields). --top-k shows at\n"
-     "most N (default 10), --threshold leaves out scores below X, --explain prints each\n"
+     "most N (default 10), --threshold leaves out scores below X (0: none), --explain prints each\n"
      "score's parts (term frequencies, document frequencies, idf, lengths) on the next line.\n"
      "--embedding gives the query's embedding (a JSON array of numbers in FILE): --mode vector\n"
      "ranks by its cosine with the memories' embeddings, hybrid (the default with an\n"
@@ -138,8 +138,7 @@ static const cli_command_t s_commands[] = {
      "milliseconds (exit 5 then).",
      NULL},
     {"remember", NULL, 2, 2,
-     CLI_OPT_META | CLI_OPT_TTL | CLI_OPT_SOURCE | CLI_OPT_ID | CLI_OPT_EMBEDDING,
-     cli_cmd_remember,
+     CLI_OPT_META | CLI_OPT_TTL | CLI_OPT_SOURCE | CLI_OPT_ID | CLI_OPT_EMBEDDING, cli_cmd_remember,
      "remember SCOPE TEXT [--id ID] [--meta JSON] [--ttl SECONDS] [--source RESOURCE]... "
      "[--embedding FILE]",
      CLI_CMD_VALUE,
