@@ -31,6 +31,7 @@
 #include "crdt/value.h"
 #include "engram/error.h"
 #include "gossip/engine.h"
+#include "node/store/internal.h" /* test_half_built_index: the index's mark */
 #include "node/store/store.h"
 
 #define NODES  3
@@ -672,6 +673,36 @@ static void test_index_follows_purge(void **state)
     s_stop(nodes);
 }
 
+/*  A rebuild killed after its first batch (the index and its mark dropped, nothing rebuilt
+ *  yet) leaves a store that rebuilds its index when it next opens, never one that trusts a
+ *  partial index. */
+static void test_half_built_index(void **state)
+{
+    (void)state;
+    node_t nodes[NODES], *a = &nodes[0];
+    s_start(nodes);
+    assert_int_equal(s_do(a, "run:a", "k1", OP_PUT, "v90"), 0); /* budget client */
+    assert_int_equal(s_do(a, "@agent-1", "k2", OP_PUT, "v19"), 0);
+    assert_int_equal(s_found(a, "run:a", "budget"), 1);
+    /* what node_store_reindex writes first, and then the process dies */
+    rocksdb_writebatch_t *batch = rocksdb_writebatch_create();
+    const char first[1] = {0}, last[1] = {(char)0xff};
+    rocksdb_writebatch_delete_range_cf(batch, a->store->cf[CF_SEARCH], first, 1, last, 1);
+    rocksdb_writebatch_delete_cf(batch, a->store->cf[CF_META], STORE_INDEX_MARK,
+                                 strlen(STORE_INDEX_MARK));
+    char *err = NULL;
+    rocksdb_write(a->store->db, a->store->write_options, batch, &err);
+    rocksdb_writebatch_destroy(batch);
+    assert_null(err);
+    assert_int_equal(s_found(a, "run:a", "budget"), 0);
+    s_close(a);
+    s_open(a);
+    assert_int_equal(s_found(a, "run:a", "budget"), 1);
+    assert_int_equal(s_found(a, "@agent-1", "budget"), 1);
+    s_check_index(a);
+    s_stop(nodes);
+}
+
 /*  Bad input changes nothing. */
 static void test_gc_refuses(void **state)
 {
@@ -706,6 +737,7 @@ int main(void)
         cmocka_unit_test(test_catch_up_matches_kernel),
         cmocka_unit_test(test_gc_refuses),
         cmocka_unit_test(test_index_follows_purge),
+        cmocka_unit_test(test_half_built_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
