@@ -706,43 +706,39 @@ static int s_cmp_doc(const s_cursor_t *a, const s_cursor_t *b)
 
 void node_search_hits_free(node_search_hits_t *hits)
 {
-    for (size_t i = 0; i < hits->n; i++) {
-        free(hits->hits[i].key);
-        free(hits->hits[i].tf);
-    }
+    for (size_t i = 0; i < hits->n; i++)
+        free(hits->hits[i].tf); /* key and elem live in the same allocation */
     free(hits->hits);
     free(hits->df);
     memset(hits, 0, sizeof *hits);
 }
 
+/*  Appends a hit: its key, element and term frequencies in one allocation (tf first, for
+ *  alignment), owned through hit->tf. */
 static int s_add_hit(node_search_hits_t *out, size_t *cap, const uint8_t *doc, size_t doc_len,
-                     uint32_t dl, uint32_t *tf)
+                     uint32_t dl, const uint32_t *tf)
 {
     const char *key, *elem;
     crdt_dot_t dot;
-    if (!store__parse_entry_key((const char *)doc, doc_len, 0, &key, &elem, &dot)) {
-        free(tf);
+    if (!store__parse_entry_key((const char *)doc, doc_len, 0, &key, &elem, &dot))
         return 0; /* corrupt: skipped */
-    }
     if (out->n == *cap) {
         size_t grown = *cap ? 2 * *cap : 64;
         node_search_hit_t *more = realloc(out->hits, grown * sizeof *more);
-        if (!more) {
-            free(tf);
+        if (!more)
             return ENGRAM_ENOMEM;
-        }
         out->hits = more;
         *cap = grown;
     }
-    size_t klen = strlen(key), elen = strlen(elem);
-    char *both = malloc(klen + 1 + elen + 1);
-    if (!both) {
-        free(tf);
+    size_t klen = strlen(key), elen = strlen(elem), tf_bytes = out->nterms * sizeof *tf;
+    uint32_t *block = malloc(tf_bytes + klen + 1 + elen + 1);
+    if (!block)
         return ENGRAM_ENOMEM;
-    }
+    memcpy(block, tf, tf_bytes);
+    char *both = (char *)block + tf_bytes;
     memcpy(both, key, klen + 1);
     memcpy(both + klen + 1, elem, elen + 1);
-    out->hits[out->n++] = (node_search_hit_t){both, both + klen + 1, dot, dl, tf, 0};
+    out->hits[out->n++] = (node_search_hit_t){both, both + klen + 1, dot, dl, block, 0};
     return 0;
 }
 
@@ -774,8 +770,12 @@ int node_store_search_terms(node_store_t *self, const char *sid, const char *con
         s_cursor_settle(&cursors[t], &classes);
     }
     /* Merge the terms' postings, each in doc order: one pass gives every doc's tf of every
-     * term. */
-    size_t cap = 0;
+     * term (the current doc and its frequencies in buffers reused from hit to hit). */
+    size_t cap = 0, doc_cap = 0;
+    uint8_t *doc = NULL;
+    uint32_t *tf = nterms ? malloc(nterms * sizeof *tf) : NULL;
+    if (rc == 0 && nterms && !tf)
+        rc = ENGRAM_ENOMEM;
     while (rc == 0) {
         s_cursor_t *least = NULL;
         for (size_t t = 0; t < nterms; t++)
@@ -783,18 +783,17 @@ int node_store_search_terms(node_store_t *self, const char *sid, const char *con
                 least = &cursors[t];
         if (!least)
             break;
-        uint32_t *tf = calloc(nterms, sizeof *tf);
-        if (!tf) {
-            rc = ENGRAM_ENOMEM;
-            break;
-        }
+        memset(tf, 0, nterms * sizeof *tf);
         uint32_t dl = 0;
-        uint8_t *doc = malloc(least->doc_len);
         size_t doc_len = least->doc_len;
-        if (!doc) {
-            free(tf);
-            rc = ENGRAM_ENOMEM;
-            break;
+        if (doc_len > doc_cap) {
+            uint8_t *grown = realloc(doc, doc_len);
+            if (!grown) {
+                rc = ENGRAM_ENOMEM;
+                break;
+            }
+            doc = grown;
+            doc_cap = doc_len;
         }
         memcpy(doc, least->doc, doc_len);
         for (size_t t = 0; t < nterms; t++) {
@@ -810,8 +809,9 @@ int node_store_search_terms(node_store_t *self, const char *sid, const char *con
             s_cursor_settle(&cursors[t], &classes);
         }
         rc = s_add_hit(out, &cap, doc, doc_len, dl, tf);
-        free(doc);
     }
+    free(doc);
+    free(tf);
     for (size_t t = 0; cursors && t < nterms; t++) {
         if (cursors[t].it) {
             int end = store__iter_end(cursors[t].it, &cursors[t].prefix, 0);

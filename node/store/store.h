@@ -248,11 +248,11 @@ typedef bool (*node_visible_fn)(void *arg, const char *const *agents, size_t nag
 
 /*  A document holding at least one query term. */
 typedef struct {
-    char *key;  /* owned, with elem in the same allocation */
+    char *key;  /* in tf's allocation, as elem */
     char *elem; /* "" for none */
     crdt_dot_t dot;
     uint32_t dl;  /* its length in terms */
-    uint32_t *tf; /* owned: how often it holds each query term */
+    uint32_t *tf; /* owned (with key and elem): how often it holds each query term */
     double bm25;
 } node_search_hit_t;
 
