@@ -12,9 +12,10 @@
 # [redacted:email] on every node; the writer on node 2 finds by search what the researcher
 # (node 1) and the reviewer (node 3) wrote, and gets a prompt block of it; and the cluster's
 # status. The data lives in a temporary directory removed at the end (ENGRAM_DEMO_DIR keeps it
-# elsewhere; ENGRAM_BASE_PORT moves the ports). Every command it runs is echoed first as `+ COMMAND`, ready to paste into a shell
-# (with ENGRAM_HOME set as the demo sets it); a command repeated until replication has done
-# its part is echoed once, followed by how long that took.
+# elsewhere; ENGRAM_BASE_PORT moves the ports). Every command it runs is echoed first as
+# `+ COMMAND`, ready to paste into a shell (with ENGRAM_HOME set as the demo sets it); a
+# command repeated until replication has done its part is echoed once, followed by how long
+# that took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec 3>&1 # where commands are echoed: the terminal, even from inside $(...) or past >/dev/null
