@@ -386,18 +386,6 @@ static int s_parse_filter(const Engram__Request *req, api_reply_t *r, search_fil
     return rc ? api__fail(r, rc, "the filter is not valid: %s", why) : 0;
 }
 
-/*  Whether the value a reader sees key by matches the filter. */
-static bool s_filter_matches(const search_filter_t *filter, const char *key, const crdt_value_t *v)
-{
-    search_record_t record = {v->author,
-                              v->user,
-                              key,
-                              v->created_hlc >> ENGRAM_HLC_LOGICAL_BITS,
-                              v->updated_hlc >> ENGRAM_HLC_LOGICAL_BITS,
-                              v->meta_json};
-    return search_filter_match(filter, &record);
-}
-
 /*  A register write. An overwrite keeps the creation time of the winner the writer sees (a
  *  hidden one tells nothing) and, when the write gives no metadata, its metadata too (as
  *  mem0's update does); metadata given replaces it ({} leaves none). */
@@ -897,8 +885,91 @@ static int s_preview(api_reply_t *r, Engram__Item *item, const crdt_value_t *v)
     return 0;
 }
 
+/*  Visits one key the reader may see, with the value it sees of a register or a log (NULL
+ *  for another type): returns 0 to go on, S_WALK_STOP to stop before the key, or an error. */
+#define S_WALK_STOP 1
+typedef int (*s_key_fn)(void *arg, const node_listed_t *key, const crdt_value_t *shown);
+
+/*  Walks the keys of sid under req's prefix after req's cursor, in key order, a store page at
+ *  a time, and calls fn for each the reader may see (of a type in `types`, a mask of
+ *  1 << CRDT_*); hidden keys are skipped unseen. Returns 0 once fn stopped or the keys ran
+ *  out, else the error (in r). LIST and FORGET walk with it. */
+static int s_walk_keys(node_server_t *self, const Engram__Request *req, const char *sid,
+                       api_reply_t *r, unsigned types, s_key_fn fn, void *arg)
+{
+    int64_t now = api__now_ms();
+    char cursor[ENGRAM_MAX_KEY_BYTES + 1];
+    snprintf(cursor, sizeof cursor, "%s", req->cursor);
+    int rc = 0;
+    for (bool more = true; rc == 0 && more;) {
+        node_listed_t *keys;
+        size_t n;
+        rc = node_store_list(self->store, sid, req->prefix, cursor, self->config.list_limit,
+                             (uint64_t)now, &keys, &n, &more);
+        if (rc)
+            return api__fail(r, rc, "cannot list %s: %s", r->scope, engram_strerror(rc));
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            if (!(types & (1u << keys[i].type)))
+                continue;
+            crdt_scope_t *view = NULL;
+            unsigned held = 0;
+            bool visible = node_store_view(self->store, sid, keys[i].key, NODE_VIEW_OBJECT, NULL,
+                                           &view, &held) == 0 &&
+                           s_object_visible(r->reader, view, keys[i].key, held, now);
+            crdt_value_t *shown =
+                visible ? s_shown_value(view, keys[i].key, keys[i].type, r->reader, now) : NULL;
+            crdt_scope_destroy(&view);
+            if (visible)
+                rc = fn(arg, &keys[i], shown);
+            crdt_value_destroy(&shown);
+        }
+        if (n)
+            snprintf(cursor, sizeof cursor, "%s", keys[n - 1].key);
+        node_store_listed_free(keys, n);
+        more = more && n;
+    }
+    return rc == S_WALK_STOP ? 0 : rc;
+}
+
 /*  A filtered page examines at most this many keys the reader may see. */
 #define S_LIST_MAX_EXAMINED ENGRAM_MAX_PAGE
+
+/*  A LIST page being filled. */
+typedef struct {
+    api_reply_t *r;
+    const search_filter_t *filter;
+    unsigned limit;
+    unsigned examined;
+    const char *examined_key; /* the last key examined (with a filter) */
+    bool next_visible;        /* a key to list follows the full page */
+    bool stopped;             /* stopped after S_LIST_MAX_EXAMINED keys */
+} s_list_t;
+
+static int s_list_key(void *arg, const node_listed_t *key, const crdt_value_t *shown)
+{
+    s_list_t *l = arg;
+    api_reply_t *r = l->r;
+    if (l->filter && l->examined == S_LIST_MAX_EXAMINED) {
+        l->stopped = true;
+        return S_WALK_STOP;
+    }
+    if (l->filter) {
+        l->examined++;
+        if (!(l->examined_key = api__str(&r->arena, key->key)))
+            return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+        if (!shown || !api__filter_matches(l->filter, key->key, shown))
+            return 0;
+    }
+    if (r->msg.n_items == l->limit) {
+        l->next_visible = true;
+        return S_WALK_STOP;
+    }
+    Engram__Item *item = api__add_item(r);
+    if (!item || !(item->key = api__str(&r->arena, key->key)))
+        return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    item->type = (char *)crdt_type_by_id(key->type)->name;
+    return shown ? s_preview(r, item, shown) : 0;
+}
 
 /*  The keys of a page are those the agent may see: hidden keys are skipped, pages are filled
  *  past them, and the cursor is the last key shown, so neither the count, the cursor nor an
@@ -910,71 +981,23 @@ static int s_preview(api_reply_t *r, Engram__Item *item, const crdt_value_t *v)
  *  hold fewer items than its limit, even none, and still have a next_cursor). */
 static int s_list(node_server_t *self, const Engram__Request *req, const char *sid, api_reply_t *r)
 {
-    unsigned limit =
-        req->limit && req->limit < self->config.list_limit ? req->limit : self->config.list_limit;
     search_filter_t *filter = NULL;
     int rc = s_parse_filter(req, r, &filter);
     if (rc)
         return rc;
     if (filter && search_filter_is_empty(filter))
         search_filter_destroy(&filter);
-    int64_t now = api__now_ms();
-    char cursor[ENGRAM_MAX_KEY_BYTES + 1];
-    snprintf(cursor, sizeof cursor, "%s", req->cursor);
-    char examined_key[ENGRAM_MAX_KEY_BYTES + 1] = "";
-    unsigned examined = 0;
-    bool more = true, next_visible = false, stopped = false;
-    while (rc == 0 && more && !next_visible && !stopped) {
-        node_listed_t *keys;
-        size_t n;
-        rc = node_store_list(self->store, sid, req->prefix, cursor, self->config.list_limit,
-                             (uint64_t)now, &keys, &n, &more);
-        if (rc) {
-            api__fail(r, rc, "cannot list %s: %s", r->scope, engram_strerror(rc));
-            break;
-        }
-        for (size_t i = 0; rc == 0 && i < n && !next_visible; i++) {
-            if (filter && examined == S_LIST_MAX_EXAMINED) {
-                stopped = true;
-                break;
-            }
-            crdt_scope_t *view = NULL;
-            unsigned types = 0;
-            bool visible = node_store_view(self->store, sid, keys[i].key, NODE_VIEW_OBJECT, NULL,
-                                           &view, &types) == 0 &&
-                           s_object_visible(r->reader, view, keys[i].key, types, now);
-            crdt_value_t *shown =
-                visible ? s_shown_value(view, keys[i].key, keys[i].type, r->reader, now) : NULL;
-            crdt_scope_destroy(&view);
-            bool listed =
-                visible && (!filter || (shown && s_filter_matches(filter, keys[i].key, shown)));
-            if (visible && filter) {
-                examined++;
-                snprintf(examined_key, sizeof examined_key, "%s", keys[i].key);
-            }
-            if (listed && r->msg.n_items == limit) {
-                next_visible = true;
-            } else if (listed) {
-                Engram__Item *item = api__add_item(r);
-                if (!item || !(item->key = api__str(&r->arena, keys[i].key)))
-                    rc = api__fail(r, ENGRAM_ENOMEM, "out of memory");
-                else
-                    item->type = (char *)crdt_type_by_id(keys[i].type)->name;
-                if (rc == 0 && shown)
-                    rc = s_preview(r, item, shown);
-            }
-            crdt_value_destroy(&shown);
-        }
-        if (n)
-            snprintf(cursor, sizeof cursor, "%s", keys[n - 1].key);
-        node_store_listed_free(keys, n);
-        more = more && n;
-    }
+    s_list_t l = {.r = r,
+                  .filter = filter,
+                  .limit = req->limit && req->limit < self->config.list_limit
+                               ? req->limit
+                               : self->config.list_limit};
+    rc = s_walk_keys(self, req, sid, r, ~0u, s_list_key, &l);
     search_filter_destroy(&filter);
-    if (rc == 0 && next_visible && r->msg.n_items)
+    if (rc == 0 && l.next_visible && r->msg.n_items)
         r->msg.next_cursor = r->items[r->msg.n_items - 1]->key;
-    else if (rc == 0 && stopped)
-        r->msg.next_cursor = api__str(&r->arena, examined_key);
+    else if (rc == 0 && l.stopped)
+        r->msg.next_cursor = (char *)l.examined_key;
     return rc == 0 && r->arena.failed ? api__fail(r, ENGRAM_ENOMEM, "out of memory") : rc;
 }
 
@@ -1235,6 +1258,39 @@ static int s_forget_one(node_server_t *self, const Engram__Request *req, const c
  *  before the end, next_cursor is the last key it examined (give it as cursor to go on), else
  *  "". Reply.number is how many it deleted (would delete). An error stops it; what it deleted
  *  before stays deleted. */
+/*  A FORGET under way. */
+typedef struct {
+    node_server_t *self;
+    const Engram__Request *req;
+    const char *sid;
+    api_reply_t *r;
+    const search_filter_t *filter;
+    unsigned examined;
+    const char *examined_key; /* the last key examined */
+    bool stopped;             /* stopped at S_FORGET_MAX */
+} s_forget_t;
+
+static int s_forget_key(void *arg, const node_listed_t *key, const crdt_value_t *shown)
+{
+    s_forget_t *f = arg;
+    api_reply_t *r = f->r;
+    if (!shown)
+        return 0; /* nothing of it the agent may read */
+    if (f->examined == S_FORGET_MAX || r->msg.number == S_FORGET_MAX) {
+        f->stopped = true;
+        return S_WALK_STOP;
+    }
+    f->examined++;
+    if (!(f->examined_key = api__str(&r->arena, key->key)))
+        return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    if (!api__filter_matches(f->filter, key->key, shown))
+        return 0;
+    int rc = f->req->dry_run ? 0 : s_forget_one(f->self, f->req, f->sid, key->key, r);
+    if (rc == 0)
+        r->msg.number++;
+    return rc;
+}
+
 static int s_forget(node_server_t *self, const Engram__Request *req, const char *sid,
                     api_reply_t *r)
 {
@@ -1245,57 +1301,15 @@ static int s_forget(node_server_t *self, const Engram__Request *req, const char 
                        "forget needs a filter that names what to forget: an empty filter "
                        "would forget everything in %s",
                        r->scope);
-    int64_t now = api__now_ms();
-    char cursor[ENGRAM_MAX_KEY_BYTES + 1], examined_key[ENGRAM_MAX_KEY_BYTES + 1] = "";
-    snprintf(cursor, sizeof cursor, "%s", req->cursor);
-    unsigned examined = 0;
-    bool more = true, stopped = false;
-    while (rc == 0 && more && !stopped) {
-        node_listed_t *keys;
-        size_t n;
-        rc = node_store_list(self->store, sid, req->prefix, cursor, self->config.list_limit,
-                             (uint64_t)now, &keys, &n, &more);
-        if (rc) {
-            api__fail(r, rc, "cannot list %s: %s", r->scope, engram_strerror(rc));
-            break;
-        }
-        for (size_t i = 0; rc == 0 && i < n && !stopped; i++) {
-            if (keys[i].type != CRDT_REG && keys[i].type != CRDT_LOG)
-                continue;
-            if (examined == S_FORGET_MAX || r->msg.number == S_FORGET_MAX) {
-                stopped = true;
-                break;
-            }
-            crdt_scope_t *view = NULL;
-            unsigned types = 0;
-            crdt_value_t *shown = NULL;
-            if (node_store_view(self->store, sid, keys[i].key, NODE_VIEW_OBJECT, NULL, &view,
-                                &types) == 0)
-                shown = s_shown_value(view, keys[i].key, keys[i].type, r->reader, now);
-            crdt_scope_destroy(&view);
-            if (!shown)
-                continue;
-            examined++;
-            snprintf(examined_key, sizeof examined_key, "%s", keys[i].key);
-            if (s_filter_matches(filter, keys[i].key, shown) &&
-                (req->dry_run || (rc = s_forget_one(self, req, sid, keys[i].key, r)) == 0))
-                r->msg.number++;
-            crdt_value_destroy(&shown);
-        }
-        if (n)
-            snprintf(cursor, sizeof cursor, "%s", keys[n - 1].key);
-        node_store_listed_free(keys, n);
-        more = more && n;
-    }
+    s_forget_t f = {
+        .self = self, .req = req, .sid = sid, .r = r, .filter = filter, .examined_key = ""};
+    if (rc == 0)
+        rc = s_walk_keys(self, req, sid, r, 1u << CRDT_REG | 1u << CRDT_LOG, s_forget_key, &f);
     search_filter_destroy(&filter);
-    if (rc == 0 && stopped && !(r->msg.next_cursor = api__str(&r->arena, examined_key)))
-        rc = api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    if (rc == 0 && f.stopped)
+        r->msg.next_cursor = (char *)f.examined_key;
     return rc;
 }
-
-/*  What VOTE appends to a memory's key: the counter of its votes, in the same scope (listed,
- *  and read with COUNTER_GET, as any counter). */
-#define S_VOTES_SUFFIX "#votes"
 
 /*  VOTE: adds +1 or -1 to the counter KEY#votes, when KEY is a memory (a register or a log)
  *  the agent may read; Reply.number is the counter's sum as the agent sees it. */
@@ -1304,9 +1318,9 @@ static int s_vote(node_server_t *self, const Engram__Request *req, const char *s
     if (req->amount != 1 && req->amount != -1)
         return api__fail(r, ENGRAM_EINVAL, "a vote is +1 or -1, not %" PRId64, req->amount);
     size_t len = strlen(req->key);
-    if (len + strlen(S_VOTES_SUFFIX) > ENGRAM_MAX_KEY_BYTES)
+    if (len + strlen(API_VOTES_SUFFIX) > ENGRAM_MAX_KEY_BYTES)
         return api__fail(r, ENGRAM_ETOOBIG,
-                         "the key has %zu bytes: its votes' counter (KEY" S_VOTES_SUFFIX
+                         "the key has %zu bytes: its votes' counter (KEY" API_VOTES_SUFFIX
                          ") would pass the limit of %d",
                          len, ENGRAM_MAX_KEY_BYTES);
     crdt_scope_t *view = NULL;
@@ -1326,11 +1340,11 @@ static int s_vote(node_server_t *self, const Engram__Request *req, const char *s
     if (!memory)
         return api__fail(r, ENGRAM_ENOTFOUND, "'%s' not found in %s", api__quote(r, req->key),
                          r->scope);
-    char *votes = api__keep(&r->arena, malloc(len + sizeof S_VOTES_SUFFIX));
+    char *votes = api__keep(&r->arena, malloc(len + sizeof API_VOTES_SUFFIX));
     if (!votes)
         return api__fail(r, ENGRAM_ENOMEM, "out of memory");
     memcpy(votes, req->key, len);
-    memcpy(votes + len, S_VOTES_SUFFIX, sizeof S_VOTES_SUFFIX);
+    memcpy(votes + len, API_VOTES_SUFFIX, sizeof API_VOTES_SUFFIX);
     return s_mutate(self, req, r, sid, votes, NODE_VIEW_OBJECT, NULL, CRDT_COUNTER, s_counter_add,
                     NULL);
 }

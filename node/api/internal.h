@@ -37,6 +37,7 @@
 #include "crdt/value.h"
 #include "node/api/server.h"
 #include "node/cluster/cluster.h"
+#include "node/search/filter.h"
 #include "node/store/store.h"
 #include "node/trust/acl.h"
 #include "proto/api.pb-c.h"
@@ -285,6 +286,12 @@ bool api__item_from_value(api_reply_t *r, Engram__Item *item, const crdt_entry_v
 
 /*  SEARCH: ranked results of every scope searched that the agent may read. */
 int api__search(node_server_t *self, const Engram__Request *req, api_reply_t *r);
+/*  What VOTE appends to a memory's key: the counter of its votes, in the same scope (listed,
+ *  and read with COUNTER_GET, as any counter), which SEARCH's usefulness boost reads. */
+#define API_VOTES_SUFFIX "#votes"
+/*  Whether the value v a reader sees key by matches filter (author, user, key, created_at
+ *  and updated_at in ms, metadata): SEARCH, LIST and FORGET alike. */
+bool api__filter_matches(const search_filter_t *filter, const char *key, const crdt_value_t *v);
 /*  CONTEXT: a prompt block of the best memories within a token budget. */
 int api__context(node_server_t *self, const Engram__Request *req, api_reply_t *r);
 /*  A write's embedding (Request.embedding): well-formed (node/search/vector.h), on a write of

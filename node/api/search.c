@@ -60,8 +60,6 @@
 #define SEARCH_MAX_SCOPES 64
 /*  Candidates a vector ranking keeps per scope, and that boosts re-rank. */
 #define SEARCH_POOL 200
-/*  The suffix of a memory's usefulness counter (VOTE). */
-#define SEARCH_VOTES_SUFFIX "#votes"
 
 typedef enum { MODE_KEYWORD, MODE_VECTOR, MODE_HYBRID } s_mode_t;
 
@@ -467,15 +465,26 @@ static int s_rank(const s_query_t *q, s_scopes_t *list, s_candidates_t *out)
     return 0;
 }
 
+bool api__filter_matches(const search_filter_t *filter, const char *key, const crdt_value_t *v)
+{
+    search_record_t record = {v->author,
+                              v->user,
+                              key,
+                              v->created_hlc >> ENGRAM_HLC_LOGICAL_BITS,
+                              v->updated_hlc >> ENGRAM_HLC_LOGICAL_BITS,
+                              v->meta_json};
+    return search_filter_match(filter, &record);
+}
+
 /*  The usefulness votes of key the reader may see (0 without a counter). */
 static int64_t s_votes(node_server_t *self, const Engram__Request *req, const s_candidate_t *c)
 {
     size_t len = strlen(c->key);
-    if (len + sizeof SEARCH_VOTES_SUFFIX > ENGRAM_MAX_KEY_BYTES + 1)
+    if (len + sizeof API_VOTES_SUFFIX > ENGRAM_MAX_KEY_BYTES + 1)
         return 0;
     char key[ENGRAM_MAX_KEY_BYTES + 1];
     memcpy(key, c->key, len);
-    memcpy(key + len, SEARCH_VOTES_SUFFIX, sizeof SEARCH_VOTES_SUFFIX);
+    memcpy(key + len, API_VOTES_SUFFIX, sizeof API_VOTES_SUFFIX);
     crdt_scope_t *view = NULL;
     unsigned types = 0;
     int64_t votes = 0;
@@ -511,10 +520,7 @@ static int s_load(node_server_t *self, const Engram__Request *req, const s_query
         (!v->expires_at_ms || (int64_t)v->expires_at_ms > now) && api__reader_may(&reader, v);
     uint64_t updated_ms = v->updated_hlc >> ENGRAM_HLC_LOGICAL_BITS;
     if (live && q->filter) {
-        search_record_t record = {v->author,  v->user,
-                                  c->key,     v->created_hlc >> ENGRAM_HLC_LOGICAL_BITS,
-                                  updated_ms, v->meta_json};
-        live = search_filter_match(q->filter, &record);
+        live = api__filter_matches(q->filter, c->key, v);
     }
     crdt_value_destroy(&v);
     if (!live)

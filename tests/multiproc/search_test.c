@@ -1852,7 +1852,7 @@ static const s_note_t s_board[] = {
     {B, "writer", "draft-results",
      "Draft slide 2: revenue up 12%, churn down to 3.1%; chart of monthly revenue, in the "
      "report's format."},
-    {B, "writer", "todo",
+    {B, "writer", "open-questions",
      "To do: ask the editor whether the appendix counts toward the slide limit; check the "
      "template's font."},
     {C, "editor", "review-v1",
