@@ -357,6 +357,31 @@ class CliTest(unittest.TestCase):
         self.assertEqual(self.fails(2, "set", "frobnicate"),
                          "engram: unknown subcommand 'set frobnicate'")
 
+    def test_search_by_meaning(self):
+        # --embedding reads a JSON array of numbers from a file or stdin, for writes and
+        # queries; --mode vector ranks by cosine; --threshold takes a score (negative cosines
+        # too); a file that is not an array of numbers is a usage error, sent nowhere.
+        with tempfile.TemporaryDirectory() as tmp:
+            def vec(name, values):
+                path = os.path.join(tmp, name)
+                with open(path, "w") as f:
+                    json.dump(values, f)
+                return path
+            self.ok("put", "run:meaning", "east", "the sunrise", "--embedding", vec("e", [1, 0]))
+            self.ok("put", "run:meaning", "west", "the sunset", "--embedding", vec("w", [-1, 0]))
+            self.ok("remember", "run:meaning", "the noon", "--embedding", vec("n", [0, 1]))
+            found = self.ok("search", "x", "--scope", "run:meaning", "--mode", "vector",
+                            "--embedding", vec("q", [0.9, 0.1])).splitlines()
+            self.assertEqual([line.split(" ")[2] for line in found][0], "east")
+            self.assertEqual(len(found), 3)
+            self.assertEqual(found[-1].split(" ")[2], "west")  # cosine -0.99, still shown
+            kept = self.ok("search", "x", "--scope", "run:meaning", "--mode", "vector",
+                           "--threshold", "0.5", "--embedding", "-", stdin="[0.9, 0.1]")
+            self.assertEqual([line.split(" ")[2] for line in kept.splitlines()], ["east"])
+            self.fails(2, "search", "x", "--embedding", vec("bad", {"not": "an array"}))
+            self.fails(2, "search", "x", "--threshold", "high")
+            self.fails(4, "put", "run:meaning", "odd", "v", "--embedding", vec("three", [1, 2, 3]))
+
     def test_ttl_expiry(self):
         # The value is readable until its TTL has passed, and gone after: a slow machine may
         # take the read past the TTL, so the read is judged by when it was made.
