@@ -125,16 +125,12 @@ static int s_pack_read(const Engram__Request *req, uint8_t **buf_p, size_t *len_
     return 0;
 }
 
-/*  Why a read with a causal token is refused by s_pack_read (its length, the bound). */
-#define S_PACKED_TOO_BIG                                                                           \
-    "a read with a causal token keeps at most its names, key, prefix, cursor, filter and a "       \
-    "search's query, options and embedding, %zu bytes here; the limit is %d"
-
-/*  Parks a read whose token this node has not reached, taking *routing_p and *token (closed
- *  here either way); 0, or the refusal in r: ENGRAM_EBUSY past either cap. */
+/*  Parks a read whose token this node has not reached, taking *routing_p, *token (closed
+ *  here either way) and read, the request as s_pack_read kept it; 0, or the refusal in r:
+ *  ENGRAM_EBUSY past either cap. */
 static int s_park_read(node_server_t *self, api_conn_t *conn, zframe_t **routing_p,
-                       const Engram__Request *req, const uint8_t client_key[32], api_token_t *token,
-                       api_reply_t *r)
+                       const Engram__Request *req, uint8_t *read, size_t read_len,
+                       const uint8_t client_key[32], api_token_t *token, api_reply_t *r)
 {
     int rc = 0;
     if (!conn)
@@ -150,10 +146,6 @@ static int s_park_read(node_server_t *self, api_conn_t *conn, zframe_t **routing
                        conn->parked, zlist_size(self->parked), ENGRAM_MAX_PARKED_PER_CONNECTION,
                        ENGRAM_MAX_PARKED);
     }
-    uint8_t *read = NULL;
-    size_t read_len = 0;
-    if (rc == 0 && (rc = s_pack_read(req, &read, &read_len)) != 0)
-        rc = api__fail(r, rc, S_PACKED_TOO_BIG, read_len, API_PARKED_READ_MAX_BYTES);
     if (rc == 0)
         rc = api__token_observe(self, token, r);
     api_waiting_t *w = rc == 0 ? calloc(1, sizeof *w) : NULL;
@@ -297,17 +289,23 @@ static int s_read_after(node_server_t *self, api_conn_t *conn, zframe_t **routin
     uint8_t *packed = NULL;
     size_t packed_len = 0;
     if (rc == 0 && (rc = s_pack_read(req, &packed, &packed_len)) != 0)
-        rc = api__fail(r, rc, S_PACKED_TOO_BIG, packed_len, API_PARKED_READ_MAX_BYTES);
-    free(packed);
+        rc = api__fail(r, rc,
+                       "a read with a causal token keeps at most its names, key, prefix, cursor, "
+                       "filter and a search's query, options and embedding, %zu bytes here; the "
+                       "limit is %d",
+                       packed_len, API_PARKED_READ_MAX_BYTES);
     api_token_t token;
     if (rc == 0)
         rc = api__token_open(self, req, r, &token);
-    if (rc)
+    if (rc) {
+        free(packed);
         return rc;
+    }
     if (!api__token_reached(self, &token)) {
-        rc = s_park_read(self, conn, routing_p, req, client_key, &token, r);
+        rc = s_park_read(self, conn, routing_p, req, packed, packed_len, client_key, &token, r);
         return rc ? rc : 1;
     }
+    free(packed);
     rc = api__token_observe(self, &token, r);
     api__token_close(&token);
     return rc;
