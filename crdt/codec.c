@@ -145,7 +145,9 @@ typedef struct {
     Engram__Record **record_ptrs;
     Engram__Entry *entries;
     Engram__Entry **entry_ptrs;
-    size_t nobjects, nrecords, nentries;
+    Engram__Note *notes;
+    Engram__Note **note_ptrs;
+    size_t nobjects, nrecords, nentries, nnotes;
 } s_encoder_t;
 
 static int s_encode_object(void *arg, const crdt__object_t *object)
@@ -193,6 +195,19 @@ static int s_encode_record(void *arg, crdt_dot_t op, const crdt_dot_t *removed, 
     return 0;
 }
 
+static int s_encode_note(void *arg, crdt_dot_t op, const uint8_t *data, size_t len)
+{
+    s_encoder_t *enc = arg;
+    Engram__Note *m = &enc->notes[enc->nnotes];
+    engram__note__init(m);
+    m->node = op.node;
+    m->n = op.n;
+    m->data.data = (uint8_t *)data;
+    m->data.len = len;
+    enc->note_ptrs[enc->nnotes++] = m;
+    return 0;
+}
+
 static int s_count_object(void *arg, const crdt__object_t *object)
 {
     (void)object;
@@ -213,6 +228,7 @@ int crdt_scope_encode(const crdt_scope_t *scope, uint8_t **buf, size_t *len)
 {
     s_encoder_t enc = {0};
     size_t nobjects = 0, nrecords = 0, nentries = crdt_scope_entries(scope);
+    size_t nnotes = crdt_scope_notes(scope);
     crdt__scope_foreach_object(scope, s_count_object, &nobjects);
     crdt_scope_foreach_record(scope, s_count_record, &nrecords);
     engram__scope__init(&enc.msg);
@@ -225,13 +241,16 @@ int crdt_scope_encode(const crdt_scope_t *scope, uint8_t **buf, size_t *len)
     enc.record_ptrs = calloc(nrecords + 1, sizeof *enc.record_ptrs);
     enc.entries = calloc(nentries + 1, sizeof *enc.entries);
     enc.entry_ptrs = calloc(nentries + 1, sizeof *enc.entry_ptrs);
+    enc.notes = calloc(nnotes + 1, sizeof *enc.notes);
+    enc.note_ptrs = calloc(nnotes + 1, sizeof *enc.note_ptrs);
     if (rc == 0 && (!enc.objects || !enc.object_ptrs || !enc.records || !enc.record_ptrs ||
-                    !enc.entries || !enc.entry_ptrs))
+                    !enc.entries || !enc.entry_ptrs || !enc.notes || !enc.note_ptrs))
         rc = ENGRAM_ENOMEM;
     if (rc == 0)
         rc = crdt__scope_foreach_object(scope, s_encode_object, &enc);
     if (rc == 0) {
         crdt_scope_foreach_record(scope, s_encode_record, &enc);
+        crdt_scope_foreach_note(scope, s_encode_note, &enc);
         enc.msg.schema_major = ENGRAM_SCHEMA_MAJOR;
         enc.msg.schema_minor = ENGRAM_SCHEMA_MINOR;
         enc.msg.ctx = &enc.ctx;
@@ -240,6 +259,8 @@ int crdt_scope_encode(const crdt_scope_t *scope, uint8_t **buf, size_t *len)
         enc.msg.n_objects = enc.nobjects;
         enc.msg.records = enc.record_ptrs;
         enc.msg.n_records = enc.nrecords;
+        enc.msg.notes = enc.note_ptrs;
+        enc.msg.n_notes = enc.nnotes;
         rc = s_pack(&enc.msg.base, buf, len);
     }
     s_ctx_msg_fini(&enc.ctx);
@@ -250,6 +271,8 @@ int crdt_scope_encode(const crdt_scope_t *scope, uint8_t **buf, size_t *len)
     free(enc.record_ptrs);
     free(enc.entries);
     free(enc.entry_ptrs);
+    free(enc.notes);
+    free(enc.note_ptrs);
     return rc;
 }
 
@@ -308,6 +331,16 @@ static int s_decode_record(crdt_scope_t *scope, const Engram__Record *r)
     return crdt__scope_add_record(scope, op, (const crdt_dot_t *)r->removed, r->n_removed / 2);
 }
 
+static int s_decode_note(crdt_scope_t *scope, const Engram__Note *m)
+{
+    crdt_dot_t op = {m->node, m->n};
+    size_t len;
+    if (!s_dot_ok(m->node, m->n) || crdt_scope_note_of(scope, op, &len))
+        return ENGRAM_EDECODE;
+    int rc = crdt_scope_note(scope, op, m->data.data, m->data.len);
+    return rc == ENGRAM_EINVAL ? ENGRAM_EDECODE : rc;
+}
+
 int crdt_scope_decode(const uint8_t *buf, size_t len, uint64_t replica, crdt_scope_t **scope_p)
 {
     *scope_p = NULL;
@@ -331,6 +364,8 @@ int crdt_scope_decode(const uint8_t *buf, size_t len, uint64_t replica, crdt_sco
         rc = s_decode_object(scope, msg->objects[i]);
     for (size_t i = 0; rc == 0 && i < msg->n_records; i++)
         rc = s_decode_record(scope, msg->records[i]);
+    for (size_t i = 0; rc == 0 && i < msg->n_notes; i++)
+        rc = s_decode_note(scope, msg->notes[i]);
     crdt_ctx_destroy(&ctx);
     crdt_ctx_destroy(&pruned);
     engram__scope__free_unpacked(msg, NULL);

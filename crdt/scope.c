@@ -25,6 +25,12 @@ typedef struct {
     size_t n;
 } s_record_t;
 
+typedef struct {
+    crdt_dot_t op;
+    uint8_t *data; /* owned */
+    size_t len;
+} s_note_t;
+
 struct crdt_scope {
     uint64_t replica;      /* issues dots (replica, n); 0 for deltas */
     crdt_ctx_t *ctx;       /* owned */
@@ -32,6 +38,7 @@ struct crdt_scope {
     crdt__hmap_t *objects; /* (type, key) -> crdt__object_t *, owned */
     crdt__hmap_t *dots;    /* dot -> crdt__leaf_t * holding it, borrowed from objects */
     crdt__hmap_t *records; /* op dot -> s_record_t *, owned */
+    crdt__hmap_t *notes;   /* op dot -> s_note_t *, owned */
     uint64_t digest;       /* XOR of the live entries' hashes */
     size_t nentries;       /* live entries */
     bool broken;           /* a join ran out of memory half-way: refuse changes */
@@ -91,7 +98,9 @@ crdt_scope_t *crdt_scope_new(uint64_t replica)
     self->objects = crdt__hmap_new();
     self->dots = crdt__hmap_new();
     self->records = crdt__hmap_new();
-    if (!self->ctx || !self->pruned || !self->objects || !self->dots || !self->records)
+    self->notes = crdt__hmap_new();
+    if (!self->ctx || !self->pruned || !self->objects || !self->dots || !self->records ||
+        !self->notes)
         crdt_scope_destroy(&self);
     return self;
 }
@@ -125,6 +134,12 @@ static void s_record_free(s_record_t *record)
     free(record);
 }
 
+static void s_note_free(s_note_t *note)
+{
+    free(note->data);
+    free(note);
+}
+
 void crdt_scope_destroy(crdt_scope_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -144,9 +159,17 @@ void crdt_scope_destroy(crdt_scope_t **self_p)
                 s_record_free(record);
         }
     }
+    if (self->notes) {
+        for (size_t i = 0; i < crdt__hmap_slots(self->notes); i++) {
+            void *note;
+            if (crdt__hmap_at(self->notes, i, NULL, NULL, &note))
+                s_note_free(note);
+        }
+    }
     crdt__hmap_destroy(&self->objects);
     crdt__hmap_destroy(&self->dots);
     crdt__hmap_destroy(&self->records);
+    crdt__hmap_destroy(&self->notes);
     crdt_ctx_destroy(&self->ctx);
     crdt_ctx_destroy(&self->pruned);
     free(self);
@@ -513,6 +536,58 @@ int crdt__object_views(const crdt__object_t *object, crdt_entry_view_t **views, 
     return 0;
 }
 
+/*  --- notes -------------------------------------------------------------------------- */
+
+int crdt_scope_note(crdt_scope_t *self, crdt_dot_t op, const void *data, size_t len)
+{
+    if (self->broken)
+        return ENGRAM_ENOMEM;
+    if (len == 0 || len > CRDT_MAX_NOTE_BYTES || !crdt_ctx_contains(self->ctx, op))
+        return ENGRAM_EINVAL;
+    s_dotkey_t dk = s_dotkey(op);
+    if (crdt__hmap_get(self->notes, &dk, sizeof dk))
+        return 0; /* an op's note never changes: the first one stays */
+    s_note_t *note = calloc(1, sizeof *note);
+    if (!note)
+        return ENGRAM_ENOMEM;
+    note->op = op;
+    note->len = len;
+    note->data = malloc(len);
+    if (!note->data || crdt__hmap_put(self->notes, &dk, sizeof dk, note) != 0) {
+        s_note_free(note);
+        return ENGRAM_ENOMEM;
+    }
+    memcpy(note->data, data, len);
+    return 0;
+}
+
+const uint8_t *crdt_scope_note_of(const crdt_scope_t *self, crdt_dot_t op, size_t *len)
+{
+    s_dotkey_t dk = s_dotkey(op);
+    const s_note_t *note = crdt__hmap_get(self->notes, &dk, sizeof dk);
+    *len = note ? note->len : 0;
+    return note ? note->data : NULL;
+}
+
+int crdt_scope_foreach_note(const crdt_scope_t *self, crdt_scope_note_fn fn, void *arg)
+{
+    for (size_t i = 0; i < crdt__hmap_slots(self->notes); i++) {
+        void *value;
+        if (!crdt__hmap_at(self->notes, i, NULL, NULL, &value))
+            continue;
+        const s_note_t *note = value;
+        int rc = fn(arg, note->op, note->data, note->len);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+size_t crdt_scope_notes(const crdt_scope_t *self)
+{
+    return crdt__hmap_count(self->notes);
+}
+
 /*  --- join --------------------------------------------------------------------------- */
 
 typedef struct {
@@ -578,6 +653,11 @@ static int s_copy_record(void *arg, crdt_dot_t op, const crdt_dot_t *removed, si
     return crdt__scope_add_record(arg, op, removed, n);
 }
 
+static int s_copy_note(void *arg, crdt_dot_t op, const uint8_t *data, size_t len)
+{
+    return crdt_scope_note(arg, op, data, len);
+}
+
 int crdt_scope_join(crdt_scope_t *self, const crdt_scope_t *delta)
 {
     if (self->broken)
@@ -610,6 +690,8 @@ int crdt_scope_join(crdt_scope_t *self, const crdt_scope_t *delta)
     self->pruned = pruned;
     if (rc == 0)
         rc = crdt_scope_foreach_record(delta, s_copy_record, self);
+    if (rc == 0)
+        rc = crdt_scope_foreach_note(delta, s_copy_note, self);
     if (pruned_grew)
         s_drop_pruned_records(self);
     if (rc)
@@ -751,6 +833,15 @@ static int s_ship_record(void *arg, crdt_dot_t op, const crdt_dot_t *removed, si
     return rc;
 }
 
+/*  The note of an op the asker lacks (its dot is in the delta's context: the difference). */
+static int s_ship_note(void *arg, crdt_dot_t op, const uint8_t *data, size_t len)
+{
+    s_since_t *since = arg;
+    if (crdt_ctx_contains(since->since, op))
+        return 0;
+    return crdt_scope_note(since->delta, op, data, len);
+}
+
 crdt_scope_t *crdt_scope_delta_since(const crdt_scope_t *self, const crdt_ctx_t *since)
 {
     if (!crdt_ctx_covers(since, self->pruned))
@@ -770,6 +861,8 @@ crdt_scope_t *crdt_scope_delta_since(const crdt_scope_t *self, const crdt_ctx_t 
         rc = s_foreach_entry(self, s_ship_unseen, &ship);
     if (rc == 0)
         rc = crdt_scope_foreach_record(self, s_ship_record, &ship);
+    if (rc == 0)
+        rc = crdt_scope_foreach_note(self, s_ship_note, &ship);
     if (rc)
         crdt_scope_destroy(&ship.delta);
     return ship.delta;

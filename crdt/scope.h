@@ -27,7 +27,7 @@
  *  Deltas are scopes too (replica 0: they never issue dots). Mutators (in awset.h, mvreg.h,
  *  counter.h, log.h) change the scope and return the delta m^δ(x), with x ⊔ m^δ(x) = m(x).
  *
- *  Ownership: a scope owns all its entries, values and records. Functions returning
+ *  Ownership: a scope owns all its entries, values, records and notes. Functions returning
  *  crdt_scope_t * give the caller a new scope to destroy. Not thread-safe.
  *
  *  Cost: a join visits the delta's entries plus, for removals, whichever is smaller: the dots of
@@ -46,6 +46,7 @@
 
 #include "crdt/ctx.h"
 #include "crdt/type.h"
+#include "engram/limits.h"
 
 typedef struct crdt_scope crdt_scope_t;
 
@@ -68,6 +69,23 @@ size_t crdt_scope_records(const crdt_scope_t *self);
 const crdt_ctx_t *crdt_scope_pruned(const crdt_scope_t *self);
 /*  Bit (1u << type) is set for every type that has an object under key. */
 unsigned crdt_scope_types_of(const crdt_scope_t *self, const char *key);
+
+/*  Op notes: an immutable blob attached to an operation's dot, carried with the op wherever
+ *  its dot goes: joins copy them, crdt_scope_delta_since ships the notes of the ops the asker
+ *  lacks (a whole state: every note), the codec keeps them. A note decides nothing in a join
+ *  and is no part of the state's digest or equality; it is never pruned. One note per dot:
+ *  the first one held stays (an op's note never changes). node/ carries each operation's
+ *  history step in its note, so that every replica holding the op shows the same history.
+ *  crdt_scope_note refuses (ENGRAM_EINVAL) an empty note, one larger than
+ *  CRDT_MAX_NOTE_BYTES, or one whose dot is not in the context. */
+#define CRDT_MAX_NOTE_BYTES (ENGRAM_MAX_ENTRY_BYTES + 64 * 1024)
+int crdt_scope_note(crdt_scope_t *self, crdt_dot_t op, const void *data, size_t len);
+/*  The note of op, or NULL; borrowed until the next change of self. */
+const uint8_t *crdt_scope_note_of(const crdt_scope_t *self, crdt_dot_t op, size_t *len);
+typedef int (*crdt_scope_note_fn)(void *arg, crdt_dot_t op, const uint8_t *data, size_t len);
+/*  Calls fn for every note, in no order; a non-zero return stops and is returned. */
+int crdt_scope_foreach_note(const crdt_scope_t *self, crdt_scope_note_fn fn, void *arg);
+size_t crdt_scope_notes(const crdt_scope_t *self);
 
 /*  self := self ⊔ delta. Refuses with ENGRAM_EDOTREUSE, changing nothing, when a dot of the
  *  delta labels different content here (a replica issued one dot twice: joining would make

@@ -1,17 +1,21 @@
 /*  Tests of crdt_scope: the one join and its laws over random states, delivery-order
  *  independence, catch-up deltas (crdt_scope_delta_since) with and without pruned records,
- *  causal delivery keeping contexts plain version vectors, and refusals that change nothing.
+ *  causal delivery keeping contexts plain version vectors, refusals that change nothing, and
+ *  op notes travelling with their ops (joins, catch-up deltas, whole states, the codec).
  *  Random states come from tests/support/world.c; every case is replayable by its seed.
  */
 #include "world.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "crdt/awset.h"
+#include "crdt/codec.h"
 #include "crdt/mvreg.h"
 #include "engram/error.h"
 #include "engram/limits.h"
+#include "proto/crdt.pb-c.h"
 
 /*  The canonical use: two replicas of one scope write, ship deltas, and converge. */
 static void test_two_replicas_converge(void **state)
@@ -334,6 +338,99 @@ static void test_records_are_collected_at_stable_cut(void **state)
     crdt_scope_destroy(&b);
 }
 
+/*  Counts the notes a scope holds whose content is "step <n>" for their own dot. */
+static int s_note_matches(void *arg, crdt_dot_t op, const uint8_t *data, size_t len)
+{
+    char want[32];
+    snprintf(want, sizeof want, "step %llu", (unsigned long long)op.n);
+    if (len == strlen(want) && memcmp(data, want, len) == 0)
+        (*(size_t *)arg)++;
+    return 0;
+}
+
+static size_t s_good_notes(const crdt_scope_t *scope)
+{
+    size_t good = 0;
+    crdt_scope_foreach_note(scope, s_note_matches, &good);
+    return good;
+}
+
+/*  A note rides with its op: a replica that joins the op's delta, catches up from a replica
+ *  holding it (also after the op's entry was overwritten and its records pruned), or decodes
+ *  it, holds the note; a catch-up delta carries only the notes of ops the asker lacks; a dot's
+ *  first note stays; notes outside the context are refused, by the API and by the decoder. */
+static void test_notes_travel_with_their_ops(void **state)
+{
+    (void)state;
+    crdt_scope_t *a = crdt_scope_new(1), *b = crdt_scope_new(2);
+    for (int i = 1; i <= 3; i++) {
+        crdt_scope_t *d = NULL;
+        char value[16], note[32];
+        snprintf(value, sizeof value, "v%d", i);
+        assert_int_equal(crdt_mvreg_write(a, "goal", (uint64_t)i, value, strlen(value), &d), 0);
+        snprintf(note, sizeof note, "step %d", i);
+        crdt_dot_t dot = {1, (uint64_t)i};
+        assert_int_equal(crdt_scope_note(d, dot, note, strlen(note)), 0);
+        assert_int_equal(crdt_scope_note(d, dot, "other", 5), 0); /* the first stays */
+        assert_int_equal(crdt_scope_join(a, d), 0);
+        if (i == 1)
+            assert_int_equal(crdt_scope_join(b, d), 0);
+        crdt_scope_destroy(&d);
+    }
+    assert_int_equal(crdt_scope_notes(a), 3);
+    assert_int_equal(s_good_notes(a), 3);
+    assert_int_equal(crdt_scope_notes(b), 1);
+    /* Refused: outside the context, empty, too big. */
+    assert_int_equal(crdt_scope_note(a, (crdt_dot_t){1, 9}, "x", 1), ENGRAM_EINVAL);
+    assert_int_equal(crdt_scope_note(a, (crdt_dot_t){1, 1}, "x", 0), ENGRAM_EINVAL);
+    /* Catch-up: b lacks ops 2 and 3 (op 2's entry is gone: overwritten by 3). */
+    crdt_scope_t *up = crdt_scope_delta_since(a, crdt_scope_ctx(b));
+    assert_non_null(up);
+    assert_int_equal(crdt_scope_notes(up), 2);
+    assert_int_equal(crdt_scope_join(b, up), 0);
+    crdt_scope_destroy(&up);
+    assert_int_equal(s_good_notes(b), 3);
+    /* Pruned records: a new replica gets the whole state, notes included. */
+    assert_int_equal(crdt_scope_prune(a, crdt_scope_ctx(a)), 0);
+    crdt_scope_t *empty = crdt_scope_new(3);
+    crdt_scope_t *whole = crdt_scope_delta_since(a, crdt_scope_ctx(empty));
+    assert_int_equal(s_good_notes(whole), 3);
+    /* The codec keeps them. */
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(crdt_scope_encode(whole, &buf, &len), 0);
+    crdt_scope_t *decoded = NULL;
+    assert_int_equal(crdt_scope_decode(buf, len, 0, &decoded), 0);
+    assert_int_equal(s_good_notes(decoded), 3);
+    crdt_scope_destroy(&decoded);
+    /* The decoder refuses a note whose dot is outside the context, and a dot's second note:
+     * the same encoding with one note changed by hand, its valid twin decoding. */
+    Engram__Scope *msg = engram__scope__unpack(NULL, len, buf);
+    assert_non_null(msg);
+    assert_int_equal(msg->n_notes, 3);
+    uint64_t n0 = msg->notes[0]->n;
+    const uint64_t bad[] = {7, msg->notes[1]->n, n0};
+    const int want[] = {ENGRAM_EDECODE, ENGRAM_EDECODE, 0};
+    for (size_t i = 0; i < 3; i++) {
+        msg->notes[0]->n = bad[i];
+        size_t size = engram__scope__get_packed_size(msg);
+        uint8_t *out = malloc(size);
+        engram__scope__pack(msg, out);
+        decoded = (crdt_scope_t *)1;
+        assert_int_equal(crdt_scope_decode(out, size, 0, &decoded), want[i]);
+        if (want[i])
+            assert_null(decoded);
+        crdt_scope_destroy(&decoded);
+        free(out);
+    }
+    engram__scope__free_unpacked(msg, NULL);
+    free(buf);
+    crdt_scope_destroy(&whole);
+    crdt_scope_destroy(&empty);
+    crdt_scope_destroy(&a);
+    crdt_scope_destroy(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -346,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_refusals_change_nothing),
         cmocka_unit_test(test_concurrent_types_coexist),
         cmocka_unit_test(test_records_are_collected_at_stable_cut),
+        cmocka_unit_test(test_notes_travel_with_their_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
