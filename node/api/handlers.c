@@ -1001,10 +1001,6 @@ static int s_list(node_server_t *self, const Engram__Request *req, const char *s
     return rc == 0 && r->arena.failed ? api__fail(r, ENGRAM_ENOMEM, "out of memory") : rc;
 }
 
-static int s_history_item(api_reply_t *r, uint64_t hlc, crdt_dot_t dot, const char *op,
-                          const char *agent, const char *user, crdt_type_id_t type,
-                          const char *elem, const uint8_t *value, size_t len, int64_t amount);
-
 /*  A page of a history being filled, in HLC order. */
 typedef struct {
     api_reply_t *r;
@@ -1013,63 +1009,50 @@ typedef struct {
     bool more;    /* a visible step follows the page */
 } s_history_page_t;
 
-/*  One step of a history, shown if the reader may read what it wrote: a put or append by its
- *  value's provenance (the history keeps the encoded value), any other step by its agent and
- *  the scope. */
-static int s_history_step(void *arg, uint64_t hlc, crdt_dot_t dot, const char *op,
-                          const char *agent, const char *user, crdt_type_id_t type,
-                          const char *elem, const uint8_t *value, size_t len, int64_t amount)
+/*  Whether the reader may see a step: a put, append or set add by its value's provenance (the
+ *  history keeps the encoded value), any other step by its agent and the scope. *v gets the
+ *  decoded value, if any (caller destroys). */
+static bool s_step_visible(const api_reader_t *reader, const node_step_t *step, crdt_value_t **v)
 {
-    s_history_page_t *page = arg;
-    api_reply_t *r = page->r;
-    crdt_value_t *v = NULL;
-    bool visible;
-    if (value && len && crdt_value_decode(value, len, &v) == 0) {
-        visible = api__reader_may(r->reader, v);
-        value = v->data;
-        len = v->len;
-    } else {
-        const char *agents[1] = {agent};
-        const char *resources[1] = {r->reader->sid};
-        visible = api__may_read_provenance(r->reader->self, r->reader->agent, r->reader->user,
-                                           r->reader->sid, agents, 1, resources,
-                                           r->reader->sid[0] == '@' ? 0 : 1);
-        len = 0;
-    }
-    if (!visible) {
-        crdt_value_destroy(&v);
-        return 0;
-    }
-    if (s_page_full(r, page->limit, page->bytes, len)) {
-        crdt_value_destroy(&v);
-        page->more = true;
-        return NODE_STORE_STOP;
-    }
-    page->bytes += len;
-    int rc = s_history_item(r, hlc, dot, op, agent, user, type, elem, value, len, amount);
-    crdt_value_destroy(&v);
-    return rc;
+    *v = NULL;
+    if (step->value && crdt_value_decode(step->value, step->len, v) == 0)
+        return api__reader_may(reader, *v);
+    const char *agents[1] = {step->agent};
+    const char *resources[1] = {reader->sid};
+    return api__may_read_provenance(reader->self, reader->agent, reader->user, reader->sid,
+                                    agents, 1, resources, reader->sid[0] == '@' ? 0 : 1);
 }
 
-static int s_history_item(api_reply_t *r, uint64_t hlc, crdt_dot_t dot, const char *op,
-                          const char *agent, const char *user, crdt_type_id_t type,
-                          const char *elem, const uint8_t *value, size_t len, int64_t amount)
+/*  One step as an item: what it did, who did it and for whom, when (its stamp and dot), and
+ *  for a step that wrote a value, the value with its metadata and provenance. */
+static int s_history_item(api_reply_t *r, const node_step_t *step, const crdt_value_t *v)
 {
     Engram__Item *item = api__add_item(r);
     if (!item)
         return ENGRAM_ENOMEM;
-    const crdt_type_t *t = crdt_type_by_id(type);
+    const crdt_type_t *t = crdt_type_by_id(step->type);
     item->type = (char *)(t ? t->name : "");
-    item->op = api__str(&r->arena, op);
-    item->author = api__str(&r->arena, agent);
-    item->user = api__str(&r->arena, user);
-    item->hlc = hlc;
-    item->node = dot.node;
-    item->n = dot.n;
-    item->amount = amount;
-    if (elem && *elem) {
-        len = strlen(elem);
-        value = (const uint8_t *)elem;
+    item->op = api__str(&r->arena, step->op);
+    item->author = api__str(&r->arena, step->agent);
+    item->user = api__str(&r->arena, step->user);
+    item->hlc = step->hlc;
+    item->node = step->dot.node;
+    item->n = step->dot.n;
+    item->amount = step->amount;
+    const uint8_t *value = v ? v->data : NULL;
+    size_t len = v ? v->len : 0;
+    if (step->elem && *step->elem) {
+        len = strlen(step->elem);
+        value = (const uint8_t *)step->elem;
+    }
+    if (v) {
+        item->meta_json = api__str(&r->arena, v->meta_json);
+        item->agents = s_strv(&r->arena, v->agents, v->nagents);
+        item->n_agents = v->nagents;
+        item->resources = s_strv(&r->arena, v->resources, v->nresources);
+        item->n_resources = v->nresources;
+        item->created_hlc = v->created_hlc;
+        item->expires_at_ms = v->expires_at_ms;
     }
     uint8_t *copy = api__keep(&r->arena, malloc(len ? len : 1));
     if (copy && len)
@@ -1077,6 +1060,28 @@ static int s_history_item(api_reply_t *r, uint64_t hlc, crdt_dot_t dot, const ch
     item->value.data = copy;
     item->value.len = len;
     return r->arena.failed ? ENGRAM_ENOMEM : 0;
+}
+
+/*  One step of a history, shown if the reader may see it. */
+static int s_history_step(void *arg, const node_step_t *step)
+{
+    s_history_page_t *page = arg;
+    api_reply_t *r = page->r;
+    crdt_value_t *v = NULL;
+    if (!s_step_visible(r->reader, step, &v)) {
+        crdt_value_destroy(&v);
+        return 0;
+    }
+    size_t len = v ? v->len : 0;
+    if (s_page_full(r, page->limit, page->bytes, len)) {
+        crdt_value_destroy(&v);
+        page->more = true;
+        return NODE_STORE_STOP;
+    }
+    page->bytes += len;
+    int rc = s_history_item(r, step, v);
+    crdt_value_destroy(&v);
+    return rc;
 }
 
 /*  A page of the steps the reader may see, from the step after the cursor's position: the

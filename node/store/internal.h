@@ -149,6 +149,9 @@ void store__le64(char *out, uint64_t v);
 
 /*  sid \0 node n: the ops dot index. */
 void store__op_key(store_key_t *k, const char *sid, crdt_dot_t dot);
+/*  sid \0 key \0 hlc node n: the history key of a step. */
+void store__history_key(store_key_t *k, const char *sid, const char *key, uint64_t hlc,
+                        crdt_dot_t dot);
 
 /*  Splits an entry key (after `skip` bytes) into key, elem and dot; false if malformed. */
 bool store__parse_entry_key(const char *raw, size_t len, size_t skip, const char **key,

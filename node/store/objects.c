@@ -110,6 +110,9 @@ typedef struct {
     const node_history_t *history;
     store_key_t key;
     Engram__StoredOp *op;    /* the op record under construction (shared scopes) */
+    const crdt_dot_t *removed; /* the dots the operation removed (its removal record) */
+    size_t nremoved;
+    crdt_type_id_t type; /* of the entry the operation added; 0: none */
     store_index_batch_t *ib; /* the search index's changes */
 } s_apply_t;
 
@@ -146,6 +149,7 @@ static int s_put_added(void *arg, crdt_type_id_t type, const char *key, const cr
         if (exp.failed)
             return ENGRAM_ENOMEM;
     }
+    a->type = type;
     if (a->op) {
         a->op->type = type;
         a->op->added = true;
@@ -177,14 +181,30 @@ static int s_put_record(void *arg, crdt_dot_t op, const crdt_dot_t *removed, siz
 {
     s_apply_t *a = arg;
     (void)op;
-    if (!a->op)
-        return 0;
-    a->op->n_removed = 2 * n;
-    a->op->removed = (uint64_t *)removed; /* crdt_dot_t is (node, n) */
+    a->removed = removed;
+    a->nremoved = n;
+    if (a->op) {
+        a->op->n_removed = 2 * n;
+        a->op->removed = (uint64_t *)removed; /* crdt_dot_t is (node, n) */
+    }
     return 0;
 }
 
-static void s_put_history(s_apply_t *a, const char *key, crdt_dot_t dot, crdt_type_id_t type)
+/*  sid \0 key \0 hlc node n: the history key of a step. */
+void store__history_key(store_key_t *k, const char *sid, const char *key, uint64_t hlc,
+                        crdt_dot_t dot)
+{
+    k->len = 0;
+    store__key_str0(k, sid);
+    store__key_str0(k, key);
+    store__key_u64(k, hlc);
+    store__key_u64(k, dot.node);
+    store__key_u64(k, dot.n);
+}
+
+/*  The operation's history step, encoded (*step, caller frees), put into the history family. */
+static int s_put_history(s_apply_t *a, const char *key, crdt_dot_t dot, crdt_type_id_t type,
+                         uint8_t **step, size_t *len)
 {
     const node_history_t *h = a->history;
     Engram__StoredHistory stored = ENGRAM__STORED_HISTORY__INIT;
@@ -196,21 +216,22 @@ static void s_put_history(s_apply_t *a, const char *key, crdt_dot_t dot, crdt_ty
     stored.value.data = (uint8_t *)h->value;
     stored.value.len = h->value ? h->len : 0;
     stored.amount = h->amount;
-    size_t size = engram__stored_history__get_packed_size(&stored);
-    uint8_t *buf = malloc(size ? size : 1);
+    stored.key = (char *)key;
+    stored.hlc = h->hlc;
+    stored.n_removed = 2 * a->nremoved;
+    stored.removed = (uint64_t *)a->removed; /* crdt_dot_t is (node, n) */
+    *len = engram__stored_history__get_packed_size(&stored);
+    *step = malloc(*len ? *len : 1);
     store_key_t k = {0};
-    store__key_str0(&k, a->sid);
-    store__key_str0(&k, key);
-    store__key_u64(&k, h->hlc);
-    store__key_u64(&k, dot.node);
-    store__key_u64(&k, dot.n);
-    if (buf && !k.failed) {
-        engram__stored_history__pack(&stored, buf);
+    store__history_key(&k, a->sid, key, h->hlc, dot);
+    int rc = *step && !k.failed ? 0 : ENGRAM_ENOMEM;
+    if (rc == 0) {
+        engram__stored_history__pack(&stored, *step);
         rocksdb_writebatch_put_cf(a->batch, a->self->cf[CF_HISTORY], (char *)k.data, k.len,
-                                  (char *)buf, size);
+                                  (char *)*step, *len);
     }
-    free(buf);
     free(k.data);
+    return rc;
 }
 
 void node_store_set_min_free(node_store_t *self, uint64_t bytes)
@@ -234,7 +255,7 @@ bool store__volume_full(node_store_t *self)
 }
 
 int node_store_apply(node_store_t *self, const char *sid, const char *key,
-                     const crdt_scope_t *before, const crdt_scope_t *delta,
+                     const crdt_scope_t *before, crdt_scope_t *delta,
                      const node_history_t *history)
 {
     if (self->failed)
@@ -261,12 +282,23 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
                    history,
                    {0},
                    store__is_private(sid) ? NULL : &op,
+                   NULL,
+                   0,
+                   0,
                    store__index_batch_new()};
+    uint8_t *step = NULL;
+    size_t step_len = 0;
     int rc = a.ib ? crdt_scope_foreach_entry(before, s_delete_removed, &a) : ENGRAM_ENOMEM;
     if (rc == 0)
         rc = crdt_scope_foreach_entry(delta, s_put_added, &a);
     if (rc == 0)
         rc = crdt_scope_foreach_record(delta, s_put_record, &a);
+    if (rc == 0)
+        rc = s_put_history(&a, key, dot, a.type, &step, &step_len);
+    if (rc == 0 && a.op) { /* the step rides with the op: in its record and its delta */
+        op.hlc = history->hlc;
+        rc = crdt_scope_note(delta, dot, step, step_len);
+    }
     if (rc == 0 && a.op) { /* ops: sid \0 node n */
         store_key_t k = {0};
         store__key_str0(&k, sid);
@@ -284,8 +316,8 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
         free(buf);
         free(k.data);
     }
+    free(step);
     if (rc == 0) {
-        s_put_history(&a, key, dot, (crdt_type_id_t)op.type);
         uint8_t *buf;
         size_t len;
         rc = crdt_ctx_encode(ctx, &buf, &len);
@@ -477,10 +509,19 @@ int node_store_history(node_store_t *self, const char *sid, const char *key,
         Engram__StoredHistory *h = engram__stored_history__unpack(NULL, vlen, (const uint8_t *)v);
         if (!h)
             continue;
-        rc =
-            fn(arg, store__get_be64(tail),
-               (crdt_dot_t){store__get_be64(tail + 8), store__get_be64(tail + 16)}, h->op, h->agent,
-               h->user, (crdt_type_id_t)h->type, h->elem, h->value.data, h->value.len, h->amount);
+        node_step_t step = {store__get_be64(tail),
+                            {store__get_be64(tail + 8), store__get_be64(tail + 16)},
+                            h->op,
+                            h->agent,
+                            h->user,
+                            (crdt_type_id_t)h->type,
+                            h->elem,
+                            h->value.len ? h->value.data : NULL,
+                            h->value.len,
+                            h->amount,
+                            (const crdt_dot_t *)h->removed,
+                            h->n_removed / 2};
+        rc = fn(arg, &step);
         engram__stored_history__free_unpacked(h, NULL);
     }
     free(seek.data);

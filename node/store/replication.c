@@ -180,24 +180,56 @@ int node_store_entry_of(node_store_t *self, const char *sid, crdt_dot_t dot, cha
     return rc;
 }
 
-static int s_restore_record(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
+/*  The op's history step (its record names the step's stamp) as its note in delta. */
+static int s_note_step(node_store_t *self, const char *sid, crdt_dot_t dot,
+                       const Engram__StoredOp *op, store_key_t *key, crdt_scope_t *delta)
 {
-    if (op->n_removed >= 2)
-        crdt_scope_restore_record(arg, dot, (const crdt_dot_t *)op->removed, op->n_removed / 2);
-    return 0;
+    if (!op->hlc || !op->key[0])
+        return 0;
+    store__history_key(key, sid, op->key, op->hlc, dot);
+    if (key->failed)
+        return ENGRAM_ENOMEM;
+    char *err = NULL;
+    size_t vlen;
+    char *v = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_HISTORY],
+                             (const char *)key->data, key->len, &vlen, &err);
+    int rc = err ? store__rocks_error(&err) : 0;
+    if (rc == 0 && v && vlen)
+        rc = crdt_scope_note(delta, dot, v, vlen);
+    rocksdb_free(v);
+    return rc == ENGRAM_EINVAL ? 0 : rc; /* a step too big to carry stays here */
 }
 
-/*  The whole scope as a kernel view: entries, removal records, context and prune cut. */
+typedef struct {
+    node_store_t *self;
+    const char *sid;
+    crdt_scope_t *view;
+    store_key_t key;
+} s_restore_t;
+
+static int s_restore_record(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
+{
+    s_restore_t *r = arg;
+    if (op->n_removed >= 2)
+        crdt_scope_restore_record(r->view, dot, (const crdt_dot_t *)op->removed,
+                                  op->n_removed / 2);
+    return s_note_step(r->self, r->sid, dot, op, &r->key, r->view);
+}
+
+/*  The whole scope as a kernel view: entries, removal records and the steps of the ops whose
+ *  records are kept, context and prune cut. */
 static int s_full_view(node_store_t *self, const char *sid, crdt_scope_t **view)
 {
     store_view_t v = {crdt_scope_new(0), 0};
     if (!v.view)
         return ENGRAM_ENOMEM;
+    s_restore_t restore = {self, sid, v.view, {0}};
     int rc = crdt_scope_restore_ctx(v.view, node_store_ctx(self, sid));
     if (rc == 0)
         rc = store__scan_entries(self, sid, NULL, NULL, false, store__restore_entry, &v);
     if (rc == 0)
-        rc = store__scan_ops_in(self, sid, node_store_ctx(self, sid), s_restore_record, v.view);
+        rc = store__scan_ops_in(self, sid, node_store_ctx(self, sid), s_restore_record, &restore);
+    free(restore.key.data);
     const crdt_ctx_t *pruned = node_store_pruned(self, sid);
     if (rc == 0 && pruned)
         rc = crdt_scope_prune(v.view, pruned); /* drops records kept for live entries */
@@ -226,12 +258,15 @@ typedef struct {
     store_key_t key;
 } s_ship_t;
 
-/*  One op the asker lacks: its entry if still alive, its removal record. */
+/*  One op the asker lacks: its entry if still alive, its removal record, its step. */
 static int s_ship_op(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
 {
     s_ship_t *s = arg;
     Engram__StoredEntry *entry;
-    int rc = store__get_added(s->self, s->sid, dot, op, &s->key, &entry);
+    int rc = s_note_step(s->self, s->sid, dot, op, &s->key, s->delta);
+    if (rc)
+        return rc;
+    rc = store__get_added(s->self, s->sid, dot, op, &s->key, &entry);
     if (rc == 0 && entry) {
         crdt_entry_view_t view = {op->elem,   dot.node,         dot.n,
                                   entry->hlc, entry->data.data, entry->data.len};
@@ -362,6 +397,60 @@ static int s_collect_record(void *arg, crdt_dot_t op, const crdt_dot_t *removed,
     return 0;
 }
 
+/*  The delta's notes (history steps) of ops this node did not hold, checked, sorted by dot. */
+typedef struct {
+    crdt_dot_t op; /* first: compared by s_cmp_dot */
+    Engram__StoredHistory *step; /* owned */
+    const uint8_t *data;         /* the note as it came, borrowed from the delta */
+    size_t len;
+} s_dnote_t;
+
+typedef struct {
+    s_dnote_t *notes;
+    size_t n;
+    size_t cap;
+    const crdt_ctx_t *old;
+    uint64_t max_hlc;
+} s_dnotes_t;
+
+/*  A step from a peer is checked before anything is written: it decodes, names an operation,
+ *  a key that could name an object and a stamp; its removals are dots. */
+static int s_collect_note(void *arg, crdt_dot_t op, const uint8_t *data, size_t len)
+{
+    s_dnotes_t *d = arg;
+    if (crdt_ctx_contains(d->old, op))
+        return 0; /* an op held already: its step is here, or never will be */
+    Engram__StoredHistory *step = engram__stored_history__unpack(NULL, len, data);
+    size_t klen = step ? strlen(step->key) : 0;
+    if (!step || !step->op[0] || klen == 0 || klen > ENGRAM_MAX_KEY_BYTES || !step->hlc ||
+        step->n_removed % 2) {
+        if (step)
+            engram__stored_history__free_unpacked(step, NULL);
+        return ENGRAM_EDECODE;
+    }
+    if (crdt_array_grow((void **)&d->notes, &d->cap, d->n + 1, sizeof *d->notes)) {
+        engram__stored_history__free_unpacked(step, NULL);
+        return ENGRAM_ENOMEM;
+    }
+    d->notes[d->n++] = (s_dnote_t){op, step, data, len};
+    if (step->hlc > d->max_hlc)
+        d->max_hlc = step->hlc;
+    return 0;
+}
+
+static const s_dnote_t *s_note_of(const s_dnotes_t *d, crdt_dot_t dot)
+{
+    s_dnote_t probe = {dot, NULL, NULL, 0};
+    return d->n ? bsearch(&probe, d->notes, d->n, sizeof probe, s_cmp_dot) : NULL;
+}
+
+static void s_dnotes_free(s_dnotes_t *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        engram__stored_history__free_unpacked(d->notes[i].step, NULL);
+    free(d->notes);
+}
+
 typedef struct {
     node_store_t *self;
     rocksdb_writebatch_t *batch;
@@ -370,6 +459,7 @@ typedef struct {
     const crdt_scope_t *delta;
     s_dots_t dots;  /* the dots of the delta's entries */
     s_drecs_t recs; /* the delta's removal records */
+    const s_dnotes_t *notes; /* the steps of the ops this node did not hold */
     bool whole;     /* the delta is a whole state (it carries a prune cut) */
     store_key_t key;
     int rc;
@@ -382,11 +472,13 @@ static void s_put_op(s_remote_t *r, crdt_dot_t dot, const char *key, crdt_type_i
     s_drec_t probe = {dot, NULL, 0};
     const s_drec_t *found =
         r->recs.n ? bsearch(&probe, r->recs.recs, r->recs.n, sizeof probe, s_cmp_dot) : NULL;
+    const s_dnote_t *note = s_note_of(r->notes, dot);
     Engram__StoredOp op = ENGRAM__STORED_OP__INIT;
-    op.key = (char *)key;
+    op.key = (char *)(key[0] || !note ? key : note->step->key);
     op.type = type;
     op.elem = (char *)elem;
     op.added = added;
+    op.hlc = note ? note->step->hlc : 0;
     op.n_removed = found ? 2 * found->n : 0;
     op.removed = found ? (uint64_t *)found->removed : NULL; /* crdt_dot_t is (node, n) */
     size_t size = engram__stored_op__get_packed_size(&op);
@@ -410,6 +502,9 @@ static int s_add_remote_entry(void *arg, crdt_type_id_t type, const char *key,
     crdt_dot_t dot = {e->node, e->n};
     if (crdt_ctx_contains(r->old, dot))
         return 0; /* held already, or removed here */
+    const s_dnote_t *note = s_note_of(r->notes, dot);
+    if (note && strcmp(note->step->key, key) != 0)
+        return r->rc = ENGRAM_EDECODE; /* a step that is not its op's */
     Engram__StoredEntry stored = ENGRAM__STORED_ENTRY__INIT;
     stored.type = type;
     stored.hlc = e->hlc;
@@ -478,6 +573,28 @@ static int s_apply_remote_record(void *arg, crdt_dot_t op, const crdt_dot_t *rem
     }
     if (r->rc == 0 && !crdt_ctx_contains(r->old, op) && !s_dots_has(&r->dots, op))
         s_put_op(r, op, "", CRDT_REG, "", false);
+    return r->rc;
+}
+
+/*  The steps of the ops this node did not hold, into the history family; an op that brought
+ *  neither an entry nor a removal record (its entry is gone since) gets its op record here,
+ *  so that this node can carry its step on. */
+static int s_put_steps(s_remote_t *r)
+{
+    for (size_t i = 0; i < r->notes->n && r->rc == 0; i++) {
+        const s_dnote_t *note = &r->notes->notes[i];
+        store__history_key(&r->key, r->sid, note->step->key, note->step->hlc, note->op);
+        if (r->key.failed)
+            return r->rc = ENGRAM_ENOMEM;
+        rocksdb_writebatch_put_cf(r->batch, r->self->cf[CF_HISTORY], (char *)r->key.data,
+                                  r->key.len, (const char *)note->data, note->len);
+        s_drec_t probe = {note->op, NULL, 0};
+        bool recorded =
+            r->recs.n && bsearch(&probe, r->recs.recs, r->recs.n, sizeof probe, s_cmp_dot);
+        if (!recorded && !s_dots_has(&r->dots, note->op))
+            s_put_op(r, note->op, note->step->key, (crdt_type_id_t)note->step->type,
+                     note->step->elem, false);
+    }
     return r->rc;
 }
 
@@ -553,17 +670,29 @@ static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
         return self->failed;
     if (store__volume_full(self))
         return ENGRAM_ENOSPC;
-    uint64_t stamp = 0;
+    const crdt_ctx_t *old = node_store_ctx(self, scope);
+    crdt_ctx_t *empty = crdt_ctx_new();
+    s_dnotes_t notes = {NULL, 0, 0, old ? old : empty, 0};
+    int notes_rc = empty ? crdt_scope_foreach_note(delta, s_collect_note, &notes) : ENGRAM_ENOMEM;
+    if (notes_rc) {
+        s_dnotes_free(&notes);
+        crdt_ctx_destroy(&empty);
+        return notes_rc;
+    }
+    if (notes.n)
+        qsort(notes.notes, notes.n, sizeof *notes.notes, s_cmp_dot);
+    uint64_t stamp = notes.max_hlc;
     crdt_scope_foreach_entry(delta, s_max_stamp, &stamp);
 #ifdef ENGRAM_FAULT_NO_HLC_OBSERVE /* deliberate defect for jepsen/: remote stamps unobserved */
     stamp = 0;
 #endif
-    if (stamp && node_store_hlc_observe(self, stamp, (uint64_t)zclock_time()) != 0)
+    if (stamp && node_store_hlc_observe(self, stamp, (uint64_t)zclock_time()) != 0) {
+        s_dnotes_free(&notes);
+        crdt_ctx_destroy(&empty);
         return ENGRAM_ERANGE; /* too far ahead of this node's clock: refused, counted */
+    }
     const crdt_ctx_t *theirs_pruned = crdt_scope_pruned(delta);
     const crdt_ctx_t *our_pruned = node_store_pruned(self, scope);
-    crdt_ctx_t *empty = crdt_ctx_new();
-    const crdt_ctx_t *old = node_store_ctx(self, scope);
     crdt_ctx_t *ctx = old ? crdt_ctx_dup(old) : crdt_ctx_new();
     crdt_ctx_t *pruned = NULL; /* the joined prune cut, if it grows */
     s_remote_t r = {self,
@@ -573,6 +702,7 @@ static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
                     delta,
                     {0},
                     {0},
+                    &notes,
                     !crdt_ctx_is_empty(theirs_pruned),
                     {0},
                     0,
@@ -601,6 +731,8 @@ static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
         r.rc = s_remove_unseen(&r);
     if (r.rc == 0)
         crdt_scope_foreach_entry(delta, s_add_remote_entry, &r);
+    if (r.rc == 0)
+        s_put_steps(&r);
     int rc = r.rc ? r.rc : store__index_finish(self, r.ib, r.batch);
     if (rc == 0)
         rc = store__put_meta_ctx(self, r.batch, "ctx/", scope, ctx);
@@ -614,6 +746,7 @@ static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
     free(r.key.data);
     free(r.dots.dots);
     free(r.recs.recs);
+    s_dnotes_free(&notes);
     store__index_batch_destroy(&r.ib);
     rocksdb_writebatch_destroy(r.batch);
     crdt_ctx_destroy(&empty);

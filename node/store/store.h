@@ -44,6 +44,17 @@
  *  whose context does not cover the prune cut gets the whole state (every live entry, every
  *  record kept, the whole context and the prune cut), as the kernel answers.
  *
+ *  History: every operation writes its step (what, who, for whom, when, the dots it removed)
+ *  into the history family, which is never collected. In a shared scope the step is also the
+ *  op's note (crdt/scope.h): node_store_apply adds it to the delta that is pushed; the op
+ *  record keeps the step's stamp, so a catch-up delta and a whole state carry the steps of
+ *  the ops whose records they read; a remote delta's notes are checked (a step that does not
+ *  decode, or names another key than the entry of its dot, refuses the delta) and written
+ *  into the history family by the batch that applies the delta, for the ops this node did
+ *  not hold. So every node that holds an op shows the same step. A node that arrives after
+ *  ops were collected at a stable cut lacks the steps of what they overwrote: their records
+ *  are gone with them.
+ *
  *  Garbage: node_store_gc drops the op records at or below a stable cut
  *  whose entries are gone, strips the removals from those whose entries live, and joins the
  *  cut into the scope's prune cut, in one batch. History is user-facing and never collected.
@@ -159,8 +170,10 @@ typedef enum { NODE_VIEW_OBJECT, NODE_VIEW_ELEM, NODE_VIEW_CONTEXT } node_view_t
 int node_store_view(node_store_t *self, const char *sid, const char *key, node_view_t what,
                     const char *elem, crdt_scope_t **view, unsigned *types);
 /*  Persists one operation: the delta a mutator returned for `before` (the view it ran on). */
+/*  In a shared scope the operation's history step is added to delta as its op's note
+ *  (crdt/scope.h), so that the delta gossiped carries it. */
 int node_store_apply(node_store_t *self, const char *sid, const char *key,
-                     const crdt_scope_t *before, const crdt_scope_t *delta,
+                     const crdt_scope_t *before, crdt_scope_t *delta,
                      const node_history_t *history);
 /*  Makes every apply since the last sync durable (one WAL fsync). */
 int node_store_sync(node_store_t *self);
@@ -178,13 +191,29 @@ typedef struct {
     crdt_dot_t dot;
 } node_position_t;
 
+/*  One step of an object's history, borrowed for the call. */
+typedef struct {
+    uint64_t hlc;
+    crdt_dot_t dot;
+    const char *op; /* put, delete, set_add, ... */
+    const char *agent;
+    const char *user;
+    crdt_type_id_t type; /* of the entry it added; 0: none */
+    const char *elem;    /* set ops; "" */
+    const uint8_t *value; /* put/append/set_add: the encoded value; NULL for none */
+    size_t len;
+    int64_t amount;           /* counter_add */
+    const crdt_dot_t *removed; /* the dots the step removed (older stores: none recorded) */
+    size_t nremoved;
+} node_step_t;
+
 /*  Visits the history of one object in HLC order, from the step after `after` (NULL: from
  *  the first), seeking there directly: the cost is the steps visited. fn returns 0 to go on,
- *  NODE_STORE_STOP to stop (then node_store_history returns 0), or an error, returned. */
+ *  NODE_STORE_STOP to stop (then node_store_history returns 0), or an error, returned.
+ *  In a shared scope the history holds the steps of every operation this node holds whose
+ *  step reached it: its own, and those other nodes' deltas carried (store.h, "History"). */
 #define NODE_STORE_STOP 1
-typedef int (*node_history_fn)(void *arg, uint64_t hlc, crdt_dot_t dot, const char *op,
-                               const char *agent, const char *user, crdt_type_id_t type,
-                               const char *elem, const uint8_t *value, size_t len, int64_t amount);
+typedef int (*node_history_fn)(void *arg, const node_step_t *step);
 int node_store_history(node_store_t *self, const char *sid, const char *key,
                        const node_position_t *after, node_history_fn fn, void *arg);
 
