@@ -307,8 +307,8 @@ static int s_decode_object(crdt_scope_t *scope, const Engram__Object *o)
             type->check_entry(elem, e->data.data, e->data.len) != 0 ||
             !crdt_ctx_contains(crdt_scope_ctx(scope), dot))
             return ENGRAM_EDECODE;
-        int rc = crdt__scope_insert(scope, type->id, key, elem, dot, e->hlc, e->data.data,
-                                    e->data.len);
+        int rc =
+            crdt__scope_insert(scope, type->id, key, elem, dot, e->hlc, e->data.data, e->data.len);
         if (rc)
             return rc == ENGRAM_EDOTREUSE ? ENGRAM_EDECODE : rc;
     }

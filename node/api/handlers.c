@@ -1019,8 +1019,8 @@ static bool s_step_visible(const api_reader_t *reader, const node_step_t *step, 
         return api__reader_may(reader, *v);
     const char *agents[1] = {step->agent};
     const char *resources[1] = {reader->sid};
-    return api__may_read_provenance(reader->self, reader->agent, reader->user, reader->sid,
-                                    agents, 1, resources, reader->sid[0] == '@' ? 0 : 1);
+    return api__may_read_provenance(reader->self, reader->agent, reader->user, reader->sid, agents,
+                                    1, resources, reader->sid[0] == '@' ? 0 : 1);
 }
 
 /*  One step as an item: what it did, who did it and for whom, when (its stamp and dot), and

@@ -109,10 +109,10 @@ typedef struct {
     const crdt_scope_t *delta;
     const node_history_t *history;
     store_key_t key;
-    Engram__StoredOp *op;    /* the op record under construction (shared scopes) */
+    Engram__StoredOp *op;      /* the op record under construction (shared scopes) */
     const crdt_dot_t *removed; /* the dots the operation removed (its removal record) */
     size_t nremoved;
-    crdt_type_id_t type; /* of the entry the operation added; 0: none */
+    crdt_type_id_t type;     /* of the entry the operation added; 0: none */
     store_index_batch_t *ib; /* the search index's changes */
 } s_apply_t;
 
@@ -255,8 +255,7 @@ bool store__volume_full(node_store_t *self)
 }
 
 int node_store_apply(node_store_t *self, const char *sid, const char *key,
-                     const crdt_scope_t *before, crdt_scope_t *delta,
-                     const node_history_t *history)
+                     const crdt_scope_t *before, crdt_scope_t *delta, const node_history_t *history)
 {
     if (self->failed)
         return self->failed;

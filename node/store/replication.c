@@ -211,8 +211,7 @@ static int s_restore_record(void *arg, crdt_dot_t dot, const Engram__StoredOp *o
 {
     s_restore_t *r = arg;
     if (op->n_removed >= 2)
-        crdt_scope_restore_record(r->view, dot, (const crdt_dot_t *)op->removed,
-                                  op->n_removed / 2);
+        crdt_scope_restore_record(r->view, dot, (const crdt_dot_t *)op->removed, op->n_removed / 2);
     return s_note_step(r->self, r->sid, dot, op, &r->key, r->view);
 }
 
@@ -399,7 +398,7 @@ static int s_collect_record(void *arg, crdt_dot_t op, const crdt_dot_t *removed,
 
 /*  The delta's notes (history steps) of ops this node did not hold, checked, sorted by dot. */
 typedef struct {
-    crdt_dot_t op; /* first: compared by s_cmp_dot */
+    crdt_dot_t op;               /* first: compared by s_cmp_dot */
     Engram__StoredHistory *step; /* owned */
     const uint8_t *data;         /* the note as it came, borrowed from the delta */
     size_t len;
@@ -457,10 +456,10 @@ typedef struct {
     const char *sid;
     const crdt_ctx_t *old; /* the context before the delta */
     const crdt_scope_t *delta;
-    s_dots_t dots;  /* the dots of the delta's entries */
-    s_drecs_t recs; /* the delta's removal records */
+    s_dots_t dots;           /* the dots of the delta's entries */
+    s_drecs_t recs;          /* the delta's removal records */
     const s_dnotes_t *notes; /* the steps of the ops this node did not hold */
-    bool whole;     /* the delta is a whole state (it carries a prune cut) */
+    bool whole;              /* the delta is a whole state (it carries a prune cut) */
     store_key_t key;
     int rc;
     store_index_batch_t *ib; /* the search index's changes */

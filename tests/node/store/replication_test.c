@@ -15,6 +15,11 @@
  *  index is checked wherever convergence is: the index kept incrementally by local writes,
  *  remote deltas, whole states and removals equals, record for record, the one
  *  node_store_reindex rebuilds from the entries; TTL purges, overwrites and forgets unindex.
+ *
+ *  History is replicated: each op's step travels as its note, so catch-up deltas carry the
+ *  same notes as the mirror's, and converged stores hold the same history of every shared
+ *  scope, step for step, also for a node that was away while an object was written and
+ *  overwritten; a delta whose step is unreadable or not its op's is refused, changing nothing.
  */
 #include "prop.h"
 
@@ -26,6 +31,7 @@
 
 #include "crdt/awset.h"
 #include "crdt/counter.h"
+#include "crdt/hash.h"
 #include "crdt/log.h"
 #include "crdt/mvreg.h"
 #include "crdt/value.h"
@@ -33,6 +39,7 @@
 #include "gossip/engine.h"
 #include "node/store/internal.h" /* test_half_built_index: the index's mark */
 #include "node/store/store.h"
+#include "proto/store.pb-c.h"
 
 #define NODES  3
 #define SHARED 2
@@ -207,7 +214,13 @@ static int s_do(node_t *n, const char *sid, const char *key, op_t what, const ch
         rc = crdt_scope_forget(view, key, &delta);
     }
     if (rc == 0) {
-        node_history_t history = {.op = "op", .agent = "agent-1", .user = "u", .hlc = 1};
+        static uint64_t clock; /* one clock for every node: steps in the order they happen */
+        node_history_t history = {.op = "op",
+                                  .agent = "agent-1",
+                                  .user = "u",
+                                  .hlc = ++clock,
+                                  .value = text,
+                                  .len = text_len};
         assert_int_equal(node_store_apply(n->store, sid, key, before, delta, &history), 0);
         if (sid[0] != '@') {
             assert_int_equal(gossip_engine_local(n->engine, sid, delta, deps), 0);
@@ -322,6 +335,42 @@ static int s_record_held(void *arg, crdt_dot_t op, const crdt_dot_t *removed, si
     return r.same ? 0 : 1;
 }
 
+static int s_note_held(void *arg, crdt_dot_t op, const uint8_t *data, size_t len)
+{
+    size_t other_len;
+    const uint8_t *other = crdt_scope_note_of(arg, op, &other_len);
+    return other && other_len == len && memcmp(other, data, len) == 0 ? 0 : 1;
+}
+
+/*  The same notes (history steps), byte for byte. */
+static bool s_same_notes(const crdt_scope_t *a, const crdt_scope_t *b)
+{
+    return crdt_scope_notes(a) == crdt_scope_notes(b) &&
+           crdt_scope_foreach_note(a, s_note_held, (void *)b) == 0;
+}
+
+/*  A digest of the history family's records of scope sid (keys and steps) and their count. */
+static uint64_t s_history_digest(node_t *n, const char *sid, uint64_t *steps)
+{
+    node_store_t *store = n->store;
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(store->db, store->read_options, store->cf[CF_HISTORY]);
+    size_t plen = strlen(sid) + 1;
+    uint64_t digest = 0;
+    *steps = 0;
+    for (rocksdb_iter_seek(it, sid, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < plen || memcmp(k, sid, plen) != 0)
+            break;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        digest ^= crdt_hash(v, vlen, crdt_hash(k, klen, 1));
+        (*steps)++;
+    }
+    rocksdb_iter_destroy(it);
+    return digest;
+}
+
 /*  Same context, entries, removal records and prune cut. */
 static bool s_same(const crdt_scope_t *a, const crdt_scope_t *b)
 {
@@ -342,6 +391,10 @@ static void s_check_mirrors(node_t *nodes, crdt_ctx_t *const *since, size_t nsin
                     node_store_gossip.delta_since(nodes[i].store, s_shared[s], since[c]);
                 crdt_scope_t *want = crdt_scope_delta_since(nodes[i].mirror[s], since[c]);
                 PROP_CHECK(s_same(got, want));
+                /* The steps too, unless records were collected (a whole state carries the
+                 * steps of the records kept; the kernel never drops a note). */
+                if (crdt_ctx_is_empty(crdt_scope_pruned(got)))
+                    PROP_CHECK(s_same_notes(got, want));
                 crdt_scope_destroy(&got);
                 crdt_scope_destroy(&want);
             }
@@ -402,6 +455,15 @@ static void test_stores_converge_through_gossip(void **state)
         }
         s_heal(nodes, &rng, &now, 6);
         s_check_converged(nodes);
+        /* Every node holds the same history of every shared scope. */
+        for (int s = 0; s < SHARED; s++) {
+            uint64_t steps0, steps;
+            uint64_t digest0 = s_history_digest(&nodes[0], s_shared[s], &steps0);
+            for (int i = 1; i < NODES; i++) {
+                PROP_CHECK(s_history_digest(&nodes[i], s_shared[s], &steps) == digest0);
+                PROP_CHECK(steps == steps0);
+            }
+        }
         /* Private scopes never left their node: nobody lists or serves them. */
         for (int i = 0; i < NODES; i++) {
             PROP_CHECK(node_store_gossip.ctx(nodes[i].store, "@agent-1") == NULL);
@@ -606,6 +668,131 @@ static void test_gc_lagging_and_restored_replicas(void **state)
     s_stop(nodes);
 }
 
+typedef struct {
+    char op[16];
+    char value[16];
+    crdt_dot_t dot;
+    crdt_dot_t removed[4];
+    size_t nremoved;
+} s_seen_step_t;
+
+typedef struct {
+    s_seen_step_t steps[8];
+    size_t n;
+} s_seen_t;
+
+static int s_see_step(void *arg, const node_step_t *step)
+{
+    s_seen_t *seen = arg;
+    assert_true(seen->n < 8);
+    s_seen_step_t *out = &seen->steps[seen->n++];
+    snprintf(out->op, sizeof out->op, "%s", step->op);
+    out->value[0] = '\0';
+    crdt_value_t *v;
+    if (step->value && crdt_value_decode(step->value, step->len, &v) == 0) {
+        snprintf(out->value, sizeof out->value, "%.*s", (int)v->len, (const char *)v->data);
+        crdt_value_destroy(&v);
+    }
+    out->dot = step->dot;
+    assert_true(step->nremoved <= 4);
+    out->nremoved = step->nremoved;
+    memcpy(out->removed, step->removed, step->nremoved * sizeof *step->removed);
+    return 0;
+}
+
+/*  An object written on A, overwritten on B, then deleted on B, while C was away: once C is
+ *  back, its history of the object is A's and B's, step for step, each with what it removed,
+ *  though the first value was gone from every store's entries before C heard of it. */
+static void test_history_is_replicated(void **state)
+{
+    (void)state;
+    prop_rng_t rng = prop_case("store_history", 0);
+    const char *sid = "run:a";
+    node_t nodes[NODES], *a = &nodes[0], *b = &nodes[1], *c = &nodes[2];
+    s_start(nodes);
+    s_connect(nodes);
+    uint64_t now = 1000;
+    c->away = true;
+    assert_int_equal(s_do(a, sid, "k", OP_PUT, "v1"), 0); /* "summary" */
+    s_heal(nodes, &rng, &now, 3);
+    assert_int_equal(s_do(b, sid, "k", OP_PUT, "v2"), 0); /* "slides" */
+    s_heal(nodes, &rng, &now, 3);
+    assert_int_equal(s_do(b, sid, "k", OP_FORGET, NULL), 0);
+    s_heal(nodes, &rng, &now, 3);
+    c->away = false;
+    s_heal(nodes, &rng, &now, 4);
+    s_check_converged(nodes);
+    s_seen_t seen[NODES] = {0};
+    for (int i = 0; i < NODES; i++)
+        assert_int_equal(node_store_history(nodes[i].store, sid, "k", NULL, s_see_step, &seen[i]),
+                         0);
+    assert_int_equal(seen[2].n, 3);
+    assert_string_equal(seen[2].steps[0].value, "summary");
+    assert_string_equal(seen[2].steps[1].value, "slides");
+    assert_int_equal(seen[2].steps[0].nremoved, 0);
+    assert_int_equal(seen[2].steps[1].nremoved, 1); /* the second put superseded the first */
+    assert_true(seen[2].steps[1].removed[0].node == seen[2].steps[0].dot.node &&
+                seen[2].steps[1].removed[0].n == seen[2].steps[0].dot.n);
+    assert_int_equal(seen[2].steps[2].nremoved, 1);
+    for (int i = 0; i < 2; i++)
+        assert_memory_equal(&seen[i], &seen[2], sizeof seen[2]);
+    s_stop(nodes);
+}
+
+static int s_restore_into(void *arg, crdt_type_id_t type, const char *key,
+                          const crdt_entry_view_t *e)
+{
+    return crdt_scope_restore(arg, type, key, e);
+}
+
+/*  A delta whose step does not decode, or names another key than its op's entry, is refused
+ *  and changes nothing; the same delta with its own step is applied. */
+static void test_bad_steps_are_refused(void **state)
+{
+    (void)state;
+    const char *sid = "run:a";
+    node_t nodes[NODES], *a = &nodes[0], *b = &nodes[1];
+    s_start(nodes);
+    assert_int_equal(s_do(a, sid, "k", OP_PUT, "v"), 0);
+    crdt_ctx_t *empty = crdt_ctx_new();
+    crdt_scope_t *good = node_store_gossip.delta_since(a->store, sid, empty);
+    assert_int_equal(crdt_scope_notes(good), 1);
+    crdt_dot_t dot = {node_store_replica(a->store), 1};
+    size_t len;
+    const uint8_t *note = crdt_scope_note_of(good, dot, &len);
+    assert_non_null(note);
+    Engram__StoredHistory *step = engram__stored_history__unpack(NULL, len, note);
+    assert_non_null(step);
+    assert_string_equal(step->key, "k");
+    char *own = step->key;
+    step->key = "other";
+    uint8_t forged[256];
+    assert_true(engram__stored_history__get_packed_size(step) <= sizeof forged);
+    size_t forged_len = engram__stored_history__pack(step, forged);
+    step->key = own;
+    engram__stored_history__free_unpacked(step, NULL);
+    const struct {
+        const uint8_t *note;
+        size_t len;
+    } bad[] = {{forged, forged_len}, {(const uint8_t *)"\xff\xff\xff", 3}};
+    for (size_t i = 0; i < 2; i++) {
+        /* The good delta's context and entry, with the bad step as its op's note. */
+        crdt_scope_t *delta = crdt_scope_new(0);
+        assert_int_equal(crdt_scope_restore_ctx(delta, crdt_scope_ctx(good)), 0);
+        assert_int_equal(crdt_scope_foreach_entry(good, s_restore_into, delta), 0);
+        assert_int_equal(crdt_scope_entries(delta), 1);
+        assert_int_equal(crdt_scope_note(delta, dot, bad[i].note, bad[i].len), 0);
+        assert_int_equal(node_store_gossip.apply(b->store, sid, delta), ENGRAM_EDECODE);
+        assert_null(node_store_ctx(b->store, sid));
+        crdt_scope_destroy(&delta);
+    }
+    assert_int_equal(node_store_gossip.apply(b->store, sid, good), 0);
+    assert_non_null(node_store_ctx(b->store, sid));
+    crdt_scope_destroy(&good);
+    crdt_ctx_destroy(&empty);
+    s_stop(nodes);
+}
+
 static bool s_visible_all(void *arg, const char *const *agents, size_t nagents,
                           const char *const *resources, size_t nresources)
 {
@@ -734,6 +921,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gc_lagging_and_restored_replicas),
         cmocka_unit_test(test_stores_converge_through_gossip),
+        cmocka_unit_test(test_history_is_replicated),
+        cmocka_unit_test(test_bad_steps_are_refused),
         cmocka_unit_test(test_catch_up_matches_kernel),
         cmocka_unit_test(test_gc_refuses),
         cmocka_unit_test(test_index_follows_purge),
