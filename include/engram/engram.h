@@ -168,6 +168,12 @@ int engram_remember(engram_t *self, const char *scope, const char *text, const c
                     uint64_t ttl_ms, engram_result_t **result);
 /*  Every step, oldest first, fetched page by page. */
 int engram_history(engram_t *self, const char *scope, const char *key, engram_result_t **result);
+/*  The register's value(s) at a past time (ms since the epoch), as engram_get gives them,
+ *  replayed from the object's history: ENGRAM_ENOTFOUND if it had none the caller may read then
+ *  (not yet written, deleted, expired, or hidden). The history reaches as far back as the node
+ *  holds steps. */
+int engram_get_as_of(engram_t *self, const char *scope, const char *key, uint64_t as_of_ms,
+                     engram_result_t **result);
 /*  One page of steps, as engram_set_members_page. */
 int engram_history_page(engram_t *self, const char *scope, const char *key, const char *cursor,
                         unsigned limit, engram_result_t **result);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
+#include "crdt/array.h"
 #include "crdt/awset.h"
 #include "crdt/codec.h"
 #include "crdt/counter.h"
@@ -608,14 +609,14 @@ static int s_load(node_server_t *self, api_reply_t *r, const char *sid, const ch
 
 /*  One item per live value, in the given order; expired values are hidden. */
 static int s_add_values(api_reply_t *r, const char *key, const crdt_entry_view_t *entries, size_t n,
-                        const char *type, const api_reader_t *reader)
+                        const char *type, const api_reader_t *reader, int64_t now)
 {
     for (size_t i = 0; i < n; i++) {
         Engram__Item *item = api__add_item(r);
         if (!item)
             return api__fail(r, ENGRAM_ENOMEM, "out of memory");
         item->key = (char *)key;
-        if (!api__item_from_value(r, item, &entries[i], type, api__now_ms(), reader))
+        if (!api__item_from_value(r, item, &entries[i], type, now, reader))
             r->msg.n_items--;
     }
     return 0;
@@ -793,7 +794,8 @@ static int s_read_values(node_server_t *self, const Engram__Request *req, const 
     size_t n;
     rc = read(view, req->key, &entries, &n);
     if (rc == 0) {
-        rc = s_add_values(r, req->key, entries, n, crdt_type_by_id(type)->name, r->reader);
+        rc = s_add_values(r, req->key, entries, n, crdt_type_by_id(type)->name, r->reader,
+                          api__now_ms());
         free(entries);
     }
     crdt_scope_destroy(&view);
@@ -801,6 +803,89 @@ static int s_read_values(node_server_t *self, const Engram__Request *req, const 
     if (rc == 0 && r->msg.n_items == 0)
         rc = api__fail(r, ENGRAM_ENOTFOUND, "'%s' not found in %s", api__quote(r, req->key),
                        r->scope);
+    return rc;
+}
+
+/*  GET as of a past time: the register's versions live then, replayed from its history
+ *  (node_store_history): each step stamped at or before the time adds the version it wrote
+ *  and removes the versions it superseded (the dots it removed). HLC order respects
+ *  causality, so a version is always written before a step removes it. The versions left,
+ *  not expired at that time, that the reader may read are the answer, as GET gives them
+ *  (newest first). The history reaches as far back as this node holds steps (node/store/
+ *  store.h, "History"). */
+typedef struct {
+    crdt_entry_view_t *versions; /* elem "", data owned */
+    size_t n;
+    size_t cap;
+    uint64_t until;  /* the last stamp of the time's millisecond */
+    bool other_type; /* the object held another type by then */
+} s_replay_t;
+
+static int s_replay_step(void *arg, const node_step_t *step)
+{
+    s_replay_t *p = arg;
+    if (step->hlc > p->until)
+        return NODE_STORE_STOP;
+    for (size_t i = 0; i < step->nremoved; i++)
+        for (size_t j = 0; j < p->n; j++)
+            if (p->versions[j].node == step->removed[i].node &&
+                p->versions[j].n == step->removed[i].n) {
+                free((void *)p->versions[j].data);
+                p->versions[j] = p->versions[--p->n];
+                break;
+            }
+    if (step->type && step->type != CRDT_REG)
+        p->other_type = true;
+    if (step->type != CRDT_REG || !step->value)
+        return 0;
+    if (crdt_array_grow((void **)&p->versions, &p->cap, p->n + 1, sizeof *p->versions))
+        return ENGRAM_ENOMEM;
+    uint8_t *copy = malloc(step->len);
+    if (!copy)
+        return ENGRAM_ENOMEM;
+    memcpy(copy, step->value, step->len);
+    p->versions[p->n++] =
+        (crdt_entry_view_t){"", step->dot.node, step->dot.n, step->hlc, copy, step->len};
+    return 0;
+}
+
+static int s_cmp_newest_first(const void *a, const void *b)
+{
+    const crdt_entry_view_t *x = a, *y = b;
+    if (x->hlc != y->hlc)
+        return x->hlc > y->hlc ? -1 : 1;
+    if (x->node != y->node)
+        return x->node > y->node ? -1 : 1;
+    return (x->n < y->n) - (x->n > y->n);
+}
+
+static int s_get_as_of(node_server_t *self, const Engram__Request *req, const char *sid,
+                       api_reply_t *r)
+{
+    char when[32];
+    time_t seconds = (time_t)(req->as_of_ms / 1000);
+    struct tm tm;
+    const uint64_t clock_end_ms = (UINT64_C(1) << (64 - ENGRAM_HLC_LOGICAL_BITS)) - 1;
+    if (req->as_of_ms >= clock_end_ms || !gmtime_r(&seconds, &tm))
+        return api__fail(r, ENGRAM_EINVAL, "as_of_ms %" PRIu64 " is past the clock's range",
+                         req->as_of_ms);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    s_replay_t p = {NULL, 0, 0, ((req->as_of_ms + 1) << ENGRAM_HLC_LOGICAL_BITS) - 1, false};
+    int rc = node_store_history(self->store, sid, req->key, NULL, s_replay_step, &p);
+    if (rc == 0 && p.n) {
+        qsort(p.versions, p.n, sizeof *p.versions, s_cmp_newest_first);
+        rc = s_add_values(r, req->key, p.versions, p.n, "reg", r->reader, (int64_t)req->as_of_ms);
+    } else if (rc) {
+        api__fail(r, rc, "history of '%s': %s", api__quote(r, req->key), engram_strerror(rc));
+    }
+    for (size_t i = 0; i < p.n; i++)
+        free((void *)p.versions[i].data);
+    free(p.versions);
+    if (rc == 0 && r->msg.n_items == 0) /* hidden, expired or absent alike */
+        rc = p.other_type ? api__fail(r, ENGRAM_ETYPE, "'%s' was not a register at %s",
+                                      api__quote(r, req->key), when)
+                          : api__fail(r, ENGRAM_ENOTFOUND, "'%s' had no value in %s at %s",
+                                      api__quote(r, req->key), r->scope, when);
     return rc;
 }
 
@@ -1587,7 +1672,8 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
             return rc;
         return s_mutate(self, req, r, sid, req->key, NODE_VIEW_OBJECT, NULL, CRDT_REG, s_put, NULL);
     case ENGRAM__OP__GET:
-        return s_read_values(self, req, sid, r, CRDT_REG, crdt_mvreg_read);
+        return req->as_of_ms ? s_get_as_of(self, req, sid, r)
+                             : s_read_values(self, req, sid, r, CRDT_REG, crdt_mvreg_read);
     case ENGRAM__OP__DELETE:
         return s_mutate(self, req, r, sid, req->key, NODE_VIEW_OBJECT, NULL, 0, s_delete, NULL);
     case ENGRAM__OP__SET_ADD:

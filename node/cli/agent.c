@@ -52,7 +52,7 @@ static json_t *s_json_change(const engram_item_t *item, const char *op)
 }
 
 /*  A history step: its op, the amount of a counter change and the item's fields; on a line,
- *  hlc, op, author and value. */
+ *  its time (UTC, from its HLC), op, author, user and value. */
 static json_t *s_json_step(const engram_item_t *step)
 {
     return s_json_change(step, step->op);
@@ -60,10 +60,14 @@ static json_t *s_json_step(const engram_item_t *step)
 
 static void s_print_step(const engram_item_t *step)
 {
-    printf("%" PRIu64 " ", step->hlc);
+    char when[CLI_TIME_CHARS + 1];
+    cli_format_time(step->hlc >> ENGRAM_HLC_LOGICAL_BITS, when);
+    printf("%s ", when);
     cli_print_str(step->op);
     putchar(' ');
     cli_print_str(step->author);
+    putchar(' ');
+    cli_print_str(step->user);
     cli_print_item_value(step, step->op);
 }
 
@@ -169,8 +173,15 @@ int cli_cmd_put(engram_t *engram, const cli_opts_t *opts)
 int cli_cmd_get(engram_t *engram, const cli_opts_t *opts)
 {
     engram_result_t *result = NULL;
-    int rc =
-        engram_get(engram, opts->args[0], opts->args[1], opts->after, opts->timeout_ms, &result);
+    int rc = 0;
+    if (opts->given & CLI_OPT_AS_OF) {
+        rc = opts->after ? engram_set_after(engram, opts->after, opts->timeout_ms) : 0;
+        if (rc == 0)
+            rc = engram_get_as_of(engram, opts->args[0], opts->args[1], opts->as_of_ms, &result);
+    } else {
+        rc = engram_get(engram, opts->args[0], opts->args[1], opts->after, opts->timeout_ms,
+                        &result);
+    }
     if (rc != 0)
         return rc;
     if (result->nitems == 0) {

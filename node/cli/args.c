@@ -232,6 +232,7 @@ static const s_option_t s_options[] = {
     {"from", true, CLI_OPT_FROM},
     {"until", true, CLI_OPT_UNTIL},
     {"at", true, CLI_OPT_AT},
+    {"as-of", true, CLI_OPT_AS_OF},
     {"source", true, CLI_OPT_SOURCE},
     {"pattern", true, CLI_OPT_PATTERN},
     {"cursor", true, CLI_OPT_CURSOR},
@@ -391,7 +392,12 @@ static int s_set_option(cli_opts_t *opts, const s_option_t *option, const char *
         return s_set_time(name, value, &opts->until_ms);
     else if (strcmp(name, "at") == 0)
         return s_set_time(name, value, &opts->at_ms);
-    else if (strcmp(name, "node") == 0) {
+    else if (strcmp(name, "as-of") == 0) {
+        int rc = s_set_time(name, value, &opts->as_of_ms);
+        if (rc == 0 && opts->as_of_ms == 0)
+            return cli_usage(NULL, "--as-of takes a time after the epoch, not '%s'", value);
+        return rc;
+    } else if (strcmp(name, "node") == 0) {
         if (!cli_parse_node(value, &opts->node))
             return cli_usage(NULL, "--node takes a node id, 16 hex digits, not '%s'", value);
     } else if (strcmp(name, "replicas") == 0) {

@@ -147,6 +147,7 @@ enum {
     CLI_OPT_DRY_RUN = 1 << 26,
     CLI_OPT_TOKENS = 1 << 27,
     CLI_OPT_VOTES = 1 << 28,
+    CLI_OPT_AS_OF = 1 << 29, /* get --as-of */
 };
 
 /*  The values of a repeatable option, in the order given. The array is the cli_opts_t's (freed
@@ -185,6 +186,7 @@ typedef struct {
     uint64_t from_ms;    /* --from: a time T, in ms since the epoch (given or not: `given`) */
     uint64_t until_ms;   /* --until, likewise */
     uint64_t at_ms;      /* --at, likewise */
+    uint64_t as_of_ms;   /* --as-of, likewise */
     cli_list_t sources;  /* --source, repeatable */
     cli_list_t patterns; /* --pattern, repeatable */
     cli_list_t scopes;   /* --scope, repeatable (search) */

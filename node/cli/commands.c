@@ -30,12 +30,14 @@ static const cli_command_t s_commands[] = {
      "array of numbers in FILE, - for stdin) for search by meaning. VALUE \"-\" is read from\n"
      "stdin.",
      NULL},
-    {"get", NULL, 2, 2, CLI_OPT_AFTER | CLI_OPT_TIMEOUT, cli_cmd_get,
-     "get SCOPE KEY [--after TOKEN] [--timeout MS]", 0,
+    {"get", NULL, 2, 2, CLI_OPT_AFTER | CLI_OPT_TIMEOUT | CLI_OPT_AS_OF, cli_cmd_get,
+     "get SCOPE KEY [--as-of T] [--after TOKEN] [--timeout MS]", 0,
      "Prints the value of KEY in SCOPE (exit 3 if there is none).\n"
      "With concurrent writes, the winner is printed; --json gives its fields, the other versions\n"
      "(\"siblings\") and the causal token. --after waits until this node has seen everything\n"
-     "TOKEN covers, at most --timeout milliseconds (exit 5 then).",
+     "TOKEN covers, at most --timeout milliseconds (exit 5 then). --as-of prints the value KEY\n"
+     "had at time T (ms since the epoch, an ISO 8601 UTC time, or -5m, -2h...), replayed from\n"
+     "its history (exit 3 if it had none then).",
      NULL},
     {"rm", NULL, 2, 2, 0, cli_cmd_rm, "rm SCOPE KEY", 0,
      "Deletes KEY from SCOPE and prints the causal token.", NULL},

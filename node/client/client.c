@@ -871,6 +871,18 @@ int engram_get(engram_t *self, const char *scope, const char *key, const char *a
     return rc;
 }
 
+int engram_get_as_of(engram_t *self, const char *scope, const char *key, uint64_t as_of_ms,
+                     engram_result_t **result)
+{
+    assert(self && scope && key && result);
+    *result = NULL;
+    if (as_of_ms == 0)
+        return ENGRAM_EINVAL; /* 0 means now to the node: a time is asked for */
+    Engram__Request req = s_read_request(self, ENGRAM__OP__GET, scope, key);
+    req.as_of_ms = as_of_ms;
+    return s_call_result(self, &req, s_read_wait(self, &req), result);
+}
+
 int engram_delete(engram_t *self, const char *scope, const char *key, engram_result_t **result)
 {
     assert(self && scope && key && result);
