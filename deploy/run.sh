@@ -10,9 +10,10 @@
 # nodes; a grant made on node 1 lets an agent on node 3 read, and a revocation made on node 2
 # stops it there again; a redaction policy makes an e-mail address written on node 2 stored as
 # [redacted:email] on every node; the writer on node 2 finds by search what the researcher
-# (node 1) and the reviewer (node 3) wrote, and gets a prompt block of it; and the cluster's
-# status. The data lives in a temporary directory removed at the end (ENGRAM_DEMO_DIR keeps it
-# elsewhere; ENGRAM_BASE_PORT moves the ports). Every command it runs is echoed first as
+# (node 1) and the reviewer (node 3) wrote, and gets a prompt block of it; node 3 shows the
+# same history of a finding revised on node 2 and reads it as of before the revision; and the
+# cluster's status. The data lives in a temporary directory removed at the end
+# (ENGRAM_DEMO_DIR keeps it elsewhere; ENGRAM_BASE_PORT moves the ports). Every command it runs is echoed first as
 # `+ COMMAND`, ready to paste into a shell (with ENGRAM_HOME set as the demo sets it); a
 # command repeated until replication has done its part is echoed once, followed by how long
 # that took.
@@ -252,7 +253,18 @@ on 2 search "client requirements and format" --scope run:q3-proposal --top-k 3
 on 3 search "output format constraints" --scope run:q3-proposal --top-k 1
 on 2 context "what does the client want" --tokens 80 --scope run:q3-proposal
 
-say "10. The cluster as node 1 sees it, once every node sees every member alive again:" \
+say "10. History is the same on every node: the writer on node 2 revises the researcher's" \
+    "   finding; node 3 shows both steps, who made them and when, and reads the finding as it" \
+    "   was before the revision"
+before_revision=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
+sleep 0.2
+token=$(on 2 put run:q3-proposal client-needs \
+    "Client needs executive summary first, then ROI figures; slide decks")
+on 3 get run:q3-proposal client-needs --after "$token"
+on 3 history run:q3-proposal client-needs
+on 3 get run:q3-proposal client-needs --as-of "$before_revision"
+
+say "11. The cluster as node 1 sees it, once every node sees every member alive again:" \
     "   members, lag, version vectors, gossip counters"
 for n in 1 2 3; do
     until_ "node $n sees every member alive" three_alive \
