@@ -696,7 +696,8 @@ static int s_see_step(void *arg, const node_step_t *step)
     out->dot = step->dot;
     assert_true(step->nremoved <= 4);
     out->nremoved = step->nremoved;
-    memcpy(out->removed, step->removed, step->nremoved * sizeof *step->removed);
+    if (step->nremoved)
+        memcpy(out->removed, step->removed, step->nremoved * sizeof *step->removed);
     return 0;
 }
 
