@@ -588,6 +588,20 @@ size_t crdt_scope_notes(const crdt_scope_t *self)
     return crdt__hmap_count(self->notes);
 }
 
+void crdt_scope_drop_notes(crdt_scope_t *self)
+{
+    crdt__hmap_t *empty = crdt__hmap_new();
+    if (!empty)
+        return; /* out of memory: the notes stay */
+    for (size_t i = 0; i < crdt__hmap_slots(self->notes); i++) {
+        void *note;
+        if (crdt__hmap_at(self->notes, i, NULL, NULL, &note))
+            s_note_free(note);
+    }
+    crdt__hmap_destroy(&self->notes);
+    self->notes = empty;
+}
+
 /*  --- join --------------------------------------------------------------------------- */
 
 typedef struct {

@@ -86,6 +86,9 @@ typedef int (*crdt_scope_note_fn)(void *arg, crdt_dot_t op, const uint8_t *data,
 /*  Calls fn for every note, in no order; a non-zero return stops and is returned. */
 int crdt_scope_foreach_note(const crdt_scope_t *self, crdt_scope_note_fn fn, void *arg);
 size_t crdt_scope_notes(const crdt_scope_t *self);
+/*  Drops every note (a delta too big to send with them goes without: gossip/engine.h). Out
+ *  of memory, they stay. */
+void crdt_scope_drop_notes(crdt_scope_t *self);
 
 /*  self := self ⊔ delta. Refuses with ENGRAM_EDOTREUSE, changing nothing, when a dot of the
  *  delta labels different content here (a replica issued one dot twice: joining would make

@@ -625,6 +625,7 @@ static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *
         rc = crdt_scope_encode(delta, &delta_buf, &delta_len);
     if (rc == 0 && deps_len + delta_len + CHUNK_OVERHEAD > self->config.max_message_bytes) {
         rc = 0; /* too big to push: the peers will pull it */
+        self->stats.pushes_too_big++;
         goto out_free;
     }
     Engram__GossipPush push = ENGRAM__GOSSIP_PUSH__INIT;
@@ -702,6 +703,14 @@ static int s_add_entry_bytes(void *arg, crdt_type_id_t type, const char *key,
     return 0;
 }
 
+/*  Adds what a note (an operation's history step) weighs, likewise. */
+static int s_add_note_bytes(void *arg, crdt_dot_t op, const uint8_t *data, size_t len)
+{
+    (void)op, (void)data;
+    *(size_t *)arg += len + 32;
+    return 0;
+}
+
 int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_scope_t *delta,
                         const crdt_ctx_t *deps)
 {
@@ -709,6 +718,7 @@ int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_sco
         return 0;
     size_t len = 0;
     crdt_scope_foreach_entry(delta, s_add_entry_bytes, &len);
+    crdt_scope_foreach_note(delta, s_add_note_bytes, &len);
     int rc = 0;
     s_pending_t *p = NULL;
     for (size_t i = 0; i < self->npending && !p; i++)
@@ -1049,11 +1059,21 @@ static int s_answer(gossip_engine_t *self, uint64_t peer, const char *scope,
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = crdt_scope_encode(delta, &buf, &len);
+    size_t part = self->config.max_message_bytes - CHUNK_OVERHEAD;
+    size_t count = len ? (len + part - 1) / part : 1;
+    if (rc == 0 && (count > MAX_CHUNKS || len > self->config.max_staged_peer_bytes) &&
+        crdt_scope_notes(delta)) {
+        /* History never holds the state back: the answer goes without its steps. */
+        free(buf);
+        buf = NULL;
+        crdt_scope_drop_notes(delta);
+        rc = crdt_scope_encode(delta, &buf, &len);
+        count = len ? (len + part - 1) / part : 1;
+        self->stats.answers_without_steps++;
+    }
     crdt_scope_destroy(&delta);
     if (rc)
         return rc;
-    size_t part = self->config.max_message_bytes - CHUNK_OVERHEAD;
-    size_t count = len ? (len + part - 1) / part : 1;
     if (count > MAX_CHUNKS || len > self->config.max_staged_peer_bytes) {
         free(buf); /* more than a receiver stages: the scope waits for a larger budget */
         self->stats.answers_too_big++;

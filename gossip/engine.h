@@ -26,12 +26,13 @@
  *  leaves at all. gossip_engine_drop_data drops the queued data messages of a turn whose sync
  *  failed (what they announce is not durable).
  *
- *  Push: a local operation's delta goes at once to `fanout` random ALIVE members with its
- *  dependencies (the scope's context just before it). A receiver applies a push only when its
- *  context covers the dependencies, so every node applies a scope's operations in causal order;
- *  otherwise it drops it and pulls from the sender. Pushes are never forwarded, so a peer never
- *  gets back what it sent. A receiver that applied a push, or already held it, answers with a
- *  GossipAck carrying its context of the scope (through the outbox, so after the node's fsync):
+ *  Push: a local operation's delta (its history step included, as the op's note) goes at once
+ *  to `fanout` random ALIVE members with its dependencies (the scope's context just before
+ *  it). A receiver applies a push only when its context covers the dependencies, so every
+ *  node applies a scope's operations in causal order; otherwise it drops it and pulls from
+ *  the sender. Pushes are never forwarded, so a peer never gets back what it sent. A receiver
+ *  that applied a push, or already held it, answers with a GossipAck carrying its context of
+ *  the scope (through the outbox, so after the node's fsync):
  *  the origin learns what each peer holds (gossip_engine_peer_ctx).
  *
  *  Pull (Scuttlebutt-style anti-entropy by version vectors): every gossip interval the engine
@@ -49,6 +50,9 @@
  *  nothing). A multi-part answer for one (peer, scope) is sent at most once per
  *  ANSWER_RESEND_MS; an answer larger than max_staged_peer_bytes (the most a receiver stages)
  *  is not sent (answers_too_big): the scope cannot be pulled until the budget grows. An answer
+ *  too big only with the history steps its operations carry as notes goes without them
+ *  (answers_without_steps): history never holds back the state; the asker then lacks those
+ *  steps for good. An answer
  *  is built whole in memory (the delta, its encoding, then its parts in the outbox): at most
  *  about three times max_staged_peer_bytes while it is cut.
  *
@@ -192,6 +196,9 @@ typedef struct {
     uint64_t unstored;        /* pushes and chunks received while the store takes no delta */
     uint64_t staging_refused; /* transfers dropped: past a staging bound */
     uint64_t answers_too_big; /* answers not sent: larger than max_staged_peer_bytes */
+    uint64_t answers_without_steps; /* answers sent without their history steps (notes):
+                                       too big with them */
+    uint64_t pushes_too_big;  /* pushes not sent: over max_message_bytes (peers pull them) */
     uint64_t outbox_dropped;  /* messages not queued: the outbox was full */
     uint64_t data_dropped;    /* data messages dropped by the storage state or drop_data */
     gossip_swim_stats_t swim; /* membership: its SWIM object's counters (gossip/swim.h) */

@@ -10,7 +10,7 @@
 /*  Schema version of every encoded state, delta, value and API message. A reader refuses a
  *  newer major with ENGRAM_EVERSION; a newer minor only adds fields that older readers skip. */
 #define ENGRAM_SCHEMA_MAJOR 1
-#define ENGRAM_SCHEMA_MINOR 0
+#define ENGRAM_SCHEMA_MINOR 1 /* 1: Scope.notes, the operations' history steps */
 
 /*  Largest object key, set element and value a decoder accepts, in bytes. */
 #ifndef ENGRAM_MAX_KEY_BYTES

@@ -383,6 +383,19 @@ static void test_notes_travel_with_their_ops(void **state)
     /* Refused: outside the context, empty, too big. */
     assert_int_equal(crdt_scope_note(a, (crdt_dot_t){1, 9}, "x", 1), ENGRAM_EINVAL);
     assert_int_equal(crdt_scope_note(a, (crdt_dot_t){1, 1}, "x", 0), ENGRAM_EINVAL);
+    crdt_scope_t *fresh = crdt_scope_new(4), *d4 = NULL;
+    assert_int_equal(crdt_mvreg_write(fresh, "k", 1, "v", 1, &d4), 0);
+    char *huge = calloc(1, CRDT_MAX_NOTE_BYTES + 1);
+    assert_non_null(huge);
+    assert_int_equal(crdt_scope_note(d4, (crdt_dot_t){4, 1}, huge, CRDT_MAX_NOTE_BYTES + 1),
+                     ENGRAM_EINVAL);
+    assert_int_equal(crdt_scope_note(d4, (crdt_dot_t){4, 1}, huge, CRDT_MAX_NOTE_BYTES), 0);
+    free(huge);
+    crdt_scope_drop_notes(d4); /* a delta too big with its notes goes without */
+    assert_int_equal(crdt_scope_notes(d4), 0);
+    assert_int_equal(crdt_scope_entries(d4), 1);
+    crdt_scope_destroy(&d4);
+    crdt_scope_destroy(&fresh);
     /* Catch-up: b lacks ops 2 and 3 (op 2's entry is gone: overwritten by 3). */
     crdt_scope_t *up = crdt_scope_delta_since(a, crdt_scope_ctx(b));
     assert_non_null(up);

@@ -83,8 +83,9 @@ typedef struct {
     gossip_engine_t *engine;
 } node_t;
 
-/*  Node id presenting `card` ("": none) to the others. */
-static void s_node_card(node_t *n, uint64_t id, size_t budget, const char *card)
+/*  Node id presenting `card` ("": none) to the others; staged: what it stages per peer (0:
+ *  the default). */
+static void s_node_staged(node_t *n, uint64_t id, size_t budget, const char *card, size_t staged)
 {
     memset(n, 0, sizeof *n);
     n->store.id = id;
@@ -93,9 +94,15 @@ static void s_node_card(node_t *n, uint64_t id, size_t budget, const char *card)
                               .max_message_bytes = budget,
                               .seed = 7,
                               .card = (const uint8_t *)card,
-                              .card_len = strlen(card)};
+                              .card_len = strlen(card),
+                              .max_staged_peer_bytes = staged};
     n->engine = gossip_engine_new(&config, &s_store_ops, &n->store);
     assert_non_null(n->engine);
+}
+
+static void s_node_card(node_t *n, uint64_t id, size_t budget, const char *card)
+{
+    s_node_staged(n, id, budget, card, 0);
 }
 
 static void s_node(node_t *n, uint64_t id, size_t budget)
@@ -289,15 +296,15 @@ static void test_remote_apply_seals_the_batch(void **state)
     (void)state;
     node_t nodes[2];
     s_pair(nodes, 65536);
-    s_write(&nodes[0], "run:a", "k", "before");         /* pending at node 11 */
-    s_write(&nodes[1], "run:a", "r", "remote");         /* pushed by node 22 */
+    s_write(&nodes[0], "run:a", "k", "before"); /* pending at node 11 */
+    s_write(&nodes[1], "run:a", "r", "remote"); /* pushed by node 22 */
     uint64_t to;
     uint8_t *buf;
     size_t len;
     assert_true(gossip_engine_next(nodes[1].engine, &to, &buf, &len));
     assert_int_equal(gossip_engine_receive(nodes[0].engine, 22, buf, len, 1000), 0);
     free(buf);
-    s_write(&nodes[0], "run:a", "k", "after");          /* depends on "remote" */
+    s_write(&nodes[0], "run:a", "k", "after"); /* depends on "remote" */
     s_run(nodes, 2, NULL);
     const gossip_stats_t *origin = gossip_engine_stats(nodes[0].engine);
     assert_int_equal(origin->pushes_sent, 2);
@@ -355,6 +362,74 @@ static void test_new_node_pulls_everything_in_chunks(void **state)
     assert_true(nodes[1].store.applies - applies_before >= 2);
     s_node_fini(&nodes[0]);
     s_node_fini(&nodes[1]);
+}
+
+/*  Writes on node n with a history step of note_len bytes as the op's note (kept by the store
+ *  too, as node/store does), and hands the delta to its engine. */
+static void s_write_noted(node_t *n, const char *scope, const char *key, size_t note_len)
+{
+    int i = s_index(&n->store, scope, true);
+    crdt_scope_t *s = n->store.scopes[i];
+    crdt_ctx_t *deps = crdt_ctx_dup(crdt_scope_ctx(s));
+    crdt_scope_t *delta = NULL;
+    assert_int_equal(crdt_mvreg_write(s, key, 1, "v", 1, &delta), 0);
+    crdt_dot_t dot = {n->store.id, crdt_ctx_max(crdt_scope_ctx(s), n->store.id)};
+    char *note = malloc(note_len);
+    assert_non_null(note);
+    memset(note, 's', note_len);
+    assert_int_equal(crdt_scope_note(delta, dot, note, note_len), 0);
+    assert_int_equal(crdt_scope_note(s, dot, note, note_len), 0);
+    free(note);
+    assert_int_equal(gossip_engine_local(n->engine, scope, delta, deps), 0);
+    crdt_scope_destroy(&delta);
+    crdt_ctx_destroy(&deps);
+}
+
+/*  History never holds back the state: a push too big only because of its steps is not sent
+ *  (counted; the peer pulls it), and an answer too big with its steps goes without them
+ *  (counted), so the asker converges and lacks only those steps; small steps travel. */
+static void test_steps_never_hold_back_the_state(void **state)
+{
+    (void)state;
+    node_t nodes[2];
+    s_pair(nodes, 4096);
+    s_write_noted(&nodes[0], "run:a", "small", 100);
+    s_run(nodes, 2, NULL);
+    assert_int_equal(crdt_scope_notes(nodes[1].store.scopes[0]), 1); /* pushed with its step */
+    s_write_noted(&nodes[0], "run:a", "big", 8000); /* over the 4096-byte message budget */
+    s_run(nodes, 2, NULL);
+    const gossip_stats_t *origin = gossip_engine_stats(nodes[0].engine);
+    assert_int_equal(origin->pushes_too_big, 1);
+    s_tick_run(nodes, 2, 1000, 2000); /* pulled, in chunks, step included */
+    assert_true(s_same(&nodes[0], &nodes[1]));
+    assert_int_equal(crdt_scope_notes(nodes[1].store.scopes[0]), 2);
+    assert_int_equal(origin->answers_without_steps, 0);
+    s_node_fini(&nodes[0]);
+    s_node_fini(&nodes[1]);
+
+    /* Receivers that stage at most 128 KiB per peer: steps of 300 KiB make the answer too
+     * big with them, not without. */
+    s_node_staged(&nodes[0], 11, 4096, "", 128 * 1024);
+    s_node_staged(&nodes[1], 22, 4096, "", 128 * 1024);
+    gossip_engine_add_peer(nodes[0].engine, 22);
+    gossip_engine_add_peer(nodes[1].engine, 11);
+    for (int i = 0; i < 3; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "k%d", i);
+        s_write_noted(&nodes[0], "run:a", key, 100 * 1024);
+    }
+    uint8_t *buf;
+    size_t len;
+    uint64_t to;
+    while (gossip_engine_next(nodes[0].engine, &to, &buf, &len)) /* the pushes: lost */
+        free(buf);
+    s_tick_run(nodes, 2, 1000, 2000);
+    origin = gossip_engine_stats(nodes[0].engine);
+    assert_true(origin->answers_without_steps >= 1);
+    assert_int_equal(origin->answers_too_big, 0);
+    assert_true(s_same(&nodes[0], &nodes[1]));
+    assert_int_equal(crdt_scope_notes(nodes[1].store.scopes[0]), 0);
+    s_pair_fini(nodes);
 }
 
 /*  Truncations and bit flips of a real push: every message the engine refuses changes
@@ -771,6 +846,7 @@ int main(void)
         cmocka_unit_test(test_chunk_hash_is_checked),
         cmocka_unit_test(test_staging_is_capped_and_resends_fill_holes),
         cmocka_unit_test(test_large_answers_are_not_resent_every_tick),
+        cmocka_unit_test(test_steps_never_hold_back_the_state),
         cmocka_unit_test(test_asked_digests_bring_back_lost_dots),
         cmocka_unit_test(test_membership_runs_through_swim),
     };
