@@ -808,34 +808,43 @@ static int s_read_values(node_server_t *self, const Engram__Request *req, const 
 
 /*  GET as of a past time: the register's versions live then, replayed from its history
  *  (node_store_history): each step stamped at or before the time adds the version it wrote
- *  and removes the versions it superseded (the dots it removed). HLC order respects
- *  causality, so a version is always written before a step removes it. The versions left,
- *  not expired at that time, that the reader may read are the answer, as GET gives them
- *  (newest first). The history reaches as far back as this node holds steps (node/store/
- *  store.h, "History"). */
+ *  and removes the versions it superseded (the dots it removed; every earlier version for a
+ *  step that says removed_all). HLC order respects causality, so a version is always written
+ *  before a step removes it. The versions left, not expired at that time, that the reader may
+ *  read are the answer, as GET gives them (newest first); none is ENGRAM_ENOTFOUND, whether
+ *  hidden, expired, of another type or absent. The history reaches as far back as this node
+ *  holds steps (node/store/store.h, "History"); the cost is the object's steps up to the
+ *  time, read in order. */
 typedef struct {
     crdt_entry_view_t *versions; /* elem "", data owned */
     size_t n;
     size_t cap;
-    uint64_t until;  /* the last stamp of the time's millisecond */
-    bool other_type; /* the object held another type by then */
+    uint64_t until; /* the last stamp of the time's millisecond */
 } s_replay_t;
+
+static void s_replay_remove(s_replay_t *p, size_t j)
+{
+    free((void *)p->versions[j].data);
+    p->versions[j] = p->versions[--p->n];
+}
 
 static int s_replay_step(void *arg, const node_step_t *step)
 {
     s_replay_t *p = arg;
     if (step->hlc > p->until)
         return NODE_STORE_STOP;
+    if (step->removed_all) {
+        for (size_t j = p->n; j-- > 0;)
+            if (p->versions[j].hlc < step->hlc)
+                s_replay_remove(p, j);
+    }
     for (size_t i = 0; i < step->nremoved; i++)
         for (size_t j = 0; j < p->n; j++)
             if (p->versions[j].node == step->removed[i].node &&
                 p->versions[j].n == step->removed[i].n) {
-                free((void *)p->versions[j].data);
-                p->versions[j] = p->versions[--p->n];
+                s_replay_remove(p, j);
                 break;
             }
-    if (step->type && step->type != CRDT_REG)
-        p->other_type = true;
     if (step->type != CRDT_REG || !step->value)
         return 0;
     if (crdt_array_grow((void **)&p->versions, &p->cap, p->n + 1, sizeof *p->versions))
@@ -870,7 +879,7 @@ static int s_get_as_of(node_server_t *self, const Engram__Request *req, const ch
         return api__fail(r, ENGRAM_EINVAL, "as_of_ms %" PRIu64 " is past the clock's range",
                          req->as_of_ms);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    s_replay_t p = {NULL, 0, 0, ((req->as_of_ms + 1) << ENGRAM_HLC_LOGICAL_BITS) - 1, false};
+    s_replay_t p = {NULL, 0, 0, ((req->as_of_ms + 1) << ENGRAM_HLC_LOGICAL_BITS) - 1};
     int rc = node_store_history(self->store, sid, req->key, NULL, s_replay_step, &p);
     if (rc == 0 && p.n) {
         qsort(p.versions, p.n, sizeof *p.versions, s_cmp_newest_first);
@@ -881,11 +890,9 @@ static int s_get_as_of(node_server_t *self, const Engram__Request *req, const ch
     for (size_t i = 0; i < p.n; i++)
         free((void *)p.versions[i].data);
     free(p.versions);
-    if (rc == 0 && r->msg.n_items == 0) /* hidden, expired or absent alike */
-        rc = p.other_type ? api__fail(r, ENGRAM_ETYPE, "'%s' was not a register at %s",
-                                      api__quote(r, req->key), when)
-                          : api__fail(r, ENGRAM_ENOTFOUND, "'%s' had no value in %s at %s",
-                                      api__quote(r, req->key), r->scope, when);
+    if (rc == 0 && r->msg.n_items == 0) /* hidden, expired, another type or absent alike */
+        rc = api__fail(r, ENGRAM_ENOTFOUND, "'%s' had no value in %s at %s",
+                       api__quote(r, req->key), r->scope, when);
     return rc;
 }
 

@@ -149,6 +149,10 @@ void store__le64(char *out, uint64_t v);
 
 /*  sid \0 node n: the ops dot index. */
 void store__op_key(store_key_t *k, const char *sid, crdt_dot_t dot);
+/*  A step lists at most this many removed dots; an operation that removed more (a forget of a
+ *  large set or log) says removed_all instead, so its step stays small. */
+#define STORE_STEP_MAX_REMOVED 256
+
 /*  sid \0 key \0 hlc node n: the history key of a step. */
 void store__history_key(store_key_t *k, const char *sid, const char *key, uint64_t hlc,
                         crdt_dot_t dot);

@@ -218,8 +218,12 @@ static int s_put_history(s_apply_t *a, const char *key, crdt_dot_t dot, crdt_typ
     stored.amount = h->amount;
     stored.key = (char *)key;
     stored.hlc = h->hlc;
-    stored.n_removed = 2 * a->nremoved;
-    stored.removed = (uint64_t *)a->removed; /* crdt_dot_t is (node, n) */
+    if (a->nremoved <= STORE_STEP_MAX_REMOVED) {
+        stored.n_removed = 2 * a->nremoved;
+        stored.removed = (uint64_t *)a->removed; /* crdt_dot_t is (node, n) */
+    } else {
+        stored.removed_all = true;
+    }
     *len = engram__stored_history__get_packed_size(&stored);
     *step = malloc(*len ? *len : 1);
     store_key_t k = {0};
@@ -295,8 +299,11 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
     if (rc == 0)
         rc = s_put_history(&a, key, dot, a.type, &step, &step_len);
     if (rc == 0 && a.op) { /* the step rides with the op: in its record and its delta */
-        op.hlc = history->hlc;
         rc = crdt_scope_note(delta, dot, step, step_len);
+        if (rc == ENGRAM_EINVAL) /* too big to carry: it stays in this node's history */
+            rc = 0;
+        else if (rc == 0)
+            op.hlc = history->hlc;
     }
     if (rc == 0 && a.op) { /* ops: sid \0 node n */
         store_key_t k = {0};
@@ -519,7 +526,8 @@ int node_store_history(node_store_t *self, const char *sid, const char *key,
                             h->value.len,
                             h->amount,
                             (const crdt_dot_t *)h->removed,
-                            h->n_removed / 2};
+                            h->n_removed / 2,
+                            h->removed_all || !h->hlc};
         rc = fn(arg, &step);
         engram__stored_history__free_unpacked(h, NULL);
     }

@@ -412,17 +412,31 @@ typedef struct {
     uint64_t max_hlc;
 } s_dnotes_t;
 
-/*  A step from a peer is checked before anything is written: it decodes, names an operation,
- *  a key that could name an object and a stamp; its removals are dots. */
+/*  Whether a name from a peer's step is within bounds. */
+static bool s_step_name_ok(const char *name, bool may_be_empty)
+{
+    size_t len = strlen(name);
+    return len <= ENGRAM_MAX_KEY_BYTES && (len || may_be_empty);
+}
+
+/*  A step from a peer is checked before anything is written: it decodes; its names are
+ *  within bounds; it names an operation, a key, a type and a stamp; its removals are dots,
+ *  at most a step's worth. What it says of the op's entry and removals is checked against
+ *  them where the delta carries them (s_add_remote_entry, s_put_steps). */
 static int s_collect_note(void *arg, crdt_dot_t op, const uint8_t *data, size_t len)
 {
     s_dnotes_t *d = arg;
     if (crdt_ctx_contains(d->old, op))
         return 0; /* an op held already: its step is here, or never will be */
     Engram__StoredHistory *step = engram__stored_history__unpack(NULL, len, data);
-    size_t klen = step ? strlen(step->key) : 0;
-    if (!step || !step->op[0] || klen == 0 || klen > ENGRAM_MAX_KEY_BYTES || !step->hlc ||
-        step->n_removed % 2) {
+    bool ok = step && s_step_name_ok(step->op, false) && s_step_name_ok(step->key, false) &&
+              s_step_name_ok(step->agent, true) && s_step_name_ok(step->user, true) &&
+              s_step_name_ok(step->elem, true) && step->type <= CRDT_TYPE_MAX && step->hlc &&
+              step->n_removed % 2 == 0 && step->n_removed <= 2 * STORE_STEP_MAX_REMOVED &&
+              !(step->removed_all && step->n_removed);
+    for (size_t i = 0; ok && i < step->n_removed; i += 2)
+        ok = step->removed[i] && step->removed[i + 1];
+    if (!ok) {
         if (step)
             engram__stored_history__free_unpacked(step, NULL);
         return ENGRAM_EDECODE;
@@ -502,7 +516,11 @@ static int s_add_remote_entry(void *arg, crdt_type_id_t type, const char *key,
     if (crdt_ctx_contains(r->old, dot))
         return 0; /* held already, or removed here */
     const s_dnote_t *note = s_note_of(r->notes, dot);
-    if (note && strcmp(note->step->key, key) != 0)
+    const Engram__StoredHistory *step = note ? note->step : NULL;
+    if (step &&
+        (strcmp(step->key, key) != 0 || (e->hlc && step->hlc != e->hlc) || step->type != type ||
+         (step->value.len &&
+          (step->value.len != e->len || memcmp(step->value.data, e->data, e->len) != 0))))
         return r->rc = ENGRAM_EDECODE; /* a step that is not its op's */
     Engram__StoredEntry stored = ENGRAM__STORED_ENTRY__INIT;
     stored.type = type;
@@ -588,9 +606,15 @@ static int s_put_steps(s_remote_t *r)
         rocksdb_writebatch_put_cf(r->batch, r->self->cf[CF_HISTORY], (char *)r->key.data,
                                   r->key.len, (const char *)note->data, note->len);
         s_drec_t probe = {note->op, NULL, 0};
-        bool recorded =
-            r->recs.n && bsearch(&probe, r->recs.recs, r->recs.n, sizeof probe, s_cmp_dot);
-        if (!recorded && !s_dots_has(&r->dots, note->op))
+        const s_drec_t *rec =
+            r->recs.n ? bsearch(&probe, r->recs.recs, r->recs.n, sizeof probe, s_cmp_dot) : NULL;
+        const Engram__StoredHistory *step = note->step;
+        if (rec && (step->removed_all ? rec->n <= STORE_STEP_MAX_REMOVED
+                                      : step->n_removed != 2 * rec->n ||
+                                            memcmp(step->removed, rec->removed,
+                                                   rec->n * sizeof *rec->removed) != 0))
+            return r->rc = ENGRAM_EDECODE; /* the step's removals are not its op's */
+        if (!rec && !s_dots_has(&r->dots, note->op))
             s_put_op(r, note->op, note->step->key, (crdt_type_id_t)note->step->type,
                      note->step->elem, false);
     }

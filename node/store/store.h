@@ -203,8 +203,10 @@ typedef struct {
     const uint8_t *value; /* put/append/set_add: the encoded value; NULL for none */
     size_t len;
     int64_t amount;           /* counter_add */
-    const crdt_dot_t *removed; /* the dots the step removed (older stores: none recorded) */
+    const crdt_dot_t *removed; /* the dots the step removed */
     size_t nremoved;
+    bool removed_all; /* it removed more than a step lists, or it was written before steps
+                         listed their removals: take it as removing every earlier version */
 } node_step_t;
 
 /*  Visits the history of one object in HLC order, from the step after `after` (NULL: from

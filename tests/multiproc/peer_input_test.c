@@ -587,7 +587,8 @@ static void test_malformed_frames(void **state)
     zframe_destroy(&good);
     frame = s_pack(parsed, ENGRAM_SCHEMA_MAJOR + 1);
     s_expect_bad(&frame, "a push of a newer schema");
-    parsed->push->deps.len /= 2; /* a context cut short inside a valid frame */
+    parsed->push->deps.len -= 1; /* a context cut short inside a valid frame (its last field
+                                    loses a byte; half of an empty context may still parse) */
     frame = s_pack(parsed, ENGRAM_SCHEMA_MAJOR);
     s_expect_bad(&frame, "a push whose deps are truncated");
     parsed->push->delta.len /= 2;

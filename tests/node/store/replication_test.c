@@ -184,11 +184,13 @@ static int s_do(node_t *n, const char *sid, const char *key, op_t what, const ch
     int rc;
     uint8_t *text = NULL;
     size_t text_len = 0;
+    static uint64_t clock; /* one clock for every node: stamps in the order ops happen */
+    uint64_t hlc = ++clock;
     if (what == OP_PUT || what == OP_APPEND)
         s_text_value(value, &text, &text_len);
     switch (what) {
     case OP_PUT:
-        rc = crdt_mvreg_write(view, key, 1, text, text_len, &delta);
+        rc = crdt_mvreg_write(view, key, hlc, text, text_len, &delta);
         break;
     case OP_ADD:
         rc = crdt_awset_add(view, key, value, value, strlen(value), &delta); /* data: any bytes */
@@ -208,17 +210,16 @@ static int s_do(node_t *n, const char *sid, const char *key, op_t what, const ch
                               1 + (int64_t)(strlen(value) % 5), &delta);
         break;
     case OP_APPEND:
-        rc = crdt_log_append(view, key, 1, text, text_len, &delta);
+        rc = crdt_log_append(view, key, hlc, text, text_len, &delta);
         break;
     default:
         rc = crdt_scope_forget(view, key, &delta);
     }
     if (rc == 0) {
-        static uint64_t clock; /* one clock for every node: steps in the order they happen */
         node_history_t history = {.op = "op",
                                   .agent = "agent-1",
                                   .user = "u",
-                                  .hlc = ++clock,
+                                  .hlc = hlc,
                                   .value = text,
                                   .len = text_len};
         assert_int_equal(node_store_apply(n->store, sid, key, before, delta, &history), 0);
@@ -669,6 +670,21 @@ static void test_gc_lagging_and_restored_replicas(void **state)
 }
 
 typedef struct {
+    uint64_t steps;
+    bool removed_all; /* the last step's */
+    size_t nremoved;
+} s_history_last_t;
+
+static int s_history_last(void *arg, const node_step_t *step)
+{
+    s_history_last_t *last = arg;
+    last->steps++;
+    last->removed_all = step->removed_all;
+    last->nremoved = step->nremoved;
+    return 0;
+}
+
+typedef struct {
     char op[16];
     char value[16];
     crdt_dot_t dot;
@@ -746,44 +762,92 @@ static int s_restore_into(void *arg, crdt_type_id_t type, const char *key,
     return crdt_scope_restore(arg, type, key, e);
 }
 
-/*  A delta whose step does not decode, or names another key than its op's entry, is refused
- *  and changes nothing; the same delta with its own step is applied. */
+/*  What a forged step changes of the real one. */
+typedef enum {
+    FORGE_KEY,
+    FORGE_HLC,
+    FORGE_TYPE,
+    FORGE_VALUE,
+    FORGE_REMOVED,
+    FORGE_GARBAGE,
+    FORGE_KINDS
+} s_forge_t;
+
+/*  The step note with one thing changed, into out; returns its length. */
+static size_t s_forge(const uint8_t *note, size_t len, s_forge_t how, uint8_t *out, size_t cap)
+{
+    if (how == FORGE_GARBAGE) {
+        memcpy(out, "\xff\xff\xff", 3);
+        return 3;
+    }
+    Engram__StoredHistory *step = engram__stored_history__unpack(NULL, len, note);
+    assert_non_null(step);
+    char *own_key = step->key;
+    uint8_t *own_value = step->value.data;
+    uint8_t other_value[] = {'x'};
+    uint64_t other_removed[] = {7, 7};
+    uint64_t *own_removed = step->removed;
+    size_t own_nremoved = step->n_removed;
+    if (how == FORGE_KEY)
+        step->key = "other";
+    else if (how == FORGE_HLC)
+        step->hlc++;
+    else if (how == FORGE_TYPE)
+        step->type = CRDT_LOG;
+    else if (how == FORGE_VALUE)
+        step->value = (ProtobufCBinaryData){1, other_value};
+    else {
+        step->removed = other_removed;
+        step->n_removed = 2;
+    }
+    assert_true(engram__stored_history__get_packed_size(step) <= cap);
+    size_t n = engram__stored_history__pack(step, out);
+    step->key = own_key;
+    step->value.data = own_value;
+    step->removed = own_removed;
+    step->n_removed = own_nremoved;
+    engram__stored_history__free_unpacked(step, NULL);
+    return n;
+}
+
+static int s_restore_record_into(void *arg, crdt_dot_t op, const crdt_dot_t *removed, size_t n)
+{
+    return crdt_scope_restore_record(arg, op, removed, n);
+}
+
+/*  A delta whose step does not decode, or says of its op what the op is not (another key,
+ *  stamp, type, value, or other removals), is refused and changes nothing; the same delta
+ *  with its own steps is applied. */
 static void test_bad_steps_are_refused(void **state)
 {
     (void)state;
     const char *sid = "run:a";
     node_t nodes[NODES], *a = &nodes[0], *b = &nodes[1];
     s_start(nodes);
-    assert_int_equal(s_do(a, sid, "k", OP_PUT, "v"), 0);
+    assert_int_equal(s_do(a, sid, "k", OP_PUT, "v1"), 0);
+    assert_int_equal(s_do(a, sid, "k", OP_PUT, "v2"), 0); /* removes the first: a record */
     crdt_ctx_t *empty = crdt_ctx_new();
     crdt_scope_t *good = node_store_gossip.delta_since(a->store, sid, empty);
-    assert_int_equal(crdt_scope_notes(good), 1);
-    crdt_dot_t dot = {node_store_replica(a->store), 1};
-    size_t len;
-    const uint8_t *note = crdt_scope_note_of(good, dot, &len);
+    assert_int_equal(crdt_scope_notes(good), 2);
+    assert_int_equal(crdt_scope_records(good), 1);
+    crdt_dot_t first = {node_store_replica(a->store), 1}, second = {first.node, 2};
+    size_t len, first_len;
+    const uint8_t *note = crdt_scope_note_of(good, second, &len);
+    const uint8_t *first_note = crdt_scope_note_of(good, first, &first_len);
     assert_non_null(note);
-    Engram__StoredHistory *step = engram__stored_history__unpack(NULL, len, note);
-    assert_non_null(step);
-    assert_string_equal(step->key, "k");
-    char *own = step->key;
-    step->key = "other";
-    uint8_t forged[256];
-    assert_true(engram__stored_history__get_packed_size(step) <= sizeof forged);
-    size_t forged_len = engram__stored_history__pack(step, forged);
-    step->key = own;
-    engram__stored_history__free_unpacked(step, NULL);
-    const struct {
-        const uint8_t *note;
-        size_t len;
-    } bad[] = {{forged, forged_len}, {(const uint8_t *)"\xff\xff\xff", 3}};
-    for (size_t i = 0; i < 2; i++) {
-        /* The good delta's context and entry, with the bad step as its op's note. */
+    assert_non_null(first_note);
+    for (s_forge_t how = 0; how < FORGE_KINDS; how++) {
+        uint8_t forged[512];
+        size_t forged_len = s_forge(note, len, how, forged, sizeof forged);
+        /* The good delta's context, entry and record, with the bad step as its op's note. */
         crdt_scope_t *delta = crdt_scope_new(0);
         assert_int_equal(crdt_scope_restore_ctx(delta, crdt_scope_ctx(good)), 0);
         assert_int_equal(crdt_scope_foreach_entry(good, s_restore_into, delta), 0);
-        assert_int_equal(crdt_scope_entries(delta), 1);
-        assert_int_equal(crdt_scope_note(delta, dot, bad[i].note, bad[i].len), 0);
-        assert_int_equal(node_store_gossip.apply(b->store, sid, delta), ENGRAM_EDECODE);
+        assert_int_equal(crdt_scope_foreach_record(good, s_restore_record_into, delta), 0);
+        assert_int_equal(crdt_scope_note(delta, first, first_note, first_len), 0);
+        assert_int_equal(crdt_scope_note(delta, second, forged, forged_len), 0);
+        if (node_store_gossip.apply(b->store, sid, delta) != ENGRAM_EDECODE)
+            fail_msg("a step forged by way %d was not refused", (int)how);
         assert_null(node_store_ctx(b->store, sid));
         crdt_scope_destroy(&delta);
     }
@@ -791,6 +855,33 @@ static void test_bad_steps_are_refused(void **state)
     assert_non_null(node_store_ctx(b->store, sid));
     crdt_scope_destroy(&good);
     crdt_ctx_destroy(&empty);
+    s_stop(nodes);
+}
+
+/*  Forgetting a log of more entries than a step lists: the write is taken, its step says
+ *  removed_all, replicates, and is the same on the other node. */
+static void test_big_forget_step(void **state)
+{
+    (void)state;
+    prop_rng_t rng = prop_case("store_big_forget", 0);
+    const char *sid = "run:a";
+    node_t nodes[NODES], *a = &nodes[0], *b = &nodes[1];
+    s_start(nodes);
+    s_connect(nodes);
+    uint64_t now = 1000;
+    for (int i = 0; i < STORE_STEP_MAX_REMOVED + 44; i++)
+        assert_int_equal(s_do(a, sid, "log", OP_APPEND, "v12"), 0);
+    assert_int_equal(s_do(a, sid, "log", OP_FORGET, NULL), 0);
+    s_heal(nodes, &rng, &now, 4);
+    s_check_converged(nodes);
+    s_history_last_t last[2] = {0};
+    assert_int_equal(node_store_history(a->store, sid, "log", NULL, s_history_last, &last[0]), 0);
+    assert_int_equal(node_store_history(b->store, sid, "log", NULL, s_history_last, &last[1]), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(last[i].steps, STORE_STEP_MAX_REMOVED + 45);
+        assert_true(last[i].removed_all);
+        assert_int_equal(last[i].nremoved, 0);
+    }
     s_stop(nodes);
 }
 
@@ -924,6 +1015,7 @@ int main(void)
         cmocka_unit_test(test_stores_converge_through_gossip),
         cmocka_unit_test(test_history_is_replicated),
         cmocka_unit_test(test_bad_steps_are_refused),
+        cmocka_unit_test(test_big_forget_step),
         cmocka_unit_test(test_catch_up_matches_kernel),
         cmocka_unit_test(test_gc_refuses),
         cmocka_unit_test(test_index_follows_purge),
