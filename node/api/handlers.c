@@ -1647,6 +1647,8 @@ int api__check_input(node_server_t *self, const Engram__Request *req, api_reply_
     }
     if (req->if_version.len && req->op != ENGRAM__OP__PUT)
         return api__fail(r, ENGRAM_EINVAL, "if_version is taken by put alone");
+    if (req->as_of_ms && req->op != ENGRAM__OP__GET)
+        return api__fail(r, ENGRAM_EINVAL, "as_of_ms is taken by get alone");
     size_t meta_len = strlen(req->meta_json);
     char why[160];
     if (meta_len && !node_json_valid(req->meta_json, meta_len, why, sizeof why))
