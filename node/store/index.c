@@ -40,7 +40,9 @@
 #include "node/store/internal.h"
 
 #define TAG_POSTING 'p'
+#define TAG_IMPACT  'i'
 #define TAG_DOC     'd'
+#define TAG_DF      't'
 #define TAG_TOTALS  'n'
 #define TAG_PROV    'g'
 #define TAG_VECTOR  'v'
@@ -57,6 +59,14 @@ typedef struct {
     size_t provenance_len;
 } s_delta_t;
 
+/*  A term's document frequency in one class changed by the batch. */
+typedef struct {
+    char *sid;
+    char *term;
+    uint64_t prov;
+    int64_t docs;
+} s_df_t;
+
 /*  A scope's embeddings of one dimension changed by the batch. */
 typedef struct {
     char *sid;
@@ -66,6 +76,7 @@ typedef struct {
 
 struct store_index_batch {
     zhash_t *deltas;  /* sid \x1f prov hex -> s_delta_t */
+    zhash_t *dfs;     /* prov hex sid \x1f term -> s_df_t */
     zhash_t *vectors; /* sid \x1f dims hex -> s_vectors_t */
     zhash_t *removed; /* hex of the 'd' and 'v' keys removed by this batch: each once */
 };
@@ -84,9 +95,10 @@ store_index_batch_t *store__index_batch_new(void)
     if (!self)
         return NULL;
     self->deltas = zhash_new();
+    self->dfs = zhash_new();
     self->vectors = zhash_new();
     self->removed = zhash_new();
-    if (!self->deltas || !self->vectors || !self->removed) {
+    if (!self->deltas || !self->dfs || !self->vectors || !self->removed) {
         store__index_batch_destroy(&self);
         return NULL;
     }
@@ -99,6 +111,7 @@ void store__index_batch_destroy(store_index_batch_t **self_p)
     if (!self)
         return;
     zhash_destroy(&self->deltas);
+    zhash_destroy(&self->dfs);
     zhash_destroy(&self->vectors);
     zhash_destroy(&self->removed);
     free(self);
@@ -139,6 +152,21 @@ static void s_tagged(store_key_t *k, char tag, const char *sid)
     store__key_str0(k, sid);
 }
 
+/*  'i' sid \0 term \0 ~tf dl doc: a posting in impact order (tf descending, then dl). */
+static void s_impact_key(store_key_t *k, const char *sid, const char *term, uint32_t tf,
+                         uint32_t dl, const char *key, const char *elem, crdt_dot_t dot)
+{
+    s_tagged(k, TAG_IMPACT, sid);
+    store__key_str0(k, term);
+    uint32_t rank[2] = {~tf, dl};
+    for (int i = 0; i < 2; i++) {
+        uint8_t be[4] = {(uint8_t)(rank[i] >> 24), (uint8_t)(rank[i] >> 16),
+                         (uint8_t)(rank[i] >> 8), (uint8_t)rank[i]};
+        store__key_add(k, be, sizeof be);
+    }
+    s_doc_suffix(k, key, elem, dot);
+}
+
 /*  The provenance a class is named by: agents \0 ... \1 resources \0 ... */
 static int s_provenance(const crdt_value_t *v, uint8_t **out, size_t *len, uint64_t *prov)
 {
@@ -175,6 +203,38 @@ static s_delta_t *s_delta(store_index_batch_t *ib, const char *sid, uint64_t pro
     d->prov = prov;
     zhash_insert(ib->deltas, name, d);
     zhash_freefn(ib->deltas, name, s_delta_free);
+    return d;
+}
+
+static void s_df_free(void *item)
+{
+    s_df_t *d = item;
+    free(d->sid);
+    free(d->term);
+    free(d);
+}
+
+/*  The pending change of term's document frequency in class prov of sid. */
+static s_df_t *s_df(store_index_batch_t *ib, const char *sid, const char *term, uint64_t prov)
+{
+    char *name = zsys_sprintf("%016" PRIx64 "%s\x1f%s", prov, sid, term);
+    s_df_t *d = name ? zhash_lookup(ib->dfs, name) : NULL;
+    if (d || !name) {
+        zstr_free(&name);
+        return d;
+    }
+    d = calloc(1, sizeof *d);
+    if (!d || !(d->sid = strdup(sid)) || !(d->term = strdup(term))) {
+        if (d)
+            free(d->sid);
+        free(d);
+        zstr_free(&name);
+        return NULL;
+    }
+    d->prov = prov;
+    zhash_insert(ib->dfs, name, d);
+    zhash_freefn(ib->dfs, name, s_df_free);
+    zstr_free(&name);
     return d;
 }
 
@@ -242,9 +302,9 @@ int node_store_vector_dims(node_store_t *self, const char *sid, uint32_t *dims, 
 }
 
 /*  Puts the terms of a text document: its postings and its 'd' record. */
-static int s_add_terms(node_store_t *self, rocksdb_writebatch_t *batch, const char *sid,
-                       const char *key, const char *elem, crdt_dot_t dot, uint64_t prov,
-                       search_terms_t *terms)
+static int s_add_terms(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
+                       const char *sid, const char *key, const char *elem, crdt_dot_t dot,
+                       uint64_t prov, search_terms_t *terms)
 {
     uint32_t dl = (uint32_t)terms->n;
     qsort(terms->terms, terms->n, sizeof *terms->terms, s_cmp_term);
@@ -268,6 +328,15 @@ static int s_add_terms(node_store_t *self, rocksdb_writebatch_t *batch, const ch
         if (!k.failed)
             rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len,
                                       (char *)posting, sizeof posting);
+        s_impact_key(&k, sid, terms->terms[i], (uint32_t)(j - i), dl, key, elem, dot);
+        if (!k.failed)
+            rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len,
+                                      (char *)posting + 8, 8);
+        s_df_t *df = s_df(ib, sid, terms->terms[i], prov);
+        if (!df)
+            k.failed = true;
+        else
+            df->docs++;
         store__key_str0(&doc, terms->terms[i]);
         store__key_add(&doc, posting, 4);
         i = j;
@@ -346,7 +415,7 @@ int store__index_add(node_store_t *self, store_index_batch_t *ib, rocksdb_writeb
     if (rc == 0 && !delta)
         rc = ENGRAM_ENOMEM;
     if (rc == 0 && terms.n) {
-        rc = s_add_terms(self, batch, sid, key, elem, dot, prov, &terms);
+        rc = s_add_terms(self, ib, batch, sid, key, elem, dot, prov, &terms);
         if (rc == 0) {
             delta->docs++;
             delta->terms += (int64_t)terms.n;
@@ -420,6 +489,14 @@ static int s_remove_terms(node_store_t *self, store_index_batch_t *ib, rocksdb_w
         s_doc_suffix(k, key, elem, dot);
         if (!k->failed)
             rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len);
+        s_impact_key(k, sid, (const char *)p, s_get_le32(nul + 1), dl, key, elem, dot);
+        if (!k->failed)
+            rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len);
+        s_df_t *df = s_df(ib, sid, (const char *)p, prov);
+        if (!df)
+            k->failed = true;
+        else
+            df->docs--;
         p = nul + 1 + 4;
     }
     rocksdb_free(doc);
@@ -512,6 +589,36 @@ static int s_finish_class(node_store_t *self, rocksdb_writebatch_t *batch, const
     return 0;
 }
 
+/*  't' sid \0 term \0 prov: how many documents of the class hold the term. */
+static void s_df_key(store_key_t *k, const char *sid, const char *term, uint64_t prov)
+{
+    s_tagged(k, TAG_DF, sid);
+    store__key_str0(k, term);
+    store__key_u64(k, prov);
+}
+
+/*  Adds delta to the u64 count at k (gone at 0). */
+static int s_add_count(node_store_t *self, rocksdb_writebatch_t *batch, const store_key_t *k,
+                       int64_t delta)
+{
+    char *err = NULL;
+    size_t len = 0;
+    char *old = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH], (char *)k->data,
+                               k->len, &len, &err);
+    int rc = store__rocks_error(&err);
+    uint64_t count = (old && len == 8 ? s_get_le64((uint8_t *)old) : 0) + (uint64_t)delta;
+    rocksdb_free(old);
+    if (rc == 0 && count == 0) {
+        rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len);
+    } else if (rc == 0) {
+        char raw[8];
+        store__le64(raw, count);
+        rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len, raw,
+                                  sizeof raw);
+    }
+    return rc;
+}
+
 int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch)
 {
     int rc = 0;
@@ -519,6 +626,16 @@ int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
     for (s_delta_t *d = zhash_first(ib->deltas); d && rc == 0; d = zhash_next(ib->deltas))
         if (d->docs || d->terms || d->vectors)
             rc = s_finish_class(self, batch, d, &k);
+    for (s_df_t *d = zhash_first(ib->dfs); d && rc == 0; d = zhash_next(ib->dfs)) {
+        if (d->docs == 0)
+            continue;
+        s_df_key(&k, d->sid, d->term, d->prov);
+        if (k.failed) {
+            rc = ENGRAM_ENOMEM;
+            break;
+        }
+        rc = s_add_count(self, batch, &k, d->docs);
+    }
     for (s_vectors_t *v = zhash_first(ib->vectors); v && rc == 0; v = zhash_next(ib->vectors)) {
         if (v->count == 0)
             continue;
@@ -527,21 +644,7 @@ int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
             rc = ENGRAM_ENOMEM;
             break;
         }
-        char *err = NULL;
-        size_t len = 0;
-        char *old = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH],
-                                   (char *)k.data, k.len, &len, &err);
-        rc = store__rocks_error(&err);
-        uint64_t count = (old && len == 8 ? s_get_le64((uint8_t *)old) : 0) + (uint64_t)v->count;
-        rocksdb_free(old);
-        if (rc == 0 && count == 0) {
-            rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len);
-        } else if (rc == 0) {
-            char raw[8];
-            store__le64(raw, count);
-            rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len, raw,
-                                      sizeof raw);
-        }
+        rc = s_add_count(self, batch, &k, v->count);
     }
     free(k.data);
     return rc;
@@ -704,6 +807,44 @@ static int s_cmp_doc(const s_cursor_t *a, const s_cursor_t *b)
     return c ? c : (a->doc_len > b->doc_len) - (a->doc_len < b->doc_len);
 }
 
+/*  A document's BM25 score from its frequencies of the query's terms, summed in the order of
+ *  the terms (one function, so that every path gives the same bits). */
+static double s_bm25(const node_search_hits_t *stats, const uint32_t *tf, uint32_t dl)
+{
+    double bm25 = 0;
+    for (size_t t = 0; t < stats->nterms; t++)
+        if (tf[t])
+            bm25 += search_bm25_term(search_bm25_idf(stats->docs, stats->df[t]), tf[t], dl,
+                                     stats->avgdl);
+    return bm25;
+}
+
+/*  *df := the documents holding term in the classes the reader may see ('t' counters). */
+static int s_term_df(const s_classes_t *c, const char *term, uint64_t *df)
+{
+    *df = 0;
+    store_key_t prefix = {0};
+    s_tagged(&prefix, TAG_DF, c->sid);
+    store__key_str0(&prefix, term);
+    if (prefix.failed) {
+        free(prefix.data);
+        return ENGRAM_ENOMEM;
+    }
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(c->self->db, c->self->read_options, c->self->cf[CF_SEARCH]);
+    for (rocksdb_iter_seek(it, (char *)prefix.data, prefix.len); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        if (klen != prefix.len + 8 || memcmp(k, prefix.data, prefix.len) != 0)
+            break;
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+        if (vlen == 8 && s_class_visible(c, store__get_be64(k + prefix.len)))
+            *df += s_get_le64(v);
+    }
+    return store__iter_end(it, &prefix, 0);
+}
+
 void node_search_hits_free(node_search_hits_t *hits)
 {
     for (size_t i = 0; i < hits->n; i++)
@@ -827,12 +968,351 @@ int node_store_search_terms(node_store_t *self, const char *sid, const char *con
         return rc;
     }
     /* Score once df is known. */
-    for (size_t i = 0; i < out->n; i++) {
-        node_search_hit_t *h = &out->hits[i];
+    for (size_t i = 0; i < out->n; i++)
+        out->hits[i].bm25 = s_bm25(out, out->hits[i].tf, out->hits[i].dl);
+    return 0;
+}
+
+/*  --- the best k ------------------------------------------------------------------------- */
+
+/*  The tf groups (distinct frequencies) a cursor bounds one by one, at most; the postings
+ *  below the last are bounded as if they were as short as a document can be. */
+#define IMPACT_GROUPS 32
+
+/*  A term's postings of one tf, and the shortest document among them. */
+typedef struct {
+    uint32_t tf;
+    uint32_t min_dl;
+} s_group_t;
+
+/*  One query term's cursor over its postings in impact order ('i': tf descending, then dl
+ *  ascending), with a bound of what any posting not consumed yet can add to a score. */
+typedef struct {
+    rocksdb_iterator_t *it;
+    store_key_t prefix; /* 'i' sid \0 term \0 */
+    double idf;
+    s_group_t groups[IMPACT_GROUPS + 1];
+    double below[IMPACT_GROUPS + 1]; /* below[g]: the bound of every group after g */
+    size_t ngroups;
+    bool open_ended;    /* the last group stands for every tf up to its own */
+    size_t group;       /* the current posting's */
+    uint32_t tf, dl;    /* the current posting's */
+    const uint8_t *doc; /* the current posting's doc part, or NULL at the end */
+    size_t doc_len;
+    double bound; /* of the current posting and every one after it; 0 at the end */
+} s_impact_t;
+
+static uint32_t s_get_be32(const uint8_t *in)
+{
+    return (uint32_t)in[0] << 24 | (uint32_t)in[1] << 16 | (uint32_t)in[2] << 8 | in[3];
+}
+
+/*  Moves the cursor to its next visible posting (the current one included) and bounds it.
+ *  BM25's term score grows with tf and shrinks with dl (so does its floating-point value:
+ *  every operation is monotonic), so the current posting's score bounds the rest of its
+ *  group, and below[] the groups after it. */
+static void s_impact_settle(s_impact_t *c, const s_classes_t *classes, double avgdl)
+{
+    c->doc = NULL;
+    c->bound = 0;
+    size_t skip = c->prefix.len + 8;
+    for (; rocksdb_iter_valid(c->it); rocksdb_iter_next(c->it)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(c->it, &klen);
+        if (klen <= skip || memcmp(k, c->prefix.data, c->prefix.len) != 0)
+            return;
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(c->it, &vlen);
+        if (vlen != 8 || !s_class_visible(classes, s_get_le64(v)))
+            continue;
+        c->tf = ~s_get_be32(k + c->prefix.len);
+        c->dl = s_get_be32(k + c->prefix.len + 4);
+        while (c->group + 1 < c->ngroups && c->tf <= c->groups[c->group + 1].tf)
+            c->group++;
+        bool open = c->open_ended && c->group + 1 == c->ngroups;
+        double here = search_bm25_term(c->idf, c->tf, open ? 1 : c->dl, avgdl);
+        c->bound = here > c->below[c->group] ? here : c->below[c->group];
+        c->doc = k + skip;
+        c->doc_len = klen - skip;
+        return;
+    }
+}
+
+/*  Opens the cursor of term: finds its tf groups (one seek each), then settles on its first
+ *  visible posting. */
+static int s_impact_open(node_store_t *self, const char *sid, const char *term,
+                         const s_classes_t *classes, double avgdl, s_impact_t *c)
+{
+    s_tagged(&c->prefix, TAG_IMPACT, sid);
+    store__key_str0(&c->prefix, term);
+    store_key_t seek = {0};
+    store__key_add(&seek, c->prefix.data, c->prefix.len);
+    if (c->prefix.failed || seek.failed) {
+        free(seek.data);
+        return ENGRAM_ENOMEM;
+    }
+    c->it = rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_SEARCH]);
+    size_t skip = c->prefix.len + 8;
+    for (rocksdb_iter_seek(c->it, (char *)seek.data, seek.len); rocksdb_iter_valid(c->it);) {
+        size_t klen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(c->it, &klen);
+        if (klen <= skip || memcmp(k, c->prefix.data, c->prefix.len) != 0)
+            break;
+        uint32_t tf = ~s_get_be32(k + c->prefix.len);
+        bool last = c->ngroups == IMPACT_GROUPS;
+        c->groups[c->ngroups++] = (s_group_t){tf, last ? 1 : s_get_be32(k + c->prefix.len + 4)};
+        c->open_ended = last;
+        if (last || tf <= 1)
+            break;
+        uint32_t next = ~(tf - 1); /* the first posting of a smaller tf */
+        uint8_t be[4] = {(uint8_t)(next >> 24), (uint8_t)(next >> 16), (uint8_t)(next >> 8),
+                         (uint8_t)next};
+        seek.len = c->prefix.len;
+        store__key_add(&seek, be, sizeof be);
+        rocksdb_iter_seek(c->it, (char *)seek.data, seek.len);
+    }
+    free(seek.data);
+    for (size_t g = c->ngroups; g-- > 0;) {
+        double after = g + 1 < c->ngroups ? c->below[g + 1] : 0;
+        double next = g + 1 < c->ngroups ? search_bm25_term(c->idf, c->groups[g + 1].tf,
+                                                            c->groups[g + 1].min_dl, avgdl)
+                                         : 0;
+        c->below[g] = next > after ? next : after;
+    }
+    rocksdb_iter_seek(c->it, (char *)c->prefix.data, c->prefix.len);
+    s_impact_settle(c, classes, avgdl);
+    return 0;
+}
+
+/*  Whether hit a ranks below hit b: a lower score, or the same and a later identity (key,
+ *  element, dot: the API's order). */
+static bool s_worse(const node_search_hit_t *a, const node_search_hit_t *b)
+{
+    if (a->bm25 != b->bm25)
+        return a->bm25 < b->bm25;
+    int c = strcmp(a->key, b->key);
+    if (c == 0)
+        c = strcmp(a->elem, b->elem);
+    if (c == 0)
+        c = a->dot.node != b->dot.node ? (a->dot.node < b->dot.node ? -1 : 1)
+            : a->dot.n != b->dot.n     ? (a->dot.n < b->dot.n ? -1 : 1)
+                                       : 0;
+    return c > 0;
+}
+
+/*  The best k hits so far: a heap whose root is the worst of them. */
+typedef struct {
+    node_search_hit_t *hits;
+    size_t n, k;
+} s_top_t;
+
+static void s_top_down(s_top_t *h, size_t i)
+{
+    for (;;) {
+        size_t worst = i, l = 2 * i + 1, r = l + 1;
+        if (l < h->n && s_worse(&h->hits[l], &h->hits[worst]))
+            worst = l;
+        if (r < h->n && s_worse(&h->hits[r], &h->hits[worst]))
+            worst = r;
+        if (worst == i)
+            return;
+        node_search_hit_t t = h->hits[i];
+        h->hits[i] = h->hits[worst];
+        h->hits[worst] = t;
+        i = worst;
+    }
+}
+
+static void s_top_up(s_top_t *h, size_t i)
+{
+    while (i && s_worse(&h->hits[i], &h->hits[(i - 1) / 2])) {
+        node_search_hit_t t = h->hits[i];
+        h->hits[i] = h->hits[(i - 1) / 2];
+        h->hits[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+/*  Offers a scored document to the heap (its key, element and tf copied if it is kept). */
+static int s_top_offer(s_top_t *h, const uint8_t *doc, size_t doc_len, uint32_t dl,
+                       const uint32_t *tf, size_t nterms, double bm25)
+{
+    node_search_hit_t hit = {.dl = dl, .bm25 = bm25};
+    if (!store__parse_entry_key((const char *)doc, doc_len, 0, (const char **)&hit.key,
+                                (const char **)&hit.elem, &hit.dot))
+        return 0; /* corrupt: skipped */
+    if (h->n == h->k && !s_worse(&h->hits[0], &hit))
+        return 0;
+    size_t klen = strlen(hit.key), elen = strlen(hit.elem), tf_bytes = nterms * sizeof *tf;
+    uint32_t *block = malloc(tf_bytes + klen + 1 + elen + 1);
+    if (!block)
+        return ENGRAM_ENOMEM;
+    memcpy(block, tf, tf_bytes);
+    char *both = (char *)block + tf_bytes;
+    memcpy(both, hit.key, klen + 1);
+    memcpy(both + klen + 1, hit.elem, elen + 1);
+    hit.tf = block;
+    hit.key = both;
+    hit.elem = both + klen + 1;
+    if (h->n == h->k) {
+        free(h->hits[0].tf);
+        h->hits[0] = hit;
+        s_top_down(h, 0);
+    } else {
+        h->hits[h->n++] = hit;
+        s_top_up(h, h->n - 1);
+    }
+    return 0;
+}
+
+/*  Reads doc's 'd' record: its length and how often it holds each query term. */
+static int s_doc_terms(node_store_t *self, const char *sid, const uint8_t *doc, size_t doc_len,
+                       const char *const *terms, size_t nterms, store_key_t *k, uint32_t *dl,
+                       uint32_t *tf)
+{
+    memset(tf, 0, nterms * sizeof *tf);
+    *dl = 0;
+    s_tagged(k, TAG_DOC, sid);
+    store__key_add(k, doc, doc_len);
+    if (k->failed)
+        return ENGRAM_ENOMEM;
+    char *err = NULL;
+    size_t len = 0;
+    char *record = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH],
+                                  (char *)k->data, k->len, &len, &err);
+    int rc = store__rocks_error(&err);
+    if (rc || !record || len < 16) {
+        rocksdb_free(record);
+        return rc;
+    }
+    const uint8_t *p = (const uint8_t *)record, *end = p + len;
+    *dl = s_get_le32(p + 8);
+    for (p += 16; p < end;) {
+        const uint8_t *nul = memchr(p, '\0', (size_t)(end - p));
+        if (!nul || end - nul < 5)
+            break; /* written by this file: cannot happen short of corruption */
         for (size_t t = 0; t < nterms; t++)
-            if (h->tf[t])
-                h->bm25 += search_bm25_term(search_bm25_idf(out->docs, out->df[t]), h->tf[t], h->dl,
-                                            out->avgdl);
+            if (strcmp(terms[t], (const char *)p) == 0)
+                tf[t] = s_get_le32(nul + 1);
+        p = nul + 1 + 4;
+    }
+    rocksdb_free(record);
+    return 0;
+}
+
+/*  The cursors' bound on the score of a document none of them has reached, summed in the
+ *  order a score is (so no rounding makes a score exceed it). */
+static double s_bound(const s_impact_t *cursors, size_t nterms)
+{
+    double sum = 0;
+    for (size_t t = 0; t < nterms; t++)
+        sum += cursors[t].bound;
+    return sum;
+}
+
+int node_store_search_top(node_store_t *self, const char *sid, const char *const *terms,
+                          size_t nterms, size_t k, node_visible_fn visible, void *arg,
+                          node_search_hits_t *out)
+{
+    memset(out, 0, sizeof *out);
+    s_classes_t classes = {self, sid, visible, arg, NULL, 0};
+    uint64_t docs = 0, lengths = 0;
+    int rc = s_load_classes(&classes, &docs, &lengths);
+    out->docs = docs;
+    out->avgdl = docs ? (double)lengths / (double)docs : 0;
+    out->nterms = nterms;
+    out->df = nterms ? calloc(nterms, sizeof *out->df) : NULL;
+    s_impact_t *cursors = nterms ? calloc(nterms, sizeof *cursors) : NULL;
+    uint32_t *tf = nterms ? malloc(nterms * sizeof *tf) : NULL;
+    s_top_t top = {k ? calloc(k, sizeof *top.hits) : NULL, 0, k};
+    zhash_t *seen = nterms > 1 ? zhash_new() : NULL; /* one term: each doc comes once */
+    if (rc == 0 &&
+        ((nterms && (!out->df || !cursors || !tf)) || (k && !top.hits) || (nterms > 1 && !seen)))
+        rc = ENGRAM_ENOMEM;
+    for (size_t t = 0; rc == 0 && t < nterms; t++)
+        rc = s_term_df(&classes, terms[t], &out->df[t]);
+    for (size_t t = 0; rc == 0 && t < nterms; t++) {
+        cursors[t].idf = search_bm25_idf(out->docs, out->df[t]);
+        if (out->df[t]) /* else it has no posting the reader may see */
+            rc = s_impact_open(self, sid, terms[t], &classes, out->avgdl, &cursors[t]);
+    }
+    /* Threshold algorithm: consume the posting of the highest bound; score its document in
+     * full the first time it is met; stop once no document left unmet can rank among the best
+     * k (the bound is below the k-th score, by a margin, so that a tie is never left out). */
+    store_key_t key = {0};
+    char *hex = NULL;
+    size_t hex_cap = 0, scored = 0;
+    while (rc == 0 && k) {
+        s_impact_t *best = NULL;
+        for (size_t t = 0; t < nterms; t++)
+            if (cursors[t].doc && (!best || cursors[t].bound > best->bound))
+                best = &cursors[t];
+        if (!best)
+            break;
+        if (top.n == k) {
+            double kth = top.hits[0].bm25;
+            if (s_bound(cursors, nterms) < kth - 1e-9 * kth)
+                break;
+        }
+        bool fresh = true;
+        if (seen) {
+            if (2 * best->doc_len + 1 > hex_cap) {
+                char *grown = realloc(hex, 2 * best->doc_len + 1);
+                if (!grown) {
+                    rc = ENGRAM_ENOMEM;
+                    break;
+                }
+                hex = grown;
+                hex_cap = 2 * best->doc_len + 1;
+            }
+            sodium_bin2hex(hex, hex_cap, best->doc, best->doc_len);
+            fresh = !zhash_lookup(seen, hex);
+            if (fresh)
+                rc = zhash_insert(seen, hex, (void *)1) == 0 ? 0 : ENGRAM_ENOMEM;
+        }
+        if (rc == 0 && fresh) {
+            uint32_t dl = best->dl;
+            if (nterms == 1)
+                tf[0] = best->tf;
+            else
+                rc = s_doc_terms(self, sid, best->doc, best->doc_len, terms, nterms, &key, &dl, tf);
+            scored++;
+            if (rc == 0)
+                rc = s_top_offer(&top, best->doc, best->doc_len, dl, tf, nterms,
+                                 s_bm25(out, tf, dl));
+        }
+        rocksdb_iter_next(best->it);
+        s_impact_settle(best, &classes, out->avgdl);
+    }
+    for (size_t t = 0; t < nterms && cursors; t++)
+        out->more |= cursors[t].doc != NULL;
+    out->more |= scored > top.n;
+    free(key.data);
+    free(hex);
+    zhash_destroy(&seen);
+    free(tf);
+    for (size_t t = 0; cursors && t < nterms; t++) {
+        if (cursors[t].it) {
+            int end = store__iter_end(cursors[t].it, &cursors[t].prefix, 0);
+            rc = rc ? rc : end;
+        } else {
+            free(cursors[t].prefix.data);
+        }
+    }
+    free(cursors);
+    free(classes.classes);
+    out->hits = top.hits;
+    out->n = top.n;
+    if (rc) {
+        node_search_hits_free(out);
+        return rc;
+    }
+    /* best first: pop the worst to the back */
+    for (size_t n = top.n; n > 1; n--) {
+        node_search_hit_t t = top.hits[0];
+        top.hits[0] = top.hits[n - 1];
+        top.hits[n - 1] = t;
+        top.n = n - 1;
+        s_top_down(&top, 0);
     }
     return 0;
 }

@@ -67,7 +67,7 @@ struct node_store {
 /*  The meta key whose value names the index's format; a store without it (written before the
  *  index, or by another format) is reindexed when it opens. */
 #define STORE_INDEX_MARK    "index"
-#define STORE_INDEX_VERSION "bm25-vectors-english-stop-3"
+#define STORE_INDEX_VERSION "bm25-impact-vectors-english-stop-4"
 
 /*  The index changes of one WriteBatch (index.c): every write that adds or removes entries
  *  calls store__index_add / store__index_remove for each, then store__index_finish once,

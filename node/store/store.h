@@ -265,16 +265,32 @@ typedef struct {
     double avgdl;
     uint64_t *df; /* per query term: documents holding it */
     size_t nterms;
+    bool more; /* node_store_search_top: documents beyond the hits may match */
 } node_search_hits_t;
 
 /*  Every document of sid holding at least one of terms (query terms, node/search/text.h; a
  *  term given twice counts twice) that the reader may see (visible), with its BM25 score.
  *  A document it may not see is neither returned nor counted in docs, avgdl or df.
  *  Cost: one merge pass over the terms' postings, plus one visibility decision per
- *  provenance class of the scope. Caller frees with node_search_hits_free. */
+ *  provenance class of the scope: every posting of a common term is read. For rankings
+ *  that need every match (a hybrid search's text ranks). Caller frees with
+ *  node_search_hits_free. */
 int node_store_search_terms(node_store_t *self, const char *sid, const char *const *terms,
                             size_t nterms, node_visible_fn visible, void *arg,
                             node_search_hits_t *out);
+/*  The best k of those documents, best first (ties: key, element, dot), exactly the first k
+ *  of node_store_search_terms's hits in that order, with the same scores and statistics;
+ *  out->more tells whether further documents may match (then a larger k finds them).
+ *  Cost: df from the per-class counters (one short scan per term); then a threshold
+ *  algorithm over the terms' postings in impact order (tf descending, then length): it
+ *  consumes the posting with the highest bound on what it can add, scores its document in
+ *  full the first time (one point read of its term list when the query has several terms),
+ *  and stops once the sum of the bounds is below the k-th score. Common terms are read only
+ *  as far as their best postings can still matter; postings the reader may not see are
+ *  skipped, one by one. */
+int node_store_search_top(node_store_t *self, const char *sid, const char *const *terms,
+                          size_t nterms, size_t k, node_visible_fn visible, void *arg,
+                          node_search_hits_t *out);
 void node_search_hits_free(node_search_hits_t *hits);
 /*  A document whose embedding is near the query's. */
 typedef struct {
