@@ -159,7 +159,7 @@ static void s_check_query(node_store_t *store, const char *query, node_visible_f
     node_search_hits_t all;
     assert_int_equal(node_store_search_terms(store, SID, t, terms.n, visible, NULL, &all), 0);
     qsort(all.hits, all.n, sizeof *all.hits, s_cmp_ranked);
-    static const size_t ks[] = {1, 2, 3, 5, 10, 25, 60, 1000};
+    static const size_t ks[] = {1, 2, 3, 5, 10, 25, 36, 37, 38, 60, 1000};
     for (size_t i = 0; i < sizeof ks / sizeof *ks; i++) {
         node_search_hits_t top;
         assert_int_equal(node_store_search_top(store, SID, t, terms.n, ks[i], visible, NULL, &top),
@@ -260,10 +260,54 @@ static void test_top_equals_exhaustive(void **state)
         s_one_case(c);
 }
 
+/*  The bounds' corners: a doc of a smaller tf and a shorter text below the groups a cursor
+ *  bounds one by one; and a tie left for a later cursor (the k-th score equals the bound:
+ *  the unseen doc of the same score and an earlier key still belongs). */
+static void test_bound_corners(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/engram-index-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    node_store_t *store;
+    char why[256];
+    assert_int_equal(node_store_open(dir, false, &store, why, sizeof why), 0);
+    node_store_set_min_free(store, 0);
+    /* tf 2..40 in texts of 400 words, and tf 1 alone: the short one ranks between tf 5 and 4,
+     * and its tf is far below the 32 groups bounded one by one. */
+    char text[400 * 8 + 1], key[16];
+    for (int tf = 1; tf <= 40; tf++) {
+        text[0] = '\0';
+        for (int w = 0; w < (tf == 1 ? 1 : 400); w++)
+            s_append(text, sizeof text, w < tf ? "zqrepx" : "zqfillx");
+        snprintf(key, sizeof key, "r%02d", tf);
+        s_write(store, key, false, text, "agent-0", false);
+    }
+    /* Same score, two terms of the same df: t9 is met first (its tf of zqax is 2), t1 (the
+     * earlier key) only through the second cursor. */
+    s_write(store, "t9", false, "zqax zqax zqbx", "agent-0", false);
+    s_write(store, "t1", false, "zqax zqbx zqbx", "agent-0", false);
+    s_check_query(store, "zqrepx", s_visible_all);
+    s_check_query(store, "zqax zqbx", s_visible_all);
+    node_search_hits_t top;
+    const char *rep[1] = {"zqrepx"};
+    assert_int_equal(node_store_search_top(store, SID, rep, 1, 37, s_visible_all, NULL, &top), 0);
+    PROP_CHECK(top.n == 37 && strcmp(top.hits[36].key, "r01") == 0);
+    node_search_hits_free(&top);
+    const char *two[2] = {"zqax", "zqbx"};
+    assert_int_equal(node_store_search_top(store, SID, two, 2, 1, s_visible_all, NULL, &top), 0);
+    PROP_CHECK(top.n == 1 && strcmp(top.hits[0].key, "t1") == 0);
+    node_search_hits_free(&top);
+    node_store_close(&store);
+    char *rm = zsys_sprintf("rm -rf %s", dir);
+    assert_int_equal(system(rm), 0);
+    zstr_free(&rm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_top_equals_exhaustive),
+        cmocka_unit_test(test_bound_corners),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
