@@ -39,7 +39,6 @@
 #include "node/search/vector.h"
 #include "node/store/internal.h"
 
-#define TAG_POSTING 'p'
 #define TAG_IMPACT  'i'
 #define TAG_DOC     'd'
 #define TAG_DF      't'
@@ -130,6 +129,11 @@ static uint32_t s_get_le32(const uint8_t *in)
     for (int i = 0; i < 4; i++)
         v |= (uint32_t)in[i] << (8 * i);
     return v;
+}
+
+static uint32_t s_get_be32(const uint8_t *in)
+{
+    return (uint32_t)in[0] << 24 | (uint32_t)in[1] << 16 | (uint32_t)in[2] << 8 | in[3];
 }
 
 static uint64_t s_get_le64(const uint8_t *in)
@@ -318,27 +322,20 @@ static int s_add_terms(node_store_t *self, store_index_batch_t *ib, rocksdb_writ
         size_t j = i + 1;
         while (j < terms->n && strcmp(terms->terms[j], terms->terms[i]) == 0)
             j++;
-        uint8_t posting[16];
-        s_le32(posting, (uint32_t)(j - i));
-        s_le32(posting + 4, dl);
-        store__le64((char *)posting + 8, prov);
-        s_tagged(&k, TAG_POSTING, sid);
-        store__key_str0(&k, terms->terms[i]);
-        s_doc_suffix(&k, key, elem, dot);
-        if (!k.failed)
-            rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len,
-                                      (char *)posting, sizeof posting);
+        uint8_t tf[4], class[8];
+        s_le32(tf, (uint32_t)(j - i));
+        store__le64((char *)class, prov);
         s_impact_key(&k, sid, terms->terms[i], (uint32_t)(j - i), dl, key, elem, dot);
         if (!k.failed)
             rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len,
-                                      (char *)posting + 8, 8);
+                                      (char *)class, sizeof class);
         s_df_t *df = s_df(ib, sid, terms->terms[i], prov);
         if (!df)
             k.failed = true;
         else
             df->docs++;
         store__key_str0(&doc, terms->terms[i]);
-        store__key_add(&doc, posting, 4);
+        store__key_add(&doc, tf, sizeof tf);
         i = j;
     }
     s_tagged(&k, TAG_DOC, sid);
@@ -484,11 +481,6 @@ static int s_remove_terms(node_store_t *self, store_index_batch_t *ib, rocksdb_w
         const uint8_t *nul = memchr(p, '\0', (size_t)(end - p));
         if (!nul || end - nul < 5)
             break; /* written by this file: cannot happen short of corruption */
-        s_tagged(k, TAG_POSTING, sid);
-        store__key_str0(k, (const char *)p);
-        s_doc_suffix(k, key, elem, dot);
-        if (!k->failed)
-            rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len);
         s_impact_key(k, sid, (const char *)p, s_get_le32(nul + 1), dl, key, elem, dot);
         if (!k->failed)
             rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len);
@@ -774,39 +766,6 @@ static bool s_class_visible(const s_classes_t *c, uint64_t prov)
     return found && found->visible;
 }
 
-/*  One query term's cursor over its postings. */
-typedef struct {
-    rocksdb_iterator_t *it;
-    store_key_t prefix; /* 'p' sid \0 term \0 */
-    const uint8_t *doc; /* the current posting's doc part, or NULL at the end */
-    size_t doc_len;
-} s_cursor_t;
-
-/*  Moves the cursor to its next visible posting (the current one included). */
-static void s_cursor_settle(s_cursor_t *c, const s_classes_t *classes)
-{
-    c->doc = NULL;
-    for (; rocksdb_iter_valid(c->it); rocksdb_iter_next(c->it)) {
-        size_t klen, vlen;
-        const char *k = rocksdb_iter_key(c->it, &klen);
-        if (klen <= c->prefix.len || memcmp(k, c->prefix.data, c->prefix.len) != 0)
-            return;
-        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(c->it, &vlen);
-        if (vlen == 16 && s_class_visible(classes, s_get_le64(v + 8))) {
-            c->doc = (const uint8_t *)k + c->prefix.len;
-            c->doc_len = klen - c->prefix.len;
-            return;
-        }
-    }
-}
-
-static int s_cmp_doc(const s_cursor_t *a, const s_cursor_t *b)
-{
-    size_t n = a->doc_len < b->doc_len ? a->doc_len : b->doc_len;
-    int c = memcmp(a->doc, b->doc, n);
-    return c ? c : (a->doc_len > b->doc_len) - (a->doc_len < b->doc_len);
-}
-
 /*  A document's BM25 score from its frequencies of the query's terms, summed in the order of
  *  the terms (one function, so that every path gives the same bits). */
 static double s_bm25(const node_search_hits_t *stats, const uint32_t *tf, uint32_t dl)
@@ -883,6 +842,69 @@ static int s_add_hit(node_search_hits_t *out, size_t *cap, const uint8_t *doc, s
     return 0;
 }
 
+/*  A visible posting of one query term: its doc (at `at` in the postings' buffer), which
+ *  query term, its tf and its doc's length. */
+typedef struct {
+    const uint8_t *doc;
+    size_t at, doc_len, term;
+    uint32_t tf, dl;
+} s_posting_t;
+
+static int s_cmp_posting(const void *a, const void *b)
+{
+    const s_posting_t *x = a, *y = b;
+    size_t n = x->doc_len < y->doc_len ? x->doc_len : y->doc_len;
+    int c = memcmp(x->doc, y->doc, n);
+    return c ? c : (x->doc_len > y->doc_len) - (x->doc_len < y->doc_len);
+}
+
+/*  Appends the visible postings of query term t ('i' sid \0 term \0 ...) to *postings (their
+ *  docs to the buffer docs); df := how many. */
+static int s_collect(const s_classes_t *c, const char *term, size_t t, s_posting_t **postings,
+                     size_t *n, size_t *cap, store_key_t *docs, uint64_t *df)
+{
+    *df = 0;
+    store_key_t prefix = {0};
+    s_tagged(&prefix, TAG_IMPACT, c->sid);
+    store__key_str0(&prefix, term);
+    if (prefix.failed) {
+        free(prefix.data);
+        return ENGRAM_ENOMEM;
+    }
+    int rc = 0;
+    size_t skip = prefix.len + 8;
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(c->self->db, c->self->read_options, c->self->cf[CF_SEARCH]);
+    for (rocksdb_iter_seek(it, (char *)prefix.data, prefix.len); rc == 0 && rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        if (klen <= skip || memcmp(k, prefix.data, prefix.len) != 0)
+            break;
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+        if (vlen != 8 || !s_class_visible(c, s_get_le64(v)))
+            continue;
+        if (*n == *cap) {
+            size_t grown = *cap ? 2 * *cap : 256;
+            s_posting_t *more = realloc(*postings, grown * sizeof *more);
+            if (!more) {
+                rc = ENGRAM_ENOMEM;
+                break;
+            }
+            *postings = more;
+            *cap = grown;
+        }
+        (*postings)[(*n)++] = (s_posting_t){NULL, docs->len, klen - skip, t,
+                                            ~s_get_be32(k + prefix.len),
+                                            s_get_be32(k + prefix.len + 4)};
+        store__key_add(docs, k + skip, klen - skip);
+        (*df)++;
+    }
+    if (rc == 0 && docs->failed)
+        rc = ENGRAM_ENOMEM;
+    return store__iter_end(it, &prefix, rc);
+}
+
 int node_store_search_terms(node_store_t *self, const char *sid, const char *const *terms,
                             size_t nterms, node_visible_fn visible, void *arg,
                             node_search_hits_t *out)
@@ -895,73 +917,31 @@ int node_store_search_terms(node_store_t *self, const char *sid, const char *con
     out->avgdl = docs ? (double)lengths / (double)docs : 0;
     out->nterms = nterms;
     out->df = nterms ? calloc(nterms, sizeof *out->df) : NULL;
-    s_cursor_t *cursors = nterms ? calloc(nterms, sizeof *cursors) : NULL;
-    if (rc == 0 && nterms && (!out->df || !cursors))
-        rc = ENGRAM_ENOMEM;
-    for (size_t t = 0; rc == 0 && t < nterms; t++) {
-        s_tagged(&cursors[t].prefix, TAG_POSTING, sid);
-        store__key_str0(&cursors[t].prefix, terms[t]);
-        if (cursors[t].prefix.failed) {
-            rc = ENGRAM_ENOMEM;
-            break;
-        }
-        cursors[t].it =
-            rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_SEARCH]);
-        rocksdb_iter_seek(cursors[t].it, (char *)cursors[t].prefix.data, cursors[t].prefix.len);
-        s_cursor_settle(&cursors[t], &classes);
-    }
-    /* Merge the terms' postings, each in doc order: one pass gives every doc's tf of every
-     * term (the current doc and its frequencies in buffers reused from hit to hit). */
-    size_t cap = 0, doc_cap = 0;
-    uint8_t *doc = NULL;
     uint32_t *tf = nterms ? malloc(nterms * sizeof *tf) : NULL;
-    if (rc == 0 && nterms && !tf)
+    if (rc == 0 && nterms && (!out->df || !tf))
         rc = ENGRAM_ENOMEM;
-    while (rc == 0) {
-        s_cursor_t *least = NULL;
-        for (size_t t = 0; t < nterms; t++)
-            if (cursors[t].doc && (!least || s_cmp_doc(&cursors[t], least) < 0))
-                least = &cursors[t];
-        if (!least)
-            break;
+    /* Every visible posting of every term, then sorted by doc: a doc's postings side by side
+     * give its tf of every term. */
+    s_posting_t *postings = NULL;
+    size_t n = 0, cap = 0, hits_cap = 0;
+    store_key_t buffer = {0};
+    for (size_t t = 0; rc == 0 && t < nterms; t++)
+        rc = s_collect(&classes, terms[t], t, &postings, &n, &cap, &buffer, &out->df[t]);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        postings[i].doc = buffer.data + postings[i].at;
+    if (rc == 0 && nterms > 1)
+        qsort(postings, n, sizeof *postings, s_cmp_posting);
+    for (size_t i = 0; rc == 0 && i < n;) {
         memset(tf, 0, nterms * sizeof *tf);
-        uint32_t dl = 0;
-        size_t doc_len = least->doc_len;
-        if (doc_len > doc_cap) {
-            uint8_t *grown = realloc(doc, doc_len);
-            if (!grown) {
-                rc = ENGRAM_ENOMEM;
-                break;
-            }
-            doc = grown;
-            doc_cap = doc_len;
-        }
-        memcpy(doc, least->doc, doc_len);
-        for (size_t t = 0; t < nterms; t++) {
-            if (!cursors[t].doc || cursors[t].doc_len != doc_len ||
-                memcmp(cursors[t].doc, doc, doc_len) != 0)
-                continue;
-            size_t vlen;
-            const uint8_t *v = (const uint8_t *)rocksdb_iter_value(cursors[t].it, &vlen);
-            tf[t] = s_get_le32(v);
-            dl = s_get_le32(v + 4);
-            out->df[t]++;
-            rocksdb_iter_next(cursors[t].it);
-            s_cursor_settle(&cursors[t], &classes);
-        }
-        rc = s_add_hit(out, &cap, doc, doc_len, dl, tf);
+        size_t j = i;
+        for (; j < n && s_cmp_posting(&postings[i], &postings[j]) == 0; j++)
+            tf[postings[j].term] = postings[j].tf;
+        rc = s_add_hit(out, &hits_cap, postings[i].doc, postings[i].doc_len, postings[i].dl, tf);
+        i = j;
     }
-    free(doc);
+    free(postings);
+    free(buffer.data);
     free(tf);
-    for (size_t t = 0; cursors && t < nterms; t++) {
-        if (cursors[t].it) {
-            int end = store__iter_end(cursors[t].it, &cursors[t].prefix, 0);
-            rc = rc ? rc : end;
-        } else {
-            free(cursors[t].prefix.data);
-        }
-    }
-    free(cursors);
     free(classes.classes);
     if (rc) {
         node_search_hits_free(out);
@@ -1001,11 +981,6 @@ typedef struct {
     size_t doc_len;
     double bound; /* of the current posting and every one after it; 0 at the end */
 } s_impact_t;
-
-static uint32_t s_get_be32(const uint8_t *in)
-{
-    return (uint32_t)in[0] << 24 | (uint32_t)in[1] << 16 | (uint32_t)in[2] << 8 | in[3];
-}
 
 /*  Moves the cursor to its next visible posting (the current one included) and bounds it.
  *  BM25's term score grows with tf and shrinks with dl (so does its floating-point value:
