@@ -28,6 +28,7 @@
  */
 #include <czmq.h>
 #include <inttypes.h>
+#include <math.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,13 +40,13 @@
 #include "node/search/vector.h"
 #include "node/store/internal.h"
 
-#define TAG_IMPACT  'i'
-#define TAG_DOC     'd'
-#define TAG_DF      't'
-#define TAG_TOTALS  'n'
-#define TAG_PROV    'g'
-#define TAG_VECTOR  'v'
-#define TAG_DIMS    'm'
+#define TAG_IMPACT 'i'
+#define TAG_DOC    'd'
+#define TAG_DF     't'
+#define TAG_TOTALS 'n'
+#define TAG_PROV   'g'
+#define TAG_VECTOR 'v'
+#define TAG_DIMS   'm'
 
 /*  A class's totals changed by the batch. */
 typedef struct {
@@ -894,7 +895,10 @@ static int s_collect(const s_classes_t *c, const char *term, size_t t, s_posting
             *postings = more;
             *cap = grown;
         }
-        (*postings)[(*n)++] = (s_posting_t){NULL, docs->len, klen - skip, t,
+        (*postings)[(*n)++] = (s_posting_t){NULL,
+                                            docs->len,
+                                            klen - skip,
+                                            t,
                                             ~s_get_be32(k + prefix.len),
                                             s_get_be32(k + prefix.len + 4)};
         store__key_add(docs, k + skip, klen - skip);
@@ -954,6 +958,22 @@ int node_store_search_terms(node_store_t *self, const char *sid, const char *con
 }
 
 /*  --- the best k ------------------------------------------------------------------------- */
+
+/*  A query whose terms have at most SEARCH_ALL_POSTINGS + SEARCH_ALL_POSTINGS_PER_HIT x k
+ *  postings the reader may see is answered by reading them all (node_store_search_terms) and
+ *  keeping the best k: cheaper than the threshold algorithm's point read per document when
+ *  terms of like weight make it read most of their postings anyway. */
+#define SEARCH_ALL_POSTINGS         8192
+#define SEARCH_ALL_POSTINGS_PER_HIT 64
+
+static uint64_t s_all_postings = SEARCH_ALL_POSTINGS;
+static uint64_t s_all_postings_per_hit = SEARCH_ALL_POSTINGS_PER_HIT;
+
+void store__search_all_postings(uint64_t base, uint64_t per_hit)
+{
+    s_all_postings = base;
+    s_all_postings_per_hit = per_hit;
+}
 
 /*  The tf groups (distinct frequencies) a cursor bounds one by one, at most; the postings
  *  below the last are bounded as if they were as short as a document can be. */
@@ -1174,14 +1194,43 @@ static int s_doc_terms(node_store_t *self, const char *sid, const uint8_t *doc, 
     return 0;
 }
 
-/*  The cursors' bound on the score of a document none of them has reached, summed in the
- *  order a score is (so no rounding makes a score exceed it). */
-static double s_bound(const s_impact_t *cursors, size_t nterms)
+/*  The cursor to consume next, or NULL when no document left unmet can rank among the best k
+ *  (MaxScore's rule over the threshold algorithm): the terms whose bounds, smallest first,
+ *  sum below `floor` cannot make a document rank by themselves, so a document that still
+ *  can holds another term, whose cursor will meet it; of those other cursors, the one of the
+ *  highest bound. order is scratch space for nterms indices. */
+static s_impact_t *s_next_cursor(s_impact_t *cursors, size_t nterms, size_t *order, double floor)
 {
-    double sum = 0;
-    for (size_t t = 0; t < nterms; t++)
-        sum += cursors[t].bound;
-    return sum;
+    for (size_t i = 0; i < nterms; i++) {
+        size_t j = i;
+        for (; j > 0 && cursors[order[j - 1]].bound > cursors[i].bound; j--)
+            order[j] = order[j - 1];
+        order[j] = i;
+    }
+    size_t first = 0;
+    for (double sum = 0; first < nterms && sum + cursors[order[first]].bound < floor; first++)
+        sum += cursors[order[first]].bound;
+    s_impact_t *best = NULL;
+    for (size_t i = first; i < nterms; i++)
+        if (cursors[order[i]].doc && (!best || cursors[order[i]].bound > best->bound))
+            best = &cursors[order[i]];
+    return best;
+}
+
+/*  Keeps the best k of every hit (node_store_search_terms's), best first. */
+static int s_cmp_best(const void *a, const void *b)
+{
+    const node_search_hit_t *x = a, *y = b;
+    return s_worse(y, x) ? -1 : s_worse(x, y) ? 1 : 0;
+}
+
+static void s_keep_best(node_search_hits_t *hits, size_t k)
+{
+    qsort(hits->hits, hits->n, sizeof *hits->hits, s_cmp_best);
+    for (size_t i = k; i < hits->n; i++)
+        free(hits->hits[i].tf);
+    hits->more = hits->n > k;
+    hits->n = hits->n < k ? hits->n : k;
 }
 
 int node_store_search_top(node_store_t *self, const char *sid, const char *const *terms,
@@ -1203,8 +1252,26 @@ int node_store_search_top(node_store_t *self, const char *sid, const char *const
     if (rc == 0 &&
         ((nterms && (!out->df || !cursors || !tf)) || (k && !top.hits) || (nterms > 1 && !seen)))
         rc = ENGRAM_ENOMEM;
-    for (size_t t = 0; rc == 0 && t < nterms; t++)
+    uint64_t postings = 0;
+    for (size_t t = 0; rc == 0 && t < nterms; t++) {
         rc = s_term_df(&classes, terms[t], &out->df[t]);
+        postings += out->df[t];
+    }
+    if (rc == 0 && postings <= s_all_postings + s_all_postings_per_hit * (uint64_t)k) {
+        free(cursors);
+        free(tf);
+        free(top.hits);
+        zhash_destroy(&seen);
+        free(classes.classes);
+        node_search_hits_free(out);
+        rc = node_store_search_terms(self, sid, terms, nterms, visible, arg, out);
+        if (rc == 0)
+            s_keep_best(out, k);
+        return rc;
+    }
+    size_t *order = nterms ? malloc(nterms * sizeof *order) : NULL;
+    if (rc == 0 && nterms && !order)
+        rc = ENGRAM_ENOMEM;
     for (size_t t = 0; rc == 0 && t < nterms; t++) {
         cursors[t].idf = search_bm25_idf(out->docs, out->df[t]);
         if (out->df[t]) /* else it has no posting the reader may see */
@@ -1212,22 +1279,15 @@ int node_store_search_top(node_store_t *self, const char *sid, const char *const
     }
     /* Threshold algorithm: consume the posting of the highest bound; score its document in
      * full the first time it is met; stop once no document left unmet can rank among the best
-     * k (the bound is below the k-th score, by a margin, so that a tie is never left out). */
+     * k (the bounds below the k-th score by a margin, so that a tie is never left out). */
     store_key_t key = {0};
     char *hex = NULL;
     size_t hex_cap = 0, scored = 0;
     while (rc == 0 && k) {
-        s_impact_t *best = NULL;
-        for (size_t t = 0; t < nterms; t++)
-            if (cursors[t].doc && (!best || cursors[t].bound > best->bound))
-                best = &cursors[t];
+        double floor = top.n == k ? top.hits[0].bm25 - 1e-9 * top.hits[0].bm25 : -INFINITY;
+        s_impact_t *best = s_next_cursor(cursors, nterms, order, floor);
         if (!best)
             break;
-        if (top.n == k) {
-            double kth = top.hits[0].bm25;
-            if (s_bound(cursors, nterms) < kth - 1e-9 * kth)
-                break;
-        }
         bool fresh = true;
         if (seen) {
             if (2 * best->doc_len + 1 > hex_cap) {
@@ -1263,6 +1323,7 @@ int node_store_search_top(node_store_t *self, const char *sid, const char *const
     out->more |= scored > top.n;
     free(key.data);
     free(hex);
+    free(order);
     zhash_destroy(&seen);
     free(tf);
     for (size_t t = 0; cursors && t < nterms; t++) {
