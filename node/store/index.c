@@ -959,20 +959,22 @@ int node_store_search_terms(node_store_t *self, const char *sid, const char *con
 
 /*  --- the best k ------------------------------------------------------------------------- */
 
-/*  A query whose terms have at most SEARCH_ALL_POSTINGS + SEARCH_ALL_POSTINGS_PER_HIT x k
- *  postings the reader may see is answered by reading them all (node_store_search_terms) and
- *  keeping the best k: cheaper than the threshold algorithm's point read per document when
- *  terms of like weight make it read most of their postings anyway. */
-#define SEARCH_ALL_POSTINGS         8192
-#define SEARCH_ALL_POSTINGS_PER_HIT 64
+/*  Which way a top-k search goes. The threshold algorithm reads a prefix of each term's
+ *  postings, but pays a point read (about SEARCH_POINT_READ postings' worth) for each document
+ *  of a query of several terms; what it must read whole is, at worst, every term's postings
+ *  but the commonest's (which MaxScore's rule soon leaves aside). So a query whose postings
+ *  the reader may see number at most SEARCH_ALL_POSTINGS + SEARCH_ALL_POSTINGS_PER_HIT x k, or
+ *  are not mostly the commonest term's, is answered by reading them all
+ *  (node_store_search_terms) and keeping the best k. */
+#define SEARCH_ALL_POSTINGS         1024
+#define SEARCH_ALL_POSTINGS_PER_HIT 16
+#define SEARCH_POINT_READ           4
 
-static uint64_t s_all_postings = SEARCH_ALL_POSTINGS;
-static uint64_t s_all_postings_per_hit = SEARCH_ALL_POSTINGS_PER_HIT;
+static store_search_way_t s_way = STORE_SEARCH_AUTO;
 
-void store__search_all_postings(uint64_t base, uint64_t per_hit)
+void store__search_way(store_search_way_t way)
 {
-    s_all_postings = base;
-    s_all_postings_per_hit = per_hit;
+    s_way = way;
 }
 
 /*  The tf groups (distinct frequencies) a cursor bounds one by one, at most; the postings
@@ -1252,12 +1254,17 @@ int node_store_search_top(node_store_t *self, const char *sid, const char *const
     if (rc == 0 &&
         ((nterms && (!out->df || !cursors || !tf)) || (k && !top.hits) || (nterms > 1 && !seen)))
         rc = ENGRAM_ENOMEM;
-    uint64_t postings = 0;
+    uint64_t postings = 0, commonest = 0;
     for (size_t t = 0; rc == 0 && t < nterms; t++) {
         rc = s_term_df(&classes, terms[t], &out->df[t]);
         postings += out->df[t];
+        commonest = out->df[t] > commonest ? out->df[t] : commonest;
     }
-    if (rc == 0 && postings <= s_all_postings + s_all_postings_per_hit * (uint64_t)k) {
+    bool whole = s_way == STORE_SEARCH_WHOLE ||
+                 (s_way == STORE_SEARCH_AUTO &&
+                  (postings <= SEARCH_ALL_POSTINGS + SEARCH_ALL_POSTINGS_PER_HIT * (uint64_t)k ||
+                   (postings - commonest) * SEARCH_POINT_READ >= postings));
+    if (rc == 0 && whole) {
         free(cursors);
         free(tf);
         free(top.hits);

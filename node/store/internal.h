@@ -87,10 +87,10 @@ int store__index_remove(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
 /*  Puts the changed totals of every provenance class the batch touched. */
 int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch);
 
-/*  How many postings a top-k search reads whole rather than run its threshold algorithm:
- *  base + per_hit x k (index.c; the defaults are SEARCH_ALL_POSTINGS and _PER_HIT). For
- *  tests, which set 0, 0 to run the threshold algorithm on small stores. Process-wide. */
-void store__search_all_postings(uint64_t base, uint64_t per_hit);
+/*  Which way node_store_search_top goes: by its cost estimate (index.c), or, for tests
+ *  (small stores would always be read whole), always one way. Process-wide. */
+typedef enum { STORE_SEARCH_AUTO, STORE_SEARCH_THRESHOLD, STORE_SEARCH_WHOLE } store_search_way_t;
+void store__search_way(store_search_way_t way);
 
 /*  Puts the clock's persisted floor ("hlc" in meta) into batch. */
 void store__put_hlc(node_store_t *self, rocksdb_writebatch_t *batch, uint64_t stamp);

@@ -22,7 +22,7 @@
 #include "crdt/value.h"
 #include "engram/error.h"
 #include "node/search/text.h"
-#include "node/store/internal.h" /* store__search_all_postings */
+#include "node/store/internal.h" /* store__search_way */
 #include "node/store/store.h"
 
 #define SID     "run:index"
@@ -166,7 +166,7 @@ static void s_check_query(node_store_t *store, const char *query, node_visible_f
     for (size_t run = 0; run < 2 * KS; run++) {
         /* the threshold algorithm, then the whole read small queries get */
         size_t i = run % KS;
-        store__search_all_postings(run < KS ? 0 : UINT64_MAX / 2, 0);
+        store__search_way(run < KS ? STORE_SEARCH_THRESHOLD : STORE_SEARCH_WHOLE);
         node_search_hits_t top;
         assert_int_equal(node_store_search_top(store, SID, t, terms.n, ks[i], visible, NULL, &top),
                          0);
@@ -187,14 +187,14 @@ static void s_check_query(node_store_t *store, const char *query, node_visible_f
         }
         node_search_hits_free(&top);
     }
-    store__search_all_postings(0, 0);
+    store__search_way(STORE_SEARCH_THRESHOLD);
     node_search_hits_free(&all);
     search_terms_free(&terms);
 }
 
 static void s_one_case(int index)
 {
-    store__search_all_postings(0, 0);
+    store__search_way(STORE_SEARCH_THRESHOLD);
     char dir[] = "/tmp/engram-index-test-XXXXXX";
     assert_non_null(mkdtemp(dir));
     node_store_t *store;
@@ -274,7 +274,7 @@ static void test_top_equals_exhaustive(void **state)
 static void test_bound_corners(void **state)
 {
     (void)state;
-    store__search_all_postings(0, 0);
+    store__search_way(STORE_SEARCH_THRESHOLD);
     char dir[] = "/tmp/engram-index-test-XXXXXX";
     assert_non_null(mkdtemp(dir));
     node_store_t *store;
