@@ -909,28 +909,21 @@ static int s_collect(const s_classes_t *c, const char *term, size_t t, s_posting
     return store__iter_end(it, &prefix, rc);
 }
 
-int node_store_search_terms(node_store_t *self, const char *sid, const char *const *terms,
-                            size_t nterms, node_visible_fn visible, void *arg,
-                            node_search_hits_t *out)
+/*  Every visible document holding a term, with its score, into out, whose statistics (docs,
+ *  avgdl, nterms, df allocated) the caller set; df is counted again from the postings. */
+static int s_search_all(const s_classes_t *classes, const char *const *terms,
+                        node_search_hits_t *out)
 {
-    memset(out, 0, sizeof *out);
-    s_classes_t classes = {self, sid, visible, arg, NULL, 0};
-    uint64_t docs = 0, lengths = 0;
-    int rc = s_load_classes(&classes, &docs, &lengths);
-    out->docs = docs;
-    out->avgdl = docs ? (double)lengths / (double)docs : 0;
-    out->nterms = nterms;
-    out->df = nterms ? calloc(nterms, sizeof *out->df) : NULL;
+    size_t nterms = out->nterms;
     uint32_t *tf = nterms ? malloc(nterms * sizeof *tf) : NULL;
-    if (rc == 0 && nterms && (!out->df || !tf))
-        rc = ENGRAM_ENOMEM;
+    int rc = nterms && !tf ? ENGRAM_ENOMEM : 0;
     /* Every visible posting of every term, then sorted by doc: a doc's postings side by side
      * give its tf of every term. */
     s_posting_t *postings = NULL;
     size_t n = 0, cap = 0, hits_cap = 0;
     store_key_t buffer = {0};
     for (size_t t = 0; rc == 0 && t < nterms; t++)
-        rc = s_collect(&classes, terms[t], t, &postings, &n, &cap, &buffer, &out->df[t]);
+        rc = s_collect(classes, terms[t], t, &postings, &n, &cap, &buffer, &out->df[t]);
     for (size_t i = 0; rc == 0 && i < n; i++)
         postings[i].doc = buffer.data + postings[i].at;
     if (rc == 0 && nterms > 1)
@@ -946,15 +939,32 @@ int node_store_search_terms(node_store_t *self, const char *sid, const char *con
     free(postings);
     free(buffer.data);
     free(tf);
-    free(classes.classes);
-    if (rc) {
-        node_search_hits_free(out);
-        return rc;
-    }
     /* Score once df is known. */
-    for (size_t i = 0; i < out->n; i++)
+    for (size_t i = 0; rc == 0 && i < out->n; i++)
         out->hits[i].bm25 = s_bm25(out, out->hits[i].tf, out->hits[i].dl);
-    return 0;
+    return rc;
+}
+
+int node_store_search_terms(node_store_t *self, const char *sid, const char *const *terms,
+                            size_t nterms, node_visible_fn visible, void *arg,
+                            node_search_hits_t *out)
+{
+    memset(out, 0, sizeof *out);
+    s_classes_t classes = {self, sid, visible, arg, NULL, 0};
+    uint64_t docs = 0, lengths = 0;
+    int rc = s_load_classes(&classes, &docs, &lengths);
+    out->docs = docs;
+    out->avgdl = docs ? (double)lengths / (double)docs : 0;
+    out->nterms = nterms;
+    out->df = nterms ? calloc(nterms, sizeof *out->df) : NULL;
+    if (rc == 0 && nterms && !out->df)
+        rc = ENGRAM_ENOMEM;
+    if (rc == 0)
+        rc = s_search_all(&classes, terms, out);
+    free(classes.classes);
+    if (rc)
+        node_search_hits_free(out);
+    return rc;
 }
 
 /*  --- the best k ------------------------------------------------------------------------- */
@@ -1235,54 +1245,24 @@ static void s_keep_best(node_search_hits_t *hits, size_t k)
     hits->n = hits->n < k ? hits->n : k;
 }
 
-int node_store_search_top(node_store_t *self, const char *sid, const char *const *terms,
-                          size_t nterms, size_t k, node_visible_fn visible, void *arg,
-                          node_search_hits_t *out)
+/*  The best k visible documents holding a term, best first, into out, whose statistics the
+ *  caller set (df from the counters): the threshold algorithm over the impact postings. */
+static int s_search_threshold(node_store_t *self, const char *sid, const s_classes_t *classes,
+                              const char *const *terms, size_t k, node_search_hits_t *out)
 {
-    memset(out, 0, sizeof *out);
-    s_classes_t classes = {self, sid, visible, arg, NULL, 0};
-    uint64_t docs = 0, lengths = 0;
-    int rc = s_load_classes(&classes, &docs, &lengths);
-    out->docs = docs;
-    out->avgdl = docs ? (double)lengths / (double)docs : 0;
-    out->nterms = nterms;
-    out->df = nterms ? calloc(nterms, sizeof *out->df) : NULL;
+    size_t nterms = out->nterms;
     s_impact_t *cursors = nterms ? calloc(nterms, sizeof *cursors) : NULL;
+    size_t *order = nterms ? malloc(nterms * sizeof *order) : NULL;
     uint32_t *tf = nterms ? malloc(nterms * sizeof *tf) : NULL;
     s_top_t top = {k ? calloc(k, sizeof *top.hits) : NULL, 0, k};
     zhash_t *seen = nterms > 1 ? zhash_new() : NULL; /* one term: each doc comes once */
-    if (rc == 0 &&
-        ((nterms && (!out->df || !cursors || !tf)) || (k && !top.hits) || (nterms > 1 && !seen)))
-        rc = ENGRAM_ENOMEM;
-    uint64_t postings = 0, commonest = 0;
-    for (size_t t = 0; rc == 0 && t < nterms; t++) {
-        rc = s_term_df(&classes, terms[t], &out->df[t]);
-        postings += out->df[t];
-        commonest = out->df[t] > commonest ? out->df[t] : commonest;
-    }
-    bool whole = s_way == STORE_SEARCH_WHOLE ||
-                 (s_way == STORE_SEARCH_AUTO &&
-                  (postings <= SEARCH_ALL_POSTINGS + SEARCH_ALL_POSTINGS_PER_HIT * (uint64_t)k ||
-                   (postings - commonest) * SEARCH_POINT_READ >= postings));
-    if (rc == 0 && whole) {
-        free(cursors);
-        free(tf);
-        free(top.hits);
-        zhash_destroy(&seen);
-        free(classes.classes);
-        node_search_hits_free(out);
-        rc = node_store_search_terms(self, sid, terms, nterms, visible, arg, out);
-        if (rc == 0)
-            s_keep_best(out, k);
-        return rc;
-    }
-    size_t *order = nterms ? malloc(nterms * sizeof *order) : NULL;
-    if (rc == 0 && nterms && !order)
+    int rc = 0;
+    if ((nterms && (!cursors || !order || !tf)) || (k && !top.hits) || (nterms > 1 && !seen))
         rc = ENGRAM_ENOMEM;
     for (size_t t = 0; rc == 0 && t < nterms; t++) {
         cursors[t].idf = search_bm25_idf(out->docs, out->df[t]);
         if (out->df[t]) /* else it has no posting the reader may see */
-            rc = s_impact_open(self, sid, terms[t], &classes, out->avgdl, &cursors[t]);
+            rc = s_impact_open(self, sid, terms[t], classes, out->avgdl, &cursors[t]);
     }
     /* Threshold algorithm: consume the posting of the highest bound; score its document in
      * full the first time it is met; stop once no document left unmet can rank among the best
@@ -1323,7 +1303,7 @@ int node_store_search_top(node_store_t *self, const char *sid, const char *const
                                  s_bm25(out, tf, dl));
         }
         rocksdb_iter_next(best->it);
-        s_impact_settle(best, &classes, out->avgdl);
+        s_impact_settle(best, classes, out->avgdl);
     }
     for (size_t t = 0; t < nterms && cursors; t++)
         out->more |= cursors[t].doc != NULL;
@@ -1342,13 +1322,10 @@ int node_store_search_top(node_store_t *self, const char *sid, const char *const
         }
     }
     free(cursors);
-    free(classes.classes);
     out->hits = top.hits;
     out->n = top.n;
-    if (rc) {
-        node_search_hits_free(out);
+    if (rc)
         return rc;
-    }
     /* best first: pop the worst to the back */
     for (size_t n = top.n; n > 1; n--) {
         node_search_hit_t t = top.hits[0];
@@ -1358,6 +1335,40 @@ int node_store_search_top(node_store_t *self, const char *sid, const char *const
         s_top_down(&top, 0);
     }
     return 0;
+}
+
+int node_store_search_top(node_store_t *self, const char *sid, const char *const *terms,
+                          size_t nterms, size_t k, node_visible_fn visible, void *arg,
+                          node_search_hits_t *out)
+{
+    memset(out, 0, sizeof *out);
+    s_classes_t classes = {self, sid, visible, arg, NULL, 0};
+    uint64_t docs = 0, lengths = 0;
+    int rc = s_load_classes(&classes, &docs, &lengths);
+    out->docs = docs;
+    out->avgdl = docs ? (double)lengths / (double)docs : 0;
+    out->nterms = nterms;
+    out->df = nterms ? calloc(nterms, sizeof *out->df) : NULL;
+    if (rc == 0 && nterms && !out->df)
+        rc = ENGRAM_ENOMEM;
+    uint64_t postings = 0, commonest = 0;
+    for (size_t t = 0; rc == 0 && t < nterms; t++) {
+        rc = s_term_df(&classes, terms[t], &out->df[t]);
+        postings += out->df[t];
+        commonest = out->df[t] > commonest ? out->df[t] : commonest;
+    }
+    bool whole = s_way == STORE_SEARCH_WHOLE ||
+                 (s_way == STORE_SEARCH_AUTO &&
+                  (postings <= SEARCH_ALL_POSTINGS + SEARCH_ALL_POSTINGS_PER_HIT * (uint64_t)k ||
+                   (postings - commonest) * SEARCH_POINT_READ >= postings));
+    if (rc == 0 && whole && (rc = s_search_all(&classes, terms, out)) == 0)
+        s_keep_best(out, k);
+    else if (rc == 0)
+        rc = s_search_threshold(self, sid, &classes, terms, k, out);
+    free(classes.classes);
+    if (rc)
+        node_search_hits_free(out);
+    return rc;
 }
 
 /*  The best `keep` vector hits so far, as a min-heap on cosine (ties: the later doc is the
