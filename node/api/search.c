@@ -55,8 +55,8 @@
 
 /*  The longest query text. */
 #define SEARCH_MAX_QUERY_BYTES 4096
-/*  At most this many words (terms, repeats included) in a query: the merge keeps one
- *  iterator and one frequency per term and hit. */
+/*  At most this many words (terms, repeats included) in a query: a search keeps one cursor
+ *  and one frequency per term and hit. */
 #define SEARCH_MAX_QUERY_TERMS 64
 /*  At most this many candidates are loaded and checked (expiry, provenance, filter) by one
  *  search: a filter that matches few memories may answer fewer than top_k. */

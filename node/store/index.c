@@ -1,22 +1,39 @@
 /*  The search index: BM25 postings of every text memory, kept in the column family "search"
- *  by the same WriteBatch that writes or removes what they index (store.h, "Search index").
+ *  by the same WriteBatch that writes or removes what they index (store.h, "Search index"),
+ *  and the queries over it.
  *
  *  Keys (after the one-byte tag; "doc" is key \0 elem \0 node n, as in an entry key):
- *    'p' sid \0 term \0 doc  -> tf u32, dl u32, prov u64      a posting
- *    'd' sid \0 doc          -> prov u64, dl u32, then (term \0 tf u32)...   what a doc indexed
+ *    'i' sid \0 term \0 ~tf u32 dl u32 doc -> prov u64   a posting, in impact order: a
+ *                             term's postings by tf descending, then length ascending, then doc
+ *    't' sid \0 term \0 prov u64 -> df u64         the class's documents holding the term
+ *    'd' sid \0 doc          -> prov u64, dl u32, 0 u32, then (term \0 tf u32)...   what a doc
+ *                             indexed, its terms in byte order
  *    'n' sid \0 prov u64     -> docs u64, terms u64, vectors u64  a provenance class's totals
  *    'g' sid \0 prov u64     -> agents \0 ... \1 resources \0 ... the class's provenance
  *    'v' sid \0 doc          -> prov u64, norm f64, float32 x dims   an embedding
  *    'm' sid \0 dims u32 (BE) -> count u64                       the scope's embeddings of dims
- *  Integers in values are little-endian. A provenance class is the set of documents whose
- *  values carry the same contributing agents and source resources (prov is the first 8 bytes
- *  of their BLAKE2b): access control judges a document by that pair only, so one decision per
- *  class decides every posting of it, and N, avgdl and df are counted over the classes the
- *  reader may see: a document it may not read is neither scored nor counted.
+ *  Integers in keys are big-endian, in values little-endian. A provenance class is the set
+ *  of documents whose values carry the same contributing agents and source resources (prov
+ *  is the first 8 bytes of their BLAKE2b): access control judges a document by that pair
+ *  only, so one decision per class decides every posting of it, and N, avgdl and df are
+ *  counted over the classes the reader may see: a document it may not read is neither scored
+ *  nor counted.
+ *
+ *  Queries. node_store_search_top answers the best k: df from the 't' counters; then either
+ *  every posting of the query's terms read and sorted by doc (few postings, or postings not
+ *  mostly one term's), or a threshold algorithm (Fagin's, with MaxScore's rule): each term's
+ *  cursor walks its postings in impact order, where BM25's term score only falls within a tf
+ *  group and each group's best (its tf, its shortest doc) is found by one seek, so the cursor
+ *  bounds what any posting it has not reached can add; the cursor of the highest bound is
+ *  consumed, a document met for the first time is scored in full from its 'd' record, and
+ *  the walk ends when no document unmet can rank among the best k. The answer is the
+ *  exhaustive ranking's first k, bit for bit (index_test checks). node_store_search_terms
+ *  answers every match (hybrid rankings, checks).
  *
  *  Invariants (kept by every write, checked by `engramd --reindex` in tests):
  *  - a live register or log entry whose value's payload is valid UTF-8 with at least one term
  *    has exactly one 'd' record and one posting per distinct term; nothing else has any;
+ *  - 't' sid term prov counts the postings of the term in the class (gone at 0);
  *  - a live register or log entry whose value carries a valid embedding (node/search/vector.h)
  *    has exactly one 'v' record, and 'm' counts the scope's embeddings of each dimension
  *    (gone with the last one). A write here is refused an embedding of another dimension
@@ -926,7 +943,7 @@ static int s_search_all(const s_classes_t *classes, const char *const *terms,
         rc = s_collect(classes, terms[t], t, &postings, &n, &cap, &buffer, &out->df[t]);
     for (size_t i = 0; rc == 0 && i < n; i++)
         postings[i].doc = buffer.data + postings[i].at;
-    if (rc == 0 && nterms > 1)
+    if (rc == 0 && nterms > 1 && n)
         qsort(postings, n, sizeof *postings, s_cmp_posting);
     for (size_t i = 0; rc == 0 && i < n;) {
         memset(tf, 0, nterms * sizeof *tf);
@@ -1238,7 +1255,8 @@ static int s_cmp_best(const void *a, const void *b)
 
 static void s_keep_best(node_search_hits_t *hits, size_t k)
 {
-    qsort(hits->hits, hits->n, sizeof *hits->hits, s_cmp_best);
+    if (hits->n)
+        qsort(hits->hits, hits->n, sizeof *hits->hits, s_cmp_best);
     for (size_t i = k; i < hits->n; i++)
         free(hits->hits[i].tf);
     hits->more = hits->n > k;

@@ -9,8 +9,9 @@
  *    replication.c  the store as the gossip engine sees it: catch-up deltas read from the ops
  *                   index, remote deltas applied (removals found through the ops index)
  *    gc.c           garbage below the stable cut, pending-garbage counts, checkpoints
- *    index.c        the search index: postings written and removed with what they index,
- *                   BM25 queries over them, the rebuild (engramd --reindex)
+ *    index.c        the search index: postings and df counters written and removed with
+ *                   what they index, BM25 queries over them (the best k by a threshold
+ *                   algorithm, or every match), the rebuild (engramd --reindex)
  *
  *  Thread: one thread owns a store and every field below.
  */
@@ -84,7 +85,8 @@ int store__index_add(node_store_t *self, store_index_batch_t *ib, rocksdb_writeb
  *  however often it is named). */
 int store__index_remove(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
                         const char *sid, const char *key, const char *elem, crdt_dot_t dot);
-/*  Puts the changed totals of every provenance class the batch touched. */
+/*  Puts the changed totals of every provenance class and the changed df counters of every
+ *  (term, class) the batch touched. */
 int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch);
 
 /*  Which way node_store_search_top goes: by its cost estimate (index.c), or, for tests

@@ -11,7 +11,8 @@
  *    ops       sid \0 node n                     -> StoredOp       the dot index (shared only)
  *    history   sid \0 key \0 hlc node n          -> StoredHistory  who did what, when
  *    expiry    expires_at_ms sid \0 key \0 elem \0 node n -> ""    TTL index
- *    search    the full-text index (index.c): postings, documents, per-provenance totals
+ *    search    the full-text index (index.c): postings in impact order, documents,
+ *              per-provenance totals and document frequencies, embeddings
  *    meta      "identity" -> public key | secret key;  "replica" -> u64;  "hlc" -> u64;
  *              "running" -> durability of the live process, or "restored";
  *              "ctx/" sid -> Context;  "prune/" sid -> Context (the scope's prune cut)

@@ -160,7 +160,8 @@ static void s_check_query(node_store_t *store, const char *query, node_visible_f
     const char *const *t = (const char *const *)terms.terms;
     node_search_hits_t all;
     assert_int_equal(node_store_search_terms(store, SID, t, terms.n, visible, NULL, &all), 0);
-    qsort(all.hits, all.n, sizeof *all.hits, s_cmp_ranked);
+    if (all.n)
+        qsort(all.hits, all.n, sizeof *all.hits, s_cmp_ranked);
     static const size_t ks[] = {1, 2, 3, 5, 10, 25, 36, 37, 38, 60, 1000};
     enum { KS = sizeof ks / sizeof *ks };
     for (size_t run = 0; run < 2 * KS; run++) {
