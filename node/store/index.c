@@ -5,7 +5,8 @@
  *  Keys (after the one-byte tag; "doc" is key \0 elem \0 node n, as in an entry key):
  *    'i' sid \0 term \0 ~tf u32 dl u32 doc -> prov u64   a posting, in impact order: a
  *                             term's postings by tf descending, then length ascending, then doc
- *    't' sid \0 term \0 prov u64 -> df u64         the class's documents holding the term
+ *    'i' sid \0 term \0 0 u32 prov u64 -> df u64   the class's documents holding the term,
+ *                             first in the term's range (~tf is never 0): one seek finds both
  *    'd' sid \0 doc          -> prov u64, dl u32, 0 u32, then (term \0 tf u32)...   what a doc
  *                             indexed, its terms in byte order
  *    'n' sid \0 prov u64     -> docs u64, terms u64, vectors u64  a provenance class's totals
@@ -19,7 +20,7 @@
  *  counted over the classes the reader may see: a document it may not read is neither scored
  *  nor counted.
  *
- *  Queries. node_store_search_top answers the best k: df from the 't' counters; then either
+ *  Queries. node_store_search_top answers the best k: df from the counters; then either
  *  every posting of the query's terms read and sorted by doc (few postings, or postings not
  *  mostly one term's), or a threshold algorithm (Fagin's, with MaxScore's rule): each term's
  *  cursor walks its postings in impact order, where BM25's term score only falls within a tf
@@ -33,7 +34,7 @@
  *  Invariants (kept by every write, checked by `engramd --reindex` in tests):
  *  - a live register or log entry whose value's payload is valid UTF-8 with at least one term
  *    has exactly one 'd' record and one posting per distinct term; nothing else has any;
- *  - 't' sid term prov counts the postings of the term in the class (gone at 0);
+ *  - the df counter of a term and class counts its postings in the class (gone at 0);
  *  - a live register or log entry whose value carries a valid embedding (node/search/vector.h)
  *    has exactly one 'v' record, and 'm' counts the scope's embeddings of each dimension
  *    (gone with the last one). A write here is refused an embedding of another dimension
@@ -59,7 +60,6 @@
 
 #define TAG_IMPACT 'i'
 #define TAG_DOC    'd'
-#define TAG_DF     't'
 #define TAG_TOTALS 'n'
 #define TAG_PROV   'g'
 #define TAG_VECTOR 'v'
@@ -599,11 +599,13 @@ static int s_finish_class(node_store_t *self, rocksdb_writebatch_t *batch, const
     return 0;
 }
 
-/*  't' sid \0 term \0 prov: how many documents of the class hold the term. */
+/*  'i' sid \0 term \0 0 u32 prov: how many documents of the class hold the term (before
+ *  the term's postings, whose ~tf is never 0, so that one seek finds both). */
 static void s_df_key(store_key_t *k, const char *sid, const char *term, uint64_t prov)
 {
-    s_tagged(k, TAG_DF, sid);
+    s_tagged(k, TAG_IMPACT, sid);
     store__key_str0(k, term);
+    store__key_add(k, "\0\0\0\0", 4);
     store__key_u64(k, prov);
 }
 
@@ -675,6 +677,7 @@ typedef struct {
     void *arg;
     s_class_t *classes; /* sorted by prov */
     size_t n;
+    rocksdb_iterator_t *it; /* the query's iterator for short scans (totals, df, postings) */
 } s_classes_t;
 
 static int s_cmp_class(const void *a, const void *b)
@@ -716,7 +719,8 @@ static bool s_decide(s_classes_t *c, const uint8_t *p, size_t len)
     return visible;
 }
 
-/*  Loads the classes of sid and the totals of the visible ones. */
+/*  Loads the classes of sid and the totals of the visible ones; the query's iterator is made
+ *  here and ended, with the classes, by s_classes_end (whatever this returned). */
 static int s_load_classes(s_classes_t *c, uint64_t *docs, uint64_t *terms)
 {
     *docs = *terms = 0;
@@ -727,7 +731,7 @@ static int s_load_classes(s_classes_t *c, uint64_t *docs, uint64_t *terms)
     store_key_t g = {0};
     int rc = 0;
     size_t cap = 0;
-    rocksdb_iterator_t *it =
+    rocksdb_iterator_t *it = c->it =
         rocksdb_create_iterator_cf(c->self->db, c->self->read_options, c->self->cf[CF_SEARCH]);
     for (rocksdb_iter_seek(it, (char *)prefix.data, prefix.len); rc == 0 && rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
@@ -771,10 +775,16 @@ static int s_load_classes(s_classes_t *c, uint64_t *docs, uint64_t *terms)
         }
     }
     free(g.data);
-    rc = store__iter_end(it, &prefix, rc);
+    free(prefix.data);
     if (rc == 0 && c->n)
         qsort(c->classes, c->n, sizeof *c->classes, s_cmp_class);
     return rc;
+}
+
+static int s_classes_end(s_classes_t *c, int rc)
+{
+    free(c->classes);
+    return c->it ? store__iter_end(c->it, NULL, rc) : rc;
 }
 
 static bool s_class_visible(const s_classes_t *c, uint64_t prov)
@@ -794,32 +804,6 @@ static double s_bm25(const node_search_hits_t *stats, const uint32_t *tf, uint32
             bm25 += search_bm25_term(search_bm25_idf(stats->docs, stats->df[t]), tf[t], dl,
                                      stats->avgdl);
     return bm25;
-}
-
-/*  *df := the documents holding term in the classes the reader may see ('t' counters). */
-static int s_term_df(const s_classes_t *c, const char *term, uint64_t *df)
-{
-    *df = 0;
-    store_key_t prefix = {0};
-    s_tagged(&prefix, TAG_DF, c->sid);
-    store__key_str0(&prefix, term);
-    if (prefix.failed) {
-        free(prefix.data);
-        return ENGRAM_ENOMEM;
-    }
-    rocksdb_iterator_t *it =
-        rocksdb_create_iterator_cf(c->self->db, c->self->read_options, c->self->cf[CF_SEARCH]);
-    for (rocksdb_iter_seek(it, (char *)prefix.data, prefix.len); rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t klen, vlen;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
-        if (klen != prefix.len + 8 || memcmp(k, prefix.data, prefix.len) != 0)
-            break;
-        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
-        if (vlen == 8 && s_class_visible(c, store__get_be64(k + prefix.len)))
-            *df += s_get_le64(v);
-    }
-    return store__iter_end(it, &prefix, 0);
 }
 
 void node_search_hits_free(node_search_hits_t *hits)
@@ -860,150 +844,6 @@ static int s_add_hit(node_search_hits_t *out, size_t *cap, const uint8_t *doc, s
     return 0;
 }
 
-/*  A visible posting of one query term: its doc (at `at` in the postings' buffer), which
- *  query term, its tf and its doc's length. */
-typedef struct {
-    const uint8_t *doc;
-    size_t at, doc_len, term;
-    uint32_t tf, dl;
-} s_posting_t;
-
-static int s_cmp_posting(const void *a, const void *b)
-{
-    const s_posting_t *x = a, *y = b;
-    size_t n = x->doc_len < y->doc_len ? x->doc_len : y->doc_len;
-    int c = memcmp(x->doc, y->doc, n);
-    return c ? c : (x->doc_len > y->doc_len) - (x->doc_len < y->doc_len);
-}
-
-/*  Appends the visible postings of query term t ('i' sid \0 term \0 ...) to *postings (their
- *  docs to the buffer docs); df := how many. */
-static int s_collect(const s_classes_t *c, const char *term, size_t t, s_posting_t **postings,
-                     size_t *n, size_t *cap, store_key_t *docs, uint64_t *df)
-{
-    *df = 0;
-    store_key_t prefix = {0};
-    s_tagged(&prefix, TAG_IMPACT, c->sid);
-    store__key_str0(&prefix, term);
-    if (prefix.failed) {
-        free(prefix.data);
-        return ENGRAM_ENOMEM;
-    }
-    int rc = 0;
-    size_t skip = prefix.len + 8;
-    rocksdb_iterator_t *it =
-        rocksdb_create_iterator_cf(c->self->db, c->self->read_options, c->self->cf[CF_SEARCH]);
-    for (rocksdb_iter_seek(it, (char *)prefix.data, prefix.len); rc == 0 && rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t klen, vlen;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
-        if (klen <= skip || memcmp(k, prefix.data, prefix.len) != 0)
-            break;
-        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
-        if (vlen != 8 || !s_class_visible(c, s_get_le64(v)))
-            continue;
-        if (*n == *cap) {
-            size_t grown = *cap ? 2 * *cap : 256;
-            s_posting_t *more = realloc(*postings, grown * sizeof *more);
-            if (!more) {
-                rc = ENGRAM_ENOMEM;
-                break;
-            }
-            *postings = more;
-            *cap = grown;
-        }
-        (*postings)[(*n)++] = (s_posting_t){NULL,
-                                            docs->len,
-                                            klen - skip,
-                                            t,
-                                            ~s_get_be32(k + prefix.len),
-                                            s_get_be32(k + prefix.len + 4)};
-        store__key_add(docs, k + skip, klen - skip);
-        (*df)++;
-    }
-    if (rc == 0 && docs->failed)
-        rc = ENGRAM_ENOMEM;
-    return store__iter_end(it, &prefix, rc);
-}
-
-/*  Every visible document holding a term, with its score, into out, whose statistics (docs,
- *  avgdl, nterms, df allocated) the caller set; df is counted again from the postings. */
-static int s_search_all(const s_classes_t *classes, const char *const *terms,
-                        node_search_hits_t *out)
-{
-    size_t nterms = out->nterms;
-    uint32_t *tf = nterms ? malloc(nterms * sizeof *tf) : NULL;
-    int rc = nterms && !tf ? ENGRAM_ENOMEM : 0;
-    /* Every visible posting of every term, then sorted by doc: a doc's postings side by side
-     * give its tf of every term. */
-    s_posting_t *postings = NULL;
-    size_t n = 0, cap = 0, hits_cap = 0;
-    store_key_t buffer = {0};
-    for (size_t t = 0; rc == 0 && t < nterms; t++)
-        rc = s_collect(classes, terms[t], t, &postings, &n, &cap, &buffer, &out->df[t]);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        postings[i].doc = buffer.data + postings[i].at;
-    if (rc == 0 && nterms > 1 && n)
-        qsort(postings, n, sizeof *postings, s_cmp_posting);
-    for (size_t i = 0; rc == 0 && i < n;) {
-        memset(tf, 0, nterms * sizeof *tf);
-        size_t j = i;
-        for (; j < n && s_cmp_posting(&postings[i], &postings[j]) == 0; j++)
-            tf[postings[j].term] = postings[j].tf;
-        rc = s_add_hit(out, &hits_cap, postings[i].doc, postings[i].doc_len, postings[i].dl, tf);
-        i = j;
-    }
-    free(postings);
-    free(buffer.data);
-    free(tf);
-    /* Score once df is known. */
-    for (size_t i = 0; rc == 0 && i < out->n; i++)
-        out->hits[i].bm25 = s_bm25(out, out->hits[i].tf, out->hits[i].dl);
-    return rc;
-}
-
-int node_store_search_terms(node_store_t *self, const char *sid, const char *const *terms,
-                            size_t nterms, node_visible_fn visible, void *arg,
-                            node_search_hits_t *out)
-{
-    memset(out, 0, sizeof *out);
-    s_classes_t classes = {self, sid, visible, arg, NULL, 0};
-    uint64_t docs = 0, lengths = 0;
-    int rc = s_load_classes(&classes, &docs, &lengths);
-    out->docs = docs;
-    out->avgdl = docs ? (double)lengths / (double)docs : 0;
-    out->nterms = nterms;
-    out->df = nterms ? calloc(nterms, sizeof *out->df) : NULL;
-    if (rc == 0 && nterms && !out->df)
-        rc = ENGRAM_ENOMEM;
-    if (rc == 0)
-        rc = s_search_all(&classes, terms, out);
-    free(classes.classes);
-    if (rc)
-        node_search_hits_free(out);
-    return rc;
-}
-
-/*  --- the best k ------------------------------------------------------------------------- */
-
-/*  Which way a top-k search goes. The threshold algorithm reads a prefix of each term's
- *  postings, but pays a point read (about SEARCH_POINT_READ postings' worth) for each document
- *  of a query of several terms; what it must read whole is, at worst, every term's postings
- *  but the commonest's (which MaxScore's rule soon leaves aside). So a query whose postings
- *  the reader may see number at most SEARCH_ALL_POSTINGS + SEARCH_ALL_POSTINGS_PER_HIT x k, or
- *  are not mostly the commonest term's, is answered by reading them all
- *  (node_store_search_terms) and keeping the best k. */
-#define SEARCH_ALL_POSTINGS         1024
-#define SEARCH_ALL_POSTINGS_PER_HIT 16
-#define SEARCH_POINT_READ           4
-
-static store_search_way_t s_way = STORE_SEARCH_AUTO;
-
-void store__search_way(store_search_way_t way)
-{
-    s_way = way;
-}
-
 /*  The tf groups (distinct frequencies) a cursor bounds one by one, at most; the postings
  *  below the last are bounded as if they were as short as a document can be. */
 #define IMPACT_GROUPS 32
@@ -1031,6 +871,184 @@ typedef struct {
     double bound; /* of the current posting and every one after it; 0 at the end */
 } s_impact_t;
 
+/*  Opens term's cursor ('i' sid \0 term \0): *df := the documents holding the term in the
+ *  classes the reader may see (its counters, first in its range); the cursor is left on the
+ *  term's first posting. */
+static int s_term_open(const s_classes_t *c, const char *term, s_impact_t *cursor, uint64_t *df)
+{
+    *df = 0;
+    s_tagged(&cursor->prefix, TAG_IMPACT, c->sid);
+    store__key_str0(&cursor->prefix, term);
+    if (cursor->prefix.failed)
+        return ENGRAM_ENOMEM;
+    const store_key_t *prefix = &cursor->prefix;
+    rocksdb_iterator_t *it = cursor->it =
+        rocksdb_create_iterator_cf(c->self->db, c->self->read_options, c->self->cf[CF_SEARCH]);
+    for (rocksdb_iter_seek(it, (char *)prefix->data, prefix->len); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        if (klen != prefix->len + 12 || memcmp(k, prefix->data, prefix->len) != 0 ||
+            s_get_be32(k + prefix->len) != 0)
+            break;
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+        if (vlen == 8 && s_class_visible(c, store__get_be64(k + prefix->len + 4)))
+            *df += s_get_le64(v);
+    }
+    return 0;
+}
+
+/*  Ends the cursors of nterms terms (those opened); returns rc, or an iterator's error. */
+static int s_terms_end(s_impact_t *cursors, size_t nterms, int rc)
+{
+    for (size_t t = 0; cursors && t < nterms; t++) {
+        if (cursors[t].it)
+            rc = store__iter_end(cursors[t].it, &cursors[t].prefix, rc);
+        else
+            free(cursors[t].prefix.data);
+    }
+    free(cursors);
+    return rc;
+}
+
+/*  A visible posting of one query term: its doc (at `at` in the postings' buffer), which
+ *  query term, its tf and its doc's length. */
+typedef struct {
+    const uint8_t *doc;
+    size_t at, doc_len, term;
+    uint32_t tf, dl;
+} s_posting_t;
+
+static int s_cmp_posting(const void *a, const void *b)
+{
+    const s_posting_t *x = a, *y = b;
+    size_t n = x->doc_len < y->doc_len ? x->doc_len : y->doc_len;
+    int c = memcmp(x->doc, y->doc, n);
+    return c ? c : (x->doc_len > y->doc_len) - (x->doc_len < y->doc_len);
+}
+
+/*  Appends the visible postings of query term t from its cursor on to *postings (their docs
+ *  to the buffer docs); df := how many. */
+static int s_collect(const s_classes_t *c, s_impact_t *cursor, size_t t, s_posting_t **postings,
+                     size_t *n, size_t *cap, store_key_t *docs, uint64_t *df)
+{
+    *df = 0;
+    int rc = 0;
+    const store_key_t *prefix = &cursor->prefix;
+    size_t skip = prefix->len + 8;
+    for (rocksdb_iterator_t *it = cursor->it; rc == 0 && rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        if (klen <= skip || memcmp(k, prefix->data, prefix->len) != 0)
+            break;
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+        if (vlen != 8 || s_get_be32(k + prefix->len) == 0 || !s_class_visible(c, s_get_le64(v)))
+            continue;
+        if (*n == *cap) {
+            size_t grown = *cap ? 2 * *cap : 256;
+            s_posting_t *more = realloc(*postings, grown * sizeof *more);
+            if (!more) {
+                rc = ENGRAM_ENOMEM;
+                break;
+            }
+            *postings = more;
+            *cap = grown;
+        }
+        (*postings)[(*n)++] = (s_posting_t){NULL,
+                                            docs->len,
+                                            klen - skip,
+                                            t,
+                                            ~s_get_be32(k + prefix->len),
+                                            s_get_be32(k + prefix->len + 4)};
+        store__key_add(docs, k + skip, klen - skip);
+        (*df)++;
+    }
+    return rc == 0 && docs->failed ? ENGRAM_ENOMEM : rc;
+}
+
+/*  Every visible document holding a term, with its score, into out, whose statistics (docs,
+ *  avgdl, nterms, df allocated) the caller set, from the terms' cursors as s_term_open left
+ *  them; df is counted again from the postings. */
+static int s_search_all(const s_classes_t *classes, s_impact_t *cursors, node_search_hits_t *out)
+{
+    size_t nterms = out->nterms;
+    uint32_t *tf = nterms ? malloc(nterms * sizeof *tf) : NULL;
+    int rc = nterms && !tf ? ENGRAM_ENOMEM : 0;
+    /* Every visible posting of every term, then sorted by doc: a doc's postings side by side
+     * give its tf of every term. */
+    s_posting_t *postings = NULL;
+    size_t n = 0, cap = 0, hits_cap = 0;
+    store_key_t buffer = {0};
+    for (size_t t = 0; rc == 0 && t < nterms; t++)
+        rc = s_collect(classes, &cursors[t], t, &postings, &n, &cap, &buffer, &out->df[t]);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        postings[i].doc = buffer.data + postings[i].at;
+    if (rc == 0 && nterms > 1 && n)
+        qsort(postings, n, sizeof *postings, s_cmp_posting);
+    for (size_t i = 0; rc == 0 && i < n;) {
+        memset(tf, 0, nterms * sizeof *tf);
+        size_t j = i;
+        for (; j < n && s_cmp_posting(&postings[i], &postings[j]) == 0; j++)
+            tf[postings[j].term] = postings[j].tf;
+        rc = s_add_hit(out, &hits_cap, postings[i].doc, postings[i].doc_len, postings[i].dl, tf);
+        i = j;
+    }
+    free(postings);
+    free(buffer.data);
+    free(tf);
+    /* Score once df is known. */
+    for (size_t i = 0; rc == 0 && i < out->n; i++)
+        out->hits[i].bm25 = s_bm25(out, out->hits[i].tf, out->hits[i].dl);
+    return rc;
+}
+
+int node_store_search_terms(node_store_t *self, const char *sid, const char *const *terms,
+                            size_t nterms, node_visible_fn visible, void *arg,
+                            node_search_hits_t *out)
+{
+    memset(out, 0, sizeof *out);
+    s_classes_t classes = {self, sid, visible, arg, NULL, 0, NULL};
+    uint64_t docs = 0, lengths = 0;
+    int rc = s_load_classes(&classes, &docs, &lengths);
+    out->docs = docs;
+    out->avgdl = docs ? (double)lengths / (double)docs : 0;
+    out->nterms = nterms;
+    out->df = nterms ? calloc(nterms, sizeof *out->df) : NULL;
+    s_impact_t *cursors = nterms ? calloc(nterms, sizeof *cursors) : NULL;
+    if (rc == 0 && nterms && (!out->df || !cursors))
+        rc = ENGRAM_ENOMEM;
+    for (size_t t = 0; rc == 0 && t < nterms; t++)
+        rc = s_term_open(&classes, terms[t], &cursors[t], &out->df[t]);
+    if (rc == 0)
+        rc = s_search_all(&classes, cursors, out);
+    rc = s_terms_end(cursors, nterms, rc);
+    rc = s_classes_end(&classes, rc);
+    if (rc)
+        node_search_hits_free(out);
+    return rc;
+}
+
+/*  --- the best k ------------------------------------------------------------------------- */
+
+/*  Which way a top-k search goes. The threshold algorithm reads a prefix of each term's
+ *  postings, but pays a point read (about SEARCH_POINT_READ postings' worth) for each document
+ *  of a query of several terms; what it must read whole is, at worst, every term's postings
+ *  but the commonest's (which MaxScore's rule soon leaves aside). So a query whose postings
+ *  the reader may see number at most SEARCH_ALL_POSTINGS + SEARCH_ALL_POSTINGS_PER_HIT x k, or
+ *  are not mostly the commonest term's, is answered by reading them all
+ *  (node_store_search_terms) and keeping the best k. */
+#define SEARCH_ALL_POSTINGS         1024
+#define SEARCH_ALL_POSTINGS_PER_HIT 16
+#define SEARCH_POINT_READ           4
+
+static store_search_way_t s_way = STORE_SEARCH_AUTO;
+
+void store__search_way(store_search_way_t way)
+{
+    s_way = way;
+}
+
 /*  Moves the cursor to its next visible posting (the current one included) and bounds it.
  *  BM25's term score grows with tf and shrinks with dl (so does its floating-point value:
  *  every operation is monotonic), so the current posting's score bounds the rest of its
@@ -1046,7 +1064,8 @@ static void s_impact_settle(s_impact_t *c, const s_classes_t *classes, double av
         if (klen <= skip || memcmp(k, c->prefix.data, c->prefix.len) != 0)
             return;
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(c->it, &vlen);
-        if (vlen != 8 || !s_class_visible(classes, s_get_le64(v)))
+        if (vlen != 8 || s_get_be32(k + c->prefix.len) == 0 ||
+            !s_class_visible(classes, s_get_le64(v)))
             continue;
         c->tf = ~s_get_be32(k + c->prefix.len);
         c->dl = s_get_be32(k + c->prefix.len + 4);
@@ -1061,20 +1080,17 @@ static void s_impact_settle(s_impact_t *c, const s_classes_t *classes, double av
     }
 }
 
-/*  Opens the cursor of term: finds its tf groups (one seek each), then settles on its first
- *  visible posting. */
-static int s_impact_open(node_store_t *self, const char *sid, const char *term,
-                         const s_classes_t *classes, double avgdl, s_impact_t *c)
+/*  Readies term's cursor, as s_term_open left it, for the threshold algorithm: finds its tf
+ *  groups (one seek each), then settles on its first visible posting. */
+static int s_impact_open(const s_classes_t *classes, double avgdl, s_impact_t *c)
 {
-    s_tagged(&c->prefix, TAG_IMPACT, sid);
-    store__key_str0(&c->prefix, term);
     store_key_t seek = {0};
     store__key_add(&seek, c->prefix.data, c->prefix.len);
-    if (c->prefix.failed || seek.failed) {
+    store__key_add(&seek, "\0\0\0\1", 4); /* the first posting: ~tf is never 0 */
+    if (seek.failed) {
         free(seek.data);
         return ENGRAM_ENOMEM;
     }
-    c->it = rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_SEARCH]);
     size_t skip = c->prefix.len + 8;
     for (rocksdb_iter_seek(c->it, (char *)seek.data, seek.len); rocksdb_iter_valid(c->it);) {
         size_t klen;
@@ -1094,7 +1110,6 @@ static int s_impact_open(node_store_t *self, const char *sid, const char *term,
         store__key_add(&seek, be, sizeof be);
         rocksdb_iter_seek(c->it, (char *)seek.data, seek.len);
     }
-    free(seek.data);
     for (size_t g = c->ngroups; g-- > 0;) {
         double after = g + 1 < c->ngroups ? c->below[g + 1] : 0;
         double next = g + 1 < c->ngroups ? search_bm25_term(c->idf, c->groups[g + 1].tf,
@@ -1102,9 +1117,15 @@ static int s_impact_open(node_store_t *self, const char *sid, const char *term,
                                          : 0;
         c->below[g] = next > after ? next : after;
     }
-    rocksdb_iter_seek(c->it, (char *)c->prefix.data, c->prefix.len);
-    s_impact_settle(c, classes, avgdl);
-    return 0;
+    seek.len = c->prefix.len;
+    store__key_add(&seek, "\0\0\0\1", 4);
+    int rc = seek.failed ? ENGRAM_ENOMEM : 0;
+    if (rc == 0)
+        rocksdb_iter_seek(c->it, (char *)seek.data, seek.len);
+    free(seek.data);
+    if (rc == 0)
+        s_impact_settle(c, classes, avgdl);
+    return rc;
 }
 
 /*  Whether hit a ranks below hit b: a lower score, or the same and a later identity (key,
@@ -1266,21 +1287,21 @@ static void s_keep_best(node_search_hits_t *hits, size_t k)
 /*  The best k visible documents holding a term, best first, into out, whose statistics the
  *  caller set (df from the counters): the threshold algorithm over the impact postings. */
 static int s_search_threshold(node_store_t *self, const char *sid, const s_classes_t *classes,
-                              const char *const *terms, size_t k, node_search_hits_t *out)
+                              const char *const *terms, s_impact_t *cursors, size_t k,
+                              node_search_hits_t *out)
 {
     size_t nterms = out->nterms;
-    s_impact_t *cursors = nterms ? calloc(nterms, sizeof *cursors) : NULL;
     size_t *order = nterms ? malloc(nterms * sizeof *order) : NULL;
     uint32_t *tf = nterms ? malloc(nterms * sizeof *tf) : NULL;
     s_top_t top = {k ? calloc(k, sizeof *top.hits) : NULL, 0, k};
     zhash_t *seen = nterms > 1 ? zhash_new() : NULL; /* one term: each doc comes once */
     int rc = 0;
-    if ((nterms && (!cursors || !order || !tf)) || (k && !top.hits) || (nterms > 1 && !seen))
+    if ((nterms && (!order || !tf)) || (k && !top.hits) || (nterms > 1 && !seen))
         rc = ENGRAM_ENOMEM;
     for (size_t t = 0; rc == 0 && t < nterms; t++) {
         cursors[t].idf = search_bm25_idf(out->docs, out->df[t]);
         if (out->df[t]) /* else it has no posting the reader may see */
-            rc = s_impact_open(self, sid, terms[t], classes, out->avgdl, &cursors[t]);
+            rc = s_impact_open(classes, out->avgdl, &cursors[t]);
     }
     /* Threshold algorithm: consume the posting of the highest bound; score its document in
      * full the first time it is met; stop once no document left unmet can rank among the best
@@ -1331,15 +1352,6 @@ static int s_search_threshold(node_store_t *self, const char *sid, const s_class
     free(order);
     zhash_destroy(&seen);
     free(tf);
-    for (size_t t = 0; cursors && t < nterms; t++) {
-        if (cursors[t].it) {
-            int end = store__iter_end(cursors[t].it, &cursors[t].prefix, 0);
-            rc = rc ? rc : end;
-        } else {
-            free(cursors[t].prefix.data);
-        }
-    }
-    free(cursors);
     out->hits = top.hits;
     out->n = top.n;
     if (rc)
@@ -1360,18 +1372,19 @@ int node_store_search_top(node_store_t *self, const char *sid, const char *const
                           node_search_hits_t *out)
 {
     memset(out, 0, sizeof *out);
-    s_classes_t classes = {self, sid, visible, arg, NULL, 0};
+    s_classes_t classes = {self, sid, visible, arg, NULL, 0, NULL};
     uint64_t docs = 0, lengths = 0;
     int rc = s_load_classes(&classes, &docs, &lengths);
     out->docs = docs;
     out->avgdl = docs ? (double)lengths / (double)docs : 0;
     out->nterms = nterms;
     out->df = nterms ? calloc(nterms, sizeof *out->df) : NULL;
-    if (rc == 0 && nterms && !out->df)
+    s_impact_t *cursors = nterms ? calloc(nterms, sizeof *cursors) : NULL;
+    if (rc == 0 && nterms && (!out->df || !cursors))
         rc = ENGRAM_ENOMEM;
     uint64_t postings = 0, commonest = 0;
     for (size_t t = 0; rc == 0 && t < nterms; t++) {
-        rc = s_term_df(&classes, terms[t], &out->df[t]);
+        rc = s_term_open(&classes, terms[t], &cursors[t], &out->df[t]);
         postings += out->df[t];
         commonest = out->df[t] > commonest ? out->df[t] : commonest;
     }
@@ -1379,11 +1392,12 @@ int node_store_search_top(node_store_t *self, const char *sid, const char *const
                  (s_way == STORE_SEARCH_AUTO &&
                   (postings <= SEARCH_ALL_POSTINGS + SEARCH_ALL_POSTINGS_PER_HIT * (uint64_t)k ||
                    (postings - commonest) * SEARCH_POINT_READ >= postings));
-    if (rc == 0 && whole && (rc = s_search_all(&classes, terms, out)) == 0)
+    if (rc == 0 && whole && (rc = s_search_all(&classes, cursors, out)) == 0)
         s_keep_best(out, k);
     else if (rc == 0)
-        rc = s_search_threshold(self, sid, &classes, terms, k, out);
-    free(classes.classes);
+        rc = s_search_threshold(self, sid, &classes, terms, cursors, k, out);
+    rc = s_terms_end(cursors, nterms, rc);
+    rc = s_classes_end(&classes, rc);
     if (rc)
         node_search_hits_free(out);
     return rc;
@@ -1475,7 +1489,7 @@ int node_store_search_vector(node_store_t *self, const char *sid, const float *q
                              node_vector_hits_t *out)
 {
     memset(out, 0, sizeof *out);
-    s_classes_t classes = {self, sid, visible, arg, NULL, 0};
+    s_classes_t classes = {self, sid, visible, arg, NULL, 0, NULL};
     uint64_t docs = 0, lengths = 0;
     int rc = s_load_classes(&classes, &docs, &lengths);
     s_heap_t heap = {keep ? calloc(keep, sizeof *heap.hits) : NULL, 0, keep};
@@ -1515,7 +1529,7 @@ int node_store_search_vector(node_store_t *self, const char *sid, const float *q
     }
     rc = store__iter_end(it, &prefix, rc);
     free(vector);
-    free(classes.classes);
+    rc = s_classes_end(&classes, rc);
     out->hits = heap.hits;
     out->n = heap.n;
     out->compared = compared;
