@@ -282,13 +282,14 @@ int node_store_search_terms(node_store_t *self, const char *sid, const char *con
 /*  The best k of those documents, best first (ties: key, element, dot), exactly the first k
  *  of node_store_search_terms's hits in that order, with the same scores and statistics;
  *  out->more tells whether further documents may match (then a larger k finds them).
- *  Cost: df from the per-class counters (one short scan per term); then a threshold
- *  algorithm over the terms' postings in impact order (tf descending, then length): it
- *  consumes the posting with the highest bound on what it can add, scores its document in
- *  full the first time (one point read of its term list when the query has several terms),
- *  and stops once the sum of the bounds is below the k-th score. Common terms are read only
- *  as far as their best postings can still matter; postings the reader may not see are
- *  skipped, one by one. */
+ *  Cost: one seek per term (its per-class df counters lead its postings), one visibility
+ *  decision per provenance class; then, for a query whose postings are few or not mostly one
+ *  term's, a read of them all (as node_store_search_terms); else a threshold algorithm over
+ *  the terms' postings in impact order (tf descending, then length): it consumes the posting
+ *  with the highest bound on what it can add, scores its document in full the first time
+ *  (one point read of its term list when the query has several terms), and stops once no
+ *  document unmet can rank among the best k. Common terms are read only as far as their best
+ *  postings can still matter; postings the reader may not see are skipped, one by one. */
 int node_store_search_top(node_store_t *self, const char *sid, const char *const *terms,
                           size_t nterms, size_t k, node_visible_fn visible, void *arg,
                           node_search_hits_t *out);
