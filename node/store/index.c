@@ -914,14 +914,26 @@ static int s_terms_end(s_impact_t *cursors, size_t nterms, int rc)
 /*  A visible posting of one query term: its doc (at `at` in the postings' buffer), which
  *  query term, its tf and its doc's length. */
 typedef struct {
+    uint64_t hash; /* of the doc (FNV-1a), so that most comparisons need not read it */
     const uint8_t *doc;
     size_t at, doc_len, term;
     uint32_t tf, dl;
 } s_posting_t;
 
+static uint64_t s_fnv1a(const uint8_t *p, size_t len)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * UINT64_C(0x100000001b3);
+    return h;
+}
+
+/*  An order that puts a doc's postings side by side (by hash, then bytes). */
 static int s_cmp_posting(const void *a, const void *b)
 {
     const s_posting_t *x = a, *y = b;
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
     size_t n = x->doc_len < y->doc_len ? x->doc_len : y->doc_len;
     int c = memcmp(x->doc, y->doc, n);
     return c ? c : (x->doc_len > y->doc_len) - (x->doc_len < y->doc_len);
@@ -955,7 +967,8 @@ static int s_collect(const s_classes_t *c, s_impact_t *cursor, size_t t, s_posti
             *postings = more;
             *cap = grown;
         }
-        (*postings)[(*n)++] = (s_posting_t){NULL,
+        (*postings)[(*n)++] = (s_posting_t){s_fnv1a(k + skip, klen - skip),
+                                            NULL,
                                             docs->len,
                                             klen - skip,
                                             t,
@@ -975,8 +988,8 @@ static int s_search_all(const s_classes_t *classes, s_impact_t *cursors, node_se
     size_t nterms = out->nterms;
     uint32_t *tf = nterms ? malloc(nterms * sizeof *tf) : NULL;
     int rc = nterms && !tf ? ENGRAM_ENOMEM : 0;
-    /* Every visible posting of every term, then sorted by doc: a doc's postings side by side
-     * give its tf of every term. */
+    /* Every visible posting of every term, then sorted so that a doc's postings are side by
+     * side: they give its tf of every term. */
     s_posting_t *postings = NULL;
     size_t n = 0, cap = 0, hits_cap = 0;
     store_key_t buffer = {0};
