@@ -21,8 +21,8 @@
  *  with them the best SEARCH_POOL by the unboosted score are boosted and ranked again (a
  *  memory beyond the pool is not considered). A keyword search ranks each scope's best that
  *  many, and twice as many again while the walk turns so many down that it runs out (the
- *  answer is the one a ranking of every match would give). The threshold, unless 0 (none: a cosine
- * may be negative), applies to the final score.
+ *  answer is the one a ranking of every match would give). The threshold, unless 0 (none: a
+ *  cosine may be negative), applies to the final score.
  *
  *  Scopes: those named (each must be readable, as for GET: else ENGRAM_EDENIED), or by
  *  default every shared scope this node holds that the agent may read for its user, and its
