@@ -629,17 +629,19 @@ static int s_search_text(node_server_t *self, const Engram__Request *req, const 
     return 0;
 }
 
-/*  Walks the ranking best first, loading each candidate: the first `want` shown move to the
- *  front of ranked, with their data (*shown counts them). *ran_out: the walk ended with the
- *  ranking, not at `want`, the threshold or SEARCH_MAX_EXAMINED. */
+/*  Walks the first `exact` candidates of the ranking (those it is sure of), best first,
+ *  loading each: the first `want` shown move to the front of ranked, with their data (*shown
+ *  counts them). *ran_out: the walk ended there, not at `want`, the threshold or
+ *  SEARCH_MAX_EXAMINED. */
 static int s_walk(node_server_t *self, const Engram__Request *req, const s_query_t *q,
-                  api_reply_t *r, s_candidates_t *ranked, size_t want, size_t *shown, bool *ran_out)
+                  api_reply_t *r, s_candidates_t *ranked, size_t exact, size_t want, size_t *shown,
+                  bool *ran_out)
 {
     int rc = 0;
     size_t i = 0;
     *shown = 0;
     *ran_out = false;
-    for (; rc == 0 && i < ranked->n && i < SEARCH_MAX_EXAMINED && *shown < want; i++) {
+    for (; rc == 0 && i < exact && i < SEARCH_MAX_EXAMINED && *shown < want; i++) {
         s_candidate_t *c = &ranked->items[i];
         if (!q->boosted && req->threshold != 0 && c->base < req->threshold)
             return 0;
@@ -653,7 +655,7 @@ static int s_walk(node_server_t *self, const Engram__Request *req, const s_query
             c->data = NULL;
         }
     }
-    *ran_out = rc == 0 && i == ranked->n && i < SEARCH_MAX_EXAMINED && *shown < want;
+    *ran_out = rc == 0 && i == exact && i < SEARCH_MAX_EXAMINED && *shown < want;
     return rc;
 }
 
@@ -697,12 +699,14 @@ static int s_search(node_server_t *self, const Engram__Request *req, api_reply_t
             rc = s_search_text(self, req, &q, r, &list, limit);
         if (rc == 0 && (rc = s_rank(&q, &list, &ranked)) != 0)
             rc = api__fail(r, rc, "out of memory");
-        bool ran_out = false;
-        if (rc == 0)
-            rc = s_walk(self, req, &q, r, &ranked, want, &shown, &ran_out);
-        bool more = false;
+        /* A scope that has more answered `limit`: past the first `limit` of the ranking, its
+         * next best, not fetched, might come before the candidates of other scopes. */
+        bool more = false, ran_out = false;
         for (size_t i = 0; i < list.n; i++)
             more |= list.scopes[i].text.more;
+        size_t exact = more && limit < ranked.n ? limit : ranked.n;
+        if (rc == 0)
+            rc = s_walk(self, req, &q, r, &ranked, exact, want, &shown, &ran_out);
         again = ran_out && more && limit < SEARCH_MAX_EXAMINED;
         limit = 2 * limit < SEARCH_MAX_EXAMINED ? 2 * limit : SEARCH_MAX_EXAMINED;
     }
