@@ -23,17 +23,22 @@
  *    test_filters          filters on author and metadata restrict the results, the best of
  *                          those they let through found when they turn down more than top_k of
  *                          the best matches, in one scope or across two; a bad filter is
- * ENGRAM_EINVAL with a reason; a query with no word is EINVAL test_vector_search    memories with
- * 8-dimension embeddings (put and remember), some without: a vector query ranks exactly by the
- * cosine the test computes (within 1e-6), keeps top_k, never shows a memory without an embedding; a
- * query of another dimension is refused; a write of another dimension, NaN, infinite, all-zero or
- * too long embeddings (and such queries) are ENGRAM_EINVAL; C finds A's embeddings after A's token;
- * a scope's dimension is free again once B deleted its last embedding test_hybrid           a
- * hybrid score is 1/(60 + keyword rank) + 1/(60 + vector rank), the ranks taken from the
- * keyword-only and vector-only answers; explain shows both; no mode with an embedding is hybrid;
- * keyword with an embedding, or vector without one, is EINVAL test_boosts           votes (counter
- * KEY#votes) multiply by 1 + tanh(votes/4)/2 and re-rank; votes of an agent that does not act for
- * the user are not counted; recency multiplies by 1 + 2^(-age/half-life) (age from the item's HLC
+ *                          ENGRAM_EINVAL with a reason; a query with no word is EINVAL
+ *    test_vector_search    memories with 8-dimension embeddings (put and remember), some
+ *                          without: a vector query ranks exactly by the cosine the test computes
+ *                          (within 1e-6), keeps top_k, never shows a memory without an
+ *                          embedding; a query of another dimension is refused; a write of
+ *                          another dimension, NaN, infinite, all-zero or too long embeddings
+ *                          (and such queries) are ENGRAM_EINVAL; C finds A's embeddings after
+ *                          A's token; a scope's dimension is free again once B deleted its last
+ *                          embedding
+ *    test_hybrid           a hybrid score is 1/(60 + keyword rank) + 1/(60 + vector rank), the
+ *                          ranks taken from the keyword-only and vector-only answers; explain
+ *                          shows both; no mode with an embedding is hybrid; keyword with an
+ *                          embedding, or vector without one, is EINVAL
+ *    test_boosts           votes (counter KEY#votes) multiply by 1 + tanh(votes/4)/2 and re-rank;
+ *                          votes of an agent that does not act for the user are not counted;
+ *                          recency multiplies by 1 + 2^(-age/half-life) (age from the item's HLC
  *                          and the wall clock around the search) and a new memory overtakes an
  *                          older, closer one
  *    test_vector_access    vector and hybrid search never show a memory of a scope the reader may
