@@ -272,10 +272,10 @@ typedef struct {
 /*  Every document of sid holding at least one of terms (query terms, node/search/text.h; a
  *  term given twice counts twice) that the reader may see (visible), with its BM25 score.
  *  A document it may not see is neither returned nor counted in docs, avgdl or df.
- *  Cost: one merge pass over the terms' postings, plus one visibility decision per
- *  provenance class of the scope: every posting of a common term is read. For rankings
- *  that need every match (a hybrid search's text ranks). Caller frees with
- *  node_search_hits_free. */
+ *  Cost: every posting of the terms read and sorted (a doc's postings side by side), plus
+ *  one visibility decision per provenance class of the scope: a common term costs as many
+ *  reads as documents hold it. For rankings that need every match (a hybrid search's text
+ *  ranks). Caller frees with node_search_hits_free. */
 int node_store_search_terms(node_store_t *self, const char *sid, const char *const *terms,
                             size_t nterms, node_visible_fn visible, void *arg,
                             node_search_hits_t *out);
