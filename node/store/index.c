@@ -1316,9 +1316,10 @@ static int s_search_threshold(node_store_t *self, const char *sid, const s_class
         if (out->df[t]) /* else it has no posting the reader may see */
             rc = s_impact_open(classes, out->avgdl, &cursors[t]);
     }
-    /* Threshold algorithm: consume the posting of the highest bound; score its document in
-     * full the first time it is met; stop once no document left unmet can rank among the best
-     * k (the bounds below the k-th score by a margin, so that a tie is never left out). */
+    /* Threshold algorithm: consume the posting of the highest bound among the cursors that
+     * can still matter (s_next_cursor); score its document in full the first time it is met;
+     * stop once no document left unmet can rank among the best k (the bounds below the k-th
+     * score by a margin, so that neither rounding nor a tie ever leaves one out). */
     store_key_t key = {0};
     char *hex = NULL;
     size_t hex_cap = 0, scored = 0;
