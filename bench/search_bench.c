@@ -36,8 +36,9 @@
  *  it holds any word of the query (engram's semantics; FTS5 gets "a OR b OR c"). Each query
  *  runs REPS times; p50/p99 are over every run (nearest rank). Timed, top 10:
  *    engram  tokenize the query, node_store_search_top with k = 10 (what the API asks a
- *            scope for: df from the per-class counters, a threshold algorithm over the
- *            impact-ordered postings), copy the 10, free the hits; then "+ load":
+ *            scope for: df from the per-class counters, then a threshold algorithm over the
+ *            impact-ordered postings, or for few postings or terms of like weight a read of
+ *            them all), copy the 10, free the hits; then "+ load":
  *            node_store_entry_get of those 10 (the API also decodes and checks each; not done
  *            here);
  *    FTS5    SELECT rowid, bm25(t) FROM t WHERE t MATCH ? ORDER BY bm25(t) LIMIT 10 (prepared
