@@ -35,12 +35,17 @@
  *  middle words (rank 50 to 2000), of rare words (rank 2000 and above). A memory matches when
  *  it holds any word of the query (engram's semantics; FTS5 gets "a OR b OR c"). Each query
  *  runs REPS times; p50/p99 are over every run (nearest rank). Timed, top 10:
- *    engram  tokenize the query, node_store_search_terms, sort every hit by BM25 (as the API
- *            does), copy the top 10, free the hits; then "+ load": node_store_entry_get of
- *            those 10 (the API also decodes and checks each; not done here);
+ *    engram  tokenize the query, node_store_search_top with k = 10 (what the API asks a
+ *            scope for: df from the per-class counters, then a threshold algorithm over the
+ *            impact-ordered postings, or for few postings or terms of like weight a read of
+ *            them all), copy the 10, free the hits; then "+ load":
+ *            node_store_entry_get of those 10 (the API also decodes and checks each; not done
+ *            here);
  *    FTS5    SELECT rowid, bm25(t) FROM t WHERE t MATCH ? ORDER BY bm25(t) LIMIT 10 (prepared
  *            once); "+ load": the same selecting the text too.
- *  Checked, untimed: for every query both engines match the same memories; for one-word
+ *  Checked, untimed: for every query engram's top 10 is the first 10 of its exhaustive
+ *  ranking (node_store_search_terms, every hit sorted by score, then key: the same memories in
+ *  the same order, scores within 1e-9); both engines match the same memories; for one-word
  *  queries the top 10 scores are proportional (both BM25 with k1 1.2, b 0.75; the idf
  *  differs: engram's is Lucene's ln(1 + (N-df+0.5)/(df+0.5)), FTS5's ln((N-df+0.5)/(df+0.5)),
  *  so the ratio must be the ratio of the idfs, within 1e-9); every loaded value is the text
@@ -499,7 +504,8 @@ typedef struct {
     double score;
 } s_top_t;
 
-/*  Every hit of query (into *hits, ranked[] sorted by score); the caller frees both. */
+/*  Every hit of query (node_store_search_terms, into *hits; ranked[] sorted by score, then
+ *  key: the API's order); the caller frees both. */
 static void s_engram_search(node_store_t *store, const char *query, node_search_hits_t *hits,
                             node_search_hit_t ***ranked)
 {
@@ -519,19 +525,25 @@ static void s_engram_search(node_store_t *store, const char *query, node_search_
     qsort(*ranked, hits->n, sizeof **ranked, s_cmp_hit);
 }
 
-/*  The timed query: search, sort, top 10 into top; returns how many. */
+/*  The timed query, as the API runs it: tokenize, node_store_search_top (the best 10, best
+ *  first) into top; returns how many. */
 static size_t s_engram_top(node_store_t *store, const char *query, s_top_t *top)
 {
+    search_terms_t terms = {0};
     node_search_hits_t hits;
-    node_search_hit_t **ranked;
-    s_engram_search(store, query, &hits, &ranked);
-    size_t n = hits.n < TOP_K ? hits.n : TOP_K;
-    for (size_t i = 0; i < n; i++) {
-        snprintf(top[i].key, sizeof top[i].key, "%s", ranked[i]->key);
-        top[i].dot = ranked[i]->dot;
-        top[i].score = ranked[i]->bm25;
+    int rc = search_tokenize(node_store_tokenizer(store), query, strlen(query), &terms);
+    rc = rc ? rc
+            : node_store_search_top(store, SCOPE, (const char *const *)terms.terms, terms.n, TOP_K,
+                                    s_allow_all, NULL, &hits);
+    search_terms_free(&terms);
+    if (rc)
+        s_die("search", rc);
+    for (size_t i = 0; i < hits.n; i++) {
+        snprintf(top[i].key, sizeof top[i].key, "%s", hits.hits[i].key);
+        top[i].dot = hits.hits[i].dot;
+        top[i].score = hits.hits[i].bm25;
     }
-    free(ranked);
+    size_t n = hits.n;
     node_search_hits_free(&hits);
     return n;
 }
@@ -680,15 +692,24 @@ static uint64_t s_du(const char *path)
     return s_du_total;
 }
 
-/*  The untimed checks of one query: same matches; proportional scores for one word. */
+/*  The untimed checks of one query: the top 10 is the exhaustive ranking's first 10; same
+ *  matches as FTS5; proportional scores for one word. */
 static void s_check_query(s_bench_t *b, size_t n, node_store_t *store, sqlite3_stmt *all, int q,
                           const s_top_t *top, size_t ntop, const double *fts_scores,
-                          size_t fts_ntop, bool *matches_ok, bool *scores_ok)
+                          size_t fts_ntop, bool *matches_ok, bool *scores_ok, bool *top_ok)
 {
     const s_corpus_t *c = b->corpus;
     node_search_hits_t hits;
     node_search_hit_t **ranked;
     s_engram_search(store, c->query[q], &hits, &ranked);
+    bool exact = ntop == (hits.n < TOP_K ? hits.n : TOP_K);
+    for (size_t i = 0; exact && i < ntop; i++)
+        exact = strcmp(top[i].key, ranked[i]->key) == 0 &&
+                fabs(top[i].score - ranked[i]->bm25) <= SCORE_TOLERANCE;
+    if (!exact)
+        printf("  query \"%s\": the top 10 is not the exhaustive ranking's first 10\n",
+               c->query[q]);
+    *top_ok &= exact;
     int64_t *mine = malloc((hits.n + 1) * sizeof *mine);
     int64_t *theirs = malloc((n + 1) * sizeof *theirs);
     if (!mine || !theirs)
@@ -856,7 +877,7 @@ static void s_run_size(s_bench_t *b, size_t n)
         sqlite3_prepare_v2(db, "SELECT rowid FROM t WHERE t MATCH ? ORDER BY rowid", -1, &all,
                            NULL))
         BENCH_DIE("sqlite: %s", sqlite3_errmsg(db));
-    bool matches_ok = true, scores_ok = true, loads_ok = true;
+    bool matches_ok = true, scores_ok = true, loads_ok = true, top_ok = true;
     for (unsigned r = 0; r < b->reps; r++) {
         s_stop_if_interrupted();
         for (int q = 0; q < QUERIES; q++) {
@@ -883,7 +904,7 @@ static void s_run_size(s_bench_t *b, size_t n)
             if (r == 0) {
                 loads_ok &= loaded && s_engram_load(c, store, mine, nmine, true);
                 s_check_query(b, n, store, all, q, mine, nmine, scores, ntheirs, &matches_ok,
-                              &scores_ok);
+                              &scores_ok, &top_ok);
             }
         }
     }
@@ -894,11 +915,13 @@ static void s_run_size(s_bench_t *b, size_t n)
     node_store_close(&store);
     printf("  ratio = engram / FTS5 (above 1: engram writes faster, searches slower)\n");
     s_report(b, n, &e, &f);
+    s_check(b, top_ok, "engram's top 10 is its exhaustive ranking's first 10", n);
     s_check(b, matches_ok, "engram and FTS5 match the same memories for every query", n);
     s_check(b, scores_ok, "one-word top-10 scores proportional to FTS5's by the idf ratio", n);
     s_check(b, loads_ok, "every loaded result is the text written", n);
-    printf("  checks: same matches %s, scores %s, loads %s\n", matches_ok ? "PASS" : "FAIL",
-           scores_ok ? "PASS" : "FAIL", loads_ok ? "PASS" : "FAIL");
+    printf("  checks: exact top 10 %s, same matches %s, scores %s, loads %s\n",
+           top_ok ? "PASS" : "FAIL", matches_ok ? "PASS" : "FAIL", scores_ok ? "PASS" : "FAIL",
+           loads_ok ? "PASS" : "FAIL");
     fflush(stdout);
     free(e.search_ns);
     free(e.load_ns);

@@ -2,13 +2,16 @@
  *
  *  Rankings, per the request's mode:
  *    keyword  BM25 over the query's terms (split as the index splits texts, node/search/text.h):
- *             each scope answers from its postings (node_store_search_terms), counting and
- *             scoring only the documents whose provenance the reader may see (the
- *             retrospective check, decided once per provenance class);
+ *             each scope answers its best documents from its postings (node_store_search_top,
+ *             which reads a common term's postings only as far as they can still matter),
+ *             counting and scoring only the documents whose provenance the reader may see
+ *             (the retrospective check, decided once per provenance class);
  *    vector   the cosine of the query's embedding with each memory's (node_store_search_vector,
  *             an exact scan, the best SEARCH_POOL per scope, the same access rule);
  *    hybrid   reciprocal-rank fusion of the two rankings (k = SEARCH_RRF_K): a memory at rank r
- *             of a ranking gets 1 / (k + r), summed over the rankings it is in.
+ *             of a ranking gets 1 / (k + r), summed over the rankings it is in (the text
+ *             ranking is every match, node_store_search_terms: a vector hit's text rank may be
+ *             far down).
  *  Without a mode, hybrid when the query carries an embedding, else keyword.
  *  Results of all scopes are ranked together (ties: scope, key, dot) and walked best first:
  *  each is loaded and checked again (expiry, provenance) and matched against the filter.
@@ -16,8 +19,10 @@
  *  of the memory's version; usefulness, 1 + tanh(votes / 4) / 2 with the votes of its counter
  *  KEY#votes (VOTE; contributions the reader may see). Without boosts the walk stops at top_k;
  *  with them the best SEARCH_POOL by the unboosted score are boosted and ranked again (a
- *  memory beyond the pool is not considered). The threshold, unless 0 (none: a cosine may be
- *  negative), applies to the final score.
+ *  memory beyond the pool is not considered). A keyword search ranks each scope's best that
+ *  many, and twice as many again while the walk turns so many down that it runs out (the
+ *  answer is the one a ranking of every match would give). The threshold, unless 0 (none: a
+ *  cosine may be negative), applies to the final score.
  *
  *  Scopes: those named (each must be readable, as for GET: else ENGRAM_EDENIED), or by
  *  default every shared scope this node holds that the agent may read for its user, and its
@@ -50,8 +55,8 @@
 
 /*  The longest query text. */
 #define SEARCH_MAX_QUERY_BYTES 4096
-/*  At most this many words (terms, repeats included) in a query: the merge keeps one
- *  iterator and one frequency per term and hit. */
+/*  At most this many words (terms, repeats included) in a query: a search keeps one cursor
+ *  and one frequency per term and hit. */
 #define SEARCH_MAX_QUERY_TERMS 64
 /*  At most this many candidates are loaded and checked (expiry, provenance, filter) by one
  *  search: a filter that matches few memories may answer fewer than top_k. */
@@ -603,6 +608,65 @@ static int s_item(node_server_t *self, const Engram__Request *req, const s_query
     return item->key && item->scope ? 0 : api__fail(r, ENGRAM_ENOMEM, "out of memory");
 }
 
+/*  Each scope's keyword hits: in keyword mode its best `limit` (node_store_search_top); in
+ *  hybrid mode every one (RRF needs each vector hit's text rank). */
+static int s_search_text(node_server_t *self, const Engram__Request *req, const s_query_t *q,
+                         api_reply_t *r, s_scopes_t *list, size_t limit)
+{
+    for (size_t i = 0; i < list->n; i++) {
+        s_scope_t *scope = &list->scopes[i];
+        s_reader_t reader = {self, req, scope->sid};
+        const char *const *terms = (const char *const *)q->terms.terms;
+        node_search_hits_free(&scope->text);
+        int rc = q->mode == MODE_KEYWORD
+                     ? node_store_search_top(self->store, scope->sid, terms, q->terms.n, limit,
+                                             s_visible, &reader, &scope->text)
+                     : node_store_search_terms(self->store, scope->sid, terms, q->terms.n,
+                                               s_visible, &reader, &scope->text);
+        if (rc)
+            return api__fail(r, rc, "cannot search %s: %s", scope->name, engram_strerror(rc));
+    }
+    return 0;
+}
+
+/*  Walks the first `exact` candidates of the ranking (those it is sure of), best first,
+ *  loading each: the first `want` shown move to the front of ranked, with their data (*shown
+ *  counts them). *ran_out: the walk ended there, not at `want`, the threshold or
+ *  SEARCH_MAX_EXAMINED. */
+static int s_walk(node_server_t *self, const Engram__Request *req, const s_query_t *q,
+                  api_reply_t *r, s_candidates_t *ranked, size_t exact, size_t want, size_t *shown,
+                  bool *ran_out)
+{
+    int rc = 0;
+    size_t i = 0;
+    *shown = 0;
+    *ran_out = false;
+    for (; rc == 0 && i < exact && i < SEARCH_MAX_EXAMINED && *shown < want; i++) {
+        s_candidate_t *c = &ranked->items[i];
+        if (!q->boosted && req->threshold != 0 && c->base < req->threshold)
+            return 0;
+        bool ok = false;
+        rc = s_load(self, req, q, r, c, &ok);
+        if (!ok) {
+            free(c->data);
+            c->data = NULL;
+        } else if ((*shown)++ != i) { /* the shown ones move to the front, with their data */
+            ranked->items[*shown - 1] = *c;
+            c->data = NULL;
+        }
+    }
+    *ran_out = rc == 0 && i == exact && i < SEARCH_MAX_EXAMINED && *shown < want;
+    return rc;
+}
+
+static void s_candidates_free(s_candidates_t *ranked, size_t shown)
+{
+    for (size_t i = 0; i < shown; i++)
+        free(ranked->items[i].data);
+    free(ranked->items);
+    memset(ranked, 0, sizeof *ranked);
+}
+
 static int s_search(node_server_t *self, const Engram__Request *req, api_reply_t *r)
 {
     s_query_t q = {0};
@@ -610,50 +674,48 @@ static int s_search(node_server_t *self, const Engram__Request *req, api_reply_t
     s_scopes_t list = {0};
     if (rc == 0)
         rc = s_scopes(self, req, r, &list);
-    for (size_t i = 0; rc == 0 && i < list.n; i++) {
+    for (size_t i = 0; rc == 0 && q.embedding && i < list.n; i++) {
         s_scope_t *scope = &list.scopes[i];
         s_reader_t reader = {self, req, scope->sid};
-        if (q.terms.n)
-            rc =
-                node_store_search_terms(self->store, scope->sid, (const char *const *)q.terms.terms,
-                                        q.terms.n, s_visible, &reader, &scope->text);
-        if (rc == 0 && q.embedding)
-            rc = node_store_search_vector(self->store, scope->sid, q.embedding, q.dims, SEARCH_POOL,
-                                          s_visible, &reader, &scope->vector);
+        rc = node_store_search_vector(self->store, scope->sid, q.embedding, q.dims, SEARCH_POOL,
+                                      s_visible, &reader, &scope->vector);
         if (rc)
             rc = api__fail(r, rc, "cannot search %s: %s", scope->name, engram_strerror(rc));
     }
     if (rc == 0 && q.embedding)
         rc = s_check_dims(&q, &list, r);
-    s_candidates_t ranked = {0};
-    if (rc == 0 && (rc = s_rank(&q, &list, &ranked)) != 0)
-        rc = api__fail(r, rc, "out of memory");
     /* Walk best first: without boosts the first top_k shown are the answer; with them, the
-     * best SEARCH_POOL shown are boosted and ranked again. */
+     * best SEARCH_POOL shown are boosted and ranked again. A keyword search asks each scope
+     * for its best `limit`, which ranks the best `limit` of all exactly; when the walk turns
+     * down so many that it runs out while a scope has more, it asks again for twice as many
+     * (up to SEARCH_MAX_EXAMINED, as many as it would walk). */
     size_t want = q.boosted ? (q.top_k > SEARCH_POOL ? q.top_k : SEARCH_POOL) : q.top_k;
-    size_t shown = 0;
-    for (size_t i = 0; rc == 0 && i < ranked.n && i < SEARCH_MAX_EXAMINED && shown < want; i++) {
-        s_candidate_t *c = &ranked.items[i];
-        if (!q.boosted && req->threshold != 0 && c->base < req->threshold)
-            break;
-        bool ok = false;
-        rc = s_load(self, req, &q, r, c, &ok);
-        if (!ok) {
-            free(c->data);
-            c->data = NULL;
-        } else if (shown++ != i) { /* the shown ones move to the front, with their data */
-            ranked.items[shown - 1] = *c;
-            c->data = NULL;
-        }
+    size_t limit = want, shown = 0;
+    s_candidates_t ranked = {0};
+    for (bool again = true; rc == 0 && again;) {
+        s_candidates_free(&ranked, shown);
+        shown = 0;
+        if (q.terms.n)
+            rc = s_search_text(self, req, &q, r, &list, limit);
+        if (rc == 0 && (rc = s_rank(&q, &list, &ranked)) != 0)
+            rc = api__fail(r, rc, "out of memory");
+        /* A scope that has more answered `limit`: past the first `limit` of the ranking, its
+         * next best, not fetched, might come before the candidates of other scopes. */
+        bool more = false, ran_out = false;
+        for (size_t i = 0; i < list.n; i++)
+            more |= list.scopes[i].text.more;
+        size_t exact = more && limit < ranked.n ? limit : ranked.n;
+        if (rc == 0)
+            rc = s_walk(self, req, &q, r, &ranked, exact, want, &shown, &ran_out);
+        again = ran_out && more && limit < SEARCH_MAX_EXAMINED;
+        limit = 2 * limit < SEARCH_MAX_EXAMINED ? 2 * limit : SEARCH_MAX_EXAMINED;
     }
     if (q.boosted && shown)
         qsort(ranked.items, shown, sizeof *ranked.items, s_cmp_score);
     for (size_t i = 0; rc == 0 && i < shown && i < q.top_k; i++)
         if (req->threshold == 0 || ranked.items[i].score >= req->threshold)
             rc = s_item(self, req, &q, r, &ranked.items[i]);
-    for (size_t i = 0; i < shown; i++)
-        free(ranked.items[i].data);
-    free(ranked.items);
+    s_candidates_free(&ranked, shown);
     s_scopes_free(&list);
     s_query_fini(&q);
     return rc;

@@ -1,22 +1,40 @@
 /*  The search index: BM25 postings of every text memory, kept in the column family "search"
- *  by the same WriteBatch that writes or removes what they index (store.h, "Search index").
+ *  by the same WriteBatch that writes or removes what they index (store.h, "Search index"),
+ *  and the queries over it.
  *
  *  Keys (after the one-byte tag; "doc" is key \0 elem \0 node n, as in an entry key):
- *    'p' sid \0 term \0 doc  -> tf u32, dl u32, prov u64      a posting
- *    'd' sid \0 doc          -> prov u64, dl u32, then (term \0 tf u32)...   what a doc indexed
+ *    'i' sid \0 term \0 ~tf u32 dl u32 doc -> prov u64   a posting, in impact order: a
+ *                             term's postings by tf descending, then length ascending, then doc
+ *    'i' sid \0 term \0 0 u32 prov u64 -> df u64   the class's documents holding the term,
+ *                             first in the term's range (~tf is never 0): one seek finds both
+ *    'd' sid \0 doc          -> prov u64, dl u32, 0 u32, then (term \0 tf u32)...   what a doc
+ *                             indexed, its terms in byte order
  *    'n' sid \0 prov u64     -> docs u64, terms u64, vectors u64  a provenance class's totals
  *    'g' sid \0 prov u64     -> agents \0 ... \1 resources \0 ... the class's provenance
  *    'v' sid \0 doc          -> prov u64, norm f64, float32 x dims   an embedding
  *    'm' sid \0 dims u32 (BE) -> count u64                       the scope's embeddings of dims
- *  Integers in values are little-endian. A provenance class is the set of documents whose
- *  values carry the same contributing agents and source resources (prov is the first 8 bytes
- *  of their BLAKE2b): access control judges a document by that pair only, so one decision per
- *  class decides every posting of it, and N, avgdl and df are counted over the classes the
- *  reader may see: a document it may not read is neither scored nor counted.
+ *  Integers in keys are big-endian, in values little-endian. A provenance class is the set
+ *  of documents whose values carry the same contributing agents and source resources (prov
+ *  is the first 8 bytes of their BLAKE2b): access control judges a document by that pair
+ *  only, so one decision per class decides every posting of it, and N, avgdl and df are
+ *  counted over the classes the reader may see: a document it may not read is neither scored
+ *  nor counted.
+ *
+ *  Queries. node_store_search_top answers the best k: df from the counters; then either
+ *  every posting of the query's terms read and sorted by doc (few postings, or postings not
+ *  mostly one term's), or a threshold algorithm (Fagin's, with MaxScore's rule): each term's
+ *  cursor walks its postings in impact order, where BM25's term score only falls within a tf
+ *  group and each group's best (its tf, its shortest doc) is found by one seek, so the cursor
+ *  bounds what any posting it has not reached can add; the cursor of the highest bound is
+ *  consumed, a document met for the first time is scored in full from its 'd' record, and
+ *  the walk ends when no document unmet can rank among the best k. The answer is the
+ *  exhaustive ranking's first k, bit for bit (index_test checks). node_store_search_terms
+ *  answers every match (hybrid rankings, checks).
  *
  *  Invariants (kept by every write, checked by `engramd --reindex` in tests):
  *  - a live register or log entry whose value's payload is valid UTF-8 with at least one term
  *    has exactly one 'd' record and one posting per distinct term; nothing else has any;
+ *  - the df counter of a term and class counts its postings in the class (gone at 0);
  *  - a live register or log entry whose value carries a valid embedding (node/search/vector.h)
  *    has exactly one 'v' record, and 'm' counts the scope's embeddings of each dimension
  *    (gone with the last one). A write here is refused an embedding of another dimension
@@ -28,6 +46,7 @@
  */
 #include <czmq.h>
 #include <inttypes.h>
+#include <math.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,12 +58,12 @@
 #include "node/search/vector.h"
 #include "node/store/internal.h"
 
-#define TAG_POSTING 'p'
-#define TAG_DOC     'd'
-#define TAG_TOTALS  'n'
-#define TAG_PROV    'g'
-#define TAG_VECTOR  'v'
-#define TAG_DIMS    'm'
+#define TAG_IMPACT 'i'
+#define TAG_DOC    'd'
+#define TAG_TOTALS 'n'
+#define TAG_PROV   'g'
+#define TAG_VECTOR 'v'
+#define TAG_DIMS   'm'
 
 /*  A class's totals changed by the batch. */
 typedef struct {
@@ -57,6 +76,14 @@ typedef struct {
     size_t provenance_len;
 } s_delta_t;
 
+/*  A term's document frequency in one class changed by the batch. */
+typedef struct {
+    char *sid;
+    char *term;
+    uint64_t prov;
+    int64_t docs;
+} s_df_t;
+
 /*  A scope's embeddings of one dimension changed by the batch. */
 typedef struct {
     char *sid;
@@ -66,6 +93,7 @@ typedef struct {
 
 struct store_index_batch {
     zhash_t *deltas;  /* sid \x1f prov hex -> s_delta_t */
+    zhash_t *dfs;     /* prov hex sid \x1f term -> s_df_t */
     zhash_t *vectors; /* sid \x1f dims hex -> s_vectors_t */
     zhash_t *removed; /* hex of the 'd' and 'v' keys removed by this batch: each once */
 };
@@ -84,9 +112,10 @@ store_index_batch_t *store__index_batch_new(void)
     if (!self)
         return NULL;
     self->deltas = zhash_new();
+    self->dfs = zhash_new();
     self->vectors = zhash_new();
     self->removed = zhash_new();
-    if (!self->deltas || !self->vectors || !self->removed) {
+    if (!self->deltas || !self->dfs || !self->vectors || !self->removed) {
         store__index_batch_destroy(&self);
         return NULL;
     }
@@ -99,6 +128,7 @@ void store__index_batch_destroy(store_index_batch_t **self_p)
     if (!self)
         return;
     zhash_destroy(&self->deltas);
+    zhash_destroy(&self->dfs);
     zhash_destroy(&self->vectors);
     zhash_destroy(&self->removed);
     free(self);
@@ -119,6 +149,11 @@ static uint32_t s_get_le32(const uint8_t *in)
     return v;
 }
 
+static uint32_t s_get_be32(const uint8_t *in)
+{
+    return (uint32_t)in[0] << 24 | (uint32_t)in[1] << 16 | (uint32_t)in[2] << 8 | in[3];
+}
+
 static uint64_t s_get_le64(const uint8_t *in)
 {
     return (uint64_t)s_get_le32(in) | (uint64_t)s_get_le32(in + 4) << 32;
@@ -137,6 +172,21 @@ static void s_tagged(store_key_t *k, char tag, const char *sid)
     k->len = 0;
     store__key_add(k, &tag, 1);
     store__key_str0(k, sid);
+}
+
+/*  'i' sid \0 term \0 ~tf dl doc: a posting in impact order (tf descending, then dl). */
+static void s_impact_key(store_key_t *k, const char *sid, const char *term, uint32_t tf,
+                         uint32_t dl, const char *key, const char *elem, crdt_dot_t dot)
+{
+    s_tagged(k, TAG_IMPACT, sid);
+    store__key_str0(k, term);
+    uint32_t rank[2] = {~tf, dl};
+    for (int i = 0; i < 2; i++) {
+        uint8_t be[4] = {(uint8_t)(rank[i] >> 24), (uint8_t)(rank[i] >> 16),
+                         (uint8_t)(rank[i] >> 8), (uint8_t)rank[i]};
+        store__key_add(k, be, sizeof be);
+    }
+    s_doc_suffix(k, key, elem, dot);
 }
 
 /*  The provenance a class is named by: agents \0 ... \1 resources \0 ... */
@@ -175,6 +225,38 @@ static s_delta_t *s_delta(store_index_batch_t *ib, const char *sid, uint64_t pro
     d->prov = prov;
     zhash_insert(ib->deltas, name, d);
     zhash_freefn(ib->deltas, name, s_delta_free);
+    return d;
+}
+
+static void s_df_free(void *item)
+{
+    s_df_t *d = item;
+    free(d->sid);
+    free(d->term);
+    free(d);
+}
+
+/*  The pending change of term's document frequency in class prov of sid. */
+static s_df_t *s_df(store_index_batch_t *ib, const char *sid, const char *term, uint64_t prov)
+{
+    char *name = zsys_sprintf("%016" PRIx64 "%s\x1f%s", prov, sid, term);
+    s_df_t *d = name ? zhash_lookup(ib->dfs, name) : NULL;
+    if (d || !name) {
+        zstr_free(&name);
+        return d;
+    }
+    d = calloc(1, sizeof *d);
+    if (!d || !(d->sid = strdup(sid)) || !(d->term = strdup(term))) {
+        if (d)
+            free(d->sid);
+        free(d);
+        zstr_free(&name);
+        return NULL;
+    }
+    d->prov = prov;
+    zhash_insert(ib->dfs, name, d);
+    zhash_freefn(ib->dfs, name, s_df_free);
+    zstr_free(&name);
     return d;
 }
 
@@ -242,9 +324,9 @@ int node_store_vector_dims(node_store_t *self, const char *sid, uint32_t *dims, 
 }
 
 /*  Puts the terms of a text document: its postings and its 'd' record. */
-static int s_add_terms(node_store_t *self, rocksdb_writebatch_t *batch, const char *sid,
-                       const char *key, const char *elem, crdt_dot_t dot, uint64_t prov,
-                       search_terms_t *terms)
+static int s_add_terms(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
+                       const char *sid, const char *key, const char *elem, crdt_dot_t dot,
+                       uint64_t prov, search_terms_t *terms)
 {
     uint32_t dl = (uint32_t)terms->n;
     qsort(terms->terms, terms->n, sizeof *terms->terms, s_cmp_term);
@@ -258,18 +340,20 @@ static int s_add_terms(node_store_t *self, rocksdb_writebatch_t *batch, const ch
         size_t j = i + 1;
         while (j < terms->n && strcmp(terms->terms[j], terms->terms[i]) == 0)
             j++;
-        uint8_t posting[16];
-        s_le32(posting, (uint32_t)(j - i));
-        s_le32(posting + 4, dl);
-        store__le64((char *)posting + 8, prov);
-        s_tagged(&k, TAG_POSTING, sid);
-        store__key_str0(&k, terms->terms[i]);
-        s_doc_suffix(&k, key, elem, dot);
+        uint8_t tf[4], class[8];
+        s_le32(tf, (uint32_t)(j - i));
+        store__le64((char *)class, prov);
+        s_impact_key(&k, sid, terms->terms[i], (uint32_t)(j - i), dl, key, elem, dot);
         if (!k.failed)
             rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len,
-                                      (char *)posting, sizeof posting);
+                                      (char *)class, sizeof class);
+        s_df_t *df = s_df(ib, sid, terms->terms[i], prov);
+        if (!df)
+            k.failed = true;
+        else
+            df->docs++;
         store__key_str0(&doc, terms->terms[i]);
-        store__key_add(&doc, posting, 4);
+        store__key_add(&doc, tf, sizeof tf);
         i = j;
     }
     s_tagged(&k, TAG_DOC, sid);
@@ -346,7 +430,7 @@ int store__index_add(node_store_t *self, store_index_batch_t *ib, rocksdb_writeb
     if (rc == 0 && !delta)
         rc = ENGRAM_ENOMEM;
     if (rc == 0 && terms.n) {
-        rc = s_add_terms(self, batch, sid, key, elem, dot, prov, &terms);
+        rc = s_add_terms(self, ib, batch, sid, key, elem, dot, prov, &terms);
         if (rc == 0) {
             delta->docs++;
             delta->terms += (int64_t)terms.n;
@@ -415,11 +499,14 @@ static int s_remove_terms(node_store_t *self, store_index_batch_t *ib, rocksdb_w
         const uint8_t *nul = memchr(p, '\0', (size_t)(end - p));
         if (!nul || end - nul < 5)
             break; /* written by this file: cannot happen short of corruption */
-        s_tagged(k, TAG_POSTING, sid);
-        store__key_str0(k, (const char *)p);
-        s_doc_suffix(k, key, elem, dot);
+        s_impact_key(k, sid, (const char *)p, s_get_le32(nul + 1), dl, key, elem, dot);
         if (!k->failed)
             rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len);
+        s_df_t *df = s_df(ib, sid, (const char *)p, prov);
+        if (!df)
+            k->failed = true;
+        else
+            df->docs--;
         p = nul + 1 + 4;
     }
     rocksdb_free(doc);
@@ -512,6 +599,38 @@ static int s_finish_class(node_store_t *self, rocksdb_writebatch_t *batch, const
     return 0;
 }
 
+/*  'i' sid \0 term \0 0 u32 prov: how many documents of the class hold the term (before
+ *  the term's postings, whose ~tf is never 0, so that one seek finds both). */
+static void s_df_key(store_key_t *k, const char *sid, const char *term, uint64_t prov)
+{
+    s_tagged(k, TAG_IMPACT, sid);
+    store__key_str0(k, term);
+    store__key_add(k, "\0\0\0\0", 4);
+    store__key_u64(k, prov);
+}
+
+/*  Adds delta to the u64 count at k (gone at 0). */
+static int s_add_count(node_store_t *self, rocksdb_writebatch_t *batch, const store_key_t *k,
+                       int64_t delta)
+{
+    char *err = NULL;
+    size_t len = 0;
+    char *old = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH], (char *)k->data,
+                               k->len, &len, &err);
+    int rc = store__rocks_error(&err);
+    uint64_t count = (old && len == 8 ? s_get_le64((uint8_t *)old) : 0) + (uint64_t)delta;
+    rocksdb_free(old);
+    if (rc == 0 && count == 0) {
+        rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len);
+    } else if (rc == 0) {
+        char raw[8];
+        store__le64(raw, count);
+        rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len, raw,
+                                  sizeof raw);
+    }
+    return rc;
+}
+
 int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch)
 {
     int rc = 0;
@@ -519,6 +638,16 @@ int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
     for (s_delta_t *d = zhash_first(ib->deltas); d && rc == 0; d = zhash_next(ib->deltas))
         if (d->docs || d->terms || d->vectors)
             rc = s_finish_class(self, batch, d, &k);
+    for (s_df_t *d = zhash_first(ib->dfs); d && rc == 0; d = zhash_next(ib->dfs)) {
+        if (d->docs == 0)
+            continue;
+        s_df_key(&k, d->sid, d->term, d->prov);
+        if (k.failed) {
+            rc = ENGRAM_ENOMEM;
+            break;
+        }
+        rc = s_add_count(self, batch, &k, d->docs);
+    }
     for (s_vectors_t *v = zhash_first(ib->vectors); v && rc == 0; v = zhash_next(ib->vectors)) {
         if (v->count == 0)
             continue;
@@ -527,21 +656,7 @@ int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
             rc = ENGRAM_ENOMEM;
             break;
         }
-        char *err = NULL;
-        size_t len = 0;
-        char *old = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH],
-                                   (char *)k.data, k.len, &len, &err);
-        rc = store__rocks_error(&err);
-        uint64_t count = (old && len == 8 ? s_get_le64((uint8_t *)old) : 0) + (uint64_t)v->count;
-        rocksdb_free(old);
-        if (rc == 0 && count == 0) {
-            rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len);
-        } else if (rc == 0) {
-            char raw[8];
-            store__le64(raw, count);
-            rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k.data, k.len, raw,
-                                      sizeof raw);
-        }
+        rc = s_add_count(self, batch, &k, v->count);
     }
     free(k.data);
     return rc;
@@ -562,6 +677,7 @@ typedef struct {
     void *arg;
     s_class_t *classes; /* sorted by prov */
     size_t n;
+    rocksdb_iterator_t *it; /* the query's iterator for short scans (totals, df, postings) */
 } s_classes_t;
 
 static int s_cmp_class(const void *a, const void *b)
@@ -603,7 +719,8 @@ static bool s_decide(s_classes_t *c, const uint8_t *p, size_t len)
     return visible;
 }
 
-/*  Loads the classes of sid and the totals of the visible ones. */
+/*  Loads the classes of sid and the totals of the visible ones; the query's iterator is made
+ *  here and ended, with the classes, by s_classes_end (whatever this returned). */
 static int s_load_classes(s_classes_t *c, uint64_t *docs, uint64_t *terms)
 {
     *docs = *terms = 0;
@@ -614,7 +731,7 @@ static int s_load_classes(s_classes_t *c, uint64_t *docs, uint64_t *terms)
     store_key_t g = {0};
     int rc = 0;
     size_t cap = 0;
-    rocksdb_iterator_t *it =
+    rocksdb_iterator_t *it = c->it =
         rocksdb_create_iterator_cf(c->self->db, c->self->read_options, c->self->cf[CF_SEARCH]);
     for (rocksdb_iter_seek(it, (char *)prefix.data, prefix.len); rc == 0 && rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
@@ -658,10 +775,16 @@ static int s_load_classes(s_classes_t *c, uint64_t *docs, uint64_t *terms)
         }
     }
     free(g.data);
-    rc = store__iter_end(it, &prefix, rc);
+    free(prefix.data);
     if (rc == 0 && c->n)
         qsort(c->classes, c->n, sizeof *c->classes, s_cmp_class);
     return rc;
+}
+
+static int s_classes_end(s_classes_t *c, int rc)
+{
+    free(c->classes);
+    return c->it ? store__iter_end(c->it, NULL, rc) : rc;
 }
 
 static bool s_class_visible(const s_classes_t *c, uint64_t prov)
@@ -671,37 +794,16 @@ static bool s_class_visible(const s_classes_t *c, uint64_t prov)
     return found && found->visible;
 }
 
-/*  One query term's cursor over its postings. */
-typedef struct {
-    rocksdb_iterator_t *it;
-    store_key_t prefix; /* 'p' sid \0 term \0 */
-    const uint8_t *doc; /* the current posting's doc part, or NULL at the end */
-    size_t doc_len;
-} s_cursor_t;
-
-/*  Moves the cursor to its next visible posting (the current one included). */
-static void s_cursor_settle(s_cursor_t *c, const s_classes_t *classes)
+/*  A document's BM25 score from its frequencies of the query's terms, summed in the order of
+ *  the terms (one function, so that every path gives the same bits). */
+static double s_bm25(const node_search_hits_t *stats, const uint32_t *tf, uint32_t dl)
 {
-    c->doc = NULL;
-    for (; rocksdb_iter_valid(c->it); rocksdb_iter_next(c->it)) {
-        size_t klen, vlen;
-        const char *k = rocksdb_iter_key(c->it, &klen);
-        if (klen <= c->prefix.len || memcmp(k, c->prefix.data, c->prefix.len) != 0)
-            return;
-        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(c->it, &vlen);
-        if (vlen == 16 && s_class_visible(classes, s_get_le64(v + 8))) {
-            c->doc = (const uint8_t *)k + c->prefix.len;
-            c->doc_len = klen - c->prefix.len;
-            return;
-        }
-    }
-}
-
-static int s_cmp_doc(const s_cursor_t *a, const s_cursor_t *b)
-{
-    size_t n = a->doc_len < b->doc_len ? a->doc_len : b->doc_len;
-    int c = memcmp(a->doc, b->doc, n);
-    return c ? c : (a->doc_len > b->doc_len) - (a->doc_len < b->doc_len);
+    double bm25 = 0;
+    for (size_t t = 0; t < stats->nterms; t++)
+        if (tf[t])
+            bm25 += search_bm25_term(search_bm25_idf(stats->docs, stats->df[t]), tf[t], dl,
+                                     stats->avgdl);
+    return bm25;
 }
 
 void node_search_hits_free(node_search_hits_t *hits)
@@ -742,99 +844,577 @@ static int s_add_hit(node_search_hits_t *out, size_t *cap, const uint8_t *doc, s
     return 0;
 }
 
+/*  The tf groups (distinct frequencies) a cursor bounds one by one, at most; the postings
+ *  below the last are bounded as if they were as short as a document can be. */
+#define IMPACT_GROUPS 32
+
+/*  A term's postings of one tf, and the shortest document among them. */
+typedef struct {
+    uint32_t tf;
+    uint32_t min_dl;
+} s_group_t;
+
+/*  One query term's cursor over its postings in impact order ('i': tf descending, then dl
+ *  ascending), with a bound of what any posting not consumed yet can add to a score. */
+typedef struct {
+    rocksdb_iterator_t *it;
+    store_key_t prefix; /* 'i' sid \0 term \0 */
+    double idf;
+    s_group_t groups[IMPACT_GROUPS + 1];
+    double below[IMPACT_GROUPS + 1]; /* below[g]: the bound of every group after g */
+    size_t ngroups;
+    bool open_ended;    /* the last group stands for every tf up to its own */
+    size_t group;       /* the current posting's */
+    uint32_t tf, dl;    /* the current posting's */
+    const uint8_t *doc; /* the current posting's doc part, or NULL at the end */
+    size_t doc_len;
+    double bound; /* of the current posting and every one after it; 0 at the end */
+} s_impact_t;
+
+/*  Opens term's cursor ('i' sid \0 term \0): *df := the documents holding the term in the
+ *  classes the reader may see (its counters, first in its range); the cursor is left on the
+ *  term's first posting. */
+static int s_term_open(const s_classes_t *c, const char *term, s_impact_t *cursor, uint64_t *df)
+{
+    *df = 0;
+    s_tagged(&cursor->prefix, TAG_IMPACT, c->sid);
+    store__key_str0(&cursor->prefix, term);
+    if (cursor->prefix.failed)
+        return ENGRAM_ENOMEM;
+    const store_key_t *prefix = &cursor->prefix;
+    rocksdb_iterator_t *it = cursor->it =
+        rocksdb_create_iterator_cf(c->self->db, c->self->read_options, c->self->cf[CF_SEARCH]);
+    for (rocksdb_iter_seek(it, (char *)prefix->data, prefix->len); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        if (klen != prefix->len + 12 || memcmp(k, prefix->data, prefix->len) != 0 ||
+            s_get_be32(k + prefix->len) != 0)
+            break;
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+        if (vlen == 8 && s_class_visible(c, store__get_be64(k + prefix->len + 4)))
+            *df += s_get_le64(v);
+    }
+    return 0;
+}
+
+/*  Ends the cursors of nterms terms (those opened); returns rc, or an iterator's error. */
+static int s_terms_end(s_impact_t *cursors, size_t nterms, int rc)
+{
+    for (size_t t = 0; cursors && t < nterms; t++) {
+        if (cursors[t].it)
+            rc = store__iter_end(cursors[t].it, &cursors[t].prefix, rc);
+        else
+            free(cursors[t].prefix.data);
+    }
+    free(cursors);
+    return rc;
+}
+
+/*  A visible posting of one query term: its doc (at `at` in the postings' buffer), which
+ *  query term, its tf and its doc's length. */
+typedef struct {
+    uint64_t hash; /* of the doc (FNV-1a), so that most comparisons need not read it */
+    const uint8_t *doc;
+    size_t at, doc_len, term;
+    uint32_t tf, dl;
+} s_posting_t;
+
+static uint64_t s_fnv1a(const uint8_t *p, size_t len)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * UINT64_C(0x100000001b3);
+    return h;
+}
+
+/*  An order that puts a doc's postings side by side (by hash, then bytes). */
+static int s_cmp_posting(const void *a, const void *b)
+{
+    const s_posting_t *x = a, *y = b;
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
+    size_t n = x->doc_len < y->doc_len ? x->doc_len : y->doc_len;
+    int c = memcmp(x->doc, y->doc, n);
+    return c ? c : (x->doc_len > y->doc_len) - (x->doc_len < y->doc_len);
+}
+
+/*  Appends the visible postings of query term t from its cursor on to *postings (their docs
+ *  to the buffer docs); df := how many. */
+static int s_collect(const s_classes_t *c, s_impact_t *cursor, size_t t, s_posting_t **postings,
+                     size_t *n, size_t *cap, store_key_t *docs, uint64_t *df)
+{
+    *df = 0;
+    int rc = 0;
+    const store_key_t *prefix = &cursor->prefix;
+    size_t skip = prefix->len + 8;
+    for (rocksdb_iterator_t *it = cursor->it; rc == 0 && rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        if (klen <= skip || memcmp(k, prefix->data, prefix->len) != 0)
+            break;
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+        if (vlen != 8 || s_get_be32(k + prefix->len) == 0 || !s_class_visible(c, s_get_le64(v)))
+            continue;
+        if (*n == *cap) {
+            size_t grown = *cap ? 2 * *cap : 256;
+            s_posting_t *more = realloc(*postings, grown * sizeof *more);
+            if (!more) {
+                rc = ENGRAM_ENOMEM;
+                break;
+            }
+            *postings = more;
+            *cap = grown;
+        }
+        (*postings)[(*n)++] = (s_posting_t){s_fnv1a(k + skip, klen - skip),
+                                            NULL,
+                                            docs->len,
+                                            klen - skip,
+                                            t,
+                                            ~s_get_be32(k + prefix->len),
+                                            s_get_be32(k + prefix->len + 4)};
+        store__key_add(docs, k + skip, klen - skip);
+        (*df)++;
+    }
+    return rc == 0 && docs->failed ? ENGRAM_ENOMEM : rc;
+}
+
+/*  Every visible document holding a term, with its score, into out, whose statistics (docs,
+ *  avgdl, nterms, df allocated) the caller set, from the terms' cursors as s_term_open left
+ *  them; df is counted again from the postings. */
+static int s_search_all(const s_classes_t *classes, s_impact_t *cursors, node_search_hits_t *out)
+{
+    size_t nterms = out->nterms;
+    uint32_t *tf = nterms ? malloc(nterms * sizeof *tf) : NULL;
+    int rc = nterms && !tf ? ENGRAM_ENOMEM : 0;
+    /* Every visible posting of every term, then sorted so that a doc's postings are side by
+     * side: they give its tf of every term. */
+    s_posting_t *postings = NULL;
+    size_t n = 0, cap = 0, hits_cap = 0;
+    store_key_t buffer = {0};
+    for (size_t t = 0; rc == 0 && t < nterms; t++)
+        rc = s_collect(classes, &cursors[t], t, &postings, &n, &cap, &buffer, &out->df[t]);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        postings[i].doc = buffer.data + postings[i].at;
+    if (rc == 0 && nterms > 1 && n)
+        qsort(postings, n, sizeof *postings, s_cmp_posting);
+    for (size_t i = 0; rc == 0 && i < n;) {
+        memset(tf, 0, nterms * sizeof *tf);
+        size_t j = i;
+        for (; j < n && s_cmp_posting(&postings[i], &postings[j]) == 0; j++)
+            tf[postings[j].term] = postings[j].tf;
+        rc = s_add_hit(out, &hits_cap, postings[i].doc, postings[i].doc_len, postings[i].dl, tf);
+        i = j;
+    }
+    free(postings);
+    free(buffer.data);
+    free(tf);
+    /* Score once df is known. */
+    for (size_t i = 0; rc == 0 && i < out->n; i++)
+        out->hits[i].bm25 = s_bm25(out, out->hits[i].tf, out->hits[i].dl);
+    return rc;
+}
+
 int node_store_search_terms(node_store_t *self, const char *sid, const char *const *terms,
                             size_t nterms, node_visible_fn visible, void *arg,
                             node_search_hits_t *out)
 {
     memset(out, 0, sizeof *out);
-    s_classes_t classes = {self, sid, visible, arg, NULL, 0};
+    s_classes_t classes = {self, sid, visible, arg, NULL, 0, NULL};
     uint64_t docs = 0, lengths = 0;
     int rc = s_load_classes(&classes, &docs, &lengths);
     out->docs = docs;
     out->avgdl = docs ? (double)lengths / (double)docs : 0;
     out->nterms = nterms;
     out->df = nterms ? calloc(nterms, sizeof *out->df) : NULL;
-    s_cursor_t *cursors = nterms ? calloc(nterms, sizeof *cursors) : NULL;
+    s_impact_t *cursors = nterms ? calloc(nterms, sizeof *cursors) : NULL;
     if (rc == 0 && nterms && (!out->df || !cursors))
         rc = ENGRAM_ENOMEM;
-    for (size_t t = 0; rc == 0 && t < nterms; t++) {
-        s_tagged(&cursors[t].prefix, TAG_POSTING, sid);
-        store__key_str0(&cursors[t].prefix, terms[t]);
-        if (cursors[t].prefix.failed) {
-            rc = ENGRAM_ENOMEM;
-            break;
-        }
-        cursors[t].it =
-            rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_SEARCH]);
-        rocksdb_iter_seek(cursors[t].it, (char *)cursors[t].prefix.data, cursors[t].prefix.len);
-        s_cursor_settle(&cursors[t], &classes);
-    }
-    /* Merge the terms' postings, each in doc order: one pass gives every doc's tf of every
-     * term (the current doc and its frequencies in buffers reused from hit to hit). */
-    size_t cap = 0, doc_cap = 0;
-    uint8_t *doc = NULL;
-    uint32_t *tf = nterms ? malloc(nterms * sizeof *tf) : NULL;
-    if (rc == 0 && nterms && !tf)
-        rc = ENGRAM_ENOMEM;
-    while (rc == 0) {
-        s_cursor_t *least = NULL;
-        for (size_t t = 0; t < nterms; t++)
-            if (cursors[t].doc && (!least || s_cmp_doc(&cursors[t], least) < 0))
-                least = &cursors[t];
-        if (!least)
-            break;
-        memset(tf, 0, nterms * sizeof *tf);
-        uint32_t dl = 0;
-        size_t doc_len = least->doc_len;
-        if (doc_len > doc_cap) {
-            uint8_t *grown = realloc(doc, doc_len);
-            if (!grown) {
-                rc = ENGRAM_ENOMEM;
-                break;
-            }
-            doc = grown;
-            doc_cap = doc_len;
-        }
-        memcpy(doc, least->doc, doc_len);
-        for (size_t t = 0; t < nterms; t++) {
-            if (!cursors[t].doc || cursors[t].doc_len != doc_len ||
-                memcmp(cursors[t].doc, doc, doc_len) != 0)
-                continue;
-            size_t vlen;
-            const uint8_t *v = (const uint8_t *)rocksdb_iter_value(cursors[t].it, &vlen);
-            tf[t] = s_get_le32(v);
-            dl = s_get_le32(v + 4);
-            out->df[t]++;
-            rocksdb_iter_next(cursors[t].it);
-            s_cursor_settle(&cursors[t], &classes);
-        }
-        rc = s_add_hit(out, &cap, doc, doc_len, dl, tf);
-    }
-    free(doc);
-    free(tf);
-    for (size_t t = 0; cursors && t < nterms; t++) {
-        if (cursors[t].it) {
-            int end = store__iter_end(cursors[t].it, &cursors[t].prefix, 0);
-            rc = rc ? rc : end;
-        } else {
-            free(cursors[t].prefix.data);
-        }
-    }
-    free(cursors);
-    free(classes.classes);
-    if (rc) {
+    for (size_t t = 0; rc == 0 && t < nterms; t++)
+        rc = s_term_open(&classes, terms[t], &cursors[t], &out->df[t]);
+    if (rc == 0)
+        rc = s_search_all(&classes, cursors, out);
+    rc = s_terms_end(cursors, nterms, rc);
+    rc = s_classes_end(&classes, rc);
+    if (rc)
         node_search_hits_free(out);
-        return rc;
+    return rc;
+}
+
+/*  --- the best k ------------------------------------------------------------------------- */
+
+/*  Which way a top-k search goes. The threshold algorithm reads a prefix of each term's
+ *  postings, but pays a point read (about SEARCH_POINT_READ postings' worth) for each document
+ *  of a query of several terms; what it must read whole is, at worst, every term's postings
+ *  but the commonest's (which MaxScore's rule soon leaves aside). So a query whose postings
+ *  the reader may see number at most SEARCH_ALL_POSTINGS + SEARCH_ALL_POSTINGS_PER_HIT x k, or
+ *  are not mostly the commonest term's, is answered by reading them all
+ *  (node_store_search_terms) and keeping the best k. */
+#define SEARCH_ALL_POSTINGS         1024
+#define SEARCH_ALL_POSTINGS_PER_HIT 16
+#define SEARCH_POINT_READ           4
+
+static store_search_way_t s_way = STORE_SEARCH_AUTO;
+
+void store__search_way(store_search_way_t way)
+{
+    s_way = way;
+}
+
+/*  Moves the cursor to its next visible posting (the current one included) and bounds it.
+ *  BM25's term score grows with tf and shrinks with dl (so does its floating-point value:
+ *  every operation is monotonic), so the current posting's score bounds the rest of its
+ *  group, and below[] the groups after it. */
+static void s_impact_settle(s_impact_t *c, const s_classes_t *classes, double avgdl)
+{
+    c->doc = NULL;
+    c->bound = 0;
+    size_t skip = c->prefix.len + 8;
+    for (; rocksdb_iter_valid(c->it); rocksdb_iter_next(c->it)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(c->it, &klen);
+        if (klen <= skip || memcmp(k, c->prefix.data, c->prefix.len) != 0)
+            return;
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(c->it, &vlen);
+        if (vlen != 8 || s_get_be32(k + c->prefix.len) == 0 ||
+            !s_class_visible(classes, s_get_le64(v)))
+            continue;
+        c->tf = ~s_get_be32(k + c->prefix.len);
+        c->dl = s_get_be32(k + c->prefix.len + 4);
+        while (c->group + 1 < c->ngroups && c->tf <= c->groups[c->group + 1].tf)
+            c->group++;
+        bool open = c->open_ended && c->group + 1 == c->ngroups;
+        double here = search_bm25_term(c->idf, c->tf, open ? 1 : c->dl, avgdl);
+        c->bound = here > c->below[c->group] ? here : c->below[c->group];
+        c->doc = k + skip;
+        c->doc_len = klen - skip;
+        return;
     }
-    /* Score once df is known. */
-    for (size_t i = 0; i < out->n; i++) {
-        node_search_hit_t *h = &out->hits[i];
-        for (size_t t = 0; t < nterms; t++)
-            if (h->tf[t])
-                h->bm25 += search_bm25_term(search_bm25_idf(out->docs, out->df[t]), h->tf[t], h->dl,
-                                            out->avgdl);
+}
+
+/*  Readies term's cursor, as s_term_open left it, for the threshold algorithm: finds its tf
+ *  groups (one seek each), then settles on its first visible posting. */
+static int s_impact_open(const s_classes_t *classes, double avgdl, s_impact_t *c)
+{
+    store_key_t seek = {0};
+    store__key_add(&seek, c->prefix.data, c->prefix.len);
+    store__key_add(&seek, "\0\0\0\1", 4); /* the first posting: ~tf is never 0 */
+    if (seek.failed) {
+        free(seek.data);
+        return ENGRAM_ENOMEM;
+    }
+    size_t skip = c->prefix.len + 8;
+    for (rocksdb_iter_seek(c->it, (char *)seek.data, seek.len); rocksdb_iter_valid(c->it);) {
+        size_t klen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(c->it, &klen);
+        if (klen <= skip || memcmp(k, c->prefix.data, c->prefix.len) != 0)
+            break;
+        uint32_t tf = ~s_get_be32(k + c->prefix.len);
+        bool last = c->ngroups == IMPACT_GROUPS;
+        c->groups[c->ngroups++] = (s_group_t){tf, last ? 1 : s_get_be32(k + c->prefix.len + 4)};
+        c->open_ended = last;
+        if (last || tf <= 1)
+            break;
+        uint32_t next = ~(tf - 1); /* the first posting of a smaller tf */
+        uint8_t be[4] = {(uint8_t)(next >> 24), (uint8_t)(next >> 16), (uint8_t)(next >> 8),
+                         (uint8_t)next};
+        seek.len = c->prefix.len;
+        store__key_add(&seek, be, sizeof be);
+        rocksdb_iter_seek(c->it, (char *)seek.data, seek.len);
+    }
+    for (size_t g = c->ngroups; g-- > 0;) {
+        double after = g + 1 < c->ngroups ? c->below[g + 1] : 0;
+        double next = g + 1 < c->ngroups ? search_bm25_term(c->idf, c->groups[g + 1].tf,
+                                                            c->groups[g + 1].min_dl, avgdl)
+                                         : 0;
+        c->below[g] = next > after ? next : after;
+    }
+    seek.len = c->prefix.len;
+    store__key_add(&seek, "\0\0\0\1", 4);
+    int rc = seek.failed ? ENGRAM_ENOMEM : 0;
+    if (rc == 0)
+        rocksdb_iter_seek(c->it, (char *)seek.data, seek.len);
+    free(seek.data);
+    if (rc == 0)
+        s_impact_settle(c, classes, avgdl);
+    return rc;
+}
+
+/*  Whether hit a ranks below hit b: a lower score, or the same and a later identity (key,
+ *  element, dot: the API's order). */
+static bool s_worse(const node_search_hit_t *a, const node_search_hit_t *b)
+{
+    if (a->bm25 != b->bm25)
+        return a->bm25 < b->bm25;
+    int c = strcmp(a->key, b->key);
+    if (c == 0)
+        c = strcmp(a->elem, b->elem);
+    if (c == 0)
+        c = a->dot.node != b->dot.node ? (a->dot.node < b->dot.node ? -1 : 1)
+            : a->dot.n != b->dot.n     ? (a->dot.n < b->dot.n ? -1 : 1)
+                                       : 0;
+    return c > 0;
+}
+
+/*  The best k hits so far: a heap whose root is the worst of them. */
+typedef struct {
+    node_search_hit_t *hits;
+    size_t n, k;
+} s_top_t;
+
+static void s_top_down(s_top_t *h, size_t i)
+{
+    for (;;) {
+        size_t worst = i, l = 2 * i + 1, r = l + 1;
+        if (l < h->n && s_worse(&h->hits[l], &h->hits[worst]))
+            worst = l;
+        if (r < h->n && s_worse(&h->hits[r], &h->hits[worst]))
+            worst = r;
+        if (worst == i)
+            return;
+        node_search_hit_t t = h->hits[i];
+        h->hits[i] = h->hits[worst];
+        h->hits[worst] = t;
+        i = worst;
+    }
+}
+
+static void s_top_up(s_top_t *h, size_t i)
+{
+    while (i && s_worse(&h->hits[i], &h->hits[(i - 1) / 2])) {
+        node_search_hit_t t = h->hits[i];
+        h->hits[i] = h->hits[(i - 1) / 2];
+        h->hits[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+/*  Offers a scored document to the heap (its key, element and tf copied if it is kept). */
+static int s_top_offer(s_top_t *h, const uint8_t *doc, size_t doc_len, uint32_t dl,
+                       const uint32_t *tf, size_t nterms, double bm25)
+{
+    node_search_hit_t hit = {.dl = dl, .bm25 = bm25};
+    if (!store__parse_entry_key((const char *)doc, doc_len, 0, (const char **)&hit.key,
+                                (const char **)&hit.elem, &hit.dot))
+        return 0; /* corrupt: skipped */
+    if (h->n == h->k && !s_worse(&h->hits[0], &hit))
+        return 0;
+    size_t klen = strlen(hit.key), elen = strlen(hit.elem), tf_bytes = nterms * sizeof *tf;
+    uint32_t *block = malloc(tf_bytes + klen + 1 + elen + 1);
+    if (!block)
+        return ENGRAM_ENOMEM;
+    memcpy(block, tf, tf_bytes);
+    char *both = (char *)block + tf_bytes;
+    memcpy(both, hit.key, klen + 1);
+    memcpy(both + klen + 1, hit.elem, elen + 1);
+    hit.tf = block;
+    hit.key = both;
+    hit.elem = both + klen + 1;
+    if (h->n == h->k) {
+        free(h->hits[0].tf);
+        h->hits[0] = hit;
+        s_top_down(h, 0);
+    } else {
+        h->hits[h->n++] = hit;
+        s_top_up(h, h->n - 1);
     }
     return 0;
+}
+
+/*  Reads doc's 'd' record: its length and how often it holds each query term. */
+static int s_doc_terms(node_store_t *self, const char *sid, const uint8_t *doc, size_t doc_len,
+                       const char *const *terms, size_t nterms, store_key_t *k, uint32_t *dl,
+                       uint32_t *tf)
+{
+    memset(tf, 0, nterms * sizeof *tf);
+    *dl = 0;
+    s_tagged(k, TAG_DOC, sid);
+    store__key_add(k, doc, doc_len);
+    if (k->failed)
+        return ENGRAM_ENOMEM;
+    char *err = NULL;
+    size_t len = 0;
+    char *record = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH],
+                                  (char *)k->data, k->len, &len, &err);
+    int rc = store__rocks_error(&err);
+    if (rc || !record || len < 16) {
+        rocksdb_free(record);
+        return rc;
+    }
+    const uint8_t *p = (const uint8_t *)record, *end = p + len;
+    *dl = s_get_le32(p + 8);
+    for (p += 16; p < end;) {
+        const uint8_t *nul = memchr(p, '\0', (size_t)(end - p));
+        if (!nul || end - nul < 5)
+            break; /* written by this file: cannot happen short of corruption */
+        for (size_t t = 0; t < nterms; t++)
+            if (strcmp(terms[t], (const char *)p) == 0)
+                tf[t] = s_get_le32(nul + 1);
+        p = nul + 1 + 4;
+    }
+    rocksdb_free(record);
+    return 0;
+}
+
+/*  The cursor to consume next, or NULL when no document left unmet can rank among the best k
+ *  (MaxScore's rule over the threshold algorithm): the terms whose bounds, smallest first,
+ *  sum below `floor` cannot make a document rank by themselves, so a document that still
+ *  can holds another term, whose cursor will meet it; of those other cursors, the one of the
+ *  highest bound. order is scratch space for nterms indices. */
+static s_impact_t *s_next_cursor(s_impact_t *cursors, size_t nterms, size_t *order, double floor)
+{
+    for (size_t i = 0; i < nterms; i++) {
+        size_t j = i;
+        for (; j > 0 && cursors[order[j - 1]].bound > cursors[i].bound; j--)
+            order[j] = order[j - 1];
+        order[j] = i;
+    }
+    size_t first = 0;
+    for (double sum = 0; first < nterms && sum + cursors[order[first]].bound < floor; first++)
+        sum += cursors[order[first]].bound;
+    s_impact_t *best = NULL;
+    for (size_t i = first; i < nterms; i++)
+        if (cursors[order[i]].doc && (!best || cursors[order[i]].bound > best->bound))
+            best = &cursors[order[i]];
+    return best;
+}
+
+/*  Keeps the best k of every hit (node_store_search_terms's), best first. */
+static int s_cmp_best(const void *a, const void *b)
+{
+    const node_search_hit_t *x = a, *y = b;
+    return s_worse(y, x) ? -1 : s_worse(x, y) ? 1 : 0;
+}
+
+static void s_keep_best(node_search_hits_t *hits, size_t k)
+{
+    if (hits->n)
+        qsort(hits->hits, hits->n, sizeof *hits->hits, s_cmp_best);
+    for (size_t i = k; i < hits->n; i++)
+        free(hits->hits[i].tf);
+    hits->more = hits->n > k;
+    hits->n = hits->n < k ? hits->n : k;
+}
+
+/*  The best k visible documents holding a term, best first, into out, whose statistics the
+ *  caller set (df from the counters): the threshold algorithm over the impact postings. */
+static int s_search_threshold(node_store_t *self, const char *sid, const s_classes_t *classes,
+                              const char *const *terms, s_impact_t *cursors, size_t k,
+                              node_search_hits_t *out)
+{
+    size_t nterms = out->nterms;
+    size_t *order = nterms ? malloc(nterms * sizeof *order) : NULL;
+    uint32_t *tf = nterms ? malloc(nterms * sizeof *tf) : NULL;
+    s_top_t top = {k ? calloc(k, sizeof *top.hits) : NULL, 0, k};
+    zhash_t *seen = nterms > 1 ? zhash_new() : NULL; /* one term: each doc comes once */
+    int rc = 0;
+    if ((nterms && (!order || !tf)) || (k && !top.hits) || (nterms > 1 && !seen))
+        rc = ENGRAM_ENOMEM;
+    for (size_t t = 0; rc == 0 && t < nterms; t++) {
+        cursors[t].idf = search_bm25_idf(out->docs, out->df[t]);
+        if (out->df[t]) /* else it has no posting the reader may see */
+            rc = s_impact_open(classes, out->avgdl, &cursors[t]);
+    }
+    /* Threshold algorithm: consume the posting of the highest bound among the cursors that
+     * can still matter (s_next_cursor); score its document in full the first time it is met;
+     * stop once no document left unmet can rank among the best k (the bounds below the k-th
+     * score by a margin, so that neither rounding nor a tie ever leaves one out). */
+    store_key_t key = {0};
+    char *hex = NULL;
+    size_t hex_cap = 0, scored = 0;
+    while (rc == 0 && k) {
+        double floor = top.n == k ? top.hits[0].bm25 - 1e-9 * top.hits[0].bm25 : -INFINITY;
+        s_impact_t *best = s_next_cursor(cursors, nterms, order, floor);
+        if (!best)
+            break;
+        bool fresh = true;
+        if (seen) {
+            if (2 * best->doc_len + 1 > hex_cap) {
+                char *grown = realloc(hex, 2 * best->doc_len + 1);
+                if (!grown) {
+                    rc = ENGRAM_ENOMEM;
+                    break;
+                }
+                hex = grown;
+                hex_cap = 2 * best->doc_len + 1;
+            }
+            sodium_bin2hex(hex, hex_cap, best->doc, best->doc_len);
+            fresh = !zhash_lookup(seen, hex);
+            if (fresh)
+                rc = zhash_insert(seen, hex, (void *)1) == 0 ? 0 : ENGRAM_ENOMEM;
+        }
+        if (rc == 0 && fresh) {
+            uint32_t dl = best->dl;
+            if (nterms == 1)
+                tf[0] = best->tf;
+            else
+                rc = s_doc_terms(self, sid, best->doc, best->doc_len, terms, nterms, &key, &dl, tf);
+            scored++;
+            if (rc == 0)
+                rc = s_top_offer(&top, best->doc, best->doc_len, dl, tf, nterms,
+                                 s_bm25(out, tf, dl));
+        }
+        rocksdb_iter_next(best->it);
+        s_impact_settle(best, classes, out->avgdl);
+    }
+    for (size_t t = 0; t < nterms && cursors; t++)
+        out->more |= cursors[t].doc != NULL;
+    out->more |= scored > top.n;
+    free(key.data);
+    free(hex);
+    free(order);
+    zhash_destroy(&seen);
+    free(tf);
+    out->hits = top.hits;
+    out->n = top.n;
+    if (rc)
+        return rc;
+    /* best first: pop the worst to the back */
+    for (size_t n = top.n; n > 1; n--) {
+        node_search_hit_t t = top.hits[0];
+        top.hits[0] = top.hits[n - 1];
+        top.hits[n - 1] = t;
+        top.n = n - 1;
+        s_top_down(&top, 0);
+    }
+    return 0;
+}
+
+int node_store_search_top(node_store_t *self, const char *sid, const char *const *terms,
+                          size_t nterms, size_t k, node_visible_fn visible, void *arg,
+                          node_search_hits_t *out)
+{
+    memset(out, 0, sizeof *out);
+    s_classes_t classes = {self, sid, visible, arg, NULL, 0, NULL};
+    uint64_t docs = 0, lengths = 0;
+    int rc = s_load_classes(&classes, &docs, &lengths);
+    out->docs = docs;
+    out->avgdl = docs ? (double)lengths / (double)docs : 0;
+    out->nterms = nterms;
+    out->df = nterms ? calloc(nterms, sizeof *out->df) : NULL;
+    s_impact_t *cursors = nterms ? calloc(nterms, sizeof *cursors) : NULL;
+    if (rc == 0 && nterms && (!out->df || !cursors))
+        rc = ENGRAM_ENOMEM;
+    uint64_t postings = 0, commonest = 0;
+    for (size_t t = 0; rc == 0 && t < nterms; t++) {
+        rc = s_term_open(&classes, terms[t], &cursors[t], &out->df[t]);
+        postings += out->df[t];
+        commonest = out->df[t] > commonest ? out->df[t] : commonest;
+    }
+    bool whole = s_way == STORE_SEARCH_WHOLE ||
+                 (s_way == STORE_SEARCH_AUTO &&
+                  (postings <= SEARCH_ALL_POSTINGS + SEARCH_ALL_POSTINGS_PER_HIT * (uint64_t)k ||
+                   (postings - commonest) * SEARCH_POINT_READ >= postings));
+    if (rc == 0 && whole && (rc = s_search_all(&classes, cursors, out)) == 0)
+        s_keep_best(out, k);
+    else if (rc == 0)
+        rc = s_search_threshold(self, sid, &classes, terms, cursors, k, out);
+    rc = s_terms_end(cursors, nterms, rc);
+    rc = s_classes_end(&classes, rc);
+    if (rc)
+        node_search_hits_free(out);
+    return rc;
 }
 
 /*  The best `keep` vector hits so far, as a min-heap on cosine (ties: the later doc is the
@@ -923,7 +1503,7 @@ int node_store_search_vector(node_store_t *self, const char *sid, const float *q
                              node_vector_hits_t *out)
 {
     memset(out, 0, sizeof *out);
-    s_classes_t classes = {self, sid, visible, arg, NULL, 0};
+    s_classes_t classes = {self, sid, visible, arg, NULL, 0, NULL};
     uint64_t docs = 0, lengths = 0;
     int rc = s_load_classes(&classes, &docs, &lengths);
     s_heap_t heap = {keep ? calloc(keep, sizeof *heap.hits) : NULL, 0, keep};
@@ -963,7 +1543,7 @@ int node_store_search_vector(node_store_t *self, const char *sid, const float *q
     }
     rc = store__iter_end(it, &prefix, rc);
     free(vector);
-    free(classes.classes);
+    rc = s_classes_end(&classes, rc);
     out->hits = heap.hits;
     out->n = heap.n;
     out->compared = compared;

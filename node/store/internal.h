@@ -9,8 +9,9 @@
  *    replication.c  the store as the gossip engine sees it: catch-up deltas read from the ops
  *                   index, remote deltas applied (removals found through the ops index)
  *    gc.c           garbage below the stable cut, pending-garbage counts, checkpoints
- *    index.c        the search index: postings written and removed with what they index,
- *                   BM25 queries over them, the rebuild (engramd --reindex)
+ *    index.c        the search index: postings and df counters written and removed with
+ *                   what they index, BM25 queries over them (the best k by a threshold
+ *                   algorithm, or every match), the rebuild (engramd --reindex)
  *
  *  Thread: one thread owns a store and every field below.
  */
@@ -67,7 +68,7 @@ struct node_store {
 /*  The meta key whose value names the index's format; a store without it (written before the
  *  index, or by another format) is reindexed when it opens. */
 #define STORE_INDEX_MARK    "index"
-#define STORE_INDEX_VERSION "bm25-vectors-english-stop-3"
+#define STORE_INDEX_VERSION "bm25-impact-vectors-english-stop-4"
 
 /*  The index changes of one WriteBatch (index.c): every write that adds or removes entries
  *  calls store__index_add / store__index_remove for each, then store__index_finish once,
@@ -84,8 +85,14 @@ int store__index_add(node_store_t *self, store_index_batch_t *ib, rocksdb_writeb
  *  however often it is named). */
 int store__index_remove(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
                         const char *sid, const char *key, const char *elem, crdt_dot_t dot);
-/*  Puts the changed totals of every provenance class the batch touched. */
+/*  Puts the changed totals of every provenance class and the changed df counters of every
+ *  (term, class) the batch touched. */
 int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch);
+
+/*  Which way node_store_search_top goes: by its cost estimate (index.c), or, for tests
+ *  (small stores would always be read whole), always one way. Process-wide. */
+typedef enum { STORE_SEARCH_AUTO, STORE_SEARCH_THRESHOLD, STORE_SEARCH_WHOLE } store_search_way_t;
+void store__search_way(store_search_way_t way);
 
 /*  Puts the clock's persisted floor ("hlc" in meta) into batch. */
 void store__put_hlc(node_store_t *self, rocksdb_writebatch_t *batch, uint64_t stamp);

@@ -11,7 +11,8 @@
  *    ops       sid \0 node n                     -> StoredOp       the dot index (shared only)
  *    history   sid \0 key \0 hlc node n          -> StoredHistory  who did what, when
  *    expiry    expires_at_ms sid \0 key \0 elem \0 node n -> ""    TTL index
- *    search    the full-text index (index.c): postings, documents, per-provenance totals
+ *    search    the full-text index (index.c): postings in impact order, documents,
+ *              per-provenance totals and document frequencies, embeddings
  *    meta      "identity" -> public key | secret key;  "replica" -> u64;  "hlc" -> u64;
  *              "running" -> durability of the live process, or "restored";
  *              "ctx/" sid -> Context;  "prune/" sid -> Context (the scope's prune cut)
@@ -296,16 +297,33 @@ typedef struct {
     double avgdl;
     uint64_t *df; /* per query term: documents holding it */
     size_t nterms;
+    bool more; /* node_store_search_top: documents beyond the hits may match */
 } node_search_hits_t;
 
 /*  Every document of sid holding at least one of terms (query terms, node/search/text.h; a
  *  term given twice counts twice) that the reader may see (visible), with its BM25 score.
  *  A document it may not see is neither returned nor counted in docs, avgdl or df.
- *  Cost: one merge pass over the terms' postings, plus one visibility decision per
- *  provenance class of the scope. Caller frees with node_search_hits_free. */
+ *  Cost: every posting of the terms read and sorted (a doc's postings side by side), plus
+ *  one visibility decision per provenance class of the scope: a common term costs as many
+ *  reads as documents hold it. For rankings that need every match (a hybrid search's text
+ *  ranks). Caller frees with node_search_hits_free. */
 int node_store_search_terms(node_store_t *self, const char *sid, const char *const *terms,
                             size_t nterms, node_visible_fn visible, void *arg,
                             node_search_hits_t *out);
+/*  The best k of those documents, best first (ties: key, element, dot), exactly the first k
+ *  of node_store_search_terms's hits in that order, with the same scores and statistics;
+ *  out->more tells whether further documents may match (then a larger k finds them).
+ *  Cost: one seek per term (its per-class df counters lead its postings), one visibility
+ *  decision per provenance class; then, for a query whose postings are few or not mostly one
+ *  term's, a read of them all (as node_store_search_terms); else a threshold algorithm over
+ *  the terms' postings in impact order (tf descending, then length): it consumes the posting
+ *  with the highest bound on what it can add, scores its document in full the first time
+ *  (one point read of its term list when the query has several terms), and stops once no
+ *  document unmet can rank among the best k. Common terms are read only as far as their best
+ *  postings can still matter; postings the reader may not see are skipped, one by one. */
+int node_store_search_top(node_store_t *self, const char *sid, const char *const *terms,
+                          size_t nterms, size_t k, node_visible_fn visible, void *arg,
+                          node_search_hits_t *out);
 void node_search_hits_free(node_search_hits_t *hits);
 /*  A document whose embedding is near the query's. */
 typedef struct {

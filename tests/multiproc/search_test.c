@@ -20,8 +20,10 @@
  *                          writer, who may read the resource, gets and counts it
  *    test_ttl              a memory with a 1.5 s TTL is found, then not once expired, and no
  *                          longer counted once purged
- *    test_filters          filters on author and metadata restrict the results; a bad filter
- *                          is ENGRAM_EINVAL with a reason; a query with no word is EINVAL
+ *    test_filters          filters on author and metadata restrict the results, the best of
+ *                          those they let through found when they turn down more than top_k of
+ *                          the best matches, in one scope or across two; a bad filter is
+ *                          ENGRAM_EINVAL with a reason; a query with no word is EINVAL
  *    test_vector_search    memories with 8-dimension embeddings (put and remember), some
  *                          without: a vector query ranks exactly by the cosine the test computes
  *                          (within 1e-6), keeps top_k, never shows a memory without an
@@ -862,6 +864,54 @@ static void test_filters(void **state)
                       "w-budget");
     engram_result_destroy(&r);
     r = s_expect_keys(e, "report", "run:filters", "{\"NOT\":[{\"topic\":\"format\"}]}", "w-budget");
+    engram_result_destroy(&r);
+
+    /* A filter that turns down the best matches: the scope is asked again for more, until the
+     * best two it lets through are found, in order. */
+    static const char *const others[] = {"alpha",   "bravo", "charlie", "delta", "echo",
+                                         "foxtrot", "golf",  "hotel",   "india", "juliet"};
+    char key[32], text[128];
+    for (size_t i = 0; i < sizeof others / sizeof *others; i++) {
+        snprintf(key, sizeof key, "other-%zu", i);
+        snprintf(text, sizeof text, "ledger %s", others[i]);
+        free(s_put(e, "run:filters", key, text, "{\"topic\":\"other\"}", 0));
+    }
+    free(s_put(e, "run:filters", "wanted-7", "ledger one two three four five six",
+               "{\"topic\":\"wanted\"}", 0));
+    free(s_put(e, "run:filters", "wanted-5", "ledger one two three four", "{\"topic\":\"wanted\"}",
+               0));
+    free(s_put(e, "run:filters", "wanted-6", "ledger one two three four five",
+               "{\"topic\":\"wanted\"}", 0));
+    EXPECT_RC(e, 0, s_search(e, "ledger", "run:filters", "{\"topic\":\"wanted\"}", 2, &r));
+    char got[256];
+    s_keys(r, false, got, sizeof got);
+    assert_string_equal(got, "wanted-5 wanted-6");
+    engram_result_destroy(&r);
+
+    /* Two scopes, each asked for its best one first: A's best is turned down, B's is let
+     * through, but A's second (not asked for yet) ranks above it. */
+    free(s_put(e, "run:tally-a", "a-best", "tally", "{\"topic\":\"other\"}", 0));
+    free(s_put(e, "run:tally-a", "a-second", "tally one", "{\"topic\":\"picked\"}", 0));
+    free(s_put(e, "run:tally-b", "b-best", "tally", "{\"topic\":\"picked\"}", 0));
+    for (int i = 0; i < 5; i++) {
+        snprintf(key, sizeof key, "b-other-%d", i);
+        free(s_put(e, "run:tally-b", key, "tally one two three four five six seven",
+                   "{\"topic\":\"other\"}", 0));
+    }
+    const char *tally_scopes[] = {"run:tally-a", "run:tally-b"};
+    engram_search_options_t two = {.scopes = tally_scopes,
+                                   .nscopes = 2,
+                                   .filter_json = "{\"topic\":\"picked\"}",
+                                   .top_k = 1,
+                                   .explain = true};
+    EXPECT_RC(e, 0, engram_search(e, "tally", &two, &r));
+    s_keys(r, false, got, sizeof got);
+    assert_string_equal(got, "a-second");
+    engram_result_destroy(&r);
+    two.top_k = 2;
+    EXPECT_RC(e, 0, engram_search(e, "tally", &two, &r));
+    s_keys(r, false, got, sizeof got);
+    assert_string_equal(got, "a-second b-best");
     engram_result_destroy(&r);
 
     /* Refusals, each with a reason. */
