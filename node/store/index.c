@@ -1157,37 +1157,65 @@ static bool s_worse(const node_search_hit_t *a, const node_search_hit_t *b)
     return c > 0;
 }
 
+/*  A binary heap of n items of `size` bytes, rooted at the item that `above` puts above every
+ *  other (the worst kept: the first to go). Both heaps of this file (the best BM25 hits, the
+ *  nearest embeddings) sift through these. */
+typedef bool (*s_above_fn)(const void *a, const void *b);
+
+static void s_heap_swap(uint8_t *items, size_t size, size_t i, size_t j)
+{
+    uint8_t *x = items + i * size, *y = items + j * size;
+    for (size_t b = 0; b < size; b++) {
+        uint8_t t = x[b];
+        x[b] = y[b];
+        y[b] = t;
+    }
+}
+
+static void s_heap_down(void *base, size_t n, size_t size, s_above_fn above, size_t i)
+{
+    uint8_t *items = base;
+    for (;;) {
+        size_t top = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && above(items + l * size, items + top * size))
+            top = l;
+        if (r < n && above(items + r * size, items + top * size))
+            top = r;
+        if (top == i)
+            return;
+        s_heap_swap(items, size, i, top);
+        i = top;
+    }
+}
+
+static void s_heap_up(void *base, size_t size, s_above_fn above, size_t i)
+{
+    uint8_t *items = base;
+    while (i && above(items + i * size, items + (i - 1) / 2 * size)) {
+        s_heap_swap(items, size, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
 /*  The best k hits so far: a heap whose root is the worst of them. */
 typedef struct {
     node_search_hit_t *hits;
     size_t n, k;
 } s_top_t;
 
+static bool s_worse_item(const void *a, const void *b)
+{
+    return s_worse(a, b);
+}
+
 static void s_top_down(s_top_t *h, size_t i)
 {
-    for (;;) {
-        size_t worst = i, l = 2 * i + 1, r = l + 1;
-        if (l < h->n && s_worse(&h->hits[l], &h->hits[worst]))
-            worst = l;
-        if (r < h->n && s_worse(&h->hits[r], &h->hits[worst]))
-            worst = r;
-        if (worst == i)
-            return;
-        node_search_hit_t t = h->hits[i];
-        h->hits[i] = h->hits[worst];
-        h->hits[worst] = t;
-        i = worst;
-    }
+    s_heap_down(h->hits, h->n, sizeof *h->hits, s_worse_item, i);
 }
 
 static void s_top_up(s_top_t *h, size_t i)
 {
-    while (i && s_worse(&h->hits[i], &h->hits[(i - 1) / 2])) {
-        node_search_hit_t t = h->hits[i];
-        h->hits[i] = h->hits[(i - 1) / 2];
-        h->hits[(i - 1) / 2] = t;
-        i = (i - 1) / 2;
-    }
+    s_heap_up(h->hits, sizeof *h->hits, s_worse_item, i);
 }
 
 /*  Offers a scored document to the heap (its key, element and tf copied if it is kept). */
@@ -1430,31 +1458,19 @@ static bool s_less(const node_vector_hit_t *a, const node_vector_hit_t *b)
     return a->cosine < b->cosine;
 }
 
+static bool s_less_item(const void *a, const void *b)
+{
+    return s_less(a, b);
+}
+
 static void s_sift_down(s_heap_t *h, size_t i)
 {
-    for (;;) {
-        size_t least = i, l = 2 * i + 1, r = l + 1;
-        if (l < h->n && s_less(&h->hits[l], &h->hits[least]))
-            least = l;
-        if (r < h->n && s_less(&h->hits[r], &h->hits[least]))
-            least = r;
-        if (least == i)
-            return;
-        node_vector_hit_t t = h->hits[i];
-        h->hits[i] = h->hits[least];
-        h->hits[least] = t;
-        i = least;
-    }
+    s_heap_down(h->hits, h->n, sizeof *h->hits, s_less_item, i);
 }
 
 static void s_sift_up(s_heap_t *h, size_t i)
 {
-    while (i && s_less(&h->hits[i], &h->hits[(i - 1) / 2])) {
-        node_vector_hit_t t = h->hits[i];
-        h->hits[i] = h->hits[(i - 1) / 2];
-        h->hits[(i - 1) / 2] = t;
-        i = (i - 1) / 2;
-    }
+    s_heap_up(h->hits, sizeof *h->hits, s_less_item, i);
 }
 
 /*  Offers one hit (its doc bytes) to the heap. */

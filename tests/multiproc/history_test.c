@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -153,44 +152,21 @@ static int s_as_of(engram_t *e, const char *scope, const char *key, uint64_t as_
     return rc;
 }
 
-/*  Runs the engram CLI against node i as agent for USER; its stdout into out (caller frees).
- *  Returns the exit code. */
+/*  Runs the engram CLI against node i as agent for USER (arguments up to a NULL); its
+ *  stdout into out (caller frees). Returns the exit code. */
 static int s_cli(int i, const char *agent, char **out, ...)
 {
-    const char *argv[32] = {
-        ENGRAM_CLI, "--socket", node_harness_endpoint(s_node[i]), "--agent", agent, "--user", USER};
-    size_t n = 7;
+    const char *argv[24];
+    size_t n = 0;
     va_list ap;
     va_start(ap, out);
-    for (const char *arg; n < 31 && (arg = va_arg(ap, const char *)) != NULL;)
+    for (const char *arg; n < 23 && (arg = va_arg(ap, const char *)) != NULL;)
         argv[n++] = arg;
     va_end(ap);
     argv[n] = NULL;
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        execv(ENGRAM_CLI, (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *collect = open_memstream(&text, &len);
-    assert_non_null(collect);
-    char buf[4096];
-    for (ssize_t got; (got = read(fds[0], buf, sizeof buf)) > 0;)
-        fwrite(buf, 1, (size_t)got, collect);
-    close(fds[0]);
-    fclose(collect);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    *out = text;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    int code = node_harness_cli(s_node[i], ENGRAM_CLI, agent, USER, argv, out);
+    assert_non_null(*out);
+    return code;
 }
 
 /*  Two histories are the same step for step: op, author, user, stamp, dot, value, metadata. */

@@ -849,3 +849,50 @@ const char *node_harness_gossip_endpoint(const node_harness_t *self)
 {
     return self->gossip;
 }
+
+int node_harness_cli(node_harness_t *self, const char *cli, const char *agent, const char *user,
+                     const char *const *argv, char **out)
+{
+    *out = NULL;
+    if (node_harness_grant(self, agent, user) != 0)
+        return -1;
+    const char *full[32] = {cli,      "--socket", node_harness_endpoint(self), "--agent", agent,
+                            "--user", user};
+    size_t n = 7;
+    for (size_t k = 0; argv[k]; k++) {
+        if (n == 31)
+            return -1;
+        full[n++] = argv[k];
+    }
+    full[n] = NULL;
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execv(cli, (char *const *)full);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t len = 0;
+    FILE *collect = open_memstream(out, &len);
+    char buf[4096];
+    for (ssize_t got; (got = read(fds[0], buf, sizeof buf)) > 0;)
+        if (collect)
+            fwrite(buf, 1, (size_t)got, collect);
+    close(fds[0]);
+    if (collect)
+        fclose(collect);
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

@@ -123,6 +123,12 @@ zsock_t *node_harness_dealer(node_harness_t *self, const char *agent, const char
  *  value and must destroy it with engram_destroy; NULL when the node has no admin yet or has
  *  not published its key (is not running). */
 engram_t *node_harness_admin_connect(const node_harness_t *self, int timeout_ms);
+/*  Runs the engram CLI (the binary at cli) on the node as agent acting for user, with the
+ *  arguments argv (NULL-terminated, at most 24); its standard output into *out (caller frees;
+ *  NULL on failure to run). The agent is granted first if it was not yet (its key pair must
+ *  exist under $ENGRAM_HOME for the CLI to find it). Returns the CLI's exit code, or -1. */
+int node_harness_cli(node_harness_t *self, const char *cli, const char *agent, const char *user,
+                     const char *const *argv, char **out);
 /*  Hands the node a packed SignedStatement (node_acl_sign by the harness's admin, or any
  *  other: the node judges it): online to a running node, else appended to DATA/acl.init for
  *  its next start. A lone node's admin is made first if need be. 0, or an ENGRAM_E* code (said

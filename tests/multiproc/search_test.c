@@ -355,37 +355,9 @@ static void s_expect_counted(const engram_result_t *r, size_t i, const char *ter
  *  Returns its exit status; *out (may be NULL) gets its stdout, the caller's to free. */
 static int s_cli(int i, const char *agent, const char *const *argv, char **out)
 {
-    const char *full[32] = {ENGRAM_CLI, "--socket", node_harness_endpoint(s_w->node[i]),
-                            "--agent",  agent,      "--user",
-                            USER};
-    size_t n = 7;
-    for (size_t k = 0; argv[k] && n < 31; k++)
-        full[n++] = argv[k];
-    full[n] = NULL;
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        execv(ENGRAM_CLI, (char *const *)full);
-        _exit(127);
-    }
-    close(fds[1]);
     char *text = NULL;
-    size_t len = 0;
-    FILE *collect = open_memstream(&text, &len);
-    assert_non_null(collect);
-    char buf[4096];
-    for (ssize_t got; (got = read(fds[0], buf, sizeof buf)) > 0;)
-        fwrite(buf, 1, (size_t)got, collect);
-    close(fds[0]);
-    fclose(collect);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    int code = node_harness_cli(s_w->node[i], ENGRAM_CLI, agent, USER, argv, &text);
+    assert_non_null(text);
     if (code != 0)
         print_message("engram %s %s: exit %d, stdout '%s'\n", argv[0], argv[1] ? argv[1] : "", code,
                       text);
