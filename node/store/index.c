@@ -1208,16 +1208,6 @@ static bool s_worse_item(const void *a, const void *b)
     return s_worse(a, b);
 }
 
-static void s_top_down(s_top_t *h, size_t i)
-{
-    s_heap_down(h->hits, h->n, sizeof *h->hits, s_worse_item, i);
-}
-
-static void s_top_up(s_top_t *h, size_t i)
-{
-    s_heap_up(h->hits, sizeof *h->hits, s_worse_item, i);
-}
-
 /*  Offers a scored document to the heap (its key, element and tf copied if it is kept). */
 static int s_top_offer(s_top_t *h, const uint8_t *doc, size_t doc_len, uint32_t dl,
                        const uint32_t *tf, size_t nterms, double bm25)
@@ -1242,10 +1232,10 @@ static int s_top_offer(s_top_t *h, const uint8_t *doc, size_t doc_len, uint32_t 
     if (h->n == h->k) {
         free(h->hits[0].tf);
         h->hits[0] = hit;
-        s_top_down(h, 0);
+        s_heap_down(h->hits, h->n, sizeof *h->hits, s_worse_item, 0);
     } else {
         h->hits[h->n++] = hit;
-        s_top_up(h, h->n - 1);
+        s_heap_up(h->hits, sizeof *h->hits, s_worse_item, h->n - 1);
     }
     return 0;
 }
@@ -1404,7 +1394,7 @@ static int s_search_threshold(node_store_t *self, const char *sid, const s_class
         top.hits[0] = top.hits[n - 1];
         top.hits[n - 1] = t;
         top.n = n - 1;
-        s_top_down(&top, 0);
+        s_heap_down(top.hits, top.n, sizeof *top.hits, s_worse_item, 0);
     }
     return 0;
 }
@@ -1463,16 +1453,6 @@ static bool s_less_item(const void *a, const void *b)
     return s_less(a, b);
 }
 
-static void s_sift_down(s_heap_t *h, size_t i)
-{
-    s_heap_down(h->hits, h->n, sizeof *h->hits, s_less_item, i);
-}
-
-static void s_sift_up(s_heap_t *h, size_t i)
-{
-    s_heap_up(h->hits, sizeof *h->hits, s_less_item, i);
-}
-
 /*  Offers one hit (its doc bytes) to the heap. */
 static int s_offer(s_heap_t *h, const uint8_t *doc, size_t doc_len, double cosine)
 {
@@ -1492,10 +1472,10 @@ static int s_offer(s_heap_t *h, const uint8_t *doc, size_t doc_len, double cosin
     if (h->n == h->keep) {
         free(h->hits[0].key);
         h->hits[0] = hit;
-        s_sift_down(h, 0);
+        s_heap_down(h->hits, h->n, sizeof *h->hits, s_less_item, 0);
     } else {
         h->hits[h->n++] = hit;
-        s_sift_up(h, h->n - 1);
+        s_heap_up(h->hits, sizeof *h->hits, s_less_item, h->n - 1);
     }
     return 0;
 }
