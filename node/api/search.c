@@ -58,8 +58,11 @@
 /*  At most this many words (terms, repeats included) in a query: a search keeps one cursor
  *  and one frequency per term and hit. */
 #define SEARCH_MAX_QUERY_TERMS 64
-/*  At most this many candidates are loaded and checked (expiry, provenance, filter) by one
- *  search: a filter that matches few memories may answer fewer than top_k. */
+/*  A keyword search asks a scope for at most this many candidates, and one round of its walk
+ *  loads and checks (expiry, provenance, filter) at most this many: a filter that matches few
+ *  memories may answer fewer than top_k. Rounds start over with twice the last one's limit,
+ *  from top_k (or SEARCH_POOL) up to this, so a search loads at most about twice as many in
+ *  all. */
 #define SEARCH_MAX_EXAMINED 10000
 /*  At most this many scopes are named in one search. */
 #define SEARCH_MAX_SCOPES 64

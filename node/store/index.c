@@ -28,7 +28,8 @@
  *  bounds what any posting it has not reached can add; the cursor of the highest bound is
  *  consumed, a document met for the first time is scored in full from its 'd' record, and
  *  the walk ends when no document unmet can rank among the best k. The answer is the
- *  exhaustive ranking's first k, bit for bit (index_test checks). node_store_search_terms
+ *  exhaustive ranking's first k, in the same order with the same scores (the same function
+ *  of the same statistics; index_test checks them within 1e-9). node_store_search_terms
  *  answers every match (hybrid rankings, checks).
  *
  *  Invariants (kept by every write, checked by `engramd --reindex` in tests):

@@ -199,11 +199,11 @@ typedef struct {
     const char *op; /* put, delete, set_add, ... */
     const char *agent;
     const char *user;
-    crdt_type_id_t type; /* of the entry it added; 0: none */
-    const char *elem;    /* set ops; "" */
+    crdt_type_id_t type;  /* of the entry it added; 0: none */
+    const char *elem;     /* set ops; "" */
     const uint8_t *value; /* put/append/set_add: the encoded value; NULL for none */
     size_t len;
-    int64_t amount;           /* counter_add */
+    int64_t amount;            /* counter_add */
     const crdt_dot_t *removed; /* the dots the step removed */
     size_t nremoved;
     bool removed_all; /* it removed more than a step lists, or it was written before steps
@@ -316,7 +316,8 @@ int node_store_search_terms(node_store_t *self, const char *sid, const char *con
  *  Cost: one seek per term (its per-class df counters lead its postings), one visibility
  *  decision per provenance class; then, for a query whose postings are few or not mostly one
  *  term's, a read of them all (as node_store_search_terms); else a threshold algorithm over
- *  the terms' postings in impact order (tf descending, then length): it consumes the posting
+ *  the terms' postings in impact order (tf descending, then length; one more seek per tf
+ *  group a term's cursor reaches, up to 32 groups per term): it consumes the posting
  *  with the highest bound on what it can add, scores its document in full the first time
  *  (one point read of its term list when the query has several terms), and stops once no
  *  document unmet can rank among the best k. Common terms are read only as far as their best
