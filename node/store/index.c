@@ -1017,30 +1017,47 @@ static int s_search_all(const s_classes_t *classes, s_impact_t *cursors, node_se
     return rc;
 }
 
-int node_store_search_terms(node_store_t *self, const char *sid, const char *const *terms,
-                            size_t nterms, node_visible_fn visible, void *arg,
-                            node_search_hits_t *out)
+/*  What both queries start with: the reader's classes, N and avgdl over them, and a cursor
+ *  on each term's postings with its df. *cursors (nterms, or NULL) goes to s_query_close. */
+static int s_query_open(s_classes_t *classes, const char *const *terms, size_t nterms,
+                        s_impact_t **cursors, node_search_hits_t *out)
 {
     memset(out, 0, sizeof *out);
-    s_classes_t classes = {self, sid, visible, arg, NULL, 0, NULL};
     uint64_t docs = 0, lengths = 0;
-    int rc = s_load_classes(&classes, &docs, &lengths);
+    int rc = s_load_classes(classes, &docs, &lengths);
     out->docs = docs;
     out->avgdl = docs ? (double)lengths / (double)docs : 0;
     out->nterms = nterms;
     out->df = nterms ? calloc(nterms, sizeof *out->df) : NULL;
-    s_impact_t *cursors = nterms ? calloc(nterms, sizeof *cursors) : NULL;
-    if (rc == 0 && nterms && (!out->df || !cursors))
+    *cursors = nterms ? calloc(nterms, sizeof **cursors) : NULL;
+    if (rc == 0 && nterms && (!out->df || !*cursors))
         rc = ENGRAM_ENOMEM;
     for (size_t t = 0; rc == 0 && t < nterms; t++)
-        rc = s_term_open(&classes, terms[t], &cursors[t], &out->df[t]);
-    if (rc == 0)
-        rc = s_search_all(&classes, cursors, out);
+        rc = s_term_open(classes, terms[t], &(*cursors)[t], &out->df[t]);
+    return rc;
+}
+
+/*  Ends a query: its cursors and classes; out is freed if it failed. */
+static int s_query_close(s_classes_t *classes, s_impact_t *cursors, size_t nterms,
+                         node_search_hits_t *out, int rc)
+{
     rc = s_terms_end(cursors, nterms, rc);
-    rc = s_classes_end(&classes, rc);
+    rc = s_classes_end(classes, rc);
     if (rc)
         node_search_hits_free(out);
     return rc;
+}
+
+int node_store_search_terms(node_store_t *self, const char *sid, const char *const *terms,
+                            size_t nterms, node_visible_fn visible, void *arg,
+                            node_search_hits_t *out)
+{
+    s_classes_t classes = {self, sid, visible, arg, NULL, 0, NULL};
+    s_impact_t *cursors;
+    int rc = s_query_open(&classes, terms, nterms, &cursors, out);
+    if (rc == 0)
+        rc = s_search_all(&classes, cursors, out);
+    return s_query_close(&classes, cursors, nterms, out, rc);
 }
 
 /*  --- the best k ------------------------------------------------------------------------- */
@@ -1404,20 +1421,11 @@ int node_store_search_top(node_store_t *self, const char *sid, const char *const
                           size_t nterms, size_t k, node_visible_fn visible, void *arg,
                           node_search_hits_t *out)
 {
-    memset(out, 0, sizeof *out);
     s_classes_t classes = {self, sid, visible, arg, NULL, 0, NULL};
-    uint64_t docs = 0, lengths = 0;
-    int rc = s_load_classes(&classes, &docs, &lengths);
-    out->docs = docs;
-    out->avgdl = docs ? (double)lengths / (double)docs : 0;
-    out->nterms = nterms;
-    out->df = nterms ? calloc(nterms, sizeof *out->df) : NULL;
-    s_impact_t *cursors = nterms ? calloc(nterms, sizeof *cursors) : NULL;
-    if (rc == 0 && nterms && (!out->df || !cursors))
-        rc = ENGRAM_ENOMEM;
+    s_impact_t *cursors;
+    int rc = s_query_open(&classes, terms, nterms, &cursors, out);
     uint64_t postings = 0, commonest = 0;
     for (size_t t = 0; rc == 0 && t < nterms; t++) {
-        rc = s_term_open(&classes, terms[t], &cursors[t], &out->df[t]);
         postings += out->df[t];
         commonest = out->df[t] > commonest ? out->df[t] : commonest;
     }
@@ -1429,11 +1437,7 @@ int node_store_search_top(node_store_t *self, const char *sid, const char *const
         s_keep_best(out, k);
     else if (rc == 0)
         rc = s_search_threshold(self, sid, &classes, terms, cursors, k, out);
-    rc = s_terms_end(cursors, nterms, rc);
-    rc = s_classes_end(&classes, rc);
-    if (rc)
-        node_search_hits_free(out);
-    return rc;
+    return s_query_close(&classes, cursors, nterms, out, rc);
 }
 
 /*  The best `keep` vector hits so far, as a min-heap on cosine (ties: the later doc is the

@@ -193,15 +193,31 @@ static void s_check_query(node_store_t *store, const char *query, node_visible_f
     search_terms_free(&terms);
 }
 
-static void s_one_case(int index)
+/*  A new store in a new directory made from dir (a mkdtemp template). */
+static node_store_t *s_open_store(char *dir)
 {
-    store__search_way(STORE_SEARCH_THRESHOLD);
-    char dir[] = "/tmp/engram-index-test-XXXXXX";
     assert_non_null(mkdtemp(dir));
     node_store_t *store;
     char why[256];
     assert_int_equal(node_store_open(dir, false, &store, why, sizeof why), 0);
     node_store_set_min_free(store, 0);
+    return store;
+}
+
+/*  Closes the store and removes its directory. */
+static void s_close_store(node_store_t **store, const char *dir)
+{
+    node_store_close(store);
+    char *rm = zsys_sprintf("rm -rf %s", dir);
+    assert_int_equal(system(rm), 0);
+    zstr_free(&rm);
+}
+
+static void s_one_case(int index)
+{
+    store__search_way(STORE_SEARCH_THRESHOLD);
+    char dir[] = "/tmp/engram-index-test-XXXXXX"; /* mkdtemp's template */
+    node_store_t *store = s_open_store(dir);
     static const char *const syllables[] = {"ka", "lo", "mi", "nu", "pe", "ro", "si", "tu"};
     for (int w = 0; w < WORDS; w++)
         snprintf(s_word[w], sizeof s_word[w], "zq%s%s%sx", syllables[w % 8], syllables[w / 8 % 8],
@@ -256,10 +272,7 @@ static void s_one_case(int index)
     assert_int_equal(node_store_index_digest(store, after, &rebuilt), 0);
     PROP_CHECK(indexed > 0 && records == rebuilt && memcmp(before, after, 32) == 0);
 
-    node_store_close(&store);
-    char *rm = zsys_sprintf("rm -rf %s", dir);
-    assert_int_equal(system(rm), 0);
-    zstr_free(&rm);
+    s_close_store(&store, dir);
 }
 
 static void test_top_equals_exhaustive(void **state)
@@ -276,12 +289,8 @@ static void test_bound_corners(void **state)
 {
     (void)state;
     store__search_way(STORE_SEARCH_THRESHOLD);
-    char dir[] = "/tmp/engram-index-test-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    node_store_t *store;
-    char why[256];
-    assert_int_equal(node_store_open(dir, false, &store, why, sizeof why), 0);
-    node_store_set_min_free(store, 0);
+    char dir[] = "/tmp/engram-index-test-XXXXXX"; /* mkdtemp's template */
+    node_store_t *store = s_open_store(dir);
     /* tf 2..40 in texts of 400 words, and tf 1 alone: the short one ranks between tf 5 and 4,
      * and its tf is far below the 32 groups bounded one by one. */
     char text[400 * 8 + 1], key[16];
@@ -307,10 +316,7 @@ static void test_bound_corners(void **state)
     assert_int_equal(node_store_search_top(store, SID, two, 2, 1, s_visible_all, NULL, &top), 0);
     PROP_CHECK(top.n == 1 && strcmp(top.hits[0].key, "t1") == 0);
     node_search_hits_free(&top);
-    node_store_close(&store);
-    char *rm = zsys_sprintf("rm -rf %s", dir);
-    assert_int_equal(system(rm), 0);
-    zstr_free(&rm);
+    s_close_store(&store, dir);
 }
 
 int main(void)
