@@ -175,7 +175,7 @@ int cli_cmd_get(engram_t *engram, const cli_opts_t *opts)
     engram_result_t *result = NULL;
     int rc = 0;
     if (opts->given & CLI_OPT_AS_OF) {
-        rc = opts->after ? engram_set_after(engram, opts->after, opts->timeout_ms) : 0;
+        rc = s_after(engram, opts);
         if (rc == 0)
             rc = engram_get_as_of(engram, opts->args[0], opts->args[1], opts->as_of_ms, &result);
     } else {

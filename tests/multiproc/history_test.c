@@ -139,11 +139,8 @@ static char *s_delete(engram_t *e, const char *scope, const char *key)
  *  themselves do not wait for a token). */
 static void s_after(engram_t *e, const char *scope, char *token)
 {
-    EXPECT_RC(e, 0, engram_set_after(e, token, WAIT_MS));
+    EXPECT_RC(e, 0, node_harness_after(e, scope, token, WAIT_MS));
     free(token);
-    engram_result_t *r = NULL;
-    EXPECT_RC(e, 0, engram_list(e, scope, NULL, NULL, 1, &r));
-    engram_result_destroy(&r);
 }
 
 /*  The value key had at as_of_ms on e into value ("" and the code when there is none). */

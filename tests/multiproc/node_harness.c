@@ -896,3 +896,13 @@ int node_harness_cli(node_harness_t *self, const char *cli, const char *agent, c
         return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+int node_harness_after(engram_t *e, const char *scope, const char *token, int wait_ms)
+{
+    int rc = engram_set_after(e, token, wait_ms);
+    engram_result_t *r = NULL;
+    if (rc == 0)
+        rc = engram_list(e, scope, NULL, NULL, 1, &r);
+    engram_result_destroy(&r);
+    return rc;
+}

@@ -123,6 +123,10 @@ zsock_t *node_harness_dealer(node_harness_t *self, const char *agent, const char
  *  value and must destroy it with engram_destroy; NULL when the node has no admin yet or has
  *  not published its key (is not running). */
 engram_t *node_harness_admin_connect(const node_harness_t *self, int timeout_ms);
+/*  Makes e's reads wait (up to wait_ms) for token, and waits for it with a read of scope (the
+ *  scope the token names), so that a write made next on e comes after what it covers (writes
+ *  themselves do not wait for a token). 0, or the code of the call that failed. */
+int node_harness_after(engram_t *e, const char *scope, const char *token, int wait_ms);
 /*  Runs the engram CLI (the binary at cli) on the node as agent acting for user, with the
  *  arguments argv (NULL-terminated, at most 24); its standard output into *out (caller frees;
  *  NULL on failure to run). The agent is granted first if it was not yet (its key pair must
