@@ -2024,9 +2024,17 @@ static void test_raw_frames(void **state)
     stats_v2.op = ENGRAM__OP__STATS;
     stats_v2.agent = "raw-agent";
     s_raw_expect(d, &stats_v2, ENGRAM_EVERSION, "STATS in schema 2");
+    /* Fields another op takes: a PUT with as_of_ms (GET's), with a delete's if_version. */
+    req = s_raw_put(10, "as-of");
+    req.as_of_ms = 1;
+    s_raw_expect(d, &req, ENGRAM_EINVAL, "PUT with as_of_ms");
+    req = s_raw_put(11, "if-version");
+    req.op = ENGRAM__OP__DELETE;
+    req.if_version = (ProtobufCBinaryData){3, (uint8_t *)"tok"};
+    s_raw_expect(d, &req, ENGRAM_EINVAL, "DELETE with if_version");
     s_stats(s_nodes.a, e, &after);
     assert_true(after.writes == before.writes);
-    const char *never[] = {"unknown-op", "op-none", "schema-2", "other-agent"};
+    const char *never[] = {"unknown-op", "op-none", "schema-2", "other-agent", "as-of"};
     for (size_t i = 0; i < sizeof never / sizeof never[0]; i++)
         s_expect_missing(e, "run:raw", never[i]);
 
