@@ -6,8 +6,9 @@
  *  stderr). Every tool runs through libengram as that agent, with its key, so the node's access
  *  control decides each one; the server holds no state of its own besides the connection.
  *
- *  Files: mcp_protocol.c (a line to a request, and the JSON-RPC replies: pure jansson, the part
- *  the fuzzer drives), mcp_graph.c (the knowledge graph tools of the official MCP memory server
+ *  Files: mcp_protocol.c (a line to a request, a tool call checked against its schema, and the
+ *  JSON-RPC replies), mcp_catalog.c (the tools' definitions) — both pure jansson, the part the
+ *  fuzzer drives —, mcp_graph.c (the knowledge graph tools of the official MCP memory server
  *  on engram's CRDTs, and the JSONL of its file for import and export), mcp_tools.c (engram's
  *  own memory_* tools), mcp_server.c (the session: initialize, tools, resources, the
  *  subscription thread, the stdin loop).
@@ -87,11 +88,28 @@ json_t *mcp_tool_error(const char *format, ...) __attribute__((format(printf, 1,
 bool mcp_schema_check(const json_t *schema, const json_t *value, const char *path, char *why,
                       size_t why_len);
 
-/*  --- mcp_graph.c: the official memory server's tools ------------------------------------ */
+/*  A tools/call's params against the catalog (mcp_catalog_tools). Returns 0 with the tool's
+ *  name in *name (borrowed from params) and its arguments in *args (a new reference: {} when
+ *  absent), which fit its input schema; MCP_INVALID_PARAMS when params are not a call (no
+ *  "name", "arguments" not an object): a protocol error; or MCP_TOOL_REFUSED when the tool is
+ *  unknown or the arguments do not fit: a tool error. why says which, as the MCP SDK words it. */
+#define MCP_TOOL_REFUSED 1
+int mcp_call_check(const json_t *tools, const json_t *params, const char **name, json_t **args,
+                   char *why, size_t why_len);
 
-/*  The nine tools' definitions (name, title, description, inputSchema, outputSchema,
- *  annotations, execution), appended to tools. Returns 0, -1 when memory runs out. */
-int mcp_graph_list(json_t *tools);
+/*  --- mcp_catalog.c: the tools' definitions ---------------------------------------------- */
+
+/*  Every tool (name, title, description, inputSchema, annotations; the graph tools also
+ *  outputSchema and execution): the nine graph tools, then engram's. NULL when memory runs
+ *  out. */
+json_t *mcp_catalog_tools(void);
+const json_t *mcp_catalog_find(const json_t *tools, const char *name);
+/*  The schema of an entity {name, entityType, observations} and of a relation {from, to,
+ *  relationType}, as create_entities and create_relations take them. */
+json_t *mcp_catalog_entity_schema(void);
+json_t *mcp_catalog_relation_schema(void);
+
+/*  --- mcp_graph.c: the official memory server's tools ------------------------------------ */
 /*  Whether name is one of the nine; *result gets the tool result (a new reference). args fit
  *  the tool's input schema (mcp_schema_check). */
 bool mcp_graph_call(engram_t *engram, const char *scope, const char *name, json_t *args,
@@ -123,7 +141,6 @@ typedef struct {
     size_t nsearch_scopes;
 } mcp_defaults_t;
 
-int mcp_tools_list(json_t *tools);
 /*  The isError result of a failed libengram call rc on scope: the error, the node's message
  *  and what to do about it. */
 json_t *mcp_engram_error(engram_t *engram, int rc, const char *scope);

@@ -222,3 +222,32 @@ bool mcp_schema_check(const json_t *schema, const json_t *value, const char *pat
     }
     return true;
 }
+
+int mcp_call_check(const json_t *tools, const json_t *params, const char **name, json_t **args,
+                   char *why, size_t why_len)
+{
+    *name = json_string_value(json_object_get(params, "name"));
+    json_t *given = json_object_get(params, "arguments");
+    *args = NULL;
+    if (!*name || (given && !json_is_object(given))) {
+        snprintf(why, why_len, "tools/call takes a \"name\" and an \"arguments\" object");
+        return MCP_INVALID_PARAMS;
+    }
+    const json_t *tool = mcp_catalog_find(tools, *name);
+    if (!tool) {
+        snprintf(why, why_len, "MCP error %d: Tool %s not found", MCP_INVALID_PARAMS, *name);
+        return MCP_TOOL_REFUSED;
+    }
+    char reason[512];
+    json_t *checked = given ? json_incref(given) : json_object();
+    if (!mcp_schema_check(json_object_get(tool, "inputSchema"), checked, "arguments", reason,
+                          sizeof reason)) {
+        snprintf(why, why_len,
+                 "MCP error %d: Input validation error: Invalid arguments for tool %s: %s",
+                 MCP_INVALID_PARAMS, *name, reason);
+        json_decref(checked);
+        return MCP_TOOL_REFUSED;
+    }
+    *args = checked;
+    return 0;
+}

@@ -7,7 +7,8 @@
  *  Methods: initialize (versions negotiated: mcp_negotiate_version), ping, tools/list,
  *  tools/call, resources/list, resources/templates/list, resources/read, resources/subscribe,
  *  resources/unsubscribe; notifications are taken and ignored; anything else is -32601.
- *  A tool call's arguments are checked against the tool's input schema before it runs.
+ *  A tool call's arguments are checked against the tool's input schema (mcp_call_check)
+ *  before it runs.
  *
  *  Invariants: the main thread owns the session's connection, the watcher thread its own; both
  *  write whole lines under out_lock; a line longer than MCP_MAX_LINE_BYTES is answered with
@@ -135,46 +136,22 @@ static json_t *s_initialize(s_session_t *session, const json_t *params)
                      ENGRAM_VERSION_STRING, "instructions", instructions);
 }
 
-/*  The tool named name in the list, or NULL. */
-static const json_t *s_find_tool(const s_session_t *session, const char *name)
-{
-    size_t i;
-    json_t *tool;
-    json_array_foreach(session->tools, i, tool)
-    {
-        if (strcmp(json_string_value(json_object_get(tool, "name")), name) == 0)
-            return tool;
-    }
-    return NULL;
-}
-
 /*  tools/call: a result, or NULL with *code and why set for a protocol error. */
 static json_t *s_call(s_session_t *session, const json_t *params, int *code, char *why,
                       size_t why_len)
 {
-    const char *name = json_string_value(json_object_get(params, "name"));
-    json_t *args = json_object_get(params, "arguments");
-    if (!name || (args && !json_is_object(args))) {
-        *code = MCP_INVALID_PARAMS;
-        snprintf(why, why_len, "tools/call takes a \"name\" and an \"arguments\" object");
+    const char *name;
+    json_t *args = NULL, *result = NULL;
+    int rc = mcp_call_check(session->tools, params, &name, &args, why, why_len);
+    if (rc == MCP_INVALID_PARAMS) {
+        *code = rc;
         return NULL;
     }
-    const json_t *tool = s_find_tool(session, name);
-    if (!tool)
-        return mcp_tool_error("MCP error %d: Tool %s not found", MCP_INVALID_PARAMS, name);
-    json_t *empty = args ? NULL : json_object();
-    if (!args)
-        args = empty;
-    json_t *result = NULL;
-    char reason[512];
-    if (!mcp_schema_check(json_object_get(tool, "inputSchema"), args, "arguments", reason,
-                          sizeof reason))
-        result = mcp_tool_error("MCP error %d: Input validation error: Invalid arguments for tool "
-                                "%s: %s",
-                                MCP_INVALID_PARAMS, name, reason);
+    if (rc == MCP_TOOL_REFUSED)
+        result = mcp_tool_error("%s", why);
     else if (!mcp_graph_call(session->engram, session->defaults.scope, name, args, &result))
         mcp_tools_call(session->engram, &session->defaults, name, args, &result);
-    json_decref(empty);
+    json_decref(args);
     if (!result) {
         *code = MCP_INTERNAL_ERROR;
         snprintf(why, why_len, "out of memory");
@@ -343,16 +320,13 @@ int mcp_serve(engram_t *engram, const char *endpoint, const char *agent, const c
         .defaults = {.scope = nscopes ? scopes[0] : user_scope,
                      .search_scopes = scopes,
                      .nsearch_scopes = nscopes},
-        .tools = json_array(),
+        .tools = mcp_catalog_tools(),
         .endpoint = endpoint,
         .agent = agent,
         .user = user,
     };
-    if (!session.tools || mcp_graph_list(session.tools) != 0 ||
-        mcp_tools_list(session.tools) != 0) {
-        json_decref(session.tools);
+    if (!session.tools)
         return cli_fail(ENGRAM_ENOMEM, "building the tool list");
-    }
     pthread_mutex_init(&session.out_lock, NULL);
     signal(SIGPIPE, SIG_IGN); /* a client gone shows as a failed write, which ends the session */
     fprintf(stderr, "engram mcp: agent %s for user %s; the knowledge graph is in %s\n", agent, user,
