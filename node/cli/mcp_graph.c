@@ -330,6 +330,16 @@ static int s_create_entity(engram_t *engram, const char *scope, const json_t *en
     return rc == 0 ? s_set_add(engram, scope, S_ENTITIES, name) : rc;
 }
 
+/*  The result of a creating tool, as the official server words it: the text is the JSON of
+ *  the list, structuredContent an object holding it under name. */
+static json_t *s_listed(const char *name, json_t *list)
+{
+    char *text = json_dumps(list, JSON_INDENT(2));
+    json_t *result = text ? mcp_tool_result(text, json_pack("{s:O}", name, list)) : NULL;
+    free(text);
+    return result;
+}
+
 static json_t *s_create_entities(engram_t *engram, const char *scope, const json_t *args)
 {
     json_t *stored = NULL, *created = json_array();
@@ -350,8 +360,7 @@ static json_t *s_create_entities(engram_t *engram, const char *scope, const json
                                                  json_object_get(entity, "observations")));
     }
     json_decref(stored);
-    json_t *result = rc == 0 ? mcp_tool_result_json(json_pack("{s:O}", "entities", created))
-                             : mcp_engram_error(engram, rc, scope);
+    json_t *result = rc == 0 ? s_listed("entities", created) : mcp_engram_error(engram, rc, scope);
     json_decref(created);
     return result;
 }
@@ -380,8 +389,7 @@ static json_t *s_create_relations(engram_t *engram, const char *scope, const jso
         free(element);
     }
     json_decref(stored);
-    json_t *result = rc == 0 ? mcp_tool_result_json(json_pack("{s:O}", "relations", created))
-                             : mcp_engram_error(engram, rc, scope);
+    json_t *result = rc == 0 ? s_listed("relations", created) : mcp_engram_error(engram, rc, scope);
     json_decref(created);
     return result;
 }
@@ -418,8 +426,7 @@ static json_t *s_add_observations(engram_t *engram, const char *scope, const jso
         json_decref(added);
     }
     json_decref(entities);
-    json_t *result = rc == 0 ? mcp_tool_result_json(json_pack("{s:O}", "results", results))
-                             : mcp_engram_error(engram, rc, scope);
+    json_t *result = rc == 0 ? s_listed("results", results) : mcp_engram_error(engram, rc, scope);
     json_decref(results);
     return result;
 }

@@ -2,12 +2,13 @@
  *  starts from well-formed messages instead of discovering protobuf from nothing.
  *
  *  Usage: fuzz_seed_corpus <dir>. Creates <dir>/scope_decode, <dir>/ctx_decode,
- *  <dir>/value_decode, <dir>/filter_parse and <dir>/embedding_decode (the directories must not
- *  need more than one level of creation) and fills them with: scopes holding every object type,
- *  removal records, a dot cloud and a prune cut, plus an empty scope and one delta; contexts
- *  with and without clouds; values with and without provenance; filters using every operator,
- *  combinator and time form; embeddings of one, a few and 384 dimensions. Deterministic, so
- *  the corpus is the same on every build.
+ *  <dir>/value_decode, <dir>/filter_parse, <dir>/embedding_decode and <dir>/mcp_request (the
+ *  directories must not need more than one level of creation) and fills them with: scopes
+ *  holding every object type, removal records, a dot cloud and a prune cut, plus an empty scope
+ *  and one delta; contexts with and without clouds; values with and without provenance; filters
+ *  using every operator, combinator and time form; embeddings of one, a few and 384 dimensions;
+ *  MCP messages (requests, a notification, a response, a batch). Deterministic, so the corpus
+ *  is the same on every build.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -129,9 +130,48 @@ static void s_values(void)
     crdt_value_destroy(&v);
 }
 
+/*  Writes each text of texts (n of them) as a seed of target, named prefix-I. */
+static void s_texts(const char *target, const char *prefix, const char *const *texts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s-%zu", prefix, i);
+        size_t len = strlen(texts[i]);
+        uint8_t *copy = malloc(len ? len : 1);
+        if (!copy)
+            s_die("out of memory");
+        memcpy(copy, texts[i], len);
+        s_write(target, name, copy, len);
+    }
+}
+
+static void s_mcp_requests(void)
+{
+    static const char *const requests[] = {
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+        "\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{\"name\":"
+        "\"c\",\"version\":\"1\"}}}",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}",
+        "{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"tools/call\",\"params\":{\"name\":"
+        "\"create_entities\",\"arguments\":{\"entities\":[{\"name\":\"Alice\",\"entityType\":"
+        "\"person\",\"observations\":[\"likes tea\"]}]}}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":"
+        "\"add_observations\",\"arguments\":{\"observations\":[{\"entityName\":\"Alice\","
+        "\"contents\":[\"x\"]}]}}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":"
+        "\"memory_search\",\"arguments\":{\"query\":\"client\",\"scopes\":[\"user:alice\"],"
+        "\"top_k\":5,\"filters\":{\"author\":\"writer\"}}}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/read\",\"params\":{"
+        "\"uri\":\"memory://knowledge-graph\"}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":6,\"result\":{}}",
+        "[{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"}]",
+    };
+    s_texts("mcp_request", "request", requests, sizeof requests / sizeof *requests);
+}
+
 static void s_filters(void)
 {
-    static const char *filters[] = {
+    static const char *const filters[] = {
         "{}",
         "{\"author\": \"researcher\", \"user\": {\"ne\": \"bob\"}}",
         "{\"AND\": [{\"key\": {\"in\": [\"a\", \"b\"]}}, {\"OR\": [{\"topic\": \"*\"}, "
@@ -142,16 +182,7 @@ static void s_filters(void)
         "\"STRASSE\"}, \"done\": false, \"note\": null}}",
         "{\"NOT\": {\"author\": {\"icontains\": \"WRIT\"}}, \"score\": {\"lte\": -1e300}}",
     };
-    for (size_t i = 0; i < sizeof filters / sizeof *filters; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "filter-%zu", i);
-        size_t len = strlen(filters[i]);
-        uint8_t *copy = malloc(len);
-        if (!copy)
-            s_die("out of memory");
-        memcpy(copy, filters[i], len);
-        s_write("filter_parse", name, copy, len);
-    }
+    s_texts("filter_parse", "filter", filters, sizeof filters / sizeof *filters);
 }
 
 /*  An embedding of dims little-endian float32 values, each value_at(i). */
@@ -193,8 +224,13 @@ int main(int argc, char **argv)
     if (argc != 2)
         s_die("usage: fuzz_seed_corpus <dir>");
     s_root = argv[1];
-    const char *dirs[] = {
-        "", "/scope_decode", "/ctx_decode", "/value_decode", "/filter_parse", "/embedding_decode"};
+    const char *dirs[] = {"",
+                          "/scope_decode",
+                          "/ctx_decode",
+                          "/value_decode",
+                          "/filter_parse",
+                          "/embedding_decode",
+                          "/mcp_request"};
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s%s", s_root, dirs[i]);
@@ -204,5 +240,6 @@ int main(int argc, char **argv)
     s_values();
     s_filters();
     s_embeddings();
+    s_mcp_requests();
     return 0;
 }
