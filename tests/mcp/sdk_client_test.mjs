@@ -172,6 +172,106 @@ await runTests("sdk_client_test", [
 
 /** Each memory_* tool at least once, with what it must have done. */
 async function memoryTools() {
-  // filled in against the server's schemas
-  assert.fail("memory_* tools not written yet");
+  const sc = (r) => r.structuredContent;
+  // memory_add: an id, the session's scope (user:alice), stored
+  const report = sc(await ok("memory_add", { text: "The quarterly report is due on Friday",
+                                             metadata: { topic: "deadlines" } }));
+  assert.equal(typeof report.id, "string", `memory_add gives an id: ${JSON.stringify(report)}`);
+  assert.ok(report.id.length > 0);
+  assert.equal(report.scope, "user:alice", "memory_add writes to the session's scope");
+  assert.equal(report.stored, true);
+  const tea = sc(await ok("memory_add", { text: "Alice prefers green tea",
+                                          metadata: { topic: "prefs" } })).id;
+  const scratch = [];
+  for (const n of ["one", "two"]) {
+    scratch.push(sc(await ok("memory_add", { text: `temporary note ${n}`,
+                                             metadata: { topic: "scratch" } })).id);
+  }
+  assert.equal(new Set([report.id, tea, ...scratch]).size, 4, "four distinct ids");
+
+  // memory_search: finds it by its words
+  const found = await eventually(async () => {
+    const results = sc(await ok("memory_search", { query: "quarterly report" })).results;
+    return results.length > 0 && results;
+  }, { timeoutMs: 10000 });
+  assert.ok(found, "memory_search never found the quarterly report");
+  assert.equal(found[0].text, "The quarterly report is due on Friday");
+  assert.equal(found[0].scope, "user:alice");
+  assert.ok(!found.some((r) => r.text.includes("green tea")), "search returns what matches");
+
+  // memory_get: text, metadata, author, and a version for memory_update
+  const got = sc(await ok("memory_get", { key: report.id }));
+  assert.equal(got.text, "The quarterly report is due on Friday");
+  assert.deepEqual(got.metadata, { topic: "deadlines" });
+  assert.equal(got.author, "claude");
+  assert.equal(typeof got.version, "string");
+  assert.ok(got.version.length > 0, "memory_get gives a version");
+  assert.match(await refused("memory_get", { key: "no-such-key" }), /no-such-key/);
+
+  // memory_list: paged; the pages together are the single page, no key twice
+  const whole = sc(await ok("memory_list", { limit: 100 }));
+  assert.equal(whole.next_cursor, "", "everything fits in one page of 100");
+  const pages = [];
+  let cursor;
+  for (let n = 0; n < 100; n++) {
+    const page = sc(await ok("memory_list", { limit: 2, ...(cursor ? { cursor } : {}) }));
+    assert.ok(page.items.length <= 2, "a page holds at most limit items");
+    pages.push(...page.items.map((item) => item.key));
+    cursor = page.next_cursor;
+    if (!cursor) break;
+    assert.equal(page.items.length, 2, "a page before the last is full");
+  }
+  assert.deepEqual(pages, whole.items.map((item) => item.key), "pages of 2 = one page of 100");
+  assert.ok(whole.items.length >= 4, `memory_list lists the 4 memories: ${JSON.stringify(whole)}`);
+  assert.equal(new Set(pages).size, pages.length, "no key on two pages");
+
+  // memory_update: with the version from memory_get; a stale version is refused
+  await ok("memory_update", { key: report.id, text: "The quarterly report is due on Monday",
+                              version: got.version });
+  const updated = sc(await ok("memory_get", { key: report.id }));
+  assert.equal(updated.text, "The quarterly report is due on Monday");
+  assert.notEqual(updated.version, got.version, "the version moved");
+  await refused("memory_update", { key: report.id, text: "stale write", version: got.version });
+  assert.equal(sc(await ok("memory_get", { key: report.id })).text,
+               "The quarterly report is due on Monday", "the stale update changed nothing");
+
+  // memory_history: both texts, oldest first
+  const history = sc(await ok("memory_history", { key: report.id }));
+  const texts = history.steps.map((step) => step.text);
+  assert.deepEqual(texts.filter((t) => t.startsWith("The quarterly report")),
+                   ["The quarterly report is due on Friday",
+                    "The quarterly report is due on Monday"],
+                   `memory_history: ${JSON.stringify(history)}`);
+
+  // memory_context: a prompt block with the relevant memory
+  const context = await eventually(async () => {
+    const c = sc(await ok("memory_context", { query: "quarterly report", tokens: 200 }));
+    return c.context.includes("due on Monday") && c;
+  }, { timeoutMs: 10000 });
+  assert.ok(context, "memory_context never held the updated report");
+  assert.ok(context.tokens > 0 && context.tokens <= 200, `within the budget: ${context.tokens}`);
+
+  // memory_forget: a dry run counts, the real run deletes, a second dry run counts none
+  const dry = sc(await ok("memory_forget", { filters: { topic: "scratch" } }));
+  assert.deepEqual([dry.count, dry.dry_run], [2, true], `dry run: ${JSON.stringify(dry)}`);
+  await ok("memory_get", { key: scratch[0] });
+  const real = sc(await ok("memory_forget", { filters: { topic: "scratch" }, dry_run: false }));
+  assert.deepEqual([real.count, real.dry_run], [2, false], `real run: ${JSON.stringify(real)}`);
+  assert.equal(sc(await ok("memory_forget", { filters: { topic: "scratch" } })).count, 0);
+  for (const id of scratch) await refused("memory_get", { key: id });
+  await ok("memory_get", { key: tea });
+
+  // memory_delete
+  await ok("memory_delete", { key: tea });
+  await refused("memory_get", { key: tea });
+
+  // memory_share: a private memory copied into user:alice
+  const secret = sc(await ok("memory_add", { text: "a private thought", scope: "private" }));
+  await refused("memory_get", { key: secret.id });
+  assert.equal(sc(await ok("memory_get", { key: secret.id, scope: "private" })).text,
+               "a private thought");
+  await ok("memory_share", { key: secret.id, scope: "user:alice" });
+  const shared = sc(await ok("memory_get", { key: secret.id, scope: "user:alice" }));
+  assert.equal(shared.text, "a private thought");
+  assert.equal(shared.author, "claude");
 }
