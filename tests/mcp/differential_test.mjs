@@ -23,6 +23,8 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { isDeepStrictEqual } from "node:util";
 
+import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
+
 import {
   Cluster, connect, parseArgs, runTests, serverMemoryCommand, tempDir,
 } from "./harness.mjs";
@@ -186,12 +188,33 @@ function comparable(answer, how, label, server) {
   };
 }
 
-function assertSame(label, official, engram) {
-  if (isDeepStrictEqual(official, engram) &&
-      JSON.stringify(official) === JSON.stringify(engram)) return;
-  assert.fail(`${label}: engram mcp differs from server-memory\n` +
-              `--- server-memory:\n${JSON.stringify(official, null, 2)}\n` +
-              `--- engram mcp:\n${JSON.stringify(engram, null, 2)}`);
+/** The paths where a and b differ, each with both values (key order aside). */
+function jsonDiff(a, b, at = "$") {
+  if (isDeepStrictEqual(a, b)) return [];
+  const objects = a && b && typeof a === "object" && typeof b === "object" &&
+                  Array.isArray(a) === Array.isArray(b);
+  if (!objects) return [`${at}: server-memory ${JSON.stringify(a)}, engram ${JSON.stringify(b)}`];
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
+  return keys.flatMap((k) => jsonDiff(a[k], b[k], Array.isArray(a) ? `${at}[${k}]` : `${at}.${k}`));
+}
+
+/** Where official and engram differ, as lines (none: the same): deep-equal, and when keyOrder,
+ *  written alike too (a text's key order shows to whoever reads it; a schema's does not
+ *  matter). */
+function differences(label, official, engram, { keyOrder = true } = {}) {
+  const diff = jsonDiff(official, engram);
+  if (diff.length === 0 &&
+      (!keyOrder || JSON.stringify(official) === JSON.stringify(engram))) return [];
+  return [`${label}:`, ...(diff.length ? diff.map((d) => `  ${d}`) : [
+    "  the same but for the order of keys:",
+    `  server-memory ${JSON.stringify(official)}`, `  engram        ${JSON.stringify(engram)}`,
+  ])];
+}
+
+/** Fails with every difference found (the steps after a difference still ran, so that one
+ *  run shows them all). */
+function assertNoDifferences(what, lines) {
+  if (lines.length) assert.fail(`${what}: engram mcp differs from server-memory\n${lines.join("\n")}`);
 }
 
 /** The nine tools as a client sees them, keyed by name. */
@@ -230,35 +253,42 @@ await runTests("differential_test", [
                      "server-memory lists the nine tools");
     assert.deepEqual(Object.keys(e).sort(), [...GRAPH_TOOLS].sort(),
                      "engram mcp lists the nine tools");
-    for (const name of GRAPH_TOOLS) assertSame(`tools/list ${name}`, o[name], e[name]);
+    assertNoDifferences("tools/list", GRAPH_TOOLS.flatMap((name) =>
+      differences(name, o[name], e[name], { keyOrder: false })));
   }],
   ["resources/list", async () => {
     const o = await official.listResources();
     const e = await engram.listResources();
-    assertSame("resources/list", o, e);
+    assertNoDifferences("resources/list", differences("resources/list", o, e, { keyOrder: false }));
   }],
   ["the scripted session", async () => {
+    const lines = [];
     for (const [label, tool, toolArgs, how = "full"] of SESSION) {
       const o = comparable(await call(official, tool, toolArgs), how, label, "server-memory");
-      const e = comparable(await call(engram, tool, toolArgs), how, label, "engram mcp");
-      assertSame(`${label} (${tool} ${JSON.stringify(toolArgs)})`, o, e);
+      const answer = await call(engram, tool, toolArgs);
+      if (answer.error?.code === ErrorCode.ConnectionClosed) {
+        assert.fail(`${label}: engram mcp exited (see its stderr below)\n${lines.join("\n")}`);
+      }
+      const e = comparable(answer, how, label, "engram mcp");
+      lines.push(...differences(`${label} (${tool} ${JSON.stringify(toolArgs)})`, o, e));
       if (how === "isError") {
         assert.ok(o.isError || o.protocolError, `${label}: server-memory refused it`);
       }
     }
+    assertNoDifferences("the session", lines);
   }],
   ["resources/read memory://knowledge-graph", async () => {
     const read = async (client, server) => {
       const r = await client.readResource({ uri: "memory://knowledge-graph" });
       return r.contents.map((c) => ({ ...c, text: textForm(c.text, "resources/read", server) }));
     };
-    assertSame("resources/read", await read(official, "server-memory"),
-               await read(engram, "engram mcp"));
+    assertNoDifferences("resources/read", differences("resources/read",
+      await read(official, "server-memory"), await read(engram, "engram mcp")));
   }],
   ["the graph survives a new session (engram: a second engram mcp)", async () => {
     const again = await connect(cluster.mcpCommand(1, "claude", "alice"), "engram mcp (2)");
     const o = comparable(await call(official, "read_graph", {}), "full", "reread", "official");
     const e = comparable(await call(again, "read_graph", {}), "full", "reread", "engram");
-    assertSame("read_graph from a new engram mcp", o, e);
+    assertNoDifferences("read_graph", differences("read_graph from a new engram mcp", o, e));
   }],
-]);
+], { keepGoing: true });

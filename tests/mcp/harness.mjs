@@ -87,37 +87,37 @@ export function parseArgs() {
 
 /**
  * Runs the test cases in order ([name, async fn] pairs), then the cleanups; exits 0 when all
- * passed, 1 at the first failure (the cases after it are not run: they build on each other).
+ * passed, 1 otherwise. A failure stops the run (the cases build on each other) unless
+ * keepGoing, where the cases after it run too and every failure is reported.
  */
-export async function runTests(file, cases) {
+export async function runTests(file, cases, { keepGoing = false } = {}) {
   let passed = 0;
-  let failure = null;
+  const failures = [];
   try {
-    for (const [name, fn] of cases) {
+    for (const [n, [name, fn]] of cases.entries()) {
       const started = Date.now();
       try {
         await fn();
       } catch (e) {
-        failure = { name, error: e };
+        failures.push(name);
+        console.log(`not ok ${n + 1} - ${name}`);
+        console.log(`${file}: ${name} failed:\n${e?.stack ?? e}`);
+        if (keepGoing) continue;
         break;
       }
       passed++;
-      console.log(`ok ${passed} - ${name} (${Date.now() - started} ms)`);
+      console.log(`ok ${n + 1} - ${name} (${Date.now() - started} ms)`);
     }
   } finally {
     runCleanups();
   }
-  if (failure) {
-    console.log(`not ok ${passed + 1} - ${failure.name}`);
-    console.log(`${file}: ${failure.name} failed:\n${failure.error?.stack ?? failure.error}`);
+  if (failures.length) {
     for (const [label, text] of stderrTails) {
       if (text.trim()) console.log(`--- stderr of ${label} (tail) ---\n${text}`);
     }
-    console.log(`${passed} passed, 1 failed`);
-    process.exit(1);
   }
-  console.log(`${passed} passed, 0 failed`);
-  process.exit(0);
+  console.log(`${passed} passed, ${failures.length} failed`);
+  process.exit(failures.length ? 1 : 0);
 }
 
 /** A temporary directory, removed at exit. */
