@@ -250,6 +250,7 @@ static const s_option_t s_options[] = {
     {"if-version", true, CLI_OPT_IF_VERSION},
     {"id", true, CLI_OPT_ID},
     {"dry-run", false, CLI_OPT_DRY_RUN},
+    {"mcp-memory", false, CLI_OPT_MCP_MEMORY},
 };
 #define S_NOPTIONS (sizeof s_options / sizeof s_options[0])
 
@@ -456,8 +457,9 @@ int cli_parse(int argc, char **argv, cli_opts_t *opts, const char **pos, size_t 
                 opts->votes = true;
             else if (strcmp(option->name, "dry-run") == 0)
                 opts->dry_run = true;
-            else
+            else if (strcmp(option->name, "json") == 0)
                 opts->json = true;
+            /* --mcp-memory: a format, in `given` only */
             opts->given |= option->bit;
             continue;
         }

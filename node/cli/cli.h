@@ -147,7 +147,8 @@ enum {
     CLI_OPT_DRY_RUN = 1 << 26,
     CLI_OPT_TOKENS = 1 << 27,
     CLI_OPT_VOTES = 1 << 28,
-    CLI_OPT_AS_OF = 1 << 29, /* get --as-of */
+    CLI_OPT_AS_OF = 1 << 29,      /* get --as-of */
+    CLI_OPT_MCP_MEMORY = 1 << 30, /* import/export --mcp-memory */
 };
 
 /*  The values of a repeatable option, in the order given. The array is the cli_opts_t's (freed
@@ -348,6 +349,15 @@ int cli_cmd_forget(engram_t *engram, const cli_opts_t *opts);
 /*  AMOUNT is checked before: main refuses a vote that is not +1 or -1. */
 int cli_cmd_vote(engram_t *engram, const cli_opts_t *opts);
 int cli_check_vote(const cli_command_t *command, const cli_opts_t *opts);
+
+/*  --- mcp_server.c: the MCP server (mcp.h) and the graph's import and export ------------ */
+
+int cli_cmd_mcp(engram_t *engram, const cli_opts_t *opts);
+/*  import FILE SCOPE / export SCOPE: the official MCP memory server's JSONL file. */
+int cli_cmd_import(engram_t *engram, const cli_opts_t *opts);
+int cli_cmd_export(engram_t *engram, const cli_opts_t *opts);
+/*  Refuses an import or export without --mcp-memory, the one format there is. */
+int cli_check_mcp_memory(const cli_command_t *command, const cli_opts_t *opts);
 
 /*  --- admin.c: cluster administration --------------------------------------------------- */
 

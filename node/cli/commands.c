@@ -166,6 +166,25 @@ static const cli_command_t s_commands[] = {
      "The votes add up in the counter KEY#votes of SCOPE (ls lists it, counter get reads it).\n"
      "Exit 3 when there is no memory KEY the agent may read.",
      cli_check_vote},
+    {"mcp", NULL, 0, 0, CLI_OPT_SCOPE, cli_cmd_mcp, "mcp [--scope SCOPE]...", 0,
+     "Runs an MCP server (Model Context Protocol) on stdin and stdout for an MCP client, as\n"
+     "--agent acting for --user: the official MCP memory server's nine knowledge graph tools,\n"
+     "with the graph kept in the first --scope (default user:USER) as CRDTs that every node\n"
+     "shares, its resource memory://knowledge-graph, and engram's memory_* tools (their\n"
+     "default scope is the first --scope; searches cover every --scope, or with none every\n"
+     "scope the agent may read). It runs until stdin ends; it logs on stderr only.",
+     NULL},
+    {"import", NULL, 2, 2, CLI_OPT_MCP_MEMORY, cli_cmd_import, "import --mcp-memory FILE SCOPE", 0,
+     "Merges the official MCP memory server's file (MEMORY_FILE_PATH: one JSON object a line,\n"
+     "entities and relations) into the knowledge graph of SCOPE, as its tools would: new\n"
+     "entities and relations are created, new observations added. FILE \"-\" is stdin. A line\n"
+     "it cannot read is refused with its number, and then nothing is imported. Prints how\n"
+     "many entities and relations the file held.",
+     cli_check_mcp_memory},
+    {"export", NULL, 1, 1, CLI_OPT_MCP_MEMORY, cli_cmd_export, "export --mcp-memory SCOPE", 0,
+     "Prints the knowledge graph of SCOPE as the official MCP memory server's file: one JSON\n"
+     "object a line, every entity, then every relation.",
+     cli_check_mcp_memory},
     {"watch", NULL, 1, 1, CLI_OPT_COUNT, cli_cmd_watch, "watch SCOPE [--count N]", 0,
      "Prints the changes to SCOPE as they happen, one a line: scope, key, op, value.\n"
      "Runs until N changes were printed, or until SIGINT or SIGTERM (exit 0).",

@@ -1,0 +1,143 @@
+/*  node/cli/mcp: `engram mcp`, the Model Context Protocol server of an agent, on stdio.
+ *
+ *  An MCP client (an agent's host: Claude Desktop, an IDE, the MCP SDKs) starts
+ *  `engram [--agent NAME] [--user NAME] mcp [--scope S]...` and talks JSON-RPC 2.0 to it, one
+ *  message a line on stdin and stdout (stdout carries nothing but protocol; logs go to
+ *  stderr). Every tool runs through libengram as that agent, with its key, so the node's access
+ *  control decides each one; the server holds no state of its own besides the connection.
+ *
+ *  Files: mcp_protocol.c (a line to a request, and the JSON-RPC replies: pure jansson, the part
+ *  the fuzzer drives), mcp_graph.c (the knowledge graph tools of the official MCP memory server
+ *  on engram's CRDTs, and the JSONL of its file for import and export), mcp_tools.c (engram's
+ *  own memory_* tools), mcp_server.c (the session: initialize, tools, resources, the
+ *  subscription thread, the stdin loop).
+ *
+ *  Invariants:
+ *    - a request gets exactly one answer, a notification none; every answer and notification
+ *      is one line of compact JSON written whole under one lock (the subscription thread
+ *      writes too);
+ *    - a message longer than MCP_MAX_LINE_BYTES is refused (-32600) and skipped without being
+ *      held in memory; JSON nesting is bounded by jansson's parser depth;
+ *    - a tool's failure (bad arguments, access denied, a missing entity) is a result with
+ *      isError and a message a model can act on, never a protocol error; a graph tool that
+ *      fails on its arguments writes nothing.
+ */
+#ifndef NODE_CLI_MCP_H
+#define NODE_CLI_MCP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "engram/engram.h"
+
+/*  The protocol versions served, newest first: the answer to an initialize asking for another
+ *  is the newest. */
+#define MCP_PROTOCOL_LATEST "2025-11-25"
+#define MCP_MAX_LINE_BYTES  (8 * 1024 * 1024)
+
+/*  JSON-RPC 2.0 error codes. */
+#define MCP_PARSE_ERROR      -32700
+#define MCP_INVALID_REQUEST  -32600
+#define MCP_METHOD_NOT_FOUND -32601
+#define MCP_INVALID_PARAMS   -32602
+#define MCP_INTERNAL_ERROR   -32603
+
+/*  --- mcp_protocol.c --------------------------------------------------------------------- */
+
+/*  One decoded message. id is NULL for a notification (and for a response the client sends,
+ *  which has no method: method is then NULL too). The json_t pointers borrow from root. */
+typedef struct {
+    json_t *root;       /* owned: the parsed line */
+    json_t *id;         /* a string or a number; NULL: a notification */
+    const char *method; /* NULL: the client's response to a request of ours */
+    json_t *params;     /* an object, or NULL when absent */
+} mcp_message_t;
+
+/*  Decodes one line (len bytes, no newline) into message. Returns 0, or a JSON-RPC error code
+ *  (MCP_PARSE_ERROR, MCP_INVALID_REQUEST) with a reason in why (why_len bytes) and, in
+ *  *error_id, the id to answer with (a new reference; JSON null when none could be read).
+ *  On success the caller releases the message with mcp_message_fini. */
+int mcp_message_decode(const char *line, size_t len, mcp_message_t *message, json_t **error_id,
+                       char *why, size_t why_len);
+void mcp_message_fini(mcp_message_t *message);
+
+/*  The reply lines, each a new object the caller owns (NULL when memory runs out). id is
+ *  borrowed. */
+json_t *mcp_result(json_t *id, json_t *result); /* takes result */
+json_t *mcp_error(json_t *id, int code, const char *message);
+json_t *mcp_notification(const char *method, json_t *params); /* takes params */
+
+/*  The protocol version to answer an initialize that asked for requested (NULL: none). */
+const char *mcp_negotiate_version(const char *requested);
+
+/*  A tool result: content is one text item; structured (taken; may be NULL) is its
+ *  structuredContent. */
+json_t *mcp_tool_result(const char *text, json_t *structured);
+/*  A tool result whose text is structured as JSON.stringify(structured, null, 2) writes it. */
+json_t *mcp_tool_result_json(json_t *structured);
+/*  A failed tool: isError with the message as its text. */
+json_t *mcp_tool_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+/*  Whether value fits schema, for the JSON Schema that tools' input schemas use: type (object,
+ *  array, string, integer, number, boolean), properties, required, items, enum, minimum,
+ *  maximum; other keywords are not checked. When not, why says where (path names value) and
+ *  what. Recursion follows the schema, which is the server's own. */
+bool mcp_schema_check(const json_t *schema, const json_t *value, const char *path, char *why,
+                      size_t why_len);
+
+/*  --- mcp_graph.c: the official memory server's tools ------------------------------------ */
+
+/*  The nine tools' definitions (name, title, description, inputSchema, outputSchema,
+ *  annotations, execution), appended to tools. Returns 0, -1 when memory runs out. */
+int mcp_graph_list(json_t *tools);
+/*  Whether name is one of the nine; *result gets the tool result (a new reference). args fit
+ *  the tool's input schema (mcp_schema_check). */
+bool mcp_graph_call(engram_t *engram, const char *scope, const char *name, json_t *args,
+                    json_t **result);
+/*  The whole graph of scope as {entities, relations}, into *graph (new reference). Returns 0 or
+ *  an ENGRAM_E* code (engram_last_error says more). */
+int mcp_graph_read(engram_t *engram, const char *scope, json_t **graph);
+/*  The key prefix of the graph's objects in a scope: a change to a key starting with it is a
+ *  change to the graph. */
+#define MCP_GRAPH_KEY_PREFIX "kg/"
+
+/*  The official server's file (MEMORY_FILE_PATH), one JSON object a line: every entity, then
+ *  every relation. mcp_graph_import checks the whole text first (a line it cannot read is
+ *  ENGRAM_EINVAL with its number in why, and nothing is written), then merges it into scope as
+ *  create_entities, add_observations and create_relations would; *entities and *relations say
+ *  how many lines of each it read. mcp_graph_export writes scope's graph to out. */
+int mcp_graph_import(engram_t *engram, const char *scope, const char *text, size_t len,
+                     size_t *entities, size_t *relations, char *why, size_t why_len);
+int mcp_graph_export(engram_t *engram, const char *scope, FILE *out);
+
+/*  --- mcp_tools.c: engram's own tools ---------------------------------------------------- */
+
+/*  What engram's tools default to: the scope of a write or a read without "scope" (the
+ *  session's first --scope), and the scopes a search covers without "scope(s)" (every --scope
+ *  given; none: every scope the agent may read). */
+typedef struct {
+    const char *scope;
+    const char *const *search_scopes;
+    size_t nsearch_scopes;
+} mcp_defaults_t;
+
+int mcp_tools_list(json_t *tools);
+/*  The isError result of a failed libengram call rc on scope: the error, the node's message
+ *  and what to do about it. */
+json_t *mcp_engram_error(engram_t *engram, int rc, const char *scope);
+/*  As mcp_graph_call, for engram's tools. */
+bool mcp_tools_call(engram_t *engram, const mcp_defaults_t *defaults, const char *name,
+                    json_t *args, json_t **result);
+
+/*  --- mcp_server.c ------------------------------------------------------------------------ */
+
+/*  Serves the session on stdin/stdout until stdin ends. engram is the session's connection;
+ *  endpoint, agent and user open the second one that watches the graph's scope for
+ *  resources/subscribe. scopes: the --scope values (the first holds the graph; none: user:USER).
+ *  Returns 0, or an ENGRAM_E* code when the session could not run at all. */
+int mcp_serve(engram_t *engram, const char *endpoint, const char *agent, const char *user,
+              const char *const *scopes, size_t nscopes);
+
+#endif

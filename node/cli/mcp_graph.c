@@ -1,0 +1,855 @@
+/*  mcp_graph: the official MCP memory server's knowledge graph (@modelcontextprotocol/
+ *  server-memory: its nine tools, their schemas, results and semantics) kept in an engram scope
+ *  as CRDTs, so that agents on different hosts edit one graph and no write is lost.
+ *
+ *  The graph in a scope, under MCP_GRAPH_KEY_PREFIX:
+ *      kg/entities           add-wins set of entity names
+ *      kg/e/HASH/type        register: the entity's type (HASH: 32 hex digits of the name's
+ *                            BLAKE2b-128, so any name makes a valid key)
+ *      kg/e/HASH/obs         add-wins set of the entity's observations
+ *      kg/relations          add-wins set of relations, each the compact JSON array
+ *                            [from, relationType, to]
+ *  An entity exists while its name is in kg/entities. Its type and observations are written
+ *  before its name, so a node that sees the name (deltas of one node apply in order) sees them
+ *  too. Concurrent creations of one name with different types keep both versions of the
+ *  register; the graph shows the winner (engram_get's first).
+ *
+ *  Semantics kept from the official server: duplicates (an entity's name, a relation's three
+ *  fields, an observation of an entity) are checked against what is stored; add_observations
+ *  on a missing entity fails whole and writes nothing; deleting an entity deletes the
+ *  relations touching it; search_nodes matches a case-insensitive substring of name, type or
+ *  an observation; open_nodes and search_nodes return the relations touching their entities.
+ *  Differences: the entities, relations and observations come in element order (the official
+ *  server's come in insertion order, which it does not promise), and duplicates within one
+ *  call collapse (a set holds an element once), so results list each new element once.
+ *  A delete concurrent with an add_observations elsewhere leaves that observation in the set
+ *  of a deleted entity; it shows again if the entity is created again.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <utf8proc.h>
+
+#include "node/cli/cli.h"
+#include "node/cli/mcp.h"
+
+#define S_ENTITIES         MCP_GRAPH_KEY_PREFIX "entities"
+#define S_RELATIONS        MCP_GRAPH_KEY_PREFIX "relations"
+#define S_HASH_BYTES       16
+#define S_ENTITY_KEY_CHARS (sizeof MCP_GRAPH_KEY_PREFIX "e/" + 2 * S_HASH_BYTES + sizeof "/type")
+
+/*  --- the tools' definitions, as the official server lists them --------------------------- */
+
+static json_t *s_string_prop(const char *description)
+{
+    return description ? json_pack("{s:s, s:s}", "type", "string", "description", description)
+                       : json_pack("{s:s}", "type", "string");
+}
+
+static json_t *s_strings_prop(const char *description)
+{
+    return description ? json_pack("{s:s, s:{s:s}, s:s}", "type", "array", "items", "type",
+                                   "string", "description", description)
+                       : json_pack("{s:s, s:{s:s}}", "type", "array", "items", "type", "string");
+}
+
+/*  An object schema of the given properties, all required; strict (the output schemas) adds
+ *  additionalProperties false. Takes properties. */
+static json_t *s_object(json_t *properties, bool strict)
+{
+    json_t *required = json_array();
+    const char *name;
+    json_t *value;
+    json_object_foreach(properties, name, value) json_array_append_new(required, json_string(name));
+    json_t *object = json_pack("{s:s, s:o, s:o}", "type", "object", "properties", properties,
+                               "required", required);
+    if (object && strict)
+        json_object_set_new(object, "additionalProperties", json_false());
+    return object;
+}
+
+static json_t *s_array_of(json_t *items, const char *description)
+{
+    json_t *array = json_pack("{s:s, s:o}", "type", "array", "items", items);
+    if (array && description)
+        json_object_set_new(array, "description", json_string(description));
+    return array;
+}
+
+static json_t *s_entity_schema(bool strict)
+{
+    return s_object(json_pack("{s:o, s:o, s:o}", "name", s_string_prop("The name of the entity"),
+                              "entityType", s_string_prop("The type of the entity"), "observations",
+                              s_strings_prop("An array of observation contents associated with "
+                                             "the entity")),
+                    strict);
+}
+
+static json_t *s_relation_schema(bool strict)
+{
+    return s_object(json_pack("{s:o, s:o, s:o}", "from",
+                              s_string_prop("The name of the entity where the relation starts"),
+                              "to", s_string_prop("The name of the entity where the relation ends"),
+                              "relationType", s_string_prop("The type of the relation")),
+                    strict);
+}
+
+/*  A top-level schema: an object of properties, all required, draft-07. Takes properties. */
+static json_t *s_top(json_t *properties, bool strict)
+{
+    json_t *schema = s_object(properties, strict);
+    if (schema)
+        json_object_set_new(schema, "$schema",
+                            json_string("http://json-schema.org/draft-07/schema#"));
+    return schema;
+}
+
+static json_t *s_graph_output(void)
+{
+    return s_top(json_pack("{s:o, s:o}", "entities", s_array_of(s_entity_schema(true), NULL),
+                           "relations", s_array_of(s_relation_schema(true), NULL)),
+                 true);
+}
+
+static json_t *s_status_output(void)
+{
+    return s_top(
+        json_pack("{s:{s:s}, s:{s:s}}", "success", "type", "boolean", "message", "type", "string"),
+        true);
+}
+
+static json_t *s_tool(const char *name, const char *title, const char *description, json_t *input,
+                      json_t *output, bool read_only, bool destructive, bool idempotent)
+{
+    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:{s:b, s:b, s:b, s:b}, s:{s:s}}", "name", name,
+                     "title", title, "description", description, "inputSchema", input,
+                     "outputSchema", output, "annotations", "readOnlyHint", read_only,
+                     "destructiveHint", destructive, "idempotentHint", idempotent, "openWorldHint",
+                     false, "execution", "taskSupport", "forbidden");
+}
+
+int mcp_graph_list(json_t *tools)
+{
+    json_t *observation =
+        s_object(json_pack("{s:o, s:o}", "entityName",
+                           s_string_prop("The name of the entity to add the observations to"),
+                           "contents", s_strings_prop("An array of observation contents to add")),
+                 false);
+    json_t *added = s_object(json_pack("{s:o, s:o}", "entityName", s_string_prop(NULL),
+                                       "addedObservations", s_strings_prop(NULL)),
+                             true);
+    json_t *deletion =
+        s_object(json_pack("{s:o, s:o}", "entityName",
+                           s_string_prop("The name of the entity containing the observations"),
+                           "observations", s_strings_prop("An array of observations to delete")),
+                 false);
+    json_t *list[] = {
+        s_tool(
+            "create_entities", "Create Entities",
+            "Create multiple new entities in the knowledge graph",
+            s_top(json_pack("{s:o}", "entities", s_array_of(s_entity_schema(false), NULL)), false),
+            s_top(json_pack("{s:o}", "entities", s_array_of(s_entity_schema(true), NULL)), true),
+            false, false, false),
+        s_tool(
+            "create_relations", "Create Relations",
+            "Create multiple new relations between entities in the knowledge graph. "
+            "Relations should be in active voice",
+            s_top(json_pack("{s:o}", "relations", s_array_of(s_relation_schema(false), NULL)),
+                  false),
+            s_top(json_pack("{s:o}", "relations", s_array_of(s_relation_schema(true), NULL)), true),
+            false, false, false),
+        s_tool("add_observations", "Add Observations",
+               "Add new observations to existing entities in the knowledge graph",
+               s_top(json_pack("{s:o}", "observations", s_array_of(observation, NULL)), false),
+               s_top(json_pack("{s:o}", "results", s_array_of(added, NULL)), true), false, false,
+               false),
+        s_tool("delete_entities", "Delete Entities",
+               "Delete multiple entities and their associated relations from the knowledge "
+               "graph",
+               s_top(json_pack("{s:o}", "entityNames",
+                               s_strings_prop("An array of entity names to delete")),
+                     false),
+               s_status_output(), false, true, true),
+        s_tool("delete_observations", "Delete Observations",
+               "Delete specific observations from entities in the knowledge graph",
+               s_top(json_pack("{s:o}", "deletions", s_array_of(deletion, NULL)), false),
+               s_status_output(), false, true, true),
+        s_tool("delete_relations", "Delete Relations",
+               "Delete multiple relations from the knowledge graph",
+               s_top(json_pack(
+                         "{s:o}", "relations",
+                         s_array_of(s_relation_schema(false), "An array of relations to delete")),
+                     false),
+               s_status_output(), false, true, true),
+        s_tool("read_graph", "Read Graph", "Read the entire knowledge graph",
+               s_top(json_object(), false), s_graph_output(), true, false, true),
+        s_tool("search_nodes", "Search Nodes",
+               "Search for nodes in the knowledge graph based on a query",
+               s_top(json_pack("{s:o}", "query",
+                               s_string_prop("The search query to match against entity names, "
+                                             "types, and observation content")),
+                     false),
+               s_graph_output(), true, false, true),
+        s_tool("open_nodes", "Open Nodes",
+               "Open specific nodes in the knowledge graph by their names",
+               s_top(json_pack("{s:o}", "names",
+                               s_strings_prop("An array of entity names to retrieve")),
+                     false),
+               s_graph_output(), true, false, true),
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
+        if (!list[i] || json_array_append_new(tools, list[i]) != 0)
+            rc = -1;
+    return rc;
+}
+
+/*  --- the graph in a scope ---------------------------------------------------------------- */
+
+/*  The key of an entity's part ("type" or "obs"). */
+static void s_entity_key(const char *name, const char *part, char key[S_ENTITY_KEY_CHARS])
+{
+    uint8_t hash[S_HASH_BYTES];
+    crypto_generichash(hash, sizeof hash, (const uint8_t *)name, strlen(name), NULL, 0);
+    char hex[2 * S_HASH_BYTES + 1];
+    sodium_bin2hex(hex, sizeof hex, hash, sizeof hash);
+    snprintf(key, S_ENTITY_KEY_CHARS, MCP_GRAPH_KEY_PREFIX "e/%s/%s", hex, part);
+}
+
+/*  The writes of the graph: libengram's, with their results (the causal tokens) dropped. */
+static int s_set_add(engram_t *engram, const char *scope, const char *key, const char *element)
+{
+    engram_result_t *result = NULL;
+    int rc = engram_set_add(engram, scope, key, element, &result);
+    engram_result_destroy(&result);
+    return rc;
+}
+
+static int s_set_remove(engram_t *engram, const char *scope, const char *key, const char *element)
+{
+    engram_result_t *result = NULL;
+    int rc = engram_set_remove(engram, scope, key, element, &result);
+    engram_result_destroy(&result);
+    return rc;
+}
+
+static int s_delete(engram_t *engram, const char *scope, const char *key)
+{
+    engram_result_t *result = NULL;
+    int rc = engram_delete(engram, scope, key, &result);
+    engram_result_destroy(&result);
+    return rc;
+}
+
+static int s_put(engram_t *engram, const char *scope, const char *key, const char *value)
+{
+    engram_result_t *result = NULL;
+    int rc = engram_put(engram, scope, key, value, strlen(value), NULL, 0, &result);
+    engram_result_destroy(&result);
+    return rc;
+}
+
+/*  The members of a set as a JSON array of strings (a missing set: empty). */
+static int s_members(engram_t *engram, const char *scope, const char *key, json_t **members)
+{
+    engram_result_t *result = NULL;
+    int rc = engram_set_members(engram, scope, key, &result);
+    *members = json_array();
+    if (rc == ENGRAM_ENOTFOUND)
+        rc = 0;
+    for (size_t i = 0; rc == 0 && result && i < result->nitems; i++) {
+        const engram_item_t *item = &result->items[i];
+        json_t *member = cli_json_bytes(item->value, item->len);
+        if (!member || json_array_append_new(*members, member) != 0)
+            rc = ENGRAM_ENOMEM;
+    }
+    engram_result_destroy(&result);
+    if (!*members)
+        rc = ENGRAM_ENOMEM;
+    return rc;
+}
+
+static bool s_contains(const json_t *strings, const char *s)
+{
+    size_t i;
+    json_t *item;
+    json_array_foreach(strings, i, item) if (strcmp(json_string_value(item), s) == 0) return true;
+    return false;
+}
+
+/*  The entity named name, as the graph shows it: {name, entityType, observations}. */
+static int s_entity(engram_t *engram, const char *scope, const char *name, json_t **entity)
+{
+    char key[S_ENTITY_KEY_CHARS];
+    s_entity_key(name, "type", key);
+    engram_result_t *result = NULL;
+    int rc = engram_get(engram, scope, key, NULL, 0, &result);
+    json_t *type = rc == 0 && result->nitems > 0
+                       ? cli_json_bytes(result->items[0].value, result->items[0].len)
+                       : json_string("");
+    engram_result_destroy(&result);
+    if (rc == ENGRAM_ENOTFOUND)
+        rc = 0;
+    json_t *observations = NULL;
+    s_entity_key(name, "obs", key);
+    if (rc == 0)
+        rc = s_members(engram, scope, key, &observations);
+    *entity = rc == 0 ? json_pack("{s:s, s:O, s:O}", "name", name, "entityType", type,
+                                  "observations", observations)
+                      : NULL;
+    json_decref(type);
+    json_decref(observations);
+    if (rc == 0 && !*entity)
+        rc = ENGRAM_ENOMEM;
+    return rc;
+}
+
+/*  A relation's element in kg/relations, and back. */
+static char *s_relation_element(const char *from, const char *type, const char *to)
+{
+    json_t *triple = json_pack("[s, s, s]", from, type, to);
+    char *element = triple ? json_dumps(triple, JSON_COMPACT) : NULL;
+    json_decref(triple);
+    return element;
+}
+
+static json_t *s_relation_of(const char *element)
+{
+    const char *from, *type, *to;
+    json_t *triple = json_loads(element, 0, NULL);
+    json_t *relation =
+        json_unpack(triple, "[s, s, s]", &from, &type, &to) == 0
+            ? json_pack("{s:s, s:s, s:s}", "from", from, "to", to, "relationType", type)
+            : NULL;
+    json_decref(triple);
+    return relation;
+}
+
+static int s_relations(engram_t *engram, const char *scope, json_t **relations)
+{
+    json_t *elements = NULL;
+    int rc = s_members(engram, scope, S_RELATIONS, &elements);
+    *relations = json_array();
+    size_t i;
+    json_t *element;
+    json_array_foreach(elements, i, element)
+    {
+        /* an element that is not a triple was not written by this module: not a relation */
+        json_t *relation = s_relation_of(json_string_value(element));
+        if (relation)
+            json_array_append_new(*relations, relation);
+    }
+    json_decref(elements);
+    if (!*relations)
+        rc = ENGRAM_ENOMEM;
+    return rc;
+}
+
+/*  The entities among names (NULL: all) that exist, and the relations touching them. */
+static int s_subgraph(engram_t *engram, const char *scope, const json_t *names, json_t **graph)
+{
+    json_t *stored = NULL, *entities = json_array(), *relations = NULL, *touching = json_array();
+    int rc = s_members(engram, scope, S_ENTITIES, &stored);
+    size_t i;
+    json_t *name;
+    json_array_foreach(stored, i, name)
+    {
+        if (rc != 0)
+            break;
+        if (names && !s_contains(names, json_string_value(name)))
+            continue;
+        json_t *entity = NULL;
+        rc = s_entity(engram, scope, json_string_value(name), &entity);
+        if (rc == 0)
+            json_array_append_new(entities, entity);
+    }
+    if (rc == 0)
+        rc = s_relations(engram, scope, &relations);
+    json_t *relation;
+    json_array_foreach(relations, i, relation)
+    {
+        const char *from = json_string_value(json_object_get(relation, "from"));
+        const char *to = json_string_value(json_object_get(relation, "to"));
+        bool kept = !names;
+        size_t j;
+        json_t *entity;
+        json_array_foreach(entities, j, entity)
+        {
+            const char *entity_name = json_string_value(json_object_get(entity, "name"));
+            kept = kept || strcmp(entity_name, from) == 0 || strcmp(entity_name, to) == 0;
+        }
+        if (kept)
+            json_array_append(touching, relation);
+    }
+    *graph = rc == 0 ? json_pack("{s:O, s:O}", "entities", entities, "relations", touching) : NULL;
+    json_decref(stored);
+    json_decref(entities);
+    json_decref(relations);
+    json_decref(touching);
+    if (rc == 0 && !*graph)
+        rc = ENGRAM_ENOMEM;
+    return rc;
+}
+
+int mcp_graph_read(engram_t *engram, const char *scope, json_t **graph)
+{
+    return s_subgraph(engram, scope, NULL, graph);
+}
+
+/*  s lower-cased as JavaScript's toLowerCase does it, code point by code point (NULL when
+ *  memory runs out). s is well-formed UTF-8 (jansson's strings are). */
+static char *s_lower(const char *s)
+{
+    size_t len = strlen(s);
+    char *lower = malloc(4 * len + 1); /* a lower-case code point takes at most 4 bytes */
+    if (!lower)
+        return NULL;
+    size_t at = 0;
+    const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
+    while (*p) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n = utf8proc_iterate(p, -1, &cp);
+        if (n <= 0) {
+            lower[at++] = (char)*p++;
+            continue;
+        }
+        at += (size_t)utf8proc_encode_char(utf8proc_tolower(cp), (utf8proc_uint8_t *)lower + at);
+        p += n;
+    }
+    lower[at] = '\0';
+    return lower;
+}
+
+static bool s_matches(const char *text, const char *lower_query)
+{
+    char *lower = s_lower(text);
+    bool found = lower && strstr(lower, lower_query) != NULL;
+    free(lower);
+    return found;
+}
+
+/*  The names of the entities whose name, type or an observation holds query, case aside. */
+static json_t *s_search_names(const json_t *graph, const char *query)
+{
+    char *lower_query = s_lower(query);
+    json_t *names = json_array();
+    size_t i;
+    json_t *entity;
+    json_array_foreach(json_object_get(graph, "entities"), i, entity)
+    {
+        if (!lower_query || !names)
+            break;
+        bool hit = s_matches(json_string_value(json_object_get(entity, "name")), lower_query) ||
+                   s_matches(json_string_value(json_object_get(entity, "entityType")), lower_query);
+        size_t j;
+        json_t *observation;
+        json_array_foreach(json_object_get(entity, "observations"), j, observation) hit =
+            hit || s_matches(json_string_value(observation), lower_query);
+        if (hit)
+            json_array_append(names, json_object_get(entity, "name"));
+    }
+    free(lower_query);
+    return names;
+}
+
+/*  --- the tools ---------------------------------------------------------------------------- */
+
+static const char *s_get(const json_t *object, const char *field)
+{
+    return json_string_value(json_object_get(object, field));
+}
+
+/*  Adds each string of values not in stored to the set key, appending it to added (and to
+ *  stored, so a repeat within the call is not added twice). */
+static int s_add_new(engram_t *engram, const char *scope, const char *key, const json_t *values,
+                     json_t *stored, json_t *added)
+{
+    size_t i;
+    json_t *value;
+    json_array_foreach(values, i, value)
+    {
+        if (s_contains(stored, json_string_value(value)))
+            continue;
+        int rc = s_set_add(engram, scope, key, json_string_value(value));
+        if (rc != 0)
+            return rc;
+        json_array_append(stored, value);
+        json_array_append(added, value);
+    }
+    return 0;
+}
+
+static int s_create_entity(engram_t *engram, const char *scope, const json_t *entity)
+{
+    const char *name = s_get(entity, "name"), *type = s_get(entity, "entityType");
+    char key[S_ENTITY_KEY_CHARS];
+    s_entity_key(name, "type", key);
+    int rc = s_put(engram, scope, key, type);
+    s_entity_key(name, "obs", key);
+    json_t *stored = json_array(), *added = json_array();
+    if (rc == 0)
+        rc = s_add_new(engram, scope, key, json_object_get(entity, "observations"), stored, added);
+    json_decref(stored);
+    json_decref(added);
+    return rc == 0 ? s_set_add(engram, scope, S_ENTITIES, name) : rc;
+}
+
+static json_t *s_create_entities(engram_t *engram, const char *scope, const json_t *args)
+{
+    json_t *stored = NULL, *created = json_array();
+    int rc = s_members(engram, scope, S_ENTITIES, &stored);
+    size_t i;
+    json_t *entity;
+    json_array_foreach(json_object_get(args, "entities"), i, entity)
+    {
+        if (rc != 0)
+            break;
+        const char *name = s_get(entity, "name");
+        if (s_contains(stored, name))
+            continue;
+        rc = s_create_entity(engram, scope, entity);
+        json_array_append_new(stored, json_string(name));
+        json_array_append_new(created, json_pack("{s:s, s:s, s:O}", "name", name, "entityType",
+                                                 s_get(entity, "entityType"), "observations",
+                                                 json_object_get(entity, "observations")));
+    }
+    json_decref(stored);
+    json_t *result = rc == 0 ? mcp_tool_result_json(json_pack("{s:O}", "entities", created))
+                             : mcp_engram_error(engram, rc, scope);
+    json_decref(created);
+    return result;
+}
+
+static json_t *s_create_relations(engram_t *engram, const char *scope, const json_t *args)
+{
+    json_t *stored = NULL, *created = json_array();
+    int rc = s_members(engram, scope, S_RELATIONS, &stored);
+    size_t i;
+    json_t *relation;
+    json_array_foreach(json_object_get(args, "relations"), i, relation)
+    {
+        if (rc != 0)
+            break;
+        const char *from = s_get(relation, "from"), *to = s_get(relation, "to"),
+                   *type = s_get(relation, "relationType");
+        char *element = s_relation_element(from, type, to);
+        if (!element)
+            rc = ENGRAM_ENOMEM;
+        else if (!s_contains(stored, element)) {
+            rc = s_set_add(engram, scope, S_RELATIONS, element);
+            json_array_append_new(stored, json_string(element));
+            json_array_append_new(created, json_pack("{s:s, s:s, s:s}", "from", from, "to", to,
+                                                     "relationType", type));
+        }
+        free(element);
+    }
+    json_decref(stored);
+    json_t *result = rc == 0 ? mcp_tool_result_json(json_pack("{s:O}", "relations", created))
+                             : mcp_engram_error(engram, rc, scope);
+    json_decref(created);
+    return result;
+}
+
+static json_t *s_add_observations(engram_t *engram, const char *scope, const json_t *args)
+{
+    json_t *entities = NULL, *results = json_array();
+    json_t *requests = json_object_get(args, "observations");
+    int rc = s_members(engram, scope, S_ENTITIES, &entities);
+    size_t i;
+    json_t *request;
+    /*  Every entity must exist before anything is written: the call fails whole. */
+    json_array_foreach(requests, i,
+                       request) if (rc == 0 && !s_contains(entities, s_get(request, "entityName")))
+    {
+        json_decref(entities);
+        json_decref(results);
+        return mcp_tool_error("Entity with name %s not found", s_get(request, "entityName"));
+    }
+    json_array_foreach(requests, i, request)
+    {
+        if (rc != 0)
+            break;
+        char key[S_ENTITY_KEY_CHARS];
+        s_entity_key(s_get(request, "entityName"), "obs", key);
+        json_t *stored = NULL, *added = json_array();
+        rc = s_members(engram, scope, key, &stored);
+        if (rc == 0)
+            rc = s_add_new(engram, scope, key, json_object_get(request, "contents"), stored, added);
+        json_array_append_new(results,
+                              json_pack("{s:s, s:O}", "entityName", s_get(request, "entityName"),
+                                        "addedObservations", added));
+        json_decref(stored);
+        json_decref(added);
+    }
+    json_decref(entities);
+    json_t *result = rc == 0 ? mcp_tool_result_json(json_pack("{s:O}", "results", results))
+                             : mcp_engram_error(engram, rc, scope);
+    json_decref(results);
+    return result;
+}
+
+/*  The status result of the delete tools. */
+static json_t *s_deleted(const char *message)
+{
+    return mcp_tool_result(message, json_pack("{s:b, s:s}", "success", true, "message", message));
+}
+
+/*  An engram call whose ENOTFOUND means "already gone". */
+static int s_gone(int rc)
+{
+    return rc == ENGRAM_ENOTFOUND ? 0 : rc;
+}
+
+static json_t *s_delete_entities(engram_t *engram, const char *scope, const json_t *args)
+{
+    json_t *names = json_object_get(args, "entityNames"), *entities = NULL, *relations = NULL;
+    int rc = s_members(engram, scope, S_ENTITIES, &entities);
+    size_t i;
+    json_t *name;
+    json_array_foreach(names, i, name)
+    {
+        if (rc != 0 || !s_contains(entities, json_string_value(name)))
+            continue;
+        char key[S_ENTITY_KEY_CHARS];
+        rc = s_gone(s_set_remove(engram, scope, S_ENTITIES, json_string_value(name)));
+        s_entity_key(json_string_value(name), "obs", key);
+        if (rc == 0)
+            rc = s_gone(s_delete(engram, scope, key));
+        s_entity_key(json_string_value(name), "type", key);
+        if (rc == 0)
+            rc = s_gone(s_delete(engram, scope, key));
+    }
+    if (rc == 0)
+        rc = s_relations(engram, scope, &relations);
+    json_t *relation;
+    json_array_foreach(relations, i, relation)
+    {
+        if (rc != 0)
+            break;
+        const char *from = s_get(relation, "from"), *to = s_get(relation, "to");
+        if (!s_contains(names, from) && !s_contains(names, to))
+            continue;
+        char *element = s_relation_element(from, s_get(relation, "relationType"), to);
+        rc = element ? s_gone(s_set_remove(engram, scope, S_RELATIONS, element)) : ENGRAM_ENOMEM;
+        free(element);
+    }
+    json_decref(entities);
+    json_decref(relations);
+    return rc == 0 ? s_deleted("Entities deleted successfully")
+                   : mcp_engram_error(engram, rc, scope);
+}
+
+static json_t *s_delete_observations(engram_t *engram, const char *scope, const json_t *args)
+{
+    json_t *entities = NULL;
+    int rc = s_members(engram, scope, S_ENTITIES, &entities);
+    size_t i;
+    json_t *deletion;
+    json_array_foreach(json_object_get(args, "deletions"), i, deletion)
+    {
+        if (rc != 0 || !s_contains(entities, s_get(deletion, "entityName")))
+            continue;
+        char key[S_ENTITY_KEY_CHARS];
+        s_entity_key(s_get(deletion, "entityName"), "obs", key);
+        json_t *stored = NULL;
+        rc = s_members(engram, scope, key, &stored);
+        size_t j;
+        json_t *observation;
+        json_array_foreach(json_object_get(deletion, "observations"), j, observation)
+        {
+            if (rc == 0 && s_contains(stored, json_string_value(observation)))
+                rc = s_gone(s_set_remove(engram, scope, key, json_string_value(observation)));
+        }
+        json_decref(stored);
+    }
+    json_decref(entities);
+    return rc == 0 ? s_deleted("Observations deleted successfully")
+                   : mcp_engram_error(engram, rc, scope);
+}
+
+static json_t *s_delete_relations(engram_t *engram, const char *scope, const json_t *args)
+{
+    json_t *stored = NULL;
+    int rc = s_members(engram, scope, S_RELATIONS, &stored);
+    size_t i;
+    json_t *relation;
+    json_array_foreach(json_object_get(args, "relations"), i, relation)
+    {
+        char *element =
+            rc == 0 ? s_relation_element(s_get(relation, "from"), s_get(relation, "relationType"),
+                                         s_get(relation, "to"))
+                    : NULL;
+        if (rc == 0 && !element)
+            rc = ENGRAM_ENOMEM;
+        if (rc == 0 && s_contains(stored, element))
+            rc = s_gone(s_set_remove(engram, scope, S_RELATIONS, element));
+        free(element);
+    }
+    json_decref(stored);
+    return rc == 0 ? s_deleted("Relations deleted successfully")
+                   : mcp_engram_error(engram, rc, scope);
+}
+
+static json_t *s_read(engram_t *engram, const char *scope, const char *tool, const json_t *args)
+{
+    json_t *graph = NULL, *names = NULL;
+    int rc;
+    if (strcmp(tool, "open_nodes") == 0)
+        rc = s_subgraph(engram, scope, json_object_get(args, "names"), &graph);
+    else if (strcmp(tool, "search_nodes") == 0) {
+        json_t *whole = NULL;
+        rc = mcp_graph_read(engram, scope, &whole);
+        names = rc == 0 ? s_search_names(whole, s_get(args, "query")) : NULL;
+        json_decref(whole);
+        if (rc == 0)
+            rc = names ? s_subgraph(engram, scope, names, &graph) : ENGRAM_ENOMEM;
+    } else
+        rc = mcp_graph_read(engram, scope, &graph);
+    json_decref(names);
+    return rc == 0 ? mcp_tool_result_json(graph) : mcp_engram_error(engram, rc, scope);
+}
+
+bool mcp_graph_call(engram_t *engram, const char *scope, const char *name, json_t *args,
+                    json_t **result)
+{
+    static const struct {
+        const char *name;
+        json_t *(*run)(engram_t *, const char *, const json_t *);
+    } writes[] = {
+        {"create_entities", s_create_entities},         {"create_relations", s_create_relations},
+        {"add_observations", s_add_observations},       {"delete_entities", s_delete_entities},
+        {"delete_observations", s_delete_observations}, {"delete_relations", s_delete_relations},
+    };
+    static const char *const reads[] = {"read_graph", "search_nodes", "open_nodes"};
+    bool write = false, read = false;
+    size_t which = 0;
+    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++)
+        if (strcmp(name, writes[i].name) == 0)
+            write = true, which = i;
+    for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++)
+        read = read || strcmp(name, reads[i]) == 0;
+    if (!write && !read)
+        return false;
+    if (write)
+        *result = writes[which].run(engram, scope, args);
+    else
+        *result = s_read(engram, scope, name, args);
+    return true;
+}
+
+/*  --- the official server's file ------------------------------------------------------------ */
+
+int mcp_graph_import(engram_t *engram, const char *scope, const char *text, size_t len,
+                     size_t *entities, size_t *relations, char *why, size_t why_len)
+{
+    json_t *new_entities = json_array(), *new_relations = json_array();
+    json_t *entity_schema = s_entity_schema(false), *relation_schema = s_relation_schema(false);
+    *entities = *relations = 0;
+    int rc = new_entities && new_relations && entity_schema && relation_schema ? 0 : ENGRAM_ENOMEM;
+    size_t number = 0;
+    for (size_t at = 0; rc == 0 && at < len; number++) {
+        const char *end = memchr(text + at, '\n', len - at);
+        size_t line_len = end ? (size_t)(end - (text + at)) : len - at;
+        const char *line = text + at;
+        at += line_len + 1;
+        size_t blank = 0;
+        while (blank < line_len && strchr(" \t\r", line[blank]))
+            blank++;
+        if (blank == line_len)
+            continue;
+        json_error_t error;
+        json_t *item = json_loadb(line, line_len, 0, &error);
+        const char *type = s_get(item, "type");
+        char path[32];
+        snprintf(path, sizeof path, "line %zu", number + 1);
+        bool entity = type && strcmp(type, "entity") == 0;
+        bool relation = type && strcmp(type, "relation") == 0;
+        if (!item) {
+            snprintf(why, why_len, "%s: %s", path, error.text);
+            rc = ENGRAM_EINVAL;
+        } else if (!entity && !relation) {
+            snprintf(why, why_len, "%s: \"type\" must be \"entity\" or \"relation\"", path);
+            rc = ENGRAM_EINVAL;
+        } else if (!mcp_schema_check(entity ? entity_schema : relation_schema, item, path, why,
+                                     why_len)) {
+            rc = ENGRAM_EINVAL;
+        } else
+            json_array_append(entity ? new_entities : new_relations, item);
+        json_decref(item);
+    }
+    /*  Everything read: merge, as the tools would (new entities, then the observations of the
+     *  ones already there, then the relations). */
+    json_t *stored = NULL;
+    if (rc == 0)
+        rc = s_members(engram, scope, S_ENTITIES, &stored);
+    size_t i;
+    json_t *entity;
+    json_array_foreach(new_entities, i, entity)
+    {
+        if (rc != 0)
+            break;
+        const char *name = s_get(entity, "name");
+        if (!s_contains(stored, name)) {
+            rc = s_create_entity(engram, scope, entity);
+            json_array_append_new(stored, json_string(name));
+        } else {
+            char key[S_ENTITY_KEY_CHARS];
+            s_entity_key(name, "obs", key);
+            json_t *observations = NULL, *added = json_array();
+            rc = s_members(engram, scope, key, &observations);
+            if (rc == 0)
+                rc = s_add_new(engram, scope, key, json_object_get(entity, "observations"),
+                               observations, added);
+            json_decref(observations);
+            json_decref(added);
+        }
+    }
+    json_decref(stored);
+    if (rc == 0) {
+        json_t *args = json_pack("{s:O}", "relations", new_relations);
+        json_t *result = args ? s_create_relations(engram, scope, args) : NULL;
+        rc = !result ? ENGRAM_ENOMEM : json_object_get(result, "isError") ? ENGRAM_EIO : 0;
+        json_decref(args);
+        json_decref(result);
+    }
+    if (rc == 0) {
+        *entities = json_array_size(new_entities);
+        *relations = json_array_size(new_relations);
+    }
+    json_decref(new_entities);
+    json_decref(new_relations);
+    json_decref(entity_schema);
+    json_decref(relation_schema);
+    return rc;
+}
+
+int mcp_graph_export(engram_t *engram, const char *scope, FILE *out)
+{
+    json_t *graph = NULL;
+    int rc = mcp_graph_read(engram, scope, &graph);
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(graph, "entities"), i, item)
+    {
+        json_t *line = json_pack("{s:s, s:O, s:O, s:O}", "type", "entity", "name",
+                                 json_object_get(item, "name"), "entityType",
+                                 json_object_get(item, "entityType"), "observations",
+                                 json_object_get(item, "observations"));
+        if (!line || json_dumpf(line, out, JSON_COMPACT) != 0 || fputc('\n', out) == EOF)
+            rc = ENGRAM_EIO;
+        json_decref(line);
+    }
+    json_array_foreach(json_object_get(graph, "relations"), i, item)
+    {
+        json_t *line = json_pack("{s:s, s:O, s:O, s:O}", "type", "relation", "from",
+                                 json_object_get(item, "from"), "to", json_object_get(item, "to"),
+                                 "relationType", json_object_get(item, "relationType"));
+        if (!line || json_dumpf(line, out, JSON_COMPACT) != 0 || fputc('\n', out) == EOF)
+            rc = ENGRAM_EIO;
+        json_decref(line);
+    }
+    json_decref(graph);
+    return rc;
+}

@@ -1,0 +1,224 @@
+/*  mcp_protocol: JSON-RPC 2.0 as MCP's stdio transport carries it, one message a line. Decodes
+ *  a line into a request, a notification or a client's response, and builds the replies and
+ *  tool results. Pure jansson, no I/O: tests/fuzz drives mcp_message_decode with any bytes.
+ *
+ *  Invariants: a decoded message is an object with "jsonrpc": "2.0"; its id, when present, is
+ *  a string or an integer (JSON-RPC forbids null ids for requests, and MCP forbids them too);
+ *  its method a string; its params, when present, an object. Anything else is refused with the
+ *  id it carried, when it carried a usable one, so that the client can match the error.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/cli/mcp.h"
+
+static const char *const s_versions[] = {MCP_PROTOCOL_LATEST, "2025-06-18", "2025-03-26"};
+
+const char *mcp_negotiate_version(const char *requested)
+{
+    for (size_t i = 0; requested && i < sizeof s_versions / sizeof s_versions[0]; i++)
+        if (strcmp(requested, s_versions[i]) == 0)
+            return s_versions[i];
+    return MCP_PROTOCOL_LATEST;
+}
+
+static bool s_usable_id(const json_t *id)
+{
+    return json_is_string(id) || json_is_integer(id);
+}
+
+int mcp_message_decode(const char *line, size_t len, mcp_message_t *message, json_t **error_id,
+                       char *why, size_t why_len)
+{
+    *message = (mcp_message_t){0};
+    *error_id = NULL;
+    json_error_t error;
+    json_t *root = json_loadb(line, len, 0, &error);
+    if (!root) {
+        snprintf(why, why_len, "Parse error: %s", error.text);
+        *error_id = json_null();
+        return MCP_PARSE_ERROR;
+    }
+    const char *reason = NULL;
+    json_t *id = json_is_object(root) ? json_object_get(root, "id") : NULL;
+    json_t *method = json_is_object(root) ? json_object_get(root, "method") : NULL;
+    json_t *params = json_is_object(root) ? json_object_get(root, "params") : NULL;
+    const char *version =
+        json_is_object(root) ? json_string_value(json_object_get(root, "jsonrpc")) : NULL;
+    if (json_is_array(root))
+        reason = "batches are not supported: send one message a line";
+    else if (!json_is_object(root))
+        reason = "a message is a JSON object";
+    else if (!version || strcmp(version, "2.0") != 0)
+        reason = "\"jsonrpc\" must be \"2.0\"";
+    else if (id && !s_usable_id(id))
+        reason = "\"id\" must be a string or an integer";
+    else if (method && !json_is_string(method))
+        reason = "\"method\" must be a string";
+    else if (!method && !id)
+        reason = "a message without \"method\" is a response, which needs an \"id\"";
+    else if (method && params && !json_is_object(params))
+        reason = "\"params\" must be an object";
+    if (reason) {
+        snprintf(why, why_len, "Invalid request: %s", reason);
+        *error_id = s_usable_id(id) ? json_incref(id) : json_null();
+        json_decref(root);
+        return MCP_INVALID_REQUEST;
+    }
+    message->root = root;
+    message->id = id;
+    message->method = method ? json_string_value(method) : NULL;
+    message->params = params;
+    return 0;
+}
+
+void mcp_message_fini(mcp_message_t *message)
+{
+    json_decref(message->root);
+    *message = (mcp_message_t){0};
+}
+
+json_t *mcp_result(json_t *id, json_t *result)
+{
+    return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result);
+}
+
+json_t *mcp_error(json_t *id, int code, const char *message)
+{
+    return json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id, "error", "code", code,
+                     "message", message);
+}
+
+json_t *mcp_notification(const char *method, json_t *params)
+{
+    return json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", method, "params", params);
+}
+
+json_t *mcp_tool_result(const char *text, json_t *structured)
+{
+    json_t *result = json_pack("{s:[{s:s, s:s}]}", "content", "type", "text", "text", text);
+    if (result && structured && json_object_set(result, "structuredContent", structured) != 0) {
+        json_decref(result);
+        result = NULL;
+    }
+    json_decref(structured);
+    return result;
+}
+
+json_t *mcp_tool_result_json(json_t *structured)
+{
+    char *text = structured ? json_dumps(structured, JSON_INDENT(2)) : NULL;
+    json_t *result = text ? mcp_tool_result(text, json_incref(structured)) : NULL;
+    free(text);
+    json_decref(structured);
+    return result;
+}
+
+json_t *mcp_tool_error(const char *format, ...)
+{
+    char text[1024];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(text, sizeof text, format, args);
+    va_end(args);
+    json_t *result = mcp_tool_result(text, NULL);
+    if (result && json_object_set_new(result, "isError", json_true()) != 0) {
+        json_decref(result);
+        return NULL;
+    }
+    return result;
+}
+
+static const char *s_type_of(const json_t *value)
+{
+    switch (json_typeof(value)) {
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "integer";
+    case JSON_REAL:
+        return "number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "boolean";
+    default:
+        return "null";
+    }
+}
+
+static bool s_has_type(const json_t *value, const char *type)
+{
+    const char *actual = s_type_of(value);
+    return strcmp(type, actual) == 0 || (strcmp(type, "number") == 0 && json_is_integer(value)) ||
+           (strcmp(type, "integer") == 0 && json_is_real(value) &&
+            json_real_value(value) == (double)(long long)json_real_value(value));
+}
+
+bool mcp_schema_check(const json_t *schema, const json_t *value, const char *path, char *why,
+                      size_t why_len)
+{
+    const char *type = json_string_value(json_object_get(schema, "type"));
+    if (type && !s_has_type(value, type)) {
+        snprintf(why, why_len, "%s: expected %s, received %s", path, type, s_type_of(value));
+        return false;
+    }
+    json_t *choices = json_object_get(schema, "enum");
+    if (choices) {
+        bool found = false;
+        size_t i;
+        json_t *choice;
+        json_array_foreach(choices, i, choice) found = found || json_equal(choice, value);
+        if (!found) {
+            snprintf(why, why_len, "%s: not one of the values allowed", path);
+            return false;
+        }
+    }
+    json_t *minimum = json_object_get(schema, "minimum");
+    json_t *maximum = json_object_get(schema, "maximum");
+    if ((minimum && json_number_value(value) < json_number_value(minimum)) ||
+        (maximum && json_number_value(value) > json_number_value(maximum))) {
+        snprintf(why, why_len, "%s: out of range [%g, %g]", path,
+                 minimum ? json_number_value(minimum) : -INFINITY,
+                 maximum ? json_number_value(maximum) : INFINITY);
+        return false;
+    }
+    char inner[256];
+    if (json_is_array(value) && json_object_get(schema, "items")) {
+        size_t i;
+        json_t *item;
+        json_array_foreach(value, i, item)
+        {
+            snprintf(inner, sizeof inner, "%s[%zu]", path, i);
+            if (!mcp_schema_check(json_object_get(schema, "items"), item, inner, why, why_len))
+                return false;
+        }
+    }
+    if (json_is_object(value)) {
+        size_t i;
+        json_t *name;
+        json_array_foreach(json_object_get(schema, "required"), i, name)
+        {
+            if (!json_object_get(value, json_string_value(name))) {
+                snprintf(why, why_len, "%s.%s: required", path, json_string_value(name));
+                return false;
+            }
+        }
+        const char *key;
+        json_t *property;
+        json_object_foreach(json_object_get(schema, "properties"), key, property)
+        {
+            json_t *field = json_object_get(value, key);
+            snprintf(inner, sizeof inner, "%s.%s", path, key);
+            if (field && !mcp_schema_check(property, field, inner, why, why_len))
+                return false;
+        }
+    }
+    return true;
+}

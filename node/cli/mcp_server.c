@@ -1,0 +1,446 @@
+/*  mcp_server: the MCP session of `engram mcp`. Reads JSON-RPC messages from stdin one line at
+ *  a time, answers each request on stdout, and, once the client subscribed to
+ *  memory://knowledge-graph, sends notifications/resources/updated when the graph's scope
+ *  changes (on any node: a second connection subscribes to the scope on the node, and a thread
+ *  turns its events into notifications, a burst of changes into one).
+ *
+ *  Methods: initialize (versions negotiated: mcp_negotiate_version), ping, tools/list,
+ *  tools/call, resources/list, resources/templates/list, resources/read, resources/subscribe,
+ *  resources/unsubscribe; notifications are taken and ignored; anything else is -32601.
+ *  A tool call's arguments are checked against the tool's input schema before it runs.
+ *
+ *  Invariants: the main thread owns the session's connection, the watcher thread its own; both
+ *  write whole lines under out_lock; a line longer than MCP_MAX_LINE_BYTES is answered with
+ *  -32600 and dropped while it streams in, so memory stays bounded whatever the client sends;
+ *  stdin's end ends the session, and the watcher is joined before the connections go.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "node/cli/cli.h"
+#include "node/cli/mcp.h"
+
+#define S_RESOURCE_URI "memory://knowledge-graph"
+#define S_READ_CHUNK   65536
+/*  How long the watcher waits for more changes before it notifies of a burst. */
+#define S_WATCH_QUIET_MS 50
+#define S_WATCH_POLL_MS  250
+
+typedef struct {
+    engram_t *engram;
+    mcp_defaults_t defaults;
+    json_t *tools; /* the tools/list array, graph tools first */
+    pthread_mutex_t out_lock;
+    bool out_failed; /* stdout is gone: the session ends */
+    /* the watcher */
+    const char *endpoint, *agent, *user;
+    engram_t *watch; /* the watcher thread's connection, subscribed to defaults.scope */
+    pthread_t watcher;
+    bool watching;
+    atomic_bool subscribed;
+    atomic_bool stop;
+} s_session_t;
+
+/*  Writes msg (taken) as one line. */
+static void s_send(s_session_t *session, json_t *msg)
+{
+    pthread_mutex_lock(&session->out_lock);
+    if (!msg || json_dumpf(msg, stdout, JSON_COMPACT) != 0 || fputc('\n', stdout) == EOF ||
+        fflush(stdout) != 0)
+        session->out_failed = true;
+    pthread_mutex_unlock(&session->out_lock);
+    json_decref(msg);
+}
+
+/*  --- the watcher ------------------------------------------------------------------------- */
+
+static void *s_watch(void *arg)
+{
+    s_session_t *session = arg;
+    bool pending = false;
+    while (!atomic_load(&session->stop)) {
+        engram_event_t *event = NULL;
+        int rc =
+            engram_next_event(session->watch, pending ? S_WATCH_QUIET_MS : S_WATCH_POLL_MS, &event);
+        if (rc == 0) {
+            pending = pending ||
+                      strncmp(event->key, MCP_GRAPH_KEY_PREFIX, strlen(MCP_GRAPH_KEY_PREFIX)) == 0;
+            engram_event_destroy(&event);
+            continue;
+        }
+        if (pending && atomic_load(&session->subscribed))
+            s_send(session, mcp_notification("notifications/resources/updated",
+                                             json_pack("{s:s}", "uri", S_RESOURCE_URI)));
+        pending = false;
+        if (rc != ENGRAM_ETIMEDOUT) {
+            /* the node went away or this subscriber fell behind: say so, subscribe again */
+            fprintf(stderr, "engram mcp: watching %s: %s; subscribing again\n",
+                    session->defaults.scope, engram_strerror(rc));
+            usleep(1000 * 1000);
+            if (engram_subscribe(session->watch, session->defaults.scope) == 0)
+                pending = true; /* changes may have been missed meanwhile */
+        }
+    }
+    return NULL;
+}
+
+/*  Starts the watcher (once). Returns 0 or an ENGRAM_E* code. */
+static int s_watch_start(s_session_t *session)
+{
+    if (session->watching)
+        return 0;
+    session->watch = engram_connect(session->endpoint, session->agent, session->user);
+    if (!session->watch)
+        return ENGRAM_EUNAVAILABLE;
+    int rc = engram_subscribe(session->watch, session->defaults.scope);
+    if (rc == 0 && pthread_create(&session->watcher, NULL, s_watch, session) != 0)
+        rc = ENGRAM_ENOMEM;
+    if (rc != 0)
+        engram_destroy(&session->watch);
+    session->watching = rc == 0;
+    return rc;
+}
+
+static void s_watch_stop(s_session_t *session)
+{
+    if (!session->watching)
+        return;
+    atomic_store(&session->stop, true);
+    pthread_join(session->watcher, NULL);
+    engram_destroy(&session->watch);
+    session->watching = false;
+}
+
+/*  --- methods ------------------------------------------------------------------------------ */
+
+static json_t *s_initialize(s_session_t *session, const json_t *params)
+{
+    const char *requested = json_string_value(json_object_get(params, "protocolVersion"));
+    char instructions[512];
+    snprintf(instructions, sizeof instructions,
+             "engram: shared memory for agents, replicated between hosts. The knowledge graph "
+             "tools keep their graph in %s; the memory_* tools store and search memories "
+             "(scopes: \"private\", or kind:id such as user:alice, run:task-1).",
+             session->defaults.scope);
+    return json_pack("{s:s, s:{s:{s:b}, s:{s:b, s:b}}, s:{s:s, s:s, s:s}, s:s}", "protocolVersion",
+                     mcp_negotiate_version(requested), "capabilities", "tools", "listChanged",
+                     false, "resources", "subscribe", true, "listChanged", false, "serverInfo",
+                     "name", "engram", "title", "engram shared memory", "version",
+                     ENGRAM_VERSION_STRING, "instructions", instructions);
+}
+
+/*  The tool named name in the list, or NULL. */
+static const json_t *s_find_tool(const s_session_t *session, const char *name)
+{
+    size_t i;
+    json_t *tool;
+    json_array_foreach(session->tools, i, tool)
+    {
+        if (strcmp(json_string_value(json_object_get(tool, "name")), name) == 0)
+            return tool;
+    }
+    return NULL;
+}
+
+/*  tools/call: a result, or NULL with *code and why set for a protocol error. */
+static json_t *s_call(s_session_t *session, const json_t *params, int *code, char *why,
+                      size_t why_len)
+{
+    const char *name = json_string_value(json_object_get(params, "name"));
+    json_t *args = json_object_get(params, "arguments");
+    if (!name || (args && !json_is_object(args))) {
+        *code = MCP_INVALID_PARAMS;
+        snprintf(why, why_len, "tools/call takes a \"name\" and an \"arguments\" object");
+        return NULL;
+    }
+    const json_t *tool = s_find_tool(session, name);
+    if (!tool)
+        return mcp_tool_error("MCP error %d: Tool %s not found", MCP_INVALID_PARAMS, name);
+    json_t *empty = args ? NULL : json_object();
+    if (!args)
+        args = empty;
+    json_t *result = NULL;
+    char reason[512];
+    if (!mcp_schema_check(json_object_get(tool, "inputSchema"), args, "arguments", reason,
+                          sizeof reason))
+        result = mcp_tool_error("MCP error %d: Input validation error: Invalid arguments for tool "
+                                "%s: %s",
+                                MCP_INVALID_PARAMS, name, reason);
+    else if (!mcp_graph_call(session->engram, session->defaults.scope, name, args, &result))
+        mcp_tools_call(session->engram, &session->defaults, name, args, &result);
+    json_decref(empty);
+    if (!result) {
+        *code = MCP_INTERNAL_ERROR;
+        snprintf(why, why_len, "out of memory");
+    }
+    return result;
+}
+
+static json_t *s_resources(void)
+{
+    return json_pack("{s:[{s:s, s:s, s:s, s:s, s:s}]}", "resources", "name", "knowledge-graph",
+                     "title", "Knowledge Graph", "uri", S_RESOURCE_URI, "description",
+                     "The full knowledge graph with all entities and relations", "mimeType",
+                     "application/json");
+}
+
+/*  The resource methods: a result, or NULL with *code and why set. */
+static json_t *s_resource(s_session_t *session, const char *method, const json_t *params, int *code,
+                          char *why, size_t why_len)
+{
+    const char *uri = json_string_value(json_object_get(params, "uri"));
+    if (!uri || strcmp(uri, S_RESOURCE_URI) != 0) {
+        *code = MCP_INVALID_PARAMS;
+        snprintf(why, why_len, "Resource %s not found", uri ? uri : "(no uri)");
+        return NULL;
+    }
+    int rc = 0;
+    json_t *result = NULL;
+    if (strcmp(method, "resources/read") == 0) {
+        json_t *graph = NULL;
+        rc = mcp_graph_read(session->engram, session->defaults.scope, &graph);
+        char *text = rc == 0 ? json_dumps(graph, JSON_INDENT(2)) : NULL;
+        if (text)
+            result = json_pack("{s:[{s:s, s:s, s:s}]}", "contents", "uri", S_RESOURCE_URI,
+                               "mimeType", "application/json", "text", text);
+        free(text);
+        json_decref(graph);
+    } else if (strcmp(method, "resources/subscribe") == 0) {
+        rc = s_watch_start(session);
+        if (rc == 0)
+            atomic_store(&session->subscribed, true);
+        result = rc == 0 ? json_object() : NULL;
+    } else {
+        atomic_store(&session->subscribed, false);
+        result = json_object();
+    }
+    if (!result) {
+        *code = MCP_INTERNAL_ERROR;
+        snprintf(why, why_len, "%s: %s: %s", method, engram_strerror(rc ? rc : ENGRAM_ENOMEM),
+                 rc ? engram_last_error(session->watch ? session->watch : session->engram) : "");
+    }
+    return result;
+}
+
+/*  Answers one decoded request (a notification or a response gets nothing). */
+static void s_dispatch(s_session_t *session, const mcp_message_t *message)
+{
+    if (!message->id || !message->method)
+        return;
+    const char *method = message->method;
+    json_t *params = message->params;
+    json_t *result = NULL;
+    int code = MCP_METHOD_NOT_FOUND;
+    char why[512];
+    snprintf(why, sizeof why, "Method not found: %s", method);
+    if (strcmp(method, "initialize") == 0)
+        result = s_initialize(session, params);
+    else if (strcmp(method, "ping") == 0)
+        result = json_object();
+    else if (strcmp(method, "tools/list") == 0)
+        result = json_pack("{s:O}", "tools", session->tools);
+    else if (strcmp(method, "tools/call") == 0)
+        result = s_call(session, params, &code, why, sizeof why);
+    else if (strcmp(method, "resources/list") == 0)
+        result = s_resources();
+    else if (strcmp(method, "resources/templates/list") == 0)
+        result = json_pack("{s:[]}", "resourceTemplates");
+    else if (strcmp(method, "resources/read") == 0 || strcmp(method, "resources/subscribe") == 0 ||
+             strcmp(method, "resources/unsubscribe") == 0)
+        result = s_resource(session, method, params, &code, why, sizeof why);
+    s_send(session, result ? mcp_result(message->id, result) : mcp_error(message->id, code, why));
+}
+
+static void s_handle_line(s_session_t *session, const char *line, size_t len)
+{
+    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+        len--;
+    size_t start = 0;
+    while (start < len && (line[start] == ' ' || line[start] == '\t'))
+        start++;
+    if (start == len)
+        return;
+    mcp_message_t message;
+    json_t *error_id = NULL;
+    char why[256];
+    int code = mcp_message_decode(line + start, len - start, &message, &error_id, why, sizeof why);
+    if (code != 0) {
+        s_send(session, mcp_error(error_id, code, why));
+        json_decref(error_id);
+        return;
+    }
+    s_dispatch(session, &message);
+    mcp_message_fini(&message);
+}
+
+/*  Reads stdin to its end, a line at a time, within MCP_MAX_LINE_BYTES. */
+static int s_loop(s_session_t *session)
+{
+    size_t cap = S_READ_CHUNK, len = 0;
+    char *buf = malloc(cap);
+    bool discarding = false; /* inside a line too long to hold */
+    if (!buf)
+        return ENGRAM_ENOMEM;
+    for (;;) {
+        if (len == cap) {
+            size_t grown_cap = cap * 2 > MCP_MAX_LINE_BYTES ? MCP_MAX_LINE_BYTES : cap * 2;
+            char *grown = grown_cap > cap ? realloc(buf, grown_cap) : NULL;
+            if (!grown) {
+                /* the line is too long (or memory ran out): refuse it, drop what came */
+                json_t *null_id = json_null();
+                s_send(session, mcp_error(null_id, MCP_INVALID_REQUEST,
+                                          "Invalid request: a message is at most 8 MiB"));
+                json_decref(null_id);
+                discarding = true;
+                len = 0;
+                continue;
+            }
+            buf = grown;
+            cap = grown_cap;
+        }
+        ssize_t got = read(STDIN_FILENO, buf + len, cap - len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        size_t scan = len;
+        len += (size_t)got;
+        size_t line_start = 0;
+        for (size_t i = scan; i < len; i++) {
+            if (buf[i] != '\n')
+                continue;
+            if (!discarding)
+                s_handle_line(session, buf + line_start, i - line_start);
+            discarding = false;
+            line_start = i + 1;
+        }
+        memmove(buf, buf + line_start, len - line_start);
+        len -= line_start;
+        if (discarding)
+            len = 0;
+        if (session->out_failed)
+            break;
+    }
+    if (len > 0 && !discarding && !session->out_failed)
+        s_handle_line(session, buf, len);
+    free(buf);
+    return 0;
+}
+
+int mcp_serve(engram_t *engram, const char *endpoint, const char *agent, const char *user,
+              const char *const *scopes, size_t nscopes)
+{
+    char user_scope[ENGRAM_ACL_MAX_NAME_BYTES + sizeof "user:"];
+    snprintf(user_scope, sizeof user_scope, "user:%s", user);
+    s_session_t session = {
+        .engram = engram,
+        .defaults = {.scope = nscopes ? scopes[0] : user_scope,
+                     .search_scopes = scopes,
+                     .nsearch_scopes = nscopes},
+        .tools = json_array(),
+        .endpoint = endpoint,
+        .agent = agent,
+        .user = user,
+    };
+    if (!session.tools || mcp_graph_list(session.tools) != 0 ||
+        mcp_tools_list(session.tools) != 0) {
+        json_decref(session.tools);
+        return cli_fail(ENGRAM_ENOMEM, "building the tool list");
+    }
+    pthread_mutex_init(&session.out_lock, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a client gone shows as a failed write, which ends the session */
+    fprintf(stderr, "engram mcp: agent %s for user %s; the knowledge graph is in %s\n", agent, user,
+            session.defaults.scope);
+    int rc = s_loop(&session);
+    s_watch_stop(&session);
+    pthread_mutex_destroy(&session.out_lock);
+    json_decref(session.tools);
+    return rc;
+}
+
+/*  --- the commands ---------------------------------------------------------------------------- */
+
+int cli_cmd_mcp(engram_t *engram, const cli_opts_t *opts)
+{
+    return mcp_serve(engram, opts->socket, opts->agent, opts->user, opts->scopes.items,
+                     opts->scopes.n);
+}
+
+int cli_check_mcp_memory(const cli_command_t *command, const cli_opts_t *opts)
+{
+    if (!(opts->given & CLI_OPT_MCP_MEMORY))
+        return cli_usage(command, "the file's format is needed: --mcp-memory (the official MCP "
+                                  "memory server's JSONL file) is the one engram knows");
+    return 0;
+}
+
+/*  The whole of path ("-": stdin) into *text, NUL-terminated. 0 or an ENGRAM_E* code. */
+static int s_read_file(const char *path, char **text, size_t *len)
+{
+    FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!in)
+        return cli_fail(ENGRAM_ENOTFOUND, "%s: %s", path, strerror(errno));
+    size_t cap = S_READ_CHUNK, n = 0;
+    char *buf = malloc(cap + 1);
+    int rc = buf ? 0 : ENGRAM_ENOMEM;
+    while (rc == 0) {
+        if (n == cap) {
+            char *grown = realloc(buf, 2 * cap + 1);
+            if (!grown) {
+                rc = ENGRAM_ENOMEM;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n, in);
+        n += got;
+        if (got == 0) {
+            if (ferror(in))
+                rc = cli_fail(ENGRAM_EIO, "reading %s: %s", path, strerror(errno));
+            break;
+        }
+    }
+    if (in != stdin)
+        fclose(in);
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *text = buf;
+    *len = n;
+    return 0;
+}
+
+int cli_cmd_import(engram_t *engram, const cli_opts_t *opts)
+{
+    char *text = NULL;
+    size_t len = 0, entities = 0, relations = 0;
+    int rc = s_read_file(opts->args[0], &text, &len);
+    char why[256] = "";
+    if (rc == 0)
+        rc = mcp_graph_import(engram, opts->args[1], text, len, &entities, &relations, why,
+                              sizeof why);
+    free(text);
+    if (rc == ENGRAM_EINVAL && *why)
+        return cli_fail(rc, "%s: %s (nothing was imported)", opts->args[0], why);
+    if (rc != 0)
+        return rc;
+    if (opts->json)
+        return cli_json_print(json_pack("{s:I, s:I}", "entities", (json_int_t)entities, "relations",
+                                        (json_int_t)relations));
+    printf("%zu entities, %zu relations\n", entities, relations);
+    return 0;
+}
+
+int cli_cmd_export(engram_t *engram, const cli_opts_t *opts)
+{
+    return mcp_graph_export(engram, opts->args[0], stdout);
+}
