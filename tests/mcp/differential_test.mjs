@@ -193,7 +193,12 @@ function jsonDiff(a, b, at = "$") {
   if (isDeepStrictEqual(a, b)) return [];
   const objects = a && b && typeof a === "object" && typeof b === "object" &&
                   Array.isArray(a) === Array.isArray(b);
-  if (!objects) return [`${at}: server-memory ${JSON.stringify(a)}, engram ${JSON.stringify(b)}`];
+  if (!objects) {
+    // a text carrying JSON shows compact, readable
+    const show = (x) => (typeof x === "string" && /^[[{]/.test(x)
+      ? JSON.stringify(JSON.parse(x)) : JSON.stringify(x));
+    return [`${at}: server-memory ${show(a)}, engram ${show(b)}`];
+  }
   const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
   return keys.flatMap((k) => jsonDiff(a[k], b[k], Array.isArray(a) ? `${at}[${k}]` : `${at}.${k}`));
 }
