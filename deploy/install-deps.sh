@@ -23,20 +23,28 @@ for arg in "$@"; do
         *) echo "install-deps.sh: unknown option '$arg'" >&2; exit 2 ;;
     esac
 done
+# tests/mcp runs on node (18 or newer): Debian's nodejs and npm, unless a node is on PATH already
+command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if [ "${#missing[@]}" -eq 0 ]; then
-    exit 0
+if [ "${#missing[@]}" -ne 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        SUDO=sudo
+    else
+        SUDO=
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO=sudo
-else
-    SUDO=
+# tests/mcp's npm packages, exactly as its package-lock.json pins them: installed when
+# node_modules is missing or older than the lock
+mcp="$(cd "$(dirname "$0")/.." && pwd)/tests/mcp"
+if [ ! -d "$mcp/node_modules" ] || [ "$mcp/package-lock.json" -nt "$mcp/node_modules" ]; then
+    npm ci --prefix "$mcp" --no-audit --no-fund --loglevel=error >/dev/null
+    touch "$mcp/node_modules"
 fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
