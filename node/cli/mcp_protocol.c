@@ -60,7 +60,7 @@ int mcp_message_decode(const char *line, size_t len, mcp_message_t *message, jso
         reason = "\"method\" must be a string";
     else if (!method && !id)
         reason = "a message without \"method\" is a response, which needs an \"id\"";
-    else if (method && params && !json_is_object(params))
+    else if (params && !json_is_object(params))
         reason = "\"params\" must be an object";
     if (reason) {
         snprintf(why, why_len, "Invalid request: %s", reason);

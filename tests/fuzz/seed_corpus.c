@@ -161,8 +161,8 @@ static void s_mcp_requests(void)
         "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":"
         "\"memory_search\",\"arguments\":{\"query\":\"client\",\"scopes\":[\"user:alice\"],"
         "\"top_k\":5,\"filters\":{\"author\":\"writer\"}}}}",
-        "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/read\",\"params\":{"
-        "\"uri\":\"memory://knowledge-graph\"}}",
+        ("{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/read\",\"params\":{"
+         "\"uri\":\"memory://knowledge-graph\"}}"), /* two literals: clang asks for parentheses */
         "{\"jsonrpc\":\"2.0\",\"id\":6,\"result\":{}}",
         "[{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"}]",
     };

@@ -81,6 +81,8 @@ static void test_refusals_carry_the_id_that_answers_them(void **state)
         {"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"ping\",\"params\":[]}", MCP_INVALID_REQUEST,
          "5"},
         {"{\"jsonrpc\":\"2.0\"}", MCP_INVALID_REQUEST, "null"},
+        /* found by fuzz_mcp_request: a response's params were not checked */
+        {"{\"jsonrpc\":\"2.0\",\"id\":6,\"params\":\"0\"}", MCP_INVALID_REQUEST, "6"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         mcp_message_t m;
