@@ -10,9 +10,10 @@
 # nodes; a grant made on node 1 lets an agent on node 3 read, and a revocation made on node 2
 # stops it there again; a redaction policy makes an e-mail address written on node 2 stored as
 # [redacted:email] on every node; the writer on node 2 finds by search what the researcher
-# (node 1) and the reviewer (node 3) wrote, and gets a prompt block of it; node 3 shows the
-# same history of a finding revised on node 2 and reads it as of before the revision; and the
-# cluster's status. The data lives in a temporary directory removed at the end
+# (node 1) and the reviewer (node 3, through MCP) wrote, and gets a prompt block of it; node 3
+# shows the same history of a finding revised on node 2 and reads it as of before the revision;
+# MCP clients on nodes 1 and 3 edit one knowledge graph that node 2 reads; and the cluster's
+# status. The data lives in a temporary directory removed at the end
 # (ENGRAM_DEMO_DIR keeps it elsewhere; ENGRAM_BASE_PORT moves the ports). Every command it runs is echoed first as
 # `+ COMMAND`, ready to paste into a shell (with ENGRAM_HOME set as the demo sets it); a
 # command repeated until replication has done its part is echoed once, followed by how long
@@ -133,6 +134,25 @@ holds_statements() {
         grep -q "^$id .* valid$" <<<"$shown" || return 1
     done
 }
+# mcp NODE SCOPE TOOL ARGUMENTS: one MCP tool call, as an MCP client makes it, to `engram mcp` on
+# node NODE as that host's agent (initialize, then tools/call TOOL with the JSON ARGUMENTS);
+# prints the tool's result text, and fails if the tool did
+mcp() {
+    local node=$1 scope=$2 tool=$3 arguments=$4
+    printf '  (MCP tools/call %s %s)\n' "$tool" "$arguments" >&3
+    printf '%s\n' \
+        '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"run.sh","version":"1"}}}' \
+        '{"jsonrpc":"2.0","method":"notifications/initialized"}' \
+        "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"$tool\",\"arguments\":$arguments}}" |
+        on "$node" mcp --scope "$scope" 2>/dev/null | python3 -c 'import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("id") == 2:
+        result = message["result"]
+        print(result["content"][0]["text"])
+        sys.exit(1 if result.get("isError") else 0)
+sys.exit(1)'
+}
 statements=""
 # stmt NODE ARGS...: an admin command on node NODE that signs a statement; shows the id it
 # prints and notes it for holds_statements
@@ -240,12 +260,12 @@ for n in 1 2 3; do on "$n" get run:q3-proposal contact; done
 on 2 history run:q3-proposal contact
 
 say "9. Agents find memory by its words (BM25 over folded, stemmed text), within their rights:" \
-    "   the researcher's finding on node 1 and the reviewer's constraints on node 3, found by" \
-    "   the writer on node 2 and the reviewer, and made into a prompt block"
+    "   the researcher's finding on node 1 (CLI) and the reviewer's constraints on node 3 (an" \
+    "   MCP client, through engram mcp), found by the writer on node 2 and the reviewer, and made" \
+    "   into a prompt block"
 on 1 put run:q3-proposal client-needs \
     "Client needs executive summary first, uses slide decks, needs ROI figures" >/dev/null
-on 3 put run:q3-proposal format-constraints \
-    "Output format constraints: at most 12 slides, the Acme template, 40 words per slide" >/dev/null
+mcp 3 run:q3-proposal memory_add '{"id": "format-constraints", "text": "Output format constraints: at most 12 slides, the Acme template, 40 words per slide"}' >/dev/null
 until_seen 2 run:q3-proposal client-needs
 until_seen 2 run:q3-proposal format-constraints
 until_seen 3 run:q3-proposal client-needs
@@ -264,7 +284,18 @@ on 3 get run:q3-proposal client-needs --after "$token"
 on 3 history run:q3-proposal client-needs
 on 3 get run:q3-proposal client-needs --as-of "$before_revision"
 
-say "11. The cluster as node 1 sees it, once every node sees every member alive again:" \
+say "11. MCP clients on two hosts edit one knowledge graph (the official MCP memory server's" \
+    "   tools, kept as CRDTs): the researcher on node 1 creates an entity, the reviewer on node 3" \
+    "   adds observations to it, and the writer on node 2 opens it with both"
+mcp 1 run:q3-proposal create_entities '{"entities": [{"name": "Acme Corp", "entityType": "client", "observations": ["wants the executive summary first"]}]}'
+until_ "node 3 has the entity" grep -q '"Acme Corp"' "$engram" --socket "ipc://$dir/n3/api.sock" \
+    --agent reviewer --user alice export --mcp-memory run:q3-proposal
+mcp 3 run:q3-proposal add_observations '{"observations": [{"entityName": "Acme Corp", "contents": ["decks use the Acme template"]}]}'
+until_ "node 2 has both observations" grep -q 'Acme template' "$engram" \
+    --socket "ipc://$dir/n2/api.sock" --agent writer --user alice export --mcp-memory run:q3-proposal
+mcp 2 run:q3-proposal open_nodes '{"names": ["Acme Corp"]}'
+
+say "12. The cluster as node 1 sees it, once every node sees every member alive again:" \
     "   members, lag, version vectors, gossip counters"
 for n in 1 2 3; do
     until_ "node $n sees every member alive" three_alive \
