@@ -187,8 +187,12 @@ class ClientTest(unittest.TestCase):
         with self.m.watch("run:watched", timeout=30) as changes:
             writer.put("w", "seen", scope="run:watched")
             writer.set("run:watched", "s").add("x")
+            # the watching connection's own calls get their replies, not the queued events
+            self.assertEqual(self.m.get("w", scope="run:watched", after=writer.put(
+                "own", "mine", scope="run:watched")).text, "seen")
             events = iter(changes)
             first, second = next(events), next(events)
+            self.assertEqual([e.key for e in (next(events),)], ["own"])
         self.assertEqual((first.scope, first.key, first.op, first.author),
                          ("run:watched", "w", "put", "a1"))
         self.assertEqual(first.item.text, "seen")
@@ -229,6 +233,21 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(engram.Unavailable) as raised:  # nothing publishes gone.sock.pub
             self.memory(socket=f"ipc://{gone}").stats()
         self.assertIn("gone.sock.pub", raised.exception.message)
+
+    def test_a_late_reply_is_never_the_answer_to_a_later_call(self):
+        m = self.memory()
+        m.put("late", "the first call's")
+        m.put("next", "the second call's")
+        m.timeout = 0.001  # so short that the reply comes after the call gave up
+        for _ in range(50):
+            try:
+                m.get("late")
+            except engram.Unavailable:
+                break
+        else:
+            self.skipTest("every reply came within 1 ms")
+        m.timeout = 30
+        self.assertEqual(m.get("next").text, "the second call's")
 
     def test_stats(self):
         stats = self.m.stats()

@@ -127,6 +127,18 @@ class Memory:
         self._conn = Connection(self.socket, self.agent, self.user, self.home, server_key,
                                 timeout_ms)
 
+    @property
+    def timeout(self) -> float:
+        """Seconds a call waits for its reply (engram_set_timeout); settable."""
+        return self._conn.timeout_ms / 1000
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        timeout_ms = _ms(seconds, "timeout")
+        if timeout_ms <= 0:
+            raise InvalidArgument("the timeout must be positive")
+        self._conn.timeout_ms = timeout_ms
+
     def close(self) -> None:
         """Closes the connection (its subscriptions end with it)."""
         self._conn.close()
