@@ -161,6 +161,15 @@ class ClientTest(unittest.TestCase):
         got = self.m.get("finding", scope="run:shared")
         self.assertEqual((got.text, got.author), ("found in private", "a1"))
 
+    def test_sources_are_provenance(self):
+        m = self.memory()
+        m.sources = ["run:py"]
+        derived = m.add("a summary of run:py", scope="run:derived")
+        m.sources = []
+        plain = m.add("first-hand", scope="run:derived")
+        self.assertIn("run:py", m.get(derived.id, scope="run:derived").item.resources)
+        self.assertNotIn("run:py", m.get(plain.id, scope="run:derived").item.resources)
+
     def test_typed_objects(self):
         tags = self.m.set("run:typed", "tags")
         tags.add("pdf")

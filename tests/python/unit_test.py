@@ -203,6 +203,7 @@ class RequestTest(unittest.TestCase):
     def memory(self, *replies):
         m = engram.Memory.__new__(engram.Memory)
         m.after_timeout_ms = 0
+        m.sources = []
         m._conn = FakeConnection(*replies)
         return m
 

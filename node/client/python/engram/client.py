@@ -37,6 +37,8 @@ from .results import (ContextResult, Event, GetResult, MemoryItem, Page, SearchR
 # A causal token: its text, or any result carrying one (``.token``).
 After = Union[str, WriteResult, GetResult, Page, SearchResult, ContextResult, Event, None]
 Filters = Union[Mapping[str, Any], str, None]
+# The writes that bring content, and so declare the sources it was derived from.
+_CONTENT_OPS = (api_pb2.PUT, api_pb2.REMEMBER, api_pb2.SHARE, api_pb2.LOG_APPEND)
 
 
 @dataclass(frozen=True)
@@ -109,18 +111,23 @@ class Memory:
     def __init__(self, agent: str | None = None, user: str | None = None,
                  socket: str | None = None, home: str | None = None,
                  timeout: float = DEFAULT_CLIENT_TIMEOUT_MS / 1000,
-                 server_key: str | None = None, after_timeout: float | None = None) -> None:
+                 server_key: str | None = None, after_timeout: float | None = None,
+                 sources: Sequence[str] = ()) -> None:
         """agent, user, socket, home: None takes them from the environment
         (settings_from_env). timeout: seconds a call waits for its reply. server_key: the
         node's key (40 Z85 characters) instead of ENGRAM_SERVER_KEY or PATH.pub.
         after_timeout: seconds a node may hold a read for its causal token (None: the node's
-        default, 2 s; it clamps to 60 s), after which the read fails with Timeout."""
+        default, 2 s; it clamps to 60 s), after which the read fails with Timeout.
+        sources: the resources (scopes) what this Memory writes is derived from, declared by
+        every put, add, update, share and log append as the items' provenance (a reader needs
+        read access to each); settable."""
         defaults = settings_from_env()
         self.agent = agent if agent is not None else defaults.agent
         self.user = user if user is not None else defaults.user
         self.socket = socket or defaults.socket
         self.home = home or defaults.home
         self.after_timeout_ms = _ms(after_timeout, "after_timeout")
+        self.sources = list(sources)
         timeout_ms = _ms(timeout, "timeout")
         if timeout_ms <= 0:
             raise InvalidArgument("the timeout must be positive")
@@ -152,6 +159,8 @@ class Memory:
     # --- requests ---------------------------------------------------------------------------
 
     def _write(self, request: Any, wait_ms: float | None = None) -> WriteResult:
+        if request.op in _CONTENT_OPS:
+            request.sources.extend(self.sources)
         return WriteResult.from_reply(self._conn.call(request, wait_ms))
 
     def _read(self, request: Any, after: After) -> Any:
