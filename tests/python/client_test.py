@@ -10,12 +10,14 @@ under a temporary $ENGRAM_HOME; a1 is granted run:* then. It listens on an ipc s
 (no port), and publishes its key beside it, where the client pins it from. PYTHONPATH holds
 BUILD/python.
 """
+import datetime
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
@@ -120,6 +122,30 @@ class ClientTest(unittest.TestCase):
         self.assertEqual([s.op for s in steps], ["put", "put", "delete"])
         self.assertEqual([s.text for s in steps][:2], ["one", "two"])
         self.assertEqual({s.author for s in steps}, {"a1"})
+
+    def test_as_of_replays_the_history(self):
+        def pause():  # a time strictly between two writes' stamps
+            time.sleep(0.02)
+            now = int(time.time() * 1000)
+            time.sleep(0.02)
+            return now
+        before = pause()
+        self.m.put("plan", "one", scope="run:asof")
+        between = pause()
+        self.m.put("plan", "two", scope="run:asof")
+        updated = datetime.datetime.fromtimestamp(pause() / 1000, tz=datetime.timezone.utc)
+        with self.assertRaises(engram.NotFound):
+            self.m.get("plan", scope="run:asof", as_of=before)
+        self.assertEqual(self.m.get("plan", scope="run:asof", as_of=between).text, "one")
+        self.assertEqual(self.m.get("plan", scope="run:asof", as_of=updated).text, "two")
+
+    def test_vote(self):
+        r = self.m.add("a useful memory", scope="run:votes")
+        self.assertEqual(self.m.vote(r.id, scope="run:votes").number, 1)
+        self.assertEqual(self.m.vote(r.id, -1, scope="run:votes").number, 0)
+        self.assertEqual(self.m.counter("run:votes", r.id + "#votes").value(), 0)
+        with self.assertRaises(engram.NotFound):
+            self.m.vote("no such memory", scope="run:votes")
 
     def test_forget_dry_run_then_for_real(self):
         for text in ("stale one", "stale two"):

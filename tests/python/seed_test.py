@@ -135,7 +135,9 @@ class SeedTest(unittest.TestCase):
     def test_2_editor_reads_the_writers_draft(self):
         writer, editor = self.memories["writer"], self.memories["editor"]
         draft = writer.put("draft", "Q3 proposal, draft 1: budget, timeline, staffing",
-                           scope=SCOPE, metadata={"status": "draft"})
+                           scope=SCOPE, metadata={"status": "draft"}, replicas=NODES,
+                           replicas_timeout=60)
+        self.assertEqual(draft.replicas, NODES)  # answered once every node held it
         got = editor.get("draft", scope=SCOPE, after=draft)
         self.assertEqual((got.text, got.author, got.item.user),
                          ("Q3 proposal, draft 1: budget, timeline, staffing", "writer", "alice"))
