@@ -93,10 +93,6 @@ class Connection:
         if not self._sock.closed:
             self._sock.close()
 
-    @property
-    def subscribed(self) -> bool:
-        return bool(self._subscriptions)
-
     def _ensure_keyed(self) -> None:
         if self._keyed:
             return
