@@ -1,0 +1,212 @@
+"""The transport of the agent API (proto/api.proto), as libengram's node/client/client.c
+speaks it: one ZeroMQ DEALER socket, a CURVE client, connected to the node's ROUTER.
+
+A call packs one Request with a fresh id (a per-connection counter from 1, never reused),
+sends it as one frame and reads frames until the Reply carrying that id arrives or the call's
+time is up (Unavailable). Frames are sorted as they arrive:
+  - a Reply for a subscription this connection holds (its id is the SUBSCRIBE request's) that
+    carries an Event, or an error code, is queued for next_event; an error ends the
+    subscription;
+  - the Reply with the awaited id is the answer;
+  - anything else is dropped: a late reply to a call that gave up, or a frame that is not one
+    Reply.
+The socket is ZMQ_IMMEDIATE: a request is only queued on a live connection, so a call made
+while no node listens fails after its timeout without leaving a request behind.
+
+Keys (keys.py): the socket connects only once the agent's key pair and the node's pinned key
+are known; until then each call looks for what is missing again and fails with what
+KeySource.load raises. A client may so start before its node.
+
+Invariants: one Request per frame, one frame per message; a request larger than
+MAX_FRAME_BYTES is refused here (TooBig), as the node's libzmq would drop it unseen; every
+wait has a deadline (next_event's may be None: for ever). One thread at a time per Connection.
+
+The generated module engram_proto.api_pb2 (protoc --python_out at build time, see README.md)
+must be importable: PYTHONPATH holds the build tree's python/ directory.
+"""
+from __future__ import annotations
+
+import collections
+import time
+
+import zmq
+
+from .errors import DecodeError, EngramError, InvalidArgument, TooBig, Unavailable, VersionError
+from .errors import error_for
+from .keys import KeySource
+
+try:
+    from engram_proto import api_pb2
+except ImportError as why:  # pragma: no cover - a build problem, said plainly
+    raise ImportError("engram needs engram_proto.api_pb2, which the build generates: build "
+                      "with cmake and put BUILD/python on PYTHONPATH "
+                      "(node/client/python/README.md)") from why
+
+# include/engram/limits.h (the unit tests compare).
+SCHEMA_MAJOR = 1
+SCHEMA_MINOR = 1
+DEFAULT_API_ENDPOINT = "ipc:///tmp/engram.sock"
+DEFAULT_CLIENT_TIMEOUT_MS = 5000
+CLIENT_LINGER_MS = 100
+DEFAULT_AFTER_TIMEOUT_MS = 2000
+MAX_PAGE = 1000
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+DEFAULT_REPLICAS_TIMEOUT_MS = 5000
+
+
+def _now_ms() -> float:
+    return time.monotonic() * 1000.0
+
+
+class Connection:
+    """One connection to a node, as agent acting for user (see the module's comment)."""
+
+    def __init__(self, endpoint: str, agent: str, user: str, home: str | None = None,
+                 server_key: str | None = None,
+                 timeout_ms: int = DEFAULT_CLIENT_TIMEOUT_MS) -> None:
+        """Raises InvalidArgument if libzmq refuses endpoint; a missing key is only raised by
+        the calls, each of which looks for it again."""
+        if timeout_ms <= 0:
+            raise InvalidArgument("the timeout must be positive")
+        self.endpoint = endpoint
+        self.agent = agent
+        self.user = user
+        self.timeout_ms = timeout_ms
+        self._keys = KeySource.find(endpoint, agent, home, server_key)
+        self._keyed = False
+        self._next_id = 1
+        self._subscriptions: set[int] = set()
+        self._events: collections.deque = collections.deque()
+        self._sock = zmq.Context.instance().socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, CLIENT_LINGER_MS)
+        self._sock.setsockopt(zmq.IMMEDIATE, 1)
+        try:
+            self._ensure_keyed()
+        except InvalidArgument:
+            self.close()
+            raise
+        except EngramError:
+            pass  # looked for again by every call
+
+    def close(self) -> None:
+        """Closes the socket; the connection serves no further call."""
+        if not self._sock.closed:
+            self._sock.close()
+
+    def _ensure_keyed(self) -> None:
+        if self._keyed:
+            return
+        public_key, secret_key, server_key = self._keys.load()
+        self._sock.curve_serverkey = server_key
+        self._sock.curve_publickey = public_key
+        self._sock.curve_secretkey = secret_key
+        try:
+            self._sock.connect(self.endpoint)
+        except zmq.ZMQError as why:
+            raise InvalidArgument(f"cannot connect to '{self.endpoint}': {why}") from None
+        self._keyed = True
+
+    def _pump(self, deadline_ms: float | None) -> api_pb2.Reply | None:
+        """Reads at most one frame by deadline (None: for ever). Returns the Reply it held,
+        or None when it was queued as a subscription event or dropped. Raises TimeoutError
+        when no frame came in time."""
+        wait = None if deadline_ms is None else max(0, int(deadline_ms - _now_ms()))
+        if not self._sock.poll(wait, zmq.POLLIN):
+            raise TimeoutError
+        frames = self._sock.recv_multipart(zmq.NOBLOCK)
+        if len(frames) != 1:
+            return None
+        reply = api_pb2.Reply()
+        try:
+            reply.ParseFromString(frames[0])
+        except Exception:  # protobuf's DecodeError: not a Reply, dropped
+            return None
+        if reply.id in self._subscriptions and (reply.HasField("event") or reply.code != 0):
+            self._events.append(reply)
+            return None
+        return reply
+
+    def call(self, request: api_pb2.Request, wait_ms: float | None = None) -> api_pb2.Reply:
+        """Sends request (its schema, id, agent and user filled in here) and waits up to
+        wait_ms (default: the connection's timeout) for its reply. Returns the node's
+        successful answer; raises the EngramError of the node's code, or of the transport."""
+        if self._sock.closed:
+            raise InvalidArgument("the connection is closed")
+        self._ensure_keyed()
+        wait_ms = self.timeout_ms if wait_ms is None else wait_ms
+        request.schema_major = SCHEMA_MAJOR
+        request.schema_minor = SCHEMA_MINOR
+        request.id = self._next_id
+        self._next_id += 1
+        request.agent = self.agent
+        request.user = self.user
+        frame = request.SerializeToString()
+        if len(frame) > MAX_FRAME_BYTES:
+            raise TooBig(f"a request of {len(frame)} bytes exceeds the frame limit of "
+                         f"{MAX_FRAME_BYTES}")
+        deadline = _now_ms() + wait_ms
+        self._sock.setsockopt(zmq.SNDTIMEO, max(0, int(wait_ms)))
+        try:
+            self._sock.send(frame)
+        except zmq.Again:
+            raise Unavailable(f"no node at {self.endpoint} within {int(wait_ms)} ms (a node "
+                              "whose key is not the one pinned from "
+                              f"{self._keys.server_from} is never connected to)") from None
+        while True:
+            try:
+                reply = self._pump(deadline)
+            except TimeoutError:
+                raise Unavailable(f"no reply from {self.endpoint} within {int(wait_ms)} ms") \
+                    from None
+            if reply is not None and reply.id == request.id:
+                break
+        if reply.schema_major > SCHEMA_MAJOR:
+            raise VersionError(f"the node answered in schema {reply.schema_major}."
+                               f"{reply.schema_minor}")
+        if reply.code > 0:
+            raise DecodeError(f"the node answered with code {reply.code}")
+        if reply.code < 0:
+            raise error_for(reply.code, reply.message)
+        return reply
+
+    def subscribe(self, scope: str) -> int:
+        """Subscribes this connection to scope's changes; returns the subscription's id."""
+        request = api_pb2.Request(op=api_pb2.SUBSCRIBE, scope=scope)
+        self.call(request)
+        self._subscriptions.add(request.id)
+        return request.id
+
+    def unsubscribe(self, subscription: int, scope: str) -> None:
+        """Ends the subscription (its events still queued are dropped)."""
+        self._subscriptions.discard(subscription)
+        self._events = collections.deque(r for r in self._events if r.id != subscription)
+        self.call(api_pb2.Request(op=api_pb2.UNSUBSCRIBE, scope=scope))
+
+    def next_event(self, timeout_ms: float | None,
+                   subscription: int | None = None) -> api_pb2.Event | None:
+        """The next event of the connection's subscriptions (of subscription only, when
+        given), in commit order; None if none came within timeout_ms (None: wait for ever).
+        Raises the node's error that ended a subscription (Lagged: it fell behind)."""
+        deadline = None if timeout_ms is None else _now_ms() + timeout_ms
+        while True:
+            for reply in self._events:
+                if subscription is None or reply.id == subscription:
+                    self._events.remove(reply)
+                    return self._event_of(reply)
+            if not self._subscriptions:
+                raise InvalidArgument("no subscription on this connection")
+            try:
+                self._pump(deadline)
+            except TimeoutError:
+                return None
+
+    def _event_of(self, reply: api_pb2.Reply) -> api_pb2.Event:
+        if reply.code != 0:
+            self._subscriptions.discard(reply.id)
+            if reply.code > 0:
+                raise DecodeError(reply.message)
+            raise error_for(reply.code, reply.message)
+        if reply.schema_major > SCHEMA_MAJOR:
+            raise VersionError(f"the node sent an event in schema {reply.schema_major}."
+                               f"{reply.schema_minor}")
+        return reply.event

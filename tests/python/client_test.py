@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""The Python client (node/client/python) against one real engramd: every call of Memory and
+its typed objects, causal tokens, watching, and the errors the node's codes become (Denied,
+Conflict, NotFound, InvalidArgument, InvalidScope) and those the client finds first (a missing
+key, a node that is not there).
+
+Usage: client_test.py ENGRAMD ENGRAM. One node for the class on a temporary directory, set up
+as the quick start does (`engram init --data DIR --agent a1 --user alice`, tests/cli/access.py)
+under a temporary $ENGRAM_HOME; a1 is granted run:* then. It listens on an ipc socket only
+(no port), and publishes its key beside it, where the client pins it from. PYTHONPATH holds
+BUILD/python.
+"""
+import datetime
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
+from access import Admin  # noqa: E402
+from polling import eventually  # noqa: E402
+
+import engram  # noqa: E402
+
+ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
+del sys.argv[1:3]
+
+
+class ClientTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="engram-py-")
+        cls.home = os.path.join(cls.dir, "home")
+        cls.data = os.path.join(cls.dir, "data")
+        cls.socket = f"ipc://{cls.dir}/engram.sock"
+        cls.proc = None
+        cls.memories = []
+        try:
+            admin = Admin(ENGRAM, cls.home)
+            admin.init(cls.data, "a1", "alice")
+            with open(os.path.join(cls.dir, "engramd.log"), "ab") as log:
+                cls.proc = subprocess.Popen([ENGRAMD, "--data", cls.data, "--api", cls.socket],
+                                            stdout=log, stderr=log)
+            eventually(lambda: admin.run("acl", "show", socket=cls.socket).returncode == 0,
+                       "engramd answers")
+            admin.grant(cls.socket, "a1", resources=[("run:*", "read,write")], register=False)
+            cls.m = cls.memory()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        for m in cls.memories:
+            m.close()
+        if cls.proc and cls.proc.poll() is None:
+            cls.proc.send_signal(signal.SIGTERM)
+            cls.proc.wait(timeout=30)
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    @classmethod
+    def memory(cls, agent="a1", user="alice", socket=None):
+        m = engram.Memory(agent=agent, user=user, socket=socket or cls.socket, home=cls.home)
+        cls.memories.append(m)
+        return m
+
+    def test_add_get_search(self):
+        r = self.m.add("The client requires a two-page PDF", scope="run:py",
+                       metadata={"kind": "requirement"})
+        self.assertTrue(r.id)
+        self.assertTrue(r.token)
+        got = self.m.get(r.id, scope="run:py", after=r)
+        self.assertEqual(got.text, "The client requires a two-page PDF")
+        self.assertEqual((got.author, got.item.user), ("a1", "alice"))
+        self.assertEqual(got.metadata, {"kind": "requirement"})
+        self.assertEqual(got.siblings, [])
+        found = self.m.search("client requires PDF", scope="run:py", after=r.token)
+        self.assertIn(r.id, [i.key for i in found])
+        hit = next(i for i in found if i.key == r.id)
+        self.assertEqual((hit.scope, hit.author), ("run:py", "a1"))
+        self.assertGreater(hit.score, 0)
+        only = self.m.search("client", scope="run:py", filters={"kind": "nothing such"})
+        self.assertEqual(len(only), 0)
+        # an id makes add idempotent: the second writes nothing
+        first = self.m.add("once", scope="run:py", id="idem-1")
+        again = self.m.add("twice", scope="run:py", id="idem-1")
+        self.assertEqual((first.id, first.created, again.id, again.created),
+                         ("idem-1", True, "idem-1", False))
+        self.assertEqual(self.m.get("idem-1", scope="run:py").text, "once")
+
+    def test_private_is_the_default_scope(self):
+        self.m.put("note", "mine alone")
+        self.assertEqual(self.m.get("note").text, "mine alone")
+        with self.assertRaises(engram.NotFound):
+            self.m.get("note", scope="run:py-other")
+
+    def test_update_with_expected_version(self):
+        v1 = self.m.put("draft", "v1", scope="run:cas")
+        v2 = self.m.update("draft", "v2", scope="run:cas", expected_version=v1)
+        self.assertEqual(self.m.get("draft", scope="run:cas").text, "v2")
+        with self.assertRaises(engram.Conflict) as raised:  # v1 no longer covers the register
+            self.m.update("draft", "v3 from a stale read", scope="run:cas", expected_version=v1)
+        self.assertEqual((raised.exception.code, raised.exception.name), (-20, "ENGRAM_ECONFLICT"))
+        self.assertEqual(self.m.get("draft", scope="run:cas").text, "v2")
+        self.m.update("draft", "v3", scope="run:cas", expected_version=v2.token)
+        self.assertEqual(self.m.get("draft", scope="run:cas").text, "v3")
+        self.m.update("draft", "v4", scope="run:cas")  # no version: a plain overwrite
+        self.assertEqual(self.m.get("draft", scope="run:cas").text, "v4")
+
+    def test_delete_and_history(self):
+        self.m.put("h", "one", scope="run:hist")
+        self.m.put("h", "two", scope="run:hist")
+        self.m.delete("h", scope="run:hist")
+        with self.assertRaises(engram.NotFound) as raised:
+            self.m.get("h", scope="run:hist")
+        self.assertEqual(raised.exception.code, -6)
+        steps = self.m.history("h", scope="run:hist")
+        self.assertEqual([s.op for s in steps], ["put", "put", "delete"])
+        self.assertEqual([s.text for s in steps][:2], ["one", "two"])
+        self.assertEqual({s.author for s in steps}, {"a1"})
+
+    def test_as_of_replays_the_history(self):
+        def pause():  # a time strictly between two writes' stamps
+            time.sleep(0.02)
+            now = int(time.time() * 1000)
+            time.sleep(0.02)
+            return now
+        before = pause()
+        self.m.put("plan", "one", scope="run:asof")
+        between = pause()
+        self.m.put("plan", "two", scope="run:asof")
+        updated = datetime.datetime.fromtimestamp(pause() / 1000, tz=datetime.timezone.utc)
+        with self.assertRaises(engram.NotFound):
+            self.m.get("plan", scope="run:asof", as_of=before)
+        self.assertEqual(self.m.get("plan", scope="run:asof", as_of=between).text, "one")
+        self.assertEqual(self.m.get("plan", scope="run:asof", as_of=updated).text, "two")
+
+    def test_vote(self):
+        r = self.m.add("a useful memory", scope="run:votes")
+        self.assertEqual(self.m.vote(r.id, scope="run:votes").number, 1)
+        self.assertEqual(self.m.vote(r.id, -1, scope="run:votes").number, 0)
+        self.assertEqual(self.m.counter("run:votes", r.id + "#votes").value(), 0)
+        with self.assertRaises(engram.NotFound):
+            self.m.vote("no such memory", scope="run:votes")
+
+    def test_forget_dry_run_then_for_real(self):
+        for text in ("stale one", "stale two"):
+            self.m.add(text, scope="run:forget", metadata={"topic": "stale"})
+        keep = self.m.add("keep me", scope="run:forget", metadata={"topic": "fresh"})
+        self.assertEqual(self.m.forget({"topic": "stale"}, scope="run:forget"), 2)
+        self.assertEqual(len(list(self.m.scan("run:forget"))), 3)  # a dry run deletes nothing
+        self.assertEqual(self.m.forget({"topic": "stale"}, scope="run:forget", dry_run=False), 2)
+        self.assertEqual([i.key for i in self.m.scan("run:forget")], [keep.id])
+        with self.assertRaises(engram.InvalidArgument):
+            self.m.forget({}, scope="run:forget", dry_run=False)  # an empty filter is refused
+
+    def test_get_all_pages(self):
+        for i in range(5):
+            self.m.put(f"p/{i}", f"value {i}", scope="run:pages")
+        self.m.put("q", "other prefix", scope="run:pages")
+        page = self.m.get_all("run:pages", prefix="p/", limit=2)
+        self.assertEqual([i.key for i in page], ["p/0", "p/1"])
+        self.assertTrue(page.next_cursor)
+        rest = self.m.get_all("run:pages", prefix="p/", limit=10, cursor=page.next_cursor)
+        self.assertEqual([i.key for i in rest], ["p/2", "p/3", "p/4"])
+        self.assertEqual(rest.next_cursor, "")
+        self.assertEqual([i.key for i in self.m.scan("run:pages", page_size=2)],
+                         ["p/0", "p/1", "p/2", "p/3", "p/4", "q"])
+        self.assertEqual(page.items[0].text, "value 0")  # a register's preview
+
+    def test_context(self):
+        self.m.add("The editor wants British spelling throughout", scope="run:ctx")
+        ctx = self.m.context("british spelling", tokens=200, scope="run:ctx")
+        self.assertIn("British spelling", ctx.text)
+        self.assertIn("a1", ctx.text)
+        self.assertEqual(len(ctx.items), 1)
+        self.assertGreater(ctx.tokens, 0)
+        self.assertLessEqual(ctx.tokens, 200)
+
+    def test_share_keeps_provenance(self):
+        self.m.put("finding", "found in private", scope="private")
+        self.m.share("finding", "run:shared")
+        got = self.m.get("finding", scope="run:shared")
+        self.assertEqual((got.text, got.author), ("found in private", "a1"))
+
+    def test_sources_are_provenance(self):
+        m = self.memory()
+        m.sources = ["run:py"]
+        derived = m.add("a summary of run:py", scope="run:derived")
+        m.sources = []
+        plain = m.add("first-hand", scope="run:derived")
+        self.assertIn("run:py", m.get(derived.id, scope="run:derived").item.resources)
+        self.assertNotIn("run:py", m.get(plain.id, scope="run:derived").item.resources)
+
+    def test_typed_objects(self):
+        tags = self.m.set("run:typed", "tags")
+        tags.add("pdf")
+        tags.add("draft")
+        tags.remove("draft")
+        tags.add("urgent")
+        self.assertEqual(tags.members(), ["pdf", "urgent"])
+        pages = self.m.counter("run:typed", "pages")
+        self.assertEqual(pages.add(3).number, 3)
+        after = pages.add(-1)
+        self.assertEqual(after.number, 2)
+        self.assertEqual(pages.value(after=after), 2)
+        notes = self.m.log("run:typed", "notes")
+        notes.append("first")
+        notes.append("second")
+        entries = notes.entries()
+        self.assertEqual([e.text for e in entries], ["first", "second"])
+        self.assertEqual({e.author for e in entries}, {"a1"})
+        with self.assertRaises(engram.WrongType):  # tags is a set, not a counter
+            self.m.counter("run:typed", "tags").add(1)
+
+    def test_watch(self):
+        writer = self.memory()
+        with self.m.watch("run:watched", timeout=30) as changes:
+            writer.put("w", "seen", scope="run:watched")
+            writer.set("run:watched", "s").add("x")
+            # the watching connection's own calls get their replies, not the queued events
+            self.assertEqual(self.m.get("w", scope="run:watched", after=writer.put(
+                "own", "mine", scope="run:watched")).text, "seen")
+            events = iter(changes)
+            first, second = next(events), next(events)
+            self.assertEqual([e.key for e in (next(events),)], ["own"])
+        self.assertEqual((first.scope, first.key, first.op, first.author),
+                         ("run:watched", "w", "put", "a1"))
+        self.assertEqual(first.item.text, "seen")
+        self.assertTrue(first.token)
+        self.assertEqual((second.key, second.op), ("s", "set_add"))
+        # unsubscribed: no further event, the iterator ends when none comes in time
+        quiet = self.m.watch("run:quiet", timeout=0.2)
+        self.assertEqual(list(quiet), [])
+        quiet.close()
+        with self.assertRaises(engram.InvalidArgument):
+            quiet.next_event()
+
+    def test_access_denied_is_denied(self):
+        with self.assertRaises(engram.Denied) as raised:  # a1 acts for alice only
+            self.memory(user="bob").get("k", scope="user:bob")
+        self.assertEqual((raised.exception.code, raised.exception.name), (-18, "ENGRAM_EDENIED"))
+        with self.assertRaises(engram.Denied):  # no edge to team:*
+            self.m.put("k", "v", scope="team:secret")
+        with self.assertRaises(engram.Denied) as raised:  # no key pair: found by the client
+            self.memory(agent="ghost").get("k")
+        self.assertIn("engram agent create ghost", raised.exception.message)
+
+    def test_bad_input(self):
+        with self.assertRaises(engram.InvalidScope) as raised:
+            self.m.put("k", "v", scope="not a scope")
+        self.assertEqual(raised.exception.code, -15)
+        with self.assertRaises(engram.InvalidArgument) as raised:
+            self.m.search("x", scope="run:py", filters='{"kind": {"nope": 1}}')
+        self.assertEqual(raised.exception.code, -1)
+        with self.assertRaises(engram.InvalidArgument):
+            self.m.get("k", scope="run:py", after="***")
+        with self.assertRaises(engram.InvalidArgument):  # a version token of another scope
+            other = self.m.put("k", "v", scope="run:elsewhere")
+            self.m.update("k", "v2", scope="run:cas2", expected_version=other)
+
+    def test_no_node_is_unavailable(self):
+        gone = os.path.join(self.dir, "gone.sock")
+        with self.assertRaises(engram.Unavailable) as raised:  # nothing publishes gone.sock.pub
+            self.memory(socket=f"ipc://{gone}").stats()
+        self.assertIn("gone.sock.pub", raised.exception.message)
+
+    def test_a_late_reply_is_never_the_answer_to_a_later_call(self):
+        m = self.memory()
+        m.put("late", "the first call's")
+        m.put("next", "the second call's")
+        m.timeout = 0.001  # so short that the reply comes after the call gave up
+        for _ in range(50):
+            try:
+                m.get("late")
+            except engram.Unavailable:
+                break
+        else:
+            self.skipTest("every reply came within 1 ms")
+        m.timeout = 30
+        self.assertEqual(m.get("next").text, "the second call's")
+
+    def test_stats(self):
+        stats = self.m.stats()
+        self.assertGreater(stats["requests"], 0)
+        self.assertGreater(stats["node_id"], 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
