@@ -153,6 +153,9 @@ for line in sys.stdin:
         sys.exit(1 if result.get("isError") else 0)
 sys.exit(1)'
 }
+# read a graph's export: succeed if it holds the entity Acme Corp, and the reviewer's observation
+has_acme() { grep -q '"Acme Corp"'; }
+has_acme_template() { grep -q 'the Acme template'; }
 statements=""
 # stmt NODE ARGS...: an admin command on node NODE that signs a statement; shows the id it
 # prints and notes it for holds_statements
@@ -288,10 +291,10 @@ say "11. MCP clients on two hosts edit one knowledge graph (the official MCP mem
     "   tools, kept as CRDTs): the researcher on node 1 creates an entity, the reviewer on node 3" \
     "   adds observations to it, and the writer on node 2 opens it with both"
 mcp 1 run:q3-proposal create_entities '{"entities": [{"name": "Acme Corp", "entityType": "client", "observations": ["wants the executive summary first"]}]}'
-until_ "node 3 has the entity" grep -q '"Acme Corp"' "$engram" --socket "ipc://$dir/n3/api.sock" \
+until_ "node 3 has the entity" has_acme "$engram" --socket "ipc://$dir/n3/api.sock" \
     --agent reviewer --user alice export --mcp-memory run:q3-proposal
 mcp 3 run:q3-proposal add_observations '{"observations": [{"entityName": "Acme Corp", "contents": ["decks use the Acme template"]}]}'
-until_ "node 2 has both observations" grep -q 'Acme template' "$engram" \
+until_ "node 2 has both observations" has_acme_template "$engram" \
     --socket "ipc://$dir/n2/api.sock" --agent writer --user alice export --mcp-memory run:q3-proposal
 mcp 2 run:q3-proposal open_nodes '{"names": ["Acme Corp"]}'
 
