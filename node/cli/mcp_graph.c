@@ -4,15 +4,17 @@
  *
  *  The graph in a scope, under MCP_GRAPH_KEY_PREFIX:
  *      kg/entities           add-wins set of entity names
- *      kg/e/HASH/type        register: the entity's type (HASH: 32 hex digits of the name's
- *                            BLAKE2b-128, so any name makes a valid key)
+ *      kg/e/HASH/type        add-wins set holding the entity's type (HASH: 32 hex digits of
+ *                            the name's BLAKE2b-128, so any name makes a valid key)
  *      kg/e/HASH/obs         add-wins set of the entity's observations
  *      kg/relations          add-wins set of relations, each the compact JSON array
  *                            [from, relationType, to]
  *  An entity exists while its name is in kg/entities. Its type and observations are written
  *  before its name, so a node that sees the name (deltas of one node apply in order) sees them
- *  too. Concurrent creations of one name with different types keep both versions of the
- *  register; the graph shows the winner (engram_get's first).
+ *  too. Concurrent creations of one name with different types keep both types in the set; the
+ *  graph shows the first in element order, the same on every node. The graph is sets only: no
+ *  register or log, so memory search, list filters and forget (which work on memories: registers
+ *  and logs) never take a graph's parts for memories.
  *
  *  Semantics kept from the official server: duplicates (an entity's name, a relation's three
  *  fields, an observation of an entity) are checked against what is stored; add_observations
@@ -77,14 +79,6 @@ static int s_delete(engram_t *engram, const char *scope, const char *key)
     return rc;
 }
 
-static int s_put(engram_t *engram, const char *scope, const char *key, const char *value)
-{
-    engram_result_t *result = NULL;
-    int rc = engram_put(engram, scope, key, value, strlen(value), NULL, 0, &result);
-    engram_result_destroy(&result);
-    return rc;
-}
-
 /*  The members of a set as a JSON array of strings (a missing set: empty). */
 static int s_members(engram_t *engram, const char *scope, const char *key, json_t **members)
 {
@@ -117,23 +111,18 @@ static bool s_contains(const json_t *strings, const char *s)
 static int s_entity(engram_t *engram, const char *scope, const char *name, json_t **entity)
 {
     char key[S_ENTITY_KEY_CHARS];
+    json_t *types = NULL, *observations = NULL;
     s_entity_key(name, "type", key);
-    engram_result_t *result = NULL;
-    int rc = engram_get(engram, scope, key, NULL, 0, &result);
-    json_t *type = rc == 0 && result->nitems > 0
-                       ? cli_json_bytes(result->items[0].value, result->items[0].len)
-                       : json_string("");
-    engram_result_destroy(&result);
-    if (rc == ENGRAM_ENOTFOUND)
-        rc = 0;
-    json_t *observations = NULL;
+    int rc = s_members(engram, scope, key, &types);
     s_entity_key(name, "obs", key);
     if (rc == 0)
         rc = s_members(engram, scope, key, &observations);
-    *entity = rc == 0 ? json_pack("{s:s, s:O, s:O}", "name", name, "entityType", type,
-                                  "observations", observations)
+    /* concurrent creations with different types: the first in element order, on every node */
+    json_t *type = json_array_size(types) > 0 ? json_array_get(types, 0) : NULL;
+    *entity = rc == 0 ? json_pack("{s:s, s:s, s:O}", "name", name, "entityType",
+                                  type ? json_string_value(type) : "", "observations", observations)
                       : NULL;
-    json_decref(type);
+    json_decref(types);
     json_decref(observations);
     if (rc == 0 && !*entity)
         rc = ENGRAM_ENOMEM;
@@ -320,7 +309,7 @@ static int s_create_entity(engram_t *engram, const char *scope, const json_t *en
     const char *name = s_get(entity, "name"), *type = s_get(entity, "entityType");
     char key[S_ENTITY_KEY_CHARS];
     s_entity_key(name, "type", key);
-    int rc = s_put(engram, scope, key, type);
+    int rc = s_set_add(engram, scope, key, type);
     s_entity_key(name, "obs", key);
     json_t *stored = json_array(), *added = json_array();
     if (rc == 0)

@@ -219,6 +219,21 @@ class McpCliTest(unittest.TestCase):
         finally:
             watcher.close()
 
+    def test_the_graph_is_not_taken_for_memories(self):
+        session = McpSession(self.admin, self.socket, "--scope", "run:graph")
+        try:
+            session.call("create_entities", entities=[
+                {"name": "Yuri", "entityType": "astronaut", "observations": ["flew first"]}])
+            # search, list filters and forget work on memories (registers, logs): not the graph
+            self.assertEqual(self.ok("search", "astronaut", "--scope", "run:graph"), "")
+            self.assertEqual(self.ok("forget", "run:graph", "--filter", '{"author": "a1"}'),
+                             "0\n")
+            graph = session.call("read_graph")["structuredContent"]
+            self.assertEqual(graph["entities"], [
+                {"name": "Yuri", "entityType": "astronaut", "observations": ["flew first"]}])
+        finally:
+            session.close()
+
     def test_a_scope_the_agent_may_not_write_is_a_tool_error(self):
         session = McpSession(self.admin, self.socket, "--scope", "team:secret")
         try:
