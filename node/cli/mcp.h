@@ -62,7 +62,18 @@ typedef struct {
  *  On success the caller releases the message with mcp_message_fini. */
 int mcp_message_decode(const char *line, size_t len, mcp_message_t *message, json_t **error_id,
                        char *why, size_t why_len);
+/*  The same for a parsed message (taken: the message owns it, or it is released), as one
+ *  element of a batch is. */
+int mcp_message_from(json_t *root, mcp_message_t *message, json_t **error_id, char *why,
+                     size_t why_len);
 void mcp_message_fini(mcp_message_t *message);
+
+/*  snprintf into text, cut back to a whole UTF-8 sequence when the text was cut: what it
+ *  writes is well-formed UTF-8, as a JSON string must be, whenever its parts were (a cut in the
+ *  middle of a character would make jansson refuse the reply). Every message that may quote
+ *  what a client sent is written with it. */
+void mcp_format(char *text, size_t text_len, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /*  The reply lines, each a new object the caller owns (NULL when memory runs out). id is
  *  borrowed. */
@@ -120,6 +131,8 @@ int mcp_graph_read(engram_t *engram, const char *scope, json_t **graph);
 /*  The key prefix of the graph's objects in a scope: a change to a key starting with it is a
  *  change to the graph. */
 #define MCP_GRAPH_KEY_PREFIX "kg/"
+/*  The longest text (a name, a type, an observation) a graph tool writes. */
+#define MCP_GRAPH_MAX_TEXT_BYTES (256 * 1024)
 
 /*  The official server's file (MEMORY_FILE_PATH), one JSON object a line: every entity, then
  *  every relation. mcp_graph_import checks the whole text first (a line it cannot read is

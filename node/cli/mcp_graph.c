@@ -2,19 +2,24 @@
  *  server-memory: its nine tools, their schemas, results and semantics) kept in an engram scope
  *  as CRDTs, so that agents on different hosts edit one graph and no write is lost.
  *
- *  The graph in a scope, under MCP_GRAPH_KEY_PREFIX:
- *      kg/entities           add-wins set of entity names
- *      kg/e/HASH/type        add-wins set holding the entity's type (HASH: 32 hex digits of
- *                            the name's BLAKE2b-128, so any name makes a valid key)
- *      kg/e/HASH/obs         add-wins set of the entity's observations
- *      kg/relations          add-wins set of relations, each the compact JSON array
- *                            [from, relationType, to]
+ *  The graph in a scope, under MCP_GRAPH_KEY_PREFIX, all add-wins sets of texts (a text in a
+ *  set: below, "a text in a set"):
+ *      kg/entities           entity names
+ *      kg/e/HASH/type        the entity's type (HASH: 32 hex digits of the name's BLAKE2b-128,
+ *                            so any name makes a valid key)
+ *      kg/e/HASH/obs         the entity's observations
+ *      kg/relations          relations, each the compact JSON array [from, relationType, to]
  *  An entity exists while its name is in kg/entities. Its type and observations are written
  *  before its name, so a node that sees the name (deltas of one node apply in order) sees them
  *  too. Concurrent creations of one name with different types keep both types in the set; the
  *  graph shows the first in element order, the same on every node. The graph is sets only: no
  *  register or log, so memory search, list filters and forget (which work on memories: registers
- *  and logs) never take a graph's parts for memories.
+ *  and logs) never take a graph's parts for memories. A creation first removes what a deletion
+ *  racing with a write elsewhere, or a creation cut short, left under the name.
+ *
+ *  A write tool checks its arguments whole before it writes (the schema, then every text at
+ *  most MCP_GRAPH_MAX_TEXT_BYTES), so bad arguments write nothing; a failure of the node midway
+ *  (unavailable, denied) may leave the entities, relations or observations written before it.
  *
  *  Semantics kept from the official server: duplicates (an entity's name, a relation's three
  *  fields, an observation of an entity) are checked against what is stored; add_observations
@@ -25,7 +30,7 @@
  *  server's come in insertion order, which it does not promise), and duplicates within one
  *  call collapse (a set holds an element once), so results list each new element once.
  *  A delete concurrent with an add_observations elsewhere leaves that observation in the set
- *  of a deleted entity; it shows again if the entity is created again.
+ *  of a deleted entity, until a creation of that name clears it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,19 +59,75 @@ static void s_entity_key(const char *name, const char *part, char key[S_ENTITY_K
     snprintf(key, S_ENTITY_KEY_CHARS, MCP_GRAPH_KEY_PREFIX "e/%s/%s", hex, part);
 }
 
-/*  The writes of the graph: libengram's, with their results (the causal tokens) dropped. */
-static int s_set_add(engram_t *engram, const char *scope, const char *key, const char *element)
+/*  --- a text in a set ---------------------------------------------------------------------
+ *
+ *  A set element is 1 to ENGRAM_MAX_KEY_BYTES bytes without control characters; the graph's
+ *  texts are any strings (empty, long, multi-line), so each is stored as an element that says
+ *  where the text is: "t:TEXT" (the text itself, when it fits), or "h:HEX" (HEX: the text's
+ *  BLAKE2b-128; the text in the set SETKEY/HEX, cut into chunks of S_CHUNK_BYTES, each the
+ *  element "NNNNNN:BASE64" (its index, then its bytes), written before the element and
+ *  deleted after it). So the graph holds sets only. A text whose chunks have not all arrived
+ *  (they replicate as one delta with the element, but a read may race a write) does not hash
+ *  to HEX and is left out until they have. Every function below takes and gives texts. */
+
+#define S_INLINE             "t:"
+#define S_HASHED             "h:"
+#define S_TAG_BYTES          2
+#define S_BLOB_KEY_BYTES     (S_ENTITY_KEY_CHARS + 2 * S_HASH_BYTES + 2)
+#define S_CHUNK_BYTES        750 /* "NNNNNN:" and 1000 characters of base64: an element fits */
+#define S_CHUNK_INDEX_DIGITS 6
+#define S_CHUNK_ELEMENT_BYTES                                                                      \
+    (S_CHUNK_INDEX_DIGITS + 1 +                                                                    \
+     sodium_base64_ENCODED_LEN(S_CHUNK_BYTES, sodium_base64_VARIANT_URLSAFE_NO_PADDING))
+
+static void s_hex_hash(const char *text, size_t len, char hex[2 * S_HASH_BYTES + 1])
 {
-    engram_result_t *result = NULL;
-    int rc = engram_set_add(engram, scope, key, element, &result);
-    engram_result_destroy(&result);
-    return rc;
+    uint8_t hash[S_HASH_BYTES];
+    crypto_generichash(hash, sizeof hash, (const uint8_t *)text, len, NULL, 0);
+    sodium_bin2hex(hex, 2 * S_HASH_BYTES + 1, hash, sizeof hash);
 }
 
-static int s_set_remove(engram_t *engram, const char *scope, const char *key, const char *element)
+/*  Whether text can stand in an element as it is: short enough, and no control character
+ *  (text is well-formed UTF-8: jansson's strings are). */
+static bool s_fits_inline(const char *text)
 {
-    engram_result_t *result = NULL;
-    int rc = engram_set_remove(engram, scope, key, element, &result);
+    size_t len = strlen(text);
+    if (len + S_TAG_BYTES > ENGRAM_MAX_KEY_BYTES)
+        return false;
+    const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)text;
+    while (*p) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n = utf8proc_iterate(p, -1, &cp);
+        if (n <= 0 || utf8proc_category(cp) == UTF8PROC_CATEGORY_CC)
+            return false;
+        p += n;
+    }
+    return true;
+}
+
+/*  The element of text in the set key (the caller frees it), and, for a hashed one, the key
+ *  of its register in blob_key (else ""). NULL when memory runs out. */
+static char *s_element(const char *key, const char *text, char blob_key[S_BLOB_KEY_BYTES])
+{
+    blob_key[0] = '\0';
+    size_t len = strlen(text);
+    char *element = malloc(S_TAG_BYTES + (len > 2 * S_HASH_BYTES ? len : 2 * S_HASH_BYTES) + 1);
+    if (!element)
+        return NULL;
+    if (s_fits_inline(text)) {
+        memcpy(element, S_INLINE, S_TAG_BYTES);
+        memcpy(element + S_TAG_BYTES, text, len + 1);
+    } else {
+        memcpy(element, S_HASHED, S_TAG_BYTES);
+        s_hex_hash(text, len, element + S_TAG_BYTES);
+        snprintf(blob_key, S_BLOB_KEY_BYTES, "%s/%s", key, element + S_TAG_BYTES);
+    }
+    return element;
+}
+
+/*  The writes of the graph: libengram's, with their results (the causal tokens) dropped. */
+static int s_write_done(int rc, engram_result_t *result)
+{
     engram_result_destroy(&result);
     return rc;
 }
@@ -74,12 +135,97 @@ static int s_set_remove(engram_t *engram, const char *scope, const char *key, co
 static int s_delete(engram_t *engram, const char *scope, const char *key)
 {
     engram_result_t *result = NULL;
-    int rc = engram_delete(engram, scope, key, &result);
+    return s_write_done(engram_delete(engram, scope, key, &result), result);
+}
+
+/*  An engram call whose ENOTFOUND means "already gone". */
+static int s_gone(int rc)
+{
+    return rc == ENGRAM_ENOTFOUND ? 0 : rc;
+}
+
+/*  Writes text's chunks into the set blob_key. */
+static int s_blob_write(engram_t *engram, const char *scope, const char *blob_key, const char *text)
+{
+    size_t len = strlen(text);
+    int rc = 0;
+    for (size_t at = 0, index = 0; rc == 0 && at < len; at += S_CHUNK_BYTES, index++) {
+        char element[S_CHUNK_ELEMENT_BYTES];
+        size_t n = len - at < S_CHUNK_BYTES ? len - at : S_CHUNK_BYTES;
+        int head = snprintf(element, sizeof element, "%0*zu:", S_CHUNK_INDEX_DIGITS, index);
+        sodium_bin2base64(element + head, sizeof element - (size_t)head,
+                          (const unsigned char *)text + at, n,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        engram_result_t *result = NULL;
+        rc = s_write_done(engram_set_add(engram, scope, blob_key, element, &result), result);
+    }
+    return rc;
+}
+
+/*  The text whose chunks the set blob_key holds, if they hash to hex: a new string, or NULL
+ *  (with rc 0 when the chunks are missing, incomplete or not this module's). */
+static int s_blob_read(engram_t *engram, const char *scope, const char *blob_key, const char *hex,
+                       json_t **text)
+{
+    engram_result_t *result = NULL;
+    int rc = s_gone(engram_set_members(engram, scope, blob_key, &result));
+    *text = NULL;
+    size_t cap = result ? result->nitems * S_CHUNK_BYTES + 1 : 1, len = 0;
+    unsigned char *bytes = rc == 0 ? malloc(cap) : NULL;
+    if (rc == 0 && !bytes)
+        rc = ENGRAM_ENOMEM;
+    bool whole = rc == 0;
+    /* members come in element order, which the zero-padded indexes make the chunks' order */
+    for (size_t i = 0; whole && result && i < result->nitems; i++) {
+        const char *element = (const char *)result->items[i].value;
+        char *end = NULL;
+        unsigned long index = strtoul(element, &end, 10);
+        size_t n = 0;
+        whole = index == i && end == element + S_CHUNK_INDEX_DIGITS && *end == ':' &&
+                sodium_base642bin(bytes + len, cap - len, end + 1, strlen(end + 1), NULL, &n, NULL,
+                                  sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0;
+        len += n;
+    }
+    char actual[2 * S_HASH_BYTES + 1];
+    if (whole) {
+        s_hex_hash((const char *)bytes, len, actual);
+        if (strcmp(actual, hex) == 0 && !(*text = cli_json_bytes(bytes, len)))
+            rc = ENGRAM_ENOMEM;
+    }
+    free(bytes);
     engram_result_destroy(&result);
     return rc;
 }
 
-/*  The members of a set as a JSON array of strings (a missing set: empty). */
+static int s_set_add(engram_t *engram, const char *scope, const char *key, const char *text)
+{
+    char blob_key[S_BLOB_KEY_BYTES];
+    char *element = s_element(key, text, blob_key);
+    engram_result_t *result = NULL;
+    int rc = element ? 0 : ENGRAM_ENOMEM;
+    if (rc == 0 && *blob_key)
+        rc = s_blob_write(engram, scope, blob_key, text);
+    if (rc == 0)
+        rc = s_write_done(engram_set_add(engram, scope, key, element, &result), result);
+    free(element);
+    return rc;
+}
+
+static int s_set_remove(engram_t *engram, const char *scope, const char *key, const char *text)
+{
+    char blob_key[S_BLOB_KEY_BYTES];
+    char *element = s_element(key, text, blob_key);
+    engram_result_t *result = NULL;
+    int rc = element ? 0 : ENGRAM_ENOMEM;
+    if (rc == 0)
+        rc = s_gone(s_write_done(engram_set_remove(engram, scope, key, element, &result), result));
+    if (rc == 0 && *blob_key)
+        rc = s_gone(s_delete(engram, scope, blob_key));
+    free(element);
+    return rc;
+}
+
+/*  The texts of a set as a JSON array of strings (a missing set: empty). */
 static int s_members(engram_t *engram, const char *scope, const char *key, json_t **members)
 {
     engram_result_t *result = NULL;
@@ -88,14 +234,42 @@ static int s_members(engram_t *engram, const char *scope, const char *key, json_
     if (rc == ENGRAM_ENOTFOUND)
         rc = 0;
     for (size_t i = 0; rc == 0 && result && i < result->nitems; i++) {
-        const engram_item_t *item = &result->items[i];
-        json_t *member = cli_json_bytes(item->value, item->len);
+        const char *element = (const char *)result->items[i].value;
+        json_t *member = NULL;
+        if (strncmp(element, S_INLINE, S_TAG_BYTES) == 0)
+            member = cli_json_bytes(result->items[i].value + S_TAG_BYTES,
+                                    result->items[i].len - S_TAG_BYTES);
+        else if (strncmp(element, S_HASHED, S_TAG_BYTES) == 0) {
+            char blob_key[S_BLOB_KEY_BYTES];
+            snprintf(blob_key, sizeof blob_key, "%s/%s", key, element + S_TAG_BYTES);
+            rc = s_blob_read(engram, scope, blob_key, element + S_TAG_BYTES, &member);
+            if (rc == 0 && !member)
+                continue; /* its chunks are gone or not all here yet: not a member now */
+        } else
+            continue; /* not written by this module */
         if (!member || json_array_append_new(*members, member) != 0)
             rc = ENGRAM_ENOMEM;
     }
     engram_result_destroy(&result);
     if (!*members)
         rc = ENGRAM_ENOMEM;
+    return rc;
+}
+
+/*  Removes every text of the set key (an entity's type or observations, left by a deletion
+ *  that raced with a write elsewhere, or by a creation cut short). */
+static int s_clear(engram_t *engram, const char *scope, const char *key)
+{
+    json_t *texts = NULL;
+    int rc = s_members(engram, scope, key, &texts);
+    size_t i;
+    json_t *text;
+    json_array_foreach(texts, i, text)
+    {
+        if (rc == 0)
+            rc = s_set_remove(engram, scope, key, json_string_value(text));
+    }
+    json_decref(texts);
     return rc;
 }
 
@@ -221,8 +395,9 @@ int mcp_graph_read(engram_t *engram, const char *scope, json_t **graph)
     return s_subgraph(engram, scope, NULL, graph);
 }
 
-/*  s lower-cased as JavaScript's toLowerCase does it, code point by code point (NULL when
- *  memory runs out). s is well-formed UTF-8 (jansson's strings are). */
+/*  s lower-cased code point by code point, by utf8proc's simple mapping (NULL when memory runs
+ *  out): as JavaScript's toLowerCase for all but its special cases (a final sigma, U+0130).
+ *  s is well-formed UTF-8 (jansson's strings are). */
 static char *s_lower(const char *s)
 {
     size_t len = strlen(s);
@@ -304,12 +479,26 @@ static int s_add_new(engram_t *engram, const char *scope, const char *key, const
     return 0;
 }
 
+/*  Removes an entity's type and observations (its name is not, or no longer, in kg/entities). */
+static int s_clear_entity(engram_t *engram, const char *scope, const char *name)
+{
+    char key[S_ENTITY_KEY_CHARS];
+    s_entity_key(name, "obs", key);
+    int rc = s_clear(engram, scope, key);
+    s_entity_key(name, "type", key);
+    return rc == 0 ? s_clear(engram, scope, key) : rc;
+}
+
+/*  Writes a new entity: what a deletion racing with a write elsewhere, or a creation cut short,
+ *  left under its name goes first, then its type and observations, then its name. */
 static int s_create_entity(engram_t *engram, const char *scope, const json_t *entity)
 {
     const char *name = s_get(entity, "name"), *type = s_get(entity, "entityType");
     char key[S_ENTITY_KEY_CHARS];
+    int rc = s_clear_entity(engram, scope, name);
     s_entity_key(name, "type", key);
-    int rc = s_set_add(engram, scope, key, type);
+    if (rc == 0)
+        rc = s_set_add(engram, scope, key, type);
     s_entity_key(name, "obs", key);
     json_t *stored = json_array(), *added = json_array();
     if (rc == 0)
@@ -426,12 +615,6 @@ static json_t *s_deleted(const char *message)
     return mcp_tool_result(message, json_pack("{s:b, s:s}", "success", true, "message", message));
 }
 
-/*  An engram call whose ENOTFOUND means "already gone". */
-static int s_gone(int rc)
-{
-    return rc == ENGRAM_ENOTFOUND ? 0 : rc;
-}
-
 static json_t *s_delete_entities(engram_t *engram, const char *scope, const json_t *args)
 {
     json_t *names = json_object_get(args, "entityNames"), *entities = NULL, *relations = NULL;
@@ -442,14 +625,9 @@ static json_t *s_delete_entities(engram_t *engram, const char *scope, const json
     {
         if (rc != 0 || !s_contains(entities, json_string_value(name)))
             continue;
-        char key[S_ENTITY_KEY_CHARS];
-        rc = s_gone(s_set_remove(engram, scope, S_ENTITIES, json_string_value(name)));
-        s_entity_key(json_string_value(name), "obs", key);
+        rc = s_set_remove(engram, scope, S_ENTITIES, json_string_value(name));
         if (rc == 0)
-            rc = s_gone(s_delete(engram, scope, key));
-        s_entity_key(json_string_value(name), "type", key);
-        if (rc == 0)
-            rc = s_gone(s_delete(engram, scope, key));
+            rc = s_clear_entity(engram, scope, json_string_value(name));
     }
     if (rc == 0)
         rc = s_relations(engram, scope, &relations);
@@ -462,7 +640,7 @@ static json_t *s_delete_entities(engram_t *engram, const char *scope, const json
         if (!s_contains(names, from) && !s_contains(names, to))
             continue;
         char *element = s_relation_element(from, s_get(relation, "relationType"), to);
-        rc = element ? s_gone(s_set_remove(engram, scope, S_RELATIONS, element)) : ENGRAM_ENOMEM;
+        rc = element ? s_set_remove(engram, scope, S_RELATIONS, element) : ENGRAM_ENOMEM;
         free(element);
     }
     json_decref(entities);
@@ -490,7 +668,7 @@ static json_t *s_delete_observations(engram_t *engram, const char *scope, const 
         json_array_foreach(json_object_get(deletion, "observations"), j, observation)
         {
             if (rc == 0 && s_contains(stored, json_string_value(observation)))
-                rc = s_gone(s_set_remove(engram, scope, key, json_string_value(observation)));
+                rc = s_set_remove(engram, scope, key, json_string_value(observation));
         }
         json_decref(stored);
     }
@@ -514,7 +692,7 @@ static json_t *s_delete_relations(engram_t *engram, const char *scope, const jso
         if (rc == 0 && !element)
             rc = ENGRAM_ENOMEM;
         if (rc == 0 && s_contains(stored, element))
-            rc = s_gone(s_set_remove(engram, scope, S_RELATIONS, element));
+            rc = s_set_remove(engram, scope, S_RELATIONS, element);
         free(element);
     }
     json_decref(stored);
@@ -541,6 +719,34 @@ static json_t *s_read(engram_t *engram, const char *scope, const char *tool, con
     return rc == 0 ? mcp_tool_result_json(graph) : mcp_engram_error(engram, rc, scope);
 }
 
+/*  Whether every string in value is at most MCP_GRAPH_MAX_TEXT_BYTES; if not, why names the
+ *  first one too long by its path. */
+static bool s_texts_fit(const json_t *value, const char *path, char *why, size_t why_len)
+{
+    char inner[256];
+    if (json_is_string(value) && json_string_length(value) > MCP_GRAPH_MAX_TEXT_BYTES) {
+        mcp_format(why, why_len, "%s has %zu bytes; a text of the graph has at most %d", path,
+                   json_string_length(value), MCP_GRAPH_MAX_TEXT_BYTES);
+        return false;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(value, i, item)
+    {
+        snprintf(inner, sizeof inner, "%s[%zu]", path, i);
+        if (!s_texts_fit(item, inner, why, why_len))
+            return false;
+    }
+    const char *key;
+    json_object_foreach((json_t *)value, key, item)
+    {
+        mcp_format(inner, sizeof inner, "%s.%s", path, key);
+        if (!s_texts_fit(item, inner, why, why_len))
+            return false;
+    }
+    return true;
+}
+
 bool mcp_graph_call(engram_t *engram, const char *scope, const char *name, json_t *args,
                     json_t **result)
 {
@@ -562,7 +768,10 @@ bool mcp_graph_call(engram_t *engram, const char *scope, const char *name, json_
         read = read || strcmp(name, reads[i]) == 0;
     if (!write && !read)
         return false;
-    if (write)
+    char why[512];
+    if (write && !s_texts_fit(args, "arguments", why, sizeof why))
+        *result = mcp_tool_error("%s", why);
+    else if (write)
         *result = writes[which].run(engram, scope, args);
     else
         *result = s_read(engram, scope, name, args);

@@ -15,6 +15,29 @@
 
 #include "node/cli/mcp.h"
 
+/*  vsnprintf, then the end cut back to a whole UTF-8 sequence. */
+static void s_vformat(char *text, size_t text_len, const char *format, va_list args)
+{
+    vsnprintf(text, text_len, format, args);
+    size_t len = strlen(text), start = len;
+    while (start > 0 && len - start < 4 && ((unsigned char)text[start - 1] & 0xC0) == 0x80)
+        start--;
+    if (start == 0)
+        return;
+    unsigned char lead = (unsigned char)text[start - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (len - (start - 1) < need)
+        text[start - 1] = '\0';
+}
+
+void mcp_format(char *text, size_t text_len, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    s_vformat(text, text_len, format, args);
+    va_end(args);
+}
+
 static const char *const s_versions[] = {MCP_PROTOCOL_LATEST, "2025-06-18", "2025-03-26"};
 
 const char *mcp_negotiate_version(const char *requested)
@@ -30,18 +53,11 @@ static bool s_usable_id(const json_t *id)
     return json_is_string(id) || json_is_integer(id);
 }
 
-int mcp_message_decode(const char *line, size_t len, mcp_message_t *message, json_t **error_id,
-                       char *why, size_t why_len)
+int mcp_message_from(json_t *root, mcp_message_t *message, json_t **error_id, char *why,
+                     size_t why_len)
 {
     *message = (mcp_message_t){0};
     *error_id = NULL;
-    json_error_t error;
-    json_t *root = json_loadb(line, len, 0, &error);
-    if (!root) {
-        snprintf(why, why_len, "Parse error: %s", error.text);
-        *error_id = json_null();
-        return MCP_PARSE_ERROR;
-    }
     const char *reason = NULL;
     json_t *id = json_is_object(root) ? json_object_get(root, "id") : NULL;
     json_t *method = json_is_object(root) ? json_object_get(root, "method") : NULL;
@@ -49,7 +65,7 @@ int mcp_message_decode(const char *line, size_t len, mcp_message_t *message, jso
     const char *version =
         json_is_object(root) ? json_string_value(json_object_get(root, "jsonrpc")) : NULL;
     if (json_is_array(root))
-        reason = "batches are not supported: send one message a line";
+        reason = "a batch (supported with protocol version 2025-03-26 only)";
     else if (!json_is_object(root))
         reason = "a message is a JSON object";
     else if (!version || strcmp(version, "2.0") != 0)
@@ -58,8 +74,10 @@ int mcp_message_decode(const char *line, size_t len, mcp_message_t *message, jso
         reason = "\"id\" must be a string or an integer";
     else if (method && !json_is_string(method))
         reason = "\"method\" must be a string";
-    else if (!method && !id)
-        reason = "a message without \"method\" is a response, which needs an \"id\"";
+    else if (!method &&
+             (!id || (!json_object_get(root, "result") && !json_object_get(root, "error"))))
+        reason = "a message has a \"method\" (a request) or an \"id\" and a \"result\" or "
+                 "\"error\" (a response)";
     else if (params && !json_is_object(params))
         reason = "\"params\" must be an object";
     if (reason) {
@@ -73,6 +91,20 @@ int mcp_message_decode(const char *line, size_t len, mcp_message_t *message, jso
     message->method = method ? json_string_value(method) : NULL;
     message->params = params;
     return 0;
+}
+
+int mcp_message_decode(const char *line, size_t len, mcp_message_t *message, json_t **error_id,
+                       char *why, size_t why_len)
+{
+    json_error_t error;
+    json_t *root = json_loadb(line, len, JSON_DECODE_ANY, &error);
+    if (!root) {
+        *message = (mcp_message_t){0};
+        mcp_format(why, why_len, "Parse error: %s", error.text);
+        *error_id = json_null();
+        return MCP_PARSE_ERROR;
+    }
+    return mcp_message_from(root, message, error_id, why, why_len);
 }
 
 void mcp_message_fini(mcp_message_t *message)
@@ -122,7 +154,7 @@ json_t *mcp_tool_error(const char *format, ...)
     char text[1024];
     va_list args;
     va_start(args, format);
-    vsnprintf(text, sizeof text, format, args);
+    s_vformat(text, sizeof text, format, args);
     va_end(args);
     json_t *result = mcp_tool_result(text, NULL);
     if (result && json_object_set_new(result, "isError", json_true()) != 0) {
@@ -153,12 +185,23 @@ static const char *s_type_of(const json_t *value)
     }
 }
 
+/*  An integer, for a schema: JSON's integers, and reals with no fraction that a double holds
+ *  exactly (5.0 is 5, as JSON Schema says). */
+static bool s_is_integral(const json_t *value)
+{
+    if (json_is_integer(value))
+        return true;
+    double x = json_real_value(value);
+    return json_is_real(value) && fabs(x) <= 9007199254740992.0 && x == trunc(x);
+}
+
 static bool s_has_type(const json_t *value, const char *type)
 {
-    const char *actual = s_type_of(value);
-    return strcmp(type, actual) == 0 || (strcmp(type, "number") == 0 && json_is_integer(value)) ||
-           (strcmp(type, "integer") == 0 && json_is_real(value) &&
-            json_real_value(value) == (double)(long long)json_real_value(value));
+    if (strcmp(type, "integer") == 0)
+        return s_is_integral(value);
+    if (strcmp(type, "number") == 0)
+        return json_is_number(value);
+    return strcmp(type, s_type_of(value)) == 0;
 }
 
 bool mcp_schema_check(const json_t *schema, const json_t *value, const char *path, char *why,
@@ -235,16 +278,16 @@ int mcp_call_check(const json_t *tools, const json_t *params, const char **name,
     }
     const json_t *tool = mcp_catalog_find(tools, *name);
     if (!tool) {
-        snprintf(why, why_len, "MCP error %d: Tool %s not found", MCP_INVALID_PARAMS, *name);
+        mcp_format(why, why_len, "MCP error %d: Tool %s not found", MCP_INVALID_PARAMS, *name);
         return MCP_TOOL_REFUSED;
     }
     char reason[512];
     json_t *checked = given ? json_incref(given) : json_object();
     if (!mcp_schema_check(json_object_get(tool, "inputSchema"), checked, "arguments", reason,
                           sizeof reason)) {
-        snprintf(why, why_len,
-                 "MCP error %d: Input validation error: Invalid arguments for tool %s: %s",
-                 MCP_INVALID_PARAMS, *name, reason);
+        mcp_format(why, why_len,
+                   "MCP error %d: Input validation error: Invalid arguments for tool %s: %s",
+                   MCP_INVALID_PARAMS, *name, reason);
         json_decref(checked);
         return MCP_TOOL_REFUSED;
     }

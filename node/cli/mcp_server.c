@@ -10,10 +10,15 @@
  *  A tool call's arguments are checked against the tool's input schema (mcp_call_check)
  *  before it runs.
  *
+ *  A session that negotiated 2025-03-26 may send JSON-RPC batches (an array of messages on one
+ *  line), answered with an array of the answers; later versions have no batches.
+ *
  *  Invariants: the main thread owns the session's connection, the watcher thread its own; both
- *  write whole lines under out_lock; a line longer than MCP_MAX_LINE_BYTES is answered with
- *  -32600 and dropped while it streams in, so memory stays bounded whatever the client sends;
- *  stdin's end ends the session, and the watcher is joined before the connections go.
+ *  write whole lines under out_lock; a request gets exactly one answer, even when building it
+ *  failed (an internal error then, without what the client sent); a line longer than
+ * MCP_MAX_LINE_BYTES is answered with -32600 and dropped while it streams in, so memory stays
+ * bounded whatever the client sends; stdin's end ends the session, and the watcher is joined before
+ * the connections go.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "node/cli/cli.h"
@@ -29,79 +35,126 @@
 
 #define S_RESOURCE_URI "memory://knowledge-graph"
 #define S_READ_CHUNK   65536
-/*  How long the watcher waits for more changes before it notifies of a burst. */
-#define S_WATCH_QUIET_MS 50
-#define S_WATCH_POLL_MS  250
+/*  The watcher: it waits S_WATCH_QUIET_MS for more changes before it notifies of a burst, but
+ *  notifies at most S_WATCH_MAX_DELAY_MS after the first; idle, it asks the node every
+ *  S_WATCH_CHECK_MS whether it restarted (a restart forgets the subscription, and ZeroMQ
+ *  reconnects without a word), and subscribes again when it did. */
+#define S_WATCH_QUIET_MS     50
+#define S_WATCH_MAX_DELAY_MS 250
+#define S_WATCH_POLL_MS      250
+#define S_WATCH_CHECK_MS     2000
+#define S_WHY_BYTES          512
 
 typedef struct {
     engram_t *engram;
     mcp_defaults_t defaults;
     json_t *tools; /* the tools/list array, graph tools first */
+    bool batches;  /* the session speaks 2025-03-26, which has JSON-RPC batches */
     pthread_mutex_t out_lock;
-    bool out_failed; /* stdout is gone: the session ends */
+    atomic_bool out_failed; /* stdout is gone: the session ends */
     /* the watcher */
     const char *endpoint, *agent, *user;
-    engram_t *watch; /* the watcher thread's connection, subscribed to defaults.scope */
+    engram_t *watch; /* the watcher thread's connection: only that thread uses it once started */
     pthread_t watcher;
     bool watching;
     atomic_bool subscribed;
     atomic_bool stop;
 } s_session_t;
 
-/*  Writes msg (taken) as one line. */
+static uint64_t s_now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+/*  Writes msg (taken; NULL: nothing) as one line. */
 static void s_send(s_session_t *session, json_t *msg)
 {
+    if (!msg)
+        return;
     pthread_mutex_lock(&session->out_lock);
-    if (!msg || json_dumpf(msg, stdout, JSON_COMPACT) != 0 || fputc('\n', stdout) == EOF ||
+    if (json_dumpf(msg, stdout, JSON_COMPACT) != 0 || fputc('\n', stdout) == EOF ||
         fflush(stdout) != 0)
-        session->out_failed = true;
+        atomic_store(&session->out_failed, true);
     pthread_mutex_unlock(&session->out_lock);
     json_decref(msg);
 }
 
 /*  --- the watcher ------------------------------------------------------------------------- */
 
+/*  Whether the node restarted since *uptime_ms (updated), or cannot be asked (*lost set;
+ *  subscribing again once it answers). */
+static bool s_node_restarted(s_session_t *session, uint64_t *uptime_ms, bool *lost)
+{
+    engram_stats_t stats;
+    if (engram_stats(session->watch, &stats) != 0) {
+        *lost = true;
+        return false;
+    }
+    bool restarted = *lost || stats.uptime_ms < *uptime_ms;
+    *uptime_ms = stats.uptime_ms;
+    *lost = false;
+    return restarted;
+}
+
 static void *s_watch(void *arg)
 {
     s_session_t *session = arg;
-    bool pending = false;
+    bool pending = false, lost = false;
+    uint64_t first_pending = 0, last_check = s_now_ms(), uptime_ms = 0;
+    s_node_restarted(session, &uptime_ms, &lost);
     while (!atomic_load(&session->stop)) {
         engram_event_t *event = NULL;
         int rc =
             engram_next_event(session->watch, pending ? S_WATCH_QUIET_MS : S_WATCH_POLL_MS, &event);
+        uint64_t now = s_now_ms();
         if (rc == 0) {
-            pending = pending ||
-                      strncmp(event->key, MCP_GRAPH_KEY_PREFIX, strlen(MCP_GRAPH_KEY_PREFIX)) == 0;
+            if (!pending &&
+                strncmp(event->key, MCP_GRAPH_KEY_PREFIX, strlen(MCP_GRAPH_KEY_PREFIX)) == 0) {
+                pending = true;
+                first_pending = now;
+            }
             engram_event_destroy(&event);
-            continue;
+            if (!pending || now - first_pending < S_WATCH_MAX_DELAY_MS)
+                continue;
         }
         if (pending && atomic_load(&session->subscribed))
             s_send(session, mcp_notification("notifications/resources/updated",
                                              json_pack("{s:s}", "uri", S_RESOURCE_URI)));
         pending = false;
-        if (rc != ENGRAM_ETIMEDOUT) {
-            /* the node went away or this subscriber fell behind: say so, subscribe again */
-            fprintf(stderr, "engram mcp: watching %s: %s; subscribing again\n",
-                    session->defaults.scope, engram_strerror(rc));
-            usleep(1000 * 1000);
-            if (engram_subscribe(session->watch, session->defaults.scope) == 0)
-                pending = true; /* changes may have been missed meanwhile */
+        bool again = rc != 0 && rc != ENGRAM_ETIMEDOUT; /* the node cut us off (lagged) */
+        if (!again && now - last_check >= S_WATCH_CHECK_MS) {
+            again = s_node_restarted(session, &uptime_ms, &lost);
+            last_check = now;
         }
+        if (again && engram_subscribe(session->watch, session->defaults.scope) == 0) {
+            fprintf(stderr, "engram mcp: subscribed to %s again\n", session->defaults.scope);
+            pending = true; /* changes may have been missed meanwhile */
+            first_pending = now;
+        } else if (again)
+            lost = true; /* try again at the next check */
     }
     return NULL;
 }
 
-/*  Starts the watcher (once). Returns 0 or an ENGRAM_E* code. */
-static int s_watch_start(s_session_t *session)
+/*  Starts the watcher (once). Returns 0 or an ENGRAM_E* code, with the node's message in why. */
+static int s_watch_start(s_session_t *session, char *why, size_t why_len)
 {
     if (session->watching)
         return 0;
     session->watch = engram_connect(session->endpoint, session->agent, session->user);
-    if (!session->watch)
+    if (!session->watch) {
+        snprintf(why, why_len, "cannot connect");
         return ENGRAM_EUNAVAILABLE;
+    }
     int rc = engram_subscribe(session->watch, session->defaults.scope);
-    if (rc == 0 && pthread_create(&session->watcher, NULL, s_watch, session) != 0)
+    if (rc != 0)
+        mcp_format(why, why_len, "%s", engram_last_error(session->watch));
+    else if (pthread_create(&session->watcher, NULL, s_watch, session) != 0) {
+        snprintf(why, why_len, "cannot start the watcher thread");
         rc = ENGRAM_ENOMEM;
+    }
     if (rc != 0)
         engram_destroy(&session->watch);
     session->watching = rc == 0;
@@ -122,18 +175,20 @@ static void s_watch_stop(s_session_t *session)
 
 static json_t *s_initialize(s_session_t *session, const json_t *params)
 {
-    const char *requested = json_string_value(json_object_get(params, "protocolVersion"));
-    char instructions[512];
-    snprintf(instructions, sizeof instructions,
-             "engram: shared memory for agents, replicated between hosts. The knowledge graph "
-             "tools keep their graph in %s; the memory_* tools store and search memories "
-             "(scopes: \"private\", or kind:id such as user:alice, run:task-1).",
-             session->defaults.scope);
+    const char *version =
+        mcp_negotiate_version(json_string_value(json_object_get(params, "protocolVersion")));
+    session->batches = strcmp(version, "2025-03-26") == 0;
+    char instructions[S_WHY_BYTES];
+    mcp_format(instructions, sizeof instructions,
+               "engram: shared memory for agents, replicated between hosts. The knowledge graph "
+               "tools keep their graph in %s; the memory_* tools store and search memories "
+               "(scopes: \"private\", or kind:id such as user:alice, run:task-1).",
+               session->defaults.scope);
     return json_pack("{s:s, s:{s:{s:b}, s:{s:b, s:b}}, s:{s:s, s:s, s:s}, s:s}", "protocolVersion",
-                     mcp_negotiate_version(requested), "capabilities", "tools", "listChanged",
-                     false, "resources", "subscribe", true, "listChanged", false, "serverInfo",
-                     "name", "engram", "title", "engram shared memory", "version",
-                     ENGRAM_VERSION_STRING, "instructions", instructions);
+                     version, "capabilities", "tools", "listChanged", false, "resources",
+                     "subscribe", true, "listChanged", false, "serverInfo", "name", "engram",
+                     "title", "engram shared memory", "version", ENGRAM_VERSION_STRING,
+                     "instructions", instructions);
 }
 
 /*  tools/call: a result, or NULL with *code and why set for a protocol error. */
@@ -174,14 +229,17 @@ static json_t *s_resource(s_session_t *session, const char *method, const json_t
     const char *uri = json_string_value(json_object_get(params, "uri"));
     if (!uri || strcmp(uri, S_RESOURCE_URI) != 0) {
         *code = MCP_INVALID_PARAMS;
-        snprintf(why, why_len, "Resource %s not found", uri ? uri : "(no uri)");
+        mcp_format(why, why_len, "Resource %s not found", uri ? uri : "(no uri)");
         return NULL;
     }
     int rc = 0;
+    char reason[S_WHY_BYTES] = "";
     json_t *result = NULL;
     if (strcmp(method, "resources/read") == 0) {
         json_t *graph = NULL;
         rc = mcp_graph_read(session->engram, session->defaults.scope, &graph);
+        if (rc != 0)
+            mcp_format(reason, sizeof reason, "%s", engram_last_error(session->engram));
         char *text = rc == 0 ? json_dumps(graph, JSON_INDENT(2)) : NULL;
         if (text)
             result = json_pack("{s:[{s:s, s:s, s:s}]}", "contents", "uri", S_RESOURCE_URI,
@@ -189,7 +247,7 @@ static json_t *s_resource(s_session_t *session, const char *method, const json_t
         free(text);
         json_decref(graph);
     } else if (strcmp(method, "resources/subscribe") == 0) {
-        rc = s_watch_start(session);
+        rc = s_watch_start(session, reason, sizeof reason);
         if (rc == 0)
             atomic_store(&session->subscribed, true);
         result = rc == 0 ? json_object() : NULL;
@@ -199,23 +257,23 @@ static json_t *s_resource(s_session_t *session, const char *method, const json_t
     }
     if (!result) {
         *code = MCP_INTERNAL_ERROR;
-        snprintf(why, why_len, "%s: %s: %s", method, engram_strerror(rc ? rc : ENGRAM_ENOMEM),
-                 rc ? engram_last_error(session->watch ? session->watch : session->engram) : "");
+        mcp_format(why, why_len, "%s %s: %s%s%s", method, session->defaults.scope,
+                   engram_strerror(rc ? rc : ENGRAM_ENOMEM), *reason ? ": " : "", reason);
     }
     return result;
 }
 
-/*  Answers one decoded request (a notification or a response gets nothing). */
-static void s_dispatch(s_session_t *session, const mcp_message_t *message)
+/*  The answer to one decoded message: NULL for a notification or a response. */
+static json_t *s_answer(s_session_t *session, const mcp_message_t *message)
 {
     if (!message->id || !message->method)
-        return;
+        return NULL;
     const char *method = message->method;
     json_t *params = message->params;
     json_t *result = NULL;
     int code = MCP_METHOD_NOT_FOUND;
-    char why[512];
-    snprintf(why, sizeof why, "Method not found: %s", method);
+    char why[S_WHY_BYTES];
+    mcp_format(why, sizeof why, "Method not found: %s", method);
     if (strcmp(method, "initialize") == 0)
         result = s_initialize(session, params);
     else if (strcmp(method, "ping") == 0)
@@ -231,7 +289,50 @@ static void s_dispatch(s_session_t *session, const mcp_message_t *message)
     else if (strcmp(method, "resources/read") == 0 || strcmp(method, "resources/subscribe") == 0 ||
              strcmp(method, "resources/unsubscribe") == 0)
         result = s_resource(session, method, params, &code, why, sizeof why);
-    s_send(session, result ? mcp_result(message->id, result) : mcp_error(message->id, code, why));
+    json_t *reply = result ? mcp_result(message->id, result) : mcp_error(message->id, code, why);
+    if (!reply) /* building it failed: answer without what the client sent */
+        reply = mcp_error(message->id, MCP_INTERNAL_ERROR, "the reply could not be built");
+    return reply;
+}
+
+/*  The answer to a parsed message (taken), or to a refusal of it. */
+static json_t *s_answer_root(s_session_t *session, json_t *root)
+{
+    mcp_message_t message;
+    json_t *error_id = NULL;
+    char why[S_WHY_BYTES];
+    if (mcp_message_from(root, &message, &error_id, why, sizeof why) != 0) {
+        json_t *reply = mcp_error(error_id, MCP_INVALID_REQUEST, why);
+        json_decref(error_id);
+        return reply;
+    }
+    json_t *reply = s_answer(session, &message);
+    mcp_message_fini(&message);
+    return reply;
+}
+
+/*  A batch (2025-03-26): every element answered, the answers in one array (none: no line). */
+static void s_batch(s_session_t *session, const char *line, size_t len)
+{
+    json_t *batch = json_loadb(line, len, 0, NULL), *replies = json_array();
+    size_t i;
+    json_t *element;
+    json_array_foreach(batch, i, element)
+    {
+        json_t *reply = s_answer_root(session, json_incref(element));
+        if (reply)
+            json_array_append_new(replies, reply);
+    }
+    if (json_array_size(batch) == 0) { /* unreadable or empty: answered as one message */
+        json_t *null_id = json_null();
+        s_send(session,
+               mcp_error(null_id, batch ? MCP_INVALID_REQUEST : MCP_PARSE_ERROR,
+                         batch ? "Invalid request: an empty batch" : "Parse error: a batch"));
+        json_decref(null_id);
+    } else if (json_array_size(replies) > 0)
+        s_send(session, json_incref(replies));
+    json_decref(batch);
+    json_decref(replies);
 }
 
 static void s_handle_line(s_session_t *session, const char *line, size_t len)
@@ -243,16 +344,20 @@ static void s_handle_line(s_session_t *session, const char *line, size_t len)
         start++;
     if (start == len)
         return;
+    if (session->batches && line[start] == '[') {
+        s_batch(session, line + start, len - start);
+        return;
+    }
     mcp_message_t message;
     json_t *error_id = NULL;
-    char why[256];
+    char why[S_WHY_BYTES];
     int code = mcp_message_decode(line + start, len - start, &message, &error_id, why, sizeof why);
     if (code != 0) {
         s_send(session, mcp_error(error_id, code, why));
         json_decref(error_id);
         return;
     }
-    s_dispatch(session, &message);
+    s_send(session, s_answer(session, &message));
     mcp_message_fini(&message);
 }
 
@@ -301,10 +406,10 @@ static int s_loop(s_session_t *session)
         len -= line_start;
         if (discarding)
             len = 0;
-        if (session->out_failed)
+        if (atomic_load(&session->out_failed))
             break;
     }
-    if (len > 0 && !discarding && !session->out_failed)
+    if (len > 0 && !discarding && !atomic_load(&session->out_failed))
         s_handle_line(session, buf, len);
     free(buf);
     return 0;
@@ -314,7 +419,7 @@ int mcp_serve(engram_t *engram, const char *endpoint, const char *agent, const c
               const char *const *scopes, size_t nscopes)
 {
     char user_scope[ENGRAM_ACL_MAX_NAME_BYTES + sizeof "user:"];
-    snprintf(user_scope, sizeof user_scope, "user:%s", user);
+    mcp_format(user_scope, sizeof user_scope, "user:%s", user);
     s_session_t session = {
         .engram = engram,
         .defaults = {.scope = nscopes ? scopes[0] : user_scope,

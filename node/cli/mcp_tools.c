@@ -106,7 +106,7 @@ static engram_search_options_t s_search_options(const mcp_defaults_t *defaults, 
     }
     *filter = s_dump(json_object_get(args, "filters"));
     options.filter_json = *filter;
-    options.top_k = (unsigned)json_integer_value(json_object_get(args, "top_k"));
+    options.top_k = (unsigned)json_number_value(json_object_get(args, "top_k"));
     return options;
 }
 
@@ -116,10 +116,10 @@ static json_t *s_search(engram_t *engram, const mcp_defaults_t *defaults, const 
     const char **scopes = NULL;
     char *filter = NULL;
     engram_search_options_t options = s_search_options(defaults, args, &scopes, &filter);
-    json_int_t tokens = json_integer_value(json_object_get(args, "tokens"));
+    unsigned tokens = (unsigned)json_number_value(json_object_get(args, "tokens"));
     engram_result_t *result = NULL;
     int rc = context ? engram_context(engram, s_str(args, "query"), &options,
-                                      tokens ? (unsigned)tokens : 500, &result)
+                                      tokens ? tokens : 500, &result)
                      : engram_search(engram, s_str(args, "query"), &options, &result);
     json_t *out;
     if (rc != 0)
@@ -171,7 +171,7 @@ static json_t *s_list(engram_t *engram, const mcp_defaults_t *defaults, const js
 {
     const char *scope = s_scope(defaults, args);
     char *filter = s_dump(json_object_get(args, "filters"));
-    unsigned limit = (unsigned)json_integer_value(json_object_get(args, "limit"));
+    unsigned limit = (unsigned)json_number_value(json_object_get(args, "limit"));
     engram_result_t *result = NULL;
     int rc = engram_list_filtered(engram, scope, s_str(args, "prefix"), filter,
                                   s_str(args, "cursor"), limit, &result);

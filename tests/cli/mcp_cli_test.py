@@ -33,6 +33,15 @@ OFFICIAL_FILE = "\n".join(json.dumps(line) for line in [
 ])  # as the official server writes it: no newline at the end
 
 
+def canonical_graph(graph):
+    """A graph's entities and relations, order aside."""
+    entities = sorted(graph["entities"], key=lambda e: e["name"])
+    for entity in entities:
+        entity["observations"] = sorted(entity["observations"])
+    return {"entities": entities,
+            "relations": sorted(graph["relations"], key=lambda r: json.dumps(r, sort_keys=True))}
+
+
 def canonical(lines):
     """The graph of a file's lines, order aside (of lines and of observations)."""
     items = [json.loads(line) for line in lines]
@@ -101,19 +110,30 @@ class McpCliTest(unittest.TestCase):
         cls.dir = tempfile.mkdtemp(prefix="engram-mcp-")
         cls.admin = Admin(ENGRAM, os.path.join(cls.dir, "home"))
         cls.socket = f"ipc://{cls.dir}/engram.sock"
-        data = os.path.join(cls.dir, "data")
-        cls.admin.init(data, "a1", "alice")
+        cls.data = os.path.join(cls.dir, "data")
+        cls.admin.init(cls.data, "a1", "alice")
         cls.log = open(os.path.join(cls.dir, "engramd.log"), "ab")
-        cls.proc = subprocess.Popen([ENGRAMD, "--data", data, "--api", cls.socket],
+        try:
+            cls.start_node()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+        cls.admin.grant(cls.socket, "a1", resources=[("run:*", "read,write")], register=False)
+
+    @classmethod
+    def start_node(cls):
+        cls.proc = subprocess.Popen([ENGRAMD, "--data", cls.data, "--api", cls.socket],
                                     stdout=cls.log, stderr=cls.log)
         for _ in range(200):
             if cls.engram("ls", "user:alice").returncode == 0:
-                break
+                return
             time.sleep(0.05)
-        else:
-            cls.tearDownClass()
-            raise RuntimeError("engramd did not start")
-        cls.admin.grant(cls.socket, "a1", resources=[("run:*", "read,write")], register=False)
+        raise RuntimeError("engramd did not start")
+
+    def restart_node(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+        self.start_node()
 
     @classmethod
     def tearDownClass(cls):
@@ -212,12 +232,114 @@ class McpCliTest(unittest.TestCase):
             graph = json.loads(watcher.request("resources/read", {
                 "uri": "memory://knowledge-graph"})["result"]["contents"][0]["text"])
             self.assertEqual([e["name"] for e in graph["entities"]], ["Carol"])
-            # another scope's changes are not the graph's
-            watcher.request("resources/unsubscribe", {"uri": "memory://knowledge-graph"})
+            # a change to the scope that is not the graph's is no change of the resource
             self.ok("put", "run:watched", "note", "not a graph change")
+            self.assertIsNone(watcher.read(timeout=1))
+            # unsubscribed, a change of the graph is not notified either
+            watcher.request("resources/unsubscribe", {"uri": "memory://knowledge-graph"})
+            self.ok("set", "add", "run:watched", "kg/entities", "t:Dave")
             self.assertIsNone(watcher.read(timeout=1))
         finally:
             watcher.close()
+
+    def test_a_restarted_node_is_subscribed_again(self):
+        watcher = McpSession(self.admin, self.socket, "--scope", "run:restart")
+        try:
+            watcher.request("resources/subscribe", {"uri": "memory://knowledge-graph"})
+            self.restart_node()
+            # the watcher notices the restart (it asks the node every 2 s) and subscribes again;
+            # a graph change made after that is notified
+            deadline = time.monotonic() + 30
+            while True:
+                self.ok("set", "add", "run:restart", "kg/entities", f"t:E{time.monotonic()}")
+                note = watcher.read(timeout=1)
+                if note is not None:
+                    break
+                self.assertLess(time.monotonic(), deadline, "no notification after the restart")
+            self.assertEqual(note["method"], "notifications/resources/updated")
+        finally:
+            watcher.close()
+
+    def test_graph_texts_of_any_length_and_form(self):
+        session = McpSession(self.admin, self.socket, "--scope", "run:texts")
+        try:
+            long_text = "Line one.\nLine two, ünïcödé: " + "€" * 3000 + "\nEnd."  # 9 KB
+            name = "N" * 1500
+            entities = [{"name": name, "entityType": "", "observations": ["", long_text]},
+                        {"name": "", "entityType": "empty name", "observations": ["x"]}]
+            created = session.call("create_entities", entities=entities)
+            self.assertNotIn("isError", created)
+            relation = {"from": name, "to": "", "relationType": "r\tab" * 300}
+            self.assertNotIn("isError", session.call("create_relations", relations=[relation]))
+            graph = session.call("read_graph")["structuredContent"]
+            self.assertEqual(canonical_graph(graph), canonical_graph(
+                {"entities": entities, "relations": [relation]}))
+            # and from another process, and deleted whole
+            other = McpSession(self.admin, self.socket, "--scope", "run:texts")
+            try:
+                found = other.call("search_nodes", query="ÜNÏCÖDÉ")["structuredContent"]
+                self.assertEqual([e["name"] for e in found["entities"]], [name])
+                self.assertEqual(found["relations"], [relation])
+            finally:
+                other.close()
+            session.call("delete_observations",
+                         deletions=[{"entityName": name, "observations": [long_text]}])
+            session.call("delete_entities", entityNames=[""])
+            graph = session.call("read_graph")["structuredContent"]
+            self.assertEqual(graph, {"entities": [
+                {"name": name, "entityType": "", "observations": [""]}], "relations": []})
+            # a text past the graph's limit is refused before anything is written
+            refused = session.call("create_entities", entities=[
+                {"name": "ok", "entityType": "t", "observations": []},
+                {"name": "big", "entityType": "t", "observations": ["x" * (256 * 1024 + 1)]}])
+            self.assertTrue(refused["isError"])
+            self.assertIn("arguments.entities[1].observations[0] has 262145 bytes",
+                          refused["content"][0]["text"])
+            names = [e["name"] for e in session.call("read_graph")["structuredContent"]["entities"]]
+            self.assertEqual(names, [name])
+        finally:
+            session.close()
+
+    def test_protocol_edges(self):
+        session = McpSession(self.admin, self.socket)
+        try:
+            # a long non-ASCII method: the message quoting it is cut, and still answered
+            answer = session.request("€" * 400)
+            self.assertEqual(answer["error"]["code"], -32601)
+            self.assertTrue(answer["error"]["message"].startswith("Method not found: €€"))
+            # a batch before 2025-03-26 was negotiated: refused as one invalid request
+            session.send_raw(b'[{"jsonrpc":"2.0","id":"b1","method":"ping"}]\n')
+            self.assertEqual(session.read()["error"]["code"], -32600)
+            self.assertEqual(session.request("initialize", {
+                "protocolVersion": "2025-03-26", "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"}})["result"]["protocolVersion"],
+                "2025-03-26")
+            # with 2025-03-26: an array of the answers (a notification has none), in order
+            session.send_raw(json.dumps([
+                {"jsonrpc": "2.0", "id": "b1", "method": "ping"},
+                {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                {"jsonrpc": "2.0", "id": "b2", "method": "nope"},
+                {"jsonrpc": "2.0", "id": "b3"},
+            ]).encode() + b"\n")
+            answers = session.read()
+            self.assertIsInstance(answers, list)
+            self.assertEqual([a["id"] for a in answers], ["b1", "b2", "b3"])
+            self.assertEqual(answers[0]["result"], {})
+            self.assertEqual(answers[1]["error"]["code"], -32601)
+            self.assertEqual(answers[2]["error"]["code"], -32600)
+            session.send_raw(b"[]\n")
+            self.assertEqual(session.read()["error"]["code"], -32600)
+            # the subscription of a scope the agent may not read says why
+            denied = McpSession(self.admin, self.socket, "--scope", "team:secret")
+            try:
+                error = denied.request("resources/subscribe",
+                                       {"uri": "memory://knowledge-graph"})["error"]
+                self.assertIn("access denied", error["message"])
+                self.assertIn("team:secret", error["message"])
+            finally:
+                denied.close()
+        finally:
+            session.close()
 
     def test_the_graph_is_not_taken_for_memories(self):
         session = McpSession(self.admin, self.socket, "--scope", "run:graph")

@@ -167,6 +167,16 @@ static void s_mcp_requests(void)
         "[{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"}]",
     };
     s_texts("mcp_request", "request", requests, sizeof requests / sizeof *requests);
+    /* a tool name of 400 three-byte characters: every message quoting it must be cut whole */
+    char call[2048];
+    int at = snprintf(call, sizeof call,
+                      "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":"
+                      "\"tools/call\",\"params\":{\"name\":\"");
+    for (int i = 0; i < 400; i++)
+        at += snprintf(call + at, sizeof call - (size_t)at, "\xe2\x82\xac");
+    snprintf(call + at, sizeof call - (size_t)at, "\",\"arguments\":{}}}");
+    const char *const long_name[] = {call};
+    s_texts("mcp_request", "long-name", long_name, 1);
 }
 
 static void s_filters(void)

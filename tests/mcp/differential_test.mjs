@@ -101,6 +101,21 @@ const SESSION = [
     { name: "Bob", entityType: "cat", observations: ["purrs"] },
   ] }],
   ["Bob is new: no old observation nor relation", "open_nodes", { names: ["Bob"] }],
+  ["texts a set element cannot hold: empty, multi-line, long, non-ASCII", "create_entities",
+   { entities: [
+    { name: "", entityType: "", observations: [""] },
+    { name: "Long", entityType: "report", observations: [
+      "Line one\nline two\ttabbed", "Ünïcödé " + "€".repeat(2000)] },
+  ] }],
+  ["a relation between long names", "create_relations", { relations: [
+    { from: "Long", to: "", relationType: "r".repeat(1500) },
+  ] }],
+  ["search in a long observation, another case", "search_nodes", { query: "ÜNÏCÖDÉ €€" }],
+  ["open the empty name", "open_nodes", { names: [""] }],
+  ["delete a multi-line observation", "delete_observations", { deletions: [
+    { entityName: "Long", observations: ["Line one\nline two\ttabbed"] },
+  ] }],
+  ["graph with the long texts", "read_graph", {}],
   ["schema: entity without observations", "create_entities",
    { entities: [{ name: "X", entityType: "t" }] }, "isError"],
   ["schema: entities missing", "create_entities", {}, "isError"],

@@ -239,6 +239,14 @@ class ClientTest(unittest.TestCase):
         quiet.close()
         with self.assertRaises(engram.InvalidArgument):
             quiet.next_event()
+        # one watch a scope on a connection: a second is refused, the first keeps its events
+        with self.m.watch("run:twice", timeout=30) as first_watch:
+            with self.assertRaises(engram.InvalidArgument):
+                self.m.watch("run:twice")
+            writer.put("k", "v", scope="run:twice")
+            self.assertEqual(first_watch.next_event().key, "k")
+        with self.m.watch("run:twice", timeout=0.2) as again:  # closed: watchable again
+            self.assertEqual(list(again), [])
 
     def test_access_denied_is_denied(self):
         with self.assertRaises(engram.Denied) as raised:  # a1 acts for alice only

@@ -1,11 +1,13 @@
 /*  Tests of the MCP server's pure part (node/cli/mcp.h): the decoding of a line into a
  *  request, a notification or a response, and each way a line is refused with the id that
  *  can answer it; the negotiation of protocol versions; the tool catalog (the nine graph tools
- *  and engram's ten, each annotated); and the check of a tools/call against it (unknown tool,
- *  a missing or mistyped argument at any depth, integers, ranges, absent arguments).
+ *  and engram's ten, each annotated); the check of a tools/call against it (unknown tool,
+ *  a missing or mistyped argument at any depth, integers, ranges, absent arguments); and
+ *  messages cut to fit that stay UTF-8 whatever a client sent.
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -70,6 +72,9 @@ static void test_refusals_carry_the_id_that_answers_them(void **state)
         const char *id;
     } cases[] = {
         {"not json", MCP_PARSE_ERROR, "null"},
+        /* valid JSON that is no request is an invalid request, not a parse error */
+        {"5", MCP_INVALID_REQUEST, "null"},
+        {"\"ping\"", MCP_INVALID_REQUEST, "null"},
         {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"", MCP_PARSE_ERROR, "null"},
         {"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]", MCP_INVALID_REQUEST, "null"},
         {"{\"id\":3,\"method\":\"ping\"}", MCP_INVALID_REQUEST, "3"},
@@ -81,8 +86,9 @@ static void test_refusals_carry_the_id_that_answers_them(void **state)
         {"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"ping\",\"params\":[]}", MCP_INVALID_REQUEST,
          "5"},
         {"{\"jsonrpc\":\"2.0\"}", MCP_INVALID_REQUEST, "null"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":8}", MCP_INVALID_REQUEST, "8"},
         /* found by fuzz_mcp_request: a response's params were not checked */
-        {"{\"jsonrpc\":\"2.0\",\"id\":6,\"params\":\"0\"}", MCP_INVALID_REQUEST, "6"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":6,\"result\":{},\"params\":\"0\"}", MCP_INVALID_REQUEST, "6"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         mcp_message_t m;
@@ -92,6 +98,44 @@ static void test_refusals_carry_the_id_that_answers_them(void **state)
             fail_msg("%s: code %d id %s", cases[i].line, code, id);
         assert_null(m.root);
     }
+}
+
+/*  Whether text is well-formed UTF-8, as jansson checks its strings. */
+static bool s_utf8(const char *text)
+{
+    json_t *string = json_string(text);
+    json_decref(string);
+    return string != NULL;
+}
+
+static void test_cut_messages_stay_utf8(void **state)
+{
+    (void)state;
+    char euros[3 * 400 + 1] = "";
+    for (int i = 0; i < 400; i++)
+        strcat(euros, "\xe2\x82\xac"); /* U+20AC, three bytes */
+    char text[100];
+    for (size_t cap = 1; cap <= sizeof text; cap++) {
+        mcp_format(text, cap, "Tool %s not found", euros);
+        if (!s_utf8(text))
+            fail_msg("cut at %zu bytes: not UTF-8", cap);
+    }
+    assert_int_equal(strlen(text), 5 + 3 * 31); /* "Tool " and the whole euros that fit */
+
+    /* a call of a tool whose long name is cut in the message: still a tool error */
+    json_t *tools = mcp_catalog_tools();
+    json_t *params = json_pack("{s:s, s:{}}", "name", euros, "arguments");
+    const char *name;
+    json_t *args = NULL;
+    char why[1024];
+    assert_int_equal(mcp_call_check(tools, params, &name, &args, why, sizeof why),
+                     MCP_TOOL_REFUSED);
+    assert_true(s_utf8(why));
+    json_t *result = mcp_tool_error("%s", why);
+    assert_non_null(result);
+    json_decref(result);
+    json_decref(params);
+    json_decref(tools);
 }
 
 static void test_versions(void **state)
@@ -203,7 +247,16 @@ static void test_calls_are_checked_against_the_schema(void **state)
                      MCP_TOOL_REFUSED);
     assert_non_null(strstr(why, "arguments.observations[0].contents: required"));
 
-    /* integers and their ranges */
+    /* integers and their ranges: 5.0 is the integer 5, as JSON Schema says */
+    assert_int_equal(
+        s_check(tools, "{\"name\":\"memory_search\",\"arguments\":{\"query\":\"q\",\"top_k\":5.0}}",
+                why, sizeof why),
+        0);
+    assert_int_equal(
+        s_check(tools,
+                "{\"name\":\"memory_search\",\"arguments\":{\"query\":\"q\",\"top_k\":1e300}}", why,
+                sizeof why),
+        MCP_TOOL_REFUSED);
     assert_int_equal(
         s_check(tools, "{\"name\":\"memory_search\",\"arguments\":{\"query\":\"q\",\"top_k\":5}}",
                 why, sizeof why),
@@ -231,6 +284,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_requests_notifications_and_responses),
         cmocka_unit_test(test_refusals_carry_the_id_that_answers_them),
+        cmocka_unit_test(test_cut_messages_stay_utf8),
         cmocka_unit_test(test_versions),
         cmocka_unit_test(test_catalog),
         cmocka_unit_test(test_calls_are_checked_against_the_schema),

@@ -76,6 +76,7 @@ class Connection:
         self._keyed = False
         self._next_id = 1
         self._subscriptions: set[int] = set()
+        self._watched: dict[str, int] = {}  # scope -> its subscription: one a scope
         self._events: collections.deque = collections.deque()
         self._sock = zmq.Context.instance().socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, CLIENT_LINGER_MS)
@@ -170,15 +171,23 @@ class Connection:
         return reply
 
     def subscribe(self, scope: str) -> int:
-        """Subscribes this connection to scope's changes; returns the subscription's id."""
+        """Subscribes this connection to scope's changes; returns the subscription's id. The
+        node holds one subscription a (connection, scope), so a second one of a scope still
+        subscribed here is refused (InvalidArgument) rather than silently taking over."""
+        if scope in self._watched:
+            raise InvalidArgument(f"{scope} is watched on this connection already: close that "
+                                  "watch first, or watch from another Memory")
         request = api_pb2.Request(op=api_pb2.SUBSCRIBE, scope=scope)
         self.call(request)
         self._subscriptions.add(request.id)
+        self._watched[scope] = request.id
         return request.id
 
     def unsubscribe(self, subscription: int, scope: str) -> None:
         """Ends the subscription (its events still queued are dropped)."""
         self._subscriptions.discard(subscription)
+        if self._watched.get(scope) == subscription:
+            del self._watched[scope]
         self._events = collections.deque(r for r in self._events if r.id != subscription)
         self.call(api_pb2.Request(op=api_pb2.UNSUBSCRIBE, scope=scope))
 
