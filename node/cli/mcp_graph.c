@@ -125,17 +125,18 @@ static char *s_element(const char *key, const char *text, char blob_key[S_BLOB_K
     return element;
 }
 
-/*  The writes of the graph: libengram's, with their results (the causal tokens) dropped. */
-static int s_write_done(int rc, engram_result_t *result)
+/*  The writes of the graph: libengram's, with their results (the causal tokens) dropped. A
+ *  write's result is destroyed after the write: rc is the call, result where it put it. */
+static int s_write_done(int rc, engram_result_t **result)
 {
-    engram_result_destroy(&result);
+    engram_result_destroy(result);
     return rc;
 }
 
 static int s_delete(engram_t *engram, const char *scope, const char *key)
 {
     engram_result_t *result = NULL;
-    return s_write_done(engram_delete(engram, scope, key, &result), result);
+    return s_write_done(engram_delete(engram, scope, key, &result), &result);
 }
 
 /*  An engram call whose ENOTFOUND means "already gone". */
@@ -157,7 +158,7 @@ static int s_blob_write(engram_t *engram, const char *scope, const char *blob_ke
                           (const unsigned char *)text + at, n,
                           sodium_base64_VARIANT_URLSAFE_NO_PADDING);
         engram_result_t *result = NULL;
-        rc = s_write_done(engram_set_add(engram, scope, blob_key, element, &result), result);
+        rc = s_write_done(engram_set_add(engram, scope, blob_key, element, &result), &result);
     }
     return rc;
 }
@@ -206,7 +207,7 @@ static int s_set_add(engram_t *engram, const char *scope, const char *key, const
     if (rc == 0 && *blob_key)
         rc = s_blob_write(engram, scope, blob_key, text);
     if (rc == 0)
-        rc = s_write_done(engram_set_add(engram, scope, key, element, &result), result);
+        rc = s_write_done(engram_set_add(engram, scope, key, element, &result), &result);
     free(element);
     return rc;
 }
@@ -218,7 +219,7 @@ static int s_set_remove(engram_t *engram, const char *scope, const char *key, co
     engram_result_t *result = NULL;
     int rc = element ? 0 : ENGRAM_ENOMEM;
     if (rc == 0)
-        rc = s_gone(s_write_done(engram_set_remove(engram, scope, key, element, &result), result));
+        rc = s_gone(s_write_done(engram_set_remove(engram, scope, key, element, &result), &result));
     if (rc == 0 && *blob_key)
         rc = s_gone(s_delete(engram, scope, blob_key));
     free(element);

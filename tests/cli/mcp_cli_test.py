@@ -11,7 +11,6 @@ alice` under a temporary $ENGRAM_HOME.
 """
 import json
 import os
-import resource
 import select
 import shutil
 import signal
@@ -51,14 +50,17 @@ def canonical(lines):
 
 
 class McpSession:
-    """An `engram mcp` process spoken to line by line."""
+    """An `engram mcp` process spoken to line by line. close() ends its stdin and requires a
+    clean exit (status 0: under ASan, no leak), and keeps its peak memory (peak_mib)."""
 
     def __init__(self, admin, socket, *args):
+        self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([ENGRAM, "mcp", *args], env=admin.env(socket, "a1", "alice"),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL)
+                                     stderr=self.stderr)
         self.buffer = b""
         self.next_id = 1
+        self.peak_mib = None
 
     def send_raw(self, data):
         self.proc.stdin.write(data)
@@ -96,12 +98,24 @@ class McpSession:
 
     def close(self):
         self.proc.stdin.close()
-        try:
-            return self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
+        self.proc.stdout.close()
+        deadline = time.monotonic() + 10
+        while True:  # wait4: this process's own peak memory, not every child's
+            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("engram mcp did not end with its stdin")
+            time.sleep(0.02)
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        self.peak_mib = usage.ru_maxrss / 1024
+        self.stderr.seek(0)
+        log = self.stderr.read().decode(errors="replace")
+        self.stderr.close()
+        if self.proc.returncode != 0:
+            raise AssertionError(f"engram mcp exited {self.proc.returncode}: {log[-3000:]}")
 
 
 class McpCliTest(unittest.TestCase):
@@ -205,11 +219,10 @@ class McpCliTest(unittest.TestCase):
             self.assertIsNone(refusal["id"])
             self.assertEqual(session.request("ping")["result"], {})
         finally:
-            self.assertEqual(session.close(), 0)
+            session.close()
         # the line was never held whole: the process peaked far below its 64 MiB
         # (ASan's shadow memory adds to a sanitized build's peak, not 64 MiB)
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        self.assertLess(peak_mib, 48, f"engram mcp peaked at {peak_mib:.0f} MiB")
+        self.assertLess(session.peak_mib, 48, f"engram mcp peaked at {session.peak_mib:.0f} MiB")
 
     def test_a_change_by_another_process_is_notified(self):
         watcher = McpSession(self.admin, self.socket, "--scope", "run:watched")
@@ -338,6 +351,44 @@ class McpCliTest(unittest.TestCase):
                 self.assertIn("team:secret", error["message"])
             finally:
                 denied.close()
+        finally:
+            session.close()
+
+    def test_every_tool_in_one_session(self):
+        """Every tool once, in a session that must end cleanly (under ASan: without a leak)."""
+        session = McpSession(self.admin, self.socket, "--scope", "run:all")
+        try:
+            def ok(tool, **arguments):
+                result = session.call(tool, **arguments)
+                self.assertNotIn("isError", result, f"{tool}: {result}")
+                return result.get("structuredContent")
+            added = ok("memory_add", text="the client wants slides", metadata={"kind": "req"})
+            ok("memory_add", text="idempotent", id="fixed-id")
+            self.assertEqual(ok("memory_search", query="slides")["results"][0]["key"], added["id"])
+            got = ok("memory_get", key=added["id"])
+            ok("memory_update", key=added["id"], text="the client wants 12 slides",
+               version=got["version"])
+            stale = session.call("memory_update", key=added["id"], text="late",
+                                 version=got["version"])
+            self.assertTrue(stale["isError"])
+            self.assertGreaterEqual(len(ok("memory_list", limit=5)["items"]), 2)
+            self.assertEqual(len(ok("memory_history", key=added["id"])["steps"]), 2)
+            self.assertIn("12 slides", ok("memory_context", query="client", tokens=100)["context"])
+            self.assertEqual(ok("memory_forget", filters={"kind": "req"})["count"], 1)
+            ok("memory_delete", key="fixed-id")
+            session.call("memory_share", key="nope", scope="run:all")  # an error, and no leak
+            ok("create_entities", entities=[{"name": "A", "entityType": "t",
+                                             "observations": ["o", "p" * 2000]}])
+            ok("create_relations", relations=[{"from": "A", "to": "B", "relationType": "r"}])
+            ok("add_observations", observations=[{"entityName": "A", "contents": ["q"]}])
+            ok("search_nodes", query="o")
+            ok("open_nodes", names=["A"])
+            ok("delete_observations", deletions=[{"entityName": "A", "observations": ["o"]}])
+            ok("delete_relations", relations=[{"from": "A", "to": "B", "relationType": "r"}])
+            ok("delete_entities", entityNames=["A"])
+            self.assertEqual(ok("read_graph"), {"entities": [], "relations": []})
+            session.request("resources/subscribe", {"uri": "memory://knowledge-graph"})
+            session.request("resources/read", {"uri": "memory://knowledge-graph"})
         finally:
             session.close()
 
