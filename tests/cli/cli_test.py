@@ -31,7 +31,7 @@ USAGE = "usage: engram [--socket EP] [--agent NAME] [--user NAME] [--json] "
 # Every command, by its words.
 COMMANDS = ["put", "get", "rm", "ls", "history", "set add", "set rm", "set members",
             "counter add", "counter get", "log append", "log range", "remember", "share", "forget",
-            "vote", "watch", "search", "context",
+            "vote", "watch", "search", "context", "mcp", "import", "export",
             "stats", "cluster init", "node admit", "cluster status", "cluster join",
             "cluster remove", "init", "agent create", "acl allow-user", "acl allow", "acl revoke",
             "acl policy", "acl show", "acl check"]
