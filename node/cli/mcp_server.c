@@ -39,11 +39,12 @@
  *  notifies at most S_WATCH_MAX_DELAY_MS after the first; idle, it asks the node every
  *  S_WATCH_CHECK_MS whether it restarted (a restart forgets the subscription, and ZeroMQ
  *  reconnects without a word), and subscribes again when it did. */
-#define S_WATCH_QUIET_MS     50
-#define S_WATCH_MAX_DELAY_MS 250
-#define S_WATCH_POLL_MS      250
-#define S_WATCH_CHECK_MS     2000
-#define S_WHY_BYTES          512
+#define S_WATCH_QUIET_MS       50
+#define S_WATCH_MAX_DELAY_MS   250
+#define S_WATCH_POLL_MS        250
+#define S_WATCH_CHECK_MS       2000
+#define S_WATCH_START_SLACK_MS 2000 /* two estimates of one start differ by less */
+#define S_WHY_BYTES            512
 
 typedef struct {
     engram_t *engram;
@@ -55,6 +56,7 @@ typedef struct {
     /* the watcher */
     const char *endpoint, *agent, *user;
     engram_t *watch; /* the watcher thread's connection: only that thread uses it once started */
+    uint64_t node_started_ms; /* when the node subscribed to started (s_node_started) */
     pthread_t watcher;
     bool watching;
     atomic_bool subscribed;
@@ -83,17 +85,29 @@ static void s_send(s_session_t *session, json_t *msg)
 
 /*  --- the watcher ------------------------------------------------------------------------- */
 
-/*  Whether the node restarted since *uptime_ms (updated), or cannot be asked (*lost set;
- *  subscribing again once it answers). */
-static bool s_node_restarted(s_session_t *session, uint64_t *uptime_ms, bool *lost)
+/*  When the node started, on this process's monotonic clock (its uptime before now), into
+ *  *started_ms. 0 or the engram_stats error. */
+static int s_node_started(engram_t *watch, uint64_t *started_ms)
 {
     engram_stats_t stats;
-    if (engram_stats(session->watch, &stats) != 0) {
+    int rc = engram_stats(watch, &stats);
+    uint64_t now = s_now_ms();
+    *started_ms = rc == 0 && stats.uptime_ms < now ? now - stats.uptime_ms : 0;
+    return rc;
+}
+
+/*  Whether the node restarted since session->node_started_ms (updated): it started later than
+ *  that by more than S_WATCH_START_SLACK_MS, or could not be asked before (*lost) and can be
+ *  now. A node that cannot be asked sets *lost. */
+static bool s_node_restarted(s_session_t *session, bool *lost)
+{
+    uint64_t started_ms;
+    if (s_node_started(session->watch, &started_ms) != 0) {
         *lost = true;
         return false;
     }
-    bool restarted = *lost || stats.uptime_ms < *uptime_ms;
-    *uptime_ms = stats.uptime_ms;
+    bool restarted = *lost || started_ms > session->node_started_ms + S_WATCH_START_SLACK_MS;
+    session->node_started_ms = started_ms;
     *lost = false;
     return restarted;
 }
@@ -102,8 +116,7 @@ static void *s_watch(void *arg)
 {
     s_session_t *session = arg;
     bool pending = false, lost = false;
-    uint64_t first_pending = 0, last_check = s_now_ms(), uptime_ms = 0;
-    s_node_restarted(session, &uptime_ms, &lost);
+    uint64_t first_pending = 0, last_check = s_now_ms();
     while (!atomic_load(&session->stop)) {
         engram_event_t *event = NULL;
         int rc =
@@ -125,7 +138,7 @@ static void *s_watch(void *arg)
         pending = false;
         bool again = rc != 0 && rc != ENGRAM_ETIMEDOUT; /* the node cut us off (lagged) */
         if (!again && now - last_check >= S_WATCH_CHECK_MS) {
-            again = s_node_restarted(session, &uptime_ms, &lost);
+            again = s_node_restarted(session, &lost);
             last_check = now;
         }
         if (again && engram_subscribe(session->watch, session->defaults.scope) == 0) {
@@ -148,6 +161,10 @@ static int s_watch_start(s_session_t *session, char *why, size_t why_len)
         snprintf(why, why_len, "cannot connect");
         return ENGRAM_EUNAVAILABLE;
     }
+    /*  When the node started, asked before subscribing: a restart after this shows as a later
+     *  start, whenever the watcher asks (a node that cannot be asked now: 0, any start is
+     *  later) */
+    s_node_started(session->watch, &session->node_started_ms);
     int rc = engram_subscribe(session->watch, session->defaults.scope);
     if (rc != 0)
         mcp_format(why, why_len, "%s", engram_last_error(session->watch));

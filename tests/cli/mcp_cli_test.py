@@ -62,6 +62,11 @@ class McpSession:
         self.next_id = 1
         self.peak_mib = None
 
+    def log(self):
+        """What the server wrote on stderr so far."""
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")
+
     def send_raw(self, data):
         self.proc.stdin.write(data)
         self.proc.stdin.flush()
@@ -268,7 +273,8 @@ class McpCliTest(unittest.TestCase):
                 note = watcher.read(timeout=1)
                 if note is not None:
                     break
-                self.assertLess(time.monotonic(), deadline, "no notification after the restart")
+                self.assertLess(time.monotonic(), deadline,
+                                f"no notification after the restart; its log: {watcher.log()}")
             self.assertEqual(note["method"], "notifications/resources/updated")
         finally:
             watcher.close()
