@@ -118,8 +118,8 @@ static json_t *s_search(engram_t *engram, const mcp_defaults_t *defaults, const 
     engram_search_options_t options = s_search_options(defaults, args, &scopes, &filter);
     unsigned tokens = (unsigned)json_number_value(json_object_get(args, "tokens"));
     engram_result_t *result = NULL;
-    int rc = context ? engram_context(engram, s_str(args, "query"), &options,
-                                      tokens ? tokens : 500, &result)
+    int rc = context ? engram_context(engram, s_str(args, "query"), &options, tokens ? tokens : 500,
+                                      &result)
                      : engram_search(engram, s_str(args, "query"), &options, &result);
     json_t *out;
     if (rc != 0)
@@ -194,6 +194,15 @@ static json_t *s_list(engram_t *engram, const mcp_defaults_t *defaults, const js
     return out;
 }
 
+/*  The tool result of a plain write rc (its token), or its error; destroys *result. */
+static json_t *s_wrote(engram_t *engram, int rc, engram_result_t **result, const char *scope)
+{
+    json_t *out = rc == 0 ? mcp_tool_result_json(s_written(*result, NULL))
+                          : mcp_engram_error(engram, rc, scope);
+    engram_result_destroy(result);
+    return out;
+}
+
 static json_t *s_update(engram_t *engram, const mcp_defaults_t *defaults, const json_t *args)
 {
     const char *scope = s_scope(defaults, args), *text = s_str(args, "text");
@@ -202,10 +211,7 @@ static json_t *s_update(engram_t *engram, const mcp_defaults_t *defaults, const 
     int rc = engram_put_if_version(engram, scope, s_str(args, "key"), text, strlen(text), meta, 0,
                                    s_str(args, "version"), &result);
     free(meta);
-    json_t *out = rc == 0 ? mcp_tool_result_json(s_written(result, NULL))
-                          : mcp_engram_error(engram, rc, scope);
-    engram_result_destroy(&result);
-    return out;
+    return s_wrote(engram, rc, &result, scope);
 }
 
 static json_t *s_delete(engram_t *engram, const mcp_defaults_t *defaults, const json_t *args)
@@ -213,10 +219,7 @@ static json_t *s_delete(engram_t *engram, const mcp_defaults_t *defaults, const 
     const char *scope = s_scope(defaults, args);
     engram_result_t *result = NULL;
     int rc = engram_delete(engram, scope, s_str(args, "key"), &result);
-    json_t *out = rc == 0 ? mcp_tool_result_json(s_written(result, NULL))
-                          : mcp_engram_error(engram, rc, scope);
-    engram_result_destroy(&result);
-    return out;
+    return s_wrote(engram, rc, &result, scope);
 }
 
 static json_t *s_forget(engram_t *engram, const mcp_defaults_t *defaults, const json_t *args)
@@ -262,10 +265,7 @@ static json_t *s_share(engram_t *engram, const mcp_defaults_t *defaults, const j
     const char *scope = s_str(args, "scope");
     engram_result_t *result = NULL;
     int rc = engram_share(engram, s_str(args, "key"), scope, &result);
-    json_t *out = rc == 0 ? mcp_tool_result_json(s_written(result, NULL))
-                          : mcp_engram_error(engram, rc, scope);
-    engram_result_destroy(&result);
-    return out;
+    return s_wrote(engram, rc, &result, scope);
 }
 
 static json_t *s_search_only(engram_t *engram, const mcp_defaults_t *defaults, const json_t *args)
