@@ -17,14 +17,7 @@
 #include "crdt/codec.h"
 #include "crdt/ctx.h"
 #include "engram/error.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "invariant violated: %s (%s:%d)\n", #cond, __FILE__, __LINE__);        \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 static int s_sentinel;
 #define NOT_NULL ((void *)&s_sentinel)

@@ -16,15 +16,8 @@
 #include <string.h>
 
 #include "engram/error.h"
+#include "fuzz_check.h"
 #include "node/search/vector.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "invariant violated: %s (%s:%d)\n", #cond, __FILE__, __LINE__);        \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static float s_out[ENGRAM_MAX_EMBEDDING_DIMS];
 static float s_other[ENGRAM_MAX_EMBEDDING_DIMS];

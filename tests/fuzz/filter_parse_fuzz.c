@@ -14,15 +14,8 @@
 #include <string.h>
 
 #include "engram/error.h"
+#include "fuzz_check.h"
 #include "node/search/filter.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "invariant violated: %s (%s:%d)\n", #cond, __FILE__, __LINE__);        \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static int s_sentinel;
 #define NOT_NULL ((void *)&s_sentinel)

@@ -16,14 +16,7 @@
 #include "crdt/value.h"
 #include "engram/error.h"
 #include "engram/limits.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "invariant violated: %s (%s:%d)\n", #cond, __FILE__, __LINE__);        \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 static int s_sentinel;
 #define NOT_NULL ((void *)&s_sentinel)
