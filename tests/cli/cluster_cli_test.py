@@ -15,15 +15,12 @@ Usage: cluster_cli_test.py ENGRAMD ENGRAM LOCAL_CLUSTER_SH. Ports are drawn at r
 """
 import json
 import os
-import random
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 import unittest
 
+import local_cluster
 from access import Admin
 from polling import eventually
 
@@ -34,44 +31,16 @@ FAKETIME_LIBS = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
                  "/usr/lib/faketime/libfaketime.so.1"]
 
 
-def port_free(port):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
 class ClusterCliTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        # Ports are drawn at random: another process (a test beside this one, or the local
-        # end of an outgoing connection) may hold one. Draw bases until every port this test
-        # uses is free, and draw again if a node still lost its port before binding it.
-        for attempt in range(5):
-            cls.base = random.randrange(20000, 59000, 100)
-            if not all(port_free(cls.base + off) for off in (10, 11, 20, 21, 80, 81, 90, 91)):
-                continue
-            cls.dir = tempfile.mkdtemp(prefix="engram-ccli-")
-            env = dict(os.environ, ENGRAM_BIN=BIN, ENGRAM_BASE_PORT=str(cls.base),
-                       ENGRAM_NODE_FLAGS="--gossip-interval-ms 100")
-            out = subprocess.run([LOCAL_CLUSTER, "2", cls.dir], env=env, capture_output=True,
-                                 text=True, timeout=120)
-            if out.returncode == 0:
-                break
-            logs = "".join(open(p, errors="replace").read() for p in
-                           (os.path.join(cls.dir, f"n{i}", "engramd.log") for i in (1, 2))
-                           if os.path.exists(p))
-            subprocess.run([LOCAL_CLUSTER, "stop", cls.dir], env=env, timeout=120)
-            shutil.rmtree(cls.dir, ignore_errors=True)
-            if "cannot bind gossip" not in logs:
-                raise RuntimeError(f"local-cluster.sh failed: {out.stderr}\n{logs[-3000:]}")
-        else:
-            raise RuntimeError("no free ports for the cluster in 5 draws")
+        cluster = local_cluster.start(LOCAL_CLUSTER, BIN, 2, "engram-ccli-",
+                                      offsets=(10, 11, 20, 21, 80, 81, 90, 91))
+        cls.dir, cls.base = cluster.dir, cluster.base
+        env, out_lines = cluster.env, cluster.stdout
         cls.home = os.path.join(cls.dir, "home")
         cls.env = env
-        cls.lines = out.stdout.strip().splitlines()
+        cls.lines = out_lines.strip().splitlines()
         cls.extra = None
         try:
             cls.admin = Admin(ENGRAM, cls.home)

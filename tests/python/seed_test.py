@@ -11,30 +11,21 @@ Usage: seed_test.py ENGRAMD ENGRAM LOCAL_CLUSTER_SH. The cluster is deploy/local
 and drawn again while one is taken. PYTHONPATH holds BUILD/python.
 """
 import os
-import random
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import unittest
 
 import engram
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
+import local_cluster  # noqa: E402 (tests/cli's, found through the line above)
 
 ENGRAMD, ENGRAM, LOCAL_CLUSTER = sys.argv[1], sys.argv[2], sys.argv[3]
 del sys.argv[1:4]
 SCOPE = "run:q3-proposal"
 NODES = 3
 AGENTS = {"researcher": 1, "writer": 2, "editor": 3}  # agent: the node it talks to
-
-
-def port_free(port):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 class SeedTest(unittest.TestCase):
@@ -57,28 +48,9 @@ class SeedTest(unittest.TestCase):
 
     @classmethod
     def start_cluster(cls):
-        """local-cluster.sh 3 on free ports: a node that lost its port to another process
-        between the draw and its bind is started again on another draw."""
-        for _ in range(5):
-            base = random.randrange(20000, 59000, 100)
-            if not all(port_free(base + 10 * i + off) for i in range(1, NODES + 1)
-                       for off in (0, 1)):
-                continue
-            cls.dir = tempfile.mkdtemp(prefix="engram-pyseed-")
-            cls.env = dict(os.environ, ENGRAM_BIN=os.path.dirname(ENGRAMD),
-                           ENGRAM_BASE_PORT=str(base),
-                           ENGRAM_NODE_FLAGS="--gossip-interval-ms 100")
-            out = subprocess.run([LOCAL_CLUSTER, str(NODES), cls.dir], env=cls.env,
-                                 capture_output=True, text=True, timeout=120)
-            if out.returncode == 0:
-                return
-            logs = "".join(open(p, errors="replace").read() for p in
-                           (os.path.join(cls.dir, f"n{i}", "engramd.log")
-                            for i in range(1, NODES + 1)) if os.path.exists(p))
-            cls.stop_cluster()
-            if "cannot bind gossip" not in logs:
-                raise RuntimeError(f"local-cluster.sh failed: {out.stderr}\n{logs[-3000:]}")
-        raise RuntimeError("no free ports for the cluster in 5 draws")
+        cluster = local_cluster.start(LOCAL_CLUSTER, os.path.dirname(ENGRAMD), NODES,
+                                      "engram-pyseed-")
+        cls.dir, cls.env = cluster.dir, cluster.env
 
     @classmethod
     def stop_cluster(cls):
