@@ -193,7 +193,10 @@ static void s_check_query(node_store_t *store, const char *query, node_visible_f
     search_terms_free(&terms);
 }
 
-/*  A new store in a new directory made from dir (a mkdtemp template). */
+/*  mkdtemp(3)'s template of a store's directory: the six X are what mkdtemp replaces. */
+#define S_DIR_TEMPLATE "/tmp/engram-index-test-XXXXXX"
+
+/*  A new store in a new directory made from dir (a copy of S_DIR_TEMPLATE). */
 static node_store_t *s_open_store(char *dir)
 {
     assert_non_null(mkdtemp(dir));
@@ -216,7 +219,7 @@ static void s_close_store(node_store_t **store, const char *dir)
 static void s_one_case(int index)
 {
     store__search_way(STORE_SEARCH_THRESHOLD);
-    char dir[] = "/tmp/engram-index-test-XXXXXX"; /* mkdtemp's template */
+    char dir[] = S_DIR_TEMPLATE;
     node_store_t *store = s_open_store(dir);
     static const char *const syllables[] = {"ka", "lo", "mi", "nu", "pe", "ro", "si", "tu"};
     for (int w = 0; w < WORDS; w++)
@@ -289,7 +292,7 @@ static void test_bound_corners(void **state)
 {
     (void)state;
     store__search_way(STORE_SEARCH_THRESHOLD);
-    char dir[] = "/tmp/engram-index-test-XXXXXX"; /* mkdtemp's template */
+    char dir[] = S_DIR_TEMPLATE;
     node_store_t *store = s_open_store(dir);
     /* tf 2..40 in texts of 400 words, and tf 1 alone: the short one ranks between tf 5 and 4,
      * and its tf is far below the 32 groups bounded one by one. */
