@@ -100,6 +100,11 @@ int mcp_message_decode(const char *line, size_t len, mcp_message_t *message, jso
     json_t *root = json_loadb(line, len, JSON_DECODE_ANY, &error);
     if (!root) {
         *message = (mcp_message_t){0};
+        /* jansson's message may quote the bytes it stopped at, which need not be UTF-8: only
+         * printable ASCII of it is kept, so the reply always encodes */
+        for (char *c = error.text; *c; c++)
+            if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+                *c = '?';
         mcp_format(why, why_len, "Parse error: %s", error.text);
         *error_id = json_null();
         return MCP_PARSE_ERROR;

@@ -370,7 +370,10 @@ static void s_handle_line(s_session_t *session, const char *line, size_t len)
     char why[S_WHY_BYTES];
     int code = mcp_message_decode(line + start, len - start, &message, &error_id, why, sizeof why);
     if (code != 0) {
-        s_send(session, mcp_error(error_id, code, why));
+        json_t *reply = mcp_error(error_id, code, why);
+        if (!reply) /* building it failed: answer without what the client sent */
+            reply = mcp_error(error_id, MCP_INTERNAL_ERROR, "the reply could not be built");
+        s_send(session, reply);
         json_decref(error_id);
         return;
     }

@@ -26,6 +26,9 @@ static int s_decode(const char *line, mcp_message_t *message, char *id_text, siz
     if (code != 0) {
         assert_non_null(error_id);
         assert_true(why[0] != '\0');
+        json_t *reply = mcp_error(error_id, code, why); /* the refusal can be sent */
+        assert_non_null(reply);
+        json_decref(reply);
         char *text = json_dumps(error_id, JSON_ENCODE_ANY | JSON_COMPACT);
         snprintf(id_text, id_len, "%s", text);
         free(text);
@@ -72,6 +75,8 @@ static void test_refusals_carry_the_id_that_answers_them(void **state)
         const char *id;
     } cases[] = {
         {"not json", MCP_PARSE_ERROR, "null"},
+        /* found by fuzz_mcp_request: jansson's message quoted a byte that is not UTF-8 */
+        {"{\"jsonrpc\":\"2.0\",\"me\\\xd3\xbc\":1}", MCP_PARSE_ERROR, "null"},
         /* valid JSON that is no request is an invalid request, not a parse error */
         {"5", MCP_INVALID_REQUEST, "null"},
         {"\"ping\"", MCP_INVALID_REQUEST, "null"},
