@@ -17,15 +17,13 @@ admin (DIR/home) registers agent tester for alice, with run:restore, through nod
 """
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 import unittest
 
+import local_cluster
 from access import Admin
 from polling import eventually
 
@@ -36,15 +34,9 @@ WRITES = 20
 
 class RestoreTest(unittest.TestCase):
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="engram-restore-")
-        self.env = dict(os.environ, ENGRAM_BIN=BIN,
-                        ENGRAM_BASE_PORT=str(random.randrange(20000, 59000, 100)),
-                        ENGRAM_NODE_FLAGS="--gossip-interval-ms 100")
-        out = subprocess.run([LOCAL_CLUSTER, "3", self.dir], env=self.env, capture_output=True,
-                             text=True, timeout=120)
-        if out.returncode != 0:
-            self.tearDown()
-            self.fail(f"local-cluster.sh failed: {out.stderr}")
+        # free ports, drawn again when a node lost one to another process before binding it
+        cluster = local_cluster.start(LOCAL_CLUSTER, BIN, 3, "engram-restore-")
+        self.dir, self.env = cluster.dir, cluster.env
         self.admin = Admin(ENGRAM, os.path.join(self.dir, "home"))
         try:
             ids = self.admin.grant(self.api(1), "tester", ["alice"],
