@@ -36,8 +36,9 @@
 #define CHUNK_OVERHEAD GOSSIP_CHUNK_OVERHEAD
 /*  A held-back push asks its sender for a pull at most this often. */
 #define ASK_INTERVAL_MS 50
-/*  After a held-back push asked one peer for a pull, no other is asked until an answer is
- *  applied or this long has passed: several asked peers would each send the whole gap. */
+/*  After one peer was asked for a pull (a held-back push, a digest showing what it holds, a
+ *  restart's digests), no other is asked until an answer is applied or this long has passed:
+ *  several asked peers would each send the whole gap. */
 #define ASK_WAIT_MS 1000
 /*  Transfers staged per peer at most; a new one evicts that peer's oldest. */
 #define MAX_STAGES_PER_PEER 4
@@ -130,8 +131,9 @@ struct gossip_engine {
     uint64_t next_transfer; /* 0 until the first event with a clock: see s_clock */
     uint64_t now_ms;
     uint64_t next_digest_ms;
-    uint64_t asking_until_ms; /* a held-back push's pull is awaited until then (s_ask) */
-    uint64_t *fault;          /* the stats counter of the current message's first fault, or NULL */
+    uint64_t asking_until_ms; /* a pull asked of asking_peer is awaited until then (s_asked) */
+    uint64_t asking_peer;
+    uint64_t *fault; /* the stats counter of the current message's first fault, or NULL */
     gossip_stats_t stats;
 };
 
@@ -914,12 +916,19 @@ static void s_digest_fini(s_digest_t *d)
     free(d->ptrs);
 }
 
+/*  What a digest says besides its versions (Engram__GossipDigest's flags). */
+enum {
+    DIGEST_COMPLETE = 1,  /* every scope the sender holds */
+    DIGEST_REPLY = 2,     /* asks for the receiver's complete digest back */
+    DIGEST_ANSWER = 4,    /* is that digest */
+    DIGEST_NO_DELTAS = 8, /* with DIGEST_REPLY: the digest only, no deltas */
+};
+
 /*  Sends the digest d to peer in parts within the budget (all partial if it had to be split,
- *  so that no part reads as "I hold nothing else"). `reply` asks peer for its own complete
- *  digest back; `answer` says this is that digest. Both are set on the last part only (so the
- *  answer comes after the deltas, and marks the end of the sender's whole knowledge). */
-static int s_send_digest(gossip_engine_t *self, uint64_t peer, s_digest_t *d, bool complete,
-                         bool reply, bool answer)
+ *  so that no part reads as "I hold nothing else"). REPLY, ANSWER and NO_DELTAS are set on
+ *  the last part only (so the answer comes after the deltas, and marks the end of the sender's
+ *  whole knowledge). */
+static int s_send_digest(gossip_engine_t *self, uint64_t peer, s_digest_t *d, unsigned flags)
 {
     d->ptrs = calloc(d->n ? d->n : 1, sizeof *d->ptrs);
     if (!d->ptrs)
@@ -941,9 +950,10 @@ static int s_send_digest(gossip_engine_t *self, uint64_t peer, s_digest_t *d, bo
             end++;
         }
         Engram__GossipDigest digest = ENGRAM__GOSSIP_DIGEST__INIT;
-        digest.complete = complete && !split;
-        digest.reply = reply && end == d->n;
-        digest.answer = answer && end == d->n;
+        digest.complete = (flags & DIGEST_COMPLETE) && !split;
+        digest.reply = (flags & DIGEST_REPLY) && end == d->n;
+        digest.answer = (flags & DIGEST_ANSWER) && end == d->n;
+        digest.no_deltas = (flags & DIGEST_NO_DELTAS) && end == d->n;
         digest.versions = d->ptrs + start;
         digest.n_versions = end - start;
         Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
@@ -963,13 +973,13 @@ static void s_add_own(void *arg, const char *scope)
         d->rc = s_digest_add(d, scope, d->self->store->ctx(d->self->state, scope));
 }
 
-/*  A complete digest of every scope this node holds, to peer (`reply`, `answer`: see
+/*  A complete digest of every scope this node holds, to peer (flags besides COMPLETE: see
  *  s_send_digest). */
-static int s_send_full_digest(gossip_engine_t *self, uint64_t peer, bool reply, bool answer)
+static int s_send_full_digest(gossip_engine_t *self, uint64_t peer, unsigned flags)
 {
     s_digest_t d = {.self = self};
     self->store->each_scope(self->state, s_add_own, &d);
-    int rc = d.rc ? d.rc : s_send_digest(self, peer, &d, true, reply, answer);
+    int rc = d.rc ? d.rc : s_send_digest(self, peer, &d, DIGEST_COMPLETE | flags);
     s_digest_fini(&d);
     return rc;
 }
@@ -981,15 +991,47 @@ static bool s_answered_since(const gossip_engine_t *self, uint64_t peer, uint64_
     return p && p->answered_ms && p->answered_ms >= since_ms;
 }
 
+/*  Whether a pull asked of a peer other than `peer` is still awaited. */
+static bool s_asking_other(const gossip_engine_t *self, uint64_t peer)
+{
+    return self->now_ms < self->asking_until_ms && self->asking_peer != peer;
+}
+
+/*  Notes that peer was asked for a pull now (or that its answer is still arriving). */
+static void s_asked(gossip_engine_t *self, uint64_t peer)
+{
+    self->asking_peer = peer;
+    self->asking_until_ms = self->now_ms + ASK_WAIT_MS;
+}
+
+/*  Whether peer is known to hold, of some scope, what this node lacks. */
+static bool s_holds_more(gossip_engine_t *self, uint64_t peer)
+{
+    const s_peer_t *p = s_peer_find(self, peer);
+    for (size_t k = 0; p && k < p->known_cap; k++) {
+        if (!p->known[k].scope)
+            continue;
+        const crdt_ctx_t *ours = self->store->ctx(self->state, p->known[k].scope);
+        if (ours ? !crdt_ctx_covers(ours, p->known[k].ctx) : !crdt_ctx_is_empty(p->known[k].ctx))
+            return true;
+    }
+    return false;
+}
+
 int gossip_engine_ask_digests(gossip_engine_t *self, uint64_t since_ms)
 {
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < gossip_swim_size(self->swim); i++) {
         gossip_member_t m;
         gossip_swim_at(self->swim, i, &m);
-        if (m.id != self->config.node_id && m.state != GOSSIP_LEFT &&
-            !s_answered_since(self, m.id, since_ms))
-            rc = s_send_full_digest(self, m.id, true, false);
+        if (m.id == self->config.node_id || m.state == GOSSIP_LEFT ||
+            s_answered_since(self, m.id, since_ms))
+            continue;
+        /* One member sends what this node lacks, the others their digests only. */
+        bool pull = m.state == GOSSIP_ALIVE && !s_asking_other(self, m.id);
+        rc = s_send_full_digest(self, m.id, DIGEST_REPLY | (pull ? 0 : DIGEST_NO_DELTAS));
+        if (rc == 0 && pull)
+            s_asked(self, m.id);
     }
     return rc;
 }
@@ -1159,7 +1201,7 @@ static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__Gossi
                     calloc(digest->n_versions + 1, sizeof(crdt_ctx_t *)),
                     NULL,
                     16,
-                    self->storage != GOSSIP_STORAGE_FAILED,
+                    self->storage != GOSSIP_STORAGE_FAILED && !digest->no_deltas,
                     0};
     while (a.listed_cap < 2 * digest->n_versions)
         a.listed_cap *= 2;
@@ -1192,10 +1234,15 @@ static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__Gossi
         self->store->each_scope(self->state, s_answer_unlisted, &a);
         rc = a.rc;
     }
-    if (rc == 0 && ask.n)
-        rc = s_send_digest(self, from, &ask, false, false, false);
-    if (rc == 0 && digest->reply && a.serve) /* after the answers: see ask_digests */
-        rc = s_send_full_digest(self, from, false, true);
+    /* One peer asked at a time: another one asked may already be sending the same gap, and
+     * once its answer is applied, what is still missing shows in the next digests. */
+    if (rc == 0 && ask.n && !s_asking_other(self, from)) {
+        rc = s_send_digest(self, from, &ask, 0);
+        if (rc == 0)
+            s_asked(self, from);
+    }
+    if (rc == 0 && digest->reply && self->storage != GOSSIP_STORAGE_FAILED)
+        rc = s_send_full_digest(self, from, DIGEST_ANSWER); /* after the answers: ask_digests */
     s_peer_t *sender = NULL;
     if (rc == 0 && digest->answer)
         rc = s_peer(self, from, &sender);
@@ -1220,8 +1267,8 @@ static int s_ask(gossip_engine_t *self, uint64_t from)
         self->now_ms < self->asking_until_ms)
         return rc;
     p->asked_ms = self->now_ms;
-    self->asking_until_ms = self->now_ms + ASK_WAIT_MS;
-    return s_send_full_digest(self, from, false, false);
+    s_asked(self, from);
+    return s_send_full_digest(self, from, 0);
 }
 
 /*  What s_apply returns when the store could not write (not the peer's fault: counted in
@@ -1405,6 +1452,8 @@ static int s_on_chunk(gossip_engine_t *self, uint64_t from, const Engram__Gossip
     stage->nparts++;
     stage->received_bytes += chunk->data.len;
     self->staged_bytes += chunk->data.len;
+    if (from == self->asking_peer && self->now_ms < self->asking_until_ms)
+        s_asked(self, from); /* the awaited answer is arriving: still no other peer is asked */
     if (stage->nparts < stage->count)
         return 0;
     /* Every part is here: check, then apply the whole delta as one unit. The parts add up to
@@ -1503,7 +1552,12 @@ void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms)
     if (!gossip_swim_pick(self->swim, 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT, &peer))
         return;
     if (self->storage == GOSSIP_STORAGE_OK) {
-        s_send_full_digest(self, peer, false, false);
+        /* While another peer's answer is awaited, this digest reports and asks for nothing; a
+         * peer known to hold more is asked, the others answer what they find. */
+        bool pull = !s_asking_other(self, peer);
+        if (s_send_full_digest(self, peer, pull ? 0 : DIGEST_NO_DELTAS) == 0 && pull &&
+            s_holds_more(self, peer))
+            s_asked(self, peer);
     } else { /* a report of what it holds, which asks for nothing (see engine.h) */
         s_report_t report = {self, peer};
         self->store->each_scope(self->state, s_report_scope, &report);

@@ -38,7 +38,11 @@
  *  Pull (Scuttlebutt-style anti-entropy by version vectors): every gossip interval the engine
  *  sends one random ALIVE or SUSPECT member a digest, its context per scope; the peer answers,
  *  per scope the asker lacks anything of, with crdt_scope_delta_since: traffic proportional to
- *  what the asker misses. Digests received also tell what their sender holds. An answer larger
+ *  what the asker misses. Digests received also tell what their sender holds. One peer is
+ *  asked at a time: while an answer is awaited from one (ASK_WAIT_MS, renewed as its parts
+ *  arrive, ended when an answer is applied), digests to the others carry no_deltas and what
+ *  they show this node lacks is not asked of them, or every peer would send the same gap
+ *  (a node catching up K writes received 2x the delta it needed). An answer larger
  *  than max_message_bytes is cut into chunks that the receiver stages and applies as one unit,
  *  so pulls keep causal order too. Each chunk carries the whole answer's length and SipHash,
  *  checked before the apply; parts of equal (length, hash) from one peer fill one staging slot,
@@ -232,9 +236,11 @@ const crdt_ctx_t *gossip_engine_peer_ctx(gossip_engine_t *self, uint64_t peer, c
 /*  Dot safety at start: a data directory restored from a plain copy holds dot counters older
  *  than what its peers have seen of this replica; a write now would reuse a dot, which peers
  *  would take for one they already have. Before writing to shared scopes, a restarted node
- *  sends every member a complete digest asking for theirs back (gossip_engine_ask_digests); a
- *  peer answers what the node lacks (the deltas carry the replica's own lost dots, so its
- *  counters move past them) and then its digest. Once every member was heard
+ *  sends every member a complete digest asking for theirs back (gossip_engine_ask_digests); one
+ *  ALIVE member answers what the node lacks (the deltas carry the replica's own lost dots, so
+ *  its counters move past them) and then its digest, the others their digest only (no_deltas:
+ *  each would send the same gap; what the one lacked shows in their digests and is pulled
+ *  next). Once every member was heard
  *  (gossip_engine_heard_since), the node may write. gossip_engine_holds_unseen says whether
  *  some member is known to hold a dot of `replica` that this node lacks (then its counters
  *  cannot be trusted: the caller takes a new replica id). */

@@ -125,6 +125,12 @@
 #ifndef ENGRAM_DEFAULT_MIN_FREE_BYTES
 #define ENGRAM_DEFAULT_MIN_FREE_BYTES (64 * 1024 * 1024)
 #endif
+/*  The RocksDB block cache of a node's store (LRU, shared by its column families): what it
+ *  holds of SST blocks, uncompressed, so a read of recent memory touches neither the page cache
+ *  nor the decompressor. A bound, filled only as blocks are read. */
+#ifndef ENGRAM_DEFAULT_BLOCK_CACHE_BYTES
+#define ENGRAM_DEFAULT_BLOCK_CACHE_BYTES (256 * 1024 * 1024)
+#endif
 /*  Replication (gossip/engine.h, node/cluster/cluster.h): peers each new write is pushed to, how
  *  often a node sends one peer its version vectors (anti-entropy), and the byte budget of one
  *  gossip message (larger pull answers are chunked; the gossip socket refuses larger frames). */

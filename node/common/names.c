@@ -18,6 +18,12 @@ bool node_name_ok(const char *name, size_t len, const char **why)
 {
     if (len == 0)
         return s_refuse(why, "is empty");
+    /* ASCII, the common case: printable characters but the space, and in NFC already. */
+    size_t ascii = 0;
+    while (ascii < len && name[ascii] > ' ' && name[ascii] < 0x7f)
+        ascii++;
+    if (ascii == len)
+        return true;
     const utf8proc_uint8_t *at = (const utf8proc_uint8_t *)name;
     size_t left = len;
     while (left) {

@@ -123,6 +123,30 @@ static int s_add_term(search_tokenizer_t *self, const uint8_t *word, size_t len,
     return 0;
 }
 
+/*  text[0..len) in NFKC with full case folding and default-ignorable code points removed, into
+ *  *folded (malloc'd): its length, or a negative utf8proc error. ASCII, the common case, is
+ *  its own NFKC form with nothing to ignore, and folds by lowering its capitals: that skips
+ *  utf8proc's decomposition, which cost a tenth of a put's CPU on English text. */
+static utf8proc_ssize_t s_fold(const char *text, size_t len, utf8proc_uint8_t **folded)
+{
+    size_t ascii = 0;
+    while (ascii < len && (unsigned char)text[ascii] < 0x80)
+        ascii++;
+    if (ascii < len)
+        return utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, folded,
+                            UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE |
+                                UTF8PROC_CASEFOLD | UTF8PROC_IGNORE);
+    *folded = malloc(len + 1);
+    if (!*folded)
+        return UTF8PROC_ERROR_NOMEM;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        (*folded)[i] = c >= 'A' && c <= 'Z' ? (utf8proc_uint8_t)(c - 'A' + 'a') : c;
+    }
+    (*folded)[len] = '\0';
+    return (utf8proc_ssize_t)len;
+}
+
 int search_tokenize(search_tokenizer_t *self, const char *text, size_t len, search_terms_t *terms)
 {
     terms->terms = NULL;
@@ -130,9 +154,7 @@ int search_tokenize(search_tokenizer_t *self, const char *text, size_t len, sear
     if (len == 0)
         return 0;
     utf8proc_uint8_t *folded = NULL;
-    utf8proc_ssize_t folded_len = utf8proc_map(
-        (const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, &folded,
-        UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE | UTF8PROC_CASEFOLD | UTF8PROC_IGNORE);
+    utf8proc_ssize_t folded_len = s_fold(text, len, &folded);
     if (folded_len < 0)
         return folded_len == UTF8PROC_ERROR_NOMEM ? ENGRAM_ENOMEM : ENGRAM_EINVAL;
     int rc = 0;

@@ -42,6 +42,8 @@ extern const char *const store__cf_names[CF_COUNT];
 struct node_store {
     rocksdb_t *db;
     rocksdb_options_t *options;
+    rocksdb_block_based_table_options_t *table_options; /* the block cache and bloom filters */
+    rocksdb_cache_t *block_cache;
     rocksdb_column_family_handle_t *cf[CF_COUNT];
     rocksdb_writeoptions_t *write_options; /* never sync: node_store_sync does the fsync */
     rocksdb_readoptions_t *read_options;

@@ -299,6 +299,16 @@ int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p
 #ifdef ENGRAM_FAULT_ACK_BEFORE_FSYNC /* jepsen/: kill -9 loses the unsynced WAL, as power loss */
     rocksdb_options_set_manual_wal_flush(self->options, 1);
 #endif
+    /* Reads are served from a block cache sized for a node's working set, with index and
+     * filter blocks in it, and whole-key bloom filters for the point lookups (meta, ops). */
+    self->block_cache = rocksdb_cache_create_lru(ENGRAM_DEFAULT_BLOCK_CACHE_BYTES);
+    self->table_options = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_block_cache(self->table_options, self->block_cache);
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks(self->table_options, 1);
+    rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(self->table_options, 1);
+    rocksdb_block_based_options_set_filter_policy(self->table_options,
+                                                  rocksdb_filterpolicy_create_bloom_full(10));
+    rocksdb_options_set_block_based_table_factory(self->options, self->table_options);
     self->write_options = rocksdb_writeoptions_create();
     self->read_options = rocksdb_readoptions_create();
 
@@ -371,6 +381,8 @@ void node_store_close(node_store_t **self_p)
         rocksdb_close(self->db);
     }
     rocksdb_options_destroy(self->options);
+    rocksdb_block_based_options_destroy(self->table_options);
+    rocksdb_cache_destroy(self->block_cache);
     rocksdb_writeoptions_destroy(self->write_options);
     rocksdb_readoptions_destroy(self->read_options);
     search_tokenizer_destroy(&self->tokenizer);

@@ -768,6 +768,82 @@ static void test_asked_digests_bring_back_lost_dots(void **state)
     s_pair_fini(nodes);
 }
 
+/*  Node n restarted: a new engine on the store it had, knowing the other two of 11, 22, 33. */
+static void s_restart(node_t *n, size_t budget)
+{
+    gossip_engine_destroy(&n->engine);
+    gossip_config_t config = {.node_id = n->store.id,
+                              .fanout = 2,
+                              .max_message_bytes = budget,
+                              .seed = 8,
+                              .card = (const uint8_t *)"",
+                              .card_len = 0};
+    n->engine = gossip_engine_new(&config, &s_store_ops, &n->store);
+    assert_non_null(n->engine);
+    for (uint64_t id = 11; id <= 33; id += 11)
+        if (id != n->store.id)
+            gossip_engine_add_peer(n->engine, id);
+}
+
+static bool s_drop_all(int index, uint64_t to)
+{
+    (void)index, (void)to;
+    return true;
+}
+
+/*  A restarted node catching up gets the gap once: 33 missed twenty writes that 11 and 22 both
+ *  hold, and its digests at start reach both, but only one of them sends the deltas (one
+ *  answer applied, not one per peer) while both send their digests (both heard). Then 22 holds
+ *  a write nobody else has: asked again, 33 gets the gap from one peer and the rest once that
+ *  answer is in, and every node converges. */
+static void test_restart_pulls_the_gap_from_one_peer(void **state)
+{
+    (void)state;
+    node_t nodes[3];
+    uint64_t ids[3] = {11, 22, 33};
+    for (int i = 0; i < 3; i++)
+        s_node(&nodes[i], ids[i], 65536);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            if (i != j)
+                gossip_engine_add_peer(nodes[i].engine, ids[j]);
+    s_write(&nodes[2], "run:a", "seen", "by all");
+    s_run(nodes, 3, NULL);
+    for (int i = 0; i < 20; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        s_write(&nodes[0], "run:a", key, "missed by 33");
+    }
+    s_run(nodes, 3, s_drop_to_33);
+    assert_true(s_same(&nodes[0], &nodes[1]));
+    assert_false(s_same(&nodes[0], &nodes[2]));
+
+    s_restart(&nodes[2], 65536);
+    assert_int_equal(gossip_engine_ask_digests(nodes[2].engine, 1000), 0);
+    s_run(nodes, 3, NULL);
+    const gossip_stats_t *st = gossip_engine_stats(nodes[2].engine);
+    assert_int_equal(st->pull_deltas_applied, 1);
+    assert_int_equal(gossip_engine_stats(nodes[0].engine)->pulls_answered +
+                         gossip_engine_stats(nodes[1].engine)->pulls_answered,
+                     1);
+    unsigned members = 0;
+    assert_int_equal(gossip_engine_heard_since(nodes[2].engine, 1000, &members), 2);
+    for (int i = 0; i < 2; i++)
+        assert_true(s_same(&nodes[i], &nodes[2]));
+
+    s_write(&nodes[1], "run:a", "only", "on 22");
+    s_run(nodes, 3, s_drop_all);
+    s_write(&nodes[0], "run:a", "k0", "missed by 33 again");
+    s_run(nodes, 3, s_drop_to_33);
+    s_restart(&nodes[2], 65536);
+    assert_int_equal(gossip_engine_ask_digests(nodes[2].engine, 2000), 0);
+    s_tick_run(nodes, 3, 2000, 4000);
+    for (int i = 0; i < 2; i++)
+        assert_true(s_same(&nodes[i], &nodes[2]));
+    for (int i = 0; i < 3; i++)
+        s_node_fini(&nodes[i]);
+}
+
 /*  Hooks: the only valid card, and the only valid statement, is "ok"; changed counts LEFT
  *  records. */
 static bool s_ok(void *arg, uint64_t id, const uint8_t *bytes, size_t len)
@@ -848,6 +924,7 @@ int main(void)
         cmocka_unit_test(test_large_answers_are_not_resent_every_tick),
         cmocka_unit_test(test_steps_never_hold_back_the_state),
         cmocka_unit_test(test_asked_digests_bring_back_lost_dots),
+        cmocka_unit_test(test_restart_pulls_the_gap_from_one_peer),
         cmocka_unit_test(test_membership_runs_through_swim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +70,33 @@ static void test_normalisation(void **state)
             "\xcf\x83\xce\xbf\xcf\x86\xce\xbf\xcf\x83 \xcf\x83\xce\xbf\xcf\x86\xce\xbf\xcf\x83");
     /* A default-ignorable (U+200B zero width space) is removed, so it joins the word. */
     s_terms(tokenizer, "pass\xe2\x80\x8bword", "password");
+}
+
+/*  ASCII text is folded without utf8proc (text.c): its terms are the ones utf8proc's NFKC and
+ *  case folding give, which a trailing "é" forces, for every ASCII byte in every position. */
+static void test_ascii_folds_as_unicode(void **state)
+{
+    search_tokenizer_t *tokenizer = *state;
+    char ascii[512], mixed[520];
+    size_t len = 0;
+    for (int c = 1; c < 0x80; c++) {
+        ascii[len++] = (char)c;
+        ascii[len++] = (char)("aZ9"[c % 3]);
+        if (c % 5 == 0)
+            ascii[len++] = ' ';
+    }
+    ascii[len] = '\0';
+    snprintf(mixed, sizeof mixed, "%s \xc3\xa9", ascii);
+    search_terms_t fast, full;
+    assert_int_equal(search_tokenize(tokenizer, ascii, len, &fast), 0);
+    assert_int_equal(search_tokenize(tokenizer, mixed, strlen(mixed), &full), 0);
+    assert_true(fast.n > 10);
+    assert_int_equal(full.n, fast.n + 1);
+    for (size_t i = 0; i < fast.n; i++)
+        assert_string_equal(fast.terms[i], full.terms[i]);
+    assert_string_equal(full.terms[fast.n], "\xc3\xa9");
+    search_terms_free(&fast);
+    search_terms_free(&full);
 }
 
 static void test_stemming(void **state)
@@ -181,10 +209,11 @@ static void test_bm25(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_normalisation), cmocka_unit_test(test_stemming),
-        cmocka_unit_test(test_separators),    cmocka_unit_test(test_invalid_utf8),
-        cmocka_unit_test(test_long_words),    cmocka_unit_test(test_language),
-        cmocka_unit_test(test_stop_words),    cmocka_unit_test(test_bm25),
+        cmocka_unit_test(test_normalisation), cmocka_unit_test(test_ascii_folds_as_unicode),
+        cmocka_unit_test(test_stemming),      cmocka_unit_test(test_separators),
+        cmocka_unit_test(test_invalid_utf8),  cmocka_unit_test(test_long_words),
+        cmocka_unit_test(test_language),      cmocka_unit_test(test_stop_words),
+        cmocka_unit_test(test_bm25),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
