@@ -106,6 +106,7 @@
 
 #include "agent_keys.h"
 #include "bench_util.h"
+#include "transport_floor.h"
 
 #ifndef ENGRAM_BENCH_BUILD_TYPE
 #define ENGRAM_BENCH_BUILD_TYPE "unknown"
@@ -1124,6 +1125,8 @@ static void s_acls_provision(const s_config_t *cfg, bench_acl_t *acl[POL_COUNT],
 
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "--floor-server") == 0)
+        return transport_floor_serve(argv[2], argv[3]);
     s_config_t cfg;
     s_parse(&cfg, argc, argv);
 
@@ -1199,6 +1202,8 @@ int main(int argc, char **argv)
         }
         s_mode_stop(&mode);
     }
+    if (cfg.systems[SYS_ENGRAM] && !cfg.acl_compare && !bench_interrupted)
+        transport_floor_print(s_tmpdir, cfg.clients, cfg.nclients, cfg.duration);
     for (int p = 0; p < POL_COUNT; p++)
         bench_acl_destroy(&acl[p]);
     if (bench_interrupted) {

@@ -1027,8 +1027,9 @@ int gossip_engine_ask_digests(gossip_engine_t *self, uint64_t since_ms)
         if (m.id == self->config.node_id || m.state == GOSSIP_LEFT ||
             s_answered_since(self, m.id, since_ms))
             continue;
-        /* One member sends what this node lacks, the others their digests only. */
-        bool pull = m.state == GOSSIP_ALIVE && !s_asking_other(self, m.id);
+        /* One member sends what this node lacks, the others their digests only; asked again
+         * before its answer came, that one too sends its digest only. */
+        bool pull = m.state == GOSSIP_ALIVE && self->now_ms >= self->asking_until_ms;
         rc = s_send_full_digest(self, m.id, DIGEST_REPLY | (pull ? 0 : DIGEST_NO_DELTAS));
         if (rc == 0 && pull)
             s_asked(self, m.id);
