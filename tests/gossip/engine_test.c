@@ -484,19 +484,24 @@ static bool s_drop_to_33(int index, uint64_t to)
     return to == 33;
 }
 
+/*  Nodes 11, 22 and 33, each the others' peer. */
+static void s_trio(node_t nodes[3])
+{
+    for (int i = 0; i < 3; i++)
+        s_node(&nodes[i], 11 * (uint64_t)(i + 1), 65536);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            if (i != j)
+                gossip_engine_add_peer(nodes[i].engine, 11 * (uint64_t)(j + 1));
+}
+
 /*  A node that missed a write gets pushes that depend on it from two peers: it asks only the
  *  first for the gap (both would answer with all of it), and still catches up. */
 static void test_held_back_pushes_ask_one_peer(void **state)
 {
     (void)state;
     node_t nodes[3];
-    uint64_t ids[3] = {11, 22, 33};
-    for (int i = 0; i < 3; i++)
-        s_node(&nodes[i], ids[i], 65536);
-    for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 3; j++)
-            if (i != j)
-                gossip_engine_add_peer(nodes[i].engine, ids[j]);
+    s_trio(nodes);
     s_write(&nodes[0], "run:a", "k", "missed by 33");
     s_run(nodes, 3, s_drop_to_33);
     uint64_t digests = gossip_engine_stats(nodes[2].engine)->digests_sent;
@@ -801,13 +806,7 @@ static void test_restart_pulls_the_gap_from_one_peer(void **state)
 {
     (void)state;
     node_t nodes[3];
-    uint64_t ids[3] = {11, 22, 33};
-    for (int i = 0; i < 3; i++)
-        s_node(&nodes[i], ids[i], 65536);
-    for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 3; j++)
-            if (i != j)
-                gossip_engine_add_peer(nodes[i].engine, ids[j]);
+    s_trio(nodes);
     s_write(&nodes[2], "run:a", "seen", "by all");
     s_run(nodes, 3, NULL);
     for (int i = 0; i < 20; i++) {
