@@ -136,14 +136,13 @@ static void s_cell(const char *dir, bool curve, unsigned clients, double duratio
     pthread_barrier_init(&ready, NULL, clients + 1);
     s_client_t *cs = calloc(clients, sizeof *cs);
     pthread_t *threads = calloc(clients, sizeof *threads);
-    if (server < 0 || !cs || !threads) {
-        snprintf(row, size, "cannot start: %s", strerror(errno));
-        return;
-    }
+    if (server < 0 || !cs || !threads)
+        BENCH_DIE("the transport floor cannot start: %s", strerror(errno));
     for (unsigned t = 0; t < clients; t++) {
         cs[t] =
             (s_client_t){.endpoint = endpoint, .server_cert = cert, .stop = &stop, .ready = &ready};
-        pthread_create(&threads[t], NULL, s_client_run, &cs[t]);
+        if (pthread_create(&threads[t], NULL, s_client_run, &cs[t]) != 0)
+            BENCH_DIE("pthread_create: %s", strerror(errno));
     }
     pthread_barrier_wait(&ready);
     double cpu0 = bench_cpu_seconds(server), self0 = bench_self_cpu_seconds();

@@ -133,7 +133,8 @@ struct gossip_engine {
     uint64_t next_digest_ms;
     uint64_t asking_until_ms; /* a pull asked of asking_peer is awaited until then (s_asked) */
     uint64_t asking_peer;
-    uint64_t *fault; /* the stats counter of the current message's first fault, or NULL */
+    uint64_t ask_turn; /* which ALIVE member ask_digests asks for the deltas next */
+    uint64_t *fault;   /* the stats counter of the current message's first fault, or NULL */
     gossip_stats_t stats;
 };
 
@@ -608,6 +609,8 @@ bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, si
 static void s_clock(gossip_engine_t *self, uint64_t now_ms)
 {
     self->now_ms = now_ms;
+    if (self->asking_until_ms > now_ms + ASK_WAIT_MS)
+        self->asking_until_ms = now_ms + ASK_WAIT_MS; /* the clock stepped back */
     if (self->next_transfer == 0) {
         self->rng ^= now_ms * UINT64_C(0xd6e8feb86659fd93);
         self->next_transfer = s_random(self) | 1;
@@ -953,7 +956,7 @@ static int s_send_digest(gossip_engine_t *self, uint64_t peer, s_digest_t *d, un
         digest.complete = (flags & DIGEST_COMPLETE) && !split;
         digest.reply = (flags & DIGEST_REPLY) && end == d->n;
         digest.answer = (flags & DIGEST_ANSWER) && end == d->n;
-        digest.no_deltas = (flags & DIGEST_NO_DELTAS) && end == d->n;
+        digest.no_deltas = (flags & DIGEST_NO_DELTAS) != 0; /* every part: each is answered */
         digest.versions = d->ptrs + start;
         digest.n_versions = end - start;
         Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
@@ -997,9 +1000,13 @@ static bool s_asking_other(const gossip_engine_t *self, uint64_t peer)
     return self->now_ms < self->asking_until_ms && self->asking_peer != peer;
 }
 
-/*  Notes that peer was asked for a pull now (or that its answer is still arriving). */
+/*  Notes that peer was asked for a pull now, unless an answer is awaited already: a wait is
+ *  renewed only as parts of its answer arrive (s_on_chunk), never by asking again, so it ends
+ *  ASK_WAIT_MS after the last sign of progress. */
 static void s_asked(gossip_engine_t *self, uint64_t peer)
 {
+    if (self->now_ms < self->asking_until_ms)
+        return;
     self->asking_peer = peer;
     self->asking_until_ms = self->now_ms + ASK_WAIT_MS;
 }
@@ -1018,18 +1025,34 @@ static bool s_holds_more(gossip_engine_t *self, uint64_t peer)
     return false;
 }
 
+/*  Whether ask_digests asks member m (neither this node, LEFT, nor heard since since_ms). */
+static bool s_ask_digest_of(gossip_engine_t *self, const gossip_member_t *m, uint64_t since_ms)
+{
+    return m->id != self->config.node_id && m->state != GOSSIP_LEFT &&
+           !s_answered_since(self, m->id, since_ms);
+}
+
 int gossip_engine_ask_digests(gossip_engine_t *self, uint64_t since_ms)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < gossip_swim_size(self->swim); i++) {
+    /* One ALIVE member sends what this node lacks, the others their digests only. While its
+     * answer is awaited, asking again asks every member for its digest only; once the wait
+     * ran out, the next ALIVE member in turn is asked for the deltas (the last one may be
+     * down, or its answer lost). */
+    size_t alive = 0;
+    for (size_t i = 0; i < gossip_swim_size(self->swim); i++) {
         gossip_member_t m;
         gossip_swim_at(self->swim, i, &m);
-        if (m.id == self->config.node_id || m.state == GOSSIP_LEFT ||
-            s_answered_since(self, m.id, since_ms))
+        alive += s_ask_digest_of(self, &m, since_ms) && m.state == GOSSIP_ALIVE;
+    }
+    size_t pull_at =
+        self->now_ms >= self->asking_until_ms && alive ? self->ask_turn++ % alive : SIZE_MAX;
+    int rc = 0;
+    for (size_t i = 0, at = 0; rc == 0 && i < gossip_swim_size(self->swim); i++) {
+        gossip_member_t m;
+        gossip_swim_at(self->swim, i, &m);
+        if (!s_ask_digest_of(self, &m, since_ms))
             continue;
-        /* One member sends what this node lacks, the others their digests only; asked again
-         * before its answer came, that one too sends its digest only. */
-        bool pull = m.state == GOSSIP_ALIVE && self->now_ms >= self->asking_until_ms;
+        bool pull = m.state == GOSSIP_ALIVE && at++ == pull_at;
         rc = s_send_full_digest(self, m.id, DIGEST_REPLY | (pull ? 0 : DIGEST_NO_DELTAS));
         if (rc == 0 && pull)
             s_asked(self, m.id);
@@ -1244,6 +1267,8 @@ static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__Gossi
     }
     if (rc == 0 && digest->reply && self->storage != GOSSIP_STORAGE_FAILED)
         rc = s_send_full_digest(self, from, DIGEST_ANSWER); /* after the answers: ask_digests */
+    if (digest->answer && from == self->asking_peer)
+        self->asking_until_ms = 0; /* its deltas came before this digest: no longer awaited */
     s_peer_t *sender = NULL;
     if (rc == 0 && digest->answer)
         rc = s_peer(self, from, &sender);
@@ -1454,7 +1479,7 @@ static int s_on_chunk(gossip_engine_t *self, uint64_t from, const Engram__Gossip
     stage->received_bytes += chunk->data.len;
     self->staged_bytes += chunk->data.len;
     if (from == self->asking_peer && self->now_ms < self->asking_until_ms)
-        s_asked(self, from); /* the awaited answer is arriving: still no other peer is asked */
+        self->asking_until_ms = self->now_ms + ASK_WAIT_MS; /* the awaited answer is arriving */
     if (stage->nparts < stage->count)
         return 0;
     /* Every part is here: check, then apply the whole delta as one unit. The parts add up to
@@ -1554,7 +1579,7 @@ void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms)
         return;
     if (self->storage == GOSSIP_STORAGE_OK) {
         /* While another peer's answer is awaited, this digest reports and asks for nothing; a
-         * peer known to hold more is asked, the others answer what they find. */
+         * peer known to hold more is awaited, the others answer what they find. */
         bool pull = !s_asking_other(self, peer);
         if (s_send_full_digest(self, peer, pull ? 0 : DIGEST_NO_DELTAS) == 0 && pull &&
             s_holds_more(self, peer))

@@ -39,10 +39,12 @@
  *  sends one random ALIVE or SUSPECT member a digest, its context per scope; the peer answers,
  *  per scope the asker lacks anything of, with crdt_scope_delta_since: traffic proportional to
  *  what the asker misses. Digests received also tell what their sender holds. One peer is
- *  asked at a time: while an answer is awaited from one (ASK_WAIT_MS, renewed as its parts
- *  arrive, ended when an answer is applied), digests to the others carry no_deltas and what
- *  they show this node lacks is not asked of them, or every peer would send the same gap
- *  (a node catching up K writes received 2x the delta it needed). An answer larger
+ *  asked at a time: while an answer is awaited from one (ASK_WAIT_MS after the ask, renewed
+ *  only as parts of its answer arrive, ended when an answer is applied or its answer digest
+ *  comes), digests to the others carry no_deltas and what they show this node lacks is not
+ *  asked of them, or every peer would send the same gap (a node catching up K writes
+ *  received 2x the delta it needed). A periodic digest to a peer known to hold more starts
+ *  such a wait. An answer larger
  *  than max_message_bytes is cut into chunks that the receiver stages and applies as one unit,
  *  so pulls keep causal order too. Each chunk carries the whole answer's length and SipHash,
  *  checked before the apply; parts of equal (length, hash) from one peer fill one staging slot,
@@ -240,7 +242,8 @@ const crdt_ctx_t *gossip_engine_peer_ctx(gossip_engine_t *self, uint64_t peer, c
  *  ALIVE member answers what the node lacks (the deltas carry the replica's own lost dots, so
  *  its counters move past them) and then its digest, the others their digest only (no_deltas:
  *  each would send the same gap; what the one lacked shows in their digests and is pulled
- *  next). Once every member was heard
+ *  next). Asked again while that answer is awaited, every member sends its digest only; once
+ *  the wait ran out, the next ALIVE member in turn is asked for the deltas. Once every member was heard
  *  (gossip_engine_heard_since), the node may write. gossip_engine_holds_unseen says whether
  *  some member is known to hold a dot of `replica` that this node lacks (then its counters
  *  cannot be trusted: the caller takes a new replica id). */

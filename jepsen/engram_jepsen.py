@@ -2857,10 +2857,18 @@ def run_cell(cfg):
                                              else "NEVER"))
         if workload == "kv" and conv_s is not None:
             # The final state must hold no ttl value: one put just before the clients
-            # stopped is live for up to the longest ttl, so look again once it ran out.
+            # stopped is live for up to the longest ttl (longer by its writer's clock when
+            # that runs ahead), so look again until none is held or the time is up.
             time.sleep(max(0.0, max(TTL_CHOICES_S) + TTL_TOLERANCE_S + 0.5 -
                            (time.monotonic() - heal_t)))
-            again_s, snaps = converge(cluster, conv_limit)
+            deadline = time.monotonic() + conv_limit
+            while True:
+                again_s, snaps = converge(cluster, conv_limit)
+                held = again_s is not None and any(
+                    v for k, v in snaps[0].items() if k.startswith("ttl:"))
+                if not held or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
             if again_s is None:
                 conv_s = None
                 log("the nodes diverged again after the ttls ran out")

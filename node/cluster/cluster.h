@@ -153,7 +153,7 @@ void node_cluster_on_applied(node_cluster_t *self, node_cluster_applied_fn fn, v
 
 /*  Whether an admin removed this node from the cluster (it then refuses shared writes). */
 bool node_cluster_removed(const node_cluster_t *self);
-/*  False while the dot check at start runs (at most DOT_CHECK_MS, 2 s): shared writes wait. */
+/*  False while the dot check at start runs (at most DOT_CHECK_MS, 3 s): shared writes wait. */
 bool node_cluster_dots_checked(const node_cluster_t *self);
 
 #endif
