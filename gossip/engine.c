@@ -584,6 +584,12 @@ void gossip_engine_drop_data(gossip_engine_t *self)
         self->head = self->n = 0;
 }
 
+void gossip_engine_unsent(gossip_engine_t *self, uint64_t peer)
+{
+    if (peer == self->asking_peer)
+        self->asking_until_ms = 0;
+}
+
 static int s_flush_scope(gossip_engine_t *self, const char *scope);
 
 bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, size_t *len)
@@ -1032,8 +1038,9 @@ static bool s_ask_digest_of(gossip_engine_t *self, const gossip_member_t *m, uin
            !s_answered_since(self, m->id, since_ms);
 }
 
-int gossip_engine_ask_digests(gossip_engine_t *self, uint64_t since_ms)
+int gossip_engine_ask_digests(gossip_engine_t *self, uint64_t since_ms, uint64_t now_ms)
 {
+    s_clock(self, now_ms);
     /* One ALIVE member sends what this node lacks, the others their digests only. While its
      * answer is awaited, asking again asks every member for its digest only; once the wait
      * ran out, the next ALIVE member in turn is asked for the deltas (the last one may be
@@ -1578,9 +1585,10 @@ void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms)
     if (!gossip_swim_pick(self->swim, 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT, &peer))
         return;
     if (self->storage == GOSSIP_STORAGE_OK) {
-        /* While another peer's answer is awaited, this digest reports and asks for nothing; a
-         * peer known to hold more is awaited, the others answer what they find. */
-        bool pull = !s_asking_other(self, peer);
+        /* While an answer is awaited (from this peer too: it would send the gap again), this
+         * digest reports and asks for nothing; a peer known to hold more is awaited, the
+         * others answer what they find. */
+        bool pull = self->now_ms >= self->asking_until_ms;
         if (s_send_full_digest(self, peer, pull ? 0 : DIGEST_NO_DELTAS) == 0 && pull &&
             s_holds_more(self, peer))
             s_asked(self, peer);

@@ -247,7 +247,7 @@ const crdt_ctx_t *gossip_engine_peer_ctx(gossip_engine_t *self, uint64_t peer, c
  *  (gossip_engine_heard_since), the node may write. gossip_engine_holds_unseen says whether
  *  some member is known to hold a dot of `replica` that this node lacks (then its counters
  *  cannot be trusted: the caller takes a new replica id). */
-int gossip_engine_ask_digests(gossip_engine_t *self, uint64_t since_ms);
+int gossip_engine_ask_digests(gossip_engine_t *self, uint64_t since_ms, uint64_t now_ms);
 /*  How many of the members that are neither LEFT nor this node (*members) answered such a
  *  request at or after since_ms (ms on the engine's clock: the `now` of its events): their
  *  whole digest arrived, after the deltas it made them send. ask_digests asks only the others. */
@@ -291,6 +291,10 @@ gossip_storage_t gossip_engine_storage(const gossip_engine_t *self);
  *  not yet pushed, counted in data_dropped; membership messages stay. For a turn whose sync
  *  failed: what those messages announce is not durable. */
 void gossip_engine_drop_data(gossip_engine_t *self);
+/*  Tells the engine that a message it gave for peer (gossip_engine_next) could not be sent (no
+ *  connection yet, or a full queue): if a pull answer from peer was awaited, it is not, so the
+ *  next ask may go to any peer at once. */
+void gossip_engine_unsent(gossip_engine_t *self, uint64_t peer);
 
 const gossip_stats_t *gossip_engine_stats(const gossip_engine_t *self);
 /*  This node's Lifeguard local health score: 0 (healthy) .. 8; its probe interval and timeout

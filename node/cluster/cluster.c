@@ -416,13 +416,15 @@ bool node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms)
             break;
     }
     cluster__introduce(self, now_ms);
+    /* the dot check's asks before the tick's digest: one peer is asked for what this node
+     * lacks, and the digest then waits for that answer instead of asking another peer */
+    if (self->dots_pending)
+        cluster__check_dots(self, now_ms);
     if (now_ms >= self->next_tick_ms) {
         gossip_engine_tick(self->engine, now_ms);
         self->next_tick_ms = now_ms + TICK_MS;
     }
     cluster__relink(self, now_ms);
-    if (self->dots_pending)
-        cluster__check_dots(self, now_ms);
     if (now_ms >= self->next_gc_ms && !node_store_failure(self->store)) {
         node_store_gossip.each_scope(self->store, s_collect_scope, self);
         self->next_gc_ms = now_ms + GC_INTERVAL_MS;
@@ -446,10 +448,10 @@ void node_cluster_send(node_cluster_t *self, bool durable)
         char name[17];
         cluster__key_of(peer, name);
         cluster_link_t *link = zhash_lookup(self->links, name);
-        if (link) {
-            zframe_t *frame = zframe_new(buf, len);
-            if (frame && zframe_send(&frame, link->dealer, ZFRAME_DONTWAIT) != 0)
-                zframe_destroy(&frame); /* not connected or full: anti-entropy repairs it */
+        zframe_t *frame = link ? zframe_new(buf, len) : NULL;
+        if (!frame || zframe_send(&frame, link->dealer, ZFRAME_DONTWAIT) != 0) {
+            zframe_destroy(&frame); /* not connected or full: anti-entropy repairs it */
+            gossip_engine_unsent(self->engine, peer);
         }
         free(buf);
     }

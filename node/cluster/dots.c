@@ -39,7 +39,7 @@ void cluster__check_dots(node_cluster_t *self, uint64_t now_ms)
     unsigned heard = gossip_engine_heard_since(self->engine, self->dots_since_ms, &members);
     if (heard < members && now_ms < self->dots_since_ms + DOT_CHECK_MS) {
         if (now_ms >= self->dots_asked_ms + DOT_ASK_MS) {
-            gossip_engine_ask_digests(self->engine, self->dots_since_ms);
+            gossip_engine_ask_digests(self->engine, self->dots_since_ms, now_ms);
             self->dots_asked_ms = now_ms;
         }
         return;

@@ -757,14 +757,15 @@ static void test_asked_digests_bring_back_lost_dots(void **state)
     assert_int_equal(gossip_engine_heard_since(nodes[0].engine, 1000, &members), 0);
     assert_int_equal(members, 1);
     assert_false(gossip_engine_holds_unseen(nodes[0].engine, 11));
-    assert_int_equal(gossip_engine_ask_digests(nodes[1].engine, 1000), 0); /* 22's digest, alone */
+    assert_int_equal(gossip_engine_ask_digests(nodes[1].engine, 1000, 1000),
+                     0); /* 22's digest, alone */
     s_hop(&nodes[1], &nodes[0], 1000);
     assert_true(gossip_engine_holds_unseen(nodes[0].engine, 11));
     assert_false(gossip_engine_holds_unseen(nodes[0].engine, 22));
 
     s_node_fini(&nodes[0]); /* restored again; this time it asks */
     s_restored(&nodes[0], copy);
-    assert_int_equal(gossip_engine_ask_digests(nodes[0].engine, 1000), 0);
+    assert_int_equal(gossip_engine_ask_digests(nodes[0].engine, 1000, 1000), 0);
     s_run(nodes, 2, NULL);
     assert_int_equal(gossip_engine_heard_since(nodes[0].engine, 1000, &members), 1);
     assert_int_equal(crdt_ctx_max(crdt_scope_ctx(nodes[0].store.scopes[0]), 11), 3);
@@ -819,9 +820,9 @@ static void test_restart_pulls_the_gap_from_one_peer(void **state)
     assert_false(s_same(&nodes[0], &nodes[2]));
 
     s_restart(&nodes[2], 65536);
-    assert_int_equal(gossip_engine_ask_digests(nodes[2].engine, 1000), 0);
+    assert_int_equal(gossip_engine_ask_digests(nodes[2].engine, 1000, 1000), 0);
     /* asked again before any answer came (the dot check re-asks every DOT_ASK_MS) */
-    assert_int_equal(gossip_engine_ask_digests(nodes[2].engine, 1000), 0);
+    assert_int_equal(gossip_engine_ask_digests(nodes[2].engine, 1000, 1000), 0);
     s_run(nodes, 3, NULL);
     const gossip_stats_t *st = gossip_engine_stats(nodes[2].engine);
     assert_int_equal(st->pull_deltas_applied, 1);
@@ -838,10 +839,46 @@ static void test_restart_pulls_the_gap_from_one_peer(void **state)
     s_write(&nodes[0], "run:a", "k0", "missed by 33 again");
     s_run(nodes, 3, s_drop_to_33);
     s_restart(&nodes[2], 65536);
-    assert_int_equal(gossip_engine_ask_digests(nodes[2].engine, 2000), 0);
+    assert_int_equal(gossip_engine_ask_digests(nodes[2].engine, 2000, 2000), 0);
     s_tick_run(nodes, 3, 2000, 4000);
     for (int i = 0; i < 2; i++)
         assert_true(s_same(&nodes[i], &nodes[2]));
+    for (int i = 0; i < 3; i++)
+        s_node_fini(&nodes[i]);
+}
+
+static bool s_drop_to_11(int index, uint64_t to)
+{
+    (void)index;
+    return to == 11;
+}
+
+/*  An ask that never left (the transport had no connection yet, gossip_engine_unsent) is not
+ *  awaited: asked again before the wait would have run out, the peer sends the gap at once.
+ *  Without that, the re-ask gets its digest only, and the gap a second ask later. */
+static void test_unsent_ask_is_not_awaited(void **state)
+{
+    (void)state;
+    node_t nodes[3];
+    s_trio(nodes);
+    for (int i = 0; i < 10; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        s_write(&nodes[0], "run:a", key, "missed by 33");
+    }
+    s_run(nodes, 3, s_drop_to_33);
+    s_restart(&nodes[2], 65536);
+    assert_int_equal(gossip_engine_ask_digests(nodes[2].engine, 1000, 1000), 0);
+    s_run_at(nodes, 3, s_drop_to_11, 1000); /* its ask to 11 is lost; 22 sends its digest */
+    assert_false(s_same(&nodes[0], &nodes[2]));
+    gossip_engine_unsent(nodes[2].engine, 11);
+    uint64_t digests = gossip_engine_stats(nodes[2].engine)->digests_sent;
+    assert_int_equal(gossip_engine_ask_digests(nodes[2].engine, 1000, 1250), 0);
+    s_run_at(nodes, 3, NULL, 1250);
+    assert_true(s_same(&nodes[0], &nodes[2]));
+    /* the re-ask itself pulled: no second ask after 11's digest showed what it holds */
+    assert_int_equal(gossip_engine_stats(nodes[2].engine)->digests_sent - digests, 1);
+    assert_int_equal(gossip_engine_stats(nodes[2].engine)->pull_deltas_applied, 1);
     for (int i = 0; i < 3; i++)
         s_node_fini(&nodes[i]);
 }
@@ -927,6 +964,7 @@ int main(void)
         cmocka_unit_test(test_steps_never_hold_back_the_state),
         cmocka_unit_test(test_asked_digests_bring_back_lost_dots),
         cmocka_unit_test(test_restart_pulls_the_gap_from_one_peer),
+        cmocka_unit_test(test_unsent_ask_is_not_awaited),
         cmocka_unit_test(test_membership_runs_through_swim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
