@@ -1586,11 +1586,15 @@ void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms)
         return;
     if (self->storage == GOSSIP_STORAGE_OK) {
         /* While an answer is awaited (from this peer too: it would send the gap again), this
-         * digest reports and asks for nothing; a peer known to hold more is awaited, the
-         * others answer what they find. */
+         * digest reports and asks for nothing. A peer known to hold more is awaited; so is
+         * one of which nothing is known yet (a node just started), asked for its digest
+         * back, which ends the wait at once if it had nothing to send. */
         bool pull = self->now_ms >= self->asking_until_ms;
-        if (s_send_full_digest(self, peer, pull ? 0 : DIGEST_NO_DELTAS) == 0 && pull &&
-            s_holds_more(self, peer))
+        const s_peer_t *p = s_peer_find(self, peer);
+        bool unknown = !p || p->nknown == 0;
+        unsigned flags = !pull ? DIGEST_NO_DELTAS : unknown ? DIGEST_REPLY : 0;
+        if (s_send_full_digest(self, peer, flags) == 0 && pull &&
+            (unknown || s_holds_more(self, peer)))
             s_asked(self, peer);
     } else { /* a report of what it holds, which asks for nothing (see engine.h) */
         s_report_t report = {self, peer};
