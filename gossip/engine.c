@@ -37,9 +37,12 @@
 /*  A held-back push asks its sender for a pull at most this often. */
 #define ASK_INTERVAL_MS 50
 /*  After one peer was asked for a pull (a held-back push, a digest showing what it holds, a
- *  restart's digests), no other is asked until an answer is applied or this long has passed:
- *  several asked peers would each send the whole gap. */
+ *  restart's digests), no other is asked until its answer digest came or this long passed
+ *  without a part of its answer: several asked peers would each send the whole gap. */
 #define ASK_WAIT_MS 1000
+/*  A peer whose awaited answer brought nothing (it had nothing it could send, or never
+ *  answered: a failed store, a lossy link) is not awaited again for this long. */
+#define QUIET_MS 10000
 /*  Transfers staged per peer at most; a new one evicts that peer's oldest. */
 #define MAX_STAGES_PER_PEER 4
 /*  A multi-part answer for one (peer, scope) goes out at most this often. */
@@ -64,10 +67,11 @@ typedef struct {
 /*  The replication state of one peer: a member that is neither this node nor LEFT. */
 typedef struct {
     uint64_t id;
-    uint64_t asked_ms;    /* when it was last sent a digest because of a held-back push */
-    uint64_t answered_ms; /* when its last answer to our `reply` digest ended (0: never) */
-    s_known_t *known;     /* what it holds, per scope: known_cap slots (0 or a power of two, at
-                             most half full), linear probing, no deletion */
+    uint64_t asked_ms;       /* when it was last sent a digest because of a held-back push */
+    uint64_t answered_ms;    /* when its last answer to our `reply` digest ended (0: never) */
+    uint64_t quiet_until_ms; /* not awaited until then (QUIET_MS) */
+    s_known_t *known;        /* what it holds, per scope: known_cap slots (0 or a power of two, at
+                                most half full), linear probing, no deletion */
     size_t nknown, known_cap;
     size_t nforeign; /* of nknown, the scopes this node did not hold when they were learned */
     s_answered_t answered[ANSWERED_SLOTS];
@@ -133,8 +137,10 @@ struct gossip_engine {
     uint64_t next_digest_ms;
     uint64_t asking_until_ms; /* a pull asked of asking_peer is awaited until then (s_asked) */
     uint64_t asking_peer;
-    uint64_t ask_turn; /* which ALIVE member ask_digests asks for the deltas next */
-    uint64_t *fault;   /* the stats counter of the current message's first fault, or NULL */
+    bool asking_progress; /* a part of asking_peer's answer arrived since the ask */
+    uint64_t ask_turn;    /* which ALIVE member ask_digests asks for the deltas next: from the
+                             node id on, so restarted nodes spread their first pulls */
+    uint64_t *fault;      /* the stats counter of the current message's first fault, or NULL */
     gossip_stats_t stats;
 };
 
@@ -411,6 +417,7 @@ gossip_engine_t *gossip_engine_new(const gossip_config_t *config, const gossip_s
     self->store = store;
     self->state = store_state;
     self->rng = config->seed ^ config->node_id;
+    self->ask_turn = config->node_id;
     self->known_seed = s_random(self);
     gossip_swim_config_t swim = {.node_id = config->node_id,
                                  .endpoint = config->endpoint,
@@ -587,7 +594,7 @@ void gossip_engine_drop_data(gossip_engine_t *self)
 void gossip_engine_unsent(gossip_engine_t *self, uint64_t peer)
 {
     if (peer == self->asking_peer)
-        self->asking_until_ms = 0;
+        self->asking_until_ms = 0; /* the ask may not have left: nothing to blame it for */
 }
 
 static int s_flush_scope(gossip_engine_t *self, const char *scope);
@@ -612,11 +619,15 @@ bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, si
  *  transfers: an engine restarted with the same seed (a crashed node) must not reuse the ids of
  *  its previous life, or a receiver could stage parts of two transfers as one. Mixing in the
  *  clock keeps replays of a simulation deterministic. */
+static void s_awaited_end(gossip_engine_t *self);
+
 static void s_clock(gossip_engine_t *self, uint64_t now_ms)
 {
     self->now_ms = now_ms;
     if (self->asking_until_ms > now_ms + ASK_WAIT_MS)
         self->asking_until_ms = now_ms + ASK_WAIT_MS; /* the clock stepped back */
+    if (self->asking_until_ms && now_ms >= self->asking_until_ms)
+        s_awaited_end(self); /* the wait ran out */
     if (self->next_transfer == 0) {
         self->rng ^= now_ms * UINT64_C(0xd6e8feb86659fd93);
         self->next_transfer = s_random(self) | 1;
@@ -1000,21 +1011,54 @@ static bool s_answered_since(const gossip_engine_t *self, uint64_t peer, uint64_
     return p && p->answered_ms && p->answered_ms >= since_ms;
 }
 
-/*  Whether a pull asked of a peer other than `peer` is still awaited. */
-static bool s_asking_other(const gossip_engine_t *self, uint64_t peer)
+/*  --- one peer asked at a time ------------------------------------------------------- */
+
+/*  Whether a pull answer is awaited (from asking_peer). */
+static bool s_awaiting(const gossip_engine_t *self)
 {
-    return self->now_ms < self->asking_until_ms && self->asking_peer != peer;
+    return self->now_ms < self->asking_until_ms;
 }
 
-/*  Notes that peer was asked for a pull now, unless an answer is awaited already: a wait is
- *  renewed only as parts of its answer arrive (s_on_chunk), never by asking again, so it ends
- *  ASK_WAIT_MS after the last sign of progress. */
+/*  Whether peer is not to be awaited now (QUIET_MS). */
+static bool s_quiet(const gossip_engine_t *self, uint64_t peer)
+{
+    const s_peer_t *p = s_peer_find(self, peer);
+    return p && self->now_ms < p->quiet_until_ms;
+}
+
+/*  Whether an ask of peer now is awaited: nothing is awaited and peer is not quiet. Such an
+ *  ask carries DIGEST_REPLY, so that the peer's answer digest, after its deltas, ends it. */
+static bool s_may_await(const gossip_engine_t *self, uint64_t peer)
+{
+    return !s_awaiting(self) && !s_quiet(self, peer);
+}
+
+/*  Awaits peer's answer to an ask sent now (the caller checked s_may_await). */
 static void s_asked(gossip_engine_t *self, uint64_t peer)
 {
-    if (self->now_ms < self->asking_until_ms)
-        return;
     self->asking_peer = peer;
     self->asking_until_ms = self->now_ms + ASK_WAIT_MS;
+    self->asking_progress = false;
+}
+
+/*  The wait ends (its answer digest came, or it ran out): a peer that sent nothing of an
+ *  answer is quiet for QUIET_MS. */
+static void s_awaited_end(gossip_engine_t *self)
+{
+    s_peer_t *p = self->asking_progress ? NULL : (s_peer_t *)s_peer_find(self, self->asking_peer);
+    if (p)
+        p->quiet_until_ms = self->now_ms + QUIET_MS;
+    self->asking_until_ms = 0;
+}
+
+/*  A part of an answer from `from` arrived (a chunk, or a whole answer applied): the awaited
+ *  peer's renews its wait, so a long answer is not asked of another peer meanwhile. */
+static void s_awaited_part(gossip_engine_t *self, uint64_t from)
+{
+    if (s_awaiting(self) && from == self->asking_peer) {
+        self->asking_progress = true;
+        self->asking_until_ms = self->now_ms + ASK_WAIT_MS;
+    }
 }
 
 /*  Whether peer is known to hold, of some scope, what this node lacks. */
@@ -1049,17 +1093,18 @@ int gossip_engine_ask_digests(gossip_engine_t *self, uint64_t since_ms, uint64_t
     for (size_t i = 0; i < gossip_swim_size(self->swim); i++) {
         gossip_member_t m;
         gossip_swim_at(self->swim, i, &m);
-        alive += s_ask_digest_of(self, &m, since_ms) && m.state == GOSSIP_ALIVE;
+        alive +=
+            s_ask_digest_of(self, &m, since_ms) && m.state == GOSSIP_ALIVE && !s_quiet(self, m.id);
     }
-    size_t pull_at =
-        self->now_ms >= self->asking_until_ms && alive ? self->ask_turn++ % alive : SIZE_MAX;
+    bool take = self->storage == GOSSIP_STORAGE_OK;
+    size_t pull_at = take && !s_awaiting(self) && alive ? self->ask_turn++ % alive : SIZE_MAX;
     int rc = 0;
     for (size_t i = 0, at = 0; rc == 0 && i < gossip_swim_size(self->swim); i++) {
         gossip_member_t m;
         gossip_swim_at(self->swim, i, &m);
         if (!s_ask_digest_of(self, &m, since_ms))
             continue;
-        bool pull = m.state == GOSSIP_ALIVE && at++ == pull_at;
+        bool pull = m.state == GOSSIP_ALIVE && !s_quiet(self, m.id) && at++ == pull_at;
         rc = s_send_full_digest(self, m.id, DIGEST_REPLY | (pull ? 0 : DIGEST_NO_DELTAS));
         if (rc == 0 && pull)
             s_asked(self, m.id);
@@ -1083,19 +1128,42 @@ unsigned gossip_engine_heard_since(gossip_engine_t *self, uint64_t since_ms, uns
     return heard;
 }
 
-bool gossip_engine_holds_unseen(gossip_engine_t *self, uint64_t replica)
+/*  Whether p is known to hold a dot of replica that this node lacks. */
+static bool s_peer_holds_unseen(gossip_engine_t *self, const s_peer_t *p, uint64_t replica)
 {
-    for (size_t i = 0; i < self->npeers; i++) {
-        const s_peer_t *p = &self->peers[i];
-        for (size_t k = 0; k < p->known_cap; k++) {
-            if (!p->known[k].scope)
-                continue;
-            const crdt_ctx_t *ours = self->store->ctx(self->state, p->known[k].scope);
-            if (crdt_ctx_max(p->known[k].ctx, replica) > (ours ? crdt_ctx_max(ours, replica) : 0))
-                return true;
-        }
+    for (size_t k = 0; k < p->known_cap; k++) {
+        if (!p->known[k].scope)
+            continue;
+        const crdt_ctx_t *ours = self->store->ctx(self->state, p->known[k].scope);
+        if (crdt_ctx_max(p->known[k].ctx, replica) > (ours ? crdt_ctx_max(ours, replica) : 0))
+            return true;
     }
     return false;
+}
+
+bool gossip_engine_holds_unseen(gossip_engine_t *self, uint64_t replica)
+{
+    for (size_t i = 0; i < self->npeers; i++)
+        if (s_peer_holds_unseen(self, &self->peers[i], replica))
+            return true;
+    return false;
+}
+
+int gossip_engine_pull_unseen(gossip_engine_t *self, uint64_t replica, uint64_t now_ms)
+{
+    s_clock(self, now_ms);
+    if (self->storage != GOSSIP_STORAGE_OK || s_awaiting(self))
+        return 0;
+    for (size_t i = 0; i < self->npeers; i++) {
+        uint64_t id = self->peers[i].id;
+        gossip_member_t m;
+        if (!s_quiet(self, id) && gossip_swim_member(self->swim, id, &m) &&
+            m.state == GOSSIP_ALIVE && s_peer_holds_unseen(self, &self->peers[i], replica)) {
+            s_asked(self, id);
+            return s_send_full_digest(self, id, DIGEST_REPLY);
+        }
+    }
+    return 0;
 }
 
 /*  True when a multi-part answer for (peer, scope) went out less than ANSWER_RESEND_MS ago (it
@@ -1265,17 +1333,19 @@ static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__Gossi
         self->store->each_scope(self->state, s_answer_unlisted, &a);
         rc = a.rc;
     }
-    /* One peer asked at a time: another one asked may already be sending the same gap, and
-     * once its answer is applied, what is still missing shows in the next digests. */
-    if (rc == 0 && ask.n && !s_asking_other(self, from)) {
-        rc = s_send_digest(self, from, &ask, 0);
-        if (rc == 0)
+    if (digest->answer && s_awaiting(self) && from == self->asking_peer)
+        s_awaited_end(self); /* its deltas came before this digest */
+    /* One peer asked at a time: an awaited one may already be sending the same gap, and once
+     * its answer is in, what is still missing shows in the next digests. A quiet peer (it
+     * could not send what it holds) is asked without awaiting it. */
+    if (rc == 0 && ask.n && !s_awaiting(self)) {
+        bool await = !s_quiet(self, from);
+        rc = s_send_digest(self, from, &ask, await ? DIGEST_REPLY : 0);
+        if (rc == 0 && await)
             s_asked(self, from);
     }
     if (rc == 0 && digest->reply && self->storage != GOSSIP_STORAGE_FAILED)
         rc = s_send_full_digest(self, from, DIGEST_ANSWER); /* after the answers: ask_digests */
-    if (digest->answer && from == self->asking_peer)
-        self->asking_until_ms = 0; /* its deltas came before this digest: no longer awaited */
     s_peer_t *sender = NULL;
     if (rc == 0 && digest->answer)
         rc = s_peer(self, from, &sender);
@@ -1297,11 +1367,13 @@ static int s_ask(gossip_engine_t *self, uint64_t from)
     s_peer_t *p;
     int rc = s_peer(self, from, &p);
     if (rc || !p || (p->asked_ms && self->now_ms - p->asked_ms < ASK_INTERVAL_MS) ||
-        self->now_ms < self->asking_until_ms)
+        s_awaiting(self))
         return rc;
     p->asked_ms = self->now_ms;
-    s_asked(self, from);
-    return s_send_full_digest(self, from, 0);
+    bool await = !s_quiet(self, from);
+    if (await)
+        s_asked(self, from);
+    return s_send_full_digest(self, from, await ? DIGEST_REPLY : 0);
 }
 
 /*  What s_apply returns when the store could not write (not the peer's fault: counted in
@@ -1376,8 +1448,6 @@ static int s_apply_answer(gossip_engine_t *self, const char *scope, const uint8_
     if (rc == 0)
         rc = s_apply(self, scope, delta);
     self->stats.pull_deltas_applied += rc == 0;
-    if (rc == 0)
-        self->asking_until_ms = 0; /* the gap may be filled: a new hold-back may ask again */
     crdt_scope_destroy(&delta);
     return rc;
 }
@@ -1436,6 +1506,7 @@ static int s_on_chunk(gossip_engine_t *self, uint64_t from, const Engram__Gossip
         self->fault = &self->stats.bad_chunk;
         return ENGRAM_EDECODE;
     }
+    s_awaited_part(self, from); /* the awaited answer is arriving: renew its wait */
     if (self->storage != GOSSIP_STORAGE_OK) {
         self->stats.unstored++;
         return 0;
@@ -1485,8 +1556,6 @@ static int s_on_chunk(gossip_engine_t *self, uint64_t from, const Engram__Gossip
     stage->nparts++;
     stage->received_bytes += chunk->data.len;
     self->staged_bytes += chunk->data.len;
-    if (from == self->asking_peer && self->now_ms < self->asking_until_ms)
-        self->asking_until_ms = self->now_ms + ASK_WAIT_MS; /* the awaited answer is arriving */
     if (stage->nparts < stage->count)
         return 0;
     /* Every part is here: check, then apply the whole delta as one unit. The parts add up to
@@ -1589,12 +1658,10 @@ void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms)
          * digest reports and asks for nothing. A peer known to hold more is awaited; so is
          * one of which nothing is known yet (a node just started), asked for its digest
          * back, which ends the wait at once if it had nothing to send. */
-        bool pull = self->now_ms >= self->asking_until_ms;
         const s_peer_t *p = s_peer_find(self, peer);
-        bool unknown = !p || p->nknown == 0;
-        unsigned flags = !pull ? DIGEST_NO_DELTAS : unknown ? DIGEST_REPLY : 0;
-        if (s_send_full_digest(self, peer, flags) == 0 && pull &&
-            (unknown || s_holds_more(self, peer)))
+        bool await = s_may_await(self, peer) && (!p || p->nknown == 0 || s_holds_more(self, peer));
+        unsigned flags = s_awaiting(self) ? DIGEST_NO_DELTAS : await ? DIGEST_REPLY : 0;
+        if (s_send_full_digest(self, peer, flags) == 0 && await)
             s_asked(self, peer);
     } else { /* a report of what it holds, which asks for nothing (see engine.h) */
         s_report_t report = {self, peer};

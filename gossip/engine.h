@@ -199,15 +199,15 @@ typedef struct {
     uint64_t bad_peer_scopes;    /* more scopes than a peer may make this node remember */
     /* Replication extras. */
     uint64_t acks_sent, acks_received, answers_deferred;
-    uint64_t unstored;        /* pushes and chunks received while the store takes no delta */
-    uint64_t staging_refused; /* transfers dropped: past a staging bound */
-    uint64_t answers_too_big; /* answers not sent: larger than max_staged_peer_bytes */
+    uint64_t unstored;              /* pushes and chunks received while the store takes no delta */
+    uint64_t staging_refused;       /* transfers dropped: past a staging bound */
+    uint64_t answers_too_big;       /* answers not sent: larger than max_staged_peer_bytes */
     uint64_t answers_without_steps; /* answers sent without their history steps (notes):
                                        too big with them */
-    uint64_t pushes_too_big;  /* pushes not sent: over max_message_bytes (peers pull them) */
-    uint64_t outbox_dropped;  /* messages not queued: the outbox was full */
-    uint64_t data_dropped;    /* data messages dropped by the storage state or drop_data */
-    gossip_swim_stats_t swim; /* membership: its SWIM object's counters (gossip/swim.h) */
+    uint64_t pushes_too_big;        /* pushes not sent: over max_message_bytes (peers pull them) */
+    uint64_t outbox_dropped;        /* messages not queued: the outbox was full */
+    uint64_t data_dropped;          /* data messages dropped by the storage state or drop_data */
+    gossip_swim_stats_t swim;       /* membership: its SWIM object's counters (gossip/swim.h) */
 } gossip_stats_t;
 
 typedef struct gossip_engine gossip_engine_t;
@@ -243,8 +243,8 @@ const crdt_ctx_t *gossip_engine_peer_ctx(gossip_engine_t *self, uint64_t peer, c
  *  its counters move past them) and then its digest, the others their digest only (no_deltas:
  *  each would send the same gap; what the one lacked shows in their digests and is pulled
  *  next). Asked again while that answer is awaited, every member sends its digest only; once
- *  the wait ran out, the next ALIVE member in turn is asked for the deltas. Once every member was heard
- *  (gossip_engine_heard_since), the node may write. gossip_engine_holds_unseen says whether
+ *  the wait ran out, the next ALIVE member in turn is asked for the deltas. Once every member was
+ * heard (gossip_engine_heard_since), the node may write. gossip_engine_holds_unseen says whether
  *  some member is known to hold a dot of `replica` that this node lacks (then its counters
  *  cannot be trusted: the caller takes a new replica id). */
 int gossip_engine_ask_digests(gossip_engine_t *self, uint64_t since_ms, uint64_t now_ms);
@@ -253,6 +253,10 @@ int gossip_engine_ask_digests(gossip_engine_t *self, uint64_t since_ms, uint64_t
  *  whole digest arrived, after the deltas it made them send. ask_digests asks only the others. */
 unsigned gossip_engine_heard_since(gossip_engine_t *self, uint64_t since_ms, unsigned *members);
 bool gossip_engine_holds_unseen(gossip_engine_t *self, uint64_t replica);
+/*  Asks an ALIVE member known to hold such a dot for what this node lacks (its deltas bring
+ *  the dot back), unless an answer is awaited already. For the dot check: the member that
+ *  ask_digests asked for deltas may not have held them. */
+int gossip_engine_pull_unseen(gossip_engine_t *self, uint64_t replica, uint64_t now_ms);
 
 /*  The scope's stable cut: the meet of this node's context and the contexts every member that
  *  is not LEFT is known to hold; NULL when some member's is unknown (or out of memory). Caller

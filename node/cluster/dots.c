@@ -24,13 +24,13 @@ void cluster__renew_replica(node_cluster_t *self, const char *why)
 
 /*  Dot safety at start (gossip_engine_ask_digests): a node that remembers members asks them
  *  for their digests and holds shared writes until every one answered or DOT_CHECK_MS passed.
- *  Their answers carry this replica's dots that its store lacks (a data directory restored
- *  from an older plain copy), so its counters move past them before it writes (one member is
- *  asked for the deltas, the others for their digests: while a member is known to hold such a
- *  dot, the check waits for the pull that brings it). If a member is
- *  still known to hold such a dot when DOT_CHECK_MS ran out, or one did not answer (the counters
- * cannot be proven current: it may be the one that holds them), the store takes a new replica id: a
- * reused dot would make replicas diverge silently. */
+ *  One member is asked for the deltas this node lacks, the others for their digests only;
+ *  the deltas carry this replica's dots that its store lacks (a data directory restored from
+ *  an older plain copy), so its counters move past them before it writes. While a member is
+ *  known to hold such a dot, the check asks it for its deltas (gossip_engine_pull_unseen) and
+ *  waits. If one is still known to hold such a dot when DOT_CHECK_MS ran out, or a member did
+ *  not answer (the counters cannot be proven current: it may be the one that holds them), the
+ *  store takes a new replica id: a reused dot would make replicas diverge silently. */
 void cluster__check_dots(node_cluster_t *self, uint64_t now_ms)
 {
     if (now_ms < self->dots_since_ms)
@@ -46,8 +46,14 @@ void cluster__check_dots(node_cluster_t *self, uint64_t now_ms)
     }
     uint64_t old = node_store_replica(self->store);
     bool unseen = gossip_engine_holds_unseen(self->engine, old);
-    if (unseen && now_ms < self->dots_since_ms + DOT_CHECK_MS)
-        return; /* every member answered, and one holds lost dots: its deltas may bring them */
+    if (unseen && now_ms < self->dots_since_ms + DOT_CHECK_MS) {
+        /* every member answered, and one holds lost dots: its deltas may bring them */
+        if (now_ms >= self->dots_asked_ms + DOT_ASK_MS) {
+            gossip_engine_pull_unseen(self->engine, old, now_ms);
+            self->dots_asked_ms = now_ms;
+        }
+        return;
+    }
     self->dots_pending = false;
     if (!unseen && heard == members) {
         zsys_info("engramd: dot counters checked against all %u members", members);

@@ -110,13 +110,7 @@ void cluster__admit_key(node_cluster_t *self, uint64_t id, const uint8_t curve_p
 
 void cluster__changed(void *arg, const gossip_member_t *member);
 
-/*  Dot safety at start (gossip_engine_ask_digests): a node that remembers members asks them
- *  for their digests and holds shared writes until every one answered or DOT_CHECK_MS passed.
- *  Their answers carry this replica's dots that its store lacks (a data directory restored
- *  from an older plain copy), so its counters move past them before it writes. If a member is
- *  still known to hold such a dot, or one did not answer (the counters cannot be proven
- *  current: it may be the one that holds them), the store takes a new replica id: a reused
- *  dot would make replicas diverge silently. */
+/*  Dot safety at start: see dots.c. */
 void cluster__check_dots(node_cluster_t *self, uint64_t now_ms);
 
 /*  Makes sure a DEALER to the member's endpoint exists. */
