@@ -38,13 +38,18 @@
  *  Pull (Scuttlebutt-style anti-entropy by version vectors): every gossip interval the engine
  *  sends one random ALIVE or SUSPECT member a digest, its context per scope; the peer answers,
  *  per scope the asker lacks anything of, with crdt_scope_delta_since: traffic proportional to
- *  what the asker misses. Digests received also tell what their sender holds. One peer is
- *  asked at a time: while an answer is awaited from one (ASK_WAIT_MS after the ask, renewed
- *  only as parts of its answer arrive, ended when an answer is applied or its answer digest
- *  comes), digests to the others carry no_deltas and what they show this node lacks is not
- *  asked of them, or every peer would send the same gap (a node catching up K writes
- *  received 2x the delta it needed). A periodic digest to a peer known to hold more starts
- *  such a wait. An answer larger
+ *  what the asker misses. Digests received also tell what their sender holds.
+ *
+ *  One peer is asked at a time, or every peer would send the same gap (a node catching up K
+ *  writes received 2x the delta it needed). An ask that is awaited (a periodic digest to a
+ *  peer known to hold more, or of which nothing is known yet; a digest showing what its
+ *  sender holds; a held-back push; the dot check's asks) carries `reply`, so the peer's
+ *  answer digest follows its deltas. The wait ends with that digest, or ASK_WAIT_MS after the
+ *  last part of the answer (or the ask) arrived, or when the transport could not send the ask
+ *  (gossip_engine_unsent). While it lasts, digests carry no_deltas (to the awaited peer too:
+ *  it would send the gap again) and what digests show this node lacks is not asked. A peer
+ *  whose awaited answer brought nothing (it had nothing it could send, a failed store, a lossy
+ *  link) is not awaited for QUIET_MS: it is asked without a wait, as before. An answer larger
  *  than max_message_bytes is cut into chunks that the receiver stages and applies as one unit,
  *  so pulls keep causal order too. Each chunk carries the whole answer's length and SipHash,
  *  checked before the apply; parts of equal (length, hash) from one peer fill one staging slot,
@@ -238,15 +243,16 @@ const crdt_ctx_t *gossip_engine_peer_ctx(gossip_engine_t *self, uint64_t peer, c
 /*  Dot safety at start: a data directory restored from a plain copy holds dot counters older
  *  than what its peers have seen of this replica; a write now would reuse a dot, which peers
  *  would take for one they already have. Before writing to shared scopes, a restarted node
- *  sends every member a complete digest asking for theirs back (gossip_engine_ask_digests); one
- *  ALIVE member answers what the node lacks (the deltas carry the replica's own lost dots, so
- *  its counters move past them) and then its digest, the others their digest only (no_deltas:
- *  each would send the same gap; what the one lacked shows in their digests and is pulled
- *  next). Asked again while that answer is awaited, every member sends its digest only; once
- *  the wait ran out, the next ALIVE member in turn is asked for the deltas. Once every member was
- * heard (gossip_engine_heard_since), the node may write. gossip_engine_holds_unseen says whether
+ *  sends every member a complete digest asking for theirs back (gossip_engine_ask_digests,
+ *  now_ms: the engine's clock); one ALIVE member, in turn from the node's id, answers what
+ *  the node lacks (the deltas carry the replica's own lost dots, so its counters move past
+ *  them) and then its digest, the others their digest only (no_deltas). Asked again while
+ *  that answer is awaited, every member sends its digest only; once the wait ended, the next
+ *  member in turn is asked for the deltas. Once every member was heard
+ *  (gossip_engine_heard_since), the node may write. gossip_engine_holds_unseen says whether
  *  some member is known to hold a dot of `replica` that this node lacks (then its counters
- *  cannot be trusted: the caller takes a new replica id). */
+ *  cannot be trusted: the caller pulls from it, gossip_engine_pull_unseen, or takes a new
+ *  replica id). */
 int gossip_engine_ask_digests(gossip_engine_t *self, uint64_t since_ms, uint64_t now_ms);
 /*  How many of the members that are neither LEFT nor this node (*members) answered such a
  *  request at or after since_ms (ms on the engine's clock: the `now` of its events): their
