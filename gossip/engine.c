@@ -41,7 +41,8 @@
  *  without a part of its answer: several asked peers would each send the whole gap. */
 #define ASK_WAIT_MS 1000
 /*  A peer whose awaited answer brought nothing (it had nothing it could send, or never
- *  answered: a failed store, a lossy link) is not awaited again for this long. */
+ *  answered: a failed store, a lossy link) is not awaited by periodic digests, nor picked to
+ *  send a restarted node its gap, for this long. */
 #define QUIET_MS 10000
 /*  Transfers staged per peer at most; a new one evicts that peer's oldest. */
 #define MAX_STAGES_PER_PEER 4
@@ -1026,8 +1027,10 @@ static bool s_quiet(const gossip_engine_t *self, uint64_t peer)
     return p && self->now_ms < p->quiet_until_ms;
 }
 
-/*  Whether an ask of peer now is awaited: nothing is awaited and peer is not quiet. Such an
- *  ask carries DIGEST_REPLY, so that the peer's answer digest, after its deltas, ends it. */
+/*  Whether a periodic digest to peer now may await it: nothing is awaited and peer is not
+ *  quiet (a peer that never answers would hold every pull for ASK_WAIT_MS at each pick). An
+ *  awaited ask carries DIGEST_REPLY, so that the peer's answer digest, after its deltas, ends
+ *  the wait. */
 static bool s_may_await(const gossip_engine_t *self, uint64_t peer)
 {
     return !s_awaiting(self) && !s_quiet(self, peer);
@@ -1336,12 +1339,11 @@ static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__Gossi
     if (digest->answer && s_awaiting(self) && from == self->asking_peer)
         s_awaited_end(self); /* its deltas came before this digest */
     /* One peer asked at a time: an awaited one may already be sending the same gap, and once
-     * its answer is in, what is still missing shows in the next digests. A quiet peer (it
-     * could not send what it holds) is asked without awaiting it. */
+     * its answer is in, what is still missing shows in the next digests. The peer answers,
+     * so its answer digest ends the wait even when it has nothing it can send. */
     if (rc == 0 && ask.n && !s_awaiting(self)) {
-        bool await = !s_quiet(self, from);
-        rc = s_send_digest(self, from, &ask, await ? DIGEST_REPLY : 0);
-        if (rc == 0 && await)
+        rc = s_send_digest(self, from, &ask, DIGEST_REPLY);
+        if (rc == 0)
             s_asked(self, from);
     }
     if (rc == 0 && digest->reply && self->storage != GOSSIP_STORAGE_FAILED)
@@ -1370,10 +1372,8 @@ static int s_ask(gossip_engine_t *self, uint64_t from)
         s_awaiting(self))
         return rc;
     p->asked_ms = self->now_ms;
-    bool await = !s_quiet(self, from);
-    if (await)
-        s_asked(self, from);
-    return s_send_full_digest(self, from, await ? DIGEST_REPLY : 0);
+    s_asked(self, from);
+    return s_send_full_digest(self, from, DIGEST_REPLY);
 }
 
 /*  What s_apply returns when the store could not write (not the peer's fault: counted in
