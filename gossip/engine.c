@@ -1340,8 +1340,10 @@ static int s_on_digest(gossip_engine_t *self, uint64_t from, const Engram__Gossi
         s_awaited_end(self); /* its deltas came before this digest */
     /* One peer asked at a time: an awaited one may already be sending the same gap, and once
      * its answer is in, what is still missing shows in the next digests. The peer answers,
-     * so its answer digest ends the wait even when it has nothing it can send. */
-    if (rc == 0 && ask.n && !s_awaiting(self)) {
+     * so its answer digest ends the wait even when it has nothing it can send; then it is
+     * quiet, and not asked again on its digests (they would ask it back and forth while its
+     * answer is deferred): periodic digests to it pull what it holds. */
+    if (rc == 0 && ask.n && !s_awaiting(self) && !s_quiet(self, from)) {
         rc = s_send_digest(self, from, &ask, DIGEST_REPLY);
         if (rc == 0)
             s_asked(self, from);
