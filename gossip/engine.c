@@ -1036,7 +1036,7 @@ static bool s_may_await(const gossip_engine_t *self, uint64_t peer)
     return !s_awaiting(self) && !s_quiet(self, peer);
 }
 
-/*  Awaits peer's answer to an ask sent now (the caller checked s_may_await). */
+/*  Awaits peer's answer to an ask sent now (the caller checked that nothing is awaited). */
 static void s_asked(gossip_engine_t *self, uint64_t peer)
 {
     self->asking_peer = peer;
@@ -1048,14 +1048,14 @@ static void s_asked(gossip_engine_t *self, uint64_t peer)
  *  answer is quiet for QUIET_MS. */
 static void s_awaited_end(gossip_engine_t *self)
 {
-    s_peer_t *p = self->asking_progress ? NULL : (s_peer_t *)s_peer_find(self, self->asking_peer);
+    s_peer_t *p = self->asking_progress ? NULL : s_peer_find(self, self->asking_peer);
     if (p)
         p->quiet_until_ms = self->now_ms + QUIET_MS;
     self->asking_until_ms = 0;
 }
 
-/*  A part of an answer from `from` arrived (a chunk, or a whole answer applied): the awaited
- *  peer's renews its wait, so a long answer is not asked of another peer meanwhile. */
+/*  A chunk from `from` arrived: from the awaited peer, it renews the wait, so a long answer is
+ *  not asked of another peer meanwhile. */
 static void s_awaited_part(gossip_engine_t *self, uint64_t from)
 {
     if (s_awaiting(self) && from == self->asking_peer) {
