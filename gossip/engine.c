@@ -41,8 +41,8 @@
  *  without a part of its answer: several asked peers would each send the whole gap. */
 #define ASK_WAIT_MS 1000
 /*  A peer whose awaited answer brought nothing (it had nothing it could send, or never
- *  answered: a failed store, a lossy link) is not awaited by periodic digests, nor picked to
- *  send a restarted node its gap, for this long. */
+ *  answered: a failed store, a lossy link) is quiet this long: periodic digests do not await
+ *  it, its digests prompt no ask of it, and it is not picked to send a restarted node its gap. */
 #define QUIET_MS 10000
 /*  Transfers staged per peer at most; a new one evicts that peer's oldest. */
 #define MAX_STAGES_PER_PEER 4
@@ -137,11 +137,11 @@ struct gossip_engine {
     uint64_t now_ms;
     uint64_t next_digest_ms;
     uint64_t asking_until_ms; /* a pull asked of asking_peer is awaited until then (s_asked) */
-    uint64_t asking_peer;
-    bool asking_progress; /* a part of asking_peer's answer arrived since the ask */
-    uint64_t ask_turn;    /* which ALIVE member ask_digests asks for the deltas next: from the
-                             node id on, so restarted nodes spread their first pulls */
-    uint64_t *fault;      /* the stats counter of the current message's first fault, or NULL */
+    uint64_t asking_peer;     /* the peer last asked for a pull and awaited */
+    bool asking_progress;     /* a part of asking_peer's answer arrived since the ask */
+    uint64_t ask_turn;        /* which ALIVE member ask_digests asks for the deltas next: from the
+                                 node id on, so restarted nodes spread their first pulls */
+    uint64_t *fault;          /* the stats counter of the current message's first fault, or NULL */
     gossip_stats_t stats;
 };
 
@@ -616,12 +616,13 @@ bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, si
     return true;
 }
 
+static void s_awaited_end(gossip_engine_t *self);
+
 /*  Takes the clock of an event. The first one also seeds the ids of this engine's pull
  *  transfers: an engine restarted with the same seed (a crashed node) must not reuse the ids of
  *  its previous life, or a receiver could stage parts of two transfers as one. Mixing in the
- *  clock keeps replays of a simulation deterministic. */
-static void s_awaited_end(gossip_engine_t *self);
-
+ *  clock keeps replays of a simulation deterministic. A pull answer awaited past its time is
+ *  no longer awaited (s_awaited_end). */
 static void s_clock(gossip_engine_t *self, uint64_t now_ms)
 {
     self->now_ms = now_ms;
@@ -942,13 +943,13 @@ enum {
     DIGEST_COMPLETE = 1,  /* every scope the sender holds */
     DIGEST_REPLY = 2,     /* asks for the receiver's complete digest back */
     DIGEST_ANSWER = 4,    /* is that digest */
-    DIGEST_NO_DELTAS = 8, /* with DIGEST_REPLY: the digest only, no deltas */
+    DIGEST_NO_DELTAS = 8, /* answer with no deltas (with REPLY: with the digest only) */
 };
 
 /*  Sends the digest d to peer in parts within the budget (all partial if it had to be split,
- *  so that no part reads as "I hold nothing else"). REPLY, ANSWER and NO_DELTAS are set on
- *  the last part only (so the answer comes after the deltas, and marks the end of the sender's
- *  whole knowledge). */
+ *  so that no part reads as "I hold nothing else"). REPLY and ANSWER are set on the last part
+ *  only (so the answer comes after the deltas, and marks the end of the sender's whole
+ *  knowledge); NO_DELTAS on every part, since each is answered. */
 static int s_send_digest(gossip_engine_t *self, uint64_t peer, s_digest_t *d, unsigned flags)
 {
     d->ptrs = calloc(d->n ? d->n : 1, sizeof *d->ptrs);
@@ -974,7 +975,7 @@ static int s_send_digest(gossip_engine_t *self, uint64_t peer, s_digest_t *d, un
         digest.complete = (flags & DIGEST_COMPLETE) && !split;
         digest.reply = (flags & DIGEST_REPLY) && end == d->n;
         digest.answer = (flags & DIGEST_ANSWER) && end == d->n;
-        digest.no_deltas = (flags & DIGEST_NO_DELTAS) != 0; /* every part: each is answered */
+        digest.no_deltas = (flags & DIGEST_NO_DELTAS) != 0;
         digest.versions = d->ptrs + start;
         digest.n_versions = end - start;
         Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
@@ -1160,8 +1161,8 @@ int gossip_engine_pull_unseen(gossip_engine_t *self, uint64_t replica, uint64_t 
     for (size_t i = 0; i < self->npeers; i++) {
         uint64_t id = self->peers[i].id;
         gossip_member_t m;
-        if (!s_quiet(self, id) && gossip_swim_member(self->swim, id, &m) &&
-            m.state == GOSSIP_ALIVE && s_peer_holds_unseen(self, &self->peers[i], replica)) {
+        if (gossip_swim_member(self->swim, id, &m) && m.state == GOSSIP_ALIVE &&
+            s_peer_holds_unseen(self, &self->peers[i], replica)) {
             s_asked(self, id);
             return s_send_full_digest(self, id, DIGEST_REPLY);
         }

@@ -49,8 +49,9 @@
  *  (gossip_engine_unsent). While it lasts, digests carry no_deltas (to the awaited peer too:
  *  it would send the gap again) and what digests show this node lacks is not asked. A peer
  *  whose awaited answer brought nothing (it had nothing it could send, a failed store, a lossy
- *  link) is quiet for QUIET_MS: periodic digests to it await nothing, and the dot check does
- *  not pick it to send the gap. An answer larger
+ *  link) is quiet for QUIET_MS: periodic digests to it await nothing (they still pull what it
+ *  holds), its digests prompt no ask of it, and the dot check does not pick it to send the
+ *  gap (but asks it for lost dots it is known to hold: gossip_engine_pull_unseen). An answer larger
  *  than max_message_bytes is cut into chunks that the receiver stages and applies as one unit,
  *  so pulls keep causal order too. Each chunk carries the whole answer's length and SipHash,
  *  checked before the apply; parts of equal (length, hash) from one peer fill one staging slot,
