@@ -1203,7 +1203,7 @@ int main(int argc, char **argv)
         s_mode_stop(&mode);
     }
     if (cfg.systems[SYS_ENGRAM] && !cfg.acl_compare && !bench_interrupted)
-        transport_floor_print(s_tmpdir, cfg.clients, cfg.nclients, cfg.duration);
+        failures += transport_floor_print(s_tmpdir, cfg.clients, cfg.nclients, cfg.duration);
     for (int p = 0; p < POL_COUNT; p++)
         bench_acl_destroy(&acl[p]);
     if (bench_interrupted) {

@@ -117,8 +117,9 @@ static void *s_client_run(void *arg)
     return NULL;
 }
 
-/*  One cell: `clients` threads against a fresh server for `duration` seconds. */
-static void s_cell(const char *dir, bool curve, unsigned clients, double duration, char *row,
+/*  One cell: `clients` threads against a fresh server for `duration` seconds; its row into
+ *  row. Returns false if calls failed or none completed. */
+static bool s_cell(const char *dir, bool curve, unsigned clients, double duration, char *row,
                    size_t size)
 {
     char endpoint[300];
@@ -169,7 +170,8 @@ static void s_cell(const char *dir, bool curve, unsigned clients, double duratio
         free(cs[t].lat);
     }
     double wall = t_end - t0;
-    if (!all || total == 0 || errors) {
+    bool ok = all && total && !errors;
+    if (!ok) {
         snprintf(row, size, "failed (%d errors)", errors);
     } else {
         qsort(all, total, sizeof *all, bench_cmp_u64);
@@ -187,10 +189,11 @@ static void s_cell(const char *dir, bool curve, unsigned clients, double duratio
     free(threads);
     pthread_barrier_destroy(&ready);
     zcert_destroy(&cert);
+    return ok;
 }
 
-void transport_floor_print(const char *dir, const unsigned *clients, size_t nclients,
-                           double duration)
+int transport_floor_print(const char *dir, const unsigned *clients, size_t nclients,
+                          double duration)
 {
     printf("\ntransport floor: a ROUTER that only answers (a child process), one DEALER per client "
            "thread,\n  %d-byte request, %d-byte reply, ipc://, one call in flight per client, as "
@@ -198,12 +201,14 @@ void transport_floor_print(const char *dir, const unsigned *clients, size_t ncli
            "microseconds per call, server + clients\n",
            REQUEST_BYTES, REPLY_BYTES);
     printf("transport         clients    ops/s      p50      p99  cpu s+c   us/op s+c\n");
+    int failures = 0;
     for (int curve = 1; curve >= 0; curve--) {
         for (size_t c = 0; c < nclients && !bench_interrupted; c++) {
             char row[160];
-            s_cell(dir, curve, clients[c], duration, row, sizeof row);
+            failures += !s_cell(dir, curve, clients[c], duration, row, sizeof row);
             printf("%-17s %7u %s\n", curve ? "zmq + CURVE" : "zmq, plain", clients[c], row);
             fflush(stdout);
         }
     }
+    return failures;
 }

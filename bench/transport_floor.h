@@ -7,9 +7,9 @@
 #include <stddef.h>
 
 /*  Prints a table: for CURVE then plain, each client count, `duration` seconds per cell, the
- *  server's socket in dir. */
-void transport_floor_print(const char *dir, const unsigned *clients, size_t nclients,
-                           double duration);
+ *  server's socket in dir. Returns the number of cells whose calls failed. */
+int transport_floor_print(const char *dir, const unsigned *clients, size_t nclients,
+                          double duration);
 
 /*  The floor's server (engram-node-bench --floor-server ENDPOINT CERT): a ROUTER bound to
  *  endpoint, CURVE with the certificate saved at CERT ("-": plain), answering until stopped.
