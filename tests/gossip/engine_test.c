@@ -129,6 +129,17 @@ static void s_write(node_t *n, const char *scope, const char *key, const char *v
     crdt_ctx_destroy(&deps);
 }
 
+/*  Writes keys k0..k<count-1> on node n, all in scope, or (scope NULL) in run:a and team:b by
+ *  turns. */
+static void s_write_keys(node_t *n, int count, const char *scope, const char *value)
+{
+    for (int i = 0; i < count; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        s_write(n, scope ? scope : i % 2 ? "run:a" : "team:b", key, value);
+    }
+}
+
 /*  Delivers every queued message among nodes at now_ms until none is left; drops the messages
  *  whose index in the run `drop` says to (NULL: none). Returns how many were delivered. */
 static int s_run_at(node_t *nodes, int count, bool (*drop)(int index, uint64_t to), uint64_t now_ms)
@@ -325,11 +336,7 @@ static void test_new_node_pulls_everything_in_chunks(void **state)
     char value[512];
     memset(value, 'v', sizeof value - 1);
     value[sizeof value - 1] = '\0';
-    for (int i = 0; i < 60; i++) {
-        char key[16];
-        snprintf(key, sizeof key, "k%d", i);
-        s_write(&nodes[0], i % 2 ? "run:a" : "team:b", key, value);
-    }
+    s_write_keys(&nodes[0], 60, NULL, value);
     uint8_t *buf;
     size_t len;
     uint64_t to;
@@ -568,11 +575,7 @@ static void s_big_pair(node_t nodes[2])
     char value[512];
     memset(value, 'v', sizeof value - 1);
     value[sizeof value - 1] = '\0';
-    for (int i = 0; i < 60; i++) {
-        char key[16];
-        snprintf(key, sizeof key, "k%d", i);
-        s_write(&nodes[0], i % 2 ? "run:a" : "team:b", key, value);
-    }
+    s_write_keys(&nodes[0], 60, NULL, value);
     uint8_t *buf;
     size_t len;
     uint64_t to;
@@ -816,11 +819,7 @@ static void test_restart_pulls_the_gap_from_one_peer(void **state)
     s_trio(nodes);
     s_write(&nodes[2], "run:a", "seen", "by all");
     s_run(nodes, 3, NULL);
-    for (int i = 0; i < 20; i++) {
-        char key[16];
-        snprintf(key, sizeof key, "k%d", i);
-        s_write(&nodes[0], i % 2 ? "run:a" : "team:b", key, "missed by 33");
-    }
+    s_write_keys(&nodes[0], 20, NULL, "missed by 33");
     s_run(nodes, 3, s_drop_to_33);
     assert_true(s_same(&nodes[0], &nodes[1]));
     assert_false(s_same(&nodes[0], &nodes[2]));
@@ -882,11 +881,7 @@ static void test_unsent_ask_is_not_awaited(void **state)
     (void)state;
     node_t nodes[3];
     s_trio(nodes);
-    for (int i = 0; i < 10; i++) {
-        char key[16];
-        snprintf(key, sizeof key, "k%d", i);
-        s_write(&nodes[0], "run:a", key, "missed by 33");
-    }
+    s_write_keys(&nodes[0], 10, "run:a", "missed by 33");
     s_run(nodes, 3, s_drop_to_33);
     s_restart(&nodes[2], 65536);
     assert_int_equal(gossip_engine_ask_digests(nodes[2].engine, 1000, 1000), 0);
