@@ -5,13 +5,15 @@
  *  SWIM never calls the engine otherwise.
  *
  *  State: the SWIM object; the peer table, one entry per member that is neither this node nor
- *  LEFT, made on first use, with what that peer is known to hold per scope, when it answered
+ *  LEFT, made on first use, with what that peer is known to hold per scope (contexts held in a
+ *  gossip_ctx_pool_t, so equal ones are one copy), when it answered
  *  gossip_engine_ask_digests, when a held-back push last asked it for a pull and the
  *  multi-part answers recently sent to it (an entry goes when its member turns LEFT or is
  *  removed); the outbox of encoded messages in send order; the staging area of pull answers
  *  whose parts are still arriving, with their bytes counted; the pushes being coalesced; what
- *  the store can do now. Everything else lives in the store. Staged transfers expire after
- * STAGE_TIMEOUT_MS: a lost part costs one more pull, never a partial apply.
+ *  the store can do now; this round's order of periodic digest targets. Everything else lives
+ *  in the store. Staged transfers expire after STAGE_TIMEOUT_MS: a lost part costs one more
+ *  pull, never a partial apply.
  *
  *  Ownership: the engine owns everything reachable from it. Arrays may move when they grow, so
  *  a pointer into one is valid only until the next insertion. Single-threaded: one owner.
@@ -27,6 +29,7 @@
 #include "crdt/hash.h"
 #include "engram/error.h"
 #include "engram/limits.h"
+#include "gossip/ctx_pool.h"
 #include "gossip/swim.h"
 #include "proto/gossip.pb-c.h"
 
@@ -55,8 +58,8 @@
 
 /*  What a peer is known to hold of one scope: a slot of the peer's open-addressing table. */
 typedef struct {
-    char *scope;     /* owned; NULL: a free slot */
-    crdt_ctx_t *ctx; /* owned */
+    char *scope;           /* owned; NULL: a free slot */
+    const crdt_ctx_t *ctx; /* held in the engine's known_pool */
 } s_known_t;
 
 /*  One multi-part pull answer sent recently to a peer, for the resend limit. */
@@ -127,8 +130,9 @@ struct gossip_engine {
     size_t outbox_bytes; /* of [head, n) */
     s_stage_t *stages;
     size_t nstages, stages_cap;
-    size_t staged_bytes; /* of every staged part */
-    uint64_t known_seed; /* the key of the peer tables' hash */
+    size_t staged_bytes;           /* of every staged part */
+    uint64_t known_seed;           /* the key of the peer tables' hash */
+    gossip_ctx_pool_t *known_pool; /* the contexts of the peer tables, equal ones shared */
     gossip_storage_t storage;
     s_pending_t *pending; /* pushes being coalesced, one per scope */
     size_t npending, pending_cap;
@@ -141,7 +145,9 @@ struct gossip_engine {
     bool asking_progress;     /* a part of asking_peer's answer arrived since the ask */
     uint64_t ask_turn;        /* which ALIVE member ask_digests asks for the deltas next: from the
                                  node id on, so restarted nodes spread their first pulls */
-    uint64_t *fault;          /* the stats counter of the current message's first fault, or NULL */
+    uint64_t *digest_order;   /* this round's periodic digest targets, shuffled (s_digest_peer) */
+    size_t digest_order_n, digest_order_cap, digest_order_at;
+    uint64_t *fault; /* the stats counter of the current message's first fault, or NULL */
     gossip_stats_t stats;
 };
 
@@ -266,11 +272,11 @@ static int s_peer(gossip_engine_t *self, uint64_t id, s_peer_t **peer_p)
     return 0;
 }
 
-static void s_peer_fini(s_peer_t *p)
+static void s_peer_fini(gossip_engine_t *self, s_peer_t *p)
 {
     for (size_t i = 0; i < p->known_cap; i++) {
         free(p->known[i].scope);
-        crdt_ctx_destroy(&p->known[i].ctx);
+        gossip_ctx_pool_release(self->known_pool, &p->known[i].ctx);
     }
     free(p->known);
 }
@@ -328,7 +334,7 @@ static void s_forget_peer(gossip_engine_t *self, uint64_t peer)
     s_peer_t *p = s_peer_find(self, peer);
     if (!p)
         return;
-    s_peer_fini(p);
+    s_peer_fini(self, p);
     size_t at = (size_t)(p - self->peers);
     memmove(p, p + 1, (self->npeers - at - 1) * sizeof *p);
     self->npeers--;
@@ -420,6 +426,7 @@ gossip_engine_t *gossip_engine_new(const gossip_config_t *config, const gossip_s
     self->rng = config->seed ^ config->node_id;
     self->ask_turn = config->node_id;
     self->known_seed = s_random(self);
+    self->known_pool = gossip_ctx_pool_new(self->known_seed);
     gossip_swim_config_t swim = {.node_id = config->node_id,
                                  .endpoint = config->endpoint,
                                  .card = config->card,
@@ -436,7 +443,7 @@ gossip_engine_t *gossip_engine_new(const gossip_config_t *config, const gossip_s
     self->config.endpoint = NULL;
     self->config.card = NULL;
     self->swim = gossip_swim_new(&swim, &callbacks);
-    if (!self->swim)
+    if (!self->swim || !self->known_pool)
         gossip_engine_destroy(&self);
     return self;
 }
@@ -474,8 +481,10 @@ void gossip_engine_destroy(gossip_engine_t **self_p)
     }
     free(self->pending);
     for (size_t i = 0; i < self->npeers; i++)
-        s_peer_fini(&self->peers[i]);
+        s_peer_fini(self, &self->peers[i]);
     free(self->peers);
+    free(self->digest_order);
+    gossip_ctx_pool_destroy(&self->known_pool);
     gossip_swim_destroy(&self->swim);
     free(self);
     *self_p = NULL;
@@ -795,18 +804,18 @@ static int s_know(gossip_engine_t *self, uint64_t peer, const char *scope, const
     bool foreign = !(slot && slot->scope) && !self->store->ctx(self->state, scope);
     if (foreign && p->nforeign >= self->config.max_peer_scopes)
         return 0; /* s_may_know refused the message already; a defensive stop */
-    crdt_ctx_t *copy = crdt_ctx_dup(ctx);
+    const crdt_ctx_t *copy = gossip_ctx_pool_hold(self->known_pool, ctx);
     if (!copy)
         return ENGRAM_ENOMEM;
     if (slot && slot->scope) {
-        crdt_ctx_destroy(&slot->ctx);
+        gossip_ctx_pool_release(self->known_pool, &slot->ctx);
         slot->ctx = copy;
         return 0;
     }
     char *name = strdup(scope);
     if (!name || s_known_reserve(self, p)) {
         free(name);
-        crdt_ctx_destroy(&copy);
+        gossip_ctx_pool_release(self->known_pool, &copy);
         return ENGRAM_ENOMEM;
     }
     *s_known_slot(self, p, scope) = (s_known_t){name, copy};
@@ -1639,6 +1648,41 @@ static void s_report_scope(void *arg, const char *scope)
     s_send_ack(r->self, r->peer, scope);
 }
 
+/*  The member the next periodic digest goes to: ALIVE or SUSPECT members in rounds, each round
+ *  a new shuffle of them all, so that every member hears this node's digest, and this node
+ *  learns what it holds, within a round of N - 1 intervals. (Random picks took N log N / 2
+ *  intervals to reach every member: a 1,000-node simulation did not know its stable cuts
+ *  after 300 s.) A member that joins mid-round is in the next one. False when there is none. */
+static bool s_digest_peer(gossip_engine_t *self, uint64_t *peer)
+{
+    const unsigned targets = 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT;
+    for (int rounds = 0; rounds < 2; rounds++) {
+        while (self->digest_order_at < self->digest_order_n) {
+            gossip_member_t m;
+            *peer = self->digest_order[self->digest_order_at++];
+            if (gossip_swim_member(self->swim, *peer, &m) && (targets & 1u << m.state))
+                return true;
+        }
+        size_t size = gossip_swim_size(self->swim);
+        if (crdt_array_grow((void **)&self->digest_order, &self->digest_order_cap, size,
+                            sizeof *self->digest_order))
+            return gossip_swim_pick(self->swim, targets, peer); /* out of memory: at random */
+        self->digest_order_n = self->digest_order_at = 0;
+        for (size_t i = 0; i < size; i++) {
+            gossip_member_t m;
+            gossip_swim_at(self->swim, i, &m);
+            if (m.id != self->config.node_id && (targets & 1u << m.state)) {
+                size_t n = self->digest_order_n++; /* inside-out Fisher-Yates */
+                size_t j = (size_t)(s_random(self) % (n + 1));
+                if (j != n)
+                    self->digest_order[n] = self->digest_order[j];
+                self->digest_order[j] = m.id;
+            }
+        }
+    }
+    return false;
+}
+
 void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms)
 {
     s_clock(self, now_ms);
@@ -1654,7 +1698,7 @@ void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms)
         return;
     self->next_digest_ms = now_ms + self->config.gossip_interval_ms;
     uint64_t peer;
-    if (!gossip_swim_pick(self->swim, 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT, &peer))
+    if (!s_digest_peer(self, &peer))
         return;
     if (self->storage == GOSSIP_STORAGE_OK) {
         /* While an answer is awaited (from this peer too: it would send the gap again), this

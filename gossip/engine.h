@@ -36,7 +36,8 @@
  *  the origin learns what each peer holds (gossip_engine_peer_ctx).
  *
  *  Pull (Scuttlebutt-style anti-entropy by version vectors): every gossip interval the engine
- *  sends one random ALIVE or SUSPECT member a digest, its context per scope; the peer answers,
+ *  sends one ALIVE or SUSPECT member a digest, its context per scope, going round the members
+ *  in shuffled rounds (each hears from it once per N - 1 intervals); the peer answers,
  *  per scope the asker lacks anything of, with crdt_scope_delta_since: traffic proportional to
  *  what the asker misses. Digests received also tell what their sender holds.
  *

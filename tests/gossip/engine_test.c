@@ -931,6 +931,51 @@ static void test_pull_unseen_brings_lost_dots_back(void **state)
         s_node_fini(&nodes[i]);
 }
 
+/*  Periodic digests go round: in each N - 1 intervals every other member gets exactly one (at
+ *  random, eight picks among eight members all differ one time in 400), so every member learns
+ *  within a round what this node holds, and this node what it holds. */
+static void test_periodic_digests_reach_every_member_each_round(void **state)
+{
+    (void)state;
+    enum { N = 9 };
+    node_t nodes[N];
+    for (int i = 0; i < N; i++)
+        s_node(&nodes[i], 11 * (uint64_t)(i + 1), 65536);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++)
+            if (i != j)
+                gossip_engine_add_peer(nodes[i].engine, 11 * (uint64_t)(j + 1));
+    s_write(&nodes[0], "run:a", "k", "v");
+    s_run(nodes, N, NULL);
+    int heard[N] = {0};
+    uint64_t now = 1000;
+    for (int round = 1; round <= 3; round++) {
+        for (int tick = 0; tick < N - 1; tick++, now += 100) {
+            gossip_engine_tick(nodes[0].engine, now);
+            uint64_t to;
+            uint8_t *buf;
+            size_t len;
+            while (gossip_engine_next(nodes[0].engine, &to, &buf, &len)) {
+                Engram__Gossip *g = engram__gossip__unpack(NULL, len, buf);
+                assert_non_null(g);
+                for (int t = 1; t < N; t++) {
+                    if (nodes[t].store.id != to)
+                        continue;
+                    heard[t] += g->body_case == ENGRAM__GOSSIP__BODY_DIGEST;
+                    gossip_engine_receive(nodes[t].engine, 11, buf, len, now);
+                }
+                engram__gossip__free_unpacked(g, NULL);
+                free(buf);
+            }
+            s_run_at(nodes, N, NULL, now);
+        }
+        for (int t = 1; t < N; t++)
+            assert_int_equal(heard[t], round);
+    }
+    for (int i = 0; i < N; i++)
+        s_node_fini(&nodes[i]);
+}
+
 /*  Hooks: the only valid card, and the only valid statement, is "ok"; changed counts LEFT
  *  records. */
 static bool s_ok(void *arg, uint64_t id, const uint8_t *bytes, size_t len)
@@ -1014,6 +1059,7 @@ int main(void)
         cmocka_unit_test(test_restart_pulls_the_gap_from_one_peer),
         cmocka_unit_test(test_unsent_ask_is_not_awaited),
         cmocka_unit_test(test_pull_unseen_brings_lost_dots_back),
+        cmocka_unit_test(test_periodic_digests_reach_every_member_each_round),
         cmocka_unit_test(test_membership_runs_through_swim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
