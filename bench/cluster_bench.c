@@ -538,20 +538,24 @@ static double s_cluster_wait_settled(s_cluster_t *c, double timeout_s)
     return bench_now() - t0;
 }
 
-/*  Gossip bytes sent, summed over the running nodes; their pushes into *pushes if not NULL. */
-static uint64_t s_bytes_sent(s_cluster_t *c, uint64_t *pushes)
+/*  Gossip bytes sent, summed over the running nodes; their pushes sent and pulls answered
+ *  into *pushes and *pulls if not NULL. */
+static uint64_t s_bytes_sent(s_cluster_t *c, uint64_t *pushes, uint64_t *pulls)
 {
-    uint64_t sum = 0, p = 0;
+    uint64_t sum = 0, pu = 0, pa = 0;
     for (int i = 1; i <= NODES; i++) {
         if (c->pid[i] <= 0)
             continue;
         engram_cluster_t *st = s_status(c, i);
         sum += st->bytes_sent;
-        p += st->pushes_sent;
+        pu += st->pushes_sent;
+        pa += st->pulls_answered;
         engram_cluster_destroy(&st);
     }
     if (pushes)
-        *pushes = p;
+        *pushes = pu;
+    if (pulls)
+        *pulls = pa;
     return sum;
 }
 
@@ -1615,6 +1619,7 @@ typedef struct {
     double gossip, tcp; /* engram bytes per write, net of idle; tcp < 0: unknown */
     double redis;       /* redis replication bytes per write; < 0: not run */
     double pushes;      /* gossip pushes sent per write, all nodes */
+    double pulls;       /* pulls answered per write, all nodes (answers to digests) */
     uint64_t errors;
 } s_bytes_result_t;
 
@@ -2193,11 +2198,11 @@ int main(int argc, char **argv)
             DIE("the cluster does not settle before the bytes cells");
         /* Idle gossip (digests, membership), subtracted from the cells. */
         double idle_s = cfg.quick ? 0.5 : 2.0;
-        uint64_t g0 = s_bytes_sent(&cluster, NULL);
+        uint64_t g0 = s_bytes_sent(&cluster, NULL, NULL);
         int64_t t0 = s_tcp_bytes(ports, NODES);
         double w0 = bench_now();
         bench_sleep(idle_s);
-        double idle_g = (double)(s_bytes_sent(&cluster, NULL) - g0) / (bench_now() - w0);
+        double idle_g = (double)(s_bytes_sent(&cluster, NULL, NULL) - g0) / (bench_now() - w0);
         double idle_t =
             t0 < 0 ? NAN : (double)(s_tcp_bytes(ports, NODES) - t0) / (bench_now() - w0);
         s_bytes_result_t br[3] = {{0}};
@@ -2208,8 +2213,8 @@ int main(int argc, char **argv)
             b->redis = -1;
             char prefix[32];
             snprintf(prefix, sizeof prefix, "b%zu-", payloads[p]);
-            uint64_t p0 = 0, p1 = 0;
-            uint64_t a0 = s_bytes_sent(&cluster, &p0);
+            uint64_t p0 = 0, p1 = 0, q0 = 0, q1 = 0;
+            uint64_t a0 = s_bytes_sent(&cluster, &p0, &q0);
             int64_t c0 = s_tcp_bytes(ports, NODES);
             double s0 = bench_now();
             b->errors =
@@ -2220,8 +2225,9 @@ int main(int argc, char **argv)
                 failures++;
             }
             b->seconds = bench_now() - s0;
-            uint64_t a1 = s_bytes_sent(&cluster, &p1);
+            uint64_t a1 = s_bytes_sent(&cluster, &p1, &q1);
             b->pushes = (double)(p1 - p0) / (double)b->n;
+            b->pulls = (double)(q1 - q0) / (double)b->n;
             int64_t c1 = s_tcp_bytes(ports, NODES);
             b->gossip = ((double)(a1 - a0) - idle_g * b->seconds) / (double)b->n;
             b->tcp =
@@ -2255,9 +2261,9 @@ int main(int argc, char **argv)
                s_bytes_text(ig, sizeof ig, idle_g), s_bytes_text(it, sizeof it, idle_t));
         printf("   redis: primary + 2 replicas, INFO total_net_repl_output+input_bytes of the "
                "primary\n");
-        printf("%8s %7s %8s %8s   %11s %7s %11s %7s   %11s %7s   %12s\n", "payload", "writes",
-               "time", "pushes/w", "gossip/w", "x pay", "tcp/w", "x pay", "redis/w", "x pay",
-               "engram/redis");
+        printf("%8s %7s %8s %8s %8s   %11s %7s %11s %7s   %11s %7s   %12s\n", "payload", "writes",
+               "time", "pushes/w", "pulls/w", "gossip/w", "x pay", "tcp/w", "x pay", "redis/w",
+               "x pay", "engram/redis");
         for (int p = 0; p < 3; p++) {
             const s_bytes_result_t *b = &br[p];
             if (!b->n)
@@ -2268,10 +2274,10 @@ int main(int argc, char **argv)
                 snprintf(tx, sizeof tx, "%.2f", b->tcp / pay);
             if (b->redis >= 0)
                 snprintf(rx, sizeof rx, "%.2f", b->redis / pay);
-            printf("%8zu %7zu %7.2fs %8.2f   %11s %7.2f %11s %7s   %11s %7s   %12s\n", b->payload,
-                   b->n, b->seconds, b->pushes, s_bytes_text(g, sizeof g, b->gossip),
-                   b->gossip / pay, s_bytes_text(t, sizeof t, b->tcp), tx,
-                   s_bytes_text(rr, sizeof rr, b->redis), rx,
+            printf("%8zu %7zu %7.2fs %8.2f %8.3f   %11s %7.2f %11s %7s   %11s %7s   %12s\n",
+                   b->payload, b->n, b->seconds, b->pushes, b->pulls,
+                   s_bytes_text(g, sizeof g, b->gossip), b->gossip / pay,
+                   s_bytes_text(t, sizeof t, b->tcp), tx, s_bytes_text(rr, sizeof rr, b->redis), rx,
                    s_ratio(q, sizeof q, b->gossip, b->redis));
         }
         if (!have_redis)

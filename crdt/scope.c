@@ -672,6 +672,27 @@ static int s_copy_note(void *arg, crdt_dot_t op, const uint8_t *data, size_t len
     return crdt_scope_note(arg, op, data, len);
 }
 
+const uint8_t *crdt_scope_entry_data(const crdt_scope_t *self, crdt_dot_t dot, size_t *len)
+{
+    assert(self && len);
+    const crdt__entry_t *entry = s_lookup(self, dot, NULL);
+    *len = entry ? entry->len : 0;
+    return entry ? (entry->data ? entry->data : (const uint8_t *)"") : NULL;
+}
+
+static int s_removed_by(void *arg, const crdt__leaf_t *leaf, const crdt__entry_t *entry)
+{
+    (void)leaf;
+    const crdt_scope_t *delta = arg;
+    return crdt_ctx_contains(delta->ctx, entry->dot) && !s_lookup(delta, entry->dot, NULL);
+}
+
+bool crdt_scope_join_removes(const crdt_scope_t *self, const crdt_scope_t *delta)
+{
+    assert(self && delta);
+    return s_foreach_entry(self, s_removed_by, (void *)delta) != 0;
+}
+
 int crdt_scope_join(crdt_scope_t *self, const crdt_scope_t *delta)
 {
     if (self->broken)

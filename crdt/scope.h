@@ -137,6 +137,13 @@ typedef int (*crdt_scope_record_fn)(void *arg, crdt_dot_t op, const crdt_dot_t *
 int crdt_scope_foreach_entry(const crdt_scope_t *self, crdt_scope_entry_fn fn, void *arg);
 int crdt_scope_foreach_record(const crdt_scope_t *self, crdt_scope_record_fn fn, void *arg);
 
+/*  The bytes of the live entry whose dot is `dot`, or NULL when self holds none (*len is then
+ *  0). Borrowed until the next change of self. */
+const uint8_t *crdt_scope_entry_data(const crdt_scope_t *self, crdt_dot_t dot, size_t *len);
+/*  Whether joining delta into self would remove a live entry of self: one whose dot delta's
+ *  context holds while delta lacks the entry (an operation of delta superseded it). */
+bool crdt_scope_join_removes(const crdt_scope_t *self, const crdt_scope_t *delta);
+
 /*  Same context and same live entries (records and prune cut are bookkeeping, not state). */
 bool crdt_scope_equal(const crdt_scope_t *self, const crdt_scope_t *other);
 /*  Recomputes the digest from scratch; tests compare it with the incremental one. */

@@ -757,8 +757,11 @@ int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_sco
     for (size_t i = 0; i < self->npending && !p; i++)
         if (strcmp(self->pending[i].scope, scope) == 0)
             p = &self->pending[i];
-    /* one push stays within the budget: past half of it, the batch goes out as it is */
-    if (p && p->bytes + len + CHUNK_OVERHEAD > self->config.max_message_bytes / 2) {
+    /* one push stays within the budget: past half of it, the batch goes out as it is; so it
+     * does before an operation that supersedes one of its entries, so that a push carries the
+     * entry of every operation it carries live (notes may refer to it: engine.h) */
+    if (p && (p->bytes + len + CHUNK_OVERHEAD > self->config.max_message_bytes / 2 ||
+              crdt_scope_join_removes(p->delta, delta))) {
         rc = s_flush_pending(self, (size_t)(p - self->pending));
         p = NULL;
         if (rc)
@@ -855,15 +858,26 @@ crdt_ctx_t *gossip_engine_stable_cut(gossip_engine_t *self, const char *scope)
     assert(self && scope);
     const crdt_ctx_t *ours = self->store->ctx(self->state, scope);
     crdt_ctx_t *cut = ours ? crdt_ctx_dup(ours) : crdt_ctx_new();
+    /* peers mostly hold equal contexts, one pooled copy: a copy met already (among the last
+     * few) is not met again (meet is idempotent) */
+    enum { MET = 16 };
+    const crdt_ctx_t *met[MET] = {0};
+    size_t nmet = 0;
     for (size_t i = 0; cut && i < gossip_swim_size(self->swim); i++) {
         gossip_member_t m;
         gossip_swim_at(self->swim, i, &m);
         if (m.id == self->config.node_id || m.state == GOSSIP_LEFT)
             continue;
         const crdt_ctx_t *theirs = gossip_engine_peer_ctx(self, m.id, scope);
+        bool seen = false;
+        for (size_t k = 0; theirs && k < MET && !seen; k++)
+            seen = met[k] == theirs;
+        if (seen)
+            continue;
         crdt_ctx_t *meet = theirs ? crdt_ctx_meet(cut, theirs) : NULL;
         crdt_ctx_destroy(&cut);
         cut = meet;
+        met[nmet++ % MET] = theirs;
     }
     return cut;
 }

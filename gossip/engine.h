@@ -33,7 +33,10 @@
  *  the sender. Pushes are never forwarded, so a peer never gets back what it sent. A receiver
  *  that applied a push, or already held it, answers with a GossipAck carrying its context of
  *  the scope (through the outbox, so after the node's fsync):
- *  the origin learns what each peer holds (gossip_engine_peer_ctx).
+ *  the origin learns what each peer holds (gossip_engine_peer_ctx). Local operations on a
+ *  scope not yet pushed are joined into one push (up to half the message budget); one that
+ *  would supersede an entry of the batch sends the batch first, so a push holds the entry of
+ *  every operation in it that made one, and a note may leave out what that entry carries.
  *
  *  Pull (Scuttlebutt-style anti-entropy by version vectors): every gossip interval the engine
  *  sends one ALIVE or SUSPECT member a digest, its context per scope, going round the members

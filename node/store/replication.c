@@ -180,9 +180,29 @@ int node_store_entry_of(node_store_t *self, const char *sid, crdt_dot_t dot, cha
     return rc;
 }
 
-/*  The op's history step (its record names the step's stamp) as its note in delta. */
+uint8_t *store__note_without_value(Engram__StoredHistory *step, const uint8_t *entry,
+                                   size_t entry_len, size_t *len)
+{
+    if (!entry || !step->value.len || step->value.len != entry_len ||
+        memcmp(step->value.data, entry, entry_len) != 0)
+        return NULL;
+    ProtobufCBinaryData value = step->value;
+    step->value = (ProtobufCBinaryData){0, NULL};
+    step->value_in_entry = true;
+    *len = engram__stored_history__get_packed_size(step);
+    uint8_t *note = malloc(*len ? *len : 1);
+    if (note)
+        engram__stored_history__pack(step, note);
+    step->value = value;
+    step->value_in_entry = false;
+    return note;
+}
+
+/*  The op's history step (its record names the step's stamp) as its note in delta, without
+ *  its value when `entry` (the op's entry in delta, NULL if none, entry_len bytes) holds it. */
 static int s_note_step(node_store_t *self, const char *sid, crdt_dot_t dot,
-                       const Engram__StoredOp *op, store_key_t *key, crdt_scope_t *delta)
+                       const Engram__StoredOp *op, const uint8_t *entry, size_t entry_len,
+                       store_key_t *key, crdt_scope_t *delta)
 {
     if (!op->hlc || !op->key[0])
         return 0;
@@ -194,8 +214,18 @@ static int s_note_step(node_store_t *self, const char *sid, crdt_dot_t dot,
     char *v = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_HISTORY],
                              (const char *)key->data, key->len, &vlen, &err);
     int rc = err ? store__rocks_error(&err) : 0;
+    Engram__StoredHistory *step =
+        rc == 0 && v && vlen && entry
+            ? engram__stored_history__unpack(NULL, vlen, (const uint8_t *)v)
+            : NULL;
+    size_t note_len = 0;
+    uint8_t *note = step ? store__note_without_value(step, entry, entry_len, &note_len) : NULL;
     if (rc == 0 && v && vlen)
-        rc = crdt_scope_note(delta, dot, v, vlen);
+        rc = note ? crdt_scope_note(delta, dot, note, note_len)
+                  : crdt_scope_note(delta, dot, (const uint8_t *)v, vlen);
+    free(note);
+    if (step)
+        engram__stored_history__free_unpacked(step, NULL);
     rocksdb_free(v);
     return rc == ENGRAM_EINVAL ? 0 : rc; /* a step too big to carry stays here */
 }
@@ -212,7 +242,9 @@ static int s_restore_record(void *arg, crdt_dot_t dot, const Engram__StoredOp *o
     s_restore_t *r = arg;
     if (op->n_removed >= 2)
         crdt_scope_restore_record(r->view, dot, (const crdt_dot_t *)op->removed, op->n_removed / 2);
-    return s_note_step(r->self, r->sid, dot, op, &r->key, r->view);
+    size_t entry_len; /* the view's entries are in already (s_full_view) */
+    const uint8_t *entry = crdt_scope_entry_data(r->view, dot, &entry_len);
+    return s_note_step(r->self, r->sid, dot, op, entry, entry_len, &r->key, r->view);
 }
 
 /*  The whole scope as a kernel view: entries, removal records and the steps of the ops whose
@@ -262,14 +294,13 @@ static int s_ship_op(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
 {
     s_ship_t *s = arg;
     Engram__StoredEntry *entry;
-    int rc = s_note_step(s->self, s->sid, dot, op, &s->key, s->delta);
-    if (rc)
-        return rc;
-    rc = store__get_added(s->self, s->sid, dot, op, &s->key, &entry);
+    int rc = store__get_added(s->self, s->sid, dot, op, &s->key, &entry);
+    bool shipped = false; /* its entry is in the delta */
     if (rc == 0 && entry) {
         crdt_entry_view_t view = {op->elem,   dot.node,         dot.n,
                                   entry->hlc, entry->data.data, entry->data.len};
         rc = crdt_scope_restore(s->delta, (crdt_type_id_t)entry->type, op->key, &view);
+        shipped = rc == 0;
         if (rc && rc != ENGRAM_ENOMEM) {
             zsys_error("engramd: stored entry (%" PRIu64 ",%" PRIu64 ") of '%s' does not fit "
                        "its scope: %s",
@@ -277,6 +308,9 @@ static int s_ship_op(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
             rc = 0;
         }
     }
+    if (rc == 0)
+        rc = s_note_step(s->self, s->sid, dot, op, shipped ? entry->data.data : NULL,
+                         shipped ? entry->data.len : 0, &s->key, s->delta);
     if (entry)
         engram__stored_entry__free_unpacked(entry, NULL);
     if (rc || op->n_removed == 0)
@@ -402,6 +436,8 @@ typedef struct {
     Engram__StoredHistory *step; /* owned */
     const uint8_t *data;         /* the note as it came, borrowed from the delta */
     size_t len;
+    uint8_t *whole; /* owned: the step with its value put back (value_in_entry), or NULL */
+    size_t whole_len;
 } s_dnote_t;
 
 typedef struct {
@@ -433,7 +469,7 @@ static int s_collect_note(void *arg, crdt_dot_t op, const uint8_t *data, size_t 
               s_step_name_ok(step->agent, true) && s_step_name_ok(step->user, true) &&
               s_step_name_ok(step->elem, true) && step->type <= CRDT_TYPE_MAX && step->hlc &&
               step->n_removed % 2 == 0 && step->n_removed <= 2 * STORE_STEP_MAX_REMOVED &&
-              !(step->removed_all && step->n_removed);
+              !(step->removed_all && step->n_removed) && !(step->value_in_entry && step->value.len);
     for (size_t i = 0; ok && i < step->n_removed; i += 2)
         ok = step->removed[i] && step->removed[i + 1];
     if (!ok) {
@@ -445,22 +481,24 @@ static int s_collect_note(void *arg, crdt_dot_t op, const uint8_t *data, size_t 
         engram__stored_history__free_unpacked(step, NULL);
         return ENGRAM_ENOMEM;
     }
-    d->notes[d->n++] = (s_dnote_t){op, step, data, len};
+    d->notes[d->n++] = (s_dnote_t){op, step, data, len, NULL, 0};
     if (step->hlc > d->max_hlc)
         d->max_hlc = step->hlc;
     return 0;
 }
 
-static const s_dnote_t *s_note_of(const s_dnotes_t *d, crdt_dot_t dot)
+static s_dnote_t *s_note_of(const s_dnotes_t *d, crdt_dot_t dot)
 {
-    s_dnote_t probe = {dot, NULL, NULL, 0};
+    s_dnote_t probe = {dot, NULL, NULL, 0, NULL, 0};
     return d->n ? bsearch(&probe, d->notes, d->n, sizeof probe, s_cmp_dot) : NULL;
 }
 
 static void s_dnotes_free(s_dnotes_t *d)
 {
-    for (size_t i = 0; i < d->n; i++)
+    for (size_t i = 0; i < d->n; i++) {
         engram__stored_history__free_unpacked(d->notes[i].step, NULL);
+        free(d->notes[i].whole);
+    }
     free(d->notes);
 }
 
@@ -470,10 +508,10 @@ typedef struct {
     const char *sid;
     const crdt_ctx_t *old; /* the context before the delta */
     const crdt_scope_t *delta;
-    s_dots_t dots;           /* the dots of the delta's entries */
-    s_drecs_t recs;          /* the delta's removal records */
-    const s_dnotes_t *notes; /* the steps of the ops this node did not hold */
-    bool whole;              /* the delta is a whole state (it carries a prune cut) */
+    s_dots_t dots;     /* the dots of the delta's entries */
+    s_drecs_t recs;    /* the delta's removal records */
+    s_dnotes_t *notes; /* the steps of the ops this node did not hold */
+    bool whole;        /* the delta is a whole state (it carries a prune cut) */
     store_key_t key;
     int rc;
     store_index_batch_t *ib; /* the search index's changes */
@@ -515,13 +553,25 @@ static int s_add_remote_entry(void *arg, crdt_type_id_t type, const char *key,
     crdt_dot_t dot = {e->node, e->n};
     if (crdt_ctx_contains(r->old, dot))
         return 0; /* held already, or removed here */
-    const s_dnote_t *note = s_note_of(r->notes, dot);
-    const Engram__StoredHistory *step = note ? note->step : NULL;
+    s_dnote_t *note = s_note_of(r->notes, dot);
+    Engram__StoredHistory *step = note ? note->step : NULL;
     if (step &&
         (strcmp(step->key, key) != 0 || (e->hlc && step->hlc != e->hlc) || step->type != type ||
          (step->value.len &&
           (step->value.len != e->len || memcmp(step->value.data, e->data, e->len) != 0))))
-        return r->rc = ENGRAM_EDECODE; /* a step that is not its op's */
+        return r->rc = ENGRAM_EDECODE;  /* a step that is not its op's */
+    if (step && step->value_in_entry) { /* its value, left out on the wire, is the entry's */
+        step->value = (ProtobufCBinaryData){e->len, (uint8_t *)e->data};
+        step->value_in_entry = false;
+        note->whole_len = engram__stored_history__get_packed_size(step);
+        note->whole = malloc(note->whole_len ? note->whole_len : 1);
+        if (note->whole)
+            engram__stored_history__pack(step, note->whole);
+        step->value = (ProtobufCBinaryData){0, NULL}; /* the delta's bytes, not the step's */
+        step->value_in_entry = true;
+        if (!note->whole)
+            return r->rc = ENGRAM_ENOMEM;
+    }
     Engram__StoredEntry stored = ENGRAM__STORED_ENTRY__INIT;
     stored.type = type;
     stored.hlc = e->hlc;
@@ -603,8 +653,12 @@ static int s_put_steps(s_remote_t *r)
         store__history_key(&r->key, r->sid, note->step->key, note->step->hlc, note->op);
         if (r->key.failed)
             return r->rc = ENGRAM_ENOMEM;
+        if (note->step->value_in_entry && !note->whole)
+            return r->rc = ENGRAM_EDECODE; /* a step whose value is in an entry not carried */
         rocksdb_writebatch_put_cf(r->batch, r->self->cf[CF_HISTORY], (char *)r->key.data,
-                                  r->key.len, (const char *)note->data, note->len);
+                                  r->key.len,
+                                  (const char *)(note->whole ? note->whole : note->data),
+                                  note->whole ? note->whole_len : note->len);
         s_drec_t probe = {note->op, NULL, 0};
         const s_drec_t *rec =
             r->recs.n ? bsearch(&probe, r->recs.recs, r->recs.n, sizeof probe, s_cmp_dot) : NULL;
