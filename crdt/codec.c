@@ -148,6 +148,10 @@ typedef struct {
     Engram__Note *notes;
     Engram__Note **note_ptrs;
     size_t nobjects, nrecords, nentries, nnotes;
+    const crdt_scope_t *scope;
+    crdt_note_wire_fn wire; /* NULL: notes as they are */
+    void *wire_arg;
+    uint8_t **wired; /* owned: the wire forms fn returned, one slot per note */
 } s_encoder_t;
 
 static int s_encode_object(void *arg, const crdt__object_t *object)
@@ -204,6 +208,16 @@ static int s_encode_note(void *arg, crdt_dot_t op, const uint8_t *data, size_t l
     m->n = op.n;
     m->data.data = (uint8_t *)data;
     m->data.len = len;
+    if (enc->wire) {
+        size_t entry_len, wired_len = 0;
+        const uint8_t *entry = crdt_scope_entry_data(enc->scope, op, &entry_len);
+        uint8_t **wired = &enc->wired[enc->nnotes];
+        int rc = enc->wire(enc->wire_arg, op, data, len, entry, entry_len, wired, &wired_len);
+        if (rc)
+            return rc;
+        if (*wired)
+            m->data = (ProtobufCBinaryData){wired_len, *wired};
+    }
     enc->note_ptrs[enc->nnotes++] = m;
     return 0;
 }
@@ -226,7 +240,13 @@ static int s_count_record(void *arg, crdt_dot_t op, const crdt_dot_t *removed, s
 
 int crdt_scope_encode(const crdt_scope_t *scope, uint8_t **buf, size_t *len)
 {
-    s_encoder_t enc = {0};
+    return crdt_scope_encode_wire(scope, NULL, NULL, buf, len);
+}
+
+int crdt_scope_encode_wire(const crdt_scope_t *scope, crdt_note_wire_fn fn, void *arg,
+                           uint8_t **buf, size_t *len)
+{
+    s_encoder_t enc = {.scope = scope, .wire = fn, .wire_arg = arg};
     size_t nobjects = 0, nrecords = 0, nentries = crdt_scope_entries(scope);
     size_t nnotes = crdt_scope_notes(scope);
     crdt__scope_foreach_object(scope, s_count_object, &nobjects);
@@ -243,14 +263,18 @@ int crdt_scope_encode(const crdt_scope_t *scope, uint8_t **buf, size_t *len)
     enc.entry_ptrs = calloc(nentries + 1, sizeof *enc.entry_ptrs);
     enc.notes = calloc(nnotes + 1, sizeof *enc.notes);
     enc.note_ptrs = calloc(nnotes + 1, sizeof *enc.note_ptrs);
-    if (rc == 0 && (!enc.objects || !enc.object_ptrs || !enc.records || !enc.record_ptrs ||
-                    !enc.entries || !enc.entry_ptrs || !enc.notes || !enc.note_ptrs))
+    enc.wired = fn ? calloc(nnotes + 1, sizeof *enc.wired) : NULL;
+    if (rc == 0 &&
+        (!enc.objects || !enc.object_ptrs || !enc.records || !enc.record_ptrs || !enc.entries ||
+         !enc.entry_ptrs || !enc.notes || !enc.note_ptrs || (fn && !enc.wired)))
         rc = ENGRAM_ENOMEM;
     if (rc == 0)
         rc = crdt__scope_foreach_object(scope, s_encode_object, &enc);
     if (rc == 0) {
         crdt_scope_foreach_record(scope, s_encode_record, &enc);
-        crdt_scope_foreach_note(scope, s_encode_note, &enc);
+        rc = crdt_scope_foreach_note(scope, s_encode_note, &enc);
+    }
+    if (rc == 0) {
         enc.msg.schema_major = ENGRAM_SCHEMA_MAJOR;
         enc.msg.schema_minor = ENGRAM_SCHEMA_MINOR;
         enc.msg.ctx = &enc.ctx;
@@ -273,6 +297,9 @@ int crdt_scope_encode(const crdt_scope_t *scope, uint8_t **buf, size_t *len)
     free(enc.entry_ptrs);
     free(enc.notes);
     free(enc.note_ptrs);
+    for (size_t i = 0; enc.wired && i < nnotes; i++)
+        free(enc.wired[i]);
+    free(enc.wired);
     return rc;
 }
 

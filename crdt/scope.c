@@ -680,19 +680,6 @@ const uint8_t *crdt_scope_entry_data(const crdt_scope_t *self, crdt_dot_t dot, s
     return entry ? (entry->data ? entry->data : (const uint8_t *)"") : NULL;
 }
 
-static int s_removed_by(void *arg, const crdt__leaf_t *leaf, const crdt__entry_t *entry)
-{
-    (void)leaf;
-    const crdt_scope_t *delta = arg;
-    return crdt_ctx_contains(delta->ctx, entry->dot) && !s_lookup(delta, entry->dot, NULL);
-}
-
-bool crdt_scope_join_removes(const crdt_scope_t *self, const crdt_scope_t *delta)
-{
-    assert(self && delta);
-    return s_foreach_entry(self, s_removed_by, (void *)delta) != 0;
-}
-
 int crdt_scope_join(crdt_scope_t *self, const crdt_scope_t *delta)
 {
     if (self->broken)

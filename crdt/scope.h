@@ -76,6 +76,8 @@ unsigned crdt_scope_types_of(const crdt_scope_t *self, const char *key);
  *  and is no part of the state's digest or equality; it is never pruned. One note per dot:
  *  the first one held stays (an op's note never changes). node/ carries each operation's
  *  history step in its note, so that every replica holding the op shows the same history.
+ *  On the wire a note may go in a shorter form its receiver expands from the op's entry in
+ *  the same delta (crdt_scope_encode_wire): a decoded delta holds that form until then.
  *  crdt_scope_note refuses (ENGRAM_EINVAL) an empty note, one larger than
  *  CRDT_MAX_NOTE_BYTES, or one whose dot is not in the context. */
 #define CRDT_MAX_NOTE_BYTES (ENGRAM_MAX_ENTRY_BYTES + 64 * 1024)
@@ -140,9 +142,6 @@ int crdt_scope_foreach_record(const crdt_scope_t *self, crdt_scope_record_fn fn,
 /*  The bytes of the live entry whose dot is `dot`, or NULL when self holds none (*len is then
  *  0). Borrowed until the next change of self. */
 const uint8_t *crdt_scope_entry_data(const crdt_scope_t *self, crdt_dot_t dot, size_t *len);
-/*  Whether joining delta into self would remove a live entry of self: one whose dot delta's
- *  context holds while delta lacks the entry (an operation of delta superseded it). */
-bool crdt_scope_join_removes(const crdt_scope_t *self, const crdt_scope_t *delta);
 
 /*  Same context and same live entries (records and prune cut are bookkeeping, not state). */
 bool crdt_scope_equal(const crdt_scope_t *self, const crdt_scope_t *other);

@@ -120,6 +120,7 @@ void gossip_ctx_pool_release(gossip_ctx_pool_t *self, const crdt_ctx_t **ctx_p)
     if (!ctx)
         return;
     *ctx_p = NULL;
+    assert(self->cap); /* released what the pool never handed out */
     size_t mask = self->cap - 1;
     size_t i = (size_t)s_hash(self, ctx) & mask;
     while (self->slots[i].ctx != ctx) {

@@ -74,6 +74,7 @@ typedef struct {
     uint64_t asked_ms;       /* when it was last sent a digest because of a held-back push */
     uint64_t answered_ms;    /* when its last answer to our `reply` digest ended (0: never) */
     uint64_t quiet_until_ms; /* not awaited until then (QUIET_MS) */
+    uint32_t schema_minor;   /* of its latest message (0: none heard): what it reads */
     s_known_t *known;        /* what it holds, per scope: known_cap slots (0 or a power of two, at
                                 most half full), linear probing, no deletion */
     size_t nknown, known_cap;
@@ -647,12 +648,28 @@ static void s_clock(gossip_engine_t *self, uint64_t now_ms)
 
 /*  --- push ------------------------------------------------------------------------- */
 
-/*  Sends a push of delta with deps to `fanout` random ALIVE members. */
+/*  Whether peer reads notes in their wire form (the store's note_wire): its messages say so. */
+static bool s_reads_lean(const gossip_engine_t *self, uint64_t peer)
+{
+    const s_peer_t *p = s_peer_find(self, peer);
+    return self->store->note_wire && p && p->schema_minor >= GOSSIP_LEAN_NOTES_MINOR;
+}
+
+/*  Encodes delta for peers that read lean notes (lean) or not. */
+static int s_encode_delta(gossip_engine_t *self, const crdt_scope_t *delta, bool lean,
+                          uint8_t **buf, size_t *len)
+{
+    return lean ? crdt_scope_encode_wire(delta, self->store->note_wire, self->state, buf, len)
+                : crdt_scope_encode(delta, buf, len);
+}
+
+/*  Sends a push of delta with deps to `fanout` random ALIVE members, its notes in their wire
+ *  form to those that read it. */
 static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *delta,
                   const crdt_ctx_t *deps)
 {
-    uint8_t *deps_buf = NULL, *delta_buf = NULL;
-    size_t deps_len = 0, delta_len = 0;
+    uint8_t *deps_buf = NULL, *delta_buf = NULL, *lean_buf = NULL;
+    size_t deps_len = 0, delta_len = 0, lean_len = 0;
     int rc = crdt_ctx_encode(deps, &deps_buf, &deps_len);
     if (rc == 0)
         rc = crdt_scope_encode(delta, &delta_buf, &delta_len);
@@ -688,13 +705,20 @@ static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *
         uint64_t tmp = alive[i];
         alive[i] = alive[j];
         alive[j] = tmp;
-        rc = s_send(self, alive[i], &msg);
+        bool lean = s_reads_lean(self, alive[i]);
+        if (lean && !lean_buf)
+            rc = s_encode_delta(self, delta, true, &lean_buf, &lean_len);
+        push.delta = lean ? (ProtobufCBinaryData){lean_len, lean_buf}
+                          : (ProtobufCBinaryData){delta_len, delta_buf};
+        if (rc == 0)
+            rc = s_send(self, alive[i], &msg);
         self->stats.pushes_sent += rc == 0;
     }
     free(alive);
 out_free:
     free(deps_buf);
     free(delta_buf);
+    free(lean_buf);
     return rc;
 }
 
@@ -757,11 +781,8 @@ int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_sco
     for (size_t i = 0; i < self->npending && !p; i++)
         if (strcmp(self->pending[i].scope, scope) == 0)
             p = &self->pending[i];
-    /* one push stays within the budget: past half of it, the batch goes out as it is; so it
-     * does before an operation that supersedes one of its entries, so that a push carries the
-     * entry of every operation it carries live (notes may refer to it: engine.h) */
-    if (p && (p->bytes + len + CHUNK_OVERHEAD > self->config.max_message_bytes / 2 ||
-              crdt_scope_join_removes(p->delta, delta))) {
+    /* one push stays within the budget: past half of it, the batch goes out as it is */
+    if (p && p->bytes + len + CHUNK_OVERHEAD > self->config.max_message_bytes / 2) {
         rc = s_flush_pending(self, (size_t)(p - self->pending));
         p = NULL;
         if (rc)
@@ -1226,7 +1247,8 @@ static int s_answer(gossip_engine_t *self, uint64_t peer, const char *scope,
         return 0;
     uint8_t *buf = NULL;
     size_t len = 0;
-    int rc = crdt_scope_encode(delta, &buf, &len);
+    bool lean = s_reads_lean(self, peer);
+    int rc = s_encode_delta(self, delta, lean, &buf, &len);
     size_t part = self->config.max_message_bytes - CHUNK_OVERHEAD;
     size_t count = len ? (len + part - 1) / part : 1;
     if (rc == 0 && (count > MAX_CHUNKS || len > self->config.max_staged_peer_bytes) &&
@@ -1235,7 +1257,7 @@ static int s_answer(gossip_engine_t *self, uint64_t peer, const char *scope,
         free(buf);
         buf = NULL;
         crdt_scope_drop_notes(delta);
-        rc = crdt_scope_encode(delta, &buf, &len);
+        rc = s_encode_delta(self, delta, false, &buf, &len);
         count = len ? (len + part - 1) / part : 1;
         self->stats.answers_without_steps++;
     }
@@ -1619,6 +1641,9 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
     gossip_swim_fault_t fault = GOSSIP_SWIM_FAULT_NONE;
     if (rc == 0)
         rc = gossip_swim_check_sender(self->swim, from, gossip, now_ms, &fault);
+    s_peer_t *sender = NULL;
+    if (rc == 0 && s_peer(self, from, &sender) == 0 && sender)
+        sender->schema_minor = gossip->schema_minor; /* what it reads (a downgrade too) */
     if (rc == 0) {
         switch (gossip->body_case) {
         case ENGRAM__GOSSIP__BODY_PUSH:
@@ -1663,10 +1688,11 @@ static void s_report_scope(void *arg, const char *scope)
 }
 
 /*  The member the next periodic digest goes to: ALIVE or SUSPECT members in rounds, each round
- *  a new shuffle of them all, so that every member hears this node's digest, and this node
- *  learns what it holds, within a round of N - 1 intervals. (Random picks took N log N / 2
- *  intervals to reach every member: a 1,000-node simulation did not know its stable cuts
- *  after 300 s.) A member that joins mid-round is in the next one. False when there is none. */
+ *  a new shuffle of them all, so that every member hears this node's digest, and learns what
+ *  it holds, once per round of N - 1 intervals (as this node hears theirs in their rounds).
+ *  Random picks took N log N / 2 intervals to reach every member: a 1,000-node simulation did
+ *  not know its stable cuts after 300 s. A member that joins mid-round is in the next one.
+ *  False when there is none. */
 static bool s_digest_peer(gossip_engine_t *self, uint64_t *peer)
 {
     const unsigned targets = 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT;

@@ -33,14 +33,14 @@
  *  the sender. Pushes are never forwarded, so a peer never gets back what it sent. A receiver
  *  that applied a push, or already held it, answers with a GossipAck carrying its context of
  *  the scope (through the outbox, so after the node's fsync):
- *  the origin learns what each peer holds (gossip_engine_peer_ctx). Local operations on a
- *  scope not yet pushed are joined into one push (up to half the message budget); one that
- *  would supersede an entry of the batch sends the batch first, so a push holds the entry of
- *  every operation in it that made one, and a note may leave out what that entry carries.
+ *  the origin learns what each peer holds (gossip_engine_peer_ctx). Deltas (pushes and pull
+ *  answers) carry their notes in the store's wire form (note_wire) to a peer whose latest
+ *  message gives schema minor GOSSIP_LEAN_NOTES_MINOR or later, and as they are to others
+ *  (one never heard yet, or an older version in a rolling upgrade).
  *
  *  Pull (Scuttlebutt-style anti-entropy by version vectors): every gossip interval the engine
  *  sends one ALIVE or SUSPECT member a digest, its context per scope, going round the members
- *  in shuffled rounds (each hears from it once per N - 1 intervals); the peer answers,
+ *  in shuffled rounds (each hears from it once per round of N - 1 intervals); the peer answers,
  *  per scope the asker lacks anything of, with crdt_scope_delta_since: traffic proportional to
  *  what the asker misses. Digests received also tell what their sender holds.
  *
@@ -81,7 +81,9 @@
  *  that is not LEFT is known to hold; a DEAD member blocks it until it is decommissioned.
  *
  *  Peer knowledge: what each peer holds is kept per scope in a hash table (keyed by SipHash
- *  with a per-engine random key). The scopes this node holds itself are bounded by its own
+ *  with a per-engine random key), the contexts in a gossip_ctx_pool_t (equal ones are one
+ *  copy); so is the schema minor of its latest message, which says whether it reads notes in
+ *  the store's wire form (note_wire). The scopes this node holds itself are bounded by its own
  *  store; of the others, a peer may make it remember at most max_peer_scopes: a message that
  *  would pass that is refused (bad_peer_scopes), and one naming only scopes this node holds
  *  never is, however many there are.
@@ -104,6 +106,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crdt/codec.h"
 #include "crdt/ctx.h"
 #include "crdt/scope.h"
 #include "engram/limits.h"
@@ -125,7 +128,15 @@ typedef struct {
     /*  Whether a scope name from a peer is one this store could hold. Checked for every scope
      *  named in every data message before anything else. NULL: gossip_engine_scope_ok. */
     bool (*scope_ok)(void *store, const char *scope);
+    /*  The wire form of an op's note (crdt_scope_encode_wire, called with the store): a
+     *  shorter one the receiving store expands from the op's entry in the same delta. Used
+     *  only towards peers whose messages say they read it (schema minor
+     *  GOSSIP_LEAN_NOTES_MINOR or later); NULL: notes go as they are. */
+    crdt_note_wire_fn note_wire;
 } gossip_store_t;
+
+/*  The first schema minor whose stores expand notes sent in their wire form (note_wire). */
+#define GOSSIP_LEAN_NOTES_MINOR 2
 
 /*  The default scope check: KIND:ID, both non-empty, at most ENGRAM_MAX_KEY_BYTES bytes, no
  *  ASCII control byte. */

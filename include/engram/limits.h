@@ -10,7 +10,9 @@
 /*  Schema version of every encoded state, delta, value and API message. A reader refuses a
  *  newer major with ENGRAM_EVERSION; a newer minor only adds fields that older readers skip. */
 #define ENGRAM_SCHEMA_MAJOR 1
-#define ENGRAM_SCHEMA_MINOR 1 /* 1: Scope.notes, the operations' history steps */
+/*  1: Scope.notes, the operations' history steps; 2: a step may leave its value to its op's
+ *  entry (StoredHistory.value_in_entry), sent so only to peers that speak 2 */
+#define ENGRAM_SCHEMA_MINOR 2
 
 /*  Largest object key, set element and value a decoder accepts, in bytes. */
 #ifndef ENGRAM_MAX_KEY_BYTES

@@ -142,12 +142,6 @@ int store__get_added(node_store_t *self, const char *sid, crdt_dot_t dot,
 uint64_t store__get_be64(const uint8_t *in);
 
 bool store__is_private(const char *sid);
-/*  The note that carries step in a delta: step without its value, flagged value_in_entry,
- *  when `entry` (the bytes of the op's entry in that same delta; NULL: it has none) is exactly
- *  that value, so the value crosses the wire once; else NULL (the step goes whole). *len is
- *  set when a note is returned; caller frees. step is left as it was. */
-uint8_t *store__note_without_value(Engram__StoredHistory *step, const uint8_t *entry,
-                                   size_t entry_len, size_t *len);
 
 void store__key_add(store_key_t *k, const void *bytes, size_t len);
 

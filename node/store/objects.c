@@ -202,11 +202,9 @@ void store__history_key(store_key_t *k, const char *sid, const char *key, uint64
     store__key_u64(k, dot.n);
 }
 
-/*  The operation's history step, encoded (*step, caller frees), put into the history family;
- *  if note is not NULL, *note (caller frees) is the step without its value when the op's entry
- *  in the delta holds it (store__note_without_value), else NULL: the step is the note. */
+/*  The operation's history step, encoded (*step, caller frees), put into the history family. */
 static int s_put_history(s_apply_t *a, const char *key, crdt_dot_t dot, crdt_type_id_t type,
-                         uint8_t **step, size_t *len, uint8_t **note, size_t *note_len)
+                         uint8_t **step, size_t *len)
 {
     const node_history_t *h = a->history;
     Engram__StoredHistory stored = ENGRAM__STORED_HISTORY__INIT;
@@ -235,10 +233,6 @@ static int s_put_history(s_apply_t *a, const char *key, crdt_dot_t dot, crdt_typ
         engram__stored_history__pack(&stored, *step);
         rocksdb_writebatch_put_cf(a->batch, a->self->cf[CF_HISTORY], (char *)k.data, k.len,
                                   (char *)*step, *len);
-        size_t entry_len;
-        const uint8_t *entry = crdt_scope_entry_data(a->delta, dot, &entry_len);
-        if (note)
-            *note = store__note_without_value(&stored, entry, entry_len, note_len);
     }
     free(k.data);
     return rc;
@@ -296,18 +290,16 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
                    0,
                    store__index_batch_new()};
     uint8_t *step = NULL;
-    size_t step_len = 0, note_len = 0;
-    uint8_t *note = NULL;
+    size_t step_len = 0;
     int rc = a.ib ? crdt_scope_foreach_entry(before, s_delete_removed, &a) : ENGRAM_ENOMEM;
     if (rc == 0)
         rc = crdt_scope_foreach_entry(delta, s_put_added, &a);
     if (rc == 0)
         rc = crdt_scope_foreach_record(delta, s_put_record, &a);
     if (rc == 0)
-        rc = s_put_history(&a, key, dot, a.type, &step, &step_len, a.op ? &note : NULL, &note_len);
+        rc = s_put_history(&a, key, dot, a.type, &step, &step_len);
     if (rc == 0 && a.op) { /* the step rides with the op: in its record and its delta */
-        rc = note ? crdt_scope_note(delta, dot, note, note_len)
-                  : crdt_scope_note(delta, dot, step, step_len);
+        rc = crdt_scope_note(delta, dot, step, step_len);
         if (rc == ENGRAM_EINVAL) /* too big to carry: it stays in this node's history */
             rc = 0;
         else if (rc == 0)
@@ -331,7 +323,6 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
         free(k.data);
     }
     free(step);
-    free(note);
     if (rc == 0) {
         uint8_t *buf;
         size_t len;

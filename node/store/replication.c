@@ -180,29 +180,9 @@ int node_store_entry_of(node_store_t *self, const char *sid, crdt_dot_t dot, cha
     return rc;
 }
 
-uint8_t *store__note_without_value(Engram__StoredHistory *step, const uint8_t *entry,
-                                   size_t entry_len, size_t *len)
-{
-    if (!entry || !step->value.len || step->value.len != entry_len ||
-        memcmp(step->value.data, entry, entry_len) != 0)
-        return NULL;
-    ProtobufCBinaryData value = step->value;
-    step->value = (ProtobufCBinaryData){0, NULL};
-    step->value_in_entry = true;
-    *len = engram__stored_history__get_packed_size(step);
-    uint8_t *note = malloc(*len ? *len : 1);
-    if (note)
-        engram__stored_history__pack(step, note);
-    step->value = value;
-    step->value_in_entry = false;
-    return note;
-}
-
-/*  The op's history step (its record names the step's stamp) as its note in delta, without
- *  its value when `entry` (the op's entry in delta, NULL if none, entry_len bytes) holds it. */
+/*  The op's history step (its record names the step's stamp) as its note in delta. */
 static int s_note_step(node_store_t *self, const char *sid, crdt_dot_t dot,
-                       const Engram__StoredOp *op, const uint8_t *entry, size_t entry_len,
-                       store_key_t *key, crdt_scope_t *delta)
+                       const Engram__StoredOp *op, store_key_t *key, crdt_scope_t *delta)
 {
     if (!op->hlc || !op->key[0])
         return 0;
@@ -214,18 +194,8 @@ static int s_note_step(node_store_t *self, const char *sid, crdt_dot_t dot,
     char *v = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_HISTORY],
                              (const char *)key->data, key->len, &vlen, &err);
     int rc = err ? store__rocks_error(&err) : 0;
-    Engram__StoredHistory *step =
-        rc == 0 && v && vlen && entry
-            ? engram__stored_history__unpack(NULL, vlen, (const uint8_t *)v)
-            : NULL;
-    size_t note_len = 0;
-    uint8_t *note = step ? store__note_without_value(step, entry, entry_len, &note_len) : NULL;
     if (rc == 0 && v && vlen)
-        rc = note ? crdt_scope_note(delta, dot, note, note_len)
-                  : crdt_scope_note(delta, dot, (const uint8_t *)v, vlen);
-    free(note);
-    if (step)
-        engram__stored_history__free_unpacked(step, NULL);
+        rc = crdt_scope_note(delta, dot, v, vlen);
     rocksdb_free(v);
     return rc == ENGRAM_EINVAL ? 0 : rc; /* a step too big to carry stays here */
 }
@@ -242,9 +212,7 @@ static int s_restore_record(void *arg, crdt_dot_t dot, const Engram__StoredOp *o
     s_restore_t *r = arg;
     if (op->n_removed >= 2)
         crdt_scope_restore_record(r->view, dot, (const crdt_dot_t *)op->removed, op->n_removed / 2);
-    size_t entry_len; /* the view's entries are in already (s_full_view) */
-    const uint8_t *entry = crdt_scope_entry_data(r->view, dot, &entry_len);
-    return s_note_step(r->self, r->sid, dot, op, entry, entry_len, &r->key, r->view);
+    return s_note_step(r->self, r->sid, dot, op, &r->key, r->view);
 }
 
 /*  The whole scope as a kernel view: entries, removal records and the steps of the ops whose
@@ -294,13 +262,14 @@ static int s_ship_op(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
 {
     s_ship_t *s = arg;
     Engram__StoredEntry *entry;
-    int rc = store__get_added(s->self, s->sid, dot, op, &s->key, &entry);
-    bool shipped = false; /* its entry is in the delta */
+    int rc = s_note_step(s->self, s->sid, dot, op, &s->key, s->delta);
+    if (rc)
+        return rc;
+    rc = store__get_added(s->self, s->sid, dot, op, &s->key, &entry);
     if (rc == 0 && entry) {
         crdt_entry_view_t view = {op->elem,   dot.node,         dot.n,
                                   entry->hlc, entry->data.data, entry->data.len};
         rc = crdt_scope_restore(s->delta, (crdt_type_id_t)entry->type, op->key, &view);
-        shipped = rc == 0;
         if (rc && rc != ENGRAM_ENOMEM) {
             zsys_error("engramd: stored entry (%" PRIu64 ",%" PRIu64 ") of '%s' does not fit "
                        "its scope: %s",
@@ -308,9 +277,6 @@ static int s_ship_op(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
             rc = 0;
         }
     }
-    if (rc == 0)
-        rc = s_note_step(s->self, s->sid, dot, op, shipped ? entry->data.data : NULL,
-                         shipped ? entry->data.len : 0, &s->key, s->delta);
     if (entry)
         engram__stored_entry__free_unpacked(entry, NULL);
     if (rc || op->n_removed == 0)
@@ -436,8 +402,7 @@ typedef struct {
     Engram__StoredHistory *step; /* owned */
     const uint8_t *data;         /* the note as it came, borrowed from the delta */
     size_t len;
-    uint8_t *whole; /* owned: the step with its value put back (value_in_entry), or NULL */
-    size_t whole_len;
+    bool stored; /* a lean note's step, its value put back, is in the batch already */
 } s_dnote_t;
 
 typedef struct {
@@ -481,7 +446,7 @@ static int s_collect_note(void *arg, crdt_dot_t op, const uint8_t *data, size_t 
         engram__stored_history__free_unpacked(step, NULL);
         return ENGRAM_ENOMEM;
     }
-    d->notes[d->n++] = (s_dnote_t){op, step, data, len, NULL, 0};
+    d->notes[d->n++] = (s_dnote_t){op, step, data, len, false};
     if (step->hlc > d->max_hlc)
         d->max_hlc = step->hlc;
     return 0;
@@ -489,16 +454,14 @@ static int s_collect_note(void *arg, crdt_dot_t op, const uint8_t *data, size_t 
 
 static s_dnote_t *s_note_of(const s_dnotes_t *d, crdt_dot_t dot)
 {
-    s_dnote_t probe = {dot, NULL, NULL, 0, NULL, 0};
+    s_dnote_t probe = {dot, NULL, NULL, 0, false};
     return d->n ? bsearch(&probe, d->notes, d->n, sizeof probe, s_cmp_dot) : NULL;
 }
 
 static void s_dnotes_free(s_dnotes_t *d)
 {
-    for (size_t i = 0; i < d->n; i++) {
+    for (size_t i = 0; i < d->n; i++)
         engram__stored_history__free_unpacked(d->notes[i].step, NULL);
-        free(d->notes[i].whole);
-    }
     free(d->notes);
 }
 
@@ -508,10 +471,10 @@ typedef struct {
     const char *sid;
     const crdt_ctx_t *old; /* the context before the delta */
     const crdt_scope_t *delta;
-    s_dots_t dots;     /* the dots of the delta's entries */
-    s_drecs_t recs;    /* the delta's removal records */
-    s_dnotes_t *notes; /* the steps of the ops this node did not hold */
-    bool whole;        /* the delta is a whole state (it carries a prune cut) */
+    s_dots_t dots;           /* the dots of the delta's entries */
+    s_drecs_t recs;          /* the delta's removal records */
+    const s_dnotes_t *notes; /* the steps of the ops this node did not hold */
+    bool whole;              /* the delta is a whole state (it carries a prune cut) */
     store_key_t key;
     int rc;
     store_index_batch_t *ib; /* the search index's changes */
@@ -545,6 +508,31 @@ static void s_put_op(s_remote_t *r, crdt_dot_t dot, const char *key, crdt_type_i
     free(buf);
 }
 
+/*  A lean note's step (value_in_entry), its value put back from its op's entry e, into the
+ *  history family: stored whole, byte for byte as its origin stored it. */
+static int s_put_step_whole(s_remote_t *r, s_dnote_t *note, const crdt_entry_view_t *e)
+{
+    Engram__StoredHistory *step = note->step;
+    step->value = (ProtobufCBinaryData){e->len, (uint8_t *)e->data};
+    step->value_in_entry = false;
+    size_t len = engram__stored_history__get_packed_size(step);
+    uint8_t *whole = malloc(len ? len : 1);
+    if (whole)
+        engram__stored_history__pack(step, whole);
+    step->value = (ProtobufCBinaryData){0, NULL}; /* the delta's bytes, not the step's */
+    step->value_in_entry = true;
+    store__history_key(&r->key, r->sid, step->key, step->hlc, note->op);
+    if (!whole || r->key.failed) {
+        free(whole);
+        return r->rc = ENGRAM_ENOMEM;
+    }
+    rocksdb_writebatch_put_cf(r->batch, r->self->cf[CF_HISTORY], (char *)r->key.data, r->key.len,
+                              (char *)whole, len);
+    free(whole);
+    note->stored = true;
+    return 0;
+}
+
 /*  An entry of the delta this node has not seen: store it and its op record. */
 static int s_add_remote_entry(void *arg, crdt_type_id_t type, const char *key,
                               const crdt_entry_view_t *e)
@@ -559,19 +547,9 @@ static int s_add_remote_entry(void *arg, crdt_type_id_t type, const char *key,
         (strcmp(step->key, key) != 0 || (e->hlc && step->hlc != e->hlc) || step->type != type ||
          (step->value.len &&
           (step->value.len != e->len || memcmp(step->value.data, e->data, e->len) != 0))))
-        return r->rc = ENGRAM_EDECODE;  /* a step that is not its op's */
-    if (step && step->value_in_entry) { /* its value, left out on the wire, is the entry's */
-        step->value = (ProtobufCBinaryData){e->len, (uint8_t *)e->data};
-        step->value_in_entry = false;
-        note->whole_len = engram__stored_history__get_packed_size(step);
-        note->whole = malloc(note->whole_len ? note->whole_len : 1);
-        if (note->whole)
-            engram__stored_history__pack(step, note->whole);
-        step->value = (ProtobufCBinaryData){0, NULL}; /* the delta's bytes, not the step's */
-        step->value_in_entry = true;
-        if (!note->whole)
-            return r->rc = ENGRAM_ENOMEM;
-    }
+        return r->rc = ENGRAM_EDECODE; /* a step that is not its op's */
+    if (step && step->value_in_entry && s_put_step_whole(r, note, e) != 0)
+        return r->rc;
     Engram__StoredEntry stored = ENGRAM__STORED_ENTRY__INIT;
     stored.type = type;
     stored.hlc = e->hlc;
@@ -653,12 +631,11 @@ static int s_put_steps(s_remote_t *r)
         store__history_key(&r->key, r->sid, note->step->key, note->step->hlc, note->op);
         if (r->key.failed)
             return r->rc = ENGRAM_ENOMEM;
-        if (note->step->value_in_entry && !note->whole)
-            return r->rc = ENGRAM_EDECODE; /* a step whose value is in an entry not carried */
-        rocksdb_writebatch_put_cf(r->batch, r->self->cf[CF_HISTORY], (char *)r->key.data,
-                                  r->key.len,
-                                  (const char *)(note->whole ? note->whole : note->data),
-                                  note->whole ? note->whole_len : note->len);
+        if (note->step->value_in_entry && !note->stored)
+            return r->rc = ENGRAM_EDECODE; /* it leaves its value to an entry not carried */
+        if (!note->stored)
+            rocksdb_writebatch_put_cf(r->batch, r->self->cf[CF_HISTORY], (char *)r->key.data,
+                                      r->key.len, (const char *)note->data, note->len);
         s_drec_t probe = {note->op, NULL, 0};
         const s_drec_t *rec =
             r->recs.n ? bsearch(&probe, r->recs.recs, r->recs.n, sizeof probe, s_cmp_dot) : NULL;
@@ -847,5 +824,42 @@ static bool s_g_scope_ok(void *state, const char *scope)
     return node_scope_name_ok(scope, strlen(scope), NULL);
 }
 
-const gossip_store_t node_store_gossip = {s_g_each_scope, s_g_ctx, s_g_delta_since, s_g_apply,
-                                          s_g_scope_ok};
+/*  The note that carries step in a delta: step without its value, flagged value_in_entry, when
+ *  `entry` (the op's entry in that same delta, NULL if none) is exactly that value; else NULL
+ *  (the step goes whole). *len is set when a note is returned; caller frees. step is left as
+ *  it was. */
+static uint8_t *s_note_without_value(Engram__StoredHistory *step, const uint8_t *entry,
+                                     size_t entry_len, size_t *len)
+{
+    if (!entry || !step->value.len || step->value_in_entry || step->value.len != entry_len ||
+        memcmp(step->value.data, entry, entry_len) != 0)
+        return NULL;
+    ProtobufCBinaryData value = step->value;
+    step->value = (ProtobufCBinaryData){0, NULL};
+    step->value_in_entry = true;
+    *len = engram__stored_history__get_packed_size(step);
+    uint8_t *note = malloc(*len ? *len : 1);
+    if (note)
+        engram__stored_history__pack(step, note);
+    step->value = value;
+    step->value_in_entry = false;
+    return note;
+}
+
+/*  A step's wire form: without the value its op's entry in the same delta carries. */
+static int s_g_note_wire(void *state, crdt_dot_t op, const uint8_t *note, size_t len,
+                         const uint8_t *entry, size_t entry_len, uint8_t **out, size_t *out_len)
+{
+    (void)state, (void)op;
+    if (!entry || !entry_len)
+        return 0;
+    Engram__StoredHistory *step = engram__stored_history__unpack(NULL, len, note);
+    if (!step)
+        return 0; /* not a step of ours: it goes as it is */
+    *out = s_note_without_value(step, entry, entry_len, out_len);
+    engram__stored_history__free_unpacked(step, NULL);
+    return 0;
+}
+
+const gossip_store_t node_store_gossip = {s_g_each_scope, s_g_ctx,      s_g_delta_since,
+                                          s_g_apply,      s_g_scope_ok, s_g_note_wire};

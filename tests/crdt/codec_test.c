@@ -24,6 +24,7 @@
  */
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1953,6 +1954,78 @@ static void test_schema_versions(void **state)
     }
 }
 
+/*  A note's wire form: fn sees each note with its op's live entry (none for an op whose entry
+ *  a later write removed) and may send a shorter form; the scope keeps its notes; an error
+ *  from fn fails the encoding. */
+typedef struct {
+    int calls, with_entry;
+    int fail;
+} s_wire_t;
+
+static int s_wire_lean(void *arg, crdt_dot_t op, const uint8_t *note, size_t len,
+                       const uint8_t *entry, size_t entry_len, uint8_t **out, size_t *out_len)
+{
+    s_wire_t *w = arg;
+    (void)op, (void)note, (void)len;
+    w->calls++;
+    if (w->fail)
+        return ENGRAM_ENOMEM;
+    if (!entry)
+        return 0;
+    w->with_entry++;
+    assert_true(entry_len == 2 && memcmp(entry, "v3", 2) == 0);
+    *out = malloc(4);
+    assert_non_null(*out);
+    memcpy(*out, "lean", 4);
+    *out_len = 4;
+    return 0;
+}
+
+static void test_notes_wire_form(void **state)
+{
+    (void)state;
+    crdt_scope_t *a = crdt_scope_new(1);
+    for (int i = 1; i <= 3; i += 2) {
+        crdt_scope_t *d = NULL;
+        char value[4];
+        snprintf(value, sizeof value, "v%d", i);
+        assert_int_equal(crdt_mvreg_write(a, "goal", (uint64_t)i, value, 2, &d), 0);
+        crdt_scope_destroy(&d);
+    }
+    assert_int_equal(crdt_scope_note(a, (crdt_dot_t){1, 1}, "step one", 8), 0);
+    assert_int_equal(crdt_scope_note(a, (crdt_dot_t){1, 2}, "step two", 8), 0);
+    s_wire_t w = {0};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(crdt_scope_encode_wire(a, s_wire_lean, &w, &buf, &len), 0);
+    assert_int_equal(w.calls, 2);
+    assert_int_equal(w.with_entry, 1); /* op 1's entry is gone: op 2 overwrote it */
+    crdt_scope_t *b = NULL;
+    assert_int_equal(crdt_scope_decode(buf, len, 0, &b), 0);
+    free(buf);
+    size_t n;
+    const uint8_t *note = crdt_scope_note_of(b, (crdt_dot_t){1, 2}, &n);
+    assert_true(note && n == 4 && memcmp(note, "lean", 4) == 0);
+    note = crdt_scope_note_of(b, (crdt_dot_t){1, 1}, &n);
+    assert_true(note && n == 8 && memcmp(note, "step one", 8) == 0);
+    note = crdt_scope_note_of(a, (crdt_dot_t){1, 2}, &n); /* the scope's own stays whole */
+    assert_true(note && n == 8 && memcmp(note, "step two", 8) == 0);
+    crdt_scope_destroy(&b);
+    /* without fn, or with one that fails */
+    assert_int_equal(crdt_scope_encode_wire(a, NULL, NULL, &buf, &len), 0);
+    uint8_t *plain = NULL;
+    size_t plain_len = 0;
+    assert_int_equal(crdt_scope_encode(a, &plain, &plain_len), 0);
+    assert_true(len == plain_len && memcmp(buf, plain, len) == 0);
+    free(buf);
+    free(plain);
+    w.fail = 1;
+    buf = NULL;
+    assert_int_equal(crdt_scope_encode_wire(a, s_wire_lean, &w, &buf, &len), ENGRAM_ENOMEM);
+    assert_null(buf);
+    crdt_scope_destroy(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1986,6 +2059,7 @@ int main(void)
         cmocka_unit_test(test_malformed_record_twice),
         cmocka_unit_test(test_record_removing_nothing),
         cmocka_unit_test(test_schema_versions),
+        cmocka_unit_test(test_notes_wire_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

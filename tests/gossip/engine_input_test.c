@@ -80,7 +80,7 @@ static bool s_scope_ok(void *store, const char *scope)
     return node_scope_name_ok(scope, strlen(scope), NULL);
 }
 
-static const gossip_store_t s_store_ops = {s_each, s_ctx, s_delta_since, s_apply, s_scope_ok};
+static const gossip_store_t s_store_ops = {s_each, s_ctx, s_delta_since, s_apply, s_scope_ok, NULL};
 
 typedef struct {
     store_t store;

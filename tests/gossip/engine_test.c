@@ -76,7 +76,7 @@ static int s_apply(void *store, const char *scope, const crdt_scope_t *delta)
     return rc;
 }
 
-static const gossip_store_t s_store_ops = {s_each, s_ctx, s_delta_since, s_apply, NULL};
+static const gossip_store_t s_store_ops = {s_each, s_ctx, s_delta_since, s_apply, NULL, NULL};
 
 typedef struct {
     store_t store;
@@ -255,24 +255,22 @@ static void test_held_back_push_pulls_the_gap(void **state)
 }
 
 /*  Local operations between two drains of the outbox go out as one push per scope, with the
- *  first one's dependencies; the receiver applies them as one. An operation that supersedes
- *  an entry of the batch (k again) sends the batch first: every push holds the entries of its
- *  operations. */
+ *  first one's dependencies; the receiver applies them as one. */
 static void test_local_operations_coalesce(void **state)
 {
     (void)state;
     node_t nodes[2];
     s_pair(nodes, 65536);
     s_write(&nodes[0], "run:a", "k", "first");
-    s_write(&nodes[0], "run:a", "j", "second");
+    s_write(&nodes[0], "run:a", "k", "second");
+    s_write(&nodes[0], "run:a", "j", "third");
     s_write(&nodes[0], "team:b", "k", "other scope");
-    s_write(&nodes[0], "run:a", "k", "third");
-    /* three pushes (k and j, then k again; team:b) and their three acks */
-    assert_int_equal(s_run(nodes, 2, NULL), 6);
+    /* two pushes (one per scope) and their two acks */
+    assert_int_equal(s_run(nodes, 2, NULL), 4);
     const gossip_stats_t *origin = gossip_engine_stats(nodes[0].engine);
-    assert_int_equal(origin->pushes_sent, 3);
-    assert_int_equal(origin->pushes_coalesced, 1);
-    assert_int_equal(gossip_engine_stats(nodes[1].engine)->pushes_applied, 3);
+    assert_int_equal(origin->pushes_sent, 2);
+    assert_int_equal(origin->pushes_coalesced, 2);
+    assert_int_equal(gossip_engine_stats(nodes[1].engine)->pushes_applied, 2);
     assert_int_equal(gossip_engine_stats(nodes[1].engine)->pushes_held_back, 0);
     assert_true(s_same(&nodes[0], &nodes[1]));
     s_pair_fini(nodes);
@@ -392,6 +390,85 @@ static void s_write_noted(node_t *n, const char *scope, const char *key, size_t 
     assert_int_equal(gossip_engine_local(n->engine, scope, delta, deps), 0);
     crdt_scope_destroy(&delta);
     crdt_ctx_destroy(&deps);
+}
+
+/*  A note's wire form in this store: "L" for a note whose op's entry travels with it. */
+static int s_lean_wire(void *store, crdt_dot_t op, const uint8_t *note, size_t len,
+                       const uint8_t *entry, size_t entry_len, uint8_t **out, size_t *out_len)
+{
+    (void)store, (void)op, (void)note, (void)len, (void)entry_len;
+    if (!entry)
+        return 0;
+    *out = malloc(1);
+    assert_non_null(*out);
+    **out = 'L';
+    *out_len = 1;
+    return 0;
+}
+
+static const gossip_store_t s_lean_store_ops = {s_each,  s_ctx, s_delta_since,
+                                                s_apply, NULL,  s_lean_wire};
+
+/*  The note of op in node n's replica of scope (its length in *len), or NULL. */
+static const uint8_t *s_note_at(node_t *n, const char *scope, crdt_dot_t op, size_t *len)
+{
+    int i = s_index(&n->store, scope, false);
+    return i < 0 ? NULL : crdt_scope_note_of(n->store.scopes[i], op, len);
+}
+
+/*  Notes go in the store's wire form only to a peer whose messages say it reads that form
+ *  (schema minor GOSSIP_LEAN_NOTES_MINOR or later): not to one never heard from, and not to
+ *  one whose latest message gives an older minor; the origin's own notes stay whole. */
+static void test_lean_notes_only_to_peers_that_read_them(void **state)
+{
+    (void)state;
+    node_t nodes[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&nodes[i], 0, sizeof nodes[i]);
+        nodes[i].store.id = 11 * (uint64_t)(i + 1);
+        gossip_config_t config = {
+            .node_id = nodes[i].store.id, .fanout = 1, .max_message_bytes = 65536, .seed = 7};
+        nodes[i].engine = gossip_engine_new(&config, &s_lean_store_ops, &nodes[i].store);
+        assert_non_null(nodes[i].engine);
+    }
+    gossip_engine_add_peer(nodes[0].engine, 22);
+    gossip_engine_add_peer(nodes[1].engine, 11);
+    size_t len = 0;
+    s_write_noted(&nodes[0], "run:a", "k", 8); /* 22 never spoke: the note goes whole */
+    s_run(nodes, 2, NULL);
+    assert_non_null(s_note_at(&nodes[1], "run:a", (crdt_dot_t){11, 1}, &len));
+    assert_int_equal(len, 8);
+    s_write_noted(&nodes[0], "run:a", "j", 8); /* 22's ack said minor 2: lean */
+    s_run(nodes, 2, NULL);
+    const uint8_t *note = s_note_at(&nodes[1], "run:a", (crdt_dot_t){11, 2}, &len);
+    assert_true(note && len == 1 && note[0] == 'L');
+    assert_non_null(s_note_at(&nodes[0], "run:a", (crdt_dot_t){11, 2}, &len));
+    assert_int_equal(len, 8);
+
+    /* 22 speaks an older minor (a downgrade): whole notes again */
+    uint8_t *ctx_buf = NULL, *buf;
+    size_t ctx_len = 0;
+    assert_int_equal(crdt_ctx_encode(crdt_scope_ctx(nodes[1].store.scopes[0]), &ctx_buf, &ctx_len),
+                     0);
+    Engram__GossipAck ack = ENGRAM__GOSSIP_ACK__INIT;
+    ack.scope = "run:a";
+    ack.ctx = (ProtobufCBinaryData){ctx_len, ctx_buf};
+    Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
+    msg.schema_major = ENGRAM_SCHEMA_MAJOR;
+    msg.schema_minor = GOSSIP_LEAN_NOTES_MINOR - 1;
+    msg.body_case = ENGRAM__GOSSIP__BODY_ACK;
+    msg.ack = &ack;
+    buf = malloc(engram__gossip__get_packed_size(&msg));
+    assert_non_null(buf);
+    size_t n = engram__gossip__pack(&msg, buf);
+    assert_int_equal(gossip_engine_receive(nodes[0].engine, 22, buf, n, 1000), 0);
+    free(buf);
+    free(ctx_buf);
+    s_write_noted(&nodes[0], "run:a", "m", 8);
+    s_run(nodes, 2, NULL);
+    assert_non_null(s_note_at(&nodes[1], "run:a", (crdt_dot_t){11, 3}, &len));
+    assert_int_equal(len, 8);
+    s_pair_fini(nodes);
 }
 
 /*  History never holds back the state: a push too big only because of its steps is not sent
@@ -1062,6 +1139,7 @@ int main(void)
         cmocka_unit_test(test_unsent_ask_is_not_awaited),
         cmocka_unit_test(test_pull_unseen_brings_lost_dots_back),
         cmocka_unit_test(test_periodic_digests_reach_every_member_each_round),
+        cmocka_unit_test(test_lean_notes_only_to_peers_that_read_them),
         cmocka_unit_test(test_membership_runs_through_swim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -408,8 +408,8 @@ static bool s_store_scope_ok(void *store, const char *scope)
     return s_scope_index(node->sim, scope) >= 0;
 }
 
-static const gossip_store_t s_store = {s_store_each, s_store_ctx, s_store_delta_since,
-                                       s_store_apply, s_store_scope_ok};
+static const gossip_store_t s_store = {s_store_each,  s_store_ctx,      s_store_delta_since,
+                                       s_store_apply, s_store_scope_ok, NULL};
 
 /*  --- nodes ------------------------------------------------------------------------- */
 
