@@ -713,6 +713,7 @@ static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *
         if (rc == 0)
             rc = s_send(self, alive[i], &msg);
         self->stats.pushes_sent += rc == 0;
+        self->stats.lean_deltas += rc == 0 && lean;
     }
     free(alive);
 out_free:
@@ -1257,6 +1258,7 @@ static int s_answer(gossip_engine_t *self, uint64_t peer, const char *scope,
         free(buf);
         buf = NULL;
         crdt_scope_drop_notes(delta);
+        lean = false;
         rc = s_encode_delta(self, delta, false, &buf, &len);
         count = len ? (len + part - 1) / part : 1;
         self->stats.answers_without_steps++;
@@ -1299,6 +1301,7 @@ static int s_answer(gossip_engine_t *self, uint64_t peer, const char *scope,
     }
     free(buf);
     self->stats.pulls_answered += rc == 0;
+    self->stats.lean_deltas += rc == 0 && lean;
     return rc;
 }
 

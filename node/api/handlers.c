@@ -1508,6 +1508,7 @@ static Engram__ClusterStatus *s_status_message(api_reply_t *r, node_cluster_stat
     msg->digests_sent = status->digests_sent;
     msg->pulls_answered = status->pulls_answered;
     msg->pull_deltas_applied = status->pull_deltas_applied;
+    msg->lean_deltas = status->lean_deltas;
     msg->bytes_sent = status->bytes_sent;
     msg->bytes_received = status->bytes_received;
     msg->bad_messages = status->bad_messages;

@@ -54,6 +54,13 @@ static void s_store_each(void *state, void (*fn)(void *arg, const char *scope), 
     node_store_gossip.each_scope(self->store, fn, arg);
 }
 
+static int s_store_note_wire(void *state, crdt_dot_t op, const uint8_t *note, size_t len,
+                             const uint8_t *entry, size_t entry_len, uint8_t **out, size_t *out_len)
+{
+    node_cluster_t *self = state;
+    return node_store_gossip.note_wire(self->store, op, note, len, entry, entry_len, out, out_len);
+}
+
 static const crdt_ctx_t *s_store_ctx(void *state, const char *scope)
 {
     node_cluster_t *self = state;
@@ -208,7 +215,8 @@ int node_cluster_new(const node_cluster_config_t *config, node_store_t *store,
                                        .ctx = s_store_ctx,
                                        .delta_since = s_store_delta,
                                        .apply = s_store_apply,
-                                       .scope_ok = s_store_scope_ok};
+                                       .scope_ok = s_store_scope_ok,
+                                       .note_wire = s_store_note_wire};
     Engram__Members *remembered = cluster__read_members(self);
     self->incarnation = cluster__start_incarnation(self, remembered, cluster__now_ms());
     gossip_config_t engine_config = {.node_id = self->node_id,

@@ -113,6 +113,7 @@ int node_cluster_status(node_cluster_t *self, node_cluster_status_t **status_p)
     status->digests_sent = stats->digests_sent;
     status->pulls_answered = stats->pulls_answered;
     status->pull_deltas_applied = stats->pull_deltas_applied;
+    status->lean_deltas = stats->lean_deltas;
     status->bytes_sent = stats->bytes_sent;
     status->bytes_received = stats->bytes_received;
     status->bad_messages = stats->bad_messages + self->bad_frames;

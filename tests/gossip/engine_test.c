@@ -442,6 +442,7 @@ static void test_lean_notes_only_to_peers_that_read_them(void **state)
     s_run(nodes, 2, NULL);
     const uint8_t *note = s_note_at(&nodes[1], "run:a", (crdt_dot_t){11, 2}, &len);
     assert_true(note && len == 1 && note[0] == 'L');
+    assert_int_equal(gossip_engine_stats(nodes[0].engine)->lean_deltas, 1);
     assert_non_null(s_note_at(&nodes[0], "run:a", (crdt_dot_t){11, 2}, &len));
     assert_int_equal(len, 8);
 
@@ -468,6 +469,7 @@ static void test_lean_notes_only_to_peers_that_read_them(void **state)
     s_run(nodes, 2, NULL);
     assert_non_null(s_note_at(&nodes[1], "run:a", (crdt_dot_t){11, 3}, &len));
     assert_int_equal(len, 8);
+    assert_int_equal(gossip_engine_stats(nodes[0].engine)->lean_deltas, 1);
     s_pair_fini(nodes);
 }
 

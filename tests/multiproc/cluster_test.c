@@ -973,6 +973,15 @@ static void test_join_catches_up(void **state)
     engram_cluster_destroy(&status);
     if (pulled == 0)
         fail_msg("the joiner has every key but applied no pull answer");
+    /* the nodes speak the same schema: the steps' values went once, in their entries */
+    uint64_t lean = 0;
+    for (int i = 1; i <= 3; i++) {
+        status = s_status(i);
+        lean += status->lean_deltas;
+        engram_cluster_destroy(&status);
+    }
+    if (lean == 0)
+        fail_msg("no delta went with lean steps between nodes of one version");
     s_eventually(CONVERGE_MS, s_vectors_equal, (void *)scope, "equal version vectors");
     s_cluster_stop();
 }
