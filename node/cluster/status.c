@@ -40,7 +40,8 @@ static void s_scope(void *arg, const char *scope)
     g->failed |= !item->scope || !item->vector;
 }
 
-/*  What member is known to lack of every scope: operations and the bytes of the delta. */
+/*  What member is known to lack of every scope: operations and the bytes of the delta, its
+ *  steps in their wire form (as a member of this version gets them). */
 static void s_member_lag(node_cluster_t *self, const node_cluster_status_t *status,
                          node_cluster_member_status_t *m)
 {
@@ -62,7 +63,8 @@ static void s_member_lag(node_cluster_t *self, const node_cluster_status_t *stat
         crdt_scope_t *delta = node_store_gossip.delta_since(self->store, scope, theirs);
         uint8_t *buf = NULL;
         size_t len = 0;
-        if (delta && crdt_scope_encode(delta, &buf, &len) == 0)
+        if (delta && crdt_scope_encode_wire(delta, node_store_gossip.note_wire, self->store, &buf,
+                                            &len) == 0)
             m->lag_bytes += len;
         free(buf);
         crdt_scope_destroy(&delta);
