@@ -52,7 +52,10 @@
  *  the ops whose records they read; a remote delta's notes are checked (a step that does not
  *  decode, or names another key than the entry of its dot, refuses the delta) and written
  *  into the history family by the batch that applies the delta, for the ops this node did
- *  not hold. So every node that holds an op shows the same step. A node that arrives after
+ *  not hold. On the wire a step may be lean (node_store_gossip.note_wire: its value left to
+ *  its op's entry in the same delta, value_in_entry); the receiver puts the value back before
+ *  writing it, and refuses a lean step without that entry or with a value of its own. So
+ *  every node that holds an op shows the same step, byte for byte. A node that arrives after
  *  ops were collected at a stable cut lacks the steps of what they overwrote: their records
  *  are gone with them.
  *

@@ -20,6 +20,9 @@
  *  same notes as the mirror's, and converged stores hold the same history of every shared
  *  scope, step for step, also for a node that was away while an object was written and
  *  overwritten; a delta whose step is unreadable or not its op's is refused, changing nothing.
+ *  The engines send steps lean (value left to the entry, node_store_gossip.note_wire) once
+ *  they heard each other: the stores put the values back, byte for byte (the mirror joins the
+ *  steps whole), and refuse a lean step without its entry or with a value of its own.
  */
 #include "prop.h"
 
