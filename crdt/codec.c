@@ -215,7 +215,7 @@ static int s_encode_note(void *arg, crdt_dot_t op, const uint8_t *data, size_t l
         int rc = enc->wire(enc->wire_arg, op, data, len, entry, entry_len, wired, &wired_len);
         if (rc)
             return rc;
-        if (*wired)
+        if (*wired && wired_len) /* an empty note is none: it goes as it is */
             m->data = (ProtobufCBinaryData){wired_len, *wired};
     }
     enc->note_ptrs[enc->nnotes++] = m;

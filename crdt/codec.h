@@ -27,8 +27,8 @@ int crdt_ctx_decode(const uint8_t *buf, size_t len, crdt_ctx_t **ctx_p);
 int crdt_scope_encode(const crdt_scope_t *scope, uint8_t **buf, size_t *len);
 /*  How an op's note goes on the wire: given the note and the bytes of the op's live entry in
  *  the same scope (entry NULL when it has none), fn may set *out (a malloc'd buffer the encoder
- *  frees, *out_len bytes) to a shorter form the receiver can expand from that entry, or leave
- *  *out NULL to send the note as it is. A non-zero return fails the encoding. */
+ *  frees, *out_len bytes, not 0) to a shorter form the receiver can expand from that entry, or
+ *  leave *out NULL to send the note as it is. A non-zero return fails the encoding. */
 typedef int (*crdt_note_wire_fn)(void *arg, crdt_dot_t op, const uint8_t *note, size_t len,
                                  const uint8_t *entry, size_t entry_len, uint8_t **out,
                                  size_t *out_len);

@@ -358,8 +358,15 @@ static void s_swim_changed(void *arg, const gossip_member_t *member)
     gossip_engine_t *self = arg;
     if (self->hooks.changed)
         self->hooks.changed(self->hooks.arg, member);
-    if (member->state == GOSSIP_LEFT)
+    if (member->state == GOSSIP_LEFT) {
         s_forget_peer(self, member->id);
+        return;
+    }
+    /* a new incarnation may be another version (a restart, a downgrade), and a member in
+     * doubt may come back as one: whole notes until its next message says what it reads */
+    s_peer_t *p = s_peer_find(self, member->id);
+    if (p)
+        p->schema_minor = 0;
 }
 
 static bool s_swim_admit(void *arg, uint64_t id, const uint8_t *card, size_t len)
@@ -655,12 +662,32 @@ static bool s_reads_lean(const gossip_engine_t *self, uint64_t peer)
     return self->store->note_wire && p && p->schema_minor >= GOSSIP_LEAN_NOTES_MINOR;
 }
 
-/*  Encodes delta for peers that read lean notes (lean) or not. */
-static int s_encode_delta(gossip_engine_t *self, const crdt_scope_t *delta, bool lean,
-                          uint8_t **buf, size_t *len)
+typedef struct {
+    gossip_engine_t *self;
+    size_t lean; /* notes the store put in a shorter form */
+} s_wire_t;
+
+static int s_note_wire(void *arg, crdt_dot_t op, const uint8_t *note, size_t len,
+                       const uint8_t *entry, size_t entry_len, uint8_t **out, size_t *out_len)
 {
-    return lean ? crdt_scope_encode_wire(delta, self->store->note_wire, self->state, buf, len)
-                : crdt_scope_encode(delta, buf, len);
+    s_wire_t *w = arg;
+    int rc =
+        w->self->store->note_wire(w->self->state, op, note, len, entry, entry_len, out, out_len);
+    w->lean += rc == 0 && *out;
+    return rc;
+}
+
+/*  Encodes delta for peers that read lean notes (lean) or not; *lean_notes (if not NULL): how
+ *  many notes went in their wire form. */
+static int s_encode_delta(gossip_engine_t *self, const crdt_scope_t *delta, bool lean,
+                          uint8_t **buf, size_t *len, size_t *lean_notes)
+{
+    s_wire_t w = {self, 0};
+    int rc = lean ? crdt_scope_encode_wire(delta, s_note_wire, &w, buf, len)
+                  : crdt_scope_encode(delta, buf, len);
+    if (lean_notes)
+        *lean_notes = w.lean;
+    return rc;
 }
 
 /*  Sends a push of delta with deps to `fanout` random ALIVE members, its notes in their wire
@@ -669,7 +696,7 @@ static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *
                   const crdt_ctx_t *deps)
 {
     uint8_t *deps_buf = NULL, *delta_buf = NULL, *lean_buf = NULL;
-    size_t deps_len = 0, delta_len = 0, lean_len = 0;
+    size_t deps_len = 0, delta_len = 0, lean_len = 0, lean_notes = 0;
     int rc = crdt_ctx_encode(deps, &deps_buf, &deps_len);
     if (rc == 0)
         rc = crdt_scope_encode(delta, &delta_buf, &delta_len);
@@ -707,13 +734,13 @@ static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *
         alive[j] = tmp;
         bool lean = s_reads_lean(self, alive[i]);
         if (lean && !lean_buf)
-            rc = s_encode_delta(self, delta, true, &lean_buf, &lean_len);
+            rc = s_encode_delta(self, delta, true, &lean_buf, &lean_len, &lean_notes);
         push.delta = lean ? (ProtobufCBinaryData){lean_len, lean_buf}
                           : (ProtobufCBinaryData){delta_len, delta_buf};
         if (rc == 0)
             rc = s_send(self, alive[i], &msg);
         self->stats.pushes_sent += rc == 0;
-        self->stats.lean_deltas += rc == 0 && lean;
+        self->stats.lean_deltas += rc == 0 && lean && lean_notes > 0;
     }
     free(alive);
 out_free:
@@ -1248,8 +1275,8 @@ static int s_answer(gossip_engine_t *self, uint64_t peer, const char *scope,
         return 0;
     uint8_t *buf = NULL;
     size_t len = 0;
-    bool lean = s_reads_lean(self, peer);
-    int rc = s_encode_delta(self, delta, lean, &buf, &len);
+    size_t lean_notes = 0;
+    int rc = s_encode_delta(self, delta, s_reads_lean(self, peer), &buf, &len, &lean_notes);
     size_t part = self->config.max_message_bytes - CHUNK_OVERHEAD;
     size_t count = len ? (len + part - 1) / part : 1;
     if (rc == 0 && (count > MAX_CHUNKS || len > self->config.max_staged_peer_bytes) &&
@@ -1258,8 +1285,8 @@ static int s_answer(gossip_engine_t *self, uint64_t peer, const char *scope,
         free(buf);
         buf = NULL;
         crdt_scope_drop_notes(delta);
-        lean = false;
-        rc = s_encode_delta(self, delta, false, &buf, &len);
+        lean_notes = 0;
+        rc = s_encode_delta(self, delta, false, &buf, &len, NULL);
         count = len ? (len + part - 1) / part : 1;
         self->stats.answers_without_steps++;
     }
@@ -1301,7 +1328,7 @@ static int s_answer(gossip_engine_t *self, uint64_t peer, const char *scope,
     }
     free(buf);
     self->stats.pulls_answered += rc == 0;
-    self->stats.lean_deltas += rc == 0 && lean;
+    self->stats.lean_deltas += rc == 0 && lean_notes > 0;
     return rc;
 }
 
@@ -1644,9 +1671,6 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
     gossip_swim_fault_t fault = GOSSIP_SWIM_FAULT_NONE;
     if (rc == 0)
         rc = gossip_swim_check_sender(self->swim, from, gossip, now_ms, &fault);
-    s_peer_t *sender = NULL;
-    if (rc == 0 && s_peer(self, from, &sender) == 0 && sender)
-        sender->schema_minor = gossip->schema_minor; /* what it reads (a downgrade too) */
     if (rc == 0) {
         switch (gossip->body_case) {
         case ENGRAM__GOSSIP__BODY_PUSH:
@@ -1666,6 +1690,9 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
         }
     }
     s_swim_stats(self);
+    s_peer_t *sender = NULL; /* what it reads (a downgrade too), after any change of its record */
+    if ((rc == 0 || rc == S_UNSTORED) && s_peer(self, from, &sender) == 0 && sender)
+        sender->schema_minor = gossip->schema_minor;
     if (gossip)
         engram__gossip__free_unpacked(gossip, NULL);
     if (rc == S_UNSTORED)

@@ -208,7 +208,7 @@ typedef struct {
     uint64_t pushes_sent, pushes_applied, pushes_held_back, pushes_redundant;
     uint64_t pushes_coalesced; /* local operations joined into a push of an earlier one */
     uint64_t digests_sent, pulls_answered, pull_deltas_applied, chunks_sent, chunks_received;
-    uint64_t lean_deltas; /* pushes and answers sent with their notes in wire form (note_wire) */
+    uint64_t lean_deltas; /* pushes and answers sent with a note in its wire form (note_wire) */
     uint64_t bytes_sent, bytes_received, bad_messages;
     /* Each rejected message counted once, by its first fault (they add up to bad_messages). */
     uint64_t bad_decode;         /* undecodable, newer major schema, invalid field */

@@ -323,14 +323,14 @@ typedef struct {
     size_t nscopes;
     uint64_t pushes_sent, pushes_applied, pushes_held_back;
     uint64_t digests_sent, pulls_answered, pull_deltas_applied;
-    uint64_t lean_deltas; /* pushes and answers sent with their history steps' values left to
-                             their entries (peers of schema minor 2 or later) */
     uint64_t bytes_sent, bytes_received, bad_messages;
     unsigned local_health; /* Lifeguard score 0..8: 0 while this node's own probes and links
                               work; it stretches its probe interval by (score + 1) */
     char storage[96];      /* "ok", "read-only" or "failed: ERROR": whether the node's store
                               takes writes (if not, it still serves reads and its peers) */
     uint64_t bad_scope;    /* gossip messages refused for a scope name (in bad_messages) */
+    uint64_t lean_deltas;  /* pushes and answers sent with a history step's value left to its
+                              entry (to peers of schema minor 2 or later) */
 } engram_cluster_t;
 
 int engram_cluster_status(engram_t *self, engram_cluster_t **status);

@@ -417,8 +417,9 @@ static const uint8_t *s_note_at(node_t *n, const char *scope, crdt_dot_t op, siz
 }
 
 /*  Notes go in the store's wire form only to a peer whose messages say it reads that form
- *  (schema minor GOSSIP_LEAN_NOTES_MINOR or later): not to one never heard from, and not to
- *  one whose latest message gives an older minor; the origin's own notes stay whole. */
+ *  (schema minor GOSSIP_LEAN_NOTES_MINOR or later): not to one never heard from, not to one
+ *  whose record changed since it last spoke, and not to one whose latest message gives an
+ *  older minor; the origin's own notes stay whole; lean_deltas counts the lean pushes. */
 static void test_lean_notes_only_to_peers_that_read_them(void **state)
 {
     (void)state;
@@ -446,6 +447,15 @@ static void test_lean_notes_only_to_peers_that_read_them(void **state)
     assert_non_null(s_note_at(&nodes[0], "run:a", (crdt_dot_t){11, 2}, &len));
     assert_int_equal(len, 8);
 
+    /* 22's record changes (a new incarnation: it restarted, maybe as another version): whole
+     * notes until it speaks again */
+    gossip_member_t restarted = {.id = 22, .incarnation = 5, .state = GOSSIP_ALIVE, .endpoint = ""};
+    assert_int_equal(gossip_engine_learn(nodes[0].engine, &restarted), 0);
+    s_write_noted(&nodes[0], "run:a", "n", 8);
+    s_run(nodes, 2, NULL);
+    assert_non_null(s_note_at(&nodes[1], "run:a", (crdt_dot_t){11, 3}, &len));
+    assert_int_equal(len, 8);
+
     /* 22 speaks an older minor (a downgrade): whole notes again */
     uint8_t *ctx_buf = NULL, *buf;
     size_t ctx_len = 0;
@@ -467,7 +477,7 @@ static void test_lean_notes_only_to_peers_that_read_them(void **state)
     free(ctx_buf);
     s_write_noted(&nodes[0], "run:a", "m", 8);
     s_run(nodes, 2, NULL);
-    assert_non_null(s_note_at(&nodes[1], "run:a", (crdt_dot_t){11, 3}, &len));
+    assert_non_null(s_note_at(&nodes[1], "run:a", (crdt_dot_t){11, 4}, &len));
     assert_int_equal(len, 8);
     assert_int_equal(gossip_engine_stats(nodes[0].engine)->lean_deltas, 1);
     s_pair_fini(nodes);

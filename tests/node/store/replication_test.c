@@ -493,6 +493,7 @@ static void test_stores_converge_through_gossip(void **state)
 {
     (void)state;
     int cases = prop_cases(12);
+    s_lean_notes = 0;
     for (int c = 0; c < cases; c++) {
         prop_rng_t rng = prop_case("store_gossip", c);
         node_t nodes[NODES];
@@ -508,7 +509,6 @@ static void test_stores_converge_through_gossip(void **state)
         s_check_converged(nodes);
         /* Every node holds the same history of every shared scope, byte for byte, also where
          * steps came lean (their values put back from their entries). */
-        PROP_CHECK(c > 0 || s_lean_notes > 0);
         for (int s = 0; s < SHARED; s++) {
             uint64_t steps0, steps;
             uint64_t digest0 = s_history_digest(&nodes[0], s_shared[s], &steps0);
@@ -525,6 +525,7 @@ static void test_stores_converge_through_gossip(void **state)
         }
         s_stop(nodes);
     }
+    PROP_CHECK(s_lean_notes > 0); /* steps went lean, and came back whole */
 }
 
 /*  The meet of the contexts of the nodes in mask (a stable cut if every node is in it). */
@@ -562,6 +563,7 @@ static void test_catch_up_matches_kernel(void **state)
 {
     (void)state;
     int cases = prop_cases(10);
+    uint64_t dropped_in_all = 0;
     for (int c = 0; c < cases; c++) {
         prop_rng_t rng = prop_case("store_catch_up", c);
         node_t nodes[NODES];
@@ -595,12 +597,13 @@ static void test_catch_up_matches_kernel(void **state)
         s_heal(nodes, &rng, &now, 20);
         s_check_mirrors(nodes, since, nsince);
         s_check_converged(nodes);
-        if (c == 0)
-            PROP_CHECK(dropped > 0); /* the collection did collect */
+        dropped_in_all += dropped;
         for (size_t i = 0; i < nsince; i++)
             crdt_ctx_destroy(&since[i]);
         s_stop(nodes);
     }
+    PROP_CHECK(dropped_in_all > 0); /* the collection did collect (in some case: which ones
+                                     * depends on the random path and the random node ids) */
 }
 
 /*  Whether the store holds a live entry under key. */
