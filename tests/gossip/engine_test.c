@@ -416,14 +416,9 @@ static const uint8_t *s_note_at(node_t *n, const char *scope, crdt_dot_t op, siz
     return i < 0 ? NULL : crdt_scope_note_of(n->store.scopes[i], op, len);
 }
 
-/*  Notes go in the store's wire form only to a peer whose messages say it reads that form
- *  (schema minor GOSSIP_LEAN_NOTES_MINOR or later): not to one never heard from, not to one
- *  whose record changed since it last spoke, and not to one whose latest message gives an
- *  older minor; the origin's own notes stay whole; lean_deltas counts the lean pushes. */
-static void test_lean_notes_only_to_peers_that_read_them(void **state)
+/*  Nodes 11 and 22, each the other's peer, over stores with s_lean_wire. */
+static void s_lean_pair(node_t nodes[2])
 {
-    (void)state;
-    node_t nodes[2];
     for (int i = 0; i < 2; i++) {
         memset(&nodes[i], 0, sizeof nodes[i]);
         nodes[i].store.id = 11 * (uint64_t)(i + 1);
@@ -434,6 +429,17 @@ static void test_lean_notes_only_to_peers_that_read_them(void **state)
     }
     gossip_engine_add_peer(nodes[0].engine, 22);
     gossip_engine_add_peer(nodes[1].engine, 11);
+}
+
+/*  Notes go in the store's wire form only to a peer whose messages say it reads that form
+ *  (schema minor GOSSIP_LEAN_NOTES_MINOR or later): not to one never heard from, not to one
+ *  whose record changed since it last spoke, and not to one whose latest message gives an
+ *  older minor; the origin's own notes stay whole; lean_deltas counts the lean pushes. */
+static void test_lean_notes_only_to_peers_that_read_them(void **state)
+{
+    (void)state;
+    node_t nodes[2];
+    s_lean_pair(nodes);
     size_t len = 0;
     s_write_noted(&nodes[0], "run:a", "k", 8); /* 22 never spoke: the note goes whole */
     s_run(nodes, 2, NULL);
@@ -896,6 +902,34 @@ static bool s_drop_all(int index, uint64_t to)
     return true;
 }
 
+/*  Pull answers too go lean only to a peer whose messages say it reads that form: 22's first
+ *  digest (its first word: no tick, so no SWIM message before it) is answered with whole
+ *  notes, its next one with lean notes. */
+static void test_lean_answers_only_to_peers_that_read_them(void **state)
+{
+    (void)state;
+    node_t nodes[2];
+    s_lean_pair(nodes);
+    size_t len = 0;
+    s_write_noted(&nodes[0], "run:a", "k", 8);
+    s_run(nodes, 2, s_drop_all); /* the push is lost: 22 pulls what it lacks */
+    assert_int_equal(gossip_engine_ask_digests(nodes[1].engine, 0, 1000), 0);
+    s_run_at(nodes, 2, NULL, 1000);
+    assert_non_null(s_note_at(&nodes[1], "run:a", (crdt_dot_t){11, 1}, &len));
+    assert_int_equal(len, 8);
+    assert_int_equal(gossip_engine_stats(nodes[0].engine)->lean_deltas, 0);
+    s_write_noted(&nodes[0], "run:a", "j", 8);
+    s_run(nodes, 2, s_drop_all);
+    assert_int_equal(gossip_engine_ask_digests(nodes[1].engine, 4000, 5000), 0); /* since 4 s */
+    s_run_at(nodes, 2, NULL, 5000);
+    const uint8_t *note = s_note_at(&nodes[1], "run:a", (crdt_dot_t){11, 2}, &len);
+    assert_true(note && len == 1 && note[0] == 'L');
+    /* the lost push went lean too (22 had spoken by then), then the answer */
+    assert_int_equal(gossip_engine_stats(nodes[0].engine)->lean_deltas, 2);
+    assert_int_equal(gossip_engine_stats(nodes[0].engine)->pulls_answered, 2);
+    s_pair_fini(nodes);
+}
+
 /*  A restarted node catching up gets the gap once: 33 missed twenty writes that 11 and 22 both
  *  hold, in two scopes, and its digests at start reach both (twice, as the dot check asks
  *  again before the answers came), but only one of them sends the deltas, once (one answer
@@ -1152,6 +1186,7 @@ int main(void)
         cmocka_unit_test(test_pull_unseen_brings_lost_dots_back),
         cmocka_unit_test(test_periodic_digests_reach_every_member_each_round),
         cmocka_unit_test(test_lean_notes_only_to_peers_that_read_them),
+        cmocka_unit_test(test_lean_answers_only_to_peers_that_read_them),
         cmocka_unit_test(test_membership_runs_through_swim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
