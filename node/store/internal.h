@@ -65,6 +65,11 @@ struct node_store {
     int64_t space_checked_ms;      /* when the free space was last measured */
     bool volume_full;              /* the last measurement found less than min_free */
     search_tokenizer_t *tokenizer; /* the index's terms (English) */
+    /* An object read seeks an iterator of its entries' column family (store__scan_entries).
+     * Making one costs a get as much as a third of its seek, so one per family is kept while
+     * nothing is written: store__write_batch, the only writer of those families, drops both, so
+     * a kept iterator always sees what a new one would. */
+    rocksdb_iterator_t *entry_iters[2]; /* CF_ENTRIES, CF_PRIVATE; NULL: none kept */
 };
 
 /*  The meta key whose value names the index's format; a store without it (written before the
@@ -113,7 +118,8 @@ typedef int (*store_entry_fn)(void *arg, const char *key, const char *elem, crdt
 
 /*  Calls fn for the stored entries of sid whose key starts with sid \0 key \0 [elem \0]
  *  (key NULL: every entry of the scope), in key order; with `first_only`, for the first one
- *  only. Unreadable entries are skipped (and logged when an object is read). */
+ *  only. Unreadable entries are skipped (and logged when an object is read). fn must neither
+ *  write nor scan entries: the scan runs on the store's kept iterator. */
 int store__scan_entries(node_store_t *self, const char *sid, const char *key, const char *elem,
                         bool first_only, store_entry_fn fn, void *arg);
 
@@ -176,6 +182,8 @@ void store__put_ctx(zhash_t *map, const char *sid, crdt_ctx_t **ctx_p);
 /*  Ends a scan: destroys the iterator and key's buffer (key may be NULL); returns rc, or if
  *  rc is 0 the iterator's error. */
 int store__iter_end(rocksdb_iterator_t *it, store_key_t *key, int rc);
+/*  Destroys the kept entries iterators (see entry_iters). */
+void store__drop_entry_iters(node_store_t *self);
 
 /*  Ends a write: writes batch unless rc is already an error, destroys it and key's buffer;
  *  then *ctx_p (taken) becomes sid's entry in map, or is destroyed if the write failed.

@@ -31,8 +31,11 @@ int store__scan_entries(node_store_t *self, const char *sid, const char *key, co
         free(prefix.data);
         return ENGRAM_ENOMEM;
     }
-    rocksdb_iterator_t *it =
-        rocksdb_create_iterator_cf(self->db, self->read_options, store__entries_cf(self, sid));
+    rocksdb_iterator_t **kept = &self->entry_iters[store__is_private(sid)];
+    if (!*kept)
+        *kept =
+            rocksdb_create_iterator_cf(self->db, self->read_options, store__entries_cf(self, sid));
+    rocksdb_iterator_t *it = *kept;
     int rc = 0;
     size_t skip = strlen(sid) + 1;
     for (rocksdb_iter_seek(it, (const char *)prefix.data, prefix.len);
@@ -55,7 +58,13 @@ int store__scan_entries(node_store_t *self, const char *sid, const char *key, co
         if (first_only)
             break;
     }
-    return store__iter_end(it, &prefix, rc);
+    free(prefix.data);
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    if (err) /* a kept iterator that failed is not kept */
+        store__drop_entry_iters(self);
+    int iter_rc = store__rocks_error(&err);
+    return rc ? rc : iter_rc;
 }
 
 int store__restore_entry(void *arg, const char *key, const char *elem, crdt_dot_t dot,

@@ -53,6 +53,7 @@ void store__latch(node_store_t *self, int rc)
 /*  Writes a batch (unsynced: node_store_sync makes it durable); a failure is latched. */
 int store__write_batch(node_store_t *self, rocksdb_writebatch_t *batch)
 {
+    store__drop_entry_iters(self);
     char *err = NULL;
     rocksdb_write(self->db, self->write_options, batch, &err);
     int rc = store__rocks_error(&err);
@@ -71,6 +72,15 @@ void store__put_ctx(zhash_t *map, const char *sid, crdt_ctx_t **ctx_p)
     zhash_update(map, sid, *ctx_p);
     zhash_freefn(map, sid, s_ctx_free);
     *ctx_p = NULL;
+}
+
+void store__drop_entry_iters(node_store_t *self)
+{
+    for (size_t i = 0; i < sizeof self->entry_iters / sizeof self->entry_iters[0]; i++)
+        if (self->entry_iters[i]) {
+            rocksdb_iter_destroy(self->entry_iters[i]);
+            self->entry_iters[i] = NULL;
+        }
 }
 
 int store__iter_end(rocksdb_iterator_t *it, store_key_t *key, int rc)
@@ -365,6 +375,7 @@ void node_store_close(node_store_t **self_p)
     if (!self_p || !*self_p)
         return;
     node_store_t *self = *self_p;
+    store__drop_entry_iters(self);
     if (self->db) {
         node_store_sync(self);
         if (self->identity.node_id && !self->failed) { /* opened fully: a clean stop */

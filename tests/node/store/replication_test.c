@@ -23,6 +23,8 @@
  *  The engines send steps lean (value left to the entry, node_store_gossip.note_wire) once
  *  they heard each other: the stores put the values back, byte for byte (the mirror joins the
  *  steps whole), and refuse a lean step without its entry or with a value of its own.
+ *
+ *  Object reads run on a kept iterator: a read after a write, local or replicated, sees it.
  */
 #include "prop.h"
 
@@ -775,6 +777,56 @@ static int s_see_step(void *arg, const node_step_t *step)
 /*  An object written on A, overwritten on B, then deleted on B, while C was away: once C is
  *  back, its history of the object is A's and B's, step for step, each with what it removed,
  *  though the first value was gone from every store's entries before C heard of it. */
+/*  Members of the set under key as node n reads it now. */
+static size_t s_members(node_t *n, const char *sid, const char *key)
+{
+    crdt_scope_t *view = NULL;
+    unsigned types = 0;
+    assert_int_equal(node_store_view(n->store, sid, key, NODE_VIEW_OBJECT, NULL, &view, &types), 0);
+    const char **members = NULL;
+    size_t count = 0;
+    int rc = crdt_awset_members(view, key, &members, &count);
+    assert_true(rc == 0 || rc == ENGRAM_ENOTFOUND);
+    free(members);
+    crdt_scope_destroy(&view);
+    return rc == 0 ? count : 0;
+}
+
+/*  Object reads share a kept iterator of the entries (store__scan_entries): every read after
+ *  a write, local or replicated, in a shared scope or a private one, sees that write. */
+static void test_reads_follow_writes(void **state)
+{
+    (void)state;
+    prop_rng_t rng = prop_case("store_reads_follow_writes", 0);
+    node_t nodes[NODES], *a = &nodes[0], *b = &nodes[1];
+    s_start(nodes);
+    s_connect(nodes);
+    uint64_t now = 1000;
+    const char *const sids[] = {"run:a", "@agent-1"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_false(s_has_key(a, sids[i], "s"));
+        assert_int_equal(s_do(a, sids[i], "s", OP_ADD, "x"), 0);
+        assert_int_equal(s_members(a, sids[i], "s"), 1);
+        assert_int_equal(s_do(a, sids[i], "s", OP_ADD, "y"), 0);
+        assert_int_equal(s_members(a, sids[i], "s"), 2);
+        assert_int_equal(s_do(a, sids[i], "s", OP_REMOVE, "x"), 0);
+        assert_int_equal(s_members(a, sids[i], "s"), 1);
+    }
+    /* b reads before and after each delta it applies */
+    assert_int_equal(s_members(b, "run:a", "s"), 0);
+    s_heal(nodes, &rng, &now, 3);
+    assert_int_equal(s_members(b, "run:a", "s"), 1);
+    assert_int_equal(s_do(a, "run:a", "s", OP_ADD, "z"), 0);
+    s_heal(nodes, &rng, &now, 3);
+    assert_int_equal(s_members(b, "run:a", "s"), 2);
+    assert_false(s_has_key(b, "@agent-1", "s")); /* private scopes stay home */
+    assert_int_equal(s_do(a, "run:a", "s", OP_FORGET, NULL), 0);
+    assert_false(s_has_key(a, "run:a", "s"));
+    s_heal(nodes, &rng, &now, 3);
+    assert_false(s_has_key(b, "run:a", "s"));
+    s_stop(nodes);
+}
+
 static void test_history_is_replicated(void **state)
 {
     (void)state;
@@ -1126,6 +1178,7 @@ int main(void)
         cmocka_unit_test(test_gc_lagging_and_restored_replicas),
         cmocka_unit_test(test_stores_converge_through_gossip),
         cmocka_unit_test(test_history_is_replicated),
+        cmocka_unit_test(test_reads_follow_writes),
         cmocka_unit_test(test_bad_steps_are_refused),
         cmocka_unit_test(test_big_forget_step),
         cmocka_unit_test(test_catch_up_matches_kernel),
