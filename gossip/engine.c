@@ -30,6 +30,7 @@
 #include "engram/error.h"
 #include "engram/limits.h"
 #include "gossip/ctx_pool.h"
+#include "gossip/round.h"
 #include "gossip/swim.h"
 #include "proto/gossip.pb-c.h"
 
@@ -146,9 +147,8 @@ struct gossip_engine {
     bool asking_progress;     /* a part of asking_peer's answer arrived since the ask */
     uint64_t ask_turn;        /* which ALIVE member ask_digests asks for the deltas next: from the
                                  node id on, so restarted nodes spread their first pulls */
-    uint64_t *digest_order;   /* this round's periodic digest targets, shuffled (s_digest_peer) */
-    size_t digest_order_n, digest_order_cap, digest_order_at;
-    uint64_t *fault; /* the stats counter of the current message's first fault, or NULL */
+    gossip_round_t digests;   /* the members this round of periodic digests goes to */
+    uint64_t *fault;          /* the stats counter of the current message's first fault, or NULL */
     gossip_stats_t stats;
 };
 
@@ -348,7 +348,8 @@ static int s_swim_send(void *arg, uint64_t to, Engram__Gossip *msg)
     return s_send(arg, to, msg);
 }
 
-static uint64_t s_swim_random(void *arg)
+/*  The engine's random source as a callback (SWIM's, the rounds' shuffles). */
+static uint64_t s_random_of(void *arg)
 {
     return s_random(arg);
 }
@@ -446,7 +447,7 @@ gossip_engine_t *gossip_engine_new(const gossip_config_t *config, const gossip_s
                                  .suspicion_mult = config->suspicion_mult,
                                  .indirect_probes = config->indirect_probes,
                                  .sync_interval_ms = config->sync_interval_ms};
-    gossip_swim_callbacks_t callbacks = {s_swim_send,  s_swim_changed,      s_swim_random,
+    gossip_swim_callbacks_t callbacks = {s_swim_send,  s_swim_changed,      s_random_of,
                                          s_swim_admit, s_swim_verify_leave, self};
     self->config.endpoint = NULL;
     self->config.card = NULL;
@@ -491,7 +492,7 @@ void gossip_engine_destroy(gossip_engine_t **self_p)
     for (size_t i = 0; i < self->npeers; i++)
         s_peer_fini(self, &self->peers[i]);
     free(self->peers);
-    free(self->digest_order);
+    gossip_round_free(&self->digests);
     gossip_ctx_pool_destroy(&self->known_pool);
     gossip_swim_destroy(&self->swim);
     free(self);
@@ -1727,28 +1728,21 @@ static bool s_digest_peer(gossip_engine_t *self, uint64_t *peer)
 {
     const unsigned targets = 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT;
     for (int rounds = 0; rounds < 2; rounds++) {
-        while (self->digest_order_at < self->digest_order_n) {
+        while (gossip_round_next(&self->digests, peer)) {
             gossip_member_t m;
-            *peer = self->digest_order[self->digest_order_at++];
             if (gossip_swim_member(self->swim, *peer, &m) && (targets & 1u << m.state))
                 return true;
         }
         size_t size = gossip_swim_size(self->swim);
-        if (crdt_array_grow((void **)&self->digest_order, &self->digest_order_cap, size,
-                            sizeof *self->digest_order))
+        if (gossip_round_begin(&self->digests, size))
             return gossip_swim_pick(self->swim, targets, peer); /* out of memory: at random */
-        self->digest_order_n = self->digest_order_at = 0;
         for (size_t i = 0; i < size; i++) {
             gossip_member_t m;
             gossip_swim_at(self->swim, i, &m);
-            if (m.id != self->config.node_id && (targets & 1u << m.state)) {
-                size_t n = self->digest_order_n++; /* inside-out Fisher-Yates */
-                size_t j = (size_t)(s_random(self) % (n + 1));
-                if (j != n)
-                    self->digest_order[n] = self->digest_order[j];
-                self->digest_order[j] = m.id;
-            }
+            if (m.id != self->config.node_id && (targets & 1u << m.state))
+                gossip_round_add(&self->digests, m.id);
         }
+        gossip_round_shuffle(&self->digests, s_random_of, self);
     }
     return false;
 }

@@ -22,6 +22,7 @@
 
 #include "crdt/array.h"
 #include "engram/error.h"
+#include "gossip/round.h"
 
 /*  Piggybacked records per ping, ping-req or pong, at most. */
 #define MAX_PIGGYBACK 8
@@ -94,8 +95,7 @@ struct gossip_swim {
     uint64_t next_probe_ms, next_sync_ms;
     uint64_t next_seq;
     s_probe_t probe;
-    uint64_t *probe_order; /* shuffled ids, round-robin */
-    size_t probe_n, probe_at, probe_cap;
+    gossip_round_t probes; /* the members this round of probes goes to */
     s_relay_t *relays;
     size_t nrelays, relays_cap;
     unsigned health;           /* Lifeguard local health score, 0..MAX_HEALTH */
@@ -497,7 +497,7 @@ void gossip_swim_destroy(gossip_swim_t **self_p)
     for (size_t i = 0; i < self->nmembers; i++)
         s_member_fini(&self->members[i]);
     free(self->members);
-    free(self->probe_order);
+    gossip_round_free(&self->probes);
     free(self->relays);
     free(self);
     *self_p = NULL;
@@ -934,26 +934,20 @@ int gossip_swim_receive(gossip_swim_t *self, uint64_t from, const Engram__Gossip
 static s_member_t *s_next_target(gossip_swim_t *self)
 {
     for (size_t tries = 0; tries <= 2 * self->nmembers + 1; tries++) {
-        if (self->probe_at >= self->probe_n) {
-            if (crdt_array_grow((void **)&self->probe_order, &self->probe_cap, self->nmembers,
-                                sizeof *self->probe_order))
+        uint64_t id;
+        if (!gossip_round_next(&self->probes, &id)) {
+            if (gossip_round_begin(&self->probes, self->nmembers))
                 return NULL;
-            self->probe_n = self->probe_at = 0;
             for (size_t i = 0; i < self->nmembers; i++) {
                 s_member_t *m = &self->members[i];
                 if (m->id != self->config.node_id && m->state != GOSSIP_LEFT)
-                    self->probe_order[self->probe_n++] = m->id;
+                    gossip_round_add(&self->probes, m->id);
             }
-            for (size_t i = self->probe_n; i > 1; i--) {
-                size_t j = s_random(self) % i;
-                uint64_t tmp = self->probe_order[i - 1];
-                self->probe_order[i - 1] = self->probe_order[j];
-                self->probe_order[j] = tmp;
-            }
-            if (!self->probe_n)
+            gossip_round_shuffle(&self->probes, self->cb.random, self->cb.arg);
+            if (!gossip_round_next(&self->probes, &id))
                 return NULL;
         }
-        s_member_t *m = s_member(self, self->probe_order[self->probe_at++]);
+        s_member_t *m = s_member(self, id);
         if (!m || m->state == GOSSIP_LEFT || m->id == self->config.node_id)
             continue;
         if (m->state == GOSSIP_DEAD && s_random(self) % DEAD_PROBE_ODDS != 0)

@@ -1101,6 +1101,72 @@ static void test_periodic_digests_reach_every_member_each_round(void **state)
         s_node_fini(&nodes[i]);
 }
 
+static bool s_drop_to_laggards(int index, uint64_t to)
+{
+    (void)index;
+    return to == 110 || to == 220;
+}
+
+/*  The stable cut of a larger cluster, where most members hold one pooled context and the
+ *  cut skips a copy it met already: it is still the meet of every member's context, held back
+ *  by a laggard in the middle of the members and by one after many equal ones. */
+static void test_stable_cut_meets_every_member(void **state)
+{
+    (void)state;
+    enum { N = 20 };
+    node_t nodes[N];
+    for (int i = 0; i < N; i++)
+        s_node(&nodes[i], 11 * (uint64_t)(i + 1), 65536);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++)
+            if (i != j)
+                gossip_engine_add_peer(nodes[i].engine, 11 * (uint64_t)(j + 1));
+    s_write(&nodes[0], "run:a", "k", "one");
+    s_tick_run(nodes, N, 1000, 6000); /* more than two rounds of digests */
+    const crdt_ctx_t *ours = crdt_scope_ctx(nodes[0].store.scopes[0]);
+    crdt_ctx_t *cut = gossip_engine_stable_cut(nodes[0].engine, "run:a");
+    assert_non_null(cut);
+    assert_true(crdt_ctx_equal(cut, ours));
+    crdt_ctx_destroy(&cut);
+    crdt_ctx_t *before = crdt_ctx_dup(ours);
+    /* 110 (the 10th member) and 220 (the last, after 18 equal contexts) miss two writes */
+    s_write(&nodes[0], "run:a", "k", "two");
+    s_write(&nodes[0], "run:a", "j", "three");
+    for (uint64_t now = 6000; now < 11000; now += 100) {
+        for (int i = 0; i < N; i++)
+            gossip_engine_tick(nodes[i].engine, now);
+        s_run_at(nodes, N, s_drop_to_laggards, now);
+    }
+    crdt_ctx_t *model = crdt_ctx_dup(crdt_scope_ctx(nodes[0].store.scopes[0]));
+    for (int i = 1; i < N; i++) {
+        const crdt_ctx_t *theirs =
+            gossip_engine_peer_ctx(nodes[0].engine, nodes[i].store.id, "run:a");
+        assert_non_null(theirs);
+        crdt_ctx_t *meet = crdt_ctx_meet(model, theirs);
+        crdt_ctx_destroy(&model);
+        model = meet;
+    }
+    cut = gossip_engine_stable_cut(nodes[0].engine, "run:a");
+    assert_non_null(cut);
+    assert_true(crdt_ctx_equal(cut, model));
+    assert_true(crdt_ctx_equal(cut, before));
+    crdt_ctx_destroy(&cut);
+    /* 220 is decommissioned: 110 alone holds the cut back, until it catches up */
+    assert_int_equal(gossip_engine_leave(nodes[0].engine, 220, (const uint8_t *)"admin", 5), 0);
+    cut = gossip_engine_stable_cut(nodes[0].engine, "run:a");
+    assert_true(crdt_ctx_equal(cut, before));
+    crdt_ctx_destroy(&cut);
+    s_tick_run(nodes, N, 11000, 16000);
+    cut = gossip_engine_stable_cut(nodes[0].engine, "run:a");
+    assert_non_null(cut);
+    assert_true(crdt_ctx_equal(cut, crdt_scope_ctx(nodes[0].store.scopes[0])));
+    crdt_ctx_destroy(&cut);
+    crdt_ctx_destroy(&model);
+    crdt_ctx_destroy(&before);
+    for (int i = 0; i < N; i++)
+        s_node_fini(&nodes[i]);
+}
+
 /*  Hooks: the only valid card, and the only valid statement, is "ok"; changed counts LEFT
  *  records. */
 static bool s_ok(void *arg, uint64_t id, const uint8_t *bytes, size_t len)
@@ -1185,6 +1251,7 @@ int main(void)
         cmocka_unit_test(test_unsent_ask_is_not_awaited),
         cmocka_unit_test(test_pull_unseen_brings_lost_dots_back),
         cmocka_unit_test(test_periodic_digests_reach_every_member_each_round),
+        cmocka_unit_test(test_stable_cut_meets_every_member),
         cmocka_unit_test(test_lean_notes_only_to_peers_that_read_them),
         cmocka_unit_test(test_lean_answers_only_to_peers_that_read_them),
         cmocka_unit_test(test_membership_runs_through_swim),
