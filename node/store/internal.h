@@ -46,7 +46,12 @@ struct node_store {
     rocksdb_cache_t *block_cache;
     rocksdb_column_family_handle_t *cf[CF_COUNT];
     rocksdb_writeoptions_t *write_options; /* never sync: node_store_sync does the fsync */
-    rocksdb_readoptions_t *read_options;
+    rocksdb_readoptions_t *read_options;   /* total order: scans may cross objects */
+    /* The entries families (CF_ENTRIES, CF_PRIVATE) know an object's prefix, sid \0 key \0
+     * (store.c): their memtables and tables keep bloom filters of it, so a read of an object
+     * that is not in a memtable or a table skips it without a seek. */
+    rocksdb_options_t *entries_options;
+    rocksdb_readoptions_t *object_read_options; /* prefix mode: one object's entries */
     bool durability_sync;
     node_identity_t identity;
     uint64_t replica;
@@ -66,9 +71,10 @@ struct node_store {
     bool volume_full;              /* the last measurement found less than min_free */
     search_tokenizer_t *tokenizer; /* the index's terms (English) */
     /* An object read seeks an iterator of its entries' column family (store__scan_entries).
-     * Making one costs a get as much as a third of its seek, so one per family is kept while
-     * nothing is written: store__write_batch, the only writer of those families, drops both, so
-     * a kept iterator always sees what a new one would. */
+     * Making one costs a get as much as a third of its seek, so one per family (in prefix mode,
+     * object_read_options) is kept while nothing is written: store__write_batch, the only
+     * writer of those families, drops both, so a kept iterator always sees what a new one
+     * would. */
     rocksdb_iterator_t *entry_iters[2]; /* CF_ENTRIES, CF_PRIVATE; NULL: none kept */
 };
 

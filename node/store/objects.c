@@ -31,11 +31,14 @@ int store__scan_entries(node_store_t *self, const char *sid, const char *key, co
         free(prefix.data);
         return ENGRAM_ENOMEM;
     }
-    rocksdb_iterator_t **kept = &self->entry_iters[store__is_private(sid)];
-    if (!*kept)
-        *kept =
-            rocksdb_create_iterator_cf(self->db, self->read_options, store__entries_cf(self, sid));
-    rocksdb_iterator_t *it = *kept;
+    /* one object: the kept iterator, in prefix mode; a whole scope: a new one in total order */
+    rocksdb_iterator_t **kept = key ? &self->entry_iters[store__is_private(sid)] : NULL;
+    if (kept && !*kept)
+        *kept = rocksdb_create_iterator_cf(self->db, self->object_read_options,
+                                           store__entries_cf(self, sid));
+    rocksdb_iterator_t *it = kept ? *kept
+                                  : rocksdb_create_iterator_cf(self->db, self->read_options,
+                                                               store__entries_cf(self, sid));
     int rc = 0;
     size_t skip = strlen(sid) + 1;
     for (rocksdb_iter_seek(it, (const char *)prefix.data, prefix.len);
@@ -58,6 +61,8 @@ int store__scan_entries(node_store_t *self, const char *sid, const char *key, co
         if (first_only)
             break;
     }
+    if (!kept)
+        return store__iter_end(it, &prefix, rc);
     free(prefix.data);
     char *err = NULL;
     rocksdb_iter_get_error(it, &err);

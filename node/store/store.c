@@ -289,6 +289,46 @@ search_tokenizer_t *node_store_tokenizer(node_store_t *self)
     return self->tokenizer;
 }
 
+/*  Of each entries family's write buffer (64 MiB by default), the share its memtable's bloom
+ *  filter of object prefixes takes. */
+#define ENTRIES_MEMTABLE_BLOOM_RATIO 0.05
+
+/*  The entries families' prefix extractor: an entry key's object, sid \0 key \0 (keys.c). */
+static char *s_object_prefix(void *state, const char *key, size_t len, size_t *prefix_len)
+{
+    (void)state;
+    const char *sid_end = memchr(key, 0, len);
+    const char *key_end =
+        sid_end ? memchr(sid_end + 1, 0, len - (size_t)(sid_end + 1 - key)) : NULL;
+    *prefix_len = key_end ? (size_t)(key_end + 1 - key) : len;
+    return (char *)key;
+}
+
+static void s_object_prefix_free(void *state)
+{
+    (void)state; /* stateless; RocksDB calls this when its last options object goes */
+}
+
+static unsigned char s_object_in_domain(void *state, const char *key, size_t len)
+{
+    (void)state;
+    const char *sid_end = memchr(key, 0, len);
+    return sid_end && memchr(sid_end + 1, 0, len - (size_t)(sid_end + 1 - key)) != NULL;
+}
+
+static unsigned char s_object_in_range(void *state, const char *key, size_t len)
+{
+    (void)state, (void)key, (void)len;
+    return 0; /* unused by RocksDB */
+}
+
+static const char *s_object_prefix_name(void *state)
+{
+    (void)state;
+    return "engram.object.1"; /* recorded in each table: tables of another prefix are not filtered
+                                 by it */
+}
+
 int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p, char *why,
                     size_t why_len)
 {
@@ -321,10 +361,21 @@ int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p
     rocksdb_options_set_block_based_table_factory(self->options, self->table_options);
     self->write_options = rocksdb_writeoptions_create();
     self->read_options = rocksdb_readoptions_create();
+    /* scans across objects (a scope, a listing): RocksDB's rule with a prefix extractor */
+    rocksdb_readoptions_set_total_order_seek(self->read_options, 1);
+    self->object_read_options = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_prefix_same_as_start(self->object_read_options, 1);
+    self->entries_options = rocksdb_options_create_copy(self->options);
+    rocksdb_options_set_prefix_extractor(
+        self->entries_options,
+        rocksdb_slicetransform_create(NULL, s_object_prefix_free, s_object_prefix,
+                                      s_object_in_domain, s_object_in_range, s_object_prefix_name));
+    rocksdb_options_set_memtable_prefix_bloom_size_ratio(self->entries_options,
+                                                         ENTRIES_MEMTABLE_BLOOM_RATIO);
 
     const rocksdb_options_t *cf_options[CF_COUNT];
     for (int i = 0; i < CF_COUNT; i++)
-        cf_options[i] = self->options;
+        cf_options[i] = i == CF_ENTRIES || i == CF_PRIVATE ? self->entries_options : self->options;
     char *err = NULL;
     if (zsys_dir_create("%s", dir) != 0) {
         snprintf(why, why_len, "cannot create data directory '%s'", dir);
@@ -392,10 +443,12 @@ void node_store_close(node_store_t **self_p)
         rocksdb_close(self->db);
     }
     rocksdb_options_destroy(self->options);
+    rocksdb_options_destroy(self->entries_options);
     rocksdb_block_based_options_destroy(self->table_options);
     rocksdb_cache_destroy(self->block_cache);
     rocksdb_writeoptions_destroy(self->write_options);
     rocksdb_readoptions_destroy(self->read_options);
+    rocksdb_readoptions_destroy(self->object_read_options);
     search_tokenizer_destroy(&self->tokenizer);
     zhash_destroy(&self->contexts);
     zhash_destroy(&self->prunes);

@@ -16,6 +16,9 @@
  *    meta      "identity" -> public key | secret key;  "replica" -> u64;  "hlc" -> u64;
  *              "running" -> durability of the live process, or "restored";
  *              "ctx/" sid -> Context;  "prune/" sid -> Context (the scope's prune cut)
+ *  The entries and private families know an object's prefix, sid \0 key \0: their memtables
+ *  and tables keep bloom filters of it, so reading an object skips every memtable and table
+ *  that holds none of its entries (writing to a new key reads one first).
  *
  *  Writing: the caller loads an object into a view (node_store_view), runs a CRDT mutator on
  *  it, and hands the delta to node_store_apply, which writes everything the operation changes

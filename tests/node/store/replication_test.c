@@ -24,7 +24,8 @@
  *  they heard each other: the stores put the values back, byte for byte (the mirror joins the
  *  steps whole), and refuse a lean step without its entry or with a value of its own.
  *
- *  Object reads run on a kept iterator: a read after a write, local or replicated, sees it.
+ *  Object reads run on a kept iterator: a read after a write, local or replicated, sees it;
+ *  they filter by object (a prefix bloom), in memtables and tables alike.
  */
 #include "prop.h"
 
@@ -827,6 +828,62 @@ static void test_reads_follow_writes(void **state)
     s_stop(nodes);
 }
 
+/*  Writes the store's entries families to tables (RocksDB flushes their memtables). */
+static void s_flush_entries(node_t *n)
+{
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    node_store_t *st = n->store;
+    const int cfs[] = {CF_ENTRIES, CF_PRIVATE};
+    for (size_t i = 0; i < 2; i++) {
+        char *err = NULL;
+        rocksdb_flush_cf(st->db, fo, st->cf[cfs[i]], &err);
+        assert_null(err);
+    }
+    rocksdb_flushoptions_destroy(fo);
+}
+
+/*  The entries families filter by object (sid \0 key \0) in their memtables and tables: each
+ *  object is found whole wherever its entries are (a table, a memtable, both), also beside
+ *  keys it is a prefix of, one element of it too, and nothing else is; a whole scope is still
+ *  read across objects. */
+static void test_objects_read_from_tables(void **state)
+{
+    (void)state;
+    node_t nodes[NODES], *a = &nodes[0];
+    s_start(nodes);
+    const char *const sids[] = {"run:a", "@agent-1"};
+    const char *const keys[] = {"a", "ab", "a b", "b"};
+    const char *const elems[] = {"x", "y", "z", "w"};
+    for (size_t s = 0; s < 2; s++)
+        for (size_t k = 0; k < 4; k++)
+            for (size_t e = 0; e <= k; e++)
+                assert_int_equal(s_do(a, sids[s], keys[k], OP_ADD, elems[e]), 0);
+    s_flush_entries(a);
+    assert_int_equal(s_do(a, "run:a", "ab", OP_ADD, "v"), 0); /* in the memtable */
+    for (size_t s = 0; s < 2; s++) {
+        for (size_t k = 0; k < 4; k++) {
+            size_t extra = s == 0 && k == 1;
+            assert_int_equal(s_members(a, sids[s], keys[k]), k + 1 + extra);
+            crdt_scope_t *view = NULL;
+            unsigned types = 0;
+            assert_int_equal(
+                node_store_view(a->store, sids[s], keys[k], NODE_VIEW_ELEM, "x", &view, &types), 0);
+            assert_int_equal(types, 1u << CRDT_SET);
+            assert_int_equal(crdt_scope_entries(view), 1);
+            crdt_scope_destroy(&view);
+        }
+        assert_false(s_has_key(a, sids[s], "aa"));
+        assert_false(s_has_key(a, sids[s], "c"));
+        assert_false(s_has_key(a, sids[s], "a b "));
+    }
+    crdt_scope_t *whole = s_whole(a, "run:a");
+    assert_non_null(whole);
+    assert_int_equal(crdt_scope_entries(whole), 1 + 2 + 3 + 4 + 1);
+    crdt_scope_destroy(&whole);
+    s_stop(nodes);
+}
+
 static void test_history_is_replicated(void **state)
 {
     (void)state;
@@ -1179,6 +1236,7 @@ int main(void)
         cmocka_unit_test(test_stores_converge_through_gossip),
         cmocka_unit_test(test_history_is_replicated),
         cmocka_unit_test(test_reads_follow_writes),
+        cmocka_unit_test(test_objects_read_from_tables),
         cmocka_unit_test(test_bad_steps_are_refused),
         cmocka_unit_test(test_big_forget_step),
         cmocka_unit_test(test_catch_up_matches_kernel),
