@@ -1672,6 +1672,9 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
     gossip_swim_fault_t fault = GOSSIP_SWIM_FAULT_NONE;
     if (rc == 0)
         rc = gossip_swim_check_sender(self->swim, from, gossip, now_ms, &fault);
+    s_peer_t *sender = NULL; /* what it reads: from this message on, its own answer included */
+    if (rc == 0 && s_peer(self, from, &sender) == 0 && sender)
+        sender->schema_minor = gossip->schema_minor;
     if (rc == 0) {
         switch (gossip->body_case) {
         case ENGRAM__GOSSIP__BODY_PUSH:
@@ -1691,7 +1694,7 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
         }
     }
     s_swim_stats(self);
-    s_peer_t *sender = NULL; /* what it reads (a downgrade too), after any change of its record */
+    /* and again after any change of its record the message made (a restart it announces) */
     if ((rc == 0 || rc == S_UNSTORED) && s_peer(self, from, &sender) == 0 && sender)
         sender->schema_minor = gossip->schema_minor;
     if (gossip)
