@@ -1672,7 +1672,9 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
     gossip_swim_fault_t fault = GOSSIP_SWIM_FAULT_NONE;
     if (rc == 0)
         rc = gossip_swim_check_sender(self->swim, from, gossip, now_ms, &fault);
-    s_peer_t *sender = NULL; /* what it reads: from this message on, its own answer included */
+    /* What the sender reads, from this message on (its own answer included): the envelope
+     * says so whatever its body turns out to be, once SWIM admitted the sender. */
+    s_peer_t *sender = NULL;
     if (rc == 0 && s_peer(self, from, &sender) == 0 && sender)
         sender->schema_minor = gossip->schema_minor;
     if (rc == 0) {

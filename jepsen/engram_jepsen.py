@@ -390,11 +390,12 @@ class Node:
             cmd += ["--join", f"tcp://{self.c.net.ips[1]}:{GOSSIP_PORT}"]
         env = dict(os.environ)
         # The resources check bounds what the node itself holds. A sanitized build's allocator
-        # keeps up to 256 MiB of freed memory (its quarantine) by default, which alone took a
-        # node past the limit in 20 s (561 MiB, seed 3146019943); capped, the same cell's nodes
-        # peaked at 124-239 MiB. Builds without ASan ignore the option.
-        env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS", ""),
-                                                     f"quarantine_size_mb={ASAN_QUARANTINE_MB}"]))
+        # keeps up to 256 MiB of freed memory (its quarantine) by default, which with the node's
+        # own took a node past the limit in 20 s (561 MiB, seed 3146019943); capped, the same
+        # cell's nodes peaked at 124-239 MiB. Builds without ASan ignore the option; a cap the
+        # caller's ASAN_OPTIONS give comes later and wins.
+        env["ASAN_OPTIONS"] = ":".join(filter(None, [f"quarantine_size_mb={ASAN_QUARANTINE_MB}",
+                                                     env.get("ASAN_OPTIONS", "")]))
         preload = []
         if self.c.faketime and (skew or self.c.clock_faults):
             # Every node of a cell with clock faults runs under libfaketime reading its offset

@@ -143,8 +143,7 @@ int node_store_checkpoint(node_store_t *self, const char *dir)
     /* Mark the copy, so that a store opened from it takes a new replica id (its counters
      * will be behind once this store issues more dots). */
     const rocksdb_options_t *cf_options[CF_COUNT];
-    for (int i = 0; i < CF_COUNT; i++)
-        cf_options[i] = self->options;
+    store__cf_options(self, cf_options);
     rocksdb_column_family_handle_t *cf[CF_COUNT] = {0};
     rocksdb_t *db = rocksdb_open_column_families(self->options, dir, CF_COUNT, store__cf_names,
                                                  cf_options, cf, &err);

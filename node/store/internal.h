@@ -49,7 +49,9 @@ struct node_store {
     rocksdb_readoptions_t *read_options;   /* total order: scans may cross objects */
     /* The entries families (CF_ENTRIES, CF_PRIVATE) know an object's prefix, sid \0 key \0
      * (store.c): their memtables and tables keep bloom filters of it, so a read of an object
-     * that is not in a memtable or a table skips it without a seek. */
+     * that is not in a memtable or a table skips it without a seek. The cost: each memtable
+     * of those families allocates its bloom up front (ENTRIES_MEMTABLE_BLOOM_RATIO of the
+     * 64 MiB write buffer, 3.2 MiB), and their tables' filters hold prefixes beside keys. */
     rocksdb_options_t *entries_options;
     rocksdb_readoptions_t *object_read_options; /* prefix mode: one object's entries */
     bool durability_sync;
@@ -71,10 +73,12 @@ struct node_store {
     bool volume_full;              /* the last measurement found less than min_free */
     search_tokenizer_t *tokenizer; /* the index's terms (English) */
     /* An object read seeks an iterator of its entries' column family (store__scan_entries).
-     * Making one costs a get as much as a third of its seek, so one per family (in prefix mode,
-     * object_read_options) is kept while nothing is written: store__write_batch, the only
-     * writer of those families, drops both, so a kept iterator always sees what a new one
-     * would. */
+     * Making one cost a get about a quarter of what its seek costs, so one per family (in
+     * prefix mode, object_read_options) is kept while nothing is written: store__write_batch,
+     * the only writer of those families, drops both, so a kept iterator always sees what a new
+     * one would. An iterator pins the memtables and tables it was made on (a flushed memtable's
+     * memory, compacted tables' disk space), so node_store_purge, on the server's purge timer
+     * (every second by default), drops them too, writes or not. */
     rocksdb_iterator_t *entry_iters[2]; /* CF_ENTRIES, CF_PRIVATE; NULL: none kept */
 };
 
@@ -190,6 +194,9 @@ void store__put_ctx(zhash_t *map, const char *sid, crdt_ctx_t **ctx_p);
 int store__iter_end(rocksdb_iterator_t *it, store_key_t *key, int rc);
 /*  Destroys the kept entries iterators (see entry_iters). */
 void store__drop_entry_iters(node_store_t *self);
+/*  Each column family's options, in the order of the enum (the entries families have their
+ *  own: entries_options), for opening the database or a copy of it. */
+void store__cf_options(const node_store_t *self, const rocksdb_options_t *cf_options[CF_COUNT]);
 
 /*  Ends a write: writes batch unless rc is already an error, destroys it and key's buffer;
  *  then *ctx_p (taken) becomes sid's entry in map, or is destroyed if the write failed.

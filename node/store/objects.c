@@ -599,6 +599,7 @@ int node_store_object_entries(node_store_t *self, const char *sid, const char *k
 int node_store_purge(node_store_t *self, uint64_t now_ms, uint64_t *purged)
 {
     *purged = 0;
+    store__drop_entry_iters(self); /* on the purge timer: a kept iterator pins what it saw */
     if (self->failed)
         return self->failed;
     rocksdb_iterator_t *it =

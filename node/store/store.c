@@ -329,6 +329,12 @@ static const char *s_object_prefix_name(void *state)
                                  by it */
 }
 
+void store__cf_options(const node_store_t *self, const rocksdb_options_t *cf_options[CF_COUNT])
+{
+    for (int i = 0; i < CF_COUNT; i++)
+        cf_options[i] = i == CF_ENTRIES || i == CF_PRIVATE ? self->entries_options : self->options;
+}
+
 int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p, char *why,
                     size_t why_len)
 {
@@ -374,8 +380,7 @@ int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p
                                                          ENTRIES_MEMTABLE_BLOOM_RATIO);
 
     const rocksdb_options_t *cf_options[CF_COUNT];
-    for (int i = 0; i < CF_COUNT; i++)
-        cf_options[i] = i == CF_ENTRIES || i == CF_PRIVATE ? self->entries_options : self->options;
+    store__cf_options(self, cf_options);
     char *err = NULL;
     if (zsys_dir_create("%s", dir) != 0) {
         snprintf(why, why_len, "cannot create data directory '%s'", dir);

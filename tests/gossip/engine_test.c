@@ -916,7 +916,7 @@ static void s_deliver_as_minor(node_t *from, node_t *to, uint32_t minor, uint64_
         assert_non_null(out);
         size_t n = engram__gossip__pack(g, out);
         if (peer == to->store.id)
-            gossip_engine_receive(to->engine, from->store.id, out, n, now_ms);
+            assert_int_equal(gossip_engine_receive(to->engine, from->store.id, out, n, now_ms), 0);
         free(out);
         engram__gossip__free_unpacked(g, NULL);
         free(buf);

@@ -46,6 +46,7 @@ static void test_each_member_once_per_round(void **state)
         assert_true(first[i] >= 100 && first[i] < 100 + MEMBERS);
         assert_false(seen[first[i] - 100]);
         seen[first[i] - 100] = true;
+        assert_true(second[i] >= 100 && second[i] < 100 + MEMBERS);
         assert_false(seen2[second[i] - 100]);
         seen2[second[i] - 100] = true;
     }
