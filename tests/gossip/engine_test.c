@@ -588,15 +588,21 @@ static bool s_drop_to_33(int index, uint64_t to)
     return to == 33;
 }
 
+/*  Nodes 11, 22, ... 11 * count, each the others' peer. */
+static void s_mesh(node_t *nodes, int count)
+{
+    for (int i = 0; i < count; i++)
+        s_node(&nodes[i], 11 * (uint64_t)(i + 1), 65536);
+    for (int i = 0; i < count; i++)
+        for (int j = 0; j < count; j++)
+            if (i != j)
+                gossip_engine_add_peer(nodes[i].engine, 11 * (uint64_t)(j + 1));
+}
+
 /*  Nodes 11, 22 and 33, each the others' peer. */
 static void s_trio(node_t nodes[3])
 {
-    for (int i = 0; i < 3; i++)
-        s_node(&nodes[i], 11 * (uint64_t)(i + 1), 65536);
-    for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 3; j++)
-            if (i != j)
-                gossip_engine_add_peer(nodes[i].engine, 11 * (uint64_t)(j + 1));
+    s_mesh(nodes, 3);
 }
 
 /*  A node that missed a write gets pushes that depend on it from two peers: it asks only the
@@ -1087,12 +1093,7 @@ static void test_periodic_digests_reach_every_member_each_round(void **state)
     (void)state;
     enum { N = 9 };
     node_t nodes[N];
-    for (int i = 0; i < N; i++)
-        s_node(&nodes[i], 11 * (uint64_t)(i + 1), 65536);
-    for (int i = 0; i < N; i++)
-        for (int j = 0; j < N; j++)
-            if (i != j)
-                gossip_engine_add_peer(nodes[i].engine, 11 * (uint64_t)(j + 1));
+    s_mesh(nodes, N);
     s_write(&nodes[0], "run:a", "k", "v");
     s_run(nodes, N, NULL);
     int heard[N] = {0};
@@ -1138,12 +1139,7 @@ static void test_stable_cut_meets_every_member(void **state)
     (void)state;
     enum { N = 20 };
     node_t nodes[N];
-    for (int i = 0; i < N; i++)
-        s_node(&nodes[i], 11 * (uint64_t)(i + 1), 65536);
-    for (int i = 0; i < N; i++)
-        for (int j = 0; j < N; j++)
-            if (i != j)
-                gossip_engine_add_peer(nodes[i].engine, 11 * (uint64_t)(j + 1));
+    s_mesh(nodes, N);
     s_write(&nodes[0], "run:a", "k", "one");
     s_tick_run(nodes, N, 1000, 6000); /* more than two rounds of digests */
     const crdt_ctx_t *ours = crdt_scope_ctx(nodes[0].store.scopes[0]);
