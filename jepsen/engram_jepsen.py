@@ -1426,6 +1426,8 @@ class AclActor(threading.Thread):
         self.stop_ev = stop
         self.clients = clients
         self.revocations = []  # {kind, agent, pid, statement, revocation, issued, learned}
+        # revocations whose outcome is unknown (the node did not answer): {agent, pid, invoked}
+        self.maybe_revoked = []
         self.error = None
 
     def run(self):
@@ -1447,7 +1449,15 @@ class AclActor(threading.Thread):
                     rid = self.c.admin("--socket", self.c.nodes[node].api, "acl", "revoke",
                                        target).strip()
                 except RuntimeError as e:
-                    self.h.event("revoke-failed", agent=agent, err=str(e)[:200])
+                    # No answer is no outcome: the request may have reached the node after the
+                    # CLI gave up (a node coming back takes what waited in the client's queue),
+                    # and then the revocation holds. Refusals of that agent are allowed from
+                    # then on; none are required.
+                    unknown = any(w in str(e) for w in ("no reply", "unavailable", "timed out"))
+                    if unknown:
+                        self.maybe_revoked.append(dict(agent=agent, pid=pid, invoked=invoked))
+                    self.h.event("revoke-unknown" if unknown else "revoke-failed", agent=agent,
+                                 err=str(e)[:200])
                     continue
                 rev = dict(kind=kind, agent=agent, pid=pid, statement=target, revocation=rid,
                            node=node, invoked=invoked, issued=now(), learned={})
@@ -2367,13 +2377,17 @@ class Checker:
         """Revocations racing reads: once a node held a revocation, it serves no read that
         shows what the revoked agent wrote (allow-user revoked: the retrospective check), and
         serves the revoked agent nothing (allow-user) or no read of the scope (scope grant).
-        Refusals are allowed only for revoked agents; propagation times are reported."""
+        Refusals are allowed only for revoked agents, and for agents whose revocation got no
+        answer (it may have held); propagation times are reported."""
         revs = self.extra.get("revocations", [])
         adds = self.of("set-add")
         c = self.counts["acl"]
         c["revocations"] = len(revs)
         prop = []
         revoked_pids = {}
+        for maybe in self.extra.get("maybe_revoked", []):  # no answer: perhaps revoked
+            revoked_pids[maybe["pid"]] = min(revoked_pids.get(maybe["pid"], 1e18),
+                                             maybe["invoked"])
         for rev in revs:
             revoked_pids[rev["pid"]] = min(revoked_pids.get(rev["pid"], 1e18), rev["invoked"])
             for name, t in rev["learned"].items():
@@ -2692,6 +2706,12 @@ def self_test():
         ("acl: revocation never reached a node",
          lambda o, s, c, e: e["revocations"][0]["learned"].pop("n3"), {"acl"}, "acl"),
         ("acl: agent refused before its revocation", opv(30, "rc", 6), {"acl"}, "acl"),
+        ("acl: agent refused after a revocation that got no answer: fine",
+         both(opv(30, "rc", 6), lambda o, s, c, e: e.__setitem__(
+             "maybe_revoked", [dict(agent="agent-11", pid=11, invoked=21)])), set(), "acl"),
+        ("acl: agent refused before a revocation that got no answer",
+         both(opv(30, "rc", 6), lambda o, s, c, e: e.__setitem__(
+             "maybe_revoked", [dict(agent="agent-11", pid=11, invoked=23)])), {"acl"}, "acl"),
         ("acl: a refusal of an op running when its revocation was invoked: fine",
          lambda o, s, c, e: o[31].update(invoke=19.5, complete=20.3), set(), "acl"),
         ("acl: a refusal of an op done before its revocation was invoked",
@@ -2899,6 +2919,7 @@ def run_cell(cfg):
                      clock_refusals=sampler.clock_refusals(),
                      clock_big="clock-big" in nemeses,
                      revocations=actor.revocations if actor else [],
+                     maybe_revoked=actor.maybe_revoked if actor else [],
                      durability=cfg.get("durability", "sync"))
         if subscribers:
             extra["subscribers"] = [dict(node=f"n{s.idx + 1}", events=s.events, gaps=s.gaps)
