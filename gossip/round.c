@@ -1,6 +1,7 @@
 /*  gossip_round: members visited in rounds, each round in a new random order (round.h). */
 #include "gossip/round.h"
 
+#include <assert.h>
 #include <stdlib.h>
 
 #include "crdt/array.h"
@@ -13,6 +14,7 @@ int gossip_round_begin(gossip_round_t *self, size_t members)
 
 void gossip_round_add(gossip_round_t *self, uint64_t id)
 {
+    assert(self->n < self->cap);
     if (self->n < self->cap)
         self->ids[self->n++] = id;
 }

@@ -5,9 +5,9 @@
  *  of N - 1 intervals (a sender picking at random takes about N ln N picks to reach them all).
  *
  *  Invariants: after gossip_round_shuffle, ids[0..n) is a permutation of the ids added since
- *  gossip_round_begin, drawn by Fisher-Yates from the end with n - 1 draws of the caller's
- *  random source; gossip_round_next hands each out once, in that order. A member that changed
- *  state since the round began is still handed out: callers check it again.
+ *  gossip_round_begin, drawn by Fisher-Yates from the end with one draw of the caller's random
+ *  source per position after the first; gossip_round_next hands each out once, in that order. A
+ * member that changed state since the round began is still handed out: callers check it again.
  *
  *  Ownership: the round owns ids (freed by gossip_round_free). Single-threaded.
  */
@@ -25,7 +25,8 @@ typedef struct {
 
 /*  Empties the round and makes room for up to `members` ids. 0 or ENGRAM_ENOMEM. */
 int gossip_round_begin(gossip_round_t *self, size_t members);
-/*  Adds a member to the round being built; one past the number given to begin is ignored. */
+/*  Adds a member to the round being built: at most the number given to begin (asserted; an
+ *  add past the room begin made is dropped where asserts are off). */
 void gossip_round_add(gossip_round_t *self, uint64_t id);
 /*  Puts the round's members in a random order, from draw(arg) (a uniform 64-bit number). */
 void gossip_round_shuffle(gossip_round_t *self, uint64_t (*draw)(void *arg), void *arg);

@@ -65,7 +65,7 @@ static const s_setting_t s_settings[] = {
      .help = "requests applied and made durable by one group commit"},
     {.flag = "--purge-interval-ms", .value = "N", .kind = S_U64,
      .offset = FIELD(api.purge_interval_ms), .max = 86400000,
-     .number = ENGRAM_DEFAULT_PURGE_INTERVAL_MS, .help = "how often expired objects are purged"},
+     .number = ENGRAM_DEFAULT_PURGE_INTERVAL_MS, .help = "how often expired objects are purged (and kept read iterators let go)"},
     {.flag = "--list-limit", .value = "N", .kind = S_UINT, .offset = FIELD(api.list_limit),
      .max = 100000, .number = ENGRAM_DEFAULT_LIST_LIMIT,
      .help = "most keys one list reply returns"},
