@@ -189,6 +189,8 @@ bool store__parse_entry_key(const char *raw, size_t len, size_t skip, const char
 /*  map[sid] := *ctx_p (owned, the old one freed). */
 void store__put_ctx(zhash_t *map, const char *sid, crdt_ctx_t **ctx_p);
 
+/*  The iterator's error (logged), or 0. */
+int store__iter_error(rocksdb_iterator_t *it);
 /*  Ends a scan: destroys the iterator and key's buffer (key may be NULL); returns rc, or if
  *  rc is 0 the iterator's error. */
 int store__iter_end(rocksdb_iterator_t *it, store_key_t *key, int rc);

@@ -64,11 +64,9 @@ int store__scan_entries(node_store_t *self, const char *sid, const char *key, co
     if (!kept)
         return store__iter_end(it, &prefix, rc);
     free(prefix.data);
-    char *err = NULL;
-    rocksdb_iter_get_error(it, &err);
-    if (err) /* a kept iterator that failed is not kept */
+    int iter_rc = store__iter_error(it);
+    if (iter_rc) /* a kept iterator that failed is not kept */
         store__drop_entry_iters(self);
-    int iter_rc = store__rocks_error(&err);
     return rc ? rc : iter_rc;
 }
 

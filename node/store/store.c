@@ -83,16 +83,21 @@ void store__drop_entry_iters(node_store_t *self)
         }
 }
 
-int store__iter_end(rocksdb_iterator_t *it, store_key_t *key, int rc)
+int store__iter_error(rocksdb_iterator_t *it)
 {
     char *err = NULL;
     rocksdb_iter_get_error(it, &err);
+    return store__rocks_error(&err);
+}
+
+int store__iter_end(rocksdb_iterator_t *it, store_key_t *key, int rc)
+{
+    int iter_rc = store__iter_error(it);
     rocksdb_iter_destroy(it);
     if (key) {
         free(key->data);
         key->data = NULL;
     }
-    int iter_rc = store__rocks_error(&err);
     return rc ? rc : iter_rc;
 }
 
@@ -293,14 +298,22 @@ search_tokenizer_t *node_store_tokenizer(node_store_t *self)
  *  filter of object prefixes takes. */
 #define ENTRIES_MEMTABLE_BLOOM_RATIO 0.05
 
-/*  The entries families' prefix extractor: an entry key's object, sid \0 key \0 (keys.c). */
-static char *s_object_prefix(void *state, const char *key, size_t len, size_t *prefix_len)
+/*  Where an entry key's object, sid \0 key \0 (keys.c), ends: just past its second NUL;
+ *  NULL for a key that does not hold one. */
+static const char *s_object_end(const char *key, size_t len)
 {
-    (void)state;
     const char *sid_end = memchr(key, 0, len);
     const char *key_end =
         sid_end ? memchr(sid_end + 1, 0, len - (size_t)(sid_end + 1 - key)) : NULL;
-    *prefix_len = key_end ? (size_t)(key_end + 1 - key) : len;
+    return key_end ? key_end + 1 : NULL;
+}
+
+/*  The entries families' prefix extractor: an entry key's object. */
+static char *s_object_prefix(void *state, const char *key, size_t len, size_t *prefix_len)
+{
+    (void)state;
+    const char *end = s_object_end(key, len);
+    *prefix_len = end ? (size_t)(end - key) : len;
     return (char *)key;
 }
 
@@ -312,8 +325,7 @@ static void s_object_prefix_free(void *state)
 static unsigned char s_object_in_domain(void *state, const char *key, size_t len)
 {
     (void)state;
-    const char *sid_end = memchr(key, 0, len);
-    return sid_end && memchr(sid_end + 1, 0, len - (size_t)(sid_end + 1 - key)) != NULL;
+    return s_object_end(key, len) != NULL;
 }
 
 static unsigned char s_object_in_range(void *state, const char *key, size_t len)
@@ -322,11 +334,12 @@ static unsigned char s_object_in_range(void *state, const char *key, size_t len)
     return 0; /* unused by RocksDB */
 }
 
+/*  Recorded in each table: a table written under another extractor is not filtered by this
+ *  one. */
 static const char *s_object_prefix_name(void *state)
 {
     (void)state;
-    return "engram.object.1"; /* recorded in each table: tables of another prefix are not filtered
-                                 by it */
+    return "engram.object.1";
 }
 
 void store__cf_options(const node_store_t *self, const rocksdb_options_t *cf_options[CF_COUNT])
