@@ -8,12 +8,14 @@
 #                                        register agent NAME on node I, let USER act through
 #                                        it, let it read and write each RESOURCE
 #
-# Prints one line per node started: `node=I api=ENDPOINT gossip=ENDPOINT pid=PID id=NODE_ID`
+# Prints one line per node started:
+#   `node=I api=ENDPOINT gossip=ENDPOINT http=URL pid=PID id=NODE_ID`
 # (NODE_ID: 16 hex digits, as `engram agent create --node` and `cluster remove` take it).
 # Everything lives under DIR: the admin's $ENGRAM_HOME (DIR/home: cluster id, admin key, and
 # the agents' CURVE key pairs: agents talk to a node with ENGRAM_HOME=DIR/home),
 # node I's data, card, id and log (DIR/nI/), its API socket (ipc://DIR/nI/api.sock). Node I
-# gossips on tcp://127.0.0.1:(ENGRAM_BASE_PORT + 10*I), introductions on the port after it;
+# gossips on tcp://127.0.0.1:(ENGRAM_BASE_PORT + 10*I), introductions on the port after it,
+# and serves its metrics and status page on http://127.0.0.1:(ENGRAM_BASE_PORT + 10*I + 2)/;
 # nodes 2..N join through node 1. Binaries come from ENGRAM_BIN (default build/bin).
 # Stopped nodes keep their data: `N DIR` again starts them on it.
 #
@@ -87,10 +89,13 @@ start_node() {
     local api gossip
     api=$(sed -n 's/.*--api \([^ ]*\).*/\1/p' "$node/cmdline")
     gossip=$(sed -n 's/.*--gossip \([^ ]*\).*/\1/p' "$node/cmdline")
+    local http
+    http=$(sed -n 's/.*--metrics \([^ ]*\).*/http:\/\/\1\//p' "$node/cmdline")
     # the admin's key is good on every node from the start (the root of its access control)
     for _ in $(seq 100); do
         if admin "$dir" "$i" cluster status >/dev/null 2>&1; then
-            echo "node=$i api=$api gossip=$gossip pid=$pid id=$(cat "$node/id" 2>/dev/null)"
+            echo "node=$i api=$api gossip=$gossip http=$http pid=$pid" \
+                "id=$(cat "$node/id" 2>/dev/null)"
             return 0
         fi
         kill -0 "$pid" 2>/dev/null || break
@@ -116,7 +121,8 @@ create_node() {
     local join=""
     [ "$i" -gt 1 ] && join="--join tcp://127.0.0.1:$((base + 10))"
     echo "$bin/engramd --data $node/data --api ipc://$node/api.sock --admission $node/admission" \
-        "--gossip tcp://127.0.0.1:$port $join ${ENGRAM_NODE_FLAGS:-}" >"$node/cmdline"
+        "--gossip tcp://127.0.0.1:$port --metrics 127.0.0.1:$((port + 2)) $join" \
+        "${ENGRAM_NODE_FLAGS:-}" >"$node/cmdline"
 }
 
 stop_node() {

@@ -14,6 +14,7 @@ cmake_minimum_required(VERSION 3.25)
 #                     headers and gossip/engine.h, swim.h; never another folder's internal.h.
 #                     In node/ (every folder must have a rule here, so a new one is checked):
 #                       common <- search, trust <- store <- cluster <- api <- daemon
+#                       common <- http <- daemon (the monitoring listener)
 #                       client -> common (libengram: nothing else of node/)
 #                       cli    -> trust, common, and libengram through include/engram/
 #
@@ -26,7 +27,8 @@ set(node_below_trust common)
 set(node_below_store search trust common)
 set(node_below_cluster store search trust common)
 set(node_below_api cluster store search trust common)
-set(node_below_daemon api cluster store search trust common)
+set(node_below_http common)
+set(node_below_daemon api http cluster store search trust common)
 set(node_below_client common)
 set(node_below_cli trust common)
 # Which folders may use the CRDT kernel's public headers and the gossip engine directly.

@@ -531,17 +531,24 @@ static int s_reply_json(api_reply_t *r, json_t *doc)
     return 0;
 }
 
-static int s_acl_show(node_server_t *self, const Engram__Request *req, api_reply_t *r)
+json_t *api__acl_document(node_server_t *self, uint64_t at)
 {
-    uint64_t at = req->at_ms ? req->at_ms : api__acl_now();
     json_t *statements = json_array();
     if (!statements || node_acl_each(self->acl, at, s_show_entry, statements) != 0) {
         json_decref(statements);
-        return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+        return NULL;
     }
-    return s_reply_json(r, json_pack("{s:I, s:o, s:I, s:I}", "at_ms", (json_int_t)at, "statements",
-                                     statements, "refused", (json_int_t)node_acl_refused(self->acl),
-                                     "ineffective", (json_int_t)node_acl_ineffective(self->acl)));
+    return json_pack("{s:I, s:o, s:I, s:I}", "at_ms", (json_int_t)at, "statements", statements,
+                     "refused", (json_int_t)node_acl_refused(self->acl), "ineffective",
+                     (json_int_t)node_acl_ineffective(self->acl));
+}
+
+static int s_acl_show(node_server_t *self, const Engram__Request *req, api_reply_t *r)
+{
+    json_t *doc = api__acl_document(self, req->at_ms ? req->at_ms : api__acl_now());
+    if (!doc)
+        return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    return s_reply_json(r, doc);
 }
 
 static int s_acl_check(node_server_t *self, const Engram__Request *req, api_reply_t *r)

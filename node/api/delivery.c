@@ -60,6 +60,9 @@ void api__queue_reply(node_server_t *self, zframe_t *routing, uint64_t id, int c
     out->routing = routing;
     out->id = id;
     out->wrote = r->wrote && code == 0;
+    out->op = r->op;
+    out->code = code;
+    out->started_us = r->started_us;
     if (routing) { /* no routing: only an event, from another node's write */
         out->reply_len = engram__reply__get_packed_size(&r->msg);
         out->reply = malloc(out->reply_len ? out->reply_len : 1);
@@ -436,8 +439,10 @@ void api__flush_outbox(node_server_t *self, int sync_rc)
             zlist_append(self->replicating, out); /* durable here; answered once replicated */
             continue;
         }
-        if (out->reply)
+        if (out->reply) {
+            api__observe_reply(self, out, out->wrote && sync_rc ? sync_rc : out->code);
             s_output(self, out->routing, out->reply, out->reply_len, false);
+        }
         api__out_free(&out);
     }
 }
@@ -475,6 +480,7 @@ void api__check_replicating(node_server_t *self)
             }
             size_t len = engram__reply__get_packed_size(reply);
             uint8_t *buf = malloc(len ? len : 1);
+            api__observe_reply(self, out, reply->code);
             if (buf) {
                 engram__reply__pack(reply, buf);
                 s_output(self, out->routing, buf, len, false);

@@ -16,6 +16,8 @@
  *                statements of sys:acl and the ACL operations
  *    search.c    SEARCH and CONTEXT: rankings over the store's index, filters, boosts, the
  *                prompt block; the check of a write's embedding
+ *    observe.c   monitoring: replies by operation, code and latency, group commits, samples
+ *                of the totals, and the JSON documents the HTTP listener (node/http) asks for
  *
  *  Invariants: a reply that acknowledges a write leaves only after the write is durable
  *  (api__flush_outbox after node_store_sync); a connection's replies are dropped only when
@@ -32,6 +34,7 @@
 #define NODE_API_INTERNAL_H
 
 #include <czmq.h>
+#include <jansson.h>
 
 #include "crdt/hlc.h"
 #include "crdt/value.h"
@@ -147,7 +150,35 @@ typedef struct {
     char *write_sid;   /* owned, with replicas: the scope and the write's dot */
     crdt_dot_t dot;
     int64_t deadline_ms; /* api__mono_ms */
+    Engram__Op op;       /* for monitoring: the request's operation, code and start */
+    int code;
+    int64_t started_us; /* zclock_usecs */
 } api_out_t;
+
+/*  Monitoring (observe.c). Operations and codes past these bounds are counted as "other". */
+#define API_OBSERVE_OPS      48
+#define API_OBSERVE_CODES    32
+#define API_LATENCY_BUCKETS  17 /* upper bounds in observe.c, then +Inf */
+#define API_COMMIT_BUCKETS   10 /* writes per group commit: 1, 2, 4 ... 512, then +Inf */
+#define API_SAMPLE_MS        5000
+#define API_SAMPLES          72 /* six minutes of rates for the status page */
+
+typedef struct {
+    int64_t at_ms;
+    uint64_t requests, errors, writes, bytes_sent, bytes_received, deltas_applied;
+} api_sample_t;
+
+typedef struct {
+    uint64_t replies[API_OBSERVE_OPS][API_OBSERVE_CODES];
+    uint64_t latency[API_OBSERVE_OPS][API_LATENCY_BUCKETS + 1]; /* not cumulative */
+    double latency_sum[API_OBSERVE_OPS];                        /* seconds */
+    uint64_t commits[API_COMMIT_BUCKETS + 1];                   /* not cumulative */
+    uint64_t commit_writes;
+    api_sample_t samples[API_SAMPLES]; /* a ring: the oldest at next_sample once full */
+    size_t n_samples, next_sample;
+    int64_t next_sample_ms;
+    zsock_t *socket; /* PAIR to the HTTP listener's thread (node_server_observe), or NULL */
+} api_observed_t;
 
 struct node_server {
     node_server_config_t config;
@@ -177,6 +208,7 @@ struct node_server {
     int64_t started_ms;
     int64_t next_purge_ms;
     Engram__Stats stats;
+    api_observed_t observed;
 };
 
 typedef struct {
@@ -214,6 +246,8 @@ typedef struct {
     Engram__Event *event;       /* in the arena: published after the sync */
     const api_reader_t *reader; /* scoped operations: whose reads are filtered */
     bool admin;                 /* the connection's key is an admin's */
+    Engram__Op op;              /* the request's operation (OP_NONE: not a request) */
+    int64_t started_us;         /* zclock_usecs when the node began handling it */
     const uint8_t *client_key;  /* 32 bytes: the request's CURVE key; NULL: a remote change */
     char message[256];
 } api_reply_t;
@@ -419,5 +453,19 @@ bool api__token_reached(node_server_t *self, const api_token_t *token);
 int api__token_observe(node_server_t *self, const api_token_t *token, api_reply_t *r);
 
 const char *api__type_name(unsigned types);
+
+/*  --- monitoring (observe.c) --- */
+
+/*  Counts a reply as it leaves: its operation, code and latency. */
+void api__observe_reply(node_server_t *self, const api_out_t *out, int code);
+/*  Counts a group commit of writes acknowledgements. */
+void api__observe_commit(node_server_t *self, size_t writes);
+/*  Takes a sample of the totals when one is due (every API_SAMPLE_MS); returns when the next is. */
+int64_t api__observe_tick(node_server_t *self, int64_t now_ms);
+/*  Answers what waits on the listener's socket. */
+void api__observe_answer(node_server_t *self);
+/*  The access statements valid at `at`, as ACL_SHOW answers: {at_ms, statements, refused,
+ *  ineffective}. NULL when memory runs out. */
+json_t *api__acl_document(node_server_t *self, uint64_t at);
 
 #endif

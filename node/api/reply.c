@@ -76,6 +76,7 @@ void api__reply_init(api_reply_t *r)
 {
     memset(r, 0, sizeof *r);
     api__reply_header(&r->msg, 0, 0);
+    r->started_us = zclock_usecs();
 }
 
 Engram__Item *api__add_item(api_reply_t *r)

@@ -317,6 +317,7 @@ void api__request(node_server_t *self, api_conn_t *conn, zframe_t *routing, Engr
     api_reply_t r;
     api__reply_init(&r);
     r.client_key = client_key;
+    r.op = req->op;
     char sid[MAX_SCOPE_BYTES + 2];
     int rc = 0;
     if (req->schema_major > ENGRAM_SCHEMA_MAJOR)
@@ -642,12 +643,14 @@ static void s_turn(node_server_t *self)
 #endif
     int sync_rc = 0;
     if (self->config.durability_sync) {
-        bool wrote = false;
+        size_t wrote = 0;
         for (api_out_t *out = zlist_first(self->outbox); out; out = zlist_next(self->outbox))
-            wrote |= out->wrote;
+            wrote += out->wrote;
         sync_rc = node_store_sync(self->store);
-        if (wrote && sync_rc == 0)
+        if (wrote && sync_rc == 0) {
             self->stats.commits++;
+            api__observe_commit(self, wrote);
+        }
     }
     api__flush_peers(self);
     api__flush_outbox(self, sync_rc);
@@ -655,12 +658,17 @@ static void s_turn(node_server_t *self)
         node_cluster_send(self->cluster, sync_rc == 0); /* data only once it is durable */
         api__check_replicating(self);
     }
+    api__observe_tick(self, now);
+    if (self->observed.socket)
+        api__observe_answer(self);
 }
 
 /*  How long the loop may sleep: until the next purge, parked deadline or replica deadline. */
 static int s_timeout(node_server_t *self)
 {
     int64_t now = api__now_ms(), until = self->next_purge_ms;
+    if (self->observed.next_sample_ms < until)
+        until = self->observed.next_sample_ms;
     int64_t to_wall = now - api__mono_ms(); /* deadlines are monotonic: moved onto wall time */
     if (zlist_size(self->parked) && self->parked_next_ms + to_wall < until)
         until = self->parked_next_ms + to_wall; /* a token reached wakes the loop */
@@ -835,6 +843,19 @@ void node_server_set_cluster(node_server_t *self, node_cluster_t *cluster)
     node_cluster_on_applied(cluster, api__remote_applied, self);
 }
 
+int node_server_observe(node_server_t *self, const char *endpoint)
+{
+    assert(self && endpoint && !self->observed.socket);
+    self->observed.socket = zsock_new(ZMQ_PAIR);
+    if (!self->observed.socket)
+        return ENGRAM_ENOMEM;
+    if (zsock_connect(self->observed.socket, "%s", endpoint) != 0) {
+        zsock_destroy(&self->observed.socket);
+        return ENGRAM_EINVAL;
+    }
+    return 0;
+}
+
 int node_server_run(node_server_t *self)
 {
     zpoller_t *poller = zpoller_new(self->router, self->monitor, NULL);
@@ -842,6 +863,8 @@ int node_server_run(node_server_t *self)
         zpoller_add(poller, node_cluster_gossip_socket(self->cluster));
         zpoller_add(poller, node_cluster_intro_socket(self->cluster));
     }
+    if (poller && self->observed.socket)
+        zpoller_add(poller, self->observed.socket);
     if (!poller)
         return ENGRAM_ENOMEM;
     while (!zsys_interrupted) {
@@ -900,6 +923,7 @@ void node_server_destroy(node_server_t **self_p)
         zmq_socket_monitor(zsock_resolve(self->router), NULL, 0);
     zsock_destroy(&self->monitor);
     zsock_destroy(&self->router);
+    zsock_destroy(&self->observed.socket);
     if (self->published)
         remove(self->published); /* the socket is gone: so is the key clients pin for it */
     zstr_free(&self->published);

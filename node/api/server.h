@@ -77,6 +77,11 @@ void node_server_import(node_server_t *self, const uint8_t *statement, size_t le
  *  reason in why. */
 int node_server_publish(node_server_t *self, const char *data_dir, char *why, size_t why_len);
 
+/*  Answers the monitoring questions of engramd's HTTP listener (node/http) on an inproc PAIR
+ *  it connects to endpoint: between two turns, on the loop thread, each [sequence][kind] gets
+ *  [sequence][a JSON document] (node/api/observe.c says which kinds). 0, or a code. */
+int node_server_observe(node_server_t *self, const char *endpoint);
+
 /*  Makes the server a cluster member's: replica waits, the dot check's hold, cluster admin and
  *  the events of remote changes use cluster, which stays the caller's and must outlive the
  *  server. Called once, before node_server_run. */

@@ -318,6 +318,11 @@ bool node_cluster_removed(const node_cluster_t *self)
     return self->removed;
 }
 
+bool node_cluster_joined(const node_cluster_t *self)
+{
+    return !self->removed && !self->join;
+}
+
 void node_cluster_local(node_cluster_t *self, const char *sid, const crdt_scope_t *delta,
                         const crdt_ctx_t *deps)
 {

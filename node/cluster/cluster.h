@@ -141,6 +141,13 @@ typedef struct {
     uint64_t bad_scope;    /* messages refused for a scope name (in bad_messages) */
 } node_cluster_status_t;
 
+/*  The gossip engine's traffic so far: cheap, unlike node_cluster_status (no lag computed). */
+typedef struct {
+    uint64_t bytes_sent, bytes_received;
+    uint64_t deltas_applied; /* pushed and pulled */
+} node_cluster_traffic_t;
+void node_cluster_traffic(node_cluster_t *self, node_cluster_traffic_t *traffic);
+
 /*  Gathers the cluster's status. Caller owns *status_p and frees it with
  *  node_cluster_status_free. 0 or ENGRAM_ENOMEM. */
 int node_cluster_status(node_cluster_t *self, node_cluster_status_t **status_p);
@@ -154,6 +161,9 @@ void node_cluster_on_applied(node_cluster_t *self, node_cluster_applied_fn fn, v
 
 /*  Whether an admin removed this node from the cluster (it then refuses shared writes). */
 bool node_cluster_removed(const node_cluster_t *self);
+/*  Whether the node is in its cluster: not decommissioned and not joining (a --join or
+ *  `engram cluster join` whose member has not answered yet). */
+bool node_cluster_joined(const node_cluster_t *self);
 /*  False while the dot check at start runs (at most DOT_CHECK_MS, 3 s): shared writes wait. */
 bool node_cluster_dots_checked(const node_cluster_t *self);
 

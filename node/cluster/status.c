@@ -135,6 +135,14 @@ int node_cluster_status(node_cluster_t *self, node_cluster_status_t **status_p)
     return 0;
 }
 
+void node_cluster_traffic(node_cluster_t *self, node_cluster_traffic_t *traffic)
+{
+    const gossip_stats_t *stats = gossip_engine_stats(self->engine);
+    traffic->bytes_sent = stats->bytes_sent;
+    traffic->bytes_received = stats->bytes_received;
+    traffic->deltas_applied = stats->pushes_applied + stats->pull_deltas_applied;
+}
+
 void node_cluster_status_free(node_cluster_status_t **status_p)
 {
     node_cluster_status_t *status = *status_p;

@@ -15,7 +15,7 @@
 #include "node/common/words.h"
 
 typedef enum {
-    S_HELP,   /* -h, --help: stops the parse; not a config key */
+    S_EXIT,   /* --help, --version: print, then exit; stops the parse; not a config key */
     S_SWITCH, /* a flag without a value, setting a bool; not a config key */
     S_CONFIG, /* --config FILE: read before every other flag; not a config key */
     S_STRING, /* the settings from here on are config keys too */
@@ -40,8 +40,10 @@ typedef struct {
 #define FIELD(f) offsetof(node_config_t, f)
 /* clang-format off */
 static const s_setting_t s_settings[] = {
-    {.flag = "--help", .alias = "-h", .kind = S_HELP, .offset = FIELD(help),
+    {.flag = "--help", .alias = "-h", .kind = S_EXIT, .offset = FIELD(help),
      .help = "print this help and exit"},
+    {.flag = "--version", .kind = S_EXIT, .offset = FIELD(version),
+     .help = "print the version and the schema versions, and exit"},
     {.flag = "--identity", .kind = S_SWITCH, .offset = FIELD(identity),
      .help = "create the data directory if needed, print \"node=ID key=KEY api=KEY\" and exit"},
     {.flag = "--reindex", .kind = S_SWITCH, .offset = FIELD(reindex),
@@ -85,6 +87,9 @@ static const s_setting_t s_settings[] = {
      .offset = FIELD(max_clock_drift_ms), .max = UINT64_C(1) << 40,
      .number = ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS,
      .help = "a timestamp from another node further ahead of this clock is refused"},
+    {.flag = "--metrics", .value = "HOST:PORT", .kind = S_STRING, .offset = FIELD(metrics),
+     .help = "serve /metrics, /healthz, /readyz and the status page over HTTP here (HOST: "
+             "127.0.0.1 unless given; default: off)"},
     {.flag = "--gossip", .value = "tcp://HOST:PORT", .kind = S_STRING,
      .offset = FIELD(gossip_endpoint),
      .help = "replicate with a cluster, gossiping here (default: none, a single node)"},
@@ -335,8 +340,8 @@ int node_config_parse(node_config_t *self, int argc, char **argv, char *why, siz
      * This pass stops at anything it does not know; the next reports it. */
     for (int i = 1; i < argc; i++) {
         const s_setting_t *s = s_by_flag(argv[i]);
-        if (s && s->kind == S_HELP) {
-            self->help = true;
+        if (s && s->kind == S_EXIT) {
+            *(bool *)((char *)self + s->offset) = true;
             return 0;
         }
         if (!s)
@@ -358,7 +363,7 @@ int node_config_parse(node_config_t *self, int argc, char **argv, char *why, siz
             return s_unknown("", "option", argv[i],
                              s_nearest(argv[i], false, nearest, sizeof nearest) ? nearest : NULL,
                              why, why_len);
-        if (s->kind == S_SWITCH || s->kind == S_HELP) {
+        if (s->kind == S_SWITCH) {
             *(bool *)((char *)self + s->offset) = true;
             continue;
         }
@@ -417,5 +422,6 @@ void node_config_fini(node_config_t *self)
     free(self->gossip_endpoint);
     free(self->join);
     free(self->admission_path);
+    free(self->metrics);
     memset(self, 0, sizeof *self);
 }

@@ -6,6 +6,7 @@
 #include "engram/error.h"
 #include "node/api/server.h"
 #include "node/cluster/cluster.h"
+#include "node/http/http.h"
 #include "node/store/store.h"
 #include "node/trust/acl.h"
 #include "node/trust/admission.h"
@@ -78,6 +79,7 @@ int node_daemon_run(const node_config_t *config)
     node_store_t *store = NULL;
     node_cluster_t *cluster = NULL;
     node_server_t *server = NULL;
+    node_http_t *http = NULL;
     node_acl_t *acl = NULL;
     node_trust_t trust;
     /* the ZAP handler first and last: it decides every CURVE handshake of the sockets below */
@@ -136,6 +138,15 @@ int node_daemon_run(const node_config_t *config)
             goto out_destroy_server;
         node_server_set_cluster(server, cluster);
     }
+    if (config->metrics) {
+        rc = node_http_new(config->metrics, &http, why, sizeof why);
+        if (rc == 0)
+            rc = node_server_observe(server, node_http_observe_endpoint(http));
+        if (rc)
+            goto out_destroy_server;
+        zsys_info("engramd: metrics and status page on http://%s (port %u)", config->metrics,
+                  node_http_port(http));
+    }
     /* last: the published key (PATH.pub beside an ipc socket) says the node is up */
     rc = node_server_publish(server, config->data_dir, why, sizeof why);
     if (rc)
@@ -148,7 +159,8 @@ int node_daemon_run(const node_config_t *config)
     rc = node_server_run(server);
     zsys_info("engramd: stopping");
 out_destroy_server:
-    node_server_destroy(&server); /* first: it borrows the cluster */
+    node_http_destroy(&http); /* first: its thread asks the server's loop */
+    node_server_destroy(&server); /* it borrows the cluster */
     node_cluster_destroy(&cluster);
 out_close_store:
     node_acl_destroy(&acl);

@@ -6,14 +6,16 @@
  *    engramd --data DIR [--gossip tcp://HOST:PORT [--join tcp://MEMBER:PORT]] ...
  *    engramd --data DIR --identity
  *    engramd --data DIR --reindex ...
- *    engramd --help
+ *    engramd --data DIR --metrics HOST:PORT ...
+ *    engramd --help | --version
  *
  *  With --gossip the node replicates its shared scopes with the cluster its admission card
  *  (DATA/admission, from `engram node admit`) names; --identity creates the data directory if
  *  needed, prints "node=ID key=PUBLIC_KEY api=API_KEY" and exits: KEY (Ed25519, hex) is what an
  *  admin admits, API_KEY (CURVE, Z85) is what clients of the agent API pin (ENGRAM_SERVER_KEY;
  *  a running node also publishes it in DATA/api.pub and beside an ipc socket). --reindex
- *  rebuilds the search index from the stored memories, then serves as usual.
+ *  rebuilds the search index from the stored memories, then serves as usual. --metrics serves
+ *  Prometheus metrics, health and readiness probes and a status page over HTTP (node/http).
  *
  *  Exit status: 0 after a clean stop (or --help), 1 if the node could not start (among the
  *  reasons: another node on this host serves its API endpoint or holds its data directory,
@@ -26,6 +28,7 @@
 #include <string.h>
 
 #include "engram/error.h"
+#include "engram/limits.h"
 #include "node/daemon/config.h"
 #include "node/daemon/daemon.h"
 #include "node/daemon/preflight.h"
@@ -69,6 +72,12 @@ int main(int argc, char **argv)
     }
     if (config.help) {
         node_config_help(stdout);
+        node_config_fini(&config);
+        return 0;
+    }
+    if (config.version) {
+        printf("engramd %s\nschema %d.%d (API, gossip and stored messages)\n", ENGRAM_VERSION,
+               ENGRAM_SCHEMA_MAJOR, ENGRAM_SCHEMA_MINOR);
         node_config_fini(&config);
         return 0;
     }

@@ -64,6 +64,7 @@ struct node_store {
     zhash_t *contexts;       /* sid -> crdt_ctx_t *, owned: every scope ever written */
     zhash_t *prunes;      /* sid -> crdt_ctx_t *, owned: the prune cut of every collected scope */
     bool unsynced;        /* applied since the last sync */
+    uint64_t wal_syncs;   /* fsyncs of the WAL node_store_sync made */
     int failed;           /* the first storage failure: every later write is refused with it */
     bool failed_unsynced; /* writes were waiting for a sync when it failed: they are in doubt */
     bool read_only;       /* opened on a read-only data directory: reads only */

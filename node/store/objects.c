@@ -369,10 +369,12 @@ int node_store_sync(node_store_t *self)
     char *err = NULL;
     rocksdb_flush_wal(self->db, 1, &err);
     int rc = store__rocks_error(&err);
-    if (rc == 0)
+    if (rc == 0) {
         self->unsynced = false;
-    else
+        self->wal_syncs++;
+    } else {
         store__latch(self, rc);
+    }
     return rc;
 }
 

@@ -491,6 +491,29 @@ bool node_store_failure_durable(const node_store_t *self)
     return self->read_only || !self->failed_unsynced;
 }
 
+bool node_store_writable(node_store_t *self)
+{
+    return !self->failed && !store__volume_full(self);
+}
+
+void node_store_figures(node_store_t *self, node_store_figures_t *figures)
+{
+    static const char *const properties[] = {"rocksdb.cur-size-all-mem-tables",
+                                             "rocksdb.total-sst-files-size",
+                                             "rocksdb.estimate-pending-compaction-bytes"};
+    uint64_t *sums[] = {&figures->memtable_bytes, &figures->sst_bytes,
+                        &figures->pending_compaction_bytes};
+    for (size_t p = 0; p < sizeof properties / sizeof *properties; p++) {
+        *sums[p] = 0;
+        for (int i = 0; i < CF_COUNT; i++) {
+            uint64_t value = 0;
+            if (rocksdb_property_int_cf(self->db, self->cf[i], properties[p], &value) == 0)
+                *sums[p] += value;
+        }
+    }
+    figures->wal_syncs = self->wal_syncs;
+}
+
 uint64_t node_store_node_id(const node_store_t *self)
 {
     return self->identity.node_id;

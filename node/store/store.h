@@ -134,6 +134,18 @@ bool node_store_read_only(const node_store_t *self);
  *  read-only data directory, and when the failure came with no write waiting for a sync;
  *  false when writes since the last sync are in doubt (a sync failed, or durability=async). */
 bool node_store_failure_durable(const node_store_t *self);
+/*  Figures for monitoring: RocksDB's properties summed over the column families, and the WAL
+ *  fsyncs node_store_sync made since the store opened. */
+typedef struct {
+    uint64_t memtable_bytes;           /* rocksdb.cur-size-all-mem-tables */
+    uint64_t sst_bytes;                /* rocksdb.total-sst-files-size */
+    uint64_t pending_compaction_bytes; /* rocksdb.estimate-pending-compaction-bytes */
+    uint64_t wal_syncs;
+} node_store_figures_t;
+void node_store_figures(node_store_t *self, node_store_figures_t *figures);
+/*  Whether a write would be taken now: no storage failure, and the volume above its reserve
+ *  (as last measured). */
+bool node_store_writable(node_store_t *self);
 /*  Syncs, clears the running mark and closes. */
 void node_store_close(node_store_t **self_p);
 

@@ -35,7 +35,7 @@ class ClusterCliTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cluster = local_cluster.start(LOCAL_CLUSTER, BIN, 2, "engram-ccli-",
-                                      offsets=(10, 11, 20, 21, 80, 81, 90, 91))
+                                      offsets=(10, 11, 12, 20, 21, 22, 80, 81, 90, 91))
         cls.dir, cls.base = cluster.dir, cluster.base
         env, out_lines = cluster.env, cluster.stdout
         cls.home = os.path.join(cls.dir, "home")

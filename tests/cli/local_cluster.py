@@ -3,7 +3,8 @@ multi-process Python tests that run a cluster share (tests/cli, tests/python).
 
 Ports are drawn at random: another process (a test beside this one, or the local end of an
 outgoing connection) may hold one. A base is drawn until every port the test uses is free, and
-drawn again if a node still lost its port before binding it ("cannot bind gossip" in its log).
+drawn again if a node still lost a port before binding it ("cannot bind gossip" or "--metrics:
+cannot listen" in its log).
 """
 import os
 import random
@@ -30,9 +31,9 @@ def port_free(port):
 def start(script, bin_dir, nodes, prefix, offsets=None, draws=5):
     """`script nodes DIR` in a new temporary directory named after prefix, with gossip every
     100 ms. offsets: the ports the test uses, as offsets from the base (default: the gossip and
-    introduction ports of nodes 1..nodes). Returns a Cluster; raises RuntimeError when the
+    introduction and metrics ports of nodes 1..nodes). Returns a Cluster; raises RuntimeError when the
     script fails for another reason than a port taken, or no draw had free ports."""
-    offsets = offsets or [10 * i + off for i in range(1, nodes + 1) for off in (0, 1)]
+    offsets = offsets or [10 * i + off for i in range(1, nodes + 1) for off in (0, 1, 2)]
     for _ in range(draws):
         base = random.randrange(20000, 59000, 100)
         if not all(port_free(base + off) for off in offsets):
@@ -49,6 +50,6 @@ def start(script, bin_dir, nodes, prefix, offsets=None, draws=5):
                         for i in range(1, nodes + 1)) if os.path.exists(p))
         subprocess.run([script, "stop", directory], env=env, timeout=120)
         shutil.rmtree(directory, ignore_errors=True)
-        if "cannot bind gossip" not in logs:
+        if "cannot bind gossip" not in logs and "--metrics: cannot listen" not in logs:
             raise RuntimeError(f"local-cluster.sh failed: {out.stderr}\n{logs[-3000:]}")
     raise RuntimeError(f"no free ports for the cluster in {draws} draws")

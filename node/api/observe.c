@@ -1,0 +1,443 @@
+/*  node/api observe: what engramd's HTTP listener (node/http) shows, gathered on the loop thread.
+ *
+ *  The loop counts every reply as it leaves (api__observe_reply: its operation and code, and
+ *  its latency from when the node began handling the request to when the reply is handed to
+ *  the socket, the group commit's fsync included; a read parked for its causal token counts
+ *  from when its token was reached), the size of every group commit, and every API_SAMPLE_MS
+ *  a sample of its totals, from which the status page draws its rates.
+ *
+ *  The listener's thread asks over an inproc PAIR (node_server_observe): a message
+ *  [sequence][kind], answered on the loop thread between two turns with [sequence][JSON]:
+ *    metrics  the metric families, each {name, type, help, samples: [{name, labels, value}]},
+ *             which node/http writes out in Prometheus's text format
+ *    status   the node, its members with their state and lag, its scopes' version vectors,
+ *             and the samples
+ *    access   the access statements valid now (as ACL_SHOW answers)
+ *    ready    {ready, checks: {store_writable, dots_checked, cluster_joined}}
+ *  An unknown kind is answered with {"error": ...}. Everything here runs on the loop thread, so
+ *  it reads the server's state as it is between turns.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "engram/error.h"
+#include "engram/limits.h"
+#include "node/api/internal.h"
+
+/*  Upper bounds of the latency buckets, in seconds (the last bucket, +Inf, follows). */
+static const double s_latency_bounds[API_LATENCY_BUCKETS] = {
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05,    0.1,    0.25,    0.5,    1,     2.5,    5,     10};
+
+static size_t s_op_index(Engram__Op op)
+{
+    return (size_t)op < API_OBSERVE_OPS ? (size_t)op : 0;
+}
+
+void api__observe_reply(node_server_t *self, const api_out_t *out, int code)
+{
+    api_observed_t *o = &self->observed;
+    size_t op = s_op_index(out->op);
+    size_t code_index =
+        code <= 0 && -code < API_OBSERVE_CODES - 1 ? (size_t)-code : API_OBSERVE_CODES - 1;
+    o->replies[op][code_index]++;
+    if (!out->started_us)
+        return;
+    double seconds = (double)(zclock_usecs() - out->started_us) / 1e6;
+    size_t b = 0;
+    while (b < API_LATENCY_BUCKETS && seconds > s_latency_bounds[b])
+        b++;
+    o->latency[op][b]++;
+    o->latency_sum[op] += seconds;
+}
+
+void api__observe_commit(node_server_t *self, size_t writes)
+{
+    api_observed_t *o = &self->observed;
+    size_t b = 0;
+    while (b < API_COMMIT_BUCKETS && writes > ((size_t)1 << b))
+        b++;
+    o->commits[b]++;
+    o->commit_writes += writes;
+}
+
+int64_t api__observe_tick(node_server_t *self, int64_t now_ms)
+{
+    api_observed_t *o = &self->observed;
+    if (now_ms < o->next_sample_ms)
+        return o->next_sample_ms;
+    api_sample_t *s = &o->samples[o->next_sample];
+    *s = (api_sample_t){.at_ms = now_ms,
+                        .requests = self->stats.requests,
+                        .errors = self->stats.errors,
+                        .writes = self->stats.writes};
+    if (self->cluster) {
+        node_cluster_traffic_t traffic;
+        node_cluster_traffic(self->cluster, &traffic);
+        s->bytes_sent = traffic.bytes_sent;
+        s->bytes_received = traffic.bytes_received;
+        s->deltas_applied = traffic.deltas_applied;
+    }
+    o->next_sample = (o->next_sample + 1) % API_SAMPLES;
+    if (o->n_samples < API_SAMPLES)
+        o->n_samples++;
+    o->next_sample_ms = now_ms + API_SAMPLE_MS;
+    return o->next_sample_ms;
+}
+
+/*  --- the documents ----------------------------------------------------------------- */
+
+static const char *s_op_name(size_t op)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&engram__op__descriptor, (int)op);
+    return op && v ? v->name : "other";
+}
+
+static const char *s_code_name(size_t index)
+{
+    if (index == API_OBSERVE_CODES - 1)
+        return "other";
+    static const char *const names[] = {
+#define S_CODE_NAME(name, value, message) [-(value)] = #name + 7, /* "ENGRAM_" dropped */
+        ENGRAM_ERRORS(S_CODE_NAME)
+#undef S_CODE_NAME
+    };
+    return index < sizeof names / sizeof *names ? names[index] : "other";
+}
+
+/*  Appends a family to families and returns its samples (borrowed). */
+static json_t *s_family(json_t *families, const char *name, const char *type, const char *help)
+{
+    json_t *samples = json_array();
+    json_array_append_new(families, json_pack("{s:s, s:s, s:s, s:o}", "name", name, "type", type,
+                                              "help", help, "samples", samples));
+    return samples;
+}
+
+/*  Appends a sample; labels (taken) may be NULL. */
+static void s_sample(json_t *samples, const char *name, json_t *labels, json_t *value)
+{
+    json_array_append_new(samples, json_pack("{s:s, s:o, s:o}", "name", name, "labels",
+                                             labels ? labels : json_object(), "value", value));
+}
+
+/*  A family of one unlabelled sample. */
+static void s_single(json_t *families, const char *name, const char *type, const char *help,
+                     uint64_t value)
+{
+    s_sample(s_family(families, name, type, help), name, NULL, json_integer((json_int_t)value));
+}
+
+static void s_request_families(node_server_t *self, json_t *families)
+{
+    api_observed_t *o = &self->observed;
+    json_t *replies = s_family(families, "engram_requests_total", "counter",
+                               "Requests answered, by operation and result code.");
+    json_t *latency = s_family(families, "engram_request_duration_seconds", "histogram",
+                               "From handling a request to handing its reply to the socket.");
+    for (size_t op = 0; op < API_OBSERVE_OPS; op++) {
+        uint64_t count = 0;
+        for (size_t c = 0; c < API_OBSERVE_CODES; c++) {
+            if (!o->replies[op][c])
+                continue;
+            s_sample(replies, "engram_requests_total",
+                     json_pack("{s:s, s:s}", "op", s_op_name(op), "code", s_code_name(c)),
+                     json_integer((json_int_t)o->replies[op][c]));
+        }
+        for (size_t b = 0; b <= API_LATENCY_BUCKETS; b++)
+            count += o->latency[op][b];
+        if (!count)
+            continue;
+        uint64_t cumulative = 0;
+        for (size_t b = 0; b <= API_LATENCY_BUCKETS; b++) {
+            cumulative += o->latency[op][b];
+            char le[32];
+            if (b < API_LATENCY_BUCKETS)
+                snprintf(le, sizeof le, "%g", s_latency_bounds[b]);
+            else
+                snprintf(le, sizeof le, "+Inf");
+            s_sample(latency, "engram_request_duration_seconds_bucket",
+                     json_pack("{s:s, s:s}", "op", s_op_name(op), "le", le),
+                     json_integer((json_int_t)cumulative));
+        }
+        s_sample(latency, "engram_request_duration_seconds_sum",
+                 json_pack("{s:s}", "op", s_op_name(op)), json_real(o->latency_sum[op]));
+        s_sample(latency, "engram_request_duration_seconds_count",
+                 json_pack("{s:s}", "op", s_op_name(op)), json_integer((json_int_t)count));
+    }
+    json_t *commits = s_family(families, "engram_group_commit_writes", "histogram",
+                               "Write acknowledgements released by one WAL fsync.");
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b <= API_COMMIT_BUCKETS; b++) {
+        cumulative += o->commits[b];
+        char le[32];
+        if (b < API_COMMIT_BUCKETS)
+            snprintf(le, sizeof le, "%zu", (size_t)1 << b);
+        else
+            snprintf(le, sizeof le, "+Inf");
+        s_sample(commits, "engram_group_commit_writes_bucket", json_pack("{s:s}", "le", le),
+                 json_integer((json_int_t)cumulative));
+    }
+    s_sample(commits, "engram_group_commit_writes_sum", NULL,
+             json_integer((json_int_t)o->commit_writes));
+    s_sample(commits, "engram_group_commit_writes_count", NULL,
+             json_integer((json_int_t)cumulative));
+}
+
+static void s_node_families(node_server_t *self, json_t *families)
+{
+    const Engram__Stats *st = &self->stats;
+    json_t *info = s_family(families, "engram_build_info", "gauge",
+                            "The build: its version and the schema it reads and writes.");
+    char schema[32];
+    snprintf(schema, sizeof schema, "%d.%d", ENGRAM_SCHEMA_MAJOR, ENGRAM_SCHEMA_MINOR);
+    s_sample(info, "engram_build_info",
+             json_pack("{s:s, s:s}", "version", ENGRAM_VERSION, "schema", schema), json_integer(1));
+    json_t *uptime = s_family(families, "engram_uptime_seconds", "gauge",
+                              "Seconds since the node started serving.");
+    s_sample(uptime, "engram_uptime_seconds", NULL,
+             json_real((double)(api__now_ms() - self->started_ms) / 1000.0));
+    s_single(families, "engram_malformed_requests_total", "counter",
+             "Frames that were not a request.", st->malformed);
+    s_single(families, "engram_writes_total", "counter", "Writes applied by this node's API.",
+             st->writes);
+    s_single(families, "engram_group_commits_total", "counter",
+             "Group commits that acknowledged at least one write.", st->commits);
+    s_single(families, "engram_writes_held", "gauge",
+             "Shared writes held until the dot check at start is done.", zlist_size(self->held));
+    s_single(families, "engram_reads_parked", "gauge", "Reads waiting for their causal token.",
+             zlist_size(self->parked));
+    s_single(families, "engram_writes_awaiting_replicas", "gauge",
+             "Durable writes whose reply waits for more nodes to hold them.",
+             zlist_size(self->replicating));
+    s_single(families, "engram_connections", "gauge", "API connections open.",
+             zhash_size(self->conns));
+    uint64_t queued = 0;
+    for (api_peer_t *peer = zhash_first(self->peers); peer; peer = zhash_next(self->peers))
+        queued += peer->bytes;
+    s_single(families, "engram_connection_queue_bytes", "gauge",
+             "Reply and event bytes queued for connections whose pipe is full.", queued);
+    s_single(families, "engram_connections_cut_total", "counter",
+             "Connections cut for leaving more than their byte budget unread.",
+             st->connections_cut);
+    s_single(families, "engram_busy_refusals_total", "counter",
+             "Requests refused because too many were waiting (ENGRAM_EBUSY).", st->busy_refusals);
+    s_single(families, "engram_subscribers", "gauge", "Subscriptions open.", st->subscribers);
+    s_single(families, "engram_access_denials_total", "counter",
+             "Requests refused by access control.", self->denials);
+    s_single(families, "engram_redactions_total", "counter",
+             "Matches of a write policy replaced in a write.", self->redactions);
+    s_single(families, "engram_clock_refusals_total", "counter",
+             "Stamps from other nodes refused for running too far ahead of this clock.",
+             node_store_clock_refusals(self->store));
+    s_single(families, "engram_expired_purged_total", "counter", "Expired entries purged.",
+             st->purged);
+    node_store_figures_t rocks;
+    node_store_figures(self->store, &rocks);
+    s_single(families, "engram_store_writable", "gauge",
+             "1 while the store takes writes (no storage failure, volume above its reserve).",
+             node_store_writable(self->store));
+    s_single(families, "engram_wal_syncs_total", "counter", "WAL fsyncs.", rocks.wal_syncs);
+    s_single(families, "engram_rocksdb_memtable_bytes", "gauge",
+             "Bytes in RocksDB's memtables, every column family.", rocks.memtable_bytes);
+    s_single(families, "engram_rocksdb_sst_bytes", "gauge",
+             "Bytes of RocksDB's table files, every column family.", rocks.sst_bytes);
+    s_single(families, "engram_rocksdb_pending_compaction_bytes", "gauge",
+             "RocksDB's estimate of the bytes compaction has still to rewrite.",
+             rocks.pending_compaction_bytes);
+}
+
+static void s_cluster_families(const node_cluster_status_t *status, json_t *families)
+{
+    static const struct {
+        const char *name, *help;
+        size_t offset;
+    } counters[] = {
+#define S_COUNTER(field, text)                                                                     \
+    {"engram_gossip_" #field "_total", text, offsetof(node_cluster_status_t, field)}
+        S_COUNTER(pushes_sent, "Deltas pushed to members."),
+        S_COUNTER(pushes_applied, "Pushed deltas applied."),
+        S_COUNTER(pushes_held_back, "Pushed deltas held until what they depend on arrives."),
+        S_COUNTER(digests_sent, "Digests (version vectors) sent."),
+        S_COUNTER(pulls_answered, "Pulls answered with a delta."),
+        S_COUNTER(pull_deltas_applied, "Deltas received as pull answers and applied."),
+        S_COUNTER(bytes_sent, "Gossip bytes sent."),
+        S_COUNTER(bytes_received, "Gossip bytes received."),
+        S_COUNTER(bad_messages, "Gossip messages refused as malformed or unauthorised."),
+        S_COUNTER(lean_deltas, "Deltas sent with a step's value left to its entry."),
+#undef S_COUNTER
+    };
+    for (size_t i = 0; i < sizeof counters / sizeof *counters; i++)
+        s_single(families, counters[i].name, "counter", counters[i].help,
+                 *(const uint64_t *)((const char *)status + counters[i].offset));
+    s_single(families, "engram_gossip_local_health", "gauge",
+             "Lifeguard's score of how much this node doubts itself, 0 to 8.",
+             status->local_health);
+    static const char *const states[] = {"alive", "suspect", "dead", "left"};
+    json_t *state = s_family(families, "engram_member_state", "gauge",
+                             "1 for each member's state as this node sees it.");
+    json_t *lag_ops = s_family(families, "engram_member_lag_ops", "gauge",
+                               "Operations this node holds that the member is not known to.");
+    json_t *lag_bytes =
+        s_family(families, "engram_member_lag_bytes", "gauge",
+                 "Encoded size of the delta that would bring the member up to date.");
+    for (size_t i = 0; i < status->n_members; i++) {
+        const node_cluster_member_status_t *m = &status->members[i];
+        if (strcmp(m->state, "self") == 0)
+            continue;
+        char id[17];
+        snprintf(id, sizeof id, "%016" PRIx64, m->id);
+        for (size_t s = 0; s < sizeof states / sizeof *states; s++)
+            s_sample(state, "engram_member_state",
+                     json_pack("{s:s, s:s}", "member", id, "state", states[s]),
+                     json_integer(strcmp(m->state, states[s]) == 0));
+        if (!m->lag_known)
+            continue;
+        s_sample(lag_ops, "engram_member_lag_ops", json_pack("{s:s}", "member", id),
+                 json_integer((json_int_t)m->lag_ops));
+        s_sample(lag_bytes, "engram_member_lag_bytes", json_pack("{s:s}", "member", id),
+                 json_integer((json_int_t)m->lag_bytes));
+    }
+    uint64_t garbage = 0;
+    for (size_t i = 0; i < status->n_scopes; i++)
+        garbage += status->scopes[i].garbage;
+    s_single(families, "engram_shared_scopes", "gauge", "Shared scopes this node holds.",
+             status->n_scopes);
+    s_single(families, "engram_garbage_records", "gauge",
+             "Op records waiting for the stable cut, every shared scope.", garbage);
+}
+
+static json_t *s_ready(node_server_t *self)
+{
+    bool writable = node_store_writable(self->store);
+    bool dots = !self->cluster || node_cluster_dots_checked(self->cluster);
+    bool joined = !self->cluster || node_cluster_joined(self->cluster);
+    return json_pack("{s:b, s:{s:b, s:b, s:b}}", "ready", writable && dots && joined, "checks",
+                     "store_writable", writable, "dots_checked", dots, "cluster_joined", joined);
+}
+
+static json_t *s_metrics(node_server_t *self)
+{
+    json_t *families = json_array();
+    s_node_families(self, families);
+    s_request_families(self, families);
+    json_t *ready = s_ready(self);
+    s_single(families, "engram_ready", "gauge",
+             "1 when /readyz would answer 200: store writable, dot check done, cluster joined.",
+             json_is_true(json_object_get(ready, "ready")));
+    json_decref(ready);
+    node_cluster_status_t *status = NULL;
+    if (self->cluster && node_cluster_status(self->cluster, &status) == 0)
+        s_cluster_families(status, families);
+    node_cluster_status_free(&status);
+    return json_pack("{s:o}", "families", families);
+}
+
+static json_t *s_hex64(uint64_t v)
+{
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016" PRIx64, v);
+    return json_string(hex);
+}
+
+static json_t *s_cluster_status(node_cluster_status_t *status)
+{
+    json_t *members = json_array(), *scopes = json_array();
+    for (size_t i = 0; i < status->n_members; i++) {
+        const node_cluster_member_status_t *m = &status->members[i];
+        json_t *member = json_pack("{s:o, s:s, s:I, s:s, s:b}", "id", s_hex64(m->id), "state",
+                                   m->state, "incarnation", (json_int_t)m->incarnation, "endpoint",
+                                   m->endpoint, "lag_known", m->lag_known);
+        if (m->lag_known) {
+            json_object_set_new(member, "lag_ops", json_integer((json_int_t)m->lag_ops));
+            json_object_set_new(member, "lag_bytes", json_integer((json_int_t)m->lag_bytes));
+        }
+        json_array_append_new(members, member);
+    }
+    for (size_t i = 0; i < status->n_scopes; i++) {
+        const node_cluster_scope_status_t *s = &status->scopes[i];
+        json_array_append_new(scopes, json_pack("{s:s, s:s, s:I, s:I}", "scope", s->scope, "vector",
+                                                s->vector, "ops", (json_int_t)s->ops, "garbage",
+                                                (json_int_t)s->garbage));
+    }
+    return json_pack(
+        "{s:s, s:s, s:i, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}}", "id", status->cluster_id,
+        "endpoint", status->endpoint, "local_health", (int)status->local_health, "members", members,
+        "scopes", scopes, "gossip", "pushes_sent", (json_int_t)status->pushes_sent,
+        "pushes_applied", (json_int_t)status->pushes_applied, "pull_deltas_applied",
+        (json_int_t)status->pull_deltas_applied, "bytes_sent", (json_int_t)status->bytes_sent,
+        "bytes_received", (json_int_t)status->bytes_received);
+}
+
+static json_t *s_status(node_server_t *self)
+{
+    api_observed_t *o = &self->observed;
+    json_t *samples = json_array();
+    size_t first = o->n_samples < API_SAMPLES ? 0 : o->next_sample;
+    for (size_t i = 0; i < o->n_samples; i++) {
+        const api_sample_t *s = &o->samples[(first + i) % API_SAMPLES];
+        json_array_append_new(
+            samples,
+            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "at_ms", (json_int_t)s->at_ms,
+                      "requests", (json_int_t)s->requests, "errors", (json_int_t)s->errors,
+                      "writes", (json_int_t)s->writes, "bytes_sent", (json_int_t)s->bytes_sent,
+                      "bytes_received", (json_int_t)s->bytes_received, "deltas_applied",
+                      (json_int_t)s->deltas_applied));
+    }
+    const int failure = node_store_failure(self->store);
+    json_t *node = json_pack(
+        "{s:o, s:o, s:s, s:I, s:s, s:s, s:o}", "id", s_hex64(node_store_node_id(self->store)),
+        "replica", s_hex64(node_store_replica(self->store)), "version", ENGRAM_VERSION, "uptime_ms",
+        (json_int_t)(api__now_ms() - self->started_ms), "durability",
+        self->config.durability_sync ? "sync" : "async", "storage",
+        !failure                            ? "ok"
+        : node_store_read_only(self->store) ? "read-only"
+                                            : engram_strerror(failure),
+        "ready", s_ready(self));
+    json_t *cluster = json_null();
+    node_cluster_status_t *status = NULL;
+    if (self->cluster && node_cluster_status(self->cluster, &status) == 0) {
+        json_decref(cluster);
+        cluster = s_cluster_status(status);
+    }
+    node_cluster_status_free(&status);
+    return json_pack("{s:o, s:o, s:{s:i, s:o}}", "node", node, "cluster", cluster, "rates",
+                     "interval_ms", API_SAMPLE_MS, "samples", samples);
+}
+
+void api__observe_answer(node_server_t *self)
+{
+    while (zsock_events(self->observed.socket) & ZMQ_POLLIN) {
+        zmsg_t *msg = zmsg_recv(self->observed.socket);
+        if (!msg)
+            return;
+        zframe_t *sequence = zmsg_pop(msg);
+        char *kind = zmsg_popstr(msg);
+        json_t *doc = NULL;
+        if (!sequence || !kind)
+            doc = json_pack("{s:s}", "error", "a request is [sequence][kind]");
+        else if (strcmp(kind, "metrics") == 0)
+            doc = s_metrics(self);
+        else if (strcmp(kind, "status") == 0)
+            doc = s_status(self);
+        else if (strcmp(kind, "access") == 0)
+            doc = api__acl_document(self, api__acl_now());
+        else if (strcmp(kind, "ready") == 0)
+            doc = s_ready(self);
+        else
+            doc = json_pack("{s:s}", "error", "unknown kind");
+        /* NULL: memory ran out somewhere in the document; the listener answers 503 */
+        char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+        json_decref(doc);
+        zmsg_t *answer = zmsg_new();
+        if (sequence)
+            zmsg_append(answer, &sequence);
+        zmsg_addstr(answer, text ? text : "");
+        zmsg_send(&answer, self->observed.socket);
+        free(text);
+        free(kind);
+        zframe_destroy(&sequence);
+        zmsg_destroy(&msg);
+    }
+}

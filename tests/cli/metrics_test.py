@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+"""engramd --metrics (node/http): /metrics scraped under write load and read by two parsers
+that engram did not write (the Prometheus project's own Python parser, from Debian's
+python3-prometheus-client, and a line grammar written here from the text format's
+specification); its counters move with the load; /healthz, /readyz, the JSON endpoints, the
+page and the listener's refusals (404, 405, an unknown host, a port taken); /readyz answers 503
+while the store is read-only (a read-only tmpfs: root only, that case is skipped otherwise).
+
+Usage: metrics_test.py ENGRAMD ENGRAM.
+"""
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from access import Admin
+from polling import eventually
+
+ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
+
+# The text format, line by line (prometheus.io/docs/instrumenting/exposition_formats):
+# comments, HELP and TYPE lines, and samples: name, optional labels, a float value.
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+VALUE = r"(?:[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|NaN|[+-]Inf)"
+SAMPLE = re.compile(rf"({NAME})(?:\{{((?:{LABEL})(?:,{LABEL})*)?,?\}})? ({VALUE})(?: -?\d+)?")
+HELP = re.compile(rf"# HELP ({NAME}) (?:[^\\\n]|\\[\\n])*")
+TYPE = re.compile(rf"# TYPE ({NAME}) (counter|gauge|histogram|summary|untyped)")
+SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "summary": ("", "_sum", "_count")}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fetch(url, method="GET"):
+    """(status, content type, body) of url."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as r:
+            return r.status, r.headers.get("Content-Type"), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read().decode()
+
+
+def check_grammar(text):
+    """Every line of text is a HELP, TYPE or sample line; every sample belongs to the family
+    TYPE announced last; every family is announced once. Returns {family: type}."""
+    families, current = {}, None
+    assert text.endswith("\n"), "the exposition ends with a line feed"
+    for number, line in enumerate(text[:-1].split("\n"), 1):
+        where = f"line {number}: {line!r}"
+        if line.startswith("# HELP "):
+            m = HELP.fullmatch(line)
+            assert m, where
+        elif line.startswith("# TYPE "):
+            m = TYPE.fullmatch(line)
+            assert m, where
+            assert m.group(1) not in families, f"family announced twice: {where}"
+            current = m.group(1)
+            families[current] = m.group(2)
+        else:
+            m = SAMPLE.fullmatch(line)
+            assert m, f"not a sample: {where}"
+            assert current, f"a sample before any TYPE: {where}"
+            name = m.group(1)
+            allowed = [current + s for s in SUFFIXES.get(families[current], ("",))]
+            assert name in allowed, f"{name} is not of family {current}: {where}"
+    return families
+
+
+class Node:
+    """A lone engramd with --metrics, set up by `engram init` for agent t acting for user u,
+    which may read and write run:*. data_dir: where its data lives (default: a new temporary
+    directory); flags: more of engramd's."""
+
+    def __init__(self, data_dir=None, flags=()):
+        self.dir = tempfile.mkdtemp(prefix="engram-metrics-")
+        self.data = data_dir or os.path.join(self.dir, "data")
+        self.admin = Admin(ENGRAM, os.path.join(self.dir, "home"))
+        self.socket = f"ipc://{self.dir}/api.sock"
+        self.proc = None
+        self.flags = list(flags)
+        self.admin.init(self.data, "t", "u")
+        self.start()
+        self.admin.grant(self.socket, "t", resources=[("run:*", "read,write")], register=False)
+
+    def start(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        log = open(os.path.join(self.dir, "engramd.log"), "ab")
+        self.proc = subprocess.Popen([ENGRAMD, "--data", self.data, "--api", self.socket,
+                                      "--metrics", f"127.0.0.1:{self.port}", *self.flags],
+                                     stdout=log, stderr=log)
+        log.close()
+        eventually(lambda: self.cli("stats").returncode == 0, timeout=10,
+                   what="engramd serves")
+
+    def cli(self, *args):
+        return self.admin.run(*args, socket=self.socket, agent="t", user="u", timeout=30)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=20)
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def scrape(self):
+        """The parsed exposition: {family: (type, [samples])}, after both parsers read it."""
+        status, ctype, text = fetch(self.url + "/metrics")
+        assert status == 200, (status, text)
+        assert ctype.startswith("text/plain; version=0.0.4"), ctype
+        types = check_grammar(text)
+        parsed = {f.name: f for f in text_string_to_metric_families(text)}
+        return types, parsed, text
+
+
+def sample(parsed, family, name, **labels):
+    for s in parsed[family].samples:
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+    return None
+
+
+class MetricsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.node = Node()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.close()
+
+    def test_scrape_under_load(self):
+        node = self.node
+        types, parsed, _ = node.scrape()
+        for family in ("engram_requests_total", "engram_request_duration_seconds",
+                       "engram_group_commit_writes", "engram_wal_syncs_total",
+                       "engram_connections", "engram_access_denials_total",
+                       "engram_rocksdb_memtable_bytes", "engram_rocksdb_sst_bytes",
+                       "engram_rocksdb_pending_compaction_bytes", "engram_writes_held",
+                       "engram_reads_parked", "engram_connection_queue_bytes", "engram_ready",
+                       "engram_build_info", "engram_store_writable"):
+            self.assertIn(family, types)
+        # the "_total" of a counter is the sample's name, not the family's, to this parser
+        self.assertEqual(parsed["engram_requests"].type, "counter")
+        self.assertEqual(parsed["engram_request_duration_seconds"].type, "histogram")
+        before_puts = sample(parsed, "engram_requests", "engram_requests_total",
+                             op="PUT", code="OK") or 0
+        before_syncs = sample(parsed, "engram_wal_syncs", "engram_wal_syncs_total")
+        before_denials = sample(parsed, "engram_access_denials", "engram_access_denials_total")
+
+        writes, failures = 60, []
+
+        def writer():
+            for i in range(writes):
+                r = node.cli("put", "run:metrics", f"k{i}", f"value {i}")
+                if r.returncode != 0:
+                    failures.append(r.stderr)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        scrapes = []
+        try:
+            while thread.is_alive():  # scraped while the writes go on: every scrape parses
+                scrapes.append(node.scrape())
+                time.sleep(0.05)
+        finally:
+            thread.join()
+        self.assertEqual(failures, [])
+        self.assertGreaterEqual(len(scrapes), 2, "the scrapes ran during the load")
+        # a denial: agent t may not act for user mallory
+        r = node.admin.run("put", "run:metrics", "x", "y", socket=node.socket, agent="t",
+                           user="mallory")
+        self.assertEqual(r.returncode, 6, r.stderr)
+
+        _, parsed, _ = node.scrape()
+        puts = sample(parsed, "engram_requests", "engram_requests_total", op="PUT", code="OK")
+        self.assertEqual(puts - before_puts, writes)
+        self.assertEqual(sample(parsed, "engram_requests", "engram_requests_total",
+                                op="PUT", code="EDENIED"), 1)
+        self.assertEqual(sample(parsed, "engram_access_denials",
+                                "engram_access_denials_total") - before_denials, 1)
+        self.assertGreaterEqual(sample(parsed, "engram_wal_syncs", "engram_wal_syncs_total")
+                                - before_syncs, 1)
+        # counters never go back between scrapes
+        series = [sample(p, "engram_requests", "engram_requests_total", op="PUT", code="OK")
+                  or 0 for _, p, _ in scrapes]
+        self.assertEqual(series, sorted(series))
+        # the histogram: cumulative buckets, +Inf last and equal to _count, which counts the puts
+        buckets = [(s.labels["le"], s.value) for s in
+                   parsed["engram_request_duration_seconds"].samples
+                   if s.name.endswith("_bucket") and s.labels["op"] == "PUT"]
+        self.assertEqual(buckets[-1][0], "+Inf")
+        bounds = [float(le) for le, _ in buckets]
+        self.assertEqual(bounds, sorted(bounds))
+        counts = [v for _, v in buckets]
+        self.assertEqual(counts, sorted(counts))
+        count = sample(parsed, "engram_request_duration_seconds",
+                       "engram_request_duration_seconds_count", op="PUT")
+        self.assertEqual(counts[-1], count)
+        self.assertGreaterEqual(count, writes)
+        total = sample(parsed, "engram_request_duration_seconds",
+                       "engram_request_duration_seconds_sum", op="PUT")
+        self.assertTrue(0 < total < math.inf)
+        commits = sample(parsed, "engram_group_commit_writes", "engram_group_commit_writes_sum")
+        self.assertGreaterEqual(commits, writes)
+
+    def test_probes_endpoints_and_refusals(self):
+        node = self.node
+        self.assertEqual(fetch(node.url + "/healthz")[0], 200)
+        status, ctype, body = fetch(node.url + "/readyz")
+        self.assertEqual((status, ctype), (200, "application/json"), body)
+        self.assertEqual(json.loads(body), {"ready": True, "checks": {
+            "store_writable": True, "dots_checked": True, "cluster_joined": True}})
+        status, _, body = fetch(node.url + "/api/status")
+        self.assertEqual(status, 200)
+        doc = json.loads(body)
+        self.assertRegex(doc["node"]["id"], r"^[0-9a-f]{16}$")
+        self.assertIsNone(doc["cluster"])
+        status, _, body = fetch(node.url + "/api/access")
+        self.assertEqual(status, 200)
+        grants = [s for s in json.loads(body)["statements"]
+                  if s["kind"] == "agent_resource" and s["valid"]]
+        self.assertIn(("t", "run:*"), [(s["agent"], s["resource"]) for s in grants])
+        status, ctype, body = fetch(node.url + "/")
+        self.assertEqual((status, ctype), (200, "text/html; charset=utf-8"))
+        self.assertIn('<script src="/app.js">', body)
+        self.assertEqual(fetch(node.url + "/app.js")[0], 200)
+        self.assertEqual(fetch(node.url + "/nothing")[0], 404)
+        self.assertEqual(fetch(node.url + "/metrics", method="POST")[0], 405)
+        # the listener stays up through the refusals
+        self.assertEqual(fetch(node.url + "/healthz")[0], 200)
+
+    def test_bad_listen_addresses(self):
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        try:
+            for address, message in (("127.0.0.1:99999", "--metrics takes HOST:PORT"),
+                                     ("example.com:9464", "is not an IP address"),
+                                     (f"127.0.0.1:{taken.getsockname()[1]}", "cannot listen")):
+                with tempfile.TemporaryDirectory(prefix="engram-metrics-bad-") as d:
+                    Admin(ENGRAM, os.path.join(d, "home")).init(os.path.join(d, "data"), "t", "u")
+                    r = subprocess.run([ENGRAMD, "--data", os.path.join(d, "data"), "--api",
+                                        f"ipc://{d}/api.sock", "--metrics", address],
+                                       capture_output=True, text=True, timeout=30)
+                    self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                    self.assertIn(message, r.stdout + r.stderr)  # zsys logs to stdout
+        finally:
+            taken.close()
+
+
+def can_mount():
+    if os.geteuid() != 0:
+        return False
+    probe = tempfile.mkdtemp(prefix="engram-mnt-")
+    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", probe],
+                        capture_output=True).returncode == 0
+    if ok:
+        subprocess.run(["umount", probe])
+    os.rmdir(probe)
+    return ok
+
+
+@unittest.skipUnless(can_mount(), "needs root and tmpfs mounts")
+class ReadOnlyTest(unittest.TestCase):
+    def test_readyz_fails_while_read_only(self):
+        mnt = tempfile.mkdtemp(prefix="engram-metrics-ro-")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", mnt], check=True)
+        node = None
+        try:
+            node = Node(os.path.join(mnt, "data"), flags=("--min-free-bytes", str(1 << 20)))
+            self.assertEqual(fetch(node.url + "/readyz")[0], 200)
+            node.stop()
+            subprocess.run(["mount", "-o", "remount,ro", mnt], check=True)
+            node.start()
+            status, _, body = fetch(node.url + "/readyz")
+            self.assertEqual(status, 503, body)
+            doc = json.loads(body)
+            self.assertFalse(doc["ready"])
+            self.assertFalse(doc["checks"]["store_writable"])
+            self.assertEqual(fetch(node.url + "/healthz")[0], 200, "it still serves")
+            _, parsed, _ = node.scrape()
+            self.assertEqual(sample(parsed, "engram_ready", "engram_ready"), 0)
+            self.assertEqual(sample(parsed, "engram_store_writable", "engram_store_writable"), 0)
+            status, _, body = fetch(node.url + "/api/status")
+            self.assertEqual(json.loads(body)["node"]["storage"], "read-only")
+            # writable again: ready again
+            node.stop()
+            subprocess.run(["mount", "-o", "remount,rw", mnt], check=True)
+            node.start()
+            self.assertEqual(fetch(node.url + "/readyz")[0], 200)
+        finally:
+            if node:
+                node.close()
+            subprocess.run(["umount", "-l", mnt])
+            os.rmdir(mnt)
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0], "-v"])
