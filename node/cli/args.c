@@ -220,6 +220,7 @@ static const s_option_t s_options[] = {
     {"user", true, 0},
     {"json", false, 0},
     {"help", false, 0},
+    {"version", false, 0},
     {"meta", true, CLI_OPT_META},
     {"ttl", true, CLI_OPT_TTL},
     {"after", true, CLI_OPT_AFTER},
@@ -451,6 +452,8 @@ int cli_parse(int argc, char **argv, cli_opts_t *opts, const char **pos, size_t 
                 return cli_usage(NULL, "--%s takes no value", option->name);
             if (strcmp(option->name, "help") == 0)
                 opts->help = true;
+            else if (strcmp(option->name, "version") == 0)
+                opts->version = true;
             else if (strcmp(option->name, "explain") == 0)
                 opts->explain = true;
             else if (strcmp(option->name, "votes") == 0)

@@ -172,6 +172,7 @@ typedef struct {
     const char *user;    /* --user, $ENGRAM_USER, $USER or "anonymous" */
     bool json;           /* --json */
     bool help;           /* --help, or -h first: print the help instead of running */
+    bool version;        /* --version: print the version instead of running */
     unsigned given;      /* CLI_OPT_* of the command options given */
     const char *meta;    /* --meta; NULL if not given */
     uint64_t ttl_ms;     /* --ttl, in milliseconds; 0: never expires */

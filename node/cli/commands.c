@@ -365,9 +365,11 @@ static void s_help_all(void)
         const char *help = s_commands[i].help;
         printf("  %s\n      %.*s\n", s_commands[i].usage, (int)strcspn(help, "\n"), help);
     }
-    printf("\n`engram help COMMAND` tells more of a command. A VALUE or TEXT of \"-\" is read from "
-           "stdin.\nDefaults: $ENGRAM_SOCKET, $ENGRAM_AGENT, $ENGRAM_USER.\nExit status: 0 ok, "
-           "1 failure, 2 usage, 3 not found, 4 refused, 5 node unavailable, 6 access denied.\n");
+    printf(
+        "\n`engram help COMMAND` tells more of a command; `engram --version` prints the version. "
+        "A VALUE or TEXT of \"-\" is read from stdin.\nDefaults: $ENGRAM_SOCKET, $ENGRAM_AGENT, "
+        "$ENGRAM_USER.\nExit status: 0 ok, "
+        "1 failure, 2 usage, 3 not found, 4 refused, 5 node unavailable, 6 access denied.\n");
 }
 
 int cli_help(const char *const *words, size_t nwords)

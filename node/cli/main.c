@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engram/limits.h"
 #include "node/cli/cli.h"
 
 /*  A message of the CLI's own for the error line (stdin, a node's inconsistent answer); it
@@ -101,6 +102,13 @@ int main(int argc, char **argv)
     }
     size_t npos;
     int status = cli_parse(argc, argv, &opts, pos, &npos);
+    if (status == 0 && opts.version) {
+        printf("engram %s\nschema %d.%d (API messages)\n", ENGRAM_VERSION, ENGRAM_SCHEMA_MAJOR,
+               ENGRAM_SCHEMA_MINOR);
+        cli_opts_fini(&opts);
+        free(pos);
+        return 0;
+    }
     /*  `engram help [COMMAND]`, and --help anywhere: the help of the command words given. */
     bool help = opts.help || (npos > 0 && strcmp(pos[0], "help") == 0);
     if (status == 0 && help)

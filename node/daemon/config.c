@@ -88,8 +88,8 @@ static const s_setting_t s_settings[] = {
      .number = ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS,
      .help = "a timestamp from another node further ahead of this clock is refused"},
     {.flag = "--metrics", .value = "HOST:PORT", .kind = S_STRING, .offset = FIELD(metrics),
-     .help = "serve /metrics, /healthz, /readyz and the status page over HTTP here (HOST: "
-             "127.0.0.1 unless given; default: off)"},
+     .help = "serve /metrics, /healthz, /readyz and a status page over HTTP, on 127.0.0.1 "
+             "unless HOST is given (default: none)"},
     {.flag = "--gossip", .value = "tcp://HOST:PORT", .kind = S_STRING,
      .offset = FIELD(gossip_endpoint),
      .help = "replicate with a cluster, gossiping here (default: none, a single node)"},

@@ -130,7 +130,7 @@ class DaemonTest(unittest.TestCase):
         # And the parser knows every flag listed: alone, each is refused for what it lacks,
         # never as unknown; each setting is a config key as well, and has a default.
         for flag, m in lines.items():
-            if flag == "--help":
+            if flag in ("--help", "--version"):  # they print and exit
                 continue
             err = self.refused(2, flag)
             self.assertNotIn("unknown", err)
@@ -144,6 +144,24 @@ class DaemonTest(unittest.TestCase):
             err = self.refused(2, "--config", self.config(f"engram\n    {key[7:]} = \"\"\n"))
             self.assertIn(key, err)
             self.assertNotIn("unknown", err)
+
+    def test_version(self):
+        """engramd --version and engram --version print the version CMake builds and the schema
+        of include/engram/limits.h, and exit 0 (anything else on the line is not looked at)."""
+        root = os.path.join(SOURCES, "..", "..")
+        with open(os.path.join(root, "CMakeLists.txt")) as f:
+            version = re.search(r"project\(engram VERSION (\S+)", f.read()).group(1)
+        with open(os.path.join(root, "include", "engram", "limits.h")) as f:
+            limits = f.read()
+        schema = ".".join(re.search(rf"#define ENGRAM_SCHEMA_{part} (\d+)", limits).group(1)
+                          for part in ("MAJOR", "MINOR"))
+        for program, name in ((ENGRAMD, "engramd"), (ENGRAM, "engram")):
+            r = subprocess.run([program, "--version"], capture_output=True, text=True,
+                               timeout=TIMEOUT)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            lines = r.stdout.splitlines()
+            self.assertEqual(lines[0], f"{name} {version}")
+            self.assertTrue(lines[1].startswith(f"schema {schema} "), lines[1])
 
     def test_unknown_flag_names_the_nearest(self):
         err = self.refused(2, "--dat", self.path("data"))
