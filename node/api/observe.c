@@ -11,7 +11,7 @@
  *    metrics  the metric families, each {name, type, help, samples: [{name, labels, value}]},
  *             which node/http writes out in Prometheus's text format
  *    status   the node, its members with their state and lag, its scopes' version vectors,
- *             and the samples
+ *             and the samples kept, the totals now last
  *    access   the access statements valid now (as ACL_SHOW answers)
  *    ready    {ready, checks: {store_writable, dots_checked, cluster_joined}}
  *  An unknown kind is answered with {"error": ...}. Everything here runs on the loop thread, so
@@ -61,23 +61,29 @@ void api__observe_commit(node_server_t *self, size_t writes)
     o->commit_writes += writes;
 }
 
+/*  The totals now. */
+static api_sample_t s_totals(node_server_t *self, int64_t now_ms)
+{
+    api_sample_t s = {.at_ms = now_ms,
+                      .requests = self->stats.requests,
+                      .errors = self->stats.errors,
+                      .writes = self->stats.writes};
+    if (self->cluster) {
+        node_cluster_traffic_t traffic;
+        node_cluster_traffic(self->cluster, &traffic);
+        s.bytes_sent = traffic.bytes_sent;
+        s.bytes_received = traffic.bytes_received;
+        s.deltas_applied = traffic.deltas_applied;
+    }
+    return s;
+}
+
 int64_t api__observe_tick(node_server_t *self, int64_t now_ms)
 {
     api_observed_t *o = &self->observed;
     if (now_ms < o->next_sample_ms)
         return o->next_sample_ms;
-    api_sample_t *s = &o->samples[o->next_sample];
-    *s = (api_sample_t){.at_ms = now_ms,
-                        .requests = self->stats.requests,
-                        .errors = self->stats.errors,
-                        .writes = self->stats.writes};
-    if (self->cluster) {
-        node_cluster_traffic_t traffic;
-        node_cluster_traffic(self->cluster, &traffic);
-        s->bytes_sent = traffic.bytes_sent;
-        s->bytes_received = traffic.bytes_received;
-        s->deltas_applied = traffic.deltas_applied;
-    }
+    o->samples[o->next_sample] = s_totals(self, now_ms);
     o->next_sample = (o->next_sample + 1) % API_SAMPLES;
     if (o->n_samples < API_SAMPLES)
         o->n_samples++;
@@ -375,8 +381,9 @@ static json_t *s_status(node_server_t *self)
     api_observed_t *o = &self->observed;
     json_t *samples = json_array();
     size_t first = o->n_samples < API_SAMPLES ? 0 : o->next_sample;
-    for (size_t i = 0; i < o->n_samples; i++) {
-        const api_sample_t *s = &o->samples[(first + i) % API_SAMPLES];
+    api_sample_t now = s_totals(self, api__now_ms());
+    for (size_t i = 0; i <= o->n_samples; i++) { /* the samples kept, then the totals now */
+        const api_sample_t *s = i < o->n_samples ? &o->samples[(first + i) % API_SAMPLES] : &now;
         json_array_append_new(
             samples,
             json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "at_ms", (json_int_t)s->at_ms,

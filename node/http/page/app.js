@@ -82,7 +82,8 @@ function showCluster(cluster) {
   });
 }
 
-// One small chart per series: the rate per second between consecutive samples.
+// One small chart per series: the rate per second between consecutive samples (the node's
+// samples every few seconds, then its totals at the moment it answered).
 function showRates(rates) {
   const series = [
     ["requests", "requests/s"], ["writes", "writes/s"], ["errors", "errors/s"],
@@ -104,6 +105,7 @@ function showRates(rates) {
     const last = points.length ? points[points.length - 1] : 0;
     const caption = document.createElement("div");
     caption.textContent = label + ": " + (points.length ? last.toFixed(1) : "…");
+    if (points.length) div.dataset.rate = last.toFixed(3);
     div.appendChild(caption);
     const svgNS = "http://www.w3.org/2000/svg";
     const svg = document.createElementNS(svgNS, "svg");
