@@ -12,8 +12,9 @@
 # [redacted:email] on every node; the writer on node 2 finds by search what the researcher
 # (node 1) and the reviewer (node 3, through MCP) wrote, and gets a prompt block of it; node 3
 # shows the same history of a finding revised on node 2 and reads it as of before the revision;
-# MCP clients on nodes 1 and 3 edit one knowledge graph that node 2 reads; and the cluster's
-# status. The data lives in a temporary directory removed at the end
+# MCP clients on nodes 1 and 3 edit one knowledge graph that node 2 reads; the cluster's
+# status; and node 1's readiness probe and metrics (its status page's URL, and the others', is
+# printed at the start). The data lives in a temporary directory removed at the end
 # (ENGRAM_DEMO_DIR keeps it elsewhere; ENGRAM_BASE_PORT moves the ports). Every command it runs is echoed first as
 # `+ COMMAND`, ready to paste into a shell (with ENGRAM_HOME set as the demo sets it); a
 # command repeated until replication has done its part is echoed once, followed by how long
@@ -154,6 +155,16 @@ for line in sys.stdin:
 sys.exit(1)'
 }
 # read a graph's export: succeed if it holds the entity Acme Corp, and the reviewer's observation
+# http_get URL: the body of an HTTP GET (Python's standard library: curl may not be installed),
+# whatever its status
+http_get() {
+    python3 -c 'import sys, urllib.error, urllib.request
+try:
+    body = urllib.request.urlopen(sys.argv[1], timeout=10).read()
+except urllib.error.HTTPError as e:
+    body = e.read()
+sys.stdout.write(body.decode())' "$1"
+}
 has_acme() { grep -q '"Acme Corp"'; }
 has_acme_template() { grep -q 'the Acme template'; }
 statements=""
@@ -171,6 +182,9 @@ run deploy/local-cluster.sh 3 "$dir"
 export ENGRAM_HOME="$dir/home"
 show export ENGRAM_HOME="$dir/home"
 node_id() { cat "$dir/n$1/id"; }
+http_of() { sed -n 's/.*--metrics \([^ ]*\).*/http:\/\/\1/p' "$dir/n$1/cmdline"; }
+echo "Each node's status page and metrics, while the demo runs: $(http_of 1)/ $(http_of 2)/" \
+    "$(http_of 3)/"
 
 say "1. The admin registers one agent per host and says what each may do" \
     "   (a node refuses any key it has no registration for: each agent is its CURVE key pair," \
@@ -305,3 +319,12 @@ for n in 1 2 3; do
         "$engram" --socket "ipc://$dir/n$n/api.sock" cluster status --json
 done
 admin 1 cluster status
+
+say "13. Monitoring: node 1's readiness probe and a few of its Prometheus metrics" \
+    "   (engramd --metrics; its status page shows the same members, scopes, rates and grants)"
+show http_get "$(http_of 1)/readyz"
+http_get "$(http_of 1)/readyz"
+echo
+wanted='^engram_(requests_total\{op="(PUT|GET)"|member_state.*\} 1$|group_commits_total)'
+show http_get "$(http_of 1)/metrics" '|' grep -E "$wanted"
+http_get "$(http_of 1)/metrics" | grep -E "$wanted"
