@@ -451,14 +451,14 @@ static int s_script(const s_cluster_t *c, char *out, size_t size, const char *a1
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-/*  Takes "node=I api=EP gossip=EP pid=PID" lines. */
+/*  Takes "node=I api=EP gossip=EP http=URL pid=PID" lines. */
 static void s_cluster_parse(s_cluster_t *c, const char *out)
 {
     for (const char *line = out; line && *line;) {
         int i = 0, pid = 0;
         char api[400];
-        if (sscanf(line, "node=%d api=%399s gossip=%*s pid=%d", &i, api, &pid) == 3 && i >= 1 &&
-            i <= NODES) {
+        if (sscanf(line, "node=%d api=%399s gossip=%*s http=%*s pid=%d", &i, api, &pid) == 3 &&
+            i >= 1 && i <= NODES) {
             c->pid[i] = pid;
             snprintf(c->api[i], sizeof c->api[i], "%s", api);
         }
@@ -603,12 +603,13 @@ static void s_cluster_start(s_cluster_t *c, const char *name)
 {
     *c = (s_cluster_t){0};
     snprintf(c->dir, sizeof c->dir, "%s/%s", s_tmpdir, name);
-    int offsets[2 * NODES];
+    int offsets[3 * NODES]; /* gossip, introductions, metrics (deploy/local-cluster.sh) */
     for (int i = 1; i <= NODES; i++) {
-        offsets[2 * i - 2] = 10 * i;
-        offsets[2 * i - 1] = 10 * i + 1;
+        offsets[3 * i - 3] = 10 * i;
+        offsets[3 * i - 2] = 10 * i + 1;
+        offsets[3 * i - 1] = 10 * i + 2;
     }
-    c->base = s_port_base(offsets, 2 * NODES, 10 * NODES + 2);
+    c->base = s_port_base(offsets, 3 * NODES, 10 * NODES + 3);
     s_live = c;
     s_cluster_provision(c);
     char out[4096], n[8];

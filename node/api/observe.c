@@ -2,8 +2,9 @@
  *
  *  The loop counts every reply as it leaves (api__observe_reply: its operation and code, and
  *  its latency from when the node began handling the request to when the reply is handed to
- *  the socket, the group commit's fsync included; a read parked for its causal token counts
- *  from when its token was reached), the size of every group commit, and every API_SAMPLE_MS
+ *  the socket, the group commit's fsync included; a read parked for its causal token, or a
+ *  write held for the dot check, counts from when it is handled again), the size of every
+ *  group commit, and every API_SAMPLE_MS
  *  a sample of its totals, from which the status page draws its rates.
  *
  *  The listener's thread asks over an inproc PAIR (node_server_observe): a message

@@ -849,6 +849,8 @@ int node_server_observe(node_server_t *self, const char *endpoint)
     self->observed.socket = zsock_new(ZMQ_PAIR);
     if (!self->observed.socket)
         return ENGRAM_ENOMEM;
+    zsock_set_sndtimeo(self->observed.socket, 0); /* the loop never waits: an answer the
+                                                      listener has no room for is dropped */
     if (zsock_connect(self->observed.socket, "%s", endpoint) != 0) {
         zsock_destroy(&self->observed.socket);
         return ENGRAM_EINVAL;

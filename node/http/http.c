@@ -213,6 +213,8 @@ int node_http_new(const char *address, node_http_t **self_p, char *why, size_t w
         node_http_destroy(&self);
         return ENGRAM_ENOMEM;
     }
+    /* a loop that takes no more questions gets the request a 503, never a stuck listener */
+    zsock_set_sndtimeo(self->loop, NODE_HTTP_ANSWER_MS);
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
