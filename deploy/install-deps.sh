@@ -11,11 +11,14 @@ packages=(build-essential cmake pkg-config
           libzmq3-dev libczmq-dev librocksdb-dev libprotobuf-c-dev protobuf-c-compiler
           libsodium-dev libjansson-dev libutf8proc-dev libcmocka-dev valgrind python3
           libstemmer-dev libsqlite3-dev fortunes python3-zmq python3-protobuf protobuf-compiler
-          iproute2 nftables iptables libfaketime python3-matplotlib libnetfilter-queue-dev)
+          iproute2 nftables iptables libfaketime python3-matplotlib libnetfilter-queue-dev
+          systemd)
           # search: Snowball stemmers; SQLite FTS5, the peer its bench and tests compare with;
-          # the fortunes, a corpus of short texts for its BM25 test. The last five: jepsen/
-          # (namespaces, partitions, skew, plots, the packet delayer). python3-zmq,
-          # python3-protobuf, protobuf-compiler: the Python client (node/client/python)
+          # the fortunes, a corpus of short texts for its BM25 test. iproute2 to
+          # libnetfilter-queue-dev: jepsen/ (namespaces, partitions, skew, plots, the packet
+          # delayer). python3-zmq, python3-protobuf, protobuf-compiler: the Python client
+          # (node/client/python). systemd: systemd-analyze and systemd-sysusers, which check
+          # deploy/engramd.service (tests/deploy)
 for arg in "$@"; do
     case "$arg" in
         --bench) packages+=(redis-server redis-tools etcd-server etcd-client rocksdb-tools
