@@ -12,15 +12,17 @@ packages=(build-essential cmake pkg-config
           libsodium-dev libjansson-dev libutf8proc-dev libcmocka-dev valgrind python3
           libstemmer-dev libsqlite3-dev fortunes python3-zmq python3-protobuf protobuf-compiler
           iproute2 nftables iptables libfaketime python3-matplotlib libnetfilter-queue-dev
-          libmicrohttpd-dev python3-prometheus-client chromium)
+          libmicrohttpd-dev python3-prometheus-client chromium systemd python3-yaml)
           # search: Snowball stemmers; SQLite FTS5, the peer its bench and tests compare with;
           # the fortunes, a corpus of short texts for its BM25 test. iproute2 to
-          # libnetfilter-queue-dev: jepsen/
-          # (namespaces, partitions, skew, plots, the packet delayer). python3-zmq,
-          # python3-protobuf, protobuf-compiler: the Python client (node/client/python).
-          # libmicrohttpd: engramd's --metrics listener; python3-prometheus-client: the
-          # Prometheus project's parser, which tests/cli/metrics_test.py reads /metrics with;
-          # chromium: the status page's browser test
+          # libnetfilter-queue-dev: jepsen/ (namespaces, partitions, skew, plots, the packet
+          # delayer). python3-zmq, python3-protobuf, protobuf-compiler: the Python client
+          # (node/client/python). libmicrohttpd: engramd's --metrics listener;
+          # python3-prometheus-client: the Prometheus project's parser, which
+          # tests/cli/metrics_test.py reads /metrics with; chromium: the status page's browser
+          # test. systemd: systemd-analyze and systemd-sysusers, which check
+          # deploy/engramd.service; python3-yaml reads deploy/'s compose and Kubernetes files
+          # (tests/deploy)
 for arg in "$@"; do
     case "$arg" in
         --bench) packages+=(redis-server redis-tools etcd-server etcd-client rocksdb-tools
