@@ -112,7 +112,8 @@ def configure_requirements():
 
 
 def runtime_requirements():
-    """The packages of the libraries engramd and engram need, but libc and libengram."""
+    """The packages of the libraries engramd and engram need, but libc, libengram and a
+    sanitizer's runtime."""
     wanted = set()
     for program in (ENGRAMD, ENGRAM):
         dynamic = subprocess.run(["readelf", "-d", program], capture_output=True, text=True,
@@ -121,7 +122,9 @@ def runtime_requirements():
         paths = dict(re.findall(r"^\s*(\S+) => (\S+)", subprocess.run(
             ["ldd", program], capture_output=True, text=True, check=True).stdout, re.M))
         for lib in needed:
-            if lib.startswith("libengram."):
+            # libengram comes from the build stage; a sanitizer's runtime only from a
+            # sanitized build (deploy/test.sh --sanitize), never from the image's Release one
+            if lib.startswith("libengram.") or re.match(r"lib(asan|ubsan|tsan|lsan)\.", lib):
                 continue
             package = owner(paths[lib])
             if not package:
