@@ -339,6 +339,9 @@ void engram_cluster_destroy(engram_cluster_t **self_p);
 int engram_cluster_remove(engram_t *self, uint64_t node_id, const void *statement, size_t len);
 /*  Asks the node to join (again) through a member's gossip endpoint. */
 int engram_cluster_join(engram_t *self, const char *endpoint);
+/*  Asks the node to write a snapshot of its data directory into dir, an absolute path on the
+ *  node's host that must not exist (an admin's connection only; engram snapshot). */
+int engram_snapshot(engram_t *self, const char *dir);
 
 #ifdef __cplusplus
 }

@@ -1618,6 +1618,20 @@ static int s_cluster_request(node_server_t *self, const Engram__Request *req, ap
     return 0;
 }
 
+/*  SNAPSHOT: the store, checkpointed with the node's files into req->path (store.h). It runs on
+ *  the loop's thread: requests wait for the memtables' flush and the links, none is refused. */
+static int s_snapshot(node_server_t *self, const Engram__Request *req, api_reply_t *r)
+{
+    char why[512] = "";
+    int64_t started = api__mono_ms();
+    int rc = node_store_snapshot(self->store, req->path, why, sizeof why);
+    if (rc)
+        return api__fail(r, rc, "no snapshot: %s", why[0] ? why : engram_strerror(rc));
+    zsys_notice("engramd: snapshot written to %s in %" PRId64 " ms", req->path,
+                api__mono_ms() - started);
+    return 0;
+}
+
 /*  --- dispatch --------------------------------------------------------------------- */
 
 static int s_dispatch(node_server_t *self, const Engram__Request *req, const char *sid,
@@ -1751,6 +1765,8 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
     case ENGRAM__OP__ACL_SHOW:
     case ENGRAM__OP__ACL_CHECK:
         return api__acl_request(self, req, r);
+    case ENGRAM__OP__SNAPSHOT:
+        return s_snapshot(self, req, r);
     case ENGRAM__OP__STATS:
         self->stats.uptime_ms = (uint64_t)(api__now_ms() - self->started_ms);
         self->stats.scopes = node_store_scopes(self->store);

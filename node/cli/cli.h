@@ -372,6 +372,7 @@ int cli_cmd_node_admit(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_cluster_status(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_cluster_join(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_cluster_remove(engram_t *engram, const cli_opts_t *opts);
+int cli_cmd_snapshot(engram_t *engram, const cli_opts_t *opts);
 
 /*  --- keys.c: agent key pairs ----------------------------------------------------------- */
 

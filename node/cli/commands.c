@@ -214,6 +214,15 @@ static const cli_command_t s_commands[] = {
      "Decommissions the node NODE (16 hex digits, as `cluster status` shows it) for good: the\n"
      "admin key signs it and the node this command talks to spreads it.",
      NULL},
+    {"snapshot", NULL, 1, 1, 0, cli_cmd_snapshot, "snapshot DIR", CLI_CMD_ADMIN,
+     "Makes the node write a snapshot of its data into DIR, on the node's host (not this\n"
+     "command's, if they differ): an absolute path that must not exist. Taken online: writes go\n"
+     "on (they wait while RocksDB flushes its memtables), and every write acknowledged before it\n"
+     "began is in it, under durability=async too. DIR holds the store (a RocksDB checkpoint)\n"
+     "and the node's trust root, statements and members (mode 0700: it holds every agent's\n"
+     "private memory and the node's secret key). `engramd --restore DIR` starts a node from it\n"
+     "under a new replica id. Takes the admin key.",
+     NULL},
     {"init", NULL, 0, 0, CLI_OPT_DATA, cli_cmd_init, "init --data DIR [--agent NAME] [--user USER]",
      CLI_CMD_OFFLINE,
      "The single-node quick start: lets USER act through agent NAME on the node of DIR.\n"

@@ -1404,6 +1404,18 @@ int engram_cluster_join(engram_t *self, const char *endpoint)
     return rc;
 }
 
+int engram_snapshot(engram_t *self, const char *dir)
+{
+    assert(self && dir);
+    Engram__Request req = s_request(ENGRAM__OP__SNAPSHOT, NULL, NULL);
+    req.path = (char *)dir;
+    Engram__Reply *reply = NULL;
+    int rc = s_call(self, &req, self->timeout_ms, &reply);
+    if (rc == 0)
+        engram__reply__free_unpacked(reply, NULL);
+    return rc;
+}
+
 /*  ---------------------------------------------------------------------------------------
  *  Access control.
  */

@@ -37,6 +37,7 @@ typedef struct {
     size_t max_gossip_bytes;
     bool identity; /* --identity: print the node's id and keys, then exit */
     bool reindex;  /* --reindex: rebuild the search index before serving */
+    char *restore_dir; /* owned; --restore: the snapshot the data directory is filled from */
     bool help;     /* --help: print node_config_help, then exit; nothing else is parsed */
 } node_config_t;
 

@@ -9,6 +9,8 @@
  *    replication.c  the store as the gossip engine sees it: catch-up deltas read from the ops
  *                   index, remote deltas applied (removals found through the ops index)
  *    gc.c           garbage below the stable cut, pending-garbage counts, checkpoints
+ *    snapshot.c     snapshots (a checkpoint and the node's files, renamed into place) and
+ *                   restores from them into an empty data directory
  *    index.c        the search index: postings and df counters written and removed with
  *                   what they index, BM25 queries over them (the best k by a threshold
  *                   algorithm, or every match), the rebuild (engramd --reindex)

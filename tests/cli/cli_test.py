@@ -33,7 +33,7 @@ COMMANDS = ["put", "get", "rm", "ls", "history", "set add", "set rm", "set membe
             "counter add", "counter get", "log append", "log range", "remember", "share", "forget",
             "vote", "watch", "search", "context", "mcp", "import", "export",
             "stats", "cluster init", "node admit", "cluster status", "cluster join",
-            "cluster remove", "init", "agent create", "acl allow-user", "acl allow", "acl revoke",
+            "cluster remove", "snapshot", "init", "agent create", "acl allow-user", "acl allow", "acl revoke",
             "acl policy", "acl show", "acl check"]
 # The agents the tests use: (agent, the users it acts for, the resources it may access).
 # tester (registered for alice by engram init) writes everywhere; a1 shares its private memory
