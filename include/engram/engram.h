@@ -133,9 +133,13 @@ int engram_delete(engram_t *self, const char *scope, const char *key, engram_res
 
 int engram_set_add(engram_t *self, const char *scope, const char *key, const char *elem,
                    engram_result_t **result);
+/*  engram_set_add keeping JSON metadata with this add of elem (NULL: none); members show it. */
+int engram_set_add_meta(engram_t *self, const char *scope, const char *key, const char *elem,
+                        const char *meta_json, engram_result_t **result);
 int engram_set_remove(engram_t *self, const char *scope, const char *key, const char *elem,
                       engram_result_t **result);
-/*  Every member, fetched page by page. */
+/*  Every member, fetched page by page; each item is an element (value) with the metadata and
+ *  provenance of one of its adds. */
 int engram_set_members(engram_t *self, const char *scope, const char *key,
                        engram_result_t **result);
 /*  One page of members in element order: at most limit (0: the node's default page), after
@@ -150,6 +154,10 @@ int engram_counter_get(engram_t *self, const char *scope, const char *key,
 
 int engram_log_append(engram_t *self, const char *scope, const char *key, const void *text,
                       size_t len, engram_result_t **result);
+/*  engram_log_append with the entry's JSON metadata (NULL: none) and a TTL (0: never expires). */
+int engram_log_append_meta(engram_t *self, const char *scope, const char *key, const void *text,
+                           size_t len, const char *meta_json, uint64_t ttl_ms,
+                           engram_result_t **result);
 /*  Every entry in log order, fetched page by page. */
 int engram_log_range(engram_t *self, const char *scope, const char *key, engram_result_t **result);
 /*  One page of entries in log order, as engram_set_members_page. */

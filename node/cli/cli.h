@@ -149,6 +149,7 @@ enum {
     CLI_OPT_VOTES = 1 << 28,
     CLI_OPT_AS_OF = 1 << 29,      /* get --as-of */
     CLI_OPT_MCP_MEMORY = 1 << 30, /* import/export --mcp-memory */
+    CLI_OPT_FORMAT = 1u << 31,    /* import/export --format jsonl */
 };
 
 /*  The values of a repeatable option, in the order given. The array is the cli_opts_t's (freed
@@ -208,6 +209,7 @@ typedef struct {
     const char *if_version; /* put --if-version: the causal token the write expects */
     const char *id;         /* remember --id: the memory's id */
     bool dry_run;           /* forget --dry-run */
+    const char *format;     /* import/export --format; NULL: not given */
 } cli_opts_t;
 
 /*  What a command needs besides its arguments. */
@@ -350,14 +352,18 @@ int cli_cmd_forget(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_vote(engram_t *engram, const cli_opts_t *opts);
 int cli_check_vote(const cli_command_t *command, const cli_opts_t *opts);
 
-/*  --- mcp_server.c: the MCP server (mcp.h) and the graph's import and export ------------ */
+/*  --- mcp_server.c: the MCP server (mcp.h) ---------------------------------------------- */
 
 int cli_cmd_mcp(engram_t *engram, const cli_opts_t *opts);
-/*  import FILE SCOPE / export SCOPE: the official MCP memory server's JSONL file. */
+
+/*  --- transfer.c: a scope's memory out and in, as a file --------------------------------- */
+
+/*  export SCOPE / import FILE SCOPE: engram's JSON lines with provenance (the default, --format
+ *  jsonl), or the official MCP memory server's file (--mcp-memory). */
 int cli_cmd_import(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_export(engram_t *engram, const cli_opts_t *opts);
-/*  Refuses an import or export without --mcp-memory, the one format there is. */
-int cli_check_mcp_memory(const cli_command_t *command, const cli_opts_t *opts);
+/*  Refuses --format other than jsonl, and --format with --mcp-memory. */
+int cli_check_transfer(const cli_command_t *command, const cli_opts_t *opts);
 
 /*  --- admin.c: cluster administration --------------------------------------------------- */
 
