@@ -69,7 +69,7 @@ struct node_store {
     int failed;           /* the first storage failure: every later write is refused with it */
     bool failed_unsynced; /* writes were waiting for a sync when it failed: they are in doubt */
     bool read_only;       /* opened on a read-only data directory: reads only */
-    char *dir;            /* owned: the data directory, for free-space checks */
+    char *dir;            /* owned: the data directory, for free-space checks and snapshots */
     uint64_t min_free;    /* writes are refused below this much free space */
     int64_t space_checked_ms;      /* when the free space was last measured */
     bool volume_full;              /* the last measurement found less than min_free */

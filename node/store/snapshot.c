@@ -110,8 +110,9 @@ int node_store_snapshot(node_store_t *self, const char *dir, char *why, size_t w
     }
     if (rc == 0 && (chmod(building, 0700) != 0 ||
                     renameat2(AT_FDCWD, building, AT_FDCWD, dir, RENAME_NOREPLACE) != 0)) {
-        snprintf(why, why_len, "cannot move the snapshot to %s: %s", dir, strerror(errno));
-        rc = errno == EEXIST ? ENGRAM_EINVAL : ENGRAM_EIO;
+        int error = errno; /* EEXIST: dir was made meanwhile */
+        snprintf(why, why_len, "cannot move the snapshot to %s: %s", dir, strerror(error));
+        rc = error == EEXIST ? ENGRAM_EINVAL : ENGRAM_EIO;
     }
     if (rc && building) {
         s_empty_dir(building);
