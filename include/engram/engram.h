@@ -133,9 +133,13 @@ int engram_delete(engram_t *self, const char *scope, const char *key, engram_res
 
 int engram_set_add(engram_t *self, const char *scope, const char *key, const char *elem,
                    engram_result_t **result);
+/*  engram_set_add keeping JSON metadata with this add of elem (NULL: none); members show it. */
+int engram_set_add_meta(engram_t *self, const char *scope, const char *key, const char *elem,
+                        const char *meta_json, engram_result_t **result);
 int engram_set_remove(engram_t *self, const char *scope, const char *key, const char *elem,
                       engram_result_t **result);
-/*  Every member, fetched page by page. */
+/*  Every member, fetched page by page; each item is an element (value) with the metadata and
+ *  provenance of one of its adds. */
 int engram_set_members(engram_t *self, const char *scope, const char *key,
                        engram_result_t **result);
 /*  One page of members in element order: at most limit (0: the node's default page), after
@@ -150,6 +154,10 @@ int engram_counter_get(engram_t *self, const char *scope, const char *key,
 
 int engram_log_append(engram_t *self, const char *scope, const char *key, const void *text,
                       size_t len, engram_result_t **result);
+/*  engram_log_append with the entry's JSON metadata (NULL: none) and a TTL (0: never expires). */
+int engram_log_append_meta(engram_t *self, const char *scope, const char *key, const void *text,
+                           size_t len, const char *meta_json, uint64_t ttl_ms,
+                           engram_result_t **result);
 /*  Every entry in log order, fetched page by page. */
 int engram_log_range(engram_t *self, const char *scope, const char *key, engram_result_t **result);
 /*  One page of entries in log order, as engram_set_members_page. */
@@ -339,6 +347,9 @@ void engram_cluster_destroy(engram_cluster_t **self_p);
 int engram_cluster_remove(engram_t *self, uint64_t node_id, const void *statement, size_t len);
 /*  Asks the node to join (again) through a member's gossip endpoint. */
 int engram_cluster_join(engram_t *self, const char *endpoint);
+/*  Asks the node to write a snapshot of its data directory into dir, an absolute path on the
+ *  node's host that must not exist (an admin's connection only; engram snapshot). */
+int engram_snapshot(engram_t *self, const char *dir);
 
 #ifdef __cplusplus
 }

@@ -39,10 +39,11 @@ static bool s_acl_op(Engram__Op op)
            op == ENGRAM__OP__ACL_CHECK;
 }
 
-/*  Administration: looking (status, acl show/check) or changing (join, remove, submit). */
+/*  Administration: looking (status, acl show/check) or changing (join, remove, submit,
+ *  snapshot). */
 bool api__admin_op(Engram__Op op)
 {
-    return api__cluster_op(op) || s_acl_op(op);
+    return api__cluster_op(op) || s_acl_op(op) || op == ENGRAM__OP__SNAPSHOT;
 }
 
 static bool s_admin_changes(Engram__Op op)
@@ -199,7 +200,11 @@ int api__identify(node_server_t *self, Engram__Request *req, api_reply_t *r)
 {
     uint64_t now = api__acl_now();
     int rc = s_identify(self, req, r, now);
-    if (rc == 0 && api__admin_op(req->op)) {
+    if (rc == 0 && req->op == ENGRAM__OP__SNAPSHOT && !r->admin)
+        /* it writes every agent's private memory and the node's secret key to a path of the
+         * caller's choosing on this host: no grant short of the admin key covers that */
+        rc = api__fail(r, ENGRAM_EDENIED, "a snapshot takes an admin's key");
+    else if (rc == 0 && api__admin_op(req->op)) {
         bool changes = s_admin_changes(req->op);
         if (!r->admin && !node_acl_may_administer(self->acl, r->client_key, changes, now))
             rc = api__fail(r, ENGRAM_EDENIED,

@@ -702,6 +702,7 @@ typedef struct {
     const char *key;
     unsigned limit;
     const char *shown; /* the last element shown (in the arena), NULL before the first */
+    size_t bytes;      /* the elements and metadata shown so far */
     bool more;         /* a visible element follows the page */
 } s_members_page_t;
 
@@ -712,14 +713,20 @@ static int s_member_entry(void *arg, crdt_type_id_t type, const crdt_entry_view_
     if (type != CRDT_SET || (page->shown && strcmp(page->shown, add->elem) == 0) ||
         !api__add_visible(r->reader, add))
         return 0;
-    if (r->msg.n_items == page->limit) {
+    /* the add's metadata and provenance, kept in a value without payload (s_set_op) */
+    Engram__Item shown = ENGRAM__ITEM__INIT;
+    api__item_from_value(r, &shown, add, "set", api__now_ms(), NULL);
+    size_t len = strlen(add->elem) + strlen(shown.meta_json);
+    if (s_page_full(r, page->limit, page->bytes, len)) {
         page->more = true;
         return NODE_STORE_STOP;
     }
+    page->bytes += len;
     Engram__Item *item = api__add_item(r);
     char *elem = api__str(&r->arena, add->elem);
     if (!item || !elem)
         return api__fail(r, ENGRAM_ENOMEM, "out of memory");
+    *item = shown;
     item->key = (char *)page->key;
     item->type = "set";
     item->value.data = (uint8_t *)elem;
@@ -751,7 +758,7 @@ static int s_members(node_server_t *self, const Engram__Request *req, const char
             return s_later_page_gone(r, req, rc);
         crdt_scope_destroy(&view);
     }
-    s_members_page_t page = {r, req->key, s_page_limit(self, req), NULL, false};
+    s_members_page_t page = {r, req->key, s_page_limit(self, req), NULL, 0, false};
     rc = node_store_object_entries(self->store, sid, req->key, req->cursor, s_member_entry, &page);
     if (rc)
         return r->message[0] ? rc
@@ -1618,6 +1625,20 @@ static int s_cluster_request(node_server_t *self, const Engram__Request *req, ap
     return 0;
 }
 
+/*  SNAPSHOT: the store, checkpointed with the node's files into req->path (store.h). It runs on
+ *  the loop's thread: requests wait for the memtables' flush and the links, none is refused. */
+static int s_snapshot(node_server_t *self, const Engram__Request *req, api_reply_t *r)
+{
+    char why[512] = "";
+    int64_t started = api__mono_ms();
+    int rc = node_store_snapshot(self->store, req->path, why, sizeof why);
+    if (rc)
+        return api__fail(r, rc, "no snapshot: %s", why[0] ? why : engram_strerror(rc));
+    zsys_notice("engramd: snapshot written to %s in %" PRId64 " ms", req->path,
+                api__mono_ms() - started);
+    return 0;
+}
+
 /*  --- dispatch --------------------------------------------------------------------- */
 
 static int s_dispatch(node_server_t *self, const Engram__Request *req, const char *sid,
@@ -1751,6 +1772,8 @@ static int s_dispatch(node_server_t *self, const Engram__Request *req, const cha
     case ENGRAM__OP__ACL_SHOW:
     case ENGRAM__OP__ACL_CHECK:
         return api__acl_request(self, req, r);
+    case ENGRAM__OP__SNAPSHOT:
+        return s_snapshot(self, req, r);
     case ENGRAM__OP__STATS:
         self->stats.uptime_ms = (uint64_t)(api__now_ms() - self->started_ms);
         self->stats.scopes = node_store_scopes(self->store);

@@ -1,7 +1,7 @@
 /*  Cluster administration: the admin key under $ENGRAM_HOME (cli_admin_load, which every
  *  command signing or connecting as the admin uses), the commands that sign with it (cluster
  *  init, node admit, cluster remove) and those that ask a node about its cluster (cluster
- *  status, cluster join).
+ *  status, cluster join) or its data (snapshot).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -106,6 +106,17 @@ int cli_cmd_cluster_join(engram_t *engram, const cli_opts_t *opts)
     if (opts->json)
         return cli_json_print(json_pack("{s:o}", "joining", cli_json_str(opts->args[0])));
     printf("joining through %s\n", opts->args[0]);
+    return 0;
+}
+
+int cli_cmd_snapshot(engram_t *engram, const cli_opts_t *opts)
+{
+    int rc = engram_snapshot(engram, opts->args[0]);
+    if (rc != 0)
+        return rc;
+    if (opts->json)
+        return cli_json_print(json_pack("{s:o}", "snapshot", cli_json_str(opts->args[0])));
+    printf("snapshot written to %s\n", opts->args[0]);
     return 0;
 }
 

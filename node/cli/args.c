@@ -252,6 +252,7 @@ static const s_option_t s_options[] = {
     {"id", true, CLI_OPT_ID},
     {"dry-run", false, CLI_OPT_DRY_RUN},
     {"mcp-memory", false, CLI_OPT_MCP_MEMORY},
+    {"format", true, CLI_OPT_FORMAT},
 };
 #define S_NOPTIONS (sizeof s_options / sizeof s_options[0])
 
@@ -372,6 +373,8 @@ static int s_set_option(cli_opts_t *opts, const s_option_t *option, const char *
         opts->if_version = value;
     else if (strcmp(name, "id") == 0)
         opts->id = value;
+    else if (strcmp(name, "format") == 0)
+        opts->format = value;
     else if (strcmp(name, "threshold") == 0) {
         char *end = NULL;
         opts->threshold = strtod(value, &end);

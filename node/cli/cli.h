@@ -66,7 +66,7 @@
  *      explains a decision (the explanation on stdout either way) and exits 0 when the agent may
  *      read the scope, 6 when not.
  *  Every command that talks to a node as the admin (agent create, acl, cluster status, join
- *  and remove) connects with the CURVE form of the admin key (node_admission_curve_keys), not
+ *  and remove, snapshot) connects with the CURVE form of the admin key (node_admission_curve_keys), not
  *  with an agent's; --agent does not apply to them. A time T (--from, --until, --at) is
  *  milliseconds since the epoch, an ISO 8601 UTC time (2026-12-02T10:00:00Z, or with
  *  milliseconds .sss before the Z), "now", or now plus or minus a number of seconds, minutes,
@@ -87,6 +87,12 @@
  *  Provenance: put, remember and log append take --source RESOURCE, repeatable: the resources
  *  the value was derived from (engram_set_sources), which a reader must be allowed to read.
  *
+ *  Backup and moving memory: `snapshot DIR` has the node write a snapshot of its data into DIR
+ *  on its own host (node/store/store.h; `engramd --restore DIR` starts from one); `export
+ *  SCOPE` and `import FILE SCOPE` move a scope's objects as JSON lines with their provenance
+ *  (transfer.c has the format and what import keeps of the file's provenance), or, with
+ *  --mcp-memory, as the official MCP memory server's file.
+ *
  *  watch runs until --count events were printed, or until SIGINT or SIGTERM (exit 0). It
  *  prints nothing before the first event, so a script cannot tell when the subscription is
  *  in place.
@@ -94,8 +100,9 @@
  *  Files: main.c (connect, run, report), commands.c (the command table, help, usage), args.c
  *  (options, numbers, times, stdin values), print.c (the forms of output), agent.c (the agent
  *  commands), admin.c (cluster administration and the admin key), keys.c (agent key pairs),
- *  acl.c (the statements: agent create and the acl commands), init.c (engram init). This
- *  header is shared by them and by nothing else.
+ *  acl.c (the statements: agent create and the acl commands), init.c (engram init),
+ *  transfer.c (export and import), mcp_*.c (engram mcp: mcp.h). This header is shared by them
+ *  and by nothing else.
  */
 #ifndef NODE_CLI_H
 #define NODE_CLI_H
@@ -149,6 +156,7 @@ enum {
     CLI_OPT_VOTES = 1 << 28,
     CLI_OPT_AS_OF = 1 << 29,      /* get --as-of */
     CLI_OPT_MCP_MEMORY = 1 << 30, /* import/export --mcp-memory */
+    CLI_OPT_FORMAT = 1u << 31,    /* import/export --format jsonl */
 };
 
 /*  The values of a repeatable option, in the order given. The array is the cli_opts_t's (freed
@@ -209,6 +217,7 @@ typedef struct {
     const char *if_version; /* put --if-version: the causal token the write expects */
     const char *id;         /* remember --id: the memory's id */
     bool dry_run;           /* forget --dry-run */
+    const char *format;     /* import/export --format; NULL: not given */
 } cli_opts_t;
 
 /*  What a command needs besides its arguments. */
@@ -351,14 +360,18 @@ int cli_cmd_forget(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_vote(engram_t *engram, const cli_opts_t *opts);
 int cli_check_vote(const cli_command_t *command, const cli_opts_t *opts);
 
-/*  --- mcp_server.c: the MCP server (mcp.h) and the graph's import and export ------------ */
+/*  --- mcp_server.c: the MCP server (mcp.h) ---------------------------------------------- */
 
 int cli_cmd_mcp(engram_t *engram, const cli_opts_t *opts);
-/*  import FILE SCOPE / export SCOPE: the official MCP memory server's JSONL file. */
+
+/*  --- transfer.c: a scope's memory out and in, as a file --------------------------------- */
+
+/*  export SCOPE / import FILE SCOPE: engram's JSON lines with provenance (the default, --format
+ *  jsonl), or the official MCP memory server's file (--mcp-memory). */
 int cli_cmd_import(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_export(engram_t *engram, const cli_opts_t *opts);
-/*  Refuses an import or export without --mcp-memory, the one format there is. */
-int cli_check_mcp_memory(const cli_command_t *command, const cli_opts_t *opts);
+/*  Refuses --format other than jsonl, and --format with --mcp-memory. */
+int cli_check_transfer(const cli_command_t *command, const cli_opts_t *opts);
 
 /*  --- admin.c: cluster administration --------------------------------------------------- */
 
@@ -373,6 +386,7 @@ int cli_cmd_node_admit(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_cluster_status(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_cluster_join(engram_t *engram, const cli_opts_t *opts);
 int cli_cmd_cluster_remove(engram_t *engram, const cli_opts_t *opts);
+int cli_cmd_snapshot(engram_t *engram, const cli_opts_t *opts);
 
 /*  --- keys.c: agent key pairs ----------------------------------------------------------- */
 

@@ -174,17 +174,29 @@ static const cli_command_t s_commands[] = {
      "default scope is the first --scope; searches cover every --scope, or with none every\n"
      "scope the agent may read). It runs until stdin ends; it logs on stderr only.",
      NULL},
-    {"import", NULL, 2, 2, CLI_OPT_MCP_MEMORY, cli_cmd_import, "import --mcp-memory FILE SCOPE", 0,
-     "Merges the official MCP memory server's file (MEMORY_FILE_PATH: one JSON object a line,\n"
-     "entities and relations) into the knowledge graph of SCOPE, as its tools would: new\n"
-     "entities and relations are created, new observations added. FILE \"-\" is stdin. A line\n"
-     "it cannot read is refused with its number, and then nothing is imported. Prints how\n"
-     "many entities and relations the file held.",
-     cli_check_mcp_memory},
-    {"export", NULL, 1, 1, CLI_OPT_MCP_MEMORY, cli_cmd_export, "export --mcp-memory SCOPE", 0,
-     "Prints the knowledge graph of SCOPE as the official MCP memory server's file: one JSON\n"
-     "object a line, every entity, then every relation.",
-     cli_check_mcp_memory},
+    {"import", NULL, 2, 2, CLI_OPT_FORMAT | CLI_OPT_MCP_MEMORY, cli_cmd_import,
+     "import FILE SCOPE [--format jsonl] | import --mcp-memory FILE SCOPE", 0,
+     "Writes the objects of FILE into SCOPE, as this agent. FILE \"-\" is stdin. Every line is\n"
+     "checked first: a line it cannot take (its number is given) or a key SCOPE holds with\n"
+     "another type, and nothing is imported. jsonl (the default) is what export writes: each\n"
+     "version's author, user, agents, resources, stamps and dot are kept in the metadata of the\n"
+     "version written, under \"engram_origin\" (one already there stays): the versions written\n"
+     "are this agent's. A register gets its winner, a set its elements, a log its entries in\n"
+     "order, a counter its value added; an expired version is skipped. --mcp-memory merges the\n"
+     "official MCP memory server's file (MEMORY_FILE_PATH: entities and relations) into the\n"
+     "knowledge graph of SCOPE, as its tools would. Prints what was imported.",
+     cli_check_transfer},
+    {"export", NULL, 1, 1, CLI_OPT_FORMAT | CLI_OPT_MCP_MEMORY, cli_cmd_export,
+     "export SCOPE [--format jsonl] | export --mcp-memory SCOPE", 0,
+     "Prints the objects of SCOPE this agent may read, one JSON object a line, in key order:\n"
+     "{\"scope\", \"key\", \"type\": reg|set|log, \"values\": [...]}, or for a counter\n"
+     "{\"scope\", \"key\", \"type\": \"counter\", \"value\": N}. Each version (a register's\n"
+     "winner then its siblings, a set's elements, a log's entries) has the fields of get\n"
+     "--json: value (base64, with \"encoding\": \"base64\", when it is not UTF-8), meta, author,\n"
+     "user, agents, resources, hlc, created_hlc, expires_at_ms, node and n (its dot).\n"
+     "--mcp-memory prints the knowledge graph of SCOPE as the official MCP memory server's\n"
+     "file: every entity, then every relation.",
+     cli_check_transfer},
     {"watch", NULL, 1, 1, CLI_OPT_COUNT, cli_cmd_watch, "watch SCOPE [--count N]", 0,
      "Prints the changes to SCOPE as they happen, one a line: scope, key, op, value.\n"
      "Runs until N changes were printed, or until SIGINT or SIGTERM (exit 0).",
@@ -213,6 +225,15 @@ static const cli_command_t s_commands[] = {
     {"cluster", "remove", 1, 1, 0, cli_cmd_cluster_remove, "cluster remove NODE", CLI_CMD_ADMIN,
      "Decommissions the node NODE (16 hex digits, as `cluster status` shows it) for good: the\n"
      "admin key signs it and the node this command talks to spreads it.",
+     NULL},
+    {"snapshot", NULL, 1, 1, 0, cli_cmd_snapshot, "snapshot DIR", CLI_CMD_ADMIN,
+     "Makes the node write a snapshot of its data into DIR, on the node's host (not this\n"
+     "command's, if they differ): an absolute path that must not exist. Taken online: writes go\n"
+     "on (they wait while RocksDB flushes its memtables), and every write acknowledged before it\n"
+     "began is in it, under durability=async too. DIR holds the store (a RocksDB checkpoint)\n"
+     "and the node's trust root, statements and members (mode 0700: it holds every agent's\n"
+     "private memory and the node's secret key). `engramd --restore DIR` starts a node from it\n"
+     "under a new replica id. Takes the admin key.",
      NULL},
     {"init", NULL, 0, 0, CLI_OPT_DATA, cli_cmd_init, "init --data DIR [--agent NAME] [--user USER]",
      CLI_CMD_OFFLINE,

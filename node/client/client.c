@@ -892,25 +892,32 @@ int engram_delete(engram_t *self, const char *scope, const char *key, engram_res
 }
 
 static int s_set_op(engram_t *self, Engram__Op op, const char *scope, const char *key,
-                    const char *elem, engram_result_t **result)
+                    const char *elem, const char *meta_json, engram_result_t **result)
 {
     assert(self && scope && key && elem && result);
     *result = NULL;
     Engram__Request req = s_request(op, scope, key);
     req.elem = s_str(elem);
+    req.meta_json = s_str(meta_json);
     return s_call_result(self, &req, self->timeout_ms, result);
 }
 
 int engram_set_add(engram_t *self, const char *scope, const char *key, const char *elem,
                    engram_result_t **result)
 {
-    return s_set_op(self, ENGRAM__OP__SET_ADD, scope, key, elem, result);
+    return s_set_op(self, ENGRAM__OP__SET_ADD, scope, key, elem, NULL, result);
+}
+
+int engram_set_add_meta(engram_t *self, const char *scope, const char *key, const char *elem,
+                        const char *meta_json, engram_result_t **result)
+{
+    return s_set_op(self, ENGRAM__OP__SET_ADD, scope, key, elem, meta_json, result);
 }
 
 int engram_set_remove(engram_t *self, const char *scope, const char *key, const char *elem,
                       engram_result_t **result)
 {
-    return s_set_op(self, ENGRAM__OP__SET_REMOVE, scope, key, elem, result);
+    return s_set_op(self, ENGRAM__OP__SET_REMOVE, scope, key, elem, NULL, result);
 }
 
 /*  The reads that take only scope and key. */
@@ -1006,11 +1013,20 @@ int engram_counter_get(engram_t *self, const char *scope, const char *key, engra
 int engram_log_append(engram_t *self, const char *scope, const char *key, const void *text,
                       size_t len, engram_result_t **result)
 {
+    return engram_log_append_meta(self, scope, key, text, len, NULL, 0, result);
+}
+
+int engram_log_append_meta(engram_t *self, const char *scope, const char *key, const void *text,
+                           size_t len, const char *meta_json, uint64_t ttl_ms,
+                           engram_result_t **result)
+{
     assert(self && scope && key && (text || len == 0) && result);
     *result = NULL;
     Engram__Request req = s_write(self, ENGRAM__OP__LOG_APPEND, scope, key);
     req.value.data = (uint8_t *)text;
     req.value.len = len;
+    req.meta_json = s_str(meta_json);
+    req.ttl_ms = ttl_ms;
     return s_call_result(self, &req, self->timeout_ms, result);
 }
 
@@ -1397,6 +1413,18 @@ int engram_cluster_join(engram_t *self, const char *endpoint)
     assert(self && endpoint);
     Engram__Request req = s_request(ENGRAM__OP__CLUSTER_JOIN, NULL, NULL);
     req.endpoint = (char *)endpoint;
+    Engram__Reply *reply = NULL;
+    int rc = s_call(self, &req, self->timeout_ms, &reply);
+    if (rc == 0)
+        engram__reply__free_unpacked(reply, NULL);
+    return rc;
+}
+
+int engram_snapshot(engram_t *self, const char *dir)
+{
+    assert(self && dir);
+    Engram__Request req = s_request(ENGRAM__OP__SNAPSHOT, NULL, NULL);
+    req.path = (char *)dir;
     Engram__Reply *reply = NULL;
     int rc = s_call(self, &req, self->timeout_ms, &reply);
     if (rc == 0)

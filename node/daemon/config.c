@@ -17,6 +17,7 @@
 typedef enum {
     S_EXIT,   /* --help, --version: print, then exit; stops the parse; not a config key */
     S_SWITCH, /* a flag without a value, setting a bool; not a config key */
+    S_ONCE,   /* a flag with a string value, for this start only; not a config key */
     S_CONFIG, /* --config FILE: read before every other flag; not a config key */
     S_STRING, /* the settings from here on are config keys too */
     S_SIZE,
@@ -48,6 +49,8 @@ static const s_setting_t s_settings[] = {
      .help = "create the data directory if needed, print \"node=ID key=KEY api=KEY\" and exit"},
     {.flag = "--reindex", .kind = S_SWITCH, .offset = FIELD(reindex),
      .help = "rebuild the search index from the stored memories before serving"},
+    {.flag = "--restore", .value = "SNAPSHOT", .kind = S_ONCE, .offset = FIELD(restore_dir),
+     .help = "first fill the absent or empty data directory from a snapshot (engram snapshot)"},
     {.flag = "--config", .value = "FILE", .kind = S_CONFIG,
      .help = "read the settings below from FILE first (zconfig); flags override it"},
     {.flag = "--data", .value = "DIR", .kind = S_STRING, .offset = FIELD(data_dir),
@@ -151,7 +154,7 @@ static int s_set(node_config_t *self, const s_setting_t *s, const char *name, co
                  char *why, size_t why_len)
 {
     void *field = (char *)self + s->offset;
-    if (s->kind == S_STRING) {
+    if (s->kind == S_STRING || s->kind == S_ONCE) {
         if (!text[0]) {
             snprintf(why, why_len, "%s needs %s", name, s->value);
             return ENGRAM_EINVAL;
@@ -423,5 +426,6 @@ void node_config_fini(node_config_t *self)
     free(self->join);
     free(self->admission_path);
     free(self->metrics);
+    free(self->restore_dir);
     memset(self, 0, sizeof *self);
 }

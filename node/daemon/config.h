@@ -38,6 +38,7 @@ typedef struct {
     char *metrics; /* owned: the HTTP listener's HOST:PORT; NULL: none */
     bool identity; /* --identity: print the node's id and keys, then exit */
     bool reindex;  /* --reindex: rebuild the search index before serving */
+    char *restore_dir; /* owned; --restore: the snapshot the data directory is filled from */
     bool help;     /* --help: print node_config_help, then exit; nothing else is parsed */
     bool version;  /* --version: print the version, then exit; nothing else is parsed */
 } node_config_t;

@@ -7,6 +7,7 @@
  *    engramd --data DIR --identity
  *    engramd --data DIR --reindex ...
  *    engramd --data DIR --metrics HOST:PORT ...
+ *    engramd --data DIR --restore SNAPSHOT ...
  *    engramd --help | --version
  *
  *  With --gossip the node replicates its shared scopes with the cluster its admission card
@@ -14,7 +15,10 @@
  *  needed, prints "node=ID key=PUBLIC_KEY api=API_KEY" and exits: KEY (Ed25519, hex) is what an
  *  admin admits, API_KEY (CURVE, Z85) is what clients of the agent API pin (ENGRAM_SERVER_KEY;
  *  a running node also publishes it in DATA/api.pub and beside an ipc socket). --reindex
- *  rebuilds the search index from the stored memories, then serves as usual. --metrics serves
+ *  rebuilds the search index from the stored memories, then serves as usual. --restore fills
+ *  the data directory, which must be absent or empty, from a snapshot (`engram snapshot DIR`,
+ *  node/store/store.h: table files hard-linked where they can be, the rest copied) before
+ *  anything opens it; the node then starts as usual, under a new replica id. --metrics serves
  *  Prometheus metrics, health and readiness probes and a status page over HTTP (node/http).
  *
  *  Exit status: 0 after a clean stop (or --help), 1 if the node could not start (among the
@@ -90,6 +94,15 @@ int main(int argc, char **argv)
     }
     zsys_init();
     zsys_set_logident("engramd");
+    /* a snapshot fills the data directory before anything opens it; the store then takes a
+     * new replica id (its "restored" mark), and in a cluster the dot check runs as after any
+     * restart */
+    if (config.restore_dir &&
+        node_store_restore(config.restore_dir, config.data_dir, why, sizeof why) != 0) {
+        fprintf(stderr, "engramd: %s\n", why);
+        node_config_fini(&config);
+        return 1;
+    }
     if (config.identity) {
         zsys_set_logstream(stderr); /* stdout is the one line a script reads */
         int rc = s_identity(&config);

@@ -9,6 +9,8 @@
  *    replication.c  the store as the gossip engine sees it: catch-up deltas read from the ops
  *                   index, remote deltas applied (removals found through the ops index)
  *    gc.c           garbage below the stable cut, pending-garbage counts, checkpoints
+ *    snapshot.c     snapshots (a checkpoint and the node's files, renamed into place) and
+ *                   restores from them into an empty data directory
  *    index.c        the search index: postings and df counters written and removed with
  *                   what they index, BM25 queries over them (the best k by a threshold
  *                   algorithm, or every match), the rebuild (engramd --reindex)
@@ -68,7 +70,7 @@ struct node_store {
     int failed;           /* the first storage failure: every later write is refused with it */
     bool failed_unsynced; /* writes were waiting for a sync when it failed: they are in doubt */
     bool read_only;       /* opened on a read-only data directory: reads only */
-    char *dir;            /* owned: the data directory, for free-space checks */
+    char *dir;            /* owned: the data directory, for free-space checks and snapshots */
     uint64_t min_free;    /* writes are refused below this much free space */
     int64_t space_checked_ms;      /* when the free space was last measured */
     bool volume_full;              /* the last measurement found less than min_free */

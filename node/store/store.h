@@ -277,8 +277,31 @@ int node_store_garbage(node_store_t *self, const char *sid, uint64_t *pending);
 
 /*  Writes a consistent copy of the store into dir (a RocksDB checkpoint: hard links where it
  *  can), marked "restored" so that a store opened from it takes a new replica id. dir must not
- *  exist. For backups and for tests of restores. */
+ *  exist. The checkpoint first flushes every column family's memtable (RocksDB does when its
+ *  log_size_for_flush is 0, as here), so every write applied before the call is in its table
+ *  files, synced or not: under durability=async an acknowledged write is in the memtable and
+ *  so in the checkpoint. Blocks the calling thread for the flush and the links. */
 int node_store_checkpoint(node_store_t *self, const char *dir);
+
+/*  The node's own files beside RocksDB in its data directory, which a snapshot carries: its
+ *  trust root (node/daemon/daemon.c: DATA/admission, DATA/trust), the statements it starts
+ *  with (DATA/acl.init) and the members it remembers (node/cluster: DATA/members, so that a
+ *  restored node asks them about its dots). Keep in step with those rooms. */
+#define NODE_STORE_NODE_FILES "admission", "trust", "acl.init", "members"
+
+/*  A snapshot of the running node (snapshot.c): a checkpoint (node_store_checkpoint) and the
+ *  node's files that exist, written into the absolute path dir, which must not exist; built
+ *  beside it in a directory of mode 0700 and renamed into place whole, so dir never holds half
+ *  a snapshot. 0, or a code with a one-line reason in why (ENGRAM_EINVAL for a dir that is not
+ *  absolute or exists, or whose parent is missing). */
+int node_store_snapshot(node_store_t *self, const char *dir, char *why, size_t why_len);
+
+/*  Fills data_dir, which must be absent or empty, from a snapshot: table files hard-linked
+ *  where the filesystem allows, every other file copied. The store opened on it then takes a
+ *  new replica id (the snapshot's "restored" mark). 0, or a code with a one-line reason in
+ *  why (ENGRAM_EINVAL for a snapshot that is none or a data directory that is not empty); on
+ *  failure data_dir is left as it was. */
+int node_store_restore(const char *snapshot, const char *data_dir, char *why, size_t why_len);
 
 /*  The live entry of shared scope sid with this dot, found through the ops index: its key,
  *  element ("" for none) and type; *key and *elem are the caller's to free(). ENGRAM_ENOTFOUND

@@ -9,6 +9,7 @@ Access control is on: the fixture runs `engram init` (the admin key, agent teste
 alice) under a temporary $ENGRAM_HOME before the node starts, then grants what the tests use
 (tests/cli/acl_cli_test.py tests the grants themselves).
 """
+import base64
 import itertools
 import json
 import os
@@ -33,7 +34,7 @@ COMMANDS = ["put", "get", "rm", "ls", "history", "set add", "set rm", "set membe
             "counter add", "counter get", "log append", "log range", "remember", "share", "forget",
             "vote", "watch", "search", "context", "mcp", "import", "export",
             "stats", "cluster init", "node admit", "cluster status", "cluster join",
-            "cluster remove", "init", "agent create", "acl allow-user", "acl allow", "acl revoke",
+            "cluster remove", "snapshot", "init", "agent create", "acl allow-user", "acl allow", "acl revoke",
             "acl policy", "acl show", "acl check"]
 # The agents the tests use: (agent, the users it acts for, the resources it may access).
 # tester (registered for alice by engram init) writes everywhere; a1 shares its private memory
@@ -417,6 +418,138 @@ class CliTest(unittest.TestCase):
         self.node.stop()
         self.node.start()
         self.assertEqual(self.ok("get", "run:durable", "k"), "survives\n")
+
+
+class TransferTest(unittest.TestCase):
+    """export SCOPE / import FILE SCOPE in engram's JSON lines, between two fresh nodes: every
+    type, a binary value, metadata and provenance; the origin kept as data; bad files refused
+    whole."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.source = Node()
+        try:
+            cls.target = Node()
+        except BaseException:
+            cls.source.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.source.close()
+        cls.target.close()
+
+    def ok(self, node, *args, stdin=None):
+        r = run(node, *args, stdin=stdin)
+        self.assertEqual(r.returncode, 0, f"engram {' '.join(args)}: {r.stderr}")
+        return r.stdout
+
+    def exported(self, node, scope):
+        return {line["key"]: line for line in map(json.loads,
+                                                   self.ok(node, "export", scope).splitlines())}
+
+    def fill(self, scope):
+        node = self.source
+        self.ok(node, "put", scope, "note", "hello", "--meta", '{"topic": "x"}',
+                "--source", "tool:web-search")
+        self.ok(node, "put", scope, "plain", "no metadata")
+        self.ok(node, "put", scope, "bytes", "-", stdin="\x00\x01 not text")
+        self.ok(node, "set", "add", scope, "tags", "a")
+        self.ok(node, "set", "add", scope, "tags", "b")
+        self.ok(node, "counter", "add", scope, "count", "5")
+        self.ok(node, "counter", "add", scope, "count", "-2")
+        for entry in ("one", "two", "three"):
+            self.ok(node, "log", "append", scope, "journal", entry)
+
+    def test_export_import_export_keeps_objects_and_origin(self):
+        self.fill("team:move")
+        first = self.exported(self.source, "team:move")
+        self.assertEqual({key: line["type"] for key, line in first.items()},
+                         {"note": "reg", "plain": "reg", "bytes": "reg", "tags": "set",
+                          "count": "counter", "journal": "log"})
+        note = first["note"]["values"][0]
+        self.assertEqual((note["value"], note["meta"], note["author"], note["user"]),
+                         ("hello", {"topic": "x"}, "tester", "alice"))
+        self.assertIn("tool:web-search", note["resources"])
+        source_id = json.loads(self.ok(self.source, "--json", "stats"))["node_id"]
+        self.assertEqual(note["node"], source_id)
+        self.assertEqual(first["bytes"]["values"][0]["encoding"], "base64")
+        self.assertEqual(base64.b64decode(first["bytes"]["values"][0]["value"]),
+                         b"\x00\x01 not text")
+        self.assertEqual(first["count"]["value"], 3)
+        self.assertEqual([v["value"] for v in first["journal"]["values"]], ["one", "two", "three"])
+
+        text = self.ok(self.source, "export", "team:move")
+        out = self.ok(self.target, "import", "-", "team:move", stdin=text)
+        self.assertEqual(out, "6 objects imported into team:move (9 versions; 0 expired, "
+                              "skipped)\n")
+        second = self.exported(self.target, "team:move")
+        self.assertEqual(second.keys(), first.keys())
+        target_id = json.loads(self.ok(self.target, "--json", "stats"))["node_id"]
+        origin_fields = ("author", "user", "agents", "resources", "hlc", "created_hlc", "node",
+                         "n")
+        for key, line in first.items():
+            again = second[key]
+            self.assertEqual((again["scope"], again["type"]), (line["scope"], line["type"]))
+            if line["type"] == "counter":
+                self.assertEqual(again["value"], line["value"])
+                continue
+            self.assertEqual(len(again["values"]), len(line["values"]), key)
+            for before, after in zip(line["values"], again["values"]):
+                self.assertEqual(after["value"], before["value"], key)
+                self.assertEqual(after.get("encoding"), before.get("encoding"), key)
+                meta = dict(after["meta"])
+                origin = meta.pop("engram_origin")
+                self.assertEqual(meta, before["meta"] or {}, key)
+                self.assertEqual(origin, dict({f: before[f] for f in origin_fields},
+                                              scope="team:move"), key)
+                # the version written is the importer's, on the target node
+                self.assertEqual((after["author"], after["node"]), ("tester", target_id), key)
+
+        # moved again: the first origin travels on
+        self.ok(self.target, "import", "-", "team:again",
+                stdin=self.ok(self.target, "export", "team:move"))
+        third = self.exported(self.target, "team:again")
+        origin = third["note"]["values"][0]["meta"]["engram_origin"]
+        self.assertEqual((origin["node"], origin["n"], origin["scope"]),
+                         (source_id, note["n"], "team:move"))
+
+    def test_a_bad_file_changes_nothing(self):
+        good = json.dumps({"key": "k", "type": "reg", "values": [{"value": "v"}]})
+        cases = [
+            (good + "\n{not json\n", "line 2: "),
+            (good + "\n" + json.dumps({"key": "s", "type": "set", "values": []}),
+             'line 2: a set has "values", an array of at least one version'),
+            (good + "\n" + json.dumps({"key": "k", "type": "counter", "value": 1}),
+             "line 2: key 'k' is on line 1 already"),
+            (json.dumps({"key": "b", "type": "reg", "values": [{"value": "%%",
+                                                                "encoding": "base64"}]}),
+             'line 1: "value" is not base64'),
+            (good + "\n\n" + good, "line 2: an empty line"),
+            (json.dumps({"key": "k", "type": "reg", "values": [{"value": "v", "dot": 1}]}),
+             'line 1: a version has an unknown field "dot"'),
+        ]
+        for text, message in cases:
+            r = run(self.target, "import", "-", "team:bad", stdin=text)
+            self.assertEqual(r.returncode, 4, r.stderr)
+            self.assertIn(message, r.stderr)
+            self.assertIn("(nothing was imported)", r.stderr)
+        self.assertEqual(self.ok(self.target, "export", "team:bad"), "")
+        # a key the scope holds with another type: refused before anything is written
+        self.ok(self.target, "set", "add", "team:bad", "k", "x")
+        before = self.ok(self.target, "export", "team:bad")
+        r = run(self.target, "import", "-", "team:bad",
+                stdin=json.dumps({"key": "z", "type": "reg", "values": [{"value": "v"}]}) +
+                "\n" + good)
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertIn("line 2: team:bad holds 'k' as a set; the line has a reg", r.stderr)
+        self.assertEqual(self.ok(self.target, "export", "team:bad"), before)
+        # the format: jsonl or --mcp-memory, never both
+        for args in (("--format", "xml"), ("--format", "jsonl", "--mcp-memory")):
+            r = run(self.target, "import", *args, "-", "team:bad", stdin=good)
+            self.assertEqual(r.returncode, 2, r.stderr)
+        self.ok(self.target, "import", "--format", "jsonl", "-", "team:good", stdin=good)
+        self.assertEqual(self.ok(self.target, "get", "team:good", "k"), "v\n")
 
 
 if __name__ == "__main__":

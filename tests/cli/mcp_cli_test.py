@@ -208,8 +208,10 @@ class McpCliTest(unittest.TestCase):
         r = self.engram("import", "--mcp-memory", "-", "run:bad", stdin='{"type": "node"}\n')
         self.assertEqual(r.returncode, 4)
         self.assertIn('line 1: "type" must be "entity" or "relation"', r.stderr)
+        # without --mcp-memory the file is read as engram's JSON lines, which it is not
         r = self.engram("import", "-", "run:bad", stdin=OFFICIAL_FILE)
-        self.assertEqual(r.returncode, 2)  # no format given
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertIn('line 1: unknown field "name" (nothing was imported)', r.stderr)
 
     def test_an_oversized_message_is_refused_in_bounded_memory(self):
         session = McpSession(self.admin, self.socket)

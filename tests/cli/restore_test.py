@@ -15,49 +15,20 @@ Usage: restore_test.py ENGRAMD ENGRAM LOCAL_CLUSTER_SH. Ports are drawn at rando
 admin (DIR/home) registers agent tester for alice, with run:restore, through node 1
 (tests/cli/access.py); each test starts once every node holds those statements.
 """
-import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import unittest
 
 import local_cluster
-from access import Admin
 from polling import eventually
 
 ENGRAMD, ENGRAM, LOCAL_CLUSTER = sys.argv[1], sys.argv[2], sys.argv[3]
-BIN = os.path.dirname(ENGRAMD)
 WRITES = 20
 
 
-class RestoreTest(unittest.TestCase):
-    def setUp(self):
-        # free ports, drawn again when a node lost one to another process before binding it
-        cluster = local_cluster.start(LOCAL_CLUSTER, BIN, 3, "engram-restore-")
-        self.dir, self.env = cluster.dir, cluster.env
-        self.admin = Admin(ENGRAM, os.path.join(self.dir, "home"))
-        try:
-            ids = self.admin.grant(self.api(1), "tester", ["alice"],
-                                   [("run:restore", "read,write")])
-            for i in (1, 2, 3):
-                self.admin.wait_held(self.api(i), ids)
-        except BaseException:
-            self.tearDown()
-            raise
-
-    def tearDown(self):
-        subprocess.run([LOCAL_CLUSTER, "stop", self.dir], env=self.env, timeout=120)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def api(self, i):
-        return f"ipc://{self.dir}/n{i}/api.sock"
-
-    def engram(self, i, *args):
-        """engram ARGS on node i, as agent tester for alice (the admin's commands as the
-        admin)."""
-        return self.admin.run(*args, socket=self.api(i), agent="tester", user="alice")
+class RestoreTest(local_cluster.ClusterTest):
+    SCRIPT, ENGRAM, SCOPE, PREFIX = LOCAL_CLUSTER, ENGRAM, "run:restore", "engram-restore-"
 
     def get(self, i, key):
         out = self.engram(i, "get", "run:restore", key)
@@ -66,33 +37,6 @@ class RestoreTest(unittest.TestCase):
     def put(self, i, key, value):
         out = self.engram(i, "put", "run:restore", key, value)
         self.assertEqual(out.returncode, 0, out.stderr)
-
-    def stop(self, i):
-        with open(os.path.join(self.dir, f"n{i}", "pid")) as f:
-            pid = int(f.read())
-        os.kill(pid, signal.SIGTERM)
-
-        def stopped():
-            try:
-                with open(f"/proc/{pid}/stat") as stat:
-                    return stat.read().split()[2] == "Z"
-            except FileNotFoundError:
-                return True
-        eventually(stopped, f"node {i} stops")
-
-    def restart(self, i):
-        out = subprocess.run([LOCAL_CLUSTER, "restart", self.dir, str(i)], env=self.env,
-                             capture_output=True, text=True, timeout=120)
-        self.assertEqual(out.returncode, 0, out.stderr)
-
-    def log(self, i):
-        with open(os.path.join(self.dir, f"n{i}", "engramd.log"), errors="replace") as f:
-            return f.read()
-
-    def vectors(self, i):
-        out = self.engram(i, "--json", "cluster", "status")
-        self.assertEqual(out.returncode, 0, out.stderr)
-        return {s["scope"]: s["vector"] for s in json.loads(out.stdout)["scopes"]}
 
     def test_writes_after_a_restore_from_a_copy_reach_everyone(self):
         self.put(2, "seed", "s")
@@ -124,9 +68,7 @@ class RestoreTest(unittest.TestCase):
         self.assertIn("dot counters checked against", log)
 
     def replica(self, i):
-        out = self.engram(i, "--json", "stats")
-        self.assertEqual(out.returncode, 0, out.stderr)
-        return json.loads(out.stdout)["replica_id"]
+        return self.stats(i, "replica_id")
 
     def test_alone_after_a_restart_takes_a_new_replica_id(self):
         # Nobody answers: the node cannot prove its counters current. Its writes wait at most

@@ -4,7 +4,8 @@
 A setting's default is what --help prints after its help, "(default: X)", for the settings that
 node/daemon/config.c gives a default (.number or .text in s_settings). Others (--gossip, --join,
 --admission) say in their help what happens when they are unset, in the same words, which is
-why config.c is read for which settings have a default at all.
+why config.c is read for which settings have a default at all, and for which flags are config
+keys (their .kind: the kinds from S_STRING on; --config, --restore and the switches are not).
 """
 import re
 import subprocess
@@ -21,19 +22,30 @@ _LINE = re.compile(r"^  (?:-\w, )?(--[a-z][a-z0-9-]*)(?: (\S+))?\s{2,}(\S.*)$")
 _DEFAULT = re.compile(r" \(default: ([^()]*)\)$")
 
 
-def _defaulted_flags(config_c):
-    """The flags config.c's s_settings gives a default (.number or .text)."""
+# config.c's kinds of the flags that are not config keys
+_NOT_KEYS = {"S_EXIT", "S_SWITCH", "S_ONCE", "S_CONFIG"}
+
+
+def _table(config_c):
+    """The flags config.c's s_settings gives a default (.number or .text), and those that are
+    config keys."""
     text = open(config_c, encoding="utf-8").read()
     table = text[text.index("s_settings[] = {"):]
     table = table[:table.index("\n};")]
-    flags = set()
+    defaulted, keys = set(), set()
     for entry in table.split("{.flag = ")[1:]:
         flag = entry[1:entry.index('"', 1)]
         if ".number =" in entry or ".text =" in entry:
-            flags.add(flag)
-    if not flags:
-        raise AssertionError(f"{config_c}: no setting with a default found in s_settings")
-    return flags
+            defaulted.add(flag)
+        kind = re.search(r"\.kind = (S_[A-Z_]+)", entry)
+        if not kind:
+            raise AssertionError(f"{config_c}: {flag} has no .kind")
+        if kind.group(1) not in _NOT_KEYS:
+            keys.add(flag)
+    if not defaulted or not keys:
+        raise AssertionError(f"{config_c}: no setting with a default, or no config key, found "
+                             f"in s_settings")
+    return defaulted, keys
 
 
 def read(engramd, config_c):
@@ -42,7 +54,7 @@ def read(engramd, config_c):
     out = subprocess.run([engramd, "--help"], capture_output=True, text=True, timeout=30)
     if out.returncode != 0:
         raise AssertionError(f"engramd --help: exit {out.returncode}: {out.stderr}")
-    defaulted = _defaulted_flags(config_c)
+    defaulted, keys = _table(config_c)
     settings = []
     for line in out.stdout.splitlines():
         if not line.startswith("  -"):
@@ -58,9 +70,7 @@ def read(engramd, config_c):
                 raise AssertionError(f"engramd --help: {flag} has a default in config.c but "
                                      f"its line shows none: {line!r}")
             default = d.group(1)
-        # the flags that take a value are config keys, but for --config itself (config.c:
-        # the kinds from S_STRING on)
-        key = flag[2:].replace("-", "_") if value and flag != "--config" else None
+        key = flag[2:].replace("-", "_") if flag in keys else None
         settings.append(Setting(flag, value, text, default, key))
     missing = defaulted - {s.flag for s in settings}
     if missing:

@@ -22,6 +22,11 @@
  *                                   never reach it (nor their removals, from this node or
  *                                   another), those it may read do; a counter's value
  *                                   in its events and reads leaves hidden contributions out
+ *    test_snapshot_takes_the_admin_key  an agent with write access to the resource
+ *                                   'cluster' administers (cluster status) but may not take a
+ *                                   snapshot, which writes every agent's private memory and
+ *                                   the node's secret key on the node's host: only the admin's
+ *                                   key may, and its snapshot is written
  *    test_redacted_never_stored     with a redact policy made through A, an e-mail address
  *                                   written (or shared from a private scope) on A reaches C as
  *                                   [redacted:email], and no file of any node's data
@@ -743,6 +748,36 @@ static void test_redacted_never_stored(void **state)
         assert_true(s_tree_contains(node_harness_data_dir(s_world->node[i]), "[redacted:email]"));
 }
 
+static void test_snapshot_takes_the_admin_key(void **state)
+{
+    (void)state;
+    s_signed_t st = s_register("operator");
+    s_submit_everywhere(A, &st);
+    st = s_allow_user("dave", "operator");
+    s_submit_everywhere(A, &st);
+    st = s_allow("operator", "cluster", true);
+    s_submit_everywhere(A, &st);
+    /* beside the node's socket, in the harness's directory: ipc://DIR/api.sock */
+    const char *endpoint = node_harness_endpoint(s_world->node[A]) + strlen("ipc://");
+    char *dir = zsys_sprintf("%.*s/snapshot", (int)(strrchr(endpoint, '/') - endpoint), endpoint);
+    assert_non_null(dir);
+    engram_t *op_agent = s_agent(A, "operator", "dave");
+    engram_cluster_t *status = NULL;
+    assert_int_equal(engram_cluster_status(op_agent, &status), 0); /* the grant works */
+    engram_cluster_destroy(&status);
+    assert_int_equal(engram_snapshot(op_agent, dir), ENGRAM_EDENIED);
+    assert_non_null(strstr(engram_last_error(op_agent), "admin's key"));
+    assert_false(zsys_file_exists(dir));
+    engram_destroy(&op_agent);
+    engram_t *admin = s_admin_connect(A);
+    assert_int_equal(engram_snapshot(admin, dir), 0);
+    engram_destroy(&admin);
+    char *current = zsys_sprintf("%s/CURRENT", dir);
+    assert_true(zsys_file_exists(current));
+    zstr_free(&current);
+    zstr_free(&dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -750,6 +785,7 @@ int main(void)
         cmocka_unit_test(test_bad_statements),
         cmocka_unit_test(test_identity_from_keys),
         cmocka_unit_test(test_subscriber_sees_only_readable),
+        cmocka_unit_test(test_snapshot_takes_the_admin_key),
         cmocka_unit_test(test_redacted_never_stored),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
