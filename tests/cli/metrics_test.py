@@ -27,6 +27,7 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 from access import Admin
+from tmpfs import can_mount
 from polling import eventually
 
 ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
@@ -266,18 +267,6 @@ class MetricsTest(unittest.TestCase):
                     self.assertIn(message, r.stdout + r.stderr)  # zsys logs to stdout
         finally:
             taken.close()
-
-
-def can_mount():
-    if os.geteuid() != 0:
-        return False
-    probe = tempfile.mkdtemp(prefix="engram-mnt-")
-    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", probe],
-                        capture_output=True).returncode == 0
-    if ok:
-        subprocess.run(["umount", probe])
-    os.rmdir(probe)
-    return ok
 
 
 @unittest.skipUnless(can_mount(), "needs root and tmpfs mounts")

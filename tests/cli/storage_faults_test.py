@@ -16,21 +16,10 @@ import time
 import unittest
 
 from access import Admin
+from tmpfs import can_mount
 
 ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
 SKIP = 77
-
-
-def can_mount():
-    if os.geteuid() != 0:
-        return False
-    probe = tempfile.mkdtemp(prefix="engram-mnt-")
-    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", probe],
-                        capture_output=True).returncode == 0
-    if ok:
-        subprocess.run(["umount", probe])
-    os.rmdir(probe)
-    return ok
 
 
 class Volume:

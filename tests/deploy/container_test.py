@@ -46,6 +46,7 @@ import yaml
 import containerfile
 import engramd_settings
 import hostsim
+from polling import eventually  # tests/cli's, on the path hostsim puts it
 
 ENGRAMD, ENGRAM, CMAKE, BUILD_DIR, SOURCE_DIR = map(os.path.abspath, sys.argv[1:6])
 HERE = os.path.join(SOURCE_DIR, "deploy", "container")
@@ -334,13 +335,13 @@ def main():
                 if before is not None and open(cluster).read() != before:
                     fail(f"{run}: the admin service made a new cluster")
                 for name, s in nodes.items():
-                    hostsim.wait_for(lambda: healthy(host, s, moves[name]),
+                    eventually(lambda: healthy(host, s, moves[name]),
                                      f"{run}: {name}'s healthcheck")
                 for name, s in nodes.items():
                     others = {host.address(nodes[n]["environment"]["ENGRAM_GOSSIP"])
                               for n in nodes if n != name}
                     socket = host.move(f"ipc:///run/engram/{name}.sock", moves[name])
-                    hostsim.wait_for(lambda: hostsim.peers_alive(ENGRAM, socket, home, others),
+                    eventually(lambda: hostsim.peers_alive(ENGRAM, socket, home, others),
                                      f"{run}: {name} holding the other nodes alive")
                 codes = host.stop_all()
                 if any(codes):

@@ -11,7 +11,10 @@ import json
 import os
 import random
 import subprocess
-import time
+import sys
+
+# tests/cli's helpers (polling.eventually) for the tests that import this module
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
 
 
 class Host:
@@ -75,19 +78,6 @@ class Host:
 def unescape_compose(text):
     """A compose file's string as the container gets it: `$$` is compose's escape for `$`."""
     return text.replace("$$", "$")
-
-
-def wait_for(check, what, timeout=30):
-    """Calls check() every 0.2 s until it returns something true, and returns that; raises
-    AssertionError with `what` if that takes more than timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.2)
 
 
 def peers_alive(engram, socket, home, want):

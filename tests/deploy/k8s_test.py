@@ -37,6 +37,7 @@ import yaml
 import containerfile
 import engramd_settings
 import hostsim
+from polling import eventually  # tests/cli's, on the path hostsim puts it
 
 ENGRAMD, ENGRAM, SOURCE_DIR = map(os.path.abspath, sys.argv[1:4])
 MANIFEST = os.path.join(SOURCE_DIR, "deploy", "k8s", "engram.yaml")
@@ -195,7 +196,7 @@ def main():
                 inits[name] = (host.start(["/bin/sh", "-ec", script(admission)], env[name],
                                           moves[name], logged), logged)
             for name, (init, logged) in inits.items():
-                line = hostsim.wait_for(
+                line = eventually(
                     lambda: re.search(r"^node=\S+ key=([0-9a-f]{64}) api=", open(logged).read(),
                                       re.M), f"{name}: admission printing the identity")
                 time.sleep(0.5)
@@ -219,11 +220,11 @@ def main():
             for name, address in hosts.items():
                 socket = f"ipc://{moves[name]['/run/engram']}/api.sock"
                 others = {host.address(f"tcp://{a}:7101") for n, a in hosts.items() if n != name}
-                hostsim.wait_for(lambda: hostsim.peers_alive(ENGRAM, socket, home, others),
+                eventually(lambda: hostsim.peers_alive(ENGRAM, socket, home, others),
                                  f"{name} holding the other node alive")
                 for path in ("/readyz", "/healthz"):
                     url = f"http://{moves[name]['127.0.0.1']}:9464{path}"
-                    hostsim.wait_for(lambda: http_status(url) == 200, f"{url} answering 200")
+                    eventually(lambda: http_status(url) == 200, f"{url} answering 200")
             codes = host.stop_all()
             if any(codes):
                 fail(f"exit codes {codes} on SIGTERM:\n{open(log).read()[-3000:]}")

@@ -22,7 +22,6 @@ Exits 77 (skipped) if systemd-analyze is missing; deploy/install-deps.sh install
     exited, as it does with exit 2 on a flag it does not know.
 """
 import os
-import re
 import shlex
 import shutil
 import signal
