@@ -106,7 +106,7 @@ static const char *s_code_name(size_t index)
     if (index == API_OBSERVE_CODES - 1)
         return "other";
     static const char *const names[] = {
-#define S_CODE_NAME(name, value, message) [-(value)] = #name + 7, /* "ENGRAM_" dropped */
+#define S_CODE_NAME(name, value, message) [-(value)] = &#name[7], /* "ENGRAM_" dropped */
         ENGRAM_ERRORS(S_CODE_NAME)
 #undef S_CODE_NAME
     };
