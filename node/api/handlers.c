@@ -1594,7 +1594,7 @@ static int s_cluster_request(node_server_t *self, const Engram__Request *req, ap
         return api__fail(r, ENGRAM_EUNAVAILABLE, "this node runs alone: start it with --gossip");
     if (req->op == ENGRAM__OP__CLUSTER_STATUS) {
         node_cluster_status_t *status = NULL;
-        int rc = node_cluster_status(self->cluster, &status);
+        int rc = node_cluster_status(self->cluster, UINT64_MAX, &status); /* exact: an admin asks */
         if (rc)
             return api__fail(r, rc, "cannot report the cluster: %s", engram_strerror(rc));
         if (!api__keep_with(&r->arena, status, s_free_status) ||

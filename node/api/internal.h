@@ -108,6 +108,7 @@ typedef struct {
     zframe_t *routing;        /* owned */
     Engram__Request *request; /* owned (unpacked) */
     uint8_t client_key[32];   /* the CURVE key the request came with */
+    int64_t started_us;       /* when it was first handled (zclock_usecs) */
 } api_parked_t;
 
 /*  One scope a causal token names: its storage id and the context the read waits for. */
@@ -133,6 +134,8 @@ typedef struct {
     api_token_t token;      /* owned: what it waits for */
     int64_t deadline_ms;    /* api__mono_ms */
     uint32_t timeout_ms;    /* as clamped, for the timeout's message */
+    Engram__Op op;          /* for monitoring: the read's operation, and when it was first */
+    int64_t started_us;     /* handled (zclock_usecs) */
 } api_waiting_t;
 
 /*  One reply of this turn, sent once the turn's writes are durable. */
@@ -162,6 +165,12 @@ typedef struct {
 #define API_COMMIT_BUCKETS   10 /* writes per group commit: 1, 2, 4 ... 512, then +Inf */
 #define API_SAMPLE_MS        5000
 #define API_SAMPLES          72 /* six minutes of rates for the status page */
+/*  The metrics and status documents cost what the cluster's status costs (node/cluster's
+ *  node_cluster_status: every scope's op records counted, each member's lag measured): each is
+ *  made at most once in this long, however many ask, and a member's lag in bytes is measured
+ *  only within this many operations encoded per document. */
+#define API_OBSERVE_REFRESH_MS     2000
+#define API_OBSERVE_LAG_BYTES_OPS  10000
 
 typedef struct {
     int64_t at_ms;
@@ -178,6 +187,8 @@ typedef struct {
     size_t n_samples, next_sample;
     int64_t next_sample_ms;
     zsock_t *socket; /* PAIR to the HTTP listener's thread (node_server_observe), or NULL */
+    char *cached[2]; /* owned: the last metrics and status documents (JSON), or NULL */
+    int64_t cached_at[2]; /* api__mono_ms when each was made */
 } api_observed_t;
 
 struct node_server {
@@ -418,9 +429,9 @@ void api__reply_init(api_reply_t *r);
 /*  Handles one request that came on conn (NULL: a connection already gone, which gets no
  *  subscription or parked read) with the CURVE key client_key (32 bytes, borrowed for the
  *  call); takes ownership of routing and req (parking them, or freeing them once the reply is
- *  queued). */
+ *  queued). started_us: when it was first handled (zclock_usecs), for its latency; 0: now. */
 void api__request(node_server_t *self, api_conn_t *conn, zframe_t *routing, Engram__Request *req,
-                  const uint8_t client_key[32]);
+                  const uint8_t client_key[32], int64_t started_us);
 
 /*  Resolves the scope an agent named into a storage id ("@agent" for private). */
 int api__resolve(const Engram__Request *req, char *sid, api_reply_t *r);
@@ -464,6 +475,8 @@ void api__observe_commit(node_server_t *self, size_t writes);
 int64_t api__observe_tick(node_server_t *self, int64_t now_ms);
 /*  Answers what waits on the listener's socket. */
 void api__observe_answer(node_server_t *self);
+/*  Frees the cached documents. */
+void api__observe_fini(node_server_t *self);
 /*  The access statements valid at `at`, as ACL_SHOW answers: {at_ms, statements, refused,
  *  ineffective}. NULL when memory runs out. */
 json_t *api__acl_document(node_server_t *self, uint64_t at);

@@ -3,12 +3,13 @@
  *  The loop counts every reply as it leaves (api__observe_reply: its operation and code, and
  *  its latency from when the node began handling the request to when the reply is handed to
  *  the socket, the group commit's fsync included; a read parked for its causal token, or a
- *  write held for the dot check, counts from when it is handled again), the size of every
- *  group commit, and every API_SAMPLE_MS
- *  a sample of its totals, from which the status page draws its rates.
+ *  write held for the dot check, counts from when it was first handled; what waits in
+ *  libzmq's queues before the loop reads it is not counted), the size of every group commit
+ *  (acknowledgements released by one fsync), and every API_SAMPLE_MS a sample of its totals,
+ *  from which the status page draws its rates.
  *
- *  The listener's thread asks over an inproc PAIR (node_server_observe): a message
- *  [sequence][kind], answered on the loop thread between two turns with [sequence][JSON]:
+ *  The listener's thread asks over an inproc PAIR (node_server_observe), with a message
+ *  [sequence][kind], and the loop answers between two turns with [sequence][JSON]:
  *    metrics  the metric families, each {name, type, help, samples: [{name, labels, value}]},
  *             which node/http writes out in Prometheus's text format
  *    status   the node, its members with their state and lag, its scopes' version vectors,
@@ -16,7 +17,10 @@
  *    access   the access statements valid now (as ACL_SHOW answers)
  *    ready    {ready, checks: {store_writable, dots_checked, cluster_joined}}
  *  An unknown kind is answered with {"error": ...}. Everything here runs on the loop thread, so
- *  it reads the server's state as it is between turns.
+ *  it reads the server's state as it is between turns. The metrics and status documents cost
+ *  what the cluster's status costs, so each is made at most once per API_OBSERVE_REFRESH_MS
+ *  (whoever asks in between gets the last one), and a member's lag in bytes is measured only
+ *  within API_OBSERVE_LAG_BYTES_OPS operations encoded (node_cluster_status's budget).
  */
 #include <inttypes.h>
 #include <string.h>
@@ -30,18 +34,33 @@ static const double s_latency_bounds[API_LATENCY_BUCKETS] = {
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
     0.05,    0.1,    0.25,    0.5,    1,     2.5,    5,     10};
 
+/*  The row of an operation: its own if the protocol names it, else 0 ("other"). */
 static size_t s_op_index(Engram__Op op)
 {
-    return (size_t)op < API_OBSERVE_OPS ? (size_t)op : 0;
+    bool named = (size_t)op < API_OBSERVE_OPS &&
+                 protobuf_c_enum_descriptor_get_value(&engram__op__descriptor, (int)op);
+    return named ? (size_t)op : 0;
+}
+
+static const char *const s_code_names[] = {
+#define S_CODE_NAME(name, value, message) [-(value)] = &#name[sizeof "ENGRAM_" - 1],
+    ENGRAM_ERRORS(S_CODE_NAME)
+#undef S_CODE_NAME
+};
+#define S_NCODES (sizeof s_code_names / sizeof *s_code_names)
+_Static_assert(S_NCODES < API_OBSERVE_CODES, "a column for every code and one for the others");
+
+/*  The column of a code: its own if error.h names it, else the last ("other"). */
+static size_t s_code_index(int code)
+{
+    return code <= 0 && (size_t)-code < S_NCODES ? (size_t)-code : API_OBSERVE_CODES - 1;
 }
 
 void api__observe_reply(node_server_t *self, const api_out_t *out, int code)
 {
     api_observed_t *o = &self->observed;
     size_t op = s_op_index(out->op);
-    size_t code_index =
-        code <= 0 && -code < API_OBSERVE_CODES - 1 ? (size_t)-code : API_OBSERVE_CODES - 1;
-    o->replies[op][code_index]++;
+    o->replies[op][s_code_index(code)]++;
     if (!out->started_us)
         return;
     double seconds = (double)(zclock_usecs() - out->started_us) / 1e6;
@@ -103,14 +122,7 @@ static const char *s_op_name(size_t op)
 
 static const char *s_code_name(size_t index)
 {
-    if (index == API_OBSERVE_CODES - 1)
-        return "other";
-    static const char *const names[] = {
-#define S_CODE_NAME(name, value, message) [-(value)] = &#name[7], /* "ENGRAM_" dropped */
-        ENGRAM_ERRORS(S_CODE_NAME)
-#undef S_CODE_NAME
-    };
-    return index < sizeof names / sizeof *names ? names[index] : "other";
+    return index < S_NCODES ? s_code_names[index] : "other";
 }
 
 /*  Appends a family to families and returns its samples (borrowed). */
@@ -141,8 +153,11 @@ static void s_request_families(node_server_t *self, json_t *families)
     api_observed_t *o = &self->observed;
     json_t *replies = s_family(families, "engram_requests_total", "counter",
                                "Requests answered, by operation and result code.");
-    json_t *latency = s_family(families, "engram_request_duration_seconds", "histogram",
-                               "From handling a request to handing its reply to the socket.");
+    json_t *latency =
+        s_family(families, "engram_request_duration_seconds", "histogram",
+                 "From handling a request to handing its reply to the socket, the group commit "
+                 "included (a read parked for its token, or a write held for the dot "
+                 "check, from when it was first handled).");
     for (size_t op = 0; op < API_OBSERVE_OPS; op++) {
         uint64_t count = 0;
         for (size_t c = 0; c < API_OBSERVE_CODES; c++) {
@@ -173,8 +188,9 @@ static void s_request_families(node_server_t *self, json_t *families)
         s_sample(latency, "engram_request_duration_seconds_count",
                  json_pack("{s:s}", "op", s_op_name(op)), json_integer((json_int_t)count));
     }
-    json_t *commits = s_family(families, "engram_group_commit_writes", "histogram",
-                               "Write acknowledgements released by one WAL fsync.");
+    json_t *commits =
+        s_family(families, "engram_group_commit_writes", "histogram",
+                 "Write acknowledgements released by one WAL fsync (durability=sync only).");
     uint64_t cumulative = 0;
     for (size_t b = 0; b <= API_COMMIT_BUCKETS; b++) {
         cumulative += o->commits[b];
@@ -210,7 +226,8 @@ static void s_node_families(node_server_t *self, json_t *families)
     s_single(families, "engram_writes_total", "counter", "Writes applied by this node's API.",
              st->writes);
     s_single(families, "engram_group_commits_total", "counter",
-             "Group commits that acknowledged at least one write.", st->commits);
+             "Group commits that acknowledged at least one write (durability=sync only).",
+             st->commits);
     s_single(families, "engram_writes_held", "gauge",
              "Shared writes held until the dot check at start is done.", zlist_size(self->held));
     s_single(families, "engram_reads_parked", "gauge", "Reads waiting for their causal token.",
@@ -245,7 +262,8 @@ static void s_node_families(node_server_t *self, json_t *families)
     s_single(families, "engram_store_writable", "gauge",
              "1 while the store takes writes (no storage failure, volume above its reserve).",
              node_store_writable(self->store));
-    s_single(families, "engram_wal_syncs_total", "counter", "WAL fsyncs.", rocks.wal_syncs);
+    s_single(families, "engram_wal_syncs_total", "counter", "WAL fsyncs (durability=sync only).",
+             rocks.wal_syncs);
     s_single(families, "engram_rocksdb_memtable_bytes", "gauge",
              "Bytes in RocksDB's memtables, every column family.", rocks.memtable_bytes);
     s_single(families, "engram_rocksdb_sst_bytes", "gauge",
@@ -288,7 +306,8 @@ static void s_cluster_families(const node_cluster_status_t *status, json_t *fami
                                "Operations this node holds that the member is not known to.");
     json_t *lag_bytes =
         s_family(families, "engram_member_lag_bytes", "gauge",
-                 "Encoded size of the delta that would bring the member up to date.");
+                 "Encoded size of the delta that would bring the member up to date (left out "
+                 "while measuring it would encode more than 10000 operations).");
     for (size_t i = 0; i < status->n_members; i++) {
         const node_cluster_member_status_t *m = &status->members[i];
         if (strcmp(m->state, "self") == 0)
@@ -303,8 +322,9 @@ static void s_cluster_families(const node_cluster_status_t *status, json_t *fami
             continue;
         s_sample(lag_ops, "engram_member_lag_ops", json_pack("{s:s}", "member", id),
                  json_integer((json_int_t)m->lag_ops));
-        s_sample(lag_bytes, "engram_member_lag_bytes", json_pack("{s:s}", "member", id),
-                 json_integer((json_int_t)m->lag_bytes));
+        if (m->lag_bytes_known)
+            s_sample(lag_bytes, "engram_member_lag_bytes", json_pack("{s:s}", "member", id),
+                     json_integer((json_int_t)m->lag_bytes));
     }
     uint64_t garbage = 0;
     for (size_t i = 0; i < status->n_scopes; i++)
@@ -335,7 +355,8 @@ static json_t *s_metrics(node_server_t *self)
              json_is_true(json_object_get(ready, "ready")));
     json_decref(ready);
     node_cluster_status_t *status = NULL;
-    if (self->cluster && node_cluster_status(self->cluster, &status) == 0)
+    if (self->cluster &&
+        node_cluster_status(self->cluster, API_OBSERVE_LAG_BYTES_OPS, &status) == 0)
         s_cluster_families(status, families);
     node_cluster_status_free(&status);
     return json_pack("{s:o}", "families", families);
@@ -356,10 +377,10 @@ static json_t *s_cluster_status(node_cluster_status_t *status)
         json_t *member = json_pack("{s:o, s:s, s:I, s:s, s:b}", "id", s_hex64(m->id), "state",
                                    m->state, "incarnation", (json_int_t)m->incarnation, "endpoint",
                                    m->endpoint, "lag_known", m->lag_known);
-        if (m->lag_known) {
+        if (m->lag_known)
             json_object_set_new(member, "lag_ops", json_integer((json_int_t)m->lag_ops));
+        if (m->lag_known && m->lag_bytes_known)
             json_object_set_new(member, "lag_bytes", json_integer((json_int_t)m->lag_bytes));
-        }
         json_array_append_new(members, member);
     }
     for (size_t i = 0; i < status->n_scopes; i++) {
@@ -405,13 +426,36 @@ static json_t *s_status(node_server_t *self)
         "ready", s_ready(self));
     json_t *cluster = json_null();
     node_cluster_status_t *status = NULL;
-    if (self->cluster && node_cluster_status(self->cluster, &status) == 0) {
+    if (self->cluster &&
+        node_cluster_status(self->cluster, API_OBSERVE_LAG_BYTES_OPS, &status) == 0) {
         json_decref(cluster);
         cluster = s_cluster_status(status);
     }
     node_cluster_status_free(&status);
     return json_pack("{s:o, s:o, s:{s:i, s:o}}", "node", node, "cluster", cluster, "rates",
                      "interval_ms", API_SAMPLE_MS, "samples", samples);
+}
+
+/*  The metrics (0) or status (1) document as JSON text, made anew only when the last one is
+ *  older than API_OBSERVE_REFRESH_MS; borrowed (NULL: memory ran out). */
+static const char *s_cached(node_server_t *self, int which)
+{
+    api_observed_t *o = &self->observed;
+    int64_t now = api__mono_ms();
+    if (o->cached[which] && now - o->cached_at[which] < API_OBSERVE_REFRESH_MS)
+        return o->cached[which];
+    json_t *doc = which == 0 ? s_metrics(self) : s_status(self);
+    free(o->cached[which]);
+    o->cached[which] = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    o->cached_at[which] = now;
+    json_decref(doc);
+    return o->cached[which];
+}
+
+void api__observe_fini(node_server_t *self)
+{
+    for (int i = 0; i < 2; i++)
+        free(self->observed.cached[i]);
 }
 
 void api__observe_answer(node_server_t *self)
@@ -423,12 +467,11 @@ void api__observe_answer(node_server_t *self)
         zframe_t *sequence = zmsg_pop(msg);
         char *kind = zmsg_popstr(msg);
         json_t *doc = NULL;
+        const char *cached = NULL;
         if (!sequence || !kind)
             doc = json_pack("{s:s}", "error", "a request is [sequence][kind]");
-        else if (strcmp(kind, "metrics") == 0)
-            doc = s_metrics(self);
-        else if (strcmp(kind, "status") == 0)
-            doc = s_status(self);
+        else if (strcmp(kind, "metrics") == 0 || strcmp(kind, "status") == 0)
+            cached = s_cached(self, kind[0] == 's');
         else if (strcmp(kind, "access") == 0)
             doc = api__acl_document(self, api__acl_now());
         else if (strcmp(kind, "ready") == 0)
@@ -441,8 +484,9 @@ void api__observe_answer(node_server_t *self)
         zmsg_t *answer = zmsg_new();
         if (sequence)
             zmsg_append(answer, &sequence);
-        zmsg_addstr(answer, text ? text : "");
-        zmsg_send(&answer, self->observed.socket);
+        zmsg_addstr(answer, cached ? cached : text ? text : "");
+        if (zmsg_send(&answer, self->observed.socket) != 0)
+            zmsg_destroy(&answer); /* the listener has no room: dropped */
         free(text);
         free(kind);
         zframe_destroy(&sequence);

@@ -61,13 +61,14 @@ bool api__op_reads(Engram__Op op)
 /*  Keeps a shared write waiting for the dot check with its routing and the key it came with;
  *  NULL when out of memory. */
 static api_parked_t *s_hold(zlist_t *list, zframe_t *routing, Engram__Request *req,
-                            const uint8_t client_key[32])
+                            const uint8_t client_key[32], int64_t started_us)
 {
     api_parked_t *held = calloc(1, sizeof *held);
     if (!held)
         return NULL;
     held->routing = routing;
     held->request = req;
+    held->started_us = started_us;
     memcpy(held->client_key, client_key, sizeof held->client_key);
     zlist_append(list, held);
     return held;
@@ -169,6 +170,8 @@ static int s_park_read(node_server_t *self, api_conn_t *conn, zframe_t **routing
     token->n = 0;
     w->timeout_ms = timeout;
     w->deadline_ms = api__mono_ms() + timeout;
+    w->op = req->op;
+    w->started_us = r->started_us;
     zlist_append(self->parked, w);
     conn->parked++;
     self->stats.parked = zlist_size(self->parked);
@@ -210,6 +213,8 @@ static void s_answer_parked(node_server_t *self, api_waiting_t *w)
     w->conn->parked--;
     api_reply_t r;
     api__reply_init(&r);
+    r.op = w->op;
+    r.started_us = w->started_us;
     Engram__Request *req = engram__request__unpack(NULL, w->request_len, w->request);
     if (!req) {
         api__fail(&r, ENGRAM_ENOMEM, "out of memory");
@@ -222,7 +227,7 @@ static void s_answer_parked(node_server_t *self, api_waiting_t *w)
         w->routing = NULL;
         engram__request__free_unpacked(req, NULL);
     } else {
-        api__request(self, w->conn, w->routing, req, w->client_key); /* takes both */
+        api__request(self, w->conn, w->routing, req, w->client_key, w->started_us); /* takes both */
         w->routing = NULL;
     }
     api__arena_free(&r.arena);
@@ -312,10 +317,12 @@ static int s_read_after(node_server_t *self, api_conn_t *conn, zframe_t **routin
 }
 
 void api__request(node_server_t *self, api_conn_t *conn, zframe_t *routing, Engram__Request *req,
-                  const uint8_t client_key[32])
+                  const uint8_t client_key[32], int64_t started_us)
 {
     api_reply_t r;
     api__reply_init(&r);
+    if (started_us)
+        r.started_us = started_us;
     r.client_key = client_key;
     r.op = req->op;
     char sid[MAX_SCOPE_BYTES + 2];
@@ -347,7 +354,7 @@ void api__request(node_server_t *self, api_conn_t *conn, zframe_t *routing, Engr
                         req->op == ENGRAM__OP__ACL_SUBMIT; /* statements go to sys:acl */
     if (rc == 0 && shared_write && self->cluster && !node_cluster_dots_checked(self->cluster)) {
         /* the node may not issue dots yet (node_cluster_dots_checked): held, in order */
-        if (s_hold(self->held, routing, req, client_key)) {
+        if (s_hold(self->held, routing, req, client_key, r.started_us)) {
             api__arena_free(&r.arena);
             return;
         }
@@ -536,7 +543,7 @@ static void s_receive(node_server_t *self, api_conn_t *conn, zframe_t *routing, 
         api__arena_free(&r.arena);
         engram__request__free_unpacked(req, NULL);
     } else {
-        api__request(self, conn, routing, req, client_key);
+        api__request(self, conn, routing, req, client_key, 0);
     }
 }
 
@@ -589,7 +596,7 @@ static void s_release_held(node_server_t *self)
         return;
     api_parked_t *held;
     while ((held = zlist_pop(self->held))) {
-        api__request(self, NULL, held->routing, held->request, held->client_key);
+        api__request(self, NULL, held->routing, held->request, held->client_key, held->started_us);
         free(held);
     }
 }
@@ -645,7 +652,7 @@ static void s_turn(node_server_t *self)
     if (self->config.durability_sync) {
         size_t wrote = 0;
         for (api_out_t *out = zlist_first(self->outbox); out; out = zlist_next(self->outbox))
-            wrote += out->wrote;
+            wrote += out->wrote && out->routing; /* acknowledgements, not FORGET's events */
         sync_rc = node_store_sync(self->store);
         if (wrote && sync_rc == 0) {
             self->stats.commits++;
@@ -853,6 +860,7 @@ int node_server_observe(node_server_t *self, const char *endpoint)
                                                       listener has no room for is dropped */
     if (zsock_connect(self->observed.socket, "%s", endpoint) != 0) {
         zsock_destroy(&self->observed.socket);
+        api__observe_fini(self);
         return ENGRAM_EINVAL;
     }
     return 0;

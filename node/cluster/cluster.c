@@ -318,9 +318,28 @@ bool node_cluster_removed(const node_cluster_t *self)
     return self->removed;
 }
 
-bool node_cluster_joined(const node_cluster_t *self)
+typedef struct {
+    uint64_t self_id;
+    size_t alive; /* other members alive */
+} s_alive_t;
+
+static void s_count_alive(void *arg, const gossip_member_t *member)
 {
-    return !self->removed && !self->join;
+    s_alive_t *count = arg;
+    if (member->id != count->self_id && member->state == GOSSIP_ALIVE)
+        count->alive++;
+}
+
+bool node_cluster_joined(node_cluster_t *self)
+{
+    if (self->removed)
+        return false;
+    if (!self->join)
+        return true;
+    /* joining (again, after a restart with --join): in as soon as another member is alive */
+    s_alive_t count = {self->node_id, 0};
+    gossip_engine_each_member(self->engine, s_count_alive, &count);
+    return count.alive > 0;
 }
 
 void node_cluster_local(node_cluster_t *self, const char *sid, const crdt_scope_t *delta,

@@ -113,6 +113,7 @@ typedef struct {
     uint64_t lag_ops;   /* operations this node holds that the member is not known to */
     uint64_t lag_bytes; /* encoded size of the delta that would bring it up to date */
     bool lag_known;     /* false until the member has told what it holds */
+    bool lag_bytes_known; /* false also when measuring it was past the budget (see below) */
 } node_cluster_member_status_t;
 
 /*  One shared scope of this node. */
@@ -148,9 +149,12 @@ typedef struct {
 } node_cluster_traffic_t;
 void node_cluster_traffic(node_cluster_t *self, node_cluster_traffic_t *traffic);
 
-/*  Gathers the cluster's status. Caller owns *status_p and frees it with
- *  node_cluster_status_free. 0 or ENGRAM_ENOMEM. */
-int node_cluster_status(node_cluster_t *self, node_cluster_status_t **status_p);
+/*  Gathers the cluster's status. A member's lag in bytes is measured by building and encoding
+ *  the delta it lacks, which costs what that delta holds: it is measured only while the
+ *  operations encoded for this status stay within lag_bytes_budget (UINT64_MAX: always).
+ *  Caller owns *status_p and frees it with node_cluster_status_free. 0 or ENGRAM_ENOMEM. */
+int node_cluster_status(node_cluster_t *self, uint64_t lag_bytes_budget,
+                        node_cluster_status_t **status_p);
 void node_cluster_status_free(node_cluster_status_t **status_p);
 
 /*  Called with each remote delta just before (applied false) and just after (applied true) it
@@ -161,9 +165,11 @@ void node_cluster_on_applied(node_cluster_t *self, node_cluster_applied_fn fn, v
 
 /*  Whether an admin removed this node from the cluster (it then refuses shared writes). */
 bool node_cluster_removed(const node_cluster_t *self);
-/*  Whether the node is in its cluster: not decommissioned and not joining (a --join or
- *  `engram cluster join` whose member has not answered yet). */
-bool node_cluster_joined(const node_cluster_t *self);
+/*  Whether the node is in its cluster: not decommissioned, and either not joining (a --join
+ *  or `engram cluster join` whose member has not answered yet) or holding another member alive
+ *  (a restarted node that knows its members is in even while the one it joins through is
+ *  down). */
+bool node_cluster_joined(node_cluster_t *self);
 /*  False while the dot check at start runs (at most DOT_CHECK_MS, 3 s): shared writes wait. */
 bool node_cluster_dots_checked(const node_cluster_t *self);
 

@@ -15,6 +15,7 @@ typedef struct {
     node_cluster_status_t *status;
     size_t cap;
     bool failed;
+    uint64_t budget; /* operations that may still be encoded to measure lag in bytes */
 } s_gather_t;
 
 static void s_count_member(void *arg, const gossip_member_t *member)
@@ -40,12 +41,14 @@ static void s_scope(void *arg, const char *scope)
     g->failed |= !item->scope || !item->vector;
 }
 
-/*  What member is known to lack of every scope: operations and the bytes of the delta, its
- *  steps in their wire form (as a member of this version gets them). */
-static void s_member_lag(node_cluster_t *self, const node_cluster_status_t *status,
-                         node_cluster_member_status_t *m)
+/*  What member is known to lack of every scope: operations and, within the budget, the bytes
+ *  of the delta, its steps in their wire form (as a member of this version gets them). */
+static void s_member_lag(s_gather_t *g, node_cluster_member_status_t *m)
 {
+    node_cluster_t *self = g->self;
+    const node_cluster_status_t *status = g->status;
     m->lag_known = true;
+    m->lag_bytes_known = true;
     for (size_t i = 0; i < status->n_scopes; i++) {
         const char *scope = status->scopes[i].scope;
         const crdt_ctx_t *theirs = gossip_engine_peer_ctx(self->engine, m->id, scope);
@@ -60,6 +63,11 @@ static void s_member_lag(node_cluster_t *self, const node_cluster_status_t *stat
         if (ops == 0)
             continue;
         m->lag_ops += ops;
+        if (!m->lag_bytes_known || ops > g->budget) {
+            m->lag_bytes_known = false;
+            continue;
+        }
+        g->budget -= ops;
         crdt_scope_t *delta = node_store_gossip.delta_since(self->store, scope, theirs);
         uint8_t *buf = NULL;
         size_t len = 0;
@@ -85,10 +93,11 @@ static void s_member(void *arg, const gossip_member_t *member)
     m->endpoint = strdup(member->endpoint);
     g->failed |= !m->endpoint;
     if (!me && member->state != GOSSIP_LEFT)
-        s_member_lag(g->self, status, m);
+        s_member_lag(g, m);
 }
 
-int node_cluster_status(node_cluster_t *self, node_cluster_status_t **status_p)
+int node_cluster_status(node_cluster_t *self, uint64_t lag_bytes_budget,
+                        node_cluster_status_t **status_p)
 {
     node_cluster_status_t *status = *status_p = calloc(1, sizeof *status);
     if (!status)
@@ -102,7 +111,7 @@ int node_cluster_status(node_cluster_t *self, node_cluster_status_t **status_p)
     status->members = calloc(members ? members : 1, sizeof *status->members);
     bool failed = !status->endpoint || !status->scopes || !status->members;
     if (!failed) {
-        s_gather_t g = {self, status, scopes, false};
+        s_gather_t g = {self, status, scopes, false, lag_bytes_budget};
         node_store_gossip.each_scope(self->store, s_scope, &g);
         g.cap = members;
         gossip_engine_each_member(self->engine, s_member, &g);
@@ -170,7 +179,7 @@ static void s_count_holder(void *arg, const gossip_member_t *member)
 
 unsigned node_cluster_possible_holders(node_cluster_t *self)
 {
-    s_gather_t g = {self, NULL, 0, false};
+    s_gather_t g = {self, NULL, 0, false, 0};
     gossip_engine_each_member(self->engine, s_count_holder, &g);
     return 1 + (unsigned)g.cap;
 }

@@ -4,7 +4,8 @@ that engram did not write (the Prometheus project's own Python parser, from Debi
 python3-prometheus-client, and a line grammar written here from the text format's
 specification); its counters move with the load; /healthz, /readyz, the JSON endpoints, the
 page and the listener's refusals (404, 405, an unknown host, a port taken); /readyz answers 503
-while the store is read-only (a read-only tmpfs: root only, that case is skipped otherwise).
+while the store refuses writes: its volume below the free-space reserve, and a read-only
+tmpfs (root only, that case is skipped otherwise).
 
 Usage: metrics_test.py ENGRAMD ENGRAM.
 """
@@ -37,6 +38,7 @@ ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
 VALUE = r"(?:[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|NaN|[+-]Inf)"
+LABEL_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
 SAMPLE = re.compile(rf"({NAME})(?:\{{((?:{LABEL})(?:,{LABEL})*)?,?\}})? ({VALUE})(?: -?\d+)?")
 HELP = re.compile(rf"# HELP ({NAME}) (?:[^\\\n]|\\[\\n])*")
 TYPE = re.compile(rf"# TYPE ({NAME}) (counter|gauge|histogram|summary|untyped)")
@@ -58,10 +60,19 @@ def fetch(url, method="GET"):
         return e.code, e.headers.get("Content-Type"), e.read().decode()
 
 
+def fetch_or_none(url):
+    """The status of url, or None while nothing listens there."""
+    try:
+        return fetch(url)[0]
+    except (urllib.error.URLError, ConnectionError):
+        return None
+
+
 def check_grammar(text):
     """Every line of text is a HELP, TYPE or sample line; every sample belongs to the family
-    TYPE announced last; every family is announced once. Returns {family: type}."""
-    families, current = {}, None
+    TYPE announced last; every family is announced once, every series (name and labels) once.
+    Returns {family: type}."""
+    families, current, series = {}, None, set()
     assert text.endswith("\n"), "the exposition ends with a line feed"
     for number, line in enumerate(text[:-1].split("\n"), 1):
         where = f"line {number}: {line!r}"
@@ -81,6 +92,9 @@ def check_grammar(text):
             name = m.group(1)
             allowed = [current + s for s in SUFFIXES.get(families[current], ("",))]
             assert name in allowed, f"{name} is not of family {current}: {where}"
+            labels = tuple(sorted(re.findall(LABEL_PAIR, m.group(2) or "")))
+            assert (name, labels) not in series, f"a series twice: {where}"
+            series.add((name, labels))
     return families
 
 
@@ -192,7 +206,13 @@ class MetricsTest(unittest.TestCase):
                            user="mallory")
         self.assertEqual(r.returncode, 6, r.stderr)
 
-        _, parsed, _ = node.scrape()
+        # the node makes the document anew at most every 2 s (API_OBSERVE_REFRESH_MS)
+        def after_the_load():
+            _, parsed, _ = node.scrape()
+            denied = sample(parsed, "engram_requests", "engram_requests_total", op="PUT",
+                            code="EDENIED")
+            return parsed if denied else None
+        parsed = eventually(after_the_load, "a scrape that counts the denial", timeout=10)
         puts = sample(parsed, "engram_requests", "engram_requests_total", op="PUT", code="OK")
         self.assertEqual(puts - before_puts, writes)
         self.assertEqual(sample(parsed, "engram_requests", "engram_requests_total",
@@ -267,6 +287,32 @@ class MetricsTest(unittest.TestCase):
                     self.assertIn(message, r.stdout + r.stderr)  # zsys logs to stdout
         finally:
             taken.close()
+
+
+class UnwritableTest(unittest.TestCase):
+    def test_readyz_fails_below_the_free_space_reserve(self):
+        """A store that refuses writes (here: its volume below --min-free-bytes, as large as it
+        goes) is not ready; the process serves all the same."""
+        d = tempfile.mkdtemp(prefix="engram-metrics-full-")
+        proc = None
+        try:
+            Admin(ENGRAM, os.path.join(d, "home")).init(os.path.join(d, "data"), "t", "u")
+            port = free_port()
+            proc = subprocess.Popen([ENGRAMD, "--data", os.path.join(d, "data"), "--api",
+                                     f"ipc://{d}/api.sock", "--metrics", f"127.0.0.1:{port}",
+                                     "--min-free-bytes", str(1 << 50)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            url = f"http://127.0.0.1:{port}"
+            eventually(lambda: fetch_or_none(url + "/healthz") == 200, "the listener serves")
+            status, _, body = fetch(url + "/readyz")
+            self.assertEqual(status, 503, body)
+            self.assertEqual(json.loads(body)["checks"], {
+                "store_writable": False, "dots_checked": True, "cluster_joined": True})
+        finally:
+            if proc:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=20)
+            shutil.rmtree(d, ignore_errors=True)
 
 
 @unittest.skipUnless(can_mount(), "needs root and tmpfs mounts")

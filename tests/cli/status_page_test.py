@@ -3,7 +3,8 @@
 chromium) loads node 1's page of a running three-node deploy/local-cluster.sh cluster, runs its
 JavaScript against the node's JSON endpoints, and the DOM it leaves must show every member with
 its state (node 1 itself, the two others alive), the shared scope written with its version
-vector, the agent's grants, a rate of requests above zero, and the node ready. A screenshot of the page is kept in
+vector, the agent's grants, a rate of requests above zero, and the node ready; a user named
+with markup shows as text, never as an element. A screenshot of the page is kept in
 SCREENSHOT_DIR/status-page.png (CI keeps it as an artifact).
 
 Usage: status_page_test.py ENGRAMD ENGRAM LOCAL_CLUSTER_SH SCREENSHOT_DIR. Skipped (77) when
@@ -26,6 +27,7 @@ ENGRAMD, ENGRAM, LOCAL_CLUSTER, SCREENSHOTS = sys.argv[1:5]
 BIN = os.path.dirname(ENGRAMD)
 CHROMIUM = shutil.which("chromium")
 SKIP = 77
+HOSTILE = "<b>mallory</b>"
 
 
 class Rows(HTMLParser):
@@ -37,8 +39,10 @@ class Rows(HTMLParser):
         self.table = None
         self.rows = {}
         self.marks = {}
+        self.tags = set()  # every element's tag
 
     def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
         attrs = dict(attrs)
         if tag == "table":
             self.table = attrs.get("id")
@@ -79,6 +83,12 @@ class StatusPageTest(unittest.TestCase):
                               "run:page"], env=self.env, capture_output=True, text=True,
                              timeout=120)
         self.assertEqual(out.returncode, 0, out.stderr)
+        # a name that is markup: the page must show it as text
+        home = dict(self.env, ENGRAM_HOME=os.path.join(self.dir, "home"),
+                    ENGRAM_SOCKET=self.nodes[0]["api"])
+        r = subprocess.run([ENGRAM, "acl", "allow-user", HOSTILE, "scribe"], env=home,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
         env = dict(self.env, ENGRAM_HOME=os.path.join(self.dir, "home"),
                    ENGRAM_SOCKET=self.nodes[0]["api"], ENGRAM_AGENT="scribe",
                    ENGRAM_USER="alice")
@@ -107,6 +117,8 @@ class StatusPageTest(unittest.TestCase):
                                    self.nodes[2]["id"]: "alive"})
         self.assertIn("run:page", [r["scope"] for r in rows.rows.get("scopes", [])])
         self.assertIn({"user": "alice", "agent": "scribe"}, rows.rows.get("acts-for", []))
+        self.assertIn({"user": HOSTILE, "agent": "scribe"}, rows.rows.get("acts-for", []))
+        self.assertNotIn("b", rows.tags, "a name was written as markup")
         self.assertIn({"agent": "scribe", "resource": "run:page"}, rows.rows.get("grants", []))
         # the requests of this test, between the node's first sample and the page's load
         self.assertGreater(float(rows.marks.get(("rate", "requests")) or 0), 0)

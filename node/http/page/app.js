@@ -4,7 +4,7 @@
 // (textContent), never as markup.
 "use strict";
 
-const REFRESH_MS = 2000;
+const REFRESH_MS = 5000; // the node makes its documents anew at most every 2 s
 
 function cell(row, text, className) {
   const td = document.createElement("td");
