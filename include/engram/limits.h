@@ -48,6 +48,11 @@
 #ifndef ENGRAM_DEFAULT_CLIENT_TIMEOUT_MS
 #define ENGRAM_DEFAULT_CLIENT_TIMEOUT_MS 5000
 #endif
+/*  How long `engram snapshot` waits for the node by default: the node flushes its memtables
+ *  first, which takes longer than a request. */
+#ifndef ENGRAM_DEFAULT_SNAPSHOT_TIMEOUT_MS
+#define ENGRAM_DEFAULT_SNAPSHOT_TIMEOUT_MS 600000
+#endif
 /*  How long engram_destroy lets unsent requests linger on the socket. */
 #ifndef ENGRAM_CLIENT_LINGER_MS
 #define ENGRAM_CLIENT_LINGER_MS 100

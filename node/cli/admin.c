@@ -111,6 +111,9 @@ int cli_cmd_cluster_join(engram_t *engram, const cli_opts_t *opts)
 
 int cli_cmd_snapshot(engram_t *engram, const cli_opts_t *opts)
 {
+    engram_set_timeout(engram, (opts->given & CLI_OPT_TIMEOUT)
+                                   ? opts->timeout_ms
+                                   : ENGRAM_DEFAULT_SNAPSHOT_TIMEOUT_MS);
     int rc = engram_snapshot(engram, opts->args[0]);
     if (rc != 0)
         return rc;

@@ -226,11 +226,15 @@ static const cli_command_t s_commands[] = {
      "Decommissions the node NODE (16 hex digits, as `cluster status` shows it) for good: the\n"
      "admin key signs it and the node this command talks to spreads it.",
      NULL},
-    {"snapshot", NULL, 1, 1, 0, cli_cmd_snapshot, "snapshot DIR", CLI_CMD_ADMIN,
+    {"snapshot", NULL, 1, 1, CLI_OPT_TIMEOUT, cli_cmd_snapshot, "snapshot DIR [--timeout MS]",
+     CLI_CMD_ADMIN,
      "Makes the node write a snapshot of its data into DIR, on the node's host (not this\n"
-     "command's, if they differ): an absolute path that must not exist. Taken online: writes go\n"
-     "on (they wait while RocksDB flushes its memtables), and every write acknowledged before it\n"
-     "began is in it, under durability=async too. DIR holds the store (a RocksDB checkpoint)\n"
+     "command's, if they differ): an absolute path that must not exist, on the filesystem and\n"
+     "mount of the node's data directory (its tables are hard-linked, never copied;\n"
+     "DATA/snapshots/NAME always qualifies): copy DIR elsewhere afterwards. Taken online: requests wait (they are not refused) while RocksDB flushes its\n"
+     "memtables, and every write acknowledged before it began is in it, under durability=async\n"
+     "too. --timeout: how long to wait for the node (default 10 minutes). DIR holds the store (a "
+     "RocksDB checkpoint)\n"
      "and the node's trust root, statements and members (mode 0700: it holds every agent's\n"
      "private memory and the node's secret key). `engramd --restore DIR` starts a node from it\n"
      "under a new replica id. Takes the admin key.",

@@ -11,7 +11,8 @@ restored node writes under a new replica id; its writes after the restore, and t
 made after the snapshot (which its restored store lacks), reach every node with their values,
 and all nodes end with the same version vectors, the new replica's entry among them (a reused
 dot would be taken by the peers for the one they hold, and its write never seen there).
-Refusals: a snapshot into an existing or a relative directory (exit 4), a restore into a data
+Refusals: a snapshot into an existing or a relative directory, or onto another filesystem than
+the data directory's (/dev/shm, where it is one: exit 4), a restore into a data
 directory that is not empty or from a directory that is no snapshot (exit 1, nothing changed).
 
 Usage: snapshot_test.py ENGRAMD ENGRAM LOCAL_CLUSTER_SH. Ports are drawn at random.
@@ -91,6 +92,14 @@ class SnapshotTest(local_cluster.ClusterTest):
         self.assertEqual(out.returncode, 4, out.stderr)
         self.assertIn("absolute path", out.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "relative")))
+        # another filesystem than the data directory's (tables are linked, never copied)
+        other = "/dev/shm"
+        if os.path.isdir(other) and os.stat(other).st_dev != os.stat(self.dir).st_dev:
+            elsewhere = os.path.join(other, f"engram-snap-{os.getpid()}")
+            out = self.admin.run("snapshot", elsewhere, socket=self.api(1))
+            self.assertEqual(out.returncode, 4, out.stderr)
+            self.assertIn("filesystem and mount of the data directory", out.stderr)
+            self.assertFalse(os.path.exists(elsewhere))
 
         every = {key: "value-" + key[1:] for key in writer.acked}
         for i in (2, 3):
