@@ -13,8 +13,9 @@ Containerfile
     the image leaves out), and only packages deploy/install-deps.sh installs, so CI builds with
     them;
   - the runtime stage installs exactly the Debian packages of the libraries engramd and engram
-    are linked against (readelf's NEEDED, found with ldd and dpkg -S; libc, which every Debian
-    has, and libengram, copied from the build stage, aside);
+    are linked against (readelf's NEEDED, found with ldd and dpkg -S; libc6 and what it
+    depends on, which every Debian image has, a sanitized build's runtimes, and libengram,
+    copied from the build stage, aside);
   - each COPY --from=build names files that `cmake --install` of this build puts there (run
     here with DESTDIR and the prefix of the build stage's configure line);
   - the ENTRYPOINT is engramd where the runtime stage put it, the USER is not root, the data
@@ -113,8 +114,8 @@ def configure_requirements():
 
 
 def runtime_requirements():
-    """The packages of the libraries engramd and engram need, but libc, libengram and a
-    sanitizer's runtime."""
+    """The packages of the libraries engramd and engram need, but libengram, a sanitizer's
+    runtime and what every Debian image has (libc6 and its dependencies)."""
     wanted = set()
     for program in (ENGRAMD, ENGRAM):
         dynamic = subprocess.run(["readelf", "-d", program], capture_output=True, text=True,
@@ -132,7 +133,12 @@ def runtime_requirements():
                 fail(f"{program} needs {lib} ({paths[lib]}), which no Debian package holds")
             wanted.add(package)
         libc = owner(paths["libc.so.6"])
-    return wanted - {libc}
+    # every Debian image holds libc6 and what it depends on (libgcc-s1, which a clang build
+    # links for its unwinder): the runtime stage installs none of them
+    depends = subprocess.run(["dpkg-query", "-W", "-f=${Depends}", libc], capture_output=True,
+                             text=True, check=True).stdout
+    base = {libc} | {d.split()[0] for d in depends.split(",") if d.strip()}
+    return wanted - base
 
 
 def check_containerfile(tmp):
