@@ -204,7 +204,10 @@ static void test_same_history_everywhere(void **state)
                   "{\"stage\":\"draft\"}"));
     s_after(researcher, scope,
             s_put(writer, scope, "brief", "Summary first, then ROI figures", NULL));
-    s_after(editor, scope, s_delete(researcher, scope, "brief"));
+    /* every node's history is read once it holds the delete (B's too: it wrote before) */
+    char *deleted = s_delete(researcher, scope, "brief");
+    s_after(writer, scope, strdup(deleted));
+    s_after(editor, scope, deleted);
     engram_result_t *seen[NODES] = {0};
     EXPECT_RC(editor, 0, engram_history(editor, scope, "brief", &seen[C]));
     EXPECT_RC(writer, 0, engram_history(writer, scope, "brief", &seen[B]));
