@@ -414,16 +414,14 @@ static json_t *s_status(node_server_t *self)
                       "bytes_received", (json_int_t)s->bytes_received, "deltas_applied",
                       (json_int_t)s->deltas_applied));
     }
-    const int failure = node_store_failure(self->store);
-    json_t *node = json_pack(
-        "{s:o, s:o, s:s, s:I, s:s, s:s, s:o}", "id", s_hex64(node_store_node_id(self->store)),
-        "replica", s_hex64(node_store_replica(self->store)), "version", ENGRAM_VERSION, "uptime_ms",
-        (json_int_t)(api__now_ms() - self->started_ms), "durability",
-        self->config.durability_sync ? "sync" : "async", "storage",
-        !failure                            ? "ok"
-        : node_store_read_only(self->store) ? "read-only"
-                                            : engram_strerror(failure),
-        "ready", s_ready(self));
+    char storage[96];
+    node_store_state_text(self->store, storage, sizeof storage);
+    json_t *node = json_pack("{s:o, s:o, s:s, s:I, s:s, s:s, s:o}", "id",
+                             s_hex64(node_store_node_id(self->store)), "replica",
+                             s_hex64(node_store_replica(self->store)), "version", ENGRAM_VERSION,
+                             "uptime_ms", (json_int_t)(api__now_ms() - self->started_ms),
+                             "durability", self->config.durability_sync ? "sync" : "async",
+                             "storage", storage, "ready", s_ready(self));
     json_t *cluster = json_null();
     node_cluster_status_t *status = NULL;
     if (self->cluster &&

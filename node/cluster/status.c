@@ -130,13 +130,7 @@ int node_cluster_status(node_cluster_t *self, uint64_t lag_bytes_budget,
     status->bad_messages = stats->bad_messages + self->bad_frames;
     status->local_health = gossip_engine_health(self->engine);
     status->bad_scope = stats->bad_scope;
-    int failure = node_store_failure(self->store);
-    if (!failure)
-        snprintf(status->storage, sizeof status->storage, "ok");
-    else if (node_store_read_only(self->store))
-        snprintf(status->storage, sizeof status->storage, "read-only");
-    else
-        snprintf(status->storage, sizeof status->storage, "failed: %s", engram_strerror(failure));
+    node_store_state_text(self->store, status->storage, sizeof status->storage);
     if (failed) {
         node_cluster_status_free(status_p);
         return ENGRAM_ENOMEM;

@@ -481,6 +481,16 @@ int node_store_failure(const node_store_t *self)
     return self->failed;
 }
 
+void node_store_state_text(const node_store_t *self, char *buf, size_t len)
+{
+    if (!self->failed)
+        snprintf(buf, len, "ok");
+    else if (self->read_only)
+        snprintf(buf, len, "read-only");
+    else
+        snprintf(buf, len, "failed: %s", engram_strerror(self->failed));
+}
+
 bool node_store_read_only(const node_store_t *self)
 {
     return self->read_only;

@@ -128,6 +128,8 @@ void node_store_set_min_free(node_store_t *self, uint64_t bytes);
 /*  The storage failure: 0 while writes are taken; ENGRAM_EREADONLY for a read-only data
  *  directory, else the first I/O error of a write or sync (latched until a restart). */
 int node_store_failure(const node_store_t *self);
+/*  The storage state in words, into buf: "ok", "read-only" or "failed: ERROR". */
+void node_store_state_text(const node_store_t *self, char *buf, size_t len);
 /*  Whether the store opened on a read-only data directory. */
 bool node_store_read_only(const node_store_t *self);
 /*  After a failure: whether everything the store holds (and serves) is durable. True on a
