@@ -7,7 +7,10 @@ page and the listener's refusals (404, 405, an unknown host, a port taken); /rea
 while the store refuses writes: its volume below the free-space reserve, and a read-only
 tmpfs (root only, that case is skipped otherwise).
 
-Usage: metrics_test.py ENGRAMD ENGRAM.
+On a three-node deploy/local-cluster.sh cluster: a node restarted (with its --join) while the
+node it joins through is down is ready once another member is alive.
+
+Usage: metrics_test.py ENGRAMD ENGRAM LOCAL_CLUSTER_SH.
 """
 import json
 import math
@@ -27,11 +30,12 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+import local_cluster
 from access import Admin
 from tmpfs import can_mount
 from polling import eventually
 
-ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
+ENGRAMD, ENGRAM, LOCAL_CLUSTER = sys.argv[1], sys.argv[2], sys.argv[3]
 
 # The text format, line by line (prometheus.io/docs/instrumenting/exposition_formats):
 # comments, HELP and TYPE lines, and samples: name, optional labels, a float value.
@@ -313,6 +317,33 @@ class UnwritableTest(unittest.TestCase):
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=20)
             shutil.rmtree(d, ignore_errors=True)
+
+
+class ClusterReadyTest(unittest.TestCase):
+    def test_restarted_node_is_ready_while_its_seed_is_down(self):
+        cluster = local_cluster.start(LOCAL_CLUSTER, os.path.dirname(ENGRAMD), 3,
+                                      "engram-metrics-ready-")
+        self.addCleanup(shutil.rmtree, cluster.dir, ignore_errors=True)
+        self.addCleanup(subprocess.run, [LOCAL_CLUSTER, "stop", cluster.dir], env=cluster.env,
+                        capture_output=True, timeout=120)
+        nodes = [dict(f.split("=", 1) for f in line.split())
+                 for line in cluster.stdout.strip().splitlines()]
+        url = nodes[1]["http"] + "readyz"
+
+        def knows_both():  # node 2 holds both others alive, so its members file lists them
+            cluster = json.loads(fetch(nodes[1]["http"] + "api/status")[2])["cluster"]
+            return sorted(m["state"] for m in cluster["members"]) == ["alive", "alive", "self"]
+        eventually(knows_both, "node 2 sees both others alive")
+        self.assertEqual(fetch(url)[0], 200)
+        local_cluster.stop(cluster.dir, 1)  # the node every other joins through (--join)
+        local_cluster.stop(cluster.dir, 2)
+        r = local_cluster.restart(LOCAL_CLUSTER, cluster, 2)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # node 2 knows node 3 from its members file: in the cluster once node 3 answers it
+        last = []
+        eventually(lambda: last.append(fetch(url)) or last[-1][0] == 200,
+                   "node 2 ready with its seed down", timeout=60)
+        self.assertTrue(json.loads(last[-1][2])["checks"]["cluster_joined"])
 
 
 @unittest.skipUnless(can_mount(), "needs root and tmpfs mounts")
