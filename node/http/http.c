@@ -218,11 +218,12 @@ int node_http_new(const char *address, node_http_t **self_p, char *why, size_t w
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    self->daemon = MHD_start_daemon(flags, 0, NULL, NULL, s_answer, self, MHD_OPTION_SOCK_ADDR,
-                                    (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
-                                    (unsigned)NODE_HTTP_MAX_CONNECTIONS,
-                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)NODE_HTTP_IDLE_SECONDS,
-                                    MHD_OPTION_EXTERNAL_LOGGER, s_log, NULL, MHD_OPTION_END);
+    /* the logger first: libmicrohttpd logs through it only what comes after it */
+    self->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, s_answer, self, MHD_OPTION_EXTERNAL_LOGGER, s_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)NODE_HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)NODE_HTTP_IDLE_SECONDS, MHD_OPTION_END);
     if (!self->daemon) {
         snprintf(why, why_len, "--metrics: cannot listen on %s (in use, or not this host's)",
                  address);
