@@ -1,16 +1,23 @@
-/*  libengram_slowwal: a slow disk for jepsen/, preloaded into engramd (LD_PRELOAD).
+/*  libengram_slowwal: a slow, and on demand a failing, disk, preloaded into engramd
+ *  (LD_PRELOAD) by jepsen/ and by tests/cli/storage_faults_test.py.
  *
  *  Every write(2) to a RocksDB write-ahead log (a file named <digits>.log) first sleeps
  *  ENGRAM_SLOWWAL_MS milliseconds, so a node spends most of a busy turn with its log write
  *  not yet issued: a kill -9 then loses whatever had not reached the log, as a power cut
  *  loses what had not been synced. A node that acknowledges only after its log is synced
  *  loses nothing acknowledged; one that acknowledges first does (the ack_before_fsync
- *  defect, jepsen/README.md). Other files and other calls pass through untouched.
+ *  defect, jepsen/README.md).
  *
- *  Invariant: the bytes written and the result are those of the real write(2).
+ *  While the file named by ENGRAM_FAILSYNC_TRIGGER exists, fdatasync(2) and fsync(2) of a
+ *  write-ahead log fail with EIO without syncing, as on a failing device: the latched I/O
+ *  error of node/store/store.h, which a full or a read-only volume does not reach.
+ *
+ *  Other files and other calls pass through untouched. Invariant: a call that is not delayed
+ *  or failed here is the real call, with its result; a delayed write(2) writes the same bytes.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,4 +52,35 @@ ssize_t write(int fd, const void *buf, size_t count)
         nanosleep(&ts, NULL);
     }
     return s_real_write(fd, buf, count);
+}
+
+/*  True while the trigger file exists and fd is a write-ahead log. */
+static bool s_sync_fails(int fd)
+{
+    const char *trigger = getenv("ENGRAM_FAILSYNC_TRIGGER");
+    return trigger && access(trigger, F_OK) == 0 && s_is_wal(fd);
+}
+
+int fdatasync(int fd)
+{
+    static int (*real)(int);
+    if (!real)
+        real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+    if (s_sync_fails(fd)) {
+        errno = EIO;
+        return -1;
+    }
+    return real(fd);
+}
+
+int fsync(int fd)
+{
+    static int (*real)(int);
+    if (!real)
+        real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    if (s_sync_fails(fd)) {
+        errno = EIO;
+        return -1;
+    }
+    return real(fd);
 }

@@ -1,24 +1,29 @@
 #!/usr/bin/env python3
-"""engramd on a full and on a read-only data volume: every write gets a clear error (exit 1,
-"no space" / storage message), every acknowledged write stays readable, reads and stats keep
-working, and the process keeps serving.
+"""engramd on a full and on a read-only data volume, and on one whose write-ahead log stops
+syncing (EIO from fdatasync, through jepsen/slowwal.c preloaded): every write gets a clear
+error (exit 1, "no space" / storage message), every acknowledged write stays readable, reads
+and stats keep working, and the process keeps serving.
 
-Usage: storage_faults_test.py ENGRAMD ENGRAM. Needs root (it mounts small tmpfs volumes);
-exits 77 (skipped) otherwise.
+Usage: storage_faults_test.py ENGRAMD ENGRAM SLOWWAL_LIB. Needs root (it mounts small tmpfs
+volumes); exits 77 (skipped) otherwise.
 """
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 from access import Admin
 from tmpfs import can_mount
 
-ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
+ENGRAMD, ENGRAM, SLOWWAL = sys.argv[1], sys.argv[2], sys.argv[3]
 SKIP = 77
 
 
@@ -26,8 +31,9 @@ class Volume:
     """A tmpfs of `size` mounted on a fresh directory, with engramd's data on it, set up by
     `engram init` for agent t acting for user u, which may read and write run:faults."""
 
-    def __init__(self, size, *flags):
+    def __init__(self, size, *flags, env=None):
         self.flags = flags
+        self.env = env
         self.proc = None
         self.dir = tempfile.mkdtemp(prefix="engram-faults-")
         self.admin = Admin(ENGRAM, os.path.join(self.dir, "home"))
@@ -49,7 +55,7 @@ class Volume:
         with open(os.path.join(self.dir, "engramd.log"), "ab") as log:
             self.proc = subprocess.Popen([ENGRAMD, "--data", os.path.join(self.mnt, "data"),
                                           "--api", self.socket, *self.flags],
-                                         stdout=log, stderr=log)
+                                         stdout=log, stderr=log, env=self.env)
         for _ in range(100):
             if self.cli("stats").returncode == 0:
                 return
@@ -141,6 +147,47 @@ class StorageFaultsTest(unittest.TestCase):
             self.assertEqual(vol.cli("get", "run:faults", "after").returncode, 3,
                              "a refused write must not be visible")
         finally:
+            vol.close()
+
+    def test_failed_sync(self):
+        trigger = tempfile.mktemp(prefix="engram-failsync-")
+        env = dict(os.environ, LD_PRELOAD=SLOWWAL, ENGRAM_FAILSYNC_TRIGGER=trigger,
+                   # an ASan build wants its runtime first; the preloaded library uses none
+                   ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
+        with socket.socket() as probe:  # a free port for the HTTP listener (/readyz, /api/status)
+            probe.bind(("127.0.0.1", 0))
+            http = f"127.0.0.1:{probe.getsockname()[1]}"
+        vol = Volume("64m", "--min-free-bytes", str(1 << 20), "--metrics", http, env=env)
+        try:
+            acked = {"before": "synced before the device failed"}
+            self.assertEqual(vol.cli("put", "run:faults", "before", acked["before"]).returncode, 0)
+            open(trigger, "w").close()
+            r = vol.cli("put", "run:faults", "during", "v")
+            self.assertEqual(r.returncode, 1, "a write whose sync failed must not be acknowledged")
+            self.assertRegex(r.stderr, r"^engram: .*storage")
+            self.check_still_serving(vol, acked)
+            with urllib.request.urlopen(f"http://{http}/api/status", timeout=10) as page:
+                self.assertRegex(json.load(page)["node"]["storage"], r"^failed: ")
+            with self.assertRaises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"http://{http}/readyz", timeout=10)
+            self.assertEqual(refused.exception.code, 503)
+            self.assertFalse(json.load(refused.exception)["checks"]["store_writable"])
+            # The device is healthy again, but RocksDB cannot resume a WAL that failed: writes
+            # stay refused until a restart, and nothing is acknowledged meanwhile.
+            os.remove(trigger)
+            r = vol.cli("put", "run:faults", "later", "v")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.check_still_serving(vol, acked)
+            vol.stop()
+            vol.env = None
+            vol.start()  # recovered from the WAL: what was acknowledged is there, writes resume
+            self.check_still_serving(vol, acked)
+            self.assertEqual(vol.cli("put", "run:faults", "after", "v").returncode, 0)
+            acked["after"] = "v"
+            self.check_still_serving(vol, acked)
+        finally:
+            if os.path.exists(trigger):
+                os.remove(trigger)
             vol.close()
 
 
