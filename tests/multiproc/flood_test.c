@@ -20,7 +20,9 @@
  *                              of the drift allowed: a client's forgery) is answered but its
  *                              clock not adopted; one a few seconds ahead is observed (the
  *                              node's clock passes it); a token
- *                              of 3.8 MB, or naming two scopes, is refused at once
+ *                              of 3.8 MB, or naming two scopes, is refused at once; so is a
+ *                              request bad for another reason (a key too long, a key not
+ *                              UTF-8) with a token the node never reaches: never parked
  *  On a cluster of two nodes A and B:
  *    test_replicas_refused     replicas 2^32-1 (or 3) on two nodes is refused at once
  *    test_after_on_every_read  get, set members, counter get, log range, list and search with a
@@ -647,8 +649,25 @@ static void test_token_refusals(void **state)
     req.after = packed;
     engram__reply__free_unpacked(s_call_expect(d, &req, ENGRAM_EINVAL, "a token of two scopes"),
                                  NULL);
-    assert_int_equal(s_stats(s_node).parked, 0);
     free(packed.data);
+
+    /* A token the node will never reach on a request that is bad for another reason (a key
+     * past ENGRAM_MAX_KEY_BYTES; a key that is not UTF-8): refused at once, never parked. */
+    ProtobufCBinaryData unreachable = s_token_forge(token, 1000, 0);
+    char long_key[ENGRAM_MAX_KEY_BYTES + 2];
+    memset(long_key, 'k', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = '\0';
+    req = s_req(5, ENGRAM__OP__GET, "run:tok", long_key);
+    req.after = unreachable;
+    req.timeout_ms = UINT32_MAX;
+    engram__reply__free_unpacked(
+        s_call_expect(d, &req, ENGRAM_ETOOBIG, "a key too long with an unreachable token"), NULL);
+    req.id = 6;
+    req.key = "k\xff";
+    engram__reply__free_unpacked(
+        s_call_expect(d, &req, ENGRAM_EINVAL, "a key not UTF-8 with an unreachable token"), NULL);
+    free(unreachable.data);
+    assert_int_equal(s_stats(s_node).parked, 0);
     engram__token__free_unpacked(small, NULL);
     free(huge);
     free(token.data);
