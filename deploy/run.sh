@@ -15,7 +15,8 @@
 # MCP clients on nodes 1 and 3 edit one knowledge graph that node 2 reads; the cluster's
 # status; and node 1's readiness probe and metrics (its status page's URL, and the others', is
 # printed at the start). The data lives in a temporary directory removed at the end
-# (ENGRAM_DEMO_DIR keeps it elsewhere; ENGRAM_BASE_PORT moves the ports). Every command it runs is echoed first as
+# (ENGRAM_DEMO_DIR keeps it elsewhere; ENGRAM_BASE_PORT moves the ports; ENGRAM_BIN=DIR runs
+# the engramd and engram already built in DIR, without installing or building: the `demo` test). Every command it runs is echoed first as
 # `+ COMMAND`, ready to paste into a shell (with ENGRAM_HOME set as the demo sets it); a
 # command repeated until replication has done its part is echoed once, followed by how long
 # that took.
@@ -43,12 +44,14 @@ run() {
 # microseconds since the epoch
 now_us() { echo "${EPOCHREALTIME//[!0-9]/}"; }
 
-run deploy/install-deps.sh
-run cmake -S . -B build >/dev/null
-run cmake --build build -j "$(nproc 2>/dev/null || echo 2)" --target engramd engram-cli >/dev/null
+if [ -z "${ENGRAM_BIN:-}" ]; then
+    run deploy/install-deps.sh
+    run cmake -S . -B build >/dev/null
+    run cmake --build build -j "$(nproc 2>/dev/null || echo 2)" --target engramd engram-cli >/dev/null
+fi
 
 dir=${ENGRAM_DEMO_DIR:-$(run mktemp -d /tmp/engram-demo.XXXXXX)}
-engram=build/bin/engram
+engram=${ENGRAM_BIN:-build/bin}/engram
 cleanup() {
     run deploy/local-cluster.sh stop "$dir" || true
     [ -n "${ENGRAM_DEMO_DIR:-}" ] || run rm -rf "$dir"
