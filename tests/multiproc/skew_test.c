@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -156,6 +157,15 @@ static void test_effect_follows_cause_under_skew(void **state)
     (void)state;
     s_cluster("+30s", NULL);
     s_append(0, "thread", "question");
+    /* A stamped it 30 s ahead (libfaketime took): without that this test would prove nothing */
+    engram_stats_t skewed;
+    assert_int_equal(s_stats(0, &skewed), 0);
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    int64_t ahead_ms = (int64_t)(skewed.hlc >> 16) - (wall.tv_sec * 1000 + wall.tv_nsec / 1000000);
+    if (ahead_ms < 25000)
+        fail_msg("node 0's clock is %" PRId64 " ms ahead, not 30 s: libfaketime did not take",
+                 ahead_ms);
     s_put(0, "answer", "v1");
     /* B reads what A wrote (it arrives by gossip), then acts on it */
     s_eventually(s_log_holds, &(s_holds_t){1, "thread", "question"});
