@@ -74,9 +74,9 @@ static int s_open_scopes(node_server_t *self, const Engram__Request *req,
             return rc;
         if (!node_acl_may_read_scope(self->acl, req->agent, req->user, scope->sid, api__acl_now()))
             return api__fail(r, ENGRAM_EDENIED,
-                             "the causal token names %.64s, which agent '%s' acting for '%s' "
+                             "the causal token names %s, which agent '%s' acting for '%s' "
                              "may not read",
-                             version->scope, req->agent, req->user);
+                             api__quote(r, version->scope), req->agent, req->user);
         if (crdt_ctx_decode(version->ctx.data, version->ctx.len, &scope->want) != 0)
             return api__fail(r, ENGRAM_EINVAL, "the causal token is malformed");
         token->n++;
