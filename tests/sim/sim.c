@@ -372,8 +372,9 @@ static int s_store_apply(void *store, const char *scope, const crdt_scope_t *del
      * further ahead of its wall clock than the drift allowed is refused (not applied) */
     uint64_t stamp = 0, merged;
     crdt_scope_foreach_entry(delta, s_max_stamp, &stamp);
-    if (stamp && crdt_hlc_observe(&node->hlc, stamp, s_local_now(sim, node),
-                                  ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS, &merged) != 0) {
+    if (stamp && !sim->config.clocks_blind &&
+        crdt_hlc_observe(&node->hlc, stamp, s_local_now(sim, node),
+                         ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS, &merged) != 0) {
         sim->stats.clock_refusals++;
         return ENGRAM_ERANGE;
     }

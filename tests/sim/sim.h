@@ -98,6 +98,8 @@ typedef struct {
     uint64_t down_max_ms;        /* a crashed node stays down 0.2 s .. this */
     unsigned lossy_crash_pct;    /* share of crashes that lose unsynced state */
     int64_t skew_max_ms;         /* per-node clock offset in [-skew, +skew] */
+    bool clocks_blind;           /* deliberate defect, for the checks' own test: a node's clock
+                                    does not observe the stamps it is handed (and refuses none) */
 } sim_config_t;
 
 /*  Counters of one or more runs. */
