@@ -8,7 +8,9 @@
  *                              (ENGRAM_MAX_PARKED) they are refused with ENGRAM_EBUSY; the
  *                              node's RSS grows by less than RSS_BOUND_MB (the values sent add
  *                              up to 900 MB); another client is served; once the flooders
- *                              disconnect, stats show no parked read and no subscriber
+ *                              disconnect, stats show no parked read and no subscriber; while
+ *                              4096 wait and nothing else comes, the node uses under half a
+ *                              core (tokens are decoded once, not every turn)
  *    test_slow_reader          thousands of GETs of a 900 kB value from a client that never
  *                              reads: the node's RSS stays under RSS_BOUND_MB of growth, the
  *                              client is cut (connections_cut): it gets one ENGRAM_EBUSY reply
@@ -50,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <czmq.h>
@@ -66,7 +69,9 @@
 #define USER            "alice"
 #define CALL_TIMEOUT_MS 10000
 #define POLL_MS         20000
-#define BIG_VALUE       (900 * 1000)
+/*  How long the parked flood watches an idle node's CPU. */
+#define IDLE_MS   2000
+#define BIG_VALUE (900 * 1000)
 /*  Whether this build runs under ASan: gcc's -fsanitize=address (deploy/test.sh --sanitize)
  *  or clang's (the fuzz build, deploy/test.sh --fuzz). */
 #if defined(__SANITIZE_ADDRESS__)
@@ -206,6 +211,26 @@ static long s_rss_mb(node_harness_t *node)
     fclose(f);
     assert_true(kb > 0);
     return kb / 1024;
+}
+
+/*  The CPU time (user + system) the node has used, in clock ticks (/proc/PID/stat). */
+static long s_cpu_ticks(node_harness_t *node)
+{
+    char path[64], stat[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)node_harness_pid(node));
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    const char *after_name = strrchr(stat, ')'); /* the name may hold spaces */
+    assert_non_null(after_name);
+    long utime = -1, stime = -1;
+    /* fields 3 to 13 skipped (state .. cmajflt), then utime and stime */
+    int got = sscanf(after_name + 2, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %ld %ld", &utime,
+                     &stime);
+    assert_int_equal(got, 2);
+    return utime + stime;
 }
 
 /*  --- tokens --------------------------------------------------------------------------- */
@@ -426,6 +451,17 @@ static void test_parked_flood(void **state)
     s_wait_stats(s_node, ENGRAM_MAX_PARKED, 0,
                  before.busy_refusals + busy + ENGRAM_MAX_PARKED_PER_CONNECTION, UINT64_MAX,
                  "the node's cap on parked reads");
+    /* Parked reads cost nothing while they wait (each token decoded once, not every turn:
+     * that kept a core busy): with no request coming, the node holding 4096 of them sleeps. */
+    long ticks0 = s_cpu_ticks(s_node);
+    zclock_sleep(IDLE_MS);
+    double idle_share =
+        (double)(s_cpu_ticks(s_node) - ticks0) / (double)sysconf(_SC_CLK_TCK) / (IDLE_MS / 1000.0);
+    printf("parked flood: %d reads parked, node idle for %d ms: %.1f%% of a core\n",
+           ENGRAM_MAX_PARKED, IDLE_MS, 100 * idle_share);
+    if (idle_share > 0.5)
+        fail_msg("with %d reads parked and nothing else to do the node used %.0f%% of a core",
+                 ENGRAM_MAX_PARKED, 100 * idle_share);
     /* The flooder also subscribes: that goes with its connection too. */
     for (uint64_t i = 0; i < 5; i++) {
         char scope[32];
