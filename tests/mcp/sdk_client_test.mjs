@@ -316,11 +316,13 @@ async function memoryToolOptions() {
   assert.ok(all, `memory_search never found the 4 zebras: ${JSON.stringify(await search({}))}`);
   assert.deepEqual(all.map((r) => r.scope).sort(), ["private", "run:zoo", "user:alice",
                                                      "user:alice"]);
-  // scope: that one only; scopes: those only
+  // scope: that one only; scopes: those only; both: all of them
   assert.deepEqual(texts(await search({ scope: "private" })), ["zebra documentary tonight"]);
   const two = await search({ scopes: ["user:alice", "run:zoo"] });
   assert.deepEqual(two.map((r) => r.scope).sort(), ["run:zoo", "user:alice", "user:alice"],
                    `scopes: ${JSON.stringify(two)}`);
+  assert.deepEqual(texts(await search({ scope: "private", scopes: ["run:zoo"] })),
+                   ["zebra documentary tonight", "zebra feeding at noon"]);
   // filters: on the metadata, across the scopes searched
   assert.deepEqual(texts(await search({ filters: { place: "zoo" } })),
                    ["zebra feeding at noon", "zebra stripes are unique"]);
