@@ -1,5 +1,5 @@
-# Install rules, all in one place (included from the top-level CMakeLists.txt after the
-# subdirectories, whose targets it installs):
+# Install rules, all in one place (included from the top-level CMakeLists.txt after node/,
+# whose targets it installs, and before tests/, whose install test checks them):
 #
 #   bin/                      engramd, engram
 #   lib/                      libengram.so.0.1.0 with soname libengram.so.0, and the
@@ -7,7 +7,12 @@
 #   lib/pkgconfig/engram.pc   for pkg-config --cflags --libs engram
 #   include/engram/*.h        the public headers
 #   share/doc/engram/examples/hello.c
+#   lib/python3/dist-packages/engram/        the Python client, with py.typed (PEP 561: type
+#                             checkers read its type hints), when it is built (protoc)
+#   lib/python3/dist-packages/engram_proto/  the module protoc generated from api.proto
 #
+# (lib/python3/dist-packages is ENGRAM_INSTALL_PYTHONDIR, where Debian's python3 finds the
+# packages of prefix /usr; another prefix's goes on PYTHONPATH.)
 # (lib/ is CMAKE_INSTALL_LIBDIR, fixed when the build is configured: lib/x86_64-linux-gnu on
 # Debian for -DCMAKE_INSTALL_PREFIX=/usr, else lib.)
 # `cmake --install build --prefix DIR` may choose the prefix at install time, so engram.pc
@@ -29,6 +34,15 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/engram DESTINATION ${CMAKE_INSTA
   FILES_MATCHING PATTERN "*.h")
 install(FILES ${PROJECT_SOURCE_DIR}/node/client/examples/hello.c
   DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
+
+set(ENGRAM_INSTALL_PYTHONDIR lib/python3/dist-packages CACHE PATH
+  "Where cmake --install puts the Python client (relative: under the prefix)")
+if(TARGET engram-python)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/node/client/python/engram
+                    ${PROJECT_BINARY_DIR}/python/engram_proto
+    DESTINATION ${ENGRAM_INSTALL_PYTHONDIR}
+    FILES_MATCHING PATTERN "*.py" PATTERN "py.typed" PATTERN "__pycache__" EXCLUDE)
+endif()
 
 # engram.pc: cmake/engram.pc.in with the install-time prefix. libdir and includedir are
 # written relative to ${prefix} unless they were configured absolute.

@@ -31,7 +31,7 @@ for arg in "$@"; do
         *) echo "install-deps.sh: unknown option '$arg'" >&2; exit 2 ;;
     esac
 done
-# tests/mcp runs on node (18 or newer): Debian's nodejs and npm, unless a node is on PATH already
+# tests/mcp runs on node (18.20 or newer): Debian's nodejs and npm, unless a node is on PATH already
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()

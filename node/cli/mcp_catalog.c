@@ -211,8 +211,8 @@ static json_t *s_memory_tool(const char *name, const char *title, const char *de
     "The scope: \"private\" (this agent's own memory, never leaves its node) or a shared "         \
     "scope \"kind:id\" (user:alice, run:q3-proposal, app:support); default: the session's"
 #define S_SCOPES_DOC                                                                               \
-    "The scopes searched; default: the session's --scope values, or every scope the agent "        \
-    "may read"
+    "The scopes searched, besides scope if given; default (neither given): the session's "         \
+    "--scope values, or every scope the agent may read"
 #define S_FILTERS_DOC                                                                              \
     "mem0's filter grammar on the memories' metadata and provenance, e.g. "                        \
     "{\"AND\":[{\"author\":\"researcher\"},{\"topic\":{\"in\":[\"pricing\"]}}]}"

@@ -84,19 +84,21 @@ static json_t *s_add(engram_t *engram, const mcp_defaults_t *defaults, const jso
     return out;
 }
 
-/*  The search options of args; scopes points at storage the caller frees. */
+/*  The search options of args: the scopes searched are scope and those of scopes, both if
+ *  both are given (as the Python client's search takes them). scopes points at storage the
+ *  caller frees. */
 static engram_search_options_t s_search_options(const mcp_defaults_t *defaults, const json_t *args,
                                                 const char ***scopes, char **filter)
 {
     engram_search_options_t options = {0};
     json_t *list = json_object_get(args, "scopes");
     const char *one = s_str(args, "scope");
-    size_t n = one ? 1 : json_array_size(list);
+    size_t n = (one ? 1 : 0) + json_array_size(list), at = 0;
     *scopes = n ? calloc(n, sizeof **scopes) : NULL;
     if (one && *scopes)
-        (*scopes)[0] = one;
-    for (size_t i = 0; !one && *scopes && i < n; i++)
-        (*scopes)[i] = json_string_value(json_array_get(list, i));
+        (*scopes)[at++] = one;
+    for (size_t i = 0; *scopes && i < json_array_size(list); i++)
+        (*scopes)[at++] = json_string_value(json_array_get(list, i));
     if (*scopes) {
         options.scopes = *scopes;
         options.nscopes = n;

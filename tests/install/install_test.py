@@ -4,11 +4,14 @@
 Usage: install_test.py --cmake CMAKE --build-dir DIR --cc CC --pkg-config PKG_CONFIG
            --bindir D --libdir D --includedir D --docdir D --soname NAME --version V
            --headers SOURCE_INCLUDE_ENGRAM [--cc-flag=FLAG ...]
+           [--pythondir D --python-package SOURCE_ENGRAM [--python PYTHON]]
 
 Installs the build into a fresh temporary prefix and then uses nothing but that prefix:
   - the tree holds bin/engramd, bin/engram, the library under its soname (libengram.so.MAJOR,
     which it carries) with the libengram.so link to it, every public header of the source tree
-    and engram.pc;
+    and engram.pc; with --pythondir (the Python client is built), the engram package there,
+    every module of the source's and its py.typed marker, and engram_proto with the module
+    protoc generated;
   - pkg-config, with PKG_CONFIG_PATH the prefix's only, names the prefix and the version;
   - each installed header compiles alone, and the installed example compiles and links, with
     `CC $(pkg-config --cflags --libs engram)` and no other -I or -L (the --cc-flags are the
@@ -18,8 +21,10 @@ Installs the build into a fresh temporary prefix and then uses nothing but that 
     agent reader) and, once the installed engramd serves it on an ipc socket, agent hello (agent
     create, acl allow-user, acl allow); the example, with LD_LIBRARY_PATH the prefix's lib
     directory only, writes a value and reads it back; the installed engram CLI, with no
-    LD_LIBRARY_PATH (its RPATH finds the library), reads the same value. engramd must then exit
-    0 on SIGTERM.
+    LD_LIBRARY_PATH (its RPATH finds the library), reads the same value; with --python (an
+    interpreter with python3-zmq and python3-protobuf), so does the installed Python package,
+    with PYTHONPATH the prefix's python directory only and Memory() taking the agent, user,
+    socket and home from ENGRAM_*. engramd must then exit 0 on SIGTERM.
 Everything is removed afterwards.
 """
 import argparse
@@ -42,6 +47,8 @@ def parse_args():
                  "docdir", "soname", "version", "headers"):
         p.add_argument("--" + name, required=True)
     p.add_argument("--cc-flag", action="append", default=[])
+    for name in ("pythondir", "python-package", "python"):
+        p.add_argument("--" + name)
     return p.parse_args()
 
 
@@ -99,7 +106,22 @@ def check_tree(prefix):
         if os.path.isdir(include) else []
     if got != wanted:
         fail(f"installed headers {got}, the source tree has {wanted}")
+    if ARGS.pythondir:
+        check_python_tree(os.path.join(prefix, ARGS.pythondir))
     return wanted
+
+
+def check_python_tree(pythondir):
+    """The Python client installed in pythondir: the source's modules and py.typed, and the
+    generated engram_proto."""
+    package = os.path.join(pythondir, "engram")
+    wanted = sorted(f for f in os.listdir(ARGS.python_package) if f.endswith(".py"))
+    got = sorted(os.listdir(package)) if os.path.isdir(package) else []
+    if got != sorted(wanted + ["py.typed"]):
+        fail(f"installed Python package {got}, the source tree has {wanted} and py.typed")
+    for name in ("__init__.py", "api_pb2.py"):
+        if not os.path.isfile(os.path.join(pythondir, "engram_proto", name)):
+            fail(f"{ARGS.pythondir}/engram_proto/{name} is not installed")
 
 
 def compile_against(prefix, headers, workdir):
@@ -175,6 +197,8 @@ def run_against_node(prefix, program, workdir):
         if r.returncode != 0 or r.stdout != value + "\n":
             fail(f"the installed engram CLI read {r.stdout!r} (exit {r.returncode}): {r.stderr}")
         print(f"engram get run:hello greeting: {r.stdout.strip()}")
+        if ARGS.python:
+            read_with_python(prefix, admin.env(socket, "reader", "alice"), value)
         node.send_signal(signal.SIGTERM)
         if node.wait(timeout=30) != 0:
             with open(log_path) as f:
@@ -183,6 +207,19 @@ def run_against_node(prefix, program, workdir):
         if node.poll() is None:
             node.kill()
             node.wait()
+
+
+def read_with_python(prefix, env, value):
+    """The installed Python package, found through PYTHONPATH alone, reads value as the agent,
+    user, socket and home env names."""
+    pythondir = os.path.join(prefix, ARGS.pythondir)
+    env = dict(env, PYTHONPATH=pythondir, PYTHONNOUSERSITE="1", PYTHONDONTWRITEBYTECODE="1")
+    out = run([ARGS.python, "-P", "-c", "import engram; print(engram.__file__); "
+               "print(engram.Memory().get('greeting', scope='run:hello').text)"],
+              env=env, what="the installed Python package")
+    if out != f"{os.path.join(pythondir, 'engram', '__init__.py')}\n{value}\n":
+        fail(f"the installed Python package printed {out!r}")
+    print(f"python: Memory().get('greeting', scope='run:hello'): {value}")
 
 
 def main():

@@ -4,6 +4,9 @@
 // all in flight together (Promise.all), every content distinct. Once gossip has carried them,
 // read_graph on both sides must show all 40: engram's observations are a set CRDT, no write is
 // lost however the calls interleave. The wait for convergence is bounded (30 s) and polls.
+// Before that, a client subscribed to memory://knowledge-graph through node 2 must get
+// notifications/resources/updated for a graph change made through node 1 (bounded, 30 s), and
+// node 2 then holds the change.
 //
 // For the record (printed, not asserted): the same 20 + 20 against two processes of the
 // official server-memory sharing one MEMORY_FILE_PATH, which loads the whole file, changes it
@@ -12,6 +15,8 @@
 // Usage: node concurrent_test.mjs BIN_DIR LOCAL_CLUSTER_SH
 import assert from "node:assert/strict";
 import path from "node:path";
+
+import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 
 import {
   Cluster, connect, eventually, parseArgs, runTests, serverMemoryCommand, tempDir,
@@ -70,6 +75,24 @@ await runTests("concurrent_test", [
     assert.ok(!r.isError, JSON.stringify(r));
     const seen = await eventually(async () => (await observations(two)) !== null);
     assert.ok(seen, "node 2 never saw the entity within 30 s");
+  }],
+  ["a graph change through node 1 notifies node 2's subscriber", async () => {
+    const updates = [];
+    two.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+      updates.push(n.params.uri);
+    });
+    assert.deepEqual(await two.subscribeResource({ uri: "memory://knowledge-graph" }), {});
+    const r = await one.callTool({ name: "create_entities", arguments: { entities: [
+      { name: "Notice", entityType: "test", observations: ["written through node 1"] },
+    ] } });
+    assert.ok(!r.isError, JSON.stringify(r));
+    const notified = await eventually(() => updates.length > 0);
+    assert.ok(notified, "node 2's engram mcp sent no notifications/resources/updated within " +
+                        "30 s of a change through node 1");
+    assert.equal(updates[0], "memory://knowledge-graph");
+    const opened = await two.callTool({ name: "open_nodes", arguments: { names: ["Notice"] } });
+    assert.deepEqual(opened.structuredContent.entities.map((e) => e.name), ["Notice"],
+                     "node 2 notified before it held the change");
   }],
   ["20 + 20 concurrent add_observations, all 40 on both nodes", async () => {
     await Promise.all([burst(one, "one"), burst(two, "two")]);

@@ -26,7 +26,7 @@ import { isDeepStrictEqual } from "node:util";
 import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
 
 import {
-  Cluster, connect, parseArgs, runTests, serverMemoryCommand, tempDir,
+  Cluster, connect, normalizeGraph, parseArgs, runTests, serverMemoryCommand, tempDir,
 } from "./harness.mjs";
 
 const GRAPH_TOOLS = ["create_entities", "create_relations", "add_observations",
@@ -139,39 +139,6 @@ async function call(client, name, args) {
   }
 }
 
-function byKeys(keys) {
-  return (a, b) => {
-    for (const k of keys) {
-      const x = String(a[k]);
-      const y = String(b[k]);
-      if (x !== y) return x < y ? -1 : 1;
-    }
-    return 0;
-  };
-}
-
-/** x with its arrays of entities, relations and observations sorted (key order kept). */
-function normalize(x) {
-  if (Array.isArray(x)) {
-    const items = x.map(normalize);
-    if (items.every((i) => typeof i === "string")) return [...items].sort();
-    if (items.every((i) => i && typeof i === "object" && "entityType" in i)) {
-      return items.sort(byKeys(["name"]));
-    }
-    if (items.every((i) => i && typeof i === "object" && "relationType" in i)) {
-      return items.sort(byKeys(["from", "to", "relationType"]));
-    }
-    if (items.every((i) => i && typeof i === "object" && "entityName" in i)) {
-      return items.sort(byKeys(["entityName"]));
-    }
-    return items;
-  }
-  if (x && typeof x === "object") {
-    return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, normalize(v)]));
-  }
-  return x;
-}
-
 /** What is compared of a text: the normalized JSON it carries, or the text itself. */
 function textForm(text, label, server) {
   let parsed;
@@ -182,7 +149,7 @@ function textForm(text, label, server) {
   }
   assert.equal(text, JSON.stringify(parsed, null, 2),
                `${label}: ${server}'s text is not JSON.stringify(x, null, 2) of its JSON`);
-  return { json: JSON.stringify(normalize(parsed), null, 2) };
+  return { json: JSON.stringify(normalizeGraph(parsed), null, 2) };
 }
 
 /** The comparable form of an answer, for the given way of comparing. */
@@ -199,7 +166,7 @@ function comparable(answer, how, label, server) {
     content: r.content.map((item) => (item.type === "text"
       ? { type: "text", ...textForm(item.text, label, server) } : item)),
     structuredContent: r.structuredContent === undefined
-      ? undefined : JSON.stringify(normalize(r.structuredContent), null, 2),
+      ? undefined : JSON.stringify(normalizeGraph(r.structuredContent), null, 2),
   };
 }
 

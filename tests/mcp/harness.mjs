@@ -206,12 +206,28 @@ export class Cluster {
     }
   }
 
+  /** The engram CLI's options acting as agent on node i for user. */
+  as(i, agent, user) {
+    return ["--socket", this.api(i), "--agent", agent, "--user", user];
+  }
+
+  /** Runs `engram ARGV...` as agent on node i for user; its stdout (an exit other than 0
+   *  fails). */
+  cli(i, agent, user, argv) {
+    const out = spawnSync(this.engram, [...this.as(i, agent, user), ...argv],
+                          { env: { ...process.env, ENGRAM_HOME: this.home }, encoding: "utf8",
+                            timeout: 60000 });
+    if (out.status !== 0) {
+      throw new Error(`engram ${argv.join(" ")}: exit ${out.status}: ${out.stderr}`);
+    }
+    return out.stdout;
+  }
+
   /** The command line of `engram mcp` as agent on node i for user, with the --scope values. */
   mcpCommand(i, agent, user, scopes = []) {
     return {
       command: this.engram,
-      args: ["--socket", this.api(i), "--agent", agent, "--user", user, "mcp",
-             ...scopes.flatMap((s) => ["--scope", s])],
+      args: [...this.as(i, agent, user), "mcp", ...scopes.flatMap((s) => ["--scope", s])],
       env: { ...process.env, ENGRAM_HOME: this.home },
     };
   }
@@ -370,4 +386,39 @@ export function resultJson(result) {
   } catch {
     return text;
   }
+}
+
+function byKeys(keys) {
+  return (a, b) => {
+    for (const k of keys) {
+      const x = String(a[k]);
+      const y = String(b[k]);
+      if (x !== y) return x < y ? -1 : 1;
+    }
+    return 0;
+  };
+}
+
+/** x with its arrays of entities, relations and observations sorted (key order kept): the
+ *  official server keeps them in insertion order, engram in sets, so the order is no part of
+ *  what is compared. */
+export function normalizeGraph(x) {
+  if (Array.isArray(x)) {
+    const items = x.map(normalizeGraph);
+    if (items.every((i) => typeof i === "string")) return [...items].sort();
+    if (items.every((i) => i && typeof i === "object" && "entityType" in i)) {
+      return items.sort(byKeys(["name"]));
+    }
+    if (items.every((i) => i && typeof i === "object" && "relationType" in i)) {
+      return items.sort(byKeys(["from", "to", "relationType"]));
+    }
+    if (items.every((i) => i && typeof i === "object" && "entityName" in i)) {
+      return items.sort(byKeys(["entityName"]));
+    }
+    return items;
+  }
+  if (x && typeof x === "object") {
+    return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, normalizeGraph(v)]));
+  }
+  return x;
 }

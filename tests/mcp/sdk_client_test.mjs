@@ -6,13 +6,17 @@
 //     2025-11-25;
 //   - ping; tools/list: the nine knowledge graph tools and the ten memory_* tools, each with
 //     the annotations readOnlyHint, destructiveHint, idempotentHint;
-//   - every memory_* tool called, each with an assertion on what it did;
+//   - every memory_* tool called, each with an assertion on what it did; then their options,
+//     each with its effect: memory_add's id (a repeat stores nothing), memory_search's scope,
+//     scopes, filters and top_k, memory_list's prefix and filters, memory_context's scopes
+//     and top_k;
 //   - resources/list and resources/read of memory://knowledge-graph; resources/subscribe, then
 //     a graph mutation brings notifications/resources/updated;
 //   - an unknown method is answered -32601, a line that is not JSON -32700 with a null id,
 //     and the server goes on answering after both.
 //
-// A one-node cluster; agent claude acts for alice (its graph and default scope: user:alice).
+// A one-node cluster; agent claude acts for alice (its graph and default scope: user:alice)
+// and may read and write run:*.
 //
 // Usage: node sdk_client_test.mjs BIN_DIR LOCAL_CLUSTER_SH
 import assert from "node:assert/strict";
@@ -65,7 +69,7 @@ async function rawInitialize(version) {
 await runTests("sdk_client_test", [
   ["a one-node cluster and the SDK client connected", async () => {
     cluster = await Cluster.start(1, args);
-    cluster.agent(1, "claude", "alice");
+    cluster.agent(1, "claude", "alice", "run:*");
     client = await connect(cluster.mcpCommand(1, "claude", "alice"), "engram mcp");
     client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
       updates.push(n.params.uri);
@@ -150,6 +154,9 @@ await runTests("sdk_client_test", [
   }],
   ["the memory_* tools", async () => {
     await memoryTools();
+  }],
+  ["the memory_* tools' options: id, scope, scopes, filters, top_k, prefix", async () => {
+    await memoryToolOptions();
   }],
   ["unknown method -32601, malformed JSON -32700, and the server goes on", async () => {
     const { raw, answer } = await rawInitialize(SERVER_LATEST);
@@ -274,4 +281,74 @@ async function memoryTools() {
   const shared = sc(await ok("memory_get", { key: secret.id, scope: "user:alice" }));
   assert.equal(shared.text, "a private thought");
   assert.equal(shared.author, "claude");
+}
+
+/** The options of memory_add, memory_search, memory_list and memory_context, each with what it
+ *  changed: "zebra" memories in three scopes, two of them under ids of the test's. */
+async function memoryToolOptions() {
+  const sc = (r) => r.structuredContent;
+  // memory_add with an id: the first add stores, a repeat stores nothing and changes nothing
+  const first = sc(await ok("memory_add", { text: "zebra crossing near the office",
+                                            id: "zebra/crossing",
+                                            metadata: { place: "office" } }));
+  assert.deepEqual([first.id, first.scope, first.stored], ["zebra/crossing", "user:alice", true]);
+  const repeat = sc(await ok("memory_add", { text: "zebra crossing moved", id: "zebra/crossing",
+                                             metadata: { place: "street" } }));
+  assert.deepEqual([repeat.id, repeat.stored], ["zebra/crossing", false],
+                   `a repeated add with an id: ${JSON.stringify(repeat)}`);
+  const kept = sc(await ok("memory_get", { key: "zebra/crossing" }));
+  assert.deepEqual([kept.text, kept.metadata], ["zebra crossing near the office",
+                                                 { place: "office" }]);
+  await ok("memory_add", { text: "zebra stripes are unique", id: "zebra/stripes",
+                           metadata: { place: "zoo" } });
+  await ok("memory_add", { text: "zebra documentary tonight", scope: "private" });
+  await ok("memory_add", { text: "zebra feeding at noon", scope: "run:zoo",
+                           metadata: { place: "zoo" } });
+
+  // memory_search: by default every scope claude may read, here the four zebras
+  const search = async (options) => sc(await ok("memory_search", { query: "zebra",
+                                                                   ...options })).results;
+  const texts = (results) => results.map((r) => r.text).sort();
+  const all = await eventually(async () => {
+    const results = await search({});
+    return results.length === 4 && results;
+  }, { timeoutMs: 10000 });
+  assert.ok(all, `memory_search never found the 4 zebras: ${JSON.stringify(await search({}))}`);
+  assert.deepEqual(all.map((r) => r.scope).sort(), ["private", "run:zoo", "user:alice",
+                                                     "user:alice"]);
+  // scope: that one only; scopes: those only; both: all of them
+  assert.deepEqual(texts(await search({ scope: "private" })), ["zebra documentary tonight"]);
+  const two = await search({ scopes: ["user:alice", "run:zoo"] });
+  assert.deepEqual(two.map((r) => r.scope).sort(), ["run:zoo", "user:alice", "user:alice"],
+                   `scopes: ${JSON.stringify(two)}`);
+  assert.deepEqual(texts(await search({ scope: "private", scopes: ["run:zoo"] })),
+                   ["zebra documentary tonight", "zebra feeding at noon"]);
+  // filters: on the metadata, across the scopes searched
+  assert.deepEqual(texts(await search({ filters: { place: "zoo" } })),
+                   ["zebra feeding at noon", "zebra stripes are unique"]);
+  assert.deepEqual(texts(await search({ scope: "user:alice", filters: { place: "zoo" } })),
+                   ["zebra stripes are unique"]);
+  // top_k: at most that many, the best of them
+  const best = await search({ top_k: 2 });
+  assert.equal(best.length, 2, `top_k 2: ${JSON.stringify(best)}`);
+  assert.deepEqual(best.map((r) => r.key), all.slice(0, 2).map((r) => r.key));
+
+  // memory_list: prefix keeps the keys starting with it, filters those whose metadata matches
+  const list = async (options) => sc(await ok("memory_list", options)).items.map((i) => i.key);
+  assert.deepEqual(await list({ prefix: "zebra/" }), ["zebra/crossing", "zebra/stripes"]);
+  assert.deepEqual(await list({ filters: { place: "zoo" } }), ["zebra/stripes"]);
+  assert.deepEqual(await list({ scope: "run:zoo", filters: { place: "office" } }), []);
+
+  // memory_context: a header, then one line "- ..." a memory, of the scopes given, at most
+  // top_k of them
+  const context = async (options) => {
+    const c = sc(await ok("memory_context", { query: "zebra", tokens: 500, ...options }));
+    return c.context.split("\n").filter((line) => line.startsWith("- "));
+  };
+  assert.equal((await context({})).length, 4, "memory_context holds the 4 zebras");
+  const lines = await context({ scopes: ["private", "run:zoo"] });
+  assert.equal(lines.length, 2, `scopes private and run:zoo: ${JSON.stringify(lines)}`);
+  assert.ok(lines.some((l) => l.includes("zebra documentary tonight")), lines.join("\n"));
+  assert.ok(lines.some((l) => l.includes("zebra feeding at noon")), lines.join("\n"));
+  assert.equal((await context({ top_k: 1 })).length, 1, "top_k 1: one memory");
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """The Python client (node/client/python) against one real engramd: every call of Memory and
-its typed objects, causal tokens, watching, and the errors the node's codes become (Denied,
+its typed objects (get_all's filters; search's scope, scopes and top_k), a Memory() taking
+agent, user, socket and home from ENGRAM_*, causal tokens, watching, and the errors the node's
+codes become (Denied,
 Conflict, NotFound, InvalidArgument, InvalidScope) and those the client finds first (a missing
 key, a node that is not there).
 
@@ -19,6 +21,7 @@ import sys
 import tempfile
 import time
 import unittest
+import unittest.mock
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
 from access import Admin  # noqa: E402
@@ -171,6 +174,49 @@ class ClientTest(unittest.TestCase):
         self.assertEqual([i.key for i in self.m.scan("run:pages", page_size=2)],
                          ["p/0", "p/1", "p/2", "p/3", "p/4", "q"])
         self.assertEqual(page.items[0].text, "value 0")  # a register's preview
+
+    def test_get_all_filters(self):
+        self.m.add("needs a PDF", scope="run:filtered", id="r/pdf",
+                   metadata={"kind": "requirement"})
+        self.m.add("two pages", scope="run:filtered", id="r/pages",
+                   metadata={"kind": "requirement", "priority": "high"})
+        self.m.add("the client called", scope="run:filtered", id="n/call",
+                   metadata={"kind": "note"})
+        self.assertEqual([i.key for i in self.m.get_all("run:filtered",
+                                                        filters={"kind": "requirement"})],
+                         ["r/pages", "r/pdf"])
+        self.assertEqual([i.key for i in self.m.get_all("run:filtered",
+                                                        filters='{"priority": "high"}')],
+                         ["r/pages"])
+        self.assertEqual([i.key for i in self.m.get_all("run:filtered", prefix="n/",
+                                                        filters={"kind": "requirement"})], [])
+        self.assertEqual(len(self.m.get_all("run:filtered")), 3)
+
+    def test_search_scopes_and_top_k(self):
+        last = None
+        for scope in ("run:s1", "run:s1", "run:s2", "run:s3"):
+            last = self.m.add(f"the walrus sighting logged in {scope}", scope=scope)
+        both = self.m.search("walrus sighting", scopes=["run:s1", "run:s2"], after=last)
+        self.assertEqual(sorted(i.scope for i in both), ["run:s1", "run:s1", "run:s2"])
+        # scope and scopes together: all of them
+        self.assertEqual(sorted(i.scope for i in self.m.search(
+            "walrus sighting", scope="run:s3", scopes=["run:s2"])), ["run:s2", "run:s3"])
+        best = self.m.search("walrus sighting", scopes=["run:s1", "run:s2"], top_k=2)
+        self.assertEqual(len(best), 2)
+        self.assertEqual([i.key for i in best], [i.key for i in both][:2])
+
+    def test_memory_from_the_environment(self):
+        env = {"ENGRAM_AGENT": "a1", "ENGRAM_USER": "alice", "ENGRAM_SOCKET": self.socket,
+               "ENGRAM_HOME": self.home, "USER": "nobody-here"}
+        with unittest.mock.patch.dict(os.environ, env):
+            m = engram.Memory()
+        self.memories.append(m)
+        self.assertEqual((m.agent, m.user, m.socket, m.home),
+                         ("a1", "alice", self.socket, self.home))
+        written = m.put("from-env", "written with the environment's settings", scope="run:env")
+        got = self.m.get("from-env", scope="run:env", after=written)
+        self.assertEqual((got.text, got.author, got.item.user),
+                         ("written with the environment's settings", "a1", "alice"))
 
     def test_context(self):
         self.m.add("The editor wants British spelling throughout", scope="run:ctx")

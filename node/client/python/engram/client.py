@@ -383,9 +383,11 @@ class SetObject:
         self.memory, self.scope, self.key = memory, scope, key
 
     def add(self, elem: str) -> WriteResult:
+        """Adds elem (an add concurrent with its removal wins)."""
         return self.memory._write(_request(api_pb2.SET_ADD, self.scope, self.key, elem=elem))
 
     def remove(self, elem: str) -> WriteResult:
+        """Removes elem, as far as this node has seen it added."""
         return self.memory._write(_request(api_pb2.SET_REMOVE, self.scope, self.key,
                                            elem=elem))
 
@@ -407,6 +409,8 @@ class Counter:
                                            amount=amount))
 
     def value(self, after: After = None) -> int:
+        """The counter's value; NotFound if there is no counter under key. after: answer once
+        this node has seen that token."""
         return self.memory._read(_request(api_pb2.COUNTER_GET, self.scope, self.key),
                                  after).number
 
@@ -418,6 +422,7 @@ class Log:
         self.memory, self.scope, self.key = memory, scope, key
 
     def append(self, text: str | bytes) -> WriteResult:
+        """Appends text (str or bytes) at the log's end."""
         return self.memory._write(_request(api_pb2.LOG_APPEND, self.scope, self.key,
                                            value=_bytes(text)))
 
@@ -452,6 +457,7 @@ class Watch:
             yield event
 
     def close(self) -> None:
+        """Unsubscribes (idempotent); next_event then raises InvalidArgument."""
         if self._id is not None:
             subscription, self._id = self._id, None
             self._conn.unsubscribe(subscription, self.scope)

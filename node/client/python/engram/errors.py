@@ -60,82 +60,122 @@ class EngramError(Exception):
 
 
 class InvalidArgument(EngramError, ValueError):
+    """A request the node (or the client) refused as malformed: a bad filter, token or option."""
+
     code = -1
 
 
 class OutOfMemory(EngramError, MemoryError):
+    """The node ran out of memory for the request."""
+
     code = -2
 
 
 class DecodeError(EngramError):
+    """A message or stored record that does not decode."""
+
     code = -3
 
 
 class VersionError(EngramError):
+    """Data encoded by a newer major schema version than this build reads."""
+
     code = -4
 
 
 class WrongType(EngramError, TypeError):
+    """The key holds an object of another type (a set where a counter was asked)."""
+
     code = -5
 
 
 class NotFound(EngramError, LookupError):
+    """No such key, memory or object (also a LookupError)."""
+
     code = -6
 
 
 class TooBig(EngramError):
+    """A value or message over the node's limits."""
+
     code = -7
 
 
 class DotReuse(EngramError):
+    """A dot issued twice for different content: a replica's state is inconsistent."""
+
     code = -8
 
 
 class OutOfRange(EngramError):
+    """A value out of its range: a counter that would overflow, a clock too far ahead."""
+
     code = -9
 
 
 class Unavailable(EngramError, ConnectionError):
+    """No node answered in time, or none is there (also a ConnectionError)."""
+
     code = -10
 
 
 class Timeout(EngramError, TimeoutError):
+    """The node did not see the causal token in time (also a TimeoutError)."""
+
     code = -11
 
 
 class StorageError(EngramError):
+    """The node's storage failed (the client raises it too for a reply that cannot be right)."""
+
     code = -12
 
 
 class NoSpace(EngramError):
+    """The node's data volume is full."""
+
     code = -13
 
 
 class ReadOnly(EngramError):
+    """The node's data directory is read-only."""
+
     code = -14
 
 
 class InvalidScope(EngramError, ValueError):
+    """A scope name the node does not take (a scope is "private" or "kind:id")."""
+
     code = -15
 
 
 class Lagged(EngramError):
+    """A watch fell too far behind the scope's changes and was ended."""
+
     code = -16
 
 
 class FewerReplicas(EngramError):
+    """The write is durable here, but fewer nodes than asked held it in time."""
+
     code = -17
 
 
 class Denied(EngramError, PermissionError):
+    """Access control refused the call, or a key is missing (also a PermissionError)."""
+
     code = -18
 
 
 class Busy(EngramError):
+    """The node has too many requests waiting: retry later."""
+
     code = -19
 
 
 class Conflict(EngramError):
+    """The object changed since the version the write expected: read it again."""
+
     code = -20
 
 

@@ -42,6 +42,7 @@ class MemoryItem:
 
     @classmethod
     def from_proto(cls, item: Any) -> "MemoryItem":
+        """A copy of an Item of the node's Reply."""
         return cls(key=item.key, type=item.type, value=bytes(item.value),
                    meta_json=item.meta_json, author=item.author, user=item.user,
                    agents=list(item.agents), resources=list(item.resources), hlc=item.hlc,
@@ -77,10 +78,12 @@ class WriteResult:
 
     @property
     def created(self) -> bool:
+        """Whether an add with an id stored it (False: the id held a memory already)."""
         return self.number == 1
 
     @classmethod
     def from_reply(cls, reply: Any) -> "WriteResult":
+        """The result a node's Reply to a write carries."""
         return cls(token=tokens.encode(reply.token), id=reply.memory_id, number=reply.number,
                    replicas=reply.replicas)
 
@@ -94,6 +97,7 @@ class GetResult:
 
     @classmethod
     def from_reply(cls, reply: Any) -> "GetResult":
+        """The result a node's Reply carries."""
         return cls(token=tokens.encode(reply.token), items=_items(reply))
 
     @property
@@ -103,18 +107,22 @@ class GetResult:
 
     @property
     def value(self) -> bytes:
+        """The winner's value, as bytes."""
         return self.items[0].value
 
     @property
     def text(self) -> str:
+        """The winner's value read as UTF-8."""
         return self.items[0].text
 
     @property
     def author(self) -> str:
+        """The agent that wrote the winner."""
         return self.items[0].author
 
     @property
     def metadata(self) -> dict[str, Any]:
+        """The winner's metadata as a dict ({} when none)."""
         return self.items[0].metadata
 
     @property
@@ -134,6 +142,7 @@ class Page:
 
     @classmethod
     def from_reply(cls, reply: Any) -> "Page":
+        """The result a node's Reply carries."""
         return cls(token=tokens.encode(reply.token), items=_items(reply),
                    next_cursor=reply.next_cursor)
 
@@ -154,6 +163,7 @@ class SearchResult:
 
     @classmethod
     def from_reply(cls, reply: Any) -> "SearchResult":
+        """The result a node's Reply carries."""
         return cls(token=tokens.encode(reply.token), items=_items(reply))
 
     def __iter__(self) -> Iterator[MemoryItem]:
@@ -175,6 +185,7 @@ class ContextResult:
 
     @classmethod
     def from_reply(cls, reply: Any) -> "ContextResult":
+        """The result a node's Reply carries."""
         return cls(token=tokens.encode(reply.token), text=reply.context, items=_items(reply),
                    tokens=reply.number)
 
@@ -193,5 +204,6 @@ class Event:
 
     @classmethod
     def from_proto(cls, event: Any) -> "Event":
+        """A copy of an Event of the node's Reply."""
         return cls(scope=event.scope, key=event.key, op=event.op, author=event.author,
                    item=MemoryItem.from_proto(event.item), token=tokens.encode(event.token))
