@@ -15,6 +15,7 @@
 #include "engram/limits.h"
 #include "node/api/internal.h"
 #include "node/api/json.h"
+#include "node/common/grow.h"
 
 /*  --- changes from other nodes ------------------------------------------------------- */
 
@@ -247,15 +248,9 @@ static int s_collect_entry(void *arg, crdt_type_id_t type, const char *key,
                            const crdt_entry_view_t *entry)
 {
     s_entries_t *entries = arg;
-    if (entries->n == entries->cap) {
-        size_t cap = entries->cap ? 2 * entries->cap : 16;
-        s_entry_t *at = realloc(entries->at, cap * sizeof *at);
-        if (!at) {
-            entries->failed = true;
-            return ENGRAM_ENOMEM;
-        }
-        entries->at = at;
-        entries->cap = cap;
+    if (NODE_GROW(entries->at, entries->cap, entries->n, 16)) {
+        entries->failed = true;
+        return ENGRAM_ENOMEM;
     }
     entries->at[entries->n++] = (s_entry_t){type, key, *entry};
     return 0;

@@ -49,6 +49,7 @@
 #include "engram/limits.h"
 #include "node/api/internal.h"
 #include "node/api/json.h"
+#include "node/common/grow.h"
 #include "node/search/filter.h"
 #include "node/search/text.h"
 #include "node/search/vector.h"
@@ -141,14 +142,8 @@ static bool s_visible(void *arg, const char *const *agents, size_t nagents,
 
 static int s_add_scope(s_scopes_t *list, const char *sid, const char *name)
 {
-    if (list->n == list->cap) {
-        size_t grown = list->cap ? 2 * list->cap : 8;
-        s_scope_t *more = realloc(list->scopes, grown * sizeof *more);
-        if (!more)
-            return ENGRAM_ENOMEM;
-        list->scopes = more;
-        list->cap = grown;
-    }
+    if (NODE_GROW(list->scopes, list->cap, list->n, 8))
+        return ENGRAM_ENOMEM;
     s_scope_t *scope = &list->scopes[list->n];
     memset(scope, 0, sizeof *scope);
     snprintf(scope->sid, sizeof scope->sid, "%s", sid);
@@ -350,14 +345,8 @@ static int s_check_dims(const s_query_t *q, const s_scopes_t *list, api_reply_t 
 
 static int s_add_candidate(s_candidates_t *list, s_candidate_t c)
 {
-    if (list->n == list->cap) {
-        size_t grown = list->cap ? 2 * list->cap : 64;
-        s_candidate_t *more = realloc(list->items, grown * sizeof *more);
-        if (!more)
-            return ENGRAM_ENOMEM;
-        list->items = more;
-        list->cap = grown;
-    }
+    if (NODE_GROW(list->items, list->cap, list->n, 64))
+        return ENGRAM_ENOMEM;
     list->items[list->n++] = c;
     return 0;
 }

@@ -42,6 +42,7 @@
 
 #include "node/cli/cli.h"
 #include "node/cli/mcp.h"
+#include "node/common/grow.h"
 
 #define S_READ_CHUNK 65536
 #define S_ORIGIN     "engram_origin"
@@ -246,14 +247,8 @@ static void s_plan_fini(s_plan_t *plan)
 
 static s_write_t *s_plan_add(s_plan_t *plan)
 {
-    if (plan->n == plan->cap) {
-        size_t cap = plan->cap ? 2 * plan->cap : 64;
-        s_write_t *grown = realloc(plan->writes, cap * sizeof *grown);
-        if (!grown)
-            return NULL;
-        plan->writes = grown;
-        plan->cap = cap;
-    }
+    if (NODE_GROW(plan->writes, plan->cap, plan->n, 64))
+        return NULL;
     s_write_t *w = &plan->writes[plan->n++];
     memset(w, 0, sizeof *w);
     return w;

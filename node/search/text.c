@@ -9,6 +9,7 @@
 #include <utf8proc.h>
 
 #include "engram/error.h"
+#include "node/common/grow.h"
 
 struct search_tokenizer {
     struct sb_stemmer *stemmer;
@@ -106,14 +107,8 @@ static int s_add_term(search_tokenizer_t *self, const uint8_t *word, size_t len,
     size_t stem_len = (size_t)sb_stemmer_length(self->stemmer);
     if (stem_len == 0 || stem_len > SEARCH_MAX_TERM_BYTES)
         return 0;
-    if (terms->n == *cap) {
-        size_t grown = *cap ? 2 * *cap : 16;
-        char **more = realloc(terms->terms, grown * sizeof *more);
-        if (!more)
-            return ENGRAM_ENOMEM;
-        terms->terms = more;
-        *cap = grown;
-    }
+    if (NODE_GROW(terms->terms, *cap, terms->n, 16))
+        return ENGRAM_ENOMEM;
     char *term = malloc(stem_len + 1);
     if (!term)
         return ENGRAM_ENOMEM;

@@ -55,6 +55,7 @@
 #include "crdt/value.h"
 #include "engram/error.h"
 #include "engram/limits.h"
+#include "node/common/grow.h"
 #include "node/search/text.h"
 #include "node/search/vector.h"
 #include "node/store/internal.h"
@@ -743,16 +744,8 @@ static int s_load_classes(s_classes_t *c, uint64_t *docs, uint64_t *terms)
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
         if (vlen != 24)
             continue;
-        if (c->n == cap) {
-            size_t grown = cap ? 2 * cap : 8;
-            s_class_t *more = realloc(c->classes, grown * sizeof *more);
-            if (!more) {
-                rc = ENGRAM_ENOMEM;
-                break;
-            }
-            c->classes = more;
-            cap = grown;
-        }
+        if ((rc = NODE_GROW(c->classes, cap, c->n, 8)) != 0)
+            break;
         s_class_t *class = &c->classes[c->n++];
         class->prov = store__get_be64((const uint8_t *)k + prefix.len);
         g.len = 0;
@@ -825,14 +818,8 @@ static int s_add_hit(node_search_hits_t *out, size_t *cap, const uint8_t *doc, s
     crdt_dot_t dot;
     if (!store__parse_entry_key((const char *)doc, doc_len, 0, &key, &elem, &dot))
         return 0; /* corrupt: skipped */
-    if (out->n == *cap) {
-        size_t grown = *cap ? 2 * *cap : 64;
-        node_search_hit_t *more = realloc(out->hits, grown * sizeof *more);
-        if (!more)
-            return ENGRAM_ENOMEM;
-        out->hits = more;
-        *cap = grown;
-    }
+    if (NODE_GROW(out->hits, *cap, out->n, 64))
+        return ENGRAM_ENOMEM;
     size_t klen = strlen(key), elen = strlen(elem), tf_bytes = out->nterms * sizeof *tf;
     uint32_t *block = malloc(tf_bytes + klen + 1 + elen + 1);
     if (!block)
@@ -958,16 +945,8 @@ static int s_collect(const s_classes_t *c, s_impact_t *cursor, size_t t, s_posti
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
         if (vlen != 8 || s_get_be32(k + prefix->len) == 0 || !s_class_visible(c, s_get_le64(v)))
             continue;
-        if (*n == *cap) {
-            size_t grown = *cap ? 2 * *cap : 256;
-            s_posting_t *more = realloc(*postings, grown * sizeof *more);
-            if (!more) {
-                rc = ENGRAM_ENOMEM;
-                break;
-            }
-            *postings = more;
-            *cap = grown;
-        }
+        if ((rc = NODE_GROW(*postings, *cap, *n, 256)) != 0)
+            break;
         (*postings)[(*n)++] = (s_posting_t){s_fnv1a(k + skip, klen - skip),
                                             NULL,
                                             docs->len,

@@ -39,6 +39,7 @@
 
 #include "engram/error.h"
 #include "engram/limits.h"
+#include "node/common/grow.h"
 #include "node/common/names.h"
 #include "proto/acl.pb-c.h"
 
@@ -120,15 +121,7 @@ static uint64_t s_min(uint64_t a, uint64_t b)
 /*  Makes room for one more item. */
 static int s_list_reserve(s_list_t *list)
 {
-    if (list->n < list->cap)
-        return 0;
-    size_t cap = list->cap ? 2 * list->cap : 4;
-    s_fact_t **items = realloc(list->items, cap * sizeof *items);
-    if (!items)
-        return ENGRAM_ENOMEM;
-    list->items = items;
-    list->cap = cap;
-    return 0;
+    return NODE_GROW(list->items, list->cap, list->n, 4);
 }
 
 static void s_list_destroy(void **item)
@@ -814,15 +807,9 @@ int node_acl_add(node_acl_t *self, const uint8_t *signed_statement, size_t len,
         s_stmt_destroy(&stmt);
         return s_why(1, why, why_len, "already kept");
     }
-    if (self->nstmts == self->cap) {
-        size_t cap = self->cap ? 2 * self->cap : 16;
-        s_stmt_t **stmts = realloc(self->stmts, cap * sizeof *stmts);
-        if (!stmts) {
-            s_stmt_destroy(&stmt);
-            return s_why(ENGRAM_ENOMEM, why, why_len, "out of memory");
-        }
-        self->stmts = stmts;
-        self->cap = cap;
+    if (NODE_GROW(self->stmts, self->cap, self->nstmts, 16)) {
+        s_stmt_destroy(&stmt);
+        return s_why(ENGRAM_ENOMEM, why, why_len, "out of memory");
     }
     memmove(&self->stmts[at + 1], &self->stmts[at], (self->nstmts - at) * sizeof *self->stmts);
     self->stmts[at] = stmt;
