@@ -339,6 +339,8 @@ typedef struct {
     uint64_t bad_scope;    /* gossip messages refused for a scope name (in bad_messages) */
     uint64_t lean_deltas;  /* pushes and answers sent with a history step's value left to its
                               entry (to peers of schema minor 2 or later) */
+    char *status_page;     /* "http://HOST:PORT/" of the node's status page (engramd --metrics),
+                              or "" */
 } engram_cluster_t;
 
 int engram_cluster_status(engram_t *self, engram_cluster_t **status);

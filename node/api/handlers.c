@@ -1468,7 +1468,8 @@ static void s_free_status(void *status)
 
 /*  The cluster's status as the reply carries it, every part in the reply's arena (the
  *  strings are the status's own, which the arena keeps too). */
-static Engram__ClusterStatus *s_status_message(api_reply_t *r, node_cluster_status_t *status)
+static Engram__ClusterStatus *s_status_message(api_reply_t *r, node_cluster_status_t *status,
+                                               const char *page_url)
 {
     Engram__ClusterStatus *msg = api__keep(&r->arena, malloc(sizeof *msg));
     Engram__Member **members = api__keep(&r->arena, calloc(status->n_members + 1, sizeof *members));
@@ -1522,6 +1523,7 @@ static Engram__ClusterStatus *s_status_message(api_reply_t *r, node_cluster_stat
     msg->local_health = status->local_health;
     msg->storage = status->storage;
     msg->bad_scope = status->bad_scope;
+    msg->status_page = page_url ? (char *)page_url : "";
     return msg;
 }
 
@@ -1598,7 +1600,7 @@ static int s_cluster_request(node_server_t *self, const Engram__Request *req, ap
         if (rc)
             return api__fail(r, rc, "cannot report the cluster: %s", engram_strerror(rc));
         if (!api__keep_with(&r->arena, status, s_free_status) ||
-            !(r->msg.cluster = s_status_message(r, status)))
+            !(r->msg.cluster = s_status_message(r, status, self->observed.page_url)))
             return api__fail(r, ENGRAM_ENOMEM, "out of memory");
         return 0;
     }

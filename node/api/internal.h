@@ -159,18 +159,18 @@ typedef struct {
 } api_out_t;
 
 /*  Monitoring (observe.c). Operations and codes past these bounds are counted as "other". */
-#define API_OBSERVE_OPS      48
-#define API_OBSERVE_CODES    32
-#define API_LATENCY_BUCKETS  17 /* upper bounds in observe.c, then +Inf */
-#define API_COMMIT_BUCKETS   10 /* writes per group commit: 1, 2, 4 ... 512, then +Inf */
-#define API_SAMPLE_MS        5000
-#define API_SAMPLES          72 /* six minutes of rates for the status page */
+#define API_OBSERVE_OPS     48
+#define API_OBSERVE_CODES   32
+#define API_LATENCY_BUCKETS 17 /* upper bounds in observe.c, then +Inf */
+#define API_COMMIT_BUCKETS  10 /* writes per group commit: 1, 2, 4 ... 512, then +Inf */
+#define API_SAMPLE_MS       5000
+#define API_SAMPLES         72 /* six minutes of rates for the status page */
 /*  The metrics and status documents cost what the cluster's status costs (node/cluster's
  *  node_cluster_status: every scope's op records counted, each member's lag measured): each is
  *  made at most once in this long, however many ask, and a member's lag in bytes is measured
  *  only within this many operations encoded per document. */
-#define API_OBSERVE_REFRESH_MS     2000
-#define API_OBSERVE_LAG_BYTES_OPS  10000
+#define API_OBSERVE_REFRESH_MS    2000
+#define API_OBSERVE_LAG_BYTES_OPS 10000
 
 typedef struct {
     int64_t at_ms;
@@ -186,8 +186,9 @@ typedef struct {
     api_sample_t samples[API_SAMPLES]; /* a ring: the oldest at next_sample once full */
     size_t n_samples, next_sample;
     int64_t next_sample_ms;
-    zsock_t *socket; /* PAIR to the HTTP listener's thread (node_server_observe), or NULL */
-    char *cached[2]; /* owned: the last metrics and status documents (JSON), or NULL */
+    zsock_t *socket;      /* PAIR to the HTTP listener's thread (node_server_observe), or NULL */
+    char *cached[2];      /* owned: the last metrics and status documents (JSON), or NULL */
+    char *page_url;       /* owned: the listener's status page (cluster status names it), or NULL */
     int64_t cached_at[2]; /* api__mono_ms when each was made */
 } api_observed_t;
 

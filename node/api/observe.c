@@ -454,6 +454,8 @@ void api__observe_fini(node_server_t *self)
 {
     for (int i = 0; i < 2; i++)
         free(self->observed.cached[i]);
+    free(self->observed.page_url);
+    self->observed.page_url = NULL;
 }
 
 void api__observe_answer(node_server_t *self)

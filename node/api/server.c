@@ -850,12 +850,16 @@ void node_server_set_cluster(node_server_t *self, node_cluster_t *cluster)
     node_cluster_on_applied(cluster, api__remote_applied, self);
 }
 
-int node_server_observe(node_server_t *self, const char *endpoint)
+int node_server_observe(node_server_t *self, const char *endpoint, const char *page_url)
 {
-    assert(self && endpoint && !self->observed.socket);
+    assert(self && endpoint && page_url && !self->observed.socket);
     self->observed.socket = zsock_new(ZMQ_PAIR);
-    if (!self->observed.socket)
+    self->observed.page_url = strdup(page_url);
+    if (!self->observed.socket || !self->observed.page_url) {
+        zsock_destroy(&self->observed.socket);
+        api__observe_fini(self);
         return ENGRAM_ENOMEM;
+    }
     zsock_set_sndtimeo(self->observed.socket, 0); /* the loop never waits: an answer the
                                                       listener has no room for is dropped */
     if (zsock_connect(self->observed.socket, "%s", endpoint) != 0) {

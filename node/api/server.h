@@ -79,8 +79,9 @@ int node_server_publish(node_server_t *self, const char *data_dir, char *why, si
 
 /*  Answers the monitoring questions of engramd's HTTP listener (node/http) on an inproc PAIR
  *  it connects to endpoint: between two turns, on the loop thread, each [sequence][kind] gets
- *  [sequence][a JSON document] (node/api/observe.c says which kinds). 0, or a code. */
-int node_server_observe(node_server_t *self, const char *endpoint);
+ *  [sequence][a JSON document] (node/api/observe.c says which kinds). page_url, the listener's
+ *  status page, is what cluster status names. 0, or a code. */
+int node_server_observe(node_server_t *self, const char *endpoint, const char *page_url);
 
 /*  Makes the server a cluster member's: replica waits, the dot check's hold, cluster admin and
  *  the events of remote changes use cluster, which stays the caller's and must outlive the

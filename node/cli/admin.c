@@ -158,8 +158,9 @@ static json_t *s_cluster_json(const engram_cluster_t *c)
     if (gossip && (json_object_set_new(gossip, "bad_scope", cli_json_u64(c->bad_scope)) != 0 ||
                    json_object_set_new(gossip, "lean_deltas", cli_json_u64(c->lean_deltas)) != 0))
         gossip = NULL;
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "cluster", cli_json_str(c->cluster_id),
-                     "node", cli_json_node(c->node_id), "endpoint", cli_json_str(c->endpoint),
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "cluster",
+                     cli_json_str(c->cluster_id), "node", cli_json_node(c->node_id), "endpoint",
+                     cli_json_str(c->endpoint), "status_page", cli_json_str(c->status_page),
                      "storage", cli_json_str(c->storage), "members", members, "scopes", scopes,
                      "gossip", gossip);
 }
@@ -169,6 +170,8 @@ static void s_cluster_text(const engram_cluster_t *c)
     char id[CLI_NODE_ID_CHARS + 1];
     cli_node_id(c->node_id, id);
     printf("cluster %s, node %s at %s\n", c->cluster_id, id, c->endpoint);
+    if (*c->status_page)
+        printf("status page: %s\n", c->status_page);
     printf("storage: %s\n", c->storage);
     printf("members:\n");
     for (size_t i = 0; i < c->nmembers; i++) {

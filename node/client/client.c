@@ -1323,6 +1323,7 @@ void engram_cluster_destroy(engram_cluster_t **self_p)
     free(self->scopes);
     free(self->cluster_id);
     free(self->endpoint);
+    free(self->status_page);
     free(self);
     *self_p = NULL;
 }
@@ -1371,6 +1372,8 @@ static int s_cluster_new(const Engram__ClusterStatus *c, engram_cluster_t **stat
     self->local_health = c->local_health;
     snprintf(self->storage, sizeof self->storage, "%s", s_str(c->storage));
     self->bad_scope = c->bad_scope;
+    self->status_page = s_strdup(c->status_page);
+    ok = ok && self->status_page;
     if (!ok) {
         engram_cluster_destroy(&self);
         return ENGRAM_ENOMEM;

@@ -141,11 +141,10 @@ int node_daemon_run(const node_config_t *config)
     if (config->metrics) {
         rc = node_http_new(config->metrics, &http, why, sizeof why);
         if (rc == 0)
-            rc = node_server_observe(server, node_http_observe_endpoint(http));
+            rc = node_server_observe(server, node_http_observe_endpoint(http), node_http_url(http));
         if (rc)
             goto out_destroy_server;
-        zsys_info("engramd: metrics and status page on http://%s (port %u)", config->metrics,
-                  node_http_port(http));
+        zsys_info("engramd: metrics and status page on %s", node_http_url(http));
     }
     /* last: the published key (PATH.pub beside an ipc socket) says the node is up */
     rc = node_server_publish(server, config->data_dir, why, sizeof why);
@@ -159,7 +158,7 @@ int node_daemon_run(const node_config_t *config)
     rc = node_server_run(server);
     zsys_info("engramd: stopping");
 out_destroy_server:
-    node_http_destroy(&http); /* first: its thread asks the server's loop */
+    node_http_destroy(&http);     /* first: its thread asks the server's loop */
     node_server_destroy(&server); /* it borrows the cluster */
     node_cluster_destroy(&cluster);
 out_close_store:

@@ -18,6 +18,7 @@ struct node_http {
     char endpoint[64]; /* its inproc endpoint */
     uint64_t sequence; /* of the last question: a late answer to an earlier one is skipped */
     uint16_t port;
+    char url[300]; /* "http://HOST:PORT/", HOST as given (bracketed if V6) or the default */
 };
 
 /*  Asks the loop a question (node/api/observe.c) and returns its JSON answer, malloc'd, or
@@ -155,8 +156,9 @@ static void s_log(void *cls, const char *fmt, va_list ap)
 }
 
 /*  Splits "HOST:PORT", "[V6]:PORT", ":PORT" or "PORT" and resolves it (numerically: no DNS)
- *  into *addr. */
-static int s_address(const char *address, struct sockaddr_storage *addr, char *why, size_t why_len)
+ *  into *addr; host_out gets HOST as a URL writes it (bracketed if V6; the default if none). */
+static int s_address(const char *address, struct sockaddr_storage *addr, char host_out[258],
+                     char *why, size_t why_len)
 {
     char host[256] = NODE_HTTP_DEFAULT_HOST, port[16];
     const char *colon = strrchr(address, ':');
@@ -193,7 +195,9 @@ static int s_address(const char *address, struct sockaddr_storage *addr, char *w
         return ENGRAM_EINVAL;
     }
     memcpy(addr, found->ai_addr, found->ai_addrlen);
+    bool v6 = found->ai_family == AF_INET6;
     freeaddrinfo(found);
+    snprintf(host_out, 258, v6 ? "[%s]" : "%s", host);
     return 0;
 }
 
@@ -201,7 +205,8 @@ int node_http_new(const char *address, node_http_t **self_p, char *why, size_t w
 {
     *self_p = NULL;
     struct sockaddr_storage addr = {0};
-    int rc = s_address(address, &addr, why, why_len);
+    char host[258];
+    int rc = s_address(address, &addr, host, why, why_len);
     if (rc)
         return rc;
     node_http_t *self = calloc(1, sizeof *self);
@@ -232,6 +237,7 @@ int node_http_new(const char *address, node_http_t **self_p, char *why, size_t w
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(self->daemon, MHD_DAEMON_INFO_BIND_PORT);
     self->port = info ? info->port : 0;
+    snprintf(self->url, sizeof self->url, "http://%s:%u/", host, self->port);
     *self_p = self;
     return 0;
 }
@@ -239,6 +245,11 @@ int node_http_new(const char *address, node_http_t **self_p, char *why, size_t w
 const char *node_http_observe_endpoint(const node_http_t *self)
 {
     return self->endpoint;
+}
+
+const char *node_http_url(const node_http_t *self)
+{
+    return self->url;
 }
 
 uint16_t node_http_port(const node_http_t *self)

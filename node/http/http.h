@@ -43,6 +43,10 @@ const char *node_http_observe_endpoint(const node_http_t *self);
 /*  The port listened on. */
 uint16_t node_http_port(const node_http_t *self);
 
+/*  The status page's URL, "http://HOST:PORT/": HOST as the address gave it (bracketed if V6),
+ *  or the default; PORT the one listened on. */
+const char *node_http_url(const node_http_t *self);
+
 /*  Stops serving (waits for the listener's thread) and frees everything. */
 void node_http_destroy(node_http_t **self_p);
 

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import unittest
+import urllib.request
 
 import local_cluster
 from access import Admin
@@ -132,6 +133,13 @@ class ClusterCliTest(unittest.TestCase):
         self.assertEqual(json.loads(stats.stdout)["node_id"], doc["node"])
         self.assertIn(f"cluster {doc['cluster']}, node {doc['node']} at {doc['endpoint']}",
                       human.stdout)
+        # the node's status page (local-cluster.sh gives node I --metrics on base + 10 I + 2),
+        # in both forms, and it answers there
+        page = f"http://127.0.0.1:{self.base + 12}/"
+        self.assertEqual(doc["status_page"], page)
+        self.assertIn(f"\nstatus page: {page}\n", human.stdout)
+        with urllib.request.urlopen(page, timeout=10) as answer:
+            self.assertIn(b"<title>", answer.read())
         for m in doc["members"]:
             self.assertIn(f"{m['node']} {m['state']:<7} incarnation {m['incarnation']} "
                           f"{m['endpoint']}", human.stdout)
