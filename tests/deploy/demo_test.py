@@ -9,7 +9,7 @@ come within 30 s) and says what its story promises:
   reviewer's constraints (MCP, node 3);
 - the knowledge graph opened on node 2 holds the observations made through MCP on nodes 1
   and 3;
-- node 1's /readyz says ready.
+- node 1's cluster status names its status page, and its /readyz says ready.
 
 Usage: demo_test.py RUN_SH BIN_DIR. The demo runs with ENGRAM_BIN=BIN_DIR (no install, no
 build) on a base port with every port it uses free.
@@ -90,6 +90,10 @@ class DemoTest(unittest.TestCase):
         graph = after(self.out, r"--agent writer .* mcp --scope run:q3-proposal")
         self.assertIn("wants the executive summary first", graph)
         self.assertIn("decks use the Acme template", graph)
+
+    def test_status_names_the_page(self):
+        status = after(self.out, r" cluster status$")
+        self.assertRegex(status, r"(?m)^status page: http://127\.0\.0\.1:\d+/$")
 
     def test_ready(self):
         self.assertIn('"ready":true', after(self.out, r"http_get http://127.0.0.1:\d+/readyz$"))
