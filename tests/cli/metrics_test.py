@@ -346,6 +346,56 @@ class ClusterReadyTest(unittest.TestCase):
         self.assertTrue(json.loads(last[-1][2])["checks"]["cluster_joined"])
 
 
+class ClusterCardinalityTest(unittest.TestCase):
+    def test_series_per_member_not_per_scope(self):
+        """/metrics grows with the members, never with the scopes: per-scope figures (garbage,
+        version vectors) are on the status page only. Ten more shared scopes add no series."""
+        cluster = local_cluster.start(LOCAL_CLUSTER, os.path.dirname(ENGRAMD), 2,
+                                      "engram-metrics-scopes-")
+        self.addCleanup(shutil.rmtree, cluster.dir, ignore_errors=True)
+        self.addCleanup(subprocess.run, [LOCAL_CLUSTER, "stop", cluster.dir], env=cluster.env,
+                        capture_output=True, timeout=120)
+        nodes = [dict(f.split("=", 1) for f in line.split())
+                 for line in cluster.stdout.strip().splitlines()]
+        out = subprocess.run([LOCAL_CLUSTER, "agent", cluster.dir, "1", "counter", "alice",
+                              "run:*"], env=cluster.env, capture_output=True, text=True,
+                             timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        env = dict(cluster.env, ENGRAM_HOME=os.path.join(cluster.dir, "home"),
+                   ENGRAM_SOCKET=nodes[0]["api"], ENGRAM_AGENT="counter", ENGRAM_USER="alice")
+
+        def put(scope):
+            r = subprocess.run([ENGRAM, "put", scope, "k", "v"], env=env, capture_output=True,
+                               text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+        def scrape_holding(wanted):
+            """Node 1's series once it holds every scope of wanted and its metrics document
+            counts the shared scopes its status document lists (documents are cached 2 s)."""
+            status = json.loads(fetch(nodes[0]["http"] + "api/status")[2])["cluster"]
+            listed = {sc["scope"] for sc in status["scopes"]}
+            _, _, text = fetch(nodes[0]["http"] + "metrics")
+            types = check_grammar(text)
+            held = {f.name: f for f in text_string_to_metric_families(text)}
+            if not wanted <= listed or \
+                    sample(held, "engram_shared_scopes", "engram_shared_scopes") != len(listed):
+                return None
+            return types, [(s.name, tuple(sorted(s.labels.items())))
+                           for f in held.values() for s in f.samples]
+
+        put("run:scope-0")
+        _, before = eventually(lambda: scrape_holding({"run:scope-0"}),
+                               "node 1's documents agree on its scopes", timeout=30)
+        for i in range(1, 11):
+            put(f"run:scope-{i}")
+        types, after = eventually(
+            lambda: scrape_holding({f"run:scope-{i}" for i in range(11)}),
+            "node 1's documents agree on eleven scopes", timeout=30)
+        self.assertIn("engram_member_state", types)
+        self.assertEqual(len(after), len(before), "a series per scope")
+        self.assertEqual([s for s in after if any(k == "scope" for k, _ in s[1])], [])
+
+
 @unittest.skipUnless(can_mount(), "needs root and tmpfs mounts")
 class ReadOnlyTest(unittest.TestCase):
     def test_readyz_fails_while_read_only(self):
