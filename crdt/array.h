@@ -10,7 +10,8 @@
 #include <stddef.h>
 
 /*  Makes room for at least `need` items of item_size bytes in *items (capacity *cap, both
- *  updated). 0, or ENGRAM_ENOMEM with *items and *cap unchanged. */
+ *  updated). 0, or ENGRAM_ENOMEM with *items and *cap unchanged (also when the size in bytes
+ *  would not fit a size_t). */
 int crdt_array_grow(void **items, size_t *cap, size_t need, size_t item_size);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crdt/array.h"
 #include "crdt/awset.h"
 #include "crdt/codec.h"
 #include "crdt/counter.h"
@@ -15,7 +16,6 @@
 #include "engram/limits.h"
 #include "node/api/internal.h"
 #include "node/api/json.h"
-#include "node/common/grow.h"
 
 /*  --- changes from other nodes ------------------------------------------------------- */
 
@@ -248,7 +248,8 @@ static int s_collect_entry(void *arg, crdt_type_id_t type, const char *key,
                            const crdt_entry_view_t *entry)
 {
     s_entries_t *entries = arg;
-    if (NODE_GROW(entries->at, entries->cap, entries->n, 16)) {
+    if (crdt_array_grow((void **)&entries->at, &entries->cap, entries->n + 1,
+                        sizeof *entries->at)) {
         entries->failed = true;
         return ENGRAM_ENOMEM;
     }

@@ -44,12 +44,12 @@
 #include <time.h>
 #include <utf8proc.h>
 
+#include "crdt/array.h"
 #include "crdt/value.h"
 #include "engram/error.h"
 #include "engram/limits.h"
 #include "node/api/internal.h"
 #include "node/api/json.h"
-#include "node/common/grow.h"
 #include "node/search/filter.h"
 #include "node/search/text.h"
 #include "node/search/vector.h"
@@ -142,7 +142,7 @@ static bool s_visible(void *arg, const char *const *agents, size_t nagents,
 
 static int s_add_scope(s_scopes_t *list, const char *sid, const char *name)
 {
-    if (NODE_GROW(list->scopes, list->cap, list->n, 8))
+    if (crdt_array_grow((void **)&list->scopes, &list->cap, list->n + 1, sizeof *list->scopes))
         return ENGRAM_ENOMEM;
     s_scope_t *scope = &list->scopes[list->n];
     memset(scope, 0, sizeof *scope);
@@ -345,7 +345,7 @@ static int s_check_dims(const s_query_t *q, const s_scopes_t *list, api_reply_t 
 
 static int s_add_candidate(s_candidates_t *list, s_candidate_t c)
 {
-    if (NODE_GROW(list->items, list->cap, list->n, 64))
+    if (crdt_array_grow((void **)&list->items, &list->cap, list->n + 1, sizeof *list->items))
         return ENGRAM_ENOMEM;
     list->items[list->n++] = c;
     return 0;

@@ -40,9 +40,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "crdt/array.h"
 #include "node/cli/cli.h"
 #include "node/cli/mcp.h"
-#include "node/common/grow.h"
 
 #define S_READ_CHUNK 65536
 #define S_ORIGIN     "engram_origin"
@@ -247,7 +247,7 @@ static void s_plan_fini(s_plan_t *plan)
 
 static s_write_t *s_plan_add(s_plan_t *plan)
 {
-    if (NODE_GROW(plan->writes, plan->cap, plan->n, 64))
+    if (crdt_array_grow((void **)&plan->writes, &plan->cap, plan->n + 1, sizeof *plan->writes))
         return NULL;
     s_write_t *w = &plan->writes[plan->n++];
     memset(w, 0, sizeof *w);

@@ -1,5 +1,6 @@
 /*  search_text: terms and BM25 (text.h). */
 #include "node/search/text.h"
+#include "crdt/array.h"
 
 #include <libstemmer.h>
 #include <math.h>
@@ -9,7 +10,6 @@
 #include <utf8proc.h>
 
 #include "engram/error.h"
-#include "node/common/grow.h"
 
 struct search_tokenizer {
     struct sb_stemmer *stemmer;
@@ -107,7 +107,7 @@ static int s_add_term(search_tokenizer_t *self, const uint8_t *word, size_t len,
     size_t stem_len = (size_t)sb_stemmer_length(self->stemmer);
     if (stem_len == 0 || stem_len > SEARCH_MAX_TERM_BYTES)
         return 0;
-    if (NODE_GROW(terms->terms, *cap, terms->n, 16))
+    if (crdt_array_grow((void **)&terms->terms, cap, terms->n + 1, sizeof *terms->terms))
         return ENGRAM_ENOMEM;
     char *term = malloc(stem_len + 1);
     if (!term)

@@ -52,10 +52,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crdt/array.h"
 #include "crdt/value.h"
 #include "engram/error.h"
 #include "engram/limits.h"
-#include "node/common/grow.h"
 #include "node/search/text.h"
 #include "node/search/vector.h"
 #include "node/store/internal.h"
@@ -744,7 +744,7 @@ static int s_load_classes(s_classes_t *c, uint64_t *docs, uint64_t *terms)
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
         if (vlen != 24)
             continue;
-        if ((rc = NODE_GROW(c->classes, cap, c->n, 8)) != 0)
+        if ((rc = crdt_array_grow((void **)&c->classes, &cap, c->n + 1, sizeof *c->classes)) != 0)
             break;
         s_class_t *class = &c->classes[c->n++];
         class->prov = store__get_be64((const uint8_t *)k + prefix.len);
@@ -818,7 +818,7 @@ static int s_add_hit(node_search_hits_t *out, size_t *cap, const uint8_t *doc, s
     crdt_dot_t dot;
     if (!store__parse_entry_key((const char *)doc, doc_len, 0, &key, &elem, &dot))
         return 0; /* corrupt: skipped */
-    if (NODE_GROW(out->hits, *cap, out->n, 64))
+    if (crdt_array_grow((void **)&out->hits, cap, out->n + 1, sizeof *out->hits))
         return ENGRAM_ENOMEM;
     size_t klen = strlen(key), elen = strlen(elem), tf_bytes = out->nterms * sizeof *tf;
     uint32_t *block = malloc(tf_bytes + klen + 1 + elen + 1);
@@ -945,7 +945,7 @@ static int s_collect(const s_classes_t *c, s_impact_t *cursor, size_t t, s_posti
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
         if (vlen != 8 || s_get_be32(k + prefix->len) == 0 || !s_class_visible(c, s_get_le64(v)))
             continue;
-        if ((rc = NODE_GROW(*postings, *cap, *n, 256)) != 0)
+        if ((rc = crdt_array_grow((void **)postings, cap, *n + 1, sizeof **postings)) != 0)
             break;
         (*postings)[(*n)++] = (s_posting_t){s_fnv1a(k + skip, klen - skip),
                                             NULL,

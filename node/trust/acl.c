@@ -28,6 +28,7 @@
  *  at statements. Strings handed out point into statements, which live until destroy.
  */
 #include "node/trust/acl.h"
+#include "crdt/array.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -39,7 +40,6 @@
 
 #include "engram/error.h"
 #include "engram/limits.h"
-#include "node/common/grow.h"
 #include "node/common/names.h"
 #include "proto/acl.pb-c.h"
 
@@ -121,7 +121,7 @@ static uint64_t s_min(uint64_t a, uint64_t b)
 /*  Makes room for one more item. */
 static int s_list_reserve(s_list_t *list)
 {
-    return NODE_GROW(list->items, list->cap, list->n, 4);
+    return crdt_array_grow((void **)&list->items, &list->cap, list->n + 1, sizeof *list->items);
 }
 
 static void s_list_destroy(void **item)
@@ -698,13 +698,9 @@ static s_graph_t *s_graph_new(const node_acl_t *self)
 static int s_graph_insert(s_graph_t *graph, size_t at, const s_stmt_t *stmt)
 {
     assert(!s_is_admin_statement(stmt->msg));
-    if (graph->nfacts == graph->cap) {
-        s_fact_t **facts = realloc(graph->facts, 2 * graph->cap * sizeof *facts);
-        if (!facts)
-            return ENGRAM_ENOMEM;
-        graph->facts = facts;
-        graph->cap *= 2;
-    }
+    if (crdt_array_grow((void **)&graph->facts, &graph->cap, graph->nfacts + 1,
+                        sizeof *graph->facts))
+        return ENGRAM_ENOMEM;
     s_fact_t *fact = calloc(1, sizeof *fact);
     if (!fact)
         return ENGRAM_ENOMEM;
@@ -807,7 +803,7 @@ int node_acl_add(node_acl_t *self, const uint8_t *signed_statement, size_t len,
         s_stmt_destroy(&stmt);
         return s_why(1, why, why_len, "already kept");
     }
-    if (NODE_GROW(self->stmts, self->cap, self->nstmts, 16)) {
+    if (crdt_array_grow((void **)&self->stmts, &self->cap, self->nstmts + 1, sizeof *self->stmts)) {
         s_stmt_destroy(&stmt);
         return s_why(ENGRAM_ENOMEM, why, why_len, "out of memory");
     }

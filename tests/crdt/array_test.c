@@ -1,11 +1,14 @@
 /*  Tests of crdt_array_grow: the canonical use (an owner's pointer, count and capacity),
- *  capacity that only doubles, items kept across growth, and no change when room exists.
+ *  capacity that only doubles, items kept across growth, no change when room exists, and a
+ *  size past SIZE_MAX refused with the array unchanged.
  */
 #include "world.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "crdt/array.h"
+#include "engram/error.h"
 
 static void test_append_many(void **state)
 {
@@ -36,8 +39,26 @@ static void test_append_many(void **state)
     free(items);
 }
 
+static void test_overflow_refused(void **state)
+{
+    (void)state;
+    uint64_t *items = malloc(sizeof *items);
+    assert_non_null(items);
+    uint64_t *was = items;
+    size_t cap = 1;
+    /* the count doubled past SIZE_MAX, and a count whose bytes would not fit */
+    assert_int_equal(crdt_array_grow((void **)&items, &cap, SIZE_MAX, sizeof *items),
+                     ENGRAM_ENOMEM);
+    assert_int_equal(crdt_array_grow((void **)&items, &cap, SIZE_MAX / 4, sizeof *items),
+                     ENGRAM_ENOMEM);
+    assert_ptr_equal(items, was);
+    assert_int_equal(cap, 1);
+    free(items);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_append_many)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_append_many),
+                                       cmocka_unit_test(test_overflow_refused)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
