@@ -35,7 +35,7 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/engram DESTINATION ${CMAKE_INSTA
 install(FILES ${PROJECT_SOURCE_DIR}/node/client/examples/hello.c
   DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 
-set(ENGRAM_INSTALL_PYTHONDIR lib/python3/dist-packages CACHE PATH
+set(ENGRAM_INSTALL_PYTHONDIR lib/python3/dist-packages CACHE STRING
   "Where cmake --install puts the Python client (relative: under the prefix)")
 if(TARGET engram-python)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/node/client/python/engram

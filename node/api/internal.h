@@ -476,7 +476,7 @@ void api__observe_commit(node_server_t *self, size_t writes);
 int64_t api__observe_tick(node_server_t *self, int64_t now_ms);
 /*  Answers what waits on the listener's socket. */
 void api__observe_answer(node_server_t *self);
-/*  Frees the cached documents. */
+/*  Frees the cached documents and the page URL (node_server_destroy; safe to call twice). */
 void api__observe_fini(node_server_t *self);
 /*  The access statements valid at `at`, as ACL_SHOW answers: {at_ms, statements, refused,
  *  ineffective}. NULL when memory runs out. */

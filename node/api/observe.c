@@ -452,8 +452,10 @@ static const char *s_cached(node_server_t *self, int which)
 
 void api__observe_fini(node_server_t *self)
 {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         free(self->observed.cached[i]);
+        self->observed.cached[i] = NULL;
+    }
     free(self->observed.page_url);
     self->observed.page_url = NULL;
 }

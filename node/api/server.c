@@ -938,6 +938,7 @@ void node_server_destroy(node_server_t **self_p)
     zsock_destroy(&self->monitor);
     zsock_destroy(&self->router);
     zsock_destroy(&self->observed.socket);
+    api__observe_fini(self);
     if (self->published)
         remove(self->published); /* the socket is gone: so is the key clients pin for it */
     zstr_free(&self->published);

@@ -133,9 +133,12 @@ class Node:
         return self.admin.run(*args, socket=self.socket, agent="t", user="u", timeout=30)
 
     def stop(self):
+        """Stops engramd (SIGTERM); its exit status: 0 for a clean stop (under ASan, nothing
+        leaked), None if it was not running."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=20)
+            return self.proc.wait(timeout=20)
+        return None
 
     def close(self):
         self.stop()
@@ -166,6 +169,13 @@ class MetricsTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.node.close()
+
+    def test_z_clean_stop(self):
+        """Last (unittest runs the tests by name): the node that served every scrape stops
+        with exit 0, its documents and listener freed (an ASan build exits 23 on a leak)."""
+        self.node.scrape()
+        fetch(self.node.url + "/api/status")
+        self.assertEqual(self.node.stop(), 0)
 
     def test_scrape_under_load(self):
         node = self.node
@@ -380,17 +390,23 @@ class ClusterCardinalityTest(unittest.TestCase):
             if not wanted <= listed or \
                     sample(held, "engram_shared_scopes", "engram_shared_scopes") != len(listed):
                 return None
+            # the lag series are there only while each member's lag is known: compare
+            # documents in which node 2 has told what it holds and lacks nothing
+            for family in ("engram_member_lag_ops", "engram_member_lag_bytes"):
+                lags = [s.value for s in held[family].samples] if family in held else []
+                if not lags or any(lags):
+                    return None
             return types, [(s.name, tuple(sorted(s.labels.items())))
                            for f in held.values() for s in f.samples]
 
         put("run:scope-0")
         _, before = eventually(lambda: scrape_holding({"run:scope-0"}),
-                               "node 1's documents agree on its scopes", timeout=30)
+                               "node 1's documents agree on its scopes", timeout=60)
         for i in range(1, 11):
             put(f"run:scope-{i}")
         types, after = eventually(
             lambda: scrape_holding({f"run:scope-{i}" for i in range(11)}),
-            "node 1's documents agree on eleven scopes", timeout=30)
+            "node 1's documents agree on eleven scopes", timeout=60)
         self.assertIn("engram_member_state", types)
         self.assertEqual(len(after), len(before), "a series per scope")
         self.assertEqual([s for s in after if any(k == "scope" for k, _ in s[1])], [])
