@@ -16,7 +16,8 @@
 # status; and node 1's readiness probe and metrics (its status page's URL, and the others', is
 # printed at the start). The data lives in a temporary directory removed at the end
 # (ENGRAM_DEMO_DIR keeps it elsewhere; ENGRAM_BASE_PORT moves the ports; ENGRAM_BIN=DIR runs
-# the engramd and engram already built in DIR, without installing or building: the `demo` test). Every command it runs is echoed first as
+# the engramd and engram already built in DIR, without installing or building: the `demo`
+# test). Every command it runs is echoed first as
 # `+ COMMAND`, ready to paste into a shell (with ENGRAM_HOME set as the demo sets it); a
 # command repeated until replication has done its part is echoed once, followed by how long
 # that took.

@@ -1467,7 +1467,8 @@ static void s_free_status(void *status)
 }
 
 /*  The cluster's status as the reply carries it, every part in the reply's arena (the
- *  strings are the status's own, which the arena keeps too). */
+ *  strings are the status's own, which the arena keeps too) but page_url, the server's,
+ *  which outlives the reply. */
 static Engram__ClusterStatus *s_status_message(api_reply_t *r, node_cluster_status_t *status,
                                                const char *page_url)
 {

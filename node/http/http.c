@@ -17,8 +17,7 @@ struct node_http {
     zsock_t *loop;     /* PAIR to the node's loop: used only by the listener's thread */
     char endpoint[64]; /* its inproc endpoint */
     uint64_t sequence; /* of the last question: a late answer to an earlier one is skipped */
-    uint16_t port;
-    char url[300]; /* "http://HOST:PORT/", HOST as given (bracketed if V6) or the default */
+    char url[300];     /* "http://HOST:PORT/", HOST as given (bracketed if V6) or the default */
 };
 
 /*  Asks the loop a question (node/api/observe.c) and returns its JSON answer, malloc'd, or
@@ -155,10 +154,13 @@ static void s_log(void *cls, const char *fmt, va_list ap)
     zsys_warning("engramd: metrics listener: %s", line);
 }
 
+/*  A host as an address names it (at most 255 bytes), with the brackets of a V6 one. */
+#define S_URL_HOST_BYTES (256 + 2)
+
 /*  Splits "HOST:PORT", "[V6]:PORT", ":PORT" or "PORT" and resolves it (numerically: no DNS)
  *  into *addr; host_out gets HOST as a URL writes it (bracketed if V6; the default if none). */
-static int s_address(const char *address, struct sockaddr_storage *addr, char host_out[258],
-                     char *why, size_t why_len)
+static int s_address(const char *address, struct sockaddr_storage *addr,
+                     char host_out[S_URL_HOST_BYTES], char *why, size_t why_len)
 {
     char host[256] = NODE_HTTP_DEFAULT_HOST, port[16];
     const char *colon = strrchr(address, ':');
@@ -197,7 +199,7 @@ static int s_address(const char *address, struct sockaddr_storage *addr, char ho
     memcpy(addr, found->ai_addr, found->ai_addrlen);
     bool v6 = found->ai_family == AF_INET6;
     freeaddrinfo(found);
-    snprintf(host_out, 258, v6 ? "[%s]" : "%s", host);
+    snprintf(host_out, S_URL_HOST_BYTES, v6 ? "[%s]" : "%s", host);
     return 0;
 }
 
@@ -205,7 +207,7 @@ int node_http_new(const char *address, node_http_t **self_p, char *why, size_t w
 {
     *self_p = NULL;
     struct sockaddr_storage addr = {0};
-    char host[258];
+    char host[S_URL_HOST_BYTES];
     int rc = s_address(address, &addr, host, why, why_len);
     if (rc)
         return rc;
@@ -236,8 +238,7 @@ int node_http_new(const char *address, node_http_t **self_p, char *why, size_t w
         return ENGRAM_EUNAVAILABLE;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(self->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    self->port = info ? info->port : 0;
-    snprintf(self->url, sizeof self->url, "http://%s:%u/", host, self->port);
+    snprintf(self->url, sizeof self->url, "http://%s:%u/", host, info ? info->port : 0u);
     *self_p = self;
     return 0;
 }
@@ -250,11 +251,6 @@ const char *node_http_observe_endpoint(const node_http_t *self)
 const char *node_http_url(const node_http_t *self)
 {
     return self->url;
-}
-
-uint16_t node_http_port(const node_http_t *self)
-{
-    return self->port;
 }
 
 void node_http_destroy(node_http_t **self_p)

@@ -40,9 +40,6 @@ int node_http_new(const char *address, node_http_t **self_p, char *why, size_t w
 /*  The inproc endpoint the node's server connects to (node_server_observe). */
 const char *node_http_observe_endpoint(const node_http_t *self);
 
-/*  The port listened on. */
-uint16_t node_http_port(const node_http_t *self);
-
 /*  The status page's URL, "http://HOST:PORT/": HOST as the address gave it (bracketed if V6),
  *  or the default; PORT the one listened on. */
 const char *node_http_url(const node_http_t *self);

@@ -12,17 +12,21 @@ come within 30 s) and says what its story promises:
 - node 1's cluster status names its status page, and its /readyz says ready.
 
 Usage: demo_test.py RUN_SH BIN_DIR. The demo runs with ENGRAM_BIN=BIN_DIR (no install, no
-build) on a base port with every port it uses free.
+build) on a base port with every port it uses free, its data in a directory of the test's own
+(ENGRAM_DEMO_DIR), stopped and removed at the end whatever happened.
 """
 import os
 import random
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import unittest
 
 RUN_SH, BIN_DIR = sys.argv[1], sys.argv[2]
+LOCAL_CLUSTER = os.path.join(os.path.dirname(RUN_SH), "local-cluster.sh")
 NODES = 3
 
 
@@ -62,11 +66,21 @@ def after(output, command_pattern):
 class DemoTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        env = dict(os.environ, ENGRAM_BIN=BIN_DIR, ENGRAM_BASE_PORT=str(free_base()))
-        env.pop("ENGRAM_DEMO_DIR", None)
-        cls.run_ = subprocess.run(["bash", RUN_SH], env=env, capture_output=True, text=True,
-                                  timeout=240)
+        # the demo's data in a directory of the test's own, so that its nodes are stopped
+        # and it is removed even when the demo is killed at the timeout (run.sh's own cleanup
+        # then never runs)
+        cls.dir = tempfile.mkdtemp(prefix="engram-demo-test-")
+        cls.env = dict(os.environ, ENGRAM_BIN=BIN_DIR, ENGRAM_BASE_PORT=str(free_base()),
+                       ENGRAM_DEMO_DIR=cls.dir)
+        cls.run_ = subprocess.run(["bash", RUN_SH], env=cls.env, capture_output=True,
+                                  text=True, timeout=500)
         cls.out = cls.run_.stdout
+
+    @classmethod
+    def tearDownClass(cls):
+        subprocess.run([LOCAL_CLUSTER, "stop", cls.dir], env=cls.env, capture_output=True,
+                       timeout=120)
+        shutil.rmtree(cls.dir, ignore_errors=True)
 
     def test_runs_to_its_end(self):
         self.assertEqual(self.run_.returncode, 0,

@@ -90,9 +90,12 @@ await runTests("concurrent_test", [
     assert.ok(notified, "node 2's engram mcp sent no notifications/resources/updated within " +
                         "30 s of a change through node 1");
     assert.equal(updates[0], "memory://knowledge-graph");
-    const opened = await two.callTool({ name: "open_nodes", arguments: { names: ["Notice"] } });
-    assert.deepEqual(opened.structuredContent.entities.map((e) => e.name), ["Notice"],
-                     "node 2 notified before it held the change");
+    // (a late part of an earlier change may notify first: node 2 holds this one soon after)
+    const held = await eventually(async () => {
+      const opened = await two.callTool({ name: "open_nodes", arguments: { names: ["Notice"] } });
+      return opened.structuredContent.entities.some((e) => e.name === "Notice");
+    });
+    assert.ok(held, "node 2 never held the change it was notified of");
   }],
   ["20 + 20 concurrent add_observations, all 40 on both nodes", async () => {
     await Promise.all([burst(one, "one"), burst(two, "two")]);
