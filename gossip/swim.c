@@ -1072,9 +1072,12 @@ void gossip_swim_tick(gossip_swim_t *self, uint64_t now_ms)
     }
     s_probe_tick(self);
     if (now >= self->next_sync_ms) {
-        self->next_sync_ms = now + self->config.sync_interval_ms;
+        /* With nobody to exchange with (engramd's first tick comes before its seed answers the
+           introduction: a new node, or one whose data was wiped), the exchange stays due and
+           goes to the first member learned, not a sync interval later. */
         s_member_t *m = s_pick(self, 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT | 1u << GOSSIP_DEAD);
         if (m) {
+            self->next_sync_ms = now + self->config.sync_interval_ms;
             self->stats.syncs++;
             s_send_members(self, m->id, true);
         }
