@@ -545,7 +545,7 @@ class Cluster:
             raise RuntimeError("the cluster did not form within 60 s: "
                                + json.dumps(self.membership()))
 
-    def provision(self, agents):
+    def provision(self, agents, late=()):
         """Registers each (agent, node index) through that node, lets USER act through it and
         lets it read and write both scopes, with the CLI as an admin would; then waits until
         every node holds every statement (they spread by gossip in sys:acl). No agent gets a
@@ -553,7 +553,8 @@ class Cluster:
         reader reads everywhere. Registrations and grants date from BACKDATE_S ago, so that
         a node restarted with its clock behind still knows them: the grants with --from, the
         registrations (`agent create` has no --from; it is valid from the time it is issued)
-        signed under libfaketime when the nemesis can skew clocks at all."""
+        signed under libfaketime when the nemesis can skew clocks at all. The agents in `late`
+        get no grant on run:jepsen (the acl workload grants it during the run)."""
         ids = set()
         backdate = f"-{BACKDATE_S}s"
         earlier = {}
@@ -571,6 +572,8 @@ class Cluster:
             ids.add(uid)
             self.user_grants[agent] = uid
             for scope in (SCOPE_A, SCOPE_B):
+                if scope == SCOPE_A and agent in late:
+                    continue
                 sid = self.admin(*sock, "acl", "allow", agent, scope, "read,write",
                                  f"--from={backdate}").strip()
                 ids.add(sid)
@@ -589,7 +592,8 @@ class Cluster:
                     raise RuntimeError(f"{node.name()} holds {len(ids & held)} of the "
                                        f"{len(ids)} statements after 60 s")
                 time.sleep(0.2)
-        log(f"{len(agents)} agents registered and granted ({len(ids)} statements on every node)")
+        log(f"{len(agents)} agents registered and granted ({len(ids)} statements on every node)"
+            + (f"; {', '.join(late)} not on {SCOPE_A} yet" if late else ""))
         for node in self.nodes:  # the replica id each node starts with (the wipe check)
             node.replicas.append(node.replica_id())
 
@@ -684,6 +688,7 @@ TTL_CHOICES_S = (1, 2, 3)  # the kv workload's ttls
 REPLICAS = 3  # the kv workload's `put --replicas`
 SESSION_SET = "s9"  # add-only: the session guarantees are checked on it
 ACL_SET = "a0"  # the acl workload's set
+LATE_AGENTS = 2  # the acl workload's agents with no grant on run:jepsen until one during the run
 
 
 def classify(kind, r):
@@ -814,10 +819,12 @@ class Client(threading.Thread):
 
     def kv_call(self, kind, args, node=None, **fields):
         """A put/rm/get of the kv workload; a put or rm records its token, a get the winner
-        and siblings. Each records the node's clock offset (the ttl check needs it)."""
+        and siblings. Each records the node's clock offset when invoked and when done (the
+        ttl check needs them): Node.clock, which a skewed restart sets too."""
         node = self.node if node is None else node
         n = self.c.nodes[node]
-        op, r = self.call(kind, args, node=node, clock=n.clock + n.skew, **fields)
+        op, r = self.call(kind, args, node=node, clock=n.clock, **fields)
+        op["clock_done"] = n.clock
         if op["type"] == "ok":
             if kind.endswith("-get"):
                 self.h.complete(op, "ok", value=reg_values(r))
@@ -1558,10 +1565,11 @@ class Sampler(threading.Thread):
 class AclActor(threading.Thread):
     """The acl workload's admin: revokes, at seeded moments, the allow-user statement of a
     few writing agents (what they wrote becomes unreadable at once, the retrospective check)
-    and the scope grant of a few readers, while a watcher polls every node's `acl show` to
-    learn when each node learned each revocation."""
+    and the scope grant of a few readers, and grants run:jepsen to the late agents (who had
+    no grant on it at the start), while a watcher polls every node's `acl show` to learn when
+    each node learned each revocation and each grant."""
 
-    def __init__(self, cluster, history, rng, duration, stop, clients):
+    def __init__(self, cluster, history, rng, duration, stop, clients, late=()):
         super().__init__(daemon=True, name="acl")
         self.c = cluster
         self.h = history
@@ -1569,51 +1577,86 @@ class AclActor(threading.Thread):
         self.duration = duration
         self.stop_ev = stop
         self.clients = clients
+        self.late = list(late)  # pids of the agents granted run:jepsen only during the run
         self.revocations = []  # {kind, agent, pid, statement, revocation, issued, learned}
         # revocations whose outcome is unknown (the node did not answer): {agent, pid, invoked}
         self.maybe_revoked = []
+        # {agent, pid, statement, node, invoked, issued, learned, not_held}: not_held maps a
+        # node to the times the watcher asked it and it did not hold the grant yet
+        self.grants = []
+        self.maybe_granted = []  # grants whose outcome is unknown: {agent, pid, invoked}
         self.error = None
 
     def run(self):
         try:
-            victims = self.rng.sample(range(self.clients), 3)
+            victims = self.rng.sample([p for p in range(self.clients) if p not in self.late], 3)
             moments = sorted(self.rng.uniform(0.15, 0.75) * self.duration for _ in victims)
+            plan = [(at, "revoke", k, pid) for k, (pid, at) in enumerate(zip(victims, moments))]
+            plan += [(self.rng.uniform(0.1, 0.6) * self.duration, "grant", k, pid)
+                     for k, pid in enumerate(self.late)]
             t0 = time.monotonic()
-            for k, (pid, at) in enumerate(zip(victims, moments)):
+            for at, what, k, pid in sorted(plan):
                 if self.stop_ev.wait(max(0, t0 + at - time.monotonic())):
                     break
-                agent = f"agent-{pid}"
-                # the first two lose the user (their fragments vanish), the last its read grant
-                kind = "user" if k < 2 else "scope"
-                target = (self.c.user_grants[agent] if kind == "user"
-                          else self.c.scope_grants[agent][0])
-                node = self.rng.choice(self.c.active())
-                invoked = now()
-                try:
-                    rid = self.c.admin("--socket", self.c.nodes[node].api, "acl", "revoke",
-                                       target).strip()
-                except RuntimeError as e:
-                    # Sent and never answered is no outcome: the node may have applied it (one
-                    # coming back took the request just before the CLI's 5 s were up, and its
-                    # answer came too late), and then the revocation holds. Refusals of that
-                    # agent are allowed from then on; none are required. Every other failure
-                    # (no node to send to, no key for it) sent nothing.
-                    unknown = "no reply from" in str(e)
-                    if unknown:
-                        self.maybe_revoked.append(dict(agent=agent, pid=pid, invoked=invoked))
-                    self.h.event("revoke-unknown" if unknown else "revoke-failed", agent=agent,
-                                 err=str(e)[:200])
-                    continue
-                rev = dict(kind=kind, agent=agent, pid=pid, statement=target, revocation=rid,
-                           node=node, invoked=invoked, issued=now(), learned={})
-                self.revocations.append(rev)
-                self.h.event("revoke", agent=agent, what=kind, statement=target,
-                             revocation=rid, node=f"n{node + 1}")
-                log(f"acl: revoked {kind} grant of {agent} through n{node + 1}")
+                if what == "grant":
+                    self.grant(pid)
+                else:
+                    self.revoke(k, pid)
             while not self.stop_ev.wait(0.2):
                 pass
         except Exception:  # noqa: BLE001
             self.error = traceback.format_exc()
+
+    def admin_on(self, node, *args):
+        """The admin's command through node; (its output, None), or (None, "unknown") when it
+        was sent and never answered, or (None, "failed") when it surely did nothing."""
+        try:
+            return self.c.admin("--socket", self.c.nodes[node].api, *args).strip(), None, None
+        except RuntimeError as e:
+            # Sent and never answered is no outcome: the node may have applied it (one coming
+            # back took the request just before the CLI's 5 s were up, and its answer came too
+            # late), and then it holds. Every other failure (no node to send to, no key for
+            # it) sent nothing.
+            return None, ("unknown" if "no reply from" in str(e) else "failed"), str(e)[:200]
+
+    def revoke(self, k, pid):
+        agent = f"agent-{pid}"
+        # the first two lose the user (their fragments vanish), the last its read grant
+        kind = "user" if k < 2 else "scope"
+        target = self.c.user_grants[agent] if kind == "user" else self.c.scope_grants[agent][0]
+        node = self.rng.choice(self.c.active())
+        invoked = now()
+        rid, *why = self.admin_on(node, "acl", "revoke", target)
+        if rid is None:
+            # an unanswered revocation may hold: refusals of that agent are allowed from then
+            if why[0] == "unknown":
+                self.maybe_revoked.append(dict(agent=agent, pid=pid, invoked=invoked))
+            self.h.event(f"revoke-{why[0]}", agent=agent, err=why[1])
+            return
+        rev = dict(kind=kind, agent=agent, pid=pid, statement=target, revocation=rid,
+                   node=node, invoked=invoked, issued=now(), learned={})
+        self.revocations.append(rev)
+        self.h.event("revoke", agent=agent, what=kind, statement=target, revocation=rid,
+                     node=f"n{node + 1}")
+        log(f"acl: revoked {kind} grant of {agent} through n{node + 1}")
+
+    def grant(self, pid):
+        """read,write on run:jepsen for a late agent, through a member, back-dated like the
+        grants made at the start (a node whose clock is behind would hold it pending)."""
+        agent = f"agent-{pid}"
+        node = self.rng.choice(self.c.active())
+        invoked = now()
+        gid, *why = self.admin_on(node, "acl", "allow", agent, SCOPE_A, "read,write",
+                                  f"--from=-{BACKDATE_S}s")
+        if gid is None:
+            if why[0] == "unknown":  # it may hold: that agent may be served from then on
+                self.maybe_granted.append(dict(agent=agent, pid=pid, invoked=invoked))
+            self.h.event(f"grant-{why[0]}", agent=agent, err=why[1])
+            return
+        self.grants.append(dict(agent=agent, pid=pid, statement=gid, node=node,
+                                invoked=invoked, issued=now(), learned={}, not_held={}))
+        self.h.event("grant", agent=agent, statement=gid, node=f"n{node + 1}")
+        log(f"acl: granted {SCOPE_A} to {agent} through n{node + 1}")
 
 
 def learned_everywhere(cluster, rec):
@@ -1685,7 +1728,8 @@ class Subscriber(threading.Thread):
 
 
 class AclWatcher(threading.Thread):
-    """Polls `acl show --json` on every node; records when each first holds a revocation."""
+    """Polls `acl show --json` on every node; records when each first holds a revocation or
+    a grant (held and valid), and, for a grant, every time a node answered without it."""
 
     def __init__(self, cluster, actor, stop):
         super().__init__(daemon=True, name="acl-watch")
@@ -1696,7 +1740,8 @@ class AclWatcher(threading.Thread):
 
     def poll_once(self):
         pending = [r for r in self.actor.revocations if not learned_everywhere(self.c, r)]
-        if not pending:
+        grants = [g for g in self.actor.grants if not learned_everywhere(self.c, g)]
+        if not pending and not grants:
             return
         for node in self.c.nodes:
             if not node.alive() or node.paused:
@@ -1719,6 +1764,14 @@ class AclWatcher(threading.Thread):
                     # checker judges are those invoked after that answer
                     rev["learned"][node.name()] = now()
                     rev.setdefault("asked", {})[node.name()] = asked
+            for g in grants:
+                if node.name() in g["learned"]:
+                    continue
+                st = ids.get(g["statement"])
+                if st is not None and st.get("valid"):
+                    g["learned"][node.name()] = now()  # ops invoked after it must be served
+                else:  # it did not hold it when it answered: served ops done before are wrong
+                    g["not_held"].setdefault(node.name(), []).append(asked)
 
     def run(self):
         try:
@@ -1760,6 +1813,8 @@ def snapshot(cluster, idx):
             return None
         snap[f"reg:{key}"] = sorted(reg_values(r))
     if cluster.cfg.get("workload") == "kv":  # the one-writer keys: deleted, with a ttl
+        # when, and with which clock offset, the node was asked (the ttl check)
+        snap.update(at=now(), clock=cluster.nodes[idx].clock)
         for p in range(NODES * int(cluster.cfg.get("clients", 2))):
             for name, key in (("kv", f"k{p}"), ("ttl", f"x{p}")):
                 r = cluster.cli(idx, "get", "--json", SCOPE_A, key)
@@ -1770,7 +1825,7 @@ def snapshot(cluster, idx):
 
 
 def data_view(snap):
-    return {k: v for k, v in snap.items() if k not in ("members",)}
+    return {k: v for k, v in snap.items() if k not in ("members", "at", "clock")}
 
 
 def converge(cluster, seconds):
@@ -2369,43 +2424,57 @@ class Checker:
                                       deletes_ok=len(self.of("kv-rm", "ok")))
 
     def check_ttl(self):
-        """A value put with --ttl is never read once its expiry (by the writer's clock at the
-        put) plus TTL_TOLERANCE_S has passed by the reading node's clock, and is read on its
-        own node until its expiry minus the tolerance (unless the client wrote again); no
-        node ends holding it."""
+        """A value put with --ttl expires when its writer's clock, at the write, plus the ttl
+        is reached (engramd stamps expires_at from its own wall clock), and each node hides
+        it once its own clock passes that. Each kv op records its node's clock offset when
+        invoked and when done (the clock nemesis may move it in between), so a put's expiry
+        lies within [invoke + least offset + ttl, done + greatest offset + ttl] (test time)
+        and a read happened at a node time within [invoke + least, done + greatest]. A value
+        is never read, nor held at the end, once the reading node's earliest possible time is
+        past the latest possible expiry by more than TTL_TOLERANCE_S; it is read on its own
+        node while that node's latest possible time is before the earliest possible expiry by
+        more than the tolerance (unless the client wrote again)."""
         puts = {o["value"]: o for o in self.of("ttl-put") if o["type"] != "fail"}
-        late = live = 0
+        late = live = held_live = 0
         for g in self.of("ttl-get", "ok"):
-            t_reader = g["invoke"] + g.get("clock", 0)
+            t_lo, t_hi = ttl_span(g)
             for v in g["value"]:
                 p = puts.get(v)
                 if p is None:
                     self.fail("ttl", f"read of {g['key']} returned {v}, never put", [g])
                     continue
-                expiry = p["complete"] + p.get("clock", 0) + p["ttl"]
-                if t_reader > expiry + TTL_TOLERANCE_S:
+                exp_lo, exp_hi = ttl_expiry(p)
+                if t_lo > exp_hi + TTL_TOLERANCE_S:
                     late += 1
-                    self.fail("ttl", f"n{g['node'] + 1} read {v} {t_reader - expiry:.2f} s "
-                              f"past its expiry (ttl {p['ttl']} s, put on n{p['node'] + 1}), "
-                              "by that node's clock", [p, g], (p["invoke"] - 1, g["complete"]))
+                    self.fail("ttl", f"n{g['node'] + 1} read {v} {t_lo - exp_hi:.2f} s past "
+                              f"its expiry (ttl {p['ttl']} s, put on n{p['node'] + 1}), by the "
+                              "clocks of both", [p, g], (p["invoke"] - 1, g["complete"]))
             mine = [p for p in puts.values() if p["key"] == g["key"]
                     and p["invoke"] < g["invoke"]]
             if not mine or mine[-1]["type"] != "ok" or mine[-1]["node"] != g["node"]:
                 continue
             p = mine[-1]
-            if g["invoke"] + g.get("clock", 0) < p["invoke"] + p.get("clock", 0) + p["ttl"] - \
-                    TTL_TOLERANCE_S and self.epoch(g["node"], p["complete"]) == \
-                    self.epoch(g["node"], g["invoke"]):
+            if t_hi < ttl_expiry(p)[0] - TTL_TOLERANCE_S and \
+                    self.epoch(g["node"], p["complete"]) == self.epoch(g["node"], g["invoke"]):
                 live += 1
                 if p["value"] not in g["value"]:
                     self.fail("ttl", f"n{g['node'] + 1} did not return {p['value']}, put there "
                               f"with ttl {p['ttl']} s and not yet expired", [p, g])
         for name, snap in self.finals():
-            held = [v for k, vs in snap.items() if k.startswith("ttl:") for v in vs]
-            if held:
-                self.fail("ttl", f"{name} ends holding values whose ttl ran out: {held[:5]}")
+            for v in [v for k, vs in snap.items() if k.startswith("ttl:") for v in vs]:
+                p = puts.get(v)
+                if p is None:
+                    self.fail("ttl", f"{name} ends holding {v}, never put")
+                    continue
+                # the snapshot time on that node's clock, when recorded (else: it ran out)
+                t = snap["at"] + snap.get("clock", 0) if "at" in snap else float("inf")
+                if t > ttl_expiry(p)[1] + TTL_TOLERANCE_S:
+                    self.fail("ttl", f"{name} ends holding {v} (ttl {p['ttl']} s, put on "
+                              f"n{p['node'] + 1}) past its expiry by both clocks", [p])
+                else:
+                    held_live += 1
         self.counts["ttl"].update(puts=len(puts), read_after_expiry=late,
-                                  live_reads_checked=live)
+                                  live_reads_checked=live, held_at_end_unexpired=held_live)
 
     def check_replicas(self):
         """A put acknowledged with --replicas N is held by N nodes when acknowledged: read
@@ -2685,8 +2754,11 @@ class Checker:
                         c["served_after_revocation"] += 1
                         self.fail("acl", f"n{a['node'] + 1} took a write from {rev['agent']} "
                                   f"after it held the revocation of its user grant", [a])
-        # an op still running when its agent's revocation was invoked may be refused
-        denied = [o for o in self.ops if o.get("rc") == 6 and
+        late = set(self.extra.get("late", []))
+        self.check_grants(late)
+        # an op still running when its agent's revocation was invoked may be refused; the
+        # late agents' refusals are judged by check_grants
+        denied = [o for o in self.ops if o.get("rc") == 6 and o["process"] not in late and
                   (o["process"] not in revoked_pids or o["complete"] < revoked_pids[o["process"]])
                   and not self.relearning(o) and not self.refused_as_removed(o)]
         c["refusals_of_revoked"] = sum(1 for o in self.ops if o.get("rc") == 6) - len(denied)
@@ -2697,6 +2769,64 @@ class Checker:
             c["propagation_max_ms"] = int(max(prop) * 1000)
             c["propagation_median_ms"] = int(sorted(prop)[len(prop) // 2] * 1000)
         c["reads_checked"] = len(self.of("set-read", "ok"))
+
+    def check_grants(self, late):
+        """Grants racing reads (part of the acl check): a late agent has no grant on the set's
+        scope until the admin grants it during the run. Before the grant is issued, no node
+        serves it; a node that answered `acl show` without the grant served it nothing before
+        that answer (unless it was wiped in between); once a node was seen holding the grant
+        (valid), what the agent asks there is served. A refusal between the grant and that
+        moment is allowed: grants spread by gossip. A grant that got no answer may hold: that
+        agent may be served from its invocation. Propagation times are reported."""
+        c = self.counts["acl"]
+        grants = {g["pid"]: g for g in self.extra.get("grants", [])}
+        maybe = {m["pid"]: m["invoked"] for m in self.extra.get("maybe_granted", [])}
+        prop = []
+        for g in grants.values():
+            prop += [t - g["issued"] for t in g["learned"].values()]
+            missing = sorted(set(self.final_nodes()) - set(g["learned"]))
+            if missing:
+                self.fail("acl", f"the grant to {g['agent']} never reached {missing}")
+        for o in self.ops:
+            pid = o["process"]
+            if pid not in late or o["kind"] not in ("set-add", "set-read"):
+                continue
+            g = grants.get(pid)
+            name = f"n{o['node'] + 1}"
+            since = min(([g["invoked"]] if g else []) + [maybe.get(pid, float("inf"))])
+            if o["type"] == "ok":
+                if o["complete"] < since:
+                    c["served_before_grant"] += 1
+                    self.fail("acl", f"{name} served agent-{pid} ({o['kind']}) before its grant "
+                              f"on {SCOPE_A} was issued" + ("" if g or pid in maybe else
+                                                            " (it never was)"), [o])
+                    continue
+                wiped = self.boundaries(o["node"])
+                late_ask = [t for t in (g["not_held"].get(name, []) if g else [])
+                            if t > o["complete"] and not any(o["complete"] < b < t
+                                                             for b in wiped)]
+                if late_ask:
+                    c["served_before_grant"] += 1
+                    self.fail("acl", f"{name} served agent-{pid} ({o['kind']}, done at "
+                              f"{o['complete']:.3f}) and at {late_ask[0]:.3f} answered acl "
+                              "show without its grant", [o], (o["invoke"] - 1, late_ask[0]))
+            elif o.get("rc") == 6:
+                learned = g["learned"].get(name) if g else None
+                if learned is None or o["invoke"] <= learned or self.relearning(o) or \
+                        self.refused_as_removed(o):
+                    c["refusals_before_grant"] += 1
+                else:
+                    c["refused_after_grant"] += 1
+                    self.fail("acl", f"{name} held the grant to agent-{pid} at {learned:.3f}, "
+                              f"then refused it ({o['kind']}): {o.get('err', '')}", [o],
+                              (learned - 1, o["complete"]))
+        c["grants"] = len(grants)
+        c["late_agent_ops_served"] = sum(1 for o in self.ops if o["process"] in late and
+                                         o["type"] == "ok" and
+                                         o["kind"] in ("set-add", "set-read"))
+        if prop:
+            c["grant_propagation_max_ms"] = int(max(prop) * 1000)
+            c["grant_propagation_median_ms"] = int(sorted(prop)[len(prop) // 2] * 1000)
 
     def excerpt(self, limit=40):
         """The ops each failure names, and the nemesis events around them."""
@@ -2715,6 +2845,20 @@ class Checker:
         if len(self.failures) > 10:
             lines.append(f"  ... and {len(self.failures) - 10} more failures")
         return "\n".join(lines)
+
+
+def ttl_span(o):
+    """When op o ran, on its node's clock: (earliest, latest), in test time plus offset."""
+    lo = min(o.get("clock", 0), o.get("clock_done", o.get("clock", 0)))
+    hi = max(o.get("clock", 0), o.get("clock_done", o.get("clock", 0)))
+    return o["invoke"] + lo, o.get("complete", o["invoke"]) + hi
+
+
+def ttl_expiry(p):
+    """When a ttl put's value expires, by its writer's clock at the write: (earliest,
+    latest), on the scale of ttl_span."""
+    lo, hi = ttl_span(p)
+    return lo + p["ttl"], hi + p["ttl"]
 
 
 def fmt_op(o):
@@ -2837,6 +2981,11 @@ def self_test():
         op(29, "set-add", "ok", 12, 12.5, process=11, key="a0", value="h"),
         op(30, "set-read", "ok", 22, 22.5, process=11, key="a0", value=["h"]),
         op(31, "set-read", "fail", 22, 22.5, process=10, key="a0", rc=6),
+        # client 14 has no grant on run:jepsen until one issued at 15 (every node held it by
+        # 16; n1 answered without it at 15.5)
+        op(32, "set-add", "fail", 13, 13.5, process=14, key="a0", value="i", rc=6),
+        op(33, "set-add", "ok", 17, 17.5, process=14, key="a0", value="j"),
+        op(34, "set-read", "ok", 18, 18.5, node=1, process=14, key="a0", value=["h", "j"]),
         # the kv workload: one client's key put, read with its token, deleted, read; a ttl
         # put read live and after expiry; put --replicas 3 read at once on the four others;
         # a private put read by its agent and by another
@@ -2873,17 +3022,19 @@ def self_test():
     revocation = dict(kind="user", agent="agent-10", pid=10, statement="S", revocation="R",
                       node=0, invoked=20, issued=20.5,
                       learned={f"n{i + 1}": 21 for i in range(NODES)})
+    grant = dict(agent="agent-14", pid=14, statement="G", node=2, invoked=15, issued=15.2,
+                 learned={f"n{i + 1}": 16 for i in range(NODES)}, not_held={"n1": [15.5]})
 
     def check(mutate=None, workload="mixed"):
         h = History()
-        wanted = {"acl": range(28, 32), "kv": range(40, 55), "log": range(55, 56)}
+        wanted = {"acl": range(28, 35), "kv": range(40, 55), "log": range(55, 56)}
         h.ops = [o for o in copy.deepcopy(base_ops)
                  if o["id"] < 28 or o["id"] in wanted.get(workload, ())]
         snaps = [copy.deepcopy(snap) for _ in range(NODES)]
         conv = [1.0]
         extra = dict(rss=[(1, f"n{i + 1}", 100 * 1024) for i in range(NODES)],
                      rss_limit_kib=512 * 1024, revocations=[copy.deepcopy(revocation)],
-                     clock_big=False)
+                     clock_big=False, grants=[copy.deepcopy(grant)], late=[14])
         if workload == "log":  # a subscriber that got every append once, in order
             extra["subscribers"] = [dict(node="n1", gaps=[], events=[
                 (t, "l0", "append", v) for t, v in ((3, "x"), (4, "y"), (5, "z"))])]
@@ -3014,6 +3165,24 @@ def self_test():
          lambda o, s, c, e: o[31].update(invoke=19.5, complete=20.3), set(), "acl"),
         ("acl: a refusal of an op done before its revocation was invoked",
          lambda o, s, c, e: o[31].update(invoke=19, complete=19.5), {"acl"}, "acl"),
+        ("acl: served before its grant was issued",
+         both(opv(32, "type", "ok"), opv(32, "rc", 0)), {"acl"}, "acl"),
+        ("acl: served by a node that answered without the grant after",
+         lambda o, s, c, e: o[33].update(invoke=15.3, complete=15.4), {"acl"}, "acl"),
+        ("acl: served after the grant, before the watcher saw it there: fine",
+         lambda o, s, c, e: o[33].update(invoke=15.6, complete=15.8), set(), "acl"),
+        ("acl: refused by a node after it held the grant",
+         lambda o, s, c, e: o[33].update(type="fail", rc=6), {"acl"}, "acl"),
+        ("acl: refused after the grant, before that node held it: fine",
+         both(lambda o, s, c, e: o[33].update(type="fail", rc=6),
+              lambda o, s, c, e: e["grants"][0]["learned"].update(n1=17.6)), set(), "acl"),
+        ("acl: a grant that never reached a node",
+         lambda o, s, c, e: e["grants"][0]["learned"].pop("n4"), {"acl"}, "acl"),
+        ("acl: a late agent served without any grant",
+         xset("grants", []), {"acl"}, "acl"),
+        ("acl: a grant that got no answer, then served: fine",
+         both(xset("grants", []), xset("maybe_granted", [dict(agent="agent-14", pid=14,
+                                                               invoked=15)])), set(), "acl"),
         ("resources: a node over the limit",
          lambda o, s, c, e: e["rss"].append((2, "n2", 600 * 1024)), {"resources"}, "set"),
         ("kv: nothing planted", None, set(), "kv"),
@@ -3026,6 +3195,20 @@ def self_test():
         ("kv: value read by a node whose clock is 5 s behind: fine",
          both(opv(46, "value", ["tv"]), opv(46, "clock", -5)), set(), "kv"),
         ("kv: live ttl value not read on its node", opv(45, "value", []), {"ttl"}, "kv"),
+        ("kv: value read past its expiry by a node whose clock is 5 s ahead",
+         lambda o, s, c, e: o[46].update(invoke=35.5, complete=35.6, clock=5, clock_done=5,
+                                         value=["tv"]), {"ttl"}, "kv"),
+        ("kv: its writer's clock jumped +20 s during the put: read 10 s later, fine",
+         both(opv(44, "clock_done", 20),
+              lambda o, s, c, e: o[46].update(invoke=44, complete=44.1, value=["tv"])),
+         set(), "kv"),
+        ("kv: held at the end, live by its writer's clock (+50 s at the put): fine",
+         both(opv(44, "clock", 50), opv(44, "clock_done", 50),
+              lambda o, s, c, e: s[1].update({"ttl:x12": ["tv"], "at": 40, "clock": 0})),
+         set(), "kv"),
+        ("kv: held at the end past its expiry by both clocks",
+         lambda o, s, c, e: s[1].update({"ttl:x12": ["tv"], "at": 40, "clock": 0}), {"ttl"},
+         "kv"),
         ("kv: expired value held at the end", setv(1, "ttl:x12", ["tv"]), {"ttl"}, "kv"),
         ("kv: put --replicas 3 held by 2 nodes", opv(49, "value", []), {"replicas"}, "kv"),
         ("kv: the same, a node not answering: fine", both(opv(49, "value", []),
@@ -3174,8 +3357,12 @@ def run_cell(cfg):
             log("libfaketime not found: clock faults and skewed restarts run without skew")
         cluster.up()
         clients_n = NODES * per_node
+        # the acl workload's late agents: granted run:jepsen only during the run
+        late = sorted(random.Random(f"{seed}-late").sample(range(clients_n), LATE_AGENTS)
+                      if workload == "acl" else [])
         cluster.provision([(READER, 0)] + [(f"agent-{p}", p % NODES)
-                                           for p in range(clients_n)])
+                                           for p in range(clients_n)],
+                          late=[f"agent-{p}" for p in late])
         log(f"cluster formed in namespaces {cluster.net.switch}, {', '.join(cluster.net.hosts)}")
         rng = random.Random(seed)
         stop = threading.Event()
@@ -3192,7 +3379,7 @@ def run_cell(cfg):
             threads += subscribers
         if workload == "acl":
             actor = AclActor(cluster, history, random.Random(rng.getrandbits(64)), duration,
-                             stop, clients_n)
+                             stop, clients_n, late)
             threads += [actor, AclWatcher(cluster, actor, watch_stop)]
         for t in threads:
             t.start()
@@ -3217,17 +3404,21 @@ def run_cell(cfg):
         log("converged %s after the heal" % ("in %.1f s" % conv_s if conv_s is not None
                                              else "NEVER"))
         if workload == "kv" and conv_s is not None:
-            # The final state must hold no ttl value: one put just before the clients
-            # stopped is live for up to the longest ttl (longer by its writer's clock when
-            # that runs ahead), so look again until none is held or the time is up.
+            # The final state must hold no ttl value that ran out: one put just before the
+            # clients stopped is live for up to the longest ttl, longer when its writer's
+            # clock ran ahead at the write. Look again until none is held, or every value has
+            # run out by its writer's clock and every member's (or the time is up).
             time.sleep(max(0.0, max(TTL_CHOICES_S) + TTL_TOLERANCE_S + 0.5 -
                            (time.monotonic() - heal_t)))
+            all_out = max([ttl_expiry(o)[1] for o in history.ops
+                           if o["kind"] == "ttl-put" and o["type"] != "fail"], default=0) + \
+                TTL_TOLERANCE_S - min(cluster.nodes[i].clock for i in cluster.active())
             deadline = time.monotonic() + conv_limit
             while True:
                 again_s, snaps = converge(cluster, conv_limit)
                 held = again_s is not None and any(
                     v for k, v in next(s for s in snaps if s).items() if k.startswith("ttl:"))
-                if not held or time.monotonic() > deadline:
+                if not held or now() > all_out + 1 or time.monotonic() > deadline:
                     break
                 time.sleep(1)
             if again_s is None:
@@ -3236,8 +3427,12 @@ def run_cell(cfg):
         members_ok = cluster.wait_members(20)
         if nemesis.members is not None:
             # every member's view, then the op records awaiting the stable cut until none is
-            # left (GC runs every 10 s) or GC_WAIT_S passed
+            # left (GC runs every 10 s) or GC_WAIT_S passed. One write per scope first: a
+            # ttl value purged at its expiry leaves an op record that only a later cut drops,
+            # and without a write the cut stays where it is (kv cells kept 1-6 for good).
             nemesis.members["final"] = cluster.membership()
+            for scope in (SCOPE_A, SCOPE_B):
+                cluster.cli(cluster.active()[0], "put", scope, DRAIN_KEY, "gc")
             t_gc = time.monotonic()
             while True:
                 garbage = {}
@@ -3259,7 +3454,8 @@ def run_cell(cfg):
         if actor:  # the last revocations reach the last nodes
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and any(
-                    not learned_everywhere(cluster, r) for r in actor.revocations):
+                    not learned_everywhere(cluster, r) for r in actor.revocations +
+                    actor.grants):
                 time.sleep(0.3)
         sampler.sample()
         watch_stop.set()
@@ -3270,6 +3466,9 @@ def run_cell(cfg):
                      clock_big="clock-big" in nemeses,
                      revocations=actor.revocations if actor else [],
                      maybe_revoked=actor.maybe_revoked if actor else [],
+                     grants=actor.grants if actor else [],
+                     maybe_granted=actor.maybe_granted if actor else [],
+                     late=actor.late if actor else [],
                      durability=cfg.get("durability", "sync"),
                      nodes=[cluster.nodes[i].name() for i in cluster.active()])
         if nemesis.members is not None:
@@ -3317,6 +3516,7 @@ def run_cell(cfg):
             print(checker.excerpt(), file=sys.stderr)
         if actor:
             result["revocations"] = actor.revocations
+            result["grants"] = actor.grants
     except BaseException as e:  # noqa: BLE001 - the cell's error is its verdict
         traceback.print_exc()
         print(f"engram_jepsen: error, seed {seed}; logs in {out or tmp}", file=sys.stderr)
