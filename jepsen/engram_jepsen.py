@@ -1460,19 +1460,28 @@ class Nemesis(threading.Thread):
 
     def rejoin(self, node, rec):
         """The wiped node back on its empty data; its replica id once the dot check is done
-        (a node that cannot prove its counters current takes a new one: it must here)."""
+        (a node that cannot prove its counters current takes a new one: it must here), and
+        how long until it lists every member again (it remembers nobody: only its seed)."""
         self.restart(node, node.skew)
+        started = now()
         deadline = time.monotonic() + 15
         rid = None
         while time.monotonic() < deadline:
-            rid = node.replica_id()
-            if rid and rid not in rec["replicas_before"]:
+            if "knows_all_s" not in rec:
+                view = (self.c.status(node.idx) or {}).get("members", [])
+                known = {m["node"] for m in view if m["state"] != "left"}
+                if {self.c.nodes[i].id for i in self.c.active()} <= known:
+                    rec["knows_all_s"] = round(now() - started, 2)
+            if rid is None or rid in rec["replicas_before"]:
+                rid = node.replica_id()
+            if rid and rid not in rec["replicas_before"] and "knows_all_s" in rec:
                 break
             time.sleep(0.3)
         rec["replica_after"] = rid
+        rec.setdefault("knows_all_s", None)
         if rid and rid not in node.replicas:
             node.replicas.append(rid)
-        self.ev("rejoined", node=node.name(), replica=rid)
+        self.ev("rejoined", node=node.name(), replica=rid, knows_all_s=rec["knows_all_s"])
 
     def resume(self, node):
         with self.lock:
@@ -2598,9 +2607,18 @@ class Checker:
 
     def check_wipe(self):
         """A wiped node (empty data, same identity) takes a new replica id, never one it used:
-        reusing one would reissue dots the others hold, and its new writes would vanish."""
+        reusing one would reissue dots the others hold, and its new writes would vanish. It
+        lists every member again within JOIN_LEARN_S of its restart (it knows only its seed:
+        SWIM's table exchange; it used to take a sync interval, 10 s)."""
         wipes = self.extra.get("wipes", [])
         for w in wipes:
+            t = w.get("knows_all_s", 0)  # 0: recorded before this was measured
+            self.counts["wipe"]["knows_all_max_x10"] = max(
+                self.counts["wipe"]["knows_all_max_x10"], int(round((t or 99) * 10)))
+            if t is None or t > JOIN_LEARN_S:
+                self.fail("wipe", f"{w['node']}, wiped, listed every member again only "
+                          + (f"after {t:.1f} s" if t is not None else "after 15 s or never")
+                          + f" (at most {JOIN_LEARN_S:.0f} s)")
             after = w.get("replica_after")
             if not after or after in w["replicas_before"]:
                 self.fail("wipe", f"{w['node']} rejoined after its wipe with replica id "
@@ -3248,6 +3266,9 @@ def self_test():
         ("wipe: an add acked long before the wipe lost",
          both(xset("wipes", [dict(node="n1", replicas_before=["a"], replica_after="b")]),
               event("wipe", 5, "n1"), setv(2, "set:s0", ["b"])), {"sets"}, "set"),
+        ("wipe: the wiped node knew every member only after a sync interval",
+         xset("wipes", [dict(node="n1", replicas_before=["a"], replica_after="b",
+                             knows_all_s=10.4)]), {"wipe"}, "set"),
         ("wipe: the replica id reused",
          xset("wipes", [dict(node="n1", replicas_before=["a"], replica_after="a")]),
          {"wipe"}, "set"),
