@@ -38,9 +38,11 @@
  *    that is not ALIVE (so it can refute at once). Each carries its sender's own record, card
  *    included. Every sync interval the node also exchanges its whole table with one random
  *    member (push-pull, dead ones included): a joiner learns everyone from one seed, and both
- *    sides of a healed partition see each other refute. Every message stays within
- *    max_message_bytes (a whole table goes in parts), except one that carries a single record
- *    larger than it.
+ *    sides of a healed partition see each other refute. The first exchange is at the first
+ *    tick, and it is tried again every probe interval until a whole table has come in (a
+ *    joiner may know nobody yet at its first tick, or lose its first exchange). Every
+ *    message stays within max_message_bytes (a whole table goes in parts), except one that
+ *    carries a single record larger than it.
  *  - Admission: a member is added only if its card passes the admit callback (each node checks
  *    the admin signature itself, so it never trusts the relay); a LEFT record only if its
  *    statement passes verify_leave. `from` is the id the transport bound to the peer's CURVE

@@ -340,6 +340,7 @@ class Node:
         self.generation = 0  # bumped by a wipe: a new identity and data directory
         self.wiped = 0  # wipes: data destroyed, the identity and card kept
         self.replicas = []  # replica ids it was seen to use, oldest first (`engram stats`)
+        self.join_via = None  # the member its first start joins through (a node that joins)
 
     def name(self):
         return f"n{self.idx + 1}"
@@ -384,10 +385,9 @@ class Node:
                self.data_dir(), "--api", self.api, "--gossip", self.gossip,
                "--admission", self.card, "--gossip-interval-ms", GOSSIP_INTERVAL_MS,
                "--durability", self.c.cfg.get("durability", "sync")]
-        if self.idx != 0:
-            cmd += ["--join", f"tcp://{self.c.net.ips[0]}:{GOSSIP_PORT}"]
-        elif self.wiped:  # the first node, wiped, remembers nobody: it joins through n2
-            cmd += ["--join", f"tcp://{self.c.net.ips[1]}:{GOSSIP_PORT}"]
+        seed = self.c.seed_for(self)
+        if seed is not None:
+            cmd += ["--join", f"tcp://{self.c.net.ips[seed]}:{GOSSIP_PORT}"]
         env = dict(os.environ)
         # The resources check bounds what the node itself holds. A sanitized build's allocator
         # keeps up to 256 MiB of freed memory (its quarantine) by default, which with the node's
@@ -479,7 +479,9 @@ class Cluster:
         self.dir = tmp
         self.cfg = cfg or {}
         self.home = os.path.join(tmp, "home")
-        self.net = Network(run_id, NODES)
+        # The membership nemesis' joiner gets a sixth host, started during the run.
+        joins = "membership" in self.cfg.get("nemeses", ())
+        self.net = Network(run_id, NODES + (1 if joins else 0))
         self.net.nfqdelay = self.cfg.get("nfqdelay")
         self.nodes = []
         self.faketime = next((p for p in FAKETIME_LIBS if os.path.exists(p)), None)
@@ -488,6 +490,23 @@ class Cluster:
         self.slowwal = self.cfg.get("slowwal_lib")
         self.user_grants = {}  # agent -> id of its allow-user statement
         self.scope_grants = {}  # agent -> ids of its scope grants
+        self.removed = set()  # indexes of nodes decommissioned (`cluster remove`) in the run
+        self.replacement = None  # the node that joined: the removed node's clients move there
+
+    def active(self):
+        """Indexes of the members: started at least once and not removed."""
+        return [n.idx for n in list(self.nodes) if n.starts and n.idx not in self.removed]
+
+    def seed_for(self, node):
+        """The member node's start joins through: the one it was told (a joiner), else n1
+        (n2 for n1 itself, only when it was wiped and so remembers nobody), else the first
+        member left; None for n1's own start."""
+        others = [i for i in self.active() if i != node.idx]
+        if node.join_via is not None and node.join_via in others:
+            return node.join_via
+        if node.idx == 0 and not node.wiped:
+            return None
+        return others[0] if others else None
 
     def admin(self, *args, env=None):
         """The CLI as the admin ($ENGRAM_HOME/admin.key); its stdout. Raises on failure."""
@@ -526,7 +545,7 @@ class Cluster:
             raise RuntimeError("the cluster did not form within 60 s: "
                                + json.dumps(self.membership()))
 
-    def provision(self, agents):
+    def provision(self, agents, late=()):
         """Registers each (agent, node index) through that node, lets USER act through it and
         lets it read and write both scopes, with the CLI as an admin would; then waits until
         every node holds every statement (they spread by gossip in sys:acl). No agent gets a
@@ -534,7 +553,8 @@ class Cluster:
         reader reads everywhere. Registrations and grants date from BACKDATE_S ago, so that
         a node restarted with its clock behind still knows them: the grants with --from, the
         registrations (`agent create` has no --from; it is valid from the time it is issued)
-        signed under libfaketime when the nemesis can skew clocks at all."""
+        signed under libfaketime when the nemesis can skew clocks at all. The agents in `late`
+        get no grant on run:jepsen (the acl workload grants it during the run)."""
         ids = set()
         backdate = f"-{BACKDATE_S}s"
         earlier = {}
@@ -552,6 +572,8 @@ class Cluster:
             ids.add(uid)
             self.user_grants[agent] = uid
             for scope in (SCOPE_A, SCOPE_B):
+                if scope == SCOPE_A and agent in late:
+                    continue
                 sid = self.admin(*sock, "acl", "allow", agent, scope, "read,write",
                                  f"--from={backdate}").strip()
                 ids.add(sid)
@@ -570,7 +592,8 @@ class Cluster:
                     raise RuntimeError(f"{node.name()} holds {len(ids & held)} of the "
                                        f"{len(ids)} statements after 60 s")
                 time.sleep(0.2)
-        log(f"{len(agents)} agents registered and granted ({len(ids)} statements on every node)")
+        log(f"{len(agents)} agents registered and granted ({len(ids)} statements on every node)"
+            + (f"; {', '.join(late)} not on {SCOPE_A} yet" if late else ""))
         for node in self.nodes:  # the replica id each node starts with (the wipe check)
             node.replicas.append(node.replica_id())
 
@@ -584,25 +607,26 @@ class Cluster:
             return None
 
     def membership(self):
+        """Each member's view: node id -> state (`self` for itself)."""
         out = {}
-        for node in self.nodes:
-            st = self.status(node.idx)
-            out[node.name()] = (None if st is None else
-                                sorted((m["endpoint"], m["state"]) for m in st["members"]))
+        for i in self.active():
+            st = self.status(i)
+            out[self.nodes[i].name()] = (None if st is None else
+                                         {m["node"]: m["state"] for m in st["members"]})
         return out
+
+    def all_alive(self, view=None):
+        """Whether every member lists every other member alive."""
+        view = self.membership() if view is None else view
+        ids = {self.nodes[i].id for i in self.active()}
+        return all(v is not None and all(v.get(x) == "alive" for x in ids
+                                          if x != self.nodes[int(name[1:]) - 1].id)
+                   for name, v in view.items())
 
     def wait_members(self, seconds):
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            ok = True
-            for node in self.nodes:
-                st = self.status(node.idx)
-                alive = 0 if st is None else sum(
-                    1 for m in st["members"] if m["state"] == "alive")
-                if alive < NODES - 1:
-                    ok = False
-                    break
-            if ok:
+            if self.all_alive():
                 return True
             time.sleep(0.3)
         return False
@@ -664,6 +688,7 @@ TTL_CHOICES_S = (1, 2, 3)  # the kv workload's ttls
 REPLICAS = 3  # the kv workload's `put --replicas`
 SESSION_SET = "s9"  # add-only: the session guarantees are checked on it
 ACL_SET = "a0"  # the acl workload's set
+LATE_AGENTS = 2  # the acl workload's agents with no grant on run:jepsen until one during the run
 
 
 def classify(kind, r):
@@ -720,13 +745,15 @@ class Client(threading.Thread):
         try:
             step = getattr(self, f"step_{self.workload}")
             while not self.stop_ev.is_set():
+                if self.node in self.c.removed and self.c.replacement is not None:
+                    self.node = self.c.replacement  # its node was removed: on to the new one
                 step()
                 time.sleep(self.rng.uniform(0.01, 0.06))
         except Exception:  # noqa: BLE001 - reported by the checker
             self.error = traceback.format_exc()
 
     def other(self):
-        return self.rng.choice([i for i in range(NODES) if i != self.node])
+        return self.rng.choice([i for i in self.c.active() if i != self.node])
 
     # --- the operations the workloads share
 
@@ -792,10 +819,12 @@ class Client(threading.Thread):
 
     def kv_call(self, kind, args, node=None, **fields):
         """A put/rm/get of the kv workload; a put or rm records its token, a get the winner
-        and siblings. Each records the node's clock offset (the ttl check needs it)."""
+        and siblings. Each records the node's clock offset when invoked and when done (the
+        ttl check needs them): Node.clock, which a skewed restart sets too."""
         node = self.node if node is None else node
         n = self.c.nodes[node]
-        op, r = self.call(kind, args, node=node, clock=n.clock + n.skew, **fields)
+        op, r = self.call(kind, args, node=node, clock=n.clock, **fields)
+        op["clock_done"] = n.clock
         if op["type"] == "ok":
             if kind.endswith("-get"):
                 self.h.complete(op, "ok", value=reg_values(r))
@@ -980,9 +1009,10 @@ class Client(threading.Thread):
                                               str(REPLICAS), "--timeout", "2000"],
                              key=qkey, scope=SCOPE_A, value=value)
             if p["type"] == "ok":
-                for j in range(NODES):
-                    if j != self.node:
-                        self.kv_get("replicas-get", SCOPE_A, qkey, node=j).update(put=p["id"])
+                others = [j for j in self.c.active() if j != self.node]
+                p["asked"] = len(others)
+                for j in others:
+                    self.kv_get("replicas-get", SCOPE_A, qkey, node=j).update(put=p["id"])
         elif x < 0.88:
             value = self.uid()
             self.kv_call("private-put", ["put", PRIVATE, PRIVATE_KEY, value], key=PRIVATE_KEY,
@@ -1061,12 +1091,19 @@ NEMESES = {
     "clock-big": ["clock-big"],
     "delay": ["delay"],
     "wipe": ["wipe"],
+    "membership": [],  # one join and one removal per cell, at seeded moments (Nemesis.run)
     "mixed": ["partition-halves", "partition-bridge", "partition-isolate", "loss", "kill",
               "pause", "kill-skew", "partition+kill", "loss+pause"],
 }
 CLOCK_JUMPS_S = [-50, -20, -5, 5, 20, 50]  # inside --max-clock-drift-ms (60 s)
 MAX_DRIFT_S = 60  # engramd's default --max-clock-drift-ms, in seconds
 CLOCK_BIG_S = MAX_DRIFT_S + 30  # past it: the others refuse this node's deltas for a while
+MEMBER_WAIT_S = 20  # how long the membership nemesis waits for a join or removal to spread
+JOIN_LEARN_S = 5.0  # a joined node lists every member, and is listed, within this of its start
+# (in any state: the members it learns from its seed may still be suspect from a fault before)
+GC_WAIT_S = 30  # after convergence, how long the op records awaiting the stable cut may stay
+DRAIN_KEY = "drain"  # the marker the membership nemesis puts on the node it removes
+REMOVED_LOG = "was removed from cluster"  # what a removed engramd logs once it learns it
 
 
 class Nemesis(threading.Thread):
@@ -1084,6 +1121,8 @@ class Nemesis(threading.Thread):
         self.lock = threading.Lock()  # node restarts vs the final heal
         self.big_done = False
         self.wipes = []  # {node, t, replicas_before, replica_after}
+        # the membership nemesis: {joined: {...}, removed: {...}} (join and remove below)
+        self.members = {} if "membership" in nemeses else None
         self.delays = []  # {nodes, max_ms, results: node -> (exit, delayed, rules left)}
         self.skipped = []  # faults this machine cannot make, and why
         why = delay_unavailable(cluster.cfg.get("nfqdelay"))
@@ -1098,11 +1137,21 @@ class Nemesis(threading.Thread):
 
     def run(self):
         try:
-            end = time.monotonic() + self.duration
+            start = time.monotonic()
+            end = start + self.duration
+            plan = []  # (when, what): the membership nemesis' join, then its removal
+            if self.members is not None:
+                plan = [(start + self.rng.uniform(0.15, 0.3) * self.duration, "join"),
+                        (start + self.rng.uniform(0.5, 0.65) * self.duration, "remove")]
             self.stop_ev.wait(self.rng.uniform(2, 4))
-            if not self.faults:  # nemesis none: the load alone, for the whole time
-                self.stop_ev.wait(max(0.0, end - time.monotonic()))
-            while self.faults and time.monotonic() < end and not self.stop_ev.is_set():
+            while time.monotonic() < end and not self.stop_ev.is_set():
+                if plan and time.monotonic() >= plan[0][0]:
+                    self.inject(plan.pop(0)[1], 0)
+                    continue
+                if not self.faults:  # nemesis none: the load alone, for the whole time
+                    self.stop_ev.wait(max(0.0, min([end] + [at for at, _ in plan[:1]]) -
+                                          time.monotonic()))
+                    continue
                 fault = self.rng.choice(self.faults)
                 if fault == "clock-big" and self.big_done:
                     fault = self.rng.choice([f for f in self.faults if f != "clock-big"]
@@ -1122,20 +1171,26 @@ class Nemesis(threading.Thread):
         self.counts[fault] += 1
         rng = self.rng
         net = self.c.net
-        ids = list(range(NODES))
+        ids = self.c.active()  # the members (the membership nemesis changes them)
+        n = len(ids)
         after = []  # undo steps
         entry = dict(fault=fault, start=now(), nodes=[], detail={})
         self.timeline.append(entry)
 
         def heal_net():
-            net.partition([set(range(NODES))])
+            net.partition([set(range(len(net.hosts)))])
             self.ev("heal-partition")
+
+        if fault == "join":
+            self.join_node(entry, rng.choice(ids))
+        if fault == "remove":
+            self.remove_node(entry, rng.choice([i for i in ids if i != self.c.replacement]), rng)
 
         if fault in ("partition-halves", "partition-bridge", "partition-isolate",
                      "partition+kill"):
             rng.shuffle(ids)
             if fault in ("partition-halves", "partition+kill"):
-                k = rng.randint(1, NODES // 2)
+                k = rng.randint(1, n // 2)
                 groups = [ids[:k], ids[k:]]
             elif fault == "partition-bridge":
                 bridge = ids[0]
@@ -1151,7 +1206,7 @@ class Nemesis(threading.Thread):
         if fault == "partition-oneway":
             # frames from A to B are dropped, B to A pass: A hears B, B never hears A
             rng.shuffle(ids)
-            k = rng.randint(1, NODES // 2)
+            k = rng.randint(1, n // 2)
             src, dst = ids[:k], ids[k:]
             net.cut_pairs({(i, j) for i in src for j in dst})
             entry.update(nodes=self.node_names(sorted(src)),
@@ -1163,7 +1218,7 @@ class Nemesis(threading.Thread):
         if fault == "partition-ring":
             # each node sees its two ring neighbours: a majority each, no two the same one
             rng.shuffle(ids)
-            groups = [{ids[i], ids[(i + 1) % NODES]} for i in range(NODES)]
+            groups = [{ids[i], ids[(i + 1) % n]} for i in range(n)]
             net.partition(groups)
             ring = self.node_names(ids)
             entry.update(nodes=ring, detail=dict(ring=ring))
@@ -1172,14 +1227,14 @@ class Nemesis(threading.Thread):
         if fault == "partition-flap":
             # a halves partition switched on and off every 0.3-1 s for the hold
             rng.shuffle(ids)
-            k = rng.randint(1, NODES // 2)
+            k = rng.randint(1, n // 2)
             groups = [set(ids[:k]), set(ids[k:])]
             entry.update(nodes=self.node_names(sorted(ids[:k])),
                          detail=dict(groups=[self.node_names(sorted(g)) for g in groups]))
             deadline = time.monotonic() + hold
             flips = 0
             while time.monotonic() < deadline and not self.stop_ev.is_set():
-                net.partition(groups if flips % 2 == 0 else [set(range(NODES))])
+                net.partition(groups if flips % 2 == 0 else [set(range(len(net.hosts)))])
                 flips += 1
                 self.stop_ev.wait(rng.uniform(0.3, 1.0))
             entry["detail"]["flips"] = flips
@@ -1190,14 +1245,14 @@ class Nemesis(threading.Thread):
             if rng.random() < 0.5:
                 loss = {-1: rng.choice([10, 20, 30])}
             else:
-                loss = {rng.randrange(NODES): rng.choice([30, 50, 70])}
+                loss = {rng.choice(ids): rng.choice([30, 50, 70])}
             net.set_loss(loss)
             pct = {("all" if k < 0 else f"n{k + 1}"): v for k, v in loss.items()}
             entry.update(nodes=sorted(pct), detail=dict(percent=pct))
             self.ev("loss", percent=pct)
             after.append(lambda: (net.set_loss({}), self.ev("heal-loss")))
         if fault == "dup":
-            victims = rng.sample(range(NODES), rng.randint(1, NODES))
+            victims = rng.sample(ids, rng.randint(1, n))
             pct = rng.choice([20, 50, 100])
             for i in victims:
                 net.set_dup(i, pct)
@@ -1206,7 +1261,7 @@ class Nemesis(threading.Thread):
             after.append(lambda v=victims: ([net.set_dup(i, 0) for i in v],
                                             self.ev("heal-dup")))
         if fault == "reset":
-            victims = rng.sample(range(NODES), rng.randint(1, 2))
+            victims = rng.sample(ids, rng.randint(1, 2))
             for i in victims:
                 net.set_reset(i, True)
             entry.update(nodes=self.node_names(sorted(victims)))
@@ -1214,7 +1269,7 @@ class Nemesis(threading.Thread):
             after.append(lambda v=victims: ([net.set_reset(i, False) for i in v],
                                             self.ev("heal-reset")))
         if fault in ("kill", "kill-skew", "partition+kill"):
-            node = self.c.nodes[rng.randrange(NODES)]
+            node = self.c.nodes[rng.choice(ids)]
             skew = 0
             if fault == "kill-skew" and self.c.faketime:
                 skew = rng.choice([-50, -30, 30, 50])
@@ -1227,7 +1282,7 @@ class Nemesis(threading.Thread):
             self.ev("kill", node=node.name())
             after.append(lambda n=node, s=skew: self.restart(n, s))
         if fault == "delay":
-            victims = sorted(rng.sample(range(NODES), rng.randint(1, NODES)))
+            victims = sorted(rng.sample(ids, rng.randint(1, n)))
             max_ms = rng.choice(DELAY_MAX_MS)
             seed = rng.getrandbits(32)
             for i in victims:
@@ -1246,7 +1301,7 @@ class Nemesis(threading.Thread):
                 self.ev("heal-delay", results=rec["results"])
             after.append(undo_delay)
         if fault == "wipe":
-            node = self.c.nodes[rng.randrange(NODES)]
+            node = self.c.nodes[rng.choice(ids)]
             rec = dict(node=node.name(), t=now(), replicas_before=[])
             with self.lock:
                 if node.alive() and not node.paused:
@@ -1261,7 +1316,7 @@ class Nemesis(threading.Thread):
             self.ev("wipe", node=node.name(), replicas_before=rec["replicas_before"])
             after.append(lambda n=node, rec=rec: self.rejoin(n, rec))
         if fault in ("pause", "loss+pause"):
-            node = self.c.nodes[rng.randrange(NODES)]
+            node = self.c.nodes[rng.choice(ids)]
             with self.lock:
                 node.signal(signal.SIGSTOP)
                 node.paused = True
@@ -1270,7 +1325,7 @@ class Nemesis(threading.Thread):
             self.ev("pause", node=node.name())
             after.append(lambda n=node: self.resume(n))
         if fault in ("clock-jump", "clock-drift", "clock-big") and self.c.faketime:
-            node = self.c.nodes[rng.randrange(NODES)]
+            node = self.c.nodes[rng.choice(ids)]
             if fault == "clock-jump":
                 offset = rng.choice(CLOCK_JUMPS_S)
             elif fault == "clock-big":
@@ -1303,6 +1358,100 @@ class Nemesis(threading.Thread):
             undo()
         entry["end"] = now()
 
+    def join_node(self, entry, via):
+        """A sixth node joins: a new identity admitted by the admin (`engram node admit`),
+        started with --join through member `via`; then how long until it lists every member
+        (knows_all_s: in any state; sees_all_s: alive), and every member lists it
+        (known_by_all_s, seen_by_all_s). Its clients are those of the node removed later."""
+        node = Node(len(self.c.nodes), self.c)
+        node.identity()
+        node.join_via = via
+        rec = dict(node=node.name(), id=node.id, via=f"n{via + 1}", t=now())
+        self.members["joined"] = rec
+        entry.update(nodes=[node.name()], detail=dict(via=rec["via"]))
+        self.ev("join", node=node.name(), via=rec["via"], node_id=node.id)
+        with self.lock:
+            self.c.nodes.append(node)
+            node.start()
+        rec["started"] = now()
+        self.c.replacement = node.idx
+        deadline = time.monotonic() + MEMBER_WAIT_S
+        times = ("knows_all_s", "sees_all_s", "known_by_all_s", "seen_by_all_s")
+        while time.monotonic() < deadline and not self.stop_ev.is_set() and \
+                not set(times) <= set(rec):
+            view = self.c.membership()
+            others = [self.c.nodes[j] for j in self.c.active() if j != node.idx]
+            mine = [(view.get(node.name()) or {}).get(o.id) for o in others]
+            theirs = [(view.get(o.name()) or {}).get(node.id) for o in others]
+            for name, states, ok in (("knows_all_s", mine, {"alive", "suspect", "dead"}),
+                                     ("sees_all_s", mine, {"alive"}),
+                                     ("known_by_all_s", theirs, {"alive", "suspect", "dead"}),
+                                     ("seen_by_all_s", theirs, {"alive"})):
+                if name not in rec and all(st in ok for st in states):
+                    rec[name] = round(now() - rec["started"], 2)
+            time.sleep(0.2)
+        entry["detail"].update({t: rec.get(t) for t in times})
+        self.ev("joined", node=node.name(), **{t: rec.get(t) for t in times})
+
+    def remove_node(self, entry, victim, rng):
+        """Decommissions member `victim`. First what it holds is handed over: a put of a
+        marker in each scope on it, then `get --after` its token on every other member, so
+        every write it acknowledged before the marker is held by them (engram promises to
+        keep a removed node's writes that reached a remaining member, and does not wait for
+        the rest: `cluster remove` does not drain). Then `engram cluster remove` through
+        another member; its clients move to the joined node; once it logged that it learned
+        its removal (or MEMBER_WAIT_S passed) it is stopped, as a decommissioned host is."""
+        node = self.c.nodes[victim]
+        survivors = [i for i in self.c.active() if i != victim]
+        via = rng.choice(survivors)
+        rec = dict(node=node.name(), id=node.id, via=f"n{via + 1}", t_mark=now())
+        self.members["removed"] = rec
+        entry.update(nodes=[node.name()], detail=dict(via=rec["via"]))
+        self.ev("drain", node=node.name())
+        tokens = []
+        for scope in (SCOPE_A, SCOPE_B):
+            r = self.c.cli(victim, "put", scope, DRAIN_KEY, f"drain-{node.name()}")
+            if r.returncode == 0:
+                tokens.append((scope, r.stdout.strip().splitlines()[-1]))
+        caught = set()
+        deadline = time.monotonic() + MEMBER_WAIT_S
+        while len(tokens) == 2 and len(caught) < len(survivors) and \
+                time.monotonic() < deadline:
+            for j in survivors:
+                if j not in caught and all(
+                        self.c.cli(j, "get", scope, DRAIN_KEY, "--after", token, "--timeout",
+                                   "2000").returncode == 0 for scope, token in tokens):
+                    caught.add(j)
+        rec.update(drained=len(tokens) == 2 and len(caught) == len(survivors),
+                   drain_s=round(now() - rec["t_mark"], 2), t_remove=now(), removed_ok=False)
+        self.ev("remove", node=node.name(), via=rec["via"], drained=rec["drained"])
+        for target in ([via] + [i for i in survivors if i != via])[:3]:
+            try:
+                self.c.admin("--socket", self.c.nodes[target].api, "cluster", "remove", node.id)
+                rec["removed_ok"] = True
+                break
+            except RuntimeError as e:  # no answer, say: the statement may be out; again
+                rec.setdefault("errors", []).append(str(e)[:200])
+        with self.lock:
+            self.c.removed.add(victim)
+        logf = os.path.join(node.dir, "engramd.log")
+        deadline = time.monotonic() + MEMBER_WAIT_S
+        while time.monotonic() < deadline and not {"learned_s", "left_everywhere_s"} <= set(rec):
+            with open(logf, errors="replace") as f:
+                if "learned_s" not in rec and REMOVED_LOG in f.read():
+                    rec["learned_s"] = round(now() - rec["t_remove"], 2)
+            if "left_everywhere_s" not in rec and all(
+                    v is not None and v.get(node.id) == "left"
+                    for v in self.c.membership().values()):
+                rec["left_everywhere_s"] = round(now() - rec["t_remove"], 2)
+            time.sleep(0.2)
+        with self.lock:
+            rec["stop_exit"] = node.stop()
+        entry["detail"].update(drained=rec["drained"], learned_s=rec.get("learned_s"),
+                               left_everywhere_s=rec.get("left_everywhere_s"))
+        self.ev("removed", node=node.name(), learned_s=rec.get("learned_s"),
+                left_everywhere_s=rec.get("left_everywhere_s"), stop_exit=rec["stop_exit"])
+
     def restart(self, node, skew):
         with self.lock:
             if not node.alive():
@@ -1311,19 +1460,28 @@ class Nemesis(threading.Thread):
 
     def rejoin(self, node, rec):
         """The wiped node back on its empty data; its replica id once the dot check is done
-        (a node that cannot prove its counters current takes a new one: it must here)."""
+        (a node that cannot prove its counters current takes a new one: it must here), and
+        how long until it lists every member again (it remembers nobody: only its seed)."""
         self.restart(node, node.skew)
+        started = now()
         deadline = time.monotonic() + 15
         rid = None
         while time.monotonic() < deadline:
-            rid = node.replica_id()
-            if rid and rid not in rec["replicas_before"]:
+            if "knows_all_s" not in rec:
+                view = (self.c.status(node.idx) or {}).get("members", [])
+                known = {m["node"] for m in view if m["state"] != "left"}
+                if {self.c.nodes[i].id for i in self.c.active()} <= known:
+                    rec["knows_all_s"] = round(now() - started, 2)
+            if rid is None or rid in rec["replicas_before"]:
+                rid = node.replica_id()
+            if rid and rid not in rec["replicas_before"] and "knows_all_s" in rec:
                 break
             time.sleep(0.3)
         rec["replica_after"] = rid
+        rec.setdefault("knows_all_s", None)
         if rid and rid not in node.replicas:
             node.replicas.append(rid)
-        self.ev("rejoined", node=node.name(), replica=rid)
+        self.ev("rejoined", node=node.name(), replica=rid, knows_all_s=rec["knows_all_s"])
 
     def resume(self, node):
         with self.lock:
@@ -1334,12 +1492,14 @@ class Nemesis(threading.Thread):
     def heal_all(self):
         with self.lock:
             self.c.net.heal()
-            for i in range(NODES):
+            for i in range(len(self.c.net.hosts)):
                 self.c.net.set_dup(i, 0)
                 self.c.net.set_reset(i, False)
                 if i in self.c.net.delayers:
                     self.c.net.stop_delay(i)
             for node in self.c.nodes:
+                if node.idx in self.c.removed:
+                    continue
                 if node.alive():
                     node.signal(signal.SIGCONT)
                     node.paused = False
@@ -1414,10 +1574,11 @@ class Sampler(threading.Thread):
 class AclActor(threading.Thread):
     """The acl workload's admin: revokes, at seeded moments, the allow-user statement of a
     few writing agents (what they wrote becomes unreadable at once, the retrospective check)
-    and the scope grant of a few readers, while a watcher polls every node's `acl show` to
-    learn when each node learned each revocation."""
+    and the scope grant of a few readers, and grants run:jepsen to the late agents (who had
+    no grant on it at the start), while a watcher polls every node's `acl show` to learn when
+    each node learned each revocation and each grant."""
 
-    def __init__(self, cluster, history, rng, duration, stop, clients):
+    def __init__(self, cluster, history, rng, duration, stop, clients, late=()):
         super().__init__(daemon=True, name="acl")
         self.c = cluster
         self.h = history
@@ -1425,51 +1586,91 @@ class AclActor(threading.Thread):
         self.duration = duration
         self.stop_ev = stop
         self.clients = clients
+        self.late = list(late)  # pids of the agents granted run:jepsen only during the run
         self.revocations = []  # {kind, agent, pid, statement, revocation, issued, learned}
         # revocations whose outcome is unknown (the node did not answer): {agent, pid, invoked}
         self.maybe_revoked = []
+        # {agent, pid, statement, node, invoked, issued, learned, not_held}: not_held maps a
+        # node to the times the watcher asked it and it did not hold the grant yet
+        self.grants = []
+        self.maybe_granted = []  # grants whose outcome is unknown: {agent, pid, invoked}
         self.error = None
 
     def run(self):
         try:
-            victims = self.rng.sample(range(self.clients), 3)
+            victims = self.rng.sample([p for p in range(self.clients) if p not in self.late], 3)
             moments = sorted(self.rng.uniform(0.15, 0.75) * self.duration for _ in victims)
+            plan = [(at, "revoke", k, pid) for k, (pid, at) in enumerate(zip(victims, moments))]
+            plan += [(self.rng.uniform(0.1, 0.6) * self.duration, "grant", k, pid)
+                     for k, pid in enumerate(self.late)]
             t0 = time.monotonic()
-            for k, (pid, at) in enumerate(zip(victims, moments)):
+            for at, what, k, pid in sorted(plan):
                 if self.stop_ev.wait(max(0, t0 + at - time.monotonic())):
                     break
-                agent = f"agent-{pid}"
-                # the first two lose the user (their fragments vanish), the last its read grant
-                kind = "user" if k < 2 else "scope"
-                target = (self.c.user_grants[agent] if kind == "user"
-                          else self.c.scope_grants[agent][0])
-                node = self.rng.randrange(NODES)
-                invoked = now()
-                try:
-                    rid = self.c.admin("--socket", self.c.nodes[node].api, "acl", "revoke",
-                                       target).strip()
-                except RuntimeError as e:
-                    # Sent and never answered is no outcome: the node may have applied it (one
-                    # coming back took the request just before the CLI's 5 s were up, and its
-                    # answer came too late), and then the revocation holds. Refusals of that
-                    # agent are allowed from then on; none are required. Every other failure
-                    # (no node to send to, no key for it) sent nothing.
-                    unknown = "no reply from" in str(e)
-                    if unknown:
-                        self.maybe_revoked.append(dict(agent=agent, pid=pid, invoked=invoked))
-                    self.h.event("revoke-unknown" if unknown else "revoke-failed", agent=agent,
-                                 err=str(e)[:200])
-                    continue
-                rev = dict(kind=kind, agent=agent, pid=pid, statement=target, revocation=rid,
-                           node=node, invoked=invoked, issued=now(), learned={})
-                self.revocations.append(rev)
-                self.h.event("revoke", agent=agent, what=kind, statement=target,
-                             revocation=rid, node=f"n{node + 1}")
-                log(f"acl: revoked {kind} grant of {agent} through n{node + 1}")
+                if what == "grant":
+                    self.grant(pid)
+                else:
+                    self.revoke(k, pid)
             while not self.stop_ev.wait(0.2):
                 pass
         except Exception:  # noqa: BLE001
             self.error = traceback.format_exc()
+
+    def admin_on(self, node, *args):
+        """The admin's command through node; (its output, None), or (None, "unknown") when it
+        was sent and never answered, or (None, "failed") when it surely did nothing."""
+        try:
+            return self.c.admin("--socket", self.c.nodes[node].api, *args).strip(), None, None
+        except RuntimeError as e:
+            # Sent and never answered is no outcome: the node may have applied it (one coming
+            # back took the request just before the CLI's 5 s were up, and its answer came too
+            # late), and then it holds. Every other failure (no node to send to, no key for
+            # it) sent nothing.
+            return None, ("unknown" if "no reply from" in str(e) else "failed"), str(e)[:200]
+
+    def revoke(self, k, pid):
+        agent = f"agent-{pid}"
+        # the first two lose the user (their fragments vanish), the last its read grant
+        kind = "user" if k < 2 else "scope"
+        target = self.c.user_grants[agent] if kind == "user" else self.c.scope_grants[agent][0]
+        node = self.rng.choice(self.c.active())
+        invoked = now()
+        rid, *why = self.admin_on(node, "acl", "revoke", target)
+        if rid is None:
+            # an unanswered revocation may hold: refusals of that agent are allowed from then
+            if why[0] == "unknown":
+                self.maybe_revoked.append(dict(agent=agent, pid=pid, invoked=invoked))
+            self.h.event(f"revoke-{why[0]}", agent=agent, err=why[1])
+            return
+        rev = dict(kind=kind, agent=agent, pid=pid, statement=target, revocation=rid,
+                   node=node, invoked=invoked, issued=now(), learned={})
+        self.revocations.append(rev)
+        self.h.event("revoke", agent=agent, what=kind, statement=target, revocation=rid,
+                     node=f"n{node + 1}")
+        log(f"acl: revoked {kind} grant of {agent} through n{node + 1}")
+
+    def grant(self, pid):
+        """read,write on run:jepsen for a late agent, through a member, back-dated like the
+        grants made at the start (a node whose clock is behind would hold it pending)."""
+        agent = f"agent-{pid}"
+        node = self.rng.choice(self.c.active())
+        invoked = now()
+        gid, *why = self.admin_on(node, "acl", "allow", agent, SCOPE_A, "read,write",
+                                  f"--from=-{BACKDATE_S}s")
+        if gid is None:
+            if why[0] == "unknown":  # it may hold: that agent may be served from then on
+                self.maybe_granted.append(dict(agent=agent, pid=pid, invoked=invoked))
+            self.h.event(f"grant-{why[0]}", agent=agent, err=why[1])
+            return
+        self.grants.append(dict(agent=agent, pid=pid, statement=gid, node=node,
+                                invoked=invoked, issued=now(), learned={}, not_held={}))
+        self.h.event("grant", agent=agent, statement=gid, node=f"n{node + 1}")
+        log(f"acl: granted {SCOPE_A} to {agent} through n{node + 1}")
+
+
+def learned_everywhere(cluster, rec):
+    """Whether every member holds what rec["learned"] tracks (node name -> when)."""
+    return {cluster.nodes[i].name() for i in cluster.active()} <= set(rec["learned"])
 
 
 def subscribed(cluster, idx):
@@ -1536,7 +1737,8 @@ class Subscriber(threading.Thread):
 
 
 class AclWatcher(threading.Thread):
-    """Polls `acl show --json` on every node; records when each first holds a revocation."""
+    """Polls `acl show --json` on every node; records when each first holds a revocation or
+    a grant (held and valid), and, for a grant, every time a node answered without it."""
 
     def __init__(self, cluster, actor, stop):
         super().__init__(daemon=True, name="acl-watch")
@@ -1546,8 +1748,9 @@ class AclWatcher(threading.Thread):
         self.error = None
 
     def poll_once(self):
-        pending = [r for r in self.actor.revocations if len(r["learned"]) < NODES]
-        if not pending:
+        pending = [r for r in self.actor.revocations if not learned_everywhere(self.c, r)]
+        grants = [g for g in self.actor.grants if not learned_everywhere(self.c, g)]
+        if not pending and not grants:
             return
         for node in self.c.nodes:
             if not node.alive() or node.paused:
@@ -1570,6 +1773,14 @@ class AclWatcher(threading.Thread):
                     # checker judges are those invoked after that answer
                     rev["learned"][node.name()] = now()
                     rev.setdefault("asked", {})[node.name()] = asked
+            for g in grants:
+                if node.name() in g["learned"]:
+                    continue
+                st = ids.get(g["statement"])
+                if st is not None and st.get("valid"):
+                    g["learned"][node.name()] = now()  # ops invoked after it must be served
+                else:  # it did not hold it when it answered: served ops done before are wrong
+                    g["not_held"].setdefault(node.name(), []).append(asked)
 
     def run(self):
         try:
@@ -1611,6 +1822,8 @@ def snapshot(cluster, idx):
             return None
         snap[f"reg:{key}"] = sorted(reg_values(r))
     if cluster.cfg.get("workload") == "kv":  # the one-writer keys: deleted, with a ttl
+        # when, and with which clock offset, the node was asked (the ttl check)
+        snap.update(at=now(), clock=cluster.nodes[idx].clock)
         for p in range(NODES * int(cluster.cfg.get("clients", 2))):
             for name, key in (("kv", f"k{p}"), ("ttl", f"x{p}")):
                 r = cluster.cli(idx, "get", "--json", SCOPE_A, key)
@@ -1621,20 +1834,23 @@ def snapshot(cluster, idx):
 
 
 def data_view(snap):
-    return {k: v for k, v in snap.items() if k not in ("members",)}
+    return {k: v for k, v in snap.items() if k not in ("members", "at", "clock")}
 
 
 def converge(cluster, seconds):
-    """Polls every node until all report the same vectors and data; returns (seconds taken
-    or None, the last snapshots)."""
+    """Polls every member until all report the same vectors and data; returns (seconds taken
+    or None, the last snapshots: one per node, None for a node that is not a member)."""
     start = time.monotonic()
     deadline = start + seconds
     snaps = None
     while True:
-        snaps = [snapshot(cluster, i) for i in range(NODES)]
-        if all(s is not None for s in snaps):
-            views = [json.dumps(data_view(s), sort_keys=True) for s in snaps]
-            if len(set(views)) == 1 and snaps[0]["vectors"]:
+        members = cluster.active()
+        snaps = [snapshot(cluster, i) if i in members else None
+                 for i in range(len(cluster.nodes))]
+        got = [snaps[i] for i in members]
+        if all(s is not None for s in got):
+            views = [json.dumps(data_view(s), sort_keys=True) for s in got]
+            if len(set(views)) == 1 and got[0]["vectors"]:
                 return time.monotonic() - start, snaps
         if time.monotonic() > deadline:
             return None, snaps
@@ -1653,6 +1869,7 @@ CHECKS = {
     "kv": ["convergence", "deletes", "ttl", "replicas", "private", "access"],
 }
 WIPE_WINDOW_S = 2.0  # adds a wiped node acknowledged this soon before the wipe may be lost
+LOSS_REASONS = ("wipe", "async", "removed")  # why an acknowledged write may be lost (may_be_lost)
 
 
 class Checker:
@@ -1690,6 +1907,8 @@ class Checker:
             names.append("delay")
         if "wipes" in self.extra:
             names.append("wipe")
+        if "membership" in self.extra:
+            names.append("membership_change")
         return names
 
     def boundaries(self, node):
@@ -1707,13 +1926,27 @@ class Checker:
     def epoch(self, node, t):
         return sum(1 for b in self.boundaries(node) if b <= t)
 
+    def nemesis_events(self):
+        if not hasattr(self, "_events"):  # the history does not change while checked
+            self._events = [o for o in self.ops if o["process"] == "nemesis"]
+        return self._events
+
+    def removal(self):
+        """The membership nemesis' removed node: its record, or {}."""
+        return (self.extra.get("membership") or {}).get("removed") or {}
+
     def may_be_lost(self, o):
         """Why an acknowledged write o may be missing at the end, or None: its node was wiped
         soon after (its data destroyed before gossip carried it out), or, under
-        durability=async, its node was killed after acknowledging it."""
+        durability=async, its node was killed after acknowledging it, or it was acknowledged
+        by a node removed from the cluster after the marker that handed its writes over (what
+        only a removed node holds is not kept)."""
         name = f"n{o['node'] + 1}"
-        for e in self.ops:
-            if e["process"] != "nemesis" or e.get("node") != name or e["invoke"] < o["complete"]:
+        rm = self.removal()
+        if rm.get("node") == name and o["complete"] > rm.get("t_mark", float("inf")):
+            return "removed"
+        for e in self.nemesis_events():
+            if e.get("node") != name or e["invoke"] < o["complete"]:
                 continue
             if e["kind"] == "wipe" and e["invoke"] - o["complete"] <= WIPE_WINDOW_S:
                 return "wipe"
@@ -1737,22 +1970,36 @@ class Checker:
                 for name, res in self.results.items()}
 
     def relearning(self, o):
-        """A refusal on a node wiped before it ended (an op in flight when the wipe began
-        included), until that agent is served there again: the wiped node lost the access
-        graph with its data and learns it back by gossip."""
-        wipes = [b for b in self.boundaries(o["node"]) if b <= o["complete"]]
-        if not wipes or o["process"] == "nemesis":
+        """A refusal on a node wiped, or joined, before it ended (an op in flight when the
+        wipe began included), until that agent is served there again: the node lost the
+        access graph with its data, or never had it, and learns it by gossip."""
+        name = f"n{o['node'] + 1}"
+        joins = [e["invoke"] for e in self.nemesis_events()
+                 if e["kind"] == "join" and e.get("node") == name]
+        starts = sorted(b for b in self.boundaries(o["node"]) + joins if b <= o["complete"])
+        if not starts or o["process"] == "nemesis":
             return False
         return not any(p["process"] == o["process"] and p["node"] == o["node"] and
-                       p["type"] == "ok" and wipes[-1] < p["invoke"] < o["invoke"]
+                       p["type"] == "ok" and starts[-1] < p["invoke"] < o["invoke"]
                        for p in self.ops)
+
+    def refused_as_removed(self, o):
+        """A refusal by the removed node once its removal was sent (it refuses shared writes
+        as soon as it learns it)."""
+        rm = self.removal()
+        return rm.get("node") == f"n{o['node'] + 1}" and o["complete"] >= rm.get(
+            "t_remove", float("inf"))
 
     def check_access(self):
         """Every client is granted both scopes for the whole run: no op may be refused."""
-        denied = [o for o in self.ops if o.get("rc") == 6 and not self.relearning(o)]
+        denied = [o for o in self.ops if o.get("rc") == 6 and not self.relearning(o)
+                  and not self.refused_as_removed(o)]
         self.counts["access"]["refused"] = len(denied)
+        self.counts["access"]["refused_by_removed_node"] = sum(
+            1 for o in self.ops if o.get("rc") == 6 and self.refused_as_removed(o))
         self.counts["access"]["refused_while_relearning"] = sum(
-            1 for o in self.ops if o.get("rc") == 6) - len(denied)
+            1 for o in self.ops if o.get("rc") == 6) - len(denied) - \
+            self.counts["access"]["refused_by_removed_node"]
         if denied:
             self.fail("access", f"{len(denied)} operations of granted agents were refused "
                       f"(exit 6): {denied[0].get('err', '')}", denied[:5])
@@ -1766,6 +2013,10 @@ class Checker:
                 views[f"n{i + 1}"] = None if s is None else data_view(s)
             self.fail("convergence", "the nodes did not converge: "
                       + json.dumps(views, sort_keys=True)[:4000])
+
+    def final_nodes(self):
+        """The members at the end (a node joined or removed in the run counts as it ended)."""
+        return self.extra.get("nodes") or [f"n{i + 1}" for i in range(NODES)]
 
     def finals(self):
         return [(f"n{i + 1}", s) for i, s in enumerate(self.snaps or []) if s is not None]
@@ -1791,7 +2042,7 @@ class Checker:
                 lost = [ok[v] for v in sorted(set(ok) - members - removed)]
                 excused = collections.Counter(self.may_be_lost(o) for o in lost)
                 lost = [o for o in lost if self.may_be_lost(o) is None]
-                for why in ("wipe", "async"):
+                for why in LOSS_REASONS:
                     self.counts["sets"][f"lost_{why}"] = max(
                         self.counts["sets"][f"lost_{why}"], excused[why])
                 self.counts["sets"]["lost"] = max(self.counts["sets"]["lost"], len(lost))
@@ -1814,10 +2065,12 @@ class Checker:
     def check_counters(self):
         for key in sorted({o["key"] for o in self.of("counter-add")}):
             adds = [o for o in self.of("counter-add") if o["key"] == key]
-            lo = sum(o["value"] for o in adds if o["type"] == "ok") + \
-                sum(min(0, o["value"]) for o in adds if o["type"] == "info")
-            hi = sum(o["value"] for o in adds if o["type"] == "ok") + \
-                sum(max(0, o["value"]) for o in adds if o["type"] == "info")
+            # an acknowledged add that may be lost (may_be_lost) counts as indeterminate
+            sure = [o for o in adds if o["type"] == "ok" and self.may_be_lost(o) is None]
+            unsure = [o for o in adds if o["type"] == "info" or
+                      (o["type"] == "ok" and self.may_be_lost(o) is not None)]
+            lo = sum(o["value"] for o in sure) + sum(min(0, o["value"]) for o in unsure)
+            hi = sum(o["value"] for o in sure) + sum(max(0, o["value"]) for o in unsure)
             self.counts["counters"]["acknowledged_adds"] += sum(1 for o in adds
                                                                 if o["type"] == "ok")
             self.counts["counters"]["negative_adds"] += sum(1 for o in adds if o["value"] < 0)
@@ -1843,7 +2096,7 @@ class Checker:
                 lost = [ok[v] for v in sorted(set(ok) - set(entries))]
                 excused = collections.Counter(self.may_be_lost(o) for o in lost)
                 lost = [o for o in lost if self.may_be_lost(o) is None]
-                for why in ("wipe", "async"):
+                for why in LOSS_REASONS:
                     self.counts["logs"][f"lost_{why}"] = max(
                         self.counts["logs"][f"lost_{why}"], excused[why])
                 self.counts["logs"]["lost"] = max(self.counts["logs"]["lost"], len(lost))
@@ -2115,7 +2368,8 @@ class Checker:
         before t: (values, may be empty) from the last acknowledged write and any later
         indeterminate ones; None when there is no acknowledged write to start from."""
         before = [w for w in writes if w["invoke"] < t and w["type"] != "fail"]
-        oks = [i for i, w in enumerate(before) if w["type"] == "ok"]
+        oks = [i for i, w in enumerate(before) if w["type"] == "ok" and
+               self.may_be_lost(w) is None]
         if not oks:
             return None
         values, empty = set(), False
@@ -2179,43 +2433,57 @@ class Checker:
                                       deletes_ok=len(self.of("kv-rm", "ok")))
 
     def check_ttl(self):
-        """A value put with --ttl is never read once its expiry (by the writer's clock at the
-        put) plus TTL_TOLERANCE_S has passed by the reading node's clock, and is read on its
-        own node until its expiry minus the tolerance (unless the client wrote again); no
-        node ends holding it."""
+        """A value put with --ttl expires when its writer's clock, at the write, plus the ttl
+        is reached (engramd stamps expires_at from its own wall clock), and each node hides
+        it once its own clock passes that. Each kv op records its node's clock offset when
+        invoked and when done (the clock nemesis may move it in between), so a put's expiry
+        lies within [invoke + least offset + ttl, done + greatest offset + ttl] (test time)
+        and a read happened at a node time within [invoke + least, done + greatest]. A value
+        is never read, nor held at the end, once the reading node's earliest possible time is
+        past the latest possible expiry by more than TTL_TOLERANCE_S; it is read on its own
+        node while that node's latest possible time is before the earliest possible expiry by
+        more than the tolerance (unless the client wrote again)."""
         puts = {o["value"]: o for o in self.of("ttl-put") if o["type"] != "fail"}
-        late = live = 0
+        late = live = held_live = 0
         for g in self.of("ttl-get", "ok"):
-            t_reader = g["invoke"] + g.get("clock", 0)
+            t_lo, t_hi = ttl_span(g)
             for v in g["value"]:
                 p = puts.get(v)
                 if p is None:
                     self.fail("ttl", f"read of {g['key']} returned {v}, never put", [g])
                     continue
-                expiry = p["complete"] + p.get("clock", 0) + p["ttl"]
-                if t_reader > expiry + TTL_TOLERANCE_S:
+                exp_lo, exp_hi = ttl_expiry(p)
+                if t_lo > exp_hi + TTL_TOLERANCE_S:
                     late += 1
-                    self.fail("ttl", f"n{g['node'] + 1} read {v} {t_reader - expiry:.2f} s "
-                              f"past its expiry (ttl {p['ttl']} s, put on n{p['node'] + 1}), "
-                              "by that node's clock", [p, g], (p["invoke"] - 1, g["complete"]))
+                    self.fail("ttl", f"n{g['node'] + 1} read {v} {t_lo - exp_hi:.2f} s past "
+                              f"its expiry (ttl {p['ttl']} s, put on n{p['node'] + 1}), by the "
+                              "clocks of both", [p, g], (p["invoke"] - 1, g["complete"]))
             mine = [p for p in puts.values() if p["key"] == g["key"]
                     and p["invoke"] < g["invoke"]]
             if not mine or mine[-1]["type"] != "ok" or mine[-1]["node"] != g["node"]:
                 continue
             p = mine[-1]
-            if g["invoke"] + g.get("clock", 0) < p["invoke"] + p.get("clock", 0) + p["ttl"] - \
-                    TTL_TOLERANCE_S and self.epoch(g["node"], p["complete"]) == \
-                    self.epoch(g["node"], g["invoke"]):
+            if t_hi < ttl_expiry(p)[0] - TTL_TOLERANCE_S and \
+                    self.epoch(g["node"], p["complete"]) == self.epoch(g["node"], g["invoke"]):
                 live += 1
                 if p["value"] not in g["value"]:
                     self.fail("ttl", f"n{g['node'] + 1} did not return {p['value']}, put there "
                               f"with ttl {p['ttl']} s and not yet expired", [p, g])
         for name, snap in self.finals():
-            held = [v for k, vs in snap.items() if k.startswith("ttl:") for v in vs]
-            if held:
-                self.fail("ttl", f"{name} ends holding values whose ttl ran out: {held[:5]}")
+            for v in [v for k, vs in snap.items() if k.startswith("ttl:") for v in vs]:
+                p = puts.get(v)
+                if p is None:
+                    self.fail("ttl", f"{name} ends holding {v}, never put")
+                    continue
+                # the snapshot time on that node's clock, when recorded (else: it ran out)
+                t = snap["at"] + snap.get("clock", 0) if "at" in snap else float("inf")
+                if t > ttl_expiry(p)[1] + TTL_TOLERANCE_S:
+                    self.fail("ttl", f"{name} ends holding {v} (ttl {p['ttl']} s, put on "
+                              f"n{p['node'] + 1}) past its expiry by both clocks", [p])
+                else:
+                    held_live += 1
         self.counts["ttl"].update(puts=len(puts), read_after_expiry=late,
-                                  live_reads_checked=live)
+                                  live_reads_checked=live, held_at_end_unexpired=held_live)
 
     def check_replicas(self):
         """A put acknowledged with --replicas N is held by N nodes when acknowledged: read
@@ -2229,7 +2497,7 @@ class Checker:
         checked = 0
         for p in self.of("replicas-put", "ok"):
             gs = gets.get(p["id"], [])
-            if len(gs) < NODES - 1:
+            if len(gs) < p.get("asked", NODES - 1):
                 continue
             checked += 1
             holders = 1 + sum(1 for g in gs if g["type"] == "ok" and p["value"] in g["value"])
@@ -2339,15 +2607,95 @@ class Checker:
 
     def check_wipe(self):
         """A wiped node (empty data, same identity) takes a new replica id, never one it used:
-        reusing one would reissue dots the others hold, and its new writes would vanish."""
+        reusing one would reissue dots the others hold, and its new writes would vanish. It
+        lists every member again within JOIN_LEARN_S of its restart (it knows only its seed:
+        SWIM's table exchange; it used to take a sync interval, 10 s)."""
         wipes = self.extra.get("wipes", [])
         for w in wipes:
+            t = w.get("knows_all_s", 0)  # 0: recorded before this was measured
+            self.counts["wipe"]["knows_all_max_x10"] = max(
+                self.counts["wipe"]["knows_all_max_x10"], int(round((t or 99) * 10)))
+            if t is None or t > JOIN_LEARN_S:
+                self.fail("wipe", f"{w['node']}, wiped, listed every member again only "
+                          + (f"after {t:.1f} s" if t is not None else "after 15 s or never")
+                          + f" (at most {JOIN_LEARN_S:.0f} s)")
             after = w.get("replica_after")
             if not after or after in w["replicas_before"]:
                 self.fail("wipe", f"{w['node']} rejoined after its wipe with replica id "
                           f"{after}, one it had used before ({w['replicas_before']}): its dots "
                           "restart where the others already hold them")
         self.counts["wipe"].update(wipes=len(wipes))
+
+    def check_membership_change(self):
+        """A node joined and one was removed during the run (the membership nemesis). The
+        joined node lists every member, and every member lists it, within JOIN_LEARN_S of its
+        start (SWIM: it exchanges tables with its seed at once; alive at the end), and it ends
+        with the same state as the others (convergence), writes made before it joined included
+        (sets, logs...). The removed node's writes were handed over (a marker's token reached every
+        other member before the removal: what it acknowledged before the marker must survive,
+        the sets/logs checks; what it acknowledged after may be lost, lost_removed); the
+        removal was acknowledged, the removed node learned it, every remaining member lists it
+        `left` at the end, and it stopped cleanly. A removed member no longer holds back the
+        stable cut: once the cluster converged, no member keeps op records awaiting it
+        (`garbage` in cluster status) past GC_WAIT_S, although the removed node is down (a
+        member that is only dead would hold them for good)."""
+        m = self.extra["membership"]
+        c = self.counts["membership_change"]
+        joined, removed = m.get("joined") or {}, m.get("removed") or {}
+        final = m.get("final") or {}
+        if not joined:
+            self.fail("membership_change", "no node joined")
+        else:
+            for what in ("knows_all_s", "sees_all_s", "known_by_all_s", "seen_by_all_s"):
+                t = joined.get(what)
+                c[f"join_{what}_x10"] = -1 if t is None else int(round(t * 10))
+                if what in ("knows_all_s", "known_by_all_s") and (t is None or t > JOIN_LEARN_S):
+                    self.fail("membership_change", f"{joined['node']} joined through "
+                              f"{joined['via']}: " + ("it listed every member"
+                                                      if what == "knows_all_s" else
+                                                      "every member listed it") +
+                              (" only after %.1f s" % t if t is not None else
+                               f" not within {MEMBER_WAIT_S} s") +
+                              f" (at most {JOIN_LEARN_S:.0f} s)")
+            idx = int(joined["node"][1:]) - 1
+            if not self.snaps or len(self.snaps) <= idx or self.snaps[idx] is None:
+                self.fail("membership_change", f"{joined['node']}, joined in the run, has no "
+                          "final state")
+        if not removed:
+            self.fail("membership_change", "no node was removed")
+        else:
+            if not removed.get("drained"):
+                self.fail("membership_change", f"the members did not get {removed['node']}'s "
+                          f"writes (its marker's token) within {MEMBER_WAIT_S} s")
+            if not removed.get("removed_ok"):
+                self.fail("membership_change", f"`cluster remove` of {removed['node']} was "
+                          f"never acknowledged: {removed.get('errors')}")
+            if removed.get("learned_s") is None:
+                self.fail("membership_change", f"{removed['node']} did not log that it was "
+                          f"removed within {MEMBER_WAIT_S} s")
+            if removed.get("stop_exit") not in (0, None):
+                self.fail("membership_change", f"{removed['node']}, removed, exited "
+                          f"{removed['stop_exit']} on SIGTERM")
+            c["removal_learned_x10"] = int(round((removed.get("learned_s") or -0.1) * 10))
+        for name, view in sorted(final.items()):
+            if view is None:
+                self.fail("membership_change", f"{name} did not answer cluster status")
+                continue
+            if removed and view.get(removed["id"]) != "left":
+                self.fail("membership_change", f"{name} lists {removed['node']}, removed, as "
+                          f"{view.get(removed['id'])}, not left")
+            if joined and name != joined["node"] and view.get(joined["id"]) != "alive":
+                self.fail("membership_change", f"{name} lists {joined['node']}, joined, as "
+                          f"{view.get(joined['id'])}, not alive")
+        garbage = m.get("garbage") or {}
+        for name, scopes in sorted(garbage.items()):
+            held = {k: v for k, v in (scopes or {}).items() if v}
+            c["garbage_left"] += sum(held.values())
+            if held:
+                self.fail("membership_change", f"{name} still holds op records awaiting the "
+                          f"stable cut {m.get('gc_wait_s', 0):.0f} s after convergence: {held} "
+                          f"(the removed {removed.get('node')} holds the cut back?)")
+        c["gc_wait_x10"] = int(round(m.get("gc_wait_s", 0) * 10))
 
     def check_resources(self):
         """Every node's resident set stays under the limit the cell states."""
@@ -2393,7 +2741,7 @@ class Checker:
             revoked_pids[rev["pid"]] = min(revoked_pids.get(rev["pid"], 1e18), rev["invoked"])
             for name, t in rev["learned"].items():
                 prop.append(t - rev["issued"])
-            missing = NODES - len(rev["learned"])
+            missing = len(set(self.final_nodes()) - set(rev["learned"]))
             if missing:
                 self.fail("acl", f"revocation of {rev['agent']} ({rev['kind']}) never reached "
                           f"{missing} nodes")
@@ -2424,9 +2772,13 @@ class Checker:
                         c["served_after_revocation"] += 1
                         self.fail("acl", f"n{a['node'] + 1} took a write from {rev['agent']} "
                                   f"after it held the revocation of its user grant", [a])
-        # an op still running when its agent's revocation was invoked may be refused
-        denied = [o for o in self.ops if o.get("rc") == 6 and
-                  (o["process"] not in revoked_pids or o["complete"] < revoked_pids[o["process"]])]
+        late = set(self.extra.get("late", []))
+        self.check_grants(late)
+        # an op still running when its agent's revocation was invoked may be refused; the
+        # late agents' refusals are judged by check_grants
+        denied = [o for o in self.ops if o.get("rc") == 6 and o["process"] not in late and
+                  (o["process"] not in revoked_pids or o["complete"] < revoked_pids[o["process"]])
+                  and not self.relearning(o) and not self.refused_as_removed(o)]
         c["refusals_of_revoked"] = sum(1 for o in self.ops if o.get("rc") == 6) - len(denied)
         if denied:
             self.fail("acl", f"{len(denied)} operations of agents not (yet) revoked were "
@@ -2435,6 +2787,64 @@ class Checker:
             c["propagation_max_ms"] = int(max(prop) * 1000)
             c["propagation_median_ms"] = int(sorted(prop)[len(prop) // 2] * 1000)
         c["reads_checked"] = len(self.of("set-read", "ok"))
+
+    def check_grants(self, late):
+        """Grants racing reads (part of the acl check): a late agent has no grant on the set's
+        scope until the admin grants it during the run. Before the grant is issued, no node
+        serves it; a node that answered `acl show` without the grant served it nothing before
+        that answer (unless it was wiped in between); once a node was seen holding the grant
+        (valid), what the agent asks there is served. A refusal between the grant and that
+        moment is allowed: grants spread by gossip. A grant that got no answer may hold: that
+        agent may be served from its invocation. Propagation times are reported."""
+        c = self.counts["acl"]
+        grants = {g["pid"]: g for g in self.extra.get("grants", [])}
+        maybe = {m["pid"]: m["invoked"] for m in self.extra.get("maybe_granted", [])}
+        prop = []
+        for g in grants.values():
+            prop += [t - g["issued"] for t in g["learned"].values()]
+            missing = sorted(set(self.final_nodes()) - set(g["learned"]))
+            if missing:
+                self.fail("acl", f"the grant to {g['agent']} never reached {missing}")
+        for o in self.ops:
+            pid = o["process"]
+            if pid not in late or o["kind"] not in ("set-add", "set-read"):
+                continue
+            g = grants.get(pid)
+            name = f"n{o['node'] + 1}"
+            since = min(([g["invoked"]] if g else []) + [maybe.get(pid, float("inf"))])
+            if o["type"] == "ok":
+                if o["complete"] < since:
+                    c["served_before_grant"] += 1
+                    self.fail("acl", f"{name} served agent-{pid} ({o['kind']}) before its grant "
+                              f"on {SCOPE_A} was issued" + ("" if g or pid in maybe else
+                                                            " (it never was)"), [o])
+                    continue
+                wiped = self.boundaries(o["node"])
+                late_ask = [t for t in (g["not_held"].get(name, []) if g else [])
+                            if t > o["complete"] and not any(o["complete"] < b < t
+                                                             for b in wiped)]
+                if late_ask:
+                    c["served_before_grant"] += 1
+                    self.fail("acl", f"{name} served agent-{pid} ({o['kind']}, done at "
+                              f"{o['complete']:.3f}) and at {late_ask[0]:.3f} answered acl "
+                              "show without its grant", [o], (o["invoke"] - 1, late_ask[0]))
+            elif o.get("rc") == 6:
+                learned = g["learned"].get(name) if g else None
+                if learned is None or o["invoke"] <= learned or self.relearning(o) or \
+                        self.refused_as_removed(o):
+                    c["refusals_before_grant"] += 1
+                else:
+                    c["refused_after_grant"] += 1
+                    self.fail("acl", f"{name} held the grant to agent-{pid} at {learned:.3f}, "
+                              f"then refused it ({o['kind']}): {o.get('err', '')}", [o],
+                              (learned - 1, o["complete"]))
+        c["grants"] = len(grants)
+        c["late_agent_ops_served"] = sum(1 for o in self.ops if o["process"] in late and
+                                         o["type"] == "ok" and
+                                         o["kind"] in ("set-add", "set-read"))
+        if prop:
+            c["grant_propagation_max_ms"] = int(max(prop) * 1000)
+            c["grant_propagation_median_ms"] = int(sorted(prop)[len(prop) // 2] * 1000)
 
     def excerpt(self, limit=40):
         """The ops each failure names, and the nemesis events around them."""
@@ -2453,6 +2863,20 @@ class Checker:
         if len(self.failures) > 10:
             lines.append(f"  ... and {len(self.failures) - 10} more failures")
         return "\n".join(lines)
+
+
+def ttl_span(o):
+    """When op o ran, on its node's clock: (earliest, latest), in test time plus offset."""
+    lo = min(o.get("clock", 0), o.get("clock_done", o.get("clock", 0)))
+    hi = max(o.get("clock", 0), o.get("clock_done", o.get("clock", 0)))
+    return o["invoke"] + lo, o.get("complete", o["invoke"]) + hi
+
+
+def ttl_expiry(p):
+    """When a ttl put's value expires, by its writer's clock at the write: (earliest,
+    latest), on the scale of ttl_span."""
+    lo, hi = ttl_span(p)
+    return lo + p["ttl"], hi + p["ttl"]
 
 
 def fmt_op(o):
@@ -2575,6 +2999,11 @@ def self_test():
         op(29, "set-add", "ok", 12, 12.5, process=11, key="a0", value="h"),
         op(30, "set-read", "ok", 22, 22.5, process=11, key="a0", value=["h"]),
         op(31, "set-read", "fail", 22, 22.5, process=10, key="a0", rc=6),
+        # client 14 has no grant on run:jepsen until one issued at 15 (every node held it by
+        # 16; n1 answered without it at 15.5)
+        op(32, "set-add", "fail", 13, 13.5, process=14, key="a0", value="i", rc=6),
+        op(33, "set-add", "ok", 17, 17.5, process=14, key="a0", value="j"),
+        op(34, "set-read", "ok", 18, 18.5, node=1, process=14, key="a0", value=["h", "j"]),
         # the kv workload: one client's key put, read with its token, deleted, read; a ttl
         # put read live and after expiry; put --replicas 3 read at once on the four others;
         # a private put read by its agent and by another
@@ -2611,17 +3040,19 @@ def self_test():
     revocation = dict(kind="user", agent="agent-10", pid=10, statement="S", revocation="R",
                       node=0, invoked=20, issued=20.5,
                       learned={f"n{i + 1}": 21 for i in range(NODES)})
+    grant = dict(agent="agent-14", pid=14, statement="G", node=2, invoked=15, issued=15.2,
+                 learned={f"n{i + 1}": 16 for i in range(NODES)}, not_held={"n1": [15.5]})
 
     def check(mutate=None, workload="mixed"):
         h = History()
-        wanted = {"acl": range(28, 32), "kv": range(40, 55), "log": range(55, 56)}
+        wanted = {"acl": range(28, 35), "kv": range(40, 55), "log": range(55, 56)}
         h.ops = [o for o in copy.deepcopy(base_ops)
                  if o["id"] < 28 or o["id"] in wanted.get(workload, ())]
         snaps = [copy.deepcopy(snap) for _ in range(NODES)]
         conv = [1.0]
         extra = dict(rss=[(1, f"n{i + 1}", 100 * 1024) for i in range(NODES)],
                      rss_limit_kib=512 * 1024, revocations=[copy.deepcopy(revocation)],
-                     clock_big=False)
+                     clock_big=False, grants=[copy.deepcopy(grant)], late=[14])
         if workload == "log":  # a subscriber that got every append once, in order
             extra["subscribers"] = [dict(node="n1", gaps=[], events=[
                 (t, "l0", "append", v) for t, v in ((3, "x"), (4, "y"), (5, "z"))])]
@@ -2651,6 +3082,41 @@ def self_test():
 
     def both(*fns):
         return lambda *a: [f(*a) for f in fns]
+
+    def members(change=None, t_mark=20, t_remove=20.3):
+        """The membership nemesis: n6 joined at 10 through n3, n1 removed (its writes handed
+        over by a marker at t_mark, the removal sent at t_remove), every member's final view
+        and no op record left awaiting the stable cut; then change(record) plants a fault."""
+        def plant(ops, snaps, conv, extra):
+            names = ["n2", "n3", "n4", "n5", "n6"]
+            rec = dict(
+                joined=dict(node="n6", id="J", via="n3", t=10, started=10.5, knows_all_s=1.0,
+                            sees_all_s=2.5, known_by_all_s=0.8, seen_by_all_s=1.2),
+                removed=dict(node="n1", id="X", via="n2", t_mark=t_mark, drained=True,
+                             drain_s=0.3, t_remove=t_remove, removed_ok=True, learned_s=0.5,
+                             left_everywhere_s=0.8, stop_exit=0),
+                final={n: dict(X="left", **({} if n == "n6" else {"J": "alive"}))
+                       for n in names},
+                garbage={n: {SCOPE_A: 0, SCOPE_B: 0} for n in names}, gc_wait_s=9.0)
+            snaps[0] = None
+            snaps.append(copy.deepcopy(snap))
+            extra.update(membership=rec, nodes=names)
+            event("join", 10, "n6")(ops, snaps, conv, extra)
+            if change:
+                change(rec, ops, snaps, extra)
+        return plant
+
+    def refused(node, process, t, served_before=False):
+        """A set read by client process refused (exit 6) on node at t; and, if
+        served_before, one served to it there just before."""
+        def plant(rec, ops, snaps, extra):
+            o = dict(id=900, process=process, node=node, kind="set-read", type="fail",
+                     invoke=t, complete=t + 0.1, key="s0", rc=6)
+            extra.setdefault("planted", []).append(o)
+            if served_before:
+                extra["planted"].append(dict(o, id=901, type="ok", rc=0, value=["a"],
+                                             invoke=t - 0.5, complete=t - 0.4))
+        return plant
 
     cases = [
         ("nothing planted", None, set()),
@@ -2717,6 +3183,24 @@ def self_test():
          lambda o, s, c, e: o[31].update(invoke=19.5, complete=20.3), set(), "acl"),
         ("acl: a refusal of an op done before its revocation was invoked",
          lambda o, s, c, e: o[31].update(invoke=19, complete=19.5), {"acl"}, "acl"),
+        ("acl: served before its grant was issued",
+         both(opv(32, "type", "ok"), opv(32, "rc", 0)), {"acl"}, "acl"),
+        ("acl: served by a node that answered without the grant after",
+         lambda o, s, c, e: o[33].update(invoke=15.3, complete=15.4), {"acl"}, "acl"),
+        ("acl: served after the grant, before the watcher saw it there: fine",
+         lambda o, s, c, e: o[33].update(invoke=15.6, complete=15.8), set(), "acl"),
+        ("acl: refused by a node after it held the grant",
+         lambda o, s, c, e: o[33].update(type="fail", rc=6), {"acl"}, "acl"),
+        ("acl: refused after the grant, before that node held it: fine",
+         both(lambda o, s, c, e: o[33].update(type="fail", rc=6),
+              lambda o, s, c, e: e["grants"][0]["learned"].update(n1=17.6)), set(), "acl"),
+        ("acl: a grant that never reached a node",
+         lambda o, s, c, e: e["grants"][0]["learned"].pop("n4"), {"acl"}, "acl"),
+        ("acl: a late agent served without any grant",
+         xset("grants", []), {"acl"}, "acl"),
+        ("acl: a grant that got no answer, then served: fine",
+         both(xset("grants", []), xset("maybe_granted", [dict(agent="agent-14", pid=14,
+                                                               invoked=15)])), set(), "acl"),
         ("resources: a node over the limit",
          lambda o, s, c, e: e["rss"].append((2, "n2", 600 * 1024)), {"resources"}, "set"),
         ("kv: nothing planted", None, set(), "kv"),
@@ -2729,6 +3213,20 @@ def self_test():
         ("kv: value read by a node whose clock is 5 s behind: fine",
          both(opv(46, "value", ["tv"]), opv(46, "clock", -5)), set(), "kv"),
         ("kv: live ttl value not read on its node", opv(45, "value", []), {"ttl"}, "kv"),
+        ("kv: value read past its expiry by a node whose clock is 5 s ahead",
+         lambda o, s, c, e: o[46].update(invoke=35.5, complete=35.6, clock=5, clock_done=5,
+                                         value=["tv"]), {"ttl"}, "kv"),
+        ("kv: its writer's clock jumped +20 s during the put: read 10 s later, fine",
+         both(opv(44, "clock_done", 20),
+              lambda o, s, c, e: o[46].update(invoke=44, complete=44.1, value=["tv"])),
+         set(), "kv"),
+        ("kv: held at the end, live by its writer's clock (+50 s at the put): fine",
+         both(opv(44, "clock", 50), opv(44, "clock_done", 50),
+              lambda o, s, c, e: s[1].update({"ttl:x12": ["tv"], "at": 40, "clock": 0})),
+         set(), "kv"),
+        ("kv: held at the end past its expiry by both clocks",
+         lambda o, s, c, e: s[1].update({"ttl:x12": ["tv"], "at": 40, "clock": 0}), {"ttl"},
+         "kv"),
         ("kv: expired value held at the end", setv(1, "ttl:x12", ["tv"]), {"ttl"}, "kv"),
         ("kv: put --replicas 3 held by 2 nodes", opv(49, "value", []), {"replicas"}, "kv"),
         ("kv: the same, a node not answering: fine", both(opv(49, "value", []),
@@ -2768,6 +3266,9 @@ def self_test():
         ("wipe: an add acked long before the wipe lost",
          both(xset("wipes", [dict(node="n1", replicas_before=["a"], replica_after="b")]),
               event("wipe", 5, "n1"), setv(2, "set:s0", ["b"])), {"sets"}, "set"),
+        ("wipe: the wiped node knew every member only after a sync interval",
+         xset("wipes", [dict(node="n1", replicas_before=["a"], replica_after="b",
+                             knows_all_s=10.4)]), {"wipe"}, "set"),
         ("wipe: the replica id reused",
          xset("wipes", [dict(node="n1", replicas_before=["a"], replica_after="a")]),
          {"wipe"}, "set"),
@@ -2779,6 +3280,41 @@ def self_test():
          set(), "durability"),
         ("sync: the same loss", both(event("kill", 3, "n1"), setv(2, "set:s0", ["b"])),
          {"sets"}, "durability"),
+        ("membership: a node joined, one removed: fine", members(), set(), "set"),
+        ("membership: a member lists the removed node dead",
+         members(lambda r, o, s, e: r["final"]["n2"].update(X="dead")),
+         {"membership_change"}, "set"),
+        ("membership: a member does not list the joined node",
+         members(lambda r, o, s, e: r["final"]["n3"].pop("J")), {"membership_change"}, "set"),
+        ("membership: the joined node knew every member only after a sync interval",
+         members(lambda r, o, s, e: r["joined"].update(knows_all_s=10.2, sees_all_s=10.2)),
+         {"membership_change"}, "set"),
+        ("membership: a member knew the joined node only after a sync interval",
+         members(lambda r, o, s, e: r["joined"].pop("known_by_all_s")),
+         {"membership_change"}, "set"),
+        ("membership: op records left awaiting the stable cut",
+         members(lambda r, o, s, e: r["garbage"]["n2"].update({SCOPE_A: 3})),
+         {"membership_change"}, "set"),
+        ("membership: the removed node never learned its removal",
+         members(lambda r, o, s, e: r["removed"].pop("learned_s")), {"membership_change"},
+         "set"),
+        ("membership: the removed node's writes not handed over",
+         members(lambda r, o, s, e: r["removed"].update(drained=False)),
+         {"membership_change"}, "set"),
+        ("membership: the joined node has no final state",
+         members(lambda r, o, s, e: s.__setitem__(5, None)), {"membership_change"}, "set"),
+        ("membership: an add the removed node acknowledged before its marker lost",
+         members(lambda r, o, s, e: s[2].update({"set:s0": ["b"]}), t_mark=2), {"sets"}, "set"),
+        ("membership: an add the removed node acknowledged after its marker lost: fine",
+         members(lambda r, o, s, e: s[2].update({"set:s0": ["b"]}), t_mark=0.5), set(), "set"),
+        ("membership: refused by the removed node once its removal was sent: fine",
+         members(refused(0, 1, 21)), set(), "set"),
+        ("membership: refused by the removed node before its removal",
+         members(refused(0, 1, 19)), {"access"}, "set"),
+        ("membership: refused by the joined node until it learned the grants: fine",
+         members(refused(5, 1, 11)), set(), "set"),
+        ("membership: refused by the joined node after it served that agent",
+         members(refused(5, 1, 11, served_before=True)), {"access"}, "set"),
         ("clock-big without a refusal counted",
          lambda o, s, c, e: e.update(clock_big=True, clock_refusals=0), {"clock_refusals"},
          "set"),
@@ -2842,8 +3378,12 @@ def run_cell(cfg):
             log("libfaketime not found: clock faults and skewed restarts run without skew")
         cluster.up()
         clients_n = NODES * per_node
+        # the acl workload's late agents: granted run:jepsen only during the run
+        late = sorted(random.Random(f"{seed}-late").sample(range(clients_n), LATE_AGENTS)
+                      if workload == "acl" else [])
         cluster.provision([(READER, 0)] + [(f"agent-{p}", p % NODES)
-                                           for p in range(clients_n)])
+                                           for p in range(clients_n)],
+                          late=[f"agent-{p}" for p in late])
         log(f"cluster formed in namespaces {cluster.net.switch}, {', '.join(cluster.net.hosts)}")
         rng = random.Random(seed)
         stop = threading.Event()
@@ -2860,7 +3400,7 @@ def run_cell(cfg):
             threads += subscribers
         if workload == "acl":
             actor = AclActor(cluster, history, random.Random(rng.getrandbits(64)), duration,
-                             stop, clients_n)
+                             stop, clients_n, late)
             threads += [actor, AclWatcher(cluster, actor, watch_stop)]
         for t in threads:
             t.start()
@@ -2885,23 +3425,48 @@ def run_cell(cfg):
         log("converged %s after the heal" % ("in %.1f s" % conv_s if conv_s is not None
                                              else "NEVER"))
         if workload == "kv" and conv_s is not None:
-            # The final state must hold no ttl value: one put just before the clients
-            # stopped is live for up to the longest ttl (longer by its writer's clock when
-            # that runs ahead), so look again until none is held or the time is up.
+            # The final state must hold no ttl value that ran out: one put just before the
+            # clients stopped is live for up to the longest ttl, longer when its writer's
+            # clock ran ahead at the write. Look again until none is held, or every value has
+            # run out by its writer's clock and every member's (or the time is up).
             time.sleep(max(0.0, max(TTL_CHOICES_S) + TTL_TOLERANCE_S + 0.5 -
                            (time.monotonic() - heal_t)))
+            all_out = max([ttl_expiry(o)[1] for o in history.ops
+                           if o["kind"] == "ttl-put" and o["type"] != "fail"], default=0) + \
+                TTL_TOLERANCE_S - min(cluster.nodes[i].clock for i in cluster.active())
             deadline = time.monotonic() + conv_limit
             while True:
                 again_s, snaps = converge(cluster, conv_limit)
                 held = again_s is not None and any(
-                    v for k, v in snaps[0].items() if k.startswith("ttl:"))
-                if not held or time.monotonic() > deadline:
+                    v for k, v in next(s for s in snaps if s).items() if k.startswith("ttl:"))
+                if not held or now() > all_out + 1 or time.monotonic() > deadline:
                     break
                 time.sleep(1)
             if again_s is None:
                 conv_s = None
                 log("the nodes diverged again after the ttls ran out")
         members_ok = cluster.wait_members(20)
+        if nemesis.members is not None:
+            # every member's view, then the op records awaiting the stable cut until none is
+            # left (GC runs every 10 s) or GC_WAIT_S passed. One write per scope first: a
+            # ttl value purged at its expiry leaves an op record that only a later cut drops,
+            # and without a write the cut stays where it is (kv cells kept 1-6 for good).
+            nemesis.members["final"] = cluster.membership()
+            for scope in (SCOPE_A, SCOPE_B):
+                cluster.cli(cluster.active()[0], "put", scope, DRAIN_KEY, "gc")
+            t_gc = time.monotonic()
+            while True:
+                garbage = {}
+                for i in cluster.active():
+                    st = cluster.status(i)
+                    garbage[cluster.nodes[i].name()] = None if st is None else {
+                        sc["scope"]: sc["garbage"] for sc in st["scopes"]}
+                if all(g is not None and not any(g.values()) for g in garbage.values()) or \
+                        time.monotonic() - t_gc > GC_WAIT_S:
+                    break
+                time.sleep(1)
+            nemesis.members.update(garbage=garbage, gc_wait_s=time.monotonic() - t_gc)
+            log(f"membership: {json.dumps(nemesis.members, sort_keys=True)}")
         if subscribers:  # the last events reach the subscribers, then they stop
             time.sleep(1)
             watch_stop.set()
@@ -2909,8 +3474,9 @@ def run_cell(cfg):
                 sub.stop()
         if actor:  # the last revocations reach the last nodes
             deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and any(len(r["learned"]) < NODES
-                                                      for r in actor.revocations):
+            while time.monotonic() < deadline and any(
+                    not learned_everywhere(cluster, r) for r in actor.revocations +
+                    actor.grants):
                 time.sleep(0.3)
         sampler.sample()
         watch_stop.set()
@@ -2921,7 +3487,13 @@ def run_cell(cfg):
                      clock_big="clock-big" in nemeses,
                      revocations=actor.revocations if actor else [],
                      maybe_revoked=actor.maybe_revoked if actor else [],
-                     durability=cfg.get("durability", "sync"))
+                     grants=actor.grants if actor else [],
+                     maybe_granted=actor.maybe_granted if actor else [],
+                     late=actor.late if actor else [],
+                     durability=cfg.get("durability", "sync"),
+                     nodes=[cluster.nodes[i].name() for i in cluster.active()])
+        if nemesis.members is not None:
+            extra["membership"] = nemesis.members
         if subscribers:
             extra["subscribers"] = [dict(node=f"n{s.idx + 1}", events=s.events, gaps=s.gaps)
                                     for s in subscribers]
@@ -2952,10 +3524,11 @@ def run_cell(cfg):
         ok = ok and not problems
         for p in problems:
             print(p, file=sys.stderr)
-        if snaps and snaps[0]:
+        first = next((s for s in snaps or [] if s), None)
+        if first:
             print("final state: " + ", ".join(
                 f"{k}: {len(v) if isinstance(v, list) else v}" for k, v in
-                sorted(data_view(snaps[0]).items()) if k != "vectors"))
+                sorted(data_view(first).items()) if k != "vectors"))
         print(summary(history, nemesis, conv_s, time.monotonic() - started))
         print("checks: " + ", ".join(f"{k} {v}" for k, v in checker.results.items()))
         if not ok:
@@ -2964,6 +3537,7 @@ def run_cell(cfg):
             print(checker.excerpt(), file=sys.stderr)
         if actor:
             result["revocations"] = actor.revocations
+            result["grants"] = actor.grants
     except BaseException as e:  # noqa: BLE001 - the cell's error is its verdict
         traceback.print_exc()
         print(f"engram_jepsen: error, seed {seed}; logs in {out or tmp}", file=sys.stderr)
@@ -2999,7 +3573,7 @@ def cell_summary(history, nemesis, checker, sampler):
     counts = checker.counts if checker else {}
     lost = max(counts.get("sets", {}).get("lost", 0), counts.get("logs", {}).get("lost", 0))
     excused = {why: max(counts.get("sets", {}).get(f"lost_{why}", 0),
-                        counts.get("logs", {}).get(f"lost_{why}", 0)) for why in ("async", "wipe")}
+                        counts.get("logs", {}).get(f"lost_{why}", 0)) for why in LOSS_REASONS}
     peak = 0
     if sampler:
         peak = max((kib for _t, _n, kib in sampler.rss), default=0) // 1024
@@ -3009,6 +3583,7 @@ def cell_summary(history, nemesis, checker, sampler):
                 faults_injected=sum(nemesis.counts.values()),
                 lost=lost, resurrected=counts.get("sets", {}).get("resurrected", 0),
                 lost_async=excused["async"], lost_wipe=excused["wipe"],
+                lost_removed=excused["removed"],
                 rss_peak_mib=peak,
                 clock_refusals=sampler.clock_refusals() if sampler else 0,
                 verdicts={k: v == "ok" for k, v in (checker.results.items() if checker else [])},

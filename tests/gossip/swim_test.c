@@ -1,10 +1,11 @@
 /*  Tests of SWIM alone (gossip/swim.c), through its callbacks, on a tiny hand-driven network
- *  with a clock: a joiner learns everyone through one seed (the canonical use), a node that
- *  stops answering becomes suspect then dead, a node that comes back refutes by incarnation,
- *  LEFT absorbs everything and needs a statement verify_leave accepts, a card admit refuses
- *  keeps its node out, ping-req carries a probe around a cut link, nacks keep healthy probers'
- *  local health at 0, and confirmations shorten suspicion (Lifeguard). No engine and no store:
- *  each node's send callback queues packed messages, the network delivers them with
+ *  with a clock: a joiner learns everyone through one seed (the canonical use), also when it
+ *  ticked before it knew the seed and lost its first messages, a node that stops answering
+ *  becomes suspect then dead, a node that comes back refutes by incarnation, LEFT absorbs
+ *  everything and needs a statement verify_leave accepts, a card admit refuses keeps its node
+ *  out, ping-req carries a probe around a cut link, nacks keep healthy probers' local health
+ *  at 0, and confirmations shorten suspicion (Lifeguard). No engine and no store: each node's
+ *  send callback queues packed messages, the network delivers them with
  *  gossip_swim_check_sender and gossip_swim_receive, and counts what they refuse by fault, as
  *  the engine does (engine_test.c covers that wiring and the data plane; tests/sim/ all of it
  *  under faults).
@@ -299,6 +300,45 @@ static void test_joiner_learns_everyone_through_one_seed(void **state)
          * join, not even by a member that did not know its sender yet. */
         assert_int_equal(net.nodes[i].refused, 0);
     }
+    s_net_fini(&net);
+}
+
+static bool s_joiner_unlinked; /* s_cut_joiner drops what node 105 sends */
+
+static bool s_cut_joiner(uint64_t from, uint64_t to)
+{
+    (void)to;
+    return s_joiner_unlinked && from == 105;
+}
+
+/*  A node that ticks before it knows any member (engramd's first tick comes before its seed
+ *  answers the introduction: a new node, or one whose data was wiped), and whose first
+ *  messages to its seed are lost (sent before the link is up), still knows every member
+ *  within a few probe intervals: it tries the table exchange again until one comes in. It
+ *  used to wait a whole sync interval (10 s), meanwhile knowing only the members whose
+ *  records happened to reach it (jepsen: a joined node knew its seed alone for 10 s). */
+static void test_joiner_that_ticked_alone_learns_everyone_at_once(void **state)
+{
+    (void)state;
+    net_t net;
+    s_net(&net, 6);
+    net.nodes[5].down = true;
+    for (int i = 1; i < 5; i++)
+        s_learn(&net, i, 0);
+    s_run(&net, 20000); /* the five know each other; no record is still being retransmitted */
+    assert_true(s_all_alive(&net, 5));
+    net.nodes[5].down = false;
+    gossip_swim_tick(net.nodes[5].swim, net.now); /* its first tick: it knows nobody */
+    s_deliver(&net);
+    s_learn(&net, 5, 0);
+    net.cut = s_cut_joiner;
+    s_joiner_unlinked = true;
+    s_run(&net, 300);
+    s_joiner_unlinked = false;
+    s_run(&net, 2500);
+    for (int j = 0; j < 5; j++)
+        assert_int_not_equal(s_state(&net, 5, j), -1);
+    assert_true(gossip_swim_stats(net.nodes[5].swim)->syncs >= 2);
     s_net_fini(&net);
 }
 
@@ -754,6 +794,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_joiner_learns_everyone_through_one_seed),
+        cmocka_unit_test(test_joiner_that_ticked_alone_learns_everyone_at_once),
         cmocka_unit_test(test_silent_node_becomes_suspect_then_dead),
         cmocka_unit_test(test_refutation_by_incarnation),
         cmocka_unit_test(test_relayed_records_cannot_redirect),
