@@ -92,7 +92,7 @@ struct gossip_swim {
     size_t nmembers, members_cap;
     uint64_t now_ms; /* of the event being handled */
     bool started;    /* the first tick set the timers */
-    bool synced;     /* a whole table (push-pull) came from a member since the start */
+    bool synced;     /* a members message (a table, or a part of one) came since the start */
     uint64_t next_probe_ms, next_sync_ms;
     uint64_t next_seq;
     s_probe_t probe;
@@ -913,7 +913,11 @@ static int s_receive(gossip_swim_t *self, uint64_t from, const Engram__Gossip *m
     }
     case ENGRAM__GOSSIP__BODY_MEMBERS:
         merged = s_merge_all(self, from, msg->members->members, msg->members->n_members);
-        self->synced = true;
+        if (!self->synced) { /* the retries end: the next exchange at its interval */
+            self->synced = true;
+            if (self->started)
+                self->next_sync_ms = self->now_ms + self->config.sync_interval_ms;
+        }
         if (msg->members->reply) /* a LEFT node answers too: a joiner may know only it */
             rc = s_send_members(self, from, false);
         break;
@@ -1074,10 +1078,10 @@ void gossip_swim_tick(gossip_swim_t *self, uint64_t now_ms)
     }
     s_probe_tick(self);
     if (now >= self->next_sync_ms) {
-        /* Until a whole table first comes in, the exchange is tried every probe interval, not
-           every sync interval: a new node, or one whose data was wiped, may know nobody at its
-           first tick (engramd ticks before its seed answers the introduction), and its first
-           exchange may be lost (sent before the link to the seed is up). */
+        /* Until a members message first comes in, the exchange is tried every probe interval,
+           not every sync interval: a new node, or one whose data was wiped, may know nobody at
+           its first tick (engramd ticks before its seed answers the introduction), and its
+           first exchange may be lost (sent before the link to the seed is up). */
         self->next_sync_ms =
             now + (self->synced ? self->config.sync_interval_ms : self->config.probe_interval_ms);
         s_member_t *m = s_pick(self, 1u << GOSSIP_ALIVE | 1u << GOSSIP_SUSPECT | 1u << GOSSIP_DEAD);

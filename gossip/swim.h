@@ -39,7 +39,7 @@
  *    included. Every sync interval the node also exchanges its whole table with one random
  *    member (push-pull, dead ones included): a joiner learns everyone from one seed, and both
  *    sides of a healed partition see each other refute. The first exchange is at the first
- *    tick, and it is tried again every probe interval until a whole table has come in (a
+ *    tick, and it is tried again every probe interval until a members message has come in (a
  *    joiner may know nobody yet at its first tick, or lose its first exchange). Every
  *    message stays within max_message_bytes (a whole table goes in parts), except one that
  *    carries a single record larger than it.
