@@ -329,15 +329,20 @@ class UnwritableTest(unittest.TestCase):
             shutil.rmtree(d, ignore_errors=True)
 
 
+def start_cluster(test, count, prefix):
+    """deploy/local-cluster.sh with count nodes, stopped and removed when test ends: the
+    cluster and each node's fields (api, http, ...) as local-cluster.sh printed them."""
+    cluster = local_cluster.start(LOCAL_CLUSTER, os.path.dirname(ENGRAMD), count, prefix)
+    test.addCleanup(shutil.rmtree, cluster.dir, ignore_errors=True)
+    test.addCleanup(subprocess.run, [LOCAL_CLUSTER, "stop", cluster.dir], env=cluster.env,
+                    capture_output=True, timeout=120)
+    return cluster, [dict(f.split("=", 1) for f in line.split())
+                     for line in cluster.stdout.strip().splitlines()]
+
+
 class ClusterReadyTest(unittest.TestCase):
     def test_restarted_node_is_ready_while_its_seed_is_down(self):
-        cluster = local_cluster.start(LOCAL_CLUSTER, os.path.dirname(ENGRAMD), 3,
-                                      "engram-metrics-ready-")
-        self.addCleanup(shutil.rmtree, cluster.dir, ignore_errors=True)
-        self.addCleanup(subprocess.run, [LOCAL_CLUSTER, "stop", cluster.dir], env=cluster.env,
-                        capture_output=True, timeout=120)
-        nodes = [dict(f.split("=", 1) for f in line.split())
-                 for line in cluster.stdout.strip().splitlines()]
+        cluster, nodes = start_cluster(self, 3, "engram-metrics-ready-")
         url = nodes[1]["http"] + "readyz"
 
         def knows_both():  # node 2 holds both others alive, so its members file lists them
@@ -360,13 +365,7 @@ class ClusterCardinalityTest(unittest.TestCase):
     def test_series_per_member_not_per_scope(self):
         """/metrics grows with the members, never with the scopes: per-scope figures (garbage,
         version vectors) are on the status page only. Ten more shared scopes add no series."""
-        cluster = local_cluster.start(LOCAL_CLUSTER, os.path.dirname(ENGRAMD), 2,
-                                      "engram-metrics-scopes-")
-        self.addCleanup(shutil.rmtree, cluster.dir, ignore_errors=True)
-        self.addCleanup(subprocess.run, [LOCAL_CLUSTER, "stop", cluster.dir], env=cluster.env,
-                        capture_output=True, timeout=120)
-        nodes = [dict(f.split("=", 1) for f in line.split())
-                 for line in cluster.stdout.strip().splitlines()]
+        cluster, nodes = start_cluster(self, 2, "engram-metrics-scopes-")
         out = subprocess.run([LOCAL_CLUSTER, "agent", cluster.dir, "1", "counter", "alice",
                               "run:*"], env=cluster.env, capture_output=True, text=True,
                              timeout=120)

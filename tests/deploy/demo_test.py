@@ -19,7 +19,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,23 +26,17 @@ import unittest
 
 RUN_SH, BIN_DIR = sys.argv[1], sys.argv[2]
 LOCAL_CLUSTER = os.path.join(os.path.dirname(RUN_SH), "local-cluster.sh")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
+import local_cluster  # noqa: E402 (tests/cli's, found through the line above: port_free)
 NODES = 3
-
-
-def port_free(port):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 def free_base():
     """A base port whose gossip, introduction and metrics ports (local-cluster.sh) are free."""
     for _ in range(50):
         base = random.randrange(20000, 59000, 100)
-        if all(port_free(base + 10 * i + off) for i in range(1, NODES + 1) for off in (0, 1, 2)):
+        if all(local_cluster.port_free(base + 10 * i + off)
+               for i in range(1, NODES + 1) for off in (0, 1, 2)):
             return base
     raise RuntimeError("no free ports for the demo")
 
