@@ -1099,7 +1099,11 @@ CLOCK_JUMPS_S = [-50, -20, -5, 5, 20, 50]  # inside --max-clock-drift-ms (60 s)
 MAX_DRIFT_S = 60  # engramd's default --max-clock-drift-ms, in seconds
 CLOCK_BIG_S = MAX_DRIFT_S + 30  # past it: the others refuse this node's deltas for a while
 MEMBER_WAIT_S = 20  # how long the membership nemesis waits for a join or removal to spread
-JOIN_LEARN_S = 5.0  # a joined node lists every member, and is listed, within this of its start
+JOIN_LEARN_S = 5.0  # a joined or wiped node lists every member within this of its start
+# Every member lists a joined node within this of its start: the others learn it by SWIM's
+# dissemination (its pings, round-robin over the members, and piggybacked records), which a
+# cluster busy refuting suspicions (a partition just healed) slows: 6.3 s seen once, 1-2 s usual
+JOIN_SPREAD_S = 15.0
 # How long after a wipe or a join a node's refusals are excused while it learns the access
 # graph back by gossip (it takes 1-5 s here; a partition over the node may add a hold, 8 s)
 RELEARN_S = 30
@@ -2647,8 +2651,9 @@ class Checker:
 
     def check_membership_change(self):
         """A node joined and one was removed during the run (the membership nemesis). The
-        joined node lists every member, and every member lists it, within JOIN_LEARN_S of its
-        start (SWIM: it exchanges tables with its seed at once; alive at the end), and it ends
+        joined node lists every member within JOIN_LEARN_S of its start (SWIM: it exchanges
+        tables with its seed at once), every member lists it within JOIN_SPREAD_S (alive at the
+        end), and it ends
         with the same state as the others (convergence), writes made before it joined included
         (sets, logs...). The removed node's writes were handed over (a marker's token reached every
         other member before the removal: what it acknowledged before the marker must survive,
@@ -2668,14 +2673,15 @@ class Checker:
             for what in ("knows_all_s", "sees_all_s", "known_by_all_s", "seen_by_all_s"):
                 t = joined.get(what)
                 c[f"join_{what}_x10"] = -1 if t is None else int(round(t * 10))
-                if what in ("knows_all_s", "known_by_all_s") and (t is None or t > JOIN_LEARN_S):
+                bound = {"knows_all_s": JOIN_LEARN_S, "known_by_all_s": JOIN_SPREAD_S}.get(what)
+                if bound is not None and (t is None or t > bound):
                     self.fail("membership_change", f"{joined['node']} joined through "
                               f"{joined['via']}: " + ("it listed every member"
                                                       if what == "knows_all_s" else
                                                       "every member listed it") +
                               (" only after %.1f s" % t if t is not None else
                                f" not within {MEMBER_WAIT_S} s") +
-                              f" (at most {JOIN_LEARN_S:.0f} s)")
+                              f" (at most {bound:.0f} s)")
             idx = int(joined["node"][1:]) - 1
             if not self.snaps or len(self.snaps) <= idx or self.snaps[idx] is None:
                 self.fail("membership_change", f"{joined['node']}, joined in the run, has no "
@@ -3308,9 +3314,15 @@ def self_test():
         ("membership: the joined node knew every member only after a sync interval",
          members(lambda r, o, s, e: r["joined"].update(knows_all_s=10.2, sees_all_s=10.2)),
          {"membership_change"}, "set"),
-        ("membership: a member knew the joined node only after a sync interval",
+        ("membership: a member never knew the joined node",
          members(lambda r, o, s, e: r["joined"].pop("known_by_all_s")),
          {"membership_change"}, "set"),
+        ("membership: a member knew the joined node only after 16 s",
+         members(lambda r, o, s, e: r["joined"].update(known_by_all_s=16, seen_by_all_s=16)),
+         {"membership_change"}, "set"),
+        ("membership: every member knew the joined node after 6.3 s (a busy cluster): fine",
+         members(lambda r, o, s, e: r["joined"].update(known_by_all_s=6.3, seen_by_all_s=6.3)),
+         set(), "set"),
         ("membership: op records left awaiting the stable cut",
          members(lambda r, o, s, e: r["garbage"]["n2"].update({SCOPE_A: 3})),
          {"membership_change"}, "set"),
