@@ -6,8 +6,10 @@
  *                            garbage only 10 s later) writes and deletes in team:ro, every
  *                            node holds it; node 0 stops, node 2 comes back read-only, node 0
  *                            comes back (knowing nothing of what its peers hold). Then: node 2's
- * cluster status says "read-only"; it serves reads and refuses writes; nodes 0 and 1 see it alive
- * for WATCH_MS (several suspicion timeouts); node 0 learns what node 2 holds and collects the
+ * cluster status says "read-only"; it serves reads and refuses writes; nodes 0 and 1 never see
+ * it dead for WATCH_MS (several suspicion timeouts: a passing suspicion, which a busy machine
+ * gives and node 2 refutes, is counted, not failed) and see it alive after; node 0 learns
+ * what node 2 holds and collects the
  *                            garbage of team:ro (its stable cut is not blocked by node 2);
  *                            nodes 0 and 1 still replicate; every node stops cleanly.
  *
@@ -107,14 +109,16 @@ static bool s_all_alive(void *arg)
     return true;
 }
 
-/*  Node 2 is not alive for node 0 or node 1. */
-static bool s_two_not_alive(void *arg)
+/*  Node 2 is dead (or left, or unknown) for node 0 or node 1; *suspected counts the times
+ *  one of them sees it suspect (SWIM's passing doubt on a busy machine, refuted at once). */
+static bool s_two_gone(int *suspected)
 {
-    (void)arg;
     for (int i = 0; i < 2; i++) {
         char state[16];
         s_state(i, 2, state);
-        if (strcmp(state, "alive") != 0) {
+        if (strcmp(state, "suspect") == 0) {
+            (*suspected)++;
+        } else if (strcmp(state, "alive") != 0) {
             node_harness_because("node %d sees the read-only node 2 as %s", i, state);
             return true;
         }
@@ -293,11 +297,15 @@ static void test_read_only_member(void **state)
     if (!node_harness_poll(CONVERGE_MS, s_all_alive, NULL))
         fail_msg("all alive after the restarts: %s", node_harness_why());
     int64_t until = node_harness_now_ms() + WATCH_MS;
+    int suspected = 0;
     while (node_harness_now_ms() < until) {
-        if (s_two_not_alive(NULL))
+        if (s_two_gone(&suspected))
             fail_msg("%s", node_harness_why());
         zclock_sleep(200);
     }
+    printf("read-only member: seen suspect %d times in %d ms, never dead\n", suspected, WATCH_MS);
+    if (!node_harness_poll(CONVERGE_MS, s_all_alive, NULL))
+        fail_msg("all alive after the watch: %s", node_harness_why());
     /* node 0 learns what node 2 holds: its stable cut, and so its collection, go on */
     int zero = 0;
     if (!node_harness_poll(CONVERGE_MS, s_collected, &zero))
