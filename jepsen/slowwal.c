@@ -54,33 +54,28 @@ ssize_t write(int fd, const void *buf, size_t count)
     return s_real_write(fd, buf, count);
 }
 
-/*  True while the trigger file exists and fd is a write-ahead log. */
-static bool s_sync_fails(int fd)
+/*  The sync call `name` (fdatasync or fsync) of fd: EIO while the trigger file exists and fd
+ *  is a write-ahead log, else the real call (*real looked up once). */
+static int s_sync(int (**real)(int), const char *name, int fd)
 {
+    if (!*real)
+        *real = (int (*)(int))dlsym(RTLD_NEXT, name);
     const char *trigger = getenv("ENGRAM_FAILSYNC_TRIGGER");
-    return trigger && access(trigger, F_OK) == 0 && s_is_wal(fd);
+    if (trigger && access(trigger, F_OK) == 0 && s_is_wal(fd)) {
+        errno = EIO;
+        return -1;
+    }
+    return (*real)(fd);
 }
 
 int fdatasync(int fd)
 {
     static int (*real)(int);
-    if (!real)
-        real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-    if (s_sync_fails(fd)) {
-        errno = EIO;
-        return -1;
-    }
-    return real(fd);
+    return s_sync(&real, "fdatasync", fd);
 }
 
 int fsync(int fd)
 {
     static int (*real)(int);
-    if (!real)
-        real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-    if (s_sync_fails(fd)) {
-        errno = EIO;
-        return -1;
-    }
-    return real(fd);
+    return s_sync(&real, "fsync", fd);
 }
