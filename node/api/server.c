@@ -629,9 +629,9 @@ static void s_turn(node_server_t *self)
     for (unsigned i = 0; i < self->config.max_batch; i++) {
         if (!s_receive_one(self))
             break;
-        if (!self->config.durability_sync)
-            api__flush_outbox(self, 0); /* nothing to wait for: answer at once */
     }
+    if (!self->config.durability_sync)
+        api__flush_outbox(self, 0); /* nothing to wait for: the batch's replies go together */
     int64_t now = api__now_ms();
     if (self->cluster) {
         node_cluster_receive(self->cluster, self->config.max_batch * 8, (uint64_t)now);

@@ -4,8 +4,10 @@
  *  them in arrival order against the store (each write one WriteBatch, unsynced), then makes
  *  the turn's writes durable with one WAL fsync (group commit, durability=sync), and only
  *  then sends the replies and the subscription events. A reply is never sent for a write that
- *  is not yet durable; under durability=async the fsync is skipped and each reply goes out as
- *  soon as its request is handled.
+ *  is not yet durable; under durability=async the fsync is skipped and the turn's replies go
+ *  out together as soon as its requests are handled, before its gossip (put async at 64
+ *  clients, medians of five interleaved rounds: 14.9k/s, against 12.7k/s with each reply sent
+ *  as its request was handled).
  *
  *  Transport: the ROUTER is a CURVE server on every endpoint, ipc:// included, with the node's
  *  CURVE key (derived from its Ed25519 identity, node/trust/admission.h) and ZAP domain
