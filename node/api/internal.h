@@ -28,7 +28,8 @@
  * reads, queued replies, replica waits) goes when libzmq reports it disconnected, and is bounded
  *  while it lasts: ENGRAM_MAX_SUBSCRIPTIONS_PER_CONNECTION, ENGRAM_MAX_PARKED_PER_CONNECTION
  *  (and ENGRAM_MAX_PARKED in all), the byte budget, plus API_PIPE_HWM messages in libzmq's
- *  own pipe each way.
+ *  own pipe each way. The outbox holds at most one turn's replies: the requests it read (up to
+ *  max_batch) and what it released (held writes, parked reads), sent at its end or sooner.
  */
 #ifndef NODE_API_INTERNAL_H
 #define NODE_API_INTERNAL_H

@@ -4,10 +4,9 @@
  *  them in arrival order against the store (each write one WriteBatch, unsynced), then makes
  *  the turn's writes durable with one WAL fsync (group commit, durability=sync), and only
  *  then sends the replies and the subscription events. A reply is never sent for a write that
- *  is not yet durable; under durability=async the fsync is skipped and the turn's replies go
- *  out together as soon as its requests are handled, before its gossip (put async at 64
- *  clients, medians of five interleaved rounds: 14.9k/s, against 12.7k/s with each reply sent
- *  as its request was handled).
+ *  is not yet durable; under durability=async the fsync is skipped, the replies to the
+ *  requests the turn read go out together once they are all handled, before its gossip, and
+ *  what it answers later (released writes, parked reads) goes at its end, as under sync.
  *
  *  Transport: the ROUTER is a CURVE server on every endpoint, ipc:// included, with the node's
  *  CURVE key (derived from its Ed25519 identity, node/trust/admission.h) and ZAP domain
