@@ -11,7 +11,8 @@
  *    async:  engramd --durability async; redis-server appendonly yes, appendfsync everysec;
  *            RocksDB with sync=false (the WAL is written, not synced)
  *  then measures each for 1, 16 and 64 concurrent clients (one thread each, one request in
- *  flight per client, no pipelining), a fixed duration per cell:
+ *  flight per client, no pipelining; --pipeline N: N in flight, below), a fixed duration per
+ *  cell:
  *    put: 256-byte values under random keys "k%08u" drawn from a 10M-key space;
  *    get: keys the put cells of the same system wrote (every get must find 256 bytes).
  *  Clients: engramd, one libengram connection (engram_t) per thread on an ipc:// endpoint,
@@ -30,6 +31,11 @@
  *      build-nb/bench/engram-node-bench                 # 3 s per cell, about 2.5 minutes
  *      build-nb/bench/engram-node-bench --quick         # 0.2 s per cell, smoke run
  *      build-nb/bench/engram-node-bench --modes sync --ops put --clients 64 --duration 30
+ *  --pipeline N keeps N requests in flight per client: each round is a libengram batch of N
+ *  (engram_batch_t, which keeps ENGRAM_BATCH_WINDOW awaiting their replies at once) and N
+ *  hiredis commands appended before their replies are read; RocksDB stays one call at a time.
+ *  Each request's latency is its round's.
+ *      build-nb/bench/engram-node-bench --pipeline 16 --systems engram,redis --clients 1,4
  *  The last form is for profiling: engramd's pid is printed on stderr when it starts.
  *  --systems engram,redis,rocksdb, --modes and --ops pick cells; --max-batch N is passed to
  *  engramd; --engramd PATH and --redis-server PATH run other binaries.
@@ -153,6 +159,7 @@ typedef struct {
     bool acl_compare;         /* the access-control comparison instead of the tables */
     bool policies[POL_COUNT]; /* the policies it runs */
     unsigned rounds;          /* its rounds */
+    unsigned depth;           /* requests in flight per client (--pipeline); 1: one at a time */
 } s_config_t;
 
 /*  --- what has to be cleaned up, also from a failure path ---------------------------- */
@@ -419,6 +426,7 @@ typedef struct {
     s_mode_t *mode;
     s_sys_t sys;
     s_op_t op;
+    unsigned depth; /* requests in flight per client */
     pthread_barrier_t ready;
 } s_cell_t;
 
@@ -449,6 +457,85 @@ static void s_push(void **array, size_t *n, size_t *cap, size_t elem, const void
 }
 
 #define S_WORKER_ERROR(w, ...) bench_error(&(w)->errors, (w)->error, sizeof(w)->error, __VA_ARGS__)
+
+/*  The key of a worker's next request: a random one for a put (its value stamped), one the
+ *  put cells wrote for a get. */
+static uint32_t s_next_key(s_worker_t *w, uint64_t *rng, uint8_t *value, uint64_t i, char *key)
+{
+    s_cell_t *cell = w->cell;
+    s_mode_t *m = cell->mode;
+    uint32_t idx;
+    if (cell->op == OP_PUT) {
+        idx = (uint32_t)(bench_rand(rng) % KEY_SPACE);
+        s_value_stamp(value, w->id, i);
+    } else {
+        idx = m->written[cell->sys][bench_rand(rng) % m->nwritten[cell->sys]];
+    }
+    s_key(key, idx);
+    return idx;
+}
+
+/*  One round of cell->depth requests in flight on the worker's connection: one libengram
+ *  batch, or the hiredis commands appended before their replies are read. Each request that
+ *  succeeded is recorded with the round's latency. */
+static void s_pipelined_round(s_worker_t *w, engram_batch_t *batch, redisContext *redis,
+                              uint64_t *rng, uint8_t *value, uint64_t *i)
+{
+    s_cell_t *cell = w->cell;
+    unsigned depth = cell->depth;
+    uint32_t idx[depth];
+    char key[16];
+    bool ok[depth];
+    uint64_t t0 = bench_now_ns();
+    for (unsigned r = 0; r < depth; r++) {
+        idx[r] = s_next_key(w, rng, value, (*i)++, key);
+        int rc = 0;
+        if (batch)
+            rc = cell->op == OP_PUT ? engram_batch_put(batch, SCOPE, key, value, VALUE_BYTES)
+                                    : engram_batch_get(batch, SCOPE, key);
+        else
+            rc = cell->op == OP_PUT
+                     ? redisAppendCommand(redis, "SET %s %b", key, value, (size_t)VALUE_BYTES)
+                     : redisAppendCommand(redis, "GET %s", key);
+        if (rc != 0)
+            S_WORKER_ERROR(w, "%s %s: cannot queue it", s_op_names[cell->op], key);
+    }
+    int run = batch ? engram_batch_run(batch) : 0;
+    if (run != 0)
+        S_WORKER_ERROR(w, "batch of %u: %s", depth, engram_strerror(run));
+    for (unsigned r = 0; r < depth; r++) {
+        if (batch) {
+            const engram_result_t *res = engram_batch_result(batch, r);
+            ok[r] = res &&
+                    (cell->op == OP_PUT || (res->nitems >= 1 && res->items[0].len == VALUE_BYTES));
+            if (!ok[r])
+                S_WORKER_ERROR(w, "%s in a batch: %s %s", s_op_names[cell->op],
+                               engram_strerror(engram_batch_code(batch, r)),
+                               engram_batch_error(batch, r));
+            continue;
+        }
+        redisReply *reply = NULL;
+        ok[r] =
+            redisGetReply(redis, (void **)&reply) == REDIS_OK && reply &&
+            (cell->op == OP_PUT ? reply->type == REDIS_REPLY_STATUS
+                                : reply->type == REDIS_REPLY_STRING && reply->len == VALUE_BYTES);
+        if (!ok[r])
+            S_WORKER_ERROR(w, "%s pipelined: %s", s_op_names[cell->op],
+                           reply ? "wrong reply" : redis->errstr);
+        if (reply)
+            freeReplyObject(reply);
+    }
+    uint64_t ns = bench_now_ns() - t0;
+    for (unsigned r = 0; r < depth; r++) {
+        if (!ok[r])
+            continue;
+        s_push((void **)&w->lat, &w->n, &w->cap, sizeof ns, &ns);
+        if (cell->op == OP_PUT)
+            s_push((void **)&w->wrote, &w->nwrote, &w->wcap, sizeof idx[r], &idx[r]);
+    }
+    if (batch)
+        engram_batch_reset(batch);
+}
 
 static void *s_worker_run(void *arg)
 {
@@ -486,17 +573,21 @@ static void *s_worker_run(void *arg)
     memset(value, 'v', sizeof value);
     char key[16];
     uint64_t i = 0;
+    engram_batch_t *batch = engram && cell->depth > 1 ? engram_batch_new(engram) : NULL;
+    if (engram && cell->depth > 1 && !batch) {
+        S_WORKER_ERROR(w, "out of memory");
+        ready = false;
+    }
     pthread_barrier_wait(&cell->ready);
 
     while (ready && !atomic_load_explicit(&s_stop, memory_order_relaxed)) {
-        uint32_t idx;
-        if (cell->op == OP_PUT) {
-            idx = (uint32_t)(bench_rand(&rng) % KEY_SPACE);
-            s_value_stamp(value, w->id, i);
-        } else {
-            idx = m->written[cell->sys][bench_rand(&rng) % m->nwritten[cell->sys]];
+        if (cell->depth > 1) {
+            s_pipelined_round(w, batch, redis, &rng, value, &i);
+            if (redis && redis->err)
+                break; /* the connection is gone */
+            continue;
         }
-        s_key(key, idx);
+        uint32_t idx = s_next_key(w, &rng, value, i, key);
         bool ok = true;
         uint64_t t0 = bench_now_ns();
         switch (cell->sys) {
@@ -572,6 +663,7 @@ static void *s_worker_run(void *arg)
             s_push((void **)&w->wrote, &w->nwrote, &w->wcap, sizeof idx, &idx);
     }
     w->t_end = bench_now();
+    engram_batch_destroy(&batch);
     if (engram)
         engram_destroy(&engram);
     if (redis)
@@ -599,7 +691,7 @@ static s_result_t s_cell_run(const s_config_t *cfg, s_mode_t *m, s_sys_t sys, s_
         res.errors = 1;
         return res;
     }
-    s_cell_t cell = {.mode = m, .sys = sys, .op = op};
+    s_cell_t cell = {.mode = m, .sys = sys, .op = op, .depth = sys == SYS_ROCKSDB ? 1 : cfg->depth};
     pthread_barrier_init(&cell.ready, NULL, clients + 1);
     s_worker_t *workers = calloc(clients, sizeof *workers);
     if (!workers)
@@ -965,6 +1057,7 @@ static void s_usage(FILE *out)
     fprintf(out, "usage: engram-node-bench [--quick] [--duration SECONDS] [--clients 1,16,64]\n"
                  "                         [--modes sync,async] [--ops put,get]\n"
                  "                         [--systems engram,redis,rocksdb] [--max-batch N]\n"
+                 "                         [--pipeline N]\n"
                  "                         [--engramd PATH] [--redis-server PATH]\n"
                  "       engram-node-bench --acl-compare [--acl allow-all,graph] [--rounds N]\n"
                  "                         [--quick] [--duration SECONDS] [--clients 1,64]\n"
@@ -1002,7 +1095,8 @@ static void s_parse(s_config_t *cfg, int argc, char **argv)
                         .engramd = ENGRAMD_PATH,
                         .redis = REDIS_SERVER_PATH,
                         .policies = {true, true},
-                        .rounds = 3};
+                        .rounds = 3,
+                        .depth = 1};
     bool duration_set = false, clients_set = false, rounds_set = false;
     static const char *const mode_names[] = {"sync", "async"};
     for (int i = 1; i < argc; i++) {
@@ -1053,6 +1147,11 @@ static void s_parse(s_config_t *cfg, int argc, char **argv)
             ok = s_parse_names(v, s_op_names, OP_COUNT, cfg->ops);
         } else if (strcmp(a, "--systems") == 0) {
             ok = s_parse_names(v, s_sys_names, SYS_COUNT, cfg->systems);
+        } else if (strcmp(a, "--pipeline") == 0) {
+            char *end;
+            unsigned long n = strtoul(v, &end, 10);
+            ok = *end == '\0' && n >= 1 && n <= 1024;
+            cfg->depth = (unsigned)n;
         } else if (strcmp(a, "--max-batch") == 0) {
             char *end;
             unsigned long n = strtoul(v, &end, 10);
@@ -1154,9 +1253,15 @@ int main(int argc, char **argv)
            ENGRAM_BENCH_BUILD_TYPE, cfg.duration, VALUE_BYTES, KEY_SPACE, SCOPE,
            sysconf(_SC_NPROCESSORS_ONLN));
     printf("engramd %s (ipc, one engram_t per client), redis-server (TCP loopback, one hiredis "
-           "connection per client, no pipelining), RocksDB %s C API (one handle shared by the "
-           "client threads)\n",
+           "connection per client), RocksDB %s C API (one handle shared by the client threads)\n",
            cfg.engramd, ENGRAM_BENCH_ROCKSDB_VERSION);
+    if (cfg.depth > 1)
+        printf("pipelined: %u requests in flight per engram and redis client (an engram_batch_t "
+               "of %u; %u hiredis commands appended, then their replies read); latency is the "
+               "round's\n",
+               cfg.depth, cfg.depth, cfg.depth);
+    else
+        printf("one request in flight per client, no pipelining\n");
     if (cfg.max_batch)
         printf("engramd --max-batch %u\n", cfg.max_batch);
     printf("ops/s over the cell's wall time; p50/p99 latency per operation (all samples); group: "

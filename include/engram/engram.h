@@ -2,7 +2,8 @@
  *
  *  A connection (engram_t) is a ZeroMQ DEALER to the node's agent API (proto/api.proto).
  *  Every call sends one request and waits for its reply (engram_set_timeout, default
- *  ENGRAM_DEFAULT_CLIENT_TIMEOUT_MS); no reply in time is ENGRAM_EUNAVAILABLE. Calls return 0
+ *  ENGRAM_DEFAULT_CLIENT_TIMEOUT_MS); no reply in time is ENGRAM_EUNAVAILABLE. A batch
+ *  (engram_batch_t, below) keeps several requests in flight on the connection. Calls return 0
  *  or a negative ENGRAM_E* code (engram_strerror); on an error the node's message is kept for
  *  engram_last_error. Results are owned structs the caller destroys.
  *
@@ -120,6 +121,33 @@ const char *engram_last_error(const engram_t *self);
 
 void engram_result_destroy(engram_result_t **self_p);
 void engram_event_destroy(engram_event_t **self_p);
+
+/*  Batches: several requests in flight on one connection. engram_batch_put and
+ *  engram_batch_get queue requests (copying what they are given, and taking the connection's
+ *  sources and causal token as engram_put and engram_get do); engram_batch_run sends them in
+ *  order, keeps up to ENGRAM_BATCH_WINDOW of them awaiting their replies, and matches each
+ *  reply to its request by id. The node handles one connection's requests in the order they
+ *  came, so a get after a put of the same key in one batch reads that put. Each request has
+ *  its own outcome: engram_batch_code (0 or ENGRAM_E*), engram_batch_error (the node's
+ *  message, "" if none) and engram_batch_result (NULL unless its code is 0; the batch owns
+ *  it). engram_batch_run returns 0 when every request got its answer; otherwise the code of
+ *  what stopped it (ENGRAM_EUNAVAILABLE: no reply within the connection's timeout, counted
+ *  from the last reply), and the requests left unanswered have that code. A queue call
+ *  returns ENGRAM_EINVAL for a batch already run or holding ENGRAM_BATCH_MAX requests, and
+ *  ENGRAM_ETOOBIG for a request past the frame limit; engram_batch_reset empties a batch for
+ *  reuse. The batch borrows its connection, which it must not outlive. */
+typedef struct engram_batch engram_batch_t;
+engram_batch_t *engram_batch_new(engram_t *engram);
+void engram_batch_destroy(engram_batch_t **self_p);
+int engram_batch_put(engram_batch_t *self, const char *scope, const char *key, const void *value,
+                     size_t len);
+int engram_batch_get(engram_batch_t *self, const char *scope, const char *key);
+int engram_batch_run(engram_batch_t *self);
+size_t engram_batch_size(const engram_batch_t *self);
+int engram_batch_code(const engram_batch_t *self, size_t i);
+const char *engram_batch_error(const engram_batch_t *self, size_t i);
+const engram_result_t *engram_batch_result(const engram_batch_t *self, size_t i);
+void engram_batch_reset(engram_batch_t *self);
 
 /*  Registers (multi-value). ttl_ms 0: never expires. meta_json may be NULL. */
 int engram_put(engram_t *self, const char *scope, const char *key, const void *value, size_t len,

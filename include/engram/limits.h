@@ -81,6 +81,16 @@
 #ifndef ENGRAM_CONNECTION_BYTE_BUDGET
 #define ENGRAM_CONNECTION_BYTE_BUDGET (16 * 1024 * 1024)
 #endif
+/*  Batches (engram_batch_t): the most requests one batch holds, and the most a batch keeps
+ *  awaiting their replies at once, so that what the node answers never waits beyond libzmq's
+ *  pipe for a client that reads it (replies of up to a page each stay within the byte
+ *  budget above). */
+#ifndef ENGRAM_BATCH_MAX
+#define ENGRAM_BATCH_MAX 4096
+#endif
+#ifndef ENGRAM_BATCH_WINDOW
+#define ENGRAM_BATCH_WINDOW 16
+#endif
 /*  The largest page of a paged read (list, set members, log range, history). */
 #ifndef ENGRAM_MAX_PAGE
 #define ENGRAM_MAX_PAGE 1000

@@ -11,7 +11,9 @@
  *    - anything else is dropped: a late reply to a call that already gave up with
  *      ENGRAM_EUNAVAILABLE, or a frame that is not one Reply.
  *  Ids are never reused on a connection, so a late reply can never be taken for the answer
- *  to a later call.
+ *  to a later call. A batch (engram_batch_t) is the same with several requests in flight:
+ *  packed as they are queued, sent in order with at most ENGRAM_BATCH_WINDOW awaiting a reply,
+ *  each reply matched to its request by id; its time runs from the last reply that came.
  *
  *  The socket is ZMQ_IMMEDIATE: a request is only queued on a live connection, so a call
  *  made while no node listens fails after its timeout without leaving a stale request behind
@@ -510,6 +512,65 @@ static int s_pump(engram_t *self, int64_t deadline, bool interruptible, Engram__
     return 0;
 }
 
+/*  req as the frame that carries it: stamped with the schema, the next id, the agent and the
+ *  user. NULL with a code in *rc_p (and the message kept) if it is too big or memory ran out. */
+static zframe_t *s_pack(engram_t *self, Engram__Request *req, int *rc_p)
+{
+    req->schema_major = ENGRAM_SCHEMA_MAJOR;
+    req->schema_minor = ENGRAM_SCHEMA_MINOR;
+    req->id = self->next_id++;
+    req->agent = self->agent;
+    req->user = self->user;
+    size_t size = engram__request__get_packed_size(req);
+    if (size > ENGRAM_DEFAULT_MAX_FRAME_BYTES) {
+        *rc_p = s_fail(self, ENGRAM_ETOOBIG, "a request of %zu bytes exceeds the frame limit of %d",
+                       size, ENGRAM_DEFAULT_MAX_FRAME_BYTES);
+        return NULL;
+    }
+    zframe_t *frame = zframe_new(NULL, size);
+    if (!frame) {
+        *rc_p = ENGRAM_ENOMEM;
+        return NULL;
+    }
+    engram__request__pack(req, zframe_data(frame));
+    return frame;
+}
+
+/*  Sends frame (kept: ZFRAME_REUSE) before deadline. With ZMQ_IMMEDIATE the send blocks until
+ *  a connection to the node is up; a signal may interrupt it, so it is retried. */
+static int s_send(engram_t *self, zframe_t *frame, int64_t deadline, int64_t wait_ms)
+{
+    int sent;
+    do {
+        zsock_set_sndtimeo(self->sock, s_remaining(deadline));
+        sent = zframe_send(&frame, self->sock, ZFRAME_REUSE);
+    } while (sent != 0 && errno == EINTR && s_remaining(deadline) > 0);
+    if (sent != 0)
+        return s_fail(self, ENGRAM_EUNAVAILABLE,
+                      "no node at %s within %lld ms (a node whose key is not the one pinned "
+                      "from %s is never connected to)",
+                      self->endpoint, (long long)wait_ms, self->server_from);
+    return 0;
+}
+
+/*  The outcome of a reply: 0, or its code with *message_p its message (the caller frees it). */
+static int s_outcome(const Engram__Reply *reply, char **message_p)
+{
+    *message_p = NULL;
+    if (reply->schema_major > ENGRAM_SCHEMA_MAJOR) {
+        *message_p = zsys_sprintf("the node answered in schema %u.%u", reply->schema_major,
+                                  reply->schema_minor);
+        return ENGRAM_EVERSION;
+    }
+    if (reply->code > 0) {
+        *message_p = zsys_sprintf("the node answered with code %d", reply->code);
+        return ENGRAM_EDECODE;
+    }
+    if (reply->code < 0)
+        *message_p = strdup(reply->message ? reply->message : "");
+    return reply->code;
+}
+
 /*  Sends req and waits up to wait_ms for its reply. On 0, *reply_p is the node's successful
  *  answer; caller owns it and must free it with engram__reply__free_unpacked. Otherwise
  *  *reply_p is NULL and the code is the node's, or the transport's. */
@@ -517,42 +578,21 @@ static int s_call(engram_t *self, Engram__Request *req, int64_t wait_ms, Engram_
 {
     *reply_p = NULL;
     s_clear_error(self);
-    int keys = s_keys(self);
-    if (keys != 0)
-        return keys;
-    req->schema_major = ENGRAM_SCHEMA_MAJOR;
-    req->schema_minor = ENGRAM_SCHEMA_MINOR;
-    req->id = self->next_id++;
-    req->agent = self->agent;
-    req->user = self->user;
-
-    size_t size = engram__request__get_packed_size(req);
-    if (size > ENGRAM_DEFAULT_MAX_FRAME_BYTES)
-        return s_fail(self, ENGRAM_ETOOBIG, "a request of %zu bytes exceeds the frame limit of %d",
-                      size, ENGRAM_DEFAULT_MAX_FRAME_BYTES);
-    zframe_t *frame = zframe_new(NULL, size);
+    int rc = s_keys(self);
+    if (rc != 0)
+        return rc;
+    zframe_t *frame = s_pack(self, req, &rc);
     if (!frame)
-        return ENGRAM_ENOMEM;
-    engram__request__pack(req, zframe_data(frame));
-
-    /*  With ZMQ_IMMEDIATE the send blocks until a connection to the node is up; a signal may
-     *  interrupt it, so it is retried until the deadline. ZFRAME_REUSE keeps the frame. */
+        return rc;
     int64_t deadline = s_deadline(wait_ms);
-    int sent;
-    do {
-        zsock_set_sndtimeo(self->sock, s_remaining(deadline));
-        sent = zframe_send(&frame, self->sock, ZFRAME_REUSE);
-    } while (sent != 0 && errno == EINTR && s_remaining(deadline) > 0);
+    rc = s_send(self, frame, deadline, wait_ms);
     zframe_destroy(&frame);
-    if (sent != 0)
-        return s_fail(self, ENGRAM_EUNAVAILABLE,
-                      "no node at %s within %lld ms (a node whose key is not the one pinned "
-                      "from %s is never connected to)",
-                      self->endpoint, (long long)wait_ms, self->server_from);
+    if (rc != 0)
+        return rc;
 
     Engram__Reply *reply = NULL;
     while (true) {
-        int rc = s_pump(self, deadline, false, &reply);
+        rc = s_pump(self, deadline, false, &reply);
         if (rc == ENGRAM_ETIMEDOUT)
             return s_fail(self, ENGRAM_EUNAVAILABLE, "no reply from %s within %lld ms",
                           self->endpoint, (long long)wait_ms);
@@ -564,15 +604,11 @@ static int s_call(engram_t *self, Engram__Request *req, int64_t wait_ms, Engram_
             engram__reply__free_unpacked(reply, NULL);
     }
 
-    int rc = 0;
-    if (reply->schema_major > ENGRAM_SCHEMA_MAJOR)
-        rc = s_fail(self, ENGRAM_EVERSION, "the node answered in schema %u.%u", reply->schema_major,
-                    reply->schema_minor);
-    else if (reply->code > 0)
-        rc = s_fail(self, ENGRAM_EDECODE, "the node answered with code %d", reply->code);
-    else if (reply->code < 0)
-        rc = s_fail(self, reply->code, "%s", reply->message);
+    char *message;
+    rc = s_outcome(reply, &message);
     if (rc != 0) {
+        s_fail(self, rc, "%s", message ? message : "");
+        free(message);
         engram__reply__free_unpacked(reply, NULL);
         return rc;
     }
@@ -1496,4 +1532,183 @@ int engram_acl_check(engram_t *self, const char *agent, const char *user, const 
     req.check_user = (char *)user;
     req.at_ms = at_ms;
     return s_call_json(self, &req, json);
+}
+
+/*  ---------------------------------------------------------------------------------------
+ *  Batches: requests packed as they are queued, sent in order with at most
+ *  ENGRAM_BATCH_WINDOW awaiting their replies, each reply matched to its request by id.
+ */
+
+typedef struct {
+    zframe_t *frame;         /* the packed request; freed once sent */
+    uint64_t id;             /* its Request.id */
+    int64_t wait_ms;         /* how long its reply may take (a read with a token waits) */
+    int code;                /* its outcome; 1 while it awaits one */
+    char *message;           /* the node's message with a code, else NULL */
+    engram_result_t *result; /* with code 0 */
+} s_batched_t;
+
+struct engram_batch {
+    engram_t *engram; /* borrowed */
+    s_batched_t *requests;
+    size_t n, cap;
+    bool ran;
+};
+
+engram_batch_t *engram_batch_new(engram_t *engram)
+{
+    assert(engram);
+    engram_batch_t *self = calloc(1, sizeof *self);
+    if (self)
+        self->engram = engram;
+    return self;
+}
+
+void engram_batch_reset(engram_batch_t *self)
+{
+    assert(self);
+    for (size_t i = 0; i < self->n; i++) {
+        zframe_destroy(&self->requests[i].frame);
+        free(self->requests[i].message);
+        engram_result_destroy(&self->requests[i].result);
+    }
+    self->n = 0;
+    self->ran = false;
+}
+
+void engram_batch_destroy(engram_batch_t **self_p)
+{
+    assert(self_p);
+    engram_batch_t *self = *self_p;
+    if (!self)
+        return;
+    engram_batch_reset(self);
+    free(self->requests);
+    free(self);
+    *self_p = NULL;
+}
+
+/*  Packs req as the batch's next request. */
+static int s_batch_add(engram_batch_t *self, Engram__Request *req, int64_t wait_ms)
+{
+    s_clear_error(self->engram);
+    if (self->ran || self->n == ENGRAM_BATCH_MAX)
+        return s_fail(self->engram, ENGRAM_EINVAL,
+                      self->ran ? "the batch has run: engram_batch_reset empties it"
+                                : "a batch holds at most %d requests",
+                      ENGRAM_BATCH_MAX);
+    if (self->n == self->cap) {
+        size_t cap = self->cap ? self->cap * 2 : 16;
+        s_batched_t *grown = realloc(self->requests, cap * sizeof *grown);
+        if (!grown)
+            return ENGRAM_ENOMEM;
+        self->requests = grown;
+        self->cap = cap;
+    }
+    int rc = 0;
+    zframe_t *frame = s_pack(self->engram, req, &rc);
+    if (!frame)
+        return rc;
+    self->requests[self->n++] =
+        (s_batched_t){.frame = frame, .id = req->id, .wait_ms = wait_ms, .code = 1};
+    return 0;
+}
+
+int engram_batch_put(engram_batch_t *self, const char *scope, const char *key, const void *value,
+                     size_t len)
+{
+    assert(self && scope && key && (value || len == 0));
+    Engram__Request req = s_write(self->engram, ENGRAM__OP__PUT, scope, key);
+    req.value.data = (uint8_t *)value;
+    req.value.len = len;
+    return s_batch_add(self, &req, self->engram->timeout_ms);
+}
+
+int engram_batch_get(engram_batch_t *self, const char *scope, const char *key)
+{
+    assert(self && scope && key);
+    Engram__Request req = s_read_request(self->engram, ENGRAM__OP__GET, scope, key);
+    return s_batch_add(self, &req, s_read_wait(self->engram, &req));
+}
+
+/*  The request that reply answers, if it is one of the batch's still awaiting; replies come
+ *  in order but for parked reads, so the search starts at the oldest awaiting. */
+static s_batched_t *s_batch_match(engram_batch_t *self, size_t oldest, const Engram__Reply *reply)
+{
+    for (size_t i = oldest; i < self->n; i++)
+        if (self->requests[i].id == reply->id && self->requests[i].code == 1)
+            return &self->requests[i];
+    return NULL;
+}
+
+int engram_batch_run(engram_batch_t *self)
+{
+    assert(self);
+    engram_t *engram = self->engram;
+    s_clear_error(engram);
+    if (self->ran)
+        return s_fail(engram, ENGRAM_EINVAL, "the batch has run: engram_batch_reset empties it");
+    self->ran = true;
+    int rc = s_keys(engram);
+    size_t sent = 0, answered = 0, oldest = 0;
+    int64_t wait_ms = engram->timeout_ms;
+    for (size_t i = 0; i < self->n; i++)
+        if (self->requests[i].wait_ms > wait_ms)
+            wait_ms = self->requests[i].wait_ms;
+    int64_t deadline = s_deadline(wait_ms); /* moved on by every reply */
+    while (rc == 0 && answered < self->n) {
+        if (sent < self->n && sent - answered < ENGRAM_BATCH_WINDOW) {
+            rc = s_send(engram, self->requests[sent].frame, deadline, wait_ms);
+            zframe_destroy(&self->requests[sent].frame);
+            sent += rc == 0;
+            continue;
+        }
+        Engram__Reply *reply = NULL;
+        rc = s_pump(engram, deadline, false, &reply);
+        if (rc == ENGRAM_ETIMEDOUT)
+            rc = s_fail(engram, ENGRAM_EUNAVAILABLE, "no reply from %s within %lld ms",
+                        engram->endpoint, (long long)wait_ms);
+        s_batched_t *req = reply ? s_batch_match(self, oldest, reply) : NULL;
+        if (req) {
+            req->code = s_outcome(reply, &req->message);
+            if (req->code == 0)
+                req->code = s_result_new(reply, &req->result);
+            answered++;
+            while (oldest < self->n && self->requests[oldest].code != 1)
+                oldest++;
+            deadline = s_deadline(wait_ms);
+        }
+        if (reply)
+            engram__reply__free_unpacked(reply, NULL);
+    }
+    for (size_t i = 0; i < self->n; i++) {
+        zframe_destroy(&self->requests[i].frame);
+        if (self->requests[i].code == 1)
+            self->requests[i].code = rc;
+    }
+    return rc;
+}
+
+size_t engram_batch_size(const engram_batch_t *self)
+{
+    assert(self);
+    return self->n;
+}
+
+int engram_batch_code(const engram_batch_t *self, size_t i)
+{
+    assert(self && i < self->n);
+    return self->requests[i].code;
+}
+
+const char *engram_batch_error(const engram_batch_t *self, size_t i)
+{
+    assert(self && i < self->n);
+    return self->requests[i].message ? self->requests[i].message : "";
+}
+
+const engram_result_t *engram_batch_result(const engram_batch_t *self, size_t i)
+{
+    assert(self && i < self->n);
+    return self->requests[i].result;
 }

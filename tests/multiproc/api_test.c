@@ -139,9 +139,9 @@ static void s_sleep_ms(int ms)
     zclock_sleep(ms);
 }
 
-/*  What a test holds (connections, raw sockets, strings) is registered here and released by
- *  the test's teardown, so that a test cut short by a failed assertion leaks nothing either. */
-typedef enum { S_HELD_CONN, S_HELD_SOCK, S_HELD_MEM } s_held_kind_t;
+/*  What a test holds (connections, batches, raw sockets, strings) is registered here and released
+ * by the test's teardown, so that a test cut short by a failed assertion leaks nothing either. */
+typedef enum { S_HELD_CONN, S_HELD_BATCH, S_HELD_SOCK, S_HELD_MEM } s_held_kind_t;
 typedef struct {
     s_held_kind_t kind;
     void *p;
@@ -163,6 +163,9 @@ static void s_release(s_held_t *held)
     if (held->kind == S_HELD_CONN) {
         engram_t *e = held->p;
         engram_destroy(&e);
+    } else if (held->kind == S_HELD_BATCH) {
+        engram_batch_t *batch = held->p;
+        engram_batch_destroy(&batch);
     } else if (held->kind == S_HELD_SOCK) {
         zsock_t *sock = held->p;
         zsock_destroy(&sock);
@@ -1553,6 +1556,102 @@ static void test_wrong_type(void **state)
     s_disconnect(&e);
 }
 
+/*  Batches: 100 requests in flight on one connection (more than ENGRAM_BATCH_WINDOW), each
+ *  put followed by a get of its key, which must read it (the node handles a connection's
+ *  requests in order); a bad request in the middle gets its own code and changes nothing,
+ *  and the rest go on; a key never written is ENGRAM_ENOTFOUND. A batch runs once; reset, it
+ *  reads every key back; the connection's next plain call gets its own reply. */
+static void test_batch(void **state)
+{
+    (void)state;
+    engram_t *e = s_connect(s_nodes.a, "agent-a", "alice");
+    engram_stats_t before, after;
+    s_stats(s_nodes.a, e, &before);
+    engram_batch_t *batch = s_hold(S_HELD_BATCH, engram_batch_new(e));
+    enum { PAIRS = 50, BAD = 24 };
+    char key[32], value[32];
+    const char *too_big = s_repeat('x', 1001); /* node A takes values of up to 1000 bytes */
+    for (int i = 0; i < PAIRS; i++) {
+        snprintf(key, sizeof key, "k%02d", i);
+        snprintf(value, sizeof value, "value %d", i);
+        if (i == BAD)
+            assert_int_equal(engram_batch_put(batch, "run:batch", key, too_big, 1001), 0);
+        else
+            assert_int_equal(engram_batch_put(batch, "run:batch", key, value, strlen(value)), 0);
+        assert_int_equal(engram_batch_get(batch, "run:batch", key), 0);
+    }
+    assert_int_equal(engram_batch_size(batch), 2 * PAIRS);
+    assert_int_equal(engram_batch_run(batch), 0);
+    for (int i = 0; i < PAIRS; i++) {
+        snprintf(value, sizeof value, "value %d", i);
+        const engram_result_t *put = engram_batch_result(batch, 2 * (size_t)i);
+        const engram_result_t *got = engram_batch_result(batch, 2 * (size_t)i + 1);
+        if (i == BAD) {
+            assert_int_equal(engram_batch_code(batch, 2 * (size_t)i), ENGRAM_ETOOBIG);
+            assert_true(strlen(engram_batch_error(batch, 2 * (size_t)i)) > 0);
+            assert_null(put);
+            assert_int_equal(engram_batch_code(batch, 2 * (size_t)i + 1), ENGRAM_ENOTFOUND);
+            assert_null(got);
+            continue;
+        }
+        assert_int_equal(engram_batch_code(batch, 2 * (size_t)i), 0);
+        assert_string_equal(engram_batch_error(batch, 2 * (size_t)i), "");
+        assert_non_null(put);
+        assert_true(put->token && put->token[0]);
+        assert_int_equal(engram_batch_code(batch, 2 * (size_t)i + 1), 0);
+        assert_non_null(got);
+        assert_int_equal(got->nitems, 1);
+        assert_string_equal((char *)got->items[0].value, value);
+    }
+    s_stats(s_nodes.a, e, &after);
+    assert_int_equal(after.writes - before.writes, PAIRS - 1);
+
+    /* Run once; queue nothing more until reset. */
+    assert_int_equal(engram_batch_run(batch), ENGRAM_EINVAL);
+    assert_int_equal(engram_batch_get(batch, "run:batch", "k00"), ENGRAM_EINVAL);
+    engram_batch_reset(batch);
+    assert_int_equal(engram_batch_size(batch), 0);
+    for (int i = 0; i < PAIRS; i++) {
+        snprintf(key, sizeof key, "k%02d", i);
+        assert_int_equal(engram_batch_get(batch, "run:batch", key), 0);
+    }
+    assert_int_equal(engram_batch_run(batch), 0);
+    for (int i = 0; i < PAIRS; i++) {
+        snprintf(value, sizeof value, "value %d", i);
+        if (i == BAD) {
+            assert_int_equal(engram_batch_code(batch, (size_t)i), ENGRAM_ENOTFOUND);
+            continue;
+        }
+        assert_int_equal(engram_batch_code(batch, (size_t)i), 0);
+        assert_string_equal((char *)engram_batch_result(batch, (size_t)i)->items[0].value, value);
+    }
+    s_expect_value(e, "run:batch", "k01", "value 1");
+
+    /* A batch holds at most ENGRAM_BATCH_MAX requests; a bad name is the node's to refuse. */
+    engram_batch_reset(batch);
+    for (int i = 0; i < ENGRAM_BATCH_MAX; i++)
+        assert_int_equal(engram_batch_get(batch, "run:batch", "k00"), 0);
+    assert_int_equal(engram_batch_get(batch, "run:batch", "k00"), ENGRAM_EINVAL);
+    engram_batch_reset(batch);
+    assert_int_equal(engram_batch_get(batch, "not a scope", "k00"), 0);
+    assert_int_equal(engram_batch_run(batch), 0);
+    assert_int_equal(engram_batch_code(batch, 0), ENGRAM_ESCOPE);
+    s_serving(s_nodes.a, e);
+    s_disconnect(&e);
+
+    /* No node: the run fails, and so does every request it could not send. */
+    engram_t *nowhere =
+        s_hold(S_HELD_CONN, engram_connect("ipc:///tmp/engram-no-node.sock", "agent-a", "alice"));
+    engram_batch_t *lost = s_hold(S_HELD_BATCH, engram_batch_new(nowhere));
+    assert_int_equal(engram_batch_get(lost, "run:batch", "k00"), 0);
+    assert_int_equal(engram_batch_get(lost, "run:batch", "k01"), 0);
+    assert_int_equal(engram_batch_run(lost), ENGRAM_EUNAVAILABLE);
+    assert_int_equal(engram_batch_code(lost, 0), ENGRAM_EUNAVAILABLE);
+    assert_int_equal(engram_batch_code(lost, 1), ENGRAM_EUNAVAILABLE);
+    assert_null(engram_batch_result(lost, 1));
+    assert_true(strlen(engram_last_error(nowhere)) > 0);
+}
+
 static void test_oversized_value(void **state)
 {
     (void)state;
@@ -2232,6 +2331,7 @@ int main(void)
                                         s_own_teardown),
         GROUP_TEST(test_wrong_type),
         GROUP_TEST(test_oversized_value),
+        GROUP_TEST(test_batch),
         GROUP_TEST(test_invalid_scopes),
         GROUP_TEST(test_non_utf8_names),
         GROUP_TEST(test_strings_checked_on_the_wire),
