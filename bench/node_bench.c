@@ -11,7 +11,7 @@
  *    async:  engramd --durability async; redis-server appendonly yes, appendfsync everysec;
  *            RocksDB with sync=false (the WAL is written, not synced)
  *  then measures each for 1, 16 and 64 concurrent clients (one thread each, one request in
- *  flight per client, no pipelining; --pipeline N: N in flight, below), a fixed duration per
+ *  flight per client, no pipelining; --pipeline N: rounds of N, below), a fixed duration per
  *  cell:
  *    put: 256-byte values under random keys "k%08u" drawn from a 10M-key space;
  *    get: keys the put cells of the same system wrote (every get must find 256 bytes).
@@ -31,9 +31,9 @@
  *      build-nb/bench/engram-node-bench                 # 3 s per cell, about 2.5 minutes
  *      build-nb/bench/engram-node-bench --quick         # 0.2 s per cell, smoke run
  *      build-nb/bench/engram-node-bench --modes sync --ops put --clients 64 --duration 30
- *  --pipeline N keeps N requests in flight per client: each round is a libengram batch of N
- *  (engram_batch_t, which keeps ENGRAM_BATCH_WINDOW awaiting their replies at once) and N
- *  hiredis commands appended before their replies are read; RocksDB stays one call at a time.
+ *  --pipeline N runs rounds of N requests per client: a libengram batch of N (engram_batch_t,
+ *  which keeps at most ENGRAM_BATCH_WINDOW awaiting their replies) and N hiredis commands
+ *  appended before their replies are read; RocksDB stays one call at a time.
  *  Each request's latency is its round's.
  *      build-nb/bench/engram-node-bench --pipeline 16 --systems engram,redis --clients 1,4
  *  The last form is for profiling: engramd's pid is printed on stderr when it starts.
@@ -482,13 +482,13 @@ static void s_pipelined_round(s_worker_t *w, engram_batch_t *batch, redisContext
                               uint64_t *rng, uint8_t *value, uint64_t *i)
 {
     s_cell_t *cell = w->cell;
-    unsigned depth = cell->depth;
+    unsigned depth = cell->depth, queued = 0;
     uint32_t idx[depth];
     char key[16];
     bool ok[depth];
     uint64_t t0 = bench_now_ns();
     for (unsigned r = 0; r < depth; r++) {
-        idx[r] = s_next_key(w, rng, value, (*i)++, key);
+        idx[queued] = s_next_key(w, rng, value, (*i)++, key);
         int rc = 0;
         if (batch)
             rc = cell->op == OP_PUT ? engram_batch_put(batch, SCOPE, key, value, VALUE_BYTES)
@@ -497,13 +497,14 @@ static void s_pipelined_round(s_worker_t *w, engram_batch_t *batch, redisContext
             rc = cell->op == OP_PUT
                      ? redisAppendCommand(redis, "SET %s %b", key, value, (size_t)VALUE_BYTES)
                      : redisAppendCommand(redis, "GET %s", key);
-        if (rc != 0)
+        if (rc == 0)
+            queued++;
+        else
             S_WORKER_ERROR(w, "%s %s: cannot queue it", s_op_names[cell->op], key);
     }
-    int run = batch ? engram_batch_run(batch) : 0;
-    if (run != 0)
-        S_WORKER_ERROR(w, "batch of %u: %s", depth, engram_strerror(run));
-    for (unsigned r = 0; r < depth; r++) {
+    if (batch)
+        engram_batch_run(batch); /* each request's outcome is read below */
+    for (unsigned r = 0; r < queued; r++) {
         if (batch) {
             const engram_result_t *res = engram_batch_result(batch, r);
             ok[r] = res &&
@@ -521,12 +522,14 @@ static void s_pipelined_round(s_worker_t *w, engram_batch_t *batch, redisContext
                                 : reply->type == REDIS_REPLY_STRING && reply->len == VALUE_BYTES);
         if (!ok[r])
             S_WORKER_ERROR(w, "%s pipelined: %s", s_op_names[cell->op],
-                           reply ? "wrong reply" : redis->errstr);
+                           !reply                             ? redis->errstr
+                           : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                              : "wrong reply");
         if (reply)
             freeReplyObject(reply);
     }
     uint64_t ns = bench_now_ns() - t0;
-    for (unsigned r = 0; r < depth; r++) {
+    for (unsigned r = 0; r < queued; r++) {
         if (!ok[r])
             continue;
         s_push((void **)&w->lat, &w->n, &w->cap, sizeof ns, &ns);
@@ -1256,10 +1259,10 @@ int main(int argc, char **argv)
            "connection per client), RocksDB %s C API (one handle shared by the client threads)\n",
            cfg.engramd, ENGRAM_BENCH_ROCKSDB_VERSION);
     if (cfg.depth > 1)
-        printf("pipelined: %u requests in flight per engram and redis client (an engram_batch_t "
-               "of %u; %u hiredis commands appended, then their replies read); latency is the "
-               "round's\n",
-               cfg.depth, cfg.depth, cfg.depth);
+        printf("pipelined: rounds of %u requests per client: an engram_batch_t of %u (at most %d "
+               "awaiting replies, ENGRAM_BATCH_WINDOW), %u hiredis commands appended, then their "
+               "replies read; latency is the round's\n",
+               cfg.depth, cfg.depth, ENGRAM_BATCH_WINDOW, cfg.depth);
     else
         printf("one request in flight per client, no pipelining\n");
     if (cfg.max_batch)

@@ -123,19 +123,26 @@ void engram_result_destroy(engram_result_t **self_p);
 void engram_event_destroy(engram_event_t **self_p);
 
 /*  Batches: several requests in flight on one connection. engram_batch_put and
- *  engram_batch_get queue requests (copying what they are given, and taking the connection's
- *  sources and causal token as engram_put and engram_get do); engram_batch_run sends them in
- *  order, keeps up to ENGRAM_BATCH_WINDOW of them awaiting their replies, and matches each
- *  reply to its request by id. The node handles one connection's requests in the order they
- *  came, so a get after a put of the same key in one batch reads that put. Each request has
- *  its own outcome: engram_batch_code (0 or ENGRAM_E*), engram_batch_error (the node's
- *  message, "" if none) and engram_batch_result (NULL unless its code is 0; the batch owns
- *  it). engram_batch_run returns 0 when every request got its answer; otherwise the code of
- *  what stopped it (ENGRAM_EUNAVAILABLE: no reply within the connection's timeout, counted
- *  from the last reply), and the requests left unanswered have that code. A queue call
- *  returns ENGRAM_EINVAL for a batch already run or holding ENGRAM_BATCH_MAX requests, and
- *  ENGRAM_ETOOBIG for a request past the frame limit; engram_batch_reset empties a batch for
- *  reuse. The batch borrows its connection, which it must not outlive. */
+ *  engram_batch_get queue requests (packed at once, with a copy of what they are given and the
+ *  connection's sources and causal token, as engram_put and engram_get take them; a batch
+ *  holds its packed requests until they are sent, up to ENGRAM_BATCH_MAX of up to the frame
+ *  limit each). engram_batch_run sends them in order, keeps up to ENGRAM_BATCH_WINDOW of them
+ *  awaiting their replies, and matches each reply to its request by id. The node handles one
+ *  connection's requests in the order they came, so a get after a put of the same key in one
+ *  batch reads that put, with two exceptions: a get with a causal token waits (parked) until
+ *  the node has reached the token, and a clustered node in its first seconds holds shared
+ *  writes (not reads) until it has checked its dots. Request i (counting the queue calls that
+ *  returned 0) has its own outcome once the batch has run: engram_batch_code (0 or ENGRAM_E*;
+ *  ENGRAM_EINVAL before the run), engram_batch_error (the node's message, "" if none) and
+ *  engram_batch_result (NULL unless its code is 0; the batch owns it). engram_batch_run
+ *  returns 0 when every request got its answer; otherwise the code of what stopped it
+ *  (ENGRAM_EUNAVAILABLE: no node, or no reply within the longest wait of its requests, the
+ *  connection's timeout plus a token's wait, counted from the last reply; engram_last_error
+ *  says which), and each request left unanswered has that code, sent or not: as with a plain
+ *  call, such a request may have been executed. A queue call returns ENGRAM_EINVAL for a batch
+ *  already run or holding ENGRAM_BATCH_MAX requests, and ENGRAM_ETOOBIG for a request past the
+ *  frame limit; engram_batch_reset empties a batch for reuse. The batch borrows its
+ *  connection, which it must not outlive. */
 typedef struct engram_batch engram_batch_t;
 engram_batch_t *engram_batch_new(engram_t *engram);
 void engram_batch_destroy(engram_batch_t **self_p);

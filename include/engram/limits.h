@@ -81,10 +81,10 @@
 #ifndef ENGRAM_CONNECTION_BYTE_BUDGET
 #define ENGRAM_CONNECTION_BYTE_BUDGET (16 * 1024 * 1024)
 #endif
-/*  Batches (engram_batch_t): the most requests one batch holds, and the most a batch keeps
- *  awaiting their replies at once, so that what the node answers never waits beyond libzmq's
- *  pipe for a client that reads it (replies of up to a page each stay within the byte
- *  budget above). */
+/*  Batches (engram_batch_t): the most requests one batch holds, and the most it keeps
+ *  awaiting their replies at once. The window bounds what the node may hold for a batch that
+ *  reads its replies as they come: sixteen replies (a get's of at most a value and its
+ *  siblings each), within engramd's own pipe of sixteen messages per connection. */
 #ifndef ENGRAM_BATCH_MAX
 #define ENGRAM_BATCH_MAX 4096
 #endif

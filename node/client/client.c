@@ -1631,11 +1631,12 @@ int engram_batch_get(engram_batch_t *self, const char *scope, const char *key)
     return s_batch_add(self, &req, s_read_wait(self->engram, &req));
 }
 
-/*  The request that reply answers, if it is one of the batch's still awaiting; replies come
- *  in order but for parked reads, so the search starts at the oldest awaiting. */
-static s_batched_t *s_batch_match(engram_batch_t *self, size_t oldest, const Engram__Reply *reply)
+/*  The request that reply answers, if it is one of the batch's sent and still awaiting;
+ *  replies come in order but for parked reads, so the search starts at the oldest awaiting. */
+static s_batched_t *s_batch_match(engram_batch_t *self, size_t oldest, size_t sent,
+                                  const Engram__Reply *reply)
 {
-    for (size_t i = oldest; i < self->n; i++)
+    for (size_t i = oldest; i < sent; i++)
         if (self->requests[i].id == reply->id && self->requests[i].code == 1)
             return &self->requests[i];
     return NULL;
@@ -1668,7 +1669,7 @@ int engram_batch_run(engram_batch_t *self)
         if (rc == ENGRAM_ETIMEDOUT)
             rc = s_fail(engram, ENGRAM_EUNAVAILABLE, "no reply from %s within %lld ms",
                         engram->endpoint, (long long)wait_ms);
-        s_batched_t *req = reply ? s_batch_match(self, oldest, reply) : NULL;
+        s_batched_t *req = reply ? s_batch_match(self, oldest, sent, reply) : NULL;
         if (req) {
             req->code = s_outcome(reply, &req->message);
             if (req->code == 0)
@@ -1698,7 +1699,7 @@ size_t engram_batch_size(const engram_batch_t *self)
 int engram_batch_code(const engram_batch_t *self, size_t i)
 {
     assert(self && i < self->n);
-    return self->requests[i].code;
+    return self->ran ? self->requests[i].code : ENGRAM_EINVAL;
 }
 
 const char *engram_batch_error(const engram_batch_t *self, size_t i)

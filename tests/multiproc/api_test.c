@@ -1558,7 +1558,8 @@ static void test_wrong_type(void **state)
 
 /*  Batches: 100 requests in flight on one connection (more than ENGRAM_BATCH_WINDOW), each
  *  put followed by a get of its key, which must read it (the node handles a connection's
- *  requests in order); a bad request in the middle gets its own code and changes nothing,
+ *  requests in order: node A is alone, so no dot check holds its writes, and the gets carry
+ *  no token to park on); a bad request in the middle gets its own code and changes nothing,
  *  and the rest go on; a key never written is ENGRAM_ENOTFOUND. A batch runs once; reset, it
  *  reads every key back; the connection's next plain call gets its own reply. */
 static void test_batch(void **state)
@@ -1581,6 +1582,7 @@ static void test_batch(void **state)
         assert_int_equal(engram_batch_get(batch, "run:batch", key), 0);
     }
     assert_int_equal(engram_batch_size(batch), 2 * PAIRS);
+    assert_int_equal(engram_batch_code(batch, 0), ENGRAM_EINVAL); /* not run yet */
     assert_int_equal(engram_batch_run(batch), 0);
     for (int i = 0; i < PAIRS; i++) {
         snprintf(value, sizeof value, "value %d", i);
@@ -1637,6 +1639,8 @@ static void test_batch(void **state)
     assert_int_equal(engram_batch_run(batch), 0);
     assert_int_equal(engram_batch_code(batch, 0), ENGRAM_ESCOPE);
     s_serving(s_nodes.a, e);
+    s_unhold(batch);
+    engram_batch_destroy(&batch); /* before its connection */
     s_disconnect(&e);
 
     /* No node: the run fails, and so does every request it could not send. */
