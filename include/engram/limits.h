@@ -84,9 +84,9 @@
 /*  Batches (engram_batch_t): the most requests one batch holds, and the most it keeps
  *  awaiting their replies at once. The window bounds what the node may hold for a batch that
  *  reads its replies as they come: eight replies, half of engramd's pipe of sixteen messages
- *  per connection. With a window of sixteen the pipe filled and the node sent the rest at its
- *  retry of full connections, 10 ms later: one client's batches of 16 gets made 1.75k/s, with
- *  a window of 8 22.5k/s (engram-node-bench --pipeline 16). */
+ *  per connection. With a window of sixteen each round of 16 gets from one client took 11 ms
+ *  (1.75k/s; 22.5k/s with a window of 8, engram-node-bench --pipeline 16), which matches the
+ *  node's 10 ms retry of a connection whose pipe is full. */
 #ifndef ENGRAM_BATCH_MAX
 #define ENGRAM_BATCH_MAX 4096
 #endif
