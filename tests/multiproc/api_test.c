@@ -1560,8 +1560,9 @@ static void test_wrong_type(void **state)
  *  put followed by a get of its key, which must read it (the node handles a connection's
  *  requests in order: node A is alone, so no dot check holds its writes, and the gets carry
  *  no token to park on); a bad request in the middle gets its own code and changes nothing,
- *  and the rest go on; a key never written is ENGRAM_ENOTFOUND. A batch runs once; reset, it
- *  reads every key back; the connection's next plain call gets its own reply. */
+ *  and the rest go on; a key never written is ENGRAM_ENOTFOUND; a get parked on its token
+ *  until the put queued after it is answered after it, matched by id, and reads it. A batch runs
+ * once; reset, it reads every key back; the connection's next plain call gets its own reply. */
 static void test_batch(void **state)
 {
     (void)state;
@@ -1638,6 +1639,24 @@ static void test_batch(void **state)
     assert_int_equal(engram_batch_get(batch, "not a scope", "k00"), 0);
     assert_int_equal(engram_batch_run(batch), 0);
     assert_int_equal(engram_batch_code(batch, 0), ENGRAM_ESCOPE);
+
+    /* Replies out of order: a get whose token is one dot ahead waits, parked, for the put
+     * queued after it; its reply comes second and is matched to it, and it reads that put. */
+    engram_result_t *r;
+    EXPECT_OK_KEEP(e, engram_put(e, "run:batch-order", "k", "old", 3, NULL, 0, &r), &r);
+    char *ahead = s_token_forge(r->token, "run:batch-order", 1);
+    engram_result_destroy(&r);
+    engram_batch_reset(batch);
+    assert_int_equal(engram_set_after(e, ahead, 5000), 0);
+    assert_int_equal(engram_batch_get(batch, "run:batch-order", "k"), 0);
+    assert_int_equal(engram_set_after(e, NULL, 0), 0);
+    assert_int_equal(engram_batch_put(batch, "run:batch-order", "k", "new", 3), 0);
+    assert_int_equal(engram_batch_run(batch), 0);
+    assert_int_equal(engram_batch_code(batch, 1), 0);
+    assert_int_equal(engram_batch_code(batch, 0), 0);
+    const engram_result_t *parked = engram_batch_result(batch, 0);
+    assert_int_equal(parked->nitems, 1); /* a get's result: a put's has no items */
+    assert_string_equal((char *)parked->items[0].value, "new");
     s_serving(s_nodes.a, e);
     s_unhold(batch);
     engram_batch_destroy(&batch); /* before its connection */
