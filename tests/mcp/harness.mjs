@@ -148,7 +148,7 @@ export class Cluster {
     for (let attempt = 0; attempt < 5; attempt++) {
       const base = randomBase();
       const ports = [];
-      for (let i = 1; i <= n; i++) ports.push(base + 10 * i, base + 10 * i + 1);
+      for (let i = 1; i <= n; i++) ports.push(base + 10 * i, base + 10 * i + 1, base + 10 * i + 2);
       const free = await Promise.all(ports.map(portFree));
       if (!free.every(Boolean)) continue;
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "engram-mcp-"));
@@ -165,7 +165,8 @@ export class Cluster {
       if (out.status === 0) return cluster;
       const logs = cluster.logs();
       cluster.stop();
-      if (!logs.includes("cannot bind gossip")) {
+      // a port taken between the check and the bind (gossip, or the metrics listener): draw again
+      if (!logs.includes("cannot bind gossip") && !logs.includes("--metrics: cannot listen")) {
         throw new Error(`local-cluster.sh ${n} failed: ${out.stderr}\n${logs.slice(-3000)}`);
       }
     }
