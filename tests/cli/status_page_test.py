@@ -116,8 +116,9 @@ class StatusPageTest(unittest.TestCase):
         # On a slow build (sanitizers) SWIM may suspect a member for a moment between the
         # node's answer above and the page's: the page is loaded again (up to 5 times) once
         # node 1 sees every member alive again; it must show them so. The request rate it shows
-        # is the last 5-second sample's: requests go on while it loads, and a page that came
-        # before a sample covered them is loaded again after the next one.
+        # runs from the node's last sample (one every 5 s) to its answer (a document kept up to
+        # 2 s), a window that may hold none of the test's requests: requests go on while it
+        # loads, and a page that shows a rate of 0 is loaded again after the next sample.
         stop = threading.Event()
         env = dict(self.env, ENGRAM_HOME=os.path.join(self.dir, "home"),
                    ENGRAM_SOCKET=self.nodes[0]["api"], ENGRAM_AGENT="scribe",
@@ -142,7 +143,7 @@ class StatusPageTest(unittest.TestCase):
                 if members != want:
                     eventually(self.settled, "node 1 sees both members alive again")
                 else:
-                    time.sleep(5.5)  # the node's next sample of its totals
+                    time.sleep(5.5)  # past the node's next sample of its totals
         finally:
             stop.set()
             load.join()
