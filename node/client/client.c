@@ -72,6 +72,7 @@
 #include <czmq.h>
 #include <sodium.h>
 
+#include "crdt/array.h"
 #include "engram/engram.h"
 #include "proto/api.pb-c.h"
 
@@ -1597,14 +1598,9 @@ static int s_batch_add(engram_batch_t *self, Engram__Request *req, int64_t wait_
                       self->ran ? "the batch has run: engram_batch_reset empties it"
                                 : "a batch holds at most %d requests",
                       ENGRAM_BATCH_MAX);
-    if (self->n == self->cap) {
-        size_t cap = self->cap ? self->cap * 2 : 16;
-        s_batched_t *grown = realloc(self->requests, cap * sizeof *grown);
-        if (!grown)
-            return ENGRAM_ENOMEM;
-        self->requests = grown;
-        self->cap = cap;
-    }
+    if (crdt_array_grow((void **)&self->requests, &self->cap, self->n + 1,
+                        sizeof *self->requests) != 0)
+        return ENGRAM_ENOMEM;
     int rc = 0;
     zframe_t *frame = s_pack(self->engram, req, &rc);
     if (!frame)
