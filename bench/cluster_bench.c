@@ -27,8 +27,11 @@
  *             pushes, acks and digests), and the TCP payload bytes of the gossip connections
  *             (`ss -ti` bytes_sent, so ZMTP and CurveZMQ framing included), both net of the
  *             idle gossip measured just before. Beside it Redis with two replicas: the
- *             primary's replication output plus input (INFO total_net_repl_*_bytes). The floor
- *             for three full replicas is 2 x payload.
+ *             primary's replication output plus input (INFO total_net_repl_*_bytes). Each
+ *             payload twice: values of random letters and digits (text, about 6 bits a byte)
+ *             and of random bytes (incompressible). engram compresses its gossip (zstd), Redis
+ *             its replication stream not: the floor for three full replicas is 2 x payload
+ *             uncompressed, about 1.5 x for the text.
  *    revoke   Revocation across three nodes: per round (50; --quick 5) the admin grants agent
  *             bench-revoke-reader read on a fresh scope run:revoke-N through node A (an
  *             admin's connection: engram_connect_keys with the admin's CURVE key pair,
@@ -1543,9 +1546,11 @@ typedef struct {
     pthread_t thread;
 } s_loader_t;
 
-/*  Closed-loop writes of keys prefix%08u, i in [from, from+n) stepping by threads. */
+/*  Closed-loop writes of keys prefix%08u, i in [from, from+n) stepping by threads; their values
+ *  random letters and digits, or random bytes when s_load_binary. */
 static char s_load_prefix[32];
 static const char *s_load_scope;
+static bool s_load_binary;
 static void *s_loader(void *arg)
 {
     s_loader_t *l = arg;
@@ -1557,6 +1562,9 @@ static void *s_loader(void *arg)
     }
     uint8_t *value = s_alloc(l->payload);
     s_value_fill(value, l->payload, l->id + 1 + l->from);
+    uint64_t state = l->id + 1 + l->from;
+    for (size_t i = 0; s_load_binary && i < l->payload; i++)
+        value[i] = (uint8_t)bench_rand(&state);
     char key[64];
     for (size_t i = l->from + l->id; i < l->from + l->n && !bench_interrupted; i += l->threads) {
         s_key(key, sizeof key, s_load_prefix, i);
@@ -1616,6 +1624,7 @@ static uint64_t s_load(const char *ep, int port, const char *scope, const char *
 
 typedef struct {
     size_t payload, n;
+    bool binary;        /* random bytes, not random letters and digits */
     double seconds;     /* writes + until settled */
     double gossip, tcp; /* engram bytes per write, net of idle; tcp < 0: unknown */
     double redis;       /* redis replication bytes per write; < 0: not run */
@@ -2206,14 +2215,16 @@ int main(int argc, char **argv)
         double idle_g = (double)(s_bytes_sent(&cluster, NULL, NULL) - g0) / (bench_now() - w0);
         double idle_t =
             t0 < 0 ? NAN : (double)(s_tcp_bytes(ports, NODES) - t0) / (bench_now() - w0);
-        s_bytes_result_t br[3] = {{0}};
-        for (int p = 0; p < 3 && !bench_interrupted; p++) {
+        s_bytes_result_t br[6] = {{0}};
+        for (int p = 0; p < 6 && !bench_interrupted; p++) {
             s_bytes_result_t *b = &br[p];
-            b->payload = payloads[p];
-            b->n = counts[p];
+            b->payload = payloads[p % 3];
+            b->n = counts[p % 3];
+            b->binary = p >= 3;
             b->redis = -1;
+            s_load_binary = b->binary;
             char prefix[32];
-            snprintf(prefix, sizeof prefix, "b%zu-", payloads[p]);
+            snprintf(prefix, sizeof prefix, "b%zu%s-", b->payload, b->binary ? "r" : "");
             uint64_t p0 = 0, p1 = 0, q0 = 0, q1 = 0;
             uint64_t a0 = s_bytes_sent(&cluster, &p0, &q0);
             int64_t c0 = s_tcp_bytes(ports, NODES);
@@ -2253,7 +2264,9 @@ int main(int argc, char **argv)
         }
         char ig[24], it[24];
         printf("\n3. Bytes on the wire per replicated write (3 nodes: every write goes to 2 "
-               "others, floor 2.0 x payload)\n");
+               "others, floor 2.0 x payload uncompressed)\n");
+        printf("   values: text (random letters and digits, about 6 bits a byte) or random "
+               "bytes (incompressible); engram compresses gossip (zstd), redis does not\n");
         printf("   writes on node A by %d closed-loop clients until every node holds them; "
                "gossip: cluster status bytes_sent summed over the nodes (encoded messages);\n",
                BYTES_THREADS);
@@ -2262,10 +2275,10 @@ int main(int argc, char **argv)
                s_bytes_text(ig, sizeof ig, idle_g), s_bytes_text(it, sizeof it, idle_t));
         printf("   redis: primary + 2 replicas, INFO total_net_repl_output+input_bytes of the "
                "primary\n");
-        printf("%8s %7s %8s %8s %8s   %11s %7s %11s %7s   %11s %7s   %12s\n", "payload", "writes",
-               "time", "pushes/w", "pulls/w", "gossip/w", "x pay", "tcp/w", "x pay", "redis/w",
-               "x pay", "engram/redis");
-        for (int p = 0; p < 3; p++) {
+        printf("%8s %6s %7s %8s %8s %8s   %11s %7s %11s %7s   %11s %7s   %12s\n", "payload",
+               "values", "writes", "time", "pushes/w", "pulls/w", "gossip/w", "x pay", "tcp/w",
+               "x pay", "redis/w", "x pay", "engram/redis");
+        for (int p = 0; p < 6; p++) {
             const s_bytes_result_t *b = &br[p];
             if (!b->n)
                 continue;
@@ -2275,8 +2288,8 @@ int main(int argc, char **argv)
                 snprintf(tx, sizeof tx, "%.2f", b->tcp / pay);
             if (b->redis >= 0)
                 snprintf(rx, sizeof rx, "%.2f", b->redis / pay);
-            printf("%8zu %7zu %7.2fs %8.2f %8.3f   %11s %7.2f %11s %7s   %11s %7s   %12s\n",
-                   b->payload, b->n, b->seconds, b->pushes, b->pulls,
+            printf("%8zu %6s %7zu %7.2fs %8.2f %8.3f   %11s %7.2f %11s %7s   %11s %7s   %12s\n",
+                   b->payload, b->binary ? "bytes" : "text", b->n, b->seconds, b->pushes, b->pulls,
                    s_bytes_text(g, sizeof g, b->gossip), b->gossip / pay,
                    s_bytes_text(t, sizeof t, b->tcp), tx, s_bytes_text(rr, sizeof rr, b->redis), rx,
                    s_ratio(q, sizeof q, b->gossip, b->redis));

@@ -9,7 +9,7 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config
           libzmq3-dev libczmq-dev librocksdb-dev libprotobuf-c-dev protobuf-c-compiler
-          libsodium-dev libjansson-dev libutf8proc-dev libcmocka-dev valgrind python3
+          libsodium-dev libjansson-dev libutf8proc-dev libzstd-dev libcmocka-dev valgrind python3
           libstemmer-dev libsqlite3-dev fortunes python3-zmq python3-protobuf protobuf-compiler
           iproute2 nftables iptables libfaketime python3-matplotlib libnetfilter-queue-dev
           libmicrohttpd-dev python3-prometheus-client chromium systemd python3-yaml)

@@ -23,6 +23,7 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zstd.h>
 
 #include "crdt/array.h"
 #include "crdt/codec.h"
@@ -149,6 +150,8 @@ struct gossip_engine {
                                  node id on, so restarted nodes spread their first pulls */
     gossip_round_t digests;   /* the members this round of periodic digests goes to */
     uint64_t *fault;          /* the stats counter of the current message's first fault, or NULL */
+    ZSTD_CCtx *zc;            /* made at the first message compressed, then reused */
+    ZSTD_DCtx *zd;            /* made at the first compressed message received, then reused */
     gossip_stats_t stats;
 };
 
@@ -177,9 +180,97 @@ static bool s_outbox_room(const gossip_engine_t *self, size_t len, bool data)
     return self->outbox_bytes <= max && len <= max - self->outbox_bytes;
 }
 
-/*  Packs msg into the outbox for peer. 0 or ENGRAM_ENOMEM. A data message is dropped (and
- *  counted) while the store may hold what is not durable, and any message when the outbox
- *  is full: both return 0, as a message lost on the way would. */
+/*  --- compression (engine.h, "Compression") ------------------------------------------- */
+
+/*  Zstandard's fastest regular level: deltas are small, and its cost is per byte. */
+#define COMPRESS_LEVEL 1
+
+static s_peer_t *s_peer_find(const gossip_engine_t *self, uint64_t id);
+
+/*  Whether peer reads compressed messages: its latest message says so. */
+static bool s_reads_compressed(const gossip_engine_t *self, uint64_t peer)
+{
+    const s_peer_t *p = s_peer_find(self, peer);
+    return p && p->schema_minor >= GOSSIP_COMPRESSED_MINOR;
+}
+
+/*  Replaces the encoded message *buf (*len bytes) for peer by its compressed envelope, when
+ *  the peer reads one and it is shorter. 0 or ENGRAM_ENOMEM. */
+static int s_compress(gossip_engine_t *self, uint64_t peer, uint8_t **buf, size_t *len)
+{
+    if (*len < GOSSIP_COMPRESS_MIN_BYTES || !s_reads_compressed(self, peer))
+        return 0;
+    if (!self->zc && !(self->zc = ZSTD_createCCtx()))
+        return ENGRAM_ENOMEM;
+    size_t cap = ZSTD_compressBound(*len);
+    uint8_t *frame = malloc(cap);
+    if (!frame)
+        return ENGRAM_ENOMEM;
+    /* a one-shot frame records its content size, which the receiver checks first */
+    size_t frame_len = ZSTD_compressCCtx(self->zc, frame, cap, *buf, *len, COMPRESS_LEVEL);
+    Engram__Gossip envelope = ENGRAM__GOSSIP__INIT;
+    envelope.schema_major = ENGRAM_SCHEMA_MAJOR;
+    envelope.schema_minor = ENGRAM_SCHEMA_MINOR;
+    envelope.body_case = ENGRAM__GOSSIP__BODY_COMPRESSED;
+    envelope.compressed = (ProtobufCBinaryData){frame_len, frame};
+    size_t envelope_len =
+        ZSTD_isError(frame_len) ? *len : engram__gossip__get_packed_size(&envelope);
+    int rc = 0;
+    if (envelope_len < *len) {
+        uint8_t *out = malloc(envelope_len);
+        if (out) {
+            engram__gossip__pack(&envelope, out);
+            self->stats.compressed_sent++;
+            self->stats.compression_saved += *len - envelope_len;
+            free(*buf);
+            *buf = out;
+            *len = envelope_len;
+        } else {
+            rc = ENGRAM_ENOMEM;
+        }
+    }
+    free(frame);
+    return rc;
+}
+
+/*  The message inside a compressed envelope, with the envelope's schema fields; NULL and *rc
+ *  ENGRAM_EDECODE for a frame that does not record its size, records more than
+ *  max_message_bytes or inflates to anything else, or a message inside that does not decode
+ *  or is compressed again; NULL and ENGRAM_ENOMEM. Nothing past the budget is allocated. */
+static Engram__Gossip *s_inflate(gossip_engine_t *self, const Engram__Gossip *envelope, int *rc)
+{
+    const ProtobufCBinaryData *frame = &envelope->compressed;
+    unsigned long long size = ZSTD_getFrameContentSize(frame->data, frame->len);
+    *rc = ENGRAM_EDECODE;
+    if (size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR ||
+        size > self->config.max_message_bytes)
+        return NULL;
+    *rc = ENGRAM_ENOMEM;
+    if (!self->zd && !(self->zd = ZSTD_createDCtx()))
+        return NULL;
+    uint8_t *buf = malloc(size ? (size_t)size : 1);
+    if (!buf)
+        return NULL;
+    size_t got = ZSTD_decompressDCtx(self->zd, buf, (size_t)size, frame->data, frame->len);
+    Engram__Gossip *inner =
+        !ZSTD_isError(got) && got == size ? engram__gossip__unpack(NULL, (size_t)size, buf) : NULL;
+    free(buf);
+    if (inner && inner->body_case == ENGRAM__GOSSIP__BODY_COMPRESSED) {
+        engram__gossip__free_unpacked(inner, NULL);
+        inner = NULL;
+    }
+    *rc = inner ? 0 : ENGRAM_EDECODE;
+    if (inner) {
+        inner->schema_major = envelope->schema_major;
+        inner->schema_minor = envelope->schema_minor;
+    }
+    return inner;
+}
+
+/*  Packs msg into the outbox for peer, compressed if the peer reads that and it is shorter.
+ *  0 or ENGRAM_ENOMEM. A data message is dropped (and counted) while the store may hold what
+ *  is not durable, and any message when the outbox is full: both return 0, as a message lost
+ *  on the way would. */
 static int s_send(gossip_engine_t *self, uint64_t peer, Engram__Gossip *msg)
 {
     msg->schema_major = ENGRAM_SCHEMA_MAJOR;
@@ -190,17 +281,23 @@ static int s_send(gossip_engine_t *self, uint64_t peer, Engram__Gossip *msg)
         return 0;
     }
     size_t len = engram__gossip__get_packed_size(msg);
-    if (!s_outbox_room(self, len, data)) {
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return ENGRAM_ENOMEM;
+    engram__gossip__pack(msg, buf);
+    int rc = s_compress(self, peer, &buf, &len);
+    if (rc == 0 && !s_outbox_room(self, len, data)) {
         self->stats.outbox_dropped++;
+        free(buf);
         return 0;
     }
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf || crdt_array_grow((void **)&self->outbox, &self->outbox_cap, self->n + 1,
-                                sizeof *self->outbox)) {
+    if (rc == 0)
+        rc = crdt_array_grow((void **)&self->outbox, &self->outbox_cap, self->n + 1,
+                             sizeof *self->outbox);
+    if (rc) {
         free(buf);
         return ENGRAM_ENOMEM;
     }
-    engram__gossip__pack(msg, buf);
     self->outbox[self->n++] = (s_msg_t){peer, buf, len, data};
     self->outbox_bytes += len;
     self->stats.bytes_sent += len;
@@ -495,6 +592,8 @@ void gossip_engine_destroy(gossip_engine_t **self_p)
     gossip_round_free(&self->digests);
     gossip_ctx_pool_destroy(&self->known_pool);
     gossip_swim_destroy(&self->swim);
+    ZSTD_freeCCtx(self->zc);
+    ZSTD_freeDCtx(self->zd);
     free(self);
     *self_p = NULL;
 }
@@ -1669,6 +1768,11 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
     int rc = gossip ? 0 : ENGRAM_EDECODE;
     if (rc == 0 && gossip->schema_major > ENGRAM_SCHEMA_MAJOR)
         rc = ENGRAM_EVERSION;
+    if (rc == 0 && gossip->body_case == ENGRAM__GOSSIP__BODY_COMPRESSED) {
+        Engram__Gossip *inner = s_inflate(self, gossip, &rc);
+        engram__gossip__free_unpacked(gossip, NULL);
+        gossip = inner;
+    }
     gossip_swim_fault_t fault = GOSSIP_SWIM_FAULT_NONE;
     if (rc == 0)
         rc = gossip_swim_check_sender(self->swim, from, gossip, now_ms, &fault);

@@ -73,6 +73,20 @@
  *  is built whole in memory (the delta, its encoding, then its parts in the outbox): at most
  *  about three times max_staged_peer_bytes while it is cut.
  *
+ *  Compression: a message of GOSSIP_COMPRESS_MIN_BYTES or more (a push, a chunk of an answer, a
+ *  digest of many scopes, a membership exchange) to a peer whose latest message gives schema
+ *  minor GOSSIP_COMPRESSED_MINOR or later goes as one Zstandard frame (level 1) in a Gossip
+ *  whose body is `compressed`, when that is shorter; to other peers as it is. Deltas repeat
+ *  their metadata from op to op (scope, agents, keys' prefixes, stamps close together) and
+ *  text values compress too, so a push of a few 64-byte writes shrinks to about 0.4 of its
+ *  size (engram-cluster-bench --only bytes). The frame must record its size, at most
+ *  max_message_bytes (every message is budgeted by it before compression), and inflate to
+ *  exactly that; the inner message must not be compressed again; otherwise the message is
+ *  bad input (bad_decode), and nothing is allocated past the budget. The envelope's schema
+ *  fields are the sender's word for the inner message. bytes_sent and bytes_received count
+ *  what crosses the wire; compressed_sent the messages sent compressed and compression_saved
+ *  the bytes that saved.
+ *
  *  Outbox: at most max_outbox_bytes of data messages are queued (more are dropped and counted
  *  in outbox_dropped; anti-entropy brings their content later), membership messages up to
  *  twice that, so a caller that stops draining it cannot make it grow without end.
@@ -137,6 +151,10 @@ typedef struct {
 
 /*  The first schema minor whose stores expand notes sent in their wire form (note_wire). */
 #define GOSSIP_LEAN_NOTES_MINOR 2
+/*  The first schema minor whose engines read compressed messages (Gossip.compressed). */
+#define GOSSIP_COMPRESSED_MINOR 3
+/*  Messages shorter than this go as they are: Zstandard's frame would take what it saves. */
+#define GOSSIP_COMPRESS_MIN_BYTES 256
 
 /*  The default scope check: KIND:ID, both non-empty, at most ENGRAM_MAX_KEY_BYTES bytes, no
  *  ASCII control byte. */
@@ -210,6 +228,8 @@ typedef struct {
     uint64_t digests_sent, pulls_answered, pull_deltas_applied, chunks_sent, chunks_received;
     uint64_t lean_deltas; /* pushes and answers sent with a note in its wire form (note_wire) */
     uint64_t bytes_sent, bytes_received, bad_messages;
+    uint64_t compressed_sent;   /* messages sent compressed (Gossip.compressed) */
+    uint64_t compression_saved; /* bytes their compression kept off the wire */
     /* Each rejected message counted once, by its first fault (they add up to bad_messages). */
     uint64_t bad_decode;         /* undecodable, newer major schema, invalid field */
     uint64_t bad_chunk;          /* a part contradicting its transfer, wrong length or hash */

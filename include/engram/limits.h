@@ -11,8 +11,9 @@
  *  newer major with ENGRAM_EVERSION; a newer minor only adds fields that older readers skip. */
 #define ENGRAM_SCHEMA_MAJOR 1
 /*  1: Scope.notes, the operations' history steps; 2: a step may leave its value to its op's
- *  entry (StoredHistory.value_in_entry), sent so only to peers that speak 2 */
-#define ENGRAM_SCHEMA_MINOR 2
+ *  entry (StoredHistory.value_in_entry), sent so only to peers that speak 2; 3: a gossip
+ *  message may travel compressed (Gossip.compressed), sent so only to peers that speak 3 */
+#define ENGRAM_SCHEMA_MINOR 3
 
 /*  Largest object key, set element and value a decoder accepts, in bytes. */
 #ifndef ENGRAM_MAX_KEY_BYTES

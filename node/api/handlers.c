@@ -1518,6 +1518,8 @@ static Engram__ClusterStatus *s_status_message(api_reply_t *r, node_cluster_stat
     msg->pulls_answered = status->pulls_answered;
     msg->pull_deltas_applied = status->pull_deltas_applied;
     msg->lean_deltas = status->lean_deltas;
+    msg->compressed_sent = status->compressed_sent;
+    msg->compression_saved = status->compression_saved;
     msg->bytes_sent = status->bytes_sent;
     msg->bytes_received = status->bytes_received;
     msg->bad_messages = status->bad_messages;

@@ -291,6 +291,8 @@ static void s_cluster_families(const node_cluster_status_t *status, json_t *fami
         S_COUNTER(bytes_received, "Gossip bytes received."),
         S_COUNTER(bad_messages, "Gossip messages refused as malformed or unauthorised."),
         S_COUNTER(lean_deltas, "Deltas sent with a step's value left to its entry."),
+        S_COUNTER(compressed_sent, "Gossip messages sent compressed."),
+        S_COUNTER(compression_saved, "Gossip bytes compression kept off the wire."),
 #undef S_COUNTER
     };
     for (size_t i = 0; i < sizeof counters / sizeof *counters; i++)

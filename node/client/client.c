@@ -1403,6 +1403,8 @@ static int s_cluster_new(const Engram__ClusterStatus *c, engram_cluster_t **stat
     self->pulls_answered = c->pulls_answered;
     self->pull_deltas_applied = c->pull_deltas_applied;
     self->lean_deltas = c->lean_deltas;
+    self->compressed_sent = c->compressed_sent;
+    self->compression_saved = c->compression_saved;
     self->bytes_sent = c->bytes_sent;
     self->bytes_received = c->bytes_received;
     self->bad_messages = c->bad_messages;

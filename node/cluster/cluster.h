@@ -136,6 +136,8 @@ typedef struct {
     uint64_t pushes_sent, pushes_applied, pushes_held_back, digests_sent;
     uint64_t pulls_answered, pull_deltas_applied, bytes_sent, bytes_received;
     uint64_t lean_deltas;  /* deltas sent with a step's value left to its entry */
+    uint64_t compressed_sent;   /* gossip messages sent compressed */
+    uint64_t compression_saved; /* bytes their compression kept off the wire */
     uint64_t bad_messages; /* the engine's and the transport's */
     unsigned local_health; /* Lifeguard score 0..8 */
     char storage[96];      /* "ok", "read-only" or "failed: ERROR" */

@@ -5,13 +5,15 @@
  *  many; chunk parts claiming a huge total allocate only what arrives (the staged-bytes stat),
  *  within the per-peer and overall caps; a node whose store takes no writes stays ALIVE,
  *  applies nothing, and sends only what is durable; the outbox stays bounded when nobody
- *  drains it.
+ *  drains it; compressed messages that are no frame, do not record their size, record more
+ *  than the budget or hold anything but one message are refused.
  */
 #include "prop.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zstd.h>
 
 #include "crdt/codec.h"
 #include "crdt/hash.h"
@@ -166,13 +168,15 @@ static size_t s_pack(Engram__Gossip *msg, uint8_t **buf)
     return len;
 }
 
-/*  A message of kind naming scope, otherwise well formed: a push of a fresh write, an ack, a
- *  single-part chunk of that write, or a digest listing "run:ok" then scope. */
-static size_t s_message(int kind, const char *scope, uint8_t **buf)
+/*  A message of kind naming scope, otherwise well formed: a push of a fresh write of value
+ *  (value_len bytes), an ack, a single-part chunk of that write, or a digest listing "run:ok"
+ *  then scope. */
+static size_t s_message_of(int kind, const char *scope, const char *value, size_t value_len,
+                           uint8_t **buf)
 {
     crdt_scope_t *source = crdt_scope_new(11);
     crdt_scope_t *delta = NULL;
-    assert_int_equal(crdt_mvreg_write(source, "k", 1, "v", 1, &delta), 0);
+    assert_int_equal(crdt_mvreg_write(source, "k", 1, value, value_len, &delta), 0);
     uint8_t *delta_buf = NULL, *ctx_buf = NULL, *empty_buf = NULL;
     size_t delta_len = 0, ctx_len = 0, empty_len = 0;
     assert_int_equal(crdt_scope_encode(delta, &delta_buf, &delta_len), 0);
@@ -227,6 +231,12 @@ static size_t s_message(int kind, const char *scope, uint8_t **buf)
     crdt_scope_destroy(&delta);
     crdt_scope_destroy(&source);
     return len;
+}
+
+/*  s_message_of with the value "v". */
+static size_t s_message(int kind, const char *scope, uint8_t **buf)
+{
+    return s_message_of(kind, scope, "v", 1, buf);
 }
 
 /*  The canonical refusal: every message naming a scope the store's rule refuses is counted in
@@ -464,6 +474,96 @@ static void test_chunk_claims_allocate_nothing(void **state)
     s_node_fini(&b);
 }
 
+/*  An envelope (Gossip.compressed) around frame (len bytes); caller frees *buf. */
+static size_t s_envelope(const uint8_t *frame, size_t len, uint8_t **buf)
+{
+    Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
+    msg.schema_minor = GOSSIP_COMPRESSED_MINOR;
+    msg.body_case = ENGRAM__GOSSIP__BODY_COMPRESSED;
+    msg.compressed = (ProtobufCBinaryData){len, (uint8_t *)frame};
+    return s_pack(&msg, buf);
+}
+
+/*  The envelope of src compressed as one Zstandard frame; with_size false: a frame that does
+ *  not record its content size; twice: that frame twice in a row. */
+static size_t s_zipped(const uint8_t *src, size_t len, bool with_size, bool twice, uint8_t **buf)
+{
+    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+    assert_non_null(cctx);
+    assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, with_size)));
+    size_t cap = ZSTD_compressBound(len);
+    uint8_t *frame = malloc(2 * cap);
+    assert_non_null(frame);
+    size_t n = ZSTD_compress2(cctx, frame, cap, src, len);
+    assert_false(ZSTD_isError(n));
+    if (twice) {
+        memcpy(frame + n, frame, n);
+        n *= 2;
+    }
+    ZSTD_freeCCtx(cctx);
+    size_t out = s_envelope(frame, n, buf);
+    free(frame);
+    return out;
+}
+
+/*  A compressed message is read like the one it carries; a bad one is refused as undecodable
+ *  (bad_decode) and applies nothing: bytes that are no Zstandard frame, a frame that does not
+ *  record its size or records more than the message budget (refused before anything is
+ *  allocated for it), two frames where one was announced, a message inside that does not
+ *  decode, or one compressed twice. */
+static void test_compressed_input(void **state)
+{
+    (void)state;
+    node_t b;
+    s_node_config(&b, 22, NULL);
+    gossip_engine_add_peer(b.engine, 11);
+    const gossip_stats_t *st = gossip_engine_stats(b.engine);
+    uint8_t *push = NULL, *big = NULL;
+    size_t push_len = s_message(0, "run:ok", &push);
+    char *value = malloc(BUDGET);
+    assert_non_null(value);
+    memset(value, 'x', BUDGET);
+    size_t big_len = s_message_of(0, "run:big", value, BUDGET, &big); /* valid, past the budget */
+    free(value);
+    assert_true(big_len > BUDGET);
+    uint8_t garbage[64];
+    memset(garbage, 0xa5, sizeof garbage);
+    uint8_t *inner = NULL;
+    size_t inner_len = s_zipped(push, push_len, true, false, &inner);
+    struct {
+        const char *what;
+        size_t len;
+    } bad[6];
+    uint8_t *bufs[6];
+    bad[0].what = "no frame", bad[0].len = s_envelope(garbage, sizeof garbage, &bufs[0]);
+    bad[1].what = "no size", bad[1].len = s_zipped(push, push_len, false, false, &bufs[1]);
+    bad[2].what = "past the budget", bad[2].len = s_zipped(big, big_len, true, false, &bufs[2]);
+    bad[3].what = "two frames", bad[3].len = s_zipped(push, push_len, true, true, &bufs[3]);
+    bad[4].what = "no message",
+    bad[4].len = s_zipped(garbage, sizeof garbage, true, false, &bufs[4]);
+    bad[5].what = "twice", bad[5].len = s_zipped(inner, inner_len, true, false, &bufs[5]);
+    for (int i = 0; i < 6; i++) {
+        print_message("%s\n", bad[i].what);
+        assert_int_equal(gossip_engine_receive(b.engine, 11, bufs[i], bad[i].len, 1000),
+                         ENGRAM_EDECODE);
+        assert_int_equal(st->bad_decode, (uint64_t)i + 1);
+        assert_int_equal(b.store.applies, 0);
+        free(bufs[i]);
+    }
+    assert_int_equal(st->bad_messages, 6);
+    assert_int_equal(s_drain(&b), 0); /* answered nothing */
+
+    /* the same push compressed once: applied and acknowledged */
+    assert_int_equal(gossip_engine_receive(b.engine, 11, inner, inner_len, 1000), 0);
+    assert_int_equal(b.store.applies, 1);
+    assert_int_equal(st->bad_messages, 6);
+    assert_int_equal(s_drain(&b), 1);
+    free(inner);
+    free(big);
+    free(push);
+    s_node_fini(&b);
+}
+
 /*  A node whose store takes no writes stays ALIVE through membership, applies nothing, asks
  *  for nothing; read-only, it reports what it holds (acks, no digest) and answers digests;
  *  failed, it sends no data at all. */
@@ -582,6 +682,7 @@ int main(void)
         cmocka_unit_test(test_chunk_claims_allocate_nothing),
         cmocka_unit_test(test_storage_states),
         cmocka_unit_test(test_outbox_is_bounded),
+        cmocka_unit_test(test_compressed_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

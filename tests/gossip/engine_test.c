@@ -7,6 +7,7 @@
  *  large answers are not re-sent on every digest. tests/sim/ runs the same engine under faults
  *  at scale; swim_test.c covers the membership.
  */
+#include "gossip_frame.h"
 #include "prop.h"
 
 #include <stdio.h>
@@ -701,7 +702,7 @@ static size_t s_pull(node_t nodes[2], uint64_t now, Engram__Gossip **chunks, siz
         free(buf);
     }
     while (gossip_engine_next(nodes[0].engine, &to, &buf, &len)) {
-        Engram__Gossip *g = engram__gossip__unpack(NULL, len, buf);
+        Engram__Gossip *g = test_gossip_unpack(buf, len);
         assert_non_null(g);
         if (g->body_case == ENGRAM__GOSSIP__BODY_CHUNK && n < cap)
             chunks[n++] = g;
@@ -915,7 +916,7 @@ static void s_deliver_as_minor(node_t *from, node_t *to, uint32_t minor, uint64_
     uint8_t *buf;
     size_t len;
     while (gossip_engine_next(from->engine, &peer, &buf, &len)) {
-        Engram__Gossip *g = engram__gossip__unpack(NULL, len, buf);
+        Engram__Gossip *g = test_gossip_unpack(buf, len);
         assert_non_null(g);
         g->schema_minor = minor;
         uint8_t *out = malloc(engram__gossip__get_packed_size(g));
@@ -956,6 +957,63 @@ static void test_lean_answers_only_to_peers_that_read_them(void **state)
     assert_true(note && len == 1 && note[0] == 'L');
     assert_int_equal(gossip_engine_stats(nodes[0].engine)->lean_deltas, 1); /* the answer */
     assert_int_equal(gossip_engine_stats(nodes[0].engine)->pulls_answered, 2);
+    s_pair_fini(nodes);
+}
+
+/*  A push goes compressed only to a peer whose messages say it reads compressed ones (schema
+ *  minor GOSSIP_COMPRESSED_MINOR or later), and only when that makes it shorter: not to one
+ *  never heard from, not when it is short, not to one whose latest message gives an older
+ *  minor. Compressed or not, the write arrives, and bytes_sent counts what went on the wire. */
+static void test_compression_only_to_peers_that_read_it(void **state)
+{
+    (void)state;
+    node_t nodes[2];
+    s_pair(nodes, 65536);
+    const gossip_stats_t *st = gossip_engine_stats(nodes[0].engine);
+    char text[600];
+    for (size_t i = 0; i < sizeof text - 1; i++)
+        text[i] = "the quick brown fox jumps over the lazy dog "[i % 44];
+    text[sizeof text - 1] = '\0';
+    s_write(&nodes[0], "run:a", "k1", text); /* 22 never spoke: as it is */
+    s_run(nodes, 2, NULL);
+    assert_int_equal(st->compressed_sent, 0);
+    assert_true(s_same(&nodes[0], &nodes[1]));
+
+    s_write(&nodes[0], "run:a", "k2", "short"); /* 22's ack said minor 3, but the push is short */
+    s_run(nodes, 2, NULL);
+    assert_int_equal(st->compressed_sent, 0);
+    assert_true(s_same(&nodes[0], &nodes[1]));
+
+    uint64_t before = st->bytes_sent;
+    s_write(&nodes[0], "run:a", "k3", text);
+    s_run(nodes, 2, NULL);
+    assert_int_equal(st->compressed_sent, 1);
+    assert_true(st->compression_saved > 400); /* 600 bytes of a repeated phrase */
+    assert_true(st->bytes_sent - before < 300);
+    assert_true(s_same(&nodes[0], &nodes[1]));
+    assert_int_equal(gossip_engine_stats(nodes[1].engine)->bad_messages, 0);
+
+    /* 22 speaks an older minor: its next push goes as it is */
+    s_write(&nodes[1], "run:a", "from22", "v");
+    s_deliver_as_minor(&nodes[1], &nodes[0], GOSSIP_COMPRESSED_MINOR - 1, 1000);
+    s_write(&nodes[0], "run:a", "k4", text);
+    uint64_t peer;
+    uint8_t *buf;
+    size_t len;
+    int pushes = 0;
+    while (gossip_engine_next(nodes[0].engine, &peer, &buf, &len)) { /* its ack, then the push */
+        Engram__Gossip *g = engram__gossip__unpack(NULL, len, buf);
+        assert_non_null(g);
+        assert_int_not_equal(g->body_case, ENGRAM__GOSSIP__BODY_COMPRESSED);
+        pushes += g->body_case == ENGRAM__GOSSIP__BODY_PUSH;
+        engram__gossip__free_unpacked(g, NULL);
+        assert_int_equal(gossip_engine_receive(nodes[1].engine, 11, buf, len, 1000), 0);
+        free(buf);
+    }
+    assert_int_equal(pushes, 1);
+    s_run(nodes, 2, NULL);
+    assert_int_equal(st->compressed_sent, 1);
+    assert_true(s_same(&nodes[0], &nodes[1]));
     s_pair_fini(nodes);
 }
 
@@ -1014,7 +1072,7 @@ static uint64_t s_lose_pull(node_t *nodes, int count, node_t *n, uint64_t now)
     uint8_t *buf;
     size_t len;
     while (gossip_engine_next(n->engine, &to, &buf, &len)) {
-        Engram__Gossip *g = engram__gossip__unpack(NULL, len, buf);
+        Engram__Gossip *g = test_gossip_unpack(buf, len);
         assert_non_null(g);
         bool pull = g->body_case == ENGRAM__GOSSIP__BODY_DIGEST && !g->digest->no_deltas;
         engram__gossip__free_unpacked(g, NULL);
@@ -1105,7 +1163,7 @@ static void test_periodic_digests_reach_every_member_each_round(void **state)
             uint8_t *buf;
             size_t len;
             while (gossip_engine_next(nodes[0].engine, &to, &buf, &len)) {
-                Engram__Gossip *g = engram__gossip__unpack(NULL, len, buf);
+                Engram__Gossip *g = test_gossip_unpack(buf, len);
                 assert_non_null(g);
                 for (int t = 1; t < N; t++) {
                     if (nodes[t].store.id != to)
@@ -1273,6 +1331,7 @@ int main(void)
         cmocka_unit_test(test_stable_cut_meets_every_member),
         cmocka_unit_test(test_lean_notes_only_to_peers_that_read_them),
         cmocka_unit_test(test_lean_answers_only_to_peers_that_read_them),
+        cmocka_unit_test(test_compression_only_to_peers_that_read_it),
         cmocka_unit_test(test_membership_runs_through_swim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

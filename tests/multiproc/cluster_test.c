@@ -973,15 +973,22 @@ static void test_join_catches_up(void **state)
     engram_cluster_destroy(&status);
     if (pulled == 0)
         fail_msg("the joiner has every key but applied no pull answer");
-    /* the nodes speak the same schema: the steps' values went once, in their entries */
-    uint64_t lean = 0;
+    /* the nodes speak the same schema: the steps' values went once, in their entries, and
+     * the answers that brought the joiner every key went compressed */
+    uint64_t lean = 0, compressed = 0, saved = 0;
     for (int i = 1; i <= 3; i++) {
         status = s_status(i);
         lean += status->lean_deltas;
+        compressed += status->compressed_sent;
+        saved += status->compression_saved;
         engram_cluster_destroy(&status);
     }
     if (lean == 0)
         fail_msg("no delta went with lean steps between nodes of one version");
+    if (compressed == 0 || saved == 0)
+        fail_msg("no gossip went compressed between nodes of one version (%" PRIu64
+                 " messages, %" PRIu64 " bytes saved)",
+                 compressed, saved);
     s_eventually(CONVERGE_MS, s_vectors_equal, (void *)scope, "equal version vectors");
     s_cluster_stop();
 }

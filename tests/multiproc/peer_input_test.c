@@ -72,6 +72,7 @@
 #include "engram/engram.h"
 #include "node/trust/admission.h"
 #include "node/trust/identity.h"
+#include "gossip_frame.h"
 #include "node_harness.h"
 #include "proto/cluster.pb-c.h"
 #include "proto/gossip.pb-c.h"
@@ -222,7 +223,7 @@ static void s_pump(void)
         zframe_t *payload = zmsg_last(msg);
         Engram__Gossip *in =
             zmsg_size(msg) == 2
-                ? engram__gossip__unpack(NULL, zframe_size(payload), zframe_data(payload))
+                ? test_gossip_unpack(zframe_data(payload), zframe_size(payload))
                 : NULL;
         zmsg_destroy(&msg);
         if (in && in->body_case == ENGRAM__GOSSIP__BODY_PING) {
