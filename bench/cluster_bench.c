@@ -1561,13 +1561,17 @@ static void *s_loader(void *arg)
         return NULL;
     }
     uint8_t *value = s_alloc(l->payload);
-    s_value_fill(value, l->payload, l->id + 1 + l->from);
-    uint64_t state = l->id + 1 + l->from;
-    for (size_t i = 0; s_load_binary && i < l->payload; i++)
-        value[i] = (uint8_t)bench_rand(&state);
     char key[64];
     for (size_t i = l->from + l->id; i < l->from + l->n && !bench_interrupted; i += l->threads) {
         s_key(key, sizeof key, s_load_prefix, i);
+        /* a value of its own per write: values repeated from write to write would flatter
+         * compressed gossip */
+        uint64_t state = i + 1;
+        if (s_load_binary)
+            for (size_t b = 0; b < l->payload; b++)
+                value[b] = (uint8_t)bench_rand(&state);
+        else
+            s_value_fill(value, l->payload, i + 1);
         s_value_stamp(value, l->payload, l->id, i);
         if (e) {
             engram_result_t *res = NULL;
