@@ -2,12 +2,14 @@
  *  starts from well-formed messages instead of discovering protobuf from nothing.
  *
  *  Usage: fuzz_seed_corpus <dir>. Creates <dir>/scope_decode, <dir>/ctx_decode,
- *  <dir>/value_decode, <dir>/filter_parse, <dir>/embedding_decode and <dir>/mcp_request (the
- *  directories must not need more than one level of creation) and fills them with: scopes
+ *  <dir>/value_decode, <dir>/filter_parse, <dir>/embedding_decode, <dir>/mcp_request and
+ *  <dir>/gossip_receive (the directories must not need more than one level of creation) and
+ *  fills them with: scopes
  *  holding every object type, removal records, a dot cloud and a prune cut, plus an empty scope
  *  and one delta; contexts with and without clouds; values with and without provenance; filters
  *  using every operator, combinator and time form; embeddings of one, a few and 384 dimensions;
- *  MCP messages (requests, a notification, a response, a batch). Deterministic, so the corpus
+ *  MCP messages (requests, a notification, a response, a batch); gossip frames (a push, an ack,
+ *  a digest, a single-part chunk, and a push compressed). Deterministic, so the corpus
  *  is the same on every build.
  */
 #include <stdint.h>
@@ -15,13 +17,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zstd.h>
 
 #include "crdt/awset.h"
 #include "crdt/codec.h"
 #include "crdt/counter.h"
+#include "crdt/hash.h"
 #include "crdt/log.h"
 #include "crdt/mvreg.h"
 #include "crdt/value.h"
+#include "proto/gossip.pb-c.h"
 
 static const char *s_root;
 
@@ -229,6 +234,90 @@ static void s_embeddings(void)
     s_embedding("d384", 384, s_wave);
 }
 
+/*  Writes msg, packed, as gossip_receive/name. */
+static void s_write_gossip(const char *name, Engram__Gossip *msg)
+{
+    msg->schema_major = 1;
+    size_t len = engram__gossip__get_packed_size(msg);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        s_die("out of memory");
+    engram__gossip__pack(msg, buf);
+    s_write("gossip_receive", name, buf, len);
+}
+
+static void s_gossip(void)
+{
+    crdt_scope_t *source = crdt_scope_new(11);
+    crdt_scope_t *delta = NULL;
+    s_ok(crdt_mvreg_write(source, "title", 100, "a plan for the quarter", 22, &delta), "write");
+    uint8_t *delta_buf, *ctx_buf, *empty_buf;
+    size_t delta_len, ctx_len, empty_len;
+    s_ok(crdt_scope_encode(delta, &delta_buf, &delta_len), "encode delta");
+    s_ok(crdt_ctx_encode(crdt_scope_ctx(source), &ctx_buf, &ctx_len), "encode ctx");
+    s_ok(crdt_ctx_encode(NULL, &empty_buf, &empty_len), "encode ctx");
+    Engram__GossipPush push = ENGRAM__GOSSIP_PUSH__INIT;
+    push.scope = "run:seed";
+    push.delta = (ProtobufCBinaryData){delta_len, delta_buf};
+    push.deps = (ProtobufCBinaryData){empty_len, empty_buf};
+    Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
+    msg.body_case = ENGRAM__GOSSIP__BODY_PUSH;
+    msg.push = &push;
+    s_write_gossip("push", &msg);
+
+    size_t len = engram__gossip__get_packed_size(&msg);
+    uint8_t *packed = malloc(len), *frame = malloc(ZSTD_compressBound(len));
+    if (!packed || !frame)
+        s_die("out of memory");
+    engram__gossip__pack(&msg, packed);
+    size_t frame_len = ZSTD_compress(frame, ZSTD_compressBound(len), packed, len, 1);
+    if (ZSTD_isError(frame_len))
+        s_die("compress");
+    Engram__Gossip envelope = ENGRAM__GOSSIP__INIT;
+    envelope.schema_minor = 3;
+    envelope.body_case = ENGRAM__GOSSIP__BODY_COMPRESSED;
+    envelope.compressed = (ProtobufCBinaryData){frame_len, frame};
+    s_write_gossip("push-compressed", &envelope);
+    free(packed);
+    free(frame);
+
+    Engram__GossipAck ack = ENGRAM__GOSSIP_ACK__INIT;
+    ack.scope = "run:seed";
+    ack.ctx = (ProtobufCBinaryData){ctx_len, ctx_buf};
+    msg.body_case = ENGRAM__GOSSIP__BODY_ACK;
+    msg.ack = &ack;
+    s_write_gossip("ack", &msg);
+
+    Engram__GossipVersion version = ENGRAM__GOSSIP_VERSION__INIT;
+    Engram__GossipVersion *versions[] = {&version};
+    version.scope = "run:seed";
+    version.ctx = (ProtobufCBinaryData){empty_len, empty_buf};
+    Engram__GossipDigest digest = ENGRAM__GOSSIP_DIGEST__INIT;
+    digest.complete = true;
+    digest.reply = true;
+    digest.versions = versions;
+    digest.n_versions = 1;
+    msg.body_case = ENGRAM__GOSSIP__BODY_DIGEST;
+    msg.digest = &digest;
+    s_write_gossip("digest", &msg);
+
+    Engram__GossipChunk chunk = ENGRAM__GOSSIP_CHUNK__INIT;
+    chunk.scope = "run:seed";
+    chunk.count = 1;
+    chunk.total = delta_len;
+    chunk.hash = crdt_hash(delta_buf, delta_len, UINT64_C(0x656e6772616d)); /* engine.c's key */
+    chunk.data = (ProtobufCBinaryData){delta_len, delta_buf};
+    msg.body_case = ENGRAM__GOSSIP__BODY_CHUNK;
+    msg.chunk = &chunk;
+    s_write_gossip("chunk", &msg);
+
+    free(delta_buf);
+    free(ctx_buf);
+    free(empty_buf);
+    crdt_scope_destroy(&delta);
+    crdt_scope_destroy(&source);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2)
@@ -240,7 +329,8 @@ int main(int argc, char **argv)
                           "/value_decode",
                           "/filter_parse",
                           "/embedding_decode",
-                          "/mcp_request"};
+                          "/mcp_request",
+                          "/gossip_receive"};
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s%s", s_root, dirs[i]);
@@ -251,5 +341,6 @@ int main(int argc, char **argv)
     s_filters();
     s_embeddings();
     s_mcp_requests();
+    s_gossip();
     return 0;
 }
