@@ -195,17 +195,19 @@ static bool s_reads_compressed(const gossip_engine_t *self, uint64_t peer)
 }
 
 /*  Replaces the encoded message *buf (*len bytes) for peer by its compressed envelope, when
- *  the peer reads one and it is shorter. 0 or ENGRAM_ENOMEM. */
-static int s_compress(gossip_engine_t *self, uint64_t peer, uint8_t **buf, size_t *len)
+ *  the peer reads one, it is shorter, and its frame is within GOSSIP_COMPRESS_MAX_RATIO of
+ *  what it inflates to; true if it did. Compression is optional: a message it cannot
+ *  compress (out of memory included) goes as it is. */
+static bool s_compress(gossip_engine_t *self, uint64_t peer, uint8_t **buf, size_t *len)
 {
     if (*len < GOSSIP_COMPRESS_MIN_BYTES || !s_reads_compressed(self, peer))
-        return 0;
+        return false;
     if (!self->zc && !(self->zc = ZSTD_createCCtx()))
-        return ENGRAM_ENOMEM;
+        return false;
     size_t cap = ZSTD_compressBound(*len);
     uint8_t *frame = malloc(cap);
     if (!frame)
-        return ENGRAM_ENOMEM;
+        return false;
     /* a one-shot frame records its content size, which the receiver checks first */
     size_t frame_len = ZSTD_compressCCtx(self->zc, frame, cap, *buf, *len, COMPRESS_LEVEL);
     Engram__Gossip envelope = ENGRAM__GOSSIP__INIT;
@@ -213,37 +215,38 @@ static int s_compress(gossip_engine_t *self, uint64_t peer, uint8_t **buf, size_
     envelope.schema_minor = ENGRAM_SCHEMA_MINOR;
     envelope.body_case = ENGRAM__GOSSIP__BODY_COMPRESSED;
     envelope.compressed = (ProtobufCBinaryData){frame_len, frame};
-    size_t envelope_len =
-        ZSTD_isError(frame_len) ? *len : engram__gossip__get_packed_size(&envelope);
-    int rc = 0;
-    if (envelope_len < *len) {
-        uint8_t *out = malloc(envelope_len);
-        if (out) {
-            engram__gossip__pack(&envelope, out);
-            self->stats.compressed_sent++;
-            self->stats.compression_saved += *len - envelope_len;
-            free(*buf);
-            *buf = out;
-            *len = envelope_len;
-        } else {
-            rc = ENGRAM_ENOMEM;
-        }
+    bool usable = !ZSTD_isError(frame_len) && *len / frame_len < GOSSIP_COMPRESS_MAX_RATIO;
+    size_t envelope_len = usable ? engram__gossip__get_packed_size(&envelope) : *len;
+    uint8_t *out = envelope_len < *len ? malloc(envelope_len) : NULL;
+    if (out) {
+        engram__gossip__pack(&envelope, out);
+        free(*buf);
+        *buf = out;
+        *len = envelope_len;
     }
     free(frame);
-    return rc;
+    return out != NULL;
 }
 
 /*  The message inside a compressed envelope, with the envelope's schema fields; NULL and *rc
- *  ENGRAM_EDECODE for a frame that does not record its size, records more than
- *  max_message_bytes or inflates to anything else, or a message inside that does not decode
- *  or is compressed again; NULL and ENGRAM_ENOMEM. Nothing past the budget is allocated. */
+ *  ENGRAM_EDECODE for anything but one frame of the current Zstandard format (a legacy or
+ *  skippable frame, or more frames after it, are refused), a frame that does not record its
+ *  size, records more than max_message_bytes or GOSSIP_COMPRESS_MAX_RATIO times its own
+ *  length, or inflates to anything else, or a message inside that does not decode or is
+ *  compressed again; NULL and ENGRAM_ENOMEM. Nothing is allocated for a frame refused. */
 static Engram__Gossip *s_inflate(gossip_engine_t *self, const Engram__Gossip *envelope, int *rc)
 {
     const ProtobufCBinaryData *frame = &envelope->compressed;
-    unsigned long long size = ZSTD_getFrameContentSize(frame->data, frame->len);
     *rc = ENGRAM_EDECODE;
+    if (frame->len < 4 || frame->data[0] != (ZSTD_MAGICNUMBER & 0xff) ||
+        frame->data[1] != ((ZSTD_MAGICNUMBER >> 8) & 0xff) ||
+        frame->data[2] != ((ZSTD_MAGICNUMBER >> 16) & 0xff) ||
+        frame->data[3] != ((ZSTD_MAGICNUMBER >> 24) & 0xff) ||
+        ZSTD_findFrameCompressedSize(frame->data, frame->len) != frame->len)
+        return NULL;
+    unsigned long long size = ZSTD_getFrameContentSize(frame->data, frame->len);
     if (size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR ||
-        size > self->config.max_message_bytes)
+        size > self->config.max_message_bytes || size / frame->len >= GOSSIP_COMPRESS_MAX_RATIO)
         return NULL;
     *rc = ENGRAM_ENOMEM;
     if (!self->zd && !(self->zd = ZSTD_createDCtx()))
@@ -281,23 +284,28 @@ static int s_send(gossip_engine_t *self, uint64_t peer, Engram__Gossip *msg)
         return 0;
     }
     size_t len = engram__gossip__get_packed_size(msg);
+    if (!s_outbox_room(self, 0, data)) { /* full already: not worth packing */
+        self->stats.outbox_dropped++;
+        return 0;
+    }
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
         return ENGRAM_ENOMEM;
     engram__gossip__pack(msg, buf);
-    int rc = s_compress(self, peer, &buf, &len);
-    if (rc == 0 && !s_outbox_room(self, len, data)) {
+    size_t packed_len = len;
+    bool compressed = s_compress(self, peer, &buf, &len);
+    if (!s_outbox_room(self, len, data)) {
         self->stats.outbox_dropped++;
         free(buf);
         return 0;
     }
-    if (rc == 0)
-        rc = crdt_array_grow((void **)&self->outbox, &self->outbox_cap, self->n + 1,
-                             sizeof *self->outbox);
-    if (rc) {
+    if (crdt_array_grow((void **)&self->outbox, &self->outbox_cap, self->n + 1,
+                        sizeof *self->outbox)) {
         free(buf);
         return ENGRAM_ENOMEM;
     }
+    self->stats.compressed_sent += compressed;
+    self->stats.compression_saved += packed_len - len;
     self->outbox[self->n++] = (s_msg_t){peer, buf, len, data};
     self->outbox_bytes += len;
     self->stats.bytes_sent += len;

@@ -79,11 +79,13 @@
  *  whose body is `compressed`, when that is shorter; to other peers as it is. Deltas repeat
  *  their metadata from op to op (scope, agents, keys' prefixes, stamps close together) and
  *  text values compress too, so a push of a few 64-byte writes shrinks to about 0.4 of its
- *  size (engram-cluster-bench --only bytes). The frame must record its size, at most
- *  max_message_bytes (every message is budgeted by it before compression), and inflate to
- *  exactly that; the inner message must not be compressed again; otherwise the message is
- *  bad input (bad_decode), and nothing is allocated past the budget. The envelope's schema
- *  fields are the sender's word for the inner message. bytes_sent and bytes_received count
+ *  size (engram-cluster-bench --only bytes). The envelope must hold exactly one frame of the
+ *  current Zstandard format (no legacy, skippable or trailing frame), which records its size,
+ *  at most max_message_bytes (every message is budgeted by it before compression) and less
+ *  than GOSSIP_COMPRESS_MAX_RATIO times the frame's length, and inflates to exactly that; the
+ *  inner message must not be compressed again; otherwise the message is bad input
+ *  (bad_decode), and nothing is allocated for it. The envelope's schema fields are the
+ *  sender's word for the inner message. bytes_sent and bytes_received count
  *  what crosses the wire; compressed_sent the messages sent compressed and compression_saved
  *  the bytes that saved.
  *
@@ -97,7 +99,8 @@
  *  Peer knowledge: what each peer holds is kept per scope in a hash table (keyed by SipHash
  *  with a per-engine random key), the contexts in a gossip_ctx_pool_t (equal ones are one
  *  copy); so is the schema minor of its latest message, which says whether it reads notes in
- *  the store's wire form (note_wire). The scopes this node holds itself are bounded by its own
+ *  the store's wire form (note_wire) and compressed messages. The scopes this node holds
+ *  itself are bounded by its own
  *  store; of the others, a peer may make it remember at most max_peer_scopes: a message that
  *  would pass that is refused (bad_peer_scopes), and one naming only scopes this node holds
  *  never is, however many there are.
@@ -155,6 +158,10 @@ typedef struct {
 #define GOSSIP_COMPRESSED_MINOR 3
 /*  Messages shorter than this go as they are: Zstandard's frame would take what it saves. */
 #define GOSSIP_COMPRESS_MIN_BYTES 256
+/*  A frame inflates to less than this many times its own length, or it is refused (and a
+ *  message that would compress better goes as it is): a peer's 30-byte frame cannot make
+ *  this node allocate and decode a whole message budget. Deltas compress about 2.5 times. */
+#define GOSSIP_COMPRESS_MAX_RATIO 64
 
 /*  The default scope check: KIND:ID, both non-empty, at most ENGRAM_MAX_KEY_BYTES bytes, no
  *  ASCII control byte. */

@@ -374,11 +374,11 @@ typedef struct {
     uint64_t bad_scope;    /* gossip messages refused for a scope name (in bad_messages) */
     uint64_t lean_deltas;  /* pushes and answers sent with a history step's value left to its
                               entry (to peers of schema minor 2 or later) */
+    char *status_page;     /* "http://HOST:PORT/" of the node's status page (engramd --metrics),
+                              or "" */
     uint64_t compressed_sent;   /* gossip messages sent compressed with Zstandard (to peers of
                                    schema minor 3 or later, when that made them shorter) */
     uint64_t compression_saved; /* bytes their compression kept off the wire */
-    char *status_page;     /* "http://HOST:PORT/" of the node's status page (engramd --metrics),
-                              or "" */
 } engram_cluster_t;
 
 int engram_cluster_status(engram_t *self, engram_cluster_t **status);

@@ -5,8 +5,9 @@
  *  many; chunk parts claiming a huge total allocate only what arrives (the staged-bytes stat),
  *  within the per-peer and overall caps; a node whose store takes no writes stays ALIVE,
  *  applies nothing, and sends only what is durable; the outbox stays bounded when nobody
- *  drains it; compressed messages that are no frame, do not record their size, record more
- *  than the budget or hold anything but one message are refused.
+ *  drains it; compressed messages that are no frame of the current format, do not record
+ *  their size, record more than the budget or the ratio, or hold anything but one frame of
+ *  one message are refused.
  */
 #include "prop.h"
 
@@ -484,21 +485,36 @@ static size_t s_envelope(const uint8_t *frame, size_t len, uint8_t **buf)
     return s_pack(&msg, buf);
 }
 
+/*  What follows the frame in s_zipped's envelope. */
+typedef enum { TAIL_NONE, TAIL_SAME, TAIL_SKIPPABLE, TAIL_EMPTY, TAIL_LEGACY } s_tail_t;
+
 /*  The envelope of src compressed as one Zstandard frame; with_size false: a frame that does
- *  not record its content size; twice: that frame twice in a row. */
-static size_t s_zipped(const uint8_t *src, size_t len, bool with_size, bool twice, uint8_t **buf)
+ *  not record its content size; tail: the frame again, a skippable frame or a frame of nothing
+ *  after it, or (TAIL_LEGACY) its magic number made the v0.7 format's. */
+static size_t s_zipped(const uint8_t *src, size_t len, bool with_size, s_tail_t tail, uint8_t **buf)
 {
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
     assert_non_null(cctx);
     assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, with_size)));
     size_t cap = ZSTD_compressBound(len);
-    uint8_t *frame = malloc(2 * cap);
+    uint8_t *frame = malloc(2 * cap + 64);
     assert_non_null(frame);
     size_t n = ZSTD_compress2(cctx, frame, cap, src, len);
     assert_false(ZSTD_isError(n));
-    if (twice) {
+    if (tail == TAIL_SAME) {
         memcpy(frame + n, frame, n);
         n *= 2;
+    } else if (tail == TAIL_SKIPPABLE) {
+        static const uint8_t skippable[] = {0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 'n', 'o', 't', 'e'};
+        memcpy(frame + n, skippable, sizeof skippable);
+        n += sizeof skippable;
+    } else if (tail == TAIL_EMPTY) {
+        size_t empty = ZSTD_compress2(cctx, frame + n, cap + 64, "", 0);
+        assert_false(ZSTD_isError(empty));
+        n += empty;
+    } else if (tail == TAIL_LEGACY) {
+        static const uint8_t v07[] = {0x27, 0xb5, 0x2f, 0xfd};
+        memcpy(frame, v07, sizeof v07);
     }
     ZSTD_freeCCtx(cctx);
     size_t out = s_envelope(frame, n, buf);
@@ -508,9 +524,10 @@ static size_t s_zipped(const uint8_t *src, size_t len, bool with_size, bool twic
 
 /*  A compressed message is read like the one it carries; a bad one is refused as undecodable
  *  (bad_decode) and applies nothing: bytes that are no Zstandard frame, a frame that does not
- *  record its size or records more than the message budget (refused before anything is
- *  allocated for it), two frames where one was announced, a message inside that does not
- *  decode, or one compressed twice. */
+ *  record its size or records more than the message budget or GOSSIP_COMPRESS_MAX_RATIO
+ *  times its length (refused before anything is allocated for it), anything after the frame
+ *  (the frame again, a skippable frame, an empty frame), a frame of the legacy format, a
+ *  message inside that does not decode, or one compressed twice. */
 static void test_compressed_input(void **state)
 {
     (void)state;
@@ -518,48 +535,65 @@ static void test_compressed_input(void **state)
     s_node_config(&b, 22, NULL);
     gossip_engine_add_peer(b.engine, 11);
     const gossip_stats_t *st = gossip_engine_stats(b.engine);
-    uint8_t *push = NULL, *big = NULL;
+    uint8_t *push = NULL, *big = NULL, *flat = NULL;
     size_t push_len = s_message(0, "run:ok", &push);
     char *value = malloc(BUDGET);
     assert_non_null(value);
-    memset(value, 'x', BUDGET);
+    uint64_t seed = 1;
+    for (size_t i = 0; i < BUDGET; i++) /* letters that compress about 1.6 times */
+        value[i] = (char)('a' + (seed = seed * 6364136223846793005u + 1442695040888963407u) % 26);
     size_t big_len = s_message_of(0, "run:big", value, BUDGET, &big); /* valid, past the budget */
-    free(value);
     assert_true(big_len > BUDGET);
+    memset(value, 'x', 20000);
+    size_t flat_len = s_message_of(0, "run:flat", value, 20000, &flat); /* shrinks past the ratio */
+    free(value);
     uint8_t garbage[64];
     memset(garbage, 0xa5, sizeof garbage);
     uint8_t *inner = NULL;
-    size_t inner_len = s_zipped(push, push_len, true, false, &inner);
-    struct {
-        const char *what;
-        size_t len;
-    } bad[6];
-    uint8_t *bufs[6];
-    bad[0].what = "no frame", bad[0].len = s_envelope(garbage, sizeof garbage, &bufs[0]);
-    bad[1].what = "no size", bad[1].len = s_zipped(push, push_len, false, false, &bufs[1]);
-    bad[2].what = "past the budget", bad[2].len = s_zipped(big, big_len, true, false, &bufs[2]);
-    bad[3].what = "two frames", bad[3].len = s_zipped(push, push_len, true, true, &bufs[3]);
-    bad[4].what = "no message",
-    bad[4].len = s_zipped(garbage, sizeof garbage, true, false, &bufs[4]);
-    bad[5].what = "twice", bad[5].len = s_zipped(inner, inner_len, true, false, &bufs[5]);
-    for (int i = 0; i < 6; i++) {
-        print_message("%s\n", bad[i].what);
-        assert_int_equal(gossip_engine_receive(b.engine, 11, bufs[i], bad[i].len, 1000),
+    size_t inner_len = s_zipped(push, push_len, true, TAIL_NONE, &inner);
+    static const char *what[] = {"no frame",
+                                 "no size",
+                                 "past the budget",
+                                 "past the ratio",
+                                 "two frames",
+                                 "a skippable frame after",
+                                 "an empty frame after",
+                                 "a legacy frame",
+                                 "no message",
+                                 "compressed twice"};
+    enum { NBAD = sizeof what / sizeof *what };
+    uint8_t *bad[NBAD];
+    size_t bad_len[NBAD], n = 0;
+    bad_len[n] = s_envelope(garbage, sizeof garbage, &bad[n]), n++;
+    bad_len[n] = s_zipped(push, push_len, false, TAIL_NONE, &bad[n]), n++;
+    bad_len[n] = s_zipped(big, big_len, true, TAIL_NONE, &bad[n]), n++;
+    bad_len[n] = s_zipped(flat, flat_len, true, TAIL_NONE, &bad[n]), n++;
+    bad_len[n] = s_zipped(push, push_len, true, TAIL_SAME, &bad[n]), n++;
+    bad_len[n] = s_zipped(push, push_len, true, TAIL_SKIPPABLE, &bad[n]), n++;
+    bad_len[n] = s_zipped(push, push_len, true, TAIL_EMPTY, &bad[n]), n++;
+    bad_len[n] = s_zipped(push, push_len, true, TAIL_LEGACY, &bad[n]), n++;
+    bad_len[n] = s_zipped(garbage, sizeof garbage, true, TAIL_NONE, &bad[n]), n++;
+    bad_len[n] = s_zipped(inner, inner_len, true, TAIL_NONE, &bad[n]), n++;
+    assert_int_equal(n, NBAD);
+    for (size_t i = 0; i < NBAD; i++) {
+        print_message("%s\n", what[i]);
+        assert_int_equal(gossip_engine_receive(b.engine, 11, bad[i], bad_len[i], 1000),
                          ENGRAM_EDECODE);
         assert_int_equal(st->bad_decode, (uint64_t)i + 1);
         assert_int_equal(b.store.applies, 0);
-        free(bufs[i]);
+        free(bad[i]);
     }
-    assert_int_equal(st->bad_messages, 6);
+    assert_int_equal(st->bad_messages, NBAD);
     assert_int_equal(s_drain(&b), 0); /* answered nothing */
 
     /* the same push compressed once: applied and acknowledged */
     assert_int_equal(gossip_engine_receive(b.engine, 11, inner, inner_len, 1000), 0);
     assert_int_equal(b.store.applies, 1);
-    assert_int_equal(st->bad_messages, 6);
+    assert_int_equal(st->bad_messages, NBAD);
     assert_int_equal(s_drain(&b), 1);
     free(inner);
     free(big);
+    free(flat);
     free(push);
     s_node_fini(&b);
 }

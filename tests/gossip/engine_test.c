@@ -962,8 +962,9 @@ static void test_lean_answers_only_to_peers_that_read_them(void **state)
 
 /*  A push goes compressed only to a peer whose messages say it reads compressed ones (schema
  *  minor GOSSIP_COMPRESSED_MINOR or later), and only when that makes it shorter: not to one
- *  never heard from, not when it is short, not to one whose latest message gives an older
- *  minor. Compressed or not, the write arrives, and bytes_sent counts what went on the wire. */
+ *  never heard from, not when it is short, not when it would shrink past
+ *  GOSSIP_COMPRESS_MAX_RATIO (the receiver would refuse it), not to one whose latest message
+ *  gives an older minor. Compressed or not, the write arrives, and bytes_sent counts what went on the wire. */
 static void test_compression_only_to_peers_that_read_it(void **state)
 {
     (void)state;
@@ -992,6 +993,17 @@ static void test_compression_only_to_peers_that_read_it(void **state)
     assert_true(st->bytes_sent - before < 300);
     assert_true(s_same(&nodes[0], &nodes[1]));
     assert_int_equal(gossip_engine_stats(nodes[1].engine)->bad_messages, 0);
+
+    /* a value that would shrink past GOSSIP_COMPRESS_MAX_RATIO goes as it is, and arrives */
+    char *flat = malloc(20001);
+    assert_non_null(flat);
+    memset(flat, 'x', 20000);
+    flat[20000] = '\0';
+    s_write(&nodes[0], "run:a", "flat", flat);
+    free(flat);
+    s_run(nodes, 2, NULL);
+    assert_int_equal(st->compressed_sent, 1);
+    assert_true(s_same(&nodes[0], &nodes[1]));
 
     /* 22 speaks an older minor: its next push goes as it is */
     s_write(&nodes[1], "run:a", "from22", "v");

@@ -70,9 +70,9 @@
 #include "crdt/scope.h"
 #include "crdt/value.h"
 #include "engram/engram.h"
+#include "gossip_frame.h"
 #include "node/trust/admission.h"
 #include "node/trust/identity.h"
-#include "gossip_frame.h"
 #include "node_harness.h"
 #include "proto/cluster.pb-c.h"
 #include "proto/gossip.pb-c.h"
@@ -221,10 +221,9 @@ static void s_pump(void)
         if (!msg)
             break;
         zframe_t *payload = zmsg_last(msg);
-        Engram__Gossip *in =
-            zmsg_size(msg) == 2
-                ? test_gossip_unpack(zframe_data(payload), zframe_size(payload))
-                : NULL;
+        Engram__Gossip *in = zmsg_size(msg) == 2
+                                 ? test_gossip_unpack(zframe_data(payload), zframe_size(payload))
+                                 : NULL;
         zmsg_destroy(&msg);
         if (in && in->body_case == ENGRAM__GOSSIP__BODY_PING) {
             /* Refutes a suspicion about itself, as a member must (engine.h). */
