@@ -85,9 +85,9 @@
  *  than GOSSIP_COMPRESS_MAX_RATIO times the frame's length, and inflates to exactly that; the
  *  inner message must not be compressed again; otherwise the message is bad input
  *  (bad_decode), and nothing is allocated for it. The envelope's schema fields are the
- *  sender's word for the inner message. bytes_sent and bytes_received count
- *  what crosses the wire; compressed_sent the messages sent compressed and compression_saved
- *  the bytes that saved.
+ *  sender's word for the inner message. A message that would shrink past the ratio goes as
+ *  it is. bytes_sent and bytes_received count what crosses the wire; compressed_sent the
+ *  messages queued compressed and compression_saved the bytes that saved.
  *
  *  Outbox: at most max_outbox_bytes of data messages are queued (more are dropped and counted
  *  in outbox_dropped; anti-entropy brings their content later), membership messages up to
