@@ -194,38 +194,34 @@ static bool s_reads_compressed(const gossip_engine_t *self, uint64_t peer)
     return p && p->schema_minor >= GOSSIP_COMPRESSED_MINOR;
 }
 
-/*  Replaces the encoded message *buf (*len bytes) for peer by its compressed envelope, when
- *  the peer reads one, it is shorter, and its frame is within GOSSIP_COMPRESS_MAX_RATIO of
- *  what it inflates to; true if it did. Compression is optional: a message it cannot
- *  compress (out of memory included) goes as it is. */
-static bool s_compress(gossip_engine_t *self, uint64_t peer, uint8_t **buf, size_t *len)
+/*  The compressed envelope of the encoded message buf (len bytes) in *out (*out_len bytes),
+ *  when it is shorter and its frame is within GOSSIP_COMPRESS_MAX_RATIO of what it inflates
+ *  to; else *out NULL. Compression is optional: a message it cannot compress (out of memory
+ *  included) goes as it is. */
+static void s_compress(gossip_engine_t *self, const uint8_t *buf, size_t len, uint8_t **out,
+                       size_t *out_len)
 {
-    if (*len < GOSSIP_COMPRESS_MIN_BYTES || !s_reads_compressed(self, peer))
-        return false;
+    *out = NULL;
     if (!self->zc && !(self->zc = ZSTD_createCCtx()))
-        return false;
-    size_t cap = ZSTD_compressBound(*len);
+        return;
+    size_t cap = ZSTD_compressBound(len);
     uint8_t *frame = malloc(cap);
     if (!frame)
-        return false;
+        return;
     /* a one-shot frame records its content size, which the receiver checks first */
-    size_t frame_len = ZSTD_compressCCtx(self->zc, frame, cap, *buf, *len, COMPRESS_LEVEL);
+    size_t frame_len = ZSTD_compressCCtx(self->zc, frame, cap, buf, len, COMPRESS_LEVEL);
     Engram__Gossip envelope = ENGRAM__GOSSIP__INIT;
     envelope.schema_major = ENGRAM_SCHEMA_MAJOR;
     envelope.schema_minor = ENGRAM_SCHEMA_MINOR;
     envelope.body_case = ENGRAM__GOSSIP__BODY_COMPRESSED;
     envelope.compressed = (ProtobufCBinaryData){frame_len, frame};
-    bool usable = !ZSTD_isError(frame_len) && *len / frame_len < GOSSIP_COMPRESS_MAX_RATIO;
-    size_t envelope_len = usable ? engram__gossip__get_packed_size(&envelope) : *len;
-    uint8_t *out = envelope_len < *len ? malloc(envelope_len) : NULL;
-    if (out) {
-        engram__gossip__pack(&envelope, out);
-        free(*buf);
-        *buf = out;
-        *len = envelope_len;
+    bool usable = !ZSTD_isError(frame_len) && len / frame_len < GOSSIP_COMPRESS_MAX_RATIO;
+    size_t envelope_len = usable ? engram__gossip__get_packed_size(&envelope) : len;
+    if (envelope_len < len && (*out = malloc(envelope_len)) != NULL) {
+        engram__gossip__pack(&envelope, *out);
+        *out_len = envelope_len;
     }
     free(frame);
-    return out != NULL;
 }
 
 /*  The message inside a compressed envelope, with the envelope's schema fields; NULL and *rc
@@ -238,10 +234,11 @@ static Engram__Gossip *s_inflate(gossip_engine_t *self, const Engram__Gossip *en
 {
     const ProtobufCBinaryData *frame = &envelope->compressed;
     *rc = ENGRAM_EDECODE;
-    if (frame->len < 4 || frame->data[0] != (ZSTD_MAGICNUMBER & 0xff) ||
-        frame->data[1] != ((ZSTD_MAGICNUMBER >> 8) & 0xff) ||
-        frame->data[2] != ((ZSTD_MAGICNUMBER >> 16) & 0xff) ||
-        frame->data[3] != ((ZSTD_MAGICNUMBER >> 24) & 0xff) ||
+    uint32_t magic = frame->len < 4
+                         ? 0
+                         : (uint32_t)frame->data[0] | (uint32_t)frame->data[1] << 8 |
+                               (uint32_t)frame->data[2] << 16 | (uint32_t)frame->data[3] << 24;
+    if (magic != ZSTD_MAGICNUMBER ||
         ZSTD_findFrameCompressedSize(frame->data, frame->len) != frame->len)
         return NULL;
     unsigned long long size = ZSTD_getFrameContentSize(frame->data, frame->len);
@@ -270,46 +267,80 @@ static Engram__Gossip *s_inflate(gossip_engine_t *self, const Engram__Gossip *en
     return inner;
 }
 
-/*  Packs msg into the outbox for peer, compressed if the peer reads that and it is shorter.
- *  0 or ENGRAM_ENOMEM. A data message is dropped (and counted) while the store may hold what
- *  is not durable, and any message when the outbox is full: both return 0, as a message lost
- *  on the way would. */
-static int s_send(gossip_engine_t *self, uint64_t peer, Engram__Gossip *msg)
+/*  A message on its way to one or more peers: encoded once, compressed at most once (for the
+ *  first peer that reads compressed messages), whatever the number of peers it goes to. */
+typedef struct {
+    Engram__Gossip *msg;
+    uint8_t *packed; /* NULL until packed */
+    size_t packed_len;
+    uint8_t *zipped; /* its compressed envelope, or NULL */
+    size_t zipped_len;
+    bool zip_tried;
+} s_outgoing_t;
+
+static void s_outgoing_fini(s_outgoing_t *w)
 {
-    msg->schema_major = ENGRAM_SCHEMA_MAJOR;
-    msg->schema_minor = ENGRAM_SCHEMA_MINOR;
-    bool data = s_is_data(msg);
+    free(w->packed);
+    free(w->zipped);
+}
+
+/*  Queues w's message for peer, compressed if the peer reads that and it is shorter. 0 or
+ *  ENGRAM_ENOMEM. A data message is dropped (and counted) while the store may hold what is
+ *  not durable, and any message when the outbox is full: both return 0, as a message lost on
+ *  the way would. The outbox gets its own copy of the bytes. */
+static int s_send_outgoing(gossip_engine_t *self, uint64_t peer, s_outgoing_t *w)
+{
+    w->msg->schema_major = ENGRAM_SCHEMA_MAJOR;
+    w->msg->schema_minor = ENGRAM_SCHEMA_MINOR;
+    bool data = s_is_data(w->msg);
     if (data && self->storage == GOSSIP_STORAGE_FAILED) {
         self->stats.data_dropped++;
         return 0;
     }
-    size_t len = engram__gossip__get_packed_size(msg);
     if (!s_outbox_room(self, 0, data)) { /* full already: not worth packing */
         self->stats.outbox_dropped++;
         return 0;
     }
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return ENGRAM_ENOMEM;
-    engram__gossip__pack(msg, buf);
-    size_t packed_len = len;
-    bool compressed = s_compress(self, peer, &buf, &len);
+    if (!w->packed) {
+        w->packed_len = engram__gossip__get_packed_size(w->msg);
+        if (!(w->packed = malloc(w->packed_len ? w->packed_len : 1)))
+            return ENGRAM_ENOMEM;
+        engram__gossip__pack(w->msg, w->packed);
+    }
+    bool zip = w->packed_len >= GOSSIP_COMPRESS_MIN_BYTES && s_reads_compressed(self, peer);
+    if (zip && !w->zip_tried) {
+        w->zip_tried = true;
+        s_compress(self, w->packed, w->packed_len, &w->zipped, &w->zipped_len);
+    }
+    zip = zip && w->zipped;
+    const uint8_t *bytes = zip ? w->zipped : w->packed;
+    size_t len = zip ? w->zipped_len : w->packed_len;
     if (!s_outbox_room(self, len, data)) {
         self->stats.outbox_dropped++;
-        free(buf);
         return 0;
     }
-    if (crdt_array_grow((void **)&self->outbox, &self->outbox_cap, self->n + 1,
-                        sizeof *self->outbox)) {
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf || crdt_array_grow((void **)&self->outbox, &self->outbox_cap, self->n + 1,
+                                sizeof *self->outbox)) {
         free(buf);
         return ENGRAM_ENOMEM;
     }
-    self->stats.compressed_sent += compressed;
-    self->stats.compression_saved += packed_len - len;
+    memcpy(buf, bytes, len);
+    self->stats.compressed_sent += zip;
+    self->stats.compression_saved += w->packed_len - len;
     self->outbox[self->n++] = (s_msg_t){peer, buf, len, data};
     self->outbox_bytes += len;
     self->stats.bytes_sent += len;
     return 0;
+}
+
+/*  Queues msg for one peer (s_send_outgoing). */
+static int s_send(gossip_engine_t *self, uint64_t peer, Engram__Gossip *msg)
+{
+    s_outgoing_t w = {.msg = msg};
+    int rc = s_send_outgoing(self, peer, &w);
+    s_outgoing_fini(&w);
+    return rc;
 }
 
 /*  This node is LEFT: it no longer pushes, pulls or digests. */
@@ -820,6 +851,7 @@ static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *
     Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
     msg.body_case = ENGRAM__GOSSIP__BODY_PUSH;
     msg.push = &push;
+    s_outgoing_t lean_out = {.msg = &msg}, whole_out = {.msg = &msg}; /* packed at first use */
     /* A partial Fisher-Yates shuffle picks `fanout` distinct ALIVE members. */
     size_t nmembers = gossip_swim_size(self->swim);
     uint64_t *alive = malloc((nmembers ? nmembers : 1) * sizeof *alive);
@@ -845,12 +877,14 @@ static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *
             rc = s_encode_delta(self, delta, true, &lean_buf, &lean_len, &lean_notes);
         push.delta = lean ? (ProtobufCBinaryData){lean_len, lean_buf}
                           : (ProtobufCBinaryData){delta_len, delta_buf};
-        if (rc == 0)
-            rc = s_send(self, alive[i], &msg);
+        if (rc == 0) /* each form encoded and compressed once for every peer it goes to */
+            rc = s_send_outgoing(self, alive[i], lean ? &lean_out : &whole_out);
         self->stats.pushes_sent += rc == 0;
         self->stats.lean_deltas += rc == 0 && lean && lean_notes > 0;
     }
     free(alive);
+    s_outgoing_fini(&lean_out);
+    s_outgoing_fini(&whole_out);
 out_free:
     free(deps_buf);
     free(delta_buf);
