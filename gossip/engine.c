@@ -62,6 +62,7 @@
 typedef struct {
     char *scope;           /* owned; NULL: a free slot */
     const crdt_ctx_t *ctx; /* held in the engine's known_pool */
+    bool ack_owed;         /* a push of scope from the peer awaits its ack at the next tick */
 } s_known_t;
 
 /*  One multi-part pull answer sent recently to a peer, for the resend limit. */
@@ -81,6 +82,7 @@ typedef struct {
                                 most half full), linear probing, no deletion */
     size_t nknown, known_cap;
     size_t nforeign; /* of nknown, the scopes this node did not hold when they were learned */
+    bool owes_acks;  /* some slot's ack_owed is set, and its id is in the engine's owing list */
     s_answered_t answered[ANSWERED_SLOTS];
 } s_peer_t;
 
@@ -118,6 +120,7 @@ typedef struct {
     crdt_scope_t *delta; /* owned */
     crdt_ctx_t *deps;    /* owned */
     size_t bytes;        /* the operations' entries, summed: about their encoded size */
+    bool await_ack;      /* one of them waits for its peers' acks: the push asks for them at once */
 } s_pending_t;
 
 struct gossip_engine {
@@ -139,6 +142,8 @@ struct gossip_engine {
     gossip_storage_t storage;
     s_pending_t *pending; /* pushes being coalesced, one per scope */
     size_t npending, pending_cap;
+    uint64_t *owing; /* the peers owed acks of pushes sent with ack_later, sent at the next tick */
+    size_t nowing, owing_cap;
     uint64_t rng;
     uint64_t next_transfer; /* 0 until the first event with a clock: see s_clock */
     uint64_t now_ms;
@@ -625,6 +630,7 @@ void gossip_engine_destroy(gossip_engine_t **self_p)
         crdt_ctx_destroy(&self->pending[i].deps);
     }
     free(self->pending);
+    free(self->owing);
     for (size_t i = 0; i < self->npeers; i++)
         s_peer_fini(self, &self->peers[i]);
     free(self->peers);
@@ -830,9 +836,9 @@ static int s_encode_delta(gossip_engine_t *self, const crdt_scope_t *delta, bool
 }
 
 /*  Sends a push of delta with deps to `fanout` random ALIVE members, its notes in their wire
- *  form to those that read it. */
+ *  form to those that read it; with ack_later unless await_ack. */
 static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *delta,
-                  const crdt_ctx_t *deps)
+                  const crdt_ctx_t *deps, bool await_ack)
 {
     uint8_t *deps_buf = NULL, *delta_buf = NULL, *lean_buf = NULL;
     size_t deps_len = 0, delta_len = 0, lean_len = 0, lean_notes = 0;
@@ -848,6 +854,7 @@ static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *
     push.scope = (char *)scope;
     push.deps = (ProtobufCBinaryData){deps_len, deps_buf};
     push.delta = (ProtobufCBinaryData){delta_len, delta_buf};
+    push.ack_later = !await_ack;
     Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
     msg.body_case = ENGRAM__GOSSIP__BODY_PUSH;
     msg.push = &push;
@@ -896,7 +903,7 @@ out_free:
 static int s_flush_pending(gossip_engine_t *self, size_t i)
 {
     s_pending_t *p = &self->pending[i];
-    int rc = s_left(self) ? 0 : s_push(self, p->scope, p->delta, p->deps);
+    int rc = s_left(self) ? 0 : s_push(self, p->scope, p->delta, p->deps, p->await_ack);
     free(p->scope);
     crdt_scope_destroy(&p->delta);
     crdt_ctx_destroy(&p->deps);
@@ -939,7 +946,7 @@ static int s_add_note_bytes(void *arg, crdt_dot_t op, const uint8_t *data, size_
 }
 
 int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_scope_t *delta,
-                        const crdt_ctx_t *deps)
+                        const crdt_ctx_t *deps, bool await_ack)
 {
     if (s_left(self))
         return 0;
@@ -962,6 +969,7 @@ int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_sco
         rc = crdt_scope_join(p->delta, delta);
         if (rc == 0) {
             p->bytes += len;
+            p->await_ack |= await_ack;
             self->stats.pushes_coalesced++;
         }
         return rc;
@@ -973,7 +981,8 @@ int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_sco
     *p = (s_pending_t){.scope = strdup(scope),
                        .delta = crdt_scope_dup(delta, 0),
                        .deps = crdt_ctx_dup(deps),
-                       .bytes = len};
+                       .bytes = len,
+                       .await_ack = await_ack};
     if (!p->scope || !p->delta || !p->deps) {
         free(p->scope);
         crdt_scope_destroy(&p->delta);
@@ -1012,7 +1021,7 @@ static int s_know(gossip_engine_t *self, uint64_t peer, const char *scope, const
         gossip_ctx_pool_release(self->known_pool, &copy);
         return ENGRAM_ENOMEM;
     }
-    *s_known_slot(self, p, scope) = (s_known_t){name, copy};
+    *s_known_slot(self, p, scope) = (s_known_t){.scope = name, .ctx = copy};
     p->nknown++;
     p->nforeign += foreign;
     return 0;
@@ -1094,6 +1103,49 @@ static int s_send_ack(gossip_engine_t *self, uint64_t peer, const char *scope)
     self->stats.acks_sent += rc == 0;
     free(buf);
     return rc;
+}
+
+/*  Acknowledges a push of scope from peer: at once, or with the next tick's acks when the
+ *  push said nothing waits for its ack (ack_later), one for every such push until then. An
+ *  ack sent at once carries what an owed one would: the debt is paid. A peer whose slot for
+ *  scope is missing (its table full of foreign scopes) gets its ack at once. */
+static int s_ack_push(gossip_engine_t *self, uint64_t peer, const char *scope, bool later)
+{
+    s_peer_t *p = s_peer_find(self, peer);
+    s_known_t *slot = p && p->known_cap ? s_known_slot(self, p, scope) : NULL;
+    if (!slot || !slot->scope || !later) {
+        if (slot && slot->scope)
+            slot->ack_owed = false;
+        return s_send_ack(self, peer, scope);
+    }
+    if (!p->owes_acks) {
+        if (crdt_array_grow((void **)&self->owing, &self->owing_cap, self->nowing + 1,
+                            sizeof *self->owing))
+            return s_send_ack(self, peer, scope);
+        self->owing[self->nowing++] = peer;
+        p->owes_acks = true;
+    }
+    self->stats.acks_deferred += !slot->ack_owed;
+    slot->ack_owed = true;
+    return 0;
+}
+
+/*  Sends the acks owed (s_ack_push), each with the scope's context as it is now. */
+static void s_send_owed_acks(gossip_engine_t *self)
+{
+    for (size_t i = 0; i < self->nowing; i++) {
+        s_peer_t *p = s_peer_find(self, self->owing[i]);
+        if (!p) /* gone since: LEFT or removed */
+            continue;
+        p->owes_acks = false;
+        for (size_t k = 0; k < p->known_cap; k++) {
+            if (p->known[k].scope && p->known[k].ack_owed) {
+                p->known[k].ack_owed = false;
+                s_send_ack(self, p->id, p->known[k].scope);
+            }
+        }
+    }
+    self->nowing = 0;
 }
 
 static int s_on_ack(gossip_engine_t *self, uint64_t from, const Engram__GossipAck *ack)
@@ -1628,16 +1680,16 @@ static int s_on_push(gossip_engine_t *self, uint64_t from, const Engram__GossipP
         rc = crdt_scope_decode(push->delta.data, push->delta.len, 0, &delta);
     if (rc == 0) {
         const crdt_ctx_t *ours = self->store->ctx(self->state, push->scope);
+        bool ack = false;
         if (ours && crdt_ctx_covers(ours, crdt_scope_ctx(delta))) {
             self->stats.pushes_redundant++; /* a duplicate or replay: held already */
-            rc = s_send_ack(self, from, push->scope);
+            ack = true;
         } else if (self->storage != GOSSIP_STORAGE_OK) {
             self->stats.unstored++; /* nothing to apply it to, nor to pull into */
         } else if (crdt_ctx_is_empty(deps) || (ours && crdt_ctx_covers(ours, deps))) {
             rc = s_apply(self, push->scope, delta);
             self->stats.pushes_applied += rc == 0;
-            if (rc == 0)
-                rc = s_send_ack(self, from, push->scope);
+            ack = rc == 0;
         } else {
             self->stats.pushes_held_back++; /* its cause has not arrived: pull instead */
             rc = s_ask(self, from);
@@ -1649,6 +1701,8 @@ static int s_on_push(gossip_engine_t *self, uint64_t from, const Engram__GossipP
             crdt_ctx_join(holds, crdt_scope_ctx(delta)) == 0 && rc == 0)
             rc = s_know(self, from, push->scope, holds);
         crdt_ctx_destroy(&holds);
+        if (ack && rc == 0) /* after s_know, which makes the slot an owed ack is kept in */
+            rc = s_ack_push(self, from, push->scope, push->ack_later);
     }
     crdt_ctx_destroy(&deps);
     crdt_scope_destroy(&delta);
@@ -1909,6 +1963,7 @@ void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms)
     }
     gossip_swim_tick(self->swim, now_ms);
     s_swim_stats(self);
+    s_send_owed_acks(self);
     if (s_left(self) || now_ms < self->next_digest_ms || self->storage == GOSSIP_STORAGE_FAILED)
         return;
     self->next_digest_ms = now_ms + self->config.gossip_interval_ms;

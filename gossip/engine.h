@@ -33,8 +33,14 @@
  *  the sender. Pushes are never forwarded, so a peer never gets back what it sent. A receiver
  *  that applied a push, or already held it, answers with a GossipAck carrying its context of
  *  the scope (through the outbox, so after the node's fsync):
- *  the origin learns what each peer holds (gossip_engine_peer_ctx). Deltas (pushes and pull
- *  answers) carry their notes in the store's wire form (note_wire) to a peer whose latest
+ *  the origin learns what each peer holds (gossip_engine_peer_ctx). At once when the push
+ *  asks for it (an operation whose caller waits for replicas: gossip_engine_local's
+ *  await_ack); otherwise (`ack_later`) at the receiver's next tick, one ack per (sender, scope)
+ *  for every such push since, with the context of then. Pushes far outnumber what waits on
+ *  their acks: an ack per push was 8% of the bytes of replicating a 64-byte write. An ack
+ *  sent at once pays what was owed to that (sender, scope). What the origin knows of a peer
+ *  (its stable cut, `engram cluster status` lag) trails by up to a tick more. Deltas (pushes and
+ * pull answers) carry their notes in the store's wire form (note_wire) to a peer whose latest
  *  message gives schema minor GOSSIP_LEAN_NOTES_MINOR or later, and as they are to others
  *  (one never heard yet, or an older version in a rolling upgrade).
  *
@@ -249,9 +255,11 @@ typedef struct {
     uint64_t bad_peer_scopes;    /* more scopes than a peer may make this node remember */
     /* Replication extras. */
     uint64_t acks_sent, acks_received, answers_deferred;
-    uint64_t unstored;              /* pushes and chunks received while the store takes no delta */
-    uint64_t staging_refused;       /* transfers dropped: past a staging bound */
-    uint64_t answers_too_big;       /* answers not sent: larger than max_staged_peer_bytes */
+    uint64_t acks_deferred;   /* pushes with ack_later whose ack waited for the next tick, each
+                                 (peer, scope) counted once per tick */
+    uint64_t unstored;        /* pushes and chunks received while the store takes no delta */
+    uint64_t staging_refused; /* transfers dropped: past a staging bound */
+    uint64_t answers_too_big; /* answers not sent: larger than max_staged_peer_bytes */
     uint64_t answers_without_steps; /* answers sent without their history steps (notes):
                                        too big with them */
     uint64_t pushes_too_big;        /* pushes not sent: over max_message_bytes (peers pull them) */
@@ -320,9 +328,12 @@ void gossip_engine_add_peer(gossip_engine_t *self, uint64_t peer);
 void gossip_engine_remove_peer(gossip_engine_t *self, uint64_t peer);
 
 /*  A local operation on scope: delta is what the mutator returned, deps the scope's context
- *  just before it. Queues the pushes. */
+ *  just before it. Queues the pushes. await_ack: the caller waits for peers to hold the
+ *  operation (a write with replicas > 1, answered through gossip_engine_peer_ctx), so its push
+ *  asks to be acknowledged at once; else receivers acknowledge it with their next tick's acks
+ *  (see "Push" above). */
 int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_scope_t *delta,
-                        const crdt_ctx_t *deps);
+                        const crdt_ctx_t *deps, bool await_ack);
 /*  A message from peer `from` (the id bound to its CURVE key). Returns 0, or a code for bad
  *  input, counted: ENGRAM_EDECODE (malformed, bad chunk), ENGRAM_EVERSION, ENGRAM_ENOTFOUND
  *  (unknown sender), ENGRAM_EUNAVAILABLE (LEFT sender), ENGRAM_EINVAL (a card or statement

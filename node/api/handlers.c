@@ -298,7 +298,8 @@ static int s_mutate(node_server_t *self, const Engram__Request *req, api_reply_t
         r->wrote = true;
         self->stats.writes++;
         if (self->cluster)
-            node_cluster_local(self->cluster, sid, op.delta, crdt_scope_ctx(before));
+            node_cluster_local(self->cluster, sid, op.delta, crdt_scope_ctx(before),
+                               req->replicas > 1);
         uint64_t replica = node_store_replica(self->store);
         op.event->node = replica;
         op.event->n = crdt_ctx_max(node_store_ctx(self->store, sid), replica);

@@ -343,10 +343,10 @@ bool node_cluster_joined(node_cluster_t *self)
 }
 
 void node_cluster_local(node_cluster_t *self, const char *sid, const crdt_scope_t *delta,
-                        const crdt_ctx_t *deps)
+                        const crdt_ctx_t *deps, bool await_ack)
 {
     if (sid[0] != '@')
-        gossip_engine_local(self->engine, sid, delta, deps);
+        gossip_engine_local(self->engine, sid, delta, deps, await_ack);
 }
 
 /*  Counts (unless the engine already did, in its bad_messages) and logs a refused frame. */

@@ -79,9 +79,10 @@ void node_cluster_destroy(node_cluster_t **self_p);
 zsock_t *node_cluster_gossip_socket(node_cluster_t *self);
 zsock_t *node_cluster_intro_socket(node_cluster_t *self);
 
-/*  A local write on shared scope sid: delta from the mutator, deps the context before it. */
+/*  A local write on shared scope sid: delta from the mutator, deps the context before it;
+ *  await_ack when its reply waits for replicas (node_cluster_holders). */
 void node_cluster_local(node_cluster_t *self, const char *sid, const crdt_scope_t *delta,
-                        const crdt_ctx_t *deps);
+                        const crdt_ctx_t *deps, bool await_ack);
 /*  Reads what waits on the cluster's sockets (at most max messages), runs the engine's
  *  timers. Returns whether any remote delta may have been applied. */
 bool node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms);
@@ -109,10 +110,10 @@ typedef struct {
     uint64_t id;
     const char *state; /* static text: alive, suspect, dead, left; "self" for this node */
     uint64_t incarnation;
-    char *endpoint;     /* owned */
-    uint64_t lag_ops;   /* operations this node holds that the member is not known to */
-    uint64_t lag_bytes; /* encoded size of the delta that would bring it up to date */
-    bool lag_known;     /* false until the member has told what it holds */
+    char *endpoint;       /* owned */
+    uint64_t lag_ops;     /* operations this node holds that the member is not known to */
+    uint64_t lag_bytes;   /* encoded size of the delta that would bring it up to date */
+    bool lag_known;       /* false until the member has told what it holds */
     bool lag_bytes_known; /* false also when measuring it was past the budget (see below) */
 } node_cluster_member_status_t;
 
@@ -135,13 +136,13 @@ typedef struct {
     size_t n_scopes;
     uint64_t pushes_sent, pushes_applied, pushes_held_back, digests_sent;
     uint64_t pulls_answered, pull_deltas_applied, bytes_sent, bytes_received;
-    uint64_t lean_deltas;  /* deltas sent with a step's value left to its entry */
+    uint64_t lean_deltas;       /* deltas sent with a step's value left to its entry */
     uint64_t compressed_sent;   /* gossip messages sent compressed */
     uint64_t compression_saved; /* bytes their compression kept off the wire */
-    uint64_t bad_messages; /* the engine's and the transport's */
-    unsigned local_health; /* Lifeguard score 0..8 */
-    char storage[96];      /* "ok", "read-only" or "failed: ERROR" */
-    uint64_t bad_scope;    /* messages refused for a scope name (in bad_messages) */
+    uint64_t bad_messages;      /* the engine's and the transport's */
+    unsigned local_health;      /* Lifeguard score 0..8 */
+    char storage[96];           /* "ok", "read-only" or "failed: ERROR" */
+    uint64_t bad_scope;         /* messages refused for a scope name (in bad_messages) */
 } node_cluster_status_t;
 
 /*  The gossip engine's traffic so far: cheap, unlike node_cluster_status (no lag computed). */

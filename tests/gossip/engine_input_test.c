@@ -153,7 +153,7 @@ static void s_write(node_t *n, const char *scope, const char *key, const char *v
     crdt_ctx_t *deps = crdt_ctx_dup(crdt_scope_ctx(n->store.scopes[i]));
     crdt_scope_t *delta = NULL;
     assert_int_equal(crdt_mvreg_write(n->store.scopes[i], key, 1, value, strlen(value), &delta), 0);
-    assert_int_equal(gossip_engine_local(n->engine, scope, delta, deps), 0);
+    assert_int_equal(gossip_engine_local(n->engine, scope, delta, deps, true), 0);
     crdt_scope_destroy(&delta);
     crdt_ctx_destroy(&deps);
 }

@@ -118,16 +118,24 @@ static void s_node_fini(node_t *n)
         crdt_scope_destroy(&n->store.scopes[i]);
 }
 
-/*  Writes on node n and hands the delta to its engine. */
-static void s_write(node_t *n, const char *scope, const char *key, const char *value)
+/*  Writes on node n and hands the delta to its engine; await_ack as a write waiting for
+ *  replicas. */
+static void s_write_awaiting(node_t *n, const char *scope, const char *key, const char *value,
+                             bool await_ack)
 {
     int i = s_index(&n->store, scope, true);
     crdt_ctx_t *deps = crdt_ctx_dup(crdt_scope_ctx(n->store.scopes[i]));
     crdt_scope_t *delta = NULL;
     assert_int_equal(crdt_mvreg_write(n->store.scopes[i], key, 1, value, strlen(value), &delta), 0);
-    assert_int_equal(gossip_engine_local(n->engine, scope, delta, deps), 0);
+    assert_int_equal(gossip_engine_local(n->engine, scope, delta, deps, await_ack), 0);
     crdt_scope_destroy(&delta);
     crdt_ctx_destroy(&deps);
+}
+
+/*  Writes on node n, acknowledged at once. */
+static void s_write(node_t *n, const char *scope, const char *key, const char *value)
+{
+    s_write_awaiting(n, scope, key, value, true);
 }
 
 /*  Writes keys k0..k<count-1> on node n, all in scope, or (scope NULL) in run:a and team:b by
@@ -231,6 +239,67 @@ static void test_push_reaches_peer(void **state)
     assert_true(crdt_ctx_equal(origin, crdt_scope_ctx(nodes[0].store.scopes[0])));
     s_node_fini(&nodes[0]);
     s_node_fini(&nodes[1]);
+}
+
+/*  Whether node `origin` knows that its peer `holder` holds every dot of holder's run:a. */
+static bool s_known_to_hold(node_t *origin, node_t *holder)
+{
+    const crdt_ctx_t *known = gossip_engine_peer_ctx(origin->engine, holder->store.id, "run:a");
+    int i = s_index(&holder->store, "run:a", false);
+    return known && i >= 0 && crdt_ctx_covers(known, crdt_scope_ctx(holder->store.scopes[i]));
+}
+
+static void test_acks_wait_for_the_tick_unless_awaited(void **state)
+{
+    (void)state;
+    node_t nodes[2];
+    s_pair(nodes, 65536);
+    const gossip_stats_t *b = gossip_engine_stats(nodes[1].engine);
+    /* Three pushes nothing waits for: applied at once, acknowledged by one ack at the tick. */
+    for (int i = 0; i < 3; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "k%d", i);
+        s_write_awaiting(&nodes[0], "run:a", key, "v", false);
+        assert_int_equal(s_run(nodes, 2, NULL), 1); /* the push alone */
+    }
+    assert_int_equal(b->pushes_applied, 3);
+    assert_int_equal(b->acks_sent, 0);
+    assert_int_equal(b->acks_deferred, 1); /* one (peer, scope) owed */
+    assert_false(s_known_to_hold(&nodes[0], &nodes[1]));
+    gossip_engine_tick(nodes[1].engine, 1000);
+    s_run(nodes, 2, NULL);
+    assert_int_equal(b->acks_sent, 1);
+    assert_true(s_known_to_hold(&nodes[0], &nodes[1]));
+    gossip_engine_tick(nodes[1].engine, 1100);
+    s_run(nodes, 2, NULL);
+    assert_int_equal(b->acks_sent, 1); /* paid: nothing owed any more */
+
+    /* A push that a write waits on is acknowledged at once. */
+    s_write_awaiting(&nodes[0], "run:a", "k3", "v", true);
+    assert_int_equal(s_run(nodes, 2, NULL), 2); /* the push and its ack */
+    assert_int_equal(b->acks_sent, 2);
+    assert_true(s_known_to_hold(&nodes[0], &nodes[1]));
+
+    /* ... and that ack pays what was owed before it. */
+    s_write_awaiting(&nodes[0], "run:a", "k4", "v", false);
+    s_run(nodes, 2, NULL);
+    assert_int_equal(b->acks_deferred, 2);
+    s_write_awaiting(&nodes[0], "run:a", "k5", "v", true);
+    s_run(nodes, 2, NULL);
+    assert_int_equal(b->acks_sent, 3);
+    gossip_engine_tick(nodes[1].engine, 1200);
+    s_run(nodes, 2, NULL);
+    assert_int_equal(b->acks_sent, 3);
+    assert_true(s_known_to_hold(&nodes[0], &nodes[1]));
+
+    /* An owed ack to a peer removed since is not sent. */
+    s_write_awaiting(&nodes[0], "run:a", "k6", "v", false);
+    s_run(nodes, 2, NULL);
+    gossip_engine_remove_peer(nodes[1].engine, 11);
+    gossip_engine_tick(nodes[1].engine, 1300);
+    s_run(nodes, 2, NULL);
+    assert_int_equal(b->acks_sent, 3);
+    s_pair_fini(nodes);
 }
 
 static bool s_drop_first(int index, uint64_t to)
@@ -388,7 +457,7 @@ static void s_write_noted(node_t *n, const char *scope, const char *key, size_t 
     assert_int_equal(crdt_scope_note(delta, dot, note, note_len), 0);
     assert_int_equal(crdt_scope_note(s, dot, note, note_len), 0);
     free(note);
-    assert_int_equal(gossip_engine_local(n->engine, scope, delta, deps), 0);
+    assert_int_equal(gossip_engine_local(n->engine, scope, delta, deps, true), 0);
     crdt_scope_destroy(&delta);
     crdt_ctx_destroy(&deps);
 }
@@ -964,7 +1033,8 @@ static void test_lean_answers_only_to_peers_that_read_them(void **state)
  *  minor GOSSIP_COMPRESSED_MINOR or later), and only when that makes it shorter: not to one
  *  never heard from, not when it is short, not when it would shrink past
  *  GOSSIP_COMPRESS_MAX_RATIO (the receiver would refuse it), not to one whose latest message
- *  gives an older minor. Compressed or not, the write arrives, and bytes_sent counts what went on the wire. */
+ *  gives an older minor. Compressed or not, the write arrives, and bytes_sent counts what went on
+ * the wire. */
 static void test_compression_only_to_peers_that_read_it(void **state)
 {
     (void)state;
@@ -1344,6 +1414,7 @@ int main(void)
         cmocka_unit_test(test_lean_notes_only_to_peers_that_read_them),
         cmocka_unit_test(test_lean_answers_only_to_peers_that_read_them),
         cmocka_unit_test(test_compression_only_to_peers_that_read_it),
+        cmocka_unit_test(test_acks_wait_for_the_tick_unless_awaited),
         cmocka_unit_test(test_membership_runs_through_swim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

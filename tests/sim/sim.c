@@ -932,7 +932,8 @@ static void s_operate(sim_t *self, s_node_t *node)
     if (op.kind == OP_COUNTER_ADD)
         assert_int_equal(crdt_counter_value(op.delta, op.key, &op.total), 0);
 
-    rc = gossip_engine_local(node->engine, s_scope_names[s], op.delta, op.past);
+    rc = gossip_engine_local(node->engine, s_scope_names[s], op.delta, op.past,
+                             self->nops % 4 == 0); /* a quarter waits for acks */
     if (rc != 0)
         s_violation(self, "local-op", "node %d: gossip_engine_local failed: %s", node->index,
                     engram_strerror(rc));
@@ -1836,7 +1837,7 @@ void sim_write(sim_t *self, int node, int scope, crdt_dot_t *dot)
     uint64_t hlc = crdt_hlc_now(&n->hlc, s_local_now(self, n));
     assert_int_equal(crdt_mvreg_write(x, "reg0", hlc, "hello", 5, &delta), 0);
     *dot = (crdt_dot_t){n->id, crdt_ctx_max(deps, n->id) + 1};
-    assert_int_equal(gossip_engine_local(n->engine, s_scope_names[scope], delta, deps), 0);
+    assert_int_equal(gossip_engine_local(n->engine, s_scope_names[scope], delta, deps, false), 0);
     crdt_scope_destroy(&delta);
     crdt_ctx_destroy(&deps);
     s_flush(self, n);

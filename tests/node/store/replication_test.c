@@ -276,7 +276,7 @@ static int s_do(node_t *n, const char *sid, const char *key, op_t what, const ch
                                   .len = text_len};
         assert_int_equal(node_store_apply(n->store, sid, key, before, delta, &history), 0);
         if (sid[0] != '@') {
-            assert_int_equal(gossip_engine_local(n->engine, sid, delta, deps), 0);
+            assert_int_equal(gossip_engine_local(n->engine, sid, delta, deps, true), 0);
             PROP_CHECK(crdt_scope_join(s_mirror(n, sid), delta) == 0);
         }
     }
