@@ -11,7 +11,8 @@
  *  multi-part answers recently sent to it (an entry goes when its member turns LEFT or is
  *  removed); the outbox of encoded messages in send order; the staging area of pull answers
  *  whose parts are still arriving, with their bytes counted; the pushes being coalesced; what
- *  the store can do now; this round's order of periodic digest targets. Everything else lives
+ *  the store can do now; this round's order of periodic digest targets; the acks owed to
+ *  peers until the next tick (per peer, the scopes; the peers that have any). Everything else lives
  *  in the store. Staged transfers expire after STAGE_TIMEOUT_MS: a lost part costs one more
  *  pull, never a partial apply.
  *
@@ -63,6 +64,7 @@ typedef struct {
     char *scope;           /* owned; NULL: a free slot */
     const crdt_ctx_t *ctx; /* held in the engine's known_pool */
     bool ack_owed;         /* a push of scope from the peer awaits its ack at the next tick */
+    bool ack_listed;       /* scope is in the peer's owed list (so at most once) */
 } s_known_t;
 
 /*  One multi-part pull answer sent recently to a peer, for the resend limit. */
@@ -81,8 +83,11 @@ typedef struct {
     s_known_t *known;        /* what it holds, per scope: known_cap slots (0 or a power of two, at
                                 most half full), linear probing, no deletion */
     size_t nknown, known_cap;
-    size_t nforeign; /* of nknown, the scopes this node did not hold when they were learned */
-    bool owes_acks;  /* some slot's ack_owed is set, and its id is in the engine's owing list */
+    size_t nforeign;   /* of nknown, the scopes this node did not hold when they were learned */
+    const char **owed; /* owned array of borrowed names (its slots' scopes): the slots whose
+                          ack_listed is set, each once; while non-empty, the peer's id is in
+                          the engine's owing list */
+    size_t nowed, owed_cap;
     s_answered_t answered[ANSWERED_SLOTS];
 } s_peer_t;
 
@@ -142,7 +147,9 @@ struct gossip_engine {
     gossip_storage_t storage;
     s_pending_t *pending; /* pushes being coalesced, one per scope */
     size_t npending, pending_cap;
-    uint64_t *owing; /* the peers owed acks of pushes sent with ack_later, sent at the next tick */
+    uint64_t *owing; /* ids of the peers with owed acks (s_ack_push), emptied at every tick; an
+                        id may be stale (its peer forgotten since) or twice (forgotten, then
+                        learned again): the tick skips what it finds no debt for */
     size_t nowing, owing_cap;
     uint64_t rng;
     uint64_t next_transfer; /* 0 until the first event with a clock: see s_clock */
@@ -421,6 +428,7 @@ static void s_peer_fini(gossip_engine_t *self, s_peer_t *p)
         gossip_ctx_pool_release(self->known_pool, &p->known[i].ctx);
     }
     free(p->known);
+    free(p->owed);
 }
 
 /*  The slot of scope in p's table: its own, or the free one where it would go. p->known_cap
@@ -1108,7 +1116,10 @@ static int s_send_ack(gossip_engine_t *self, uint64_t peer, const char *scope)
 /*  Acknowledges a push of scope from peer: at once, or with the next tick's acks when the
  *  push said nothing waits for its ack (ack_later), one for every such push until then. An
  *  ack sent at once carries what an owed one would: the debt is paid. A peer whose slot for
- *  scope is missing (its table full of foreign scopes) gets its ack at once. */
+ *  scope is missing (its table full of foreign scopes) gets its ack at once, and so does one
+ *  whose debt cannot be listed (out of memory). Each owed list holds a scope at most once and
+ *  the owing list a peer at most once per life between ticks: bounded by what peers are known
+ *  to hold, whatever they send. */
 static int s_ack_push(gossip_engine_t *self, uint64_t peer, const char *scope, bool later)
 {
     s_peer_t *p = s_peer_find(self, peer);
@@ -1118,32 +1129,37 @@ static int s_ack_push(gossip_engine_t *self, uint64_t peer, const char *scope, b
             slot->ack_owed = false;
         return s_send_ack(self, peer, scope);
     }
-    if (!p->owes_acks) {
-        if (crdt_array_grow((void **)&self->owing, &self->owing_cap, self->nowing + 1,
-                            sizeof *self->owing))
+    if (!slot->ack_listed) {
+        if ((p->nowed == 0 && crdt_array_grow((void **)&self->owing, &self->owing_cap,
+                                              self->nowing + 1, sizeof *self->owing)) ||
+            crdt_array_grow((void **)&p->owed, &p->owed_cap, p->nowed + 1, sizeof *p->owed))
             return s_send_ack(self, peer, scope);
-        self->owing[self->nowing++] = peer;
-        p->owes_acks = true;
+        if (p->nowed == 0)
+            self->owing[self->nowing++] = peer;
+        p->owed[p->nowed++] = slot->scope; /* slots keep their names for the peer's life */
+        slot->ack_listed = true;
     }
     self->stats.acks_deferred += !slot->ack_owed;
     slot->ack_owed = true;
     return 0;
 }
 
-/*  Sends the acks owed (s_ack_push), each with the scope's context as it is now. */
-static void s_send_owed_acks(gossip_engine_t *self)
+/*  Settles the acks owed (s_ack_push): sends each with the scope's context as it is now, or,
+ *  when this node has LEFT (it sends no data any more), drops them. */
+static void s_settle_owed_acks(gossip_engine_t *self)
 {
+    bool send = !s_left(self);
     for (size_t i = 0; i < self->nowing; i++) {
         s_peer_t *p = s_peer_find(self, self->owing[i]);
-        if (!p) /* gone since: LEFT or removed */
-            continue;
-        p->owes_acks = false;
-        for (size_t k = 0; k < p->known_cap; k++) {
-            if (p->known[k].scope && p->known[k].ack_owed) {
-                p->known[k].ack_owed = false;
-                s_send_ack(self, p->id, p->known[k].scope);
-            }
+        for (size_t k = 0; p && k < p->nowed; k++) {
+            s_known_t *slot = s_known_slot(self, p, p->owed[k]);
+            slot->ack_listed = false;
+            if (slot->ack_owed && send)
+                s_send_ack(self, p->id, slot->scope);
+            slot->ack_owed = false;
         }
+        if (p)
+            p->nowed = 0;
     }
     self->nowing = 0;
 }
@@ -1963,7 +1979,7 @@ void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms)
     }
     gossip_swim_tick(self->swim, now_ms);
     s_swim_stats(self);
-    s_send_owed_acks(self);
+    s_settle_owed_acks(self);
     if (s_left(self) || now_ms < self->next_digest_ms || self->storage == GOSSIP_STORAGE_FAILED)
         return;
     self->next_digest_ms = now_ms + self->config.gossip_interval_ms;

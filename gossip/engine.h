@@ -32,17 +32,18 @@
  *  node applies a scope's operations in causal order; otherwise it drops it and pulls from
  *  the sender. Pushes are never forwarded, so a peer never gets back what it sent. A receiver
  *  that applied a push, or already held it, answers with a GossipAck carrying its context of
- *  the scope (through the outbox, so after the node's fsync):
- *  the origin learns what each peer holds (gossip_engine_peer_ctx). At once when the push
- *  asks for it (an operation whose caller waits for replicas: gossip_engine_local's
- *  await_ack); otherwise (`ack_later`) at the receiver's next tick, one ack per (sender, scope)
- *  for every such push since, with the context of then. Pushes far outnumber what waits on
- *  their acks: an ack per push was 8% of the bytes of replicating a 64-byte write. An ack
- *  sent at once pays what was owed to that (sender, scope). What the origin knows of a peer
- *  (its stable cut, `engram cluster status` lag) trails by up to a tick more. Deltas (pushes and
- * pull answers) carry their notes in the store's wire form (note_wire) to a peer whose latest
- *  message gives schema minor GOSSIP_LEAN_NOTES_MINOR or later, and as they are to others
- *  (one never heard yet, or an older version in a rolling upgrade).
+ *  the scope (through the outbox, so after the node's fsync): the origin learns what each
+ *  peer holds (gossip_engine_peer_ctx). It answers at once when the push asks for it (an
+ *  operation whose caller waits for replicas: gossip_engine_local's await_ack); otherwise
+ *  (`ack_later`) at its next tick, one ack per (sender, scope) for every such push since,
+ *  with the context of then; an ack sent at once pays what was owed to that (sender, scope).
+ *  Pushes far outnumber what waits on their acks: an ack per push was 8% of the bytes of
+ *  replicating a 64-byte write. What the origin knows of a peer (its stable cut, `engram
+ *  cluster status` lag) trails by up to a tick more. A node that has LEFT drops what it owes.
+ *
+ *  Deltas (pushes and pull answers) carry their notes in the store's wire form (note_wire) to
+ *  a peer whose latest message gives schema minor GOSSIP_LEAN_NOTES_MINOR or later, and as
+ *  they are to others (one never heard yet, or an older version in a rolling upgrade).
  *
  *  Pull (Scuttlebutt-style anti-entropy by version vectors): every gossip interval the engine
  *  sends one ALIVE or SUSPECT member a digest, its context per scope, going round the members
@@ -255,11 +256,12 @@ typedef struct {
     uint64_t bad_peer_scopes;    /* more scopes than a peer may make this node remember */
     /* Replication extras. */
     uint64_t acks_sent, acks_received, answers_deferred;
-    uint64_t acks_deferred;   /* pushes with ack_later whose ack waited for the next tick, each
-                                 (peer, scope) counted once per tick */
-    uint64_t unstored;        /* pushes and chunks received while the store takes no delta */
-    uint64_t staging_refused; /* transfers dropped: past a staging bound */
-    uint64_t answers_too_big; /* answers not sent: larger than max_staged_peer_bytes */
+    /* pushes with ack_later that left an ack owed to their (peer, scope) where none was;
+       later ones join that debt */
+    uint64_t acks_deferred;
+    uint64_t unstored;              /* pushes and chunks received while the store takes no delta */
+    uint64_t staging_refused;       /* transfers dropped: past a staging bound */
+    uint64_t answers_too_big;       /* answers not sent: larger than max_staged_peer_bytes */
     uint64_t answers_without_steps; /* answers sent without their history steps (notes):
                                        too big with them */
     uint64_t pushes_too_big;        /* pushes not sent: over max_message_bytes (peers pull them) */
@@ -342,7 +344,8 @@ int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_sco
 int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *msg, size_t len,
                           uint64_t now_ms);
 /*  The timer (call it at least every probe_timeout_ms / 2): probes, suspicion timeouts, the
- *  membership exchange, one digest per gossip interval, drops stale chunk staging. */
+ *  membership exchange, the acks owed for pushes (see "Push"), one digest per gossip
+ *  interval, drops stale chunk staging. */
 void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms);
 
 /*  Pops the next message to send: true and (*peer, *buf, *len) with *buf the caller's to

@@ -241,12 +241,21 @@ static void test_push_reaches_peer(void **state)
     s_node_fini(&nodes[1]);
 }
 
-/*  Whether node `origin` knows that its peer `holder` holds every dot of holder's run:a. */
-static bool s_known_to_hold(node_t *origin, node_t *holder)
+/*  Whether node `origin` knows that its peer `holder` holds every dot of holder's scope. */
+static bool s_known_to_hold(node_t *origin, node_t *holder, const char *scope)
 {
-    const crdt_ctx_t *known = gossip_engine_peer_ctx(origin->engine, holder->store.id, "run:a");
-    int i = s_index(&holder->store, "run:a", false);
+    const crdt_ctx_t *known = gossip_engine_peer_ctx(origin->engine, holder->store.id, scope);
+    int i = s_index(&holder->store, scope, false);
     return known && i >= 0 && crdt_ctx_covers(known, crdt_scope_ctx(holder->store.scopes[i]));
+}
+
+/*  Ticks node n at now_ms and delivers what follows; returns how many acks n sent. */
+static uint64_t s_tick_acks(node_t *nodes, int n, uint64_t now_ms)
+{
+    uint64_t before = gossip_engine_stats(nodes[n].engine)->acks_sent;
+    gossip_engine_tick(nodes[n].engine, now_ms);
+    s_run_at(nodes, 2, NULL, now_ms);
+    return gossip_engine_stats(nodes[n].engine)->acks_sent - before;
 }
 
 static void test_acks_wait_for_the_tick_unless_awaited(void **state)
@@ -265,40 +274,53 @@ static void test_acks_wait_for_the_tick_unless_awaited(void **state)
     assert_int_equal(b->pushes_applied, 3);
     assert_int_equal(b->acks_sent, 0);
     assert_int_equal(b->acks_deferred, 1); /* one (peer, scope) owed */
-    assert_false(s_known_to_hold(&nodes[0], &nodes[1]));
-    gossip_engine_tick(nodes[1].engine, 1000);
-    s_run(nodes, 2, NULL);
-    assert_int_equal(b->acks_sent, 1);
-    assert_true(s_known_to_hold(&nodes[0], &nodes[1]));
-    gossip_engine_tick(nodes[1].engine, 1100);
-    s_run(nodes, 2, NULL);
-    assert_int_equal(b->acks_sent, 1); /* paid: nothing owed any more */
+    assert_false(s_known_to_hold(&nodes[0], &nodes[1], "run:a"));
+    assert_int_equal(s_tick_acks(nodes, 1, 1000), 1);
+    assert_true(s_known_to_hold(&nodes[0], &nodes[1], "run:a"));
+    assert_int_equal(s_tick_acks(nodes, 1, 1100), 0); /* paid: nothing owed any more */
 
-    /* A push that a write waits on is acknowledged at once. */
-    s_write_awaiting(&nodes[0], "run:a", "k3", "v", true);
-    assert_int_equal(s_run(nodes, 2, NULL), 2); /* the push and its ack */
-    assert_int_equal(b->acks_sent, 2);
-    assert_true(s_known_to_hold(&nodes[0], &nodes[1]));
+    /* The next tick's debts, in two scopes: an ack for each. */
+    s_write_awaiting(&nodes[0], "run:a", "k3", "v", false);
+    s_write_awaiting(&nodes[0], "team:b", "k3", "v", false);
+    assert_int_equal(s_run(nodes, 2, NULL), 2); /* two pushes, no ack */
+    assert_false(s_known_to_hold(&nodes[0], &nodes[1], "team:b"));
+    assert_int_equal(s_tick_acks(nodes, 1, 1200), 2);
+    assert_true(s_known_to_hold(&nodes[0], &nodes[1], "run:a"));
+    assert_true(s_known_to_hold(&nodes[0], &nodes[1], "team:b"));
+
+    /* A push that a write waits on is acknowledged at once, also when it carries writes that
+     * nothing waits on, coalesced with it ... */
+    s_write_awaiting(&nodes[0], "run:a", "k4", "v", false);
+    s_write_awaiting(&nodes[0], "run:a", "k5", "v", true);
+    assert_int_equal(s_run(nodes, 2, NULL), 2); /* one push and its ack */
+    assert_true(s_known_to_hold(&nodes[0], &nodes[1], "run:a"));
 
     /* ... and that ack pays what was owed before it. */
-    s_write_awaiting(&nodes[0], "run:a", "k4", "v", false);
-    s_run(nodes, 2, NULL);
-    assert_int_equal(b->acks_deferred, 2);
-    s_write_awaiting(&nodes[0], "run:a", "k5", "v", true);
-    s_run(nodes, 2, NULL);
-    assert_int_equal(b->acks_sent, 3);
-    gossip_engine_tick(nodes[1].engine, 1200);
-    s_run(nodes, 2, NULL);
-    assert_int_equal(b->acks_sent, 3);
-    assert_true(s_known_to_hold(&nodes[0], &nodes[1]));
-
-    /* An owed ack to a peer removed since is not sent. */
     s_write_awaiting(&nodes[0], "run:a", "k6", "v", false);
     s_run(nodes, 2, NULL);
-    gossip_engine_remove_peer(nodes[1].engine, 11);
-    gossip_engine_tick(nodes[1].engine, 1300);
+    s_write_awaiting(&nodes[0], "run:a", "k7", "v", true);
+    assert_int_equal(s_run(nodes, 2, NULL), 2);
+    assert_int_equal(s_tick_acks(nodes, 1, 1300), 0);
+    assert_true(s_known_to_hold(&nodes[0], &nodes[1], "run:a"));
+
+    /* A replayed push nothing waits for (held already) is acknowledged at the tick too. */
+    s_write_awaiting(&nodes[0], "run:a", "k8", "v", false);
+    uint64_t to;
+    uint8_t *push;
+    size_t len;
+    assert_true(gossip_engine_next(nodes[0].engine, &to, &push, &len));
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(gossip_engine_receive(nodes[1].engine, 11, push, len, 1300), 0);
+        assert_int_equal(b->pushes_redundant, (uint64_t)i);
+        assert_int_equal(s_tick_acks(nodes, 1, 1400 + 100 * (uint64_t)i), 1);
+    }
+    free(push);
+
+    /* An owed ack to a peer removed since is not sent. */
+    s_write_awaiting(&nodes[0], "run:a", "k9", "v", false);
     s_run(nodes, 2, NULL);
-    assert_int_equal(b->acks_sent, 3);
+    gossip_engine_remove_peer(nodes[1].engine, 11);
+    assert_int_equal(s_tick_acks(nodes, 1, 1600), 0);
     s_pair_fini(nodes);
 }
 
