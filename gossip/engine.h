@@ -37,7 +37,7 @@
  *  operation whose caller waits for replicas: gossip_engine_local's await_ack); otherwise
  *  (`ack_later`) at its next tick, one ack per (sender, scope) for every such push since,
  *  with the context of then; an ack sent at once pays what was owed to that (sender, scope).
- *  Pushes far outnumber what waits on their acks: an ack per push was 8% of the bytes of
+ *  Pushes far outnumber what waits on their acks: an ack per push was 4-7% of the bytes of
  *  replicating a 64-byte write. What the origin knows of a peer (its stable cut, `engram
  *  cluster status` lag) trails by up to a tick more. A node that has LEFT drops what it owes.
  *
