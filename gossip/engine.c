@@ -148,8 +148,8 @@ struct gossip_engine {
     s_pending_t *pending; /* pushes being coalesced, one per scope */
     size_t npending, pending_cap;
     uint64_t *owing; /* ids of the peers with owed acks (s_ack_push), emptied at every tick; an
-                        id may be stale (its peer forgotten since) or twice (forgotten, then
-                        learned again): the tick skips what it finds no debt for */
+                        id may be stale (its peer forgotten since) or there more than once
+                        (forgotten and learned again): the tick skips what it finds no debt for */
     size_t nowing, owing_cap;
     uint64_t rng;
     uint64_t next_transfer; /* 0 until the first event with a clock: see s_clock */
@@ -1116,8 +1116,8 @@ static int s_send_ack(gossip_engine_t *self, uint64_t peer, const char *scope)
 /*  Acknowledges a push of scope from peer: at once, or with the next tick's acks when the
  *  push said nothing waits for its ack (ack_later), one for every such push until then. An
  *  ack sent at once carries what an owed one would: the debt is paid. A peer whose slot for
- *  scope is missing (its table full of foreign scopes) gets its ack at once, and so does one
- *  whose debt cannot be listed (out of memory). Each owed list holds a scope at most once and
+ *  scope is missing (s_know ran out of memory) gets its ack at once, and so does one whose
+ *  debt cannot be listed (out of memory). Each owed list holds a scope at most once and
  *  the owing list a peer at most once per life between ticks: bounded by what peers are known
  *  to hold, whatever they send. */
 static int s_ack_push(gossip_engine_t *self, uint64_t peer, const char *scope, bool later)
@@ -1717,8 +1717,10 @@ static int s_on_push(gossip_engine_t *self, uint64_t from, const Engram__GossipP
             crdt_ctx_join(holds, crdt_scope_ctx(delta)) == 0 && rc == 0)
             rc = s_know(self, from, push->scope, holds);
         crdt_ctx_destroy(&holds);
-        if (ack && rc == 0) /* after s_know, which makes the slot an owed ack is kept in */
-            rc = s_ack_push(self, from, push->scope, push->ack_later);
+        if (ack) { /* after s_know, which makes the slot an owed ack is kept in */
+            int acked = s_ack_push(self, from, push->scope, push->ack_later);
+            rc = rc ? rc : acked;
+        }
     }
     crdt_ctx_destroy(&deps);
     crdt_scope_destroy(&delta);

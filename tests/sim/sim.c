@@ -1990,10 +1990,10 @@ void sim_stats_print(const char *title, const sim_stats_t *t, double wall_s)
            e->chunks_received, e->bad_messages);
     printf("  rejected: %" PRIu64 " undecodable, %" PRIu64 " bad chunks, %" PRIu64
            " from unknown senders, %" PRIu64 " from LEFT senders, %" PRIu64 " bad cards, %" PRIu64
-           " bad statements, %" PRIu64 " refused by the store; acks %" PRIu64 " sent (%" PRIu64
-           " owed to a tick), %" PRIu64 " received; %" PRIu64 " large answers deferred\n",
+           " bad statements, %" PRIu64 " refused by the store; acks %" PRIu64 " sent, %" PRIu64
+           " received, %" PRIu64 " debts deferred to a tick; %" PRIu64 " large answers deferred\n",
            e->bad_decode, e->bad_chunk, e->bad_unknown_sender, e->bad_left_sender, e->bad_card,
-           e->bad_leave, e->bad_apply, e->acks_sent, e->acks_deferred, e->acks_received,
+           e->bad_leave, e->bad_apply, e->acks_sent, e->acks_received, e->acks_deferred,
            e->answers_deferred);
     printf("  membership: pings %" PRIu64 ", ping-reqs %" PRIu64 ", pongs %" PRIu64
            ", nacks %" PRIu64 " (%" PRIu64 " received in time), full exchanges %" PRIu64
