@@ -31,6 +31,8 @@
  *    test_frame_far_above_budget a push ZeroMQ cuts off: nothing changes, the peer reconnects
  *    test_out_of_order           a push before its dependency is held back without effect
  *    test_bad_introductions      noise, and a card of another cluster, on the intro port
+ *    test_push_asks_for_ack_when_awaited  A's push of a plain put has ack_later, that of a
+ *                                put waiting for replicas not
  *    test_still_replicating      the peer is still alive on A, B converges with A, clean stops
  *
  *  test_frame_above_budget fails against an engramd that applies such a frame (engine.h
@@ -105,6 +107,7 @@ typedef struct {
     crdt_scope_t *marker; /* its replica of team:marker */
     int markers;
     uint64_t pongs;
+    uint64_t pushes_ack_later, pushes_ack_now; /* A's pushes of SCOPE received, by ack_later */
 } s_peer_t;
 
 static node_harness_admin_t s_admin;
@@ -212,8 +215,9 @@ static void s_send_frame(zframe_t *frame)
     assert_int_equal(zframe_send(&copy, s_peer.dealer, 0), 0);
 }
 
-/*  Answers A's pings (the member stays alive, refuting any suspicion); drops everything else A
- *  sends (digests, acks, pull answers, membership). */
+/*  Answers A's pings (the member stays alive, refuting any suspicion); counts A's pushes of
+ *  SCOPE by whether they ask for their ack at once; drops everything else A sends (digests,
+ *  acks, pull answers, membership). */
 static void s_pump(void)
 {
     while (zsock_events(s_peer.router) & ZMQ_POLLIN) {
@@ -225,6 +229,8 @@ static void s_pump(void)
                                  ? test_gossip_unpack(zframe_data(payload), zframe_size(payload))
                                  : NULL;
         zmsg_destroy(&msg);
+        if (in && in->body_case == ENGRAM__GOSSIP__BODY_PUSH && strcmp(in->push->scope, SCOPE) == 0)
+            (*(in->push->ack_later ? &s_peer.pushes_ack_later : &s_peer.pushes_ack_now))++;
         if (in && in->body_case == ENGRAM__GOSSIP__BODY_PING) {
             /* Refutes a suspicion about itself, as a member must (engine.h). */
             for (size_t i = 0; i < in->ping->n_updates; i++) {
@@ -814,6 +820,36 @@ static bool s_b_like_a(void *arg)
 
 /*  After all that: the member is still alive on A, A still replicates (B gets the member's
  *  writes by pulling from A, and A's own), and both nodes stop cleanly. */
+/*  True once the peer has received more of A's pushes of the kind *arg counts than *arg's
+ *  baseline (arg: {counter, baseline}). */
+static bool s_pushes_grew(void *arg)
+{
+    const uint64_t *const *c = arg;
+    s_pump();
+    return *c[0] > *c[1];
+}
+
+/*  A's push of a plain write says nothing waits for its ack (acknowledged at the receiver's
+ *  next tick); the push of a write waiting for replicas asks for its ack at once. */
+static void test_push_asks_for_ack_when_awaited(void **state)
+{
+    (void)state;
+    uint64_t later = s_peer.pushes_ack_later, now = s_peer.pushes_ack_now;
+    engram_result_t *r = NULL;
+    s_expect(s_ea, engram_put(s_ea, SCOPE, "k5", "v5", 2, NULL, 0, &r), 0, "put on A");
+    engram_result_destroy(&r);
+    const uint64_t *plain[2] = {&s_peer.pushes_ack_later, &later};
+    if (!node_harness_poll(WAIT_MS, s_pushes_grew, plain))
+        fail_msg("the peer got no push of the plain put with ack_later");
+    assert_int_equal(s_peer.pushes_ack_now, now);
+    s_expect(s_ea, engram_put_replicated(s_ea, SCOPE, "k6", "v6", 2, NULL, 0, 2, 0, &r), 0,
+             "put --replicas 2 on A");
+    engram_result_destroy(&r);
+    const uint64_t *awaited[2] = {&s_peer.pushes_ack_now, &now};
+    if (!node_harness_poll(WAIT_MS, s_pushes_grew, awaited))
+        fail_msg("the peer got no push of the replicated put asking for its ack at once");
+}
+
 static void test_still_replicating(void **state)
 {
     (void)state;
@@ -860,6 +896,7 @@ int main(void)
         cmocka_unit_test_setup(test_frame_far_above_budget, s_up),
         cmocka_unit_test_setup(test_out_of_order, s_up),
         cmocka_unit_test_setup(test_bad_introductions, s_up),
+        cmocka_unit_test_setup(test_push_asks_for_ack_when_awaited, s_up),
         cmocka_unit_test_setup(test_still_replicating, s_up),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
