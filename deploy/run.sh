@@ -125,6 +125,8 @@ until_seen() {
     until_ "node $1 has $3" cat "$engram" --socket "ipc://$dir/n$1/api.sock" \
         --agent "${agents[$1]}" --user alice get "$2" "$3"
 }
+# reads `engram counter get`: succeeds if it shows the tokens of all three nodes (1800 + 950 + 400)
+all_tokens() { grep -qx 3150; }
 # reads `engram cluster status --json`: succeeds if it lists three members, all alive
 three_alive() {
     python3 -c 'import json, sys
@@ -158,7 +160,6 @@ for line in sys.stdin:
         sys.exit(1 if result.get("isError") else 0)
 sys.exit(1)'
 }
-# read a graph's export: succeed if it holds the entity Acme Corp, and the reviewer's observation
 # http_get URL: the body of an HTTP GET (Python's standard library: curl may not be installed),
 # whatever its status
 http_get() {
@@ -169,6 +170,7 @@ except urllib.error.HTTPError as e:
     body = e.read()
 sys.stdout.write(body.decode())' "$1"
 }
+# read a graph's export: succeed if it holds the entity Acme Corp, and the reviewer's observation
 has_acme() { grep -q '"Acme Corp"'; }
 has_acme_template() { grep -q 'the Acme template'; }
 statements=""
@@ -235,8 +237,13 @@ on 1 counter add run:q3-proposal tokens 1800
 on 2 counter add run:q3-proposal tokens 950
 on 3 counter add run:q3-proposal tokens 400
 on 3 put run:q3-proposal review "cite the EU deck"
-until_seen 1 run:q3-proposal review
-run sleep 1
+# A node applies each node's writes to a scope in their order: one that counts every node's
+# tokens also holds every source added before them.
+for n in 1 2 3; do
+    until_ "node $n counts every node's tokens" all_tokens "$engram" \
+        --socket "ipc://$dir/n$n/api.sock" --agent "${agents[$n]}" --user alice \
+        counter get run:q3-proposal tokens
+done
 for n in 1 2 3; do on "$n" set members run:q3-proposal sources | tr '\n' ' '; echo; done
 for n in 1 2 3; do on "$n" counter get run:q3-proposal tokens; done
 
@@ -277,6 +284,7 @@ until_ "node 2 holds the policy" holds_statements \
     "$engram" --socket "ipc://$dir/n2/api.sock" acl show
 on 2 put run:q3-proposal contact "EU numbers: ask dana.kim@example.com" >/dev/null
 until_seen 3 run:q3-proposal contact
+until_seen 1 run:q3-proposal contact
 for n in 1 2 3; do on "$n" get run:q3-proposal contact; done
 on 2 history run:q3-proposal contact
 

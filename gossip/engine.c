@@ -843,8 +843,11 @@ static int s_encode_delta(gossip_engine_t *self, const crdt_scope_t *delta, bool
     return rc;
 }
 
-/*  Sends a push of delta with deps to `fanout` random ALIVE members, its notes in their wire
- *  form to those that read it; with ack_later unless await_ack. */
+/*  Sends a push of delta with deps to `fanout` random members that are ALIVE or SUSPECT, its
+ *  notes in their wire form to those that read it; with ack_later unless await_ack. A SUSPECT
+ *  member is most often alive and merely slow (a loaded host, a stalled turn): skipping it
+ *  would leave it without the write until the next digest, for the sake of saving one message
+ *  to a member that may be gone (as memberlist, SWIM's best-known implementation, does). */
 static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *delta,
                   const crdt_ctx_t *deps, bool await_ack)
 {
@@ -867,37 +870,37 @@ static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *
     msg.body_case = ENGRAM__GOSSIP__BODY_PUSH;
     msg.push = &push;
     s_outgoing_t lean_out = {.msg = &msg}, whole_out = {.msg = &msg}; /* packed at first use */
-    /* A partial Fisher-Yates shuffle picks `fanout` distinct ALIVE members. */
+    /* A partial Fisher-Yates shuffle picks `fanout` distinct ALIVE or SUSPECT members. */
     size_t nmembers = gossip_swim_size(self->swim);
-    uint64_t *alive = malloc((nmembers ? nmembers : 1) * sizeof *alive);
-    size_t nalive = 0;
-    if (!alive) {
+    uint64_t *live = malloc((nmembers ? nmembers : 1) * sizeof *live);
+    size_t nlive = 0;
+    if (!live) {
         rc = ENGRAM_ENOMEM;
         goto out_free;
     }
     for (size_t i = 0; i < nmembers; i++) {
         gossip_member_t m;
         gossip_swim_at(self->swim, i, &m);
-        if (m.state == GOSSIP_ALIVE && m.id != self->config.node_id)
-            alive[nalive++] = m.id;
+        if ((m.state == GOSSIP_ALIVE || m.state == GOSSIP_SUSPECT) && m.id != self->config.node_id)
+            live[nlive++] = m.id;
     }
-    size_t targets = self->config.fanout < nalive ? self->config.fanout : nalive;
+    size_t targets = self->config.fanout < nlive ? self->config.fanout : nlive;
     for (size_t i = 0; rc == 0 && i < targets; i++) {
-        size_t j = i + s_random(self) % (nalive - i);
-        uint64_t tmp = alive[i];
-        alive[i] = alive[j];
-        alive[j] = tmp;
-        bool lean = s_reads_lean(self, alive[i]);
+        size_t j = i + s_random(self) % (nlive - i);
+        uint64_t tmp = live[i];
+        live[i] = live[j];
+        live[j] = tmp;
+        bool lean = s_reads_lean(self, live[i]);
         if (lean && !lean_buf)
             rc = s_encode_delta(self, delta, true, &lean_buf, &lean_len, &lean_notes);
         push.delta = lean ? (ProtobufCBinaryData){lean_len, lean_buf}
                           : (ProtobufCBinaryData){delta_len, delta_buf};
         if (rc == 0) /* each form encoded and compressed once for every peer it goes to */
-            rc = s_send_outgoing(self, alive[i], lean ? &lean_out : &whole_out);
+            rc = s_send_outgoing(self, live[i], lean ? &lean_out : &whole_out);
         self->stats.pushes_sent += rc == 0;
         self->stats.lean_deltas += rc == 0 && lean && lean_notes > 0;
     }
-    free(alive);
+    free(live);
     s_outgoing_fini(&lean_out);
     s_outgoing_fini(&whole_out);
 out_free:

@@ -27,19 +27,20 @@
  *  failed (what they announce is not durable).
  *
  *  Push: a local operation's delta (its history step included, as the op's note) goes at once
- *  to `fanout` random ALIVE members with its dependencies (the scope's context just before
- *  it). A receiver applies a push only when its context covers the dependencies, so every
- *  node applies a scope's operations in causal order; otherwise it drops it and pulls from
- *  the sender. Pushes are never forwarded, so a peer never gets back what it sent. A receiver
- *  that applied a push, or already held it, answers with a GossipAck carrying its context of
- *  the scope (through the outbox, so after the node's fsync): the origin learns what each
- *  peer holds (gossip_engine_peer_ctx). It answers at once when the push asks for it (an
- *  operation whose caller waits for replicas: gossip_engine_local's await_ack); otherwise
- *  (`ack_later`) at its next tick, one ack per (sender, scope) for every such push since,
- *  with the context of then; an ack sent at once pays what was owed to that (sender, scope).
- *  Pushes far outnumber what waits on their acks: an ack per push was 4-7% of the bytes of
- *  replicating a 64-byte write. What the origin knows of a peer (its stable cut, `engram
- *  cluster status` lag) trails by up to a tick more. A node that has LEFT drops what it owes.
+ *  to `fanout` random ALIVE or SUSPECT members (a suspect is most often only slow) with its
+ *  dependencies (the scope's context just before it). A receiver applies a push only when its
+ *  context covers the dependencies, so every node applies a scope's operations in causal order;
+ *  otherwise it drops it and pulls from the sender. Pushes are never forwarded, so a peer never
+ *  gets back what it sent. A receiver that applied a push, or already held it, answers with a
+ *  GossipAck carrying its context of the scope (through the outbox, so after the node's fsync):
+ *  the origin learns what each peer holds (gossip_engine_peer_ctx). It answers at once when the
+ *  push asks for it (an operation whose caller waits for replicas: gossip_engine_local's
+ *  await_ack); otherwise (`ack_later`) at its next tick, one ack per (sender, scope) for every
+ *  such push since, with the context of then; an ack sent at once pays what was owed to that
+ *  (sender, scope). Pushes far outnumber what waits on their acks: an ack per push was 4-7% of
+ *  the bytes of replicating a 64-byte write. What the origin knows of a peer (its stable cut,
+ *  `engram cluster status` lag) trails by up to a tick more. A node that has LEFT drops what it
+ *  owes.
  *
  *  Deltas (pushes and pull answers) carry their notes in the store's wire form (note_wire) to
  *  a peer whose latest message gives schema minor GOSSIP_LEAN_NOTES_MINOR or later, and as

@@ -731,6 +731,31 @@ static void test_held_back_pushes_ask_one_peer(void **state)
         s_node_fini(&nodes[i]);
 }
 
+/*  A member that stops answering probes for a while (a stalled turn, a loaded host) is SUSPECT,
+ *  most often still alive: a write is pushed to it all the same, not left for the next digest. */
+static void test_push_reaches_a_suspect_member(void **state)
+{
+    (void)state;
+    node_t nodes[3];
+    s_trio(nodes);
+    gossip_member_t m = {0};
+    uint64_t now = 1000;
+    for (; now < 30000; now += 100) {
+        for (int i = 0; i < 3; i++)
+            gossip_engine_tick(nodes[i].engine, now);
+        s_run_at(nodes, 3, s_drop_to_33, now);
+        assert_true(gossip_engine_member(nodes[0].engine, 33, &m));
+        if (m.state != GOSSIP_ALIVE)
+            break;
+    }
+    assert_int_equal(m.state, GOSSIP_SUSPECT);
+    s_write(&nodes[0], "run:a", "k", "to a suspect");
+    s_run_at(nodes, 3, NULL, now); /* no tick: no digest, only the push can bring it */
+    assert_true(s_same(&nodes[0], &nodes[2]));
+    for (int i = 0; i < 3; i++)
+        s_node_fini(&nodes[i]);
+}
+
 /*  Acks and digests tell the origin what each peer holds; the stable cut is the meet of them
  *  all, unknown while some member is unknown, held back by a member that missed writes, and
  *  free of a member once it is LEFT. */
@@ -1431,6 +1456,7 @@ int main(void)
         cmocka_unit_test(test_local_operations_coalesce),
         cmocka_unit_test(test_coalesced_pushes_keep_the_budget),
         cmocka_unit_test(test_held_back_pushes_ask_one_peer),
+        cmocka_unit_test(test_push_reaches_a_suspect_member),
         cmocka_unit_test(test_remote_apply_seals_the_batch),
         cmocka_unit_test(test_new_node_pulls_everything_in_chunks),
         cmocka_unit_test(test_bad_input_changes_nothing),
