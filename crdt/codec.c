@@ -209,10 +209,11 @@ static int s_encode_note(void *arg, crdt_dot_t op, const uint8_t *data, size_t l
     m->data.data = (uint8_t *)data;
     m->data.len = len;
     if (enc->wire) {
-        size_t entry_len, wired_len = 0;
-        const uint8_t *entry = crdt_scope_entry_data(enc->scope, op, &entry_len);
+        size_t wired_len = 0;
+        crdt_dot_entry_t entry;
+        bool live = crdt_scope_dot_entry(enc->scope, op, &entry);
         uint8_t **wired = &enc->wired[enc->nnotes];
-        int rc = enc->wire(enc->wire_arg, op, data, len, entry, entry_len, wired, &wired_len);
+        int rc = enc->wire(enc->wire_arg, op, data, len, live ? &entry : NULL, wired, &wired_len);
         if (rc)
             return rc;
         if (*wired && wired_len) /* an empty note is none: it goes as it is */

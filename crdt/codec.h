@@ -25,13 +25,12 @@ int crdt_ctx_encode(const crdt_ctx_t *ctx, uint8_t **buf, size_t *len);
 int crdt_ctx_decode(const uint8_t *buf, size_t len, crdt_ctx_t **ctx_p);
 
 int crdt_scope_encode(const crdt_scope_t *scope, uint8_t **buf, size_t *len);
-/*  How an op's note goes on the wire: given the note and the bytes of the op's live entry in
- *  the same scope (entry NULL when it has none), fn may set *out (a malloc'd buffer the encoder
- *  frees, *out_len bytes, not 0) to a shorter form the receiver can expand from that entry, or
- *  leave *out NULL to send the note as it is. A non-zero return fails the encoding. */
+/*  How an op's note goes on the wire: given the note and the op's live entry in the same
+ *  scope (entry NULL when it has none), fn may set *out (a malloc'd buffer the encoder frees,
+ *  *out_len bytes, not 0) to a shorter form the receiver can expand from that entry, or leave
+ *  *out NULL to send the note as it is. A non-zero return fails the encoding. */
 typedef int (*crdt_note_wire_fn)(void *arg, crdt_dot_t op, const uint8_t *note, size_t len,
-                                 const uint8_t *entry, size_t entry_len, uint8_t **out,
-                                 size_t *out_len);
+                                 const crdt_dot_entry_t *entry, uint8_t **out, size_t *out_len);
 /*  crdt_scope_encode with each note as fn puts it (fn NULL: crdt_scope_encode). The scope is
  *  not changed: its notes stay as they are, whatever goes on the wire. */
 int crdt_scope_encode_wire(const crdt_scope_t *scope, crdt_note_wire_fn fn, void *arg,

@@ -672,12 +672,22 @@ static int s_copy_note(void *arg, crdt_dot_t op, const uint8_t *data, size_t len
     return crdt_scope_note(arg, op, data, len);
 }
 
-const uint8_t *crdt_scope_entry_data(const crdt_scope_t *self, crdt_dot_t dot, size_t *len)
+bool crdt_scope_dot_entry(const crdt_scope_t *self, crdt_dot_t dot, crdt_dot_entry_t *out)
 {
-    assert(self && len);
-    const crdt__entry_t *entry = s_lookup(self, dot, NULL);
-    *len = entry ? entry->len : 0;
-    return entry ? (entry->data ? entry->data : (const uint8_t *)"") : NULL;
+    assert(self && out);
+    const crdt__leaf_t *leaf;
+    const crdt__entry_t *entry = s_lookup(self, dot, &leaf);
+    if (!entry)
+        return false;
+    *out = (crdt_dot_entry_t){.type = leaf->object->type,
+                              .key = leaf->object->key,
+                              .entry = {.elem = leaf->elem,
+                                        .node = dot.node,
+                                        .n = dot.n,
+                                        .hlc = entry->hlc,
+                                        .data = entry->data ? entry->data : (const uint8_t *)"",
+                                        .len = entry->len}};
+    return true;
 }
 
 int crdt_scope_join(crdt_scope_t *self, const crdt_scope_t *delta)

@@ -139,9 +139,15 @@ typedef int (*crdt_scope_record_fn)(void *arg, crdt_dot_t op, const crdt_dot_t *
 int crdt_scope_foreach_entry(const crdt_scope_t *self, crdt_scope_entry_fn fn, void *arg);
 int crdt_scope_foreach_record(const crdt_scope_t *self, crdt_scope_record_fn fn, void *arg);
 
-/*  The bytes of the live entry whose dot is `dot`, or NULL when self holds none (*len is then
- *  0). Borrowed until the next change of self. */
-const uint8_t *crdt_scope_entry_data(const crdt_scope_t *self, crdt_dot_t dot, size_t *len);
+/*  The live entry whose dot is `dot`, with its object's type and key (entry.data is never
+ *  NULL, "" for an empty entry). Borrowed until the next change of the scope. */
+typedef struct {
+    crdt_type_id_t type;
+    const char *key;
+    crdt_entry_view_t entry;
+} crdt_dot_entry_t;
+/*  Whether self holds a live entry whose dot is `dot`; if so, *out is set to it. */
+bool crdt_scope_dot_entry(const crdt_scope_t *self, crdt_dot_t dot, crdt_dot_entry_t *out);
 
 /*  Same context and same live entries (records and prune cut are bookkeeping, not state). */
 bool crdt_scope_equal(const crdt_scope_t *self, const crdt_scope_t *other);

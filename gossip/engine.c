@@ -158,6 +158,7 @@ struct gossip_engine {
     uint64_t asking_until_ms; /* a pull asked of asking_peer is awaited until then (s_asked) */
     uint64_t asking_peer;     /* the peer last asked for a pull and awaited */
     bool asking_progress;     /* a part of asking_peer's answer arrived since the ask */
+    bool asking_refused;      /* a message of asking_peer's was refused since: no progress */
     uint64_t ask_turn;        /* which ALIVE member ask_digests asks for the deltas next: from the
                                  node id on, so restarted nodes spread their first pulls */
     gossip_round_t digests;   /* the members this round of periodic digests goes to */
@@ -808,36 +809,40 @@ static void s_clock(gossip_engine_t *self, uint64_t now_ms)
 
 /*  --- push ------------------------------------------------------------------------- */
 
-/*  Whether peer reads notes in their wire form (the store's note_wire): its messages say so. */
-static bool s_reads_lean(const gossip_engine_t *self, uint64_t peer)
+/*  The schema minor whose wire form of notes (the store's note_wire) peer reads: that of its
+ *  messages, as far as this node knows its forms; 0 when it reads none (notes go whole). */
+static uint32_t s_reader_minor(const gossip_engine_t *self, uint64_t peer)
 {
     const s_peer_t *p = s_peer_find(self, peer);
-    return self->store->note_wire && p && p->schema_minor >= GOSSIP_LEAN_NOTES_MINOR;
+    if (!self->store->note_wire || !p || p->schema_minor < GOSSIP_LEAN_NOTES_MINOR)
+        return 0;
+    return p->schema_minor < ENGRAM_SCHEMA_MINOR ? p->schema_minor : ENGRAM_SCHEMA_MINOR;
 }
 
 typedef struct {
     gossip_engine_t *self;
+    uint32_t reader_minor;
     size_t lean; /* notes the store put in a shorter form */
 } s_wire_t;
 
 static int s_note_wire(void *arg, crdt_dot_t op, const uint8_t *note, size_t len,
-                       const uint8_t *entry, size_t entry_len, uint8_t **out, size_t *out_len)
+                       const crdt_dot_entry_t *entry, uint8_t **out, size_t *out_len)
 {
     s_wire_t *w = arg;
-    int rc =
-        w->self->store->note_wire(w->self->state, op, note, len, entry, entry_len, out, out_len);
+    int rc = w->self->store->note_wire(w->self->state, w->reader_minor, op, note, len, entry, out,
+                                       out_len);
     w->lean += rc == 0 && *out;
     return rc;
 }
 
-/*  Encodes delta for peers that read lean notes (lean) or not; *lean_notes (if not NULL): how
- *  many notes went in their wire form. */
-static int s_encode_delta(gossip_engine_t *self, const crdt_scope_t *delta, bool lean,
+/*  Encodes delta for peers of schema minor reader_minor (s_reader_minor: 0, notes whole);
+ *  *lean_notes (if not NULL): how many notes went in their wire form. */
+static int s_encode_delta(gossip_engine_t *self, const crdt_scope_t *delta, uint32_t reader_minor,
                           uint8_t **buf, size_t *len, size_t *lean_notes)
 {
-    s_wire_t w = {self, 0};
-    int rc = lean ? crdt_scope_encode_wire(delta, s_note_wire, &w, buf, len)
-                  : crdt_scope_encode(delta, buf, len);
+    s_wire_t w = {self, reader_minor, 0};
+    int rc = reader_minor ? crdt_scope_encode_wire(delta, s_note_wire, &w, buf, len)
+                          : crdt_scope_encode(delta, buf, len);
     if (lean_notes)
         *lean_notes = w.lean;
     return rc;
@@ -851,34 +856,41 @@ static int s_encode_delta(gossip_engine_t *self, const crdt_scope_t *delta, bool
 static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *delta,
                   const crdt_ctx_t *deps, bool await_ack)
 {
-    uint8_t *deps_buf = NULL, *delta_buf = NULL, *lean_buf = NULL;
-    size_t deps_len = 0, delta_len = 0, lean_len = 0, lean_notes = 0;
+    uint8_t *deps_buf = NULL, *delta_buf = NULL;
+    size_t deps_len = 0, delta_len = 0;
     int rc = crdt_ctx_encode(deps, &deps_buf, &deps_len);
     if (rc == 0)
         rc = crdt_scope_encode(delta, &delta_buf, &delta_len);
     if (rc == 0 && deps_len + delta_len + CHUNK_OVERHEAD > self->config.max_message_bytes) {
         rc = 0; /* too big to push: the peers will pull it */
         self->stats.pushes_too_big++;
-        goto out_free;
+        free(deps_buf);
+        free(delta_buf);
+        return rc;
     }
     Engram__GossipPush push = ENGRAM__GOSSIP_PUSH__INIT;
     push.scope = (char *)scope;
     push.deps = (ProtobufCBinaryData){deps_len, deps_buf};
-    push.delta = (ProtobufCBinaryData){delta_len, delta_buf};
     push.ack_later = !await_ack;
     Engram__Gossip msg = ENGRAM__GOSSIP__INIT;
     msg.body_case = ENGRAM__GOSSIP__BODY_PUSH;
     msg.push = &push;
-    s_outgoing_t lean_out = {.msg = &msg}, whole_out = {.msg = &msg}; /* packed at first use */
+    /* One form of the delta per schema minor its targets read (forms[0]: notes whole), each
+     * encoded, packed and compressed once for every peer it goes to, at first use. */
+    struct {
+        uint8_t *buf;
+        size_t len, lean_notes;
+        s_outgoing_t out;
+    } forms[ENGRAM_SCHEMA_MINOR + 1] = {{delta_buf, delta_len, 0, {.msg = &msg}}};
+    for (size_t f = 1; f <= ENGRAM_SCHEMA_MINOR; f++)
+        forms[f].out.msg = &msg;
     /* A partial Fisher-Yates shuffle picks `fanout` distinct ALIVE or SUSPECT members. */
     size_t nmembers = gossip_swim_size(self->swim);
     uint64_t *live = malloc((nmembers ? nmembers : 1) * sizeof *live);
     size_t nlive = 0;
-    if (!live) {
+    if (!live)
         rc = ENGRAM_ENOMEM;
-        goto out_free;
-    }
-    for (size_t i = 0; i < nmembers; i++) {
+    for (size_t i = 0; live && i < nmembers; i++) {
         gossip_member_t m;
         gossip_swim_at(self->swim, i, &m);
         if ((m.state == GOSSIP_ALIVE || m.state == GOSSIP_SUSPECT) && m.id != self->config.node_id)
@@ -890,23 +902,22 @@ static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *
         uint64_t tmp = live[i];
         live[i] = live[j];
         live[j] = tmp;
-        bool lean = s_reads_lean(self, live[i]);
-        if (lean && !lean_buf)
-            rc = s_encode_delta(self, delta, true, &lean_buf, &lean_len, &lean_notes);
-        push.delta = lean ? (ProtobufCBinaryData){lean_len, lean_buf}
-                          : (ProtobufCBinaryData){delta_len, delta_buf};
-        if (rc == 0) /* each form encoded and compressed once for every peer it goes to */
-            rc = s_send_outgoing(self, live[i], lean ? &lean_out : &whole_out);
+        uint32_t minor = s_reader_minor(self, live[i]);
+        if (!forms[minor].buf)
+            rc = s_encode_delta(self, delta, minor, &forms[minor].buf, &forms[minor].len,
+                                &forms[minor].lean_notes);
+        push.delta = (ProtobufCBinaryData){forms[minor].len, forms[minor].buf};
+        if (rc == 0)
+            rc = s_send_outgoing(self, live[i], &forms[minor].out);
         self->stats.pushes_sent += rc == 0;
-        self->stats.lean_deltas += rc == 0 && lean && lean_notes > 0;
+        self->stats.lean_deltas += rc == 0 && forms[minor].lean_notes > 0;
     }
     free(live);
-    s_outgoing_fini(&lean_out);
-    s_outgoing_fini(&whole_out);
-out_free:
+    for (size_t f = 0; f <= ENGRAM_SCHEMA_MINOR; f++) {
+        free(forms[f].buf);
+        s_outgoing_fini(&forms[f].out);
+    }
     free(deps_buf);
-    free(delta_buf);
-    free(lean_buf);
     return rc;
 }
 
@@ -1328,13 +1339,17 @@ static void s_asked(gossip_engine_t *self, uint64_t peer)
     self->asking_peer = peer;
     self->asking_until_ms = self->now_ms + ASK_WAIT_MS;
     self->asking_progress = false;
+    self->asking_refused = false;
 }
 
 /*  The wait ends (its answer digest came, or it ran out): a peer that sent nothing of an
- *  answer is quiet for QUIET_MS. */
+ *  answer, or something this node refused, is quiet for QUIET_MS. Else an answer it cannot
+ *  take (a peer's bug, another version's) would be asked for again at once by the digest
+ *  that ends it, and sent again, as fast as the link goes. */
 static void s_awaited_end(gossip_engine_t *self)
 {
-    s_peer_t *p = self->asking_progress ? NULL : s_peer_find(self, self->asking_peer);
+    bool progress = self->asking_progress && !self->asking_refused;
+    s_peer_t *p = progress ? NULL : s_peer_find(self, self->asking_peer);
     if (p)
         p->quiet_until_ms = self->now_ms + QUIET_MS;
     self->asking_until_ms = 0;
@@ -1489,7 +1504,7 @@ static int s_answer(gossip_engine_t *self, uint64_t peer, const char *scope,
     uint8_t *buf = NULL;
     size_t len = 0;
     size_t lean_notes = 0;
-    int rc = s_encode_delta(self, delta, s_reads_lean(self, peer), &buf, &len, &lean_notes);
+    int rc = s_encode_delta(self, delta, s_reader_minor(self, peer), &buf, &len, &lean_notes);
     size_t part = self->config.max_message_bytes - CHUNK_OVERHEAD;
     size_t count = len ? (len + part - 1) / part : 1;
     if (rc == 0 && (count > MAX_CHUNKS || len > self->config.max_staged_peer_bytes) &&
@@ -1499,7 +1514,7 @@ static int s_answer(gossip_engine_t *self, uint64_t peer, const char *scope,
         buf = NULL;
         crdt_scope_drop_notes(delta);
         lean_notes = 0;
-        rc = s_encode_delta(self, delta, false, &buf, &len, NULL);
+        rc = s_encode_delta(self, delta, 0, &buf, &len, NULL);
         count = len ? (len + part - 1) / part : 1;
         self->stats.answers_without_steps++;
     }
@@ -1925,6 +1940,8 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
     if (rc == S_UNSTORED)
         rc = 0;
     if (rc != 0 && rc != ENGRAM_ENOMEM) {
+        if (s_awaiting(self) && from == self->asking_peer)
+            self->asking_refused = true;
         self->stats.bad_messages++;
         /* a fault is SWIM's or the data plane's, never both: SWIM admits the sender first */
         uint64_t *counter = self->fault ? self->fault : s_swim_fault(self, fault);

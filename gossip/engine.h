@@ -61,7 +61,8 @@
  *  (gossip_engine_unsent). While it lasts, digests carry no_deltas (to the awaited peer too:
  *  it would send the gap again) and what digests show this node lacks is not asked. A peer
  *  whose awaited answer brought nothing (it had nothing it could send, a failed store, a lossy
- *  link) is quiet for QUIET_MS: periodic digests to it await nothing (they still pull what it
+ *  link) or something this node refused (a peer's bug, another version's: else the digest
+ *  ending that answer would ask for it again at once, back and forth) is quiet for QUIET_MS: periodic digests to it await nothing (they still pull what it
  *  holds), its digests prompt no ask of it, and the dot check does not pick it to send the
  *  gap (but asks it for lost dots it is known to hold: gossip_engine_pull_unseen). An answer larger
  *  than max_message_bytes is cut into chunks that the receiver stages and applies as one unit,
@@ -153,11 +154,12 @@ typedef struct {
     /*  Whether a scope name from a peer is one this store could hold. Checked for every scope
      *  named in every data message before anything else. NULL: gossip_engine_scope_ok. */
     bool (*scope_ok)(void *store, const char *scope);
-    /*  The wire form of an op's note (crdt_scope_encode_wire, called with the store): a
-     *  shorter one the receiving store expands from the op's entry in the same delta. Used
-     *  only towards peers whose messages say they read it (schema minor
-     *  GOSSIP_LEAN_NOTES_MINOR or later); NULL: notes go as they are. */
-    crdt_note_wire_fn note_wire;
+    /*  The wire form of an op's note for a peer whose messages give schema minor
+     *  reader_minor (GOSSIP_LEAN_NOTES_MINOR or later, at most this node's), as
+     *  crdt_note_wire_fn: a shorter one the receiving store expands from the op's entry in the
+     *  same delta, in a form that minor reads. NULL: notes go as they are. */
+    int (*note_wire)(void *store, uint32_t reader_minor, crdt_dot_t op, const uint8_t *note,
+                     size_t len, const crdt_dot_entry_t *entry, uint8_t **out, size_t *out_len);
 } gossip_store_t;
 
 /*  The first schema minor whose stores expand notes sent in their wire form (note_wire). */

@@ -12,8 +12,10 @@
 #define ENGRAM_SCHEMA_MAJOR 1
 /*  1: Scope.notes, the operations' history steps; 2: a step may leave its value to its op's
  *  entry (StoredHistory.value_in_entry), sent so only to peers that speak 2; 3: a gossip
- *  message may travel compressed (Gossip.compressed), sent so only to peers that speak 3 */
-#define ENGRAM_SCHEMA_MINOR 3
+ *  message may travel compressed (Gossip.compressed), sent so only to peers that speak 3;
+ *  4: such a step may leave its key, type and stamp to that entry too
+ *  (StoredHistory.key_in_entry), sent so only to peers that speak 4 */
+#define ENGRAM_SCHEMA_MINOR 4
 
 /*  Largest object key, set element and value a decoder accepts, in bytes. */
 #ifndef ENGRAM_MAX_KEY_BYTES

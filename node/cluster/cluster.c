@@ -54,11 +54,13 @@ static void s_store_each(void *state, void (*fn)(void *arg, const char *scope), 
     node_store_gossip.each_scope(self->store, fn, arg);
 }
 
-static int s_store_note_wire(void *state, crdt_dot_t op, const uint8_t *note, size_t len,
-                             const uint8_t *entry, size_t entry_len, uint8_t **out, size_t *out_len)
+static int s_store_note_wire(void *state, uint32_t reader_minor, crdt_dot_t op, const uint8_t *note,
+                             size_t len, const crdt_dot_entry_t *entry, uint8_t **out,
+                             size_t *out_len)
 {
     node_cluster_t *self = state;
-    return node_store_gossip.note_wire(self->store, op, note, len, entry, entry_len, out, out_len);
+    return node_store_gossip.note_wire(self->store, reader_minor, op, note, len, entry, out,
+                                       out_len);
 }
 
 static const crdt_ctx_t *s_store_ctx(void *state, const char *scope)

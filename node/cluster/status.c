@@ -41,6 +41,15 @@ static void s_scope(void *arg, const char *scope)
     g->failed |= !item->scope || !item->vector;
 }
 
+/*  A step's wire form towards a member of this version. */
+static int s_note_wire_of_this_version(void *store, crdt_dot_t op, const uint8_t *note, size_t len,
+                                       const crdt_dot_entry_t *entry, uint8_t **out,
+                                       size_t *out_len)
+{
+    return node_store_gossip.note_wire(store, ENGRAM_SCHEMA_MINOR, op, note, len, entry, out,
+                                       out_len);
+}
+
 /*  What member is known to lack of every scope: operations and, within the budget, the bytes
  *  of the delta, its steps in their wire form (as a member of this version gets them). */
 static void s_member_lag(s_gather_t *g, node_cluster_member_status_t *m)
@@ -71,7 +80,7 @@ static void s_member_lag(s_gather_t *g, node_cluster_member_status_t *m)
         crdt_scope_t *delta = node_store_gossip.delta_since(self->store, scope, theirs);
         uint8_t *buf = NULL;
         size_t len = 0;
-        if (delta && crdt_scope_encode_wire(delta, node_store_gossip.note_wire, self->store, &buf,
+        if (delta && crdt_scope_encode_wire(delta, s_note_wire_of_this_version, self->store, &buf,
                                             &len) == 0)
             m->lag_bytes += len;
         free(buf);

@@ -410,6 +410,7 @@ typedef struct {
     size_t n;
     size_t cap;
     const crdt_ctx_t *old;
+    const crdt_scope_t *delta;
     uint64_t max_hlc;
 } s_dnotes_t;
 
@@ -420,20 +421,47 @@ static bool s_step_name_ok(const char *name, bool may_be_empty)
     return len <= ENGRAM_MAX_KEY_BYTES && (len || may_be_empty);
 }
 
-/*  A step from a peer is checked before anything is written: it decodes; its names are
- *  within bounds; it names an operation, a key, a type and a stamp; its removals are dots,
- *  at most a step's worth. What it says of the op's entry and removals is checked against
- *  them where the delta carries them (s_add_remote_entry, s_put_steps). */
+/*  A lean step that leaves its key, type and stamp to its op's entry (key_in_entry) gets them
+ *  back from that entry in the delta. 0; ENGRAM_EDECODE if it carries any of them, does not
+ *  leave its value to the entry too, or the delta lacks the entry; or ENGRAM_ENOMEM. */
+static int s_key_from_entry(Engram__StoredHistory *step, const crdt_scope_t *delta, crdt_dot_t op)
+{
+    crdt_dot_entry_t e;
+    if (!step->value_in_entry || step->key[0] || step->type || step->hlc ||
+        !crdt_scope_dot_entry(delta, op, &e))
+        return ENGRAM_EDECODE;
+    char *key = strdup(e.key);
+    if (!key)
+        return ENGRAM_ENOMEM;
+    if (step->key != protobuf_c_empty_string)
+        free(step->key); /* an empty key sent as such: unpacked with the default allocator */
+    step->key = key;     /* freed with the step */
+    step->type = e.type;
+    step->hlc = e.entry.hlc;
+    return 0;
+}
+
+/*  A step from a peer is checked before anything is written: it decodes; its key, type and
+ *  stamp are put back from its op's entry if it left them there; its names are within
+ *  bounds; it names an operation, a key, a type and a stamp; its removals are dots, at most a
+ *  step's worth. What it says of the op's entry and removals is checked against them where
+ *  the delta carries them (s_add_remote_entry, s_put_steps). */
 static int s_collect_note(void *arg, crdt_dot_t op, const uint8_t *data, size_t len)
 {
     s_dnotes_t *d = arg;
     if (crdt_ctx_contains(d->old, op))
         return 0; /* an op held already: its step is here, or never will be */
     Engram__StoredHistory *step = engram__stored_history__unpack(NULL, len, data);
-    bool ok = step && s_step_name_ok(step->op, false) && s_step_name_ok(step->key, false) &&
-              s_step_name_ok(step->agent, true) && s_step_name_ok(step->user, true) &&
-              s_step_name_ok(step->elem, true) && step->type <= CRDT_TYPE_MAX && step->hlc &&
-              step->n_removed % 2 == 0 && step->n_removed <= 2 * STORE_STEP_MAX_REMOVED &&
+    int rc = step && step->key_in_entry ? s_key_from_entry(step, d->delta, op) : 0;
+    if (rc == ENGRAM_ENOMEM) {
+        engram__stored_history__free_unpacked(step, NULL);
+        return rc;
+    }
+    bool ok = step && rc == 0 && s_step_name_ok(step->op, false) &&
+              s_step_name_ok(step->key, false) && s_step_name_ok(step->agent, true) &&
+              s_step_name_ok(step->user, true) && s_step_name_ok(step->elem, true) &&
+              step->type <= CRDT_TYPE_MAX && step->hlc && step->n_removed % 2 == 0 &&
+              step->n_removed <= 2 * STORE_STEP_MAX_REMOVED &&
               !(step->removed_all && step->n_removed) && !(step->value_in_entry && step->value.len);
     for (size_t i = 0; ok && i < step->n_removed; i += 2)
         ok = step->removed[i] && step->removed[i + 1];
@@ -513,14 +541,17 @@ static void s_put_op(s_remote_t *r, crdt_dot_t dot, const char *key, crdt_type_i
 static int s_put_step_whole(s_remote_t *r, s_dnote_t *note, const crdt_entry_view_t *e)
 {
     Engram__StoredHistory *step = note->step;
+    bool key_in_entry = step->key_in_entry; /* its key, type and stamp are back already */
     step->value = (ProtobufCBinaryData){e->len, (uint8_t *)e->data};
     step->value_in_entry = false;
+    step->key_in_entry = false;
     size_t len = engram__stored_history__get_packed_size(step);
     uint8_t *whole = malloc(len ? len : 1);
     if (whole)
         engram__stored_history__pack(step, whole);
     step->value = (ProtobufCBinaryData){0, NULL}; /* the delta's bytes, not the step's */
     step->value_in_entry = true;
+    step->key_in_entry = key_in_entry;
     store__history_key(&r->key, r->sid, step->key, step->hlc, note->op);
     if (!whole || r->key.failed) {
         free(whole);
@@ -726,7 +757,7 @@ static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
         return ENGRAM_ENOSPC;
     const crdt_ctx_t *old = node_store_ctx(self, scope);
     crdt_ctx_t *empty = crdt_ctx_new();
-    s_dnotes_t notes = {NULL, 0, 0, old ? old : empty, 0};
+    s_dnotes_t notes = {NULL, 0, 0, old ? old : empty, delta, 0};
     int notes_rc = empty ? crdt_scope_foreach_note(delta, s_collect_note, &notes) : ENGRAM_ENOMEM;
     if (notes_rc) {
         s_dnotes_free(&notes);
@@ -824,39 +855,52 @@ static bool s_g_scope_ok(void *state, const char *scope)
     return node_scope_name_ok(scope, strlen(scope), NULL);
 }
 
+/*  The first schema minor whose stores take a lean step's key, type and stamp from its op's
+ *  entry too (key_in_entry). */
+#define KEY_IN_ENTRY_MINOR 4
+
 /*  The note that carries step in a delta: step without its value, flagged value_in_entry, when
- *  `entry` (the op's entry in that same delta, NULL if none) is exactly that value; else NULL
- *  (the step goes whole). *len is set when a note is returned; caller frees. step is left as
- *  it was. */
-static uint8_t *s_note_without_value(Engram__StoredHistory *step, const uint8_t *entry,
-                                     size_t entry_len, size_t *len)
+ *  `entry` (the op's entry in that same delta, NULL if none) is exactly that value; and, for a
+ *  reader of KEY_IN_ENTRY_MINOR or later, without its key, type and stamp too when they are
+ *  the entry's (key_in_entry). Else NULL (the step goes whole). *len is set when a note is
+ *  returned; caller frees. step is left as it was. */
+static uint8_t *s_note_without_value(const Engram__StoredHistory *step,
+                                     const crdt_dot_entry_t *entry, uint32_t reader_minor,
+                                     size_t *len)
 {
-    if (!entry || !step->value.len || step->value_in_entry || step->value.len != entry_len ||
-        memcmp(step->value.data, entry, entry_len) != 0)
+    if (!entry || !step->value.len || step->value_in_entry || step->key_in_entry ||
+        step->value.len != entry->entry.len ||
+        memcmp(step->value.data, entry->entry.data, entry->entry.len) != 0)
         return NULL;
-    ProtobufCBinaryData value = step->value;
-    step->value = (ProtobufCBinaryData){0, NULL};
-    step->value_in_entry = true;
-    *len = engram__stored_history__get_packed_size(step);
+    Engram__StoredHistory lean = *step; /* shallow: only its own fields change */
+    lean.value = (ProtobufCBinaryData){0, NULL};
+    lean.value_in_entry = true;
+    if (reader_minor >= KEY_IN_ENTRY_MINOR && strcmp(step->key, entry->key) == 0 &&
+        step->type == entry->type && step->hlc == entry->entry.hlc) {
+        lean.key = (char *)protobuf_c_empty_string;
+        lean.type = 0;
+        lean.hlc = 0;
+        lean.key_in_entry = true;
+    }
+    *len = engram__stored_history__get_packed_size(&lean);
     uint8_t *note = malloc(*len ? *len : 1);
     if (note)
-        engram__stored_history__pack(step, note);
-    step->value = value;
-    step->value_in_entry = false;
+        engram__stored_history__pack(&lean, note);
     return note;
 }
 
-/*  A step's wire form: without the value its op's entry in the same delta carries. */
-static int s_g_note_wire(void *state, crdt_dot_t op, const uint8_t *note, size_t len,
-                         const uint8_t *entry, size_t entry_len, uint8_t **out, size_t *out_len)
+/*  A step's wire form for a reader of reader_minor: without what its op's entry in the same
+ *  delta carries. */
+static int s_g_note_wire(void *state, uint32_t reader_minor, crdt_dot_t op, const uint8_t *note,
+                         size_t len, const crdt_dot_entry_t *entry, uint8_t **out, size_t *out_len)
 {
     (void)state, (void)op;
-    if (!entry || !entry_len)
+    if (!entry || !entry->entry.len)
         return 0;
     Engram__StoredHistory *step = engram__stored_history__unpack(NULL, len, note);
     if (!step)
         return 0; /* not a step of ours: it goes as it is */
-    *out = s_note_without_value(step, entry, entry_len, out_len);
+    *out = s_note_without_value(step, entry, reader_minor, out_len);
     engram__stored_history__free_unpacked(step, NULL);
     return 0;
 }

@@ -56,8 +56,10 @@
  *  decode, or names another key than the entry of its dot, refuses the delta) and written
  *  into the history family by the batch that applies the delta, for the ops this node did
  *  not hold. On the wire a step may be lean (node_store_gossip.note_wire: its value left to
- *  its op's entry in the same delta, value_in_entry); the receiver puts the value back before
- *  writing it, and refuses a lean step without that entry or with a value of its own. So
+ *  its op's entry in the same delta, value_in_entry; to a peer of schema minor 4 or later its
+ *  key, type and stamp too, key_in_entry); the receiver puts them back before writing it, and
+ *  refuses a lean step without that entry, with a value of its own, or that leaves its key to
+ *  the entry and carries a key, type or stamp. So
  *  every node that holds an op shows the same step, byte for byte. A node that arrives after
  *  ops were collected at a stable cut lacks the steps of what they overwrote: their records
  *  are gone with them.

@@ -1963,17 +1963,22 @@ typedef struct {
 } s_wire_t;
 
 static int s_wire_lean(void *arg, crdt_dot_t op, const uint8_t *note, size_t len,
-                       const uint8_t *entry, size_t entry_len, uint8_t **out, size_t *out_len)
+                       const crdt_dot_entry_t *entry, uint8_t **out, size_t *out_len)
 {
     s_wire_t *w = arg;
-    (void)op, (void)note, (void)len;
+    (void)note, (void)len;
     w->calls++;
     if (w->fail)
         return ENGRAM_ENOMEM;
     if (!entry)
         return 0;
     w->with_entry++;
-    assert_true(entry_len == 2 && memcmp(entry, "v3", 2) == 0);
+    /* the op's entry, with its object's type and key */
+    assert_int_equal(entry->type, CRDT_REG);
+    assert_string_equal(entry->key, "goal");
+    assert_true(entry->entry.node == op.node && entry->entry.n == op.n);
+    assert_int_equal(entry->entry.hlc, 3);
+    assert_true(entry->entry.len == 2 && memcmp(entry->entry.data, "v3", 2) == 0);
     *out = malloc(4);
     assert_non_null(*out);
     memcpy(*out, "lean", 4);

@@ -355,29 +355,39 @@ static size_t s_good_notes(const crdt_scope_t *scope)
     return good;
 }
 
-/*  An entry is found by its dot while it lives, and no longer once superseded (the codec
- *  hands it to a note's wire form: codec_test.c). */
+/*  An entry is found by its dot while it lives, with its object's type and key, its element
+ *  and stamp, and no longer once superseded (the codec hands it to a note's wire form:
+ *  codec_test.c); an empty one gives "" as its data. */
 static void test_entries_by_dot(void **state)
 {
     (void)state;
-    crdt_scope_t *a = crdt_scope_new(1), *d1 = NULL, *d2 = NULL, *d3 = NULL;
+    crdt_scope_t *a = crdt_scope_new(1), *d1 = NULL, *d2 = NULL, *d3 = NULL, *d4 = NULL;
     assert_int_equal(crdt_mvreg_write(a, "goal", 1, "v1", 2, &d1), 0);
-    size_t len = 9;
-    const uint8_t *data = crdt_scope_entry_data(a, (crdt_dot_t){1, 1}, &len);
-    assert_non_null(data);
-    assert_int_equal(len, 2);
-    assert_memory_equal(data, "v1", 2);
-    assert_null(crdt_scope_entry_data(a, (crdt_dot_t){1, 2}, &len));
-    assert_int_equal(len, 0);
+    crdt_dot_entry_t e;
+    assert_true(crdt_scope_dot_entry(a, (crdt_dot_t){1, 1}, &e));
+    assert_int_equal(e.type, CRDT_REG);
+    assert_string_equal(e.key, "goal");
+    assert_true(e.entry.node == 1 && e.entry.n == 1 && e.entry.hlc == 1);
+    assert_int_equal(e.entry.len, 2);
+    assert_memory_equal(e.entry.data, "v1", 2);
+    assert_false(crdt_scope_dot_entry(a, (crdt_dot_t){1, 2}, &e));
     assert_int_equal(crdt_mvreg_write(a, "other", 2, "w", 1, &d2), 0);
     assert_int_equal(crdt_mvreg_write(a, "goal", 3, "v3", 2, &d3), 0);
-    assert_null(crdt_scope_entry_data(a, (crdt_dot_t){1, 1}, &len)); /* superseded */
-    assert_non_null(crdt_scope_entry_data(d3, (crdt_dot_t){1, 3}, &len));
-    assert_non_null(crdt_scope_entry_data(a, (crdt_dot_t){1, 2}, &len));
-    assert_int_equal(len, 1);
+    assert_false(crdt_scope_dot_entry(a, (crdt_dot_t){1, 1}, &e)); /* superseded */
+    assert_true(crdt_scope_dot_entry(d3, (crdt_dot_t){1, 3}, &e));
+    assert_true(crdt_scope_dot_entry(a, (crdt_dot_t){1, 2}, &e));
+    assert_string_equal(e.key, "other");
+    assert_int_equal(e.entry.len, 1);
+    assert_int_equal(crdt_awset_add(a, "tags", "urgent", NULL, 0, &d4), 0);
+    assert_true(crdt_scope_dot_entry(a, (crdt_dot_t){1, 4}, &e));
+    assert_int_equal(e.type, CRDT_SET);
+    assert_string_equal(e.key, "tags");
+    assert_string_equal(e.entry.elem, "urgent");
+    assert_true(e.entry.data && e.entry.len == 0);
     crdt_scope_destroy(&d1);
     crdt_scope_destroy(&d2);
     crdt_scope_destroy(&d3);
+    crdt_scope_destroy(&d4);
     crdt_scope_destroy(&a);
 }
 

@@ -10,6 +10,7 @@
 #include "gossip_frame.h"
 #include "prop.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ typedef struct {
     crdt_scope_t *scopes[SCOPES];
     uint64_t id;
     int applies;
+    bool refuse; /* every delta from a peer is refused, as a store refuses a bad one */
 } store_t;
 
 static int s_index(store_t *s, const char *scope, bool create)
@@ -68,6 +70,8 @@ static crdt_scope_t *s_delta_since(void *store, const char *scope, const crdt_ct
 static int s_apply(void *store, const char *scope, const crdt_scope_t *delta)
 {
     store_t *s = store;
+    if (s->refuse)
+        return ENGRAM_EDECODE;
     int i = s_index(s, scope, true);
     if (i < 0)
         return ENGRAM_EINVAL;
@@ -151,6 +155,10 @@ static void s_write_keys(node_t *n, int count, const char *scope, const char *va
     }
 }
 
+/*  Messages one run may pass before the test fails: far more than any exchange takes, so that
+ *  nodes that keep answering each other without a tick fail instead of hanging. */
+#define MAX_MESSAGES_PER_RUN 100000
+
 /*  Delivers every queued message among nodes at now_ms until none is left; drops the messages
  *  whose index in the run `drop` says to (NULL: none). Returns how many were delivered. */
 static int s_run_at(node_t *nodes, int count, bool (*drop)(int index, uint64_t to), uint64_t now_ms)
@@ -164,6 +172,9 @@ static int s_run_at(node_t *nodes, int count, bool (*drop)(int index, uint64_t t
             size_t len;
             while (gossip_engine_next(nodes[from].engine, &to, &buf, &len)) {
                 any = true;
+                if (index >= MAX_MESSAGES_PER_RUN)
+                    fail_msg("the nodes never stop sending: %d messages at %" PRIu64 " ms", index,
+                             now_ms);
                 for (int t = 0; t < count; t++)
                     if (nodes[t].store.id == to && !(drop && drop(index, to)))
                         gossip_engine_receive(nodes[t].engine, nodes[from].store.id, buf, len,
@@ -496,18 +507,27 @@ static void s_write_noted(node_t *n, const char *scope, const char *key, size_t 
     crdt_ctx_destroy(&deps);
 }
 
-/*  A note's wire form in this store: "L" for a note whose op's entry travels with it. */
-static int s_lean_wire(void *store, crdt_dot_t op, const uint8_t *note, size_t len,
-                       const uint8_t *entry, size_t entry_len, uint8_t **out, size_t *out_len)
+/*  A note's wire form in this store: "L" and the reader's schema minor as a digit, for a note
+ *  whose op's entry travels with it. */
+static int s_lean_wire(void *store, uint32_t reader_minor, crdt_dot_t op, const uint8_t *note,
+                       size_t len, const crdt_dot_entry_t *entry, uint8_t **out, size_t *out_len)
 {
-    (void)store, (void)op, (void)note, (void)len, (void)entry_len;
+    (void)store, (void)op, (void)note, (void)len;
     if (!entry)
         return 0;
-    *out = malloc(1);
+    assert_true(reader_minor >= GOSSIP_LEAN_NOTES_MINOR && reader_minor <= ENGRAM_SCHEMA_MINOR);
+    *out = malloc(2);
     assert_non_null(*out);
-    **out = 'L';
-    *out_len = 1;
+    (*out)[0] = 'L';
+    (*out)[1] = (uint8_t)('0' + reader_minor);
+    *out_len = 2;
     return 0;
+}
+
+/*  Whether note (len bytes) is s_lean_wire's form for a reader of schema minor `minor`. */
+static bool s_lean_for(const uint8_t *note, size_t len, uint32_t minor)
+{
+    return note && len == 2 && note[0] == 'L' && note[1] == '0' + minor;
 }
 
 static const gossip_store_t s_lean_store_ops = {s_each,  s_ctx, s_delta_since,
@@ -520,19 +540,35 @@ static const uint8_t *s_note_at(node_t *n, const char *scope, crdt_dot_t op, siz
     return i < 0 ? NULL : crdt_scope_note_of(n->store.scopes[i], op, len);
 }
 
-/*  Nodes 11 and 22, each the other's peer, over stores with s_lean_wire. */
-static void s_lean_pair(node_t nodes[2])
+/*  Makes nodes 11, 22, ... 11 * count each the others' peer. */
+static void s_introduce_all(node_t *nodes, int count)
 {
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < count; i++)
+        for (int j = 0; j < count; j++)
+            if (i != j)
+                gossip_engine_add_peer(nodes[i].engine, 11 * (uint64_t)(j + 1));
+}
+
+/*  Nodes 11, 22, ... 11 * count, each the others' peer, over stores with s_lean_wire, each
+ *  pushing to all the others. */
+static void s_lean_mesh(node_t *nodes, int count)
+{
+    for (int i = 0; i < count; i++) {
         memset(&nodes[i], 0, sizeof nodes[i]);
         nodes[i].store.id = 11 * (uint64_t)(i + 1);
-        gossip_config_t config = {
-            .node_id = nodes[i].store.id, .fanout = 1, .max_message_bytes = 65536, .seed = 7};
+        gossip_config_t config = {.node_id = nodes[i].store.id,
+                                  .fanout = (unsigned)count - 1,
+                                  .max_message_bytes = 65536,
+                                  .seed = 7};
         nodes[i].engine = gossip_engine_new(&config, &s_lean_store_ops, &nodes[i].store);
         assert_non_null(nodes[i].engine);
     }
-    gossip_engine_add_peer(nodes[0].engine, 22);
-    gossip_engine_add_peer(nodes[1].engine, 11);
+    s_introduce_all(nodes, count);
+}
+
+static void s_lean_pair(node_t nodes[2])
+{
+    s_lean_mesh(nodes, 2);
 }
 
 /*  Notes go in the store's wire form only to a peer whose messages say it reads that form
@@ -549,10 +585,10 @@ static void test_lean_notes_only_to_peers_that_read_them(void **state)
     s_run(nodes, 2, NULL);
     assert_non_null(s_note_at(&nodes[1], "run:a", (crdt_dot_t){11, 1}, &len));
     assert_int_equal(len, 8);
-    s_write_noted(&nodes[0], "run:a", "j", 8); /* 22's ack said minor 2: lean */
+    s_write_noted(&nodes[0], "run:a", "j", 8); /* 22's ack gave this minor: lean */
     s_run(nodes, 2, NULL);
     const uint8_t *note = s_note_at(&nodes[1], "run:a", (crdt_dot_t){11, 2}, &len);
-    assert_true(note && len == 1 && note[0] == 'L');
+    assert_true(s_lean_for(note, len, ENGRAM_SCHEMA_MINOR));
     assert_int_equal(gossip_engine_stats(nodes[0].engine)->lean_deltas, 1);
     assert_non_null(s_note_at(&nodes[0], "run:a", (crdt_dot_t){11, 2}, &len));
     assert_int_equal(len, 8);
@@ -697,10 +733,7 @@ static void s_mesh(node_t *nodes, int count)
 {
     for (int i = 0; i < count; i++)
         s_node(&nodes[i], 11 * (uint64_t)(i + 1), 65536);
-    for (int i = 0; i < count; i++)
-        for (int j = 0; j < count; j++)
-            if (i != j)
-                gossip_engine_add_peer(nodes[i].engine, 11 * (uint64_t)(j + 1));
+    s_introduce_all(nodes, count);
 }
 
 /*  Nodes 11, 22 and 33, each the others' peer. */
@@ -1037,6 +1070,29 @@ static bool s_drop_all(int index, uint64_t to)
     return true;
 }
 
+/*  A peer whose answer this node refuses (a bug of its, another version's) is not asked again
+ *  at once by the digest that ends the answer, which would ask it back and forth as fast as
+ *  the link goes: it is quiet, and once this node can take its deltas again, a later digest
+ *  pulls them. */
+static void test_refused_answer_is_not_asked_again_at_once(void **state)
+{
+    (void)state;
+    node_t nodes[2];
+    s_pair(nodes, 65536);
+    s_write(&nodes[1], "run:a", "k", "missed by 11");
+    s_run(nodes, 2, s_drop_all);
+    nodes[0].store.refuse = true;
+    uint64_t now = 1000;
+    gossip_engine_tick(nodes[1].engine, now); /* 22's digest: 11 asks it, refuses its answer */
+    int delivered = s_run_at(nodes, 2, NULL, now);
+    assert_in_range(delivered, 3, 10);
+    assert_true(gossip_engine_stats(nodes[0].engine)->bad_apply >= 1);
+    assert_false(s_same(&nodes[1], &nodes[0]));
+    nodes[0].store.refuse = false;
+    s_tick_run(nodes, 2, now + 100, now + 12000); /* past QUIET_MS */
+    s_pair_fini(nodes);
+}
+
 /*  Delivers node from's queued messages to node to, each saying schema minor `minor`. */
 static void s_deliver_as_minor(node_t *from, node_t *to, uint32_t minor, uint64_t now_ms)
 {
@@ -1082,10 +1138,43 @@ static void test_lean_answers_only_to_peers_that_read_them(void **state)
     assert_int_equal(gossip_engine_ask_digests(nodes[1].engine, 4000, 5000), 0); /* since 4 s */
     s_run_at(nodes, 2, NULL, 5000);
     const uint8_t *note = s_note_at(&nodes[1], "run:a", (crdt_dot_t){11, 2}, &len);
-    assert_true(note && len == 1 && note[0] == 'L');
+    assert_true(s_lean_for(note, len, ENGRAM_SCHEMA_MINOR));
     assert_int_equal(gossip_engine_stats(nodes[0].engine)->lean_deltas, 1); /* the answer */
     assert_int_equal(gossip_engine_stats(nodes[0].engine)->pulls_answered, 2);
     s_pair_fini(nodes);
+}
+
+/*  One push goes to each peer in the wire form of the schema minor its messages give (the
+ *  store is asked for each form once, whatever the number of peers that read it): 22, heard
+ *  at GOSSIP_LEAN_NOTES_MINOR, gets that minor's form; 33, heard at a minor newer than this
+ *  node's, gets this node's newest. */
+static void test_push_forms_per_reader_minor(void **state)
+{
+    (void)state;
+    node_t nodes[3];
+    s_lean_mesh(nodes, 3);
+    size_t len = 0;
+    s_write_noted(&nodes[1], "team:b", "k", 8); /* 22 and 33 tell 11 their minors */
+    s_write_noted(&nodes[2], "user:c", "k", 8);
+    s_deliver_as_minor(&nodes[1], &nodes[0], GOSSIP_LEAN_NOTES_MINOR, 1000);
+    s_deliver_as_minor(&nodes[2], &nodes[0], ENGRAM_SCHEMA_MINOR + 1, 1000);
+    s_run_at(nodes, 3, s_drop_all, 1000); /* their acks from 11 go nowhere */
+    s_write_noted(&nodes[0], "run:a", "k", 8);
+    uint64_t peer;
+    uint8_t *buf;
+    size_t n;
+    while (gossip_engine_next(nodes[0].engine, &peer, &buf, &n)) {
+        node_t *to = peer == 22 ? &nodes[1] : &nodes[2];
+        assert_int_equal(gossip_engine_receive(to->engine, 11, buf, n, 1000), 0);
+        free(buf);
+    }
+    const uint8_t *note = s_note_at(&nodes[1], "run:a", (crdt_dot_t){11, 1}, &len);
+    assert_true(s_lean_for(note, len, GOSSIP_LEAN_NOTES_MINOR));
+    note = s_note_at(&nodes[2], "run:a", (crdt_dot_t){11, 1}, &len);
+    assert_true(s_lean_for(note, len, ENGRAM_SCHEMA_MINOR));
+    assert_int_equal(gossip_engine_stats(nodes[0].engine)->lean_deltas, 2);
+    for (int i = 0; i < 3; i++)
+        s_node_fini(&nodes[i]);
 }
 
 /*  A push goes compressed only to a peer whose messages say it reads compressed ones (schema
@@ -1457,6 +1546,7 @@ int main(void)
         cmocka_unit_test(test_coalesced_pushes_keep_the_budget),
         cmocka_unit_test(test_held_back_pushes_ask_one_peer),
         cmocka_unit_test(test_push_reaches_a_suspect_member),
+        cmocka_unit_test(test_refused_answer_is_not_asked_again_at_once),
         cmocka_unit_test(test_remote_apply_seals_the_batch),
         cmocka_unit_test(test_new_node_pulls_everything_in_chunks),
         cmocka_unit_test(test_bad_input_changes_nothing),
@@ -1472,6 +1562,7 @@ int main(void)
         cmocka_unit_test(test_periodic_digests_reach_every_member_each_round),
         cmocka_unit_test(test_stable_cut_meets_every_member),
         cmocka_unit_test(test_lean_notes_only_to_peers_that_read_them),
+        cmocka_unit_test(test_push_forms_per_reader_minor),
         cmocka_unit_test(test_lean_answers_only_to_peers_that_read_them),
         cmocka_unit_test(test_compression_only_to_peers_that_read_it),
         cmocka_unit_test(test_acks_wait_for_the_tick_unless_awaited),

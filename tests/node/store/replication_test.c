@@ -20,9 +20,10 @@
  *  same notes as the mirror's, and converged stores hold the same history of every shared
  *  scope, step for step, also for a node that was away while an object was written and
  *  overwritten; a delta whose step is unreadable or not its op's is refused, changing nothing.
- *  The engines send steps lean (value left to the entry, node_store_gossip.note_wire) once
- *  they heard each other: the stores put the values back, byte for byte (the mirror joins the
- *  steps whole), and refuse a lean step without its entry or with a value of its own.
+ *  The engines send steps lean (value, and key, type and stamp, left to the entry,
+ *  node_store_gossip.note_wire) once they heard each other: the stores put them back, byte for
+ *  byte (the mirror joins the steps whole), and refuse a lean step without its entry, with a
+ *  value of its own, or that leaves its key to the entry and carries one (or a type or stamp).
  *
  *  Object reads run on a kept iterator: a read after a write, local or replicated, sees it,
  *  and the purge timer lets go of what it pinned; they filter by object (a prefix bloom), in
@@ -85,11 +86,12 @@ static crdt_scope_t *s_m_delta_since(void *state, const char *scope, const crdt_
     return node_store_gossip.delta_since(((node_t *)state)->store, scope, since);
 }
 
-/*  Lean notes the stores applied (value left to the entry), for the tests to see they flow. */
-static uint64_t s_lean_notes;
+/*  Lean notes the stores applied (value left to the entry), and of them those that left their
+ *  key, type and stamp to it too (key_in_entry), for the tests to see they flow. */
+static uint64_t s_lean_notes, s_keyless_notes;
 
-/*  Puts the note of op back in whole into copy (a lean note's value is its entry's in delta,
- *  as the store puts it back). */
+/*  Puts the note of op back in whole into copy (a lean note's value, and its key, type and
+ *  stamp if it left them, are its entry's in delta, as the store puts them back). */
 static int s_whole_note(void *arg, crdt_dot_t op, const uint8_t *data, size_t len)
 {
     crdt_scope_t *copy = arg;
@@ -99,17 +101,25 @@ static int s_whole_note(void *arg, crdt_dot_t op, const uint8_t *data, size_t le
             engram__stored_history__free_unpacked(step, NULL);
         return crdt_scope_note(copy, op, data, len);
     }
-    size_t entry_len, whole_len;
-    const uint8_t *entry = crdt_scope_entry_data(copy, op, &entry_len);
-    assert_non_null(entry); /* the store refused the delta otherwise */
+    crdt_dot_entry_t e;
+    assert_true(crdt_scope_dot_entry(copy, op, &e)); /* the store refused the delta otherwise */
     s_lean_notes++;
-    step->value = (ProtobufCBinaryData){entry_len, (uint8_t *)entry};
+    char *wire_key = step->key;
+    step->value = (ProtobufCBinaryData){e.entry.len, (uint8_t *)e.entry.data};
     step->value_in_entry = false;
-    whole_len = engram__stored_history__get_packed_size(step);
+    if (step->key_in_entry) {
+        s_keyless_notes++;
+        step->key = (char *)e.key;
+        step->type = e.type;
+        step->hlc = e.entry.hlc;
+        step->key_in_entry = false;
+    }
+    size_t whole_len = engram__stored_history__get_packed_size(step);
     uint8_t *whole = malloc(whole_len);
     assert_non_null(whole);
     engram__stored_history__pack(step, whole);
     step->value = (ProtobufCBinaryData){0, NULL};
+    step->key = wire_key;
     engram__stored_history__free_unpacked(step, NULL);
     int rc = crdt_scope_note(copy, op, whole, whole_len);
     free(whole);
@@ -132,10 +142,10 @@ static int s_m_apply(void *state, const char *scope, const crdt_scope_t *delta)
     return rc;
 }
 
-static int s_m_note_wire(void *state, crdt_dot_t op, const uint8_t *note, size_t len,
-                         const uint8_t *entry, size_t entry_len, uint8_t **out, size_t *out_len)
+static int s_m_note_wire(void *state, uint32_t reader_minor, crdt_dot_t op, const uint8_t *note,
+                         size_t len, const crdt_dot_entry_t *entry, uint8_t **out, size_t *out_len)
 {
-    return node_store_gossip.note_wire(((node_t *)state)->store, op, note, len, entry, entry_len,
+    return node_store_gossip.note_wire(((node_t *)state)->store, reader_minor, op, note, len, entry,
                                        out, out_len);
 }
 
@@ -305,10 +315,15 @@ static void s_random_op(node_t *n, prop_rng_t *rng)
     PROP_CHECK(rc == 0 || rc == ENGRAM_ETYPE || rc == ENGRAM_ENOTFOUND);
 }
 
+/*  Messages one delivery may pass without a tick before the test fails: far more than any
+ *  exchange takes, so that nodes that keep answering each other fail instead of hanging. */
+#define MAX_MESSAGES_PER_DELIVERY 100000
+
 /*  Delivers queued messages, each lost with probability loss%; nothing to or from a node
  *  that is away. */
 static void s_deliver(node_t *nodes, prop_rng_t *rng, unsigned loss, uint64_t now)
 {
+    int messages = 0;
     for (bool any = true; any;) {
         any = false;
         for (int from = 0; from < NODES; from++) {
@@ -317,6 +332,9 @@ static void s_deliver(node_t *nodes, prop_rng_t *rng, unsigned loss, uint64_t no
             size_t len;
             while (gossip_engine_next(nodes[from].engine, &to, &buf, &len)) {
                 any = true;
+                if (++messages > MAX_MESSAGES_PER_DELIVERY)
+                    fail_msg("the nodes never stop sending: more than %d messages without a tick",
+                             MAX_MESSAGES_PER_DELIVERY);
                 for (int t = 0; t < NODES && !nodes[from].away && !prop_chance(rng, loss); t++)
                     if (node_store_replica(nodes[t].store) == to && !nodes[t].away)
                         gossip_engine_receive(nodes[t].engine,
@@ -497,7 +515,7 @@ static void test_stores_converge_through_gossip(void **state)
 {
     (void)state;
     int cases = prop_cases(12);
-    s_lean_notes = 0;
+    s_lean_notes = s_keyless_notes = 0;
     for (int c = 0; c < cases; c++) {
         prop_rng_t rng = prop_case("store_gossip", c);
         node_t nodes[NODES];
@@ -529,7 +547,8 @@ static void test_stores_converge_through_gossip(void **state)
         }
         s_stop(nodes);
     }
-    PROP_CHECK(s_lean_notes > 0); /* steps went lean, and came back whole */
+    PROP_CHECK(s_lean_notes > 0);    /* steps went lean, and came back whole */
+    PROP_CHECK(s_keyless_notes > 0); /* some without their key, type and stamp too */
 }
 
 /*  The meet of the contexts of the nodes in mask (a stable cut if every node is in it). */
@@ -1018,9 +1037,9 @@ static int s_restore_record_into(void *arg, crdt_dot_t op, const crdt_dot_t *rem
 }
 
 /*  A delta whose step does not decode, or says of its op what the op is not (another key,
- *  stamp, type, value, or other removals), or leaves its value to an entry the delta lacks,
- *  or both leaves it and carries one, is refused and changes nothing; the same delta with its
- *  own steps, one of them lean, is applied and stored whole. */
+ *  stamp, type, value, or other removals), or leaves what it should not to its entry (see
+ *  below), is refused and changes nothing; the same delta with its own steps, one of them
+ *  lean in either form, is applied and stored whole. */
 static void test_bad_steps_are_refused(void **state)
 {
     (void)state;
@@ -1054,64 +1073,121 @@ static void test_bad_steps_are_refused(void **state)
         assert_null(node_store_ctx(b->store, sid));
         crdt_scope_destroy(&delta);
     }
-    /* Lean steps (value_in_entry): the live put's step in its wire form is taken, its value
-     * put back; one that leaves its value to an entry the delta lacks (the first put's is
-     * gone), or that says so and carries a value too, is refused. */
-    uint8_t *lean = NULL, *forged_first = NULL, *both = NULL;
-    size_t lean_len = 0, entry_len, first_forged_len = 0, both_len = 0;
-    const uint8_t *entry = crdt_scope_entry_data(good, second, &entry_len);
-    assert_int_equal(node_store_gossip.note_wire(b->store, second, note, len, entry, entry_len,
-                                                 &lean, &lean_len),
+    /* Lean steps: the live put's step in its wire forms is taken, what it left to its entry
+     * put back: its value (value_in_entry, for a reader of GOSSIP_LEAN_NOTES_MINOR), and its
+     * key, type and stamp too (key_in_entry, for a reader of this minor). Refused: a step that
+     * leaves its value to an entry the delta lacks (the first put's is gone), or says so and
+     * carries a value too; one that leaves its key to the entry and carries a key (even the
+     * right one), a type or a stamp, or carries its value, or whose entry the delta lacks. */
+    uint8_t *lean = NULL, *keyed = NULL, *first_lean = NULL;
+    size_t lean_len = 0, keyed_len = 0, first_lean_len = 0;
+    crdt_dot_entry_t entry;
+    assert_true(crdt_scope_dot_entry(good, second, &entry));
+    assert_int_equal(node_store_gossip.note_wire(b->store, ENGRAM_SCHEMA_MINOR, second, note, len,
+                                                 &entry, &lean, &lean_len),
                      0);
-    assert_true(lean && lean_len < len);
-    assert_int_equal(node_store_gossip.note_wire(b->store, first, first_note, first_len, NULL, 0,
-                                                 &forged_first, &first_forged_len),
+    assert_int_equal(node_store_gossip.note_wire(b->store, GOSSIP_LEAN_NOTES_MINOR, second, note,
+                                                 len, &entry, &keyed, &keyed_len),
                      0);
-    assert_null(forged_first); /* no entry: the note goes whole */
-    Engram__StoredHistory *step = engram__stored_history__unpack(NULL, first_len, first_note);
-    assert_true(step && step->value.len > 0);
-    ProtobufCBinaryData first_value = step->value;
-    step->value = (ProtobufCBinaryData){0, NULL};
-    step->value_in_entry = true;
-    forged_first = malloc(engram__stored_history__get_packed_size(step));
-    first_forged_len = engram__stored_history__pack(step, forged_first);
-    step->value = first_value;
+    assert_true(lean && keyed && lean_len < keyed_len && keyed_len < len);
+    assert_int_equal(node_store_gossip.note_wire(b->store, ENGRAM_SCHEMA_MINOR, first, first_note,
+                                                 first_len, NULL, &first_lean, &first_lean_len),
+                     0);
+    assert_null(first_lean); /* no entry: the note goes whole */
+    Engram__StoredHistory *step = engram__stored_history__unpack(NULL, keyed_len, keyed);
+    assert_true(step && step->value_in_entry && !step->key_in_entry && !step->value.len);
+    assert_string_equal(step->key, "k");
     engram__stored_history__free_unpacked(step, NULL);
     step = engram__stored_history__unpack(NULL, lean_len, lean);
-    uint8_t x = 'x';
-    step->value = (ProtobufCBinaryData){1, &x};
-    both = malloc(engram__stored_history__get_packed_size(step));
-    both_len = engram__stored_history__pack(step, both);
-    step->value = (ProtobufCBinaryData){0, NULL};
+    assert_true(step && step->value_in_entry && step->key_in_entry && !step->value.len);
+    assert_true(!step->key[0] && !step->type && !step->hlc);
     engram__stored_history__free_unpacked(step, NULL);
-    const uint8_t *firsts[3] = {forged_first, first_note, first_note};
-    const size_t first_lens[3] = {first_forged_len, first_len, first_len};
-    const uint8_t *seconds[3] = {lean, both, lean};
-    const size_t second_lens[3] = {lean_len, both_len, lean_len};
-    for (int k = 0; k < 3; k++) {
+    enum {
+        FIRST_LEAN,
+        WITH_VALUE,
+        KEYLESS_WITH_KEY,
+        KEYLESS_WITH_TYPE,
+        KEYLESS_WITH_HLC,
+        KEYLESS_WITH_VALUE,
+        FIRST_KEYLESS,
+        BAD_KINDS
+    };
+    for (int k = 0; k < BAD_KINDS; k++) {
+        /* first: the first op's step, made lean though the delta lacks its entry */
+        bool bad_first = k == FIRST_LEAN || k == FIRST_KEYLESS;
+        step = bad_first ? engram__stored_history__unpack(NULL, first_len, first_note)
+                         : engram__stored_history__unpack(NULL, lean_len, lean);
+        assert_non_null(step);
+        char *own_key = step->key;
+        ProtobufCBinaryData own_value = step->value;
+        uint8_t x = 'x';
+        if (bad_first) {
+            step->value = (ProtobufCBinaryData){0, NULL};
+            step->value_in_entry = true;
+            if (k == FIRST_KEYLESS) {
+                step->key = (char *)protobuf_c_empty_string;
+                step->type = 0;
+                step->hlc = 0;
+                step->key_in_entry = true;
+            }
+        } else if (k == WITH_VALUE) {
+            step->key_in_entry = false;
+            step->key = "k";
+            step->type = entry.type;
+            step->hlc = entry.entry.hlc;
+            step->value = (ProtobufCBinaryData){1, &x};
+        } else if (k == KEYLESS_WITH_KEY) {
+            step->key = "k";
+        } else if (k == KEYLESS_WITH_TYPE) {
+            step->type = entry.type;
+        } else if (k == KEYLESS_WITH_HLC) {
+            step->hlc = entry.entry.hlc;
+        } else if (k == KEYLESS_WITH_VALUE) {
+            step->value_in_entry = false;
+            step->value = (ProtobufCBinaryData){entry.entry.len, (uint8_t *)entry.entry.data};
+        }
+        uint8_t forged[512];
+        assert_true(engram__stored_history__get_packed_size(step) <= sizeof forged);
+        size_t forged_len = engram__stored_history__pack(step, forged);
+        step->key = own_key;
+        step->value = own_value;
+        engram__stored_history__free_unpacked(step, NULL);
         crdt_scope_t *delta = crdt_scope_new(0);
         assert_int_equal(crdt_scope_restore_ctx(delta, crdt_scope_ctx(good)), 0);
         assert_int_equal(crdt_scope_foreach_entry(good, s_restore_into, delta), 0);
         assert_int_equal(crdt_scope_foreach_record(good, s_restore_record_into, delta), 0);
-        assert_int_equal(crdt_scope_note(delta, first, firsts[k], first_lens[k]), 0);
-        assert_int_equal(crdt_scope_note(delta, second, seconds[k], second_lens[k]), 0);
-        int rc = node_store_gossip.apply(b->store, sid, delta);
+        assert_int_equal(crdt_scope_note(delta, first, bad_first ? forged : first_note,
+                                         bad_first ? forged_len : first_len),
+                         0);
+        assert_int_equal(crdt_scope_note(delta, second, bad_first ? lean : forged,
+                                         bad_first ? lean_len : forged_len),
+                         0);
+        if (node_store_gossip.apply(b->store, sid, delta) != ENGRAM_EDECODE)
+            fail_msg("a lean step forged by way %d was not refused", k);
+        assert_null(node_store_ctx(b->store, sid));
         crdt_scope_destroy(&delta);
-        if (k < 2) {
-            assert_int_equal(rc, ENGRAM_EDECODE);
-            assert_null(node_store_ctx(b->store, sid));
-        } else { /* b now holds both steps whole, as a stores them */
-            assert_int_equal(rc, 0);
-            uint64_t steps_a, steps_b;
-            assert_int_equal(s_history_digest(a, sid, &steps_a),
-                             s_history_digest(b, sid, &steps_b));
-            assert_int_equal(steps_a, 2);
-            assert_int_equal(steps_b, 2);
-        }
+    }
+    /* Both lean forms are applied: each store holds both steps whole, as a stores them. */
+    node_t *targets[2] = {b, &nodes[2]};
+    const uint8_t *forms[2] = {lean, keyed};
+    const size_t form_lens[2] = {lean_len, keyed_len};
+    for (int k = 0; k < 2; k++) {
+        crdt_scope_t *delta = crdt_scope_new(0);
+        assert_int_equal(crdt_scope_restore_ctx(delta, crdt_scope_ctx(good)), 0);
+        assert_int_equal(crdt_scope_foreach_entry(good, s_restore_into, delta), 0);
+        assert_int_equal(crdt_scope_foreach_record(good, s_restore_record_into, delta), 0);
+        assert_int_equal(crdt_scope_note(delta, first, first_note, first_len), 0);
+        assert_int_equal(crdt_scope_note(delta, second, forms[k], form_lens[k]), 0);
+        assert_int_equal(node_store_gossip.apply(targets[k]->store, sid, delta), 0);
+        crdt_scope_destroy(&delta);
+        uint64_t steps_a, steps_t;
+        assert_int_equal(s_history_digest(a, sid, &steps_a),
+                         s_history_digest(targets[k], sid, &steps_t));
+        assert_int_equal(steps_a, 2);
+        assert_int_equal(steps_t, 2);
     }
     free(lean);
-    free(forged_first);
-    free(both);
+    free(keyed);
     crdt_scope_destroy(&good);
     crdt_ctx_destroy(&empty);
     s_stop(nodes);

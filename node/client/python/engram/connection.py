@@ -44,7 +44,7 @@ except ImportError as why:  # pragma: no cover - a build problem, said plainly
 
 # include/engram/limits.h (the unit tests compare).
 SCHEMA_MAJOR = 1
-SCHEMA_MINOR = 3
+SCHEMA_MINOR = 4
 DEFAULT_API_ENDPOINT = "ipc:///tmp/engram.sock"
 DEFAULT_CLIENT_TIMEOUT_MS = 5000
 CLIENT_LINGER_MS = 100
