@@ -367,18 +367,21 @@ typedef struct {
     uint64_t pushes_sent, pushes_applied, pushes_held_back;
     uint64_t digests_sent, pulls_answered, pull_deltas_applied;
     uint64_t bytes_sent, bytes_received, bad_messages;
-    unsigned local_health; /* Lifeguard score 0..8: 0 while this node's own probes and links
-                              work; it stretches its probe interval by (score + 1) */
-    char storage[96];      /* "ok", "read-only" or "failed: ERROR": whether the node's store
-                              takes writes (if not, it still serves reads and its peers) */
-    uint64_t bad_scope;    /* gossip messages refused for a scope name (in bad_messages) */
-    uint64_t lean_deltas;  /* pushes and answers sent with a history step's value left to its
-                              entry (to peers of schema minor 2 or later) */
-    char *status_page;     /* "http://HOST:PORT/" of the node's status page (engramd --metrics),
-                              or "" */
-    uint64_t compressed_sent;   /* gossip messages sent compressed with Zstandard (to peers of
-                                   schema minor 3 or later, when that made them shorter) */
+    unsigned local_health;    /* Lifeguard score 0..8: 0 while this node's own probes and links
+                                 work; it stretches its probe interval by (score + 1) */
+    char storage[96];         /* "ok", "read-only" or "failed: ERROR": whether the node's store
+                                 takes writes (if not, it still serves reads and its peers) */
+    uint64_t bad_scope;       /* gossip messages refused for a scope name (in bad_messages) */
+    uint64_t lean_deltas;     /* pushes and answers sent with a history step's value left to its
+                                 entry (to peers of schema minor 2 or later) */
+    char *status_page;        /* "http://HOST:PORT/" of the node's status page (engramd --metrics),
+                                 or "" */
+    uint64_t compressed_sent; /* gossip messages sent compressed with Zstandard (to peers of
+                                 schema minor 3 or later, when that made them shorter) */
     uint64_t compression_saved; /* bytes their compression kept off the wire */
+    uint64_t acks_sent;         /* acks of pushes sent: what this node holds, to their origin */
+    uint64_t acks_deferred;     /* of them, acks sent at the tick after their pushes (pushes
+                                   nothing waited on: one ack per sender and scope a tick) */
 } engram_cluster_t;
 
 int engram_cluster_status(engram_t *self, engram_cluster_t **status);

@@ -1521,6 +1521,8 @@ static Engram__ClusterStatus *s_status_message(api_reply_t *r, node_cluster_stat
     msg->lean_deltas = status->lean_deltas;
     msg->compressed_sent = status->compressed_sent;
     msg->compression_saved = status->compression_saved;
+    msg->acks_sent = status->acks_sent;
+    msg->acks_deferred = status->acks_deferred;
     msg->bytes_sent = status->bytes_sent;
     msg->bytes_received = status->bytes_received;
     msg->bad_messages = status->bad_messages;

@@ -293,6 +293,8 @@ static void s_cluster_families(const node_cluster_status_t *status, json_t *fami
         S_COUNTER(lean_deltas, "Deltas sent with a step's value left to its entry."),
         S_COUNTER(compressed_sent, "Gossip messages sent compressed."),
         S_COUNTER(compression_saved, "Gossip bytes compression kept off the wire."),
+        S_COUNTER(acks_sent, "Acks of pushes sent."),
+        S_COUNTER(acks_deferred, "Acks of pushes sent at the tick after them (nothing waited)."),
 #undef S_COUNTER
     };
     for (size_t i = 0; i < sizeof counters / sizeof *counters; i++)

@@ -159,7 +159,10 @@ static json_t *s_cluster_json(const engram_cluster_t *c)
         (json_object_set_new(gossip, "bad_scope", cli_json_u64(c->bad_scope)) != 0 ||
          json_object_set_new(gossip, "lean_deltas", cli_json_u64(c->lean_deltas)) != 0 ||
          json_object_set_new(gossip, "compressed_sent", cli_json_u64(c->compressed_sent)) != 0 ||
-         json_object_set_new(gossip, "compression_saved", cli_json_u64(c->compression_saved)) != 0))
+         json_object_set_new(gossip, "compression_saved", cli_json_u64(c->compression_saved)) !=
+             0 ||
+         json_object_set_new(gossip, "acks_sent", cli_json_u64(c->acks_sent)) != 0 ||
+         json_object_set_new(gossip, "acks_deferred", cli_json_u64(c->acks_deferred)) != 0))
         gossip = NULL;
     return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "cluster",
                      cli_json_str(c->cluster_id), "node", cli_json_node(c->node_id), "endpoint",
@@ -196,11 +199,12 @@ static void s_cluster_text(const engram_cluster_t *c)
            ", digests sent %" PRIu64 ", pulls answered %" PRIu64 ", pulled deltas applied %" PRIu64
            ", bytes sent %" PRIu64 " received %" PRIu64 ", bad messages %" PRIu64
            ", local health %u, bad scope names %" PRIu64 ", lean deltas %" PRIu64
-           ", compressed %" PRIu64 " (saved %" PRIu64 " bytes)\n",
+           ", compressed %" PRIu64 " (saved %" PRIu64 " bytes), acks sent %" PRIu64 " (%" PRIu64
+           " at the tick)\n",
            c->pushes_sent, c->pushes_applied, c->pushes_held_back, c->digests_sent,
            c->pulls_answered, c->pull_deltas_applied, c->bytes_sent, c->bytes_received,
            c->bad_messages, c->local_health, c->bad_scope, c->lean_deltas, c->compressed_sent,
-           c->compression_saved);
+           c->compression_saved, c->acks_sent, c->acks_deferred);
 }
 
 int cli_cmd_cluster_status(engram_t *engram, const cli_opts_t *opts)

@@ -1405,6 +1405,8 @@ static int s_cluster_new(const Engram__ClusterStatus *c, engram_cluster_t **stat
     self->lean_deltas = c->lean_deltas;
     self->compressed_sent = c->compressed_sent;
     self->compression_saved = c->compression_saved;
+    self->acks_sent = c->acks_sent;
+    self->acks_deferred = c->acks_deferred;
     self->bytes_sent = c->bytes_sent;
     self->bytes_received = c->bytes_received;
     self->bad_messages = c->bad_messages;

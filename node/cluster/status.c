@@ -136,6 +136,8 @@ int node_cluster_status(node_cluster_t *self, uint64_t lag_bytes_budget,
     status->lean_deltas = stats->lean_deltas;
     status->compressed_sent = stats->compressed_sent;
     status->compression_saved = stats->compression_saved;
+    status->acks_sent = stats->acks_sent;
+    status->acks_deferred = stats->acks_deferred;
     status->bytes_sent = stats->bytes_sent;
     status->bytes_received = stats->bytes_received;
     status->bad_messages = stats->bad_messages + self->bad_frames;

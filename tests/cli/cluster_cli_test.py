@@ -124,7 +124,8 @@ class ClusterCliTest(unittest.TestCase):
                                 for m in d["members"]],
                                [(sc["scope"], sc["ops"], sc["garbage"], sc["vector"])
                                 for sc in d["scopes"]], d["gossip"]["bad_messages"],
-                               d["gossip"]["local_health"])
+                               d["gossip"]["local_health"], d["gossip"]["acks_sent"],
+                               d["gossip"]["acks_deferred"])
             return (before, human) if facts(before) == facts(after) else None
 
         doc, human = eventually(snapshot, "a status that holds still")
@@ -148,6 +149,8 @@ class ClusterCliTest(unittest.TestCase):
                           f"vector {sc['vector']}", human.stdout)
         self.assertIn(f"bad messages {doc['gossip']['bad_messages']}, "
                       f"local health {doc['gossip']['local_health']}", human.stdout)
+        self.assertIn(f"acks sent {doc['gossip']['acks_sent']} "
+                      f"({doc['gossip']['acks_deferred']} at the tick)", human.stdout)
 
     def test_4_join_remove_and_replicas(self):
         # a third node started alone, admitted by the admin, then joined with the CLI

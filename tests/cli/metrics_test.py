@@ -410,6 +410,17 @@ class ClusterCardinalityTest(unittest.TestCase):
         self.assertEqual(len(after), len(before), "a series per scope")
         self.assertEqual([s for s in after if any(k == "scope" for k, _ in s[1])], [])
 
+        # node 2 acknowledged node 1's pushes (nothing waited on them) at its ticks
+        def acks_of_node_2():
+            _, _, text = fetch(nodes[1]["http"] + "metrics")
+            held = {f.name: f for f in text_string_to_metric_families(text)}
+            sent = sample(held, "engram_gossip_acks_sent", "engram_gossip_acks_sent_total")
+            deferred = sample(held, "engram_gossip_acks_deferred",
+                              "engram_gossip_acks_deferred_total")
+            return (sent, deferred) if deferred else None
+        sent, deferred = eventually(acks_of_node_2, "node 2 counts its acks", timeout=60)
+        self.assertLessEqual(deferred, sent)
+
 
 @unittest.skipUnless(can_mount(), "needs root and tmpfs mounts")
 class ReadOnlyTest(unittest.TestCase):
