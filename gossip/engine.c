@@ -158,7 +158,7 @@ struct gossip_engine {
     uint64_t asking_until_ms; /* a pull asked of asking_peer is awaited until then (s_asked) */
     uint64_t asking_peer;     /* the peer last asked for a pull and awaited */
     bool asking_progress;     /* a part of asking_peer's answer arrived since the ask */
-    bool asking_refused;      /* a message of asking_peer's was refused since: no progress */
+    bool asking_refused;      /* a part of its answer was refused, or not stored: no progress */
     uint64_t ask_turn;        /* which ALIVE member ask_digests asks for the deltas next: from the
                                  node id on, so restarted nodes spread their first pulls */
     gossip_round_t digests;   /* the members this round of periodic digests goes to */
@@ -848,11 +848,12 @@ static int s_encode_delta(gossip_engine_t *self, const crdt_scope_t *delta, uint
     return rc;
 }
 
-/*  Sends a push of delta with deps to `fanout` random members that are ALIVE or SUSPECT, its
- *  notes in their wire form to those that read it; with ack_later unless await_ack. A SUSPECT
- *  member is most often alive and merely slow (a loaded host, a stalled turn): skipping it
- *  would leave it without the write until the next digest, for the sake of saving one message
- *  to a member that may be gone (as memberlist, SWIM's best-known implementation, does). */
+/*  Sends a push of delta with deps to `fanout` random members, ALIVE ones first, then SUSPECT
+ *  ones, its notes in their wire form to those that read it; with ack_later unless await_ack.
+ *  A SUSPECT member is most often alive and merely slow (a loaded host, a stalled turn):
+ *  skipping it would leave it without the write until the next digest, for the sake of saving
+ *  one message to a member that may be gone (memberlist, SWIM's best-known implementation,
+ *  gossips to suspects too). */
 static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *delta,
                   const crdt_ctx_t *deps, bool await_ack)
 {
@@ -884,21 +885,26 @@ static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *
     } forms[ENGRAM_SCHEMA_MINOR + 1] = {{delta_buf, delta_len, 0, {.msg = &msg}}};
     for (size_t f = 1; f <= ENGRAM_SCHEMA_MINOR; f++)
         forms[f].out.msg = &msg;
-    /* A partial Fisher-Yates shuffle picks `fanout` distinct ALIVE or SUSPECT members. */
+    /* A partial Fisher-Yates shuffle picks `fanout` distinct members: ALIVE ones first (live[0,
+     * nalive)), SUSPECT ones (live[nalive, nlive)) for the slots left, so that a member that
+     * is really gone takes no slot from a live one. */
     size_t nmembers = gossip_swim_size(self->swim);
     uint64_t *live = malloc((nmembers ? nmembers : 1) * sizeof *live);
-    size_t nlive = 0;
+    size_t nalive = 0, nlive = 0;
     if (!live)
         rc = ENGRAM_ENOMEM;
-    for (size_t i = 0; live && i < nmembers; i++) {
-        gossip_member_t m;
-        gossip_swim_at(self->swim, i, &m);
-        if ((m.state == GOSSIP_ALIVE || m.state == GOSSIP_SUSPECT) && m.id != self->config.node_id)
-            live[nlive++] = m.id;
+    for (int pass = 0; live && pass < 2; pass++) {
+        for (size_t i = 0; i < nmembers; i++) {
+            gossip_member_t m;
+            gossip_swim_at(self->swim, i, &m);
+            if (m.state == (pass ? GOSSIP_SUSPECT : GOSSIP_ALIVE) && m.id != self->config.node_id)
+                live[nlive++] = m.id;
+        }
+        nalive = pass ? nalive : nlive;
     }
     size_t targets = self->config.fanout < nlive ? self->config.fanout : nlive;
     for (size_t i = 0; rc == 0 && i < targets; i++) {
-        size_t j = i + s_random(self) % (nlive - i);
+        size_t j = i + s_random(self) % ((i < nalive ? nalive : nlive) - i);
         uint64_t tmp = live[i];
         live[i] = live[j];
         live[j] = tmp;
@@ -1153,7 +1159,6 @@ static int s_ack_push(gossip_engine_t *self, uint64_t peer, const char *scope, b
         p->owed[p->nowed++] = slot->scope; /* slots keep their names for the peer's life */
         slot->ack_listed = true;
     }
-    self->stats.acks_deferred += !slot->ack_owed;
     slot->ack_owed = true;
     return 0;
 }
@@ -1168,8 +1173,10 @@ static void s_settle_owed_acks(gossip_engine_t *self)
         for (size_t k = 0; p && k < p->nowed; k++) {
             s_known_t *slot = s_known_slot(self, p, p->owed[k]);
             slot->ack_listed = false;
+            uint64_t sent = self->stats.acks_sent;
             if (slot->ack_owed && send)
                 s_send_ack(self, p->id, slot->scope);
+            self->stats.acks_deferred += self->stats.acks_sent - sent;
             slot->ack_owed = false;
         }
         if (p)
@@ -1343,9 +1350,10 @@ static void s_asked(gossip_engine_t *self, uint64_t peer)
 }
 
 /*  The wait ends (its answer digest came, or it ran out): a peer that sent nothing of an
- *  answer, or something this node refused, is quiet for QUIET_MS. Else an answer it cannot
- *  take (a peer's bug, another version's) would be asked for again at once by the digest
- *  that ends it, and sent again, as fast as the link goes. */
+ *  answer, or a part this node refused or could not store, is quiet for QUIET_MS. Else an
+ *  answer this node cannot take (a peer's bug, another version's, a full volume) would be
+ *  asked for again at once by the digest that ends it, and sent again, as fast as the link
+ *  goes. */
 static void s_awaited_end(gossip_engine_t *self)
 {
     bool progress = self->asking_progress && !self->asking_refused;
@@ -1923,6 +1931,9 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
             break;
         case ENGRAM__GOSSIP__BODY_CHUNK:
             rc = s_left(self) ? 0 : s_on_chunk(self, from, gossip->chunk);
+            /* a part of the awaited answer refused, or that the store could not write */
+            if (rc != 0 && rc != ENGRAM_ENOMEM && s_awaiting(self) && from == self->asking_peer)
+                self->asking_refused = true;
             break;
         case ENGRAM__GOSSIP__BODY_ACK:
             rc = s_on_ack(self, from, gossip->ack);
@@ -1940,8 +1951,6 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
     if (rc == S_UNSTORED)
         rc = 0;
     if (rc != 0 && rc != ENGRAM_ENOMEM) {
-        if (s_awaiting(self) && from == self->asking_peer)
-            self->asking_refused = true;
         self->stats.bad_messages++;
         /* a fault is SWIM's or the data plane's, never both: SWIM admits the sender first */
         uint64_t *counter = self->fault ? self->fault : s_swim_fault(self, fault);

@@ -27,24 +27,26 @@
  *  failed (what they announce is not durable).
  *
  *  Push: a local operation's delta (its history step included, as the op's note) goes at once
- *  to `fanout` random ALIVE or SUSPECT members (a suspect is most often only slow) with its
- *  dependencies (the scope's context just before it). A receiver applies a push only when its
- *  context covers the dependencies, so every node applies a scope's operations in causal order;
- *  otherwise it drops it and pulls from the sender. Pushes are never forwarded, so a peer never
- *  gets back what it sent. A receiver that applied a push, or already held it, answers with a
- *  GossipAck carrying its context of the scope (through the outbox, so after the node's fsync):
- *  the origin learns what each peer holds (gossip_engine_peer_ctx). It answers at once when the
- *  push asks for it (an operation whose caller waits for replicas: gossip_engine_local's
- *  await_ack); otherwise (`ack_later`) at its next tick, one ack per (sender, scope) for every
- *  such push since, with the context of then; an ack sent at once pays what was owed to that
- *  (sender, scope). Pushes far outnumber what waits on their acks: an ack per push was 4-7% of
- *  the bytes of replicating a 64-byte write. What the origin knows of a peer (its stable cut,
- *  `engram cluster status` lag) trails by up to a tick more. A node that has LEFT drops what it
- *  owes.
+ *  to `fanout` random ALIVE members, then SUSPECT ones for the slots left (a suspect is most
+ *  often only slow) with its dependencies (the scope's context just before it). A receiver
+ *  applies a push only when its context covers the dependencies, so every node applies a
+ *  scope's operations in causal order; otherwise it drops it and pulls from the sender. Pushes
+ *  are never forwarded, so a peer never gets back what it sent. A receiver that applied a push,
+ *  or already held it, answers with a GossipAck carrying its context of the scope (through the
+ *  outbox, so after the node's fsync): the origin learns what each peer holds
+ *  (gossip_engine_peer_ctx). It answers at once when the push asks for it (an operation whose
+ *  caller waits for replicas: gossip_engine_local's await_ack); otherwise (`ack_later`) at its
+ *  next tick, one ack per (sender, scope) for every such push since, with the context of then;
+ *  an ack sent at once pays what was owed to that (sender, scope). Pushes far outnumber what
+ *  waits on their acks: an ack per push was 4-7% of the bytes of replicating a 64-byte write.
+ *  What the origin knows of a peer (its stable cut, `engram cluster status` lag) trails by up
+ *  to a tick more. A node that has LEFT drops what it owes.
  *
  *  Deltas (pushes and pull answers) carry their notes in the store's wire form (note_wire) to
- *  a peer whose latest message gives schema minor GOSSIP_LEAN_NOTES_MINOR or later, and as
- *  they are to others (one never heard yet, or an older version in a rolling upgrade).
+ *  a peer whose latest message gives schema minor GOSSIP_LEAN_NOTES_MINOR or later, in the
+ *  form of that minor (the store's forms grow with the schema), and as they are to others (one
+ *  never heard yet, or an older version in a rolling upgrade). A push is encoded once per
+ *  minor among its targets.
  *
  *  Pull (Scuttlebutt-style anti-entropy by version vectors): every gossip interval the engine
  *  sends one ALIVE or SUSPECT member a digest, its context per scope, going round the members
@@ -53,20 +55,21 @@
  *  what the asker misses. Digests received also tell what their sender holds.
  *
  *  One peer is asked at a time, or every peer would send the same gap (a node catching up K
- *  writes received 2x the delta it needed). An ask that is awaited (a periodic digest to a
- *  peer known to hold more, or of which nothing is known yet; a digest showing what its
- *  sender holds; a held-back push; the dot check's asks) carries `reply`, so the peer's
- *  answer digest follows its deltas. The wait ends with that digest, or ASK_WAIT_MS after the
- *  last part of the answer (or the ask) arrived, or when the transport could not send the ask
- *  (gossip_engine_unsent). While it lasts, digests carry no_deltas (to the awaited peer too:
- *  it would send the gap again) and what digests show this node lacks is not asked. A peer
- *  whose awaited answer brought nothing (it had nothing it could send, a failed store, a lossy
- *  link) or something this node refused (a peer's bug, another version's: else the digest
- *  ending that answer would ask for it again at once, back and forth) is quiet for QUIET_MS: periodic digests to it await nothing (they still pull what it
- *  holds), its digests prompt no ask of it, and the dot check does not pick it to send the
- *  gap (but asks it for lost dots it is known to hold: gossip_engine_pull_unseen). An answer larger
- *  than max_message_bytes is cut into chunks that the receiver stages and applies as one unit,
- *  so pulls keep causal order too. Each chunk carries the whole answer's length and SipHash,
+ *  writes received 2x the delta it needed). An ask that is awaited (a periodic digest to a peer
+ *  known to hold more, or of which nothing is known yet; a digest showing what its sender
+ *  holds; a held-back push; the dot check's asks) carries `reply`, so the peer's answer digest
+ *  follows its deltas. The wait ends with that digest, or ASK_WAIT_MS after the last part of
+ *  the answer (or the ask) arrived, or when the transport could not send the ask
+ *  (gossip_engine_unsent). While it lasts, digests carry no_deltas (to the awaited peer too: it
+ *  would send the gap again) and what digests show this node lacks is not asked. A peer whose
+ *  awaited answer brought nothing (it had nothing it could send, a failed store, a lossy link)
+ *  or a part this node refused or could not store (a peer's bug, another version's, a full
+ *  volume: else the digest ending that answer would ask for it again at once, back and forth)
+ *  is quiet for QUIET_MS: periodic digests to it await nothing (they still pull what it holds),
+ *  its digests prompt no ask of it, and the dot check does not pick it to send the gap (but
+ *  asks it for lost dots it is known to hold: gossip_engine_pull_unseen). An answer larger than
+ *  max_message_bytes is cut into chunks that the receiver stages and applies as one unit, so
+ *  pulls keep causal order too. Each chunk carries the whole answer's length and SipHash,
  *  checked before the apply; parts of equal (length, hash) from one peer fill one staging slot,
  *  so a re-sent answer completes a lossy first one. At most 4 transfers are staged per peer
  *  (the oldest goes); parts are copied as they arrive, never more bytes than the transfer's
@@ -78,9 +81,8 @@
  *  is not sent (answers_too_big): the scope cannot be pulled until the budget grows. An answer
  *  too big only with the history steps its operations carry as notes goes without them
  *  (answers_without_steps): history never holds back the state; the asker then lacks those
- *  steps for good. An answer
- *  is built whole in memory (the delta, its encoding, then its parts in the outbox): at most
- *  about three times max_staged_peer_bytes while it is cut.
+ *  steps for good. An answer is built whole in memory (the delta, its encoding, then its parts
+ *  in the outbox): at most about three times max_staged_peer_bytes while it is cut.
  *
  *  Compression: a message of GOSSIP_COMPRESS_MIN_BYTES or more (a push, a chunk of an answer, a
  *  digest of many scopes, a membership exchange) to a peer whose latest message gives schema
@@ -259,8 +261,8 @@ typedef struct {
     uint64_t bad_peer_scopes;    /* more scopes than a peer may make this node remember */
     /* Replication extras. */
     uint64_t acks_sent, acks_received, answers_deferred;
-    /* pushes with ack_later that left an ack owed to their (peer, scope) where none was;
-       later ones join that debt */
+    /* of acks_sent, those sent at a tick for the pushes with ack_later since the last one (one
+       per peer and scope) */
     uint64_t acks_deferred;
     uint64_t unstored;              /* pushes and chunks received while the store takes no delta */
     uint64_t staging_refused;       /* transfers dropped: past a staging bound */

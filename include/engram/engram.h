@@ -380,8 +380,8 @@ typedef struct {
                                  schema minor 3 or later, when that made them shorter) */
     uint64_t compression_saved; /* bytes their compression kept off the wire */
     uint64_t acks_sent;         /* acks of pushes sent: what this node holds, to their origin */
-    uint64_t acks_deferred;     /* of them, acks sent at the tick after their pushes (pushes
-                                   nothing waited on: one ack per sender and scope a tick) */
+    uint64_t acks_deferred;     /* of them, those sent at a tick for the pushes nothing waited
+                                   on since the last (one ack per sender and scope a tick) */
 } engram_cluster_t;
 
 int engram_cluster_status(engram_t *self, engram_cluster_t **status);

@@ -140,7 +140,7 @@ typedef struct {
     uint64_t compressed_sent;   /* gossip messages sent compressed */
     uint64_t compression_saved; /* bytes their compression kept off the wire */
     uint64_t acks_sent;         /* acks of pushes sent */
-    uint64_t acks_deferred;     /* of them, sent at the tick after their pushes */
+    uint64_t acks_deferred;     /* of them, those sent at a tick for the pushes since */
     uint64_t bad_messages;      /* the engine's and the transport's */
     unsigned local_health;      /* Lifeguard score 0..8 */
     char storage[96];           /* "ok", "read-only" or "failed: ERROR" */

@@ -59,8 +59,10 @@
  *  its op's entry in the same delta, value_in_entry; to a peer of schema minor 4 or later its
  *  key, type and stamp too, key_in_entry); the receiver puts them back before writing it, and
  *  refuses a lean step without that entry, with a value of its own, or that leaves its key to
- *  the entry and carries a key, type or stamp. So
- *  every node that holds an op shows the same step, byte for byte. A node that arrives after
+ *  the entry but not its value, or leaves its key and still carries a key, type or stamp. So
+ *  every node that holds an op shows the same step, byte for byte (as long as its origin's
+ *  peers sent the bytes protobuf-c packs: a step that came whole is stored as it came, a lean
+ *  one repacked). A node that arrives after
  *  ops were collected at a stable cut lacks the steps of what they overwrote: their records
  *  are gone with them.
  *

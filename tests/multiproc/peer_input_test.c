@@ -842,8 +842,13 @@ static void test_push_asks_for_ack_when_awaited(void **state)
     if (!node_harness_poll(WAIT_MS, s_pushes_grew, plain))
         fail_msg("the peer got no push of the plain put with ack_later");
     assert_int_equal(s_peer.pushes_ack_now, now);
-    s_expect(s_ea, engram_put_replicated(s_ea, SCOPE, "k6", "v6", 2, NULL, 0, 2, 0, &r), 0,
-             "put --replicas 2 on A");
+    /* B holds it once it has what the push depends on, the fake member's writes included,
+     * which it may first pull from A: on a loaded host that took more than the default 5 s
+     * once; the wait stays within the test's call timeout */
+    s_expect(
+        s_ea,
+        engram_put_replicated(s_ea, SCOPE, "k6", "v6", 2, NULL, 0, 2, CALL_TIMEOUT_MS - 1000, &r),
+        0, "put --replicas 2 on A");
     engram_result_destroy(&r);
     const uint64_t *awaited[2] = {&s_peer.pushes_ack_now, &now};
     if (!node_harness_poll(WAIT_MS, s_pushes_grew, awaited))

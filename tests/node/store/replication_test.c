@@ -1074,9 +1074,9 @@ static void test_bad_steps_are_refused(void **state)
         crdt_scope_destroy(&delta);
     }
     /* Lean steps: the live put's step in its wire forms is taken, what it left to its entry
-     * put back: its value (value_in_entry, for a reader of GOSSIP_LEAN_NOTES_MINOR), and its
-     * key, type and stamp too (key_in_entry, for a reader of this minor). Refused: a step that
-     * leaves its value to an entry the delta lacks (the first put's is gone), or says so and
+     * put back: its value only (value_in_entry, for a reader of the minor before this one's),
+     * and its key, type and stamp too (key_in_entry, for a reader of this minor). Refused: a step
+     * that leaves its value to an entry the delta lacks (the first put's is gone), or says so and
      * carries a value too; one that leaves its key to the entry and carries a key (even the
      * right one), a type or a stamp, or carries its value, or whose entry the delta lacks. */
     uint8_t *lean = NULL, *keyed = NULL, *first_lean = NULL;
@@ -1086,7 +1086,7 @@ static void test_bad_steps_are_refused(void **state)
     assert_int_equal(node_store_gossip.note_wire(b->store, ENGRAM_SCHEMA_MINOR, second, note, len,
                                                  &entry, &lean, &lean_len),
                      0);
-    assert_int_equal(node_store_gossip.note_wire(b->store, GOSSIP_LEAN_NOTES_MINOR, second, note,
+    assert_int_equal(node_store_gossip.note_wire(b->store, ENGRAM_SCHEMA_MINOR - 1, second, note,
                                                  len, &entry, &keyed, &keyed_len),
                      0);
     assert_true(lean && keyed && lean_len < keyed_len && keyed_len < len);
