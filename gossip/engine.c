@@ -1913,6 +1913,7 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
         engram__gossip__free_unpacked(gossip, NULL);
         gossip = inner;
     }
+    bool answer_part = !gossip; /* a chunk, or a message that could not be read as any */
     gossip_swim_fault_t fault = GOSSIP_SWIM_FAULT_NONE;
     if (rc == 0)
         rc = gossip_swim_check_sender(self->swim, from, gossip, now_ms, &fault);
@@ -1931,9 +1932,7 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
             break;
         case ENGRAM__GOSSIP__BODY_CHUNK:
             rc = s_left(self) ? 0 : s_on_chunk(self, from, gossip->chunk);
-            /* a part of the awaited answer refused, or that the store could not write */
-            if (rc != 0 && rc != ENGRAM_ENOMEM && s_awaiting(self) && from == self->asking_peer)
-                self->asking_refused = true;
+            answer_part = true;
             break;
         case ENGRAM__GOSSIP__BODY_ACK:
             rc = s_on_ack(self, from, gossip->ack);
@@ -1943,6 +1942,11 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
         }
     }
     s_swim_stats(self);
+    /* A part of the awaited answer refused, unreadable, or that the store could not write:
+     * no progress (s_awaited_end). */
+    if (rc != 0 && rc != ENGRAM_ENOMEM && answer_part && s_awaiting(self) &&
+        from == self->asking_peer)
+        self->asking_refused = true;
     /* and again after any change of its record the message made (a restart it announces) */
     if ((rc == 0 || rc == S_UNSTORED) && s_peer(self, from, &sender) == 0 && sender)
         sender->schema_minor = gossip->schema_minor;

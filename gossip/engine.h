@@ -63,20 +63,20 @@
  *  (gossip_engine_unsent). While it lasts, digests carry no_deltas (to the awaited peer too: it
  *  would send the gap again) and what digests show this node lacks is not asked. A peer whose
  *  awaited answer brought nothing (it had nothing it could send, a failed store, a lossy link)
- *  or a part this node refused or could not store (a peer's bug, another version's, a full
- *  volume: else the digest ending that answer would ask for it again at once, back and forth)
- *  is quiet for QUIET_MS: periodic digests to it await nothing (they still pull what it holds),
- *  its digests prompt no ask of it, and the dot check does not pick it to send the gap (but
- *  asks it for lost dots it is known to hold: gossip_engine_pull_unseen). An answer larger than
- *  max_message_bytes is cut into chunks that the receiver stages and applies as one unit, so
- *  pulls keep causal order too. Each chunk carries the whole answer's length and SipHash,
- *  checked before the apply; parts of equal (length, hash) from one peer fill one staging slot,
- *  so a re-sent answer completes a lossy first one. At most 4 transfers are staged per peer
- *  (the oldest goes); parts are copied as they arrive, never more bytes than the transfer's
- *  claimed total, within max_staged_peer_bytes per peer and max_staged_bytes in all (a part
- *  past either drops its transfer, counted in staging_refused); the whole is assembled only
- *  once every part is in and their lengths add up to the total (so a peer's claim allocates
- *  nothing). A multi-part answer for one (peer, scope) is sent at most once per
+ *  or a part this node refused, could not read or could not store (a peer's bug, another
+ *  version's, a full volume: else the digest ending that answer would ask for it again at once,
+ *  back and forth) is quiet for QUIET_MS: periodic digests to it await nothing (they still pull
+ *  what it holds), its digests prompt no ask of it, and the dot check does not pick it to send
+ *  the gap (but asks it for lost dots it is known to hold: gossip_engine_pull_unseen). An
+ *  answer larger than max_message_bytes is cut into chunks that the receiver stages and applies
+ *  as one unit, so pulls keep causal order too. Each chunk carries the whole answer's length
+ *  and SipHash, checked before the apply; parts of equal (length, hash) from one peer fill one
+ *  staging slot, so a re-sent answer completes a lossy first one. At most 4 transfers are
+ *  staged per peer (the oldest goes); parts are copied as they arrive, never more bytes than
+ *  the transfer's claimed total, within max_staged_peer_bytes per peer and max_staged_bytes in
+ *  all (a part past either drops its transfer, counted in staging_refused); the whole is
+ *  assembled only once every part is in and their lengths add up to the total (so a peer's
+ *  claim allocates nothing). A multi-part answer for one (peer, scope) is sent at most once per
  *  ANSWER_RESEND_MS; an answer larger than max_staged_peer_bytes (the most a receiver stages)
  *  is not sent (answers_too_big): the scope cannot be pulled until the budget grows. An answer
  *  too big only with the history steps its operations carry as notes goes without them

@@ -29,7 +29,7 @@ typedef struct {
     crdt_scope_t *scopes[SCOPES];
     uint64_t id;
     int applies;
-    bool refuse; /* every delta from a peer is refused, as a store refuses a bad one */
+    int refuse; /* not 0: what every apply returns (a bad delta, a volume full, ...) */
 } store_t;
 
 static int s_index(store_t *s, const char *scope, bool create)
@@ -71,7 +71,7 @@ static int s_apply(void *store, const char *scope, const crdt_scope_t *delta)
 {
     store_t *s = store;
     if (s->refuse)
-        return ENGRAM_EDECODE;
+        return s->refuse;
     int i = s_index(s, scope, true);
     if (i < 0)
         return ENGRAM_EINVAL;
@@ -1102,28 +1102,32 @@ static bool s_drop_all(int index, uint64_t to)
     return true;
 }
 
-/*  A peer whose answer this node refuses (a bug of its, another version's) is not asked again
- *  at once by the digest that ends the answer, which would ask it back and forth as fast as
- *  the link goes: it is quiet, and once this node can take its deltas again, a later digest
- *  pulls them. */
+/*  A peer whose answer this node refuses (a bug of its, another version's) or cannot store (a
+ *  full volume) is not asked again at once by the digest that ends the answer, which would ask
+ *  it back and forth as fast as the link goes: it is quiet; once this node takes its deltas
+ *  again, its next periodic digest pulls them. */
 static void test_refused_answer_is_not_asked_again_at_once(void **state)
 {
     (void)state;
-    node_t nodes[2];
-    s_pair(nodes, 65536);
-    s_write(&nodes[1], "run:a", "k", "missed by 11");
-    s_run(nodes, 2, s_drop_all);
-    nodes[0].store.refuse = true;
-    uint64_t now = 1000;
-    gossip_engine_tick(nodes[1].engine, now); /* 22's digest: 11 asks it, refuses its answer */
-    int delivered = s_run_at(nodes, 2, NULL, now);
-    assert_in_range(delivered, 3, 10);
-    assert_true(gossip_engine_stats(nodes[0].engine)->bad_apply >= 1);
-    assert_false(s_same(&nodes[1], &nodes[0]));
-    nodes[0].store.refuse = false;
-    s_tick_run(nodes, 2, now + 100, now + 12000); /* past QUIET_MS */
-    assert_true(s_same(&nodes[1], &nodes[0]));
-    s_pair_fini(nodes);
+    const int refusals[2] = {ENGRAM_EDECODE, ENGRAM_ENOSPC};
+    for (int k = 0; k < 2; k++) {
+        node_t nodes[2];
+        s_pair(nodes, 65536);
+        s_write(&nodes[1], "run:a", "k", "missed by 11");
+        s_run(nodes, 2, s_drop_all);
+        nodes[0].store.refuse = refusals[k];
+        uint64_t now = 1000;
+        gossip_engine_tick(nodes[1].engine, now); /* 22's digest: 11 asks, cannot take it */
+        int delivered = s_run_at(nodes, 2, NULL, now);
+        assert_in_range(delivered, 3, 10);
+        const gossip_stats_t *st = gossip_engine_stats(nodes[0].engine);
+        assert_true(k == 0 ? st->bad_apply >= 1 : st->unstored >= 1);
+        assert_false(s_same(&nodes[1], &nodes[0]));
+        nodes[0].store.refuse = 0;
+        s_tick_run(nodes, 2, now + 100, now + 1000);
+        assert_true(s_same(&nodes[1], &nodes[0]));
+        s_pair_fini(nodes);
+    }
 }
 
 /*  Delivers node from's queued messages to node to, each saying schema minor `minor`. */

@@ -1074,7 +1074,8 @@ static void test_bad_steps_are_refused(void **state)
         crdt_scope_destroy(&delta);
     }
     /* Lean steps: the live put's step in its wire forms is taken, what it left to its entry
-     * put back: its value only (value_in_entry, for a reader of the minor before this one's),
+     * put back: its value only (value_in_entry, for a reader of the minor before this one's,
+     * while this minor is the first to leave the key: KEY_IN_ENTRY_MINOR in replication.c),
      * and its key, type and stamp too (key_in_entry, for a reader of this minor). Refused: a step
      * that leaves its value to an entry the delta lacks (the first put's is gone), or says so and
      * carries a value too; one that leaves its key to the entry and carries a key (even the
