@@ -1868,7 +1868,8 @@ static int s_on_chunk(gossip_engine_t *self, uint64_t from, const Engram__Gossip
         free(copy);
         return ENGRAM_ENOMEM;
     }
-    memcpy(copy, chunk->data.data, chunk->data.len);
+    if (chunk->data.len) /* an empty part's data is NULL */
+        memcpy(copy, chunk->data.data, chunk->data.len);
     memmove(&stage->parts[lo + 1], &stage->parts[lo], (stage->nparts - lo) * sizeof *stage->parts);
     stage->parts[lo] = (s_part_t){chunk->index, copy, chunk->data.len};
     stage->nparts++;

@@ -471,6 +471,10 @@ static void test_chunk_claims_allocate_nothing(void **state)
     assert_int_equal(st->staging_refused, 3);
     assert_int_equal(gossip_engine_staged_bytes(b.engine), 3 * part);
     assert_int_equal(gossip_engine_staged(b.engine), 1);
+    /* an empty part (its data NULL once unpacked) stages nothing and is no fault */
+    assert_int_equal(s_chunk(&b, 33, "run:b", 0, 2, 10, 6, 0), 0);
+    assert_int_equal(gossip_engine_staged(b.engine), 2);
+    assert_int_equal(gossip_engine_staged_bytes(b.engine), 3 * part);
     assert_int_equal(st->bad_messages, 2);
     s_node_fini(&b);
 }
