@@ -158,7 +158,7 @@ struct gossip_engine {
     uint64_t asking_until_ms; /* a pull asked of asking_peer is awaited until then (s_asked) */
     uint64_t asking_peer;     /* the peer last asked for a pull and awaited */
     bool asking_progress;     /* a part of asking_peer's answer arrived since the ask */
-    bool asking_refused;      /* a part of its answer was refused, or not stored: no progress */
+    bool asking_refused;      /* a part of its answer refused, unreadable or unstored */
     uint64_t ask_turn;        /* which ALIVE member ask_digests asks for the deltas next: from the
                                  node id on, so restarted nodes spread their first pulls */
     gossip_round_t digests;   /* the members this round of periodic digests goes to */
@@ -1350,9 +1350,9 @@ static void s_asked(gossip_engine_t *self, uint64_t peer)
 }
 
 /*  The wait ends (its answer digest came, or it ran out): a peer that sent nothing of an
- *  answer, or a part this node refused or could not store, is quiet for QUIET_MS. Else an
- *  answer this node cannot take (a peer's bug, another version's, a full volume) would be
- *  asked for again at once by the digest that ends it, and sent again, as fast as the link
+ *  answer, or a part this node refused, could not read or could not store, is quiet for
+ *  QUIET_MS. Else an answer this node cannot take (a peer's bug, another version's, a full volume)
+ * would be asked for again at once by the digest that ends it, and sent again, as fast as the link
  *  goes. */
 static void s_awaited_end(gossip_engine_t *self)
 {

@@ -568,11 +568,6 @@ static void s_lean_mesh(node_t *nodes, int count)
     s_introduce_all(nodes, count);
 }
 
-static void s_lean_pair(node_t nodes[2])
-{
-    s_lean_mesh(nodes, 2);
-}
-
 /*  Notes go in the store's wire form only to a peer whose messages say it reads that form
  *  (schema minor GOSSIP_LEAN_NOTES_MINOR or later): not to one never heard from, not to one
  *  whose record changed since it last spoke, and not to one whose latest message gives an
@@ -581,7 +576,7 @@ static void test_lean_notes_only_to_peers_that_read_them(void **state)
 {
     (void)state;
     node_t nodes[2];
-    s_lean_pair(nodes);
+    s_lean_mesh(nodes, 2);
     size_t len = 0;
     s_write_noted(&nodes[0], "run:a", "k", 8); /* 22 never spoke: the note goes whole */
     s_run(nodes, 2, NULL);
@@ -1158,7 +1153,7 @@ static void test_lean_answers_only_to_peers_that_read_them(void **state)
 {
     (void)state;
     node_t nodes[2];
-    s_lean_pair(nodes);
+    s_lean_mesh(nodes, 2);
     size_t len = 0;
     s_write_noted(&nodes[0], "run:a", "k", 8);
     s_run(nodes, 2, s_drop_all); /* the push is lost: 22 pulls what it lacks */
