@@ -381,8 +381,10 @@ static void s_receive_gossip(node_cluster_t *self, uint64_t now)
         /* admitted by the ZAP handler, but its member has been removed since */
         s_bad_frame(self, now, "sender is not a member", ENGRAM_EDENIED, false);
     } else {
-        int rc = gossip_engine_receive(self->engine, link->id, zframe_data(payload),
-                                       zframe_size(payload), now);
+        uint64_t id = link->id;
+        cluster__heard_from(self, id); /* may make the link anew */
+        int rc = gossip_engine_receive(self->engine, id, zframe_data(payload), zframe_size(payload),
+                                       now);
         if (rc)
             s_bad_frame(self, now, "engine refused it", rc, true);
     }
@@ -478,15 +480,11 @@ void node_cluster_send(node_cluster_t *self, bool durable)
     s_update_storage(self);
     if (!durable && gossip_engine_storage(self->engine) != GOSSIP_STORAGE_READ_ONLY)
         gossip_engine_drop_data(self->engine);
+    uint64_t now = cluster__now_ms();
     while (gossip_engine_next(self->engine, &peer, &buf, &len)) {
-        char name[17];
-        cluster__key_of(peer, name);
-        cluster_link_t *link = zhash_lookup(self->links, name);
-        zframe_t *frame = link ? zframe_new(buf, len) : NULL;
-        if (!frame || zframe_send(&frame, link->dealer, ZFRAME_DONTWAIT) != 0) {
-            zframe_destroy(&frame); /* not connected or full: anti-entropy repairs it */
+        /* not connected or full: anti-entropy repairs it */
+        if (!cluster__link_send(self, peer, buf, len, now))
             gossip_engine_unsent(self->engine, peer);
-        }
         free(buf);
     }
 }

@@ -34,9 +34,19 @@
 #define PEER_SNDHWM 10000
 /*  libzmq never retries a CURVE handshake that the peer's ZAP handler refused, and that
  *  happens whenever we learn of a member before it learns of us (gossip reaches nodes in any
- *  order): a monitor on each link reports the refusal, and the link is made anew this long
- *  after it was made. */
+ *  order; a seed learns a joiner from its introduction and links to it before the joiner has
+ *  the seed's key): a monitor on each link reports the refusal, and the link is made anew this
+ *  long after it was made, or at once when the member's first message arrives, since a member
+ *  links to us only once it admits our key (cluster__heard_from). */
 #define RELINK_MS 250
+/*  Links are ZMQ_IMMEDIATE, so that what a member that is down cannot take is dropped rather
+ *  than queued for it. A link that has not yet completed its first handshake holds what is
+ *  sent on it instead (the pong to a joiner's first ping, a restarted node's first pings),
+ *  at most LINK_QUEUE_FRAMES frames in one message budget (max_message_bytes) for at most
+ *  LINK_QUEUE_MS, and sends it once the handshake succeeds: without it, every new link lost
+ *  its first messages and made members suspect each other after each join and restart. */
+#define LINK_QUEUE_FRAMES 256
+#define LINK_QUEUE_MS     1000
 /*  How often op records below the stable cut are collected. */
 #define GC_INTERVAL_MS 10000
 /*  Bad frames are logged this often at most (each is counted). */
@@ -55,8 +65,13 @@ typedef struct {
     char key_txt[41]; /* its CURVE public key, Z85 */
     zsock_t *monitor; /* owned: PAIR receiving the dealer's handshake failures */
     uint64_t created_ms;
-    bool refused; /* a handshake failed: connect anew */
-    bool left;    /* decommissioned: no longer counts as a holder of anything */
+    bool refused;   /* a handshake failed: connect anew */
+    bool hastened;  /* made anew on the member's message: the next relink waits RELINK_MS */
+    bool connected; /* a handshake succeeded: frames go straight to the dealer */
+    zlist_t *queue; /* owned, of zframe_t: sent before the first handshake (LINK_QUEUE_MS) */
+    size_t queue_bytes;
+    uint64_t queue_until_ms; /* the queue is dropped then if the link is still not up */
+    bool left;               /* decommissioned: no longer counts as a holder of anything */
 } cluster_link_t;
 
 struct node_cluster {
@@ -137,8 +152,17 @@ char *cluster__port_plus(const char *endpoint, int delta);
  *  is unreadable (then the cluster is relearned through --join). */
 Engram__Members *cluster__read_members(node_cluster_t *self);
 
-/*  Makes anew the links whose handshake a member refused (see RELINK_MS). */
+/*  Reads the links' handshake events: sends what a link held once it is up (LINK_QUEUE_MS),
+ *  drops what waited too long, and makes anew the links whose handshake a member refused
+ *  (RELINK_MS). */
 void cluster__relink(node_cluster_t *self, uint64_t now);
+/*  A message from the member came in: if our link to it was refused, the member admits our
+ *  key by now (it links to us only after admitting it), so the link is made anew at once. */
+void cluster__heard_from(node_cluster_t *self, uint64_t id);
+/*  Sends len bytes to the member over its link (held while the link is new). False when the
+ *  frame cannot go: no link, a full queue or pipe. */
+bool cluster__link_send(node_cluster_t *self, uint64_t id, const uint8_t *buf, size_t len,
+                        uint64_t now);
 
 /*  Takes a new replica id for the writes from now on, saying why. */
 void cluster__renew_replica(node_cluster_t *self, const char *why);

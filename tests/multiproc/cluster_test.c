@@ -23,6 +23,10 @@
  *                              acknowledged key reaches every node, vectors converge
  *    test_join_catches_up      a node added after many writes gets them all by pull; it lists
  *                              every member alive, and every member lists it
+ *    test_join_suspects_no_one nodes joining through the seed, and one restarted, never see a
+ *                              member suspect: no node has to refute a suspicion (its
+ *                              incarnation stays the one it started with), so the first
+ *                              messages on a new link are neither refused nor dropped
  *    test_removed_node         an admin decommission (engram_cluster_remove) spreads: every
  *                              node shows the node "left" and no longer admits its key; its
  *                              later writes, before and after its restart, never reach the
@@ -998,6 +1002,75 @@ static void test_join_catches_up(void **state)
     s_cluster_stop();
 }
 
+/*  Node i's own incarnation, as it reports itself. */
+static uint64_t s_self_incarnation(int i)
+{
+    engram_cluster_t *status = s_status(i);
+    uint64_t incarnation = 0;
+    for (size_t m = 0; m < status->nmembers; m++)
+        if (strcmp(status->members[m].state, "self") == 0)
+            incarnation = status->members[m].incarnation;
+    engram_cluster_destroy(&status);
+    assert_true(incarnation > 0);
+    return incarnation;
+}
+
+/*  Some running node lists some member suspect (or dead). */
+static bool s_any_suspicion(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < s_c.n; i++) {
+        if (!node_harness_alive(s_c.nodes[i]))
+            continue;
+        engram_cluster_t *status = s_status(i);
+        for (size_t m = 0; m < status->nmembers; m++) {
+            const char *state = status->members[m].state;
+            if (strcmp(state, "suspect") == 0 || strcmp(state, "dead") == 0) {
+                node_harness_because("node %d lists %016" PRIx64 " %s", i, status->members[m].id,
+                                     state);
+                engram_cluster_destroy(&status);
+                return true;
+            }
+        }
+        engram_cluster_destroy(&status);
+    }
+    return false;
+}
+
+/*  A node that suspects a member makes it refute, which raises its incarnation: every node
+ *  still has the incarnation it started with. */
+static void s_expect_no_refutation(const uint64_t *started, const char *when)
+{
+    for (int i = 0; i < s_c.n; i++) {
+        uint64_t now = s_self_incarnation(i);
+        if (now != started[i])
+            fail_msg("%s: node %d refuted a suspicion (incarnation %" PRIu64 " -> %" PRIu64 ")",
+                     when, i, started[i], now);
+    }
+}
+
+static void test_join_suspects_no_one(void **state)
+{
+    (void)state;
+    uint64_t started[3];
+    assert_int_equal(node_harness_admin_init(&s_c.admin), 0);
+    for (int i = 0; i < 3; i++) {
+        s_add_node(&s_c.admin, i ? s_seed() : NULL);
+        started[i] = s_self_incarnation(i);
+    }
+    s_eventually(CONVERGE_MS, s_all_alive, NULL, "every member sees every other alive");
+    s_never(QUIET_MS, s_any_suspicion, NULL, "a member is suspected after joining");
+    s_expect_no_refutation(started, "after the joins");
+
+    s_stop_node(2);
+    s_restart_node(2);
+    started[2] = s_self_incarnation(2);
+    s_eventually(CONVERGE_MS, s_all_alive, NULL, "the restarted node and the others alive");
+    s_never(QUIET_MS, s_any_suspicion, NULL, "a member is suspected after a restart");
+    s_expect_no_refutation(started, "after the restart");
+    s_cluster_stop();
+}
+
 /*  --- 6: decommission ----------------------------------------------------------------------- */
 
 typedef struct {
@@ -1294,6 +1367,7 @@ int main(void)
         cmocka_unit_test_teardown(test_put_replicas, s_teardown),
         cmocka_unit_test_teardown(test_kill_under_load, s_teardown),
         cmocka_unit_test_teardown(test_join_catches_up, s_teardown),
+        cmocka_unit_test_teardown(test_join_suspects_no_one, s_teardown),
         cmocka_unit_test_teardown(test_removed_node, s_teardown),
         cmocka_unit_test_teardown(test_foreign_node_refused, s_teardown),
     };
