@@ -78,6 +78,7 @@ typedef struct {
 typedef struct {
     bool active;
     uint64_t target;
+    uint64_t incarnation; /* the target's when the probe began: a later one is a new life */
     uint64_t seq;
     uint64_t sent_ms;
     bool indirect;           /* the ping-reqs went out */
@@ -993,7 +994,10 @@ static void s_probe_tick(gossip_swim_t *self)
     s_probe_t *p = &self->probe;
     if (p->active) {
         s_member_t *m = s_member(self, p->target);
-        if (!m || m->state == GOSSIP_LEFT) {
+        if (!m || m->state == GOSSIP_LEFT || m->incarnation != p->incarnation) {
+            /* gone, or a record of a later life came since the probe began (the member
+               refuted, or restarted: only it raises its incarnation): what the probe tested
+               is past, and its failure must not suspect the life that followed */
             p->active = false;
         } else if (now - p->sent_ms >= interval) {
             p->active = false;
@@ -1023,8 +1027,11 @@ static void s_probe_tick(gossip_swim_t *self)
         self->next_probe_ms = now + interval;
         s_member_t *m = s_next_target(self);
         if (m) {
-            *p = (s_probe_t){
-                .active = true, .target = m->id, .seq = self->next_seq++, .sent_ms = now};
+            *p = (s_probe_t){.active = true,
+                             .target = m->id,
+                             .incarnation = m->incarnation,
+                             .seq = self->next_seq++,
+                             .sent_ms = now};
             s_send_swim(self, m->id, SWIM_PING, p->seq, 0);
         }
     }

@@ -18,7 +18,9 @@
  *    (dead members too, one time in four, so a dead node that came back is seen again). No pong
  *    within the probe timeout: it asks `indirect_probes` others to ping it on its behalf
  *    (ping-req; their pongs are relayed back). Still none by the end of the interval: the
- *    member becomes SUSPECT. Lifeguard, as memberlist does it:
+ *    member becomes SUSPECT, unless a record of a later incarnation of it came meanwhile (it
+ *    refuted, or restarted): the probe tested a past life, and ends without a verdict.
+ *    Lifeguard, as memberlist does it:
  *    - local health: a score (0..8) that stretches our own probe interval and timeout; every
  *      probe that succeeds lowers it; a failed probe raises it by the nacks that did not come
  *      (a member asked to ping-req answers with a nack when the target is silent to it too:

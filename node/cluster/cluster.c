@@ -382,7 +382,7 @@ static void s_receive_gossip(node_cluster_t *self, uint64_t now)
         s_bad_frame(self, now, "sender is not a member", ENGRAM_EDENIED, false);
     } else {
         uint64_t id = link->id;
-        cluster__heard_from(self, id); /* may make the link anew */
+        cluster__heard_from(self, id, now); /* may make the link anew */
         int rc = gossip_engine_receive(self->engine, id, zframe_data(payload), zframe_size(payload),
                                        now);
         if (rc)
@@ -482,7 +482,8 @@ void node_cluster_send(node_cluster_t *self, bool durable)
         gossip_engine_drop_data(self->engine);
     uint64_t now = cluster__now_ms();
     while (gossip_engine_next(self->engine, &peer, &buf, &len)) {
-        /* not connected or full: anti-entropy repairs it */
+        /* no link, a full pipe, or nothing more may be held: pushes and digests come back
+           through anti-entropy, SWIM's messages through its next probes */
         if (!cluster__link_send(self, peer, buf, len, now))
             gossip_engine_unsent(self->engine, peer);
         free(buf);

@@ -35,18 +35,26 @@
 /*  libzmq never retries a CURVE handshake that the peer's ZAP handler refused, and that
  *  happens whenever we learn of a member before it learns of us (gossip reaches nodes in any
  *  order; a seed learns a joiner from its introduction and links to it before the joiner has
- *  the seed's key): a monitor on each link reports the refusal, and the link is made anew this
- *  long after it was made, or at once when the member's first message arrives, since a member
- *  links to us only once it admits our key (cluster__heard_from). */
+ *  read the seed's card): a monitor on each link reports the refusal, and the link is made
+ *  anew this long after it was made. A message from the member made anew sooner
+ *  (cluster__heard_from). */
 #define RELINK_MS 250
 /*  Links are ZMQ_IMMEDIATE, so that what a member that is down cannot take is dropped rather
- *  than queued for it. A link that has not yet completed its first handshake holds what is
- *  sent on it instead (the pong to a joiner's first ping, a restarted node's first pings),
- *  at most LINK_QUEUE_FRAMES frames in one message budget (max_message_bytes) for at most
- *  LINK_QUEUE_MS, and sends it once the handshake succeeds: without it, every new link lost
- *  its first messages and made members suspect each other after each join and restart. */
-#define LINK_QUEUE_FRAMES 256
-#define LINK_QUEUE_MS     1000
+ *  than queued for it. A link that is not up (its first handshake, or a reconnection after a
+ *  disconnect, not yet done) holds what is sent on it instead, and sends it once the handshake
+ *  succeeds: the pong to a joiner's first ping, a restarted node's first pings, the acks to a
+ *  member that just restarted. Without it those were lost and members suspected each other
+ *  after joins and restarts. What is held is dropped after LINK_HOLD_MS, below the engine's
+ *  ASK_WAIT_MS so that an ask dropped thus is reported (gossip_engine_unsent) before the
+ *  engine would blame its peer for not answering. Bounds: LINK_HOLD_FRAMES frames a link; a
+ *  frame above LINK_HOLD_SMALL bytes only within one message budget (max_message_bytes) a
+ *  link and LINK_HOLD_BUDGETS - 1 budgets over all links, and every frame within
+ *  LINK_HOLD_BUDGETS budgets over all links, so that large frames leave room for pings and
+ *  acks. */
+#define LINK_HOLD_FRAMES  64
+#define LINK_HOLD_SMALL   4096
+#define LINK_HOLD_BUDGETS 4
+#define LINK_HOLD_MS      500
 /*  How often op records below the stable cut are collected. */
 #define GC_INTERVAL_MS 10000
 /*  Bad frames are logged this often at most (each is counted). */
@@ -65,13 +73,13 @@ typedef struct {
     char key_txt[41]; /* its CURVE public key, Z85 */
     zsock_t *monitor; /* owned: PAIR receiving the dealer's handshake failures */
     uint64_t created_ms;
-    bool refused;   /* a handshake failed: connect anew */
-    bool hastened;  /* made anew on the member's message: the next relink waits RELINK_MS */
-    bool connected; /* a handshake succeeded: frames go straight to the dealer */
-    zlist_t *queue; /* owned, of zframe_t: sent before the first handshake (LINK_QUEUE_MS) */
-    size_t queue_bytes;
-    uint64_t queue_until_ms; /* the queue is dropped then if the link is still not up */
-    bool left;               /* decommissioned: no longer counts as a holder of anything */
+    bool refused;  /* a handshake failed: connect anew */
+    bool hastened; /* made anew on the member's message (cluster__heard_from) */
+    bool up;       /* handshaken, not disconnected since: frames go straight to the dealer */
+    zlist_t *held; /* owned, of zframe_t: what was sent while not up (LINK_HOLD_MS) */
+    size_t held_bytes;
+    uint64_t held_until_ms; /* what is held is dropped then if the link is still not up */
+    bool left;              /* decommissioned: no longer counts as a holder of anything */
 } cluster_link_t;
 
 struct node_cluster {
@@ -90,10 +98,11 @@ struct node_cluster {
     char *intro_endpoint;
     zsock_t *gossip;
     zsock_t *intro;
-    zhash_t *links;  /* id (hex) -> cluster_link_t *, owned */
-    zhash_t *by_key; /* CURVE key (Z85) -> cluster_link_t *, borrowed from links */
-    char *join;      /* owned: a member's gossip endpoint while joining, else NULL */
-    zsock_t *joiner; /* owned: DEALER to that member's introduction socket */
+    zhash_t *links;    /* id (hex) -> cluster_link_t *, owned */
+    zhash_t *by_key;   /* CURVE key (Z85) -> cluster_link_t *, borrowed from links */
+    size_t held_bytes; /* what all links hold while not up (LINK_HOLD_BUDGETS) */
+    char *join;        /* owned: a member's gossip endpoint while joining, else NULL */
+    zsock_t *joiner;   /* owned: DEALER to that member's introduction socket */
     uint64_t next_intro_ms;
     uint64_t next_tick_ms;
     uint64_t links_made; /* names the links' monitor endpoints */
@@ -152,15 +161,17 @@ char *cluster__port_plus(const char *endpoint, int delta);
  *  is unreadable (then the cluster is relearned through --join). */
 Engram__Members *cluster__read_members(node_cluster_t *self);
 
-/*  Reads the links' handshake events: sends what a link held once it is up (LINK_QUEUE_MS),
- *  drops what waited too long, and makes anew the links whose handshake a member refused
- *  (RELINK_MS). */
+/*  Reads the links' handshake events: sends what a link held once it is up, drops what waited
+ *  LINK_HOLD_MS, and makes anew the links whose handshake a member refused (RELINK_MS). */
 void cluster__relink(node_cluster_t *self, uint64_t now);
-/*  A message from the member came in: if our link to it was refused, the member admits our
- *  key by now (it links to us only after admitting it), so the link is made anew at once. */
-void cluster__heard_from(node_cluster_t *self, uint64_t id);
-/*  Sends len bytes to the member over its link (held while the link is new). False when the
- *  frame cannot go: no link, a full queue or pipe. */
+/*  A message from the member came in, so it is up and, since a member links to us only once
+ *  it admits our key, would take our handshake: a link to it that is not up is made anew at
+ *  once if it was refused (once per refusal), or if RELINK_MS passed since it was made (a
+ *  link reconnecting after a disconnect waits out libzmq's backoff otherwise). */
+void cluster__heard_from(node_cluster_t *self, uint64_t id, uint64_t now);
+/*  Sends len bytes to the member over its link, or holds them while the link is not up. True
+ *  when the frame went or is held (a held frame dropped later is reported then, through
+ *  gossip_engine_unsent); false when it cannot go: no link, a full pipe, bounds reached. */
 bool cluster__link_send(node_cluster_t *self, uint64_t id, const uint8_t *buf, size_t len,
                         uint64_t now);
 

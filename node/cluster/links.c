@@ -1,6 +1,6 @@
 /*  node/cluster links: a CurveZMQ DEALER per member, the keys ZAP admits (DATA/peers), what a
- *  new link holds until its first handshake (LINK_QUEUE_MS), and links made anew after a
- *  refused handshake (RELINK_MS). */
+ *  link holds while it is not up (LINK_HOLD_MS), and links made anew after a refused
+ *  handshake (RELINK_MS) or on a message from their member. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,15 +14,23 @@
 
 /*  --- links and DATA/peers ------------------------------------------------------------ */
 
-/*  Destroys a list of frames. */
-static void s_frames_destroy(zlist_t **frames_p)
+/*  Drops what the link holds, telling the engine if anything was (an ask may be among it). */
+static void s_held_drop(node_cluster_t *self, cluster_link_t *link)
 {
     zframe_t *frame;
-    while (*frames_p && (frame = zlist_pop(*frames_p)))
+    bool any = false;
+    while (link->held && (frame = zlist_pop(link->held))) {
         zframe_destroy(&frame);
-    zlist_destroy(frames_p);
+        any = true;
+    }
+    self->held_bytes -= link->held_bytes;
+    link->held_bytes = 0;
+    if (any)
+        gossip_engine_unsent(self->engine, link->id);
 }
 
+/*  The hash's destructor: what the link holds was dropped before (s_drop_link), or goes with
+ *  the whole cluster. */
 static void s_link_free(void *item)
 {
     cluster_link_t *link = item;
@@ -30,7 +38,10 @@ static void s_link_free(void *item)
         zmq_socket_monitor(zsock_resolve(link->dealer), NULL, 0);
     zsock_destroy(&link->monitor);
     zsock_destroy(&link->dealer);
-    s_frames_destroy(&link->queue);
+    zframe_t *frame;
+    while (link->held && (frame = zlist_pop(link->held)))
+        zframe_destroy(&frame);
+    zlist_destroy(&link->held);
     free(link->endpoint);
     free(link);
 }
@@ -71,6 +82,7 @@ static void s_drop_link(node_cluster_t *self, uint64_t id)
     cluster__key_of(id, name);
     cluster_link_t *link = zhash_lookup(self->links, name);
     if (link) {
+        s_held_drop(self, link);
         zhash_delete(self->by_key, link->key_txt);
         zhash_delete(self->links, name);
     }
@@ -101,10 +113,10 @@ static cluster_link_t *s_make_link(node_cluster_t *self, uint64_t id, const char
     link->id = id;
     link->created_ms = cluster__now_ms();
     link->endpoint = strdup(endpoint);
-    link->queue = zlist_new();
+    link->held = zlist_new();
     zmq_z85_encode(link->key_txt, curve_public, 32);
     link->dealer = zsock_new(ZMQ_DEALER);
-    if (!link->endpoint || !link->queue || !link->dealer) {
+    if (!link->endpoint || !link->held || !link->dealer) {
         s_link_free(link);
         return NULL;
     }
@@ -120,7 +132,8 @@ static cluster_link_t *s_make_link(node_cluster_t *self, uint64_t id, const char
     snprintf(monitor, sizeof monitor, "inproc://engram-link-%p-%" PRIu64, (void *)self,
              self->links_made++);
     if (zmq_socket_monitor(zsock_resolve(link->dealer), monitor,
-                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
         link->monitor = zsock_new(ZMQ_PAIR);
@@ -129,7 +142,7 @@ static cluster_link_t *s_make_link(node_cluster_t *self, uint64_t id, const char
         else
             zsock_destroy(&link->monitor);
     }
-    link->connected = !link->monitor; /* no handshake events to wait for: sends go straight */
+    link->up = !link->monitor; /* no handshake events to wait for: sends go straight */
     if (zsock_connect(link->dealer, "%s", endpoint) != 0) {
         zsys_warning("engramd: member %s has an unusable endpoint '%s'", name, endpoint);
         s_link_free(link);
@@ -147,22 +160,29 @@ void cluster__ensure_link(node_cluster_t *self, uint64_t id, const char *endpoin
     s_make_link(self, id, endpoint, curve_public);
 }
 
-/*  Sends what the link held, in order, now that its handshake succeeded. */
-static void s_queue_flush(node_cluster_t *self, cluster_link_t *link)
+/*  Sends what the link held, in order, now that its handshake succeeded (or drops it, if it
+ *  waited LINK_HOLD_MS). The handshake's event comes after libzmq queued the new pipe for the
+ *  socket, and zmq_send takes that pipe in before it sends, so the frames find it. */
+static void s_held_flush(node_cluster_t *self, cluster_link_t *link, uint64_t now)
 {
-    zframe_t *frame;
-    bool sent = true;
-    while ((frame = zlist_pop(link->queue))) {
-        sent = sent && zframe_send(&frame, link->dealer, ZFRAME_DONTWAIT) == 0;
-        zframe_destroy(&frame); /* a frame that did not go: anti-entropy repairs it */
+    if (now >= link->held_until_ms) {
+        s_held_drop(self, link);
+        return;
     }
-    link->queue_bytes = 0;
-    if (!sent)
-        gossip_engine_unsent(self->engine, link->id);
+    zframe_t *frame;
+    while ((frame = zlist_first(link->held))) {
+        size_t len = zframe_size(frame);
+        if (zframe_send(&frame, link->dealer, ZFRAME_DONTWAIT) != 0)
+            break;             /* the frame stays, in the list */
+        zlist_pop(link->held); /* sent and destroyed */
+        link->held_bytes -= len;
+        self->held_bytes -= len;
+    }
+    s_held_drop(self, link); /* what did not go (the pipe full): nothing waits for it longer */
 }
 
-/*  Reads the link's handshake events: up (its queue goes out), or refused. */
-static void s_read_events(node_cluster_t *self, cluster_link_t *link)
+/*  Reads the link's events: up (what it held goes out), down again, or refused. */
+static void s_read_events(node_cluster_t *self, cluster_link_t *link, uint64_t now)
 {
     zmsg_t *event;
     while (link->monitor && (event = zmsg_recv(link->monitor))) {
@@ -172,35 +192,48 @@ static void s_read_events(node_cluster_t *self, cluster_link_t *link)
             memcpy(&kind, zframe_data(head), sizeof kind);
         zmsg_destroy(&event);
         if (kind == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-            link->connected = true;
-            s_queue_flush(self, link);
+            link->up = true;
+            link->refused = false;
+            s_held_flush(self, link, now);
+        } else if (kind == ZMQ_EVENT_DISCONNECTED) {
+            link->up = false;
         } else {
             link->refused = true;
         }
     }
 }
 
-/*  Makes the link anew, to the same endpoint, keeping what it held for its first handshake. */
-static void s_remake(node_cluster_t *self, cluster_link_t *link, bool hastened)
+/*  Makes the link anew, to the same endpoint, keeping what it holds. */
+static void s_remake(node_cluster_t *self, cluster_link_t *link, bool hastened, uint64_t now)
 {
     uint64_t id = link->id;
     uint8_t curve_public[32];
     char *endpoint = strdup(link->endpoint);
-    zlist_t *queue = link->queue;
-    size_t queue_bytes = link->queue_bytes;
-    uint64_t queue_until_ms = link->queue_until_ms;
-    link->queue = NULL;
     bool ok = endpoint && zmq_z85_decode(curve_public, link->key_txt) != NULL;
+    zlist_t *held = link->held;
+    size_t held_bytes = link->held_bytes;
+    uint64_t held_until_ms = link->held_until_ms;
+    link->held = zlist_new();
+    link->held_bytes = 0;
+    self->held_bytes -= held_bytes;
     s_drop_link(self, id);
-    cluster_link_t *made = ok ? s_make_link(self, id, endpoint, curve_public) : NULL;
+    cluster_link_t *made = ok && held ? s_make_link(self, id, endpoint, curve_public) : NULL;
     if (made) {
         made->hastened = hastened;
-        s_frames_destroy(&made->queue);
-        made->queue = queue;
-        made->queue_bytes = queue_bytes;
-        made->queue_until_ms = queue_until_ms;
+        zlist_destroy(&made->held); /* empty */
+        made->held = held;
+        made->held_bytes = held_bytes;
+        made->held_until_ms = held_until_ms;
+        self->held_bytes += held_bytes;
+        if (made->up)
+            s_held_flush(self, made, now);
     } else {
-        s_frames_destroy(&queue);
+        zframe_t *frame;
+        while (held && (frame = zlist_pop(held)))
+            zframe_destroy(&frame);
+        zlist_destroy(&held);
+        if (held_bytes)
+            gossip_engine_unsent(self->engine, id);
     }
     free(endpoint);
 }
@@ -209,30 +242,39 @@ void cluster__relink(node_cluster_t *self, uint64_t now)
 {
     zlist_t *redo = zlist_new();
     for (cluster_link_t *link = zhash_first(self->links); link; link = zhash_next(self->links)) {
-        s_read_events(self, link);
-        if (zlist_size(link->queue) && now >= link->queue_until_ms) {
-            s_frames_destroy(&link->queue);
-            link->queue = zlist_new();
-            link->queue_bytes = 0;
-            gossip_engine_unsent(self->engine, link->id);
-        }
+        s_read_events(self, link, now);
+        if (zlist_size(link->held) && now >= link->held_until_ms)
+            s_held_drop(self, link);
         if (link->refused && !link->left && now >= link->created_ms + RELINK_MS)
             zlist_append(redo, link);
     }
     cluster_link_t *link;
     while ((link = zlist_pop(redo)))
-        s_remake(self, link, false);
+        s_remake(self, link, false, now);
     zlist_destroy(&redo);
 }
 
-void cluster__heard_from(node_cluster_t *self, uint64_t id)
+void cluster__heard_from(node_cluster_t *self, uint64_t id, uint64_t now)
 {
     cluster_link_t *link = s_link(self, id);
-    if (!link || link->connected)
+    if (!link || link->up)
         return;
-    s_read_events(self, link);
-    if (link->refused && !link->left && !link->hastened)
-        s_remake(self, link, true);
+    s_read_events(self, link, now);
+    if (link->up || link->left)
+        return;
+    if ((link->refused && !link->hastened) || now >= link->created_ms + RELINK_MS)
+        s_remake(self, link, true, now);
+}
+
+/*  Whether the link may hold len more bytes (LINK_HOLD_*). */
+static bool s_may_hold(const node_cluster_t *self, const cluster_link_t *link, size_t len)
+{
+    size_t budget = self->config.max_message_bytes;
+    if (zlist_size(link->held) >= LINK_HOLD_FRAMES ||
+        self->held_bytes + len > LINK_HOLD_BUDGETS * budget)
+        return false;
+    return len <= LINK_HOLD_SMALL || (link->held_bytes + len <= budget &&
+                                      self->held_bytes + len <= (LINK_HOLD_BUDGETS - 1) * budget);
 }
 
 bool cluster__link_send(node_cluster_t *self, uint64_t id, const uint8_t *buf, size_t len,
@@ -241,26 +283,25 @@ bool cluster__link_send(node_cluster_t *self, uint64_t id, const uint8_t *buf, s
     cluster_link_t *link = s_link(self, id);
     if (!link)
         return false;
-    if (!link->connected)
-        s_read_events(self, link);
-    bool queued = !link->connected;
-    if (queued && (zlist_size(link->queue) >= LINK_QUEUE_FRAMES ||
-                   link->queue_bytes + len > self->config.max_message_bytes))
+    if (!link->up)
+        s_read_events(self, link, now);
+    if (!link->up && !s_may_hold(self, link, len))
         return false;
     zframe_t *frame = zframe_new(buf, len);
     if (!frame)
         return false;
-    if (!queued) {
+    if (link->up) {
         bool sent = zframe_send(&frame, link->dealer, ZFRAME_DONTWAIT) == 0;
         zframe_destroy(&frame);
         return sent;
     }
-    if (zlist_size(link->queue) == 0)
-        link->queue_until_ms = now + LINK_QUEUE_MS;
-    if (zlist_append(link->queue, frame) != 0) {
+    if (zlist_append(link->held, frame) != 0) {
         zframe_destroy(&frame);
         return false;
     }
-    link->queue_bytes += len;
+    if (zlist_size(link->held) == 1)
+        link->held_until_ms = now + LINK_HOLD_MS;
+    link->held_bytes += len;
+    self->held_bytes += len;
     return true;
 }

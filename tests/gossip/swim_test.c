@@ -1,7 +1,8 @@
 /*  Tests of SWIM alone (gossip/swim.c), through its callbacks, on a tiny hand-driven network
  *  with a clock: a joiner learns everyone through one seed (the canonical use), also when it
  *  ticked before it knew the seed and lost its first messages, a node that stops answering
- *  becomes suspect then dead, a node that comes back refutes by incarnation, LEFT absorbs
+ *  becomes suspect then dead, a node that comes back refutes by incarnation, a probe that
+ *  straddles its target's restart suspects no one, LEFT absorbs
  *  everything and needs a statement verify_leave accepts, a card admit refuses keeps its node
  *  out, ping-req carries a probe around a cut link, nacks keep healthy probers' local health
  *  at 0, and confirmations shorten suspicion (Lifeguard). No engine and no store: each node's
@@ -409,6 +410,49 @@ static void test_refutation_by_incarnation(void **state)
     s_net_fini(&net);
 }
 
+/*  Messages to node 2 (id 102) are lost until s_reachable_ms: the others' connections to a
+ *  restarted node come back after a while (libzmq reconnects with a backoff), while what it
+ *  sends them arrives at once. */
+static uint64_t s_reachable_ms;
+static const net_t *s_reconnecting;
+
+static bool s_cut_until_reconnected(uint64_t from, uint64_t to)
+{
+    (void)from;
+    return to == 102 && s_reconnecting->now < s_reachable_ms;
+}
+
+/*  A probe that was under way when its target restarted tested the last life, not the new
+ *  one: once the new incarnation is known, its failure suspects no one. Node 2 restarts
+ *  after every delay of a sweep over eight probe intervals (it is suspected, then dead, in
+ *  the longer ones), so that probes of it by nodes 0 and 1 straddle the restart, and the
+ *  others reach the new life only 300 ms after it started (less than a probe's timeout, so
+ *  that a probe begun after the restart succeeds through its ping-reqs). The new life never
+ *  has to refute, and all end alive. Before the probe kept its target's incarnation, a
+ *  restart after 2.3 s down or more (26 of the 81 delays) made it refute. */
+static void test_probe_of_a_past_life_suspects_no_one(void **state)
+{
+    (void)state;
+    for (uint64_t down_ms = 0; down_ms <= 8 * GOSSIP_DEFAULT_PROBE_INTERVAL_MS;
+         down_ms += STEP_MS) {
+        net_t net;
+        s_net(&net, 3);
+        s_join_all(&net);
+        net.nodes[2].down = true;
+        s_run(&net, down_ms);
+        s_start(&net, 2, net.now);
+        s_learn(&net, 2, 0);
+        s_reconnecting = &net;
+        s_reachable_ms = net.now + 300;
+        net.cut = s_cut_until_reconnected;
+        s_run(&net, 10000);
+        if (gossip_swim_stats(net.nodes[2].swim)->refutes != 0)
+            fail_msg("down %" PRIu64 " ms: the restarted node had to refute a suspicion", down_ms);
+        assert_true(s_all_alive(&net, 3));
+        s_net_fini(&net);
+    }
+}
+
 /*  Crafts a GossipMembers message carrying one record ("" endpoint: none). */
 static uint8_t *s_members_msg_by(uint64_t sender, uint64_t id, uint64_t incarnation, uint32_t state,
                                  uint64_t suspector, const char *endpoint, const char *card,
@@ -801,6 +845,7 @@ int main(void)
         cmocka_unit_test(test_joiner_that_ticked_alone_learns_everyone_at_once),
         cmocka_unit_test(test_silent_node_becomes_suspect_then_dead),
         cmocka_unit_test(test_refutation_by_incarnation),
+        cmocka_unit_test(test_probe_of_a_past_life_suspects_no_one),
         cmocka_unit_test(test_relayed_records_cannot_redirect),
         cmocka_unit_test(test_left_absorbs_and_needs_a_valid_statement),
         cmocka_unit_test(test_admit_refuses_bad_cards),
