@@ -39,19 +39,23 @@
  *  anew this long after it was made. A message from the member made anew sooner
  *  (cluster__heard_from). */
 #define RELINK_MS 250
+/*  A link remade on its member's messages while it does not come up waits twice as long each
+ *  time before the next, up to this (libzmq's own reconnect backoff). */
+#define RELINK_MAX_MS 2000
 /*  Links are ZMQ_IMMEDIATE, so that what a member that is down cannot take is dropped rather
  *  than queued for it. A link that is not up (its first handshake, or a reconnection after a
- *  disconnect, not yet done) holds what is sent on it instead, and sends it once the handshake
- *  succeeds: the pong to a joiner's first ping, a restarted node's first pings, the acks to a
- *  member that just restarted. Without it those were lost and members suspected each other
- *  after joins and restarts. What is held is dropped after LINK_HOLD_MS, below the engine's
- *  ASK_WAIT_MS so that an ask dropped thus is reported (gossip_engine_unsent) before the
- *  engine would blame its peer for not answering. Bounds: LINK_HOLD_FRAMES frames a link; a
- *  frame above LINK_HOLD_SMALL bytes only within one message budget (max_message_bytes) a
- *  link and LINK_HOLD_BUDGETS - 1 budgets over all links, and every frame within
- *  LINK_HOLD_BUDGETS budgets over all links, so that large frames leave room for pings and
- *  acks. */
-#define LINK_HOLD_FRAMES  64
+ *  disconnect, not yet done) holds what its dealer refuses instead, and sends it as soon as
+ *  the dealer takes it (the handshake's event, or the next send or loop turn): the pong to a
+ *  joiner's first ping, a restarted node's first pings, the acks to a member that just
+ *  restarted. Without it those were lost and members suspected each other after joins and
+ *  restarts. What is held is dropped LINK_HOLD_MS after the first of it (at the next loop
+ *  turn), below the engine's ASK_WAIT_MS, so that an ask dropped thus is reported
+ *  (gossip_engine_unsent) before the engine would blame its peer for not answering. Bounds:
+ *  LINK_HOLD_FRAMES frames a link; a frame above LINK_HOLD_SMALL bytes only within one message
+ *  budget (max_message_bytes) a link and LINK_HOLD_BUDGETS - 1 budgets over all links; every
+ *  frame within LINK_HOLD_BUDGETS budgets over all links, so that large frames leave room for
+ *  pings and acks. */
+#define LINK_HOLD_FRAMES  1024
 #define LINK_HOLD_SMALL   4096
 #define LINK_HOLD_BUDGETS 4
 #define LINK_HOLD_MS      500
@@ -73,9 +77,10 @@ typedef struct {
     char key_txt[41]; /* its CURVE public key, Z85 */
     zsock_t *monitor; /* owned: PAIR receiving the dealer's handshake failures */
     uint64_t created_ms;
-    bool refused;  /* a handshake failed: connect anew */
-    bool hastened; /* made anew on the member's message (cluster__heard_from) */
-    bool up;       /* handshaken, not disconnected since: frames go straight to the dealer */
+    bool refused;      /* a handshake failed: connect anew */
+    bool hastened;     /* made anew on the member's message (cluster__heard_from) */
+    uint64_t retry_ms; /* made anew on a message only this long after it was made */
+    bool up; /* handshaken or took a frame, not disconnected since: what it refuses is dropped */
     zlist_t *held; /* owned, of zframe_t: what was sent while not up (LINK_HOLD_MS) */
     size_t held_bytes;
     uint64_t held_until_ms; /* what is held is dropped then if the link is still not up */
@@ -161,13 +166,15 @@ char *cluster__port_plus(const char *endpoint, int delta);
  *  is unreadable (then the cluster is relearned through --join). */
 Engram__Members *cluster__read_members(node_cluster_t *self);
 
-/*  Reads the links' handshake events: sends what a link held once it is up, drops what waited
- *  LINK_HOLD_MS, and makes anew the links whose handshake a member refused (RELINK_MS). */
+/*  Reads the links' events, sends what a link holds as far as its dealer takes it, drops
+ *  what waited LINK_HOLD_MS, and makes anew the links whose handshake a member refused
+ *  (RELINK_MS). */
 void cluster__relink(node_cluster_t *self, uint64_t now);
 /*  A message from the member came in, so it is up and, since a member links to us only once
  *  it admits our key, would take our handshake: a link to it that is not up is made anew at
- *  once if it was refused (once per refusal), or if RELINK_MS passed since it was made (a
- *  link reconnecting after a disconnect waits out libzmq's backoff otherwise). */
+ *  once if it was refused (once per refusal), or if its retry_ms passed since it was made (a
+ *  link reconnecting after a disconnect waits out libzmq's backoff otherwise); retry_ms
+ *  doubles with each such remake, from RELINK_MS to RELINK_MAX_MS, and starts again once up. */
 void cluster__heard_from(node_cluster_t *self, uint64_t id, uint64_t now);
 /*  Sends len bytes to the member over its link, or holds them while the link is not up. True
  *  when the frame went or is held (a held frame dropped later is reported then, through

@@ -142,15 +142,21 @@ static cluster_link_t *s_make_link(node_cluster_t *self, uint64_t id, const char
         else
             zsock_destroy(&link->monitor);
     }
-    link->up = !link->monitor; /* no handshake events to wait for: sends go straight */
+    link->retry_ms = RELINK_MS;
     if (zsock_connect(link->dealer, "%s", endpoint) != 0) {
         zsys_warning("engramd: member %s has an unusable endpoint '%s'", name, endpoint);
         s_link_free(link);
         return NULL;
     }
-    zhash_insert(self->links, name, link);
+    if (zhash_insert(self->links, name, link) != 0) {
+        s_link_free(link);
+        return NULL;
+    }
     zhash_freefn(self->links, name, s_link_free);
-    zhash_insert(self->by_key, link->key_txt, link);
+    if (zhash_insert(self->by_key, link->key_txt, link) != 0) {
+        zhash_delete(self->links, name);
+        return NULL;
+    }
     return link;
 }
 
@@ -160,28 +166,29 @@ void cluster__ensure_link(node_cluster_t *self, uint64_t id, const char *endpoin
     s_make_link(self, id, endpoint, curve_public);
 }
 
-/*  Sends what the link held, in order, now that its handshake succeeded (or drops it, if it
- *  waited LINK_HOLD_MS). The handshake's event comes after libzmq queued the new pipe for the
- *  socket, and zmq_send takes that pipe in before it sends, so the frames find it. */
-static void s_held_flush(node_cluster_t *self, cluster_link_t *link, uint64_t now)
+/*  Sends what the link holds, in order, as far as its dealer takes it (ZMQ_IMMEDIATE: only
+ *  once a connection is up; a send that goes shows the link is up), or drops all of it once
+ *  it waited LINK_HOLD_MS. Whether nothing is held any more. */
+static bool s_held_send(node_cluster_t *self, cluster_link_t *link, uint64_t now)
 {
-    if (now >= link->held_until_ms) {
+    if (zlist_size(link->held) && now >= link->held_until_ms) {
         s_held_drop(self, link);
-        return;
+        return true;
     }
     zframe_t *frame;
     while ((frame = zlist_first(link->held))) {
         size_t len = zframe_size(frame);
         if (zframe_send(&frame, link->dealer, ZFRAME_DONTWAIT) != 0)
-            break;             /* the frame stays, in the list */
+            return false;      /* the frame stays first in the list */
         zlist_pop(link->held); /* sent and destroyed */
         link->held_bytes -= len;
         self->held_bytes -= len;
+        link->up = true;
     }
-    s_held_drop(self, link); /* what did not go (the pipe full): nothing waits for it longer */
+    return true;
 }
 
-/*  Reads the link's events: up (what it held goes out), down again, or refused. */
+/*  Reads the link's events: up (what it holds goes out), down again, or refused. */
 static void s_read_events(node_cluster_t *self, cluster_link_t *link, uint64_t now)
 {
     zmsg_t *event;
@@ -194,7 +201,8 @@ static void s_read_events(node_cluster_t *self, cluster_link_t *link, uint64_t n
         if (kind == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
             link->up = true;
             link->refused = false;
-            s_held_flush(self, link, now);
+            link->retry_ms = RELINK_MS;
+            s_held_send(self, link, now);
         } else if (kind == ZMQ_EVENT_DISCONNECTED) {
             link->up = false;
         } else {
@@ -213,6 +221,7 @@ static void s_remake(node_cluster_t *self, cluster_link_t *link, bool hastened, 
     zlist_t *held = link->held;
     size_t held_bytes = link->held_bytes;
     uint64_t held_until_ms = link->held_until_ms;
+    uint64_t retry_ms = link->retry_ms;
     link->held = zlist_new();
     link->held_bytes = 0;
     self->held_bytes -= held_bytes;
@@ -220,13 +229,15 @@ static void s_remake(node_cluster_t *self, cluster_link_t *link, bool hastened, 
     cluster_link_t *made = ok && held ? s_make_link(self, id, endpoint, curve_public) : NULL;
     if (made) {
         made->hastened = hastened;
+        made->retry_ms = hastened && 2 * retry_ms < RELINK_MAX_MS ? 2 * retry_ms
+                         : hastened                               ? RELINK_MAX_MS
+                                                                  : retry_ms;
         zlist_destroy(&made->held); /* empty */
         made->held = held;
         made->held_bytes = held_bytes;
         made->held_until_ms = held_until_ms;
         self->held_bytes += held_bytes;
-        if (made->up)
-            s_held_flush(self, made, now);
+        s_held_send(self, made, now);
     } else {
         zframe_t *frame;
         while (held && (frame = zlist_pop(held)))
@@ -242,9 +253,13 @@ void cluster__relink(node_cluster_t *self, uint64_t now)
 {
     zlist_t *redo = zlist_new();
     for (cluster_link_t *link = zhash_first(self->links); link; link = zhash_next(self->links)) {
+        /* the wall clock may step back: no timer of a link lies further ahead than it can */
+        if (link->created_ms > now)
+            link->created_ms = now;
+        if (link->held_until_ms > now + LINK_HOLD_MS)
+            link->held_until_ms = now + LINK_HOLD_MS;
         s_read_events(self, link, now);
-        if (zlist_size(link->held) && now >= link->held_until_ms)
-            s_held_drop(self, link);
+        s_held_send(self, link, now);
         if (link->refused && !link->left && now >= link->created_ms + RELINK_MS)
             zlist_append(redo, link);
     }
@@ -262,7 +277,7 @@ void cluster__heard_from(node_cluster_t *self, uint64_t id, uint64_t now)
     s_read_events(self, link, now);
     if (link->up || link->left)
         return;
-    if ((link->refused && !link->hastened) || now >= link->created_ms + RELINK_MS)
+    if ((link->refused && !link->hastened) || now >= link->created_ms + link->retry_ms)
         s_remake(self, link, true, now);
 }
 
@@ -285,17 +300,23 @@ bool cluster__link_send(node_cluster_t *self, uint64_t id, const uint8_t *buf, s
         return false;
     if (!link->up)
         s_read_events(self, link, now);
-    if (!link->up && !s_may_hold(self, link, len))
+    bool behind = !s_held_send(self, link, now); /* frames held before it go first */
+    if (!behind) {
+        zframe_t *frame = zframe_new(buf, len);
+        if (!frame)
+            return false;
+        if (zframe_send(&frame, link->dealer, ZFRAME_DONTWAIT) == 0) {
+            link->up = true;
+            return true;
+        }
+        zframe_destroy(&frame);
+        if (link->up)
+            return false; /* a full pipe, or down since the last events: dropped */
+    }
+    if (!s_may_hold(self, link, len))
         return false;
     zframe_t *frame = zframe_new(buf, len);
-    if (!frame)
-        return false;
-    if (link->up) {
-        bool sent = zframe_send(&frame, link->dealer, ZFRAME_DONTWAIT) == 0;
-        zframe_destroy(&frame);
-        return sent;
-    }
-    if (zlist_append(link->held, frame) != 0) {
+    if (!frame || zlist_append(link->held, frame) != 0) {
         zframe_destroy(&frame);
         return false;
     }
