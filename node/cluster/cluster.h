@@ -14,8 +14,8 @@
  *      messages to a member go out on its DEALER, answers come back on the gossip ROUTER.
  *      Sends never block (ZMQ_IMMEDIATE, no wait): a message a peer cannot take now is
  *      dropped and its content comes back through anti-entropy. A link that is not up yet
- *      (new, or reconnecting) holds what is sent on it until its handshake, bounded
- *      (LINK_HOLD_* in internal.h).
+ *      (new, or reconnecting) holds what its dealer refuses until it takes it, bounded in
+ *      size and time (LINK_HOLD_* in internal.h).
  *    - introduction: a ROUTER on the gossip port + 1 with no CURVE, because a joiner does not
  *      yet know any member's key. It takes one message, an Introduction with the joiner's
  *      admission card (proto/cluster.proto); a card the cluster's admin signed makes the
