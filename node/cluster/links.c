@@ -14,15 +14,22 @@
 
 /*  --- links and DATA/peers ------------------------------------------------------------ */
 
-/*  Drops what the link holds, telling the engine if anything was (an ask may be among it). */
-static void s_held_drop(node_cluster_t *self, cluster_link_t *link)
+/*  Destroys the frames of a list (NULL: none), keeping the list. Whether there were any. */
+static bool s_frames_clear(zlist_t *frames)
 {
     zframe_t *frame;
     bool any = false;
-    while (link->held && (frame = zlist_pop(link->held))) {
+    while (frames && (frame = zlist_pop(frames))) {
         zframe_destroy(&frame);
         any = true;
     }
+    return any;
+}
+
+/*  Drops what the link holds, telling the engine if anything was (an ask may be among it). */
+static void s_held_drop(node_cluster_t *self, cluster_link_t *link)
+{
+    bool any = s_frames_clear(link->held);
     self->held_bytes -= link->held_bytes;
     link->held_bytes = 0;
     if (any)
@@ -38,9 +45,7 @@ static void s_link_free(void *item)
         zmq_socket_monitor(zsock_resolve(link->dealer), NULL, 0);
     zsock_destroy(&link->monitor);
     zsock_destroy(&link->dealer);
-    zframe_t *frame;
-    while (link->held && (frame = zlist_pop(link->held)))
-        zframe_destroy(&frame);
+    s_frames_clear(link->held);
     zlist_destroy(&link->held);
     free(link->endpoint);
     free(link);
@@ -229,9 +234,9 @@ static void s_remake(node_cluster_t *self, cluster_link_t *link, bool hastened, 
     cluster_link_t *made = ok && held ? s_make_link(self, id, endpoint, curve_public) : NULL;
     if (made) {
         made->hastened = hastened;
-        made->retry_ms = hastened && 2 * retry_ms < RELINK_MAX_MS ? 2 * retry_ms
-                         : hastened                               ? RELINK_MAX_MS
-                                                                  : retry_ms;
+        made->retry_ms = retry_ms;
+        if (hastened)
+            made->retry_ms = 2 * retry_ms < RELINK_MAX_MS ? 2 * retry_ms : RELINK_MAX_MS;
         zlist_destroy(&made->held); /* empty */
         made->held = held;
         made->held_bytes = held_bytes;
@@ -239,9 +244,7 @@ static void s_remake(node_cluster_t *self, cluster_link_t *link, bool hastened, 
         self->held_bytes += held_bytes;
         s_held_send(self, made, now);
     } else {
-        zframe_t *frame;
-        while (held && (frame = zlist_pop(held)))
-            zframe_destroy(&frame);
+        s_frames_clear(held);
         zlist_destroy(&held);
         if (held_bytes)
             gossip_engine_unsent(self->engine, id);
@@ -300,23 +303,21 @@ bool cluster__link_send(node_cluster_t *self, uint64_t id, const uint8_t *buf, s
         return false;
     if (!link->up)
         s_read_events(self, link, now);
+    zframe_t *frame = zframe_new(buf, len);
+    if (!frame)
+        return false;
     bool behind = !s_held_send(self, link, now); /* frames held before it go first */
     if (!behind) {
-        zframe_t *frame = zframe_new(buf, len);
-        if (!frame)
-            return false;
         if (zframe_send(&frame, link->dealer, ZFRAME_DONTWAIT) == 0) {
             link->up = true;
             return true;
         }
-        zframe_destroy(&frame);
-        if (link->up)
-            return false; /* a full pipe, or down since the last events: dropped */
+        if (link->up) { /* a full pipe, or down since the last events: dropped */
+            zframe_destroy(&frame);
+            return false;
+        }
     }
-    if (!s_may_hold(self, link, len))
-        return false;
-    zframe_t *frame = zframe_new(buf, len);
-    if (!frame || zlist_append(link->held, frame) != 0) {
+    if (!s_may_hold(self, link, len) || zlist_append(link->held, frame) != 0) {
         zframe_destroy(&frame);
         return false;
     }
