@@ -329,6 +329,12 @@ class UnwritableTest(unittest.TestCase):
             shutil.rmtree(d, ignore_errors=True)
 
 
+def log_tail(directory, i, lines=40):
+    """The last lines of node i's log in a local-cluster.sh directory: what a failure shows."""
+    with open(os.path.join(directory, f"n{i}", "engramd.log"), errors="replace") as f:
+        return "".join(f.readlines()[-lines:])
+
+
 def start_cluster(test, count, prefix):
     """deploy/local-cluster.sh with count nodes, stopped and removed when test ends: the
     cluster and each node's fields (api, http, ...) as local-cluster.sh printed them."""
@@ -356,8 +362,13 @@ class ClusterReadyTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         # node 2 knows node 3 from its members file: in the cluster once node 3 answers it
         last = []
-        eventually(lambda: last.append(fetch(url)) or last[-1][0] == 200,
-                   "node 2 ready with its seed down", timeout=60)
+        try:
+            eventually(lambda: last.append(fetch(url)) or last[-1][0] == 200,
+                       "node 2 ready with its seed down", timeout=60)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last /readyz: {last[-1][2] if last else None}\n"
+                                 + "\n".join(f"node {i}'s log ends:\n" + log_tail(cluster.dir, i)
+                                             for i in (2, 3))) from None
         self.assertTrue(json.loads(last[-1][2])["checks"]["cluster_joined"])
 
 
