@@ -1,0 +1,294 @@
+/*  Tests of node/cluster links (links.c): what a link that is not up holds, within which
+ *  bounds, for how long, and that it arrives, in order, once the member takes it.
+ *
+ *  A bare cluster (no store, no sockets of its own: links.c uses only the fields set here)
+ *  links to a member played by a CurveZMQ ROUTER of this process. The test passes the clock
+ *  (`now`) to every call, so LINK_HOLD_MS and RELINK_MS run out when the test says, never
+ *  because the host is slow.
+ *
+ *    test_held_until_up           frames sent before the member listens arrive in order once
+ *                                 it does; nothing stays held
+ *    test_held_frames_expire      what waited LINK_HOLD_MS is dropped, the count goes to zero
+ *    test_hold_bounds             LINK_HOLD_FRAMES a link; large frames within one budget a
+ *                                 link and LINK_HOLD_BUDGETS - 1 over all links, while small
+ *                                 ones (pings, acks) still fit; LINK_HOLD_BUDGETS in all
+ *    test_refused_then_admitted   a member whose ZAP handler refuses our key; once it admits
+ *                                 it, the link made anew after RELINK_MS delivers what the
+ *                                 refused one held
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "node/cluster/internal.h"
+
+#define MEMBER_ID  7
+#define BUDGET     (64 * 1024)
+#define WAIT_MS    10000
+#define SMALL_SIZE 100
+#define LARGE_SIZE (LINK_HOLD_SMALL + 1)
+
+typedef struct {
+    node_cluster_t cluster;
+    gossip_store_t no_store;
+    zcert_t *member_cert; /* the member's CURVE key pair */
+    char endpoint[64];    /* where the member listens, once it does */
+    zsock_t *member;      /* its ROUTER, NULL until it listens */
+    zactor_t *auth;       /* its ZAP handler, when it has one */
+    char peers_dir[64];   /* the keys its ZAP handler admits */
+} s_fixture_t;
+
+static int s_setup(void **state)
+{
+    s_fixture_t *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->cluster.config.max_message_bytes = BUDGET;
+    f->cluster.links = zhash_new();
+    f->cluster.by_key = zhash_new();
+    f->cluster.cert = zcert_new();
+    gossip_config_t config = {.node_id = 1, .max_message_bytes = BUDGET, .seed = 1};
+    f->cluster.engine = gossip_engine_new(&config, &f->no_store, NULL);
+    f->member_cert = zcert_new();
+    assert_true(f->cluster.links && f->cluster.by_key && f->cluster.cert && f->cluster.engine &&
+                f->member_cert);
+    /* a port nothing listens on until the test binds it */
+    zsock_t *probe = zsock_new(ZMQ_ROUTER);
+    int port = zsock_bind(probe, "tcp://127.0.0.1:*");
+    assert_true(port > 0);
+    zsock_destroy(&probe);
+    snprintf(f->endpoint, sizeof f->endpoint, "tcp://127.0.0.1:%d", port);
+    snprintf(f->peers_dir, sizeof f->peers_dir, "/tmp/engram-links-test-XXXXXX");
+    assert_non_null(mkdtemp(f->peers_dir));
+    *state = f;
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    s_fixture_t *f = *state;
+    zhash_destroy(&f->cluster.by_key);
+    zhash_destroy(&f->cluster.links);
+    zcert_destroy(&f->cluster.cert);
+    gossip_engine_destroy(&f->cluster.engine);
+    zsock_destroy(&f->member);
+    zactor_destroy(&f->auth);
+    zcert_destroy(&f->member_cert);
+    zsys_dir_delete(f->peers_dir); /* only when empty */
+    free(f);
+    return 0;
+}
+
+static cluster_link_t *s_link(s_fixture_t *f)
+{
+    char name[17];
+    cluster__key_of(MEMBER_ID, name);
+    return zhash_lookup(f->cluster.links, name);
+}
+
+static void s_link_to_member(s_fixture_t *f)
+{
+    cluster__ensure_link(&f->cluster, MEMBER_ID, f->endpoint, zcert_public_key(f->member_cert));
+    assert_non_null(s_link(f));
+}
+
+/*  The member starts listening; with a ZAP handler that admits only the keys in peers_dir
+ *  when `checked`, else admitting any key (libzmq without a handler). */
+static void s_member_listens(s_fixture_t *f, bool checked)
+{
+    if (checked) {
+        f->auth = zactor_new(zauth, NULL);
+        assert_non_null(f->auth);
+        assert_int_equal(zstr_sendx(f->auth, "CURVE", f->peers_dir, NULL), 0);
+        assert_int_equal(zsock_wait(f->auth), 0);
+    }
+    f->member = zsock_new(ZMQ_ROUTER);
+    assert_non_null(f->member);
+    zcert_apply(f->member_cert, f->member);
+    zsock_set_curve_server(f->member, 1);
+    zsock_set_rcvtimeo(f->member, 50);
+    /* the port was just released (s_setup), and that may take the I/O thread a moment */
+    int rc = -1;
+    for (int64_t end = zclock_mono() + WAIT_MS; rc < 0 && zclock_mono() < end; zclock_sleep(10))
+        rc = zsock_bind(f->member, "%s", f->endpoint);
+    if (rc < 0)
+        fail_msg("cannot bind %s: %s", f->endpoint, zmq_strerror(zmq_errno()));
+}
+
+/*  Sends a frame of len bytes whose first byte is tag. */
+static bool s_send(s_fixture_t *f, size_t len, uint8_t tag, uint64_t now)
+{
+    uint8_t *buf = calloc(1, len);
+    assert_non_null(buf);
+    buf[0] = tag;
+    bool ok = cluster__link_send(&f->cluster, MEMBER_ID, buf, len, now);
+    free(buf);
+    return ok;
+}
+
+/*  Runs the link's loop turns at `now` until the member received count frames, checking that
+ *  their first bytes are 0, 1, 2, ... */
+static void s_member_receives(s_fixture_t *f, size_t count, uint64_t now)
+{
+    size_t got = 0;
+    int64_t deadline = zclock_mono() + WAIT_MS;
+    while (got < count && zclock_mono() < deadline) {
+        cluster__relink(&f->cluster, now);
+        zmsg_t *msg = zmsg_recv(f->member);
+        if (!msg)
+            continue;
+        zframe_t *payload = zmsg_last(msg);
+        assert_int_equal(zmsg_size(msg), 2); /* routing id, frame */
+        assert_int_equal(zframe_data(payload)[0], (uint8_t)got);
+        got++;
+        zmsg_destroy(&msg);
+    }
+    assert_int_equal(got, count);
+}
+
+static void test_held_until_up(void **state)
+{
+    s_fixture_t *f = *state;
+    uint64_t now = cluster__now_ms();
+    s_link_to_member(f);
+    for (uint8_t i = 0; i < 3; i++)
+        assert_true(s_send(f, SMALL_SIZE, i, now));
+    cluster_link_t *link = s_link(f);
+    assert_false(link->up);
+    assert_int_equal(zlist_size(link->held), 3);
+    assert_int_equal(f->cluster.held_bytes, 3 * SMALL_SIZE);
+
+    s_member_listens(f, false);
+    s_member_receives(f, 3, now); /* within LINK_HOLD_MS of the sends: the clock stands */
+    assert_true(link->up);
+    assert_int_equal(zlist_size(link->held), 0);
+    assert_int_equal(link->held_bytes, 0);
+    assert_int_equal(f->cluster.held_bytes, 0);
+    /* up: a frame goes at once, nothing is held */
+    assert_true(s_send(f, SMALL_SIZE, 3, now));
+    assert_int_equal(zlist_size(link->held), 0);
+    zmsg_t *msg = NULL;
+    for (int64_t end = zclock_mono() + WAIT_MS; !msg && zclock_mono() < end;)
+        msg = zmsg_recv(f->member);
+    assert_non_null(msg);
+    assert_int_equal(zframe_data(zmsg_last(msg))[0], 3);
+    zmsg_destroy(&msg);
+}
+
+static void test_held_frames_expire(void **state)
+{
+    s_fixture_t *f = *state;
+    uint64_t now = cluster__now_ms();
+    s_link_to_member(f);
+    assert_true(s_send(f, SMALL_SIZE, 0, now));
+    assert_true(s_send(f, SMALL_SIZE, 1, now + LINK_HOLD_MS / 2));
+    cluster_link_t *link = s_link(f);
+    cluster__relink(&f->cluster, now + LINK_HOLD_MS - 1);
+    assert_int_equal(zlist_size(link->held), 2); /* the first waited less than LINK_HOLD_MS */
+    cluster__relink(&f->cluster, now + LINK_HOLD_MS);
+    assert_int_equal(zlist_size(link->held), 0); /* all of it goes with the oldest */
+    assert_int_equal(link->held_bytes, 0);
+    assert_int_equal(f->cluster.held_bytes, 0);
+    /* what is sent afterwards is held afresh, and goes once the member listens */
+    assert_true(s_send(f, SMALL_SIZE, 0, now + LINK_HOLD_MS));
+    s_member_listens(f, false);
+    s_member_receives(f, 1, now + LINK_HOLD_MS);
+}
+
+static void test_hold_bounds(void **state)
+{
+    s_fixture_t *f = *state;
+    uint64_t now = cluster__now_ms();
+    s_link_to_member(f);
+    cluster_link_t *link = s_link(f);
+    /* large frames: one budget on this link */
+    size_t large = 0;
+    while (s_send(f, LARGE_SIZE, 0, now))
+        large++;
+    assert_int_equal(large, BUDGET / LARGE_SIZE);
+    assert_true(link->held_bytes <= BUDGET);
+    /* small frames still fit, up to LINK_HOLD_FRAMES on the link */
+    size_t small = 0;
+    while (s_send(f, SMALL_SIZE, 0, now))
+        small++;
+    assert_int_equal(zlist_size(link->held), LINK_HOLD_FRAMES);
+    assert_int_equal(small, LINK_HOLD_FRAMES - large);
+    assert_int_equal(f->cluster.held_bytes, large * LARGE_SIZE + small * SMALL_SIZE);
+    assert_int_equal(f->cluster.held_bytes, link->held_bytes);
+
+    /* over all links: large frames within LINK_HOLD_BUDGETS - 1 budgets, every frame within
+       LINK_HOLD_BUDGETS. This link empties; the other links' share is played by the count. */
+    zframe_t *frame;
+    while ((frame = zlist_pop(link->held))) {
+        link->held_bytes -= zframe_size(frame);
+        f->cluster.held_bytes -= zframe_size(frame);
+        zframe_destroy(&frame);
+    }
+    size_t others = (LINK_HOLD_BUDGETS - 1) * BUDGET - LARGE_SIZE + 1;
+    f->cluster.held_bytes = others;
+    assert_false(s_send(f, LARGE_SIZE, 0, now)); /* the large frames' share is full */
+    small = 0;
+    while (s_send(f, SMALL_SIZE, 0, now))
+        small++;
+    assert_int_equal(small, (LINK_HOLD_BUDGETS * BUDGET - others) / SMALL_SIZE);
+    assert_int_equal(f->cluster.held_bytes, others + small * SMALL_SIZE);
+    f->cluster.held_bytes -= others; /* the other links' share goes with them */
+}
+
+/*  Writes our key where the member's ZAP handler looks. */
+static void s_member_admits_us(s_fixture_t *f)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/us.cert", f->peers_dir);
+    zcert_t *public_only = zcert_new_from(zcert_public_key(f->cluster.cert), (uint8_t[32]){0});
+    assert_int_equal(zcert_save_public(public_only, path), 0);
+    zcert_destroy(&public_only);
+}
+
+static void test_refused_then_admitted(void **state)
+{
+    s_fixture_t *f = *state;
+    s_member_listens(f, true); /* admits no one yet */
+    uint64_t now = cluster__now_ms();
+    s_link_to_member(f);
+    assert_true(s_send(f, SMALL_SIZE, 0, now));
+    cluster_link_t *link = s_link(f);
+    for (int64_t end = zclock_mono() + WAIT_MS; !link->refused && zclock_mono() < end;) {
+        zclock_sleep(10);
+        cluster__relink(&f->cluster, now); /* RELINK_MS not passed: the link stays */
+        assert_ptr_equal(s_link(f), link);
+    }
+    assert_true(link->refused);
+    assert_int_equal(zlist_size(link->held), 1);
+
+    s_member_admits_us(f);
+    assert_true(s_send(f, SMALL_SIZE, 1, now + 1));
+    /* RELINK_MS after the link was made: made anew, carrying what the refused one held */
+    uint64_t later = link->created_ms + RELINK_MS;
+    cluster__relink(&f->cluster, later);
+    cluster_link_t *made = s_link(f);
+    assert_non_null(made);
+    assert_false(made->refused);
+    s_member_receives(f, 2, later);
+    assert_int_equal(f->cluster.held_bytes, 0);
+    char path[128];
+    snprintf(path, sizeof path, "%s/us.cert", f->peers_dir);
+    remove(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_held_until_up, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_held_frames_expire, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_hold_bounds, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_refused_then_admitted, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
