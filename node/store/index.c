@@ -560,8 +560,10 @@ int store__index_remove(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
     return rc;
 }
 
-/*  Puts a class's changed totals ('n' docs, terms, vectors) and its provenance ('g'); both go
- *  when the class has nothing left. */
+/*  Puts a class's changed totals ('n' docs, terms, vectors), and its provenance ('g') when
+ *  the class is new (a class is named by its provenance's hash, so an existing class's 'g'
+ *  already holds those bytes: rewriting it cost a memtable insert a write); both go when the
+ *  class has nothing left. */
 static int s_finish_class(node_store_t *self, rocksdb_writebatch_t *batch, const s_delta_t *d,
                           store_key_t *k)
 {
@@ -580,6 +582,7 @@ static int s_finish_class(node_store_t *self, rocksdb_writebatch_t *batch, const
     rocksdb_free(old);
     if (rc)
         return rc;
+    bool existed = totals[0] || totals[2]; /* then its 'g' is there */
     totals[0] += (uint64_t)d->docs;
     totals[1] += (uint64_t)d->terms;
     totals[2] += (uint64_t)d->vectors;
@@ -593,7 +596,7 @@ static int s_finish_class(node_store_t *self, rocksdb_writebatch_t *batch, const
     for (int i = 0; i < 3; i++)
         store__le64(raw + 8 * i, totals[i]);
     rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len, raw, sizeof raw);
-    if (d->provenance) {
+    if (d->provenance && !existed) {
         k->data[0] = TAG_PROV;
         rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len,
                                   (char *)d->provenance, d->provenance_len);
