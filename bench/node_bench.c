@@ -13,7 +13,9 @@
  *  then measures each for 1, 16 and 64 concurrent clients (one thread each, one request in
  *  flight per client, no pipelining; --pipeline N: rounds of N, below), a fixed duration per
  *  cell:
- *    put: 256-byte values under random keys "k%08u" drawn from a 10M-key space;
+ *    put: 256-byte values under random keys "k%08u" drawn from a 10M-key space; the values
+ *         are one run of letters, which the search index drops (a term is at most 64 bytes),
+ *         or with --values text words that it indexes, as an agent's text memories;
  *    get: keys the put cells of the same system wrote (every get must find 256 bytes).
  *  Clients: engramd, one libengram connection (engram_t) per thread on an ipc:// endpoint,
  *  scope "run:bench"; redis, one hiredis connection per thread over loopback TCP, SET/GET;
@@ -199,6 +201,27 @@ static void s_release(void)
 static void s_key(char *buf, uint32_t idx)
 {
     snprintf(buf, 16, "k%08u", idx);
+}
+
+/*  --values text: values are words (a term each for the search index) instead of one 256-byte
+ *  run of letters, which the index drops as longer than SEARCH_MAX_TERM_BYTES; so the put
+ *  cells pay for indexing as an agent's text memories do. */
+static bool s_text_values;
+
+/*  A value's bytes before its stamp: 'v's, or words of 3-8 letters from a vocabulary of 4,096
+ *  (the worker's own mix of them), separated by spaces. */
+static void s_value_fill(uint8_t *val, unsigned thread)
+{
+    memset(val, 'v', VALUE_BYTES);
+    if (!s_text_values)
+        return;
+    uint64_t rng = thread + 1;
+    for (size_t at = 17; at < VALUE_BYTES;) { /* the stamp, 0..16, is a word of its own */
+        val[at++] = ' ';
+        uint64_t word = bench_rand(&rng) % 4096, letters = 3 + word % 6;
+        for (uint64_t l = 0; l < letters && at < VALUE_BYTES; l++, word = word * 31 + 7)
+            val[at++] = (uint8_t)('a' + word % 26);
+    }
 }
 
 /*  A 256-byte value with the thread and operation number stamped into it. */
@@ -573,7 +596,7 @@ static void *s_worker_run(void *arg)
         }
     }
     uint8_t value[VALUE_BYTES];
-    memset(value, 'v', sizeof value);
+    s_value_fill(value, w->id);
     char key[16];
     uint64_t i = 0;
     engram_batch_t *batch = engram && cell->depth > 1 ? engram_batch_new(engram) : NULL;
@@ -1060,7 +1083,7 @@ static void s_usage(FILE *out)
     fprintf(out, "usage: engram-node-bench [--quick] [--duration SECONDS] [--clients 1,16,64]\n"
                  "                         [--modes sync,async] [--ops put,get]\n"
                  "                         [--systems engram,redis,rocksdb] [--max-batch N]\n"
-                 "                         [--pipeline N]\n"
+                 "                         [--pipeline N] [--values token|text]\n"
                  "                         [--engramd PATH] [--redis-server PATH]\n"
                  "       engram-node-bench --acl-compare [--acl allow-all,graph] [--rounds N]\n"
                  "                         [--quick] [--duration SECONDS] [--clients 1,64]\n"
@@ -1160,6 +1183,9 @@ static void s_parse(s_config_t *cfg, int argc, char **argv)
             unsigned long n = strtoul(v, &end, 10);
             ok = *end == '\0' && n >= 1 && n <= 1000000;
             cfg->max_batch = (unsigned)n;
+        } else if (strcmp(a, "--values") == 0) {
+            ok = strcmp(v, "token") == 0 || strcmp(v, "text") == 0;
+            s_text_values = strcmp(v, "text") == 0;
         } else if (strcmp(a, "--engramd") == 0) {
             cfg->engramd = v;
         } else if (strcmp(a, "--redis-server") == 0) {
@@ -1251,10 +1277,12 @@ int main(int argc, char **argv)
     bench_acl_t *acl[POL_COUNT] = {NULL, NULL};
     s_acls_provision(&cfg, acl, max_clients);
 
-    printf("engram-node-bench (%s build): %.1f s per cell, %d-byte values, keys k%%08u of %u, "
-           "scope %s, %ld CPUs\n",
-           ENGRAM_BENCH_BUILD_TYPE, cfg.duration, VALUE_BYTES, KEY_SPACE, SCOPE,
-           sysconf(_SC_NPROCESSORS_ONLN));
+    printf("engram-node-bench (%s build): %.1f s per cell, %d-byte values (%s), keys k%%08u of "
+           "%u, scope %s, %ld CPUs\n",
+           ENGRAM_BENCH_BUILD_TYPE, cfg.duration, VALUE_BYTES,
+           s_text_values ? "text: a stamp and words, each indexed"
+                         : "one run of letters, longer than a search term: not indexed",
+           KEY_SPACE, SCOPE, sysconf(_SC_NPROCESSORS_ONLN));
     printf("engramd %s (ipc, one engram_t per client), redis-server (TCP loopback, one hiredis "
            "connection per client), RocksDB %s C API (one handle shared by the client threads)\n",
            cfg.engramd, ENGRAM_BENCH_ROCKSDB_VERSION);
