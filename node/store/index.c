@@ -98,6 +98,7 @@ struct store_index_batch {
     zhash_t *dfs;     /* prov hex sid \x1f term -> s_df_t */
     zhash_t *vectors; /* sid \x1f dims hex -> s_vectors_t */
     zhash_t *removed; /* hex of the 'd' and 'v' keys removed by this batch: each once */
+    zhash_t *staged;  /* hex of a counter key -> uint64_t *: the counts this batch puts */
 };
 
 static void s_delta_free(void *item)
@@ -117,7 +118,8 @@ store_index_batch_t *store__index_batch_new(void)
     self->dfs = zhash_new();
     self->vectors = zhash_new();
     self->removed = zhash_new();
-    if (!self->deltas || !self->dfs || !self->vectors || !self->removed) {
+    self->staged = zhash_new();
+    if (!self->deltas || !self->dfs || !self->vectors || !self->removed || !self->staged) {
         store__index_batch_destroy(&self);
         return NULL;
     }
@@ -133,6 +135,7 @@ void store__index_batch_destroy(store_index_batch_t **self_p)
     zhash_destroy(&self->dfs);
     zhash_destroy(&self->vectors);
     zhash_destroy(&self->removed);
+    zhash_destroy(&self->staged);
     free(self);
     *self_p = NULL;
 }
@@ -614,17 +617,86 @@ static void s_df_key(store_key_t *k, const char *sid, const char *term, uint64_t
     store__key_u64(k, prov);
 }
 
-/*  Adds delta to the u64 count at k (gone at 0). */
-static int s_add_count(node_store_t *self, rocksdb_writebatch_t *batch, const store_key_t *k,
-                       int64_t delta)
+/*  --- Counter cache -----------------------------------------------------------------------
+ *  Each distinct term of a text written updates its df counter, a read and a write; the read
+ *  went to RocksDB's memtables, about 6 us each on this project's machine (a third of an
+ *  indexed put's CPU; bench/node_bench.c --values text). The store keeps the counters it
+ *  wrote, as written: a new count enters the cache only once its batch is written
+ *  (store__index_written), so a batch that fails or is dropped leaves the cache as the store
+ *  is; and a count leaves the cache as soon as a batch stages a new value for it
+ *  (s_add_count), so a write path that does not report its batch written costs a read from
+ *  RocksDB next time, never a stale count. A rebuild, whose range delete bypasses
+ *  s_add_count, empties it. Bounded by STORE_COUNTER_CACHE entries, emptied when full (the
+ *  common terms come back at their next write). */
+
+static void s_count_free(void **item)
 {
-    char *err = NULL;
-    size_t len = 0;
-    char *old = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH], (char *)k->data,
-                               k->len, &len, &err);
-    int rc = store__rocks_error(&err);
-    uint64_t count = (old && len == 8 ? s_get_le64((uint8_t *)old) : 0) + (uint64_t)delta;
-    rocksdb_free(old);
+    free(*item);
+    *item = NULL;
+}
+
+/*  The cached count of the counter whose key's hex is hex; false when it is not cached. */
+static bool s_cached_count(node_store_t *self, const char *hex, uint64_t *count)
+{
+    uint64_t *cached = self->counter_cache ? zhashx_lookup(self->counter_cache, hex) : NULL;
+    if (cached)
+        *count = *cached;
+    return cached != NULL;
+}
+
+void store__index_written(node_store_t *self, store_index_batch_t *ib)
+{
+    if (!ib)
+        return;
+    if (!self->counter_cache) {
+        self->counter_cache = zhashx_new();
+        if (!self->counter_cache)
+            return;
+        zhashx_set_destructor(self->counter_cache, s_count_free);
+    }
+    for (uint64_t *count = zhash_first(ib->staged); count; count = zhash_next(ib->staged)) {
+        if (zhashx_size(self->counter_cache) >= STORE_COUNTER_CACHE)
+            zhashx_purge(self->counter_cache);
+        uint64_t *kept = malloc(sizeof *kept);
+        if (!kept)
+            return; /* not cached: read from RocksDB next time */
+        *kept = *count;
+        zhashx_update(self->counter_cache, zhash_cursor(ib->staged), kept);
+    }
+}
+
+void store__index_forget_counters(node_store_t *self)
+{
+    if (self->counter_cache)
+        zhashx_purge(self->counter_cache);
+}
+
+/*  Adds delta to the u64 count at k (gone at 0), staging the new count in ib. */
+static int s_add_count(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
+                       const store_key_t *k, int64_t delta)
+{
+    char *hex = malloc(2 * k->len + 1);
+    uint64_t *staged = malloc(sizeof *staged);
+    if (!hex || !staged) {
+        free(hex);
+        free(staged);
+        return ENGRAM_ENOMEM;
+    }
+    sodium_bin2hex(hex, 2 * k->len + 1, k->data, k->len);
+    uint64_t count = 0;
+    int rc = 0;
+    if (!s_cached_count(self, hex, &count)) {
+        char *err = NULL;
+        size_t len = 0;
+        char *old = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH],
+                                   (char *)k->data, k->len, &len, &err);
+        rc = store__rocks_error(&err);
+        count = old && len == 8 ? s_get_le64((uint8_t *)old) : 0;
+        rocksdb_free(old);
+    }
+    count += (uint64_t)delta;
+    if (self->counter_cache)
+        zhashx_delete(self->counter_cache, hex); /* back once the batch is written */
     if (rc == 0 && count == 0) {
         rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len);
     } else if (rc == 0) {
@@ -633,6 +705,12 @@ static int s_add_count(node_store_t *self, rocksdb_writebatch_t *batch, const st
         rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len, raw,
                                   sizeof raw);
     }
+    *staged = count;
+    if (rc == 0 && zhash_insert(ib->staged, hex, staged) == 0) /* once a batch (finish) */
+        zhash_freefn(ib->staged, hex, free);
+    else
+        free(staged);
+    free(hex);
     return rc;
 }
 
@@ -651,7 +729,7 @@ int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
             rc = ENGRAM_ENOMEM;
             break;
         }
-        rc = s_add_count(self, batch, &k, d->docs);
+        rc = s_add_count(self, ib, batch, &k, d->docs);
     }
     for (s_vectors_t *v = zhash_first(ib->vectors); v && rc == 0; v = zhash_next(ib->vectors)) {
         if (v->count == 0)
@@ -661,7 +739,7 @@ int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
             rc = ENGRAM_ENOMEM;
             break;
         }
-        rc = s_add_count(self, batch, &k, v->count);
+        rc = s_add_count(self, ib, batch, &k, v->count);
     }
     free(k.data);
     return rc;
@@ -1557,6 +1635,8 @@ static int s_rebuild_flush(s_rebuild_t *r)
     int rc = store__index_finish(r->self, r->ib, r->batch);
     if (rc == 0 && rocksdb_writebatch_count(r->batch) > 0)
         rc = store__write_batch(r->self, r->batch);
+    if (rc == 0)
+        store__index_written(r->self, r->ib);
     rocksdb_writebatch_clear(r->batch);
     store__index_batch_destroy(&r->ib);
     r->ib = store__index_batch_new();
@@ -1599,6 +1679,7 @@ int node_store_reindex(node_store_t *self, uint64_t *indexed)
      * killed or fails leaves a store without the mark, rebuilt when it next opens, never a
      * partial index that is trusted. */
     s_rebuild_t r = {self, store__index_batch_new(), rocksdb_writebatch_create(), 0};
+    store__index_forget_counters(self);
     const char first[1] = {0}, last[1] = {(char)0xff};
     rocksdb_writebatch_delete_range_cf(r.batch, self->cf[CF_SEARCH], first, 1, last, 1);
     rocksdb_writebatch_delete_cf(r.batch, self->cf[CF_META], STORE_INDEX_MARK,

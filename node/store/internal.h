@@ -75,6 +75,9 @@ struct node_store {
     int64_t space_checked_ms;      /* when the free space was last measured */
     bool volume_full;              /* the last measurement found less than min_free */
     search_tokenizer_t *tokenizer; /* the index's terms (English) */
+    /* The index's counters as written (index.c, "Counter cache"): hex of a df or dims key ->
+     * uint64_t *, owned, at most STORE_COUNTER_CACHE entries; made on first use. */
+    zhashx_t *counter_cache;
     /* An object read seeks an iterator of its entries' column family (store__scan_entries).
      * Making one cost a get about a quarter of what its seek costs, so one per family (in
      * prefix mode, object_read_options) is kept while nothing is written: store__write_batch,
@@ -108,6 +111,13 @@ int store__index_remove(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
 /*  Puts the changed totals of every provenance class and the changed df counters of every
  *  (term, class) the batch touched. */
 int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch);
+/*  The batch of ib was written: its counters go into the counter cache. A batch not written
+ *  (failed, or dropped) must not be passed: the counters it staged stay out of the cache. */
+void store__index_written(node_store_t *self, store_index_batch_t *ib);
+/*  Empties the counter cache (a rebuild drops every counter). */
+void store__index_forget_counters(node_store_t *self);
+/*  How many counters the cache keeps at most (about 150 bytes each). */
+#define STORE_COUNTER_CACHE 32768
 
 /*  Which way node_store_search_top goes: by its cost estimate (index.c), or, for tests
  *  (small stores would always be read whole), always one way. Process-wide. */

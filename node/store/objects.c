@@ -351,8 +351,10 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
     }
     if (rc == 0)
         rc = store__index_finish(self, a.ib, a.batch);
-    store__index_batch_destroy(&a.ib);
     rc = store__finish_write(self, rc, a.batch, &a.key, self->contexts, sid, &ctx);
+    if (rc == 0)
+        store__index_written(self, a.ib);
+    store__index_batch_destroy(&a.ib);
     if (rc)
         return rc;
     if (history->hlc > self->hlc_floor)
@@ -644,6 +646,8 @@ int node_store_purge(node_store_t *self, uint64_t now_ms, uint64_t *purged)
         rc = store__index_finish(self, ib, batch);
     if (rc == 0 && rocksdb_writebatch_count(batch) > 0)
         rc = store__write_batch(self, batch);
+    if (rc == 0)
+        store__index_written(self, ib);
     store__index_batch_destroy(&ib);
     rocksdb_writebatch_destroy(batch);
     rocksdb_iter_destroy(it);

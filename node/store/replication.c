@@ -828,6 +828,8 @@ static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
         store__put_hlc(self, r.batch, clock);
     if (rc == 0)
         rc = store__write_batch(self, r.batch);
+    if (rc == 0)
+        store__index_written(self, r.ib);
     free(r.key.data);
     free(r.dots.dots);
     free(r.recs.recs);

@@ -469,6 +469,7 @@ void node_store_close(node_store_t **self_p)
     rocksdb_readoptions_destroy(self->object_read_options);
     search_tokenizer_destroy(&self->tokenizer);
     zhash_destroy(&self->contexts);
+    zhashx_destroy(&self->counter_cache);
     zhash_destroy(&self->prunes);
     free(self->dir);
     sodium_memzero(&self->identity, sizeof self->identity);
