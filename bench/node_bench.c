@@ -205,7 +205,9 @@ static void s_key(char *buf, uint32_t idx)
 
 /*  --values text: values are words (a term each for the search index) instead of one 256-byte
  *  run of letters, which the index drops as longer than SEARCH_MAX_TERM_BYTES; so the put
- *  cells pay for indexing as an agent's text memories do. */
+ *  cells pay for indexing as an agent's text memories do. Each client repeats its words
+ *  (only the stamp changes), so after its first put the store's counter cache holds every
+ *  counter it updates but its stamp's: the cache's best case. */
 static bool s_text_values;
 
 /*  A value's bytes before its stamp: 'v's, or words of 3-8 letters from a vocabulary of 4,096

@@ -43,7 +43,8 @@
  *    it with two dimensions, both indexed (the order things arrive in decides nothing, so
  *    a rebuilt index equals the incremental one), each found by queries of its dimension;
  *  - 'n' sid prov holds the number of text documents of the class, the sum of their lengths
- *    and the number of its embeddings; it and its 'g' record are gone when both counts are 0.
+ *    and the number of its embeddings; it and its 'g' record are gone when both counts are 0,
+ *    and 'g' is there exactly when 'n' is (both written by the batch that makes the class).
  */
 #include <czmq.h>
 #include <inttypes.h>
@@ -619,15 +620,19 @@ static void s_df_key(store_key_t *k, const char *sid, const char *term, uint64_t
 
 /*  --- Counter cache -----------------------------------------------------------------------
  *  Each distinct term of a text written updates its df counter, a read and a write; the read
- *  went to RocksDB's memtables, about 6 us each on this project's machine (a third of an
- *  indexed put's CPU; bench/node_bench.c --values text). The store keeps the counters it
- *  wrote, as written: a new count enters the cache only once its batch is written
+ *  went to RocksDB's memtables, about 6 us each on this project's machine (23% of an indexed
+ *  put's CPU; bench/node_bench.c --values text). The store keeps the counters it wrote, as
+ *  written: a new count enters the cache only once its batch is written
  *  (store__index_written), so a batch that fails or is dropped leaves the cache as the store
  *  is; and a count leaves the cache as soon as a batch stages a new value for it
  *  (s_add_count), so a write path that does not report its batch written costs a read from
  *  RocksDB next time, never a stale count. A rebuild, whose range delete bypasses
- *  s_add_count, empties it. Bounded by STORE_COUNTER_CACHE entries, emptied when full (the
- *  common terms come back at their next write). */
+ *  s_add_count, empties it. Bounded by counter_cache_max bytes of keys (each counted with
+ *  COUNTER_ENTRY_OVERHEAD), emptied when full: the common terms come back at their next
+ *  write. */
+
+/*  What one cached counter costs beyond its key's hex: the hash item, the count, malloc. */
+#define COUNTER_ENTRY_OVERHEAD 64
 
 static void s_count_free(void **item)
 {
@@ -644,6 +649,15 @@ static bool s_cached_count(node_store_t *self, const char *hex, uint64_t *count)
     return cached != NULL;
 }
 
+/*  Drops the counter whose key's hex is hex from the cache, if it is there. */
+static void s_uncache_count(node_store_t *self, const char *hex)
+{
+    if (self->counter_cache && zhashx_lookup(self->counter_cache, hex)) {
+        zhashx_delete(self->counter_cache, hex);
+        self->counter_cache_bytes -= strlen(hex) + COUNTER_ENTRY_OVERHEAD;
+    }
+}
+
 void store__index_written(node_store_t *self, store_index_batch_t *ib)
 {
     if (!ib)
@@ -655,13 +669,19 @@ void store__index_written(node_store_t *self, store_index_batch_t *ib)
         zhashx_set_destructor(self->counter_cache, s_count_free);
     }
     for (uint64_t *count = zhash_first(ib->staged); count; count = zhash_next(ib->staged)) {
-        if (zhashx_size(self->counter_cache) >= STORE_COUNTER_CACHE)
-            zhashx_purge(self->counter_cache);
+        const char *hex = zhash_cursor(ib->staged);
+        size_t cost = strlen(hex) + COUNTER_ENTRY_OVERHEAD;
+        if (self->counter_cache_bytes + cost > self->counter_cache_max)
+            store__index_forget_counters(self);
         uint64_t *kept = malloc(sizeof *kept);
         if (!kept)
             return; /* not cached: read from RocksDB next time */
         *kept = *count;
-        zhashx_update(self->counter_cache, zhash_cursor(ib->staged), kept);
+        s_uncache_count(self, hex); /* staging dropped it: only a bug would find it here */
+        if (zhashx_insert(self->counter_cache, hex, kept) == 0)
+            self->counter_cache_bytes += cost;
+        else
+            free(kept);
     }
 }
 
@@ -669,6 +689,12 @@ void store__index_forget_counters(node_store_t *self)
 {
     if (self->counter_cache)
         zhashx_purge(self->counter_cache);
+    self->counter_cache_bytes = 0;
+}
+
+size_t store__index_cached_counters(const node_store_t *self)
+{
+    return self->counter_cache ? zhashx_size(self->counter_cache) : 0;
 }
 
 /*  Adds delta to the u64 count at k (gone at 0), staging the new count in ib. */
@@ -695,8 +721,7 @@ static int s_add_count(node_store_t *self, store_index_batch_t *ib, rocksdb_writ
         rocksdb_free(old);
     }
     count += (uint64_t)delta;
-    if (self->counter_cache)
-        zhashx_delete(self->counter_cache, hex); /* back once the batch is written */
+    s_uncache_count(self, hex); /* back once the batch is written */
     if (rc == 0 && count == 0) {
         rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len);
     } else if (rc == 0) {
@@ -706,10 +731,12 @@ static int s_add_count(node_store_t *self, store_index_batch_t *ib, rocksdb_writ
                                   sizeof raw);
     }
     *staged = count;
-    if (rc == 0 && zhash_insert(ib->staged, hex, staged) == 0) /* once a batch (finish) */
+    if (rc == 0) { /* the batch's last value of a key is the one RocksDB keeps */
+        zhash_update(ib->staged, hex, staged);
         zhash_freefn(ib->staged, hex, free);
-    else
+    } else {
         free(staged);
+    }
     free(hex);
     return rc;
 }

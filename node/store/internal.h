@@ -76,8 +76,11 @@ struct node_store {
     bool volume_full;              /* the last measurement found less than min_free */
     search_tokenizer_t *tokenizer; /* the index's terms (English) */
     /* The index's counters as written (index.c, "Counter cache"): hex of a df or dims key ->
-     * uint64_t *, owned, at most STORE_COUNTER_CACHE entries; made on first use. */
+     * uint64_t *, owned, made on first use; what its entries cost, at most counter_cache_max
+     * (STORE_COUNTER_CACHE_BYTES). */
     zhashx_t *counter_cache;
+    size_t counter_cache_bytes;
+    size_t counter_cache_max;
     /* An object read seeks an iterator of its entries' column family (store__scan_entries).
      * Making one cost a get about a quarter of what its seek costs, so one per family (in
      * prefix mode, object_read_options) is kept while nothing is written: store__write_batch,
@@ -109,15 +112,19 @@ int store__index_add(node_store_t *self, store_index_batch_t *ib, rocksdb_writeb
 int store__index_remove(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
                         const char *sid, const char *key, const char *elem, crdt_dot_t dot);
 /*  Puts the changed totals of every provenance class and the changed df counters of every
- *  (term, class) the batch touched. */
+ *  (term, class) the batch touched. Once per ib: each counter is read as the store holds it
+ *  before the batch, so a second finish of the same batch would count wrong. */
 int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch);
 /*  The batch of ib was written: its counters go into the counter cache. A batch not written
  *  (failed, or dropped) must not be passed: the counters it staged stay out of the cache. */
 void store__index_written(node_store_t *self, store_index_batch_t *ib);
 /*  Empties the counter cache (a rebuild drops every counter). */
 void store__index_forget_counters(node_store_t *self);
-/*  How many counters the cache keeps at most (about 150 bytes each). */
-#define STORE_COUNTER_CACHE 32768
+/*  How many counters the cache holds (tests). */
+size_t store__index_cached_counters(const node_store_t *self);
+/*  What the counter cache's entries may cost in all (keys' hex and overhead), by default;
+ *  tests set counter_cache_max lower to make it fill. */
+#define STORE_COUNTER_CACHE_BYTES (4 * 1024 * 1024)
 
 /*  Which way node_store_search_top goes: by its cost estimate (index.c), or, for tests
  *  (small stores would always be read whole), always one way. Process-wide. */

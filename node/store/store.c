@@ -361,6 +361,7 @@ int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p
     self->min_free = ENGRAM_DEFAULT_MIN_FREE_BYTES;
     self->max_drift_ms = ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS;
     self->contexts = zhash_new();
+    self->counter_cache_max = STORE_COUNTER_CACHE_BYTES;
     self->prunes = zhash_new();
     self->options = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(self->options, 1);

@@ -2,16 +2,20 @@
  *  bounds, for how long, and that it arrives, in order, once the member takes it.
  *
  *  A bare cluster (no store, no sockets of its own: links.c uses only the fields set here)
- *  links to a member played by a CurveZMQ ROUTER of this process. The test passes the clock
- *  (`now`) to every call, so LINK_HOLD_MS and RELINK_MS run out when the test says, never
- *  because the host is slow.
+ *  links to a member played by a CurveZMQ ROUTER of this process, on an ipc:// endpoint of
+ *  the test's own directory (no port another process could hold). The test passes the
+ *  clock (`now`) to every call, so LINK_HOLD_MS and RELINK_MS run out when the test says,
+ *  never because the host is slow (a link's creation time, which links.c takes from the
+ *  wall clock, is clamped to the `now` a call passes).
  *
  *    test_held_until_up           frames sent before the member listens arrive in order once
  *                                 it does; nothing stays held
  *    test_held_frames_expire      what waited LINK_HOLD_MS is dropped, the count goes to zero
  *    test_hold_bounds             LINK_HOLD_FRAMES a link; large frames within one budget a
  *                                 link and LINK_HOLD_BUDGETS - 1 over all links, while small
- *                                 ones (pings, acks) still fit; LINK_HOLD_BUDGETS in all
+ *                                 ones (pings, acks; LINK_HOLD_SMALL bytes and less) still
+ *                                 fit; LINK_HOLD_BUDGETS in all. Each bound is filled
+ *                                 exactly, so that it is off by no frame
  *    test_refused_then_admitted   a member whose ZAP handler refuses our key; once it admits
  *                                 it, the link made anew after RELINK_MS delivers what the
  *                                 refused one held
@@ -30,19 +34,23 @@
 #include "node/cluster/internal.h"
 
 #define MEMBER_ID  7
-#define BUDGET     (64 * 1024)
 #define WAIT_MS    10000
 #define SMALL_SIZE 100
 #define LARGE_SIZE (LINK_HOLD_SMALL + 1)
+/*  The message budget: sixteen large frames exactly; BUDGET / FILL_SIZE frames exactly. */
+#define BUDGET    (16 * LARGE_SIZE)
+#define FILL_SIZE (16 * 17) /* LARGE_SIZE is 17 * 241 */
 
 typedef struct {
     node_cluster_t cluster;
     gossip_store_t no_store;
     zcert_t *member_cert; /* the member's CURVE key pair */
-    char endpoint[64];    /* where the member listens, once it does */
+    char dir[64];         /* the test's directory */
+    char endpoint[96];    /* where the member listens, once it does: ipc:// in dir */
     zsock_t *member;      /* its ROUTER, NULL until it listens */
     zactor_t *auth;       /* its ZAP handler, when it has one */
-    char peers_dir[64];   /* the keys its ZAP handler admits */
+    char peers_dir[96];   /* the keys its ZAP handler admits: dir/peers */
+    char our_cert[128];   /* our key there, once the member admits it */
 } s_fixture_t;
 
 static int s_setup(void **state)
@@ -58,14 +66,12 @@ static int s_setup(void **state)
     f->member_cert = zcert_new();
     assert_true(f->cluster.links && f->cluster.by_key && f->cluster.cert && f->cluster.engine &&
                 f->member_cert);
-    /* a port nothing listens on until the test binds it */
-    zsock_t *probe = zsock_new(ZMQ_ROUTER);
-    int port = zsock_bind(probe, "tcp://127.0.0.1:*");
-    assert_true(port > 0);
-    zsock_destroy(&probe);
-    snprintf(f->endpoint, sizeof f->endpoint, "tcp://127.0.0.1:%d", port);
-    snprintf(f->peers_dir, sizeof f->peers_dir, "/tmp/engram-links-test-XXXXXX");
-    assert_non_null(mkdtemp(f->peers_dir));
+    snprintf(f->dir, sizeof f->dir, "/tmp/engram-links-test-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->endpoint, sizeof f->endpoint, "ipc://%s/member.sock", f->dir);
+    snprintf(f->peers_dir, sizeof f->peers_dir, "%s/peers", f->dir);
+    snprintf(f->our_cert, sizeof f->our_cert, "%s/us.cert", f->peers_dir);
+    assert_int_equal(zsys_dir_create("%s", f->peers_dir), 0);
     *state = f;
     return 0;
 }
@@ -80,7 +86,12 @@ static int s_teardown(void **state)
     zsock_destroy(&f->member);
     zactor_destroy(&f->auth);
     zcert_destroy(&f->member_cert);
-    zsys_dir_delete(f->peers_dir); /* only when empty */
+    remove(f->our_cert);
+    zsys_dir_delete("%s", f->peers_dir);
+    char socket[128];
+    snprintf(socket, sizeof socket, "%s/member.sock", f->dir);
+    remove(socket);
+    zsys_dir_delete("%s", f->dir);
     free(f);
     return 0;
 }
@@ -113,11 +124,7 @@ static void s_member_listens(s_fixture_t *f, bool checked)
     zcert_apply(f->member_cert, f->member);
     zsock_set_curve_server(f->member, 1);
     zsock_set_rcvtimeo(f->member, 50);
-    /* the port was just released (s_setup), and that may take the I/O thread a moment */
-    int rc = -1;
-    for (int64_t end = zclock_mono() + WAIT_MS; rc < 0 && zclock_mono() < end; zclock_sleep(10))
-        rc = zsock_bind(f->member, "%s", f->endpoint);
-    if (rc < 0)
+    if (zsock_bind(f->member, "%s", f->endpoint) < 0)
         fail_msg("cannot bind %s: %s", f->endpoint, zmq_strerror(zmq_errno()));
 }
 
@@ -165,7 +172,8 @@ static void test_held_until_up(void **state)
     assert_int_equal(f->cluster.held_bytes, 3 * SMALL_SIZE);
 
     s_member_listens(f, false);
-    s_member_receives(f, 3, now); /* within LINK_HOLD_MS of the sends: the clock stands */
+    s_member_receives(f, 3, now);      /* within LINK_HOLD_MS of the sends: the clock stands */
+    assert_ptr_equal(s_link(f), link); /* never made anew: never refused */
     assert_true(link->up);
     assert_int_equal(zlist_size(link->held), 0);
     assert_int_equal(link->held_bytes, 0);
@@ -201,53 +209,60 @@ static void test_held_frames_expire(void **state)
     s_member_receives(f, 1, now + LINK_HOLD_MS);
 }
 
-static void test_hold_bounds(void **state)
+/*  Drops what the link holds, as links.c would (the test's way to make room again). */
+static void s_link_empty(s_fixture_t *f, cluster_link_t *link)
 {
-    s_fixture_t *f = *state;
-    uint64_t now = cluster__now_ms();
-    s_link_to_member(f);
-    cluster_link_t *link = s_link(f);
-    /* large frames: one budget on this link */
-    size_t large = 0;
-    while (s_send(f, LARGE_SIZE, 0, now))
-        large++;
-    assert_int_equal(large, BUDGET / LARGE_SIZE);
-    assert_true(link->held_bytes <= BUDGET);
-    /* small frames still fit, up to LINK_HOLD_FRAMES on the link */
-    size_t small = 0;
-    while (s_send(f, SMALL_SIZE, 0, now))
-        small++;
-    assert_int_equal(zlist_size(link->held), LINK_HOLD_FRAMES);
-    assert_int_equal(small, LINK_HOLD_FRAMES - large);
-    assert_int_equal(f->cluster.held_bytes, large * LARGE_SIZE + small * SMALL_SIZE);
-    assert_int_equal(f->cluster.held_bytes, link->held_bytes);
-
-    /* over all links: large frames within LINK_HOLD_BUDGETS - 1 budgets, every frame within
-       LINK_HOLD_BUDGETS. This link empties; the other links' share is played by the count. */
     zframe_t *frame;
     while ((frame = zlist_pop(link->held))) {
         link->held_bytes -= zframe_size(frame);
         f->cluster.held_bytes -= zframe_size(frame);
         zframe_destroy(&frame);
     }
-    size_t others = (LINK_HOLD_BUDGETS - 1) * BUDGET - LARGE_SIZE + 1;
-    f->cluster.held_bytes = others;
-    assert_false(s_send(f, LARGE_SIZE, 0, now)); /* the large frames' share is full */
-    small = 0;
+}
+
+static void test_hold_bounds(void **state)
+{
+    s_fixture_t *f = *state;
+    uint64_t now = cluster__now_ms();
+    s_link_to_member(f);
+    cluster_link_t *link = s_link(f);
+    /* large frames: one budget on this link, exactly sixteen of them */
+    size_t large = 0;
+    while (s_send(f, LARGE_SIZE, 0, now))
+        large++;
+    assert_int_equal(large, BUDGET / LARGE_SIZE);
+    assert_int_equal(link->held_bytes, BUDGET);
+    /* the largest small frame still fits, and small ones up to LINK_HOLD_FRAMES a link */
+    assert_true(s_send(f, LINK_HOLD_SMALL, 0, now));
+    size_t small = 1;
     while (s_send(f, SMALL_SIZE, 0, now))
         small++;
-    assert_int_equal(small, (LINK_HOLD_BUDGETS * BUDGET - others) / SMALL_SIZE);
-    assert_int_equal(f->cluster.held_bytes, others + small * SMALL_SIZE);
+    assert_int_equal(zlist_size(link->held), LINK_HOLD_FRAMES);
+    assert_int_equal(large + small, LINK_HOLD_FRAMES);
+    assert_int_equal(f->cluster.held_bytes, link->held_bytes);
+    assert_int_equal(link->held_bytes, BUDGET + LINK_HOLD_SMALL + (small - 1) * SMALL_SIZE);
+
+    /* over all links: large frames within LINK_HOLD_BUDGETS - 1 budgets, every frame within
+       LINK_HOLD_BUDGETS. This link empties; the other links' share is played by the count,
+       one large frame short of the large frames' share. */
+    s_link_empty(f, link);
+    size_t others = (LINK_HOLD_BUDGETS - 1) * BUDGET - LARGE_SIZE;
+    f->cluster.held_bytes = others;
+    assert_true(s_send(f, LARGE_SIZE, 0, now));  /* the last that fits */
+    assert_false(s_send(f, LARGE_SIZE, 0, now)); /* the large frames' share is full */
+    size_t fill = 0;
+    while (s_send(f, FILL_SIZE, 0, now))
+        fill++;
+    assert_int_equal(fill, BUDGET / FILL_SIZE); /* the last budget, exactly */
+    assert_int_equal(f->cluster.held_bytes, LINK_HOLD_BUDGETS * BUDGET);
     f->cluster.held_bytes -= others; /* the other links' share goes with them */
 }
 
 /*  Writes our key where the member's ZAP handler looks. */
 static void s_member_admits_us(s_fixture_t *f)
 {
-    char path[128];
-    snprintf(path, sizeof path, "%s/us.cert", f->peers_dir);
     zcert_t *public_only = zcert_new_from(zcert_public_key(f->cluster.cert), (uint8_t[32]){0});
-    assert_int_equal(zcert_save_public(public_only, path), 0);
+    assert_int_equal(zcert_save_public(public_only, f->our_cert), 0);
     zcert_destroy(&public_only);
 }
 
@@ -268,18 +283,16 @@ static void test_refused_then_admitted(void **state)
     assert_int_equal(zlist_size(link->held), 1);
 
     s_member_admits_us(f);
-    assert_true(s_send(f, SMALL_SIZE, 1, now + 1));
-    /* RELINK_MS after the link was made: made anew, carrying what the refused one held */
-    uint64_t later = link->created_ms + RELINK_MS;
+    assert_true(s_send(f, SMALL_SIZE, 1, now));
+    /* RELINK_MS later: made anew, carrying what the refused one held */
+    uint64_t made_before = f->cluster.links_made;
+    uint64_t later = now + RELINK_MS;
     cluster__relink(&f->cluster, later);
-    cluster_link_t *made = s_link(f);
-    assert_non_null(made);
-    assert_false(made->refused);
+    assert_int_equal(f->cluster.links_made, made_before + 1);
+    assert_int_equal(zlist_size(s_link(f)->held), 2);
     s_member_receives(f, 2, later);
+    assert_false(s_link(f)->refused);
     assert_int_equal(f->cluster.held_bytes, 0);
-    char path[128];
-    snprintf(path, sizeof path, "%s/us.cert", f->peers_dir);
-    remove(path);
 }
 
 int main(void)

@@ -7,7 +7,9 @@
  *  the same statistics (N, avgdl, df from the per-class counters), through the threshold
  *  algorithm and through the whole read small queries get; a word held only by
  *  documents the reader may not see finds nothing and counts nothing; and the incremental
- *  index equals the one node_store_reindex rebuilds, record for record.
+ *  index equals the one node_store_reindex rebuilds, record for record, before a rebuild and
+ *  after writes that follow one, with the counter cache of its default size and with one that
+ *  empties every few writes.
  */
 #include "prop.h"
 
@@ -216,11 +218,37 @@ static void s_close_store(node_store_t **store, const char *dir)
     zstr_free(&rm);
 }
 
-static void s_one_case(int index)
+/*  Writes KEYS / 10 more memories: the counters then start from what a rebuild made. */
+static void s_write_more(node_store_t *store, prop_rng_t *rng)
+{
+    char text[512], key[16];
+    for (int i = 0; i < KEYS / 10; i++) {
+        snprintf(key, sizeof key, "k%03d", (int)prop_below(rng, KEYS));
+        s_text(rng, text, sizeof text);
+        int c = (int)prop_below(rng, CLASSES);
+        s_write(store, key, strcmp(key, "k050") < 0, text, s_agents[c], c == 5);
+    }
+}
+
+/*  The index kept write by write is what a rebuild makes, record for record. */
+static void s_check_rebuild(node_store_t *store)
+{
+    uint8_t before[32], after[32];
+    uint64_t records = 0, rebuilt = 0, indexed = 0;
+    assert_int_equal(node_store_index_digest(store, before, &records), 0);
+    assert_int_equal(node_store_reindex(store, &indexed), 0);
+    assert_int_equal(node_store_index_digest(store, after, &rebuilt), 0);
+    PROP_CHECK(indexed > 0 && records == rebuilt && memcmp(before, after, 32) == 0);
+}
+
+/*  One store of KEYS writes, its counters cached within cache_max bytes (the default, or
+ *  small enough that the cache empties many times within one rebuild). */
+static void s_one_case(int index, size_t cache_max)
 {
     store__search_way(STORE_SEARCH_THRESHOLD);
     char dir[] = S_DIR_TEMPLATE;
     node_store_t *store = s_open_store(dir);
+    store->counter_cache_max = cache_max;
     static const char *const syllables[] = {"ka", "lo", "mi", "nu", "pe", "ro", "si", "tu"};
     for (int w = 0; w < WORDS; w++)
         snprintf(s_word[w], sizeof s_word[w], "zq%s%s%sx", syllables[w % 8], syllables[w / 8 % 8],
@@ -267,13 +295,15 @@ static void s_one_case(int index)
     PROP_CHECK(top.n == 1 && top.df[0] == 1 && top.hits[0].tf[0] == 2);
     node_search_hits_free(&top);
 
-    /* The counters and impact postings kept write by write are what a rebuild makes. */
-    uint8_t before[32], after[32];
-    uint64_t records = 0, rebuilt = 0, indexed = 0;
-    assert_int_equal(node_store_index_digest(store, before, &records), 0);
-    assert_int_equal(node_store_reindex(store, &indexed), 0);
-    assert_int_equal(node_store_index_digest(store, after, &rebuilt), 0);
-    PROP_CHECK(indexed > 0 && records == rebuilt && memcmp(before, after, 32) == 0);
+    /* The counters and impact postings kept write by write are what a rebuild makes; so are
+     * those written after a rebuild, whose counters the cache holds from the rebuild on. The
+     * cache holds the counters written last, within its bound. */
+    PROP_CHECK(store__index_cached_counters(store) > 0);
+    PROP_CHECK(store->counter_cache_bytes <= cache_max);
+    s_check_rebuild(store);
+    s_write_more(store, &rng);
+    PROP_CHECK(store__index_cached_counters(store) > 0);
+    s_check_rebuild(store);
 
     s_close_store(&store, dir);
 }
@@ -281,8 +311,10 @@ static void s_one_case(int index)
 static void test_top_equals_exhaustive(void **state)
 {
     (void)state;
-    for (int c = 0; c < prop_cases(3); c++)
-        s_one_case(c);
+    for (int c = 0; c < prop_cases(3); c++) {
+        s_one_case(c, STORE_COUNTER_CACHE_BYTES);
+        s_one_case(c, 2048); /* about 15 counters */
+    }
 }
 
 /*  The bounds' corners: a doc of a smaller tf and a shorter text below the groups a cursor
