@@ -677,11 +677,10 @@ void store__index_written(node_store_t *self, store_index_batch_t *ib)
         if (!kept)
             return; /* not cached: read from RocksDB next time */
         *kept = *count;
-        s_uncache_count(self, hex); /* staging dropped it: only a bug would find it here */
         if (zhashx_insert(self->counter_cache, hex, kept) == 0)
             self->counter_cache_bytes += cost;
-        else
-            free(kept);
+        else /* there already: staging dropped it, so never; the written count wins */
+            zhashx_update(self->counter_cache, hex, kept);
     }
 }
 
