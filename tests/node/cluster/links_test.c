@@ -289,7 +289,8 @@ static void test_refused_then_admitted(void **state)
     uint64_t later = now + RELINK_MS;
     cluster__relink(&f->cluster, later);
     assert_int_equal(f->cluster.links_made, made_before + 1);
-    assert_int_equal(zlist_size(s_link(f)->held), 2);
+    /* the new link may be up within the remake itself (the ZAP handler now admits us), so
+     * what it held may be gone already: only its arrival, in order, is certain */
     s_member_receives(f, 2, later);
     assert_false(s_link(f)->refused);
     assert_int_equal(f->cluster.held_bytes, 0);
