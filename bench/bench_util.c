@@ -3,10 +3,10 @@
 #include "bench_util.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +16,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
 
 volatile sig_atomic_t bench_interrupted;
 
@@ -105,6 +104,17 @@ uint64_t bench_rand(uint64_t *state)
     z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
     z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
     return z ^ (z >> 31);
+}
+
+void bench_words_fill(uint8_t *val, size_t from, size_t len, uint64_t seed)
+{
+    uint64_t rng = seed;
+    for (size_t at = from; at < len;) {
+        val[at++] = ' ';
+        uint64_t word = bench_rand(&rng) % 4096, letters = 3 + word % 6;
+        for (uint64_t l = 0; l < letters && at < len; l++, word = word * 31 + 7)
+            val[at++] = (uint8_t)('a' + word % 26);
+    }
 }
 
 const char *bench_si(char *buf, size_t size, double v)

@@ -58,6 +58,10 @@ void bench_sleep(double seconds);
 
 /*  splitmix64: a fixed seed gives the same sequence on every run. */
 uint64_t bench_rand(uint64_t *state);
+/*  Words for the search index, as an agent's text memories hold: fills val[from, len) with a
+ *  space and words of 3-8 letters from a vocabulary of 4,096, separated by spaces, the mix of
+ *  them seed's own (one seed gives the same words every time). */
+void bench_words_fill(uint8_t *val, size_t from, size_t len, uint64_t seed);
 
 /*  "1.23G", "45.6k", "789": three significant digits. Returns buf. */
 const char *bench_si(char *buf, size_t size, double v);

@@ -57,7 +57,10 @@
  *      build/bench/engram-cluster-bench --quick              # smoke run, < 30 s (a CTest)
  *  --no-redis, --no-etcd leave the peers out; without their binaries (deploy/install-deps.sh
  *  --bench) they are skipped and the table says so. --duration S sets the seconds per lag and
- *  put cell, --clients N the put clients, --rates A,B the lag cells' writes/s.
+ *  put cell, --clients N the put clients, --rates A,B the lag cells' writes/s. The lag and put
+ *  cells write one run of letters and digits, longer than a search term, so the index drops
+ *  it; --values text writes a stamp and words instead, which every node indexes, as an
+ *  agent's text memories.
  *
  *  Access control: before local-cluster.sh first starts a cluster in DIR, the benchmark makes
  *  the cluster's admin in DIR/home itself (bench_acl_new: node_admin_init; the script then
@@ -173,6 +176,7 @@ typedef struct {
     size_t nrates;
     unsigned clients;
     bool redis, etcd;
+    bool text_values; /* lag and put values are words the search index indexes */
     const char *redis_path, *etcd_path, *bin_dir, *script;
     const char *argv0;
 } s_config_t;
@@ -404,6 +408,16 @@ static void s_value_fill(uint8_t *val, size_t len, uint64_t seed)
     uint64_t state = seed;
     for (size_t i = 0; i < len; i++)
         val[i] = (uint8_t)alnum[bench_rand(&state) % 62];
+}
+
+/*  The value a lag or put worker writes, before its stamp: random letters and digits, one run
+ *  longer than a search term (SEARCH_MAX_TERM_BYTES), so the index drops it; or, with --values
+ *  text, words it indexes (the worker's own mix: the store's counter cache's best case). */
+static void s_worker_value(uint8_t *val, size_t len, unsigned worker)
+{
+    s_value_fill(val, len, worker + 1);
+    if (s_cfg->text_values) /* the stamp, 0..16, is a word of its own */
+        bench_words_fill(val, 17, len, worker + 1);
 }
 
 /*  A value of len bytes with the thread and operation number stamped into its start. */
@@ -1090,7 +1104,7 @@ static void *s_lag_writer(void *arg)
     pthread_barrier_wait(&cell->ready); /* connected */
     pthread_barrier_wait(&cell->ready); /* t0 and the schedule are set */
     uint8_t value[VALUE_BYTES];
-    s_value_fill(value, sizeof value, w->id + 1);
+    s_worker_value(value, sizeof value, w->id);
     char key[64];
     for (size_t seq = w->id; (e || r) && seq < cell->n; seq += LAG_WRITERS) {
         s_sleep_until_ns(cell->sched[seq]);
@@ -1395,7 +1409,7 @@ static void *s_tp_worker(void *arg)
     if (!ready)
         S_TP_ERROR(w, "cannot connect");
     uint8_t value[VALUE_BYTES];
-    s_value_fill(value, sizeof value, w->id + 1);
+    s_worker_value(value, sizeof value, w->id);
     char key[64], prefix[32];
     snprintf(prefix, sizeof prefix, "p%d%c%u-", (int)cell->kind, cell->spread ? 's' : 'a', w->id);
     pthread_barrier_wait(&cell->ready);
@@ -1907,13 +1921,21 @@ static const char *s_bytes_text(char *buf, size_t size, double b)
 
 /*  --- main ------------------------------------------------------------------------- */
 
+/*  What the lag and put cells' values are, for their headers. */
+static const char *s_values_kind(void)
+{
+    return s_cfg->text_values ? " (text: a stamp and words, each indexed)"
+                              : " (one run of letters and digits: not indexed)";
+}
+
 static void s_usage(FILE *out)
 {
     fprintf(out,
             "usage: engram-cluster-bench [--quick] [--only lag,put,bytes,revoke,catchup]\n"
             "                            [--duration SECONDS] [--rates 1000,10000] [--clients N]\n"
             "                            [--no-redis] [--no-etcd] [--redis-server PATH]\n"
-            "                            [--etcd PATH] [--engram-bin DIR] [--script PATH]\n");
+            "                            [--etcd PATH] [--engram-bin DIR] [--script PATH]\n"
+            "                            [--values token|text]\n");
 }
 
 static void s_parse(s_config_t *cfg, int argc, char **argv)
@@ -1995,6 +2017,9 @@ static void s_parse(s_config_t *cfg, int argc, char **argv)
             cfg->bin_dir = v;
         } else if (strcmp(a, "--script") == 0) {
             cfg->script = v;
+        } else if (strcmp(a, "--values") == 0) {
+            ok = strcmp(v, "token") == 0 || strcmp(v, "text") == 0;
+            cfg->text_values = strcmp(v, "text") == 0;
         } else {
             ok = false;
         }
@@ -2077,9 +2102,9 @@ int main(int argc, char **argv)
                 r[i] = s_lag_run(SYS_REDIS, cfg.rates[i], cfg.duration, NULL, NULL, redis.port[0],
                                  redis.port[1], cellno++, redis.pid);
         }
-        printf("\n1. Replication lag: write on A (open loop, %d writer threads, %d-byte values, "
+        printf("\n1. Replication lag: write on A (open loop, %d writer threads, %d-byte values%s, "
                "%.1f s per cell) until visible on B\n",
-               LAG_WRITERS, VALUE_BYTES, cfg.duration);
+               LAG_WRITERS, VALUE_BYTES, s_values_kind(), cfg.duration);
         printf("   engram: 3-node cluster, engram_put on node A, engram_subscribe on node B | "
                "redis: primary + 2 replicas (AOF always), SET on the primary, keyspace events "
                "on replica 1\n");
@@ -2146,8 +2171,8 @@ int main(int argc, char **argv)
         if (have_etcd)
             s_etcd_stop(&etcd);
         printf("\n2. Replicated write throughput: %u clients (a thread and connection each, one "
-               "request in flight), %d-byte values, %.1f s per cell\n",
-               cfg.clients, VALUE_BYTES, cfg.duration);
+               "request in flight), %d-byte values%s, %.1f s per cell\n",
+               cfg.clients, VALUE_BYTES, s_values_kind(), cfg.duration);
         printf("   engram: libengram over ipc; etcd: HTTP/1.1 JSON POST /v3/kv/put (gRPC "
                "gateway, keep-alive, not etcdctl); redis: hiredis, AOF always on all three\n");
         printf("   one node: every client on node A / etcd member 1 / the redis primary; spread: "

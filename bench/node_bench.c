@@ -210,20 +210,12 @@ static void s_key(char *buf, uint32_t idx)
  *  counter it updates but its stamp's: the cache's best case. */
 static bool s_text_values;
 
-/*  A value's bytes before its stamp: 'v's, or words of 3-8 letters from a vocabulary of 4,096
- *  (the worker's own mix of them), separated by spaces. */
+/*  A value's bytes after its stamp: 'v's, or words (bench_words_fill), the worker's own mix. */
 static void s_value_fill(uint8_t *val, unsigned thread)
 {
     memset(val, 'v', VALUE_BYTES);
-    if (!s_text_values)
-        return;
-    uint64_t rng = thread + 1;
-    for (size_t at = 17; at < VALUE_BYTES;) { /* the stamp, 0..16, is a word of its own */
-        val[at++] = ' ';
-        uint64_t word = bench_rand(&rng) % 4096, letters = 3 + word % 6;
-        for (uint64_t l = 0; l < letters && at < VALUE_BYTES; l++, word = word * 31 + 7)
-            val[at++] = (uint8_t)('a' + word % 26);
-    }
+    if (s_text_values) /* the stamp, 0..16, is a word of its own */
+        bench_words_fill(val, 17, VALUE_BYTES, thread + 1);
 }
 
 /*  A 256-byte value with the thread and operation number stamped into it. */
