@@ -13,6 +13,9 @@
  *    'g' sid \0 prov u64     -> agents \0 ... \1 resources \0 ... the class's provenance
  *    'v' sid \0 doc          -> prov u64, norm f64, float32 x dims   an embedding
  *    'm' sid \0 dims u32 (BE) -> count u64                       the scope's embeddings of dims
+ *    'j' seq u64             -> (len u16, key, count u64)...   a df journal record: the new
+ *                             counts of the df counters one batch changed, not yet written
+ *                             (see "Counter cache and df journal")
  *  Integers in keys are big-endian, in values little-endian. A provenance class is the set
  *  of documents whose values carry the same contributing agents and source resources (prov
  *  is the first 8 bytes of their BLAKE2b): access control judges a document by that pair
@@ -35,7 +38,8 @@
  *  Invariants (kept by every write, checked by `engramd --reindex` in tests):
  *  - a live register or log entry whose value's payload is valid UTF-8 with at least one term
  *    has exactly one 'd' record and one posting per distinct term; nothing else has any;
- *  - the df counter of a term and class counts its postings in the class (gone at 0);
+ *  - the df counter of a term and class, overlaid by the journal's records (the last count
+ *    of a key winning), counts its postings in the class (gone at 0);
  *  - a live register or log entry whose value carries a valid embedding (node/search/vector.h)
  *    has exactly one 'v' record, and 'm' counts the scope's embeddings of each dimension
  *    (gone with the last one). A write here is refused an embedding of another dimension
@@ -61,12 +65,13 @@
 #include "node/search/vector.h"
 #include "node/store/internal.h"
 
-#define TAG_IMPACT 'i'
-#define TAG_DOC    'd'
-#define TAG_TOTALS 'n'
-#define TAG_PROV   'g'
-#define TAG_VECTOR 'v'
-#define TAG_DIMS   'm'
+#define TAG_IMPACT  'i'
+#define TAG_DOC     'd'
+#define TAG_TOTALS  'n'
+#define TAG_PROV    'g'
+#define TAG_VECTOR  'v'
+#define TAG_DIMS    'm'
+#define TAG_JOURNAL 'j'
 
 /*  A class's totals changed by the batch. */
 typedef struct {
@@ -95,11 +100,12 @@ typedef struct {
 } s_vectors_t;
 
 struct store_index_batch {
-    zhash_t *deltas;  /* sid \x1f prov hex -> s_delta_t */
-    zhash_t *dfs;     /* prov hex sid \x1f term -> s_df_t */
-    zhash_t *vectors; /* sid \x1f dims hex -> s_vectors_t */
-    zhash_t *removed; /* hex of the 'd' and 'v' keys removed by this batch: each once */
-    zhash_t *staged;  /* hex of a counter key -> uint64_t *: the counts this batch puts */
+    zhash_t *deltas;   /* sid \x1f prov hex -> s_delta_t */
+    zhash_t *dfs;      /* prov hex sid \x1f term -> s_df_t */
+    zhash_t *vectors;  /* sid \x1f dims hex -> s_vectors_t */
+    zhash_t *removed;  /* hex of the 'd' and 'v' keys removed by this batch: each once */
+    zhash_t *staged;   /* hex of a counter key -> store_counter_t *: the counts this batch puts */
+    zchunk_t *journal; /* the batch's df counts, as its 'j' record holds them (NULL: none) */
 };
 
 static void s_delta_free(void *item)
@@ -137,6 +143,7 @@ void store__index_batch_destroy(store_index_batch_t **self_p)
     zhash_destroy(&self->vectors);
     zhash_destroy(&self->removed);
     zhash_destroy(&self->staged);
+    zchunk_destroy(&self->journal);
     free(self);
     *self_p = NULL;
 }
@@ -618,21 +625,43 @@ static void s_df_key(store_key_t *k, const char *sid, const char *term, uint64_t
     store__key_u64(k, prov);
 }
 
-/*  --- Counter cache -----------------------------------------------------------------------
- *  Each distinct term of a text written updates its df counter, a read and a write; the read
- *  went to RocksDB's memtables, about 6 us each on this project's machine (23% of an indexed
- *  put's CPU; bench/node_bench.c --values text). The store keeps the counters it wrote, as
- *  written: a new count enters the cache only once its batch is written
- *  (store__index_written), so a batch that fails or is dropped leaves the cache as the store
- *  is; and a count leaves the cache as soon as a batch stages a new value for it
- *  (s_add_count), so a write path that does not report its batch written costs a read from
- *  RocksDB next time, never a stale count. A rebuild, whose range delete bypasses
- *  s_add_count, empties it. Bounded by counter_cache_max bytes of keys (each counted with
- *  COUNTER_ENTRY_OVERHEAD), emptied when full: the common terms come back at their next
- *  write. */
+/*  --- Counter cache and df journal ---------------------------------------------------------
+ *  Each distinct term of a text written changes its df counter. Reading each back from
+ *  RocksDB cost a quarter of an indexed put's CPU, and writing each a memtable insert: half
+ *  of a text's keys (about 35 of 70) were counters. So:
+ *
+ *  - The store keeps the counters it wrote or journaled, with their latest count, in a cache
+ *    (counter_cache: hex of the key -> store_counter_t). A count enters it only once its batch
+ *    is written (store__index_written), so a batch that fails or is dropped leaves the cache
+ *    as the store is. Every path that writes a batch with index changes reports it.
+ *  - A batch does not put its df counters: it puts one journal record, 'j' seq u64 (BE) ->
+ *    (key length u16, key, count u64)... (LE), the new count of each counter it changed, and
+ *    the cache holds those counts as dirty, the only copy besides the journal. The counters are
+ *    written, and the journal's records deleted (one range), together by
+ *    store__index_flush_counters: once STORE_JOURNAL_MAX records wait, before the cache is
+ *    emptied, before a digest, and when the store closes. A counter changed by many batches in
+ *    between is written once.
+ *  - The store's df counts are then the counters in RocksDB overlaid by the journal: a
+ *    store that stopped without flushing (a crash, a checkpoint) replays its journal into the
+ *    cache when it opens (store__index_load_journal), the records in order, the last count of a
+ *    key winning. Queries read a term's counters through the cache (s_term_open).
+ *  - A clean counter leaves the cache when a batch stages a new value for it (s_stage_count),
+ *    so a batch never reported costs a read, never a stale count; a dirty one stays, as the
+ *    latest count. Bounded by counter_cache_max bytes of keys (each counted with
+ *    COUNTER_ENTRY_OVERHEAD): when full, the counters are flushed and the cache emptied; the
+ *    common terms come back at their next write. A rebuild, whose range delete drops the
+ *    journal too, empties it. The dims counters ('m') are few and written directly. */
 
 /*  What one cached counter costs beyond its key's hex: the hash item, the count, malloc. */
 #define COUNTER_ENTRY_OVERHEAD 64
+
+/*  'j' seq (big-endian): a journal record's key. */
+static void s_journal_key(char key[9], uint64_t seq)
+{
+    key[0] = TAG_JOURNAL;
+    for (int i = 8; i >= 1; i--, seq >>= 8)
+        key[i] = (char)(seq & 0xff);
+}
 
 static void s_count_free(void **item)
 {
@@ -640,47 +669,159 @@ static void s_count_free(void **item)
     *item = NULL;
 }
 
-/*  The cached count of the counter whose key's hex is hex; false when it is not cached. */
-static bool s_cached_count(node_store_t *self, const char *hex, uint64_t *count)
+/*  The cached counter whose key's hex is hex, or NULL. */
+static store_counter_t *s_cached(node_store_t *self, const char *hex)
 {
-    uint64_t *cached = self->counter_cache ? zhashx_lookup(self->counter_cache, hex) : NULL;
-    if (cached)
-        *count = *cached;
-    return cached != NULL;
+    return self->counter_cache ? zhashx_lookup(self->counter_cache, hex) : NULL;
 }
 
-/*  Drops the counter whose key's hex is hex from the cache, if it is there. */
-static void s_uncache_count(node_store_t *self, const char *hex)
+/*  Drops the clean counter whose key's hex is hex from the cache, if it is there. */
+static void s_uncache_clean(node_store_t *self, const char *hex)
 {
-    if (self->counter_cache && zhashx_lookup(self->counter_cache, hex)) {
+    store_counter_t *cached = s_cached(self, hex);
+    if (cached && !cached->dirty) {
         zhashx_delete(self->counter_cache, hex);
         self->counter_cache_bytes -= strlen(hex) + COUNTER_ENTRY_OVERHEAD;
     }
+}
+
+/*  Sets the cached counter of hex to count, dirty or not; false when out of memory. */
+static bool s_cache_count(node_store_t *self, const char *hex, uint64_t count, bool dirty)
+{
+    if (!self->counter_cache) {
+        self->counter_cache = zhashx_new();
+        if (!self->counter_cache)
+            return false;
+        zhashx_set_destructor(self->counter_cache, s_count_free);
+    }
+    store_counter_t *cached = s_cached(self, hex);
+    if (!cached) {
+        cached = calloc(1, sizeof *cached);
+        if (!cached || zhashx_insert(self->counter_cache, hex, cached) != 0) {
+            free(cached);
+            return false;
+        }
+        self->counter_cache_bytes += strlen(hex) + COUNTER_ENTRY_OVERHEAD;
+    }
+    if (dirty && !cached->dirty)
+        self->counters_dirty++;
+    else if (!dirty && cached->dirty)
+        self->counters_dirty--;
+    cached->count = count;
+    cached->dirty = dirty;
+    return true;
+}
+
+int store__index_flush_counters(node_store_t *self)
+{
+    if (self->counters_dirty == 0 && self->journal_first == self->journal_next)
+        return 0;
+    if (self->failed)
+        return self->failed;
+    rocksdb_writebatch_t *batch = rocksdb_writebatch_create();
+    uint8_t key[STORE_MAX_COUNTER_KEY];
+    for (store_counter_t *c = zhashx_first(self->counter_cache); c;
+         c = zhashx_next(self->counter_cache)) {
+        const char *hex = zhashx_cursor(self->counter_cache);
+        size_t len = 0;
+        if (!c->dirty || sodium_hex2bin(key, sizeof key, hex, strlen(hex), NULL, &len, NULL) != 0)
+            continue;
+        if (c->count == 0) {
+            rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)key, len);
+        } else {
+            char raw[8];
+            store__le64(raw, c->count);
+            rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)key, len, raw,
+                                      sizeof raw);
+        }
+    }
+    char first[9], next[9];
+    s_journal_key(first, self->journal_first);
+    s_journal_key(next, self->journal_next);
+    rocksdb_writebatch_delete_range_cf(batch, self->cf[CF_SEARCH], first, sizeof first, next,
+                                       sizeof next);
+    int rc = store__write_batch(self, batch);
+    rocksdb_writebatch_destroy(batch);
+    if (rc)
+        return rc;
+    for (store_counter_t *c = zhashx_first(self->counter_cache); c && self->counters_dirty;
+         c = zhashx_next(self->counter_cache))
+        if (c->dirty) {
+            c->dirty = false;
+            self->counters_dirty--;
+        }
+    self->journal_first = self->journal_next;
+    self->journal_records = 0;
+    return 0;
+}
+
+/*  Replays one journal record into the cache; false when it does not parse. */
+static bool s_replay(node_store_t *self, const uint8_t *v, size_t len)
+{
+    char hex[2 * STORE_MAX_COUNTER_KEY + 1];
+    for (size_t at = 0; at < len;) {
+        if (len - at < 2)
+            return false;
+        size_t klen = (size_t)v[at] | (size_t)v[at + 1] << 8;
+        at += 2;
+        if (klen == 0 || klen > STORE_MAX_COUNTER_KEY || len - at < klen + 8)
+            return false;
+        sodium_bin2hex(hex, sizeof hex, v + at, klen);
+        if (!s_cache_count(self, hex, s_get_le64(v + at + klen), true))
+            return false;
+        at += klen + 8;
+    }
+    return true;
+}
+
+int store__index_load_journal(node_store_t *self)
+{
+    char first[9];
+    s_journal_key(first, 0);
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_SEARCH]);
+    int rc = 0;
+    bool any = false;
+    for (rocksdb_iter_seek(it, first, 1); rc == 0 && rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        if (klen == 0 || k[0] != TAG_JOURNAL)
+            break;
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+        if (klen != 9 || !s_replay(self, v, vlen)) {
+            rc = ENGRAM_EDECODE;
+            break;
+        }
+        uint64_t seq = store__get_be64(k + 1);
+        if (!any)
+            self->journal_first = seq;
+        self->journal_next = seq + 1;
+        self->journal_records++;
+        any = true;
+    }
+    return store__iter_end(it, NULL, rc);
 }
 
 void store__index_written(node_store_t *self, store_index_batch_t *ib)
 {
     if (!ib)
         return;
-    if (!self->counter_cache) {
-        self->counter_cache = zhashx_new();
-        if (!self->counter_cache)
-            return;
-        zhashx_set_destructor(self->counter_cache, s_count_free);
-    }
-    for (uint64_t *count = zhash_first(ib->staged); count; count = zhash_next(ib->staged)) {
+    for (store_counter_t *c = zhash_first(ib->staged); c; c = zhash_next(ib->staged)) {
         const char *hex = zhash_cursor(ib->staged);
-        size_t cost = strlen(hex) + COUNTER_ENTRY_OVERHEAD;
-        if (self->counter_cache_bytes + cost > self->counter_cache_max)
+        if (!c->dirty && self->counter_cache_bytes + strlen(hex) + COUNTER_ENTRY_OVERHEAD >
+                             self->counter_cache_max)
+            continue; /* full: read from RocksDB next time */
+        if (!s_cache_count(self, hex, c->count, c->dirty) && c->dirty)
+            store__latch(self, ENGRAM_ENOMEM); /* a count only the journal holds: lost */
+    }
+    if (ib->journal)
+        self->journal_records++;
+    if (self->journal_records >= self->journal_max ||
+        self->counter_cache_bytes > self->counter_cache_max) {
+        if (store__index_flush_counters(self) == 0 &&
+            self->counter_cache_bytes > self->counter_cache_max)
             store__index_forget_counters(self);
-        uint64_t *kept = malloc(sizeof *kept);
-        if (!kept)
-            return; /* not cached: read from RocksDB next time */
-        *kept = *count;
-        if (zhashx_insert(self->counter_cache, hex, kept) == 0)
-            self->counter_cache_bytes += cost;
-        else /* there already: staging dropped it, so never; the written count wins */
-            zhashx_update(self->counter_cache, hex, kept);
     }
 }
 
@@ -689,6 +830,9 @@ void store__index_forget_counters(node_store_t *self)
     if (self->counter_cache)
         zhashx_purge(self->counter_cache);
     self->counter_cache_bytes = 0;
+    self->counters_dirty = 0;
+    self->journal_records = 0;
+    self->journal_first = self->journal_next;
 }
 
 size_t store__index_cached_counters(const node_store_t *self)
@@ -696,48 +840,67 @@ size_t store__index_cached_counters(const node_store_t *self)
     return self->counter_cache ? zhashx_size(self->counter_cache) : 0;
 }
 
-/*  Adds delta to the u64 count at k (gone at 0), staging the new count in ib. */
-static int s_add_count(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
-                       const store_key_t *k, int64_t delta)
+/*  The count of the counter at k (hex its key's hex), as the store holds it: the cache's, or
+ *  RocksDB's (0 when there is none). */
+static int s_current_count(node_store_t *self, const store_key_t *k, const char *hex,
+                           uint64_t *count)
 {
-    char *hex = malloc(2 * k->len + 1);
-    uint64_t *staged = malloc(sizeof *staged);
-    if (!hex || !staged) {
-        free(hex);
-        free(staged);
-        return ENGRAM_ENOMEM;
+    store_counter_t *cached = s_cached(self, hex);
+    if (cached) {
+        *count = cached->count;
+        return 0;
     }
-    sodium_bin2hex(hex, 2 * k->len + 1, k->data, k->len);
+    char *err = NULL;
+    size_t len = 0;
+    char *old = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH], (char *)k->data,
+                               k->len, &len, &err);
+    int rc = store__rocks_error(&err);
+    *count = old && len == 8 ? s_get_le64((uint8_t *)old) : 0;
+    rocksdb_free(old);
+    return rc;
+}
+
+/*  Adds delta to the u64 count at k (gone at 0), staging the new count in ib: a df counter
+ *  (journaled) into ib's journal record, a dims counter into batch. */
+static int s_stage_count(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
+                         const store_key_t *k, int64_t delta, bool journaled)
+{
+    if (k->len > STORE_MAX_COUNTER_KEY)
+        return ENGRAM_EINVAL; /* longer than any sid and term the store takes */
+    char hex[2 * STORE_MAX_COUNTER_KEY + 1];
+    sodium_bin2hex(hex, sizeof hex, k->data, k->len);
     uint64_t count = 0;
-    int rc = 0;
-    if (!s_cached_count(self, hex, &count)) {
-        char *err = NULL;
-        size_t len = 0;
-        char *old = rocksdb_get_cf(self->db, self->read_options, self->cf[CF_SEARCH],
-                                   (char *)k->data, k->len, &len, &err);
-        rc = store__rocks_error(&err);
-        count = old && len == 8 ? s_get_le64((uint8_t *)old) : 0;
-        rocksdb_free(old);
-    }
+    int rc = s_current_count(self, k, hex, &count);
+    if (rc)
+        return rc;
     count += (uint64_t)delta;
-    s_uncache_count(self, hex); /* back once the batch is written */
-    if (rc == 0 && count == 0) {
+    store_counter_t *staged = malloc(sizeof *staged);
+    if (!staged)
+        return ENGRAM_ENOMEM;
+    *staged = (store_counter_t){.count = count, .dirty = journaled};
+    if (journaled) {
+        uint8_t head[2] = {(uint8_t)k->len, (uint8_t)(k->len >> 8)}, raw[8];
+        store__le64((char *)raw, count);
+        if (!ib->journal)
+            ib->journal = zchunk_new(NULL, 1024);
+        if (!ib->journal || !zchunk_extend(ib->journal, head, sizeof head) ||
+            !zchunk_extend(ib->journal, k->data, k->len) ||
+            !zchunk_extend(ib->journal, raw, sizeof raw)) {
+            free(staged);
+            return ENGRAM_ENOMEM;
+        }
+    } else if (count == 0) {
         rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len);
-    } else if (rc == 0) {
+    } else {
         char raw[8];
         store__le64(raw, count);
         rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], (char *)k->data, k->len, raw,
                                   sizeof raw);
     }
-    *staged = count;
-    if (rc == 0) { /* the batch's last value of a key is the one RocksDB keeps */
-        zhash_update(ib->staged, hex, staged);
-        zhash_freefn(ib->staged, hex, free);
-    } else {
-        free(staged);
-    }
-    free(hex);
-    return rc;
+    s_uncache_clean(self, hex); /* back once the batch is written */
+    zhash_update(ib->staged, hex, staged);
+    zhash_freefn(ib->staged, hex, free);
+    return 0;
 }
 
 int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch)
@@ -755,7 +918,7 @@ int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
             rc = ENGRAM_ENOMEM;
             break;
         }
-        rc = s_add_count(self, ib, batch, &k, d->docs);
+        rc = s_stage_count(self, ib, batch, &k, d->docs, true);
     }
     for (s_vectors_t *v = zhash_first(ib->vectors); v && rc == 0; v = zhash_next(ib->vectors)) {
         if (v->count == 0)
@@ -765,7 +928,13 @@ int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
             rc = ENGRAM_ENOMEM;
             break;
         }
-        rc = s_add_count(self, ib, batch, &k, v->count);
+        rc = s_stage_count(self, ib, batch, &k, v->count, false);
+    }
+    if (rc == 0 && ib->journal) {
+        char key[9];
+        s_journal_key(key, self->journal_next++);
+        rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], key, sizeof key,
+                                  (char *)zchunk_data(ib->journal), zchunk_size(ib->journal));
     }
     free(k.data);
     return rc;
@@ -966,9 +1135,22 @@ typedef struct {
     double bound; /* of the current posting and every one after it; 0 at the end */
 } s_impact_t;
 
+/*  The count of a df counter as the store holds it (the cache's latest, over RocksDB's
+ *  stored one): the journal's dirty counts are in the cache only. */
+static uint64_t s_df_count(const node_store_t *self, const uint8_t *key, size_t len,
+                           uint64_t stored)
+{
+    char hex[2 * STORE_MAX_COUNTER_KEY + 1];
+    if (self->counters_dirty == 0 || len > STORE_MAX_COUNTER_KEY)
+        return stored;
+    sodium_bin2hex(hex, sizeof hex, key, len);
+    const store_counter_t *cached = zhashx_lookup(self->counter_cache, hex);
+    return cached ? cached->count : stored;
+}
+
 /*  Opens term's cursor ('i' sid \0 term \0): *df := the documents holding the term in the
- *  classes the reader may see (its counters, first in its range); the cursor is left on the
- *  term's first posting. */
+ *  classes the reader may see (its counters, first in its range, overlaid by the journal's
+ *  dirty counts); the cursor is left on the term's first posting. */
 static int s_term_open(const s_classes_t *c, const char *term, s_impact_t *cursor, uint64_t *df)
 {
     *df = 0;
@@ -977,8 +1159,12 @@ static int s_term_open(const s_classes_t *c, const char *term, s_impact_t *curso
     if (cursor->prefix.failed)
         return ENGRAM_ENOMEM;
     const store_key_t *prefix = &cursor->prefix;
+    const node_store_t *self = c->self;
+    bool *stored = self->counters_dirty && c->n ? calloc(c->n, sizeof *stored) : NULL;
+    if (self->counters_dirty && c->n && !stored)
+        return ENGRAM_ENOMEM;
     rocksdb_iterator_t *it = cursor->it =
-        rocksdb_create_iterator_cf(c->self->db, c->self->read_options, c->self->cf[CF_SEARCH]);
+        rocksdb_create_iterator_cf(self->db, self->read_options, self->cf[CF_SEARCH]);
     for (rocksdb_iter_seek(it, (char *)prefix->data, prefix->len); rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
         size_t klen, vlen;
@@ -987,10 +1173,28 @@ static int s_term_open(const s_classes_t *c, const char *term, s_impact_t *curso
             s_get_be32(k + prefix->len) != 0)
             break;
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
-        if (vlen == 8 && s_class_visible(c, store__get_be64(k + prefix->len + 4)))
-            *df += s_get_le64(v);
+        s_class_t probe = {store__get_be64(k + prefix->len + 4), false};
+        const s_class_t *class = bsearch(&probe, c->classes, c->n, sizeof probe, s_cmp_class);
+        if (!class || !class->visible || vlen != 8)
+            continue;
+        if (stored)
+            stored[class - c->classes] = true;
+        *df += s_df_count(self, k, klen, s_get_le64(v));
     }
-    return 0;
+    /* counters the journal made that RocksDB does not hold yet */
+    store_key_t k = {0};
+    for (size_t i = 0; stored && i < c->n; i++) {
+        if (!c->classes[i].visible || stored[i])
+            continue;
+        s_df_key(&k, c->sid, term, c->classes[i].prov);
+        if (k.failed)
+            break;
+        *df += s_df_count(self, k.data, k.len, 0);
+    }
+    bool failed = k.failed;
+    free(k.data);
+    free(stored);
+    return failed ? ENGRAM_ENOMEM : 0;
 }
 
 /*  Ends the cursors of nterms terms (those opened); returns rc, or an iterator's error. */
@@ -1725,6 +1929,8 @@ int node_store_reindex(node_store_t *self, uint64_t *indexed)
     store__index_batch_destroy(&r.ib);
     rocksdb_writebatch_destroy(r.batch);
     if (rc == 0)
+        rc = store__index_flush_counters(self);
+    if (rc == 0)
         rc = node_store_sync(self);
     *indexed = r.indexed;
     return rc;
@@ -1769,6 +1975,9 @@ int node_store_entry_get(node_store_t *self, const char *sid, const char *key, c
 int node_store_index_digest(node_store_t *self, uint8_t digest[32], uint64_t *records)
 {
     *records = 0;
+    int rc = store__index_flush_counters(self); /* the counters as a rebuild writes them */
+    if (rc)
+        return rc;
     crypto_generichash_state state;
     crypto_generichash_init(&state, NULL, 0, 32);
     rocksdb_iterator_t *it =

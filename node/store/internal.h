@@ -75,12 +75,18 @@ struct node_store {
     int64_t space_checked_ms;      /* when the free space was last measured */
     bool volume_full;              /* the last measurement found less than min_free */
     search_tokenizer_t *tokenizer; /* the index's terms (English) */
-    /* The index's counters as written (index.c, "Counter cache"): hex of a df or dims key ->
-     * uint64_t *, owned, made on first use; what its entries cost, at most counter_cache_max
-     * (STORE_COUNTER_CACHE_BYTES). */
+    /* The index's counters as written or journaled (index.c, "Counter cache and df
+     * journal"): hex of a df or dims key -> store_counter_t *, owned, made on first use; what
+     * its entries cost, at most counter_cache_max (STORE_COUNTER_CACHE_BYTES) but for dirty
+     * ones, which are flushed first. */
     zhashx_t *counter_cache;
     size_t counter_cache_bytes;
     size_t counter_cache_max;
+    size_t counters_dirty;  /* cached counts only the journal holds */
+    uint64_t journal_first; /* the journal's records in RocksDB: seqs [first, next) */
+    uint64_t journal_next;  /* the next record's seq */
+    size_t journal_records; /* written since the last flush (or replayed at open) */
+    size_t journal_max;     /* flushed at this many (STORE_JOURNAL_MAX; tests set it lower) */
     /* An object read seeks an iterator of its entries' column family (store__scan_entries).
      * Making one cost a get about a quarter of what its seek costs, so one per family (in
      * prefix mode, object_read_options) is kept while nothing is written: store__write_batch,
@@ -94,7 +100,7 @@ struct node_store {
 /*  The meta key whose value names the index's format; a store without it (written before the
  *  index, or by another format) is reindexed when it opens. */
 #define STORE_INDEX_MARK    "index"
-#define STORE_INDEX_VERSION "bm25-impact-vectors-english-stop-4"
+#define STORE_INDEX_VERSION "bm25-impact-vectors-english-stop-journal-5"
 
 /*  The index changes of one WriteBatch (index.c): every write that adds or removes entries
  *  calls store__index_add / store__index_remove for each, then store__index_finish once,
@@ -111,20 +117,40 @@ int store__index_add(node_store_t *self, store_index_batch_t *ib, rocksdb_writeb
  *  however often it is named). */
 int store__index_remove(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
                         const char *sid, const char *key, const char *elem, crdt_dot_t dot);
-/*  Puts the changed totals of every provenance class and the changed df counters of every
- *  (term, class) the batch touched. Once per ib: each counter is read as the store holds it
- *  before the batch, so a second finish of the same batch would count wrong. */
+/*  Puts the changed totals of every provenance class, the changed dims counters, and one df
+ *  journal record with the new counts of every (term, class) the batch touched. Once per ib:
+ *  each counter is read as the store holds it before the batch, so a second finish of the
+ *  same batch would count wrong. The record takes the journal's next seq: the batch must be
+ *  written (or dropped) and reported before anything else writes to the store. */
 int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch);
-/*  The batch of ib was written: its counters go into the counter cache. A batch not written
- *  (failed, or dropped) must not be passed: the counters it staged stay out of the cache. */
+/*  The batch of ib was written: its counters go into the counter cache, its df counters as
+ *  dirty (its journal record holds them); the counters are flushed once the journal holds
+ *  journal_max records or the cache is full. Every write of a batch with index changes must
+ *  report it, and a batch not written (failed, or dropped) must not be passed: a dirty count
+ *  is the latest. */
 void store__index_written(node_store_t *self, store_index_batch_t *ib);
-/*  Empties the counter cache (a rebuild drops every counter). */
+/*  Writes the dirty counters and deletes the journal's records, in one batch. */
+int store__index_flush_counters(node_store_t *self);
+/*  Replays the journal's records (a store that stopped without flushing) into the cache, at
+ *  open; ENGRAM_EDECODE for a record that does not parse. */
+int store__index_load_journal(node_store_t *self);
+/*  Empties the counter cache, dirty counts included, and forgets the journal (a rebuild drops
+ *  every counter and every record). */
 void store__index_forget_counters(node_store_t *self);
 /*  How many counters the cache holds (tests). */
 size_t store__index_cached_counters(const node_store_t *self);
 /*  What the counter cache's entries may cost in all (keys' hex and overhead), by default;
  *  tests set counter_cache_max lower to make it fill. */
 #define STORE_COUNTER_CACHE_BYTES (4 * 1024 * 1024)
+/*  Journal records (one per batch that changed df counters) between two flushes. */
+#define STORE_JOURNAL_MAX 1024
+/*  The longest counter key (a tag, a sid, a term, a class): far above what names allow. */
+#define STORE_MAX_COUNTER_KEY 1024
+/*  A cached counter: its latest count, and whether only the journal holds it. */
+typedef struct {
+    uint64_t count;
+    bool dirty;
+} store_counter_t;
 
 /*  Which way node_store_search_top goes: by its cost estimate (index.c), or, for tests
  *  (small stores would always be read whole), always one way. Process-wide. */

@@ -289,6 +289,21 @@ static int s_check_index(node_store_t *self, char *why, size_t why_len)
     return rc;
 }
 
+/*  Replays the search index's df journal (a store that stopped without flushing its counters);
+ *  a journal that does not parse is the index's loss, not the store's: it is rebuilt. */
+static int s_load_journal(node_store_t *self, char *why, size_t why_len)
+{
+    int rc = store__index_load_journal(self);
+    if (rc != ENGRAM_EDECODE || self->read_only)
+        return rc;
+    zsys_warning("engramd: the search index's journal does not parse: rebuilding the index");
+    uint64_t indexed = 0;
+    rc = node_store_reindex(self, &indexed);
+    if (rc)
+        snprintf(why, why_len, "cannot rebuild the search index: %s", engram_strerror(rc));
+    return rc;
+}
+
 search_tokenizer_t *node_store_tokenizer(node_store_t *self)
 {
     return self->tokenizer;
@@ -362,6 +377,7 @@ int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p
     self->max_drift_ms = ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS;
     self->contexts = zhash_new();
     self->counter_cache_max = STORE_COUNTER_CACHE_BYTES;
+    self->journal_max = STORE_JOURNAL_MAX;
     self->prunes = zhash_new();
     /* RocksDB counts every key comparison into a thread-local perf context unless told not
      * to, and nothing here reads it: the counting was a fifth of a memtable insert's CPU
@@ -434,6 +450,8 @@ int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p
         rc = s_load_meta(self);
     if (rc == 0)
         rc = s_check_index(self, why, why_len);
+    if (rc == 0)
+        rc = s_load_journal(self, why, why_len);
     if (rc) {
         if (!why[0])
             snprintf(why, why_len, "cannot read the node's metadata: %s", engram_strerror(rc));
@@ -451,6 +469,8 @@ void node_store_close(node_store_t **self_p)
     node_store_t *self = *self_p;
     store__drop_entry_iters(self);
     if (self->db) {
+        if (!self->failed)
+            store__index_flush_counters(self);
         node_store_sync(self);
         if (self->identity.node_id && !self->failed) { /* opened fully: a clean stop */
             char *err = NULL;

@@ -409,7 +409,8 @@ int node_store_entry_get(node_store_t *self, const char *sid, const char *key, c
                          size_t *len);
 /*  A BLAKE2b digest of every record of the search index, and how many there are: equal
  *  before and after node_store_reindex when the incremental index was exact (engramd
- *  --reindex reports it; tests compare). O(index). */
+ *  --reindex reports it; tests compare). Flushes the index's counters first (a write).
+ *  O(index). */
 int node_store_index_digest(node_store_t *self, uint8_t digest[32], uint64_t *records);
 /*  Drops the whole search index and rebuilds it from the live entries (engramd --reindex);
  *  *indexed counts the entries read. Synced. */

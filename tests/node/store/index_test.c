@@ -241,14 +241,55 @@ static void s_check_rebuild(node_store_t *store)
     PROP_CHECK(indexed > 0 && records == rebuilt && memcmp(before, after, 32) == 0);
 }
 
+/*  A store that stopped without flushing its counters (a checkpoint of it, opened) replays
+ *  its journal: its index is the store's, record for record, once both flush. */
+static void s_check_journal_replayed(node_store_t *store)
+{
+    /* one more memory, within bounds that keep it journaled whatever the case's are */
+    size_t cache_max = store->counter_cache_max, journal_max = store->journal_max;
+    store->counter_cache_max = STORE_COUNTER_CACHE_BYTES;
+    store->journal_max = STORE_JOURNAL_MAX;
+    s_write(store, "journaled", false, "zqkalox zqmipex zqkalox", "agent-1", false);
+    PROP_CHECK(store->journal_records > 0 && store->counters_dirty > 0);
+    char copy[] = S_DIR_TEMPLATE;
+    assert_non_null(mkdtemp(copy));
+    char *path = zsys_sprintf("%s/db", copy);
+    assert_int_equal(node_store_checkpoint(store, path), 0);
+    node_store_t *reopened;
+    char why[256];
+    assert_int_equal(node_store_open(path, false, &reopened, why, sizeof why), 0);
+    PROP_CHECK(reopened->journal_records == store->journal_records && reopened->counters_dirty > 0);
+    const char *words[2] = {"zqkalox", "zqmipex"};
+    node_search_hits_t before, after;
+    assert_int_equal(node_store_search_top(store, SID, words, 2, 10, s_visible_all, NULL, &before),
+                     0);
+    assert_int_equal(
+        node_store_search_top(reopened, SID, words, 2, 10, s_visible_all, NULL, &after), 0);
+    PROP_CHECK(before.df[0] > 0 && before.df[0] == after.df[0] && before.df[1] == after.df[1]);
+    node_search_hits_free(&before);
+    node_search_hits_free(&after);
+    uint8_t ours[32], theirs[32];
+    uint64_t records = 0, replayed = 0;
+    assert_int_equal(node_store_index_digest(reopened, theirs, &replayed), 0);
+    assert_int_equal(node_store_index_digest(store, ours, &records), 0);
+    PROP_CHECK(reopened->journal_records == 0 && reopened->counters_dirty == 0);
+    PROP_CHECK(records == replayed && memcmp(ours, theirs, 32) == 0);
+    zstr_free(&path);
+    s_close_store(&reopened, copy);
+    store->counter_cache_max = cache_max;
+    store->journal_max = journal_max;
+}
+
 /*  One store of KEYS writes, its counters cached within cache_max bytes (the default, or
- *  small enough that the cache empties many times within one rebuild). */
-static void s_one_case(int index, size_t cache_max)
+ *  small enough that the cache empties many times within one rebuild) and flushed every
+ *  journal_max journal records (the default, more than the case writes, or a few). */
+static void s_one_case(int index, size_t cache_max, size_t journal_max)
 {
     store__search_way(STORE_SEARCH_THRESHOLD);
     char dir[] = S_DIR_TEMPLATE;
     node_store_t *store = s_open_store(dir);
     store->counter_cache_max = cache_max;
+    store->journal_max = journal_max;
     static const char *const syllables[] = {"ka", "lo", "mi", "nu", "pe", "ro", "si", "tu"};
     for (int w = 0; w < WORDS; w++)
         snprintf(s_word[w], sizeof s_word[w], "zq%s%s%sx", syllables[w % 8], syllables[w / 8 % 8],
@@ -297,9 +338,12 @@ static void s_one_case(int index, size_t cache_max)
 
     /* The counters and impact postings kept write by write are what a rebuild makes; so are
      * those written after a rebuild, whose counters the cache holds from the rebuild on. The
-     * cache holds the counters written last, within its bound. */
+     * cache holds the counters written last, within its bound; the journal holds fewer
+     * records than its bound; a store that did not flush them replays them. */
     PROP_CHECK(store__index_cached_counters(store) > 0);
     PROP_CHECK(store->counter_cache_bytes <= cache_max);
+    PROP_CHECK(store->journal_records < journal_max);
+    s_check_journal_replayed(store);
     s_check_rebuild(store);
     s_write_more(store, &rng);
     PROP_CHECK(store__index_cached_counters(store) > 0);
@@ -312,8 +356,8 @@ static void test_top_equals_exhaustive(void **state)
 {
     (void)state;
     for (int c = 0; c < prop_cases(3); c++) {
-        s_one_case(c, STORE_COUNTER_CACHE_BYTES);
-        s_one_case(c, 2048); /* about 15 counters */
+        s_one_case(c, STORE_COUNTER_CACHE_BYTES, STORE_JOURNAL_MAX);
+        s_one_case(c, 2048, 3); /* about 15 counters, flushed every 3 records */
     }
 }
 
