@@ -357,7 +357,8 @@ static void test_top_equals_exhaustive(void **state)
     (void)state;
     for (int c = 0; c < prop_cases(3); c++) {
         s_one_case(c, STORE_COUNTER_CACHE_BYTES, STORE_JOURNAL_MAX);
-        s_one_case(c, 2048, 3); /* about 15 counters, flushed every 3 records */
+        s_one_case(c, 2048, STORE_JOURNAL_MAX);     /* about 15 counters: flushed when full */
+        s_one_case(c, STORE_COUNTER_CACHE_BYTES, 3); /* flushed every 3 journal records */
     }
 }
 
