@@ -412,7 +412,8 @@ static void s_value_fill(uint8_t *val, size_t len, uint64_t seed)
 
 /*  The value a lag or put worker writes, before its stamp: random letters and digits, one run
  *  longer than a search term (SEARCH_MAX_TERM_BYTES), so the index drops it; or, with --values
- *  text, words it indexes (the worker's own mix: the store's counter cache's best case). */
+ *  text, words it indexes (the worker's own mix, written again and again: the best case of
+ *  the store's counter cache and df journal). */
 static void s_worker_value(uint8_t *val, size_t len, unsigned worker)
 {
     s_value_fill(val, len, worker + 1);

@@ -207,7 +207,8 @@ static void s_key(char *buf, uint32_t idx)
  *  run of letters, which the index drops as longer than SEARCH_MAX_TERM_BYTES; so the put
  *  cells pay for indexing as an agent's text memories do. Each client repeats its words
  *  (only the stamp changes), so after its first put the store's counter cache holds every
- *  counter it updates but its stamp's: the cache's best case. */
+ *  counter it updates but its stamp's, and its df journal changes the same counters again
+ *  and again: the best case of both. */
 static bool s_text_values;
 
 /*  A value's bytes after its stamp: 'v's, or words (bench_words_fill), the worker's own mix. */
