@@ -105,7 +105,8 @@ struct store_index_batch {
     zhash_t *vectors;  /* sid \x1f dims hex -> s_vectors_t */
     zhash_t *removed;  /* hex of the 'd' and 'v' keys removed by this batch: each once */
     zhash_t *staged;   /* hex of a counter key -> store_counter_t *: the counts this batch puts */
-    zchunk_t *journal; /* the batch's df counts, as its 'j' record holds them (NULL: none) */
+    zchunk_t *journal;    /* the batch's df counts, as its 'j' record holds them (NULL: none) */
+    uint64_t journal_seq; /* the record's seq, once store__index_finish put it */
 };
 
 static void s_delta_free(void *item)
@@ -633,24 +634,28 @@ static void s_df_key(store_key_t *k, const char *sid, const char *term, uint64_t
  *  - The store keeps the counters it wrote or journaled, with their latest count, in a cache
  *    (counter_cache: hex of the key -> store_counter_t). A count enters it only once its batch
  *    is written (store__index_written), so a batch that fails or is dropped leaves the cache
- *    as the store is. Every path that writes a batch with index changes reports it.
+ *    as the store is. Every path that writes a batch with index changes reports it, before
+ *    anything else writes: the next batch counts from what the cache holds.
  *  - A batch does not put its df counters: it puts one journal record, 'j' seq u64 (BE) ->
  *    (key length u16, key, count u64)... (LE), the new count of each counter it changed, and
  *    the cache holds those counts as dirty, the only copy besides the journal. The counters are
- *    written, and the journal's records deleted (one range), together by
- *    store__index_flush_counters: once STORE_JOURNAL_MAX records wait, before the cache is
- *    emptied, before a digest, and when the store closes. A counter changed by many batches in
- *    between is written once.
+ *    written, and the records written and reported deleted (one range), together by
+ *    store__index_flush_counters: once STORE_JOURNAL_MAX records or STORE_DIRTY_MAX dirty
+ *    counters wait, when the cache is full, before a digest, after a rebuild and when the
+ *    store closes. A counter changed by many batches in between is written once. The flush's
+ *    batch is not synced on its own: the records it deletes are, and the WAL keeps order.
  *  - The store's df counts are then the counters in RocksDB overlaid by the journal: a
  *    store that stopped without flushing (a crash, a checkpoint) replays its journal into the
  *    cache when it opens (store__index_load_journal), the records in order, the last count of a
- *    key winning. Queries read a term's counters through the cache (s_term_open).
+ *    key winning. Queries take a term's counts from the cache where it has them, from RocksDB
+ *    where not (s_term_open).
  *  - A clean counter leaves the cache when a batch stages a new value for it (s_stage_count),
  *    so a batch never reported costs a read, never a stale count; a dirty one stays, as the
  *    latest count. Bounded by counter_cache_max bytes of keys (each counted with
- *    COUNTER_ENTRY_OVERHEAD): when full, the counters are flushed and the cache emptied; the
- *    common terms come back at their next write. A rebuild, whose range delete drops the
- *    journal too, empties it. The dims counters ('m') are few and written directly. */
+ *    COUNTER_ENTRY_OVERHEAD): when a write's counts do not fit, the counters are flushed and
+ *    the cache emptied, then given that write's counts back; the common terms come back at
+ *    their next write. A rebuild, whose range delete drops the journal too, empties it. The
+ *    dims counters ('m') are few and written directly. */
 
 /*  What one cached counter costs beyond its key's hex: the hash item, the count, malloc. */
 #define COUNTER_ENTRY_OVERHEAD 64
@@ -714,19 +719,22 @@ static bool s_cache_count(node_store_t *self, const char *hex, uint64_t count, b
 
 int store__index_flush_counters(node_store_t *self)
 {
-    if (self->counters_dirty == 0 && self->journal_first == self->journal_next)
+    if (self->counters_dirty == 0 && self->journal_first == self->journal_written)
         return 0;
     if (self->failed)
         return self->failed;
     rocksdb_writebatch_t *batch = rocksdb_writebatch_create();
     uint8_t key[STORE_MAX_COUNTER_KEY];
-    for (store_counter_t *c = zhashx_first(self->counter_cache); c;
-         c = zhashx_next(self->counter_cache)) {
+    int rc = 0;
+    for (store_counter_t *c = self->counter_cache ? zhashx_first(self->counter_cache) : NULL;
+         c && rc == 0; c = zhashx_next(self->counter_cache)) {
         const char *hex = zhashx_cursor(self->counter_cache);
         size_t len = 0;
-        if (!c->dirty || sodium_hex2bin(key, sizeof key, hex, strlen(hex), NULL, &len, NULL) != 0)
+        if (!c->dirty)
             continue;
-        if (c->count == 0) {
+        if (sodium_hex2bin(key, sizeof key, hex, strlen(hex), NULL, &len, NULL) != 0)
+            rc = ENGRAM_EINVAL; /* never: the cache's keys are the hex of counter keys */
+        else if (c->count == 0) {
             rocksdb_writebatch_delete_cf(batch, self->cf[CF_SEARCH], (char *)key, len);
         } else {
             char raw[8];
@@ -735,43 +743,46 @@ int store__index_flush_counters(node_store_t *self)
                                       sizeof raw);
         }
     }
-    char first[9], next[9];
+    /* the records written and reported: one finished but not written yet stays */
+    char first[9], end[9];
     s_journal_key(first, self->journal_first);
-    s_journal_key(next, self->journal_next);
-    rocksdb_writebatch_delete_range_cf(batch, self->cf[CF_SEARCH], first, sizeof first, next,
-                                       sizeof next);
-    int rc = store__write_batch(self, batch);
+    s_journal_key(end, self->journal_written);
+    rocksdb_writebatch_delete_range_cf(batch, self->cf[CF_SEARCH], first, sizeof first, end,
+                                       sizeof end);
+    if (rc == 0)
+        rc = store__write_batch(self, batch);
     rocksdb_writebatch_destroy(batch);
     if (rc)
         return rc;
-    for (store_counter_t *c = zhashx_first(self->counter_cache); c && self->counters_dirty;
-         c = zhashx_next(self->counter_cache))
+    for (store_counter_t *c = self->counter_cache ? zhashx_first(self->counter_cache) : NULL;
+         c && self->counters_dirty; c = zhashx_next(self->counter_cache))
         if (c->dirty) {
             c->dirty = false;
             self->counters_dirty--;
         }
-    self->journal_first = self->journal_next;
+    self->journal_first = self->journal_written;
     self->journal_records = 0;
     return 0;
 }
 
-/*  Replays one journal record into the cache; false when it does not parse. */
-static bool s_replay(node_store_t *self, const uint8_t *v, size_t len)
+/*  Replays one journal record into the cache: 0, ENGRAM_EDECODE when it does not parse, or
+ *  ENGRAM_ENOMEM. */
+static int s_replay(node_store_t *self, const uint8_t *v, size_t len)
 {
     char hex[2 * STORE_MAX_COUNTER_KEY + 1];
     for (size_t at = 0; at < len;) {
         if (len - at < 2)
-            return false;
+            return ENGRAM_EDECODE;
         size_t klen = (size_t)v[at] | (size_t)v[at + 1] << 8;
         at += 2;
         if (klen == 0 || klen > STORE_MAX_COUNTER_KEY || len - at < klen + 8)
-            return false;
+            return ENGRAM_EDECODE;
         sodium_bin2hex(hex, sizeof hex, v + at, klen);
         if (!s_cache_count(self, hex, s_get_le64(v + at + klen), true))
-            return false;
+            return ENGRAM_ENOMEM;
         at += klen + 8;
     }
-    return true;
+    return 0;
 }
 
 int store__index_load_journal(node_store_t *self)
@@ -789,39 +800,56 @@ int store__index_load_journal(node_store_t *self)
         if (klen == 0 || k[0] != TAG_JOURNAL)
             break;
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
-        if (klen != 9 || !s_replay(self, v, vlen)) {
-            rc = ENGRAM_EDECODE;
+        rc = klen == 9 ? s_replay(self, v, vlen) : ENGRAM_EDECODE;
+        if (rc)
             break;
-        }
         uint64_t seq = store__get_be64(k + 1);
         if (!any)
             self->journal_first = seq;
-        self->journal_next = seq + 1;
+        self->journal_next = self->journal_written = seq + 1;
         self->journal_records++;
         any = true;
     }
-    return store__iter_end(it, NULL, rc);
+    rc = store__iter_end(it, NULL, rc);
+    self->journal_loaded = rc == 0;
+    return rc;
+}
+
+/*  Caches the counts ib staged; dirty ones (journaled) as dirty unless clean (written since).
+ *  A clean count that does not fit within the bound is left out: read from RocksDB next
+ *  time. */
+static void s_cache_staged(node_store_t *self, store_index_batch_t *ib, bool clean)
+{
+    for (store_counter_t *c = zhash_first(ib->staged); c; c = zhash_next(ib->staged)) {
+        const char *hex = zhash_cursor(ib->staged);
+        bool dirty = c->dirty && !clean;
+        if (!dirty && self->counter_cache_bytes + strlen(hex) + COUNTER_ENTRY_OVERHEAD >
+                          self->counter_cache_max)
+            continue;
+        /* a dirty count the cache cannot take is lost to queries and to the next batches:
+         * the store stops writing (the journal still holds it, replayed at the next open) */
+        if (!s_cache_count(self, hex, c->count, dirty) && dirty)
+            store__latch(self, ENGRAM_ENOMEM);
+    }
 }
 
 void store__index_written(node_store_t *self, store_index_batch_t *ib)
 {
     if (!ib)
         return;
-    for (store_counter_t *c = zhash_first(ib->staged); c; c = zhash_next(ib->staged)) {
-        const char *hex = zhash_cursor(ib->staged);
-        if (!c->dirty && self->counter_cache_bytes + strlen(hex) + COUNTER_ENTRY_OVERHEAD >
-                             self->counter_cache_max)
-            continue; /* full: read from RocksDB next time */
-        if (!s_cache_count(self, hex, c->count, c->dirty) && c->dirty)
-            store__latch(self, ENGRAM_ENOMEM); /* a count only the journal holds: lost */
-    }
-    if (ib->journal)
+    s_cache_staged(self, ib, false);
+    if (ib->journal) {
         self->journal_records++;
-    if (self->journal_records >= self->journal_max ||
+        self->journal_written = ib->journal_seq + 1;
+    }
+    if (self->journal_records < self->journal_max && self->counters_dirty < STORE_DIRTY_MAX &&
+        self->counter_cache_bytes <= self->counter_cache_max)
+        return;
+    if (store__index_flush_counters(self) == 0 &&
         self->counter_cache_bytes > self->counter_cache_max) {
-        if (store__index_flush_counters(self) == 0 &&
-            self->counter_cache_bytes > self->counter_cache_max)
-            store__index_forget_counters(self);
+        /* full: emptied, then holding this batch's counts, the likeliest to come again */
+        store__index_forget_counters(self);
+        s_cache_staged(self, ib, true);
     }
 }
 
@@ -832,7 +860,7 @@ void store__index_forget_counters(node_store_t *self)
     self->counter_cache_bytes = 0;
     self->counters_dirty = 0;
     self->journal_records = 0;
-    self->journal_first = self->journal_next;
+    self->journal_first = self->journal_written = self->journal_next;
 }
 
 size_t store__index_cached_counters(const node_store_t *self)
@@ -932,7 +960,8 @@ int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
     }
     if (rc == 0 && ib->journal) {
         char key[9];
-        s_journal_key(key, self->journal_next++);
+        ib->journal_seq = self->journal_next++;
+        s_journal_key(key, ib->journal_seq);
         rocksdb_writebatch_put_cf(batch, self->cf[CF_SEARCH], key, sizeof key,
                                   (char *)zchunk_data(ib->journal), zchunk_size(ib->journal));
     }
@@ -1909,12 +1938,13 @@ int node_store_reindex(node_store_t *self, uint64_t *indexed)
      * killed or fails leaves a store without the mark, rebuilt when it next opens, never a
      * partial index that is trusted. */
     s_rebuild_t r = {self, store__index_batch_new(), rocksdb_writebatch_create(), 0};
-    store__index_forget_counters(self);
     const char first[1] = {0}, last[1] = {(char)0xff};
     rocksdb_writebatch_delete_range_cf(r.batch, self->cf[CF_SEARCH], first, 1, last, 1);
     rocksdb_writebatch_delete_cf(r.batch, self->cf[CF_META], STORE_INDEX_MARK,
                                  strlen(STORE_INDEX_MARK));
     int rc = r.ib ? store__write_batch(self, r.batch) : ENGRAM_ENOMEM;
+    if (rc == 0) /* every counter and journal record gone: so are the cache's */
+        store__index_forget_counters(self);
     rocksdb_writebatch_clear(r.batch);
     if (rc == 0)
         rc = s_rebuild_entries(&r, CF_ENTRIES);

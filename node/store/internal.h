@@ -77,16 +77,19 @@ struct node_store {
     search_tokenizer_t *tokenizer; /* the index's terms (English) */
     /* The index's counters as written or journaled (index.c, "Counter cache and df
      * journal"): hex of a df or dims key -> store_counter_t *, owned, made on first use; what
-     * its entries cost, at most counter_cache_max (STORE_COUNTER_CACHE_BYTES) but for dirty
-     * ones, which are flushed first. */
+     * its entries cost, at most counter_cache_max (STORE_COUNTER_CACHE_BYTES) after every
+     * write (a write's dirty counts are flushed first when they do not fit; a journal
+     * replayed at open may exceed it until the next write). */
     zhashx_t *counter_cache;
     size_t counter_cache_bytes;
     size_t counter_cache_max;
-    size_t counters_dirty;  /* cached counts only the journal holds */
-    uint64_t journal_first; /* the journal's records in RocksDB: seqs [first, next) */
-    uint64_t journal_next;  /* the next record's seq */
-    size_t journal_records; /* written since the last flush (or replayed at open) */
-    size_t journal_max;     /* flushed at this many (STORE_JOURNAL_MAX; tests set it lower) */
+    size_t counters_dirty;    /* cached counts only the journal holds (< STORE_DIRTY_MAX) */
+    uint64_t journal_first;   /* the records written and reported: seqs [first, written) */
+    uint64_t journal_written; /* one past the last record written and reported */
+    uint64_t journal_next;    /* the next record's seq */
+    size_t journal_records;   /* written since the last flush (or replayed at open) */
+    size_t journal_max;       /* flushed at this many (STORE_JOURNAL_MAX; tests set it lower) */
+    bool journal_loaded;      /* replayed at open: from then on the close flushes */
     /* An object read seeks an iterator of its entries' column family (store__scan_entries).
      * Making one cost a get about a quarter of what its seek costs, so one per family (in
      * prefix mode, object_read_options) is kept while nothing is written: store__write_batch,
@@ -144,6 +147,9 @@ size_t store__index_cached_counters(const node_store_t *self);
 #define STORE_COUNTER_CACHE_BYTES (4 * 1024 * 1024)
 /*  Journal records (one per batch that changed df counters) between two flushes. */
 #define STORE_JOURNAL_MAX 1024
+/*  Dirty counters that make a flush: one flush writes at most this many keys (plus what one
+ *  batch adds), about 20 ms on the loop thread of this project's machine. */
+#define STORE_DIRTY_MAX 4096
 /*  The longest counter key (a tag, a sid, a term, a class): far above what names allow. */
 #define STORE_MAX_COUNTER_KEY 1024
 /*  A cached counter: its latest count, and whether only the journal holds it. */

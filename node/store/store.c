@@ -294,13 +294,19 @@ static int s_check_index(node_store_t *self, char *why, size_t why_len)
 static int s_load_journal(node_store_t *self, char *why, size_t why_len)
 {
     int rc = store__index_load_journal(self);
-    if (rc != ENGRAM_EDECODE || self->read_only)
+    if (rc != ENGRAM_EDECODE)
         return rc;
+    if (self->read_only) {
+        zsys_warning("engramd: the search index's journal does not parse and this store is "
+                     "read-only: searches may count memories wrong until it is opened writable");
+        return 0;
+    }
     zsys_warning("engramd: the search index's journal does not parse: rebuilding the index");
     uint64_t indexed = 0;
     rc = node_store_reindex(self, &indexed);
     if (rc)
         snprintf(why, why_len, "cannot rebuild the search index: %s", engram_strerror(rc));
+    self->journal_loaded = rc == 0; /* none left: the rebuild flushed its counters */
     return rc;
 }
 
@@ -469,7 +475,7 @@ void node_store_close(node_store_t **self_p)
     node_store_t *self = *self_p;
     store__drop_entry_iters(self);
     if (self->db) {
-        if (!self->failed)
+        if (self->journal_loaded && !self->failed)
             store__index_flush_counters(self);
         node_store_sync(self);
         if (self->identity.node_id && !self->failed) { /* opened fully: a clean stop */

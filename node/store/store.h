@@ -360,7 +360,8 @@ int node_store_search_terms(node_store_t *self, const char *sid, const char *con
 /*  The best k of those documents, best first (ties: key, element, dot), exactly the first k
  *  of node_store_search_terms's hits in that order, with the same scores and statistics;
  *  out->more tells whether further documents may match (then a larger k finds them).
- *  Cost: one seek per term (its per-class df counters lead its postings), one visibility
+ *  Cost: one seek per term (its per-class df counters lead its postings; while the index's
+ *  df journal holds counts, a hash lookup per class and term besides), one visibility
  *  decision per provenance class; then, for a query whose postings are few or not mostly one
  *  term's, a read of them all (as node_store_search_terms); else a threshold algorithm over
  *  the terms' postings in impact order (tf descending, then length; one more seek per tf
@@ -409,8 +410,9 @@ int node_store_entry_get(node_store_t *self, const char *sid, const char *key, c
                          size_t *len);
 /*  A BLAKE2b digest of every record of the search index, and how many there are: equal
  *  before and after node_store_reindex when the incremental index was exact (engramd
- *  --reindex reports it; tests compare). Flushes the index's counters first (a write).
- *  O(index). */
+ *  --reindex reports it; tests compare). Flushes the index's counters first (a write: on a
+ *  store that cannot write while its df journal holds counts, it fails with the store's
+ *  failure). O(index). */
 int node_store_index_digest(node_store_t *self, uint8_t digest[32], uint64_t *records);
 /*  Drops the whole search index and rebuilds it from the live entries (engramd --reindex);
  *  *indexed counts the entries read. Synced. */
