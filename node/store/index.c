@@ -105,7 +105,7 @@ struct store_index_batch {
     zhash_t *vectors;  /* sid \x1f dims hex -> s_vectors_t */
     zhash_t *removed;  /* hex of the 'd' and 'v' keys removed by this batch: each once */
     zhash_t *staged;   /* hex of a counter key -> store_counter_t *: the counts this batch puts */
-    zchunk_t *journal;    /* the batch's df counts, as its 'j' record holds them (NULL: none) */
+    zchunk_t *journal; /* the batch's df counts, as its 'j' record holds them (NULL: none) */
     uint64_t journal_seq; /* the record's seq, once store__index_finish put it */
 };
 

@@ -246,8 +246,7 @@ static void s_two_dfs(node_store_t *store, uint64_t df[2])
 {
     const char *words[2] = {"zqkalox", "zqmipex"};
     node_search_hits_t top;
-    assert_int_equal(node_store_search_top(store, SID, words, 2, 10, s_visible_all, NULL, &top),
-                     0);
+    assert_int_equal(node_store_search_top(store, SID, words, 2, 10, s_visible_all, NULL, &top), 0);
     df[0] = top.df[0];
     df[1] = top.df[1];
     node_search_hits_free(&top);
@@ -381,7 +380,7 @@ static void test_top_equals_exhaustive(void **state)
     (void)state;
     for (int c = 0; c < prop_cases(3); c++) {
         s_one_case(c, STORE_COUNTER_CACHE_BYTES, STORE_JOURNAL_MAX);
-        s_one_case(c, 2048, STORE_JOURNAL_MAX);     /* about 15 counters: flushed when full */
+        s_one_case(c, 2048, STORE_JOURNAL_MAX);      /* about 15 counters: flushed when full */
         s_one_case(c, STORE_COUNTER_CACHE_BYTES, 3); /* flushed every 3 journal records */
     }
 }
