@@ -8,8 +8,10 @@
  *  algorithm and through the whole read small queries get; a word held only by
  *  documents the reader may not see finds nothing and counts nothing; and the incremental
  *  index equals the one node_store_reindex rebuilds, record for record, before a rebuild and
- *  after writes that follow one, with the counter cache of its default size and with one that
- *  empties every few writes.
+ *  after writes that follow one, with the counter cache and the df journal of their default
+ *  bounds, with a cache that empties every few writes and with a journal flushed every three
+ *  records; and a store that stopped with journal records outstanding (a checkpoint, a copy of
+ *  the live directory) replays them when it opens.
  */
 #include "prop.h"
 
