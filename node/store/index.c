@@ -664,8 +664,7 @@ static void s_df_key(store_key_t *k, const char *sid, const char *term, uint64_t
 static void s_journal_key(char key[9], uint64_t seq)
 {
     key[0] = TAG_JOURNAL;
-    for (int i = 8; i >= 1; i--, seq >>= 8)
-        key[i] = (char)(seq & 0xff);
+    store__be64((uint8_t *)key + 1, seq);
 }
 
 static void s_count_free(void **item)
@@ -761,7 +760,6 @@ int store__index_flush_counters(node_store_t *self)
             self->counters_dirty--;
         }
     self->journal_first = self->journal_written;
-    self->journal_records = 0;
     return 0;
 }
 
@@ -807,7 +805,6 @@ int store__index_load_journal(node_store_t *self)
         if (!any)
             self->journal_first = seq;
         self->journal_next = self->journal_written = seq + 1;
-        self->journal_records++;
         any = true;
     }
     rc = store__iter_end(it, NULL, rc);
@@ -838,11 +835,10 @@ void store__index_written(node_store_t *self, store_index_batch_t *ib)
     if (!ib)
         return;
     s_cache_staged(self, ib, false);
-    if (ib->journal) {
-        self->journal_records++;
+    if (ib->journal)
         self->journal_written = ib->journal_seq + 1;
-    }
-    if (self->journal_records < self->journal_max && self->counters_dirty < STORE_DIRTY_MAX &&
+    if (store__index_journal_records(self) < self->journal_max &&
+        self->counters_dirty < STORE_DIRTY_MAX &&
         self->counter_cache_bytes <= self->counter_cache_max)
         return;
     if (store__index_flush_counters(self) == 0 &&
@@ -859,8 +855,12 @@ void store__index_forget_counters(node_store_t *self)
         zhashx_purge(self->counter_cache);
     self->counter_cache_bytes = 0;
     self->counters_dirty = 0;
-    self->journal_records = 0;
     self->journal_first = self->journal_written = self->journal_next;
+}
+
+size_t store__index_journal_records(const node_store_t *self)
+{
+    return (size_t)(self->journal_written - self->journal_first);
 }
 
 size_t store__index_cached_counters(const node_store_t *self)
@@ -1086,10 +1086,16 @@ static int s_classes_end(s_classes_t *c, int rc)
     return c->it ? store__iter_end(c->it, NULL, rc) : rc;
 }
 
-static bool s_class_visible(const s_classes_t *c, uint64_t prov)
+/*  The class prov of the scope, or NULL. */
+static const s_class_t *s_class_find(const s_classes_t *c, uint64_t prov)
 {
     s_class_t probe = {prov, false};
-    const s_class_t *found = bsearch(&probe, c->classes, c->n, sizeof probe, s_cmp_class);
+    return bsearch(&probe, c->classes, c->n, sizeof probe, s_cmp_class);
+}
+
+static bool s_class_visible(const s_classes_t *c, uint64_t prov)
+{
+    const s_class_t *found = s_class_find(c, prov);
     return found && found->visible;
 }
 
@@ -1202,8 +1208,7 @@ static int s_term_open(const s_classes_t *c, const char *term, s_impact_t *curso
             s_get_be32(k + prefix->len) != 0)
             break;
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
-        s_class_t probe = {store__get_be64(k + prefix->len + 4), false};
-        const s_class_t *class = bsearch(&probe, c->classes, c->n, sizeof probe, s_cmp_class);
+        const s_class_t *class = s_class_find(c, store__get_be64(k + prefix->len + 4));
         if (!class || !class->visible || vlen != 8)
             continue;
         if (stored)

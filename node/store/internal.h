@@ -87,8 +87,7 @@ struct node_store {
     uint64_t journal_first;   /* the records written and reported: seqs [first, written) */
     uint64_t journal_written; /* one past the last record written and reported */
     uint64_t journal_next;    /* the next record's seq */
-    size_t journal_records;   /* written since the last flush (or replayed at open) */
-    size_t journal_max;       /* flushed at this many (STORE_JOURNAL_MAX; tests set it lower) */
+    size_t journal_max;       /* records flushed at (STORE_JOURNAL_MAX; tests set it lower) */
     bool journal_loaded;      /* replayed at open: from then on the close flushes */
     /* An object read seeks an iterator of its entries' column family (store__scan_entries).
      * Making one cost a get about a quarter of what its seek costs, so one per family (in
@@ -128,7 +127,7 @@ int store__index_remove(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
 int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch);
 /*  The batch of ib was written: its counters go into the counter cache, its df counters as
  *  dirty (its journal record holds them); the counters are flushed once the journal holds
- *  journal_max records or the cache is full. Every write of a batch with index changes must
+ *  journal_max records, STORE_DIRTY_MAX counters are dirty or the cache is full. Every write of a batch with index changes must
  *  report it, and a batch not written (failed, or dropped) must not be passed: a dirty count
  *  is the latest. */
 void store__index_written(node_store_t *self, store_index_batch_t *ib);
@@ -140,6 +139,9 @@ int store__index_load_journal(node_store_t *self);
 /*  Empties the counter cache, dirty counts included, and forgets the journal (a rebuild drops
  *  every counter and every record). */
 void store__index_forget_counters(node_store_t *self);
+/*  How many journal records wait for a flush: the seqs written and reported since the last
+ *  (a batch finished but dropped leaves a gap, counted: it only makes the flush come sooner). */
+size_t store__index_journal_records(const node_store_t *self);
 /*  How many counters the cache holds (tests). */
 size_t store__index_cached_counters(const node_store_t *self);
 /*  What the counter cache's entries may cost in all (keys' hex and overhead), by default;
@@ -208,6 +210,8 @@ uint64_t store__expires_at(const Engram__StoredEntry *entry);
 int store__get_added(node_store_t *self, const char *sid, crdt_dot_t dot,
                      const Engram__StoredOp *op, store_key_t *key, Engram__StoredEntry **entry);
 
+/*  v as 8 bytes, big-endian (the order of integers in keys), and back. */
+void store__be64(uint8_t *out, uint64_t v);
 uint64_t store__get_be64(const uint8_t *in);
 
 bool store__is_private(const char *sid);

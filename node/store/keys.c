@@ -17,7 +17,7 @@
 
 /*  --- keys ---------------------------------------------------------------------------- */
 
-static void s_be64(uint8_t *out, uint64_t v)
+void store__be64(uint8_t *out, uint64_t v)
 {
     for (int i = 7; i >= 0; i--, v >>= 8)
         out[i] = (uint8_t)v;
@@ -51,7 +51,7 @@ void store__key_str0(store_key_t *k, const char *s)
 void store__key_u64(store_key_t *k, uint64_t v)
 {
     uint8_t b[8];
-    s_be64(b, v);
+    store__be64(b, v);
     store__key_add(k, b, 8);
 }
 

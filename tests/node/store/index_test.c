@@ -265,7 +265,7 @@ static void s_check_journal_replayed(node_store_t *store, const char *dir)
     store->counter_cache_max = STORE_COUNTER_CACHE_BYTES;
     store->journal_max = STORE_JOURNAL_MAX;
     s_write(store, "journaled", false, "zqkalox zqmipex zqkalox", "agent-1", false);
-    PROP_CHECK(store->journal_records > 0 && store->counters_dirty > 0);
+    PROP_CHECK(store__index_journal_records(store) > 0 && store->counters_dirty > 0);
     uint64_t ours[2];
     s_two_dfs(store, ours);
     PROP_CHECK(ours[0] > 0 && ours[1] > 0);
@@ -286,13 +286,13 @@ static void s_check_journal_replayed(node_store_t *store, const char *dir)
         node_store_t *reopened;
         char why[256];
         assert_int_equal(node_store_open(path, false, &reopened, why, sizeof why), 0);
-        PROP_CHECK(reopened->journal_records == store->journal_records &&
+        PROP_CHECK(store__index_journal_records(reopened) == store__index_journal_records(store) &&
                    reopened->counters_dirty > 0);
         uint64_t theirs[2];
         s_two_dfs(reopened, theirs);
         PROP_CHECK(theirs[0] == ours[0] && theirs[1] == ours[1]);
         assert_int_equal(node_store_index_digest(reopened, digests[i], &records[i]), 0);
-        PROP_CHECK(reopened->journal_records == 0 && reopened->counters_dirty == 0);
+        PROP_CHECK(store__index_journal_records(reopened) == 0 && reopened->counters_dirty == 0);
         zstr_free(&path);
         s_close_store(&reopened, copies[i]);
     }
@@ -367,7 +367,7 @@ static void s_one_case(int index, size_t cache_max, size_t journal_max)
      * records than its bound; a store that did not flush them replays them. */
     PROP_CHECK(store__index_cached_counters(store) > 0);
     PROP_CHECK(store->counter_cache_bytes <= cache_max);
-    PROP_CHECK(store->journal_records < journal_max);
+    PROP_CHECK(store__index_journal_records(store) < journal_max);
     s_check_journal_replayed(store, dir);
     s_check_rebuild(store);
     s_write_more(store, &rng);
