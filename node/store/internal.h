@@ -127,9 +127,9 @@ int store__index_remove(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
 int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch);
 /*  The batch of ib was written: its counters go into the counter cache, its df counters as
  *  dirty (its journal record holds them); the counters are flushed once the journal holds
- *  journal_max records, STORE_DIRTY_MAX counters are dirty or the cache is full. Every write of a batch with index changes must
- *  report it, and a batch not written (failed, or dropped) must not be passed: a dirty count
- *  is the latest. */
+ *  journal_max records, STORE_DIRTY_MAX counters are dirty or the cache is full. Every write
+ *  of a batch with index changes must report it, and a batch not written (failed, or
+ *  dropped) must not be passed: a dirty count is the latest. */
 void store__index_written(node_store_t *self, store_index_batch_t *ib);
 /*  Writes the dirty counters and deletes the journal's records, in one batch. */
 int store__index_flush_counters(node_store_t *self);
