@@ -84,15 +84,47 @@ int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_
         crdt_ctx_destroy(&cut);
         return ENGRAM_ENOMEM;
     }
+    /* Only the dots no collection has visited: a record visited and kept belongs to a live
+     * entry, and the write that removes that entry deletes it (store__drop_collected_op). A
+     * store without "gc/" (written before it existed) visits its whole cut once. */
+    const crdt_ctx_t *collected = zhash_lookup(self->collected, sid);
+    crdt_ctx_t *visit = collected ? crdt_ctx_diff(cut, collected) : crdt_ctx_dup(cut);
+    crdt_ctx_t *now_collected = crdt_ctx_dup(cut); /* every collected dot is in the old cut */
+    if (!visit || !now_collected) {
+        crdt_ctx_destroy(&visit);
+        crdt_ctx_destroy(&now_collected);
+        crdt_ctx_destroy(&cut);
+        return ENGRAM_ENOMEM;
+    }
     s_gc_t g = {self, sid, rocksdb_writebatch_create(), {0}, 0};
-    int rc = store__scan_ops_in(self, sid, cut, s_gc_op, &g);
+    int rc = store__scan_ops_in(self, sid, visit, s_gc_op, &g);
+    crdt_ctx_destroy(&visit);
     if (rc == 0)
         rc = store__put_meta_ctx(self, g.batch, "prune/", sid, cut);
+    if (rc == 0)
+        rc = store__put_meta_ctx(self, g.batch, "gc/", sid, now_collected);
     rc = store__finish_write(self, rc, g.batch, &g.key, self->prunes, sid, &cut);
-    if (rc)
+    if (rc) {
+        crdt_ctx_destroy(&now_collected);
         return rc;
+    }
+    store__put_ctx(self->collected, sid, &now_collected);
     *dropped = g.dropped;
     return 0;
+}
+
+int store__drop_collected_op(node_store_t *self, rocksdb_writebatch_t *batch, const char *sid,
+                             crdt_dot_t dot)
+{
+    const crdt_ctx_t *collected = zhash_lookup(self->collected, sid);
+    if (!collected || !crdt_ctx_contains(collected, dot))
+        return 0;
+    store_key_t key = {0};
+    store__op_key(&key, sid, dot);
+    if (!key.failed)
+        rocksdb_writebatch_delete_cf(batch, self->cf[CF_OPS], (char *)key.data, key.len);
+    free(key.data);
+    return key.failed ? ENGRAM_ENOMEM : 0;
 }
 
 /*  How many keys of cf start with sid \0. */

@@ -64,16 +64,21 @@ struct node_store {
     uint64_t max_drift_ms;   /* a remote stamp further ahead of the wall clock is refused */
     uint64_t clock_refusals; /* remote stamps refused for being too far ahead */
     zhash_t *contexts;       /* sid -> crdt_ctx_t *, owned: every scope ever written */
-    zhash_t *prunes;      /* sid -> crdt_ctx_t *, owned: the prune cut of every collected scope */
-    bool unsynced;        /* applied since the last sync */
-    uint64_t wal_syncs;   /* fsyncs of the WAL node_store_sync made */
-    int failed;           /* the first storage failure: every later write is refused with it */
-    bool failed_unsynced; /* writes were waiting for a sync when it failed: they are in doubt */
-    bool read_only;       /* opened on a read-only data directory: reads only */
-    char *dir;            /* owned: the data directory, for free-space checks and snapshots */
-    uint64_t min_free;    /* writes are refused below this much free space */
-    int64_t space_checked_ms;      /* when the free space was last measured */
-    bool volume_full;              /* the last measurement found less than min_free */
+    zhash_t *prunes; /* sid -> crdt_ctx_t *, owned: the prune cut of every collected scope */
+    /* sid -> crdt_ctx_t *, owned: the dots whose op records node_store_gc has visited ("gc/"
+     * in meta). A collection visits only the dots of its cut not in here; an entry removed
+     * once its dot is in here has its op record deleted by the write that removes it
+     * (store__drop_collected_op), since no collection will visit that record again. */
+    zhash_t *collected;
+    bool unsynced;            /* applied since the last sync */
+    uint64_t wal_syncs;       /* fsyncs of the WAL node_store_sync made */
+    int failed;               /* the first storage failure: every later write is refused with it */
+    bool failed_unsynced;     /* writes were waiting for a sync when it failed: they are in doubt */
+    bool read_only;           /* opened on a read-only data directory: reads only */
+    char *dir;                /* owned: the data directory, for free-space checks and snapshots */
+    uint64_t min_free;        /* writes are refused below this much free space */
+    int64_t space_checked_ms; /* when the free space was last measured */
+    bool volume_full;         /* the last measurement found less than min_free */
     search_tokenizer_t *tokenizer; /* the index's terms (English) */
     /* The index's counters as written or journaled (index.c, "Counter cache and df
      * journal"): hex of a df or dims key -> store_counter_t *, owned, made on first use; what
@@ -279,6 +284,10 @@ int store__scan_ops_in(node_store_t *self, const char *sid, const crdt_ctx_t *ct
                        void *arg);
 
 bool store__shared(const char *scope);
+/*  Deletes, in batch, the op record of a removed entry of sid whose dot a collection has
+ *  visited already (gc.c): that record is garbage, and no collection will see it again. */
+int store__drop_collected_op(node_store_t *self, rocksdb_writebatch_t *batch, const char *sid,
+                             crdt_dot_t dot);
 
 /*  Measures the free space at most every ENGRAM_FREE_SPACE_CHECK_MS (a statvfs per write
  *  cost 4% of the write path). A burst in between may eat into the reserve, never through it

@@ -220,7 +220,7 @@ static int s_load_identity(node_store_t *self, char *why, size_t why_len)
     return rc ? rc : s_meta_put_sync(self, "running", mode, strlen(mode));
 }
 
-/*  Loads every context stored under a meta prefix ("ctx/", "prune/") into map. */
+/*  Loads every context stored under a meta prefix ("ctx/", "prune/", "gc/") into map. */
 static int s_load_ctx_map(node_store_t *self, const char *prefix, zhash_t *map)
 {
     size_t plen = strlen(prefix);
@@ -248,7 +248,7 @@ static int s_load_ctx_map(node_store_t *self, const char *prefix, zhash_t *map)
     return store__iter_end(it, NULL, rc);
 }
 
-/*  Loads every scope's context and prune cut, and the HLC floor. */
+/*  Loads every scope's context, prune cut and collected dots, and the HLC floor. */
 static int s_load_meta(node_store_t *self)
 {
     char *value;
@@ -261,6 +261,8 @@ static int s_load_meta(node_store_t *self)
         rc = s_load_ctx_map(self, "ctx/", self->contexts);
     if (rc == 0)
         rc = s_load_ctx_map(self, "prune/", self->prunes);
+    if (rc == 0)
+        rc = s_load_ctx_map(self, "gc/", self->collected);
     return rc;
 }
 
@@ -385,6 +387,7 @@ int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p
     self->counter_cache_max = STORE_COUNTER_CACHE_BYTES;
     self->journal_max = STORE_JOURNAL_MAX;
     self->prunes = zhash_new();
+    self->collected = zhash_new();
     /* RocksDB counts every key comparison into a thread-local perf context unless told not
      * to, and nothing here reads it: the counting was a fifth of a memtable insert's CPU
      * (README, "Measured"). The level is the calling thread's, the one that uses the store. */
@@ -502,6 +505,7 @@ void node_store_close(node_store_t **self_p)
     zhash_destroy(&self->contexts);
     zhashx_destroy(&self->counter_cache);
     zhash_destroy(&self->prunes);
+    zhash_destroy(&self->collected);
     free(self->dir);
     sodium_memzero(&self->identity, sizeof self->identity);
     free(self);

@@ -568,6 +568,14 @@ static crdt_ctx_t *s_cut(node_t *nodes, unsigned mask, const char *sid)
     return cut;
 }
 
+/*  Dead op records of sid at n (node_store_garbage). */
+static uint64_t s_garbage(node_t *n, const char *sid)
+{
+    uint64_t pending = 0;
+    assert_int_equal(node_store_garbage(n->store, sid, &pending), 0);
+    return pending;
+}
+
 /*  Collects garbage at node g, in the store and in its mirror. */
 static uint64_t s_gc(node_t *g, const char *sid, const crdt_ctx_t *cut)
 {
@@ -620,6 +628,16 @@ static void test_catch_up_matches_kernel(void **state)
         s_heal(nodes, &rng, &now, 20);
         s_check_mirrors(nodes, since, nsince);
         s_check_converged(nodes);
+        /* Collected at the cut all reached, no dead op record is left anywhere, whatever the
+         * collections before it visited: a record they kept is gone with its entry. */
+        for (int s = 0; s < SHARED; s++) {
+            crdt_ctx_t *cut = s_cut(nodes, 7u, s_shared[s]);
+            for (int i = 0; i < NODES; i++) {
+                dropped += s_gc(&nodes[i], s_shared[s], cut);
+                PROP_CHECK(s_garbage(&nodes[i], s_shared[s]) == 0);
+            }
+            crdt_ctx_destroy(&cut);
+        }
         dropped_in_all += dropped;
         for (size_t i = 0; i < nsince; i++)
             crdt_ctx_destroy(&since[i]);
@@ -638,13 +656,6 @@ static bool s_has_key(node_t *n, const char *sid, const char *key)
     bool has = crdt_scope_entries(view) > 0;
     crdt_scope_destroy(&view);
     return has;
-}
-
-static uint64_t s_garbage(node_t *n, const char *sid)
-{
-    uint64_t pending = 0;
-    assert_int_equal(node_store_garbage(n->store, sid, &pending), 0);
-    return pending;
 }
 
 /*  The canonical story of garbage: A, B and C share a scope; C goes away; A and B remove
@@ -694,6 +705,13 @@ static void test_gc_lagging_and_restored_replicas(void **state)
     assert_true(crdt_ctx_equal(node_store_pruned(a->store, sid), cut));
     /* Nothing below the cut is left to drop. */
     assert_int_equal(s_gc(a, sid, cut), 0);
+    /* A record a collection visited and kept (its entry was live) goes with the write that
+     * removes its entry, since no collection visits it again: "kept" is overwritten at B (a
+     * local removal) and the write replicated to A (a remote one). */
+    assert_int_equal(s_do(b, sid, "kept", OP_PUT, "v2"), 0);
+    s_heal(nodes, &rng, &now, 3);
+    assert_int_equal(s_garbage(a, sid), 0);
+    assert_int_equal(s_garbage(b, sid), 0);
 
     /* C is below the cut: A answers it with the whole state, which C joins as one. */
     crdt_scope_t *answer = node_store_gossip.delta_since(a->store, sid, c_old);
@@ -1271,15 +1289,22 @@ static void test_index_follows_purge(void **state)
     assert_int_equal(s_do(a, sid, "long", OP_PUT, "v9"), 0); /* "budget" */
     assert_int_equal(s_found(a, sid, "budget"), 2);
     assert_int_equal(s_found(a, sid, "ephemer"), 1);
+    /* Both ops collected (their records kept: their entries are live), then both entries
+     * go, by the purge and by an overwrite: their records go with them. */
+    uint64_t dropped = 1;
+    assert_int_equal(node_store_gc(a->store, sid, node_store_ctx(a->store, sid), &dropped), 0);
+    assert_int_equal(dropped, 0);
     uint64_t purged = 0;
     assert_int_equal(node_store_purge(a->store, 4999, &purged), 0);
     assert_int_equal(purged, 0);
     assert_int_equal(node_store_purge(a->store, 5000, &purged), 0);
     assert_int_equal(purged, 1);
+    assert_int_equal(s_garbage(a, sid), 0);
     assert_int_equal(s_found(a, sid, "ephemer"), 0);
     assert_int_equal(s_found(a, sid, "budget"), 1);
     s_check_index(a);
     assert_int_equal(s_do(a, sid, "long", OP_PUT, "v0"), 0); /* overwritten: "client" */
+    assert_int_equal(s_garbage(a, sid), 0);
     assert_int_equal(s_found(a, sid, "budget"), 0);
     assert_int_equal(s_found(a, sid, "client"), 1);
     assert_int_equal(s_do(a, sid, "long", OP_FORGET, NULL), 0);
