@@ -68,7 +68,8 @@
  *
  *  Garbage: node_store_gc drops the op records at or below a stable cut
  *  whose entries are gone, strips the removals from those whose entries live, and joins the
- *  cut into the scope's prune cut, in one batch. History is user-facing and never collected.
+ *  cut into the scope's prune cut, in one batch; each record once (the scope's collected dots,
+ *  "gc/" in meta), a record it kept going with the write that removes its entry. History is user-facing and never collected.
  *  A whole-state delta (one that carries a prune cut) is applied as the join of a whole state:
  *  every local entry whose dot its context holds but whose entry it lacks is deleted (one pass
  *  over the scope's entries), so a replica restored from an old copy, or back after the
@@ -265,12 +266,16 @@ int node_store_object_entries(node_store_t *self, const char *sid, const char *k
 extern const gossip_store_t node_store_gossip;
 
 /*  Stable-cut garbage collection of one shared scope: stable_cut is a context every live
- *  replica has reached (the meet of their version vectors). Drops, in one batch, the op
- *  records at or below the scope's prune cut joined with stable_cut whose entries are gone
- *  (*dropped counts them), keeps those whose entries live without their removals, and
- *  persists the joined prune cut. ENGRAM_EINVAL, changing nothing, if the scope's context
- *  does not cover the cut; ENGRAM_ESCOPE for a private scope. Unsynced, like apply.
- *  Cost: O(op records at or below the cut), one point read per record. */
+ *  replica has reached (the meet of their version vectors). Visits, in one batch, the op
+ *  records at or below the scope's prune cut joined with stable_cut that no collection
+ *  visited before: drops those whose entries are gone (*dropped counts them), keeps those
+ *  whose entries live without their removals, and persists the joined prune cut and the
+ *  visited dots. A record kept here is deleted later by the write that removes its entry
+ *  (local and remote removals, a whole state's join, the TTL purge), since no collection
+ *  visits it again. ENGRAM_EINVAL, changing nothing, if the scope's context does not cover
+ *  the cut; ENGRAM_ESCOPE for a private scope. Unsynced, like apply.
+ *  Cost: O(op records of the dots the cut added), one point read per record; the first
+ *  collection of a store written before the visited dots were kept visits its whole cut. */
 int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_cut,
                   uint64_t *dropped);
 /*  The scope's prune cut (removal records of ops in it may be gone); NULL if never collected.
