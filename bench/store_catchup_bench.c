@@ -38,7 +38,7 @@
 #include "node/store/store.h"
 
 #define SCOPE "run:bench"
-#define REPS 5
+#define REPS  5
 
 static double s_now_us(void)
 {
@@ -144,19 +144,20 @@ static int s_run(unsigned n_entries, const unsigned *ks, size_t nk)
         crdt_scope_t *expected = crdt_scope_delta_since(whole, since);
         bool ok = expected && s_same(delta, expected);
         failed |= !ok;
-        printf("  %6u  %14.1f  %12zu  %16.1f  %12zu  %s\n", ks[i], t[REPS / 2], dlen,
-               w[REPS / 2], wlen, ok ? "PASS" : "FAIL");
+        printf("  %6u  %14.1f  %12zu  %16.1f  %12zu  %s\n", ks[i], t[REPS / 2], dlen, w[REPS / 2],
+               wlen, ok ? "PASS" : "FAIL");
         crdt_scope_destroy(&expected);
         crdt_scope_destroy(&delta);
         crdt_scope_destroy(&whole);
         crdt_ctx_destroy(&since);
     }
     /* Garbage: everything is stable (one replica); then an asker from before the cut. */
-    uint64_t pending = 0, dropped = 0;
+    uint64_t pending = 0;
+    node_store_gc_t done = {0, 0, false};
     double a = s_now_us();
     rc = node_store_garbage(store, SCOPE, &pending);
     double b = s_now_us();
-    rc = rc ? rc : node_store_gc(store, SCOPE, node_store_ctx(store, SCOPE), &dropped);
+    rc = rc ? rc : node_store_gc(store, SCOPE, node_store_ctx(store, SCOPE), UINT64_MAX, &done);
     double g = s_now_us();
     if (rc)
         s_die("gc", rc);
@@ -166,11 +167,12 @@ static int s_run(unsigned n_entries, const unsigned *ks, size_t nk)
     uint8_t *buf;
     if (whole && crdt_scope_encode(whole, &buf, &wlen) == 0)
         free(buf);
-    bool ok = whole && dropped == pending && crdt_scope_entries(whole) == n_entries;
+    bool ok = whole && done.dropped == pending && crdt_scope_entries(whole) == n_entries;
     failed |= !ok;
     printf("  garbage: %" PRIu64 " pending (counted in %.1f ms); gc dropped %" PRIu64
            " in %.1f ms; whole state after gc %.1f ms, %zu bytes  %s\n",
-           pending, (b - a) / 1e3, dropped, (g - b) / 1e3, w / 1e3, wlen, ok ? "PASS" : "FAIL");
+           pending, (b - a) / 1e3, done.dropped, (g - b) / 1e3, w / 1e3, wlen,
+           ok ? "PASS" : "FAIL");
     crdt_scope_destroy(&whole);
     crdt_ctx_destroy(&empty);
     node_store_close(&store);

@@ -392,19 +392,27 @@ static void s_receive_gossip(node_cluster_t *self, uint64_t now)
 }
 
 /*  Drops the op records of one scope below its stable cut: every member that is not LEFT
- *  is known to hold the cut, so no replica will ever ask for them. */
+ *  is known to hold the cut, so no replica will ever ask for them. Visits what is left of the
+ *  pass's budget at most; a scope that finds none left waits for the next pass. */
 static void s_collect_scope(void *arg, const char *scope)
 {
     node_cluster_t *self = arg;
+    if (self->gc_visits_left == 0) {
+        self->gc_more = true;
+        return;
+    }
     crdt_ctx_t *cut = gossip_engine_stable_cut(self->engine, scope);
-    const crdt_ctx_t *pruned = node_store_pruned(self->store, scope);
-    uint64_t dropped = 0;
-    if (cut && !crdt_ctx_is_empty(cut) && !(pruned && crdt_ctx_covers(pruned, cut))) {
-        int rc = node_store_gc(self->store, scope, cut, &dropped);
+    if (cut && !crdt_ctx_is_empty(cut)) {
+        node_store_gc_t done;
+        int rc = node_store_gc(self->store, scope, cut, self->gc_visits_left, &done);
         if (rc)
             zsys_warning("engramd: collecting %s below its stable cut failed: %s", scope,
                          engram_strerror(rc));
-        self->collected += dropped;
+        else {
+            self->collected += done.dropped;
+            self->gc_visits_left -= done.visited;
+            self->gc_more |= done.more;
+        }
     }
     crdt_ctx_destroy(&cut);
 }
@@ -462,8 +470,10 @@ bool node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms)
     }
     cluster__relink(self, now_ms);
     if (now_ms >= self->next_gc_ms && !node_store_failure(self->store)) {
+        self->gc_visits_left = GC_VISITS_PER_PASS;
+        self->gc_more = false;
         node_store_gossip.each_scope(self->store, s_collect_scope, self);
-        self->next_gc_ms = now_ms + GC_INTERVAL_MS;
+        self->next_gc_ms = now_ms + (self->gc_more ? GC_RESUME_MS : GC_INTERVAL_MS);
     }
     if (self->members_dirty)
         cluster__save_members(self);

@@ -59,8 +59,13 @@
 #define LINK_HOLD_SMALL   4096
 #define LINK_HOLD_BUDGETS 4
 #define LINK_HOLD_MS      500
-/*  How often op records below the stable cut are collected. */
-#define GC_INTERVAL_MS 10000
+/*  How often op records below the stable cut are collected, and how many one pass visits at
+ *  most (a visit is a point read and maybe a write, a few us: a pass holds the loop thread for
+ *  about 10 ms at most). A pass that leaves records behind is followed by another after
+ *  GC_RESUME_MS, so collection keeps up with about 100k writes/s, requests served between. */
+#define GC_INTERVAL_MS     10000
+#define GC_VISITS_PER_PASS 2048
+#define GC_RESUME_MS       20
 /*  Bad frames are logged this often at most (each is counted). */
 #define BAD_LOG_INTERVAL_MS 1000
 /*  The dot check at start (cluster__check_dots): how long shared writes wait for the members'
@@ -112,7 +117,9 @@ struct node_cluster {
     uint64_t next_tick_ms;
     uint64_t links_made; /* names the links' monitor endpoints */
     uint64_t next_gc_ms;
-    uint64_t collected; /* op records dropped below stable cuts */
+    uint64_t collected;      /* op records dropped below stable cuts */
+    uint64_t gc_visits_left; /* of this pass's GC_VISITS_PER_PASS */
+    bool gc_more;            /* this pass left records to visit */
     uint64_t last_bad_log_ms;
     uint64_t last_intro_log_ms;
     uint64_t intros_refused; /* also counted in bad_frames */

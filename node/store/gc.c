@@ -27,6 +27,9 @@ typedef struct {
     rocksdb_writebatch_t *batch;
     store_key_t key;
     uint64_t dropped;
+    uint64_t visits_left; /* the budget: records this collection may still visit */
+    bool paused;          /* it ran out before the last record */
+    crdt_dot_t last;      /* the last record visited */
 } s_gc_t;
 
 /*  An op at or below the cut: dropped if its entry is gone, else kept without its removals
@@ -34,6 +37,12 @@ typedef struct {
 static int s_gc_op(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
 {
     s_gc_t *g = arg;
+    if (g->visits_left == 0) {
+        g->paused = true;
+        return NODE_STORE_STOP;
+    }
+    g->visits_left--;
+    g->last = dot;
     Engram__StoredEntry *entry;
     int rc = store__get_added(g->self, g->sid, dot, op, &g->key, &entry);
     if (rc)
@@ -66,11 +75,35 @@ static int s_gc_op(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
     return 0;
 }
 
-int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_cut,
-                  uint64_t *dropped)
+/*  Joins into collected the dots of visit that a scan stopped after last has passed: the
+ *  scan (store__scan_ops_in) goes node by node in visit's order, each node's ranges upwards,
+ *  so these are the ranges of the nodes before last's and those of last's node up to it. */
+static int s_collect_visited(crdt_ctx_t *collected, const crdt_ctx_t *visit, crdt_dot_t last)
 {
-    assert(self && sid && stable_cut && dropped);
-    *dropped = 0;
+    for (size_t i = 0; i < crdt_ctx_nodes(visit); i++) {
+        uint64_t node, base;
+        const crdt_range_t *cloud;
+        size_t ncloud;
+        crdt_ctx_node_at(visit, i, &node, &base, &cloud, &ncloud);
+        for (size_t j = base ? 0 : 1; j <= ncloud; j++) {
+            crdt_range_t range = j == 0 ? (crdt_range_t){1, base} : cloud[j - 1];
+            bool stop = node == last.node && range.hi >= last.n;
+            if (stop)
+                range.hi = last.n;
+            if (crdt_ctx_insert_range(collected, node, range.lo, range.hi) != 0)
+                return ENGRAM_ENOMEM;
+            if (stop)
+                return 0;
+        }
+    }
+    return 0;
+}
+
+int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_cut,
+                  uint64_t max_visits, node_store_gc_t *done)
+{
+    assert(self && sid && stable_cut && done && max_visits > 0);
+    *done = (node_store_gc_t){0, 0, false};
     if (!store__shared(sid))
         return ENGRAM_ESCOPE;
     if (self->failed)
@@ -86,18 +119,29 @@ int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_
     }
     /* Only the dots no collection has visited: a record visited and kept belongs to a live
      * entry, and the write that removes that entry deletes it (store__drop_collected_op). A
-     * store without "gc/" (written before it existed) visits its whole cut once. */
+     * store without "gc/" (written before it existed) visits its whole cut, in as many
+     * collections as its budget takes. */
     const crdt_ctx_t *collected = zhash_lookup(self->collected, sid);
     crdt_ctx_t *visit = collected ? crdt_ctx_diff(cut, collected) : crdt_ctx_dup(cut);
-    crdt_ctx_t *now_collected = crdt_ctx_dup(cut); /* every collected dot is in the old cut */
+    if (visit && crdt_ctx_is_empty(visit) && old && crdt_ctx_covers(old, cut)) {
+        crdt_ctx_destroy(&visit); /* nothing new: no write */
+        crdt_ctx_destroy(&cut);
+        return 0;
+    }
+    crdt_ctx_t *now_collected = collected ? crdt_ctx_dup(collected) : crdt_ctx_new();
     if (!visit || !now_collected) {
         crdt_ctx_destroy(&visit);
         crdt_ctx_destroy(&now_collected);
         crdt_ctx_destroy(&cut);
         return ENGRAM_ENOMEM;
     }
-    s_gc_t g = {self, sid, rocksdb_writebatch_create(), {0}, 0};
+    s_gc_t g = {self, sid, rocksdb_writebatch_create(), {0}, 0, max_visits, false, {0, 0}};
     int rc = store__scan_ops_in(self, sid, visit, s_gc_op, &g);
+    if (rc == NODE_STORE_STOP)
+        rc = 0;
+    if (rc == 0) /* every collected dot is in the old cut, so in this one */
+        rc = g.paused ? s_collect_visited(now_collected, visit, g.last)
+                      : crdt_ctx_join(now_collected, cut);
     crdt_ctx_destroy(&visit);
     if (rc == 0)
         rc = store__put_meta_ctx(self, g.batch, "prune/", sid, cut);
@@ -109,7 +153,7 @@ int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_
         return rc;
     }
     store__put_ctx(self->collected, sid, &now_collected);
-    *dropped = g.dropped;
+    *done = (node_store_gc_t){max_visits - g.visits_left, g.dropped, g.paused};
     return 0;
 }
 

@@ -69,12 +69,12 @@
  *  Garbage: node_store_gc drops the op records at or below a stable cut
  *  whose entries are gone, strips the removals from those whose entries live, and joins the
  *  cut into the scope's prune cut, in one batch; each record once (the scope's collected dots,
- *  "gc/" in meta), a record it kept going with the write that removes its entry. History is user-facing and never collected.
- *  A whole-state delta (one that carries a prune cut) is applied as the join of a whole state:
- *  every local entry whose dot its context holds but whose entry it lacks is deleted (one pass
- *  over the scope's entries), so a replica restored from an old copy, or back after the
- *  records it needed were dropped, converges without resurrecting anything. Its prune cut is
- *  joined into ours: we may lack records below it too.
+ *  "gc/" in meta), a record it kept going with the write that removes its entry. History is
+ * user-facing and never collected. A whole-state delta (one that carries a prune cut) is applied as
+ * the join of a whole state: every local entry whose dot its context holds but whose entry it lacks
+ * is deleted (one pass over the scope's entries), so a replica restored from an old copy, or back
+ * after the records it needed were dropped, converges without resurrecting anything. Its prune cut
+ * is joined into ours: we may lack records below it too.
  *
  *  Storage failures: writes are refused with ENGRAM_ENOSPC while the volume's free space is
  *  below a reserve (RocksDB does not survive a full disk while running), and the first I/O
@@ -268,16 +268,23 @@ extern const gossip_store_t node_store_gossip;
 /*  Stable-cut garbage collection of one shared scope: stable_cut is a context every live
  *  replica has reached (the meet of their version vectors). Visits, in one batch, the op
  *  records at or below the scope's prune cut joined with stable_cut that no collection
- *  visited before: drops those whose entries are gone (*dropped counts them), keeps those
- *  whose entries live without their removals, and persists the joined prune cut and the
- *  visited dots. A record kept here is deleted later by the write that removes its entry
- *  (local and remote removals, a whole state's join, the TTL purge), since no collection
- *  visits it again. ENGRAM_EINVAL, changing nothing, if the scope's context does not cover
- *  the cut; ENGRAM_ESCOPE for a private scope. Unsynced, like apply.
- *  Cost: O(op records of the dots the cut added), one point read per record; the first
- *  collection of a store written before the visited dots were kept visits its whole cut. */
+ *  visited before, at most max_visits (> 0) of them: drops those whose entries are gone,
+ *  keeps those whose entries live without their removals, and persists the joined prune cut
+ *  and the visited dots. *done counts the records visited and dropped, and says whether
+ *  records were left for another call. A record kept here is deleted later by the write that
+ * removes its entry (local and remote removals, a whole state's join, the TTL purge), since no
+ * collection visits it again. Writes nothing when there is nothing new. ENGRAM_EINVAL, changing
+ *  nothing, if the scope's context does not cover the cut; ENGRAM_ESCOPE for a private
+ *  scope. Unsynced, like apply.
+ *  Cost: O(records visited), one point read each, and at most max_visits of them: the first
+ *  collections of a store written before the visited dots were kept visit its whole cut. */
+typedef struct {
+    uint64_t visited; /* op records visited */
+    uint64_t dropped; /* of which dropped */
+    bool more;        /* records are left for another call */
+} node_store_gc_t;
 int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_cut,
-                  uint64_t *dropped);
+                  uint64_t max_visits, node_store_gc_t *done);
 /*  The scope's prune cut (removal records of ops in it may be gone); NULL if never collected.
  *  Borrowed until the next apply or gc. */
 const crdt_ctx_t *node_store_pruned(const node_store_t *self, const char *sid);

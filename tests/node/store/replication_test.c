@@ -576,15 +576,28 @@ static uint64_t s_garbage(node_t *n, const char *sid)
     return pending;
 }
 
-/*  Collects garbage at node g, in the store and in its mirror. */
-static uint64_t s_gc(node_t *g, const char *sid, const crdt_ctx_t *cut)
+/*  Collects garbage at node g, in the store and in its mirror: calls of at most budget visits
+ *  each until nothing is left. The records dropped. */
+static uint64_t s_gc(node_t *g, const char *sid, const crdt_ctx_t *cut, uint64_t budget)
 {
     uint64_t dropped = 0;
     if (!node_store_ctx(g->store, sid))
         return 0;
-    PROP_CHECK(node_store_gc(g->store, sid, cut, &dropped) == 0);
+    node_store_gc_t done;
+    do {
+        PROP_CHECK(node_store_gc(g->store, sid, cut, budget, &done) == 0);
+        PROP_CHECK(done.visited <= budget && done.dropped <= done.visited);
+        PROP_CHECK(!done.more || done.visited == budget);
+        dropped += done.dropped;
+    } while (done.more);
     PROP_CHECK(crdt_scope_prune(s_mirror(g, sid), cut) == 0);
     return dropped;
+}
+
+/*  A collection's budget of visits: a few (collections that stop partway) or none at all. */
+static uint64_t s_budget(prop_rng_t *rng)
+{
+    return prop_chance(rng, 50) ? 1 + prop_below(rng, 4) : UINT64_MAX;
 }
 
 /*  Random histories with losses, restarts and garbage collection at stable cuts and at cuts
@@ -617,7 +630,7 @@ static void test_catch_up_matches_kernel(void **state)
                 crdt_ctx_t *cut = s_cut(nodes, mask, sid);
                 for (int i = 0; i < NODES; i++)
                     if (mask & (1u << i) && prop_chance(&rng, 70))
-                        dropped += s_gc(&nodes[i], sid, cut);
+                        dropped += s_gc(&nodes[i], sid, cut, s_budget(&rng));
                 crdt_ctx_destroy(&cut);
             }
             if (step % 40 == 39)
@@ -633,7 +646,7 @@ static void test_catch_up_matches_kernel(void **state)
         for (int s = 0; s < SHARED; s++) {
             crdt_ctx_t *cut = s_cut(nodes, 7u, s_shared[s]);
             for (int i = 0; i < NODES; i++) {
-                dropped += s_gc(&nodes[i], s_shared[s], cut);
+                dropped += s_gc(&nodes[i], s_shared[s], cut, s_budget(&rng));
                 PROP_CHECK(s_garbage(&nodes[i], s_shared[s]) == 0);
             }
             crdt_ctx_destroy(&cut);
@@ -698,13 +711,13 @@ static void test_gc_lagging_and_restored_replicas(void **state)
      * add and its removal. */
     assert_int_equal(s_garbage(a, sid), 5);
     crdt_ctx_t *cut = s_cut(nodes, 3u, sid);
-    uint64_t dropped_a = s_gc(a, sid, cut), dropped_b = s_gc(b, sid, cut);
+    uint64_t dropped_a = s_gc(a, sid, cut, UINT64_MAX), dropped_b = s_gc(b, sid, cut, 2);
     assert_int_equal(dropped_a, 5);
     assert_int_equal(dropped_b, 5);
     assert_int_equal(s_garbage(a, sid), 0);
     assert_true(crdt_ctx_equal(node_store_pruned(a->store, sid), cut));
     /* Nothing below the cut is left to drop. */
-    assert_int_equal(s_gc(a, sid, cut), 0);
+    assert_int_equal(s_gc(a, sid, cut, UINT64_MAX), 0);
     /* A record a collection visited and kept (its entry was live) goes with the write that
      * removes its entry, since no collection visits it again: "kept" is overwritten at B (a
      * local removal) and the write replicated to A (a remote one). */
@@ -1291,9 +1304,11 @@ static void test_index_follows_purge(void **state)
     assert_int_equal(s_found(a, sid, "ephemer"), 1);
     /* Both ops collected (their records kept: their entries are live), then both entries
      * go, by the purge and by an overwrite: their records go with them. */
-    uint64_t dropped = 1;
-    assert_int_equal(node_store_gc(a->store, sid, node_store_ctx(a->store, sid), &dropped), 0);
-    assert_int_equal(dropped, 0);
+    node_store_gc_t done;
+    assert_int_equal(node_store_gc(a->store, sid, node_store_ctx(a->store, sid), 8, &done), 0);
+    assert_int_equal(done.visited, 2);
+    assert_int_equal(done.dropped, 0);
+    assert_false(done.more);
     uint64_t purged = 0;
     assert_int_equal(node_store_purge(a->store, 4999, &purged), 0);
     assert_int_equal(purged, 0);
@@ -1355,12 +1370,14 @@ static void test_gc_refuses(void **state)
     assert_int_equal(s_do(&nodes[0], "@agent-1", "k", OP_PUT, "v"), 0);
     crdt_ctx_t *beyond = crdt_ctx_new();
     assert_int_equal(crdt_ctx_insert(beyond, (crdt_dot_t){42, 1}), 0);
-    uint64_t dropped = 7, pending = 7;
-    assert_int_equal(node_store_gc(nodes[0].store, "run:a", beyond, &dropped), ENGRAM_EINVAL);
-    assert_int_equal(dropped, 0);
+    uint64_t pending = 7;
+    node_store_gc_t done = {7, 7, true};
+    assert_int_equal(node_store_gc(nodes[0].store, "run:a", beyond, 1, &done), ENGRAM_EINVAL);
+    assert_int_equal(done.dropped, 0);
+    assert_false(done.more);
     assert_null(node_store_pruned(nodes[0].store, "run:a"));
-    assert_int_equal(node_store_gc(nodes[0].store, "team:none", beyond, &dropped), ENGRAM_EINVAL);
-    assert_int_equal(node_store_gc(nodes[0].store, "@agent-1", beyond, &dropped), ENGRAM_ESCOPE);
+    assert_int_equal(node_store_gc(nodes[0].store, "team:none", beyond, 1, &done), ENGRAM_EINVAL);
+    assert_int_equal(node_store_gc(nodes[0].store, "@agent-1", beyond, 1, &done), ENGRAM_ESCOPE);
     assert_int_equal(node_store_garbage(nodes[0].store, "@agent-1", &pending), ENGRAM_ESCOPE);
     assert_int_equal(node_store_garbage(nodes[0].store, "run:a", &pending), 0);
     assert_int_equal(pending, 0);
