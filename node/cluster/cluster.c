@@ -405,10 +405,10 @@ static void s_collect_scope(void *arg, const char *scope)
     if (cut && !crdt_ctx_is_empty(cut)) {
         node_store_gc_t done;
         int rc = node_store_gc(self->store, scope, cut, self->gc_visits_left, &done);
-        if (rc)
+        if (rc) {
             zsys_warning("engramd: collecting %s below its stable cut failed: %s", scope,
                          engram_strerror(rc));
-        else {
+        } else {
             self->collected += done.dropped;
             self->gc_visits_left -= done.visited;
             self->gc_more |= done.more;

@@ -123,8 +123,9 @@ int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_
      * collections as its budget takes. */
     const crdt_ctx_t *collected = zhash_lookup(self->collected, sid);
     crdt_ctx_t *visit = collected ? crdt_ctx_diff(cut, collected) : crdt_ctx_dup(cut);
-    if (visit && crdt_ctx_is_empty(visit) && old && crdt_ctx_covers(old, cut)) {
-        crdt_ctx_destroy(&visit); /* nothing new: no write */
+    /* Nothing new: the cut is in collected, so in old too. No write. */
+    if (visit && crdt_ctx_is_empty(visit)) {
+        crdt_ctx_destroy(&visit);
         crdt_ctx_destroy(&cut);
         return 0;
     }
