@@ -405,9 +405,12 @@ static void s_collect_scope(void *arg, const char *scope)
     if (cut && !crdt_ctx_is_empty(cut)) {
         node_store_gc_t done;
         int rc = node_store_gc(self->store, scope, cut, self->gc_visits_left, &done);
-        if (rc) {
-            zsys_warning("engramd: collecting %s below its stable cut failed: %s", scope,
-                         engram_strerror(rc));
+        if (rc) { /* passes may follow each other every GC_RESUME_MS: one warning a while */
+            if (self->gc_pass_ms >= self->gc_warned_ms + GC_INTERVAL_MS) {
+                zsys_warning("engramd: collecting %s below its stable cut failed: %s", scope,
+                             engram_strerror(rc));
+                self->gc_warned_ms = self->gc_pass_ms;
+            }
         } else {
             self->collected += done.dropped;
             self->gc_visits_left -= done.visited;
@@ -472,6 +475,7 @@ bool node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms)
     if (now_ms >= self->next_gc_ms && !node_store_failure(self->store)) {
         self->gc_visits_left = GC_VISITS_PER_PASS;
         self->gc_more = false;
+        self->gc_pass_ms = now_ms;
         node_store_gossip.each_scope(self->store, s_collect_scope, self);
         self->next_gc_ms = now_ms + (self->gc_more ? GC_RESUME_MS : GC_INTERVAL_MS);
     }
@@ -505,6 +509,8 @@ int node_cluster_timeout(node_cluster_t *self, uint64_t now_ms)
     uint64_t until = self->next_tick_ms;
     if (self->join && self->next_intro_ms < until)
         until = self->next_intro_ms;
+    if (self->gc_more && self->next_gc_ms < until) /* a collection pass to resume */
+        until = self->next_gc_ms;
     return until <= now_ms ? 0 : (int)(until - now_ms);
 }
 

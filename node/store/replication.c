@@ -106,6 +106,8 @@ int store__scan_ops_in(node_store_t *self, const char *sid, const crdt_ctx_t *ct
                     engram__stored_op__free_unpacked(op, NULL);
                 }
             }
+            if (rc == 0) /* a read error ends a range early: the next seek would hide it */
+                rc = store__iter_error(it);
         }
     }
     return store__iter_end(it, &seek, rc);

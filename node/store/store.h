@@ -15,7 +15,8 @@
  *              per-provenance totals and document frequencies, embeddings
  *    meta      "identity" -> public key | secret key;  "replica" -> u64;  "hlc" -> u64;
  *              "running" -> durability of the live process, or "restored";
- *              "ctx/" sid -> Context;  "prune/" sid -> Context (the scope's prune cut)
+ *              "ctx/" sid -> Context;  "prune/" sid -> Context (the scope's prune cut);
+ *              "gc/" sid -> Context (the dots whose op records a collection visited)
  *  The entries and private families know an object's prefix, sid \0 key \0: their memtables
  *  and tables keep bloom filters of it, so reading an object skips every memtable and table
  *  that holds none of its entries (writing to a new key reads one first).
@@ -68,8 +69,11 @@
  *
  *  Garbage: node_store_gc drops the op records at or below a stable cut
  *  whose entries are gone, strips the removals from those whose entries live, and joins the
- *  cut into the scope's prune cut, in one batch; each record once (the scope's collected dots,
- *  "gc/" in meta), a record it kept going with the write that removes its entry. History is
+ *  cut into the scope's prune cut. It visits each record once (the scope's collected dots,
+ *  "gc/" in meta), a bounded number a call, each call one batch; a record it kept goes with
+ *  the write that removes its entry. The prune cut is joined by the first call, so it may run
+ *  ahead of the visited dots (records below it that are still to visit harm nothing: no
+ *  replica at or above the cut asks for them). History is
  * user-facing and never collected. A whole-state delta (one that carries a prune cut) is applied as
  * the join of a whole state: every local entry whose dot its context holds but whose entry it lacks
  * is deleted (one pass over the scope's entries), so a replica restored from an old copy, or back

@@ -577,8 +577,10 @@ static uint64_t s_garbage(node_t *n, const char *sid)
 }
 
 /*  Collects garbage at node g, in the store and in its mirror: calls of at most budget visits
- *  each until nothing is left. The records dropped. */
-static uint64_t s_gc(node_t *g, const char *sid, const crdt_ctx_t *cut, uint64_t budget)
+ *  each until nothing is left or, given rng, maybe before (the rest is left to later
+ *  collections, with writes, joins and restarts between). The records dropped. */
+static uint64_t s_gc(node_t *g, const char *sid, const crdt_ctx_t *cut, uint64_t budget,
+                     prop_rng_t *rng)
 {
     uint64_t dropped = 0;
     if (!node_store_ctx(g->store, sid))
@@ -589,7 +591,7 @@ static uint64_t s_gc(node_t *g, const char *sid, const crdt_ctx_t *cut, uint64_t
         PROP_CHECK(done.visited <= budget && done.dropped <= done.visited);
         PROP_CHECK(!done.more || done.visited == budget);
         dropped += done.dropped;
-    } while (done.more);
+    } while (done.more && (!rng || prop_chance(rng, 60)));
     PROP_CHECK(crdt_scope_prune(s_mirror(g, sid), cut) == 0);
     return dropped;
 }
@@ -630,7 +632,7 @@ static void test_catch_up_matches_kernel(void **state)
                 crdt_ctx_t *cut = s_cut(nodes, mask, sid);
                 for (int i = 0; i < NODES; i++)
                     if (mask & (1u << i) && prop_chance(&rng, 70))
-                        dropped += s_gc(&nodes[i], sid, cut, s_budget(&rng));
+                        dropped += s_gc(&nodes[i], sid, cut, s_budget(&rng), &rng);
                 crdt_ctx_destroy(&cut);
             }
             if (step % 40 == 39)
@@ -646,7 +648,7 @@ static void test_catch_up_matches_kernel(void **state)
         for (int s = 0; s < SHARED; s++) {
             crdt_ctx_t *cut = s_cut(nodes, 7u, s_shared[s]);
             for (int i = 0; i < NODES; i++) {
-                dropped += s_gc(&nodes[i], s_shared[s], cut, s_budget(&rng));
+                dropped += s_gc(&nodes[i], s_shared[s], cut, s_budget(&rng), NULL);
                 PROP_CHECK(s_garbage(&nodes[i], s_shared[s]) == 0);
             }
             crdt_ctx_destroy(&cut);
@@ -711,13 +713,14 @@ static void test_gc_lagging_and_restored_replicas(void **state)
      * add and its removal. */
     assert_int_equal(s_garbage(a, sid), 5);
     crdt_ctx_t *cut = s_cut(nodes, 3u, sid);
-    uint64_t dropped_a = s_gc(a, sid, cut, UINT64_MAX), dropped_b = s_gc(b, sid, cut, 2);
+    uint64_t dropped_a = s_gc(a, sid, cut, UINT64_MAX, NULL),
+             dropped_b = s_gc(b, sid, cut, 2, NULL);
     assert_int_equal(dropped_a, 5);
     assert_int_equal(dropped_b, 5);
     assert_int_equal(s_garbage(a, sid), 0);
     assert_true(crdt_ctx_equal(node_store_pruned(a->store, sid), cut));
     /* Nothing below the cut is left to drop. */
-    assert_int_equal(s_gc(a, sid, cut, UINT64_MAX), 0);
+    assert_int_equal(s_gc(a, sid, cut, UINT64_MAX, NULL), 0);
     /* A record a collection visited and kept (its entry was live) goes with the write that
      * removes its entry, since no collection visits it again: "kept" is overwritten at B (a
      * local removal) and the write replicated to A (a remote one). */
