@@ -509,7 +509,8 @@ int node_cluster_timeout(node_cluster_t *self, uint64_t now_ms)
     uint64_t until = self->next_tick_ms;
     if (self->join && self->next_intro_ms < until)
         until = self->next_intro_ms;
-    if (self->gc_more && self->next_gc_ms < until) /* a collection pass to resume */
+    /* a collection pass to resume (none while the store has failed: no pass runs then) */
+    if (self->gc_more && !node_store_failure(self->store) && self->next_gc_ms < until)
         until = self->next_gc_ms;
     return until <= now_ms ? 0 : (int)(until - now_ms);
 }

@@ -60,10 +60,10 @@
 #define LINK_HOLD_BUDGETS 4
 #define LINK_HOLD_MS      500
 /*  How often op records below the stable cut are collected, and how many records one pass
- *  visits at most: a visit is a point read and maybe a write, 2.5-6 us measured (README), so
- *  the visits of a pass hold the loop thread for 5-12 ms; the pass also computes each scope's
- *  stable cut. A pass that leaves records behind is followed by another GC_RESUME_MS later,
- *  requests served between: at most about 100k visits a second, more than a node writes. */
+ *  visits at most: a visit is a point read and maybe a write (a pass of 2,048 took 5.0-6.4 ms,
+ *  README), and each scope the pass reaches costs its stable cut besides. A pass that leaves
+ *  records behind is followed by another GC_RESUME_MS later, requests served between: at most
+ *  about 100k visits a second, more than a node writes. */
 #define GC_INTERVAL_MS     10000
 #define GC_VISITS_PER_PASS 2048
 #define GC_RESUME_MS       20

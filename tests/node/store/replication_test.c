@@ -576,6 +576,8 @@ static uint64_t s_garbage(node_t *n, const char *sid)
     return pending;
 }
 
+static uint64_t s_gc_paused; /* collection calls that left records for another */
+
 /*  Collects garbage at node g, in the store and in its mirror: calls of at most budget visits
  *  each until nothing is left or, given rng, maybe before (the rest is left to later
  *  collections, with writes, joins and restarts between). The records dropped. */
@@ -591,6 +593,7 @@ static uint64_t s_gc(node_t *g, const char *sid, const crdt_ctx_t *cut, uint64_t
         PROP_CHECK(done.visited <= budget && done.dropped <= done.visited);
         PROP_CHECK(!done.more || done.visited == budget);
         dropped += done.dropped;
+        s_gc_paused += done.more;
     } while (done.more && (!rng || prop_chance(rng, 60)));
     PROP_CHECK(crdt_scope_prune(s_mirror(g, sid), cut) == 0);
     return dropped;
@@ -610,6 +613,7 @@ static void test_catch_up_matches_kernel(void **state)
     (void)state;
     int cases = prop_cases(10);
     uint64_t dropped_in_all = 0;
+    s_gc_paused = 0;
     for (int c = 0; c < cases; c++) {
         prop_rng_t rng = prop_case("store_catch_up", c);
         node_t nodes[NODES];
@@ -660,6 +664,7 @@ static void test_catch_up_matches_kernel(void **state)
     }
     PROP_CHECK(dropped_in_all > 0); /* the collection did collect (in some case: which ones
                                      * depends on the random path and the random node ids) */
+    PROP_CHECK(s_gc_paused > 0);    /* and some collections stopped partway */
 }
 
 /*  Whether the store holds a live entry under key. */
