@@ -10,6 +10,10 @@
  *  removal records included, before and after stable-cut garbage collection (node_store_gc).
  *  Replicas left below a prune cut (one kept away, one restored from a checkpoint) catch up
  *  through the whole-state path without resurrecting anything, and the cut survives restarts.
+ *  A collection visits each op record once (across restarts; a store without "gc/" visits its
+ *  cut once), in calls of a bounded number of visits that the random histories leave partway;
+ *  a record it kept goes with the write, replicated removal, whole-state join or purge that
+ *  removes its entry, so that no dead record is left once every node collected the last cut.
  *
  *  Registers and logs hold text values (as the server writes them), so every store's search
  *  index is checked wherever convergence is: the index kept incrementally by local writes,
@@ -1366,6 +1370,49 @@ static void test_half_built_index(void **state)
     s_stop(nodes);
 }
 
+/*  One collection of sid at n at its own context, without a budget: what it visited. */
+static uint64_t s_gc_visits(node_t *n, const char *sid)
+{
+    node_store_gc_t done;
+    assert_int_equal(node_store_gc(n->store, sid, node_store_ctx(n->store, sid), UINT64_MAX, &done),
+                     0);
+    assert_false(done.more);
+    return done.visited;
+}
+
+/*  A collection visits each op record once, across restarts ("gc/" in meta); a store written
+ *  before "gc/" existed visits its whole cut once, then only what is new. */
+static void test_gc_visits_each_record_once(void **state)
+{
+    (void)state;
+    node_t nodes[NODES], *a = &nodes[0];
+    s_start(nodes);
+    const char *sid = "run:a";
+    assert_int_equal(s_do(a, sid, "k1", OP_PUT, "v1"), 0);
+    assert_int_equal(s_do(a, sid, "k2", OP_PUT, "v2"), 0);
+    assert_int_equal(s_do(a, sid, "k3", OP_PUT, "v3"), 0);
+    assert_int_equal(s_gc_visits(a, sid), 3);
+    assert_int_equal(s_gc_visits(a, sid), 0);
+    assert_int_equal(s_do(a, sid, "k1", OP_PUT, "v4"), 0); /* k1's first record goes with it */
+    assert_int_equal(s_gc_visits(a, sid), 1);
+    assert_int_equal(s_garbage(a, sid), 0);
+    s_close(a);
+    s_open(a);
+    assert_int_equal(s_gc_visits(a, sid), 0);
+    /* as an engramd from before "gc/" left it: a prune cut, no visited dots */
+    char *err = NULL;
+    rocksdb_delete_cf(a->store->db, a->store->write_options, a->store->cf[CF_META], "gc/run:a", 8,
+                      &err);
+    assert_null(err);
+    s_close(a);
+    s_open(a);
+    assert_non_null(node_store_pruned(a->store, sid));
+    assert_int_equal(s_gc_visits(a, sid), 3); /* k1's second record, k2's, k3's */
+    assert_int_equal(s_gc_visits(a, sid), 0);
+    assert_int_equal(s_garbage(a, sid), 0);
+    s_stop(nodes);
+}
+
 /*  Bad input changes nothing. */
 static void test_gc_refuses(void **state)
 {
@@ -1406,6 +1453,7 @@ int main(void)
         cmocka_unit_test(test_bad_steps_are_refused),
         cmocka_unit_test(test_big_forget_step),
         cmocka_unit_test(test_catch_up_matches_kernel),
+        cmocka_unit_test(test_gc_visits_each_record_once),
         cmocka_unit_test(test_gc_refuses),
         cmocka_unit_test(test_index_follows_purge),
         cmocka_unit_test(test_half_built_index),
