@@ -118,7 +118,7 @@ int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_
         return ENGRAM_ENOMEM;
     }
     /* Only the dots no collection has visited: a record visited and kept belongs to a live
-     * entry, and the write that removes that entry deletes it (store__drop_collected_op). A
+     * entry, and the write that removes that entry deletes it (store__entry_removed). A
      * store without "gc/" (written before it existed) visits its whole cut, in as many
      * collections as its budget takes. */
     const crdt_ctx_t *collected = zhash_lookup(self->collected, sid);
@@ -158,18 +158,20 @@ int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_
     return 0;
 }
 
-int store__drop_collected_op(node_store_t *self, rocksdb_writebatch_t *batch, const char *sid,
-                             crdt_dot_t dot)
+int store__entry_removed(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
+                         const char *sid, const char *key, const char *elem, crdt_dot_t dot)
 {
     const crdt_ctx_t *collected = zhash_lookup(self->collected, sid);
-    if (!collected || !crdt_ctx_contains(collected, dot))
-        return 0;
-    store_key_t key = {0};
-    store__op_key(&key, sid, dot);
-    if (!key.failed)
-        rocksdb_writebatch_delete_cf(batch, self->cf[CF_OPS], (char *)key.data, key.len);
-    free(key.data);
-    return key.failed ? ENGRAM_ENOMEM : 0;
+    if (collected && crdt_ctx_contains(collected, dot)) {
+        store_key_t op_key = {0};
+        store__op_key(&op_key, sid, dot);
+        if (!op_key.failed)
+            rocksdb_writebatch_delete_cf(batch, self->cf[CF_OPS], (char *)op_key.data, op_key.len);
+        free(op_key.data);
+        if (op_key.failed)
+            return ENGRAM_ENOMEM;
+    }
+    return store__index_remove(self, ib, batch, sid, key, elem, dot);
 }
 
 /*  How many keys of cf start with sid \0. */

@@ -68,7 +68,7 @@ struct node_store {
     /* sid -> crdt_ctx_t *, owned: the dots whose op records node_store_gc has visited ("gc/"
      * in meta). A collection visits only the dots of its cut not in here; an entry removed
      * once its dot is in here has its op record deleted by the write that removes it
-     * (store__drop_collected_op), since no collection will visit that record again. */
+     * (store__entry_removed), since no collection will visit that record again. */
     zhash_t *collected;
     bool unsynced;            /* applied since the last sync */
     uint64_t wal_syncs;       /* fsyncs of the WAL node_store_sync made */
@@ -284,10 +284,12 @@ int store__scan_ops_in(node_store_t *self, const char *sid, const crdt_ctx_t *ct
                        void *arg);
 
 bool store__shared(const char *scope);
-/*  Deletes, in batch, the op record of a removed entry of sid whose dot a collection has
- *  visited already (gc.c): that record is garbage, and no collection will see it again. */
-int store__drop_collected_op(node_store_t *self, rocksdb_writebatch_t *batch, const char *sid,
-                             crdt_dot_t dot);
+/*  What goes, in batch, with an entry of sid removed (the caller deletes the entry itself):
+ *  its search index records (store__index_remove) and, if a collection visited its dot
+ *  already, its op record (gc.c), which is garbage that no collection will see again. Every
+ *  path that deletes an entry calls it: local and remote removals, whole-state joins, purges. */
+int store__entry_removed(node_store_t *self, store_index_batch_t *ib, rocksdb_writebatch_t *batch,
+                         const char *sid, const char *key, const char *elem, crdt_dot_t dot);
 
 /*  Measures the free space at most every ENGRAM_FREE_SPACE_CHECK_MS (a statvfs per write
  *  cost 4% of the write path). A burst in between may eat into the reserve, never through it

@@ -185,9 +185,8 @@ static int s_delete_removed(void *arg, crdt_type_id_t type, const char *key,
         return ENGRAM_ENOMEM;
     rocksdb_writebatch_delete_cf(a->batch, store__entries_cf(a->self, a->sid), (char *)a->key.data,
                                  a->key.len);
-    crdt_dot_t dot = {e->node, e->n};
-    int rc = store__drop_collected_op(a->self, a->batch, a->sid, dot);
-    return rc ? rc : store__index_remove(a->self, a->ib, a->batch, a->sid, key, e->elem, dot);
+    return store__entry_removed(a->self, a->ib, a->batch, a->sid, key, e->elem,
+                                (crdt_dot_t){e->node, e->n});
 }
 
 static int s_put_record(void *arg, crdt_dot_t op, const crdt_dot_t *removed, size_t n)
@@ -630,11 +629,8 @@ int node_store_purge(node_store_t *self, uint64_t now_ms, uint64_t *purged)
             if (present) {
                 rocksdb_writebatch_delete_cf(batch, cf, k + 8, klen - 8);
                 (*purged)++;
-                if (store__parse_entry_key(k + 8, klen - 8, sid_len + 1, &key, &elem, &dot)) {
-                    rc = store__drop_collected_op(self, batch, sid, dot);
-                    if (rc == 0)
-                        rc = store__index_remove(self, ib, batch, sid, key, elem, dot);
-                }
+                if (store__parse_entry_key(k + 8, klen - 8, sid_len + 1, &key, &elem, &dot))
+                    rc = store__entry_removed(self, ib, batch, sid, key, elem, dot);
             }
             rocksdb_free(present);
             if (err)

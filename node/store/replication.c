@@ -643,10 +643,8 @@ static int s_apply_remote_record(void *arg, crdt_dot_t op, const crdt_dot_t *rem
             if (!r->key.failed)
                 rocksdb_writebatch_delete_cf(r->batch, r->self->cf[CF_ENTRIES], (char *)r->key.data,
                                              r->key.len);
-            r->rc = store__drop_collected_op(r->self, r->batch, r->sid, dot);
-            if (r->rc == 0)
-                r->rc = store__index_remove(r->self, r->ib, r->batch, r->sid, stored->key,
-                                            stored->elem, dot);
+            r->rc = store__entry_removed(r->self, r->ib, r->batch, r->sid, stored->key,
+                                         stored->elem, dot);
         }
         if (stored)
             engram__stored_op__free_unpacked(stored, NULL);
@@ -709,9 +707,7 @@ static int s_remove_unseen(s_remote_t *r)
         if (store__parse_entry_key(k, klen, prefix.len, &key, &elem, &dot) &&
             crdt_ctx_contains(theirs, dot) && !s_dots_has(&r->dots, dot)) {
             rocksdb_writebatch_delete_cf(r->batch, r->self->cf[CF_ENTRIES], k, klen);
-            int rc = store__drop_collected_op(r->self, r->batch, r->sid, dot);
-            if (rc == 0)
-                rc = store__index_remove(r->self, r->ib, r->batch, r->sid, key, elem, dot);
+            int rc = store__entry_removed(r->self, r->ib, r->batch, r->sid, key, elem, dot);
             if (rc)
                 return store__iter_end(it, &prefix, rc);
         }

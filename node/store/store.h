@@ -67,18 +67,18 @@
  *  ops were collected at a stable cut lacks the steps of what they overwrote: their records
  *  are gone with them.
  *
- *  Garbage: node_store_gc drops the op records at or below a stable cut
- *  whose entries are gone, strips the removals from those whose entries live, and joins the
- *  cut into the scope's prune cut. It visits each record once (the scope's collected dots,
- *  "gc/" in meta), a bounded number a call, each call one batch; a record it kept goes with
- *  the write that removes its entry. The prune cut is joined by the first call, so it may run
- *  ahead of the visited dots (records below it that are still to visit harm nothing: no
- *  replica at or above the cut asks for them). History is
- * user-facing and never collected. A whole-state delta (one that carries a prune cut) is applied as
- * the join of a whole state: every local entry whose dot its context holds but whose entry it lacks
- * is deleted (one pass over the scope's entries), so a replica restored from an old copy, or back
- * after the records it needed were dropped, converges without resurrecting anything. Its prune cut
- * is joined into ours: we may lack records below it too.
+ *  Garbage: node_store_gc drops the op records at or below a stable cut whose entries are
+ *  gone, strips the removals from those whose entries live, and joins the cut into the
+ *  scope's prune cut. It visits each record once (the scope's collected dots, "gc/" in meta),
+ *  a bounded number a call, each call one batch; a record it kept goes with the write that
+ *  removes its entry. The prune cut is joined by the first call, so it may run ahead of the
+ *  visited dots (records below it that are still to visit harm nothing: no replica at or
+ *  above the cut asks for them). History is user-facing and never collected. A whole-state
+ *  delta (one that carries a prune cut) is applied as the join of a whole state: every local
+ *  entry whose dot its context holds but whose entry it lacks is deleted (one pass over the
+ *  scope's entries), so a replica restored from an old copy, or back after the records it
+ *  needed were dropped, converges without resurrecting anything. Its prune cut is joined into
+ *  ours: we may lack records below it too.
  *
  *  Storage failures: writes are refused with ENGRAM_ENOSPC while the volume's free space is
  *  below a reserve (RocksDB does not survive a full disk while running), and the first I/O
@@ -276,10 +276,10 @@ extern const gossip_store_t node_store_gossip;
  *  keeps those whose entries live without their removals, and persists the joined prune cut
  *  and the visited dots. *done counts the records visited and dropped, and says whether
  *  records were left for another call. A record kept here is deleted later by the write that
- * removes its entry (local and remote removals, a whole state's join, the TTL purge), since no
- * collection visits it again. Writes nothing when there is nothing new. ENGRAM_EINVAL, changing
- *  nothing, if the scope's context does not cover the cut; ENGRAM_ESCOPE for a private
- *  scope. Unsynced, like apply.
+ *  removes its entry (local and remote removals, a whole state's join, the TTL purge), since
+ *  no collection visits it again. Writes nothing when there is nothing new. ENGRAM_EINVAL,
+ *  changing nothing, if the scope's context does not cover the cut; ENGRAM_ESCOPE for a
+ *  private scope. Unsynced, like apply.
  *  Cost: O(records visited), one point read each, and at most max_visits of them: the first
  *  collections of a store written before the visited dots were kept visit its whole cut. */
 typedef struct {
