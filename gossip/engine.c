@@ -763,6 +763,16 @@ void gossip_engine_drop_data(gossip_engine_t *self)
         self->head = self->n = 0;
 }
 
+bool gossip_engine_has_data(const gossip_engine_t *self)
+{
+    if (self->npending)
+        return true;
+    for (size_t i = self->head; i < self->n; i++)
+        if (self->outbox[i].data)
+            return true;
+    return false;
+}
+
 void gossip_engine_unsent(gossip_engine_t *self, uint64_t peer)
 {
     if (peer == self->asking_peer)

@@ -365,6 +365,9 @@ gossip_storage_t gossip_engine_storage(const gossip_engine_t *self);
  *  not yet pushed, counted in data_dropped; membership messages stay. For a turn whose sync
  *  failed: what those messages announce is not durable. */
 void gossip_engine_drop_data(gossip_engine_t *self);
+/*  Whether a data message is queued, or a local operation waits to be pushed: what the next
+ *  gossip_engine_next calls would send that needs the node's writes durable first. */
+bool gossip_engine_has_data(const gossip_engine_t *self);
 /*  Tells the engine that a message it gave for peer (gossip_engine_next) could not be sent (no
  *  connection yet, or a full queue): if a pull answer from peer was awaited, it is not, so the
  *  next ask may go to any peer at once. */

@@ -651,9 +651,14 @@ static void s_turn(node_server_t *self)
     int sync_rc = 0;
     if (self->config.durability_sync) {
         size_t wrote = 0;
-        for (api_out_t *out = zlist_first(self->outbox); out; out = zlist_next(self->outbox))
+        bool local = false; /* this turn wrote for agents */
+        for (api_out_t *out = zlist_first(self->outbox); out; out = zlist_next(self->outbox)) {
             wrote += out->wrote && out->routing; /* acknowledgements, not FORGET's events */
-        sync_rc = node_store_sync(self->store);
+            local |= out->wrote;
+        }
+        /* deltas applied from peers alone wait for the turn that sends data (server.h) */
+        if (local || (self->cluster && node_cluster_has_data(self->cluster)))
+            sync_rc = node_store_sync(self->store);
         if (wrote && sync_rc == 0) {
             self->stats.commits++;
             api__observe_commit(self, wrote);

@@ -504,6 +504,11 @@ void node_cluster_send(node_cluster_t *self, bool durable)
     }
 }
 
+bool node_cluster_has_data(const node_cluster_t *self)
+{
+    return gossip_engine_has_data(self->engine);
+}
+
 int node_cluster_timeout(node_cluster_t *self, uint64_t now_ms)
 {
     uint64_t until = self->next_tick_ms;

@@ -92,6 +92,9 @@ bool node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms);
  *  it succeeded (durable): after a failed sync the turn's data messages are dropped, and
  *  membership messages go whatever the store does (see "Storage failures" above). */
 void node_cluster_send(node_cluster_t *self, bool durable);
+/*  Whether node_cluster_send would send data (pushes, acks, digests, pull answers): what
+ *  announces the node's writes, so they must be durable first. Membership messages need not. */
+bool node_cluster_has_data(const node_cluster_t *self);
 /*  Milliseconds until the cluster needs the loop again. */
 int node_cluster_timeout(node_cluster_t *self, uint64_t now_ms);
 

@@ -147,15 +147,39 @@ static void s_run(node_t *nodes, int count, uint64_t now_ms)
     }
 }
 
-static void s_write(node_t *n, const char *scope, const char *key, const char *value)
+/*  A local write on n; await_ack: its caller waits for replicas. */
+static void s_write_awaiting(node_t *n, const char *scope, const char *key, const char *value,
+                             bool await_ack)
 {
     int i = s_index(&n->store, scope, true);
     crdt_ctx_t *deps = crdt_ctx_dup(crdt_scope_ctx(n->store.scopes[i]));
     crdt_scope_t *delta = NULL;
     assert_int_equal(crdt_mvreg_write(n->store.scopes[i], key, 1, value, strlen(value), &delta), 0);
-    assert_int_equal(gossip_engine_local(n->engine, scope, delta, deps, true), 0);
+    assert_int_equal(gossip_engine_local(n->engine, scope, delta, deps, await_ack), 0);
     crdt_scope_destroy(&delta);
     crdt_ctx_destroy(&deps);
+}
+
+static void s_write(node_t *n, const char *scope, const char *key, const char *value)
+{
+    s_write_awaiting(n, scope, key, value, true);
+}
+
+/*  Hands everything from would send to `to` (nothing goes back); how many messages. */
+static int s_deliver(node_t *from, node_t *to, uint64_t now_ms)
+{
+    uint64_t peer;
+    uint8_t *buf;
+    size_t len;
+    int count = 0;
+    while (gossip_engine_next(from->engine, &peer, &buf, &len)) {
+        if (peer == to->store.id) {
+            gossip_engine_receive(to->engine, from->store.id, buf, len, now_ms);
+            count++;
+        }
+        free(buf);
+    }
+    return count;
 }
 
 /*  Packs msg; caller frees *buf. */
@@ -677,6 +701,47 @@ static void test_storage_states(void **state)
     s_node_fini(&nodes[1]);
 }
 
+/*  gossip_engine_has_data, which the server asks before it skips a turn's fsync: a local write
+ *  waiting to be pushed is data; a replica that applied a push nobody waits on has nothing to
+ *  send until its tick acks it (so it need not sync the push at once), and acks one that a
+ *  caller waits on at once. */
+static void test_has_data(void **state)
+{
+    (void)state;
+    node_t a, b;
+    s_node_config(&a, 11, NULL);
+    s_node_config(&b, 22, NULL);
+    gossip_engine_add_peer(a.engine, 22);
+    gossip_engine_add_peer(b.engine, 11);
+    s_drain(&a);
+    s_drain(&b);
+    assert_false(gossip_engine_has_data(a.engine));
+    assert_false(gossip_engine_has_data(b.engine));
+    s_write_awaiting(&a, "run:a", "k", "v1", false);
+    assert_true(gossip_engine_has_data(a.engine)); /* pending, encoded when sent */
+    assert_int_equal(s_deliver(&a, &b, 1000), 1);
+    assert_false(gossip_engine_has_data(a.engine));
+    assert_int_equal(b.store.applies, 1);
+    const gossip_stats_t *st = gossip_engine_stats(b.engine);
+    assert_int_equal(st->acks_sent, 0);
+    assert_false(gossip_engine_has_data(b.engine)); /* its ack waits for the tick */
+    gossip_engine_tick(b.engine, 1001);
+    assert_int_equal(st->acks_sent, 1);
+    assert_true(gossip_engine_has_data(b.engine));
+    s_drain(&b);
+    assert_false(gossip_engine_has_data(b.engine));
+    s_write_awaiting(&a, "run:a", "k", "v2", true);
+    assert_int_equal(s_deliver(&a, &b, 1002), 1);
+    assert_int_equal(b.store.applies, 2);
+    assert_int_equal(st->acks_sent, 2); /* at once */
+    assert_true(gossip_engine_has_data(b.engine));
+    /* a failed store's data is dropped: nothing left to send */
+    gossip_engine_drop_data(b.engine);
+    assert_false(gossip_engine_has_data(b.engine));
+    s_node_fini(&a);
+    s_node_fini(&b);
+}
+
 /*  Nobody drains the outbox (a caller that stopped sending): data stops at max_outbox_bytes,
  *  membership still finds room up to twice that, and what is dropped is counted. */
 static void test_outbox_is_bounded(void **state)
@@ -720,6 +785,7 @@ int main(void)
         cmocka_unit_test(test_chunk_claims_allocate_nothing),
         cmocka_unit_test(test_storage_states),
         cmocka_unit_test(test_outbox_is_bounded),
+        cmocka_unit_test(test_has_data),
         cmocka_unit_test(test_compressed_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
