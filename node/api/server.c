@@ -645,19 +645,19 @@ static void s_turn(node_server_t *self)
         self->next_purge_ms = now + (int64_t)self->config.purge_interval_ms;
     }
     s_check_parked(self);
+    size_t wrote = 0;       /* acknowledgements, not FORGET's events */
+    bool wrote_any = false; /* any write of this turn's requests (items with `wrote`) */
+    for (api_out_t *out = zlist_first(self->outbox); out; out = zlist_next(self->outbox)) {
+        wrote += out->wrote && out->routing;
+        wrote_any |= out->wrote;
+    }
 #ifdef ENGRAM_FAULT_ACK_BEFORE_FSYNC /* deliberate defect for jepsen/: replies before the sync */
     api__flush_outbox(self, 0);
 #endif
     int sync_rc = 0;
     if (self->config.durability_sync) {
-        size_t wrote = 0;
-        bool local = false; /* this turn wrote for agents */
-        for (api_out_t *out = zlist_first(self->outbox); out; out = zlist_next(self->outbox)) {
-            wrote += out->wrote && out->routing; /* acknowledgements, not FORGET's events */
-            local |= out->wrote;
-        }
         /* deltas applied from peers alone wait for the turn that sends data (server.h) */
-        if (local || (self->cluster && node_cluster_has_data(self->cluster)))
+        if (wrote_any || (self->cluster && node_cluster_has_data(self->cluster)))
             sync_rc = node_store_sync(self->store);
         if (wrote && sync_rc == 0) {
             self->stats.commits++;

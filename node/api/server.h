@@ -8,15 +8,15 @@
  *  requests the turn read go out together once they are all handled, before its gossip, and
  *  what it answers later (released writes, parked reads) goes at its end, as under sync.
  *
- *  A replica's fsync (durability=sync): a turn that wrote nothing for an agent and has no
+ *  A replica's fsync (durability=sync): a turn in which no request wrote and that has no
  *  gossip data to send (node_cluster_has_data: it only applied what peers pushed, whose acks
- *  wait for the tick) skips the fsync. What it applied becomes durable with the next turn that
- *  sends data, at the latest when the tick's acks go (50 ms), and leaves the node in no ack,
+ *  wait for the tick, or pulled) skips the fsync. What it applied becomes durable with the
+ *  next turn that sends data: the tick's acks (node/cluster/internal.h TICK_MS) for a push,
+ *  the next digest or any other data message for a pull answer. It leaves the node in no ack,
  *  digest or delta before that, so a peer never counts it as held (--replicas, the stable cut)
  *  before it is durable here. Its events and reads may show it first: a peer sends a delta
- *  only after its own fsync, so what they show is durable on the node it came from (unless
- *  that node runs durability=async). An fsync per push held every replica's loop for one
- *  fsync per turn of the origin that pushed (tests/cli/replica_sync_test.py counts them).
+ *  only after its own fsync, so what they show is durable on the node it came from if that
+ *  node runs durability=sync (tests/cli/replica_sync_test.py counts a replica's fsyncs).
  *
  *  Transport: the ROUTER is a CURVE server on every endpoint, ipc:// included, with the node's
  *  CURVE key (derived from its Ed25519 identity, node/trust/admission.h) and ZAP domain

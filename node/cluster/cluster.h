@@ -27,17 +27,20 @@
  *      refusal carries no card and is logged at most once a second.
  *
  *  Ordering with the server's group commit: the server calls node_cluster_receive during its
- *  turn (remote deltas are applied to the store unsynced, like local writes), syncs, then calls
- *  node_cluster_send: pushes of local writes and acks of applied pushes leave only once what
- *  they announce is durable.
+ *  turn (remote deltas are applied to the store unsynced, like local writes), syncs if the turn
+ *  wrote for an agent or node_cluster_has_data, then calls node_cluster_send: pushes of local
+ *  writes, acks of applied pushes, digests and pull answers leave only once what they announce
+ *  is durable. What a turn applied and sent nothing about stays unsynced until such a turn.
  *
  *  Storage failures: a node whose store stops taking writes (a read-only data directory, a
  *  latched I/O error; node_store_failure) stays a member: SWIM goes on, so its peers keep it
  *  ALIVE and their stable cuts are bounded only by what it holds. Each turn the engine is told
  *  what the store can do (gossip_engine_set_storage): if everything the store holds is durable
  *  (node_store_failure_durable) it answers digests from it and reports what it holds; if writes
- *  are in doubt it sends no data at all. It applies nothing, and collects no garbage. `engram
- *  cluster status` shows the state (storage: ok, read-only, failed: ERROR).
+ *  are in doubt it sends no data at all. A replica that applies pushes nearly always holds
+ *  applies not yet synced (they wait for its next data message), so an I/O error latched
+ *  there most often leaves writes in doubt. It applies nothing, and collects no garbage.
+ *  `engram cluster status` shows the state (storage: ok, read-only, failed: ERROR).
  *
  *  Membership (alive, suspect, dead, left, by incarnation) is the engine's; this module keeps
  *  the sockets and DATA/peers in step with it and persists it in DATA/members, so a restarted

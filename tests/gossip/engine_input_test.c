@@ -165,7 +165,7 @@ static void s_write(node_t *n, const char *scope, const char *key, const char *v
     s_write_awaiting(n, scope, key, value, true);
 }
 
-/*  Hands everything from would send to `to` (nothing goes back); how many messages. */
+/*  Hands to `to` everything `from` would send it (nothing goes back); how many messages. */
 static int s_deliver(node_t *from, node_t *to, uint64_t now_ms)
 {
     uint64_t peer;
@@ -717,6 +717,20 @@ static void test_has_data(void **state)
     s_drain(&b);
     assert_false(gossip_engine_has_data(a.engine));
     assert_false(gossip_engine_has_data(b.engine));
+    /* membership alone (SWIM's probes; digests far apart) is no data */
+    node_t m;
+    gossip_config_t probes_only = {.probe_interval_ms = 10, .gossip_interval_ms = 1000000};
+    s_node_config(&m, 33, &probes_only);
+    gossip_engine_add_peer(m.engine, 11);
+    gossip_engine_tick(m.engine, 10); /* the first digest */
+    s_drain(&m);
+    uint64_t digests = gossip_engine_stats(m.engine)->digests_sent;
+    for (uint64_t now = 20; now < 1000 && gossip_engine_outbox_bytes(m.engine) == 0; now += 10)
+        gossip_engine_tick(m.engine, now);
+    assert_true(gossip_engine_outbox_bytes(m.engine) > 0);
+    assert_int_equal(gossip_engine_stats(m.engine)->digests_sent, digests);
+    assert_false(gossip_engine_has_data(m.engine));
+    s_node_fini(&m);
     s_write_awaiting(&a, "run:a", "k", "v1", false);
     assert_true(gossip_engine_has_data(a.engine)); /* pending, encoded when sent */
     assert_int_equal(s_deliver(&a, &b, 1000), 1);
