@@ -10,13 +10,16 @@
  *
  *  A replica's fsync (durability=sync): a turn in which no request wrote and that has no
  *  gossip data to send (node_cluster_has_data: it only applied what peers pushed, whose acks
- *  wait for the tick, or pulled) skips the fsync. What it applied becomes durable with the
- *  next turn that sends data: the tick's acks (node/cluster/internal.h TICK_MS) for a push,
- *  the next digest or any other data message for a pull answer. It leaves the node in no ack,
- *  digest or delta before that, so a peer never counts it as held (--replicas, the stable cut)
- *  before it is durable here. Its events and reads may show it first: a peer sends a delta
- *  only after its own fsync, so what they show is durable on the node it came from if that
- *  node runs durability=sync (tests/cli/replica_sync_test.py counts a replica's fsyncs).
+ *  wait for the tick, or pulled) skips the fsync. What it applied becomes durable at the latest
+ *  with the next turn in which a request writes or that sends data: the tick's acks
+ *  (node/cluster/internal.h TICK_MS) for a push, the next digest or any other data message
+ *  for a pull answer. It leaves the node in no ack, digest or delta before that, so a peer
+ *  never counts it as held (--replicas, the stable cut) before it is durable here. Its events
+ *  and reads may show it first (a power loss here would hide it again until anti-entropy
+ *  brings it back): a peer sends a delta only after its own fsync, so what they show is
+ *  durable on the node it came from if that node runs durability=sync. Writes no request
+ *  made (TTL purges, collection passes) wait for the next sync too: both are done again after
+ *  a crash. tests/cli/replica_sync_test.py counts a replica's fsyncs.
  *
  *  Transport: the ROUTER is a CURVE server on every endpoint, ipc:// included, with the node's
  *  CURVE key (derived from its Ed25519 identity, node/trust/admission.h) and ZAP domain

@@ -6,12 +6,15 @@ at its next tick's acks (node/api/server.h, "A replica's fsync").
 In a 3-node deploy/local-cluster.sh cluster (durability=sync, the default; a tick every
 TICK_MS, a digest every GOSSIP_MS), node 1 imports WRITES objects one put after another, each
 pushed on its own, then its agent writes PRIVATE puts to its private scope, which no push
-carries. Once nodes 2 and 3 hold every import and node 1 knows it from their acks, each
-replica's WAL fsyncs (engram_wal_syncs_total, from its /metrics) number at least one (its
-acks waited for one) and no more than its ticks and digests over the time taken, far fewer
-than the pushes it applied (engram_gossip_pushes_applied_total): with an fsync per push they
-would be about equal. Node 1 fsyncs before it answers every write, the private ones too: its
-syncs are at least its group commits (a commit is counted even when its fsync is skipped).
+carries. Once nodes 2 and 3 hold every import and node 1 knows it (their acks or digests),
+each replica's WAL fsyncs (engram_wal_syncs_total, from its /metrics) number at least one and
+no more than its ticks, its own digests and its answers to its peers' over the time taken:
+far fewer than the pushes it applied (engram_gossip_pushes_applied_total), where an fsync per
+turn that applied one made them about equal. Node 1 fsyncs before it answers every write,
+the private ones too: its syncs are at least its group commits (a commit is counted even when
+its fsync is skipped). What this counts cannot show the order: that no ack or digest leaves a
+replica before its fsync rests on node/api/server.c s_turn and on
+tests/gossip/engine_input_test.c test_has_data (acks and digests are data).
 
 Usage: replica_sync_test.py ENGRAMD ENGRAM LOCAL_CLUSTER_SH. Ports are drawn at random.
 """
@@ -91,14 +94,17 @@ class ReplicaSyncTest(local_cluster.ClusterTest):
 
         after = eventually(counted, "the metrics count the pushes and commits", timeout=60)
         # what a replica may sync: once a tick (its acks), once a digest interval for its own
-        # digest and for each of its two peers' (its answer), and some to spare
+        # digest and for each of its two peers' (its answer), and some to spare (also for
+        # the time between the acks and the scrape, when only a collection pass may sync)
         bound = elapsed_ms / TICK_MS + 3 * elapsed_ms / GOSSIP_MS + 10
         for i in (2, 3):
             pushed = grew(after, i, "engram_gossip_pushes_applied_total")
             syncs = grew(after, i, "engram_wal_syncs_total")
             with self.subTest(node=i, pushed=pushed, syncs=syncs, bound=bound):
-                self.assertGreaterEqual(syncs, 1)  # its acks waited for a sync
-                if bound >= pushed / 2:  # too slow a run: the bound would not tell them apart
+                self.assertGreaterEqual(syncs, 1)
+                # too slow a run: a replica that syncs each turn, several pushes a turn on a
+                # loaded machine, could stay under the bound
+                if bound >= pushed / 4:
                     self.skipTest(f"node {i}: {pushed:.0f} pushes in {elapsed_ms:.0f} ms")
                 self.assertLessEqual(syncs, bound)
                 print(f"node {i}: {pushed:.0f} pushes applied, {syncs:.0f} WAL syncs "

@@ -709,10 +709,12 @@ static void test_has_data(void **state)
 {
     (void)state;
     node_t a, b;
+    gossip_config_t digests_apart = {.gossip_interval_ms = 1000000};
     s_node_config(&a, 11, NULL);
-    s_node_config(&b, 22, NULL);
+    s_node_config(&b, 22, &digests_apart);
     gossip_engine_add_peer(a.engine, 22);
     gossip_engine_add_peer(b.engine, 11);
+    gossip_engine_tick(b.engine, 5); /* its first digest; the next is far off */
     s_drain(&a);
     s_drain(&b);
     assert_false(gossip_engine_has_data(a.engine));
@@ -739,8 +741,10 @@ static void test_has_data(void **state)
     const gossip_stats_t *st = gossip_engine_stats(b.engine);
     assert_int_equal(st->acks_sent, 0);
     assert_false(gossip_engine_has_data(b.engine)); /* its ack waits for the tick */
+    uint64_t b_digests = st->digests_sent;
     gossip_engine_tick(b.engine, 1001);
     assert_int_equal(st->acks_sent, 1);
+    assert_int_equal(st->digests_sent, b_digests); /* the ack alone is the data */
     assert_true(gossip_engine_has_data(b.engine));
     s_drain(&b);
     assert_false(gossip_engine_has_data(b.engine));
