@@ -27,10 +27,11 @@
  *      refusal carries no card and is logged at most once a second.
  *
  *  Ordering with the server's group commit: the server calls node_cluster_receive during its
- *  turn (remote deltas are applied to the store unsynced, like local writes), syncs if the turn
- *  wrote for an agent or node_cluster_has_data, then calls node_cluster_send: pushes of local
- *  writes, acks of applied pushes, digests and pull answers leave only once what they announce
- *  is durable. What a turn applied and sent nothing about stays unsynced until such a turn.
+ *  turn (remote deltas are applied to the store unsynced, like local writes), syncs if one of
+ *  the turn's requests wrote or node_cluster_has_data, then calls node_cluster_send: pushes of
+ *  local writes, acks of applied pushes, digests and pull answers leave only once what they
+ *  announce is durable. What a turn applied and sent nothing about stays unsynced until such
+ *  a turn.
  *
  *  Storage failures: a node whose store stops taking writes (a read-only data directory, a
  *  latched I/O error; node_store_failure) stays a member: SWIM goes on, so its peers keep it
