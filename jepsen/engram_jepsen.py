@@ -2464,7 +2464,10 @@ class Checker:
         is never read, nor held at the end, once the reading node's earliest possible time is
         past the latest possible expiry by more than TTL_TOLERANCE_S; it is read on its own
         node while that node's latest possible time is before the earliest possible expiry by
-        more than the tolerance (unless the client wrote again)."""
+        more than the tolerance (unless the client wrote again). That latest time is the
+        read's, or what the node's clock reached since the put (clock_peak): a node purges a
+        value once its clock passes the expiry, and a clock set back after that does not
+        bring it back."""
         puts = {o["value"]: o for o in self.of("ttl-put") if o["type"] != "fail"}
         late = live = held_live = 0
         for g in self.of("ttl-get", "ok"):
@@ -2485,7 +2488,8 @@ class Checker:
             if not mine or mine[-1]["type"] != "ok" or mine[-1]["node"] != g["node"]:
                 continue
             p = mine[-1]
-            if t_hi < ttl_expiry(p)[0] - TTL_TOLERANCE_S and \
+            since = g["complete"] + self.clock_peak(g["node"], p["invoke"], g["complete"])
+            if max(t_hi, since) < ttl_expiry(p)[0] - TTL_TOLERANCE_S and \
                     self.epoch(g["node"], p["complete"]) == self.epoch(g["node"], g["invoke"]):
                 live += 1
                 if p["value"] not in g["value"]:
@@ -2506,6 +2510,18 @@ class Checker:
                     held_live += 1
         self.counts["ttl"].update(puts=len(puts), read_after_expiry=late,
                                   live_reads_checked=live, held_at_end_unexpired=held_live)
+
+    def clock_peak(self, node, t0, t1):
+        """The greatest clock offset node (an index) is known to have had between t0 and t1
+        (test time): what the ops that ran on it then recorded, and where the clock nemesis
+        set it (a drift's event, logged when it ends, gives where it got to)."""
+        name = f"n{node + 1}"
+        offsets = [x for o in self.ops if o.get("node") == node and "clock" in o
+                   and o["invoke"] <= t1 and o.get("complete", o["invoke"]) >= t0
+                   for x in (o["clock"], o.get("clock_done", o["clock"]))]
+        offsets += [e["clock_s"] for e in self.nemesis_events()
+                    if e.get("node") == name and "clock_s" in e and t0 <= e["invoke"] <= t1]
+        return max(offsets, default=0)
 
     def check_replicas(self):
         """A put acknowledged with --replicas N is held by N nodes when acknowledged: read
@@ -3096,6 +3112,13 @@ def self_test():
             extra.setdefault("planted", []).append(ev)
         return plant
 
+    def clock_event(kind, t, node, clock_s):
+        """A clock nemesis event planted in the history: node's clock set to clock_s."""
+        def plant(ops, snaps, conv, extra):
+            event(kind, t, node)(ops, snaps, conv, extra)
+            extra["planted"][-1]["clock_s"] = clock_s
+        return plant
+
     def xset(field, value):
         return lambda ops, snaps, conv, extra: extra.__setitem__(field, value)
 
@@ -3238,6 +3261,9 @@ def self_test():
         ("kv: value read by a node whose clock is 5 s behind: fine",
          both(opv(46, "value", ["tv"]), opv(46, "clock", -5)), set(), "kv"),
         ("kv: live ttl value not read on its node", opv(45, "value", []), {"ttl"}, "kv"),
+        ("kv: the same, its node's clock run 16 s ahead in between and set back: fine",
+         both(opv(45, "value", []), clock_event("clock-drift", 34.3, "n1", 16),
+              clock_event("clock-back", 34.4, "n1", 0)), set(), "kv"),
         ("kv: value read past its expiry by a node whose clock is 5 s ahead",
          lambda o, s, c, e: o[46].update(invoke=35.5, complete=35.6, clock=5, clock_done=5,
                                          value=["tv"]), {"ttl"}, "kv"),
