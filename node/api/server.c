@@ -647,7 +647,8 @@ static void s_turn(node_server_t *self)
     s_check_parked(self);
     size_t wrote = 0;       /* acknowledgements, not FORGET's events */
     bool wrote_any = false; /* any write of this turn's requests (items with `wrote`) */
-    for (api_out_t *out = zlist_first(self->outbox); out; out = zlist_next(self->outbox)) {
+    for (api_out_t *out = self->config.durability_sync ? zlist_first(self->outbox) : NULL; out;
+         out = zlist_next(self->outbox)) {
         wrote += out->wrote && out->routing;
         wrote_any |= out->wrote;
     }
