@@ -43,6 +43,12 @@
 /*  Hybrid logical clock: physical milliseconds in the high bits, a logical counter in the
  *  low ENGRAM_HLC_LOGICAL_BITS bits. */
 #define ENGRAM_HLC_LOGICAL_BITS 16
+/*  The HLC's persisted ceiling runs this far ahead of the largest stamp: a write persists the
+ *  ceiling only when its stamp passes it, about once per lease instead of once per write, and
+ *  a restarted node's clock starts at most this far ahead of the last stamp it issued. */
+#ifndef ENGRAM_HLC_LEASE_MS
+#define ENGRAM_HLC_LEASE_MS 50
+#endif
 
 /*  engramd and libengram defaults; each can be set in the node's config file or by a flag. */
 #ifndef ENGRAM_DEFAULT_API_ENDPOINT
@@ -173,9 +179,8 @@
 #ifndef ENGRAM_FREE_SPACE_CHECK_MS
 #define ENGRAM_FREE_SPACE_CHECK_MS 100
 #endif
-/*  The largest lead over the wall clock that a remote HLC may have. Not enforced yet: nodes do
- *  not observe each other's timestamps today (the reliability work adds the observation and
- *  the refusal past this bound, which is why the default is defined here already). */
+/*  The largest lead over the wall clock that a remote HLC may have: a remote stamp further
+ *  ahead is refused and counted (node_store_hlc_observe), never adopted. */
 #ifndef ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS
 #define ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS 60000
 #endif

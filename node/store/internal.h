@@ -59,8 +59,10 @@ struct node_store {
     bool durability_sync;
     node_identity_t identity;
     uint64_t replica;
-    crdt_hlc_t clock;   /* the node's HLC: every local write's stamp, every remote one observed */
-    uint64_t hlc_floor; /* the largest HLC persisted ("hlc" in meta); the clock starts there */
+    crdt_hlc_t clock; /* the node's HLC: every local write's stamp, every remote one observed */
+    /* The HLC ceiling persisted ("hlc" in meta): no stamp issued or observed is above the one
+     * persisted with or before it, so the clock restarts there (store__hlc_lease). */
+    uint64_t hlc_ceiling;
     uint64_t max_drift_ms;   /* a remote stamp further ahead of the wall clock is refused */
     uint64_t clock_refusals; /* remote stamps refused for being too far ahead */
     zhash_t *contexts;       /* sid -> crdt_ctx_t *, owned: every scope ever written */
@@ -171,8 +173,12 @@ typedef struct {
 typedef enum { STORE_SEARCH_AUTO, STORE_SEARCH_THRESHOLD, STORE_SEARCH_WHOLE } store_search_way_t;
 void store__search_way(store_search_way_t way);
 
-/*  Puts the clock's persisted floor ("hlc" in meta) into batch. */
-void store__put_hlc(node_store_t *self, rocksdb_writebatch_t *batch, uint64_t stamp);
+/*  Called for every batch that holds or follows stamps up to `stamp`: if stamp is above the
+ *  persisted ceiling, puts a new one ENGRAM_HLC_LEASE_MS ahead of it ("hlc" in meta) into
+ *  batch. Returns the ceiling to set hlc_ceiling to once batch is written. A write in the WAL
+ *  is recovered only with every write before it, so no recovered stamp is above the recovered
+ *  ceiling. */
+uint64_t store__hlc_lease(node_store_t *self, rocksdb_writebatch_t *batch, uint64_t stamp);
 
 /*  A growable key buffer; every key is built in one. */
 typedef struct {

@@ -303,6 +303,7 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
                    store__index_batch_new()};
     uint8_t *step = NULL;
     size_t step_len = 0;
+    uint64_t ceiling = self->hlc_ceiling;
     int rc = a.ib ? crdt_scope_foreach_entry(before, s_delete_removed, &a) : ENGRAM_ENOMEM;
     if (rc == 0)
         rc = crdt_scope_foreach_entry(delta, s_put_added, &a);
@@ -346,8 +347,7 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
                                       len);
             free(buf);
         }
-        if (history->hlc > self->hlc_floor)
-            store__put_hlc(self, a.batch, history->hlc);
+        ceiling = store__hlc_lease(self, a.batch, history->hlc);
     }
     if (rc == 0)
         rc = store__index_finish(self, a.ib, a.batch);
@@ -357,8 +357,7 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
     store__index_batch_destroy(&a.ib);
     if (rc)
         return rc;
-    if (history->hlc > self->hlc_floor)
-        self->hlc_floor = history->hlc;
+    self->hlc_ceiling = ceiling;
     return 0;
 }
 

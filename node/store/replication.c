@@ -741,11 +741,16 @@ static int s_max_stamp(void *arg, crdt_type_id_t type, const char *key, const cr
     return 0;
 }
 
-void store__put_hlc(node_store_t *self, rocksdb_writebatch_t *batch, uint64_t stamp)
+uint64_t store__hlc_lease(node_store_t *self, rocksdb_writebatch_t *batch, uint64_t stamp)
 {
+    if (stamp <= self->hlc_ceiling)
+        return self->hlc_ceiling;
+    uint64_t lease = (uint64_t)ENGRAM_HLC_LEASE_MS << ENGRAM_HLC_LOGICAL_BITS;
+    uint64_t ceiling = stamp + (UINT64_MAX - stamp < 2 * lease ? 0 : lease); /* never wraps */
     char raw[8];
-    store__le64(raw, stamp);
+    store__le64(raw, ceiling);
     rocksdb_writebatch_put_cf(batch, self->cf[CF_META], "hlc", 3, raw, 8);
+    return ceiling;
 }
 
 static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
@@ -825,9 +830,7 @@ static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
         rc = store__put_meta_ctx(self, r.batch, "ctx/", scope, ctx);
     if (rc == 0 && pruned)
         rc = store__put_meta_ctx(self, r.batch, "prune/", scope, pruned);
-    uint64_t clock = node_store_hlc_last(self);
-    if (rc == 0 && clock > self->hlc_floor)
-        store__put_hlc(self, r.batch, clock);
+    uint64_t ceiling = rc == 0 ? store__hlc_lease(self, r.batch, node_store_hlc_last(self)) : 0;
     if (rc == 0)
         rc = store__write_batch(self, r.batch);
     if (rc == 0)
@@ -847,8 +850,7 @@ static int s_g_apply(void *state, const char *scope, const crdt_scope_t *delta)
     store__put_ctx(self->contexts, scope, &ctx);
     if (pruned)
         store__put_ctx(self->prunes, scope, &pruned);
-    if (clock > self->hlc_floor)
-        self->hlc_floor = clock;
+    self->hlc_ceiling = ceiling;
     return 0;
 }
 

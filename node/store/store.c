@@ -248,14 +248,14 @@ static int s_load_ctx_map(node_store_t *self, const char *prefix, zhash_t *map)
     return store__iter_end(it, NULL, rc);
 }
 
-/*  Loads every scope's context, prune cut and collected dots, and the HLC floor. */
+/*  Loads every scope's context, prune cut and collected dots, and the HLC ceiling. */
 static int s_load_meta(node_store_t *self)
 {
     char *value;
     size_t len;
     int rc = s_meta_get(self, "hlc", &value, &len);
     if (rc == 0 && value && len == 8)
-        self->clock.last = self->hlc_floor = s_get_le64(value);
+        self->clock.last = self->hlc_ceiling = s_get_le64(value);
     rocksdb_free(value);
     if (rc == 0)
         rc = s_load_ctx_map(self, "ctx/", self->contexts);

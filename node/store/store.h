@@ -13,7 +13,8 @@
  *    expiry    expires_at_ms sid \0 key \0 elem \0 node n -> ""    TTL index
  *    search    the full-text index (index.c): postings in impact order, documents,
  *              per-provenance totals and document frequencies, embeddings
- *    meta      "identity" -> public key | secret key;  "replica" -> u64;  "hlc" -> u64;
+ *    meta      "identity" -> public key | secret key;  "replica" -> u64;
+ *              "hlc" -> u64, the clock's ceiling (node_store_hlc_now);
  *              "running" -> durability of the live process, or "restored";
  *              "ctx/" sid -> Context;  "prune/" sid -> Context (the scope's prune cut);
  *              "gc/" sid -> Context (the dots whose op records a collection visited)
@@ -24,10 +25,10 @@
  *  Writing: the caller loads an object into a view (node_store_view), runs a CRDT mutator on
  *  it, and hands the delta to node_store_apply, which writes everything the operation changes
  *  (entries added and removed, op record, history step, TTL index, the scope's context, which
- *  holds the node's dot counter, and the HLC high-water mark) as one WriteBatch, without
- *  syncing. node_store_sync then makes every write since the last sync durable with one fsync
- *  of the WAL: the server's group commit. Only a write that returned 0 changes the in-memory
- *  contexts.
+ *  holds the node's dot counter, and the HLC ceiling if the stamp passed it) as one WriteBatch,
+ *  without syncing. node_store_sync then makes every write since the last sync durable with one
+ *  fsync of the WAL: the server's group commit. Only a write that returned 0 changes the
+ *  in-memory contexts.
  *
  *  Dot safety: under durability=async a crash may lose acknowledged writes and the counters
  *  with them. A store that finds the "running" mark of an async process that did not stop
@@ -168,18 +169,19 @@ uint64_t node_store_replica(const node_store_t *self);
  *  counters cannot be trusted (peers hold dots of its replica that it lacks, or it could not
  *  ask them; node/cluster/dots.c). 0 or a code (the old id stays). */
 int node_store_renew_replica(node_store_t *self);
-/*  The node's hybrid logical clock (crdt/hlc.h), kept by the store so that it covers every
- *  stamp the store holds: it starts at the largest persisted stamp, issues the stamps of local
- *  writes (node_store_hlc_now), and observes every stamp that arrives from another node (the
- *  entries of a remote delta, in the apply that stores them; a causal token, through
- *  node_store_hlc_observe), so an effect is stamped after its cause across nodes too. A stamp
- *  more than the maximum drift (ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS unless set) ahead of the wall
- *  clock is refused with ENGRAM_ERANGE and counted, never adopted: a remote delta holding one
- *  is not applied (anti-entropy brings it again once the clocks allow). The apply that
- *  observes a stamp persists the clock in the same batch. */
+/*  The node's hybrid logical clock (crdt/hlc.h), kept by the store so that it covers every stamp
+ *  the store holds: it starts at the persisted ceiling, at most ENGRAM_HLC_LEASE_MS ahead of the
+ *  largest stamp issued or observed before, issues the stamps of local writes (node_store_hlc_now),
+ *  and observes every stamp that arrives from another node (the entries of a remote delta, in the
+ *  apply that stores them; a causal token, through node_store_hlc_observe), so an effect is stamped
+ *  after its cause across nodes too. A stamp more than the maximum drift
+ *  (ENGRAM_DEFAULT_MAX_CLOCK_DRIFT_MS unless set) ahead of the wall clock is refused with
+ *  ENGRAM_ERANGE and counted, never adopted: a remote delta holding one is not applied
+ *  (anti-entropy brings it again once the clocks allow). A write or an apply whose stamp passes the
+ *  ceiling puts a new one in its own batch. */
 uint64_t node_store_hlc_now(node_store_t *self, uint64_t now_ms);
 int node_store_hlc_observe(node_store_t *self, uint64_t stamp, uint64_t now_ms);
-/*  The largest stamp issued or observed. */
+/*  The largest stamp issued or observed; after a restart, the ceiling the clock started at. */
 uint64_t node_store_hlc_last(const node_store_t *self);
 void node_store_set_max_drift(node_store_t *self, uint64_t max_drift_ms);
 uint64_t node_store_max_drift(const node_store_t *self);

@@ -237,6 +237,9 @@ static void s_text_value(const char *value, uint8_t **buf, size_t *len)
 /*  Counter contributors, as node/ names them (agent \x1f user), and the legacy "". */
 static const char *const s_contributors[] = {"", "agent-1\x1fu", "agent-2\x1fu"};
 
+/*  One clock for every node: s_do stamps its ops with it, in the order they happen. */
+static uint64_t s_clock;
+
 /*  One op at node n, as the server does it, handed to its engine and joined into the mirror.
  *  OP_REMOVE removes `value` from the set (its first member if value is NULL). Returns the
  *  mutator's code (ENGRAM_ETYPE, ENGRAM_ENOTFOUND: nothing happened). */
@@ -250,8 +253,7 @@ static int s_do(node_t *n, const char *sid, const char *key, op_t what, const ch
     int rc;
     uint8_t *text = NULL;
     size_t text_len = 0;
-    static uint64_t clock; /* one clock for every node: stamps in the order ops happen */
-    uint64_t hlc = ++clock;
+    uint64_t hlc = ++s_clock;
     if (what == OP_PUT || what == OP_APPEND)
         s_text_value(value, &text, &text_len);
     switch (what) {
@@ -888,6 +890,67 @@ static void test_reads_follow_writes(void **state)
     s_stop(nodes);
 }
 
+/*  The HLC ceiling ("hlc" in meta), as the store holds it. */
+static uint64_t s_stored_ceiling(node_t *n)
+{
+    char *err = NULL;
+    size_t len = 0;
+    char *raw = rocksdb_get_cf(n->store->db, n->store->read_options, n->store->cf[CF_META], "hlc",
+                               3, &len, &err);
+    assert_null(err);
+    uint64_t ceiling = 0;
+    for (size_t i = 0; raw && i < len; i++)
+        ceiling |= (uint64_t)(uint8_t)raw[i] << (8 * i);
+    free(raw);
+    return ceiling;
+}
+
+/*  The HLC ceiling (store__hlc_lease): every stamp a store issued or observed is at most the
+ *  ceiling it persisted, so a reopened store's clock starts above them all, even with its wall
+ *  clock set back a minute, and at most ENGRAM_HLC_LEASE_MS above the largest; writes spread
+ *  over four leases rewrite the ceiling a few times, not once a write. */
+static void test_clock_restarts_above_its_stamps(void **state)
+{
+    (void)state;
+    prop_rng_t rng = prop_case("store_clock_restarts", 0);
+    node_t nodes[NODES], *a = &nodes[0], *b = &nodes[1];
+    s_start(nodes);
+    s_connect(nodes);
+    const uint64_t wall = UINT64_C(1780000000000); /* 2026-05-28, behind every test machine */
+    const uint64_t lease = (uint64_t)ENGRAM_HLC_LEASE_MS << ENGRAM_HLC_LOGICAL_BITS;
+    const int writes = 200;
+    uint64_t ceiling = s_stored_ceiling(a), last = 0;
+    int rewrites = 0;
+    for (int i = 0; i < writes; i++) {
+        uint64_t now_ms = wall + (uint64_t)i * 4 * ENGRAM_HLC_LEASE_MS / writes;
+        last = node_store_hlc_now(a->store, now_ms);
+        s_clock = last - 1;
+        char key[8];
+        snprintf(key, sizeof key, "k%d", i % 7);
+        assert_int_equal(s_do(a, i % 2 ? "run:a" : "@agent-1", key, OP_PUT, "12"), 0);
+        uint64_t stored = s_stored_ceiling(a);
+        assert_true(stored >= last);
+        rewrites += stored != ceiling;
+        ceiling = stored;
+    }
+    assert_in_range(rewrites, 1, 6);
+    uint64_t gossip_ms = 1000;
+    s_heal(nodes, &rng, &gossip_ms, 3); /* b applies a's shared writes and observes their stamps */
+    uint64_t b_last = node_store_hlc_last(b->store);
+    assert_true(b_last >= last);
+    assert_true(s_stored_ceiling(b) >= b_last);
+    for (int i = 0; i < 2; i++) {
+        s_close(&nodes[i]);
+        s_open(&nodes[i]);
+    }
+    uint64_t first = node_store_hlc_now(a->store, wall - 60000);
+    assert_true(first > last);
+    assert_true(first <= last + lease + 1);
+    assert_true(node_store_hlc_last(b->store) >= b_last);
+    assert_true(node_store_hlc_last(b->store) <= b_last + lease);
+    s_stop(nodes);
+}
+
 /*  Writes the store's entries families to tables (RocksDB flushes their memtables). */
 static void s_flush_entries(node_t *n)
 {
@@ -1448,6 +1511,7 @@ int main(void)
         cmocka_unit_test(test_stores_converge_through_gossip),
         cmocka_unit_test(test_history_is_replicated),
         cmocka_unit_test(test_reads_follow_writes),
+        cmocka_unit_test(test_clock_restarts_above_its_stamps),
         cmocka_unit_test(test_objects_read_from_tables),
         cmocka_unit_test(test_purge_unpins_what_reads_kept),
         cmocka_unit_test(test_bad_steps_are_refused),
