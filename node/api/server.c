@@ -630,8 +630,8 @@ static void s_turn(node_server_t *self)
         if (!s_receive_one(self))
             break;
     }
-    if (!self->config.durability_sync)
-        api__flush_outbox(self, 0); /* nothing to wait for: the batch's replies go together */
+    if (!self->config.durability_sync) /* the batch's replies go together, once in the WAL */
+        api__flush_outbox(self, node_store_write_out(self->store));
     int64_t now = api__now_ms();
     if (self->cluster) {
         node_cluster_receive(self->cluster, self->config.max_batch * 8, (uint64_t)now);
@@ -665,6 +665,12 @@ static void s_turn(node_server_t *self)
             api__observe_commit(self, wrote);
         }
     }
+#ifndef ENGRAM_FAULT_ACK_BEFORE_FSYNC
+    /* what the turn wrote and did not sync is in the WAL's file before anything about it
+     * leaves: a reply, an event, a delta (server.h) */
+    if (sync_rc == 0)
+        sync_rc = node_store_write_out(self->store);
+#endif
     api__flush_peers(self);
     api__flush_outbox(self, sync_rc);
     if (self->cluster) {

@@ -73,6 +73,7 @@ struct node_store {
      * (store__entry_removed), since no collection will visit that record again. */
     zhash_t *collected;
     bool unsynced;            /* applied since the last sync */
+    bool unwritten;           /* applied since the WAL's buffer was last written out */
     uint64_t wal_syncs;       /* fsyncs of the WAL node_store_sync made */
     int failed;               /* the first storage failure: every later write is refused with it */
     bool failed_unsynced;     /* writes were waiting for a sync when it failed: they are in doubt */

@@ -361,6 +361,22 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
     return 0;
 }
 
+int node_store_write_out(node_store_t *self)
+{
+    if (self->failed)
+        return self->failed;
+    if (!self->unwritten)
+        return 0;
+    char *err = NULL;
+    rocksdb_flush_wal(self->db, 0, &err);
+    int rc = store__rocks_error(&err);
+    if (rc == 0)
+        self->unwritten = false;
+    else
+        store__latch(self, rc);
+    return rc;
+}
+
 int node_store_sync(node_store_t *self)
 {
     if (self->failed)
@@ -371,7 +387,7 @@ int node_store_sync(node_store_t *self)
     rocksdb_flush_wal(self->db, 1, &err);
     int rc = store__rocks_error(&err);
     if (rc == 0) {
-        self->unsynced = false;
+        self->unsynced = self->unwritten = false;
         self->wal_syncs++;
     } else {
         store__latch(self, rc);

@@ -60,7 +60,7 @@ int store__write_batch(node_store_t *self, rocksdb_writebatch_t *batch)
     if (rc)
         store__latch(self, rc);
     else
-        self->unsynced = true;
+        self->unsynced = self->unwritten = true;
     return rc;
 }
 
@@ -395,9 +395,10 @@ int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p
     self->options = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(self->options, 1);
     rocksdb_options_set_create_missing_column_families(self->options, 1);
-#ifdef ENGRAM_FAULT_ACK_BEFORE_FSYNC /* jepsen/: kill -9 loses the unsynced WAL, as power loss */
+    /* A write goes to the WAL's buffer in this process; node_store_write_out (once a turn) and
+     * node_store_sync write it to the file: one write() a turn, not one a put (a tenth of the
+     * loop thread's CPU in the put profile, README "Measured"). */
     rocksdb_options_set_manual_wal_flush(self->options, 1);
-#endif
     /* Reads are served from a block cache sized for a node's working set, with index and
      * filter blocks in it, and whole-key bloom filters for the point lookups (meta, ops). */
     self->block_cache = rocksdb_cache_create_lru(ENGRAM_DEFAULT_BLOCK_CACHE_BYTES);

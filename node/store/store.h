@@ -26,8 +26,10 @@
  *  it, and hands the delta to node_store_apply, which writes everything the operation changes
  *  (entries added and removed, op record, history step, TTL index, the scope's context, which
  *  holds the node's dot counter, and the HLC ceiling if the stamp passed it) as one WriteBatch,
- *  without syncing. node_store_sync then makes every write since the last sync durable with one
- *  fsync of the WAL: the server's group commit. Only a write that returned 0 changes the
+ *  without syncing, into the WAL's buffer in this process (RocksDB's manual_wal_flush).
+ *  node_store_write_out writes that buffer to the WAL's file (a kill -9 loses nothing after
+ *  it); node_store_sync writes it and makes every write since the last sync durable with one
+ *  fsync: the server's group commit. Only a write that returned 0 changes the
  *  in-memory contexts.
  *
  *  Dot safety: under durability=async a crash may lose acknowledged writes and the counters
@@ -209,6 +211,9 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
                      const node_history_t *history);
 /*  Makes every apply since the last sync durable (one WAL fsync). */
 int node_store_sync(node_store_t *self);
+/*  Writes the WAL's buffer out to the file, without an fsync: what was applied survives the
+ *  process's end from here on, not a power loss. */
+int node_store_write_out(node_store_t *self);
 
 /*  Keys of sid starting with prefix, in key order, after cursor ("" from the start), at most
  *  limit; entries whose value expired by now_ms do not count. *more tells whether a further

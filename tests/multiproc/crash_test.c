@@ -24,8 +24,9 @@
  *      fresh dot: under durability=sync the same replica id with a larger counter than any
  *      dot seen before the crash; under durability=async, where a crash may lose the
  *      counter, a new replica id (the dot-safety rule of node/store/store.h).
- *  Under async durability a SIGKILL is a process crash, not a power loss: the WAL write
- *  reached the OS before the reply, so nothing acknowledged may be lost either.
+ *  Under async durability a SIGKILL is a process crash, not a power loss: a turn writes its
+ *  WAL buffer out to the OS before its replies (node_store_write_out), so nothing
+ *  acknowledged may be lost either (it fails if the buffer is not written out).
  *
  *  Access control: the workers and the verifier are granted on the running node, online
  *  (node_harness_grant, kept in sys:acl) and once per node; so every call they make after a
