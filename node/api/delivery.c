@@ -372,6 +372,12 @@ typedef struct {
     api_subscriber_t *sub;
 } s_target_t;
 
+bool api__watched(node_server_t *self, const char *sid)
+{
+    zlistx_t *list = zhash_lookup(self->subscribers, sid);
+    return list && zlistx_size(list);
+}
+
 static void s_publish(node_server_t *self, const api_out_t *out)
 {
     zlistx_t *list = zhash_lookup(self->subscribers, out->event_sid);

@@ -221,6 +221,7 @@ typedef struct {
     crdt_scope_t *delta;        /* out: owned */
     node_history_t history;     /* out */
     Engram__Item *event;        /* out: the item subscribers see */
+    bool watched;               /* the scope has subscribers: the event is filled and sent */
     const crdt_value_t *source; /* SHARE: the private value being shared */
 } s_op_t;
 
@@ -257,7 +258,13 @@ static int s_mutate(node_server_t *self, const Engram__Request *req, api_reply_t
                     const char *sid, const char *key, node_view_t what, const char *elem,
                     crdt_type_id_t type, s_mutator_fn fn, const crdt_value_t *source)
 {
-    s_op_t op = {.self = self, .req = req, .sid = sid, .key = key, .r = r, .source = source};
+    s_op_t op = {.self = self,
+                 .req = req,
+                 .sid = sid,
+                 .key = key,
+                 .r = r,
+                 .source = source,
+                 .watched = api__watched(self, sid)};
     crdt_scope_t *before = NULL;
     unsigned types = 0;
     if (self->cluster && sid[0] != '@' && node_cluster_removed(self->cluster))
@@ -304,7 +311,7 @@ static int s_mutate(node_server_t *self, const Engram__Request *req, api_reply_t
         op.event->node = replica;
         op.event->n = crdt_ctx_max(node_store_ctx(self->store, sid), replica);
         r->dot = (crdt_dot_t){.node = replica, .n = op.event->n};
-        Engram__Event *event = api__keep(&r->arena, malloc(sizeof *event));
+        Engram__Event *event = op.watched ? api__keep(&r->arena, malloc(sizeof *event)) : NULL;
         if (event) {
             engram__event__init(event);
             event->scope = (char *)r->scope;
@@ -362,7 +369,8 @@ static int s_write_encoded(s_op_t *op, crdt_value_t *v, const char *what, const 
         op->history.op = what;
         op->history.expires_at_ms = v->expires_at_ms;
         crdt_entry_view_t e = {"", 0, 0, op->hlc, buf, len};
-        api__item_from_value(op->r, op->event, &e, type, api__now_ms(), NULL);
+        if (op->watched)
+            api__item_from_value(op->r, op->event, &e, type, api__now_ms(), NULL);
         /* The history keeps the encoded value, provenance included, so that its readers are
          * judged as the value's; the arena keeps it alive until the commit. */
         op->history.value = api__keep(&op->r->arena, buf);

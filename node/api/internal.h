@@ -446,6 +446,9 @@ int api__subscribe(node_server_t *self, api_conn_t *conn, const Engram__Request 
                    const char *sid, api_reply_t *r);
 
 void api__subscriber_free(api_subscriber_t **sub_p);
+/*  Whether any connection subscribes to sid now: a write made while none does builds no event
+ *  (a subscription made later in the same turn has its reply's token, which covers the write). */
+bool api__watched(node_server_t *self, const char *sid);
 /*  The same as a zhashx destructor (api_conn_t.subscriptions). */
 void api__subscriber_destroy(void **item);
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <utf8proc.h>
 
 #include "engram/error.h"
 #include "node/search/text.h"
@@ -97,6 +98,24 @@ static void test_ascii_folds_as_unicode(void **state)
     assert_string_equal(full.terms[fast.n], "\xc3\xa9");
     search_terms_free(&fast);
     search_terms_free(&full);
+}
+
+/*  ASCII word characters are decided without utf8proc (text.c): for every ASCII byte c,
+ *  "qq" c "zz" is one term exactly when c's Unicode category is a letter, mark or number. */
+static void test_ascii_word_chars(void **state)
+{
+    search_tokenizer_t *tokenizer = *state;
+    for (int c = 1; c < 0x80; c++) {
+        const char text[] = {'q', 'q', (char)c, 'z', 'z'};
+        search_terms_t terms;
+        assert_int_equal(search_tokenize(tokenizer, text, sizeof text, &terms), 0);
+        utf8proc_category_t category = utf8proc_category(c);
+        size_t want = category >= UTF8PROC_CATEGORY_LU && category <= UTF8PROC_CATEGORY_NO ? 1 : 2;
+        if (terms.n != want)
+            fail_msg("byte 0x%02x gave %zu terms, its category %d wants %zu", c, terms.n,
+                     (int)category, want);
+        search_terms_free(&terms);
+    }
 }
 
 static void test_stemming(void **state)
@@ -209,11 +228,11 @@ static void test_bm25(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_normalisation), cmocka_unit_test(test_ascii_folds_as_unicode),
-        cmocka_unit_test(test_stemming),      cmocka_unit_test(test_separators),
-        cmocka_unit_test(test_invalid_utf8),  cmocka_unit_test(test_long_words),
-        cmocka_unit_test(test_language),      cmocka_unit_test(test_stop_words),
-        cmocka_unit_test(test_bm25),
+        cmocka_unit_test(test_normalisation),    cmocka_unit_test(test_ascii_folds_as_unicode),
+        cmocka_unit_test(test_ascii_word_chars), cmocka_unit_test(test_stemming),
+        cmocka_unit_test(test_separators),       cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_long_words),       cmocka_unit_test(test_language),
+        cmocka_unit_test(test_stop_words),       cmocka_unit_test(test_bm25),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
