@@ -160,9 +160,9 @@ int search_tokenize(search_tokenizer_t *self, const char *text, size_t len, sear
     size_t cap = 0, word = 0, at = 0;
     bool in_word = false;
     while (rc == 0 && at < (size_t)folded_len) {
-        utf8proc_int32_t cp;
+        utf8proc_int32_t cp = folded[at];
         utf8proc_ssize_t step =
-            utf8proc_iterate(folded + at, folded_len - (utf8proc_ssize_t)at, &cp);
+            cp < 0x80 ? 1 : utf8proc_iterate(folded + at, folded_len - (utf8proc_ssize_t)at, &cp);
         if (step <= 0) { /* utf8proc's own output is valid UTF-8 */
             rc = ENGRAM_EINVAL;
             break;

@@ -99,11 +99,11 @@ typedef struct {
     int64_t count;
 } s_vectors_t;
 
-struct store_index_batch {
-    zhash_t *deltas;   /* sid \x1f prov hex -> s_delta_t */
-    zhash_t *dfs;      /* prov hex sid \x1f term -> s_df_t */
-    zhash_t *vectors;  /* sid \x1f dims hex -> s_vectors_t */
-    zhash_t *removed;  /* hex of the 'd' and 'v' keys removed by this batch: each once */
+struct store_index_batch { /* each map NULL until first used (s_map) */
+    zhash_t *deltas;       /* sid \x1f prov hex -> s_delta_t */
+    zhash_t *dfs;          /* prov hex sid \x1f term -> s_df_t */
+    zhash_t *vectors;      /* sid \x1f dims hex -> s_vectors_t */
+    zhash_t *removed;      /* hex of the 'd' and 'v' keys removed by this batch: each once */
     zhash_t *staged;   /* hex of a counter key -> store_counter_t *: the counts this batch puts */
     zchunk_t *journal; /* the batch's df counts, as its 'j' record holds them (NULL: none) */
     uint64_t journal_seq; /* the record's seq, once store__index_finish put it */
@@ -122,15 +122,6 @@ store_index_batch_t *store__index_batch_new(void)
     store_index_batch_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
-    self->deltas = zhash_new();
-    self->dfs = zhash_new();
-    self->vectors = zhash_new();
-    self->removed = zhash_new();
-    self->staged = zhash_new();
-    if (!self->deltas || !self->dfs || !self->vectors || !self->removed || !self->staged) {
-        store__index_batch_destroy(&self);
-        return NULL;
-    }
     return self;
 }
 
@@ -224,10 +215,22 @@ static int s_provenance(const crdt_value_t *v, uint8_t **out, size_t *len, uint6
     return 0;
 }
 
+/*  One of a batch's maps, made on first use: most writes touch few of them or none, and a zhash
+ *  allocates its table up front (five per write were a twentieth of a put's CPU). NULL: out
+ *  of memory. */
+static zhash_t *s_map(zhash_t **map)
+{
+    if (!*map)
+        *map = zhash_new();
+    return *map;
+}
+
 static s_delta_t *s_delta(store_index_batch_t *ib, const char *sid, uint64_t prov)
 {
     char name[ENGRAM_MAX_KEY_BYTES + 32];
     snprintf(name, sizeof name, "%s\x1f%016" PRIx64, sid, prov);
+    if (!s_map(&ib->deltas))
+        return NULL;
     s_delta_t *d = zhash_lookup(ib->deltas, name);
     if (d)
         return d;
@@ -254,8 +257,8 @@ static void s_df_free(void *item)
 static s_df_t *s_df(store_index_batch_t *ib, const char *sid, const char *term, uint64_t prov)
 {
     char *name = zsys_sprintf("%016" PRIx64 "%s\x1f%s", prov, sid, term);
-    s_df_t *d = name ? zhash_lookup(ib->dfs, name) : NULL;
-    if (d || !name) {
+    s_df_t *d = name && s_map(&ib->dfs) ? zhash_lookup(ib->dfs, name) : NULL;
+    if (d || !name || !ib->dfs) {
         zstr_free(&name);
         return d;
     }
@@ -285,6 +288,8 @@ static s_vectors_t *s_vectors(store_index_batch_t *ib, const char *sid, uint32_t
 {
     char name[ENGRAM_MAX_KEY_BYTES + 16];
     snprintf(name, sizeof name, "%s\x1f%08x", sid, dims);
+    if (!s_map(&ib->vectors))
+        return NULL;
     s_vectors_t *v = zhash_lookup(ib->vectors, name);
     if (v)
         return v;
@@ -483,6 +488,11 @@ static int s_take_record(node_store_t *self, store_index_batch_t *ib, const stor
         return ENGRAM_ENOMEM;
     }
     sodium_bin2hex(seen, 2 * k->len + 1, k->data, k->len);
+    if (!s_map(&ib->removed)) {
+        free(seen);
+        rocksdb_free(v);
+        return ENGRAM_ENOMEM;
+    }
     if (zhash_lookup(ib->removed, seen)) {
         rocksdb_free(v);
     } else {
@@ -817,7 +827,8 @@ int store__index_load_journal(node_store_t *self)
  *  time. */
 static void s_cache_staged(node_store_t *self, store_index_batch_t *ib, bool clean)
 {
-    for (store_counter_t *c = zhash_first(ib->staged); c; c = zhash_next(ib->staged)) {
+    for (store_counter_t *c = ib->staged ? zhash_first(ib->staged) : NULL; c;
+         c = zhash_next(ib->staged)) {
         const char *hex = zhash_cursor(ib->staged);
         bool dirty = c->dirty && !clean;
         if (!dirty && self->counter_cache_bytes + strlen(hex) + COUNTER_ENTRY_OVERHEAD >
@@ -902,7 +913,7 @@ static int s_stage_count(node_store_t *self, store_index_batch_t *ib, rocksdb_wr
     if (rc)
         return rc;
     count += (uint64_t)delta;
-    store_counter_t *staged = malloc(sizeof *staged);
+    store_counter_t *staged = s_map(&ib->staged) ? malloc(sizeof *staged) : NULL;
     if (!staged)
         return ENGRAM_ENOMEM;
     *staged = (store_counter_t){.count = count, .dirty = journaled};
@@ -935,10 +946,11 @@ int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
 {
     int rc = 0;
     store_key_t k = {0};
-    for (s_delta_t *d = zhash_first(ib->deltas); d && rc == 0; d = zhash_next(ib->deltas))
+    for (s_delta_t *d = ib->deltas ? zhash_first(ib->deltas) : NULL; d && rc == 0;
+         d = zhash_next(ib->deltas))
         if (d->docs || d->terms || d->vectors)
             rc = s_finish_class(self, batch, d, &k);
-    for (s_df_t *d = zhash_first(ib->dfs); d && rc == 0; d = zhash_next(ib->dfs)) {
+    for (s_df_t *d = ib->dfs ? zhash_first(ib->dfs) : NULL; d && rc == 0; d = zhash_next(ib->dfs)) {
         if (d->docs == 0)
             continue;
         s_df_key(&k, d->sid, d->term, d->prov);
@@ -948,7 +960,8 @@ int store__index_finish(node_store_t *self, store_index_batch_t *ib, rocksdb_wri
         }
         rc = s_stage_count(self, ib, batch, &k, d->docs, true);
     }
-    for (s_vectors_t *v = zhash_first(ib->vectors); v && rc == 0; v = zhash_next(ib->vectors)) {
+    for (s_vectors_t *v = ib->vectors ? zhash_first(ib->vectors) : NULL; v && rc == 0;
+         v = zhash_next(ib->vectors)) {
         if (v->count == 0)
             continue;
         s_dims_key(&k, v->sid, v->dims);
