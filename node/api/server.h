@@ -23,7 +23,8 @@
  *  brings it back): a peer sends a delta only after its own fsync, so what they show is
  *  durable on the node it came from if that node runs durability=sync. Writes no request
  *  made (TTL purges, collection passes) wait for the next sync too: both are done again after
- *  a crash. tests/cli/replica_sync_test.py counts a replica's fsyncs.
+ *  a crash. tests/cli/replica_sync_test.py counts a replica's fsyncs, and shows that a replica
+ *  whose fsync fails never counts as a holder.
  *
  *  Transport: the ROUTER is a CURVE server on every endpoint, ipc:// included, with the node's
  *  CURVE key (derived from its Ed25519 identity, node/trust/admission.h) and ZAP domain

@@ -12,14 +12,21 @@ no more than its ticks, its own digests and its answers to its peers' over the t
 far fewer than the pushes it applied (engram_gossip_pushes_applied_total), where an fsync per
 turn that applied one made them about equal. Node 1 fsyncs before it answers every write,
 the private ones too: its syncs are at least its group commits (a commit is counted even when
-its fsync is skipped). What this counts cannot show the order: that no ack or digest leaves a
-replica before its fsync rests on node/api/server.c s_turn and on
-tests/gossip/engine_input_test.c test_has_data (acks and digests are data).
+its fsync is skipped).
 
-Usage: replica_sync_test.py ENGRAMD ENGRAM LOCAL_CLUSTER_SH. Ports are drawn at random.
+What that counts cannot show is the order: that no ack leaves a replica before its fsync.
+test_a_replica_counts_only_once_synced shows it end to end: node 3 runs with jepsen/slowwal.c
+preloaded; once its trigger file exists, every fsync of its WAL fails (EIO), as on a failing
+device. A write pushed to it after that is applied there but never synced, so no put waiting
+for 3 replicas may be answered (a replica that acked before its fsync, or after a failed one,
+would answer it), while one waiting for 2 is (node 2). Before the trigger, 3 are answered.
+
+Usage: replica_sync_test.py ENGRAMD ENGRAM LOCAL_CLUSTER_SH SLOWWAL_LIB. Ports are drawn at
+random.
 """
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,8 +36,8 @@ import urllib.request
 import local_cluster
 from polling import eventually
 
-ENGRAMD, ENGRAM, LOCAL_CLUSTER = sys.argv[1], sys.argv[2], sys.argv[3]
-del sys.argv[1:4]
+ENGRAMD, ENGRAM, LOCAL_CLUSTER, SLOWWAL = sys.argv[1:5]
+del sys.argv[1:5]
 WRITES, PRIVATE = 400, 5
 TICK_MS = 50     # node/cluster/internal.h
 GOSSIP_MS = 100  # local_cluster.start's --gossip-interval-ms
@@ -112,6 +119,33 @@ class ReplicaSyncTest(local_cluster.ClusterTest):
         # the writer's node syncs before it answers, private writes too
         commits = grew(after, 1, "engram_group_commit_writes_count")
         self.assertGreaterEqual(grew(after, 1, "engram_wal_syncs_total"), commits)
+
+    def put(self, key, replicas, timeout_ms):
+        return self.engram(1, "put", self.SCOPE, key, "v", "--replicas", str(replicas),
+                           "--timeout", str(timeout_ms))
+
+    def test_a_replica_counts_only_once_synced(self):
+        trigger = os.path.join(self.dir, "failsync")
+        env = dict(self.cluster.env, LD_PRELOAD=SLOWWAL, ENGRAM_FAILSYNC_TRIGGER=trigger,
+                   # an ASan build wants its runtime first in the list; LD_PRELOAD puts this
+                   # library before it
+                   ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
+        out = subprocess.run([self.SCRIPT, "restart", self.dir, "3"], env=env,
+                             capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        # healthy: node 3 holds a write and says so (it may take a moment to be pushed to)
+        eventually(lambda: self.put("healthy", 3, 5000).returncode == 0,
+                   "a put waiting for 3 replicas is answered", timeout=60)
+        open(trigger, "w").close()
+        refused = self.put("unsynced", 3, 5000)
+        self.assertNotEqual(refused.returncode, 0, refused.stdout)
+        self.assertIn("fewer nodes than asked hold the write", refused.stderr)
+        answered = self.put("two", 2, 10000)
+        self.assertEqual(answered.returncode, 0, answered.stderr)
+        # the fault took: node 3 got a write and its sync failed (its storage latched)
+        url = f"http://127.0.0.1:{self.cluster.base + 32}/api/status"
+        with urllib.request.urlopen(url, timeout=30) as page:
+            self.assertRegex(json.load(page)["node"]["storage"], r"^failed: ")
 
 
 if __name__ == "__main__":
