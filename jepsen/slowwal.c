@@ -10,7 +10,9 @@
  *
  *  While the file named by ENGRAM_FAILSYNC_TRIGGER exists, fdatasync(2) and fsync(2) of a
  *  write-ahead log fail with EIO without syncing, as on a failing device: the latched I/O
- *  error of node/store/store.h, which a full or a read-only volume does not reach.
+ *  error of node/store/store.h, which a full or a read-only volume does not reach. While the
+ *  file named by ENGRAM_FAILWRITE_TRIGGER exists, write(2) to a write-ahead log fails with EIO
+ *  without writing: the log refuses the bytes (node_store_write_out stops the process).
  *
  *  Other files and other calls pass through untouched. Invariant: a call that is not delayed
  *  or failed here is the real call, with its result; a delayed write(2) writes the same bytes.
@@ -47,7 +49,13 @@ ssize_t write(int fd, const void *buf, size_t count)
         s_real_write = (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
     const char *ms = getenv("ENGRAM_SLOWWAL_MS");
     long delay = ms ? strtol(ms, NULL, 10) : 0;
-    if (delay > 0 && s_is_wal(fd)) {
+    const char *trigger = getenv("ENGRAM_FAILWRITE_TRIGGER");
+    bool fail = trigger && access(trigger, F_OK) == 0;
+    if ((delay > 0 || fail) && s_is_wal(fd)) {
+        if (fail) {
+            errno = EIO;
+            return -1;
+        }
         struct timespec ts = {delay / 1000, (delay % 1000) * 1000000L};
         nanosleep(&ts, NULL);
     }

@@ -7,10 +7,11 @@
  *  is not yet durable; under durability=async the fsync is skipped, the replies to the
  *  requests the turn read go out together once they are all handled, before its gossip, and
  *  what it answers later (released writes, parked reads) goes at its end, as under sync.
- *  Either way a turn's writes reach the WAL's file once, at its sync or with
- *  node_store_write_out, before any reply, event or delta about them leaves: a process that
- *  dies loses none of them that was answered (a power loss may, under async), and a write-out
- *  that fails answers the turn's writes with its error, as a failed sync does.
+ *  Either way a turn's writes reach the WAL's file, at its sync or with node_store_write_out
+ *  (under async, before the batch's replies and again at the turn's end), before any reply,
+ *  event or delta about them leaves: a process that dies loses none of them that was
+ *  answered (a power loss may, under async). If the file refuses the bytes, the process
+ *  stops there (node_store_write_out), before anything about them leaves.
  *
  *  A replica's fsync (durability=sync): a turn in which no request wrote and that has no
  *  gossip data to send (node_cluster_has_data: it only applied what peers pushed, whose acks

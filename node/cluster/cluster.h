@@ -30,8 +30,8 @@
  *  turn (remote deltas are applied to the store unsynced, like local writes), syncs if one of
  *  the turn's requests wrote or node_cluster_has_data, then calls node_cluster_send: pushes of
  *  local writes, acks of applied pushes, digests and pull answers leave only once what they
- *  announce is durable. What a turn applied and sent nothing about stays unsynced until such
- *  a turn.
+ *  announce is durable (under durability=async: written out to the WAL's file). What a turn
+ *  applied and sent nothing about stays unsynced until such a turn.
  *
  *  Storage failures: a node whose store stops taking writes (a read-only data directory, a
  *  latched I/O error; node_store_failure) stays a member: SWIM goes on, so its peers keep it

@@ -60,8 +60,9 @@ struct node_store {
     node_identity_t identity;
     uint64_t replica;
     crdt_hlc_t clock; /* the node's HLC: every local write's stamp, every remote one observed */
-    /* The HLC ceiling persisted ("hlc" in meta): no stamp issued or observed is above the one
-     * persisted with or before it, so the clock restarts there (store__hlc_lease). */
+    /* The HLC ceiling persisted ("hlc" in meta): no stamp a write or an apply stored is above
+     * the ceiling persisted with or before it, so the clock restarts there (store__hlc_lease).
+     * Clocks only observed (a token's) or issued to a write that failed are not covered. */
     uint64_t hlc_ceiling;
     uint64_t max_drift_ms;   /* a remote stamp further ahead of the wall clock is refused */
     uint64_t clock_refusals; /* remote stamps refused for being too far ahead */

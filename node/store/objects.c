@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "crdt/array.h"
 #include "crdt/codec.h"
@@ -363,28 +364,36 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
 
 int node_store_write_out(node_store_t *self)
 {
-    if (self->failed)
-        return self->failed;
-    if (!self->unwritten)
-        return 0;
-    char *err = NULL;
-    rocksdb_flush_wal(self->db, 0, &err);
-    int rc = store__rocks_error(&err);
-    if (rc == 0)
+    if (self->unwritten) { /* even after a latched failure: what was applied reaches the log */
+        char *err = NULL;
+        rocksdb_flush_wal(self->db, 0, &err);
+        if (err) {
+            /* The file refused the bytes (EIO, ENOSPC): the memtable holds writes, readable,
+             * that no restart would find, and their dots would be issued again. Nothing about
+             * them has left the process (the server writes out before it sends), so it stops
+             * here; the restart recovers what the log holds, as after a crash just before
+             * those writes (store.h). */
+            zsys_error("engramd: cannot write the write-ahead log (%s): stopping before "
+                       "anything about the writes it holds leaves; a restart recovers what "
+                       "the log holds",
+                       err);
+            rocksdb_free(err);
+            _exit(EXIT_FAILURE);
+        }
         self->unwritten = false;
-    else
-        store__latch(self, rc);
-    return rc;
+    }
+    return self->failed;
 }
 
 int node_store_sync(node_store_t *self)
 {
+    node_store_write_out(self);
     if (self->failed)
         return self->failed;
     if (!self->unsynced)
         return 0;
     char *err = NULL;
-    rocksdb_flush_wal(self->db, 1, &err);
+    rocksdb_flush_wal(self->db, 1, &err); /* the buffer is written out: the fsync alone */
     int rc = store__rocks_error(&err);
     if (rc == 0) {
         self->unsynced = self->unwritten = false;

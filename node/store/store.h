@@ -212,7 +212,12 @@ int node_store_apply(node_store_t *self, const char *sid, const char *key,
 /*  Makes every apply since the last sync durable (one WAL fsync). */
 int node_store_sync(node_store_t *self);
 /*  Writes the WAL's buffer out to the file, without an fsync: what was applied survives the
- *  process's end from here on, not a power loss. */
+ *  process's end from here on, not a power loss. It writes out even after a latched failure
+ *  (what was applied and can be read reaches the log) and returns the latched failure, or 0.
+ *  If the file refuses the bytes, the process exits at once (EXIT_FAILURE, logged): its
+ *  memtable holds readable writes the log lacks, and nothing about them may leave. So the
+ *  caller writes out before it sends anything about the writes. node_store_sync writes out
+ *  first too. */
 int node_store_write_out(node_store_t *self);
 
 /*  Keys of sid starting with prefix, in key order, after cursor ("" from the start), at most

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""engramd on a full and on a read-only data volume, and on one whose write-ahead log stops
-syncing (EIO from fdatasync, through jepsen/slowwal.c preloaded): every write gets a clear
+"""engramd on a full and on a read-only data volume, on one whose write-ahead log stops
+syncing (EIO from fdatasync, through jepsen/slowwal.c preloaded), and on one whose log refuses
+a write (EIO from write: engramd stops, and recovers on restart): every write gets a clear
 error (exit 1, "no space" / storage message), every acknowledged write stays readable, reads
-and stats keep working, and the process keeps serving.
+and stats keep working, and the process keeps serving (but for the refused log write).
 
 Usage: storage_faults_test.py ENGRAMD ENGRAM SLOWWAL_LIB. Needs root (it mounts small tmpfs
 volumes); exits 77 (skipped) otherwise.
@@ -187,6 +188,38 @@ class StorageFaultsTest(unittest.TestCase):
             vol.env = None
             vol.start()  # recovered from the WAL: what was acknowledged is there, writes resume
             self.check_still_serving(vol, acked)
+            self.assertEqual(vol.cli("put", "run:faults", "after", "v").returncode, 0)
+            acked["after"] = "v"
+            self.check_still_serving(vol, acked)
+        finally:
+            if os.path.exists(trigger):
+                os.remove(trigger)
+            vol.close()
+
+    def test_failed_wal_write(self):
+        """The log refuses a turn's bytes (EIO from write(2), slowwal.c's write trigger): the
+        write is in the memtable but not in the log, so engramd stops before anything about
+        it leaves (node_store_write_out) and the restart recovers what the log holds: the
+        write is gone and was never answered, the earlier ones are there, writes resume."""
+        trigger = tempfile.mktemp(prefix="engram-failwrite-")
+        env = dict(os.environ, LD_PRELOAD=SLOWWAL, ENGRAM_FAILWRITE_TRIGGER=trigger,
+                   ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
+        vol = Volume("64m", "--min-free-bytes", str(1 << 20), env=env)
+        try:
+            acked = {"before": "in the log before it failed"}
+            self.assertEqual(vol.cli("put", "run:faults", "before", acked["before"]).returncode, 0)
+            open(trigger, "w").close()
+            r = vol.cli("--timeout", "5000", "put", "run:faults", "during", "v")
+            self.assertNotEqual(r.returncode, 0, "a write the log refused must not be answered")
+            self.assertNotEqual(vol.proc.wait(timeout=30), 0)
+            with open(os.path.join(vol.dir, "engramd.log"), errors="replace") as log:
+                self.assertIn("cannot write the write-ahead log", log.read())
+            os.remove(trigger)
+            vol.env = None
+            vol.start()
+            self.check_still_serving(vol, acked)
+            self.assertEqual(vol.cli("get", "run:faults", "during").returncode, 3,
+                             "a write the log refused must not come back")
             self.assertEqual(vol.cli("put", "run:faults", "after", "v").returncode, 0)
             acked["after"] = "v"
             self.check_still_serving(vol, acked)
