@@ -92,6 +92,18 @@ class StorageFaultsTest(unittest.TestCase):
             self.assertEqual(r.returncode, 0, f"acknowledged {key} lost: {r.stderr}")
             self.assertEqual(r.stdout, value + "\n", f"{key} changed")
 
+    def check_recovered(self, vol, acked, refused=None):
+        """Restarts vol's engramd on a healthy device (no preload): recovered from the WAL, what
+        was acknowledged is there, `refused` (a write never answered) is not, writes resume."""
+        vol.env = None
+        vol.start()
+        self.check_still_serving(vol, acked)
+        if refused:
+            self.assertEqual(vol.cli("get", "run:faults", refused).returncode, 3,
+                             f"{refused}, refused by the log, must not come back")
+        self.assertEqual(vol.cli("put", "run:faults", "after", "v").returncode, 0)
+        self.check_still_serving(vol, dict(acked, after="v"))
+
     def test_full_volume(self):
         vol = Volume("48m", "--min-free-bytes", str(16 << 20))
         try:
@@ -185,12 +197,7 @@ class StorageFaultsTest(unittest.TestCase):
             self.assertEqual(r.returncode, 1, r.stderr)
             self.check_still_serving(vol, acked)
             self.assertEqual(vol.stop(), 0, "a failed store must still stop cleanly")
-            vol.env = None
-            vol.start()  # recovered from the WAL: what was acknowledged is there, writes resume
-            self.check_still_serving(vol, acked)
-            self.assertEqual(vol.cli("put", "run:faults", "after", "v").returncode, 0)
-            acked["after"] = "v"
-            self.check_still_serving(vol, acked)
+            self.check_recovered(vol, acked)
         finally:
             if os.path.exists(trigger):
                 os.remove(trigger)
@@ -215,14 +222,7 @@ class StorageFaultsTest(unittest.TestCase):
             with open(os.path.join(vol.dir, "engramd.log"), errors="replace") as log:
                 self.assertIn("cannot write the write-ahead log", log.read())
             os.remove(trigger)
-            vol.env = None
-            vol.start()
-            self.check_still_serving(vol, acked)
-            self.assertEqual(vol.cli("get", "run:faults", "during").returncode, 3,
-                             "a write the log refused must not come back")
-            self.assertEqual(vol.cli("put", "run:faults", "after", "v").returncode, 0)
-            acked["after"] = "v"
-            self.check_still_serving(vol, acked)
+            self.check_recovered(vol, acked, refused="during")
         finally:
             if os.path.exists(trigger):
                 os.remove(trigger)
