@@ -240,7 +240,9 @@ void store__key_u64(store_key_t *k, uint64_t v);
  *  writes are refused with this error, reads go on, and a restart recovers from the WAL. */
 void store__latch(node_store_t *self, int rc);
 
+/*  The 8-byte little-endian integers of meta ("replica", "hlc"): written, read. */
 void store__le64(char *out, uint64_t v);
+uint64_t store__get_le64(const char *in);
 
 /*  sid \0 node n: the ops dot index. */
 void store__op_key(store_key_t *k, const char *sid, crdt_dot_t dot);

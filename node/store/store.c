@@ -142,7 +142,7 @@ static int s_meta_put_sync(node_store_t *self, const char *name, const void *val
     return store__rocks_error(&err);
 }
 
-static uint64_t s_get_le64(const char *in)
+uint64_t store__get_le64(const char *in)
 {
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--)
@@ -194,7 +194,7 @@ static int s_load_identity(node_store_t *self, char *why, size_t why_len)
     self->replica = self->identity.node_id;
     rc = s_meta_get(self, "replica", &value, &len);
     if (rc == 0 && value && len == 8)
-        self->replica = s_get_le64(value);
+        self->replica = store__get_le64(value);
     rocksdb_free(value);
     rc = rc ? rc : s_meta_get(self, "running", &value, &len);
     if (rc)
@@ -255,7 +255,7 @@ static int s_load_meta(node_store_t *self)
     size_t len;
     int rc = s_meta_get(self, "hlc", &value, &len);
     if (rc == 0 && value && len == 8)
-        self->clock.last = self->hlc_ceiling = s_get_le64(value);
+        self->clock.last = self->hlc_ceiling = store__get_le64(value);
     rocksdb_free(value);
     if (rc == 0)
         rc = s_load_ctx_map(self, "ctx/", self->contexts);

@@ -898,9 +898,7 @@ static uint64_t s_stored_ceiling(node_t *n)
     char *raw = rocksdb_get_cf(n->store->db, n->store->read_options, n->store->cf[CF_META], "hlc",
                                3, &len, &err);
     assert_null(err);
-    uint64_t ceiling = 0;
-    for (size_t i = 0; raw && i < len; i++)
-        ceiling |= (uint64_t)(uint8_t)raw[i] << (8 * i);
+    uint64_t ceiling = raw && len == 8 ? store__get_le64(raw) : 0;
     free(raw);
     return ceiling;
 }
