@@ -1248,8 +1248,8 @@ static void s_acls_provision(const s_config_t *cfg, bench_acl_t *acl[POL_COUNT],
 
 int main(int argc, char **argv)
 {
-    if (argc == 4 && strcmp(argv[1], "--floor-server") == 0)
-        return transport_floor_serve(argv[2], argv[3]);
+    if (argc >= 2 && strcmp(argv[1], "--floor-server") == 0)
+        return transport_floor_serve(argc - 2, argv + 2);
     s_config_t cfg;
     s_parse(&cfg, argc, argv);
 
@@ -1301,6 +1301,7 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     int failures = 0;
+    double redis_put[2][MAX_LEVELS] = {{0}}; /* [sync, async][client level]: for the put floor */
     if (cfg.acl_compare)
         failures += s_acl_compare(&cfg, acl, max_clients);
     for (int mi = 0; mi < 2 && !bench_interrupted && !cfg.acl_compare; mi++) {
@@ -1320,6 +1321,8 @@ int main(int argc, char **argv)
                     if (cfg.systems[s])
                         res[c][s] = s_cell_run(&cfg, &mode, (s_sys_t)s, (s_op_t)op, cfg.clients[c]);
             s_print_table(&cfg, &mode, (s_op_t)op, res);
+            for (size_t c = 0; c < cfg.nclients && op == OP_PUT; c++)
+                redis_put[mi][c] = res[c][SYS_REDIS].ran ? res[c][SYS_REDIS].ops_s : 0;
             for (size_t c = 0; c < cfg.nclients; c++)
                 for (int s = 0; s < SYS_COUNT; s++)
                     failures += res[c][s].errors != 0;
@@ -1334,7 +1337,9 @@ int main(int argc, char **argv)
         s_mode_stop(&mode);
     }
     if (cfg.systems[SYS_ENGRAM] && !cfg.acl_compare && !bench_interrupted)
-        failures += transport_floor_print(s_tmpdir, cfg.clients, cfg.nclients, cfg.duration);
+        failures += transport_floor_print(
+            s_tmpdir, cfg.clients, cfg.nclients, cfg.duration,
+            cfg.ops[OP_PUT] ? (const double *[2]){redis_put[0], redis_put[1]} : NULL);
     for (int p = 0; p < POL_COUNT; p++)
         bench_acl_destroy(&acl[p]);
     if (bench_interrupted) {

@@ -1,32 +1,60 @@
-/*  The transport floor of engram-node-bench (transport_floor.h): what a request costs when the
- *  server does nothing but answer, over the transport libengram and engramd use.
+/*  The floors of engram-node-bench (transport_floor.h): what a request costs when the server
+ *  does nothing but answer, over the transport libengram and engramd use; and what a put costs
+ *  when the server does nothing but answer and store it as engramd's storage layout does.
  *
  *  The server is this program run again (`--floor-server`: its CPU is measured apart, and a
  *  fork of a process whose ZeroMQ context runs threads could not use ZeroMQ): one ROUTER on an
- *  ipc:// endpoint, CURVE server or plain, answering every message with a 300-byte frame (about
- *  a get's reply of a 256-byte value). Each client is a thread with its own DEALER, CURVE
- *  client or plain, doing what libengram does for one call: zframe_send of a 64-byte request
- *  (about a get's Request), zpoller_wait, zmsg_recv. One request in flight per client, no
- *  pipelining, as the node tables.
+ *  ipc:// endpoint, CURVE server or plain. Each client is a thread with its own DEALER, CURVE
+ *  client or plain, doing what libengram does for one call: zframe_send of the request,
+ *  zpoller_wait, zmsg_recv. One request in flight per client, no pipelining, as the node
+ *  tables.
+ *
+ *  The transport floor: 64-byte requests (about a get's Request) answered with 300-byte frames
+ *  (about a get's reply of a 256-byte value).
+ *
+ *  The put floor: 320-byte requests (about a put's Request of a 256-byte value) answered with
+ *  96-byte frames (about a put's reply, its causal token). The server works in turns as engramd
+ *  does: it takes the requests that are ready, at most ENGRAM_DEFAULT_MAX_BATCH (engramd's
+ *  turn; larger turns made engramd slower, see README); puts into a WriteBatch the four keys an
+ *  engramd put of the bench's value writes, with their sizes (an entry, an op record, a history
+ *  step, the scope's context; measured on engramd's store, see s_put_keys), and writes it: one
+ *  rocksdb_write a put as engramd, or one a turn (the "turn" rows, which engramd's reads of
+ *  the turn's earlier writes would not allow without a WriteBatchWithIndex); then writes the
+ *  WAL to the file and, for sync, fsyncs it (RocksDB with manual_wal_flush, as engramd); then
+ *  answers the turn. RocksDB's options are its defaults otherwise. The faster of the two is the
+ *  least a put can cost with engram's transport and storage layout, whatever the code around
+ *  them.
  */
 #include "transport_floor.h"
 
 #include <czmq.h>
 #include <errno.h>
 #include <pthread.h>
+#include <rocksdb/c.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "engram/limits.h"
+
 #include "bench_util.h"
 
-#define REQUEST_BYTES 64
-#define REPLY_BYTES   300
+/*  A kind of floor: what the clients send and get back, and what the server does between. */
+typedef enum { STORE_NONE, STORE_SYNC, STORE_ASYNC, STORE_SYNC_TURN, STORE_ASYNC_TURN } s_store_t;
+
+typedef struct {
+    const char *name;
+    size_t request_bytes, reply_bytes;
+    s_store_t store;
+} s_kind_t;
+
+static const char *const s_store_names[] = {"none", "sync", "async", "sync-turn", "async-turn"};
 
 typedef struct {
     const char *endpoint;
+    const s_kind_t *kind;
     zcert_t *server_cert; /* NULL: plain */
     atomic_bool *stop;
     pthread_barrier_t *ready;
@@ -36,34 +64,176 @@ typedef struct {
     int errors;
 } s_client_t;
 
-int transport_floor_serve(const char *endpoint, const char *cert_path)
+/*  The keys an engramd put of the bench's value (256 bytes, one word, scope run:bench) writes,
+ *  with their sizes: measured by listing an engramd store after such puts (key bytes -> value
+ *  bytes). The history step holds the value again, the entry its record. */
+static const struct {
+    const char *family;
+    size_t key_bytes, value_bytes;
+} s_put_keys[] = {
+    {"entries", 37, 323},
+    {"ops", 26, 25},
+    {"history", 44, 347},
+    {"meta", 13, 18},
+};
+#define PUT_KEYS (sizeof s_put_keys / sizeof s_put_keys[0])
+
+/*  The put floor's store: the four families and a key counter, so that every put writes new
+ *  keys as the bench's random keys mostly do. A store that writes by turn gathers the turn's
+ *  puts in one WriteBatch, written at the turn's end. */
+typedef struct {
+    rocksdb_options_t *options;
+    rocksdb_writeoptions_t *write_options;
+    rocksdb_t *db;
+    rocksdb_column_family_handle_t *cf[PUT_KEYS + 1]; /* [0]: default */
+    rocksdb_writebatch_t *batch;
+    uint64_t next_key;
+    char value[512];
+    bool sync, by_turn;
+} s_store_db_t;
+
+static void s_store_close(s_store_db_t *st)
 {
+    for (size_t i = 0; i <= PUT_KEYS; i++)
+        if (st->cf[i])
+            rocksdb_column_family_handle_destroy(st->cf[i]);
+    if (st->db)
+        rocksdb_close(st->db);
+    if (st->write_options)
+        rocksdb_writeoptions_destroy(st->write_options);
+    if (st->batch)
+        rocksdb_writebatch_destroy(st->batch);
+    if (st->options)
+        rocksdb_options_destroy(st->options);
+}
+
+static bool s_store_open(s_store_db_t *st, const char *dir, s_store_t mode)
+{
+    *st = (s_store_db_t){.sync = mode == STORE_SYNC || mode == STORE_SYNC_TURN,
+                         .by_turn = mode == STORE_SYNC_TURN || mode == STORE_ASYNC_TURN};
+    st->batch = rocksdb_writebatch_create();
+    memset(st->value, 'v', sizeof st->value);
+    st->options = rocksdb_options_create();
+    st->write_options = rocksdb_writeoptions_create();
+    rocksdb_options_set_create_if_missing(st->options, 1);
+    rocksdb_options_set_create_missing_column_families(st->options, 1);
+    rocksdb_options_set_manual_wal_flush(st->options, 1);
+    const char *names[PUT_KEYS + 1] = {"default"};
+    const rocksdb_options_t *cf_options[PUT_KEYS + 1] = {st->options};
+    for (size_t i = 0; i < PUT_KEYS; i++) {
+        names[i + 1] = s_put_keys[i].family;
+        cf_options[i + 1] = st->options;
+    }
+    char *err = NULL;
+    st->db = rocksdb_open_column_families(st->options, dir, PUT_KEYS + 1, names, cf_options, st->cf,
+                                          &err);
+    if (err) {
+        fprintf(stderr, "floor: cannot open %s: %s\n", dir, err);
+        free(err);
+        st->db = NULL;
+        s_store_close(st);
+        return false;
+    }
+    return true;
+}
+
+static bool s_store_write(s_store_db_t *st)
+{
+    char *err = NULL;
+    rocksdb_write(st->db, st->write_options, st->batch, &err);
+    rocksdb_writebatch_clear(st->batch);
+    free(err);
+    return err == NULL;
+}
+
+/*  One request: the put's four keys into the batch; written now (one rocksdb_write a put, as
+ *  engramd) unless the store writes by turn. */
+static bool s_store_put(s_store_db_t *st)
+{
+    uint64_t n = st->next_key++;
+    for (size_t i = 0; i < PUT_KEYS; i++) {
+        char key[64];
+        memset(key, 'k', sizeof key);
+        memcpy(key, &n, sizeof n);
+        rocksdb_writebatch_put_cf(st->batch, st->cf[i + 1], key, s_put_keys[i].key_bytes, st->value,
+                                  s_put_keys[i].value_bytes);
+    }
+    return st->by_turn || s_store_write(st);
+}
+
+/*  The end of a turn: a store that writes by turn writes the turn's batch; then the WAL goes to
+ *  the file, and for sync to the disk. */
+static bool s_store_turn_end(s_store_db_t *st)
+{
+    if (st->by_turn && !s_store_write(st))
+        return false;
+    char *err = NULL;
+    rocksdb_flush_wal(st->db, st->sync, &err);
+    free(err);
+    return err == NULL;
+}
+
+int transport_floor_serve(int argc, char **argv)
+{
+    /* ENDPOINT CERT REPLY_BYTES STORE [DIR] */
+    if (argc < 4)
+        return 2;
+    const char *endpoint = argv[0], *cert_path = argv[1], *store = argv[3];
+    size_t reply_bytes = strtoul(argv[2], NULL, 10);
+    s_store_db_t st = {0};
+    s_store_t mode = STORE_NONE;
+    while (mode < sizeof s_store_names / sizeof s_store_names[0] &&
+           strcmp(store, s_store_names[mode]) != 0)
+        mode++;
+    bool storing = mode != STORE_NONE;
+    if (mode == sizeof s_store_names / sizeof s_store_names[0] ||
+        (storing && (argc < 5 || !s_store_open(&st, argv[4], mode))))
+        return 2;
     zcert_t *cert = strcmp(cert_path, "-") ? zcert_load(cert_path) : NULL;
     zsock_t *router = zsock_new(ZMQ_ROUTER);
-    if (!router || (strcmp(cert_path, "-") && !cert))
+    uint8_t *reply = calloc(1, reply_bytes ? reply_bytes : 1);
+    if (!router || !reply || (strcmp(cert_path, "-") && !cert))
         return 2;
     if (cert) {
         zcert_apply(cert, router);
         zsock_set_curve_server(router, 1);
     }
+    /* SIGTERM may reach one of ZeroMQ's or RocksDB's threads and interrupt no receive: the
+     * loop looks at zsys_interrupted at least this often */
+    zsock_set_rcvtimeo(router, 100);
     if (zsock_bind(router, "%s", endpoint) < 0)
         return 2;
-    uint8_t reply[REPLY_BYTES];
-    memset(reply, 'r', sizeof reply);
-    while (!zsys_interrupted) {
-        zmsg_t *msg = zmsg_recv(router);
-        if (!msg)
-            break;
-        zframe_t *identity = zmsg_pop(msg);
-        zmsg_destroy(&msg);
-        zmsg_t *out = zmsg_new();
-        zmsg_append(out, &identity);
-        zmsg_addmem(out, reply, sizeof reply);
-        zmsg_send(&out, router);
+    memset(reply, 'r', reply_bytes);
+    zframe_t *turn[ENGRAM_DEFAULT_MAX_BATCH]; /* the identities of the turn's requests */
+    int rc = 0;
+    while (!zsys_interrupted && rc == 0) {
+        size_t n = 0;
+        while (n < ENGRAM_DEFAULT_MAX_BATCH && (n == 0 || (zsock_events(router) & ZMQ_POLLIN))) {
+            zmsg_t *msg = zmsg_recv(router);
+            if (!msg)
+                break;
+            turn[n++] = zmsg_pop(msg);
+            zmsg_destroy(&msg);
+            if (storing && !s_store_put(&st))
+                rc = 1;
+        }
+        if (n == 0) /* timed out or interrupted: the loop's condition decides */
+            continue;
+        if (storing && !s_store_turn_end(&st))
+            rc = 1;
+        for (size_t i = 0; i < n; i++) {
+            zmsg_t *out = zmsg_new();
+            zmsg_append(out, &turn[i]);
+            zmsg_addmem(out, reply, rc == 0 ? reply_bytes : 1); /* the client counts a short one */
+            zmsg_send(&out, router);
+        }
     }
+    free(reply);
     zsock_destroy(&router);
     zcert_destroy(&cert);
-    return 0;
+    if (storing)
+        s_store_close(&st);
+    return rc;
 }
 
 static void *s_client_run(void *arg)
@@ -78,16 +248,19 @@ static void *s_client_run(void *arg)
     zpoller_t *poller = dealer ? zpoller_new(dealer, NULL) : NULL;
     if (!poller || zsock_connect(dealer, "%s", c->endpoint) < 0)
         c->errors++;
-    uint8_t request[REQUEST_BYTES];
-    memset(request, 'q', sizeof request);
+    uint8_t *request = malloc(c->kind->request_bytes);
+    if (!request)
+        c->errors++;
+    else
+        memset(request, 'q', c->kind->request_bytes);
     bool first = true;
     while (c->errors == 0 && (first || !atomic_load(c->stop))) {
         uint64_t t0 = bench_now_ns();
-        zframe_t *frame = zframe_new(request, sizeof request);
+        zframe_t *frame = zframe_new(request, c->kind->request_bytes);
         zmsg_t *reply = NULL;
         if (zframe_send(&frame, dealer, 0) == 0 && zpoller_wait(poller, 5000))
             reply = zmsg_recv(dealer);
-        if (!reply || zframe_size(zmsg_last(reply)) != REPLY_BYTES) {
+        if (!reply || zframe_size(zmsg_last(reply)) != c->kind->reply_bytes) {
             zframe_destroy(&frame);
             c->errors++;
         } else if (first) { /* the connection is up: the measured window may start */
@@ -111,26 +284,32 @@ static void *s_client_run(void *arg)
     if (first) /* never connected: the others must not wait for it */
         pthread_barrier_wait(c->ready);
     c->t_end = bench_now();
+    free(request);
     zpoller_destroy(&poller);
     zsock_destroy(&dealer);
     zcert_destroy(&mine);
     return NULL;
 }
 
-/*  One cell: `clients` threads against a fresh server for `duration` seconds; its row into
- *  row. Returns false if calls failed or none completed. */
-static bool s_cell(const char *dir, bool curve, unsigned clients, double duration, char *row,
-                   size_t size)
+/*  One cell: `clients` threads against a fresh server of kind for `duration` seconds; its row
+ *  into row, its calls a second into ops_s. Returns false if calls failed or none completed. */
+static bool s_cell(const char *dir, const s_kind_t *kind, bool curve, unsigned clients,
+                   double duration, char *row, size_t size, double *ops_s)
 {
-    char endpoint[300];
-    snprintf(endpoint, sizeof endpoint, "ipc://%s/floor-%s-%u.sock", dir, curve ? "curve" : "plain",
-             clients);
-    char cert_path[300] = "-", log[300];
+    static unsigned cell_no;
+    unsigned no = cell_no++;
+    char endpoint[300], cert_path[300] = "-", log[300], store_dir[300], reply_bytes[24];
+    snprintf(endpoint, sizeof endpoint, "ipc://%s/floor-%u.sock", dir, no);
+    snprintf(store_dir, sizeof store_dir, "%s/floor-%u.db", dir, no);
+    snprintf(reply_bytes, sizeof reply_bytes, "%zu", kind->reply_bytes);
     zcert_t *cert = curve ? zcert_new() : NULL;
     if (cert)
-        snprintf(cert_path, sizeof cert_path, "%s/floor-%u.cert", dir, clients);
+        snprintf(cert_path, sizeof cert_path, "%s/floor-%u.cert", dir, no);
     snprintf(log, sizeof log, "%s/floor.log", dir);
-    char *argv[] = {"/proc/self/exe", "--floor-server", endpoint, cert_path, NULL};
+    char *argv[] = {"/proc/self/exe", "--floor-server",
+                    endpoint,         cert_path,
+                    reply_bytes,      (char *)s_store_names[kind->store],
+                    store_dir,        NULL};
     pid_t server = cert && zcert_save(cert, cert_path) != 0 ? -1 : bench_spawn(argv, log);
     atomic_bool stop = false;
     pthread_barrier_t ready;
@@ -138,10 +317,13 @@ static bool s_cell(const char *dir, bool curve, unsigned clients, double duratio
     s_client_t *cs = calloc(clients, sizeof *cs);
     pthread_t *threads = calloc(clients, sizeof *threads);
     if (server < 0 || !cs || !threads)
-        BENCH_DIE("the transport floor cannot start: %s", strerror(errno));
+        BENCH_DIE("the floor's server cannot start: %s", strerror(errno));
     for (unsigned t = 0; t < clients; t++) {
-        cs[t] =
-            (s_client_t){.endpoint = endpoint, .server_cert = cert, .stop = &stop, .ready = &ready};
+        cs[t] = (s_client_t){.endpoint = endpoint,
+                             .kind = kind,
+                             .server_cert = cert,
+                             .stop = &stop,
+                             .ready = &ready};
         if (pthread_create(&threads[t], NULL, s_client_run, &cs[t]) != 0)
             BENCH_DIE("pthread_create: %s", strerror(errno));
     }
@@ -171,12 +353,14 @@ static bool s_cell(const char *dir, bool curve, unsigned clients, double duratio
     }
     double wall = t_end - t0;
     bool ok = all && total && !errors;
+    *ops_s = 0;
     if (!ok) {
         snprintf(row, size, "failed (%d errors)", errors);
     } else {
         qsort(all, total, sizeof *all, bench_cmp_u64);
         char ops[16], p50[16], p99[16];
-        double per = 1e6 / ((double)total / wall); /* us of wall per call */
+        *ops_s = (double)total / wall;
+        double per = 1e6 / *ops_s; /* us of wall per call */
         snprintf(row, size, "%8s %8s %8s %7.0f+%-4.0f %6.1f+%-5.1f",
                  bench_si(ops, sizeof ops, (double)total / wall),
                  bench_lat(p50, sizeof p50, bench_percentile(all, total, 0.5)),
@@ -192,21 +376,67 @@ static bool s_cell(const char *dir, bool curve, unsigned clients, double duratio
     return ok;
 }
 
+static size_t s_put_bytes(void)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < PUT_KEYS; i++)
+        bytes += s_put_keys[i].key_bytes + s_put_keys[i].value_bytes;
+    return bytes;
+}
+
+static const s_kind_t s_transport = {"transport", 64, 300, STORE_NONE};
+static const s_kind_t s_put_kinds[] = {
+    {"put sync", 320, 96, STORE_SYNC},
+    {"put sync, turn", 320, 96, STORE_SYNC_TURN},
+    {"put async", 320, 96, STORE_ASYNC},
+    {"put async, turn", 320, 96, STORE_ASYNC_TURN},
+};
+
 int transport_floor_print(const char *dir, const unsigned *clients, size_t nclients,
-                          double duration)
+                          double duration, const double *redis_put[2])
 {
     printf("\ntransport floor: a ROUTER that only answers (a child process), one DEALER per client "
-           "thread,\n  %d-byte request, %d-byte reply, ipc://, one call in flight per client, as "
+           "thread,\n  %zu-byte request, %zu-byte reply, ipc://, one call in flight per client, as "
            "libengram makes one\n  cpu s+c: server + clients, 100 = one core; us/op s+c: CPU "
            "microseconds per call, server + clients\n",
-           REQUEST_BYTES, REPLY_BYTES);
+           s_transport.request_bytes, s_transport.reply_bytes);
     printf("transport         clients    ops/s      p50      p99  cpu s+c   us/op s+c\n");
     int failures = 0;
     for (int curve = 1; curve >= 0; curve--) {
         for (size_t c = 0; c < nclients && !bench_interrupted; c++) {
             char row[160];
-            failures += !s_cell(dir, curve, clients[c], duration, row, sizeof row);
+            double ops_s;
+            failures +=
+                !s_cell(dir, &s_transport, curve, clients[c], duration, row, sizeof row, &ops_s);
             printf("%-17s %7u %s\n", curve ? "zmq + CURVE" : "zmq, plain", clients[c], row);
+            fflush(stdout);
+        }
+    }
+    if (!redis_put)
+        return failures;
+    printf("\nput floor: the same with CURVE, %zu-byte requests, %zu-byte replies; the server "
+           "writes each request as\n  an engramd put's four RocksDB keys (entry, op, history "
+           "step, context: %zu bytes) in turns of at most %d ready\n  requests: one WriteBatch "
+           "and rocksdb_write a put, as engramd, or one a turn (\"turn\": the least); the "
+           "WAL\n  written (async) and fsynced (sync) once a turn, before the turn's replies; "
+           "/redis: against this run's\n  redis put cell of the same durability and clients\n",
+           s_put_kinds[0].request_bytes, s_put_kinds[0].reply_bytes, s_put_bytes(),
+           ENGRAM_DEFAULT_MAX_BATCH);
+    printf(
+        "floor             clients    ops/s      p50      p99  cpu s+c   us/op s+c     /redis\n");
+    for (size_t k = 0; k < sizeof s_put_kinds / sizeof s_put_kinds[0]; k++) {
+        for (size_t c = 0; c < nclients && !bench_interrupted; c++) {
+            char row[160];
+            double ops_s = 0;
+            failures +=
+                !s_cell(dir, &s_put_kinds[k], true, clients[c], duration, row, sizeof row, &ops_s);
+            bool sync =
+                s_put_kinds[k].store == STORE_SYNC || s_put_kinds[k].store == STORE_SYNC_TURN;
+            double redis = redis_put[!sync] ? redis_put[!sync][c] : 0;
+            char ratio[16] = "-";
+            if (redis > 0 && ops_s > 0)
+                snprintf(ratio, sizeof ratio, "%.2fx", ops_s / redis);
+            printf("%-17s %7u %s %8s\n", s_put_kinds[k].name, clients[c], row, ratio);
             fflush(stdout);
         }
     }
