@@ -20,7 +20,10 @@
  *             etcd 3.4 with 3 members, puts through its gRPC gateway (HTTP/1.1 JSON POST
  *             /v3/kv/put, a minimal keep-alive client per thread: not etcdctl), all clients on
  *             member 1 and spread; Redis primary with two replicas, SET (asynchronous
- *             replication) and SET followed by WAIT 2 1000 (both replicas acknowledged).
+ *             replication) and SET followed by WAIT 2 1000 (both replicas acknowledged); and
+ *             the replication floor (transport_floor_replicated, bench/transport_floor.h): a
+ *             primary and two backups with no engram code, only engram's transport and a
+ *             put's RocksDB keys, fsynced on all three, clients on the primary.
  *    bytes    Bytes of replication per write against the payload (64 B, 1 KiB, 16 KiB), while
  *             the cluster replicates N writes made on A: the gossip bytes the engines count
  *             (cluster status bytes_sent summed over the three nodes: encoded gossip messages,
@@ -115,6 +118,7 @@
 
 #include "agent_keys.h"
 #include "bench_util.h"
+#include "transport_floor.h"
 
 #ifndef ENGRAM_BENCH_BUILD_TYPE
 #define ENGRAM_BENCH_BUILD_TYPE "unknown"
@@ -1352,10 +1356,23 @@ static void s_lag_text(char *buf, size_t size, const s_lag_result_t *r)
 
 /*  --- put: closed-loop throughput of N clients --------------------------------------- */
 
-typedef enum { TP_ENGRAM, TP_ENGRAM_REP, TP_ETCD, TP_REDIS, TP_REDIS_WAIT, TP_COUNT } s_tp_kind_t;
-static const char *const s_tp_names[TP_COUNT] = {
-    "engram put (async replication, local sync)", "engram put --replicas 3",
-    "etcd put (Raft, 3 members)", "redis SET (async replication)", "redis SET + WAIT 2 1000"};
+typedef enum {
+    TP_ENGRAM,
+    TP_ENGRAM_REP,
+    TP_ETCD,
+    TP_REDIS,
+    TP_REDIS_WAIT,
+    TP_FLOOR, /* transport_floor_replicated: no engram code, one node only */
+    TP_COUNT
+} s_tp_kind_t;
+static const char *const s_tp_names[TP_COUNT] = {"engram put (async replication, local sync)",
+                                                 "engram put --replicas 3",
+                                                 "etcd put (Raft, 3 members)",
+                                                 "redis SET (async replication)",
+                                                 "redis SET + WAIT 2 1000",
+                                                 "floor: 3 replicas, transport + RocksDB"};
+static const char *const s_tp_short[TP_COUNT] = {"engram put", "engram --replicas 3", "etcd put",
+                                                 "redis SET",  "redis SET+WAIT 2",    "floor"};
 
 typedef struct {
     s_tp_kind_t kind;
@@ -2047,6 +2064,8 @@ static void s_parse(s_config_t *cfg, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "--floor-server") == 0)
+        return transport_floor_serve(argc - 2, argv + 2);
     s_config_t cfg;
     s_parse(&cfg, argc, argv);
     s_cfg = &cfg;
@@ -2162,6 +2181,17 @@ int main(int argc, char **argv)
             bool redis_kind = k == TP_REDIS || k == TP_REDIS_WAIT;
             if ((redis_kind && !have_redis) || (k == TP_ETCD && !have_etcd))
                 continue;
+            if (k == TP_FLOOR) {
+                floor_result_t f;
+                bool ok = transport_floor_replicated(s_tmpdir, cfg.clients, cfg.duration, &f);
+                res[k][0] = (s_tp_result_t){.ran = true,
+                                            .ops_s = f.ops_s,
+                                            .p50 = f.p50,
+                                            .p99 = f.p99,
+                                            .errors = ok ? 0 : (uint64_t)(f.errors ? f.errors : 1),
+                                            .cpu = f.cpu_server};
+                continue;
+            }
             for (int s = 0; s < 2 && !bench_interrupted; s++) {
                 if (redis_kind && s == 1)
                     continue; /* writes go to the primary */
@@ -2191,31 +2221,35 @@ int main(int argc, char **argv)
                        bench_lat(b, sizeof b, r->p50), bench_lat(c, sizeof c, r->p99), r->errors,
                        r->shortfall, r->cpu);
                 if (r->errors)
-                    failures += k <= TP_ENGRAM_REP;
+                    failures += k <= TP_ENGRAM_REP || k == TP_FLOOR;
             }
         printf("   short: --replicas 3 answered ENGRAM_EREPLICAS (not all nodes within 5 s) / "
                "WAIT saw fewer than 2 replicas within 1 s\n");
+        printf("   floor: no engram code: a primary and two backups that only store a put's "
+               "four RocksDB keys\n   (a batch and an fsync a turn each), push a turn to both "
+               "backups and answer it once both\n   acknowledged it, CURVE everywhere "
+               "(bench/transport_floor.h); the least --replicas 3 can cost\n");
         printf("ratios of ops/s                              one node   spread\n");
         static const struct {
             s_tp_kind_t e, peer;
-        } pairs[] = {{TP_ENGRAM, TP_REDIS},
-                     {TP_ENGRAM_REP, TP_REDIS_WAIT},
-                     {TP_ENGRAM_REP, TP_ETCD},
-                     {TP_ENGRAM, TP_ETCD}};
+        } pairs[] = {{TP_ENGRAM, TP_REDIS},     {TP_ENGRAM_REP, TP_REDIS_WAIT},
+                     {TP_ENGRAM_REP, TP_ETCD},  {TP_ENGRAM, TP_ETCD},
+                     {TP_ENGRAM_REP, TP_FLOOR}, {TP_FLOOR, TP_REDIS_WAIT},
+                     {TP_FLOOR, TP_ETCD}};
         for (size_t p = 0; p < sizeof pairs / sizeof pairs[0]; p++) {
             const s_tp_result_t *e = res[pairs[p].e], *x = res[pairs[p].peer];
             char r0[16], r1[16], label[64];
-            bool one = pairs[p].peer == TP_REDIS || pairs[p].peer == TP_REDIS_WAIT;
-            s_ratio(r0, sizeof r0, x[0].ran ? e[0].ops_s : NAN, x[0].ops_s);
-            s_ratio(r1, sizeof r1, x[one ? 0 : 1].ran ? e[1].ops_s : NAN, x[one ? 0 : 1].ops_s);
-            snprintf(label, sizeof label, "%s / %s",
-                     pairs[p].e == TP_ENGRAM ? "engram put" : "engram --replicas 3",
-                     pairs[p].peer == TP_REDIS        ? "redis SET"
-                     : pairs[p].peer == TP_REDIS_WAIT ? "redis SET+WAIT 2"
-                                                      : "etcd put");
+            bool one = pairs[p].peer == TP_REDIS || pairs[p].peer == TP_REDIS_WAIT ||
+                       pairs[p].peer == TP_FLOOR || pairs[p].e == TP_FLOOR;
+            s_ratio(r0, sizeof r0, x[0].ran && e[0].ran ? e[0].ops_s : NAN, x[0].ops_s);
+            s_ratio(r1, sizeof r1, x[one ? 0 : 1].ran && e[1].ran ? e[1].ops_s : NAN,
+                    x[one ? 0 : 1].ops_s);
+            snprintf(label, sizeof label, "%s / %s", s_tp_short[pairs[p].e],
+                     s_tp_short[pairs[p].peer]);
             printf("  %-42s %8s %8s\n", label, r0, r1);
         }
-        printf("  (against redis both engram columns divide by the primary's figure)\n");
+        printf("  (against redis and the floor both engram columns divide by the primary's "
+               "figure; the floor's row is one node's)\n");
         if (!have_redis)
             printf("  redis: skipped (%s)\n",
                    cfg.redis ? "redis-server not installed" : "--no-redis");

@@ -42,7 +42,16 @@
 #include "bench_util.h"
 
 /*  A kind of floor: what the clients send and get back, and what the server does between. */
-typedef enum { STORE_NONE, STORE_SYNC, STORE_ASYNC, STORE_SYNC_TURN, STORE_ASYNC_TURN } s_store_t;
+typedef enum {
+    STORE_NONE,
+    STORE_SYNC,
+    STORE_ASYNC,
+    STORE_SYNC_TURN,
+    STORE_ASYNC_TURN,
+    STORE_BACKUP,  /* the replication floor's: sync, a turn's puts in one batch */
+    STORE_PRIMARY, /* the same */
+    STORE_COUNT
+} s_store_t;
 
 typedef struct {
     const char *name;
@@ -50,7 +59,8 @@ typedef struct {
     s_store_t store;
 } s_kind_t;
 
-static const char *const s_store_names[] = {"none", "sync", "async", "sync-turn", "async-turn"};
+static const char *const s_store_names[STORE_COUNT] = {
+    "none", "sync", "async", "sync-turn", "async-turn", "backup", "primary"};
 
 typedef struct {
     const char *endpoint;
@@ -77,6 +87,10 @@ static const struct {
     {"meta", 13, 18},
 };
 #define PUT_KEYS (sizeof s_put_keys / sizeof s_put_keys[0])
+
+/*  What the replication floor's primary pushes a backup per put: about an engramd push of one
+ *  put of the bench's value (the delta, 285 bytes with a 64-byte value; README, "bytes"). */
+#define PUSH_RECORD_BYTES 480
 
 /*  The put floor's store: the four families and a key counter, so that every put writes new
  *  keys as the bench's random keys mostly do. A store that writes by turn gathers the turn's
@@ -109,8 +123,8 @@ static void s_store_close(s_store_db_t *st)
 
 static bool s_store_open(s_store_db_t *st, const char *dir, s_store_t mode)
 {
-    *st = (s_store_db_t){.sync = mode == STORE_SYNC || mode == STORE_SYNC_TURN,
-                         .by_turn = mode == STORE_SYNC_TURN || mode == STORE_ASYNC_TURN};
+    *st = (s_store_db_t){.sync = mode != STORE_ASYNC && mode != STORE_ASYNC_TURN,
+                         .by_turn = mode != STORE_SYNC && mode != STORE_ASYNC};
     st->batch = rocksdb_writebatch_create();
     memset(st->value, 'v', sizeof st->value);
     st->options = rocksdb_options_create();
@@ -173,21 +187,204 @@ static bool s_store_turn_end(s_store_db_t *st)
     return err == NULL;
 }
 
+/*  A backup's bound endpoint, for the primary: "tcp://127.0.0.1:*" with the port taken, written
+ *  to dir/endpoint (renamed into place, so a reader sees it whole). */
+static bool s_endpoint_publish(const char *dir, const char *endpoint, int port)
+{
+    char path[400], tmp[410];
+    snprintf(path, sizeof path, "%s/endpoint", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    const char *star = strrchr(endpoint, '*');
+    FILE *f = star ? fopen(tmp, "w") : NULL;
+    if (!f)
+        return false;
+    bool ok = fprintf(f, "%.*s%d", (int)(star - endpoint), endpoint, port) > 0;
+    ok = fclose(f) == 0 && ok;
+    return ok && rename(tmp, path) == 0;
+}
+
+/*  Reads a turn from router: at most max requests, the first awaited (up to the socket's
+ *  receive timeout), the others only if ready. Each one's identity into who[], the rest of it
+ *  into bodies[] unless bodies is NULL. Returns how many. */
+static size_t s_turn_read(zsock_t *router, zframe_t **who, zmsg_t **bodies, size_t max)
+{
+    size_t n = 0;
+    while (n < max && (n == 0 || (zsock_events(router) & ZMQ_POLLIN))) {
+        zmsg_t *msg = zmsg_recv(router);
+        if (!msg)
+            break;
+        who[n] = zmsg_pop(msg);
+        if (bodies)
+            bodies[n] = msg;
+        else
+            zmsg_destroy(&msg);
+        n++;
+    }
+    return n;
+}
+
+/*  Sends each of who[0..n) (taking them) a reply of bytes, from reply; n of them. */
+static void s_turn_answer(zsock_t *router, zframe_t **who, size_t n, const void *reply,
+                          size_t bytes)
+{
+    for (size_t i = 0; i < n; i++) {
+        zmsg_t *out = zmsg_new();
+        zmsg_append(out, &who[i]);
+        zmsg_addmem(out, reply, bytes);
+        zmsg_send(&out, router);
+    }
+}
+
+/*  The transport and put floors' server: a turn read, stored if it stores, answered. */
+static int s_serve_answer(zsock_t *router, s_store_db_t *st, const uint8_t *reply,
+                          size_t reply_bytes)
+{
+    zframe_t *who[ENGRAM_DEFAULT_MAX_BATCH];
+    int rc = 0;
+    while (!zsys_interrupted && rc == 0) {
+        size_t n = s_turn_read(router, who, NULL, ENGRAM_DEFAULT_MAX_BATCH);
+        if (n == 0) /* timed out or interrupted: the loop's condition decides */
+            continue;
+        for (size_t i = 0; i < n && st && rc == 0; i++)
+            rc = !s_store_put(st);
+        if (st && rc == 0)
+            rc = !s_store_turn_end(st);
+        /* a short reply on failure: the client counts it */
+        s_turn_answer(router, who, n, reply, rc == 0 ? reply_bytes : 1);
+    }
+    return rc;
+}
+
+/*  The replication floor's backup: each request is a primary's push, [turn id][its puts'
+ *  records], stored; a turn's pushes synced together, then each acknowledged with its id. */
+static int s_serve_backup(zsock_t *router, s_store_db_t *st)
+{
+    zframe_t *who[ENGRAM_DEFAULT_MAX_BATCH];
+    zmsg_t *bodies[ENGRAM_DEFAULT_MAX_BATCH];
+    int rc = 0;
+    while (!zsys_interrupted && rc == 0) {
+        size_t n = s_turn_read(router, who, bodies, ENGRAM_DEFAULT_MAX_BATCH);
+        uint64_t ids[ENGRAM_DEFAULT_MAX_BATCH];
+        for (size_t i = 0; i < n; i++) {
+            zframe_t *id = zmsg_first(bodies[i]), *records = zmsg_next(bodies[i]);
+            if (!id || zframe_size(id) != sizeof ids[i] || !records)
+                rc = 1;
+            else
+                memcpy(&ids[i], zframe_data(id), sizeof ids[i]);
+            for (size_t k = 0; rc == 0 && k < zframe_size(records) / PUSH_RECORD_BYTES; k++)
+                rc = !s_store_put(st);
+            zmsg_destroy(&bodies[i]);
+        }
+        if (n == 0)
+            continue;
+        if (rc == 0)
+            rc = !s_store_turn_end(st);
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            zmsg_t *ack = zmsg_new();
+            zmsg_append(ack, &who[i]);
+            zmsg_addmem(ack, &ids[i], sizeof ids[i]);
+            zmsg_send(&ack, router);
+        }
+        for (size_t i = 0; i < n; i++)
+            zframe_destroy(&who[i]);
+    }
+    return rc;
+}
+
+/*  A turn of the replication floor's primary, awaiting its backups' acknowledgements. */
+typedef struct {
+    uint64_t id;
+    size_t n;
+    zframe_t *who[ENGRAM_DEFAULT_MAX_BATCH];
+} s_turn_t;
+
+/*  The replication floor's primary: a turn of clients' puts stored and synced, pushed to both
+ *  backups (one message each), and answered once both acknowledged it. */
+static int s_serve_primary(zsock_t *router, s_store_db_t *st, const uint8_t *reply,
+                           size_t reply_bytes, zcert_t *cert, char **backups)
+{
+    static uint8_t records[ENGRAM_DEFAULT_MAX_BATCH * PUSH_RECORD_BYTES];
+    memset(records, 'd', sizeof records);
+    zsock_t *dealer[2] = {zsock_new(ZMQ_DEALER), zsock_new(ZMQ_DEALER)};
+    zcert_t *mine = zcert_new();
+    zlist_t *pending = zlist_new();
+    zpoller_t *poller = dealer[0] && dealer[1] && mine && pending
+                            ? zpoller_new(router, dealer[0], dealer[1], NULL)
+                            : NULL;
+    int rc = poller ? 0 : 1;
+    for (int b = 0; b < 2 && rc == 0; b++) {
+        zcert_apply(mine, dealer[b]);
+        zsock_set_curve_serverkey_bin(dealer[b], zcert_public_key(cert));
+        rc = zsock_connect(dealer[b], "%s", backups[b]) < 0;
+    }
+    uint64_t next_id = 1, acked[2] = {0, 0};
+    while (!zsys_interrupted && rc == 0) {
+        void *ready = zpoller_wait(poller, 100);
+        if (ready == router) {
+            s_turn_t *t = calloc(1, sizeof *t);
+            if (!t || zlist_append(pending, t) != 0) {
+                free(t);
+                rc = 1;
+                break;
+            }
+            t->id = next_id++;
+            t->n = s_turn_read(router, t->who, NULL, ENGRAM_DEFAULT_MAX_BATCH);
+            for (size_t i = 0; i < t->n && rc == 0; i++)
+                rc = !s_store_put(st);
+            if (rc == 0)
+                rc = !s_store_turn_end(st);
+            zmsg_t *push = zmsg_new();
+            zmsg_addmem(push, &t->id, sizeof t->id);
+            zmsg_addmem(push, records, t->n * PUSH_RECORD_BYTES);
+            zmsg_t *copy = zmsg_dup(push);
+            zmsg_send(&push, dealer[0]);
+            zmsg_send(&copy, dealer[1]);
+        } else if (ready == dealer[0] || ready == dealer[1]) {
+            int b = ready == dealer[1];
+            do {
+                zmsg_t *ack = zmsg_recv(dealer[b]);
+                zframe_t *id = ack ? zmsg_first(ack) : NULL;
+                uint64_t n = 0;
+                if (id && zframe_size(id) == sizeof n)
+                    memcpy(&n, zframe_data(id), sizeof n);
+                acked[b] = n > acked[b] ? n : acked[b];
+                zmsg_destroy(&ack);
+            } while (zsock_events(dealer[b]) & ZMQ_POLLIN);
+        }
+        uint64_t both = acked[0] < acked[1] ? acked[0] : acked[1];
+        for (s_turn_t *t = zlist_first(pending); t && t->id <= both; t = zlist_first(pending)) {
+            zlist_remove(pending, t);
+            s_turn_answer(router, t->who, t->n, reply, reply_bytes);
+            free(t);
+        }
+    }
+    for (s_turn_t *t = pending ? zlist_pop(pending) : NULL; t; t = zlist_pop(pending)) {
+        for (size_t i = 0; i < t->n; i++)
+            zframe_destroy(&t->who[i]);
+        free(t);
+    }
+    zlist_destroy(&pending);
+    zpoller_destroy(&poller);
+    zsock_destroy(&dealer[0]);
+    zsock_destroy(&dealer[1]);
+    zcert_destroy(&mine);
+    return rc;
+}
+
 int transport_floor_serve(int argc, char **argv)
 {
-    /* ENDPOINT CERT REPLY_BYTES STORE [DIR] */
+    /* ENDPOINT CERT REPLY_BYTES STORE [DIR [BACKUP_ENDPOINT BACKUP_ENDPOINT]] */
     if (argc < 4)
         return 2;
     const char *endpoint = argv[0], *cert_path = argv[1], *store = argv[3];
     size_t reply_bytes = strtoul(argv[2], NULL, 10);
-    s_store_db_t st = {0};
     s_store_t mode = STORE_NONE;
-    while (mode < sizeof s_store_names / sizeof s_store_names[0] &&
-           strcmp(store, s_store_names[mode]) != 0)
+    while (mode < STORE_COUNT && strcmp(store, s_store_names[mode]) != 0)
         mode++;
+    s_store_db_t st = {0};
     bool storing = mode != STORE_NONE;
-    if (mode == sizeof s_store_names / sizeof s_store_names[0] ||
-        (storing && (argc < 5 || !s_store_open(&st, argv[4], mode))))
+    if (mode == STORE_COUNT || (storing && (argc < 5 || !s_store_open(&st, argv[4], mode))) ||
+        (mode == STORE_PRIMARY && argc < 7))
         return 2;
     zcert_t *cert = strcmp(cert_path, "-") ? zcert_load(cert_path) : NULL;
     zsock_t *router = zsock_new(ZMQ_ROUTER);
@@ -201,33 +398,16 @@ int transport_floor_serve(int argc, char **argv)
     /* SIGTERM may reach one of ZeroMQ's or RocksDB's threads and interrupt no receive: the
      * loop looks at zsys_interrupted at least this often */
     zsock_set_rcvtimeo(router, 100);
-    if (zsock_bind(router, "%s", endpoint) < 0)
+    int port = zsock_bind(router, "%s", endpoint);
+    if (port < 0)
+        return 2;
+    if (mode == STORE_BACKUP && !s_endpoint_publish(argv[4], endpoint, port))
         return 2;
     memset(reply, 'r', reply_bytes);
-    zframe_t *turn[ENGRAM_DEFAULT_MAX_BATCH]; /* the identities of the turn's requests */
-    int rc = 0;
-    while (!zsys_interrupted && rc == 0) {
-        size_t n = 0;
-        while (n < ENGRAM_DEFAULT_MAX_BATCH && (n == 0 || (zsock_events(router) & ZMQ_POLLIN))) {
-            zmsg_t *msg = zmsg_recv(router);
-            if (!msg)
-                break;
-            turn[n++] = zmsg_pop(msg);
-            zmsg_destroy(&msg);
-            if (storing && !s_store_put(&st))
-                rc = 1;
-        }
-        if (n == 0) /* timed out or interrupted: the loop's condition decides */
-            continue;
-        if (storing && !s_store_turn_end(&st))
-            rc = 1;
-        for (size_t i = 0; i < n; i++) {
-            zmsg_t *out = zmsg_new();
-            zmsg_append(out, &turn[i]);
-            zmsg_addmem(out, reply, rc == 0 ? reply_bytes : 1); /* the client counts a short one */
-            zmsg_send(&out, router);
-        }
-    }
+    int rc = mode == STORE_BACKUP ? s_serve_backup(router, &st)
+             : mode == STORE_PRIMARY
+                 ? s_serve_primary(router, &st, reply, reply_bytes, cert, argv + 5)
+                 : s_serve_answer(router, storing ? &st : NULL, reply, reply_bytes);
     free(reply);
     zsock_destroy(&router);
     zcert_destroy(&cert);
@@ -291,33 +471,34 @@ static void *s_client_run(void *arg)
     return NULL;
 }
 
-/*  One cell: `clients` threads against a fresh server of kind for `duration` seconds; its row
- *  into row, its calls a second into ops_s. Returns false if calls failed or none completed. */
-static bool s_cell(const char *dir, const s_kind_t *kind, bool curve, unsigned clients,
-                   double duration, char *row, size_t size, double *ops_s)
+/*  Starts a floor's server: this program again with --floor-server and args (at most 7); its
+ *  log in dir/floor.log. */
+static pid_t s_server_spawn(const char *dir, char *const args[], size_t nargs)
 {
-    static unsigned cell_no;
-    unsigned no = cell_no++;
-    char endpoint[300], cert_path[300] = "-", log[300], store_dir[300], reply_bytes[24];
-    snprintf(endpoint, sizeof endpoint, "ipc://%s/floor-%u.sock", dir, no);
-    snprintf(store_dir, sizeof store_dir, "%s/floor-%u.db", dir, no);
-    snprintf(reply_bytes, sizeof reply_bytes, "%zu", kind->reply_bytes);
-    zcert_t *cert = curve ? zcert_new() : NULL;
-    if (cert)
-        snprintf(cert_path, sizeof cert_path, "%s/floor-%u.cert", dir, no);
+    char log[300];
     snprintf(log, sizeof log, "%s/floor.log", dir);
-    char *argv[] = {"/proc/self/exe", "--floor-server",
-                    endpoint,         cert_path,
-                    reply_bytes,      (char *)s_store_names[kind->store],
-                    store_dir,        NULL};
-    pid_t server = cert && zcert_save(cert, cert_path) != 0 ? -1 : bench_spawn(argv, log);
+    char *argv[10] = {"/proc/self/exe", "--floor-server"};
+    for (size_t i = 0; i < nargs && i < 7; i++)
+        argv[2 + i] = args[i];
+    pid_t pid = bench_spawn(argv, log);
+    if (pid < 0)
+        BENCH_DIE("the floor's server cannot start: %s", strerror(errno));
+    return pid;
+}
+
+/*  A cell's clients: `clients` threads calling endpoint (CURVE to cert's key unless NULL) with
+ *  kind's requests for `duration` seconds, the servers' CPU the sum over pids. Its figures
+ *  into *out; false if calls failed or none completed. */
+static bool s_measure(const char *endpoint, zcert_t *cert, const s_kind_t *kind, const pid_t *pids,
+                      size_t npids, unsigned clients, double duration, floor_result_t *out)
+{
     atomic_bool stop = false;
     pthread_barrier_t ready;
     pthread_barrier_init(&ready, NULL, clients + 1);
     s_client_t *cs = calloc(clients, sizeof *cs);
     pthread_t *threads = calloc(clients, sizeof *threads);
-    if (server < 0 || !cs || !threads)
-        BENCH_DIE("the floor's server cannot start: %s", strerror(errno));
+    if (!cs || !threads)
+        BENCH_DIE("out of memory");
     for (unsigned t = 0; t < clients; t++) {
         cs[t] = (s_client_t){.endpoint = endpoint,
                              .kind = kind,
@@ -328,21 +509,24 @@ static bool s_cell(const char *dir, const s_kind_t *kind, bool curve, unsigned c
             BENCH_DIE("pthread_create: %s", strerror(errno));
     }
     pthread_barrier_wait(&ready);
-    double cpu0 = bench_cpu_seconds(server), self0 = bench_self_cpu_seconds();
+    double cpu0 = 0, self0 = bench_self_cpu_seconds();
+    for (size_t i = 0; i < npids; i++)
+        cpu0 += bench_cpu_seconds(pids[i]);
     double t0 = bench_now();
     bench_sleep(duration);
     atomic_store(&stop, true);
     size_t total = 0;
-    int errors = 0;
     double t_end = t0;
+    *out = (floor_result_t){0};
     for (unsigned t = 0; t < clients; t++) {
         pthread_join(threads[t], NULL);
         total += cs[t].n;
-        errors += cs[t].errors;
+        out->errors += cs[t].errors;
         t_end = cs[t].t_end > t_end ? cs[t].t_end : t_end;
     }
-    double cpu1 = bench_cpu_seconds(server), self1 = bench_self_cpu_seconds();
-    bench_stop(server);
+    double cpu1 = 0, self1 = bench_self_cpu_seconds();
+    for (size_t i = 0; i < npids; i++)
+        cpu1 += bench_cpu_seconds(pids[i]);
     uint64_t *all = malloc((total ? total : 1) * sizeof *all);
     size_t at = 0;
     for (unsigned t = 0; t < clients; t++) {
@@ -352,26 +536,57 @@ static bool s_cell(const char *dir, const s_kind_t *kind, bool curve, unsigned c
         free(cs[t].lat);
     }
     double wall = t_end - t0;
-    bool ok = all && total && !errors;
-    *ops_s = 0;
-    if (!ok) {
-        snprintf(row, size, "failed (%d errors)", errors);
-    } else {
+    bool ok = all && total && !out->errors;
+    if (ok) {
         qsort(all, total, sizeof *all, bench_cmp_u64);
-        char ops[16], p50[16], p99[16];
-        *ops_s = (double)total / wall;
-        double per = 1e6 / *ops_s; /* us of wall per call */
-        snprintf(row, size, "%8s %8s %8s %7.0f+%-4.0f %6.1f+%-5.1f",
-                 bench_si(ops, sizeof ops, (double)total / wall),
-                 bench_lat(p50, sizeof p50, bench_percentile(all, total, 0.5)),
-                 bench_lat(p99, sizeof p99, bench_percentile(all, total, 0.99)),
-                 100.0 * (cpu1 - cpu0) / wall, 100.0 * (self1 - self0) / wall,
-                 per * (cpu1 - cpu0) / wall, per * (self1 - self0) / wall);
+        out->ops_s = (double)total / wall;
+        out->p50 = bench_percentile(all, total, 0.5);
+        out->p99 = bench_percentile(all, total, 0.99);
+        out->cpu_server = 100.0 * (cpu1 - cpu0) / wall;
+        out->cpu_clients = 100.0 * (self1 - self0) / wall;
     }
     free(all);
     free(cs);
     free(threads);
     pthread_barrier_destroy(&ready);
+    return ok;
+}
+
+/*  One cell: a fresh server of kind in dir, CURVE or plain, and its clients; its row into row,
+ *  its calls a second into *ops_s (0 if it failed). Returns false if calls failed or none
+ *  completed. */
+static bool s_cell(const char *dir, const s_kind_t *kind, bool curve, unsigned clients,
+                   double duration, char *row, size_t size, double *ops_s)
+{
+    static unsigned cell_no;
+    unsigned no = cell_no++;
+    char endpoint[300], cert_path[300] = "-", store_dir[300], reply_bytes[24];
+    snprintf(endpoint, sizeof endpoint, "ipc://%s/floor-%u.sock", dir, no);
+    snprintf(store_dir, sizeof store_dir, "%s/floor-%u.db", dir, no);
+    snprintf(reply_bytes, sizeof reply_bytes, "%zu", kind->reply_bytes);
+    zcert_t *cert = curve ? zcert_new() : NULL;
+    if (cert) {
+        snprintf(cert_path, sizeof cert_path, "%s/floor-%u.cert", dir, no);
+        if (zcert_save(cert, cert_path) != 0)
+            BENCH_DIE("cannot save %s", cert_path);
+    }
+    char *args[] = {endpoint, cert_path, reply_bytes, (char *)s_store_names[kind->store],
+                    store_dir};
+    pid_t server = s_server_spawn(dir, args, 5);
+    floor_result_t r;
+    bool ok = s_measure(endpoint, cert, kind, &server, 1, clients, duration, &r);
+    bench_stop(server);
+    *ops_s = ok ? r.ops_s : 0;
+    if (!ok) {
+        snprintf(row, size, "failed (%d errors)", r.errors);
+    } else {
+        char ops[16], p50[16], p99[16];
+        double per = 1e6 / r.ops_s; /* us of wall per call */
+        snprintf(row, size, "%8s %8s %8s %7.0f+%-4.0f %6.1f+%-5.1f",
+                 bench_si(ops, sizeof ops, r.ops_s), bench_lat(p50, sizeof p50, r.p50),
+                 bench_lat(p99, sizeof p99, r.p99), r.cpu_server, r.cpu_clients,
+                 per * r.cpu_server / 100.0, per * r.cpu_clients / 100.0);
+    }
     zcert_destroy(&cert);
     return ok;
 }
@@ -441,4 +656,49 @@ int transport_floor_print(const char *dir, const unsigned *clients, size_t nclie
         }
     }
     return failures;
+}
+
+bool transport_floor_replicated(const char *dir, unsigned clients, double duration,
+                                floor_result_t *out)
+{
+    static unsigned cell_no;
+    unsigned no = cell_no++;
+    static const s_kind_t put = {"replicated put", 320, 96, STORE_PRIMARY};
+    char cert_path[300], reply_bytes[24], endpoint[300], stores[3][300], backups[2][300] = {"", ""};
+    snprintf(cert_path, sizeof cert_path, "%s/replicated-%u.cert", dir, no);
+    snprintf(reply_bytes, sizeof reply_bytes, "%zu", put.reply_bytes);
+    snprintf(endpoint, sizeof endpoint, "ipc://%s/replicated-%u.sock", dir, no);
+    zcert_t *cert = zcert_new();
+    if (!cert || zcert_save(cert, cert_path) != 0)
+        BENCH_DIE("cannot save %s", cert_path);
+    pid_t pids[3];
+    for (int i = 0; i < 3; i++)
+        snprintf(stores[i], sizeof stores[i], "%s/replicated-%u-%d.db", dir, no, i);
+    for (int b = 0; b < 2; b++) {
+        char *args[] = {"tcp://127.0.0.1:*", cert_path, "0", "backup", stores[b + 1]};
+        pids[b + 1] = s_server_spawn(dir, args, 5);
+    }
+    /* the backups' ports, as they bound them */
+    for (double deadline = bench_now() + 10; bench_now() < deadline && !*backups[1];) {
+        for (int b = 0; b < 2; b++) {
+            char path[400];
+            snprintf(path, sizeof path, "%s/endpoint", stores[b + 1]);
+            FILE *f = fopen(path, "r");
+            if (f && !fgets(backups[b], sizeof backups[b], f))
+                backups[b][0] = '\0';
+            if (f)
+                fclose(f);
+        }
+        if (!*backups[0] || !*backups[1])
+            bench_sleep(0.01);
+    }
+    if (!*backups[0] || !*backups[1])
+        BENCH_DIE("the replication floor's backups did not start (see %s/floor.log)", dir);
+    char *args[] = {endpoint, cert_path, reply_bytes, "primary", stores[0], backups[0], backups[1]};
+    pids[0] = s_server_spawn(dir, args, 7);
+    bool ok = s_measure(endpoint, cert, &put, pids, 3, clients, duration, out);
+    for (int i = 0; i < 3; i++)
+        bench_stop(pids[i]);
+    zcert_destroy(&cert);
+    return ok;
 }

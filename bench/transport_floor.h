@@ -5,7 +5,18 @@
 #ifndef BENCH_TRANSPORT_FLOOR_H
 #define BENCH_TRANSPORT_FLOOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*  One floor cell's figures. */
+typedef struct {
+    double ops_s;
+    uint64_t p50, p99;              /* ns */
+    double cpu_server, cpu_clients; /* % of one core: the servers summed, this process */
+    int errors;
+} floor_result_t;
 
 /*  Prints the transport floor's table: for CURVE then plain, each client count, `duration`
  *  seconds per cell, the server's socket in dir. Unless redis_put is NULL, then the put floor's
@@ -15,12 +26,25 @@
 int transport_floor_print(const char *dir, const unsigned *clients, size_t nclients,
                           double duration, const double *redis_put[2]);
 
+/*  The replication floor: the least a write held by three replicas costs with engram's
+ *  transport and storage layout. Three servers (children): a primary on an ipc:// endpoint and
+ *  two backups on loopback TCP, CURVE everywhere. The primary stores a turn of its clients' puts
+ *  as the put floor does (four keys each, one batch a turn, fsynced), then pushes the turn to
+ *  both backups in one message each (PUSH_RECORD_BYTES a put: engramd's delta of such a put);
+ *  a backup stores and fsyncs each turn of pushes it read the same way and acknowledges each;
+ *  the primary answers a turn's clients once both backups acknowledged it, and does not wait
+ *  for that before its next turn. `clients` client threads as in the other floors, for
+ *  `duration` seconds; its stores and sockets in dir. False if calls failed. */
+bool transport_floor_replicated(const char *dir, unsigned clients, double duration,
+                                floor_result_t *out);
+
 /*  A floor's server (engram-node-bench --floor-server ENDPOINT CERT REPLY_BYTES STORE [DIR],
  *  given the arguments after --floor-server): a ROUTER bound to ENDPOINT, CURVE with the
  *  certificate saved at CERT ("-": plain), answering every request with REPLY_BYTES bytes until
  *  stopped; STORE "sync" or "async" writes each request as a put in a RocksDB store at DIR
- *  ("sync-turn", "async-turn": a turn's puts in one batch), "none" nothing. Returns the
- *  process's exit status. */
+ *  ("sync-turn", "async-turn": a turn's puts in one batch), "none" nothing; "backup" and
+ *  "primary" [DIR BACKUP BACKUP] are transport_floor_replicated's. Returns the process's exit
+ *  status. */
 int transport_floor_serve(int argc, char **argv);
 
 #endif
