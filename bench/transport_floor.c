@@ -682,7 +682,7 @@ bool transport_floor_replicated(const char *dir, unsigned clients, double durati
     for (double deadline = bench_now() + 10; bench_now() < deadline && !*backups[1];) {
         for (int b = 0; b < 2; b++) {
             char path[400];
-            snprintf(path, sizeof path, "%s/endpoint", stores[b + 1]);
+            snprintf(path, sizeof path, "%s/replicated-%u-%d.db/endpoint", dir, no, b + 1);
             FILE *f = fopen(path, "r");
             if (f && !fgets(backups[b], sizeof backups[b], f))
                 backups[b][0] = '\0';
