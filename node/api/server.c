@@ -630,8 +630,12 @@ static void s_turn(node_server_t *self)
         if (!s_receive_one(self))
             break;
     }
-    if (!self->config.durability_sync) /* the batch's replies go together, once in the WAL */
+    if (!self->config.durability_sync) { /* the batch's replies go together, once in the WAL */
+#ifdef ENGRAM_FAULT_ASYNC_REPLY_BEFORE_WRITE_OUT /* deliberate defect for jepsen/ */
+        api__flush_outbox(self, 0);
+#endif
         api__flush_outbox(self, node_store_write_out(self->store));
+    }
     int64_t now = api__now_ms();
     if (self->cluster) {
         node_cluster_receive(self->cluster, self->config.max_batch * 8, (uint64_t)now);
