@@ -2227,8 +2227,10 @@ int main(int argc, char **argv)
                "WAIT saw fewer than 2 replicas within 1 s\n");
         printf("   floor: no engram code: a primary and two backups that only store a put's "
                "four RocksDB keys\n   (a batch and an fsync a turn each), push a turn to both "
-               "backups and answer it once both\n   acknowledged it, CURVE everywhere "
-               "(bench/transport_floor.h); the least --replicas 3 can cost\n");
+               "backups once durable and answer it once both\n   acknowledged it, CURVE "
+               "everywhere (bench/transport_floor.h): the least --replicas 3 can cost\n   with "
+               "engram's transport, storage layout and rule that data leaves a node only once "
+               "durable there\n");
         printf("ratios of ops/s                              one node   spread\n");
         static const struct {
             s_tp_kind_t e, peer;

@@ -1,16 +1,19 @@
-/*  The floors of engram-node-bench (transport_floor.h): what a request costs when the server
- *  does nothing but answer, over the transport libengram and engramd use; and what a put costs
- *  when the server does nothing but answer and store it as engramd's storage layout does.
+/*  The floors of engram-node-bench and engram-cluster-bench (transport_floor.h): what a
+ *  request costs when the server does nothing but answer, over the transport libengram and
+ *  engramd use; what a put costs when the server does nothing but answer and store it as
+ *  engramd's storage layout does; and what a put held by three replicas costs when three such
+ *  servers do nothing else.
  *
- *  The server is this program run again (`--floor-server`: its CPU is measured apart, and a
- *  fork of a process whose ZeroMQ context runs threads could not use ZeroMQ): one ROUTER on an
- *  ipc:// endpoint, CURVE server or plain. Each client is a thread with its own DEALER, CURVE
- *  client or plain, doing what libengram does for one call: zframe_send of the request,
- *  zpoller_wait, zmsg_recv. One request in flight per client, no pipelining, as the node
- *  tables.
+ *  Each server is this program run again (`--floor-server`: its CPU is measured apart, and a
+ *  fork of a process whose ZeroMQ context runs threads could not use ZeroMQ): a ROUTER, CURVE
+ *  server or plain, on an ipc:// endpoint (a backup of the replication floor: loopback TCP),
+ *  its log in dir/floor-N.log. Each client is a thread with its own DEALER, CURVE client or
+ *  plain, doing what libengram does for one call: zframe_send of the request, zpoller_wait,
+ *  zmsg_recv. One request in flight per client, no pipelining, as the node tables.
  *
  *  The transport floor: 64-byte requests (about a get's Request) answered with 300-byte frames
- *  (about a get's reply of a 256-byte value).
+ *  (about a get's reply of a 256-byte value), in turns as below (before 2026-12-05 one request
+ *  at a time; the figures moved within their noise).
  *
  *  The put floor: 320-byte requests (about a put's Request of a 256-byte value) answered with
  *  96-byte frames (about a put's reply, its causal token). The server works in turns as engramd
@@ -21,9 +24,12 @@
  *  rocksdb_write a put as engramd, or one a turn (the "turn" rows, which engramd's reads of
  *  the turn's earlier writes would not allow without a WriteBatchWithIndex); then writes the
  *  WAL to the file and, for sync, fsyncs it (RocksDB with manual_wal_flush, as engramd); then
- *  answers the turn. RocksDB's options are its defaults otherwise. The faster of the two is the
- *  least a put can cost with engram's transport and storage layout, whatever the code around
- *  them.
+ *  answers the turn. RocksDB's options are its defaults otherwise. The faster of the two (they
+ *  are within each other's noise) is the least a put costs with engram's transport, storage
+ *  layout and turns, whatever the code around them.
+ *
+ *  The replication floor: transport_floor_replicated (transport_floor.h). Its primary and
+ *  backups store as the put floor's "turn" rows, fsynced.
  */
 #include "transport_floor.h"
 
@@ -319,8 +325,7 @@ static int s_serve_primary(zsock_t *router, s_store_db_t *st, const uint8_t *rep
     }
     uint64_t next_id = 1, acked[2] = {0, 0};
     while (!zsys_interrupted && rc == 0) {
-        void *ready = zpoller_wait(poller, 100);
-        if (ready == router) {
+        if (zpoller_wait(poller, 100) == router) {
             s_turn_t *t = calloc(1, sizeof *t);
             if (!t || zlist_append(pending, t) != 0) {
                 free(t);
@@ -333,15 +338,18 @@ static int s_serve_primary(zsock_t *router, s_store_db_t *st, const uint8_t *rep
                 rc = !s_store_put(st);
             if (rc == 0)
                 rc = !s_store_turn_end(st);
+            if (rc != 0) /* a short reply: the clients count it */
+                break;
             zmsg_t *push = zmsg_new();
             zmsg_addmem(push, &t->id, sizeof t->id);
             zmsg_addmem(push, records, t->n * PUSH_RECORD_BYTES);
             zmsg_t *copy = zmsg_dup(push);
             zmsg_send(&push, dealer[0]);
             zmsg_send(&copy, dealer[1]);
-        } else if (ready == dealer[0] || ready == dealer[1]) {
-            int b = ready == dealer[1];
-            do {
+        }
+        /* whatever woke the loop, every ack that came, from both backups */
+        for (int b = 0; b < 2; b++)
+            while (zsock_events(dealer[b]) & ZMQ_POLLIN) {
                 zmsg_t *ack = zmsg_recv(dealer[b]);
                 zframe_t *id = ack ? zmsg_first(ack) : NULL;
                 uint64_t n = 0;
@@ -349,8 +357,7 @@ static int s_serve_primary(zsock_t *router, s_store_db_t *st, const uint8_t *rep
                     memcpy(&n, zframe_data(id), sizeof n);
                 acked[b] = n > acked[b] ? n : acked[b];
                 zmsg_destroy(&ack);
-            } while (zsock_events(dealer[b]) & ZMQ_POLLIN);
-        }
+            }
         uint64_t both = acked[0] < acked[1] ? acked[0] : acked[1];
         for (s_turn_t *t = zlist_first(pending); t && t->id <= both; t = zlist_first(pending)) {
             zlist_remove(pending, t);
@@ -358,9 +365,9 @@ static int s_serve_primary(zsock_t *router, s_store_db_t *st, const uint8_t *rep
             free(t);
         }
     }
+    /* stopped or failed: what still waits gets a short reply, which its client counts */
     for (s_turn_t *t = pending ? zlist_pop(pending) : NULL; t; t = zlist_pop(pending)) {
-        for (size_t i = 0; i < t->n; i++)
-            zframe_destroy(&t->who[i]);
+        s_turn_answer(router, t->who, t->n, reply, 1);
         free(t);
     }
     zlist_destroy(&pending);
@@ -381,33 +388,31 @@ int transport_floor_serve(int argc, char **argv)
     s_store_t mode = STORE_NONE;
     while (mode < STORE_COUNT && strcmp(store, s_store_names[mode]) != 0)
         mode++;
-    s_store_db_t st = {0};
-    bool storing = mode != STORE_NONE;
-    if (mode == STORE_COUNT || (storing && (argc < 5 || !s_store_open(&st, argv[4], mode))) ||
+    if (mode == STORE_COUNT || (mode != STORE_NONE && argc < 5) ||
         (mode == STORE_PRIMARY && argc < 7))
         return 2;
+    s_store_db_t st = {0};
+    bool storing = mode != STORE_NONE && s_store_open(&st, argv[4], mode);
     zcert_t *cert = strcmp(cert_path, "-") ? zcert_load(cert_path) : NULL;
     zsock_t *router = zsock_new(ZMQ_ROUTER);
     uint8_t *reply = calloc(1, reply_bytes ? reply_bytes : 1);
-    if (!router || !reply || (strcmp(cert_path, "-") && !cert))
-        return 2;
-    if (cert) {
-        zcert_apply(cert, router);
-        zsock_set_curve_server(router, 1);
+    int rc = 2; /* until it serves */
+    if (router && reply && (storing || mode == STORE_NONE) && (cert || !strcmp(cert_path, "-"))) {
+        if (cert) {
+            zcert_apply(cert, router);
+            zsock_set_curve_server(router, 1);
+        }
+        /* SIGTERM may reach one of ZeroMQ's or RocksDB's threads and interrupt no receive:
+         * the loop looks at zsys_interrupted at least this often */
+        zsock_set_rcvtimeo(router, 100);
+        int port = zsock_bind(router, "%s", endpoint);
+        memset(reply, 'r', reply_bytes);
+        if (port >= 0 && (mode != STORE_BACKUP || s_endpoint_publish(argv[4], endpoint, port)))
+            rc = mode == STORE_BACKUP ? s_serve_backup(router, &st)
+                 : mode == STORE_PRIMARY
+                     ? s_serve_primary(router, &st, reply, reply_bytes, cert, argv + 5)
+                     : s_serve_answer(router, storing ? &st : NULL, reply, reply_bytes);
     }
-    /* SIGTERM may reach one of ZeroMQ's or RocksDB's threads and interrupt no receive: the
-     * loop looks at zsys_interrupted at least this often */
-    zsock_set_rcvtimeo(router, 100);
-    int port = zsock_bind(router, "%s", endpoint);
-    if (port < 0)
-        return 2;
-    if (mode == STORE_BACKUP && !s_endpoint_publish(argv[4], endpoint, port))
-        return 2;
-    memset(reply, 'r', reply_bytes);
-    int rc = mode == STORE_BACKUP ? s_serve_backup(router, &st)
-             : mode == STORE_PRIMARY
-                 ? s_serve_primary(router, &st, reply, reply_bytes, cert, argv + 5)
-                 : s_serve_answer(router, storing ? &st : NULL, reply, reply_bytes);
     free(reply);
     zsock_destroy(&router);
     zcert_destroy(&cert);
@@ -472,11 +477,12 @@ static void *s_client_run(void *arg)
 }
 
 /*  Starts a floor's server: this program again with --floor-server and args (at most 7); its
- *  log in dir/floor.log. */
+ *  log in dir/floor-N.log, N counting the servers started. */
 static pid_t s_server_spawn(const char *dir, char *const args[], size_t nargs)
 {
+    static unsigned server_no;
     char log[300];
-    snprintf(log, sizeof log, "%s/floor.log", dir);
+    snprintf(log, sizeof log, "%s/floor-%u.log", dir, server_no++);
     char *argv[10] = {"/proc/self/exe", "--floor-server"};
     for (size_t i = 0; i < nargs && i < 7; i++)
         argv[2 + i] = args[i];
@@ -632,7 +638,7 @@ int transport_floor_print(const char *dir, const unsigned *clients, size_t nclie
     printf("\nput floor: the same with CURVE, %zu-byte requests, %zu-byte replies; the server "
            "writes each request as\n  an engramd put's four RocksDB keys (entry, op, history "
            "step, context: %zu bytes) in turns of at most %d ready\n  requests: one WriteBatch "
-           "and rocksdb_write a put, as engramd, or one a turn (\"turn\": the least); the "
+           "and rocksdb_write a put, as engramd, or one a turn (\"turn\"); the "
            "WAL\n  written (async) and fsynced (sync) once a turn, before the turn's replies; "
            "/redis: against this run's\n  redis put cell of the same durability and clients\n",
            s_put_kinds[0].request_bytes, s_put_kinds[0].reply_bytes, s_put_bytes(),
@@ -679,7 +685,8 @@ bool transport_floor_replicated(const char *dir, unsigned clients, double durati
         pids[b + 1] = s_server_spawn(dir, args, 5);
     }
     /* the backups' ports, as they bound them */
-    for (double deadline = bench_now() + 10; bench_now() < deadline && !*backups[1];) {
+    for (double deadline = bench_now() + 10;
+         bench_now() < deadline && (!*backups[0] || !*backups[1]);) {
         for (int b = 0; b < 2; b++) {
             char path[400];
             snprintf(path, sizeof path, "%s/replicated-%u-%d.db/endpoint", dir, no, b + 1);
@@ -693,7 +700,7 @@ bool transport_floor_replicated(const char *dir, unsigned clients, double durati
             bench_sleep(0.01);
     }
     if (!*backups[0] || !*backups[1])
-        BENCH_DIE("the replication floor's backups did not start (see %s/floor.log)", dir);
+        BENCH_DIE("the replication floor's backups did not start (see %s/floor-*.log)", dir);
     char *args[] = {endpoint, cert_path, reply_bytes, "primary", stores[0], backups[0], backups[1]};
     pids[0] = s_server_spawn(dir, args, 7);
     bool ok = s_measure(endpoint, cert, &put, pids, 3, clients, duration, out);

@@ -1,7 +1,8 @@
 /*  The floors (transport_floor.c): the cost of one request over ZeroMQ DEALER/ROUTER on ipc://,
- *  with and without CURVE, when the server does nothing but answer; and of one put when the
- *  server does nothing but answer and write an engramd put's RocksDB keys, synced or not. What
- *  engramd and libengram spend beyond them is theirs; what they cannot go below is this. */
+ *  with and without CURVE, when the server does nothing but answer; of one put when the server
+ *  does nothing but answer and write an engramd put's RocksDB keys, synced or not; and of one
+ *  put held by three replicas when three such servers do nothing else. What engramd and
+ *  libengram spend beyond them is theirs; what they cannot go below is this. */
 #ifndef BENCH_TRANSPORT_FLOOR_H
 #define BENCH_TRANSPORT_FLOOR_H
 
@@ -27,14 +28,16 @@ int transport_floor_print(const char *dir, const unsigned *clients, size_t nclie
                           double duration, const double *redis_put[2]);
 
 /*  The replication floor: the least a write held by three replicas costs with engram's
- *  transport and storage layout. Three servers (children): a primary on an ipc:// endpoint and
- *  two backups on loopback TCP, CURVE everywhere. The primary stores a turn of its clients' puts
- *  as the put floor does (four keys each, one batch a turn, fsynced), then pushes the turn to
- *  both backups in one message each (PUSH_RECORD_BYTES a put: engramd's delta of such a put);
- *  a backup stores and fsyncs each turn of pushes it read the same way and acknowledges each;
- *  the primary answers a turn's clients once both backups acknowledged it, and does not wait
- *  for that before its next turn. `clients` client threads as in the other floors, for
- *  `duration` seconds; its stores and sockets in dir. False if calls failed. */
+ *  transport, storage layout and rule that data leaves a node only once it is durable there
+ *  (so the primary's fsync and its backups' run in series). Three servers (children): a
+ *  primary on an ipc:// endpoint and two backups on loopback TCP, CURVE everywhere. The primary
+ *  stores a turn of its clients' puts as the put floor does (four keys each, one batch a turn,
+ *  fsynced), then pushes the turn to both backups in one message each (480 bytes a put: about
+ *  engramd's delta of such a put); a backup stores and fsyncs each turn of pushes it read the
+ *  same way and acknowledges each; the primary answers a turn's clients once both backups
+ *  acknowledged it, and does not wait for that before its next turn. `clients` client threads
+ *  as in the other floors, for `duration` seconds; its stores and sockets in dir. False if
+ *  calls failed. */
 bool transport_floor_replicated(const char *dir, unsigned clients, double duration,
                                 floor_result_t *out);
 

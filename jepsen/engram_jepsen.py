@@ -1929,10 +1929,9 @@ class Checker:
         its replies). A node's reads are judged against its own acknowledged writes of the
         same epoch only."""
         if not hasattr(self, "_boundaries"):  # the history does not change while checked
-            kinds = {"wipe"}
             self._boundaries = collections.defaultdict(list)
             for o in self.ops:
-                if o["process"] == "nemesis" and o["kind"] in kinds and o.get("node"):
+                if o["process"] == "nemesis" and o["kind"] == "wipe" and o.get("node"):
                     self._boundaries[o["node"]].append(o["invoke"])
         return sorted(self._boundaries.get(f"n{node + 1}", []))
 
