@@ -47,7 +47,7 @@
 
 #include "bench_util.h"
 
-/*  A kind of floor: what the clients send and get back, and what the server does between. */
+/*  What a floor's server does with a request besides answering it. */
 typedef enum {
     STORE_NONE,
     STORE_SYNC,
@@ -59,6 +59,7 @@ typedef enum {
     STORE_COUNT
 } s_store_t;
 
+/*  A kind of floor: what the clients send and get back, and what the server does between. */
 typedef struct {
     const char *name;
     size_t request_bytes, reply_bytes;
@@ -108,6 +109,7 @@ typedef struct {
     rocksdb_column_family_handle_t *cf[PUT_KEYS + 1]; /* [0]: default */
     rocksdb_writebatch_t *batch;
     uint64_t next_key;
+    char key[64]; /* the next key: the counter, then padding */
     char value[512];
     bool sync, by_turn;
 } s_store_db_t;
@@ -132,6 +134,7 @@ static bool s_store_open(s_store_db_t *st, const char *dir, s_store_t mode)
     *st = (s_store_db_t){.sync = mode != STORE_ASYNC && mode != STORE_ASYNC_TURN,
                          .by_turn = mode != STORE_SYNC && mode != STORE_ASYNC};
     st->batch = rocksdb_writebatch_create();
+    memset(st->key, 'k', sizeof st->key);
     memset(st->value, 'v', sizeof st->value);
     st->options = rocksdb_options_create();
     st->write_options = rocksdb_writeoptions_create();
@@ -162,8 +165,9 @@ static bool s_store_write(s_store_db_t *st)
     char *err = NULL;
     rocksdb_write(st->db, st->write_options, st->batch, &err);
     rocksdb_writebatch_clear(st->batch);
+    bool ok = !err;
     free(err);
-    return err == NULL;
+    return ok;
 }
 
 /*  One request: the put's four keys into the batch; written now (one rocksdb_write a put, as
@@ -171,13 +175,10 @@ static bool s_store_write(s_store_db_t *st)
 static bool s_store_put(s_store_db_t *st)
 {
     uint64_t n = st->next_key++;
-    for (size_t i = 0; i < PUT_KEYS; i++) {
-        char key[64];
-        memset(key, 'k', sizeof key);
-        memcpy(key, &n, sizeof n);
-        rocksdb_writebatch_put_cf(st->batch, st->cf[i + 1], key, s_put_keys[i].key_bytes, st->value,
-                                  s_put_keys[i].value_bytes);
-    }
+    memcpy(st->key, &n, sizeof n);
+    for (size_t i = 0; i < PUT_KEYS; i++)
+        rocksdb_writebatch_put_cf(st->batch, st->cf[i + 1], st->key, s_put_keys[i].key_bytes,
+                                  st->value, s_put_keys[i].value_bytes);
     return st->by_turn || s_store_write(st);
 }
 
@@ -189,8 +190,9 @@ static bool s_store_turn_end(s_store_db_t *st)
         return false;
     char *err = NULL;
     rocksdb_flush_wal(st->db, st->sync, &err);
+    bool ok = !err;
     free(err);
-    return err == NULL;
+    return ok;
 }
 
 /*  A backup's bound endpoint, for the primary: "tcp://127.0.0.1:*" with the port taken, written
