@@ -3328,6 +3328,9 @@ def self_test():
          {"sets"}, "durability"),
         ("sync: the same loss", both(event("kill", 3, "n1"), setv(2, "set:s0", ["b"])),
          {"sets"}, "durability"),
+        ("async: a read after a kill lacks that node's acked add: no new epoch at a kill",
+         both(xset("durability", "async"), event("kill", 1.5, "n1"), opv(12, "value", [])),
+         {"reads"}, "durability"),
         ("membership: a node joined, one removed: fine", members(), set(), "set"),
         ("membership: a member lists the removed node dead",
          members(lambda r, o, s, e: r["final"]["n2"].update(X="dead")),
@@ -3393,6 +3396,12 @@ def self_test():
 # --------------------------------------------------------------------------------------------
 
 
+def node_options(cfg):
+    """The jepsen/run options that replay a cell's node settings (durability, slowed WAL)."""
+    return ((f" --durability {cfg['durability']}" if cfg.get("durability") else "")
+            + (f" --slow-wal-ms {cfg['slow_wal_ms']}" if cfg.get("slow_wal_ms") else ""))
+
+
 def run_cell(cfg):
     """One run: a cluster, cfg's workload against cfg's nemeses for cfg's time, heal,
     convergence, every check. Writes the results folder cfg["out"] (when given) and returns
@@ -3428,9 +3437,7 @@ def run_cell(cfg):
     started = time.monotonic()
     result = dict(workload=workload, nemeses=nemeses, seed=seed, time_s=duration,
                   valid=False, replay=f"jepsen/run --workload {workload} --nemesis "
-                  f"{','.join(nemeses)} --time {duration:g} --seed {seed}"
-                  + (f" --durability {cfg['durability']}" if cfg.get("durability") else "")
-                  + (f" --slow-wal-ms {cfg['slow_wal_ms']}" if cfg.get("slow_wal_ms") else ""))
+                  f"{','.join(nemeses)} --time {duration:g} --seed {seed}" + node_options(cfg))
     nemesis = Nemesis(cluster, history, random.Random(0), 0, threading.Event(), nemeses)
     checker = None
     sampler = None
