@@ -10,9 +10,16 @@
  *             in the figure); a subscriber on node B (engram_subscribe) timestamps the event of
  *             every key. Lag = arrival on B - scheduled write time on A. Beside it Redis, a
  *             primary and a replica (`--replicaof`), the replica's keyspace events
- *             (__keyevent@0__:set) timestamped the same way. Writes that never arrived within
- *             the grace period are counted, then looked up with a point read on B: "missing"
- *             is what B cannot read at all (replication broken: the run fails).
+ *             (__keyevent@0__:set) timestamped the same way; and the lag floor
+ *             (transport_floor_lag_start, bench/transport_floor.h: a primary and two backups
+ *             with no engram code, only engram's transport and a put's RocksDB keys fsynced
+ *             before anything about them leaves, backup B sending its subscriber an event a
+ *             put), once with the primary fsyncing each turn before the next as engramd does
+ *             and once with an fsync thread. Each cell starts once the host is quiet (the
+ *             servers of the cell before may still compact or deliver). Writes that never
+ *             arrived within the grace period are counted, then looked up with a point read on
+ *             B: "missing" is what B cannot read at all (replication broken: the run fails; the
+ *             floor's cannot be read, so all it did not deliver is missing).
  *    put      Replicated write throughput, 64 clients (one thread and connection each, one
  *             request in flight, closed loop): engram plain puts (local durability sync,
  *             replication asynchronous) and puts with --replicas 3 (answered once all three
@@ -360,6 +367,21 @@ static void s_other_print(void)
         printf("  host: other processes used at most %.0f%% of a core during these cells\n",
                s_other_max < 0 ? 0 : s_other_max);
     s_other_max = 0;
+}
+
+/*  Waits, at most max_s seconds, until the host is quiet: processes other than this one busy
+ *  less than QUIET_CPU % of a core over a quarter of a second (a cell's servers may work on
+ *  after it, compacting or delivering a backlog, and would disturb the next cell). */
+#define QUIET_CPU 20.0
+static void s_wait_quiet(double max_s)
+{
+    for (double deadline = bench_now() + max_s; bench_now() < deadline && !bench_interrupted;) {
+        s_usage_t a = s_usage_at(0);
+        bench_sleep(0.25);
+        s_usage_t b = s_usage_at(0);
+        if (100.0 * ((b.host - a.host) - (b.self - a.self)) / (b.wall - a.wall) < QUIET_CPU)
+            return;
+    }
 }
 
 static double s_cpu_sum(const pid_t *pids, size_t n)
@@ -1043,7 +1065,8 @@ static void s_etcd_stop(s_etcd_t *es)
 
 /*  --- lag: write on A, time until B has it ----------------------------------------- */
 
-typedef enum { SYS_ENGRAM, SYS_REDIS } s_sys_t;
+typedef enum { SYS_ENGRAM, SYS_REDIS, SYS_FLOOR } s_sys_t;
+static const char *const s_sys_names[] = {"engram", "redis", "floor"};
 
 typedef struct {
     s_sys_t sys;
@@ -1054,10 +1077,12 @@ typedef struct {
     _Atomic uint64_t *arrive;
     char prefix[32];
     size_t plen;
-    const char *write_ep; /* engram: node A's API */
+    const char *write_ep; /* engram: node A's API; floor: its primary */
     int write_port;       /* redis: the primary */
     engram_t *sub;        /* engram: B, subscribed */
     redisContext *rsub;   /* redis: the replica, subscribed */
+    zsock_t *fsub;        /* floor: backup B, subscribed */
+    zcert_t *fcert;       /* floor: the servers' certificate */
     atomic_bool stop_reader;
     atomic_size_t arrived;
     atomic_size_t errors;
@@ -1081,17 +1106,54 @@ static void s_lag_error(s_lag_t *cell, const char *what, const char *detail)
     pthread_mutex_unlock(&cell->lock);
 }
 
+static void s_lag_arrived_seq(s_lag_t *cell, uint64_t seq, uint64_t now)
+{
+    if (seq >= cell->n)
+        return;
+    uint64_t expect = 0;
+    if (atomic_compare_exchange_strong(&cell->arrive[seq], &expect, now))
+        atomic_fetch_add(&cell->arrived, 1);
+}
+
 static void s_lag_arrived(s_lag_t *cell, const char *key, uint64_t now)
 {
     if (strncmp(key, cell->prefix, cell->plen) != 0)
         return;
     char *end;
     unsigned long long seq = strtoull(key + cell->plen, &end, 10);
-    if (*end || seq >= cell->n)
-        return;
-    uint64_t expect = 0;
-    if (atomic_compare_exchange_strong(&cell->arrive[seq], &expect, now))
-        atomic_fetch_add(&cell->arrived, 1);
+    if (!*end)
+        s_lag_arrived_seq(cell, seq, now);
+}
+
+/*  A DEALER with CURVE to the floor's servers (cert's public key) at endpoint; NULL if it
+ *  cannot connect. */
+static zsock_t *s_floor_connect(const char *endpoint, zcert_t *cert)
+{
+    zsock_t *dealer = zsock_new(ZMQ_DEALER);
+    zcert_t *mine = zcert_new();
+    if (dealer && mine) {
+        zcert_apply(mine, dealer);
+        zsock_set_curve_serverkey_bin(dealer, zcert_public_key(cert));
+        zsock_set_rcvtimeo(dealer, 5000);
+    }
+    zcert_destroy(&mine);
+    if (dealer && zsock_connect(dealer, "%s", endpoint) < 0)
+        zsock_destroy(&dealer);
+    return dealer;
+}
+
+/*  One put on the lag floor's primary: a request led by seq, its reply awaited. */
+static bool s_floor_put(zsock_t *dealer, uint64_t seq)
+{
+    uint8_t request[FLOOR_REQUEST_BYTES];
+    memset(request, 'q', sizeof request);
+    memcpy(request, &seq, FLOOR_SEQ_BYTES);
+    if (zsock_send(dealer, "b", request, sizeof request) != 0)
+        return false;
+    zframe_t *reply = zframe_recv(dealer);
+    bool ok = reply && zframe_size(reply) == FLOOR_REPLY_BYTES;
+    zframe_destroy(&reply);
+    return ok;
 }
 
 static void *s_lag_writer(void *arg)
@@ -1100,18 +1162,21 @@ static void *s_lag_writer(void *arg)
     s_lag_t *cell = w->cell;
     engram_t *e = NULL;
     redisContext *r = NULL;
+    zsock_t *f = NULL;
     if (cell->sys == SYS_ENGRAM)
         e = s_engram_connect(cell->write_ep, "bench-writer", 5000);
-    else
+    else if (cell->sys == SYS_REDIS)
         r = bench_redis_connect(cell->write_port, 5000);
-    if (!e && !r)
+    else
+        f = s_floor_connect(cell->write_ep, cell->fcert);
+    if (!e && !r && !f)
         s_lag_error(cell, "connect", "writer cannot connect");
     pthread_barrier_wait(&cell->ready); /* connected */
     pthread_barrier_wait(&cell->ready); /* t0 and the schedule are set */
     uint8_t value[VALUE_BYTES];
     s_worker_value(value, sizeof value, w->id);
     char key[64];
-    for (size_t seq = w->id; (e || r) && seq < cell->n; seq += LAG_WRITERS) {
+    for (size_t seq = w->id; (e || r || f) && seq < cell->n; seq += LAG_WRITERS) {
         s_sleep_until_ns(cell->sched[seq]);
         if (atomic_load_explicit(&s_stop, memory_order_relaxed))
             break;
@@ -1125,6 +1190,10 @@ static void *s_lag_writer(void *arg)
             if (!ok)
                 s_lag_error(cell, engram_strerror(rc), engram_last_error(e));
             engram_result_destroy(&res);
+        } else if (f) {
+            ok = s_floor_put(f, seq);
+            if (!ok)
+                s_lag_error(cell, "floor", "no reply, or a short one");
         } else {
             redisReply *reply = redisCommand(r, "SET %s %b", key, value, sizeof value);
             ok = reply && reply->type == REDIS_REPLY_STATUS;
@@ -1142,6 +1211,7 @@ static void *s_lag_writer(void *arg)
         engram_destroy(&e);
     if (r)
         redisFree(r);
+    zsock_destroy(&f);
     return NULL;
 }
 
@@ -1164,6 +1234,14 @@ static void *s_lag_reader(void *arg)
             }
             s_lag_arrived(cell, ev->key, bench_now_ns());
             engram_event_destroy(&ev);
+        } else if (cell->sys == SYS_FLOOR) {
+            zframe_t *event = zframe_recv(cell->fsub); /* NULL: its 100 ms timeout */
+            uint64_t seq;
+            if (event && zframe_size(event) >= FLOOR_SEQ_BYTES) {
+                memcpy(&seq, zframe_data(event), sizeof seq);
+                s_lag_arrived_seq(cell, seq, bench_now_ns());
+            }
+            zframe_destroy(&event);
         } else {
             void *reply = NULL;
             if (redisReaderGetReply(cell->rsub->reader, &reply) != REDIS_OK)
@@ -1195,13 +1273,15 @@ typedef struct {
     uint64_t p50, p99, max, ack50, ack99;
     uint64_t after50, after99; /* arrival on B - answer on A (0 when B had it first) */
     size_t errors, resubscribed;
+    double cpu_servers; /* the system's three servers while the writers ran, % of one core */
 } s_lag_result_t;
 
 /*  One lag cell. For engram, ep_a/ep_b are node A's and B's API endpoints; for redis, the
- *  primary's and the replica's ports. */
+ *  primary's and the replica's ports; for the floor, its primary's and backup B's endpoints
+ *  and the certificate saved at floor_cert. */
 static s_lag_result_t s_lag_run(s_sys_t sys, double rate, double duration, const char *ep_a,
-                                const char *ep_b, int port_a, int port_b, unsigned cellno,
-                                const pid_t servers[NODES])
+                                const char *ep_b, int port_a, int port_b, const char *floor_cert,
+                                unsigned cellno, const pid_t servers[NODES])
 {
     s_lag_result_t res = {.ran = true, .rate = rate};
     s_lag_t *cell = s_alloc(sizeof *cell);
@@ -1225,6 +1305,19 @@ static s_lag_result_t s_lag_run(s_sys_t sys, double rate, double duration, const
             DIE("cannot connect to %s", ep_b);
         if (engram_subscribe(cell->sub, SCOPE_LAG) != 0)
             DIE("subscribe on %s: %s", ep_b, engram_last_error(cell->sub));
+    } else if (sys == SYS_FLOOR) {
+        if (!(cell->fcert = zcert_load(floor_cert)))
+            DIE("cannot load %s", floor_cert);
+        if (!(cell->fsub = s_floor_connect(ep_b, cell->fcert)))
+            DIE("cannot connect to the floor's backup at %s", ep_b);
+        /* subscribed once the backup echoes the request back */
+        zsock_send(cell->fsub, "s", FLOOR_SUBSCRIBE);
+        char *echo = zstr_recv(cell->fsub);
+        bool subscribed = echo && strcmp(echo, FLOOR_SUBSCRIBE) == 0;
+        zstr_free(&echo);
+        if (!subscribed)
+            DIE("the floor's backup at %s did not take the subscription", ep_b);
+        zsock_set_rcvtimeo(cell->fsub, 100);
     } else {
         if (!(cell->rsub = bench_redis_connect(port_b, 5000)))
             DIE("cannot connect to the redis replica on %d", port_b);
@@ -1253,7 +1346,9 @@ static s_lag_result_t s_lag_run(s_sys_t sys, double rate, double duration, const
     s_usage_t u0 = s_usage_at(s_cpu_sum(servers, NODES));
     for (unsigned t = 0; t < LAG_WRITERS; t++)
         pthread_join(writers[t].thread, NULL);
-    s_usage_note(u0, s_usage_at(s_cpu_sum(servers, NODES)));
+    s_usage_t u1 = s_usage_at(s_cpu_sum(servers, NODES));
+    s_usage_note(u0, u1);
+    res.cpu_servers = 100.0 * (u1.servers - u0.servers) / (u1.wall - u0.wall);
     uint64_t last_ack = cell->t0;
     for (size_t i = 0; i < cell->n; i++) {
         if (cell->ack[i]) {
@@ -1272,8 +1367,9 @@ static s_lag_result_t s_lag_run(s_sys_t sys, double rate, double duration, const
     res.resubscribed = atomic_load(&cell->resubscribed);
     if (res.errors)
         fprintf(stderr, "engram-cluster-bench: lag %s %.0f/s: %zu writes failed, first: %s\n",
-                sys == SYS_ENGRAM ? "engram" : "redis", rate, res.errors, cell->error);
+                s_sys_names[sys], rate, res.errors, cell->error);
     /* What never came as an event: can B read it at all? */
+    /* (the floor's backups cannot be read: what never came counts as missing) */
     engram_t *check = sys == SYS_ENGRAM ? s_engram_connect(ep_b, "bench-check", 5000) : NULL;
     redisContext *rcheck = sys == SYS_REDIS ? bench_redis_connect(port_b, 5000) : NULL;
     char key[64];
@@ -1332,6 +1428,8 @@ static s_lag_result_t s_lag_run(s_sys_t sys, double rate, double duration, const
         engram_destroy(&cell->sub);
     if (cell->rsub)
         redisFree(cell->rsub);
+    zsock_destroy(&cell->fsub);
+    zcert_destroy(&cell->fcert);
     pthread_barrier_destroy(&cell->ready);
     pthread_mutex_destroy(&cell->lock);
     free(cell->sched);
@@ -1347,11 +1445,12 @@ static void s_lag_text(char *buf, size_t size, const s_lag_result_t *r)
     snprintf(lost, sizeof lost, "%zu", r->missing);
     if (r->no_event)
         snprintf(lost, sizeof lost, "%zu+%zu", r->missing, r->no_event);
-    snprintf(buf, size, "%7s %8s %8s %8s   %8s %8s   %8s %8s %7s",
+    snprintf(buf, size, "%7s %8s %8s %8s   %8s %8s   %8s %8s %7s %4.0f",
              bench_si(a, sizeof a, r->achieved), bench_lat(b, sizeof b, r->p50),
              bench_lat(c, sizeof c, r->p99), bench_lat(d, sizeof d, r->max),
              bench_lat(e, sizeof e, r->ack50), bench_lat(f, sizeof f, r->ack99),
-             bench_lat(g, sizeof g, r->after50), bench_lat(h, sizeof h, r->after99), lost);
+             bench_lat(g, sizeof g, r->after50), bench_lat(h, sizeof h, r->after99), lost,
+             r->cpu_servers);
 }
 
 /*  --- put: closed-loop throughput of N clients --------------------------------------- */
@@ -2114,13 +2213,28 @@ int main(int argc, char **argv)
     /* 1. lag */
     if (cfg.only[M_LAG] && !bench_interrupted) {
         s_lag_result_t e[MAX_RATES] = {{0}}, r[MAX_RATES] = {{0}};
+        s_lag_result_t f[2][MAX_RATES] = {{{0}}}; /* the floor in turns, with an fsync thread */
         unsigned cellno = 0;
+        /* each cell once the host is quiet: servers may work on after a cell (compactions, a
+         * subscriber's backlog); a fresh floor a cell, stopped after it */
         for (size_t i = 0; i < cfg.nrates && !bench_interrupted; i++) {
+            s_wait_quiet(10);
             e[i] = s_lag_run(SYS_ENGRAM, cfg.rates[i], cfg.duration, cluster.api[1], cluster.api[2],
-                             0, 0, cellno++, cluster.pid + 1);
+                             0, 0, NULL, cellno++, cluster.pid + 1);
+            s_wait_quiet(10);
             if (have_redis && !bench_interrupted)
                 r[i] = s_lag_run(SYS_REDIS, cfg.rates[i], cfg.duration, NULL, NULL, redis.port[0],
-                                 redis.port[1], cellno++, redis.pid);
+                                 redis.port[1], NULL, cellno++, redis.pid);
+            for (int thread = 0; thread < 2 && !bench_interrupted; thread++) {
+                floor_lag_t floor;
+                if (!transport_floor_lag_start(s_tmpdir, thread, &floor))
+                    DIE("the lag floor cannot start");
+                s_wait_quiet(10);
+                f[thread][i] =
+                    s_lag_run(SYS_FLOOR, cfg.rates[i], cfg.duration, floor.primary, floor.subscribe,
+                              0, 0, floor.cert_path, cellno++, floor.pids);
+                transport_floor_lag_stop(&floor);
+            }
         }
         printf("\n1. Replication lag: write on A (open loop, %d writer threads, %d-byte values%s, "
                "%.1f s per cell) until visible on B\n",
@@ -2131,10 +2245,17 @@ int main(int argc, char **argv)
         printf("   lag = arrival on B - scheduled write time; ack = put answered - scheduled; "
                "lost = not readable on B %.0f s after the last write (+ readable but no event)\n",
                cfg.grace);
-        printf("   after ack = arrival on B - put answered on A (0 if B had it first)\n");
-        printf("%7s %-7s %7s %8s %8s %8s   %8s %8s   %8s %8s %7s   %s\n", "offered", "system",
+        printf("   after ack = arrival on B - put answered on A (0 if B had it first); cpu: the "
+               "system's three servers\n   while the writers ran, 100 = one core\n");
+        printf("   floor: no engram code: a primary and two backups that only store a put's four "
+               "RocksDB keys (a batch\n   and an fsync a turn each); the primary answers a turn "
+               "once fsynced, then pushes it to both backups;\n   backup B sends its subscriber "
+               "an event a put once its turn is fsynced; CURVE everywhere; the primary's\n   loop "
+               "fsyncs each turn before the next as engramd's (\"floor\"), or a thread fsyncs "
+               "while it goes on (\"floor+t\")\n   (bench/transport_floor.h)\n");
+        printf("%7s %-7s %7s %8s %8s %8s   %8s %8s   %8s %8s %7s %4s   %s\n", "offered", "system",
                "w/s", "lag p50", "lag p99", "lag max", "ack p50", "ack p99", "after50", "after99",
-               "lost", "engram/redis lag p50 p99");
+               "lost", "cpu", "engram/redis lag p50 p99");
         for (size_t i = 0; i < cfg.nrates; i++) {
             char text[256], q50[16], q99[16];
             s_lag_text(text, sizeof text, &e[i]);
@@ -2144,6 +2265,12 @@ int main(int argc, char **argv)
             if (r[i].ran) {
                 s_lag_text(text, sizeof text, &r[i]);
                 printf("%7u %-7s %s\n", cfg.rates[i], "redis", text);
+            }
+            for (int thread = 0; thread < 2; thread++) {
+                if (f[thread][i].ran) {
+                    s_lag_text(text, sizeof text, &f[thread][i]);
+                    printf("%7u %-7s %s\n", cfg.rates[i], thread ? "floor+t" : "floor", text);
+                }
             }
             if (e[i].achieved < 0.95 * cfg.rates[i])
                 printf("        engram did not keep up with %u/s (%d writers in flight): its lag "
@@ -2163,6 +2290,15 @@ int main(int argc, char **argv)
             if (r[i].missing || r[i].errors)
                 printf("  note: redis at %u/s: %zu writes never reached the replica, %zu failed\n",
                        cfg.rates[i], r[i].missing, r[i].errors);
+            for (int thread = 0; thread < 2; thread++) {
+                if (f[thread][i].missing || f[thread][i].errors) {
+                    printf("  FAIL: the floor%s at %u/s: %zu writes never reached B, %zu "
+                           "failed\n",
+                           thread ? " with an fsync thread" : "", cfg.rates[i],
+                           f[thread][i].missing, f[thread][i].errors);
+                    failures++;
+                }
+            }
         }
         if (!have_redis)
             printf("  redis: skipped (%s)\n",

@@ -54,8 +54,11 @@ typedef enum {
     STORE_ASYNC,
     STORE_SYNC_TURN,
     STORE_ASYNC_TURN,
-    STORE_BACKUP,  /* the replication floor's: sync, a turn's puts in one batch */
-    STORE_PRIMARY, /* the same */
+    STORE_BACKUP,                   /* the replication floor's: sync, a turn's puts in one batch */
+    STORE_PRIMARY,                  /* the same */
+    STORE_LAG_BACKUP,               /* the lag floor's: the same */
+    STORE_LAG_PRIMARY,              /* the same */
+    STORE_LAG_PRIMARY_FSYNC_THREAD, /* the same, fsynced by a thread of its own */
     STORE_COUNT
 } s_store_t;
 
@@ -67,7 +70,8 @@ typedef struct {
 } s_kind_t;
 
 static const char *const s_store_names[STORE_COUNT] = {
-    "none", "sync", "async", "sync-turn", "async-turn", "backup", "primary"};
+    "none",   "sync",    "async",      "sync-turn",   "async-turn",
+    "backup", "primary", "lag-backup", "lag-primary", "lag-primary-fsync-thread"};
 
 typedef struct {
     const char *endpoint;
@@ -299,6 +303,29 @@ static int s_serve_backup(zsock_t *router, s_store_db_t *st)
     return rc;
 }
 
+/*  A primary's two DEALERs, connected to its backups with CURVE (a certificate of its own,
+ *  into *mine; the backups' server key is cert's). 0, or 1 if one cannot be made. */
+static int s_backups_connect(zsock_t *dealer[2], zcert_t **mine, zcert_t *cert, char **backups)
+{
+    dealer[0] = zsock_new(ZMQ_DEALER);
+    dealer[1] = zsock_new(ZMQ_DEALER);
+    *mine = zcert_new();
+    int rc = dealer[0] && dealer[1] && *mine ? 0 : 1;
+    for (int b = 0; b < 2 && rc == 0; b++) {
+        zcert_apply(*mine, dealer[b]);
+        zsock_set_curve_serverkey_bin(dealer[b], zcert_public_key(cert));
+        rc = zsock_connect(dealer[b], "%s", backups[b]) < 0;
+    }
+    return rc;
+}
+
+static void s_backups_disconnect(zsock_t *dealer[2], zcert_t **mine)
+{
+    zsock_destroy(&dealer[0]);
+    zsock_destroy(&dealer[1]);
+    zcert_destroy(mine);
+}
+
 /*  A turn of the replication floor's primary, awaiting its backups' acknowledgements. */
 typedef struct {
     uint64_t id;
@@ -313,18 +340,12 @@ static int s_serve_primary(zsock_t *router, s_store_db_t *st, const uint8_t *rep
 {
     static uint8_t records[ENGRAM_DEFAULT_MAX_BATCH * PUSH_RECORD_BYTES];
     memset(records, 'd', sizeof records);
-    zsock_t *dealer[2] = {zsock_new(ZMQ_DEALER), zsock_new(ZMQ_DEALER)};
-    zcert_t *mine = zcert_new();
+    zsock_t *dealer[2];
+    zcert_t *mine = NULL;
     zlist_t *pending = zlist_new();
-    zpoller_t *poller = dealer[0] && dealer[1] && mine && pending
-                            ? zpoller_new(router, dealer[0], dealer[1], NULL)
-                            : NULL;
-    int rc = poller ? 0 : 1;
-    for (int b = 0; b < 2 && rc == 0; b++) {
-        zcert_apply(mine, dealer[b]);
-        zsock_set_curve_serverkey_bin(dealer[b], zcert_public_key(cert));
-        rc = zsock_connect(dealer[b], "%s", backups[b]) < 0;
-    }
+    int rc = s_backups_connect(dealer, &mine, cert, backups);
+    zpoller_t *poller = rc == 0 && pending ? zpoller_new(router, dealer[0], dealer[1], NULL) : NULL;
+    rc = poller ? rc : 1;
     uint64_t next_id = 1, acked[2] = {0, 0};
     while (!zsys_interrupted && rc == 0) {
         if (zpoller_wait(poller, 100) == router) {
@@ -374,9 +395,181 @@ static int s_serve_primary(zsock_t *router, s_store_db_t *st, const uint8_t *rep
     }
     zlist_destroy(&pending);
     zpoller_destroy(&poller);
-    zsock_destroy(&dealer[0]);
-    zsock_destroy(&dealer[1]);
-    zcert_destroy(&mine);
+    s_backups_disconnect(dealer, &mine);
+    return rc;
+}
+
+/*  A turn of the lag floor's primary: its writers, and a record a put for the backups, led by
+ *  the first FLOOR_SEQ_BYTES of its request (the writer's sequence number). */
+typedef struct {
+    size_t n;
+    zframe_t *who[ENGRAM_DEFAULT_MAX_BATCH];
+    uint8_t records[ENGRAM_DEFAULT_MAX_BATCH * PUSH_RECORD_BYTES];
+} s_lag_turn_t;
+
+/*  A durable turn: answered (a short reply if it failed: the client counts it), then pushed
+ *  to both backups in one message each; freed. */
+static void s_lag_release(zsock_t *router, zsock_t *dealer[2], s_lag_turn_t **turn_p,
+                          const uint8_t *reply, size_t reply_bytes, bool failed)
+{
+    s_lag_turn_t *turn = *turn_p;
+    s_turn_answer(router, turn->who, turn->n, reply, failed ? 1 : reply_bytes);
+    if (!failed) {
+        zmsg_t *push = zmsg_new();
+        zmsg_addmem(push, turn->records, turn->n * PUSH_RECORD_BYTES);
+        zmsg_t *copy = zmsg_dup(push);
+        zmsg_send(&push, dealer[0]);
+        zmsg_send(&copy, dealer[1]);
+    }
+    free(turn);
+    *turn_p = NULL;
+}
+
+/*  The lag floor's fsync thread: each "SYNC" fsyncs the store's WAL (what the loop wrote out
+ *  before asking), then signals 0, or 1 if it failed. */
+static void s_lag_syncer(zsock_t *pipe, void *args)
+{
+    s_store_db_t *st = args;
+    zsock_signal(pipe, 0);
+    char *command;
+    while ((command = zstr_recv(pipe)) && strcmp(command, "SYNC") == 0) {
+        char *err = NULL;
+        rocksdb_flush_wal(st->db, 1, &err);
+        zsock_signal(pipe, err ? 1 : 0);
+        free(err);
+        zstr_free(&command);
+    }
+    zstr_free(&command); /* $TERM */
+}
+
+/*  The lag floor's primary: a turn of its writers' puts stored and written out, then once it
+ *  is fsynced answered and pushed (s_lag_release), awaiting nothing from the backups. In turns
+ *  (syncer NULL) the loop fsyncs each turn itself before the next, as engramd does; with an
+ *  fsync thread (syncer) it goes on with the next turns while the thread syncs, and the turns
+ *  written out meanwhile wait for the thread's next fsync. */
+static int s_serve_lag_primary(zsock_t *router, s_store_db_t *st, const uint8_t *reply,
+                               size_t reply_bytes, zcert_t *cert, char **backups, zactor_t *syncer)
+{
+    zsock_t *dealer[2];
+    zcert_t *mine = NULL;
+    int rc = s_backups_connect(dealer, &mine, cert, backups);
+    zlist_t *written = zlist_new(), *syncing = zlist_new();
+    zpoller_t *poller = zpoller_new(router, NULL);
+    if (!written || !syncing || !poller || (syncer && zpoller_add(poller, syncer) != 0))
+        rc = 1;
+    zmsg_t *bodies[ENGRAM_DEFAULT_MAX_BATCH];
+    s_lag_turn_t *turn = NULL;
+    while (!zsys_interrupted && rc == 0) {
+        void *ready = zpoller_wait(poller, 100);
+        if (syncer && ready == syncer) { /* the fsync covers the turns it was asked for */
+            bool failed = zsock_wait(syncer) != 0;
+            while ((turn = zlist_pop(syncing)))
+                s_lag_release(router, dealer, &turn, reply, reply_bytes, failed);
+            rc = failed;
+        }
+        if (ready == router && rc == 0) {
+            if (!(turn = calloc(1, sizeof *turn)) || zlist_append(written, turn) != 0) {
+                free(turn);
+                rc = 1;
+                break;
+            }
+            turn->n = s_turn_read(router, turn->who, bodies, ENGRAM_DEFAULT_MAX_BATCH);
+            if (turn->n == 0) { /* the socket's timeout, or interrupted */
+                zlist_remove(written, turn);
+                free(turn);
+                continue;
+            }
+            for (size_t i = 0; i < turn->n; i++) {
+                zframe_t *request = zmsg_first(bodies[i]);
+                if (!request || zframe_size(request) < FLOOR_SEQ_BYTES)
+                    rc = 1;
+                else
+                    memcpy(turn->records + i * PUSH_RECORD_BYTES, zframe_data(request),
+                           FLOOR_SEQ_BYTES);
+                zmsg_destroy(&bodies[i]);
+                if (rc == 0)
+                    rc = !s_store_put(st);
+            }
+            if (rc == 0) /* written out; fsynced too unless a thread does that */
+                rc = !s_store_turn_end(st);
+        }
+        if (!syncer) {
+            while ((turn = zlist_pop(written)))
+                s_lag_release(router, dealer, &turn, reply, reply_bytes, rc != 0);
+        } else if (rc == 0 && zlist_size(written) && zlist_size(syncing) == 0) {
+            while ((turn = zlist_pop(written)))
+                zlist_append(syncing, turn);
+            zstr_send(syncer, "SYNC");
+        }
+    }
+    /* stopped or failed: what still waits gets a short reply, which its client counts */
+    if (syncer && zlist_size(syncing))
+        zsock_wait(syncer);
+    for (zlist_t *list = written; list; list = list == written ? syncing : NULL)
+        while ((turn = zlist_pop(list)))
+            s_lag_release(router, dealer, &turn, reply, reply_bytes, true);
+    zpoller_destroy(&poller);
+    zlist_destroy(&written);
+    zlist_destroy(&syncing);
+    s_backups_disconnect(dealer, &mine);
+    return rc;
+}
+
+/*  The lag floor's backup: each request is a primary's push (its records, stored) or a
+ *  subscriber's FLOOR_SUBSCRIBE (echoed; at most LAG_SUBSCRIBERS are kept); a turn's pushes synced
+ *  together, then every subscriber sent one event a record, led by the record's sequence
+ *  number. */
+#define LAG_SUBSCRIBERS 4
+static int s_serve_lag_backup(zsock_t *router, s_store_db_t *st)
+{
+    static uint64_t seqs[ENGRAM_DEFAULT_MAX_BATCH * ENGRAM_DEFAULT_MAX_BATCH];
+    static uint8_t event[FLOOR_EVENT_BYTES];
+    memset(event, 'e', sizeof event);
+    zframe_t *subscribers[LAG_SUBSCRIBERS] = {NULL};
+    size_t nsubscribers = 0;
+    zframe_t *who[ENGRAM_DEFAULT_MAX_BATCH];
+    zmsg_t *bodies[ENGRAM_DEFAULT_MAX_BATCH];
+    int rc = 0;
+    while (!zsys_interrupted && rc == 0) {
+        size_t n = s_turn_read(router, who, bodies, ENGRAM_DEFAULT_MAX_BATCH), nseqs = 0;
+        for (size_t i = 0; i < n; i++) {
+            zframe_t *body = zmsg_first(bodies[i]);
+            size_t size = body ? zframe_size(body) : 0, records = size / PUSH_RECORD_BYTES;
+            if (size == strlen(FLOOR_SUBSCRIBE) &&
+                memcmp(zframe_data(body), FLOOR_SUBSCRIBE, size) == 0) {
+                if (nsubscribers < LAG_SUBSCRIBERS) { /* echoed: the subscriber is known */
+                    subscribers[nsubscribers++] = zframe_dup(who[i]);
+                    zmsg_t *echo = zmsg_new();
+                    zmsg_addmem(echo, zframe_data(who[i]), zframe_size(who[i]));
+                    zmsg_addstr(echo, FLOOR_SUBSCRIBE);
+                    zmsg_send(&echo, router);
+                }
+            } else if (size == 0 || size % PUSH_RECORD_BYTES ||
+                       nseqs + records > sizeof seqs / sizeof seqs[0]) {
+                rc = 1;
+            }
+            for (size_t k = 0; rc == 0 && body && k < records; k++) {
+                memcpy(&seqs[nseqs++], zframe_data(body) + k * PUSH_RECORD_BYTES, FLOOR_SEQ_BYTES);
+                rc = !s_store_put(st);
+            }
+            zmsg_destroy(&bodies[i]);
+            zframe_destroy(&who[i]);
+        }
+        if (nseqs == 0)
+            continue;
+        if (rc == 0)
+            rc = !s_store_turn_end(st);
+        for (size_t s = 0; s < nsubscribers && rc == 0; s++)
+            for (size_t k = 0; k < nseqs; k++) {
+                memcpy(event, &seqs[k], FLOOR_SEQ_BYTES);
+                zmsg_t *out = zmsg_new();
+                zmsg_addmem(out, zframe_data(subscribers[s]), zframe_size(subscribers[s]));
+                zmsg_addmem(out, event, sizeof event);
+                zmsg_send(&out, router);
+            }
+    }
+    for (size_t s = 0; s < nsubscribers; s++)
+        zframe_destroy(&subscribers[s]);
     return rc;
 }
 
@@ -390,8 +583,10 @@ int transport_floor_serve(int argc, char **argv)
     s_store_t mode = STORE_NONE;
     while (mode < STORE_COUNT && strcmp(store, s_store_names[mode]) != 0)
         mode++;
-    if (mode == STORE_COUNT || (mode != STORE_NONE && argc < 5) ||
-        (mode == STORE_PRIMARY && argc < 7))
+    bool primary = mode == STORE_PRIMARY || mode == STORE_LAG_PRIMARY ||
+                   mode == STORE_LAG_PRIMARY_FSYNC_THREAD,
+         backup = mode == STORE_BACKUP || mode == STORE_LAG_BACKUP;
+    if (mode == STORE_COUNT || (mode != STORE_NONE && argc < 5) || (primary && argc < 7))
         return 2;
     s_store_db_t st = {0};
     bool storing = mode != STORE_NONE && s_store_open(&st, argv[4], mode);
@@ -407,13 +602,29 @@ int transport_floor_serve(int argc, char **argv)
         /* SIGTERM may reach one of ZeroMQ's or RocksDB's threads and interrupt no receive:
          * the loop looks at zsys_interrupted at least this often */
         zsock_set_rcvtimeo(router, 100);
+        if (mode == STORE_LAG_BACKUP) /* a subscriber's events are never dropped */
+            zsock_set_sndhwm(router, 0);
         int port = zsock_bind(router, "%s", endpoint);
         memset(reply, 'r', reply_bytes);
-        if (port >= 0 && (mode != STORE_BACKUP || s_endpoint_publish(argv[4], endpoint, port)))
-            rc = mode == STORE_BACKUP ? s_serve_backup(router, &st)
-                 : mode == STORE_PRIMARY
-                     ? s_serve_primary(router, &st, reply, reply_bytes, cert, argv + 5)
-                     : s_serve_answer(router, storing ? &st : NULL, reply, reply_bytes);
+        if (port < 0 || (backup && !s_endpoint_publish(argv[4], endpoint, port)))
+            rc = 2;
+        else if (mode == STORE_BACKUP)
+            rc = s_serve_backup(router, &st);
+        else if (mode == STORE_LAG_BACKUP)
+            rc = s_serve_lag_backup(router, &st);
+        else if (mode == STORE_PRIMARY)
+            rc = s_serve_primary(router, &st, reply, reply_bytes, cert, argv + 5);
+        else if (mode == STORE_LAG_PRIMARY)
+            rc = s_serve_lag_primary(router, &st, reply, reply_bytes, cert, argv + 5, NULL);
+        else if (mode == STORE_LAG_PRIMARY_FSYNC_THREAD) {
+            st.sync = false; /* the loop writes the WAL out, the thread fsyncs it */
+            zactor_t *syncer = zactor_new(s_lag_syncer, &st);
+            rc = syncer
+                     ? s_serve_lag_primary(router, &st, reply, reply_bytes, cert, argv + 5, syncer)
+                     : 1;
+            zactor_destroy(&syncer);
+        } else
+            rc = s_serve_answer(router, storing ? &st : NULL, reply, reply_bytes);
     }
     free(reply);
     zsock_destroy(&router);
@@ -666,6 +877,34 @@ int transport_floor_print(const char *dir, const unsigned *clients, size_t nclie
     return failures;
 }
 
+/*  Starts two backups of mode (children, their stores stores[1] and stores[2], pids[1] and
+ *  pids[2]) and reads the endpoints they bound into backups. */
+static void s_backups_start(const char *dir, char *cert_path, char *mode, char stores[3][300],
+                            pid_t pids[3], char backups[2][300])
+{
+    for (int b = 0; b < 2; b++) {
+        char *args[] = {"tcp://127.0.0.1:*", cert_path, "0", mode, stores[b + 1]};
+        backups[b][0] = '\0';
+        pids[b + 1] = s_server_spawn(dir, args, 5);
+    }
+    for (double deadline = bench_now() + 10;
+         bench_now() < deadline && (!*backups[0] || !*backups[1]);) {
+        for (int b = 0; b < 2; b++) {
+            char path[400];
+            snprintf(path, sizeof path, "%s/endpoint", stores[b + 1]);
+            FILE *f = fopen(path, "r");
+            if (f && !fgets(backups[b], 300, f))
+                backups[b][0] = '\0';
+            if (f)
+                fclose(f);
+        }
+        if (!*backups[0] || !*backups[1])
+            bench_sleep(0.01);
+    }
+    if (!*backups[0] || !*backups[1])
+        BENCH_DIE("a floor's backups did not start (see %s/floor-*.log)", dir);
+}
+
 bool transport_floor_replicated(const char *dir, unsigned clients, double duration,
                                 floor_result_t *out)
 {
@@ -682,27 +921,7 @@ bool transport_floor_replicated(const char *dir, unsigned clients, double durati
     pid_t pids[3];
     for (int i = 0; i < 3; i++)
         snprintf(stores[i], sizeof stores[i], "%s/replicated-%u-%d.db", dir, no, i);
-    for (int b = 0; b < 2; b++) {
-        char *args[] = {"tcp://127.0.0.1:*", cert_path, "0", "backup", stores[b + 1]};
-        pids[b + 1] = s_server_spawn(dir, args, 5);
-    }
-    /* the backups' ports, as they bound them */
-    for (double deadline = bench_now() + 10;
-         bench_now() < deadline && (!*backups[0] || !*backups[1]);) {
-        for (int b = 0; b < 2; b++) {
-            char path[400];
-            snprintf(path, sizeof path, "%s/replicated-%u-%d.db/endpoint", dir, no, b + 1);
-            FILE *f = fopen(path, "r");
-            if (f && !fgets(backups[b], sizeof backups[b], f))
-                backups[b][0] = '\0';
-            if (f)
-                fclose(f);
-        }
-        if (!*backups[0] || !*backups[1])
-            bench_sleep(0.01);
-    }
-    if (!*backups[0] || !*backups[1])
-        BENCH_DIE("the replication floor's backups did not start (see %s/floor-*.log)", dir);
+    s_backups_start(dir, cert_path, "backup", stores, pids, backups);
     char *args[] = {endpoint, cert_path, reply_bytes, "primary", stores[0], backups[0], backups[1]};
     pids[0] = s_server_spawn(dir, args, 7);
     bool ok = s_measure(endpoint, cert, &put, pids, 3, clients, duration, out);
@@ -710,4 +929,38 @@ bool transport_floor_replicated(const char *dir, unsigned clients, double durati
         bench_stop(pids[i]);
     zcert_destroy(&cert);
     return ok;
+}
+
+bool transport_floor_lag_start(const char *dir, bool fsync_thread, floor_lag_t *out)
+{
+    static unsigned cell_no;
+    unsigned no = cell_no++;
+    *out = (floor_lag_t){0};
+    char stores[3][300], backups[2][300], reply_bytes[24];
+    snprintf(out->cert_path, sizeof out->cert_path, "%s/lag-%u.cert", dir, no);
+    snprintf(out->primary, sizeof out->primary, "ipc://%s/lag-%u.sock", dir, no);
+    snprintf(reply_bytes, sizeof reply_bytes, "%d", FLOOR_REPLY_BYTES);
+    zcert_t *cert = zcert_new();
+    bool ok = cert && zcert_save(cert, out->cert_path) == 0;
+    zcert_destroy(&cert);
+    if (!ok)
+        return false;
+    for (int i = 0; i < 3; i++)
+        snprintf(stores[i], sizeof stores[i], "%s/lag-%u-%d.db", dir, no, i);
+    s_backups_start(dir, out->cert_path, "lag-backup", stores, out->pids, backups);
+    snprintf(out->subscribe, sizeof out->subscribe, "%s", backups[0]);
+    char *args[] = {out->primary, out->cert_path,
+                    reply_bytes,  fsync_thread ? "lag-primary-fsync-thread" : "lag-primary",
+                    stores[0],    backups[0],
+                    backups[1]};
+    out->pids[0] = s_server_spawn(dir, args, 7);
+    return true;
+}
+
+void transport_floor_lag_stop(floor_lag_t *floor)
+{
+    for (int i = 0; i < 3; i++)
+        if (floor->pids[i] > 0)
+            bench_stop(floor->pids[i]);
+    *floor = (floor_lag_t){0};
 }

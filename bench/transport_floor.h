@@ -41,12 +41,42 @@ int transport_floor_print(const char *dir, const unsigned *clients, size_t nclie
 bool transport_floor_replicated(const char *dir, unsigned clients, double duration,
                                 floor_result_t *out);
 
+/*  The lag floor, for engram-cluster-bench's lag cells: the least the replication lag from a
+ *  write on A to an event on B can be with engram's transport, storage layout and rule that
+ *  data leaves a node only once it is durable there. Three servers (children), CURVE
+ *  everywhere: a primary on an ipc:// endpoint stores a turn of its writers' puts as the put
+ *  floor does (four keys each, one batch a turn), and once the turn is fsynced answers it,
+ *  then pushes it to two backups on loopback TCP (one message each, PUSH_RECORD_BYTES a put),
+ *  awaiting nothing. Its loop fsyncs each turn before the next, as engramd does, or with
+ *  fsync_thread a thread of its own fsyncs while the loop goes on with the next turns. A
+ *  backup stores and fsyncs a turn of pushes the same way, then sends every subscriber one
+ *  FLOOR_EVENT_BYTES event a put. A writer's request is FLOOR_REQUEST_BYTES, its first
+ *  FLOOR_SEQ_BYTES its sequence number, answered with FLOOR_REPLY_BYTES; a subscriber is a
+ *  DEALER on `subscribe` that sends FLOOR_SUBSCRIBE once and gets it back, then receives
+ *  events whose first FLOOR_SEQ_BYTES are the sequence numbers of the puts they carry. */
+#define FLOOR_REQUEST_BYTES 320 /* about a put's Request of a 256-byte value */
+#define FLOOR_REPLY_BYTES   96  /* about a put's reply, its causal token */
+#define FLOOR_EVENT_BYTES   320 /* the value and its key, less than an engramd event */
+#define FLOOR_SEQ_BYTES     8
+#define FLOOR_SUBSCRIBE     "sub"
+typedef struct {
+    pid_t pids[3];       /* primary, backup B (the subscribers'), backup C */
+    char primary[300];   /* the writers' endpoint */
+    char subscribe[300]; /* backup B's */
+    char cert_path[300]; /* the servers' certificate (zcert_load): its public key is theirs */
+} floor_lag_t;
+
+/*  Starts a lag floor, its stores and sockets in dir; false if it cannot. */
+bool transport_floor_lag_start(const char *dir, bool fsync_thread, floor_lag_t *out);
+void transport_floor_lag_stop(floor_lag_t *floor);
+
 /*  A floor's server (engram-node-bench --floor-server ENDPOINT CERT REPLY_BYTES STORE [DIR],
  *  given the arguments after --floor-server): a ROUTER bound to ENDPOINT, CURVE with the
  *  certificate saved at CERT ("-": plain), answering every request with REPLY_BYTES bytes until
  *  stopped; STORE "sync" or "async" writes each request as a put in a RocksDB store at DIR
  *  ("sync-turn", "async-turn": a turn's puts in one batch), "none" nothing; "backup" and
- *  "primary" [DIR BACKUP BACKUP] are transport_floor_replicated's. Returns the process's exit
+ *  "primary" [DIR BACKUP BACKUP] are transport_floor_replicated's, "lag-backup",
+ *  "lag-primary" and "lag-primary-fsync-thread" the lag floor's. Returns the process's exit
  *  status. */
 int transport_floor_serve(int argc, char **argv);
 
