@@ -24,18 +24,22 @@
  *  it is cut: when what waits for it passes ENGRAM_CONNECTION_BYTE_BUDGET, its queue, parked
  *  reads and subscriptions go and it gets one ENGRAM_EBUSY reply (id 0), after which nothing
  *  more is sent to it nor any request of it answered until it disconnects; everything a Reply
- * points at lives in its arena until it is encoded. What a connection holds (subscriptions, parked
- * reads, queued replies, replica waits) goes when libzmq reports it disconnected, and is bounded
- *  while it lasts: ENGRAM_MAX_SUBSCRIPTIONS_PER_CONNECTION, ENGRAM_MAX_PARKED_PER_CONNECTION
- *  (and ENGRAM_MAX_PARKED in all), the byte budget, plus API_PIPE_HWM messages in libzmq's
- *  own pipe each way. The outbox holds at most one turn's replies: the requests it read (up to
- *  max_batch) and what it released (held writes, parked reads), sent at its end or sooner.
+ *  points at lives in its arena until it is encoded. What a connection holds (subscriptions,
+ *  parked reads, queued replies, replica waits) goes when libzmq reports it disconnected, and
+ *  is bounded while it lasts: ENGRAM_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+ *  ENGRAM_MAX_PARKED_PER_CONNECTION (and ENGRAM_MAX_PARKED in all), the byte budget, plus what
+ *  libzmq's own pipes hold: at most API_PIPE_IN_HWM requests in, and out at most
+ *  API_PIPE_OUT_HWM messages and, counted by the connection's pipe gauge, API_PIPE_OUT_BYTES
+ *  bytes (or one message, if larger). The outbox holds at most one turn's replies: the
+ *  requests it read (up to max_batch) and what it released (held writes, parked reads), sent
+ *  at its end or sooner.
  */
 #ifndef NODE_API_INTERNAL_H
 #define NODE_API_INTERNAL_H
 
 #include <czmq.h>
 #include <jansson.h>
+#include <stdatomic.h>
 
 #include "crdt/hlc.h"
 #include "crdt/value.h"
@@ -58,10 +62,29 @@
 /*  A parked read keeps its request packed again without its value, metadata and token: its
  *  names, scope, key, prefix, cursor and filter, at most this large. */
 #define API_PARKED_READ_MAX_BYTES (8 * 1024)
-/*  Messages libzmq keeps in the pipe of one connection, each way (ZMQ_SNDHWM, ZMQ_RCVHWM):
- *  with replies of up to a megabyte, its default of 1000 held a gigabyte for one client that
- *  does not read. Past it replies wait in the connection's queue, under its byte budget. */
-#define API_PIPE_HWM 16
+/*  What libzmq keeps in the pipe of one connection. In: requests (ZMQ_RCVHWM), up to a megabyte
+ *  each. Out: replies and events (ZMQ_SNDHWM), and at most API_PIPE_OUT_BYTES of them by the
+ *  connection's gauge (api_gauge_t; a larger message passes alone), since libzmq counts
+ *  messages, not bytes: its default of 1000 held a gigabyte for one client that does not read.
+ *  Past either, what is sent waits in the connection's queue, under its byte budget. The out
+ *  pipe holds many messages because a pipe of a few paces a subscriber's events: libzmq lets
+ *  the writer refill only after the I/O thread took half of them and told the loop (16
+ *  messages held a subscriber on another node to lag seconds behind 10k writes/s, README). */
+#define API_PIPE_IN_HWM    16
+#define API_PIPE_OUT_HWM   1024
+#define API_PIPE_OUT_BYTES (256 * 1024)
+
+/*  The bytes of a connection's replies and events in libzmq's pipe: added when one is sent,
+ *  taken off by libzmq's free callback once its I/O thread has taken that message from the
+ *  pipe (the callback may run on that thread, hence atomics). Owned by the connection and by
+ *  each message in flight together: the last to let go frees it (api__gauge_release). */
+typedef struct {
+    atomic_size_t bytes;
+    atomic_size_t holders;
+} api_gauge_t;
+
+api_gauge_t *api__gauge_new(void);
+void api__gauge_release(api_gauge_t *gauge);
 /*  The longest a write with replicas waits for them: a larger timeout_ms is clamped. */
 #define API_MAX_REPLICAS_TIMEOUT_MS ENGRAM_MAX_AFTER_TIMEOUT_MS
 
@@ -69,6 +92,7 @@
  *  monitor's events, which name its file descriptor, as ZMQ_SRCFD names each message's). */
 typedef struct {
     int fd;
+    api_gauge_t *pipe;       /* held: what its out pipe holds */
     zframe_t *routing;       /* owned: its routing id; NULL until its first request */
     char *id;                /* owned: the hex of routing, its key in routes; NULL until then */
     zhashx_t *subscriptions; /* sid -> api_subscriber_t *, owned */

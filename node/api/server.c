@@ -400,6 +400,8 @@ static void s_malformed(node_server_t *self, zframe_t *routing, const char *why)
 static void s_conn_free(void *item)
 {
     api_conn_t *conn = item;
+    if (conn->pipe)
+        api__gauge_release(conn->pipe);
     zframe_destroy(&conn->routing);
     zstr_free(&conn->id);
     zhashx_destroy(&conn->subscriptions);
@@ -431,10 +433,11 @@ static void s_conn_open(node_server_t *self, int fd)
     if (!conn)
         return;
     conn->fd = fd;
+    conn->pipe = api__gauge_new();
     conn->subscriptions = zhashx_new();
     if (conn->subscriptions)
         zhashx_set_destructor(conn->subscriptions, api__subscriber_destroy);
-    if (!conn->subscriptions || zhash_insert(self->conns, key, conn) != 0) {
+    if (!conn->pipe || !conn->subscriptions || zhash_insert(self->conns, key, conn) != 0) {
         s_conn_free(conn);
         return;
     }
@@ -770,8 +773,8 @@ int node_server_new(const node_server_config_t *config, const char *endpoint, no
         zsock_set_rcvtimeo(self->router, 0);
         zsock_set_sndtimeo(self->router, 0);
         zsock_set_linger(self->router, 100);
-        zsock_set_sndhwm(self->router, API_PIPE_HWM);
-        zsock_set_rcvhwm(self->router, API_PIPE_HWM);
+        zsock_set_sndhwm(self->router, API_PIPE_OUT_HWM);
+        zsock_set_rcvhwm(self->router, API_PIPE_IN_HWM);
     }
     sodium_memzero(curve_secret, sizeof curve_secret);
     if (self->router && s_monitor_start(self) != 0) {
