@@ -12,14 +12,15 @@
  *             primary and a replica (`--replicaof`), the replica's keyspace events
  *             (__keyevent@0__:set) timestamped the same way; and the lag floor
  *             (transport_floor_lag_start, bench/transport_floor.h: a primary and two backups
- *             with no engram code, only engram's transport and a put's RocksDB keys fsynced
- *             before anything about them leaves, backup B sending its subscriber an event a
- *             put), once with the primary fsyncing each turn before the next as engramd does
- *             and once with an fsync thread. Each cell starts once the host is quiet (the
- *             servers of the cell before may still compact or deliver). Writes that never
- *             arrived within the grace period are counted, then looked up with a point read on
- *             B: "missing" is what B cannot read at all (replication broken: the run fails; the
- *             floor's cannot be read, so all it did not deliver is missing).
+ *             with no engram code, only engram's transport and a put's RocksDB keys, fsynced
+ *             on the primary before it answers or pushes them, backup B sending its
+ *             subscriber an event a put once it wrote the push out, fsyncing at a tick as an
+ *             engramd replica), once with the primary fsyncing each turn before the next as
+ *             engramd does and once with an fsync thread. Each cell starts once the host is
+ *             quiet (the servers of the cell before may still compact or deliver). Writes that
+ *             never arrived within the grace period are counted, then looked up with a point
+ *             read on B: "missing" is what B cannot read at all (replication broken: the run
+ *             fails; the floor's cannot be read, so all it did not deliver is missing).
  *    put      Replicated write throughput, 64 clients (one thread and connection each, one
  *             request in flight, closed loop): engram plain puts (local durability sync,
  *             replication asynchronous) and puts with --replicas 3 (answered once all three
@@ -375,13 +376,18 @@ static void s_other_print(void)
 #define QUIET_CPU 20.0
 static void s_wait_quiet(double max_s)
 {
+    double busy = 0;
     for (double deadline = bench_now() + max_s; bench_now() < deadline && !bench_interrupted;) {
         s_usage_t a = s_usage_at(0);
         bench_sleep(0.25);
         s_usage_t b = s_usage_at(0);
-        if (100.0 * ((b.host - a.host) - (b.self - a.self)) / (b.wall - a.wall) < QUIET_CPU)
+        busy = 100.0 * ((b.host - a.host) - (b.self - a.self)) / (b.wall - a.wall);
+        if (busy < QUIET_CPU)
             return;
     }
+    printf("  note: the host was not quiet after %.0f s (other processes %.0f%% of a core): the "
+           "next cell starts anyway\n",
+           max_s, busy);
 }
 
 static double s_cpu_sum(const pid_t *pids, size_t n)
@@ -2248,11 +2254,12 @@ int main(int argc, char **argv)
         printf("   after ack = arrival on B - put answered on A (0 if B had it first); cpu: the "
                "system's three servers\n   while the writers ran, 100 = one core\n");
         printf("   floor: no engram code: a primary and two backups that only store a put's four "
-               "RocksDB keys (a batch\n   and an fsync a turn each); the primary answers a turn "
-               "once fsynced, then pushes it to both backups;\n   backup B sends its subscriber "
-               "an event a put once its turn is fsynced; CURVE everywhere; the primary's\n   loop "
-               "fsyncs each turn before the next as engramd's (\"floor\"), or a thread fsyncs "
-               "while it goes on (\"floor+t\")\n   (bench/transport_floor.h)\n");
+               "RocksDB keys (a batch\n   a turn); the primary answers a turn once fsynced, then "
+               "pushes it to both backups; backup B sends its\n   subscriber an event a put once "
+               "its turn is written out (the backups fsync every 50 ms, as engramd\n   replicas "
+               "at their tick); CURVE everywhere; the primary's loop fsyncs each turn before the "
+               "next\n   as engramd's (\"floor\"), or a thread fsyncs while it goes on "
+               "(\"floor+t\") (bench/transport_floor.h)\n");
         printf("%7s %-7s %7s %8s %8s %8s   %8s %8s   %8s %8s %7s %4s   %s\n", "offered", "system",
                "w/s", "lag p50", "lag p99", "lag max", "ack p50", "ack p99", "after50", "after99",
                "lost", "cpu", "engram/redis lag p50 p99");

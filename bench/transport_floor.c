@@ -30,6 +30,12 @@
  *
  *  The replication floor: transport_floor_replicated (transport_floor.h). Its primary and
  *  backups store as the put floor's "turn" rows, fsynced.
+ *
+ *  The lag floor: transport_floor_lag_start (transport_floor.h), for engram-cluster-bench's
+ *  lag cells. Its primary stores as the put floor's "turn" rows and fsyncs each turn (in its
+ *  loop, or on a thread of its own) before answering and pushing it; its backups write each
+ *  turn of pushes out and send their subscribers its events before fsyncing, at a tick, as
+ *  engramd replicas do.
  */
 #include "transport_floor.h"
 
@@ -426,20 +432,28 @@ static void s_lag_release(zsock_t *router, zsock_t *dealer[2], s_lag_turn_t **tu
 }
 
 /*  The lag floor's fsync thread: each "SYNC" fsyncs the store's WAL (what the loop wrote out
- *  before asking), then signals 0, or 1 if it failed. */
+ *  before asking), then signals SYNCED, or SYNC_FAILED. It ends at $TERM only (a receive a
+ *  signal interrupted is tried again), since zactor signals 0 when its thread ends. */
+#define SYNCED      1
+#define SYNC_FAILED 2
 static void s_lag_syncer(zsock_t *pipe, void *args)
 {
     s_store_db_t *st = args;
     zsock_signal(pipe, 0);
-    char *command;
-    while ((command = zstr_recv(pipe)) && strcmp(command, "SYNC") == 0) {
+    for (;;) {
+        char *command = zstr_recv(pipe);
+        if (!command && zmq_errno() == EINTR)
+            continue;
+        if (!command || strcmp(command, "SYNC") != 0) { /* $TERM, or the context is ending */
+            zstr_free(&command);
+            break;
+        }
         char *err = NULL;
         rocksdb_flush_wal(st->db, 1, &err);
-        zsock_signal(pipe, err ? 1 : 0);
+        zsock_signal(pipe, err ? SYNC_FAILED : SYNCED);
         free(err);
         zstr_free(&command);
     }
-    zstr_free(&command); /* $TERM */
 }
 
 /*  The lag floor's primary: a turn of its writers' puts stored and written out, then once it
@@ -462,7 +476,7 @@ static int s_serve_lag_primary(zsock_t *router, s_store_db_t *st, const uint8_t 
     while (!zsys_interrupted && rc == 0) {
         void *ready = zpoller_wait(poller, 100);
         if (syncer && ready == syncer) { /* the fsync covers the turns it was asked for */
-            bool failed = zsock_wait(syncer) != 0;
+            bool failed = zsock_wait(syncer) != SYNCED; /* 0: the thread ended */
             while ((turn = zlist_pop(syncing)))
                 s_lag_release(router, dealer, &turn, reply, reply_bytes, failed);
             rc = failed;
@@ -516,10 +530,12 @@ static int s_serve_lag_primary(zsock_t *router, s_store_db_t *st, const uint8_t 
 }
 
 /*  The lag floor's backup: each request is a primary's push (its records, stored) or a
- *  subscriber's FLOOR_SUBSCRIBE (echoed; at most LAG_SUBSCRIBERS are kept); a turn's pushes synced
- *  together, then every subscriber sent one event a record, led by the record's sequence
- *  number. */
-#define LAG_SUBSCRIBERS 4
+ *  subscriber's FLOOR_SUBSCRIBE (echoed; at most LAG_SUBSCRIBERS are kept). A turn's pushes
+ *  are written out together, then every subscriber is sent one event a record, led by the
+ *  record's sequence number; the WAL is fsynced at most every LAG_BACKUP_SYNC_MS, as an
+ *  engramd replica fsyncs what it only applied at its gossip tick (node/api/server.h). */
+#define LAG_SUBSCRIBERS    4
+#define LAG_BACKUP_SYNC_MS 50 /* engramd's TICK_MS (node/cluster/internal.h) */
 static int s_serve_lag_backup(zsock_t *router, s_store_db_t *st)
 {
     static uint64_t seqs[ENGRAM_DEFAULT_MAX_BATCH * ENGRAM_DEFAULT_MAX_BATCH];
@@ -529,6 +545,8 @@ static int s_serve_lag_backup(zsock_t *router, s_store_db_t *st)
     size_t nsubscribers = 0;
     zframe_t *who[ENGRAM_DEFAULT_MAX_BATCH];
     zmsg_t *bodies[ENGRAM_DEFAULT_MAX_BATCH];
+    int64_t next_sync_ms = zclock_mono() + LAG_BACKUP_SYNC_MS;
+    bool unsynced = false;
     int rc = 0;
     while (!zsys_interrupted && rc == 0) {
         size_t n = s_turn_read(router, who, bodies, ENGRAM_DEFAULT_MAX_BATCH), nseqs = 0;
@@ -555,9 +573,7 @@ static int s_serve_lag_backup(zsock_t *router, s_store_db_t *st)
             zmsg_destroy(&bodies[i]);
             zframe_destroy(&who[i]);
         }
-        if (nseqs == 0)
-            continue;
-        if (rc == 0)
+        if (nseqs && rc == 0) /* written out, not synced (st->sync is off) */
             rc = !s_store_turn_end(st);
         for (size_t s = 0; s < nsubscribers && rc == 0; s++)
             for (size_t k = 0; k < nseqs; k++) {
@@ -567,6 +583,15 @@ static int s_serve_lag_backup(zsock_t *router, s_store_db_t *st)
                 zmsg_addmem(out, event, sizeof event);
                 zmsg_send(&out, router);
             }
+        unsynced |= nseqs > 0;
+        if (unsynced && rc == 0 && zclock_mono() >= next_sync_ms) {
+            char *err = NULL;
+            rocksdb_flush_wal(st->db, 1, &err);
+            rc = err != NULL;
+            free(err);
+            unsynced = false;
+            next_sync_ms = zclock_mono() + LAG_BACKUP_SYNC_MS;
+        }
     }
     for (size_t s = 0; s < nsubscribers; s++)
         zframe_destroy(&subscribers[s]);
@@ -610,9 +635,10 @@ int transport_floor_serve(int argc, char **argv)
             rc = 2;
         else if (mode == STORE_BACKUP)
             rc = s_serve_backup(router, &st);
-        else if (mode == STORE_LAG_BACKUP)
+        else if (mode == STORE_LAG_BACKUP) {
+            st.sync = false; /* a turn is written out; the WAL is fsynced at a tick */
             rc = s_serve_lag_backup(router, &st);
-        else if (mode == STORE_PRIMARY)
+        } else if (mode == STORE_PRIMARY)
             rc = s_serve_primary(router, &st, reply, reply_bytes, cert, argv + 5);
         else if (mode == STORE_LAG_PRIMARY)
             rc = s_serve_lag_primary(router, &st, reply, reply_bytes, cert, argv + 5, NULL);

@@ -42,18 +42,21 @@ bool transport_floor_replicated(const char *dir, unsigned clients, double durati
                                 floor_result_t *out);
 
 /*  The lag floor, for engram-cluster-bench's lag cells: the least the replication lag from a
- *  write on A to an event on B can be with engram's transport, storage layout and rule that
- *  data leaves a node only once it is durable there. Three servers (children), CURVE
- *  everywhere: a primary on an ipc:// endpoint stores a turn of its writers' puts as the put
- *  floor does (four keys each, one batch a turn), and once the turn is fsynced answers it,
- *  then pushes it to two backups on loopback TCP (one message each, PUSH_RECORD_BYTES a put),
- *  awaiting nothing. Its loop fsyncs each turn before the next, as engramd does, or with
- *  fsync_thread a thread of its own fsyncs while the loop goes on with the next turns. A
- *  backup stores and fsyncs a turn of pushes the same way, then sends every subscriber one
- *  FLOOR_EVENT_BYTES event a put. A writer's request is FLOOR_REQUEST_BYTES, its first
- *  FLOOR_SEQ_BYTES its sequence number, answered with FLOOR_REPLY_BYTES; a subscriber is a
- *  DEALER on `subscribe` that sends FLOOR_SUBSCRIBE once and gets it back, then receives
- *  events whose first FLOOR_SEQ_BYTES are the sequence numbers of the puts they carry. */
+ *  write on A to an event on B can be with engram's transport, storage layout and durability
+ *  rules: a write is answered, and leaves its node, only once fsynced there; a replica may
+ *  show what it applied (events, reads) before its fsync, which comes at its tick. Three
+ *  servers (children), CURVE everywhere: a primary on an ipc:// endpoint stores a turn of its
+ *  writers' puts as the put floor does (four keys each, one batch a turn), and once the turn
+ *  is fsynced answers it, then pushes it to two backups on loopback TCP (one message each,
+ *  PUSH_RECORD_BYTES a put), awaiting nothing. Its loop fsyncs each turn before the next, as
+ *  engramd does, or with fsync_thread a thread of its own fsyncs while the loop goes on with
+ *  the next turns. A backup stores a turn of pushes the same way and writes it out, then
+ *  sends every subscriber one FLOOR_EVENT_BYTES event a put; it fsyncs every 50 ms (engramd's
+ *  gossip tick, when a replica acknowledges; the floor's backups acknowledge nothing). A
+ *  writer's request is FLOOR_REQUEST_BYTES, its first FLOOR_SEQ_BYTES its sequence number,
+ *  answered with FLOOR_REPLY_BYTES; a subscriber is a DEALER on `subscribe` that sends
+ *  FLOOR_SUBSCRIBE once and gets it back, then receives events whose first FLOOR_SEQ_BYTES
+ *  are the sequence numbers of the puts they carry. */
 #define FLOOR_REQUEST_BYTES 320 /* about a put's Request of a 256-byte value */
 #define FLOOR_REPLY_BYTES   96  /* about a put's reply, its causal token */
 #define FLOOR_EVENT_BYTES   320 /* the value and its key, less than an engramd event */

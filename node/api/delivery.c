@@ -90,7 +90,8 @@ void api__queue_reply(node_server_t *self, zframe_t *routing, uint64_t id, int c
     zlist_append(self->outbox, out);
 }
 
-/*  Sends [routing][payload] now: 0 sent, 1 the peer's pipe is full, -1 the peer is gone. */
+/*  --- the pipe gauge (internal.h) ----------------------------------------------------- */
+
 api_gauge_t *api__gauge_new(void)
 {
     api_gauge_t *gauge = malloc(sizeof *gauge);
@@ -125,22 +126,29 @@ static void s_counted_free(void *data, void *hint)
 }
 
 /*  Sends [routing][data] without waiting: 0 sent, 1 the pipe is full (by libzmq's message
- *  count, or by gauge's bytes unless it holds none), -1 the peer is gone. With a gauge the
- *  payload is counted until libzmq lets go of it. */
+ *  count, or by gauge's bytes unless it holds none), -1 the peer is gone. The payload is
+ *  counted by gauge until libzmq lets go of it. */
 static int s_transmit(node_server_t *self, zframe_t *routing, api_gauge_t *gauge, const void *data,
                       size_t len)
 {
-    if (gauge) {
-        size_t held = atomic_load(&gauge->bytes);
-        if (held && held + len > API_PIPE_OUT_BYTES)
-            return 1;
-    }
-    zmq_msg_t head, body;
-    s_counted_t *counted = gauge ? malloc(sizeof *counted + len) : NULL;
-    if (gauge && !counted)
+    size_t held = atomic_load(&gauge->bytes);
+    if (held && held + len > API_PIPE_OUT_BYTES)
+        return 1;
+    /* the payload first: once the routing frame is taken, the message must be completed */
+    s_counted_t *counted = malloc(sizeof *counted + len);
+    if (!counted)
         return 1; /* tried again later, from the connection's queue */
-    if (zmq_msg_init_size(&head, zframe_size(routing)) != 0) {
+    *counted = (s_counted_t){gauge, len};
+    memcpy(counted + 1, data, len);
+    zmq_msg_t head, body;
+    if (zmq_msg_init_data(&body, counted + 1, len, s_counted_free, counted) != 0) {
         free(counted);
+        return 1;
+    }
+    atomic_fetch_add(&gauge->holders, 1);
+    atomic_fetch_add(&gauge->bytes, len);
+    if (zmq_msg_init_size(&head, zframe_size(routing)) != 0) {
+        zmq_msg_close(&body); /* its free callback lowers the gauge again */
         return 1;
     }
     memcpy(zmq_msg_data(&head), zframe_data(routing), zframe_size(routing));
@@ -148,30 +156,25 @@ static int s_transmit(node_server_t *self, zframe_t *routing, api_gauge_t *gauge
     if (zmq_msg_send(&head, router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         int err = zmq_errno();
         zmq_msg_close(&head);
-        free(counted);
+        zmq_msg_close(&body);
         return err == EHOSTUNREACH ? -1 : 1;
     }
-    /* the routing frame went: the payload joins it (a ROUTER takes a message's further parts
-     * once it took its first) */
+    /* A ROUTER takes a message's further parts once it took its first (ROUTER_MANDATORY
+     * refuses a full pipe or a gone peer at the first); a signal may interrupt the call. */
     int rc;
-    if (counted) {
-        *counted = (s_counted_t){gauge, len};
-        memcpy(counted + 1, data, len);
-        atomic_fetch_add(&gauge->holders, 1);
-        atomic_fetch_add(&gauge->bytes, len);
-        rc = zmq_msg_init_data(&body, counted + 1, len, s_counted_free, counted);
-        if (rc != 0)
-            s_counted_free(NULL, counted);
-    } else {
-        rc = zmq_msg_init_size(&body, len);
-        if (rc == 0)
-            memcpy(zmq_msg_data(&body), data, len);
-    }
-    if (rc != 0) /* a message ends with its last part: an empty one then */
-        zmq_msg_init(&body);
-    if (zmq_msg_send(&body, router, ZMQ_DONTWAIT) < 0)
+    while ((rc = zmq_msg_send(&body, router, ZMQ_DONTWAIT)) < 0 && zmq_errno() == EINTR)
+        ;
+    if (rc < 0) /* the context is ending */
         zmq_msg_close(&body);
     return 0;
+}
+
+/*  The gauge of the connection with routing id `id`, or the server's for connections it has
+ *  no record of. */
+static api_gauge_t *s_gauge_of(node_server_t *self, const char *id)
+{
+    api_conn_t *conn = id ? zhash_lookup(self->routes, id) : NULL;
+    return conn ? conn->pipe : self->unrecorded_pipe;
 }
 
 void api__subscriber_free(api_subscriber_t **sub_p)
@@ -335,7 +338,7 @@ static void s_output(node_server_t *self, zframe_t *routing, const void *data, s
         return;
     }
     if (!peer) {
-        int rc = s_transmit(self, routing, conn ? conn->pipe : NULL, data, len);
+        int rc = s_transmit(self, routing, s_gauge_of(self, id), data, len);
         if (rc == -1 && conn) /* the peer is gone */
             s_end_subscriptions(self, conn, 0);
         if (rc != 1 || !id) {
@@ -380,12 +383,12 @@ void api__flush_peers(node_server_t *self)
     zlist_t *done = zlist_new();
     zlist_autofree(done);
     for (api_peer_t *peer = zhash_first(self->peers); peer; peer = zhash_next(self->peers)) {
-        api_conn_t *conn = zhash_lookup(self->routes, zhash_cursor(self->peers));
+        api_gauge_t *gauge = s_gauge_of(self, zhash_cursor(self->peers));
         api_queued_t *q;
         int rc = 0;
         while ((q = zlist_first(peer->queue)) &&
-               (rc = s_transmit(self, peer->routing, conn ? conn->pipe : NULL,
-                                zframe_data(q->payload), zframe_size(q->payload))) == 0) {
+               (rc = s_transmit(self, peer->routing, gauge, zframe_data(q->payload),
+                                zframe_size(q->payload))) == 0) {
             zlist_pop(peer->queue);
             peer->events -= q->event;
             peer->bytes -= zframe_size(q->payload);

@@ -66,13 +66,15 @@
  *  each. Out: replies and events (ZMQ_SNDHWM), and at most API_PIPE_OUT_BYTES of them by the
  *  connection's gauge (api_gauge_t; a larger message passes alone), since libzmq counts
  *  messages, not bytes: its default of 1000 held a gigabyte for one client that does not read.
- *  Past either, what is sent waits in the connection's queue, under its byte budget. The out
- *  pipe holds many messages because a pipe of a few paces a subscriber's events: libzmq lets
- *  the writer refill only after the I/O thread took half of them and told the loop (16
- *  messages held a subscriber on another node to lag seconds behind 10k writes/s, README). */
+ *  Past either, what is sent waits in the connection's queue, under its byte budget, and is
+ *  tried again each turn and at least every 10 ms (nothing wakes the loop when the I/O thread
+ *  empties a pipe). The out pipe holds many messages because a pipe of a few paces a
+ *  subscriber's events: libzmq lets the writer refill only after the I/O thread took half of
+ *  them and told the loop (16 messages held a subscriber on another node to lag seconds
+ *  behind 10k writes/s, README). */
 #define API_PIPE_IN_HWM    16
 #define API_PIPE_OUT_HWM   1024
-#define API_PIPE_OUT_BYTES (256 * 1024)
+#define API_PIPE_OUT_BYTES (1024 * 1024)
 
 /*  The bytes of a connection's replies and events in libzmq's pipe: added when one is sent,
  *  taken off by libzmq's free callback once its I/O thread has taken that message from the
@@ -85,6 +87,7 @@ typedef struct {
 
 api_gauge_t *api__gauge_new(void);
 void api__gauge_release(api_gauge_t *gauge);
+
 /*  The longest a write with replicas waits for them: a larger timeout_ms is clamped. */
 #define API_MAX_REPLICAS_TIMEOUT_MS ENGRAM_MAX_AFTER_TIMEOUT_MS
 
@@ -92,7 +95,7 @@ void api__gauge_release(api_gauge_t *gauge);
  *  monitor's events, which name its file descriptor, as ZMQ_SRCFD names each message's). */
 typedef struct {
     int fd;
-    api_gauge_t *pipe;       /* held: what its out pipe holds */
+    api_gauge_t *pipe;       /* held: the bytes its out pipe holds */
     zframe_t *routing;       /* owned: its routing id; NULL until its first request */
     char *id;                /* owned: the hex of routing, its key in routes; NULL until then */
     zhashx_t *subscriptions; /* sid -> api_subscriber_t *, owned */
@@ -244,6 +247,9 @@ struct node_server {
     uint64_t redactions;         /* matches the write policy replaced */
     int64_t started_ms;
     int64_t next_purge_ms;
+    /* held: the gauge of the out pipes of connections not in conns (inproc, or not yet
+     * reported by the monitor) */
+    api_gauge_t *unrecorded_pipe;
     Engram__Stats stats;
     api_observed_t observed;
 };

@@ -754,6 +754,7 @@ int node_server_new(const node_server_config_t *config, const char *endpoint, no
     self->outbox = zlist_new();
     self->replicating = zlist_new();
     self->removals = zlist_new();
+    self->unrecorded_pipe = api__gauge_new();
     engram__stats__init(&self->stats);
     self->stats.durability = config->durability_sync ? "sync" : "async";
     self->started_ms = api__now_ms();
@@ -762,7 +763,7 @@ int node_server_new(const node_server_config_t *config, const char *endpoint, no
     uint8_t curve_secret[32];
     bool keyed = node_admission_curve_keys(identity->public_key, identity->secret_key,
                                            self->curve_public, curve_secret) == 0;
-    self->router = keyed ? zsock_new(ZMQ_ROUTER) : NULL;
+    self->router = keyed && self->unrecorded_pipe ? zsock_new(ZMQ_ROUTER) : NULL;
     if (self->router) {
         zsock_set_curve_server(self->router, 1);
         zsock_set_curve_publickey_bin(self->router, self->curve_public);
@@ -956,6 +957,8 @@ void node_server_destroy(node_server_t **self_p)
         zmq_socket_monitor(zsock_resolve(self->router), NULL, 0);
     zsock_destroy(&self->monitor);
     zsock_destroy(&self->router);
+    if (self->unrecorded_pipe)
+        api__gauge_release(self->unrecorded_pipe);
     zsock_destroy(&self->observed.socket);
     api__observe_fini(self);
     if (self->published)

@@ -14,7 +14,9 @@
  *    test_slow_reader          thousands of GETs of a 900 kB value from a client that never
  *                              reads: the node's RSS stays under RSS_BOUND_MB of growth, the
  *                              client is cut (connections_cut): it gets one ENGRAM_EBUSY reply
- *                              when it reads, and no more answers; another client is served
+ *                              when it reads, and no more answers; another client is served;
+ *                              a client that closes with replies still in its pipe is
+ *                              forgotten, and the node serves on
  *    test_subscriptions        20,000 subscriptions on 80 connections, then 300 on one: past
  *                              256 (ENGRAM_MAX_SUBSCRIPTIONS_PER_CONNECTION) ENGRAM_EBUSY; once
  *                              the clients disconnect, subscribers is 0
@@ -93,6 +95,7 @@
 #endif
 #define FLOOD_GETS 1000
 #define SLOW_GETS  2000
+#define GONE_GETS  64 /* more than the out pipe's gauge lets through: the rest queue */
 #define SUB_CONNS  80
 #define SUB_EACH   250
 
@@ -482,6 +485,20 @@ static void test_parked_flood(void **state)
     free(never.data);
 }
 
+typedef struct {
+    node_harness_t *node;
+    uint64_t most;
+} s_connections_t;
+
+/*  Whether the node counts at most `most` open connections (its STATS's own included). */
+static bool s_connections_at_most(void *arg)
+{
+    s_connections_t *c = arg;
+    uint64_t open = s_stats(c->node).connections;
+    node_harness_because("%" PRIu64 " connections open, expected at most %" PRIu64, open, c->most);
+    return open <= c->most;
+}
+
 static void test_slow_reader(void **state)
 {
     (void)state;
@@ -543,6 +560,26 @@ static void test_slow_reader(void **state)
     if (reply)
         fail_msg("a cut connection was answered (id %" PRIu64 ", code %d)", reply->id, reply->code);
     zsock_destroy(&slow);
+
+    /* A client that goes with replies still in its pipe, counted by its gauge: they go with
+     * it (the node's stop at the end must exit 0: no leak, no use after free under ASan),
+     * and the node serves on. */
+    s_stats_t now = s_stats(s_node);
+    zsock_t *gone = s_raw(s_node, "agent-slow");
+    zsock_disconnect(gone, "%s", node_harness_endpoint(s_node));
+    zsock_set_rcvhwm(gone, 1);
+    zsock_set_rcvbuf(gone, 64 * 1024);
+    assert_int_equal(zsock_connect(gone, "%s", node_harness_endpoint(s_node)), 0);
+    for (uint64_t i = 1; i <= GONE_GETS; i++) {
+        Engram__Request get = s_req(i, ENGRAM__OP__GET, "run:slow", "big");
+        s_send(gone, &get);
+    }
+    s_wait_handled(s_node, now.requests + GONE_GETS);
+    zsock_destroy(&gone);
+    s_connections_t gone_wait = {s_node, now.connections};
+    if (!node_harness_poll(POLL_MS, s_connections_at_most, &gone_wait))
+        fail_msg("the client that went is not forgotten: %s", node_harness_why());
+    s_served(s_node);
     zsock_destroy(&w);
 }
 
