@@ -385,9 +385,10 @@ static void s_wait_quiet(double max_s)
         if (busy < QUIET_CPU)
             return;
     }
-    printf("  note: the host was not quiet after %.0f s (other processes %.0f%% of a core): the "
-           "next cell starts anyway\n",
-           max_s, busy);
+    if (!bench_interrupted)
+        printf("  note: the host was not quiet after %.0f s (other processes %.0f%% of a core): "
+               "the next cell starts anyway\n",
+               max_s, busy);
 }
 
 static double s_cpu_sum(const pid_t *pids, size_t n)

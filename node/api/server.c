@@ -755,6 +755,11 @@ int node_server_new(const node_server_config_t *config, const char *endpoint, no
     self->replicating = zlist_new();
     self->removals = zlist_new();
     self->unrecorded_pipe = api__gauge_new();
+    if (!self->unrecorded_pipe) {
+        snprintf(why, why_len, "out of memory");
+        node_server_destroy(&self);
+        return ENGRAM_ENOMEM;
+    }
     engram__stats__init(&self->stats);
     self->stats.durability = config->durability_sync ? "sync" : "async";
     self->started_ms = api__now_ms();
@@ -763,7 +768,7 @@ int node_server_new(const node_server_config_t *config, const char *endpoint, no
     uint8_t curve_secret[32];
     bool keyed = node_admission_curve_keys(identity->public_key, identity->secret_key,
                                            self->curve_public, curve_secret) == 0;
-    self->router = keyed && self->unrecorded_pipe ? zsock_new(ZMQ_ROUTER) : NULL;
+    self->router = keyed ? zsock_new(ZMQ_ROUTER) : NULL;
     if (self->router) {
         zsock_set_curve_server(self->router, 1);
         zsock_set_curve_publickey_bin(self->router, self->curve_public);
