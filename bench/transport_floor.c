@@ -192,17 +192,23 @@ static bool s_store_put(s_store_db_t *st)
     return st->by_turn || s_store_write(st);
 }
 
+/*  The WAL to the file, and to the disk if sync; false if RocksDB refused. */
+static bool s_store_flush_wal(s_store_db_t *st, bool sync)
+{
+    char *err = NULL;
+    rocksdb_flush_wal(st->db, sync, &err);
+    bool ok = !err;
+    free(err);
+    return ok;
+}
+
 /*  The end of a turn: a store that writes by turn writes the turn's batch; then the WAL goes to
  *  the file, and for sync to the disk. */
 static bool s_store_turn_end(s_store_db_t *st)
 {
     if (st->by_turn && !s_store_write(st))
         return false;
-    char *err = NULL;
-    rocksdb_flush_wal(st->db, st->sync, &err);
-    bool ok = !err;
-    free(err);
-    return ok;
+    return s_store_flush_wal(st, st->sync);
 }
 
 /*  A backup's bound endpoint, for the primary: "tcp://127.0.0.1:*" with the port taken, written
@@ -332,6 +338,19 @@ static void s_backups_disconnect(zsock_t *dealer[2], zcert_t **mine)
     zcert_destroy(mine);
 }
 
+/*  Pushes a turn's records to both backups, one message each, led by its id unless NULL. */
+static void s_push_both(zsock_t *dealer[2], const uint64_t *id, const uint8_t *records,
+                        size_t bytes)
+{
+    zmsg_t *push = zmsg_new();
+    if (id)
+        zmsg_addmem(push, id, sizeof *id);
+    zmsg_addmem(push, records, bytes);
+    zmsg_t *copy = zmsg_dup(push);
+    zmsg_send(&push, dealer[0]);
+    zmsg_send(&copy, dealer[1]);
+}
+
 /*  A turn of the replication floor's primary, awaiting its backups' acknowledgements. */
 typedef struct {
     uint64_t id;
@@ -369,12 +388,7 @@ static int s_serve_primary(zsock_t *router, s_store_db_t *st, const uint8_t *rep
                 rc = !s_store_turn_end(st);
             if (rc != 0) /* a short reply: the clients count it */
                 break;
-            zmsg_t *push = zmsg_new();
-            zmsg_addmem(push, &t->id, sizeof t->id);
-            zmsg_addmem(push, records, t->n * PUSH_RECORD_BYTES);
-            zmsg_t *copy = zmsg_dup(push);
-            zmsg_send(&push, dealer[0]);
-            zmsg_send(&copy, dealer[1]);
+            s_push_both(dealer, &t->id, records, t->n * PUSH_RECORD_BYTES);
         }
         /* whatever woke the loop, every ack that came, from both backups */
         for (int b = 0; b < 2; b++)
@@ -420,13 +434,8 @@ static void s_lag_release(zsock_t *router, zsock_t *dealer[2], s_lag_turn_t **tu
 {
     s_lag_turn_t *turn = *turn_p;
     s_turn_answer(router, turn->who, turn->n, reply, failed ? 1 : reply_bytes);
-    if (!failed) {
-        zmsg_t *push = zmsg_new();
-        zmsg_addmem(push, turn->records, turn->n * PUSH_RECORD_BYTES);
-        zmsg_t *copy = zmsg_dup(push);
-        zmsg_send(&push, dealer[0]);
-        zmsg_send(&copy, dealer[1]);
-    }
+    if (!failed)
+        s_push_both(dealer, NULL, turn->records, turn->n * PUSH_RECORD_BYTES);
     free(turn);
     *turn_p = NULL;
 }
@@ -448,10 +457,7 @@ static void s_lag_syncer(zsock_t *pipe, void *args)
             zstr_free(&command);
             break;
         }
-        char *err = NULL;
-        rocksdb_flush_wal(st->db, 1, &err);
-        zsock_signal(pipe, err ? SYNC_FAILED : SYNCED);
-        free(err);
+        zsock_signal(pipe, s_store_flush_wal(st, true) ? SYNCED : SYNC_FAILED);
         zstr_free(&command);
     }
 }
@@ -585,10 +591,7 @@ static int s_serve_lag_backup(zsock_t *router, s_store_db_t *st)
             }
         unsynced |= nseqs > 0;
         if (unsynced && rc == 0 && zclock_mono() >= next_sync_ms) {
-            char *err = NULL;
-            rocksdb_flush_wal(st->db, 1, &err);
-            rc = err != NULL;
-            free(err);
+            rc = !s_store_flush_wal(st, true);
             unsynced = false;
             next_sync_ms = zclock_mono() + LAG_BACKUP_SYNC_MS;
         }

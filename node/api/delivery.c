@@ -169,11 +169,9 @@ static int s_transmit(node_server_t *self, zframe_t *routing, api_gauge_t *gauge
     return 0;
 }
 
-/*  The gauge of the connection with routing id `id`, or the server's for connections it has
- *  no record of. */
-static api_gauge_t *s_gauge_of(node_server_t *self, const char *id)
+/*  The out pipe's gauge of conn, or the server's for a connection it has no record of. */
+static api_gauge_t *s_gauge_of(node_server_t *self, const api_conn_t *conn)
 {
-    api_conn_t *conn = id ? zhash_lookup(self->routes, id) : NULL;
     return conn ? conn->pipe : self->unrecorded_pipe;
 }
 
@@ -338,7 +336,7 @@ static void s_output(node_server_t *self, zframe_t *routing, const void *data, s
         return;
     }
     if (!peer) {
-        int rc = s_transmit(self, routing, s_gauge_of(self, id), data, len);
+        int rc = s_transmit(self, routing, s_gauge_of(self, conn), data, len);
         if (rc == -1 && conn) /* the peer is gone */
             s_end_subscriptions(self, conn, 0);
         if (rc != 1 || !id) {
@@ -383,7 +381,8 @@ void api__flush_peers(node_server_t *self)
     zlist_t *done = zlist_new();
     zlist_autofree(done);
     for (api_peer_t *peer = zhash_first(self->peers); peer; peer = zhash_next(self->peers)) {
-        api_gauge_t *gauge = s_gauge_of(self, zhash_cursor(self->peers));
+        api_gauge_t *gauge =
+            s_gauge_of(self, zhash_lookup(self->routes, zhash_cursor(self->peers)));
         api_queued_t *q;
         int rc = 0;
         while ((q = zlist_first(peer->queue)) &&
