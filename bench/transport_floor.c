@@ -151,6 +151,7 @@ static bool s_store_open(s_store_db_t *st, const char *dir, s_store_t mode)
     rocksdb_options_set_create_if_missing(st->options, 1);
     rocksdb_options_set_create_missing_column_families(st->options, 1);
     rocksdb_options_set_manual_wal_flush(st->options, 1);
+    rocksdb_options_set_info_log_level(st->options, 1 /* INFO_LEVEL, as engramd's store */);
     const char *names[PUT_KEYS + 1] = {"default"};
     const rocksdb_options_t *cf_options[PUT_KEYS + 1] = {st->options};
     for (size_t i = 0; i < PUT_KEYS; i++) {
