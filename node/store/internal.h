@@ -162,10 +162,13 @@ size_t store__index_cached_counters(const node_store_t *self);
  *  batch adds), some 15-20 ms of the loop thread at the 4-5 us a key of this project's
  *  machine. */
 #define STORE_DIRTY_MAX 4096
-/*  RocksDB's own log (DATA/LOG, then LOG.old.*): a file is rolled past this size and the
- *  newest STORE_LOG_FILES are kept, so the log is bounded however long the node runs. */
-#define STORE_LOG_FILE_BYTES (16 * 1024 * 1024)
-#define STORE_LOG_FILES      4
+/*  RocksDB's own log (DATA/LOG, then LOG.old.*), at INFO (rocksdb/env.h's INFO_LEVEL; the C
+ *  API names no levels). A file is rolled past STORE_LOG_FILE_BYTES and at every open of the
+ *  store (engramd, --identity, --reindex); the newest STORE_LOG_FILES, the current one
+ *  included, are kept: at most 128 MiB however long the node runs. */
+#define STORE_ROCKSDB_INFO_LEVEL 1
+#define STORE_LOG_FILE_BYTES     (16 * 1024 * 1024)
+#define STORE_LOG_FILES          8
 /*  The longest counter key (a tag, a sid, a term, a class): far above what names allow. */
 #define STORE_MAX_COUNTER_KEY 1024
 /*  A cached counter: its latest count, and whether only the journal holds it. */
