@@ -32,6 +32,11 @@
 
 #define BENCH_MAX_CHILDREN 16
 
+/*  The RocksDB log level of the stores a benchmark opens itself (the floors, the raw RocksDB
+ *  peer): INFO, as engramd's store sets it (node/store/internal.h); a librocksdb built without
+ *  NDEBUG, as Debian's, logs at DEBUG, a line for each WAL write-out and sync. */
+#define BENCH_ROCKSDB_INFO_LEVEL 1
+
 struct redisContext;
 
 /*  Set by the benchmark's signal handler; bench_sleep() returns early once it is set. */

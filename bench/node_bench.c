@@ -385,7 +385,8 @@ static void s_rocksdb_open(s_mode_t *m)
     char dir[400];
     snprintf(dir, sizeof dir, "%s/rocksdb", m->dir);
     m->options = rocksdb_options_create();
-    rocksdb_options_set_create_if_missing(m->options, 1); /* else defaults, like engramd */
+    rocksdb_options_set_create_if_missing(m->options, 1);
+    rocksdb_options_set_info_log_level(m->options, BENCH_ROCKSDB_INFO_LEVEL); /* as engramd */
     char *err = NULL;
     m->db = rocksdb_open(m->options, dir, &err);
     if (err)

@@ -39,6 +39,8 @@
  */
 #include "transport_floor.h"
 
+#include "bench_util.h"
+
 #include <czmq.h>
 #include <errno.h>
 #include <pthread.h>
@@ -109,10 +111,6 @@ static const struct {
  *  put of the bench's value (the delta, 285 bytes with a 64-byte value; README, "bytes"). */
 #define PUSH_RECORD_BYTES 480
 
-/*  RocksDB's log level for the floors' stores: INFO, as engramd's store sets it (a
- *  librocksdb built without NDEBUG logs at DEBUG, a line for each WAL write-out and sync). */
-#define FLOOR_ROCKSDB_INFO_LEVEL 1
-
 /*  The put floor's store: the four families and a key counter, so that every put writes new
  *  keys as the bench's random keys mostly do. A store that writes by turn gathers the turn's
  *  puts in one WriteBatch, written at the turn's end. */
@@ -155,7 +153,7 @@ static bool s_store_open(s_store_db_t *st, const char *dir, s_store_t mode)
     rocksdb_options_set_create_if_missing(st->options, 1);
     rocksdb_options_set_create_missing_column_families(st->options, 1);
     rocksdb_options_set_manual_wal_flush(st->options, 1);
-    rocksdb_options_set_info_log_level(st->options, FLOOR_ROCKSDB_INFO_LEVEL);
+    rocksdb_options_set_info_log_level(st->options, BENCH_ROCKSDB_INFO_LEVEL);
     const char *names[PUT_KEYS + 1] = {"default"};
     const rocksdb_options_t *cf_options[PUT_KEYS + 1] = {st->options};
     for (size_t i = 0; i < PUT_KEYS; i++) {
