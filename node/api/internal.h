@@ -190,7 +190,7 @@ typedef struct {
 #define API_OBSERVE_OPS     48
 #define API_OBSERVE_CODES   32
 #define API_LATENCY_BUCKETS 17 /* upper bounds in observe.c, then +Inf */
-#define API_COMMIT_BUCKETS  10 /* writes per group commit: 1, 2, 4 ... 512, then +Inf */
+#define API_COUNT_BUCKETS   10 /* counts a turn: 1, 2, 4 ... 512, then +Inf */
 #define API_SAMPLE_MS       5000
 #define API_SAMPLES         72 /* six minutes of rates for the status page */
 /*  The metrics and status documents cost what the cluster's status costs (node/cluster's
@@ -199,6 +199,13 @@ typedef struct {
  *  only within this many operations encoded per document. */
 #define API_OBSERVE_REFRESH_MS    2000
 #define API_OBSERVE_LAG_BYTES_OPS 10000
+
+/*  A histogram of counts (api__observe_count): how many were at most 1, 2, 4 ... 512, and
+ *  above, not cumulative; and their sum. */
+typedef struct {
+    uint64_t buckets[API_COUNT_BUCKETS + 1];
+    uint64_t sum;
+} api_counts_t;
 
 typedef struct {
     int64_t at_ms;
@@ -209,8 +216,8 @@ typedef struct {
     uint64_t replies[API_OBSERVE_OPS][API_OBSERVE_CODES];
     uint64_t latency[API_OBSERVE_OPS][API_LATENCY_BUCKETS + 1]; /* not cumulative */
     double latency_sum[API_OBSERVE_OPS];                        /* seconds */
-    uint64_t commits[API_COMMIT_BUCKETS + 1];                   /* not cumulative */
-    uint64_t commit_writes;
+    api_counts_t commits;              /* writes a group commit acknowledged */
+    api_counts_t gossip_reads;         /* gossip messages a turn read, turns that read any */
     api_sample_t samples[API_SAMPLES]; /* a ring: the oldest at next_sample once full */
     size_t n_samples, next_sample;
     int64_t next_sample_ms;
@@ -504,8 +511,8 @@ const char *api__type_name(unsigned types);
 
 /*  Counts a reply as it leaves: its operation, code and latency. */
 void api__observe_reply(node_server_t *self, const api_out_t *out, int code);
-/*  Counts a group commit of writes acknowledgements. */
-void api__observe_commit(node_server_t *self, size_t writes);
+/*  Counts n in counts: a group commit's acknowledgements, a turn's gossip messages. */
+void api__observe_count(api_counts_t *counts, size_t n);
 /*  Takes a sample of the totals when one is due (every API_SAMPLE_MS); returns when the next is. */
 int64_t api__observe_tick(node_server_t *self, int64_t now_ms);
 /*  Answers what waits on the listener's socket. */

@@ -71,14 +71,13 @@ void api__observe_reply(node_server_t *self, const api_out_t *out, int code)
     o->latency_sum[op] += seconds;
 }
 
-void api__observe_commit(node_server_t *self, size_t writes)
+void api__observe_count(api_counts_t *counts, size_t n)
 {
-    api_observed_t *o = &self->observed;
     size_t b = 0;
-    while (b < API_COMMIT_BUCKETS && writes > ((size_t)1 << b))
+    while (b < API_COUNT_BUCKETS && n > ((size_t)1 << b))
         b++;
-    o->commits[b]++;
-    o->commit_writes += writes;
+    counts->buckets[b]++;
+    counts->sum += n;
 }
 
 /*  The totals now. */
@@ -148,6 +147,31 @@ static void s_single(json_t *families, const char *name, const char *type, const
     s_sample(s_family(families, name, type, help), name, NULL, json_integer((json_int_t)value));
 }
 
+/*  A histogram family of counts: name_bucket (cumulative, le 1, 2, 4 ... +Inf), name_sum and
+ *  name_count. */
+static void s_counts(json_t *families, const char *name, const char *help,
+                     const api_counts_t *counts)
+{
+    json_t *samples = s_family(families, name, "histogram", help);
+    char sample[96];
+    snprintf(sample, sizeof sample, "%s_bucket", name);
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b <= API_COUNT_BUCKETS; b++) {
+        cumulative += counts->buckets[b];
+        char le[32];
+        if (b < API_COUNT_BUCKETS)
+            snprintf(le, sizeof le, "%zu", (size_t)1 << b);
+        else
+            snprintf(le, sizeof le, "+Inf");
+        s_sample(samples, sample, json_pack("{s:s}", "le", le),
+                 json_integer((json_int_t)cumulative));
+    }
+    snprintf(sample, sizeof sample, "%s_sum", name);
+    s_sample(samples, sample, NULL, json_integer((json_int_t)counts->sum));
+    snprintf(sample, sizeof sample, "%s_count", name);
+    s_sample(samples, sample, NULL, json_integer((json_int_t)cumulative));
+}
+
 static void s_request_families(node_server_t *self, json_t *families)
 {
     api_observed_t *o = &self->observed;
@@ -188,24 +212,13 @@ static void s_request_families(node_server_t *self, json_t *families)
         s_sample(latency, "engram_request_duration_seconds_count",
                  json_pack("{s:s}", "op", s_op_name(op)), json_integer((json_int_t)count));
     }
-    json_t *commits =
-        s_family(families, "engram_group_commit_writes", "histogram",
-                 "Write acknowledgements released by one WAL fsync (durability=sync only).");
-    uint64_t cumulative = 0;
-    for (size_t b = 0; b <= API_COMMIT_BUCKETS; b++) {
-        cumulative += o->commits[b];
-        char le[32];
-        if (b < API_COMMIT_BUCKETS)
-            snprintf(le, sizeof le, "%zu", (size_t)1 << b);
-        else
-            snprintf(le, sizeof le, "+Inf");
-        s_sample(commits, "engram_group_commit_writes_bucket", json_pack("{s:s}", "le", le),
-                 json_integer((json_int_t)cumulative));
-    }
-    s_sample(commits, "engram_group_commit_writes_sum", NULL,
-             json_integer((json_int_t)o->commit_writes));
-    s_sample(commits, "engram_group_commit_writes_count", NULL,
-             json_integer((json_int_t)cumulative));
+    s_counts(families, "engram_group_commit_writes",
+             "Write acknowledgements released by one WAL fsync (durability=sync only).",
+             &o->commits);
+    s_counts(families, "engram_gossip_messages_per_turn",
+             "Gossip messages one loop turn read, of the turns that read any: at most "
+             "max_batch, the rest waiting for the next turns.",
+             &o->gossip_reads);
 }
 
 static void s_node_families(node_server_t *self, json_t *families)

@@ -40,11 +40,8 @@ static int s_store_apply(void *state, const char *scope, const crdt_scope_t *del
     if (self->on_applied)
         self->on_applied(self->on_applied_arg, scope, delta, false);
     int rc = node_store_gossip.apply(self->store, scope, delta);
-    if (rc == 0) {
-        self->applied = true;
-        if (self->on_applied)
-            self->on_applied(self->on_applied_arg, scope, delta, true);
-    }
+    if (rc == 0 && self->on_applied)
+        self->on_applied(self->on_applied_arg, scope, delta, true);
     return rc;
 }
 
@@ -441,14 +438,15 @@ static void s_update_storage(node_cluster_t *self)
                      engram_strerror(node_store_failure(self->store)));
 }
 
-bool node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms)
+unsigned node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms)
 {
-    self->applied = false;
     s_update_storage(self);
+    unsigned gossip_read = 0;
     for (unsigned i = 0; i < max; i++) {
         bool any = false;
         if (zsock_events(self->gossip) & ZMQ_POLLIN) {
             s_receive_gossip(self, now_ms);
+            gossip_read++;
             any = true;
         }
         if (zsock_events(self->intro) & ZMQ_POLLIN) {
@@ -481,7 +479,7 @@ bool node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms)
     }
     if (self->members_dirty)
         cluster__save_members(self);
-    return self->applied;
+    return gossip_read;
 }
 
 void node_cluster_send(node_cluster_t *self, bool durable)

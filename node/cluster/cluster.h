@@ -90,9 +90,9 @@ zsock_t *node_cluster_intro_socket(node_cluster_t *self);
  *  await_ack when its reply waits for replicas (node_cluster_holders). */
 void node_cluster_local(node_cluster_t *self, const char *sid, const crdt_scope_t *delta,
                         const crdt_ctx_t *deps, bool await_ack);
-/*  Reads what waits on the cluster's sockets (at most max messages), runs the engine's
- *  timers. Returns whether any remote delta may have been applied. */
-bool node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms);
+/*  Reads what waits on the cluster's sockets (at most max messages from each: what is left
+ *  waits for the next call), runs the engine's timers. Returns the gossip messages read. */
+unsigned node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms);
 /*  Sends the engine's queued messages; call after the turn's sync, every turn, with whether
  *  it succeeded (durable): after a failed sync the turn's data messages are dropped, and
  *  membership messages go whatever the store does (see "Storage failures" above). */

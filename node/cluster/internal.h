@@ -128,7 +128,6 @@ struct node_cluster {
     uint64_t intros_refused; /* also counted in bad_frames */
     uint64_t bad_frames;
     uint64_t incarnation; /* at start; the engine raises it to refute suspicion */
-    bool applied;
     bool members_dirty;
     bool removed;           /* an admin decommissioned this node: it no longer replicates */
     bool dots_pending;      /* shared writes wait for the dot check (cluster__check_dots) */
