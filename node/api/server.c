@@ -643,7 +643,8 @@ static void s_turn(node_server_t *self)
     if (self->cluster) {
         /* as many gossip messages as requests at most: a replica behind its peers applies
          * a backlog over several turns, each sending the events and replies of what it
-         * applied, rather than all of it before any (README, "Measured") */
+         * applied, rather than all of it before any (README, "Measured", "A replica's
+         * backlog a turn at a time") */
         unsigned gossip_read =
             node_cluster_receive(self->cluster, self->config.max_batch, (uint64_t)now);
         if (gossip_read)

@@ -2,7 +2,9 @@
  *
  *  One thread runs the loop. Each turn reads every request waiting (up to max_batch), handles
  *  them in arrival order against the store (each write one WriteBatch, unsynced), applies
- *  what its peers sent (up to max_batch gossip messages; node/cluster), then makes
+ *  what its peers sent (up to max_batch gossip messages, in order: a replica's backlog takes
+ *  several turns, and a membership message behind it in the same peer's stream waits for
+ *  them; node/cluster), then makes
  *  the turn's writes durable with one WAL fsync (group commit, durability=sync), and only
  *  then sends the replies and the subscription events. A reply is never sent for a write that
  *  is not yet durable; under durability=async the fsync is skipped, the replies to the

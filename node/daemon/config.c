@@ -67,7 +67,7 @@ static const s_setting_t s_settings[] = {
      .help = "largest value a write may carry (only lowers)"},
     {.flag = "--max-batch", .value = "N", .kind = S_UINT, .offset = FIELD(api.max_batch),
      .max = 65536, .number = ENGRAM_DEFAULT_MAX_BATCH,
-     .help = "requests (and gossip messages) one loop turn reads at most"},
+     .help = "requests a turn reads and commits at once (gossip messages too)"},
     {.flag = "--purge-interval-ms", .value = "N", .kind = S_U64,
      .offset = FIELD(api.purge_interval_ms), .max = 86400000,
      .number = ENGRAM_DEFAULT_PURGE_INTERVAL_MS,

@@ -31,6 +31,7 @@
 #include <inttypes.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engram/error.h"
@@ -40,6 +41,27 @@
 #include "node/daemon/preflight.h"
 #include "node/store/store.h"
 #include "node/trust/admission.h"
+
+/*  ZeroMQ's I/O threads (and its reaper) are to run SCHED_BATCH: on a busy host a reply or a
+ *  delta the loop hands them does not preempt the loop, which finishes its turn's sends first
+ *  (the I/O thread runs then, or at once on an idle core). With the bound on a turn's gossip
+ *  (node/api/server.c) it shortens the tail of a write's arrival on its peers (README,
+ *  "Measured", "A replica's backlog a turn at a time"). libzmq gives each of its threads the
+ *  policy it inherited with SCHED_BATCH put in, and aborts the process if that is refused:
+ *  so only from SCHED_OTHER (a policy the host chose, chrt or systemd's CPUSchedulingPolicy,
+ *  is left to every thread), only once this thread, the only one yet, could take SCHED_BATCH
+ *  and go back, and never over czmq's own ZSYS_THREAD_SCHED_POLICY. Before any socket (czmq
+ *  asserts it): the context's threads take the policy when they start. */
+static void s_batch_zeromq_threads(void)
+{
+    struct sched_param param = {0};
+    if (getenv("ZSYS_THREAD_SCHED_POLICY") || sched_getscheduler(0) != SCHED_OTHER ||
+        sched_setscheduler(0, SCHED_BATCH, &param) != 0)
+        return;
+    if (sched_setscheduler(0, SCHED_OTHER, &param) != 0)
+        return; /* not expected (going back needs no privilege): every thread stays batch */
+    zsys_set_thread_sched_policy(SCHED_BATCH);
+}
 
 /*  Prints the node's id, its Ed25519 public key and its API's CURVE public key (creating its
  *  store on first use). */
@@ -94,14 +116,7 @@ int main(int argc, char **argv)
         node_config_fini(&config);
         return 1;
     }
-    /* ZeroMQ's I/O threads (and its reaper) run SCHED_BATCH: on a busy host a reply or a
-     * delta the loop hands them does not preempt the loop, which finishes its turn's sends
-     * first (its I/O thread runs then, or at once on an idle core). With the bound on a
-     * turn's gossip (node/api/server.c) it shortens the tail of a write's arrival on its
-     * peers (README, "Measured", "A replica's backlog a turn at a time"). No privilege
-     * needed; the loop and the other threads keep the default policy. Before zsys_init:
-     * the context's threads take it when they start. */
-    zsys_set_thread_sched_policy(SCHED_BATCH);
+    s_batch_zeromq_threads();
     zsys_init();
     zsys_set_logident("engramd");
     /* a snapshot fills the data directory before anything opens it; the store then takes a

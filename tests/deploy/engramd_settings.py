@@ -16,7 +16,7 @@ from collections import namedtuple
 # key under `engram` ("max_batch"), or None for a flag that is not one
 Setting = namedtuple("Setting", "flag value help default key")
 
-# `  --max-batch N              requests (and ... (default: 32)`: config.c pads the flag and
+# `  --max-batch N              requests a turn ... (default: 32)`: config.c pads the flag and
 # its value to 26 columns and leaves at least one space more
 _LINE = re.compile(r"^  (?:-\w, )?(--[a-z][a-z0-9-]*)(?: (\S+))?\s{2,}(\S.*)$")
 _DEFAULT = re.compile(r" \(default: ([^()]*)\)$")
