@@ -1,20 +1,19 @@
 /*  node_server: engramd's agent API (proto/api.proto) over a ZeroMQ ROUTER socket.
  *
  *  One thread runs the loop. Each turn reads every request waiting (up to max_batch), handles
- *  them in arrival order against the store (each write one WriteBatch, unsynced), applies
- *  what its peers sent (up to max_batch gossip messages, in order: a replica's backlog takes
- *  several turns, and a membership message behind it in the same peer's stream waits for
- *  them; node/cluster), then makes
- *  the turn's writes durable with one WAL fsync (group commit, durability=sync), and only
- *  then sends the replies and the subscription events. A reply is never sent for a write that
- *  is not yet durable; under durability=async the fsync is skipped, the replies to the
- *  requests the turn read go out together once they are all handled, before its gossip, and
- *  what it answers later (released writes, parked reads) goes at its end, as under sync.
- *  Either way a turn's writes reach the WAL's file, at its sync or with node_store_write_out
- *  (under async, before the batch's replies and again at the turn's end), before any reply,
- *  event or delta about them leaves: a process that dies loses none of them that was
- *  answered (a power loss may, under async). If the file refuses the bytes, the process
- *  stops there (node_store_write_out), before anything about them leaves.
+ *  them in arrival order against the store (each write one WriteBatch, unsynced), applies what
+ *  its peers sent (up to max_batch gossip messages, in order: a replica's backlog takes several
+ *  turns, and a membership message behind it in the same peer's stream waits for them;
+ *  node/cluster), then makes the turn's writes durable with one WAL fsync (group commit,
+ *  durability=sync), and only then sends the replies and the subscription events. A reply is
+ *  never sent for a write that is not yet durable; under durability=async the fsync is skipped,
+ *  the replies to the requests the turn read go out together once they are all handled, before
+ *  its gossip, and what it answers later (released writes, parked reads) goes at its end, as
+ *  under sync. Either way a turn's writes reach the WAL's file, at its sync or with
+ *  node_store_write_out (under async, before the batch's replies and again at the turn's end),
+ *  before any reply, event or delta about them leaves: a process that dies loses none of them
+ *  that was answered (a power loss may, under async). If the file refuses the bytes, the
+ *  process stops there (node_store_write_out), before anything about them leaves.
  *
  *  A replica's fsync (durability=sync): a turn in which no request wrote and that has no
  *  gossip data to send (node_cluster_has_data: it only applied what peers pushed, whose acks

@@ -46,12 +46,14 @@
  *  delta the loop hands them does not preempt the loop, which finishes its turn's sends first
  *  (the I/O thread runs then, or at once on an idle core). With the bound on a turn's gossip
  *  (node/api/server.c) it shortens the tail of a write's arrival on its peers (README,
- *  "Measured", "A replica's backlog a turn at a time"). libzmq gives each of its threads the
- *  policy it inherited with SCHED_BATCH put in, and aborts the process if that is refused:
- *  so only from SCHED_OTHER (a policy the host chose, chrt or systemd's CPUSchedulingPolicy,
- *  is left to every thread), only once this thread, the only one yet, could take SCHED_BATCH
- *  and go back, and never over czmq's own ZSYS_THREAD_SCHED_POLICY. Before any socket (czmq
- *  asserts it): the context's threads take the policy when they start. */
+ *  "Measured", "A replica's backlog a turn at a time"). libzmq gives each of its threads
+ *  SCHED_BATCH with the priority it inherited, and aborts the process if that fails (from
+ *  SCHED_FIFO or SCHED_RR it is invalid even for root; from SCHED_IDLE refused without
+ *  privilege): so only from SCHED_OTHER without SCHED_RESET_ON_FORK (a policy the host
+ *  chose, chrt or systemd's CPUSchedulingPolicy, is left to every thread), only once this
+ *  thread, the only one yet, could take SCHED_BATCH and go back, and never over czmq's own
+ *  ZSYS_THREAD_SCHED_POLICY. Before any socket (czmq asserts it): the context's threads
+ *  take the policy when they start. */
 static void s_batch_zeromq_threads(void)
 {
     struct sched_param param = {0};
