@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import unittest
+import urllib.request
 from collections import namedtuple
 
 from access import Admin
@@ -62,10 +63,15 @@ def start(script, bin_dir, nodes, prefix, offsets=None, draws=5, flags=""):
     raise RuntimeError(f"no free ports for the cluster in {draws} draws")
 
 
+def node_pid(directory, i):
+    """The pid of node i of the cluster in directory (local-cluster.sh keeps it in nI/pid)."""
+    with open(os.path.join(directory, f"n{i}", "pid")) as f:
+        return int(f.read())
+
+
 def stop(directory, i):
     """Stops node i of the cluster in directory (SIGTERM) and waits until it has exited."""
-    with open(os.path.join(directory, f"n{i}", "pid")) as f:
-        pid = int(f.read())
+    pid = node_pid(directory, i)
     os.kill(pid, signal.SIGTERM)
 
     def stopped():
@@ -123,6 +129,16 @@ class ClusterTest(unittest.TestCase):
     def restart(self, i):
         out = restart(self.SCRIPT, self.cluster, i)
         self.assertEqual(out.returncode, 0, out.stderr)
+
+    def pid(self, i):
+        return node_pid(self.dir, i)
+
+    def http(self, i, path):
+        """The text node i's HTTP listener answers at path (local-cluster.sh gives node i
+        --metrics on base + 10 i + 2)."""
+        url = f"http://127.0.0.1:{self.cluster.base + 10 * i + 2}{path}"
+        with urllib.request.urlopen(url, timeout=30) as page:
+            return page.read().decode()
 
     def log(self, i):
         with open(os.path.join(self.dir, f"n{i}", "engramd.log"), errors="replace") as f:

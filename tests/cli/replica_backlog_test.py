@@ -33,7 +33,6 @@ import sys
 import tempfile
 import time
 import unittest
-import urllib.request
 
 import local_cluster
 from polling import eventually
@@ -62,16 +61,10 @@ class ReplicaBacklogTest(local_cluster.ClusterTest):
     SCRIPT, ENGRAM, SCOPE, PREFIX = LOCAL_CLUSTER, ENGRAM, "run:backlog", "engram-backlog-"
     FLAGS = f"--max-batch {MAX_BATCH}"
 
-    def pid(self, i):
-        with open(os.path.join(self.dir, f"n{i}", "pid")) as f:
-            return int(f.read())
-
     def histogram(self, i):
-        """Node i's HISTOGRAM buckets from its /metrics (local-cluster.sh: base + 10 i + 2):
-        {le: cumulative count}, le "+Inf" included."""
-        url = f"http://127.0.0.1:{self.cluster.base + 10 * i + 2}/metrics"
-        with urllib.request.urlopen(url, timeout=30) as page:
-            text = page.read().decode()
+        """Node i's HISTOGRAM buckets from its /metrics: {le: cumulative count}, le "+Inf"
+        included."""
+        text = self.http(i, "/metrics")
         buckets = {}
         prefix = HISTOGRAM + '_bucket{le="'
         for line in text.splitlines():

@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 import unittest
-import urllib.request
 
 import local_cluster
 from polling import eventually
@@ -46,10 +45,8 @@ class ReplicaSyncTest(local_cluster.ClusterTest):
     SCRIPT, ENGRAM, SCOPE, PREFIX = LOCAL_CLUSTER, ENGRAM, "run:replicated", "engram-rsync-"
 
     def counters(self, i):
-        """Node i's unlabelled samples from its /metrics (local-cluster.sh: base + 10 i + 2)."""
-        url = f"http://127.0.0.1:{self.cluster.base + 10 * i + 2}/metrics"
-        with urllib.request.urlopen(url, timeout=30) as page:
-            text = page.read().decode()
+        """Node i's unlabelled samples from its /metrics."""
+        text = self.http(i, "/metrics")
         samples = {}
         for line in text.splitlines():
             if line and not line.startswith("#") and "{" not in line:
@@ -147,9 +144,8 @@ class ReplicaSyncTest(local_cluster.ClusterTest):
         answered = self.put("two", 2, 10000)
         self.assertEqual(answered.returncode, 0, answered.stderr)
         # the fault took: node 3 got a write and its sync failed (its storage latched)
-        url = f"http://127.0.0.1:{self.cluster.base + 32}/api/status"
-        with urllib.request.urlopen(url, timeout=30) as page:
-            self.assertRegex(json.load(page)["node"]["storage"], r"^failed: ")
+        self.assertRegex(json.loads(self.http(3, "/api/status"))["node"]["storage"],
+                         r"^failed: ")
 
 
 if __name__ == "__main__":
