@@ -60,10 +60,11 @@ void api__queue_reply(node_server_t *self, zframe_t *routing, uint64_t id, int c
     out->routing = routing;
     out->id = id;
     out->wrote = r->wrote && code == 0;
+    out->remote = r->remote;
     out->op = r->op;
     out->code = code;
     out->started_us = r->started_us;
-    if (routing) { /* no routing: only an event, from another node's write */
+    if (routing) { /* no routing: only an event */
         out->reply_len = engram__reply__get_packed_size(&r->msg);
         out->reply = malloc(out->reply_len ? out->reply_len : 1);
         if (out->reply)
@@ -524,6 +525,28 @@ void api__flush_outbox(node_server_t *self, int sync_rc)
         }
         api__out_free(&out);
     }
+}
+
+void api__publish_remote(node_server_t *self)
+{
+    api_out_t *out = zlist_first(self->outbox);
+    while (out && !out->remote)
+        out = zlist_next(self->outbox);
+    if (!out)
+        return;
+    zlist_t *rest = zlist_new();
+    if (!rest)
+        return; /* out of memory: they go with the rest, after the sync */
+    while ((out = zlist_pop(self->outbox))) {
+        if (out->remote) {
+            s_publish(self, out);
+            api__out_free(&out);
+        } else {
+            zlist_append(rest, out);
+        }
+    }
+    zlist_destroy(&self->outbox);
+    self->outbox = rest;
 }
 
 /*  Answers the writes waiting for replicas that now have them, or whose time is up: the

@@ -173,6 +173,8 @@ typedef struct {
     uint8_t *reply; /* owned: the encoded success (or error) Reply */
     size_t reply_len;
     bool wrote;      /* acknowledges a write: replaced by an error if the sync fails */
+    bool remote;     /* only the event of a change another node made: may leave before this
+                      * node's sync, once written out (server.h) */
     char *event_sid; /* owned: scope whose subscribers get event, or NULL */
     uint8_t *event;  /* owned: encoded Event */
     size_t event_len;
@@ -299,6 +301,7 @@ typedef struct {
     Engram__Op op;              /* the request's operation (OP_NONE: not a request) */
     int64_t started_us;         /* zclock_usecs when the node began handling it */
     const uint8_t *client_key;  /* 32 bytes: the request's CURVE key; NULL: a remote change */
+    bool remote;                /* only the event of a change another node made */
     char message[256];
 } api_reply_t;
 
@@ -357,6 +360,10 @@ void api__refuse_bad_string(node_server_t *self, zframe_t *routing, Engram__Requ
 /*  Sends this turn's replies once its writes are durable (sync_rc 0); if the sync failed,
  *  every write's acknowledgement becomes an error and its event is not published. */
 void api__flush_outbox(node_server_t *self, int sync_rc);
+
+/*  Publishes, ahead of the rest of the outbox, the events of changes other nodes made: call it
+ *  only once the turn's writes are written out (node_store_write_out). */
+void api__publish_remote(node_server_t *self);
 
 /*  Sends what full connections have queued, as far as their pipes now take it. */
 void api__flush_peers(node_server_t *self);

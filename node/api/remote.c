@@ -61,6 +61,7 @@ static void s_remote_event_send(node_server_t *self, s_remote_event_t *e, const 
         e->event->item = e->item;
         e->event->author = e->item->author;
         e->r.event = e->event;
+        e->r.remote = true;
         api__queue_reply(self, NULL, 0, 0, &e->r);
     }
     api__arena_free(&e->r.arena);

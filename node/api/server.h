@@ -5,7 +5,8 @@
  *  its peers sent (up to max_batch gossip messages, in order: a replica's backlog takes several
  *  turns, and a membership message behind it in the same peer's stream waits for them;
  *  node/cluster), then makes the turn's writes durable with one WAL fsync (group commit,
- *  durability=sync), and only then sends the replies and the subscription events. A reply is
+ *  durability=sync), and only then sends the replies and the subscription events of its own
+ *  writes (the events of what peers sent may go first: "A replica's fsync"). A reply is
  *  never sent for a write that is not yet durable; under durability=async the fsync is skipped,
  *  the replies to the requests the turn read go out together once they are all handled, before
  *  its gossip, and what it answers later (released writes, parked reads) goes at its end, as
@@ -24,10 +25,13 @@
  *  never counts it as held (--replicas, the stable cut) before it is durable here. Its events
  *  and reads may show it first (a power loss here would hide it again until anti-entropy
  *  brings it back): a peer sends a delta only after its own fsync, so what they show is
- *  durable on the node it came from if that node runs durability=sync. Writes no request
- *  made (TTL purges, collection passes) wait for the next sync too: both are done again after
- *  a crash. tests/cli/replica_sync_test.py counts a replica's fsyncs, and shows that a replica
- *  whose fsync fails never counts as a holder.
+ *  durable on the node it came from if that node runs durability=sync. So in a turn that
+ *  does fsync, the events of changes other nodes made leave before it, as soon as the WAL's
+ *  file holds them (api__publish_remote): a replica's subscribers do not wait for the fsync
+ *  that precedes its acks. Writes no request made (TTL purges, collection passes) wait for the
+ *  next sync too: both are done again after a crash. tests/cli/replica_sync_test.py counts a
+ *  replica's fsyncs, shows that a replica whose fsync fails never counts as a holder, and
+ *  that its subscribers hear of a push while the fsync before its ack is held.
  *
  *  Transport: the ROUTER is a CURVE server on every endpoint, ipc:// included, with the node's
  *  CURVE key (derived from its Ed25519 identity, node/trust/admission.h) and ZAP domain

@@ -21,13 +21,23 @@ device. A write pushed to it after that is applied there but never synced, so no
 for 3 replicas may be answered (a replica that acked before its fsync, or after a failed one,
 would answer it), while one waiting for 2 is (node 2). Before the trigger, 3 are answered.
 
+test_a_replica_tells_its_subscribers_before_its_fsync shows the other side of that order:
+the events of a change another node made leave a replica once its WAL's file holds the
+change, without waiting for the fsync before its ack. Node 3 runs with the library's hold:
+once its trigger file exists, the WAL write that carries a chosen key arms it, and the next
+fsync waits until the trigger is gone. A put of that key waiting for 3 replicas makes node 3
+ack its push at once, so the turn that applies it fsyncs and is held there: node 3's watcher
+has the event meanwhile, and the put is not answered until the trigger is removed.
+
 Usage: replica_sync_test.py ENGRAMD ENGRAM LOCAL_CLUSTER_SH SLOWWAL_LIB. Ports are drawn at
 random.
 """
 import json
 import os
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -120,8 +130,8 @@ class ReplicaSyncTest(local_cluster.ClusterTest):
         return self.engram(1, "put", self.SCOPE, key, "v", "--replicas", str(replicas),
                            "--timeout", str(timeout_ms))
 
-    def test_a_replica_counts_only_once_synced(self):
-        trigger = os.path.join(self.dir, "failsync")
+    def preload_on_3(self, **env):
+        """Node 3 restarted with jepsen/slowwal.c preloaded and env (its switches) set."""
         # node 3's command line (local-cluster.sh restarts a node by it) runs engramd alone
         # with the library preloaded: a sanitized or fuzz build's library needs the runtime
         # engramd carries, which the script's other programs lack. An ASan build wants its
@@ -130,10 +140,14 @@ class ReplicaSyncTest(local_cluster.ClusterTest):
         cmdline = os.path.join(self.dir, "n3", "cmdline")
         with open(cmdline) as f:
             line = f.read()
+        switches = " ".join(f"{name}={value}" for name, value in env.items())
         with open(cmdline, "w") as f:
-            f.write(f"env LD_PRELOAD={SLOWWAL} ENGRAM_FAILSYNC_TRIGGER={trigger} "
-                    f"ASAN_OPTIONS={asan} {line}")
+            f.write(f"env LD_PRELOAD={SLOWWAL} {switches} ASAN_OPTIONS={asan} {line}")
         self.restart(3)
+
+    def test_a_replica_counts_only_once_synced(self):
+        trigger = os.path.join(self.dir, "failsync")
+        self.preload_on_3(ENGRAM_FAILSYNC_TRIGGER=trigger)
         # healthy: node 3 holds a write and says so (it may take a moment to be pushed to)
         eventually(lambda: self.put("healthy", 3, 5000).returncode == 0,
                    "a put waiting for 3 replicas is answered", timeout=60)
@@ -146,6 +160,52 @@ class ReplicaSyncTest(local_cluster.ClusterTest):
         # the fault took: node 3 got a write and its sync failed (its storage latched)
         self.assertRegex(json.loads(self.http(3, "/api/status"))["node"]["storage"],
                          r"^failed: ")
+
+
+    def test_a_replica_tells_its_subscribers_before_its_fsync(self):
+        trigger = os.path.join(self.dir, "holdsync")
+        key = "held-" + os.urandom(4).hex()
+        self.preload_on_3(ENGRAM_HOLDSYNC_TRIGGER=trigger, ENGRAM_HOLDSYNC_MARKER=key)
+        eventually(lambda: self.put("healthy", 3, 5000).returncode == 0,
+                   "a put waiting for 3 replicas is answered", timeout=60)
+        watcher = subprocess.Popen([ENGRAM, "watch", self.SCOPE],
+                                   env=self.admin.env(self.api(3), "tester", "alice"),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        events = []  # the watcher's lines, as they come
+        reader = threading.Thread(target=lambda: events.extend(iter(watcher.stdout.readline, "")))
+        reader.start()
+        put = None
+        try:
+            eventually(lambda: watcher.poll() is None and self.stats(3, "subscribers") == 1,
+                       "node 3 has the watcher's subscription", timeout=60)
+            open(trigger, "w").close()
+            # a put waiting for 3 replicas: node 3 acks its push at once, so the turn that
+            # applies it fsyncs, and the record's bytes in node 3's WAL arm the hold
+            put = subprocess.Popen([ENGRAM, "put", self.SCOPE, key, "v", "--replicas", "3",
+                                    "--timeout", "120000"],
+                                   env=self.admin.env(self.api(1), "tester", "alice"),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            eventually(lambda: os.path.exists(trigger + ".held"),
+                       "node 3 inside the fsync of the turn that applied the push", timeout=60)
+            # while that fsync is held, the event has left node 3 ...
+            eventually(lambda: f"{self.SCOPE} {key} put v\n" in events,
+                       "node 3's watcher told of the put", timeout=30)
+            # ... and the ack, which leaves only after the fsync, has not
+            self.assertIsNone(put.poll(), "node 1 was answered before node 3's fsync")
+            os.unlink(trigger)
+            out, err = put.communicate(timeout=120)
+            self.assertEqual(put.returncode, 0, err)
+        finally:
+            if os.path.exists(trigger):
+                os.unlink(trigger)
+            if put and put.poll() is None:
+                put.kill()
+                put.communicate()
+            watcher.kill()  # it watches until stopped
+            watcher.wait()
+            reader.join()
+            watcher.stdout.close()
+            watcher.stderr.close()
 
 
 if __name__ == "__main__":
