@@ -12,7 +12,8 @@ packages=(build-essential cmake pkg-config
           libsodium-dev libjansson-dev libutf8proc-dev libzstd-dev libcmocka-dev valgrind python3
           libstemmer-dev libsqlite3-dev fortunes python3-zmq python3-protobuf protobuf-compiler
           iproute2 nftables iptables libfaketime python3-matplotlib libnetfilter-queue-dev
-          libmicrohttpd-dev python3-prometheus-client chromium systemd python3-yaml)
+          libmicrohttpd-dev python3-prometheus-client chromium systemd python3-yaml
+          libmimalloc-dev)
           # search: Snowball stemmers; SQLite FTS5, the peer its bench and tests compare with;
           # the fortunes, a corpus of short texts for its BM25 test. iproute2 to
           # libnetfilter-queue-dev: jepsen/ (namespaces, partitions, skew, plots, the packet
@@ -22,7 +23,7 @@ packages=(build-essential cmake pkg-config
           # tests/cli/metrics_test.py reads /metrics with; chromium: the status page's browser
           # test. systemd: systemd-analyze and systemd-sysusers, which check
           # deploy/engramd.service; python3-yaml reads deploy/'s compose and Kubernetes files
-          # (tests/deploy)
+          # (tests/deploy). libmimalloc-dev: engramd's allocator (README, "Running a node")
 for arg in "$@"; do
     case "$arg" in
         --bench) packages+=(redis-server redis-tools etcd-server etcd-client rocksdb-tools

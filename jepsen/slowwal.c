@@ -1,5 +1,6 @@
-/*  libengram_slowwal: a slow, and on demand a failing, disk, preloaded into engramd
- *  (LD_PRELOAD) by jepsen/ and by tests/cli/storage_faults_test.py.
+/*  libengram_slowwal: a slow, and on demand a failing or held, disk, preloaded into engramd
+ *  (LD_PRELOAD) by jepsen/, tests/cli/storage_faults_test.py and
+ *  tests/cli/replica_sync_test.py.
  *
  *  Every write(2) to a RocksDB write-ahead log (a file named <digits>.log) first sleeps
  *  ENGRAM_SLOWWAL_MS milliseconds, so a node spends most of a busy turn with its log write

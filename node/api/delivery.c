@@ -529,24 +529,11 @@ void api__flush_outbox(node_server_t *self, int sync_rc)
 
 void api__publish_remote(node_server_t *self)
 {
-    api_out_t *out = zlist_first(self->outbox);
-    while (out && !out->remote)
-        out = zlist_next(self->outbox);
-    if (!out)
-        return;
-    zlist_t *rest = zlist_new();
-    if (!rest)
-        return; /* out of memory: they go with the rest, after the sync */
-    while ((out = zlist_pop(self->outbox))) {
-        if (out->remote) {
-            s_publish(self, out);
-            api__out_free(&out);
-        } else {
-            zlist_append(rest, out);
-        }
-    }
-    zlist_destroy(&self->outbox);
-    self->outbox = rest;
+    for (api_out_t *out = zlist_first(self->outbox); out; out = zlist_next(self->outbox))
+        if (!out->remote)
+            return; /* a reply or a local write's event: all wait for the fsync (server.h) */
+    api__flush_peers(self);
+    api__flush_outbox(self, 0);
 }
 
 /*  Answers the writes waiting for replicas that now have them, or whose time is up: the

@@ -295,7 +295,7 @@ typedef struct {
     crdt_dot_t dot;    /* the write's dot */
     unsigned replicas; /* nodes that must hold the write before the reply */
     uint32_t timeout_ms;
-    Engram__Event *event;       /* in the arena: published after the sync */
+    Engram__Event *event;       /* in the arena: published with the reply (server.h) */
     const api_reader_t *reader; /* scoped operations: whose reads are filtered */
     bool admin;                 /* the connection's key is an admin's */
     Engram__Op op;              /* the request's operation (OP_NONE: not a request) */
@@ -361,8 +361,12 @@ void api__refuse_bad_string(node_server_t *self, zframe_t *routing, Engram__Requ
  *  every write's acknowledgement becomes an error and its event is not published. */
 void api__flush_outbox(node_server_t *self, int sync_rc);
 
-/*  Publishes, ahead of the rest of the outbox, the events of changes other nodes made: call it
- *  only once the turn's writes are written out (node_store_write_out). */
+/*  Publishes the outbox ahead of the turn's fsync if it holds nothing but events of changes
+ *  other nodes made (a turn that answered no request and made no write of its own): call it
+ *  only once the turn's writes are written out (node_store_write_out). Anything else in it
+ *  keeps all of it for after the fsync: a reply must come before events it does not reflect
+ *  (a SUBSCRIBE's before its first event), and an event's token and totals would show the
+ *  turn's own unsynced writes. */
 void api__publish_remote(node_server_t *self);
 
 /*  Sends what full connections have queued, as far as their pipes now take it. */

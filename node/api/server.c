@@ -673,9 +673,8 @@ static void s_turn(node_server_t *self)
     if (self->config.durability_sync) {
         /* deltas applied from peers alone wait for the turn that sends data (server.h) */
         if (wrote_any || (self->cluster && node_cluster_has_data(self->cluster))) {
-            /* the events of changes other nodes made wait for the WAL's file, not for this
-             * fsync (server.h); going ahead of this turn's own writes' events puts none before
-             * its cause: those writes are concurrent with them, not yet known elsewhere */
+            /* a turn with nothing but events of changes other nodes made: they wait for the
+             * WAL's file, not for this fsync (server.h) */
             node_store_write_out(self->store);
             api__publish_remote(self);
             sync_rc = node_store_sync(self->store);

@@ -6,15 +6,16 @@
  *  turns, and a membership message behind it in the same peer's stream waits for them;
  *  node/cluster), then makes the turn's writes durable with one WAL fsync (group commit,
  *  durability=sync), and only then sends the replies and the subscription events of its own
- *  writes (the events of what peers sent may go first: "A replica's fsync"). A reply is
- *  never sent for a write that is not yet durable; under durability=async the fsync is skipped,
- *  the replies to the requests the turn read go out together once they are all handled, before
- *  its gossip, and what it answers later (released writes, parked reads) goes at its end, as
- *  under sync. Either way a turn's writes reach the WAL's file, at its sync or with
- *  node_store_write_out (under async, before the batch's replies and again at the turn's end),
- *  before any reply, event or delta about them leaves: a process that dies loses none of them
- *  that was answered (a power loss may, under async). If the file refuses the bytes, the
- *  process stops there (node_store_write_out), before anything about them leaves.
+ *  writes (a turn with only events of what peers sent may send them first: "A replica's
+ *  fsync"). A reply is never sent for a write that is not yet durable; under durability=async
+ *  the fsync is skipped, the replies to the requests the turn read go out together once they
+ *  are all handled, before its gossip, and what it answers later (released writes, parked
+ *  reads) goes at its end, as under sync. Either way a turn's writes reach the WAL's file, at
+ *  its sync or with node_store_write_out (under async, before the batch's replies and again at
+ *  the turn's end), before any reply, event or delta about them leaves: a process that dies
+ *  loses none of them that was answered (a power loss may, under async). If the file refuses
+ *  the bytes, the process stops there (node_store_write_out), before anything about them
+ *  leaves.
  *
  *  A replica's fsync (durability=sync): a turn in which no request wrote and that has no
  *  gossip data to send (node_cluster_has_data: it only applied what peers pushed, whose acks
@@ -25,13 +26,18 @@
  *  never counts it as held (--replicas, the stable cut) before it is durable here. Its events
  *  and reads may show it first (a power loss here would hide it again until anti-entropy
  *  brings it back): a peer sends a delta only after its own fsync, so what they show is
- *  durable on the node it came from if that node runs durability=sync. So in a turn that
- *  does fsync, the events of changes other nodes made leave before it, as soon as the WAL's
- *  file holds them (api__publish_remote): a replica's subscribers do not wait for the fsync
- *  that precedes its acks. Writes no request made (TTL purges, collection passes) wait for the
- *  next sync too: both are done again after a crash. tests/cli/replica_sync_test.py counts a
- *  replica's fsyncs, shows that a replica whose fsync fails never counts as a holder, and
- *  that its subscribers hear of a push while the fsync before its ack is held.
+ *  durable on the node it came from if that node runs durability=sync. So a turn that fsyncs
+ *  with nothing to send but events of changes other nodes made (it answered no request and
+ *  made no write of its own) sends them before the fsync, once the WAL's file holds them
+ *  (api__publish_remote): a replica's subscribers do not wait for the fsync that precedes its
+ *  acks. A reply in the turn keeps them for after it, in order: a reply comes before events
+ *  it does not reflect (a SUBSCRIBE's before its first event), and an event's token and
+ *  counter totals, read from the store, would show the turn's own unsynced writes. Writes no
+ *  request made (TTL purges, collection passes) wait for the next sync too: both are done
+ *  again after a crash. tests/cli/replica_sync_test.py counts a replica's fsyncs, shows that
+ *  a replica whose fsync fails never counts as a holder, that its subscribers hear of a push
+ *  while the fsync before its ack is held, and that a subscription answered in such a turn
+ *  is answered before its first event.
  *
  *  Transport: the ROUTER is a CURVE server on every endpoint, ipc:// included, with the node's
  *  CURVE key (derived from its Ed25519 identity, node/trust/admission.h) and ZAP domain

@@ -162,29 +162,56 @@ class ReplicaSyncTest(local_cluster.ClusterTest):
                          r"^failed: ")
 
 
-    def test_a_replica_tells_its_subscribers_before_its_fsync(self):
-        trigger = os.path.join(self.dir, "holdsync")
-        key = "held-" + os.urandom(4).hex()
-        self.preload_on_3(ENGRAM_HOLDSYNC_TRIGGER=trigger, ENGRAM_HOLDSYNC_MARKER=key)
-        eventually(lambda: self.put("healthy", 3, 5000).returncode == 0,
-                   "a put waiting for 3 replicas is answered", timeout=60)
+    def watch_on_3(self):
+        """`engram watch SCOPE` on node 3: the process and the list its lines go to as they
+        come. stop_watching ends it."""
         watcher = subprocess.Popen([ENGRAM, "watch", self.SCOPE],
                                    env=self.admin.env(self.api(3), "tester", "alice"),
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        events = []  # the watcher's lines, as they come
-        reader = threading.Thread(target=lambda: events.extend(iter(watcher.stdout.readline, "")))
-        reader.start()
+        lines = []
+
+        def read():
+            for line in watcher.stdout:
+                lines.append(line)
+
+        watcher.reader = threading.Thread(target=read)
+        watcher.reader.start()
+        return watcher, lines
+
+    def stop_watching(self, watcher):
+        watcher.kill()  # it watches until stopped
+        watcher.wait()
+        watcher.reader.join()
+        watcher.stdout.close()
+        watcher.stderr.close()
+
+    def put_for_3(self, key):
+        """A put of key on node 1 waiting for 3 replicas, left running: node 3 acks its push at
+        once, so the turn that applies it fsyncs. 60 s is the longest wait a put may ask."""
+        return subprocess.Popen([ENGRAM, "put", self.SCOPE, key, "v", "--replicas", "3",
+                                 "--timeout", "60000"],
+                                env=self.admin.env(self.api(1), "tester", "alice"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def hold_on_3(self, key):
+        """Node 3 restarted with the hold armed by key's bytes in its WAL, and once healthy,
+        the trigger set. Returns the trigger's path."""
+        trigger = os.path.join(self.dir, "holdsync")
+        self.preload_on_3(ENGRAM_HOLDSYNC_TRIGGER=trigger, ENGRAM_HOLDSYNC_MARKER=key)
+        eventually(lambda: self.put("healthy", 3, 5000).returncode == 0,
+                   "a put waiting for 3 replicas is answered", timeout=60)
+        return trigger
+
+    def test_a_replica_tells_its_subscribers_before_its_fsync(self):
+        key = "held-" + os.urandom(4).hex()
+        trigger = self.hold_on_3(key)
+        watcher, events = self.watch_on_3()
         put = None
         try:
             eventually(lambda: watcher.poll() is None and self.stats(3, "subscribers") == 1,
                        "node 3 has the watcher's subscription", timeout=60)
             open(trigger, "w").close()
-            # a put waiting for 3 replicas: node 3 acks its push at once, so the turn that
-            # applies it fsyncs, and the record's bytes in node 3's WAL arm the hold
-            put = subprocess.Popen([ENGRAM, "put", self.SCOPE, key, "v", "--replicas", "3",
-                                    "--timeout", "120000"],
-                                   env=self.admin.env(self.api(1), "tester", "alice"),
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            put = self.put_for_3(key)
             eventually(lambda: os.path.exists(trigger + ".held"),
                        "node 3 inside the fsync of the turn that applied the push", timeout=60)
             # while that fsync is held, the event has left node 3 ...
@@ -201,11 +228,40 @@ class ReplicaSyncTest(local_cluster.ClusterTest):
             if put and put.poll() is None:
                 put.kill()
                 put.communicate()
-            watcher.kill()  # it watches until stopped
-            watcher.wait()
-            reader.join()
-            watcher.stdout.close()
-            watcher.stderr.close()
+            self.stop_watching(watcher)
+
+    def test_a_subscription_is_answered_before_its_first_event(self):
+        # While node 3 is held in an fsync, a watcher subscribes there and node 1 pushes it a
+        # second put: once let go, node 3 reads both in one turn, which fsyncs for the push's
+        # ack. Its events may not go ahead of the SUBSCRIBE's reply: a client takes the first
+        # message with its request's id as the reply, and the event would be lost.
+        key = "held-" + os.urandom(4).hex()
+        trigger = self.hold_on_3(key)
+        open(trigger, "w").close()
+        puts, watcher = [self.put_for_3(key)], None
+        try:
+            eventually(lambda: os.path.exists(trigger + ".held"),
+                       "node 3 inside the fsync of the turn that applied the push", timeout=60)
+            watcher, events = self.watch_on_3()
+            puts.append(self.put_for_3("after-" + key))
+            # the subscription and the push reach node 3's sockets (given time; if either
+            # came later, the turns would differ and the order hold anyway)
+            time.sleep(2)
+            os.unlink(trigger)
+            eventually(lambda: f"{self.SCOPE} after-{key} put v\n" in events,
+                       "node 3's watcher told of the put after its subscription", timeout=30)
+            for put in puts:
+                out, err = put.communicate(timeout=120)
+                self.assertEqual(put.returncode, 0, err)
+        finally:
+            if os.path.exists(trigger):
+                os.unlink(trigger)
+            for put in puts:
+                if put.poll() is None:
+                    put.kill()
+                    put.communicate()
+            if watcher:
+                self.stop_watching(watcher)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """engramd's front door (issue 8) as a newcomer meets it.
 
-Usage: engramd_test.py ENGRAMD ENGRAM DAEMON_SOURCE_DIR. Checks that --help lists every flag the
-parser knows (read from both sides), that a misspelled flag, config key or section is refused
-naming the nearest valid one before anything is written, and that a second engramd refuses to
-start on a live node's API socket or data directory while the first keeps serving; a socket file
-that nobody listens on any more is taken over; and that a node without a trust root refuses to
-start, naming `engram init`. The nodes that serve are set up by `engram init` (tests/cli/access.py).
+Usage: engramd_test.py ENGRAMD ENGRAM DAEMON_SOURCE_DIR ALLOCATOR (mimalloc or libc). Checks
+that --help lists every flag the parser knows (read from both sides), that a misspelled flag,
+config key or section is refused naming the nearest valid one before anything is written, and
+that a second engramd refuses to start on a live node's API socket or data directory while the
+first keeps serving; a socket file that nobody listens on any more is taken over; that a node
+without a trust root refuses to start, naming `engram init`; and that engramd's mallocs are
+mimalloc's when built with it. The nodes that serve are set up by `engram init`
+(tests/cli/access.py).
 """
 import glob
 import os
@@ -23,7 +25,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
 from access import Admin  # noqa: E402  tests/cli: trust roots and agents for the tests' nodes
 
-ENGRAMD, ENGRAM, SOURCES = sys.argv[1], sys.argv[2], sys.argv[3]
+ENGRAMD, ENGRAM, SOURCES, ALLOCATOR = sys.argv[1:5]
 TIMEOUT = 60  # the machines that run the tests are shared and slow
 
 
@@ -163,6 +165,22 @@ class DaemonTest(unittest.TestCase):
             lines = r.stdout.splitlines()
             self.assertEqual(lines[0], f"{name} {version}")
             self.assertTrue(lines[1].startswith(f"schema {schema} "), lines[1])
+
+    def test_allocator(self):
+        """engramd allocates with mimalloc unless built with a sanitizer (ALLOCATOR, from
+        CMake's ENGRAM_ALLOCATOR); the engram tool keeps glibc's. Asked by MIMALLOC_SHOW_STATS
+        to, mimalloc prints its heap's statistics as the process exits, with the pages the
+        mallocs it served touched."""
+        env = dict(os.environ, MIMALLOC_SHOW_STATS="1")
+        for program, allocator in ((ENGRAMD, ALLOCATOR), (ENGRAM, "libc")):
+            r = subprocess.run([program, "--version"], capture_output=True, text=True, env=env,
+                               timeout=TIMEOUT)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            touched = re.search(r"^ *touched: +(\S+) ", r.stderr, re.M)
+            with self.subTest(program=program, allocator=allocator):
+                self.assertEqual(bool(touched), allocator == "mimalloc", r.stderr)
+                if touched:
+                    self.assertNotEqual(touched.group(1), "0")
 
     def test_unknown_flag_names_the_nearest(self):
         err = self.refused(2, "--dat", self.path("data"))
