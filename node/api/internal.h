@@ -173,8 +173,8 @@ typedef struct {
     uint8_t *reply; /* owned: the encoded success (or error) Reply */
     size_t reply_len;
     bool wrote;      /* acknowledges a write: replaced by an error if the sync fails */
-    bool remote;     /* only the event of a change another node made: may leave before this
-                      * node's sync, once written out (server.h) */
+    bool remote;     /* only the event of a change another node made: in a turn whose outbox
+                      * holds nothing else, it leaves before the sync (api__publish_remote) */
     char *event_sid; /* owned: scope whose subscribers get event, or NULL */
     uint8_t *event;  /* owned: encoded Event */
     size_t event_len;
@@ -362,7 +362,7 @@ void api__refuse_bad_string(node_server_t *self, zframe_t *routing, Engram__Requ
 void api__flush_outbox(node_server_t *self, int sync_rc);
 
 /*  Publishes the outbox ahead of the turn's fsync if it holds nothing but events of changes
- *  other nodes made (a turn that answered no request and made no write of its own): call it
+ *  other nodes made (a turn in which no request was answered or wrote): call it
  *  only once the turn's writes are written out (node_store_write_out). Anything else in it
  *  keeps all of it for after the fsync: a reply must come before events it does not reflect
  *  (a SUBSCRIBE's before its first event), and an event's token and totals would show the

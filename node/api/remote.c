@@ -68,7 +68,8 @@ static void s_remote_event_send(node_server_t *self, s_remote_event_t *e, const 
 }
 
 /*  One entry a remote delta brought: an event for the scope's subscribers, sent with this
- *  turn's replies, or before its fsync when there are none (api__publish_remote). */
+ *  turn's replies and local events, or before its fsync when it has none
+ *  (api__publish_remote). */
 static int s_remote_entry(void *arg, crdt_type_id_t type, const char *key,
                           const crdt_entry_view_t *entry)
 {

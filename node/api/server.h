@@ -27,8 +27,8 @@
  *  and reads may show it first (a power loss here would hide it again until anti-entropy
  *  brings it back): a peer sends a delta only after its own fsync, so what they show is
  *  durable on the node it came from if that node runs durability=sync. So a turn that fsyncs
- *  with nothing to send but events of changes other nodes made (it answered no request and
- *  made no write of its own) sends them before the fsync, once the WAL's file holds them
+ *  with nothing to send but events of changes other nodes made (no request was answered or
+ *  wrote in it) sends them before the fsync, once the WAL's file holds them
  *  (api__publish_remote): a replica's subscribers do not wait for the fsync that precedes its
  *  acks. A reply in the turn keeps them for after it, in order: a reply comes before events
  *  it does not reflect (a SUBSCRIBE's before its first event), and an event's token and

@@ -51,6 +51,13 @@ TICK_MS = 50     # node/cluster/internal.h
 GOSSIP_MS = 100  # local_cluster.start's --gossip-interval-ms
 
 
+def connected(pid):
+    """Whether process pid has an established Unix stream connection (`ss`, iproute2)."""
+    out = subprocess.run(["ss", "-xpn", "state", "established"], capture_output=True,
+                         text=True).stdout
+    return f"pid={pid}," in out
+
+
 class ReplicaSyncTest(local_cluster.ClusterTest):
     SCRIPT, ENGRAM, SCOPE, PREFIX = LOCAL_CLUSTER, ENGRAM, "run:replicated", "engram-rsync-"
 
@@ -243,10 +250,13 @@ class ReplicaSyncTest(local_cluster.ClusterTest):
             eventually(lambda: os.path.exists(trigger + ".held"),
                        "node 3 inside the fsync of the turn that applied the push", timeout=60)
             watcher, events = self.watch_on_3()
+            # its connection made (ZeroMQ's I/O thread takes it while the loop is held), the
+            # SUBSCRIBE waits in node 3's socket; then the push does too
+            eventually(lambda: connected(watcher.pid), "the watcher connected to node 3",
+                       timeout=60)
+            time.sleep(0.5)
             puts.append(self.put_for_3("after-" + key))
-            # the subscription and the push reach node 3's sockets (given time; if either
-            # came later, the turns would differ and the order hold anyway)
-            time.sleep(2)
+            time.sleep(0.5)
             os.unlink(trigger)
             eventually(lambda: f"{self.SCOPE} after-{key} put v\n" in events,
                        "node 3's watcher told of the put after its subscription", timeout=30)

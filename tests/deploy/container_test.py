@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """deploy/container/: the Containerfile against the build, and compose.yaml run as processes.
 
-Usage: container_test.py ENGRAMD ENGRAM CMAKE BUILD_DIR SOURCE_DIR
+Usage: container_test.py ENGRAMD ENGRAM CMAKE BUILD_DIR SOURCE_DIR ALLOCATOR
 
 No image is built and no container runs here (no registry to pull debian:bookworm-slim from,
 and podman cannot start containers on the machines the suite runs on). What is checked:
@@ -15,7 +15,8 @@ Containerfile
   - the runtime stage installs exactly the Debian packages of the libraries engramd and engram
     are linked against (readelf's NEEDED, found with ldd and dpkg -S; libc6 and what it
     depends on, which every Debian image has, a sanitized build's runtimes, and libengram,
-    copied from the build stage, aside);
+    copied from the build stage, aside; mimalloc, which the image's Release build links,
+    even when this build does not: a sanitized one);
   - each COPY --from=build names files that `cmake --install` of this build puts there (run
     here with DESTDIR and the prefix of the build stage's configure line);
   - the ENTRYPOINT is engramd where the runtime stage put it, the USER is not root, the data
@@ -50,6 +51,7 @@ import hostsim
 from polling import eventually  # tests/cli's, on the path hostsim puts it
 
 ENGRAMD, ENGRAM, CMAKE, BUILD_DIR, SOURCE_DIR = map(os.path.abspath, sys.argv[1:6])
+ALLOCATOR = sys.argv[6]  # CMake's ENGRAM_ALLOCATOR: what this build's engramd is linked with
 HERE = os.path.join(SOURCE_DIR, "deploy", "container")
 CONTAINERFILE = os.path.join(HERE, "Containerfile")
 COMPOSE = os.path.join(HERE, "compose.yaml")
@@ -138,6 +140,13 @@ def runtime_requirements():
     depends = subprocess.run(["dpkg-query", "-W", "-f=${Depends}", libc], capture_output=True,
                              text=True, check=True).stdout
     base = {libc} | {d.split()[0] for d in depends.split(",") if d.strip()}
+    if ALLOCATOR != "mimalloc":  # a sanitized or fuzz build: the image's links mimalloc
+        dev = subprocess.run(["cc", "-print-file-name=libmimalloc.so"], capture_output=True,
+                             text=True).stdout.strip()
+        runtime = owner(os.path.realpath(dev)) if os.path.isabs(dev) else None
+        if not runtime:
+            fail("no Debian package here holds libmimalloc (deploy/install-deps.sh installs it)")
+        wanted.add(runtime)
     return wanted - base
 
 
