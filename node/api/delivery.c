@@ -532,6 +532,9 @@ void api__publish_remote(node_server_t *self)
     for (api_out_t *out = zlist_first(self->outbox); out; out = zlist_next(self->outbox))
         if (!out->remote)
             return; /* a reply or a local write's event: all wait for the fsync (server.h) */
+    if (zlist_size(self->outbox) == 0)
+        return;
+    node_store_write_out(self->store); /* exits if the file refuses them: none leaves */
     api__flush_peers(self);
     api__flush_outbox(self, 0);
 }

@@ -300,7 +300,8 @@ typedef struct {
     bool admin;                 /* the connection's key is an admin's */
     Engram__Op op;              /* the request's operation (OP_NONE: not a request) */
     int64_t started_us;         /* zclock_usecs when the node began handling it */
-    const uint8_t *client_key;  /* 32 bytes: the request's CURVE key; NULL: a remote change */
+    const uint8_t *client_key;  /* 32 bytes: the request's CURVE key; NULL: no request's (a
+                                 * remote change, a statement of acl.init) */
     bool remote;                /* only the event of a change another node made */
     char message[256];
 } api_reply_t;
@@ -362,9 +363,9 @@ void api__refuse_bad_string(node_server_t *self, zframe_t *routing, Engram__Requ
 void api__flush_outbox(node_server_t *self, int sync_rc);
 
 /*  Publishes the outbox ahead of the turn's fsync if it holds nothing but events of changes
- *  other nodes made (a turn in which no request was answered or wrote): call it
- *  only once the turn's writes are written out (node_store_write_out). Anything else in it
- *  keeps all of it for after the fsync: a reply must come before events it does not reflect
+ *  other nodes made (a turn in which no request was answered or wrote), once the turn's
+ *  writes are in the WAL's file (node_store_write_out). Anything else in it keeps all of it
+ *  for after the fsync: a reply must come before events it does not reflect
  *  (a SUBSCRIBE's before its first event), and an event's token and totals would show the
  *  turn's own unsynced writes. */
 void api__publish_remote(node_server_t *self);

@@ -673,10 +673,7 @@ static void s_turn(node_server_t *self)
     if (self->config.durability_sync) {
         /* deltas applied from peers alone wait for the turn that sends data (server.h) */
         if (wrote_any || (self->cluster && node_cluster_has_data(self->cluster))) {
-            /* a turn with nothing but events of changes other nodes made: they wait for the
-             * WAL's file, not for this fsync (server.h) */
-            node_store_write_out(self->store);
-            api__publish_remote(self);
+            api__publish_remote(self); /* a replica's turn: its peers' events go first */
             sync_rc = node_store_sync(self->store);
         }
         if (wrote && sync_rc == 0) {
