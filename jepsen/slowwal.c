@@ -20,6 +20,8 @@
  *  fsync(2) of a write-ahead log creates the file TRIGGER.held and waits until the trigger is
  *  gone before it syncs. A test so stops a node inside the fsync of the turn that wrote one
  *  chosen record (tests/cli/replica_sync_test.py) and sees what leaves the node meanwhile.
+ *  With ENGRAM_HOLD_AT=write, that write(2) itself holds the same way before it writes: the
+ *  node stops with the record not yet in its log's file.
  *
  *  Other files and other calls pass through untouched. Invariant: a call that is not delayed
  *  or failed here is the real call, with its result; a delayed write(2) writes the same bytes.
@@ -83,8 +85,12 @@ ssize_t write(int fd, const void *buf, size_t count)
 {
     if (!s_real_write)
         s_real_write = (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
-    if (s_holds_marker(buf, count) && s_is_wal(fd))
+    if (s_holds_marker(buf, count) && s_is_wal(fd)) {
         atomic_store(&s_hold_armed, true);
+        const char *at = getenv("ENGRAM_HOLD_AT");
+        if (at && strcmp(at, "write") == 0)
+            s_hold();
+    }
     const char *ms = getenv("ENGRAM_SLOWWAL_MS");
     long delay = ms ? strtol(ms, NULL, 10) : 0;
     const char *trigger = getenv("ENGRAM_FAILWRITE_TRIGGER");

@@ -29,9 +29,18 @@ fsync waits until the trigger is gone. A put of that key waiting for 3 replicas 
 ack its push at once, so the turn that applies it fsyncs and is held there: node 3's watcher
 has the event meanwhile, and the put is not answered until the trigger is removed.
 
+The two test_a_replica_tells_nothing_its_log_lacks_* show the limit of that: nothing about a
+change leaves a replica before its WAL's file holds it. With the hold at the WAL's write(2)
+(ENGRAM_HOLD_AT=write), node 3 stops before the write that carries the chosen key, and its
+watcher hears nothing of the put for QUIET_S; once let go, it does. A put waiting for 1
+replica is applied in a turn that does not fsync (its ack waits for the tick) and writes the
+WAL out at its end; one waiting for 3 in a turn that fsyncs, whose early events come once
+api__publish_remote wrote the WAL out.
+
 Usage: replica_sync_test.py ENGRAMD ENGRAM LOCAL_CLUSTER_SH SLOWWAL_LIB. Ports are drawn at
 random.
 """
+import contextlib
 import json
 import os
 import subprocess
@@ -49,6 +58,7 @@ del sys.argv[1:5]
 WRITES, PRIVATE = 400, 5
 TICK_MS = 50     # node/cluster/internal.h
 GOSSIP_MS = 100  # local_cluster.start's --gossip-interval-ms
+QUIET_S = 2      # how long a held node is watched for what it must not say
 
 
 def connected(pid):
@@ -192,43 +202,45 @@ class ReplicaSyncTest(local_cluster.ClusterTest):
         watcher.stdout.close()
         watcher.stderr.close()
 
-    def put_for_3(self, key):
-        """A put of key on node 1 waiting for 3 replicas, left running: node 3 acks its push at
-        once, so the turn that applies it fsyncs. 60 s is the longest wait a put may ask."""
-        return subprocess.Popen([ENGRAM, "put", self.SCOPE, key, "v", "--replicas", "3",
-                                 "--timeout", "60000"],
+    def put_waiting(self, key, replicas):
+        """A put of key on node 1 waiting for `replicas` replicas, left running. Waiting for 3
+        makes node 3 ack its push at once, so the turn that applies it fsyncs; for 1, node 3
+        acks at its next tick. 60 s is the longest wait a put may ask."""
+        return subprocess.Popen([ENGRAM, "put", self.SCOPE, key, "v", "--replicas",
+                                 str(replicas), "--timeout", "60000"],
                                 env=self.admin.env(self.api(1), "tester", "alice"),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def hold_on_3(self, key):
-        """Node 3 restarted with the hold armed by key's bytes in its WAL, and once healthy,
-        the trigger set. Returns the trigger's path."""
+    def hold_on_3(self, key, at="sync"):
+        """Node 3 restarted with the hold armed by key's bytes in its WAL, held `at` the WAL's
+        fsync or write(2) (jepsen/slowwal.c), and once healthy, the trigger set. Returns the
+        trigger's path."""
         trigger = os.path.join(self.dir, "holdsync")
-        self.preload_on_3(ENGRAM_HOLDSYNC_TRIGGER=trigger, ENGRAM_HOLDSYNC_MARKER=key)
+        self.preload_on_3(ENGRAM_HOLDSYNC_TRIGGER=trigger, ENGRAM_HOLDSYNC_MARKER=key,
+                          ENGRAM_HOLD_AT=at)
         eventually(lambda: self.put("healthy", 3, 5000).returncode == 0,
                    "a put waiting for 3 replicas is answered", timeout=60)
         return trigger
 
-    def test_a_replica_tells_its_subscribers_before_its_fsync(self):
+    @contextlib.contextmanager
+    def held_on_3(self, at, replicas):
+        """Node 3 watched, then held `at` its WAL's fsync or write(2) in the turn that applied
+        a put of a fresh key, made on node 1 waiting for `replicas` replicas. Yields the
+        watcher's lines, the event line the put makes, the running put and the trigger, which
+        the caller removes to let node 3 go; cleans up whatever is left."""
         key = "held-" + os.urandom(4).hex()
-        trigger = self.hold_on_3(key)
+        trigger = self.hold_on_3(key, at)
         watcher, events = self.watch_on_3()
         put = None
         try:
             eventually(lambda: watcher.poll() is None and self.stats(3, "subscribers") == 1,
                        "node 3 has the watcher's subscription", timeout=60)
             open(trigger, "w").close()
-            put = self.put_for_3(key)
+            put = self.put_waiting(key, replicas)
             eventually(lambda: os.path.exists(trigger + ".held"),
-                       "node 3 inside the fsync of the turn that applied the push", timeout=60)
-            # while that fsync is held, the event has left node 3 ...
-            eventually(lambda: f"{self.SCOPE} {key} put v\n" in events,
-                       "node 3's watcher told of the put", timeout=30)
-            # ... and the ack, which leaves only after the fsync, has not
-            self.assertIsNone(put.poll(), "node 1 was answered before node 3's fsync")
-            os.unlink(trigger)
-            out, err = put.communicate(timeout=120)
-            self.assertEqual(put.returncode, 0, err)
+                       f"node 3 inside the WAL {at} of the turn that applied the push",
+                       timeout=60)
+            yield events, f"{self.SCOPE} {key} put v\n", put, trigger
         finally:
             if os.path.exists(trigger):
                 os.unlink(trigger)
@@ -236,6 +248,37 @@ class ReplicaSyncTest(local_cluster.ClusterTest):
                 put.kill()
                 put.communicate()
             self.stop_watching(watcher)
+
+    def test_a_replica_tells_its_subscribers_before_its_fsync(self):
+        with self.held_on_3("sync", replicas=3) as (events, event, put, trigger):
+            # while that fsync is held, the event has left node 3 ...
+            eventually(lambda: event in events, "node 3's watcher told of the put", timeout=30)
+            # ... and the ack, which leaves only after the fsync, has not
+            self.assertIsNone(put.poll(), "node 1 was answered before node 3's fsync")
+            os.unlink(trigger)
+            out, err = put.communicate(timeout=120)
+            self.assertEqual(put.returncode, 0, err)
+
+    def assert_silent_until_written(self, replicas):
+        """Node 3 held in the WAL write(2) of the turn that applied a push: its watcher hears
+        nothing of the change for QUIET_S, and once the write goes on, hears of it."""
+        with self.held_on_3("write", replicas) as (events, event, put, trigger):
+            time.sleep(QUIET_S)
+            self.assertNotIn(event, events, "node 3 told of a change its WAL's file lacked")
+            os.unlink(trigger)
+            eventually(lambda: event in events, "node 3's watcher told of the put", timeout=30)
+            out, err = put.communicate(timeout=120)
+            self.assertEqual(put.returncode, 0, err)
+
+    def test_a_replica_tells_nothing_its_log_lacks_in_a_turn_without_fsync(self):
+        # the push acked at node 3's next tick: the turn that applies it does not fsync, and
+        # writes the WAL out at its end, before its events (node/api/server.c, s_turn)
+        self.assert_silent_until_written(replicas=1)
+
+    def test_a_replica_tells_nothing_its_log_lacks_before_its_fsync(self):
+        # the push acked at once: the turn fsyncs, and publishes its peers' events first, once
+        # the WAL is written out (api__publish_remote)
+        self.assert_silent_until_written(replicas=3)
 
     def test_a_subscription_is_answered_before_its_first_event(self):
         # While node 3 is held in an fsync, a watcher subscribes there and node 1 pushes it a
@@ -245,7 +288,7 @@ class ReplicaSyncTest(local_cluster.ClusterTest):
         key = "held-" + os.urandom(4).hex()
         trigger = self.hold_on_3(key)
         open(trigger, "w").close()
-        puts, watcher = [self.put_for_3(key)], None
+        puts, watcher = [self.put_waiting(key, 3)], None
         try:
             eventually(lambda: os.path.exists(trigger + ".held"),
                        "node 3 inside the fsync of the turn that applied the push", timeout=60)
@@ -255,7 +298,7 @@ class ReplicaSyncTest(local_cluster.ClusterTest):
             eventually(lambda: connected(watcher.pid), "the watcher connected to node 3",
                        timeout=60)
             time.sleep(0.5)
-            puts.append(self.put_for_3("after-" + key))
+            puts.append(self.put_waiting("after-" + key, 3))
             time.sleep(0.5)
             os.unlink(trigger)
             eventually(lambda: f"{self.SCOPE} after-{key} put v\n" in events,
