@@ -60,8 +60,9 @@
 #define LINK_HOLD_BUDGETS 4
 #define LINK_HOLD_MS      500
 /*  How often op records below the stable cut are collected, and how many records one pass
- *  visits at most: a visit is a point read and maybe a write (a pass of 2,048 took 5.0-6.4 ms,
- *  README), and each scope the pass reaches costs its stable cut besides. A pass that leaves
+ *  visits at most: a visit is a point read and maybe a write (a pass of 2,048 took 5.0-6.4 ms
+ *  on an idle node, up to 16-64 ms under load, as long as passes of 256: README, "Garbage"),
+ *  and each scope the pass reaches costs its stable cut besides. A pass that leaves
  *  records behind is followed by another GC_RESUME_MS later, requests served between: at most
  *  about 100k visits a second, more than a node writes. */
 #define GC_INTERVAL_MS     10000
