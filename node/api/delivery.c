@@ -408,6 +408,35 @@ void api__flush_peers(node_server_t *self)
     zlist_destroy(&done);
 }
 
+/*  Whether sub's key is still registered as its agent, living on this node (s_identify's
+ *  rule for a request). */
+static bool s_still_identified(node_server_t *self, const api_subscriber_t *sub)
+{
+    uint64_t home = 0;
+    const char *agent = node_acl_agent_home(self->acl, sub->client_key, api__acl_now(), &home);
+    return agent && strcmp(agent, sub->agent) == 0 &&
+           (!home || home == node_store_node_id(self->store));
+}
+
+/*  Ends one subscription whose key no longer identifies its agent, telling its client. */
+static void s_end_unidentified(node_server_t *self, api_subscriber_t *sub)
+{
+    api_conn_t *conn = sub->conn;
+    Engram__Reply reply;
+    api__reply_header(&reply, sub->request_id, ENGRAM_EDENIED);
+    reply.message = "this connection's key is no longer registered to the agent that "
+                    "subscribed (revoked, ended, or moved to another node): the subscription "
+                    "ends";
+    uint8_t buf[512];
+    size_t len = engram__reply__pack(&reply, buf);
+    s_unlist(self, sub);
+    char *sid = sub->sid; /* the key it is found by outlives it */
+    sub->sid = NULL;
+    zhashx_delete(conn->subscriptions, sid); /* frees sub */
+    free(sid);
+    s_output(self, conn->routing, buf, len, false);
+}
+
 /*  Whether sub may read the event now: by its item's provenance, or for a change that has
  *  none (a delete, a set remove, a counter's new total) by its author and the scope. */
 static bool s_event_visible(node_server_t *self, const api_subscriber_t *sub,
@@ -467,9 +496,14 @@ static void s_publish(node_server_t *self, const api_out_t *out)
     bool total = event && event->item && strcmp(event->op, "counter_changed") == 0;
     for (size_t i = 0; i < k; i++) {
         api_subscriber_t *sub = targets[i].sub;
-        if (zhashx_lookup(targets[i].conn->subscriptions, out->event_sid) != sub ||
-            !s_event_visible(self, sub, event))
+        if (zhashx_lookup(targets[i].conn->subscriptions, out->event_sid) != sub)
             continue; /* ended while this event went to others */
+        if (!s_still_identified(self, sub)) {
+            s_end_unidentified(self, sub);
+            continue;
+        }
+        if (!s_event_visible(self, sub, event))
+            continue;
         if (total && s_visible_total(self, sub, event) != 0)
             continue;
         Engram__Reply reply;
@@ -618,6 +652,7 @@ int api__subscribe(node_server_t *self, api_conn_t *conn, const Engram__Request 
         sub->sid = strdup(sid);
         sub->agent = strdup(req->agent);
         sub->user = strdup(req->user);
+        memcpy(sub->client_key, r->client_key, sizeof sub->client_key); /* set: identified */
     }
     if (!list || !sub || !sub->sid || !sub->agent || !sub->user ||
         zhashx_insert(conn->subscriptions, sid, sub) != 0) {

@@ -105,14 +105,17 @@ typedef struct {
 } api_conn_t;
 
 /*  One subscription: owned by its connection's subscriptions, listed (not owned) in the
- *  server's subscribers under its scope. */
+ *  server's subscribers under its scope. Each event is judged for its agent and user, and
+ *  only while client_key is still registered as that agent, living on this node (a key's
+ *  registration can be revoked or end while it subscribes: the subscription then ends). */
 typedef struct {
     api_conn_t *conn; /* borrowed: the subscriber's connection (it owns this) */
     uint64_t request_id;
-    char *sid;    /* owned */
-    char *agent;  /* owned: who subscribed, for whom: each event is judged for them */
-    char *user;   /* owned */
-    void *handle; /* its place in the server's list of sid's subscribers */
+    char *sid;              /* owned */
+    char *agent;            /* owned: who subscribed, for whom: each event is judged for them */
+    char *user;             /* owned */
+    uint8_t client_key[32]; /* the CURVE key the SUBSCRIBE came with */
+    void *handle;           /* its place in the server's list of sid's subscribers */
 } api_subscriber_t;
 
 /*  A connection whose pipe was full: what it has still to receive, in order. Events past

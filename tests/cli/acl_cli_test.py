@@ -15,10 +15,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
 from access import Admin
+from polling import eventually
 
 ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
 ID = r"^[0-9a-f]{32}$"
@@ -270,6 +272,37 @@ class AclCliTest(unittest.TestCase):
         self.fails(2, "acl", "policy", "run:*", "block", "--pattern", "x")
         self.assertEqual(self.shown().keys(), before.keys())
         self.assertFalse(os.path.exists(os.path.join(self.home, "agents", "a4.cert")))
+
+    def test_9b_a_revoked_key_hears_no_more(self):
+        # a5 watches alice's memory; once its registration is revoked, the next change ends
+        # the subscription with access denied instead of reaching it
+        created = json.loads(self.ok("--json", "agent", "create", "a5"))
+        self.statement("acl", "allow-user", "alice", "a5")
+        watch = subprocess.Popen([ENGRAM, "watch", "user:alice"],
+                                 env=Admin(ENGRAM, self.home).env(self.socket, "a5", "alice"),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = []
+        reader = threading.Thread(target=lambda: lines.extend(watch.stdout))
+        reader.start()
+        try:
+            def heard(n):  # a put by a1 until the watch prints it: then it is subscribed
+                self.ok("put", "user:alice", f"before-{n}", "v")
+                return any(f"before-{n}" in line for line in lines)
+            eventually(lambda it=iter(range(1000)): heard(next(it)), "a5's watch hears a1",
+                       timeout=30)
+            self.statement("acl", "revoke", created["statement"])
+            self.ok("put", "user:alice", "after-revoke", "v")
+            self.assertEqual(watch.wait(timeout=30), 6)
+            reader.join()
+            self.assertFalse([line for line in lines if "after-revoke" in line], lines)
+            self.assertIn("no longer registered", watch.stderr.read())
+        finally:
+            if watch.poll() is None:
+                watch.kill()
+                watch.wait()
+            reader.join()
+            watch.stdout.close()
+            watch.stderr.close()
 
 
 if __name__ == "__main__":
