@@ -3,6 +3,7 @@
  *  report its error and exit with the status its code maps to. The folder's contract is in
  *  cli.h.
  */
+#include <czmq.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "engram/limits.h"
 #include "node/cli/cli.h"
+#include "node/cli/mcp.h"
 
 /*  A message of the CLI's own for the error line (stdin, a node's inconsistent answer); it
  *  replaces engram_last_error when set. */
@@ -90,6 +92,11 @@ static int s_connect(const cli_command_t *command, const cli_opts_t *opts, engra
 
 int main(int argc, char **argv)
 {
+    /* stdout carries results only: what czmq logs goes to stderr (czmq's start sets stdout:
+     * after it) */
+    zsys_handler_set(NULL); /* as libengram: the default signals stay */
+    zsys_init();
+    zsys_set_logstream(stderr);
     cli_opts_t opts = {
         .agent = s_env("ENGRAM_AGENT", "cli"),
         .user = s_env("ENGRAM_USER", s_env("USER", "anonymous")),
@@ -144,6 +151,8 @@ int main(int argc, char **argv)
     int rc = 0;
     if (command->flags & CLI_CMD_VALUE)
         rc = cli_value_init(&opts.value, opts.args[opts.nargs - 1]);
+    if (rc == 0 && command->run == cli_cmd_mcp) /* JSON-RPC alone on stdout, from the start */
+        rc = mcp_claim_stdout();
     engram_t *engram = NULL;
     if (rc == 0 && !(command->flags & CLI_CMD_OFFLINE))
         rc = s_connect(command, &opts, &engram);

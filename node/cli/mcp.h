@@ -163,6 +163,12 @@ bool mcp_tools_call(engram_t *engram, const mcp_defaults_t *defaults, const char
 
 /*  --- mcp_server.c ------------------------------------------------------------------------ */
 
+/*  Keeps the process's stdout for JSON-RPC alone: the session writes to a copy of it, and fd 1
+ *  becomes a copy of stderr, where whatever a library prints goes (czmq's zconfig prints a key
+ *  file's parse error with printf). Called once, before connecting; 0, or ENGRAM_EIO (stdout
+ *  left as it was). */
+int mcp_claim_stdout(void);
+
 /*  Serves the session on stdin/stdout until stdin ends. engram is the session's connection;
  *  endpoint, agent and user open the second one that watches the graph's scope for
  *  resources/subscribe. scopes: the --scope values (the first holds the graph; none: user:USER).

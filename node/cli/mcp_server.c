@@ -70,14 +70,33 @@ static uint64_t s_now_ms(void)
     return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 }
 
+/*  Where JSON-RPC goes: the process's stdout as it was before mcp_claim_stdout, else stdout. */
+static FILE *s_protocol_out;
+
+int mcp_claim_stdout(void)
+{
+    fflush(stdout);
+    int fd = dup(STDOUT_FILENO);
+    FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!out || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+        if (out)
+            fclose(out);
+        else if (fd >= 0)
+            close(fd);
+        return ENGRAM_EIO;
+    }
+    s_protocol_out = out;
+    return 0;
+}
+
 /*  Writes msg (taken; NULL: nothing) as one line. */
 static void s_send(s_session_t *session, json_t *msg)
 {
     if (!msg)
         return;
+    FILE *out = s_protocol_out ? s_protocol_out : stdout;
     pthread_mutex_lock(&session->out_lock);
-    if (json_dumpf(msg, stdout, JSON_COMPACT) != 0 || fputc('\n', stdout) == EOF ||
-        fflush(stdout) != 0)
+    if (json_dumpf(msg, out, JSON_COMPACT) != 0 || fputc('\n', out) == EOF || fflush(out) != 0)
         atomic_store(&session->out_failed, true);
     pthread_mutex_unlock(&session->out_lock);
     json_decref(msg);

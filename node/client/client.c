@@ -52,6 +52,10 @@
  *  into protobuf-c memory. One thread at a time may use an engram_t (ZeroMQ sockets are not
  *  thread-safe).
  *
+ *  czmq starts once for the process, at the first connection, under pthread_once: its start
+ *  is not safe from two threads at once, and connections made by several threads at once
+ *  would race in it (an assertion aborts the process).
+ *
  *  Signals: the library installs no signal handler (zsys_handler_set(NULL)). A signal that
  *  interrupts the wait of a call is ignored and the wait resumes until the call's deadline;
  *  one that interrupts engram_next_event ends it early with ENGRAM_ETIMEDOUT, so that a
@@ -64,6 +68,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -634,14 +639,20 @@ static int s_call_result(engram_t *self, Engram__Request *req, int64_t wait_ms,
  *  Connection.
  */
 
+/*  czmq's start, once for the process: the host program keeps its signals. */
+static void s_start_czmq(void)
+{
+    zsys_handler_set(NULL);
+    zsys_init();
+}
+
 /*  A connection with its socket, not yet connected: the keys decide when it connects. NULL
  *  when out of memory. */
 static engram_t *s_new(const char *endpoint, const char *agent, const char *user)
 {
-    if (sodium_init() < 0)
+    static pthread_once_t czmq_started = PTHREAD_ONCE_INIT;
+    if (sodium_init() < 0 || pthread_once(&czmq_started, s_start_czmq) != 0)
         return NULL;
-    /*  Before the first socket, which starts czmq: the host program keeps its signals. */
-    zsys_handler_set(NULL);
     if (!endpoint) {
         endpoint = getenv("ENGRAM_SOCKET");
         if (!endpoint || !*endpoint)

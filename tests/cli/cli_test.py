@@ -413,6 +413,24 @@ class CliTest(unittest.TestCase):
                           env={"ENGRAM_SERVER_KEY": self.node.server_key()})
         self.assertIn("unavailable", line)
 
+    def test_mcp_stdout_is_json_rpc_alone(self):
+        # what a library prints (czmq's zconfig, on a key file it cannot parse, with printf)
+        # goes to stderr: `engram mcp`'s stdout carries JSON-RPC and nothing else
+        home = os.path.join(self.node.dir, "broken-home")
+        shutil.copytree(self.node.admin.home, home)
+        with open(os.path.join(home, "agents", "tester.cert_secret"), "w") as f:
+            f.write('curve\n    public-key = "unterminated\n')
+        requests = [{"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                     "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                                "clientInfo": {"name": "cli_test", "version": "1"}}},
+                    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                    {"jsonrpc": "2.0", "id": 2, "method": "ping"}]
+        r = run(self.node, "mcp", env={"ENGRAM_HOME": home},
+                stdin="".join(json.dumps(m) + "\n" for m in requests))
+        self.assertIn("(zconfig)", r.stderr)  # the library did complain
+        for line in r.stdout.splitlines():
+            self.assertEqual(json.loads(line)["jsonrpc"], "2.0", line)
+
     def test_restart_keeps_data(self):
         self.ok("put", "run:durable", "k", "survives")
         self.node.stop()
