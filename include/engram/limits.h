@@ -106,8 +106,8 @@
 #ifndef ENGRAM_MAX_PAGE
 #define ENGRAM_MAX_PAGE 1000
 #endif
-/*  A page also ends before its values pass this many bytes (a first item always fits), so that
- *  no reply comes near the frame limit whatever the values' sizes. */
+/*  A page, and a search's results, also end before their values pass this many bytes (a first
+ *  item always fits), so that no reply comes near the frame limit whatever the values' sizes. */
 #ifndef ENGRAM_MAX_PAGE_BYTES
 #define ENGRAM_MAX_PAGE_BYTES (4 * 1024 * 1024)
 #endif

@@ -623,14 +623,15 @@ static int s_search_text(node_server_t *self, const Engram__Request *req, const 
 
 /*  Walks the first `exact` candidates of the ranking (those it is sure of), best first,
  *  loading each: the first `want` shown move to the front of ranked, with their data (*shown
- *  counts them). *ran_out: the walk ended there, not at `want`, the threshold or
- *  SEARCH_MAX_EXAMINED. */
+ *  counts them), as long as their values stay within ENGRAM_MAX_PAGE_BYTES (the first always
+ *  shows): so do a reply's, whatever top_k and the values' sizes. *ran_out: the walk ended
+ *  there, not at `want`, that bound, the threshold or SEARCH_MAX_EXAMINED. */
 static int s_walk(node_server_t *self, const Engram__Request *req, const s_query_t *q,
                   api_reply_t *r, s_candidates_t *ranked, size_t exact, size_t want, size_t *shown,
                   bool *ran_out)
 {
     int rc = 0;
-    size_t i = 0;
+    size_t i = 0, bytes = 0;
     *shown = 0;
     *ran_out = false;
     for (; rc == 0 && i < exact && i < SEARCH_MAX_EXAMINED && *shown < want; i++) {
@@ -639,10 +640,16 @@ static int s_walk(node_server_t *self, const Engram__Request *req, const s_query
             return 0;
         bool ok = false;
         rc = s_load(self, req, q, r, c, &ok);
-        if (!ok) {
+        bool full = ok && *shown && bytes + c->len > ENGRAM_MAX_PAGE_BYTES;
+        if (!ok || full) {
             free(c->data);
             c->data = NULL;
-        } else if ((*shown)++ != i) { /* the shown ones move to the front, with their data */
+            if (full)
+                return 0; /* the values shown so far are what a reply holds */
+            continue;
+        }
+        bytes += c->len;
+        if ((*shown)++ != i) { /* the shown ones move to the front, with their data */
             ranked->items[*shown - 1] = *c;
             c->data = NULL;
         }

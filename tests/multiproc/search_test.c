@@ -1839,6 +1839,43 @@ static void test_bounds(void **state)
     engram_destroy(&waiting);
 }
 
+/*  A search's reply holds its best results only as long as their values stay within
+ *  ENGRAM_MAX_PAGE_BYTES, whatever top_k asks (a first result always shows): six values of
+ *  900 KiB that all match make four results, best first, not 5.4 MB. */
+static void test_reply_bound(void **state)
+{
+    (void)state;
+    engram_t *a = s_conn(A);
+    enum { VALUES = 6, VALUE_BYTES = 900 * 1024 };
+    char *text = malloc(VALUE_BYTES + 1);
+    assert_non_null(text);
+    char *token = NULL;
+    for (int i = 0; i < VALUES; i++) {
+        /* "haystack needle needle ..." with more needles the later the value: later rank first */
+        size_t at = (size_t)snprintf(text, VALUE_BYTES + 1, "haystack");
+        for (int n = 0; n <= i; n++)
+            at += (size_t)snprintf(text + at, VALUE_BYTES + 1 - at, " needle");
+        memset(text + at, 'x', VALUE_BYTES - at);
+        text[at] = ' ';
+        text[VALUE_BYTES] = '\0';
+        char key[16];
+        snprintf(key, sizeof key, "v%d", i);
+        free(token);
+        token = s_put(a, "run:bound", key, text, NULL, 0);
+    }
+    free(text);
+    s_after(a, "run:bound", token);
+    engram_result_t *r = NULL;
+    EXPECT_RC(a, 0, s_search(a, "needle", "run:bound", NULL, VALUES, &r));
+    size_t bytes = 0;
+    for (size_t i = 0; i < r->nitems; i++)
+        bytes += r->items[i].len;
+    assert_true(r->nitems >= 1 && r->nitems < VALUES);
+    assert_true(bytes <= ENGRAM_MAX_PAGE_BYTES);
+    assert_string_equal(r->items[0].key, "v5"); /* the best of all comes first */
+    engram_result_destroy(&r);
+}
+
 /*  --- test_seed_scenario ------------------------------------------------------------------ */
 
 /*  A memory of the blackboard: who writes it, on which node, under which key. */
@@ -1969,6 +2006,7 @@ int main(void)
         cmocka_unit_test(test_vector_access),  cmocka_unit_test(test_context),
         cmocka_unit_test(test_reindex),        cmocka_unit_test(test_seed_scenario),
         cmocka_unit_test(test_seed_writer),    cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_reply_bound),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
