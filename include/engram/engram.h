@@ -346,7 +346,8 @@ typedef struct {
     char *endpoint;
     int lag_known;      /* 0 until the member has told what it holds */
     uint64_t lag_ops;   /* operations this node holds that the member lacks */
-    uint64_t lag_bytes; /* size of the delta that would bring it up to date */
+    uint64_t lag_bytes; /* size of the delta that would bring it up to date; UINT64_MAX: not
+                           measured (the node encodes at most 10,000 operations a status) */
 } engram_member_t;
 
 typedef struct {

@@ -1502,8 +1502,9 @@ static Engram__ClusterStatus *s_status_message(api_reply_t *r, node_cluster_stat
         m->incarnation = from->incarnation;
         m->endpoint = from->endpoint;
         m->lag_ops = from->lag_ops;
-        m->lag_bytes = from->lag_bytes;
+        m->lag_bytes = from->lag_bytes_known ? from->lag_bytes : 0;
         m->lag_known = from->lag_known;
+        m->lag_bytes_unmeasured = from->lag_known && !from->lag_bytes_known;
     }
     for (size_t i = 0; i < status->n_scopes; i++) {
         const node_cluster_scope_status_t *from = &status->scopes[i];
@@ -1610,7 +1611,9 @@ static int s_cluster_request(node_server_t *self, const Engram__Request *req, ap
         return api__fail(r, ENGRAM_EUNAVAILABLE, "this node runs alone: start it with --gossip");
     if (req->op == ENGRAM__OP__CLUSTER_STATUS) {
         node_cluster_status_t *status = NULL;
-        int rc = node_cluster_status(self->cluster, UINT64_MAX, &status); /* exact: an admin asks */
+        /* the lag in bytes within a budget: measuring it encodes what a member lacks, on this
+         * loop, and a member down for long lacks much */
+        int rc = node_cluster_status(self->cluster, API_OBSERVE_LAG_BYTES_OPS, &status);
         if (rc)
             return api__fail(r, rc, "cannot report the cluster: %s", engram_strerror(rc));
         if (!api__keep_with(&r->arena, status, s_free_status) ||

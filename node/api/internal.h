@@ -201,7 +201,8 @@ typedef struct {
 /*  The metrics and status documents cost what the cluster's status costs (node/cluster's
  *  node_cluster_status: every scope's op records counted, each member's lag measured): each is
  *  made at most once in this long, however many ask, and a member's lag in bytes is measured
- *  only within this many operations encoded per document. */
+ *  only within this many operations encoded per document, or per CLUSTER_STATUS request (its
+ *  engram_member_t.lag_bytes says UINT64_MAX past it). */
 #define API_OBSERVE_REFRESH_MS    2000
 #define API_OBSERVE_LAG_BYTES_OPS 10000
 

@@ -123,14 +123,16 @@ int cli_cmd_snapshot(engram_t *engram, const cli_opts_t *opts)
     return 0;
 }
 
-/*  A member as cluster status --json shows it; its lag is null while unknown. */
+/*  A member as cluster status --json shows it; its lag is null while unknown (its bytes also
+ *  when the node did not measure them: too many operations). */
 static json_t *s_member_json(const engram_member_t *m)
 {
     return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "node", cli_json_node(m->id), "state",
                      cli_json_str(m->state), "incarnation", cli_json_u64(m->incarnation),
                      "endpoint", cli_json_str(m->endpoint), "lag_ops",
                      m->lag_known ? cli_json_u64(m->lag_ops) : json_null(), "lag_bytes",
-                     m->lag_known ? cli_json_u64(m->lag_bytes) : json_null());
+                     m->lag_known && m->lag_bytes != UINT64_MAX ? cli_json_u64(m->lag_bytes)
+                                                                : json_null());
 }
 
 static json_t *s_scope_json(const engram_scope_status_t *sc)
@@ -186,6 +188,8 @@ static void s_cluster_text(const engram_cluster_t *c)
         printf("  %s %-7s incarnation %" PRIu64 " %s", id, m->state, m->incarnation, m->endpoint);
         if (strcmp(m->state, "self") == 0 || strcmp(m->state, "left") == 0)
             putchar('\n');
+        else if (m->lag_known && m->lag_bytes == UINT64_MAX)
+            printf(" lag %" PRIu64 " ops (too many to measure in bytes)\n", m->lag_ops);
         else if (m->lag_known)
             printf(" lag %" PRIu64 " ops %" PRIu64 " bytes\n", m->lag_ops, m->lag_bytes);
         else

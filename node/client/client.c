@@ -1396,7 +1396,7 @@ static int s_cluster_new(const Engram__ClusterStatus *c, engram_cluster_t **stat
         out->endpoint = s_strdup(m->endpoint);
         out->lag_known = m->lag_known;
         out->lag_ops = m->lag_ops;
-        out->lag_bytes = m->lag_bytes;
+        out->lag_bytes = m->lag_bytes_unmeasured ? UINT64_MAX : m->lag_bytes;
         ok = out->endpoint != NULL;
     }
     for (size_t i = 0; ok && i < c->n_scopes; i++, self->nscopes++) {

@@ -59,6 +59,7 @@ WRITES, PRIVATE = 400, 5
 TICK_MS = 50     # node/cluster/internal.h
 GOSSIP_MS = 100  # local_cluster.start's --gossip-interval-ms
 QUIET_S = 2      # how long a held node is watched for what it must not say
+STATUS_LAG_OPS = 10000  # node/api/internal.h, API_OBSERVE_LAG_BYTES_OPS
 
 
 def connected(pid):
@@ -142,6 +143,44 @@ class ReplicaSyncTest(local_cluster.ClusterTest):
         # the writer's node syncs before it answers, private writes too
         commits = grew(after, 1, "engram_group_commit_writes_count")
         self.assertGreaterEqual(grew(after, 1, "engram_wal_syncs_total"), commits)
+
+    def import_puts(self, i, first, count):
+        """count puts (keys k<first>...) imported on node i in one command."""
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+            for k in range(first, first + count):
+                f.write(json.dumps({"scope": self.SCOPE, "key": f"k{k}", "type": "reg",
+                                    "values": [{"value": f"value {k}"}]}) + "\n")
+            path = f.name
+        try:
+            out = self.engram(i, "import", path, self.SCOPE)
+        finally:
+            os.unlink(path)
+        self.assertEqual(out.returncode, 0, out.stderr)
+
+    def test_status_measures_a_lag_in_bytes_within_a_budget(self):
+        # Measuring a member's lag in bytes encodes what it lacks, on the node's loop: a status
+        # request measures it up to STATUS_LAG_OPS operations, past them it says so
+        def lag_of_3():
+            out = self.engram(1, "--json", "cluster", "status")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            member = [m for m in json.loads(out.stdout)["members"] if m["state"] != "self"
+                      and m["lag_ops"] is not None and m["lag_ops"] > 0]
+            return member[0] if member else None
+
+        self.import_puts(1, 0, 1)  # node 3 says what it holds of the scope: its lag is known
+        eventually(self.acked_by_all, "nodes 2 and 3 hold what node 1 holds", timeout=60)
+        self.stop(3)
+        self.import_puts(1, 1, 1)
+        small = eventually(lag_of_3, "node 3 lags one put")
+        self.assertEqual(small["lag_ops"], 1)
+        self.assertGreater(small["lag_bytes"], 0)
+        self.import_puts(1, 2, STATUS_LAG_OPS)
+        large = eventually(lambda: (lambda m: m if m and m["lag_ops"] > STATUS_LAG_OPS else
+                                    None)(lag_of_3()), "node 3 lags past the budget", timeout=60)
+        self.assertIsNone(large["lag_bytes"])
+        human = self.engram(1, "cluster", "status")
+        self.assertIn(f" lag {large['lag_ops']} ops (too many to measure in bytes)",
+                      human.stdout)
 
     def put(self, key, replicas, timeout_ms):
         return self.engram(1, "put", self.SCOPE, key, "v", "--replicas", str(replicas),
