@@ -268,10 +268,19 @@ static void s_check_parked(node_server_t *self)
 /*  --- requests ---------------------------------------------------------------------------- */
 
 /*  Refuses replicas that no cluster could give: more than this node and its members that
- *  have not left. */
-static int s_check_replicas(node_server_t *self, const Engram__Request *req, api_reply_t *r)
+ *  have not left, or more than one for a write to a private scope (sid "@..."), which never
+ *  leaves its node. */
+static int s_check_replicas(node_server_t *self, const Engram__Request *req, const char *sid,
+                            api_reply_t *r)
 {
-    if (req->replicas <= 1 || !self->cluster || !s_op_writes(req->op))
+    if (req->replicas <= 1 || !s_op_writes(req->op))
+        return 0;
+    if (sid && sid[0] == '@')
+        return api__fail(r, ENGRAM_EINVAL,
+                         "replicas=%u, but a private scope stays on its agent's node: only "
+                         "shared scopes are replicated",
+                         req->replicas);
+    if (!self->cluster)
         return 0;
     unsigned could = node_cluster_possible_holders(self->cluster);
     if (req->replicas > could)
@@ -347,7 +356,7 @@ void api__request(node_server_t *self, api_conn_t *conn, zframe_t *routing, Engr
         rc = api__authorize(self, req, sid, &r);
     }
     if (rc == 0)
-        rc = s_check_replicas(self, req, &r);
+        rc = s_check_replicas(self, req, scoped ? sid : NULL, &r);
     r.replicas = req->replicas;
     r.timeout_ms = req->timeout_ms;
     bool shared_write = (scoped && sid[0] != '@' && s_op_writes(req->op)) ||

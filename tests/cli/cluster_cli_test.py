@@ -179,6 +179,12 @@ class ClusterCliTest(unittest.TestCase):
         # alone: no other node could ever hold it, so it is refused at once
         self.assertEqual(alone.returncode, 4, alone.stderr)
         self.assertIn("replicas", alone.stderr)
+        # a private scope never leaves its node: more than one replica is refused at once,
+        # not waited for until the timeout
+        private = self.engram("put", "private", "p", "v", "--replicas", "2", "--timeout",
+                              "60000", socket=self.api(1))
+        self.assertEqual(private.returncode, 4, private.stderr)
+        self.assertIn("private scope", private.stderr)
         bad = self.engram("cluster", "join", "not-an-endpoint", socket=api)
         self.assertEqual(bad.returncode, 4)
         # endpoints the node took before (and tried to reach for ever): refused, saying why,
