@@ -18,7 +18,9 @@
  *      is one line of compact JSON written whole under one lock (the subscription thread
  *      writes too);
  *    - a message longer than MCP_MAX_LINE_BYTES is refused (-32600) and skipped without being
- *      held in memory; JSON nesting is bounded by jansson's parser depth;
+ *      held in memory; JSON nesting is bounded by jansson's parser depth; a refusal goes to
+ *      the id the message names (mcp_scan_id), null when none is found;
+ *    - stdout carries JSON-RPC alone (mcp_claim_stdout);
  *    - a tool's failure (bad arguments, access denied, a missing entity) is a result with
  *      isError and a message a model can act on, never a protocol error; a graph tool that
  *      fails on its arguments writes nothing.
@@ -58,10 +60,16 @@ typedef struct {
 
 /*  Decodes one line (len bytes, no newline) into message. Returns 0, or a JSON-RPC error code
  *  (MCP_PARSE_ERROR, MCP_INVALID_REQUEST) with a reason in why (why_len bytes) and, in
- *  *error_id, the id to answer with (a new reference; JSON null when none could be read).
- *  On success the caller releases the message with mcp_message_fini. */
+ *  *error_id, the id to answer with (a new reference; JSON null when none could be read: for a
+ *  line that does not parse, mcp_scan_id's). A lone UTF-16 surrogate escape (half of a pair, as
+ *  a client that cut a string inside an emoji sends) decodes as U+FFFD, which jansson would
+ *  refuse. On success the caller releases the message with mcp_message_fini. */
 int mcp_message_decode(const char *line, size_t len, mcp_message_t *message, json_t **error_id,
                        char *why, size_t why_len);
+/*  The top-level "id" of text (len bytes) that does not parse, or of a line's first part, read
+ *  by a scan that follows strings and nesting only: a string, or an integer within int64 (a new
+ *  reference), else JSON null. So that a refusal still reaches the request it refuses. */
+json_t *mcp_scan_id(const char *text, size_t len);
 /*  The same for a parsed message (taken: the message owns it, or it is released), as one
  *  element of a batch is. */
 int mcp_message_from(json_t *root, mcp_message_t *message, json_t **error_id, char *why,

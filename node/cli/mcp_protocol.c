@@ -7,6 +7,8 @@
  *  its method a string; its params, when present, an object. Anything else is refused with the
  *  id it carried, when it carried a usable one, so that the client can match the error.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -64,7 +66,12 @@ int mcp_message_from(json_t *root, mcp_message_t *message, json_t **error_id, ch
     json_t *params = json_is_object(root) ? json_object_get(root, "params") : NULL;
     const char *version =
         json_is_object(root) ? json_string_value(json_object_get(root, "jsonrpc")) : NULL;
-    if (json_is_array(root))
+    bool response = json_is_object(root) && !method &&
+                    (json_object_get(root, "result") || json_object_get(root, "error"));
+    if (response && json_is_null(id))
+        id = NULL; /* a response is never answered, whatever its id (an error to a request
+                      the client could not read has id null) */
+    else if (json_is_array(root))
         reason = "a batch (supported with protocol version 2025-03-26 only)";
     else if (!json_is_object(root))
         reason = "a message is a JSON object";
@@ -74,8 +81,7 @@ int mcp_message_from(json_t *root, mcp_message_t *message, json_t **error_id, ch
         reason = "\"id\" must be a string or an integer";
     else if (method && !json_is_string(method))
         reason = "\"method\" must be a string";
-    else if (!method &&
-             (!id || (!json_object_get(root, "result") && !json_object_get(root, "error"))))
+    else if (!method && !response)
         reason = "a message has a \"method\" (a request) or an \"id\" and a \"result\" or "
                  "\"error\" (a response)";
     else if (params && !json_is_object(params))
@@ -93,11 +99,129 @@ int mcp_message_from(json_t *root, mcp_message_t *message, json_t **error_id, ch
     return 0;
 }
 
+/*  The index past the string that opens at text[at] (a '"'), following its escapes; len + 1
+ *  if it does not end within len. */
+static size_t s_string_end(const char *text, size_t len, size_t at)
+{
+    for (size_t i = at + 1; i < len; i++) {
+        if (text[i] == '\\')
+            i++;
+        else if (text[i] == '"')
+            return i + 1;
+    }
+    return len + 1;
+}
+
+static size_t s_skip_space(const char *text, size_t len, size_t at)
+{
+    while (at < len && strchr(" \t\r\n", text[at]) && text[at])
+        at++;
+    return at;
+}
+
+/*  An id's value at text: a string as JSON decodes it, or an integer within int64; else NULL. */
+static json_t *s_id_value(const char *text, size_t len)
+{
+    if (len && text[0] == '"') {
+        size_t end = s_string_end(text, len, 0);
+        json_t *id = end <= len ? json_loadb(text, end, JSON_DECODE_ANY, NULL) : NULL;
+        if (json_is_string(id))
+            return id;
+        json_decref(id);
+        return NULL;
+    }
+    char digits[24];
+    size_t n = 0;
+    while (n < len && n < sizeof digits - 1 && (isdigit((unsigned char)text[n]) || text[n] == '-'))
+        n++;
+    if (n == 0 || n == sizeof digits - 1 || (n < len && strchr(".eE", text[n]) && text[n]))
+        return NULL;
+    memcpy(digits, text, n);
+    digits[n] = '\0';
+    char *end;
+    errno = 0;
+    long long value = strtoll(digits, &end, 10);
+    return errno == 0 && *end == '\0' ? json_integer(value) : NULL;
+}
+
+json_t *mcp_scan_id(const char *text, size_t len)
+{
+    int depth = 0;
+    for (size_t i = 0; i < len;) {
+        if (text[i] == '"') {
+            size_t end = s_string_end(text, len, i);
+            if (end > len)
+                break;
+            size_t next = s_skip_space(text, len, end);
+            if (depth == 1 && end - i == 4 && memcmp(text + i, "\"id\"", 4) == 0 && next < len &&
+                text[next] == ':') {
+                size_t value = s_skip_space(text, len, next + 1);
+                json_t *id = s_id_value(text + value, len - value);
+                return id ? id : json_null();
+            }
+            i = end;
+            continue;
+        }
+        if (text[i] == '{' || text[i] == '[')
+            depth++;
+        else if (text[i] == '}' || text[i] == ']')
+            depth--;
+        i++;
+    }
+    return json_null();
+}
+
+/*  The value of the four hex digits at text, or -1. */
+static long s_hex4(const char *text)
+{
+    long value = 0;
+    for (int i = 0; i < 4; i++) {
+        int c = (unsigned char)text[i];
+        int digit = isdigit(c) ? c - '0' : isxdigit(c) ? tolower(c) - 'a' + 10 : -1;
+        if (digit < 0)
+            return -1;
+        value = value * 16 + digit;
+    }
+    return value;
+}
+
+/*  Rewrites, in place, each \\u escape of a lone UTF-16 surrogate (one that is not half of a
+ *  pair) as \\ufffd, the replacement character: a client that cut a string inside an emoji
+ *  sends them, and jansson refuses the whole message. Whether any was. */
+static bool s_mend_surrogates(char *text, size_t len)
+{
+    bool mended = false;
+    for (size_t i = 0; i + 6 <= len; i++) {
+        if (text[i] != '\\')
+            continue;
+        long unit = text[i + 1] == 'u' ? s_hex4(text + i + 2) : -1;
+        if (unit >= 0xD800 && unit <= 0xDBFF && i + 12 <= len && text[i + 6] == '\\' &&
+            text[i + 7] == 'u' && s_hex4(text + i + 8) >= 0xDC00 &&
+            s_hex4(text + i + 8) <= 0xDFFF) {
+            i += 11; /* a pair */
+        } else if (unit >= 0xD800 && unit <= 0xDFFF) {
+            memcpy(text + i + 2, "fffd", 4);
+            mended = true;
+            i += 5;
+        } else {
+            i++; /* the escaped character: a backslash escaped is not an escape's start */
+        }
+    }
+    return mended;
+}
+
 int mcp_message_decode(const char *line, size_t len, mcp_message_t *message, json_t **error_id,
                        char *why, size_t why_len)
 {
     json_error_t error;
     json_t *root = json_loadb(line, len, JSON_DECODE_ANY, &error);
+    char *mended = root ? NULL : malloc(len ? len : 1);
+    if (mended) {
+        memcpy(mended, line, len);
+        if (s_mend_surrogates(mended, len))
+            root = json_loadb(mended, len, JSON_DECODE_ANY, &error);
+        free(mended);
+    }
     if (!root) {
         *message = (mcp_message_t){0};
         /* jansson's message may quote the bytes it stopped at, which need not be UTF-8: only
@@ -106,7 +230,7 @@ int mcp_message_decode(const char *line, size_t len, mcp_message_t *message, jso
             if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
                 *c = '?';
         mcp_format(why, why_len, "Parse error: %s", error.text);
-        *error_id = json_null();
+        *error_id = mcp_scan_id(line, len); /* so that the client can match the refusal */
         return MCP_PARSE_ERROR;
     }
     return mcp_message_from(root, message, error_id, why, why_len);

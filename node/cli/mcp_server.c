@@ -413,11 +413,12 @@ static int s_loop(s_session_t *session)
             size_t grown_cap = cap * 2 > MCP_MAX_LINE_BYTES ? MCP_MAX_LINE_BYTES : cap * 2;
             char *grown = grown_cap > cap ? realloc(buf, grown_cap) : NULL;
             if (!grown) {
-                /* the line is too long (or memory ran out): refuse it, drop what came */
-                json_t *null_id = json_null();
-                s_send(session, mcp_error(null_id, MCP_INVALID_REQUEST,
+                /* the line is too long (or memory ran out): refuse it, drop what came (the
+                 * refusal to the id its first part names) */
+                json_t *id = discarding ? json_null() : mcp_scan_id(buf, len);
+                s_send(session, mcp_error(id, MCP_INVALID_REQUEST,
                                           "Invalid request: a message is at most 8 MiB"));
-                json_decref(null_id);
+                json_decref(id);
                 discarding = true;
                 len = 0;
                 continue;

@@ -71,6 +71,8 @@ static json_t *s_add(engram_t *engram, const mcp_defaults_t *defaults, const jso
 {
     const char *scope = s_scope(defaults, args), *text = s_str(args, "text"),
                *id = s_str(args, "id");
+    if (id && !*id) /* an empty id is none, as libengram takes it: a new memory */
+        id = NULL;
     char *meta = s_dump(json_object_get(args, "metadata"));
     engram_result_t *result = NULL;
     int rc = id ? engram_remember_id(engram, scope, id, text, meta, 0, &result)

@@ -371,7 +371,12 @@ class McpCliTest(unittest.TestCase):
                 self.assertNotIn("isError", result, f"{tool}: {result}")
                 return result.get("structuredContent")
             added = ok("memory_add", text="the client wants slides", metadata={"kind": "req"})
-            ok("memory_add", text="idempotent", id="fixed-id")
+            self.assertTrue(ok("memory_add", text="idempotent", id="fixed-id")["stored"])
+            self.assertFalse(ok("memory_add", text="idempotent", id="fixed-id")["stored"])
+            # an empty id is no id: a new memory, stored (it once said "stored": false)
+            unnamed = ok("memory_add", text="no name given", id="")
+            self.assertTrue(unnamed["stored"])
+            self.assertIn("no name given", json.dumps(ok("memory_get", key=unnamed["id"])))
             self.assertEqual(ok("memory_search", query="slides")["results"][0]["key"], added["id"])
             got = ok("memory_get", key=added["id"])
             ok("memory_update", key=added["id"], text="the client wants 12 slides",

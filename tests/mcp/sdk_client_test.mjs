@@ -166,9 +166,13 @@ await runTests("sdk_client_test", [
     raw.send("{\"jsonrpc\": \"2.0\", \"id\": 99, \"method\": \"ping\"");
     const parse = await raw.next();
     assert.equal(parse.error?.code, -32700, `malformed JSON: ${JSON.stringify(parse)}`);
-    assert.equal(parse.id, null, "a parse error is answered with a null id");
+    // the id the line names, found by a scan, so that the client can match the refusal
+    // (with a null id the SDK's client waited for its timeout)
+    assert.equal(parse.id, 99, "a parse error is answered with the id the line names");
     raw.send("this is not json at all");
-    assert.equal((await raw.next()).error?.code, -32700);
+    const none = await raw.next();
+    assert.equal(none.error?.code, -32700);
+    assert.equal(none.id, null, "a line that names no id is answered with a null id");
     const pong = await raw.request("ping");
     assert.deepEqual(pong.result, {}, `ping after the errors: ${JSON.stringify(pong)}`);
     const listed = await raw.request("tools/list", {});

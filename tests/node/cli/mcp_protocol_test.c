@@ -64,6 +64,20 @@ static void test_requests_notifications_and_responses(void **state)
     assert_null(m.method);
     assert_string_equal(json_string_value(m.id), "r1");
     mcp_message_fini(&m);
+
+    /* a response is taken (and never answered) whatever its id: null, or none at all */
+    assert_int_equal(s_decode("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":1,"
+                              "\"message\":\"x\"}}",
+                              &m, id, sizeof id),
+                     0);
+    assert_null(m.method);
+    assert_null(m.id);
+    mcp_message_fini(&m);
+    assert_int_equal(s_decode("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":1,\"message\":\"x\"}}", &m,
+                              id, sizeof id),
+                     0);
+    assert_null(m.id);
+    mcp_message_fini(&m);
 }
 
 static void test_refusals_carry_the_id_that_answers_them(void **state)
@@ -80,7 +94,14 @@ static void test_refusals_carry_the_id_that_answers_them(void **state)
         /* valid JSON that is no request is an invalid request, not a parse error */
         {"5", MCP_INVALID_REQUEST, "null"},
         {"\"ping\"", MCP_INVALID_REQUEST, "null"},
-        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"", MCP_PARSE_ERROR, "null"},
+        /* a line that does not parse is refused to the id a scan finds in it */
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"", MCP_PARSE_ERROR, "1"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":\"a\\\"b\",\"method\":\"x\",\"params\":{\"t\":\"\\u0000\"}}",
+         MCP_PARSE_ERROR, "\"a\\\"b\""},
+        {"{\"params\":{\"id\":3},\"id\" : 12,\"n\":99999999999999999999}", MCP_PARSE_ERROR, "12"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":123456789012345678901,\"x\":1e400}", MCP_PARSE_ERROR, "null"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":7.5,\"x\":1e400}", MCP_PARSE_ERROR, "null"},
+        {"[{\"id\":4}, 1e400]", MCP_PARSE_ERROR, "null"},
         {"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]", MCP_INVALID_REQUEST, "null"},
         {"{\"id\":3,\"method\":\"ping\"}", MCP_INVALID_REQUEST, "3"},
         {"{\"jsonrpc\":\"1.0\",\"id\":\"q\",\"method\":\"ping\"}", MCP_INVALID_REQUEST, "\"q\""},
@@ -102,6 +123,34 @@ static void test_refusals_carry_the_id_that_answers_them(void **state)
         if (code != cases[i].code || strcmp(id, cases[i].id) != 0)
             fail_msg("%s: code %d id %s", cases[i].line, code, id);
         assert_null(m.root);
+    }
+}
+
+/*  A lone surrogate escape (a client that cut a string inside an emoji) decodes as U+FFFD; a
+ *  pair stays the character it makes, and an escaped backslash before "ud83d" is no escape. */
+static void test_lone_surrogates_are_mended(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *decoded;
+    } cases[] = {
+        {"cut \\ud83d", "cut \xef\xbf\xbd"},
+        {"\\ude00 low first", "\xef\xbf\xbd low first"},
+        {"pair \\ud83d\\ude00", "pair \xf0\x9f\x98\x80"},
+        {"two \\ud83d\\ud83d\\ude00", "two \xef\xbf\xbd\xf0\x9f\x98\x80"},
+        {"not one \\\\ud83d", "not one \\ud83d"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char line[256];
+        snprintf(line, sizeof line,
+                 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":{\"t\":\"%s\"}}",
+                 cases[i].text);
+        mcp_message_t m;
+        char id[64];
+        if (s_decode(line, &m, id, sizeof id) != 0)
+            fail_msg("%s: refused", line);
+        assert_string_equal(json_string_value(json_object_get(m.params, "t")), cases[i].decoded);
+        mcp_message_fini(&m);
     }
 }
 
@@ -289,6 +338,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_requests_notifications_and_responses),
         cmocka_unit_test(test_refusals_carry_the_id_that_answers_them),
+        cmocka_unit_test(test_lone_surrogates_are_mended),
         cmocka_unit_test(test_cut_messages_stay_utf8),
         cmocka_unit_test(test_versions),
         cmocka_unit_test(test_catalog),
