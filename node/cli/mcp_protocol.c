@@ -40,7 +40,10 @@ void mcp_format(char *text, size_t text_len, const char *format, ...)
     va_end(args);
 }
 
-static const char *const s_versions[] = {MCP_PROTOCOL_LATEST, "2025-06-18", "2025-03-26"};
+/*  2024-11-05, the official memory server's and older hosts', lacks only what its clients
+ *  ignore (tool titles, structured content); it has no batches either. */
+static const char *const s_versions[] = {MCP_PROTOCOL_LATEST, "2025-06-18", "2025-03-26",
+                                         "2024-11-05"};
 
 const char *mcp_negotiate_version(const char *requested)
 {

@@ -198,7 +198,8 @@ static void test_versions(void **state)
     assert_string_equal(mcp_negotiate_version("2025-03-26"), "2025-03-26");
     assert_string_equal(mcp_negotiate_version("2025-06-18"), "2025-06-18");
     assert_string_equal(mcp_negotiate_version("2025-11-25"), "2025-11-25");
-    assert_string_equal(mcp_negotiate_version("2024-11-05"), MCP_PROTOCOL_LATEST);
+    assert_string_equal(mcp_negotiate_version("2024-11-05"), "2024-11-05");
+    assert_string_equal(mcp_negotiate_version("2024-10-07"), MCP_PROTOCOL_LATEST);
     assert_string_equal(mcp_negotiate_version("banana"), MCP_PROTOCOL_LATEST);
     assert_string_equal(mcp_negotiate_version(NULL), MCP_PROTOCOL_LATEST);
 }
