@@ -484,10 +484,97 @@ static int s_keys(engram_t *self)
  *  Transport.
  */
 
+/*  A DEALER for the node's API and the poller that reads it (nonstop, so that only a real
+ *  signal interrupts it), not connected; false (both NULL) when out of memory. */
+static bool s_socket_new(zsock_t **sock_p, zpoller_t **poller_p)
+{
+    *poller_p = NULL;
+    *sock_p = zsock_new(ZMQ_DEALER);
+    if (*sock_p) {
+        zsock_set_linger(*sock_p, ENGRAM_CLIENT_LINGER_MS);
+        zsock_set_immediate(*sock_p, 1);
+        *poller_p = zpoller_new(*sock_p, NULL);
+    }
+    if (!*poller_p) {
+        zsock_destroy(sock_p);
+        return false;
+    }
+    zpoller_set_nonstop(*poller_p, true);
+    return true;
+}
+
+/*  A new connection in place of the socket, with its keys: a new socket, since the old one's
+ *  disconnection is not done when the next request goes (it would leave on the old pipe).
+ *  Left as it was when that cannot be made (the next call then times out). */
+static void s_connect_anew(engram_t *self)
+{
+    zsock_t *fresh;
+    zpoller_t *poller;
+    if (!s_socket_new(&fresh, &poller))
+        return;
+    uint8_t server[32], public_key[32], secret[32];
+    size_t len = sizeof server;
+    bool keys = zmq_getsockopt(zsock_resolve(self->sock), ZMQ_CURVE_SERVERKEY, server, &len) == 0;
+    len = sizeof public_key;
+    keys = keys &&
+           zmq_getsockopt(zsock_resolve(self->sock), ZMQ_CURVE_PUBLICKEY, public_key, &len) == 0;
+    len = sizeof secret;
+    keys =
+        keys && zmq_getsockopt(zsock_resolve(self->sock), ZMQ_CURVE_SECRETKEY, secret, &len) == 0;
+    if (keys) {
+        zsock_set_curve_serverkey_bin(fresh, server);
+        zsock_set_curve_publickey_bin(fresh, public_key);
+        zsock_set_curve_secretkey_bin(fresh, secret);
+    }
+    sodium_memzero(secret, sizeof secret);
+    if (keys && zsock_connect(fresh, "%s", self->endpoint) == 0) {
+        zpoller_destroy(&self->poller);
+        zsock_destroy(&self->sock);
+        self->sock = fresh;
+        self->poller = poller;
+        return;
+    }
+    zpoller_destroy(&poller);
+    zsock_destroy(&fresh);
+}
+
+/*  Whether reply is the node's word that it cut this connection (engramd's s_cut: id 0, an
+ *  error): nothing more is answered on it, and its subscriptions ended. */
+static bool s_is_cut(const Engram__Reply *reply)
+{
+    return reply->id == 0 && reply->code < 0;
+}
+
+/*  After the node cut the connection (cut, its reply): each subscription ends with the cut's
+ *  code and message, queued after the events that came before it, and the socket connects
+ *  anew, so that the next call is answered on a new connection. */
+static void s_after_cut(engram_t *self, const Engram__Reply *cut)
+{
+    for (size_t i = 0; i < self->nsubs; i++) {
+        Engram__Reply end = ENGRAM__REPLY__INIT;
+        end.schema_major = ENGRAM_SCHEMA_MAJOR;
+        end.id = self->subs[i];
+        end.code = cut->code;
+        end.message = s_str(cut->message);
+        size_t len = engram__reply__get_packed_size(&end);
+        uint8_t *buf = malloc(len ? len : 1);
+        Engram__Reply *queued = NULL;
+        if (buf) {
+            engram__reply__pack(&end, buf);
+            queued = engram__reply__unpack(NULL, len, buf);
+            free(buf);
+        }
+        if (queued && zlist_append(self->events, queued) != 0)
+            engram__reply__free_unpacked(queued, NULL);
+    }
+    s_connect_anew(self);
+}
+
 /*  Reads at most one frame, waiting until deadline. Returns ENGRAM_ETIMEDOUT if none came
  *  in time (or, when interruptible, a signal cut the wait short). Otherwise 0, and *reply_p
  *  is the Reply the frame held, for the caller to free with engram__reply__free_unpacked;
- *  or NULL when the frame was queued as a subscription event or dropped. */
+ *  or NULL when the frame was queued as a subscription event or dropped. A Reply that says the
+ *  node cut the connection (s_is_cut) is handed up after s_after_cut. */
 static int s_pump(engram_t *self, int64_t deadline, bool interruptible, Engram__Reply **reply_p)
 {
     *reply_p = NULL;
@@ -507,7 +594,9 @@ static int s_pump(engram_t *self, int64_t deadline, bool interruptible, Engram__
     zmsg_destroy(&msg);
     if (!reply)
         return 0;
-    if (s_subscribed(self, reply->id) && (reply->event || reply->code != 0)) {
+    if (s_is_cut(reply))
+        s_after_cut(self, reply);
+    else if (s_subscribed(self, reply->id) && (reply->event || reply->code != 0)) {
         if (zlist_append(self->events, reply) != 0) {
             engram__reply__free_unpacked(reply, NULL);
             return ENGRAM_ENOMEM;
@@ -604,8 +693,8 @@ static int s_call(engram_t *self, Engram__Request *req, int64_t wait_ms, Engram_
                           self->endpoint, (long long)wait_ms);
         if (rc != 0)
             return rc;
-        if (reply && reply->id == req->id)
-            break;
+        if (reply && (reply->id == req->id || s_is_cut(reply)))
+            break; /* cut: this request's answer never comes, whether it was done or not */
         if (reply)
             engram__reply__free_unpacked(reply, NULL);
     }
@@ -613,7 +702,10 @@ static int s_call(engram_t *self, Engram__Request *req, int64_t wait_ms, Engram_
     char *message;
     rc = s_outcome(reply, &message);
     if (rc != 0) {
-        s_fail(self, rc, "%s", message ? message : "");
+        s_fail(self, rc, "%s%s", message ? message : "",
+               s_is_cut(reply) ? " (libengram connected anew; whether this request was done "
+                                 "is unknown)"
+                               : "");
         free(message);
         engram__reply__free_unpacked(reply, NULL);
         return rc;
@@ -667,17 +759,11 @@ static engram_t *s_new(const char *endpoint, const char *agent, const char *user
     self->agent = s_strdup(agent);
     self->user = s_strdup(user);
     self->events = zlist_new();
-    self->sock = zsock_new(ZMQ_DEALER);
-    if (self->sock) {
-        zsock_set_linger(self->sock, ENGRAM_CLIENT_LINGER_MS);
-        zsock_set_immediate(self->sock, 1);
-        self->poller = zpoller_new(self->sock, NULL);
-    }
-    if (!self->endpoint || !self->agent || !self->user || !self->events || !self->poller) {
+    if (!self->endpoint || !self->agent || !self->user || !self->events ||
+        !s_socket_new(&self->sock, &self->poller)) {
         engram_destroy(&self);
         return NULL;
     }
-    zpoller_set_nonstop(self->poller, true);
     return self;
 }
 

@@ -338,6 +338,64 @@ class ClientTest(unittest.TestCase):
         m.timeout = 30
         self.assertEqual(m.get("next").text, "the second call's")
 
+    def test_a_cut_connection_says_so_and_connects_anew(self):
+        # A fake node (a CURVE ROUTER publishing its key as engramd does) that cuts the
+        # connection a read of key "cut" comes on, as engramd's s_cut: one Reply of id 0 with
+        # EBUSY, then nothing answered on it. The call fails at once, the subscription ends
+        # with the cut's error, and the next call is answered on a new connection.
+        import threading
+
+        import zmq
+        from engram.connection import Connection
+        from engram_proto import api_pb2
+
+        public, secret = zmq.curve_keypair()
+        path = os.path.join(self.dir, "fake.sock")
+        with open(path + ".pub", "w") as f:
+            f.write(f'curve\n    public-key = "{public.decode()}"\n')
+        router = zmq.Context.instance().socket(zmq.ROUTER)
+        router.curve_server = True
+        router.curve_secretkey = secret
+        router.bind(f"ipc://{path}")
+        stop = threading.Event()
+
+        def serve():
+            cut = set()
+            while not stop.is_set():
+                if not router.poll(50):
+                    continue
+                who, frame = router.recv_multipart()
+                request = api_pb2.Request.FromString(frame)
+                if who in cut:
+                    continue
+                reply = api_pb2.Reply(schema_major=request.schema_major, id=request.id)
+                if request.key == "cut":
+                    cut.add(who)
+                    reply = api_pb2.Reply(schema_major=request.schema_major, id=0,
+                                          code=engram.Busy.code, message="cut: connect again")
+                router.send_multipart([who, reply.SerializeToString()])
+
+        server = threading.Thread(target=serve)
+        server.start()
+        connection = Connection(f"ipc://{path}", "a1", "alice", home=self.home, timeout_ms=5000)
+        try:
+            connection.subscribe("run:x")
+            started = time.monotonic()
+            with self.assertRaises(engram.Busy) as raised:
+                connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="cut"))
+            self.assertLess(time.monotonic() - started, 5)  # not its timeout
+            self.assertIn("cut: connect again", raised.exception.message)
+            self.assertIn("connected anew", raised.exception.message)
+            with self.assertRaises(engram.Busy):
+                connection.next_event(1000)
+            reply = connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="k"))
+            self.assertEqual(reply.code, 0)
+        finally:
+            connection.close()
+            stop.set()
+            server.join()
+            router.close()
+
     def test_stats(self):
         stats = self.m.stats()
         self.assertGreater(stats["requests"], 0)

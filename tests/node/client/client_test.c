@@ -29,6 +29,8 @@
 #define S_ID_BYTE      0xab
 #define S_ID_BYTES     16
 #define S_DENIED_AGENT "denied" /* ACL_CHECK of this agent: ENGRAM_EDENIED */
+#define S_CUT_KEY      "cut"    /* a read of it: the connection is cut, as engramd's s_cut */
+#define S_CUT_MESSAGE  "this connection left too much unread: connect again"
 
 typedef struct {
     const char *endpoint;
@@ -47,6 +49,7 @@ static void s_fake_node(zsock_t *pipe, void *args)
     int bound = zsock_bind(router, "%s", a->endpoint);
     zsock_signal(pipe, bound == 0 ? 0 : 1); /* a is the test's no longer */
     zpoller_t *poller = zpoller_new(pipe, router, NULL);
+    zhash_t *cut = zhash_new(); /* the connections cut: nothing more is answered on them */
     while (bound == 0) {
         void *which = zpoller_wait(poller, -1);
         if (which == pipe) {
@@ -68,6 +71,21 @@ static void s_fake_node(zsock_t *pipe, void *args)
         Engram__Reply reply = ENGRAM__REPLY__INIT;
         reply.schema_major = ENGRAM_SCHEMA_MAJOR;
         reply.id = req ? req->id : 0;
+        char *who = zframe_strhex(routing);
+        if (zhash_lookup(cut, who)) { /* unanswered */
+            engram__request__free_unpacked(req, NULL);
+            zframe_destroy(&routing);
+            zframe_destroy(&payload);
+            zstr_free(&who);
+            continue;
+        }
+        if (req && streq(req->key, S_CUT_KEY)) { /* cut: one reply, id 0 */
+            zhash_insert(cut, who, (void *)1);
+            reply.id = 0;
+            reply.code = ENGRAM_EBUSY;
+            reply.message = S_CUT_MESSAGE;
+        }
+        zstr_free(&who);
         uint8_t id[S_ID_BYTES];
         memset(id, S_ID_BYTE, sizeof id);
         if (req && req->op == ENGRAM__OP__ACL_SUBMIT) {
@@ -77,7 +95,7 @@ static void s_fake_node(zsock_t *pipe, void *args)
         if (req && req->op == ENGRAM__OP__ACL_CHECK && streq(req->check_agent, S_DENIED_AGENT)) {
             reply.code = ENGRAM_EDENIED;
             reply.message = "not for you";
-        } else {
+        } else if (reply.code == 0) {
             reply.json = S_JSON;
         }
         /* paged reads: two pages, "first" then (after cursor "c1") "second"; for key "loop"
@@ -102,6 +120,7 @@ static void s_fake_node(zsock_t *pipe, void *args)
         zmsg_send(&out, router);
         zframe_send(&payload, pipe, 0);
     }
+    zhash_destroy(&cut);
     zpoller_destroy(&poller);
     zsock_destroy(&router);
 }
@@ -165,6 +184,27 @@ static void s_ok(int rc)
 {
     if (rc)
         fail_msg("%s: %s", engram_strerror(rc), engram_last_error(s_engram));
+}
+
+/*  A connection the node cut (its reply with id 0 and an error, after which it answers
+ *  nothing on it): the call waiting fails at once with the node's code and message, the
+ *  subscriptions end with them, and the next call is answered on a new connection. */
+static void test_a_cut_connection_says_so_and_connects_anew(void **state)
+{
+    (void)state;
+    s_ok(engram_subscribe(s_engram, "run:x"));
+    engram_result_t *r = NULL;
+    int64_t started = zclock_mono();
+    assert_int_equal(engram_get(s_engram, "run:x", S_CUT_KEY, NULL, 0, &r), ENGRAM_EBUSY);
+    assert_true(zclock_mono() - started < CALL_MS); /* not its timeout */
+    assert_non_null(strstr(engram_last_error(s_engram), S_CUT_MESSAGE));
+    assert_non_null(strstr(engram_last_error(s_engram), "connected anew"));
+    engram_event_t *event = NULL;
+    assert_int_equal(engram_next_event(s_engram, 1000, &event), ENGRAM_EBUSY);
+    assert_null(event);
+    assert_int_equal(engram_next_event(s_engram, 0, &event), ENGRAM_EINVAL); /* none left */
+    s_ok(engram_get(s_engram, "run:x", "k", NULL, 0, &r));
+    engram_result_destroy(&r);
 }
 
 /*  The request of the last call declares exactly sources (n of them). */
@@ -358,6 +398,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sources_go_with_writes, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_a_cut_connection_says_so_and_connects_anew, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_acl_calls, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_after_goes_with_reads, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_pages_gathered, s_setup, s_teardown),

@@ -78,9 +78,7 @@ class Connection:
         self._subscriptions: set[int] = set()
         self._watched: dict[str, int] = {}  # scope -> its subscription: one a scope
         self._events: collections.deque = collections.deque()
-        self._sock = zmq.Context.instance().socket(zmq.DEALER)
-        self._sock.setsockopt(zmq.LINGER, CLIENT_LINGER_MS)
-        self._sock.setsockopt(zmq.IMMEDIATE, 1)
+        self._sock = self._socket()
         try:
             self._ensure_keyed()
         except InvalidArgument:
@@ -88,6 +86,27 @@ class Connection:
             raise
         except EngramError:
             pass  # looked for again by every call
+
+    @staticmethod
+    def _socket() -> zmq.Socket:
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, CLIENT_LINGER_MS)
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+        return sock
+
+    def _after_cut(self, cut: api_pb2.Reply) -> None:
+        """The node cut this connection (engramd's s_cut: a Reply of id 0 with an error) and
+        answers nothing more on it: each subscription ends with the cut's error, queued after
+        the events that came before it, and a new socket with the same keys connects, so that
+        the next call is answered (the old socket's disconnection would not be done in time)."""
+        for subscription in self._subscriptions:
+            self._events.append(api_pb2.Reply(schema_major=SCHEMA_MAJOR, id=subscription,
+                                              code=cut.code, message=cut.message))
+        fresh = self._socket()
+        fresh.curve_serverkey, fresh.curve_publickey, fresh.curve_secretkey = self._curve
+        fresh.connect(self.endpoint)
+        self._sock.close()
+        self._sock = fresh
 
     def close(self) -> None:
         """Closes the socket; the connection serves no further call."""
@@ -98,6 +117,7 @@ class Connection:
         if self._keyed:
             return
         public_key, secret_key, server_key = self._keys.load()
+        self._curve = (server_key, public_key, secret_key)  # for a new socket (_after_cut)
         self._sock.curve_serverkey = server_key
         self._sock.curve_publickey = public_key
         self._sock.curve_secretkey = secret_key
@@ -122,6 +142,9 @@ class Connection:
             reply.ParseFromString(frames[0])
         except Exception:  # protobuf's DecodeError: not a Reply, dropped
             return None
+        if reply.id == 0 and reply.code < 0:
+            self._after_cut(reply)
+            return reply
         if reply.id in self._subscriptions and (reply.HasField("event") or reply.code != 0):
             self._events.append(reply)
             return None
@@ -159,13 +182,16 @@ class Connection:
             except TimeoutError:
                 raise Unavailable(f"no reply from {self.endpoint} within {int(wait_ms)} ms") \
                     from None
-            if reply is not None and reply.id == request.id:
-                break
+            if reply is not None and (reply.id == request.id or reply.id == 0):
+                break  # 0: the node cut the connection; this request's answer never comes
         if reply.schema_major > SCHEMA_MAJOR:
             raise VersionError(f"the node answered in schema {reply.schema_major}."
                                f"{reply.schema_minor}")
         if reply.code > 0:
             raise DecodeError(f"the node answered with code {reply.code}")
+        if reply.code < 0 and reply.id == 0:
+            raise error_for(reply.code, f"{reply.message} (the client connected anew; whether "
+                                        "this request was done is unknown)")
         if reply.code < 0:
             raise error_for(reply.code, reply.message)
         return reply
