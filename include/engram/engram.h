@@ -269,7 +269,11 @@ int engram_context(engram_t *self, const char *query, const engram_search_option
                    unsigned tokens, engram_result_t **result);
 
 /*  Subscribes this connection to the changes of scope; then engram_next_event returns them
- *  in commit order (timeout_ms -1: wait for ever; ENGRAM_ETIMEDOUT when none came). */
+ *  in commit order (timeout_ms -1: wait for ever; ENGRAM_ETIMEDOUT when none came). A
+ *  subscription ends with an error that engram_next_event returns once: ENGRAM_ELAGGED when
+ *  the node, or this client (past ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG events taken in by other
+ *  calls and not read), let it fall behind; the code of the node's cut of the connection
+ *  (ENGRAM_EBUSY: libengram then connects anew). Subscribe again to go on. */
 int engram_subscribe(engram_t *self, const char *scope);
 int engram_next_event(engram_t *self, int timeout_ms, engram_event_t **event);
 

@@ -81,6 +81,11 @@
 #ifndef ENGRAM_MAX_PARKED
 #define ENGRAM_MAX_PARKED 4096
 #endif
+/*  Writes acknowledged here that wait for their replicas (put --replicas N), in the whole
+ *  node; past it such a write is refused with ENGRAM_EBUSY before it is made. */
+#ifndef ENGRAM_MAX_REPLICA_WAITS
+#define ENGRAM_MAX_REPLICA_WAITS 4096
+#endif
 /*  Subscriptions one connection may hold. */
 #ifndef ENGRAM_MAX_SUBSCRIPTIONS_PER_CONNECTION
 #define ENGRAM_MAX_SUBSCRIPTIONS_PER_CONNECTION 256

@@ -550,6 +550,8 @@ void api__flush_outbox(node_server_t *self, int sync_rc)
         if (out->event)
             s_publish(self, out);
         if (out->replicas > 1 && sync_rc == 0 && out->write_sid) {
+            free(out->event); /* published: the wait keeps its reply only */
+            out->event = NULL;
             zlist_append(self->replicating, out); /* durable here; answered once replicated */
             continue;
         }

@@ -27,8 +27,9 @@
  *  points at lives in its arena until it is encoded. What a connection holds (subscriptions,
  *  parked reads, queued replies, replica waits) goes when libzmq reports it disconnected, and
  *  is bounded while it lasts: ENGRAM_MAX_SUBSCRIPTIONS_PER_CONNECTION,
- *  ENGRAM_MAX_PARKED_PER_CONNECTION (and ENGRAM_MAX_PARKED in all), the byte budget, plus what
- *  libzmq's own pipes hold: at most API_PIPE_IN_HWM requests in, and out at most
+ *  ENGRAM_MAX_PARKED_PER_CONNECTION (and ENGRAM_MAX_PARKED in all), ENGRAM_MAX_REPLICA_WAITS
+ *  in all (each its reply only; a turn's writes may pass it by max_batch), the byte budget,
+ *  plus what libzmq's own pipes hold: at most API_PIPE_IN_HWM requests in, and out at most
  *  API_PIPE_OUT_HWM messages and, counted by the connection's pipe gauge, API_PIPE_OUT_BYTES
  *  bytes (or one message, if larger). The outbox holds at most one turn's replies: the
  *  requests it read (up to max_batch) and what it released (held writes, parked reads), sent

@@ -269,7 +269,8 @@ static void s_check_parked(node_server_t *self)
 
 /*  Refuses replicas that no cluster could give: more than this node and its members that
  *  have not left, or more than one for a write to a private scope (sid "@..."), which never
- *  leaves its node. */
+ *  leaves its node; and (ENGRAM_EBUSY) a write that would wait for replicas while
+ *  ENGRAM_MAX_REPLICA_WAITS do. */
 static int s_check_replicas(node_server_t *self, const Engram__Request *req, const char *sid,
                             api_reply_t *r)
 {
@@ -282,6 +283,13 @@ static int s_check_replicas(node_server_t *self, const Engram__Request *req, con
                          req->replicas);
     if (!self->cluster)
         return 0;
+    if (zlist_size(self->replicating) >= ENGRAM_MAX_REPLICA_WAITS) {
+        self->stats.busy_refusals++;
+        return api__fail(r, ENGRAM_EBUSY,
+                         "%zu writes wait for their replicas, the most a node keeps: retry "
+                         "later, or ask fewer replicas",
+                         zlist_size(self->replicating));
+    }
     unsigned could = node_cluster_possible_holders(self->cluster);
     if (req->replicas > could)
         return api__fail(r, ENGRAM_EINVAL,

@@ -545,17 +545,16 @@ static bool s_is_cut(const Engram__Reply *reply)
     return reply->id == 0 && reply->code < 0;
 }
 
-/*  After the node cut the connection (cut, its reply): each subscription ends with the cut's
- *  code and message, queued after the events that came before it, and the socket connects
- *  anew, so that the next call is answered on a new connection. */
-static void s_after_cut(engram_t *self, const Engram__Reply *cut)
+/*  Ends every subscription with code and message, queued after the events already queued
+ *  (engram_next_event reports it once each), as the node ends them. */
+static void s_end_subscriptions(engram_t *self, int code, const char *message)
 {
     for (size_t i = 0; i < self->nsubs; i++) {
         Engram__Reply end = ENGRAM__REPLY__INIT;
         end.schema_major = ENGRAM_SCHEMA_MAJOR;
         end.id = self->subs[i];
-        end.code = cut->code;
-        end.message = s_str(cut->message);
+        end.code = code;
+        end.message = s_str(message);
         size_t len = engram__reply__get_packed_size(&end);
         uint8_t *buf = malloc(len ? len : 1);
         Engram__Reply *queued = NULL;
@@ -567,7 +566,33 @@ static void s_after_cut(engram_t *self, const Engram__Reply *cut)
         if (queued && zlist_append(self->events, queued) != 0)
             engram__reply__free_unpacked(queued, NULL);
     }
+}
+
+/*  After the node cut the connection (cut, its reply): each subscription ends with the cut's
+ *  code and message, and the socket connects anew, so that the next call is answered on a new
+ *  connection. */
+static void s_after_cut(engram_t *self, const Engram__Reply *cut)
+{
+    s_end_subscriptions(self, cut->code, cut->message);
     s_connect_anew(self);
+}
+
+/*  A program that reads no events while its calls take them in: past
+ *  ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG queued, they are dropped and every subscription ends with
+ *  ENGRAM_ELAGGED, as the node ends a subscriber that falls behind (events of the ended
+ *  subscriptions that still come are dropped). */
+static void s_events_overflow(engram_t *self)
+{
+    Engram__Reply *queued;
+    while ((queued = zlist_pop(self->events)))
+        engram__reply__free_unpacked(queued, NULL);
+    char message[160];
+    snprintf(message, sizeof message,
+             "more than %d events waited in this client, unread: they were dropped and the "
+             "subscription ended; subscribe again",
+             ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG);
+    s_end_subscriptions(self, ENGRAM_ELAGGED, message);
+    self->nsubs = 0;
 }
 
 /*  Reads at most one frame, waiting until deadline. Returns ENGRAM_ETIMEDOUT if none came
@@ -597,6 +622,11 @@ static int s_pump(engram_t *self, int64_t deadline, bool interruptible, Engram__
     if (s_is_cut(reply))
         s_after_cut(self, reply);
     else if (s_subscribed(self, reply->id) && (reply->event || reply->code != 0)) {
+        if (zlist_size(self->events) >= ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG) {
+            engram__reply__free_unpacked(reply, NULL);
+            s_events_overflow(self);
+            return 0;
+        }
         if (zlist_append(self->events, reply) != 0) {
             engram__reply__free_unpacked(reply, NULL);
             return ENGRAM_ENOMEM;

@@ -12,6 +12,7 @@ under a temporary $ENGRAM_HOME; a1 is granted run:* then. It listens on an ipc s
 (no port), and publishes its key beside it, where the client pins it from. PYTHONPATH holds
 BUILD/python.
 """
+import contextlib
 import datetime
 import os
 import shutil
@@ -19,15 +20,20 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import unittest.mock
+
+import zmq
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
 from access import Admin  # noqa: E402
 from polling import eventually  # noqa: E402
 
 import engram  # noqa: E402
+from engram.connection import DEFAULT_SUBSCRIBER_BACKLOG, Connection  # noqa: E402
+from engram_proto import api_pb2  # noqa: E402
 
 ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
 del sys.argv[1:3]
@@ -338,17 +344,13 @@ class ClientTest(unittest.TestCase):
         m.timeout = 30
         self.assertEqual(m.get("next").text, "the second call's")
 
-    def test_a_cut_connection_says_so_and_connects_anew(self):
-        # A fake node (a CURVE ROUTER publishing its key as engramd does) that cuts the
-        # connection a read of key "cut" comes on, as engramd's s_cut: one Reply of id 0 with
-        # EBUSY, then nothing answered on it. The call fails at once, the subscription ends
-        # with the cut's error, and the next call is answered on a new connection.
-        import threading
-
-        import zmq
-        from engram.connection import Connection
-        from engram_proto import api_pb2
-
+    @contextlib.contextmanager
+    def fake_node(self):
+        """A fake node (a CURVE ROUTER publishing its key as engramd does) on an ipc endpoint,
+        yielded: it answers every request with an empty success, except a read of key "cut",
+        which cuts the connection as engramd's s_cut (one Reply of id 0 with EBUSY, then
+        nothing answered on it), and one of key "flood", which first sends the last
+        subscription more events than a client keeps unread."""
         public, secret = zmq.curve_keypair()
         path = os.path.join(self.dir, "fake.sock")
         with open(path + ".pub", "w") as f:
@@ -356,11 +358,12 @@ class ClientTest(unittest.TestCase):
         router = zmq.Context.instance().socket(zmq.ROUTER)
         router.curve_server = True
         router.curve_secretkey = secret
+        router.sndhwm = 0  # a flood is queued whole, not dropped at the HWM
         router.bind(f"ipc://{path}")
         stop = threading.Event()
 
         def serve():
-            cut = set()
+            cut, subscription = set(), 0
             while not stop.is_set():
                 if not router.poll(50):
                     continue
@@ -369,6 +372,13 @@ class ClientTest(unittest.TestCase):
                 if who in cut:
                     continue
                 reply = api_pb2.Reply(schema_major=request.schema_major, id=request.id)
+                if request.op == api_pb2.SUBSCRIBE:
+                    subscription = request.id
+                if request.key == "flood":
+                    event = api_pb2.Reply(schema_major=request.schema_major, id=subscription,
+                                          event=api_pb2.Event(op="put", key="k"))
+                    for _ in range(DEFAULT_SUBSCRIBER_BACKLOG + 10):
+                        router.send_multipart([who, event.SerializeToString()])
                 if request.key == "cut":
                     cut.add(who)
                     reply = api_pb2.Reply(schema_major=request.schema_major, id=0,
@@ -377,24 +387,49 @@ class ClientTest(unittest.TestCase):
 
         server = threading.Thread(target=serve)
         server.start()
-        connection = Connection(f"ipc://{path}", "a1", "alice", home=self.home, timeout_ms=5000)
         try:
-            connection.subscribe("run:x")
-            started = time.monotonic()
-            with self.assertRaises(engram.Busy) as raised:
-                connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="cut"))
-            self.assertLess(time.monotonic() - started, 5)  # not its timeout
-            self.assertIn("cut: connect again", raised.exception.message)
-            self.assertIn("connected anew", raised.exception.message)
-            with self.assertRaises(engram.Busy):
-                connection.next_event(1000)
-            reply = connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="k"))
-            self.assertEqual(reply.code, 0)
+            yield f"ipc://{path}"
         finally:
-            connection.close()
             stop.set()
             server.join()
             router.close()
+
+    def test_a_cut_connection_says_so_and_connects_anew(self):
+        # the call fails at once, the subscription ends with the cut's error, and the next
+        # call is answered on a new connection
+        with self.fake_node() as endpoint:
+            connection = Connection(endpoint, "a1", "alice", home=self.home, timeout_ms=5000)
+            try:
+                connection.subscribe("run:x")
+                started = time.monotonic()
+                with self.assertRaises(engram.Busy) as raised:
+                    connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="cut"))
+                self.assertLess(time.monotonic() - started, 5)  # not its timeout
+                self.assertIn("cut: connect again", raised.exception.message)
+                self.assertIn("connected anew", raised.exception.message)
+                with self.assertRaises(engram.Busy):
+                    connection.next_event(1000)
+                reply = connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="k"))
+                self.assertEqual(reply.code, 0)
+            finally:
+                connection.close()
+
+    def test_unread_events_are_bounded(self):
+        # events taken in by calls and never read: past the backlog the client drops them
+        # and ends the subscription with Lagged, as the node would; the scope may be watched
+        # again
+        with self.fake_node() as endpoint:
+            connection = Connection(endpoint, "a1", "alice", home=self.home, timeout_ms=5000)
+            try:
+                subscription = connection.subscribe("run:y")
+                connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:y", key="flood"))
+                self.assertLessEqual(len(connection._events), DEFAULT_SUBSCRIBER_BACKLOG)
+                with self.assertRaises(engram.Lagged) as raised:
+                    connection.next_event(1000, subscription)
+                self.assertIn("watch again", raised.exception.message)
+                self.assertNotEqual(connection.subscribe("run:y"), subscription)
+            finally:
+                connection.close()
 
     def test_stats(self):
         stats = self.m.stats()

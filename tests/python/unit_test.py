@@ -85,7 +85,9 @@ class LimitsTest(unittest.TestCase):
                             ("DEFAULT_AFTER_TIMEOUT_MS", connection.DEFAULT_AFTER_TIMEOUT_MS),
                             ("MAX_PAGE", connection.MAX_PAGE),
                             ("DEFAULT_REPLICAS_TIMEOUT_MS",
-                             connection.DEFAULT_REPLICAS_TIMEOUT_MS)):
+                             connection.DEFAULT_REPLICAS_TIMEOUT_MS),
+                            ("DEFAULT_SUBSCRIBER_BACKLOG",
+                             connection.DEFAULT_SUBSCRIBER_BACKLOG)):
             found = re.search(rf"#define ENGRAM_{name} (\d+)", text)
             self.assertTrue(found, name)
             self.assertEqual(int(found.group(1)), value, name)

@@ -31,6 +31,7 @@
 #define S_DENIED_AGENT "denied" /* ACL_CHECK of this agent: ENGRAM_EDENIED */
 #define S_CUT_KEY      "cut"    /* a read of it: the connection is cut, as engramd's s_cut */
 #define S_CUT_MESSAGE  "this connection left too much unread: connect again"
+#define S_FLOOD_KEY    "flood" /* a read of it: first more events than a client may queue */
 
 typedef struct {
     const char *endpoint;
@@ -46,10 +47,12 @@ static void s_fake_node(zsock_t *pipe, void *args)
     zcert_apply(a->cert, router);
     zsock_set_curve_server(router, 1);
     zsock_set_linger(router, 0);
+    zsock_set_sndhwm(router, 0); /* a flood is queued whole, not dropped at the HWM */
     int bound = zsock_bind(router, "%s", a->endpoint);
     zsock_signal(pipe, bound == 0 ? 0 : 1); /* a is the test's no longer */
     zpoller_t *poller = zpoller_new(pipe, router, NULL);
     zhash_t *cut = zhash_new(); /* the connections cut: nothing more is answered on them */
+    uint64_t subscription = 0;  /* the id of the last SUBSCRIBE */
     while (bound == 0) {
         void *which = zpoller_wait(poller, -1);
         if (which == pipe) {
@@ -78,6 +81,24 @@ static void s_fake_node(zsock_t *pipe, void *args)
             zframe_destroy(&payload);
             zstr_free(&who);
             continue;
+        }
+        if (req && req->op == ENGRAM__OP__SUBSCRIBE)
+            subscription = req->id;
+        if (req && streq(req->key, S_FLOOD_KEY)) {
+            Engram__Event event = ENGRAM__EVENT__INIT;
+            event.op = "put";
+            event.key = "k";
+            Engram__Reply flood = ENGRAM__REPLY__INIT;
+            flood.schema_major = ENGRAM_SCHEMA_MAJOR;
+            flood.id = subscription;
+            flood.event = &event;
+            for (int i = 0; i < ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG + 10; i++) {
+                zframe_t *frame = zframe_new(NULL, engram__reply__get_packed_size(&flood));
+                engram__reply__pack(&flood, zframe_data(frame));
+                zframe_t *to = zframe_dup(routing);
+                zframe_send(&to, router, ZFRAME_MORE);
+                zframe_send(&frame, router, 0);
+            }
         }
         if (req && streq(req->key, S_CUT_KEY)) { /* cut: one reply, id 0 */
             zhash_insert(cut, who, (void *)1);
@@ -205,6 +226,22 @@ static void test_a_cut_connection_says_so_and_connects_anew(void **state)
     assert_int_equal(engram_next_event(s_engram, 0, &event), ENGRAM_EINVAL); /* none left */
     s_ok(engram_get(s_engram, "run:x", "k", NULL, 0, &r));
     engram_result_destroy(&r);
+}
+
+/*  Events taken in by calls and never read are bounded: past ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG
+ *  the client drops them and ends the subscription with ENGRAM_ELAGGED, as the node would. */
+static void test_unread_events_are_bounded(void **state)
+{
+    (void)state;
+    s_ok(engram_subscribe(s_engram, "run:x"));
+    engram_result_t *r = NULL;
+    s_ok(engram_get(s_engram, "run:x", S_FLOOD_KEY, NULL, 0, &r)); /* takes the flood in */
+    engram_result_destroy(&r);
+    engram_event_t *event = NULL;
+    assert_int_equal(engram_next_event(s_engram, 1000, &event), ENGRAM_ELAGGED);
+    assert_null(event);
+    assert_non_null(strstr(engram_last_error(s_engram), "subscribe again"));
+    assert_int_equal(engram_next_event(s_engram, 0, &event), ENGRAM_EINVAL); /* none left */
 }
 
 /*  The request of the last call declares exactly sources (n of them). */
@@ -398,6 +435,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sources_go_with_writes, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_unread_events_are_bounded, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_a_cut_connection_says_so_and_connects_anew, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_acl_calls, s_setup, s_teardown),

@@ -31,7 +31,8 @@ import time
 
 import zmq
 
-from .errors import DecodeError, EngramError, InvalidArgument, TooBig, Unavailable, VersionError
+from .errors import (DecodeError, EngramError, InvalidArgument, Lagged, TooBig, Unavailable,
+                     VersionError)
 from .errors import error_for
 from .keys import KeySource
 
@@ -52,6 +53,7 @@ DEFAULT_AFTER_TIMEOUT_MS = 2000
 MAX_PAGE = 1000
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 DEFAULT_REPLICAS_TIMEOUT_MS = 5000
+DEFAULT_SUBSCRIBER_BACKLOG = 10000  # events a client keeps unread (the node's default too)
 
 
 def _now_ms() -> float:
@@ -99,9 +101,7 @@ class Connection:
         answers nothing more on it: each subscription ends with the cut's error, queued after
         the events that came before it, and a new socket with the same keys connects, so that
         the next call is answered (the old socket's disconnection would not be done in time)."""
-        for subscription in self._subscriptions:
-            self._events.append(api_pb2.Reply(schema_major=SCHEMA_MAJOR, id=subscription,
-                                              code=cut.code, message=cut.message))
+        self._end_subscriptions(cut.code, cut.message)
         fresh = self._socket()
         fresh.curve_serverkey, fresh.curve_publickey, fresh.curve_secretkey = self._curve
         fresh.connect(self.endpoint)
@@ -146,9 +146,29 @@ class Connection:
             self._after_cut(reply)
             return reply
         if reply.id in self._subscriptions and (reply.HasField("event") or reply.code != 0):
-            self._events.append(reply)
+            if len(self._events) >= DEFAULT_SUBSCRIBER_BACKLOG:
+                self._events_overflow()
+            else:
+                self._events.append(reply)
             return None
         return reply
+
+    def _end_subscriptions(self, code: int, message: str) -> None:
+        """Ends every subscription with code and message, queued after the events already
+        queued (next_event raises it once each), as the node ends them."""
+        for subscription in self._subscriptions:
+            self._events.append(api_pb2.Reply(schema_major=SCHEMA_MAJOR, id=subscription,
+                                              code=code, message=message))
+
+    def _events_overflow(self) -> None:
+        """A program that reads no events while its calls take them in: past
+        DEFAULT_SUBSCRIBER_BACKLOG queued they are dropped and every subscription ends with
+        Lagged, as the node ends a subscriber that falls behind."""
+        self._events.clear()
+        self._end_subscriptions(Lagged.code, f"more than {DEFAULT_SUBSCRIBER_BACKLOG} events "
+                                "waited in this client, unread: they were dropped and the "
+                                "subscription ended; watch again")
+        self._subscriptions.clear()
 
     def call(self, request: api_pb2.Request, wait_ms: float | None = None) -> api_pb2.Reply:
         """Sends request (its schema, id, agent and user filled in here) and waits up to
@@ -236,8 +256,9 @@ class Connection:
                 return None
 
     def _event_of(self, reply: api_pb2.Reply) -> api_pb2.Event:
-        if reply.code != 0:
+        if reply.code != 0:  # the subscription ended: its scope may be watched again
             self._subscriptions.discard(reply.id)
+            self._watched = {s: i for s, i in self._watched.items() if i != reply.id}
             if reply.code > 0:
                 raise DecodeError(reply.message)
             raise error_for(reply.code, reply.message)
