@@ -18,7 +18,8 @@
  *      is one line of compact JSON written whole under one lock (the subscription thread
  *      writes too);
  *    - a message longer than MCP_MAX_LINE_BYTES is refused (-32600) and skipped without being
- *      held in memory; JSON nesting is bounded by jansson's parser depth; a refusal goes to
+ *      held in memory, one of more than MCP_MAX_VALUES values before it is parsed; JSON
+ *      nesting is bounded by jansson's parser depth; a refusal goes to
  *      the id the message names (mcp_scan_id), null when none is found;
  *    - stdout carries JSON-RPC alone (mcp_claim_stdout);
  *    - a tool's failure (bad arguments, access denied, a missing entity) is a result with
@@ -39,6 +40,11 @@
  *  is the newest. */
 #define MCP_PROTOCOL_LATEST "2025-11-25"
 #define MCP_MAX_LINE_BYTES  (8 * 1024 * 1024)
+/*  The most values (objects, arrays and the elements and members separated by commas) a
+ *  message may hold: jansson spends tens of bytes a value, 80 times the line for a line of
+ *  empty objects, so a message past it is refused before it is parsed. A knowledge graph
+ *  call of 500 entities holds a few thousand. */
+#define MCP_MAX_VALUES 100000
 
 /*  JSON-RPC 2.0 error codes. */
 #define MCP_PARSE_ERROR      -32700
@@ -70,6 +76,9 @@ int mcp_message_decode(const char *line, size_t len, mcp_message_t *message, jso
  *  by a scan that follows strings and nesting only: a string, or an integer within int64 (a new
  *  reference), else JSON null. So that a refusal still reaches the request it refuses. */
 json_t *mcp_scan_id(const char *text, size_t len);
+/*  Whether text (len bytes) holds at most MCP_MAX_VALUES values, counted by a scan that
+ *  follows strings: each '{', '[' and ',' outside them. */
+bool mcp_values_within(const char *text, size_t len);
 /*  The same for a parsed message (taken: the message owns it, or it is released), as one
  *  element of a batch is. */
 int mcp_message_from(json_t *root, mcp_message_t *message, json_t **error_id, char *why,

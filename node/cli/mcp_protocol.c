@@ -213,9 +213,28 @@ static bool s_mend_surrogates(char *text, size_t len)
     return mended;
 }
 
+bool mcp_values_within(const char *text, size_t len)
+{
+    size_t values = 0;
+    for (size_t i = 0; i < len && values <= MCP_MAX_VALUES; i++) {
+        if (text[i] == '"')
+            i = s_string_end(text, len, i) - 1;
+        else if (text[i] == '{' || text[i] == '[' || text[i] == ',')
+            values++;
+    }
+    return values <= MCP_MAX_VALUES;
+}
+
 int mcp_message_decode(const char *line, size_t len, mcp_message_t *message, json_t **error_id,
                        char *why, size_t why_len)
 {
+    if (!mcp_values_within(line, len)) {
+        *message = (mcp_message_t){0};
+        mcp_format(why, why_len, "Invalid request: a message holds at most %d values",
+                   MCP_MAX_VALUES);
+        *error_id = mcp_scan_id(line, len);
+        return MCP_INVALID_REQUEST;
+    }
     json_error_t error;
     json_t *root = json_loadb(line, len, JSON_DECODE_ANY, &error);
     char *mended = root ? NULL : malloc(len ? len : 1);

@@ -350,6 +350,13 @@ static json_t *s_answer_root(s_session_t *session, json_t *root)
 /*  A batch (2025-03-26): every element answered, the answers in one array (none: no line). */
 static void s_batch(s_session_t *session, const char *line, size_t len)
 {
+    if (!mcp_values_within(line, len)) {
+        json_t *null_id = json_null();
+        s_send(session, mcp_error(null_id, MCP_INVALID_REQUEST,
+                                  "Invalid request: a batch holds too many values"));
+        json_decref(null_id);
+        return;
+    }
     json_t *batch = json_loadb(line, len, 0, NULL), *replies = json_array();
     size_t i;
     json_t *element;

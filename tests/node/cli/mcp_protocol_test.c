@@ -154,6 +154,35 @@ static void test_lone_surrogates_are_mended(void **state)
     }
 }
 
+/*  A message of more than MCP_MAX_VALUES values is refused before it is parsed, to the id it
+ *  names; commas and brackets inside strings are not values. */
+static void test_values_are_bounded(void **state)
+{
+    (void)state;
+    size_t n = MCP_MAX_VALUES + 1, cap = 3 * n + 256;
+    char *line = malloc(cap);
+    assert_non_null(line);
+    for (size_t count = 1000; count <= n; count += n - 1000) {
+        size_t at = (size_t)snprintf(line, cap,
+                                     "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"ping\","
+                                     "\"params\":{\"x\":\"[,{\",\"y\":[");
+        for (size_t i = 0; i < count; i++)
+            at += (size_t)snprintf(line + at, cap - at, i ? ",1" : "1");
+        snprintf(line + at, cap - at, "]}}");
+        mcp_message_t m;
+        char id[64] = "";
+        int code = s_decode(line, &m, id, sizeof id);
+        if (count < n) { /* about 1,000 values: read */
+            assert_int_equal(code, 0);
+            mcp_message_fini(&m);
+        } else {
+            assert_int_equal(code, MCP_INVALID_REQUEST);
+            assert_string_equal(id, "5");
+        }
+    }
+    free(line);
+}
+
 /*  Whether text is well-formed UTF-8, as jansson checks its strings. */
 static bool s_utf8(const char *text)
 {
@@ -340,6 +369,7 @@ int main(void)
         cmocka_unit_test(test_requests_notifications_and_responses),
         cmocka_unit_test(test_refusals_carry_the_id_that_answers_them),
         cmocka_unit_test(test_lone_surrogates_are_mended),
+        cmocka_unit_test(test_values_are_bounded),
         cmocka_unit_test(test_cut_messages_stay_utf8),
         cmocka_unit_test(test_versions),
         cmocka_unit_test(test_catalog),
