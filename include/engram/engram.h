@@ -272,8 +272,11 @@ int engram_context(engram_t *self, const char *query, const engram_search_option
  *  in commit order (timeout_ms -1: wait for ever; ENGRAM_ETIMEDOUT when none came). A
  *  subscription ends with an error that engram_next_event returns once: ENGRAM_ELAGGED when
  *  the node, or this client (past ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG events taken in by other
- *  calls and not read), let it fall behind; the code of the node's cut of the connection
- *  (ENGRAM_EBUSY: libengram then connects anew). Subscribe again to go on. */
+ *  calls and not read: every subscription ends, and the node's events for them are dropped
+ *  as they come), let it fall behind; ENGRAM_EBUSY when the node cut the connection
+ *  (libengram then connects anew); ENGRAM_EDENIED when the connection's key is no longer
+ *  registered as its agent on the node (a new SUBSCRIBE is refused too). Subscribe again to
+ *  go on. */
 int engram_subscribe(engram_t *self, const char *scope);
 int engram_next_event(engram_t *self, int timeout_ms, engram_event_t **event);
 

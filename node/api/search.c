@@ -623,9 +623,11 @@ static int s_search_text(node_server_t *self, const Engram__Request *req, const 
 
 /*  Walks the first `exact` candidates of the ranking (those it is sure of), best first,
  *  loading each: the first `want` shown move to the front of ranked, with their data (*shown
- *  counts them), as long as their values stay within ENGRAM_MAX_PAGE_BYTES (the first always
- *  shows): so do a reply's, whatever top_k and the values' sizes. *ran_out: the walk ended
- *  there, not at `want`, that bound, the threshold or SEARCH_MAX_EXAMINED. */
+ *  counts them) as long as their values stay within ENGRAM_MAX_PAGE_BYTES (the first always
+ *  keeps it). Past that bound, an unboosted walk ends (the reply holds no more), and a
+ *  boosted one goes on without the data, which s_search loads again for a candidate that the
+ *  boosts bring into the reply. *ran_out: the walk ended there, not at `want`, that bound,
+ *  the threshold or SEARCH_MAX_EXAMINED. */
 static int s_walk(node_server_t *self, const Engram__Request *req, const s_query_t *q,
                   api_reply_t *r, s_candidates_t *ranked, size_t exact, size_t want, size_t *shown,
                   bool *ran_out)
@@ -644,11 +646,13 @@ static int s_walk(node_server_t *self, const Engram__Request *req, const s_query
         if (!ok || full) {
             free(c->data);
             c->data = NULL;
-            if (full)
+            if (full && !q->boosted)
                 return 0; /* the values shown so far are what a reply holds */
-            continue;
+            if (!ok)
+                continue;
+        } else {
+            bytes += c->len;
         }
-        bytes += c->len;
         if ((*shown)++ != i) { /* the shown ones move to the front, with their data */
             ranked->items[*shown - 1] = *c;
             c->data = NULL;
@@ -711,9 +715,23 @@ static int s_search(node_server_t *self, const Engram__Request *req, api_reply_t
     }
     if (q.boosted && shown)
         qsort(ranked.items, shown, sizeof *ranked.items, s_cmp_score);
-    for (size_t i = 0; rc == 0 && i < shown && i < q.top_k; i++)
-        if (req->threshold == 0 || ranked.items[i].score >= req->threshold)
-            rc = s_item(self, req, &q, r, &ranked.items[i]);
+    /* the reply's values within ENGRAM_MAX_PAGE_BYTES too (the first always shows) */
+    size_t bytes = 0;
+    for (size_t i = 0; rc == 0 && i < shown && i < q.top_k; i++) {
+        s_candidate_t *c = &ranked.items[i];
+        if (req->threshold != 0 && c->score < req->threshold)
+            continue;
+        bool ok = c->data != NULL;
+        if (!ok && (rc = s_load(self, req, &q, r, c, &ok)) == 0 && !ok) {
+            free(c->data); /* expired or hidden since the walk */
+            c->data = NULL;
+            continue;
+        }
+        if (rc != 0 || (r->msg.n_items && bytes + c->len > ENGRAM_MAX_PAGE_BYTES))
+            break;
+        bytes += c->len;
+        rc = s_item(self, req, &q, r, c);
+    }
     s_candidates_free(&ranked, shown);
     s_scopes_free(&list);
     s_query_fini(&q);

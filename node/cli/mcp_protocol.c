@@ -71,10 +71,14 @@ int mcp_message_from(json_t *root, mcp_message_t *message, json_t **error_id, ch
         json_is_object(root) ? json_string_value(json_object_get(root, "jsonrpc")) : NULL;
     bool response = json_is_object(root) && !method &&
                     (json_object_get(root, "result") || json_object_get(root, "error"));
-    if (response && json_is_null(id))
-        id = NULL; /* a response is never answered, whatever its id (an error to a request
-                      the client could not read has id null) */
-    else if (json_is_array(root))
+    if (response) { /* never answered, whatever its id or version: taken as it is */
+        message->root = root;
+        message->id = s_usable_id(id) ? id : NULL;
+        message->method = NULL;
+        message->params = NULL;
+        return 0;
+    }
+    if (json_is_array(root))
         reason = "a batch (supported with protocol version 2025-03-26 only)";
     else if (!json_is_object(root))
         reason = "a message is a JSON object";
@@ -84,7 +88,7 @@ int mcp_message_from(json_t *root, mcp_message_t *message, json_t **error_id, ch
         reason = "\"id\" must be a string or an integer";
     else if (method && !json_is_string(method))
         reason = "\"method\" must be a string";
-    else if (!method && !response)
+    else if (!method)
         reason = "a message has a \"method\" (a request) or an \"id\" and a \"result\" or "
                  "\"error\" (a response)";
     else if (params && !json_is_object(params))
@@ -147,20 +151,29 @@ static json_t *s_id_value(const char *text, size_t len)
     return errno == 0 && *end == '\0' ? json_integer(value) : NULL;
 }
 
+/*  Whether the key text[at..end) (quotes included) is name. */
+static bool s_key_is(const char *text, size_t at, size_t end, const char *name)
+{
+    size_t n = strlen(name);
+    return end - at == n + 2 && memcmp(text + at + 1, name, n) == 0;
+}
+
 json_t *mcp_scan_id(const char *text, size_t len)
 {
     int depth = 0;
+    json_t *found = NULL;
+    bool response = false; /* a "result" or "error" at the top: never answered */
     for (size_t i = 0; i < len;) {
         if (text[i] == '"') {
             size_t end = s_string_end(text, len, i);
             if (end > len)
                 break;
             size_t next = s_skip_space(text, len, end);
-            if (depth == 1 && end - i == 4 && memcmp(text + i, "\"id\"", 4) == 0 && next < len &&
-                text[next] == ':') {
+            if (depth == 1 && next < len && text[next] == ':') {
                 size_t value = s_skip_space(text, len, next + 1);
-                json_t *id = s_id_value(text + value, len - value);
-                return id ? id : json_null();
+                if (!found && s_key_is(text, i, end, "id"))
+                    found = s_id_value(text + value, len - value);
+                response |= s_key_is(text, i, end, "result") || s_key_is(text, i, end, "error");
             }
             i = end;
             continue;
@@ -171,6 +184,9 @@ json_t *mcp_scan_id(const char *text, size_t len)
             depth--;
         i++;
     }
+    if (found && !response)
+        return found;
+    json_decref(found);
     return json_null();
 }
 

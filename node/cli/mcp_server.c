@@ -155,9 +155,15 @@ static void *s_watch(void *arg)
             s_send(session, mcp_notification("notifications/resources/updated",
                                              json_pack("{s:s}", "uri", S_RESOURCE_URI)));
         pending = false;
-        bool again = rc != 0 && rc != ENGRAM_ETIMEDOUT; /* the node cut us off (lagged) */
+        /* no subscription (the last SUBSCRIBE failed, as for a revoked key): wait, and try
+         * again at the next check only */
+        bool none = rc == ENGRAM_EINVAL;
+        if (none)
+            nanosleep(&(struct timespec){0, S_WATCH_POLL_MS * 1000000L}, NULL);
+        /* the node ended the subscription (lagged, cut, or its key no longer the agent's) */
+        bool again = rc != 0 && rc != ENGRAM_ETIMEDOUT && !none;
         if (!again && now - last_check >= S_WATCH_CHECK_MS) {
-            again = s_node_restarted(session, &lost);
+            again = s_node_restarted(session, &lost) || none;
             last_check = now;
         }
         if (again && engram_subscribe(session->watch, session->defaults.scope) == 0) {

@@ -538,11 +538,12 @@ static void s_connect_anew(engram_t *self)
     zsock_destroy(&fresh);
 }
 
-/*  Whether reply is the node's word that it cut this connection (engramd's s_cut: id 0, an
- *  error): nothing more is answered on it, and its subscriptions ended. */
+/*  Whether reply is the node's word that it cut this connection (engramd's s_cut: id 0,
+ *  ENGRAM_EBUSY; an id-0 ENGRAM_EDECODE is its word on a frame it could not read): nothing
+ *  more is answered on it, and its subscriptions ended. */
 static bool s_is_cut(const Engram__Reply *reply)
 {
-    return reply->id == 0 && reply->code < 0;
+    return reply->id == 0 && reply->code == ENGRAM_EBUSY;
 }
 
 /*  Ends every subscription with code and message, queued after the events already queued
@@ -583,9 +584,19 @@ static void s_after_cut(engram_t *self, const Engram__Reply *cut)
  *  subscriptions that still come are dropped). */
 static void s_events_overflow(engram_t *self)
 {
+    zlist_t *ends = zlist_new(); /* the subscriptions' ends already queued are kept */
     Engram__Reply *queued;
-    while ((queued = zlist_pop(self->events)))
+    while ((queued = zlist_pop(self->events))) {
+        if (queued->code != 0 && ends && zlist_append(ends, queued) == 0) {
+            s_unsubscribed(self, queued->id);
+            continue;
+        }
         engram__reply__free_unpacked(queued, NULL);
+    }
+    while (ends && (queued = zlist_pop(ends)))
+        if (zlist_append(self->events, queued) != 0)
+            engram__reply__free_unpacked(queued, NULL);
+    zlist_destroy(&ends);
     char message[160];
     snprintf(message, sizeof message,
              "more than %d events waited in this client, unread: they were dropped and the "
@@ -1796,7 +1807,12 @@ int engram_batch_run(engram_batch_t *self)
         if (rc == ENGRAM_ETIMEDOUT)
             rc = s_fail(engram, ENGRAM_EUNAVAILABLE, "no reply from %s within %lld ms",
                         engram->endpoint, (long long)wait_ms);
-        s_batched_t *req = reply ? s_batch_match(self, oldest, sent, reply) : NULL;
+        if (reply && s_is_cut(reply)) /* what waits is never answered: the batch stops */
+            rc = s_fail(engram, reply->code,
+                        "%s (libengram connected anew; whether the requests sent and not "
+                        "answered were done is unknown)",
+                        s_str(reply->message));
+        s_batched_t *req = reply && rc == 0 ? s_batch_match(self, oldest, sent, reply) : NULL;
         if (req) {
             req->code = s_outcome(reply, &req->message);
             if (req->code == 0)

@@ -53,9 +53,9 @@ class McpSession:
     """An `engram mcp` process spoken to line by line. close() ends its stdin and requires a
     clean exit (status 0: under ASan, no leak), and keeps its peak memory (peak_mib)."""
 
-    def __init__(self, admin, socket, *args):
+    def __init__(self, admin, socket, *args, agent="a1"):
         self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([ENGRAM, "mcp", *args], env=admin.env(socket, "a1", "alice"),
+        self.proc = subprocess.Popen([ENGRAM, "mcp", *args], env=admin.env(socket, agent, "alice"),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.stderr)
         self.buffer = b""
@@ -230,6 +230,32 @@ class McpCliTest(unittest.TestCase):
         # the line was never held whole: the process peaked far below its 64 MiB
         # (ASan's shadow memory adds to a sanitized build's peak, not 64 MiB)
         self.assertLess(session.peak_mib, 48, f"engram mcp peaked at {session.peak_mib:.0f} MiB")
+
+    def test_a_revoked_agents_watch_waits_instead_of_spinning(self):
+        # the node ends a revoked key's subscription (EDENIED) and refuses it again: the
+        # watcher tries again at its checks, not in a loop that burns a core
+        ids = self.admin.grant(self.socket, "a9", users=["alice"],
+                               resources=[("run:revoked", "read,write")])
+        session = McpSession(self.admin, self.socket, "--scope", "run:revoked", agent="a9")
+        try:
+            session.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                           "clientInfo": {"name": "t", "version": "1"}})
+            self.assertEqual(session.request("resources/subscribe",
+                                             {"uri": "memory://knowledge-graph"})["result"], {})
+            self.assertEqual(self.admin.run("acl", "revoke", ids[0],
+                                            socket=self.socket).returncode, 0)
+            self.ok("set", "add", "run:revoked", "kg/entities", "t:Eve")  # its event ends it
+            time.sleep(1)  # the subscription ended, the first SUBSCRIBE again refused
+
+            def cpu_s():  # user and system time of the process so far
+                with open(f"/proc/{session.proc.pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            before = cpu_s()
+            time.sleep(3)
+            self.assertLess(cpu_s() - before, 0.3, "the watcher spins")  # a spin: seconds
+        finally:
+            session.close()
 
     def test_a_change_by_another_process_is_notified(self):
         watcher = McpSession(self.admin, self.socket, "--scope", "run:watched")

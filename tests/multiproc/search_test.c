@@ -1864,7 +1864,8 @@ static void test_reply_bound(void **state)
         token = s_put(a, "run:bound", key, text, NULL, 0);
     }
     free(text);
-    s_after(a, "run:bound", token);
+    s_after(a, "run:bound", token); /* frees it */
+    token = NULL;
     engram_result_t *r = NULL;
     EXPECT_RC(a, 0, s_search(a, "needle", "run:bound", NULL, VALUES, &r));
     size_t bytes = 0;
@@ -1873,6 +1874,38 @@ static void test_reply_bound(void **state)
     assert_true(r->nitems >= 1 && r->nitems < VALUES);
     assert_true(bytes <= ENGRAM_MAX_PAGE_BYTES);
     assert_string_equal(r->items[0].key, "v5"); /* the best of all comes first */
+    engram_result_destroy(&r);
+
+    /* boosted: the candidates past the bound still take part. In another scope, five values
+     * of two needles, then, 3 s later, one of one needle: by text it ranks last (BM25 gives
+     * two needles 1.375 times one), past the four that fit; a half-life of 1 s lifts it (at
+     * least 1.7 times if searched within 0.5 s, the others at most 1.125) to the top, and it
+     * comes first, its value loaded again */
+    text = malloc(VALUE_BYTES + 1);
+    assert_non_null(text);
+    for (int i = VALUES - 1; i >= 0; i--) {
+        if (i == 0)
+            sleep(3);
+        size_t at = (size_t)snprintf(text, VALUE_BYTES + 1, i ? "needle needle " : "needle ");
+        memset(text + at, 'x', VALUE_BYTES - at);
+        text[VALUE_BYTES] = '\0';
+        char key[16];
+        snprintf(key, sizeof key, "b%d", i);
+        free(token);
+        token = s_put(a, "run:boost", key, text, NULL, 0);
+    }
+    free(text);
+    s_after(a, "run:boost", token);
+    const char *scopes[1] = {"run:boost"};
+    engram_search_options_t recent = {
+        .scopes = scopes, .nscopes = 1, .top_k = VALUES, .half_life_ms = 1000};
+    EXPECT_RC(a, 0, engram_search(a, "needle", &recent, &r));
+    bytes = 0;
+    for (size_t i = 0; i < r->nitems; i++)
+        bytes += r->items[i].len;
+    assert_true(r->nitems >= 1 && r->nitems < VALUES);
+    assert_true(bytes <= ENGRAM_MAX_PAGE_BYTES);
+    assert_string_equal(r->items[0].key, "b0");
     engram_result_destroy(&r);
 }
 

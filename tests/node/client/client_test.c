@@ -228,6 +228,29 @@ static void test_a_cut_connection_says_so_and_connects_anew(void **state)
     engram_result_destroy(&r);
 }
 
+/*  A batch on a connection the node cuts: the run fails at once with the cut's code, what
+ *  was answered before keeps its answer, what waits gets the cut's code. */
+static void test_a_cut_batch_says_so(void **state)
+{
+    (void)state;
+    engram_batch_t *batch = engram_batch_new(s_engram);
+    assert_non_null(batch);
+    s_ok(engram_batch_get(batch, "run:x", "k1"));
+    s_ok(engram_batch_get(batch, "run:x", S_CUT_KEY));
+    s_ok(engram_batch_get(batch, "run:x", "k2"));
+    int64_t started = zclock_mono();
+    assert_int_equal(engram_batch_run(batch), ENGRAM_EBUSY);
+    assert_true(zclock_mono() - started < CALL_MS); /* not its timeout */
+    assert_non_null(strstr(engram_last_error(s_engram), S_CUT_MESSAGE));
+    assert_int_equal(engram_batch_code(batch, 0), 0);
+    assert_int_equal(engram_batch_code(batch, 1), ENGRAM_EBUSY);
+    assert_int_equal(engram_batch_code(batch, 2), ENGRAM_EBUSY);
+    engram_batch_destroy(&batch);
+    engram_result_t *r = NULL;
+    s_ok(engram_get(s_engram, "run:x", "k", NULL, 0, &r)); /* on a new connection */
+    engram_result_destroy(&r);
+}
+
 /*  Events taken in by calls and never read are bounded: past ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG
  *  the client drops them and ends the subscription with ENGRAM_ELAGGED, as the node would. */
 static void test_unread_events_are_bounded(void **state)
@@ -436,6 +459,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sources_go_with_writes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_unread_events_are_bounded, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_a_cut_batch_says_so, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_a_cut_connection_says_so_and_connects_anew, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_acl_calls, s_setup, s_teardown),

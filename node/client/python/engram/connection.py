@@ -31,8 +31,8 @@ import time
 
 import zmq
 
-from .errors import (DecodeError, EngramError, InvalidArgument, Lagged, TooBig, Unavailable,
-                     VersionError)
+from .errors import (Busy, DecodeError, EngramError, InvalidArgument, Lagged, TooBig,
+                     Unavailable, VersionError)
 from .errors import error_for
 from .keys import KeySource
 
@@ -58,6 +58,12 @@ DEFAULT_SUBSCRIBER_BACKLOG = 10000  # events a client keeps unread (the node's d
 
 def _now_ms() -> float:
     return time.monotonic() * 1000.0
+
+
+def _is_cut(reply: api_pb2.Reply) -> bool:
+    """Whether reply is the node's word that it cut the connection (engramd's s_cut: id 0,
+    EBUSY; an id-0 EDECODE is its word on a frame it could not read)."""
+    return reply.id == 0 and reply.code == Busy.code
 
 
 class Connection:
@@ -142,7 +148,7 @@ class Connection:
             reply.ParseFromString(frames[0])
         except Exception:  # protobuf's DecodeError: not a Reply, dropped
             return None
-        if reply.id == 0 and reply.code < 0:
+        if _is_cut(reply):
             self._after_cut(reply)
             return reply
         if reply.id in self._subscriptions and (reply.HasField("event") or reply.code != 0):
@@ -164,7 +170,9 @@ class Connection:
         """A program that reads no events while its calls take them in: past
         DEFAULT_SUBSCRIBER_BACKLOG queued they are dropped and every subscription ends with
         Lagged, as the node ends a subscriber that falls behind."""
-        self._events.clear()
+        ended = [r for r in self._events if r.code != 0]  # ends already queued are kept
+        self._events = collections.deque(ended)
+        self._subscriptions.difference_update(r.id for r in ended)
         self._end_subscriptions(Lagged.code, f"more than {DEFAULT_SUBSCRIBER_BACKLOG} events "
                                 "waited in this client, unread: they were dropped and the "
                                 "subscription ended; watch again")
@@ -202,14 +210,14 @@ class Connection:
             except TimeoutError:
                 raise Unavailable(f"no reply from {self.endpoint} within {int(wait_ms)} ms") \
                     from None
-            if reply is not None and (reply.id == request.id or reply.id == 0):
-                break  # 0: the node cut the connection; this request's answer never comes
+            if reply is not None and (reply.id == request.id or _is_cut(reply)):
+                break  # cut: this request's answer never comes
         if reply.schema_major > SCHEMA_MAJOR:
             raise VersionError(f"the node answered in schema {reply.schema_major}."
                                f"{reply.schema_minor}")
         if reply.code > 0:
             raise DecodeError(f"the node answered with code {reply.code}")
-        if reply.code < 0 and reply.id == 0:
+        if _is_cut(reply):
             raise error_for(reply.code, f"{reply.message} (the client connected anew; whether "
                                         "this request was done is unknown)")
         if reply.code < 0:
