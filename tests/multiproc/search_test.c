@@ -1839,73 +1839,74 @@ static void test_bounds(void **state)
     engram_destroy(&waiting);
 }
 
+/*  Puts under scope's key a value of `bytes` bytes: `needles` times " needle" after
+ *  "haystack", then 'x's. Returns the causal token (the caller frees it). */
+static char *s_put_needles(engram_t *e, const char *scope, const char *key, int needles,
+                           size_t bytes)
+{
+    char *text = malloc(bytes + 1);
+    assert_non_null(text);
+    size_t at = (size_t)snprintf(text, bytes + 1, "haystack");
+    for (int n = 0; n < needles; n++)
+        at += (size_t)snprintf(text + at, bytes + 1 - at, " needle");
+    memset(text + at, 'x', bytes - at);
+    text[at] = ' ';
+    text[bytes] = '\0';
+    char *token = s_put(e, scope, key, text, NULL, 0);
+    free(text);
+    return token;
+}
+
+/*  Whether a search's result holds at least one item, fewer than `asked`, within
+ *  ENGRAM_MAX_PAGE_BYTES of values, and first is its first item's key. */
+static void s_expect_bounded(const engram_result_t *r, size_t asked, const char *first)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < r->nitems; i++)
+        bytes += r->items[i].len;
+    assert_true(r->nitems >= 1 && r->nitems < asked);
+    assert_true(bytes <= ENGRAM_MAX_PAGE_BYTES);
+    assert_string_equal(r->items[0].key, first);
+}
+
 /*  A search's reply holds its best results only as long as their values stay within
  *  ENGRAM_MAX_PAGE_BYTES, whatever top_k asks (a first result always shows): six values of
- *  900 KiB that all match make four results, best first, not 5.4 MB. */
+ *  900 KiB that all match make four results, best first, not 5.4 MB. Boosted, the candidates
+ *  past the bound still take part: in another scope, five values of two needles, then, 3 s
+ *  later, one of one needle. By text it ranks last (BM25 gives two needles 1.375 times one),
+ *  past the four that fit; a half-life of 1 s lifts it (at least 1.7 times if searched within
+ *  0.5 s, the others at most 1.125) to the top, and it comes first, its value loaded again. */
 static void test_reply_bound(void **state)
 {
     (void)state;
     engram_t *a = s_conn(A);
     enum { VALUES = 6, VALUE_BYTES = 900 * 1024 };
-    char *text = malloc(VALUE_BYTES + 1);
-    assert_non_null(text);
-    char *token = NULL;
-    for (int i = 0; i < VALUES; i++) {
-        /* "haystack needle needle ..." with more needles the later the value: later rank first */
-        size_t at = (size_t)snprintf(text, VALUE_BYTES + 1, "haystack");
-        for (int n = 0; n <= i; n++)
-            at += (size_t)snprintf(text + at, VALUE_BYTES + 1 - at, " needle");
-        memset(text + at, 'x', VALUE_BYTES - at);
-        text[at] = ' ';
-        text[VALUE_BYTES] = '\0';
-        char key[16];
+    char *token = NULL, key[16];
+    for (int i = 0; i < VALUES; i++) { /* more needles the later: the later rank first */
         snprintf(key, sizeof key, "v%d", i);
         free(token);
-        token = s_put(a, "run:bound", key, text, NULL, 0);
+        token = s_put_needles(a, "run:bound", key, i + 1, VALUE_BYTES);
     }
-    free(text);
     s_after(a, "run:bound", token); /* frees it */
-    token = NULL;
     engram_result_t *r = NULL;
     EXPECT_RC(a, 0, s_search(a, "needle", "run:bound", NULL, VALUES, &r));
-    size_t bytes = 0;
-    for (size_t i = 0; i < r->nitems; i++)
-        bytes += r->items[i].len;
-    assert_true(r->nitems >= 1 && r->nitems < VALUES);
-    assert_true(bytes <= ENGRAM_MAX_PAGE_BYTES);
-    assert_string_equal(r->items[0].key, "v5"); /* the best of all comes first */
+    s_expect_bounded(r, VALUES, "v5");
     engram_result_destroy(&r);
 
-    /* boosted: the candidates past the bound still take part. In another scope, five values
-     * of two needles, then, 3 s later, one of one needle: by text it ranks last (BM25 gives
-     * two needles 1.375 times one), past the four that fit; a half-life of 1 s lifts it (at
-     * least 1.7 times if searched within 0.5 s, the others at most 1.125) to the top, and it
-     * comes first, its value loaded again */
-    text = malloc(VALUE_BYTES + 1);
-    assert_non_null(text);
+    token = NULL;
     for (int i = VALUES - 1; i >= 0; i--) {
         if (i == 0)
             sleep(3);
-        size_t at = (size_t)snprintf(text, VALUE_BYTES + 1, i ? "needle needle " : "needle ");
-        memset(text + at, 'x', VALUE_BYTES - at);
-        text[VALUE_BYTES] = '\0';
-        char key[16];
         snprintf(key, sizeof key, "b%d", i);
         free(token);
-        token = s_put(a, "run:boost", key, text, NULL, 0);
+        token = s_put_needles(a, "run:boost", key, i ? 2 : 1, VALUE_BYTES);
     }
-    free(text);
     s_after(a, "run:boost", token);
     const char *scopes[1] = {"run:boost"};
     engram_search_options_t recent = {
         .scopes = scopes, .nscopes = 1, .top_k = VALUES, .half_life_ms = 1000};
     EXPECT_RC(a, 0, engram_search(a, "needle", &recent, &r));
-    bytes = 0;
-    for (size_t i = 0; i < r->nitems; i++)
-        bytes += r->items[i].len;
-    assert_true(r->nitems >= 1 && r->nitems < VALUES);
-    assert_true(bytes <= ENGRAM_MAX_PAGE_BYTES);
-    assert_string_equal(r->items[0].key, "b0");
+    s_expect_bounded(r, VALUES, "b0");
     engram_result_destroy(&r);
 }
 
