@@ -722,7 +722,15 @@ static int s_search(node_server_t *self, const Engram__Request *req, api_reply_t
         if (req->threshold != 0 && c->score < req->threshold)
             continue;
         bool ok = c->data != NULL;
-        if (!ok && (rc = s_load(self, req, &q, r, c, &ok)) == 0 && !ok) {
+        if (!ok) { /* its data again, with the score it was ranked by */
+            s_candidate_t ranked_as = *c;
+            rc = s_load(self, req, &q, r, c, &ok);
+            c->score = ranked_as.score;
+            c->recency = ranked_as.recency;
+            c->usefulness = ranked_as.usefulness;
+            c->votes = ranked_as.votes;
+        }
+        if (rc == 0 && !ok) {
             free(c->data); /* expired or hidden since the walk */
             c->data = NULL;
             continue;

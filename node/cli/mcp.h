@@ -74,8 +74,9 @@ int mcp_message_decode(const char *line, size_t len, mcp_message_t *message, jso
                        char *why, size_t why_len);
 /*  The top-level "id" of text (len bytes) that does not parse, or of a line's first part, read
  *  by a scan that follows strings and nesting only: a string, or an integer within int64 (a new
- *  reference), else JSON null, also when a top-level "result" or "error" shows a response. So
- *  that a refusal still reaches the request it refuses, and never a response's id. */
+ *  reference), else JSON null, also when a top-level "result" or "error" without a "method"
+ *  shows a response. So that a refusal still reaches the request it refuses, and never a
+ *  response's id. */
 json_t *mcp_scan_id(const char *text, size_t len);
 /*  Whether text (len bytes) holds at most MCP_MAX_VALUES values, counted by a scan that
  *  follows strings: each '{', '[' and ',' outside them. */

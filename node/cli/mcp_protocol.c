@@ -162,7 +162,7 @@ json_t *mcp_scan_id(const char *text, size_t len)
 {
     int depth = 0;
     json_t *found = NULL;
-    bool response = false; /* a "result" or "error" at the top: never answered */
+    bool response = false, request = false; /* a "result" or "error", a "method", at the top */
     for (size_t i = 0; i < len;) {
         if (text[i] == '"') {
             size_t end = s_string_end(text, len, i);
@@ -174,6 +174,7 @@ json_t *mcp_scan_id(const char *text, size_t len)
                 if (!found && s_key_is(text, i, end, "id"))
                     found = s_id_value(text + value, len - value);
                 response |= s_key_is(text, i, end, "result") || s_key_is(text, i, end, "error");
+                request |= s_key_is(text, i, end, "method");
             }
             i = end;
             continue;
@@ -184,7 +185,7 @@ json_t *mcp_scan_id(const char *text, size_t len)
             depth--;
         i++;
     }
-    if (found && !response)
+    if (found && (request || !response))
         return found;
     json_decref(found);
     return json_null();

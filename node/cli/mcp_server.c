@@ -41,7 +41,7 @@
  *  reconnects without a word), and subscribes again when it did. */
 #define S_WATCH_QUIET_MS       50
 #define S_WATCH_MAX_DELAY_MS   250
-#define S_WATCH_POLL_MS        250
+#define S_WATCH_POLL_MS        250 /* under 1000: also a nanosleep's tv_nsec (s_watch) */
 #define S_WATCH_CHECK_MS       2000
 #define S_WATCH_START_SLACK_MS 2000 /* two estimates of one start differ by less */
 #define S_WHY_BYTES            512
@@ -158,6 +158,7 @@ static void *s_watch(void *arg)
         /* no subscription (the last SUBSCRIBE failed, as for a revoked key): wait, and try
          * again at the next check only */
         bool none = rc == ENGRAM_EINVAL;
+        _Static_assert(S_WATCH_POLL_MS < 1000, "tv_nsec");
         if (none)
             nanosleep(&(struct timespec){0, S_WATCH_POLL_MS * 1000000L}, NULL);
         /* the node ended the subscription (lagged, cut, or its key no longer the agent's) */

@@ -633,7 +633,7 @@ static int s_pump(engram_t *self, int64_t deadline, bool interruptible, Engram__
     if (s_is_cut(reply))
         s_after_cut(self, reply);
     else if (s_subscribed(self, reply->id) && (reply->event || reply->code != 0)) {
-        if (zlist_size(self->events) >= ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG) {
+        if (reply->code == 0 && zlist_size(self->events) >= ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG) {
             engram__reply__free_unpacked(reply, NULL);
             s_events_overflow(self);
             return 0;

@@ -21,6 +21,7 @@ import time
 import unittest
 
 from access import Admin
+from polling import eventually
 
 ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
 
@@ -245,7 +246,10 @@ class McpCliTest(unittest.TestCase):
             self.assertEqual(self.admin.run("acl", "revoke", ids[0],
                                             socket=self.socket).returncode, 0)
             self.ok("set", "add", "run:revoked", "kg/entities", "t:Eve")  # its event ends it
-            time.sleep(1)  # the subscription ended, the first SUBSCRIBE again refused
+            # the subscription ended (its key no longer registered), SUBSCRIBE again refused
+            eventually(lambda: json.loads(self.ok("--json", "stats"))["subscribers"] == 0,
+                       "the revoked agent's subscription ended")
+            time.sleep(1)
 
             def cpu_s():  # user and system time of the process so far
                 with open(f"/proc/{session.proc.pid}/stat") as f:

@@ -51,13 +51,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     CHECK(json_is_object(message.root));
     CHECK(!message.id || json_is_string(message.id) || json_is_integer(message.id));
-    CHECK(message.method || message.id);
+    /* a request or a notification has its method; a response (taken, never answered) its
+     * "result" or "error" */
+    CHECK(message.method || json_object_get(message.root, "result") ||
+          json_object_get(message.root, "error"));
     CHECK(!message.params || json_is_object(message.params));
     if (message.method && strcmp(message.method, "initialize") == 0) {
         const char *version = mcp_negotiate_version(
             json_string_value(json_object_get(message.params, "protocolVersion")));
         CHECK(strcmp(version, MCP_PROTOCOL_LATEST) == 0 || strcmp(version, "2025-06-18") == 0 ||
-              strcmp(version, "2025-03-26") == 0);
+              strcmp(version, "2025-03-26") == 0 || strcmp(version, "2024-11-05") == 0);
     }
     if (message.method && strcmp(message.method, "tools/call") == 0) {
         const char *name = NULL;

@@ -1873,9 +1873,10 @@ static void s_expect_bounded(const engram_result_t *r, size_t asked, const char 
  *  ENGRAM_MAX_PAGE_BYTES, whatever top_k asks (a first result always shows): six values of
  *  900 KiB that all match make four results, best first, not 5.4 MB. Boosted, the candidates
  *  past the bound still take part: in another scope, five values of two needles, then, 3 s
- *  later, one of one needle. By text it ranks last (BM25 gives two needles 1.375 times one),
- *  past the four that fit; a half-life of 1 s lifts it (at least 1.7 times if searched within
- *  0.5 s, the others at most 1.125) to the top, and it comes first, its value loaded again. */
+ *  later, one of one needle. By text it ranks last (BM25 gives two needles about 1.2 times one,
+ *  its value being a word shorter), past the four that fit; a half-life of 1 s lifts it (1.4
+ *  times or more if searched within 1.3 s, the others at most 1.125) to the top, and it comes
+ *  first, its value loaded again whole. */
 static void test_reply_bound(void **state)
 {
     (void)state;
@@ -1907,6 +1908,7 @@ static void test_reply_bound(void **state)
         .scopes = scopes, .nscopes = 1, .top_k = VALUES, .half_life_ms = 1000};
     EXPECT_RC(a, 0, engram_search(a, "needle", &recent, &r));
     s_expect_bounded(r, VALUES, "b0");
+    assert_int_equal(r->items[0].len, VALUE_BYTES);
     engram_result_destroy(&r);
 }
 

@@ -152,7 +152,7 @@ class Connection:
             self._after_cut(reply)
             return reply
         if reply.id in self._subscriptions and (reply.HasField("event") or reply.code != 0):
-            if len(self._events) >= DEFAULT_SUBSCRIBER_BACKLOG:
+            if reply.code == 0 and len(self._events) >= DEFAULT_SUBSCRIBER_BACKLOG:
                 self._events_overflow()
             else:
                 self._events.append(reply)
