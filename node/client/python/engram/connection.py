@@ -103,7 +103,7 @@ class Connection:
         return sock
 
     def _after_cut(self, cut: api_pb2.Reply) -> None:
-        """The node cut this connection (engramd's s_cut: a Reply of id 0 with an error) and
+        """The node cut this connection (engramd's s_cut: a Reply of id 0 with EBUSY) and
         answers nothing more on it: each subscription ends with the cut's error, queued after
         the events that came before it, and a new socket with the same keys connects, so that
         the next call is answered (the old socket's disconnection would not be done in time)."""
