@@ -2,7 +2,10 @@
  *
  *  A connection (engram_t) is a ZeroMQ DEALER to the node's agent API (proto/api.proto).
  *  Every call sends one request and waits for its reply (engram_set_timeout, default
- *  ENGRAM_DEFAULT_CLIENT_TIMEOUT_MS); no reply in time is ENGRAM_EUNAVAILABLE. A batch
+ *  ENGRAM_DEFAULT_CLIENT_TIMEOUT_MS); no reply in time is ENGRAM_EUNAVAILABLE, and so is a
+ *  connection lost while the call waited (the node stopped, restarted, or left its heartbeats
+ *  unanswered for ENGRAM_API_HEARTBEAT_TIMEOUT_MS), at once: whether the request was done is
+ *  then unknown, and the next call goes on the connection libzmq makes anew. A batch
  *  (engram_batch_t, below) keeps several requests in flight on the connection. Calls return 0
  *  or a negative ENGRAM_E* code (engram_strerror); on an error the node's message is kept for
  *  engram_last_error. Results are owned structs the caller destroys.
@@ -275,8 +278,9 @@ int engram_context(engram_t *self, const char *query, const engram_search_option
  *  calls and not read: every subscription ends, and the node's events for them are dropped
  *  as they come), let it fall behind; ENGRAM_EBUSY when the node cut the connection
  *  (libengram then connects anew); ENGRAM_EDENIED when the connection's key is no longer
- *  registered as its agent on the node (a new SUBSCRIBE is refused too). Subscribe again to
- *  go on. */
+ *  registered as its agent on the node (a new SUBSCRIBE is refused too); ENGRAM_EUNAVAILABLE
+ *  when the connection was lost (a restarted node holds no subscription, and the events of
+ *  the time between are missed). Subscribe again to go on. */
 int engram_subscribe(engram_t *self, const char *scope);
 int engram_next_event(engram_t *self, int timeout_ms, engram_event_t **event);
 

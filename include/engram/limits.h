@@ -62,6 +62,20 @@
 #ifndef ENGRAM_DEFAULT_SNAPSHOT_TIMEOUT_MS
 #define ENGRAM_DEFAULT_SNAPSHOT_TIMEOUT_MS 600000
 #endif
+/*  Heartbeats on an agent's connection to its node (ZMTP PINGs, answered by the other end's
+ *  ZeroMQ I/O thread): each end, libengram, the Python client and engramd's agent API, sends
+ *  one every ENGRAM_API_HEARTBEAT_MS, and closes the connection once nothing came for
+ *  ENGRAM_API_HEARTBEAT_TIMEOUT_MS. A node that stops or restarts closes its connections at
+ *  once; the heartbeats find a node that hangs (the client then says the connection was lost)
+ *  and a client that hangs (the node then drops its connection, subscriptions and waiting
+ *  reads with it). The timeout outlasts a pause of a few seconds (a stall, a debugger, the
+ *  Jepsen suite's pauses of up to 8 s), which ends nothing. */
+#ifndef ENGRAM_API_HEARTBEAT_MS
+#define ENGRAM_API_HEARTBEAT_MS 2000
+#endif
+#ifndef ENGRAM_API_HEARTBEAT_TIMEOUT_MS
+#define ENGRAM_API_HEARTBEAT_TIMEOUT_MS 15000
+#endif
 /*  How long engram_destroy lets unsent requests linger on the socket. */
 #ifndef ENGRAM_CLIENT_LINGER_MS
 #define ENGRAM_CLIENT_LINGER_MS 100

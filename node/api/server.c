@@ -18,6 +18,7 @@
 #include "engram/limits.h"
 #include "node/api/internal.h"
 #include "node/api/json.h"
+#include "node/common/monitor.h"
 #include "node/common/wire.h"
 #include "node/trust/admission.h"
 #include "node/trust/zap.h"
@@ -466,27 +467,9 @@ static void s_conn_open(node_server_t *self, int fd)
  *  with DISCONNECTED, each naming its fd. */
 static void s_drain_monitor(node_server_t *self)
 {
-    void *monitor = zsock_resolve(self->monitor);
-    for (;;) {
-        zmq_msg_t part;
-        zmq_msg_init(&part);
-        if (zmq_msg_recv(&part, monitor, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&part);
-            return;
-        }
-        uint16_t event = 0;
-        uint32_t fd = 0;
-        if (zmq_msg_size(&part) >= 6) {
-            memcpy(&event, zmq_msg_data(&part), 2);
-            memcpy(&fd, (uint8_t *)zmq_msg_data(&part) + 2, 4);
-        }
-        bool more = zmq_msg_more(&part);
-        while (more) { /* the endpoint's address */
-            zmq_msg_close(&part);
-            zmq_msg_init(&part);
-            more = zmq_msg_recv(&part, monitor, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&part);
-        }
-        zmq_msg_close(&part);
+    uint16_t event;
+    uint32_t fd;
+    while (node_monitor_next(self->monitor, &event, &fd)) {
         char key[16];
         snprintf(key, sizeof key, "%d", (int)fd);
         api_conn_t *conn = zhash_lookup(self->conns, key);
@@ -741,23 +724,6 @@ static int s_timeout(node_server_t *self)
 
 /*  --- life -------------------------------------------------------------------------- */
 
-/*  Connects self->monitor to the router's socket monitor (before the router binds, so that
- *  every connection's ACCEPTED is seen). The monitor's pipe has no high-water mark: an event
- *  libzmq could not queue would be lost for good. */
-static int s_monitor_start(node_server_t *self)
-{
-    char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "inproc://engram-api-monitor-%p", (void *)self);
-    if (zmq_socket_monitor(zsock_resolve(self->router), endpoint,
-                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0)
-        return -1;
-    self->monitor = zsock_new(ZMQ_PAIR);
-    if (!self->monitor)
-        return -1;
-    zsock_set_rcvhwm(self->monitor, 0);
-    return zsock_connect(self->monitor, "%s", endpoint);
-}
-
 int node_server_new(const node_server_config_t *config, const char *endpoint, node_store_t *store,
                     node_acl_t *acl, node_server_t **self_p, char *why, size_t why_len)
 {
@@ -802,6 +768,9 @@ int node_server_new(const node_server_config_t *config, const char *endpoint, no
         zsock_set_zap_domain(self->router, NODE_ZAP_API);
         zsock_set_maxmsgsize(self->router, (int64_t)config->max_frame_bytes);
         zsock_set_router_mandatory(self->router, 1);
+        /* a client that hangs loses its connection, and its subscriptions (limits.h) */
+        zsock_set_heartbeat_ivl(self->router, ENGRAM_API_HEARTBEAT_MS);
+        zsock_set_heartbeat_timeout(self->router, ENGRAM_API_HEARTBEAT_TIMEOUT_MS);
         zsock_set_rcvtimeo(self->router, 0);
         zsock_set_sndtimeo(self->router, 0);
         zsock_set_linger(self->router, 100);
@@ -809,7 +778,9 @@ int node_server_new(const node_server_config_t *config, const char *endpoint, no
         zsock_set_rcvhwm(self->router, API_PIPE_IN_HWM);
     }
     sodium_memzero(curve_secret, sizeof curve_secret);
-    if (self->router && s_monitor_start(self) != 0) {
+    /* before the bind, so that every connection's ACCEPTED is seen */
+    if (self->router && !(self->monitor = node_monitor_start(
+                              self->router, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED))) {
         snprintf(why, why_len, "cannot monitor the agent API's connections: %s",
                  zmq_strerror(zmq_errno()));
         node_server_destroy(&self);
@@ -984,9 +955,7 @@ void node_server_destroy(node_server_t **self_p)
     zhash_destroy(&self->peers);
     zlist_destroy(&self->parked);
     zlist_destroy(&self->outbox);
-    if (self->monitor)
-        zmq_socket_monitor(zsock_resolve(self->router), NULL, 0);
-    zsock_destroy(&self->monitor);
+    node_monitor_stop(self->router, &self->monitor);
     zsock_destroy(&self->router);
     if (self->unrecorded_pipe)
         api__gauge_release(self->unrecorded_pipe);

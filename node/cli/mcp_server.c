@@ -36,15 +36,15 @@
 #define S_RESOURCE_URI "memory://knowledge-graph"
 #define S_READ_CHUNK   65536
 /*  The watcher: it waits S_WATCH_QUIET_MS for more changes before it notifies of a burst, but
- *  notifies at most S_WATCH_MAX_DELAY_MS after the first; idle, it asks the node every
- *  S_WATCH_CHECK_MS whether it restarted (a restart forgets the subscription, and ZeroMQ
- *  reconnects without a word), and subscribes again when it did. */
-#define S_WATCH_QUIET_MS       50
-#define S_WATCH_MAX_DELAY_MS   250
-#define S_WATCH_POLL_MS        250 /* under 1000: also a nanosleep's tv_nsec (s_watch) */
-#define S_WATCH_CHECK_MS       2000
-#define S_WATCH_START_SLACK_MS 2000 /* two estimates of one start differ by less */
-#define S_WHY_BYTES            512
+ *  notifies at most S_WATCH_MAX_DELAY_MS after the first. When its subscription ends (the
+ *  node let it lag, cut the connection, no longer knows its key, or the connection was lost:
+ *  libengram says so) it subscribes again at once, and, while that fails, every
+ *  S_WATCH_CHECK_MS. */
+#define S_WATCH_QUIET_MS     50
+#define S_WATCH_MAX_DELAY_MS 250
+#define S_WATCH_POLL_MS      250 /* under 1000: also a nanosleep's tv_nsec (s_watch) */
+#define S_WATCH_CHECK_MS     2000
+#define S_WHY_BYTES          512
 
 typedef struct {
     engram_t *engram;
@@ -56,7 +56,6 @@ typedef struct {
     /* the watcher */
     const char *endpoint, *agent, *user;
     engram_t *watch; /* the watcher thread's connection: only that thread uses it once started */
-    uint64_t node_started_ms; /* when the node subscribed to started (s_node_started) */
     pthread_t watcher;
     bool watching;
     atomic_bool subscribed;
@@ -104,37 +103,10 @@ static void s_send(s_session_t *session, json_t *msg)
 
 /*  --- the watcher ------------------------------------------------------------------------- */
 
-/*  When the node started, on this process's monotonic clock (its uptime before now), into
- *  *started_ms. 0 or the engram_stats error. */
-static int s_node_started(engram_t *watch, uint64_t *started_ms)
-{
-    engram_stats_t stats;
-    int rc = engram_stats(watch, &stats);
-    uint64_t now = s_now_ms();
-    *started_ms = rc == 0 && stats.uptime_ms < now ? now - stats.uptime_ms : 0;
-    return rc;
-}
-
-/*  Whether the node restarted since session->node_started_ms (updated): it started later than
- *  that by more than S_WATCH_START_SLACK_MS, or could not be asked before (*lost) and can be
- *  now. A node that cannot be asked sets *lost. */
-static bool s_node_restarted(s_session_t *session, bool *lost)
-{
-    uint64_t started_ms;
-    if (s_node_started(session->watch, &started_ms) != 0) {
-        *lost = true;
-        return false;
-    }
-    bool restarted = *lost || started_ms > session->node_started_ms + S_WATCH_START_SLACK_MS;
-    session->node_started_ms = started_ms;
-    *lost = false;
-    return restarted;
-}
-
 static void *s_watch(void *arg)
 {
     s_session_t *session = arg;
-    bool pending = false, lost = false;
+    bool pending = false;
     uint64_t first_pending = 0, last_check = s_now_ms();
     while (!atomic_load(&session->stop)) {
         engram_event_t *event = NULL;
@@ -155,24 +127,23 @@ static void *s_watch(void *arg)
             s_send(session, mcp_notification("notifications/resources/updated",
                                              json_pack("{s:s}", "uri", S_RESOURCE_URI)));
         pending = false;
-        /* no subscription (the last SUBSCRIBE failed, as for a revoked key): wait, and try
-         * again at the next check only */
+        /* no subscription (the last SUBSCRIBE failed: a revoked key, a node still down):
+         * wait, and try again at the next check only */
         bool none = rc == ENGRAM_EINVAL;
         _Static_assert(S_WATCH_POLL_MS < 1000, "tv_nsec");
         if (none)
             nanosleep(&(struct timespec){0, S_WATCH_POLL_MS * 1000000L}, NULL);
-        /* the node ended the subscription (lagged, cut, or its key no longer the agent's) */
+        /* the subscription ended (lagged, cut, its key no longer the agent's, connection lost) */
         bool again = rc != 0 && rc != ENGRAM_ETIMEDOUT && !none;
-        if (!again && now - last_check >= S_WATCH_CHECK_MS) {
-            again = s_node_restarted(session, &lost) || none;
+        if (none && now - last_check >= S_WATCH_CHECK_MS) {
+            again = true;
             last_check = now;
         }
         if (again && engram_subscribe(session->watch, session->defaults.scope) == 0) {
             fprintf(stderr, "engram mcp: subscribed to %s again\n", session->defaults.scope);
             pending = true; /* changes may have been missed meanwhile */
             first_pending = now;
-        } else if (again)
-            lost = true; /* try again at the next check */
+        }
     }
     return NULL;
 }
@@ -187,10 +158,6 @@ static int s_watch_start(s_session_t *session, char *why, size_t why_len)
         snprintf(why, why_len, "cannot connect");
         return ENGRAM_EUNAVAILABLE;
     }
-    /*  When the node started, asked before subscribing: a restart after this shows as a later
-     *  start, whenever the watcher asks (a node that cannot be asked now: 0, any start is
-     *  later) */
-    s_node_started(session->watch, &session->node_started_ms);
     int rc = engram_subscribe(session->watch, session->defaults.scope);
     if (rc != 0)
         mcp_format(why, why_len, "%s", engram_last_error(session->watch));

@@ -20,6 +20,16 @@
  *  to be executed whenever a node comes up. A request that reached the node before the call
  *  gave up may still be executed; the caller cannot tell.
  *
+ *  Lost connections: the socket's monitor (node/common/monitor.h) reports each connection's
+ *  handshake and its end; heartbeats (ENGRAM_API_HEARTBEAT_MS) end one on which the node
+ *  went silent. When a connection that was up ends (the node stopped or restarted, or hangs),
+ *  nothing sent on it will be answered: the call waiting fails at once with
+ *  ENGRAM_EUNAVAILABLE ("whether it was done is unknown"), and every subscription ends with
+ *  ENGRAM_EUNAVAILABLE, since a restarted node holds none of them and events of the time
+ *  between are missed. libzmq connects again by itself; the next call goes on the new
+ *  connection. The monitor's reports are read before each request is sent, so that an end
+ *  reported late is never taken for the end of the connection that request went on.
+ *
  *  Keys: the socket is a CURVE client. engram_connect finds the agent's key pair in
  *  $ENGRAM_HOME/agents/AGENT.cert_secret and the node's public key in ENGRAM_SERVER_KEY or, for
  *  ipc://PATH, in the certificate the node publishes at PATH.pub (both zcert files, read as
@@ -79,6 +89,7 @@
 
 #include "crdt/array.h"
 #include "engram/engram.h"
+#include "node/common/monitor.h"
 #include "proto/api.pb-c.h"
 
 #define S_TOKEN_VARIANT sodium_base64_VARIANT_URLSAFE_NO_PADDING
@@ -87,7 +98,9 @@
 
 struct engram {
     zsock_t *sock;     /* DEALER, connected to the node's agent API once keyed */
-    zpoller_t *poller; /* reads sock; nonstop, so only a real signal interrupts it */
+    zsock_t *monitor;  /* PAIR: sock's handshakes and disconnections (node_monitor) */
+    zpoller_t *poller; /* reads sock and monitor; nonstop: only a real signal interrupts it */
+    bool up;           /* a connection's handshake was reported and not its end */
     char *endpoint;    /* where sock connects; for error messages */
     bool keyed;        /* sock has its CURVE keys and is connected */
     bool key_given;    /* engram_connect_keys without the node's key: the client's are these */
@@ -484,18 +497,26 @@ static int s_keys(engram_t *self)
  *  Transport.
  */
 
-/*  A DEALER for the node's API and the poller that reads it (nonstop, so that only a real
- *  signal interrupts it), not connected; false (both NULL) when out of memory. */
-static bool s_socket_new(zsock_t **sock_p, zpoller_t **poller_p)
+/*  A DEALER for the node's API with its heartbeats and its monitor, and the poller that reads
+ *  both (nonstop, so that only a real signal interrupts it), not connected; false (all NULL)
+ *  when out of memory. */
+static bool s_socket_new(zsock_t **sock_p, zsock_t **monitor_p, zpoller_t **poller_p)
 {
     *poller_p = NULL;
+    *monitor_p = NULL;
     *sock_p = zsock_new(ZMQ_DEALER);
     if (*sock_p) {
         zsock_set_linger(*sock_p, ENGRAM_CLIENT_LINGER_MS);
         zsock_set_immediate(*sock_p, 1);
-        *poller_p = zpoller_new(*sock_p, NULL);
+        zsock_set_heartbeat_ivl(*sock_p, ENGRAM_API_HEARTBEAT_MS);
+        zsock_set_heartbeat_timeout(*sock_p, ENGRAM_API_HEARTBEAT_TIMEOUT_MS);
+        *monitor_p =
+            node_monitor_start(*sock_p, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
     }
+    if (*monitor_p)
+        *poller_p = zpoller_new(*sock_p, *monitor_p, NULL);
     if (!*poller_p) {
+        node_monitor_stop(*sock_p, monitor_p);
         zsock_destroy(sock_p);
         return false;
     }
@@ -503,14 +524,23 @@ static bool s_socket_new(zsock_t **sock_p, zpoller_t **poller_p)
     return true;
 }
 
+/*  Destroys the socket, its monitor and its poller. */
+static void s_socket_destroy(zsock_t **sock_p, zsock_t **monitor_p, zpoller_t **poller_p)
+{
+    zpoller_destroy(poller_p);
+    if (*sock_p)
+        node_monitor_stop(*sock_p, monitor_p);
+    zsock_destroy(sock_p);
+}
+
 /*  A new connection in place of the socket, with its keys: a new socket, since the old one's
  *  disconnection is not done when the next request goes (it would leave on the old pipe).
  *  Left as it was when that cannot be made (the next call then times out). */
 static void s_connect_anew(engram_t *self)
 {
-    zsock_t *fresh;
+    zsock_t *fresh, *monitor;
     zpoller_t *poller;
-    if (!s_socket_new(&fresh, &poller))
+    if (!s_socket_new(&fresh, &monitor, &poller))
         return;
     uint8_t server[32], public_key[32], secret[32];
     size_t len = sizeof server;
@@ -528,14 +558,14 @@ static void s_connect_anew(engram_t *self)
     }
     sodium_memzero(secret, sizeof secret);
     if (keys && zsock_connect(fresh, "%s", self->endpoint) == 0) {
-        zpoller_destroy(&self->poller);
-        zsock_destroy(&self->sock);
+        s_socket_destroy(&self->sock, &self->monitor, &self->poller);
         self->sock = fresh;
+        self->monitor = monitor;
         self->poller = poller;
+        self->up = false;
         return;
     }
-    zpoller_destroy(&poller);
-    zsock_destroy(&fresh);
+    s_socket_destroy(&fresh, &monitor, &poller);
 }
 
 /*  Whether reply is the node's word that it cut this connection (engramd's s_cut: id 0,
@@ -606,19 +636,13 @@ static void s_events_overflow(engram_t *self)
     self->nsubs = 0;
 }
 
-/*  Reads at most one frame, waiting until deadline. Returns ENGRAM_ETIMEDOUT if none came
- *  in time (or, when interruptible, a signal cut the wait short). Otherwise 0, and *reply_p
- *  is the Reply the frame held, for the caller to free with engram__reply__free_unpacked;
- *  or NULL when the frame was queued as a subscription event or dropped. A Reply that says the
- *  node cut the connection (s_is_cut) is handed up after s_after_cut. */
-static int s_pump(engram_t *self, int64_t deadline, bool interruptible, Engram__Reply **reply_p)
+/*  Reads the frame waiting on the socket. Returns 0 and *reply_p, the Reply it held, for the
+ *  caller to free with engram__reply__free_unpacked; or NULL when the frame was queued as a
+ *  subscription event or dropped. A Reply that says the node cut the connection (s_is_cut)
+ *  is handed up after s_after_cut. */
+static int s_take_frame(engram_t *self, Engram__Reply **reply_p)
 {
     *reply_p = NULL;
-    while (!zpoller_wait(self->poller, s_remaining(deadline))) {
-        if (zpoller_expired(self->poller) || interruptible ||
-            (deadline != S_FOREVER && s_remaining(deadline) == 0))
-            return ENGRAM_ETIMEDOUT;
-    }
     zmsg_t *msg = zmsg_recv(self->sock);
     if (!msg)
         return 0;
@@ -646,6 +670,61 @@ static int s_pump(engram_t *self, int64_t deadline, bool interruptible, Engram__
     }
     *reply_p = reply;
     return 0;
+}
+
+/*  Applies the monitor's reports: a handshake marks a connection up; the end of one that was
+ *  up is a loss, after which every subscription ends with ENGRAM_EUNAVAILABLE. Returns
+ *  whether a connection was lost. The caller reads the frames waiting on the socket first:
+ *  those that came on the connection before its end (libzmq queues them before reporting it)
+ *  come before the subscriptions' ends. */
+static bool s_watch_connection(engram_t *self)
+{
+    bool lost = false;
+    uint16_t event;
+    uint32_t fd;
+    while (node_monitor_next(self->monitor, &event, &fd)) {
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            self->up = true;
+        else if (event == ZMQ_EVENT_DISCONNECTED && self->up) {
+            self->up = false;
+            lost = true;
+        }
+    }
+    if (lost && self->nsubs) {
+        char message[256];
+        snprintf(message, sizeof message,
+                 "the connection to the node at %s was lost (the node stopped, restarted or "
+                 "stopped answering): the subscription ended, and events may have been missed; "
+                 "subscribe again",
+                 self->endpoint);
+        s_end_subscriptions(self, ENGRAM_EUNAVAILABLE, message);
+        self->nsubs = 0;
+    }
+    return lost;
+}
+
+/*  Reads at most one frame, or the monitor's reports, waiting until deadline. Returns
+ *  ENGRAM_ETIMEDOUT if nothing came in time (or, when interruptible, a signal cut the wait
+ *  short); ENGRAM_EUNAVAILABLE, with its message, when the connection was lost (nothing sent
+ *  before will be answered; s_watch_connection ended the subscriptions). Otherwise as
+ *  s_take_frame. */
+static int s_pump(engram_t *self, int64_t deadline, bool interruptible, Engram__Reply **reply_p)
+{
+    *reply_p = NULL;
+    void *ready;
+    while (!(ready = zpoller_wait(self->poller, s_remaining(deadline)))) {
+        if (zpoller_expired(self->poller) || interruptible ||
+            (deadline != S_FOREVER && s_remaining(deadline) == 0))
+            return ENGRAM_ETIMEDOUT;
+    }
+    if (ready == self->sock || (zsock_events(self->sock) & ZMQ_POLLIN))
+        return s_take_frame(self, reply_p);
+    if (!s_watch_connection(self))
+        return 0;
+    return s_fail(self, ENGRAM_EUNAVAILABLE,
+                  "the connection to the node at %s was lost while waiting (the node stopped, "
+                  "restarted or stopped answering): whether the request was done is unknown",
+                  self->endpoint);
 }
 
 /*  req as the frame that carries it: stamped with the schema, the next id, the agent and the
@@ -676,6 +755,13 @@ static zframe_t *s_pack(engram_t *self, Engram__Request *req, int *rc_p)
  *  a connection to the node is up; a signal may interrupt it, so it is retried. */
 static int s_send(engram_t *self, zframe_t *frame, int64_t deadline, int64_t wait_ms)
 {
+    if (zsock_events(self->monitor) & ZMQ_POLLIN) { /* a connection's end told late is not */
+        Engram__Reply *stale;                       /* this request's: read before it goes */
+        while ((zsock_events(self->sock) & ZMQ_POLLIN) && s_take_frame(self, &stale) == 0)
+            if (stale) /* the answer to a call that gave up, or a cut (handled) */
+                engram__reply__free_unpacked(stale, NULL);
+        s_watch_connection(self);
+    }
     int sent;
     do {
         zsock_set_sndtimeo(self->sock, s_remaining(deadline));
@@ -801,7 +887,7 @@ static engram_t *s_new(const char *endpoint, const char *agent, const char *user
     self->user = s_strdup(user);
     self->events = zlist_new();
     if (!self->endpoint || !self->agent || !self->user || !self->events ||
-        !s_socket_new(&self->sock, &self->poller)) {
+        !s_socket_new(&self->sock, &self->monitor, &self->poller)) {
         engram_destroy(&self);
         return NULL;
     }
@@ -886,8 +972,7 @@ void engram_destroy(engram_t **self_p)
     if (!self)
         return;
     sodium_memzero(self->given_secret, sizeof self->given_secret);
-    zpoller_destroy(&self->poller);
-    zsock_destroy(&self->sock);
+    s_socket_destroy(&self->sock, &self->monitor, &self->poller);
     if (self->events) {
         Engram__Reply *reply;
         while ((reply = zlist_pop(self->events)))
@@ -1350,7 +1435,7 @@ int engram_next_event(engram_t *self, int timeout_ms, engram_event_t **event)
             return s_fail(self, ENGRAM_EINVAL, "no subscription on this connection");
         Engram__Reply *reply = NULL;
         int rc = s_pump(self, deadline, true, &reply);
-        if (rc != 0)
+        if (rc != 0 && rc != ENGRAM_EUNAVAILABLE) /* a loss: the subscriptions' ends queued */
             return rc;
         if (reply)
             engram__reply__free_unpacked(reply, NULL);

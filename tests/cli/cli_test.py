@@ -230,21 +230,33 @@ class CliTest(unittest.TestCase):
         self.assertEqual(doc["value"], "secret plan")
         self.assertIn("a1", doc["agents"])
 
-    def test_watch(self):
+    def subscribers(self):
+        return json.loads(self.ok("--json", "stats"))["subscribers"]
+
+    def watchers(self, *flag_sets):
+        """`engram FLAGS watch run:watched WATCH_FLAGS` as w, one a (FLAGS, WATCH_FLAGS) of
+        flag_sets, returned once the node counts their subscriptions: watch prints nothing
+        before its first event (a fixed sleep is too short on a loaded machine). Killed at the
+        test's end if still running."""
         env = self.node.admin.env(self.node.socket, "w", "u")
-        subscribers = lambda: json.loads(self.ok("--json", "stats"))["subscribers"]
-        before = subscribers()
-        watchers = [subprocess.Popen([ENGRAM, *json_flag, "watch", "run:watched", "--count", "2"],
+        before = self.subscribers()
+        watchers = [subprocess.Popen([ENGRAM, *flags, "watch", "run:watched", *watch_flags],
                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True) for json_flag in ([], ["--json"])]
-        # watch prints nothing before its first event: the node's subscriber count tells when
-        # the subscriptions are in place (a fixed sleep is too short on a loaded machine)
+                                     text=True) for flags, watch_flags in flag_sets]
+        for watcher in watchers:
+            self.addCleanup(lambda w=watcher: w.poll() is None and (w.kill(), w.communicate()))
         deadline = time.monotonic() + 30
-        while subscribers() < before + len(watchers):
+        while self.subscribers() < before + len(watchers):
             for watcher in watchers:
                 self.assertIsNone(watcher.poll(), "engram watch exited before subscribing")
             self.assertLess(time.monotonic(), deadline, "the watchers never subscribed")
             time.sleep(0.05)
+        return watchers
+
+    def test_watch(self):
+        subscribers = self.subscribers
+        before = subscribers()
+        watchers = self.watchers(([], ["--count", "2"]), (["--json"], ["--count", "2"]))
         self.ok("put", "run:other", "k", "not for the watcher")
         self.ok("put", "run:watched", "k1", "v1")
         self.ok("set", "add", "run:watched", "s", "e")
@@ -266,6 +278,46 @@ class CliTest(unittest.TestCase):
         stats = json.loads(self.ok("--json", "stats"))
         self.assertEqual(stats["parked"], 0)
         self.assertGreaterEqual(stats["connections"], 1)  # the stats call's own
+
+    def test_a_watch_ends_when_its_node_restarts(self):
+        # the restarted node holds no subscription: watch says so (exit 5) instead of
+        # waiting for ever
+        [watcher] = self.watchers(([], []))
+        self.node.stop()
+        self.node.start()
+        _, err = watcher.communicate(timeout=60)
+        self.assertEqual(watcher.returncode, 5, err)
+        self.assertIn("was lost", err)
+        self.assertIn("subscribe again", err)
+
+    def test_a_watch_ends_when_its_node_hangs(self):
+        # a node that stops answering (libengram's heartbeats unanswered) ends the watch too
+        [watcher] = self.watchers(([], []))
+        self.node.proc.send_signal(signal.SIGSTOP)
+        try:
+            _, err = watcher.communicate(timeout=60)
+        finally:
+            self.node.proc.send_signal(signal.SIGCONT)
+        self.assertEqual(watcher.returncode, 5, err)
+        self.assertIn("was lost", err)
+        self.ok("put", "run:watched", "k", "served again")
+
+    def test_a_silent_watcher_is_dropped_by_the_node(self):
+        # a client that stops (its heartbeats' time to live past) loses its connection and its
+        # subscription on the node; once it runs again it says the connection was lost
+        before = self.subscribers()
+        [watcher] = self.watchers(([], []))
+        watcher.send_signal(signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 60
+            while self.subscribers() != before:
+                self.assertLess(time.monotonic(), deadline, "the node kept a silent subscriber")
+                time.sleep(0.1)
+        finally:
+            watcher.send_signal(signal.SIGCONT)
+        _, err = watcher.communicate(timeout=60)
+        self.assertEqual(watcher.returncode, 5, err)
+        self.assertIn("was lost", err)
 
     def test_json_forms(self):
         # bytes that are not UTF-8 stand for the code points of their values, U+0080 to U+00FF
@@ -571,4 +623,4 @@ class TransferTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(argv=[sys.argv[0], "-v"])
+    unittest.main(argv=[sys.argv[0], "-v", *sys.argv[3:]])

@@ -297,8 +297,8 @@ class McpCliTest(unittest.TestCase):
         try:
             watcher.request("resources/subscribe", {"uri": "memory://knowledge-graph"})
             self.restart_node()
-            # the watcher notices the restart (it asks the node every 2 s) and subscribes again;
-            # a graph change made after that is notified
+            # the watcher's subscription ends with the lost connection (libengram says so) and
+            # it subscribes again; a graph change made after that is notified
             deadline = time.monotonic() + 30
             while True:
                 self.ok("set", "add", "run:restart", "kg/entities", f"t:E{time.monotonic()}")

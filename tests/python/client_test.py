@@ -51,16 +51,21 @@ class ClientTest(unittest.TestCase):
         try:
             admin = Admin(ENGRAM, cls.home)
             admin.init(cls.data, "a1", "alice")
-            with open(os.path.join(cls.dir, "engramd.log"), "ab") as log:
-                cls.proc = subprocess.Popen([ENGRAMD, "--data", cls.data, "--api", cls.socket],
-                                            stdout=log, stderr=log)
-            eventually(lambda: admin.run("acl", "show", socket=cls.socket).returncode == 0,
-                       "engramd answers")
+            cls.admin = admin
+            cls.start_node()
             admin.grant(cls.socket, "a1", resources=[("run:*", "read,write")], register=False)
             cls.m = cls.memory()
         except BaseException:
             cls.tearDownClass()
             raise
+
+    @classmethod
+    def start_node(cls):
+        with open(os.path.join(cls.dir, "engramd.log"), "ab") as log:
+            cls.proc = subprocess.Popen([ENGRAMD, "--data", cls.data, "--api", cls.socket],
+                                        stdout=log, stderr=log)
+        eventually(lambda: cls.admin.run("acl", "show", socket=cls.socket).returncode == 0,
+                   "engramd answers")
 
     @classmethod
     def tearDownClass(cls):
@@ -300,6 +305,34 @@ class ClientTest(unittest.TestCase):
         with self.m.watch("run:twice", timeout=0.2) as again:  # closed: watchable again
             self.assertEqual(list(again), [])
 
+    def test_a_watch_ends_when_its_node_restarts(self):
+        # the restarted node holds no subscription: the watch says so instead of waiting for
+        # ever, and the scope can be watched again, on the connection made anew
+        m, writer = self.memory(), self.memory()
+        with m.watch("run:restart", timeout=30) as watch:
+            self.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(self.proc.wait(timeout=30), 0)
+            self.start_node()
+            with self.assertRaises(engram.Unavailable) as raised:
+                watch.next_event()
+            self.assertIn("was lost", raised.exception.message)
+        with m.watch("run:restart", timeout=30) as watch:
+            writer.put("k", "after", scope="run:restart")
+            self.assertEqual(watch.next_event().item.text, "after")
+
+    def test_a_watch_ends_when_its_node_hangs(self):
+        # a node that stops answering (its heartbeats unanswered) ends the watch too
+        m = self.memory()
+        with m.watch("run:hang", timeout=60) as watch:
+            self.proc.send_signal(signal.SIGSTOP)
+            try:
+                with self.assertRaises(engram.Unavailable) as raised:
+                    watch.next_event()
+            finally:
+                self.proc.send_signal(signal.SIGCONT)
+            self.assertIn("was lost", raised.exception.message)
+        m.put("k", "served again", scope="run:hang")
+
     def test_access_denied_is_denied(self):
         with self.assertRaises(engram.Denied) as raised:  # a1 acts for alice only
             self.memory(user="bob").get("k", scope="user:bob")
@@ -349,8 +382,11 @@ class ClientTest(unittest.TestCase):
         """A fake node (a CURVE ROUTER publishing its key as engramd does) on an ipc endpoint,
         yielded: it answers every request with an empty success, except a read of key "cut",
         which cuts the connection as engramd's s_cut (one Reply of id 0 with EBUSY, then
-        nothing answered on it), and one of key "flood", which first sends the last
-        subscription more events than a client keeps unread."""
+        nothing answered on it), one of key "flood", which first sends the last subscription
+        more events than a client keeps unread, one of key "slow", answered 0.2 s late, and
+        those of keys "stop" and "restart": the node unbinds (its connections close; at once
+        for "stop", unanswered, 0.2 s after answering "restart") and binds again 0.5 s later,
+        as a node that restarts."""
         public, secret = zmq.curve_keypair()
         path = os.path.join(self.dir, "fake.sock")
         with open(path + ".pub", "w") as f:
@@ -363,8 +399,17 @@ class ClientTest(unittest.TestCase):
         stop = threading.Event()
 
         def serve():
-            cut, subscription = set(), 0
+            cut, subscription, down_at, up_at = set(), 0, None, None
             while not stop.is_set():
+                if down_at and time.monotonic() >= down_at:
+                    # the path goes first: a client connecting while the listener closes
+                    # could complete a handshake with it, on a connection left without a socket
+                    os.unlink(path)
+                    router.unbind(f"ipc://{path}")
+                    down_at = None
+                if up_at and time.monotonic() >= up_at:
+                    router.bind(f"ipc://{path}")
+                    up_at = None
                 if not router.poll(50):
                     continue
                 who, frame = router.recv_multipart()
@@ -379,6 +424,13 @@ class ClientTest(unittest.TestCase):
                                           event=api_pb2.Event(op="put", key="k"))
                     for _ in range(DEFAULT_SUBSCRIBER_BACKLOG + 10):
                         router.send_multipart([who, event.SerializeToString()])
+                if request.key == "slow":
+                    time.sleep(0.2)
+                if request.key in ("stop", "restart"):
+                    down_at = time.monotonic() + (0.2 if request.key == "restart" else 0)
+                    up_at = down_at + 0.5
+                    if request.key == "stop":
+                        continue
                 if request.key == "cut":
                     cut.add(who)
                     reply = api_pb2.Reply(schema_major=request.schema_major, id=0,
@@ -394,42 +446,65 @@ class ClientTest(unittest.TestCase):
             server.join()
             router.close()
 
+    @contextlib.contextmanager
+    def fake_connection(self, timeout_ms):
+        """A Connection as a1 for alice to a fake node (fake_node), yielded, closed after."""
+        with self.fake_node() as endpoint:
+            connection = Connection(endpoint, "a1", "alice", home=self.home,
+                                    timeout_ms=timeout_ms)
+            try:
+                yield connection
+            finally:
+                connection.close()
+
     def test_a_cut_connection_says_so_and_connects_anew(self):
         # the call fails at once, the subscription ends with the cut's error, and the next
         # call is answered on a new connection
-        with self.fake_node() as endpoint:
-            connection = Connection(endpoint, "a1", "alice", home=self.home, timeout_ms=5000)
-            try:
-                connection.subscribe("run:x")
-                started = time.monotonic()
-                with self.assertRaises(engram.Busy) as raised:
-                    connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="cut"))
-                self.assertLess(time.monotonic() - started, 5)  # not its timeout
-                self.assertIn("cut: connect again", raised.exception.message)
-                self.assertIn("connected anew", raised.exception.message)
-                with self.assertRaises(engram.Busy):
-                    connection.next_event(1000)
-                reply = connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="k"))
-                self.assertEqual(reply.code, 0)
-            finally:
-                connection.close()
+        with self.fake_connection(5000) as connection:
+            connection.subscribe("run:x")
+            started = time.monotonic()
+            with self.assertRaises(engram.Busy) as raised:
+                connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="cut"))
+            self.assertLess(time.monotonic() - started, 5)  # not its timeout
+            self.assertIn("cut: connect again", raised.exception.message)
+            self.assertIn("connected anew", raised.exception.message)
+            with self.assertRaises(engram.Busy):
+                connection.next_event(1000)
+            reply = connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="k"))
+            self.assertEqual(reply.code, 0)
+
+    def test_a_lost_connection_fails_the_call_waiting(self):
+        # a call waiting when the node goes fails at once, not after its timeout; the next
+        # call, once the node is back, is answered on the new connection
+        with self.fake_connection(60000) as connection:
+            with self.assertRaises(engram.Unavailable) as raised:
+                connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="stop"))
+            self.assertIn("lost while waiting", raised.exception.message)
+            reply = connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="k"))
+            self.assertEqual(reply.code, 0)
+
+    def test_a_call_after_a_restart_is_answered(self):
+        # the node restarts while the client is idle: the next call goes on the new
+        # connection and is answered, the old one's end being read before it is sent
+        with self.fake_connection(60000) as connection:
+            connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="restart"))
+            time.sleep(1.5)  # the node binds again, libzmq connects again meanwhile
+            # answered late: the old connection's end would be read while it waits
+            reply = connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="slow"))
+            self.assertEqual(reply.code, 0)
 
     def test_unread_events_are_bounded(self):
         # events taken in by calls and never read: past the backlog the client drops them
         # and ends the subscription with Lagged, as the node would; the scope may be watched
         # again
-        with self.fake_node() as endpoint:
-            connection = Connection(endpoint, "a1", "alice", home=self.home, timeout_ms=5000)
-            try:
-                subscription = connection.subscribe("run:y")
-                connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:y", key="flood"))
-                self.assertLessEqual(len(connection._events), DEFAULT_SUBSCRIBER_BACKLOG)
-                with self.assertRaises(engram.Lagged) as raised:
-                    connection.next_event(1000, subscription)
-                self.assertIn("watch again", raised.exception.message)
-                self.assertNotEqual(connection.subscribe("run:y"), subscription)
-            finally:
-                connection.close()
+        with self.fake_connection(5000) as connection:
+            subscription = connection.subscribe("run:y")
+            connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:y", key="flood"))
+            self.assertLessEqual(len(connection._events), DEFAULT_SUBSCRIBER_BACKLOG)
+            with self.assertRaises(engram.Lagged) as raised:
+                connection.next_event(1000, subscription)
+            self.assertIn("watch again", raised.exception.message)
+            self.assertNotEqual(connection.subscribe("run:y"), subscription)
 
     def test_stats(self):
         stats = self.m.stats()

@@ -4,7 +4,8 @@
  *  it: the sources declared for writes (engram_set_sources), the causal token every read
  *  carries (engram_set_after), the pages the whole-object reads gather (it answers a paged
  *  read in two pages) and the access-control calls (engram_acl_submit, engram_acl_show,
- *  engram_acl_check) with their answers.
+ *  engram_acl_check) with their answers; and what the client does when the node cuts its
+ *  connection, floods it, stops or starts again.
  */
 #define _GNU_SOURCE /* nftw */
 #include <setjmp.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent_keys.h"
 #include "engram/engram.h"
@@ -32,11 +34,21 @@
 #define S_CUT_KEY      "cut"    /* a read of it: the connection is cut, as engramd's s_cut */
 #define S_CUT_MESSAGE  "this connection left too much unread: connect again"
 #define S_FLOOD_KEY    "flood" /* a read of it: first more events than a client may queue */
+#define S_STOP_KEY     "stop"  /* a read of it: the node stops, unanswered */
 
 typedef struct {
     const char *endpoint;
     zcert_t *cert;
 } s_node_args_t;
+
+/*  Unbinds router from its ipc endpoint, the path removed first: a client connecting again
+ *  while the listener closes could otherwise complete a handshake with it, on a connection
+ *  then left without a socket (seen: its calls waited out their timeouts). */
+static void s_unbind(zsock_t *router, const char *endpoint)
+{
+    unlink(endpoint + strlen("ipc://"));
+    zsock_unbind(router, "%s", endpoint);
+}
 
 /*  The fake node: answers each request, and sends the request's frame to the test. */
 static void s_fake_node(zsock_t *pipe, void *args)
@@ -48,7 +60,9 @@ static void s_fake_node(zsock_t *pipe, void *args)
     zsock_set_curve_server(router, 1);
     zsock_set_linger(router, 0);
     zsock_set_sndhwm(router, 0); /* a flood is queued whole, not dropped at the HWM */
-    int bound = zsock_bind(router, "%s", a->endpoint);
+    char endpoint[128];
+    snprintf(endpoint, sizeof endpoint, "%s", a->endpoint);
+    int bound = zsock_bind(router, "%s", endpoint);
     zsock_signal(pipe, bound == 0 ? 0 : 1); /* a is the test's no longer */
     zpoller_t *poller = zpoller_new(pipe, router, NULL);
     zhash_t *cut = zhash_new(); /* the connections cut: nothing more is answered on them */
@@ -84,6 +98,14 @@ static void s_fake_node(zsock_t *pipe, void *args)
         }
         if (req && req->op == ENGRAM__OP__SUBSCRIBE)
             subscription = req->id;
+        if (req && streq(req->key, S_STOP_KEY)) { /* its connections close; it binds no more */
+            s_unbind(router, endpoint);
+            engram__request__free_unpacked(req, NULL);
+            zframe_destroy(&routing);
+            zframe_destroy(&payload);
+            zstr_free(&who);
+            continue;
+        }
         if (req && streq(req->key, S_FLOOD_KEY)) {
             Engram__Event event = ENGRAM__EVENT__INIT;
             event.op = "put";
@@ -143,10 +165,13 @@ static void s_fake_node(zsock_t *pipe, void *args)
     }
     zhash_destroy(&cut);
     zpoller_destroy(&poller);
+    s_unbind(router, endpoint);
     zsock_destroy(&router);
 }
 
 static char s_dir[64];
+static char s_endpoint[128];
+static zcert_t *s_cert; /* the fake node's, the same when it starts again */
 static zactor_t *s_node;
 static engram_t *s_engram;
 
@@ -165,15 +190,14 @@ static int s_setup(void **state)
     snprintf(s_dir, sizeof s_dir, "/tmp/engram-client-XXXXXX");
     if (!mkdtemp(s_dir) || !agent_keys_home() || agent_keys_make("agent-a") != 0)
         return -1;
-    char endpoint[128], published[128];
-    snprintf(endpoint, sizeof endpoint, "ipc://%s/api.sock", s_dir);
+    char published[128];
+    snprintf(s_endpoint, sizeof s_endpoint, "ipc://%s/api.sock", s_dir);
     snprintf(published, sizeof published, "%s/api.sock.pub", s_dir);
-    zcert_t *cert = zcert_new();
-    s_node_args_t args = {endpoint, cert};
-    s_node = cert ? zactor_new(s_fake_node, &args) : NULL;
-    bool ok = s_node && zcert_save_public(cert, published) == 0;
-    zcert_destroy(&cert);
-    s_engram = ok ? engram_connect(endpoint, "agent-a", "alice") : NULL;
+    s_cert = zcert_new();
+    s_node_args_t args = {s_endpoint, s_cert};
+    s_node = s_cert ? zactor_new(s_fake_node, &args) : NULL;
+    bool ok = s_node && zcert_save_public(s_cert, published) == 0;
+    s_engram = ok ? engram_connect(s_endpoint, "agent-a", "alice") : NULL;
     if (!s_engram)
         return -1;
     engram_set_timeout(s_engram, CALL_MS);
@@ -185,8 +209,18 @@ static int s_teardown(void **state)
     (void)state;
     engram_destroy(&s_engram);
     zactor_destroy(&s_node);
+    zcert_destroy(&s_cert);
     nftw(s_dir, s_remove_one, 16, FTW_DEPTH | FTW_PHYS);
     return 0;
+}
+
+/*  The fake node stops (if it still runs) and starts again on its endpoint, with its key. */
+static void s_restart_node(void)
+{
+    zactor_destroy(&s_node);
+    s_node_args_t args = {s_endpoint, s_cert};
+    s_node = zactor_new(s_fake_node, &args);
+    assert_non_null(s_node);
 }
 
 /*  The request the fake node got last. Caller frees it with engram__request__free_unpacked. */
@@ -248,6 +282,52 @@ static void test_a_cut_batch_says_so(void **state)
     engram_batch_destroy(&batch);
     engram_result_t *r = NULL;
     s_ok(engram_get(s_engram, "run:x", "k", NULL, 0, &r)); /* on a new connection */
+    engram_result_destroy(&r);
+}
+
+/*  A node that restarts holds no subscription: the client's end with ENGRAM_EUNAVAILABLE
+ *  (they waited for ever), and the next calls go on the new connection. */
+static void test_a_restarted_node_ends_the_subscription(void **state)
+{
+    (void)state;
+    s_ok(engram_subscribe(s_engram, "run:x"));
+    s_restart_node();
+    engram_event_t *event = NULL;
+    assert_int_equal(engram_next_event(s_engram, 30000, &event), ENGRAM_EUNAVAILABLE);
+    assert_null(event);
+    assert_non_null(strstr(engram_last_error(s_engram), "was lost"));
+    assert_non_null(strstr(engram_last_error(s_engram), "subscribe again"));
+    assert_int_equal(engram_next_event(s_engram, 0, &event), ENGRAM_EINVAL); /* none left */
+    s_ok(engram_subscribe(s_engram, "run:x"));
+    assert_int_equal(engram_next_event(s_engram, 200, &event), ENGRAM_ETIMEDOUT); /* once */
+}
+
+/*  A call made after the node restarted while the client was idle goes on the new connection
+ *  and is answered: the old connection's end, reported before it was sent, is not its. */
+static void test_a_call_after_a_restart_is_answered(void **state)
+{
+    (void)state;
+    engram_result_t *r = NULL;
+    s_ok(engram_get(s_engram, "run:x", "k", NULL, 0, &r));
+    engram_result_destroy(&r);
+    s_restart_node();
+    zclock_sleep(1000); /* libzmq connects again meanwhile (every 100 ms) */
+    s_ok(engram_get(s_engram, "run:x", "k", NULL, 0, &r));
+    engram_result_destroy(&r);
+}
+
+/*  A call waiting when the node stops fails at once, saying the connection was lost, not
+ *  after its timeout. */
+static void test_a_call_waiting_when_the_node_stops_fails_at_once(void **state)
+{
+    (void)state;
+    engram_set_timeout(s_engram, 60000);
+    engram_result_t *r = NULL;
+    assert_int_equal(engram_get(s_engram, "run:x", S_STOP_KEY, NULL, 0, &r), ENGRAM_EUNAVAILABLE);
+    assert_non_null(strstr(engram_last_error(s_engram), "lost while waiting"));
+    assert_non_null(strstr(engram_last_error(s_engram), "unknown"));
+    s_restart_node();
+    s_ok(engram_get(s_engram, "run:x", "k", NULL, 0, &r));
     engram_result_destroy(&r);
 }
 
@@ -459,6 +539,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sources_go_with_writes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_unread_events_are_bounded, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_a_restarted_node_ends_the_subscription, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_a_call_after_a_restart_is_answered, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_a_call_waiting_when_the_node_stops_fails_at_once,
+                                        s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_a_cut_batch_says_so, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_a_cut_connection_says_so_and_connects_anew, s_setup,
                                         s_teardown),

@@ -13,6 +13,14 @@ time is up (Unavailable). Frames are sorted as they arrive:
 The socket is ZMQ_IMMEDIATE: a request is only queued on a live connection, so a call made
 while no node listens fails after its timeout without leaving a request behind.
 
+Lost connections, as libengram: the socket's monitor reports each connection's handshake and
+end, and heartbeats (API_HEARTBEAT_MS) end one on which the node went silent. When a
+connection that was up ends (the node stopped, restarted or hangs), nothing sent on it will be
+answered: the call waiting raises Unavailable at once ("whether it was done is unknown"), and
+every subscription ends with Unavailable, since a restarted node holds none of them. libzmq
+connects again by itself. The monitor is read before each request is sent, so that an end
+reported late is never taken for the end of the connection that request goes on.
+
 Keys (keys.py): the socket connects only once the agent's key pair and the node's pinned key
 are known; until then each call looks for what is missing again and fails with what
 KeySource.load raises. A client may so start before its node.
@@ -30,6 +38,7 @@ import collections
 import time
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from .errors import (Busy, DecodeError, EngramError, InvalidArgument, Lagged, TooBig,
                      Unavailable, VersionError)
@@ -54,6 +63,8 @@ MAX_PAGE = 1000
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 DEFAULT_REPLICAS_TIMEOUT_MS = 5000
 DEFAULT_SUBSCRIBER_BACKLOG = 10000  # events a client keeps unread (the node's default too)
+API_HEARTBEAT_MS = 2000
+API_HEARTBEAT_TIMEOUT_MS = 15000
 
 
 def _now_ms() -> float:
@@ -64,6 +75,10 @@ def _is_cut(reply: api_pb2.Reply) -> bool:
     """Whether reply is the node's word that it cut the connection (engramd's s_cut: id 0,
     EBUSY; an id-0 EDECODE is its word on a frame it could not read)."""
     return reply.id == 0 and reply.code == Busy.code
+
+
+class _Lost(Exception):
+    """The connection the socket had up ended: nothing sent on it is answered."""
 
 
 class Connection:
@@ -86,7 +101,7 @@ class Connection:
         self._subscriptions: set[int] = set()
         self._watched: dict[str, int] = {}  # scope -> its subscription: one a scope
         self._events: collections.deque = collections.deque()
-        self._sock = self._socket()
+        self._open()
         try:
             self._ensure_keyed()
         except InvalidArgument:
@@ -95,12 +110,20 @@ class Connection:
         except EngramError:
             pass  # looked for again by every call
 
-    @staticmethod
-    def _socket() -> zmq.Socket:
+    def _open(self) -> None:
+        """A new socket (not connected) with its heartbeats, its monitor and their poller."""
         sock = zmq.Context.instance().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, CLIENT_LINGER_MS)
         sock.setsockopt(zmq.IMMEDIATE, 1)
-        return sock
+        sock.setsockopt(zmq.HEARTBEAT_IVL, API_HEARTBEAT_MS)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, API_HEARTBEAT_TIMEOUT_MS)
+        self._sock = sock
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED |
+                                                zmq.EVENT_DISCONNECTED)
+        self._poller = zmq.Poller()
+        self._poller.register(sock, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
+        self._up = False  # a handshake was reported and not the connection's end
 
     def _after_cut(self, cut: api_pb2.Reply) -> None:
         """The node cut this connection (engramd's s_cut: a Reply of id 0 with EBUSY) and
@@ -108,15 +131,17 @@ class Connection:
         the events that came before it, and a new socket with the same keys connects, so that
         the next call is answered (the old socket's disconnection would not be done in time)."""
         self._end_subscriptions(cut.code, cut.message)
-        fresh = self._socket()
-        fresh.curve_serverkey, fresh.curve_publickey, fresh.curve_secretkey = self._curve
-        fresh.connect(self.endpoint)
-        self._sock.close()
-        self._sock = fresh
+        self.close()
+        self._open()
+        self._sock.curve_serverkey, self._sock.curve_publickey, self._sock.curve_secretkey = \
+            self._curve
+        self._sock.connect(self.endpoint)
 
     def close(self) -> None:
         """Closes the socket; the connection serves no further call."""
         if not self._sock.closed:
+            self._sock.disable_monitor()
+            self._monitor.close()
             self._sock.close()
 
     def _ensure_keyed(self) -> None:
@@ -134,12 +159,23 @@ class Connection:
         self._keyed = True
 
     def _pump(self, deadline_ms: float | None) -> api_pb2.Reply | None:
-        """Reads at most one frame by deadline (None: for ever). Returns the Reply it held,
-        or None when it was queued as a subscription event or dropped. Raises TimeoutError
-        when no frame came in time."""
+        """Reads at most one frame, or the monitor's reports, by deadline (None: for ever).
+        Returns the Reply it held, or None when it was queued as a subscription event or
+        dropped, or only reports came. Raises TimeoutError when nothing came in time, _Lost
+        when the connection was lost (the subscriptions ended: _watch_connection)."""
         wait = None if deadline_ms is None else max(0, int(deadline_ms - _now_ms()))
-        if not self._sock.poll(wait, zmq.POLLIN):
+        ready = dict(self._poller.poll(wait))
+        if not ready:
             raise TimeoutError
+        if self._sock in ready or self._sock.poll(0, zmq.POLLIN):
+            return self._take_frame()
+        if self._watch_connection():
+            raise _Lost
+        return None
+
+    def _take_frame(self) -> api_pb2.Reply | None:
+        """Reads the frame waiting: the Reply it held, or None when it was queued as a
+        subscription event or dropped."""
         frames = self._sock.recv_multipart(zmq.NOBLOCK)
         if len(frames) != 1:
             return None
@@ -158,6 +194,27 @@ class Connection:
                 self._events.append(reply)
             return None
         return reply
+
+    def _watch_connection(self) -> bool:
+        """Applies the monitor's reports: a handshake marks a connection up; the end of one
+        that was up is a loss, after which every subscription ends with Unavailable. Returns
+        whether a connection was lost. The caller reads the frames waiting on the socket
+        first: those that came on the connection before its end (libzmq queues them before
+        reporting it) come before the subscriptions' ends."""
+        lost = False
+        while self._monitor.poll(0, zmq.POLLIN):
+            event = recv_monitor_message(self._monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._up = True
+            elif event == zmq.EVENT_DISCONNECTED and self._up:
+                self._up, lost = False, True
+        if lost:
+            self._end_subscriptions(Unavailable.code, f"the connection to the node at "
+                                    f"{self.endpoint} was lost (the node stopped, restarted or "
+                                    "stopped answering): the watch ended, and changes may have "
+                                    "been missed; watch again")
+            self._subscriptions.clear()
+        return lost
 
     def _end_subscriptions(self, code: int, message: str) -> None:
         """Ends every subscription with code and message, queued after the events already
@@ -197,6 +254,10 @@ class Connection:
             raise TooBig(f"a request of {len(frame)} bytes exceeds the frame limit of "
                          f"{MAX_FRAME_BYTES}")
         deadline = _now_ms() + wait_ms
+        if self._monitor.poll(0, zmq.POLLIN):  # a connection's end told late is not this
+            while self._sock.poll(0, zmq.POLLIN):  # request's: read before it goes
+                self._take_frame()  # an event, or the answer to a call that gave up: dropped
+            self._watch_connection()
         self._sock.setsockopt(zmq.SNDTIMEO, max(0, int(wait_ms)))
         try:
             self._sock.send(frame)
@@ -209,6 +270,11 @@ class Connection:
                 reply = self._pump(deadline)
             except TimeoutError:
                 raise Unavailable(f"no reply from {self.endpoint} within {int(wait_ms)} ms") \
+                    from None
+            except _Lost:
+                raise Unavailable(f"the connection to the node at {self.endpoint} was lost "
+                                  "while waiting (the node stopped, restarted or stopped "
+                                  "answering): whether the request was done is unknown") \
                     from None
             if reply is not None and (reply.id == request.id or _is_cut(reply)):
                 break  # cut: this request's answer never comes
@@ -238,12 +304,15 @@ class Connection:
         return request.id
 
     def unsubscribe(self, subscription: int, scope: str) -> None:
-        """Ends the subscription (its events still queued are dropped)."""
+        """Ends the subscription (its events still queued are dropped); the node is told only
+        while it holds it (not after it ended it, nor after the connection was lost)."""
+        live = subscription in self._subscriptions
         self._subscriptions.discard(subscription)
         if self._watched.get(scope) == subscription:
             del self._watched[scope]
         self._events = collections.deque(r for r in self._events if r.id != subscription)
-        self.call(api_pb2.Request(op=api_pb2.UNSUBSCRIBE, scope=scope))
+        if live:
+            self.call(api_pb2.Request(op=api_pb2.UNSUBSCRIBE, scope=scope))
 
     def next_event(self, timeout_ms: float | None,
                    subscription: int | None = None) -> api_pb2.Event | None:
@@ -262,6 +331,8 @@ class Connection:
                 self._pump(deadline)
             except TimeoutError:
                 return None
+            except _Lost:
+                pass  # the subscriptions' ends are queued
 
     def _event_of(self, reply: api_pb2.Reply) -> api_pb2.Event:
         if reply.code != 0:  # the subscription ended: its scope may be watched again
