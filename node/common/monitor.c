@@ -1,13 +1,19 @@
 /*  node_monitor (monitor.h): a socket's monitor on an inproc PAIR, read without blocking. */
 #include "node/common/monitor.h"
 
+#include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 zsock_t *node_monitor_start(zsock_t *sock, int events)
 {
+    /* a name never used before in the process: a stopped monitor's endpoint may stay bound a
+     * while (libzmq closes its socket later), and a new socket may have the old one's address */
+    static atomic_uint_fast64_t monitors;
     char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "inproc://engram-monitor-%p", (void *)sock);
+    snprintf(endpoint, sizeof endpoint, "inproc://engram-monitor-%" PRIuFAST64,
+             atomic_fetch_add(&monitors, 1));
     if (zmq_socket_monitor(zsock_resolve(sock), endpoint, events) != 0)
         return NULL;
     zsock_t *monitor = zsock_new(ZMQ_PAIR);
