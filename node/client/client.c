@@ -71,9 +71,8 @@
  *  one that interrupts engram_next_event ends it early with ENGRAM_ETIMEDOUT, so that a
  *  program waiting for events can check its own flags.
  *
- *  Known limits: there is no call to end a subscription (UNSUBSCRIBE); it lasts as long as
- *  the connection. A request larger than ENGRAM_DEFAULT_MAX_FRAME_BYTES is refused here
- *  with ENGRAM_ETOOBIG, because the node's libzmq would drop it unseen.
+ *  Known limit: a request larger than ENGRAM_DEFAULT_MAX_FRAME_BYTES is refused here with
+ *  ENGRAM_ETOOBIG, because the node's libzmq would drop it unseen.
  */
 #include <assert.h>
 #include <errno.h>
@@ -95,6 +94,12 @@
 #define S_TOKEN_VARIANT sodium_base64_VARIANT_URLSAFE_NO_PADDING
 /*  A deadline that never comes: engram_next_event(self, -1, ...). */
 #define S_FOREVER INT64_MAX
+
+/*  A subscription: the id of its SUBSCRIBE request, which its events carry, and its scope. */
+typedef struct {
+    uint64_t id;
+    char *scope; /* owned */
+} s_subscription_t;
 
 struct engram {
     zsock_t *sock;     /* DEALER, connected to the node's agent API once keyed */
@@ -118,10 +123,10 @@ struct engram {
     uint32_t after_timeout_ms; /* Request.timeout_ms with it */
     int timeout_ms;            /* how long a call waits for its reply */
     uint64_t next_id;          /* id of the next request */
-    uint64_t *subs;            /* ids of the SUBSCRIBE requests the node acknowledged */
-    size_t nsubs;              /* live subscriptions in subs */
-    zlist_t *events;           /* queued subscription Replies (Engram__Reply *), oldest first */
-    char *error;               /* the node's (or our) message for the last call; NULL: none */
+    s_subscription_t *subs;    /* those the node acknowledged and did not end, owned */
+    size_t nsubs;
+    zlist_t *events; /* queued subscription Replies (Engram__Reply *), oldest first */
+    char *error;     /* the node's (or our) message for the last call; NULL: none */
 };
 
 static const Engram__Item s_empty_item = ENGRAM__ITEM__INIT;
@@ -172,7 +177,7 @@ static int64_t s_deadline(int64_t wait_ms)
 static bool s_subscribed(const engram_t *self, uint64_t id)
 {
     for (size_t i = 0; i < self->nsubs; i++)
-        if (self->subs[i] == id)
+        if (self->subs[i].id == id)
             return true;
     return false;
 }
@@ -180,7 +185,8 @@ static bool s_subscribed(const engram_t *self, uint64_t id)
 static void s_unsubscribed(engram_t *self, uint64_t id)
 {
     for (size_t i = 0; i < self->nsubs; i++)
-        if (self->subs[i] == id) {
+        if (self->subs[i].id == id) {
+            free(self->subs[i].scope);
             self->subs[i] = self->subs[--self->nsubs];
             return;
         }
@@ -577,13 +583,14 @@ static bool s_is_cut(const Engram__Reply *reply)
 }
 
 /*  Ends every subscription with code and message, queued after the events already queued
- *  (engram_next_event reports it once each), as the node ends them. */
+ *  (engram_next_event reports it once each), as the node ends them; their events that still
+ *  come are dropped. */
 static void s_end_subscriptions(engram_t *self, int code, const char *message)
 {
     for (size_t i = 0; i < self->nsubs; i++) {
         Engram__Reply end = ENGRAM__REPLY__INIT;
         end.schema_major = ENGRAM_SCHEMA_MAJOR;
-        end.id = self->subs[i];
+        end.id = self->subs[i].id;
         end.code = code;
         end.message = s_str(message);
         size_t len = engram__reply__get_packed_size(&end);
@@ -596,7 +603,9 @@ static void s_end_subscriptions(engram_t *self, int code, const char *message)
         }
         if (queued && zlist_append(self->events, queued) != 0)
             engram__reply__free_unpacked(queued, NULL);
+        free(self->subs[i].scope);
     }
+    self->nsubs = 0;
 }
 
 /*  After the node cut the connection (cut, its reply): each subscription ends with the cut's
@@ -633,7 +642,6 @@ static void s_events_overflow(engram_t *self)
              "subscription ended; subscribe again",
              ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG);
     s_end_subscriptions(self, ENGRAM_ELAGGED, message);
-    self->nsubs = 0;
 }
 
 /*  Reads the frame waiting on the socket. Returns 0 and *reply_p, the Reply it held, for the
@@ -698,7 +706,6 @@ static bool s_watch_connection(engram_t *self)
                  "subscribe again",
                  self->endpoint);
         s_end_subscriptions(self, ENGRAM_EUNAVAILABLE, message);
-        self->nsubs = 0;
     }
     return lost;
 }
@@ -979,6 +986,8 @@ void engram_destroy(engram_t **self_p)
             engram__reply__free_unpacked(reply, NULL);
         zlist_destroy(&self->events);
     }
+    for (size_t i = 0; i < self->nsubs; i++)
+        free(self->subs[i].scope);
     free(self->subs);
     free(self->endpoint);
     zstr_free(&self->key_path);
@@ -1407,21 +1416,64 @@ int engram_context(engram_t *self, const char *query, const engram_search_option
     return s_search(self, query, options, tokens, result);
 }
 
+/*  The subscription to scope, or NULL. */
+static s_subscription_t *s_subscription_of(engram_t *self, const char *scope)
+{
+    for (size_t i = 0; i < self->nsubs; i++)
+        if (strcmp(self->subs[i].scope, scope) == 0)
+            return &self->subs[i];
+    return NULL;
+}
+
 int engram_subscribe(engram_t *self, const char *scope)
 {
     assert(self && scope);
-    uint64_t *subs = realloc(self->subs, (self->nsubs + 1) * sizeof *subs);
+    s_clear_error(self);
+    if (s_subscription_of(self, scope)) /* the node holds one a (connection, scope) */
+        return s_fail(self, ENGRAM_EINVAL, "%s is subscribed to on this connection already", scope);
+    s_subscription_t *subs = realloc(self->subs, (self->nsubs + 1) * sizeof *subs);
     if (!subs)
         return s_fail(self, ENGRAM_ENOMEM, "subscribing");
     self->subs = subs;
+    char *kept = s_strdup(scope);
+    if (!kept)
+        return s_fail(self, ENGRAM_ENOMEM, "subscribing");
     Engram__Request req = s_request(ENGRAM__OP__SUBSCRIBE, scope, NULL);
     Engram__Reply *reply = NULL;
     int rc = s_call(self, &req, self->timeout_ms, &reply);
-    if (rc != 0)
+    if (rc != 0) {
+        free(kept);
         return rc;
+    }
     engram__reply__free_unpacked(reply, NULL);
-    self->subs[self->nsubs++] = req.id;
+    self->subs[self->nsubs++] = (s_subscription_t){req.id, kept};
     return 0;
+}
+
+int engram_unsubscribe(engram_t *self, const char *scope)
+{
+    assert(self && scope);
+    s_clear_error(self);
+    s_subscription_t *sub = s_subscription_of(self, scope);
+    if (!sub)
+        return s_fail(self, ENGRAM_EINVAL, "no subscription to %s on this connection", scope);
+    uint64_t id = sub->id;
+    s_unsubscribed(self, id); /* its events, queued or still to come, are dropped */
+    zlist_t *kept = zlist_new();
+    Engram__Reply *queued;
+    while (kept && (queued = zlist_pop(self->events)))
+        if (queued->id == id || zlist_append(kept, queued) != 0)
+            engram__reply__free_unpacked(queued, NULL);
+    if (kept) {
+        zlist_destroy(&self->events);
+        self->events = kept;
+    }
+    Engram__Request req = s_request(ENGRAM__OP__UNSUBSCRIBE, scope, NULL);
+    Engram__Reply *reply = NULL;
+    int rc = s_call(self, &req, self->timeout_ms, &reply);
+    if (rc == 0)
+        engram__reply__free_unpacked(reply, NULL);
+    return rc;
 }
 
 int engram_next_event(engram_t *self, int timeout_ms, engram_event_t **event)

@@ -14,6 +14,7 @@ BUILD/python.
 """
 import contextlib
 import datetime
+import gc
 import os
 import shutil
 import signal
@@ -332,6 +333,20 @@ class ClientTest(unittest.TestCase):
                 self.proc.send_signal(signal.SIGCONT)
             self.assertIn("was lost", raised.exception.message)
         m.put("k", "served again", scope="run:hang")
+
+    def test_a_dropped_watch_is_ended(self):
+        # a Watch dropped unclosed: the Memory's next call ends its subscription on the node,
+        # and its events no longer pile up in the client
+        m, writer = self.memory(), self.memory()
+        before = m.stats()["subscribers"]
+        m.watch("run:dropped")
+        gc.collect()
+        writer.put("k", "after the drop", scope="run:dropped")
+        self.assertEqual(m.stats()["subscribers"], before)
+        self.assertEqual(len(m._conn._events), 0)
+        with m.watch("run:dropped", timeout=30) as watch:  # watchable again
+            writer.put("k", "watched", scope="run:dropped")
+            self.assertEqual(watch.next_event().item.text, "watched")
 
     def test_access_denied_is_denied(self):
         with self.assertRaises(engram.Denied) as raised:  # a1 acts for alice only

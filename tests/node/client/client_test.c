@@ -35,6 +35,7 @@
 #define S_CUT_MESSAGE  "this connection left too much unread: connect again"
 #define S_FLOOD_KEY    "flood" /* a read of it: first more events than a client may queue */
 #define S_STOP_KEY     "stop"  /* a read of it: the node stops, unanswered */
+#define S_EVENT_KEY    "event" /* a read of it: first one event to the last subscription */
 
 typedef struct {
     const char *endpoint;
@@ -106,7 +107,7 @@ static void s_fake_node(zsock_t *pipe, void *args)
             zstr_free(&who);
             continue;
         }
-        if (req && streq(req->key, S_FLOOD_KEY)) {
+        if (req && (streq(req->key, S_FLOOD_KEY) || streq(req->key, S_EVENT_KEY))) {
             Engram__Event event = ENGRAM__EVENT__INIT;
             event.op = "put";
             event.key = "k";
@@ -114,7 +115,8 @@ static void s_fake_node(zsock_t *pipe, void *args)
             flood.schema_major = ENGRAM_SCHEMA_MAJOR;
             flood.id = subscription;
             flood.event = &event;
-            for (int i = 0; i < ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG + 10; i++) {
+            int n = streq(req->key, S_EVENT_KEY) ? 1 : ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG + 10;
+            for (int i = 0; i < n; i++) {
                 zframe_t *frame = zframe_new(NULL, engram__reply__get_packed_size(&flood));
                 engram__reply__pack(&flood, zframe_data(frame));
                 zframe_t *to = zframe_dup(routing);
@@ -331,6 +333,35 @@ static void test_a_call_waiting_when_the_node_stops_fails_at_once(void **state)
     engram_result_destroy(&r);
 }
 
+/*  engram_unsubscribe ends a subscription: the node is told, the events queued here are
+ *  dropped; one scope is subscribed to once a connection, and what is not subscribed to
+ *  cannot be ended. */
+static void test_unsubscribe(void **state)
+{
+    (void)state;
+    s_ok(engram_subscribe(s_engram, "run:x"));
+    assert_int_equal(engram_subscribe(s_engram, "run:x"), ENGRAM_EINVAL);
+    engram_result_t *r = NULL;
+    s_ok(engram_get(s_engram, "run:x", S_EVENT_KEY, NULL, 0, &r)); /* an event queued */
+    engram_result_destroy(&r);
+    s_ok(engram_unsubscribe(s_engram, "run:x"));
+    Engram__Op seen[3];
+    for (int i = 0; i < 3; i++) { /* SUBSCRIBE, GET, UNSUBSCRIBE */
+        Engram__Request *req = s_last_request();
+        seen[i] = req->op;
+        if (i == 2)
+            assert_string_equal(req->scope, "run:x");
+        engram__request__free_unpacked(req, NULL);
+    }
+    assert_int_equal(seen[0], ENGRAM__OP__SUBSCRIBE);
+    assert_int_equal(seen[2], ENGRAM__OP__UNSUBSCRIBE);
+    engram_event_t *event = NULL;
+    assert_int_equal(engram_next_event(s_engram, 0, &event), ENGRAM_EINVAL); /* dropped */
+    assert_null(event);
+    assert_int_equal(engram_unsubscribe(s_engram, "run:x"), ENGRAM_EINVAL);
+    s_ok(engram_subscribe(s_engram, "run:x"));
+}
+
 /*  Events taken in by calls and never read are bounded: past ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG
  *  the client drops them and ends the subscription with ENGRAM_ELAGGED, as the node would. */
 static void test_unread_events_are_bounded(void **state)
@@ -539,6 +570,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sources_go_with_writes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_unread_events_are_bounded, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_unsubscribe, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_a_restarted_node_ends_the_subscription, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_a_call_after_a_restart_is_answered, s_setup,

@@ -22,6 +22,7 @@ import datetime
 import json
 import os
 import struct
+import weakref
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence, Union
 
@@ -433,13 +434,16 @@ class Log:
 
 class Watch:
     """The changes of one scope, subscribed when made: iterate for Events (ending when none
-    came within the timeout), or call next_event(). close() unsubscribes."""
+    came within the timeout), or call next_event(). close() unsubscribes; so does the next
+    call of its Memory once the Watch was dropped unclosed (its events would otherwise pile
+    up unread until the client's backlog ends every watch of the Memory)."""
 
     def __init__(self, conn: Connection, scope: str, timeout: float | None) -> None:
         self.scope = scope
         self.timeout_ms = None if timeout is None else _ms(timeout, "timeout")
         self._conn = conn
         self._id: int | None = conn.subscribe(scope)
+        self._dropped = weakref.finalize(self, conn.abandon, self._id, scope)
 
     def next_event(self, timeout: float | None = None) -> Event | None:
         """The next event, or None if none came within timeout seconds (None: the watch's)."""
@@ -459,6 +463,7 @@ class Watch:
     def close(self) -> None:
         """Unsubscribes (idempotent); next_event then raises InvalidArgument."""
         if self._id is not None:
+            self._dropped.detach()
             subscription, self._id = self._id, None
             self._conn.unsubscribe(subscription, self.scope)
 

@@ -101,6 +101,7 @@ class Connection:
         self._subscriptions: set[int] = set()
         self._watched: dict[str, int] = {}  # scope -> its subscription: one a scope
         self._events: collections.deque = collections.deque()
+        self._abandoned: list[tuple[int, str]] = []  # (subscription, scope): abandon()
         self._open()
         try:
             self._ensure_keyed()
@@ -235,12 +236,20 @@ class Connection:
                                 "subscription ended; watch again")
         self._subscriptions.clear()
 
+    def abandon(self, subscription: int, scope: str) -> None:
+        """The subscription's owner was dropped unclosed: the next call ends it (unsubscribe).
+        Only noted here, since the garbage collector may call this in the middle of a call."""
+        self._abandoned.append((subscription, scope))
+
     def call(self, request: api_pb2.Request, wait_ms: float | None = None) -> api_pb2.Reply:
         """Sends request (its schema, id, agent and user filled in here) and waits up to
         wait_ms (default: the connection's timeout) for its reply. Returns the node's
-        successful answer; raises the EngramError of the node's code, or of the transport."""
+        successful answer; raises the EngramError of the node's code, or of the transport.
+        Subscriptions abandoned since the last call are ended first."""
         if self._sock.closed:
             raise InvalidArgument("the connection is closed")
+        while self._abandoned:
+            self.unsubscribe(*self._abandoned.pop())
         self._ensure_keyed()
         wait_ms = self.timeout_ms if wait_ms is None else wait_ms
         request.schema_major = SCHEMA_MAJOR
