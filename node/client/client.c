@@ -27,8 +27,9 @@
  *  ENGRAM_EUNAVAILABLE ("whether it was done is unknown"), and every subscription ends with
  *  ENGRAM_EUNAVAILABLE, since a restarted node holds none of them and events of the time
  *  between are missed. libzmq connects again by itself; the next call goes on the new
- *  connection. The monitor's reports are read before each request is sent, so that an end
- *  reported late is never taken for the end of the connection that request went on.
+ *  connection. Reports are read while a call or engram_next_event waits (s_pump), and
+ *  before a SUBSCRIBE is sent, so that an end reported late never ends the subscription it
+ *  makes.
  *
  *  Keys: the socket is a CURVE client. engram_connect finds the agent's key pair in
  *  $ENGRAM_HOME/agents/AGENT.cert_secret and the node's public key in ENGRAM_SERVER_KEY or, for
@@ -56,7 +57,7 @@
  *  stamped before the cursor and arriving between two pages is missed by that read. A node
  *  that names the cursor it was given again is an error (ENGRAM_EIO), never a loop.
  *
- *  Ownership: an engram_t owns its socket and poller, the queued subscription Replies
+ *  Ownership: an engram_t owns its socket and its monitor, the queued subscription Replies
  *  (protobuf-c unpacked messages, freed with engram__reply__free_unpacked) and the last
  *  error message. Results and events are deep copies the caller owns; nothing in them points
  *  into protobuf-c memory. One thread at a time may use an engram_t (ZeroMQ sockets are not
@@ -94,6 +95,8 @@
 #define S_TOKEN_VARIANT sodium_base64_VARIANT_URLSAFE_NO_PADDING
 /*  A deadline that never comes: engram_next_event(self, -1, ...). */
 #define S_FOREVER INT64_MAX
+/*  How long a wait polls the socket alone before it polls the monitor too (s_pump). */
+#define S_SOCKET_ALONE_MS 100
 
 /*  A subscription: the id of its SUBSCRIBE request, which its events carry, and its scope. */
 typedef struct {
@@ -102,13 +105,12 @@ typedef struct {
 } s_subscription_t;
 
 struct engram {
-    zsock_t *sock;     /* DEALER, connected to the node's agent API once keyed */
-    zsock_t *monitor;  /* PAIR: sock's handshakes and disconnections (node_monitor) */
-    zpoller_t *poller; /* reads sock and monitor; nonstop: only a real signal interrupts it */
-    bool up;           /* a connection's handshake was reported and not its end */
-    char *endpoint;    /* where sock connects; for error messages */
-    bool keyed;        /* sock has its CURVE keys and is connected */
-    bool key_given;    /* engram_connect_keys without the node's key: the client's are these */
+    zsock_t *sock;    /* DEALER, connected to the node's agent API once keyed */
+    zsock_t *monitor; /* PAIR: sock's handshakes and disconnections (node_monitor) */
+    bool up;          /* a connection's handshake was reported and not its end */
+    char *endpoint;   /* where sock connects; for error messages */
+    bool keyed;       /* sock has its CURVE keys and is connected */
+    bool key_given;   /* engram_connect_keys without the node's key: the client's are these */
     uint8_t given_public[32];
     uint8_t given_secret[32];
     char *key_path;    /* the agent's AGENT.cert_secret, until keyed */
@@ -158,7 +160,7 @@ static int s_fail(engram_t *self, int code, const char *format, ...)
     return code;
 }
 
-/*  Milliseconds until deadline for zpoller_wait: -1 for S_FOREVER, else 0 or more. */
+/*  Milliseconds until deadline for zmq_poll: -1 for S_FOREVER, else 0 or more. */
 static int s_remaining(int64_t deadline)
 {
     if (deadline == S_FOREVER)
@@ -503,12 +505,10 @@ static int s_keys(engram_t *self)
  *  Transport.
  */
 
-/*  A DEALER for the node's API with its heartbeats and its monitor, and the poller that reads
- *  both (nonstop, so that only a real signal interrupts it), not connected; false (all NULL)
- *  when out of memory. */
-static bool s_socket_new(zsock_t **sock_p, zsock_t **monitor_p, zpoller_t **poller_p)
+/*  A DEALER for the node's API with its heartbeats and its monitor, not connected; false
+ *  (both NULL) when out of memory. */
+static bool s_socket_new(zsock_t **sock_p, zsock_t **monitor_p)
 {
-    *poller_p = NULL;
     *monitor_p = NULL;
     *sock_p = zsock_new(ZMQ_DEALER);
     if (*sock_p) {
@@ -519,21 +519,16 @@ static bool s_socket_new(zsock_t **sock_p, zsock_t **monitor_p, zpoller_t **poll
         *monitor_p =
             node_monitor_start(*sock_p, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
     }
-    if (*monitor_p)
-        *poller_p = zpoller_new(*sock_p, *monitor_p, NULL);
-    if (!*poller_p) {
-        node_monitor_stop(*sock_p, monitor_p);
+    if (!*monitor_p) {
         zsock_destroy(sock_p);
         return false;
     }
-    zpoller_set_nonstop(*poller_p, true);
     return true;
 }
 
-/*  Destroys the socket, its monitor and its poller. */
-static void s_socket_destroy(zsock_t **sock_p, zsock_t **monitor_p, zpoller_t **poller_p)
+/*  Destroys the socket and its monitor. */
+static void s_socket_destroy(zsock_t **sock_p, zsock_t **monitor_p)
 {
-    zpoller_destroy(poller_p);
     if (*sock_p)
         node_monitor_stop(*sock_p, monitor_p);
     zsock_destroy(sock_p);
@@ -545,8 +540,7 @@ static void s_socket_destroy(zsock_t **sock_p, zsock_t **monitor_p, zpoller_t **
 static void s_connect_anew(engram_t *self)
 {
     zsock_t *fresh, *monitor;
-    zpoller_t *poller;
-    if (!s_socket_new(&fresh, &monitor, &poller))
+    if (!s_socket_new(&fresh, &monitor))
         return;
     uint8_t server[32], public_key[32], secret[32];
     size_t len = sizeof server;
@@ -564,14 +558,13 @@ static void s_connect_anew(engram_t *self)
     }
     sodium_memzero(secret, sizeof secret);
     if (keys && zsock_connect(fresh, "%s", self->endpoint) == 0) {
-        s_socket_destroy(&self->sock, &self->monitor, &self->poller);
+        s_socket_destroy(&self->sock, &self->monitor);
         self->sock = fresh;
         self->monitor = monitor;
-        self->poller = poller;
         self->up = false;
         return;
     }
-    s_socket_destroy(&fresh, &monitor, &poller);
+    s_socket_destroy(&fresh, &monitor);
 }
 
 /*  Whether reply is the node's word that it cut this connection (engramd's s_cut: id 0,
@@ -710,28 +703,52 @@ static bool s_watch_connection(engram_t *self)
     return lost;
 }
 
-/*  Reads at most one frame, or the monitor's reports, waiting until deadline. Returns
- *  ENGRAM_ETIMEDOUT if nothing came in time (or, when interruptible, a signal cut the wait
- *  short); ENGRAM_EUNAVAILABLE, with its message, when the connection was lost (nothing sent
- *  before will be answered; s_watch_connection ended the subscriptions). Otherwise as
- *  s_take_frame. */
+/*  Reads at most one frame, or the monitor's reports, waiting until deadline. The socket is
+ *  polled alone for the first S_SOCKET_ALONE_MS of a wait: a reply usually comes within it,
+ *  and each poll of the monitor too costs a system call. Returns ENGRAM_ETIMEDOUT if nothing
+ *  came in time (or, when interruptible, a signal cut the wait short); ENGRAM_EUNAVAILABLE,
+ *  with its message, when the reports leave the connection lost (nothing sent on it will be
+ *  answered; s_watch_connection ended the subscriptions). A loss followed by a new
+ *  connection's handshake is not the waiting call's: its request may have gone on the new
+ *  one (reports are read late when calls are answered at once), and if it did not, its
+ *  timeout ends the wait. Otherwise as s_take_frame. */
 static int s_pump(engram_t *self, int64_t deadline, bool interruptible, Engram__Reply **reply_p)
 {
     *reply_p = NULL;
-    void *ready;
-    while (!(ready = zpoller_wait(self->poller, s_remaining(deadline)))) {
-        if (zpoller_expired(self->poller) || interruptible ||
-            (deadline != S_FOREVER && s_remaining(deadline) == 0))
-            return ENGRAM_ETIMEDOUT;
+    zmq_pollitem_t items[2] = {{zsock_resolve(self->sock), 0, ZMQ_POLLIN, 0},
+                               {zsock_resolve(self->monitor), 0, ZMQ_POLLIN, 0}};
+    int64_t alone_until = zclock_mono() + S_SOCKET_ALONE_MS;
+    for (;;) {
+        bool alone = zclock_mono() < alone_until;
+        int wait = s_remaining(deadline);
+        if (alone && (wait < 0 || wait > S_SOCKET_ALONE_MS))
+            wait = S_SOCKET_ALONE_MS;
+        int ready = zmq_poll(items, alone ? 1 : 2, wait);
+        if (ready > 0)
+            break;
+        if ((ready < 0 && interruptible) || (deadline != S_FOREVER && s_remaining(deadline) == 0))
+            return ENGRAM_ETIMEDOUT; /* a signal, or the deadline */
     }
-    if (ready == self->sock || (zsock_events(self->sock) & ZMQ_POLLIN))
+    if ((items[0].revents & ZMQ_POLLIN) || (zsock_events(self->sock) & ZMQ_POLLIN))
         return s_take_frame(self, reply_p);
-    if (!s_watch_connection(self))
+    if (!s_watch_connection(self) || self->up)
         return 0;
     return s_fail(self, ENGRAM_EUNAVAILABLE,
                   "the connection to the node at %s was lost while waiting (the node stopped, "
                   "restarted or stopped answering): whether the request was done is unknown",
                   self->endpoint);
+}
+
+/*  The frames waiting on the socket (events queued, late replies dropped), then the monitor's
+ *  reports: before a SUBSCRIBE goes, so that the end of a connection reported late never ends
+ *  the subscription it makes. */
+static void s_read_reports(engram_t *self)
+{
+    Engram__Reply *stale;
+    while ((zsock_events(self->sock) & ZMQ_POLLIN) && s_take_frame(self, &stale) == 0)
+        if (stale) /* the answer to a call that gave up, or a cut (handled) */
+            engram__reply__free_unpacked(stale, NULL);
+    s_watch_connection(self);
 }
 
 /*  req as the frame that carries it: stamped with the schema, the next id, the agent and the
@@ -762,13 +779,6 @@ static zframe_t *s_pack(engram_t *self, Engram__Request *req, int *rc_p)
  *  a connection to the node is up; a signal may interrupt it, so it is retried. */
 static int s_send(engram_t *self, zframe_t *frame, int64_t deadline, int64_t wait_ms)
 {
-    if (zsock_events(self->monitor) & ZMQ_POLLIN) { /* a connection's end told late is not */
-        Engram__Reply *stale;                       /* this request's: read before it goes */
-        while ((zsock_events(self->sock) & ZMQ_POLLIN) && s_take_frame(self, &stale) == 0)
-            if (stale) /* the answer to a call that gave up, or a cut (handled) */
-                engram__reply__free_unpacked(stale, NULL);
-        s_watch_connection(self);
-    }
     int sent;
     do {
         zsock_set_sndtimeo(self->sock, s_remaining(deadline));
@@ -894,7 +904,7 @@ static engram_t *s_new(const char *endpoint, const char *agent, const char *user
     self->user = s_strdup(user);
     self->events = zlist_new();
     if (!self->endpoint || !self->agent || !self->user || !self->events ||
-        !s_socket_new(&self->sock, &self->monitor, &self->poller)) {
+        !s_socket_new(&self->sock, &self->monitor)) {
         engram_destroy(&self);
         return NULL;
     }
@@ -979,7 +989,7 @@ void engram_destroy(engram_t **self_p)
     if (!self)
         return;
     sodium_memzero(self->given_secret, sizeof self->given_secret);
-    s_socket_destroy(&self->sock, &self->monitor, &self->poller);
+    s_socket_destroy(&self->sock, &self->monitor);
     if (self->events) {
         Engram__Reply *reply;
         while ((reply = zlist_pop(self->events)))
@@ -1438,6 +1448,7 @@ int engram_subscribe(engram_t *self, const char *scope)
     char *kept = s_strdup(scope);
     if (!kept)
         return s_fail(self, ENGRAM_ENOMEM, "subscribing");
+    s_read_reports(self);
     Engram__Request req = s_request(ENGRAM__OP__SUBSCRIBE, scope, NULL);
     Engram__Reply *reply = NULL;
     int rc = s_call(self, &req, self->timeout_ms, &reply);

@@ -36,6 +36,7 @@
 #define S_FLOOD_KEY    "flood" /* a read of it: first more events than a client may queue */
 #define S_STOP_KEY     "stop"  /* a read of it: the node stops, unanswered */
 #define S_EVENT_KEY    "event" /* a read of it: first one event to the last subscription */
+#define S_SLOW_KEY     "slow"  /* a read of it: answered 200 ms late */
 
 typedef struct {
     const char *endpoint;
@@ -99,6 +100,8 @@ static void s_fake_node(zsock_t *pipe, void *args)
         }
         if (req && req->op == ENGRAM__OP__SUBSCRIBE)
             subscription = req->id;
+        if (req && streq(req->key, S_SLOW_KEY))
+            zclock_sleep(200);
         if (req && streq(req->key, S_STOP_KEY)) { /* its connections close; it binds no more */
             s_unbind(router, endpoint);
             engram__request__free_unpacked(req, NULL);
@@ -305,7 +308,8 @@ static void test_a_restarted_node_ends_the_subscription(void **state)
 }
 
 /*  A call made after the node restarted while the client was idle goes on the new connection
- *  and is answered: the old connection's end, reported before it was sent, is not its. */
+ *  and is answered: the old connection's end, reported before it was sent and read while it
+ *  waits (it is answered late), is not its. */
 static void test_a_call_after_a_restart_is_answered(void **state)
 {
     (void)state;
@@ -314,8 +318,23 @@ static void test_a_call_after_a_restart_is_answered(void **state)
     engram_result_destroy(&r);
     s_restart_node();
     zclock_sleep(1000); /* libzmq connects again meanwhile (every 100 ms) */
+    s_ok(engram_get(s_engram, "run:x", S_SLOW_KEY, NULL, 0, &r));
+    engram_result_destroy(&r);
+}
+
+/*  A subscription made after the node restarted while the client was idle lasts: the old
+ *  connection's end, reported before its SUBSCRIBE was sent, does not end it. */
+static void test_a_subscription_after_a_restart_lasts(void **state)
+{
+    (void)state;
+    engram_result_t *r = NULL;
     s_ok(engram_get(s_engram, "run:x", "k", NULL, 0, &r));
     engram_result_destroy(&r);
+    s_restart_node();
+    zclock_sleep(1000); /* libzmq connects again meanwhile (every 100 ms) */
+    s_ok(engram_subscribe(s_engram, "run:x"));
+    engram_event_t *event = NULL;
+    assert_int_equal(engram_next_event(s_engram, 500, &event), ENGRAM_ETIMEDOUT);
 }
 
 /*  A call waiting when the node stops fails at once, saying the connection was lost, not
@@ -574,6 +593,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_restarted_node_ends_the_subscription, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_a_call_after_a_restart_is_answered, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_a_subscription_after_a_restart_lasts, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_a_call_waiting_when_the_node_stops_fails_at_once,
                                         s_setup, s_teardown),

@@ -18,8 +18,8 @@ end, and heartbeats (API_HEARTBEAT_MS) end one on which the node went silent. Wh
 connection that was up ends (the node stopped, restarted or hangs), nothing sent on it will be
 answered: the call waiting raises Unavailable at once ("whether it was done is unknown"), and
 every subscription ends with Unavailable, since a restarted node holds none of them. libzmq
-connects again by itself. The monitor is read before each request is sent, so that an end
-reported late is never taken for the end of the connection that request goes on.
+connects again by itself. Reports are read while a call or next_event waits (_pump), and
+before a SUBSCRIBE is sent, so that an end reported late never ends the subscription it makes.
 
 Keys (keys.py): the socket connects only once the agent's key pair and the node's pinned key
 are known; until then each call looks for what is missing again and fails with what
@@ -63,6 +63,7 @@ MAX_PAGE = 1000
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 DEFAULT_REPLICAS_TIMEOUT_MS = 5000
 DEFAULT_SUBSCRIBER_BACKLOG = 10000  # events a client keeps unread (the node's default too)
+SOCKET_ALONE_MS = 100  # how long a wait polls the socket alone (_pump)
 API_HEARTBEAT_MS = 2000
 API_HEARTBEAT_TIMEOUT_MS = 15000
 
@@ -160,17 +161,30 @@ class Connection:
         self._keyed = True
 
     def _pump(self, deadline_ms: float | None) -> api_pb2.Reply | None:
-        """Reads at most one frame, or the monitor's reports, by deadline (None: for ever).
+        """Reads at most one frame, or the monitor's reports, by deadline (None: for ever):
+        the socket alone for the first SOCKET_ALONE_MS (a reply usually comes within it).
         Returns the Reply it held, or None when it was queued as a subscription event or
         dropped, or only reports came. Raises TimeoutError when nothing came in time, _Lost
-        when the connection was lost (the subscriptions ended: _watch_connection)."""
-        wait = None if deadline_ms is None else max(0, int(deadline_ms - _now_ms()))
-        ready = dict(self._poller.poll(wait))
-        if not ready:
-            raise TimeoutError
+        when the reports leave the connection lost (the subscriptions ended:
+        _watch_connection); a loss followed by a new connection's handshake is not the waiting
+        call's, whose request may have gone on the new one (if not, its timeout ends it)."""
+        alone_until = _now_ms() + SOCKET_ALONE_MS
+        while True:
+            alone = _now_ms() < alone_until
+            wait = None if deadline_ms is None else max(0, int(deadline_ms - _now_ms()))
+            if alone and (wait is None or wait > SOCKET_ALONE_MS):
+                wait = SOCKET_ALONE_MS
+            if alone:
+                ready = {self._sock: zmq.POLLIN} if self._sock.poll(wait, zmq.POLLIN) else {}
+            else:
+                ready = dict(self._poller.poll(wait))
+            if ready:
+                break
+            if deadline_ms is not None and _now_ms() >= deadline_ms:
+                raise TimeoutError
         if self._sock in ready or self._sock.poll(0, zmq.POLLIN):
             return self._take_frame()
-        if self._watch_connection():
+        if self._watch_connection() and not self._up:
             raise _Lost
         return None
 
@@ -263,10 +277,6 @@ class Connection:
             raise TooBig(f"a request of {len(frame)} bytes exceeds the frame limit of "
                          f"{MAX_FRAME_BYTES}")
         deadline = _now_ms() + wait_ms
-        if self._monitor.poll(0, zmq.POLLIN):  # a connection's end told late is not this
-            while self._sock.poll(0, zmq.POLLIN):  # request's: read before it goes
-                self._take_frame()  # an event, or the answer to a call that gave up: dropped
-            self._watch_connection()
         self._sock.setsockopt(zmq.SNDTIMEO, max(0, int(wait_ms)))
         try:
             self._sock.send(frame)
@@ -306,6 +316,9 @@ class Connection:
         if scope in self._watched:
             raise InvalidArgument(f"{scope} is watched on this connection already: close that "
                                   "watch first, or watch from another Memory")
+        while self._sock.poll(0, zmq.POLLIN):  # what came before, then the reports: an end
+            self._take_frame()  # reported late must not end the subscription made now
+        self._watch_connection()
         request = api_pb2.Request(op=api_pb2.SUBSCRIBE, scope=scope)
         self.call(request)
         self._subscriptions.add(request.id)
