@@ -283,10 +283,11 @@ int engram_context(engram_t *self, const char *query, const engram_search_option
  *  the time between are missed). Subscribe again to go on. */
 int engram_subscribe(engram_t *self, const char *scope);
 int engram_next_event(engram_t *self, int timeout_ms, engram_event_t **event);
-/*  Ends this connection's subscription to scope: its events still queued here are dropped,
- *  and so are those that still come; ENGRAM_EINVAL when scope is not subscribed to here (a
- *  subscription already ended by an error is not). The node holds one subscription a
- *  (connection, scope): engram_subscribe refuses a second one with ENGRAM_EINVAL. */
+/*  Ends this connection's subscription to scope: its events still queued here are dropped
+ *  (an end the node sent and engram_next_event has not returned yet with them), and so are
+ *  those that still come; ENGRAM_EINVAL when scope is not subscribed to here (one whose end
+ *  engram_next_event returned is not). The node holds one subscription a (connection,
+ *  scope): engram_subscribe refuses a second one with ENGRAM_EINVAL. */
 int engram_unsubscribe(engram_t *self, const char *scope);
 
 int engram_stats(engram_t *self, engram_stats_t *stats);

@@ -62,14 +62,18 @@
 #ifndef ENGRAM_DEFAULT_SNAPSHOT_TIMEOUT_MS
 #define ENGRAM_DEFAULT_SNAPSHOT_TIMEOUT_MS 600000
 #endif
-/*  Heartbeats on an agent's connection to its node (ZMTP PINGs, answered by the other end's
- *  ZeroMQ I/O thread): each end, libengram, the Python client and engramd's agent API, sends
- *  one every ENGRAM_API_HEARTBEAT_MS, and closes the connection once nothing came for
- *  ENGRAM_API_HEARTBEAT_TIMEOUT_MS. A node that stops or restarts closes its connections at
- *  once; the heartbeats find a node that hangs (the client then says the connection was lost)
- *  and a client that hangs (the node then drops its connection, subscriptions and waiting
- *  reads with it). The timeout outlasts a pause of a few seconds (a stall, a debugger, the
- *  Jepsen suite's pauses of up to 8 s), which ends nothing. */
+/*  Heartbeats on an agent's connection to its node (ZMTP PINGs, answered by the node's ZeroMQ
+ *  I/O thread): libengram and the Python client send one every ENGRAM_API_HEARTBEAT_MS and
+ *  close the connection as lost once nothing came for ENGRAM_API_HEARTBEAT_TIMEOUT_MS. A node
+ *  that stops or restarts closes its connections at once; the heartbeats find one that hangs.
+ *  The timeout outlasts a pause of a few seconds (a stall, a debugger, the Jepsen suite's
+ *  pauses of up to 8 s), which ends nothing. The clients read their socket without a
+ *  high-water mark, so that libzmq never stops reading a connection (a reader that falls
+ *  behind would otherwise miss the node's answers to its pings, and libzmq 4.3.4 aborts when
+ *  a connection whose reading stopped ends under heartbeats: zeromq/libzmq#3937); what the
+ *  node sends a connection is bounded by the node (README, "Memory stays bounded"). engramd
+ *  sends no heartbeats of its own, for that abort: a client's input must never stop the
+ *  node. */
 #ifndef ENGRAM_API_HEARTBEAT_MS
 #define ENGRAM_API_HEARTBEAT_MS 2000
 #endif

@@ -768,9 +768,6 @@ int node_server_new(const node_server_config_t *config, const char *endpoint, no
         zsock_set_zap_domain(self->router, NODE_ZAP_API);
         zsock_set_maxmsgsize(self->router, (int64_t)config->max_frame_bytes);
         zsock_set_router_mandatory(self->router, 1);
-        /* a client that hangs loses its connection, and its subscriptions (limits.h) */
-        zsock_set_heartbeat_ivl(self->router, ENGRAM_API_HEARTBEAT_MS);
-        zsock_set_heartbeat_timeout(self->router, ENGRAM_API_HEARTBEAT_TIMEOUT_MS);
         zsock_set_rcvtimeo(self->router, 0);
         zsock_set_sndtimeo(self->router, 0);
         zsock_set_linger(self->router, 100);

@@ -26,10 +26,11 @@
  *  nothing sent on it will be answered: the call waiting fails at once with
  *  ENGRAM_EUNAVAILABLE ("whether it was done is unknown"), and every subscription ends with
  *  ENGRAM_EUNAVAILABLE, since a restarted node holds none of them and events of the time
- *  between are missed. libzmq connects again by itself; the next call goes on the new
- *  connection. Reports are read while a call or engram_next_event waits (s_pump), and
- *  before a SUBSCRIBE is sent, so that an end reported late never ends the subscription it
- *  makes.
+ *  between are missed (and so are those the connection brought and no call read: libzmq
+ *  drops them with it). The socket has no receive high-water mark (limits.h). libzmq connects again
+ * by itself; the next call goes on the new connection. Reports are read while a call or
+ * engram_next_event waits (s_pump), and before a SUBSCRIBE is sent, so that an end reported late
+ * never ends the subscription it makes.
  *
  *  Keys: the socket is a CURVE client. engram_connect finds the agent's key pair in
  *  $ENGRAM_HOME/agents/AGENT.cert_secret and the node's public key in ENGRAM_SERVER_KEY or, for
@@ -516,6 +517,7 @@ static bool s_socket_new(zsock_t **sock_p, zsock_t **monitor_p)
         zsock_set_immediate(*sock_p, 1);
         zsock_set_heartbeat_ivl(*sock_p, ENGRAM_API_HEARTBEAT_MS);
         zsock_set_heartbeat_timeout(*sock_p, ENGRAM_API_HEARTBEAT_TIMEOUT_MS);
+        zsock_set_rcvhwm(*sock_p, 0); /* libzmq never stops reading it (limits.h) */
         *monitor_p =
             node_monitor_start(*sock_p, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
     }
@@ -675,9 +677,10 @@ static int s_take_frame(engram_t *self, Engram__Reply **reply_p)
 
 /*  Applies the monitor's reports: a handshake marks a connection up; the end of one that was
  *  up is a loss, after which every subscription ends with ENGRAM_EUNAVAILABLE. Returns
- *  whether a connection was lost. The caller reads the frames waiting on the socket first:
- *  those that came on the connection before its end (libzmq queues them before reporting it)
- *  come before the subscriptions' ends. */
+ *  whether a connection was lost. The caller reads the frames waiting on the socket first,
+ *  so that those still there come before the ends; libzmq drops what an ended connection
+ *  brought and was not read (the socket is ZMQ_IMMEDIATE), which is among the events
+ *  missed. */
 static bool s_watch_connection(engram_t *self)
 {
     bool lost = false;

@@ -12,8 +12,9 @@ zsock_t *node_monitor_start(zsock_t *sock, int events)
      * while (libzmq closes its socket later), and a new socket may have the old one's address */
     static atomic_uint_fast64_t monitors;
     char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "inproc://engram-monitor-%" PRIuFAST64,
-             atomic_fetch_add(&monitors, 1));
+    snprintf(endpoint, sizeof endpoint, "inproc://engram-monitor-%p-%" PRIuFAST64,
+             (void *)&monitors, atomic_fetch_add(&monitors, 1)); /* a copy of this library a
+                                                                    process holds: its own */
     if (zmq_socket_monitor(zsock_resolve(sock), endpoint, events) != 0)
         return NULL;
     zsock_t *monitor = zsock_new(ZMQ_PAIR);

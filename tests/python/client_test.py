@@ -33,7 +33,8 @@ from access import Admin  # noqa: E402
 from polling import eventually  # noqa: E402
 
 import engram  # noqa: E402
-from engram.connection import DEFAULT_SUBSCRIBER_BACKLOG, Connection  # noqa: E402
+from engram.connection import (API_HEARTBEAT_MS, DEFAULT_SUBSCRIBER_BACKLOG,  # noqa: E402
+                               Connection)
 from engram_proto import api_pb2  # noqa: E402
 
 ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
@@ -341,6 +342,8 @@ class ClientTest(unittest.TestCase):
         before = m.stats()["subscribers"]
         m.watch("run:dropped")
         gc.collect()
+        m.watch("run:dropped")  # watchable again at once
+        gc.collect()
         writer.put("k", "after the drop", scope="run:dropped")
         self.assertEqual(m.stats()["subscribers"], before)
         self.assertEqual(len(m._conn._events), 0)
@@ -398,10 +401,11 @@ class ClientTest(unittest.TestCase):
         yielded: it answers every request with an empty success, except a read of key "cut",
         which cuts the connection as engramd's s_cut (one Reply of id 0 with EBUSY, then
         nothing answered on it), one of key "flood", which first sends the last subscription
-        more events than a client keeps unread, one of key "slow", answered 0.2 s late, and
+        more events than a client keeps unread, one of key "slow", answered 0.2 s late,
         those of keys "stop" and "restart": the node unbinds (its connections close; at once
         for "stop", unanswered, 0.2 s after answering "restart") and binds again 0.5 s later,
-        as a node that restarts."""
+        as a node that restarts; and one of key "flood-stop", answered, then followed by 5000
+        events of the last subscription and the node's unbinding."""
         public, secret = zmq.curve_keypair()
         path = os.path.join(self.dir, "fake.sock")
         with open(path + ".pub", "w") as f:
@@ -441,6 +445,14 @@ class ClientTest(unittest.TestCase):
                         router.send_multipart([who, event.SerializeToString()])
                 if request.key == "slow":
                     time.sleep(0.2)
+                if request.key == "flood-stop":
+                    router.send_multipart([who, reply.SerializeToString()])
+                    event = api_pb2.Reply(schema_major=request.schema_major, id=subscription,
+                                          event=api_pb2.Event(op="put", key="k"))
+                    for _ in range(5000):
+                        router.send_multipart([who, event.SerializeToString()])
+                    down_at = time.monotonic() + 0.5  # sent: an unbinding drops what is not
+                    continue
                 if request.key in ("stop", "restart"):
                     down_at = time.monotonic() + (0.2 if request.key == "restart" else 0)
                     up_at = down_at + 0.5
@@ -507,6 +519,22 @@ class ClientTest(unittest.TestCase):
             # answered late: the old connection's end would be read while it waits
             reply = connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="slow"))
             self.assertEqual(reply.code, 0)
+
+    def test_a_loss_with_events_unread_is_told(self):
+        # events that came while the client read nothing, then the end of the connection,
+        # under heartbeats: the watch's end is told (libzmq drops what the connection brought
+        # and was not read: the events are among those missed); with a high-water mark on
+        # the socket libzmq would stop reading, and 4.3.4 aborts the process when such a
+        # connection ends
+        with self.fake_connection(5000) as connection:
+            subscription = connection.subscribe("run:z")
+            connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:z", key="flood-stop"))
+            time.sleep(API_HEARTBEAT_MS / 1000 + 1)  # a heartbeat is due meanwhile
+            events = 0
+            with self.assertRaises(engram.Unavailable):
+                while connection.next_event(30000, subscription):
+                    events += 1
+            self.assertLessEqual(events, 5000)
 
     def test_unread_events_are_bounded(self):
         # events taken in by calls and never read: past the backlog the client drops them

@@ -435,8 +435,9 @@ class Log:
 class Watch:
     """The changes of one scope, subscribed when made: iterate for Events (ending when none
     came within the timeout), or call next_event(). close() unsubscribes; so does the next
-    call of its Memory once the Watch was dropped unclosed (its events would otherwise pile
-    up unread until the client's backlog ends every watch of the Memory)."""
+    call, watch or next_event of its Memory once the Watch was dropped unclosed (its events
+    would otherwise pile up unread until the client's backlog ends every watch of the
+    Memory)."""
 
     def __init__(self, conn: Connection, scope: str, timeout: float | None) -> None:
         self.scope = scope

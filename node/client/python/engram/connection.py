@@ -35,6 +35,7 @@ must be importable: PYTHONPATH holds the build tree's python/ directory.
 from __future__ import annotations
 
 import collections
+import itertools
 import time
 
 import zmq
@@ -78,6 +79,9 @@ def _is_cut(reply: api_pb2.Reply) -> bool:
     return reply.id == 0 and reply.code == Busy.code
 
 
+_monitors = itertools.count()  # names of the sockets' monitors
+
+
 class _Lost(Exception):
     """The connection the socket had up ended: nothing sent on it is answered."""
 
@@ -113,15 +117,22 @@ class Connection:
             pass  # looked for again by every call
 
     def _open(self) -> None:
-        """A new socket (not connected) with its heartbeats, its monitor and their poller."""
-        sock = zmq.Context.instance().socket(zmq.DEALER)
+        """A new socket (not connected) with its heartbeats, its monitor and their poller.
+        Neither has a receive high-water mark (include/engram/limits.h): libzmq never stops
+        reading the connection, and never blocks its I/O thread on an unread report."""
+        context = zmq.Context.instance()
+        sock = context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, CLIENT_LINGER_MS)
         sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.HEARTBEAT_IVL, API_HEARTBEAT_MS)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, API_HEARTBEAT_TIMEOUT_MS)
+        sock.setsockopt(zmq.RCVHWM, 0)
         self._sock = sock
-        self._monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED |
-                                                zmq.EVENT_DISCONNECTED)
+        name = f"inproc://engram-py-monitor-{next(_monitors)}"  # never used before
+        sock.monitor(name, zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+        self._monitor = context.socket(zmq.PAIR)
+        self._monitor.setsockopt(zmq.RCVHWM, 0)
+        self._monitor.connect(name)
         self._poller = zmq.Poller()
         self._poller.register(sock, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
@@ -214,8 +225,9 @@ class Connection:
         """Applies the monitor's reports: a handshake marks a connection up; the end of one
         that was up is a loss, after which every subscription ends with Unavailable. Returns
         whether a connection was lost. The caller reads the frames waiting on the socket
-        first: those that came on the connection before its end (libzmq queues them before
-        reporting it) come before the subscriptions' ends."""
+        first, so that those still there come before the ends; libzmq drops what an ended
+        connection brought and was not read (the socket is ZMQ_IMMEDIATE), which is among
+        the events missed."""
         lost = False
         while self._monitor.poll(0, zmq.POLLIN):
             event = recv_monitor_message(self._monitor)["event"]
@@ -228,7 +240,6 @@ class Connection:
                                     f"{self.endpoint} was lost (the node stopped, restarted or "
                                     "stopped answering): the watch ended, and changes may have "
                                     "been missed; watch again")
-            self._subscriptions.clear()
         return lost
 
     def _end_subscriptions(self, code: int, message: str) -> None:
@@ -237,6 +248,7 @@ class Connection:
         for subscription in self._subscriptions:
             self._events.append(api_pb2.Reply(schema_major=SCHEMA_MAJOR, id=subscription,
                                               code=code, message=message))
+        self._subscriptions.clear()  # their events that still come are dropped
 
     def _events_overflow(self) -> None:
         """A program that reads no events while its calls take them in: past
@@ -248,12 +260,17 @@ class Connection:
         self._end_subscriptions(Lagged.code, f"more than {DEFAULT_SUBSCRIBER_BACKLOG} events "
                                 "waited in this client, unread: they were dropped and the "
                                 "subscription ended; watch again")
-        self._subscriptions.clear()
 
     def abandon(self, subscription: int, scope: str) -> None:
         """The subscription's owner was dropped unclosed: the next call ends it (unsubscribe).
         Only noted here, since the garbage collector may call this in the middle of a call."""
         self._abandoned.append((subscription, scope))
+
+    def _end_abandoned(self) -> None:
+        """Unsubscribes what was abandoned since (at the start of every call, subscribe and
+        next_event)."""
+        while self._abandoned:
+            self.unsubscribe(*self._abandoned.pop())
 
     def call(self, request: api_pb2.Request, wait_ms: float | None = None) -> api_pb2.Reply:
         """Sends request (its schema, id, agent and user filled in here) and waits up to
@@ -262,8 +279,7 @@ class Connection:
         Subscriptions abandoned since the last call are ended first."""
         if self._sock.closed:
             raise InvalidArgument("the connection is closed")
-        while self._abandoned:
-            self.unsubscribe(*self._abandoned.pop())
+        self._end_abandoned()
         self._ensure_keyed()
         wait_ms = self.timeout_ms if wait_ms is None else wait_ms
         request.schema_major = SCHEMA_MAJOR
@@ -313,6 +329,7 @@ class Connection:
         """Subscribes this connection to scope's changes; returns the subscription's id. The
         node holds one subscription a (connection, scope), so a second one of a scope still
         subscribed here is refused (InvalidArgument) rather than silently taking over."""
+        self._end_abandoned()
         if scope in self._watched:
             raise InvalidArgument(f"{scope} is watched on this connection already: close that "
                                   "watch first, or watch from another Memory")
@@ -340,7 +357,9 @@ class Connection:
                    subscription: int | None = None) -> api_pb2.Event | None:
         """The next event of the connection's subscriptions (of subscription only, when
         given), in commit order; None if none came within timeout_ms (None: wait for ever).
-        Raises the node's error that ended a subscription (Lagged: it fell behind)."""
+        Raises the node's error that ended a subscription (Lagged: it fell behind).
+        Subscriptions abandoned since the last call are ended first."""
+        self._end_abandoned()
         deadline = None if timeout_ms is None else _now_ms() + timeout_ms
         while True:
             for reply in self._events:
