@@ -3,9 +3,9 @@
  *  A connection (engram_t) is a ZeroMQ DEALER to the node's agent API (proto/api.proto).
  *  Every call sends one request and waits for its reply (engram_set_timeout, default
  *  ENGRAM_DEFAULT_CLIENT_TIMEOUT_MS); no reply in time is ENGRAM_EUNAVAILABLE, and so is a
- *  connection lost while the call waited (the node stopped, restarted, or left its heartbeats
- *  unanswered for ENGRAM_API_HEARTBEAT_TIMEOUT_MS), at once: whether the request was done is
- *  then unknown, and the next call goes on the connection libzmq makes anew. A batch
+ *  connection lost while the call waited (the node stopped or restarted), at once: whether
+ *  the request was done is then unknown, and the next call goes on the connection libzmq
+ *  makes anew. A batch
  *  (engram_batch_t, below) keeps several requests in flight on the connection. Calls return 0
  *  or a negative ENGRAM_E* code (engram_strerror); on an error the node's message is kept for
  *  engram_last_error. Results are owned structs the caller destroys.

@@ -62,24 +62,6 @@
 #ifndef ENGRAM_DEFAULT_SNAPSHOT_TIMEOUT_MS
 #define ENGRAM_DEFAULT_SNAPSHOT_TIMEOUT_MS 600000
 #endif
-/*  Heartbeats on an agent's connection to its node (ZMTP PINGs, answered by the node's ZeroMQ
- *  I/O thread): libengram and the Python client send one every ENGRAM_API_HEARTBEAT_MS and
- *  close the connection as lost once nothing came for ENGRAM_API_HEARTBEAT_TIMEOUT_MS. A node
- *  that stops or restarts closes its connections at once; the heartbeats find one that hangs.
- *  The timeout outlasts a pause of a few seconds (a stall, a debugger, the Jepsen suite's
- *  pauses of up to 8 s), which ends nothing. The clients read their socket without a
- *  high-water mark, so that libzmq never stops reading a connection (a reader that falls
- *  behind would otherwise miss the node's answers to its pings, and libzmq 4.3.4 aborts when
- *  a connection whose reading stopped ends under heartbeats: zeromq/libzmq#3937); what the
- *  node sends a connection is bounded by the node (README, "Memory stays bounded"). engramd
- *  sends no heartbeats of its own, for that abort: a client's input must never stop the
- *  node. */
-#ifndef ENGRAM_API_HEARTBEAT_MS
-#define ENGRAM_API_HEARTBEAT_MS 2000
-#endif
-#ifndef ENGRAM_API_HEARTBEAT_TIMEOUT_MS
-#define ENGRAM_API_HEARTBEAT_TIMEOUT_MS 15000
-#endif
 /*  How long engram_destroy lets unsent requests linger on the socket. */
 #ifndef ENGRAM_CLIENT_LINGER_MS
 #define ENGRAM_CLIENT_LINGER_MS 100

@@ -21,16 +21,21 @@
  *  gave up may still be executed; the caller cannot tell.
  *
  *  Lost connections: the socket's monitor (node/common/monitor.h) reports each connection's
- *  handshake and its end; heartbeats (ENGRAM_API_HEARTBEAT_MS) end one on which the node
- *  went silent. When a connection that was up ends (the node stopped or restarted, or hangs),
+ *  handshake and its end. When a connection that was up ends (the node stopped or restarted),
  *  nothing sent on it will be answered: the call waiting fails at once with
  *  ENGRAM_EUNAVAILABLE ("whether it was done is unknown"), and every subscription ends with
  *  ENGRAM_EUNAVAILABLE, since a restarted node holds none of them and events of the time
  *  between are missed (and so are those the connection brought and no call read: libzmq
- *  drops them with it). The socket has no receive high-water mark (limits.h). libzmq connects again
- * by itself; the next call goes on the new connection. Reports are read while a call or
- * engram_next_event waits (s_pump), and before a SUBSCRIBE is sent, so that an end reported late
- * never ends the subscription it makes.
+ *  drops them with it). libzmq connects again by itself; the next call goes on the new
+ *  connection. Reports are read while a call or engram_next_event waits (s_pump), and before
+ *  a SUBSCRIBE is sent, so that an end reported late never ends the subscription it makes.
+ *  A node that hangs without closing its connections is not found out: calls end at their
+ *  timeout, and subscriptions wait until it is restarted or killed. ZMTP heartbeats would find
+ *  it, but libzmq 4.3.4 aborts the process when a connection whose reading it stopped (a full
+ *  pipe: a reader behind) ends under heartbeats (zeromq/libzmq#3937), and reading without a
+ *  high-water mark would let a reader that is behind hold unbounded memory, where now the
+ *  node's backlog ends its subscriptions (tests/node/client/client_test.c,
+ *  test_a_loss_with_events_unread_is_told).
  *
  *  Keys: the socket is a CURVE client. engram_connect finds the agent's key pair in
  *  $ENGRAM_HOME/agents/AGENT.cert_secret and the node's public key in ENGRAM_SERVER_KEY or, for
@@ -506,7 +511,7 @@ static int s_keys(engram_t *self)
  *  Transport.
  */
 
-/*  A DEALER for the node's API with its heartbeats and its monitor, not connected; false
+/*  A DEALER for the node's API with its monitor, not connected; false
  *  (both NULL) when out of memory. */
 static bool s_socket_new(zsock_t **sock_p, zsock_t **monitor_p)
 {
@@ -515,9 +520,6 @@ static bool s_socket_new(zsock_t **sock_p, zsock_t **monitor_p)
     if (*sock_p) {
         zsock_set_linger(*sock_p, ENGRAM_CLIENT_LINGER_MS);
         zsock_set_immediate(*sock_p, 1);
-        zsock_set_heartbeat_ivl(*sock_p, ENGRAM_API_HEARTBEAT_MS);
-        zsock_set_heartbeat_timeout(*sock_p, ENGRAM_API_HEARTBEAT_TIMEOUT_MS);
-        zsock_set_rcvhwm(*sock_p, 0); /* libzmq never stops reading it (limits.h) */
         *monitor_p =
             node_monitor_start(*sock_p, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
     }

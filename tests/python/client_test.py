@@ -33,8 +33,7 @@ from access import Admin  # noqa: E402
 from polling import eventually  # noqa: E402
 
 import engram  # noqa: E402
-from engram.connection import (API_HEARTBEAT_MS, DEFAULT_SUBSCRIBER_BACKLOG,  # noqa: E402
-                               Connection)
+from engram.connection import DEFAULT_SUBSCRIBER_BACKLOG, Connection  # noqa: E402
 from engram_proto import api_pb2  # noqa: E402
 
 ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
@@ -322,19 +321,6 @@ class ClientTest(unittest.TestCase):
             writer.put("k", "after", scope="run:restart")
             self.assertEqual(watch.next_event().item.text, "after")
 
-    def test_a_watch_ends_when_its_node_hangs(self):
-        # a node that stops answering (its heartbeats unanswered) ends the watch too
-        m = self.memory()
-        with m.watch("run:hang", timeout=60) as watch:
-            self.proc.send_signal(signal.SIGSTOP)
-            try:
-                with self.assertRaises(engram.Unavailable) as raised:
-                    watch.next_event()
-            finally:
-                self.proc.send_signal(signal.SIGCONT)
-            self.assertIn("was lost", raised.exception.message)
-        m.put("k", "served again", scope="run:hang")
-
     def test_a_dropped_watch_is_ended(self):
         # a Watch dropped unclosed: the Memory's next call ends its subscription on the node,
         # and its events no longer pile up in the client
@@ -521,15 +507,14 @@ class ClientTest(unittest.TestCase):
             self.assertEqual(reply.code, 0)
 
     def test_a_loss_with_events_unread_is_told(self):
-        # events that came while the client read nothing, then the end of the connection,
-        # under heartbeats: the watch's end is told (libzmq drops what the connection brought
-        # and was not read: the events are among those missed); with a high-water mark on
-        # the socket libzmq would stop reading, and 4.3.4 aborts the process when such a
-        # connection ends
+        # more events than the socket's high-water mark came while the client read nothing
+        # (libzmq stopped reading the connection), then the connection ended: the watch's end
+        # is told (libzmq drops what the connection brought and was not read: the events are
+        # among those missed); under ZMTP heartbeats, libzmq 4.3.4 aborts the process here
         with self.fake_connection(5000) as connection:
             subscription = connection.subscribe("run:z")
             connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:z", key="flood-stop"))
-            time.sleep(API_HEARTBEAT_MS / 1000 + 1)  # a heartbeat is due meanwhile
+            time.sleep(3)  # the node's connection ends meanwhile
             events = 0
             with self.assertRaises(engram.Unavailable):
                 while connection.next_event(30000, subscription):

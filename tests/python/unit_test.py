@@ -87,9 +87,7 @@ class LimitsTest(unittest.TestCase):
                             ("DEFAULT_REPLICAS_TIMEOUT_MS",
                              connection.DEFAULT_REPLICAS_TIMEOUT_MS),
                             ("DEFAULT_SUBSCRIBER_BACKLOG",
-                             connection.DEFAULT_SUBSCRIBER_BACKLOG),
-                            ("API_HEARTBEAT_MS", connection.API_HEARTBEAT_MS),
-                            ("API_HEARTBEAT_TIMEOUT_MS", connection.API_HEARTBEAT_TIMEOUT_MS)):
+                             connection.DEFAULT_SUBSCRIBER_BACKLOG)):
             found = re.search(rf"#define ENGRAM_{name} (\d+)", text)
             self.assertTrue(found, name)
             self.assertEqual(int(found.group(1)), value, name)

@@ -14,12 +14,13 @@ The socket is ZMQ_IMMEDIATE: a request is only queued on a live connection, so a
 while no node listens fails after its timeout without leaving a request behind.
 
 Lost connections, as libengram: the socket's monitor reports each connection's handshake and
-end, and heartbeats (API_HEARTBEAT_MS) end one on which the node went silent. When a
-connection that was up ends (the node stopped, restarted or hangs), nothing sent on it will be
-answered: the call waiting raises Unavailable at once ("whether it was done is unknown"), and
-every subscription ends with Unavailable, since a restarted node holds none of them. libzmq
-connects again by itself. Reports are read while a call or next_event waits (_pump), and
-before a SUBSCRIBE is sent, so that an end reported late never ends the subscription it makes.
+end. When a connection that was up ends (the node stopped or restarted), nothing sent on it
+will be answered: the call waiting raises Unavailable at once ("whether it was done is
+unknown"), and every subscription ends with Unavailable, since a restarted node holds none of
+them. libzmq connects again by itself. Reports are read while a call or next_event waits
+(_pump), and before a SUBSCRIBE is sent, so that an end reported late never ends the
+subscription it makes. A node that hangs without closing its connections is not found out
+(no heartbeats: node/client/client.c says why).
 
 Keys (keys.py): the socket connects only once the agent's key pair and the node's pinned key
 are known; until then each call looks for what is missing again and fails with what
@@ -65,8 +66,6 @@ MAX_FRAME_BYTES = 4 * 1024 * 1024
 DEFAULT_REPLICAS_TIMEOUT_MS = 5000
 DEFAULT_SUBSCRIBER_BACKLOG = 10000  # events a client keeps unread (the node's default too)
 SOCKET_ALONE_MS = 100  # how long a wait polls the socket alone (_pump)
-API_HEARTBEAT_MS = 2000
-API_HEARTBEAT_TIMEOUT_MS = 15000
 
 
 def _now_ms() -> float:
@@ -117,16 +116,13 @@ class Connection:
             pass  # looked for again by every call
 
     def _open(self) -> None:
-        """A new socket (not connected) with its heartbeats, its monitor and their poller.
-        Neither has a receive high-water mark (include/engram/limits.h): libzmq never stops
-        reading the connection, and never blocks its I/O thread on an unread report."""
+        """A new socket (not connected) with its monitor and their poller. The monitor has no
+        receive high-water mark: libzmq never blocks its I/O thread on an unread report. The
+        socket sends no heartbeats (libengram's client.c says why)."""
         context = zmq.Context.instance()
         sock = context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, CLIENT_LINGER_MS)
         sock.setsockopt(zmq.IMMEDIATE, 1)
-        sock.setsockopt(zmq.HEARTBEAT_IVL, API_HEARTBEAT_MS)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, API_HEARTBEAT_TIMEOUT_MS)
-        sock.setsockopt(zmq.RCVHWM, 0)
         self._sock = sock
         name = f"inproc://engram-py-monitor-{next(_monitors)}"  # never used before
         sock.monitor(name, zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
