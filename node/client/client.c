@@ -25,8 +25,8 @@
  *  nothing sent on it will be answered: the call waiting fails at once with
  *  ENGRAM_EUNAVAILABLE ("whether it was done is unknown"), and every subscription ends with
  *  ENGRAM_EUNAVAILABLE, since a restarted node holds none of them and events of the time
- *  between are missed (and so are those the connection brought and no call read: libzmq
- *  drops them with it). libzmq connects again by itself; the next call goes on the new
+ *  between are missed (and so may be some the connection brought and no call read: libzmq
+ *  drops what it had not taken in yet with it). libzmq connects again by itself; the next call goes on the new
  *  connection. Reports are read while a call or engram_next_event waits (s_pump), and before
  *  a SUBSCRIBE is sent, so that an end reported late never ends the subscription it makes.
  *  A node that hangs without closing its connections is not found out: calls end at their
@@ -579,12 +579,24 @@ static bool s_is_cut(const Engram__Reply *reply)
     return reply->id == 0 && reply->code == ENGRAM_EBUSY;
 }
 
-/*  Ends every subscription with code and message, queued after the events already queued
- *  (engram_next_event reports it once each), as the node ends them; their events that still
- *  come are dropped. */
+/*  Whether the end of the subscription id is queued already (the node's, or ours). */
+static bool s_end_queued(engram_t *self, uint64_t id)
+{
+    for (Engram__Reply *queued = zlist_first(self->events); queued;
+         queued = zlist_next(self->events))
+        if (queued->id == id && queued->code != 0)
+            return true;
+    return false;
+}
+
+/*  Ends every subscription whose end is not queued yet with code and message, queued after
+ *  the events already queued (engram_next_event reports it once each, and then forgets the
+ *  subscription), as the node ends them. */
 static void s_end_subscriptions(engram_t *self, int code, const char *message)
 {
     for (size_t i = 0; i < self->nsubs; i++) {
+        if (s_end_queued(self, self->subs[i].id))
+            continue;
         Engram__Reply end = ENGRAM__REPLY__INIT;
         end.schema_major = ENGRAM_SCHEMA_MAJOR;
         end.id = self->subs[i].id;
@@ -600,9 +612,7 @@ static void s_end_subscriptions(engram_t *self, int code, const char *message)
         }
         if (queued && zlist_append(self->events, queued) != 0)
             engram__reply__free_unpacked(queued, NULL);
-        free(self->subs[i].scope);
     }
-    self->nsubs = 0;
 }
 
 /*  After the node cut the connection (cut, its reply): each subscription ends with the cut's
@@ -639,6 +649,9 @@ static void s_events_overflow(engram_t *self)
              "subscription ended; subscribe again",
              ENGRAM_DEFAULT_SUBSCRIBER_BACKLOG);
     s_end_subscriptions(self, ENGRAM_ELAGGED, message);
+    for (size_t i = 0; i < self->nsubs; i++) /* their events that still come are dropped */
+        free(self->subs[i].scope);
+    self->nsubs = 0;
 }
 
 /*  Reads the frame waiting on the socket. Returns 0 and *reply_p, the Reply it held, for the
@@ -680,9 +693,8 @@ static int s_take_frame(engram_t *self, Engram__Reply **reply_p)
 /*  Applies the monitor's reports: a handshake marks a connection up; the end of one that was
  *  up is a loss, after which every subscription ends with ENGRAM_EUNAVAILABLE. Returns
  *  whether a connection was lost. The caller reads the frames waiting on the socket first,
- *  so that those still there come before the ends; libzmq drops what an ended connection
- *  brought and was not read (the socket is ZMQ_IMMEDIATE), which is among the events
- *  missed. */
+ *  so that those still there come before the ends; what libzmq had not taken in from an ended
+ *  connection is dropped with it, among the events missed. */
 static bool s_watch_connection(engram_t *self)
 {
     bool lost = false;
@@ -699,9 +711,8 @@ static bool s_watch_connection(engram_t *self)
     if (lost && self->nsubs) {
         char message[256];
         snprintf(message, sizeof message,
-                 "the connection to the node at %s was lost (the node stopped, restarted or "
-                 "stopped answering): the subscription ended, and events may have been missed; "
-                 "subscribe again",
+                 "the connection to the node at %s was lost (the node stopped or restarted): "
+                 "the subscription ended, and events may have been missed; subscribe again",
                  self->endpoint);
         s_end_subscriptions(self, ENGRAM_EUNAVAILABLE, message);
     }
@@ -724,23 +735,30 @@ static int s_pump(engram_t *self, int64_t deadline, bool interruptible, Engram__
                                {zsock_resolve(self->monitor), 0, ZMQ_POLLIN, 0}};
     int64_t alone_until = zclock_mono() + S_SOCKET_ALONE_MS;
     for (;;) {
-        bool alone = zclock_mono() < alone_until;
+        int64_t alone_left = alone_until - zclock_mono();
         int wait = s_remaining(deadline);
-        if (alone && (wait < 0 || wait > S_SOCKET_ALONE_MS))
-            wait = S_SOCKET_ALONE_MS;
-        int ready = zmq_poll(items, alone ? 1 : 2, wait);
+        if (alone_left > 0 && (wait < 0 || wait > alone_left))
+            wait = (int)alone_left;
+        int ready = zmq_poll(items, alone_left > 0 ? 1 : 2, wait);
         if (ready > 0)
             break;
-        if ((ready < 0 && interruptible) || (deadline != S_FOREVER && s_remaining(deadline) == 0))
-            return ENGRAM_ETIMEDOUT; /* a signal, or the deadline */
+        if (ready < 0 && interruptible)
+            return ENGRAM_ETIMEDOUT; /* a signal */
+        if (deadline != S_FOREVER && s_remaining(deadline) == 0) {
+            /* the monitor too, whatever the wait: one of short waits would never read it */
+            if (!(zsock_events(self->sock) & ZMQ_POLLIN) &&
+                !(zsock_events(self->monitor) & ZMQ_POLLIN))
+                return ENGRAM_ETIMEDOUT;
+            break;
+        }
     }
     if ((items[0].revents & ZMQ_POLLIN) || (zsock_events(self->sock) & ZMQ_POLLIN))
         return s_take_frame(self, reply_p);
     if (!s_watch_connection(self) || self->up)
         return 0;
     return s_fail(self, ENGRAM_EUNAVAILABLE,
-                  "the connection to the node at %s was lost while waiting (the node stopped, "
-                  "restarted or stopped answering): whether the request was done is unknown",
+                  "the connection to the node at %s was lost while waiting (the node stopped "
+                  "or restarted): whether the request was done is unknown",
                   self->endpoint);
 }
 

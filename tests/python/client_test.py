@@ -389,8 +389,8 @@ class ClientTest(unittest.TestCase):
         nothing answered on it), one of key "flood", which first sends the last subscription
         more events than a client keeps unread, one of key "slow", answered 0.2 s late,
         those of keys "stop" and "restart": the node unbinds (its connections close; at once
-        for "stop", unanswered, 0.2 s after answering "restart") and binds again 0.5 s later,
-        as a node that restarts; and one of key "flood-stop", answered, then followed by 5000
+        for "stop", unanswered, 0.2 s after answering "restart") and binds again 3 s ("stop")
+        or 0.5 s ("restart") later, as a node that restarts; and one of key "flood-stop", answered, then followed by 5000
         events of the last subscription and the node's unbinding."""
         public, secret = zmq.curve_keypair()
         path = os.path.join(self.dir, "fake.sock")
@@ -441,7 +441,7 @@ class ClientTest(unittest.TestCase):
                     continue
                 if request.key in ("stop", "restart"):
                     down_at = time.monotonic() + (0.2 if request.key == "restart" else 0)
-                    up_at = down_at + 0.5
+                    up_at = down_at + (0.5 if request.key == "restart" else 3)
                     if request.key == "stop":
                         continue
                 if request.key == "cut":
@@ -496,6 +496,15 @@ class ClientTest(unittest.TestCase):
             reply = connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="k"))
             self.assertEqual(reply.code, 0)
 
+    def test_short_waits_see_a_loss(self):
+        # a program waiting for events in short slices is told the connection was lost too
+        with self.fake_connection(5000) as connection:
+            subscription = connection.subscribe("run:w")
+            connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:w", key="restart"))
+            with self.assertRaises(engram.Unavailable):
+                for _ in range(200):
+                    connection.next_event(20, subscription)
+
     def test_a_call_after_a_restart_is_answered(self):
         # the node restarts while the client is idle: the next call goes on the new
         # connection and is answered, the old one's end being read before it is sent
@@ -508,9 +517,9 @@ class ClientTest(unittest.TestCase):
 
     def test_a_loss_with_events_unread_is_told(self):
         # more events than the socket's high-water mark came while the client read nothing
-        # (libzmq stopped reading the connection), then the connection ended: the watch's end
-        # is told (libzmq drops what the connection brought and was not read: the events are
-        # among those missed); under ZMTP heartbeats, libzmq 4.3.4 aborts the process here
+        # (libzmq stopped reading the connection), then the connection ended: the events libzmq
+        # took in come, then the watch's end (what it had not taken in is dropped with the
+        # connection, among the changes missed); under ZMTP heartbeats libzmq 4.3.4 aborts here
         with self.fake_connection(5000) as connection:
             subscription = connection.subscribe("run:z")
             connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:z", key="flood-stop"))
@@ -519,7 +528,7 @@ class ClientTest(unittest.TestCase):
             with self.assertRaises(engram.Unavailable):
                 while connection.next_event(30000, subscription):
                     events += 1
-            self.assertLessEqual(events, 5000)
+            self.assertTrue(0 < events < 5000, events)  # some dropped with the connection
 
     def test_unread_events_are_bounded(self):
         # events taken in by calls and never read: past the backlog the client drops them

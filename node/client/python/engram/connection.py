@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import math
 import time
 
 import zmq
@@ -177,10 +178,11 @@ class Connection:
         call's, whose request may have gone on the new one (if not, its timeout ends it)."""
         alone_until = _now_ms() + SOCKET_ALONE_MS
         while True:
-            alone = _now_ms() < alone_until
-            wait = None if deadline_ms is None else max(0, int(deadline_ms - _now_ms()))
-            if alone and (wait is None or wait > SOCKET_ALONE_MS):
-                wait = SOCKET_ALONE_MS
+            alone_left = alone_until - _now_ms()
+            alone = alone_left > 0
+            wait = None if deadline_ms is None else max(0, math.ceil(deadline_ms - _now_ms()))
+            if alone and (wait is None or wait > alone_left):
+                wait = math.ceil(alone_left)
             if alone:
                 ready = {self._sock: zmq.POLLIN} if self._sock.poll(wait, zmq.POLLIN) else {}
             else:
@@ -188,7 +190,10 @@ class Connection:
             if ready:
                 break
             if deadline_ms is not None and _now_ms() >= deadline_ms:
-                raise TimeoutError
+                # the monitor too, whatever the wait: one of short waits would never read it
+                if not self._sock.poll(0, zmq.POLLIN) and not self._monitor.poll(0, zmq.POLLIN):
+                    raise TimeoutError
+                break
         if self._sock in ready or self._sock.poll(0, zmq.POLLIN):
             return self._take_frame()
         if self._watch_connection() and not self._up:
@@ -221,9 +226,8 @@ class Connection:
         """Applies the monitor's reports: a handshake marks a connection up; the end of one
         that was up is a loss, after which every subscription ends with Unavailable. Returns
         whether a connection was lost. The caller reads the frames waiting on the socket
-        first, so that those still there come before the ends; libzmq drops what an ended
-        connection brought and was not read (the socket is ZMQ_IMMEDIATE), which is among
-        the events missed."""
+        first, so that those still there come before the ends; what libzmq had not taken in
+        from an ended connection is dropped with it, among the events missed."""
         lost = False
         while self._monitor.poll(0, zmq.POLLIN):
             event = recv_monitor_message(self._monitor)["event"]
@@ -233,18 +237,19 @@ class Connection:
                 self._up, lost = False, True
         if lost:
             self._end_subscriptions(Unavailable.code, f"the connection to the node at "
-                                    f"{self.endpoint} was lost (the node stopped, restarted or "
-                                    "stopped answering): the watch ended, and changes may have "
-                                    "been missed; watch again")
+                                    f"{self.endpoint} was lost (the node stopped or "
+                                    "restarted): the watch ended, and changes may have been "
+                                    "missed; watch again")
         return lost
 
     def _end_subscriptions(self, code: int, message: str) -> None:
-        """Ends every subscription with code and message, queued after the events already
-        queued (next_event raises it once each), as the node ends them."""
-        for subscription in self._subscriptions:
+        """Ends every subscription whose end is not queued yet with code and message, queued
+        after the events already queued (next_event raises it once each, and then forgets
+        the subscription), as the node ends them."""
+        ended = {r.id for r in self._events if r.code != 0}  # told once only
+        for subscription in self._subscriptions - ended:
             self._events.append(api_pb2.Reply(schema_major=SCHEMA_MAJOR, id=subscription,
                                               code=code, message=message))
-        self._subscriptions.clear()  # their events that still come are dropped
 
     def _events_overflow(self) -> None:
         """A program that reads no events while its calls take them in: past
@@ -256,6 +261,7 @@ class Connection:
         self._end_subscriptions(Lagged.code, f"more than {DEFAULT_SUBSCRIBER_BACKLOG} events "
                                 "waited in this client, unread: they were dropped and the "
                                 "subscription ended; watch again")
+        self._subscriptions.clear()  # their events that still come are dropped
 
     def abandon(self, subscription: int, scope: str) -> None:
         """The subscription's owner was dropped unclosed: the next call ends it (unsubscribe).
@@ -264,9 +270,14 @@ class Connection:
 
     def _end_abandoned(self) -> None:
         """Unsubscribes what was abandoned since (at the start of every call, subscribe and
-        next_event)."""
-        while self._abandoned:
-            self.unsubscribe(*self._abandoned.pop())
+        next_event). A refusal is not the caller's: the subscription is forgotten here
+        anyway, and the node ends it with the connection."""
+        abandoned, self._abandoned = self._abandoned, []
+        for subscription, scope in abandoned:
+            try:
+                self.unsubscribe(subscription, scope)
+            except EngramError:
+                pass
 
     def call(self, request: api_pb2.Request, wait_ms: float | None = None) -> api_pb2.Reply:
         """Sends request (its schema, id, agent and user filled in here) and waits up to
@@ -304,8 +315,8 @@ class Connection:
                     from None
             except _Lost:
                 raise Unavailable(f"the connection to the node at {self.endpoint} was lost "
-                                  "while waiting (the node stopped, restarted or stopped "
-                                  "answering): whether the request was done is unknown") \
+                                  "while waiting (the node stopped or restarted): whether the "
+                                  "request was done is unknown") \
                     from None
             if reply is not None and (reply.id == request.id or _is_cut(reply)):
                 break  # cut: this request's answer never comes
