@@ -26,9 +26,10 @@
  *  ENGRAM_EUNAVAILABLE ("whether it was done is unknown"), and every subscription ends with
  *  ENGRAM_EUNAVAILABLE, since a restarted node holds none of them and events of the time
  *  between are missed (and so may be some the connection brought and no call read: libzmq
- *  drops what it had not taken in yet with it). libzmq connects again by itself; the next call goes on the new
- *  connection. Reports are read while a call or engram_next_event waits (s_pump), and before
- *  a SUBSCRIBE is sent, so that an end reported late never ends the subscription it makes.
+ *  drops what it had not taken in yet with it). libzmq connects again by itself; the next
+ *  call goes on the new connection. Reports are read while a call or engram_next_event waits
+ *  (s_pump), and before a SUBSCRIBE is sent, so that an end reported late never ends the
+ *  subscription it makes.
  *  A node that hangs without closing its connections is not found out: calls end at their
  *  timeout, and subscriptions wait until it is restarted or killed. ZMTP heartbeats would find
  *  it, but libzmq 4.3.4 aborts the process when a connection whose reading it stopped (a full
