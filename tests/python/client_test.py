@@ -40,6 +40,11 @@ ENGRAMD, ENGRAM = sys.argv[1], sys.argv[2]
 del sys.argv[1:3]
 
 
+def _get(connection, scope, key):
+    """A GET of key in scope on connection (a fake node's keys choose what it does)."""
+    return connection.call(api_pb2.Request(op=api_pb2.GET, scope=scope, key=key))
+
+
 class ClientTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -477,13 +482,13 @@ class ClientTest(unittest.TestCase):
             connection.subscribe("run:x")
             started = time.monotonic()
             with self.assertRaises(engram.Busy) as raised:
-                connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="cut"))
+                _get(connection, "run:x", "cut")
             self.assertLess(time.monotonic() - started, 5)  # not its timeout
             self.assertIn("cut: connect again", raised.exception.message)
             self.assertIn("connected anew", raised.exception.message)
             with self.assertRaises(engram.Busy):
                 connection.next_event(1000)
-            reply = connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="k"))
+            reply = _get(connection, "run:x", "k")
             self.assertEqual(reply.code, 0)
 
     def test_a_lost_connection_fails_the_call_waiting(self):
@@ -491,16 +496,16 @@ class ClientTest(unittest.TestCase):
         # call, once the node is back, is answered on the new connection
         with self.fake_connection(60000) as connection:
             with self.assertRaises(engram.Unavailable) as raised:
-                connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="stop"))
+                _get(connection, "run:x", "stop")
             self.assertIn("lost while waiting", raised.exception.message)
-            reply = connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="k"))
+            reply = _get(connection, "run:x", "k")
             self.assertEqual(reply.code, 0)
 
     def test_short_waits_see_a_loss(self):
         # a program waiting for events in short slices is told the connection was lost too
         with self.fake_connection(5000) as connection:
             subscription = connection.subscribe("run:w")
-            connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:w", key="restart"))
+            _get(connection, "run:w", "restart")
             with self.assertRaises(engram.Unavailable):
                 for _ in range(200):
                     connection.next_event(20, subscription)
@@ -509,10 +514,10 @@ class ClientTest(unittest.TestCase):
         # the node restarts while the client is idle: the next call goes on the new
         # connection and is answered, the old one's end being read before it is sent
         with self.fake_connection(60000) as connection:
-            connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="restart"))
+            _get(connection, "run:x", "restart")
             time.sleep(1.5)  # the node binds again, libzmq connects again meanwhile
             # answered late: the old connection's end would be read while it waits
-            reply = connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:x", key="slow"))
+            reply = _get(connection, "run:x", "slow")
             self.assertEqual(reply.code, 0)
 
     def test_a_loss_with_events_unread_is_told(self):
@@ -522,7 +527,7 @@ class ClientTest(unittest.TestCase):
         # connection, among the changes missed); under ZMTP heartbeats libzmq 4.3.4 aborts here
         with self.fake_connection(5000) as connection:
             subscription = connection.subscribe("run:z")
-            connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:z", key="flood-stop"))
+            _get(connection, "run:z", "flood-stop")
             time.sleep(3)  # the node's connection ends meanwhile
             events = 0
             with self.assertRaises(engram.Unavailable):
@@ -536,7 +541,7 @@ class ClientTest(unittest.TestCase):
         # again
         with self.fake_connection(5000) as connection:
             subscription = connection.subscribe("run:y")
-            connection.call(api_pb2.Request(op=api_pb2.GET, scope="run:y", key="flood"))
+            _get(connection, "run:y", "flood")
             self.assertLessEqual(len(connection._events), DEFAULT_SUBSCRIBER_BACKLOG)
             with self.assertRaises(engram.Lagged) as raised:
                 connection.next_event(1000, subscription)

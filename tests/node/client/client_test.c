@@ -277,6 +277,17 @@ static void s_ok(int rc)
         fail_msg("%s: %s", engram_strerror(rc), engram_last_error(s_engram));
 }
 
+/*  The connection up (a call answered), then the node restarts while the client waits for
+ *  nothing, long enough for libzmq to connect again (it tries every 100 ms). */
+static void s_restart_while_idle(void)
+{
+    engram_result_t *r = NULL;
+    s_ok(engram_get(s_engram, "run:x", "k", NULL, 0, &r));
+    engram_result_destroy(&r);
+    s_restart_node();
+    zclock_sleep(1000);
+}
+
 /*  A connection the node cut (its reply with id 0 and an error, after which it answers
  *  nothing on it): the call waiting fails at once with the node's code and message, the
  *  subscriptions end with them, and the next call is answered on a new connection. */
@@ -344,11 +355,8 @@ static void test_a_restarted_node_ends_the_subscription(void **state)
 static void test_a_call_after_a_restart_is_answered(void **state)
 {
     (void)state;
+    s_restart_while_idle();
     engram_result_t *r = NULL;
-    s_ok(engram_get(s_engram, "run:x", "k", NULL, 0, &r));
-    engram_result_destroy(&r);
-    s_restart_node();
-    zclock_sleep(1000); /* libzmq connects again meanwhile (every 100 ms) */
     s_ok(engram_get(s_engram, "run:x", S_SLOW_KEY, NULL, 0, &r));
     engram_result_destroy(&r);
 }
@@ -358,11 +366,7 @@ static void test_a_call_after_a_restart_is_answered(void **state)
 static void test_a_subscription_after_a_restart_lasts(void **state)
 {
     (void)state;
-    engram_result_t *r = NULL;
-    s_ok(engram_get(s_engram, "run:x", "k", NULL, 0, &r));
-    engram_result_destroy(&r);
-    s_restart_node();
-    zclock_sleep(1000); /* libzmq connects again meanwhile (every 100 ms) */
+    s_restart_while_idle();
     s_ok(engram_subscribe(s_engram, "run:x"));
     engram_event_t *event = NULL;
     assert_int_equal(engram_next_event(s_engram, 500, &event), ENGRAM_ETIMEDOUT);
