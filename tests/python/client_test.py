@@ -395,8 +395,9 @@ class ClientTest(unittest.TestCase):
         more events than a client keeps unread, one of key "slow", answered 0.2 s late,
         those of keys "stop" and "restart": the node unbinds (its connections close; at once
         for "stop", unanswered, 0.2 s after answering "restart") and binds again 3 s ("stop")
-        or 0.5 s ("restart") later, as a node that restarts; and one of key "flood-stop", answered, then followed by 5000
-        events of the last subscription and the node's unbinding."""
+        or 0.5 s ("restart") later, as a node that restarts; and one of key "flood-stop",
+        answered, then followed by 5000 events of the last subscription and the node's
+        unbinding."""
         public, secret = zmq.curve_keypair()
         path = os.path.join(self.dir, "fake.sock")
         with open(path + ".pub", "w") as f:
