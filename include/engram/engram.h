@@ -280,7 +280,10 @@ int engram_context(engram_t *self, const char *query, const engram_search_option
  *  (libengram then connects anew); ENGRAM_EDENIED when the connection's key is no longer
  *  registered as its agent on the node (a new SUBSCRIBE is refused too); ENGRAM_EUNAVAILABLE
  *  when the connection was lost (a restarted node holds no subscription, and the events of
- *  the time between are missed). Subscribe again to go on. */
+ *  the time between are missed), or when the node did not answer: while engram_next_event
+ *  waits and nothing came from the node for the call timeout (engram_set_timeout), a STATS
+ *  request goes to it, and nothing at all within the call timeout after it ends every
+ *  subscription (the node hangs; libengram then connects anew). Subscribe again to go on. */
 int engram_subscribe(engram_t *self, const char *scope);
 int engram_next_event(engram_t *self, int timeout_ms, engram_event_t **event);
 /*  Ends this connection's subscription to scope: its events still queued here are dropped

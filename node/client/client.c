@@ -30,10 +30,15 @@
  *  call goes on the new connection. Reports are read while a call or engram_next_event waits
  *  (s_pump), and before a SUBSCRIBE is sent, so that an end reported late never ends the
  *  subscription it makes.
- *  A node that hangs without closing its connections is not found out: calls end at their
- *  timeout, and subscriptions wait until it is restarted or killed. ZMTP heartbeats would find
- *  it, but libzmq 4.3.4 aborts the process when a connection whose reading it stopped (a full
- *  pipe: a reader behind) ends under heartbeats (zeromq/libzmq#3937), and reading without a
+ *  A node that hangs without closing its connections (stopped, or its loop blocked) is found
+ *  by a probe: while engram_next_event waits and nothing has come from the node for the
+ *  connection's call timeout, a STATS request goes (s_probe); when nothing at all comes within
+ *  the call timeout after it, every subscription ends with ENGRAM_EUNAVAILABLE ("did not
+ *  answer") and the socket connects anew, so a hung node is told within twice the call
+ *  timeout. Any frame is an answer: an event, a late reply, the probe's reply, even a refusal.
+ *  A call needs no probe: its own timeout ends it. ZMTP heartbeats are not used for this:
+ *  libzmq 4.3.4 aborts the process when a connection whose reading it stopped (a full pipe: a
+ *  reader behind) ends under heartbeats (zeromq/libzmq#3937), and reading without a
  *  high-water mark would let a reader that is behind hold unbounded memory, where now the
  *  node's backlog ends its subscriptions (tests/node/client/client_test.c,
  *  test_a_loss_with_events_unread_is_told).
@@ -134,8 +139,10 @@ struct engram {
     uint64_t next_id;          /* id of the next request */
     s_subscription_t *subs;    /* those the node acknowledged and did not end, owned */
     size_t nsubs;
-    zlist_t *events; /* queued subscription Replies (Engram__Reply *), oldest first */
-    char *error;     /* the node's (or our) message for the last call; NULL: none */
+    zlist_t *events;  /* queued subscription Replies (Engram__Reply *), oldest first */
+    char *error;      /* the node's (or our) message for the last call; NULL: none */
+    int64_t heard_ms; /* zclock_mono when the last frame came from the node (or sock was made) */
+    int64_t probe_ms; /* zclock_mono when the unanswered probe went (s_probe); 0: none */
 };
 
 static const Engram__Item s_empty_item = ENGRAM__ITEM__INIT;
@@ -567,6 +574,8 @@ static void s_connect_anew(engram_t *self)
         self->sock = fresh;
         self->monitor = monitor;
         self->up = false;
+        self->heard_ms = zclock_mono();
+        self->probe_ms = 0;
         return;
     }
     s_socket_destroy(&fresh, &monitor);
@@ -665,6 +674,7 @@ static int s_take_frame(engram_t *self, Engram__Reply **reply_p)
     zmsg_t *msg = zmsg_recv(self->sock);
     if (!msg)
         return 0;
+    self->heard_ms = zclock_mono();
     Engram__Reply *reply = NULL;
     if (zmsg_size(msg) == 1) {
         zframe_t *frame = zmsg_first(msg);
@@ -927,6 +937,7 @@ static engram_t *s_new(const char *endpoint, const char *agent, const char *user
     self->agent = s_strdup(agent);
     self->user = s_strdup(user);
     self->events = zlist_new();
+    self->heard_ms = zclock_mono();
     if (!self->endpoint || !self->agent || !self->user || !self->events ||
         !s_socket_new(&self->sock, &self->monitor)) {
         engram_destroy(&self);
@@ -1511,6 +1522,42 @@ int engram_unsubscribe(engram_t *self, const char *scope)
     return rc;
 }
 
+/*  The liveness of a node that events are awaited from (the header says why): after the call
+ *  timeout with no frame from the node, a STATS request goes as a probe; no frame within the
+ *  call timeout after it ends every subscription with ENGRAM_EUNAVAILABLE and connects anew.
+ *  Returns when to look again. A probe the socket cannot take at once (no connection up: the
+ *  monitor tells of that; a full pipe: the node reads nothing) counts as sent. */
+static int64_t s_probe(engram_t *self)
+{
+    int64_t now = zclock_mono();
+    if (self->probe_ms && self->heard_ms >= self->probe_ms)
+        self->probe_ms = 0; /* answered */
+    if (self->probe_ms && now - self->probe_ms >= self->timeout_ms) {
+        char message[256];
+        snprintf(message, sizeof message,
+                 "the node at %s did not answer for %d ms (it hangs, or cannot be reached): "
+                 "the subscription ended, and events may have been missed; subscribe again",
+                 self->endpoint, self->timeout_ms);
+        s_end_subscriptions(self, ENGRAM_EUNAVAILABLE, message);
+        s_connect_anew(self); /* what the hung connection brings later is not taken */
+        self->probe_ms = 0;
+        self->heard_ms = now;
+        return now + self->timeout_ms;
+    }
+    if (self->probe_ms)
+        return self->probe_ms + self->timeout_ms;
+    if (now - self->heard_ms < self->timeout_ms)
+        return self->heard_ms + self->timeout_ms;
+    Engram__Request req = s_request(ENGRAM__OP__STATS, NULL, NULL);
+    int rc = 0;
+    zframe_t *frame = s_pack(self, &req, &rc);
+    if (frame)
+        zframe_send(&frame, self->sock, ZFRAME_DONTWAIT | ZFRAME_REUSE);
+    zframe_destroy(&frame);
+    self->probe_ms = now;
+    return now + self->timeout_ms;
+}
+
 int engram_next_event(engram_t *self, int timeout_ms, engram_event_t **event)
 {
     assert(self && timeout_ms >= -1 && event);
@@ -1520,8 +1567,13 @@ int engram_next_event(engram_t *self, int timeout_ms, engram_event_t **event)
     while (zlist_size(self->events) == 0) {
         if (self->nsubs == 0)
             return s_fail(self, ENGRAM_EINVAL, "no subscription on this connection");
+        int64_t look_again = self->keyed ? s_probe(self) : S_FOREVER;
+        if (zlist_size(self->events))
+            break; /* the node did not answer the probe */
         Engram__Reply *reply = NULL;
-        int rc = s_pump(self, deadline, true, &reply);
+        int rc = s_pump(self, look_again < deadline ? look_again : deadline, true, &reply);
+        if (rc == ENGRAM_ETIMEDOUT && look_again < deadline && zclock_mono() >= look_again)
+            continue; /* time to look at the probe, not the caller's deadline */
         if (rc != 0 && rc != ENGRAM_EUNAVAILABLE) /* a loss: the subscriptions' ends queued */
             return rc;
         if (reply)

@@ -88,6 +88,12 @@ class ClientTest(unittest.TestCase):
         cls.memories.append(m)
         return m
 
+    def assert_watched(self, m, writer, scope):
+        """scope can be watched on m: writer's put there comes as its event."""
+        with m.watch(scope, timeout=30) as watch:
+            writer.put("k", "after", scope=scope)
+            self.assertEqual(watch.next_event().item.text, "after")
+
     def test_add_get_search(self):
         r = self.m.add("The client requires a two-page PDF", scope="run:py",
                        metadata={"kind": "requirement"})
@@ -322,9 +328,35 @@ class ClientTest(unittest.TestCase):
             with self.assertRaises(engram.Unavailable) as raised:
                 watch.next_event()
             self.assertIn("was lost", raised.exception.message)
-        with m.watch("run:restart", timeout=30) as watch:
-            writer.put("k", "after", scope="run:restart")
-            self.assertEqual(watch.next_event().item.text, "after")
+        self.assert_watched(m, writer, "run:restart")
+
+    def test_a_watch_ends_when_its_node_hangs(self):
+        # a stopped node (SIGSTOP) keeps its connections open: the watch asks it after a
+        # timeout of silence, hears nothing within another and ends; once the node goes on,
+        # the scope can be watched again
+        m, writer = self.memory(), self.memory()
+        m.timeout = 0.3
+        with m.watch("run:hang", timeout=30) as watch:
+            self.proc.send_signal(signal.SIGSTOP)
+            try:
+                with self.assertRaises(engram.Unavailable) as raised:
+                    watch.next_event()
+            finally:
+                self.proc.send_signal(signal.SIGCONT)
+            self.assertIn("did not answer", raised.exception.message)
+        m.timeout = 5
+        self.assert_watched(m, writer, "run:hang")
+
+    def test_a_quiet_watch_lasts(self):
+        # a live node with nothing to send is asked again and again; the watch goes on
+        m, writer = self.memory(), self.memory()
+        m.timeout = 0.3
+        before = writer.stats()["requests"]
+        with m.watch("run:quiet", timeout=30) as watch:
+            self.assertIsNone(watch.next_event(timeout=2.5))
+            self.assertGreaterEqual(writer.stats()["requests"] - before, 4)  # + the probes
+            writer.put("k", "still watched", scope="run:quiet")
+            self.assertEqual(watch.next_event().item.text, "still watched")
 
     def test_a_dropped_watch_is_ended(self):
         # a Watch dropped unclosed: the Memory's next call ends its subscription on the node,

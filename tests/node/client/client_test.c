@@ -5,7 +5,7 @@
  *  carries (engram_set_after), the pages the whole-object reads gather (it answers a paged
  *  read in two pages) and the access-control calls (engram_acl_submit, engram_acl_show,
  *  engram_acl_check) with their answers; and what the client does when the node cuts its
- *  connection, floods it, stops or starts again.
+ *  connection, floods it, stops, hangs or starts again.
  */
 #define _GNU_SOURCE /* nftw */
 #include <setjmp.h>
@@ -41,7 +41,9 @@
 #define S_FLOOD_STOP_KEY                                                                           \
     "flood-stop" /* a read of it: answered, then S_FLOODED events, then                            \
                     the node stops */
-#define S_FLOODED 5000
+#define S_FLOODED  5000
+#define S_MUTE_KEY "mute" /* a read of it: answered; then the node reads on and answers nothing */
+#define S_PROBE_MS 300    /* the client's call timeout in the probe tests */
 
 typedef struct {
     const char *endpoint;
@@ -93,6 +95,7 @@ static void s_fake_node(zsock_t *pipe, void *args)
     zpoller_t *poller = zpoller_new(pipe, router, NULL);
     zhash_t *cut = zhash_new(); /* the connections cut: nothing more is answered on them */
     uint64_t subscription = 0;  /* the id of the last SUBSCRIBE */
+    bool mute = false;          /* S_MUTE_KEY was read: the node hangs, its connections open */
     while (bound == 0) {
         void *which = zpoller_wait(poller, -1);
         if (which == pipe) {
@@ -115,7 +118,9 @@ static void s_fake_node(zsock_t *pipe, void *args)
         reply.schema_major = ENGRAM_SCHEMA_MAJOR;
         reply.id = req ? req->id : 0;
         char *who = zframe_strhex(routing);
-        if (zhash_lookup(cut, who)) { /* unanswered */
+        if (mute)
+            zframe_send(&payload, pipe, 0);   /* the test sees what a hung node gets */
+        if (mute || zhash_lookup(cut, who)) { /* unanswered */
             engram__request__free_unpacked(req, NULL);
             zframe_destroy(&routing);
             zframe_destroy(&payload);
@@ -124,6 +129,7 @@ static void s_fake_node(zsock_t *pipe, void *args)
         }
         if (req && req->op == ENGRAM__OP__SUBSCRIBE)
             subscription = req->id;
+        mute = req && streq(req->key, S_MUTE_KEY);
         if (req && streq(req->key, S_SLOW_KEY))
             zclock_sleep(200);
         if (req && streq(req->key, S_END_KEY)) {
@@ -286,6 +292,70 @@ static void s_restart_while_idle(void)
     engram_result_destroy(&r);
     s_restart_node();
     zclock_sleep(1000);
+}
+
+/*  The requests the fake node got while the test waited, until none came for `quiet` ms: how
+ *  many of them were op. */
+static int s_requests_of(Engram__Op op, int quiet)
+{
+    int n = 0;
+    zsock_set_rcvtimeo(s_node, quiet);
+    zframe_t *frame;
+    while ((frame = zframe_recv(s_node))) {
+        Engram__Request *req =
+            engram__request__unpack(NULL, zframe_size(frame), zframe_data(frame));
+        n += req && req->op == op;
+        engram__request__free_unpacked(req, NULL);
+        zframe_destroy(&frame);
+    }
+    return n;
+}
+
+/*  The fake node sends the subscription to run:x one event, and engram_next_event returns it. */
+static void s_an_event_comes(void)
+{
+    engram_result_t *r = NULL;
+    s_ok(engram_get(s_engram, "run:x", S_EVENT_KEY, NULL, 0, &r));
+    engram_result_destroy(&r);
+    engram_event_t *ev = NULL;
+    s_ok(engram_next_event(s_engram, CALL_MS, &ev));
+    engram_event_destroy(&ev);
+}
+
+/*  A node that hangs with its connection open: while events are awaited, libengram asks it
+ *  (a STATS probe) after a call timeout of silence, and when nothing comes within another,
+ *  the subscription ends with ENGRAM_EUNAVAILABLE and the client connects anew. */
+static void test_a_hung_node_ends_the_subscription(void **state)
+{
+    (void)state;
+    engram_set_timeout(s_engram, S_PROBE_MS);
+    s_ok(engram_subscribe(s_engram, "run:x"));
+    engram_result_t *r = NULL;
+    s_ok(engram_get(s_engram, "run:x", S_MUTE_KEY, NULL, 0, &r));
+    engram_result_destroy(&r);
+    int64_t started = zclock_mono();
+    engram_event_t *ev = NULL;
+    assert_int_equal(engram_next_event(s_engram, 20 * 1000, &ev), ENGRAM_EUNAVAILABLE);
+    assert_true(zclock_mono() - started >= 2 * S_PROBE_MS); /* silence, then the probe's wait */
+    assert_non_null(strstr(engram_last_error(s_engram), "did not answer"));
+    assert_int_equal(s_requests_of(ENGRAM__OP__STATS, 500), 1);
+    assert_int_equal(engram_next_event(s_engram, 0, &ev), ENGRAM_EINVAL); /* none left */
+    s_restart_node(); /* answering again: a new subscription, on the new connection */
+    engram_set_timeout(s_engram, CALL_MS);
+    s_ok(engram_subscribe(s_engram, "run:x"));
+    s_an_event_comes();
+}
+
+/*  A live node that has nothing to send is asked again and again, and the subscription lasts. */
+static void test_an_idle_node_that_answers_keeps_the_subscription(void **state)
+{
+    (void)state;
+    engram_set_timeout(s_engram, S_PROBE_MS);
+    s_ok(engram_subscribe(s_engram, "run:x"));
+    engram_event_t *ev = NULL;
+    assert_int_equal(engram_next_event(s_engram, 8 * S_PROBE_MS, &ev), ENGRAM_ETIMEDOUT);
+    assert_true(s_requests_of(ENGRAM__OP__STATS, 100) >= 2);
+    s_an_event_comes();
 }
 
 /*  A connection the node cut (its reply with id 0 and an error, after which it answers
@@ -678,6 +748,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sources_go_with_writes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_unread_events_are_bounded, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_unsubscribe, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_a_hung_node_ends_the_subscription, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_an_idle_node_that_answers_keeps_the_subscription,
+                                        s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_a_restarted_node_ends_the_subscription, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_a_call_after_a_restart_is_answered, s_setup,

@@ -19,8 +19,11 @@ will be answered: the call waiting raises Unavailable at once ("whether it was d
 unknown"), and every subscription ends with Unavailable, since a restarted node holds none of
 them. libzmq connects again by itself. Reports are read while a call or next_event waits
 (_pump), and before a SUBSCRIBE is sent, so that an end reported late never ends the
-subscription it makes. A node that hangs without closing its connections is not found out
-(no heartbeats: node/client/client.c says why).
+subscription it makes. A node that hangs without closing its connections is found by a
+probe, as libengram finds it: while next_event waits and nothing came from the node for the
+connection's timeout, a STATS request goes (_probe); when nothing at all comes within the
+timeout after it, every subscription ends with Unavailable ("did not answer") and a new socket
+connects (no ZMTP heartbeats: node/client/client.c says why).
 
 Keys (keys.py): the socket connects only once the agent's key pair and the node's pinned key
 are known; until then each call looks for what is missing again and fails with what
@@ -134,6 +137,8 @@ class Connection:
         self._poller.register(sock, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
         self._up = False  # a handshake was reported and not the connection's end
+        self._heard_ms = _now_ms()  # when the last frame came from the node
+        self._probe_ms: float | None = None  # when the unanswered probe went (_probe)
 
     def _after_cut(self, cut: api_pb2.Reply) -> None:
         """The node cut this connection (engramd's s_cut: a Reply of id 0 with EBUSY) and
@@ -141,6 +146,11 @@ class Connection:
         the events that came before it, and a new socket with the same keys connects, so that
         the next call is answered (the old socket's disconnection would not be done in time)."""
         self._end_subscriptions(cut.code, cut.message)
+        self._connect_anew()
+
+    def _connect_anew(self) -> None:
+        """A new socket with the same keys in place of this one, connected; what the old
+        connection still brings is not taken."""
         self.close()
         self._open()
         self._sock.curve_serverkey, self._sock.curve_publickey, self._sock.curve_secretkey = \
@@ -158,7 +168,7 @@ class Connection:
         if self._keyed:
             return
         public_key, secret_key, server_key = self._keys.load()
-        self._curve = (server_key, public_key, secret_key)  # for a new socket (_after_cut)
+        self._curve = (server_key, public_key, secret_key)  # for a new socket (_connect_anew)
         self._sock.curve_serverkey = server_key
         self._sock.curve_publickey = public_key
         self._sock.curve_secretkey = secret_key
@@ -204,6 +214,7 @@ class Connection:
         """Reads the frame waiting: the Reply it held, or None when it was queued as a
         subscription event or dropped."""
         frames = self._sock.recv_multipart(zmq.NOBLOCK)
+        self._heard_ms = _now_ms()
         if len(frames) != 1:
             return None
         reply = api_pb2.Reply()
@@ -375,12 +386,49 @@ class Connection:
                     return self._event_of(reply)
             if not self._subscriptions:
                 raise InvalidArgument("no subscription on this connection")
+            look_again = self._probe() if self._keyed else None
+            if self._events:
+                continue  # the node did not answer the probe
+            probe_first = look_again is not None and (deadline is None or look_again < deadline)
             try:
-                self._pump(deadline)
+                self._pump(look_again if probe_first else deadline)
             except TimeoutError:
+                if probe_first:
+                    continue  # time to look at the probe, not the caller's deadline
                 return None
             except _Lost:
                 pass  # the subscriptions' ends are queued
+
+    def _probe(self) -> float:
+        """The liveness of a node that events are awaited from: after the timeout with no
+        frame from the node, a STATS request goes as a probe; no frame within the timeout after
+        it ends every subscription with Unavailable and connects anew. Returns when to look
+        again. A probe the socket cannot take at once (no connection up: the monitor tells of
+        that; a full pipe: the node reads nothing) counts as sent."""
+        now = _now_ms()
+        if self._probe_ms is not None and self._heard_ms >= self._probe_ms:
+            self._probe_ms = None  # answered
+        if self._probe_ms is not None and now - self._probe_ms >= self.timeout_ms:
+            self._end_subscriptions(Unavailable.code, f"the node at {self.endpoint} did not "
+                                    f"answer for {self.timeout_ms} ms (it hangs, or cannot be "
+                                    "reached): the watch ended, and changes may have been "
+                                    "missed; watch again")
+            self._connect_anew()
+            return _now_ms() + self.timeout_ms
+        if self._probe_ms is not None:
+            return self._probe_ms + self.timeout_ms
+        if now - self._heard_ms < self.timeout_ms:
+            return self._heard_ms + self.timeout_ms
+        probe = api_pb2.Request(schema_major=SCHEMA_MAJOR, schema_minor=SCHEMA_MINOR,
+                                id=self._next_id, op=api_pb2.STATS, agent=self.agent,
+                                user=self.user)
+        self._next_id += 1
+        try:
+            self._sock.send(probe.SerializeToString(), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+        self._probe_ms = now
+        return now + self.timeout_ms
 
     def _event_of(self, reply: api_pb2.Reply) -> api_pb2.Event:
         if reply.code != 0:  # the subscription ended: its scope may be watched again
