@@ -6,7 +6,9 @@
  *  connection lost while the call waited (the node stopped or restarted), at once: whether
  *  the request was done is then unknown, and the next call goes on the connection libzmq
  *  makes anew. A batch
- *  (engram_batch_t, below) keeps several requests in flight on the connection. Calls return 0
+ *  (engram_batch_t, below) keeps several requests in flight on the connection, and
+ *  engram_next_event, waiting on a quiet node, sends it STATS requests of its own (a probe:
+ *  see engram_subscribe). Calls return 0
  *  or a negative ENGRAM_E* code (engram_strerror); on an error the node's message is kept for
  *  engram_last_error. Results are owned structs the caller destroys.
  *
@@ -281,9 +283,10 @@ int engram_context(engram_t *self, const char *query, const engram_search_option
  *  registered as its agent on the node (a new SUBSCRIBE is refused too); ENGRAM_EUNAVAILABLE
  *  when the connection was lost (a restarted node holds no subscription, and the events of
  *  the time between are missed), or when the node did not answer: while engram_next_event
- *  waits and nothing came from the node for the call timeout (engram_set_timeout), a STATS
- *  request goes to it, and nothing at all within the call timeout after it ends every
- *  subscription (the node hangs; libengram then connects anew). Subscribe again to go on. */
+ *  waits and nothing came from the node for the call timeout (engram_set_timeout; a second
+ *  at least), a STATS request goes to it, and nothing at all within as long after it ends
+ *  every subscription (the node hangs; libengram then connects anew). Subscribe again to go
+ *  on. */
 int engram_subscribe(engram_t *self, const char *scope);
 int engram_next_event(engram_t *self, int timeout_ms, engram_event_t **event);
 /*  Ends this connection's subscription to scope: its events still queued here are dropped

@@ -32,11 +32,12 @@
  *  subscription it makes.
  *  A node that hangs without closing its connections (stopped, or its loop blocked) is found
  *  by a probe: while engram_next_event waits and nothing has come from the node for the
- *  connection's call timeout, a STATS request goes (s_probe); when nothing at all comes within
- *  the call timeout after it, every subscription ends with ENGRAM_EUNAVAILABLE ("did not
- *  answer") and the socket connects anew, so a hung node is told within twice the call
- *  timeout. Any frame is an answer: an event, a late reply, the probe's reply, even a refusal.
- *  A call needs no probe: its own timeout ends it. ZMTP heartbeats are not used for this:
+ *  connection's call timeout (S_PROBE_MIN_MS at least), a STATS request goes (s_probe); when
+ *  nothing at all comes within as long after it, every subscription ends with
+ *  ENGRAM_EUNAVAILABLE ("did not answer") and the socket connects anew, so a program waiting
+ *  for events is told within twice that. Any frame is an answer: an event, a late reply, the
+ *  probe's reply, even a refusal; so is one waiting unread on the socket. A call needs no
+ *  probe: its own timeout ends it. ZMTP heartbeats are not used for this:
  *  libzmq 4.3.4 aborts the process when a connection whose reading it stopped (a full pipe: a
  *  reader behind) ends under heartbeats (zeromq/libzmq#3937), and reading without a
  *  high-water mark would let a reader that is behind hold unbounded memory, where now the
@@ -109,6 +110,11 @@
 #define S_FOREVER INT64_MAX
 /*  How long a wait polls the socket alone before it polls the monitor too (s_pump). */
 #define S_SOCKET_ALONE_MS 100
+/*  The least silence before a probe, and the least wait for its answer (s_probe): a short call
+ *  timeout does not end subscriptions at every stall of the node. */
+#define S_PROBE_MIN_MS 1000
+/*  s_pump's word for a wait a signal cut short (engram_next_event then ends). */
+#define S_INTERRUPTED 1
 
 /*  A subscription: the id of its SUBSCRIBE request, which its events carry, and its scope. */
 typedef struct {
@@ -733,12 +739,12 @@ static bool s_watch_connection(engram_t *self)
 /*  Reads at most one frame, or the monitor's reports, waiting until deadline. The socket is
  *  polled alone for the first S_SOCKET_ALONE_MS of a wait: a reply usually comes within it,
  *  and each poll of the monitor too costs a system call. Returns ENGRAM_ETIMEDOUT if nothing
- *  came in time (or, when interruptible, a signal cut the wait short); ENGRAM_EUNAVAILABLE,
- *  with its message, when the reports leave the connection lost (nothing sent on it will be
- *  answered; s_watch_connection ended the subscriptions). A loss followed by a new
- *  connection's handshake is not the waiting call's: its request may have gone on the new
- *  one (reports are read late when calls are answered at once), and if it did not, its
- *  timeout ends the wait. Otherwise as s_take_frame. */
+ *  came in time; S_INTERRUPTED when, interruptible, a signal cut the wait short;
+ *  ENGRAM_EUNAVAILABLE, with its message, when the reports leave the connection lost
+ *  (nothing sent on it will be answered; s_watch_connection ended the subscriptions). A
+ *  loss followed by a new connection's handshake is not the waiting call's: its request may
+ *  have gone on the new one (reports are read late when calls are answered at once), and if
+ *  it did not, its timeout ends the wait. Otherwise as s_take_frame. */
 static int s_pump(engram_t *self, int64_t deadline, bool interruptible, Engram__Reply **reply_p)
 {
     *reply_p = NULL;
@@ -754,7 +760,7 @@ static int s_pump(engram_t *self, int64_t deadline, bool interruptible, Engram__
         if (ready > 0)
             break;
         if (ready < 0 && interruptible)
-            return ENGRAM_ETIMEDOUT; /* a signal */
+            return S_INTERRUPTED;
         if (deadline != S_FOREVER && s_remaining(deadline) == 0) {
             /* the monitor too, whatever the wait: one of short waits would never read it */
             if (!(zsock_events(self->sock) & ZMQ_POLLIN) &&
@@ -1523,39 +1529,43 @@ int engram_unsubscribe(engram_t *self, const char *scope)
 }
 
 /*  The liveness of a node that events are awaited from (the header says why): after the call
- *  timeout with no frame from the node, a STATS request goes as a probe; no frame within the
- *  call timeout after it ends every subscription with ENGRAM_EUNAVAILABLE and connects anew.
- *  Returns when to look again. A probe the socket cannot take at once (no connection up: the
- *  monitor tells of that; a full pipe: the node reads nothing) counts as sent. */
+ *  timeout (S_PROBE_MIN_MS at least) with no frame from the node, a STATS request goes as a
+ *  probe; no frame within as long after it ends every subscription with ENGRAM_EUNAVAILABLE
+ *  and connects anew. A frame waiting unread counts as heard. Returns when to look again. A
+ *  probe the socket cannot take at once (no connection up, or a full pipe: the node reads
+ *  nothing) counts as sent: a node that never answers is taken as hung. */
 static int64_t s_probe(engram_t *self)
 {
-    int64_t now = zclock_mono();
+    int64_t now = zclock_mono(), limit = self->timeout_ms;
+    if (limit < S_PROBE_MIN_MS)
+        limit = S_PROBE_MIN_MS;
+    if (zsock_events(self->sock) & ZMQ_POLLIN)
+        self->heard_ms = now; /* the program was away; the node was not */
     if (self->probe_ms && self->heard_ms >= self->probe_ms)
         self->probe_ms = 0; /* answered */
-    if (self->probe_ms && now - self->probe_ms >= self->timeout_ms) {
+    if (self->probe_ms && now - self->probe_ms >= limit) {
         char message[256];
         snprintf(message, sizeof message,
-                 "the node at %s did not answer for %d ms (it hangs, or cannot be reached): "
+                 "the node at %s did not answer for %lld ms (it hangs, or cannot be reached): "
                  "the subscription ended, and events may have been missed; subscribe again",
-                 self->endpoint, self->timeout_ms);
+                 self->endpoint, (long long)limit);
         s_end_subscriptions(self, ENGRAM_EUNAVAILABLE, message);
         s_connect_anew(self); /* what the hung connection brings later is not taken */
-        self->probe_ms = 0;
-        self->heard_ms = now;
-        return now + self->timeout_ms;
+        return zclock_mono() + limit;
     }
     if (self->probe_ms)
-        return self->probe_ms + self->timeout_ms;
-    if (now - self->heard_ms < self->timeout_ms)
-        return self->heard_ms + self->timeout_ms;
+        return self->probe_ms + limit;
+    if (now - self->heard_ms < limit)
+        return self->heard_ms + limit;
     Engram__Request req = s_request(ENGRAM__OP__STATS, NULL, NULL);
     int rc = 0;
     zframe_t *frame = s_pack(self, &req, &rc);
-    if (frame)
-        zframe_send(&frame, self->sock, ZFRAME_DONTWAIT | ZFRAME_REUSE);
+    if (!frame)
+        return now + limit; /* out of memory: no probe went, none is awaited */
+    zframe_send(&frame, self->sock, ZFRAME_DONTWAIT | ZFRAME_REUSE);
     zframe_destroy(&frame);
     self->probe_ms = now;
-    return now + self->timeout_ms;
+    return now + limit;
 }
 
 int engram_next_event(engram_t *self, int timeout_ms, engram_event_t **event)
@@ -1567,13 +1577,15 @@ int engram_next_event(engram_t *self, int timeout_ms, engram_event_t **event)
     while (zlist_size(self->events) == 0) {
         if (self->nsubs == 0)
             return s_fail(self, ENGRAM_EINVAL, "no subscription on this connection");
-        int64_t look_again = self->keyed ? s_probe(self) : S_FOREVER;
+        int64_t look_again = s_probe(self);
         if (zlist_size(self->events))
             break; /* the node did not answer the probe */
         Engram__Reply *reply = NULL;
         int rc = s_pump(self, look_again < deadline ? look_again : deadline, true, &reply);
-        if (rc == ENGRAM_ETIMEDOUT && look_again < deadline && zclock_mono() >= look_again)
+        if (rc == ENGRAM_ETIMEDOUT && look_again < deadline)
             continue; /* time to look at the probe, not the caller's deadline */
+        if (rc == S_INTERRUPTED)
+            return ENGRAM_ETIMEDOUT;
         if (rc != 0 && rc != ENGRAM_EUNAVAILABLE) /* a loss: the subscriptions' ends queued */
             return rc;
         if (reply)

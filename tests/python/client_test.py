@@ -332,11 +332,11 @@ class ClientTest(unittest.TestCase):
 
     def test_a_watch_ends_when_its_node_hangs(self):
         # a stopped node (SIGSTOP) keeps its connections open: the watch asks it after a
-        # timeout of silence, hears nothing within another and ends; once the node goes on,
-        # the scope can be watched again
+        # timeout of silence (a second at least), hears nothing within as long and ends; once
+        # the node goes on, the scope can be watched again
         m, writer = self.memory(), self.memory()
-        m.timeout = 0.3
         with m.watch("run:hang", timeout=30) as watch:
+            m.timeout = 0.3  # the probe's times: a second still
             self.proc.send_signal(signal.SIGSTOP)
             try:
                 with self.assertRaises(engram.Unavailable) as raised:
@@ -350,13 +350,39 @@ class ClientTest(unittest.TestCase):
     def test_a_quiet_watch_lasts(self):
         # a live node with nothing to send is asked again and again; the watch goes on
         m, writer = self.memory(), self.memory()
-        m.timeout = 0.3
         before = writer.stats()["requests"]
         with m.watch("run:quiet", timeout=30) as watch:
-            self.assertIsNone(watch.next_event(timeout=2.5))
-            self.assertGreaterEqual(writer.stats()["requests"] - before, 4)  # + the probes
+            m.timeout = 1
+            self.assertIsNone(watch.next_event(timeout=3.5))
+            self.assertGreaterEqual(writer.stats()["requests"] - before, 3)  # SUBSCRIBE, probes
             writer.put("k", "still watched", scope="run:quiet")
             self.assertEqual(watch.next_event().item.text, "still watched")
+
+    def test_an_answer_waiting_unread_is_heard(self):
+        # a program away longer than the probe's times: the probe's answer, waiting unread,
+        # is heard, and the watch lasts
+        m, writer = self.memory(), self.memory()
+        with m.watch("run:away", timeout=30) as watch:
+            m.timeout = 1
+            for _ in range(3):
+                time.sleep(1.2)
+                self.assertIsNone(watch.next_event(timeout=0))
+            writer.put("k", "still watched", scope="run:away")
+            self.assertEqual(watch.next_event().item.text, "still watched")
+
+    def test_a_watch_waits_with_another_s_events_queued(self):
+        # two watches on one Memory: the events queued for one leave the other's wait as it
+        # was (it returns at its timeout; a first version spun, then took its own probe,
+        # unread, for unanswered)
+        m, writer = self.memory(), self.memory()
+        with m.watch("run:one", timeout=30) as one, m.watch("run:two", timeout=30) as two:
+            writer.put("k", "for two", scope="run:two")
+            self.assertEqual(two.next_event().item.text, "for two")
+            writer.put("k", "again for two", scope="run:two")
+            writer.put("k", "for one", scope="run:one")  # ordered after: both queued
+            self.assertEqual(one.next_event().item.text, "for one")
+            self.assertIsNone(one.next_event(timeout=0.2))
+            self.assertEqual(two.next_event().item.text, "again for two")
 
     def test_a_dropped_watch_is_ended(self):
         # a Watch dropped unclosed: the Memory's next call ends its subscription on the node,

@@ -42,8 +42,8 @@
     "flood-stop" /* a read of it: answered, then S_FLOODED events, then                            \
                     the node stops */
 #define S_FLOODED  5000
-#define S_MUTE_KEY "mute" /* a read of it: answered; then the node reads on and answers nothing */
-#define S_PROBE_MS 300    /* the client's call timeout in the probe tests */
+#define S_MUTE_KEY "mute" /* a read of it: answered; then nothing more on that connection */
+#define S_PROBE_MS 1000   /* the least silence before a probe, and wait for its answer */
 
 typedef struct {
     const char *endpoint;
@@ -93,9 +93,9 @@ static void s_fake_node(zsock_t *pipe, void *args)
     int bound = zsock_bind(router, "%s", endpoint);
     zsock_signal(pipe, bound == 0 ? 0 : 1); /* a is the test's no longer */
     zpoller_t *poller = zpoller_new(pipe, router, NULL);
-    zhash_t *cut = zhash_new(); /* the connections cut: nothing more is answered on them */
-    uint64_t subscription = 0;  /* the id of the last SUBSCRIBE */
-    bool mute = false;          /* S_MUTE_KEY was read: the node hangs, its connections open */
+    zhash_t *cut = zhash_new();   /* the connections cut: nothing more is answered on them */
+    uint64_t subscription = 0;    /* the id of the last SUBSCRIBE */
+    zhash_t *muted = zhash_new(); /* connections S_MUTE_KEY was read on: open, unanswered */
     while (bound == 0) {
         void *which = zpoller_wait(poller, -1);
         if (which == pipe) {
@@ -118,6 +118,7 @@ static void s_fake_node(zsock_t *pipe, void *args)
         reply.schema_major = ENGRAM_SCHEMA_MAJOR;
         reply.id = req ? req->id : 0;
         char *who = zframe_strhex(routing);
+        bool mute = zhash_lookup(muted, who) != NULL;
         if (mute)
             zframe_send(&payload, pipe, 0);   /* the test sees what a hung node gets */
         if (mute || zhash_lookup(cut, who)) { /* unanswered */
@@ -129,7 +130,8 @@ static void s_fake_node(zsock_t *pipe, void *args)
         }
         if (req && req->op == ENGRAM__OP__SUBSCRIBE)
             subscription = req->id;
-        mute = req && streq(req->key, S_MUTE_KEY);
+        if (req && streq(req->key, S_MUTE_KEY))
+            zhash_insert(muted, who, (void *)1);
         if (req && streq(req->key, S_SLOW_KEY))
             zclock_sleep(200);
         if (req && streq(req->key, S_END_KEY)) {
@@ -206,6 +208,7 @@ static void s_fake_node(zsock_t *pipe, void *args)
         }
     }
     zhash_destroy(&cut);
+    zhash_destroy(&muted);
     zpoller_destroy(&poller);
     s_unbind(router, endpoint);
     zsock_destroy(&router);
@@ -323,26 +326,40 @@ static void s_an_event_comes(void)
 }
 
 /*  A node that hangs with its connection open: while events are awaited, libengram asks it
- *  (a STATS probe) after a call timeout of silence, and when nothing comes within another,
- *  the subscription ends with ENGRAM_EUNAVAILABLE and the client connects anew. */
+ *  (a STATS probe) after a call timeout of silence (a second at least), and when nothing comes
+ *  within as long, the subscription ends with ENGRAM_EUNAVAILABLE and the client connects
+ *  anew: the node answers the new connection. */
 static void test_a_hung_node_ends_the_subscription(void **state)
 {
     (void)state;
-    engram_set_timeout(s_engram, S_PROBE_MS);
+    engram_set_timeout(s_engram, S_PROBE_MS / 4); /* the probe's times: a second still */
     s_ok(engram_subscribe(s_engram, "run:x"));
+    int64_t started = zclock_mono();
     engram_result_t *r = NULL;
     s_ok(engram_get(s_engram, "run:x", S_MUTE_KEY, NULL, 0, &r));
     engram_result_destroy(&r);
-    int64_t started = zclock_mono();
     engram_event_t *ev = NULL;
     assert_int_equal(engram_next_event(s_engram, 20 * 1000, &ev), ENGRAM_EUNAVAILABLE);
     assert_true(zclock_mono() - started >= 2 * S_PROBE_MS); /* silence, then the probe's wait */
     assert_non_null(strstr(engram_last_error(s_engram), "did not answer"));
     assert_int_equal(s_requests_of(ENGRAM__OP__STATS, 500), 1);
     assert_int_equal(engram_next_event(s_engram, 0, &ev), ENGRAM_EINVAL); /* none left */
-    s_restart_node(); /* answering again: a new subscription, on the new connection */
-    engram_set_timeout(s_engram, CALL_MS);
+    s_ok(engram_subscribe(s_engram, "run:x")); /* answered: a connection not muted */
+    s_an_event_comes();
+}
+
+/*  A program away longer than the probe's times, its events waiting unread, or the probe's
+ *  answer: what waits on the socket is heard, and the subscription lasts. */
+static void test_an_answer_waiting_unread_is_heard(void **state)
+{
+    (void)state;
+    engram_set_timeout(s_engram, S_PROBE_MS);
     s_ok(engram_subscribe(s_engram, "run:x"));
+    engram_event_t *ev = NULL;
+    for (int i = 0; i < 3; i++) { /* a probe goes; its answer comes while the program is away */
+        zclock_sleep(S_PROBE_MS + 200);
+        assert_int_equal(engram_next_event(s_engram, 0, &ev), ENGRAM_ETIMEDOUT);
+    }
     s_an_event_comes();
 }
 
@@ -353,7 +370,7 @@ static void test_an_idle_node_that_answers_keeps_the_subscription(void **state)
     engram_set_timeout(s_engram, S_PROBE_MS);
     s_ok(engram_subscribe(s_engram, "run:x"));
     engram_event_t *ev = NULL;
-    assert_int_equal(engram_next_event(s_engram, 8 * S_PROBE_MS, &ev), ENGRAM_ETIMEDOUT);
+    assert_int_equal(engram_next_event(s_engram, 7 * S_PROBE_MS / 2, &ev), ENGRAM_ETIMEDOUT);
     assert_true(s_requests_of(ENGRAM__OP__STATS, 100) >= 2);
     s_an_event_comes();
 }
@@ -752,6 +769,8 @@ int main(void)
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_an_idle_node_that_answers_keeps_the_subscription,
                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_an_answer_waiting_unread_is_heard, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_a_restarted_node_ends_the_subscription, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_a_call_after_a_restart_is_answered, s_setup,

@@ -21,9 +21,10 @@ them. libzmq connects again by itself. Reports are read while a call or next_eve
 (_pump), and before a SUBSCRIBE is sent, so that an end reported late never ends the
 subscription it makes. A node that hangs without closing its connections is found by a
 probe, as libengram finds it: while next_event waits and nothing came from the node for the
-connection's timeout, a STATS request goes (_probe); when nothing at all comes within the
-timeout after it, every subscription ends with Unavailable ("did not answer") and a new socket
-connects (no ZMTP heartbeats: node/client/client.c says why).
+connection's timeout (PROBE_MIN_MS at least), a STATS request goes (_probe); when nothing at
+all comes within as long after it (a frame waiting unread counts), every subscription ends with
+Unavailable ("did not answer") and a new socket connects (no ZMTP heartbeats:
+node/client/client.c says why).
 
 Keys (keys.py): the socket connects only once the agent's key pair and the node's pinned key
 are known; until then each call looks for what is missing again and fails with what
@@ -70,6 +71,7 @@ MAX_FRAME_BYTES = 4 * 1024 * 1024
 DEFAULT_REPLICAS_TIMEOUT_MS = 5000
 DEFAULT_SUBSCRIBER_BACKLOG = 10000  # events a client keeps unread (the node's default too)
 SOCKET_ALONE_MS = 100  # how long a wait polls the socket alone (_pump)
+PROBE_MIN_MS = 1000  # the least silence before a probe, and wait for its answer (_probe)
 
 
 def _now_ms() -> float:
@@ -386,10 +388,11 @@ class Connection:
                     return self._event_of(reply)
             if not self._subscriptions:
                 raise InvalidArgument("no subscription on this connection")
-            look_again = self._probe() if self._keyed else None
-            if self._events:
-                continue  # the node did not answer the probe
-            probe_first = look_again is not None and (deadline is None or look_again < deadline)
+            queued = len(self._events)
+            look_again = self._probe()
+            if len(self._events) > queued:
+                continue  # the node did not answer the probe: the subscriptions' ends
+            probe_first = deadline is None or look_again < deadline
             try:
                 self._pump(look_again if probe_first else deadline)
             except TimeoutError:
@@ -400,35 +403,38 @@ class Connection:
                 pass  # the subscriptions' ends are queued
 
     def _probe(self) -> float:
-        """The liveness of a node that events are awaited from: after the timeout with no
-        frame from the node, a STATS request goes as a probe; no frame within the timeout after
-        it ends every subscription with Unavailable and connects anew. Returns when to look
-        again. A probe the socket cannot take at once (no connection up: the monitor tells of
-        that; a full pipe: the node reads nothing) counts as sent."""
-        now = _now_ms()
+        """The liveness of a node that events are awaited from: after the timeout
+        (PROBE_MIN_MS at least) with no frame from the node, a STATS request goes as a probe;
+        no frame within as long after it ends every subscription with Unavailable and connects
+        anew. A frame waiting unread counts as heard. Returns when to look again. A probe the
+        socket cannot take at once (no connection up, or a full pipe: the node reads nothing)
+        counts as sent: a node that never answers is taken as hung."""
+        now, limit = _now_ms(), max(self.timeout_ms, PROBE_MIN_MS)
+        if self._sock.poll(0, zmq.POLLIN):
+            self._heard_ms = now  # the program was away; the node was not
         if self._probe_ms is not None and self._heard_ms >= self._probe_ms:
             self._probe_ms = None  # answered
-        if self._probe_ms is not None and now - self._probe_ms >= self.timeout_ms:
+        if self._probe_ms is not None and now - self._probe_ms >= limit:
             self._end_subscriptions(Unavailable.code, f"the node at {self.endpoint} did not "
-                                    f"answer for {self.timeout_ms} ms (it hangs, or cannot be "
+                                    f"answer for {int(limit)} ms (it hangs, or cannot be "
                                     "reached): the watch ended, and changes may have been "
                                     "missed; watch again")
             self._connect_anew()
-            return _now_ms() + self.timeout_ms
+            return _now_ms() + limit
         if self._probe_ms is not None:
-            return self._probe_ms + self.timeout_ms
-        if now - self._heard_ms < self.timeout_ms:
-            return self._heard_ms + self.timeout_ms
+            return self._probe_ms + limit
+        if now - self._heard_ms < limit:
+            return self._heard_ms + limit
         probe = api_pb2.Request(schema_major=SCHEMA_MAJOR, schema_minor=SCHEMA_MINOR,
                                 id=self._next_id, op=api_pb2.STATS, agent=self.agent,
                                 user=self.user)
         self._next_id += 1
         try:
             self._sock.send(probe.SerializeToString(), zmq.NOBLOCK)
-        except zmq.Again:
-            pass
+        except zmq.ZMQError:
+            pass  # not taken: counts as sent (above)
         self._probe_ms = now
-        return now + self.timeout_ms
+        return now + limit
 
     def _event_of(self, reply: api_pb2.Reply) -> api_pb2.Event:
         if reply.code != 0:  # the subscription ended: its scope may be watched again
