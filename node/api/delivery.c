@@ -523,7 +523,9 @@ static void s_publish(node_server_t *self, const api_out_t *out)
 }
 
 /*  Sends this turn's replies once its writes are durable (sync_rc 0); if the sync failed,
- *  every write's acknowledgement becomes an error and its event is not published. */
+ *  every write's acknowledgement becomes an error that says its outcome is unknown (its bytes
+ *  reached the log unsynced: reads may show it, and a restart may keep it) and its event is
+ *  not published. */
 void api__flush_outbox(node_server_t *self, int sync_rc)
 {
     api_out_t *out;
@@ -534,8 +536,10 @@ void api__flush_outbox(node_server_t *self, int sync_rc)
         } else if (out->wrote && sync_rc) {
             Engram__Reply reply;
             api__reply_header(&reply, out->id, sync_rc);
-            char message[128];
-            snprintf(message, sizeof message, "the write could not be made durable: %s",
+            char message[192];
+            snprintf(message, sizeof message,
+                     "the write could not be made durable (%s): whether it is kept is unknown "
+                     "(it may be read, now or after the node restarts)",
                      engram_strerror(sync_rc));
             reply.message = message;
             free(out->reply);

@@ -180,8 +180,9 @@ class StorageFaultsTest(unittest.TestCase):
             r = vol.cli("put", "run:faults", "during", "v")
             self.assertEqual(r.returncode, 1, "a write whose sync failed must not be acknowledged")
             self.assertRegex(r.stderr, r"^engram: .*storage")
-            # (its outcome is unknown, as a timeout's: its bytes reached the log unsynced, so it
-            # may be read, now or after the restart)
+            # its outcome is unknown, as a timeout's, and the error says so: its bytes reached
+            # the log unsynced, so it may be read, now or after the restart
+            self.assertIn("whether it is kept is unknown", r.stderr)
             self.check_still_serving(vol, acked)
             with urllib.request.urlopen(url + "api/status", timeout=10) as page:
                 self.assertRegex(json.load(page)["node"]["storage"], r"^failed: ")
