@@ -536,12 +536,8 @@ void api__flush_outbox(node_server_t *self, int sync_rc)
         } else if (out->wrote && sync_rc) {
             Engram__Reply reply;
             api__reply_header(&reply, out->id, sync_rc);
-            char message[192];
-            snprintf(message, sizeof message,
-                     "the write could not be made durable (%s): whether it is kept is unknown "
-                     "(it may be read, now or after the node restarts)",
-                     engram_strerror(sync_rc));
-            reply.message = message;
+            reply.message = "the write could not be made durable: whether it is kept is "
+                            "unknown (it may be read, now or after the node restarts)";
             free(out->reply);
             free(out->event);
             out->event = NULL;

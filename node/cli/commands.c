@@ -199,7 +199,8 @@ static const cli_command_t s_commands[] = {
      cli_check_transfer},
     {"watch", NULL, 1, 1, CLI_OPT_COUNT, cli_cmd_watch, "watch SCOPE [--count N]", 0,
      "Prints the changes to SCOPE as they happen, one a line: scope, key, op, value.\n"
-     "Runs until N changes were printed, or until SIGINT or SIGTERM (exit 0).",
+     "Runs until N changes were printed, or until SIGINT or SIGTERM (exit 0); exits 5\n"
+     "when the node stops, restarts or hangs (the watch ended: changes may be missed).",
      NULL},
     {"stats", NULL, 0, 0, 0, cli_cmd_stats, "stats", 0,
      "Prints the node's id, replica id and counters, one \"name: value\" a line.", NULL},

@@ -113,8 +113,9 @@
 /*  The least silence before a probe, and the least wait for its answer (s_probe): a short call
  *  timeout does not end subscriptions at every stall of the node. */
 #define S_PROBE_MIN_MS 1000
-/*  s_pump's word for a wait a signal cut short (engram_next_event then ends). */
-#define S_INTERRUPTED 1
+/*  s_pump's word for a wait a signal cut short (engram_next_event then ends); no ENGRAM_E*
+ *  code, nor a batch's pending mark. */
+#define S_INTERRUPTED 1000
 
 /*  A subscription: the id of its SUBSCRIBE request, which its events carry, and its scope. */
 typedef struct {
@@ -1550,7 +1551,8 @@ static int64_t s_probe(engram_t *self)
                  "the subscription ended, and events may have been missed; subscribe again",
                  self->endpoint, (long long)limit);
         s_end_subscriptions(self, ENGRAM_EUNAVAILABLE, message);
-        s_connect_anew(self); /* what the hung connection brings later is not taken */
+        s_connect_anew(self); /* what the hung connection brings later is not taken (unless
+                               * no new socket could be made: the old one then stays) */
         return zclock_mono() + limit;
     }
     if (self->probe_ms)

@@ -16,6 +16,8 @@
 #include <cmocka.h>
 #include <czmq.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -332,14 +334,15 @@ static void s_an_event_comes(void)
 static void test_a_hung_node_ends_the_subscription(void **state)
 {
     (void)state;
-    engram_set_timeout(s_engram, S_PROBE_MS / 4); /* the probe's times: a second still */
     s_ok(engram_subscribe(s_engram, "run:x"));
     int64_t started = zclock_mono();
     engram_result_t *r = NULL;
     s_ok(engram_get(s_engram, "run:x", S_MUTE_KEY, NULL, 0, &r));
     engram_result_destroy(&r);
+    engram_set_timeout(s_engram, S_PROBE_MS / 4); /* the probe's times: a second still */
     engram_event_t *ev = NULL;
     assert_int_equal(engram_next_event(s_engram, 20 * 1000, &ev), ENGRAM_EUNAVAILABLE);
+    engram_set_timeout(s_engram, CALL_MS);
     assert_true(zclock_mono() - started >= 2 * S_PROBE_MS); /* silence, then the probe's wait */
     assert_non_null(strstr(engram_last_error(s_engram), "did not answer"));
     assert_int_equal(s_requests_of(ENGRAM__OP__STATS, 500), 1);
@@ -348,8 +351,41 @@ static void test_a_hung_node_ends_the_subscription(void **state)
     s_an_event_comes();
 }
 
-/*  A program away longer than the probe's times, its events waiting unread, or the probe's
- *  answer: what waits on the socket is heard, and the subscription lasts. */
+static void s_no_op(int sig)
+{
+    (void)sig;
+}
+
+/*  Sends SIGUSR1 to the thread arg names, a little after a probe's time. */
+static void *s_signal_later(void *arg)
+{
+    zclock_sleep(S_PROBE_MS * 3 / 2);
+    pthread_kill(*(pthread_t *)arg, SIGUSR1);
+    return NULL;
+}
+
+/*  A signal ends engram_next_event(-1) with ENGRAM_ETIMEDOUT, probes or not (engram.h: so
+ *  that a program waiting for events can check its own flags). */
+static void test_a_signal_ends_the_wait_for_events(void **state)
+{
+    (void)state;
+    struct sigaction action = {.sa_handler = s_no_op}, before;
+    sigemptyset(&action.sa_mask);
+    assert_int_equal(sigaction(SIGUSR1, &action, &before), 0); /* no SA_RESTART */
+    engram_set_timeout(s_engram, S_PROBE_MS);
+    s_ok(engram_subscribe(s_engram, "run:x"));
+    pthread_t me = pthread_self(), signaller;
+    assert_int_equal(pthread_create(&signaller, NULL, s_signal_later, &me), 0);
+    engram_event_t *ev = NULL;
+    int rc = engram_next_event(s_engram, -1, &ev);
+    pthread_join(signaller, NULL);
+    sigaction(SIGUSR1, &before, NULL);
+    assert_int_equal(rc, ENGRAM_ETIMEDOUT);
+    s_an_event_comes(); /* the subscription lasts */
+}
+
+/*  A program away longer than the probe's times: the probe's answer waiting on the socket is
+ *  heard, and the subscription lasts. */
 static void test_an_answer_waiting_unread_is_heard(void **state)
 {
     (void)state;
@@ -770,6 +806,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_an_idle_node_that_answers_keeps_the_subscription,
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_an_answer_waiting_unread_is_heard, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_a_signal_ends_the_wait_for_events, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_a_restarted_node_ends_the_subscription, s_setup,
                                         s_teardown),

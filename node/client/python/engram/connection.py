@@ -377,7 +377,8 @@ class Connection:
                    subscription: int | None = None) -> api_pb2.Event | None:
         """The next event of the connection's subscriptions (of subscription only, when
         given), in commit order; None if none came within timeout_ms (None: wait for ever).
-        Raises the node's error that ended a subscription (Lagged: it fell behind).
+        Raises the error that ended a subscription: the node's (Lagged: it fell behind), or
+        the client's (Unavailable: the connection was lost, or the node did not answer).
         Subscriptions abandoned since the last call are ended first."""
         self._end_abandoned()
         deadline = None if timeout_ms is None else _now_ms() + timeout_ms
