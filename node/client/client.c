@@ -1540,7 +1540,8 @@ static int64_t s_probe(engram_t *self)
     int64_t now = zclock_mono(), limit = self->timeout_ms;
     if (limit < S_PROBE_MIN_MS)
         limit = S_PROBE_MIN_MS;
-    if (zsock_events(self->sock) & ZMQ_POLLIN)
+    bool due = self->probe_ms || now - self->heard_ms >= limit; /* else no system call */
+    if (due && (zsock_events(self->sock) & ZMQ_POLLIN))
         self->heard_ms = now; /* the program was away; the node was not */
     if (self->probe_ms && self->heard_ms >= self->probe_ms)
         self->probe_ms = 0; /* answered */

@@ -292,6 +292,16 @@ class Connection:
             except EngramError:
                 pass
 
+    def _stamp(self, request: api_pb2.Request) -> api_pb2.Request:
+        """request with the schema, the next id, the agent and the user filled in."""
+        request.schema_major = SCHEMA_MAJOR
+        request.schema_minor = SCHEMA_MINOR
+        request.id = self._next_id
+        self._next_id += 1
+        request.agent = self.agent
+        request.user = self.user
+        return request
+
     def call(self, request: api_pb2.Request, wait_ms: float | None = None) -> api_pb2.Reply:
         """Sends request (its schema, id, agent and user filled in here) and waits up to
         wait_ms (default: the connection's timeout) for its reply. Returns the node's
@@ -302,13 +312,7 @@ class Connection:
         self._end_abandoned()
         self._ensure_keyed()
         wait_ms = self.timeout_ms if wait_ms is None else wait_ms
-        request.schema_major = SCHEMA_MAJOR
-        request.schema_minor = SCHEMA_MINOR
-        request.id = self._next_id
-        self._next_id += 1
-        request.agent = self.agent
-        request.user = self.user
-        frame = request.SerializeToString()
+        frame = self._stamp(request).SerializeToString()
         if len(frame) > MAX_FRAME_BYTES:
             raise TooBig(f"a request of {len(frame)} bytes exceeds the frame limit of "
                          f"{MAX_FRAME_BYTES}")
@@ -411,7 +415,8 @@ class Connection:
         socket cannot take at once (no connection up, or a full pipe: the node reads nothing)
         counts as sent: a node that never answers is taken as hung."""
         now, limit = _now_ms(), max(self.timeout_ms, PROBE_MIN_MS)
-        if self._sock.poll(0, zmq.POLLIN):
+        due = self._probe_ms is not None or now - self._heard_ms >= limit
+        if due and self._sock.poll(0, zmq.POLLIN):
             self._heard_ms = now  # the program was away; the node was not
         if self._probe_ms is not None and self._heard_ms >= self._probe_ms:
             self._probe_ms = None  # answered
@@ -426,10 +431,7 @@ class Connection:
             return self._probe_ms + limit
         if now - self._heard_ms < limit:
             return self._heard_ms + limit
-        probe = api_pb2.Request(schema_major=SCHEMA_MAJOR, schema_minor=SCHEMA_MINOR,
-                                id=self._next_id, op=api_pb2.STATS, agent=self.agent,
-                                user=self.user)
-        self._next_id += 1
+        probe = self._stamp(api_pb2.Request(op=api_pb2.STATS))
         try:
             self._sock.send(probe.SerializeToString(), zmq.NOBLOCK)
         except zmq.ZMQError:
