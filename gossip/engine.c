@@ -126,6 +126,7 @@ typedef struct {
     crdt_ctx_t *deps;    /* owned */
     size_t bytes;        /* the operations' entries, summed: about their encoded size */
     bool await_ack;      /* one of them waits for its peers' acks: the push asks for them at once */
+    bool sealed;         /* durable (gossip_engine_seal): drop_data keeps it */
 } s_pending_t;
 
 struct gossip_engine {
@@ -136,8 +137,8 @@ struct gossip_engine {
     gossip_swim_t *swim; /* the membership */
     s_peer_t *peers;     /* the peer table, sorted by id */
     size_t npeers, peers_cap;
-    s_msg_t *outbox; /* a FIFO: [head, n) are queued */
-    size_t head, n, outbox_cap;
+    s_msg_t *outbox; /* a FIFO: [head, n) are queued, [head, sealed) since a seal */
+    size_t head, n, sealed, outbox_cap;
     size_t outbox_bytes; /* of [head, n) */
     s_stage_t *stages;
     size_t nstages, stages_cap;
@@ -145,8 +146,9 @@ struct gossip_engine {
     uint64_t known_seed;           /* the key of the peer tables' hash */
     gossip_ctx_pool_t *known_pool; /* the contexts of the peer tables, equal ones shared */
     gossip_storage_t storage;
-    s_pending_t *pending; /* pushes being coalesced, one per scope */
+    s_pending_t *pending; /* pushes being coalesced, one per scope and sealed state */
     size_t npending, pending_cap;
+    bool urgent;     /* a push asking for acks at once, or such an ack, waits to be sent */
     uint64_t *owing; /* ids of the peers with owed acks (s_ack_push), emptied at every tick; an
                         id may be stale (its peer forgotten since) or there more than once
                         (forgotten and learned again): the tick skips what it finds no debt for */
@@ -738,17 +740,25 @@ gossip_storage_t gossip_engine_storage(const gossip_engine_t *self)
     return self->storage;
 }
 
+static int s_flush_scope(gossip_engine_t *self, const char *scope);
+static int s_flush_pending(gossip_engine_t *self, size_t i);
+
 void gossip_engine_drop_data(gossip_engine_t *self)
 {
-    for (size_t i = 0; i < self->npending; i++) {
-        free(self->pending[i].scope);
-        crdt_scope_destroy(&self->pending[i].delta);
-        crdt_ctx_destroy(&self->pending[i].deps);
+    for (size_t i = 0; i < self->npending;) {
+        s_pending_t *p = &self->pending[i];
+        if (p->sealed) {
+            i++;
+            continue;
+        }
+        free(p->scope);
+        crdt_scope_destroy(&p->delta);
+        crdt_ctx_destroy(&p->deps);
         self->stats.data_dropped++;
+        self->pending[i] = self->pending[--self->npending];
     }
-    self->npending = 0;
-    size_t kept = self->head;
-    for (size_t i = self->head; i < self->n; i++) {
+    size_t kept = self->sealed > self->head ? self->sealed : self->head;
+    for (size_t i = kept; i < self->n; i++) {
         s_msg_t msg = self->outbox[i];
         if (msg.data) {
             self->outbox_bytes -= msg.len;
@@ -760,7 +770,10 @@ void gossip_engine_drop_data(gossip_engine_t *self)
     }
     self->n = kept;
     if (self->head == self->n)
-        self->head = self->n = 0;
+        self->head = self->n = self->sealed = 0;
+    /* the sealed operations become pushes now, while the storage state lets data be queued */
+    s_flush_scope(self, NULL);
+    self->sealed = self->n;
 }
 
 bool gossip_engine_has_data(const gossip_engine_t *self)
@@ -779,22 +792,70 @@ void gossip_engine_unsent(gossip_engine_t *self, uint64_t peer)
         self->asking_until_ms = 0; /* the ask may not have left: nothing to blame it for */
 }
 
-static int s_flush_scope(gossip_engine_t *self, const char *scope);
 
 bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, size_t *len)
 {
     if (self->npending)
         s_flush_scope(self, NULL); /* the local operations since the last call, coalesced */
-    if (self->head == self->n)
+    if (self->head == self->n) {
+        self->urgent = false;
         return false;
+    }
     s_msg_t *msg = &self->outbox[self->head++];
     *peer = msg->peer;
     *buf = msg->buf;
     *len = msg->len;
     self->outbox_bytes -= msg->len;
     if (self->head == self->n)
-        self->head = self->n = 0;
+        self->head = self->n = self->sealed = 0;
     return true;
+}
+
+void gossip_engine_seal(gossip_engine_t *self)
+{
+    self->sealed = self->n;
+    for (size_t i = 0; i < self->npending;) {
+        s_pending_t *open = &self->pending[i];
+        if (open->sealed) {
+            i++;
+            continue;
+        }
+        s_pending_t *kept = NULL;
+        for (size_t k = 0; k < self->npending && !kept; k++)
+            if (self->pending[k].sealed && strcmp(self->pending[k].scope, open->scope) == 0)
+                kept = &self->pending[k];
+        /* one push stays within the budget (gossip_engine_local): a full one goes as it is */
+        if (kept &&
+            kept->bytes + open->bytes + CHUNK_OVERHEAD > self->config.max_message_bytes / 2) {
+            size_t at = (size_t)(kept - self->pending);
+            s_flush_pending(self, at); /* an error loses the push: anti-entropy brings it */
+            i = 0;                     /* the flush moved the last entry into `at` */
+            continue;
+        }
+        if (kept && crdt_scope_join(kept->delta, open->delta) == 0) {
+            kept->bytes += open->bytes;
+            kept->await_ack |= open->await_ack;
+            self->stats.pushes_coalesced++;
+            free(open->scope);
+            crdt_scope_destroy(&open->delta);
+            crdt_ctx_destroy(&open->deps);
+            self->pending[i] = self->pending[--self->npending];
+            continue;
+        }
+        if (kept) { /* out of memory joining: the sealed one goes first, then this one */
+            size_t at = (size_t)(kept - self->pending);
+            s_flush_pending(self, at);
+            i = 0;
+            continue;
+        }
+        open->sealed = true;
+        i++;
+    }
+}
+
+bool gossip_engine_urgent(const gossip_engine_t *self)
+{
+    return self->urgent;
 }
 
 static void s_awaited_end(gossip_engine_t *self);
@@ -949,16 +1010,20 @@ static int s_flush_pending(gossip_engine_t *self, size_t i)
     return rc;
 }
 
-/*  Pushes what is pending for scope (NULL: for every scope). */
+/*  Pushes what is pending for scope (NULL: for every scope), the sealed operations of a scope
+ *  before the later ones, which depend on them. */
 static int s_flush_scope(gossip_engine_t *self, const char *scope)
 {
     int rc = 0;
-    for (size_t i = 0; i < self->npending;) {
-        if (!scope || strcmp(self->pending[i].scope, scope) == 0) {
-            int r = s_flush_pending(self, i);
-            rc = rc ? rc : r;
-        } else {
-            i++;
+    for (int sealed = 1; sealed >= 0; sealed--) {
+        for (size_t i = 0; i < self->npending;) {
+            s_pending_t *p = &self->pending[i];
+            if (p->sealed == sealed && (!scope || strcmp(p->scope, scope) == 0)) {
+                int r = s_flush_pending(self, i);
+                rc = rc ? rc : r;
+            } else {
+                i++;
+            }
         }
     }
     return rc;
@@ -992,13 +1057,15 @@ int gossip_engine_local(gossip_engine_t *self, const char *scope, const crdt_sco
     crdt_scope_foreach_entry(delta, s_add_entry_bytes, &len);
     crdt_scope_foreach_note(delta, s_add_note_bytes, &len);
     int rc = 0;
+    self->urgent |= await_ack;
     s_pending_t *p = NULL;
     for (size_t i = 0; i < self->npending && !p; i++)
-        if (strcmp(self->pending[i].scope, scope) == 0)
+        if (!self->pending[i].sealed && strcmp(self->pending[i].scope, scope) == 0)
             p = &self->pending[i];
-    /* one push stays within the budget: past half of it, the batch goes out as it is */
+    /* one push stays within the budget: past half of it, the batch goes out as it is (after
+     * the scope's sealed one, on which it depends) */
     if (p && p->bytes + len + CHUNK_OVERHEAD > self->config.max_message_bytes / 2) {
-        rc = s_flush_pending(self, (size_t)(p - self->pending));
+        rc = s_flush_scope(self, scope);
         p = NULL;
         if (rc)
             return rc;
@@ -1157,6 +1224,7 @@ static int s_ack_push(gossip_engine_t *self, uint64_t peer, const char *scope, b
     if (!slot || !slot->scope || !later) {
         if (slot && slot->scope)
             slot->ack_owed = false;
+        self->urgent = true;
         return s_send_ack(self, peer, scope);
     }
     if (!slot->ack_listed) {

@@ -176,6 +176,13 @@
 #ifndef ENGRAM_DEFAULT_MAX_GOSSIP_BYTES
 #define ENGRAM_DEFAULT_MAX_GOSSIP_BYTES (1024 * 1024)
 #endif
+/*  How long a node busy with writes may hold its gossip back, so that one push carries several
+ *  turns' writes (node/cluster/cluster.h, node_cluster_hold); 0: every turn sends. At most 50
+ *  (--gossip-hold-ms): SWIM's pings and acks wait with the rest, and a direct ping is given
+ *  400 ms (gossip/swim.h) before others are asked to try. */
+#ifndef ENGRAM_DEFAULT_GOSSIP_HOLD_MS
+#define ENGRAM_DEFAULT_GOSSIP_HOLD_MS 2
+#endif
 /*  How long a write with replicas=N waits for N nodes to hold it by default. */
 #ifndef ENGRAM_DEFAULT_REPLICAS_TIMEOUT_MS
 #define ENGRAM_DEFAULT_REPLICAS_TIMEOUT_MS 5000

@@ -308,6 +308,8 @@ static void s_cluster_families(const node_cluster_status_t *status, json_t *fami
         S_COUNTER(compression_saved, "Gossip bytes compression kept off the wire."),
         S_COUNTER(acks_sent, "Acks of pushes sent."),
         S_COUNTER(acks_deferred, "Acks of pushes sent at the tick after them (nothing waited)."),
+        S_COUNTER(sends_held, "Turns whose gossip waited for a later turn's, this node busy "
+                              "with writes (--gossip-hold-ms)."),
 #undef S_COUNTER
     };
     for (size_t i = 0; i < sizeof counters / sizeof *counters; i++)

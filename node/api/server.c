@@ -670,9 +670,11 @@ static void s_turn(node_server_t *self)
     api__flush_outbox(self, 0);
 #endif
     int sync_rc = 0;
+    /* decided before the sync: a turn whose messages wait sends no data (cluster.h) */
+    bool hold = self->cluster && node_cluster_hold(self->cluster);
     if (self->config.durability_sync) {
         /* deltas applied from peers alone wait for the turn that sends data (server.h) */
-        if (wrote_any || (self->cluster && node_cluster_has_data(self->cluster))) {
+        if (wrote_any || (self->cluster && !hold && node_cluster_has_data(self->cluster))) {
             api__publish_remote(self); /* a replica's turn: its peers' events go first */
             sync_rc = node_store_sync(self->store);
         }
@@ -906,6 +908,9 @@ int node_server_run(node_server_t *self)
             break;
         s_turn(self);
     }
+    /* what the last turns held goes before the node stops, once durable (cluster.h) */
+    if (self->cluster && node_cluster_has_data(self->cluster))
+        node_cluster_send(self->cluster, node_store_sync(self->store) == 0);
     zpoller_destroy(&poller);
     return 0;
 }

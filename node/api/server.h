@@ -17,27 +17,28 @@
  *  the bytes, the process stops there (node_store_write_out), before anything about them
  *  leaves.
  *
- *  A replica's fsync (durability=sync): a turn in which no request wrote and that has no
- *  gossip data to send (node_cluster_has_data: it only applied what peers pushed, whose acks
- *  wait for the tick, or pulled) skips the fsync. What it applied becomes durable at the latest
- *  with the next turn in which a request writes or that sends data: the tick's acks
- *  (node/cluster/internal.h TICK_MS) for a push, the next digest or any other data message
- *  for a pull answer. It leaves the node in no ack, digest or delta before that, so a peer
- *  never counts it as held (--replicas, the stable cut) before it is durable here. Its events
- *  and reads may show it first (a power loss here would hide it again until anti-entropy
- *  brings it back): a peer sends a delta only after its own fsync, so what they show is
- *  durable on the node it came from if that node runs durability=sync. So a turn that fsyncs
- *  with nothing to send but events of changes other nodes made (no request was answered or
- *  wrote in it) sends them before the fsync, once the WAL's file holds them
- *  (api__publish_remote): a replica's subscribers do not wait for the fsync that precedes its
- *  acks. A reply in the turn keeps them for after it, in order: a reply comes before events
- *  it does not reflect (a SUBSCRIBE's before its first event), and an event's token and
- *  counter totals, read from the store, would show the turn's own unsynced writes. Writes no
- *  request made (TTL purges, collection passes) wait for the next sync too: both are done
- *  again after a crash. tests/cli/replica_sync_test.py counts a replica's fsyncs, shows that
- *  a replica whose fsync fails never counts as a holder, that its subscribers hear of a push
- *  while the fsync before its ack is held, and that a subscription answered in such a turn
- *  is answered before its first event.
+ *  A replica's fsync (durability=sync): a turn in which no request wrote and that has no gossip
+ *  data to send (node_cluster_has_data: it only applied what peers pushed, whose acks wait for
+ *  the tick, or pulled) skips the fsync, and so does a turn without writes whose messages wait
+ *  for a later turn's (node_cluster_hold: nothing leaves in it). What it applied becomes
+ *  durable at the latest with the next turn in which a request writes or that sends data: the
+ *  tick's acks (node/cluster/internal.h TICK_MS) for a push, the next digest or any other data
+ *  message for a pull answer. It leaves the node in no ack, digest or delta before that, so a
+ *  peer never counts it as held (--replicas, the stable cut) before it is durable here. Its
+ *  events and reads may show it first (a power loss here would hide it again until anti-entropy
+ *  brings it back): a peer sends a delta only after its own fsync, so what they show is durable
+ *  on the node it came from if that node runs durability=sync. So a turn that fsyncs with
+ *  nothing to send but events of changes other nodes made (no request was answered or wrote in
+ *  it) sends them before the fsync, once the WAL's file holds them (api__publish_remote): a
+ *  replica's subscribers do not wait for the fsync that precedes its acks. A reply in the turn
+ *  keeps them for after it, in order: a reply comes before events it does not reflect (a
+ *  SUBSCRIBE's before its first event), and an event's token and counter totals, read from the
+ *  store, would show the turn's own unsynced writes. Writes no request made (TTL purges,
+ *  collection passes) wait for the next sync too: both are done again after a crash.
+ *  tests/cli/replica_sync_test.py counts a replica's fsyncs, shows that a replica whose fsync
+ *  fails never counts as a holder, that its subscribers hear of a push while the fsync before
+ *  its ack is held, and that a subscription answered in such a turn is answered before its
+ *  first event.
  *
  *  Transport: the ROUTER is a CURVE server on every endpoint, ipc:// included, with the node's
  *  CURVE key (derived from its Ed25519 identity, node/trust/admission.h) and ZAP domain

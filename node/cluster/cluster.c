@@ -344,8 +344,10 @@ bool node_cluster_joined(node_cluster_t *self)
 void node_cluster_local(node_cluster_t *self, const char *sid, const crdt_scope_t *delta,
                         const crdt_ctx_t *deps, bool await_ack)
 {
-    if (sid[0] != '@')
+    if (sid[0] != '@') {
         gossip_engine_local(self->engine, sid, delta, deps, await_ack);
+        self->local_queued = true;
+    }
 }
 
 /*  Counts (unless the engine already did, in its bad_messages) and logs a refused frame. */
@@ -482,16 +484,38 @@ unsigned node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_m
     return gossip_read;
 }
 
+bool node_cluster_hold(node_cluster_t *self)
+{
+    self->hold_turn = self->local_queued && !gossip_engine_urgent(self->engine) &&
+                      gossip_engine_storage(self->engine) == GOSSIP_STORAGE_OK &&
+                      zclock_usecs() - self->sent_us < (int64_t)self->config.hold_ms * 1000;
+    return self->hold_turn;
+}
+
 void node_cluster_send(node_cluster_t *self, bool durable)
 {
+    bool hold = self->hold_turn;
+    self->hold_turn = false;
+    if (durable) {
+        gossip_engine_seal(self->engine);
+        if (hold) {
+            self->held = true;
+            self->sends_held++;
+            return;
+        }
+    }
+    if (self->local_queued) /* the hold counts from the last push of this node's writes */
+        self->sent_us = zclock_usecs();
+    self->held = self->local_queued = false;
     uint64_t peer;
     uint8_t *buf;
     size_t len;
     /* a failed store fails every sync; what its data messages announce is lost only if
-       writes were in doubt when it failed (then nothing is written since) */
-    s_update_storage(self);
-    if (!durable && gossip_engine_storage(self->engine) != GOSSIP_STORAGE_READ_ONLY)
+       writes were in doubt when it failed (then nothing is written since). What held turns
+       made durable goes (drop_data pushes it), before the storage state stops data. */
+    if (!durable && !(node_store_failure(self->store) && node_store_failure_durable(self->store)))
         gossip_engine_drop_data(self->engine);
+    s_update_storage(self);
     uint64_t now = cluster__now_ms();
     while (gossip_engine_next(self->engine, &peer, &buf, &len)) {
         /* no link, a full pipe, or nothing more may be held: pushes and digests come back
@@ -515,7 +539,14 @@ int node_cluster_timeout(node_cluster_t *self, uint64_t now_ms)
     /* a collection pass to resume (none while the store has failed: no pass runs then) */
     if (self->gc_more && !node_store_failure(self->store) && self->next_gc_ms < until)
         until = self->next_gc_ms;
-    return until <= now_ms ? 0 : (int)(until - now_ms);
+    int timeout = until <= now_ms ? 0 : (int)(until - now_ms);
+    if (self->held) { /* in whole milliseconds, rounded up: never before the hold's end */
+        int64_t left_us = self->sent_us + (int64_t)self->config.hold_ms * 1000 - zclock_usecs();
+        int held = left_us <= 0 ? 0 : (int)((left_us + 999) / 1000);
+        if (held < timeout)
+            timeout = held;
+    }
+    return timeout;
 }
 
 unsigned node_cluster_holders(node_cluster_t *self, const char *sid, uint64_t node, uint64_t n)

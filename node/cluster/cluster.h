@@ -28,7 +28,9 @@
  *
  *  Ordering with the server's group commit: the server calls node_cluster_receive during its
  *  turn (remote deltas are applied to the store unsynced, like local writes), syncs if one of
- *  the turn's requests wrote or node_cluster_has_data, then calls node_cluster_send: pushes of
+ *  the turn's requests wrote or node_cluster_has_data (unless node_cluster_hold keeps the
+ *  turn's messages for a later turn, which syncs before it sends them), then calls
+ *  node_cluster_send: pushes of
  *  local writes, acks of applied pushes, digests and pull answers leave only once what they
  *  announce is durable (under durability=async: written out to the WAL's file). What a turn
  *  applied and sent nothing about stays unsynced until such a turn.
@@ -67,6 +69,7 @@ typedef struct {
     unsigned fanout;
     uint64_t gossip_interval_ms; /* how often a digest goes out */
     size_t max_message_bytes;    /* gossip message budget (below the sockets' max size) */
+    uint64_t hold_ms;            /* how long a busy node's pushes may wait (node_cluster_hold) */
 } node_cluster_config_t;
 
 typedef struct node_cluster node_cluster_t;
@@ -93,14 +96,28 @@ void node_cluster_local(node_cluster_t *self, const char *sid, const crdt_scope_
 /*  Reads what waits on the cluster's sockets (at most max messages from each: what is left
  *  waits for the next call), runs the engine's timers. Returns the gossip messages read. */
 unsigned node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_ms);
-/*  Sends the engine's queued messages; call after the turn's sync, every turn, with whether
- *  it succeeded (durable): after a failed sync the turn's data messages are dropped, and
- *  membership messages go whatever the store does (see "Storage failures" above). */
+/*  Whether this turn's messages wait for a later turn's (the hold), decided once a turn
+ *  before its sync, for node_cluster_send: yes if this node's writes were queued since their
+ *  last push, that push was less than config.hold_ms ago, nothing queued is urgent (a write
+ *  whose reply waits for replicas, or an ack such a write's push asked for:
+ *  gossip_engine_urgent) and the store is sound. A node busy with writes so pushes to a peer
+ *  once every hold_ms instead of once a turn, one delta a scope for the writes of all its
+ *  turns since (gossip_engine_seal), and its replicas apply fewer, larger deltas (README,
+ *  "Gossip held while a node is busy"). A held write is durable and answered; its push leaves
+ *  up to hold_ms later with the turn's other messages (SWIM's among them: at hold_ms <= 50,
+ *  well within a probe's timeout). node_cluster_timeout wakes the loop when the hold ends. A
+ *  turn that holds need not sync for its peers' data: nothing leaves in it. */
+bool node_cluster_hold(node_cluster_t *self);
+/*  Sends the engine's queued messages, unless node_cluster_hold decided to hold them; call
+ *  after the turn's sync, every turn, with whether it succeeded (durable): after a failed
+ *  sync the data messages and writes queued since the last sync that succeeded are dropped
+ *  (what held turns made durable still goes), and membership messages go whatever the store
+ *  does (see "Storage failures" above). */
 void node_cluster_send(node_cluster_t *self, bool durable);
 /*  Whether node_cluster_send would send data (pushes, acks, digests, pull answers): what
  *  announces the node's writes, so they must be durable first. Membership messages need not. */
 bool node_cluster_has_data(const node_cluster_t *self);
-/*  Milliseconds until the cluster needs the loop again. */
+/*  Milliseconds until the cluster needs the loop again (a held send's time included). */
 int node_cluster_timeout(node_cluster_t *self, uint64_t now_ms);
 
 /*  How many members other than this node are known to hold dot (node, n) of sid. */
@@ -151,6 +168,7 @@ typedef struct {
     uint64_t compression_saved; /* bytes their compression kept off the wire */
     uint64_t acks_sent;         /* acks of pushes sent */
     uint64_t acks_deferred;     /* of them, those sent at a tick for the pushes since */
+    uint64_t sends_held;        /* turns whose messages waited for a later one (hold_ms) */
     uint64_t bad_messages;      /* the engine's and the transport's */
     unsigned local_health;      /* Lifeguard score 0..8 */
     char storage[96];           /* "ok", "read-only" or "failed: ERROR" */

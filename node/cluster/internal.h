@@ -119,6 +119,14 @@ struct node_cluster {
     uint64_t next_tick_ms;
     uint64_t links_made; /* names the links' monitor endpoints */
     uint64_t next_gc_ms;
+    /* the hold (node_cluster_hold): when this node's writes were last pushed (zclock_usecs),
+     * whether writes were queued since, the turn's decision, whether messages wait, how many
+     * turns held theirs */
+    int64_t sent_us;
+    bool local_queued;
+    bool hold_turn;
+    bool held;
+    uint64_t sends_held;
     uint64_t collected;      /* op records dropped below stable cuts */
     uint64_t gc_visits_left; /* of this pass's GC_VISITS_PER_PASS */
     bool gc_more;            /* the last pass left records to visit */

@@ -138,6 +138,7 @@ int node_cluster_status(node_cluster_t *self, uint64_t lag_bytes_budget,
     status->compression_saved = stats->compression_saved;
     status->acks_sent = stats->acks_sent;
     status->acks_deferred = stats->acks_deferred;
+    status->sends_held = self->sends_held;
     status->bytes_sent = stats->bytes_sent;
     status->bytes_received = stats->bytes_received;
     status->bad_messages = stats->bad_messages + self->bad_frames;

@@ -34,6 +34,7 @@ typedef struct {
     size_t offset;    /* of the setting in node_config_t */
     uint64_t max;     /* numeric settings: the largest value accepted */
     uint64_t number;  /* numeric settings: the default */
+    bool off;         /* numeric settings: 0 is accepted too (it turns the setting off) */
     const char *text; /* other settings: the default, or NULL for none */
     const char *help; /* one line; says what a setting without a default does when unset */
 } s_setting_t;
@@ -110,6 +111,10 @@ static const s_setting_t s_settings[] = {
      .offset = FIELD(max_gossip_bytes), .max = 256 * 1024 * 1024,
      .number = ENGRAM_DEFAULT_MAX_GOSSIP_BYTES,
      .help = "byte budget of one gossip message"},
+    {.flag = "--gossip-hold-ms", .value = "N", .kind = S_U64, .offset = FIELD(gossip_hold_ms),
+     .max = 50, .number = ENGRAM_DEFAULT_GOSSIP_HOLD_MS, .off = true,
+     .help = "how long a node busy with writes may hold them back to push several at once "
+             "(0: never)"},
 };
 /* clang-format on */
 #define NSETTINGS (sizeof s_settings / sizeof s_settings[0])
@@ -178,8 +183,8 @@ static int s_set(node_config_t *self, const s_setting_t *s, const char *name, co
     char *end;
     errno = 0;
     unsigned long long v = strtoull(text, &end, 10);
-    if (errno || end == text || *end || text[0] == '-' || v == 0 || v > s->max) {
-        snprintf(why, why_len, "%s must be a number from 1 to %llu, not '%s'", name,
+    if (errno || end == text || *end || text[0] == '-' || (v == 0 && !s->off) || v > s->max) {
+        snprintf(why, why_len, "%s must be a number from %d to %llu, not '%s'", name, !s->off,
                  (unsigned long long)s->max, text);
         return ENGRAM_EINVAL;
     }

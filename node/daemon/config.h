@@ -35,12 +35,13 @@ typedef struct {
     unsigned fanout;
     uint64_t gossip_interval_ms;
     size_t max_gossip_bytes;
-    char *metrics; /* owned: the HTTP listener's HOST:PORT; NULL: none */
-    bool identity; /* --identity: print the node's id and keys, then exit */
-    bool reindex;  /* --reindex: rebuild the search index before serving */
+    uint64_t gossip_hold_ms;
+    char *metrics;     /* owned: the HTTP listener's HOST:PORT; NULL: none */
+    bool identity;     /* --identity: print the node's id and keys, then exit */
+    bool reindex;      /* --reindex: rebuild the search index before serving */
     char *restore_dir; /* owned; --restore: the snapshot the data directory is filled from */
-    bool help;     /* --help: print node_config_help, then exit; nothing else is parsed */
-    bool version;  /* --version: print the version, then exit; nothing else is parsed */
+    bool help;         /* --help: print node_config_help, then exit; nothing else is parsed */
+    bool version;      /* --version: print the version, then exit; nothing else is parsed */
 } node_config_t;
 
 /*  Parses argv (argv[0] is the program). 0, or ENGRAM_EINVAL with a one-line reason written

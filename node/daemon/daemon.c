@@ -132,7 +132,8 @@ int node_daemon_run(const node_config_t *config)
                                                 .join = config->join,
                                                 .fanout = config->fanout,
                                                 .gossip_interval_ms = config->gossip_interval_ms,
-                                                .max_message_bytes = config->max_gossip_bytes};
+                                                .max_message_bytes = config->max_gossip_bytes,
+                                                .hold_ms = config->gossip_hold_ms};
         rc = node_cluster_new(&cluster_config, store, &cluster, why, sizeof why);
         if (rc)
             goto out_destroy_server;

@@ -123,6 +123,20 @@ class ClusterTest(unittest.TestCase):
         admin)."""
         return self.admin.run(*args, socket=self.api(i), agent="tester", user="alice")
 
+    def dealer(self, i):
+        """A ZeroMQ DEALER connected to node i's API with agent tester's CURVE keys, as
+        libengram's, for requests sent without waiting for their answers (the Python tests
+        only: it needs pyzmq and the engram package); the caller closes it."""
+        import zmq
+        from engram.keys import KeySource
+        public, secret, server = KeySource.find(self.api(i), "tester",
+                                                os.path.join(self.dir, "home"), None).load()
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = server, public, secret
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.api(i))
+        return sock
+
     def stop(self, i):
         stop(self.dir, i)
 

@@ -1,17 +1,17 @@
 #!/usr/bin/env python3
 """A replica behind its peers, and the scheduling of engramd's threads (issue 13).
 
-A turn of engramd's loop reads at most max_batch gossip messages, as it reads at most
-max_batch requests (node/api/server.h): a replica with a backlog of pushes applies it over
-several turns, each of which sends the events and replies of what it applied, instead of
-applying all of it before sending any. In a 3-node deploy/local-cluster.sh cluster whose
-nodes run --max-batch MAX_BATCH, node 2 is stopped (SIGSTOP) while node 1 imports WRITES
+A turn of engramd's loop reads at most max_batch gossip messages, as it reads at most max_batch
+requests (node/api/server.h): a replica with a backlog of pushes applies it over several turns,
+each of which sends the events and replies of what it applied, instead of applying all of it
+before sending any. In a 3-node deploy/local-cluster.sh cluster whose nodes run --max-batch
+MAX_BATCH (and --gossip-hold-ms 0), node 2 is stopped (SIGSTOP) while node 1 imports WRITES
 objects, one put after another, each pushed on its own (to a SUSPECT member too, so a stop
 shorter than SWIM's way to DEAD keeps them coming); node 2 then goes on with a backlog of
 pushes waiting on its gossip socket. Once it holds every import, its
-engram_gossip_messages_per_turn histogram (its /metrics) shows at least WRITES / (2
-MAX_BATCH) more turns that read MAX_BATCH / 2 + 1 to MAX_BATCH messages, the backlog's, and
-none that read more.
+engram_gossip_messages_per_turn histogram (its /metrics) shows at least WRITES / (2 MAX_BATCH)
+more turns that read MAX_BATCH / 2 + 1 to MAX_BATCH messages, the backlog's, and none that read
+more.
 
 ZeroMQ's I/O threads of every node run SCHED_BATCH (node/daemon/engramd.c: a reply or delta
 the loop hands them does not preempt the loop) when engramd starts under SCHED_OTHER, the loop
@@ -59,7 +59,7 @@ def thread_policies(pid):
 
 class ReplicaBacklogTest(local_cluster.ClusterTest):
     SCRIPT, ENGRAM, SCOPE, PREFIX = LOCAL_CLUSTER, ENGRAM, "run:backlog", "engram-backlog-"
-    FLAGS = f"--max-batch {MAX_BATCH}"
+    FLAGS = f"--max-batch {MAX_BATCH} --gossip-hold-ms 0"  # a push a write
 
     def histogram(self, i):
         """Node i's HISTOGRAM buckets from its /metrics: {le: cumulative count}, le "+Inf"

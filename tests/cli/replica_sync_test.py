@@ -4,15 +4,15 @@ once a push, but before the data messages that tell its peers what it holds: at 
 at its next tick's acks (node/api/server.h, "A replica's fsync").
 
 In a 3-node deploy/local-cluster.sh cluster (durability=sync, the default; a tick every
-TICK_MS, a digest every GOSSIP_MS), node 1 imports WRITES objects one put after another, each
-pushed on its own, then its agent writes PRIVATE puts to its private scope, which no push
-carries. Once nodes 2 and 3 hold every import and node 1 knows it (their acks or digests),
-each replica's WAL fsyncs (engram_wal_syncs_total, from its /metrics) number at least one and
-no more than its ticks, its own digests and its answers to its peers' over the time taken:
-far fewer than the pushes it applied (engram_gossip_pushes_applied_total), where an fsync per
-turn that applied one made them about equal. Node 1 fsyncs before it answers every write,
-the private ones too: its syncs are at least its group commits (a commit is counted even when
-its fsync is skipped).
+TICK_MS, a digest every GOSSIP_MS; --gossip-hold-ms 0), node 1 imports WRITES objects one put
+after another, each pushed on its own, then its agent writes PRIVATE puts to its private scope,
+which no push carries. Once nodes 2 and 3 hold every import and node 1 knows it (their acks or
+digests), each replica's WAL fsyncs (engram_wal_syncs_total, from its /metrics) number at least
+one and no more than its ticks, its own digests and its answers to its peers' over the time
+taken: far fewer than the pushes it applied (engram_gossip_pushes_applied_total), where an
+fsync per turn that applied one made them about equal. Node 1 fsyncs before it answers every
+write, the private ones too: its syncs are at least its group commits (a commit is counted even
+when its fsync is skipped).
 
 What that counts cannot show is the order: that no ack leaves a replica before its fsync.
 test_a_replica_counts_only_once_synced shows it end to end: node 3 runs with jepsen/slowwal.c
@@ -71,6 +71,7 @@ def connected(pid):
 
 class ReplicaSyncTest(local_cluster.ClusterTest):
     SCRIPT, ENGRAM, SCOPE, PREFIX = LOCAL_CLUSTER, ENGRAM, "run:replicated", "engram-rsync-"
+    FLAGS = "--gossip-hold-ms 0"  # a push a write (tests/python/gossip_hold_test.py: held)
 
     def counters(self, i):
         """Node i's unlabelled samples from its /metrics."""

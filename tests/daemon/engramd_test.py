@@ -221,6 +221,14 @@ class DaemonTest(unittest.TestCase):
         cfg = self.config(f'engram\n    data = "{data}"\n    durability = "maybe"\n')
         self.assertIn(f"config {cfg}: engram/durability must be sync or async, not 'maybe'",
                       self.refused(2, "--config", cfg))
+        # a number out of its range; 0 only where it turns the setting off
+        self.assertIn("--max-batch must be a number from 1 to 65536, not '0'",
+                      self.refused(2, "--data", data, "--max-batch", "0"))
+        self.assertIn("--gossip-hold-ms must be a number from 0 to 50, not '51'",
+                      self.refused(2, "--data", data, "--gossip-hold-ms", "51"))
+        self.assertEqual(engramd("--data", data, "--gossip-hold-ms", "0", "--identity")
+                         .returncode, 0)
+        shutil.rmtree(data)
         cfg = self.config(f'engram\n  data = "{data}"\n')  # zconfig indents by 4
         err = self.refused(2, "--config", cfg)
         self.assertIn(f"config {cfg}: not in zconfig format", err)

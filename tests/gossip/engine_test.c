@@ -442,6 +442,77 @@ static void test_remote_apply_seals_the_batch(void **state)
     s_pair_fini(nodes);
 }
 
+/*  Operations sealed at each sync and sent once every few syncs (node_cluster_hold) go out as
+ *  one push a scope: the later ones join the sealed ones. */
+static void test_sealed_operations_join_into_one_push(void **state)
+{
+    (void)state;
+    node_t nodes[2];
+    s_pair(nodes, 65536);
+    const char *keys[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        s_write_awaiting(&nodes[0], "run:a", keys[i], "v", false);
+        gossip_engine_seal(nodes[0].engine);
+    }
+    s_run(nodes, 2, NULL);
+    const gossip_stats_t *origin = gossip_engine_stats(nodes[0].engine);
+    assert_int_equal(origin->pushes_sent, 1);
+    assert_int_equal(origin->pushes_coalesced, 2);
+    assert_int_equal(gossip_engine_stats(nodes[1].engine)->pushes_applied, 1);
+    assert_true(s_same(&nodes[0], &nodes[1]));
+    s_pair_fini(nodes);
+}
+
+/*  After a failed sync, drop_data drops what was given since the last seal and keeps (and
+ *  pushes) what a seal made durable, so a write held for a later push is not lost with the
+ *  turn that failed. */
+static void test_drop_keeps_what_was_sealed(void **state)
+{
+    (void)state;
+    node_t nodes[2];
+    s_pair(nodes, 65536);
+    s_write_awaiting(&nodes[0], "run:a", "durable", "v", false); /* dot (11, 1) */
+    gossip_engine_seal(nodes[0].engine);
+    s_write_awaiting(&nodes[0], "run:a", "in doubt", "v", false); /* dot (11, 2) */
+    gossip_engine_drop_data(nodes[0].engine);
+    assert_int_equal(gossip_engine_stats(nodes[0].engine)->data_dropped, 1);
+    s_run(nodes, 2, NULL);
+    assert_int_equal(gossip_engine_stats(nodes[1].engine)->pushes_applied, 1);
+    const crdt_ctx_t *held =
+        crdt_scope_ctx(nodes[1].store.scopes[s_index(&nodes[1].store, "run:a", false)]);
+    assert_true(crdt_ctx_contains(held, (crdt_dot_t){.node = 11, .n = 1}));
+    assert_false(crdt_ctx_contains(held, (crdt_dot_t){.node = 11, .n = 2}));
+    s_node_fini(&nodes[0]);
+    s_node_fini(&nodes[1]);
+}
+
+/*  What should not wait: a push whose writer waits for replicas, and the ack it asks for, each
+ *  until its node's outbox is sent. */
+static void test_awaited_pushes_and_their_acks_are_urgent(void **state)
+{
+    (void)state;
+    node_t nodes[2];
+    s_pair(nodes, 65536);
+    s_write_awaiting(&nodes[0], "run:a", "k", "v", false);
+    assert_false(gossip_engine_urgent(nodes[0].engine));
+    s_run(nodes, 2, NULL);
+    s_write_awaiting(&nodes[0], "run:a", "j", "v", true);
+    assert_true(gossip_engine_urgent(nodes[0].engine));
+    uint64_t to;
+    uint8_t *buf;
+    size_t len;
+    assert_true(gossip_engine_next(nodes[0].engine, &to, &buf, &len));
+    assert_false(gossip_engine_urgent(nodes[1].engine));
+    assert_int_equal(gossip_engine_receive(nodes[1].engine, 11, buf, len, 1000), 0);
+    free(buf);
+    assert_true(gossip_engine_urgent(nodes[1].engine)); /* the ack asked for */
+    assert_false(gossip_engine_next(nodes[0].engine, &to, &buf, &len));
+    assert_false(gossip_engine_urgent(nodes[0].engine));
+    s_run(nodes, 2, NULL);
+    assert_false(gossip_engine_urgent(nodes[1].engine));
+    s_pair_fini(nodes);
+}
+
 /*  A node that knows nothing pulls every scope, in chunks of a small budget, with parts
  *  delivered twice and in reverse order. */
 static void test_new_node_pulls_everything_in_chunks(void **state)
@@ -1579,6 +1650,9 @@ int main(void)
         cmocka_unit_test(test_push_reaches_a_suspect_member),
         cmocka_unit_test(test_refused_answer_is_not_asked_again_at_once),
         cmocka_unit_test(test_remote_apply_seals_the_batch),
+        cmocka_unit_test(test_sealed_operations_join_into_one_push),
+        cmocka_unit_test(test_drop_keeps_what_was_sealed),
+        cmocka_unit_test(test_awaited_pushes_and_their_acks_are_urgent),
         cmocka_unit_test(test_new_node_pulls_everything_in_chunks),
         cmocka_unit_test(test_bad_input_changes_nothing),
         cmocka_unit_test(test_peer_knowledge_and_stable_cut),

@@ -18,11 +18,8 @@ import sys
 import time
 import unittest
 
-import zmq
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
 import local_cluster  # noqa: E402 (tests/cli's, found through the line above)
-from engram.keys import KeySource  # noqa: E402
 from engram_proto import api_pb2  # noqa: E402
 
 ENGRAMD, ENGRAM, LOCAL_CLUSTER = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -39,12 +36,7 @@ class ReplicaWaitsTest(local_cluster.ClusterTest):
     def test_writes_waiting_for_replicas_are_bounded(self):
         self.stop(2)
         self.stop(3)
-        public, secret, server = KeySource.find(self.api(1), "tester",
-                                                os.path.join(self.dir, "home"), None).load()
-        sock = zmq.Context.instance().socket(zmq.DEALER)
-        sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = server, public, secret
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(self.api(1))
+        sock = self.dealer(1)
         try:
             total = MAX_REPLICA_WAITS + MORE
             for i in range(total):
