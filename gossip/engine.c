@@ -95,7 +95,8 @@ typedef struct {
     uint64_t peer;
     uint8_t *buf; /* owned */
     size_t len;
-    bool data; /* push, ack, digest or chunk (else membership) */
+    bool data;    /* push, ack, digest or chunk (else membership) */
+    bool durable; /* what it announces was durable when queued (gossip_engine_seal) */
 } s_msg_t;
 
 /*  One received part of a staged transfer. */
@@ -137,8 +138,8 @@ struct gossip_engine {
     gossip_swim_t *swim; /* the membership */
     s_peer_t *peers;     /* the peer table, sorted by id */
     size_t npeers, peers_cap;
-    s_msg_t *outbox; /* a FIFO: [head, n) are queued, [head, sealed) since a seal */
-    size_t head, n, sealed, outbox_cap;
+    s_msg_t *outbox; /* a FIFO: [head, n) are queued */
+    size_t head, n, outbox_cap;
     size_t outbox_bytes; /* of [head, n) */
     s_stage_t *stages;
     size_t nstages, stages_cap;
@@ -148,10 +149,11 @@ struct gossip_engine {
     gossip_storage_t storage;
     s_pending_t *pending; /* pushes being coalesced, one per scope and sealed state */
     size_t npending, pending_cap;
-    bool urgent;     /* a push asking for acks at once, or such an ack, waits to be sent */
-    uint64_t *owing; /* ids of the peers with owed acks (s_ack_push), emptied at every tick; an
-                        id may be stale (its peer forgotten since) or there more than once
-                        (forgotten and learned again): the tick skips what it finds no debt for */
+    bool urgent;          /* a push asking for acks at once, or an ack sent at once, waits */
+    bool queuing_durable; /* the pushes being queued are of sealed operations */
+    uint64_t *owing;      /* ids of the peers with owed acks (s_ack_push), emptied at every tick; an
+                             id may be stale (its peer forgotten since) or there more than once
+                             (forgotten and learned again): the tick skips what it finds no debt for */
     size_t nowing, owing_cap;
     uint64_t rng;
     uint64_t next_transfer; /* 0 until the first event with a clock: see s_clock */
@@ -308,7 +310,7 @@ static int s_send_outgoing(gossip_engine_t *self, uint64_t peer, s_outgoing_t *w
     w->msg->schema_major = ENGRAM_SCHEMA_MAJOR;
     w->msg->schema_minor = ENGRAM_SCHEMA_MINOR;
     bool data = s_is_data(w->msg);
-    if (data && self->storage == GOSSIP_STORAGE_FAILED) {
+    if (data && self->storage == GOSSIP_STORAGE_FAILED && !self->queuing_durable) {
         self->stats.data_dropped++;
         return 0;
     }
@@ -343,7 +345,7 @@ static int s_send_outgoing(gossip_engine_t *self, uint64_t peer, s_outgoing_t *w
     memcpy(buf, bytes, len);
     self->stats.compressed_sent += zip;
     self->stats.compression_saved += w->packed_len - len;
-    self->outbox[self->n++] = (s_msg_t){peer, buf, len, data};
+    self->outbox[self->n++] = (s_msg_t){peer, buf, len, data, self->queuing_durable};
     self->outbox_bytes += len;
     self->stats.bytes_sent += len;
     return 0;
@@ -757,10 +759,10 @@ void gossip_engine_drop_data(gossip_engine_t *self)
         self->stats.data_dropped++;
         self->pending[i] = self->pending[--self->npending];
     }
-    size_t kept = self->sealed > self->head ? self->sealed : self->head;
-    for (size_t i = kept; i < self->n; i++) {
+    size_t kept = self->head;
+    for (size_t i = self->head; i < self->n; i++) {
         s_msg_t msg = self->outbox[i];
-        if (msg.data) {
+        if (msg.data && !msg.durable) {
             self->outbox_bytes -= msg.len;
             free(msg.buf);
             self->stats.data_dropped++;
@@ -770,10 +772,8 @@ void gossip_engine_drop_data(gossip_engine_t *self)
     }
     self->n = kept;
     if (self->head == self->n)
-        self->head = self->n = self->sealed = 0;
-    /* the sealed operations become pushes now, while the storage state lets data be queued */
-    s_flush_scope(self, NULL);
-    self->sealed = self->n;
+        self->head = self->n = 0;
+    s_flush_scope(self, NULL); /* the sealed operations: durable pushes, whatever the storage */
 }
 
 bool gossip_engine_has_data(const gossip_engine_t *self)
@@ -792,7 +792,6 @@ void gossip_engine_unsent(gossip_engine_t *self, uint64_t peer)
         self->asking_until_ms = 0; /* the ask may not have left: nothing to blame it for */
 }
 
-
 bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, size_t *len)
 {
     if (self->npending)
@@ -807,13 +806,14 @@ bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, si
     *len = msg->len;
     self->outbox_bytes -= msg->len;
     if (self->head == self->n)
-        self->head = self->n = self->sealed = 0;
+        self->head = self->n = 0;
     return true;
 }
 
 void gossip_engine_seal(gossip_engine_t *self)
 {
-    self->sealed = self->n;
+    for (size_t i = self->head; i < self->n; i++)
+        self->outbox[i].durable = true;
     for (size_t i = 0; i < self->npending;) {
         s_pending_t *open = &self->pending[i];
         if (open->sealed) {
@@ -1002,7 +1002,9 @@ static int s_push(gossip_engine_t *self, const char *scope, const crdt_scope_t *
 static int s_flush_pending(gossip_engine_t *self, size_t i)
 {
     s_pending_t *p = &self->pending[i];
+    self->queuing_durable = p->sealed;
     int rc = s_left(self) ? 0 : s_push(self, p->scope, p->delta, p->deps, p->await_ack);
+    self->queuing_durable = false;
     free(p->scope);
     crdt_scope_destroy(&p->delta);
     crdt_ctx_destroy(&p->deps);

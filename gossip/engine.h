@@ -23,9 +23,10 @@
  *  send what it lacks, in vain) reports its context of every scope as acks, so that peers
  *  know what it holds and their stable cuts move up to it. If what it holds may not be
  *  durable (GOSSIP_STORAGE_FAILED: writes since the last sync are in doubt) no data message
- *  leaves at all. gossip_engine_drop_data drops the queued data messages of a turn whose sync
- *  failed (what they announce is not durable), and keeps what an earlier turn's sync made
- *  durable (gossip_engine_seal) but its caller has not sent yet.
+ *  leaves but what was sealed before (gossip_engine_seal: durable when queued).
+ *  gossip_engine_drop_data drops the queued data messages of a turn whose sync failed (what
+ *  they announce is not durable), and keeps what an earlier sync sealed but its caller has not
+ *  sent yet.
  *
  *  Push: a local operation's delta (its history step included, as the op's note) goes at once
  *  to `fanout` random ALIVE members, then SUSPECT ones for the slots left (a suspect is most
@@ -364,17 +365,19 @@ void gossip_engine_set_storage(gossip_engine_t *self, gossip_storage_t storage);
 gossip_storage_t gossip_engine_storage(const gossip_engine_t *self);
 /*  Drops the data messages (pushes, acks, digests, chunks) queued and the local operations
  *  given since the last gossip_engine_seal, counted in data_dropped; membership messages and
- *  what was sealed stay. For a turn whose sync failed: what those announce is not durable. */
+ *  what was sealed stay, the sealed operations queued as pushes now (which go whatever the
+ *  storage state). For a turn whose sync failed: what those announce is not durable. */
 void gossip_engine_drop_data(gossip_engine_t *self);
 /*  Marks everything queued so far, messages and local operations not yet pushed, as durable:
- *  call after a sync that succeeded, when the messages are not all sent at once. Operations
+ *  call after a sync that succeeded (one that covered every delta applied and every message
+ *  queued), when the messages are not all sent at once. Operations
  *  given later join the sealed ones of their scope at the next seal, so a caller that seals
  *  at every sync and sends once every few syncs pushes one delta a scope and peer for them
  *  all (node/cluster/cluster.h, node_cluster_hold). */
 void gossip_engine_seal(gossip_engine_t *self);
 /*  Whether something queued should leave without waiting: a local operation whose caller
- *  waits for replicas (await_ack) or an ack such an operation's push asked for. Until the
- *  next gossip_engine_next finds nothing more to send. */
+ *  waits for replicas (await_ack) or an ack sent at once (one such an operation's push asked
+ *  for, or one that could not be deferred). Until gossip_engine_next finds nothing more. */
 bool gossip_engine_urgent(const gossip_engine_t *self);
 /*  Whether a data message is queued, or a local operation waits to be pushed: what the next
  *  gossip_engine_next calls would send that needs the node's writes durable first. */

@@ -672,11 +672,13 @@ static void s_turn(node_server_t *self)
     int sync_rc = 0;
     /* decided before the sync: a turn whose messages wait sends no data (cluster.h) */
     bool hold = self->cluster && node_cluster_hold(self->cluster);
+    bool synced = !self->config.durability_sync; /* under async: once written out, below */
     if (self->config.durability_sync) {
         /* deltas applied from peers alone wait for the turn that sends data (server.h) */
         if (wrote_any || (self->cluster && !hold && node_cluster_has_data(self->cluster))) {
             api__publish_remote(self); /* a replica's turn: its peers' events go first */
             sync_rc = node_store_sync(self->store);
+            synced = true;
         }
         if (wrote && sync_rc == 0) {
             self->stats.commits++;
@@ -692,7 +694,8 @@ static void s_turn(node_server_t *self)
     api__flush_peers(self);
     api__flush_outbox(self, sync_rc);
     if (self->cluster) {
-        node_cluster_send(self->cluster, sync_rc == 0); /* data only once it is durable */
+        /* data only once it is durable */
+        node_cluster_send(self->cluster, sync_rc == 0, synced && sync_rc == 0);
         api__check_replicating(self);
     }
     api__observe_tick(self, now);
@@ -908,9 +911,11 @@ int node_server_run(node_server_t *self)
             break;
         s_turn(self);
     }
-    /* what the last turns held goes before the node stops, once durable (cluster.h) */
-    if (self->cluster && node_cluster_has_data(self->cluster))
-        node_cluster_send(self->cluster, node_store_sync(self->store) == 0);
+    /* what the last turns held is queued before the node stops, once durable (cluster.h) */
+    if (self->cluster && node_cluster_has_data(self->cluster)) {
+        bool durable = node_store_sync(self->store) == 0;
+        node_cluster_send(self->cluster, durable, durable);
+    }
     zpoller_destroy(&poller);
     return 0;
 }

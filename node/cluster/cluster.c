@@ -492,12 +492,13 @@ bool node_cluster_hold(node_cluster_t *self)
     return self->hold_turn;
 }
 
-void node_cluster_send(node_cluster_t *self, bool durable)
+void node_cluster_send(node_cluster_t *self, bool durable, bool synced)
 {
     bool hold = self->hold_turn;
     self->hold_turn = false;
     if (durable) {
-        gossip_engine_seal(self->engine);
+        if (synced)
+            gossip_engine_seal(self->engine);
         if (hold) {
             self->held = true;
             self->sends_held++;
@@ -511,8 +512,8 @@ void node_cluster_send(node_cluster_t *self, bool durable)
     uint8_t *buf;
     size_t len;
     /* a failed store fails every sync; what its data messages announce is lost only if
-       writes were in doubt when it failed (then nothing is written since). What held turns
-       made durable goes (drop_data pushes it), before the storage state stops data. */
+       writes were in doubt when it failed (then nothing is written since). What the syncs
+       of held turns sealed still goes: drop_data keeps it and pushes it. */
     if (!durable && !(node_store_failure(self->store) && node_store_failure_durable(self->store)))
         gossip_engine_drop_data(self->engine);
     s_update_storage(self);

@@ -109,13 +109,16 @@ unsigned node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_m
  *  turn that holds need not sync for its peers' data: nothing leaves in it. */
 bool node_cluster_hold(node_cluster_t *self);
 /*  Sends the engine's queued messages, unless node_cluster_hold decided to hold them; call
- *  after the turn's sync, every turn, with whether it succeeded (durable): after a failed
- *  sync the data messages and writes queued since the last sync that succeeded are dropped
- *  (what held turns made durable still goes), and membership messages go whatever the store
- *  does (see "Storage failures" above). */
-void node_cluster_send(node_cluster_t *self, bool durable);
-/*  Whether node_cluster_send would send data (pushes, acks, digests, pull answers): what
- *  announces the node's writes, so they must be durable first. Membership messages need not. */
+ *  after the turn's sync, every turn, with whether it failed (durable: it did not) and whether
+ *  the turn synced (under async: wrote out) at all. A synced turn seals what is queued
+ *  (gossip_engine_seal): it is durable. After a failed sync the data messages and writes
+ *  queued since the last seal are dropped, what was sealed still goes (whatever the storage
+ *  state), and membership messages go whatever the store does (see "Storage failures"
+ *  above). */
+void node_cluster_send(node_cluster_t *self, bool durable, bool synced);
+/*  Whether data (pushes, acks, digests, pull answers) is queued: what announces the node's
+ *  writes, so they must be durable before node_cluster_send sends it (in a turn that holds,
+ *  it sends none). Membership messages need not. */
 bool node_cluster_has_data(const node_cluster_t *self);
 /*  Milliseconds until the cluster needs the loop again (a held send's time included). */
 int node_cluster_timeout(node_cluster_t *self, uint64_t now_ms);

@@ -486,6 +486,61 @@ static void test_drop_keeps_what_was_sealed(void **state)
     s_node_fini(&nodes[1]);
 }
 
+/*  The same when the sealed operations were queued as a push before the drop (a remote delta
+ *  applied to their scope flushes it), and when the storage state already says no data may
+ *  leave: what was sealed is durable, so it goes. */
+static void test_drop_keeps_sealed_pushes_whatever_the_storage(void **state)
+{
+    (void)state;
+    for (int failed = 0; failed <= 1; failed++) {
+        node_t nodes[2];
+        s_pair(nodes, 65536);
+        s_write_awaiting(&nodes[0], "run:a", "durable", "v", false); /* dot (11, 1) */
+        gossip_engine_seal(nodes[0].engine);
+        if (!failed) { /* a remote delta applied to run:a pushes the sealed batch first */
+            s_write_awaiting(&nodes[1], "run:a", "remote", "v", false);
+            uint64_t to;
+            uint8_t *buf;
+            size_t len;
+            assert_true(gossip_engine_next(nodes[1].engine, &to, &buf, &len));
+            assert_int_equal(gossip_engine_receive(nodes[0].engine, 22, buf, len, 1000), 0);
+            free(buf);
+        } else {
+            gossip_engine_set_storage(nodes[0].engine, GOSSIP_STORAGE_FAILED);
+        }
+        s_write_awaiting(&nodes[0], "run:a", "in doubt", "v", false); /* dot (11, 2) */
+        gossip_engine_drop_data(nodes[0].engine);
+        s_run(nodes, 2, NULL);
+        const crdt_ctx_t *held =
+            crdt_scope_ctx(nodes[1].store.scopes[s_index(&nodes[1].store, "run:a", false)]);
+        assert_true(crdt_ctx_contains(held, (crdt_dot_t){.node = 11, .n = 1}));
+        assert_false(crdt_ctx_contains(held, (crdt_dot_t){.node = 11, .n = 2}));
+        s_node_fini(&nodes[0]);
+        s_node_fini(&nodes[1]);
+    }
+}
+
+/*  A message queued before a seal (an ack of a push applied in a turn that synced) is durable
+ *  too: a drop keeps it. */
+static void test_drop_keeps_messages_sealed(void **state)
+{
+    (void)state;
+    node_t nodes[2];
+    s_pair(nodes, 65536);
+    s_write_awaiting(&nodes[1], "run:a", "remote", "v", true); /* acked at once */
+    uint64_t to;
+    uint8_t *buf;
+    size_t len;
+    assert_true(gossip_engine_next(nodes[1].engine, &to, &buf, &len));
+    assert_int_equal(gossip_engine_receive(nodes[0].engine, 22, buf, len, 1000), 0);
+    free(buf);
+    gossip_engine_seal(nodes[0].engine);
+    gossip_engine_drop_data(nodes[0].engine);
+    s_run(nodes, 2, NULL);
+    assert_true(s_known_to_hold(&nodes[1], &nodes[0], "run:a"));
+    s_pair_fini(nodes);
+}
+
 /*  What should not wait: a push whose writer waits for replicas, and the ack it asks for, each
  *  until its node's outbox is sent. */
 static void test_awaited_pushes_and_their_acks_are_urgent(void **state)
@@ -1652,6 +1707,8 @@ int main(void)
         cmocka_unit_test(test_remote_apply_seals_the_batch),
         cmocka_unit_test(test_sealed_operations_join_into_one_push),
         cmocka_unit_test(test_drop_keeps_what_was_sealed),
+        cmocka_unit_test(test_drop_keeps_sealed_pushes_whatever_the_storage),
+        cmocka_unit_test(test_drop_keeps_messages_sealed),
         cmocka_unit_test(test_awaited_pushes_and_their_acks_are_urgent),
         cmocka_unit_test(test_new_node_pulls_everything_in_chunks),
         cmocka_unit_test(test_bad_input_changes_nothing),
