@@ -463,54 +463,42 @@ static void test_sealed_operations_join_into_one_push(void **state)
     s_pair_fini(nodes);
 }
 
+/*  Delivers the next message node `from` (id from_id) has queued to node `to`. */
+static void s_deliver_next(node_t *from, uint64_t from_id, node_t *to)
+{
+    uint64_t peer;
+    uint8_t *buf;
+    size_t len;
+    assert_true(gossip_engine_next(from->engine, &peer, &buf, &len));
+    assert_int_equal(gossip_engine_receive(to->engine, from_id, buf, len, 1000), 0);
+    free(buf);
+}
+
 /*  After a failed sync, drop_data drops what was given since the last seal and keeps (and
  *  pushes) what a seal made durable, so a write held for a later push is not lost with the
- *  turn that failed. */
+ *  turn that failed: also when the sealed operations were queued as a push before the drop (a
+ *  remote delta applied to their scope flushes it), and when the storage state already says
+ *  no data may leave. */
 static void test_drop_keeps_what_was_sealed(void **state)
 {
     (void)state;
-    node_t nodes[2];
-    s_pair(nodes, 65536);
-    s_write_awaiting(&nodes[0], "run:a", "durable", "v", false); /* dot (11, 1) */
-    gossip_engine_seal(nodes[0].engine);
-    s_write_awaiting(&nodes[0], "run:a", "in doubt", "v", false); /* dot (11, 2) */
-    gossip_engine_drop_data(nodes[0].engine);
-    assert_int_equal(gossip_engine_stats(nodes[0].engine)->data_dropped, 1);
-    s_run(nodes, 2, NULL);
-    assert_int_equal(gossip_engine_stats(nodes[1].engine)->pushes_applied, 1);
-    const crdt_ctx_t *held =
-        crdt_scope_ctx(nodes[1].store.scopes[s_index(&nodes[1].store, "run:a", false)]);
-    assert_true(crdt_ctx_contains(held, (crdt_dot_t){.node = 11, .n = 1}));
-    assert_false(crdt_ctx_contains(held, (crdt_dot_t){.node = 11, .n = 2}));
-    s_node_fini(&nodes[0]);
-    s_node_fini(&nodes[1]);
-}
-
-/*  The same when the sealed operations were queued as a push before the drop (a remote delta
- *  applied to their scope flushes it), and when the storage state already says no data may
- *  leave: what was sealed is durable, so it goes. */
-static void test_drop_keeps_sealed_pushes_whatever_the_storage(void **state)
-{
-    (void)state;
-    for (int failed = 0; failed <= 1; failed++) {
+    enum { PLAIN, FLUSHED, FAILED, CASES };
+    for (int c = PLAIN; c < CASES; c++) {
         node_t nodes[2];
         s_pair(nodes, 65536);
         s_write_awaiting(&nodes[0], "run:a", "durable", "v", false); /* dot (11, 1) */
         gossip_engine_seal(nodes[0].engine);
-        if (!failed) { /* a remote delta applied to run:a pushes the sealed batch first */
+        if (c == FLUSHED) {
             s_write_awaiting(&nodes[1], "run:a", "remote", "v", false);
-            uint64_t to;
-            uint8_t *buf;
-            size_t len;
-            assert_true(gossip_engine_next(nodes[1].engine, &to, &buf, &len));
-            assert_int_equal(gossip_engine_receive(nodes[0].engine, 22, buf, len, 1000), 0);
-            free(buf);
-        } else {
+            s_deliver_next(&nodes[1], 22, &nodes[0]);
+        } else if (c == FAILED) {
             gossip_engine_set_storage(nodes[0].engine, GOSSIP_STORAGE_FAILED);
         }
         s_write_awaiting(&nodes[0], "run:a", "in doubt", "v", false); /* dot (11, 2) */
         gossip_engine_drop_data(nodes[0].engine);
+        assert_int_equal(gossip_engine_stats(nodes[0].engine)->data_dropped, 1);
         s_run(nodes, 2, NULL);
+        assert_int_equal(gossip_engine_stats(nodes[1].engine)->pushes_applied, 1);
         const crdt_ctx_t *held =
             crdt_scope_ctx(nodes[1].store.scopes[s_index(&nodes[1].store, "run:a", false)]);
         assert_true(crdt_ctx_contains(held, (crdt_dot_t){.node = 11, .n = 1}));
@@ -528,12 +516,7 @@ static void test_drop_keeps_messages_sealed(void **state)
     node_t nodes[2];
     s_pair(nodes, 65536);
     s_write_awaiting(&nodes[1], "run:a", "remote", "v", true); /* acked at once */
-    uint64_t to;
-    uint8_t *buf;
-    size_t len;
-    assert_true(gossip_engine_next(nodes[1].engine, &to, &buf, &len));
-    assert_int_equal(gossip_engine_receive(nodes[0].engine, 22, buf, len, 1000), 0);
-    free(buf);
+    s_deliver_next(&nodes[1], 22, &nodes[0]);
     gossip_engine_seal(nodes[0].engine);
     gossip_engine_drop_data(nodes[0].engine);
     s_run(nodes, 2, NULL);
@@ -553,14 +536,12 @@ static void test_awaited_pushes_and_their_acks_are_urgent(void **state)
     s_run(nodes, 2, NULL);
     s_write_awaiting(&nodes[0], "run:a", "j", "v", true);
     assert_true(gossip_engine_urgent(nodes[0].engine));
+    assert_false(gossip_engine_urgent(nodes[1].engine));
+    s_deliver_next(&nodes[0], 11, &nodes[1]);
+    assert_true(gossip_engine_urgent(nodes[1].engine)); /* the ack asked for */
     uint64_t to;
     uint8_t *buf;
     size_t len;
-    assert_true(gossip_engine_next(nodes[0].engine, &to, &buf, &len));
-    assert_false(gossip_engine_urgent(nodes[1].engine));
-    assert_int_equal(gossip_engine_receive(nodes[1].engine, 11, buf, len, 1000), 0);
-    free(buf);
-    assert_true(gossip_engine_urgent(nodes[1].engine)); /* the ack asked for */
     assert_false(gossip_engine_next(nodes[0].engine, &to, &buf, &len));
     assert_false(gossip_engine_urgent(nodes[0].engine));
     s_run(nodes, 2, NULL);
@@ -1707,7 +1688,6 @@ int main(void)
         cmocka_unit_test(test_remote_apply_seals_the_batch),
         cmocka_unit_test(test_sealed_operations_join_into_one_push),
         cmocka_unit_test(test_drop_keeps_what_was_sealed),
-        cmocka_unit_test(test_drop_keeps_sealed_pushes_whatever_the_storage),
         cmocka_unit_test(test_drop_keeps_messages_sealed),
         cmocka_unit_test(test_awaited_pushes_and_their_acks_are_urgent),
         cmocka_unit_test(test_new_node_pulls_everything_in_chunks),
