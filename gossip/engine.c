@@ -303,8 +303,9 @@ static void s_outgoing_fini(s_outgoing_t *w)
 
 /*  Queues w's message for peer, compressed if the peer reads that and it is shorter. 0 or
  *  ENGRAM_ENOMEM. A data message is dropped (and counted) while the store may hold what is
- *  not durable, and any message when the outbox is full: both return 0, as a message lost on
- *  the way would. The outbox gets its own copy of the bytes. */
+ *  not durable, unless it is a push of sealed operations (queuing_durable: durable), and any
+ *  message when the outbox is full: both return 0, as a message lost on the way would. The
+ *  outbox gets its own copy of the bytes. */
 static int s_send_outgoing(gossip_engine_t *self, uint64_t peer, s_outgoing_t *w)
 {
     w->msg->schema_major = ENGRAM_SCHEMA_MAJOR;

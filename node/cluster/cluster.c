@@ -436,7 +436,7 @@ static void s_update_storage(node_cluster_t *self)
                      engram_strerror(node_store_failure(self->store)));
     else if (storage == GOSSIP_STORAGE_FAILED)
         zsys_warning("engramd: the store failed (%s) with writes in doubt: this node stays a "
-                     "member but sends its peers no data",
+                     "member but sends its peers no more data",
                      engram_strerror(node_store_failure(self->store)));
 }
 

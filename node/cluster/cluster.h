@@ -40,7 +40,8 @@
  *  ALIVE and their stable cuts are bounded only by what it holds. Each turn the engine is told
  *  what the store can do (gossip_engine_set_storage): if everything the store holds is durable
  *  (node_store_failure_durable) it answers digests from it and reports what it holds; if writes
- *  are in doubt it sends no data at all. A replica holds what it applied unsynced from each
+ *  are in doubt it sends no data but what earlier syncs made durable and it had not sent yet
+ *  (held: node_cluster_hold). A replica holds what it applied unsynced from each
  *  apply until its next data message (a tick for a push), so a write error latched while it
  *  takes pushes usually leaves writes in doubt (a failed sync always does). It applies
  *  nothing, and collects no garbage.

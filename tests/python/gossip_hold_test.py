@@ -11,7 +11,8 @@ libengram's), so node 1 reads them in turns of at most max_batch, one right afte
 - at --gossip-hold-ms HOLD_MS: turns whose pushes waited (engram_gossip_sends_held_total) and
   fewer pushes than group commits times peers, every commit having written; nodes 2 and 3
   still get every put, with nothing more written and no digest for 10 minutes
-  (--gossip-interval-ms: no pull brings them), so the held pushes leave by themselves;
+  (--gossip-interval-ms: no pull brings them), so the held pushes leave without more writes
+  (at the hold's end or the next tick: 50 ms each here, which this cannot tell apart);
 - the same burst with every put waiting for 2 replicas: no turn held (such a write's push,
   and the ack it asks for, leave at once: gossip_engine_urgent);
 - at --gossip-hold-ms 0: no turn held, and a push a peer for every commit at least.
