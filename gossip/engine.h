@@ -28,9 +28,11 @@
  *  they announce is not durable), and keeps what an earlier sync sealed but its caller has not
  *  sent yet.
  *
- *  Push: a local operation's delta (its history step included, as the op's note) goes at once
- *  to `fanout` random ALIVE members, then SUSPECT ones for the slots left (a suspect is most
- *  often only slow) with its dependencies (the scope's context just before it). A receiver
+ *  Push: a local operation's delta (its history step included, as the op's note) goes with
+ *  the caller's next send (gossip_engine_next; a caller busy with writes may wait a few ms and
+ *  seal several syncs' operations into one push, gossip_engine_seal) to `fanout` random ALIVE
+ *  members, then SUSPECT ones for the slots left (a suspect is most often only slow) with its
+ *  dependencies (the scope's context just before it). A receiver
  *  applies a push only when its context covers the dependencies, so every node applies a
  *  scope's operations in causal order; otherwise it drops it and pulls from the sender. Pushes
  *  are never forwarded, so a peer never gets back what it sent. A receiver that applied a push,
