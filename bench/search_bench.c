@@ -445,7 +445,7 @@ static node_store_t *s_engram_open(const char *dir)
 {
     node_store_t *store;
     char why[256];
-    int rc = node_store_open(dir, true, &store, why, sizeof why);
+    int rc = node_store_open(dir, true, 0, &store, why, sizeof why);
     if (rc)
         BENCH_DIE("open %s: %s", dir, why);
     node_store_set_min_free(store, 0);

@@ -95,7 +95,7 @@ static int s_run(unsigned n_entries, const unsigned *ks, size_t nk)
         s_die("mkdtemp", ENGRAM_EIO);
     node_store_t *store;
     char why[256];
-    int rc = node_store_open(dir, false, &store, why, sizeof why);
+    int rc = node_store_open(dir, false, 0, &store, why, sizeof why);
     if (rc) {
         fprintf(stderr, "%s\n", why);
         s_die("open", rc);
@@ -157,7 +157,7 @@ static int s_run(unsigned n_entries, const unsigned *ks, size_t nk)
     double a = s_now_us();
     rc = node_store_garbage(store, SCOPE, &pending);
     double b = s_now_us();
-    rc = rc ? rc : node_store_gc(store, SCOPE, node_store_ctx(store, SCOPE), UINT64_MAX, &done);
+    rc = rc ? rc : node_store_gc(store, SCOPE, node_store_ctx(store, SCOPE), UINT64_MAX, 0, &done);
     double g = s_now_us();
     if (rc)
         s_die("gc", rc);

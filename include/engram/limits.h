@@ -152,6 +152,15 @@
 #ifndef ENGRAM_DEFAULT_MAX_FRAME_BYTES
 #define ENGRAM_DEFAULT_MAX_FRAME_BYTES (4 * 1024 * 1024)
 #endif
+/*  How many MiB a second RocksDB's background flushes and compactions may write
+ *  (--flush-rate-mb; 0: no limit). A memtable flushed at the disk's speed (a 64 MiB memtable
+ *  of the history family, 44 MB written in 0.2 s) held the fsyncs of the writes that went on
+ *  meanwhile 5-30 ms each; paced, the flush takes a second or two and they do not wait (README,
+ *  "Measured", "Flushes paced"). The bound also holds compactions back: a node that takes
+ *  more writes than that, for minutes, meets RocksDB's own write stalls sooner. */
+#ifndef ENGRAM_DEFAULT_FLUSH_RATE_MB
+#define ENGRAM_DEFAULT_FLUSH_RATE_MB 32
+#endif
 /*  Free space engramd keeps on its data volume: below it writes are refused with
  *  ENGRAM_ENOSPC (and resume once space is freed), so RocksDB never meets a full disk, which
  *  it does not recover from while running. */

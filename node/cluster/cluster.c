@@ -391,32 +391,79 @@ static void s_receive_gossip(node_cluster_t *self, uint64_t now)
 }
 
 /*  Drops the op records of one scope below its stable cut: every member that is not LEFT
- *  is known to hold the cut, so no replica will ever ask for them. Visits what is left of the
- *  pass's budget at most; a scope that finds none left waits for the next pass. */
-static void s_collect_scope(void *arg, const char *scope)
+ *  is known to hold the cut, so no replica will ever ask for them. Visits records until the
+ *  pass's end; true if it left some for the next pass. */
+static bool s_collect_scope(node_cluster_t *self, const char *scope)
 {
-    node_cluster_t *self = arg;
-    if (self->gc_visits_left == 0) {
-        self->gc_more = true;
-        return;
-    }
+    bool more = false;
     crdt_ctx_t *cut = gossip_engine_stable_cut(self->engine, scope);
     if (cut && !crdt_ctx_is_empty(cut)) {
         node_store_gc_t done;
-        int rc = node_store_gc(self->store, scope, cut, self->gc_visits_left, &done);
-        if (rc) { /* passes may follow each other every GC_RESUME_MS: one warning a while */
+        int rc = node_store_gc(self->store, scope, cut, UINT64_MAX, self->gc_until_us, &done);
+        if (rc) { /* passes follow each other every few ms: one warning a while */
             if (self->gc_pass_ms >= self->gc_warned_ms + GC_INTERVAL_MS) {
                 zsys_warning("engramd: collecting %s below its stable cut failed: %s", scope,
                              engram_strerror(rc));
                 self->gc_warned_ms = self->gc_pass_ms;
             }
         } else {
-            self->collected += done.dropped;
-            self->gc_visits_left -= done.visited;
-            self->gc_more |= done.more;
+            self->gc_dropped += done.dropped;
+            more = done.more;
         }
     }
     crdt_ctx_destroy(&cut);
+    return more;
+}
+
+static void s_list_scope(void *arg, const char *scope)
+{
+    zlist_append(arg, (void *)scope); /* autofree: a copy */
+}
+
+/*  One pass of the collection round (internal.h, GC_PASS_US): the scopes from the cursor on,
+ *  wrapping around, until the round has finished each or the pass's time is up. A scope left with
+ *  records is where the next pass begins. Scopes made or gone between passes move the others'
+ *  places: a round may then finish one twice or leave one to the next round. */
+static void s_collect(node_cluster_t *self, uint64_t now_ms)
+{
+    zlist_t *scopes = zlist_new();
+    const char **names = NULL;
+    if (scopes) {
+        zlist_autofree(scopes);
+        node_store_gossip.each_scope(self->store, s_list_scope, scopes);
+        names = malloc((zlist_size(scopes) + 1) * sizeof *names);
+    }
+    if (!names) { /* tried again at the next pass */
+        zlist_destroy(&scopes);
+        self->next_gc_ms = now_ms + GC_RESUME_MS;
+        return;
+    }
+    size_t count = 0;
+    for (const char *scope = zlist_first(scopes); scope; scope = zlist_next(scopes))
+        names[count++] = scope;
+    if (self->gc_round_left == 0)
+        self->gc_round_ms = now_ms;
+    if (self->gc_round_left == 0 || self->gc_round_left > count)
+        self->gc_round_left = count;
+    if (self->gc_cursor >= count)
+        self->gc_cursor = 0;
+    self->gc_pass_ms = now_ms;
+    self->gc_until_us = zclock_usecs() + GC_PASS_US;
+    while (self->gc_round_left && zclock_usecs() < self->gc_until_us &&
+           !s_collect_scope(self, names[self->gc_cursor])) {
+        self->gc_cursor = (self->gc_cursor + 1) % count;
+        self->gc_round_left--;
+    }
+    free(names);
+    zlist_destroy(&scopes);
+    if (self->gc_round_left == 0) {
+        self->gc_rounds++;
+        self->next_gc_ms = now_ms + GC_INTERVAL_MS;
+    } else if (now_ms - self->gc_round_ms < GC_INTERVAL_MS) {
+        self->next_gc_ms = now_ms + GC_RESUME_MS;
+    } else {
+        self->next_gc_ms = now_ms + GC_RESUME_BEHIND_MS;
+    }
 }
 
 /*  What the store can do, told to the engine (see gossip_engine_set_storage): a change is
@@ -472,13 +519,8 @@ unsigned node_cluster_receive(node_cluster_t *self, unsigned max, uint64_t now_m
         self->next_tick_ms = now_ms + TICK_MS;
     }
     cluster__relink(self, now_ms);
-    if (now_ms >= self->next_gc_ms && !node_store_failure(self->store)) {
-        self->gc_visits_left = GC_VISITS_PER_PASS;
-        self->gc_more = false;
-        self->gc_pass_ms = now_ms;
-        node_store_gossip.each_scope(self->store, s_collect_scope, self);
-        self->next_gc_ms = now_ms + (self->gc_more ? GC_RESUME_MS : GC_INTERVAL_MS);
-    }
+    if (now_ms >= self->next_gc_ms && !node_store_failure(self->store))
+        s_collect(self, now_ms);
     if (self->members_dirty)
         cluster__save_members(self);
     return gossip_read;
@@ -538,7 +580,7 @@ int node_cluster_timeout(node_cluster_t *self, uint64_t now_ms)
     if (self->join && self->next_intro_ms < until)
         until = self->next_intro_ms;
     /* a collection pass to resume (none while the store has failed: no pass runs then) */
-    if (self->gc_more && !node_store_failure(self->store) && self->next_gc_ms < until)
+    if (self->gc_round_left && !node_store_failure(self->store) && self->next_gc_ms < until)
         until = self->next_gc_ms;
     int timeout = until <= now_ms ? 0 : (int)(until - now_ms);
     if (self->held) { /* in whole milliseconds, rounded up: never before the hold's end */

@@ -59,15 +59,19 @@
 #define LINK_HOLD_SMALL   4096
 #define LINK_HOLD_BUDGETS 4
 #define LINK_HOLD_MS      500
-/*  How often op records below the stable cut are collected, and how many records one pass
- *  visits at most: a visit is a point read and maybe a write (a pass of 2,048 took 5.0-6.4 ms
- *  on an idle node, up to 16-64 ms under load, as long as passes of 256: README, "Garbage"),
- *  and each scope the pass reaches costs its stable cut besides. A pass that leaves
- *  records behind is followed by another GC_RESUME_MS later, requests served between: at most
- *  about 100k visits a second, more than a node writes. */
-#define GC_INTERVAL_MS     10000
-#define GC_VISITS_PER_PASS 2048
-#define GC_RESUME_MS       20
+/*  Collection of the op records below the stable cut (s_collect): a round every
+ *  GC_INTERVAL_MS goes over every shared scope, in passes that each spend GC_PASS_US of the
+ *  loop at most (a visit is a point read and maybe a write: 1-3.5 us on a busy node, 25 us
+ *  cold) and follow each other GC_RESUME_MS apart, each starting at the scope where the last
+ *  stopped: a 40th of the loop, 10-25k visits a second. A round still going when the next is
+ *  due is behind the writes: its passes then come GC_RESUME_BEHIND_MS apart (a tenth of the
+ *  loop). Passes of 2,048 visits every 20 ms while records were left held each node's loop
+ *  3-7 ms at a time, a fifth to a third of it, for a second or two after 10 s of writes at
+ *  10k/s, on all three nodes at once (README, "Garbage"). */
+#define GC_INTERVAL_MS      10000
+#define GC_PASS_US          1000
+#define GC_RESUME_MS        40
+#define GC_RESUME_BEHIND_MS 10
 /*  Bad frames are logged this often at most (each is counted). */
 #define BAD_LOG_INTERVAL_MS 1000
 /*  The dot check at start (cluster__check_dots): how long shared writes wait for the members'
@@ -127,11 +131,14 @@ struct node_cluster {
     bool hold_turn;
     bool held;
     uint64_t sends_held;
-    uint64_t collected;      /* op records dropped below stable cuts */
-    uint64_t gc_visits_left; /* of this pass's GC_VISITS_PER_PASS */
-    bool gc_more;            /* the last pass left records to visit */
-    uint64_t gc_pass_ms;     /* when the last pass began */
-    uint64_t gc_warned_ms;   /* when a failed collection was last logged */
+    uint64_t gc_dropped;   /* op records dropped below stable cuts */
+    uint64_t gc_rounds;    /* collection rounds finished */
+    size_t gc_cursor;      /* the scope the next pass begins with, by place in each_scope's order */
+    size_t gc_round_left;  /* the scopes the round has still to finish (0: it ended) */
+    uint64_t gc_round_ms;  /* when the round began */
+    int64_t gc_until_us;   /* when this pass ends (zclock_usecs) */
+    uint64_t gc_pass_ms;   /* when the last pass began */
+    uint64_t gc_warned_ms; /* when a failed collection was last logged */
     uint64_t last_bad_log_ms;
     uint64_t last_intro_log_ms;
     uint64_t intros_refused; /* also counted in bad_frames */

@@ -139,6 +139,8 @@ int node_cluster_status(node_cluster_t *self, uint64_t lag_bytes_budget,
     status->acks_sent = stats->acks_sent;
     status->acks_deferred = stats->acks_deferred;
     status->sends_held = self->sends_held;
+    status->gc_rounds = self->gc_rounds;
+    status->gc_dropped = self->gc_dropped;
     status->bytes_sent = stats->bytes_sent;
     status->bytes_received = stats->bytes_received;
     status->bad_messages = stats->bad_messages + self->bad_frames;

@@ -28,6 +28,7 @@ typedef struct {
     char *api_endpoint;       /* owned */
     node_server_config_t api; /* the API server's settings */
     uint64_t min_free_bytes;
+    uint64_t flush_rate_mb; /* 0: no limit */
     uint64_t max_clock_drift_ms;
     char *gossip_endpoint; /* owned; NULL: no cluster */
     char *join;            /* owned; NULL: none */

@@ -95,8 +95,8 @@ int node_daemon_run(const node_config_t *config)
     if (rc == 0 && !(acl = node_acl_new(trust.admin_key)))
         rc = ENGRAM_ENOMEM;
     if (rc == 0)
-        rc =
-            node_store_open(config->data_dir, config->api.durability_sync, &store, why, sizeof why);
+        rc = node_store_open(config->data_dir, config->api.durability_sync,
+                             config->flush_rate_mb << 20, &store, why, sizeof why);
     if (rc)
         goto out_close_store;
     node_store_set_min_free(store, config->min_free_bytes);

@@ -71,7 +71,7 @@ static int s_identity(const node_config_t *config)
 {
     node_store_t *store;
     char why[512];
-    if (node_store_open(config->data_dir, true, &store, why, sizeof why) != 0) {
+    if (node_store_open(config->data_dir, true, 0, &store, why, sizeof why) != 0) {
         fprintf(stderr, "engramd: %s\n", why);
         return 1;
     }

@@ -28,8 +28,10 @@ typedef struct {
     store_key_t key;
     uint64_t dropped;
     uint64_t visits_left; /* the budget: records this collection may still visit */
-    bool paused;          /* it ran out before the last record */
-    crdt_dot_t last;      /* the last record visited */
+    uint64_t visited;
+    int64_t until_us; /* and when it ends (zclock_usecs), 0 if never */
+    bool paused;      /* it ran out before the last record */
+    crdt_dot_t last;  /* the last record visited */
 } s_gc_t;
 
 /*  An op at or below the cut: dropped if its entry is gone, else kept without its removals
@@ -37,11 +39,14 @@ typedef struct {
 static int s_gc_op(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
 {
     s_gc_t *g = arg;
-    if (g->visits_left == 0) {
+    bool out_of_time = g->until_us && g->visited && g->visited % NODE_STORE_GC_CLOCK_EVERY == 0 &&
+                       zclock_usecs() >= g->until_us;
+    if (g->visits_left == 0 || out_of_time) {
         g->paused = true;
         return NODE_STORE_STOP;
     }
     g->visits_left--;
+    g->visited++;
     g->last = dot;
     Engram__StoredEntry *entry;
     int rc = store__get_added(g->self, g->sid, dot, op, &g->key, &entry);
@@ -100,7 +105,7 @@ static int s_collect_visited(crdt_ctx_t *collected, const crdt_ctx_t *visit, crd
 }
 
 int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_cut,
-                  uint64_t max_visits, node_store_gc_t *done)
+                  uint64_t max_visits, int64_t until_us, node_store_gc_t *done)
 {
     assert(self && sid && stable_cut && done && max_visits > 0);
     *done = (node_store_gc_t){0, 0, false};
@@ -136,7 +141,8 @@ int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_
         crdt_ctx_destroy(&cut);
         return ENGRAM_ENOMEM;
     }
-    s_gc_t g = {self, sid, rocksdb_writebatch_create(), {0}, 0, max_visits, false, {0, 0}};
+    s_gc_t g = {self,  sid,   rocksdb_writebatch_create(), {0}, 0, max_visits, 0, until_us,
+                false, {0, 0}};
     int rc = store__scan_ops_in(self, sid, visit, s_gc_op, &g);
     if (rc == NODE_STORE_STOP)
         rc = 0;
@@ -154,7 +160,7 @@ int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_
         return rc;
     }
     store__put_ctx(self->collected, sid, &now_collected);
-    *done = (node_store_gc_t){max_visits - g.visits_left, g.dropped, g.paused};
+    *done = (node_store_gc_t){g.visited, g.dropped, g.paused};
     return 0;
 }
 

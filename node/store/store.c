@@ -371,8 +371,8 @@ void store__cf_options(const node_store_t *self, const rocksdb_options_t *cf_opt
         cf_options[i] = i == CF_ENTRIES || i == CF_PRIVATE ? self->entries_options : self->options;
 }
 
-int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p, char *why,
-                    size_t why_len)
+int node_store_open(const char *dir, bool durability_sync, uint64_t flush_bytes_per_s,
+                    node_store_t **self_p, char *why, size_t why_len)
 {
     *self_p = NULL;
     why[0] = '\0';
@@ -399,6 +399,15 @@ int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p
      * node_store_sync write it to the file: one write() a turn, not one a put (a tenth of the
      * loop thread's CPU in the put profile, README "Measured"). */
     rocksdb_options_set_manual_wal_flush(self->options, 1);
+    /* Flushes and compactions paced (limits.h, ENGRAM_DEFAULT_FLUSH_RATE_MB), in slices of
+     * STORE_FLUSH_REFILL_US; the options keep the limiter (a shared pointer) once set. With a
+     * limiter RocksDB also syncs the files they write every MiB (bytes_per_sync). */
+    if (flush_bytes_per_s) {
+        rocksdb_ratelimiter_t *limiter = rocksdb_ratelimiter_create(
+            (int64_t)flush_bytes_per_s, STORE_FLUSH_REFILL_US, STORE_FLUSH_FAIRNESS);
+        rocksdb_options_set_ratelimiter(self->options, limiter);
+        rocksdb_ratelimiter_destroy(limiter);
+    }
     /* RocksDB's own log is what an operator reads (flushes, compactions, stalls): at INFO.
      * A librocksdb built without NDEBUG, as Debian's, logs at DEBUG unless told
      * (rocksdb/options.h): a line for each WAL write-out and sync, two a turn (18,305 lines,

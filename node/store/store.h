@@ -131,10 +131,11 @@ typedef struct {
     crdt_type_id_t type;
 } node_listed_t;
 
-/*  Opens (creating on first start) the store in dir. On failure returns a code and writes a
- *  one-line reason into why. */
-int node_store_open(const char *dir, bool durability_sync, node_store_t **self_p, char *why,
-                    size_t why_len);
+/*  Opens (creating on first start) the store in dir. flush_bytes_per_s bounds what RocksDB's
+ *  background flushes and compactions write a second (0: no bound; a write's own WAL record
+ *  is never held by it). On failure returns a code and writes a one-line reason into why. */
+int node_store_open(const char *dir, bool durability_sync, uint64_t flush_bytes_per_s,
+                    node_store_t **self_p, char *why, size_t why_len);
 /*  Writes are refused with ENGRAM_ENOSPC while the data volume has less free space. */
 void node_store_set_min_free(node_store_t *self, uint64_t bytes);
 /*  The storage failure: 0 while writes are taken; ENGRAM_EREADONLY for a read-only data
@@ -284,7 +285,10 @@ extern const gossip_store_t node_store_gossip;
 /*  Stable-cut garbage collection of one shared scope: stable_cut is a context every live
  *  replica has reached (the meet of their version vectors). Visits, in one batch, the op
  *  records at or below the scope's prune cut joined with stable_cut that no collection
- *  visited before, at most max_visits (> 0) of them: drops those whose entries are gone,
+ *  visited before, at most max_visits (> 0) of them, and none begun once the monotonic clock
+ *  (zclock_usecs) has reached until_us (0: no end; the clock is read every
+ *  NODE_STORE_GC_CLOCK_EVERY visits, so a call visits at least that many if there are as
+ *  many, and stops at most that many visits late): drops those whose entries are gone,
  *  keeps those whose entries live without their removals, and persists the joined prune cut
  *  and the visited dots. *done counts the records visited and dropped, and says whether
  *  records were left for another call. A record kept here is deleted later by the write that
@@ -294,13 +298,14 @@ extern const gossip_store_t node_store_gossip;
  *  private scope. Unsynced, like apply.
  *  Cost: O(records visited), one point read each, and at most max_visits of them: the first
  *  collections of a store written before the visited dots were kept visit its whole cut. */
+#define NODE_STORE_GC_CLOCK_EVERY 16
 typedef struct {
     uint64_t visited; /* op records visited */
     uint64_t dropped; /* of which dropped */
     bool more;        /* records are left for another call */
 } node_store_gc_t;
 int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_cut,
-                  uint64_t max_visits, node_store_gc_t *done);
+                  uint64_t max_visits, int64_t until_us, node_store_gc_t *done);
 /*  The scope's prune cut (removal records of ops in it may be gone); NULL if never collected.
  *  Borrowed until the next apply or gc. */
 const crdt_ctx_t *node_store_pruned(const node_store_t *self, const char *sid);

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 import unittest
 import urllib.request
 from collections import namedtuple
@@ -136,6 +137,17 @@ class ClusterTest(unittest.TestCase):
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self.api(i))
         return sock
+
+    def all_answered(self, sock, count, timeout=120):
+        """Reads count replies from sock (a dealer's), each of them a success."""
+        from engram_proto import api_pb2
+        answered, deadline = 0, time.monotonic() + timeout
+        while answered < count and time.monotonic() < deadline:
+            if sock.poll(1000):
+                reply = api_pb2.Reply.FromString(sock.recv())
+                self.assertEqual(reply.code, 0, reply.message)
+                answered += 1
+        self.assertEqual(answered, count)
 
     def stop(self, i):
         stop(self.dir, i)

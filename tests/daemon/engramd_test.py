@@ -228,6 +228,10 @@ class DaemonTest(unittest.TestCase):
                       self.refused(2, "--data", data, "--gossip-hold-ms", "51"))
         self.assertEqual(engramd("--data", data, "--gossip-hold-ms", "0", "--identity")
                          .returncode, 0)
+        self.assertIn("--flush-rate-mb must be a number from 0 to 1048576, not '1048577'",
+                      self.refused(2, "--data", data, "--flush-rate-mb", "1048577"))
+        self.assertEqual(engramd("--data", data, "--flush-rate-mb", "0", "--identity")
+                         .returncode, 0)
         shutil.rmtree(data)
         cfg = self.config(f'engram\n  data = "{data}"\n')  # zconfig indents by 4
         err = self.refused(2, "--config", cfg)

@@ -206,7 +206,7 @@ static node_store_t *s_open_store(char *dir)
     assert_non_null(mkdtemp(dir));
     node_store_t *store;
     char why[256];
-    assert_int_equal(node_store_open(dir, false, &store, why, sizeof why), 0);
+    assert_int_equal(node_store_open(dir, false, 0, &store, why, sizeof why), 0);
     node_store_set_min_free(store, 0);
     return store;
 }
@@ -285,7 +285,7 @@ static void s_check_journal_replayed(node_store_t *store, const char *dir)
         }
         node_store_t *reopened;
         char why[256];
-        assert_int_equal(node_store_open(path, false, &reopened, why, sizeof why), 0);
+        assert_int_equal(node_store_open(path, false, 0, &reopened, why, sizeof why), 0);
         PROP_CHECK(store__index_journal_records(reopened) == store__index_journal_records(store) &&
                    reopened->counters_dirty > 0);
         uint64_t theirs[2];

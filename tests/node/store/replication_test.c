@@ -161,7 +161,7 @@ static const gossip_store_t s_mirrored = {s_m_each_scope, s_m_ctx, s_m_delta_sin
 static void s_open(node_t *n)
 {
     char why[256];
-    assert_int_equal(node_store_open(n->dir, true, &n->store, why, sizeof why), 0);
+    assert_int_equal(node_store_open(n->dir, true, 0, &n->store, why, sizeof why), 0);
     node_store_set_min_free(n->store, 0);
     gossip_config_t config = {
         .node_id = node_store_replica(n->store), .fanout = 2, .max_message_bytes = 2048, .seed = 3};
@@ -597,7 +597,7 @@ static uint64_t s_gc(node_t *g, const char *sid, const crdt_ctx_t *cut, uint64_t
         return 0;
     node_store_gc_t done;
     do {
-        PROP_CHECK(node_store_gc(g->store, sid, cut, budget, &done) == 0);
+        PROP_CHECK(node_store_gc(g->store, sid, cut, budget, 0, &done) == 0);
         PROP_CHECK(done.visited <= budget && done.dropped <= done.visited);
         PROP_CHECK(!done.more || done.visited == budget);
         dropped += done.dropped;
@@ -1382,7 +1382,7 @@ static void test_index_follows_purge(void **state)
     /* Both ops collected (their records kept: their entries are live), then both entries
      * go, by the purge and by an overwrite: their records go with them. */
     node_store_gc_t done;
-    assert_int_equal(node_store_gc(a->store, sid, node_store_ctx(a->store, sid), 8, &done), 0);
+    assert_int_equal(node_store_gc(a->store, sid, node_store_ctx(a->store, sid), 8, 0, &done), 0);
     assert_int_equal(done.visited, 2);
     assert_int_equal(done.dropped, 0);
     assert_false(done.more);
@@ -1439,10 +1439,51 @@ static void test_half_built_index(void **state)
 static uint64_t s_gc_visits(node_t *n, const char *sid)
 {
     node_store_gc_t done;
-    assert_int_equal(node_store_gc(n->store, sid, node_store_ctx(n->store, sid), UINT64_MAX, &done),
-                     0);
+    assert_int_equal(
+        node_store_gc(n->store, sid, node_store_ctx(n->store, sid), UINT64_MAX, 0, &done), 0);
     assert_false(done.more);
     return done.visited;
+}
+
+/*  A collection given an end in the past still visits NODE_STORE_GC_CLOCK_EVERY records (it
+ *  reads the clock that often), then stops and says more are left; the next calls go on from
+ *  there, and one without an end finishes: every dot is visited once, the overwritten
+ *  records dropped. */
+static void test_gc_stops_at_its_end(void **state)
+{
+    (void)state;
+    node_t nodes[NODES], *a = &nodes[0];
+    s_start(nodes);
+    const char *sid = "run:a";
+    char key[16];
+    for (int i = 0; i < 50; i++) { /* k30..k39 twice: their first records, dots 31-40, go */
+        snprintf(key, sizeof key, "k%d", i < 40 ? i : i - 10);
+        assert_int_equal(s_do(a, sid, key, OP_PUT, i % 2 ? "v1" : "v2"), 0);
+    }
+    assert_int_equal(s_garbage(a, sid), 10);
+    node_store_gc_t done;
+    uint64_t visited = 0, dropped = 0;
+    for (int call = 0; call < 2; call++) {
+        assert_int_equal(
+            node_store_gc(a->store, sid, node_store_ctx(a->store, sid), UINT64_MAX, 1, &done), 0);
+        assert_int_equal(done.visited, NODE_STORE_GC_CLOCK_EVERY);
+        assert_true(done.more);
+        visited += done.visited;
+        dropped += done.dropped;
+    }
+    assert_int_equal(dropped, 2); /* dots 31 and 32 */
+    assert_int_equal(s_garbage(a, sid), 8);
+    assert_int_equal(node_store_gc(a->store, sid, node_store_ctx(a->store, sid), UINT64_MAX,
+                                   zclock_usecs() + 60 * 1000000, &done),
+                     0);
+    assert_false(done.more);
+    visited += done.visited;
+    dropped += done.dropped;
+    assert_int_equal(visited, 50);
+    assert_int_equal(dropped, 10);
+    assert_int_equal(s_garbage(a, sid), 0);
+    assert_int_equal(s_gc_visits(a, sid), 0);
+    s_stop(nodes);
 }
 
 /*  A collection visits each op record once, across restarts ("gc/" in meta); a store written
@@ -1492,12 +1533,13 @@ static void test_gc_refuses(void **state)
     assert_int_equal(crdt_ctx_insert(beyond, (crdt_dot_t){42, 1}), 0);
     uint64_t pending = 7;
     node_store_gc_t done = {7, 7, true};
-    assert_int_equal(node_store_gc(nodes[0].store, "run:a", beyond, 1, &done), ENGRAM_EINVAL);
+    assert_int_equal(node_store_gc(nodes[0].store, "run:a", beyond, 1, 0, &done), ENGRAM_EINVAL);
     assert_int_equal(done.dropped, 0);
     assert_false(done.more);
     assert_null(node_store_pruned(nodes[0].store, "run:a"));
-    assert_int_equal(node_store_gc(nodes[0].store, "team:none", beyond, 1, &done), ENGRAM_EINVAL);
-    assert_int_equal(node_store_gc(nodes[0].store, "@agent-1", beyond, 1, &done), ENGRAM_ESCOPE);
+    assert_int_equal(node_store_gc(nodes[0].store, "team:none", beyond, 1, 0, &done),
+                     ENGRAM_EINVAL);
+    assert_int_equal(node_store_gc(nodes[0].store, "@agent-1", beyond, 1, 0, &done), ENGRAM_ESCOPE);
     assert_int_equal(node_store_garbage(nodes[0].store, "@agent-1", &pending), ENGRAM_ESCOPE);
     assert_int_equal(node_store_garbage(nodes[0].store, "run:a", &pending), 0);
     assert_int_equal(pending, 0);
@@ -1588,6 +1630,7 @@ int main(void)
         cmocka_unit_test(test_big_forget_step),
         cmocka_unit_test(test_catch_up_matches_kernel),
         cmocka_unit_test(test_gc_visits_each_record_once),
+        cmocka_unit_test(test_gc_stops_at_its_end),
         cmocka_unit_test(test_gc_refuses),
         cmocka_unit_test(test_index_follows_purge),
         cmocka_unit_test(test_half_built_index),
