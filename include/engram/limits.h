@@ -152,12 +152,12 @@
 #ifndef ENGRAM_DEFAULT_MAX_FRAME_BYTES
 #define ENGRAM_DEFAULT_MAX_FRAME_BYTES (4 * 1024 * 1024)
 #endif
-/*  How many MiB a second RocksDB's background flushes and compactions may write
- *  (--flush-rate-mb; 0: no limit). A memtable flushed at the disk's speed (a 64 MiB memtable
- *  of the history family, 44 MB written in 0.2 s) held the fsyncs of the writes that went on
- *  meanwhile 5-30 ms each; paced, the flush takes a second or two and they do not wait (README,
- *  "Measured", "Flushes paced"). The bound also holds compactions back: a node that takes
- *  more writes than that, for minutes, meets RocksDB's own write stalls sooner. */
+/*  How many MiB a second RocksDB's flushes and compactions may write (--flush-rate-mb; 0: no
+ *  limit). A memtable flushed at the disk's speed (the history family's 64 MiB memtable,
+ *  44 MB written in 0.2 s) held the fsyncs of the writes that went on meanwhile 5-30 ms each;
+ *  paced, it takes a second or two and they do not wait (README, "Measured", "Flushes paced,
+ *  collection spread"). The bound is on their output, which compaction multiplies: a node
+ *  taking writes at full speed for minutes meets RocksDB's write slowdown sooner. */
 #ifndef ENGRAM_DEFAULT_FLUSH_RATE_MB
 #define ENGRAM_DEFAULT_FLUSH_RATE_MB 32
 #endif

@@ -276,6 +276,8 @@ void node_cluster_destroy(node_cluster_t **self_p)
     if (self->engine && self->members_dirty)
         cluster__save_members(self);
     gossip_engine_destroy(&self->engine);
+    zlist_destroy(&self->gc_round);
+    crdt_ctx_destroy(&self->gc_cut);
     zhash_destroy(&self->by_key);
     zhash_destroy(&self->links);
     zsock_destroy(&self->joiner);
@@ -390,73 +392,65 @@ static void s_receive_gossip(node_cluster_t *self, uint64_t now)
     zmsg_destroy(&msg);
 }
 
-/*  Drops the op records of one scope below its stable cut: every member that is not LEFT
- *  is known to hold the cut, so no replica will ever ask for them. Visits records until the
- *  pass's end; true if it left some for the next pass. */
-static bool s_collect_scope(node_cluster_t *self, const char *scope)
+/*  Drops the op records of the round's first scope below its stable cut (as the round reached
+ *  it: self->gc_cut): every member that is not LEFT is known to hold the cut, so no replica
+ *  will ever ask for them. Visits records until until_us; true if it left some for the next
+ *  pass. */
+static bool s_collect_scope(node_cluster_t *self, const char *scope, int64_t until_us,
+                            uint64_t now_ms)
 {
+    if (!self->gc_cut)
+        self->gc_cut = gossip_engine_stable_cut(self->engine, scope);
     bool more = false;
-    crdt_ctx_t *cut = gossip_engine_stable_cut(self->engine, scope);
-    if (cut && !crdt_ctx_is_empty(cut)) {
+    if (self->gc_cut && !crdt_ctx_is_empty(self->gc_cut)) {
         node_store_gc_t done;
-        int rc = node_store_gc(self->store, scope, cut, UINT64_MAX, self->gc_until_us, &done);
+        int rc = node_store_gc(self->store, scope, self->gc_cut, UINT64_MAX, until_us, &done);
         if (rc) { /* passes follow each other every few ms: one warning a while */
-            if (self->gc_pass_ms >= self->gc_warned_ms + GC_INTERVAL_MS) {
+            if (now_ms >= self->gc_warned_ms + GC_INTERVAL_MS) {
                 zsys_warning("engramd: collecting %s below its stable cut failed: %s", scope,
                              engram_strerror(rc));
-                self->gc_warned_ms = self->gc_pass_ms;
+                self->gc_warned_ms = now_ms;
             }
         } else {
             self->gc_dropped += done.dropped;
             more = done.more;
         }
     }
-    crdt_ctx_destroy(&cut);
+    if (!more)
+        crdt_ctx_destroy(&self->gc_cut);
     return more;
 }
 
-static void s_list_scope(void *arg, const char *scope)
+/*  each_scope's visitor: a shared scope into the round's list (a copy: autofree). One it has
+ *  no memory for waits for the next round. */
+static void s_round_scope(void *arg, const char *scope)
 {
-    zlist_append(arg, (void *)scope); /* autofree: a copy */
+    zlist_append(arg, (void *)scope);
 }
 
-/*  One pass of the collection round (internal.h, GC_PASS_US): the scopes from the cursor on,
- *  wrapping around, until the round has finished each or the pass's time is up. A scope left with
- *  records is where the next pass begins. Scopes made or gone between passes move the others'
- *  places: a round may then finish one twice or leave one to the next round. */
+/*  One pass of the collection round (internal.h, GC_PASS_US): a round begins with the list of
+ *  the shared scopes; the pass collects them in order until its time is up, a scope it leaves
+ *  records of being where the next pass goes on. A scope made during a round waits for the
+ *  next. */
 static void s_collect(node_cluster_t *self, uint64_t now_ms)
 {
-    zlist_t *scopes = zlist_new();
-    const char **names = NULL;
-    if (scopes) {
-        zlist_autofree(scopes);
-        node_store_gossip.each_scope(self->store, s_list_scope, scopes);
-        names = malloc((zlist_size(scopes) + 1) * sizeof *names);
-    }
-    if (!names) { /* tried again at the next pass */
-        zlist_destroy(&scopes);
-        self->next_gc_ms = now_ms + GC_RESUME_MS;
-        return;
-    }
-    size_t count = 0;
-    for (const char *scope = zlist_first(scopes); scope; scope = zlist_next(scopes))
-        names[count++] = scope;
-    if (self->gc_round_left == 0)
+    if (!self->gc_round) {
+        self->gc_round = zlist_new();
+        if (!self->gc_round) { /* tried again at the next pass */
+            self->next_gc_ms = now_ms + GC_RESUME_MS;
+            return;
+        }
+        zlist_autofree(self->gc_round);
+        node_store_gossip.each_scope(self->store, s_round_scope, self->gc_round);
         self->gc_round_ms = now_ms;
-    if (self->gc_round_left == 0 || self->gc_round_left > count)
-        self->gc_round_left = count;
-    if (self->gc_cursor >= count)
-        self->gc_cursor = 0;
-    self->gc_pass_ms = now_ms;
-    self->gc_until_us = zclock_usecs() + GC_PASS_US;
-    while (self->gc_round_left && zclock_usecs() < self->gc_until_us &&
-           !s_collect_scope(self, names[self->gc_cursor])) {
-        self->gc_cursor = (self->gc_cursor + 1) % count;
-        self->gc_round_left--;
     }
-    free(names);
-    zlist_destroy(&scopes);
-    if (self->gc_round_left == 0) {
+    int64_t until_us = zclock_usecs() + GC_PASS_US;
+    const char *scope;
+    while ((scope = zlist_first(self->gc_round)) && zclock_usecs() < until_us &&
+           !node_store_failure(self->store) && !s_collect_scope(self, scope, until_us, now_ms))
+        free(zlist_pop(self->gc_round));
+    if (zlist_size(self->gc_round) == 0) {
+        zlist_destroy(&self->gc_round);
         self->gc_rounds++;
         self->next_gc_ms = now_ms + GC_INTERVAL_MS;
     } else if (now_ms - self->gc_round_ms < GC_INTERVAL_MS) {
@@ -580,7 +574,7 @@ int node_cluster_timeout(node_cluster_t *self, uint64_t now_ms)
     if (self->join && self->next_intro_ms < until)
         until = self->next_intro_ms;
     /* a collection pass to resume (none while the store has failed: no pass runs then) */
-    if (self->gc_round_left && !node_store_failure(self->store) && self->next_gc_ms < until)
+    if (self->gc_round && !node_store_failure(self->store) && self->next_gc_ms < until)
         until = self->next_gc_ms;
     int timeout = until <= now_ms ? 0 : (int)(until - now_ms);
     if (self->held) { /* in whole milliseconds, rounded up: never before the hold's end */

@@ -60,14 +60,16 @@
 #define LINK_HOLD_BUDGETS 4
 #define LINK_HOLD_MS      500
 /*  Collection of the op records below the stable cut (s_collect): a round every
- *  GC_INTERVAL_MS goes over every shared scope, in passes that each spend GC_PASS_US of the
- *  loop at most (a visit is a point read and maybe a write: 1-3.5 us on a busy node, 25 us
- *  cold) and follow each other GC_RESUME_MS apart, each starting at the scope where the last
- *  stopped: a 40th of the loop, 10-25k visits a second. A round still going when the next is
- *  due is behind the writes: its passes then come GC_RESUME_BEHIND_MS apart (a tenth of the
- *  loop). Passes of 2,048 visits every 20 ms while records were left held each node's loop
- *  3-7 ms at a time, a fifth to a third of it, for a second or two after 10 s of writes at
- *  10k/s, on all three nodes at once (README, "Garbage"). */
+ *  GC_INTERVAL_MS goes over the shared scopes there were when it began, in passes that each
+ *  do GC_PASS_US of work at most (a visit is a point read and maybe a write: 1-3.5 us on a
+ *  busy node, 25 us cold) and follow each other GC_RESUME_MS apart, each going on where the
+ *  last stopped: a 40th of the loop, 10-25k visits a second. A scope is collected up to the
+ *  stable cut it had when the round reached it, so a scope written faster than that does not
+ *  hold the round. A round that has run longer than GC_INTERVAL_MS is behind the writes: its
+ *  passes then come GC_RESUME_BEHIND_MS apart (a tenth of the loop). Passes of 2,048 visits
+ *  every 20 ms while records were left held each node's loop 3-7 ms at a time, a fifth to a
+ *  third of it, for a second or two after 10 s of writes at 10k/s, on all three nodes at once
+ *  (README, "Garbage"). */
 #define GC_INTERVAL_MS      10000
 #define GC_PASS_US          1000
 #define GC_RESUME_MS        40
@@ -131,13 +133,13 @@ struct node_cluster {
     bool hold_turn;
     bool held;
     uint64_t sends_held;
-    uint64_t gc_dropped;   /* op records dropped below stable cuts */
-    uint64_t gc_rounds;    /* collection rounds finished */
-    size_t gc_cursor;      /* the scope the next pass begins with, by place in each_scope's order */
-    size_t gc_round_left;  /* the scopes the round has still to finish (0: it ended) */
-    uint64_t gc_round_ms;  /* when the round began */
-    int64_t gc_until_us;   /* when this pass ends (zclock_usecs) */
-    uint64_t gc_pass_ms;   /* when the last pass began */
+    uint64_t gc_dropped; /* op records dropped below stable cuts */
+    uint64_t gc_rounds;  /* collection rounds finished */
+    /* the collection round under way (s_collect): the scopes it has still to finish, in
+     * order, the first one's stable cut as the round reached it, and when it began */
+    zlist_t *gc_round;  /* owned, autofree names; NULL between rounds */
+    crdt_ctx_t *gc_cut; /* owned; NULL until a pass reaches the first scope */
+    uint64_t gc_round_ms;
     uint64_t gc_warned_ms; /* when a failed collection was last logged */
     uint64_t last_bad_log_ms;
     uint64_t last_intro_log_ms;

@@ -402,6 +402,7 @@ int node_store_open(const char *dir, bool durability_sync, uint64_t flush_bytes_
     /* Flushes and compactions paced (limits.h, ENGRAM_DEFAULT_FLUSH_RATE_MB), in slices of
      * STORE_FLUSH_REFILL_US; the options keep the limiter (a shared pointer) once set. With a
      * limiter RocksDB also syncs the files they write every MiB (bytes_per_sync). */
+    assert(flush_bytes_per_s <= INT64_MAX);
     if (flush_bytes_per_s) {
         rocksdb_ratelimiter_t *limiter = rocksdb_ratelimiter_create(
             (int64_t)flush_bytes_per_s, STORE_FLUSH_REFILL_US, STORE_FLUSH_FAIRNESS);

@@ -47,12 +47,12 @@ class Node:
     """An engramd serving on data and endpoint, started and answering; data set up by `engram
     init` for agent tester acting for alice, with admin's home."""
 
-    def __init__(self, admin, data, endpoint, log):
+    def __init__(self, admin, data, endpoint, log, flags=()):
         self.admin = admin
         self.endpoint = endpoint
         admin.init(data, "tester", "alice")
         with open(log, "ab") as out:
-            self.proc = subprocess.Popen([ENGRAMD, "--data", data, "--api", endpoint],
+            self.proc = subprocess.Popen([ENGRAMD, "--data", data, "--api", endpoint, *flags],
                                          stdout=out, stderr=out)
         deadline = time.monotonic() + TIMEOUT
         while self.stats().returncode != 0:
@@ -87,9 +87,9 @@ class DaemonTest(unittest.TestCase):
     def path(self, name):
         return os.path.join(self.dir, name)
 
-    def node(self, data, endpoint):
+    def node(self, data, endpoint, flags=()):
         node = Node(Admin(ENGRAM, self.path("home")), self.path(data), endpoint,
-                    self.path(data + ".log"))
+                    self.path(data + ".log"), flags)
         self.nodes.append(node)
         return node
 
@@ -250,6 +250,19 @@ class DaemonTest(unittest.TestCase):
         self.assertFalse(os.path.exists(self.path("b")), "nothing is created")
         self.assertEqual(first.stats().returncode, 0, "the first node still answers")
         self.assertIsNone(first.proc.poll())
+
+    def test_flushes_are_paced_unless_told_not_to(self):
+        """--flush-rate-mb (32 by default) gives RocksDB a rate limiter, 0 none: RocksDB's LOG
+        lists the options of the open it began with (engramd's), and with a limiter its
+        bytes_per_sync becomes 1 MiB."""
+        for name, flags, limited in (("paced", (), True),
+                                     ("unpaced", ("--flush-rate-mb", "0"), False)):
+            self.node(name, f"ipc://{self.path(name + '.sock')}", flags)
+            with open(os.path.join(self.path(name), "LOG"), errors="replace") as log:
+                options = log.read()
+            self.assertIn("Options.rate_limiter: ", options)
+            self.assertEqual("Options.rate_limiter: (nil)" in options, not limited, name)
+            self.assertEqual("Options.bytes_per_sync: 1048576" in options, limited, name)
 
     def test_stale_socket_file_is_taken_over(self):
         path = self.path("api.sock")
