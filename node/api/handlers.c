@@ -1645,7 +1645,7 @@ static int s_cluster_request(node_server_t *self, const Engram__Request *req, ap
 }
 
 /*  SNAPSHOT: the store, checkpointed with the node's files into req->path (store.h). It runs on
- *  the loop's thread: requests wait for the memtables' flush and the links, none is refused. */
+ *  the loop's thread: requests wait for the links and the copied logs, none is refused. */
 static int s_snapshot(node_server_t *self, const Engram__Request *req, api_reply_t *r)
 {
     char why[512] = "";

@@ -316,10 +316,11 @@ int node_store_garbage(node_store_t *self, const char *sid, uint64_t *pending);
 
 /*  Writes a consistent copy of the store into dir (a RocksDB checkpoint: hard links where it
  *  can), marked "restored" so that a store opened from it takes a new replica id. dir must not
- *  exist. The checkpoint first flushes every column family's memtable (RocksDB does when its
- *  log_size_for_flush is 0, as here), so every write applied before the call is in its table
- *  files, synced or not: under durability=async an acknowledged write is in the memtable and
- *  so in the checkpoint. Blocks the calling thread for the flush and the links. */
+ *  exist. The memtables are not flushed first (the store's flushes are paced): the checkpoint
+ *  copies the write-ahead logs as far as they are written out, so every write written out
+ *  before the call is in it, synced or not (under durability=async an acknowledged write has
+ *  been), and the copy, opened once to be marked, flushes them at RocksDB's own speed. Blocks
+ *  the calling thread for the links, the logs' copy and that open. */
 int node_store_checkpoint(node_store_t *self, const char *dir);
 
 /*  The node's own files beside RocksDB in its data directory, which a snapshot carries: its
