@@ -173,7 +173,8 @@ typedef struct {
     uint64_t acks_sent;         /* acks of pushes sent */
     uint64_t acks_deferred;     /* of them, those sent at a tick for the pushes since */
     uint64_t sends_held;        /* turns whose messages waited for a later one (hold_ms) */
-    uint64_t gc_rounds;         /* collection rounds finished (every scope once, in passes) */
+    uint64_t gc_rounds;         /* collection rounds finished (each scope once, in passes; one
+                                 * whose stable cut was not known yet waits for the next) */
     uint64_t gc_dropped;        /* op records they dropped below stable cuts */
     uint64_t bad_messages;      /* the engine's and the transport's */
     unsigned local_health;      /* Lifeguard score 0..8 */

@@ -175,6 +175,11 @@ size_t store__index_cached_counters(const node_store_t *self);
  *  compaction's write is served before a flush's one time in 10). */
 #define STORE_FLUSH_REFILL_US 10000
 #define STORE_FLUSH_FAIRNESS  10
+/*  A checkpoint (node_store_checkpoint) flushes the memtables first, at the store's pace, only
+ *  once the live write-ahead logs reach this size (RocksDB lets them grow to 4 GiB, 4 times
+ *  the memtables' bound, before it flushes what pins the oldest); below it, it links them and
+ *  the copy replays them. */
+#define STORE_CHECKPOINT_LOG_BYTES (256ull * 1024 * 1024)
 /*  The longest counter key (a tag, a sid, a term, a class): far above what names allow. */
 #define STORE_MAX_COUNTER_KEY 1024
 /*  A cached counter: its latest count, and whether only the journal holds it. */

@@ -316,11 +316,12 @@ int node_store_garbage(node_store_t *self, const char *sid, uint64_t *pending);
 
 /*  Writes a consistent copy of the store into dir (a RocksDB checkpoint: hard links where it
  *  can), marked "restored" so that a store opened from it takes a new replica id. dir must not
- *  exist. The memtables are not flushed first (the store's flushes are paced): the checkpoint
- *  copies the write-ahead logs as far as they are written out, so every write written out
- *  before the call is in it, synced or not (under durability=async an acknowledged write has
- *  been), and the copy, opened once to be marked, flushes them at RocksDB's own speed. Blocks
- *  the calling thread for the links, the logs' copy and that open. */
+ *  exist. Every write applied before the call is in it, synced or not: the log's buffer is
+ *  written out first, and while the live write-ahead logs are under
+ *  STORE_CHECKPOINT_LOG_BYTES the memtables are not flushed (the store's flushes are paced):
+ *  the checkpoint links the logs (the last one copied) and the copy, opened once on this
+ *  thread to be marked, replays and flushes them unpaced; past it, the memtables are flushed
+ *  first, at the pace. Blocks the calling thread for all of it. */
 int node_store_checkpoint(node_store_t *self, const char *dir);
 
 /*  The node's own files beside RocksDB in its data directory, which a snapshot carries: its

@@ -2,8 +2,8 @@
 """Backup and restore (issue 14): `engram snapshot DIR` of a node under write load, then
 `engramd --restore DIR` into a fresh data directory, in a 3-node deploy/local-cluster.sh
 cluster whose nodes run with durability=async (acknowledged before the fsync: the snapshot's
-checkpoint holds them: RocksDB flushes the memtables first, and copies the write-ahead log,
-which every acknowledged write was written to, fsynced or not).
+checkpoint holds them: it takes the write-ahead logs, which every acknowledged write was
+written to, fsynced or not, and the copy replays them when it is opened to be marked).
 
 Checks: every write acknowledged before the snapshot command was sent is on the restored node,
 read while no other node runs (so the snapshot itself held it: no peer could refill it); the

@@ -256,8 +256,9 @@ static void s_two_dfs(node_store_t *store, uint64_t df[2])
 
 /*  A store that stopped without flushing its counters replays its journal: its df counts are
  *  the store's, and once both flush, so is its index, record for record. Two such stops: a
- *  checkpoint (its memtables flushed into tables), and a copy of the live directory as it is
- *  (the journal's records, and the memtables, only in the WAL: what a crash leaves). */
+ *  checkpoint (its memtables replayed from the logs it took), and a copy of the live
+ *  directory as it is (the journal's records, and the memtables, only in the WAL: what a
+ *  crash leaves). */
 static void s_check_journal_replayed(node_store_t *store, const char *dir)
 {
     /* one more memory, within bounds that keep it journaled whatever the case's are */
