@@ -310,8 +310,9 @@ static void s_cluster_families(const node_cluster_status_t *status, json_t *fami
         S_COUNTER(acks_deferred, "Acks of pushes sent at the tick after them (nothing waited)."),
         S_COUNTER(sends_held, "Turns whose gossip waited for a later turn's, this node busy "
                               "with writes (--gossip-hold-ms)."),
-        S_COUNTER(gc_rounds, "Rounds of collection below the stable cut finished (each goes "
-                             "over every shared scope, in passes of a millisecond)."),
+        S_COUNTER(gc_rounds, "Rounds of collection below the stable cut finished (each over "
+                             "the shared scopes there were when it began, in passes of about "
+                             "a millisecond)."),
         S_COUNTER(gc_dropped, "Op records dropped below the stable cut."),
 #undef S_COUNTER
     };

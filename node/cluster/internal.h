@@ -61,11 +61,11 @@
 #define LINK_HOLD_MS      500
 /*  Collection of the op records below the stable cut (s_collect): a round every
  *  GC_INTERVAL_MS goes over the shared scopes there were when it began, in passes that each
- *  do about GC_PASS_US of work (a pass may run over by a scope's stable cut and up to
- *  NODE_STORE_GC_CLOCK_EVERY visits and their write) (a visit is a point read and maybe a write:
- * 1-3.5 us on a busy node, 25 us cold) and follow each other GC_RESUME_MS apart, each going on
- * where the last stopped: a 40th of the loop, 10-25k visits a second. A scope is collected up to
- * the stable cut it had when the round reached it, so a scope written faster than that does not
+ *  do about GC_PASS_US of work (one may run over by a scope's stable cut and up to
+ *  NODE_STORE_GC_CLOCK_EVERY visits; a visit is a point read and maybe a write: 1-3.5 us on a
+ *  busy node, 25 us cold) and follow each other GC_RESUME_MS apart, each going on where the
+ *  last stopped: a 40th of the loop, 10-25k visits a second. A scope is collected up to the
+ *  stable cut it had when the round reached it, so a scope written faster than that does not
  *  hold the round. A round that has run longer than GC_INTERVAL_MS is behind the writes: its
  *  passes then come GC_RESUME_BEHIND_MS apart (a tenth of the loop). Passes of 2,048 visits
  *  every 20 ms while records were left held each node's loop 3-7 ms at a time, a fifth to a

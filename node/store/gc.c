@@ -27,7 +27,7 @@ typedef struct {
     rocksdb_writebatch_t *batch;
     store_key_t key;
     uint64_t dropped;
-    uint64_t visits_left; /* the budget: records this collection may still visit */
+    uint64_t max_visits; /* the budget: records this collection may visit */
     uint64_t visited;
     int64_t until_us; /* and when it ends (zclock_usecs), 0 if never */
     bool paused;      /* it ran out before the last record */
@@ -41,11 +41,10 @@ static int s_gc_op(void *arg, crdt_dot_t dot, const Engram__StoredOp *op)
     s_gc_t *g = arg;
     bool out_of_time = g->until_us && g->visited && g->visited % NODE_STORE_GC_CLOCK_EVERY == 0 &&
                        zclock_usecs() >= g->until_us;
-    if (g->visits_left == 0 || out_of_time) {
+    if (g->visited == g->max_visits || out_of_time) {
         g->paused = true;
         return NODE_STORE_STOP;
     }
-    g->visits_left--;
     g->visited++;
     g->last = dot;
     Engram__StoredEntry *entry;
@@ -141,8 +140,11 @@ int node_store_gc(node_store_t *self, const char *sid, const crdt_ctx_t *stable_
         crdt_ctx_destroy(&cut);
         return ENGRAM_ENOMEM;
     }
-    s_gc_t g = {self,  sid,   rocksdb_writebatch_create(), {0}, 0, max_visits, 0, until_us,
-                false, {0, 0}};
+    s_gc_t g = {.self = self,
+                .sid = sid,
+                .batch = rocksdb_writebatch_create(),
+                .max_visits = max_visits,
+                .until_us = until_us};
     int rc = store__scan_ops_in(self, sid, visit, s_gc_op, &g);
     if (rc == NODE_STORE_STOP)
         rc = 0;
@@ -242,8 +244,8 @@ int node_store_checkpoint(node_store_t *self, const char *dir)
     rocksdb_options_t *copy_options = rocksdb_options_create();
     rocksdb_options_set_info_log_level(copy_options, STORE_ROCKSDB_INFO_LEVEL);
     rocksdb_block_based_table_options_t *copy_tables = rocksdb_block_based_options_create();
-    rocksdb_block_based_options_set_filter_policy(copy_tables,
-                                                  rocksdb_filterpolicy_create_bloom_full(10));
+    rocksdb_block_based_options_set_filter_policy(
+        copy_tables, rocksdb_filterpolicy_create_bloom_full(STORE_BLOOM_BITS_PER_KEY));
     rocksdb_options_set_block_based_table_factory(copy_options, copy_tables);
     const rocksdb_options_t *cf_options[CF_COUNT];
     for (int i = 0; i < CF_COUNT; i++)

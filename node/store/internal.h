@@ -180,6 +180,8 @@ size_t store__index_cached_counters(const node_store_t *self);
  *  the memtables' bound, before it flushes what pins the oldest); below it, it links them and
  *  the copy replays them. */
 #define STORE_CHECKPOINT_LOG_BYTES (256ull * 1024 * 1024)
+/*  Bits a key of the tables' whole-key bloom filters (the store's and a checkpoint copy's). */
+#define STORE_BLOOM_BITS_PER_KEY 10
 /*  The longest counter key (a tag, a sid, a term, a class): far above what names allow. */
 #define STORE_MAX_COUNTER_KEY 1024
 /*  A cached counter: its latest count, and whether only the journal holds it. */
@@ -286,9 +288,6 @@ int store__iter_error(rocksdb_iterator_t *it);
 int store__iter_end(rocksdb_iterator_t *it, store_key_t *key, int rc);
 /*  Destroys the kept entries iterators (see entry_iters). */
 void store__drop_entry_iters(node_store_t *self);
-/*  Each column family's options, in the order of the enum (the entries families have their
- *  own: entries_options), for opening the database or a copy of it. */
-void store__cf_options(const node_store_t *self, const rocksdb_options_t *cf_options[CF_COUNT]);
 
 /*  Ends a write: writes batch unless rc is already an error, destroys it and key's buffer;
  *  then *ctx_p (taken) becomes sid's entry in map, or is destroyed if the write failed.

@@ -365,7 +365,9 @@ static const char *s_object_prefix_name(void *state)
     return "engram.object.1";
 }
 
-void store__cf_options(const node_store_t *self, const rocksdb_options_t *cf_options[CF_COUNT])
+/*  Each column family's options, in the order of the enum (the entries families have their
+ *  own: entries_options). */
+static void s_cf_options(const node_store_t *self, const rocksdb_options_t *cf_options[CF_COUNT])
 {
     for (int i = 0; i < CF_COUNT; i++)
         cf_options[i] = i == CF_ENTRIES || i == CF_PRIVATE ? self->entries_options : self->options;
@@ -424,8 +426,8 @@ int node_store_open(const char *dir, bool durability_sync, uint64_t flush_bytes_
     rocksdb_block_based_options_set_block_cache(self->table_options, self->block_cache);
     rocksdb_block_based_options_set_cache_index_and_filter_blocks(self->table_options, 1);
     rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(self->table_options, 1);
-    rocksdb_block_based_options_set_filter_policy(self->table_options,
-                                                  rocksdb_filterpolicy_create_bloom_full(10));
+    rocksdb_block_based_options_set_filter_policy(
+        self->table_options, rocksdb_filterpolicy_create_bloom_full(STORE_BLOOM_BITS_PER_KEY));
     rocksdb_options_set_block_based_table_factory(self->options, self->table_options);
     self->write_options = rocksdb_writeoptions_create();
     self->read_options = rocksdb_readoptions_create();
@@ -442,7 +444,7 @@ int node_store_open(const char *dir, bool durability_sync, uint64_t flush_bytes_
                                                          ENTRIES_MEMTABLE_BLOOM_RATIO);
 
     const rocksdb_options_t *cf_options[CF_COUNT];
-    store__cf_options(self, cf_options);
+    s_cf_options(self, cf_options);
     char *err = NULL;
     if (zsys_dir_create("%s", dir) != 0) {
         snprintf(why, why_len, "cannot create data directory '%s'", dir);
