@@ -96,6 +96,7 @@ typedef struct {
     uint8_t *buf; /* owned */
     size_t len;
     bool data;    /* push, ack, digest or chunk (else membership) */
+    bool push;    /* a push (gossip_engine_next) */
     bool durable; /* what it announces was durable when queued (gossip_engine_seal) */
 } s_msg_t;
 
@@ -346,7 +347,14 @@ static int s_send_outgoing(gossip_engine_t *self, uint64_t peer, s_outgoing_t *w
     memcpy(buf, bytes, len);
     self->stats.compressed_sent += zip;
     self->stats.compression_saved += w->packed_len - len;
-    self->outbox[self->n++] = (s_msg_t){peer, buf, len, data, self->queuing_durable};
+    self->outbox[self->n++] = (s_msg_t){
+        .peer = peer,
+        .buf = buf,
+        .len = len,
+        .data = data,
+        .push = w->msg->body_case == ENGRAM__GOSSIP__BODY_PUSH,
+        .durable = self->queuing_durable,
+    };
     self->outbox_bytes += len;
     self->stats.bytes_sent += len;
     return 0;
@@ -793,7 +801,8 @@ void gossip_engine_unsent(gossip_engine_t *self, uint64_t peer)
         self->asking_until_ms = 0; /* the ask may not have left: nothing to blame it for */
 }
 
-bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, size_t *len)
+bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, size_t *len,
+                        bool *push)
 {
     if (self->npending)
         s_flush_scope(self, NULL); /* the local operations since the last call, coalesced */
@@ -805,6 +814,8 @@ bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, si
     *peer = msg->peer;
     *buf = msg->buf;
     *len = msg->len;
+    if (push)
+        *push = msg->push;
     self->outbox_bytes -= msg->len;
     if (self->head == self->n)
         self->head = self->n = 0;

@@ -358,8 +358,13 @@ int gossip_engine_receive(gossip_engine_t *self, uint64_t from, const uint8_t *m
 void gossip_engine_tick(gossip_engine_t *self, uint64_t now_ms);
 
 /*  Pops the next message to send: true and (*peer, *buf, *len) with *buf the caller's to
- *  free(), or false when there is none. */
-bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, size_t *len);
+ *  free(), or false when there is none. *push (unless NULL): whether it is a push (never an
+ *  ask), which a transport may drop rather than keep for a peer it lost: the peer pulls what
+ *  it lacks (its digests, a later push held back), and a push kept for a peer that restarted
+ *  reached it beside the pull answer that brought the same operations
+ *  (node/cluster/internal.h, LINK_HOLD_MS). */
+bool gossip_engine_next(gossip_engine_t *self, uint64_t *peer, uint8_t **buf, size_t *len,
+                        bool *push);
 
 /*  Tells the engine what the store can do now (see the top of this file); GOSSIP_STORAGE_OK
  *  at start. */

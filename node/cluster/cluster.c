@@ -554,10 +554,13 @@ void node_cluster_send(node_cluster_t *self, bool durable, bool synced)
         gossip_engine_drop_data(self->engine);
     s_update_storage(self);
     uint64_t now = cluster__now_ms();
-    while (gossip_engine_next(self->engine, &peer, &buf, &len)) {
-        /* no link, a full pipe, or nothing more may be held: pushes and digests come back
-           through anti-entropy, SWIM's messages through its next probes */
-        if (!cluster__link_send(self, peer, buf, len, now))
+    bool push;
+    while (gossip_engine_next(self->engine, &peer, &buf, &len, &push)) {
+        /* no link, a full pipe, a push a link that went down does not hold, or nothing more
+           may be held: pushes and digests come back through anti-entropy, SWIM's messages
+           through its next probes. A push is never an ask: one still held for the peer stays
+           awaited. */
+        if (!cluster__link_send(self, peer, buf, len, push, now) && !push)
             gossip_engine_unsent(self->engine, peer);
         free(buf);
     }

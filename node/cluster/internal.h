@@ -48,13 +48,18 @@
  *  the dealer takes it (the handshake's event, or the next send or loop turn): the pong to a
  *  joiner's first ping, a restarted node's first pings, the acks to a member that just
  *  restarted. Without it those were lost and members suspected each other after joins and
- *  restarts. What is held is dropped LINK_HOLD_MS after the first of it (at the next loop
- *  turn), below the engine's ASK_WAIT_MS, so that an ask dropped thus is reported
- *  (gossip_engine_unsent) before the engine would blame its peer for not answering. Bounds:
- *  LINK_HOLD_FRAMES frames a link; a frame above LINK_HOLD_SMALL bytes only within one message
- *  budget (max_message_bytes) a link and LINK_HOLD_BUDGETS - 1 budgets over all links; every
- *  frame within LINK_HOLD_BUDGETS budgets over all links, so that large frames leave room for
- *  pings and acks. */
+ *  restarts. A link that went down holds no pushes (gossip_engine_next's *push): held for a
+ *  member that restarted, they reached it after the digest it sends at start, beside the pull
+ *  answer that brought it the same operations (`engram-cluster-bench --only catchup`: up to
+ *  1.3x the delta it needed); a member only briefly cut off pulls what it missed. A new
+ *  link's pushes are held (a joiner's first statements and writes). What is held is dropped
+ *  LINK_HOLD_MS after the first of it (at the next loop turn), below the engine's
+ *  ASK_WAIT_MS, so that an ask dropped thus is reported (gossip_engine_unsent) before the
+ *  engine would blame its peer for not answering. Bounds: LINK_HOLD_FRAMES frames a link; a
+ *  frame above LINK_HOLD_SMALL bytes only within one message budget (max_message_bytes) a
+ *  link and LINK_HOLD_BUDGETS - 1 budgets over all links; every frame within
+ *  LINK_HOLD_BUDGETS budgets over all links, so that large frames leave room for pings and
+ *  acks. */
 #define LINK_HOLD_FRAMES  1024
 #define LINK_HOLD_SMALL   4096
 #define LINK_HOLD_BUDGETS 4
@@ -95,7 +100,8 @@ typedef struct {
     bool hastened;     /* made anew on the member's message (cluster__heard_from) */
     uint64_t retry_ms; /* made anew on a message only this long after it was made */
     bool up; /* handshaken or took a frame, not disconnected since: what it refuses is dropped */
-    zlist_t *held; /* owned, of zframe_t: what was sent while not up (LINK_HOLD_MS) */
+    bool went_down; /* was up, then disconnected (kept when made anew): holds no pushes */
+    zlist_t *held;  /* owned, of zframe_t: what was sent while not up (LINK_HOLD_MS) */
     size_t held_bytes;
     uint64_t held_until_ms; /* what is held is dropped then if the link is still not up */
     bool left;              /* decommissioned: no longer counts as a holder of anything */
@@ -204,11 +210,12 @@ void cluster__relink(node_cluster_t *self, uint64_t now);
  *  link reconnecting after a disconnect waits out libzmq's backoff otherwise); retry_ms
  *  doubles with each such remake, from RELINK_MS to RELINK_MAX_MS, and starts again once up. */
 void cluster__heard_from(node_cluster_t *self, uint64_t id, uint64_t now);
-/*  Sends len bytes to the member over its link, or holds them while the link is not up. True
- *  when the frame went or is held (a held frame dropped later is reported then, through
- *  gossip_engine_unsent); false when it cannot go: no link, a full pipe, bounds reached. */
+/*  Sends len bytes to the member over its link, or holds them while the link is not up (a
+ *  push only if the link never went down). True when the frame went or is held (a held frame
+ *  dropped later is reported then, through gossip_engine_unsent); false when it cannot go: no
+ *  link, a push the link does not hold, a full pipe, bounds reached. */
 bool cluster__link_send(node_cluster_t *self, uint64_t id, const uint8_t *buf, size_t len,
-                        uint64_t now);
+                        bool push, uint64_t now);
 
 /*  Takes a new replica id for the writes from now on, saying why. */
 void cluster__renew_replica(node_cluster_t *self, const char *why);

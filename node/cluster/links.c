@@ -209,6 +209,9 @@ static void s_read_events(node_cluster_t *self, cluster_link_t *link, uint64_t n
             link->retry_ms = RELINK_MS;
             s_held_send(self, link, now);
         } else if (kind == ZMQ_EVENT_DISCONNECTED) {
+            /* libzmq reports a failed handshake as a disconnection too: only a link that was
+               up went down */
+            link->went_down = link->went_down || link->up;
             link->up = false;
         } else {
             link->refused = true;
@@ -227,6 +230,7 @@ static void s_remake(node_cluster_t *self, cluster_link_t *link, bool hastened, 
     size_t held_bytes = link->held_bytes;
     uint64_t held_until_ms = link->held_until_ms;
     uint64_t retry_ms = link->retry_ms;
+    bool went_down = link->went_down;
     link->held = zlist_new();
     link->held_bytes = 0;
     self->held_bytes -= held_bytes;
@@ -241,6 +245,7 @@ static void s_remake(node_cluster_t *self, cluster_link_t *link, bool hastened, 
         made->held = held;
         made->held_bytes = held_bytes;
         made->held_until_ms = held_until_ms;
+        made->went_down = went_down;
         self->held_bytes += held_bytes;
         s_held_send(self, made, now);
     } else {
@@ -296,7 +301,7 @@ static bool s_may_hold(const node_cluster_t *self, const cluster_link_t *link, s
 }
 
 bool cluster__link_send(node_cluster_t *self, uint64_t id, const uint8_t *buf, size_t len,
-                        uint64_t now)
+                        bool push, uint64_t now)
 {
     cluster_link_t *link = s_link(self, id);
     if (!link)
@@ -317,7 +322,8 @@ bool cluster__link_send(node_cluster_t *self, uint64_t id, const uint8_t *buf, s
             return false;
         }
     }
-    if (!s_may_hold(self, link, len) || zlist_append(link->held, frame) != 0) {
+    if ((push && link->went_down) || !s_may_hold(self, link, len) ||
+        zlist_append(link->held, frame) != 0) {
         zframe_destroy(&frame);
         return false;
     }

@@ -91,7 +91,7 @@ static void s_receive(gossip_engine_t *engine, const uint8_t *frame, size_t len)
     uint64_t to;
     uint8_t *buf;
     size_t out_len;
-    while (gossip_engine_next(engine, &to, &buf, &out_len))
+    while (gossip_engine_next(engine, &to, &buf, &out_len, NULL))
         free(buf);
 }
 

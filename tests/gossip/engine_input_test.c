@@ -119,7 +119,7 @@ static int s_drain(node_t *n)
     uint8_t *buf;
     size_t len;
     int count = 0;
-    while (gossip_engine_next(n->engine, &to, &buf, &len)) {
+    while (gossip_engine_next(n->engine, &to, &buf, &len, NULL)) {
         free(buf);
         count++;
     }
@@ -135,7 +135,7 @@ static void s_run(node_t *nodes, int count, uint64_t now_ms)
             uint64_t to;
             uint8_t *buf;
             size_t len;
-            while (gossip_engine_next(nodes[from].engine, &to, &buf, &len)) {
+            while (gossip_engine_next(nodes[from].engine, &to, &buf, &len, NULL)) {
                 any = true;
                 for (int t = 0; t < count; t++)
                     if (nodes[t].store.id == to)
@@ -172,7 +172,7 @@ static int s_deliver(node_t *from, node_t *to, uint64_t now_ms)
     uint8_t *buf;
     size_t len;
     int count = 0;
-    while (gossip_engine_next(from->engine, &peer, &buf, &len)) {
+    while (gossip_engine_next(from->engine, &peer, &buf, &len, NULL)) {
         if (peer == to->store.id) {
             gossip_engine_receive(to->engine, from->store.id, buf, len, now_ms);
             count++;

@@ -170,7 +170,7 @@ static int s_run_at(node_t *nodes, int count, bool (*drop)(int index, uint64_t t
             uint64_t to;
             uint8_t *buf;
             size_t len;
-            while (gossip_engine_next(nodes[from].engine, &to, &buf, &len)) {
+            while (gossip_engine_next(nodes[from].engine, &to, &buf, &len, NULL)) {
                 any = true;
                 if (index >= MAX_MESSAGES_PER_RUN)
                     fail_msg("the nodes never stop sending: %d messages at %" PRIu64 " ms", index,
@@ -331,15 +331,26 @@ static void test_acks_wait_for_the_tick_unless_awaited(void **state)
     /* A replayed push nothing waits for (held already) is acknowledged at the tick too. */
     s_write_awaiting(&nodes[0], "run:a", "k8", "v", false);
     uint64_t to;
-    uint8_t *push;
-    size_t len;
-    assert_true(gossip_engine_next(nodes[0].engine, &to, &push, &len));
+    uint8_t *push, *ack;
+    size_t len, ack_len;
+    bool is_push = false;
+    assert_true(gossip_engine_next(nodes[0].engine, &to, &push, &len, &is_push));
+    assert_true(is_push); /* what a link that went down does not hold (node/cluster) */
     for (int i = 0; i < 2; i++) {
         assert_int_equal(gossip_engine_receive(nodes[1].engine, 11, push, len, 1300), 0);
         assert_int_equal(b->pushes_redundant, (uint64_t)i);
         assert_int_equal(s_tick_acks(nodes, 1, 1400 + 100 * (uint64_t)i), 1);
     }
     free(push);
+    /* an ack owed for a push is no push */
+    s_write_awaiting(&nodes[0], "run:a", "k8b", "v", false);
+    assert_int_equal(s_run(nodes, 2, NULL), 1);
+    gossip_engine_tick(nodes[1].engine, 1550);
+    assert_true(gossip_engine_next(nodes[1].engine, &to, &ack, &ack_len, &is_push));
+    assert_false(is_push);
+    assert_int_equal(gossip_engine_receive(nodes[0].engine, 22, ack, ack_len, 1550), 0);
+    free(ack);
+    assert_false(gossip_engine_next(nodes[1].engine, &to, &ack, &ack_len, NULL));
 
     /* A node that has LEFT sends no data: what it owed is dropped. */
     s_write_awaiting(&nodes[0], "run:a", "k9", "v", false);
@@ -429,7 +440,7 @@ static void test_remote_apply_seals_the_batch(void **state)
     uint64_t to;
     uint8_t *buf;
     size_t len;
-    assert_true(gossip_engine_next(nodes[1].engine, &to, &buf, &len));
+    assert_true(gossip_engine_next(nodes[1].engine, &to, &buf, &len, NULL));
     assert_int_equal(gossip_engine_receive(nodes[0].engine, 22, buf, len, 1000), 0);
     free(buf);
     s_write(&nodes[0], "run:a", "k", "after"); /* depends on "remote" */
@@ -469,7 +480,7 @@ static void s_deliver_next(node_t *from, uint64_t from_id, node_t *to)
     uint64_t peer;
     uint8_t *buf;
     size_t len;
-    assert_true(gossip_engine_next(from->engine, &peer, &buf, &len));
+    assert_true(gossip_engine_next(from->engine, &peer, &buf, &len, NULL));
     assert_int_equal(gossip_engine_receive(to->engine, from_id, buf, len, 1000), 0);
     free(buf);
 }
@@ -542,7 +553,7 @@ static void test_awaited_pushes_and_their_acks_are_urgent(void **state)
     uint64_t to;
     uint8_t *buf;
     size_t len;
-    assert_false(gossip_engine_next(nodes[0].engine, &to, &buf, &len));
+    assert_false(gossip_engine_next(nodes[0].engine, &to, &buf, &len, NULL));
     assert_false(gossip_engine_urgent(nodes[0].engine));
     s_run(nodes, 2, NULL);
     assert_false(gossip_engine_urgent(nodes[1].engine));
@@ -564,19 +575,19 @@ static void test_new_node_pulls_everything_in_chunks(void **state)
     uint8_t *buf;
     size_t len;
     uint64_t to;
-    while (gossip_engine_next(nodes[0].engine, &to, &buf, &len)) /* no peers yet: nothing */
+    while (gossip_engine_next(nodes[0].engine, &to, &buf, &len, NULL)) /* no peers yet: nothing */
         free(buf);
     gossip_engine_add_peer(nodes[0].engine, 22);
     gossip_engine_add_peer(nodes[1].engine, 11);
     gossip_engine_tick(nodes[1].engine, 1000); /* the new node's first digest (and SWIM) */
-    while (gossip_engine_next(nodes[1].engine, &to, &buf, &len)) {
+    while (gossip_engine_next(nodes[1].engine, &to, &buf, &len, NULL)) {
         assert_int_equal(gossip_engine_receive(nodes[0].engine, 22, buf, len, 1000), 0);
         free(buf);
     }
     /* Collect the answer's chunks, then deliver them reversed and twice. */
     uint8_t *parts[256];
     size_t lens[256], n = 0;
-    while (gossip_engine_next(nodes[0].engine, &to, &parts[n], &lens[n])) {
+    while (gossip_engine_next(nodes[0].engine, &to, &parts[n], &lens[n], NULL)) {
         assert_true(lens[n] <= 4096);
         n++;
     }
@@ -769,7 +780,7 @@ static void test_steps_never_hold_back_the_state(void **state)
     uint8_t *buf;
     size_t len;
     uint64_t to;
-    while (gossip_engine_next(nodes[0].engine, &to, &buf, &len)) /* the pushes: lost */
+    while (gossip_engine_next(nodes[0].engine, &to, &buf, &len, NULL)) /* the pushes: lost */
         free(buf);
     s_tick_run(nodes, 2, 1000, 2000);
     origin = gossip_engine_stats(nodes[0].engine);
@@ -794,7 +805,7 @@ static void test_bad_input_changes_nothing(void **state)
     uint64_t to;
     uint8_t *buf;
     size_t len;
-    assert_true(gossip_engine_next(a.engine, &to, &buf, &len));
+    assert_true(gossip_engine_next(a.engine, &to, &buf, &len, NULL));
     int cases = prop_cases(3000), refused = 0;
     for (int c = 0; c < cases; c++) {
         prop_rng_t rng = prop_case("gossip_bad_input", c);
@@ -816,7 +827,7 @@ static void test_bad_input_changes_nothing(void **state)
         uint64_t t;
         uint8_t *out;
         size_t olen;
-        while (gossip_engine_next(b.engine, &t, &out, &olen))
+        while (gossip_engine_next(b.engine, &t, &out, &olen, NULL))
             free(out);
     }
     assert_true(refused > cases / 4);
@@ -978,7 +989,7 @@ static void s_big_pair(node_t nodes[2])
     uint8_t *buf;
     size_t len;
     uint64_t to;
-    while (gossip_engine_next(nodes[0].engine, &to, &buf, &len))
+    while (gossip_engine_next(nodes[0].engine, &to, &buf, &len, NULL))
         free(buf);
     gossip_engine_add_peer(nodes[0].engine, 22);
     gossip_engine_add_peer(nodes[1].engine, 11);
@@ -992,11 +1003,11 @@ static size_t s_pull(node_t nodes[2], uint64_t now, Engram__Gossip **chunks, siz
     size_t len, n = 0;
     uint64_t to;
     gossip_engine_tick(nodes[1].engine, now);
-    while (gossip_engine_next(nodes[1].engine, &to, &buf, &len)) {
+    while (gossip_engine_next(nodes[1].engine, &to, &buf, &len, NULL)) {
         gossip_engine_receive(nodes[0].engine, 22, buf, len, now);
         free(buf);
     }
-    while (gossip_engine_next(nodes[0].engine, &to, &buf, &len)) {
+    while (gossip_engine_next(nodes[0].engine, &to, &buf, &len, NULL)) {
         Engram__Gossip *g = test_gossip_unpack(buf, len);
         assert_non_null(g);
         if (g->body_case == ENGRAM__GOSSIP__BODY_CHUNK && n < cap)
@@ -1123,7 +1134,7 @@ static void s_hop(node_t *from, node_t *to, uint64_t now)
     uint64_t peer;
     uint8_t *buf;
     size_t len;
-    while (gossip_engine_next(from->engine, &peer, &buf, &len)) {
+    while (gossip_engine_next(from->engine, &peer, &buf, &len, NULL)) {
         if (peer == to->store.id)
             gossip_engine_receive(to->engine, from->store.id, buf, len, now);
         free(buf);
@@ -1238,7 +1249,7 @@ static void s_deliver_as_minor(node_t *from, node_t *to, uint32_t minor, uint64_
     uint64_t peer;
     uint8_t *buf;
     size_t len;
-    while (gossip_engine_next(from->engine, &peer, &buf, &len)) {
+    while (gossip_engine_next(from->engine, &peer, &buf, &len, NULL)) {
         Engram__Gossip *g = test_gossip_unpack(buf, len);
         assert_non_null(g);
         g->schema_minor = minor;
@@ -1301,7 +1312,7 @@ static void test_push_forms_per_reader_minor(void **state)
     uint64_t peer;
     uint8_t *buf;
     size_t n;
-    while (gossip_engine_next(nodes[0].engine, &peer, &buf, &n)) {
+    while (gossip_engine_next(nodes[0].engine, &peer, &buf, &n, NULL)) {
         node_t *to = peer == 22 ? &nodes[1] : &nodes[2];
         assert_int_equal(gossip_engine_receive(to->engine, 11, buf, n, 1000), 0);
         free(buf);
@@ -1369,7 +1380,8 @@ static void test_compression_only_to_peers_that_read_it(void **state)
     uint8_t *buf;
     size_t len;
     int pushes = 0;
-    while (gossip_engine_next(nodes[0].engine, &peer, &buf, &len)) { /* its ack, then the push */
+    while (
+        gossip_engine_next(nodes[0].engine, &peer, &buf, &len, NULL)) { /* its ack, then the push */
         Engram__Gossip *g = engram__gossip__unpack(NULL, len, buf);
         assert_non_null(g);
         assert_int_not_equal(g->body_case, ENGRAM__GOSSIP__BODY_COMPRESSED);
@@ -1439,7 +1451,7 @@ static uint64_t s_lose_pull(node_t *nodes, int count, node_t *n, uint64_t now)
     uint64_t to, lost = 0;
     uint8_t *buf;
     size_t len;
-    while (gossip_engine_next(n->engine, &to, &buf, &len)) {
+    while (gossip_engine_next(n->engine, &to, &buf, &len, NULL)) {
         Engram__Gossip *g = test_gossip_unpack(buf, len);
         assert_non_null(g);
         bool pull = g->body_case == ENGRAM__GOSSIP__BODY_DIGEST && !g->digest->no_deltas;
@@ -1530,7 +1542,7 @@ static void test_periodic_digests_reach_every_member_each_round(void **state)
             uint64_t to;
             uint8_t *buf;
             size_t len;
-            while (gossip_engine_next(nodes[0].engine, &to, &buf, &len)) {
+            while (gossip_engine_next(nodes[0].engine, &to, &buf, &len, NULL)) {
                 Engram__Gossip *g = test_gossip_unpack(buf, len);
                 assert_non_null(g);
                 for (int t = 1; t < N; t++) {

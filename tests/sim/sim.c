@@ -656,7 +656,7 @@ static void s_flush(sim_t *self, s_node_t *node)
     uint64_t peer;
     uint8_t *buf;
     size_t len;
-    while (node->engine && gossip_engine_next(node->engine, &peer, &buf, &len)) {
+    while (node->engine && gossip_engine_next(node->engine, &peer, &buf, &len, NULL)) {
         self->stats.msgs_sent++;
         self->stats.bytes_sent += len;
         if (len > self->stats.msg_max_bytes)

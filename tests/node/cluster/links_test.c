@@ -10,6 +10,10 @@
  *
  *    test_held_until_up           frames sent before the member listens arrive in order once
  *                                 it does; nothing stays held
+ *    test_pushes_not_held_once_down
+ *                                 a new link holds a push; once it was up and went down (the
+ *                                 member stopped) it drops pushes, before or behind what it
+ *                                 holds, and delivers the rest when the member is back
  *    test_held_frames_expire      what waited LINK_HOLD_MS is dropped, the count goes to zero
  *    test_hold_bounds             LINK_HOLD_FRAMES a link; large frames within one budget a
  *                                 link and LINK_HOLD_BUDGETS - 1 over all links, while small
@@ -128,15 +132,20 @@ static void s_member_listens(s_fixture_t *f, bool checked)
         fail_msg("cannot bind %s: %s", f->endpoint, zmq_strerror(zmq_errno()));
 }
 
-/*  Sends a frame of len bytes whose first byte is tag. */
-static bool s_send(s_fixture_t *f, size_t len, uint8_t tag, uint64_t now)
+/*  Sends a frame of len bytes whose first byte is tag, a push or not. */
+static bool s_send_as(s_fixture_t *f, size_t len, uint8_t tag, bool push, uint64_t now)
 {
     uint8_t *buf = calloc(1, len);
     assert_non_null(buf);
     buf[0] = tag;
-    bool ok = cluster__link_send(&f->cluster, MEMBER_ID, buf, len, now);
+    bool ok = cluster__link_send(&f->cluster, MEMBER_ID, buf, len, push, now);
     free(buf);
     return ok;
+}
+
+static bool s_send(s_fixture_t *f, size_t len, uint8_t tag, uint64_t now)
+{
+    return s_send_as(f, len, tag, false, now);
 }
 
 /*  Runs the link's loop turns at `now` until the member received count frames, checking that
@@ -186,6 +195,53 @@ static void test_held_until_up(void **state)
         msg = zmsg_recv(f->member);
     assert_non_null(msg);
     assert_int_equal(zframe_data(zmsg_last(msg))[0], 3);
+    zmsg_destroy(&msg);
+}
+
+static void test_pushes_not_held_once_down(void **state)
+{
+    s_fixture_t *f = *state;
+    uint64_t now = cluster__now_ms();
+    s_link_to_member(f);
+    assert_true(s_send_as(f, SMALL_SIZE, 0, true, now)); /* a new link holds a push */
+    s_member_listens(f, false);
+    s_member_receives(f, 1, now);
+    cluster_link_t *link = s_link(f);
+    assert_true(link->up);
+
+    zsock_destroy(&f->member); /* the member goes away */
+    for (int64_t end = zclock_mono() + WAIT_MS; link->up && zclock_mono() < end;) {
+        cluster__relink(&f->cluster, now);
+        zclock_sleep(10);
+    }
+    assert_false(link->up);
+    /* a message from the member (its restart's first ping) makes the link anew: it still
+       went down */
+    uint64_t made_before = f->cluster.links_made;
+    now += RELINK_MS;
+    cluster__heard_from(&f->cluster, MEMBER_ID, now);
+    assert_int_equal(f->cluster.links_made, made_before + 1);
+    link = s_link(f);
+    assert_false(s_send_as(f, SMALL_SIZE, 9, true, now)); /* a push: dropped */
+    assert_true(s_send(f, SMALL_SIZE, 1, now));           /* anything else: held */
+    assert_false(s_send_as(f, SMALL_SIZE, 9, true, now)); /* behind it: dropped too */
+    assert_int_equal(zlist_size(link->held), 1);
+    assert_int_equal(f->cluster.held_bytes, SMALL_SIZE);
+
+    s_member_listens(f, false); /* back, as a restarted member */
+    zmsg_t *msg = NULL;
+    for (int64_t end = zclock_mono() + WAIT_MS; !msg && zclock_mono() < end;) {
+        cluster__relink(&f->cluster, now);
+        msg = zmsg_recv(f->member);
+    }
+    assert_non_null(msg);
+    assert_int_equal(zframe_data(zmsg_last(msg))[0], 1); /* no push before it */
+    zmsg_destroy(&msg);
+    assert_true(s_send_as(f, SMALL_SIZE, 2, true, now)); /* up again: a push goes at once */
+    for (int64_t end = zclock_mono() + WAIT_MS; !msg && zclock_mono() < end;)
+        msg = zmsg_recv(f->member);
+    assert_non_null(msg);
+    assert_int_equal(zframe_data(zmsg_last(msg))[0], 2); /* no push held behind the frame */
     zmsg_destroy(&msg);
 }
 
@@ -283,7 +339,9 @@ static void test_refused_then_admitted(void **state)
     assert_int_equal(zlist_size(link->held), 1);
 
     s_member_admits_us(f);
-    assert_true(s_send(f, SMALL_SIZE, 1, now));
+    /* a refused handshake is no link that went down: a push is held too (a seed's first
+       pushes to a joiner that has not read its card yet) */
+    assert_true(s_send_as(f, SMALL_SIZE, 1, true, now));
     /* RELINK_MS later: made anew, carrying what the refused one held */
     uint64_t made_before = f->cluster.links_made;
     uint64_t later = now + RELINK_MS;
@@ -300,6 +358,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_held_until_up, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_pushes_not_held_once_down, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_held_frames_expire, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_hold_bounds, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_refused_then_admitted, s_setup, s_teardown),

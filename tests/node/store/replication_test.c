@@ -338,7 +338,7 @@ static void s_deliver(node_t *nodes, prop_rng_t *rng, unsigned loss, uint64_t no
             uint64_t to;
             uint8_t *buf;
             size_t len;
-            while (gossip_engine_next(nodes[from].engine, &to, &buf, &len)) {
+            while (gossip_engine_next(nodes[from].engine, &to, &buf, &len, NULL)) {
                 any = true;
                 if (++messages > MAX_MESSAGES_PER_DELIVERY)
                     fail_msg("the nodes never stop sending: more than %d messages without a tick",
