@@ -39,8 +39,9 @@
  *  Each request's latency is its round's.
  *      build-nb/bench/engram-node-bench --pipeline 16 --systems engram,redis --clients 1,4
  *  The last form is for profiling: engramd's pid is printed on stderr when it starts.
- *  --systems engram,redis,rocksdb, --modes and --ops pick cells; --max-batch N is passed to
- *  engramd; --engramd PATH and --redis-server PATH run other binaries.
+ *  --systems engram,redis,rocksdb, --modes and --ops pick cells; --max-batch N and
+ *  --busy-poll-us N are passed to engramd; --engramd PATH and --redis-server PATH run other
+ *  binaries.
  *
  *  Access control: engramd serves only registered agents, so each engramd it starts gets, in
  *  its data directory, a trust file (the benchmark's admin, made with node_admin_init under
@@ -111,6 +112,7 @@
 #include <rocksdb/c.h>
 
 #include "engram/engram.h"
+#include "engram/limits.h"
 
 #include "agent_keys.h"
 #include "bench_util.h"
@@ -155,7 +157,8 @@ typedef struct {
     bool modes[2]; /* [0] sync, [1] async */
     bool ops[OP_COUNT];
     bool systems[SYS_COUNT];
-    unsigned max_batch; /* 0: engramd's default */
+    unsigned max_batch;    /* 0: engramd's default */
+    unsigned busy_poll_us; /* 0: engramd's default (no busy polling) */
     const char *engramd;
     const char *redis;
     bool acl_compare;         /* the access-control comparison instead of the tables */
@@ -272,19 +275,25 @@ typedef struct {
 
 static void s_engramd_start(s_mode_t *m, const s_config_t *cfg)
 {
-    char data[400], log[400], batch[16];
+    char data[400], log[400], batch[16], busy_poll[16];
     snprintf(data, sizeof data, "%s/engramd", m->dir);
     snprintf(log, sizeof log, "%s/engramd.log", m->dir);
     snprintf(m->endpoint, sizeof m->endpoint, "ipc://%s/api.sock", m->dir);
     snprintf(batch, sizeof batch, "%u", cfg->max_batch);
+    snprintf(busy_poll, sizeof busy_poll, "%u", cfg->busy_poll_us);
     if (bench_acl_write(m->acl, data, true) != 0)
         DIE("cannot give engramd in %s its trust root and statements", data);
     char *argv[] = {
         (char *)cfg->engramd,       "--data", data, "--api", m->endpoint, "--durability",
-        m->sync ? "sync" : "async", NULL,     NULL, NULL};
+        m->sync ? "sync" : "async", NULL,     NULL, NULL,    NULL,        NULL};
+    size_t argc = 7;
     if (cfg->max_batch) {
-        argv[7] = "--max-batch";
-        argv[8] = batch;
+        argv[argc++] = "--max-batch";
+        argv[argc++] = batch;
+    }
+    if (cfg->busy_poll_us) {
+        argv[argc++] = "--busy-poll-us";
+        argv[argc++] = busy_poll;
     }
     double t0 = bench_now();
     m->engramd = bench_spawn(argv, log);
@@ -1076,14 +1085,15 @@ static int s_acl_compare(const s_config_t *cfg, bench_acl_t *const acl[POL_COUNT
 
 static void s_usage(FILE *out)
 {
-    fprintf(out, "usage: engram-node-bench [--quick] [--duration SECONDS] [--clients 1,16,64]\n"
-                 "                         [--modes sync,async] [--ops put,get]\n"
-                 "                         [--systems engram,redis,rocksdb] [--max-batch N]\n"
-                 "                         [--pipeline N] [--values token|text]\n"
-                 "                         [--engramd PATH] [--redis-server PATH]\n"
-                 "       engram-node-bench --acl-compare [--acl allow-all,graph] [--rounds N]\n"
-                 "                         [--quick] [--duration SECONDS] [--clients 1,64]\n"
-                 "                         [--ops put,get] [--max-batch N] [--engramd PATH]\n");
+    fprintf(out,
+            "usage: engram-node-bench [--quick] [--duration SECONDS] [--clients 1,16,64]\n"
+            "                         [--modes sync,async] [--ops put,get]\n"
+            "                         [--systems engram,redis,rocksdb] [--max-batch N]\n"
+            "                         [--busy-poll-us N] [--pipeline N] [--values token|text]\n"
+            "                         [--engramd PATH] [--redis-server PATH]\n"
+            "       engram-node-bench --acl-compare [--acl allow-all,graph] [--rounds N]\n"
+            "                         [--quick] [--duration SECONDS] [--clients 1,64]\n"
+            "                         [--ops put,get] [--max-batch N] [--engramd PATH]\n");
 }
 
 /*  Parses "a,b,c" of names into flags. */
@@ -1179,6 +1189,11 @@ static void s_parse(s_config_t *cfg, int argc, char **argv)
             unsigned long n = strtoul(v, &end, 10);
             ok = *end == '\0' && n >= 1 && n <= 1000000;
             cfg->max_batch = (unsigned)n;
+        } else if (strcmp(a, "--busy-poll-us") == 0) {
+            char *end;
+            unsigned long n = strtoul(v, &end, 10);
+            ok = *end == '\0' && n >= 1 && n <= ENGRAM_MAX_BUSY_POLL_US;
+            cfg->busy_poll_us = (unsigned)n;
         } else if (strcmp(a, "--values") == 0) {
             ok = strcmp(v, "token") == 0 || strcmp(v, "text") == 0;
             s_text_values = strcmp(v, "text") == 0;
@@ -1291,6 +1306,8 @@ int main(int argc, char **argv)
         printf("one request in flight per client, no pipelining\n");
     if (cfg.max_batch)
         printf("engramd --max-batch %u\n", cfg.max_batch);
+    if (cfg.busy_poll_us)
+        printf("engramd --busy-poll-us %u\n", cfg.busy_poll_us);
     printf("ops/s over the cell's wall time; p50/p99 latency per operation (all samples); group: "
            "engramd writes per group commit;\ncpu s+c: CPU of the server process + of this "
            "process (the clients; for RocksDB the store itself), 100 = one core;\nother: the "

@@ -18,6 +18,8 @@
  *                prompt block; the check of a write's embedding
  *    observe.c   monitoring: replies by operation, code and latency, group commits, samples
  *                of the totals, and the JSON documents the HTTP listener (node/http) asks for
+ *    busy_poll.c how long the loop looks for work before it sleeps (--busy-poll-us), a
+ *                window adapted to how close together requests come
  *
  *  Invariants: a reply that acknowledges a write leaves only after the write is durable
  *  (api__flush_outbox after node_store_sync); a connection's replies are dropped only when
@@ -44,6 +46,7 @@
 
 #include "crdt/hlc.h"
 #include "crdt/value.h"
+#include "node/api/busy_poll.h"
 #include "node/api/server.h"
 #include "node/cluster/cluster.h"
 #include "node/search/filter.h"
@@ -236,6 +239,7 @@ typedef struct {
 
 struct node_server {
     node_server_config_t config;
+    busy_poll_t busy_poll;    /* the loop's look for work before it sleeps (--busy-poll-us) */
     node_store_t *store;      /* borrowed: the daemon opens and closes it */
     zsock_t *router;          /* CURVE server, ZAP domain NODE_ZAP_API */
     uint8_t curve_public[32]; /* the router's CURVE key, derived from the node's identity */

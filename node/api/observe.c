@@ -270,6 +270,14 @@ static void s_node_families(node_server_t *self, json_t *families)
              node_store_clock_refusals(self->store));
     s_single(families, "engram_expired_purged_total", "counter", "Expired entries purged.",
              st->purged);
+    s_single(families, "engram_busy_poll_caught_total", "counter",
+             "Requests or messages the loop's look before sleeping caught (--busy-poll-us).",
+             self->busy_poll.caught);
+    json_t *looked = s_family(families, "engram_busy_poll_seconds_total", "counter",
+                              "Time the loop spent looking for work before sleeping "
+                              "(--busy-poll-us): CPU it spent to answer sooner.");
+    s_sample(looked, "engram_busy_poll_seconds_total", NULL,
+             json_real((double)self->busy_poll.looked_us / 1e6));
     node_store_figures_t rocks;
     node_store_figures(self->store, &rocks);
     s_single(families, "engram_store_writable", "gauge",

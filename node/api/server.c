@@ -3,6 +3,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -737,6 +738,7 @@ int node_server_new(const node_server_config_t *config, const char *endpoint, no
     if (!self)
         return ENGRAM_ENOMEM;
     self->config = *config;
+    busy_poll_init(&self->busy_poll, config->busy_poll_us);
     self->store = store;
     self->acl = acl;
     self->pending_statements = zlist_new();
@@ -905,8 +907,24 @@ int node_server_run(node_server_t *self)
         zpoller_add(poller, self->observed.socket);
     if (!poller)
         return ENGRAM_ENOMEM;
+    busy_poll_t *look = &self->busy_poll;
     while (!zsys_interrupted) {
-        zpoller_wait(poller, s_timeout(self));
+        int64_t idle_from = look->max_us ? zclock_usecs() : 0, looked_us = 0;
+        bool caught = false;
+        if (look->window_us) { /* look for work a while before sleeping (busy_poll.h) */
+            int64_t until = idle_from + look->window_us;
+            /* yielding: on a CPU another thread waits for (the client, libzmq's I/O thread),
+             * the look would otherwise hold back the very work it waits for */
+            while (!(caught = zpoller_wait(poller, 0) != NULL) && !zpoller_terminated(poller) &&
+                   zclock_usecs() < until)
+                sched_yield();
+            looked_us = zclock_usecs() - idle_from;
+        }
+        if (!caught)
+            zpoller_wait(poller, s_timeout(self));
+        if (look->max_us)
+            busy_poll_idled(look, (uint64_t)looked_us, (uint64_t)(zclock_usecs() - idle_from),
+                            caught);
         if (zpoller_terminated(poller))
             break;
         s_turn(self);

@@ -82,6 +82,7 @@ typedef struct {
     unsigned list_limit;
     size_t subscriber_backlog;
     size_t max_frame_bytes;
+    unsigned busy_poll_us; /* the most the loop looks for work before it sleeps; 0: never */
 } node_server_config_t;
 
 typedef struct node_server node_server_t;

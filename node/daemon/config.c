@@ -84,6 +84,10 @@ static const s_setting_t s_settings[] = {
      .offset = FIELD(api.max_frame_bytes),
      .max = 256 * 1024 * 1024, .number = ENGRAM_DEFAULT_MAX_FRAME_BYTES,
      .help = "largest request frame the API accepts"},
+    {.flag = "--busy-poll-us", .value = "N", .kind = S_UINT, .offset = FIELD(api.busy_poll_us),
+     .max = ENGRAM_MAX_BUSY_POLL_US, .off = true,
+     .help = "microseconds the loop may look for requests before it sleeps, adapted to their "
+             "pace: costs CPU, lowers a lone client's latency (0: never)"},
     {.flag = "--min-free-bytes", .value = "N", .kind = S_U64, .offset = FIELD(min_free_bytes),
      .max = UINT64_C(1) << 50, .number = ENGRAM_DEFAULT_MIN_FREE_BYTES,
      .help = "free space below which writes are refused"},

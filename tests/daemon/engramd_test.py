@@ -232,6 +232,8 @@ class DaemonTest(unittest.TestCase):
                       self.refused(2, "--data", data, "--flush-rate-mb", "1048577"))
         self.assertEqual(engramd("--data", data, "--flush-rate-mb", "0", "--identity")
                          .returncode, 0)
+        self.assertIn("--busy-poll-us must be a number from 0 to 10000, not '10001'",
+                      self.refused(2, "--data", data, "--busy-poll-us", "10001"))
         shutil.rmtree(data)
         cfg = self.config(f'engram\n  data = "{data}"\n')  # zconfig indents by 4
         err = self.refused(2, "--config", cfg)

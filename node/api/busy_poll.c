@@ -1,0 +1,23 @@
+/*  node/api busy_poll: the adaptive window of the loop's look for work (busy_poll.h). */
+#include "node/api/busy_poll.h"
+
+void busy_poll_init(busy_poll_t *self, uint32_t max_us)
+{
+    *self = (busy_poll_t){.max_us = max_us};
+}
+
+void busy_poll_idled(busy_poll_t *self, uint64_t looked_us, uint64_t idle_us, bool caught)
+{
+    self->looked_us += looked_us;
+    self->caught += caught;
+    if (caught || !self->max_us)
+        return;
+    if (idle_us > self->max_us) {
+        self->window_us /= 2;
+        if (self->window_us < BUSY_POLL_GROW_START_US)
+            self->window_us = 0;
+        return;
+    }
+    uint64_t grown = self->window_us ? (uint64_t)self->window_us * 2 : BUSY_POLL_GROW_START_US;
+    self->window_us = (uint32_t)(grown < self->max_us ? grown : self->max_us);
+}
