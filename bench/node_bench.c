@@ -1093,7 +1093,8 @@ static void s_usage(FILE *out)
             "                         [--engramd PATH] [--redis-server PATH]\n"
             "       engram-node-bench --acl-compare [--acl allow-all,graph] [--rounds N]\n"
             "                         [--quick] [--duration SECONDS] [--clients 1,64]\n"
-            "                         [--ops put,get] [--max-batch N] [--engramd PATH]\n");
+            "                         [--ops put,get] [--max-batch N] [--busy-poll-us N]\n"
+            "                         [--engramd PATH]\n");
 }
 
 /*  Parses "a,b,c" of names into flags. */

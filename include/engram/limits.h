@@ -193,7 +193,8 @@
 #define ENGRAM_DEFAULT_GOSSIP_HOLD_MS 2
 #endif
 /*  The largest --busy-poll-us: the loop's look for work before it sleeps (node/api/busy_poll.h)
- *  is for requests that follow each other within microseconds; a longer look only spends CPU. */
+ *  pays when a client's next request comes within it (tens of microseconds for a C client in a
+ *  loop, a millisecond or so for a Python one); 10 ms is far past either. */
 #define ENGRAM_MAX_BUSY_POLL_US 10000
 /*  How long a write with replicas=N waits for N nodes to hold it by default. */
 #ifndef ENGRAM_DEFAULT_REPLICAS_TIMEOUT_MS

@@ -6,13 +6,16 @@ void busy_poll_init(busy_poll_t *self, uint32_t max_us)
     *self = (busy_poll_t){.max_us = max_us};
 }
 
-void busy_poll_idled(busy_poll_t *self, uint64_t looked_us, uint64_t idle_us, bool caught)
+void busy_poll_idled(busy_poll_t *self, uint64_t looked_us, uint64_t idle_us, busy_poll_end_t end)
 {
     self->looked_us += looked_us;
-    self->caught += caught;
-    if (caught || !self->max_us)
+    if (end == BUSY_POLL_CAUGHT) {
+        self->caught++;
         return;
-    if (idle_us > self->max_us) {
+    }
+    if (!self->max_us)
+        return;
+    if (end == BUSY_POLL_TIMED_OUT || idle_us > self->max_us) {
         self->window_us /= 2;
         if (self->window_us < BUSY_POLL_GROW_START_US)
             self->window_us = 0;

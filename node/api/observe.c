@@ -271,8 +271,14 @@ static void s_node_families(node_server_t *self, json_t *families)
     s_single(families, "engram_expired_purged_total", "counter", "Expired entries purged.",
              st->purged);
     s_single(families, "engram_busy_poll_caught_total", "counter",
-             "Requests or messages the loop's look before sleeping caught (--busy-poll-us).",
+             "Idle times of the loop that its look for work before sleeping ended by finding "
+             "some (--busy-poll-us).",
              self->busy_poll.caught);
+    json_t *window = s_family(families, "engram_busy_poll_window_seconds", "gauge",
+                              "How long the loop looks for work before it sleeps now "
+                              "(--busy-poll-us; 0: it sleeps at once).");
+    s_sample(window, "engram_busy_poll_window_seconds", NULL,
+             json_real((double)self->busy_poll.window_us / 1e6));
     json_t *looked = s_family(families, "engram_busy_poll_seconds_total", "counter",
                               "Time the loop spent looking for work before sleeping "
                               "(--busy-poll-us): CPU it spent to answer sooner.");

@@ -896,6 +896,37 @@ int node_server_observe(node_server_t *self, const char *endpoint, const char *p
     return 0;
 }
 
+/*  Waits for work on poller up to timeout_ms, as zpoller_wait, first looking for it while the
+ *  busy-poll window is open (busy_poll.h), never past the timeout; work already waiting ends
+ *  it at once and is no idle time. */
+static void s_idle(node_server_t *self, zpoller_t *poller, int timeout_ms)
+{
+    if (zpoller_wait(poller, 0) || zpoller_terminated(poller))
+        return;
+    busy_poll_t *look = &self->busy_poll;
+    int64_t idle_from = zclock_usecs(), now = idle_from;
+    int64_t deadline = idle_from + (int64_t)timeout_ms * 1000;
+    int64_t look_until =
+        idle_from + look->window_us < deadline ? idle_from + look->window_us : deadline;
+    bool caught = false, woken = false;
+    while (!caught && now < look_until && !zpoller_terminated(poller)) {
+        /* yielding: on a CPU another thread waits for (the client, libzmq's I/O thread),
+         * the look would otherwise hold back the very work it waits for */
+        sched_yield();
+        caught = zpoller_wait(poller, 0) != NULL;
+        now = zclock_usecs();
+    }
+    int64_t looked_us = now - idle_from;
+    if (!caught && now < deadline && !zpoller_terminated(poller))
+        woken = zpoller_wait(poller, (int)((deadline - now + 999) / 1000)) != NULL;
+    if (zpoller_terminated(poller))
+        return;
+    busy_poll_idled(look, (uint64_t)looked_us, (uint64_t)(zclock_usecs() - idle_from),
+                    caught  ? BUSY_POLL_CAUGHT
+                    : woken ? BUSY_POLL_WOKEN
+                            : BUSY_POLL_TIMED_OUT);
+}
+
 int node_server_run(node_server_t *self)
 {
     zpoller_t *poller = zpoller_new(self->router, self->monitor, NULL);
@@ -907,24 +938,12 @@ int node_server_run(node_server_t *self)
         zpoller_add(poller, self->observed.socket);
     if (!poller)
         return ENGRAM_ENOMEM;
-    busy_poll_t *look = &self->busy_poll;
     while (!zsys_interrupted) {
-        int64_t idle_from = look->max_us ? zclock_usecs() : 0, looked_us = 0;
-        bool caught = false;
-        if (look->window_us) { /* look for work a while before sleeping (busy_poll.h) */
-            int64_t until = idle_from + look->window_us;
-            /* yielding: on a CPU another thread waits for (the client, libzmq's I/O thread),
-             * the look would otherwise hold back the very work it waits for */
-            while (!(caught = zpoller_wait(poller, 0) != NULL) && !zpoller_terminated(poller) &&
-                   zclock_usecs() < until)
-                sched_yield();
-            looked_us = zclock_usecs() - idle_from;
-        }
-        if (!caught)
-            zpoller_wait(poller, s_timeout(self));
-        if (look->max_us)
-            busy_poll_idled(look, (uint64_t)looked_us, (uint64_t)(zclock_usecs() - idle_from),
-                            caught);
+        int timeout_ms = s_timeout(self);
+        if (self->busy_poll.max_us)
+            s_idle(self, poller, timeout_ms);
+        else
+            zpoller_wait(poller, timeout_ms);
         if (zpoller_terminated(poller))
             break;
         s_turn(self);

@@ -1,17 +1,18 @@
 /*  Tests of the loop's busy-poll window (busy_poll.c): closed at first and for good when the
- *  setting is 0; opened by idle times a wider window would have caught, to the start and then
- *  doubling up to the setting; kept while its look catches the work; halved by idle times
- *  longer than the setting, and closed below the start; a setting under the start opens to
+ *  setting is 0; opened by work that woke the sleep within the setting (a wider window would
+ *  have caught it), to the start and then doubling up to the setting; kept while its look
+ *  catches the work; halved by work that came later and by idle times a deadline ended with
+ *  no work however short, and closed below the start; a setting under the start opens to
  *  itself; the counters add up what the loop reported.
  */
 #include "prop.h"
 
 #include "node/api/busy_poll.h"
 
-/*  An idle time that the look did not catch, the look having lasted the whole window. */
+/*  Work that woke the sleep idle_us after the turn, the look having lasted the whole window. */
 static void s_missed(busy_poll_t *w, uint64_t idle_us)
 {
-    busy_poll_idled(w, w->window_us, idle_us, false);
+    busy_poll_idled(w, w->window_us, idle_us, BUSY_POLL_WOKEN);
 }
 
 static void test_off_never_opens(void **state)
@@ -37,7 +38,7 @@ static void test_close_requests_open_it_up_to_the_setting(void **state)
     assert_int_equal(w.window_us, 2 * BUSY_POLL_GROW_START_US);
     s_missed(&w, 60);
     assert_int_equal(w.window_us, 4 * BUSY_POLL_GROW_START_US);
-    busy_poll_idled(&w, 40, 40, true); /* caught: the window is wide enough */
+    busy_poll_idled(&w, 40, 40, BUSY_POLL_CAUGHT); /* the window is wide enough */
     assert_int_equal(w.window_us, 4 * BUSY_POLL_GROW_START_US);
     for (int i = 0; i < 10; i++)
         s_missed(&w, 200); /* at the setting: still a wider window's */
@@ -65,6 +66,23 @@ static void test_sparse_requests_close_it(void **state)
     assert_int_equal(w.window_us, 0);
 }
 
+/*  A timer that fires more often than the setting is no client: it never opens the window. */
+static void test_deadlines_without_work_close_it(void **state)
+{
+    (void)state;
+    busy_poll_t w;
+    busy_poll_init(&w, 10000);
+    for (int i = 0; i < 10; i++)
+        busy_poll_idled(&w, w.window_us, 2000, BUSY_POLL_TIMED_OUT);
+    assert_int_equal(w.window_us, 0);
+    for (int i = 0; i < 3; i++)
+        s_missed(&w, 100);
+    assert_int_equal(w.window_us, 4 * BUSY_POLL_GROW_START_US);
+    busy_poll_idled(&w, w.window_us, 100, BUSY_POLL_TIMED_OUT);
+    assert_int_equal(w.window_us, 2 * BUSY_POLL_GROW_START_US);
+    assert_int_equal(w.caught, 0);
+}
+
 static void test_a_setting_under_the_start(void **state)
 {
     (void)state;
@@ -83,12 +101,13 @@ static void test_counters(void **state)
     (void)state;
     busy_poll_t w;
     busy_poll_init(&w, 100);
-    busy_poll_idled(&w, 0, 50, false);
-    busy_poll_idled(&w, 25, 25, true);
-    busy_poll_idled(&w, 25, 90, false);
-    busy_poll_idled(&w, 7, 7, true);
+    busy_poll_idled(&w, 0, 50, BUSY_POLL_WOKEN);
+    busy_poll_idled(&w, 25, 25, BUSY_POLL_CAUGHT);
+    busy_poll_idled(&w, 25, 90, BUSY_POLL_WOKEN);
+    busy_poll_idled(&w, 50, 1000, BUSY_POLL_TIMED_OUT);
+    busy_poll_idled(&w, 7, 7, BUSY_POLL_CAUGHT);
     assert_int_equal(w.caught, 2);
-    assert_int_equal(w.looked_us, 57);
+    assert_int_equal(w.looked_us, 107);
 }
 
 int main(void)
@@ -97,6 +116,7 @@ int main(void)
         cmocka_unit_test(test_off_never_opens),
         cmocka_unit_test(test_close_requests_open_it_up_to_the_setting),
         cmocka_unit_test(test_sparse_requests_close_it),
+        cmocka_unit_test(test_deadlines_without_work_close_it),
         cmocka_unit_test(test_a_setting_under_the_start),
         cmocka_unit_test(test_counters),
     };
