@@ -16,16 +16,15 @@
  *  the window grows, to BUSY_POLL_GROW_START_US (or max_us, if smaller), then doubling, up to
  *  max_us. Woken later, or ended by one of the loop's deadlines with no work (a timer is no
  *  client): it halves, and below the start it closes. The look never runs past the loop's
- *  next deadline. So a node whose agents ask now and then never spins; one client asking in a
+ *  next deadline. So a node whose agents ask now and then barely spins; one client asking in a
  *  loop keeps the window just wide enough, at the cost of up to one core's time while it
- *  asks; the CPU spent looking is at most max_us after each turn.
+ *  asks; the look after a turn lasts at most max_us (and one try).
  *
  *  Pure state, no clock: the loop measures and tells (tests/node/api/busy_poll_test.c).
  */
 #ifndef NODE_API_BUSY_POLL_H
 #define NODE_API_BUSY_POLL_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 /*  The window a first grow opens, in microseconds (haltpoll starts at 50). */

@@ -281,7 +281,8 @@ static void s_node_families(node_server_t *self, json_t *families)
              json_real((double)self->busy_poll.window_us / 1e6));
     json_t *looked = s_family(families, "engram_busy_poll_seconds_total", "counter",
                               "Time the loop spent looking for work before sleeping "
-                              "(--busy-poll-us): CPU it spent to answer sooner.");
+                              "(--busy-poll-us): at most the CPU it spent to answer sooner "
+                              "(what it yielded to other threads meanwhile is counted too).");
     s_sample(looked, "engram_busy_poll_seconds_total", NULL,
              json_real((double)self->busy_poll.looked_us / 1e6));
     node_store_figures_t rocks;
