@@ -13,8 +13,7 @@ void busy_poll_idled(busy_poll_t *self, uint64_t looked_us, uint64_t idle_us, bu
         self->caught++;
         return;
     }
-    if (!self->max_us)
-        return;
+    /* with max_us 0 every idle time is longer, or opens it to min(start, 0): it stays closed */
     if (end == BUSY_POLL_TIMED_OUT || idle_us > self->max_us) {
         self->window_us /= 2;
         if (self->window_us < BUSY_POLL_GROW_START_US)
