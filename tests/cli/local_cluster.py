@@ -36,6 +36,24 @@ def port_free(port):
             return False
 
 
+def free_port():
+    """A port free now (the system's pick), for a single listener of a test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def metric_samples(text):
+    """{name: value} of a /metrics text, the samples of a name with labels added up."""
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            name = name.split("{")[0]
+            samples[name] = samples.get(name, 0) + float(value)
+    return samples
+
+
 def start(script, bin_dir, nodes, prefix, offsets=None, draws=5, flags=""):
     """`script nodes DIR` in a new temporary directory named after prefix, with gossip every
     100 ms and flags (more engramd flags, for every node). offsets: the ports the test uses, as
@@ -165,6 +183,10 @@ class ClusterTest(unittest.TestCase):
         url = f"http://127.0.0.1:{self.cluster.base + 10 * i + 2}{path}"
         with urllib.request.urlopen(url, timeout=30) as page:
             return page.read().decode()
+
+    def counters(self, i):
+        """Node i's /metrics samples (metric_samples)."""
+        return metric_samples(self.http(i, "/metrics"))
 
     def log(self, i):
         with open(os.path.join(self.dir, f"n{i}", "engramd.log"), errors="replace") as f:

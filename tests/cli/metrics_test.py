@@ -49,12 +49,6 @@ TYPE = re.compile(rf"# TYPE ({NAME}) (counter|gauge|histogram|summary|untyped)")
 SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "summary": ("", "_sum", "_count")}
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def fetch(url, method="GET"):
     """(status, content type, body) of url."""
     try:
@@ -119,7 +113,7 @@ class Node:
         self.admin.grant(self.socket, "t", resources=[("run:*", "read,write")], register=False)
 
     def start(self):
-        self.port = free_port()
+        self.port = local_cluster.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         log = open(os.path.join(self.dir, "engramd.log"), "ab")
         self.proc = subprocess.Popen([ENGRAMD, "--data", self.data, "--api", self.socket,
@@ -311,7 +305,7 @@ class UnwritableTest(unittest.TestCase):
         proc = None
         try:
             Admin(ENGRAM, os.path.join(d, "home")).init(os.path.join(d, "data"), "t", "u")
-            port = free_port()
+            port = local_cluster.free_port()
             proc = subprocess.Popen([ENGRAMD, "--data", os.path.join(d, "data"), "--api",
                                      f"ipc://{d}/api.sock", "--metrics", f"127.0.0.1:{port}",
                                      "--min-free-bytes", str(1 << 50)],

@@ -73,16 +73,6 @@ class ReplicaSyncTest(local_cluster.ClusterTest):
     SCRIPT, ENGRAM, SCOPE, PREFIX = LOCAL_CLUSTER, ENGRAM, "run:replicated", "engram-rsync-"
     FLAGS = "--gossip-hold-ms 0"  # a push a write (tests/python/gossip_hold_test.py: held)
 
-    def counters(self, i):
-        """Node i's unlabelled samples from its /metrics."""
-        text = self.http(i, "/metrics")
-        samples = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#") and "{" not in line:
-                name, value = line.split()[:2]
-                samples[name] = float(value)
-        return samples
-
     def holds_all(self, i):
         out = self.engram(i, "get", self.SCOPE, f"k{WRITES - 1}")
         return out.returncode == 0 and f"value {WRITES - 1}" in out.stdout

@@ -25,7 +25,6 @@ Usage: busy_poll_test.py ENGRAMD ENGRAM. PYTHONPATH holds BUILD/python.
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
+import local_cluster  # noqa: E402 (free_port, metric_samples)
 from access import Admin  # noqa: E402
 from polling import eventually  # noqa: E402
 
@@ -50,18 +50,12 @@ IDLE_S = 2.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Node:
     def __init__(self, top, name, flags):
         self.dir = os.path.join(top, name)
         self.home = os.path.join(self.dir, "home")
         self.socket = f"ipc://{self.dir}/engram.sock"
-        self.port = free_port()
+        self.port = local_cluster.free_port()
         self.admin = Admin(ENGRAM, self.home)
         self.admin.init(os.path.join(self.dir, "data"), "a1", "alice")
         with open(os.path.join(top, name + ".log"), "ab") as log:
@@ -85,14 +79,7 @@ class Node:
         """The node's samples from its /metrics, those of a name with labels added up."""
         url = f"http://127.0.0.1:{self.port}/metrics"
         with urllib.request.urlopen(url, timeout=30) as page:
-            text = page.read().decode()
-        samples = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                name = name.split("{")[0]
-                samples[name] = samples.get(name, 0) + float(value)
-        return samples
+            return local_cluster.metric_samples(page.read().decode())
 
     def cpu_seconds(self):
         with open(f"/proc/{self.proc.pid}/stat") as stat:

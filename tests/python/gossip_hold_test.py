@@ -38,15 +38,6 @@ PEERS = 2     # nodes 2 and 3 (engramd's default --fanout is 3)
 class HoldTest(local_cluster.ClusterTest):
     SCRIPT, ENGRAM, SCOPE, PREFIX = LOCAL_CLUSTER, ENGRAM, "run:hold", "engram-hold-"
 
-    def counters(self, i):
-        """Node i's unlabelled samples from its /metrics."""
-        samples = {}
-        for line in self.http(i, "/metrics").splitlines():
-            if line and not line.startswith("#") and "{" not in line:
-                name, value = line.split()
-                samples[name] = float(value)
-        return samples
-
     def burst(self, prefix, replicas=0):
         """BURST puts of keys prefix0.. on one connection to node 1, sent before any answer is
         read; returns node 1's counters before and after, once every put was answered (the
